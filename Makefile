@@ -1,0 +1,35 @@
+# The two commands a newcomer types: `make run` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CSRC   := $(shell find firmware metrology hal -name '*.c' 2>/dev/null)
+
+.PHONY: run test bench docs lint clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock setup.py $(CSRC)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/meter run --board boards/sim.toml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not hil and not bench" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+docs: $(STAMP)
+	$(BIN)/python -m tools.gendocs
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check . || true
+
+clean:
+	rm -rf $(VENV) build *.egg-info
+	find . -name '*.so' -path '*/firmware/*' -delete

@@ -1,0 +1,52 @@
+"""The ``meter`` command. Each subcommand lives in its own module exposing ``register(subparsers)``."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from hal.errors import MeterError
+
+# Modules that add subcommands. A module listed here that is not present in this build is skipped.
+COMMAND_MODULES = (
+    "firmware.cli_run",       # run, status
+    "firmware.cli_config",    # config validate/show/defaults/set
+    "tools.replay",           # replay RECORDING.cfg
+    "tools.image.cli",        # image build/keygen/sign/verify/install
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from firmware import __version__
+
+    parser = argparse.ArgumentParser(prog="meter", description="Open revenue and power-quality meter firmware.")
+    parser.add_argument("--version", action="version", version=f"meter {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MeterError as exc:
+        print(f"meter: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

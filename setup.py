@@ -1,0 +1,12 @@
+"""C extensions, built by the normal install where a C compiler exists.
+
+Each extension is optional: without a compiler the install still succeeds and the Python
+code falls back to its numpy/pure-Python reference, saying so once at start-up.
+"""
+from setuptools import Extension, setup
+
+EXTENSIONS = [
+    Extension("firmware.ipc._atomics", ["firmware/ipc/_atomics.c"], optional=True),
+]
+
+setup(ext_modules=EXTENSIONS)
