@@ -1,0 +1,53 @@
+"""Named shared-memory files in /dev/shm, mapped read-write, without Python's resource tracker.
+
+The meter's rings and snapshots outlive the processes that write them (a restarted writer
+re-opens the same mapping and carries on), so nothing here unlinks on exit; the supervisor
+removes them at shutdown.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import re
+from pathlib import Path
+
+from hal.errors import IPCError
+
+SHM_DIR = Path(os.environ.get("METER_SHM_DIR", "/dev/shm"))
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+
+
+def shm_path(name: str) -> Path:
+    if not _NAME_RE.fullmatch(name):
+        raise IPCError(f"shared-memory name {name!r} is not valid; use letters, digits, '.', '_', '-'")
+    return SHM_DIR / name
+
+
+def open_mapping(name: str, size: int | None, create: bool) -> tuple[mmap.mmap, bool]:
+    """Map ``name``; with create, make it ``size`` bytes when absent. Returns (mapping, created)."""
+    path = shm_path(name)
+    created = False
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        if not create:
+            raise IPCError(f"shared memory {name!r} does not exist (is its writer running?)") from None
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        created = True
+    try:
+        if created:
+            assert size is not None
+            os.ftruncate(fd, size)
+        actual = os.fstat(fd).st_size
+        if actual == 0:
+            raise IPCError(f"shared memory {name!r} is empty (its writer is still creating it)")
+        return mmap.mmap(fd, actual), created
+    finally:
+        os.close(fd)
+
+
+def unlink(name: str) -> None:
+    try:
+        shm_path(name).unlink()
+    except FileNotFoundError:
+        pass
