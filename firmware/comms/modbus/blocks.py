@@ -1,0 +1,79 @@
+"""The fixed blocks of the Modbus register map and the command table.
+
+A block is a range of protocol addresses (0-based, inclusive) that a client may read in one request even where
+some words in it carry no value: such words read as 0x8000 (ION7400 user manual, "Modbus invalid read registers
+responses"). A read that touches an address outside every block gets exception 02. Registers that a point maps
+outside these blocks form blocks of their own, exactly as wide as the registers that touch each other.
+
+Which point sits at which address is in the point map (``firmware/points/*.toml``, key ``modbus``); this table
+only says where reads may span gaps, and gives each range the title that ``docs/modbus.md`` shows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Block:
+    start: int
+    end: int          # inclusive
+    title: str
+    layout: str       # whose layout the addresses follow
+
+    def __contains__(self, address: object) -> bool:
+        return isinstance(address, int) and self.start <= address <= self.end
+
+    @property
+    def count(self) -> int:
+        return self.end - self.start + 1
+
+
+ION = "PowerLogic ION7400/PM8000"
+OWN = "this meter"
+
+# Register blocks, for FC 3 and FC 4 (the same map answers both).
+REGISTER_BLOCKS: tuple[Block, ...] = (
+    Block(29, 108, "Identity", OWN),
+    Block(2999, 3110, "Basic readings: current, voltage, power, power factor, frequency", ION),
+    Block(3203, 3250, "Energy (signed 64-bit Wh, varh, VAh)", ION),
+    Block(3763, 3830, "Demand and peak demand", OWN),
+    Block(4000, 4015, "Status", OWN),
+    Block(4191, 4310, "Time of use", OWN),
+    Block(5000, 5007, "Commands", OWN),
+    Block(21299, 21360, "Power quality: THD, unbalance, K-factor, crest factor", OWN),
+    Block(22000, 22999, "Harmonics (magnitude per order, fundamental first)", OWN),
+)
+
+# Bit blocks: coils (FC 1, 5, 15) and discrete inputs (FC 2).
+COIL_BLOCKS: tuple[Block, ...] = (
+    Block(0, 15, "Command coils (write 1 to run the command)", OWN),
+)
+DISCRETE_BLOCKS: tuple[Block, ...] = (
+    Block(0, 31, "Status bits", OWN),
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command a client runs by writing 1 to its register or coil."""
+
+    point: str            # the command point's name in the point map
+    control: str          # "<service>.<command>" on the control socket
+    revenue: bool         # refused while the meter is revenue-locked (it changes revenue data)
+    description: str
+
+
+# The owning service checks the revenue lock again; the comms service refuses early when the snapshot says
+# the meter is locked so that a locked meter answers at once.
+COMMANDS: tuple[Command, ...] = (
+    Command("cmd_demand_reset", "metrology.demand_reset", True,
+            "Peak demand reset (subject to the reset lockout)"),
+    Command("cmd_energy_reset", "metrology.energy_reset", True, "Clear every energy register"),
+    Command("cmd_billing_reset", "metrology.billing_reset", True,
+            "Billing-period reset: snapshot the billing registers (BPR) and start a new period"),
+    Command("cmd_demand_sync", "metrology.demand_sync", False,
+            "Demand synchronisation pulse: end the present demand subinterval now"),
+)
+
+# Value a client writes to a command register or coil to run it (ION: commands run on a written 1).
+COMMAND_RUN_VALUE = 1
