@@ -359,6 +359,13 @@ class Config:
     def __getitem__(self, name: str) -> ConfigSection:
         return self.sections[name]
 
+    def __getattr__(self, name: str) -> ConfigSection:
+        # Attribute access for undotted section names: cfg.modbus.tcp_port
+        sections = self.__dict__.get("sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(name)
+
     @property
     def version(self) -> int:
         return int(self.sections["meta"].version) if "meta" in self.sections else 0

@@ -111,6 +111,8 @@ class Ring:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Append one record; returns its position."""
         n = len(data)
+        if n > self.slot_size:
+            raise IPCError(f"record of {n} bytes does not fit a slot of {self.slot_size} bytes")
         with self.reserve() as slot:
             slot.buffer[:n] = data
             slot.commit(n)

@@ -20,6 +20,8 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        stale.unlink(missing_ok=True)  # left by a writer killed mid-save
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:

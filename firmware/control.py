@@ -1,0 +1,182 @@
+"""Request/response commands over a Unix-domain stream socket, one JSON object per line.
+
+Request:  ``{"cmd": "status", "args": {...}, "user": "name"}``
+Reply:    ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "why", "kind": "AccessDenied"}``
+
+``ControlServer`` serves a table of handlers on a background thread (one thread per connection,
+bounded); ``ControlClient`` is the synchronous client used by the CLI, the supervisor and tests.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from hal.errors import IPCError, MeterError
+
+log = logging.getLogger("control")
+
+MAX_REQUEST_BYTES = 1 << 20
+MAX_CONNECTIONS = 16
+Handler = Callable[..., Any]
+
+
+class ControlServer:
+    def __init__(self, path: str | Path, handlers: dict[str, Handler] | None = None,
+                 fallback: Callable[[str, dict[str, Any], str], Any] | None = None) -> None:
+        self.path = Path(path)
+        self.handlers: dict[str, Handler] = dict(handlers or {})
+        self.fallback = fallback
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._stopping = False
+
+    def register(self, name: str, handler: Handler) -> None:
+        self.handlers[name] = handler
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(self.path))
+        os.chmod(self.path, 0o660)
+        sock.listen(MAX_CONNECTIONS)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._accept_loop, name=f"control:{self.path.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._sock.close()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def _accept_loop(self) -> None:
+        assert self._sock is not None
+        while not self._stopping:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            if not self._slots.acquire(blocking=False):
+                _send(conn, {"ok": False, "error": "too many control connections", "kind": "IPCError"})
+                conn.close()
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(60.0)
+            reader = conn.makefile("rb")
+            while True:
+                line = reader.readline(MAX_REQUEST_BYTES + 1)
+                if not line:
+                    return
+                if len(line) > MAX_REQUEST_BYTES:
+                    _send(conn, {"ok": False, "error": "request too large", "kind": "IPCError"})
+                    return
+                _send(conn, self.dispatch_line(line))
+        except OSError:
+            return
+        finally:
+            conn.close()
+            self._slots.release()
+
+    def dispatch_line(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
+                raise ValueError("expected an object with a string 'cmd'")
+        except ValueError as exc:
+            return {"ok": False, "error": f"bad request: {exc}", "kind": "IPCError"}
+        cmd, args = request["cmd"], request.get("args") or {}
+        user = str(request.get("user") or "")
+        if not isinstance(args, dict):
+            return {"ok": False, "error": "'args' must be an object", "kind": "IPCError"}
+        try:
+            handler = self.handlers.get(cmd)
+            if handler is not None:
+                result = handler(user=user, **args)
+            elif self.fallback is not None:
+                result = self.fallback(cmd, args, user)
+            else:
+                known = ", ".join(sorted(self.handlers))
+                return {"ok": False, "error": f"unknown command {cmd!r}; known: {known}", "kind": "IPCError"}
+            return {"ok": True, "result": result}
+        except MeterError as exc:
+            return {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+        except TypeError as exc:
+            return {"ok": False, "error": f"bad arguments for {cmd!r}: {exc}", "kind": "IPCError"}
+        except Exception as exc:  # a handler bug must not kill the server
+            log.exception("control command %s failed", cmd)
+            return {"ok": False, "error": f"{cmd!r} failed: {type(exc).__name__}: {exc}", "kind": "internal"}
+
+
+def _send(conn: socket.socket, reply: dict[str, Any]) -> None:
+    conn.sendall((json.dumps(reply, default=_jsonable) + "\n").encode())
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, np.generic):
+            return value.item()
+    except ImportError:
+        pass
+    return str(value)
+
+
+class ControlError(IPCError):
+    """A command reached its handler and was refused or failed; ``kind`` is the server-side error class."""
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class ControlClient:
+    def __init__(self, path: str | Path, timeout_s: float = 10.0, user: str = "") -> None:
+        self.path = Path(path)
+        self.timeout_s = timeout_s
+        self.user = user or os.environ.get("USER", "")
+
+    def call(self, cmd: str, **args: Any) -> Any:
+        reply = self.request(cmd, args)
+        if not reply.get("ok"):
+            raise ControlError(reply.get("error", "command failed"), reply.get("kind", ""))
+        return reply.get("result")
+
+    def request(self, cmd: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(self.timeout_s)
+                sock.connect(str(self.path))
+                sock.sendall((json.dumps({"cmd": cmd, "args": args or {}, "user": self.user}) + "\n").encode())
+                data = sock.makefile("rb").readline(MAX_REQUEST_BYTES * 64)
+        except FileNotFoundError:
+            raise IPCError(f"no control socket at {self.path}: is the meter running?") from None
+        except ConnectionRefusedError:
+            raise IPCError(f"control socket {self.path} refused the connection: the meter is not running") from None
+        except socket.timeout:
+            raise IPCError(f"control socket {self.path}: no reply to {cmd!r} within {self.timeout_s:g} s") from None
+        if not data:
+            raise IPCError(f"control socket {self.path} closed without replying to {cmd!r}")
+        return json.loads(data)

@@ -1,0 +1,102 @@
+"""Structured logging: stdout (journald on the device) and a rotating file per process.
+
+Each log file starts with a line giving the firmware version and the configuration version, so
+a file read on its own says what produced it. Records carry structured fields through
+``extra={"fields": {...}}``; the JSON format writes them as keys, the text format as key=value.
+Under systemd (JOURNAL_STREAM set) text lines get a ``<N>`` priority prefix that journald reads.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+_SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, process_name: str) -> None:
+        super().__init__()
+        self.process_name = process_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": _dt.datetime.fromtimestamp(record.created, _dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "process": self.process_name,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update({k: v for k, v in fields.items() if k not in out})
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self, process_name: str, journald: bool) -> None:
+        super().__init__()
+        self.process_name = process_name
+        self.journald = journald
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", None)
+        extra = ""
+        if isinstance(fields, dict) and fields:
+            extra = " " + " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in fields.items())
+        text = f"{record.levelname.lower():7s} {self.process_name}/{record.name}: {record.getMessage()}{extra}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        if self.journald:
+            return f"<{_SYSLOG_PRIORITY.get(record.levelno, 6)}>{text}"
+        stamp = _dt.datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        return f"{stamp} {text}"
+
+
+class HeaderedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating file whose every file (the first and each after rotation) opens with a header line."""
+
+    def __init__(self, filename: str | Path, header: str, **kwargs: Any) -> None:
+        self.header = header
+        super().__init__(filename, **kwargs)
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        stream = super()._open()
+        if stream.tell() == 0:
+            stream.write(self.header + "\n")
+            stream.flush()
+        return stream
+
+
+def configure_logging(config: Any, process_name: str, data_dir: str | Path | None = None) -> None:
+    """Set up the root logger for one process from the ``[log]`` section."""
+    from firmware import __version__
+
+    section = config.log
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(section.level.upper())
+    journald = bool(os.environ.get("JOURNAL_STREAM"))
+    stdout = logging.StreamHandler(sys.stdout)
+    stdout.setFormatter(JsonFormatter(process_name) if section.format == "json"
+                        else TextFormatter(process_name, journald))
+    root.addHandler(stdout)
+    if section.file and data_dir is not None:
+        log_dir = Path(data_dir) / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        header = json.dumps({"log": process_name, "firmware_version": __version__,
+                             "config_version": config.version,
+                             "opened": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+        handler = HeaderedRotatingFileHandler(log_dir / f"{process_name}.log", header,
+                                              maxBytes=section.file_max_bytes, backupCount=section.file_count)
+        handler.setFormatter(JsonFormatter(process_name))
+        root.addHandler(handler)

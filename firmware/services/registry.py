@@ -1,0 +1,42 @@
+"""The services the supervisor starts, in start order. Each is a module runnable with ``python -m``."""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Callable
+
+from firmware.config import Config
+
+
+def _always(config: Config) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    description: str
+    enabled: Callable[[Config], bool] = _always
+    # A service whose loss stops metering; the meter is unhealthy while it is not running.
+    essential: bool = False
+
+    def present(self) -> bool:
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except ModuleNotFoundError:
+            return False
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("acquisition", "firmware.services.acquisition", "ADE9000 streaming to the samples ring",
+                essential=True),
+    ServiceSpec("metrology", "firmware.services.metrology", "measurements, energy and the measurement snapshot",
+                essential=True),
+    ServiceSpec("comms", "firmware.services.comms", "Modbus TCP/RTU servers"),
+    ServiceSpec("upgrade", "firmware.services.upgrade", "signed firmware upgrade (A/B slots)"),
+)
+
+
+def enabled_services(config: Config) -> list[ServiceSpec]:
+    return [s for s in SERVICES if s.present() and s.enabled(config)]

@@ -1,0 +1,302 @@
+"""The supervisor: starts every service as its own process, watches it, restarts it, stops everything.
+
+Each child gets the write end of a pipe for heartbeats (JSON lines). The supervisor notices a
+crash at once (the pipe closes, the process exits) and a hang when heartbeats stop for
+``[supervisor] heartbeat_timeout``; it restarts the service after a backoff that doubles from
+``restart_backoff_min`` to ``restart_backoff_max``, and marks it ``failed`` after ``max_restarts``
+crashes within ``restart_window`` without touching the other services. On SIGTERM or SIGINT it
+sends SIGTERM to every service, waits ``stop_timeout``, SIGKILLs what is left and removes its
+sockets and shared memory. Services also die with the supervisor (PR_SET_PDEATHSIG).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from firmware import __version__
+from firmware.config import Config
+from firmware.control import ControlClient, ControlServer
+from firmware.ipc import shm
+from firmware.service import instance_name
+from firmware.services.registry import ServiceSpec
+from hal.errors import IPCError, MeterError
+
+log = logging.getLogger("supervisor")
+
+START_GRACE_S = 20.0      # first heartbeat may take this long (imports, chip bring-up)
+TICK_S = 0.1
+METERING_STALE_S = 5.0    # measurement snapshot older than this: not metering
+
+
+@dataclass
+class Child:
+    spec: ServiceSpec
+    state: str = "stopped"            # starting | running | backoff | failed | stopped
+    proc: subprocess.Popen[bytes] | None = None
+    pipe_r: int | None = None
+    buffer: bytes = b""
+    started_at: float = 0.0
+    last_heartbeat: float = 0.0
+    restart_at: float = 0.0
+    restarts: int = 0
+    crashes: deque[float] = field(default_factory=deque)
+    endpoints: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    last_exit: str = ""
+
+    def status(self) -> dict[str, Any]:
+        return {"state": self.state, "pid": self.proc.pid if self.proc else None, "restarts": self.restarts,
+                "endpoints": self.endpoints, "last_exit": self.last_exit, "essential": self.spec.essential,
+                "description": self.spec.description, "info": self.info}
+
+
+class Supervisor:
+    def __init__(self, config: Config, config_path: Path, board_path: Path, services: Sequence[ServiceSpec],
+                 run_dir: Path | None = None, on_ready: Callable[[Supervisor], None] | None = None) -> None:
+        self.config = config
+        self.config_path = Path(config_path).resolve()
+        self.board_path = Path(board_path).resolve()
+        self.run_dir = Path(run_dir or config.meter.run_dir).resolve()
+        self.instance = instance_name(self.run_dir)
+        self.children = {spec.name: Child(spec) for spec in services}
+        self.sv = config.supervisor
+        self.on_ready = on_ready
+        self._ready_reported = False
+        self._stop = False
+        self._selector = selectors.DefaultSelector()
+        self.control = ControlServer(self.run_dir / "control.sock", {
+            "status": self.cmd_status,
+            "restart": self.cmd_restart,
+            "shutdown": self.cmd_shutdown,
+        }, fallback=self.forward)
+        self.started = time.time()
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self) -> int:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.control.start()
+        log.info("supervisor started", extra={"fields": {"version": __version__, "run_dir": str(self.run_dir),
+                                                         "services": list(self.children)}})
+        for child in self.children.values():
+            self._spawn(child)
+        try:
+            while not self._stop:
+                self._poll(TICK_S)
+                self._check(time.monotonic())
+        finally:
+            self.shutdown()
+        return 0
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._stop = True
+
+    def _spawn(self, child: Child) -> None:
+        read_fd, write_fd = os.pipe()
+        cmd = [sys.executable, "-m", child.spec.module, "--config", str(self.config_path),
+               "--board", str(self.board_path), "--run-dir", str(self.run_dir),
+               "--heartbeat-fd", str(write_fd), "--parent-pid", str(os.getpid()),
+               "--name", child.spec.name]
+        try:
+            child.proc = subprocess.Popen(cmd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            os.close(read_fd)
+            os.close(write_fd)
+            child.last_exit = f"could not start: {exc}"
+            self._crashed(child, time.monotonic())
+            return
+        finally:
+            if child.proc is not None:
+                os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        child.pipe_r = read_fd
+        child.buffer = b""
+        child.state = "starting"
+        child.started_at = child.last_heartbeat = time.monotonic()
+        self._selector.register(read_fd, selectors.EVENT_READ, child)
+        log.info("started %s", child.spec.name, extra={"fields": {"pid": child.proc.pid}})
+
+    def _poll(self, timeout_s: float) -> None:
+        for key, _ in self._selector.select(timeout_s):
+            child: Child = key.data
+            try:
+                data = os.read(key.fd, 65536)
+            except BlockingIOError:
+                continue
+            if not data:
+                self._close_pipe(child)
+                continue
+            child.buffer += data
+            *lines, child.buffer = child.buffer.split(b"\n")
+            for line in lines:
+                self._heartbeat(child, line)
+
+    def _heartbeat(self, child: Child, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return
+        child.last_heartbeat = time.monotonic()
+        child.endpoints = list(message.get("endpoints") or [])
+        child.info = dict(message.get("info") or {})
+        if child.state == "starting":
+            child.state = "running"
+            log.info("%s is running", child.spec.name, extra={"fields": {"endpoints": child.endpoints}})
+
+    def _close_pipe(self, child: Child) -> None:
+        if child.pipe_r is not None:
+            self._selector.unregister(child.pipe_r)
+            os.close(child.pipe_r)
+            child.pipe_r = None
+
+    def _check(self, now: float) -> None:
+        for child in self.children.values():
+            if child.state in ("starting", "running"):
+                assert child.proc is not None
+                code = child.proc.poll()
+                if code is None and child.pipe_r is None:
+                    # Pipe closed but the process lives: it is on its way out; give it a moment.
+                    try:
+                        code = child.proc.wait(timeout=0.2)
+                    except subprocess.TimeoutExpired:
+                        child.proc.kill()
+                        code = child.proc.wait()
+                if code is not None:
+                    child.last_exit = _describe_exit(code)
+                    log.warning("%s exited: %s", child.spec.name, child.last_exit)
+                    self._crashed(child, now)
+                    continue
+                limit = START_GRACE_S if child.state == "starting" else self.sv.heartbeat_timeout
+                if now - child.last_heartbeat > limit:
+                    child.last_exit = f"no heartbeat for {now - child.last_heartbeat:.1f} s (hung); killed"
+                    log.error("%s hung: %s", child.spec.name, child.last_exit)
+                    child.proc.kill()
+                    child.proc.wait()
+                    self._crashed(child, now)
+            elif child.state == "backoff" and now >= child.restart_at:
+                child.restarts += 1
+                self._spawn(child)
+        if not self._ready_reported and all(c.state in ("running", "failed") for c in self.children.values()):
+            self._ready_reported = True
+            if self.on_ready:
+                self.on_ready(self)
+
+    def _crashed(self, child: Child, now: float) -> None:
+        self._close_pipe(child)
+        child.crashes.append(now)
+        while child.crashes and now - child.crashes[0] > self.sv.restart_window:
+            child.crashes.popleft()
+        if len(child.crashes) > self.sv.max_restarts:
+            child.state = "failed"
+            log.error("%s failed %d times within %g s: marked failed, not restarted (the rest keeps running)",
+                      child.spec.name, len(child.crashes), self.sv.restart_window)
+            return
+        delay = min(self.sv.restart_backoff_max, self.sv.restart_backoff_min * 2 ** (len(child.crashes) - 1))
+        child.state = "backoff"
+        child.restart_at = now + delay
+        log.info("restarting %s in %.2f s", child.spec.name, delay,
+                 extra={"fields": {"crashes_in_window": len(child.crashes)}})
+
+    # ------------------------------------------------------------------ shutdown
+
+    def shutdown(self) -> None:
+        running = [c for c in self.children.values() if c.proc is not None and c.proc.poll() is None]
+        for child in running:
+            child.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        deadline = time.monotonic() + self.sv.stop_timeout
+        for child in running:
+            try:
+                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))  # type: ignore[union-attr]
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %g s: killed", child.spec.name, self.sv.stop_timeout)
+                child.proc.kill()  # type: ignore[union-attr]
+                child.proc.wait()  # type: ignore[union-attr]
+        for child in self.children.values():
+            self._close_pipe(child)
+            child.state = "stopped" if child.state != "failed" else "failed"
+        self.control.stop()
+        for path in shm.SHM_DIR.glob(f"{self.instance}.*"):
+            shm.unlink(path.name)
+        log.info("supervisor stopped")
+
+    # ------------------------------------------------------------------ control commands
+
+    def status(self) -> dict[str, Any]:
+        services = {name: c.status() for name, c in self.children.items()}
+        essential_ok = all(c.state == "running" for c in self.children.values() if c.spec.essential)
+        all_up = all(c.state == "running" for c in self.children.values())
+        metering = self._metering()
+        return {"healthy": all_up and essential_ok and metering is not False, "metering": metering,
+                "version": __version__, "config_version": self.config.version, "pid": os.getpid(),
+                "uptime_s": round(time.time() - self.started, 1), "run_dir": str(self.run_dir),
+                "control_socket": str(self.control.path), "services": services}
+
+    def _metering(self) -> bool | None:
+        """True if the measurement snapshot is fresh, False if stale, None when no metrology service runs."""
+        if "metrology" not in self.children:
+            return None
+        try:
+            from firmware.ipc.snapshot import Snapshot
+
+            snap = Snapshot.attach(f"{self.instance}.measurements")
+            try:
+                _, updated_ns, count = snap.read_array()
+            finally:
+                snap.close()
+        except (IPCError, OSError):
+            return False
+        return count > 0 and (time.time_ns() - updated_ns) / 1e9 < METERING_STALE_S
+
+    def cmd_status(self, user: str = "") -> dict[str, Any]:
+        return self.status()
+
+    def cmd_restart(self, service: str, user: str = "") -> str:
+        child = self.children.get(service)
+        if child is None:
+            raise MeterError(f"no service {service!r}; services: {', '.join(self.children)}")
+        log.info("restart of %s requested by %s", service, user or "?")
+        if child.proc is not None and child.proc.poll() is None:
+            child.proc.terminate()
+        child.crashes.clear()
+        child.state = "backoff"
+        child.restart_at = time.monotonic() + self.sv.stop_timeout
+        return f"{service} restarting"
+
+    def cmd_shutdown(self, user: str = "") -> str:
+        log.info("shutdown requested by %s", user or "?")
+        self._stop = True
+        return "stopping"
+
+    def forward(self, cmd: str, args: dict[str, Any], user: str) -> Any:
+        service, dot, rest = cmd.partition(".")
+        if not dot or service not in self.children:
+            raise MeterError(f"unknown command {cmd!r}; use status, restart, shutdown or <service>.<command> "
+                             f"with a service among {', '.join(self.children)}")
+        client = ControlClient(self.run_dir / f"{service}.sock", timeout_s=30.0, user=user)
+        reply = client.request(rest, args)
+        if not reply.get("ok"):
+            from firmware.control import ControlError
+
+            raise ControlError(reply.get("error", "failed"), reply.get("kind", ""))
+        return reply.get("result")
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"

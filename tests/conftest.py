@@ -1,0 +1,35 @@
+"""Shared fixtures. CI runs bounded versions of soak tests: see ``iterations()``."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def iterations(ci: int, local: int, soak: int | None = None) -> int:
+    """How many iterations a randomized test runs: METER_SOAK=1 for the long version."""
+    if os.environ.get("METER_SOAK") and soak:
+        return soak
+    return ci if CI else local
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def python() -> str:
+    return sys.executable
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
