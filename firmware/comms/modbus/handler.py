@@ -1,0 +1,231 @@
+"""One Modbus request PDU in, one response PDU (or silence) out: the rules of SPEC §7 in one place.
+
+Transport-free: the TCP and RTU servers unwrap their frames, call ``Handler.handle`` and wrap what it returns.
+``None`` means "send nothing" (a write to an unmapped register, a malformed request that cannot be answered).
+
+Checks run in the order of the Modbus Application Protocol's state diagrams (§6): function code (01), then
+quantity and length (03), then address (02), then execution (04). Beyond that the ION7400 manual's rules:
+a read that starts or ends inside a multi-word value gets 03; a write to an address with no register gets no
+reply and stores nothing; a write to a read-only register gets 03; a register protected by the access setting
+or by the revenue lock gets 02.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import struct
+from typing import Any, Awaitable, Callable, Mapping, Protocol
+
+from firmware.comms.modbus import blocks as _blocks
+from firmware.comms.modbus.blocks import COMMAND_RUN_VALUE, Command
+from firmware.comms.modbus.ident import Identity, read_device_identification, report_server_id
+from firmware.comms.modbus.regmap import (
+    DEVICE_FAILURE,
+    ILLEGAL_ADDRESS,
+    ILLEGAL_FUNCTION,
+    ILLEGAL_VALUE,
+    RegisterMap,
+    WriteRefused,
+)
+from hal.errors import AccessDenied
+
+log = logging.getLogger("comms.modbus")
+
+# Quantity limits, Modbus Application Protocol v1.1b3 §6.1–6.12.
+MAX_READ_BITS = 2000
+MAX_READ_REGISTERS = 125
+MAX_WRITE_BITS = 1968
+MAX_WRITE_REGISTERS = 123
+COIL_ON, COIL_OFF = 0xFF00, 0x0000
+
+FC_READ_COILS, FC_READ_DISCRETE, FC_READ_HOLDING, FC_READ_INPUT = 1, 2, 3, 4
+FC_WRITE_COIL, FC_WRITE_REGISTER, FC_WRITE_COILS, FC_WRITE_REGISTERS = 5, 6, 15, 16
+FC_REPORT_SERVER_ID, FC_MEI = 17, 43
+SUPPORTED_FUNCTIONS = (1, 2, 3, 4, 5, 6, 15, 16, 17, 43)
+
+
+class Access(str, enum.Enum):
+    """Modbus access to the meter's map (ION "Modbus Access"; FW3 "What's new": None/Read-only/Read-write)."""
+
+    NONE = "none"
+    READ_ONLY = "read-only"
+    READ_WRITE = "read-write"
+
+
+class CommandSink(Protocol):
+    """Runs a command in its owning service; raises AccessDenied when refused, another error when it failed."""
+
+    def __call__(self, command: Command) -> Awaitable[Any]: ...
+
+
+# Values source: returns the latest values when they changed since the last call, else None.
+Poll = Callable[[], "Mapping[str, Any] | None"]
+
+
+def exception(function: int, code: int) -> bytes:
+    return bytes((function | 0x80, code))
+
+
+class Handler:
+    def __init__(self, regmap: RegisterMap, poll: Poll, identity: Identity, access: Access = Access.READ_ONLY,
+                 run_command: CommandSink | None = None,
+                 commands: tuple[Command, ...] = _blocks.COMMANDS) -> None:
+        self.regmap = regmap
+        self.poll = poll
+        self.identity = identity
+        self.access = Access(access)
+        self.run_command = run_command
+        self.commands = {c.point: c for c in commands}
+        self.revenue_locked = False
+        self.counters = {"requests": 0, "exceptions": 0, "silent": 0, "commands": 0}
+
+    def refresh(self) -> None:
+        values = self.poll()
+        if values is not None:
+            self.regmap.refresh(values)
+            locked = values.get("revenue_locked")
+            self.revenue_locked = bool(locked) and locked == locked
+
+    async def handle(self, pdu: bytes, server_id: int = 1) -> bytes | None:
+        """The response PDU for ``pdu``, or None for no response."""
+        self.counters["requests"] += 1
+        if not pdu:
+            self.counters["silent"] += 1
+            return None
+        fc = pdu[0]
+        try:
+            if fc in (FC_READ_HOLDING, FC_READ_INPUT):
+                reply = self._read_registers(pdu)
+            elif fc in (FC_READ_COILS, FC_READ_DISCRETE):
+                reply = self._read_bits(pdu)
+            elif fc in (FC_WRITE_REGISTER, FC_WRITE_REGISTERS, FC_WRITE_COIL, FC_WRITE_COILS):
+                reply = await self._write(pdu)
+            elif fc == FC_REPORT_SERVER_ID:
+                reply = report_server_id(self.identity, server_id) if len(pdu) == 1 else ILLEGAL_VALUE
+            elif fc == FC_MEI:
+                reply = self._mei(pdu)
+            else:
+                reply = ILLEGAL_FUNCTION
+        except Exception:   # a fault here must cost one request, never the server
+            log.exception("modbus: request %s failed", pdu[:16].hex())
+            reply = DEVICE_FAILURE
+        if reply is None:
+            self.counters["silent"] += 1
+            return None
+        if isinstance(reply, int):
+            self.counters["exceptions"] += 1
+            return exception(fc, reply)
+        return reply
+
+    # ------------------------------------------------------------------ reads
+
+    def _read_registers(self, pdu: bytes) -> bytes | int:
+        if len(pdu) != 5:
+            return ILLEGAL_VALUE
+        fc, start, count = struct.unpack(">BHH", pdu)
+        if not 1 <= count <= MAX_READ_REGISTERS:
+            return ILLEGAL_VALUE
+        if start + count > 0x10000 or self.access is Access.NONE:
+            return ILLEGAL_ADDRESS
+        self.refresh()
+        data = self.regmap.read_registers(start, count)
+        if isinstance(data, int):
+            return data
+        return bytes((fc, 2 * count)) + data
+
+    def _read_bits(self, pdu: bytes) -> bytes | int:
+        if len(pdu) != 5:
+            return ILLEGAL_VALUE
+        fc, start, count = struct.unpack(">BHH", pdu)
+        if not 1 <= count <= MAX_READ_BITS:
+            return ILLEGAL_VALUE
+        if start + count > 0x10000 or self.access is Access.NONE:
+            return ILLEGAL_ADDRESS
+        self.refresh()
+        bits = self.regmap.read_bits("coil" if fc == FC_READ_COILS else "discrete", start, count)
+        if isinstance(bits, int):
+            return bits
+        packed = bytearray((count + 7) // 8)
+        for i, bit in enumerate(bits):
+            if bit:
+                packed[i >> 3] |= 1 << (i & 7)
+        return bytes((fc, len(packed))) + bytes(packed)
+
+    # ------------------------------------------------------------------ writes
+
+    def _parse_write(self, pdu: bytes) -> tuple[int, int, list[int]] | int:
+        """(start, count, values) of a write request, or the exception code for a malformed one."""
+        fc = pdu[0]
+        if fc in (FC_WRITE_REGISTER, FC_WRITE_COIL):
+            if len(pdu) != 5:
+                return ILLEGAL_VALUE
+            _, start, value = struct.unpack(">BHH", pdu)
+            if fc == FC_WRITE_COIL:
+                if value not in (COIL_ON, COIL_OFF):
+                    return ILLEGAL_VALUE
+                value = int(value == COIL_ON)
+            return start, 1, [value]
+        if len(pdu) < 6:
+            return ILLEGAL_VALUE
+        _, start, count, nbytes = struct.unpack(">BHHB", pdu[:6])
+        data = pdu[6:]
+        if fc == FC_WRITE_REGISTERS:
+            if not 1 <= count <= MAX_WRITE_REGISTERS or nbytes != 2 * count or len(data) != nbytes:
+                return ILLEGAL_VALUE
+            values = list(struct.unpack(f">{count}H", data))
+        else:
+            if not 1 <= count <= MAX_WRITE_BITS or nbytes != (count + 7) // 8 or len(data) != nbytes:
+                return ILLEGAL_VALUE
+            values = [(data[i >> 3] >> (i & 7)) & 1 for i in range(count)]
+        if start + count > 0x10000:
+            return ILLEGAL_ADDRESS
+        return start, count, values
+
+    async def _write(self, pdu: bytes) -> bytes | int | None:
+        parsed = self._parse_write(pdu)
+        if isinstance(parsed, int):
+            return parsed
+        start, count, values = parsed
+        fc = pdu[0]
+        try:
+            if fc in (FC_WRITE_COIL, FC_WRITE_COILS):
+                targets = [(bit.point, value) for bit, value in zip(self.regmap.check_coil_write(start, count),
+                                                                     values)]
+            else:
+                registers = self.regmap.check_write(start, count)
+                targets = [(reg.point, values[reg.address - start]) for reg in registers]
+        except WriteRefused as refused:
+            return refused.code
+        if self.access is not Access.READ_WRITE:
+            return ILLEGAL_ADDRESS
+        if fc in (FC_WRITE_REGISTER, FC_WRITE_REGISTERS) and any(v != COMMAND_RUN_VALUE for _, v in targets):
+            return ILLEGAL_VALUE
+        to_run = [self.commands.get(point) for point, value in targets if value]
+        if any(cmd is None for cmd in to_run):
+            return ILLEGAL_ADDRESS       # a writable point with no command behind it
+        self.refresh()
+        if self.revenue_locked and any(cmd.revenue for cmd in to_run if cmd):
+            return ILLEGAL_ADDRESS
+        for cmd in to_run:
+            assert cmd is not None
+            if self.run_command is None:
+                return DEVICE_FAILURE
+            try:
+                await self.run_command(cmd)
+            except AccessDenied as exc:
+                log.info("modbus: %s refused: %s", cmd.point, exc)
+                return ILLEGAL_ADDRESS
+            except Exception as exc:
+                log.warning("modbus: %s failed: %s", cmd.point, exc)
+                return DEVICE_FAILURE
+            self.counters["commands"] += 1
+        return pdu[:5]                  # FC 5/6 echo the request; FC 15/16 echo address and quantity
+
+    # ------------------------------------------------------------------ identification
+
+    def _mei(self, pdu: bytes) -> bytes | int:
+        if len(pdu) < 2 or pdu[1] != 0x0E:
+            return ILLEGAL_FUNCTION      # MEI types other than 14 (e.g. 13, CANopen) are not served
+        if len(pdu) != 4:
+            return ILLEGAL_VALUE
+        return read_device_identification(self.identity, pdu[2], pdu[3])
