@@ -1,0 +1,1 @@
+"""Host-side firmware image tools: build, keygen, sign, verify (``meter image ...``)."""

@@ -1,0 +1,159 @@
+"""``meter image build|keygen|sign|verify|show`` (host side) and the meter-side subcommands.
+
+The meter-side subcommands (install, status, trust, provision, guard) are in
+``tools.image.cli_meter`` and only call into ``firmware.upgrade``.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from firmware.upgrade.errors import UpgradeRefused
+from firmware.upgrade.image import Image, key_id
+from firmware.upgrade.trust import TrustStore, load_public_key, public_raw, verify_signatures
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("image", help="build, sign, verify and install firmware images")
+    isub = p.add_subparsers(dest="image_command", metavar="ACTION", required=True)
+
+    b = isub.add_parser("build", help="build an unsigned, reproducible image of a source tree")
+    b.add_argument("--tree", default=".", help="source tree (default: the current directory)")
+    b.add_argument("-o", "--output", default=None, help="image file (default build/openmeter-VERSION.img)")
+    b.add_argument("--version", default=None, help="image version (default: pyproject.toml's)")
+    b.add_argument("--board", action="append", default=None,
+                   help="compatible board, repeatable (default: cm4-ade9000 and sim)")
+    b.add_argument("--min-from", default="0.0.0", help="oldest installed version this image may upgrade")
+    b.add_argument("--deps", default="none",
+                   help="'none' (application only), 'download' (pip download CM4 wheels, sources otherwise) "
+                        "or a directory of wheels/source archives (default %(default)s)")
+    b.add_argument("--source-date-epoch", type=int, default=None,
+                   help="timestamp for every member (default: $SOURCE_DATE_EPOCH, else the last git commit)")
+    b.add_argument("--trust-add", action="append", default=[], metavar="PUBKEY.pem",
+                   help="key rotation: meters trust this key once the image is committed")
+    b.add_argument("--trust-revoke", action="append", default=[], metavar="KEYID",
+                   help="key rotation: meters revoke this key once the image is committed")
+    b.set_defaults(func=_build)
+
+    k = isub.add_parser("keygen", help="make an Ed25519 signing key pair PREFIX.key / PREFIX.pub")
+    k.add_argument("prefix")
+    k.add_argument("--encrypt", action="store_true",
+                   help="encrypt the private key with a passphrase ($METER_SIGNING_PASSPHRASE or prompted)")
+    k.set_defaults(func=_keygen)
+
+    s = isub.add_parser("sign", help="add a signature over the image manifest")
+    s.add_argument("image")
+    s.add_argument("--key", required=True, help="private key PEM (PREFIX.key)")
+    s.add_argument("-o", "--output", default=None, help="signed image (default: replace IMAGE)")
+    s.set_defaults(func=_sign)
+
+    v = isub.add_parser("verify", help="check an image's structure, every file's hash and its signature")
+    v.add_argument("image")
+    v.add_argument("--pubkey", action="append", default=[], help="trusted public key PEM, repeatable")
+    v.add_argument("--trust-store", default=None, help="or: a meter trust store directory")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=_verify)
+
+    m = isub.add_parser("show", help="print an image's manifest (not verified)")
+    m.add_argument("image")
+    m.set_defaults(func=_show)
+
+    try:
+        cli_meter = importlib.import_module("tools.image.cli_meter")
+    except ModuleNotFoundError as exc:
+        if exc.name != "tools.image.cli_meter":
+            raise
+    else:
+        cli_meter.register(isub)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from tools.image.build import DEFAULT_BOARDS, build_image
+
+    trust = {}
+    if args.trust_add:
+        trust["add"] = [{"pem": load_key_text(p), "comment": Path(p).stem} for p in args.trust_add]
+    if args.trust_revoke:
+        trust["revoke"] = sorted(args.trust_revoke)
+    tree = Path(args.tree)
+    out = args.output
+    if out is None:
+        import tomllib
+
+        version = args.version or tomllib.loads((tree / "pyproject.toml").read_text())["project"]["version"]
+        out = tree / "build" / f"openmeter-{version}.img"
+    manifest = build_image(tree, out, version=args.version, boards=args.board or DEFAULT_BOARDS,
+                           min_from_version=args.min_from, deps=args.deps, epoch=args.source_date_epoch,
+                           trust_update=trust or None)
+    Image.open(out).scan()
+    size = Path(out).stat().st_size
+    print(json.dumps({"image": str(out), "version": manifest["version"], "files": len(manifest["files"]),
+                      "bytes": size, "dependencies": manifest["dependencies"], "signed": False}))
+    return 0
+
+
+def load_key_text(path: str) -> str:
+    pem = Path(path).read_text()
+    load_public_key(pem)
+    return pem
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from tools.image.keys import PASSPHRASE_ENV, keygen
+
+    passphrase = None
+    if args.encrypt:
+        text = os.environ.get(PASSPHRASE_ENV) or getpass.getpass("passphrase for the new signing key: ")
+        passphrase = text.encode()
+    private, public, kid = keygen(args.prefix, passphrase)
+    print(json.dumps({"private_key": str(private), "public_key": str(public), "key_id": kid}))
+    print(f"Keep {private} offline; copy only {public} to meters and build machines.", file=sys.stderr)
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from tools.image.keys import load_private_key, sign_image
+
+    kid = sign_image(args.image, load_private_key(args.key), args.output)
+    print(json.dumps({"image": str(args.output or args.image), "key_id": kid}))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    image = Image.open(args.image)
+    try:
+        image.scan()
+        if args.trust_store:
+            store = TrustStore(args.trust_store)
+            kid = store.verify(image.manifest.raw, image.signatures)
+        else:
+            if not args.pubkey:
+                print("meter image verify: give --pubkey PEM or --trust-store DIR", file=sys.stderr)
+                return 2
+            keys = {}
+            for p in args.pubkey:
+                key = load_public_key(Path(p).read_bytes())
+                keys[key_id(public_raw(key))] = key
+            kid = verify_signatures(image.manifest.raw, image.signatures, keys)
+    except UpgradeRefused as exc:
+        if args.json:
+            print(json.dumps({"image": args.image, "valid": False, "reason": exc.reason, "error": str(exc)}))
+        else:
+            print(f"meter image verify: refused ({exc.reason}): {exc}", file=sys.stderr)
+        return 1
+    result = {"image": args.image, "valid": True, "version": image.manifest.version, "key_id": kid,
+              "boards": list(image.manifest.boards), "files": len(image.manifest.files),
+              "payload_bytes": image.manifest.payload_bytes}
+    print(json.dumps(result) if args.json else f"{args.image}: valid, version {image.manifest.version}, "
+          f"signed by {kid}, {len(image.manifest.files)} files")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    sys.stdout.write(Image.open(args.image).manifest.raw.decode())
+    return 0
