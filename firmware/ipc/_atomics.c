@@ -11,6 +11,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <string.h>
 #include <linux/futex.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -109,7 +110,78 @@ static PyObject *futex_wake(PyObject *self, PyObject *args) {
     return PyLong_FromLong(rc);
 }
 
+
+/* Ring layout constants; must match firmware/ipc/ring.py. */
+#define RING_HEADER_SIZE 4096
+#define RING_SLOT_HEADER 16
+#define RING_OFF_SLOT_SIZE 16
+#define RING_OFF_N_SLOTS 24
+#define RING_OFF_STRIDE 32
+#define RING_OFF_HEAD 64
+#define RING_OFF_WAKE 128
+#define RING_OFF_WAITERS 132
+
+/* ring_write(buf, data) -> position. The whole publish protocol of Ring.write in one call. */
+static PyObject *ring_write(PyObject *self, PyObject *args) {
+    Py_buffer ring, data;
+    if (!PyArg_ParseTuple(args, "w*y*", &ring, &data)) return NULL;
+    char *base = ring.buf;
+    uint64_t slot_size = *(uint64_t *)(base + RING_OFF_SLOT_SIZE);
+    uint64_t n_slots = *(uint64_t *)(base + RING_OFF_N_SLOTS);
+    uint64_t stride = *(uint64_t *)(base + RING_OFF_STRIDE);
+    if ((uint64_t)data.len > slot_size) {
+        PyErr_Format(PyExc_ValueError, "record of %zd bytes does not fit a slot of %llu bytes", data.len,
+                     (unsigned long long)slot_size);
+        PyBuffer_Release(&ring); PyBuffer_Release(&data);
+        return NULL;
+    }
+    uint64_t *head = (uint64_t *)(base + RING_OFF_HEAD);
+    uint64_t pos = __atomic_load_n(head, __ATOMIC_ACQUIRE);
+    char *slot = base + RING_HEADER_SIZE + (pos % n_slots) * stride;
+    uint64_t *seq = (uint64_t *)slot;
+    __atomic_store_n(seq, 2 * pos + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    memcpy(slot + RING_SLOT_HEADER, data.buf, (size_t)data.len);
+    *(uint64_t *)(slot + 8) = (uint64_t)data.len;
+    __atomic_store_n(seq, 2 * pos + 2, __ATOMIC_RELEASE);
+    __atomic_store_n(head, pos + 1, __ATOMIC_RELEASE);
+    uint32_t *wake = (uint32_t *)(base + RING_OFF_WAKE);
+    __atomic_add_fetch(wake, 1, __ATOMIC_ACQ_REL);
+    if (__atomic_load_n((uint32_t *)(base + RING_OFF_WAITERS), __ATOMIC_ACQUIRE))
+        syscall(SYS_futex, wake, FUTEX_WAKE, 0x7FFFFFFF, NULL, NULL, 0);
+    PyBuffer_Release(&ring); PyBuffer_Release(&data);
+    return PyLong_FromUnsignedLongLong(pos);
+}
+
+/* ring_copy(buf, position) -> bytes (the record), None (not written yet) or False (overwritten). */
+static PyObject *ring_copy(PyObject *self, PyObject *args) {
+    Py_buffer ring; unsigned long long pos;
+    if (!PyArg_ParseTuple(args, "w*K", &ring, &pos)) return NULL;
+    char *base = ring.buf;
+    uint64_t slot_size = *(uint64_t *)(base + RING_OFF_SLOT_SIZE);
+    uint64_t n_slots = *(uint64_t *)(base + RING_OFF_N_SLOTS);
+    uint64_t stride = *(uint64_t *)(base + RING_OFF_STRIDE);
+    char *slot = base + RING_HEADER_SIZE + (pos % n_slots) * stride;
+    uint64_t *seq = (uint64_t *)slot;
+    uint64_t want = 2 * pos + 2;
+    uint64_t s1 = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+    PyObject *out;
+    if (s1 < want) { out = Py_None; Py_INCREF(out); goto done; }
+    if (s1 > want) { out = Py_False; Py_INCREF(out); goto done; }
+    uint64_t len = *(volatile uint64_t *)(slot + 8);
+    if (len > slot_size) { out = Py_False; Py_INCREF(out); goto done; }
+    out = PyBytes_FromStringAndSize(slot + RING_SLOT_HEADER, (Py_ssize_t)len);
+    if (!out) goto done;
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(seq, __ATOMIC_RELAXED) != want) { Py_DECREF(out); out = Py_False; Py_INCREF(out); }
+done:
+    PyBuffer_Release(&ring);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"ring_write", ring_write, METH_VARARGS, "Publish one record in a ring (see firmware/ipc/ring.py)."},
+    {"ring_copy", ring_copy, METH_VARARGS, "Copy the record at a position if it is complete and intact."},
     {"load_u64", load_u64, METH_VARARGS, "Acquire-load of an aligned u64."},
     {"store_u64", store_u64, METH_VARARGS, "Release-store of an aligned u64."},
     {"load_u32", load_u32, METH_VARARGS, "Acquire-load of an aligned u32."},

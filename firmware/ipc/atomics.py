@@ -22,6 +22,8 @@ try:
     fence_release = _c.fence_release
     futex_wait = _c.futex_wait
     futex_wake = _c.futex_wake
+    ring_write = _c.ring_write
+    ring_copy = _c.ring_copy
     NATIVE = True
 except ImportError:  # no C compiler at install time
     NATIVE = False
@@ -58,6 +60,9 @@ except ImportError:  # no C compiler at install time
 
     def futex_wake(buf, off, n):  # type: ignore[no-untyped-def]
         return 0
+
+    ring_write = None  # type: ignore[assignment]
+    ring_copy = None  # type: ignore[assignment]
 
 
 def report_once() -> None:

@@ -54,6 +54,7 @@ class Ring:
         self.n_slots = n_slots
         self.stride = stride
         self._view = memoryview(mapping)
+        self.native = at.NATIVE  # False forces the Python reference path (tests compare both)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -113,6 +114,13 @@ class Ring:
         n = len(data)
         if n > self.slot_size:
             raise IPCError(f"record of {n} bytes does not fit a slot of {self.slot_size} bytes")
+        if self.native:
+            return at.ring_write(self._mm, data)
+        return self._write_reference(data)
+
+    def _write_reference(self, data: bytes | bytearray | memoryview) -> int:
+        """The publish protocol in Python: the reference for the C ``ring_write``."""
+        n = len(data)
         with self.reserve() as slot:
             slot.buffer[:n] = data
             slot.commit(n)
@@ -140,6 +148,12 @@ class Ring:
 
     def _try_copy(self, position: int) -> bytes | None | bool:
         """bytes: the record; None: not written yet; False: overwritten (lost)."""
+        if self.native:
+            return at.ring_copy(self._mm, position)
+        return self._copy_reference(position)
+
+    def _copy_reference(self, position: int) -> bytes | None | bool:
+        """The reader's copy-and-check in Python: the reference for the C ``ring_copy``."""
         off = self._slot_offset(position)
         want = 2 * position + 2
         s1 = at.load_u64(self._mm, off)

@@ -41,7 +41,9 @@ def open_mapping(name: str, size: int | None, create: bool) -> tuple[mmap.mmap, 
         actual = os.fstat(fd).st_size
         if actual == 0:
             raise IPCError(f"shared memory {name!r} is empty (its writer is still creating it)")
-        return mmap.mmap(fd, actual), created
+        # Populate the page tables now: a page fault in the acquisition path costs microseconds each.
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        return mmap.mmap(fd, actual, flags=flags), created
     finally:
         os.close(fd)
 

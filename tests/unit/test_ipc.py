@@ -199,3 +199,22 @@ def test_snapshot_layout_from_shared_memory_and_unknown_field():
             snap.publish({"nope": 1.0})
     finally:
         snap.unlink()
+
+
+@pytest.mark.parametrize("writer_native, reader_native", [(True, False), (False, True), (False, False)])
+def test_c_ring_path_agrees_with_python_reference(ring_name, writer_native, reader_native):
+    from firmware.ipc import atomics
+
+    if not atomics.NATIVE and (writer_native or reader_native):
+        pytest.skip("C atomics not built")
+    writer = Ring.create(ring_name, SLOT, 16)
+    writer.native = writer_native
+    reader_ring = Ring.attach(ring_name)
+    reader_ring.native = reader_native
+    reader = RingReader(reader_ring, start="oldest")
+    for i in range(40):
+        writer.write(_record(i))
+    got = []
+    while (record := reader.read(0)) is not None:
+        got.append(_check(record))
+    assert got == list(range(25, 40)) and reader.lost == 25

@@ -1,0 +1,18 @@
+"""Generated reference docs match the tables they are generated from (run `make docs` to refresh)."""
+from __future__ import annotations
+
+from tools import gendocs
+
+
+def test_generated_docs_are_up_to_date():
+    assert gendocs.main(["--check"]) == 0, "a generated doc is stale: run `make docs` and commit the result"
+
+
+def test_configuration_doc_lists_every_option():
+    from firmware.config import meter_schema
+
+    text = gendocs.render_config()
+    for section in meter_schema().sections:
+        assert f"## [{section.name}]" in text
+        for option in section.options:
+            assert f"| `{option.name}` |" in text
