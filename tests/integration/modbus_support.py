@@ -101,3 +101,71 @@ def mbpoll(*args: str, timeout: float = 10.0) -> dict[int, str]:
 def mbpoll_raw(*args: str, timeout: float = 10.0) -> subprocess.CompletedProcess:
     need("mbpoll")
     return subprocess.run(["mbpoll", "-1", "-0", *args], capture_output=True, text=True, timeout=timeout)
+
+
+class SocatPair:
+    """Two linked pseudo-terminals made by socat: the meter opens ``meter``, the client opens ``client``."""
+
+    def __init__(self, directory: str) -> None:
+        import os
+        import time
+
+        need("socat")
+        self.meter, self.client = f"{directory}/meter-tty", f"{directory}/client-tty"
+        self.proc = subprocess.Popen(["socat", f"pty,raw,echo=0,link={self.meter}",
+                                      f"pty,raw,echo=0,link={self.client}"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while not (os.path.exists(self.meter) and os.path.exists(self.client)):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"socat did not make its pty pair: {self.proc.stderr.read()!r}")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+class Bus:
+    """An RS-485 line for pseudo-terminals: every byte one endpoint sends reaches every other endpoint,
+    as on a shared two-wire line (no collisions are modelled: the master speaks, one server answers)."""
+
+    def __init__(self, endpoints: int) -> None:
+        import os
+
+        self.masters, self.slaves, self.paths = [], [], []
+        for _ in range(endpoints):
+            # Each user's pyserial sets raw mode and the framing itself (a pty set raw first then
+            # refuses a parity change with EINVAL).
+            master, slave = os.openpty()
+            self.masters.append(master)
+            self.slaves.append(slave)       # held open so the line never hangs up between users
+            self.paths.append(os.ttyname(slave))
+        self._stop_r, self._stop_w = os.pipe()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import os
+        import select
+
+        while True:
+            ready, _, _ = select.select([*self.masters, self._stop_r], [], [])
+            if self._stop_r in ready:
+                return
+            for fd in ready:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    continue
+                for other in self.masters:
+                    if other != fd:
+                        os.write(other, data)
+
+    def close(self) -> None:
+        import os
+
+        os.write(self._stop_w, b"x")
+        self.thread.join(5)
+        for fd in [*self.masters, *self.slaves, self._stop_r, self._stop_w]:
+            os.close(fd)

@@ -1,0 +1,97 @@
+"""RTU framing: CRC, silent interval, frame edges by time, recovery of run-together frames."""
+import pytest
+
+from firmware.comms.modbus.rtu import (
+    RtuFramer,
+    candidate_lengths,
+    crc16,
+    crc_ok,
+    silent_interval_s,
+    split_frames,
+    with_crc,
+)
+from firmware.comms.modbus.rtu_server import FRAMINGS, bits_per_char, serial_settings
+
+READ = bytes.fromhex("010300000001")           # unit 1, FC 3, address 0, 1 register
+WRITE = bytes.fromhex("011013880001020001")    # unit 1, FC 16, address 5000, 1 register, value 1
+
+
+def test_crc_matches_the_specification_example():
+    # Modbus over Serial Line v1.02 appendix B: "02 07" has CRC 0x1241, sent 41 12.
+    assert crc16(bytes((0x02, 0x07))) == 0x1241
+    assert with_crc(READ) == READ + bytes.fromhex("840a")
+    assert crc_ok(with_crc(READ)) and not crc_ok(READ + b"\0\0") and not crc_ok(b"\x01")
+
+
+@pytest.mark.parametrize("baud,framing,expected_ms", [
+    (9600, "8E1", 3.5 * 11 / 9600 * 1e3), (2400, "8N1", 3.5 * 10 / 2400 * 1e3),
+    (19200, "8N2", 3.5 * 11 / 19200 * 1e3), (38400, "8N1", 1.75), (115200, "8O2", 1.75),
+])
+def test_silent_interval(baud, framing, expected_ms):
+    assert silent_interval_s(baud, bits_per_char(framing)) * 1e3 == pytest.approx(expected_ms)
+
+
+def test_frames_end_at_silence_not_at_chunk_edges():
+    t35 = 0.002
+    framer = RtuFramer(t35)
+    frame = with_crc(READ)
+    assert framer.feed(frame[:3], 0.0) == []
+    assert framer.feed(frame[3:], 0.001) == []          # gap shorter than t3.5: same frame
+    assert framer.flush(0.0025) == []                   # not silent long enough yet
+    assert framer.deadline() == pytest.approx(0.003)
+    assert framer.flush(0.0031) == [frame]
+    assert framer.deadline() is None
+
+
+def test_a_silence_separates_two_frames_delivered_apart():
+    framer = RtuFramer(0.002)
+    a, b = with_crc(READ), with_crc(bytes.fromhex("020300100002"))
+    assert framer.feed(a, 0.0) == []
+    assert framer.feed(b, 0.01) == [a]
+    assert framer.flush(0.02) == [b]
+
+
+def test_run_together_request_and_response_are_split_by_crc():
+    request = with_crc(bytes.fromhex("050300000002"))                 # master to unit 5
+    response = with_crc(bytes.fromhex("05030412345678"))              # unit 5 answers
+    ours = with_crc(WRITE)                                            # FC 16 to unit 1
+    frames, dropped = split_frames(request + response + ours)
+    assert frames == [request, response, ours] and dropped == 0
+
+
+def test_noise_is_dropped_and_counted():
+    framer = RtuFramer(0.002)
+    framer.feed(b"\x01\x03\xff\x00\x12", 0.0)
+    assert framer.flush(1.0) == []
+    assert framer.bad_frames == 1 and framer.dropped_bytes == 5
+    good = with_crc(READ)
+    frames, dropped = split_frames(good + b"\x55\xaa")
+    assert frames == [good] and dropped == 2
+
+
+def test_babbling_line_keeps_memory_bounded():
+    framer = RtuFramer(0.002)
+    for k in range(100):
+        framer.feed(bytes(range(256)) * 4, k * 0.001)
+    assert len(framer.buffer) <= 256 * 4 + 1024
+
+
+def test_candidate_lengths():
+    assert candidate_lengths(with_crc(READ)) == {8, 5}                 # request, or a 0-byte read response
+    assert candidate_lengths(bytes.fromhex("0110138800010200")) == {8}    # byte count not yet known as 11
+    assert candidate_lengths(with_crc(WRITE)) == {8, 11}
+    assert candidate_lengths(bytes.fromhex("0183020000")) == {5}
+
+
+def test_framings_map_to_termios_settings():
+    import serial
+
+    for framing in FRAMINGS:
+        settings = serial_settings(framing)
+        assert settings["bytesize"] == serial.EIGHTBITS
+        assert settings["parity"] == {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN,
+                                      "O": serial.PARITY_ODD}[framing[1]]
+        assert settings["stopbits"] == (serial.STOPBITS_ONE if framing[2] == "1" else serial.STOPBITS_TWO)
+    assert bits_per_char("8N1") == 10 and bits_per_char("8E1") == 11 and bits_per_char("8O2") == 12
+    with pytest.raises(ValueError, match="allowed"):
+        serial_settings("7E1")
