@@ -1,0 +1,63 @@
+"""One GPIO interface for the board's interrupt, reset and switch lines, with backends by name.
+
+Backends (imported lazily, python-can style): ``"rpigpio"`` (RPi.GPIO), ``"gpiod"`` (libgpiod v2
+bindings) and ``"sim"`` (lines driven by the simulated ADE9000 and by tests). Pin numbers are BCM
+numbers on the CM4. Interrupt lines of the ADE9000 are active low and level-like: callers check the
+level first and wait for a falling edge only while the line is high.
+"""
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+
+from hal.errors import ConfigError
+
+FALLING = "falling"
+RISING = "rising"
+BOTH = "both"
+
+BACKENDS = {
+    "rpigpio": "hal.backends.rpigpio:RpiGpio",
+    "gpiod": "hal.backends.gpiod_backend:GpiodGpio",
+    "sim": "hal.sim.gpio:SimGpio",
+}
+
+
+class Gpio(ABC):
+    """Digital lines: inputs with optional pull, outputs, and blocking edge waits with a timeout."""
+
+    @abstractmethod
+    def setup_input(self, pin: int, pull: str = "none") -> None: ...
+
+    @abstractmethod
+    def setup_output(self, pin: int, initial: bool) -> None: ...
+
+    @abstractmethod
+    def read(self, pin: int) -> bool: ...
+
+    @abstractmethod
+    def write(self, pin: int, value: bool) -> None: ...
+
+    @abstractmethod
+    def wait_for_edge(self, pin: int, edge: str, timeout_s: float) -> bool:
+        """True when the edge happened, False on timeout."""
+
+    def wait_low(self, pin: int, timeout_s: float) -> bool:
+        """True as soon as an active-low line is low (now or after a falling edge within the timeout)."""
+        if not self.read(pin):
+            return True
+        return self.wait_for_edge(pin, FALLING, timeout_s) or not self.read(pin)
+
+    def close(self) -> None:
+        """Release the lines."""
+
+
+def _load(spec: str) -> type:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def open_gpio(backend: str, **params: object) -> Gpio:
+    if backend not in BACKENDS:
+        raise ConfigError(f"gpio: backend {backend!r} is not known; allowed {', '.join(map(repr, BACKENDS))}")
+    return _load(BACKENDS[backend])(**params)

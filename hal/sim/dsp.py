@@ -1,0 +1,161 @@
+"""The simulated ADE9000's sample engine: ADC frames, waveform buffer pages, RMS, power, period, energy.
+
+Everything is driven by frame counts at 32 kSPS since RUN, so the same code serves real time
+(frames due by the wall clock) and virtual time (frames due by the virtual clock). Registers are
+written through the callbacks of ``SimAde9000``; this module holds only numbers.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from hal.board import SAMPLE_FULL_SCALE_CODES, ChannelParams
+from hal.regmap import regmap
+from hal.sim import adc
+
+_RM = regmap()
+WAVEFORM_RATE_HZ = int(_RM.const("WAVEFORM_RATE_HZ"))
+FRAME_NS = 1_000_000_000 // WAVEFORM_RATE_HZ            # 31,250 ns exactly at 32 kSPS
+FRAMES_PER_DSP_SAMPLE = WAVEFORM_RATE_HZ // int(_RM.const("DSP_RATE_HZ"))  # 4
+WFB = _RM.waveform_buffer
+WORDS_PER_FRAME = int(WFB["words_per_frame"])
+BUFFER_FRAMES = int(WFB["words"]) // WORDS_PER_FRAME   # 256
+PAGE_FRAMES = int(WFB["page_words"]) // WORDS_PER_FRAME  # 16
+N_PAGES = int(WFB["pages"])
+RMS_FS = float(_RM.const("RMS_FULL_SCALE_CODES"))
+WATT_FS = float(_RM.const("WATT_FULL_SCALE_CODES"))
+PERIOD_SCALE = float(_RM.const("PERIOD_SCALE"))
+MEASURE_FRAMES = 3200       # RMS/power/period registers refresh every 0.1 s (5 cycles at 50 Hz, 6 at 60 Hz)
+CACHE_FRAMES = 4096         # frames generated ahead in one numpy call
+GAIN_ONE = 1 << 27          # xIGAIN/xVGAIN/xPGAIN: gain = 1 + reg / 2^27
+ENERGY_MASK = (1 << 45) - 1
+
+
+class Source(Protocol):
+    def sample(self, t: np.ndarray) -> np.ndarray: ...
+
+
+class FrameSource:
+    """Terminal signal -> ADC codes for global frame numbers, generated ahead in chunks and cached."""
+
+    def __init__(self, source: Source, channels: tuple[ChannelParams, ...], noise: bool, seed: int,
+                 nominal_hz: float) -> None:
+        self.source = source
+        self.channels = channels
+        self.noise = noise
+        self.seed = seed
+        self.lags = adc.lags_s(channels, nominal_hz)
+        self.t0_ns = 0             # clock time of frame 0 (RUN)
+        self._start = 0
+        self._codes = np.zeros((0, 7), dtype=np.int32)
+
+    def restart(self, t0_ns: int) -> None:
+        self.t0_ns = t0_ns
+        self._start, self._codes = 0, np.zeros((0, 7), dtype=np.int32)
+
+    def frame_time_s(self, n: np.ndarray | int) -> np.ndarray | float:
+        return (self.t0_ns + np.asarray(n, dtype=np.int64) * FRAME_NS) / 1e9
+
+    def codes(self, a: int, b: int) -> np.ndarray:
+        if not (self._start <= a and b <= self._start + len(self._codes)):
+            n = max(b - a, CACHE_FRAMES)
+            t = np.asarray(self.frame_time_s(np.arange(a, a + n)))
+            phys = self.source.sample(t[:, None] - self.lags[None, :])
+            extra = getattr(self.source, "noise", None)
+            if callable(extra):
+                phys = phys + extra(a, n)
+            rng = np.random.default_rng([self.seed, a])
+            self._codes = adc.quantise(phys, self.channels, noise=self.noise, rng=rng)
+            self._start = a
+        return self._codes[a - self._start:b - self._start]
+
+
+class Measurements:
+    """Windowed RMS, power and period of the three phases, and the 45-bit energy accumulators."""
+
+    def __init__(self, nominal_hz: float) -> None:
+        self.nominal_hz = nominal_hz
+        self.reset()
+
+    def reset(self) -> None:
+        self._win: list[np.ndarray] = []
+        self._win_frames = 0
+        self._hist = np.zeros((0, 3))          # recent voltages for the quarter-cycle shift (reactive power)
+        self.rms = np.zeros(7)                 # normalised (1.0 = full-scale peak) rms per channel
+        self.watt = np.zeros(3)
+        self.var = np.zeros(3)
+        self.period = np.full(3, np.nan)
+        self.energy = np.zeros((3, 3))         # [phase, (watt, var, va)] in accumulator LSBs, this EGY interval
+
+    def add(self, x: np.ndarray, vgain: np.ndarray, igain: np.ndarray, pgain: np.ndarray,
+            accumulate: bool) -> bool:
+        """Feed normalised frames (m, 7); returns True when a measurement window completed."""
+        v = x[:, 1::2][:, :3] * vgain
+        i = x[:, 0:6:2] * igain
+        quarter = self.nominal_hz and WAVEFORM_RATE_HZ / self.nominal_hz / 4.0
+        hist = np.concatenate([self._hist, v])
+        pos = np.arange(len(self._hist), len(hist)) - quarter
+        vq = np.stack([np.interp(pos, np.arange(len(hist)), hist[:, p], left=0.0) for p in range(3)], axis=1)
+        self._hist = hist[-int(quarter) - 2:]
+        if accumulate:
+            k = 0.5 * WATT_FS * pgain           # per 32k frame: xWATT/4, xWATT = 2*WATT_FS*<v*i>
+            self.energy[:, 0] += k * np.sum(v * i, axis=0)
+            self.energy[:, 1] += k * np.sum(vq * i, axis=0)
+            self.energy[:, 2] += k * self.rms[1:6:2][:3] * self.rms[0:6:2] * len(x)
+        self._win.append(np.concatenate([x, v, i, vq], axis=1))
+        self._win_frames += len(x)
+        if self._win_frames < MEASURE_FRAMES:
+            return False
+        w = np.concatenate(self._win)
+        self._win, self._win_frames = [], 0
+        xw, vw, iw, qw = w[:, :7], w[:, 7:10], w[:, 10:13], w[:, 13:16]
+        self.rms = np.sqrt(np.mean(xw**2, axis=0))
+        self.rms[1:6:2] = np.sqrt(np.mean(vw**2, axis=0))
+        self.rms[0:6:2] = np.sqrt(np.mean(iw**2, axis=0))
+        self.watt = 2 * np.mean(vw * iw, axis=0)
+        self.var = 2 * np.mean(qw * iw, axis=0)
+        self.period = np.array([_period_frames(vw[:, p]) for p in range(3)])
+        return True
+
+    def registers(self, pgain: np.ndarray) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p, ph in enumerate("ABC"):
+            out[f"{ph}IRMS"] = int(round(self.rms[2 * p] * np.sqrt(2) * RMS_FS))
+            out[f"{ph}VRMS"] = int(round(self.rms[2 * p + 1] * np.sqrt(2) * RMS_FS))
+            out[f"{ph}WATT"] = int(round(self.watt[p] * pgain[p] * WATT_FS))
+            out[f"{ph}VAR"] = int(round(self.var[p] * pgain[p] * WATT_FS))
+            out[f"{ph}VA"] = int(round(2 * self.rms[2 * p] * self.rms[2 * p + 1] * pgain[p] * WATT_FS))
+            if np.isfinite(self.period[p]):
+                hz = WAVEFORM_RATE_HZ / self.period[p]
+                out[f"{ph}PERIOD"] = int(round(PERIOD_SCALE / hz - 1))
+        out["NIRMS"] = int(round(self.rms[6] * np.sqrt(2) * RMS_FS))
+        return out
+
+    def take_energy(self) -> np.ndarray:
+        """Integer accumulator values for the interval just ended (45-bit two's complement), then restart."""
+        out = np.floor(self.energy).astype(np.int64)
+        self.energy = np.zeros((3, 3))
+        return out
+
+
+def _period_frames(v: np.ndarray) -> float:
+    """Mean period in frames from interpolated rising zero crossings; NaN with fewer than two."""
+    s = np.signbit(v)
+    idx = np.nonzero(s[:-1] & ~s[1:])[0]
+    if len(idx) < 2:
+        return float("nan")
+    frac = v[idx] / (v[idx] - v[idx + 1])
+    crossings = idx + frac
+    return float((crossings[-1] - crossings[0]) / (len(crossings) - 1))
+
+
+def normalise(codes: np.ndarray) -> np.ndarray:
+    """24-bit codes -> fraction of the +-1 V peak full scale."""
+    return codes.astype(np.float64) / SAMPLE_FULL_SCALE_CODES
+
+
+def split_energy(value: int) -> tuple[int, int]:
+    """45-bit accumulator -> (xHR_HI as 32-bit raw, xHR_LO as 13 bits)."""
+    raw = value & ENERGY_MASK
+    return (raw >> 13) & 0xFFFFFFFF, raw & 0x1FFF
