@@ -1,0 +1,53 @@
+"""numpy references of the C kernels: the definition each C kernel is tested against.
+
+Each function here is the specification of the kernel of the same name in ``_kernels.c``; the
+tests in ``tests/unit/test_metrology_kernels.py`` run both on the same inputs and compare.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# 6-point (5th-order) Lagrange interpolation: taps at floor(p) - 2 .. floor(p) + 3.
+LAGRANGE_OFFSETS = np.arange(-2, 4)
+LAGRANGE_TAPS = LAGRANGE_OFFSETS.size
+
+
+def lagrange_weights(mu: np.ndarray) -> np.ndarray:
+    """(M, 6) weights of the 6-point Lagrange interpolator at fractional positions ``mu`` in [0, 1)."""
+    mu = np.asarray(mu, dtype=np.float64)[:, None]
+    ks = LAGRANGE_OFFSETS.astype(np.float64)
+    w = np.ones((mu.shape[0], LAGRANGE_TAPS))
+    for j, k in enumerate(ks):
+        for m in ks:
+            if m != k:
+                w[:, j] *= (mu[:, 0] - m) / (k - m)
+    return w
+
+
+def resample(buf: np.ndarray, pos: np.ndarray, delays: np.ndarray) -> np.ndarray:
+    """Values of each column of ``buf`` (N, C) at fractional rows ``pos + delays[c]`` -> (M, C).
+
+    Rows outside the buffer are clamped to its first or last row (only the first cycle after a
+    restart reaches them).
+    """
+    buf = np.asarray(buf, dtype=np.float64)
+    n, c = buf.shape
+    out = np.empty((pos.shape[0], c))
+    groups: dict[float, list[int]] = {}
+    for ch in range(c):
+        groups.setdefault(float(delays[ch]), []).append(ch)
+    for delay, chans in groups.items():
+        p = pos + delay
+        base = np.floor(p)
+        w = lagrange_weights(p - base)
+        idx = np.clip(base.astype(np.int64)[:, None] + LAGRANGE_OFFSETS[None, :], 0, n - 1)
+        sub = buf[:, chans]
+        out[:, chans] = np.einsum("mt,mtc->mc", w, sub[idx])
+    return out
+
+
+def cycle_sums(x: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per cycle of ``x`` (m, S, K): sums of squares of each half (m, 2, K) and peak |x| (m, K)."""
+    m, s, k = x.shape
+    sq = (x * x).reshape(m, 2, half, k).sum(axis=2)
+    return sq, np.abs(x).max(axis=1)

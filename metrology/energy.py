@@ -1,0 +1,146 @@
+"""Energy: four-quadrant integration of every cycle, without blind time, and the cumulative registers.
+
+Each cycle contributes its mean power times its exact duration (from the sample clock); the cycles
+tile the stream end to end, so nothing between two cycles is lost. An ``EnergyIncrement`` holds
+the energy of an interval (normally one clock second) for phases a, b, c and the total (index 3)
+in Wh, varh, VAh, Ah, V²h and I²h; the revenue registers (demand, TOU, persistence) add these up.
+
+Direction (SPEC §2, JEM): delivered W = Q1 + Q4 (W >= 0), received W = Q2 + Q3; delivered var =
+Q1 + Q2 (var >= 0), received var = Q3 + Q4. VAh, Ah, V²h and I²h follow the direction of W; Qh
+follows its own sign. Net = delivered - received, absolute = delivered + received.
+
+No creep: ``compute_power`` has already zeroed W, var and VA of a phase whose current is below the
+creep threshold; Ah and I²h are zeroed the same way here, so nothing registers with the current
+circuit open.
+
+Loss compensation (SPEC §2 Decision, EEI form): per phase, with VA_r the rating per phase,
+W_loss = (V/Vcal)² %FeW VA_r + (I/Ical)² %CuW VA_r and var_loss = (V/Vcal)⁴ %Fevar VA_r +
+(I/Ical)² %Cuvar VA_r, with the delivered or received coefficient set by the direction of W.
+Losses are added to W and var, i.e. added to delivered and subtracted from received; the
+compensated registers are a second ``EnergyIncrement`` with ``compensated=True``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from metrology.power import PowerValues
+from metrology.settings import LossCompensation
+
+S_PER_H = 3600.0
+
+
+def _z() -> np.ndarray:
+    return np.zeros(4)
+
+
+@dataclass
+class EnergyIncrement:
+    """Energy of one interval; every array is (4,) for phases a, b, c and the total."""
+    start_ns: int = 0
+    duration_s: float = 0.0      # time covered by measured cycles
+    gap_s: float = 0.0           # time lost to acquisition gaps inside the interval (not integrated)
+    compensated: bool = False
+    wh_del: np.ndarray = field(default_factory=_z)
+    wh_rec: np.ndarray = field(default_factory=_z)
+    varh_del: np.ndarray = field(default_factory=_z)
+    varh_rec: np.ndarray = field(default_factory=_z)
+    varh_q1: np.ndarray = field(default_factory=_z)
+    varh_q2: np.ndarray = field(default_factory=_z)
+    varh_q3: np.ndarray = field(default_factory=_z)
+    varh_q4: np.ndarray = field(default_factory=_z)
+    vah_del: np.ndarray = field(default_factory=_z)        # arithmetic VA
+    vah_rec: np.ndarray = field(default_factory=_z)
+    vah_vect_del: np.ndarray = field(default_factory=_z)   # vectorial VA
+    vah_vect_rec: np.ndarray = field(default_factory=_z)
+    qh_del: np.ndarray = field(default_factory=_z)
+    qh_rec: np.ndarray = field(default_factory=_z)
+    ah_del: np.ndarray = field(default_factory=_z)
+    ah_rec: np.ndarray = field(default_factory=_z)
+    v2h_del: np.ndarray = field(default_factory=_z)
+    v2h_rec: np.ndarray = field(default_factory=_z)
+    i2h_del: np.ndarray = field(default_factory=_z)
+    i2h_rec: np.ndarray = field(default_factory=_z)
+
+    @classmethod
+    def quantities(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.name.endswith(("_del", "_rec")) or "_q" in f.name)
+
+    def add(self, other: EnergyIncrement) -> None:
+        """Accumulate ``other`` into this increment (in place)."""
+        self.duration_s += other.duration_s
+        self.gap_s += other.gap_s
+        for name in self.quantities():
+            getattr(self, name).__iadd__(getattr(other, name))
+
+    def net(self, base: str) -> np.ndarray:
+        """Delivered minus received of ``base`` (e.g. ``"wh"``)."""
+        return getattr(self, f"{base}_del") - getattr(self, f"{base}_rec")
+
+    def absolute(self, base: str) -> np.ndarray:
+        return getattr(self, f"{base}_del") + getattr(self, f"{base}_rec")
+
+
+def cycle_energy(pw: PowerValues, v_ms: np.ndarray, i_ms: np.ndarray, live: np.ndarray,
+                 duration_s: np.ndarray, compensated: bool = False) -> EnergyIncrement:
+    """Sum of the energy of a batch of cycles. ``pw`` arrays are (m, 4); ``v_ms``, ``i_ms``, ``live`` (m, 3)."""
+    dt = duration_s[:, None] / S_PER_H                  # hours per cycle
+    i_ms = np.where(live, i_ms, 0.0)
+    i_rms = np.sqrt(i_ms)
+
+    def total(x: np.ndarray) -> np.ndarray:
+        return np.concatenate((x, x.sum(axis=1, keepdims=True)), axis=1)
+
+    ah, v2h, i2h = total(i_rms), total(v_ms), total(i_ms)
+    p, q = pw.p, pw.q
+    d = p >= 0
+    pos_q = q >= 0
+    inc = EnergyIncrement(duration_s=float(duration_s.sum()), compensated=compensated)
+
+    def split(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (np.where(mask, x, 0.0) * dt).sum(axis=0), (np.where(mask, 0.0, x) * dt).sum(axis=0)
+
+    inc.wh_del, inc.wh_rec = split(p, d)
+    inc.wh_rec = -inc.wh_rec
+    inc.varh_del, inc.varh_rec = split(q, pos_q)
+    inc.varh_rec = -inc.varh_rec
+    for n, mask in ((1, d & pos_q), (2, ~d & pos_q), (3, ~d & ~pos_q), (4, d & ~pos_q)):
+        setattr(inc, f"varh_q{n}", (np.where(mask, np.abs(q), 0.0) * dt).sum(axis=0))
+    inc.vah_del, inc.vah_rec = split(pw.s_arith, d)
+    inc.vah_vect_del, inc.vah_vect_rec = split(pw.s_vect, d)
+    inc.qh_del, inc.qh_rec = split(pw.qh, pw.qh >= 0)
+    inc.qh_rec = -inc.qh_rec
+    inc.ah_del, inc.ah_rec = split(ah, d)
+    inc.v2h_del, inc.v2h_rec = split(v2h, d)
+    inc.i2h_del, inc.i2h_rec = split(i2h, d)
+    return inc
+
+
+def loss_power(v_ms: np.ndarray, i_ms: np.ndarray, delivering: np.ndarray, present: np.ndarray,
+               losses: LossCompensation) -> tuple[np.ndarray, np.ndarray]:
+    """(W_loss, var_loss), each (m, 3), per phase, by the EEI form (see module docstring)."""
+    n = max(int(present.sum()), 1)
+    va_r = losses.va_rated / n
+    v2 = v_ms / losses.v_cal ** 2 if losses.v_cal > 0 else np.zeros_like(v_ms)
+    i2 = i_ms / losses.i_cal ** 2 if losses.i_cal > 0 else np.zeros_like(i_ms)
+    out = []
+    for fe, cu, vpow in (("fe_w_pct", "cu_w_pct", 1), ("fe_var_pct", "cu_var_pct", 2)):
+        cd, cr = losses.delivered, losses.received
+        fe_pct = np.where(delivering, getattr(cd, fe), getattr(cr, fe))
+        cu_pct = np.where(delivering, getattr(cd, cu), getattr(cr, cu))
+        out.append(np.where(present, (v2 ** vpow * fe_pct + i2 * cu_pct) / 100 * va_r, 0.0))
+    return out[0], out[1]
+
+
+class EnergyRegisters:
+    """Cumulative energy since a start: the increments added up (uncompensated and compensated)."""
+
+    def __init__(self) -> None:
+        self.total = EnergyIncrement()
+        self.compensated = EnergyIncrement(compensated=True)
+
+    def add(self, inc: EnergyIncrement, comp: EnergyIncrement | None = None) -> None:
+        self.total.add(inc)
+        if comp is not None:
+            self.compensated.add(comp)

@@ -1,0 +1,196 @@
+"""Frequency tracking: cycle boundaries at the fundamental's rising zero crossings, and the 10-s frequency.
+
+``CycleTracker`` turns the 32 kSPS reference voltage (``Wiring.reference``) into a stream of
+cycle boundaries, in fractional sample indices. The reference is band-limited first (4th-order
+Butterworth low-pass at 150 Hz: the 5th harmonic is down 48 dB). There is deliberately no
+high-pass: an ADC offset moves every rising crossing by the same time, so periods stay exact,
+whereas a high-pass would make the delay depend on frequency (18 us/Hz for 5 Hz, 2nd order) and
+take half a second to settle. Its rising zero crossings are located by linear interpolation (the curvature
+of a sine is zero at its crossing, so the interpolation error is far below a nanosecond), and the
+filter's phase delay at the tracked frequency is subtracted, so a boundary is the crossing of the
+*input's* fundamental, not of the filtered signal. Because the delay is recomputed at the tracked
+frequency, a frequency ramp does not bias the period.
+
+Without voltage (reference below ``present_peak``) the tracker free-runs on the last good period
+(holdover) and marks those boundaries virtual: currents and energy are still measured over
+contiguous windows, with no blind time, and the frequency of those cycles is NaN.
+
+``TenSecondFrequency`` is the IEC 61000-4-30 (5.1) value: the number of whole cycles inside a
+10-s clock interval divided by their cumulative duration.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal
+
+from metrology.settings import TRACK_MAX_HZ, TRACK_MIN_HZ
+
+LOWPASS_HZ = 150.0
+LOWPASS_ORDER = 4
+SETTLE_S = 0.1               # filter start-up transient: crossings ignored this long after a (re)start
+VIRTUAL_AFTER_PERIODS = 1.6  # free-run once no crossing came this many periods after the last boundary
+MIN_REAL_AFTER_VIRTUAL = 0.5  # a real crossing this soon after a virtual boundary waits for the next one
+MIN_PERIOD_RATIO = 0.75      # a crossing sooner than this fraction of the last period is noise
+MAX_PERIOD_STEP = 0.02       # a period differing more from the last one is not trusted (2 %: 1 Hz at 50)
+
+
+def reference_filter(sample_rate_hz: float) -> np.ndarray:
+    return signal.butter(LOWPASS_ORDER, LOWPASS_HZ, "lowpass", fs=sample_rate_hz, output="sos")
+
+
+def phase_delay_samples(sos: np.ndarray, freq_hz: float, sample_rate_hz: float) -> float:
+    """Phase delay of the SOS cascade at ``freq_hz``, in samples (positive = output lags)."""
+    w = 2 * math.pi * freq_hz / sample_rate_hz
+    z1 = np.exp(-1j * w)
+    z2 = z1 * z1
+    h = (sos[:, 0] + sos[:, 1] * z1 + sos[:, 2] * z2) / (sos[:, 3] + sos[:, 4] * z1 + sos[:, 5] * z2)
+    return float(-np.sum(np.angle(h)) / w)
+
+
+def _cubic_root(y: np.ndarray) -> float:
+    """Root in [0, 1] of the cubic through (-1, y[0]), (0, y[1]), (1, y[2]), (2, y[3]).
+
+    Linear interpolation would leave up to 1 ns of grid-dependent error at 65 Hz with a 5th
+    harmonic (a few 1e-7 of the period); the cubic brings it below 10 ps.
+    """
+    ym, y0, y1, y2 = (float(v) for v in y)
+    c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6           # p(u) = y0 + c1 u + c2 u^2 + c3 u^3
+    c2 = (ym + y1) / 2 - y0
+    c3 = (y2 - ym) / 6 + (y0 - y1) / 2
+    u = y0 / (y0 - y1)
+    for _ in range(3):                            # Newton from the linear estimate
+        u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3))
+    return u
+
+
+@dataclass
+class Boundaries:
+    """Cycle boundaries found by one ``CycleTracker.process`` call."""
+    index: np.ndarray   # float64 fractional absolute sample index
+    real: np.ndarray    # bool: a measured zero crossing (False: free-running)
+
+
+class CycleTracker:
+    def __init__(self, sample_rate_hz: float, nominal_hz: float, present_peak: float) -> None:
+        self.fs = sample_rate_hz
+        self.nominal_period = sample_rate_hz / nominal_hz
+        self.present_peak = present_peak
+        self.sos = reference_filter(sample_rate_hz)
+        self.min_period = sample_rate_hz / TRACK_MAX_HZ
+        self.max_period = sample_rate_hz / TRACK_MIN_HZ
+        self.max_delay = phase_delay_samples(self.sos, TRACK_MIN_HZ, sample_rate_hz)
+        self.restart(None)
+
+    def restart(self, first_index: int | None) -> None:
+        """Forget everything (after a gap or at start-up); the next block starts at ``first_index``."""
+        self.zi = np.zeros((self.sos.shape[0], 2))
+        self.tail = np.zeros(0)
+        self.tail_len = int(self.max_period // 2) + 2
+        self.next_index = first_index
+        self.settle_until = None if first_index is None else first_index + SETTLE_S * self.fs
+        self.last: float | None = None if first_index is None else float(first_index)
+        self.last_real = False
+        self.period = self.nominal_period
+        self.reacquiring = True
+
+    def process(self, ref: np.ndarray, first_index: int) -> Boundaries:
+        """Feed the reference signal for samples ``first_index ..``; return the boundaries now known."""
+        if self.next_index is None or first_index != self.next_index:
+            self.restart(first_index)
+        n = ref.shape[0]
+        self.next_index = first_index + n
+        y, self.zi = signal.sosfilt(self.sos, ref, zi=self.zi)
+        tail = self.tail.shape[0]
+        yy = np.concatenate((self.tail, y))   # yy[tail] is sample first_index
+        self.tail = yy[-self.tail_len:]
+        # candidate k: yy[k] < 0 <= yy[k+1]; the cubic through yy[k-1..k+2] needs one sample more,
+        # so the last pair waits for the next block (the tail keeps it)
+        lo = max(tail - 2, 1)
+        cand = np.flatnonzero((yy[lo:-2] < 0) & (yy[lo + 1:-1] >= 0)) + lo
+        out_t: list[float] = []
+        out_real: list[bool] = []
+        if cand.size:
+            # peak of |y| over the half cycle before each candidate: is there a voltage?
+            half = int(self.period // 2)
+            absy = np.abs(yy)
+            lo = np.maximum(cand - half, 0)
+            peaks = [float(absy[a:b + 1].max()) for a, b in zip(lo, cand)]
+            for k, peak in zip(cand.tolist(), peaks):
+                # the delay depends a little on frequency: use the
+                # period just measured, so a ramp shifts every crossing alike and the period stays true
+                delay = phase_delay_samples(self.sos, self.fs / self.period, self.fs)
+                t = first_index + k - tail + _cubic_root(yy[k - 1:k + 3]) - delay
+                if peak < self.present_peak or (self.settle_until is not None and t < self.settle_until):
+                    continue
+                self._accept_real(t, out_t, out_real)
+        end = first_index + n - self.max_delay
+        while self.last is not None and end - self.last > VIRTUAL_AFTER_PERIODS * self.period:
+            self.last += self.period
+            self.last_real = False
+            out_t.append(self.last)
+            out_real.append(False)
+        return Boundaries(np.asarray(out_t, dtype=np.float64), np.asarray(out_real, dtype=bool))
+
+    def _accept_real(self, t: float, out_t: list[float], out_real: list[bool]) -> None:
+        real = True
+        if self.last is not None:
+            delta = t - self.last
+            if self.last_real:
+                if delta < max(self.min_period, MIN_PERIOD_RATIO * self.period):
+                    return                                    # noise: a second crossing in one cycle
+                plausible = abs(delta / self.period - 1) <= MAX_PERIOD_STEP
+                if (plausible or self.reacquiring) and self.min_period <= delta <= self.max_period:
+                    self.period = delta
+                    self.reacquiring = False
+                else:
+                    real = False     # a step no power system makes (the voltage just vanished):
+                                     # keep the boundary, do not trust the frequency around it
+            else:
+                if delta < MIN_REAL_AFTER_VIRTUAL * self.period:
+                    return
+                self.reacquiring = True
+        self.last, self.last_real = t, real
+        out_t.append(t)
+        out_real.append(real)
+
+
+class TenSecondFrequency:
+    """IEC 61000-4-30 5.1: whole cycles inside each 10-s clock interval over their total duration.
+
+    ``add`` takes cycles as (start, end) clock times in integer ns (for the interval test), their
+    exact durations in s (from sample indices) and a validity flag; it returns the (interval start
+    ns, frequency Hz) of each 10-s interval that the new cycles closed. An interval without a valid
+    whole cycle gives NaN.
+    """
+    INTERVAL_NS = 10_000_000_000
+
+    def __init__(self) -> None:
+        self.interval: int | None = None
+        self.count = 0
+        self.duration_s = 0.0
+
+    def reset(self) -> None:
+        self.interval = None
+        self.count = 0
+        self.duration_s = 0.0
+
+    def add(self, start_ns: np.ndarray, end_ns: np.ndarray, duration_s: np.ndarray,
+            valid: np.ndarray) -> list[tuple[int, float]]:
+        out: list[tuple[int, float]] = []
+        for s, e, d, ok in zip(start_ns.tolist(), end_ns.tolist(), duration_s.tolist(), valid.tolist()):
+            tick = int(s // self.INTERVAL_NS) * self.INTERVAL_NS
+            if self.interval is None:
+                self.interval = tick
+            if tick != self.interval:
+                out.append((self.interval, self._value()))
+                self.interval, self.count, self.duration_s = tick, 0, 0.0
+            if ok and e <= self.interval + self.INTERVAL_NS:
+                self.count += 1
+                self.duration_s += d
+        return out
+
+    def _value(self) -> float:
+        return self.count / self.duration_s if self.count else math.nan

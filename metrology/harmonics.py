@@ -1,0 +1,112 @@
+"""Harmonics per IEC 61000-4-7 on synchronous 10/12-cycle windows, distortion indices, sequence components.
+
+The window holds N whole cycles of 512 samples each, so DFT bin ``h*N`` is harmonic ``h`` and the
+bins between are the 5 Hz interharmonic lines. Magnitudes are RMS values:
+
+- harmonic subgroup G_sg,h = sqrt(C²(hN-1) + C²(hN) + C²(hN+1))  (IEC 61000-4-7 5.6, Class I);
+- centred interharmonic subgroup C_isg,h = sqrt(sum C²(hN+k), k = 2..N-2), between h and h+1;
+- angle of harmonic h relative to the VA fundamental: phi_h - h * phi_1(VA), in degrees
+  (invariant to where the window starts; for h = 1 the plain angle difference to VA).
+
+Indices over orders 2..63 (SPEC §2, JEM "Formulas"): THD = HC/H1, thd = HC/RMS, odd and even THD
+(TOHD, TEHD), TDD = HC / I_L (IEEE 519), K-factor = sum h² I_h² / sum I_h², crest factor = peak /
+RMS. Symmetrical components use a = e^{j 120°} (JEM "Sequence Components"); with phase order ACB
+the roles of b and c swap so that V1 is the sequence the installation normally runs in.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_ORDER = 63
+N_ORDERS = MAX_ORDER + 1                 # index 0 is DC
+HARMONIC_SIGNALS = 10                    # va vb vc vab vbc vca ia ib ic in (residual excluded)
+A = np.exp(2j * math.pi / 3)
+
+
+@dataclass
+class HarmonicValues:
+    mag: np.ndarray        # (10, 64) RMS harmonic subgroups, [.,0] = DC, [.,1] = fundamental
+    inter: np.ndarray      # (10, 64) centred interharmonic subgroups; [.,h] lies between h and h+1
+    angle: np.ndarray      # (10, 64) degrees relative to the VA fundamental
+    fund: np.ndarray       # (10,) complex fundamental phasors (RMS)
+    rms: np.ndarray        # (10,) RMS over the window
+    thd: np.ndarray        # (10,) % HC/H1
+    thd_rms: np.ndarray    # (10,) % HC/RMS
+    thd_odd: np.ndarray    # (10,) %
+    thd_even: np.ndarray   # (10,) %
+    tdd: np.ndarray        # (10,) % HC/I_L (currents only; NaN for voltages)
+    k_factor: np.ndarray   # (10,)
+    crest: np.ndarray      # (10,)
+
+
+def window_harmonics(y: np.ndarray, n_cycles: int, peak: np.ndarray, tdd_current: float) -> HarmonicValues:
+    """``y``: (n_cycles * 512, >=10) derived signals of one synchronous window; ``peak``: (10,) max |x|."""
+    x = y[:, :HARMONIC_SIGNALS]
+    length = x.shape[0]
+    spec = np.fft.rfft(x, axis=0)                    # (length/2 + 1, 10)
+    c = np.abs(spec) * (math.sqrt(2) / length)       # RMS of each line
+    c[0] = np.abs(spec[0]) / length
+    c2 = c * c
+    orders = np.arange(N_ORDERS)
+    centre = orders * n_cycles
+    mag = np.empty((HARMONIC_SIGNALS, N_ORDERS))
+    mag[:, 0] = c[0]
+    side = 1 if n_cycles >= 2 else 0
+    g2 = c2[centre[1:]] + (c2[centre[1:] - side] + c2[centre[1:] + side] if side else 0.0)
+    mag[:, 1:] = np.sqrt(g2).T
+    inter = np.full((HARMONIC_SIGNALS, N_ORDERS), np.nan)
+    if n_cycles >= 4:
+        ks = np.arange(2, n_cycles - 1)
+        idx = centre[:MAX_ORDER, None] + ks[None, :]   # (63, N-3)
+        inter[:, :MAX_ORDER] = np.sqrt(c2[idx].sum(axis=1)).T
+    phase = np.angle(spec[centre])                    # (64, 10)
+    ref = phase[1, 0]                                 # VA fundamental
+    rel = np.degrees(phase - orders[:, None] * ref).T
+    angle = (rel + 180.0) % 360.0 - 180.0
+    fund = (spec[n_cycles] * (math.sqrt(2) / length))
+    rms = np.sqrt(np.mean(x * x, axis=0))
+    h2 = mag[:, 2:] ** 2
+    hc = np.sqrt(h2.sum(axis=1))
+    odd = np.sqrt(h2[:, 1::2].sum(axis=1))            # orders 3, 5, ...
+    even = np.sqrt(h2[:, 0::2].sum(axis=1))           # orders 2, 4, ...
+    h1 = mag[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        thd = np.where(h1 > 0, 100 * hc / h1, np.nan)
+        thd_rms = np.where(rms > 0, 100 * hc / rms, np.nan)
+        thd_odd = np.where(h1 > 0, 100 * odd / h1, np.nan)
+        thd_even = np.where(h1 > 0, 100 * even / h1, np.nan)
+        num = (mag[:, 1:] ** 2 * orders[1:] ** 2).sum(axis=1)
+        den = (mag[:, 1:] ** 2).sum(axis=1)
+        k_factor = np.where(den > 0, num / den, np.nan)
+        crest = np.where(rms > 0, peak[:HARMONIC_SIGNALS] / rms, np.nan)
+    tdd = np.full(HARMONIC_SIGNALS, np.nan)
+    if tdd_current > 0:
+        tdd[6:10] = 100 * hc[6:10] / tdd_current
+    return HarmonicValues(mag, inter, angle, fund, rms, thd, thd_rms, thd_odd, thd_even, tdd, k_factor, crest)
+
+
+def sequence(a: complex | np.ndarray, b: complex | np.ndarray, c: complex | np.ndarray,
+             phase_order: str = "ABC") -> np.ndarray:
+    """(..., 3) complex zero, positive and negative sequence phasors."""
+    if phase_order == "ACB":
+        b, c = c, b
+    a, b, c = np.asarray(a), np.asarray(b), np.asarray(c)
+    return np.stack(((a + b + c) / 3, (a + A * b + A * A * c) / 3, (a + A * A * b + A * c) / 3), axis=-1)
+
+
+def unbalance(seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(u0, u2) in %: zero and negative sequence over positive sequence (IEC 61000-4-30 5.7.1)."""
+    mag = np.abs(seq)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pos = np.where(mag[..., 1] > 0, mag[..., 1], np.nan)
+        return 100 * mag[..., 0] / pos, 100 * mag[..., 2] / pos
+
+
+def max_deviation_unbalance(rms: np.ndarray) -> np.ndarray:
+    """100 * max |x - avg| / avg over the last axis (JEM "Unbalance", ANSI C84.1 form)."""
+    avg = rms.mean(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(avg > 0, 100 * np.abs(rms - avg[..., None]).max(axis=-1) / avg, np.nan)

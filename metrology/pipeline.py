@@ -1,0 +1,246 @@
+"""The metrology pipeline: sample blocks in, cycles, intervals and energy out.
+
+The metrology service and ``meter replay`` run exactly this class; replay only feeds blocks that
+come from a file. Stages, in order:
+
+    inputs (V, A at the terminals) -> PT/CT ratio and polarity -> CycleTracker (boundaries)
+    -> SyncResampler (512 samples/cycle) -> CycleStage (half-cycle sums, powers, phasors)
+    -> EventFlagger (Urms(1/2), dip/swell flags) -> 10/12-cycle windows (harmonics)
+    -> 150/180-cycle, 10-min, 2-h aggregation; 1-s values with their EnergyIncrement
+    -> TenSecondFrequency
+
+Time is passed in: every block carries its first sample index and the clock time of that sample.
+A discontinuity (the HAL's GAP or CHIP_RESET flag, or a first index that does not follow on)
+restarts the tracker, the resampler and the open windows; the intervals around it carry
+``gap=True`` and the lost time is reported in ``EnergyIncrement.gap_s``, never bridged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from metrology.cycle import CycleMeasures, CycleStage
+from metrology.energy import EnergyIncrement, EnergyRegisters, cycle_energy, loss_power
+from metrology.flagging import EventFlagger
+from metrology.frequency import Boundaries, CycleTracker, TenSecondFrequency
+from metrology.harmonics import window_harmonics
+from metrology.intervals import (NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator, CountAggregator, Interval,
+                                 cycles_values, harmonic_values)
+from metrology.power import compute_power
+from metrology.resample import SyncResampler
+from metrology.settings import SAMPLES_PER_CYCLE, MetrologySettings
+from metrology.systems import I_PH, INPUTS, V_LL, V_LN, wiring
+
+FLAG_GAP = 1 << 0          # same bits as firmware.ipc.samples (metrology does not import firmware)
+FLAG_CHIP_RESET = 1 << 1
+WINDOWS_PER_3S = 15        # 150/180 cycles = 15 windows of 10/12 (IEC 61000-4-30 4.5.2)
+
+
+@dataclass
+class FeedResult:
+    cycles: CycleMeasures | None = None
+    urms_half: np.ndarray | None = None        # (2m, 11) Urms(1/2) of the new cycles
+    cycle_start_ns: np.ndarray | None = None   # (m,) clock time of each new cycle
+    windows: list[Interval] = field(default_factory=list)     # 10/12-cycle values
+    seconds: list[Interval] = field(default_factory=list)     # 1-s values, each with .energy
+    three_s: list[Interval] = field(default_factory=list)
+    ten_min: list[Interval] = field(default_factory=list)
+    two_h: list[Interval] = field(default_factory=list)
+    frequency_10s: list[tuple[int, float]] = field(default_factory=list)
+    gap: bool = False
+
+
+class Pipeline:
+    def __init__(self, settings: MetrologySettings) -> None:
+        s = self.settings = settings
+        self.wiring = wiring(settings.system_type)
+        self.fs = settings.sample_rate_hz
+        self.n_window = settings.cycles_per_window
+        ratio = np.array([s.ct_ratio if name.startswith("I") else s.pt_ratio for name in INPUTS])
+        self.gain = ratio * np.where(np.asarray(s.invert), -1.0, 1.0)
+        delays = np.asarray(s.phase_correction_deg) / 360.0 * self.fs / s.nominal_frequency
+        line_ref = settings.system_type in ("DELTA", "2L")
+        self.udin_ln = s.nominal_voltage / (np.sqrt(3) if settings.system_type == "DELTA" else
+                                            2.0 if settings.system_type == "2L" else 1.0)
+        present_peak = s.voltage_present_fraction * self.udin_ln * np.sqrt(2)
+        self.tracker = CycleTracker(self.fs, s.nominal_frequency, present_peak)
+        self.resampler = SyncResampler(len(INPUTS), SAMPLES_PER_CYCLE, delays)
+        self.cycle_stage = CycleStage(self.wiring.matrix, SAMPLES_PER_CYCLE, self.fs)
+        present = self.wiring.signal_present()
+        watch = np.flatnonzero(present[V_LL]) + V_LL.start if line_ref else np.flatnonzero(present[V_LN])
+        self.flagger = EventFlagger(s.nominal_voltage, watch, s.dip_pct, s.swell_pct, s.interruption_pct,
+                                    s.hysteresis_pct)
+        self.present = np.asarray(self.wiring.phases)
+        self.creep = s.creep_fraction * s.nominal_current
+        self.ten_s = TenSecondFrequency()
+        self.three_s = CountAggregator(WINDOWS_PER_3S, "3s", s.pf_convention)
+        self.ten_min = ClockAggregator(TEN_MIN_NS, "10min", s.pf_convention)
+        self.two_h = ClockAggregator(TWO_H_NS, "2h", s.pf_convention)
+        self.registers = EnergyRegisters()
+        self.next_index: int | None = None
+        self.origin_ns = 0
+        self.latest_window: dict[str, np.ndarray] = {}
+        self.latest_frequency_10s = float("nan")
+        self._win: list[CycleMeasures] = []
+        self._win_flags = False
+        self._win_count = 0
+        self._win_tick = self._win_start = self._win_end = 0
+        self._sec: list[CycleMeasures] = []
+        self._sec_key: int | None = None
+        self._sec_flag = False
+        self._gap_s = 0.0          # lost time not yet reported in an EnergyIncrement
+        self._gap_pending = False  # the next intervals follow a gap
+
+    # ------------------------------------------------------------------ input
+
+    def feed(self, block) -> FeedResult:   # block: firmware.ipc.samples.SampleBlock (duck-typed)
+        return self.feed_values(block.physical(), block.first_index, block.timestamp_ns,
+                                block.flags, block.lost_frames)
+
+    def feed_values(self, x: np.ndarray, first_index: int, timestamp_ns: int, flags: int = 0,
+                    lost_frames: int = 0) -> FeedResult:
+        """Samples ``x`` (n, 7) in V and A at the input terminals, burst order IA VA IB VB IC VC IN."""
+        out = FeedResult()
+        discontinuous = self.next_index is not None and first_index != self.next_index
+        if self.next_index is None or discontinuous or flags & (FLAG_GAP | FLAG_CHIP_RESET):
+            if self.next_index is not None:
+                lost = lost_frames if lost_frames else max(first_index - self.next_index, 0)
+                self._restart_after_gap(out, lost / self.fs)
+            self._restart(first_index)
+        self.next_index = first_index + x.shape[0]
+        self.origin_ns = int(timestamp_ns) - int(round(first_index * 1e9 / self.fs))
+        x = x * self.gain
+        bounds = self.tracker.process(x @ self.wiring.reference, first_index)
+        self.resampler.push(x, first_index)
+        self.resampler.add_boundaries(bounds)
+        batch = self.resampler.take_cycles()
+        if batch is None:
+            return out
+        cm = self.cycle_stage.process(batch)
+        urms, flags_c = self.flagger.process(cm.half_ms)
+        start_ns = self.origin_ns + np.round(cm.start * (1e9 / self.fs)).astype(np.int64)
+        end_ns = self.origin_ns + np.round(cm.end * (1e9 / self.fs)).astype(np.int64)
+        out.cycles, out.urms_half, out.cycle_start_ns = cm, urms, start_ns
+        for t, f in self.ten_s.add(start_ns, end_ns, cm.duration_s, cm.real):
+            self.latest_frequency_10s = f
+            out.frequency_10s.append((t, f))
+        self._windows(cm, start_ns, end_ns, flags_c, out)
+        self._seconds(cm, start_ns, flags_c, out)
+        return out
+
+    def _restart(self, first_index: int) -> None:
+        self.tracker.restart(first_index)
+        self.resampler.restart()
+        self.resampler.add_boundaries(Boundaries(np.array([float(first_index)]), np.array([False])))
+        self.flagger.restart()
+        self._win, self._win_count, self._win_flags = [], 0, False
+        self.three_s.restart()
+
+    def _restart_after_gap(self, out: FeedResult, lost_s: float) -> None:
+        out.gap = True
+        self._gap_s += lost_s
+        self._gap_pending = True
+        if self._sec:
+            out.seconds.append(self._close_second())
+        self.ten_s.reset()
+
+    # ------------------------------------------------------------------ windows
+
+    def _windows(self, cm: CycleMeasures, start_ns: np.ndarray, end_ns: np.ndarray, flags: np.ndarray,
+                 out: FeedResult) -> None:
+        lo = 0
+        for k in range(cm.count):
+            tick = int(start_ns[k]) // TEN_MIN_NS
+            if self._win_count and tick != self._win_tick:
+                self._append_window(cm, lo, k, flags)     # resynchronise at the 10-min tick:
+                lo = k                                    # the open window closes short
+                self._close_window(out)
+            if self._win_count == 0:
+                self._win_tick, self._win_start = tick, int(start_ns[k])
+            self._win_count += 1
+            self._win_end = int(end_ns[k])
+            if self._win_count == self.n_window:
+                self._append_window(cm, lo, k + 1, flags)
+                lo = k + 1
+                self._close_window(out)
+        self._append_window(cm, lo, cm.count, flags)
+
+    def _append_window(self, cm: CycleMeasures, lo: int, hi: int, flags: np.ndarray) -> None:
+        if hi > lo:
+            self._win.append(cm.take(slice(lo, hi)))
+            self._win_flags |= bool(flags[lo:hi].any())
+
+    def _close_window(self, out: FeedResult) -> None:
+        cm = CycleMeasures.concat(self._win)
+        n = cm.count
+        self._win, self._win_count = [], 0
+        flagged, self._win_flags = self._win_flags, False
+        s = self.settings
+        values = cycles_values(cm, np.full(n, 1.0 / n), self.present, self.creep, s.pf_convention, s.phase_order)
+        h = window_harmonics(cm.samples.reshape(n * SAMPLES_PER_CYCLE, -1), n, cm.peak.max(axis=0),
+                             s.tdd_current)
+        values.update(harmonic_values(h))
+        item = Interval("cycle10", self._win_start, self._win_end, float(cm.duration_s.sum()), n, values,
+                        flagged, self._gap_pending)
+        self.latest_window = values
+        out.windows.append(item)
+        out.three_s.extend(self.three_s.add(item))
+        for ten in self.ten_min.add(item):
+            out.ten_min.append(ten)
+            out.two_h.extend(self.two_h.add(ten))
+
+    # ------------------------------------------------------------------ seconds and energy
+
+    def _seconds(self, cm: CycleMeasures, start_ns: np.ndarray, flags: np.ndarray, out: FeedResult) -> None:
+        keys = start_ns // NS_PER_S
+        lo = 0
+        for k in range(cm.count + 1):
+            if k < cm.count and (self._sec_key is None or keys[k] == self._sec_key):
+                if self._sec_key is None:
+                    self._sec_key = int(keys[k])
+                continue
+            if k > lo:
+                self._sec.append(cm.take(slice(lo, k)))
+                self._sec_flag |= bool(flags[lo:k].any())
+            lo = k
+            if k < cm.count:
+                out.seconds.append(self._close_second())
+                self._sec_key = int(keys[k])
+
+    def _close_second(self) -> Interval:
+        s = self.settings
+        cm = CycleMeasures.concat(self._sec)
+        key = self._sec_key if self._sec_key is not None else 0
+        self._sec, self._sec_key = [], None
+        flagged, self._sec_flag = self._sec_flag, False
+        weights = cm.duration_s / cm.duration_s.sum()
+        values = cycles_values(cm, weights, self.present, self.creep, s.pf_convention, s.phase_order)
+        for key_h, v in self.latest_window.items():
+            values.setdefault(key_h, v)
+        values["freq_10s"] = np.array([self.latest_frequency_10s])
+        energy, comp = self._energy(cm)
+        energy.start_ns = key * NS_PER_S
+        energy.gap_s, self._gap_s = self._gap_s, 0.0
+        self.registers.add(energy, comp)
+        item = Interval("1s", key * NS_PER_S, (key + 1) * NS_PER_S, float(cm.duration_s.sum()), cm.count,
+                        values, flagged, self._gap_pending, energy)
+        self._gap_pending = False
+        return item
+
+    def _energy(self, cm: CycleMeasures) -> tuple[EnergyIncrement, EnergyIncrement | None]:
+        s = self.settings
+        s1 = cm.fund[:, V_LN] * np.conj(cm.fund[:, I_PH])
+        v_ms, i_ms = cm.ms[:, V_LN], cm.ms[:, I_PH]
+        pw = compute_power(v_ms, i_ms, cm.vi, s1, self.present, self.creep, s.pf_convention)
+        live = self.present & (np.sqrt(i_ms) >= self.creep)
+        energy = cycle_energy(pw, v_ms, i_ms, live, cm.duration_s)
+        if not s.losses.enabled:
+            return energy, None
+        w_loss, var_loss = loss_power(v_ms, i_ms, pw.p[:, :3] >= 0, self.present, s.losses)
+        vi_c = np.where(live, cm.vi, 0.0) + w_loss
+        s1_c = np.where(live, s1, 0.0) + 1j * var_loss
+        pw_c = compute_power(v_ms, i_ms, vi_c, s1_c, self.present, 0.0, s.pf_convention)
+        comp = cycle_energy(pw_c, v_ms, i_ms, live, cm.duration_s, compensated=True)
+        comp.start_ns = energy.start_ns
+        return energy, comp
