@@ -23,6 +23,7 @@ REASONS = {
     "locked": "the revenue lock is on",
     "space": "not enough free space for the inactive slot",
     "busy": "another upgrade is in progress",
+    "unprovisioned": "the meter has no committed slot to fall back to",
 }
 
 

@@ -1,0 +1,140 @@
+"""``meter image install|provision|status|log|trust|guard``: the meter side of an upgrade.
+
+These run on the meter and only call ``firmware.upgrade``; the settings come from the meter's
+configuration file (``[upgrade]``).
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from firmware.config.store import ConfigStore
+from firmware.upgrade.errors import UpgradeRefused
+from firmware.upgrade.settings import UpgradeSettings
+
+DEFAULT_CONFIG = os.environ.get("METER_CONFIG", "var/meter.toml")
+
+
+def register(isub: argparse._SubParsersAction) -> None:
+    def config_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", default=DEFAULT_CONFIG, help="meter configuration (default %(default)s)")
+
+    i = isub.add_parser("install", help="check an image and install it to the inactive slot")
+    i.add_argument("image")
+    config_arg(i)
+    i.add_argument("--user", default=None, help="who asks (default: the login name); goes to the upgrade log")
+    i.add_argument("--check-only", action="store_true", help="run every check, change nothing")
+    i.add_argument("--wait", action="store_true", help="wait until the new slot is committed or rolled back")
+    i.set_defaults(func=_install)
+
+    p = isub.add_parser("provision", help="factory: install a verified image as the first, committed slot")
+    p.add_argument("image")
+    config_arg(p)
+    p.set_defaults(func=_provision)
+
+    s = isub.add_parser("status", help="slots, pointers, trial, anti-rollback floor")
+    config_arg(s)
+    s.set_defaults(func=_status)
+
+    g = isub.add_parser("log", help="the upgrade log (newest last)")
+    config_arg(g)
+    g.add_argument("-n", type=int, default=50)
+    g.set_defaults(func=_log)
+
+    t = isub.add_parser("trust", help="list, add or revoke the public keys this meter accepts")
+    config_arg(t)
+    t.add_argument("action", choices=("list", "add", "revoke"))
+    t.add_argument("key", nargs="?", help="add: public key PEM file; revoke: key id")
+    t.add_argument("--comment", default="")
+    t.set_defaults(func=_trust)
+
+    b = isub.add_parser("guard", help="the boot guard run by meter.service (starts the supervisor from a slot)")
+    b.add_argument("guard_args", nargs=argparse.REMAINDER, help="--config, --board, --run-dir")
+    b.set_defaults(func=_guard)
+
+
+def _settings(args: argparse.Namespace) -> UpgradeSettings:
+    return UpgradeSettings.from_config(ConfigStore(args.config).load())
+
+
+def _install(args: argparse.Namespace) -> int:
+    from firmware.upgrade.installer import Installer
+
+    installer = Installer(_settings(args), progress=lambda step: print(f"  {step}", file=sys.stderr))
+    try:
+        if args.check_only:
+            checked = installer.check(args.image)
+            checked.image.scan()
+            print(json.dumps({"image": args.image, "acceptable": True, "version": checked.image.manifest.version,
+                              "slot": checked.target_slot, "key_id": checked.key_id}))
+            return 0
+        result = installer.install(args.image, user=args.user or getpass.getuser())
+    except UpgradeRefused as exc:
+        print(json.dumps({"image": args.image, "refused": exc.reason, "error": str(exc)}))
+        print(f"meter image install: refused ({exc.reason}): {exc}", file=sys.stderr)
+        return 1
+    if result["guard_pid"] is None:
+        print("  no boot guard is running: restart the meter (systemctl restart meter) to start the new slot",
+              file=sys.stderr)
+    if args.wait:
+        outcome = installer.wait(result["attempt"], installer.settings.health_deadline_s * 2 + 30)
+        result["outcome"] = outcome["event"] if outcome else "pending"
+        result["message"] = outcome["message"] if outcome else ""
+    print(json.dumps(result))
+    return 0 if result.get("outcome", "committed") == "committed" else 1
+
+
+def _provision(args: argparse.Namespace) -> int:
+    from firmware.upgrade.installer import provision
+
+    print(json.dumps(provision(_settings(args), args.image)))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from firmware.upgrade.slots import SlotLayout
+
+    settings = _settings(args)
+    print(json.dumps(SlotLayout(settings.root, settings.state_dir).describe(), indent=2))
+    return 0
+
+
+def _log(args: argparse.Namespace) -> int:
+    from firmware.upgrade.log import UpgradeLog
+
+    settings = _settings(args)
+    for row in UpgradeLog(settings.state_dir, settings.log_depth).entries(limit=args.n):
+        print(json.dumps(row))
+    return 0
+
+
+def _trust(args: argparse.Namespace) -> int:
+    from firmware.upgrade.trust import TrustStore
+
+    store = TrustStore(_settings(args).trust_store)
+    if args.action == "add":
+        if not args.key:
+            print("meter image trust add: give the public key PEM file", file=sys.stderr)
+            return 2
+        print(json.dumps({"added": store.add(Path(args.key).read_bytes(), args.comment)}))
+    elif args.action == "revoke":
+        if not args.key:
+            print("meter image trust revoke: give the key id", file=sys.stderr)
+            return 2
+        store.revoke(args.key)
+        print(json.dumps({"revoked": args.key}))
+    else:
+        for kid, entry in sorted(store.entries().items()):
+            print(json.dumps({"key_id": kid, "state": entry.get("state"), "comment": entry.get("comment"),
+                              "added_at": entry.get("added_at"), "revoked_at": entry.get("revoked_at")}))
+    return 0
+
+
+def _guard(args: argparse.Namespace) -> int:
+    from firmware.upgrade.guard import main
+
+    return main(args.guard_args)
