@@ -1,0 +1,100 @@
+"""Aggregation (IEC 61000-4-30 4.5): 10/12 cycles -> 150/180 cycles, 10 min, 2 h; flags and gaps."""
+import math
+
+import numpy as np
+import pytest
+
+from metrology.intervals import TEN_MIN_NS, ClockAggregator, CountAggregator, Interval, aggregate
+from metrology.pipeline import FLAG_GAP, Pipeline
+from metrology.settings import MetrologySettings
+from tests.conformance.signals import FS, balanced, feed
+
+
+def item(start_s, v, p, flagged=False):
+    return Interval("cycle10", int(start_s * 1e9), int((start_s + 0.2) * 1e9), 0.2, 10,
+                    {"v_ln": np.array([v]), "p": np.array([p]), "q": np.array([0.0]), "s": np.array([abs(p)]),
+                     "p1": np.array([p]), "crest": np.array([v / 100])}, flagged)
+
+
+def test_rms_quantities_aggregate_as_root_mean_square_and_powers_as_means():
+    out = aggregate([item(0, 100, 10), item(0.2, 200, 30, flagged=True)], "3s", "IEEE")
+    assert out.values["v_ln"][0] == pytest.approx(math.sqrt((100 ** 2 + 200 ** 2) / 2))
+    assert out.values["p"][0] == pytest.approx(20.0)
+    assert out.values["crest"][0] == pytest.approx(2.0)
+    assert out.values["pf"][0] == pytest.approx(1.0)
+    assert out.flagged and out.cycles == 20 and out.duration_s == pytest.approx(0.4)
+
+
+def test_count_aggregator_resynchronises_at_the_ten_minute_tick():
+    agg = CountAggregator(15, "3s", "IEEE")
+    start = 600 - 2.0        # 10 windows before the tick, then the tick drops the partial group
+    outs = [o for k in range(40) for o in agg.add(item(start + 0.2 * k, 230, 1))]
+    assert len(outs) == 2
+    assert outs[0].start_ns == 600 * 10 ** 9
+
+
+def test_clock_aggregator_aligns_to_the_clock():
+    agg = ClockAggregator(TEN_MIN_NS, "10min", "IEEE")
+    outs = [o for k in range(7000) for o in agg.add(item(590 + 0.2 * k, 230, 1))]
+    assert [o.start_ns // 10 ** 9 for o in outs] == [0, 600, 1200]
+    assert outs[1].cycles == 3000 * 10
+
+
+def test_pipeline_flags_windows_during_a_dip_and_reports_three_second_values():
+    sig = balanced(230.0, 5.0, 0.0, f0=50.0)
+
+    def dip(x, first=[0]):  # noqa: B006  (block counter)
+        n = np.arange(first[0], first[0] + x.shape[0])
+        first[0] += x.shape[0]
+        x = x.copy()
+        inside = (n >= 2.0 * FS) & (n < 2.1 * FS)
+        x[inside, 1] *= 0.5                # V A-N at 50 % for 100 ms
+        return x
+
+    pl = Pipeline(MetrologySettings())
+    res = feed(pl, sig, 6.2, transform=dip)
+    wins = [w for r in res for w in r.windows]
+    flagged = [round(w.start_ns / 1e9 - 1_700_000_000, 1) for w in wins if w.flagged]
+    assert flagged and all(1.8 <= t <= 2.2 for t in flagged)
+    three = [t for r in res for t in r.three_s]
+    assert len(three) >= 1 and three[0].cycles == 150
+    secs = [s for r in res for s in r.seconds]
+    assert any(s.flagged for s in secs) and not secs[-1].flagged
+
+
+def test_pipeline_resyncs_windows_and_closes_ten_minutes_at_the_clock_tick():
+    pl = Pipeline(MetrologySettings(nominal_frequency=60.0))
+    t0 = (1_700_000_000 // 600 + 1) * 600 * 10 ** 9 - int(2.05e9)    # 2.05 s before a 10-min tick
+    res = feed(pl, balanced(230.0, 5.0, 0.0, f0=60.0), 4.5, t0_ns=t0)
+    wins = [w for r in res for w in r.windows]
+    tick = t0 + int(2.05e9)
+    assert any(w.end_ns <= tick + 20_000_000 and w.cycles < 12 for w in wins)   # the short window
+    after = [w for w in wins if w.start_ns >= tick]
+    assert after and after[0].start_ns - tick < 17_000_000                      # restarted at the tick
+    ten = [t for r in res for t in r.ten_min]
+    assert len(ten) == 1 and ten[0].end_ns == tick
+    assert ten[0].values["v_ln"][0] == pytest.approx(230.0, rel=1e-8)
+
+
+def test_a_gap_restarts_the_windows_flags_the_intervals_and_reports_lost_time():
+    sig = balanced(230.0, 5.0, 0.0)
+    pl = Pipeline(MetrologySettings())
+    t0 = 1_700_000_000_000_000_000
+    results = []
+    block = 1024
+    for first in list(range(0, 64 * block, block)) + list(range(80 * block, 160 * block, block)):
+        flags = FLAG_GAP if first == 80 * block else 0
+        lost = 16 * block if flags else 0
+        results.append(pl.feed_values(sig.samples(first, block), first, t0 + round(first * 1e9 / FS),
+                                      flags, lost))
+    assert sum(r.gap for r in results) == 1
+    secs = [s for r in results for s in r.seconds]
+    lost = sum(s.energy.gap_s for s in secs)
+    assert lost == pytest.approx(16 * block / FS)
+    gapped = [s for s in secs if s.gap]
+    assert gapped
+    # energy: what was measured, never what was lost
+    measured = sum(s.energy.duration_s for s in secs)
+    wh = sum(s.energy.wh_del[3] for s in secs)
+    assert wh == pytest.approx(3 * 230 * 5 * measured / 3600, rel=1e-9)
+    assert measured < 160 * block / FS - lost + 1e-9
