@@ -36,3 +36,7 @@ class IPCError(MeterError):
 
 class AccessDenied(MeterError):
     """A command was refused (revenue lock, privilege, lockout); the message says why."""
+
+
+class ComtradeError(ConfigError):
+    """A COMTRADE recording (.cfg/.dat) is malformed or unusable; the message names the file and the problem."""
