@@ -174,6 +174,7 @@ class Guard:
         env = dict(self.env if self.env is not None else os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str((path / "app").resolve()), env.get("PYTHONPATH", "")) if p)
         env["METER_SLOT"] = slot
+        env["PYTHONSAFEPATH"] = "1"   # `python -m` must not put the working directory before the slot
         self.child = subprocess.Popen(self.command(path), env=env, start_new_session=True)
         self.running_slot = slot
         log.info("started slot %s (pid %d)", slot, self.child.pid)

@@ -131,8 +131,9 @@ class Installer:
 
     # ------------------------------------------------------------------ install
 
-    def install(self, image_path: str | Path, user: str = "", notify_guard: bool = True) -> dict[str, Any]:
-        attempt = uuid.uuid4().hex[:12]
+    def install(self, image_path: str | Path, user: str = "", notify_guard: bool = True,
+                attempt: str | None = None) -> dict[str, Any]:
+        attempt = attempt or new_attempt_id()
         name = Path(image_path).name
         self.log.record(attempt, "attempt", message=f"image {name}", user=user)
         try:
@@ -205,6 +206,10 @@ class Installer:
                 return outcome
             time.sleep(poll_s)
         return None
+
+
+def new_attempt_id() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 def provision(settings: UpgradeSettings, image_path: str | Path, slot: str = "a") -> dict[str, Any]:
