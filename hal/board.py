@@ -75,7 +75,7 @@ class GpioParams:
     irq0: int = 22
     irq1: int = 23
     dready: int = 24
-    reset: int = 25
+    reset: int | None = 25
     revenue_lock: int = 5
     power_fail: int = 6
     digital_inputs: tuple[int, ...] = ()
@@ -105,11 +105,12 @@ class BoardParams:
 
 
 def default_channels() -> tuple[ChannelParams, ...]:
-    """A 230/400 V, 5 A board: 1000:1 voltage dividers, 2500:1 CTs into 5.1 ohm burdens, PGA 1."""
+    """A 230/400 V, 5 A (CT-operated) board: 1000:1 dividers (1000 V peak full scale), 1000:1 CTs into
+    50 ohm burdens (20 A peak full scale), PGA 1."""
     out = []
     for name in CHANNELS:
         if name.startswith("V"):
             out.append(ChannelParams(name, "divider", ratio=1000.0))
         else:
-            out.append(ChannelParams(name, "ct", ratio=2500.0, burden_ohm=5.1))
+            out.append(ChannelParams(name, "ct", ratio=1000.0, burden_ohm=50.0))
     return tuple(out)

@@ -1,0 +1,66 @@
+"""Board files: both shipped boards load; bad or missing keys are ConfigErrors naming section, option and allowed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from firmware.config.board import load_board
+from hal.ade9000 import ChipSettings
+from hal.errors import ConfigError
+from hal.hardware import open_hardware
+
+BOARDS = Path(__file__).resolve().parents[2] / "boards"
+
+
+def edited(tmp_path, old: str, new: str, name: str = "sim.toml") -> Path:
+    text = (BOARDS / name).read_text()
+    assert old in text
+    p = tmp_path / name
+    p.write_text(text.replace(old, new, 1))
+    return p
+
+
+def test_shipped_boards_load():
+    sim, real = load_board(BOARDS / "sim.toml"), load_board(BOARDS / "cm4-ade9000.toml")
+    assert sim.simulated and not real.simulated
+    assert real.spi.backend == "spidev" and real.spi.max_speed_hz <= 20_000_000
+    assert [c.name for c in sim.channels] == ["IA", "VA", "IB", "VB", "IC", "VC", "IN"]
+    # the same board apart from the backends
+    assert sim.channels == real.channels and sim.gpio.irq0 == real.gpio.irq0
+
+
+def test_sim_board_brings_up(tmp_path):
+    board = load_board(BOARDS / "sim.toml")
+    hw = open_hardware(board, ChipSettings(board.channels), realtime=False)
+    assert hw.chip.bring_up() > 0
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("max_speed_hz = 20_000_000", "max_speed_hz = 40_000_000",
+     r"\[spi\] option 'max_speed_hz': 40000000 is out of range; allowed 100000..20000000"),
+    ("pga_gain = 1", "pga_gain = 3", r"\[channel.ia\] option 'pga_gain': 3 is not allowed; allowed 1, 2, 4"),
+    ('sensor = "ct"', 'sensor = "shunt"', r"\[channel.ia\] option 'sensor': 'shunt' is not one of the allowed"),
+    ("irq1 = 23", "irq1 = 24", r"\[gpio\] option 'irq1': GPIO 24 is already used by 'irq0'"),
+    ("reset = 27", "reset = 10", r"\[gpio\] option 'reset': GPIO 10 is an SPI0 pin"),
+    ("[sim]", "[sim]\nspeed = 3", r"\[sim\] option 'speed' is not valid in section \[sim\]"),
+    ('backend = "sim"\nbus', 'backend = "spidev"\nbus', r"a simulated chip needs both backends 'sim'"),
+])
+def test_bad_keys(tmp_path, old, new, message):
+    with pytest.raises(ConfigError, match=message):
+        load_board(edited(tmp_path, old, new))
+
+
+def test_missing_key_names_section_option_and_allowed(tmp_path):
+    with pytest.raises(ConfigError, match=r"\[gpio\] option 'irq0' is missing; allowed 0..53"):
+        load_board(edited(tmp_path, "irq0 = 24", ""))
+
+
+def test_calibration_file_overrides_defaults(tmp_path):
+    (tmp_path / "cal.toml").write_text("[IA]\ngain = 1.002\nphase_deg = 0.1\n[VB]\ngain = 0.999\n")
+    board = load_board(edited(tmp_path, 'file = ""', 'file = "cal.toml"'))
+    assert board.channel("IA").cal_gain == 1.002 and board.channel("IA").cal_phase_deg == 0.1
+    assert board.channel("VB").scale() == pytest.approx(board.channel("VA").scale() * 0.999)
+    (tmp_path / "cal.toml").write_text("[IA]\ngain = 2.0\n")
+    with pytest.raises(ConfigError, match=r"cal.toml: \[IA\] option 'gain': 2.0 is out of range; allowed 0.5..1.5"):
+        load_board(tmp_path / "sim.toml")
