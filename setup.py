@@ -7,6 +7,8 @@ from setuptools import Extension, setup
 
 EXTENSIONS = [
     Extension("firmware.ipc._atomics", ["firmware/ipc/_atomics.c"], optional=True),
+    Extension("metrology._kernels._ckernels", ["metrology/_kernels/_ckernels.c"],
+              extra_compile_args=["-O3"], optional=True),
 ]
 
 setup(ext_modules=EXTENSIONS)

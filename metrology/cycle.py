@@ -52,18 +52,16 @@ class CycleStage:
         self.matrix = np.ascontiguousarray(matrix)
         self.spc = samples_per_cycle
         self.fs = sample_rate_hz
-        n = np.arange(samples_per_cycle)
-        # X1 = sqrt(2)/N sum x e^{-j 2 pi n / N}: RMS phasor, angle of the cosine at the cycle start
-        self.dft1 = np.exp(-2j * math.pi * n / samples_per_cycle) * (math.sqrt(2) / samples_per_cycle)
 
     def process(self, batch: CycleBatch) -> CycleMeasures:
         m = batch.count
         y = batch.samples @ self.matrix                       # (m, 512, 11)
-        sq, peak = _kernels.cycle_sums(y, self.spc // 2)
-        half_ms = sq / (self.spc // 2)
+        half = self.spc // 2
+        sq, peak, vi, fre, fim = _kernels.cycle_stats(y, V_LN.start, I_PH.start, 3)
+        half_ms = sq / half
         ms = half_ms.mean(axis=1)
-        vi = np.einsum("msk,msk->mk", y[:, :, V_LN], y[:, :, I_PH]) / self.spc
-        fund = np.einsum("msk,s->mk", y, self.dft1)
+        vi = vi / self.spc
+        fund = (fre - 1j * fim) * (math.sqrt(2) / self.spc)   # RMS phasor, cosine at the cycle start
         duration = (batch.end - batch.start) / self.fs
         freq = 1.0 / duration
         freq = np.where(batch.real & (freq >= REPORT_MIN_HZ) & (freq <= REPORT_MAX_HZ), freq, math.nan)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
+from metrology import _kernels
 from metrology.settings import TRACK_MAX_HZ, TRACK_MIN_HZ
 
 LOWPASS_HZ = 150.0
@@ -102,7 +103,7 @@ class CycleTracker:
             self.restart(first_index)
         n = ref.shape[0]
         self.next_index = first_index + n
-        y, self.zi = signal.sosfilt(self.sos, ref, zi=self.zi)
+        y, self.zi = _kernels.sosfilt(self.sos, ref, self.zi)
         tail = self.tail.shape[0]
         yy = np.concatenate((self.tail, y))   # yy[tail] is sample first_index
         self.tail = yy[-self.tail_len:]

@@ -1,30 +1,67 @@
 """Kernels of the per-sample paths, in C where the build had a compiler, else their numpy references.
 
 ``BACKEND`` is ``"c"`` or ``"numpy"``; ``BACKEND_NOTE`` is the one line the metrology service logs
-at start-up. Each kernel has the signature of its reference in ``reference.py``.
+at start-up. Every kernel here has the signature and result of its definition in ``reference.py``;
+``tests/unit/test_metrology_kernels.py`` checks that the two agree.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from metrology._kernels import reference
 
 try:
     from metrology._kernels import _ckernels  # type: ignore[attr-defined]
-except ImportError as exc:  # no compiler at install time, or the extension is stale
+except ImportError as exc:  # no compiler at install time, or the extension is missing
     _ckernels = None
     _IMPORT_ERROR = str(exc)
 else:
     _IMPORT_ERROR = ""
 
+_COS_SIN: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _f64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def c_resample(buf: np.ndarray, pos: np.ndarray, delays: np.ndarray) -> np.ndarray:
+    buf, pos, delays = _f64(buf), _f64(pos), _f64(delays)
+    n, c = buf.shape
+    out = np.empty((pos.shape[0], c))
+    _ckernels.resample(buf, pos, delays, out, n, c, pos.shape[0])
+    return out
+
+
+def c_cycle_stats(y: np.ndarray, v0: int, i0: int, nvi: int):
+    y = _f64(y)
+    m, s, k = y.shape
+    if s not in _COS_SIN:
+        theta = 2 * np.pi * np.arange(s) / s
+        _COS_SIN[s] = (np.cos(theta), np.sin(theta))
+    cos, sin = _COS_SIN[s]
+    sq, peak = np.empty((m, 2, k)), np.empty((m, k))
+    vi, fre, fim = np.empty((m, nvi)), np.empty((m, k)), np.empty((m, k))
+    _ckernels.cycle_stats(y, cos, sin, sq, peak, vi, fre, fim, m, s, k, v0, i0, nvi)
+    return sq, peak, vi, fre, fim
+
+
+def c_sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    sos, x = _f64(sos), _f64(x)
+    zi = np.array(zi, dtype=np.float64, order="C")
+    y = np.empty_like(x)
+    _ckernels.sosfilt(sos, x, zi, y, sos.shape[0], x.shape[0])
+    return y, zi
+
+
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"
-    resample = _ckernels.resample
-    cycle_sums = _ckernels.cycle_sums
+    resample, cycle_stats, sosfilt = c_resample, c_cycle_stats, c_sosfilt
 else:
     BACKEND = "numpy"
-    BACKEND_NOTE = ("metrology kernels: numpy reference (C extension not built: "
-                    f"{_IMPORT_ERROR}); results are identical, throughput is lower")
-    resample = reference.resample
-    cycle_sums = reference.cycle_sums
+    BACKEND_NOTE = ("metrology kernels: numpy reference, the C extension is not built "
+                    f"({_IMPORT_ERROR}); same results, lower throughput")
+    resample, cycle_stats, sosfilt = reference.resample, reference.cycle_stats, reference.sosfilt
 
-__all__ = ["BACKEND", "BACKEND_NOTE", "resample", "cycle_sums", "reference"]
+__all__ = ["BACKEND", "BACKEND_NOTE", "resample", "cycle_stats", "sosfilt", "reference"]

@@ -46,8 +46,23 @@ def resample(buf: np.ndarray, pos: np.ndarray, delays: np.ndarray) -> np.ndarray
     return out
 
 
-def cycle_sums(x: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per cycle of ``x`` (m, S, K): sums of squares of each half (m, 2, K) and peak |x| (m, K)."""
-    m, s, k = x.shape
-    sq = (x * x).reshape(m, 2, half, k).sum(axis=2)
-    return sq, np.abs(x).max(axis=1)
+def cycle_stats(y: np.ndarray, v0: int, i0: int, nvi: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per cycle of ``y`` (m, S, K): sums of squares of each half (m, 2, K), peak |y| (m, K),
+    sum of y[v0+q] * y[i0+q] for q < nvi (m, nvi), and the bin-1 sums sum y cos(2 pi j / S) and
+    sum y sin(2 pi j / S) (m, K)."""
+    m, s, k = y.shape
+    sq = (y * y).reshape(m, 2, s // 2, k).sum(axis=2)
+    peak = np.abs(y).max(axis=1)
+    vi = np.einsum("msk,msk->mk", y[:, :, v0:v0 + nvi], y[:, :, i0:i0 + nvi])
+    theta = 2 * np.pi * np.arange(s) / s
+    fre = np.einsum("msk,s->mk", y, np.cos(theta))
+    fim = np.einsum("msk,s->mk", y, np.sin(theta))
+    return sq, peak, vi, fre, fim
+
+
+def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cascade of biquads with state ``zi`` (n_sections, 2): scipy.signal.sosfilt is the definition."""
+    from scipy import signal
+
+    return signal.sosfilt(sos, x, zi=zi)
