@@ -204,6 +204,7 @@ class Guard:
             if code is not None:
                 self.rollback(trial, f"the new slot's supervisor exited with code {code} before reporting healthy")
                 return "rolled_back"
+            sd_notify("WATCHDOG=1")     # the guard is alive; the health deadline covers the new slot
             status = self.probe()
             if status and status.get("healthy") is True:
                 self.commit(trial)
@@ -246,9 +247,9 @@ class Guard:
                 slot = self.layout.current()
                 assert slot is not None
                 self.start_child(slot)
+                sd_notify("READY=1")
                 if trial and self.watch_trial(trial) == "rolled_back":
                     continue
-                sd_notify("READY=1")
                 code = self.watch()
                 if code is not None:
                     return code
@@ -259,6 +260,14 @@ class Guard:
                 pid_file.unlink()
             except FileNotFoundError:
                 pass
+
+    def fall_back(self, reason: str) -> int:
+        """Without starting anything: abandon a slot on probation and point ``current`` at ``good``."""
+        self.recover()
+        trial = self.layout.trial()
+        if trial and trial.get("slot") == self.layout.current() != self.layout.good():
+            self.rollback(trial, reason)
+        return 0
 
     def request_stop(self, *_: Any) -> None:
         self._stop = True
@@ -276,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--board", default=os.environ.get("METER_BOARD_FILE", "boards/sim.toml"),
                    help="board file; a relative path is looked up in the slot's app/ when not found here")
     p.add_argument("--run-dir", default=None)
+    p.add_argument("--fallback", action="store_true",
+                   help="only point 'current' back at the last good slot and exit (meter-rollback.service)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s upgrade-guard %(levelname)s %(message)s")
     config = ConfigStore(args.config).load()
@@ -292,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd + (["--run-dir", args.run_dir] if args.run_dir else [])
 
     guard = Guard(settings, command, control_probe(run_dir / "control.sock"))
+    if args.fallback:
+        return guard.fall_back("meter.service failed repeatedly (systemd OnFailure)")
     signal.signal(signal.SIGTERM, guard.request_stop)
     signal.signal(signal.SIGINT, guard.request_stop)
     signal.signal(signal.SIGHUP, guard.wake)

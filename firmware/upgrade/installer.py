@@ -20,6 +20,8 @@ import hashlib
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -147,7 +149,7 @@ class Installer:
                         message=f"from {checked.installed_version}, signed by {checked.key_id}")
         try:
             self._write_slot(attempt, checked)
-        except (OSError, UpgradeRefused) as exc:
+        except (OSError, UpgradeRefused, UpgradeFailed) as exc:
             self.layout.cleanup_transient()
             self.log.record(attempt, "failed", version=version, slot=slot, message=str(exc), user=user)
             raise UpgradeFailed(f"installing {name} to slot {slot} failed ({exc}); the running slot is "
@@ -179,6 +181,9 @@ class Installer:
         sigdir.mkdir()
         for kid, sig in checked.image.signatures.items():
             (sigdir / f"{kid}.sig").write_bytes(sig)
+        if checked.image.manifest.data.get("dependencies") == "bundled":
+            self._step(attempt, "deps", version, slot)
+            make_venv(staging)
         _fsync_tree(staging)
         self._step(attempt, "verify", version, slot)
         for entry in checked.image.manifest.files:
@@ -229,6 +234,30 @@ def provision(settings: UpgradeSettings, image_path: str | Path, slot: str = "a"
     installer.log.record("provision", "committed", version=image.manifest.version, slot=slot,
                          message="provisioned")
     return {"slot": slot, "version": image.manifest.version, "key_id": kid}
+
+
+def make_venv(slot_dir: Path, python: str = sys.executable) -> None:
+    """Install the image's bundled wheels (and source archives, built here) into ``slot_dir/venv``.
+
+    Offline: pip sees only the slot's own ``wheels/``. The venv is created in the staging directory
+    and renamed with it, so only ``venv/bin/python -m ...`` is used (script shebangs keep the
+    staging path).
+    """
+    wheels = sorted(str(p) for p in (slot_dir / "wheels").glob("*") if p.is_file())
+    venv = slot_dir / "venv"
+    made = subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True,
+                          timeout=600)
+    if made.returncode != 0:
+        raise UpgradeFailed(f"creating the slot's Python environment failed: {made.stderr.strip()[-500:]}")
+    if not wheels:
+        return
+    # The installer's own pip, aimed at the new interpreter (pip --python): no pip copy per slot.
+    pip = [python, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet",
+           "--disable-pip-version-check",
+           "--no-index", "--find-links", str(slot_dir / "wheels"), "--no-deps", *wheels]
+    done = subprocess.run(pip, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise UpgradeFailed(f"installing the bundled dependencies failed: {done.stderr.strip()[-800:]}")
 
 
 def _sha256(path: Path) -> str:

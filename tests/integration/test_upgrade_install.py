@@ -175,3 +175,25 @@ def test_cli_install_reports_refusal_reason(env, tmp_path):
                          "--config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["slot"] == "b"
+
+
+def test_bundled_wheels_are_installed_into_the_slot_venv(env, tmp_path):
+    # A real wheel, built here offline from a one-module project, stands in for a downloaded one.
+    project = tmp_path / "tinydep"
+    (project / "tinydep").mkdir(parents=True)
+    (project / "tinydep" / "__init__.py").write_text("ANSWER = 42\n")
+    (project / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools"]\n'
+                                            'build-backend = "setuptools.build_meta"\n'
+                                            '[project]\nname = "tinydep"\nversion = "1.0"\n')
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--no-index", "-w", str(wheels), str(project)], check=True, timeout=300)
+    img = env.image("0.2.0", deps=str(wheels))
+    result = env.installer().install(img)
+    steps = [r["message"] for r in env.installer().log.entries(result["attempt"]) if r["event"] == "step"]
+    assert steps == ["extract", "deps", "verify", "place", "arm", "switch"]
+    python = env.layout.slot_path("b") / "venv" / "bin" / "python"
+    out = subprocess.run([str(python), "-c", "import tinydep; print(tinydep.ANSWER)"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip() == "42", out.stderr
+    assert env.layout.verify("b") == []

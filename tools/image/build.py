@@ -96,9 +96,14 @@ def collect_application(tree: Path) -> list[Source]:
 
 
 def device_requirements(tree: Path) -> list[str]:
-    """Runtime plus device-only requirements, exactly as pinned in pyproject.toml."""
-    project = tomllib.loads((tree / "pyproject.toml").read_text())["project"]
-    return list(project.get("dependencies", [])) + list(project.get("optional-dependencies", {}).get("device", []))
+    """Runtime, device-only and build-system requirements, exactly as pinned in pyproject.toml.
+
+    The build requirements (setuptools, wheel) let the meter build the source archives offline.
+    """
+    doc = tomllib.loads((tree / "pyproject.toml").read_text())
+    project = doc["project"]
+    return (list(project.get("dependencies", [])) + list(project.get("optional-dependencies", {}).get("device", []))
+            + list(doc.get("build-system", {}).get("requires", [])))
 
 
 def download_dependencies(tree: Path, dest: Path, python: str = sys.executable) -> Path:
