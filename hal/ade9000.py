@@ -242,6 +242,10 @@ class Ade9000:
     def start(self) -> None:
         """RUN the DSP, compute the configuration CRC and remember it."""
         self.write("RUN", 1)
+        self.refresh_config_crc()
+
+    def refresh_config_crc(self) -> None:
+        """Recompute CRC_RSLT after an intended configuration change and keep it as the reference."""
         self.write("CRC_FORCE", field_prep(RM["CRC_FORCE"], "FORCE_CRC_UPDATE", 1), verify=False)
         done = bit(RM["STATUS1"], "CRC_DONE")
         deadline = self.clock.monotonic_ns() + int(CRC_DONE_TIMEOUT_S * 1e9)

@@ -90,6 +90,7 @@ class WaveformStream:
         self.chip.write("WFB_CFG", cfg & ~wfb.field("WF_CAP_EN").mask)
         self.chip.write("STATUS0", _PAGE_FULL)
         self.chip.write("WFB_CFG", cfg | field_prep(wfb, "WF_CAP_EN", 1))
+        self.chip.refresh_config_crc()          # WFB_CFG is covered by the configuration CRC
         self._anchor_ns = clock.monotonic_ns()
         self._rt_offset_ns = clock.realtime_ns() - self._anchor_ns
         self._anchor_count = 0

@@ -1,0 +1,19 @@
+"""Options of the acquisition service (ADE9000 streaming and the chip's own energy path)."""
+from firmware.config.schema import Duration, Enum, Int, Option, Section
+
+SECTIONS = [
+    Section("acquisition", [
+        Option("line_frequency", Enum("50", "60"), "50",
+               "Nominal line frequency the ADE9000 is configured for (ACCMODE.SELFREQ, 10/12-cycle windows); "
+               "keep it equal to the metering nominal frequency.", "Hz"),
+        Option("wiring", Enum("4W-WYE", "DELTA", "3W-WYE", "SINGLE", "2L", "2L+1n", "DEMO"), "4W-WYE",
+               "Wiring the chip's own energy accumulators assume (ACCMODE.VCONSEL)."),
+        Option("energy_interval", Duration(0.1, 8.0), 1.0,
+               "Interval of the chip's energy accumulators (EGY_TIME, EGYRDY), published on 'chip_energy'.", "s"),
+        Option("ring_slots", Int(64, 65536), 2048,
+               "Sample blocks kept on the samples ring (2048 blocks of 4 ms = 8.2 s).", "blocks"),
+        Option("max_restarts", Int(0, 1000), 10,
+               "Chip re-initialisations after a fault before the service gives up and lets the supervisor "
+               "restart it."),
+    ], "ADE9000 acquisition: samples ring and chip energy."),
+]

@@ -1,0 +1,201 @@
+"""The acquisition service: owns the ADE9000, streams its samples to the samples ring, publishes the chip's energy.
+
+Outputs (shared memory, names prefixed by the meter instance):
+
+- ``samples``: a ring of ``firmware.ipc.samples.SampleBlock`` records, 128 frames (4 ms) each, in the
+  order IA VA IB VB IC VC IN with each channel's calibrated scale. A block after lost frames has
+  FLAG_GAP and ``lost_frames``; the first block after a chip re-initialisation has FLAG_CHIP_RESET;
+  every block from the simulated board has FLAG_SIMULATED.
+- ``chip_energy``: a snapshot with the chip's own accumulators (the second, independent energy path):
+  per phase Wh, varh, VAh of the last EGYRDY interval and their running totals since the service
+  started, plus stream health counters.
+
+On a bus or chip fault the chip is reset and brought up again (up to ``acquisition.max_restarts``);
+the frame index keeps counting across it so consumers see a gap, never spliced samples.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from firmware.config import Config
+from firmware.config.board import Board, load_board
+from firmware.ipc.ring import Ring
+from firmware.ipc.samples import FLAG_CHIP_RESET, FLAG_GAP, FLAG_SIMULATED, SampleBlock, block_size
+from firmware.ipc.snapshot import Snapshot
+from firmware.service import Service, command, main
+from hal import ade9000_stream as st
+from hal.ade9000 import ChipSettings, EnergyReading
+from hal.clock import Clock
+from hal.errors import BusError, ChipError, MeterError, MeterTimeoutError
+from hal.hardware import Hardware, open_hardware
+
+BLOCK_FRAMES = st.HALF_FRAMES
+RING_NAME = "samples"
+ENERGY_NAME = "chip_energy"
+ENERGY_LAYOUT = [
+    ("chip_wh", 3), ("chip_varh", 3), ("chip_vah", 3),                 # last interval, per phase
+    ("chip_wh_total", 3), ("chip_varh_total", 3), ("chip_vah_total", 3),  # since the service started
+    ("chip_interval_s", 1), ("chip_intervals", 1),
+    ("blocks", 1), ("gaps", 1), ("lost_frames", 1), ("crc_errors", 1), ("chip_resets", 1),
+    ("config_crc_changes", 1),
+]
+_HAL_TO_RING_FLAGS = ((st.FLAG_GAP, FLAG_GAP), (st.FLAG_CHIP_RESET, FLAG_CHIP_RESET))
+
+
+def signal_source(config: Config, line_hz: int) -> Any:
+    """The simulated board's input: the configured load profile."""
+    from hal.sim.signals import ThreePhase, day_profile, steady
+
+    sim = config["simulation"]
+    if sim.profile == "day":
+        return day_profile(time_scale=sim.time_scale, nominal_hz=line_hz)
+    if sim.profile == "steady":
+        return steady(nominal_hz=line_hz)
+    return ThreePhase(v_rms=(0.0,) * 3, i_rms=(0.0,) * 3, nominal_hz=line_hz)
+
+
+@dataclass
+class Totals:
+    wh: np.ndarray
+    intervals: int = 0
+
+
+class Acquisition:
+    """The work of the service without the process around it: bring up, pump blocks, publish energy."""
+
+    def __init__(self, board: Board, settings: ChipSettings, ring: Ring, energy: Snapshot, *, source: Any = None,
+                 realtime: bool = True, clock: Clock | None = None, max_restarts: int = 10) -> None:
+        self.board, self.settings = board, settings
+        self.ring, self.energy = ring, energy
+        self.max_restarts = max_restarts
+        self.hw: Hardware = open_hardware(board, settings, source=source, realtime=realtime, clock=clock)
+        self.scale = tuple(ch.scale() for ch in settings.channels)
+        self.extra_flags = FLAG_SIMULATED if board.simulated else 0
+        self.totals = Totals(np.zeros((3, 3)))
+        self.restarts = 0
+        self.index_base = 0            # frame index of the current stream's frame 0
+        self.last_problem = ""
+
+    def start(self, chip_reset: bool = False) -> None:
+        self.hw.chip.bring_up()
+        self.hw.stream.start(chip_reset=chip_reset)
+
+    def pump(self, timeout_s: float = st.IRQ_TIMEOUT_S) -> int:
+        """Service one interrupt; returns the number of sample blocks written. Recovers from chip faults."""
+        try:
+            items = self.hw.stream.poll(timeout_s)
+        except (BusError, ChipError, MeterTimeoutError) as exc:
+            self._recover(exc)
+            return 0
+        written = 0
+        for item in items:
+            if isinstance(item, EnergyReading):
+                self._publish_energy(item)
+            else:
+                self._write_block(item)
+                written += 1
+        return written
+
+    def _write_block(self, raw: st.RawBlock) -> None:
+        flags = self.extra_flags
+        for hal_flag, ring_flag in _HAL_TO_RING_FLAGS:
+            if raw.flags & hal_flag:
+                flags |= ring_flag
+        block = SampleBlock(self.index_base + raw.first_index, raw.timestamp_ns, st.SAMPLE_RATE_HZ, raw.codes,
+                            self.scale, flags, raw.lost_frames)
+        with self.ring.reserve() as slot:
+            slot.commit(block.encode_into(slot.buffer))
+
+    def _publish_energy(self, r: EnergyReading) -> None:
+        self.totals.wh += r.wh
+        self.totals.intervals += 1
+        problems = self.hw.chip.check_health()
+        for p in problems:
+            self.hw.chip.stats.extra["health_problems"] = self.hw.chip.stats.extra.get("health_problems", 0) + 1
+            self.last_problem = p
+        self.energy.publish({
+            "chip_wh": r.wh[:, 0], "chip_varh": r.wh[:, 1], "chip_vah": r.wh[:, 2],
+            "chip_wh_total": self.totals.wh[:, 0], "chip_varh_total": self.totals.wh[:, 1],
+            "chip_vah_total": self.totals.wh[:, 2], "chip_interval_s": r.interval_s,
+            "chip_intervals": self.totals.intervals, **self.counters(),
+        }, timestamp_ns=r.timestamp_ns)
+        if problems:
+            self._recover(ChipError("; ".join(problems)))
+
+    def counters(self) -> dict[str, float]:
+        s, c = self.hw.stream.stats, self.hw.chip.stats
+        return {"blocks": s.blocks, "gaps": s.gaps, "lost_frames": s.lost_frames, "crc_errors": c.crc_errors,
+                "chip_resets": self.restarts, "config_crc_changes": c.config_crc_changes}
+
+    def _recover(self, exc: MeterError) -> None:
+        """Re-initialise the chip; frames until the new stream starts count as lost."""
+        stream = self.hw.stream
+        clock = self.hw.clock
+        stopped_ns = clock.monotonic_ns()
+        next_index = self.index_base + stream.next_index
+        while True:
+            self.restarts += 1
+            self.last_problem = str(exc)
+            if self.restarts > self.max_restarts:
+                raise ChipError(f"acquisition: giving up after {self.max_restarts} re-initialisations; last: {exc}")
+            try:
+                self.start(chip_reset=True)
+                break
+            except (BusError, ChipError, MeterTimeoutError) as again:
+                exc = again
+        # the outage in frames, so the index keeps time across the restart
+        lost = max(0, int(round((clock.monotonic_ns() - stopped_ns) / st.FRAME_NS)))
+        self.index_base = next_index + lost
+        stream._pending_lost += lost
+        stream._pending_flags |= st.FLAG_GAP
+
+    def close(self) -> None:
+        self.hw.close()
+
+
+class AcquisitionService(Service):
+    name = "acquisition"
+
+    def setup(self) -> None:
+        board = load_board(self.ctx.board_path)
+        acq = self.config["acquisition"]
+        line_hz = int(acq.line_frequency)
+        settings = ChipSettings(board.channels, line_hz=line_hz, wiring=acq.wiring,
+                                energy_interval_s=acq.energy_interval)
+        self.ring = Ring.create(self.ctx.shm_name(RING_NAME), block_size(BLOCK_FRAMES), acq.ring_slots)
+        self.energy = Snapshot.create(self.ctx.shm_name(ENERGY_NAME), ENERGY_LAYOUT)
+        source = signal_source(self.config, line_hz) if board.simulated else None
+        self.acq = Acquisition(board, settings, self.ring, self.energy, source=source,
+                               realtime=self.config["simulation"].realtime or not board.simulated,
+                               max_restarts=acq.max_restarts)
+        self.acq.start()
+        self.endpoints = [f"shm {self.ring.name}", f"shm {self.energy.name}"]
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.acq.pump()
+            self.heartbeat(**self.acq.counters())
+
+    def teardown(self) -> None:
+        if hasattr(self, "acq"):
+            self.acq.close()
+
+    def dump_config(self) -> dict[str, Any]:
+        acq = getattr(self, "acq", None)
+        if acq is None:
+            return {}
+        return {"board": acq.board.name, "simulated": acq.board.simulated, "line_hz": acq.settings.line_hz,
+                "config_crc": acq.hw.chip.config_crc, "last_problem": acq.last_problem, **acq.counters()}
+
+    @command("registers")
+    def cmd_registers(self, user: str = "") -> dict[str, str]:
+        """Every non-volatile ADE9000 register, for diagnostics."""
+        return {name: f"{value:#x}" for name, value in self.acq.hw.chip.register_dump().items()}
+
+
+if __name__ == "__main__":
+    sys.exit(main(AcquisitionService))

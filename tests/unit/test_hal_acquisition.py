@@ -1,0 +1,128 @@
+"""The acquisition service's work on the simulated board: SampleBlocks on a real shared-memory ring, chip energy
+on a real snapshot, gaps and chip re-initialisations reported downstream; and the service as a process."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware.config.board import load_board
+from firmware.ipc.ring import Ring, RingReader
+from firmware.ipc.samples import FLAG_CHIP_RESET, FLAG_GAP, FLAG_SIMULATED, SampleBlock, block_size
+from firmware.ipc.snapshot import Snapshot
+from firmware.service import instance_name
+from firmware.services.acquisition import ENERGY_LAYOUT, Acquisition
+from hal.ade9000 import ChipSettings
+from hal.sim.signals import steady
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def shm():
+    tag = uuid.uuid4().hex[:8]
+    ring = Ring.create(f"test-acq-{tag}.samples", block_size(128), 512)
+    snap = Snapshot.create(f"test-acq-{tag}.chip_energy", ENERGY_LAYOUT)
+    yield ring, snap
+    for obj in (ring, snap):
+        obj.close()
+        obj.unlink()
+
+
+def make(shm, **kw):
+    board = load_board(REPO / "boards" / "sim.toml")
+    ring, snap = shm
+    acq = Acquisition(board, ChipSettings(board.channels), ring, snap, source=steady(230.0, 5.0, 20.0),
+                      realtime=False, **kw)
+    acq.start()
+    return acq, RingReader(ring, start="oldest"), snap
+
+
+def drain(reader):
+    out = []
+    while (data := reader.read(0)) is not None:
+        out.append(SampleBlock.decode(data))
+    return out
+
+
+def test_blocks_on_the_ring_and_energy_on_the_snapshot(shm):
+    acq, reader, snap = make(shm)
+    for _ in range(300):                          # 1.2 s of virtual time
+        acq.pump()
+    blocks = drain(reader)
+    assert len(blocks) == 300 - 1 and reader.lost == 0          # one poll is the EGYRDY interrupt
+    assert [b.first_index for b in blocks] == [128 * k for k in range(len(blocks))]
+    assert all(b.flags == FLAG_SIMULATED and b.sample_rate_hz == 32000.0 for b in blocks)
+    v = np.concatenate([b.physical() for b in blocks])
+    assert np.sqrt(np.mean(v[:32000, 1] ** 2)) == pytest.approx(230.0, rel=2e-4)   # ADC noise, 1 s window
+    e = snap.read()
+    truth = steady(230.0, 5.0, 20.0).truth(0)["a"]
+    assert e["chip_intervals"] == 1 and 245 <= e["blocks"] <= 250      # counters as of the first EGYRDY (1 s)
+    # first interval: includes the chip's start-up, within 0.5 %
+    assert e["chip_wh"] == pytest.approx(np.full(3, truth["p"] / 3600), rel=5e-3)
+
+
+def test_gap_and_chip_reset_reach_the_ring(shm):
+    acq, reader, _ = make(shm)
+    for _ in range(10):
+        acq.pump()
+    acq.hw.sim.faults.late_pages = 8
+    for _ in range(5):
+        acq.pump()
+    acq.hw.sim.faults.crc_errors = 6              # 4 failed reads in a row: chip re-initialised
+    for _ in range(5):
+        acq.pump()
+    acq.hw.sim.faults.crc_errors = 0
+    for _ in range(5):
+        acq.pump()
+    blocks = drain(reader)
+    gaps = [b for b in blocks if b.flags & FLAG_GAP]
+    assert gaps[0].lost_frames == 128
+    reset = [b for b in blocks if b.flags & FLAG_CHIP_RESET]
+    assert len(reset) == 1 and reset[0].flags & FLAG_GAP and acq.restarts == 1
+    idx = [b.first_index for b in blocks]
+    assert all(b - a == 128 + n.lost_frames for a, b, n in zip(idx, idx[1:], blocks[1:]))   # never glued
+
+
+def test_service_process_streams_in_real_time(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (tmp_path / "meter.toml").write_text(f'[meter]\ndata_dir = "{tmp_path}"\nrun_dir = "{run_dir}"\n'
+                                         '[simulation]\nprofile = "steady"\n[log]\nfile = false\n')
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "firmware.services.acquisition", "--config",
+                             str(tmp_path / "meter.toml"), "--board", str(REPO / "boards" / "sim.toml"),
+                             "--run-dir", str(run_dir)], cwd=REPO, env=env)
+    name = f"{instance_name(run_dir)}.samples"
+    try:
+        ring = Ring.attach(name, timeout_s=15.0)
+        reader = RingReader(ring, start="latest")
+        t0 = time.monotonic()
+        blocks = []
+        while time.monotonic() - t0 < 1.0:
+            data = reader.read(0.5)
+            if data is not None:
+                blocks.append(SampleBlock.decode(data))
+        # real time: ~250 blocks per second; a loaded CI machine may lose some, which must show as gaps
+        assert len(blocks) > 100
+        idx = np.array([b.first_index for b in blocks])
+        lost = np.array([b.lost_frames for b in blocks])
+        assert np.all(np.diff(idx) == 128 + lost[1:])
+        span_s = (blocks[-1].timestamp_ns - blocks[0].timestamp_ns) / 1e9
+        assert span_s == pytest.approx(1.0, abs=0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        for n in (name, f"{instance_name(run_dir)}.chip_energy"):
+            try:
+                obj = Ring.attach(n) if n.endswith("samples") else Snapshot.attach(n)
+                obj.unlink()
+            except Exception:
+                pass
