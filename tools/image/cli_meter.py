@@ -53,7 +53,10 @@ def register(isub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_trust)
 
     b = isub.add_parser("guard", help="the boot guard run by meter.service (starts the supervisor from a slot)")
-    b.add_argument("guard_args", nargs=argparse.REMAINDER, help="--config, --board, --run-dir")
+    config_arg(b)
+    b.add_argument("--board", default=os.environ.get("METER_BOARD_FILE", "boards/sim.toml"))
+    b.add_argument("--run-dir", default=None)
+    b.add_argument("--fallback", action="store_true", help="only fall back to the last good slot and exit")
     b.set_defaults(func=_guard)
 
 
@@ -137,4 +140,5 @@ def _trust(args: argparse.Namespace) -> int:
 def _guard(args: argparse.Namespace) -> int:
     from firmware.upgrade.guard import main
 
-    return main(args.guard_args)
+    argv = ["--config", args.config, "--board", args.board] + (["--run-dir", args.run_dir] if args.run_dir else [])
+    return main(argv + (["--fallback"] if args.fallback else []))
