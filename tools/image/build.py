@@ -9,7 +9,7 @@ Dependencies (``--deps``):
 - ``none``: application only; the slot runs on the interpreter and packages already on the meter.
   Used for development images and by the tests (no network needed).
 - ``download``: ``pip download`` of the runtime and device requirements pinned in pyproject.toml,
-  constrained by requirements.lock, as wheels for the CM4 (manylinux2014_aarch64, CPython 3.11)
+  constrained by requirements.lock, as wheels for the CM4 (manylinux aarch64 up to glibc 2.36, CPython 3.11)
   where PyPI has them and as source archives otherwise, into a cache directory, then bundled.
 - a directory: bundle the wheels and source archives already in it (an offline build).
 """
@@ -41,8 +41,11 @@ SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "buil
 SKIP_SUFFIXES = (".pyc", ".pyo", ".so", ".o", ".egg-info", ".tmp", "~")
 DEP_SUFFIXES = (".whl", ".tar.gz", ".zip")
 DEFAULT_BOARDS = ("cm4-ade9000", "sim")
-# The CM4 runs Raspberry Pi OS bookworm (arm64): glibc 2.36, CPython 3.11.
-TARGET_PLATFORM = "manylinux2014_aarch64"
+# The CM4 runs Raspberry Pi OS bookworm (arm64): glibc 2.36, CPython 3.11. pip does not expand a
+# manylinux_2_X tag to older glibc levels, so every level that runs there is listed (numpy 2.x ships
+# manylinux_2_28 wheels only, older packages manylinux2014 = manylinux_2_17).
+TARGET_PLATFORM = "manylinux_2_36_aarch64"
+TARGET_PLATFORMS = tuple(f"manylinux_2_{minor}_aarch64" for minor in range(36, 16, -1)) + ("manylinux2014_aarch64",)
 TARGET_PYTHON = "3.11"
 
 
@@ -112,7 +115,8 @@ def download_dependencies(tree: Path, dest: Path, python: str = sys.executable) 
     lock = tree / "requirements.lock"
     for req in device_requirements(tree):
         binary = [python, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--dest", str(dest),
-                  "--only-binary=:all:", "--platform", TARGET_PLATFORM, "--python-version", TARGET_PYTHON,
+                  "--only-binary=:all:", *(a for p in TARGET_PLATFORMS for a in ("--platform", p)),
+                  "--python-version", TARGET_PYTHON,
                   "--implementation", "cp", "--abi", "cp" + TARGET_PYTHON.replace(".", ""), "-c", str(lock), req]
         if subprocess.run(binary, capture_output=True, timeout=600).returncode == 0:
             continue
@@ -120,7 +124,7 @@ def download_dependencies(tree: Path, dest: Path, python: str = sys.executable) 
                   "--no-binary=:all:", "--no-deps", req]
         done = subprocess.run(source, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
-            raise RuntimeError(f"pip download {req}: neither an {TARGET_PLATFORM} wheel nor a source archive "
+            raise RuntimeError(f"pip download {req}: neither an aarch64 (glibc <= 2.36) wheel nor a source archive "
                                f"could be fetched:\n{done.stderr.strip()}")
     return dest
 
