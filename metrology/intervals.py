@@ -27,7 +27,7 @@ from metrology.power import compute_power, quadrant, signed_pf
 from metrology.systems import I_N, I_PH, I_RES, V_LL, V_LN
 
 RMS_KEYS = ("v_ln", "v_ll", "i", "i_n", "i_res", "h_mag", "h_inter", "thd", "thd_rms", "thd_odd",
-            "thd_even", "tdd", "v_seq", "i_seq", "v_u0", "v_u2", "i_u0", "i_u2", "v_unbal", "i_unbal")
+            "thd_even", "tdd", "v_seq", "i_seq", "v_u0", "v_u2", "i_u0", "i_u2", "v_unbal", "v_ll_unbal", "i_unbal")
 MEAN_KEYS = ("p", "q", "s", "s_vect", "p1", "freq", "k_factor")
 MAX_KEYS = ("crest",)
 LAST_KEYS = ("h_angle", "angle")
@@ -73,6 +73,8 @@ def cycles_values(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, c
     out.update(sequence_values(mean_fund, phase_order))
     out["v_unbal"] = np.atleast_1d(max_deviation_unbalance(rms[V_LN][present] if present.sum() > 1
                                                            else np.array([np.nan])))
+    ll = np.asarray(present[[0, 1, 2]] & present[[1, 2, 0]])
+    out["v_ll_unbal"] = np.atleast_1d(max_deviation_unbalance(rms[V_LL][ll] if ll.sum() > 1 else np.array([np.nan])))
     out["i_unbal"] = np.atleast_1d(max_deviation_unbalance(rms[I_PH][present] if present.sum() > 1
                                                            else np.array([np.nan])))
     return out

@@ -1,0 +1,127 @@
+"""``meter replay RECORDING.cfg``: a COMTRADE recording through the meter's own metrology pipeline.
+
+The recording is read by ``hal.comtrade`` (ASCII and binary .dat, IEEE C37.111-1999/2013), mapped
+to the meter's inputs (IA VA IB VB IC VC IN, secondary values), brought to the 32 kSPS of the
+ADE9000 waveform stream (``ComtradeSource``'s cubic interpolation when the recording has another
+rate) and fed in blocks to ``metrology.pipeline.Pipeline``: the class the metrology service runs.
+One JSON object per line and per interval is printed, with ``t`` (seconds from the start of the
+recording to the start of the interval) and the keys of the point map (``metrology.publish``) in SI
+units at the primary side; energy keys are cumulative since the start of the recording.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import IO, Iterator
+
+import numpy as np
+
+from hal.comtrade import ComtradeSource, read_comtrade
+from hal.errors import ComtradeError
+from metrology.pipeline import Pipeline
+from metrology.publish import publish
+from metrology.settings import SAMPLE_RATE_HZ, SYSTEM_TYPES, MetrologySettings
+
+INTERVALS = {"cycle10": "windows", "3s": "three_s", "1s": "seconds", "10min": "ten_min"}
+BLOCK_FRAMES = 4096
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="run a COMTRADE recording through the metrology pipeline (JSON lines)")
+    p.add_argument("recording", help="the .cfg file of the recording (its .dat beside it)")
+    p.add_argument("--interval", choices=tuple(INTERVALS), default="1s",
+                   help="which values to print: 10/12-cycle, 150/180-cycle (3 s), 1 s or 10 min (default 1s)")
+    p.add_argument("--system-type", choices=SYSTEM_TYPES, default="4W-WYE")
+    p.add_argument("--nominal-voltage", type=float, default=None,
+                   help="Udin, primary V (default: from the recording's first cycles)")
+    p.add_argument("--nominal-current", type=float, default=5.0, help="In, primary A (default 5)")
+    p.add_argument("--nominal-frequency", type=float, choices=(50.0, 60.0), default=None,
+                   help="50 or 60 Hz (default: the recording's line frequency)")
+    p.add_argument("--secondary", action="store_true",
+                   help="report secondary values (do not apply the recording's PT/CT ratios)")
+    p.set_defaults(func=_run)
+
+
+def _ratio(rec, prefix: str) -> float:
+    for ch in rec.analogs:
+        if ch.unit.strip().lower().endswith("v" if prefix == "V" else "a") and ch.primary and ch.secondary:
+            return float(ch.primary / ch.secondary)
+    return 1.0
+
+
+def settings_for(rec, args: argparse.Namespace, first: np.ndarray) -> MetrologySettings:
+    line = args.nominal_frequency or (60.0 if abs(rec.line_hz - 60.0) < abs(rec.line_hz - 50.0) else 50.0)
+    pt = 1.0 if args.secondary else _ratio(rec, "V")
+    ct = 1.0 if args.secondary else _ratio(rec, "A")
+    udin = args.nominal_voltage
+    if udin is None:
+        v = first[:, [1, 3, 5]]
+        rms = float(np.sqrt(np.mean(v * v, axis=0)).max()) * pt
+        udin = rms if rms > 1.0 else 230.0
+    return MetrologySettings(system_type=args.system_type, nominal_voltage=udin, nominal_current=args.nominal_current,
+                             nominal_frequency=line,
+                             pt_primary=max(pt, 1.0), pt_secondary=max(1.0 / pt, 1.0) if pt < 1 else 1.0,
+                             ct_primary=max(ct, 1.0), ct_secondary=max(1.0 / ct, 1.0) if ct < 1 else 1.0)
+
+
+def blocks(source: ComtradeSource, rate: float) -> Iterator[tuple[int, np.ndarray]]:
+    """(first index, (n, 7) samples) at the ADE9000 rate over the whole recording."""
+    total = int(math.floor(source.duration_s * SAMPLE_RATE_HZ)) + 1
+    native = rate > 0 and abs(rate - SAMPLE_RATE_HZ) < 1e-6
+    for first in range(0, total, BLOCK_FRAMES):
+        n = min(BLOCK_FRAMES, total - first)
+        if native:
+            yield first, source.values[first:first + n]
+        else:
+            yield first, source.sample((first + np.arange(n)) / SAMPLE_RATE_HZ)
+
+
+def replay(path: str, args: argparse.Namespace, out: IO[str]) -> int:
+    if not Path(path).exists():
+        raise ComtradeError(f"{path}: no such file")
+    rec = read_comtrade(path)
+    source = ComtradeSource(rec)
+    if source.duration_s <= 0:
+        raise ComtradeError(f"{path}: the recording holds {len(rec.times_s)} sample(s); nothing to replay")
+    stream = blocks(source, rec.sample_rate_hz)
+    first_index, first = next(stream)
+    settings = settings_for(rec, args, first)
+    pipeline = Pipeline(settings)
+    t0_ns = int(rec.start.timestamp() * 1e9) if rec.start is not None else 0
+    present = pipeline.wiring.signal_present()
+    attr = INTERVALS[args.interval]
+    lines = 0
+
+    def emit(result) -> None:
+        nonlocal lines
+        for item in getattr(result, attr):
+            values = dict(item.values)
+            values.setdefault("freq_10s", np.array([pipeline.latest_frequency_10s]))
+            row: dict[str, object] = {"t": round(max(item.start_ns - t0_ns, 0) / 1e9, 6)}
+            for key, value in publish(values, pipeline.registers.total, present).items():
+                row[key] = _json_value(value)
+            row["flagged"] = item.flagged
+            out.write(json.dumps(row, allow_nan=False) + "\n")
+            lines += 1
+
+    emit(pipeline.feed_values(first, first_index, t0_ns))
+    for index, x in stream:
+        emit(pipeline.feed_values(x, index, t0_ns + round(index * 1e9 / SAMPLE_RATE_HZ)))
+    if lines == 0:
+        print(f"meter replay: {path}: recording too short for one {args.interval} interval "
+              f"({source.duration_s:.3f} s)", file=sys.stderr)
+    return 0
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, np.ndarray):
+        return [None if not math.isfinite(v) else round(float(v), 9) for v in value]
+    v = float(value)  # type: ignore[arg-type]
+    return None if not math.isfinite(v) else round(v, 9)
+
+
+def _run(args: argparse.Namespace) -> int:
+    return replay(args.recording, args, sys.stdout)
