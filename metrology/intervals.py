@@ -48,6 +48,7 @@ class Interval:
     flagged: bool = False     # a dip, swell or interruption occurred (IEC 61000-4-30 4.7)
     gap: bool = False         # acquisition lost samples inside or just before this interval
     energy: object | None = None   # EnergyIncrement for "1s" intervals
+    energy_comp: object | None = None   # its loss-compensated twin, when loss compensation is on
 
 
 def cycles_values(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, creep_current: float,

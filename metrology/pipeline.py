@@ -224,7 +224,7 @@ class Pipeline:
         energy.gap_s, self._gap_s = self._gap_s, 0.0
         self.registers.add(energy, comp)
         item = Interval("1s", key * NS_PER_S, (key + 1) * NS_PER_S, float(cm.duration_s.sum()), cm.count,
-                        values, flagged, self._gap_pending, energy)
+                        values, flagged, self._gap_pending, energy, comp)
         self._gap_pending = False
         return item
 

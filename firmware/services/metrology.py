@@ -1,0 +1,164 @@
+"""The metrology service: samples ring in, measurement snapshot out, every second, indefinitely.
+
+It reads sample blocks from the acquisition's ring, joins contiguous blocks into batches (a few
+thousand frames: the pipeline's cost per call is mostly fixed, so batching is what keeps up on a
+CM4), runs ``metrology.pipeline.Pipeline`` (the same class ``meter replay`` runs) and, for every
+1-s interval, publishes the point-map keys of ``metrology.publish`` to the ``measurements``
+snapshot and hands the second's ``EnergyIncrement`` to the revenue engine when it is installed.
+
+Gaps are never bridged: a block flagged GAP or CHIP_RESET by the HAL, a first index that does not
+follow on, or blocks this service lost to a ring overrun restart the pipeline's windows; the
+affected intervals carry the gap flag, the lost time is counted in ``gaps`` and ``lost_s`` (shown by
+``metrology.info``) and no energy is registered for it.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from firmware.ipc.ring import Ring, RingReader
+from firmware.ipc.samples import FLAG_CHIP_RESET, FLAG_GAP, SampleBlock
+from firmware.ipc.snapshot import Snapshot
+from firmware.points import snapshot_layout
+from firmware.service import Service, command, main
+from metrology import _kernels
+from metrology.pipeline import Pipeline
+from metrology.publish import publish
+from metrology.settings import from_config
+
+RING_NAME = "samples"            # written by firmware.services.acquisition
+SNAPSHOT_NAME = "measurements"   # read by comms, web, display and the supervisor's health check
+BATCH_FRAMES = 4096              # ~128 ms of samples per pipeline call
+ATTACH_TIMEOUT_S = 10.0
+
+
+class MetrologyService(Service):
+    name = "metrology"
+    step_interval_s = 0.05
+
+    def setup(self) -> None:
+        self.settings = from_config(self.config["metrology"])
+        self.log.info(_kernels.BACKEND_NOTE)
+        self.ring = Ring.attach(self.ctx.shm_name(RING_NAME), timeout_s=ATTACH_TIMEOUT_S)
+        self.reader = RingReader(self.ring, start="latest")
+        layout = snapshot_layout()
+        self._layout_names = {name for name, _ in layout}
+        self.snapshot = Snapshot.create(self.ctx.shm_name(SNAPSHOT_NAME), layout)
+        self.pipeline = Pipeline(self.settings)
+        self.present = self.pipeline.wiring.signal_present()
+        self.counters = {"blocks": 0, "frames": 0, "seconds": 0, "gaps": 0, "lost_s": 0.0, "overruns": 0}
+        self.revenue = self._revenue_engine()
+        self.endpoints = [f"shm:{self.ctx.shm_name(SNAPSHOT_NAME)}"]
+
+    def _revenue_engine(self) -> Any:
+        """The revenue registers (demand, TOU, persistence) when that package is installed."""
+        try:
+            from firmware.revenue.engine import RevenueEngine
+            from firmware.revenue.settings import from_config as revenue_settings
+        except ImportError:
+            self.log.info("revenue registers not installed: publishing measurements and energy increments only")
+            return None
+        s = self.settings
+        try:
+            return RevenueEngine(revenue_settings(self.config, s.pt_ratio, s.ct_ratio), self.ctx.data_dir)
+        except Exception:          # measurements go on without billing registers; the log says why
+            self.log.exception("revenue engine could not start; publishing measurements only")
+            return None
+
+    # ------------------------------------------------------------------ loop
+
+    def step(self) -> None:
+        blocks = self._read_batch()
+        if not blocks:
+            return
+        for group in _contiguous(blocks):
+            first = group[0]
+            x = np.concatenate([b.physical() for b in group]) if len(group) > 1 else first.physical()
+            if first.flags & (FLAG_GAP | FLAG_CHIP_RESET) and first.lost_frames:
+                self.counters["lost_s"] += first.lost_frames / first.sample_rate_hz
+            result = self.pipeline.feed_values(x, first.first_index, first.timestamp_ns, first.flags,
+                                               first.lost_frames)
+            if result.gap:
+                self.counters["gaps"] += 1
+                self.log.warning("sample gap before index %d (%d frames lost): windows restarted",
+                                 first.first_index, first.lost_frames)
+            for second in result.seconds:
+                self._publish_second(second)
+        self.heartbeat(**self.counters)
+
+    def _read_batch(self) -> list[SampleBlock]:
+        out: list[SampleBlock] = []
+        frames = 0
+        lost_before = self.reader.lost
+        data = self.reader.read(timeout_s=self.step_interval_s)
+        while data is not None:
+            block = SampleBlock.decode(data)
+            out.append(block)
+            frames += block.n_frames
+            if frames >= BATCH_FRAMES or self.stopping.is_set():
+                break
+            data = self.reader.read(timeout_s=0.0)
+        if self.reader.lost != lost_before:
+            # this service fell behind and the ring overwrote blocks: the next block's index jumps,
+            # which the pipeline treats as a gap
+            self.counters["overruns"] += self.reader.lost - lost_before
+        self.counters["blocks"] += len(out)
+        self.counters["frames"] += frames
+        return out
+
+    def _publish_second(self, second: Any) -> None:
+        values = dict(second.values)
+        regs = self.pipeline.registers
+        out = publish(values, regs.total, self.present)
+        if self.revenue is not None:
+            try:
+                self.revenue.on_second(second.energy, second.energy_comp, out, now_utc=second.end_ns / 1e9,
+                                       mono_s=time.monotonic())
+                extra = self.revenue.values() if hasattr(self.revenue, "values") else {}
+                out.update({k: v for k, v in extra.items() if k in self._layout_names})
+            except Exception:      # the registers' fault must not stop the measurements
+                self.counters["revenue_errors"] = self.counters.get("revenue_errors", 0) + 1
+                if self.counters["revenue_errors"] == 1:
+                    self.log.exception("revenue engine failed; measurements continue")
+        self.snapshot.publish(out, timestamp_ns=second.end_ns)
+        self.counters["seconds"] += 1
+
+    def teardown(self) -> None:
+        if getattr(self, "revenue", None) is not None:
+            self.revenue.flush("stop")
+        for name in ("snapshot", "ring"):
+            obj = getattr(self, name, None)
+            if obj is not None:
+                obj.close()
+
+    def dump_config(self) -> dict[str, Any]:
+        s = getattr(self, "settings", None)
+        return {"kernels": _kernels.BACKEND, "system_type": s.system_type if s else None,
+                "nominal_frequency": s.nominal_frequency if s else None, **getattr(self, "counters", {})}
+
+    @command("energy")
+    def cmd_energy(self, user: str = "") -> dict[str, Any]:
+        """Cumulative energy since the service started (the revenue registers keep the billed totals)."""
+        tot = self.pipeline.registers.total
+        return {q: [float(v) for v in getattr(tot, q)] for q in tot.quantities()} | {"duration_s": tot.duration_s,
+                                                                                     "gap_s": tot.gap_s}
+
+
+def _contiguous(blocks: list[SampleBlock]) -> list[list[SampleBlock]]:
+    """Runs of blocks that follow on sample by sample; a flagged or discontinuous block starts a new run."""
+    groups: list[list[SampleBlock]] = []
+    for b in blocks:
+        if groups:
+            last = groups[-1][-1]
+            if not b.flags & (FLAG_GAP | FLAG_CHIP_RESET) and b.first_index == last.first_index + last.n_frames:
+                groups[-1].append(b)
+                continue
+        groups.append([b])
+    return groups
+
+
+if __name__ == "__main__":
+    sys.exit(main(MetrologyService))

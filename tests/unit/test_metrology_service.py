@@ -1,0 +1,89 @@
+"""The metrology service on a real samples ring and a real snapshot (shared memory), in process."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware.config import meter_schema
+from firmware.ipc.ring import Ring
+from firmware.ipc.samples import FLAG_GAP, FLAG_SIMULATED, SampleBlock, block_size
+from firmware.ipc.snapshot import Snapshot
+from firmware.service import ServiceContext, instance_name
+from firmware.services.metrology import RING_NAME, SNAPSHOT_NAME, MetrologyService
+from hal.board import default_channels
+from hal.sim import adc
+from tests.conformance.signals import FS, balanced
+
+BLOCK = 128        # the acquisition's half-buffer blocks (4 ms)
+
+
+@pytest.fixture
+def service(tmp_path):
+    config = meter_schema().load({"meter": {"data_dir": str(tmp_path / "data"), "run_dir": str(tmp_path / "run")}})
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    ctx = ServiceContext("metrology", config, Path("none.toml"), Path("boards/sim.toml"), run_dir,
+                         tmp_path / "data", instance_name(run_dir))
+    ring = Ring.create(ctx.shm_name(RING_NAME), block_size(BLOCK), 4096)
+    svc = MetrologyService(ctx)
+    svc.setup()
+    yield svc, ring, ctx
+    svc.teardown()
+    ring.close()
+    ring.unlink()
+    Snapshot.attach(ctx.shm_name(SNAPSHOT_NAME)).unlink()
+
+
+def write_blocks(ring, sig, start, stop, t0_ns, flags_at=None, lost=0):
+    channels = default_channels()
+    scale = tuple(ch.scale() for ch in channels)
+    rng = np.random.default_rng(start)
+    for first in range(start, stop, BLOCK):
+        codes = adc.quantise(sig.samples(first, BLOCK), channels, noise=True, rng=rng)
+        flags = FLAG_SIMULATED | (FLAG_GAP if first == flags_at else 0)
+        blk = SampleBlock(first, t0_ns + round(first * 1e9 / FS), FS, codes, scale, flags,
+                          lost if first == flags_at else 0)
+        ring.write(blk.encode())
+
+
+def drain(svc, steps=400):
+    for _ in range(steps):
+        svc.step()
+        if svc.reader.available() == 0:
+            break
+
+
+def test_service_publishes_the_measurement_snapshot_every_second(service):
+    svc, ring, ctx = service
+    sig = balanced(230.0, 5.0, 60.0)
+    t0 = 1_700_000_000 * 10 ** 9
+    write_blocks(ring, sig, 0, int(3.05 * FS) // BLOCK * BLOCK, t0)
+    drain(svc)
+    snap = Snapshot.attach(ctx.shm_name(SNAPSHOT_NAME))
+    values = snap.read()
+    snap.close()
+    assert svc.counters["seconds"] >= 2
+    assert values["v_an"] == pytest.approx(230.0, rel=1e-4)
+    assert values["i_b"] == pytest.approx(5.0, rel=1e-4)
+    assert values["p_total"] == pytest.approx(3 * 230 * 5 * 0.5, rel=2e-4)
+    assert values["pf_total"] == pytest.approx(0.5, abs=1e-4)
+    assert values["wh_delivered"] > 0
+    assert values["harmonics_v_an"][1] == pytest.approx(230.0, rel=1e-4)
+    assert math.isfinite(values["thd_i_a"])
+
+
+def test_a_hal_gap_restarts_the_windows_and_is_counted_not_bridged(service):
+    svc, ring, ctx = service
+    sig = balanced(230.0, 5.0, 0.0)
+    t0 = 1_700_000_000 * 10 ** 9
+    write_blocks(ring, sig, 0, 64 * BLOCK * 8, t0)
+    gap_at = 80 * BLOCK * 8
+    write_blocks(ring, sig, gap_at, gap_at + 40 * BLOCK * 8, t0, flags_at=gap_at, lost=16 * BLOCK * 8)
+    drain(svc)
+    assert svc.counters["gaps"] == 1
+    assert svc.counters["lost_s"] == pytest.approx(16 * BLOCK * 8 / FS)
+    tot = svc.pipeline.registers.total
+    assert tot.gap_s == pytest.approx(16 * BLOCK * 8 / FS)
+    assert tot.wh_del[3] == pytest.approx(3 * 230 * 5 * tot.duration_s / 3600, rel=2e-4)
+    assert svc.cmd_energy()["gap_s"] == pytest.approx(tot.gap_s)
