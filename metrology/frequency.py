@@ -83,7 +83,16 @@ class CycleTracker:
         self.min_period = sample_rate_hz / TRACK_MAX_HZ
         self.max_period = sample_rate_hz / TRACK_MIN_HZ
         self.max_delay = phase_delay_samples(self.sos, TRACK_MIN_HZ, sample_rate_hz)
+        # the delay is smooth in frequency: a 10 mHz table with linear interpolation is exact to < 1e-9 samples
+        self._delay_f = np.arange(TRACK_MIN_HZ - 1.0, TRACK_MAX_HZ + 1.0, 0.01)
+        self._delay_t = np.array([phase_delay_samples(self.sos, f, sample_rate_hz) for f in self._delay_f])
         self.restart(None)
+
+    def _delay(self, freq_hz: float) -> float:
+        k = (freq_hz - self._delay_f[0]) / 0.01
+        i = min(max(int(k), 0), self._delay_f.size - 2)
+        u = k - i
+        return float(self._delay_t[i] * (1 - u) + self._delay_t[i + 1] * u)
 
     def restart(self, first_index: int | None) -> None:
         """Forget everything (after a gap or at start-up); the next block starts at ``first_index``."""
@@ -122,7 +131,7 @@ class CycleTracker:
             for k, peak in zip(cand.tolist(), peaks):
                 # the delay depends a little on frequency: use the
                 # period just measured, so a ramp shifts every crossing alike and the period stays true
-                delay = phase_delay_samples(self.sos, self.fs / self.period, self.fs)
+                delay = self._delay(self.fs / self.period)
                 t = first_index + k - tail + _cubic_root(yy[k - 1:k + 3]) - delay
                 if peak < self.present_peak or (self.settle_until is not None and t < self.settle_until):
                     continue

@@ -46,7 +46,7 @@ def window_harmonics(y: np.ndarray, n_cycles: int, peak: np.ndarray, tdd_current
     """``y``: (n_cycles * 512, >=10) derived signals of one synchronous window; ``peak``: (10,) max |x|."""
     x = y[:, :HARMONIC_SIGNALS]
     length = x.shape[0]
-    spec = np.fft.rfft(x, axis=0)                    # (length/2 + 1, 10)
+    spec = np.fft.rfft(x, axis=0)[: N_ORDERS * n_cycles + 2]   # only the lines up to order 64
     c = np.abs(spec) * (math.sqrt(2) / length)       # RMS of each line
     c[0] = np.abs(spec[0]) / length
     c2 = c * c
