@@ -1,0 +1,301 @@
+"""The revenue-register engine: what a utility bills from, fed once per second, never lost.
+
+The metrology service owns one ``RevenueEngine`` and calls ``on_second`` with each second's
+``EnergyIncrement`` (and its loss-compensated twin), the 1-s measurements and the clock time;
+``flush()`` on SIGTERM or the power-fail input; ``commands()`` for the control socket; ``values()``
+for the measurement snapshot. Control commands arrive on other threads, so every entry point holds
+one lock.
+
+Per second: TOU rate from local time -> energy into the billing (or, in test mode, the test)
+registers, total and rate -> demand integrals -> subinterval closures, peaks -> season change,
+previous hour/day, min/max/average, incremental and conditional energy -> scheduled BPR and
+self-reads -> load profile -> persist when due. Everything registered is written through a
+``RecordStore`` (A/B slots, sequence, CRC, fsync) every ``persist_interval`` and at once on flush,
+so a sudden loss costs at most one persist interval and a clean stop costs nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from firmware.revenue.commands import CommandsMixin
+from firmware.revenue.demandset import DemandSet, demand_integrals
+from firmware.revenue.inputs import InputState, LockSource
+from firmware.revenue.loadprofile import LoadProfile
+from firmware.revenue.settings import RevenueSettings
+from firmware.storage.logstore import LogStore
+from firmware.storage.records import RecordStore
+from metrology.energy import EnergyIncrement
+from metrology.registers import (QUANTITIES, EnergyBank, IncrementalEnergy, MinMaxAvg, PeriodDelta,
+                                 self_read_due)
+
+log = logging.getLogger("revenue")
+
+STATE_FORMAT = 1
+TIME_SET_TOLERANCE_S = 2.0     # a clock step larger than this between two seconds is a time set
+OUTAGE_MIN_S = 2.0             # a gap in registration longer than this on start-up is an outage
+SELF_READ_DEPTH = 96           # JEM L804
+AUDIT_DEPTH = 5000             # SPEC §5: event log depth
+MINMAX = ("v_a", "v_b", "v_c", "i_a", "i_b", "i_c", "p", "q", "s", "pf", "freq")
+_MINMAX_SRC = (("v_ln", 0), ("v_ln", 1), ("v_ln", 2), ("i", 0), ("i", 1), ("i", 2), ("p", 3), ("q", 3),
+               ("s", 3), ("pf", 3), ("freq", 0))
+
+
+class Bank:
+    """Energy and demand registers: the billing set, or the test-mode set."""
+
+    def __init__(self, s: RevenueSettings) -> None:
+        self.energy = EnergyBank()
+        self.demand = DemandSet(s.method, s.interval_s, s.subinterval_s, s.sync)
+
+    def state(self) -> dict[str, Any]:
+        return {"energy": self.energy.state(), "demand": self.demand.state()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.energy = EnergyBank.from_state(state.get("energy", []))
+        self.demand.restore(state.get("demand", {}))
+
+
+class RevenueEngine(CommandsMixin):
+    def __init__(self, settings: RevenueSettings, data_dir: str | Path, lock: LockSource | None = None,
+                 clock: Any = time) -> None:
+        self.s = settings
+        self.dir = Path(data_dir) / "revenue"
+        self.lock_source: LockSource = lock or (lambda: False)
+        self.clock = clock                          # wall clock for command time stamps only
+        self.mutex = threading.RLock()
+        self.records = RecordStore(self.dir, "registers")
+        self.audit = LogStore(self.dir / "revenue.db", "revenue_audit",
+                              {"user": "TEXT", "action": "TEXT", "args": "JSON", "accepted": "INTEGER",
+                               "reason": "TEXT"}, AUDIT_DEPTH)
+        self.self_reads = LogStore(self.dir / "revenue.db", "self_read",
+                                   {"trigger": "TEXT", "registers": "JSON"}, SELF_READ_DEPTH)
+        self.lp = LoadProfile(self.dir / "revenue.db", settings.lp_channels, settings.lp_interval_s,
+                              settings.lp_depth)
+        self.billing = Bank(settings)
+        self.test: Bank | None = None
+        self.conditional = EnergyBank()
+        self.prev_hour = PeriodDelta(len(QUANTITIES))
+        self.prev_day = PeriodDelta(len(QUANTITIES))
+        self.minmax = MinMaxAvg(MINMAX)
+        start, end, step = settings.incremental
+        self.incremental = IncrementalEnergy(len(QUANTITIES), start, end, step) if step else None
+        self.snapshots: dict[str, dict[str, Any] | None] = {"bpr": None, "season": None, "freeze": None}
+        self.counters = {"bpr": 0, "demand_reset": 0, "freeze": 0, "energy_reset": 0, "preset": 0}
+        self.last_reset_utc = -1e18       # last peak-demand or billing-period reset (lockout)
+        self.last_bpr_key: str | None = None
+        self.season: int | None = None
+        self.last_utc: float | None = None
+        self.last_mono: float | None = None
+        self.last_local: Any = None
+        self.dst: bool | None = None
+        self.started_utc: float | None = None
+        self.inputs = InputState()
+        self.tou = None
+        self.test_entered = 0.0
+        self.test_activity = 0.0
+        self.last_saved = -1e18
+        self.saves = 0
+        self.persisted_utc: float | None = None     # last_utc of the state held by the newest record
+        self.status_bits = 0
+        self.pending_config_event = False
+        self._lp_reconfigure = False
+        self.restored_sequence = 0
+        self._restore()
+
+    # ------------------------------------------------------------------ persistence
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT, "signature": self.s.signature(), "lp_signature": self.s.lp_signature(),
+            "last_utc": self.last_utc, "billing": self.billing.state(), "conditional": self.conditional.state(),
+            "prev_hour": self.prev_hour.state(), "prev_day": self.prev_day.state(), "minmax": self.minmax.state(),
+            "incremental": self.incremental.state() if self.incremental else None, "snapshots": self.snapshots,
+            "counters": self.counters, "last_reset_utc": self.last_reset_utc, "last_bpr_key": self.last_bpr_key,
+            "season": self.season, "dst": self.dst, "lp": self.lp.state(),
+        }
+
+    def _restore(self) -> None:
+        record = self.records.load()
+        for slot, why in self.records.rejected.items():
+            log.warning("revenue record slot %s rejected: %s", slot, why)
+        if record is None:
+            self.pending_config_event = False
+            return
+        st = json.loads(record.payload)
+        self.billing.restore(st["billing"])
+        self.conditional = EnergyBank.from_state(st.get("conditional", []))
+        self.prev_hour.restore(st.get("prev_hour", {}))
+        self.prev_day.restore(st.get("prev_day", {}))
+        self.minmax.restore(st.get("minmax", {}))
+        if self.incremental and st.get("incremental"):
+            self.incremental.restore(st["incremental"])
+        self.snapshots.update(st.get("snapshots", {}))
+        self.counters.update(st.get("counters", {}))
+        self.last_reset_utc = float(st.get("last_reset_utc", -1e18))
+        self.last_bpr_key = st.get("last_bpr_key")
+        self.season, self.dst = st.get("season"), st.get("dst")
+        self.persisted_utc = self.last_utc = st.get("last_utc")
+        if st.get("lp_signature") == self.s.lp_signature():
+            self.lp.restore(st.get("lp", {}))
+            self.pending_config_event = st.get("signature") != self.s.signature()
+        else:
+            self.pending_config_event = True
+            self._lp_reconfigure = True
+        self.restored_sequence = record.sequence
+
+    def save(self) -> None:
+        """Write every register now (A/B record, fsync'd)."""
+        with self.mutex:
+            payload = json.dumps(self.state(), separators=(",", ":")).encode()
+            self.records.save(payload)
+            self.persisted_utc = self.last_utc
+            self.saves += 1
+
+    def flush(self, reason: str = "flush") -> None:
+        """SIGTERM or power fail: persist at once; a power failure also ends test mode (JEM L2064)."""
+        with self.mutex:
+            if reason == "power_fail" and self.test is not None:
+                self._exit_test(self.last_utc or 0.0, "power loss")
+            self.save()
+        log.info("revenue registers persisted (%s)", reason)
+
+    def close(self) -> None:
+        with self.mutex:
+            self.lp.close()
+            self.audit.close()
+            self.self_reads.close()
+
+    # ------------------------------------------------------------------ per second
+
+    def on_second(self, inc: EnergyIncrement, comp: EnergyIncrement | None = None,
+                  values: Mapping[str, Any] | None = None, now_utc: float | None = None,
+                  mono_s: float | None = None, inputs: InputState | None = None) -> None:
+        """Register one second of energy; ``now_utc`` is the time at the end of the increment."""
+        values = values or {}
+        if now_utc is None:
+            now_utc = inc.start_ns / 1e9 + max(inc.duration_s + inc.gap_s, 1.0)
+        with self.mutex:
+            if inputs is not None:
+                self.inputs = inputs
+            t = now_utc - 0.5                       # the middle of the second being registered
+            tz = self.s.timezone
+            t_std = tz.standard_s(t)
+            local = tz.local(t)
+            self._time_checks(now_utc, mono_s, t_std)
+            self.tou = self.s.calendar.state(local, self.inputs.tou_override)
+            rate = self.tou.rate if self.s.tou_enabled else None
+            bank = self.test if self.test is not None else self.billing
+            bank.energy.add(inc, comp, rate)
+            if self.inputs.energy_gate and self.test is None:
+                self.conditional.add(inc, comp, rate)
+            src = comp if self.s.publish_compensated and comp is not None else inc
+            integrals = demand_integrals(src)
+            # cold-load pickup: no peak from a window that began before the deferral ended
+            settle = self.s.deferral_s + (self.s.interval_s if self.s.deferral_s and self.s.method != "thermal" else 0)
+            peaks_ok = self.started_utc is None or now_utc - self.started_utc >= settle
+            closed = False
+            if self.test is not None:
+                self.test.demand.add(integrals, inc.duration_s, t_std, t, rate, True)
+                closed = self.billing.demand.add(np.zeros_like(integrals), inc.duration_s, t_std, t, rate, peaks_ok)
+            else:
+                closed = self.billing.demand.add(integrals, inc.duration_s, t_std, t, rate, peaks_ok)
+            self._periods(local, t)
+            row = np.array([float(np.asarray(values[k]).reshape(-1)[i]) if k in values else np.nan
+                            for k, i in _MINMAX_SRC])
+            self.minmax.update(row, t)
+            if self.incremental is not None and self.test is None:
+                self.incremental.add(local, np.array([getattr(inc, q)[3] for q in QUANTITIES]))
+            bpr_key = self.s.bpr_schedule.due(self.last_local, local, self.last_bpr_key) \
+                if self.last_local is not None else None
+            if bpr_key:
+                self._billing_reset(t, "schedule", "schedule")
+                self.last_bpr_key = bpr_key
+            if self.last_local is not None:
+                for trig in self_read_due(self.s.self_read_triggers, self.last_local, local, closed, False):
+                    self._self_read(trig, t)
+            lp_index = self.lp.index
+            self.lp.add(inc, comp, values, self.inputs.pulses, self.inputs.contacts, self.status_word(), t_std, t)
+            if lp_index is not None and self.lp.index != lp_index:
+                self.status_bits = 0     # event bits last at least one load-profile interval (JEM L2545)
+            if self.test is not None and now_utc - self.test_activity >= self.s.test_mode_timeout_s:
+                self._exit_test(now_utc, "inactivity")
+            self.last_local = local
+            self.last_utc, self.last_mono = now_utc, mono_s
+            if now_utc - self.last_saved >= self.s.persist_interval_s or now_utc < self.last_saved:
+                self.save()
+                self.last_saved = now_utc
+
+    def _time_checks(self, now_utc: float, mono_s: float | None, t_std: float) -> None:
+        tz = self.s.timezone
+        if self.started_utc is None:
+            self.started_utc = now_utc
+            if getattr(self, "_lp_reconfigure", False):
+                self.lp.reconfigured(now_utc)
+                self._lp_reconfigure = self.pending_config_event = False
+            elif self.last_utc is not None and now_utc - 1.0 - self.last_utc > OUTAGE_MIN_S:
+                self.lp.outage(self.last_utc, now_utc - 1.0, t_std)
+                self.status_bits |= STATUS_BITS["aux_power_loss"]
+            if self.pending_config_event:
+                self.lp.event("config", now_utc)
+                self.pending_config_event = False
+        elif mono_s is not None and self.last_mono is not None and self.last_utc is not None:
+            if abs((now_utc - self.last_utc) - (mono_s - self.last_mono)) > TIME_SET_TOLERANCE_S:
+                self.lp.event("time_set", now_utc, {"old": self.last_utc + (mono_s - self.last_mono),
+                                                    "new": now_utc})
+                self.status_bits |= STATUS_BITS["manual_time_change"]
+                log.warning("clock set from %.0f to %.0f", self.last_utc + mono_s - self.last_mono, now_utc)
+        dst = tz.is_dst(now_utc)
+        if self.dst is not None and dst != self.dst:
+            self.lp.event("dst", now_utc, {"dst": dst})
+        self.dst = dst
+
+    def _periods(self, local: Any, t: float) -> None:
+        regs = self.billing.energy.total_vector()
+        self.prev_hour.update((local.date().isoformat(), local.hour), regs)
+        self.prev_day.update(local.date().isoformat(), regs)
+        if self.season is not None and self.tou is not None and self.tou.season != self.season \
+                and self.s.tou_enabled:
+            self.snapshots["season"] = self._snapshot(t, f"season {self.season + 1} ended")
+        if self.tou is not None:
+            self.season = self.tou.season
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _snapshot(self, t: float, why: str) -> dict[str, Any]:
+        d = self.billing.demand
+        return {"time": t, "why": why, "energy": self.billing.energy.state(),
+                "peaks": d.peaks.value.tolist(), "peak_times": d.peaks.time_s.tolist(),
+                "cumulative": d.cumulative.tolist(), "rate_peak": d.rate_peak.tolist()}
+
+    def _self_read(self, trigger: str, t: float) -> None:
+        last = self.self_reads.last(1)
+        if last and last[0]["trigger"] == trigger and abs(last[0]["ts"] - t) < 1.0:
+            return                    # already taken before a crash lost the state that said so
+        self.self_reads.append(t, {"trigger": trigger, "registers": self.summary()})
+
+    def status_word(self) -> int:
+        word = self.status_bits
+        if self.dst:
+            word |= STATUS_BITS["dst"]
+        if self.test is not None:
+            word |= STATUS_BITS["test_mode"]
+        if self.inputs.locked:
+            word |= STATUS_BITS["revenue_locked"]
+        if self.pending_config_event:
+            word |= STATUS_BITS["configuration_change"]
+        return word
+
+
+# Status word (JEM L2532 system bits, bit n-1 for JEM bit n) and two bits of this meter.
+STATUS_BITS = {"battery_failure": 1 << 0, "aux_power_loss": 1 << 1, "general_failure": 1 << 2,
+               "lp_overflow": 1 << 3, "pulse_overflow": 1 << 4, "lost_time_sync": 1 << 5,
+               "time_sync_drift": 1 << 6, "dst": 1 << 7, "cover_removed": 1 << 8,
+               "manual_time_change": 1 << 9, "configuration_change": 1 << 10, "firmware_change": 1 << 11,
+               "test_mode": 1 << 12, "revenue_locked": 1 << 13}
