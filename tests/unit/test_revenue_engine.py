@@ -245,3 +245,20 @@ def test_scheduled_billing_reset_runs_once_while_locked(tmp_path):
     rig.run(2 * 3600)
     assert rig.engine.registers()["counters"]["bpr"] == 1
     assert rig.engine.audit_log()[-1]["args"] == {"source": "schedule"}
+
+
+def test_published_values_cover_the_point_map(tmp_path):
+    from firmware.points import points_by_name
+    from firmware.revenue.publish import totals, values
+    rig = Rig(tmp_path, tou_config())
+    rig.run(1000)
+    out = values(rig.engine)
+    points = points_by_name()
+    revenue_points = [p for p in points.values() if p.source == "revenue.toml"]
+    assert revenue_points and all(p.name in out for p in revenue_points)
+    assert all(name in points for name in out), sorted(set(out) - set(points))
+    for name, value in out.items():
+        assert np.size(value) == points[name].size, name
+    assert out["p_demand_delivered_peak"] == pytest.approx(3000.0, rel=REL)
+    assert out["tou_active_rate"] == 1.0                         # 07:16 local: rate A (B from 08:00)
+    assert totals(rig.engine).wh_del[3] == pytest.approx(1000 * 3000.0 / 3600, rel=REL)
