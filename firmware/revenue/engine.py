@@ -166,6 +166,11 @@ class RevenueEngine(CommandsMixin):
             self.save()
         log.info("revenue registers persisted (%s)", reason)
 
+    def values(self) -> dict[str, Any]:
+        """Point name -> value for the measurement snapshot (``firmware.revenue.publish``)."""
+        from firmware.revenue.publish import values
+        return values(self)
+
     def close(self) -> None:
         with self.mutex:
             self.lp.close()
@@ -178,7 +183,7 @@ class RevenueEngine(CommandsMixin):
                   values: Mapping[str, Any] | None = None, now_utc: float | None = None,
                   mono_s: float | None = None, inputs: InputState | None = None) -> None:
         """Register one second of energy; ``now_utc`` is the time at the end of the increment."""
-        values = values or {}
+        values = raw_values(values or {})
         if now_utc is None:
             now_utc = inc.start_ns / 1e9 + max(inc.duration_s + inc.gap_s, 1.0)
         with self.mutex:
@@ -299,3 +304,17 @@ STATUS_BITS = {"battery_failure": 1 << 0, "aux_power_loss": 1 << 1, "general_fai
                "time_sync_drift": 1 << 6, "dst": 1 << 7, "cover_removed": 1 << 8,
                "manual_time_change": 1 << 9, "configuration_change": 1 << 10, "firmware_change": 1 << 11,
                "test_mode": 1 << 12, "revenue_locked": 1 << 13}
+
+
+# Published point names (metrology.publish) -> the interval value keys the registers read
+_FROM_PUBLISHED = {"v_ln": ("v_an", "v_bn", "v_cn"), "i": ("i_a", "i_b", "i_c"),
+                   "p": ("p_a", "p_b", "p_c", "p_total"), "q": ("q_a", "q_b", "q_c", "q_total"),
+                   "s": ("s_a", "s_b", "s_c", "s_total"), "pf": ("pf_a", "pf_b", "pf_c", "pf_total"),
+                   "freq": ("frequency",)}
+
+
+def raw_values(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Accept an interval's values (v_ln, i, p, ...) or the published points (v_an, i_a, p_total, ...)."""
+    if "v_ln" in values or "v_an" not in values:
+        return values
+    return {key: np.array([float(values.get(n, np.nan)) for n in names]) for key, names in _FROM_PUBLISHED.items()}

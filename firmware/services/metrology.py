@@ -56,14 +56,13 @@ class MetrologyService(Service):
     def _revenue_engine(self) -> Any:
         """The revenue registers (demand, TOU, persistence) when that package is installed."""
         try:
-            from firmware.revenue.engine import RevenueEngine
-            from firmware.revenue.settings import from_config as revenue_settings
+            from firmware.revenue.runtime import RevenueRuntime
         except ImportError:
             self.log.info("revenue registers not installed: publishing measurements and energy increments only")
             return None
         s = self.settings
         try:
-            return RevenueEngine(revenue_settings(self.config, s.pt_ratio, s.ct_ratio), self.ctx.data_dir)
+            return RevenueRuntime(self.config, self.ctx.data_dir, self.ctx.board_path, s.pt_ratio, s.ct_ratio)
         except Exception:          # measurements go on without billing registers; the log says why
             self.log.exception("revenue engine could not start; publishing measurements only")
             return None
@@ -115,8 +114,10 @@ class MetrologyService(Service):
         out = publish(values, regs.total, self.present)
         if self.revenue is not None:
             try:
-                self.revenue.on_second(second.energy, second.energy_comp, out, now_utc=second.end_ns / 1e9,
+                self.revenue.on_second(second.energy, second.energy_comp, values, now_utc=second.end_ns / 1e9,
                                        mono_s=time.monotonic())
+                # energy points read the persisted revenue registers, not the since-start totals
+                out = publish(values, self.revenue.totals(), self.present)
                 extra = self.revenue.values() if hasattr(self.revenue, "values") else {}
                 out.update({k: v for k, v in extra.items() if k in self._layout_names})
             except Exception:      # the registers' fault must not stop the measurements
@@ -128,7 +129,7 @@ class MetrologyService(Service):
 
     def teardown(self) -> None:
         if getattr(self, "revenue", None) is not None:
-            self.revenue.flush("stop")
+            self.revenue.close()          # persists the registers at once (SIGTERM costs nothing)
         for name in ("snapshot", "ring"):
             obj = getattr(self, name, None)
             if obj is not None:
@@ -138,6 +139,15 @@ class MetrologyService(Service):
         s = getattr(self, "settings", None)
         return {"kernels": _kernels.BACKEND, "system_type": s.system_type if s else None,
                 "nominal_frequency": s.nominal_frequency if s else None, **getattr(self, "counters", {})}
+
+    def commands(self) -> dict[str, Any]:
+        """Service commands plus the revenue registers' (demand_reset, billing_reset, test_mode_enter, ...)."""
+        found = super().commands()
+        try:
+            from firmware.revenue.runtime import revenue_commands
+        except ImportError:
+            return found
+        return {**revenue_commands(lambda: getattr(self, "revenue", None)), **found}
 
     @command("energy")
     def cmd_energy(self, user: str = "") -> dict[str, Any]:
