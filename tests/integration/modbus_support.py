@@ -16,7 +16,7 @@ import pytest
 from firmware.comms.modbus.feed import SnapshotFeed
 from firmware.comms.modbus.handler import Access, Handler
 from firmware.comms.modbus.ident import Identity
-from firmware.comms.modbus.regmap import RegisterMap
+from firmware.comms.modbus.regmap import build_map
 from firmware.ipc.snapshot import Snapshot
 from firmware.points import load_points, snapshot_layout
 
@@ -72,7 +72,7 @@ class Meter:
         async def record(cmd: Any) -> None:
             self.ran.append(cmd.point)
 
-        self.handler = Handler(RegisterMap.from_points(load_points()),
+        self.handler = Handler(build_map(),
                                SnapshotFeed(self.snapshot, IDENTITY.register_values()).poll, IDENTITY, access,
                                run_command or record)
 

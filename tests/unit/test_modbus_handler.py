@@ -7,7 +7,7 @@ import pytest
 from firmware.comms.modbus.feed import FunctionFeed
 from firmware.comms.modbus.handler import Access, Handler
 from firmware.comms.modbus.ident import Identity
-from firmware.comms.modbus.regmap import RegisterMap
+from firmware.comms.modbus.regmap import build_map
 from firmware.points import load_points
 from hal.errors import AccessDenied, IPCError
 
@@ -29,7 +29,7 @@ class Meter:
                 raise self.fail
             self.ran.append(cmd.point)
 
-        self.handler = Handler(RegisterMap.from_points(load_points()),
+        self.handler = Handler(build_map(),
                                FunctionFeed(lambda: self.values, IDENTITY.register_values()).poll,
                                IDENTITY, access, run)
 
@@ -92,10 +92,11 @@ def test_exceptions(meter, pdu, code):
     req(6, 200, 1),                                         # outside every block
     req(16, 5003, 2, fmt=">BHH") + bytes((4, 0, 1, 0, 1)),  # command then an unmapped register
     req(5, 9, 0xFF00),                                      # unmapped coil
+    bytes((0x83, 0x01)), bytes((0x80,)), bytes((0, 1, 2)),  # not a request: exception-range or zero FC
     req(15, 3, 2, fmt=">BHH") + bytes((1, 3)),              # coil 3 then unmapped coil 4
     b"",
 ])
-def test_write_to_unmapped_gets_no_response_and_runs_nothing(meter, pdu):
+def test_no_response_and_nothing_run(meter, pdu):
     assert meter(pdu) is None
     assert meter.ran == []
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from firmware.comms.modbus.blocks import Block
-from firmware.comms.modbus.regmap import ILLEGAL_ADDRESS, ILLEGAL_VALUE, RegisterMap, WriteRefused
+from firmware.comms.modbus.regmap import ILLEGAL_ADDRESS, ILLEGAL_VALUE, RegisterMap, WriteRefused, build_map, load_overlay
 from firmware.points import Point, load_points
 from hal.errors import ConfigError
 
@@ -17,7 +17,7 @@ def point(name, modbus, kind="instantaneous", size=1, unit="V"):
 
 @pytest.fixture(scope="module")
 def full_map():
-    return RegisterMap.from_points(load_points())
+    return build_map()
 
 
 # Issue 6 / ION7400-PM8000 layout: protocol address -> point, float32 unless noted.
@@ -142,3 +142,18 @@ def test_discrete_inputs_follow_values(full_map):
     full_map.refresh({"revenue_locked": 1.0, "test_mode": 0.0, "time_synced": math.nan})
     assert full_map.read_bits("discrete", 0, 8) == [True, False, False, False, False, False, False, False]
     assert full_map.read_bits("discrete", 30, 3) == ILLEGAL_ADDRESS
+
+
+def test_every_overlay_entry_names_a_point_without_its_own_mapping():
+    names = {p.name: p for p in load_points()}
+    for name in load_overlay():
+        assert name in names, f"mappings.toml names {name!r}, which no point file defines"
+        assert names[name].mapping("modbus") is None
+    assert build_map().unknown_overlay == []
+
+
+def test_overlay_and_own_mapping_is_an_error():
+    p = point("a", {"address": 11, "format": "float32"})
+    with pytest.raises(ConfigError, match="keep one"):
+        RegisterMap.from_points([p], {"a": {"address": 13, "format": "float32"}},
+                                register_blocks=(Block(10, 20, "t", "t"),))

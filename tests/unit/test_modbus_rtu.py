@@ -95,3 +95,18 @@ def test_framings_map_to_termios_settings():
     assert bits_per_char("8N1") == 10 and bits_per_char("8E1") == 11 and bits_per_char("8O2") == 12
     with pytest.raises(ValueError, match="allowed"):
         serial_settings("7E1")
+
+
+def test_run_together_frames_of_unknown_function_codes_are_split_by_crc():
+    fifo = with_crc(bytes.fromhex("0718138900"))          # FC 24, which this server does not serve
+    ours = with_crc(READ)
+    frames, dropped = split_frames(fifo + ours)
+    assert frames == [fifo, ours] and dropped == 0
+
+
+def test_a_request_after_damaged_bytes_in_the_same_run_is_recovered():
+    ours = with_crc(READ)
+    frames, dropped = split_frames(bytes.fromhex("07fe82") + ours)      # 3 bytes of a broken frame
+    assert frames == [ours] and dropped == 3
+    frames, dropped = split_frames(bytes.fromhex("0103ffee") + ours)
+    assert frames == [ours] and dropped == 4

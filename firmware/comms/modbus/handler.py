@@ -89,7 +89,9 @@ class Handler:
     async def handle(self, pdu: bytes, server_id: int = 1) -> bytes | None:
         """The response PDU for ``pdu``, or None for no response."""
         self.counters["requests"] += 1
-        if not pdu:
+        if not pdu or not 1 <= pdu[0] <= 0x7F:
+            # No function code, or one in the range the protocol keeps for exception responses (§5): this is
+            # not a request, and an "exception" to it would look like one.
             self.counters["silent"] += 1
             return None
         fc = pdu[0]

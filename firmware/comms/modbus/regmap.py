@@ -21,7 +21,10 @@ Mapping keys (all but ``address``/``coil``/``discrete`` optional)::
 from __future__ import annotations
 
 import bisect
+import logging
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from firmware.comms.modbus import blocks as _blocks
@@ -29,7 +32,10 @@ from firmware.comms.modbus.blocks import Block
 from firmware.comms.modbus.codecs import UNMAPPED_WORD_BYTES, Format, get_format
 from hal.errors import ConfigError
 
+log = logging.getLogger("comms.modbus")
+
 MAX_ADDRESS = 0xFFFF
+OVERLAY_PATH = Path(__file__).with_name("mappings.toml")
 _MAPPING_KEYS = {"address", "format", "scale", "unit", "access", "length", "first", "count", "coil", "discrete"}
 
 # Exception codes (Modbus Application Protocol v1.1b3 §7; meaning per SPEC §7).
@@ -90,15 +96,42 @@ class WriteRefused(Exception):
         self.code = code
 
 
-def _point_mapping(point: PointLike) -> Mapping[str, Any] | None:
-    mapping = point.mapping("modbus")
-    if not mapping:
-        return None
+def _checked_keys(name: str, mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     unknown = set(mapping) - _MAPPING_KEYS
     if unknown:
-        raise ConfigError(f"point {point.name!r}: modbus key(s) {sorted(unknown)} not known; "
+        raise ConfigError(f"point {name!r}: modbus key(s) {sorted(unknown)} not known; "
                           f"allowed {sorted(_MAPPING_KEYS)}")
     return mapping
+
+
+def _point_mapping(point: PointLike) -> Mapping[str, Any] | None:
+    mapping = point.mapping("modbus")
+    return _checked_keys(point.name, mapping) if mapping else None
+
+
+def load_overlay(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Mappings from ``mappings.toml`` for points defined in other areas' files, by point name."""
+    path = path or OVERLAY_PATH
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"modbus mappings {path}: {exc}") from None
+    out: dict[str, dict[str, Any]] = {}
+    for i, entry in enumerate(document.get("map", [])):
+        name = entry.get("point")
+        if not isinstance(name, str) or name in out:
+            raise ConfigError(f"modbus mappings {path.name} entry {i}: 'point' missing or given twice")
+        out[name] = {k: v for k, v in entry.items() if k != "point"}
+    return out
+
+
+def build_map(points: Iterable[PointLike] | None = None) -> RegisterMap:
+    """The meter's register map: the point map plus ``mappings.toml``."""
+    if points is None:
+        from firmware.points import load_points
+
+        points = load_points()
+    return RegisterMap.from_points(points, load_overlay())
 
 
 def _registers_of(point: PointLike, mapping: Mapping[str, Any]) -> list[Register]:
@@ -206,16 +239,28 @@ class RegisterMap:
         self.coil_blocks = list(coil_blocks) + self._loose_bit_blocks(self.coils, coil_blocks)
         self.discrete_blocks = list(discrete_blocks) + self._loose_bit_blocks(self.discretes, discrete_blocks)
         self._bit_values: dict[str, bool] = {}
+        self.unknown_overlay: list[str] = []
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_points(cls, points: Iterable[PointLike], **blocks: Any) -> RegisterMap:
+    def from_points(cls, points: Iterable[PointLike], overlay: Mapping[str, Mapping[str, Any]] | None = None,
+                    **blocks: Any) -> RegisterMap:
+        """The map of ``points``; ``overlay`` gives mappings (by point name) for points that carry none."""
         registers: list[Register] = []
         coils: list[Bit] = []
         discretes: list[Bit] = []
+        overlay = dict(overlay or {})
+        seen: set[str] = set()
         for point in points:
+            seen.add(point.name)
             mapping = _point_mapping(point)
+            extra = overlay.get(point.name)
+            if mapping is not None and extra is not None:
+                raise ConfigError(f"point {point.name!r} has a modbus mapping in its own file and in "
+                                  f"{OVERLAY_PATH.name}; keep one")
+            if extra is not None:
+                mapping = _checked_keys(point.name, extra)
             if mapping is None:
                 continue
             if "address" in mapping:
@@ -229,7 +274,12 @@ class RegisterMap:
                     if key == "coil" and not is_command:
                         raise ConfigError(f"point {point.name!r}: only command points may be coils")
                     out.append(Bit(address, point.name, key == "coil", getattr(point, "description", "")))
-        return cls(registers, coils, discretes, **blocks)
+        regmap = cls(registers, coils, discretes, **blocks)
+        regmap.unknown_overlay = sorted(set(overlay) - seen)
+        if regmap.unknown_overlay:
+            log.warning("modbus: %s names points the point map does not have: %s", OVERLAY_PATH.name,
+                        ", ".join(regmap.unknown_overlay))
+        return regmap
 
     @staticmethod
     def _bits(bits: Iterable[Bit], what: str) -> dict[int, Bit]:

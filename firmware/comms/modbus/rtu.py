@@ -81,22 +81,44 @@ def candidate_lengths(buf: bytes | bytearray) -> set[int]:
     return {n for n in out if MIN_FRAME <= n <= len(buf)}
 
 
+def _first_crc_prefix(buf: bytes) -> int:
+    """Length of the shortest prefix of ``buf`` (at least MIN_FRAME bytes) that ends in its own CRC, or 0."""
+    crc = 0xFFFF
+    table = _TABLE
+    limit = min(len(buf), MAX_FRAME) - 2
+    for k in range(limit):
+        crc = (crc >> 8) ^ table[(crc ^ buf[k]) & 0xFF]
+        if k >= 1 and buf[k + 1] == crc & 0xFF and buf[k + 2] == crc >> 8:
+            return k + 3
+    return 0
+
+
 def split_frames(run: bytes) -> tuple[list[bytes], int]:
-    """The valid frames in a run of bytes bounded by silence, and how many bytes had to be dropped."""
+    """The valid frames in a run of bytes bounded by silence, and how many bytes had to be dropped.
+
+    At each position the lengths the function code allows are tried first; a function code this server does
+    not know says nothing of its length, so then the shortest prefix that carries a valid CRC is taken."""
     if crc_ok(run) and len(run) <= MAX_FRAME:
         return [run], 0
     frames: list[bytes] = []
     pos = 0
     while pos < len(run):
         rest = run[pos:]
-        for n in sorted(candidate_lengths(rest)):
-            if crc_ok(rest[:n]):
-                frames.append(rest[:n])
-                pos += n
-                break
-        else:
-            return frames, len(run) - pos
-    return frames, 0
+        n = next((n for n in sorted(candidate_lengths(rest)) if crc_ok(rest[:n])), 0) or _first_crc_prefix(rest)
+        if not n:
+            break
+        frames.append(rest[:n])
+        pos += n
+    else:
+        return frames, 0
+    # Damaged bytes at ``pos``. The last frame of a run is the one a master waits on: look for a frame that
+    # ends the run, whose length its own function code confirms (so noise rarely passes for one).
+    for k in range(pos + 1, len(run) - MIN_FRAME + 1):
+        tail = run[k:]
+        if len(tail) <= MAX_FRAME and len(tail) in candidate_lengths(tail) and crc_ok(tail):
+            frames.append(tail)
+            return frames, k - pos
+    return frames, len(run) - pos
 
 
 class RtuFramer:

@@ -47,12 +47,13 @@ def bits_per_char(framing: str) -> int:
 
 class ModbusRtuServer:
     def __init__(self, handler: Handler, port: str, baud: int = 19200, framing: str = "8N1", unit: int = 1,
-                 rs485: bool = False) -> None:
+                 rs485: bool = False, silent_interval: float | None = None) -> None:
+        """``silent_interval`` (s) overrides t3.5, for converters or links that stretch gaps inside a frame."""
         if not 1 <= unit <= 247:
             raise ValueError(f"unit id {unit} outside 1..247")
         self.handler = handler
         self.port, self.baud, self.framing, self.unit, self.rs485 = port, baud, framing, unit, rs485
-        self.framer = RtuFramer(silent_interval_s(baud, bits_per_char(framing)))
+        self.framer = RtuFramer(silent_interval or silent_interval_s(baud, bits_per_char(framing)))
         self.stats = collections.Counter({"frames": 0, "answered": 0, "other_units": 0, "broadcasts": 0,
                                           "bad_crc": 0})
         self._serial: Any = None

@@ -2,8 +2,8 @@
 
 Framing per the Modbus Messaging on TCP/IP Implementation Guide v1.0b §3.1: a 7-byte MBAP header
 (transaction id, protocol id 0, length of unit id + PDU, unit id) then the PDU; an ADU is at most 260 bytes.
-A frame with another protocol id is dropped; a length that cannot be right (under 2 or over 254) means the
-byte stream can no longer be framed, so the connection is closed. Requests on one connection are answered
+A frame with another protocol id, or with no PDU (length under 2), is dropped; a length over 254 cannot
+be right and leaves no way to find the next frame, so the connection is closed. Requests on one connection are answered
 in order; a client may pipeline.
 
 The pool is shared by every client: a connection beyond ``max_connections`` is closed as soon as it is
@@ -64,16 +64,16 @@ class _Connection(asyncio.Protocol):
         buf += data
         while len(buf) >= MBAP_LEN:
             tid, pid, length, unit = MBAP.unpack_from(buf)
-            if not 2 <= length <= MAX_LENGTH_FIELD:
+            if length > MAX_LENGTH_FIELD:
                 self.server.stats["bad_frames"] += 1
                 assert self.transport is not None
                 self.transport.abort()
                 return
-            if len(buf) < 6 + length:
+            if len(buf) < 6 + max(length, 1):
                 break
             pdu = bytes(buf[MBAP_LEN:6 + length])
-            del buf[:6 + length]
-            if pid != 0:
+            del buf[:6 + max(length, 1)]
+            if pid != 0 or length < 2:
                 self.server.stats["bad_frames"] += 1
                 continue
             self.pending.append((tid, unit, pdu))
