@@ -1,0 +1,89 @@
+"""The Modbus side of the comms service: the register map, the handler and the TCP/RTU servers, built from
+the configuration, fed from the measurement snapshot, sending commands to their owning service."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from firmware.comms.modbus.blocks import Command
+from firmware.comms.modbus.feed import SnapshotFeed
+from firmware.comms.modbus.handler import Access, Handler
+from firmware.comms.modbus.ident import Identity
+from firmware.comms.modbus.regmap import build_map
+from firmware.comms.modbus.rtu_server import ModbusRtuServer
+from firmware.comms.modbus.tcp import ModbusTcpServer
+from firmware.config import Config
+from firmware.control import ControlClient, ControlError
+from firmware.ipc.snapshot import Snapshot
+from hal.errors import AccessDenied
+
+log = logging.getLogger("comms.modbus")
+
+VENDOR = "OpenMeter"
+PRODUCT_CODE = "OM-CM4"
+PRODUCT_NAME = "OpenMeter revenue and power-quality meter"
+MODEL_NAME = "OM-CM4-ADE9000"
+VENDOR_URL = "https://openmeter.invalid"
+COMMAND_USER = "modbus"
+
+
+def identity_from_config(config: Config) -> Identity:
+    from firmware import __version__
+
+    return Identity(VENDOR, PRODUCT_CODE, __version__, VENDOR_URL, PRODUCT_NAME, MODEL_NAME,
+                    config["meter"].name, config["meter"].serial_number)
+
+
+class ControlCommands:
+    """Runs a Modbus command in its owning service through the meter's control socket."""
+
+    def __init__(self, control_socket: Path, timeout_s: float) -> None:
+        self.client = ControlClient(control_socket, timeout_s=timeout_s, user=COMMAND_USER)
+
+    async def __call__(self, command: Command) -> Any:
+        try:
+            return await asyncio.to_thread(self.client.call, command.control)
+        except ControlError as exc:
+            if exc.kind == "AccessDenied":
+                raise AccessDenied(str(exc)) from None
+            raise
+
+
+class ModbusApp:
+    def __init__(self, config: Config, snapshot: Snapshot, control_socket: Path) -> None:
+        section, rtu = config["modbus"], config["modbus.rtu"]
+        self.identity = identity_from_config(config)
+        self.regmap = build_map()
+        self.feed = SnapshotFeed(snapshot, self.identity.register_values())
+        self.handler = Handler(self.regmap, self.feed.poll, self.identity, Access(section.access),
+                               ControlCommands(control_socket, section.command_timeout))
+        self.tcp = (ModbusTcpServer(self.handler, section.bind_address, section.tcp_port, section.max_connections,
+                                    section.idle_timeout) if section.tcp_enabled else None)
+        self.rtu = (ModbusRtuServer(self.handler, rtu.port, rtu.baud, rtu.framing, rtu.unit, rtu.rs485)
+                    if rtu.enabled else None)
+
+    async def start(self) -> list[str]:
+        """Start the servers; returns their endpoints."""
+        endpoints = []
+        if self.tcp is not None:
+            await self.tcp.start()
+            endpoints.append(f"modbus-tcp:{self.tcp.host}:{self.tcp.port}")
+        if self.rtu is not None:
+            await self.rtu.start()
+            endpoints.append(f"modbus-rtu:{self.rtu.port}@{self.rtu.baud}/{self.rtu.framing}/unit{self.rtu.unit}")
+        return endpoints
+
+    async def stop(self) -> None:
+        for server in (self.tcp, self.rtu):
+            if server is not None:
+                await server.stop()
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"requests": dict(self.handler.counters), "access": self.handler.access.value}
+        if self.tcp is not None:
+            out["tcp"] = {**self.tcp.stats, "connections": len(self.tcp.connections)}
+        if self.rtu is not None:
+            out["rtu"] = {**self.rtu.stats, "damaged_runs": self.rtu.framer.bad_frames}
+        return out

@@ -1,0 +1,57 @@
+"""The comms service: owns the Modbus TCP and RTU servers.
+
+Values come only from the measurement snapshot that the metrology service publishes, so a request never
+waits on the metrology; commands (demand reset, energy reset, billing-period reset, demand sync) go to their
+owning service through the control socket, which checks the revenue lock again and answers for itself.
+The servers run on one asyncio loop in the main thread; a periodic task on that loop sends the heartbeats,
+so a stuck loop stops them and the supervisor restarts the service.
+"""
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from firmware.comms.modbus.app import ModbusApp
+from firmware.ipc.snapshot import Snapshot
+from firmware.service import HEARTBEAT_INTERVAL_S, Service, command, main
+
+SNAPSHOT_NAME = "measurements"      # written by the metrology service
+SNAPSHOT_ATTACH_TIMEOUT_S = 30.0
+
+
+class CommsService(Service):
+    name = "comms"
+
+    def setup(self) -> None:
+        self.snapshot = Snapshot.attach(self.ctx.shm_name(SNAPSHOT_NAME), timeout_s=SNAPSHOT_ATTACH_TIMEOUT_S)
+        self.modbus = ModbusApp(self.config, self.snapshot, self.ctx.control_socket)
+        self.loop = asyncio.new_event_loop()
+        self.endpoints = self.loop.run_until_complete(self.modbus.start())
+
+    def run(self) -> None:
+        self.loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        while not self.stopping.is_set():
+            self.heartbeat(modbus=self.modbus.stats())
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S / 2)
+
+    def teardown(self) -> None:
+        if hasattr(self, "loop"):
+            self.loop.run_until_complete(self.modbus.stop())
+            self.loop.close()
+        if hasattr(self, "snapshot"):
+            self.snapshot.close()
+
+    def dump_config(self) -> dict[str, Any]:
+        section = self.config["modbus"]
+        return {"access": section.access, "tcp_port": section.tcp_port, "rtu": self.config["modbus.rtu"].enabled}
+
+    @command("stats")
+    def stats(self, user: str = "") -> dict[str, Any]:
+        return self.modbus.stats()
+
+
+if __name__ == "__main__":
+    sys.exit(main(CommsService))
