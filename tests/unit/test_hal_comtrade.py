@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +22,7 @@ def wave(n, rms, deg):
     return np.sqrt(2) * rms * np.cos(2 * np.pi * 50 * t + np.deg2rad(deg))
 
 
-def test_1999_ascii_by_hand_with_primary_values_in_kv():
+def test_1999_ascii_by_hand_with_primary_values_in_kv(tmp_dir):
     """PS = P: values are primary kV through a 11000/110 VT; the meter needs secondary volts."""
     n = 256
     va_kv = wave(n, 6.351, 0) / 1000 * 1000   # 6.351 kV primary rms
@@ -51,7 +49,7 @@ def test_1999_ascii_by_hand_with_primary_values_in_kv():
     assert np.allclose(x[:, 6], -(x[:, 0] + x[:, 2]))     # IN residual
 
 
-def test_2013_binary_by_hand_timestamps_and_missing_samples():
+def test_2013_binary_by_hand_timestamps_and_missing_samples(tmp_dir):
     n = 100
     vals = np.arange(n, dtype=np.int16) * 10
     vals[5] = -32768                                      # missing sample marker
@@ -67,7 +65,7 @@ def test_2013_binary_by_hand_timestamps_and_missing_samples():
 
 
 @pytest.mark.parametrize("fmt,rev", [("ASCII", 1999), ("BINARY", 1999), ("BINARY32", 2013), ("FLOAT32", 2013)])
-def test_writer_round_trip(fmt, rev):
+def test_writer_round_trip(fmt, rev, tmp_dir):
     n = 640
     data = np.stack([wave(n, 5, -20), wave(n, 230, 0), wave(n, 5, -140), wave(n, 230, -120)], axis=1)
     d = tmp_dir()
@@ -79,7 +77,7 @@ def test_writer_round_trip(fmt, rev):
     assert rec.sample_rate_hz == RATE and rec.rev_year == rev
 
 
-def test_errors_name_the_file_and_the_problem():
+def test_errors_name_the_file_and_the_problem(tmp_dir):
     d = tmp_dir()
     (d / "bad.cfg").write_text("S,D,1999\n2,1A,0D\n1,VA,A,,V,1,0,0,-1,1,1,1,S\n50\n1\n100,1\nx\nx\nASCII\n1\n")
     with pytest.raises(ComtradeError, match=r"bad.cfg: line 2 says 2 channels but 1A \+ 0D"):
@@ -91,7 +89,7 @@ def test_errors_name_the_file_and_the_problem():
         read_comtrade(d / "missing.cfg")
 
 
-def test_recording_replays_through_the_simulated_chip_with_its_scaling():
+def test_recording_replays_through_the_simulated_chip_with_its_scaling(tmp_dir):
     n = int(RATE) // 2
     rms = np.array([4.0, 231.0] * 3)
     deg = np.array([-25, 0, -145, -120, 95, 120])
@@ -115,5 +113,6 @@ def test_recording_replays_through_the_simulated_chip_with_its_scaling():
     assert err.max() < 1e-4, err
 
 
-def tmp_dir():
-    return Path(tempfile.mkdtemp(prefix="comtrade-"))
+@pytest.fixture
+def tmp_dir(tmp_path):
+    return lambda: tmp_path
