@@ -15,6 +15,9 @@ import tools
 from firmware.config import GENERATOR, meter_schema
 
 REPO = Path(__file__).resolve().parent.parent
+# Generators that run measurements (minutes) rather than render tables; `--quick` skips them. Their
+# figures are asserted by their own conformance tests.
+EXPENSIVE_GENERATORS = ("gendocs_metrology",)
 CONFIG_DOC = REPO / "docs" / "configuration.md"
 
 INTRO = """The meter reads one TOML file (`meter run --config FILE`; default `var/meter.toml`). Every option has a
@@ -49,12 +52,13 @@ def _check_or_write(path: Path, text: str, check: bool) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.gendocs")
     parser.add_argument("--check", action="store_true", help="exit 1 if a generated doc is out of date")
+    parser.add_argument("--quick", action="store_true", help="skip generators that run measurements")
     args = parser.parse_args(argv)
     stale = []
     if not _check_or_write(CONFIG_DOC, render_config(), args.check):
         stale.append(str(CONFIG_DOC.relative_to(REPO)))
     for info in sorted(pkgutil.iter_modules(tools.__path__), key=lambda i: i.name):
-        if info.name.startswith("gendocs_"):
+        if info.name.startswith("gendocs_") and not (args.quick and info.name in EXPENSIVE_GENERATORS):
             module = importlib.import_module(f"tools.{info.name}")
             if module.main(["--check"] if args.check else []) != 0:
                 stale.append(info.name)
