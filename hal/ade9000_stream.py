@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hal.ade9000 import Ade9000, EnergyReading
-from hal.errors import MeterTimeoutError
+from hal.errors import ChipError, MeterTimeoutError
 from hal.regmap import bit, field_get, field_prep, regmap
 
 log = logging.getLogger("hal.ade9000")
@@ -38,6 +38,8 @@ FRAME_NS = 1e9 / SAMPLE_RATE_HZ
 SAFETY_FRAMES = PAGE_FRAMES   # a half within one page of being overwritten is treated as lost
 N_CHANNELS = 7
 IRQ_TIMEOUT_S = 0.1           # 25 half-buffer periods without PAGE_FULL means the stream has stopped
+MAX_BRACKET_NS = 1_000_000    # a page-register read bracketed by clock readings further apart is repeated
+BRACKET_TRIES = 20
 
 FLAG_GAP = 1 << 0             # same bit values as firmware.ipc.samples (hal may not import firmware)
 FLAG_CHIP_RESET = 1 << 1
@@ -69,6 +71,7 @@ class StreamStats:
     lost_frames: int = 0
     torn_reads: int = 0
     interrupts: int = 0
+    slow_reads: int = 0
 
 
 class WaveformStream:
@@ -83,19 +86,32 @@ class WaveformStream:
         self._rt_offset_ns = 0
 
     def start(self, chip_reset: bool = False) -> None:
-        """Enable capture; frame 0 is the first frame after this call."""
+        """Enable capture; frame 0 is the first frame after the enabling write.
+
+        The write is bracketed by clock readings (repeated if the scheduler stretched it) because the
+        frame count of every later interrupt is reckoned from this moment.
+        """
         clock = self.chip.clock
         cfg = self.chip.read("WFB_CFG")
         wfb = RM["WFB_CFG"]
-        self.chip.write("WFB_CFG", cfg & ~wfb.field("WF_CAP_EN").mask)
-        self.chip.write("STATUS0", _PAGE_FULL)
-        self.chip.write("WFB_CFG", cfg | field_prep(wfb, "WF_CAP_EN", 1))
-        self.chip.refresh_config_crc()          # WFB_CFG is covered by the configuration CRC
-        self._anchor_ns = clock.monotonic_ns()
-        self._rt_offset_ns = clock.realtime_ns() - self._anchor_ns
+        off, on = cfg & ~wfb.field("WF_CAP_EN").mask, cfg | field_prep(wfb, "WF_CAP_EN", 1)
+        for _ in range(BRACKET_TRIES):
+            self.chip.write("WFB_CFG", off)
+            self.chip.write("STATUS0", _PAGE_FULL)
+            before = clock.monotonic_ns()
+            self.chip.write("WFB_CFG", on, verify=False)
+            after = clock.monotonic_ns()
+            if after - before <= MAX_BRACKET_NS:
+                break
+            self.stats.slow_reads += 1
+        if self.chip.read("WFB_CFG") != on:
+            raise ChipError(f"ade9000 on {self.chip.where}: WFB_CFG did not take the capture enable")
+        self._anchor_ns = (before + after) // 2
+        self._rt_offset_ns = clock.realtime_ns() - clock.monotonic_ns()
         self._anchor_count = 0
         self.next_index = 0
         self._pending_flags = FLAG_CHIP_RESET if chip_reset else 0
+        self.chip.refresh_config_crc()          # WFB_CFG is covered by the configuration CRC
 
     def poll(self, timeout_s: float = IRQ_TIMEOUT_S) -> list[RawBlock | EnergyReading]:
         """Wait for IRQ0 and service it: sample blocks for PAGE_FULL, an energy reading for EGYRDY."""
@@ -126,9 +142,26 @@ class WaveformStream:
 
     # ------------------------------------------------------------------ internals
     def _produced(self) -> tuple[int, int]:
-        """(frames produced since start, at page resolution; monotonic ns of the estimate)."""
-        now = self.chip.clock.monotonic_ns()
-        last_page = field_get(RM["WFB_TRG_STAT"], "WFB_LAST_PAGE", self.chip.read("WFB_TRG_STAT"))
+        """(frames produced since start, at page resolution; monotonic ns of that count).
+
+        The page register is read between two clock readings; a read the scheduler stretched beyond
+        ``MAX_BRACKET_NS`` is repeated, so the count and its time agree to well under a page and the
+        snap to the page count can never slip by a whole buffer (which would splice samples).
+        """
+        clock = self.chip.clock
+        for _ in range(BRACKET_TRIES):
+            before = clock.monotonic_ns()
+            stat = self.chip.read("WFB_TRG_STAT")
+            after = clock.monotonic_ns()
+            if after - before <= MAX_BRACKET_NS:
+                break
+            self.stats.slow_reads += 1
+        else:
+            raise MeterTimeoutError(f"ade9000 on {self.chip.where}: reading WFB_TRG_STAT took over "
+                                    f"{MAX_BRACKET_NS / 1e6:g} ms {BRACKET_TRIES} times; the host is too loaded "
+                                    "to stream")
+        now = (before + after) // 2
+        last_page = field_get(RM["WFB_TRG_STAT"], "WFB_LAST_PAGE", stat)
         base = ((last_page + 1) * PAGE_FRAMES) % BUFFER_FRAMES
         expected = self._anchor_count + (now - self._anchor_ns) / FRAME_NS
         count = base + BUFFER_FRAMES * round((expected - base) / BUFFER_FRAMES)
@@ -149,12 +182,12 @@ class WaveformStream:
             start = self.next_index
             slot = start % BUFFER_FRAMES
             raw = self.chip.burst_read(int(WFB["start"]) + slot * WORDS_PER_FRAME, HALF_FRAMES * WORDS_PER_FRAME)
-            after, _ = self._produced()
-            if after > start + BUFFER_FRAMES:
+            after_count, after_now = self._produced()
+            if after_count > start + BUFFER_FRAMES - SAFETY_FRAMES:   # page resolution: be conservative
                 self.stats.torn_reads += 1
                 log.warning("waveform read of frames %d.. overtaken by the chip; discarded", start)
                 self._lose(HALF_FRAMES)
-                count = after
+                count, now = after_count, after_now
                 continue
             ts = self._rt_offset_ns + now - int(round((count - 1 - start) * FRAME_NS))
             block = RawBlock(start, ts, decode_frames(raw), self._pending_flags, self._pending_lost)

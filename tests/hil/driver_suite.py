@@ -58,8 +58,8 @@ def test_stream_is_contiguous_and_stamped(hw):
     assert all(b.codes.shape == (HALF_FRAMES, 7) and b.codes.dtype == np.int32 for b in blocks)
     assert not any(b.flags & FLAG_GAP for b in blocks)
     gaps_ns = np.diff([b.timestamp_ns for b in blocks])
-    # 128 frames at 32 kSPS = 4 ms; time stamps come from page counts, so within one page (0.5 ms)
-    assert np.all(np.abs(gaps_ns - 4_000_000) <= 500_000), gaps_ns
+    # 128 frames at 32 kSPS = 4 ms; time stamps come from page counts (0.5 ms) read within a 1 ms bracket
+    assert np.all(np.abs(gaps_ns - 4_000_000) <= 2_000_000), gaps_ns
     assert np.abs(blocks[-1].codes).max() < 2**23
 
 

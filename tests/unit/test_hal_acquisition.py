@@ -102,21 +102,25 @@ def test_service_process_streams_in_real_time(tmp_path):
                              "--run-dir", str(run_dir)], cwd=REPO, env=env)
     name = f"{instance_name(run_dir)}.samples"
     try:
-        ring = Ring.attach(name, timeout_s=15.0)
+        ring = Ring.attach(name, timeout_s=30.0)
         reader = RingReader(ring, start="latest")
         t0 = time.monotonic()
         blocks = []
-        while time.monotonic() - t0 < 1.0:
+        while time.monotonic() - t0 < 5.0 and len(blocks) < 250:
             data = reader.read(0.5)
             if data is not None:
                 blocks.append(SampleBlock.decode(data))
-        # real time: ~250 blocks per second; a loaded CI machine may lose some, which must show as gaps
-        assert len(blocks) > 100
+        # real time, ~250 blocks per second; on a loaded machine the simulated chip runs on while the
+        # process is starved, and what it misses must show as gaps, never as spliced samples
+        assert len(blocks) >= 50
         idx = np.array([b.first_index for b in blocks])
         lost = np.array([b.lost_frames for b in blocks])
         assert np.all(np.diff(idx) == 128 + lost[1:])
-        span_s = (blocks[-1].timestamp_ns - blocks[0].timestamp_ns) / 1e9
-        assert span_s == pytest.approx(1.0, abs=0.2)
+        ts = np.array([b.timestamp_ns for b in blocks])
+        # time stamps follow the frame index at 32 kSPS: within one page (0.5 ms) of count resolution plus
+        # half the 1 ms bracket of the page-register read, for each of the two blocks compared
+        assert np.abs((ts - ts[0]) - (idx - idx[0]) * 31250).max() <= 2_000_000
+        assert all(b.flags & FLAG_SIMULATED for b in blocks)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
