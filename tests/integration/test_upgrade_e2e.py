@@ -23,7 +23,7 @@ from tests.integration.upgrade_env import REPO, copy_repo, make_env
 from tools.image.build import build_image
 from tools.image.keys import load_private_key, sign_image
 
-HEALTH_DEADLINE_S = 20.0      # the never-healthy slot waits this long; the real ones need a few seconds
+HEALTH_DEADLINE_S = 30.0      # the never-healthy slot waits this long; the real ones need a few seconds
 START_TIMEOUT_S = 60.0
 
 

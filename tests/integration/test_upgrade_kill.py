@@ -85,7 +85,9 @@ def test_install_killed_at_random_steps_always_comes_back_on_a_good_slot(tmp_pat
     result = env.installer().install(image)
     assert result["slot"] == "b" and env.layout.verify("b") == []
     log = UpgradeLog(env.settings.state_dir)
-    assert sum(1 for r in log.entries(limit=100000) if r["event"] == "attempt") == KILL_RUNS + 1
+    attempts = sum(1 for r in log.entries(limit=100000) if r["event"] == "attempt")
+    # A kill just after "start" can come before the attempt's first log row; every later one is logged.
+    assert KILL_RUNS - killed_at.get("start", 0) + 1 <= attempts <= KILL_RUNS + 1
 
 
 GUARD_SCRIPT = """

@@ -6,9 +6,12 @@ builder, signed with real Ed25519 keys, installed by the installer into real dir
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import os
 import shutil
+import subprocess
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,13 +89,23 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def copy_repo(dest: Path, patch: dict[str, str] | None = None) -> Path:
-    """The application part of this repository, optionally with some files replaced."""
-    for d in APP_DIRS:
-        if (REPO / d).is_dir():
-            shutil.copytree(REPO / d, dest / d, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-    for f in APP_FILES:
-        if (REPO / f).is_file():
-            shutil.copy(REPO / f, dest / f)
+    """The application part of this repository as committed (``git archive HEAD``; a plain copy of the
+    working tree where git is unavailable), optionally with some files replaced."""
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = [p for p in (*APP_DIRS, *APP_FILES) if (REPO / p).exists()]
+    try:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", "HEAD", "--", *paths],
+                                 capture_output=True, check=True, timeout=120).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(dest, filter="data")
+    except (OSError, subprocess.SubprocessError, tarfile.TarError):
+        for d in APP_DIRS:
+            if (REPO / d).is_dir():
+                shutil.copytree(REPO / d, dest / d, ignore=shutil.ignore_patterns("__pycache__", "*.so"),
+                                dirs_exist_ok=True)
+        for f in APP_FILES:
+            if (REPO / f).is_file():
+                shutil.copy(REPO / f, dest / f)
     for rel, text in (patch or {}).items():
         (dest / rel).write_text(text)
     return dest
