@@ -4,6 +4,12 @@ Each log file starts with a line giving the firmware version and the configurati
 a file read on its own says what produced it. Records carry structured fields through
 ``extra={"fields": {...}}``; the JSON format writes them as keys, the text format as key=value.
 Under systemd (JOURNAL_STREAM set) text lines get a ``<N>`` priority prefix that journald reads.
+
+Writing is decoupled from the caller: records go into a bounded queue drained by a thread, so a
+stalled stdout (a full pipe, a slow journald) never stalls the supervisor or the acquisition loop;
+when the queue is full, records are dropped and counted. A message repeated from one place more
+than ``RATE_LIMIT_BURST`` times in ``RATE_LIMIT_WINDOW_S`` is suppressed for the rest of the window,
+and the next one that passes says how many were suppressed.
 """
 from __future__ import annotations
 
@@ -12,10 +18,16 @@ import json
 import logging
 import logging.handlers
 import os
+import queue
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+QUEUE_DEPTH = 10000
+RATE_LIMIT_WINDOW_S = 10.0
+RATE_LIMIT_BURST = 20
 _SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
 
@@ -75,6 +87,80 @@ class HeaderedRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return stream
 
 
+class RateLimit(logging.Filter):
+    """At most RATE_LIMIT_BURST records per (logger, message template) per window; counts the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._windows: dict[tuple[str, str], list[float | int]] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        with self._lock:
+            window = self._windows.get(key)
+            if window is None or now - window[0] >= RATE_LIMIT_WINDOW_S:
+                suppressed = int(window[2]) if window else 0
+                self._windows[key] = [now, 1, 0]
+                if len(self._windows) > 1000:
+                    self._windows = {k: w for k, w in self._windows.items() if now - w[0] < RATE_LIMIT_WINDOW_S}
+                if suppressed:
+                    record.msg = f"{record.msg} (and {suppressed} more like it suppressed)"
+                return True
+            if window[1] < RATE_LIMIT_BURST:
+                window[1] += 1
+                return True
+            window[2] += 1
+            return False
+
+
+class DroppingQueueHandler(logging.Handler):
+    """Hands records to a writer thread; never blocks the caller. ``dropped`` counts what did not fit."""
+
+    def __init__(self, handlers: list[logging.Handler]) -> None:
+        super().__init__()
+        self.queue: queue.Queue[logging.LogRecord | None] = queue.Queue(QUEUE_DEPTH)
+        self.handlers = handlers
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._drain, name="log-writer", daemon=True)
+        self._thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            record.msg = record.getMessage()
+            record.args = None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+    def _drain(self) -> None:
+        while True:
+            record = self.queue.get()
+            if record is None:
+                return
+            for handler in self.handlers:
+                if record.levelno >= handler.level:
+                    try:
+                        handler.handle(record)
+                    except Exception:
+                        pass
+
+    def close(self) -> None:
+        """Write what is queued (bounded wait), then close the real handlers."""
+        try:
+            self.queue.put(None, timeout=1.0)
+            self._thread.join(timeout=2.0)
+        except queue.Full:
+            pass
+        for handler in self.handlers:
+            handler.close()
+        super().close()
+
+
 def configure_logging(config: Any, process_name: str, data_dir: str | Path | None = None) -> None:
     """Set up the root logger for one process from the ``[log]`` section."""
     from firmware import __version__
@@ -89,7 +175,7 @@ def configure_logging(config: Any, process_name: str, data_dir: str | Path | Non
     stdout = logging.StreamHandler(sys.stdout)
     stdout.setFormatter(JsonFormatter(process_name) if section.format == "json"
                         else TextFormatter(process_name, journald))
-    root.addHandler(stdout)
+    writers: list[logging.Handler] = [stdout]
     if section.file and data_dir is not None:
         log_dir = Path(data_dir) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -99,4 +185,7 @@ def configure_logging(config: Any, process_name: str, data_dir: str | Path | Non
         handler = HeaderedRotatingFileHandler(log_dir / f"{process_name}.log", header,
                                               maxBytes=section.file_max_bytes, backupCount=section.file_count)
         handler.setFormatter(JsonFormatter(process_name))
-        root.addHandler(handler)
+        writers.append(handler)
+    front = DroppingQueueHandler(writers)
+    front.addFilter(RateLimit())
+    root.addHandler(front)

@@ -38,7 +38,8 @@ class Meter:
                                f'[log]\nfile = true\n{extra_config}')
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.support.run_supervisor", str(self.config), str(self.run_dir), *services],
-            env={**env, **(child_env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            env={**env, **(child_env or {})}, stdout=open(tmp / "meter.out", "w"), stderr=subprocess.STDOUT)
+        self.out_path = tmp / "meter.out"
         self.client = ControlClient(self.run_dir / "control.sock", timeout_s=5)
 
     def status(self) -> dict:
@@ -60,8 +61,8 @@ class Meter:
     def stop(self) -> str:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        out = self.proc.communicate(timeout=10)[0].decode()
-        return out
+        self.proc.wait(timeout=10)
+        return self.out_path.read_text()
 
 
 @pytest.fixture

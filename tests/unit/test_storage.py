@@ -168,7 +168,8 @@ def test_every_log_file_starts_with_firmware_and_config_version(tmp_path):
     configure_logging(cfg, "unit", tmp_path)
     logger = logging.getLogger("unit-test")
     for i in range(2000):
-        logger.info("line %d with some padding to fill the file quickly", i, extra={"fields": {"i": i}})
+        # Distinct messages: the same message repeated is rate-limited (tested below).
+        logger.info(f"line {i} with some padding to fill the file quickly", extra={"fields": {"i": i}})
     logging.shutdown()
     files = sorted((tmp_path / "logs").glob("unit.log*"))
     assert len(files) == 4  # the live file and three rotated ones
@@ -177,4 +178,18 @@ def test_every_log_file_starts_with_firmware_and_config_version(tmp_path):
         assert header["firmware_version"] == __version__ and header["config_version"] == cfg.version == 1
     line = json.loads((tmp_path / "logs" / "unit.log").read_text().splitlines()[-1])
     assert line["i"] == 1999 and line["level"] == "info" and line["process"] == "unit"
+    logging.getLogger().handlers.clear()
+
+
+def test_repeated_messages_are_rate_limited_and_counted(tmp_path):
+    from firmware.config import meter_schema
+    from firmware.logsetup import RATE_LIMIT_BURST, configure_logging
+
+    configure_logging(meter_schema().defaults(), "ratelimit", tmp_path)
+    logger = logging.getLogger("noisy")
+    for i in range(500):
+        logger.warning("waveform buffer: %d frames lost", i)
+    logging.shutdown()
+    lines = [json.loads(line) for line in (tmp_path / "logs" / "ratelimit.log").read_text().splitlines()[1:]]
+    assert len(lines) == RATE_LIMIT_BURST
     logging.getLogger().handlers.clear()
