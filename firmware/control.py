@@ -119,7 +119,8 @@ class ControlServer:
                 return {"ok": False, "error": f"unknown command {cmd!r}; known: {known}", "kind": "IPCError"}
             return {"ok": True, "result": result}
         except MeterError as exc:
-            return {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+            # A refusal forwarded from a service keeps the kind the service gave it.
+            return {"ok": False, "error": str(exc), "kind": getattr(exc, "kind", "") or type(exc).__name__}
         except TypeError as exc:
             return {"ok": False, "error": f"bad arguments for {cmd!r}: {exc}", "kind": "IPCError"}
         except Exception as exc:  # a handler bug must not kill the server

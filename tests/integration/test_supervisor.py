@@ -166,6 +166,8 @@ def test_meter_status_cli_and_unknown_command(meter_factory, subprocess_env):
                          capture_output=True, text=True, env=subprocess_env)
     assert run.returncode == 0, run.stderr
     assert "healthy" in run.stdout and "ticker" in run.stdout and "running" in run.stdout
+    reply = meter.client.request("ticker.nosuch")
+    assert reply["ok"] is False and "unknown command 'nosuch'" in reply["error"]
     reply = meter.client.request("nosuch.thing")
     assert reply["ok"] is False and "unknown command" in reply["error"]
     meter.stop()
