@@ -25,7 +25,7 @@ import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator, Protocol
 
 from firmware.upgrade.errors import UpgradeRefused
 
@@ -283,7 +283,9 @@ class Image:
                 info = reader.next_header()
 
 
-class FileSink:
+class FileSink(Protocol):
+    """Where ``Image.scan`` puts one file's content."""
+
     def write(self, data: bytes) -> None: ...
 
     def close(self) -> None: ...

@@ -11,7 +11,7 @@ import pytest
 
 from firmware.upgrade.errors import UpgradeRefused
 from firmware.upgrade.image import Image, parse_version
-from tools.image.build import APP_DIRS, APP_FILES, build_image, collect_application
+from tools.image.build import APP_DIRS, APP_FILES, build_image
 
 REPO = Path(__file__).resolve().parents[2]
 EPOCH = 1_700_000_000
