@@ -35,7 +35,8 @@ docs: $(STAMP)
 	$(BIN)/python -m tools.gendocs
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check . || true
+	$(BIN)/python -m pip install -q --disable-pip-version-check ruff==0.17.5
+	$(BIN)/python -m ruff check firmware hal metrology tools tests benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -163,7 +163,8 @@ def read_comtrade(path: str | Path) -> Comtrade:
         dat_path = dat_path.with_suffix(".DAT")
     n_samples = rates[-1][1] if nrates else 0
     stamps, raw, dig = _read_dat(dat_path, ft, n_a, n_d, n_samples)
-    a = np.array([c.a for c in analogs]); b = np.array([c.b for c in analogs])
+    a = np.array([c.a for c in analogs])
+    b = np.array([c.b for c in analogs])
     values = raw * a + b
     rate = rates[0][0] if nrates and rates[0][0] > 0 else 0.0
     if rate > 0 and len(rates) == 1:

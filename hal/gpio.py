@@ -48,7 +48,7 @@ class Gpio(ABC):
             return True
         return self.wait_for_edge(pin, FALLING, timeout_s) or not self.read(pin)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
         """Release the lines."""
 
 

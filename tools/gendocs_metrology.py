@@ -170,7 +170,6 @@ def harmonic_point(f: float) -> list[tuple[int, float, float, float, float]]:
 
 def svg_plot(points: list[EnergyPoint]) -> str:
     w, h, left, right, top, bottom = 640, 360, 70, 150, 30, 50
-    xs = [math.log10(x) for x in LOADS_PCT]
     x0, x1 = math.log10(0.8), math.log10(150)
     ymax = 0.06
 

@@ -79,19 +79,7 @@ class Ring:
     @classmethod
     def attach(cls, name: str, timeout_s: float = 0.0) -> Ring:
         """Attach to an existing ring, waiting up to ``timeout_s`` for its writer to create it."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                mapping, _ = shm.open_mapping(name, None, create=False)
-                if at.load_u64(mapping, 0) == MAGIC:
-                    return cls(name, mapping)
-                mapping.close()
-            except IPCError:
-                if time.monotonic() >= deadline:
-                    raise
-            if time.monotonic() >= deadline:
-                raise IPCError(f"ring {name!r} exists but was never initialised")
-            time.sleep(0.01)
+        return cls(name, shm.attach_initialised(name, MAGIC, "ring", timeout_s))
 
     def close(self) -> None:
         self._view.release()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
+import time
 from pathlib import Path
 
 from hal.errors import IPCError
@@ -53,3 +54,26 @@ def unlink(name: str) -> None:
         shm_path(name).unlink()
     except FileNotFoundError:
         pass
+
+
+def attach_initialised(name: str, magic: int, what: str, timeout_s: float) -> mmap.mmap:
+    """Map an existing ``name`` whose first u64 is ``magic``, waiting up to ``timeout_s`` for its writer.
+
+    Writers store the magic last (release), so a mapping that shows it is fully initialised.
+    """
+    from firmware.ipc import atomics
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            mapping, _ = open_mapping(name, None, create=False)
+            if atomics.load_u64(mapping, 0) == magic:
+                return mapping
+            mapping.close()
+        except IPCError:
+            if time.monotonic() >= deadline:
+                raise
+        if time.monotonic() >= deadline:
+            raise IPCError(f"{what} {name!r} exists but was never initialised")
+        time.sleep(0.01)
+

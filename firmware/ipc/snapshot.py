@@ -92,19 +92,7 @@ class Snapshot:
 
     @classmethod
     def attach(cls, name: str, timeout_s: float = 0.0) -> Snapshot:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                mapping, _ = shm.open_mapping(name, None, create=False)
-                if at.load_u64(mapping, 0) == MAGIC:
-                    return cls(name, mapping)
-                mapping.close()
-            except IPCError:
-                if time.monotonic() >= deadline:
-                    raise
-            if time.monotonic() >= deadline:
-                raise IPCError(f"snapshot {name!r} exists but was never initialised")
-            time.sleep(0.01)
+        return cls(name, shm.attach_initialised(name, MAGIC, "snapshot", timeout_s))
 
     def close(self) -> None:
         self._data = None  # type: ignore[assignment]

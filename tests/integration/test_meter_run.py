@@ -1,7 +1,6 @@
 """The whole meter as `make run` starts it: every service up, metering, Modbus answering, clean stop."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal

@@ -95,8 +95,8 @@ def test_kill_9_is_noticed_and_service_back_within_2_s(meter_factory):
         other_pid = meter.status()["services"]["other"]["pid"]
         t0 = time.monotonic()
         os.kill(old_pid, signal.SIGKILL)
-        status = meter.wait_for(lambda s: s["services"]["ticker"]["state"] == "running"
-                                and s["services"]["ticker"]["pid"] != old_pid, 10, "ticker restarted")
+        status = meter.wait_for(lambda s, old=old_pid: s["services"]["ticker"]["state"] == "running"
+                                and s["services"]["ticker"]["pid"] != old, 10, "ticker restarted")
         elapsed = time.monotonic() - t0
         print(f"kill -9 to running again: {elapsed:.3f} s")
         assert elapsed < RESTART_DEADLINE_S

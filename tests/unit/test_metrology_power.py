@@ -7,7 +7,7 @@ import pytest
 from metrology.pipeline import Pipeline
 from metrology.power import compute_power, quadrant, signed_pf
 from metrology.settings import MetrologySettings
-from tests.conformance.signals import FS, Channel, ThreePhase, balanced, feed
+from tests.conformance.signals import Channel, ThreePhase, balanced, feed
 
 REL = 2e-9   # analytic signals without noise: only interpolation and float rounding remain
 
