@@ -23,7 +23,7 @@ from tests.integration.upgrade_env import REPO, copy_repo, make_env
 from tools.image.build import build_image
 from tools.image.keys import load_private_key, sign_image
 
-HEALTH_DEADLINE_S = 30.0      # the never-healthy slot waits this long; the real ones need a few seconds
+HEALTH_DEADLINE_S = 40.0      # the never-healthy slot waits this long; the real ones need a few seconds
 START_TIMEOUT_S = 60.0
 
 
@@ -93,6 +93,13 @@ def test_upgrade_commit_and_automatic_fallbacks(meter):
     assert second["pid"] != first["pid"]                   # the meter was restarted into the new slot
     events = [r["event"] for r in log.entries(reply["attempt"])]
     assert events[:2] == ["attempt", "accepted"] and "trial" in events and events[-1] == "committed"
+    client = ControlClient(sock, timeout_s=30.0)
+    progress = client.call("upgrade.progress", attempt=reply["attempt"])
+    assert progress["state"] == "committed" and [r["event"] for r in progress["log"]] == events
+    state = client.call("upgrade.status")
+    assert (state["current"], state["good"], state["installed_version"], state["revenue_locked"]) == \
+        ("b", "b", "2.0.0", False)
+    assert client.call("upgrade.log", n=3)[-1]["event"] == "committed"
 
     # A refusal over the control socket says why, and changes nothing.
     refusal = ControlClient(sock, timeout_s=30.0).request("upgrade.install", {"path": str(image("1.5.0"))})

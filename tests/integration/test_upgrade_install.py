@@ -160,6 +160,26 @@ def test_guard_rollback_restores_previous_slot(env):
     assert env.installer().install(env.image("0.2.0"))["slot"] == "b"
 
 
+def test_slot_started_too_often_without_health_is_given_up(env):
+    env.installer().install(env.image("0.2.0"))
+    guard = Guard(env.settings, command=lambda p: [], probe=lambda: None)
+    assert guard._trial_to_start()["boots"] == 1              # first start (e.g. before a power cut)
+    assert guard._trial_to_start()["boots"] == 2              # second start
+    assert guard._trial_to_start() is None                    # third: max_trial_boots (2) exceeded
+    layout = env.layout
+    assert (layout.current(), layout.good(), layout.trial()) == ("a", "a", None)
+    last = guard.log.entries()[-1]
+    assert last["event"] == "rolled_back" and "started 2 times" in last["message"]
+
+
+def test_recovery_forgets_a_trial_that_was_never_switched_to(env):
+    env.installer().install(env.image("0.2.0"))
+    env.layout.set_pointer("current", "a")                    # as if killed between arm and switch
+    Guard(env.settings, command=lambda p: [], probe=lambda: None).recover()
+    assert (env.layout.current(), env.layout.good(), env.layout.trial()) == ("a", "a", None)
+    assert "interrupted before the switch" in env.installer().log.entries()[-1]["message"]
+
+
 def test_cli_install_reports_refusal_reason(env, tmp_path):
     cfg = tmp_path / "meter.toml"
     s = env.settings
