@@ -30,7 +30,6 @@ class CycleMeasures:
     vi: np.ndarray          # (m, 3) mean v*i per phase (active power, harmonics included)
     fund: np.ndarray        # (m, 11) complex RMS phasor of the fundamental (cosine reference)
     peak: np.ndarray        # (m, 11) max |x|
-    samples: np.ndarray     # (m, 512, 11) derived signals, kept for the 10/12-cycle DFT
 
     @property
     def count(self) -> int:
@@ -45,6 +44,55 @@ class CycleMeasures:
             return parts[0]
         return CycleMeasures(*(np.concatenate([getattr(p, f) for p in parts])
                                for f in CycleMeasures.__dataclass_fields__))
+
+
+class CycleLog:
+    """The cycles not yet consumed by every interval, one preallocated column per field.
+
+    A 10/12-cycle window and a 1-s interval are each a run of consecutive rows; closing one is a
+    slice of views (``rows``), not a concatenation of copies. ``drop`` moves the rows still needed
+    to the front once both intervals have moved past the others.
+    """
+
+    def __init__(self, capacity: int = 256) -> None:
+        self.n = 0
+        self._cols: dict[str, np.ndarray] = {}
+        self._capacity = capacity
+
+    def append(self, cm: CycleMeasures) -> int:
+        """Add the rows of ``cm``; returns the row index of its first cycle."""
+        m = cm.count
+        if not self._cols or self.n + m > self._capacity:
+            self._grow(cm, self.n + m)
+        first = self.n
+        for name, col in self._cols.items():
+            col[first:first + m] = getattr(cm, name)
+        self.n += m
+        return first
+
+    def _grow(self, like: CycleMeasures, need: int) -> None:
+        while self._capacity < need:
+            self._capacity *= 2
+        cols = {}
+        for name in CycleMeasures.__dataclass_fields__:
+            a = getattr(like, name)
+            cols[name] = np.empty((self._capacity, *a.shape[1:]), dtype=a.dtype)
+            if name in self._cols:
+                cols[name][:self.n] = self._cols[name][:self.n]
+        self._cols = cols
+
+    def rows(self, lo: int, hi: int) -> CycleMeasures:
+        return CycleMeasures(*(self._cols[f][lo:hi] for f in CycleMeasures.__dataclass_fields__))
+
+    def drop(self, k: int) -> None:
+        """Forget rows before ``k``; row ``k`` becomes row 0."""
+        if k <= 0:
+            return
+        rest = self.n - k
+        if rest > 0:
+            for col in self._cols.values():
+                col[:rest] = col[k:self.n]
+        self.n = max(rest, 0)
 
 
 class CycleStage:
@@ -66,4 +114,4 @@ class CycleStage:
         freq = 1.0 / duration
         freq = np.where(batch.real & (freq >= REPORT_MIN_HZ) & (freq <= REPORT_MAX_HZ), freq, math.nan)
         assert y.shape == (m, self.spc, N_SIGNALS)
-        return CycleMeasures(batch.start, batch.end, duration, freq, batch.real, half_ms, ms, vi, fund, peak, y)
+        return CycleMeasures(batch.start, batch.end, duration, freq, batch.real, half_ms, ms, vi, fund, peak)

@@ -45,29 +45,44 @@ class HarmonicValues:
 def window_harmonics(y: np.ndarray, n_cycles: int, peak: np.ndarray, tdd_current: float) -> HarmonicValues:
     """``y``: (n_cycles * 512, >=10) derived signals of one synchronous window; ``peak``: (10,) max |x|."""
     x = y[:, :HARMONIC_SIGNALS]
-    length = x.shape[0]
-    spec = np.fft.rfft(x, axis=0)[: N_ORDERS * n_cycles + 2]   # only the lines up to order 64
-    c = np.abs(spec) * (math.sqrt(2) / length)       # RMS of each line
-    c[0] = np.abs(spec[0]) / length
-    c2 = c * c
-    orders = np.arange(N_ORDERS)
-    centre = orders * n_cycles
-    mag = np.empty((HARMONIC_SIGNALS, N_ORDERS))
-    mag[:, 0] = c[0]
-    side = 1 if n_cycles >= 2 else 0
-    g2 = c2[centre[1:]] + (c2[centre[1:] - side] + c2[centre[1:] + side] if side else 0.0)
-    mag[:, 1:] = np.sqrt(g2).T
-    inter = np.full((HARMONIC_SIGNALS, N_ORDERS), np.nan)
-    if n_cycles >= 4:
-        ks = np.arange(2, n_cycles - 1)
-        idx = centre[:MAX_ORDER, None] + ks[None, :]   # (63, N-3)
-        inter[:, :MAX_ORDER] = np.sqrt(c2[idx].sum(axis=1)).T
-    phase = np.angle(spec[centre])                    # (64, 10)
-    ref = phase[1, 0]                                 # VA fundamental
-    rel = np.degrees(phase - orders[:, None] * ref).T
-    angle = (rel + 180.0) % 360.0 - 180.0
-    fund = (spec[n_cycles] * (math.sqrt(2) / length))
+    spec = np.fft.rfft(x, axis=0)[: spectrum_lines(n_cycles)].T
     rms = np.sqrt(np.mean(x * x, axis=0))
+    return spectrum_harmonics(spec, n_cycles, x.shape[0], rms, peak, tdd_current)
+
+
+def spectrum_lines(n_cycles: int) -> int:
+    """DFT lines of an ``n_cycles`` window that the harmonic values use (up to order 64)."""
+    return N_ORDERS * n_cycles
+
+
+def spectrum_harmonics(spec: np.ndarray, n_cycles: int, length: int, rms: np.ndarray, peak: np.ndarray,
+                       tdd_current: float) -> HarmonicValues:
+    """Harmonic values from the DFT lines ``spec`` (10, >= spectrum_lines) of a ``length``-sample window.
+
+    ``rms`` and ``peak`` (10,) are the window's RMS and max |x|, which the caller has from its cycles.
+    """
+    n = n_cycles
+    c = np.abs(spec[:, :spectrum_lines(n)]) * (math.sqrt(2) / length)   # RMS of each line
+    c[:, 0] = np.abs(spec[:, 0]) / length
+    c2 = c * c
+    lines = c2.reshape(HARMONIC_SIGNALS, N_ORDERS, n)    # [s, h, j] = line h*N + j
+    mag = np.empty((HARMONIC_SIGNALS, N_ORDERS))
+    mag[:, 0] = c[:, 0]
+    if n >= 2:   # harmonic subgroup: the centre line and one on each side
+        g2 = lines[:, 1:, 0] + (lines[:, :-1, n - 1] + lines[:, 1:, 1])
+    else:
+        g2 = lines[:, 1:, 0]
+    mag[:, 1:] = np.sqrt(g2)
+    inter = np.full((HARMONIC_SIGNALS, N_ORDERS), np.nan)
+    if n >= 4:
+        inter[:, :MAX_ORDER] = np.sqrt(lines[:, :MAX_ORDER, 2:n - 1].sum(axis=2))
+    centre = spec[:, :N_ORDERS * n:n]                  # (10, 64) lines h*N
+    phase = np.angle(centre)
+    ref = phase[0, 1]                                 # VA fundamental
+    orders = np.arange(N_ORDERS)
+    rel = np.degrees(phase - orders[None, :] * ref)
+    angle = (rel + 180.0) % 360.0 - 180.0
+    fund = spec[:, n] * (math.sqrt(2) / length)
     h2 = mag[:, 2:] ** 2
     hc = np.sqrt(h2.sum(axis=1))
     odd = np.sqrt(h2[:, 1::2].sum(axis=1))            # orders 3, 5, ...
@@ -78,8 +93,9 @@ def window_harmonics(y: np.ndarray, n_cycles: int, peak: np.ndarray, tdd_current
         thd_rms = np.where(rms > 0, 100 * hc / rms, np.nan)
         thd_odd = np.where(h1 > 0, 100 * odd / h1, np.nan)
         thd_even = np.where(h1 > 0, 100 * even / h1, np.nan)
-        num = (mag[:, 1:] ** 2 * orders[1:] ** 2).sum(axis=1)
-        den = (mag[:, 1:] ** 2).sum(axis=1)
+        m2 = mag[:, 1:] ** 2
+        num = m2 @ (orders[1:] ** 2).astype(np.float64)
+        den = m2.sum(axis=1)
         k_factor = np.where(den > 0, num / den, np.nan)
         crest = np.where(rms > 0, peak[:HARMONIC_SIGNALS] / rms, np.nan)
     tdd = np.full(HARMONIC_SIGNALS, np.nan)

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metrology.cycle import CycleMeasures, CycleStage
+from metrology.cycle import CycleLog, CycleMeasures, CycleStage
 from metrology.energy import EnergyIncrement, EnergyRegisters, cycle_energy, loss_power
 from metrology.flagging import EventFlagger
 from metrology.frequency import Boundaries, CycleTracker, TenSecondFrequency
-from metrology.harmonics import window_harmonics
+from metrology.harmonics import HARMONIC_SIGNALS, spectrum_harmonics, spectrum_lines
 from metrology.intervals import (NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator, CountAggregator, Interval,
                                  cycles_values, harmonic_values)
 from metrology.power import compute_power
@@ -82,11 +82,20 @@ class Pipeline:
         self.origin_ns = 0
         self.latest_window: dict[str, np.ndarray] = {}
         self.latest_frequency_10s = float("nan")
-        self._win: list[CycleMeasures] = []
+        # cycles wait in one log until both their window and their second have closed
+        self.log = CycleLog()
+        self._win_lo = 0           # log row of the open window's first cycle
+        self._win_count = 0        # cycles in the open window
         self._win_flags = False
-        self._win_count = 0
         self._win_tick = self._win_start = self._win_end = 0
-        self._sec: list[CycleMeasures] = []
+        # the open window's resampled inputs, one row per input that a harmonic signal uses: the DFT is
+        # linear, so the 10 derived spectra are the wiring matrix applied to these inputs' spectra
+        used = self.wiring.matrix[:, :HARMONIC_SIGNALS]
+        self._fft_inputs = np.flatnonzero(np.any(used != 0, axis=1))
+        self._fft_matrix = np.ascontiguousarray(used[self._fft_inputs].T)     # (10, inputs used)
+        self._win_x = np.zeros((self._fft_inputs.size, self.n_window * SAMPLES_PER_CYCLE))
+        self._win_filled = 0       # cycles whose samples are in _win_x
+        self._sec_lo = 0           # log row of the open second's first cycle
         self._sec_key: int | None = None
         self._sec_flag = False
         self._gap_s = 0.0          # lost time not yet reported in an EnergyIncrement
@@ -118,6 +127,7 @@ class Pipeline:
         if batch is None:
             return out
         cm = self.cycle_stage.process(batch)
+        base = self.log.append(cm)
         urms, flags_c = self.flagger.process(cm.half_ms)
         start_ns = self.origin_ns + np.round(cm.start * (1e9 / self.fs)).astype(np.int64)
         end_ns = self.origin_ns + np.round(cm.end * (1e9 / self.fs)).astype(np.int64)
@@ -125,8 +135,12 @@ class Pipeline:
         for t, f in self.ten_s.add(start_ns, end_ns, cm.duration_s, cm.real):
             self.latest_frequency_10s = f
             out.frequency_10s.append((t, f))
-        self._windows(cm, start_ns, end_ns, flags_c, out)
-        self._seconds(cm, start_ns, flags_c, out)
+        self._windows(batch.samples, base, start_ns, end_ns, flags_c, out)
+        self._seconds(base, start_ns, flags_c, out)
+        keep = min(self._win_lo if self._win_count else self.log.n, self._sec_lo)
+        self.log.drop(keep)
+        self._win_lo -= keep
+        self._sec_lo -= keep
         return out
 
     def _restart(self, first_index: int) -> None:
@@ -134,52 +148,66 @@ class Pipeline:
         self.resampler.restart()
         self.resampler.add_boundaries(Boundaries(np.array([float(first_index)]), np.array([False])))
         self.flagger.restart()
-        self._win, self._win_count, self._win_flags = [], 0, False
+        self._win_count = self._win_filled = 0
+        self._win_flags = False
+        self.log.drop(self.log.n)
+        self._win_lo = self._sec_lo = 0
         self.three_s.restart()
 
     def _restart_after_gap(self, out: FeedResult, lost_s: float) -> None:
         out.gap = True
         self._gap_s += lost_s
         self._gap_pending = True
-        if self._sec:
-            out.seconds.append(self._close_second())
+        if self.log.n > self._sec_lo:
+            out.seconds.append(self._close_second(self.log.n))
         self.ten_s.reset()
 
     # ------------------------------------------------------------------ windows
 
-    def _windows(self, cm: CycleMeasures, start_ns: np.ndarray, end_ns: np.ndarray, flags: np.ndarray,
-                 out: FeedResult) -> None:
+    def _windows(self, samples: np.ndarray, base: int, start_ns: np.ndarray, end_ns: np.ndarray,
+                 flags: np.ndarray, out: FeedResult) -> None:
+        """Assign the new cycles (log rows ``base``..) to windows; ``samples`` (m, 512, 7) resampled inputs."""
+        ticks = (start_ns // TEN_MIN_NS).tolist()
+        ends = end_ns.tolist()
+        m = len(ticks)
         lo = 0
-        for k in range(cm.count):
-            tick = int(start_ns[k]) // TEN_MIN_NS
-            if self._win_count and tick != self._win_tick:
-                self._append_window(cm, lo, k, flags)     # resynchronise at the 10-min tick:
-                lo = k                                    # the open window closes short
+        for k in range(m):
+            if self._win_count and ticks[k] != self._win_tick:
+                self._append_window(samples, lo, k, flags)    # resynchronise at the 10-min tick:
+                lo = k                                        # the open window closes short
                 self._close_window(out)
             if self._win_count == 0:
-                self._win_tick, self._win_start = tick, int(start_ns[k])
+                self._win_tick, self._win_start, self._win_lo = ticks[k], int(start_ns[k]), base + k
             self._win_count += 1
-            self._win_end = int(end_ns[k])
+            self._win_end = ends[k]
             if self._win_count == self.n_window:
-                self._append_window(cm, lo, k + 1, flags)
+                self._append_window(samples, lo, k + 1, flags)
                 lo = k + 1
                 self._close_window(out)
-        self._append_window(cm, lo, cm.count, flags)
+        self._append_window(samples, lo, m, flags)
 
-    def _append_window(self, cm: CycleMeasures, lo: int, hi: int, flags: np.ndarray) -> None:
+    def _append_window(self, samples: np.ndarray, lo: int, hi: int, flags: np.ndarray) -> None:
         if hi > lo:
-            self._win.append(cm.take(slice(lo, hi)))
+            at = self._win_filled * SAMPLES_PER_CYCLE
+            x = samples[lo:hi] if self._fft_inputs.size == samples.shape[2] else samples[lo:hi, :, self._fft_inputs]
+            self._win_x[:, at:at + (hi - lo) * SAMPLES_PER_CYCLE] = x.reshape(-1, self._fft_inputs.size).T
+            self._win_filled += hi - lo
             self._win_flags |= bool(flags[lo:hi].any())
 
     def _close_window(self, out: FeedResult) -> None:
-        cm = CycleMeasures.concat(self._win)
-        n = cm.count
-        self._win, self._win_count = [], 0
+        n = self._win_count
+        cm = self.log.rows(self._win_lo, self._win_lo + n)
+        self._win_lo += n
+        self._win_count = self._win_filled = 0
         flagged, self._win_flags = self._win_flags, False
         s = self.settings
         values = cycles_values(cm, np.full(n, 1.0 / n), self.present, self.creep, s.pf_convention, s.phase_order)
-        h = window_harmonics(cm.samples.reshape(n * SAMPLES_PER_CYCLE, -1), n, cm.peak.max(axis=0),
-                             s.tdd_current)
+        length = n * SAMPLES_PER_CYCLE
+        lines = np.fft.rfft(self._win_x[:, :length], axis=1)[:, :spectrum_lines(n)]
+        # real matrix times complex lines, as one real product on the (re, im) pairs
+        spec = (self._fft_matrix @ lines.view(np.float64)).view(np.complex128)
+        rms = np.sqrt(cm.ms[:, :HARMONIC_SIGNALS].mean(axis=0))
+        h = spectrum_harmonics(spec, n, length, rms, cm.peak.max(axis=0), s.tdd_current)
         values.update(harmonic_values(h))
         item = Interval("cycle10", self._win_start, self._win_end, float(cm.duration_s.sum()), n, values,
                         flagged, self._gap_pending)
@@ -192,27 +220,31 @@ class Pipeline:
 
     # ------------------------------------------------------------------ seconds and energy
 
-    def _seconds(self, cm: CycleMeasures, start_ns: np.ndarray, flags: np.ndarray, out: FeedResult) -> None:
+    def _seconds(self, base: int, start_ns: np.ndarray, flags: np.ndarray, out: FeedResult) -> None:
+        """Close the 1-s intervals that the new cycles (log rows ``base``..) complete."""
         keys = start_ns // NS_PER_S
+        m = keys.shape[0]
+        if m == 0:
+            return
+        if self._sec_key is None:
+            self._sec_key = int(keys[0])
+        prev = np.concatenate(([self._sec_key], keys[:-1]))
         lo = 0
-        for k in range(cm.count + 1):
-            if k < cm.count and (self._sec_key is None or keys[k] == self._sec_key):
-                if self._sec_key is None:
-                    self._sec_key = int(keys[k])
-                continue
+        for k in np.flatnonzero(keys != prev).tolist():
             if k > lo:
-                self._sec.append(cm.take(slice(lo, k)))
                 self._sec_flag |= bool(flags[lo:k].any())
             lo = k
-            if k < cm.count:
-                out.seconds.append(self._close_second())
-                self._sec_key = int(keys[k])
+            out.seconds.append(self._close_second(base + k))
+            self._sec_key = int(keys[k])
+        self._sec_flag |= bool(flags[lo:].any())
 
-    def _close_second(self) -> Interval:
+    def _close_second(self, hi: int) -> Interval:
+        """The 1-s interval made of log rows from the open second's first up to ``hi``."""
         s = self.settings
-        cm = CycleMeasures.concat(self._sec)
+        cm = self.log.rows(self._sec_lo, hi)
+        self._sec_lo = hi
         key = self._sec_key if self._sec_key is not None else 0
-        self._sec, self._sec_key = [], None
+        self._sec_key = None
         flagged, self._sec_flag = self._sec_flag, False
         weights = cm.duration_s / cm.duration_s.sum()
         values = cycles_values(cm, weights, self.present, self.creep, s.pf_convention, s.phase_order)
