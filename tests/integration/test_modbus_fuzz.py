@@ -275,9 +275,10 @@ def test_rtu_fuzz(tmp_path):
                     continue
                 problem = oracle(pdu, reply[1:-2] if reply else None)
                 if problem and reply is None:
-                    # Lost on the link: over a pseudo-terminal relayed by socat a frame can reach the server in
-                    # pieces or run into its neighbour, and the server drops a damaged run as the protocol
-                    # says. The client cannot tell that from a wrong silence, so losses are bounded instead.
+                    # The framer bridges pauses inside visibly incomplete frames and resynchronises after
+                    # damaged bytes on the next frame whose function code confirms its length. What it cannot
+                    # recover is a frame of an unknown function code run together behind a damaged one (the
+                    # fuzzer sends 5 % bad-CRC frames): nothing says where it starts. Observed 1-5 per 10,000.
                     lost += 1
                 elif problem:
                     failures.append(f"{frame.hex()} -> {reply.hex() if reply else None}: {problem}")
@@ -298,4 +299,6 @@ def test_rtu_fuzz(tmp_path):
         pair.close()
     assert not failures, f"{len(failures)} of {sent}: " + "\n".join(failures[:20])
     assert sent >= 10_000
-    assert lost <= sent // 100, f"{lost} of {sent} frames lost (damaged runs: {server.framer.bad_frames})"
+    print(f"rtu fuzz: {sent} frames, {lost} unanswered, {server.framer.bridged_pauses} pauses bridged, "
+          f"{server.framer.bad_frames} damaged runs dropped")
+    assert lost <= sent // 1000, f"{lost} of {sent} frames lost (damaged runs: {server.framer.bad_frames})"

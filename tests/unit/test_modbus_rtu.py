@@ -62,7 +62,8 @@ def test_run_together_request_and_response_are_split_by_crc():
 def test_noise_is_dropped_and_counted():
     framer = RtuFramer(0.002)
     framer.feed(b"\x01\x03\xff\x00\x12", 0.0)
-    assert framer.flush(1.0) == []
+    assert framer.flush(0.01) == []            # looks like the start of a request: held for the rest
+    assert framer.flush(1.0) == []             # which never comes
     assert framer.bad_frames == 1 and framer.dropped_bytes == 5
     good = with_crc(READ)
     frames, dropped = split_frames(good + b"\x55\xaa")
@@ -110,3 +111,33 @@ def test_a_request_after_damaged_bytes_in_the_same_run_is_recovered():
     assert frames == [ours] and dropped == 3
     frames, dropped = split_frames(bytes.fromhex("0103ffee") + ours)
     assert frames == [ours] and dropped == 4
+
+
+def test_a_pause_inside_a_frame_is_bridged_while_the_frame_is_visibly_incomplete():
+    from firmware.comms.modbus.rtu import INCOMPLETE_HOLD_S, RtuFramer, with_crc
+
+    t35 = 0.002
+    frame = with_crc(bytes([1, 16, 0x0B, 0xB8, 0, 2, 4, 0x43, 0x66, 0, 0]))  # FC16 write of two registers
+    framer = RtuFramer(t35)
+    assert framer.feed(frame[:5], 0.0) == []
+    assert framer.flush(3 * t35) == []                 # looks like silence, but FC16 announced more bytes
+    assert framer.deadline() == INCOMPLETE_HOLD_S
+    assert framer.feed(frame[5:], 4 * t35) == []
+    assert framer.flush(4 * t35 + 1.01 * t35) == [frame]
+    assert framer.bridged_pauses == 1 and framer.bad_frames == 0
+
+
+def test_an_incomplete_frame_is_dropped_after_the_hold_and_a_damaged_complete_one_at_once():
+    from firmware.comms.modbus.rtu import INCOMPLETE_HOLD_S, RtuFramer, with_crc
+
+    t35 = 0.002
+    framer = RtuFramer(t35)
+    request = with_crc(bytes([1, 6, 0x0B, 0xB7, 0, 2]))   # FC6: always 8 bytes, request and response
+    framer.feed(request[:4], 0.0)
+    assert framer.flush(INCOMPLETE_HOLD_S + 0.001) == [] and not framer.buffer
+    damaged = bytearray(request)
+    damaged[3] ^= 0x01
+    framer.feed(bytes(damaged), 1.0)
+    assert framer.flush(1.0 + 1.01 * t35) == [] and framer.bad_frames == 2
+    framer.feed(request, 2.0)
+    assert framer.flush(2.0 + 1.01 * t35) == [request]
