@@ -262,16 +262,22 @@ class Option:
 
 @dataclass(frozen=True)
 class Section:
-    """One TOML table. ``name`` may be dotted ("modbus.rtu") for a nested table."""
+    """One TOML table. ``name`` may be dotted ("modbus.rtu") for a nested table.
+
+    A ``sealed`` section holds metrology or revenue settings: changes to it are refused while the
+    meter's revenue lock is engaged.
+    """
 
     name: str
     options: tuple[Option, ...]
     doc: str = ""
+    sealed: bool = False
 
-    def __init__(self, name: str, options: Iterable[Option], doc: str = "") -> None:
+    def __init__(self, name: str, options: Iterable[Option], doc: str = "", sealed: bool = False) -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "options", tuple(options))
         object.__setattr__(self, "doc", doc)
+        object.__setattr__(self, "sealed", sealed)
         names = [o.name for o in self.options]
         if len(set(names)) != len(names):
             raise AssertionError(f"section [{name}] defines an option twice")
@@ -452,6 +458,8 @@ class Schema:
             lines += [f"## [{sec.name}]", ""]
             if sec.doc:
                 lines += [sec.doc, ""]
+            if sec.sealed:
+                lines += ["Sealed: changes are refused while the revenue lock is engaged.", ""]
             lines += ["| option | default | allowed | unit | description |", "|---|---|---|---|---|"]
             for opt in sec.options:
                 default = opt.kind.to_toml(opt.default)

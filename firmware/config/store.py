@@ -12,14 +12,14 @@ import json
 import logging
 import tomllib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import tomli_w
 
 from firmware.config import meter_schema
 from firmware.config.schema import Config, Schema
 from firmware.storage.atomic import append_durable, atomic_write
-from hal.errors import ConfigError
+from hal.errors import AccessDenied, ConfigError
 
 log = logging.getLogger("config")
 
@@ -59,10 +59,13 @@ def diff(old: Config, new: Config) -> list[dict[str, Any]]:
 class ConfigStore:
     """The meter's configuration file on disk. Absent file: defaults (the meter runs with no file)."""
 
-    def __init__(self, path: str | Path, schema: Schema | None = None) -> None:
+    def __init__(self, path: str | Path, schema: Schema | None = None,
+                 locked: Callable[[Config], bool] | None = None) -> None:
+        """``locked(current_config)`` tells whether the revenue lock is engaged (default: firmware.lockstate)."""
         self.path = Path(path)
         self.schema = schema or meter_schema()
         self.history_path = self.path.with_name(self.path.name + ".history.jsonl")
+        self.locked = locked
 
     def load(self) -> Config:
         if not self.path.exists():
@@ -77,6 +80,15 @@ class ConfigStore:
         candidate = self.schema.load(_without_meta(document), source="(new configuration)")
         changes = diff(old, candidate)
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        sealed = [c["option"] for c in changes if self.schema.section(c["option"].rpartition(".")[0]).sealed]
+        if sealed and self._is_locked(old):
+            entry = {"version": old.version, "time": now, "user": user, "reason": reason, "refused": "revenue lock",
+                     "changes": changes}
+            append_durable(self.history_path, (json.dumps(entry, sort_keys=True) + "\n").encode())
+            log.warning("configuration change refused: revenue lock", extra={"fields": {"user": user,
+                                                                                     "options": sealed}})
+            raise AccessDenied(f"config: {', '.join(sealed)} cannot be changed while the meter is revenue-locked "
+                               "(metrology and revenue settings are sealed); release the revenue-lock switch first")
         out = candidate.to_dict(only_changed=True)
         out["meta"] = {"version": old.version + 1, "changed_by": user, "changed_at": now}
         data = tomli_w.dumps(_meta_first(out)).encode()
@@ -87,6 +99,13 @@ class ConfigStore:
         log.info("configuration saved", extra={"fields": {"version": new.version, "user": user,
                                                           "changes": len(changes), "reason": reason}})
         return new
+
+    def _is_locked(self, current: Config) -> bool:
+        if self.locked is not None:
+            return self.locked(current)
+        from firmware.lockstate import revenue_locked
+
+        return revenue_locked(current)
 
     def update(self, changes: Mapping[str, Mapping[str, Any]], user: str, reason: str = "") -> Config:
         """Change some options (``{"modbus": {"tcp_port": 5021}}``) and save."""

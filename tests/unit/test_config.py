@@ -165,3 +165,38 @@ def test_cli_validate_show_defaults(tmp_path, subprocess_env):
     run = subprocess.run([sys.executable, "-m", "firmware.cli", "config", "defaults"],
                          capture_output=True, text=True, env=subprocess_env, check=True)
     assert tomllib.loads(run.stdout)["log"]["level"] == "info"
+
+
+def test_sealed_sections_refuse_changes_while_revenue_locked_and_log_the_attempt(tmp_path):
+    from firmware.upgrade.lock import set_file_lock
+    from hal.errors import AccessDenied
+
+    lock = tmp_path / "lock"
+    store = ConfigStore(tmp_path / "meter.toml")
+    store.update({"upgrade": {"revenue_lock_file": str(lock)}, "meter": {"run_dir": str(tmp_path / "run")}},
+                 user="installer")
+    sealed = next(s for s in meter_schema().sections if s.sealed)
+    option = sealed.options[0]
+    set_file_lock(lock, True)
+    store.update({"log": {"level": "debug"}}, user="tech")  # not sealed: allowed while locked
+    with pytest.raises(AccessDenied, match=rf"{sealed.name}.{option.name} cannot be changed while the meter is "
+                                           "revenue-locked"):
+        store.update({sealed.name: {option.name: _another_value(option)}}, user="mallory")
+    refused = store.history()[-1]
+    assert refused["refused"] == "revenue lock" and refused["user"] == "mallory"
+    assert store.load().version == 2
+    set_file_lock(lock, False)
+    assert store.update({sealed.name: {option.name: _another_value(option)}}, user="tech").version == 3
+
+
+def _another_value(option):
+    kind = option.kind
+    if isinstance(kind, Enum):
+        return next(c for c in kind.choices if c != option.default)
+    if isinstance(kind, Bool):
+        return not option.default
+    if isinstance(kind, Int):
+        return kind.min if option.default != kind.min else kind.max
+    if isinstance(kind, Float):
+        return kind.min if option.default != kind.min else kind.max
+    raise AssertionError(f"pick a sealed option with a simple kind, not {kind}")

@@ -77,7 +77,7 @@ SECTIONS = [
                "Incremental energy: end of the daily window."),
         Option("incremental_interval", Int(0, 1440), 60,
                "Incremental energy interval (0 = off); the last interval of the window may be short.", "min"),
-    ], "Revenue registers: energy, demand, TOU, billing-period resets, test mode, persistence."),
+    ], "Revenue registers: energy, demand, TOU, billing-period resets, test mode, persistence.", sealed=True),
     Section("revenue.time", [
         Option("zone", OFFSET, "+00:00", "Local standard time offset from UTC, -12:00 to +13:00."),
         Option("dst_offset", OFFSET, "+00:00", "Daylight saving offset added in summer, -03:00 to +03:00."),
@@ -85,7 +85,7 @@ SECTIONS = [
                "Start of DST on the standard clock, e.g. 3-5-sun-02:00 (EU, CET), 3-2-sun-02:00 (US)."),
         Option("dst_end", DST_RULE, "",
                "End of DST on the daylight clock, e.g. 10-5-sun-03:00 (EU, CEST), 11-1-sun-02:00 (US)."),
-    ], "Local time for TOU, demand and load-profile alignment; rules, not a tz database."),
+    ], "Local time for TOU, demand and load-profile alignment; rules, not a tz database.", sealed=True),
     Section("revenue.tou", [
         Option("enabled", Bool(), False, "Book energy and demand to rates A-H by the calendar below."),
         Option("first_year", Int(1990, 2200), 2024, "First year of the 20-year calendar."),
@@ -100,7 +100,7 @@ SECTIONS = [
                                  Option("type", Enum("holiday1", "holiday2"), "holiday1",
                                         "Day type whose schedule applies.")), MAX_HOLIDAYS), (),
                "Up to 200 holidays ([[revenue.tou.holiday]]) within the calendar years."),
-    ], "Time-of-use calendar: seasons, day types, holidays, switch times."),
+    ], "Time-of-use calendar: seasons, day types, holidays, switch times.", sealed=True),
     Section("revenue.load_profile", [
         Option("interval", OneOf(LP_INTERVALS_MIN), 15, "Interval length, aligned to the hour.", "min"),
         Option("channels", ListOf(Str(40, r"[a-z0-9_.]+", "a channel name"), 1, 32), DEFAULT_LP_CHANNELS,
@@ -109,7 +109,7 @@ SECTIONS = [
                "avg_v_a..c, avg_i_a..c), status, pulseN or contactN (digital input N)."),
         Option("depth", Int(100, 10_000_000), 40_000,
                "Records kept (oldest dropped); 365 days of 15-min intervals need 35,040."),
-    ], "Load profile: interval records of energy, averages, status and inputs, with event records."),
+    ], "Load profile: interval records of energy, averages, status and inputs, with event records.", sealed=True),
     Section("revenue.inputs", [
         Option("bpr_button", Int(0, 32), 0, "Digital input of the billing-period reset button (0 = none)."),
         Option("demand_sync", Int(0, 32), 0, "Digital input of the demand synchronisation pulse (0 = none)."),
@@ -119,5 +119,5 @@ SECTIONS = [
         Option("sim_dir", Str(255), "var/inputs",
                "Simulated board: the inputs are files here (power_fail, di1..di32 holding 1 or 0; "
                "pulseN holding a count); the revenue lock is [upgrade] revenue_lock_file."),
-    ], "Inputs the revenue registers use; the revenue lock and power-fail pins come from the board file."),
+    ], "Inputs the revenue registers use; the revenue lock and power-fail pins come from the board file.", sealed=True),
 ]
