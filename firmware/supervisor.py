@@ -73,6 +73,7 @@ class Supervisor:
         self.on_ready = on_ready
         self._ready_reported = False
         self._stop = False
+        self._unreaped: list[subprocess.Popen[bytes]] = []
         self._selector = selectors.DefaultSelector()
         self.control = ControlServer(self.run_dir / "control.sock", {
             "status": self.cmd_status,
@@ -162,6 +163,7 @@ class Supervisor:
             child.pipe_r = None
 
     def _check(self, now: float) -> None:
+        self._unreaped = [p for p in self._unreaped if p.poll() is None]
         for child in self.children.values():
             if child.state in ("starting", "running"):
                 assert child.proc is not None
@@ -172,7 +174,7 @@ class Supervisor:
                         code = child.proc.wait(timeout=0.2)
                     except subprocess.TimeoutExpired:
                         child.proc.kill()
-                        code = child.proc.wait()
+                        code = self._reap(child.proc) or -signal.SIGKILL
                 if code is not None:
                     child.last_exit = _describe_exit(code)
                     log.warning("%s exited: %s", child.spec.name, child.last_exit)
@@ -183,7 +185,7 @@ class Supervisor:
                     child.last_exit = f"no heartbeat for {now - child.last_heartbeat:.1f} s (hung); killed"
                     log.error("%s hung: %s", child.spec.name, child.last_exit)
                     child.proc.kill()
-                    child.proc.wait()
+                    self._reap(child.proc)
                     self._crashed(child, now)
             elif child.state == "backoff" and now >= child.restart_at:
                 child.restarts += 1
@@ -192,6 +194,16 @@ class Supervisor:
             self._ready_reported = True
             if self.on_ready:
                 self.on_ready(self)
+
+    def _reap(self, proc: subprocess.Popen[bytes]) -> int | None:
+        """Collect a killed child, but never let one stuck in uninterruptible I/O stall supervision."""
+        try:
+            return proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            log.error("pid %d did not die within 1 s of SIGKILL (uninterruptible I/O?); left to reap later",
+                      proc.pid)
+            self._unreaped.append(proc)
+            return None
 
     def _crashed(self, child: Child, now: float) -> None:
         self._close_pipe(child)
