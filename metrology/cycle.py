@@ -103,15 +103,14 @@ class CycleStage:
 
     def process(self, batch: CycleBatch) -> CycleMeasures:
         m = batch.count
-        y = batch.samples @ self.matrix                       # (m, 512, 11)
         half = self.spc // 2
-        sq, peak, vi, fre, fim = _kernels.cycle_stats(y, V_LN.start, I_PH.start, 3)
+        sq, peak, vi, fre, fim = _kernels.cycle_stats(batch.samples, self.matrix, V_LN.start, I_PH.start, 3)
         half_ms = sq / half
-        ms = half_ms.mean(axis=1)
+        ms = (half_ms[:, 0] + half_ms[:, 1]) / 2
         vi = vi / self.spc
         fund = (fre - 1j * fim) * (math.sqrt(2) / self.spc)   # RMS phasor, cosine at the cycle start
         duration = (batch.end - batch.start) / self.fs
         freq = 1.0 / duration
         freq = np.where(batch.real & (freq >= REPORT_MIN_HZ) & (freq <= REPORT_MAX_HZ), freq, math.nan)
-        assert y.shape == (m, self.spc, N_SIGNALS)
+        assert half_ms.shape == (m, 2, N_SIGNALS)
         return CycleMeasures(batch.start, batch.end, duration, freq, batch.real, half_ms, ms, vi, fund, peak)

@@ -87,34 +87,29 @@ def cycle_energy(pw: PowerValues, v_ms: np.ndarray, i_ms: np.ndarray, live: np.n
     """Sum of the energy of a batch of cycles. ``pw`` arrays are (m, 4); ``v_ms``, ``i_ms``, ``live`` (m, 3)."""
     dt = duration_s[:, None] / S_PER_H                  # hours per cycle
     i_ms = np.where(live, i_ms, 0.0)
-    i_rms = np.sqrt(i_ms)
-
-    def total(x: np.ndarray) -> np.ndarray:
-        return np.concatenate((x, x.sum(axis=1, keepdims=True)), axis=1)
-
-    ah, v2h, i2h = total(i_rms), total(v_ms), total(i_ms)
-    p, q = pw.p, pw.q
-    d = p >= 0
+    amps = np.stack((np.sqrt(i_ms), v_ms, i_ms))        # Ah, V²h, I²h per phase, then with their totals
+    amps = np.concatenate((amps, amps.sum(axis=2, keepdims=True)), axis=2)
+    # every quantity whose direction is that of W, as (quantity, cycle, phase) hours
+    by_w = np.concatenate((np.stack((pw.p, pw.s_arith, pw.s_vect)), amps)) * dt
+    d = pw.p >= 0
+    dl = np.where(d, by_w, 0.0).sum(axis=1)
+    rc = np.where(d, 0.0, by_w).sum(axis=1)
+    q = pw.q
     pos_q = q >= 0
-    inc = EnergyIncrement(duration_s=float(duration_s.sum()), compensated=compensated)
-
-    def split(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return (np.where(mask, x, 0.0) * dt).sum(axis=0), (np.where(mask, 0.0, x) * dt).sum(axis=0)
-
-    inc.wh_del, inc.wh_rec = split(p, d)
-    inc.wh_rec = -inc.wh_rec
-    inc.varh_del, inc.varh_rec = split(q, pos_q)
-    inc.varh_rec = -inc.varh_rec
-    for n, mask in ((1, d & pos_q), (2, ~d & pos_q), (3, ~d & ~pos_q), (4, d & ~pos_q)):
-        setattr(inc, f"varh_q{n}", (np.where(mask, np.abs(q), 0.0) * dt).sum(axis=0))
-    inc.vah_del, inc.vah_rec = split(pw.s_arith, d)
-    inc.vah_vect_del, inc.vah_vect_rec = split(pw.s_vect, d)
-    inc.qh_del, inc.qh_rec = split(pw.qh, pw.qh >= 0)
-    inc.qh_rec = -inc.qh_rec
-    inc.ah_del, inc.ah_rec = split(ah, d)
-    inc.v2h_del, inc.v2h_rec = split(v2h, d)
-    inc.i2h_del, inc.i2h_rec = split(i2h, d)
-    return inc
+    q_h = q * dt
+    qh_h = pw.qh * dt
+    pos_qh = pw.qh >= 0
+    quadrants = np.stack((d & pos_q, ~d & pos_q, ~d & ~pos_q, d & ~pos_q))
+    varh_q = np.where(quadrants, np.abs(q_h), 0.0).sum(axis=1)
+    return EnergyIncrement(
+        duration_s=float(duration_s.sum()), compensated=compensated,
+        wh_del=dl[0], wh_rec=-rc[0],
+        varh_del=np.where(pos_q, q_h, 0.0).sum(axis=0), varh_rec=-np.where(pos_q, 0.0, q_h).sum(axis=0),
+        varh_q1=varh_q[0], varh_q2=varh_q[1], varh_q3=varh_q[2], varh_q4=varh_q[3],
+        vah_del=dl[1], vah_rec=rc[1], vah_vect_del=dl[2], vah_vect_rec=rc[2],
+        qh_del=np.where(pos_qh, qh_h, 0.0).sum(axis=0), qh_rec=-np.where(pos_qh, 0.0, qh_h).sum(axis=0),
+        ah_del=dl[3], ah_rec=rc[3], v2h_del=dl[4], v2h_rec=rc[4], i2h_del=dl[5], i2h_rec=rc[5],
+    )
 
 
 def loss_power(v_ms: np.ndarray, i_ms: np.ndarray, delivering: np.ndarray, present: np.ndarray,

@@ -62,46 +62,46 @@ def spectrum_harmonics(spec: np.ndarray, n_cycles: int, length: int, rms: np.nda
     ``rms`` and ``peak`` (10,) are the window's RMS and max |x|, which the caller has from its cycles.
     """
     n = n_cycles
-    c = np.abs(spec[:, :spectrum_lines(n)]) * (math.sqrt(2) / length)   # RMS of each line
-    c[:, 0] = np.abs(spec[:, 0]) / length
-    c2 = c * c
-    lines = c2.reshape(HARMONIC_SIGNALS, N_ORDERS, n)    # [s, h, j] = line h*N + j
-    mag = np.empty((HARMONIC_SIGNALS, N_ORDERS))
-    mag[:, 0] = c[:, 0]
+    lines = spec[:, :spectrum_lines(n)]
+    c2 = lines.real ** 2
+    c2 += lines.imag ** 2
+    c2 *= 2.0 / (length * length)                     # squared RMS of each line
+    c2 = c2.reshape(HARMONIC_SIGNALS, N_ORDERS, n)    # [s, h, j] = line h*N + j
     if n >= 2:   # harmonic subgroup: the centre line and one on each side
-        g2 = lines[:, 1:, 0] + (lines[:, :-1, n - 1] + lines[:, 1:, 1])
+        g2 = c2[:, 1:, 0] + (c2[:, :-1, n - 1] + c2[:, 1:, 1])
     else:
-        g2 = lines[:, 1:, 0]
-    mag[:, 1:] = np.sqrt(g2)
+        g2 = c2[:, 1:, 0]
+    mag = np.empty((HARMONIC_SIGNALS, N_ORDERS))
+    mag[:, 0] = np.abs(spec[:, 0]) / length
+    np.sqrt(g2, out=mag[:, 1:])
     inter = np.full((HARMONIC_SIGNALS, N_ORDERS), np.nan)
     if n >= 4:
-        inter[:, :MAX_ORDER] = np.sqrt(lines[:, :MAX_ORDER, 2:n - 1].sum(axis=2))
-    centre = spec[:, :N_ORDERS * n:n]                  # (10, 64) lines h*N
-    phase = np.angle(centre)
-    ref = phase[0, 1]                                 # VA fundamental
-    orders = np.arange(N_ORDERS)
-    rel = np.degrees(phase - orders[None, :] * ref)
-    angle = (rel + 180.0) % 360.0 - 180.0
+        np.sqrt(c2[:, :MAX_ORDER, 2:n - 1].sum(axis=2), out=inter[:, :MAX_ORDER])
+    phase = np.angle(lines[:, ::n])                   # (10, 64): lines h*N
+    angle = np.degrees(phase - _ORDERS * phase[0, 1])  # relative to the VA fundamental
+    angle += 180.0
+    angle %= 360.0
+    angle -= 180.0
     fund = spec[:, n] * (math.sqrt(2) / length)
-    h2 = mag[:, 2:] ** 2
-    hc = np.sqrt(h2.sum(axis=1))
-    odd = np.sqrt(h2[:, 1::2].sum(axis=1))            # orders 3, 5, ...
-    even = np.sqrt(h2[:, 0::2].sum(axis=1))           # orders 2, 4, ...
+    hc2 = g2[:, 1:].sum(axis=1)                       # orders 2..63
     h1 = mag[:, 1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        thd = np.where(h1 > 0, 100 * hc / h1, np.nan)
-        thd_rms = np.where(rms > 0, 100 * hc / rms, np.nan)
-        thd_odd = np.where(h1 > 0, 100 * odd / h1, np.nan)
-        thd_even = np.where(h1 > 0, 100 * even / h1, np.nan)
-        m2 = mag[:, 1:] ** 2
-        num = m2 @ (orders[1:] ** 2).astype(np.float64)
-        den = m2.sum(axis=1)
-        k_factor = np.where(den > 0, num / den, np.nan)
-        crest = np.where(rms > 0, peak[:HARMONIC_SIGNALS] / rms, np.nan)
+    # ratios, NaN where the denominator is zero: THD, thd, odd THD, even THD (%), crest factor, K-factor
+    num = np.stack((hc2, hc2, g2[:, 2::2].sum(axis=1), g2[:, 1::2].sum(axis=1)))
+    np.sqrt(num, out=num)
+    num *= 100.0
+    num = np.concatenate((num, peak[None, :HARMONIC_SIGNALS], (g2 @ _ORDERS_SQ)[None]))
+    den = np.stack((h1, rms, h1, h1, rms, g2.sum(axis=1)))
+    ratio = np.full(num.shape, np.nan)
+    np.divide(num, den, out=ratio, where=den > 0)
+    thd, thd_rms, thd_odd, thd_even, crest, k_factor = ratio
     tdd = np.full(HARMONIC_SIGNALS, np.nan)
     if tdd_current > 0:
-        tdd[6:10] = 100 * hc[6:10] / tdd_current
+        tdd[6:10] = num[0, 6:10] / tdd_current
     return HarmonicValues(mag, inter, angle, fund, rms, thd, thd_rms, thd_odd, thd_even, tdd, k_factor, crest)
+
+
+_ORDERS = np.arange(N_ORDERS, dtype=np.float64)
+_ORDERS_SQ = _ORDERS[1:] ** 2
 
 
 def sequence(a: complex | np.ndarray, b: complex | np.ndarray, c: complex | np.ndarray,

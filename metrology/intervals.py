@@ -16,13 +16,12 @@ zero, positive, negative), v_u0 v_u2 i_u0 i_u2 v_unbal i_unbal (%).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from metrology.cycle import CycleMeasures
-from metrology.harmonics import HarmonicValues, max_deviation_unbalance, sequence, unbalance
+from metrology.harmonics import HarmonicValues, sequence
 from metrology.power import compute_power, quadrant, signed_pf
 from metrology.systems import I_N, I_PH, I_RES, V_LL, V_LN
 
@@ -54,46 +53,57 @@ class Interval:
 def cycles_values(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, creep_current: float,
                   convention: str, phase_order: str) -> dict[str, np.ndarray]:
     """Values of the interval made of the cycles ``cm`` with the given weights (sum 1)."""
-    w = weights[:, None]
-    ms = (cm.ms * w).sum(axis=0)
-    vi = (cm.vi * w).sum(axis=0)
+    ms = weights @ cm.ms
+    vi = weights @ cm.vi
     fund = cm.fund
-    s1 = ((fund[:, V_LN] * np.conj(fund[:, I_PH])) * w).sum(axis=0)
+    s1 = weights @ (fund[:, V_LN] * np.conj(fund[:, I_PH]))
     pw = compute_power(ms[V_LN], ms[I_PH], vi, s1, present, creep_current, convention)
     valid = ~np.isnan(cm.freq)
-    freq = float(valid.sum() / cm.duration_s[valid].sum()) if valid.any() else math.nan
+    n_valid = int(np.count_nonzero(valid))
+    freq = n_valid / float(cm.duration_s[valid].sum()) if n_valid else math.nan
     rms = np.sqrt(ms)
     out: dict[str, np.ndarray] = {
         "v_ln": rms[V_LN], "v_ll": rms[V_LL], "i": rms[I_PH],
         "i_n": rms[I_N:I_N + 1], "i_res": rms[I_RES:I_RES + 1],
         "p": pw.p, "q": pw.q, "s": pw.s_arith, "s_vect": pw.s_vect, "pf": pw.pf, "dpf": pw.dpf,
-        "quadrant": pw.quadrant.astype(np.float64), "p1": _p1(s1, pw.p, present, ms, creep_current),
+        "quadrant": pw.quadrant.astype(np.float64), "p1": pw.p1,
         "freq": np.array([freq]),
     }
-    mean_fund = (fund * w).sum(axis=0)
-    out.update(sequence_values(mean_fund, phase_order))
-    out["v_unbal"] = np.atleast_1d(max_deviation_unbalance(rms[V_LN][present] if present.sum() > 1
-                                                           else np.array([np.nan])))
-    ll = np.asarray(present[[0, 1, 2]] & present[[1, 2, 0]])
-    out["v_ll_unbal"] = np.atleast_1d(max_deviation_unbalance(rms[V_LL][ll] if ll.sum() > 1 else np.array([np.nan])))
-    out["i_unbal"] = np.atleast_1d(max_deviation_unbalance(rms[I_PH][present] if present.sum() > 1
-                                                           else np.array([np.nan])))
+    out.update(sequence_values(weights @ fund, phase_order))
+    pres = present.tolist()
+    lines = [pres[0] and pres[1], pres[1] and pres[2], pres[2] and pres[0]]
+    r = rms.tolist()
+    out["v_unbal"] = np.array([_unbalance(r[V_LN], pres)])
+    out["v_ll_unbal"] = np.array([_unbalance(r[V_LL], lines)])
+    out["i_unbal"] = np.array([_unbalance(r[I_PH], pres)])
     return out
 
 
-def _p1(s1: np.ndarray, p: np.ndarray, present: np.ndarray, ms: np.ndarray, creep: float) -> np.ndarray:
-    live = present & (np.sqrt(ms[I_PH]) >= creep)
-    p1 = np.where(live, s1.real, 0.0)
-    return np.append(p1, p1.sum())
+def _unbalance(x: list[float], present: list[bool]) -> float:
+    """``max_deviation_unbalance`` of the present values, NaN with fewer than two (plain floats: 3 values)."""
+    v = [a for a, ok in zip(x, present) if ok]
+    if len(v) < 2:
+        return math.nan
+    avg = sum(v) / len(v)
+    return 100 * max(abs(a - avg) for a in v) / avg if avg > 0 else math.nan
+
+
+def _sequence_matrix(phase_order: str) -> np.ndarray:
+    """(3, 3) M with (zero, positive, negative) = (a, b, c) @ M, as ``harmonics.sequence``."""
+    one = np.eye(3, dtype=complex)
+    return np.stack([sequence(*one[:, k], phase_order) for k in range(3)])
+
+
+_SEQUENCE = {order: _sequence_matrix(order) for order in ("ABC", "ACB")}
 
 
 def sequence_values(fund: np.ndarray, phase_order: str) -> dict[str, np.ndarray]:
-    vs = sequence(fund[0], fund[1], fund[2], phase_order)
-    is_ = sequence(fund[6], fund[7], fund[8], phase_order)
-    vu0, vu2 = unbalance(vs)
-    iu0, iu2 = unbalance(is_)
-    return {"v_seq": np.abs(vs), "i_seq": np.abs(is_), "v_u0": np.atleast_1d(vu0), "v_u2": np.atleast_1d(vu2),
-            "i_u0": np.atleast_1d(iu0), "i_u2": np.atleast_1d(iu2)}
+    seq = np.abs(fund[[[0, 1, 2], [6, 7, 8]]] @ _SEQUENCE[phase_order])    # (V, I) x (zero, pos, neg)
+    out = {"v_seq": seq[0], "i_seq": seq[1]}
+    for q, (zero, pos, neg) in zip("vi", seq.tolist()):
+        out[f"{q}_u0"] = np.array([100 * zero / pos if pos > 0 else math.nan])
+        out[f"{q}_u2"] = np.array([100 * neg / pos if pos > 0 else math.nan])
+    return out
 
 
 def harmonic_values(h: HarmonicValues) -> dict[str, np.ndarray]:
@@ -109,18 +119,15 @@ def aggregate(parts: list[Interval], kind: str, convention: str) -> Interval:
     values: dict[str, np.ndarray] = {}
     keys = parts[0].values.keys()
     for key in keys:
-        stack = np.stack([p.values[key] for p in parts if key in p.values])
-        if not np.isfinite(stack).any() or key not in RMS_KEYS + MEAN_KEYS + MAX_KEYS:
+        stack = np.array([p.values[key] for p in parts if key in p.values])
+        if key not in _AGGREGATED or not np.isfinite(stack).any():
             values[key] = stack[-1]
-            continue
-        with warnings.catch_warnings():      # all-NaN columns (absent phases) stay NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            if key in RMS_KEYS:
-                values[key] = np.sqrt(np.nanmean(stack ** 2, axis=0))
-            elif key in MEAN_KEYS:
-                values[key] = np.nanmean(stack, axis=0)
-            else:
-                values[key] = np.nanmax(stack, axis=0)
+        elif key in MAX_KEYS:
+            values[key] = np.fmax.reduce(stack, axis=0)      # NaN (absent phases) ignored, as nanmax
+        elif key in RMS_KEYS:
+            values[key] = np.sqrt(_nanmean(stack * stack))
+        else:
+            values[key] = _nanmean(stack)
     if "p" in values:
         values["pf"] = signed_pf(values["p"], values["q"], values["s"], convention)
         values["dpf"] = signed_pf(values["p1"], values["q"], np.hypot(values["p1"], values["q"]), convention)
@@ -128,6 +135,19 @@ def aggregate(parts: list[Interval], kind: str, convention: str) -> Interval:
     return Interval(kind, parts[0].start_ns, parts[-1].end_ns, sum(p.duration_s for p in parts),
                     sum(p.cycles for p in parts), values, any(p.flagged for p in parts),
                     any(p.gap for p in parts))
+
+
+_AGGREGATED = frozenset(RMS_KEYS + MEAN_KEYS + MAX_KEYS)
+
+
+def _nanmean(stack: np.ndarray) -> np.ndarray:
+    """``np.nanmean`` over axis 0 (same sum, same count) without its warning for all-NaN columns
+    (absent phases), which stay NaN."""
+    nan = np.isnan(stack)
+    total = np.where(nan, 0.0, stack).sum(axis=0)
+    count = stack.shape[0] - np.count_nonzero(nan, axis=0)
+    out = np.full(total.shape, np.nan)
+    return np.divide(total, count, out=out, where=count > 0)
 
 
 class ClockAggregator:

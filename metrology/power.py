@@ -31,20 +31,25 @@ class PowerValues:
     dpf: np.ndarray         # (..., 4) displacement PF, signed by convention
     quadrant: np.ndarray    # (..., 4) 1..4
     qh: np.ndarray          # (..., 4) Q-hour power W/2 + var*sqrt(3)/2 (JEM)
+    p1: np.ndarray          # (..., 4) fundamental active power Re(V1 conj(I1))
+
+
+# quadrant by (W < 0) + 2 (var < 0); "not >= 0" so that NaN falls where the comparisons put it
+_QUADRANT = np.array([1, 2, 4, 3], dtype=np.int8)
+_SQRT3_2 = float(np.sqrt(3) / 2)
 
 
 def quadrant(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    return np.where(p >= 0, np.where(q >= 0, 1, 4), np.where(q >= 0, 2, 3)).astype(np.int8)
+    return _QUADRANT[np.logical_not(p >= 0) + 2 * np.logical_not(q >= 0)]
 
 
 def signed_pf(p: np.ndarray, q: np.ndarray, s: np.ndarray, convention: str) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mag = np.where(s > 0, np.abs(p) / s, np.nan)
-    if convention == "IEEE":
-        sign = np.where(p * q >= 0, 1.0, -1.0)
-    else:
-        sign = np.where(p >= 0, 1.0, -1.0)
-    return np.minimum(mag, 1.0) * sign
+    """|W| / VA, at most 1, NaN without VA; negative when leading (IEEE) or when W < 0 (IEC)."""
+    mag = np.full(np.broadcast_shapes(np.shape(p), np.shape(s)), np.nan)
+    np.divide(np.abs(p), s, out=mag, where=s > 0)
+    np.minimum(mag, 1.0, out=mag)
+    negative = np.logical_not(p * q >= 0) if convention == "IEEE" else np.logical_not(p >= 0)
+    return np.negative(mag, out=mag, where=negative)
 
 
 def compute_power(v_ms: np.ndarray, i_ms: np.ndarray, vi: np.ndarray, s1: np.ndarray,
@@ -54,21 +59,17 @@ def compute_power(v_ms: np.ndarray, i_ms: np.ndarray, vi: np.ndarray, s1: np.nda
     ``v_ms``, ``i_ms``, ``vi``: (..., 3); ``s1``: (..., 3) complex; ``present``: (3,) bool phases.
     """
     live = present & (np.sqrt(i_ms) >= creep_current)
-    p = np.where(live, vi, 0.0)
-    q = np.where(live, s1.imag, 0.0)
-    p1 = np.where(live, s1.real, 0.0)
-    sa = np.where(live, np.sqrt(v_ms * i_ms), 0.0)
-
-    def with_total(x: np.ndarray) -> np.ndarray:
-        return np.concatenate((x, x.sum(axis=-1, keepdims=True)), axis=-1)
-
-    p4, q4, p14, sa4 = with_total(p), with_total(q), with_total(p1), with_total(sa)
-    sv4 = np.hypot(p4, q4)
-    s1mag = np.hypot(p14, q4)
+    # W, var, fundamental W and VA side by side, so that the creep mask and the totals are one step each
+    x = np.where(live, np.stack((vi, s1.imag, s1.real, np.sqrt(v_ms * i_ms))), 0.0)
+    x4 = np.concatenate((x, x.sum(axis=-1, keepdims=True)), axis=-1)
+    p4, q4, p14, sa4 = x4
+    pp1 = x4[[0, 2]]                                  # W and fundamental W
+    s_vect_1 = np.hypot(pp1, q4)                      # vectorial VA and fundamental VA
+    pf = signed_pf(pp1, q4, np.stack((sa4, s_vect_1[1])), convention)
     return PowerValues(
-        p=p4, q=q4, s_arith=sa4, s_vect=sv4,
-        pf=signed_pf(p4, q4, sa4, convention),
-        dpf=signed_pf(p14, q4, s1mag, convention),
+        p=p4, q=q4, s_arith=sa4, s_vect=s_vect_1[0],
+        pf=pf[0], dpf=pf[1],
         quadrant=quadrant(p4, q4),
-        qh=p4 / 2 + q4 * (np.sqrt(3) / 2),
+        qh=p4 / 2 + q4 * _SQRT3_2,
+        p1=p14,
     )

@@ -33,16 +33,17 @@ def c_resample(buf: np.ndarray, pos: np.ndarray, delays: np.ndarray) -> np.ndarr
     return out
 
 
-def c_cycle_stats(y: np.ndarray, v0: int, i0: int, nvi: int):
-    y = _f64(y)
-    m, s, k = y.shape
+def c_cycle_stats(x: np.ndarray, matrix: np.ndarray, v0: int, i0: int, nvi: int):
+    x, matrix = _f64(x), _f64(matrix)
+    m, s, c = x.shape
+    k = matrix.shape[1]
     if s not in _COS_SIN:
         theta = 2 * np.pi * np.arange(s) / s
         _COS_SIN[s] = (np.cos(theta), np.sin(theta))
     cos, sin = _COS_SIN[s]
     sq, peak = np.empty((m, 2, k)), np.empty((m, k))
     vi, fre, fim = np.empty((m, nvi)), np.empty((m, k)), np.empty((m, k))
-    _ckernels.cycle_stats(y, cos, sin, sq, peak, vi, fre, fim, m, s, k, v0, i0, nvi)
+    _ckernels.cycle_stats(x, matrix, cos, sin, sq, peak, vi, fre, fim, m, s, c, k, v0, i0, nvi)
     return sq, peak, vi, fre, fim
 
 

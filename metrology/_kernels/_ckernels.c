@@ -120,43 +120,65 @@ static PyObject *k_resample(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* cycle_stats(y (m, s, k), cos (s,), sin (s,), sq (m, 2, k), peak (m, k), vi (m, nvi), fre (m, k), fim (m, k),
- *             m, s, k, v0, i0, nvi): half-cycle sums of squares, peaks, sum of v*i, and the DFT bin 1 sums
- *             sum x cos, sum x sin (the caller scales and signs them). */
+/* cycle_stats(x (m, s, c), mat (c, k), cos (s,), sin (s,), sq (m, 2, k), peak (m, k), vi (m, nvi), fre (m, k),
+ *             fim (m, k), m, s, c, k, v0, i0, nvi): for the derived signals y = x @ mat of every cycle,
+ *             half-cycle sums of squares, peaks, sum of y[v0+q] * y[i0+q], and the DFT bin 1 sums
+ *             sum y cos, sum y sin (the caller scales and signs them). The derived signals are formed
+ *             sample by sample from the nonzero entries of mat (a wiring matrix is mostly zeros) and
+ *             never stored. */
+#define CS_MAX_K 64
+#define CS_MAX_C 16
 static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
 {
-    PyObject *o[8];
-    buf_t b[8] = {{0}};
-    Py_ssize_t m, s, k, v0, i0, nvi;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOnnnnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
-                          &m, &s, &k, &v0, &i0, &nvi))
+    PyObject *o[9];
+    buf_t b[9] = {{0}};
+    Py_ssize_t m, s, c, k, v0, i0, nvi;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnnnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
+                          &o[8], &m, &s, &c, &k, &v0, &i0, &nvi))
         return NULL;
-    if (get_buf(o[0], &b[0], 0, m * s * k, "y") || get_buf(o[1], &b[1], 0, s, "cos") ||
-        get_buf(o[2], &b[2], 0, s, "sin") || get_buf(o[3], &b[3], 1, m * 2 * k, "sq") ||
-        get_buf(o[4], &b[4], 1, m * k, "peak") || get_buf(o[5], &b[5], 1, m * nvi, "vi") ||
-        get_buf(o[6], &b[6], 1, m * k, "fre") || get_buf(o[7], &b[7], 1, m * k, "fim")) {
-        release(b, 8);
-        return NULL;
-    }
-    if (k > 64 || nvi > 16 || v0 + nvi > k || i0 + nvi > k) {
-        release(b, 8);
+    if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k) {
         PyErr_SetString(PyExc_ValueError, "cycle_stats: too many signals or bad v/i indices");
         return NULL;
     }
-    const double *y = b[0].view.buf, *cs = b[1].view.buf, *sn = b[2].view.buf;
-    double *sq = b[3].view.buf, *peak = b[4].view.buf, *vi = b[5].view.buf;
-    double *fre = b[6].view.buf, *fim = b[7].view.buf;
+    if (get_buf(o[0], &b[0], 0, m * s * c, "x") || get_buf(o[1], &b[1], 0, c * k, "mat") ||
+        get_buf(o[2], &b[2], 0, s, "cos") || get_buf(o[3], &b[3], 0, s, "sin") ||
+        get_buf(o[4], &b[4], 1, m * 2 * k, "sq") || get_buf(o[5], &b[5], 1, m * k, "peak") ||
+        get_buf(o[6], &b[6], 1, m * nvi, "vi") || get_buf(o[7], &b[7], 1, m * k, "fre") ||
+        get_buf(o[8], &b[8], 1, m * k, "fim")) {
+        release(b, 9);
+        return NULL;
+    }
+    const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
+    double *sq = b[4].view.buf, *peak = b[5].view.buf, *vi = b[6].view.buf;
+    double *fre = b[7].view.buf, *fim = b[8].view.buf;
     const Py_ssize_t half = s / 2;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t c = 0; c < m; c++) {
-        double acc_sq[2][64] = {{0}}, acc_pk[64] = {0}, acc_re[64] = {0}, acc_im[64] = {0}, acc_vi[16] = {0};
-        const double *cyc = y + c * s * k;
+    /* nonzero entries of mat, by derived signal */
+    int nz_start[CS_MAX_K + 1], nz_in[CS_MAX_K * CS_MAX_C];
+    double nz_w[CS_MAX_K * CS_MAX_C];
+    int nnz = 0;
+    for (Py_ssize_t q = 0; q < k; q++) {
+        nz_start[q] = nnz;
+        for (Py_ssize_t i = 0; i < c; i++)
+            if (mat[i * k + q] != 0.0) {
+                nz_in[nnz] = (int)i;
+                nz_w[nnz++] = mat[i * k + q];
+            }
+    }
+    nz_start[k] = nnz;
+    for (Py_ssize_t cy = 0; cy < m; cy++) {
+        double acc_sq[2][CS_MAX_K] = {{0}}, acc_pk[CS_MAX_K] = {0}, acc_re[CS_MAX_K] = {0}, acc_im[CS_MAX_K] = {0};
+        double acc_vi[16] = {0}, y[CS_MAX_K];
+        const double *cyc = x + cy * s * c;
         for (Py_ssize_t j = 0; j < s; j++) {
-            const double *row = cyc + j * k;
+            const double *row = cyc + j * c;
             const int h = j >= half;
             const double cj = cs[j], sj = sn[j];
             for (Py_ssize_t q = 0; q < k; q++) {
-                const double v = row[q];
+                double v = 0.0;
+                for (int t = nz_start[q]; t < nz_start[q + 1]; t++)
+                    v += nz_w[t] * row[nz_in[t]];
+                y[q] = v;
                 acc_sq[h][q] += v * v;
                 const double a = fabs(v);
                 if (a > acc_pk[q])
@@ -165,20 +187,20 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
                 acc_im[q] += v * sj;
             }
             for (Py_ssize_t q = 0; q < nvi; q++)
-                acc_vi[q] += row[v0 + q] * row[i0 + q];
+                acc_vi[q] += y[v0 + q] * y[i0 + q];
         }
         for (Py_ssize_t q = 0; q < k; q++) {
-            sq[(c * 2) * k + q] = acc_sq[0][q];
-            sq[(c * 2 + 1) * k + q] = acc_sq[1][q];
-            peak[c * k + q] = acc_pk[q];
-            fre[c * k + q] = acc_re[q];
-            fim[c * k + q] = acc_im[q];
+            sq[(cy * 2) * k + q] = acc_sq[0][q];
+            sq[(cy * 2 + 1) * k + q] = acc_sq[1][q];
+            peak[cy * k + q] = acc_pk[q];
+            fre[cy * k + q] = acc_re[q];
+            fim[cy * k + q] = acc_im[q];
         }
         for (Py_ssize_t q = 0; q < nvi; q++)
-            vi[c * nvi + q] = acc_vi[q];
+            vi[cy * nvi + q] = acc_vi[q];
     }
     Py_END_ALLOW_THREADS
-    release(b, 8);
+    release(b, 9);
     Py_RETURN_NONE;
 }
 
@@ -221,7 +243,7 @@ static PyObject *k_sosfilt(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"resample", k_resample, METH_VARARGS, "6-point Lagrange interpolation of every column at fractional rows."},
-    {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1."},
+    {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
     {"sosfilt", k_sosfilt, METH_VARARGS, "Cascade of biquads (direct form II transposed) with state."},
     {NULL, NULL, 0, NULL},
 };

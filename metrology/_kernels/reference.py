@@ -46,11 +46,12 @@ def resample(buf: np.ndarray, pos: np.ndarray, delays: np.ndarray) -> np.ndarray
     return out
 
 
-def cycle_stats(y: np.ndarray, v0: int, i0: int, nvi: int
+def cycle_stats(x: np.ndarray, matrix: np.ndarray, v0: int, i0: int, nvi: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per cycle of ``y`` (m, S, K): sums of squares of each half (m, 2, K), peak |y| (m, K),
-    sum of y[v0+q] * y[i0+q] for q < nvi (m, nvi), and the bin-1 sums sum y cos(2 pi j / S) and
-    sum y sin(2 pi j / S) (m, K)."""
+    """Per cycle of the derived signals ``y = x @ matrix`` (x: (m, S, C) inputs, matrix: (C, K)): sums
+    of squares of each half (m, 2, K), peak |y| (m, K), sum of y[v0+q] * y[i0+q] for q < nvi (m, nvi),
+    and the bin-1 sums sum y cos(2 pi j / S) and sum y sin(2 pi j / S) (m, K)."""
+    y = x @ matrix
     m, s, k = y.shape
     sq = (y * y).reshape(m, 2, s // 2, k).sum(axis=2)
     peak = np.abs(y).max(axis=1)

@@ -18,11 +18,16 @@ def test_resample_agrees_including_edges_and_per_channel_delays():
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
-def test_cycle_stats_agrees():
+def test_cycle_stats_agrees_for_every_wiring():
+    from metrology.settings import SYSTEM_TYPES
+    from metrology.systems import wiring
+
     rng = np.random.default_rng(4)
-    y = rng.normal(size=(5, 512, 11)) * 300
-    for a, b in zip(_kernels.c_cycle_stats(y, 0, 6, 3), reference.cycle_stats(y, 0, 6, 3)):
-        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-8)
+    x = rng.normal(size=(5, 512, 7)) * 300
+    matrices = [wiring(t).matrix for t in SYSTEM_TYPES] + [rng.normal(size=(7, 11))]   # and a dense one
+    for matrix in matrices:
+        for a, b in zip(_kernels.c_cycle_stats(x, matrix, 0, 6, 3), reference.cycle_stats(x, matrix, 0, 6, 3)):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-8)
 
 
 def test_sosfilt_agrees_across_blocks():
