@@ -44,20 +44,23 @@ def reference_filter(sample_rate_hz: float) -> np.ndarray:
 
 def phase_delay_samples(sos: np.ndarray, freq_hz: float, sample_rate_hz: float) -> float:
     """Phase delay of the SOS cascade at ``freq_hz``, in samples (positive = output lags)."""
-    w = 2 * math.pi * freq_hz / sample_rate_hz
+    return float(_phase_delays(sos, np.array([freq_hz]), sample_rate_hz)[0])
+
+
+def _phase_delays(sos: np.ndarray, freq_hz: np.ndarray, sample_rate_hz: float) -> np.ndarray:
+    w = 2 * math.pi * freq_hz[:, None] / sample_rate_hz
     z1 = np.exp(-1j * w)
     z2 = z1 * z1
     h = (sos[:, 0] + sos[:, 1] * z1 + sos[:, 2] * z2) / (sos[:, 3] + sos[:, 4] * z1 + sos[:, 5] * z2)
-    return float(-np.sum(np.angle(h)) / w)
+    return -np.sum(np.angle(h), axis=1) / w[:, 0]
 
 
-def _cubic_root(y: np.ndarray) -> float:
-    """Root in [0, 1] of the cubic through (-1, y[0]), (0, y[1]), (1, y[2]), (2, y[3]).
+def _cubic_root(ym: float, y0: float, y1: float, y2: float) -> float:
+    """Root in [0, 1] of the cubic through (-1, ym), (0, y0), (1, y1), (2, y2).
 
     Linear interpolation would leave up to 1 ns of grid-dependent error at 65 Hz with a 5th
     harmonic (a few 1e-7 of the period); the cubic brings it below 10 ps.
     """
-    ym, y0, y1, y2 = (float(v) for v in y)
     c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6           # p(u) = y0 + c1 u + c2 u^2 + c3 u^3
     c2 = (ym + y1) / 2 - y0
     c3 = (y2 - ym) / 6 + (y0 - y1) / 2
@@ -85,14 +88,15 @@ class CycleTracker:
         self.max_delay = phase_delay_samples(self.sos, TRACK_MIN_HZ, sample_rate_hz)
         # the delay is smooth in frequency: a 10 mHz table with linear interpolation is exact to < 1e-9 samples
         self._delay_f = np.arange(TRACK_MIN_HZ - 1.0, TRACK_MAX_HZ + 1.0, 0.01)
-        self._delay_t = np.array([phase_delay_samples(self.sos, f, sample_rate_hz) for f in self._delay_f])
+        self._delay_t = _phase_delays(self.sos, self._delay_f, sample_rate_hz).tolist()
+        self._delay_f0 = float(self._delay_f[0])
         self.restart(None)
 
     def _delay(self, freq_hz: float) -> float:
-        k = (freq_hz - self._delay_f[0]) / 0.01
-        i = min(max(int(k), 0), self._delay_f.size - 2)
+        k = (freq_hz - self._delay_f0) / 0.01
+        i = min(max(int(k), 0), len(self._delay_t) - 2)
         u = k - i
-        return float(self._delay_t[i] * (1 - u) + self._delay_t[i + 1] * u)
+        return self._delay_t[i] * (1 - u) + self._delay_t[i + 1] * u
 
     def restart(self, first_index: int | None) -> None:
         """Forget everything (after a gap or at start-up); the next block starts at ``first_index``."""
@@ -126,13 +130,13 @@ class CycleTracker:
             # peak of |y| over the half cycle before each candidate: is there a voltage?
             half = int(self.period // 2)
             absy = np.abs(yy)
-            lo = np.maximum(cand - half, 0)
-            peaks = [float(absy[a:b + 1].max()) for a, b in zip(lo, cand)]
-            for k, peak in zip(cand.tolist(), peaks):
+            peak_of = np.maximum.reduce
+            for k in cand.tolist():
+                peak = float(peak_of(absy[max(k - half, 0):k + 1]))
                 # the delay depends a little on frequency: use the
                 # period just measured, so a ramp shifts every crossing alike and the period stays true
                 delay = self._delay(self.fs / self.period)
-                t = first_index + k - tail + _cubic_root(yy[k - 1:k + 3]) - delay
+                t = first_index + k - tail + _cubic_root(*yy[k - 1:k + 3].tolist()) - delay
                 if peak < self.present_peak or (self.settle_until is not None and t < self.settle_until):
                     continue
                 self._accept_real(t, out_t, out_real)
