@@ -3,12 +3,14 @@
  *
  * Why this is in C: these loops run over every sample of every channel (7 x 32,000 per second in,
  * 11 x 30,720 per second out at 60 Hz) and do a few multiply-adds per sample with data-dependent
- * indexing (interpolation taps at fractional positions) or a recursion (IIR filter). numpy can
- * only express them with large temporaries (6 gathered taps per output sample, per channel) or a
- * Python-level wrapper per call (scipy's sosfilt costs ~150 us per 1024-sample block in
- * argument handling alone), which kept the whole pipeline near 16x real time on one core; the
- * target is 100x. Each function here has a numpy definition in reference.py with the same
- * arguments, and tests/unit/test_metrology_kernels.py checks that both agree.
+ * indexing (interpolation taps at fractional positions), a recursion (IIR filter) or several
+ * reductions of the same data at once (half-cycle sums of squares, peaks, v*i and the fundamental's
+ * DFT bin of each derived signal, formed from the inputs on the fly). numpy can only express them
+ * with large temporaries (6 gathered taps per output sample, per channel; an (m, 512, 11) matrix
+ * product read five times) or a Python-level wrapper per call (scipy's sosfilt costs ~150 us per
+ * 1024-sample block in argument handling alone), which kept the whole pipeline near 16x real time on
+ * one core; the target is 100x. Each function here has a numpy definition in reference.py with the
+ * same arguments, and tests/unit/test_metrology_kernels.py checks that both agree.
  *
  * Arrays are passed through the buffer protocol (C-contiguous float64), so the extension needs
  * neither numpy headers nor numpy at build time. Outputs are written into caller-allocated buffers.
@@ -124,14 +126,90 @@ static PyObject *k_resample(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* y (kp, s) = (x (s, c) @ mat).T for one cycle, from mat's ELL form (p terms per derived signal, padded
+ * with exact zeros): one signal at a time, so each one's inputs and weights sit in registers and it is
+ * written contiguously; a plain copy (one term of weight 1) is the common case. Signals k..kp-1 are zero. */
+static void derive_block(const double *restrict x, Py_ssize_t s, Py_ssize_t c, Py_ssize_t k, int kp,
+                         int p, const int *restrict ell_in, const double *restrict ell_w, double *restrict y)
+{
+    for (Py_ssize_t q = 0; q < k; q++) {
+        const int *in = ell_in + q * p;
+        const double *w = ell_w + q * p;
+        int n = p;
+        while (n > 1 && w[n - 1] == 0.0)     /* the padding adds zeros: skip it */
+            n--;
+        double *restrict col = y + q * s;
+        if (n == 1 && w[0] == 1.0) {
+            const double *restrict src = x + in[0];
+            for (Py_ssize_t j = 0; j < s; j++)
+                col[j] = src[j * c];
+        } else if (n == 2) {
+            const double *restrict a = x + in[0], *restrict b = x + in[1];
+            const double wa = w[0], wb = w[1];
+            for (Py_ssize_t j = 0; j < s; j++)
+                col[j] = (0.0 + wa * a[j * c]) + wb * b[j * c];
+        } else {
+            for (Py_ssize_t j = 0; j < s; j++) {
+                double v = 0.0;
+                for (int t = 0; t < n; t++)
+                    v += w[t] * x[j * c + in[t]];
+                col[j] = v;
+            }
+        }
+    }
+    for (Py_ssize_t j = k * s; j < kp * s; j++)
+        y[j] = 0.0;
+}
+
+/* Statistics of one cycle of derived signals y (kp, s), kp even: for each signal, the sums of squares
+ * of each half, peak |y| and the DFT bin 1 sums. Two columns at a time with their sums in registers
+ * (each column's sums add up in the same order as a plain loop would). */
+static void cycle_block_stats(const double *restrict y, Py_ssize_t s, int kp, const double *restrict cs,
+                              const double *restrict sn, double *restrict o_sq0, double *restrict o_sq1,
+                              double *restrict o_pk, double *restrict o_re, double *restrict o_im)
+{
+    const Py_ssize_t half = s / 2;
+    for (int q = 0; q < kp; q += 2) {
+        double sq[2][2] = {{0}}, pka = 0, pkb = 0, rea = 0, reb = 0, ima = 0, imb = 0;
+        for (int h = 0; h < 2; h++) {
+            double sqa = 0, sqb = 0;
+            for (Py_ssize_t j = h ? half : 0; j < (h ? s : half); j++) {
+                const double a = y[q * s + j], b = y[(q + 1) * s + j], cj = cs[j], sj = sn[j];
+                const double fa = fabs(a), fb = fabs(b);
+                sqa += a * a;
+                sqb += b * b;
+                pka = fa > pka ? fa : pka;
+                pkb = fb > pkb ? fb : pkb;
+                rea += a * cj;
+                reb += b * cj;
+                ima += a * sj;
+                imb += b * sj;
+            }
+            sq[h][0] = sqa;
+            sq[h][1] = sqb;
+        }
+        o_sq0[q] = sq[0][0];
+        o_sq0[q + 1] = sq[0][1];
+        o_sq1[q] = sq[1][0];
+        o_sq1[q + 1] = sq[1][1];
+        o_pk[q] = pka;
+        o_pk[q + 1] = pkb;
+        o_re[q] = rea;
+        o_re[q + 1] = reb;
+        o_im[q] = ima;
+        o_im[q + 1] = imb;
+    }
+}
+
 /* cycle_stats(x (m, s, c), mat (c, k), cos (s,), sin (s,), sq (m, 2, k), peak (m, k), vi (m, nvi), fre (m, k),
  *             fim (m, k), m, s, c, k, v0, i0, nvi): for the derived signals y = x @ mat of every cycle,
  *             half-cycle sums of squares, peaks, sum of y[v0+q] * y[i0+q], and the DFT bin 1 sums
- *             sum y cos, sum y sin (the caller scales and signs them). The derived signals are formed
- *             sample by sample from the nonzero entries of mat (a wiring matrix is mostly zeros) and
- *             never stored. */
+ *             sum y cos, sum y sin (the caller scales and signs them). Each cycle's derived signals are
+ *             formed row by row from the nonzero entries of mat (a wiring matrix is mostly zeros) into
+ *             a scratch block, then reduced. */
 #define CS_MAX_K 64
 #define CS_MAX_C 16
+#define CS_K12 12
 static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
 {
     PyObject *o[9];
@@ -152,58 +230,61 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
         release(b, 9);
         return NULL;
     }
+    const int kp = k <= CS_K12 ? CS_K12 : (int)(k + (k & 1));   /* even: the statistics go in pairs */
+    double *y = PyMem_RawMalloc((size_t)(s > 0 ? s : 1) * kp * sizeof(double));
+    if (y == NULL) {
+        release(b, 9);
+        return PyErr_NoMemory();
+    }
     const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
     double *sq = b[4].view.buf, *peak = b[5].view.buf, *vi = b[6].view.buf;
     double *fre = b[7].view.buf, *fim = b[8].view.buf;
-    const Py_ssize_t half = s / 2;
     Py_BEGIN_ALLOW_THREADS
-    /* nonzero entries of mat, by derived signal */
-    int nz_start[CS_MAX_K + 1], nz_in[CS_MAX_K * CS_MAX_C];
-    double nz_w[CS_MAX_K * CS_MAX_C];
-    int nnz = 0;
+    /* mat as at most P terms per derived signal (ELL format), in input order; a column with fewer
+     * terms is padded with weight 0 on its own first input, which adds exact zeros at the end */
+    int ell_in[CS_MAX_K * CS_MAX_C] = {0};
+    double ell_w[CS_MAX_K * CS_MAX_C] = {0};
+    int p_max = 1;
     for (Py_ssize_t q = 0; q < k; q++) {
-        nz_start[q] = nnz;
+        int n = 0;
+        for (Py_ssize_t i = 0; i < c; i++)
+            if (mat[i * k + q] != 0.0)
+                n++;
+        p_max = n > p_max ? n : p_max;
+    }
+    for (Py_ssize_t q = 0; q < k; q++) {
+        int n = 0, first = 0;
         for (Py_ssize_t i = 0; i < c; i++)
             if (mat[i * k + q] != 0.0) {
-                nz_in[nnz] = (int)i;
-                nz_w[nnz++] = mat[i * k + q];
+                if (n == 0)
+                    first = (int)i;
+                ell_in[q * p_max + n] = (int)i;
+                ell_w[q * p_max + n++] = mat[i * k + q];
             }
+        for (; n < p_max; n++)
+            ell_in[q * p_max + n] = first;
     }
-    nz_start[k] = nnz;
     for (Py_ssize_t cy = 0; cy < m; cy++) {
-        double acc_sq[2][CS_MAX_K] = {{0}}, acc_pk[CS_MAX_K] = {0}, acc_re[CS_MAX_K] = {0}, acc_im[CS_MAX_K] = {0};
-        double acc_vi[16] = {0}, y[CS_MAX_K];
         const double *cyc = x + cy * s * c;
-        for (Py_ssize_t j = 0; j < s; j++) {
-            const double *row = cyc + j * c;
-            const int h = j >= half;
-            const double cj = cs[j], sj = sn[j];
-            for (Py_ssize_t q = 0; q < k; q++) {
-                double v = 0.0;
-                for (int t = nz_start[q]; t < nz_start[q + 1]; t++)
-                    v += nz_w[t] * row[nz_in[t]];
-                y[q] = v;
-                acc_sq[h][q] += v * v;
-                const double a = fabs(v);
-                if (a > acc_pk[q])
-                    acc_pk[q] = a;
-                acc_re[q] += v * cj;
-                acc_im[q] += v * sj;
-            }
-            for (Py_ssize_t q = 0; q < nvi; q++)
-                acc_vi[q] += y[v0 + q] * y[i0 + q];
+        derive_block(cyc, s, c, k, kp, p_max, ell_in, ell_w, y);
+        double acc_sq0[CS_MAX_K], acc_sq1[CS_MAX_K], acc_pk[CS_MAX_K], acc_re[CS_MAX_K], acc_im[CS_MAX_K];
+        cycle_block_stats(y, s, kp, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im);
+        for (Py_ssize_t q = 0; q < nvi; q++) {
+            double acc = 0.0;
+            for (Py_ssize_t j = 0; j < s; j++)
+                acc += y[(v0 + q) * s + j] * y[(i0 + q) * s + j];
+            vi[cy * nvi + q] = acc;
         }
         for (Py_ssize_t q = 0; q < k; q++) {
-            sq[(cy * 2) * k + q] = acc_sq[0][q];
-            sq[(cy * 2 + 1) * k + q] = acc_sq[1][q];
+            sq[(cy * 2) * k + q] = acc_sq0[q];
+            sq[(cy * 2 + 1) * k + q] = acc_sq1[q];
             peak[cy * k + q] = acc_pk[q];
             fre[cy * k + q] = acc_re[q];
             fim[cy * k + q] = acc_im[q];
         }
-        for (Py_ssize_t q = 0; q < nvi; q++)
-            vi[cy * nvi + q] = acc_vi[q];
     }
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(y);
     release(b, 9);
     Py_RETURN_NONE;
 }
