@@ -3,11 +3,14 @@
 The metrology service and ``meter replay`` run exactly this class; replay only feeds blocks that
 come from a file. Stages, in order:
 
-    inputs (V, A at the terminals) -> PT/CT ratio and polarity -> CycleTracker (boundaries)
-    -> SyncResampler (512 samples/cycle) -> CycleStage (half-cycle sums, powers, phasors)
+    inputs (V, A at the terminals) -> CycleTracker (boundaries) -> SyncResampler (512 samples/cycle)
+    -> CycleStage (PT/CT ratio, polarity and wiring as one matrix; half-cycle sums, powers, phasors)
     -> EventFlagger (Urms(1/2), dip/swell flags) -> 10/12-cycle windows (harmonics)
     -> 150/180-cycle, 10-min, 2-h aggregation; 1-s values with their EnergyIncrement
     -> TenSecondFrequency
+
+Cycles are computed a batch at a time (every cycle a block completes) and wait in one ``CycleLog``
+until their window and their second have closed; a window's DFT runs on the resampled inputs.
 
 Time is passed in: every block carries its first sample index and the clock time of that sample.
 A discontinuity (the HAL's GAP or CHIP_RESET flag, or a first index that does not follow on)
@@ -59,6 +62,10 @@ class Pipeline:
         self.n_window = settings.cycles_per_window
         ratio = np.array([s.ct_ratio if name.startswith("I") else s.pt_ratio for name in INPUTS])
         self.gain = ratio * np.where(np.asarray(s.invert), -1.0, 1.0)
+        # the ratios and polarities act through the (linear) wiring: inputs are resampled as they come
+        self.matrix = self.gain[:, None] * self.wiring.matrix
+        reference = self.gain * self.wiring.reference
+        self._ref_terms = [(int(i), float(reference[i])) for i in np.flatnonzero(reference)]
         delays = np.asarray(s.phase_correction_deg) / 360.0 * self.fs / s.nominal_frequency
         line_ref = settings.system_type in ("DELTA", "2L")
         self.udin_ln = s.nominal_voltage / (np.sqrt(3) if settings.system_type == "DELTA" else
@@ -66,7 +73,7 @@ class Pipeline:
         present_peak = s.voltage_present_fraction * self.udin_ln * np.sqrt(2)
         self.tracker = CycleTracker(self.fs, s.nominal_frequency, present_peak)
         self.resampler = SyncResampler(len(INPUTS), SAMPLES_PER_CYCLE, delays)
-        self.cycle_stage = CycleStage(self.wiring.matrix, SAMPLES_PER_CYCLE, self.fs)
+        self.cycle_stage = CycleStage(self.matrix, SAMPLES_PER_CYCLE, self.fs)
         present = self.wiring.signal_present()
         watch = np.flatnonzero(present[V_LL]) + V_LL.start if line_ref else np.flatnonzero(present[V_LN])
         self.flagger = EventFlagger(s.nominal_voltage, watch, s.dip_pct, s.swell_pct, s.interruption_pct,
@@ -90,10 +97,11 @@ class Pipeline:
         self._win_tick = self._win_start = self._win_end = 0
         # the open window's resampled inputs, one row per input that a harmonic signal uses: the DFT is
         # linear, so the 10 derived spectra are the wiring matrix applied to these inputs' spectra
-        used = self.wiring.matrix[:, :HARMONIC_SIGNALS]
+        used = self.matrix[:, :HARMONIC_SIGNALS]
         self._fft_inputs = np.flatnonzero(np.any(used != 0, axis=1))
         self._fft_matrix = np.ascontiguousarray(used[self._fft_inputs].T)     # (10, inputs used)
         self._win_x = np.zeros((self._fft_inputs.size, self.n_window * SAMPLES_PER_CYCLE))
+        self._win_lines = np.empty((self._fft_inputs.size, self._win_x.shape[1] // 2 + 1), dtype=np.complex128)
         self._win_filled = 0       # cycles whose samples are in _win_x
         self._sec_lo = 0           # log row of the open second's first cycle
         self._sec_key: int | None = None
@@ -119,8 +127,7 @@ class Pipeline:
             self._restart(first_index)
         self.next_index = first_index + x.shape[0]
         self.origin_ns = int(timestamp_ns) - int(round(first_index * 1e9 / self.fs))
-        x = x * self.gain
-        bounds = self.tracker.process(x @ self.wiring.reference, first_index)
+        bounds = self.tracker.process(self._reference(x), first_index)
         self.resampler.push(x, first_index)
         self.resampler.add_boundaries(bounds)
         batch = self.resampler.take_cycles()
@@ -142,6 +149,15 @@ class Pipeline:
         self._win_lo -= keep
         self._sec_lo -= keep
         return out
+
+    def _reference(self, x: np.ndarray) -> np.ndarray:
+        """The tracker's reference signal: a weighted sum of two or three inputs (a matrix-vector
+        product over all seven columns costs several times more)."""
+        (i, w), *rest = self._ref_terms or [(0, 0.0)]
+        ref = x[:, i] * w
+        for i, w in rest:
+            ref += x[:, i] * w
+        return ref
 
     def _restart(self, first_index: int) -> None:
         self.tracker.restart(first_index)
@@ -203,7 +219,9 @@ class Pipeline:
         s = self.settings
         values = cycles_values(cm, np.full(n, 1.0 / n), self.present, self.creep, s.pf_convention, s.phase_order)
         length = n * SAMPLES_PER_CYCLE
-        lines = np.fft.rfft(self._win_x[:, :length], axis=1)[:, :spectrum_lines(n)]
+        full = n == self.n_window       # a window cut short at the 10-min tick has its own length
+        lines = np.fft.rfft(self._win_x[:, :length], axis=1, out=self._win_lines if full else None)
+        lines = lines[:, :spectrum_lines(n)]
         # real matrix times complex lines, as one real product on the (re, im) pairs
         spec = (self._fft_matrix @ lines.view(np.float64)).view(np.complex128)
         rms = np.sqrt(cm.ms[:, :HARMONIC_SIGNALS].mean(axis=0))

@@ -68,17 +68,30 @@ class SyncResampler:
         self.restart()
 
     def restart(self) -> None:
-        self.buf = np.zeros((0, self.c))
+        self._store = np.empty((0, self.c))   # buf is _store[_lo:_hi]: appended in place, moved down when full
+        self._lo = self._hi = 0
         self.buf_start = 0              # absolute index of buf[0]
         self.bounds: list[float] = []   # pending boundaries; bounds[0] opens the next cycle
         self.real: list[bool] = []
 
+    @property
+    def buf(self) -> np.ndarray:
+        return self._store[self._lo:self._hi]
+
     def push(self, x: np.ndarray, first_index: int) -> None:
-        if self.buf.shape[0] == 0:
+        n = x.shape[0]
+        if self._hi == self._lo:
             self.buf_start = first_index
-            self.buf = np.array(x, dtype=np.float64)
-        else:
-            self.buf = np.concatenate((self.buf, x))
+            self._lo = self._hi = 0
+        if self._hi + n > self._store.shape[0]:
+            kept = self._hi - self._lo
+            store = self._store
+            if kept + n > store.shape[0]:
+                store = np.empty((2 * (kept + n), self.c))
+            store[:kept] = self._store[self._lo:self._hi]
+            self._store, self._lo, self._hi = store, 0, kept
+        self._store[self._hi:self._hi + n] = x
+        self._hi += n
 
     def add_boundaries(self, b: Boundaries) -> None:
         self.bounds.extend(b.index.tolist())
@@ -86,7 +99,7 @@ class SyncResampler:
 
     def take_cycles(self) -> CycleBatch | None:
         """Every cycle whose closing boundary and interpolation taps are in the buffer."""
-        available = self.buf_start + self.buf.shape[0]
+        available = self.buf_start + (self._hi - self._lo)
         n = 0
         while n + 1 < len(self.bounds) and self.bounds[n + 1] + self.reach < available:
             n += 1
@@ -101,6 +114,7 @@ class SyncResampler:
         # keep what the next cycle's left taps need
         keep_from = int(math.floor(self.bounds[0] - self.reach - TAPS_BEFORE)) - self.buf_start
         if keep_from > 0:
-            self.buf = self.buf[keep_from:]
+            keep_from = min(keep_from, self._hi - self._lo)
+            self._lo += keep_from
             self.buf_start += keep_from
         return CycleBatch(out, start, end, r[:-1] & r[1:])
