@@ -32,6 +32,7 @@ from metrology.settings import from_config
 RING_NAME = "samples"            # written by firmware.services.acquisition
 SNAPSHOT_NAME = "measurements"   # read by comms, web, display and the supervisor's health check
 BATCH_FRAMES = 4096              # ~128 ms of samples per pipeline call
+BATCH_WAIT_S = 0.15              # after a first block, wait this long for the rest of a batch (latency bound)
 ATTACH_TIMEOUT_S = 10.0
 
 
@@ -93,13 +94,16 @@ class MetrologyService(Service):
         frames = 0
         lost_before = self.reader.lost
         data = self.reader.read(timeout_s=self.step_interval_s)
+        deadline = time.monotonic() + BATCH_WAIT_S
         while data is not None:
             block = SampleBlock.decode(data)
             out.append(block)
             frames += block.n_frames
             if frames >= BATCH_FRAMES or self.stopping.is_set():
                 break
-            data = self.reader.read(timeout_s=0.0)
+            # at real time the blocks come one by one (4 ms): wait for a whole batch rather than run
+            # the pipeline per block, whose cost is mostly per call
+            data = self.reader.read(timeout_s=max(deadline - time.monotonic(), 0.0))
         if self.reader.lost != lost_before:
             # this service fell behind and the ring overwrote blocks: the next block's index jumps,
             # which the pipeline treats as a gap
