@@ -50,7 +50,7 @@ async def _serve_ours(port: int, snapshot_name: str) -> None:
     snapshot = Snapshot.attach(snapshot_name, timeout_s=10)
     handler = Handler(build_map(), SnapshotFeed(snapshot, identity.register_values()).poll, identity,
                       Access.READ_ONLY)
-    server = ModbusTcpServer(handler, "127.0.0.1", port, max_connections=CLIENTS)
+    server = ModbusTcpServer(handler, "127.0.0.1", port, max_connections=CLIENTS + 1)  # + the readiness probe
     await server.start()
     await asyncio.Event().wait()
 

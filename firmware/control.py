@@ -22,6 +22,7 @@ log = logging.getLogger("control")
 
 MAX_REQUEST_BYTES = 1 << 20
 MAX_CONNECTIONS = 16
+UNIX_PATH_MAX_BYTES = 107  # sockaddr_un.sun_path is 108 bytes including the terminating NUL (unix(7))
 Handler = Callable[..., Any]
 
 
@@ -40,6 +41,9 @@ class ControlServer:
         self.handlers[name] = handler
 
     def start(self) -> None:
+        if len(os.fsencode(self.path)) > UNIX_PATH_MAX_BYTES:
+            raise IPCError(f"control socket path {self.path} is {len(os.fsencode(self.path))} bytes, longer than "
+                           f"the {UNIX_PATH_MAX_BYTES} a Unix socket allows; choose a shorter [meter] run_dir")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.path.unlink()

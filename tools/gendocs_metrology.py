@@ -1,7 +1,7 @@
 """Accuracy of the metrology pipeline through the simulated ADC, and docs/accuracy.md generated from it.
 
 ``python -m tools.gendocs_metrology`` (also run by ``make docs``) sweeps the IEC 62053-22 load points
-and the other figures of issue 4 through ``hal.sim.adc`` (24-bit codes, datasheet noise) and the very
+and the other accuracy figures the meter promises through ``hal.sim.adc`` (24-bit codes, datasheet noise) and the very
 ``metrology.pipeline.Pipeline`` the meter runs, compares each result with the analytic truth of the
 signal, and writes docs/accuracy.md with an SVG plot of energy error against load. The conformance
 tests (tests/conformance/test_metrology_accuracy.py) run the same functions and assert the limits.

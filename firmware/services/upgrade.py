@@ -20,7 +20,7 @@ from typing import Any
 from firmware.service import Service, command, main
 from firmware.upgrade.errors import UpgradeRefused
 from firmware.upgrade.installer import Installer, new_attempt_id
-from firmware.upgrade.lock import revenue_locked
+from firmware.lockstate import revenue_locked as meter_locked
 from firmware.upgrade.settings import UpgradeSettings
 from hal.errors import MeterError
 
@@ -31,7 +31,8 @@ class UpgradeService(Service):
 
     def setup(self) -> None:
         self.settings = UpgradeSettings.from_config(self.config)
-        self.installer = Installer(self.settings)
+        # The lock as the meter sees it: the switch (GPIO, published by its owner) or the sim board's file.
+        self.installer = Installer(self.settings, locked=lambda: meter_locked(self.config))
         self._busy = threading.Lock()
         self._current: str | None = None
         self.endpoints = [f"control upgrade.install ({self.ctx.control_socket})"]
@@ -96,7 +97,7 @@ class UpgradeService(Service):
     def cmd_status(self, user: str = "") -> dict[str, Any]:
         describe = self.installer.layout.describe()
         describe.update(installed_version=self.installer.installed_version(), board=self.settings.board,
-                        revenue_locked=revenue_locked(self.settings.revenue_lock_file), installing=self._current)
+                        revenue_locked=meter_locked(self.config), installing=self._current)
         return describe
 
     @command("log")

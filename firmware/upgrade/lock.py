@@ -1,11 +1,11 @@
 """Where the upgrade checks read the revenue lock.
 
 The revenue lock is a sealable switch on a board GPIO input (SPEC 8; ``hal.board.GpioParams
-.revenue_lock``). Every upgrade decision reads it through ``revenue_locked()`` and nowhere else, so
-the lock's owner can point this one function at the real source: ``set_revenue_lock_source(fn)``
-in-process, or by replacing ``_default_source``. Until then the source is a file (the simulated
-lock): the meter is locked while ``[upgrade] revenue_lock_file`` holds "locked", "1", "on" or
-"true". An unreadable file counts as locked: an upgrade is refused rather than allowed by mistake.
+.revenue_lock``), owned by the revenue registers, which publish it in the measurement snapshot;
+``firmware.lockstate.revenue_locked(config)`` is how the upgrade service and ``meter image install``
+read it. This module holds the file form of the switch used by the simulated board: the meter is
+locked while ``[upgrade] revenue_lock_file`` holds "locked", "1", "on" or "true". An unreadable
+file counts as locked: an upgrade is refused rather than allowed by mistake.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Accuracy of the metrology pipeline through the simulated 24-bit ADC, against analytic truth (issue 4).
+"""Accuracy of the metrology pipeline through the simulated 24-bit ADC, against analytic truth.
 
 The measurements come from tools/gendocs_metrology.py, the same code that writes docs/accuracy.md.
 Limits (four to ten times tighter than the JEMStar II figures, SPEC §2):

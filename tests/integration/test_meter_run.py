@@ -15,7 +15,7 @@ import pytest
 from firmware.control import ControlClient
 
 STARTUP_TIMEOUT_S = 90.0   # generous: CI machines are small and may be busy
-STOP_DEADLINE_S = 5.0      # from the issue: Ctrl-C or SIGTERM stops everything within 5 s
+STOP_DEADLINE_S = 5.0      # requirement: Ctrl-C or SIGTERM stops everything within 5 s
 
 
 def _free_port() -> int:

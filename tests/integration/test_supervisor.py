@@ -14,7 +14,7 @@ import pytest
 
 from firmware.control import ControlClient
 
-RESTART_DEADLINE_S = 2.0  # from the issue: back within 2 s of kill -9
+RESTART_DEADLINE_S = 2.0  # requirement: a service killed with -9 is back within 2 s
 
 
 def _alive(pid: int) -> bool:

@@ -100,14 +100,26 @@ def test_locked_meter_is_refused_and_unlocking_allows_it(env):
     assert env.installer().install(img)["slot"] == "b"
 
 
-def test_lock_source_can_be_pointed_elsewhere(env):
-    from firmware.upgrade.lock import set_revenue_lock_source
+def test_lock_published_by_its_owner_is_honoured(env):
+    """On a real board the switch is a GPIO owned by the revenue registers, which publish it in the measurement
+    snapshot; the upgrade checks (service and CLI) read it there through firmware.lockstate."""
+    from firmware.config import meter_schema
+    from firmware.ipc.snapshot import Snapshot
+    from firmware.lockstate import revenue_locked
+    from firmware.points import snapshot_layout
+    from firmware.service import instance_name
 
-    set_revenue_lock_source(lambda: True)
+    run_dir = env.base / "run"
+    config = meter_schema().load({"meter": {"run_dir": str(run_dir)},
+                                  "upgrade": {"revenue_lock_file": str(env.settings.revenue_lock_file)}})
+    snap = Snapshot.create(f"{instance_name(run_dir)}.measurements", snapshot_layout())
     try:
-        refused(env, env.image("0.2.0"), "locked")
+        snap.publish({"revenue_locked": 1.0})
+        refused(env, env.image("0.2.0"), "locked", locked=lambda: revenue_locked(config))
+        snap.publish({"revenue_locked": 0.0})
+        assert env.installer(locked=lambda: revenue_locked(config)).install(env.image("0.2.0"))["slot"] == "b"
     finally:
-        set_revenue_lock_source(None)
+        snap.unlink()
 
 
 def test_not_enough_space_is_refused(env):

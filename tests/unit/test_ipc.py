@@ -43,9 +43,10 @@ def _writer(name: str, n: int, pace_every: int) -> None:
             time.sleep(0.0005)
 
 
-def _reader(name: str, slow: bool, n: int, results: mp.Queue) -> None:
+def _reader(name: str, slow: bool, n: int, results: mp.Queue, ready) -> None:
     ring = Ring.attach(name, timeout_s=5)
     reader = RingReader(ring, start="oldest")
+    ready.release()
     expected = 0
     skipped = 0
     got = 0
@@ -77,11 +78,13 @@ def test_ring_many_reader_processes_no_torn_reads_and_exact_loss(ring_name):
     Ring.create(ring_name, SLOT, 64)
     ctx = mp.get_context("spawn")
     results: mp.Queue = ctx.Queue()
-    readers = [ctx.Process(target=_reader, args=(ring_name, slow, N_RECORDS, results)) for slow in
+    ready = ctx.Semaphore(0)
+    readers = [ctx.Process(target=_reader, args=(ring_name, slow, N_RECORDS, results, ready)) for slow in
                (False, False, True, True)]
     for r in readers:
         r.start()
-    time.sleep(1.0)  # readers attached and waiting
+    for _ in readers:  # every reader holds its position at record 0 before the writer starts
+        assert ready.acquire(timeout=60)
     writer = ctx.Process(target=_writer, args=(ring_name, N_RECORDS, 200))
     writer.start()
     writer.join(60)
@@ -218,3 +221,11 @@ def test_c_ring_path_agrees_with_python_reference(ring_name, writer_native, read
     while (record := reader.read(0)) is not None:
         got.append(_check(record))
     assert got == list(range(25, 40)) and reader.lost == 25
+
+
+def test_control_socket_path_too_long_is_refused_with_the_reason(tmp_path):
+    from firmware.control import ControlServer
+
+    deep = tmp_path / ("d" * 120) / "control.sock"
+    with pytest.raises(IPCError, match="longer than the 107 a Unix socket allows; choose a shorter"):
+        ControlServer(deep).start()

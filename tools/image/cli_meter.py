@@ -64,10 +64,17 @@ def _settings(args: argparse.Namespace) -> UpgradeSettings:
     return UpgradeSettings.from_config(ConfigStore(args.config).load())
 
 
+def _locked(args: argparse.Namespace) -> bool:
+    from firmware.lockstate import revenue_locked
+
+    return revenue_locked(ConfigStore(args.config).load())
+
+
 def _install(args: argparse.Namespace) -> int:
     from firmware.upgrade.installer import Installer
 
-    installer = Installer(_settings(args), progress=lambda step: print(f"  {step}", file=sys.stderr))
+    installer = Installer(_settings(args), locked=lambda: _locked(args),
+                          progress=lambda step: print(f"  {step}", file=sys.stderr))
     try:
         if args.check_only:
             checked = installer.check(args.image)
