@@ -29,9 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--board", action="append", default=None,
                    help="compatible board, repeatable (default: cm4-ade9000 and sim)")
     b.add_argument("--min-from", default="0.0.0", help="oldest installed version this image may upgrade")
-    b.add_argument("--deps", default="none",
-                   help="'none' (application only), 'download' (pip download CM4 wheels, sources otherwise) "
-                        "or a directory of wheels/source archives (default %(default)s)")
+    b.add_argument("--deps", default="download",
+                   help="'download' (pip download the pinned CM4 wheels, sources otherwise; what a release "
+                        "image carries), a directory of wheels/source archives (offline build), or 'none' "
+                        "(application only, for development slots) (default %(default)s)")
     b.add_argument("--source-date-epoch", type=int, default=None,
                    help="timestamp for every member (default: $SOURCE_DATE_EPOCH, else the last git commit)")
     b.add_argument("--trust-add", action="append", default=[], metavar="PUBKEY.pem",
