@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from metrology import _kernels
+
 MAX_ORDER = 63
 N_ORDERS = MAX_ORDER + 1                 # index 0 is DC
 HARMONIC_SIGNALS = 10                    # va vb vc vab vbc vca ia ib ic in (residual excluded)
@@ -62,22 +64,18 @@ def spectrum_harmonics(spec: np.ndarray, n_cycles: int, length: int, rms: np.nda
     ``rms`` and ``peak`` (10,) are the window's RMS and max |x|, which the caller has from its cycles.
     """
     n = n_cycles
-    lines = spec[:, :spectrum_lines(n)]
-    c2 = lines.real ** 2
-    c2 += lines.imag ** 2
-    c2 *= 2.0 / (length * length)                     # squared RMS of each line
-    c2 = c2.reshape(HARMONIC_SIGNALS, N_ORDERS, n)    # [s, h, j] = line h*N + j
-    if n >= 2:   # harmonic subgroup: the centre line and one on each side
-        g2 = c2[:, 1:, 0] + (c2[:, :-1, n - 1] + c2[:, 1:, 1])
-    else:
-        g2 = c2[:, 1:, 0]
+    # |X|^2 of the harmonic subgroups (centre line and one on each side) and of the centred
+    # interharmonic subgroups, and each harmonic line's phase
+    g2, inter2, phase = _kernels.harmonic_groups(spec, n, N_ORDERS)
+    line_ms = 2.0 / (length * length)                 # |X|^2 -> squared RMS of a line
+    g2 *= line_ms
     mag = np.empty((HARMONIC_SIGNALS, N_ORDERS))
     mag[:, 0] = np.abs(spec[:, 0]) / length
     np.sqrt(g2, out=mag[:, 1:])
     inter = np.full((HARMONIC_SIGNALS, N_ORDERS), np.nan)
     if n >= 4:
-        np.sqrt(c2[:, :MAX_ORDER, 2:n - 1].sum(axis=2), out=inter[:, :MAX_ORDER])
-    phase = np.angle(lines[:, ::n])                   # (10, 64): lines h*N
+        inter2 *= line_ms
+        np.sqrt(inter2, out=inter[:, :MAX_ORDER])
     angle = np.degrees(phase - _ORDERS * phase[0, 1])  # relative to the VA fundamental
     angle += 180.0
     angle %= 360.0

@@ -22,7 +22,7 @@ import numpy as np
 
 from metrology.cycle import CycleMeasures
 from metrology.harmonics import HarmonicValues, sequence
-from metrology.power import compute_power, quadrant, signed_pf
+from metrology.power import interval_power, quadrant, signed_pf
 from metrology.systems import I_N, I_PH, I_RES, V_LL, V_LN
 
 RMS_KEYS = ("v_ln", "v_ll", "i", "i_n", "i_res", "h_mag", "h_inter", "thd", "thd_rms", "thd_odd",
@@ -57,7 +57,9 @@ def cycles_values(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, c
     vi = weights @ cm.vi
     fund = cm.fund
     s1 = weights @ (fund[:, V_LN] * np.conj(fund[:, I_PH]))
-    pw = compute_power(ms[V_LN], ms[I_PH], vi, s1, present, creep_current, convention)
+    pres = present.tolist()
+    m = ms.tolist()
+    pw = interval_power(m[V_LN], m[I_PH], vi.tolist(), s1.tolist(), pres, creep_current, convention)
     valid = ~np.isnan(cm.freq)
     n_valid = int(np.count_nonzero(valid))
     freq = n_valid / float(cm.duration_s[valid].sum()) if n_valid else math.nan
@@ -70,7 +72,6 @@ def cycles_values(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, c
         "freq": np.array([freq]),
     }
     out.update(sequence_values(weights @ fund, phase_order))
-    pres = present.tolist()
     lines = [pres[0] and pres[1], pres[1] and pres[2], pres[2] and pres[0]]
     r = rms.tolist()
     out["v_unbal"] = np.array([_unbalance(r[V_LN], pres)])

@@ -16,6 +16,7 @@ Conventions (SPEC §2, JEM L6317 "Formulas"):
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,3 +74,39 @@ def compute_power(v_ms: np.ndarray, i_ms: np.ndarray, vi: np.ndarray, s1: np.nda
         qh=p4 / 2 + q4 * _SQRT3_2,
         p1=p14,
     )
+
+
+def interval_power(v_ms: list[float], i_ms: list[float], vi: list[float], s1: list[complex],
+                   present: list[bool], creep_current: float, convention: str) -> PowerValues:
+    """``compute_power`` of one interval (three phases as plain numbers), with the same arithmetic in
+    the same order: a few dozen float operations cost less than as many numpy calls on 3-element arrays.
+    """
+    x: list[list[float]] = [[], [], [], []]            # W, var, fundamental W, VA per phase
+    for k in range(3):
+        if present[k] and math.sqrt(i_ms[k]) >= creep_current:
+            row = (vi[k], s1[k].imag, s1[k].real, math.sqrt(v_ms[k] * i_ms[k]))
+        else:
+            row = (0.0, 0.0, 0.0, 0.0)
+        for j in range(4):
+            x[j].append(row[j])
+    for xs in x:
+        xs.append(xs[0] + xs[1] + xs[2])
+    p4, q4, p14, sa4 = x
+    hyp = np.hypot(np.array((p4, p14)), np.array(q4)).tolist()     # vectorial VA, fundamental VA
+    pf = [_signed_pf1(p, q, sa, convention) for p, q, sa in zip(p4, q4, sa4)]
+    dpf = [_signed_pf1(p, q, s1a, convention) for p, q, s1a in zip(p14, q4, hyp[1])]
+    quad = [_QUADRANT_LIST[(not p >= 0) + 2 * (not q >= 0)] for p, q in zip(p4, q4)]
+    return PowerValues(
+        p=np.array(p4), q=np.array(q4), s_arith=np.array(sa4), s_vect=np.array(hyp[0]),
+        pf=np.array(pf), dpf=np.array(dpf), quadrant=np.array(quad, dtype=np.int8),
+        qh=np.array([p / 2 + q * _SQRT3_2 for p, q in zip(p4, q4)]), p1=np.array(p14),
+    )
+
+
+_QUADRANT_LIST = _QUADRANT.tolist()
+
+
+def _signed_pf1(p: float, q: float, s: float, convention: str) -> float:
+    mag = min(abs(p) / s, 1.0) if s > 0 else math.nan
+    negative = not (p * q >= 0) if convention == "IEEE" else not (p >= 0)
+    return -mag if negative else mag

@@ -55,14 +55,23 @@ def c_sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarra
     return y, zi
 
 
+def c_harmonic_groups(lines: np.ndarray, n: int, orders: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lines = np.ascontiguousarray(lines, dtype=np.complex128)
+    s, nl = lines.shape
+    g2, inter2, phase = np.empty((s, orders - 1)), np.empty((s, orders - 1)), np.empty((s, orders))
+    _ckernels.harmonic_groups(lines.view(np.float64), g2, inter2, phase, s, nl, n, orders)
+    return g2, inter2, phase
+
+
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"
-    resample, cycle_stats, sosfilt = c_resample, c_cycle_stats, c_sosfilt
+    resample, cycle_stats, sosfilt, harmonic_groups = c_resample, c_cycle_stats, c_sosfilt, c_harmonic_groups
 else:
     BACKEND = "numpy"
     BACKEND_NOTE = ("metrology kernels: numpy reference, the C extension is not built "
                     f"({_IMPORT_ERROR}); same results, lower throughput")
     resample, cycle_stats, sosfilt = reference.resample, reference.cycle_stats, reference.sosfilt
+    harmonic_groups = reference.harmonic_groups
 
-__all__ = ["BACKEND", "BACKEND_NOTE", "resample", "cycle_stats", "sosfilt", "reference"]
+__all__ = ["BACKEND", "BACKEND_NOTE", "resample", "cycle_stats", "sosfilt", "harmonic_groups", "reference"]

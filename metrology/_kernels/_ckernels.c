@@ -5,7 +5,8 @@
  * 11 x 30,720 per second out at 60 Hz) and do a few multiply-adds per sample with data-dependent
  * indexing (interpolation taps at fractional positions), a recursion (IIR filter) or several
  * reductions of the same data at once (half-cycle sums of squares, peaks, v*i and the fundamental's
- * DFT bin of each derived signal, formed from the inputs on the fly). numpy can only express them
+ * DFT bin of each derived signal, formed from the inputs on the fly; the harmonic subgroups of every
+ * 10/12-cycle window, which numpy forms in a dozen passes over strided views). numpy can only express them
  * with large temporaries (6 gathered taps per output sample, per channel; an (m, 512, 11) matrix
  * product read five times) or a Python-level wrapper per call (scipy's sosfilt costs ~150 us per
  * 1024-sample block in argument handling alone), which kept the whole pipeline near 16x real time on
@@ -345,10 +346,63 @@ static PyObject *k_sosfilt(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* harmonic_groups(lines (ns, 2 * nl) complex DFT lines as (re, im) pairs, g2 (ns, no - 1), inter2 (ns, no - 1),
+ *                 phase (ns, no), ns, nl, n, no): for a window of n cycles (line h*n is harmonic h), per
+ *                 signal: g2[h-1] = sum of |X|^2 over lines h*n-1 .. h*n+1 (only h*n when n < 2) for orders
+ *                 h = 1 .. no-1; inter2[h] = sum of |X|^2 over lines h*n+2 .. h*n+n-2 for h = 0 .. no-2 (zero
+ *                 when n < 4); phase[h] = atan2 of line h*n for h = 0 .. no-1. Needs nl >= no * n. */
+static PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
+{
+    PyObject *o[4];
+    buf_t b[4] = {{0}};
+    Py_ssize_t ns, nl, n, no;
+    if (!PyArg_ParseTuple(args, "OOOOnnnn", &o[0], &o[1], &o[2], &o[3], &ns, &nl, &n, &no))
+        return NULL;
+    if (n < 1 || no < 2 || nl < no * n) {
+        PyErr_SetString(PyExc_ValueError, "harmonic_groups: needs n >= 1, no >= 2 and nl >= no * n");
+        return NULL;
+    }
+    if (get_buf(o[0], &b[0], 0, ns * 2 * nl, "lines") || get_buf(o[1], &b[1], 1, ns * (no - 1), "g2") ||
+        get_buf(o[2], &b[2], 1, ns * (no - 1), "inter2") || get_buf(o[3], &b[3], 1, ns * no, "phase")) {
+        release(b, 4);
+        return NULL;
+    }
+    const double *lines = b[0].view.buf;
+    double *g2 = b[1].view.buf, *inter2 = b[2].view.buf, *phase = b[3].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t sg = 0; sg < ns; sg++) {
+        const double *x = lines + sg * 2 * nl;
+        for (Py_ssize_t h = 0; h < no; h++) {
+            const Py_ssize_t c = h * n;
+            phase[sg * no + h] = atan2(x[2 * c + 1], x[2 * c]);
+            if (h >= 1) {
+                double g = x[2 * c] * x[2 * c] + x[2 * c + 1] * x[2 * c + 1];
+                if (n >= 2) {
+                    const double *l = x + 2 * (c - 1), *r = x + 2 * (c + 1);
+                    g += (l[0] * l[0] + l[1] * l[1]) + (r[0] * r[0] + r[1] * r[1]);
+                }
+                g2[sg * (no - 1) + h - 1] = g;
+            }
+            if (h < no - 1) {
+                double acc = 0.0;
+                for (Py_ssize_t j = 2; j <= n - 2; j++) {
+                    const double *v = x + 2 * (c + j);
+                    acc += v[0] * v[0] + v[1] * v[1];
+                }
+                inter2[sg * (no - 1) + h] = acc;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(b, 4);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample", k_resample, METH_VARARGS, "6-point Lagrange interpolation of every column at fractional rows."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
     {"sosfilt", k_sosfilt, METH_VARARGS, "Cascade of biquads (direct form II transposed) with state."},
+    {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -67,3 +67,18 @@ def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray,
     from scipy import signal
 
     return signal.sosfilt(sos, x, zi=zi)
+
+
+def harmonic_groups(lines: np.ndarray, n: int, orders: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For DFT lines (S, >= orders * n) complex of an ``n``-cycle window (line h*n is harmonic h): sums of
+    |X|^2 over each harmonic subgroup h*n-1 .. h*n+1 for h = 1 .. orders-1 (the centre line alone when
+    n < 2), (S, orders-1); over each centred interharmonic subgroup h*n+2 .. h*n+n-2 for h = 0 .. orders-2
+    (zero when n < 4), (S, orders-1); and the phase of each line h*n, (S, orders)."""
+    s = lines.shape[0]
+    c2 = (lines[:, :orders * n].real ** 2 + lines[:, :orders * n].imag ** 2).reshape(s, orders, n)
+    if n >= 2:
+        g2 = c2[:, 1:, 0] + (c2[:, :-1, n - 1] + c2[:, 1:, 1])
+    else:
+        g2 = c2[:, 1:, 0].copy()
+    inter2 = c2[:, :-1, 2:n - 1].sum(axis=2) if n >= 4 else np.zeros((s, orders - 1))
+    return g2, inter2, np.angle(lines[:, :orders * n:n])

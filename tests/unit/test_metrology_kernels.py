@@ -44,6 +44,14 @@ def test_sosfilt_agrees_across_blocks():
     np.testing.assert_allclose(zi_c, zi_r, rtol=1e-10, atol=1e-12)
 
 
+def test_harmonic_groups_agrees_for_every_window_length():
+    rng = np.random.default_rng(6)
+    for n in (1, 2, 3, 4, 10, 12):
+        lines = (rng.normal(size=(10, 64 * n + 2)) + 1j * rng.normal(size=(10, 64 * n + 2))) * 1e3
+        for a, b in zip(_kernels.c_harmonic_groups(lines, n, 64), reference.harmonic_groups(lines, n, 64)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
+
+
 def test_kernels_reject_wrong_dtypes():
     with pytest.raises(TypeError):
         _kernels._ckernels.resample(np.zeros((10, 2), np.float32), np.zeros(3), np.zeros(2), np.zeros((3, 2)),

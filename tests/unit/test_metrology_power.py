@@ -142,3 +142,22 @@ def test_power_functions_on_arrays():
                        np.array([True, True, False]), 0.0, "IEEE")
     assert list(pw.p) == [6, 6, 0, 12] and list(pw.q) == [8, 8, 0, 16]
     assert pw.qh[3] == pytest.approx(6 + 16 * math.sqrt(3) / 2)
+
+
+@pytest.mark.parametrize("convention", ["IEEE", "IEC"])
+def test_interval_power_is_compute_power_on_plain_numbers(convention):
+    # the per-interval path computes in Python floats; it must give what the array path gives
+    from metrology.power import interval_power
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        v_ms = rng.uniform(0, 300, 3) ** 2
+        i_ms = rng.choice([0.0, 1e-8, 0.3, 25.0], 3) * rng.uniform(0.5, 1.5, 3)
+        vi = rng.normal(0, 1, 3) * np.sqrt(v_ms * i_ms)
+        s1 = (rng.normal(0, 1, 3) + 1j * rng.normal(0, 1, 3)) * np.sqrt(v_ms * i_ms) / 2
+        present = rng.random(3) < 0.8
+        want = compute_power(v_ms, i_ms, vi, s1, present, 1e-3, convention)
+        got = interval_power(v_ms.tolist(), i_ms.tolist(), vi.tolist(), s1.tolist(), present.tolist(), 1e-3,
+                             convention)
+        for name in want.__dataclass_fields__:
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
