@@ -117,38 +117,79 @@ def harmonic_values(h: HarmonicValues) -> dict[str, np.ndarray]:
 
 def aggregate(parts: list[Interval], kind: str, convention: str) -> Interval:
     """One interval from several (IEC 61000-4-30 4.5: RMS of RMS values, means of powers)."""
-    values: dict[str, np.ndarray] = {}
-    keys = parts[0].values.keys()
-    for key in keys:
-        stack = np.array([p.values[key] for p in parts if key in p.values])
-        if key not in _AGGREGATED or not np.isfinite(stack).any():
-            values[key] = stack[-1]
-        elif key in MAX_KEYS:
-            values[key] = np.fmax.reduce(stack, axis=0)      # NaN (absent phases) ignored, as nanmax
-        elif key in RMS_KEYS:
-            values[key] = np.sqrt(_nanmean(stack * stack))
-        else:
-            values[key] = _nanmean(stack)
-    if "p" in values:
-        values["pf"] = signed_pf(values["p"], values["q"], values["s"], convention)
-        values["dpf"] = signed_pf(values["p1"], values["q"], np.hypot(values["p1"], values["q"]), convention)
-        values["quadrant"] = quadrant(values["p"], values["q"]).astype(np.float64)
-    return Interval(kind, parts[0].start_ns, parts[-1].end_ns, sum(p.duration_s for p in parts),
-                    sum(p.cycles for p in parts), values, any(p.flagged for p in parts),
-                    any(p.gap for p in parts))
+    run = RunningAggregate()
+    for part in parts:
+        run.add(part)
+    return run.result(kind, convention)
+
+
+class RunningAggregate:
+    """``aggregate`` of intervals added one at a time, without keeping them (a 10-min value is made of
+    3000 windows). Per value: the sum and count of the non-NaN entries (squares for RMS quantities), the
+    maximum ignoring NaN and the latest value; NaN columns (absent phases) stay NaN. The sums add the
+    intervals in order, as a reduction of their stack along its first axis does.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def _layout(self, values: dict[str, np.ndarray]) -> None:
+        self.keys = list(values)
+        arrays = [np.asarray(values[k]) for k in self.keys]
+        self.shapes = [a.shape for a in arrays]
+        sizes = [a.size for a in arrays]
+        self.bounds = np.cumsum([0] + sizes).tolist()
+        self.square = np.repeat([k in RMS_KEYS for k in self.keys], sizes)
+        width = self.bounds[-1]
+        self.total = np.zeros(width)
+        self.n = np.zeros(width, dtype=np.int64)
+        self.peak = np.full(width, np.nan)
+        self.finite = np.zeros(width, dtype=bool)
+
+    def add(self, item: Interval) -> None:
+        if self.count == 0:
+            self._layout(item.values)
+            self.start_ns, self.duration_s, self.cycles = item.start_ns, 0.0, 0
+            self.flagged = self.gap = False
+        x = np.concatenate([np.ravel(item.values[k]) for k in self.keys])
+        y = np.where(self.square, x * x, x)
+        nan = np.isnan(y)
+        self.total += np.where(nan, 0.0, y)
+        self.n += ~nan
+        np.fmax(self.peak, x, out=self.peak)
+        self.finite |= np.isfinite(x)
+        self.latest = x
+        self.count += 1
+        self.end_ns = item.end_ns
+        self.duration_s += item.duration_s
+        self.cycles += item.cycles
+        self.flagged |= item.flagged
+        self.gap |= item.gap
+
+    def result(self, kind: str, convention: str) -> Interval:
+        mean = np.full(self.total.shape, np.nan)
+        np.divide(self.total, self.n, out=mean, where=self.n > 0)
+        values: dict[str, np.ndarray] = {}
+        for j, key in enumerate(self.keys):
+            lo, hi = self.bounds[j], self.bounds[j + 1]
+            if key not in _AGGREGATED or not self.finite[lo:hi].any():
+                flat = self.latest[lo:hi]
+            elif key in MAX_KEYS:
+                flat = self.peak[lo:hi]
+            elif key in RMS_KEYS:
+                flat = np.sqrt(mean[lo:hi])
+            else:
+                flat = mean[lo:hi]
+            values[key] = flat.reshape(self.shapes[j])
+        if "p" in values:
+            values["pf"] = signed_pf(values["p"], values["q"], values["s"], convention)
+            values["dpf"] = signed_pf(values["p1"], values["q"], np.hypot(values["p1"], values["q"]), convention)
+            values["quadrant"] = quadrant(values["p"], values["q"]).astype(np.float64)
+        return Interval(kind, self.start_ns, self.end_ns, self.duration_s, self.cycles, values, self.flagged,
+                        self.gap)
 
 
 _AGGREGATED = frozenset(RMS_KEYS + MEAN_KEYS + MAX_KEYS)
-
-
-def _nanmean(stack: np.ndarray) -> np.ndarray:
-    """``np.nanmean`` over axis 0 (same sum, same count) without its warning for all-NaN columns
-    (absent phases), which stay NaN."""
-    nan = np.isnan(stack)
-    total = np.where(nan, 0.0, stack).sum(axis=0)
-    count = stack.shape[0] - np.count_nonzero(nan, axis=0)
-    out = np.full(total.shape, np.nan)
-    return np.divide(total, count, out=out, where=count > 0)
 
 
 class ClockAggregator:
@@ -156,23 +197,23 @@ class ClockAggregator:
 
     def __init__(self, period_ns: int, kind: str, convention: str) -> None:
         self.period_ns, self.kind, self.convention = period_ns, kind, convention
-        self.parts: list[Interval] = []
+        self.run = RunningAggregate()
         self.tick: int | None = None
 
     def add(self, item: Interval) -> list[Interval]:
         tick = item.start_ns // self.period_ns * self.period_ns
         out = []
-        if self.tick is not None and tick != self.tick and self.parts:
+        if self.tick is not None and tick != self.tick and self.run.count:
             out.append(self._close())
         self.tick = tick
-        self.parts.append(item)
+        self.run.add(item)
         return out
 
     def _close(self) -> Interval:
-        result = aggregate(self.parts, self.kind, self.convention)
+        result = self.run.result(self.kind, self.convention)
         result.start_ns = self.tick if self.tick is not None else result.start_ns
         result.end_ns = result.start_ns + self.period_ns
-        self.parts = []
+        self.run = RunningAggregate()
         return result
 
 
@@ -181,17 +222,17 @@ class CountAggregator:
 
     def __init__(self, count: int, kind: str, convention: str, resync_ns: int = TEN_MIN_NS) -> None:
         self.count, self.kind, self.convention, self.resync_ns = count, kind, convention, resync_ns
-        self.parts: list[Interval] = []
+        self.run = RunningAggregate()
 
     def restart(self) -> None:
-        self.parts = []
+        self.run = RunningAggregate()
 
     def add(self, item: Interval) -> list[Interval]:
-        if self.parts and item.start_ns // self.resync_ns != self.parts[0].start_ns // self.resync_ns:
-            self.parts = []          # incomplete group at the 10-min tick is dropped
-        self.parts.append(item)
-        if len(self.parts) == self.count:
-            out = aggregate(self.parts, self.kind, self.convention)
-            self.parts = []
+        if self.run.count and item.start_ns // self.resync_ns != self.run.start_ns // self.resync_ns:
+            self.run = RunningAggregate()      # incomplete group at the 10-min tick is dropped
+        self.run.add(item)
+        if self.run.count == self.count:
+            out = self.run.result(self.kind, self.convention)
+            self.run = RunningAggregate()
             return [out]
         return []
