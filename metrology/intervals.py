@@ -48,6 +48,8 @@ class Interval:
     gap: bool = False         # acquisition lost samples inside or just before this interval
     energy: object | None = None   # EnergyIncrement for "1s" intervals
     energy_comp: object | None = None   # its loss-compensated twin, when loss compensation is on
+    # the values as RunningAggregate adds them, made once for every aggregation the interval enters
+    flat: tuple | None = field(default=None, repr=False, compare=False)
 
 
 def cycles_values(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, creep_current: float,
@@ -151,13 +153,16 @@ class RunningAggregate:
             self._layout(item.values)
             self.start_ns, self.duration_s, self.cycles = item.start_ns, 0.0, 0
             self.flagged = self.gap = False
-        x = np.concatenate([np.ravel(item.values[k]) for k in self.keys])
-        y = np.where(self.square, x * x, x)
-        nan = np.isnan(y)
-        self.total += np.where(nan, 0.0, y)
-        self.n += ~nan
+        if item.flat is None or item.flat[0] != self.keys:
+            x = np.concatenate([np.ravel(item.values[k]) for k in self.keys])
+            y = np.where(self.square, x * x, x)
+            valid = ~np.isnan(y)
+            item.flat = (self.keys, x, np.where(valid, y, 0.0), valid, np.isfinite(x))
+        _, x, y, valid, finite = item.flat
+        self.total += y
+        self.n += valid
         np.fmax(self.peak, x, out=self.peak)
-        self.finite |= np.isfinite(x)
+        self.finite |= finite
         self.latest = x
         self.count += 1
         self.end_ns = item.end_ns
