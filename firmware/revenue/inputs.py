@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from firmware.config.board import load_board
 from firmware.upgrade.lock import file_lock_state
 
 
@@ -105,14 +106,8 @@ class GpioInputs:
 
 def open_inputs(config: Any, board_path: str | Path | None, settings: Any) -> SimInputs | GpioInputs:
     """The inputs for this board: GPIO on hardware, files on the simulated board."""
-    board = None
-    if board_path is not None:
-        try:
-            from firmware.config.board import load_board  # type: ignore[import-not-found]
-            board = load_board(board_path)
-        except ModuleNotFoundError:
-            board = None
-    if board is not None and not getattr(board, "simulated", True):
+    board = load_board(board_path) if board_path is not None else None
+    if board is not None and not board.simulated:
         from hal.gpio import open_gpio
         gp = board.gpio
         gpio = open_gpio(gp.backend, chip=gp.chip) if gp.backend == "gpiod" else open_gpio(gp.backend)
