@@ -51,7 +51,7 @@ class CycleLog:
 
     A 10/12-cycle window and a 1-s interval are each a run of consecutive rows; closing one is a
     slice of views (``rows``), not a concatenation of copies. ``drop`` moves the rows still needed
-    to the front once both intervals have moved past the others.
+    to the front once the rows both intervals have moved past fill half the log.
     """
 
     def __init__(self, capacity: int = 256) -> None:
@@ -84,15 +84,17 @@ class CycleLog:
     def rows(self, lo: int, hi: int) -> CycleMeasures:
         return CycleMeasures(*(self._cols[f][lo:hi] for f in CycleMeasures.__dataclass_fields__))
 
-    def drop(self, k: int) -> None:
-        """Forget rows before ``k``; row ``k`` becomes row 0."""
-        if k <= 0:
-            return
+    def drop(self, k: int) -> int:
+        """Rows before ``k`` are no longer needed. They are forgotten (row ``k`` becomes row 0) once they
+        fill half the log, or when they are all the rows; returns how many rows were forgotten."""
         rest = self.n - k
+        if k <= 0 or (rest > 0 and 2 * k < self._capacity):
+            return 0
         if rest > 0:
             for col in self._cols.values():
                 col[:rest] = col[k:self.n]
         self.n = max(rest, 0)
+        return k
 
 
 class CycleStage:

@@ -144,10 +144,9 @@ class Pipeline:
             out.frequency_10s.append((t, f))
         self._windows(batch.samples, base, start_ns, end_ns, flags_c, out)
         self._seconds(base, start_ns, flags_c, out)
-        keep = min(self._win_lo if self._win_count else self.log.n, self._sec_lo)
-        self.log.drop(keep)
-        self._win_lo -= keep
-        self._sec_lo -= keep
+        dropped = self.log.drop(min(self._win_lo if self._win_count else self.log.n, self._sec_lo))
+        self._win_lo -= dropped
+        self._sec_lo -= dropped
         return out
 
     def _reference(self, x: np.ndarray) -> np.ndarray:
@@ -282,7 +281,7 @@ class Pipeline:
         s = self.settings
         s1 = cm.fund[:, V_LN] * np.conj(cm.fund[:, I_PH])
         v_ms, i_ms = cm.ms[:, V_LN], cm.ms[:, I_PH]
-        pw = compute_power(v_ms, i_ms, cm.vi, s1, self.present, self.creep, s.pf_convention)
+        pw = compute_power(v_ms, i_ms, cm.vi, s1, self.present, self.creep, s.pf_convention, factors=False)
         live = self.present & (np.sqrt(i_ms) >= self.creep)
         energy = cycle_energy(pw, v_ms, i_ms, live, cm.duration_s)
         if not s.losses.enabled:
@@ -290,7 +289,7 @@ class Pipeline:
         w_loss, var_loss = loss_power(v_ms, i_ms, pw.p[:, :3] >= 0, self.present, s.losses)
         vi_c = np.where(live, cm.vi, 0.0) + w_loss
         s1_c = np.where(live, s1, 0.0) + 1j * var_loss
-        pw_c = compute_power(v_ms, i_ms, vi_c, s1_c, self.present, 0.0, s.pf_convention)
+        pw_c = compute_power(v_ms, i_ms, vi_c, s1_c, self.present, 0.0, s.pf_convention, factors=False)
         comp = cycle_energy(pw_c, v_ms, i_ms, live, cm.duration_s, compensated=True)
         comp.start_ns = energy.start_ns
         return energy, comp

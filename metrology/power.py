@@ -28,9 +28,9 @@ class PowerValues:
     q: np.ndarray           # (..., 4) var (fundamental)
     s_arith: np.ndarray     # (..., 4) VA
     s_vect: np.ndarray      # (..., 4) VA
-    pf: np.ndarray          # (..., 4) true PF, signed by convention
-    dpf: np.ndarray         # (..., 4) displacement PF, signed by convention
-    quadrant: np.ndarray    # (..., 4) 1..4
+    pf: np.ndarray | None          # (..., 4) true PF, signed by convention (None: not asked for)
+    dpf: np.ndarray | None         # (..., 4) displacement PF, signed by convention (None: not asked for)
+    quadrant: np.ndarray | None    # (..., 4) 1..4 (None: not asked for)
     qh: np.ndarray          # (..., 4) Q-hour power W/2 + var*sqrt(3)/2 (JEM)
     p1: np.ndarray          # (..., 4) fundamental active power Re(V1 conj(I1))
 
@@ -54,16 +54,21 @@ def signed_pf(p: np.ndarray, q: np.ndarray, s: np.ndarray, convention: str) -> n
 
 
 def compute_power(v_ms: np.ndarray, i_ms: np.ndarray, vi: np.ndarray, s1: np.ndarray,
-                  present: np.ndarray, creep_current: float, convention: str) -> PowerValues:
+                  present: np.ndarray, creep_current: float, convention: str, factors: bool = True) -> PowerValues:
     """Power from per-phase mean squares, mean v*i and fundamental complex power V1 conj(I1).
 
     ``v_ms``, ``i_ms``, ``vi``: (..., 3); ``s1``: (..., 3) complex; ``present``: (3,) bool phases.
+    ``factors=False`` leaves out the power factors and quadrants (energy integration needs only the flows).
     """
     live = present & (np.sqrt(i_ms) >= creep_current)
     # W, var, fundamental W and VA side by side, so that the creep mask and the totals are one step each
     x = np.where(live, np.stack((vi, s1.imag, s1.real, np.sqrt(v_ms * i_ms))), 0.0)
     x4 = np.concatenate((x, x.sum(axis=-1, keepdims=True)), axis=-1)
     p4, q4, p14, sa4 = x4
+    qh = p4 / 2 + q4 * _SQRT3_2
+    if not factors:
+        return PowerValues(p=p4, q=q4, s_arith=sa4, s_vect=np.hypot(p4, q4), pf=None, dpf=None, quadrant=None,
+                           qh=qh, p1=p14)
     pp1 = x4[[0, 2]]                                  # W and fundamental W
     s_vect_1 = np.hypot(pp1, q4)                      # vectorial VA and fundamental VA
     pf = signed_pf(pp1, q4, np.stack((sa4, s_vect_1[1])), convention)
@@ -71,7 +76,7 @@ def compute_power(v_ms: np.ndarray, i_ms: np.ndarray, vi: np.ndarray, s1: np.nda
         p=p4, q=q4, s_arith=sa4, s_vect=s_vect_1[0],
         pf=pf[0], dpf=pf[1],
         quadrant=quadrant(p4, q4),
-        qh=p4 / 2 + q4 * _SQRT3_2,
+        qh=qh,
         p1=p14,
     )
 
