@@ -55,21 +55,6 @@ def _phase_delays(sos: np.ndarray, freq_hz: np.ndarray, sample_rate_hz: float) -
     return -np.sum(np.angle(h), axis=1) / w[:, 0]
 
 
-def _cubic_root(ym: float, y0: float, y1: float, y2: float) -> float:
-    """Root in [0, 1] of the cubic through (-1, ym), (0, y0), (1, y1), (2, y2).
-
-    Linear interpolation would leave up to 1 ns of grid-dependent error at 65 Hz with a 5th
-    harmonic (a few 1e-7 of the period); the cubic brings it below 10 ps.
-    """
-    c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6           # p(u) = y0 + c1 u + c2 u^2 + c3 u^3
-    c2 = (ym + y1) / 2 - y0
-    c3 = (y2 - ym) / 6 + (y0 - y1) / 2
-    u = y0 / (y0 - y1)
-    for _ in range(3):                            # Newton from the linear estimate
-        u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3))
-    return u
-
-
 @dataclass
 class Boundaries:
     """Cycle boundaries found by one ``CycleTracker.process`` call."""
@@ -110,36 +95,35 @@ class CycleTracker:
         self.period = self.nominal_period
         self.reacquiring = True
 
-    def process(self, ref: np.ndarray, first_index: int) -> Boundaries:
-        """Feed the reference signal for samples ``first_index ..``; return the boundaries now known."""
+    def process(self, ref: np.ndarray, first_index: int, weights: np.ndarray | None = None) -> Boundaries:
+        """Feed the reference signal for samples ``first_index ..``; return the boundaries now known.
+
+        With ``weights``, ``ref`` is the (n, c) inputs and the reference is ``ref @ weights``.
+        """
         if self.next_index is None or first_index != self.next_index:
             self.restart(first_index)
         n = ref.shape[0]
         self.next_index = first_index + n
-        y, self.zi = _kernels.sosfilt(self.sos, ref, self.zi)
+        y, self.zi = _kernels.sosfilt(self.sos, ref, self.zi, weights)
         tail = self.tail.shape[0]
         yy = np.concatenate((self.tail, y))   # yy[tail] is sample first_index
         self.tail = yy[-self.tail_len:]
         # candidate k: yy[k] < 0 <= yy[k+1]; the cubic through yy[k-1..k+2] needs one sample more,
         # so the last pair waits for the next block (the tail keeps it)
-        lo = max(tail - 2, 1)
-        cand = np.flatnonzero((yy[lo:-2] < 0) & (yy[lo + 1:-1] >= 0)) + lo
+        # with the peak of |y| over the half cycle before each (is there a voltage?) and the root of
+        # the cubic through the four samples around it: linear interpolation would leave up to 1 ns of
+        # grid-dependent error at 65 Hz with a 5th harmonic (a few 1e-7 of the period), the cubic < 10 ps
+        cand, roots, peaks = _kernels.rising_crossings(yy, max(tail - 2, 1), int(self.period // 2))
         out_t: list[float] = []
         out_real: list[bool] = []
-        if cand.size:
-            # peak of |y| over the half cycle before each candidate: is there a voltage?
-            half = int(self.period // 2)
-            absy = np.abs(yy)
-            peak_of = np.maximum.reduce
-            for k in cand.tolist():
-                peak = float(peak_of(absy[max(k - half, 0):k + 1]))
-                # the delay depends a little on frequency: use the
-                # period just measured, so a ramp shifts every crossing alike and the period stays true
-                delay = self._delay(self.fs / self.period)
-                t = first_index + k - tail + _cubic_root(*yy[k - 1:k + 3].tolist()) - delay
-                if peak < self.present_peak or (self.settle_until is not None and t < self.settle_until):
-                    continue
-                self._accept_real(t, out_t, out_real)
+        for k, root, peak in zip(cand, roots, peaks):
+            # the delay depends a little on frequency: use the
+            # period just measured, so a ramp shifts every crossing alike and the period stays true
+            delay = self._delay(self.fs / self.period)
+            t = first_index + k - tail + root - delay
+            if peak < self.present_peak or (self.settle_until is not None and t < self.settle_until):
+                continue
+            self._accept_real(t, out_t, out_real)
         end = first_index + n - self.max_delay
         while self.last is not None and end - self.last > VIRTUAL_AFTER_PERIODS * self.period:
             self.last += self.period

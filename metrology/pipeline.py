@@ -64,8 +64,7 @@ class Pipeline:
         self.gain = ratio * np.where(np.asarray(s.invert), -1.0, 1.0)
         # the ratios and polarities act through the (linear) wiring: inputs are resampled as they come
         self.matrix = self.gain[:, None] * self.wiring.matrix
-        reference = self.gain * self.wiring.reference
-        self._ref_terms = [(int(i), float(reference[i])) for i in np.flatnonzero(reference)]
+        self.reference = self.gain * self.wiring.reference
         delays = np.asarray(s.phase_correction_deg) / 360.0 * self.fs / s.nominal_frequency
         line_ref = settings.system_type in ("DELTA", "2L")
         self.udin_ln = s.nominal_voltage / (np.sqrt(3) if settings.system_type == "DELTA" else
@@ -127,7 +126,7 @@ class Pipeline:
             self._restart(first_index)
         self.next_index = first_index + x.shape[0]
         self.origin_ns = int(timestamp_ns) - int(round(first_index * 1e9 / self.fs))
-        bounds = self.tracker.process(self._reference(x), first_index)
+        bounds = self.tracker.process(x, first_index, self.reference)
         self.resampler.push(x, first_index)
         self.resampler.add_boundaries(bounds)
         batch = self.resampler.take_cycles()
@@ -148,15 +147,6 @@ class Pipeline:
         self._win_lo -= dropped
         self._sec_lo -= dropped
         return out
-
-    def _reference(self, x: np.ndarray) -> np.ndarray:
-        """The tracker's reference signal: a weighted sum of two or three inputs (a matrix-vector
-        product over all seven columns costs several times more)."""
-        (i, w), *rest = self._ref_terms or [(0, 0.0)]
-        ref = x[:, i] * w
-        for i, w in rest:
-            ref += x[:, i] * w
-        return ref
 
     def _restart(self, first_index: int) -> None:
         self.tracker.restart(first_index)

@@ -47,11 +47,15 @@ def c_cycle_stats(x: np.ndarray, matrix: np.ndarray, v0: int, i0: int, nvi: int)
     return sq, peak, vi, fre, fim
 
 
-def c_sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def c_sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, weights: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     sos, x = _f64(sos), _f64(x)
     zi = np.array(zi, dtype=np.float64, order="C")
-    y = np.empty_like(x)
-    _ckernels.sosfilt(sos, x, zi, y, sos.shape[0], x.shape[0])
+    y = np.empty(x.shape[0])
+    if weights is None:
+        _ckernels.sosfilt(sos, x, zi, y, sos.shape[0], x.shape[0])
+    else:
+        _ckernels.sosfilt(sos, x, zi, y, sos.shape[0], x.shape[0], _f64(weights), x.shape[1])
     return y, zi
 
 
@@ -63,15 +67,25 @@ def c_harmonic_groups(lines: np.ndarray, n: int, orders: int) -> tuple[np.ndarra
     return g2, inter2, phase
 
 
+def c_rising_crossings(y: np.ndarray, lo: int, half: int) -> tuple[list[int], list[float], list[float]]:
+    y = _f64(y)
+    n = y.shape[0]
+    idx, root, peak = np.empty(n), np.empty(n), np.empty(n)
+    count = _ckernels.rising_crossings(y, idx, root, peak, n, lo, half)
+    return [int(k) for k in idx[:count].tolist()], root[:count].tolist(), peak[:count].tolist()
+
+
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"
     resample, cycle_stats, sosfilt, harmonic_groups = c_resample, c_cycle_stats, c_sosfilt, c_harmonic_groups
+    rising_crossings = c_rising_crossings
 else:
     BACKEND = "numpy"
     BACKEND_NOTE = ("metrology kernels: numpy reference, the C extension is not built "
                     f"({_IMPORT_ERROR}); same results, lower throughput")
     resample, cycle_stats, sosfilt = reference.resample, reference.cycle_stats, reference.sosfilt
-    harmonic_groups = reference.harmonic_groups
+    harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
 
-__all__ = ["BACKEND", "BACKEND_NOTE", "resample", "cycle_stats", "sosfilt", "harmonic_groups", "reference"]
+__all__ = ["BACKEND", "BACKEND_NOTE", "resample", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings",
+           "reference"]

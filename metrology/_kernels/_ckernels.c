@@ -290,27 +290,40 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* sosfilt(sos (ns, 6), x (n,), zi (ns, 2) in/out, y (n,)): direct form II transposed biquads, as scipy. */
+/* sosfilt(sos (ns, 6), x (n, c), zi (ns, 2) in/out, y (n,), ns, n[, w (c,), c]): direct form II transposed
+ * biquads, as scipy, on x or, with weights w, on the weighted sum of x's c columns (formed sample by
+ * sample in column order). */
 #define SOS_MAX_SECTIONS 16
+#define SOS_MAX_COLUMNS 16
 static PyObject *k_sosfilt(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
-    Py_ssize_t ns, n;
-    if (!PyArg_ParseTuple(args, "OOOOnn", &o[0], &o[1], &o[2], &o[3], &ns, &n))
+    PyObject *o[5] = {NULL, NULL, NULL, NULL, Py_None};
+    buf_t b[5] = {{0}};
+    Py_ssize_t ns, n, c = 1;
+    if (!PyArg_ParseTuple(args, "OOOOnn|On", &o[0], &o[1], &o[2], &o[3], &ns, &n, &o[4], &c))
         return NULL;
-    if (get_buf(o[0], &b[0], 0, ns * 6, "sos") || get_buf(o[1], &b[1], 0, n, "x") ||
-        get_buf(o[2], &b[2], 1, ns * 2, "zi") || get_buf(o[3], &b[3], 1, n, "y")) {
-        release(b, 4);
+    const int mixed = o[4] != Py_None;
+    if (ns > SOS_MAX_SECTIONS || c < 1 || c > SOS_MAX_COLUMNS || (!mixed && c != 1)) {
+        PyErr_SetString(PyExc_ValueError, "sosfilt: too many sections, or bad column count");
         return NULL;
     }
-    if (ns > SOS_MAX_SECTIONS) {
-        release(b, 4);
-        PyErr_SetString(PyExc_ValueError, "sosfilt: too many sections");
+    if (get_buf(o[0], &b[0], 0, ns * 6, "sos") || get_buf(o[1], &b[1], 0, n * c, "x") ||
+        get_buf(o[2], &b[2], 1, ns * 2, "zi") || get_buf(o[3], &b[3], 1, n, "y") ||
+        (mixed && get_buf(o[4], &b[4], 0, c, "w"))) {
+        release(b, 5);
         return NULL;
     }
     const double *sos = b[0].view.buf, *x = b[1].view.buf;
     double *zi = b[2].view.buf, *y = b[3].view.buf;
+    double w[SOS_MAX_COLUMNS] = {1.0};
+    int nw = 0, wi[SOS_MAX_COLUMNS] = {0};   /* the nonzero weights, in column order */
+    if (mixed) {
+        for (Py_ssize_t k = 0; k < c; k++)
+            if (((const double *)b[4].view.buf)[k] != 0.0) {
+                wi[nw] = (int)k;
+                w[nw++] = ((const double *)b[4].view.buf)[k];
+            }
+    }
     Py_BEGIN_ALLOW_THREADS
     /* Sample by sample through the whole cascade: each section's recursion is its own dependency
      * chain, so the processor overlaps the sections of consecutive samples. Each section computes
@@ -328,7 +341,14 @@ static PyObject *k_sosfilt(PyObject *self, PyObject *args)
         z1[sct] = zi[2 * sct + 1];
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        double v = x[i];
+        double v;
+        if (mixed) {
+            v = 0.0;
+            for (int k = 0; k < nw; k++)
+                v += w[k] * x[i * c + wi[k]];
+        } else {
+            v = x[i];
+        }
         for (Py_ssize_t sct = 0; sct < ns; sct++) {
             const double yi = cb0[sct] * v + z0[sct];
             z0[sct] = cb1[sct] * v - ca1[sct] * yi + z1[sct];
@@ -342,7 +362,7 @@ static PyObject *k_sosfilt(PyObject *self, PyObject *args)
         zi[2 * sct + 1] = z1[sct];
     }
     Py_END_ALLOW_THREADS
-    release(b, 4);
+    release(b, 5);
     Py_RETURN_NONE;
 }
 
@@ -398,10 +418,54 @@ static PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* rising_crossings(y (n,), idx (n,), root (n,), peak (n,), n, lo, half) -> count: every k in lo .. n-3 with
+ * y[k] < 0 <= y[k+1] (k >= 1), the root in [0, 1] of the cubic through (-1, y[k-1]) .. (2, y[k+2]) by
+ * three Newton steps from the linear estimate, and max |y| over y[max(k-half, 0) .. k]. */
+static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
+{
+    PyObject *o[4];
+    buf_t b[4] = {{0}};
+    Py_ssize_t n, lo, half;
+    if (!PyArg_ParseTuple(args, "OOOOnnn", &o[0], &o[1], &o[2], &o[3], &n, &lo, &half))
+        return NULL;
+    if (get_buf(o[0], &b[0], 0, n, "y") || get_buf(o[1], &b[1], 1, n, "idx") || get_buf(o[2], &b[2], 1, n, "root") ||
+        get_buf(o[3], &b[3], 1, n, "peak")) {
+        release(b, 4);
+        return NULL;
+    }
+    const double *y = b[0].view.buf;
+    double *idx = b[1].view.buf, *root = b[2].view.buf, *peak = b[3].view.buf;
+    Py_ssize_t count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = lo < 1 ? 1 : lo; k + 2 < n; k++) {
+        if (!(y[k] < 0 && y[k + 1] >= 0))
+            continue;
+        const double ym = y[k - 1], y0 = y[k], y1 = y[k + 1], y2 = y[k + 2];
+        const double c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6;
+        const double c2 = (ym + y1) / 2 - y0;
+        const double c3 = (y2 - ym) / 6 + (y0 - y1) / 2;
+        double u = y0 / (y0 - y1);
+        for (int it = 0; it < 3; it++)
+            u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
+        double pk = 0.0;
+        for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
+            const double a = fabs(y[j]);
+            pk = a > pk ? a : pk;
+        }
+        idx[count] = (double)k;
+        root[count] = u;
+        peak[count++] = pk;
+    }
+    Py_END_ALLOW_THREADS
+    release(b, 4);
+    return PyLong_FromSsize_t(count);
+}
+
 static PyMethodDef methods[] = {
     {"resample", k_resample, METH_VARARGS, "6-point Lagrange interpolation of every column at fractional rows."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
     {"sosfilt", k_sosfilt, METH_VARARGS, "Cascade of biquads (direct form II transposed) with state."},
+    {"rising_crossings", k_rising_crossings, METH_VARARGS, "Rising zero crossings: index, cubic root, peak before."},
     {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
     {NULL, NULL, 0, NULL},
 };

@@ -62,11 +62,13 @@ def cycle_stats(x: np.ndarray, matrix: np.ndarray, v0: int, i0: int, nvi: int
     return sq, peak, vi, fre, fim
 
 
-def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cascade of biquads with state ``zi`` (n_sections, 2): scipy.signal.sosfilt is the definition."""
+def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, weights: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Cascade of biquads with state ``zi`` (n_sections, 2) on ``x`` (n,), or on ``x @ weights`` for
+    ``x`` (n, c): scipy.signal.sosfilt is the definition."""
     from scipy import signal
 
-    return signal.sosfilt(sos, x, zi=zi)
+    return signal.sosfilt(sos, x if weights is None else x @ weights, zi=zi)
 
 
 def harmonic_groups(lines: np.ndarray, n: int, orders: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -82,3 +84,26 @@ def harmonic_groups(lines: np.ndarray, n: int, orders: int) -> tuple[np.ndarray,
         g2 = c2[:, 1:, 0].copy()
     inter2 = c2[:, :-1, 2:n - 1].sum(axis=2) if n >= 4 else np.zeros((s, orders - 1))
     return g2, inter2, np.angle(lines[:, :orders * n:n])
+
+
+def cubic_root(ym: float, y0: float, y1: float, y2: float) -> float:
+    """Root in [0, 1] of the cubic through (-1, ym), (0, y0), (1, y1), (2, y2): three Newton steps from the
+    linear estimate."""
+    c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6           # p(u) = y0 + c1 u + c2 u^2 + c3 u^3
+    c2 = (ym + y1) / 2 - y0
+    c3 = (y2 - ym) / 6 + (y0 - y1) / 2
+    u = y0 / (y0 - y1)
+    for _ in range(3):
+        u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3))
+    return u
+
+
+def rising_crossings(y: np.ndarray, lo: int, half: int) -> tuple[list[int], list[float], list[float]]:
+    """Every k >= max(lo, 1) with y[k] < 0 <= y[k+1] and y[k+2] in range; for each, the root in [0, 1] of
+    the cubic through y[k-1 .. k+2] and the peak |y| over y[max(k - half, 0) .. k]."""
+    lo = max(lo, 1)
+    cand = (np.flatnonzero((y[lo:-2] < 0) & (y[lo + 1:-1] >= 0)) + lo).tolist()
+    absy = np.abs(y)
+    roots = [cubic_root(*y[k - 1:k + 3].tolist()) for k in cand]
+    peaks = [float(absy[max(k - half, 0):k + 1].max()) for k in cand]
+    return cand, roots, peaks

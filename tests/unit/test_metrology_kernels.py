@@ -44,6 +44,33 @@ def test_sosfilt_agrees_across_blocks():
     np.testing.assert_allclose(zi_c, zi_r, rtol=1e-10, atol=1e-12)
 
 
+def test_sosfilt_of_weighted_inputs_agrees():
+    from metrology.frequency import reference_filter
+    from metrology.systems import wiring
+
+    sos = reference_filter(32000.0)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(5000, 7)) * 300
+    for weights in (wiring("4W-WYE").reference, wiring("DELTA").reference * 100, rng.normal(size=7)):
+        zi_c = zi_r = np.zeros((sos.shape[0], 2))
+        for lo in range(0, x.shape[0], 1024):
+            yc, zi_c = _kernels.c_sosfilt(sos, x[lo:lo + 1024], zi_c, weights)
+            yr, zi_r = reference.sosfilt(sos, x[lo:lo + 1024], zi_r, weights)
+            np.testing.assert_allclose(yc, yr, rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(zi_c, zi_r, rtol=1e-10, atol=1e-9)
+
+
+def test_rising_crossings_agree():
+    rng = np.random.default_rng(8)
+    t = np.arange(20000) / 32000.0
+    y = 300 * np.sin(2 * np.pi * 57.3 * t + 0.4) + rng.normal(0, 20, t.size)    # noisy: many crossings
+    for lo, half in ((0, 250), (1, 0), (777, 279), (19990, 300)):
+        got, want = _kernels.c_rising_crossings(y, lo, half), reference.rising_crossings(y, lo, half)
+        assert got[0] == want[0] and len(got[0]) > (10 if lo < 1000 else -1)
+        np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-15)
+        np.testing.assert_array_equal(got[2], want[2])
+
+
 def test_harmonic_groups_agrees_for_every_window_length():
     rng = np.random.default_rng(6)
     for n in (1, 2, 3, 4, 10, 12):
