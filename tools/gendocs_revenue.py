@@ -141,6 +141,18 @@ corrupt; the start-up after an outage writes the outage to the load profile. The
 (50 times in CI, `METER_SOAK=1` for 500) and the whole meter, and checks after every restart that no
 register went backwards and that the loss stayed within one persist interval.
 
+## Faults
+
+A fault of the registers never stops the measurements and never publishes a wrong billed value.
+When they cannot start (e.g. their storage cannot be opened) or raise while registering a second,
+they are *unavailable*: every energy point and every revenue point reads NaN (Modbus: "not
+available", 0xFFC00000 for float32), `revenue_fault` reads 1, the revenue lock is still published
+from its input, commands are refused with the reason, and the metrology log says why once per
+fault. The faulted registers are dropped without writing their state (it may hold half a second)
+and restarted from the last persisted record after {retry_min:g} s, the wait doubling up to {retry_max:g} s
+while the fault persists. Seconds while unavailable are not registered; the load profile shows
+them as an outage.
+
 ## Published points
 
 Besides the energy points of basic.toml and measurements.toml (read from these registers) and the
@@ -157,7 +169,7 @@ def render() -> str:
     from firmware.revenue.demandset import DEMAND_CHANNELS
     from firmware.revenue.engine import MINMAX, STATUS_BITS
     from firmware.revenue.loadprofile import FLAGS
-    from firmware.revenue.runtime import COMMAND_NAMES, POWER_FAIL_POLL_S
+    from firmware.revenue.runtime import COMMAND_NAMES, POWER_FAIL_POLL_S, RETRY_MAX_S, RETRY_MIN_S
     from firmware.revenue.settings import AVERAGE_CHANNELS
     from metrology.demand import DEMAND_INTERVALS_MIN
     from metrology.registers import QUANTITIES, SELF_READ_DEPTH, SELF_READ_TRIGGERS
@@ -189,7 +201,7 @@ def render() -> str:
         averages=", ".join(f"`{a}`" for a in AVERAGE_CHANNELS),
         flags="\n".join(f"| {k} | {v} |" for k, v in FLAGS.items()),
         status="\n".join(f"| {v.bit_length() - 1} | {k.replace('_', ' ')} |" for k, v in STATUS_BITS.items()),
-        poll_ms=int(POWER_FAIL_POLL_S * 1000), points=points)
+        poll_ms=int(POWER_FAIL_POLL_S * 1000), retry_min=RETRY_MIN_S, retry_max=RETRY_MAX_S, points=points)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 from firmware.config.board import load_board
 from firmware.upgrade.lock import file_lock_state
+
+
+# Digital-input functions of [revenue.inputs] (each names a digital input number, 0 = none)
+INPUT_FUNCTIONS = ("bpr_button", "demand_sync", "tou_override", "energy_gate")
 
 
 @dataclass
@@ -104,15 +108,18 @@ class GpioInputs:
         return state
 
 
-def open_inputs(config: Any, board_path: str | Path | None, settings: Any) -> SimInputs | GpioInputs:
+def open_inputs(config: Any, board_path: str | Path | None) -> BoardInputs:
     """The inputs for this board: GPIO on hardware, files on the simulated board."""
+    functions = config["revenue.inputs"]
+    assignment = {name: getattr(functions, name) for name in INPUT_FUNCTIONS}
     board = load_board(board_path) if board_path is not None else None
     if board is not None and not board.simulated:
         from hal.gpio import open_gpio
         gp = board.gpio
         gpio = open_gpio(gp.backend, chip=gp.chip) if gp.backend == "gpiod" else open_gpio(gp.backend)
-        return GpioInputs(gpio, gp.revenue_lock, gp.power_fail, tuple(gp.digital_inputs), settings.inputs)
-    return SimInputs(config["upgrade"].revenue_lock_file, settings.sim_input_dir, settings.inputs)
+        return GpioInputs(gpio, gp.revenue_lock, gp.power_fail, tuple(gp.digital_inputs), assignment)
+    return SimInputs(config["upgrade"].revenue_lock_file, functions.sim_dir, assignment)
 
 
 LockSource = Callable[[], bool]
+BoardInputs = Union[SimInputs, GpioInputs]

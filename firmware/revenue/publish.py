@@ -121,6 +121,7 @@ def values(engine: Any) -> dict[str, Any]:
         out["test_mode_remaining"] = (max(0.0, s.test_mode_timeout_s - ((t or 0.0) - engine.test_activity))
                                       if engine.test is not None else 0.0)
         out["revenue_locked"] = 1.0 if engine.inputs.locked else 0.0
+        out["revenue_fault"] = 0.0         # raised by GuardedRevenue while the registers are unavailable
         out["dst_active"] = 1.0 if engine.dst else 0.0
         out["status_word"] = float(engine.status_word())
         out["wh_delivered_conditional"] = engine.conditional.get("wh_del") * pw

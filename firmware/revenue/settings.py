@@ -88,8 +88,6 @@ class RevenueSettings:
     lp_interval_s: int = 900
     lp_channels: tuple[LpChannel, ...] = tuple(parse_lp_channel(n) for n in ("wh_del", "wh_rec", "status"))
     lp_depth: int = 40_000
-    inputs: dict[str, int] = field(default_factory=dict)   # function -> digital input number (0 = none)
-    sim_input_dir: str = "var/inputs"
     pt_ratio: float = 1.0
     ct_ratio: float = 1.0
 
@@ -133,8 +131,7 @@ def _calendar(tou: Any) -> TouCalendar:
 
 def from_config(config: Any, pt_ratio: float = 1.0, ct_ratio: float = 1.0) -> RevenueSettings:
     """Settings from a loaded ``Config``; ConfigError names the section and option at fault."""
-    rev, tim, tou, lp, inp = (config[name] for name in ("revenue", "revenue.time", "revenue.tou",
-                                                        "revenue.load_profile", "revenue.inputs"))
+    rev, tim, tou, lp = (config[name] for name in ("revenue", "revenue.time", "revenue.tou", "revenue.load_profile"))
     interval_s = rev.demand_interval * 60
     n = 1 if rev.demand_method == "block" else rev.demand_subintervals
     if interval_s % n:
@@ -169,5 +166,4 @@ def from_config(config: Any, pt_ratio: float = 1.0, ct_ratio: float = 1.0) -> Re
         incremental=(_minutes(rev.incremental_start), end, rev.incremental_interval),
         timezone=tz, tou_enabled=tou.enabled, calendar=_calendar(tou),
         lp_interval_s=lp.interval * 60, lp_channels=channels, lp_depth=lp.depth,
-        inputs={k: getattr(inp, k) for k in ("bpr_button", "demand_sync", "tou_override", "energy_gate")},
-        sim_input_dir=inp.sim_dir, pt_ratio=pt_ratio, ct_ratio=ct_ratio)
+        pt_ratio=pt_ratio, ct_ratio=ct_ratio)

@@ -4,7 +4,8 @@ It reads sample blocks from the acquisition's ring, joins contiguous blocks into
 thousand frames: the pipeline's cost per call is mostly fixed, so batching is what keeps up on a
 CM4), runs ``metrology.pipeline.Pipeline`` (the same class ``meter replay`` runs) and, for every
 1-s interval, publishes the point-map keys of ``metrology.publish`` to the ``measurements``
-snapshot and hands the second's ``EnergyIncrement`` to the revenue engine when it is installed.
+snapshot and hands the second's ``EnergyIncrement`` to the revenue registers, whose billed
+totals are the published energy points (NaN, "not available", while the registers are faulted).
 
 Gaps are never bridged: a block flagged GAP or CHIP_RESET by the HAL, a first index that does not
 follow on, or blocks this service lost to a ring overrun restart the pipeline's windows; the
@@ -23,6 +24,7 @@ from firmware.ipc.ring import Ring, RingReader
 from firmware.ipc.samples import FLAG_CHIP_RESET, FLAG_GAP, SampleBlock
 from firmware.ipc.snapshot import Snapshot
 from firmware.points import snapshot_layout
+from firmware.revenue.runtime import GuardedRevenue, revenue_commands
 from firmware.service import Service, command, main
 from metrology import _kernels
 from metrology.pipeline import Pipeline
@@ -51,22 +53,10 @@ class MetrologyService(Service):
         self.pipeline = Pipeline(self.settings)
         self.present = self.pipeline.wiring.signal_present()
         self.counters = {"blocks": 0, "frames": 0, "seconds": 0, "gaps": 0, "lost_s": 0.0, "overruns": 0}
-        self.revenue = self._revenue_engine()
-        self.endpoints = [f"shm:{self.ctx.shm_name(SNAPSHOT_NAME)}"]
-
-    def _revenue_engine(self) -> Any:
-        """The revenue registers (demand, TOU, persistence) when that package is installed."""
-        try:
-            from firmware.revenue.runtime import RevenueRuntime
-        except ImportError:
-            self.log.info("revenue registers not installed: publishing measurements and energy increments only")
-            return None
         s = self.settings
-        try:
-            return RevenueRuntime(self.config, self.ctx.data_dir, self.ctx.board_path, s.pt_ratio, s.ct_ratio)
-        except Exception:          # measurements go on without billing registers; the log says why
-            self.log.exception("revenue engine could not start; publishing measurements only")
-            return None
+        self.revenue = GuardedRevenue.for_service(self.config, self.ctx.data_dir, self.ctx.board_path, s.pt_ratio,
+                                                  s.ct_ratio, self.log)
+        self.endpoints = [f"shm:{self.ctx.shm_name(SNAPSHOT_NAME)}"]
 
     # ------------------------------------------------------------------ loop
 
@@ -114,20 +104,13 @@ class MetrologyService(Service):
 
     def _publish_second(self, second: Any) -> None:
         values = dict(second.values)
-        regs = self.pipeline.registers
-        out = publish(values, regs.total, self.present)
-        if self.revenue is not None:
-            try:
-                self.revenue.on_second(second.energy, second.energy_comp, values, now_utc=second.end_ns / 1e9,
-                                       mono_s=time.monotonic())
-                # energy points read the persisted revenue registers, not the since-start totals
-                out = publish(values, self.revenue.totals(), self.present)
-                extra = self.revenue.values() if hasattr(self.revenue, "values") else {}
-                out.update({k: v for k, v in extra.items() if k in self._layout_names})
-            except Exception:      # the registers' fault must not stop the measurements
-                self.counters["revenue_errors"] = self.counters.get("revenue_errors", 0) + 1
-                if self.counters["revenue_errors"] == 1:
-                    self.log.exception("revenue engine failed; measurements continue")
+        # a fault of the registers never stops the measurements (GuardedRevenue)
+        self.revenue.on_second(second.energy, second.energy_comp, values, now_utc=second.end_ns / 1e9,
+                               mono_s=time.monotonic())
+        # energy points read the persisted revenue registers (NaN while they are faulted), never the
+        # pipeline's since-start totals, so a billed value never jumps
+        out = publish(values, self.revenue.totals(), self.present)
+        out.update({k: v for k, v in self.revenue.values().items() if k in self._layout_names})
         self.snapshot.publish(out, timestamp_ns=second.end_ns)
         self.counters["seconds"] += 1
 
@@ -146,12 +129,7 @@ class MetrologyService(Service):
 
     def commands(self) -> dict[str, Any]:
         """Service commands plus the revenue registers' (demand_reset, billing_reset, test_mode_enter, ...)."""
-        found = super().commands()
-        try:
-            from firmware.revenue.runtime import revenue_commands
-        except ImportError:
-            return found
-        return {**revenue_commands(lambda: getattr(self, "revenue", None)), **found}
+        return {**revenue_commands(lambda: getattr(self, "revenue", None)), **super().commands()}
 
     @command("energy")
     def cmd_energy(self, user: str = "") -> dict[str, Any]:

@@ -61,13 +61,14 @@ sim_dir = "{self.inputs}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.client = ControlClient(self.run_dir / "control.sock")
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO))
         self.proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--config", str(self.config),
                                       "--board", str(REPO / "boards" / "sim.toml"), "--only",
                                       "acquisition,metrology"], cwd=REPO, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.wait_registers(after=None)
+        if wait:
+            self.wait_registers(after=None)
 
     def call(self, cmd: str, **args):
         return self.client.call(cmd, **args)
