@@ -64,7 +64,6 @@ class SyncResampler:
         self.spc = samples_per_cycle
         self.delays = np.zeros(n_channels) if delays is None else np.asarray(delays, dtype=np.float64)
         self.reach = float(np.abs(self.delays).max()) + TAPS_AFTER + 1
-        self.grid = np.arange(samples_per_cycle, dtype=np.float64) / samples_per_cycle
         self.restart()
 
     def restart(self) -> None:
@@ -108,8 +107,7 @@ class SyncResampler:
         b = np.asarray(self.bounds[: n + 1])
         r = np.asarray(self.real[: n + 1])
         start, end = b[:-1], b[1:]
-        pos = (start[:, None] + (end - start)[:, None] * self.grid[None, :]).reshape(-1) - self.buf_start
-        out = _kernels.resample(self.buf, pos, self.delays).reshape(n, self.spc, self.c)
+        out = _kernels.resample_cycles(self.buf, b, self.spc, self.buf_start, self.delays)
         del self.bounds[:n], self.real[:n]
         # keep what the next cycle's left taps need
         keep_from = int(math.floor(self.bounds[0] - self.reach - TAPS_BEFORE)) - self.buf_start

@@ -33,6 +33,16 @@ def c_resample(buf: np.ndarray, pos: np.ndarray, delays: np.ndarray) -> np.ndarr
     return out
 
 
+def c_resample_cycles(buf: np.ndarray, bounds: np.ndarray, spc: int, offset: float, delays: np.ndarray
+                      ) -> np.ndarray:
+    buf, bounds, delays = _f64(buf), _f64(bounds), _f64(delays)
+    n, c = buf.shape
+    ncyc = bounds.shape[0] - 1
+    out = np.empty((ncyc, spc, c))
+    _ckernels.resample_cycles(buf, bounds, delays, out, n, c, ncyc, spc, float(offset))
+    return out
+
+
 def c_cycle_stats(x: np.ndarray, matrix: np.ndarray, v0: int, i0: int, nvi: int):
     x, matrix = _f64(x), _f64(matrix)
     m, s, c = x.shape
@@ -79,13 +89,14 @@ if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"
     resample, cycle_stats, sosfilt, harmonic_groups = c_resample, c_cycle_stats, c_sosfilt, c_harmonic_groups
-    rising_crossings = c_rising_crossings
+    rising_crossings, resample_cycles = c_rising_crossings, c_resample_cycles
 else:
     BACKEND = "numpy"
     BACKEND_NOTE = ("metrology kernels: numpy reference, the C extension is not built "
                     f"({_IMPORT_ERROR}); same results, lower throughput")
     resample, cycle_stats, sosfilt = reference.resample, reference.cycle_stats, reference.sosfilt
     harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
+    resample_cycles = reference.resample_cycles
 
 __all__ = ["BACKEND", "BACKEND_NOTE", "resample", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings",
-           "reference"]
+           "resample_cycles", "reference"]

@@ -46,6 +46,15 @@ def resample(buf: np.ndarray, pos: np.ndarray, delays: np.ndarray) -> np.ndarray
     return out
 
 
+def resample_cycles(buf: np.ndarray, bounds: np.ndarray, spc: int, offset: float, delays: np.ndarray) -> np.ndarray:
+    """``resample`` at ``spc`` positions per cycle: position j of cycle k is
+    ``bounds[k] + (bounds[k+1] - bounds[k]) * j / spc - offset`` -> (len(bounds) - 1, spc, C)."""
+    start, end = bounds[:-1], bounds[1:]
+    grid = np.arange(spc, dtype=np.float64) / spc
+    pos = (start[:, None] + (end - start)[:, None] * grid[None, :]).reshape(-1) - offset
+    return resample(buf, pos, delays).reshape(start.shape[0], spc, -1)
+
+
 def cycle_stats(x: np.ndarray, matrix: np.ndarray, v0: int, i0: int, nvi: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per cycle of the derived signals ``y = x @ matrix`` (x: (m, S, C) inputs, matrix: (C, K)): sums

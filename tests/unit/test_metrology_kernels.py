@@ -18,6 +18,17 @@ def test_resample_agrees_including_edges_and_per_channel_delays():
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+def test_resample_cycles_agrees():
+    rng = np.random.default_rng(9)
+    buf = rng.normal(size=(3000, 7))
+    bounds = 1000.0 + np.cumsum(rng.uniform(480, 560, 4))        # three cycles of 45..67 Hz
+    for delays in (np.zeros(7), np.array([0.3, 0, -1.7, 0, 2.2, 0, 0.05])):
+        want = reference.resample_cycles(buf, bounds, 512, 17, delays)
+        got = _kernels.c_resample_cycles(buf, bounds, 512, 17, delays)
+        assert got.shape == (3, 512, 7)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_cycle_stats_agrees_for_every_wiring():
     from metrology.settings import SYSTEM_TYPES
     from metrology.systems import wiring
