@@ -76,26 +76,35 @@ def _best(fn, repeat: int = 5) -> float:
 
 
 def kernel_ratios() -> list[tuple[str, float, float]]:
-    """(kernel, numpy seconds, C seconds) on one second of 60 Hz data."""
+    """(kernel, numpy seconds, C seconds) on one second of 60 Hz data (five windows for harmonic_groups)."""
     if _kernels.BACKEND != "c":
         return []
     rng = np.random.default_rng(0)
     buf = rng.normal(size=(34000, 7))
-    pos = np.sort(rng.uniform(10, 33900, 30720))
+    bounds = 100.0 + np.arange(61) * (FS / 60.0)
     delays = np.zeros(7)
     x7 = rng.normal(size=(60, 512, 7))
     matrix = wiring("4W-WYE").matrix
     sos = reference_filter(FS)
-    ref = rng.normal(size=32768)
+    blocks = [buf[i:i + BATCH] for i in range(0, 32768, BATCH)]
+    ref_w = wiring("4W-WYE").reference
     zi = np.zeros((sos.shape[0], 2))
-    blocks = [ref[i:i + BATCH] for i in range(0, ref.size, BATCH)]
+    filtered = reference.sosfilt(sos, buf[:32768], zi, ref_w)[0] * 100
+    lines = rng.normal(size=(10, 768)) + 1j * rng.normal(size=(10, 768))
     return [
-        ("resample (1 s, 7 ch, 512/cycle)", _best(lambda: reference.resample(buf, pos, delays)),
-         _best(lambda: _kernels.c_resample(buf, pos, delays))),
+        ("resample_cycles (1 s, 7 ch, 60 cycles of 512)",
+         _best(lambda: reference.resample_cycles(buf, bounds, 512, 0, delays)),
+         _best(lambda: _kernels.c_resample_cycles(buf, bounds, 512, 0, delays))),
         ("cycle_stats (60 cycles, 7 inputs -> 11 signals)", _best(lambda: reference.cycle_stats(x7, matrix, 0, 6, 3)),
          _best(lambda: _kernels.c_cycle_stats(x7, matrix, 0, 6, 3))),
-        (f"sosfilt (1 s in {BATCH}-sample blocks)", _best(lambda: [reference.sosfilt(sos, b, zi) for b in blocks]),
-         _best(lambda: [_kernels.c_sosfilt(sos, b, zi) for b in blocks])),
+        (f"sosfilt of the reference (1 s in {BATCH}-frame blocks)",
+         _best(lambda: [reference.sosfilt(sos, b, zi, ref_w) for b in blocks]),
+         _best(lambda: [_kernels.c_sosfilt(sos, b, zi, ref_w) for b in blocks])),
+        ("rising_crossings (1 s, 60 crossings)", _best(lambda: reference.rising_crossings(filtered, 1, 266)),
+         _best(lambda: _kernels.c_rising_crossings(filtered, 1, 266))),
+        ("harmonic_groups (5 windows of 12 cycles)",
+         _best(lambda: [reference.harmonic_groups(lines, 12, 64) for _ in range(5)]),
+         _best(lambda: [_kernels.c_harmonic_groups(lines, 12, 64) for _ in range(5)])),
     ]
 
 
