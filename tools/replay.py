@@ -21,7 +21,6 @@ import numpy as np
 
 from hal.comtrade import ComtradeSource, read_comtrade
 from hal.errors import ComtradeError
-from metrology.pipeline import Pipeline
 from metrology.publish import publish
 from metrology.settings import SAMPLE_RATE_HZ, SYSTEM_TYPES, MetrologySettings
 
@@ -80,6 +79,9 @@ def blocks(source: ComtradeSource, rate: float) -> Iterator[tuple[int, np.ndarra
 
 
 def replay(path: str, args: argparse.Namespace, out: IO[str]) -> int:
+    # imported here: the pipeline pulls in scipy (~1.5 s), which every other `meter` command would pay for
+    from metrology.pipeline import Pipeline
+
     if not Path(path).exists():
         raise ComtradeError(f"{path}: no such file")
     rec = read_comtrade(path)
