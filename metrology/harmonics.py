@@ -84,11 +84,11 @@ def spectrum_harmonics(spec: np.ndarray, n_cycles: int, length: int, rms: np.nda
     hc2 = g2[:, 1:].sum(axis=1)                       # orders 2..63
     h1 = mag[:, 1]
     # ratios, NaN where the denominator is zero: THD, thd, odd THD, even THD (%), crest factor, K-factor
-    num = np.stack((hc2, hc2, g2[:, 2::2].sum(axis=1), g2[:, 1::2].sum(axis=1)))
+    num = np.array((hc2, hc2, g2[:, 2::2].sum(axis=1), g2[:, 1::2].sum(axis=1)))
     np.sqrt(num, out=num)
     num *= 100.0
     num = np.concatenate((num, peak[None, :HARMONIC_SIGNALS], (g2 @ _ORDERS_SQ)[None]))
-    den = np.stack((h1, rms, h1, h1, rms, g2.sum(axis=1)))
+    den = np.array((h1, rms, h1, h1, rms, g2.sum(axis=1)))
     ratio = np.full(num.shape, np.nan)
     np.divide(num, den, out=ratio, where=den > 0)
     thd, thd_rms, thd_odd, thd_even, crest, k_factor = ratio

@@ -154,7 +154,7 @@ class RunningAggregate:
             self.start_ns, self.duration_s, self.cycles = item.start_ns, 0.0, 0
             self.flagged = self.gap = False
         if item.flat is None or item.flat[0] != self.keys:
-            x = np.concatenate([np.ravel(item.values[k]) for k in self.keys])
+            x = np.concatenate([item.values[k].ravel() for k in self.keys])
             y = np.where(self.square, x * x, x)
             valid = ~np.isnan(y)
             item.flat = (self.keys, x, np.where(valid, y, 0.0), valid, np.isfinite(x))

@@ -68,23 +68,30 @@ static inline void lagrange6(double mu, double w[6])
 }
 
 /* Values of every column of x (n, c) at fractional rows p_i + delay[ch], i < m, into out (m, c): p_i is
- * pos[i], or (with pos NULL) position i % spc of cycle i / spc, stretched between bounds[k] and
+ * pos[i], or (with pos NULL) grid[i % spc] of cycle k = i / spc stretched between bounds[k] and
  * bounds[k + 1], minus offset. */
 static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const double *pos, const double *bounds,
-                          Py_ssize_t spc, double offset, Py_ssize_t m, const double *delay, double *out)
+                          const double *grid, Py_ssize_t spc, double offset, Py_ssize_t m, const double *delay,
+                          double *out)
 {
     int same = 1;
     for (Py_ssize_t ch = 1; ch < c; ch++)
         if (delay[ch] != delay[0])
             same = 0;
     double w[6];
-    for (Py_ssize_t i = 0; i < m; i++) {
+    double start = 0.0, span = 0.0;
+    for (Py_ssize_t i = 0, j = spc; i < m; i++, j++) {
         double pi;
         if (pos != NULL) {
             pi = pos[i];
         } else {   /* as numpy: start + (end - start) * (j / spc) - offset */
-            const Py_ssize_t k = i / spc, j = i % spc;
-            pi = (bounds[k] + (bounds[k + 1] - bounds[k]) * ((double)j / (double)spc)) - offset;
+            if (j == spc) {
+                const Py_ssize_t k = i / spc;
+                start = bounds[k];
+                span = bounds[k + 1] - bounds[k];
+                j = 0;
+            }
+            pi = (start + span * grid[j]) - offset;
         }
         for (Py_ssize_t ch = 0; ch < c; ch++) {
             if (ch == 0 || !same) {
@@ -135,7 +142,7 @@ static PyObject *k_resample(PyObject *self, PyObject *args)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    resample_core(b[0].view.buf, n, c, b[1].view.buf, NULL, 1, 0.0, m, b[2].view.buf, b[3].view.buf);
+    resample_core(b[0].view.buf, n, c, b[1].view.buf, NULL, NULL, 1, 0.0, m, b[2].view.buf, b[3].view.buf);
     Py_END_ALLOW_THREADS
     release(b, 4);
     Py_RETURN_NONE;
@@ -160,9 +167,18 @@ static PyObject *k_resample_cycles(PyObject *self, PyObject *args)
         release(b, 4);
         return NULL;
     }
+    double *grid = PyMem_RawMalloc((size_t)spc * sizeof(double));
+    if (grid == NULL) {
+        release(b, 4);
+        return PyErr_NoMemory();
+    }
     Py_BEGIN_ALLOW_THREADS
-    resample_core(b[0].view.buf, n, c, NULL, b[1].view.buf, spc, offset, ncyc * spc, b[2].view.buf, b[3].view.buf);
+    for (Py_ssize_t j = 0; j < spc; j++)
+        grid[j] = (double)j / (double)spc;
+    resample_core(b[0].view.buf, n, c, NULL, b[1].view.buf, grid, spc, offset, ncyc * spc, b[2].view.buf,
+                  b[3].view.buf);
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(grid);
     release(b, 4);
     Py_RETURN_NONE;
 }
