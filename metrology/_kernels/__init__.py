@@ -25,14 +25,6 @@ def _f64(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
-def c_resample(buf: np.ndarray, pos: np.ndarray, delays: np.ndarray) -> np.ndarray:
-    buf, pos, delays = _f64(buf), _f64(pos), _f64(delays)
-    n, c = buf.shape
-    out = np.empty((pos.shape[0], c))
-    _ckernels.resample(buf, pos, delays, out, n, c, pos.shape[0])
-    return out
-
-
 def c_resample_cycles(buf: np.ndarray, bounds: np.ndarray, spc: int, offset: float, delays: np.ndarray
                       ) -> np.ndarray:
     buf, bounds, delays = _f64(buf), _f64(bounds), _f64(delays)
@@ -88,15 +80,14 @@ def c_rising_crossings(y: np.ndarray, lo: int, half: int) -> tuple[list[int], li
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"
-    resample, cycle_stats, sosfilt, harmonic_groups = c_resample, c_cycle_stats, c_sosfilt, c_harmonic_groups
-    rising_crossings, resample_cycles = c_rising_crossings, c_resample_cycles
+    resample_cycles, cycle_stats, sosfilt = c_resample_cycles, c_cycle_stats, c_sosfilt
+    harmonic_groups, rising_crossings = c_harmonic_groups, c_rising_crossings
 else:
     BACKEND = "numpy"
     BACKEND_NOTE = ("metrology kernels: numpy reference, the C extension is not built "
                     f"({_IMPORT_ERROR}); same results, lower throughput")
-    resample, cycle_stats, sosfilt = reference.resample, reference.cycle_stats, reference.sosfilt
+    resample_cycles, cycle_stats, sosfilt = reference.resample_cycles, reference.cycle_stats, reference.sosfilt
     harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
-    resample_cycles = reference.resample_cycles
 
-__all__ = ["BACKEND", "BACKEND_NOTE", "resample", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings",
-           "resample_cycles", "reference"]
+__all__ = ["BACKEND", "BACKEND_NOTE", "resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups",
+           "rising_crossings", "reference"]

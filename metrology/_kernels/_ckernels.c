@@ -67,12 +67,11 @@ static inline void lagrange6(double mu, double w[6])
     w[5] = abcd * e * (1.0 / 120.0);
 }
 
-/* Values of every column of x (n, c) at fractional rows p_i + delay[ch], i < m, into out (m, c): p_i is
- * pos[i], or (with pos NULL) grid[i % spc] of cycle k = i / spc stretched between bounds[k] and
- * bounds[k + 1], minus offset. */
-static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const double *pos, const double *bounds,
-                          const double *grid, Py_ssize_t spc, double offset, Py_ssize_t m, const double *delay,
-                          double *out)
+/* 6-point Lagrange interpolation of every column of x (n, c) at fractional rows p_i + delay[ch], i < m,
+ * into out (m, c): p_i is grid[i % spc] of cycle k = i / spc stretched between bounds[k] and bounds[k + 1],
+ * minus offset. */
+static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const double *bounds, const double *grid,
+                          Py_ssize_t spc, double offset, Py_ssize_t m, const double *delay, double *out)
 {
     int same = 1;
     for (Py_ssize_t ch = 1; ch < c; ch++)
@@ -81,18 +80,13 @@ static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const dou
     double w[6];
     double start = 0.0, span = 0.0;
     for (Py_ssize_t i = 0, j = spc; i < m; i++, j++) {
-        double pi;
-        if (pos != NULL) {
-            pi = pos[i];
-        } else {   /* as numpy: start + (end - start) * (j / spc) - offset */
-            if (j == spc) {
-                const Py_ssize_t k = i / spc;
-                start = bounds[k];
-                span = bounds[k + 1] - bounds[k];
-                j = 0;
-            }
-            pi = (start + span * grid[j]) - offset;
+        if (j == spc) {
+            const Py_ssize_t k = i / spc;
+            start = bounds[k];
+            span = bounds[k + 1] - bounds[k];
+            j = 0;
         }
+        const double pi = (start + span * grid[j]) - offset;   /* as numpy: start + (end - start) * (j / spc) */
         for (Py_ssize_t ch = 0; ch < c; ch++) {
             if (ch == 0 || !same) {
                 double p = pi + delay[ch];
@@ -128,26 +122,6 @@ static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const dou
     }
 }
 
-/* resample(buf (n, c), pos (m,), delays (c,), out (m, c), n, c, m) */
-static PyObject *k_resample(PyObject *self, PyObject *args)
-{
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
-    Py_ssize_t n, c, m;
-    if (!PyArg_ParseTuple(args, "OOOOnnn", &o[0], &o[1], &o[2], &o[3], &n, &c, &m))
-        return NULL;
-    if (get_buf(o[0], &b[0], 0, n * c, "buf") || get_buf(o[1], &b[1], 0, m, "pos") ||
-        get_buf(o[2], &b[2], 0, c, "delays") || get_buf(o[3], &b[3], 1, m * c, "out")) {
-        release(b, 4);
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    resample_core(b[0].view.buf, n, c, b[1].view.buf, NULL, NULL, 1, 0.0, m, b[2].view.buf, b[3].view.buf);
-    Py_END_ALLOW_THREADS
-    release(b, 4);
-    Py_RETURN_NONE;
-}
-
 /* resample_cycles(buf (n, c), bounds (ncyc + 1,), delays (c,), out (ncyc * spc, c), n, c, ncyc, spc, offset):
  * resample with the positions of ncyc cycles of spc samples each between consecutive bounds. */
 static PyObject *k_resample_cycles(PyObject *self, PyObject *args)
@@ -175,8 +149,7 @@ static PyObject *k_resample_cycles(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t j = 0; j < spc; j++)
         grid[j] = (double)j / (double)spc;
-    resample_core(b[0].view.buf, n, c, NULL, b[1].view.buf, grid, spc, offset, ncyc * spc, b[2].view.buf,
-                  b[3].view.buf);
+    resample_core(b[0].view.buf, n, c, b[1].view.buf, grid, spc, offset, ncyc * spc, b[2].view.buf, b[3].view.buf);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(grid);
     release(b, 4);
@@ -518,8 +491,7 @@ static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-    {"resample", k_resample, METH_VARARGS, "6-point Lagrange interpolation of every column at fractional rows."},
-    {"resample_cycles", k_resample_cycles, METH_VARARGS, "resample at spc positions per cycle between bounds."},
+    {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
     {"sosfilt", k_sosfilt, METH_VARARGS, "Cascade of biquads (direct form II transposed) with state."},
     {"rising_crossings", k_rising_crossings, METH_VARARGS, "Rising zero crossings: index, cubic root, peak before."},

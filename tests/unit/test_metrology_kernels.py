@@ -8,25 +8,17 @@ from metrology._kernels import reference
 pytestmark = pytest.mark.skipif(_kernels.BACKEND != "c", reason="C kernels not built: " + _kernels.BACKEND_NOTE)
 
 
-def test_resample_agrees_including_edges_and_per_channel_delays():
-    rng = np.random.default_rng(3)
-    buf = rng.normal(size=(3000, 7))
-    pos = np.sort(rng.uniform(-4, 3003, 5000))        # beyond both ends: clamped taps
-    for delays in (np.zeros(7), np.array([0.3, 0, -1.7, 0, 2.2, 0, 0.05])):
-        want = reference.resample(buf, pos, delays)
-        got = _kernels.c_resample(buf, pos, delays)
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-
-
-def test_resample_cycles_agrees():
+def test_resample_cycles_agrees_including_edges_and_per_channel_delays():
     rng = np.random.default_rng(9)
     buf = rng.normal(size=(3000, 7))
-    bounds = 1000.0 + np.cumsum(rng.uniform(480, 560, 4))        # three cycles of 45..67 Hz
-    for delays in (np.zeros(7), np.array([0.3, 0, -1.7, 0, 2.2, 0, 0.05])):
-        want = reference.resample_cycles(buf, bounds, 512, 17, delays)
-        got = _kernels.c_resample_cycles(buf, bounds, 512, 17, delays)
-        assert got.shape == (3, 512, 7)
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    inside = 1000.0 + np.cumsum(rng.uniform(480, 560, 4))         # three cycles of 45..67 Hz
+    beyond = np.array([-4.0, 1500.0, 3003.0])                     # taps past both ends: clamped
+    for bounds in (inside, beyond):
+        for delays in (np.zeros(7), np.array([0.3, 0, -1.7, 0, 2.2, 0, 0.05])):
+            want = reference.resample_cycles(buf, bounds, 512, 17, delays)
+            got = _kernels.c_resample_cycles(buf, bounds, 512, 17, delays)
+            assert got.shape == (bounds.size - 1, 512, 7)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_cycle_stats_agrees_for_every_wiring():
@@ -92,7 +84,8 @@ def test_harmonic_groups_agrees_for_every_window_length():
 
 def test_kernels_reject_wrong_dtypes():
     with pytest.raises(TypeError):
-        _kernels._ckernels.resample(np.zeros((10, 2), np.float32), np.zeros(3), np.zeros(2), np.zeros((3, 2)),
-                                    10, 2, 3)
+        _kernels._ckernels.resample_cycles(np.zeros((10, 2), np.float32), np.zeros(2), np.zeros(2),
+                                           np.zeros((4, 2)), 10, 2, 1, 4, 0.0)
     with pytest.raises(ValueError):
-        _kernels._ckernels.resample(np.zeros((10, 2)), np.zeros(3), np.zeros(2), np.zeros((2, 2)), 10, 2, 3)
+        _kernels._ckernels.resample_cycles(np.zeros((10, 2)), np.zeros(2), np.zeros(2), np.zeros((3, 2)),
+                                           10, 2, 1, 4, 0.0)
