@@ -105,12 +105,7 @@ class CycleStage:
 
     def process(self, batch: CycleBatch) -> CycleMeasures:
         m = batch.count
-        half = self.spc // 2
-        sq, peak, vi, fre, fim = _kernels.cycle_stats(batch.samples, self.matrix, V_LN.start, I_PH.start, 3)
-        half_ms = sq / half
-        ms = (half_ms[:, 0] + half_ms[:, 1]) / 2
-        vi = vi / self.spc
-        fund = (fre - 1j * fim) * (math.sqrt(2) / self.spc)   # RMS phasor, cosine at the cycle start
+        half_ms, ms, peak, vi, fund = _kernels.cycle_stats(batch.samples, self.matrix, V_LN.start, I_PH.start, 3)
         duration = (batch.end - batch.start) / self.fs
         freq = 1.0 / duration
         freq = np.where(batch.real & (freq >= REPORT_MIN_HZ) & (freq <= REPORT_MAX_HZ), freq, math.nan)

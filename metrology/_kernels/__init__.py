@@ -43,10 +43,10 @@ def c_cycle_stats(x: np.ndarray, matrix: np.ndarray, v0: int, i0: int, nvi: int)
         theta = 2 * np.pi * np.arange(s) / s
         _COS_SIN[s] = (np.cos(theta), np.sin(theta))
     cos, sin = _COS_SIN[s]
-    sq, peak = np.empty((m, 2, k)), np.empty((m, k))
-    vi, fre, fim = np.empty((m, nvi)), np.empty((m, k)), np.empty((m, k))
-    _ckernels.cycle_stats(x, matrix, cos, sin, sq, peak, vi, fre, fim, m, s, c, k, v0, i0, nvi)
-    return sq, peak, vi, fre, fim
+    half_ms, ms, peak = np.empty((m, 2, k)), np.empty((m, k)), np.empty((m, k))
+    vi, fund = np.empty((m, nvi)), np.empty((m, k), dtype=np.complex128)
+    _ckernels.cycle_stats(x, matrix, cos, sin, half_ms, ms, peak, vi, fund.view(np.float64), m, s, c, k, v0, i0, nvi)
+    return half_ms, ms, peak, vi, fund
 
 
 def c_sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, weights: np.ndarray | None = None

@@ -231,12 +231,12 @@ static void cycle_block_stats(const double *restrict y, Py_ssize_t s, int kp, co
     }
 }
 
-/* cycle_stats(x (m, s, c), mat (c, k), cos (s,), sin (s,), sq (m, 2, k), peak (m, k), vi (m, nvi), fre (m, k),
- *             fim (m, k), m, s, c, k, v0, i0, nvi): for the derived signals y = x @ mat of every cycle,
- *             half-cycle sums of squares, peaks, sum of y[v0+q] * y[i0+q], and the DFT bin 1 sums
- *             sum y cos, sum y sin (the caller scales and signs them). Each cycle's derived signals are
- *             formed row by row from the nonzero entries of mat (a wiring matrix is mostly zeros) into
- *             a scratch block, then reduced. */
+/* cycle_stats(x (m, s, c), mat (c, k), cos (s,), sin (s,), half_ms (m, 2, k), ms (m, k), peak (m, k),
+ *             vi (m, nvi), fund (m, k) complex as (re, im) pairs, m, s, c, k, v0, i0, nvi): for the derived
+ *             signals y = x @ mat of every cycle, the mean square of each half and of the cycle, the peak
+ *             |y|, the mean of y[v0+q] * y[i0+q], and the RMS phasor of DFT bin 1 (cosine reference).
+ *             Each cycle's derived signals are formed from the nonzero entries of mat (a wiring matrix
+ *             is mostly zeros) into a scratch block, then reduced. */
 #define CS_MAX_K 64
 #define CS_MAX_C 16
 #define CS_K12 12
@@ -254,9 +254,9 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
     }
     if (get_buf(o[0], &b[0], 0, m * s * c, "x") || get_buf(o[1], &b[1], 0, c * k, "mat") ||
         get_buf(o[2], &b[2], 0, s, "cos") || get_buf(o[3], &b[3], 0, s, "sin") ||
-        get_buf(o[4], &b[4], 1, m * 2 * k, "sq") || get_buf(o[5], &b[5], 1, m * k, "peak") ||
-        get_buf(o[6], &b[6], 1, m * nvi, "vi") || get_buf(o[7], &b[7], 1, m * k, "fre") ||
-        get_buf(o[8], &b[8], 1, m * k, "fim")) {
+        get_buf(o[4], &b[4], 1, m * 2 * k, "half_ms") || get_buf(o[5], &b[5], 1, m * k, "ms") ||
+        get_buf(o[6], &b[6], 1, m * k, "peak") || get_buf(o[7], &b[7], 1, m * nvi, "vi") ||
+        get_buf(o[8], &b[8], 1, m * 2 * k, "fund")) {
         release(b, 9);
         return NULL;
     }
@@ -267,8 +267,10 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
         return PyErr_NoMemory();
     }
     const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
-    double *sq = b[4].view.buf, *peak = b[5].view.buf, *vi = b[6].view.buf;
-    double *fre = b[7].view.buf, *fim = b[8].view.buf;
+    double *sq = b[4].view.buf, *ms = b[5].view.buf, *peak = b[6].view.buf, *vi = b[7].view.buf;
+    double *fund = b[8].view.buf;
+    const Py_ssize_t half = s / 2;
+    const double rms_dft = sqrt(2.0) / (double)s;
     Py_BEGIN_ALLOW_THREADS
     /* mat as at most P terms per derived signal (ELL format), in input order; a column with fewer
      * terms is padded with weight 0 on its own first input, which adds exact zeros at the end */
@@ -303,14 +305,16 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
             double acc = 0.0;
             for (Py_ssize_t j = 0; j < s; j++)
                 acc += y[(v0 + q) * s + j] * y[(i0 + q) * s + j];
-            vi[cy * nvi + q] = acc;
+            vi[cy * nvi + q] = acc / (double)s;
         }
         for (Py_ssize_t q = 0; q < k; q++) {
-            sq[(cy * 2) * k + q] = acc_sq0[q];
-            sq[(cy * 2 + 1) * k + q] = acc_sq1[q];
+            const double h0 = acc_sq0[q] / (double)half, h1 = acc_sq1[q] / (double)half;
+            sq[(cy * 2) * k + q] = h0;
+            sq[(cy * 2 + 1) * k + q] = h1;
+            ms[cy * k + q] = (h0 + h1) / 2;
             peak[cy * k + q] = acc_pk[q];
-            fre[cy * k + q] = acc_re[q];
-            fim[cy * k + q] = acc_im[q];
+            fund[2 * (cy * k + q)] = acc_re[q] * rms_dft;          /* RMS phasor, cosine reference */
+            fund[2 * (cy * k + q) + 1] = -acc_im[q] * rms_dft;
         }
     }
     Py_END_ALLOW_THREADS

@@ -57,18 +57,19 @@ def resample_cycles(buf: np.ndarray, bounds: np.ndarray, spc: int, offset: float
 
 def cycle_stats(x: np.ndarray, matrix: np.ndarray, v0: int, i0: int, nvi: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per cycle of the derived signals ``y = x @ matrix`` (x: (m, S, C) inputs, matrix: (C, K)): sums
-    of squares of each half (m, 2, K), peak |y| (m, K), sum of y[v0+q] * y[i0+q] for q < nvi (m, nvi),
-    and the bin-1 sums sum y cos(2 pi j / S) and sum y sin(2 pi j / S) (m, K)."""
+    """Per cycle of the derived signals ``y = x @ matrix`` (x: (m, S, C) inputs, matrix: (C, K)): the mean
+    square of each half (m, 2, K) and of the cycle (m, K), peak |y| (m, K), the mean of y[v0+q] * y[i0+q]
+    for q < nvi (m, nvi), and the RMS phasor of DFT bin 1 with a cosine reference, (m, K) complex."""
     y = x @ matrix
     m, s, k = y.shape
-    sq = (y * y).reshape(m, 2, s // 2, k).sum(axis=2)
+    half_ms = (y * y).reshape(m, 2, s // 2, k).sum(axis=2) / (s // 2)
+    ms = (half_ms[:, 0] + half_ms[:, 1]) / 2
     peak = np.abs(y).max(axis=1)
-    vi = np.einsum("msk,msk->mk", y[:, :, v0:v0 + nvi], y[:, :, i0:i0 + nvi])
+    vi = np.einsum("msk,msk->mk", y[:, :, v0:v0 + nvi], y[:, :, i0:i0 + nvi]) / s
     theta = 2 * np.pi * np.arange(s) / s
     fre = np.einsum("msk,s->mk", y, np.cos(theta))
     fim = np.einsum("msk,s->mk", y, np.sin(theta))
-    return sq, peak, vi, fre, fim
+    return half_ms, ms, peak, vi, (fre - 1j * fim) * (np.sqrt(2) / s)
 
 
 def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, weights: np.ndarray | None = None
