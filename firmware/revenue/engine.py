@@ -87,7 +87,9 @@ class RevenueEngine(CommandsMixin):
         start, end, step = settings.incremental
         self.incremental = IncrementalEnergy(len(QUANTITIES), start, end, step) if step else None
         self.snapshots: dict[str, dict[str, Any] | None] = {"bpr": None, "season": None, "freeze": None}
-        self.counters = {"bpr": 0, "demand_reset": 0, "freeze": 0, "energy_reset": 0, "preset": 0}
+        # "increments": energy increments registered (one a second; a second split by a sample gap comes
+        # in parts with the same time), so a record and a reading of the registers can be matched exactly
+        self.counters = {"bpr": 0, "demand_reset": 0, "freeze": 0, "energy_reset": 0, "preset": 0, "increments": 0}
         self.last_reset_utc = -1e18       # last peak-demand or billing-period reset (lockout)
         self.last_bpr_key: str | None = None
         self.season: int | None = None
@@ -233,6 +235,7 @@ class RevenueEngine(CommandsMixin):
                 self._exit_test(now_utc, "inactivity")
             self.last_local = local
             self.last_utc, self.last_mono = now_utc, mono_s
+            self.counters["increments"] += 1
             if now_utc - self.last_saved >= self.s.persist_interval_s or now_utc < self.last_saved:
                 self.save()
                 self.last_saved = now_utc
