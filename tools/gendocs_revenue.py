@@ -79,6 +79,13 @@ BPR snapshot, resets the peaks into the cumulative registers, resets min/max/ave
 self-read when `self_read_triggers` includes `bpr`. Average PF since the BPR is ΣWh / ΣVAh. The last
 {self_read_depth} self-read records are kept; triggers: {triggers}.
 
+What ends at the start of a second ends before that second is registered: the demand subinterval
+first, then the TOU season, the hour, the day and a scheduled billing period, so their snapshots and
+previous-period registers hold exactly the energy up to the boundary and the peak of the subinterval
+that ended there. The BPR button and the demand-sync input act on their rising edge, sampled once a
+second; a synchronisation pulse (input or command) ends the subinterval at the boundary after the last
+registered second.
+
 ## Test mode
 
 `test_mode_enter` starts separate test registers (energy and demand); the billing registers stop

@@ -161,8 +161,13 @@ class CommandsMixin:
             return self._run(user, "freeze", {}, body)
 
     def demand_sync(self, user: str = "") -> dict[str, Any]:
+        """A synchronisation pulse (command or the demand-sync input): the open subinterval ends now."""
         with self.mutex:  # type: ignore[attr-defined]
-            now = self._now()
+            # The pulse falls on the boundary after the last registered second: seconds are registered
+            # whole, so a subinterval starting at the command's arrival (inside a second) would be
+            # closed again, nearly empty, by the next second's middle lying before it.
+            last = self.last_utc  # type: ignore[attr-defined]
+            now = float(last) if last is not None else self._now()
 
             def body() -> dict[str, Any]:
                 tz = self.s.timezone  # type: ignore[attr-defined]

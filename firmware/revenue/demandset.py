@@ -55,15 +55,25 @@ class DemandSet:
     def add(self, integrals: np.ndarray, dt_s: float, t_std: float, t_utc: float, rate: int | None,
             peaks_allowed: bool) -> bool:
         """One second (``t_std`` on the local standard clock); True when a subinterval closed."""
+        closed = self.close_due(t_std, t_utc, rate, peaks_allowed)
+        self.accumulate(integrals, dt_s, t_utc, rate, peaks_allowed)
+        return closed
+
+    def close_due(self, t_std: float, t_utc: float, rate: int | None, peaks_allowed: bool) -> bool:
+        """Close the subinterval(s) that ended before the second at ``t_std``; True when one did."""
         closure = self.clock.step(t_std)
         if closure.close:
             self._close(closure.skipped, t_utc, rate, peaks_allowed)
+        return closure.close
+
+    def accumulate(self, integrals: np.ndarray, dt_s: float, t_utc: float, rate: int | None,
+                   peaks_allowed: bool) -> None:
+        """Add one second's integrals to the open subinterval (and the thermal demand)."""
         self.window.accumulate(integrals, dt_s)
         if self.thermal is not None and dt_s > 0:
             present = self.thermal.update(integrals / dt_s, dt_s)
             if peaks_allowed:
                 self._peak(present, t_utc, rate)
-        return closure.close
 
     def sync(self, t_std: float, t_utc: float, rate: int | None, peaks_allowed: bool) -> None:
         """A synchronisation pulse: the open subinterval ends now."""

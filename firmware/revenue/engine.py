@@ -6,10 +6,11 @@ The metrology service owns one ``RevenueEngine`` and calls ``on_second`` with ea
 for the measurement snapshot. Control commands arrive on other threads, so every entry point holds
 one lock.
 
-Per second: TOU rate from local time -> energy into the billing (or, in test mode, the test)
-registers, total and rate -> demand integrals -> subinterval closures, peaks -> season change,
-previous hour/day, min/max/average, incremental and conditional energy -> scheduled BPR and
-self-reads -> load profile -> persist when due. Everything registered is written through a
+Per second: TOU rate from local time -> season change, previous hour/day and scheduled BPR (what
+ends at the start of the second ends before its energy) -> energy into the billing (or, in test
+mode, the test) registers, total and rate, and conditional energy -> demand integrals ->
+subinterval closures, peaks -> min/max/average, incremental energy -> self-reads -> load profile
+-> persist when due. Everything registered is written through a
 ``RecordStore`` (A/B slots, sequence, CRC, fsync) every ``persist_interval`` and at once on flush,
 so a sudden loss costs at most one persist interval and a clean stop costs nothing.
 """
@@ -198,32 +199,36 @@ class RevenueEngine(CommandsMixin):
             self._time_checks(now_utc, mono_s, t_std)
             self.tou = self.s.calendar.state(local, self.inputs.tou_override)
             rate = self.tou.rate if self.s.tou_enabled else None
+            # cold-load pickup: no peak from a window that began before the deferral ended
+            settle = self.s.deferral_s + (self.s.interval_s if self.s.deferral_s and self.s.method != "thermal" else 0)
+            peaks_ok = self.started_utc is None or now_utc - self.started_utc >= settle
+            # What ends at the start of this second ends before its energy: the demand subinterval, then the
+            # season, hour, day and scheduled billing period (whose snapshots include that subinterval).
+            if self.test is not None:
+                self.test.demand.close_due(t_std, t, rate, True)
+            closed = self.billing.demand.close_due(t_std, t, rate, peaks_ok)
+            self._periods(local, t)
+            bpr_key = self.s.bpr_schedule.due(self.last_local, local, self.last_bpr_key) \
+                if self.last_local is not None else None
+            if bpr_key:
+                self._billing_reset(t, "schedule", "schedule")
+                self.last_bpr_key = bpr_key
             bank = self.test if self.test is not None else self.billing
             bank.energy.add(inc, comp, rate)
             if self.inputs.energy_gate and self.test is None:
                 self.conditional.add(inc, comp, rate)
             src = comp if self.s.publish_compensated and comp is not None else inc
             integrals = demand_integrals(src)
-            # cold-load pickup: no peak from a window that began before the deferral ended
-            settle = self.s.deferral_s + (self.s.interval_s if self.s.deferral_s and self.s.method != "thermal" else 0)
-            peaks_ok = self.started_utc is None or now_utc - self.started_utc >= settle
-            closed = False
-            if self.test is not None:
-                self.test.demand.add(integrals, inc.duration_s, t_std, t, rate, True)
-                closed = self.billing.demand.add(np.zeros_like(integrals), inc.duration_s, t_std, t, rate, peaks_ok)
+            if self.test is not None:       # billing demand sees zero power in test mode
+                self.test.demand.accumulate(integrals, inc.duration_s, t, rate, True)
+                self.billing.demand.accumulate(np.zeros_like(integrals), inc.duration_s, t, rate, peaks_ok)
             else:
-                closed = self.billing.demand.add(integrals, inc.duration_s, t_std, t, rate, peaks_ok)
-            self._periods(local, t)
+                self.billing.demand.accumulate(integrals, inc.duration_s, t, rate, peaks_ok)
             row = np.array([float(np.asarray(values[k]).reshape(-1)[i]) if k in values else np.nan
                             for k, i in _MINMAX_SRC])
             self.minmax.update(row, t)
             if self.incremental is not None and self.test is None:
                 self.incremental.add(local, np.array([getattr(inc, q)[3] for q in QUANTITIES]))
-            bpr_key = self.s.bpr_schedule.due(self.last_local, local, self.last_bpr_key) \
-                if self.last_local is not None else None
-            if bpr_key:
-                self._billing_reset(t, "schedule", "schedule")
-                self.last_bpr_key = bpr_key
             if self.last_local is not None:
                 for trig in self_read_due(self.s.self_read_triggers, self.last_local, local, closed, False):
                     self._self_read(trig, t)

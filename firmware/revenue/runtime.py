@@ -43,10 +43,10 @@ COMMAND_NAMES = ("demand_reset", "billing_reset", "energy_reset", "demand_sync",
 
 class RevenueRuntime:
     def __init__(self, config: Any, data_dir: str | Path, inputs: BoardInputs, pt_ratio: float = 1.0,
-                 ct_ratio: float = 1.0) -> None:
+                 ct_ratio: float = 1.0, clock: Any = time) -> None:
         self.settings = from_config(config, pt_ratio, ct_ratio)
         self.inputs = inputs
-        self.engine = RevenueEngine(self.settings, data_dir, self.inputs.locked)
+        self.engine = RevenueEngine(self.settings, data_dir, self.inputs.locked, clock)
         self._last = InputState()
         self._stop = threading.Event()
         self.power_failed = False

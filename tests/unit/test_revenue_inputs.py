@@ -1,12 +1,17 @@
 """The revenue registers' inputs: which source a board gets, and the levels the engine sees."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from firmware.config import meter_schema
 from firmware.revenue.inputs import SimInputs, open_inputs
+from firmware.revenue.publish import values as publish_values
+from firmware.revenue.runtime import RevenueRuntime
 from hal.errors import BusError
 from tests.conftest import REPO
+from tests.unit.test_revenue_engine import ALL_DAYS, REL, T0, FakeWallClock, inc
 
 
 def test_board_file_decides_between_gpio_and_simulated_inputs(tmp_path):
@@ -20,3 +25,168 @@ def test_board_file_decides_between_gpio_and_simulated_inputs(tmp_path):
     # never the simulated board's files (which nobody would set on a sealed meter).
     with pytest.raises(BusError, match="gpiod"):
         open_inputs(cfg, REPO / "boards" / "cm4-ade9000.toml")
+
+
+# ---------------------------------------------------------------------------- input-driven features
+# The runtime reads the simulated board's inputs (files) each second, as the metrology service does, and
+# hands the engine seconds of a balanced 3 kW (1 kvar) load built by ``inc``: 3000 / 3600 Wh a second.
+
+WH_PER_S = 3000.0 / 3600
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+class InputRig:
+    """A RevenueRuntime on the simulated board's input files, fed seconds from ``t0``."""
+
+    def __init__(self, tmp_path, revenue: dict, t0: float = T0) -> None:
+        self.dir = tmp_path / "inputs"
+        self.dir.mkdir()
+        self.lock = tmp_path / "lock"
+        doc = {"upgrade": {"revenue_lock_file": str(self.lock)},
+               "revenue": _merge({"persist_interval": "1 h", "demand_reset_lockout": 0,
+                                  "inputs": {"sim_dir": str(self.dir)}}, revenue)}
+        cfg = meter_schema().load(doc)
+        self.clock = FakeWallClock()
+        self.t = self.clock.t = t0
+        self.mono = 0.0
+        self.rt = RevenueRuntime(cfg, tmp_path / "var", open_inputs(cfg, REPO / "boards" / "sim.toml"),
+                                 clock=self.clock)
+        self.engine = self.rt.engine
+
+    def input(self, number: int, on: bool) -> None:
+        (self.dir / f"di{number}").write_text("1\n" if on else "0\n")
+
+    def run(self, seconds: int, **load) -> None:
+        for _ in range(seconds):
+            self.t += 1
+            self.mono += 1
+            self.clock.t = self.t
+            self.rt.on_second(inc(**load), None, {}, self.t, self.mono)
+
+    def reg(self, name: str = "wh_del") -> dict:
+        return self.engine.registers()["energy"][name]
+
+    def close(self) -> None:
+        self.rt.close()
+
+
+@pytest.fixture
+def rigs():
+    made: list[InputRig] = []
+
+    def make(tmp_path, revenue: dict, t0: float = T0) -> InputRig:
+        made.append(InputRig(tmp_path, revenue, t0))
+        return made[-1]
+
+    yield make
+    for rig in made:
+        rig.close()
+
+
+def test_bpr_button_input_resets_on_the_press_edge_and_respects_lockout_and_lock(tmp_path, rigs):
+    rig = rigs(tmp_path, {"demand_reset_lockout": "5 min", "inputs": {"bpr_button": 1}})
+    rig.run(1050)                     # rolling 15/5-min demand: closures at 07:05, 07:10, 07:15 -> peak 3 kW
+    rig.input(1, True)
+    rig.run(1)                        # pressed during second 1051 (T0 + 1051 on the wall clock)
+    snap = rig.engine.snapshots["bpr"]
+    assert snap["energy"][0][0][3] == pytest.approx(1050 * WH_PER_S, rel=REL)       # 875 Wh at the press
+    assert snap["peaks"][0] == pytest.approx(3000.0, rel=REL)
+    reg = rig.engine.registers()
+    assert reg["peaks"]["p_del"]["value"] == 0.0 and reg["cumulative"]["p_del"] == pytest.approx(3000.0, rel=REL)
+    assert rig.reg()["total"] == pytest.approx(1051 * WH_PER_S, rel=REL)            # energy is not reset
+    rig.run(10)                       # held down: one press, one reset
+    assert rig.engine.counters["bpr"] == 1
+    rig.input(1, False)
+    rig.run(1)
+    rig.input(1, True)
+    rig.run(1)                        # 12 s after the first: within the 5-min lockout
+    rig.input(1, False)
+    rig.lock.write_text("locked\n")
+    rig.run(337)                      # past the lockout (T0 + 1351)
+    rig.input(1, True)
+    rig.run(1)                        # locked: refused (demand_reset_when_locked = false)
+    assert rig.engine.counters["bpr"] == 1
+    audit = rig.engine.audit_log()
+    assert [(a["action"], a["user"], a["accepted"], a["args"]["source"]) for a in audit] == [
+        ("billing_reset", "button", 1, "button"), ("billing_reset", "button", 0, "button"),
+        ("billing_reset", "button", 0, "button")]
+    assert "lockout" in audit[1]["reason"] and "revenue-locked" in audit[2]["reason"]
+    out = publish_values(rig.engine)
+    assert out["bpr_count"] == 1.0 and out["bpr_time"] == T0 + 1051
+    assert out["wh_delivered_bpr"] == pytest.approx(875.0, rel=REL)
+    assert out["p_demand_delivered_peak_bpr"] == pytest.approx(3000.0, rel=REL)
+
+
+def test_demand_sync_input_ends_the_subinterval_at_the_pulse_and_free_runs_from_it(tmp_path, rigs):
+    rig = rigs(tmp_path, {"demand_method": "block", "demand_interval": 15, "demand_sync": "input",
+                          "inputs": {"demand_sync": 2}})
+    rig.run(300, p=3000.0, q=0.0)                    # 07:00-07:05 at 3 kW
+    rig.input(2, True)
+    rig.run(1, p=6000.0, q=0.0)                      # the pulse, seen with the second after 07:05
+    # the subinterval closed at the pulse: 3 kW x 300 s over the 900-s interval
+    demand = rig.engine.registers()["demand"]
+    assert demand["p_del"] == pytest.approx(1000.0, rel=REL)
+    rig.run(899, p=6000.0, q=0.0)                    # held: no further pulse; 07:15 is no boundary now
+    assert rig.engine.registers()["demand"]["p_del"] == pytest.approx(1000.0, rel=REL)
+    rig.run(1, p=6000.0, q=0.0)                      # 900 s after the pulse: 6 kW x 900 s / 900 s
+    reg = rig.engine.registers()
+    assert reg["demand"]["p_del"] == pytest.approx(6000.0, rel=REL)
+    assert reg["peaks"]["p_del"]["value"] == pytest.approx(6000.0, rel=REL)
+    assert reg["peaks"]["p_del"]["time"] == T0 + 1200.5
+    assert [(a["action"], a["user"], a["accepted"]) for a in rig.engine.audit_log()] == [("demand_sync", "input", 1)]
+
+
+def test_tou_override_input_books_energy_to_the_override_rate(tmp_path, rigs):
+    days = {d: "00:00=A 08:00=B 20:00=A" for d in ALL_DAYS}
+    rig = rigs(tmp_path, {"tou": {"enabled": True, "override_rate": "C", "season": [{"start": "01-01", **days}]},
+                          "inputs": {"tou_override": 3}})
+    rig.input(3, True)
+    rig.run(600)                                     # 07:00-07:10 overridden: rate C instead of A
+    assert publish_values(rig.engine)["tou_active_rate"] == 3.0
+    rig.input(3, False)
+    rig.run(600)                                     # 07:10-07:20: the schedule's rate A
+    assert publish_values(rig.engine)["tou_active_rate"] == 1.0
+    rates = rig.reg()["rates"]
+    assert rates["C"] == pytest.approx(600 * WH_PER_S, rel=REL)
+    assert rates["A"] == pytest.approx(600 * WH_PER_S, rel=REL)
+    assert rates["B"] == 0.0 and sum(rates.values()) == pytest.approx(rig.reg()["total"], rel=REL)
+
+
+def test_energy_gate_input_runs_the_conditional_registers_only_while_on(tmp_path, rigs):
+    rig = rigs(tmp_path, {"inputs": {"energy_gate": 4}})
+    rig.input(4, True)
+    rig.run(600)
+    rig.input(4, False)
+    rig.run(600)
+    rig.input(4, True)
+    rig.run(300)
+    assert rig.engine.registers()["conditional"]["wh_del"] == pytest.approx(900 * WH_PER_S, rel=REL)   # 750 Wh
+    assert rig.reg()["total"] == pytest.approx(1500 * WH_PER_S, rel=REL)
+    rig.engine.test_mode_enter(user="tester")
+    rig.run(60)                                      # test mode: the conditional registers stop too
+    assert rig.engine.registers()["conditional"]["wh_del"] == pytest.approx(750.0, rel=REL)
+    assert publish_values(rig.engine)["wh_delivered_conditional"] == pytest.approx(750.0, rel=REL)
+
+
+def test_season_change_snapshot_holds_the_registers_at_the_boundary(tmp_path, rigs):
+    t0 = datetime(2024, 6, 30, 23, 50, tzinfo=timezone.utc).timestamp()
+    seasons = [{"start": "01-01", **{d: "00:00=A" for d in ALL_DAYS}},
+               {"start": "07-01", **{d: "00:00=B" for d in ALL_DAYS}}]
+    rig = rigs(tmp_path, {"tou": {"enabled": True, "season": seasons}}, t0=t0)
+    rig.run(1200)                                    # 23:50 on 30 June to 00:10 on 1 July
+    snap = rig.engine.snapshots["season"]
+    assert snap["why"] == "season 1 ended" and snap["time"] == t0 + 600.5
+    # exactly the 600 s of season 1, and the peak of the rolling demand closed at 00:00 (2 of 3 subintervals)
+    assert snap["energy"][0][0][3] == pytest.approx(600 * WH_PER_S, rel=REL)
+    assert snap["peaks"][0] == pytest.approx(2000.0, rel=REL)
+    out = publish_values(rig.engine)
+    assert out["wh_delivered_season"] == pytest.approx(500.0, rel=REL)
+    assert out["tou_active_season"] == 2.0
+    rates = rig.reg()["rates"]
+    assert rates["A"] == pytest.approx(500.0, rel=REL) and rates["B"] == pytest.approx(500.0, rel=REL)
