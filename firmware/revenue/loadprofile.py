@@ -34,6 +34,14 @@ FLAGS = {"outage": 1, "time_set": 2, "dst": 4, "freeze": 8, "bpr": 16, "config":
 COLUMNS = {"start": "REAL", "end_ts": "REAL", "kind": "TEXT", "event": "TEXT", "status": "INTEGER",
            "data": "JSON", "info": "JSON"}
 MAX_DAYS = 60          # JEM L2485: last N days, N = 0 ... 60
+DAY_EDGE_S = 1e-3      # a record ending this little after midnight started before it (times are whole seconds)
+
+
+def record(kind: str, event: str, start: float, end: float, data: list[float | int | None], status: int = 0,
+           info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One load-profile record as the log keeps it, stamped (``ts``) with its end time."""
+    return {"start": start, "end_ts": end, "kind": kind, "event": event, "status": status, "data": data,
+            "info": info or {}}
 
 
 class LoadProfile:
@@ -115,9 +123,7 @@ class LoadProfile:
     def _write(self, kind: str, event: str, start: float, end: float, info: dict[str, Any] | None = None) -> int:
         if kind == "interval" and end - start < self.interval_s - 1:
             self.status |= FLAGS["partial"]
-        row = {"start": start, "end_ts": end, "kind": kind, "event": event, "status": self.status,
-               "data": self._values(), "info": info or {}}
-        return int(self.store.append(end, row) or 0)
+        return int(self.store.append(end, record(kind, event, start, end, self._values(), self.status, info)) or 0)
 
     # ------------------------------------------------------------------ events
 
@@ -183,7 +189,8 @@ class LoadProfile:
         local = tz.local(now_utc)
         midnight = datetime(local.year, local.month, local.day) - timedelta(days=days)
         candidates = tz.to_utc(midnight) or tz.to_utc(midnight + timedelta(hours=abs(tz.dst_offset_min) / 60 or 1))
-        return self.store.read(since_ts=candidates[0] if candidates else 0.0)
+        # records are stamped with their end: the interval ending at that midnight belongs to the day before
+        return self.store.read(since_ts=candidates[0] + DAY_EDGE_S if candidates else 0.0)
 
     # ------------------------------------------------------------------ persistence
 
