@@ -96,9 +96,24 @@ then zeroed and the load profile writes a `test_mode` event with the counts from
 
 ## Revenue lock and audit
 
-The revenue lock is the board's sealed switch (GPIO `revenue_lock`, active low); on the simulated
-board it is the file `[upgrade] revenue_lock_file` (the same one the upgrade checks read). While it is
-engaged, energy resets, presets, test mode and (unless `demand_reset_when_locked`) peak-demand and
+The revenue lock is the board's sealed switch (board file `[gpio] revenue_lock`, active low: the closed
+switch pulls the line down; `-1` when the board has none, which then never locks), read each second
+by the metrology service through `hal.gpio` and published as the `revenue_locked` point; other processes
+(configuration of sealed sections, upgrades) read that point through `firmware.lockstate`, and a
+snapshot that cannot be read counts as locked.
+
+**On the simulated board** the lock is a file, not a GPIO line: the simulated GPIO (`hal.sim.gpio`)
+lives inside the acquisition process and its levels can only be driven from there (by the simulated
+ADE9000 and by tests), so no other process could set the switch. The switch is the file
+`[upgrade] revenue_lock_file` (default `{lock_file}`): engaged when it holds one of
+{locked_words} (or exists but cannot be read), open when it is absent or holds anything else
+(`echo locked > var/revenue_lock`; `firmware.upgrade.lock.set_file_lock` writes `locked` or `unlocked`). The metrology service reads it each second like the GPIO line and publishes
+`revenue_locked`; `firmware.lockstate` and the upgrade checks read the file as well, so the whole meter
+agrees. The power-fail input and the digital inputs of the simulated board are files in
+`[revenue.inputs] sim_dir`: `power_fail` and `di1` ... `di32` hold `1` or `0`, `pulseN` a running count.
+The GPIO code path of a real board (`GpioInputs`) is tested on simulated GPIO lines.
+
+While the lock is engaged, energy resets, presets, test mode and (unless `demand_reset_when_locked`) peak-demand and
 billing-period resets are refused with a reason. Every attempt, accepted or refused, is written to the
 `revenue_audit` log with the user and the arguments (`metrology.revenue_audit`).
 
@@ -186,6 +201,8 @@ def render() -> str:
     from firmware.revenue.runtime import COMMAND_NAMES, POWER_FAIL_POLL_S, RETRY_MAX_S, RETRY_MIN_S
     from firmware.revenue.settings import AVERAGE_CHANNELS
     from metrology.demand import DEMAND_INTERVALS_MIN
+    from firmware.config import meter_schema
+    from firmware.upgrade.lock import LOCKED_WORDS
     from metrology.registers import QUANTITIES, SELF_READ_DEPTH, SELF_READ_TRIGGERS
 
     lock_rule = {"demand_reset": "refused*", "billing_reset": "refused*", "energy_reset": "refused",
@@ -215,6 +232,8 @@ def render() -> str:
         averages=", ".join(f"`{a}`" for a in AVERAGE_CHANNELS),
         flags="\n".join(f"| {k} | {v} |" for k, v in FLAGS.items()),
         status="\n".join(f"| {v.bit_length() - 1} | {k.replace('_', ' ')} |" for k, v in STATUS_BITS.items()),
+        lock_file=meter_schema().load({})["upgrade"].revenue_lock_file,
+        locked_words=", ".join(f"`{w}`" for w in sorted(LOCKED_WORDS)),
         poll_ms=int(POWER_FAIL_POLL_S * 1000), retry_min=RETRY_MIN_S, retry_max=RETRY_MAX_S, points=points)
 
 

@@ -1,13 +1,16 @@
 """Inputs of the revenue registers: revenue lock, power-fail, BPR button, demand sync, TOU override, gate.
 
 On a real board the revenue lock and power-fail lines are the board's GPIO pins (``[gpio]
-revenue_lock`` and ``power_fail`` in the board file, read through ``hal.gpio``; both active low:
-a closed sealed switch or a falling supply pulls the line down). On the simulated board, whose
-GPIO lines live inside the acquisition process, they are files other processes and tests can set:
-the revenue lock is ``[upgrade] revenue_lock_file`` (the same one the upgrade checks read, so the
-whole meter agrees on it) and the others are files in ``[revenue.inputs] sim_dir``: ``power_fail``
-and ``di1`` ... ``di32`` hold 1 or 0, ``pulseN`` a running count. A lock source that cannot be read
-counts as locked: a reset is refused rather than allowed by mistake.
+revenue_lock`` and ``power_fail`` in the board file, read through ``hal.gpio`` by ``GpioInputs``;
+both active low: a closed sealed switch or a falling supply pulls the line down). The simulated
+board's GPIO (``hal.sim.gpio.SimGpio``) lives inside the acquisition process and its levels can be
+driven only from there (by the simulated chip and by tests), so no other process can set them: on
+the simulated board these inputs are files that other processes and tests set instead. The revenue
+lock is ``[upgrade] revenue_lock_file`` (the same file the upgrade checks and ``firmware.lockstate``
+read, so the whole meter agrees on it) and the others are files in ``[revenue.inputs] sim_dir``:
+``power_fail`` and ``di1`` ... ``di32`` hold 1 or 0, ``pulseN`` a running count. ``GpioInputs``
+itself is tested on ``SimGpio`` lines. A lock source that cannot be read counts as locked: a reset
+is refused rather than allowed by mistake.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from firmware.config.board import load_board
 from firmware.upgrade.lock import file_lock_state
 
 
+NOT_FITTED = -1          # board file: [gpio] revenue_lock / power_fail = -1 when the line is not fitted
 # Digital-input functions of [revenue.inputs] (each names a digital input number, 0 = none)
 INPUT_FUNCTIONS = ("bpr_button", "demand_sync", "tou_override", "energy_gate")
 
@@ -88,16 +92,19 @@ class GpioInputs:
         self.lock_pin, self.power_fail_pin, self.di_pins = lock_pin, power_fail_pin, di_pins
         self.assignment = {k: v for k, v in assignment.items() if v}
         for pin in (lock_pin, power_fail_pin, *di_pins):
-            gpio.setup_input(pin, "up")
+            if pin != NOT_FITTED:
+                gpio.setup_input(pin, "up")
 
     def locked(self) -> bool:
+        if self.lock_pin == NOT_FITTED:      # a board without the switch cannot be sealed
+            return False
         try:
             return not self.gpio.read(self.lock_pin)
         except Exception:        # an unreadable lock counts as locked (see module docstring)
             return True
 
     def power_fail(self) -> bool:
-        return not self.gpio.read(self.power_fail_pin)
+        return self.power_fail_pin != NOT_FITTED and not self.gpio.read(self.power_fail_pin)
 
     def read(self) -> InputState:
         state = InputState(locked=self.locked(), power_fail=self.power_fail())

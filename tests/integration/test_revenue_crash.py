@@ -28,9 +28,10 @@ import pytest
 
 from firmware.control import ControlClient
 from firmware.ipc import shm
+from firmware.ipc.snapshot import Snapshot
 from firmware.service import instance_name
 from firmware.storage.records import RecordStore
-from hal.errors import MeterError
+from hal.errors import IPCError, MeterError
 from metrology.registers import QUANTITIES, TOTAL, UNCOMP
 from tests.conftest import REPO, iterations
 
@@ -135,6 +136,29 @@ sim_dir = "{self.inputs}"
         self.stop(signal.SIGKILL)
         for path in shm.SHM_DIR.glob(f"{instance_name(self.run_dir)}.*"):
             shm.unlink(path.name)
+
+
+def snapshot_values(meter: Meter) -> dict | None:
+    """The measurement snapshot the metrology service publishes (None while it does not exist)."""
+    try:
+        snap = Snapshot.attach(f"{instance_name(meter.run_dir)}.measurements")
+    except (IPCError, OSError, ValueError):
+        return None
+    try:
+        return snap.read()
+    finally:
+        snap.close()
+
+
+def wait_snapshot(meter: Meter, predicate, timeout_s: float = START_TIMEOUT_S) -> dict:
+    deadline = time.monotonic() + timeout_s
+    values = None
+    while time.monotonic() < deadline:
+        values = snapshot_values(meter)
+        if values is not None and predicate(values):
+            return values
+        time.sleep(POLL_S)
+    raise AssertionError(f"the measurement snapshot never satisfied the condition; last: {values}")
 
 
 def _stat(pid: int | str) -> tuple[str, int] | None:
@@ -339,14 +363,21 @@ def test_sigterm_and_the_power_fail_input_lose_nothing(tmp_path):
 
 
 def test_lock_and_lockout_refusals_are_logged(meter):
+    from firmware.config.store import ConfigStore
+    from firmware.lockstate import revenue_locked
+
     meter.lock_file.parent.mkdir(parents=True, exist_ok=True)
     meter.lock_file.write_text("locked\n")
+    # the simulated switch is read by the registers and published for every other process
+    wait_snapshot(meter, lambda v: v["revenue_locked"] == 1.0, timeout_s=5.0)
+    assert revenue_locked(ConfigStore(meter.config).load())
     for cmd in ("metrology.energy_reset", "metrology.test_mode_enter", "metrology.demand_reset"):
         with pytest.raises(MeterError, match="revenue-locked"):
             meter.call(cmd)
     with pytest.raises(MeterError, match="revenue-locked"):
         meter.call("metrology.preset", register="wh_del", value=1.0)
     meter.lock_file.write_text("unlocked\n")
+    wait_snapshot(meter, lambda v: v["revenue_locked"] == 0.0, timeout_s=5.0)
     meter.call("metrology.demand_reset")
     with pytest.raises(MeterError, match="lockout"):
         meter.call("metrology.billing_reset")

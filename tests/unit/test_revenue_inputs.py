@@ -6,10 +6,13 @@ from datetime import datetime, timezone
 import pytest
 
 from firmware.config import meter_schema
-from firmware.revenue.inputs import SimInputs, open_inputs
+from firmware.config.board import load_board
+from firmware.revenue.inputs import NOT_FITTED, GpioInputs, SimInputs, open_inputs
 from firmware.revenue.publish import values as publish_values
 from firmware.revenue.runtime import RevenueRuntime
+from hal.clock import VirtualClock
 from hal.errors import BusError
+from hal.sim.gpio import SimGpio
 from tests.conftest import REPO
 from tests.unit.test_revenue_engine import ALL_DAYS, REL, T0, FakeWallClock, inc
 
@@ -190,3 +193,47 @@ def test_season_change_snapshot_holds_the_registers_at_the_boundary(tmp_path, ri
     assert out["tou_active_season"] == 2.0
     rates = rig.reg()["rates"]
     assert rates["A"] == pytest.approx(500.0, rel=REL) and rates["B"] == pytest.approx(500.0, rel=REL)
+
+
+# ---------------------------------------------------------------------------- a real board's GPIO path
+
+def test_gpio_inputs_read_the_board_lines_active_low_on_simulated_gpio_lines():
+    """GpioInputs, the code a real board runs, on SimGpio lines driven as the board's switches would."""
+    gp = load_board(REPO / "boards" / "cm4-ade9000.toml").gpio
+    gpio = SimGpio(VirtualClock())
+    inputs = GpioInputs(gpio, gp.revenue_lock, gp.power_fail, tuple(gp.digital_inputs),
+                        {"bpr_button": 1, "demand_sync": 0, "energy_gate": 3})
+    assert not inputs.locked() and not inputs.power_fail()           # pulled up: switch open, supply good
+    gpio.drive(gp.revenue_lock, False)                               # the sealed switch closed
+    gpio.drive(gp.power_fail, False)                                 # the supply falling
+    gpio.drive(gp.digital_inputs[0], False)                          # DI1: the BPR button pressed
+    state = inputs.read()
+    assert state.locked and state.power_fail and state.bpr_button and not state.energy_gate
+    assert state.contacts == {1: True, 2: False, 3: False, 4: False}
+    gpio.drive(gp.digital_inputs[2], False)
+    assert inputs.read().energy_gate
+    gpio.drive(gp.revenue_lock, True)
+    assert not inputs.locked()
+
+
+def test_gpio_lock_that_cannot_be_read_counts_as_locked_and_a_missing_one_never_locks():
+    class Failing(SimGpio):
+        def read(self, pin: int) -> bool:
+            raise OSError("line released")
+
+    class Strict(SimGpio):
+        """As a hardware backend: a line that does not exist is an error."""
+
+        def setup_input(self, pin: int, pull: str = "none") -> None:
+            if pin < 0:
+                raise ValueError(f"no GPIO line {pin}")
+            super().setup_input(pin, pull)
+
+        def read(self, pin: int) -> bool:
+            if pin < 0:
+                raise ValueError(f"no GPIO line {pin}")
+            return super().read(pin)
+
+    assert GpioInputs(Failing(VirtualClock()), 17, 4, (), {}).locked()
+    none_fitted = GpioInputs(Strict(VirtualClock()), NOT_FITTED, NOT_FITTED, (), {})
+    assert not none_fitted.locked() and not none_fitted.power_fail()
