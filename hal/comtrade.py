@@ -10,7 +10,8 @@ primary or secondary quantity, and ``primary/secondary`` converts between them. 
 Mapping (``meter_channels``): voltage and current channels are found by phase and unit (``ph`` A/B/C/N
 or R/S/T, 1/2/3; ``uu`` V, kV, A, kA) or by name (VA, Va, UA, Ua, VAN, V1; IA, Ia, I1; IN, In, I4),
 and returned in the ADE9000 order IA, VA, IB, VB, IC, VC, IN as secondary-side values (what the meter's
-terminals see), with a missing IN taken as the residual -(IA+IB+IC).
+terminals see). A recording without IN leaves that input at zero and reports it unmapped (an empty name),
+so that the measured neutral current (I4) is published as not available rather than made up.
 
 Resampling: ``ComtradeSource.sample(t)`` evaluates the record at any time with cubic (Keys, a = -0.5)
 interpolation, the simulated chip then takes its 32 kSPS samples from it. At 128 samples per cycle the
@@ -269,9 +270,6 @@ def meter_channels(rec: Comtrade) -> tuple[np.ndarray, list[str]]:
         if key in found:
             out[:, j] = np.nan_to_num(rec.secondary(found[key]))
             used.append(rec.analogs[found[key]].name)
-        elif name == "IN":
-            out[:, j] = -(out[:, 0] + out[:, 2] + out[:, 4])
-            used.append("residual")
         else:
             used.append("")
     return out, used

@@ -65,7 +65,8 @@ class Pipeline:
         # the ratios and polarities act through the (linear) wiring: inputs are resampled as they come
         self.matrix = self.gain[:, None] * self.wiring.matrix
         self.reference = self.gain * self.wiring.reference
-        delays = np.asarray(s.phase_correction_deg) / 360.0 * self.fs / s.nominal_frequency
+        self._calibration_phase = np.zeros(len(INPUTS))
+        delays = self._delays(self._calibration_phase)
         line_ref = settings.system_type in ("DELTA", "2L")
         self.udin_ln = s.nominal_voltage / (np.sqrt(3) if settings.system_type == "DELTA" else
                                             2.0 if settings.system_type == "2L" else 1.0)
@@ -110,7 +111,21 @@ class Pipeline:
 
     # ------------------------------------------------------------------ input
 
+    def _delays(self, calibration_phase_deg: np.ndarray) -> np.ndarray:
+        """Resampling delay per input (samples): PT/CT phase correction plus the channel's calibration."""
+        s = self.settings
+        return (np.asarray(s.phase_correction_deg) + calibration_phase_deg) / 360.0 * self.fs / s.nominal_frequency
+
+    def apply_calibration(self, phase_deg) -> None:
+        """Per-input calibration phase (degrees at nominal frequency, positive advances), as the samples carry it;
+        it joins the PT/CT phase correction in the resampler. Cheap when unchanged: call it for every block."""
+        phase = np.asarray(phase_deg, dtype=np.float64)
+        if not np.array_equal(phase, self._calibration_phase):
+            self._calibration_phase = phase.copy()
+            self.resampler.set_delays(self._delays(phase))
+
     def feed(self, block) -> FeedResult:   # block: firmware.ipc.samples.SampleBlock (duck-typed)
+        self.apply_calibration(block.phase_deg)
         return self.feed_values(block.physical(), block.first_index, block.timestamp_ns,
                                 block.flags, block.lost_frames)
 
@@ -224,6 +239,7 @@ class Pipeline:
         for ten in self.ten_min.add(item):
             out.ten_min.append(ten)
             out.two_h.extend(self.two_h.add(ten))
+        item.flat = None     # both aggregations have it: callers that keep windows do not keep this too
 
     # ------------------------------------------------------------------ seconds and energy
 

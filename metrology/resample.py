@@ -66,6 +66,11 @@ class SyncResampler:
         self.reach = float(np.abs(self.delays).max()) + TAPS_AFTER + 1
         self.restart()
 
+    def set_delays(self, delays: np.ndarray) -> None:
+        """New per-channel delays (samples), e.g. after a recalibration; applies from the next cycle."""
+        self.delays = np.asarray(delays, dtype=np.float64)
+        self.reach = float(np.abs(self.delays).max()) + TAPS_AFTER + 1
+
     def restart(self) -> None:
         self._store = np.empty((0, self.c))   # buf is _store[_lo:_hi]: appended in place, moved down when full
         self._lo = self._hi = 0

@@ -94,6 +94,8 @@ def replay(path: str, args: argparse.Namespace, out: IO[str]) -> int:
     pipeline = Pipeline(settings)
     t0_ns = int(rec.start.timestamp() * 1e9) if rec.start is not None else 0
     present = pipeline.wiring.signal_present()
+    if not source.mapping[6]:
+        present[9] = False        # no IN in the recording: the measured neutral current is not available
     attr = INTERVALS[args.interval]
     lines = 0
 

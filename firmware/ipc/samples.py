@@ -2,8 +2,11 @@
 
 One block is a fixed header followed by ``n_frames`` frames of seven int32 ADC codes in the
 ADE9000 burst order IA, VA, IB, VB, IC, VC, IN. Codes stay integers on the ring so that no
-precision is lost between the chip and the pipeline; ``scale`` gives, per channel, the
-physical value at the meter's input terminals (V or A, secondary side) of one code.
+precision is lost between the chip and the pipeline; the calibration travels with them, per channel:
+``scale`` is the physical value at the meter's input terminals (V or A, secondary side) of one
+code after gain calibration, ``offset`` the calibrated offset in those units (subtracted), and
+``phase_deg`` the calibrated phase correction at the nominal frequency (positive advances the
+channel; metrology applies it as a time shift when it resamples).
 
 A block whose ``flags`` has ``GAP`` set follows a discontinuity: ``lost_frames`` frames were
 never delivered before ``first_index``. Consumers must treat it as a gap, never splice.
@@ -18,14 +21,16 @@ import numpy as np
 CHANNELS = ("IA", "VA", "IB", "VB", "IC", "VC", "IN")
 N_CHANNELS = len(CHANNELS)
 MAGIC = 0x534D504C  # "SMPL"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 FLAG_GAP = 1 << 0          # frames were lost before this block (count in lost_frames)
 FLAG_CHIP_RESET = 1 << 1   # the ADC was re-initialised before this block
 FLAG_SIMULATED = 1 << 2    # samples come from the simulated ADE9000
 
-# magic, version, channels, n_frames, flags, first_index, timestamp_ns, sample_rate_hz, lost_frames, scale[7]
-_HEADER = struct.Struct("<IHHII QqdQ 7d")
+# magic, version, channels, n_frames, flags, first_index, timestamp_ns, sample_rate_hz, lost_frames,
+# scale[7], offset[7], phase_deg[7]
+_HEADER = struct.Struct("<IHHII QqdQ 7d 7d 7d")
+_ZEROS = (0.0,) * N_CHANNELS
 HEADER_SIZE = _HEADER.size
 
 
@@ -43,6 +48,8 @@ class SampleBlock:
     scale: tuple[float, ...]    # physical units per code, per channel
     flags: int = 0
     lost_frames: int = 0
+    offset: tuple[float, ...] = _ZEROS
+    phase_deg: tuple[float, ...] = _ZEROS
 
     @property
     def n_frames(self) -> int:
@@ -53,15 +60,17 @@ class SampleBlock:
         return bool(self.flags & FLAG_GAP)
 
     def physical(self) -> np.ndarray:
-        """float64 (n_frames, 7) in V and A at the input terminals."""
-        return self.codes.astype(np.float64) * np.asarray(self.scale, dtype=np.float64)
+        """float64 (n_frames, 7) in V and A at the input terminals, gain and offset calibrated."""
+        return (self.codes.astype(np.float64) * np.asarray(self.scale, dtype=np.float64)
+                - np.asarray(self.offset, dtype=np.float64))
 
     def encode(self) -> bytes:
         codes = np.ascontiguousarray(self.codes, dtype="<i4")
         if codes.ndim != 2 or codes.shape[1] != N_CHANNELS:
             raise ValueError(f"codes must have shape (n, {N_CHANNELS}), got {codes.shape}")
         header = _HEADER.pack(MAGIC, FORMAT_VERSION, N_CHANNELS, codes.shape[0], self.flags, self.first_index,
-                              self.timestamp_ns, self.sample_rate_hz, self.lost_frames, *self.scale)
+                              self.timestamp_ns, self.sample_rate_hz, self.lost_frames, *self.scale, *self.offset,
+                              *self.phase_deg)
         return header + codes.tobytes()
 
     def encode_into(self, buffer: memoryview) -> int:
@@ -69,7 +78,8 @@ class SampleBlock:
         codes = np.ascontiguousarray(self.codes, dtype="<i4")
         n = codes.shape[0]
         _HEADER.pack_into(buffer, 0, MAGIC, FORMAT_VERSION, N_CHANNELS, n, self.flags, self.first_index,
-                          self.timestamp_ns, self.sample_rate_hz, self.lost_frames, *self.scale)
+                          self.timestamp_ns, self.sample_rate_hz, self.lost_frames, *self.scale, *self.offset,
+                          *self.phase_deg)
         end = HEADER_SIZE + codes.nbytes
         buffer[HEADER_SIZE:end] = codes.reshape(-1).view(np.uint8)
         return end
@@ -78,11 +88,13 @@ class SampleBlock:
     def decode(cls, data: bytes | memoryview) -> SampleBlock:
         if len(data) < HEADER_SIZE:
             raise ValueError(f"sample block too short: {len(data)} bytes")
-        (magic, version, channels, n, flags, first, ts, rate, lost, *scale) = _HEADER.unpack_from(data, 0)
+        (magic, version, channels, n, flags, first, ts, rate, lost, *cal) = _HEADER.unpack_from(data, 0)
         if magic != MAGIC or version != FORMAT_VERSION or channels != N_CHANNELS:
             raise ValueError(f"not a sample block (magic {magic:#x}, version {version}, channels {channels})")
         need = HEADER_SIZE + 4 * N_CHANNELS * n
         if len(data) < need:
             raise ValueError(f"sample block truncated: {len(data)} of {need} bytes")
         codes = np.frombuffer(data, dtype="<i4", count=n * N_CHANNELS, offset=HEADER_SIZE).reshape(n, N_CHANNELS)
-        return cls(first, ts, rate, codes.copy(), tuple(scale), flags, lost)
+        k = N_CHANNELS
+        return cls(first, ts, rate, codes.copy(), tuple(cal[:k]), flags, lost, tuple(cal[k:2 * k]),
+                   tuple(cal[2 * k:]))

@@ -75,6 +75,8 @@ class Acquisition:
         self.max_restarts = max_restarts
         self.hw: Hardware = open_hardware(board, settings, source=source, realtime=realtime, clock=clock)
         self.scale = tuple(ch.scale() for ch in settings.channels)
+        self.offset = tuple(ch.cal_offset for ch in settings.channels)
+        self.phase_deg = tuple(ch.cal_phase_deg for ch in settings.channels)
         self.extra_flags = FLAG_SIMULATED if board.simulated else 0
         self.totals = Totals(np.zeros((3, 3)))
         self.restarts = 0
@@ -107,7 +109,7 @@ class Acquisition:
             if raw.flags & hal_flag:
                 flags |= ring_flag
         block = SampleBlock(self.index_base + raw.first_index, raw.timestamp_ns, st.SAMPLE_RATE_HZ, raw.codes,
-                            self.scale, flags, raw.lost_frames)
+                            self.scale, flags, raw.lost_frames, self.offset, self.phase_deg)
         with self.ring.reserve() as slot:
             slot.commit(block.encode_into(slot.buffer))
 

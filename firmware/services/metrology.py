@@ -64,11 +64,12 @@ class MetrologyService(Service):
         blocks = self._read_batch()
         if not blocks:
             return
-        for group in _contiguous(blocks):
+        for group in _contiguous(blocks):      # a group shares one calibration: see _contiguous
             first = group[0]
             x = np.concatenate([b.physical() for b in group]) if len(group) > 1 else first.physical()
             if first.flags & (FLAG_GAP | FLAG_CHIP_RESET) and first.lost_frames:
                 self.counters["lost_s"] += first.lost_frames / first.sample_rate_hz
+            self.pipeline.apply_calibration(first.phase_deg)
             result = self.pipeline.feed_values(x, first.first_index, first.timestamp_ns, first.flags,
                                                first.lost_frames)
             if result.gap:
@@ -140,12 +141,14 @@ class MetrologyService(Service):
 
 
 def _contiguous(blocks: list[SampleBlock]) -> list[list[SampleBlock]]:
-    """Runs of blocks that follow on sample by sample; a flagged or discontinuous block starts a new run."""
+    """Runs of blocks that follow on sample by sample with one calibration; a flagged or discontinuous block, or
+    one calibrated differently, starts a new run."""
     groups: list[list[SampleBlock]] = []
     for b in blocks:
         if groups:
             last = groups[-1][-1]
-            if not b.flags & (FLAG_GAP | FLAG_CHIP_RESET) and b.first_index == last.first_index + last.n_frames:
+            if (not b.flags & (FLAG_GAP | FLAG_CHIP_RESET) and b.first_index == last.first_index + last.n_frames
+                    and b.scale == last.scale and b.offset == last.offset and b.phase_deg == last.phase_deg):
                 groups[-1].append(b)
                 continue
         groups.append([b])

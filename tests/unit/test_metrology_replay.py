@@ -20,14 +20,12 @@ def meter(*args):
     return subprocess.run([sys.executable, "-m", "firmware.cli", *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory):
+def _write_recording(base, with_neutral: bool = True):
+    import numpy as np
+
     sig = balanced(63.5, 2.0, 30.0, f0=60.0, v_harm=[(5, 0.05, 0.0)])
     rate = 7680.0                                  # 128 samples per cycle: resampled to 32 kSPS by replay
     n = int(3.3 * rate)
-    t = [i / rate for i in range(n)]
-    import numpy as np
-    x = sig.samples(0, 1)  # noqa: F841  (columns)
     idx = np.arange(n) * (32000.0 / rate)
     data = np.zeros((n, 7))
     th = sig.phase(idx)
@@ -35,13 +33,26 @@ def recording(tmp_path_factory):
         if name in sig.channels:
             for order, a, deg in sig.channels[name].parts:
                 data[:, col] += a * math.sqrt(2) * np.cos(order * th + math.radians(deg))
-    base = tmp_path_factory.mktemp("rec") / "fault"
     names = ["IA", "VA", "IB", "VB", "IC", "VC", "IN"]
-    cfg, _ = write_comtrade(base, names, ["A", "V"] * 3 + ["A"], ["A", "A", "B", "B", "C", "C", "N"], data, rate,
-                            start=dt.datetime(2024, 5, 1, 12, 0, 0), line_hz=60.0, fmt="FLOAT32",
-                            primary=[400.0, 11000.0] * 3 + [400.0], secondary=[5.0, 110.0] * 3 + [5.0])
-    assert len(t) == n
+    k = 7 if with_neutral else 6
+    cfg, _ = write_comtrade(base, names[:k], (["A", "V"] * 3 + ["A"])[:k], ["A", "A", "B", "B", "C", "C", "N"][:k],
+                            data[:, :k], rate, start=dt.datetime(2024, 5, 1, 12, 0, 0), line_hz=60.0,
+                            fmt="FLOAT32", primary=([400.0, 11000.0] * 3 + [400.0])[:k],
+                            secondary=([5.0, 110.0] * 3 + [5.0])[:k])
     return cfg
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    return _write_recording(tmp_path_factory.mktemp("rec") / "fault")
+
+
+def test_a_recording_without_neutral_publishes_no_measured_neutral_current(tmp_path):
+    r = meter("replay", str(_write_recording(tmp_path / "no_in", with_neutral=False)))
+    assert r.returncode == 0, r.stderr
+    last = json.loads(r.stdout.splitlines()[-1])
+    assert last["i_n"] is None                           # not measured: not made up from the phases
+    assert last["i_a"] == pytest.approx(2.0 * 400 / 5, rel=2e-4)
 
 
 def test_replay_prints_one_json_object_per_second_with_point_map_keys(recording):
