@@ -89,8 +89,10 @@ static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const dou
         const double pi = (start + span * grid[j]) - offset;   /* as numpy: start + (end - start) * (j / spc) */
         for (Py_ssize_t ch = 0; ch < c; ch++) {
             if (ch == 0 || !same) {
-                double p = pi + delay[ch];
-                double base = floor(p);
+                const double p = pi + delay[ch];
+                double base = (double)(Py_ssize_t)p;        /* floor(p), without a libm call per sample */
+                if (base > p)
+                    base -= 1.0;
                 lagrange6(p - base, w);
                 Py_ssize_t k0 = (Py_ssize_t)base - 2;
                 if (k0 >= 0 && k0 + 5 < n) {
