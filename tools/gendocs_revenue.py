@@ -117,6 +117,20 @@ While the lock is engaged, energy resets, presets, test mode and (unless `demand
 billing-period resets are refused with a reason. Every attempt, accepted or refused, is written to the
 `revenue_audit` log with the user and the arguments (`metrology.revenue_audit`).
 
+Peak-demand and billing-period resets while locked: the two reference meters differ, and
+`[revenue] demand_reset_when_locked` picks one.
+
+| | ION7400 (seeds/000) | JEMStar II (seeds/002) |
+|---|---|---|
+| lock | revenue lock switch, sealed (L8375-8416) | two internal security keys (jumpers), sealed (L2154-2191) |
+| peak demand reset / BPR while locked | refused: "When revenue-locked, you cannot perform resets, configure some revenue-specific parameters, or upgrade your meter" (L8337); "Revenue-locked meters must be unlocked to perform resets that impact revenue data" (L7726, L7766, L7832), over a list that includes Peak Demand Reset (L7752) | allowed: the metrology key disables configuration, upgrades and test mode (L2158-2170) but not the billing-period reset; the front-panel RESET (BPR) button has a second key of its own (L2189; MID meters install both, L1599); remote BPR is a user right (L3845-3847) |
+| this meter | `demand_reset_when_locked = false` (default) | `demand_reset_when_locked = true` |
+
+The default follows the ION7400 because this meter's lock is its revenue lock switch (SPEC §8: the lock
+"blocks resets of revenue data", and peak demand is billed, ION L7551). Either way the scheduled
+billing-period reset (`bpr_day`) runs while locked, as a sealed meter's automatic BPR does, and energy
+resets, presets and test mode stay refused (ION L8187, L8213; test mode also JEM L2170).
+
 ## Control commands
 
 Served by the metrology service as `metrology.<command>` on the control socket (`meter` tools, the

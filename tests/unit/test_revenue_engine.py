@@ -262,3 +262,17 @@ def test_published_values_cover_the_point_map(tmp_path):
     assert out["p_demand_delivered_peak"] == pytest.approx(3000.0, rel=REL)
     assert out["tou_active_rate"] == 1.0                         # 07:16 local: rate A (B from 08:00)
     assert totals(rig.engine).wh_del[3] == pytest.approx(1000 * 3000.0 / 3600, rel=REL)
+
+
+def test_demand_reset_when_locked_allows_only_the_billing_resets_as_the_jemstar_does(tmp_path):
+    rig = Rig(tmp_path, config(demand_reset_when_locked=True), locked=True)
+    rig.run(900)
+    rig.engine.demand_reset(user="reader")
+    rig.engine.billing_reset(user="reader")
+    for name, args in (("energy_reset", {}), ("preset", {"register": "wh_del", "value": 5.0}),
+                       ("test_mode_enter", {})):
+        with pytest.raises(AccessDenied, match="revenue-locked"):
+            rig.engine.commands()[name](user="reader", **args)
+    assert [(a["action"], a["accepted"]) for a in rig.engine.audit_log()] == [
+        ("demand_reset", 1), ("billing_reset", 1), ("energy_reset", 0), ("preset", 0), ("test_mode_enter", 0)]
+    assert rig.engine.registers()["counters"]["bpr"] == 1

@@ -55,7 +55,13 @@ SECTIONS = [
                "Minimum time between two peak-demand or billing-period resets (ION typical 25 d, JEM 5 min); "
                "scheduled resets are not subject to it.", "s"),
         Option("demand_reset_when_locked", Bool(), False,
-               "Allow peak-demand and billing-period resets while the revenue lock is engaged."),
+               "Allow peak-demand and billing-period resets (command and BPR button) while the revenue lock "
+               "is engaged. false as the ION7400, whose revenue lock refuses resets (ION7400 manual, "
+               "seeds/000 L8337: \"When revenue-locked, you cannot perform resets\"; L7726: \"Revenue-locked "
+               "meters must be unlocked to perform resets that impact revenue data\", the peak demand reset "
+               "among them, L7752). true as the JEMStar II, whose metrology security key does not disable the "
+               "billing-period reset (seeds/002 L2158-2187) and whose reset button has a key of its own "
+               "(L2189). Scheduled resets run either way."),
         Option("persist_interval", Duration(0.2, 3600), 1.0,
                "Registers are written to non-volatile storage at this interval, and at once on SIGTERM "
                "or the power-fail input; a sudden loss costs at most this much energy.", "s"),
