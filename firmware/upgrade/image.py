@@ -359,3 +359,12 @@ def write_signed(src: Image, out: IO[bytes], signatures: dict[str, bytes]) -> No
     for info, data in src.iter_members():
         writer.add(info.name, info.size, [data], info.mode)
     writer.close()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (the digest the manifest lists for every file)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -16,7 +16,6 @@ point leaves ``current`` on a complete slot; recovery tidies the rest.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -31,7 +30,7 @@ from typing import Any, Callable
 from firmware import __version__ as RUNNING_VERSION
 from firmware.storage.atomic import fsync_dir
 from firmware.upgrade.errors import UpgradeFailed, UpgradeRefused
-from firmware.upgrade.image import PRODUCT, FileEntry, Image, parse_version
+from firmware.upgrade.image import PRODUCT, FileEntry, Image, parse_version, sha256_file
 from firmware.upgrade.lock import revenue_locked
 from firmware.upgrade.log import UpgradeLog
 from firmware.upgrade.settings import UpgradeSettings
@@ -187,7 +186,7 @@ class Installer:
         _fsync_tree(staging)
         self._step(attempt, "verify", version, slot)
         for entry in checked.image.manifest.files:
-            if _sha256(staging / entry.path) != entry.sha256:
+            if sha256_file(staging / entry.path) != entry.sha256:
                 raise UpgradeRefused("damaged", f"{entry.path} reads back differently from what was written; "
                                      "the storage may be failing")
         self._step(attempt, "place", version, slot)
@@ -260,12 +259,6 @@ def make_venv(slot_dir: Path, python: str = sys.executable) -> None:
         raise UpgradeFailed(f"installing the bundled dependencies failed: {done.stderr.strip()[-800:]}")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync_tree(top: Path) -> None:

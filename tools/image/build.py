@@ -15,7 +15,6 @@ Dependencies (``--deps``):
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from firmware.upgrade.image import (
     MANIFEST_NAME,
     PRODUCT,
     ImageWriter,
+    sha256_file,
     dump_manifest,
     parse_version,
 )
@@ -136,12 +136,6 @@ def collect_dependencies(directory: Path) -> list[Source]:
             if p.is_file() and p.name.endswith(DEP_SUFFIXES)]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_image(tree: str | Path, out: str | Path, *, version: str | None = None,
@@ -163,7 +157,7 @@ def build_image(tree: str | Path, out: str | Path, *, version: str | None = None
     sources.sort(key=lambda s: s.path)
     files = []
     for s in sources:
-        files.append({"path": s.path, "size": s.origin.stat().st_size, "sha256": _sha256(s.origin),
+        files.append({"path": s.path, "size": s.origin.stat().st_size, "sha256": sha256_file(s.origin),
                       "mode": s.mode})
     manifest: dict[str, Any] = {
         "format": FORMAT,
