@@ -193,8 +193,8 @@ available", 0xFFC00000 for float32), `revenue_fault` reads 1, the revenue lock i
 from its input, commands are refused with the reason, and the metrology log says why once per
 fault. The faulted registers are dropped without writing their state (it may hold half a second)
 and restarted from the last persisted record after {retry_min:g} s, the wait doubling up to {retry_max:g} s
-while the fault persists. Seconds while unavailable are not registered; the load profile shows
-them as an outage.
+while the fault persists. Seconds while unavailable are not registered; when more than {outage_s:g} s
+went unregistered, the load profile records an outage for them.
 
 ## Published points
 
@@ -210,7 +210,7 @@ demand, TOU and status points of modbus.toml, the registers publish:
 def render() -> str:
     from firmware.points import load_points
     from firmware.revenue.demandset import DEMAND_CHANNELS
-    from firmware.revenue.engine import MINMAX, STATUS_BITS
+    from firmware.revenue.engine import MINMAX, OUTAGE_MIN_S, STATUS_BITS
     from firmware.revenue.loadprofile import FLAGS
     from firmware.revenue.runtime import COMMAND_NAMES, POWER_FAIL_POLL_S, RETRY_MAX_S, RETRY_MIN_S
     from firmware.revenue.settings import AVERAGE_CHANNELS
@@ -248,7 +248,7 @@ def render() -> str:
         status="\n".join(f"| {v.bit_length() - 1} | {k.replace('_', ' ')} |" for k, v in STATUS_BITS.items()),
         lock_file=meter_schema().load({})["upgrade"].revenue_lock_file,
         locked_words=", ".join(f"`{w}`" for w in sorted(LOCKED_WORDS)),
-        poll_ms=int(POWER_FAIL_POLL_S * 1000), retry_min=RETRY_MIN_S, retry_max=RETRY_MAX_S, points=points)
+        poll_ms=int(POWER_FAIL_POLL_S * 1000), retry_min=RETRY_MIN_S, retry_max=RETRY_MAX_S, outage_s=OUTAGE_MIN_S, points=points)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,8 @@ value. When the runtime cannot start, or raises while registering a second, the 
 ``revenue_fault`` is 1, and the fault is logged once. The broken runtime is dropped without
 writing its state (it may hold half a second) and a new one starts from the last persisted record
 after ``RETRY_MIN_S``, the wait doubling up to ``RETRY_MAX_S`` while it keeps failing. Seconds
-while unavailable are not registered; the load profile records them as an outage when the
-registers come back.
+while unavailable are not registered; when the registers come back after more than
+``engine.OUTAGE_MIN_S`` without registering, the load profile records an outage for them.
 """
 from __future__ import annotations
 
