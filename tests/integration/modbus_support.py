@@ -18,7 +18,7 @@ from firmware.comms.modbus.handler import Access, Handler
 from firmware.comms.modbus.ident import Identity
 from firmware.comms.modbus.regmap import build_map
 from firmware.ipc.snapshot import Snapshot
-from firmware.points import load_points, snapshot_layout
+from firmware.points import snapshot_layout
 
 IDENTITY = Identity("OpenMeter", "OM-CM4", "0.1.0", "https://example.invalid", "OpenMeter revenue meter",
                     "OM-CM4-ADE9000", "test-meter", "SIM-000042")

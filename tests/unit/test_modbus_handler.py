@@ -8,7 +8,6 @@ from firmware.comms.modbus.feed import FunctionFeed
 from firmware.comms.modbus.handler import Access, Handler
 from firmware.comms.modbus.ident import Identity
 from firmware.comms.modbus.regmap import build_map
-from firmware.points import load_points
 from hal.errors import AccessDenied, IPCError
 
 IDENTITY = Identity("OpenMeter", "OM-1", "0.1.0", "https://example.invalid", "OpenMeter", "OM-CM4",
