@@ -7,7 +7,7 @@ import sys
 
 from hal.errors import MeterError
 
-# Modules that add subcommands. A module listed here that is not present in this build is skipped.
+# Modules that add subcommands.
 COMMAND_MODULES = (
     "firmware.cli_run",       # run, status
     "firmware.cli_config",    # config validate/show/defaults/set
@@ -23,13 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"meter {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

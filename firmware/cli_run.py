@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from firmware.config.board import load_board
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient
 from firmware.logsetup import configure_logging
@@ -32,23 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_status)
 
 
-def _check_board(path: Path) -> None:
-    try:
-        from firmware.config.board import load_board
-    except ModuleNotFoundError:
-        if not path.exists():
-            raise SystemExit(f"meter: board file {path} not found") from None
-        return
-    load_board(path)
-
-
 def _run(args: argparse.Namespace) -> int:
     from firmware.services.registry import enabled_services
     from firmware.supervisor import Supervisor
 
     config = ConfigStore(args.config).load()
     board = Path(args.board)
-    _check_board(board)
+    load_board(board)  # refuse a bad board file before any service starts
     data_dir = Path(config.meter.data_dir)
     configure_logging(config, "supervisor", data_dir)
     services = enabled_services(config)

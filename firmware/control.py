@@ -16,6 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from hal.errors import IPCError, MeterError
 
 log = logging.getLogger("control")
@@ -137,15 +139,10 @@ def _send(conn: socket.socket, reply: dict[str, Any]) -> None:
 
 
 def _jsonable(value: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-        if isinstance(value, np.generic):
-            return value.item()
-    except ImportError:
-        pass
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
     return str(value)
 
 

@@ -1,7 +1,6 @@
 """The services the supervisor starts, in start order. Each is a module runnable with ``python -m``."""
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,12 +20,6 @@ class ServiceSpec:
     # A service whose loss stops metering; the meter is unhealthy while it is not running.
     essential: bool = False
 
-    def present(self) -> bool:
-        try:
-            return importlib.util.find_spec(self.module) is not None
-        except ModuleNotFoundError:
-            return False
-
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("acquisition", "firmware.services.acquisition", "ADE9000 streaming to the samples ring",
@@ -39,4 +32,4 @@ SERVICES: tuple[ServiceSpec, ...] = (
 
 
 def enabled_services(config: Config) -> list[ServiceSpec]:
-    return [s for s in SERVICES if s.present() and s.enabled(config)]
+    return [s for s in SERVICES if s.enabled(config)]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import importlib
 import json
 import os
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 from firmware.upgrade.errors import UpgradeRefused
 from firmware.upgrade.image import Image, key_id
 from firmware.upgrade.trust import TrustStore, load_public_key, public_raw, verify_signatures
+from tools.image import cli_meter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,13 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("image")
     m.set_defaults(func=_show)
 
-    try:
-        cli_meter = importlib.import_module("tools.image.cli_meter")
-    except ModuleNotFoundError as exc:
-        if exc.name != "tools.image.cli_meter":
-            raise
-    else:
-        cli_meter.register(isub)
+    cli_meter.register(isub)
 
 
 def _build(args: argparse.Namespace) -> int:
