@@ -56,13 +56,18 @@ class Format:
         return value / scale if scale != 1.0 else value
 
 
+def _as_int(value: Any) -> int:
+    """A value for an integer register: floats are rounded; NaN and infinities cannot be encoded."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise EncodeError("not finite")
+        value = round(value)
+    return int(value)
+
+
 def _int_packer(fmt: str, lo: int, hi: int) -> Callable[[Any], bytes]:
     def pack(value: Any) -> bytes:
-        if isinstance(value, float):
-            if not math.isfinite(value):
-                raise EncodeError("not finite")
-            value = round(value)
-        value = int(value)
+        value = _as_int(value)
         if not lo <= value <= hi:
             raise EncodeError(f"{value} outside {lo}..{hi}")
         return struct.pack(fmt, value)
@@ -99,11 +104,7 @@ def _pack_m10k(signed: bool) -> Callable[[Any], bytes]:
     limit = _M10K * _M10K - 1
 
     def pack(value: Any) -> bytes:
-        if isinstance(value, float):
-            if not math.isfinite(value):
-                raise EncodeError("not finite")
-            value = round(value)
-        value = int(value)
+        value = _as_int(value)
         if not (-limit if signed else 0) <= value <= limit:
             raise EncodeError(f"{value} outside the M10K range")
         # Both words carry the value's sign (ION "Signed 32B-M10K").

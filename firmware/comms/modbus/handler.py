@@ -121,29 +121,33 @@ class Handler:
 
     # ------------------------------------------------------------------ reads
 
-    def _read_registers(self, pdu: bytes) -> bytes | int:
+    def _read_request(self, pdu: bytes, max_count: int) -> tuple[int, int, int] | int:
+        """(function, start, count) of a read request (FC 1-4), or the exception code it earns."""
         if len(pdu) != 5:
             return ILLEGAL_VALUE
         fc, start, count = struct.unpack(">BHH", pdu)
-        if not 1 <= count <= MAX_READ_REGISTERS:
+        if not 1 <= count <= max_count:
             return ILLEGAL_VALUE
         if start + count > 0x10000 or self.access is Access.NONE:
             return ILLEGAL_ADDRESS
         self.refresh()
+        return fc, start, count
+
+    def _read_registers(self, pdu: bytes) -> bytes | int:
+        request = self._read_request(pdu, MAX_READ_REGISTERS)
+        if isinstance(request, int):
+            return request
+        fc, start, count = request
         data = self.regmap.read_registers(start, count)
         if isinstance(data, int):
             return data
         return bytes((fc, 2 * count)) + data
 
     def _read_bits(self, pdu: bytes) -> bytes | int:
-        if len(pdu) != 5:
-            return ILLEGAL_VALUE
-        fc, start, count = struct.unpack(">BHH", pdu)
-        if not 1 <= count <= MAX_READ_BITS:
-            return ILLEGAL_VALUE
-        if start + count > 0x10000 or self.access is Access.NONE:
-            return ILLEGAL_ADDRESS
-        self.refresh()
+        request = self._read_request(pdu, MAX_READ_BITS)
+        if isinstance(request, int):
+            return request
+        fc, start, count = request
         bits = self.regmap.read_bits("coil" if fc == FC_READ_COILS else "discrete", start, count)
         if isinstance(bits, int):
             return bits
