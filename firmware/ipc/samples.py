@@ -39,6 +39,11 @@ def block_size(n_frames: int) -> int:
     return HEADER_SIZE + 4 * N_CHANNELS * n_frames
 
 
+def physical(codes: np.ndarray, scale: tuple[float, ...], offset: tuple[float, ...]) -> np.ndarray:
+    """Codes (n, 7) of blocks that share one calibration -> float64 V and A at the input terminals."""
+    return codes * np.asarray(scale, dtype=np.float64) - np.asarray(offset, dtype=np.float64)
+
+
 @dataclass
 class SampleBlock:
     first_index: int            # index of the first frame since acquisition started (monotonic, gaps counted)
@@ -61,8 +66,7 @@ class SampleBlock:
 
     def physical(self) -> np.ndarray:
         """float64 (n_frames, 7) in V and A at the input terminals, gain and offset calibrated."""
-        return (self.codes.astype(np.float64) * np.asarray(self.scale, dtype=np.float64)
-                - np.asarray(self.offset, dtype=np.float64))
+        return physical(self.codes, self.scale, self.offset)
 
     def encode(self) -> bytes:
         codes = np.ascontiguousarray(self.codes, dtype="<i4")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from firmware.ipc.ring import Ring, RingReader
-from firmware.ipc.samples import FLAG_CHIP_RESET, FLAG_GAP, SampleBlock
+from firmware.ipc.samples import FLAG_CHIP_RESET, FLAG_GAP, SampleBlock, physical
 from firmware.ipc.snapshot import Snapshot
 from firmware.points import snapshot_layout
 from firmware.revenue.runtime import GuardedRevenue, revenue_commands
@@ -66,7 +66,8 @@ class MetrologyService(Service):
             return
         for group in _contiguous(blocks):      # a group shares one calibration: see _contiguous
             first = group[0]
-            x = np.concatenate([b.physical() for b in group]) if len(group) > 1 else first.physical()
+            codes = np.concatenate([b.codes for b in group]) if len(group) > 1 else first.codes
+            x = physical(codes, first.scale, first.offset)     # one conversion for the whole run
             if first.flags & (FLAG_GAP | FLAG_CHIP_RESET) and first.lost_frames:
                 self.counters["lost_s"] += first.lost_frames / first.sample_rate_hz
             self.pipeline.apply_calibration(first.phase_deg)

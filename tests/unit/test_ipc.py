@@ -183,6 +183,8 @@ def test_snapshot_readers_never_see_torn_records_and_never_block_the_writer():
     outcomes = [results.get(timeout=30) for _ in readers]
     Snapshot.attach(name).unlink()
     assert all(torn == 0 for _, torn in outcomes), outcomes
+    # Enough concurrent traffic for the check to mean something: idle, each side manages ~100k per second, so
+    # these floors hold with a 20x margin on a busy CI machine; a writer that waited for readers would not.
     assert all(reads > 1000 for reads, _ in outcomes), outcomes
     assert counter.value > 10000, "the writer was slowed down by readers"
     print(f"snapshot: {counter.value} publishes, reads per reader {[r for r, _ in outcomes]}")

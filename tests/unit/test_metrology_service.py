@@ -35,7 +35,7 @@ def service(tmp_path):
     Snapshot.attach(ctx.shm_name(SNAPSHOT_NAME)).unlink()
 
 
-def write_blocks(ring, sig, start, stop, t0_ns, flags_at=None, lost=0):
+def write_blocks(ring, sig, start, stop, t0_ns, flags_at=None, lost=0, offset=(0.0,) * 7, phase_deg=(0.0,) * 7):
     channels = default_channels()
     scale = tuple(ch.scale() for ch in channels)
     rng = np.random.default_rng(start)
@@ -43,7 +43,7 @@ def write_blocks(ring, sig, start, stop, t0_ns, flags_at=None, lost=0):
         codes = adc.quantise(sig.samples(first, BLOCK), channels, noise=True, rng=rng)
         flags = FLAG_SIMULATED | (FLAG_GAP if first == flags_at else 0)
         blk = SampleBlock(first, t0_ns + round(first * 1e9 / FS), FS, codes, scale, flags,
-                          lost if first == flags_at else 0)
+                          lost if first == flags_at else 0, offset, phase_deg)
         ring.write(blk.encode())
 
 
@@ -87,3 +87,24 @@ def test_a_hal_gap_restarts_the_windows_and_is_counted_not_bridged(service):
     assert tot.gap_s == pytest.approx(16 * BLOCK * 8 / FS)
     assert tot.wh_del[3] == pytest.approx(3 * 230 * 5 * tot.duration_s / 3600, rel=2e-4)
     assert svc.cmd_energy()["gap_s"] == pytest.approx(tot.gap_s)
+
+
+def test_the_calibration_the_blocks_carry_is_applied_by_the_service(service):
+    """The service batches blocks and feeds the pipeline itself: the offset and phase in each block's header must
+    still reach it. IA is advanced by 1 degree (its power angle falls from 60 to 59 degrees) and has 0.5 A of
+    offset subtracted (a DC term that adds to its RMS and not to power); phase B is untouched."""
+    svc, ring, ctx = service
+    sig = balanced(230.0, 5.0, 60.0)
+    offset = (0.5,) + (0.0,) * 6
+    phase = (1.0,) + (0.0,) * 6
+    write_blocks(ring, sig, 0, int(3.05 * FS) // BLOCK * BLOCK, 1_700_000_000 * 10 ** 9, offset=offset,
+                 phase_deg=phase)
+    drain(svc)
+    snap = Snapshot.attach(ctx.shm_name(SNAPSHOT_NAME))
+    values = snap.read()
+    snap.close()
+    # 2e-4: the energy accuracy limit the meter promises (0.02 %); ADC noise leaves ~1e-5 here
+    assert values["p_a"] == pytest.approx(230 * 5 * math.cos(math.radians(59.0)), rel=2e-4)
+    assert values["q_a"] == pytest.approx(230 * 5 * math.sin(math.radians(59.0)), rel=2e-4)
+    assert values["i_a"] == pytest.approx(math.hypot(5.0, 0.5), rel=2e-4)
+    assert values["p_b"] == pytest.approx(230 * 5 * 0.5, rel=2e-4)
