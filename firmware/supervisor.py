@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 from firmware import __version__
 from firmware.config import Config
-from firmware.control import ControlClient, ControlServer
+from firmware.control import ControlClient, ControlError, ControlServer
 from firmware.ipc import shm
 from firmware.service import instance_name
 from firmware.services.registry import ServiceSpec
@@ -299,8 +299,6 @@ class Supervisor:
         client = ControlClient(self.run_dir / f"{service}.sock", timeout_s=30.0, user=user)
         reply = client.request(rest, args)
         if not reply.get("ok"):
-            from firmware.control import ControlError
-
             raise ControlError(reply.get("error", "failed"), reply.get("kind", ""))
         return reply.get("result")
 
