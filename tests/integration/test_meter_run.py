@@ -70,13 +70,13 @@ def test_whole_meter_runs_meters_serves_modbus_and_stops_cleanly(meter):
     for name in ("acquisition", "metrology", "comms"):
         assert status["services"][name]["state"] == "running", status
     assert status["metering"] is True
-    if shutil.which("mbpoll"):
-        # Voltages A-N, B-N, C-N (ION layout 3027..3032, float32 high word first), read by libmodbus.
-        run = subprocess.run(["mbpoll", "-m", "tcp", "-p", str(port), "-a", "1", "-0", "-r", "3027", "-c", "3",
-                              "-t", "4:float", "-B", "-1", "127.0.0.1"], capture_output=True, text=True, timeout=30)
-        assert run.returncode == 0, run.stdout + run.stderr
-        volts = [float(m.group(1)) for m in re.finditer(r"^\[30\d\d\]:\s+(\S+)", run.stdout, re.M)]
-        assert len(volts) == 3 and all(50.0 < v < 500.0 for v in volts), run.stdout
+    # Voltages A-N, B-N, C-N (ION layout 3027..3032, float32 high word first), read by libmodbus' mbpoll.
+    assert shutil.which("mbpoll"), "mbpoll is not installed (Debian package 'mbpoll'; .ci/run installs it)"
+    run = subprocess.run(["mbpoll", "-m", "tcp", "-p", str(port), "-a", "1", "-0", "-r", "3027", "-c", "3",
+                          "-t", "4:float", "-B", "-1", "127.0.0.1"], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stdout + run.stderr
+    volts = [float(m.group(1)) for m in re.finditer(r"^\[30\d\d\]:\s+(\S+)", run.stdout, re.M)]
+    assert len(volts) == 3 and all(50.0 < v < 500.0 for v in volts), run.stdout
     pids = [svc["pid"] for svc in status["services"].values()] + [proc.pid]
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
