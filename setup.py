@@ -7,6 +7,8 @@ from setuptools import Extension, setup
 
 EXTENSIONS = [
     Extension("firmware.ipc._atomics", ["firmware/ipc/_atomics.c"], optional=True),
+    Extension("hal._rtloop", ["hal/_rtloop.c"], extra_compile_args=["-O2"], libraries=["pthread", "m"],
+              optional=True),
     Extension("metrology._kernels._ckernels", ["metrology/_kernels/_ckernels.c"],
               extra_compile_args=["-O3"], optional=True),
 ]

@@ -11,6 +11,7 @@ carry no CRC, so every configuration write is read back and compared.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +66,7 @@ class EnergyReading:
     interval_s: float
     counts: np.ndarray            # int64 (3 phases, 3 kinds: watt, var, va), accumulator LSBs
     wh: np.ndarray                # float64 (3, 3): Wh, varh, VAh at the input terminals
+    frame_count: int = -1         # frames captured when the interrupt that reported it was served (-1: unknown)
 
 
 @dataclass
@@ -296,16 +298,25 @@ class Ade9000:
             out[p] = p_fs / WATT_FS / DSP_RATE_HZ / 3600.0
         return out
 
-    def read_energy(self) -> EnergyReading:
-        """Read the latched accumulators of the last EGYRDY interval (EGY_LD_ACCUM = 1: each is one interval)."""
+    @staticmethod
+    def energy_registers() -> tuple[str, ...]:
+        """The accumulator registers in reading order: per phase A, B, C, per kind W, var, VA, HI then LO."""
+        return tuple(f"{ph}{kind}_{part}" for ph in "ABC" for kind in ("WATTHR", "VARHR", "VAHR")
+                     for part in ("HI", "LO"))
+
+    def energy_from_raw(self, raw: Sequence[int], timestamp_ns: int, frame_count: int = -1) -> EnergyReading:
+        """An ``EnergyReading`` from the raw values of ``energy_registers()`` (EGY_LD_ACCUM = 1: one interval each)."""
         counts = np.zeros((3, 3), dtype=np.int64)
-        for p, ph in enumerate("ABC"):
-            for k, kind in enumerate(("WATTHR", "VARHR", "VAHR")):
-                hi = self.read_signed(f"{ph}{kind}_HI")
-                lo = self.read(f"{ph}{kind}_LO") & 0x1FFF
-                counts[p, k] = (hi << 13) | lo
+        for j in range(9):
+            hi = RM[self.energy_registers()[2 * j]].to_signed(raw[2 * j])
+            counts[j // 3, j % 3] = (hi << 13) | (raw[2 * j + 1] & 0x1FFF)
         wh = counts.astype(np.float64) * self.energy_scale_wh()[:, None]
-        return EnergyReading(self.clock.realtime_ns(), self.settings.energy_interval_s, counts, wh)
+        return EnergyReading(timestamp_ns, self.settings.energy_interval_s, counts, wh, frame_count)
+
+    def read_energy(self, frame_count: int = -1) -> EnergyReading:
+        """Read the latched accumulators of the last EGYRDY interval."""
+        raw = [self.read(name) for name in self.energy_registers()]
+        return self.energy_from_raw(raw, self.clock.realtime_ns(), frame_count)
 
     def register_dump(self) -> dict[str, int]:
         """Every readable, non-volatile register (dump_config habit), for diagnostics."""

@@ -128,8 +128,18 @@ class WaveformStream:
         if status & _PAGE_FULL:
             out.extend(self._read_pages())
         if status & _EGYRDY:
-            out.append(chip.read_energy())
+            count, _ = self._produced()
+            out.append(chip.read_energy(frame_count=count))
         return out
+
+    def note_outage(self, frames: int) -> None:
+        """Frames the chip produced while nobody streamed (a re-initialisation): the next block reports them."""
+        if frames > 0:
+            self._pending_lost += frames
+            self._pending_flags |= FLAG_GAP
+
+    def stop(self) -> None:
+        """Nothing runs between interrupts here; present for the threaded stream's interface."""
 
     def blocks(self, max_blocks: int | None = None) -> Iterator[RawBlock]:
         """Sample blocks only (energy readings are dropped); for tests and replay."""

@@ -48,6 +48,9 @@ class Gpio(ABC):
             return True
         return self.wait_for_edge(pin, FALLING, timeout_s) or not self.read(pin)
 
+    def release(self, pin: int) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
+        """Give one line up, so another owner (the C read loop's IRQ0 request) can take it."""
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
         """Release the lines."""
 

@@ -9,6 +9,12 @@ Outputs (shared memory, names prefixed by the meter instance):
 - ``chip_energy``: a snapshot with the chip's own accumulators (the second, independent energy path):
   per phase Wh, varh, VAh of the last EGYRDY interval and their running totals since the service
   started, plus stream health counters.
+- ``chip_intervals``: a ring with one ``firmware.ipc.chipenergy.ChipEnergyRecord`` per EGYRDY interval,
+  naming the sample-stream frames it covers, from which metrology fills the energy of lost samples.
+
+IRQ0 is served by the C read loop (``hal.rtloop``; ``acquisition.read_loop = "c"``) with the GIL released,
+or by the Python reference (``"python"``). On the simulated board in real time the chip runs in its own
+process (``hal.sim.chipd``), so it keeps time whether this service keeps up or not.
 
 On a bus or chip fault the chip is reset and brought up again (up to ``acquisition.max_restarts``);
 the frame index keeps counting across it so consumers see a gap, never spliced samples.
@@ -16,6 +22,7 @@ the frame index keeps counting across it so consumers see a gap, never spliced s
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +30,7 @@ import numpy as np
 
 from firmware.config import Config
 from firmware.config.board import Board, load_board
+from firmware.ipc import chipenergy
 from firmware.ipc.ring import Ring
 from firmware.ipc.samples import FLAG_CHIP_RESET, FLAG_GAP, FLAG_SIMULATED, SampleBlock, block_size
 from firmware.ipc.snapshot import Snapshot
@@ -44,6 +52,7 @@ ENERGY_LAYOUT = [
     ("config_crc_changes", 1),
 ]
 REALTIME_PRIORITY = 50        # SCHED_FIFO, below the kernel's threaded IRQ handlers (50 by default on PREEMPT_RT)
+FREEZE_MAX_S = 5.0            # longest pause the freeze test hook may ask for (the C ring holds 4 s)
 _HAL_TO_RING_FLAGS = ((st.FLAG_GAP, FLAG_GAP), (st.FLAG_CHIP_RESET, FLAG_CHIP_RESET))
 
 
@@ -65,15 +74,48 @@ class Totals:
     intervals: int = 0
 
 
+class EnergyIntervals:
+    """Locates each chip energy interval in the sample stream's frame numbering.
+
+    The chip latches every ``frames`` frames (EGY_TIME + 1 DSP samples, exact); the interrupt that reports a
+    latch comes after it, so the frame count read then is an upper bound of the boundary. Boundaries are
+    therefore placed on the chip's grid at the earliest position any report allows: within a page of the truth
+    after the first few intervals, however late single interrupts are served.
+    """
+
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+        self.end: int | None = None
+
+    def reset(self) -> None:
+        self.end = None
+
+    def place(self, count: int) -> tuple[int, int, int]:
+        """(start, end, flags) of the interval reported at frame count ``count``."""
+        flags = 0
+        if self.end is None:
+            end = count
+        else:
+            k = max(1, round((count - self.end) / self.frames))
+            if k > 1:
+                flags |= chipenergy.FLAG_MISSED
+            end = min(self.end + k * self.frames, count)
+        self.end = end
+        return end - self.frames, end, flags
+
+
 class Acquisition:
     """The work of the service without the process around it: bring up, pump blocks, publish energy."""
 
     def __init__(self, board: Board, settings: ChipSettings, ring: Ring, energy: Snapshot, *, source: Any = None,
-                 realtime: bool = True, clock: Clock | None = None, max_restarts: int = 10) -> None:
+                 realtime: bool = True, clock: Clock | None = None, max_restarts: int = 10,
+                 intervals: Ring | None = None, read_loop: str = "python", lock_memory: bool = False) -> None:
         self.board, self.settings = board, settings
-        self.ring, self.energy = ring, energy
+        self.ring, self.energy, self.intervals = ring, energy, intervals
         self.max_restarts = max_restarts
-        self.hw: Hardware = open_hardware(board, settings, source=source, realtime=realtime, clock=clock)
+        self.read_loop = read_loop
+        self.hw: Hardware = open_hardware(board, settings, source=source, realtime=realtime, clock=clock,
+                                          read_loop=read_loop, lock_memory=lock_memory)
         self.scale = tuple(ch.scale() for ch in settings.channels)
         self.offset = tuple(ch.cal_offset for ch in settings.channels)
         self.phase_deg = tuple(ch.cal_phase_deg for ch in settings.channels)
@@ -82,9 +124,17 @@ class Acquisition:
         self.restarts = 0
         self.index_base = 0            # frame index of the current stream's frame 0
         self.last_problem = ""
+        self.epoch = time.time_ns() & (2**63 - 1)
+        self.egy = EnergyIntervals(int(round(settings.energy_interval_s * st.SAMPLE_RATE_HZ)))
+        self._outage_lost = 0          # frames lost to a re-initialisation, reported by the next block
+        self._egy_flags = 0
+        self.last_gap_frames = 0
+        self.last_gap_unix_s = 0.0
 
     def start(self, chip_reset: bool = False) -> None:
+        self.hw.stream.stop()
         self.hw.chip.bring_up()
+        self.egy.reset()
         self.hw.stream.start(chip_reset=chip_reset)
 
     def pump(self, timeout_s: float = st.IRQ_TIMEOUT_S) -> int:
@@ -108,14 +158,28 @@ class Acquisition:
         for hal_flag, ring_flag in _HAL_TO_RING_FLAGS:
             if raw.flags & hal_flag:
                 flags |= ring_flag
+        lost = raw.lost_frames + self._outage_lost
+        if self._outage_lost:
+            flags |= FLAG_GAP
+            self._outage_lost = 0
+        if lost:
+            self.last_gap_frames = lost
+            self.last_gap_unix_s = raw.timestamp_ns / 1e9
         block = SampleBlock(self.index_base + raw.first_index, raw.timestamp_ns, st.SAMPLE_RATE_HZ, raw.codes,
-                            self.scale, flags, raw.lost_frames, self.offset, self.phase_deg)
+                            self.scale, flags, lost, self.offset, self.phase_deg)
         with self.ring.reserve() as slot:
             slot.commit(block.encode_into(slot.buffer))
 
     def _publish_energy(self, r: EnergyReading) -> None:
         self.totals.wh += r.wh
         self.totals.intervals += 1
+        if self.intervals is not None and r.frame_count >= 0:
+            start, end, flags = self.egy.place(r.frame_count)
+            record = chipenergy.ChipEnergyRecord(self.epoch, self.index_base + start, self.index_base + end,
+                                                 r.timestamp_ns, r.interval_s, r.wh[:, 0], r.wh[:, 1], r.wh[:, 2],
+                                                 flags | self._egy_flags)
+            self._egy_flags = 0
+            self.intervals.write(record.encode())
         problems = self.hw.chip.check_health()
         for p in problems:
             self.hw.chip.stats.extra["health_problems"] = self.hw.chip.stats.extra.get("health_problems", 0) + 1
@@ -131,13 +195,17 @@ class Acquisition:
 
     def counters(self) -> dict[str, float]:
         s, c = self.hw.stream.stats, self.hw.chip.stats
-        return {"blocks": s.blocks, "gaps": s.gaps, "lost_frames": s.lost_frames, "crc_errors": c.crc_errors,
-                "chip_resets": self.restarts, "config_crc_changes": c.config_crc_changes}
+        return {"blocks": s.blocks, "gaps": s.gaps, "lost_frames": s.lost_frames + self._lost_to_outages,
+                "crc_errors": c.crc_errors + c.extra.get("loop_crc_errors", 0), "chip_resets": self.restarts,
+                "config_crc_changes": c.config_crc_changes}
+
+    _lost_to_outages = 0
 
     def _recover(self, exc: MeterError) -> None:
         """Re-initialise the chip; frames until the new stream starts count as lost."""
         stream = self.hw.stream
         clock = self.hw.clock
+        stream.stop()
         stopped_ns = clock.monotonic_ns()
         next_index = self.index_base + stream.next_index
         while True:
@@ -153,8 +221,9 @@ class Acquisition:
         # the outage in frames, so the index keeps time across the restart
         lost = max(0, int(round((clock.monotonic_ns() - stopped_ns) / st.FRAME_NS)))
         self.index_base = next_index + lost
-        stream._pending_lost += lost
-        stream._pending_flags |= st.FLAG_GAP
+        self._outage_lost += lost
+        self._lost_to_outages += lost
+        self._egy_flags |= chipenergy.FLAG_CHIP_RESET
 
     def close(self) -> None:
         self.hw.close()
@@ -171,23 +240,33 @@ class AcquisitionService(Service):
                                 energy_interval_s=acq.energy_interval)
         self.ring = Ring.create(self.ctx.shm_name(RING_NAME), block_size(BLOCK_FRAMES), acq.ring_slots)
         self.energy = Snapshot.create(self.ctx.shm_name(ENERGY_NAME), ENERGY_LAYOUT)
+        self.intervals = Ring.create(self.ctx.shm_name(chipenergy.RING_NAME), chipenergy.RECORD_SIZE,
+                                     chipenergy.RING_SLOTS)
         source = signal_source(self.config, line_hz) if board.simulated else None
-        self.acq = Acquisition(board, settings, self.ring, self.energy, source=source,
-                               realtime=self.config["simulation"].realtime or not board.simulated,
-                               max_restarts=acq.max_restarts)
+        realtime = self.config["simulation"].realtime or not board.simulated
+        read_loop = acq.read_loop if realtime else "python"
+        self.acq = Acquisition(board, settings, self.ring, self.energy, source=source, realtime=realtime,
+                               max_restarts=acq.max_restarts, intervals=self.intervals, read_loop=read_loop,
+                               lock_memory=acq.lock_memory)
+        self._freeze_s = 0.0
         self.acq.start()
-        if not board.simulated:
-            self._realtime_priority()
-        self.endpoints = [f"shm {self.ring.name}", f"shm {self.energy.name}"]
+        if realtime:
+            self._realtime_priority(read_loop)
+        self.endpoints = [f"shm {self.ring.name}", f"shm {self.energy.name}", f"shm {self.intervals.name}"]
 
-    def _realtime_priority(self) -> None:
-        """On the device: SCHED_FIFO and no cyclic GC pauses, so the 4 ms PAGE_FULL deadline holds
-        (docs/acquisition.md). Without CAP_SYS_NICE this only logs; gap detection still reports any miss."""
+    def _realtime_priority(self, read_loop: str) -> None:
+        """No cyclic GC pauses; with the Python read loop also SCHED_FIFO for the whole process (the C loop sets
+        its own thread's). Without CAP_SYS_NICE this only logs; gap detection still reports any miss."""
         import gc
         import os
 
         gc.collect()
         gc.freeze()
+        if read_loop == "c":
+            note = getattr(self.acq.hw.stream, "priority_note", "")
+            self.log.info("IRQ0 served by the C read loop (SCHED_FIFO %d%s)", REALTIME_PRIORITY,
+                          f"; refused: {note}" if note else "")
+            return
         try:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
         except (PermissionError, OSError, AttributeError) as exc:
@@ -195,8 +274,19 @@ class AcquisitionService(Service):
 
     def run(self) -> None:
         while not self.stopping.is_set():
+            if self._freeze_s:
+                self._hold_interpreter(self._freeze_s)
+                self._freeze_s = 0.0
             self.acq.pump()
-            self.heartbeat(**self.acq.counters())
+            self.heartbeat(**self.acq.counters(), last_gap_frames=self.acq.last_gap_frames,
+                           last_gap_unix_s=self.acq.last_gap_unix_s)
+
+    @staticmethod
+    def _hold_interpreter(seconds: float) -> None:
+        """Keep the interpreter busy (the GIL held between bytecodes, nothing drained), as a long pause would."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
 
     def teardown(self) -> None:
         if hasattr(self, "acq"):
@@ -207,7 +297,35 @@ class AcquisitionService(Service):
         if acq is None:
             return {}
         return {"board": acq.board.name, "simulated": acq.board.simulated, "line_hz": acq.settings.line_hz,
-                "config_crc": acq.hw.chip.config_crc, "last_problem": acq.last_problem, **acq.counters()}
+                "read_loop": acq.read_loop, "config_crc": acq.hw.chip.config_crc, "last_problem": acq.last_problem,
+                "last_gap_frames": acq.last_gap_frames, "last_gap_unix_s": acq.last_gap_unix_s, **acq.counters()}
+
+    @command("freeze")
+    def cmd_freeze(self, seconds: float = 0.5, user: str = "") -> str:
+        """Test hook: the service's Python side stops draining for ``seconds`` (at most 5) with the GIL held."""
+        seconds = float(seconds)
+        if not 0 < seconds <= FREEZE_MAX_S:
+            raise ValueError(f"freeze: seconds must be in (0, {FREEZE_MAX_S:g}]")
+        self._freeze_s = seconds
+        return f"the Python side will hold the interpreter for {seconds:g} s"
+
+    @command("stall")
+    def cmd_stall(self, seconds: float = 0.006, count: int = 1, user: str = "") -> str:
+        """Fault injection: the read loop sleeps ``seconds`` before serving each of the next ``count`` interrupts
+        (a host that wakes late); a stall beyond the half-buffer deadline loses samples, as it would on the board."""
+        stream = self.acq.hw.stream
+        if not hasattr(stream, "loop"):
+            raise ValueError("stall needs the C read loop (acquisition.read_loop = \"c\")")
+        stream.loop.stall(float(seconds), int(count))
+        return f"{int(count)} interrupts will be served {float(seconds) * 1e3:g} ms late"
+
+    @command("latency")
+    def cmd_latency(self, reset: bool = False, user: str = "") -> dict[str, float]:
+        """Wake-up latency of the C read loop from the IRQ0 edge (count, p50, p99, max in microseconds)."""
+        stream = self.acq.hw.stream
+        if not hasattr(stream, "latency"):
+            raise ValueError("latency is measured by the C read loop only")
+        return stream.latency(bool(reset))
 
     @command("registers")
     def cmd_registers(self, user: str = "") -> dict[str, str]:

@@ -52,6 +52,11 @@ class GpiodGpio(Gpio):
                     return True
         return False
 
+    def release(self, pin: int) -> None:
+        req = self._requests.pop(pin, None)
+        if req is not None:
+            req.release()
+
     def close(self) -> None:
         for req in self._requests.values():
             req.release()

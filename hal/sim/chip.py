@@ -40,6 +40,7 @@ from hal.sim.dsp import (BUFFER_FRAMES, FRAME_NS, FRAMES_PER_DSP_SAMPLE, GAIN_ON
                          split_energy)
 
 RSTDONE_DELAY_NS = 1_000_000        # simulated reset-to-RSTDONE time (1 ms)
+MEASURE_STEP_FRAMES = 512           # the measurement path catches up in steps of 16 ms: small, cheap pauses
 _RM = regmap()
 _WFB_START = int(_RM.waveform_buffer["start"])
 _WFB_END = int(_RM.waveform_buffer["end"])
@@ -75,6 +76,7 @@ class SimAde9000:
         # spidev attributes the driver may set
         self.mode, self.max_speed_hz, self.bits_per_word = 0, 20_000_000, 8
         self.transactions = 0
+        self.page_sync = False         # produce whole pages only (the chip's own process; see frames_due)
         self._wfb = np.zeros((BUFFER_FRAMES, WORDS_PER_FRAME), dtype=np.int32)
         self._in_reset = False
         self._power_on_reset()
@@ -88,6 +90,7 @@ class SimAde9000:
         self._ready_at_ns: int | None = None if self.faults.never_ready else self.clock.monotonic_ns() + RSTDONE_DELAY_NS
         self._running = False
         self._produced = 0
+        self._measured = 0
         self._capture_start: int | None = None
         self._egy_start = 0
         self._crc_forced = False
@@ -188,6 +191,7 @@ class SimAde9000:
             self._recompute_crc()
             self.regs[_RM["STATUS1"].addr] |= _CRC_DONE
         elif reg.name == "EP_CFG" and not old & 1 and value & 1:
+            self._measure(self._produced)
             self._egy_start = self._produced
             self.meas.take_energy()
         if reg.crc and old != value:
@@ -205,6 +209,7 @@ class SimAde9000:
         if on and not self._running:
             self._running = True
             self._produced = 0
+            self._measured = 0
             self._egy_start = 0
             self.frames.restart(self.clock.monotonic_ns())
             self.meas.reset()
@@ -223,11 +228,19 @@ class SimAde9000:
 
     # ------------------------------------------------------------------ time
     def frames_due(self, now_ns: int | None = None) -> int:
-        """Frames the ADC has produced since RUN by ``now_ns`` (sample n is taken at RUN + n * 31.25 us)."""
+        """Frames the ADC has produced since RUN by ``now_ns`` (sample n is taken at RUN + n * 31.25 us).
+
+        With ``page_sync`` the count advances a whole waveform page (16 frames) at a time: every state a
+        host can see (WFB_LAST_PAGE, PAGE_FULL, the 0.1-s registers, EGYRDY at whole-page intervals) changes
+        only at page boundaries, and producing in pages keeps the cost per SPI transaction small.
+        """
         if not self._running:
             return self._produced
         now = self.clock.monotonic_ns() if now_ns is None else now_ns
-        return max(0, (now - self.frames.t0_ns) // FRAME_NS + 1)
+        due = max(0, (now - self.frames.t0_ns) // FRAME_NS + 1)
+        if self.page_sync:
+            due = max(self._produced, due - due % PAGE_FRAMES)
+        return due
 
     def sync(self) -> None:
         """Bring registers, the waveform buffer and the pins up to the clock's present."""
@@ -240,29 +253,43 @@ class SimAde9000:
                 self._produce(min(target, self._next_boundary()))
         self._update_pins()
 
+    def _egy_frames(self) -> int:
+        return (int(self.regs[_RM["EGY_TIME"].addr]) + 1) * FRAMES_PER_DSP_SAMPLE
+
     def _next_boundary(self) -> int:
         n = self._produced
-        egy = (int(self.regs[_RM["EGY_TIME"].addr]) + 1) * FRAMES_PER_DSP_SAMPLE
         marks = [(n // MEASURE_FRAMES + 1) * MEASURE_FRAMES, n + 4096]
         if self.regs[_RM["EP_CFG"].addr] & 1:
+            egy = self._egy_frames()
             marks.append(self._egy_start + ((n - self._egy_start) // egy + 1) * egy)
         return min(marks)
 
     def _produce(self, end: int) -> None:
+        """Frames up to ``end`` into the waveform buffer; the measurements catch up in steps, and always at their
+        own boundaries (0.1-s registers, energy latch), where the host can see them."""
         start = self._produced
-        codes = self.frames.codes(start, end)
         self._produced = end
         if self._capture_start is not None:
-            self._fill_wfb(start, end, codes)
+            self._fill_wfb(start, end, self.frames.codes(start, end))
+        egy_due = (self.regs[_RM["EP_CFG"].addr] & 1 and end > self._egy_start
+                   and (end - self._egy_start) % self._egy_frames() == 0)
+        if end % MEASURE_FRAMES == 0 or egy_due or end - self._measured >= MEASURE_STEP_FRAMES:
+            self._measure(end)
+        if egy_due:
+            ep_cfg = self.regs[_RM["EP_CFG"].addr]
+            self._latch_energy(overwrite=bool(field_get(_RM["EP_CFG"], "EGY_LD_ACCUM", ep_cfg)))
+
+    def _measure(self, end: int) -> None:
+        if end <= self._measured:
+            return
+        codes = self.frames.codes(self._measured, end)
+        self._measured = end
         gains = self._gains()
         ep_cfg = self.regs[_RM["EP_CFG"].addr]
         if self.meas.add(normalise(codes), *gains, accumulate=bool(ep_cfg & 1)):
             for name, value in self.meas.registers(gains[2]).items():
                 reg = _RM[name]
                 self.regs[reg.addr] = value & reg.value_mask
-        egy = (int(self.regs[_RM["EGY_TIME"].addr]) + 1) * FRAMES_PER_DSP_SAMPLE
-        if ep_cfg & 1 and end > self._egy_start and (end - self._egy_start) % egy == 0:
-            self._latch_energy(overwrite=bool(field_get(_RM["EP_CFG"], "EGY_LD_ACCUM", ep_cfg)))
 
     def _gains(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         def g(fmt: str) -> np.ndarray:
@@ -329,7 +356,9 @@ class SimAde9000:
         return min(times) if times else None
 
     def _frame_done_ns(self, count: int) -> int:
-        """Clock time at which ``count`` frames have been produced."""
+        """Clock time at which ``count`` frames have been produced (whole pages with ``page_sync``)."""
+        if self.page_sync:
+            count += -count % PAGE_FRAMES
         return self.frames.t0_ns + (count - 1) * FRAME_NS
 
     def take_lateness_ns(self) -> int:

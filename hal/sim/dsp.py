@@ -27,7 +27,8 @@ RMS_FS = float(_RM.const("RMS_FULL_SCALE_CODES"))
 WATT_FS = float(_RM.const("WATT_FULL_SCALE_CODES"))
 PERIOD_SCALE = float(_RM.const("PERIOD_SCALE"))
 MEASURE_FRAMES = 3200       # RMS/power/period registers refresh every 0.1 s (5 cycles at 50 Hz, 6 at 60 Hz)
-CACHE_FRAMES = 4096         # frames generated ahead in one numpy call
+CACHE_FRAMES = 4096         # frames generated in one numpy call (the chip's own process uses smaller chunks)
+MAX_CHUNKS = 8              # cached chunks kept before those behind the present are dropped
 GAIN_ONE = 1 << 27          # xIGAIN/xVGAIN/xPGAIN: gain = 1 + reg / 2^27
 ENERGY_MASK = (1 << 45) - 1
 
@@ -47,28 +48,43 @@ class FrameSource:
         self.seed = seed
         self.lags = adc.lags_s(channels, nominal_hz)
         self.t0_ns = 0             # clock time of frame 0 (RUN)
-        self._start = 0
-        self._codes = np.zeros((0, 7), dtype=np.int32)
+        self.chunk_frames = CACHE_FRAMES
+        self._chunks: dict[tuple[int, int], np.ndarray] = {}
 
     def restart(self, t0_ns: int) -> None:
         self.t0_ns = t0_ns
-        self._start, self._codes = 0, np.zeros((0, 7), dtype=np.int32)
+        self._chunks = {}
 
     def frame_time_s(self, n: np.ndarray | int) -> np.ndarray | float:
         return (self.t0_ns + np.asarray(n, dtype=np.int64) * FRAME_NS) / 1e9
 
-    def codes(self, a: int, b: int) -> np.ndarray:
-        if not (self._start <= a and b <= self._start + len(self._codes)):
-            n = max(b - a, CACHE_FRAMES)
+    def _chunk(self, k: int) -> np.ndarray:
+        """Codes of frames [k * chunk_frames, (k + 1) * chunk_frames): a pure function of the frame numbers (and of
+        the time of frame 0), so the same frames come out however the calls are cut."""
+        key = (self.t0_ns, k)
+        chunk = self._chunks.get(key)
+        if chunk is None:
+            a, n = k * self.chunk_frames, self.chunk_frames
             t = np.asarray(self.frame_time_s(np.arange(a, a + n)))
             phys = self.source.sample(t[:, None] - self.lags[None, :])
             extra = getattr(self.source, "noise", None)
             if callable(extra):
                 phys = phys + extra(a, n)
             rng = np.random.default_rng([self.seed, a])
-            self._codes = adc.quantise(phys, self.channels, noise=self.noise, rng=rng)
-            self._start = a
-        return self._codes[a - self._start:b - self._start]
+            chunk = adc.quantise(phys, self.channels, noise=self.noise, rng=rng)
+            self._chunks[key] = chunk
+            if len(self._chunks) > MAX_CHUNKS:
+                for old in list(self._chunks):
+                    if old[0] != self.t0_ns or old[1] < k - 1:
+                        self._chunks.pop(old, None)
+        return chunk
+
+    def codes(self, a: int, b: int) -> np.ndarray:
+        k0, k1 = a // self.chunk_frames, (b - 1) // self.chunk_frames
+        if k1 <= k0:
+            return self._chunk(k0)[a - k0 * self.chunk_frames:b - k0 * self.chunk_frames]
+        whole = np.concatenate([self._chunk(k) for k in range(k0, k1 + 1)])
+        return whole[a - k0 * self.chunk_frames:b - k0 * self.chunk_frames]
 
 
 class Measurements:

@@ -1,5 +1,5 @@
 """Options of the acquisition service (ADE9000 streaming and the chip's own energy path)."""
-from firmware.config.schema import Duration, Enum, Int, Option, Section
+from firmware.config.schema import Bool, Duration, Enum, Int, Option, Section
 
 SECTIONS = [
     Section("acquisition", [
@@ -12,6 +12,13 @@ SECTIONS = [
                "Interval of the chip's energy accumulators (EGY_TIME, EGYRDY), published on 'chip_energy'.", "s"),
         Option("ring_slots", Int(64, 65536), 2048,
                "Sample blocks kept on the samples ring (2048 blocks of 4 ms = 8.2 s).", "blocks"),
+        Option("read_loop", Enum("c", "python"), "c",
+               "Who serves IRQ0 and reads the waveform buffer within the chip's 4-ms deadline: a C thread without "
+               "the interpreter lock, SCHED_FIFO where permitted (c), or the Python reference driver (python)."),
+        Option("lock_memory", Bool(), True,
+               "Lock the acquisition process in RAM (mlockall) so no page fault delays the read loop; when "
+               "refused (no CAP_IPC_LOCK, low RLIMIT_MEMLOCK) only the loop's own ring is locked, and the log "
+               "says so."),
         Option("max_restarts", Int(0, 1000), 10,
                "Chip re-initialisations after a fault before the service gives up and lets the supervisor "
                "restart it."),

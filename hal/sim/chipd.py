@@ -1,0 +1,279 @@
+"""The simulated ADE9000 in a process of its own, producing samples by the wall clock as a real chip does.
+
+A real chip never waits for its host: it fills the waveform buffer at 32 kSPS, raises IRQ0 when a half is
+full and overwrites the oldest half 4 ms later whether it was read or not. Run inside the host's process,
+the simulated chip only produced samples when the host asked, and its CPU time was charged to the host's
+deadline. Here it runs in its own process:
+
+- a **producer** thread wakes at each moment the chip raises an interrupt (``SimAde9000.next_event_ns``),
+  brings the chip up to the wall clock and so fills the buffer, sets STATUS0 and drives IRQ0. When the
+  process itself is late it produces everything due at once, in a burst: its frame count follows the wall
+  clock, never its own progress;
+- the signal is computed in chunks of 16 ms and the measurement registers catch up in steps of 16 ms, so
+  no step of the chip's work pauses it for long (~0.6 ms);
+- the main thread answers the host over a ``SOCK_SEQPACKET`` socket, one message per SPI transaction
+  (``X`` + the bytes clocked out; the reply is the bytes clocked in), plus line levels (``L``), the RESET
+  line (``P``) and fault injection (``C``, JSON).
+
+Each falling edge of IRQ0 or IRQ1 writes the edge's CLOCK_MONOTONIC time (8 bytes) to that line's pipe,
+which the host polls as it would poll a GPIO line's event file descriptor.
+
+Same deadline rule as the real chip on spidev: the host reads the buffer through transactions while the
+producer keeps writing it, so a host later than 4 ms loses the half. What this does not model beyond
+``hal.sim.chip``: SPI clock time on the wire (a transaction costs a socket round trip, ~20-50 us).
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import pickle
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
+from hal.clock import SystemClock
+from hal.errors import BusError
+from hal.gpio import FALLING, RISING, Gpio
+
+OP_XFER, OP_LEVEL, OP_PIN, OP_CONTROL = ord("X"), ord("L"), ord("P"), ord("C")
+MAX_MESSAGE = 65536 + 1
+PRODUCER_PRIORITY = 60          # SCHED_FIFO, above the host's read loop: the chip is hardware
+SWITCH_INTERVAL_S = 0.0005      # the producer and the SPI side hand the GIL over within 0.5 ms
+CHUNK_FRAMES = 512              # signal computed 16 ms at a time: ~0.6 ms of work, never a long pause
+_EDGE = struct.Struct("<q")
+_PR_SET_PDEATHSIG = 1
+
+
+# ---------------------------------------------------------------------------------------------- chip side
+class _PipeLines:
+    """The chip's output lines: levels kept here, each falling edge time-stamped into the line's pipe."""
+
+    def __init__(self, pipes: dict[int, int]) -> None:
+        self.pipes = pipes
+        self.levels: dict[int, bool] = {}
+        self.chip: Any = None
+
+    def attach_chip(self, chip: Any) -> None:
+        self.chip = chip
+
+    def drive(self, pin: int, level: bool) -> None:
+        old = self.levels.get(pin, True)
+        self.levels[pin] = level
+        fd = self.pipes.get(pin)
+        if old and not level and fd is not None:
+            try:
+                os.write(fd, _EDGE.pack(time.monotonic_ns()))
+            except BlockingIOError:
+                pass        # nobody reads the line: a level, not a queue
+
+
+def _set_priority() -> str:
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(PRODUCER_PRIORITY))
+        return "SCHED_FIFO"
+    except (PermissionError, OSError) as exc:
+        return f"normal priority ({exc})"
+
+
+def _chip_main(sock: socket.socket, setup: dict[str, Any]) -> None:
+    from hal.sim.chip import SimAde9000
+
+    pipes = {int(k): v for k, v in setup["pipes"].items()}
+    for fd in pipes.values():
+        os.set_blocking(fd, False)
+    lines = _PipeLines(pipes)
+    clock = SystemClock()
+    chip = SimAde9000(setup["source"], clock, setup["channels"], lines, irq0_pin=setup["irq0_pin"],
+                      irq1_pin=setup["irq1_pin"], reset_pin=setup["reset_pin"], noise=setup["noise"],
+                      seed=setup["seed"], nominal_hz=setup["nominal_hz"])
+    chip.page_sync = True
+    chip.frames.chunk_frames = CHUNK_FRAMES
+    lock = threading.Lock()
+    stop = threading.Event()
+    changed = threading.Event()         # the host wrote something that may move the next interrupt
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+    def producer() -> None:
+        while not stop.is_set():
+            with lock:
+                chip.sync()
+                nxt = chip.next_event_ns()
+            now = time.monotonic_ns()
+            delay = 0.001 if nxt is None else min(max(nxt - now, 0), 20_000_000) / 1e9
+            if changed.wait(delay):
+                changed.clear()
+
+    priority = _set_priority() if setup.get("priority", True) else "normal priority"
+    threading.Thread(target=producer, name="producer", daemon=True).start()
+    sock.send(json.dumps({"ready": True, "priority": priority}).encode())
+    try:
+        while True:
+            msg = sock.recv(MAX_MESSAGE)
+            if not msg:
+                break
+            op = msg[0]
+            with lock:
+                if op == OP_XFER:
+                    reply = chip.transfer(msg[1:])
+                elif op == OP_LEVEL:
+                    chip.sync()
+                    reply = bytes([lines.levels.get(int.from_bytes(msg[1:3], "big"), True)])
+                elif op == OP_PIN:
+                    pin, level = int.from_bytes(msg[1:3], "big"), bool(msg[3])
+                    if pin == chip.reset_pin:
+                        chip.set_reset_pin(level)
+                    reply = b"\x01"
+                elif op == OP_CONTROL:
+                    reply = json.dumps(_control(chip, json.loads(msg[1:]))).encode()
+                else:
+                    reply = b""
+                if op != OP_LEVEL:
+                    changed.set()
+            sock.send(reply)
+    finally:
+        stop.set()
+
+
+def _control(chip: Any, req: dict[str, Any]) -> dict[str, Any]:
+    """Fault injection and the chip's own view of time, for tests."""
+    for name, value in req.get("faults", {}).items():
+        if not hasattr(chip.faults, name):
+            return {"error": f"no fault {name!r}; allowed {', '.join(asdict(chip.faults))}"}
+        setattr(chip.faults, name, type(getattr(chip.faults, name))(value))
+    if "upset" in req:
+        chip.upset(req["upset"]["register"], int(req["upset"]["xor"]))
+    chip.sync()
+    return {"faults": asdict(chip.faults), "produced": chip._produced, "capture_start": chip._capture_start,
+            "t0_ns": chip.frames.t0_ns, "running": chip._running, "transactions": chip.transactions}
+
+
+def main() -> int:
+    """Entry point of the chip's process: ``python -m hal.sim.chipd FD``; the setup arrives on the socket."""
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    setup = pickle.loads(sock.recv(1 << 20))
+    _chip_main(sock, setup)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- host side
+class RemoteLines(Gpio):
+    """The host's view of the simulated board's lines: levels over the socket, edges from the pipes."""
+
+    def __init__(self, chip: ChipProcess) -> None:
+        self.chip = chip
+        self.irq_pins = set(chip.edge_fds)
+
+    def setup_input(self, pin: int, pull: str = "none") -> None:
+        """The chip drives its lines; nothing to configure."""
+
+    def setup_output(self, pin: int, initial: bool) -> None:
+        self.write(pin, initial)
+
+    def read(self, pin: int) -> bool:
+        return self.chip.request(bytes([OP_LEVEL]) + pin.to_bytes(2, "big"))[:1] == b"\x01"
+
+    def write(self, pin: int, value: bool) -> None:
+        self.chip.request(bytes([OP_PIN]) + pin.to_bytes(2, "big") + bytes([value]))
+
+    def wait_for_edge(self, pin: int, edge: str, timeout_s: float) -> bool:
+        import select
+
+        fd = self.chip.edge_fds.get(pin)
+        if fd is None:
+            time.sleep(timeout_s)
+            return False
+        if edge == RISING:
+            raise BusError("simulated lines report falling edges only (IRQ lines are active low)")
+        ready, _, _ = select.select([fd], [], [], timeout_s)
+        if not ready:
+            return False
+        try:
+            os.read(fd, 4096)
+        except BlockingIOError:
+            pass
+        return edge in (FALLING, "both")
+
+
+class ChipProcess:
+    """The host's handle on the simulated ADE9000's process: its transport, its lines, fault injection."""
+
+    def __init__(self, source: Any, channels: Any, *, irq0_pin: int, irq1_pin: int, reset_pin: int, noise: bool,
+                 seed: int, nominal_hz: float, priority: bool = True) -> None:
+        from hal import rtloop
+
+        host, chip = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.edge_fds: dict[int, int] = {}
+        child_fds: dict[int, int] = {}
+        for pin in (irq0_pin, irq1_pin):
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            self.edge_fds[pin] = r
+            child_fds[pin] = w
+        self.irq0_pin = irq0_pin
+        self.proc = subprocess.Popen([sys.executable, "-m", "hal.sim.chipd", str(chip.fileno())],
+                                     pass_fds=(chip.fileno(), *child_fds.values()), close_fds=True)
+        chip.close()
+        for w in child_fds.values():
+            os.close(w)
+        self.sock = host
+        host.send(pickle.dumps({"source": source, "channels": channels, "irq0_pin": irq0_pin, "irq1_pin": irq1_pin,
+                                "reset_pin": reset_pin, "noise": noise, "seed": seed, "nominal_hz": nominal_hz,
+                                "pipes": child_fds, "priority": priority}))
+        host.settimeout(30.0)
+        try:
+            hello = json.loads(host.recv(4096) or b"{}")
+        except (OSError, ValueError) as exc:
+            self.close()
+            raise BusError(f"simulated ADE9000: its process did not start ({exc})") from exc
+        host.settimeout(None)
+        if not hello.get("ready"):
+            self.close()
+            raise BusError("simulated ADE9000: its process did not start")
+        self.priority = hello.get("priority", "")
+        self.transport = rtloop.transport("socket", host.fileno())
+        self.lines = RemoteLines(self)
+
+    def request(self, msg: bytes) -> bytes:
+        return bytes(self.transport.request(msg))
+
+    def control(self, **req: Any) -> dict[str, Any]:
+        """Inject faults (``faults={"crc_errors": 2}``), upset a register, or just read the chip's state."""
+        out: dict[str, Any] = json.loads(self.request(bytes([OP_CONTROL]) + json.dumps(req).encode()))
+        if "error" in out:
+            raise ValueError(out["error"])
+        return out
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        for fd in self.edge_fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.edge_fds = {}
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
