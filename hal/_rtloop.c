@@ -104,6 +104,51 @@ static int xfer_locked(Transport *t, const uint8_t *tx, uint8_t *rx, size_t n) {
     return 0;
 }
 
+/* Several chip-select transactions in one kernel call (SPI_IOC_MESSAGE(n), chip select released between
+ * them) or one message to the simulated chip: the energy registers are read this way at EGYRDY. */
+#define MAX_MULTI 32
+static int xfer_multi(Transport *t, uint8_t *const tx[], uint8_t *const rx[], const size_t len[], int n) {
+    if (n < 1 || n > MAX_MULTI) return EINVAL;
+    pthread_mutex_lock(&t->mu);
+    int err = 0;
+    size_t total = 0;
+    if (t->kind == T_SPIDEV) {
+        struct spi_ioc_transfer tr[MAX_MULTI];
+        memset(tr, 0, sizeof tr);
+        for (int i = 0; i < n; i++) {
+            tr[i].tx_buf = (uintptr_t)tx[i];
+            tr[i].rx_buf = (uintptr_t)rx[i];
+            tr[i].len = (uint32_t)len[i];
+            tr[i].speed_hz = t->speed_hz;
+            tr[i].bits_per_word = 8;
+            tr[i].cs_change = i + 1 < n;
+            total += len[i];
+        }
+        if (ioctl(t->fd, SPI_IOC_MESSAGE(n), tr) < 0) err = errno;
+    } else {
+        size_t off = 2;
+        t->buf[0] = 'M';
+        t->buf[1] = (uint8_t)n;
+        for (int i = 0; i < n && !err; i++) {
+            if (off + 2 + len[i] > sizeof t->buf) { err = EMSGSIZE; break; }
+            t->buf[off] = (uint8_t)(len[i] >> 8);
+            t->buf[off + 1] = (uint8_t)(len[i] & 0xFF);
+            memcpy(t->buf + off + 2, tx[i], len[i]);
+            off += 2 + len[i];
+            total += len[i];
+        }
+        if (!err && send(t->fd, t->buf, off, 0) != (ssize_t)off) err = errno ? errno : EIO;
+        if (!err) {
+            ssize_t got = recv(t->fd, t->buf, sizeof t->buf, 0);
+            if (got != (ssize_t)total) err = got < 0 ? errno : EPROTO;
+            else for (int i = 0, o = 0; i < n; o += (int)len[i], i++) memcpy(rx[i], t->buf + o, len[i]);
+        }
+    }
+    if (!err) { t->transfers += (unsigned long long)n; t->bytes += total; }
+    pthread_mutex_unlock(&t->mu);
+    return err;
+}
+
 static int xfer(Transport *t, const uint8_t *tx, uint8_t *rx, size_t n) {
     pthread_mutex_lock(&t->mu);
     int err = xfer_locked(t, tx, rx, n);
@@ -414,8 +459,27 @@ static int read_energy(Loop *L) {
     rec.count = count;
     rec.mono_ns = now;
     rec.ok = 1;
-    for (int k = 0; k < N_ENERGY_REGS; k++)
-        if (read_reg(L, L->energy_addr[k], 4, &rec.raw[k])) return -1;
+    uint8_t txb[N_ENERGY_REGS][8], rxb[N_ENERGY_REGS][8];
+    uint8_t *tx[N_ENERGY_REGS], *rx[N_ENERGY_REGS];
+    size_t len[N_ENERGY_REGS];
+    for (int k = 0; k < N_ENERGY_REGS; k++) {
+        uint16_t cmd = (uint16_t)((L->energy_addr[k] << 4) | (1 << 3));
+        memset(txb[k], 0, sizeof txb[k]);
+        txb[k][0] = cmd >> 8;
+        txb[k][1] = cmd & 0xFF;
+        tx[k] = txb[k];
+        rx[k] = rxb[k];
+        len[k] = 8;
+    }
+    int err = xfer_multi(L->tr, tx, rx, len, N_ENERGY_REGS);
+    if (err) { set_fault(L, FAULT_BUS, "spi: transfer failed: %s", strerror(err)); return -1; }
+    for (int k = 0; k < N_ENERGY_REGS; k++) {
+        uint32_t v = ((uint32_t)rxb[k][2] << 24) | ((uint32_t)rxb[k][3] << 16) | ((uint32_t)rxb[k][4] << 8) | rxb[k][5];
+        uint16_t crc = (uint16_t)((rxb[k][6] << 8) | rxb[k][7]);
+        if (crc16(rxb[k] + 2, 4) == crc) rec.raw[k] = v;
+        else if (read_reg(L, L->energy_addr[k], 4, &rec.raw[k])) return -1;   /* counted, retried singly */
+        else __atomic_add_fetch(&L->crc_errors, 1, __ATOMIC_RELAXED);
+    }
     L->energy_reads++;
     pthread_mutex_lock(&L->mu);
     if (L->e_w - L->e_r >= ENERGY_SLOTS) L->e_r++;      /* the oldest is dropped; Python counts the jump */

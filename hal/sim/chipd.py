@@ -12,8 +12,9 @@ deadline. Here it runs in its own process:
 - the signal is computed in chunks of 16 ms and the measurement registers catch up in steps of 16 ms, so
   no step of the chip's work pauses it for long (~0.6 ms);
 - the main thread answers the host over a ``SOCK_SEQPACKET`` socket, one message per SPI transaction
-  (``X`` + the bytes clocked out; the reply is the bytes clocked in), plus line levels (``L``), the RESET
-  line (``P``) and fault injection (``C``, JSON).
+  (``X`` + the bytes clocked out; the reply is the bytes clocked in), several in one message as
+  SPI_IOC_MESSAGE(n) does (``M``), plus line levels (``L``), the RESET line (``P``) and fault injection
+  (``C``, JSON).
 
 Each falling edge of IRQ0 or IRQ1 writes the edge's CLOCK_MONOTONIC time (8 bytes) to that line's pipe,
 which the host polls as it would poll a GPIO line's event file descriptor.
@@ -42,7 +43,7 @@ from hal.clock import SystemClock
 from hal.errors import BusError
 from hal.gpio import FALLING, RISING, Gpio
 
-OP_XFER, OP_LEVEL, OP_PIN, OP_CONTROL = ord("X"), ord("L"), ord("P"), ord("C")
+OP_XFER, OP_MULTI, OP_LEVEL, OP_PIN, OP_CONTROL = ord("X"), ord("M"), ord("L"), ord("P"), ord("C")
 MAX_MESSAGE = 65536 + 1
 PRODUCER_PRIORITY = 60          # SCHED_FIFO, above the host's read loop: the chip is hardware
 SWITCH_INTERVAL_S = 0.0005      # the producer and the SPI side hand the GIL over within 0.5 ms
@@ -95,6 +96,8 @@ def _chip_main(sock: socket.socket, setup: dict[str, Any]) -> None:
                       seed=setup["seed"], nominal_hz=setup["nominal_hz"])
     chip.page_sync = True
     chip.frames.chunk_frames = CHUNK_FRAMES
+    chip.frames.codes(0, 1)          # first use imports numpy.random (~20 ms): not while streaming
+    chip.frames.restart(chip.frames.t0_ns)
     lock = threading.Lock()
     stop = threading.Event()
     changed = threading.Event()         # the host wrote something that may move the next interrupt
@@ -122,6 +125,8 @@ def _chip_main(sock: socket.socket, setup: dict[str, Any]) -> None:
             with lock:
                 if op == OP_XFER:
                     reply = chip.transfer(msg[1:])
+                elif op == OP_MULTI:
+                    reply = b"".join(chip.transfer(tx) for tx in _split_multi(msg))
                 elif op == OP_LEVEL:
                     chip.sync()
                     reply = bytes([lines.levels.get(int.from_bytes(msg[1:3], "big"), True)])
@@ -139,6 +144,16 @@ def _chip_main(sock: socket.socket, setup: dict[str, Any]) -> None:
             sock.send(reply)
     finally:
         stop.set()
+
+
+def _split_multi(msg: bytes) -> list[bytes]:
+    """``M``, a count, then (16-bit length, bytes) per transaction: SPI_IOC_MESSAGE(n) over the socket."""
+    out, off = [], 2
+    for _ in range(msg[1]):
+        n = int.from_bytes(msg[off:off + 2], "big")
+        out.append(msg[off + 2:off + 2 + n])
+        off += 2 + n
+    return out
 
 
 def _control(chip: Any, req: dict[str, Any]) -> dict[str, Any]:

@@ -130,3 +130,32 @@ def test_service_process_streams_in_real_time(tmp_path):
                 obj.unlink()
             except Exception:
                 pass
+
+
+def test_chip_energy_intervals_name_the_frames_they_cover(shm):
+    """One record per EGYRDY on the chip_intervals ring: consecutive frame ranges of exactly one interval
+    (32,000 frames at 1 s), the energy of 230 V x 5 A at 20 degrees per phase, and the run's epoch."""
+    from firmware.ipc import chipenergy
+
+    ring = Ring.create(f"test-acq-{uuid.uuid4().hex[:8]}.chip_intervals", chipenergy.RECORD_SIZE, 64)
+    try:
+        acq, reader, _ = make(shm, intervals=ring)
+        for _ in range(1260):                         # ~5 s of virtual time
+            acq.pump()
+        rr = RingReader(ring, start="oldest")
+        recs = []
+        while (data := rr.read(0)) is not None:
+            recs.append(chipenergy.ChipEnergyRecord.decode(data))
+    finally:
+        ring.close()
+        ring.unlink()
+    assert len(recs) >= 4
+    for a, b in zip(recs, recs[1:]):
+        assert b.start_index == a.end_index and b.end_index - b.start_index == 32_000 and not b.flags
+    assert {r.epoch for r in recs} == {acq.epoch}
+    blocks = drain(reader)
+    # boundaries within a page (16 frames) of the sample stream's own position of the latch
+    assert recs[0].end_index <= blocks[-1].first_index + 128
+    p = 230 * 5 * np.cos(np.radians(20))
+    np.testing.assert_allclose(recs[-1].wh, p / 3600, rtol=2e-3)     # chip model: 0.1 % (its own tolerance)
+    np.testing.assert_allclose(recs[-1].varh, 230 * 5 * np.sin(np.radians(20)) / 3600, rtol=5e-3)
