@@ -7,14 +7,16 @@ no longer matches, a chip fault, a software error).
 
 For every chip record, once the cycles around it are known: the sample path's energy is each overlapping
 cycle's mean power times its overlap, the chip path's is the record's energy times the share of its frames
-that the cycles cover. The difference is kept per record and summed over a sliding window (15 min by
-default, on the records' own clock):
+that the cycles cover. Each record's difference counts with the sign of the chip's energy, so that a path
+reading 1 % high reads +1 % whichever way the energy flows, and the records of a sliding window (15 min by
+default, on the records' own clock) add up to the energy-weighted mean of their relative differences:
 
-    difference % = 100 x Σ (E_samples - E_chip) / Σ |E_chip|        (total W, var and VA)
+    difference % = 100 x Σ sign(E_chip) (E_samples - E_chip) / Σ |E_chip|       (total W, var and VA)
 
-Σ |E_chip| rather than |Σ E_chip|, so import and export inside one window do not cancel into a small
-denominator. The figure is NaN until the window holds ``min_common_s`` of common frames, and for a
-quantity whose mean flow is below ``min_flow`` (W, var or VA: errors at no load are noise, not drift).
+An error that is a fixed offset rather than a proportion (a constant watt too many) raises delivered and
+lowers received magnitudes, and cancels when both flow alike. The figure is NaN until the window holds
+``min_common_s`` of common frames, and for a quantity whose mean flow is below ``min_flow`` (W, var or VA:
+errors at no load are noise, not drift).
 
 Pure computation: cycles and records are passed in with their frame indices; time comes from the records.
 """
@@ -80,8 +82,8 @@ class PathComparison:
         self._ends = np.empty(0)
         self._flows = np.empty((0, 3))
         self._pending: list[Any] = []
-        # per record: time, sample energy (3), chip energy (3), |chip energy| (3), common seconds
-        self._bins: deque[tuple[int, np.ndarray, np.ndarray, np.ndarray, float]] = deque()
+        # per record: time, sign(chip) x (samples - chip) (3), |chip energy| (3), common seconds
+        self._bins: deque[tuple[int, np.ndarray, np.ndarray, float]] = deque()
 
     def restart(self) -> None:
         """The frame indices start over (a new acquisition epoch): nothing before compares with what follows."""
@@ -127,18 +129,17 @@ class PathComparison:
         newest = int(r.timestamp_ns)
         if self._bins and newest < self._bins[-1][0]:
             self._bins.clear()        # the clock was set back: the window restarts on the new clock
-        self._bins.append((newest, e_s, chip, np.abs(chip), common / self.fs))
+        self._bins.append((newest, np.sign(chip) * (e_s - chip), np.abs(chip), common / self.fs))
         while self._bins and self._bins[0][0] <= newest - self.window_ns:
             self._bins.popleft()
 
     def result(self) -> CheckResult:
         if not self._bins:
             return CheckResult(np.full(3, np.nan), 0.0, 0)
-        e_s = np.sum([b[1] for b in self._bins], axis=0)
-        e_c = np.sum([b[2] for b in self._bins], axis=0)
-        a_c = np.sum([b[3] for b in self._bins], axis=0)
-        common_s = float(sum(b[4] for b in self._bins))
+        diff = np.sum([b[1] for b in self._bins], axis=0)
+        a_c = np.sum([b[2] for b in self._bins], axis=0)
+        common_s = float(sum(b[3] for b in self._bins))
         enough = (common_s >= self.min_common_s) & (a_c * S_PER_H >= self.min_flow * common_s) & (a_c > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            pct = np.where(enough, 100.0 * (e_s - e_c) / a_c, np.nan)
+            pct = np.where(enough, 100.0 * diff / a_c, np.nan)
         return CheckResult(pct, common_s, len(self._bins))

@@ -192,15 +192,27 @@ def test_the_comparison_waits_for_the_cycles_and_needs_enough_common_time():
     assert math.isnan(cmp.result().difference_pct[0])   # 1 s of common frames, 10 s needed
 
 
-def test_net_flow_in_both_directions_does_not_shrink_the_base():
-    # 6 s delivering 1000 W, 6 s receiving 1000 W: net 0, but the base is the sum of |chip energy|
+def test_a_proportional_error_reads_the_same_whichever_way_the_energy_flows():
+    # 6 s delivering 1000 W, 6 s receiving 1000 W: net 0. The samples read 0.2 % more magnitude both ways:
+    # +0.2 %, not a difference over a net of zero
     cmp = PathComparison(FS, np.ones(3), min_flow=10.0, min_common_s=10.0)
     for k in range(12):
         w = 1000.0 if k < 6 else -1000.0
-        cmp.add_cycles(*cycles(k * FS, (k + 1) * FS, w + 1.0))      # the samples read 1 W more, always
+        cmp.add_cycles(*cycles(k * FS, (k + 1) * FS, w * 1.002))
         cmp.add_record(record(k, w / 3600))
         cmp.update()
-    assert cmp.result().difference_pct[0] == pytest.approx(100 * 12 * 1.0 / (12 * 1000.0), rel=1e-9)
+    assert cmp.result().difference_pct[0] == pytest.approx(0.2, rel=1e-9)
+
+
+def test_a_fixed_offset_cancels_between_delivered_and_received():
+    # one watt too many: delivered reads 1 W more, received 1 W less, as much time each way
+    cmp = PathComparison(FS, np.ones(3), min_flow=10.0, min_common_s=10.0)
+    for k in range(12):
+        w = 1000.0 if k % 2 else -1000.0
+        cmp.add_cycles(*cycles(k * FS, (k + 1) * FS, w + 1.0))
+        cmp.add_record(record(k, w / 3600))
+        cmp.update()
+    assert cmp.result().difference_pct[0] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_below_the_minimum_flow_there_is_no_figure_and_old_records_leave_the_window():
