@@ -57,7 +57,8 @@ and the metrology service (`firmware/revenue/gapfill.py`, arithmetic in `metrolo
   the total does not.
 - **When.** The chip reports an interval after it ends, about a second after the samples. Seconds are
   registered in order, each when the cycles have passed its end and, if a hole touches it, when the
-  records up to the hole's end have arrived; at most {hold_max_s:g} s after it was closed, it is registered
+  records up to the hole's end have arrived; at most {hold_max_s:g} s after it was closed (or `[acquisition]
+  energy_interval` plus {hold_margin_s:g} s, if longer), it is registered
   with what is known and the rest of the hole counts as an *unfilled gap*. A second wholly inside a hole is
   registered from the records alone. Without the `chip_intervals` ring nothing is held back and every hole
   is unfilled. Records of another acquisition run (`epoch`) never fill this run's samples, and a record
@@ -298,7 +299,7 @@ def render() -> str:
                          for p in load_points() if p.source == source)
 
     points, path_points = table("revenue.toml"), table("energypaths.toml")
-    from firmware.revenue.gapfill import CLEAR_FRACTION, HOLD_MAX_S, MIN_FLOW_FRACTION
+    from firmware.revenue.gapfill import CLEAR_FRACTION, HOLD_MARGIN_S, HOLD_MAX_S, MIN_FLOW_FRACTION
     from metrology.crosscheck import MIN_COMMON_S, WINDOW_S
     return TEXT.format(
         generator=GENERATOR, quantities=", ".join(f"`{q}`" for q in QUANTITIES),
@@ -311,7 +312,7 @@ def render() -> str:
         lock_file=meter_schema().load({})["upgrade"].revenue_lock_file,
         locked_words=", ".join(f"`{w}`" for w in sorted(LOCKED_WORDS)),
         poll_ms=int(POWER_FAIL_POLL_S * 1000), retry_min=RETRY_MIN_S, retry_max=RETRY_MAX_S, outage_s=OUTAGE_MIN_S, points=points,
-        path_points=path_points, hold_max_s=HOLD_MAX_S, window_min=WINDOW_S / 60, min_common_s=MIN_COMMON_S,
+        path_points=path_points, hold_max_s=HOLD_MAX_S, hold_margin_s=HOLD_MARGIN_S, window_min=WINDOW_S / 60, min_common_s=MIN_COMMON_S,
         min_flow_pct=MIN_FLOW_FRACTION * 100, clear_pct=CLEAR_FRACTION * 100)
 
 

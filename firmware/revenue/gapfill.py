@@ -7,7 +7,7 @@ to the ``chip_intervals`` ring. ``GapFill`` reads them and, between the pipeline
   reset: every discontinuity leaves one, lost frames plus the partial cycles around them), cut at whole
   clock seconds so that each piece lands in its own second, demand subinterval and TOU rate;
 - **holds back** registration, in order, until the records covering a hole have arrived (the chip reports
-  an interval after it ends, about a second after the samples) and at most ``HOLD_MAX_S``; a hole whose
+  an interval after it ends, about a second after the samples) and at most ``hold_max_s``; a hole whose
   records do not come in time is registered with what is known and counted as unfilled;
 - **fills** each second's hole pieces with the records' energy (``metrology.gapfill``) and registers the
   second with ``filled_s`` (time filled) and ``gap_s`` (time still missing), which the load profile flags;
@@ -36,6 +36,7 @@ from metrology.settings import MetrologySettings
 log = logging.getLogger("metrology")
 
 HOLD_MAX_S = 5.0            # longest a second waits for the chip record of its hole (the chip reports within ~1 s)
+HOLD_MARGIN_S = 2.0         # with a longer energy interval: the interval plus this (the record comes after it ends)
 HOLE_MIN_FRAMES = 0.5       # cycles tile the stream exactly; anything wider between two is a hole
 ATTACH_RETRY_S = 1.0        # how often to look for the chip_intervals ring while it is absent
 LEDGER_S = 600.0            # chip records kept, in stream time: a hole is filled while its records are here
@@ -108,13 +109,14 @@ class GapFill:
     def __init__(self, settings: MetrologySettings, accuracy_class_pct: float,
                  register: Callable[..., None], paths_differ: Callable[[bool, float, dict[str, Any]], None],
                  ring_name: str | None = None, clock: Callable[[], float] | None = None,
-                 logger: logging.Logger = log) -> None:
+                 logger: logging.Logger = log, energy_interval_s: float = 1.0) -> None:
         import time
 
         self.settings = settings
         self.fs = settings.sample_rate_hz
         self.gain = phase_gain(settings)
         self.limit_pct = accuracy_class_pct
+        self.hold_max_s = max(HOLD_MAX_S, energy_interval_s + HOLD_MARGIN_S)
         self.register = register
         self.paths_differ = paths_differ
         self.ring_name = ring_name
@@ -219,7 +221,7 @@ class GapFill:
             self.counters["chip_records_lost"] += self.reader.lost - lost
 
     def _ready(self, entry: _Second, now: float) -> bool:
-        if now - entry.held_since >= HOLD_MAX_S:
+        if now - entry.held_since >= self.hold_max_s:
             return True
         if self.covered_ns < (entry.key + 1) * NS_PER_S:
             return False                    # a hole that touches this second may not be known yet

@@ -63,7 +63,7 @@ class MetrologyService(Service):
                                                   s.ct_ratio, self.log)
         self.gapfill = GapFill(s, self.config["revenue"].accuracy_class, self.revenue.on_second,
                                self.revenue.energy_paths, ring_name=self.ctx.shm_name(CHIP_RING_NAME),
-                               logger=self.log)
+                               logger=self.log, energy_interval_s=self.config["acquisition"].energy_interval)
         self.endpoints = [f"shm:{self.ctx.shm_name(SNAPSHOT_NAME)}"]
 
     # ------------------------------------------------------------------ loop
