@@ -41,6 +41,7 @@ class EnergyIncrement:
     start_ns: int = 0
     duration_s: float = 0.0      # time covered by measured cycles
     gap_s: float = 0.0           # time lost to acquisition gaps inside the interval (not integrated)
+    filled_s: float = 0.0        # time lost to gaps whose energy came from the chip's accumulators (gapfill)
     compensated: bool = False
     wh_del: np.ndarray = field(default_factory=_z)
     wh_rec: np.ndarray = field(default_factory=_z)
@@ -71,6 +72,7 @@ class EnergyIncrement:
         """Accumulate ``other`` into this increment (in place)."""
         self.duration_s += other.duration_s
         self.gap_s += other.gap_s
+        self.filled_s += other.filled_s
         for name in self.quantities():
             getattr(self, name).__iadd__(getattr(other, name))
 

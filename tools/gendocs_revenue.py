@@ -33,6 +33,58 @@ Conditional energy accumulates only while the energy-gate input is on. Increment
 cuts a daily window into intervals and keeps the previous and the present interval. Previous-hour and
 previous-day registers hold the energy of the last complete local hour and day.
 
+## Lost samples: energy from the chip's accumulators
+
+Samples can be lost (an overloaded host misses waveform pages: a `SampleBlock` with FLAG_GAP and
+`lost_frames`; or the metrology service falls behind its ring and skips blocks); energy is not. The
+ADE9000 accumulates Wh, varh and VAh per phase over its energy interval (EGYRDY, `[acquisition]
+energy_interval`, 1 s by default) whatever the host reads. The acquisition service writes one record per
+interval to the `chip_intervals` ring (`firmware/ipc/chipenergy.py`) with the sample-stream frames it covers,
+and the metrology service (`firmware/revenue/gapfill.py`, arithmetic in `metrology/gapfill.py`) fills:
+
+- **What is filled.** Every *hole*: frames between two measured cycles. That is the lost frames plus the
+  partial cycles the pipeline drops on either side of a discontinuity (a gap of 128 frames leaves a hole
+  of up to one cycle more). Holes are cut at whole clock seconds, so each piece lands in its own second,
+  demand subinterval, TOU rate and load-profile interval.
+- **How.** Each record overlapping a piece gives its energy times the overlapped share of its frames
+  (the load is taken as steady within one record), at the terminals times PT ratio x CT ratio, with the
+  polarity of `[metrology] invert_inputs`, and goes through the same four-quadrant split as one measured
+  cycle: the quadrant of each phase from the signs of its Wh and varh, the total's from the signs of their
+  sums; Wh and VAh delivered or received by the direction of W; varh delivered/received and per quadrant;
+  VAh vectorial as hypot(Wh, varh); Qh. The chip has no Ah, V²h or I²h and no loss terms: those take the
+  rate of the second's measured part (or the last measured second) over the hole. Per-phase fill follows
+  the chip's phases: for DELTA and 2L its split between phases differs from the pipeline's virtual neutral,
+  the total does not.
+- **When.** The chip reports an interval after it ends, about a second after the samples. Seconds are
+  registered in order, each when the cycles have passed its end and, if a hole touches it, when the
+  records up to the hole's end have arrived; at most {hold_max_s:g} s after it was closed (or `[acquisition]
+  energy_interval` plus {hold_margin_s:g} s, if longer), it is registered
+  with what is known and the rest of the hole counts as an *unfilled gap*. A second wholly inside a hole is
+  registered from the records alone. Without the `chip_intervals` ring nothing is held back and every hole
+  is unfilled. Records of another acquisition run (`epoch`) never fill this run's samples, and a record
+  flagged MISSED leaves the unread interval before it unfilled.
+- **Flags.** A second's `EnergyIncrement` carries `filled_s` (time filled from the chip) and `gap_s` (time
+  still missing); the load-profile interval that holds it is flagged `gap_filled` or `gap_unfilled`. The
+  `energy_gaps_filled`, `energy_gaps_unfilled` and `energy_fill_wh` points count them (and `metrology.info`).
+
+## Cross-check of the two energy paths
+
+The sample path and the chip's accumulators are compared on the frames both measured: per chip record,
+the cycles' mean power times their overlap against the record's energy times the share of its frames the
+cycles cover. Over the last {window_min:g} min (on the records' clock):
+
+    difference % = 100 x Σ sign(E_chip) (E_samples - E_chip) / Σ |E_chip|
+
+for total W, var and VA (`energy_check_wh`, `energy_check_varh`, `energy_check_vah`, with `energy_check_s`
+the common time): the energy-weighted mean of each record's relative difference, so a path reading 1 %
+high reads +1 % whichever way energy flows. NaN below {min_common_s:g} s of common frames or below
+{min_flow_pct:g} % of nominal VA. When |`energy_check_wh`| exceeds `[revenue] accuracy_class` (default
+0.5 %, the IEC 62053-22 class 0.5S limit at unity PF: each path alone meets class 0.2S, SPEC, so two
+sound paths differ by at most 0.4 %) the status word's bit 14 (`energy_paths_differ`, also the point of
+that name) is set, the metrology log warns and the load profile writes an `energy_mismatch` event (info:
+`state` begin, the difference, the limit) and flags its intervals; the bit clears, with an `energy_mismatch`
+event `state` end, below {clear_pct:g} % of the class.
+
 ## Demand
 
 Channels: {channels}. Each second's energy gives the exact integral of each channel, so demand is
@@ -161,7 +213,7 @@ bench_revenue.py) reports the time to write and read it and the file size.
 
 ## Status word
 
-JEM system bits (JEM L2532) in bits 0-11 and two bits of this meter:
+JEM system bits (JEM L2532) in bits 0-11 and three bits of this meter:
 
 | bit | meaning |
 |---|---|
@@ -204,6 +256,12 @@ demand, TOU and status points of modbus.toml, the registers publish:
 | point | unit | kind | description |
 |---|---|---|---|
 {points}
+
+The energy-path points (`firmware/points/energypaths.toml`, Modbus 4320-4339):
+
+| point | unit | kind | description |
+|---|---|---|---|
+{path_points}
 """
 
 
@@ -236,8 +294,13 @@ def render() -> str:
     commands = "\n".join(f"| `{c}` | {args.get(c, '')} | {lock_rule.get(c, 'allowed')} | {what[c]} |"
                          for c in COMMAND_NAMES)
     commands += "\n\n\\* allowed while locked when `[revenue] demand_reset_when_locked = true`."
-    points = "\n".join(f"| `{p.name}`{f' [{p.size}]' if p.size > 1 else ''} | {p.unit} | {p.kind} | {p.description} |"
-                       for p in load_points() if p.source == "revenue.toml")
+    def table(source: str) -> str:
+        return "\n".join(f"| `{p.name}`{f' [{p.size}]' if p.size > 1 else ''} | {p.unit} | {p.kind} | {p.description} |"
+                         for p in load_points() if p.source == source)
+
+    points, path_points = table("revenue.toml"), table("energypaths.toml")
+    from firmware.revenue.gapfill import CLEAR_FRACTION, HOLD_MARGIN_S, HOLD_MAX_S, MIN_FLOW_FRACTION
+    from metrology.crosscheck import MIN_COMMON_S, WINDOW_S
     return TEXT.format(
         generator=GENERATOR, quantities=", ".join(f"`{q}`" for q in QUANTITIES),
         channels=", ".join(f"`{c}`" for c in DEMAND_CHANNELS), intervals=", ".join(map(str, DEMAND_INTERVALS_MIN)),
@@ -248,7 +311,9 @@ def render() -> str:
         status="\n".join(f"| {v.bit_length() - 1} | {k.replace('_', ' ')} |" for k, v in STATUS_BITS.items()),
         lock_file=meter_schema().load({})["upgrade"].revenue_lock_file,
         locked_words=", ".join(f"`{w}`" for w in sorted(LOCKED_WORDS)),
-        poll_ms=int(POWER_FAIL_POLL_S * 1000), retry_min=RETRY_MIN_S, retry_max=RETRY_MAX_S, outage_s=OUTAGE_MIN_S, points=points)
+        poll_ms=int(POWER_FAIL_POLL_S * 1000), retry_min=RETRY_MIN_S, retry_max=RETRY_MAX_S, outage_s=OUTAGE_MIN_S, points=points,
+        path_points=path_points, hold_max_s=HOLD_MAX_S, hold_margin_s=HOLD_MARGIN_S, window_min=WINDOW_S / 60, min_common_s=MIN_COMMON_S,
+        min_flow_pct=MIN_FLOW_FRACTION * 100, clear_pct=CLEAR_FRACTION * 100)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,6 +107,7 @@ class RevenueEngine(CommandsMixin):
         self.saves = 0
         self.persisted_utc: float | None = None     # last_utc of the state held by the newest record
         self.status_bits = 0
+        self.paths_differ = False       # the two energy paths differ beyond the accuracy class (gapfill)
         self.pending_config_event = False
         self._lp_reconfigure = False
         self.restored_sequence = 0
@@ -236,6 +237,14 @@ class RevenueEngine(CommandsMixin):
             self.lp.add(inc, comp, values, self.inputs.pulses, self.inputs.contacts, self.status_word(), t_std, t)
             if lp_index is not None and self.lp.index != lp_index:
                 self.status_bits = 0     # event bits last at least one load-profile interval (JEM L2545)
+            # the interval that holds this second says whether samples were lost in it, and where the energy
+            # of that time came from (metrology.gapfill)
+            if inc.filled_s > 0:
+                self.lp.flag("gap_filled")
+            if inc.gap_s > 0:
+                self.lp.flag("gap_unfilled")
+            if self.paths_differ:
+                self.lp.flag("energy_mismatch")
             if self.test is not None and now_utc - self.test_activity >= self.s.test_mode_timeout_s:
                 self._exit_test(now_utc, "inactivity")
             self.last_local = local
@@ -244,6 +253,17 @@ class RevenueEngine(CommandsMixin):
             if now_utc - self.last_saved >= self.s.persist_interval_s or now_utc < self.last_saved:
                 self.save()
                 self.last_saved = now_utc
+
+    def energy_paths(self, differ: bool, now_utc: float, info: Mapping[str, Any]) -> None:
+        """The cross-check of the sample and chip energy paths crossed the accuracy class (``differ``) or came
+        back under it: the status bit follows, and the load profile keeps an ``energy_mismatch`` event."""
+        with self.mutex:
+            if differ == self.paths_differ:
+                return
+            self.paths_differ = differ
+            # at the boundary after the last registered second: registration may lag the cross-check
+            at = self.last_utc if self.last_utc is not None else now_utc
+            self.lp.event("energy_mismatch", at, {"state": "begin" if differ else "end", **info})
 
     def _time_checks(self, now_utc: float, mono_s: float | None, t_std: float) -> None:
         tz = self.s.timezone
@@ -303,15 +323,17 @@ class RevenueEngine(CommandsMixin):
             word |= STATUS_BITS["revenue_locked"]
         if self.pending_config_event:
             word |= STATUS_BITS["configuration_change"]
+        if self.paths_differ:
+            word |= STATUS_BITS["energy_paths_differ"]
         return word
 
 
-# Status word (JEM L2532 system bits, bit n-1 for JEM bit n) and two bits of this meter.
+# Status word (JEM L2532 system bits, bit n-1 for JEM bit n) and three bits of this meter.
 STATUS_BITS = {"battery_failure": 1 << 0, "aux_power_loss": 1 << 1, "general_failure": 1 << 2,
                "lp_overflow": 1 << 3, "pulse_overflow": 1 << 4, "lost_time_sync": 1 << 5,
                "time_sync_drift": 1 << 6, "dst": 1 << 7, "cover_removed": 1 << 8,
                "manual_time_change": 1 << 9, "configuration_change": 1 << 10, "firmware_change": 1 << 11,
-               "test_mode": 1 << 12, "revenue_locked": 1 << 13}
+               "test_mode": 1 << 12, "revenue_locked": 1 << 13, "energy_paths_differ": 1 << 14}
 
 
 # Published point names (metrology.publish) -> the interval value keys the registers read

@@ -30,7 +30,8 @@ from metrology.tou import TimeZone
 
 # Status flags of a record (bit values)
 FLAGS = {"outage": 1, "time_set": 2, "dst": 4, "freeze": 8, "bpr": 16, "config": 32, "test_mode": 64,
-         "partial": 128, "preset": 256, "demand_reset": 512, "energy_reset": 1024}
+         "partial": 128, "preset": 256, "demand_reset": 512, "energy_reset": 1024, "gap_filled": 2048,
+         "gap_unfilled": 4096, "energy_mismatch": 8192}
 COLUMNS = {"start": "REAL", "end_ts": "REAL", "kind": "TEXT", "event": "TEXT", "status": "INTEGER",
            "data": "JSON", "info": "JSON"}
 MAX_DAYS = 60          # JEM L2485: last N days, N = 0 ... 60

@@ -72,6 +72,9 @@ class RevenueRuntime:
         except MeterError as exc:      # refused (lock, lockout): already in the audit log
             log.info("%s input ignored: %s", what, exc)
 
+    def energy_paths(self, differ: bool, now_utc: float, info: dict[str, Any]) -> None:
+        self.engine.energy_paths(differ, now_utc, info)
+
     def values(self) -> dict[str, Any]:
         return publish.values(self.engine)
 
@@ -190,6 +193,15 @@ class GuardedRevenue:
             self.runtime.on_second(inc, comp, values, now_utc, mono_s)
         except Exception as exc:
             self._failed("failed registering a second", exc)
+
+    def energy_paths(self, differ: bool, now_utc: float, info: dict[str, Any]) -> None:
+        """The energy-path cross-check crossed the accuracy class; a fault here faults the registers."""
+        if self.runtime is None:
+            return
+        try:
+            self.runtime.energy_paths(differ, now_utc, info)
+        except Exception as exc:
+            self._failed("failed recording the energy-path check", exc)
 
     def totals(self) -> EnergyIncrement:
         """The billed energy registers; NaN in every register while unavailable."""

@@ -7,10 +7,13 @@ CM4), runs ``metrology.pipeline.Pipeline`` (the same class ``meter replay`` runs
 snapshot and hands the second's ``EnergyIncrement`` to the revenue registers, whose billed
 totals are the published energy points (NaN, "not available", while the registers are faulted).
 
-Gaps are never bridged: a block flagged GAP or CHIP_RESET by the HAL, a first index that does not
+Samples are never bridged: a block flagged GAP or CHIP_RESET by the HAL, a first index that does not
 follow on, or blocks this service lost to a ring overrun restart the pipeline's windows; the
-affected intervals carry the gap flag, the lost time is counted in ``gaps`` and ``lost_s`` (shown by
-``metrology.info``) and no energy is registered for it.
+affected intervals carry the gap flag and the lost time is counted in ``gaps`` and ``lost_s`` (shown by
+``metrology.info``). Energy is never lost: ``firmware.revenue.gapfill`` registers the seconds in
+order, holding back those around a gap until the ADE9000's record of that time has arrived on the
+``chip_intervals`` ring, and adds the chip's energy of the frames no measured cycle covers; it also
+publishes the running cross-check of the two energy paths.
 """
 from __future__ import annotations
 
@@ -20,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from firmware.ipc.chipenergy import RING_NAME as CHIP_RING_NAME
 from firmware.ipc.ring import Ring, RingReader
 from firmware.ipc.samples import FLAG_CHIP_RESET, FLAG_GAP, SampleBlock, physical
 from firmware.ipc.snapshot import Snapshot
 from firmware.points import snapshot_layout
+from firmware.revenue.gapfill import GapFill
 from firmware.revenue.runtime import GuardedRevenue, revenue_commands
 from firmware.service import Service, command, main
 from metrology import _kernels
@@ -56,6 +61,9 @@ class MetrologyService(Service):
         s = self.settings
         self.revenue = GuardedRevenue.for_service(self.config, self.ctx.data_dir, self.ctx.board_path, s.pt_ratio,
                                                   s.ct_ratio, self.log)
+        self.gapfill = GapFill(s, self.config["revenue"].accuracy_class, self.revenue.on_second,
+                               self.revenue.energy_paths, ring_name=self.ctx.shm_name(CHIP_RING_NAME),
+                               logger=self.log, energy_interval_s=self.config["acquisition"].energy_interval)
         self.endpoints = [f"shm:{self.ctx.shm_name(SNAPSHOT_NAME)}"]
 
     # ------------------------------------------------------------------ loop
@@ -63,6 +71,7 @@ class MetrologyService(Service):
     def step(self) -> None:
         blocks = self._read_batch()
         if not blocks:
+            self.gapfill.poll()          # chip records still arrive and held seconds still time out
             return
         for group in _contiguous(blocks):      # a group shares one calibration: see _contiguous
             first = group[0]
@@ -77,9 +86,11 @@ class MetrologyService(Service):
                 self.counters["gaps"] += 1
                 self.log.warning("sample gap before index %d (%d frames lost): windows restarted",
                                  first.first_index, first.lost_frames)
+            # registers the seconds that are ready (with the chip's energy of any gap) before they publish
+            self.gapfill.on_feed(result, first.first_index, x.shape[0], first.timestamp_ns)
             for second in result.seconds:
                 self._publish_second(second)
-        self.heartbeat(**self.counters)
+        self.heartbeat(**self.counters, **self.gapfill.info())
 
     def _read_batch(self) -> list[SampleBlock]:
         out: list[SampleBlock] = []
@@ -105,18 +116,18 @@ class MetrologyService(Service):
         return out
 
     def _publish_second(self, second: Any) -> None:
-        values = dict(second.values)
-        # a fault of the registers never stops the measurements (GuardedRevenue)
-        self.revenue.on_second(second.energy, second.energy_comp, values, now_utc=second.end_ns / 1e9,
-                               mono_s=time.monotonic())
         # energy points read the persisted revenue registers (NaN while they are faulted), never the
-        # pipeline's since-start totals, so a billed value never jumps
-        out = publish(values, self.revenue.totals(), self.present)
+        # pipeline's since-start totals, so a billed value never jumps; the registers took this second
+        # already unless it waits for the chip's record of a gap (gapfill)
+        out = publish(dict(second.values), self.revenue.totals(), self.present)
         out.update({k: v for k, v in self.revenue.values().items() if k in self._layout_names})
+        out.update(self.gapfill.values())
         self.snapshot.publish(out, timestamp_ns=second.end_ns)
         self.counters["seconds"] += 1
 
     def teardown(self) -> None:
+        if getattr(self, "gapfill", None) is not None:
+            self.gapfill.close()
         if getattr(self, "revenue", None) is not None:
             self.revenue.close()          # persists the registers at once (SIGTERM costs nothing)
         for name in ("snapshot", "ring"):

@@ -39,6 +39,7 @@ REGISTER_BLOCKS: tuple[Block, ...] = (
     Block(3763, 3830, "Demand and peak demand", OWN),
     Block(4000, 4015, "Status", OWN),
     Block(4191, 4310, "Time of use", OWN),
+    Block(4320, 4339, "Energy paths: cross-check and gap fill", OWN),
     Block(5000, 5007, "Commands", OWN),
     Block(21299, 21360, "Power quality: THD, unbalance, K-factor, crest factor", OWN),
     Block(22000, 22999, "Harmonics (magnitude per order, fundamental first)", OWN),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from firmware.config.schema import Bool, Duration, Enum, Int, Kind, ListOf, Option, Section, Str, Table
+from firmware.config.schema import Bool, Duration, Enum, Float, Int, Kind, ListOf, Option, Section, Str, Table
 from metrology.demand import DEMAND_INTERVALS_MIN
 from metrology.registers import SELF_READ_TRIGGERS
 from metrology.tou import DAY_TYPES, MAX_HOLIDAYS, MAX_SEASONS, RATES
@@ -78,6 +78,11 @@ SECTIONS = [
                "secondary units (at the meter terminals)."),
         Option("publish_compensated", Bool(), False,
                "Publish the loss-compensated energy registers instead of the uncompensated ones."),
+        Option("accuracy_class", Float(0.05, 2.0), 0.5,
+               "Largest difference allowed between the active energy of the sample path and of the ADE9000's own "
+               "accumulators, over the last 15 min both measured, before the energy_paths_differ status bit and "
+               "event. 0.5: the IEC 62053-22 class 0.5S limit at unity PF; each path alone meets class 0.2S "
+               "(SPEC), so two sound paths differ by at most 0.4 %.", "%"),
         Option("incremental_start", HHMM, "00:00", "Incremental energy: start of the daily window."),
         Option("incremental_end", Str(5, r"([01]\d|2[0-3]):[0-5]\d|24:00", "HH:MM or 24:00"), "24:00",
                "Incremental energy: end of the daily window."),
