@@ -78,7 +78,54 @@ def run(seconds: float = SECONDS) -> list[dict[str, float | str]]:
     return rows
 
 
+def _live(read_loop: str, seconds: float, hogs: int) -> dict[str, float]:
+    """Real time against the simulated chip in its own process: the host process's CPU per second of signal
+    (the read loop and the draining, without the chip's), frames lost, and the C thread's wake-up latency."""
+    import os
+    import subprocess
+    import sys
+
+    from firmware.config.board import load_board
+    from hal.ade9000 import EnergyReading
+    from hal.hardware import open_hardware
+
+    board = load_board(os.path.join(os.path.dirname(__file__), "..", "boards", "sim.toml"))
+    hw = open_hardware(board, ChipSettings(board.channels), source=day_profile(), realtime=True, read_loop=read_loop)
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(hogs)]
+    try:
+        hw.chip.bring_up()
+        hw.stream.start()
+        if read_loop == "c":
+            hw.stream.latency(reset=True)
+        t0, c0 = time.monotonic(), time.process_time()
+        while time.monotonic() - t0 < seconds:
+            for item in hw.stream.poll(0.1):
+                if not isinstance(item, EnergyReading):
+                    item.codes.sum()
+        cpu = (time.process_time() - c0) / (time.monotonic() - t0)
+        out = {"cpu": cpu, "lost": float(hw.stream.stats.lost_frames), "frames": float(hw.stream.stats.frames)}
+        if read_loop == "c":
+            out.update(hw.stream.latency())
+        return out
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        hw.close()
+
+
 def main() -> None:
+    live_s = 20.0
+    print(f"\nread loops in real time, {live_s:g} s each, simulated chip in its own process (CPU of the host "
+          "process only: the C thread and the Python draining)")
+    base = _live("python", live_s, 0)
+    for name, loop, hogs in (("python", "python", 0), ("c", "c", 0), ("c + 2 hogs", "c", 2)):
+        r = base if name == "python" else _live(loop, live_s, hogs)
+        lat = (f"  wake-up p50 {r['p50_us']:.0f} us p99 {r['p99_us']:.0f} us max {r['max_us']:.0f} us"
+               if "p50_us" in r else "")
+        print(f"{name:<12} CPU {r['cpu']:.3f} s/s  ratio to python {r['cpu'] / base['cpu']:.2f}  lost "
+              f"{r['lost']:.0f} of {r['lost'] + r['frames']:.0f} frames{lat}")
+
     print(f"acquisition path, {SECONDS:g} s of 32 kSPS x 7 channels (day profile), simulated ADE9000, virtual time")
     print(f"{'part':<14}{'CPU s per s of signal':>24}{'ratio to real time':>22}")
     for row in run():
