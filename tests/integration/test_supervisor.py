@@ -174,3 +174,58 @@ def test_meter_status_cli_and_unknown_command(meter_factory, subprocess_env):
     run = subprocess.run([sys.executable, "-m", "firmware.cli", "status", "--config", str(meter.config)],
                          capture_output=True, text=True, env=subprocess_env)
     assert run.returncode == 1 and "is the meter running" in run.stderr
+
+
+SLOW = "slow=tests.support.slow_stop_service"
+STOP_TIMEOUT_S = 0.5
+SLOW_TEARDOWN_S = 2.5  # longer than STOP_TIMEOUT_S: the old process is still tearing down when it is due to stop
+
+
+def _slow_meter(meter_factory) -> Meter:
+    return meter_factory([SLOW], extra_config=f"[supervisor]\nstop_timeout = {STOP_TIMEOUT_S}\n",
+                         child_env={"SLOW_STOP_TEARDOWN_S": str(SLOW_TEARDOWN_S)})
+
+
+def _replaced(old_pid: int):
+    return lambda s: (s["services"]["slow"]["pid"] not in (old_pid, None) and s["services"]["slow"]["state"] == "running"
+                      and "beats" in s["services"]["slow"]["info"])
+
+
+def test_restart_reaps_the_old_process_before_the_new_one_starts(meter_factory):
+    meter = _slow_meter(meter_factory)
+    old_pid = meter.wait_for(_running("slow"), 30, "slow running")["services"]["slow"]["pid"]
+    t0 = time.monotonic()
+    meter.client.call("restart", service="slow")
+    status = meter.wait_for(_replaced(old_pid), 15, "slow restarted")
+    elapsed = time.monotonic() - t0
+    svc = status["services"]["slow"]
+    # SIGTERM first: the old process began its teardown ...
+    assert str(old_pid) in (meter.run_dir / "slow.teardown").read_text().split()
+    # ... did not finish it within stop_timeout, so it was killed, and it was reaped (no /proc entry, not even a
+    # zombie) before the new process started.
+    assert svc["info"]["earlier_present"] == [], "the new process started while the old one still existed"
+    assert svc["last_exit"] == "killed by SIGKILL"
+    assert svc["restarts"] == 1
+    assert elapsed >= STOP_TIMEOUT_S
+    assert not _alive(old_pid)
+    out = meter.stop()
+    assert "did not stop within 0.5 s" in out
+
+
+def test_restarted_service_keeps_heartbeating_after_the_old_pipe_closes(meter_factory):
+    meter = _slow_meter(meter_factory)
+    old_pid = meter.wait_for(_running("slow"), 30, "slow running")["services"]["slow"]["pid"]
+    t0 = time.monotonic()
+    meter.client.call("restart", service="slow")
+    new_pid = meter.wait_for(_replaced(old_pid), 15, "slow restarted")["services"]["slow"]["pid"]
+    # Past the moment the old process would have finished its teardown and closed its end of the pipe, the
+    # first replacement still runs and its heartbeats still arrive (beats keep growing).
+    time.sleep(max(0.0, t0 + SLOW_TEARDOWN_S + 1.0 - time.monotonic()))
+    first = meter.status()["services"]["slow"]
+    time.sleep(1.5)  # three heartbeat intervals (HEARTBEAT_INTERVAL_S = 0.5)
+    later = meter.status()["services"]["slow"]
+    for svc in (first, later):
+        assert (svc["pid"], svc["state"], svc["restarts"]) == (new_pid, "running", 1), svc
+    assert later["info"]["beats"] > first["info"]["beats"]
+    assert _alive(new_pid) and not _alive(old_pid)
+    meter.stop()
