@@ -1,5 +1,6 @@
 """Supervisor: kill -9 is noticed and the service is back within 2 s; hangs are restarted; a service that
-keeps crashing is marked failed while the others keep running; SIGTERM leaves no process behind."""
+keeps crashing is marked failed while the others keep running; SIGTERM leaves no process behind; a requested
+restart stops (and reaps) the old process before it starts the new one, whose heartbeats keep counting."""
 from __future__ import annotations
 
 import json
@@ -187,8 +188,11 @@ def _slow_meter(meter_factory) -> Meter:
 
 
 def _replaced(old_pid: int):
-    return lambda s: (s["services"]["slow"]["pid"] not in (old_pid, None) and s["services"]["slow"]["state"] == "running"
-                      and "beats" in s["services"]["slow"]["info"])
+    def check(s: dict) -> bool:
+        svc = s["services"]["slow"]
+        return svc["pid"] not in (old_pid, None) and svc["state"] == "running" and "beats" in svc["info"]
+
+    return check
 
 
 def test_restart_reaps_the_old_process_before_the_new_one_starts(meter_factory):
@@ -229,3 +233,20 @@ def test_restarted_service_keeps_heartbeating_after_the_old_pipe_closes(meter_fa
     assert later["info"]["beats"] > first["info"]["beats"]
     assert _alive(new_pid) and not _alive(old_pid)
     meter.stop()
+
+
+def test_restart_of_a_service_that_stops_in_time_waits_for_its_exit_not_for_stop_timeout(meter_factory):
+    stop_timeout_s, teardown_s = 8.0, 0.3
+    meter = meter_factory([SLOW], extra_config=f"[supervisor]\nstop_timeout = {stop_timeout_s}\n",
+                          child_env={"SLOW_STOP_TEARDOWN_S": str(teardown_s)})
+    old_pid = meter.wait_for(_running("slow"), 30, "slow running")["services"]["slow"]["pid"]
+    t0 = time.monotonic()
+    meter.client.call("restart", service="slow")
+    svc = meter.wait_for(_replaced(old_pid), 15, "slow restarted")["services"]["slow"]
+    elapsed = time.monotonic() - t0
+    assert svc["last_exit"] == "exit status 0", "a teardown within stop_timeout ends in a clean exit"
+    assert svc["info"]["earlier_present"] == []
+    # the teardown and the new process's start-up (imports, well under the 8 s), not the full stop_timeout
+    assert teardown_s <= elapsed < stop_timeout_s
+    out = meter.stop()
+    assert "did not stop within" not in out
