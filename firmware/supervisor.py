@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 from firmware import __version__
 from firmware.config import Config
 from firmware.control import ControlClient, ControlError, ControlServer
+from firmware.health import SampleLoss, meter_state
 from firmware.ipc import shm
 from firmware.service import instance_name
 from firmware.services.registry import ServiceSpec
@@ -87,6 +88,7 @@ class Supervisor:
         self.run_dir = Path(run_dir or config.meter.run_dir).resolve()
         self.instance = instance_name(self.run_dir)
         self.children = {spec.name: Child(spec) for spec in services}
+        self.loss = SampleLoss(self.children)
         self.sv = config.supervisor
         self.on_ready = on_ready
         self._ready_reported = False
@@ -146,6 +148,7 @@ class Supervisor:
         child.state = "starting"
         child.started_at = child.last_heartbeat = time.monotonic()
         self._pipes[read_fd] = Pipe(child, child.proc)
+        self.loss.process_started(child.spec.name)
         self._selector.register(read_fd, selectors.EVENT_READ)
         log.info("started %s", child.spec.name, extra={"fields": {"pid": child.proc.pid}})
 
@@ -174,6 +177,7 @@ class Supervisor:
         child.last_heartbeat = time.monotonic()
         child.endpoints = list(message.get("endpoints") or [])
         child.info = dict(message.get("info") or {})
+        self.loss.heartbeat(child.spec.name, child.info, child.last_heartbeat, time.time())
         if child.state == "starting":
             child.state = "running"
             log.info("%s is running", child.spec.name, extra={"fields": {"endpoints": child.endpoints}})
@@ -329,9 +333,14 @@ class Supervisor:
         essential_ok = all(c.state == "running" for c in self.children.values() if c.spec.essential)
         all_up = all(c.state == "running" for c in self.children.values())
         metering = self._metering()
-        return {"healthy": all_up and essential_ok and metering is not False, "metering": metering,
-                "version": __version__, "config_version": self.config.version, "pid": os.getpid(),
-                "uptime_s": round(time.time() - self.started, 1), "run_dir": str(self.run_dir),
+        # healthy: every service running and metering (what an upgrade waits for before it commits);
+        # state adds whether the meter is losing samples
+        healthy = all_up and essential_ok and metering is not False
+        loss = self.loss.summary(time.monotonic())
+        return {"state": meter_state(healthy, loss["losing_samples"]), "healthy": healthy, "metering": metering,
+                "lost_frames_per_min": loss["lost_frames_per_min"], "overruns_per_min": loss["overruns_per_min"],
+                "last_gap": loss["last_gap"], "version": __version__, "config_version": self.config.version,
+                "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1), "run_dir": str(self.run_dir),
                 "control_socket": str(self.control.path), "services": services}
 
     def _metering(self) -> bool | None:

@@ -127,7 +127,7 @@ def test_service_that_keeps_crashing_is_marked_failed_and_meter_keeps_running(me
                           child_env={"TICKER_BEHAVIOUR": "crash-at-start"})
     status = meter.wait_for(lambda s: s["services"]["ticker"]["state"] == "failed", 30, "ticker failed")
     assert status["services"]["ticker"]["restarts"] == 3
-    assert not status["healthy"]
+    assert not status["healthy"] and status["state"] == "not healthy"
     assert meter.proc.poll() is None, "the meter must keep running with a failed service"
     meter.stop()
 
@@ -167,6 +167,7 @@ def test_meter_status_cli_and_unknown_command(meter_factory, subprocess_env):
                          capture_output=True, text=True, env=subprocess_env)
     assert run.returncode == 0, run.stderr
     assert "healthy" in run.stdout and "ticker" in run.stdout and "running" in run.stdout
+    assert "sample loss" not in run.stdout, "a meter without an acquisition service has no frames to lose"
     reply = meter.client.request("ticker.nosuch")
     assert reply["ok"] is False and "unknown command 'nosuch'" in reply["error"]
     reply = meter.client.request("nosuch.thing")
@@ -175,6 +176,13 @@ def test_meter_status_cli_and_unknown_command(meter_factory, subprocess_env):
     run = subprocess.run([sys.executable, "-m", "firmware.cli", "status", "--config", str(meter.config)],
                          capture_output=True, text=True, env=subprocess_env)
     assert run.returncode == 1 and "is the meter running" in run.stderr
+    # 2 is a degraded meter's, so a usage error exits 1 like every other error
+    run = _cli_status(meter, subprocess_env, "--no-such-option")
+    assert run.returncode == 1 and "unrecognized arguments: --no-such-option" in run.stderr
+    run = _cli_status(meter, subprocess_env, "--help")
+    assert run.returncode == 0
+    for line in ("  0  healthy", "  2  degraded", "  1  not healthy"):
+        assert line in run.stdout, run.stdout
 
 
 SLOW = "slow=tests.support.slow_stop_service"
@@ -250,3 +258,50 @@ def test_restart_of_a_service_that_stops_in_time_waits_for_its_exit_not_for_stop
     assert teardown_s <= elapsed < stop_timeout_s
     out = meter.stop()
     assert "did not stop within" not in out
+
+
+def _cli_status(meter: Meter, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "firmware.cli", "status", "--config", str(meter.config), *extra],
+                          capture_output=True, text=True, env=env)
+
+
+def test_meter_losing_samples_is_degraded_with_lost_frames_per_minute_and_last_gap(meter_factory, subprocess_env):
+    # the ticker under the acquisition service's name, sending the acquisition's loss counters
+    meter = meter_factory(["acquisition"])
+    status = meter.wait_for(_running("acquisition"), 30, "acquisition running")
+    assert (status["state"], status["lost_frames_per_min"], status["last_gap"]) == ("healthy", 0, None)
+    run = _cli_status(meter, subprocess_env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "0 frames lost in the last 60 s; no gap since the meter started" in run.stdout
+
+    first = meter.client.call("acquisition.lose", frames=128)
+    status = meter.wait_for(lambda s: s["lost_frames_per_min"] == 128, 5, "128 lost frames reported")
+    assert (status["state"], status["healthy"]) == ("degraded", True)
+    assert status["last_gap"] == {"unix_s": first, "frames": 128}
+    second = meter.client.call("acquisition.lose", frames=64)
+    status = meter.wait_for(lambda s: s["lost_frames_per_min"] == 192, 5, "192 lost frames reported")
+    assert status["last_gap"] == {"unix_s": second, "frames": 64}
+
+    run = _cli_status(meter, subprocess_env)
+    assert run.returncode == 2, run.stdout + run.stderr
+    headline, loss_line = run.stdout.splitlines()[:2]
+    assert "degraded" in headline
+    assert "192 frames lost in the last 60 s" in loss_line and loss_line.endswith(", 64 frames")
+    run = _cli_status(meter, subprocess_env, "--json")
+    assert run.returncode == 2, run.stdout + run.stderr
+    reported = json.loads(run.stdout)
+    assert (reported["state"], reported["lost_frames_per_min"]) == ("degraded", 192)
+    assert reported["last_gap"] == {"unix_s": second, "frames": 64}
+
+    # a restarted acquisition counts from zero again: what was lost before stays counted, and no more
+    old_pid = status["services"]["acquisition"]["pid"]
+    meter.client.call("restart", service="acquisition")
+    status = meter.wait_for(lambda s: s["services"]["acquisition"]["pid"] not in (old_pid, None)
+                            and s["services"]["acquisition"]["info"].get("lost_frames") == 0, 15,
+                            "acquisition restarted and beating")
+    assert (status["state"], status["lost_frames_per_min"]) == ("degraded", 192)
+    assert status["last_gap"] == {"unix_s": second, "frames": 64}
+    third = meter.client.call("acquisition.lose", frames=32)
+    status = meter.wait_for(lambda s: s["lost_frames_per_min"] == 224, 5, "224 lost frames reported")
+    assert status["last_gap"] == {"unix_s": third, "frames": 32}
+    meter.stop()
