@@ -133,16 +133,15 @@ class Supervisor:
                "--heartbeat-fd", str(write_fd), "--parent-pid", str(os.getpid()),
                "--name", child.spec.name]
         try:
-            child.proc = subprocess.Popen(cmd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(cmd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL)
         except OSError as exc:
             os.close(read_fd)
-            os.close(write_fd)
             child.last_exit = f"could not start: {exc}"
             self._crashed(child, time.monotonic())
             return
         finally:
-            if child.proc is not None:
-                os.close(write_fd)
+            os.close(write_fd)
+        child.proc = proc
         os.set_blocking(read_fd, False)
         child.pipe_r = read_fd
         child.state = "starting"
