@@ -29,10 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        # argparse ends a usage error with status 2, which `meter status` gives to a degraded meter;
+        # a usage error is an error like any other (1)
+        return 1 if exc.code else 0
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return 1
     try:
         return int(args.func(args) or 0)
     except MeterError as exc:

@@ -5,16 +5,33 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from firmware.config.board import load_board
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient
+from firmware.health import EXIT_STATUS, LOSS_WINDOW_S, NOT_HEALTHY
 from firmware.logsetup import configure_logging
 
 DEFAULT_CONFIG = os.environ.get("METER_CONFIG", "var/meter.toml")
 DEFAULT_BOARD = os.environ.get("METER_BOARD_FILE", "boards/sim.toml")
+
+
+STATUS_HELP = f"""\
+Ask the running meter, over its control socket, what runs and whether it meters.
+
+The meter is healthy when every service runs and the measurement snapshot is fresh;
+degraded when it is so but lost samples within the last {LOSS_WINDOW_S:g} s (frames the
+acquisition could not read in time, or sample blocks metrology fell behind on);
+not healthy otherwise.
+
+exit status:
+  {EXIT_STATUS['healthy']}  healthy
+  {EXIT_STATUS['degraded']}  degraded: running and metering, but losing samples
+  {EXIT_STATUS['not healthy']}  not healthy, or the meter could not be asked (not running, bad option)
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,10 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--only", default=None, help="comma-separated services to start (default: all enabled)")
     r.set_defaults(func=_run)
 
-    s = sub.add_parser("status", help="show the running meter's services and health")
+    s = sub.add_parser("status", help="show the running meter's services and health",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=STATUS_HELP)
     s.add_argument("--config", default=DEFAULT_CONFIG)
     s.add_argument("--run-dir", default=None)
-    s.add_argument("--json", action="store_true", help="print the raw status object")
+    s.add_argument("--json", action="store_true",
+                   help="print the status object (state, lost_frames_per_min, last_gap, services ...)")
     s.set_defaults(func=_status)
 
 
@@ -70,16 +89,35 @@ def _status(args: argparse.Namespace) -> int:
     config = ConfigStore(args.config).load()
     run_dir = Path(args.run_dir or config.meter.run_dir)
     status = ControlClient(run_dir / "control.sock").call("status")
+    state = status["state"]
     if args.json:
         print(json.dumps(status, indent=2))
-        return 0 if status["healthy"] else 1
+        return EXIT_STATUS[state]
     print(f"meter {status['version']}  config v{status['config_version']}  "
-          f"{'healthy' if status['healthy'] else 'NOT HEALTHY'}  up {status['uptime_s']:.0f} s")
+          f"{'NOT HEALTHY' if state == NOT_HEALTHY else state}  up {status['uptime_s']:.0f} s")
+    loss = _loss_line(status)
+    if loss:
+        print(f"  {'sample loss':12s} {loss}")
     for name, svc in status["services"].items():
         extra = f"  last exit: {svc['last_exit']}" if svc["last_exit"] else ""
         print(f"  {name:12s} {svc['state']:8s} pid {svc['pid'] or '-':<7} restarts {svc['restarts']:<3} "
               f"{', '.join(svc['endpoints'])}{extra}")
-    return 0 if status["healthy"] else 1
+    return EXIT_STATUS[state]
+
+
+def _loss_line(status: dict[str, Any]) -> str:
+    parts = []
+    if status["lost_frames_per_min"] is not None:
+        parts.append(f"{status['lost_frames_per_min']} frames lost in the last {LOSS_WINDOW_S:g} s")
+    if status["overruns_per_min"]:
+        parts.append(f"metrology overruns {status['overruns_per_min']} in the last {LOSS_WINDOW_S:g} s")
+    gap = status["last_gap"]
+    if gap:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(gap["unix_s"]))
+        parts.append(f"last gap {when} ({max(0.0, time.time() - gap['unix_s']):.0f} s ago), {gap['frames']} frames")
+    elif parts:
+        parts.append("no gap since the meter started")
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":  # pragma: no cover

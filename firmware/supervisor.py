@@ -4,15 +4,22 @@ Each child gets the write end of a pipe for heartbeats (JSON lines). The supervi
 crash at once (the pipe closes, the process exits) and a hang when heartbeats stop for
 ``[supervisor] heartbeat_timeout``; it restarts the service after a backoff that doubles from
 ``restart_backoff_min`` to ``restart_backoff_max``, and marks it ``failed`` after ``max_restarts``
-crashes within ``restart_window`` without touching the other services. On SIGTERM or SIGINT it
-sends SIGTERM to every service, waits ``stop_timeout``, SIGKILLs what is left and removes its
+crashes within ``restart_window`` without touching the other services. One stop path serves both a
+requested restart and the meter's own stop: SIGTERM, up to ``stop_timeout`` to exit, SIGKILL, reap. A
+restarted service's new process starts only once the old one is reaped, so two processes never drive
+the same hardware. On SIGTERM or SIGINT the supervisor stops every service that way and removes its
 sockets and shared memory. Services also die with the supervisor (PR_SET_PDEATHSIG).
+
+Heartbeat pipes are kept by file descriptor, each with the process that holds its write end: the end
+of one process's pipe closes that pipe only, never the pipe of the process that replaced it.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import queue
 import selectors
 import signal
 import subprocess
@@ -26,6 +33,7 @@ from typing import Any, Callable, Sequence
 from firmware import __version__
 from firmware.config import Config
 from firmware.control import ControlClient, ControlError, ControlServer
+from firmware.health import SampleLoss, meter_state
 from firmware.ipc import shm
 from firmware.service import instance_name
 from firmware.services.registry import ServiceSpec
@@ -36,16 +44,19 @@ log = logging.getLogger("supervisor")
 START_GRACE_S = 20.0      # first heartbeat may take this long (imports, chip bring-up)
 TICK_S = 0.1
 METERING_STALE_S = 5.0    # measurement snapshot older than this: not metering
+SHUTDOWN_TICK_S = 0.02    # how often the meter's own stop looks for exited services
+KILL_REAP_S = 1.0         # a process not gone this long after SIGKILL is stuck in uninterruptible I/O
 
 
 @dataclass
 class Child:
     spec: ServiceSpec
-    state: str = "stopped"            # starting | running | backoff | failed | stopped
+    state: str = "stopped"            # starting | running | stopping | backoff | failed | stopped
     proc: subprocess.Popen[bytes] | None = None
-    pipe_r: int | None = None
-    buffer: bytes = b""
+    pipe_r: int | None = None         # read end of the current process's heartbeat pipe
     started_at: float = 0.0
+    stop_deadline: float = 0.0        # stopping: SIGKILL at this time, then the time to report it stuck
+    killed_at: float | None = None    # stopping: when SIGKILL was sent
     last_heartbeat: float = 0.0
     restart_at: float = 0.0
     restarts: int = 0
@@ -60,6 +71,14 @@ class Child:
                 "description": self.spec.description, "info": self.info}
 
 
+@dataclass
+class Pipe:
+    """The read end of one process's heartbeat pipe: it belongs to that process, not to its service."""
+    child: Child
+    proc: subprocess.Popen[bytes]
+    buffer: bytes = b""
+
+
 class Supervisor:
     def __init__(self, config: Config, config_path: Path, board_path: Path, services: Sequence[ServiceSpec],
                  run_dir: Path | None = None, on_ready: Callable[[Supervisor], None] | None = None) -> None:
@@ -69,12 +88,15 @@ class Supervisor:
         self.run_dir = Path(run_dir or config.meter.run_dir).resolve()
         self.instance = instance_name(self.run_dir)
         self.children = {spec.name: Child(spec) for spec in services}
+        self.loss = SampleLoss(self.children)
         self.sv = config.supervisor
         self.on_ready = on_ready
         self._ready_reported = False
         self._stop = False
         self._unreaped: list[subprocess.Popen[bytes]] = []
         self._selector = selectors.DefaultSelector()
+        self._pipes: dict[int, Pipe] = {}
+        self._restart_requests: queue.SimpleQueue[str] = queue.SimpleQueue()  # from control threads
         self.control = ControlServer(self.run_dir / "control.sock", {
             "status": self.cmd_status,
             "restart": self.cmd_restart,
@@ -111,38 +133,40 @@ class Supervisor:
                "--heartbeat-fd", str(write_fd), "--parent-pid", str(os.getpid()),
                "--name", child.spec.name]
         try:
-            child.proc = subprocess.Popen(cmd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(cmd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL)
         except OSError as exc:
             os.close(read_fd)
-            os.close(write_fd)
             child.last_exit = f"could not start: {exc}"
             self._crashed(child, time.monotonic())
             return
         finally:
-            if child.proc is not None:
-                os.close(write_fd)
+            os.close(write_fd)
+        child.proc = proc
         os.set_blocking(read_fd, False)
         child.pipe_r = read_fd
-        child.buffer = b""
         child.state = "starting"
         child.started_at = child.last_heartbeat = time.monotonic()
-        self._selector.register(read_fd, selectors.EVENT_READ, child)
+        self._pipes[read_fd] = Pipe(child, child.proc)
+        self.loss.process_started(child.spec.name)
+        self._selector.register(read_fd, selectors.EVENT_READ)
         log.info("started %s", child.spec.name, extra={"fields": {"pid": child.proc.pid}})
 
     def _poll(self, timeout_s: float) -> None:
         for key, _ in self._selector.select(timeout_s):
-            child: Child = key.data
+            pipe = self._pipes[key.fd]
             try:
                 data = os.read(key.fd, 65536)
             except BlockingIOError:
                 continue
             if not data:
-                self._close_pipe(child)
+                self._close_fd(key.fd)
                 continue
-            child.buffer += data
-            *lines, child.buffer = child.buffer.split(b"\n")
+            if pipe.proc is not pipe.child.proc:
+                continue  # a replaced process's last lines say nothing about its successor
+            pipe.buffer += data
+            *lines, pipe.buffer = pipe.buffer.split(b"\n")
             for line in lines:
-                self._heartbeat(child, line)
+                self._heartbeat(pipe.child, line)
 
     def _heartbeat(self, child: Child, line: bytes) -> None:
         try:
@@ -152,20 +176,32 @@ class Supervisor:
         child.last_heartbeat = time.monotonic()
         child.endpoints = list(message.get("endpoints") or [])
         child.info = dict(message.get("info") or {})
+        self.loss.heartbeat(child.spec.name, child.info, child.last_heartbeat, time.time())
         if child.state == "starting":
             child.state = "running"
             log.info("%s is running", child.spec.name, extra={"fields": {"endpoints": child.endpoints}})
 
     def _close_pipe(self, child: Child) -> None:
         if child.pipe_r is not None:
-            self._selector.unregister(child.pipe_r)
-            os.close(child.pipe_r)
-            child.pipe_r = None
+            self._close_fd(child.pipe_r)
+
+    def _close_fd(self, fd: int) -> None:
+        pipe = self._pipes.pop(fd)
+        self._selector.unregister(fd)
+        os.close(fd)
+        if pipe.child.pipe_r == fd:
+            pipe.child.pipe_r = None
 
     def _check(self, now: float) -> None:
         self._unreaped = [p for p in self._unreaped if p.poll() is None]
+        while not self._restart_requests.empty():
+            self._restart(self.children[self._restart_requests.get()], now)
         for child in self.children.values():
-            if child.state in ("starting", "running"):
+            if child.state == "stopping":
+                if self._advance_stop(child, now):
+                    child.restarts += 1
+                    self._spawn(child)
+            elif child.state in ("starting", "running"):
                 assert child.proc is not None
                 code = child.proc.poll()
                 if code is None and child.pipe_r is None:
@@ -221,20 +257,66 @@ class Supervisor:
         log.info("restarting %s in %.2f s", child.spec.name, delay,
                  extra={"fields": {"crashes_in_window": len(child.crashes)}})
 
-    # ------------------------------------------------------------------ shutdown
+    def _restart(self, child: Child, now: float) -> None:
+        """A requested restart: a running process is stopped first (``_check`` starts its successor once it
+        is reaped); a service that is not running (backoff, failed) starts at once."""
+        child.crashes.clear()
+        if child.state in ("starting", "running"):
+            self._begin_stop(child, now)
+        elif child.state != "stopping":
+            child.restarts += 1
+            self._spawn(child)
+
+    # ------------------------------------------------------------------ the stop path
+
+    def _begin_stop(self, child: Child, now: float) -> None:
+        """SIGTERM; ``_advance_stop`` then waits for the exit, SIGKILLs after ``stop_timeout`` and reaps."""
+        assert child.proc is not None
+        child.state = "stopping"
+        child.stop_deadline = now + self.sv.stop_timeout
+        child.killed_at = None
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+
+    def _advance_stop(self, child: Child, now: float) -> bool:
+        """One look at a stopping service; True once its process is reaped (and its pipe closed)."""
+        assert child.proc is not None
+        code = child.proc.poll()
+        if code is None and now >= child.stop_deadline:
+            if child.killed_at is None:
+                log.warning("%s did not stop within %g s: killed", child.spec.name, self.sv.stop_timeout)
+                child.proc.kill()
+                child.killed_at = now
+                child.stop_deadline = now + KILL_REAP_S
+                code = child.proc.poll()
+            else:
+                log.error("%s (pid %d) did not die within %g s of SIGKILL (uninterruptible I/O?); it is still "
+                          "waited for", child.spec.name, child.proc.pid, KILL_REAP_S)
+                child.stop_deadline = math.inf
+        if code is None:
+            return False
+        child.last_exit = _describe_exit(code)
+        log.info("%s stopped: %s", child.spec.name, child.last_exit)
+        self._close_pipe(child)
+        return True
 
     def shutdown(self) -> None:
-        running = [c for c in self.children.values() if c.proc is not None and c.proc.poll() is None]
-        for child in running:
-            child.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
-        deadline = time.monotonic() + self.sv.stop_timeout
-        for child in running:
-            try:
-                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))  # type: ignore[union-attr]
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %g s: killed", child.spec.name, self.sv.stop_timeout)
-                child.proc.kill()  # type: ignore[union-attr]
-                child.proc.wait()  # type: ignore[union-attr]
+        now = time.monotonic()
+        stopping = [c for c in self.children.values() if c.proc is not None
+                    and (c.state == "stopping" or c.proc.poll() is None)]
+        for child in stopping:
+            if child.state != "stopping":
+                self._begin_stop(child, now)
+        give_up = now + self.sv.stop_timeout + KILL_REAP_S
+        while stopping:
+            now = time.monotonic()
+            stopping = [c for c in stopping if not self._advance_stop(c, now)]
+            if stopping and now >= give_up:
+                log.error("pids %s did not die after SIGKILL (uninterruptible I/O?); stopping without them",
+                          [c.proc.pid for c in stopping if c.proc is not None])
+                break
+            if stopping:
+                time.sleep(SHUTDOWN_TICK_S)
         for child in self.children.values():
             self._close_pipe(child)
             child.state = "stopped" if child.state != "failed" else "failed"
@@ -250,9 +332,14 @@ class Supervisor:
         essential_ok = all(c.state == "running" for c in self.children.values() if c.spec.essential)
         all_up = all(c.state == "running" for c in self.children.values())
         metering = self._metering()
-        return {"healthy": all_up and essential_ok and metering is not False, "metering": metering,
-                "version": __version__, "config_version": self.config.version, "pid": os.getpid(),
-                "uptime_s": round(time.time() - self.started, 1), "run_dir": str(self.run_dir),
+        # healthy: every service running and metering (what an upgrade waits for before it commits);
+        # state adds whether the meter is losing samples
+        healthy = all_up and essential_ok and metering is not False
+        loss = self.loss.summary(time.monotonic())
+        return {"state": meter_state(healthy, loss["losing_samples"]), "healthy": healthy, "metering": metering,
+                "lost_frames_per_min": loss["lost_frames_per_min"], "overruns_per_min": loss["overruns_per_min"],
+                "last_gap": loss["last_gap"], "version": __version__, "config_version": self.config.version,
+                "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1), "run_dir": str(self.run_dir),
                 "control_socket": str(self.control.path), "services": services}
 
     def _metering(self) -> bool | None:
@@ -279,11 +366,7 @@ class Supervisor:
         if child is None:
             raise MeterError(f"no service {service!r}; services: {', '.join(self.children)}")
         log.info("restart of %s requested by %s", service, user or "?")
-        if child.proc is not None and child.proc.poll() is None:
-            child.proc.terminate()
-        child.crashes.clear()
-        child.state = "backoff"
-        child.restart_at = time.monotonic() + self.sv.stop_timeout
+        self._restart_requests.put(service)
         return f"{service} restarting"
 
     def cmd_shutdown(self, user: str = "") -> str:
