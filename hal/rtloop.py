@@ -51,6 +51,14 @@ def _require() -> Any:
     return _rtloop
 
 
+def _lock_process_memory() -> int:
+    """mlockall(MCL_CURRENT | MCL_FUTURE); returns 0 or the errno of the refusal."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return 0 if libc.mlockall(1 | 2) == 0 else ctypes.get_errno()
+
+
 def transport(kind: str, fd: int, speed_hz: int = 0, max_transfer: int = 4096) -> Any:
     """The C transport over a spidev file descriptor or the simulated chip's socket."""
     return _require().Transport(kind, fd, speed_hz, max_transfer)
@@ -100,6 +108,7 @@ class RtStream:
         self._last_loss_log = 0.0
         self._lost_logged = 0
         self.priority_note = ""
+        self._mlock_errno = _lock_process_memory() if lock_memory else 0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, chip_reset: bool = False) -> None:
@@ -108,8 +117,10 @@ class RtStream:
         self.ref.start(chip_reset=chip_reset)
         r = self.ref
         self._fault = None
+        # the process was locked before capture (faulting ~100 MB in takes longer than the chip's deadline);
+        # where that was refused, the loop locks at least its ring
         self.loop.start(r._anchor_count, r._anchor_ns, r._rt_offset_ns, r.next_index, r._pending_flags,
-                        r._pending_lost, self.priority, self.lock_memory)
+                        r._pending_lost, self.priority, bool(self._mlock_errno))
         r._pending_flags, r._pending_lost = 0, 0
         self._running = True
         self._note_priority()
