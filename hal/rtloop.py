@@ -189,8 +189,8 @@ class RtStream:
         lost = st.lost_frames - self._lost_logged
         now = os.times().elapsed
         if lost and now - self._last_loss_log >= _LOSS_LOG_INTERVAL_S:
-            log.warning("waveform buffer: %d frames lost in the last %.0f s (%d gaps in all, %d ring overflows)",
-                        lost, min(now - self._last_loss_log, 1e9), st.gaps, s["ring_overflows"])
+            log.warning("waveform buffer: %d frames lost since the last report (%d gaps in all, %d ring overflows)",
+                        lost, st.gaps, s["ring_overflows"])
             self._lost_logged, self._last_loss_log = st.lost_frames, now
 
     def latency(self, reset: bool = False) -> dict[str, float]:

@@ -41,6 +41,7 @@ SNAPSHOT_NAME = "measurements"   # read by comms, web, display and the superviso
 BATCH_FRAMES = 4096              # ~128 ms of samples per pipeline call
 BATCH_WAIT_S = 0.15              # after a first block, wait this long for the rest of a batch (latency bound)
 ATTACH_TIMEOUT_S = 10.0
+GAP_LOG_INTERVAL_S = 10.0        # sample gaps are summarised in the log at most this often
 
 
 class MetrologyService(Service):
@@ -56,6 +57,8 @@ class MetrologyService(Service):
         self._layout_names = {name for name, _ in layout}
         self.snapshot = Snapshot.create(self.ctx.shm_name(SNAPSHOT_NAME), layout)
         self.pipeline = Pipeline(self.settings)
+        self._gaps_unlogged = self._frames_unlogged = 0
+        self._gap_logged_at = -GAP_LOG_INTERVAL_S
         self.present = self.pipeline.wiring.signal_present()
         self.counters = {"blocks": 0, "frames": 0, "seconds": 0, "gaps": 0, "lost_s": 0.0, "overruns": 0}
         s = self.settings
@@ -84,13 +87,24 @@ class MetrologyService(Service):
                                                first.lost_frames)
             if result.gap:
                 self.counters["gaps"] += 1
-                self.log.warning("sample gap before index %d (%d frames lost): windows restarted",
-                                 first.first_index, first.lost_frames)
+                self._note_gap(first.lost_frames)
             # registers the seconds that are ready (with the chip's energy of any gap) before they publish
             self.gapfill.on_feed(result, first.first_index, x.shape[0], first.timestamp_ns)
             for second in result.seconds:
                 self._publish_second(second)
         self.heartbeat(**self.counters, **self.gapfill.info())
+
+    def _note_gap(self, lost_frames: int) -> None:
+        """One warning per GAP_LOG_INTERVAL_S at most, with what the gaps since the last one cost."""
+        self._gaps_unlogged += 1
+        self._frames_unlogged += lost_frames
+        now = time.monotonic()
+        if now - self._gap_logged_at >= GAP_LOG_INTERVAL_S:
+            self.log.warning("%d sample gaps (%d frames lost) since the last report: windows restarted, the gaps' "
+                             "energy is filled from the chip's accumulators", self._gaps_unlogged,
+                             self._frames_unlogged)
+            self._gaps_unlogged = self._frames_unlogged = 0
+            self._gap_logged_at = now
 
     def _read_batch(self) -> list[SampleBlock]:
         out: list[SampleBlock] = []
