@@ -244,7 +244,6 @@ typedef struct {
 typedef struct {
     int64_t count, mono_ns;
     uint32_t raw[N_ENERGY_REGS];
-    int ok;
 } EnergyRec;
 
 typedef struct {
@@ -458,7 +457,6 @@ static int read_energy(Loop *L) {
     EnergyRec rec;
     rec.count = count;
     rec.mono_ns = now;
-    rec.ok = 1;
     uint8_t txb[N_ENERGY_REGS][8], rxb[N_ENERGY_REGS][8];
     uint8_t *tx[N_ENERGY_REGS], *rx[N_ENERGY_REGS];
     size_t len[N_ENERGY_REGS];

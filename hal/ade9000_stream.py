@@ -132,12 +132,6 @@ class WaveformStream:
             out.append(chip.read_energy(frame_count=count))
         return out
 
-    def note_outage(self, frames: int) -> None:
-        """Frames the chip produced while nobody streamed (a re-initialisation): the next block reports them."""
-        if frames > 0:
-            self._pending_lost += frames
-            self._pending_flags |= FLAG_GAP
-
     def stop(self) -> None:
         """Nothing runs between interrupts here; present for the threaded stream's interface."""
 

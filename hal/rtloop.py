@@ -1,7 +1,7 @@
 """The waveform stream with its read loop in C (``hal/_rtloop.c``): the deadline belongs to a thread without the GIL.
 
 ``RtStream`` has the interface of ``hal.ade9000_stream.WaveformStream`` (``start``, ``poll``, ``stats``,
-``next_index``, ``note_outage``, ``stop``) and the same meaning, transfer for transfer: the Python class
+``next_index``, ``stop``) and the same meaning, transfer for transfer: the Python class
 brings the capture up (the capture-enable write and its time anchor), then the C thread takes over the
 IRQ0 line and the SPI transport and services every interrupt, filling a ring of ``RING_S`` seconds that
 ``poll`` drains. Python may pause for up to that long without losing a sample. On a fault (no interrupt,
@@ -140,9 +140,6 @@ class RtStream:
     def next_index(self) -> int:
         """Frame index of the next block (exact while the thread is stopped)."""
         return int(self.ref.next_index)
-
-    def note_outage(self, frames: int) -> None:
-        self.ref.note_outage(frames)
 
     def _note_priority(self) -> None:
         s = self.loop.stats()
