@@ -15,6 +15,13 @@ Without voltage (reference below ``present_peak``) the tracker free-runs on the 
 (holdover) and marks those boundaries virtual: currents and energy are still measured over
 contiguous windows, with no blind time, and the frequency of those cycles is NaN.
 
+After a restart (start-up, or a gap in the samples) the first boundary is the first real crossing
+once the filter has settled: a grid of virtual boundaries laid from the first sample would meet the
+real crossings at an arbitrary phase and make one cycle of 0.5 to 1.5 periods, whose fundamental
+(one DFT bin) and so reactive power are wrong. The samples before that first crossing belong to no
+cycle: across a gap they join the gap, whose energy the chip's accumulators supply. Only when no
+real crossing comes (no voltage) does the tracker free-run from the first sample.
+
 ``TenSecondFrequency`` is the IEC 61000-4-30 (5.1) value: the number of whole cycles inside a
 10-s clock interval divided by their cumulative duration.
 """
@@ -31,7 +38,7 @@ from metrology.settings import TRACK_MAX_HZ, TRACK_MIN_HZ
 
 LOWPASS_HZ = 150.0
 LOWPASS_ORDER = 4
-SETTLE_S = 0.1               # filter start-up transient: crossings ignored this long after a (re)start
+SETTLE_S = 0.04              # filter start-up transient: crossings ignored this long after a (re)start
 VIRTUAL_AFTER_PERIODS = 1.6  # free-run once no crossing came this many periods after the last boundary
 MIN_REAL_AFTER_VIRTUAL = 0.5  # a real crossing this soon after a virtual boundary waits for the next one
 MIN_PERIOD_RATIO = 0.75      # a crossing sooner than this fraction of the last period is noise
@@ -75,6 +82,7 @@ class CycleTracker:
         self._delay_f = np.arange(TRACK_MIN_HZ - 1.0, TRACK_MAX_HZ + 1.0, 0.01)
         self._delay_t = _phase_delays(self.sos, self._delay_f, sample_rate_hz).tolist()
         self._delay_f0 = float(self._delay_f[0])
+        self.period = self.nominal_period
         self.restart(None)
 
     def _delay(self, freq_hz: float) -> float:
@@ -90,10 +98,10 @@ class CycleTracker:
         self.tail_len = int(self.max_period // 2) + 2
         self.next_index = first_index
         self.settle_until = None if first_index is None else first_index + SETTLE_S * self.fs
-        self.last: float | None = None if first_index is None else float(first_index)
+        self.resume_index = first_index     # where free-running starts if no real crossing comes
+        self.last: float | None = None
         self.last_real = False
-        self.period = self.nominal_period
-        self.reacquiring = True
+        self.reacquiring = True      # the period is kept: the first crossings' filter delay follows it
 
     def process(self, ref: np.ndarray, first_index: int, weights: np.ndarray | None = None) -> Boundaries:
         """Feed the reference signal for samples ``first_index ..``; return the boundaries now known.
@@ -125,6 +133,11 @@ class CycleTracker:
                 continue
             self._accept_real(t, out_t, out_real)
         end = first_index + n - self.max_delay
+        if (self.last is None and self.resume_index is not None and self.settle_until is not None
+                and end - self.settle_until > VIRTUAL_AFTER_PERIODS * self.period):
+            self.last, self.last_real = float(self.resume_index), False   # no voltage: free-run from the start
+            out_t.append(self.last)
+            out_real.append(False)
         while self.last is not None and end - self.last > VIRTUAL_AFTER_PERIODS * self.period:
             self.last += self.period
             self.last_real = False
@@ -162,6 +175,11 @@ class TenSecondFrequency:
     exact durations in s (from sample indices) and a validity flag; it returns the (interval start
     ns, frequency Hz) of each 10-s interval that the new cycles closed. An interval without a valid
     whole cycle gives NaN.
+
+    A gap in the samples (``mark_gap``) does not restart the interval: the cycles measured on either
+    side still count, the lost ones are missing from both the count and the duration, and the
+    interval is flagged (IEC 61000-4-30 4.7: a value is kept and marked, never silently dropped).
+    ``flagged`` says whether the last closed interval was.
     """
     INTERVAL_NS = 10_000_000_000
 
@@ -169,11 +187,14 @@ class TenSecondFrequency:
         self.interval: int | None = None
         self.count = 0
         self.duration_s = 0.0
+        self._gap = False            # the open interval lost samples
+        self._pending = False        # the interval of the next cycle follows a gap
+        self.flagged = False
 
-    def reset(self) -> None:
-        self.interval = None
-        self.count = 0
-        self.duration_s = 0.0
+    def mark_gap(self) -> None:
+        """Samples were lost: the open interval and the one that holds the next cycle are flagged."""
+        self._gap = self.interval is not None
+        self._pending = True
 
     def add(self, start_ns: np.ndarray, end_ns: np.ndarray, duration_s: np.ndarray,
             valid: np.ndarray) -> list[tuple[int, float]]:
@@ -184,7 +205,10 @@ class TenSecondFrequency:
                 self.interval = tick
             if tick != self.interval:
                 out.append((self.interval, self._value()))
+                self.flagged, self._gap = self._gap, False
                 self.interval, self.count, self.duration_s = tick, 0, 0.0
+            if self._pending:
+                self._gap, self._pending = True, False
             if ok and e <= self.interval + self.INTERVAL_NS:
                 self.count += 1
                 self.duration_s += d

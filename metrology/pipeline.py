@@ -14,8 +14,11 @@ until their window and their second have closed; a window's DFT runs on the resa
 
 Time is passed in: every block carries its first sample index and the clock time of that sample.
 A discontinuity (the HAL's GAP or CHIP_RESET flag, or a first index that does not follow on)
-restarts the tracker, the resampler and the open windows; the intervals around it carry
-``gap=True`` and the lost time is reported in ``EnergyIncrement.gap_s``, never bridged.
+restarts the tracker, the resampler and the open 10/12-cycle window; the samples between the last
+cycle before it and the first after it (the lost ones and the partial cycles around them) are
+reported in ``EnergyIncrement.gap_s``, never bridged. The open 1-s interval and the 10-s frequency
+interval go on across it with the cycles measured on either side, and carry ``gap=True`` (the
+frequency: ``frequency_10s_flagged``), as do the first intervals after it.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ import numpy as np
 from metrology.cycle import CycleLog, CycleMeasures, CycleStage
 from metrology.energy import EnergyIncrement, EnergyRegisters, cycle_energy, loss_power
 from metrology.flagging import EventFlagger
-from metrology.frequency import Boundaries, CycleTracker, TenSecondFrequency
+from metrology.frequency import CycleTracker, TenSecondFrequency
 from metrology.harmonics import HARMONIC_SIGNALS, spectrum_harmonics, spectrum_lines
 from metrology.intervals import (NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator, CountAggregator, Interval,
                                  cycles_values, harmonic_values)
@@ -89,6 +92,7 @@ class Pipeline:
         self.origin_ns = 0
         self.latest_window: dict[str, np.ndarray] = {}
         self.latest_frequency_10s = float("nan")
+        self.latest_frequency_10s_flagged = False
         # cycles wait in one log until both their window and their second have closed
         self.log = CycleLog()
         self._win_lo = 0           # log row of the open window's first cycle
@@ -106,8 +110,12 @@ class Pipeline:
         self._sec_lo = 0           # log row of the open second's first cycle
         self._sec_key: int | None = None
         self._sec_flag = False
-        self._gap_s = 0.0          # lost time not yet reported in an EnergyIncrement
-        self._gap_pending = False  # the next intervals follow a gap
+        self._gap_s = 0.0          # unmeasured time not yet reported in an EnergyIncrement
+        self._last_end: float | None = None   # sample index where the last cycle ended
+        self._lost_s = 0.0         # time the HAL reported lost at the last gap (for a stream that restarted)
+        self._sec_gap = False      # the open second has samples missing
+        self._gap_index: int | None = None    # first sample after the last gap, until a second holds it
+        self._win_gap = False      # the next window follows a gap
 
     # ------------------------------------------------------------------ input
 
@@ -148,6 +156,8 @@ class Pipeline:
         if batch is None:
             return out
         cm = self.cycle_stage.process(batch)
+        self._note_hole(float(cm.start[0]))
+        self._last_end = float(cm.end[-1])
         base = self.log.append(cm)
         urms, flags_c = self.flagger.process(cm.half_ms)
         start_ns = self.origin_ns + np.round(cm.start * (1e9 / self.fs)).astype(np.int64)
@@ -155,6 +165,7 @@ class Pipeline:
         out.cycles, out.urms_half, out.cycle_start_ns = cm, urms, start_ns
         for t, f in self.ten_s.add(start_ns, end_ns, cm.duration_s, cm.real):
             self.latest_frequency_10s = f
+            self.latest_frequency_10s_flagged = self.ten_s.flagged
             out.frequency_10s.append((t, f))
         self._windows(batch.samples, base, start_ns, end_ns, flags_c, out)
         self._seconds(base, start_ns, flags_c, out)
@@ -166,21 +177,34 @@ class Pipeline:
     def _restart(self, first_index: int) -> None:
         self.tracker.restart(first_index)
         self.resampler.restart()
-        self.resampler.add_boundaries(Boundaries(np.array([float(first_index)]), np.array([False])))
         self.flagger.restart()
         self._win_count = self._win_filled = 0
         self._win_flags = False
-        self.log.drop(self.log.n)
-        self._win_lo = self._sec_lo = 0
+        # the open second's cycles stay: the second goes on after the gap; the rows before it only served
+        # the window, which starts again
+        dropped = self.log.drop(self._sec_lo)
+        self._sec_lo -= dropped
+        self._win_lo = self.log.n
         self.three_s.restart()
 
     def _restart_after_gap(self, out: FeedResult, lost_s: float) -> None:
         out.gap = True
-        self._gap_s += lost_s
-        self._gap_pending = True
-        if self.log.n > self._sec_lo:
-            out.seconds.append(self._close_second(self.log.n))
-        self.ten_s.reset()
+        self._lost_s = lost_s
+        self._sec_gap = self.log.n > self._sec_lo or self._sec_key is not None
+        self._gap_index = self.next_index
+        self._win_gap = True
+        self.ten_s.mark_gap()
+
+    def _note_hole(self, start: float) -> None:
+        """The first new cycle starts at sample ``start``: the time since the last cycle ended is unmeasured."""
+        if self._last_end is None:
+            return
+        hole = start - self._last_end
+        if hole > 0.5:
+            self._gap_s += hole / self.fs
+        elif hole < 0:                 # the indices started over (a chip reset): only the HAL knows the loss
+            self._gap_s += self._lost_s
+        self._lost_s = 0.0
 
     # ------------------------------------------------------------------ windows
 
@@ -232,7 +256,8 @@ class Pipeline:
         h = spectrum_harmonics(spec, n, length, rms, cm.peak.max(axis=0), s.tdd_current)
         values.update(harmonic_values(h))
         item = Interval("cycle10", self._win_start, self._win_end, float(cm.duration_s.sum()), n, values,
-                        flagged, self._gap_pending)
+                        flagged, self._win_gap)
+        self._win_gap = False
         self.latest_window = values
         out.windows.append(item)
         out.three_s.extend(self.three_s.add(item))
@@ -274,13 +299,21 @@ class Pipeline:
         for key_h, v in self.latest_window.items():
             values.setdefault(key_h, v)
         values["freq_10s"] = np.array([self.latest_frequency_10s])
+        values["freq_10s_flagged"] = np.array([1.0 if self.latest_frequency_10s_flagged else 0.0])
+        real_f = cm.freq[~np.isnan(cm.freq)]
+        values["freq_1cycle"] = np.array([real_f[-1] if real_f.size else np.nan])
         energy, comp = self._energy(cm)
         energy.start_ns = key * NS_PER_S
         energy.gap_s, self._gap_s = self._gap_s, 0.0
         self.registers.add(energy, comp)
+        # flagged when samples were lost inside it, or it holds the first cycles after a gap
+        after = self._gap_index is not None and cm.count > 0 and cm.end[-1] > self._gap_index
+        gap = self._sec_gap or after
+        self._sec_gap = False
+        if after:
+            self._gap_index = None
         item = Interval("1s", key * NS_PER_S, (key + 1) * NS_PER_S, float(cm.duration_s.sum()), cm.count,
-                        values, flagged, self._gap_pending, energy, comp)
-        self._gap_pending = False
+                        values, flagged, gap, energy, comp)
         return item
 
     def _energy(self, cm: CycleMeasures) -> tuple[EnergyIncrement, EnergyIncrement | None]:

@@ -67,6 +67,10 @@ def _table() -> list[Published]:
     add("dpf_total", "", "Displacement power factor, total", lambda v, e: _f(v["dpf"][3]))
     add("quadrant_total", "", "Quadrant of the total power (1..4)", lambda v, e: _f(v["quadrant"][3]), "status")
     add("frequency", "Hz", "Frequency, 10-s value (IEC 61000-4-30)", lambda v, e: _f(v["freq_10s"][0]))
+    add("frequency_flagged", "", "The 10-s frequency's interval lost samples (IEC 61000-4-30 flag; 1 = flagged)",
+        lambda v, e: _f(v["freq_10s_flagged"][0]), "status")
+    add("frequency_1cycle", "Hz", "Frequency of the last whole cycle measured (a value from the first second)",
+        lambda v, e: _f(v["freq_1cycle"][0]))
     add("frequency_cycle", "Hz", "Frequency, mean of the per-cycle values over the interval",
         lambda v, e: _f(v["freq"][0]))
     for j, name in enumerate(SIGNAL_NAMES):

@@ -4,7 +4,8 @@ The acquisition service writes one ``firmware.ipc.chipenergy.ChipEnergyRecord`` 
 to the ``chip_intervals`` ring. ``GapFill`` reads them and, between the pipeline and the revenue registers:
 
 - **finds holes**: frames between two measured cycles (a HAL gap, a ring overrun of this service, a chip
-  reset: every discontinuity leaves one, lost frames plus the partial cycles around them), cut at whole
+  reset: every discontinuity leaves one, lost frames plus the partial cycles around them; and the first
+  samples after a start, before the pipeline's first zero crossing), cut at whole
   clock seconds so that each piece lands in its own second, demand subinterval and TOU rate;
 - **holds back** registration, in order, until the records covering a hole have arrived (the chip reports
   an interval after it ends, about a second after the samples) and at most ``hold_max_s``; a hole whose
@@ -94,6 +95,7 @@ class _Hole:
     pieces: int                   # seconds it touches that are not registered yet
     filled: float = 0.0           # frames filled so far
     wh: float = 0.0               # total active energy filled (net, primary Wh)
+    startup: bool = False         # the samples before the first cycle after a start: not a gap
 
 
 @dataclass
@@ -131,6 +133,7 @@ class GapFill:
         self.queue: list[_Second] = []
         self.last_end: float | None = None     # frame where the last measured cycle ended
         self.next_index: int | None = None     # frame after the last one fed
+        self._started = False                  # last_end is the first frame fed, not a cycle's end
         self.covered_ns = -math.inf            # stream time of the latest cycle start
         self.reference: tuple[EnergyIncrement, EnergyIncrement | None] | None = None
         self.differ = False
@@ -146,13 +149,17 @@ class GapFill:
         if self.next_index is not None and first_index < self.next_index:
             self._stream_restarted()
         self.next_index = first_index + n_frames
+        if self.last_end is None:
+            # the pipeline's first cycle starts at the first zero crossing after its filter settled: the
+            # samples before it are a hole like any other, which the chip measured
+            self.last_end, self._started = float(first_index), True
         origin_ns = timestamp_ns - first_index * NS_PER_S / self.fs
         cm = result.cycles
         if cm is not None and cm.count:
-            self.covered_ns = max(self.covered_ns, float(result.cycle_start_ns[-1]))
+            self.covered_ns = max(self.covered_ns, int(result.cycle_start_ns[-1]))    # int: a float of UNIX ns is 256 ns coarse
             if self.last_end is not None and cm.start[0] - self.last_end > HOLE_MIN_FRAMES:
-                self._hole(self.last_end, float(cm.start[0]), origin_ns, now)
-            self.last_end = float(cm.end[-1])
+                self._hole(self.last_end, float(cm.start[0]), origin_ns, now, self._started)
+            self.last_end, self._started = float(cm.end[-1]), False
             self.compare.add_cycles(cm.start, cm.end, cycle_flows(cm, self.settings))
         for second in result.seconds:
             self._entry(int(second.start_ns // NS_PER_S), now).parts.append(second)
@@ -163,9 +170,9 @@ class GapFill:
         self.records.stream_restarted()
         self.compare.restart()
 
-    def _hole(self, lo: float, hi: float, origin_ns: float, now: float) -> None:
+    def _hole(self, lo: float, hi: float, origin_ns: float, now: float, startup: bool = False) -> None:
         pieces = split_by_second(lo, hi, origin_ns, self.fs)
-        hole = _Hole(lo, hi, len(pieces))
+        hole = _Hole(lo, hi, len(pieces), startup=startup)
         for key, a, b in pieces:
             self._entry(key, now).pieces.append((hole, a, b))
 
@@ -265,7 +272,12 @@ class GapFill:
         missing = frames - hole.filled
         self.counters["fill_s"] += hole.filled / self.fs
         self.counters["fill_wh"] += hole.wh
-        if missing > HOLE_MIN_FRAMES:
+        if hole.startup:
+            self.log.debug("%.1f ms of samples before the first cycle: %.1f ms filled from the chip",
+                           frames / self.fs * 1e3, hole.filled / self.fs * 1e3)
+            if missing > HOLE_MIN_FRAMES:
+                self.counters["unfilled_s"] += missing / self.fs
+        elif missing > HOLE_MIN_FRAMES:
             self.counters["gaps_unfilled"] += 1
             self.counters["unfilled_s"] += missing / self.fs
             why = "no chip records" if self.reader is None else "no chip record covers it"

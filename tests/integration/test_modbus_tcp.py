@@ -24,7 +24,7 @@ FLOATS = {  # address: (point, register scale)
     3053: ("p_a", 1e-3), 3055: ("p_b", 1e-3), 3057: ("p_c", 1e-3), 3059: ("p_total", 1e-3),
     3061: ("q_a", 1e-3), 3063: ("q_b", 1e-3), 3065: ("q_c", 1e-3), 3067: ("q_total", 1e-3),
     3069: ("s_a", 1e-3), 3071: ("s_b", 1e-3), 3073: ("s_c", 1e-3), 3075: ("s_total", 1e-3),
-    3083: ("pf_total", 1), 3109: ("frequency", 1),
+    3083: ("pf_total", 1), 3109: ("frequency", 1), 3111: ("frequency_1cycle", 1),
 }
 ENERGIES = {3203: "wh_delivered", 3207: "wh_received", 3211: "wh_del_plus_rec", 3215: "wh_del_minus_rec",
             3219: "varh_delivered", 3223: "varh_received", 3227: "varh_del_plus_rec",
@@ -65,7 +65,7 @@ def tcp(port, *args):
 def test_mbpoll_reads_floats_matching_the_snapshot(running):
     for table in ("4:float", "3:float"):            # holding (FC 3) and input (FC 4) registers
         got = {}
-        for start, count in ((2999, 6), (3009, 1), (3019, 9), (3053, 12), (3077, 1), (3083, 1), (3109, 1)):
+        for start, count in ((2999, 6), (3009, 1), (3019, 9), (3053, 12), (3077, 1), (3083, 1), (3109, 2)):
             got.update(mbpoll(*tcp(running.port, "-t", table, "-B", "-r", str(start), "-c", str(count))))
         for address, (name, scale) in FLOATS.items():
             assert float(got[address]) == pytest.approx(VALUES[name] * scale, rel=1e-5), name
@@ -108,7 +108,7 @@ def test_block_read_and_new_values(running):
 
 @pytest.mark.parametrize("call,code", [
     (lambda c: c.read_holding_registers(3000, count=2), 3),
-    (lambda c: c.read_holding_registers(3109, count=4), 2),
+    (lambda c: c.read_holding_registers(3113, count=2), 2),
     (lambda c: c.read_input_registers(3203, count=3), 3),
     (lambda c: c.read_coils(0, count=17), 2),
     (lambda c: c.read_discrete_inputs(32, count=1), 2),

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from metrology.frequency import SETTLE_S
 from metrology.intervals import TEN_MIN_NS, ClockAggregator, CountAggregator, Interval, aggregate
 from metrology.pipeline import FLAG_GAP, Pipeline
 from metrology.settings import MetrologySettings
@@ -64,10 +65,10 @@ def test_pipeline_flags_windows_during_a_dip_and_reports_three_second_values():
 
 def test_pipeline_resyncs_windows_and_closes_ten_minutes_at_the_clock_tick():
     pl = Pipeline(MetrologySettings(nominal_frequency=60.0))
-    t0 = (1_700_000_000 // 600 + 1) * 600 * 10 ** 9 - int(2.05e9)    # 2.05 s before a 10-min tick
+    t0 = (1_700_000_000 // 600 + 1) * 600 * 10 ** 9 - int(2.13e9)    # 2.13 s before a 10-min tick
     res = feed(pl, balanced(230.0, 5.0, 0.0, f0=60.0), 4.5, t0_ns=t0)
     wins = [w for r in res for w in r.windows]
-    tick = t0 + int(2.05e9)
+    tick = t0 + int(2.13e9)
     assert any(w.end_ns <= tick + 20_000_000 and w.cycles < 12 for w in wins)   # the short window
     after = [w for w in wins if w.start_ns >= tick]
     assert after and after[0].start_ns - tick < 17_000_000                      # restarted at the tick
@@ -90,7 +91,8 @@ def test_a_gap_restarts_the_windows_flags_the_intervals_and_reports_lost_time():
     assert sum(r.gap for r in results) == 1
     secs = [s for r in results for s in r.seconds]
     lost = sum(s.energy.gap_s for s in secs)
-    assert lost == pytest.approx(16 * block / FS)
+    # the unmeasured time: the lost frames, the partial cycles around them and the tracker settling after them
+    assert 16 * block / FS < lost < 16 * block / FS + SETTLE_S + 2 / 50
     gapped = [s for s in secs if s.gap]
     assert gapped
     # energy: what was measured, never what was lost

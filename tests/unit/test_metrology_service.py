@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from metrology.frequency import SETTLE_S
+
 from firmware.config import meter_schema
 from firmware.ipc.ring import Ring
 from firmware.ipc.samples import FLAG_GAP, FLAG_SIMULATED, SampleBlock, block_size
@@ -84,7 +86,9 @@ def test_a_hal_gap_restarts_the_windows_and_is_counted_not_bridged(service):
     assert svc.counters["gaps"] == 1
     assert svc.counters["lost_s"] == pytest.approx(16 * BLOCK * 8 / FS)
     tot = svc.pipeline.registers.total
-    assert tot.gap_s == pytest.approx(16 * BLOCK * 8 / FS)
+    # unmeasured: the lost frames, the partial cycles on either side and the tracker's settling after the gap
+    lost = 16 * BLOCK * 8 / FS
+    assert lost < tot.gap_s < lost + SETTLE_S + 2 / 50
     assert tot.wh_del[3] == pytest.approx(3 * 230 * 5 * tot.duration_s / 3600, rel=2e-4)
     assert svc.cmd_energy()["gap_s"] == pytest.approx(tot.gap_s)
 

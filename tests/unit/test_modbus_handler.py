@@ -62,7 +62,7 @@ def test_block_read_2999_to_3110(meter):
 
 @pytest.mark.parametrize("pdu,code", [
     (req(3, 2999, 0), 3), (req(3, 2999, 126), 3), (req(4, 2999, 0), 3),       # quantity
-    (req(3, 2998, 2), 2), (req(3, 3109, 4), 2), (req(3, 65535, 2), 2),        # outside the map
+    (req(3, 2998, 2), 2), (req(3, 3113, 2), 2), (req(3, 65535, 2), 2),        # outside the map
     (req(3, 3000, 2), 3), (req(3, 2999, 1), 3), (req(4, 3204, 4), 3),         # part of a multi-word value
     (req(1, 0, 0), 3), (req(1, 0, 2001), 3), (req(2, 0, 2001), 3),
     (req(1, 100, 1), 2), (req(2, 40, 1), 2),

@@ -70,7 +70,7 @@ def test_energy_s64(full_map):
 
 def test_read_outside_blocks_is_illegal_address(full_map):
     assert full_map.read_registers(2998, 1) == ILLEGAL_ADDRESS
-    assert full_map.read_registers(3109, 3) == ILLEGAL_ADDRESS      # runs past 3110
+    assert full_map.read_registers(3113, 2) == ILLEGAL_ADDRESS      # runs past 3113
     assert full_map.read_registers(0, 1) == ILLEGAL_ADDRESS
     assert full_map.read_registers(65535, 1) == ILLEGAL_ADDRESS
 
