@@ -104,6 +104,21 @@ static int xfer_locked(Transport *t, const uint8_t *tx, uint8_t *rx, size_t n) {
     return 0;
 }
 
+/* Mutexes the read loop shares with Python threads are priority-inheriting: a Python thread preempted by
+ * ordinary load while it holds one (a register read between blocks, a drain) is raised to the loop's
+ * SCHED_FIFO priority until it lets go, instead of holding the loop past its deadline. */
+static void init_pi_mutex(pthread_mutex_t *mu) {
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    if (pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT) != 0) {
+        pthread_mutexattr_destroy(&a);
+        pthread_mutex_init(mu, NULL);
+        return;
+    }
+    pthread_mutex_init(mu, &a);
+    pthread_mutexattr_destroy(&a);
+}
+
 /* Several chip-select transactions in one kernel call (SPI_IOC_MESSAGE(n), chip select released between
  * them) or one message to the simulated chip: the energy registers are read this way at EGYRDY. */
 #define MAX_MULTI 32
@@ -180,7 +195,7 @@ static int Transport_init(Transport *self, PyObject *args, PyObject *kw) {
     }
     self->speed_hz = speed;
     self->max_transfer = max_transfer;
-    pthread_mutex_init(&self->mu, NULL);
+    init_pi_mutex(&self->mu);
     return 0;
 }
 
@@ -641,7 +656,7 @@ static int Loop_init(Loop *self, PyObject *args, PyObject *kw) {
     if (!self->heads || !self->codes || !self->raw) { PyErr_NoMemory(); return -1; }
     /* touch every page now so the thread never faults one in at the deadline */
     memset(self->codes, 0, (size_t)(self->n_slots * half * n_ch) * sizeof(int32_t));
-    pthread_mutex_init(&self->mu, NULL);
+    init_pi_mutex(&self->mu);
     pthread_cond_init(&self->cv, NULL);
     return 0;
 }
@@ -756,6 +771,15 @@ static PyObject *Loop_stats(Loop *self, PyObject *unused) {
 }
 
 /* Wake-up latency from the IRQ0 edge's time stamp to the thread running: (count, p50, p99, max) in ns. */
+static PyObject *Loop_latency_over(Loop *self, PyObject *arg) {
+    long long ns = PyLong_AsLongLong(arg);
+    if (ns == -1 && PyErr_Occurred()) return NULL;
+    long long first = ns < 0 ? 0 : ns / LAT_BUCKET_NS;
+    unsigned long long n = 0;
+    for (long long b = first < LAT_BUCKETS ? first : LAT_BUCKETS; b <= LAT_BUCKETS; b++) n += self->lat[b];
+    return PyLong_FromUnsignedLongLong(n);
+}
+
 static PyObject *Loop_latency(Loop *self, PyObject *args) {
     int reset = 0;
     if (!PyArg_ParseTuple(args, "|p", &reset)) return NULL;
@@ -799,6 +823,8 @@ static PyMethodDef Loop_methods[] = {
     {"fault", (PyCFunction)Loop_fault, METH_NOARGS, "(code, message) once the thread stopped on a fault."},
     {"stats", (PyCFunction)Loop_stats, METH_NOARGS, "Counters."},
     {"latency", (PyCFunction)Loop_latency, METH_VARARGS, "(n, p50_ns, p99_ns, max_ns) of the wake-ups."},
+    {"latency_over", (PyCFunction)Loop_latency_over, METH_O,
+     "Number of wake-ups later than the given ns (10-us resolution; above 20 ms, all in one bucket)."},
     {NULL}};
 
 static PyTypeObject LoopType = {

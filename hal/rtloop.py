@@ -41,6 +41,8 @@ RING_S = 4.0                  # seconds of samples the C ring holds for a paused
 REALTIME_PRIORITY = 50        # SCHED_FIFO, below the kernel's threaded IRQ handlers (50 by default on PREEMPT_RT)
 _FAULTS = {1: MeterTimeoutError, 2: BusError, 3: ChipError}
 _LOSS_LOG_INTERVAL_S = 10.0
+# wake-ups later than these are counted: 3.5 ms is the half-buffer deadline less a read, 8 ms the whole buffer
+LATENCY_MARKS_MS = (1.0, 2.0, 3.5, 5.5, 8.0)
 
 
 def _require() -> Any:
@@ -192,5 +194,6 @@ class RtStream:
 
     def latency(self, reset: bool = False) -> dict[str, float]:
         """Wake-up latency of the thread from the IRQ0 edge: count, p50, p99 and max in microseconds."""
+        over = {f"over_{ms:g}ms": self.loop.latency_over(int(ms * 1e6)) for ms in LATENCY_MARKS_MS}
         n, p50, p99, mx = self.loop.latency(reset)
-        return {"count": n, "p50_us": p50 / 1e3, "p99_us": p99 / 1e3, "max_us": mx / 1e3}
+        return {"count": n, "p50_us": p50 / 1e3, "p99_us": p99 / 1e3, "max_us": mx / 1e3, **over}

@@ -9,8 +9,9 @@ deadline. Here it runs in its own process:
   brings the chip up to the wall clock and so fills the buffer, sets STATUS0 and drives IRQ0. When the
   process itself is late it produces everything due at once, in a burst: its frame count follows the wall
   clock, never its own progress;
-- the signal is computed in chunks of 16 ms and the measurement registers catch up in steps of 16 ms, so
-  no step of the chip's work pauses it for long (~0.6 ms);
+- the signal is computed in chunks of 16 ms, by the producer one chunk ahead of the present (outside the lock
+  the host's reads take), and the measurement registers catch up in steps of 16 ms, so no step of the chip's
+  work delays an interrupt or a read for long;
 - the main thread answers the host over a ``SOCK_SEQPACKET`` socket, one message per SPI transaction
   (``X`` + the bytes clocked out; the reply is the bytes clocked in), several in one message as
   SPI_IOC_MESSAGE(n) does (``M``), plus line levels (``L``), the RESET line (``P``) and fault injection
@@ -108,6 +109,10 @@ def _chip_main(sock: socket.socket, setup: dict[str, Any]) -> None:
             with lock:
                 chip.sync()
                 nxt = chip.next_event_ns()
+                ahead = chip.frames_due() + CHUNK_FRAMES
+            # the next chunk of signal is computed now, outside the lock, so that neither the next interrupt nor
+            # a host's read waits for it (the frames are a pure function of their numbers: computed once)
+            chip.frames.prefetch(ahead)
             now = time.monotonic_ns()
             delay = 0.001 if nxt is None else min(max(nxt - now, 0), 20_000_000) / 1e9
             if changed.wait(delay):

@@ -79,6 +79,10 @@ class FrameSource:
                         self._chunks.pop(old, None)
         return chunk
 
+    def prefetch(self, frame: int) -> None:
+        """Compute the chunk that holds ``frame`` now, ahead of the moment it is needed."""
+        self._chunk(max(frame, 0) // self.chunk_frames)
+
     def codes(self, a: int, b: int) -> np.ndarray:
         k0, k1 = a // self.chunk_frames, (b - 1) // self.chunk_frames
         if k1 <= k0:

@@ -165,10 +165,15 @@ def test_wake_up_latency_is_measured_from_the_edge():
     try:
         collect(hw, 0.5)
         lat = hw.stream.latency()
+        every = hw.stream.loop.latency_over(0)
     finally:
         hw.close()
     assert lat["count"] >= 100                      # one edge per half buffer: 125 in 0.5 s
     assert 0 < lat["p50_us"] <= lat["p99_us"] <= max(lat["max_us"], lat["p99_us"])
+    # the tail by deadline: counts of wake-ups later than 1, 2, 3.5 (the half-buffer deadline), 5.5 and 8 ms
+    tail = [lat[f"over_{ms:g}ms"] for ms in rtloop.LATENCY_MARKS_MS]
+    assert every == lat["count"] >= tail[0] and tail == sorted(tail, reverse=True)
+    assert (tail[-1] > 0) == (lat["max_us"] > 8000)
 
 
 def test_energy_interval_boundaries_snap_to_the_earliest_report():
