@@ -22,6 +22,11 @@ real crossings at an arbitrary phase and make one cycle of 0.5 to 1.5 periods, w
 cycle: across a gap they join the gap, whose energy the chip's accumulators supply. Only when no
 real crossing comes (no voltage) does the tracker free-run from the first sample.
 
+A short gap (up to ``BRIDGE_MAX_S``, with the tracker locked) does not restart the filter: the lost
+reference samples are replaced, for the filter alone, by the reference one period earlier, so the
+filter runs on without a start-up transient and the first crossing after the gap is a boundary at
+once. Nothing is measured on those samples: the cycles around the gap are still dropped.
+
 ``TenSecondFrequency`` is the IEC 61000-4-30 (5.1) value: the number of whole cycles inside a
 10-s clock interval divided by their cumulative duration.
 """
@@ -43,6 +48,7 @@ VIRTUAL_AFTER_PERIODS = 1.6  # free-run once no crossing came this many periods 
 MIN_REAL_AFTER_VIRTUAL = 0.5  # a real crossing this soon after a virtual boundary waits for the next one
 MIN_PERIOD_RATIO = 0.75      # a crossing sooner than this fraction of the last period is noise
 MAX_PERIOD_STEP = 0.02       # a period differing more from the last one is not trusted (2 %: 1 Hz at 50)
+BRIDGE_MAX_S = 0.05          # a gap up to this long is bridged for the reference filter (no settling after it)
 
 
 def reference_filter(sample_rate_hz: float) -> np.ndarray:
@@ -95,6 +101,7 @@ class CycleTracker:
         """Forget everything (after a gap or at start-up); the next block starts at ``first_index``."""
         self.zi = np.zeros((self.sos.shape[0], 2))
         self.tail = np.zeros(0)
+        self.history = np.zeros(0)      # the last raw reference samples (for a bridge), ending at next_index
         self.tail_len = int(self.max_period // 2) + 2
         self.next_index = first_index
         self.settle_until = None if first_index is None else first_index + SETTLE_S * self.fs
@@ -109,10 +116,13 @@ class CycleTracker:
         With ``weights``, ``ref`` is the (n, c) inputs and the reference is ``ref @ weights``.
         """
         if self.next_index is None or first_index != self.next_index:
-            self.restart(first_index)
+            if not self.bridge(first_index):
+                self.restart(first_index)
         n = ref.shape[0]
         self.next_index = first_index + n
-        y, self.zi = _kernels.sosfilt(self.sos, ref, self.zi, weights)
+        raw = ref if weights is None else ref @ weights
+        self._remember(raw)
+        y, self.zi = _kernels.sosfilt(self.sos, raw, self.zi)
         tail = self.tail.shape[0]
         yy = np.concatenate((self.tail, y))   # yy[tail] is sample first_index
         self.tail = yy[-self.tail_len:]
@@ -144,6 +154,34 @@ class CycleTracker:
             out_t.append(self.last)
             out_real.append(False)
         return Boundaries(np.asarray(out_t, dtype=np.float64), np.asarray(out_real, dtype=bool))
+
+    def _remember(self, raw: np.ndarray) -> None:
+        keep = int(self.max_period) + 4
+        self.history = raw[-keep:].copy() if raw.shape[0] >= keep else np.concatenate((self.history, raw))[-keep:]
+
+    def bridge(self, first_index: int) -> bool:
+        """The samples resume at ``first_index`` after a gap: run the filter over the reference one period
+        earlier in place of the lost samples and go on (True), or say the gap cannot be bridged (False: too
+        long, the indices went back, or the tracker was not locked on a real period)."""
+        if self.next_index is None or not self.last_real:
+            return False
+        gap = first_index - self.next_index
+        if gap <= 0 or gap > BRIDGE_MAX_S * self.fs or self.history.shape[0] < self.period + 2:
+            return False
+        hist_start = self.next_index - self.history.shape[0]
+        n = np.arange(self.next_index, first_index, dtype=np.float64)
+        back = np.ceil((n - (self.next_index - 1)) / self.period)       # whole periods back into the history
+        src = n - back * self.period - hist_start
+        fill = np.interp(src, np.arange(self.history.shape[0]), self.history)
+        y, self.zi = _kernels.sosfilt(self.sos, fill, self.zi)
+        self.tail = np.concatenate((self.tail, y))[-self.tail_len:]
+        self._remember(fill)
+        # crossings inside the bridge are not boundaries: the first one after it starts the next cycle
+        self.next_index = first_index
+        self.settle_until = float(first_index)
+        self.resume_index = first_index
+        self.last, self.last_real, self.reacquiring = None, False, True
+        return True
 
     def _accept_real(self, t: float, out_t: list[float], out_real: list[bool]) -> None:
         real = True

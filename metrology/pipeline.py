@@ -146,7 +146,9 @@ class Pipeline:
             if self.next_index is not None:
                 lost = lost_frames if lost_frames else max(first_index - self.next_index, 0)
                 self._restart_after_gap(out, lost / self.fs)
-            self._restart(first_index)
+            # the tracker bridges a short gap by itself; after a chip reset the indices start over
+            self._restart(first_index, hard=bool(flags & FLAG_CHIP_RESET) or
+                          (self.next_index is not None and first_index < self.next_index))
         self.next_index = first_index + x.shape[0]
         self.origin_ns = int(timestamp_ns) - int(round(first_index * 1e9 / self.fs))
         bounds = self.tracker.process(x, first_index, self.reference)
@@ -174,8 +176,9 @@ class Pipeline:
         self._sec_lo -= dropped
         return out
 
-    def _restart(self, first_index: int) -> None:
-        self.tracker.restart(first_index)
+    def _restart(self, first_index: int, hard: bool = True) -> None:
+        if hard or self.next_index is None:
+            self.tracker.restart(first_index)
         self.resampler.restart()
         self.flagger.restart()
         self._win_count = self._win_filled = 0

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from metrology.frequency import SETTLE_S
+from metrology.frequency import BRIDGE_MAX_S, SETTLE_S
 from metrology.pipeline import FLAG_GAP, Pipeline
 from metrology.publish import publish
 from metrology.energy import EnergyIncrement
@@ -82,9 +82,12 @@ def test_a_lone_gap_flags_its_second_and_the_next_only():
                                       FLAG_GAP if k == 0 else 0, 3 * BLOCK if k == 0 else 0))
     secs = {int(s.start_ns // 10**9 - T0 // 10**9): s for r in results for s in r.seconds}
     assert [k for k, s in sorted(secs.items()) if s.gap] == [8]
-    # lost frames, the settling after them and the partial cycles on either side
+    # the lost frames and the partial cycles on either side: the tracker bridged the gap, no settling after it
     lost = 3 * BLOCK / FS
-    assert lost + SETTLE_S < secs[8].energy.gap_s < lost + SETTLE_S + 2 / 50
+    assert lost < secs[8].energy.gap_s <= lost + 2 / 50 + 1e-9
+    resumed = first + 3 * BLOCK
+    after = np.concatenate([r.cycles.start for r in results if r.cycles is not None])
+    assert after[after >= resumed][0] - resumed < FS / 50             # the first crossing after it, not 40 ms on
 
 
 def test_the_ten_second_frequency_survives_gaps_flagged_and_a_one_cycle_value_comes_at_once():
@@ -108,3 +111,19 @@ def test_without_gaps_the_ten_second_frequency_is_not_flagged():
     assert [t for r in results for t, _ in r.frequency_10s]
     assert not any(s.values["freq_10s_flagged"][0] for s in secs)
     assert not any(s.gap for s in secs)
+
+
+def test_a_long_gap_restarts_the_tracker_and_waits_for_it_to_settle():
+    pl, results = run_with_gaps(50.0, 4.5, every=0)
+    sig = balanced(230.0, 10.0, 30.0)
+    lost = int(2 * BRIDGE_MAX_S * FS) // BLOCK * BLOCK           # too long to bridge
+    first = int(4.5 * FS) // BLOCK * BLOCK + lost
+    for k in range(int(3.0 * FS) // BLOCK):
+        at = first + k * BLOCK
+        results.append(pl.feed_values(sig.samples(at, BLOCK), at, T0 + round(at * 1e9 / FS),
+                                      FLAG_GAP if k == 0 else 0, lost if k == 0 else 0))
+    secs = [s for r in results for s in r.seconds]
+    unmeasured = sum(s.energy.gap_s for s in secs)
+    assert lost / FS + SETTLE_S < unmeasured <= lost / FS + SETTLE_S + 2 / 50 + 1e-9
+    cycles = np.concatenate([r.cycles.duration_s for r in results if r.cycles is not None]) * 50.0
+    assert np.abs(cycles - 1).max() < 1e-6
