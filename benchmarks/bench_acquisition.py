@@ -121,8 +121,8 @@ def main() -> None:
     base = _live("python", live_s, 0)
     for name, loop, hogs in (("python", "python", 0), ("c", "c", 0), ("c + 2 hogs", "c", 2)):
         r = base if name == "python" else _live(loop, live_s, hogs)
-        lat = (f"  wake-up p50 {r['p50_us']:.0f} us p99 {r['p99_us']:.0f} us max {r['max_us']:.0f} us"
-               if "p50_us" in r else "")
+        lat = (f"  wake-up p50 {r['p50_us']:.0f} us p99 {r['p99_us']:.0f} us max {r['max_us']:.0f} us, "
+               f"{r['over_3.5ms']} past the 3.5-ms deadline" if "p50_us" in r else "")
         print(f"{name:<12} CPU {r['cpu']:.3f} s/s  ratio to python {r['cpu'] / base['cpu']:.2f}  lost "
               f"{r['lost']:.0f} of {r['lost'] + r['frames']:.0f} frames{lat}")
 
