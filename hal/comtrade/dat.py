@@ -94,7 +94,7 @@ def _ascii(config: Config, path: Path, data: bytes) -> Data:
         ok = (col == "0") | (col == "1")
         if not ok.all():
             k = int(np.flatnonzero(~ok)[0])
-            raise fail(path, f"line {k + 1}, field digital {j + 1} ({config.digital_names[j]}): {col[k]!r}; "
+            raise fail(path, f"line {k + 1}, field digital {j + 1} ({config.digital_names[j]}): {str(col[k])!r}; "
                              "allowed 0 or 1")
         dig[:, j] = col == "1"
     return Data(numbers, stamps, raw, dig)
@@ -124,7 +124,7 @@ def _column(path: Path, col: np.ndarray, name: str, *, integral: bool, missing_o
                 raise ValueError
         except ValueError:
             kind = "a whole number" if integral else "a number"
-            raise fail(path, f"line {k + 1}, field {name}: {s!r} is not {kind}") from None
+            raise fail(path, f"line {k + 1}, field {name}: {str(s)!r} is not {kind}") from None
         out[k] = v
     return out
 
