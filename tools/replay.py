@@ -132,10 +132,11 @@ def blocks(source: ComtradeSource, rate: float) -> Iterator[tuple[int, np.ndarra
             yield first, source.sample((first + np.arange(n)) / SAMPLE_RATE_HZ)
 
 
-def replay(path: str, args: argparse.Namespace, out: IO[str], err: IO[str] = sys.stderr) -> int:
+def replay(path: str, args: argparse.Namespace, out: IO[str], err: IO[str] | None = None) -> int:
     # imported here: the pipeline pulls in scipy (~1.5 s), which every other `meter` command would pay for
     from metrology.pipeline import Pipeline
 
+    err = err or sys.stderr
     channel_map = parse_channel_map(getattr(args, "channel_map", "") or "")
     if not Path(path).exists():
         raise ComtradeError(f"{path}: no such file")
