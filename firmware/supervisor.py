@@ -35,7 +35,7 @@ from firmware.config import Config
 from firmware.control import ControlClient, ControlError, ControlServer
 from firmware.health import SampleLoss, meter_state
 from firmware.ipc import shm
-from firmware.service import instance_name
+from firmware.ipc.names import MEASUREMENTS, instance_glob, instance_name, shm_name
 from firmware.services.registry import ServiceSpec
 from hal.errors import IPCError, MeterError
 
@@ -321,7 +321,7 @@ class Supervisor:
             self._close_pipe(child)
             child.state = "stopped" if child.state != "failed" else "failed"
         self.control.stop()
-        for path in shm.SHM_DIR.glob(f"{self.instance}.*"):
+        for path in shm.SHM_DIR.glob(instance_glob(self.instance)):
             shm.unlink(path.name)
         log.info("supervisor stopped")
 
@@ -349,7 +349,7 @@ class Supervisor:
         try:
             from firmware.ipc.snapshot import Snapshot
 
-            snap = Snapshot.attach(f"{self.instance}.measurements")
+            snap = Snapshot.attach(shm_name(self.instance, MEASUREMENTS))
             try:
                 _, updated_ns, count = snap.read_array()
             finally:

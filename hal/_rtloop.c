@@ -50,8 +50,6 @@
 enum { T_SPIDEV = 0, T_SOCKET = 1 };
 enum { IRQ_PIPE = 0, IRQ_GPIO = 1 };
 enum { FAULT_NONE = 0, FAULT_TIMEOUT = 1, FAULT_BUS = 2, FAULT_CHIP = 3 };
-#define FLAG_GAP 1
-#define FLAG_CHIP_RESET 2
 
 static int64_t mono_ns(void) {
     struct timespec ts;
@@ -258,6 +256,7 @@ typedef struct {
     /* stream state (the thread owns it while running) */
     int64_t anchor_count, anchor_ns, rt_offset_ns, next_index, pending_lost;
     uint32_t pending_flags;
+    uint32_t gap_flag;          /* the block flag of lost frames: hal.ade9000_stream.FLAG_GAP, given at init */
     /* ring */
     int n_slots;
     BlockHead *heads;
@@ -366,7 +365,7 @@ static void lose(Loop *L, int64_t frames) {
     L->gaps++;
     L->lost_frames += (unsigned long long)frames;
     L->pending_lost += frames;
-    L->pending_flags |= FLAG_GAP;
+    L->pending_flags |= L->gap_flag;
     L->next_index += frames;
 }
 
@@ -595,16 +594,18 @@ static void Loop_dealloc(Loop *self) {
 static int Loop_init(Loop *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"transport", "irq_kind", "irq_fd", "irq_pin", "status0", "page_full", "egyrdy",
                              "trg_stat", "last_page_mask", "last_page_shift", "wfb_start", "energy_addrs",
-                             "buffer_frames", "page_frames", "words_per_frame", "frame_ns", "ring_slots", NULL};
+                             "buffer_frames", "page_frames", "words_per_frame", "frame_ns", "ring_slots", "gap_flag",
+                             NULL};
     PyObject *tr, *addrs;
     const char *irq_kind;
     int status0, trg_stat, wfb_start;
     unsigned int page_full, egyrdy, lpm;
     int n_ch = 7;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!siiiIIiIiiOiiidi", kwlist, &TransportType, &tr, &irq_kind,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!siiiIIiIiiOiiidiI", kwlist, &TransportType, &tr, &irq_kind,
                                      &self->irq_fd, &self->irq_pin, &status0, &page_full, &egyrdy, &trg_stat, &lpm,
                                      &self->last_page_shift, &wfb_start, &addrs, &self->buffer_frames,
-                                     &self->page_frames, &self->words_per_frame, &self->frame_ns, &self->n_slots))
+                                     &self->page_frames, &self->words_per_frame, &self->frame_ns, &self->n_slots,
+                                     &self->gap_flag))
         return -1;
     if (strcmp(irq_kind, "pipe") == 0) self->irq_kind = IRQ_PIPE;
     else if (strcmp(irq_kind, "gpio") == 0) self->irq_kind = IRQ_GPIO;

@@ -41,7 +41,7 @@ IRQ_TIMEOUT_S = 0.1           # 25 half-buffer periods without PAGE_FULL means t
 MAX_BRACKET_NS = 1_000_000    # a page-register read bracketed by clock readings further apart is repeated
 BRACKET_TRIES = 20
 
-FLAG_GAP = 1 << 0             # same bit values as firmware.ipc.samples (hal may not import firmware)
+FLAG_GAP = 1 << 0             # block flags, kept as they are on the samples ring (firmware.ipc.samples)
 FLAG_CHIP_RESET = 1 << 1
 
 _PAGE_FULL = bit(RM["STATUS0"], "PAGE_FULL")

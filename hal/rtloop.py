@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from hal.ade9000 import Ade9000, EnergyReading
-from hal.ade9000_stream import (BUFFER_FRAMES, FRAME_NS, HALF_FRAMES, N_CHANNELS, PAGE_FRAMES, WFB, WORDS_PER_FRAME,
-                                RawBlock, StreamStats, WaveformStream)
+from hal.ade9000_stream import (BUFFER_FRAMES, FLAG_GAP, FRAME_NS, HALF_FRAMES, N_CHANNELS, PAGE_FRAMES, WFB,
+                                WORDS_PER_FRAME, RawBlock, StreamStats, WaveformStream)
 from hal.errors import BusError, ChipError, MeterTimeoutError
 from hal.regmap import bit, regmap
 
@@ -101,7 +101,7 @@ class RtStream:
         self.loop = lib.Loop(transport, irq_kind, irq_fd, chip.irq0_pin, status0.addr, bit(status0, "PAGE_FULL"),
                              bit(status0, "EGYRDY"), trg.addr, page.mask, page.lsb, int(WFB["start"]),
                              [RM[n].addr for n in Ade9000.energy_registers()], BUFFER_FRAMES, PAGE_FRAMES,
-                             WORDS_PER_FRAME, float(FRAME_NS), slots)
+                             WORDS_PER_FRAME, float(FRAME_NS), slots, FLAG_GAP)
         self.stats = StreamStats()
         self._running = False
         self._fault: Exception | None = None

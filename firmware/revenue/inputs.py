@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Union
 
 from firmware.config.board import load_board
-from firmware.upgrade.lock import file_lock_state
+from firmware.lockstate import file_lock_state
 
 
 NOT_FITTED = -1          # board file: [gpio] revenue_lock / power_fail = -1 when the line is not fitted

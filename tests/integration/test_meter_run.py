@@ -86,7 +86,7 @@ def test_whole_meter_runs_meters_serves_modbus_and_stops_cleanly(meter):
     assert elapsed < STOP_DEADLINE_S, f"stop took {elapsed:.2f} s"
     assert [p for p in pids if _alive(p)] == [], "a process outlived the meter"
     assert "meter 0.1.0 running" in out or "running (configuration version" in out
-    from firmware.service import instance_name
+    from firmware.ipc.names import instance_name
 
     assert not list(Path("/dev/shm").glob(instance_name(status["run_dir"]) + ".*")), "shared memory left behind"
     print(f"stopped in {elapsed:.2f} s")

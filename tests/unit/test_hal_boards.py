@@ -64,3 +64,16 @@ def test_calibration_file_overrides_defaults(tmp_path):
     (tmp_path / "cal.toml").write_text("[IA]\ngain = 2.0\n")
     with pytest.raises(ConfigError, match=r"cal.toml: \[IA\] option 'gain': 2.0 is out of range; allowed 0.5..1.5"):
         load_board(tmp_path / "sim.toml")
+
+
+def test_the_meter_inputs_have_one_order_across_the_layers():
+    """hal owns the ADE9000 burst order; metrology (which imports no hal) states the order it computes in, and
+    the samples ring, configuration and COMTRADE mapping take hal's."""
+    from firmware.config.sections.metrology import INPUTS as CONFIG_INPUTS
+    from firmware.ipc.samples import CHANNELS as RING_CHANNELS
+    from hal.board import CHANNELS
+    from hal.comtrade import ORDER
+    from metrology.systems import INPUTS
+
+    assert INPUTS == CHANNELS
+    assert CONFIG_INPUTS is CHANNELS and RING_CHANNELS is CHANNELS and ORDER is CHANNELS
