@@ -25,16 +25,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from firmware.revenue.commands import CommandsMixin
-from firmware.revenue.demandset import DemandSet, demand_integrals
+from firmware.revenue.bank import Bank
+from firmware.revenue.commands import RevenueCommands
+from firmware.revenue.demandset import demand_integrals
 from firmware.revenue.inputs import InputState, LockSource
 from firmware.revenue.loadprofile import LoadProfile
 from firmware.revenue.settings import RevenueSettings
 from firmware.storage.logstore import LogStore
 from firmware.storage.records import RecordStore
 from metrology.energy import EnergyIncrement
-from metrology.registers import (QUANTITIES, EnergyBank, IncrementalEnergy, MinMaxAvg, PeriodDelta,
+from metrology.registers import (QUANTITIES, UNCOMP, EnergyBank, IncrementalEnergy, MinMaxAvg, PeriodDelta,
                                  self_read_due)
+from metrology.registers import average_pf as pf_of_energy
 
 log = logging.getLogger("revenue")
 
@@ -48,22 +50,7 @@ _MINMAX_SRC = (("v_ln", 0), ("v_ln", 1), ("v_ln", 2), ("i", 0), ("i", 1), ("i", 
                ("s", 3), ("pf", 3), ("freq", 0))
 
 
-class Bank:
-    """Energy and demand registers: the billing set, or the test-mode set."""
-
-    def __init__(self, s: RevenueSettings) -> None:
-        self.energy = EnergyBank()
-        self.demand = DemandSet(s.method, s.interval_s, s.subinterval_s, s.sync)
-
-    def state(self) -> dict[str, Any]:
-        return {"energy": self.energy.state(), "demand": self.demand.state()}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.energy = EnergyBank.from_state(state.get("energy", []))
-        self.demand.restore(state.get("demand", {}))
-
-
-class RevenueEngine(CommandsMixin):
+class RevenueEngine:
     def __init__(self, settings: RevenueSettings, data_dir: str | Path, lock: LockSource | None = None,
                  clock: Any = time) -> None:
         self.s = settings
@@ -112,6 +99,11 @@ class RevenueEngine(CommandsMixin):
         self._lp_reconfigure = False
         self.restored_sequence = 0
         self._restore()
+        self.cmd = RevenueCommands(self)
+
+    def commands(self) -> dict[str, Any]:
+        """Control commands, served by the owning service as ``<service>.<name>``."""
+        return self.cmd.table()
 
     # ------------------------------------------------------------------ persistence
 
@@ -166,7 +158,7 @@ class RevenueEngine(CommandsMixin):
         """SIGTERM or power fail: persist at once; a power failure also ends test mode (JEM L2064)."""
         with self.mutex:
             if reason == "power_fail" and self.test is not None:
-                self._exit_test(self.last_utc or 0.0, "power loss")
+                self.exit_test(self.last_utc or 0.0, "power loss")
             self.save()
         log.info("revenue registers persisted (%s)", reason)
 
@@ -212,7 +204,7 @@ class RevenueEngine(CommandsMixin):
             bpr_key = self.s.bpr_schedule.due(self.last_local, local, self.last_bpr_key) \
                 if self.last_local is not None else None
             if bpr_key:
-                self._billing_reset(t, "schedule", "schedule")
+                self.billing_period_reset(t, "schedule", "schedule")
                 self.last_bpr_key = bpr_key
             bank = self.test if self.test is not None else self.billing
             bank.energy.add(inc, comp, rate)
@@ -246,7 +238,7 @@ class RevenueEngine(CommandsMixin):
             if self.paths_differ:
                 self.lp.flag("energy_mismatch")
             if self.test is not None and now_utc - self.test_activity >= self.s.test_mode_timeout_s:
-                self._exit_test(now_utc, "inactivity")
+                self.exit_test(now_utc, "inactivity")
             self.last_local = local
             self.last_utc, self.last_mono = now_utc, mono_s
             self.counters["increments"] += 1
@@ -295,13 +287,13 @@ class RevenueEngine(CommandsMixin):
         self.prev_day.update(local.date().isoformat(), regs)
         if self.season is not None and self.tou is not None and self.tou.season != self.season \
                 and self.s.tou_enabled:
-            self.snapshots["season"] = self._snapshot(t, f"season {self.season + 1} ended")
+            self.snapshots["season"] = self.take_snapshot(t, f"season {self.season + 1} ended")
         if self.tou is not None:
             self.season = self.tou.season
 
     # ------------------------------------------------------------------ snapshots
 
-    def _snapshot(self, t: float, why: str) -> dict[str, Any]:
+    def take_snapshot(self, t: float, why: str) -> dict[str, Any]:
         d = self.billing.demand
         return {"time": t, "why": why, "energy": self.billing.energy.state(),
                 "peaks": d.peaks.value.tolist(), "peak_times": d.peaks.time_s.tolist(),
@@ -312,6 +304,78 @@ class RevenueEngine(CommandsMixin):
         if last and last[0]["trigger"] == trigger and abs(last[0]["ts"] - t) < 1.0:
             return                    # already taken before a crash lost the state that said so
         self.self_reads.append(t, {"trigger": trigger, "registers": self.summary()})
+
+    # ------------------------------------------------------------------ events and readings
+
+    def now(self) -> float:
+        return float(self.clock.time())
+
+    def audit_event(self, user: str, action: str, args: dict[str, Any], accepted: bool, reason: str = "") -> None:
+        self.audit.append(self.now(), {"user": user, "action": action, "args": args,
+                                        "accepted": int(accepted), "reason": reason})
+        if accepted:
+            self.log_info("%s by %s accepted %s", action, user or "?", args)
+        else:
+            self.log_info("%s by %s refused: %s", action, user or "?", reason)
+
+    def log_info(self, msg: str, *args: Any) -> None:
+        log.info(msg, *args)
+
+    def billing_period_reset(self, now: float, user: str, source: str) -> dict[str, Any]:
+        """The billing-period reset itself: by command or button (``commands``, which check and audit) or by the
+        schedule (audited here)."""
+        snap = self.take_snapshot(now, f"BPR ({source})")
+        snap["avg_pf"] = self.average_pf()
+        self.snapshots["bpr"] = snap
+        self.billing.demand.reset_peaks()
+        self.minmax.reset(now)
+        self.counters["bpr"] += 1
+        self.last_reset_utc = now
+        self.lp.event("bpr", now, {"source": source})
+        if "bpr" in self.s.self_read_triggers:
+            self._self_read("bpr", now)
+        if source == "schedule":
+            self.audit_event(user, "billing_reset", {"source": source}, True)
+        return {"count": self.counters["bpr"], "time": now}
+
+    def exit_test(self, now: float, why: str) -> dict[str, Any]:
+        if self.test is None:
+            return {"test_mode": False}
+        final = self.test_registers()
+        self.test = None  # test registers are zeroed on exit (ION p.272)
+        self.lp.resume(self.test_entered, now)
+        if why != "command":
+            self.audit_event("", "test_mode_exit", {"why": why}, True)
+        return {"test_mode": False, "why": why, "final": final}
+
+    def test_registers(self) -> dict[str, float]:
+        t = self.test
+        if t is None:
+            return {}
+        d = t.demand.present()
+        return {"wh_del": t.energy.get("wh_del"), "wh_rec": t.energy.get("wh_rec"),
+                "varh_del": t.energy.get("varh_del"), "varh_rec": t.energy.get("varh_rec"),
+                "vah_del": t.energy.get("vah_del"), "vah_rec": t.energy.get("vah_rec"),
+                "p_demand_del": float(d[0]), "p_demand_rec": float(d[1])}
+
+    def average_pf(self) -> float:
+        bpr = self.snapshots.get("bpr")
+        e = self.billing.energy
+        wh, vah = e.get("wh_del") + e.get("wh_rec"), e.get("vah_del") + e.get("vah_rec")
+        if bpr:
+            then = bpr["energy"][UNCOMP]
+            w0 = then[QUANTITIES.index("wh_del")][3] + then[QUANTITIES.index("wh_rec")][3]
+            v0 = then[QUANTITIES.index("vah_del")][3] + then[QUANTITIES.index("vah_rec")][3]
+            return pf_of_energy(wh, w0, vah, v0)
+        return pf_of_energy(wh, 0.0, vah, 0.0)
+
+    def summary(self) -> dict[str, Any]:
+        """Totals of every energy register, demand and peaks: the self-read and freeze content."""
+        e, d = self.billing.energy, self.billing.demand
+        return {"energy": {q: e.get(q) for q in QUANTITIES},
+                "energy_comp": {q: e.get(q, compensated=True) for q in QUANTITIES},
+                "demand": d.present().tolist(), "peaks": d.peaks.value.tolist(), "peak_times": d.peaks.time_s.tolist(),
+                "cumulative": d.cumulative.tolist(), "avg_pf": self.average_pf()}
 
     def status_word(self) -> int:
         word = self.status_bits

@@ -59,9 +59,9 @@ class RevenueRuntime:
                   mono_s: float | None = None) -> None:
         state = self.inputs.read()
         if state.bpr_button and not self._last.bpr_button:
-            self._button("billing_reset", lambda: self.engine.billing_reset(user="button", source="button"))
+            self._button("billing_reset", lambda: self.engine.cmd.billing_reset(user="button", source="button"))
         if state.demand_sync and not self._last.demand_sync:
-            self._button("demand_sync", lambda: self.engine.demand_sync(user="input"))
+            self._button("demand_sync", lambda: self.engine.cmd.demand_sync(user="input"))
         self._last = state
         self.engine.on_second(inc, comp, values, now_utc, mono_s, state)
 
