@@ -14,21 +14,58 @@ reaches them, the lock and the logs through the engine it was given.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable
+import threading
+from typing import Any, Callable, Protocol
 
 from firmware.revenue.bank import Bank
+from firmware.revenue.loadprofile import LoadProfile
+from firmware.revenue.settings import RevenueSettings
+from firmware.storage.logstore import LogStore
 from hal.errors import AccessDenied
-from metrology.registers import COMP, QUANTITIES, RATE_SLOT0, SLOTS, UNCOMP
+from metrology.registers import COMP, QUANTITIES, RATE_SLOT0, SLOTS, UNCOMP, EnergyBank, MinMaxAvg, PeriodDelta
 from metrology.tou import RATES
 
-if TYPE_CHECKING:
-    from firmware.revenue.engine import RevenueEngine
+
+class Registers(Protocol):
+    """What the commands use of ``RevenueEngine`` (which this module does not import: the engine imports it)."""
+
+    s: RevenueSettings
+    mutex: threading.RLock
+    lock_source: Callable[[], bool]
+    billing: Bank
+    test: Bank | None
+    conditional: EnergyBank
+    prev_hour: PeriodDelta
+    prev_day: PeriodDelta
+    minmax: MinMaxAvg
+    lp: LoadProfile
+    audit: LogStore
+    self_reads: LogStore
+    counters: dict[str, int]
+    snapshots: dict[str, dict[str, Any] | None]
+    tou: Any
+    last_reset_utc: float
+    last_utc: float | None
+    persisted_utc: float | None
+    test_entered: float
+    test_activity: float
+    saves: int
+
+    def now(self) -> float: ...
+    def audit_event(self, user: str, action: str, args: dict[str, Any], accepted: bool, reason: str = "") -> None: ...
+    def save(self) -> None: ...
+    def billing_period_reset(self, now: float, user: str, source: str) -> dict[str, Any]: ...
+    def exit_test(self, now: float, why: str) -> dict[str, Any]: ...
+    def take_snapshot(self, t: float, why: str) -> dict[str, Any]: ...
+    def test_registers(self) -> dict[str, float]: ...
+    def average_pf(self) -> float: ...
+    def status_word(self) -> int: ...
 
 
 class RevenueCommands:
     """The control commands of one ``RevenueEngine``."""
 
-    def __init__(self, engine: RevenueEngine) -> None:
+    def __init__(self, engine: Registers) -> None:
         self.e = engine
 
     # ------------------------------------------------------------------ helpers
