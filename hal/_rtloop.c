@@ -59,6 +59,12 @@ static int64_t mono_ns(void) {
 
 static uint16_t crc_table[256];
 static uint16_t crc_init_value;
+/* SPI command word and waveform-buffer word format, set from the register map by set_protocol() */
+static int cmd_addr_shift = -1, cmd_read_bit, wfb_sample_shift;
+
+static inline uint16_t cmd_word(uint32_t addr, int read) {
+    return (uint16_t)((addr << cmd_addr_shift) | (read ? 1u << cmd_read_bit : 0u));
+}
 
 static uint16_t crc16(const uint8_t *p, size_t n) {
     uint16_t crc = crc_init_value;
@@ -295,7 +301,7 @@ static void set_fault(Loop *L, int code, const char *fmt, ...) {
 
 static int read_reg(Loop *L, uint16_t addr, int nbytes, uint32_t *value) {
     uint8_t tx[8] = {0}, rx[8];
-    uint16_t cmd = (uint16_t)((addr << 4) | (1 << 3));
+    uint16_t cmd = cmd_word(addr, 1);
     tx[0] = cmd >> 8;
     tx[1] = cmd & 0xFF;
     for (int attempt = 0; attempt <= CRC_READ_RETRIES; attempt++) {
@@ -321,7 +327,7 @@ static int read_reg(Loop *L, uint16_t addr, int nbytes, uint32_t *value) {
 
 static int write_reg32(Loop *L, uint16_t addr, uint32_t value) {
     uint8_t tx[6], rx[6];
-    uint16_t cmd = (uint16_t)(addr << 4);
+    uint16_t cmd = cmd_word(addr, 0);
     tx[0] = cmd >> 8; tx[1] = cmd & 0xFF;
     tx[2] = value >> 24; tx[3] = (value >> 16) & 0xFF; tx[4] = (value >> 8) & 0xFF; tx[5] = value & 0xFF;
     int err = xfer(L->tr, tx, rx, 6);
@@ -393,7 +399,7 @@ static int read_pages(Loop *L) {
         while (done < half_bytes) {
             size_t k = half_bytes - done < per ? half_bytes - done : per;
             uint8_t tx[MAX_XFER], *rx = L->raw;
-            uint16_t cmd = (uint16_t)((addr << 4) | (1 << 3));
+            uint16_t cmd = cmd_word(addr, 1);
             memset(tx, 0, k + 2);
             tx[0] = cmd >> 8; tx[1] = cmd & 0xFF;
             int err = xfer(L->tr, tx, rx + done, k + 2);
@@ -434,7 +440,7 @@ static int read_pages(Loop *L) {
             for (int c = 0; c < L->n_ch; c++) {
                 const uint8_t *b = w + 4 * c;
                 int32_t v = (int32_t)(((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3]);
-                out[f * L->n_ch + c] = v >> 4;
+                out[f * L->n_ch + c] = v >> wfb_sample_shift;
             }
         }
         L->pending_flags = 0;
@@ -460,7 +466,7 @@ static int read_energy(Loop *L) {
     uint8_t *tx[N_ENERGY_REGS], *rx[N_ENERGY_REGS];
     size_t len[N_ENERGY_REGS];
     for (int k = 0; k < N_ENERGY_REGS; k++) {
-        uint16_t cmd = (uint16_t)((L->energy_addr[k] << 4) | (1 << 3));
+        uint16_t cmd = cmd_word(L->energy_addr[k], 1);
         memset(txb[k], 0, sizeof txb[k]);
         txb[k][0] = cmd >> 8;
         txb[k][1] = cmd & 0xFF;
@@ -654,6 +660,7 @@ static PyObject *Loop_start(Loop *self, PyObject *args, PyObject *kw) {
     int lock_memory = 0;
     self->priority = 0;
     if (self->running) { PyErr_SetString(PyExc_RuntimeError, "the loop is already running"); return NULL; }
+    if (cmd_addr_shift < 0) { PyErr_SetString(PyExc_RuntimeError, "set_protocol() was not called"); return NULL; }
     if (!PyArg_ParseTupleAndKeywords(args, kw, "LLLL|ILip", kwlist, &self->anchor_count, &self->anchor_ns,
                                      &self->rt_offset_ns, &self->next_index, &flags, &self->pending_lost,
                                      &self->priority, &lock_memory))
@@ -824,6 +831,19 @@ static PyObject *set_crc(PyObject *mod, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *set_protocol(PyObject *mod, PyObject *args) {
+    int shift, read_bit, sample_shift;
+    if (!PyArg_ParseTuple(args, "iii", &shift, &read_bit, &sample_shift)) return NULL;
+    if (shift < 0 || shift > 15 || read_bit < 0 || read_bit > 15 || sample_shift < 0 || sample_shift > 31) {
+        PyErr_SetString(PyExc_ValueError, "set_protocol: shifts out of range");
+        return NULL;
+    }
+    cmd_addr_shift = shift;
+    cmd_read_bit = read_bit;
+    wfb_sample_shift = sample_shift;
+    Py_RETURN_NONE;
+}
+
 static PyObject *gpio_line_request(PyObject *mod, PyObject *args) {
     const char *path;
     unsigned int offset;
@@ -846,6 +866,8 @@ static PyObject *gpio_line_request(PyObject *mod, PyObject *args) {
 
 static PyMethodDef module_methods[] = {
     {"set_crc", set_crc, METH_VARARGS, "Set the CRC-16 polynomial and initial value (from the register map)."},
+    {"set_protocol", set_protocol, METH_VARARGS,
+     "Set the command word's address shift and read bit and the waveform word's sample shift (register map)."},
     {"gpio_line_request", gpio_line_request, METH_VARARGS,
      "Request a GPIO line as a pulled-up input with falling-edge events; returns the request fd."},
     {NULL}};

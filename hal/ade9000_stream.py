@@ -30,6 +30,7 @@ log = logging.getLogger("hal.ade9000")
 RM = regmap()
 WFB = RM.waveform_buffer
 WORDS_PER_FRAME = int(WFB["words_per_frame"])
+SAMPLE_SHIFT = int(WFB["sample_shift"])     # a buffer word is the 24-bit code shifted left this much
 BUFFER_FRAMES = int(WFB["words"]) // WORDS_PER_FRAME       # 256
 HALF_FRAMES = BUFFER_FRAMES // 2                           # 128
 PAGE_FRAMES = int(WFB["page_words"]) // WORDS_PER_FRAME    # 16
@@ -60,7 +61,7 @@ class RawBlock:
 def decode_frames(raw: bytes) -> np.ndarray:
     """Big-endian buffer words (frames of 8) -> int32 (n, 7) 24-bit codes (arithmetic shift right by 4)."""
     words = np.frombuffer(raw, dtype=">i4").reshape(-1, WORDS_PER_FRAME)
-    return (words[:, :N_CHANNELS].astype(np.int32) >> 4)
+    return words[:, :N_CHANNELS].astype(np.int32) >> SAMPLE_SHIFT
 
 
 @dataclass

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from hal.ade9000 import Ade9000, EnergyReading
-from hal.ade9000_stream import (BUFFER_FRAMES, FLAG_GAP, FRAME_NS, HALF_FRAMES, N_CHANNELS, PAGE_FRAMES, WFB,
-                                WORDS_PER_FRAME, RawBlock, StreamStats, WaveformStream)
+from hal.ade9000_stream import (BUFFER_FRAMES, FLAG_GAP, FRAME_NS, HALF_FRAMES, N_CHANNELS, PAGE_FRAMES, SAMPLE_SHIFT,
+                                WFB, WORDS_PER_FRAME, RawBlock, StreamStats, WaveformStream)
 from hal.errors import BusError, ChipError, MeterTimeoutError
 from hal.regmap import bit, regmap
 
@@ -48,6 +48,7 @@ def _require() -> Any:
         raise BusError("the C read loop (hal._rtloop) is not built: reinstall with a C compiler (make venv), or set "
                        "acquisition.read_loop = \"python\"")
     _rtloop.set_crc(int(RM.spi["crc_poly"]), int(RM.spi["crc_init"]))
+    _rtloop.set_protocol(int(RM.spi["command_addr_shift"]), int(RM.spi["command_read_bit"]), SAMPLE_SHIFT)
     return _rtloop
 
 
