@@ -203,6 +203,23 @@ class WaveformStream:
             out.append(block)
         return out
 
+    def mark_gap(self, lost_frames: int, flags: int = FLAG_GAP) -> None:
+        """The next block carries ``flags`` and ``lost_frames`` more lost frames (frames lost where this stream
+        did not see them: another reader of the chip, such as the C read loop, handing the stream back)."""
+        self._pending_flags |= flags
+        self._pending_lost += lost_frames
+
+    def take_pending(self) -> tuple[int, int]:
+        """(flags, lost frames) the next block would carry, handed to another reader; the stream owes none then."""
+        owed = self._pending_flags, self._pending_lost
+        self._pending_flags, self._pending_lost = 0, 0
+        return owed
+
+    @property
+    def timing(self) -> tuple[int, int, int]:
+        """(anchor frame count, anchor monotonic ns, realtime - monotonic ns): how frames map to time."""
+        return self._anchor_count, self._anchor_ns, self._rt_offset_ns
+
     def _lose(self, frames: int) -> None:
         if frames <= 0:
             return

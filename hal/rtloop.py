@@ -120,9 +120,8 @@ class RtStream:
         self._fault = None
         # the process was locked before capture (faulting ~100 MB in takes longer than the chip's deadline);
         # where that was refused, the loop locks at least its ring
-        self.loop.start(r._anchor_count, r._anchor_ns, r._rt_offset_ns, r.next_index, r._pending_flags,
-                        r._pending_lost, self.priority, bool(self._mlock_errno))
-        r._pending_flags, r._pending_lost = 0, 0
+        flags, lost = r.take_pending()
+        self.loop.start(*r.timing, r.next_index, flags, lost, self.priority, bool(self._mlock_errno))
         self._running = True
         self._note_priority()
 
@@ -133,8 +132,7 @@ class RtStream:
         _, _, _, next_index, flags, lost = self.loop.stop()
         self._running = False
         self.ref.next_index = next_index
-        self.ref._pending_flags |= flags
-        self.ref._pending_lost += lost
+        self.ref.mark_gap(lost, flags)
         self._sync_stats()
 
     @property
@@ -164,7 +162,7 @@ class RtStream:
         for first, ts, flags, lost, raw in blocks:
             codes = np.frombuffer(raw, dtype=np.int32).reshape(HALF_FRAMES, N_CHANNELS)
             out.append(RawBlock(first, ts, codes, flags, lost))
-        offset = self.ref._rt_offset_ns
+        offset = self.ref.timing[2]
         for count, mono_ns, regs in energy:
             out.append(self.chip.energy_from_raw(regs, offset + mono_ns, count))
         self._sync_stats()
