@@ -875,10 +875,15 @@ static PyMethodDef module_methods[] = {
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "hal._rtloop", NULL, -1, module_methods, NULL, NULL,
                                        NULL, NULL};
 
+#ifndef SOURCE_SHA256
+#define SOURCE_SHA256 ""      /* built without setup.py: the start-up check cannot tell its source */
+#endif
+
 PyMODINIT_FUNC PyInit__rtloop(void) {
     if (PyType_Ready(&TransportType) < 0 || PyType_Ready(&LoopType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
+    if (PyModule_AddStringConstant(m, "SOURCE_SHA256", SOURCE_SHA256) < 0) { Py_DECREF(m); return NULL; }
     Py_INCREF(&TransportType);
     PyModule_AddObject(m, "Transport", (PyObject *)&TransportType);
     Py_INCREF(&LoopType);

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from firmware import extensions
 from firmware.ipc import names
 from firmware.ipc.ring import Ring, RingReader
 from firmware.ipc.samples import SampleBlock, physical
@@ -48,6 +49,8 @@ class MetrologyService(Service):
 
     def setup(self) -> None:
         self.settings = from_config(self.config["metrology"])
+        for stale in extensions.check():       # a stale kernel extension is replaced by the numpy reference
+            self.log.warning("stale C extension %s", stale)
         self.log.info(_kernels.BACKEND_NOTE)
         self.ring = Ring.attach(self.ctx.shm_name(names.SAMPLES), timeout_s=ATTACH_TIMEOUT_S)
         self.reader = RingReader(self.ring, start="latest")
