@@ -53,7 +53,7 @@ def revenue_locked_at(lock_file: str | Path, run_dir: str | Path) -> bool:
             snap.close()
     except (IPCError, OSError, ValueError):
         return True
-    return bool(count) and value == value and value >= 0.5
+    return bool(count) and bool(value == value and value >= 0.5)
 
 
 def revenue_locked(config: Any) -> bool:

@@ -101,7 +101,7 @@ class Service:
 
     # ------------------------------------------------------------------ supervisor link
 
-    def heartbeat(self, force: bool = False, **info: Any) -> None:
+    def heartbeat(self, force: bool = False, /, **info: Any) -> None:
         self._info.update(info)
         now = time.monotonic()
         if self._hb_fd is None or (not force and now - self._last_hb < HEARTBEAT_INTERVAL_S):
@@ -177,7 +177,7 @@ def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
     try:
         service.setup()
         control.start()
-        service.heartbeat(force=True)
+        service.heartbeat(True)
         service.log.info("started", extra={"fields": {"pid": os.getpid(), "endpoints": service.endpoints}})
         service.run()
         return 0

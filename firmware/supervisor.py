@@ -202,27 +202,7 @@ class Supervisor:
                     child.restarts += 1
                     self._spawn(child)
             elif child.state in ("starting", "running"):
-                assert child.proc is not None
-                code = child.proc.poll()
-                if code is None and child.pipe_r is None:
-                    # Pipe closed but the process lives: it is on its way out; give it a moment.
-                    try:
-                        code = child.proc.wait(timeout=0.2)
-                    except subprocess.TimeoutExpired:
-                        child.proc.kill()
-                        code = self._reap(child.proc) or -signal.SIGKILL
-                if code is not None:
-                    child.last_exit = _describe_exit(code)
-                    log.warning("%s exited: %s", child.spec.name, child.last_exit)
-                    self._crashed(child, now)
-                    continue
-                limit = START_GRACE_S if child.state == "starting" else self.sv.heartbeat_timeout
-                if now - child.last_heartbeat > limit:
-                    child.last_exit = f"no heartbeat for {now - child.last_heartbeat:.1f} s (hung); killed"
-                    log.error("%s hung: %s", child.spec.name, child.last_exit)
-                    child.proc.kill()
-                    self._reap(child.proc)
-                    self._crashed(child, now)
+                self._check_live(child, now)
             elif child.state == "backoff" and now >= child.restart_at:
                 child.restarts += 1
                 self._spawn(child)
@@ -230,6 +210,30 @@ class Supervisor:
             self._ready_reported = True
             if self.on_ready:
                 self.on_ready(self)
+
+    def _check_live(self, child: Any, now: float) -> None:
+        """A starting or running child: exited (crash), hung (no heartbeat: killed), or well."""
+        assert child.proc is not None
+        code = child.proc.poll()
+        if code is None and child.pipe_r is None:
+            # Pipe closed but the process lives: it is on its way out; give it a moment.
+            try:
+                code = child.proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                code = self._reap(child.proc) or -signal.SIGKILL
+        if code is not None:
+            child.last_exit = _describe_exit(code)
+            log.warning("%s exited: %s", child.spec.name, child.last_exit)
+            self._crashed(child, now)
+            return
+        limit = START_GRACE_S if child.state == "starting" else self.sv.heartbeat_timeout
+        if now - child.last_heartbeat > limit:
+            child.last_exit = f"no heartbeat for {now - child.last_heartbeat:.1f} s (hung); killed"
+            log.error("%s hung: %s", child.spec.name, child.last_exit)
+            child.proc.kill()
+            self._reap(child.proc)
+            self._crashed(child, now)
 
     def _reap(self, proc: subprocess.Popen[bytes]) -> int | None:
         """Collect a killed child, but never let one stuck in uninterruptible I/O stall supervision."""

@@ -95,7 +95,7 @@ def open_hardware(board: BoardParams, settings: ChipSettings, *, source: Any = N
         if read_loop == "c":
             from hal import rtloop
 
-            spidev = bus.device
+            spidev: Any = bus.device
             transport = rtloop.transport("spidev", spidev.fileno(), spi.max_speed_hz, bus.max_transfer)
             bus.device = rtloop.TransportDevice(transport, owner=spidev)
     chip = Ade9000(bus, gpio, clock, settings, irq0_pin=pins.irq0, irq1_pin=pins.irq1, reset_pin=pins.reset,

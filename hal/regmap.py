@@ -134,7 +134,7 @@ def bit(reg: Register, name: str) -> int:
 
 def _expand(entry: dict[str, Any]) -> list[Register]:
     fields = {name: Field(name, int(v[0]), int(v[1]), str(v[2])) for name, v in entry.get("fields", {}).items()}
-    common = dict(width=int(entry["width"]), access=str(entry["access"]), reset=int(entry["reset"]),
+    common: dict[str, Any] = dict(width=int(entry["width"]), access=str(entry["access"]), reset=int(entry["reset"]),
                   desc=str(entry["desc"]), signed=bool(entry.get("signed", False)),
                   volatile=bool(entry.get("volatile", False)), crc=bool(entry.get("crc", False)), fields=fields)
     if "phases" not in entry:

@@ -7,14 +7,14 @@ callers split long burst reads themselves and never hit an EMSGSIZE at run time.
 """
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from hal.backends import SPI_BACKENDS, backend
 from hal.errors import BusError, ConfigError
 
 
 class SpiDevice(Protocol):
-    def xfer2(self, data: Any) -> list[int]: ...
+    def xfer2(self, data: Any) -> Sequence[int]: ...      # spidev: list[int]; the C loop's transport: bytes
     def close(self) -> None: ...
 
 

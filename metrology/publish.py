@@ -36,12 +36,22 @@ def _f(x: float | np.floating) -> float:
     return float(x)
 
 
+Add = Callable[..., None]
+
+
 def _table() -> list[Published]:
     t: list[Published] = []
 
     def add(name: str, get: Callable, kind: str = "instantaneous", size: int = 1) -> None:
         t.append(Published(name, kind, get, size))
 
+    _basic(add)
+    _quality(add)
+    _energy(add)
+    return t
+
+
+def _basic(add: Add) -> None:
     for k, ph in enumerate(PHASES):
         add(f"i_{ph}", lambda v, e, k=k: _f(v["i"][k]))
         add(f"v_{ph}n", lambda v, e, k=k: _f(v["v_ln"][k]))
@@ -65,6 +75,9 @@ def _table() -> list[Published]:
     add("quadrant_total", lambda v, e: _f(v["quadrant"][3]), "status")
     add("frequency", lambda v, e: _f(v["freq_10s"][0]))
     add("frequency_cycle", lambda v, e: _f(v["freq"][0]))
+
+
+def _quality(add: Add) -> None:
     for j, name in enumerate(SIGNAL_NAMES):
         add(f"thd_{name}", lambda v, e, j=j: _f(v["thd"][j]))
         add(f"harmonics_{name}", lambda v, e, j=j: np.asarray(v["h_mag"][j], dtype=np.float64), size=64)
@@ -82,6 +95,9 @@ def _table() -> list[Published]:
     for name, key in (("v_ln_unbalance_worst", "v_unbal"), ("v_ll_unbalance_worst", "v_ll_unbal"),
                       ("i_unbalance_worst", "i_unbal")):
         add(name, lambda v, e, key=key: _f(v[key][0]))
+
+
+def _energy(add: Add) -> None:
     for base in ("wh", "varh", "vah"):
         add(f"{base}_delivered", lambda v, e, b=base: _f(getattr(e, f"{b}_del")[3]), "total")
         add(f"{base}_received", lambda v, e, b=base: _f(getattr(e, f"{b}_rec")[3]), "total")
@@ -95,7 +111,6 @@ def _table() -> list[Published]:
     for base in ("vah_vect", "qh", "ah", "v2h", "i2h"):
         add(f"{base}_delivered", lambda v, e, b=base: _f(getattr(e, f"{b}_del")[3]), "total")
         add(f"{base}_received", lambda v, e, b=base: _f(getattr(e, f"{b}_rec")[3]), "total")
-    return t
 
 
 def _nanmean(x: np.ndarray, v: Values, ll: bool = False) -> float:

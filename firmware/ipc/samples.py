@@ -92,7 +92,7 @@ class SampleBlock:
                           self.timestamp_ns, self.sample_rate_hz, self.lost_frames, *self.scale, *self.offset,
                           *self.phase_deg)
         end = HEADER_SIZE + codes.nbytes
-        buffer[HEADER_SIZE:end] = codes.reshape(-1).view(np.uint8)
+        buffer[HEADER_SIZE:end] = codes.reshape(-1).view(np.uint8).data
         return end
 
     @classmethod

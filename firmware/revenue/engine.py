@@ -37,6 +37,7 @@ from metrology.energy import EnergyIncrement
 from metrology.registers import (QUANTITIES, UNCOMP, EnergyBank, IncrementalEnergy, MinMaxAvg, PeriodDelta,
                                  self_read_due)
 from metrology.registers import average_pf as pf_of_energy
+from metrology.tou import TouState
 
 log = logging.getLogger("revenue")
 
@@ -87,7 +88,7 @@ class RevenueEngine:
         self.dst: bool | None = None
         self.started_utc: float | None = None
         self.inputs = InputState()
-        self.tou = None
+        self.tou: TouState | None = None
         self.test_entered = 0.0
         self.test_activity = 0.0
         self.last_saved = -1e18
@@ -206,17 +207,7 @@ class RevenueEngine:
             if bpr_key:
                 self.billing_period_reset(t, "schedule", "schedule")
                 self.last_bpr_key = bpr_key
-            bank = self.test if self.test is not None else self.billing
-            bank.energy.add(inc, comp, rate)
-            if self.inputs.energy_gate and self.test is None:
-                self.conditional.add(inc, comp, rate)
-            src = comp if self.s.publish_compensated and comp is not None else inc
-            integrals = demand_integrals(src)
-            if self.test is not None:       # billing demand sees zero power in test mode
-                self.test.demand.accumulate(integrals, inc.duration_s, t, rate, True)
-                self.billing.demand.accumulate(np.zeros_like(integrals), inc.duration_s, t, rate, peaks_ok)
-            else:
-                self.billing.demand.accumulate(integrals, inc.duration_s, t, rate, peaks_ok)
+            self._accumulate(inc, comp, t, rate, peaks_ok)
             row = np.array([float(np.asarray(values[k]).reshape(-1)[i]) if k in values else np.nan
                             for k, i in _MINMAX_SRC])
             self.minmax.update(row, t)
@@ -229,14 +220,7 @@ class RevenueEngine:
             self.lp.add(inc, comp, values, self.inputs.pulses, self.inputs.contacts, self.status_word(), t_std, t)
             if lp_index is not None and self.lp.index != lp_index:
                 self.status_bits = 0     # event bits last at least one load-profile interval (JEM L2545)
-            # the interval that holds this second says whether samples were lost in it, and where the energy
-            # of that time came from (metrology.gapfill)
-            if inc.filled_s > 0:
-                self.lp.flag("gap_filled")
-            if inc.gap_s > 0:
-                self.lp.flag("gap_unfilled")
-            if self.paths_differ:
-                self.lp.flag("energy_mismatch")
+            self._flag_interval(inc)
             if self.test is not None and now_utc - self.test_activity >= self.s.test_mode_timeout_s:
                 self.exit_test(now_utc, "inactivity")
             self.last_local = local
@@ -245,6 +229,32 @@ class RevenueEngine:
             if now_utc - self.last_saved >= self.s.persist_interval_s or now_utc < self.last_saved:
                 self.save()
                 self.last_saved = now_utc
+
+    def _accumulate(self, inc: EnergyIncrement, comp: EnergyIncrement | None, t: float, rate: Any,
+                    peaks_ok: bool) -> None:
+        """One second's energy into the registers in use and its power into demand (billing demand sees zero
+        power in test mode)."""
+        bank = self.test if self.test is not None else self.billing
+        bank.energy.add(inc, comp, rate)
+        if self.inputs.energy_gate and self.test is None:
+            self.conditional.add(inc, comp, rate)
+        src = comp if self.s.publish_compensated and comp is not None else inc
+        integrals = demand_integrals(src)
+        if self.test is not None:
+            self.test.demand.accumulate(integrals, inc.duration_s, t, rate, True)
+            self.billing.demand.accumulate(np.zeros_like(integrals), inc.duration_s, t, rate, peaks_ok)
+        else:
+            self.billing.demand.accumulate(integrals, inc.duration_s, t, rate, peaks_ok)
+
+    def _flag_interval(self, inc: EnergyIncrement) -> None:
+        """The interval that holds this second says whether samples were lost in it, and where the energy of that
+        time came from (metrology.gapfill)."""
+        if inc.filled_s > 0:
+            self.lp.flag("gap_filled")
+        if inc.gap_s > 0:
+            self.lp.flag("gap_unfilled")
+        if self.paths_differ:
+            self.lp.flag("energy_mismatch")
 
     def energy_paths(self, differ: bool, now_utc: float, info: Mapping[str, Any]) -> None:
         """The cross-check of the sample and chip energy paths crossed the accuracy class (``differ``) or came
@@ -270,12 +280,11 @@ class RevenueEngine:
             if self.pending_config_event:
                 self.lp.event("config", now_utc)
                 self.pending_config_event = False
-        elif mono_s is not None and self.last_mono is not None and self.last_utc is not None:
-            if abs((now_utc - self.last_utc) - (mono_s - self.last_mono)) > TIME_SET_TOLERANCE_S:
-                self.lp.event("time_set", now_utc, {"old": self.last_utc + (mono_s - self.last_mono),
-                                                    "new": now_utc})
-                self.status_bits |= STATUS_BITS["manual_time_change"]
-                log.warning("clock set from %.0f to %.0f", self.last_utc + mono_s - self.last_mono, now_utc)
+        elif (mono_s is not None and self.last_mono is not None and self.last_utc is not None
+              and abs((now_utc - self.last_utc) - (mono_s - self.last_mono)) > TIME_SET_TOLERANCE_S):
+            self.lp.event("time_set", now_utc, {"old": self.last_utc + (mono_s - self.last_mono), "new": now_utc})
+            self.status_bits |= STATUS_BITS["manual_time_change"]
+            log.warning("clock set from %.0f to %.0f", self.last_utc + mono_s - self.last_mono, now_utc)
         dst = tz.is_dst(now_utc)
         if self.dst is not None and dst != self.dst:
             self.lp.event("dst", now_utc, {"dst": dst})

@@ -100,7 +100,7 @@ class GpioInputs:
             return False
         try:
             return not self.gpio.read(self.lock_pin)
-        except Exception:        # an unreadable lock counts as locked (see module docstring)
+        except Exception:  # noqa: BLE001 - an unreadable lock counts as locked
             return True
 
     def power_fail(self) -> bool:

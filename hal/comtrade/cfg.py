@@ -155,32 +155,10 @@ def read_cfg(cfg_path: Path) -> Config:
         raise fail(cfg_path, f"cannot be read: {exc.strerror or exc}") from None
     lines = _Lines(cfg_path, text)
     path = cfg_path
-    n, first = lines.next("station_name,rec_dev_id,rev_year")
-    head = [x.strip() for x in first.split(",")]
-    station, device = head[0], head[1] if len(head) > 1 else ""
-    rev = 1991
-    if len(head) > 2 and head[2]:
-        rev = integer(path, n, "rev_year", head[2], 1991)
-    n, counts_text = lines.next("TT,##A,##D")
-    counts = [x.strip().upper() for x in counts_text.split(",")]
-    if len(counts) < 3 or not counts[1].endswith("A") or not counts[2].endswith("D"):
-        raise fail(path, f"line {n}: {counts_text!r} is not 'TT,##A,##D'")
-    total = integer(path, n, "TT", counts[0])
-    n_a = integer(path, n, "##A", counts[1][:-1])
-    n_d = integer(path, n, "##D", counts[2][:-1])
-    if total != n_a + n_d:
-        raise fail(path, f"line {n} says {total} channels but {n_a}A + {n_d}D")
-    if total > MAX_CHANNELS or len(lines.items) < 2 + total + 5:
-        raise fail(path, f"line {n} declares {total} channels; the file has {len(lines.items)} lines, too few "
-                         f"for them and the frequency, rate and time lines")
+    station, device, rev = _head(path, *lines.next("station_name,rec_dev_id,rev_year"))
+    n_a, n_d = _counts(path, lines)
     analogs = [_analog(path, k, *lines.next("analog channel")) for k in range(n_a)]
-    digital_names = []
-    for k in range(n_d):
-        n, text = lines.next("digital channel")
-        f = text.split(",")
-        if len(f) < 2:
-            raise fail(path, f"line {n} (digital channel {k + 1}): {text!r} is not 'Dn,ch_id,ph,ccbm,y'")
-        digital_names.append(f[1].strip())
+    digital_names = [_digital(path, k, *lines.next("digital channel")) for k in range(n_d)]
     lf_line, lf_text = lines.next("line frequency (lf)")
     line_hz = number(path, lf_line, "lf", lf_text, 50.0)
     if line_hz < 0:
@@ -196,21 +174,57 @@ def read_cfg(cfg_path: Path) -> Config:
                     "ASCII", 1.0)
     config.start = _date(config, *lines.next("start date and time"), "start")
     config.trigger = _date(config, *lines.next("trigger date and time"), "trigger")
+    _tail(config, lines)
+    return config
+
+
+def _head(path: Path, n: int, first: str) -> tuple[str, str, int]:
+    head = [x.strip() for x in first.split(",")]
+    station, device = head[0], head[1] if len(head) > 1 else ""
+    rev = integer(path, n, "rev_year", head[2], 1991) if len(head) > 2 and head[2] else 1991
+    return station, device, rev
+
+
+def _counts(path: Path, lines: _Lines) -> tuple[int, int]:
+    n, counts_text = lines.next("TT,##A,##D")
+    counts = [x.strip().upper() for x in counts_text.split(",")]
+    if len(counts) < 3 or not counts[1].endswith("A") or not counts[2].endswith("D"):
+        raise fail(path, f"line {n}: {counts_text!r} is not 'TT,##A,##D'")
+    total = integer(path, n, "TT", counts[0])
+    n_a = integer(path, n, "##A", counts[1][:-1])
+    n_d = integer(path, n, "##D", counts[2][:-1])
+    if total != n_a + n_d:
+        raise fail(path, f"line {n} says {total} channels but {n_a}A + {n_d}D")
+    if total > MAX_CHANNELS or len(lines.items) < 2 + total + 5:
+        raise fail(path, f"line {n} declares {total} channels; the file has {len(lines.items)} lines, too few "
+                         f"for them and the frequency, rate and time lines")
+    return n_a, n_d
+
+
+def _digital(path: Path, k: int, n: int, text: str) -> str:
+    f = text.split(",")
+    if len(f) < 2:
+        raise fail(path, f"line {n} (digital channel {k + 1}): {text!r} is not 'Dn,ch_id,ph,ccbm,y'")
+    return f[1].strip()
+
+
+def _tail(config: Config, lines: _Lines) -> None:
+    """The file type and timemult lines (the 2013 time-code lines after them are not needed)."""
+    path = config.path
     item = lines.optional()
-    if item is not None:
-        n, text = item
-        config.file_type = text.strip().upper()
-        if config.file_type not in FILE_TYPES:
-            raise fail(path, f"line {n}, field ft: file type {text.strip()!r}; allowed {', '.join(FILE_TYPES)}")
-    else:
+    if item is None:
         config.warnings.append(f"{path}: no file type line; the .dat is read as ASCII")
+        return
+    n, text = item
+    config.file_type = text.strip().upper()
+    if config.file_type not in FILE_TYPES:
+        raise fail(path, f"line {n}, field ft: file type {text.strip()!r}; allowed {', '.join(FILE_TYPES)}")
     item = lines.optional()
     if item is not None:
         config.timemult = number(path, item[0], "timemult", item[1], 1.0)
         if config.timed_by_stamps and config.timemult <= 0:
             raise fail(path, f"line {item[0]}, field timemult: {config.timemult:g}; the time stamps are the "
                              "time base and need a positive multiplier")
-    return config
 
 
 def _analog(path: Path, k: int, n: int, text: str) -> AnalogChannel:

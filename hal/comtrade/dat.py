@@ -40,10 +40,7 @@ def read_dat(config: Config, dat_path: Path) -> Data:
         data = dat_path.read_bytes()
     except OSError as exc:
         raise fail(dat_path, f"cannot be read: {exc.strerror or exc}") from None
-    if config.file_type == "ASCII":
-        out = _ascii(config, dat_path, data)
-    else:
-        out = _binary(config, dat_path, data)
+    out = _ascii(config, dat_path, data) if config.file_type == "ASCII" else _binary(config, dat_path, data)
     _check_numbers(config, dat_path, out.numbers)
     return out
 

@@ -57,7 +57,7 @@ def _kind_of_unit(unit: str) -> str:
 
 def line_to_line(ch: AnalogChannel) -> bool:
     m = _LINE_LINE_RE.match(ch.name)
-    return bool(m) and _PHASE_ALIASES.get(m["p1"].lower()) != _PHASE_ALIASES.get(m["p2"].lower())
+    return m is not None and _PHASE_ALIASES.get(m["p1"].lower()) != _PHASE_ALIASES.get(m["p2"].lower())
 
 
 def identify(ch: AnalogChannel) -> tuple[str, str] | None:

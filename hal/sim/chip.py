@@ -64,7 +64,7 @@ class SimAde9000:
     """The chip. Pass it to ``hal.spi.open_spi("sim", device=chip)``; pins go to a ``SimGpio``."""
 
     def __init__(self, source: Source, clock: Clock, channels: tuple[ChannelParams, ...] | None = None,
-                 gpio: Any = None, irq0_pin: int = 22, irq1_pin: int = 23, reset_pin: int = 25,
+                 gpio: Any = None, irq0_pin: int = 22, irq1_pin: int = 23, reset_pin: int | None = 25,
                  noise: bool = True, seed: int = 1, nominal_hz: float = 50.0) -> None:
         self.clock = clock
         self.channels = channels or default_channels()

@@ -128,7 +128,7 @@ def test_service_process_streams_in_real_time(tmp_path):
             try:
                 obj = Ring.attach(n) if n.endswith("samples") else Snapshot.attach(n)
                 obj.unlink()
-            except Exception:
+            except Exception:  # noqa: BLE001 - clean-up of whatever the test left
                 pass
 
 

@@ -11,9 +11,7 @@ from firmware.points import points_by_name
 from hal.comtrade import write_comtrade
 from tests.conformance.signals import balanced
 
-REQUIRED = ("v_an v_bn v_cn v_ab v_bc v_ca i_a i_b i_c i_n p_a p_b p_c p_total q_a q_b q_c q_total s_total pf_total "
-            "frequency thd_v_an thd_i_a harmonics_v_an harmonics_i_a wh_delivered wh_received varh_delivered "
-            "varh_received vah_delivered").split()
+REQUIRED = ["v_an", "v_bn", "v_cn", "v_ab", "v_bc", "v_ca", "i_a", "i_b", "i_c", "i_n", "p_a", "p_b", "p_c", "p_total", "q_a", "q_b", "q_c", "q_total", "s_total", "pf_total", "frequency", "thd_v_an", "thd_i_a", "harmonics_v_an", "harmonics_i_a", "wh_delivered", "wh_received", "varh_delivered", "varh_received", "vah_delivered"]
 
 
 def meter(*args):
