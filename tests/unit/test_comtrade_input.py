@@ -253,6 +253,12 @@ def test_broken_ascii_dat_fields_are_named(tmp_path):
         (20, b"twenty,6666,1,2,3,4,5,6", r"g.dat: line 21, field n: 'twenty' is not a whole number"),
         (20, b"3,6666,1,2,3,4,5,6", r"g.dat: line 21, field n: sample number 3 after 20"),
     ]
+    _each_refused(cfg, rows, cases)
+
+
+def _each_refused(cfg, rows: list[bytes], cases) -> None:
+    """Each (line index, replacement line, message): the .dat with that one line replaced is refused so."""
+    dat = cfg.with_suffix(".dat")
     for k, row, message in cases:
         broken = rows.copy()
         broken[k] = row
@@ -285,12 +291,7 @@ def test_time_stamps_as_the_time_base_are_checked(tmp_path):
         (150, b"151,,1,2,3,4,5,6", r"g.dat: line 151, field timestamp: missing"),
         (150, b"151,49950.5e,1,2,3,4,5,6", r"g.dat: line 151, field timestamp: '49950.5e' is not a number"),
     ]
-    for k, row, message in cases:
-        broken = rows.copy()
-        broken[k] = row
-        dat.write_bytes(b"\r\n".join(broken))
-        with pytest.raises(ComtradeError, match=message):
-            read_comtrade(cfg)
+    _each_refused(cfg, rows, cases)
 
 
 def test_binary_records_out_of_order_hint_at_the_record_size(tmp_path):
