@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
         t0 = time.perf_counter()
         try:
             importlib.import_module(f"benchmarks.{name}").main()
-        except Exception:
+        except Exception:  # noqa: BLE001 - one failing benchmark is reported and the others still run
             traceback.print_exc()
             failed.append(name)
         print(f"({time.perf_counter() - t0:.1f} s)", flush=True)

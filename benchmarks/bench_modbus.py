@@ -66,7 +66,7 @@ async def _serve_bare(port: int) -> None:
 
 def _start(kind: str, port: int, snapshot_name: str = "") -> subprocess.Popen:
     # stderr to a file, never an unread pipe: a server that logs must not stall on a full pipe.
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server process that writes it
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_modbus", "--serve", kind, "--port", str(port),
                              "--snapshot", snapshot_name], stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 20

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from firmware import extensions
 from firmware.config.board import load_board
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient
@@ -61,6 +63,9 @@ def _run(args: argparse.Namespace) -> int:
     load_board(board)  # refuse a bad board file before any service starts
     data_dir = Path(config.meter.data_dir)
     configure_logging(config, "supervisor", data_dir)
+    for stale in extensions.check():
+        print(f"meter run: warning: stale C extension {stale}", file=sys.stderr)
+        logging.getLogger("supervisor").warning("stale C extension %s", stale)
     services = enabled_services(config)
     if args.only:
         wanted = {s.strip() for s in args.only.split(",") if s.strip()}

@@ -8,6 +8,7 @@ bounded); ``ControlClient`` is the synchronous client used by the CLI, the super
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -47,10 +48,8 @@ class ControlServer:
             raise IPCError(f"control socket path {self.path} is {len(os.fsencode(self.path))} bytes, longer than "
                            f"the {UNIX_PATH_MAX_BYTES} a Unix socket allows; choose a shorter [meter] run_dir")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        except FileNotFoundError:
-            pass
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(str(self.path))
         os.chmod(self.path, 0o660)
@@ -62,15 +61,11 @@ class ControlServer:
     def stop(self) -> None:
         self._stopping = True
         if self._sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self._sock.close()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        except FileNotFoundError:
-            pass
 
     def _accept_loop(self) -> None:
         assert self._sock is not None

@@ -13,6 +13,7 @@ and the next one that passes says how many were suppressed.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -144,10 +145,8 @@ class DroppingQueueHandler(logging.Handler):
                 return
             for handler in self.handlers:
                 if record.levelno >= handler.level:
-                    try:
+                    with contextlib.suppress(Exception):
                         handler.handle(record)
-                    except Exception:
-                        pass
 
     def close(self) -> None:
         """Write what is queued (bounded wait), then close the real handlers."""

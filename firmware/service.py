@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import hashlib
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from typing import Any, Callable
 from firmware.config import Config
 from firmware.config.store import ConfigStore
 from firmware.control import ControlServer
+from firmware.ipc.names import instance_name, shm_name
 from firmware.logsetup import configure_logging
 from hal.errors import MeterError
 
@@ -43,12 +43,6 @@ def command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return mark
 
 
-def instance_name(run_dir: str | Path) -> str:
-    """Prefix for this meter's shared-memory names, so meters (and tests) on one host never collide."""
-    digest = hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:10]
-    return f"meter-{digest}"
-
-
 @dataclass
 class ServiceContext:
     name: str
@@ -60,7 +54,7 @@ class ServiceContext:
     instance: str
 
     def shm_name(self, what: str) -> str:
-        return f"{self.instance}.{what}"
+        return shm_name(self.instance, what)
 
     def socket_path(self, service: str | None = None) -> Path:
         return self.run_dir / f"{service or self.name}.sock"
@@ -107,7 +101,7 @@ class Service:
 
     # ------------------------------------------------------------------ supervisor link
 
-    def heartbeat(self, force: bool = False, **info: Any) -> None:
+    def heartbeat(self, force: bool = False, /, **info: Any) -> None:
         self._info.update(info)
         now = time.monotonic()
         if self._hb_fd is None or (not force and now - self._last_hb < HEARTBEAT_INTERVAL_S):
@@ -183,7 +177,7 @@ def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
     try:
         service.setup()
         control.start()
-        service.heartbeat(force=True)
+        service.heartbeat(True)
         service.log.info("started", extra={"fields": {"pid": os.getpid(), "endpoints": service.endpoints}})
         service.run()
         return 0

@@ -35,7 +35,7 @@ from firmware.config import Config
 from firmware.control import ControlClient, ControlError, ControlServer
 from firmware.health import SampleLoss, meter_state
 from firmware.ipc import shm
-from firmware.service import instance_name
+from firmware.ipc.names import MEASUREMENTS, instance_glob, instance_name, shm_name
 from firmware.services.registry import ServiceSpec
 from hal.errors import IPCError, MeterError
 
@@ -202,27 +202,7 @@ class Supervisor:
                     child.restarts += 1
                     self._spawn(child)
             elif child.state in ("starting", "running"):
-                assert child.proc is not None
-                code = child.proc.poll()
-                if code is None and child.pipe_r is None:
-                    # Pipe closed but the process lives: it is on its way out; give it a moment.
-                    try:
-                        code = child.proc.wait(timeout=0.2)
-                    except subprocess.TimeoutExpired:
-                        child.proc.kill()
-                        code = self._reap(child.proc) or -signal.SIGKILL
-                if code is not None:
-                    child.last_exit = _describe_exit(code)
-                    log.warning("%s exited: %s", child.spec.name, child.last_exit)
-                    self._crashed(child, now)
-                    continue
-                limit = START_GRACE_S if child.state == "starting" else self.sv.heartbeat_timeout
-                if now - child.last_heartbeat > limit:
-                    child.last_exit = f"no heartbeat for {now - child.last_heartbeat:.1f} s (hung); killed"
-                    log.error("%s hung: %s", child.spec.name, child.last_exit)
-                    child.proc.kill()
-                    self._reap(child.proc)
-                    self._crashed(child, now)
+                self._check_live(child, now)
             elif child.state == "backoff" and now >= child.restart_at:
                 child.restarts += 1
                 self._spawn(child)
@@ -230,6 +210,30 @@ class Supervisor:
             self._ready_reported = True
             if self.on_ready:
                 self.on_ready(self)
+
+    def _check_live(self, child: Any, now: float) -> None:
+        """A starting or running child: exited (crash), hung (no heartbeat: killed), or well."""
+        assert child.proc is not None
+        code = child.proc.poll()
+        if code is None and child.pipe_r is None:
+            # Pipe closed but the process lives: it is on its way out; give it a moment.
+            try:
+                code = child.proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                code = self._reap(child.proc) or -signal.SIGKILL
+        if code is not None:
+            child.last_exit = _describe_exit(code)
+            log.warning("%s exited: %s", child.spec.name, child.last_exit)
+            self._crashed(child, now)
+            return
+        limit = START_GRACE_S if child.state == "starting" else self.sv.heartbeat_timeout
+        if now - child.last_heartbeat > limit:
+            child.last_exit = f"no heartbeat for {now - child.last_heartbeat:.1f} s (hung); killed"
+            log.error("%s hung: %s", child.spec.name, child.last_exit)
+            child.proc.kill()
+            self._reap(child.proc)
+            self._crashed(child, now)
 
     def _reap(self, proc: subprocess.Popen[bytes]) -> int | None:
         """Collect a killed child, but never let one stuck in uninterruptible I/O stall supervision."""
@@ -321,7 +325,7 @@ class Supervisor:
             self._close_pipe(child)
             child.state = "stopped" if child.state != "failed" else "failed"
         self.control.stop()
-        for path in shm.SHM_DIR.glob(f"{self.instance}.*"):
+        for path in shm.SHM_DIR.glob(instance_glob(self.instance)):
             shm.unlink(path.name)
         log.info("supervisor stopped")
 
@@ -349,7 +353,7 @@ class Supervisor:
         try:
             from firmware.ipc.snapshot import Snapshot
 
-            snap = Snapshot.attach(f"{self.instance}.measurements")
+            snap = Snapshot.attach(shm_name(self.instance, MEASUREMENTS))
             try:
                 _, updated_ns, count = snap.read_array()
             finally:

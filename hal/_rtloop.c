@@ -50,8 +50,6 @@
 enum { T_SPIDEV = 0, T_SOCKET = 1 };
 enum { IRQ_PIPE = 0, IRQ_GPIO = 1 };
 enum { FAULT_NONE = 0, FAULT_TIMEOUT = 1, FAULT_BUS = 2, FAULT_CHIP = 3 };
-#define FLAG_GAP 1
-#define FLAG_CHIP_RESET 2
 
 static int64_t mono_ns(void) {
     struct timespec ts;
@@ -61,6 +59,12 @@ static int64_t mono_ns(void) {
 
 static uint16_t crc_table[256];
 static uint16_t crc_init_value;
+/* SPI command word and waveform-buffer word format, set from the register map by set_protocol() */
+static int cmd_addr_shift = -1, cmd_read_bit, wfb_sample_shift;
+
+static inline uint16_t cmd_word(uint32_t addr, int read) {
+    return (uint16_t)((addr << cmd_addr_shift) | (read ? 1u << cmd_read_bit : 0u));
+}
 
 static uint16_t crc16(const uint8_t *p, size_t n) {
     uint16_t crc = crc_init_value;
@@ -273,6 +277,7 @@ typedef struct {
     /* stream state (the thread owns it while running) */
     int64_t anchor_count, anchor_ns, rt_offset_ns, next_index, pending_lost;
     uint32_t pending_flags;
+    uint32_t gap_flag;          /* the block flag of lost frames: hal.ade9000_stream.FLAG_GAP, given at init */
     /* ring */
     int n_slots;
     BlockHead *heads;
@@ -311,7 +316,7 @@ static void set_fault(Loop *L, int code, const char *fmt, ...) {
 
 static int read_reg(Loop *L, uint16_t addr, int nbytes, uint32_t *value) {
     uint8_t tx[8] = {0}, rx[8];
-    uint16_t cmd = (uint16_t)((addr << 4) | (1 << 3));
+    uint16_t cmd = cmd_word(addr, 1);
     tx[0] = cmd >> 8;
     tx[1] = cmd & 0xFF;
     for (int attempt = 0; attempt <= CRC_READ_RETRIES; attempt++) {
@@ -337,7 +342,7 @@ static int read_reg(Loop *L, uint16_t addr, int nbytes, uint32_t *value) {
 
 static int write_reg32(Loop *L, uint16_t addr, uint32_t value) {
     uint8_t tx[6], rx[6];
-    uint16_t cmd = (uint16_t)(addr << 4);
+    uint16_t cmd = cmd_word(addr, 0);
     tx[0] = cmd >> 8; tx[1] = cmd & 0xFF;
     tx[2] = value >> 24; tx[3] = (value >> 16) & 0xFF; tx[4] = (value >> 8) & 0xFF; tx[5] = value & 0xFF;
     int err = xfer(L->tr, tx, rx, 6);
@@ -381,7 +386,7 @@ static void lose(Loop *L, int64_t frames) {
     L->gaps++;
     L->lost_frames += (unsigned long long)frames;
     L->pending_lost += frames;
-    L->pending_flags |= FLAG_GAP;
+    L->pending_flags |= L->gap_flag;
     L->next_index += frames;
 }
 
@@ -409,7 +414,7 @@ static int read_pages(Loop *L) {
         while (done < half_bytes) {
             size_t k = half_bytes - done < per ? half_bytes - done : per;
             uint8_t tx[MAX_XFER], *rx = L->raw;
-            uint16_t cmd = (uint16_t)((addr << 4) | (1 << 3));
+            uint16_t cmd = cmd_word(addr, 1);
             memset(tx, 0, k + 2);
             tx[0] = cmd >> 8; tx[1] = cmd & 0xFF;
             int err = xfer(L->tr, tx, rx + done, k + 2);
@@ -450,7 +455,7 @@ static int read_pages(Loop *L) {
             for (int c = 0; c < L->n_ch; c++) {
                 const uint8_t *b = w + 4 * c;
                 int32_t v = (int32_t)(((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3]);
-                out[f * L->n_ch + c] = v >> 4;
+                out[f * L->n_ch + c] = v >> wfb_sample_shift;
             }
         }
         L->pending_flags = 0;
@@ -476,7 +481,7 @@ static int read_energy(Loop *L) {
     uint8_t *tx[N_ENERGY_REGS], *rx[N_ENERGY_REGS];
     size_t len[N_ENERGY_REGS];
     for (int k = 0; k < N_ENERGY_REGS; k++) {
-        uint16_t cmd = (uint16_t)((L->energy_addr[k] << 4) | (1 << 3));
+        uint16_t cmd = cmd_word(L->energy_addr[k], 1);
         memset(txb[k], 0, sizeof txb[k]);
         txb[k][0] = cmd >> 8;
         txb[k][1] = cmd & 0xFF;
@@ -610,16 +615,18 @@ static void Loop_dealloc(Loop *self) {
 static int Loop_init(Loop *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"transport", "irq_kind", "irq_fd", "irq_pin", "status0", "page_full", "egyrdy",
                              "trg_stat", "last_page_mask", "last_page_shift", "wfb_start", "energy_addrs",
-                             "buffer_frames", "page_frames", "words_per_frame", "frame_ns", "ring_slots", NULL};
+                             "buffer_frames", "page_frames", "words_per_frame", "frame_ns", "ring_slots", "gap_flag",
+                             NULL};
     PyObject *tr, *addrs;
     const char *irq_kind;
     int status0, trg_stat, wfb_start;
     unsigned int page_full, egyrdy, lpm;
     int n_ch = 7;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!siiiIIiIiiOiiidi", kwlist, &TransportType, &tr, &irq_kind,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!siiiIIiIiiOiiidiI", kwlist, &TransportType, &tr, &irq_kind,
                                      &self->irq_fd, &self->irq_pin, &status0, &page_full, &egyrdy, &trg_stat, &lpm,
                                      &self->last_page_shift, &wfb_start, &addrs, &self->buffer_frames,
-                                     &self->page_frames, &self->words_per_frame, &self->frame_ns, &self->n_slots))
+                                     &self->page_frames, &self->words_per_frame, &self->frame_ns, &self->n_slots,
+                                     &self->gap_flag))
         return -1;
     if (strcmp(irq_kind, "pipe") == 0) self->irq_kind = IRQ_PIPE;
     else if (strcmp(irq_kind, "gpio") == 0) self->irq_kind = IRQ_GPIO;
@@ -668,6 +675,7 @@ static PyObject *Loop_start(Loop *self, PyObject *args, PyObject *kw) {
     int lock_memory = 0;
     self->priority = 0;
     if (self->running) { PyErr_SetString(PyExc_RuntimeError, "the loop is already running"); return NULL; }
+    if (cmd_addr_shift < 0) { PyErr_SetString(PyExc_RuntimeError, "set_protocol() was not called"); return NULL; }
     if (!PyArg_ParseTupleAndKeywords(args, kw, "LLLL|ILip", kwlist, &self->anchor_count, &self->anchor_ns,
                                      &self->rt_offset_ns, &self->next_index, &flags, &self->pending_lost,
                                      &self->priority, &lock_memory))
@@ -849,6 +857,19 @@ static PyObject *set_crc(PyObject *mod, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *set_protocol(PyObject *mod, PyObject *args) {
+    int shift, read_bit, sample_shift;
+    if (!PyArg_ParseTuple(args, "iii", &shift, &read_bit, &sample_shift)) return NULL;
+    if (shift < 0 || shift > 15 || read_bit < 0 || read_bit > 15 || sample_shift < 0 || sample_shift > 31) {
+        PyErr_SetString(PyExc_ValueError, "set_protocol: shifts out of range");
+        return NULL;
+    }
+    cmd_addr_shift = shift;
+    cmd_read_bit = read_bit;
+    wfb_sample_shift = sample_shift;
+    Py_RETURN_NONE;
+}
+
 static PyObject *gpio_line_request(PyObject *mod, PyObject *args) {
     const char *path;
     unsigned int offset;
@@ -871,6 +892,8 @@ static PyObject *gpio_line_request(PyObject *mod, PyObject *args) {
 
 static PyMethodDef module_methods[] = {
     {"set_crc", set_crc, METH_VARARGS, "Set the CRC-16 polynomial and initial value (from the register map)."},
+    {"set_protocol", set_protocol, METH_VARARGS,
+     "Set the command word's address shift and read bit and the waveform word's sample shift (register map)."},
     {"gpio_line_request", gpio_line_request, METH_VARARGS,
      "Request a GPIO line as a pulled-up input with falling-edge events; returns the request fd."},
     {NULL}};
@@ -878,10 +901,15 @@ static PyMethodDef module_methods[] = {
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "hal._rtloop", NULL, -1, module_methods, NULL, NULL,
                                        NULL, NULL};
 
+#ifndef SOURCE_SHA256
+#define SOURCE_SHA256 ""      /* built without setup.py: the start-up check cannot tell its source */
+#endif
+
 PyMODINIT_FUNC PyInit__rtloop(void) {
     if (PyType_Ready(&TransportType) < 0 || PyType_Ready(&LoopType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
+    if (PyModule_AddStringConstant(m, "SOURCE_SHA256", SOURCE_SHA256) < 0) { Py_DECREF(m); return NULL; }
     Py_INCREF(&TransportType);
     PyModule_AddObject(m, "Transport", (PyObject *)&TransportType);
     Py_INCREF(&LoopType);

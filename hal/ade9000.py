@@ -22,7 +22,7 @@ from hal.clock import Clock
 from hal.crc import crc16_ccitt
 from hal.errors import BusError, ChipError, ConfigError, MeterTimeoutError
 from hal.gpio import Gpio
-from hal.regmap import Register, bit, field_get, field_prep, regmap
+from hal.regmap import Register, bit, energy_join, field_get, field_prep, regmap
 from hal.spi import SpiBus
 
 log = logging.getLogger("hal.ade9000")
@@ -88,7 +88,6 @@ class Ade9000:
         self.irq0_pin, self.irq1_pin, self.reset_pin = irq0_pin, irq1_pin, reset_pin
         self.where = where
         self.stats = DriverStats()
-        self.cache: dict[str, int] = {}
         self.config_crc: int | None = None
         gpio.setup_input(irq0_pin, "up")
         gpio.setup_input(irq1_pin, "up")
@@ -138,7 +137,6 @@ class Ade9000:
             self.stats.verify_failures += 1
             raise ChipError(f"ade9000 on {self.where}: wrote {name} = {raw:#x} but read back {back:#x}; "
                             "the write did not take (WR_LOCK set, chip in reset, or SPI corruption)")
-        self.cache[name] = raw
 
     def burst_read(self, addr: int, n_words: int) -> bytes:
         """Read ``n_words`` 32-bit words from a burst region, split to the transport's transfer limit."""
@@ -156,7 +154,6 @@ class Ade9000:
     def reset(self) -> None:
         """Hardware reset on the RESET pin (or CONFIG1.SWRST without one), then wait for RSTDONE."""
         self.stats.resets += 1
-        self.cache.clear()
         self.config_crc = None
         if self.reset_pin is not None:
             self.gpio.write(self.reset_pin, False)
@@ -307,9 +304,9 @@ class Ade9000:
     def energy_from_raw(self, raw: Sequence[int], timestamp_ns: int, frame_count: int = -1) -> EnergyReading:
         """An ``EnergyReading`` from the raw values of ``energy_registers()`` (EGY_LD_ACCUM = 1: one interval each)."""
         counts = np.zeros((3, 3), dtype=np.int64)
+        names = self.energy_registers()
         for j in range(9):
-            hi = RM[self.energy_registers()[2 * j]].to_signed(raw[2 * j])
-            counts[j // 3, j % 3] = (hi << 13) | (raw[2 * j + 1] & 0x1FFF)
+            counts[j // 3, j % 3] = energy_join(RM[names[2 * j]], RM[names[2 * j + 1]], raw[2 * j], raw[2 * j + 1])
         wh = counts.astype(np.float64) * self.energy_scale_wh()[:, None]
         return EnergyReading(timestamp_ns, self.settings.energy_interval_s, counts, wh, frame_count)
 

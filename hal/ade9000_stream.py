@@ -30,6 +30,7 @@ log = logging.getLogger("hal.ade9000")
 RM = regmap()
 WFB = RM.waveform_buffer
 WORDS_PER_FRAME = int(WFB["words_per_frame"])
+SAMPLE_SHIFT = int(WFB["sample_shift"])     # a buffer word is the 24-bit code shifted left this much
 BUFFER_FRAMES = int(WFB["words"]) // WORDS_PER_FRAME       # 256
 HALF_FRAMES = BUFFER_FRAMES // 2                           # 128
 PAGE_FRAMES = int(WFB["page_words"]) // WORDS_PER_FRAME    # 16
@@ -41,7 +42,7 @@ IRQ_TIMEOUT_S = 0.1           # 25 half-buffer periods without PAGE_FULL means t
 MAX_BRACKET_NS = 1_000_000    # a page-register read bracketed by clock readings further apart is repeated
 BRACKET_TRIES = 20
 
-FLAG_GAP = 1 << 0             # same bit values as firmware.ipc.samples (hal may not import firmware)
+FLAG_GAP = 1 << 0             # block flags, kept as they are on the samples ring (firmware.ipc.samples)
 FLAG_CHIP_RESET = 1 << 1
 
 _PAGE_FULL = bit(RM["STATUS0"], "PAGE_FULL")
@@ -60,7 +61,7 @@ class RawBlock:
 def decode_frames(raw: bytes) -> np.ndarray:
     """Big-endian buffer words (frames of 8) -> int32 (n, 7) 24-bit codes (arithmetic shift right by 4)."""
     words = np.frombuffer(raw, dtype=">i4").reshape(-1, WORDS_PER_FRAME)
-    return (words[:, :N_CHANNELS].astype(np.int32) >> 4)
+    return words[:, :N_CHANNELS].astype(np.int32) >> SAMPLE_SHIFT
 
 
 @dataclass
@@ -201,6 +202,23 @@ class WaveformStream:
             self.stats.frames += HALF_FRAMES
             out.append(block)
         return out
+
+    def mark_gap(self, lost_frames: int, flags: int = FLAG_GAP) -> None:
+        """The next block carries ``flags`` and ``lost_frames`` more lost frames (frames lost where this stream
+        did not see them: another reader of the chip, such as the C read loop, handing the stream back)."""
+        self._pending_flags |= flags
+        self._pending_lost += lost_frames
+
+    def take_pending(self) -> tuple[int, int]:
+        """(flags, lost frames) the next block would carry, handed to another reader; the stream owes none then."""
+        owed = self._pending_flags, self._pending_lost
+        self._pending_flags, self._pending_lost = 0, 0
+        return owed
+
+    @property
+    def timing(self) -> tuple[int, int, int]:
+        """(anchor frame count, anchor monotonic ns, realtime - monotonic ns): how frames map to time."""
+        return self._anchor_count, self._anchor_ns, self._rt_offset_ns
 
     def _lose(self, frames: int) -> None:
         if frames <= 0:

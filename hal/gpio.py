@@ -7,21 +7,13 @@ level first and wait for a falling edge only while the line is high.
 """
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 
-from hal.errors import ConfigError
+from hal.backends import backend
 
 FALLING = "falling"
 RISING = "rising"
 BOTH = "both"
-
-BACKENDS = {
-    "rpigpio": "hal.backends.rpigpio:RpiGpio",
-    "gpiod": "hal.backends.gpiod_backend:GpiodGpio",
-    "sim": "hal.sim.gpio:SimGpio",
-}
-
 
 class Gpio(ABC):
     """Digital lines: inputs with optional pull, outputs, and blocking edge waits with a timeout."""
@@ -55,12 +47,6 @@ class Gpio(ABC):
         """Release the lines."""
 
 
-def _load(spec: str) -> type:
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def open_gpio(backend: str, **params: object) -> Gpio:
-    if backend not in BACKENDS:
-        raise ConfigError(f"gpio: backend {backend!r} is not known; allowed {', '.join(map(repr, BACKENDS))}")
-    return _load(BACKENDS[backend])(**params)
+def open_gpio(name: str, **params: object) -> Gpio:
+    """The GPIO backend ``name`` of ``hal.backends.GPIO_BACKENDS``."""
+    return backend("gpio", name).load()(**params)

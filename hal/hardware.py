@@ -16,6 +16,7 @@ from typing import Any
 
 from hal.ade9000 import Ade9000, ChipSettings
 from hal.ade9000_stream import WaveformStream
+from hal.backends import board_simulated
 from hal.board import BoardParams
 from hal.clock import Clock, SystemClock, VirtualClock
 from hal.gpio import Gpio, open_gpio
@@ -52,7 +53,7 @@ def open_hardware(board: BoardParams, settings: ChipSettings, *, source: Any = N
     where = f"spidev{spi.bus}.{spi.chip_select}"
     if read_loop not in ("c", "python"):
         raise ConfigError(f"read loop {read_loop!r}; allowed 'c', 'python'")
-    simulated = spi.backend == "sim" or pins.backend == "sim"
+    simulated = board_simulated(spi.backend, pins.backend, f"board {board.name}")
     sim = proc = None
     irq_kind, irq_fd = "", -1
     transport = None
@@ -73,7 +74,7 @@ def open_hardware(board: BoardParams, settings: ChipSettings, *, source: Any = N
                            noise=board.sim_noise, seed=board.sim_seed, nominal_hz=settings.line_hz)
         transport = proc.transport
         gpio: Gpio = proc.lines
-        bus = open_spi("sim", device=rtloop.TransportDevice(transport), max_transfer=spi.max_transfer)
+        bus = open_spi(spi.backend, device=rtloop.TransportDevice(transport), max_transfer=spi.max_transfer)
         irq_kind, irq_fd = "pipe", proc.edge_fds[pins.irq0]
         where = f"simulated {where}"
     elif simulated:
@@ -84,17 +85,17 @@ def open_hardware(board: BoardParams, settings: ChipSettings, *, source: Any = N
         gpio = SimGpio(clock)
         sim = SimAde9000(source, clock, settings.channels, gpio, irq0_pin=pins.irq0, irq1_pin=pins.irq1,
                          reset_pin=pins.reset, noise=board.sim_noise, seed=board.sim_seed, nominal_hz=settings.line_hz)
-        bus = open_spi("sim", device=sim, max_transfer=spi.max_transfer)
+        bus = open_spi(spi.backend, device=sim, max_transfer=spi.max_transfer)
         where = f"simulated {where}"
     else:
         clock = clock or SystemClock()
         gpio = open_gpio(pins.backend, chip=pins.chip)
-        bus = open_spi("spidev", bus=spi.bus, chip_select=spi.chip_select, max_speed_hz=spi.max_speed_hz,
+        bus = open_spi(spi.backend, bus=spi.bus, chip_select=spi.chip_select, max_speed_hz=spi.max_speed_hz,
                        max_transfer=spi.max_transfer)
         if read_loop == "c":
             from hal import rtloop
 
-            spidev = bus.device
+            spidev: Any = bus.device
             transport = rtloop.transport("spidev", spidev.fileno(), spi.max_speed_hz, bus.max_transfer)
             bus.device = rtloop.TransportDevice(transport, owner=spidev)
     chip = Ade9000(bus, gpio, clock, settings, irq0_pin=pins.irq0, irq1_pin=pins.irq1, reset_pin=pins.reset,

@@ -113,6 +113,20 @@ def field_prep(reg: Register, name: str, value: int) -> int:
     return (value << f.lsb) & f.mask
 
 
+def energy_join(hi: Register, lo: Register, hi_raw: int, lo_raw: int) -> int:
+    """An energy accumulator from its xHR_HI (signed, upper bits) and xHR_LO (field LSBS) register values."""
+    f = lo.field("LSBS")
+    return (hi.to_signed(hi_raw) << (f.msb + 1)) | field_get(lo, "LSBS", lo_raw)
+
+
+def energy_split(hi: Register, lo: Register, value: int) -> tuple[int, int]:
+    """An accumulator value -> the raw (xHR_HI, xHR_LO) register values; wraps at the accumulator width."""
+    f = lo.field("LSBS")
+    n = f.msb + 1
+    raw = value & ((1 << (hi.width + n)) - 1)
+    return (raw >> n) & hi.value_mask, field_prep(lo, "LSBS", raw & (f.mask >> f.lsb))
+
+
 def bit(reg: Register, name: str) -> int:
     """Mask of a one-bit field, for status/mask registers."""
     return reg.field(name).mask
@@ -120,7 +134,7 @@ def bit(reg: Register, name: str) -> int:
 
 def _expand(entry: dict[str, Any]) -> list[Register]:
     fields = {name: Field(name, int(v[0]), int(v[1]), str(v[2])) for name, v in entry.get("fields", {}).items()}
-    common = dict(width=int(entry["width"]), access=str(entry["access"]), reset=int(entry["reset"]),
+    common: dict[str, Any] = dict(width=int(entry["width"]), access=str(entry["access"]), reset=int(entry["reset"]),
                   desc=str(entry["desc"]), signed=bool(entry.get("signed", False)),
                   volatile=bool(entry.get("volatile", False)), crc=bool(entry.get("crc", False)), fields=fields)
     if "phases" not in entry:

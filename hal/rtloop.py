@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from hal.ade9000 import Ade9000, EnergyReading
-from hal.ade9000_stream import (BUFFER_FRAMES, FRAME_NS, HALF_FRAMES, N_CHANNELS, PAGE_FRAMES, WFB, WORDS_PER_FRAME,
-                                RawBlock, StreamStats, WaveformStream)
+from hal.ade9000_stream import (BUFFER_FRAMES, FLAG_GAP, FRAME_NS, HALF_FRAMES, N_CHANNELS, PAGE_FRAMES, SAMPLE_SHIFT,
+                                WFB, WORDS_PER_FRAME, RawBlock, StreamStats, WaveformStream)
 from hal.errors import BusError, ChipError, MeterTimeoutError
 from hal.regmap import bit, regmap
 
@@ -50,6 +50,7 @@ def _require() -> Any:
         raise BusError("the C read loop (hal._rtloop) is not built: reinstall with a C compiler (make venv), or set "
                        "acquisition.read_loop = \"python\"")
     _rtloop.set_crc(int(RM.spi["crc_poly"]), int(RM.spi["crc_init"]))
+    _rtloop.set_protocol(int(RM.spi["command_addr_shift"]), int(RM.spi["command_read_bit"]), SAMPLE_SHIFT)
     return _rtloop
 
 
@@ -103,7 +104,7 @@ class RtStream:
         self.loop = lib.Loop(transport, irq_kind, irq_fd, chip.irq0_pin, status0.addr, bit(status0, "PAGE_FULL"),
                              bit(status0, "EGYRDY"), trg.addr, page.mask, page.lsb, int(WFB["start"]),
                              [RM[n].addr for n in Ade9000.energy_registers()], BUFFER_FRAMES, PAGE_FRAMES,
-                             WORDS_PER_FRAME, float(FRAME_NS), slots)
+                             WORDS_PER_FRAME, float(FRAME_NS), slots, FLAG_GAP)
         self.stats = StreamStats()
         self._running = False
         self._fault: Exception | None = None
@@ -121,9 +122,8 @@ class RtStream:
         self._fault = None
         # the process was locked before capture (faulting ~100 MB in takes longer than the chip's deadline);
         # where that was refused, the loop locks at least its ring
-        self.loop.start(r._anchor_count, r._anchor_ns, r._rt_offset_ns, r.next_index, r._pending_flags,
-                        r._pending_lost, self.priority, bool(self._mlock_errno))
-        r._pending_flags, r._pending_lost = 0, 0
+        flags, lost = r.take_pending()
+        self.loop.start(*r.timing, r.next_index, flags, lost, self.priority, bool(self._mlock_errno))
         self._running = True
         self._note_priority()
 
@@ -134,8 +134,7 @@ class RtStream:
         _, _, _, next_index, flags, lost = self.loop.stop()
         self._running = False
         self.ref.next_index = next_index
-        self.ref._pending_flags |= flags
-        self.ref._pending_lost += lost
+        self.ref.mark_gap(lost, flags)
         self._sync_stats()
 
     @property
@@ -165,7 +164,7 @@ class RtStream:
         for first, ts, flags, lost, raw in blocks:
             codes = np.frombuffer(raw, dtype=np.int32).reshape(HALF_FRAMES, N_CHANNELS)
             out.append(RawBlock(first, ts, codes, flags, lost))
-        offset = self.ref._rt_offset_ns
+        offset = self.ref.timing[2]
         for count, mono_ns, regs in energy:
             out.append(self.chip.energy_from_raw(regs, offset + mono_ns, count))
         self._sync_stats()

@@ -7,18 +7,19 @@ callers split long burst reads themselves and never hit an EMSGSIZE at run time.
 """
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
+from hal.backends import SPI_BACKENDS, backend
 from hal.errors import BusError, ConfigError
 
 
 class SpiDevice(Protocol):
-    def xfer2(self, data: Any) -> list[int]: ...
+    def xfer2(self, data: Any) -> Sequence[int]: ...      # spidev: list[int]; the C loop's transport: bytes
     def close(self) -> None: ...
 
 
 class SpiBus:
-    BACKENDS = ("spidev", "sim")
+    BACKENDS = tuple(SPI_BACKENDS)
 
     def __init__(self, device: SpiDevice, max_transfer: int) -> None:
         self.device = device
@@ -42,14 +43,15 @@ class SpiBus:
         self.device.close()
 
 
-def open_spi(backend: str, *, bus: int = 0, chip_select: int = 0, max_speed_hz: int = 10_000_000,
+def open_spi(name: str, *, bus: int = 0, chip_select: int = 0, max_speed_hz: int = 10_000_000,
              device: SpiDevice | None = None, max_transfer: int = 4096) -> SpiBus:
-    if backend == "spidev":
-        from hal.backends.spidev_backend import open_spidev, spidev_bufsiz
-
-        return SpiBus(open_spidev(bus, chip_select, max_speed_hz), spidev_bufsiz(max_transfer))
-    if backend == "sim":
+    """The SPI backend ``name`` of ``hal.backends.SPI_BACKENDS``: the simulated one takes the simulated chip as
+    its ``device``."""
+    b = backend("spi", name)
+    if b.simulated:
         if device is None:
-            raise ConfigError("spi: backend 'sim' needs the simulated chip (hal.sim.board.SimBoard)")
+            raise ConfigError(f"spi: backend {name!r} needs the simulated chip as its device")
         return SpiBus(device, max_transfer)
-    raise ConfigError(f"spi: backend {backend!r} is not known; allowed {', '.join(map(repr, SpiBus.BACKENDS))}")
+    from hal.backends.spidev_backend import spidev_bufsiz
+
+    return SpiBus(b.load()(bus, chip_select, max_speed_hz), spidev_bufsiz(max_transfer))

@@ -50,4 +50,4 @@ class EventFlagger:
                 state = False
             flags[k] = state
         self.in_event = state
-        return urms, flags.reshape(m, 2).any(axis=1)
+        return urms, np.asarray(flags.reshape(m, 2).any(axis=1))

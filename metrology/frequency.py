@@ -115,9 +115,8 @@ class CycleTracker:
 
         With ``weights``, ``ref`` is the (n, c) inputs and the reference is ``ref @ weights``.
         """
-        if self.next_index is None or first_index != self.next_index:
-            if not self.bridge(first_index):
-                self.restart(first_index)
+        if (self.next_index is None or first_index != self.next_index) and not self.bridge(first_index):
+            self.restart(first_index)
         n = ref.shape[0]
         self.next_index = first_index + n
         raw = ref if weights is None else ref @ weights
@@ -254,3 +253,32 @@ class TenSecondFrequency:
 
     def _value(self) -> float:
         return self.count / self.duration_s if self.count else math.nan
+
+
+def dominant_frequency(x: np.ndarray, sample_rate_hz: float, lo_hz: float = TRACK_MIN_HZ,
+                       hi_hz: float = TRACK_MAX_HZ) -> float | None:
+    """The frequency of the strongest component of ``x`` between ``lo_hz`` and ``hi_hz`` (Hann window, zero
+    padding and a parabolic fit on the log spectrum), or None when no component
+    there holds a tenth of the signal's AC rms (no fundamental to follow)."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean() if len(x) else x
+    if len(x) < 8 or not np.any(x):
+        return None
+    n_fft = max(1 << int(math.ceil(math.log2(len(x)))), 1 << 16)
+    w = np.hanning(len(x))
+    spec = np.abs(np.fft.rfft(x * w, n_fft))
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate_hz)
+    band = np.flatnonzero((freqs >= lo_hz) & (freqs <= hi_hz))
+    if not len(band):
+        return None
+    k = int(band[np.argmax(spec[band])])
+    amplitude = 2 * spec[k] / w.sum()                      # peak amplitude of that component
+    if amplitude / math.sqrt(2) < 0.1 * float(np.sqrt(np.mean(x * x))):
+        return None
+    if 0 < k < len(spec) - 1 and min(spec[k - 1], spec[k], spec[k + 1]) > 0:
+        a, b, c = np.log(spec[k - 1:k + 2])
+        denom = a - 2 * b + c
+        shift = 0.5 * (a - c) / denom if denom else 0.0
+    else:
+        shift = 0.0
+    return float((k + shift) * sample_rate_hz / n_fft)

@@ -66,6 +66,7 @@ def cycles_values(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, c
     n_valid = int(np.count_nonzero(valid))
     freq = n_valid / float(cm.duration_s[valid].sum()) if n_valid else math.nan
     rms = np.sqrt(ms)
+    assert pw.quadrant is not None and pw.pf is not None and pw.dpf is not None     # asked for below
     out: dict[str, np.ndarray] = {
         "v_ln": rms[V_LN], "v_ll": rms[V_LL], "i": rms[I_PH],
         "i_n": rms[I_N:I_N + 1], "i_res": rms[I_RES:I_RES + 1],
@@ -94,7 +95,7 @@ def _unbalance(x: list[float], present: list[bool]) -> float:
 def _sequence_matrix(phase_order: str) -> np.ndarray:
     """(3, 3) M with (zero, positive, negative) = (a, b, c) @ M, as ``harmonics.sequence``."""
     one = np.eye(3, dtype=complex)
-    return np.stack([sequence(*one[:, k], phase_order) for k in range(3)])
+    return np.stack([sequence(one[0, k], one[1, k], one[2, k], phase_order) for k in range(3)])
 
 
 _SEQUENCE = {order: _sequence_matrix(order) for order in ("ABC", "ACB")}

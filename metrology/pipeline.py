@@ -38,8 +38,6 @@ from metrology.resample import SyncResampler
 from metrology.settings import SAMPLES_PER_CYCLE, MetrologySettings
 from metrology.systems import I_PH, INPUTS, V_LL, V_LN, wiring
 
-FLAG_GAP = 1 << 0          # same bits as firmware.ipc.samples (metrology does not import firmware)
-FLAG_CHIP_RESET = 1 << 1
 WINDOWS_PER_3S = 15        # 150/180 cycles = 15 windows of 10/12 (IEC 61000-4-30 4.5.2)
 
 
@@ -135,20 +133,22 @@ class Pipeline:
     def feed(self, block) -> FeedResult:   # block: firmware.ipc.samples.SampleBlock (duck-typed)
         self.apply_calibration(block.phase_deg)
         return self.feed_values(block.physical(), block.first_index, block.timestamp_ns,
-                                block.flags, block.lost_frames)
+                                block.restarts, block.lost_frames)
 
-    def feed_values(self, x: np.ndarray, first_index: int, timestamp_ns: int, flags: int = 0,
+    def feed_values(self, x: np.ndarray, first_index: int, timestamp_ns: int, restart: bool = False,
                     lost_frames: int = 0) -> FeedResult:
-        """Samples ``x`` (n, 7) in V and A at the input terminals, burst order IA VA IB VB IC VC IN."""
+        """Samples ``x`` (n, 7) in V and A at the input terminals, burst order IA VA IB VB IC VC IN.
+        ``restart``: samples were lost or the ADC re-initialised before ``x`` (the block's gap or reset flag),
+        so the measurement restarts there even when ``first_index`` follows on."""
         out = FeedResult()
         discontinuous = self.next_index is not None and first_index != self.next_index
-        if self.next_index is None or discontinuous or flags & (FLAG_GAP | FLAG_CHIP_RESET):
+        if self.next_index is None or discontinuous or restart:
             if self.next_index is not None:
                 lost = lost_frames if lost_frames else max(first_index - self.next_index, 0)
                 self._restart_after_gap(out, lost / self.fs)
-            # the tracker bridges a short gap by itself; after a chip reset the indices start over
-            self._restart(first_index, hard=bool(flags & FLAG_CHIP_RESET) or
-                          (self.next_index is not None and first_index < self.next_index))
+            # the tracker bridges a short run of lost samples by itself; a restart with no samples lost (the
+            # ADC re-initialised) or indices that went back restart it
+            self._restart(first_index, hard=self.next_index is not None and first_index <= self.next_index)
         self.next_index = first_index + x.shape[0]
         self.origin_ns = int(timestamp_ns) - int(round(first_index * 1e9 / self.fs))
         bounds = self.tracker.process(x, first_index, self.reference)

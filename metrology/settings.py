@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from metrology.systems import INPUTS
+
 SAMPLE_RATE_HZ = 32000.0          # ADE9000 waveform buffer, WF_SRC=0 (sinc4 output), SPEC §1
 SAMPLES_PER_CYCLE = 512           # design requirement, SPEC §1 (JEM L6317)
 TRACK_MIN_HZ = 40.0               # the tracker locks from 40 to 70 Hz; SPEC §1 asks for 45..65 Hz
@@ -114,7 +116,7 @@ def from_config(section: Any) -> MetrologySettings:
         nominal_frequency=float(section.nominal_frequency),
         pt_primary=section.pt_primary, pt_secondary=section.pt_secondary,
         ct_primary=section.ct_primary, ct_secondary=section.ct_secondary,
-        invert=tuple(ch in section.invert_inputs for ch in ("IA", "VA", "IB", "VB", "IC", "VC", "IN")),
+        invert=tuple(ch in section.invert_inputs for ch in INPUTS),
         phase_correction_deg=tuple(float(x) for x in section.phase_correction_deg),
         phase_order=section.phase_order,
         pf_convention=section.pf_convention,

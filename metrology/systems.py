@@ -22,6 +22,7 @@ SINGLE    VA to neutral                         IA
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 
@@ -57,32 +58,33 @@ def wiring(system_type: str) -> Wiring:
     m = np.zeros((7, len(SIGNALS)))
     col = {name: i for i, name in enumerate(SIGNALS)}
 
-    def put(signal: str, **weights: float) -> None:
-        for inp, w in weights.items():
-            m[INPUTS.index(inp), col[signal]] = w
+    def puts(**signals: Mapping[str, float]) -> None:
+        """Each derived signal as a weighted sum of inputs: ``va={"VA": 1}``."""
+        for signal, weights in signals.items():
+            for inp, w in weights.items():
+                m[INPUTS.index(inp), col[signal]] = w
 
     if system_type in ("4W-WYE", "3W-WYE"):
-        put("va", VA=1), put("vb", VB=1), put("vc", VC=1)
-        put("ia", IA=1), put("ib", IB=1), put("ic", IC=1)
+        puts(va={"VA": 1}, vb={"VB": 1}, vc={"VC": 1}, ia={"IA": 1}, ib={"IB": 1}, ic={"IC": 1})
         phases, neutral = (True, True, True), system_type == "4W-WYE"
     elif system_type == "DELTA":
         # virtual neutral from the two measured line voltages V(A-B) and V(C-B)
-        put("va", VA=2 / 3, VC=-1 / 3), put("vb", VA=-1 / 3, VC=-1 / 3), put("vc", VA=-1 / 3, VC=2 / 3)
-        put("ia", IA=1), put("ib", IB=1), put("ic", IC=1)
+        puts(va={"VA": 2 / 3, "VC": -1 / 3}, vb={"VA": -1 / 3, "VC": -1 / 3}, vc={"VA": -1 / 3, "VC": 2 / 3},
+             ia={"IA": 1}, ib={"IB": 1}, ic={"IC": 1})
         phases, neutral = (True, True, True), False
     elif system_type == "SINGLE":
-        put("va", VA=1), put("ia", IA=1)
+        puts(va={"VA": 1}, ia={"IA": 1})
         phases, neutral = (True, False, False), False
     elif system_type == "2L":
-        put("va", VA=0.5), put("vb", VA=-0.5), put("ia", IA=1), put("ib", IA=-1)
+        puts(va={"VA": 0.5}, vb={"VA": -0.5}, ia={"IA": 1}, ib={"IA": -1})
         phases, neutral = (True, True, False), False
     elif system_type == "2L+1n":
-        put("va", VA=1), put("vb", VB=1), put("ia", IA=1), put("ib", IB=1)
+        puts(va={"VA": 1}, vb={"VB": 1}, ia={"IA": 1}, ib={"IB": 1})
         phases, neutral = (True, True, False), True
     else:
         raise ValueError(f"unknown system type {system_type!r}")
     if neutral:
-        put("in", IN=1)
+        puts(**{"in": {"IN": 1}})      # "in" is a keyword of Python
     # line voltages and residual current follow from the phase signals
     m[:, col["vab"]] = m[:, col["va"]] - m[:, col["vb"]]
     m[:, col["vbc"]] = m[:, col["vb"]] - m[:, col["vc"]]

@@ -61,7 +61,7 @@ def three_phase(f: float, load_pct: float, lag_deg: float, harmonics: bool,
                 frequency: Frequency | None = None) -> ThreePhase:
     i = I_NOM * load_pct / 100
     h = HARMONICS if harmonics else ()
-    return ThreePhase(v_rms=(V_NOM,) * 3, i_rms=(i,) * 3, i_angle_deg=tuple(a - lag_deg for a in (0.0, -120.0, 120.0)),
+    return ThreePhase(v_rms=(V_NOM,) * 3, i_rms=(i,) * 3, i_angle_deg=(-lag_deg, -120.0 - lag_deg, 120.0 - lag_deg),
                       frequency=frequency or Frequency(f), nominal_hz=nominal_for(f), v_harmonics=h, i_harmonics=h)
 
 
@@ -134,10 +134,7 @@ def ramp_truth(f0: float, rate: float, t_start: float, t_end: float) -> float:
 
 def frequency_point(f0: float, rate: float) -> tuple[float, float]:
     """(measured, true) 10-s frequency of the interval 10..20 s."""
-    if rate:
-        freq = Frequency(f0, "ramp", f0 + rate * 22.0, 0.0, 22.0)
-    else:
-        freq = Frequency(f0)
+    freq = Frequency(f0, "ramp", f0 + rate * 22.0, 0.0, 22.0) if rate else Frequency(f0)
     sig = three_phase(f0, 100, 0.0, True, frequency=freq)
     _, results = run(sig, 21.0, 60.0 if rate else nominal_for(f0), block=8192)
     values = {t: v for r in results for t, v in r.frequency_10s}

@@ -159,7 +159,7 @@ lives inside the acquisition process and its levels can only be driven from ther
 ADE9000 and by tests), so no other process could set the switch. The switch is the file
 `[upgrade] revenue_lock_file` (default `{lock_file}`): engaged when it holds one of
 {locked_words} (or exists but cannot be read), open when it is absent or holds anything else
-(`echo locked > var/revenue_lock`; `firmware.upgrade.lock.set_file_lock` writes `locked` or `unlocked`). The metrology service reads it each second like the GPIO line and publishes
+(`echo locked > var/revenue_lock`; `firmware.lockstate.set_file_lock` writes `locked` or `unlocked`). The metrology service reads it each second like the GPIO line and publishes
 `revenue_locked`; `firmware.lockstate` and the upgrade checks read the file as well, so the whole meter
 agrees. The power-fail input and the digital inputs of the simulated board are files in
 `[revenue.inputs] sim_dir`: `power_fail` and `di1` ... `di32` hold `1` or `0`, `pulseN` a running count.
@@ -274,7 +274,7 @@ def render() -> str:
     from firmware.revenue.settings import AVERAGE_CHANNELS
     from metrology.demand import DEMAND_INTERVALS_MIN
     from firmware.config import meter_schema
-    from firmware.upgrade.lock import LOCKED_WORDS
+    from firmware.lockstate import LOCKED_WORDS
     from metrology.registers import QUANTITIES, SELF_READ_DEPTH, SELF_READ_TRIGGERS
 
     lock_rule = {"demand_reset": "refused*", "billing_reset": "refused*", "energy_reset": "refused",

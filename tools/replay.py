@@ -7,6 +7,11 @@ rate) and fed in blocks to ``metrology.pipeline.Pipeline``: the class the metrol
 One JSON object per line and per interval is printed, with ``t`` (seconds from the start of the
 recording to the start of the interval) and the keys of the point map (``metrology.publish``) in SI
 units at the primary side; energy keys are cumulative since the start of the recording.
+
+On stderr: which channel feeds which input (``--channel-map`` chooses, and must when a recording has
+several candidates for an input), what the reader assumed, and a line frequency that disagrees with the
+signal (the signal's is followed). A recording that cannot be read, is ambiguous or too short for one
+interval is refused with exit status 1 and the file, line and field named.
 """
 from __future__ import annotations
 
@@ -19,8 +24,9 @@ from typing import IO, Iterator
 
 import numpy as np
 
-from hal.comtrade import ComtradeSource, read_comtrade
+from hal.comtrade import ORDER, ComtradeSource, Mapping, parse_channel_map, read_comtrade
 from hal.errors import ComtradeError
+from metrology.frequency import dominant_frequency
 from metrology.publish import publish
 from metrology.settings import SAMPLE_RATE_HZ, SYSTEM_TYPES, MetrologySettings
 
@@ -41,20 +47,68 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="50 or 60 Hz (default: the recording's line frequency)")
     p.add_argument("--secondary", action="store_true",
                    help="report secondary values (do not apply the recording's PT/CT ratios)")
+    p.add_argument("--channel-map", default="", metavar="VA=NAME,IA=NAME,...",
+                   help="which channel feeds which input (IA VA IB VB IC VC IN), by name or number (An, from 1); "
+                        "INPUT=- for none; inputs not given are found by name, ph and unit")
     p.set_defaults(func=_run)
 
 
-def _ratio(rec, prefix: str) -> float:
-    for ch in rec.analogs:
-        if ch.unit.strip().lower().endswith("v" if prefix == "V" else "a") and ch.primary and ch.secondary:
+def _ratio(rec, mapping: Mapping | None, kind: str) -> float:
+    """The PT (kind V) or CT (kind I) ratio of the first channel mapped to such an input."""
+    if mapping is None:
+        chosen = [ch for ch in rec.analogs if ch.unit.strip().lower().endswith("v" if kind == "V" else "a")]
+    else:
+        chosen = [rec.analogs[k] for name, k in zip(ORDER, mapping.index) if k is not None and name[0] == kind]
+    for ch in chosen:
+        if ch.primary and ch.secondary:
             return float(ch.primary / ch.secondary)
     return 1.0
 
 
-def settings_for(rec, args: argparse.Namespace, first: np.ndarray) -> MetrologySettings:
-    line = args.nominal_frequency or (60.0 if abs(rec.line_hz - 60.0) < abs(rec.line_hz - 50.0) else 50.0)
-    pt = 1.0 if args.secondary else _ratio(rec, "V")
-    ct = 1.0 if args.secondary else _ratio(rec, "A")
+def _nearest_nominal(hz: float) -> float:
+    return 60.0 if abs(hz - 60.0) < abs(hz - 50.0) else 50.0
+
+
+FREQUENCY_WINDOW_S = 1.0      # how much of the recording the line frequency is measured on
+
+
+def measured_frequency(source: ComtradeSource) -> float | None:
+    """The fundamental of the first voltage input that is recorded (else the first current), from the first
+    second of the recording at the meter's rate."""
+    n = int(min(source.duration_s, FREQUENCY_WINDOW_S) * SAMPLE_RATE_HZ) + 1
+    x = source.sample(np.arange(n) / SAMPLE_RATE_HZ)
+    for col in (1, 3, 5, 0, 2, 4):
+        if source.map.index[col] is not None and np.any(x[:, col]):
+            return dominant_frequency(x[:, col], SAMPLE_RATE_HZ)
+    return None
+
+
+def line_frequency(rec, source: ComtradeSource, args: argparse.Namespace, path: str, err: IO[str]) -> float:
+    """50 or 60 Hz: the option, else the signal's, else the .cfg's; a disagreement is said on stderr."""
+    declared = _nearest_nominal(rec.line_hz) if rec.line_hz > 0 else None
+    measured = measured_frequency(source)
+    signal = _nearest_nominal(measured) if measured is not None else None
+    if args.nominal_frequency:
+        if signal is not None and signal != args.nominal_frequency:
+            print(f"meter replay: warning: {path}: the signal's fundamental is {measured:.2f} Hz, replayed with "
+                  f"--nominal-frequency {args.nominal_frequency:g} as asked", file=err)
+        return float(args.nominal_frequency)
+    if signal is None:
+        if declared is None:
+            raise ComtradeError(f"comtrade {path}: line {rec.line_hz_line}, field lf: {rec.line_hz:g} Hz and no "
+                                "fundamental in the signal; give --nominal-frequency 50 or 60")
+        return declared
+    if declared is not None and declared != signal:
+        print(f"meter replay: warning: {path}: line {rec.line_hz_line}, field lf says {rec.line_hz:g} Hz but the "
+              f"signal's fundamental is {measured:.2f} Hz; replayed as {signal:g} Hz", file=err)
+    return signal
+
+
+def settings_for(rec, args: argparse.Namespace, first: np.ndarray, line: float | None = None,
+                 mapping: Mapping | None = None) -> MetrologySettings:
+    line = line or args.nominal_frequency or _nearest_nominal(rec.line_hz)
+    pt = 1.0 if args.secondary else _ratio(rec, mapping, "V")
+    ct = 1.0 if args.secondary else _ratio(rec, mapping, "I")
     udin = args.nominal_voltage
     if udin is None:
         v = first[:, [1, 3, 5]]
@@ -69,7 +123,7 @@ def settings_for(rec, args: argparse.Namespace, first: np.ndarray) -> MetrologyS
 def blocks(source: ComtradeSource, rate: float) -> Iterator[tuple[int, np.ndarray]]:
     """(first index, (n, 7) samples) at the ADE9000 rate over the whole recording."""
     total = int(math.floor(source.duration_s * SAMPLE_RATE_HZ)) + 1
-    native = rate > 0 and abs(rate - SAMPLE_RATE_HZ) < 1e-6
+    native = source.uniform and abs(rate - SAMPLE_RATE_HZ) < 1e-6
     for first in range(0, total, BLOCK_FRAMES):
         n = min(BLOCK_FRAMES, total - first)
         if native:
@@ -78,19 +132,25 @@ def blocks(source: ComtradeSource, rate: float) -> Iterator[tuple[int, np.ndarra
             yield first, source.sample((first + np.arange(n)) / SAMPLE_RATE_HZ)
 
 
-def replay(path: str, args: argparse.Namespace, out: IO[str]) -> int:
+def replay(path: str, args: argparse.Namespace, out: IO[str], err: IO[str] | None = None) -> int:
     # imported here: the pipeline pulls in scipy (~1.5 s), which every other `meter` command would pay for
     from metrology.pipeline import Pipeline
 
+    err = err or sys.stderr
+    channel_map = parse_channel_map(getattr(args, "channel_map", "") or "")
     if not Path(path).exists():
         raise ComtradeError(f"{path}: no such file")
     rec = read_comtrade(path)
-    source = ComtradeSource(rec)
+    for note in rec.warnings:
+        print(f"meter replay: warning: {note}", file=err)
+    source = ComtradeSource(rec, channel_map=channel_map)
+    print(f"meter replay: {path}: {source.map.describe(rec)}", file=err)
     if source.duration_s <= 0:
         raise ComtradeError(f"{path}: the recording holds {len(rec.times_s)} sample(s); nothing to replay")
+    line = line_frequency(rec, source, args, path, err)
     stream = blocks(source, rec.sample_rate_hz)
     first_index, first = next(stream)
-    settings = settings_for(rec, args, first)
+    settings = settings_for(rec, args, first, line, source.map)
     pipeline = Pipeline(settings)
     t0_ns = int(rec.start.timestamp() * 1e9) if rec.start is not None else 0
     present = pipeline.wiring.signal_present()
@@ -115,8 +175,8 @@ def replay(path: str, args: argparse.Namespace, out: IO[str]) -> int:
     for index, x in stream:
         emit(pipeline.feed_values(x, index, t0_ns + round(index * 1e9 / SAMPLE_RATE_HZ)))
     if lines == 0:
-        print(f"meter replay: {path}: recording too short for one {args.interval} interval "
-              f"({source.duration_s:.3f} s)", file=sys.stderr)
+        raise ComtradeError(f"{path}: the recording ({source.duration_s:.3f} s) is too short for one {args.interval} "
+                            "interval")
     return 0
 
 

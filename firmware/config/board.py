@@ -14,6 +14,7 @@ from typing import Any
 
 from firmware.config.schema import Bool, Enum, Float, Int, ListOf, Option, Schema, Section, Str
 from firmware.config.store import parse_toml_file
+from hal.backends import GPIO_BACKENDS, SPI_BACKENDS, board_simulated
 from hal.board import CHANNELS, PGA_GAINS, BoardParams, ChannelParams, GpioParams, SpiParams
 from hal.calibration import apply_calibration, load_calibration
 from hal.errors import ConfigError
@@ -56,7 +57,7 @@ SECTIONS = [
         Option("simulated", Bool(), False, "True for the simulated board."),
     ], "Identity."),
     Section("spi", [
-        Option("backend", Enum("spidev", "sim"), "spidev", "SPI backend."),
+        Option("backend", Enum(*SPI_BACKENDS), "spidev", "SPI backend (hal.backends)."),
         Option("bus", Int(0, 6), 0, "spidev bus number (/dev/spidevB.C)."),
         Option("chip_select", Int(0, 3), 0, "spidev chip select."),
         Option("max_speed_hz", Int(100_000, 20_000_000), 20_000_000,
@@ -65,7 +66,7 @@ SECTIONS = [
                "Largest single transfer (spidev bufsiz); longer burst reads are split.", "bytes"),
     ], "The ADE9000's SPI port (mode 0)."),
     Section("gpio", [
-        Option("backend", Enum("rpigpio", "gpiod", "sim"), "gpiod", "GPIO backend."),
+        Option("backend", Enum(*GPIO_BACKENDS), "gpiod", "GPIO backend (hal.backends)."),
         Option("chip", Str(64), "gpiochip0", "gpiod character device."),
         Option("irq0", PIN, 24, "ADE9000 IRQ0 (PAGE_FULL, EGYRDY), active low."),
         Option("irq1", PIN, 23, "ADE9000 IRQ1 (RSTDONE, CRC_CHG), active low."),
@@ -142,10 +143,7 @@ def load_board(path: str | Path) -> Board:
         chans = apply_calibration(chans, load_calibration(cal_path))
         cal_file = str(cal_path)
     spi, b = cfg["spi"], cfg["board"]
-    simulated = b.simulated or spi.backend == "sim" or gpio.backend == "sim"
-    if (spi.backend == "sim") != (gpio.backend == "sim"):
-        raise ConfigError(f"board {source}: [spi] backend {spi.backend!r} and [gpio] backend {gpio.backend!r}: "
-                          "a simulated chip needs both backends 'sim'")
+    simulated = board_simulated(spi.backend, gpio.backend, f"board {source}") or b.simulated
     return BoardParams(
         name=b.name, description=b.description, simulated=simulated,
         spi=SpiParams(spi.backend, spi.bus, spi.chip_select, spi.max_speed_hz, spi.max_transfer),

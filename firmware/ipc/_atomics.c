@@ -195,4 +195,12 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_atomics", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__atomics(void) { return PyModule_Create(&module); }
+#ifndef SOURCE_SHA256
+#define SOURCE_SHA256 ""      /* built without setup.py: the start-up check cannot tell its source */
+#endif
+
+PyMODINIT_FUNC PyInit__atomics(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddStringConstant(m, "SOURCE_SHA256", SOURCE_SHA256) < 0) { Py_DECREF(m); return NULL; }
+    return m;
+}

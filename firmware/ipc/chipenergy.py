@@ -30,7 +30,6 @@ FLAG_CHIP_RESET = 1 << 1
 # magic, version, flags, epoch, start_index, end_index, timestamp_ns, interval_s, wh[3], varh[3], vah[3]
 _RECORD = struct.Struct("<IHH Qqqqd 3d3d3d")
 RECORD_SIZE = _RECORD.size
-RING_NAME = "chip_intervals"
 RING_SLOTS = 512        # 8.5 min at 1-s intervals: a reader stalled that long still loses nothing
 
 

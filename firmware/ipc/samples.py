@@ -18,13 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHANNELS = ("IA", "VA", "IB", "VB", "IC", "VC", "IN")
+from hal.ade9000_stream import FLAG_CHIP_RESET, FLAG_GAP
+from hal.board import CHANNELS
+
 N_CHANNELS = len(CHANNELS)
 MAGIC = 0x534D504C  # "SMPL"
 FORMAT_VERSION = 2
 
-FLAG_GAP = 1 << 0          # frames were lost before this block (count in lost_frames)
-FLAG_CHIP_RESET = 1 << 1   # the ADC was re-initialised before this block
+# FLAG_GAP: frames were lost before this block (count in lost_frames); FLAG_CHIP_RESET: the ADC was
+# re-initialised before this block. Both are the bits the driver sets on its own blocks (hal.ade9000_stream).
 FLAG_SIMULATED = 1 << 2    # samples come from the simulated ADE9000
 
 # magic, version, channels, n_frames, flags, first_index, timestamp_ns, sample_rate_hz, lost_frames,
@@ -64,6 +66,11 @@ class SampleBlock:
     def gap(self) -> bool:
         return bool(self.flags & FLAG_GAP)
 
+    @property
+    def restarts(self) -> bool:
+        """Frames were lost or the ADC re-initialised before this block: measurement restarts here."""
+        return bool(self.flags & (FLAG_GAP | FLAG_CHIP_RESET))
+
     def physical(self) -> np.ndarray:
         """float64 (n_frames, 7) in V and A at the input terminals, gain and offset calibrated."""
         return physical(self.codes, self.scale, self.offset)
@@ -85,7 +92,7 @@ class SampleBlock:
                           self.timestamp_ns, self.sample_rate_hz, self.lost_frames, *self.scale, *self.offset,
                           *self.phase_deg)
         end = HEADER_SIZE + codes.nbytes
-        buffer[HEADER_SIZE:end] = codes.reshape(-1).view(np.uint8)
+        buffer[HEADER_SIZE:end] = codes.reshape(-1).view(np.uint8).data
         return end
 
     @classmethod

@@ -6,6 +6,7 @@ removes them at shutdown.
 """
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import re
@@ -50,10 +51,8 @@ def open_mapping(name: str, size: int | None, create: bool) -> tuple[mmap.mmap, 
 
 
 def unlink(name: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         shm_path(name).unlink()
-    except FileNotFoundError:
-        pass
 
 
 def attach_initialised(name: str, magic: int, what: str, timeout_s: float) -> mmap.mmap:

@@ -10,6 +10,7 @@ Values not yet published read as NaN. ``updated_ns`` is the writer's CLOCK_REALT
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import struct
@@ -96,10 +97,8 @@ class Snapshot:
 
     def close(self) -> None:
         self._data = None  # type: ignore[assignment]
-        try:
+        with contextlib.suppress(BufferError):   # a caller still holds a view; the mapping goes with the process
             self._mm.close()
-        except BufferError:
-            pass  # a caller still holds a view; the mapping goes with the process
 
     def unlink(self) -> None:
         shm.unlink(self.name)

@@ -25,16 +25,19 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from firmware.revenue.commands import CommandsMixin
-from firmware.revenue.demandset import DemandSet, demand_integrals
+from firmware.revenue.bank import Bank
+from firmware.revenue.commands import RevenueCommands
+from firmware.revenue.demandset import demand_integrals
 from firmware.revenue.inputs import InputState, LockSource
 from firmware.revenue.loadprofile import LoadProfile
 from firmware.revenue.settings import RevenueSettings
 from firmware.storage.logstore import LogStore
 from firmware.storage.records import RecordStore
 from metrology.energy import EnergyIncrement
-from metrology.registers import (QUANTITIES, EnergyBank, IncrementalEnergy, MinMaxAvg, PeriodDelta,
+from metrology.registers import (QUANTITIES, UNCOMP, EnergyBank, IncrementalEnergy, MinMaxAvg, PeriodDelta,
                                  self_read_due)
+from metrology.registers import average_pf as pf_of_energy
+from metrology.tou import TouState
 
 log = logging.getLogger("revenue")
 
@@ -48,22 +51,7 @@ _MINMAX_SRC = (("v_ln", 0), ("v_ln", 1), ("v_ln", 2), ("i", 0), ("i", 1), ("i", 
                ("s", 3), ("pf", 3), ("freq", 0))
 
 
-class Bank:
-    """Energy and demand registers: the billing set, or the test-mode set."""
-
-    def __init__(self, s: RevenueSettings) -> None:
-        self.energy = EnergyBank()
-        self.demand = DemandSet(s.method, s.interval_s, s.subinterval_s, s.sync)
-
-    def state(self) -> dict[str, Any]:
-        return {"energy": self.energy.state(), "demand": self.demand.state()}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.energy = EnergyBank.from_state(state.get("energy", []))
-        self.demand.restore(state.get("demand", {}))
-
-
-class RevenueEngine(CommandsMixin):
+class RevenueEngine:
     def __init__(self, settings: RevenueSettings, data_dir: str | Path, lock: LockSource | None = None,
                  clock: Any = time) -> None:
         self.s = settings
@@ -100,7 +88,7 @@ class RevenueEngine(CommandsMixin):
         self.dst: bool | None = None
         self.started_utc: float | None = None
         self.inputs = InputState()
-        self.tou = None
+        self.tou: TouState | None = None
         self.test_entered = 0.0
         self.test_activity = 0.0
         self.last_saved = -1e18
@@ -112,6 +100,11 @@ class RevenueEngine(CommandsMixin):
         self._lp_reconfigure = False
         self.restored_sequence = 0
         self._restore()
+        self.cmd = RevenueCommands(self)
+
+    def commands(self) -> dict[str, Any]:
+        """Control commands, served by the owning service as ``<service>.<name>``."""
+        return self.cmd.table()
 
     # ------------------------------------------------------------------ persistence
 
@@ -166,7 +159,7 @@ class RevenueEngine(CommandsMixin):
         """SIGTERM or power fail: persist at once; a power failure also ends test mode (JEM L2064)."""
         with self.mutex:
             if reason == "power_fail" and self.test is not None:
-                self._exit_test(self.last_utc or 0.0, "power loss")
+                self.exit_test(self.last_utc or 0.0, "power loss")
             self.save()
         log.info("revenue registers persisted (%s)", reason)
 
@@ -212,19 +205,9 @@ class RevenueEngine(CommandsMixin):
             bpr_key = self.s.bpr_schedule.due(self.last_local, local, self.last_bpr_key) \
                 if self.last_local is not None else None
             if bpr_key:
-                self._billing_reset(t, "schedule", "schedule")
+                self.billing_period_reset(t, "schedule", "schedule")
                 self.last_bpr_key = bpr_key
-            bank = self.test if self.test is not None else self.billing
-            bank.energy.add(inc, comp, rate)
-            if self.inputs.energy_gate and self.test is None:
-                self.conditional.add(inc, comp, rate)
-            src = comp if self.s.publish_compensated and comp is not None else inc
-            integrals = demand_integrals(src)
-            if self.test is not None:       # billing demand sees zero power in test mode
-                self.test.demand.accumulate(integrals, inc.duration_s, t, rate, True)
-                self.billing.demand.accumulate(np.zeros_like(integrals), inc.duration_s, t, rate, peaks_ok)
-            else:
-                self.billing.demand.accumulate(integrals, inc.duration_s, t, rate, peaks_ok)
+            self._accumulate(inc, comp, t, rate, peaks_ok)
             row = np.array([float(np.asarray(values[k]).reshape(-1)[i]) if k in values else np.nan
                             for k, i in _MINMAX_SRC])
             self.minmax.update(row, t)
@@ -237,22 +220,41 @@ class RevenueEngine(CommandsMixin):
             self.lp.add(inc, comp, values, self.inputs.pulses, self.inputs.contacts, self.status_word(), t_std, t)
             if lp_index is not None and self.lp.index != lp_index:
                 self.status_bits = 0     # event bits last at least one load-profile interval (JEM L2545)
-            # the interval that holds this second says whether samples were lost in it, and where the energy
-            # of that time came from (metrology.gapfill)
-            if inc.filled_s > 0:
-                self.lp.flag("gap_filled")
-            if inc.gap_s > 0:
-                self.lp.flag("gap_unfilled")
-            if self.paths_differ:
-                self.lp.flag("energy_mismatch")
+            self._flag_interval(inc)
             if self.test is not None and now_utc - self.test_activity >= self.s.test_mode_timeout_s:
-                self._exit_test(now_utc, "inactivity")
+                self.exit_test(now_utc, "inactivity")
             self.last_local = local
             self.last_utc, self.last_mono = now_utc, mono_s
             self.counters["increments"] += 1
             if now_utc - self.last_saved >= self.s.persist_interval_s or now_utc < self.last_saved:
                 self.save()
                 self.last_saved = now_utc
+
+    def _accumulate(self, inc: EnergyIncrement, comp: EnergyIncrement | None, t: float, rate: Any,
+                    peaks_ok: bool) -> None:
+        """One second's energy into the registers in use and its power into demand (billing demand sees zero
+        power in test mode)."""
+        bank = self.test if self.test is not None else self.billing
+        bank.energy.add(inc, comp, rate)
+        if self.inputs.energy_gate and self.test is None:
+            self.conditional.add(inc, comp, rate)
+        src = comp if self.s.publish_compensated and comp is not None else inc
+        integrals = demand_integrals(src)
+        if self.test is not None:
+            self.test.demand.accumulate(integrals, inc.duration_s, t, rate, True)
+            self.billing.demand.accumulate(np.zeros_like(integrals), inc.duration_s, t, rate, peaks_ok)
+        else:
+            self.billing.demand.accumulate(integrals, inc.duration_s, t, rate, peaks_ok)
+
+    def _flag_interval(self, inc: EnergyIncrement) -> None:
+        """The interval that holds this second says whether samples were lost in it, and where the energy of that
+        time came from (metrology.gapfill)."""
+        if inc.filled_s > 0:
+            self.lp.flag("gap_filled")
+        if inc.gap_s > 0:
+            self.lp.flag("gap_unfilled")
+        if self.paths_differ:
+            self.lp.flag("energy_mismatch")
 
     def energy_paths(self, differ: bool, now_utc: float, info: Mapping[str, Any]) -> None:
         """The cross-check of the sample and chip energy paths crossed the accuracy class (``differ``) or came
@@ -278,12 +280,11 @@ class RevenueEngine(CommandsMixin):
             if self.pending_config_event:
                 self.lp.event("config", now_utc)
                 self.pending_config_event = False
-        elif mono_s is not None and self.last_mono is not None and self.last_utc is not None:
-            if abs((now_utc - self.last_utc) - (mono_s - self.last_mono)) > TIME_SET_TOLERANCE_S:
-                self.lp.event("time_set", now_utc, {"old": self.last_utc + (mono_s - self.last_mono),
-                                                    "new": now_utc})
-                self.status_bits |= STATUS_BITS["manual_time_change"]
-                log.warning("clock set from %.0f to %.0f", self.last_utc + mono_s - self.last_mono, now_utc)
+        elif (mono_s is not None and self.last_mono is not None and self.last_utc is not None
+              and abs((now_utc - self.last_utc) - (mono_s - self.last_mono)) > TIME_SET_TOLERANCE_S):
+            self.lp.event("time_set", now_utc, {"old": self.last_utc + (mono_s - self.last_mono), "new": now_utc})
+            self.status_bits |= STATUS_BITS["manual_time_change"]
+            log.warning("clock set from %.0f to %.0f", self.last_utc + mono_s - self.last_mono, now_utc)
         dst = tz.is_dst(now_utc)
         if self.dst is not None and dst != self.dst:
             self.lp.event("dst", now_utc, {"dst": dst})
@@ -295,13 +296,13 @@ class RevenueEngine(CommandsMixin):
         self.prev_day.update(local.date().isoformat(), regs)
         if self.season is not None and self.tou is not None and self.tou.season != self.season \
                 and self.s.tou_enabled:
-            self.snapshots["season"] = self._snapshot(t, f"season {self.season + 1} ended")
+            self.snapshots["season"] = self.take_snapshot(t, f"season {self.season + 1} ended")
         if self.tou is not None:
             self.season = self.tou.season
 
     # ------------------------------------------------------------------ snapshots
 
-    def _snapshot(self, t: float, why: str) -> dict[str, Any]:
+    def take_snapshot(self, t: float, why: str) -> dict[str, Any]:
         d = self.billing.demand
         return {"time": t, "why": why, "energy": self.billing.energy.state(),
                 "peaks": d.peaks.value.tolist(), "peak_times": d.peaks.time_s.tolist(),
@@ -312,6 +313,78 @@ class RevenueEngine(CommandsMixin):
         if last and last[0]["trigger"] == trigger and abs(last[0]["ts"] - t) < 1.0:
             return                    # already taken before a crash lost the state that said so
         self.self_reads.append(t, {"trigger": trigger, "registers": self.summary()})
+
+    # ------------------------------------------------------------------ events and readings
+
+    def now(self) -> float:
+        return float(self.clock.time())
+
+    def audit_event(self, user: str, action: str, args: dict[str, Any], accepted: bool, reason: str = "") -> None:
+        self.audit.append(self.now(), {"user": user, "action": action, "args": args,
+                                        "accepted": int(accepted), "reason": reason})
+        if accepted:
+            self.log_info("%s by %s accepted %s", action, user or "?", args)
+        else:
+            self.log_info("%s by %s refused: %s", action, user or "?", reason)
+
+    def log_info(self, msg: str, *args: Any) -> None:
+        log.info(msg, *args)
+
+    def billing_period_reset(self, now: float, user: str, source: str) -> dict[str, Any]:
+        """The billing-period reset itself: by command or button (``commands``, which check and audit) or by the
+        schedule (audited here)."""
+        snap = self.take_snapshot(now, f"BPR ({source})")
+        snap["avg_pf"] = self.average_pf()
+        self.snapshots["bpr"] = snap
+        self.billing.demand.reset_peaks()
+        self.minmax.reset(now)
+        self.counters["bpr"] += 1
+        self.last_reset_utc = now
+        self.lp.event("bpr", now, {"source": source})
+        if "bpr" in self.s.self_read_triggers:
+            self._self_read("bpr", now)
+        if source == "schedule":
+            self.audit_event(user, "billing_reset", {"source": source}, True)
+        return {"count": self.counters["bpr"], "time": now}
+
+    def exit_test(self, now: float, why: str) -> dict[str, Any]:
+        if self.test is None:
+            return {"test_mode": False}
+        final = self.test_registers()
+        self.test = None  # test registers are zeroed on exit (ION p.272)
+        self.lp.resume(self.test_entered, now)
+        if why != "command":
+            self.audit_event("", "test_mode_exit", {"why": why}, True)
+        return {"test_mode": False, "why": why, "final": final}
+
+    def test_registers(self) -> dict[str, float]:
+        t = self.test
+        if t is None:
+            return {}
+        d = t.demand.present()
+        return {"wh_del": t.energy.get("wh_del"), "wh_rec": t.energy.get("wh_rec"),
+                "varh_del": t.energy.get("varh_del"), "varh_rec": t.energy.get("varh_rec"),
+                "vah_del": t.energy.get("vah_del"), "vah_rec": t.energy.get("vah_rec"),
+                "p_demand_del": float(d[0]), "p_demand_rec": float(d[1])}
+
+    def average_pf(self) -> float:
+        bpr = self.snapshots.get("bpr")
+        e = self.billing.energy
+        wh, vah = e.get("wh_del") + e.get("wh_rec"), e.get("vah_del") + e.get("vah_rec")
+        if bpr:
+            then = bpr["energy"][UNCOMP]
+            w0 = then[QUANTITIES.index("wh_del")][3] + then[QUANTITIES.index("wh_rec")][3]
+            v0 = then[QUANTITIES.index("vah_del")][3] + then[QUANTITIES.index("vah_rec")][3]
+            return pf_of_energy(wh, w0, vah, v0)
+        return pf_of_energy(wh, 0.0, vah, 0.0)
+
+    def summary(self) -> dict[str, Any]:
+        """Totals of every energy register, demand and peaks: the self-read and freeze content."""
+        e, d = self.billing.energy, self.billing.demand
+        return {"energy": {q: e.get(q) for q in QUANTITIES},
+                "energy_comp": {q: e.get(q, compensated=True) for q in QUANTITIES},
+                "demand": d.present().tolist(), "peaks": d.peaks.value.tolist(), "peak_times": d.peaks.time_s.tolist(),
+                "cumulative": d.cumulative.tolist(), "avg_pf": self.average_pf()}
 
     def status_word(self) -> int:
         word = self.status_bits

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Union
 
 from firmware.config.board import load_board
-from firmware.upgrade.lock import file_lock_state
+from firmware.lockstate import file_lock_state
 
 
 NOT_FITTED = -1          # board file: [gpio] revenue_lock / power_fail = -1 when the line is not fitted
@@ -100,7 +100,7 @@ class GpioInputs:
             return False
         try:
             return not self.gpio.read(self.lock_pin)
-        except Exception:        # an unreadable lock counts as locked (see module docstring)
+        except Exception:  # noqa: BLE001 - an unreadable lock counts as locked
             return True
 
     def power_fail(self) -> bool:

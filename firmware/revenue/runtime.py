@@ -59,9 +59,9 @@ class RevenueRuntime:
                   mono_s: float | None = None) -> None:
         state = self.inputs.read()
         if state.bpr_button and not self._last.bpr_button:
-            self._button("billing_reset", lambda: self.engine.billing_reset(user="button", source="button"))
+            self._button("billing_reset", lambda: self.engine.cmd.billing_reset(user="button", source="button"))
         if state.demand_sync and not self._last.demand_sync:
-            self._button("demand_sync", lambda: self.engine.demand_sync(user="input"))
+            self._button("demand_sync", lambda: self.engine.cmd.demand_sync(user="input"))
         self._last = state
         self.engine.on_second(inc, comp, values, now_utc, mono_s, state)
 
@@ -101,7 +101,7 @@ class RevenueRuntime:
         while not self._stop.wait(POWER_FAIL_POLL_S):
             try:
                 failing = self.inputs.power_fail()
-            except Exception:
+            except Exception:  # noqa: BLE001 - a failing power-fail line is read again next poll
                 continue
             if failing and not self.power_failed:
                 self.power_failed = True
@@ -151,7 +151,7 @@ class GuardedRevenue:
             if self.inputs is None:
                 self.inputs = self._open_inputs()
             self.runtime = self._start(self.inputs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a revenue fault is isolated from metrology (GuardedRevenue)
             self._failed("could not start", exc)
             return
         if self.fault is not None:
@@ -191,7 +191,7 @@ class GuardedRevenue:
                 return
         try:
             self.runtime.on_second(inc, comp, values, now_utc, mono_s)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a revenue fault is isolated from metrology (GuardedRevenue)
             self._failed("failed registering a second", exc)
 
     def energy_paths(self, differ: bool, now_utc: float, info: dict[str, Any]) -> None:
@@ -200,7 +200,7 @@ class GuardedRevenue:
             return
         try:
             self.runtime.energy_paths(differ, now_utc, info)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a revenue fault is isolated from metrology (GuardedRevenue)
             self._failed("failed recording the energy-path check", exc)
 
     def totals(self) -> EnergyIncrement:
@@ -208,7 +208,7 @@ class GuardedRevenue:
         if self.runtime is not None:
             try:
                 return self.runtime.totals()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a revenue fault is isolated from metrology (GuardedRevenue)
                 self._failed("failed publishing", exc)
         out = EnergyIncrement()
         for q in out.quantities():
@@ -222,7 +222,7 @@ class GuardedRevenue:
                 out = self.runtime.values()
                 self._names.update(out)
                 return out
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a revenue fault is isolated from metrology (GuardedRevenue)
                 self._failed("failed publishing", exc)
         out = {name: math.nan for name in self._names}
         out["revenue_fault"] = 1.0
@@ -235,7 +235,7 @@ class GuardedRevenue:
             return 1.0
         try:
             return 1.0 if self.inputs.locked() else 0.0
-        except Exception:
+        except Exception:  # noqa: BLE001 - an unreadable lock counts as locked
             return 1.0
 
     # ------------------------------------------------------------------ service

@@ -30,7 +30,7 @@ import numpy as np
 
 from firmware.config import Config
 from firmware.config.board import Board, load_board
-from firmware.ipc import chipenergy
+from firmware.ipc import chipenergy, names
 from firmware.ipc.ring import Ring
 from firmware.ipc.samples import FLAG_CHIP_RESET, FLAG_GAP, FLAG_SIMULATED, SampleBlock, block_size
 from firmware.ipc.snapshot import Snapshot
@@ -42,8 +42,6 @@ from hal.errors import BusError, ChipError, MeterError, MeterTimeoutError
 from hal.hardware import Hardware, open_hardware
 
 BLOCK_FRAMES = st.HALF_FRAMES
-RING_NAME = "samples"
-ENERGY_NAME = "chip_energy"
 ENERGY_LAYOUT = [
     ("chip_wh", 3), ("chip_varh", 3), ("chip_vah", 3),                 # last interval, per phase
     ("chip_wh_total", 3), ("chip_varh_total", 3), ("chip_vah_total", 3),  # since the service started
@@ -53,7 +51,6 @@ ENERGY_LAYOUT = [
 ]
 REALTIME_PRIORITY = 50        # SCHED_FIFO, below the kernel's threaded IRQ handlers (50 by default on PREEMPT_RT)
 FREEZE_MAX_S = 5.0            # longest pause the freeze test hook may ask for (the C ring holds 4 s)
-_HAL_TO_RING_FLAGS = ((st.FLAG_GAP, FLAG_GAP), (st.FLAG_CHIP_RESET, FLAG_CHIP_RESET))
 
 
 def signal_source(config: Config, line_hz: int) -> Any:
@@ -154,10 +151,7 @@ class Acquisition:
         return written
 
     def _write_block(self, raw: st.RawBlock) -> None:
-        flags = self.extra_flags
-        for hal_flag, ring_flag in _HAL_TO_RING_FLAGS:
-            if raw.flags & hal_flag:
-                flags |= ring_flag
+        flags = self.extra_flags | (raw.flags & (FLAG_GAP | FLAG_CHIP_RESET))   # the same bits on the ring
         lost = raw.lost_frames + self._outage_lost
         if self._outage_lost:
             flags |= FLAG_GAP
@@ -238,9 +232,9 @@ class AcquisitionService(Service):
         line_hz = int(acq.line_frequency)
         settings = ChipSettings(board.channels, line_hz=line_hz, wiring=acq.wiring,
                                 energy_interval_s=acq.energy_interval)
-        self.ring = Ring.create(self.ctx.shm_name(RING_NAME), block_size(BLOCK_FRAMES), acq.ring_slots)
-        self.energy = Snapshot.create(self.ctx.shm_name(ENERGY_NAME), ENERGY_LAYOUT)
-        self.intervals = Ring.create(self.ctx.shm_name(chipenergy.RING_NAME), chipenergy.RECORD_SIZE,
+        self.ring = Ring.create(self.ctx.shm_name(names.SAMPLES), block_size(BLOCK_FRAMES), acq.ring_slots)
+        self.energy = Snapshot.create(self.ctx.shm_name(names.CHIP_ENERGY), ENERGY_LAYOUT)
+        self.intervals = Ring.create(self.ctx.shm_name(names.CHIP_INTERVALS), chipenergy.RECORD_SIZE,
                                      chipenergy.RING_SLOTS)
         source = signal_source(self.config, line_hz) if board.simulated else None
         realtime = self.config["simulation"].realtime or not board.simulated

@@ -13,10 +13,10 @@ import sys
 from typing import Any
 
 from firmware.comms.modbus.app import ModbusApp
+from firmware.ipc import names
 from firmware.ipc.snapshot import Snapshot
 from firmware.service import HEARTBEAT_INTERVAL_S, Service, command, main
 
-SNAPSHOT_NAME = "measurements"      # written by the metrology service
 SNAPSHOT_ATTACH_TIMEOUT_S = 30.0
 
 
@@ -24,7 +24,7 @@ class CommsService(Service):
     name = "comms"
 
     def setup(self) -> None:
-        self.snapshot = Snapshot.attach(self.ctx.shm_name(SNAPSHOT_NAME), timeout_s=SNAPSHOT_ATTACH_TIMEOUT_S)
+        self.snapshot = Snapshot.attach(self.ctx.shm_name(names.MEASUREMENTS), timeout_s=SNAPSHOT_ATTACH_TIMEOUT_S)
         self.modbus = ModbusApp(self.config, self.snapshot, self.ctx.control_socket)
         self.loop = asyncio.new_event_loop()
         self.endpoints = self.loop.run_until_complete(self.modbus.start())

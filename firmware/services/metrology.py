@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from firmware.ipc.chipenergy import RING_NAME as CHIP_RING_NAME
+from firmware import extensions
+from firmware.ipc import names
 from firmware.ipc.ring import Ring, RingReader
-from firmware.ipc.samples import FLAG_CHIP_RESET, FLAG_GAP, SampleBlock, physical
+from firmware.ipc.samples import SampleBlock, physical
 from firmware.ipc.snapshot import Snapshot
 from firmware.points import snapshot_layout
 from firmware.revenue.gapfill import GapFill
@@ -36,8 +37,6 @@ from metrology.pipeline import Pipeline
 from metrology.publish import publish
 from metrology.settings import from_config
 
-RING_NAME = "samples"            # written by firmware.services.acquisition
-SNAPSHOT_NAME = "measurements"   # read by comms, web, display and the supervisor's health check
 BATCH_FRAMES = 4096              # ~128 ms of samples per pipeline call
 BATCH_WAIT_S = 0.15              # after a first block, wait this long for the rest of a batch (latency bound)
 ATTACH_TIMEOUT_S = 10.0
@@ -50,12 +49,14 @@ class MetrologyService(Service):
 
     def setup(self) -> None:
         self.settings = from_config(self.config["metrology"])
+        for stale in extensions.check():       # a stale kernel extension is replaced by the numpy reference
+            self.log.warning("stale C extension %s", stale)
         self.log.info(_kernels.BACKEND_NOTE)
-        self.ring = Ring.attach(self.ctx.shm_name(RING_NAME), timeout_s=ATTACH_TIMEOUT_S)
+        self.ring = Ring.attach(self.ctx.shm_name(names.SAMPLES), timeout_s=ATTACH_TIMEOUT_S)
         self.reader = RingReader(self.ring, start="latest")
         layout = snapshot_layout()
         self._layout_names = {name for name, _ in layout}
-        self.snapshot = Snapshot.create(self.ctx.shm_name(SNAPSHOT_NAME), layout)
+        self.snapshot = Snapshot.create(self.ctx.shm_name(names.MEASUREMENTS), layout)
         self.pipeline = Pipeline(self.settings)
         self._gaps_unlogged = self._frames_unlogged = 0
         self._gap_logged_at = -GAP_LOG_INTERVAL_S
@@ -65,9 +66,9 @@ class MetrologyService(Service):
         self.revenue = GuardedRevenue.for_service(self.config, self.ctx.data_dir, self.ctx.board_path, s.pt_ratio,
                                                   s.ct_ratio, self.log)
         self.gapfill = GapFill(s, self.config["revenue"].accuracy_class, self.revenue.on_second,
-                               self.revenue.energy_paths, ring_name=self.ctx.shm_name(CHIP_RING_NAME),
+                               self.revenue.energy_paths, ring_name=self.ctx.shm_name(names.CHIP_INTERVALS),
                                logger=self.log, energy_interval_s=self.config["acquisition"].energy_interval)
-        self.endpoints = [f"shm:{self.ctx.shm_name(SNAPSHOT_NAME)}"]
+        self.endpoints = [f"shm:{self.ctx.shm_name(names.MEASUREMENTS)}"]
 
     # ------------------------------------------------------------------ loop
 
@@ -80,10 +81,10 @@ class MetrologyService(Service):
             first = group[0]
             codes = np.concatenate([b.codes for b in group]) if len(group) > 1 else first.codes
             x = physical(codes, first.scale, first.offset)     # one conversion for the whole run
-            if first.flags & (FLAG_GAP | FLAG_CHIP_RESET) and first.lost_frames:
+            if first.restarts and first.lost_frames:
                 self.counters["lost_s"] += first.lost_frames / first.sample_rate_hz
             self.pipeline.apply_calibration(first.phase_deg)
-            result = self.pipeline.feed_values(x, first.first_index, first.timestamp_ns, first.flags,
+            result = self.pipeline.feed_values(x, first.first_index, first.timestamp_ns, first.restarts,
                                                first.lost_frames)
             if result.gap:
                 self.counters["gaps"] += 1
@@ -173,7 +174,7 @@ def _contiguous(blocks: list[SampleBlock]) -> list[list[SampleBlock]]:
     for b in blocks:
         if groups:
             last = groups[-1][-1]
-            if (not b.flags & (FLAG_GAP | FLAG_CHIP_RESET) and b.first_index == last.first_index + last.n_frames
+            if (not b.restarts and b.first_index == last.first_index + last.n_frames
                     and b.scale == last.scale and b.offset == last.offset and b.phase_deg == last.phase_deg):
                 groups[-1].append(b)
                 continue

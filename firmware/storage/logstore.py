@@ -107,7 +107,7 @@ class LogStore:
     def read(self, since_id: int = 0, limit: int | None = None, since_ts: float | None = None,
              newest_first: bool = False) -> list[dict[str, Any]]:
         """Records with id > since_id (and ts >= since_ts), oldest first unless newest_first."""
-        where, params = ["id > ?"], [since_id]
+        where, params = ["id > ?"], list[Any]([since_id])
         if since_ts is not None:
             where.append("ts >= ?")
             params.append(since_ts)

@@ -20,6 +20,7 @@ While the meter answers ``status`` the guard feeds the systemd watchdog (``WATCH
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -162,7 +163,7 @@ class Guard:
         if trial["boots"] > self.settings.max_trial_boots:
             self.rollback(trial, f"slot {cur} was started {trial['boots'] - 1} times without reporting healthy")
             return None
-        self.log.record(str(trial.get("attempt", "")), "trial", version=str(trial.get("version", "")), slot=cur,
+        self.log.record(str(trial.get("attempt", "")), "trial", version=str(trial.get("version", "")), slot=cur or "",
                         message=f"start {trial['boots']} of {self.settings.max_trial_boots}; healthy needed within "
                         f"{self.settings.health_deadline_s:g} s")
         return trial
@@ -234,7 +235,7 @@ class Guard:
 
     def _trial_pending(self) -> bool:
         trial = self.layout.trial()
-        return bool(trial) and trial.get("slot") == self.layout.current() != self.layout.good()
+        return bool(trial and trial.get("slot") == self.layout.current() != self.layout.good())
 
     def run(self) -> int:
         pid_file = self.layout.guard_pid_file
@@ -256,10 +257,8 @@ class Guard:
             return 0
         finally:
             self.stop_child()
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 pid_file.unlink()
-            except FileNotFoundError:
-                pass
 
     def fall_back(self, reason: str) -> int:
         """Without starting anything: abandon a slot on probation and point ``current`` at ``good``."""

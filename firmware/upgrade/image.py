@@ -142,20 +142,22 @@ def parse_manifest(raw: bytes) -> Manifest:
             parse_version(str(data.get(key, "0")))
         except ValueError as exc:
             raise bad(f"field {key!r}: {exc}") from None
-    files: list[FileEntry] = []
-    for i, item in enumerate(data["files"]):
-        try:
-            entry = FileEntry(check_relative_path(item["path"]), int(item["size"]), str(item["sha256"]),
-                              int(item.get("mode", 0o644)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise bad(f"files[{i}] is invalid ({exc})") from None
-        if entry.size < 0 or not re.fullmatch(r"[0-9a-f]{64}", entry.sha256) or entry.mode not in FILE_MODES:
-            raise bad(f"files[{i}] ({entry.path}) has an invalid size, sha256 or mode")
-        files.append(entry)
+    files = [_file_entry(i, item, bad) for i, item in enumerate(data["files"])]
     paths = [f.path for f in files]
     if paths != sorted(paths) or len(set(paths)) != len(paths):
         raise bad("files are not sorted by path or list a path twice")
     return Manifest(raw, data, tuple(files))
+
+
+def _file_entry(i: int, item: Any, bad: Callable[[str], UpgradeRefused]) -> FileEntry:
+    try:
+        entry = FileEntry(check_relative_path(item["path"]), int(item["size"]), str(item["sha256"]),
+                          int(item.get("mode", 0o644)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise bad(f"files[{i}] is invalid ({exc})") from None
+    if entry.size < 0 or not re.fullmatch(r"[0-9a-f]{64}", entry.sha256) or entry.mode not in FILE_MODES:
+        raise bad(f"files[{i}] ({entry.path}) has an invalid size, sha256 or mode")
+    return entry
 
 
 def key_id(public_raw: bytes) -> str:
@@ -232,7 +234,7 @@ class Image:
     def open(cls, path: str | Path) -> "Image":
         path = Path(path)
         try:
-            f = open(path, "rb")
+            f = open(path, "rb")  # noqa: SIM115 - closed by the `with f` below; open's own error is told apart
         except OSError as exc:
             raise UpgradeRefused("format", f"cannot read image {path}: {exc.strerror}") from None
         with f:

@@ -31,7 +31,7 @@ from firmware import __version__ as RUNNING_VERSION
 from firmware.storage.atomic import fsync_dir
 from firmware.upgrade.errors import UpgradeFailed, UpgradeRefused
 from firmware.upgrade.image import PRODUCT, FileEntry, Image, parse_version, sha256_file
-from firmware.upgrade.lock import revenue_locked
+from firmware.lockstate import revenue_locked_at
 from firmware.upgrade.log import UpgradeLog
 from firmware.upgrade.settings import UpgradeSettings
 from firmware.upgrade.slots import SlotLayout
@@ -73,7 +73,7 @@ class Installer:
         self.layout = SlotLayout(settings.root, settings.state_dir)
         self.trust = TrustStore(settings.trust_store)
         self.log = log or UpgradeLog(settings.state_dir, settings.log_depth)
-        self._locked = locked or (lambda: revenue_locked(settings.revenue_lock_file))
+        self._locked = locked or (lambda: revenue_locked_at(settings.revenue_lock_file, settings.run_dir))
         self._progress = progress or (lambda step: None)
 
     # ------------------------------------------------------------------ checks

@@ -19,19 +19,21 @@ class UpgradeSettings:
     free_space_margin: int = 16 * 1024 * 1024
     revenue_lock_file: Path = Path("var/revenue_lock")
     log_depth: int = 2000
+    run_dir: Path = Path("var/run")          # [meter] run_dir: where the running meter publishes its lock
 
     @classmethod
     def from_config(cls, config: Config | None = None) -> "UpgradeSettings":
-        u = (config or meter_schema().defaults()).upgrade
+        config = config or meter_schema().defaults()
+        u = config.upgrade
         return cls(Path(u.root), Path(u.state_dir), Path(u.trust_store), u.board, u.health_deadline,
                    u.health_poll, u.max_trial_boots, u.free_space_margin, Path(u.revenue_lock_file),
-                   u.log_depth)
+                   u.log_depth, Path(config.meter.run_dir))
 
     @classmethod
     def under(cls, base: str | Path, **overrides: object) -> "UpgradeSettings":
         """Everything below one directory (development machines and tests)."""
         base = Path(base)
         values: dict[str, object] = {"root": base, "state_dir": base / "state", "trust_store": base / "trust",
-                                     "revenue_lock_file": base / "revenue_lock"}
+                                     "revenue_lock_file": base / "revenue_lock", "run_dir": base / "run"}
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

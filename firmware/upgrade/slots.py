@@ -18,6 +18,7 @@ and verified staging directory, so a slot that exists is complete.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -60,7 +61,7 @@ class SlotLayout:
             return parse_manifest((self.slot_path(slot) / MANIFEST_NAME).read_bytes())
         except (FileNotFoundError, NotADirectoryError):
             return None
-        except Exception:  # a damaged slot manifest means a damaged slot, not a crash of the guard
+        except Exception:  # noqa: BLE001 - a damaged slot manifest is a damaged slot
             return None
 
     def version(self, slot: str | None) -> str | None:
@@ -91,10 +92,8 @@ class SlotLayout:
         total = 0
         for dirpath, _, files in os.walk(self.slot_path(slot)):
             for name in files:
-                try:
+                with contextlib.suppress(OSError):
                     total += os.lstat(os.path.join(dirpath, name)).st_size
-                except OSError:
-                    pass
         return total
 
     def cleanup_transient(self) -> list[str]:
@@ -140,10 +139,8 @@ class SlotLayout:
         self.slot_path(slot)
         link = self.root / name
         tmp = self.root / f".{name}.tmp-{os.getpid()}"
-        try:
+        with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        except FileNotFoundError:
-            pass
         os.symlink(f"slots/{slot}", tmp)
         os.replace(tmp, link)
         fsync_dir(self.root)

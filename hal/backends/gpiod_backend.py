@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from hal.errors import BusError
 from hal.gpio import FALLING, RISING, Gpio
@@ -13,10 +14,10 @@ class GpiodGpio(Gpio):
             import gpiod
         except ImportError as exc:
             raise BusError("gpio backend 'gpiod' needs the gpiod bindings (pip install 'openmeter[device]')") from exc
-        self._gpiod = gpiod
+        self._gpiod: Any = gpiod
         self._chip_path = chip if chip.startswith("/") else f"/dev/{chip}"
         self._consumer = consumer
-        self._requests: dict[int, object] = {}
+        self._requests: dict[int, Any] = {}
 
     def _request(self, pin: int, settings: object) -> None:
         old = self._requests.pop(pin, None)

@@ -34,15 +34,15 @@ import numpy as np
 from hal.board import ChannelParams, default_channels
 from hal.clock import Clock
 from hal.crc import crc16_ccitt
-from hal.regmap import Register, bit, field_get, regmap
+from hal.regmap import Register, bit, energy_join, energy_split, field_get, field_prep, regmap
 from hal.sim.dsp import (BUFFER_FRAMES, FRAME_NS, FRAMES_PER_DSP_SAMPLE, GAIN_ONE, MEASURE_FRAMES, N_PAGES,
-                         PAGE_FRAMES, WORDS_PER_FRAME, FrameSource, Measurements, Source, normalise,
-                         split_energy)
+                         PAGE_FRAMES, WORDS_PER_FRAME, FrameSource, Measurements, Source, normalise)
 
 RSTDONE_DELAY_NS = 1_000_000        # simulated reset-to-RSTDONE time (1 ms)
 MEASURE_STEP_FRAMES = 512           # the measurement path catches up in steps of 16 ms: small, cheap pauses
 _RM = regmap()
 _WFB_START = int(_RM.waveform_buffer["start"])
+_SAMPLE_SHIFT = int(_RM.waveform_buffer["sample_shift"])
 _WFB_END = int(_RM.waveform_buffer["end"])
 _PAGE_FULL = bit(_RM["STATUS0"], "PAGE_FULL")
 _EGYRDY = bit(_RM["STATUS0"], "EGYRDY")
@@ -64,7 +64,7 @@ class SimAde9000:
     """The chip. Pass it to ``hal.spi.open_spi("sim", device=chip)``; pins go to a ``SimGpio``."""
 
     def __init__(self, source: Source, clock: Clock, channels: tuple[ChannelParams, ...] | None = None,
-                 gpio: Any = None, irq0_pin: int = 22, irq1_pin: int = 23, reset_pin: int = 25,
+                 gpio: Any = None, irq0_pin: int = 22, irq1_pin: int = 23, reset_pin: int | None = 25,
                  noise: bool = True, seed: int = 1, nominal_hz: float = 50.0) -> None:
         self.clock = clock
         self.channels = channels or default_channels()
@@ -132,7 +132,7 @@ class SimAde9000:
             return b"\xff" * len(tx)
         self.sync()
         cmd = int.from_bytes(tx[:2], "big")
-        addr = (cmd >> _RM.spi["command_addr_shift"]) & 0xFFF
+        addr = (cmd >> _RM.spi["command_addr_shift"]) & ((1 << _RM.spi["command_addr_bits"]) - 1)
         read = bool(cmd & (1 << _RM.spi["command_read_bit"]))
         self.regs[_RM["LAST_CMD"].addr] = cmd
         if read:
@@ -178,19 +178,19 @@ class SimAde9000:
             return
         old = self.regs[addr]
         self.regs[addr] = value
-        if reg.name == "CONFIG1" and value & 1:
-            self.regs[addr] = value & ~1
+        if reg.name == "CONFIG1" and field_get(reg, "SWRST", value):
+            self.regs[addr] = value & ~bit(reg, "SWRST")
             self._power_on_reset()
         elif reg.name == "RUN":
-            self._set_run(bool(value & 1))
+            self._set_run(bool(field_get(reg, "START", value)))
         elif reg.name == "WFB_CFG":
             self._set_capture(old, value, reg)
-        elif reg.name == "CRC_FORCE" and value & 1:
+        elif reg.name == "CRC_FORCE" and field_get(reg, "FORCE_CRC_UPDATE", value):
             self.regs[addr] = 0
             self._crc_forced = True
             self._recompute_crc()
             self.regs[_RM["STATUS1"].addr] |= _CRC_DONE
-        elif reg.name == "EP_CFG" and not old & 1 and value & 1:
+        elif reg.name == "EP_CFG" and not self._energy_on(old) and self._energy_on(value):
             self._measure(self._produced)
             self._egy_start = self._produced
             self.meas.take_energy()
@@ -253,13 +253,18 @@ class SimAde9000:
                 self._produce(min(target, self._next_boundary()))
         self._update_pins()
 
+    def _energy_on(self, value: int | None = None) -> bool:
+        """EP_CFG.EGY_PWR_EN of ``value`` (the register's own value when None)."""
+        reg = _RM["EP_CFG"]
+        return bool(field_get(reg, "EGY_PWR_EN", self.regs[reg.addr] if value is None else value))
+
     def _egy_frames(self) -> int:
         return (int(self.regs[_RM["EGY_TIME"].addr]) + 1) * FRAMES_PER_DSP_SAMPLE
 
     def _next_boundary(self) -> int:
         n = self._produced
         marks = [(n // MEASURE_FRAMES + 1) * MEASURE_FRAMES, n + 4096]
-        if self.regs[_RM["EP_CFG"].addr] & 1:
+        if self._energy_on():
             egy = self._egy_frames()
             marks.append(self._egy_start + ((n - self._egy_start) // egy + 1) * egy)
         return min(marks)
@@ -271,7 +276,7 @@ class SimAde9000:
         self._produced = end
         if self._capture_start is not None:
             self._fill_wfb(start, end, self.frames.codes(start, end))
-        egy_due = (self.regs[_RM["EP_CFG"].addr] & 1 and end > self._egy_start
+        egy_due = (self._energy_on() and end > self._egy_start
                    and (end - self._egy_start) % self._egy_frames() == 0)
         if end % MEASURE_FRAMES == 0 or egy_due or end - self._measured >= MEASURE_STEP_FRAMES:
             self._measure(end)
@@ -285,8 +290,7 @@ class SimAde9000:
         codes = self.frames.codes(self._measured, end)
         self._measured = end
         gains = self._gains()
-        ep_cfg = self.regs[_RM["EP_CFG"].addr]
-        if self.meas.add(normalise(codes), *gains, accumulate=bool(ep_cfg & 1)):
+        if self.meas.add(normalise(codes), *gains, accumulate=self._energy_on()):
             for name, value in self.meas.registers(gains[2]).items():
                 reg = _RM[name]
                 self.regs[reg.addr] = value & reg.value_mask
@@ -304,7 +308,7 @@ class SimAde9000:
             return
         keep = min(c1 - max(c0, 0), BUFFER_FRAMES)
         slots = np.arange(c1 - keep, c1) % BUFFER_FRAMES
-        self._wfb[slots, :7] = codes[-keep:].astype(np.int32) << 4
+        self._wfb[slots, :7] = codes[-keep:].astype(np.int32) << _SAMPLE_SHIFT
         pages_done = c1 // PAGE_FRAMES
         if pages_done > max(c0, 0) // PAGE_FRAMES:
             irqen = self.regs[_RM["WFB_PG_IRQEN"].addr]
@@ -313,15 +317,16 @@ class SimAde9000:
                 self.regs[_RM["STATUS0"].addr] |= _PAGE_FULL
             stat = _RM["WFB_TRG_STAT"]
             last_page = (pages_done - 1) % N_PAGES
-            self.regs[stat.addr] = (self.regs[stat.addr] & ~stat.field("WFB_LAST_PAGE").mask) | (last_page << 12)
+            self.regs[stat.addr] = ((self.regs[stat.addr] & ~stat.field("WFB_LAST_PAGE").mask)
+                                    | field_prep(stat, "WFB_LAST_PAGE", last_page))
 
     def _latch_energy(self, overwrite: bool) -> None:
         acc = self.meas.take_energy()
         for p, ph in enumerate("ABC"):
             for k, kind in enumerate(("WATTHR", "VARHR", "VAHR")):
                 hi, lo = _RM[f"{ph}{kind}_HI"], _RM[f"{ph}{kind}_LO"]
-                prev = 0 if overwrite else (hi.to_signed(self.regs[hi.addr]) << 13) | self.regs[lo.addr]
-                self.regs[hi.addr], self.regs[lo.addr] = split_energy(prev + int(acc[p, k]))
+                prev = 0 if overwrite else energy_join(hi, lo, self.regs[hi.addr], self.regs[lo.addr])
+                self.regs[hi.addr], self.regs[lo.addr] = energy_split(hi, lo, prev + int(acc[p, k]))
         self.regs[_RM["STATUS0"].addr] |= _EGYRDY
 
     def _update_pins(self) -> None:
@@ -350,7 +355,7 @@ class SimAde9000:
                     if irqen >> ((k - 1) % N_PAGES) & 1:
                         times.append(self._frame_done_ns(self._capture_start + k * PAGE_FRAMES))
                         break
-            if mask0 & _EGYRDY and self.regs[_RM["EP_CFG"].addr] & 1:
+            if mask0 & _EGYRDY and self._energy_on():
                 egy = (int(self.regs[_RM["EGY_TIME"].addr]) + 1) * FRAMES_PER_DSP_SAMPLE
                 times.append(self._frame_done_ns(self._egy_start + ((n - self._egy_start) // egy + 1) * egy))
         return min(times) if times else None

@@ -26,6 +26,7 @@ producer keeps writing it, so a host later than 4 ms loses the half. What this d
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -70,10 +71,8 @@ class _PipeLines:
         self.levels[pin] = level
         fd = self.pipes.get(pin)
         if old and not level and fd is not None:
-            try:
+            with contextlib.suppress(BlockingIOError):     # nobody reads the line: a level, not a queue
                 os.write(fd, _EDGE.pack(time.monotonic_ns()))
-            except BlockingIOError:
-                pass        # nobody reads the line: a level, not a queue
 
 
 def _set_priority() -> str:
@@ -126,29 +125,33 @@ def _chip_main(sock: socket.socket, setup: dict[str, Any]) -> None:
             msg = sock.recv(MAX_MESSAGE)
             if not msg:
                 break
-            op = msg[0]
             with lock:
-                if op == OP_XFER:
-                    reply = chip.transfer(msg[1:])
-                elif op == OP_MULTI:
-                    reply = b"".join(chip.transfer(tx) for tx in _split_multi(msg))
-                elif op == OP_LEVEL:
-                    chip.sync()
-                    reply = bytes([lines.levels.get(int.from_bytes(msg[1:3], "big"), True)])
-                elif op == OP_PIN:
-                    pin, level = int.from_bytes(msg[1:3], "big"), bool(msg[3])
-                    if pin == chip.reset_pin:
-                        chip.set_reset_pin(level)
-                    reply = b"\x01"
-                elif op == OP_CONTROL:
-                    reply = json.dumps(_control(chip, json.loads(msg[1:]))).encode()
-                else:
-                    reply = b""
-                if op != OP_LEVEL:
+                reply = _serve(chip, lines, msg)
+                if msg[0] != OP_LEVEL:
                     changed.set()
             sock.send(reply)
     finally:
         stop.set()
+
+
+def _serve(chip: Any, lines: _PipeLines, msg: bytes) -> bytes:
+    """One request of the host (a transfer, a line's level, the reset pin, a control message) and its reply."""
+    op = msg[0]
+    if op == OP_XFER:
+        return chip.transfer(msg[1:])
+    if op == OP_MULTI:
+        return b"".join(chip.transfer(tx) for tx in _split_multi(msg))
+    if op == OP_LEVEL:
+        chip.sync()
+        return bytes([lines.levels.get(int.from_bytes(msg[1:3], "big"), True)])
+    if op == OP_PIN:
+        pin, level = int.from_bytes(msg[1:3], "big"), bool(msg[3])
+        if pin == chip.reset_pin:
+            chip.set_reset_pin(level)
+        return b"\x01"
+    if op == OP_CONTROL:
+        return json.dumps(_control(chip, json.loads(msg[1:]))).encode()
+    return b""
 
 
 def _split_multi(msg: bytes) -> list[bytes]:
@@ -176,10 +179,8 @@ def _control(chip: Any, req: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     """Entry point of the chip's process: ``python -m hal.sim.chipd FD``; the setup arrives on the socket."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     sock = socket.socket(fileno=int(sys.argv[1]))
     setup = pickle.loads(sock.recv(1 << 20))
@@ -219,17 +220,15 @@ class RemoteLines(Gpio):
         ready, _, _ = select.select([fd], [], [], timeout_s)
         if not ready:
             return False
-        try:
+        with contextlib.suppress(BlockingIOError):
             os.read(fd, 4096)
-        except BlockingIOError:
-            pass
         return edge in (FALLING, "both")
 
 
 class ChipProcess:
     """The host's handle on the simulated ADE9000's process: its transport, its lines, fault injection."""
 
-    def __init__(self, source: Any, channels: Any, *, irq0_pin: int, irq1_pin: int, reset_pin: int, noise: bool,
+    def __init__(self, source: Any, channels: Any, *, irq0_pin: int, irq1_pin: int, reset_pin: int | None, noise: bool,
                  seed: int, nominal_hz: float, priority: bool = True) -> None:
         from hal import rtloop
 
@@ -276,15 +275,11 @@ class ChipProcess:
         return out
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
         for fd in self.edge_fds.values():
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self.edge_fds = {}
         if self.proc.poll() is None:
             self.proc.terminate()

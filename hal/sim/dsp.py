@@ -30,7 +30,6 @@ MEASURE_FRAMES = 3200       # RMS/power/period registers refresh every 0.1 s (5 
 CACHE_FRAMES = 4096         # frames generated in one numpy call (the chip's own process uses smaller chunks)
 MAX_CHUNKS = 8              # cached chunks kept before those behind the present are dropped
 GAIN_ONE = 1 << 27          # xIGAIN/xVGAIN/xPGAIN: gain = 1 + reg / 2^27
-ENERGY_MASK = (1 << 45) - 1
 
 
 class Source(Protocol):
@@ -175,7 +174,3 @@ def normalise(codes: np.ndarray) -> np.ndarray:
     return codes.astype(np.float64) / SAMPLE_FULL_SCALE_CODES
 
 
-def split_energy(value: int) -> tuple[int, int]:
-    """45-bit accumulator -> (xHR_HI as 32-bit raw, xHR_LO as 13 bits)."""
-    raw = value & ENERGY_MASK
-    return (raw >> 13) & 0xFFFFFFFF, raw & 0x1FFF

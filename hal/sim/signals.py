@@ -25,7 +25,7 @@ THD, frequency) computed from the parameters, not from samples.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -245,7 +245,8 @@ class ThreePhase:
         th = self.theta(t)
         ang = np.deg2rad(self.i_angle_deg[p])
         level: np.ndarray | float = 1.0
-        harmonics = [(h.order, h.magnitude, np.deg2rad(h.phase_deg)) for h in self.i_harmonics]
+        harmonics: list[tuple[int, Any, float]] = [(h.order, h.magnitude, np.deg2rad(h.phase_deg))
+                                                   for h in self.i_harmonics]
         if self.load_profile is not None:
             level = self.load_profile.level(t)
             ang = np.deg2rad(self.v_angle_deg[p] - self.load_profile.angle_deg(t))
@@ -369,7 +370,8 @@ def steady(v_rms: float = 230.0, i_rms: float = 5.0, pf_angle_deg: float = 0.0, 
            seed: int = 1) -> ThreePhase:
     """A balanced steady load; ``pf_angle_deg`` > 0 means current lags (inductive)."""
     return ThreePhase(v_rms=(v_rms,) * 3, i_rms=(i_rms,) * 3,
-                      i_angle_deg=tuple(a - pf_angle_deg for a in V_ANGLES_DEG),
+                      i_angle_deg=(V_ANGLES_DEG[0] - pf_angle_deg, V_ANGLES_DEG[1] - pf_angle_deg,
+                                   V_ANGLES_DEG[2] - pf_angle_deg),
                       frequency=Frequency(nominal_hz), nominal_hz=nominal_hz, seed=seed)
 
 

@@ -1,7 +1,8 @@
 """Kernels of the per-sample paths, in C where the build had a compiler, else their numpy references.
 
 ``BACKEND`` is ``"c"`` or ``"numpy"``; ``BACKEND_NOTE`` is the one line the metrology service logs
-at start-up. Every kernel here has the signature and result of its definition in ``reference.py``;
+at start-up. ``use_reference`` switches to the numpy reference (the start-up check of
+``firmware.extensions`` does, for an extension built from another version of its source). Every kernel here has the signature and result of its definition in ``reference.py``;
 ``tests/unit/test_metrology_kernels.py`` checks that the two agree.
 """
 from __future__ import annotations
@@ -89,5 +90,16 @@ else:
     resample_cycles, cycle_stats, sosfilt = reference.resample_cycles, reference.cycle_stats, reference.sosfilt
     harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
 
+
+
+def use_reference(why: str) -> None:
+    """Run on the numpy reference from now on (the C extension does not match its source: ``why``)."""
+    global BACKEND, BACKEND_NOTE, resample_cycles, cycle_stats, sosfilt, harmonic_groups, rising_crossings
+    BACKEND = "numpy"
+    BACKEND_NOTE = f"metrology kernels: numpy reference, the C extension is stale ({why}); same results, lower throughput"
+    resample_cycles, cycle_stats, sosfilt = reference.resample_cycles, reference.cycle_stats, reference.sosfilt
+    harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
+
+
 __all__ = ["BACKEND", "BACKEND_NOTE", "resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups",
-           "rising_crossings", "reference"]
+           "rising_crossings", "reference", "use_reference"]

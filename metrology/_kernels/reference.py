@@ -88,10 +88,7 @@ def harmonic_groups(lines: np.ndarray, n: int, orders: int) -> tuple[np.ndarray,
     (zero when n < 4), (S, orders-1); and the phase of each line h*n, (S, orders)."""
     s = lines.shape[0]
     c2 = (lines[:, :orders * n].real ** 2 + lines[:, :orders * n].imag ** 2).reshape(s, orders, n)
-    if n >= 2:
-        g2 = c2[:, 1:, 0] + (c2[:, :-1, n - 1] + c2[:, 1:, 1])
-    else:
-        g2 = c2[:, 1:, 0].copy()
+    g2 = c2[:, 1:, 0] + (c2[:, :-1, n - 1] + c2[:, 1:, 1]) if n >= 2 else c2[:, 1:, 0].copy()
     inter2 = c2[:, :-1, 2:n - 1].sum(axis=2) if n >= 4 else np.zeros((s, orders - 1))
     return g2, inter2, np.angle(lines[:, :orders * n:n])
 

@@ -37,7 +37,7 @@ def meter(tmp_path, repo, subprocess_env):
     config = tmp_path / "meter.toml"
     config.write_text(f'[meter]\ndata_dir = "{tmp_path / "var"}"\nrun_dir = "{tmp_path / "run"}"\n'
                       f'[modbus]\ntcp_port = {port}\nbind_address = "127.0.0.1"\n')
-    log = open(tmp_path / "meter.out", "w+")
+    log = open(tmp_path / "meter.out", "w+")  # noqa: SIM115 - the meter writes it while the test reads it
     proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--config", str(config),
                              "--board", str(repo / "boards" / "sim.toml")], cwd=repo, env=subprocess_env,
                             stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -58,7 +58,7 @@ def _wait_healthy(proc, client) -> dict:
             status = client.call("status")
             if status["healthy"]:
                 return status
-        except Exception:
+        except Exception:  # noqa: BLE001 - polled until the meter answers
             pass
         time.sleep(0.25)
     raise AssertionError(f"meter not healthy within {STARTUP_TIMEOUT_S} s: {status}")
@@ -86,7 +86,7 @@ def test_whole_meter_runs_meters_serves_modbus_and_stops_cleanly(meter):
     assert elapsed < STOP_DEADLINE_S, f"stop took {elapsed:.2f} s"
     assert [p for p in pids if _alive(p)] == [], "a process outlived the meter"
     assert "meter 0.1.0 running" in out or "running (configuration version" in out
-    from firmware.service import instance_name
+    from firmware.ipc.names import instance_name
 
     assert not list(Path("/dev/shm").glob(instance_name(status["run_dir"]) + ".*")), "shared memory left behind"
     print(f"stopped in {elapsed:.2f} s")

@@ -12,6 +12,7 @@ then exactly the energy registered after it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -29,7 +30,7 @@ import pytest
 from firmware.control import ControlClient
 from firmware.ipc import shm
 from firmware.ipc.snapshot import Snapshot
-from firmware.service import instance_name
+from firmware.ipc.names import instance_name
 from firmware.storage.records import RecordStore
 from hal.errors import IPCError, MeterError
 from metrology.registers import QUANTITIES, TOTAL, UNCOMP
@@ -112,10 +113,8 @@ sim_dir = "{self.inputs}"
         """SIGKILL to the supervisor and every service at the same instant (a power cut), and wait until
         none of them runs any more (a write in flight in the kernel completes before its process dies)."""
         assert self.proc is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=10)
         deadline = time.monotonic() + 10.0
         while _group_alive(self.proc.pid):
@@ -269,10 +268,8 @@ def run_and_watch(meter: Meter, floor: OnDisk, window_s: float, rng: random.Rand
     kill_at = time.monotonic() + rng.uniform(0.0, window_s)
     while time.monotonic() < kill_at:
         time.sleep(min(POLL_S, max(0.0, kill_at - time.monotonic())))
-        try:
+        with contextlib.suppress(MeterError, OSError, ValueError):  # a call cut short is no evidence either way
             seen.add(meter.call("metrology.registers"))
-        except (MeterError, OSError, ValueError):   # a control call cut short is no evidence either way
-            pass
     return seen
 
 

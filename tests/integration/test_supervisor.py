@@ -37,9 +37,10 @@ class Meter:
         self.run_dir = tmp / "run"
         self.config.write_text(f'[meter]\ndata_dir = "{tmp / "var"}"\nrun_dir = "{self.run_dir}"\n'
                                f'[log]\nfile = true\n{extra_config}')
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.run_supervisor", str(self.config), str(self.run_dir), *services],
-            env={**env, **(child_env or {})}, stdout=open(tmp / "meter.out", "w"), stderr=subprocess.STDOUT)
+        with open(tmp / "meter.out", "w") as out:        # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.support.run_supervisor", str(self.config), str(self.run_dir), *services],
+                env={**env, **(child_env or {})}, stdout=out, stderr=subprocess.STDOUT)
         self.out_path = tmp / "meter.out"
         self.client = ControlClient(self.run_dir / "control.sock", timeout_s=5)
 
@@ -54,7 +55,7 @@ class Meter:
                 last = self.status()
                 if predicate(last):
                     return last
-            except Exception:
+            except Exception:  # noqa: BLE001 - polled until the supervisor answers
                 pass
             time.sleep(0.02)
         raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last status {json.dumps(last)}")

@@ -41,7 +41,7 @@ def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.2):
 def status_of(sock: Path) -> dict | None:
     try:
         return ControlClient(sock, timeout_s=2.0).call("status")
-    except Exception:
+    except Exception:  # noqa: BLE001 - no answer while the meter restarts
         return None
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from firmware.upgrade.errors import UpgradeRefused
 from firmware.upgrade.guard import Guard
-from firmware.upgrade.lock import set_file_lock
+from firmware.lockstate import set_file_lock
 from tests.integration.upgrade_env import make_env, snapshot
 from tools.image.keys import keygen
 
@@ -106,8 +106,8 @@ def test_lock_published_by_its_owner_is_honoured(env):
     from firmware.config import meter_schema
     from firmware.ipc.snapshot import Snapshot
     from firmware.lockstate import revenue_locked
+    from firmware.ipc.names import instance_name
     from firmware.points import snapshot_layout
-    from firmware.service import instance_name
 
     run_dir = env.base / "run"
     config = meter_schema().load({"meter": {"run_dir": str(run_dir)},
@@ -118,6 +118,22 @@ def test_lock_published_by_its_owner_is_honoured(env):
         refused(env, env.image("0.2.0"), "locked", locked=lambda: revenue_locked(config))
         snap.publish({"revenue_locked": 0.0})
         assert env.installer(locked=lambda: revenue_locked(config)).install(env.image("0.2.0"))["slot"] == "b"
+    finally:
+        snap.unlink()
+
+
+def test_the_installer_on_its_own_reads_the_published_lock_too(env):
+    """An installer given no lock reader asks the one every process uses (switch file and published point)."""
+    from firmware.ipc.names import instance_name
+    from firmware.ipc.snapshot import Snapshot
+    from firmware.points import snapshot_layout
+
+    snap = Snapshot.create(f"{instance_name(env.settings.run_dir)}.measurements", snapshot_layout())
+    try:
+        snap.publish({"revenue_locked": 1.0})
+        assert "revenue lock is on" in refused(env, env.image("0.2.0"), "locked")
+        snap.publish({"revenue_locked": 0.0})
+        assert env.installer().install(env.image("0.2.0"))["slot"] == "b"
     finally:
         snap.unlink()
 

@@ -6,6 +6,7 @@ interpreter replaced by this test's interpreter (the test slots carry no bundled
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
@@ -101,10 +102,8 @@ def test_meter_service_command_runs_the_meter_from_the_slot_and_notifies_systemd
         messages: set[str] = set()
         deadline = time.monotonic() + 10
         while not {"READY=1", "WATCHDOG=1"} <= messages and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(socket.timeout):
                 messages.add(notify.recv(256).decode())
-            except socket.timeout:
-                pass
         assert {"READY=1", "WATCHDOG=1"} <= messages
     finally:
         proc.send_signal(signal.SIGTERM)      # the sh -c execs the guard, so this reaches it directly

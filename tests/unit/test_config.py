@@ -168,7 +168,7 @@ def test_cli_validate_show_defaults(tmp_path, subprocess_env):
 
 
 def test_sealed_sections_refuse_changes_while_revenue_locked_and_log_the_attempt(tmp_path):
-    from firmware.upgrade.lock import set_file_lock
+    from firmware.lockstate import set_file_lock
     from hal.errors import AccessDenied
 
     lock = tmp_path / "lock"

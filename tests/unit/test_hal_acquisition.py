@@ -17,7 +17,7 @@ from firmware.config.board import load_board
 from firmware.ipc.ring import Ring, RingReader
 from firmware.ipc.samples import FLAG_CHIP_RESET, FLAG_GAP, FLAG_SIMULATED, SampleBlock, block_size
 from firmware.ipc.snapshot import Snapshot
-from firmware.service import instance_name
+from firmware.ipc.names import instance_name
 from firmware.services.acquisition import ENERGY_LAYOUT, Acquisition
 from hal.ade9000 import ChipSettings
 from hal.sim.signals import steady
@@ -128,7 +128,7 @@ def test_service_process_streams_in_real_time(tmp_path):
             try:
                 obj = Ring.attach(n) if n.endswith("samples") else Snapshot.attach(n)
                 obj.unlink()
-            except Exception:
+            except Exception:  # noqa: BLE001 - clean-up of whatever the test left
                 pass
 
 

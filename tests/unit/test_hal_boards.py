@@ -44,7 +44,8 @@ def test_sim_board_brings_up(tmp_path):
     ("irq1 = 23", "irq1 = 24", r"\[gpio\] option 'irq1': GPIO 24 is already used by 'irq0'"),
     ("reset = 27", "reset = 10", r"\[gpio\] option 'reset': GPIO 10 is an SPI0 pin"),
     ("[sim]", "[sim]\nspeed = 3", r"\[sim\] option 'speed' is not valid in section \[sim\]"),
-    ('backend = "sim"\nbus', 'backend = "spidev"\nbus', r"a simulated chip needs both backends 'sim'"),
+    ('backend = "sim"\nbus', 'backend = "spidev"\nbus',
+     r"\[spi\] backend 'spidev' is real but \[gpio\] backend 'sim' is simulated; a board is all simulated"),
 ])
 def test_bad_keys(tmp_path, old, new, message):
     with pytest.raises(ConfigError, match=message):
@@ -64,3 +65,36 @@ def test_calibration_file_overrides_defaults(tmp_path):
     (tmp_path / "cal.toml").write_text("[IA]\ngain = 2.0\n")
     with pytest.raises(ConfigError, match=r"cal.toml: \[IA\] option 'gain': 2.0 is out of range; allowed 0.5..1.5"):
         load_board(tmp_path / "sim.toml")
+
+
+def test_the_meter_inputs_have_one_order_across_the_layers():
+    """hal owns the ADE9000 burst order; metrology (which imports no hal) states the order it computes in, and
+    the samples ring, configuration and COMTRADE mapping take hal's."""
+    from firmware.config.sections.metrology import INPUTS as CONFIG_INPUTS
+    from firmware.ipc.samples import CHANNELS as RING_CHANNELS
+    from hal.board import CHANNELS
+    from hal.comtrade import ORDER
+    from metrology.systems import INPUTS
+
+    assert INPUTS == CHANNELS
+    assert CONFIG_INPUTS is CHANNELS and RING_CHANNELS is CHANNELS and ORDER is CHANNELS
+
+
+@pytest.mark.parametrize("spi,gpio", [("sim", "gpiod"), ("spidev", "sim"), ("sim", "rpigpio")])
+def test_open_hardware_refuses_a_board_that_mixes_simulated_and_real_parts(spi, gpio):
+    """Whoever builds the board (a board file, a test, a tool), the hardware is all simulated or all real."""
+    from hal.board import BoardParams, GpioParams, SpiParams, default_channels
+
+    board = BoardParams("mixed", channels=default_channels(), spi=SpiParams(spi), gpio=GpioParams(gpio))
+    with pytest.raises(ConfigError, match=r"board mixed: \[spi\] backend .* a board is all simulated"):
+        open_hardware(board, ChipSettings(default_channels()), realtime=False)
+
+
+def test_unknown_backends_name_the_registry():
+    from hal.gpio import open_gpio
+    from hal.spi import open_spi
+
+    with pytest.raises(ConfigError, match=r"spi: backend 'usb' is not known; allowed 'spidev', 'sim'"):
+        open_spi("usb")
+    with pytest.raises(ConfigError, match=r"gpio: backend 'wiringpi' is not known; allowed 'rpigpio', 'gpiod', 'sim'"):
+        open_gpio("wiringpi")

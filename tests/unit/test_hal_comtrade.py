@@ -79,10 +79,10 @@ def test_writer_round_trip(fmt, rev, tmp_dir):
 
 def test_errors_name_the_file_and_the_problem(tmp_dir):
     d = tmp_dir()
-    (d / "bad.cfg").write_text("S,D,1999\n2,1A,0D\n1,VA,A,,V,1,0,0,-1,1,1,1,S\n50\n1\n100,1\nx\nx\nASCII\n1\n")
+    (d / "bad.cfg").write_text("S,D,1999\n2,1A,0D\n1,VA,A,,V,1,0,0,-1,1,1,1,S\n50\n1\n1000,1\nx\nx\nASCII\n1\n")
     with pytest.raises(ComtradeError, match=r"bad.cfg: line 2 says 2 channels but 1A \+ 0D"):
         read_comtrade(d / "bad.cfg")
-    (d / "bad.cfg").write_text("S,D,1999\n1,1A,0D\n1,VA,A,,V,1,0,0,-1,1,1,1,S\n50\n1\n100,1\nx\nx\nHEX\n1\n")
+    (d / "bad.cfg").write_text("S,D,1999\n1,1A,0D\n1,VA,A,,V,1,0,0,-1,1,1,1,S\n50\n1\n1000,1\nx\nx\nHEX\n1\n")
     with pytest.raises(ComtradeError, match="file type 'HEX'"):
         read_comtrade(d / "bad.cfg")
     with pytest.raises(ComtradeError, match="missing.cfg: cannot be read"):

@@ -151,3 +151,17 @@ def test_starved_host_in_real_time_never_splices():
         time.sleep(rng.choice([0, 0, 0.001, 0.003, 0.005, 0.009, 0.013, 0.03]))
     assert delivered > 20 and hw.stream.stats.gaps > 0
     hw.close()
+
+
+def test_a_gap_marked_on_the_stream_is_carried_by_its_next_block():
+    """Frames lost where the stream did not see them (another reader handing it back) reach the next block."""
+    hw = make(noise=False)
+    hw.chip.bring_up()
+    hw.stream.start()
+    first = next(hw.stream.blocks(max_blocks=1))
+    hw.stream.mark_gap(300)
+    after = list(hw.stream.blocks(max_blocks=2))
+    assert not first.flags & FLAG_GAP
+    assert after[0].flags & FLAG_GAP and after[0].lost_frames == 300
+    assert not after[1].flags & FLAG_GAP and after[1].lost_frames == 0
+    assert hw.stream.take_pending() == (0, 0)

@@ -48,3 +48,16 @@ def test_disputed_constants_are_self_consistent():
 
 def test_generated_doc_is_current():
     assert gendocs_hal.main(["--check"]) == 0
+
+
+def test_energy_accumulators_are_joined_and_split_through_the_map():
+    """xHR_HI holds the signed upper 32 bits, xHR_LO the 13 LSBs (field LSBS): no shifts outside the map."""
+    from hal.regmap import energy_join, energy_split, regmap
+
+    rm = regmap()
+    hi, lo = rm["AWATTHR_HI"], rm["AWATTHR_LO"]
+    for value in (0, 1, 8191, 8192, 123_456_789_012, -1, -8193, -(2 ** 44), 2 ** 44 - 1):
+        h, lo_raw = energy_split(hi, lo, value)
+        assert 0 <= h <= 0xFFFFFFFF and 0 <= lo_raw <= 0x1FFF
+        assert energy_join(hi, lo, h, lo_raw) == value
+    assert energy_split(hi, lo, 2 ** 45) == (0, 0)          # the 45-bit accumulator wraps

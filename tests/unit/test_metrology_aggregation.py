@@ -6,7 +6,7 @@ import pytest
 
 from metrology.frequency import SETTLE_S
 from metrology.intervals import TEN_MIN_NS, ClockAggregator, CountAggregator, Interval, aggregate
-from metrology.pipeline import FLAG_GAP, Pipeline
+from metrology.pipeline import Pipeline
 from metrology.settings import MetrologySettings
 from tests.conformance.signals import FS, balanced, feed
 
@@ -84,10 +84,10 @@ def test_a_gap_restarts_the_windows_flags_the_intervals_and_reports_lost_time():
     results = []
     block = 1024
     for first in list(range(0, 64 * block, block)) + list(range(80 * block, 160 * block, block)):
-        flags = FLAG_GAP if first == 80 * block else 0
-        lost = 16 * block if flags else 0
+        restart = first == 80 * block
+        lost = 16 * block if restart else 0
         results.append(pl.feed_values(sig.samples(first, block), first, t0 + round(first * 1e9 / FS),
-                                      flags, lost))
+                                      restart, lost))
     assert sum(r.gap for r in results) == 1
     secs = [s for r in results for s in r.seconds]
     lost = sum(s.energy.gap_s for s in secs)

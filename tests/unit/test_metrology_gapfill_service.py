@@ -15,14 +15,15 @@ import pytest
 from firmware.config import meter_schema
 from firmware.ipc import chipenergy
 from firmware.ipc.chipenergy import ChipEnergyRecord
+from firmware.ipc.names import CHIP_INTERVALS, MEASUREMENTS, SAMPLES, instance_name
 from firmware.ipc.ring import Ring
 from firmware.ipc.samples import FLAG_GAP, FLAG_SIMULATED, SampleBlock, block_size
 from firmware.ipc.snapshot import Snapshot
 from firmware.revenue.engine import STATUS_BITS
 from firmware.revenue.gapfill import HOLD_MAX_S, ChipRecords
 from firmware.revenue.loadprofile import FLAGS
-from firmware.service import ServiceContext, instance_name
-from firmware.services.metrology import RING_NAME, SNAPSHOT_NAME, MetrologyService
+from firmware.service import ServiceContext
+from firmware.services.metrology import MetrologyService
 from hal.board import default_channels
 from metrology.frequency import SETTLE_S
 from hal.sim import adc
@@ -89,8 +90,8 @@ class Rig:
         run_dir.mkdir()
         self.ctx = ServiceContext("metrology", config, Path("none.toml"), Path("boards/sim.toml"), run_dir,
                                   tmp_path / "data", instance_name(run_dir))
-        self.ring = Ring.create(self.ctx.shm_name(RING_NAME), block_size(BLOCK), 4096)
-        self.chip = Ring.create(self.ctx.shm_name(chipenergy.RING_NAME), chipenergy.RECORD_SIZE,
+        self.ring = Ring.create(self.ctx.shm_name(SAMPLES), block_size(BLOCK), 4096)
+        self.chip = Ring.create(self.ctx.shm_name(CHIP_INTERVALS), chipenergy.RECORD_SIZE,
                                 chipenergy.RING_SLOTS) if chip_ring else None
         self.svc = MetrologyService(self.ctx)
         self.svc.setup()
@@ -157,7 +158,7 @@ class Rig:
             if ring is not None:
                 ring.close()
                 ring.unlink()
-        Snapshot.attach(self.ctx.shm_name(SNAPSHOT_NAME)).unlink()
+        Snapshot.attach(self.ctx.shm_name(MEASUREMENTS)).unlink()
 
 
 @pytest.fixture(autouse=True)
@@ -238,7 +239,7 @@ def test_the_energy_of_every_gap_is_billed_from_the_chip_records(rig):
     # seconds registered late or from the records alone carry the monotonic time of their end: no clock set
     assert not engine.lp.status & FLAGS["time_set"]
     assert not any(r["event"] == "time_set" for r in engine.lp.read_all())
-    snap = Snapshot.attach(rig.ctx.shm_name(SNAPSHOT_NAME))
+    snap = Snapshot.attach(rig.ctx.shm_name(MEASUREMENTS))
     values = snap.read()
     snap.close()
     assert values["energy_gaps_filled"] == len(LOST) and values["energy_gaps_unfilled"] == 0
@@ -299,7 +300,7 @@ def test_a_difference_beyond_the_accuracy_class_raises_the_status_bit_and_an_eve
     tr = truth(SECONDS + 1)
     # the chip reads 1 % more than the truth: the samples are -0.99 % of the chip, beyond class 0.5
     rig.run(int((SECONDS + 0.1) * FS), {}, tr, scale=1.01)
-    snap = Snapshot.attach(rig.ctx.shm_name(SNAPSHOT_NAME))
+    snap = Snapshot.attach(rig.ctx.shm_name(MEASUREMENTS))
     values = snap.read()
     snap.close()
     # -0.990 % = (1 - 1.01) / 1.01; 0.05 % for the sample path as in the test above

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from metrology.frequency import BRIDGE_MAX_S, SETTLE_S
-from metrology.pipeline import FLAG_GAP, Pipeline
+from metrology.pipeline import Pipeline
 from metrology.publish import publish
 from metrology.energy import EnergyIncrement
 from metrology.settings import MetrologySettings
@@ -34,7 +34,7 @@ def run_with_gaps(f0: float, seconds: float, every: int, lost_blocks: int = 1, p
             continue
         first = b * BLOCK
         results.append(pl.feed_values(sig.samples(first, BLOCK), first, T0 + round(first * 1e9 / FS),
-                                      FLAG_GAP if flag else 0, flag))
+                                      bool(flag), flag))
         flag = 0
     return pl, results
 
@@ -79,7 +79,7 @@ def test_a_lone_gap_flags_its_second_and_the_next_only():
     for k in range(int(4.0 * FS) // BLOCK):
         at = first + (k + 3) * BLOCK               # 3 blocks (12 ms) lost at 8.5 s
         results.append(pl.feed_values(sig.samples(at, BLOCK), at, T0 + round(at * 1e9 / FS),
-                                      FLAG_GAP if k == 0 else 0, 3 * BLOCK if k == 0 else 0))
+                                      k == 0, 3 * BLOCK if k == 0 else 0))
     secs = {int(s.start_ns // 10**9 - T0 // 10**9): s for r in results for s in r.seconds}
     assert [k for k, s in sorted(secs.items()) if s.gap] == [8]
     # the lost frames and the partial cycles on either side: the tracker bridged the gap, no settling after it
@@ -121,7 +121,7 @@ def test_a_long_gap_restarts_the_tracker_and_waits_for_it_to_settle():
     for k in range(int(3.0 * FS) // BLOCK):
         at = first + k * BLOCK
         results.append(pl.feed_values(sig.samples(at, BLOCK), at, T0 + round(at * 1e9 / FS),
-                                      FLAG_GAP if k == 0 else 0, lost if k == 0 else 0))
+                                      k == 0, lost if k == 0 else 0))
     secs = [s for r in results for s in r.seconds]
     unmeasured = sum(s.energy.gap_s for s in secs)
     assert lost / FS + SETTLE_S < unmeasured <= lost / FS + SETTLE_S + 2 / 50 + 1e-9

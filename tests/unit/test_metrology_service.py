@@ -8,11 +8,12 @@ import pytest
 from metrology.frequency import SETTLE_S
 
 from firmware.config import meter_schema
+from firmware.ipc.names import MEASUREMENTS, SAMPLES, instance_name
 from firmware.ipc.ring import Ring
 from firmware.ipc.samples import FLAG_GAP, FLAG_SIMULATED, SampleBlock, block_size
 from firmware.ipc.snapshot import Snapshot
-from firmware.service import ServiceContext, instance_name
-from firmware.services.metrology import RING_NAME, SNAPSHOT_NAME, MetrologyService
+from firmware.service import ServiceContext
+from firmware.services.metrology import MetrologyService
 from hal.board import default_channels
 from hal.sim import adc
 from tests.conformance.signals import FS, balanced
@@ -27,14 +28,14 @@ def service(tmp_path):
     run_dir.mkdir()
     ctx = ServiceContext("metrology", config, Path("none.toml"), Path("boards/sim.toml"), run_dir,
                          tmp_path / "data", instance_name(run_dir))
-    ring = Ring.create(ctx.shm_name(RING_NAME), block_size(BLOCK), 4096)
+    ring = Ring.create(ctx.shm_name(SAMPLES), block_size(BLOCK), 4096)
     svc = MetrologyService(ctx)
     svc.setup()
     yield svc, ring, ctx
     svc.teardown()
     ring.close()
     ring.unlink()
-    Snapshot.attach(ctx.shm_name(SNAPSHOT_NAME)).unlink()
+    Snapshot.attach(ctx.shm_name(MEASUREMENTS)).unlink()
 
 
 def write_blocks(ring, sig, start, stop, t0_ns, flags_at=None, lost=0, offset=(0.0,) * 7, phase_deg=(0.0,) * 7):
@@ -62,7 +63,7 @@ def test_service_publishes_the_measurement_snapshot_every_second(service):
     t0 = 1_700_000_000 * 10 ** 9
     write_blocks(ring, sig, 0, int(3.05 * FS) // BLOCK * BLOCK, t0)
     drain(svc)
-    snap = Snapshot.attach(ctx.shm_name(SNAPSHOT_NAME))
+    snap = Snapshot.attach(ctx.shm_name(MEASUREMENTS))
     values = snap.read()
     snap.close()
     assert svc.counters["seconds"] >= 2
@@ -104,7 +105,7 @@ def test_the_calibration_the_blocks_carry_is_applied_by_the_service(service):
     write_blocks(ring, sig, 0, int(3.05 * FS) // BLOCK * BLOCK, 1_700_000_000 * 10 ** 9, offset=offset,
                  phase_deg=phase)
     drain(svc)
-    snap = Snapshot.attach(ctx.shm_name(SNAPSHOT_NAME))
+    snap = Snapshot.attach(ctx.shm_name(MEASUREMENTS))
     values = snap.read()
     snap.close()
     # 2e-4: the energy accuracy limit the meter promises (0.02 %); ADC noise leaves ~1e-5 here

@@ -82,13 +82,13 @@ class Rig:
         self.engine = self.open()
 
     def reg(self, name: str = "wh_del") -> float:
-        return self.engine.registers()["energy"][name]["total"]
+        return self.engine.cmd.registers()["energy"][name]["total"]
 
 
 def test_energy_per_rate_adds_up_to_the_total(tmp_path):
     rig = Rig(tmp_path, tou_config())
     rig.run(2 * 3600)                                # 07:00-09:00 UTC; +00:00 zone: A then B
-    r = rig.engine.registers()["energy"]["wh_del"]
+    r = rig.engine.cmd.registers()["energy"]["wh_del"]
     assert r["total"] == pytest.approx(6000.0, rel=REL)
     assert r["rates"]["A"] == pytest.approx(3000.0, rel=REL)
     assert r["rates"]["B"] == pytest.approx(3000.0, rel=REL)
@@ -99,7 +99,7 @@ def test_demand_peak_coincident_and_predicted(tmp_path):
     rig = Rig(tmp_path)
     rig.run(900, p=3000.0)
     rig.run(901, p=6000.0, q=0.0)                 # the closure at 07:30 happens in the next second
-    reg = rig.engine.registers()
+    reg = rig.engine.cmd.registers()
     assert reg["demand"]["p_del"] == pytest.approx(6000.0, rel=REL)
     peak = reg["peaks"]["p_del"]
     assert peak["value"] == pytest.approx(6000.0, rel=REL)
@@ -130,45 +130,45 @@ def test_lock_refuses_resets_presets_and_test_mode_and_logs_every_attempt(tmp_pa
                        ("test_mode_enter", {}), ("demand_reset", {}), ("billing_reset", {})):
         with pytest.raises(AccessDenied, match="revenue-locked"):
             rig.engine.commands()[name](user="tech", **args)
-    rig.engine.freeze(user="tech")                                  # a freeze resets nothing
-    audit = rig.engine.audit_log(n=10)
+    rig.engine.cmd.freeze(user="tech")                                  # a freeze resets nothing
+    audit = rig.engine.cmd.audit_log(n=10)
     assert [(a["action"], a["accepted"]) for a in audit] == [
         ("energy_reset", 0), ("preset", 0), ("test_mode_enter", 0), ("demand_reset", 0), ("billing_reset", 0),
         ("freeze", 1)]
     assert all(a["user"] == "tech" and "revenue-locked" in a["reason"] for a in audit[:5])
     rig.locked = False
-    result = rig.engine.preset(user="tech", register="wh_del", value=1e6)
+    result = rig.engine.cmd.preset(user="tech", register="wh_del", value=1e6)
     assert result["old"] == pytest.approx(10 * 3000.0 / 3600, rel=REL) and rig.reg() == 1e6
-    assert rig.engine.audit_log(n=1)[0]["args"]["old"] == result["old"]
+    assert rig.engine.cmd.audit_log(n=1)[0]["args"]["old"] == result["old"]
 
 
 def test_demand_reset_lockout(tmp_path):
     rig = Rig(tmp_path, config(demand_reset_lockout="5 min"))
     rig.run(900)
-    rig.engine.demand_reset(user="u")
+    rig.engine.cmd.demand_reset(user="u")
     rig.clock.t += 60
     with pytest.raises(AccessDenied, match="lockout"):
-        rig.engine.demand_reset(user="u")
+        rig.engine.cmd.demand_reset(user="u")
     rig.clock.t += 241
-    rig.engine.demand_reset(user="u")
-    assert [a["accepted"] for a in rig.engine.audit_log()] == [1, 0, 1]
+    rig.engine.cmd.demand_reset(user="u")
+    assert [a["accepted"] for a in rig.engine.cmd.audit_log()] == [1, 0, 1]
 
 
 def test_billing_period_reset_snapshots_and_moves_peaks_to_cumulative(tmp_path):
     rig = Rig(tmp_path, config(self_read_triggers=["bpr"]))
     rig.run(1800)
-    rig.engine.billing_reset(user="reader")
-    reg = rig.engine.registers()
+    rig.engine.cmd.billing_reset(user="reader")
+    reg = rig.engine.cmd.registers()
     bpr = reg["snapshots"]["bpr"]
     assert bpr["peaks"][0] == pytest.approx(3000.0, rel=REL)
     assert bpr["avg_pf"] == pytest.approx(3000.0 / math.hypot(3000.0, 1000.0), rel=REL)
     assert reg["peaks"]["p_del"]["value"] == 0.0
     assert reg["cumulative"]["p_del"] == pytest.approx(3000.0, rel=REL)
     assert reg["counters"]["bpr"] == 1
-    assert rig.engine.self_read_log()[-1]["trigger"] == "bpr"
+    assert rig.engine.cmd.self_read_log()[-1]["trigger"] == "bpr"
     rig.run(900, p=1000.0, q=0.0)
-    assert rig.engine.registers()["avg_pf_since_bpr"] == pytest.approx(1.0, rel=1e-6)
-    events = [r["event"] for r in rig.engine.load_profile() if r["kind"] == "event"]
+    assert rig.engine.cmd.registers()["avg_pf_since_bpr"] == pytest.approx(1.0, rel=1e-6)
+    events = [r["event"] for r in rig.engine.cmd.load_profile() if r["kind"] == "event"]
     assert events == ["bpr"]
 
 
@@ -176,30 +176,30 @@ def test_test_mode_stops_billing_runs_test_registers_and_times_out(tmp_path):
     rig = Rig(tmp_path, config(test_mode_timeout="2 min"))
     rig.run(60)
     billing = rig.reg()
-    rig.engine.test_mode_enter(user="tester")
+    rig.engine.cmd.test_mode_enter(user="tester")
     rig.run(60)
     assert rig.reg() == billing
     assert rig.engine.test_registers()["wh_del"] == pytest.approx(60 * 3000.0 / 3600, rel=REL)
-    out = rig.engine.test_mode_exit(user="tester")
+    out = rig.engine.cmd.test_mode_exit(user="tester")
     assert out["final"]["wh_del"] == pytest.approx(50.0, rel=REL)
     assert rig.engine.test_registers() == {}
     rig.run(60)
     assert rig.reg() == pytest.approx(billing + 50.0, rel=REL)
-    rig.engine.test_mode_enter(user="tester")
+    rig.engine.cmd.test_mode_enter(user="tester")
     rig.run(121)
-    assert not rig.engine.registers()["test_mode"]                  # inactivity timeout
-    assert rig.engine.audit_log(n=1)[0]["args"] == {"why": "inactivity"}
-    rig.engine.test_mode_enter(user="tester")
+    assert not rig.engine.cmd.registers()["test_mode"]                  # inactivity timeout
+    assert rig.engine.cmd.audit_log(n=1)[0]["args"] == {"why": "inactivity"}
+    rig.engine.cmd.test_mode_enter(user="tester")
     rig.engine.flush("power_fail")
-    assert not rig.engine.registers()["test_mode"]                  # power loss ends test mode
-    events = [r["event"] for r in rig.engine.load_profile() if r["kind"] == "event"]
+    assert not rig.engine.cmd.registers()["test_mode"]                  # power loss ends test mode
+    events = [r["event"] for r in rig.engine.cmd.load_profile() if r["kind"] == "event"]
     assert events == ["test_mode", "test_mode", "test_mode"]
 
 
 def test_load_profile_intervals_outage_time_set_and_retrieval(tmp_path):
     rig = Rig(tmp_path)
     rig.run(1800)                                       # 07:00-07:30: two 15-min intervals closed at 07:30
-    rows = rig.engine.load_profile()
+    rows = rig.engine.cmd.load_profile()
     assert [(r["start"] - T0, r["end_ts"] - T0) for r in rows] == [(0.0, 900.0)]
     assert rows[0]["data"][0] == pytest.approx(750.0, rel=REL)
     rig.engine.flush("power_fail")
@@ -207,17 +207,17 @@ def test_load_profile_intervals_outage_time_set_and_retrieval(tmp_path):
     rig.t += 3600                                        # one hour without power
     rig.engine = rig.open()
     rig.run(10)
-    kinds = [(r["kind"], r["event"]) for r in rig.engine.load_profile()]
+    kinds = [(r["kind"], r["event"]) for r in rig.engine.cmd.load_profile()]
     assert kinds[-2:] == [("interval", ""), ("event", "outage")]
-    assert rig.engine.load_profile()[-1]["info"]["down"] == pytest.approx(T0 + 1800, abs=1.0)
+    assert rig.engine.cmd.load_profile()[-1]["info"]["down"] == pytest.approx(T0 + 1800, abs=1.0)
     rig.t -= 600                                         # clock set back 10 minutes
     rig.run(5)
-    tail = rig.engine.load_profile()[-2:]
+    tail = rig.engine.cmd.load_profile()[-2:]
     assert tail[0]["event"] == "time_set"
     assert tail[1]["kind"] == "interval" and tail[1]["status"] & FLAGS["time_set"]   # closed short, realigned
-    first = rig.engine.load_profile(mode="since_last_read")
-    assert first and rig.engine.load_profile(mode="since_last_read") == []
-    assert len(rig.engine.load_profile(mode="days", days=1)) == len(rig.engine.load_profile())
+    first = rig.engine.cmd.load_profile(mode="since_last_read")
+    assert first and rig.engine.cmd.load_profile(mode="since_last_read") == []
+    assert len(rig.engine.cmd.load_profile(mode="days", days=1)) == len(rig.engine.cmd.load_profile())
 
 
 def test_load_profile_layout_change_clears_it_with_a_configuration_event(tmp_path):
@@ -228,23 +228,23 @@ def test_load_profile_layout_change_clears_it_with_a_configuration_event(tmp_pat
                                                                 "load_profile": {"channels": ["wh_del"]}}}))
     rig.engine = rig.open()
     rig.run(2)
-    rows = rig.engine.load_profile()
+    rows = rig.engine.cmd.load_profile()
     assert [(r["kind"], r["event"]) for r in rows] == [("event", "config")]
 
 
 def test_demand_deferral_after_power_up(tmp_path):
     rig = Rig(tmp_path, config(demand_deferral="20 min"))
     rig.run(2099)                                     # the first window after 20 min ends at 35 min
-    assert rig.engine.registers()["peaks"]["p_del"]["value"] == 0.0
+    assert rig.engine.cmd.registers()["peaks"]["p_del"]["value"] == 0.0
     rig.run(2)
-    assert rig.engine.registers()["peaks"]["p_del"]["value"] == pytest.approx(3000.0, rel=REL)
+    assert rig.engine.cmd.registers()["peaks"]["p_del"]["value"] == pytest.approx(3000.0, rel=REL)
 
 
 def test_scheduled_billing_reset_runs_once_while_locked(tmp_path):
     rig = Rig(tmp_path, config(bpr_day=1, bpr_time="08:00"), locked=True)
     rig.run(2 * 3600)
-    assert rig.engine.registers()["counters"]["bpr"] == 1
-    assert rig.engine.audit_log()[-1]["args"] == {"source": "schedule"}
+    assert rig.engine.cmd.registers()["counters"]["bpr"] == 1
+    assert rig.engine.cmd.audit_log()[-1]["args"] == {"source": "schedule"}
 
 
 def test_published_values_cover_the_point_map(tmp_path):
@@ -267,12 +267,12 @@ def test_published_values_cover_the_point_map(tmp_path):
 def test_demand_reset_when_locked_allows_only_the_billing_resets_as_the_jemstar_does(tmp_path):
     rig = Rig(tmp_path, config(demand_reset_when_locked=True), locked=True)
     rig.run(900)
-    rig.engine.demand_reset(user="reader")
-    rig.engine.billing_reset(user="reader")
+    rig.engine.cmd.demand_reset(user="reader")
+    rig.engine.cmd.billing_reset(user="reader")
     for name, args in (("energy_reset", {}), ("preset", {"register": "wh_del", "value": 5.0}),
                        ("test_mode_enter", {})):
         with pytest.raises(AccessDenied, match="revenue-locked"):
             rig.engine.commands()[name](user="reader", **args)
-    assert [(a["action"], a["accepted"]) for a in rig.engine.audit_log()] == [
+    assert [(a["action"], a["accepted"]) for a in rig.engine.cmd.audit_log()] == [
         ("demand_reset", 1), ("billing_reset", 1), ("energy_reset", 0), ("preset", 0), ("test_mode_enter", 0)]
-    assert rig.engine.registers()["counters"]["bpr"] == 1
+    assert rig.engine.cmd.registers()["counters"]["bpr"] == 1

@@ -73,7 +73,7 @@ class InputRig:
             self.rt.on_second(inc(**load), None, {}, self.t, self.mono)
 
     def reg(self, name: str = "wh_del") -> dict:
-        return self.engine.registers()["energy"][name]
+        return self.engine.cmd.registers()["energy"][name]
 
     def close(self) -> None:
         self.rt.close()
@@ -100,7 +100,7 @@ def test_bpr_button_input_resets_on_the_press_edge_and_respects_lockout_and_lock
     snap = rig.engine.snapshots["bpr"]
     assert snap["energy"][0][0][3] == pytest.approx(1050 * WH_PER_S, rel=REL)       # 875 Wh at the press
     assert snap["peaks"][0] == pytest.approx(3000.0, rel=REL)
-    reg = rig.engine.registers()
+    reg = rig.engine.cmd.registers()
     assert reg["peaks"]["p_del"]["value"] == 0.0 and reg["cumulative"]["p_del"] == pytest.approx(3000.0, rel=REL)
     assert rig.reg()["total"] == pytest.approx(1051 * WH_PER_S, rel=REL)            # energy is not reset
     rig.run(10)                       # held down: one press, one reset
@@ -115,7 +115,7 @@ def test_bpr_button_input_resets_on_the_press_edge_and_respects_lockout_and_lock
     rig.input(1, True)
     rig.run(1)                        # locked: refused (demand_reset_when_locked = false)
     assert rig.engine.counters["bpr"] == 1
-    audit = rig.engine.audit_log()
+    audit = rig.engine.cmd.audit_log()
     assert [(a["action"], a["user"], a["accepted"], a["args"]["source"]) for a in audit] == [
         ("billing_reset", "button", 1, "button"), ("billing_reset", "button", 0, "button"),
         ("billing_reset", "button", 0, "button")]
@@ -133,16 +133,16 @@ def test_demand_sync_input_ends_the_subinterval_at_the_pulse_and_free_runs_from_
     rig.input(2, True)
     rig.run(1, p=6000.0, q=0.0)                      # the pulse, seen with the second after 07:05
     # the subinterval closed at the pulse: 3 kW x 300 s over the 900-s interval
-    demand = rig.engine.registers()["demand"]
+    demand = rig.engine.cmd.registers()["demand"]
     assert demand["p_del"] == pytest.approx(1000.0, rel=REL)
     rig.run(899, p=6000.0, q=0.0)                    # held: no further pulse; 07:15 is no boundary now
-    assert rig.engine.registers()["demand"]["p_del"] == pytest.approx(1000.0, rel=REL)
+    assert rig.engine.cmd.registers()["demand"]["p_del"] == pytest.approx(1000.0, rel=REL)
     rig.run(1, p=6000.0, q=0.0)                      # 900 s after the pulse: 6 kW x 900 s / 900 s
-    reg = rig.engine.registers()
+    reg = rig.engine.cmd.registers()
     assert reg["demand"]["p_del"] == pytest.approx(6000.0, rel=REL)
     assert reg["peaks"]["p_del"]["value"] == pytest.approx(6000.0, rel=REL)
     assert reg["peaks"]["p_del"]["time"] == T0 + 1200.5
-    assert [(a["action"], a["user"], a["accepted"]) for a in rig.engine.audit_log()] == [("demand_sync", "input", 1)]
+    assert [(a["action"], a["user"], a["accepted"]) for a in rig.engine.cmd.audit_log()] == [("demand_sync", "input", 1)]
 
 
 def test_tou_override_input_books_energy_to_the_override_rate(tmp_path, rigs):
@@ -169,11 +169,11 @@ def test_energy_gate_input_runs_the_conditional_registers_only_while_on(tmp_path
     rig.run(600)
     rig.input(4, True)
     rig.run(300)
-    assert rig.engine.registers()["conditional"]["wh_del"] == pytest.approx(900 * WH_PER_S, rel=REL)   # 750 Wh
+    assert rig.engine.cmd.registers()["conditional"]["wh_del"] == pytest.approx(900 * WH_PER_S, rel=REL)   # 750 Wh
     assert rig.reg()["total"] == pytest.approx(1500 * WH_PER_S, rel=REL)
-    rig.engine.test_mode_enter(user="tester")
+    rig.engine.cmd.test_mode_enter(user="tester")
     rig.run(60)                                      # test mode: the conditional registers stop too
-    assert rig.engine.registers()["conditional"]["wh_del"] == pytest.approx(750.0, rel=REL)
+    assert rig.engine.cmd.registers()["conditional"]["wh_del"] == pytest.approx(750.0, rel=REL)
     assert publish_values(rig.engine)["wh_delivered_conditional"] == pytest.approx(750.0, rel=REL)
 
 

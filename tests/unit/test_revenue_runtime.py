@@ -126,7 +126,7 @@ def test_a_second_that_raises_drops_the_registers_to_not_available_and_restarts_
         rig.second()
     before = rig.published()
     assert before["revenue_fault"] == 0.0 and before["wh_delivered"] == pytest.approx(10 * 3000.0 / 3600)
-    persisted = guard.runtime.engine.registers()["energy"]["wh_del"]["total"]
+    persisted = guard.runtime.engine.cmd.registers()["energy"]["wh_del"]["total"]
     rig.block_storage()                                                  # the next save raises
     rig.second()
     assert guard.runtime is None and "failed registering a second" in guard.fault

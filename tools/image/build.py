@@ -155,7 +155,7 @@ def build_image(tree: str | Path, out: str | Path, *, version: str | None = None
     elif deps != "none":
         sources += collect_dependencies(Path(deps))
     sources.sort(key=lambda s: s.path)
-    files = []
+    files: list[dict[str, Any]] = []
     for s in sources:
         files.append({"path": s.path, "size": s.origin.stat().st_size, "sha256": sha256_file(s.origin),
                       "mode": s.mode})

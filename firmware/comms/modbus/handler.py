@@ -95,6 +95,7 @@ class Handler:
             self.counters["silent"] += 1
             return None
         fc = pdu[0]
+        reply: bytes | int | None
         try:
             if fc in (FC_READ_HOLDING, FC_READ_INPUT):
                 reply = self._read_registers(pdu)
@@ -221,7 +222,7 @@ class Handler:
             except AccessDenied as exc:
                 log.info("modbus: %s refused: %s", cmd.point, exc)
                 return ILLEGAL_ADDRESS
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of a command is a DEVICE_FAILURE reply, never a dead server
                 log.warning("modbus: %s failed: %s", cmd.point, exc)
                 return DEVICE_FAILURE
             self.counters["commands"] += 1

@@ -48,11 +48,16 @@ DEVICE_FAILURE = 0x04
 class PointLike(Protocol):
     """What the map needs of a point (``firmware.points.Point``)."""
 
-    name: str
-    unit: str
-    kind: str
-    description: str
-    size: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def size(self) -> int: ...
 
     def mapping(self, protocol: str) -> Mapping[str, Any] | None: ...
 
@@ -130,7 +135,7 @@ def build_map(points: Iterable[PointLike] | None = None) -> RegisterMap:
     if points is None:
         from firmware.points import load_points
 
-        points = load_points()
+        return RegisterMap.from_points(load_points(), load_overlay())
     return RegisterMap.from_points(points, load_overlay())
 
 
@@ -151,7 +156,7 @@ def _registers_of(point: PointLike, mapping: Mapping[str, Any]) -> list[Register
     count = int(mapping.get("count", size - first))
     if size == 1 and (first, count) != (0, 1):
         raise ConfigError(f"{where}: 'first'/'count' apply only to array points")
-    if not (0 <= first and count >= 1 and first + count <= size):
+    if not (first >= 0 and count >= 1 and first + count <= size):
         raise ConfigError(f"{where}: elements {first}..{first + count - 1} outside the point's size {size}")
     address = int(mapping["address"])
     out = []

@@ -104,9 +104,8 @@ def is_incomplete(buf: bytes | bytearray) -> bool:
         return True
     if fc in (15, 16) and len(buf) >= 7 and len(buf) < 9 + buf[6] and not crc_ok(buf[:8]):
         return True                                   # a write request still receiving its data
-    if fc <= 4 and len(buf) >= 3 and 8 < 5 + buf[2] and len(buf) < 5 + buf[2] and not crc_ok(buf[:8]):
-        return True                                   # a read response still receiving its data
-    return False
+    # a read response still receiving its data
+    return fc <= 4 and len(buf) >= 3 and 5 + buf[2] > 8 and len(buf) < 5 + buf[2] and not crc_ok(buf[:8])
 
 
 def starts_with_frame(buf: bytes) -> bool:
