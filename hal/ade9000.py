@@ -22,7 +22,7 @@ from hal.clock import Clock
 from hal.crc import crc16_ccitt
 from hal.errors import BusError, ChipError, ConfigError, MeterTimeoutError
 from hal.gpio import Gpio
-from hal.regmap import Register, bit, energy_join, field_get, field_prep, regmap
+from hal.regmap import Register, bit, energy_delta, energy_join, field_get, field_prep, regmap
 from hal.spi import SpiBus
 
 log = logging.getLogger("hal.ade9000")
@@ -60,11 +60,12 @@ class ChipSettings:
 
 @dataclass
 class EnergyReading:
-    """One EGYRDY interval of the chip's own accumulators (the second, independent energy path)."""
+    """The chip's own accumulators (the second, independent energy path) since the previous reading: one EGYRDY
+    interval, or several when interrupts went unserved (the accumulators keep adding; nothing is lost)."""
 
     timestamp_ns: int
     interval_s: float
-    counts: np.ndarray            # int64 (3 phases, 3 kinds: watt, var, va), accumulator LSBs
+    counts: np.ndarray            # int64 (3 phases, 3 kinds: watt, var, va), accumulator LSBs since the last reading
     wh: np.ndarray                # float64 (3, 3): Wh, varh, VAh at the input terminals
     frame_count: int = -1         # frames captured when the interrupt that reported it was served (-1: unknown)
 
@@ -89,6 +90,7 @@ class Ade9000:
         self.where = where
         self.stats = DriverStats()
         self.config_crc: int | None = None
+        self._energy_prev: list[int] | None = None     # accumulators at the last energy reading
         gpio.setup_input(irq0_pin, "up")
         gpio.setup_input(irq1_pin, "up")
         if reset_pin is not None:
@@ -155,6 +157,7 @@ class Ade9000:
         """Hardware reset on the RESET pin (or CONFIG1.SWRST without one), then wait for RSTDONE."""
         self.stats.resets += 1
         self.config_crc = None
+        self._energy_prev = None          # the reset clears the accumulators
         if self.reset_pin is not None:
             self.gpio.write(self.reset_pin, False)
             self.clock.sleep_until_ns(self.clock.monotonic_ns() + int(RESET_PULSE_S * 1e9))
@@ -214,7 +217,9 @@ class Ade9000:
             ("ACCMODE", accmode),
             ("DICOEFF", 0xFFFFE000 if config0 else 0),     # TRM: recommended value with the integrator on
             ("EGY_TIME", int(round(s.energy_interval_s * DSP_RATE_HZ)) - 1),
-            ("EP_CFG", field_prep(RM["EP_CFG"], "EGY_PWR_EN", 1) | field_prep(RM["EP_CFG"], "EGY_LD_ACCUM", 1)),
+            # the accumulators add every interval (EGY_LD_ACCUM = 0) and are never reset by a read: the energy of
+            # any span is the difference of two readings, however many EGYRDY interrupts went unserved between them
+            ("EP_CFG", field_prep(RM["EP_CFG"], "EGY_PWR_EN", 1) | field_prep(RM["EP_CFG"], "EGY_LD_ACCUM", 0)),
             ("WFB_PG_IRQEN", (1 << (half_pages - 1)) | (1 << (2 * half_pages - 1))),
             ("WFB_CFG", wfb_cfg),
             ("EVENT_MASK", 0),
@@ -302,11 +307,15 @@ class Ade9000:
                      for part in ("HI", "LO"))
 
     def energy_from_raw(self, raw: Sequence[int], timestamp_ns: int, frame_count: int = -1) -> EnergyReading:
-        """An ``EnergyReading`` from the raw values of ``energy_registers()`` (EGY_LD_ACCUM = 1: one interval each)."""
-        counts = np.zeros((3, 3), dtype=np.int64)
+        """An ``EnergyReading`` from the raw values of ``energy_registers()``: the accumulators add up since the
+        reset (EGY_LD_ACCUM = 0), so the reading's energy is their difference from the previous reading (from 0
+        after a reset), whatever number of intervals that spans."""
         names = self.energy_registers()
-        for j in range(9):
-            counts[j // 3, j % 3] = energy_join(RM[names[2 * j]], RM[names[2 * j + 1]], raw[2 * j], raw[2 * j + 1])
+        acc = [energy_join(RM[names[2 * j]], RM[names[2 * j + 1]], raw[2 * j], raw[2 * j + 1]) for j in range(9)]
+        prev = self._energy_prev or [0] * 9
+        counts = np.array([energy_delta(RM[names[2 * j]], RM[names[2 * j + 1]], acc[j], prev[j]) for j in range(9)],
+                          dtype=np.int64).reshape(3, 3)
+        self._energy_prev = acc
         wh = counts.astype(np.float64) * self.energy_scale_wh()[:, None]
         return EnergyReading(timestamp_ns, self.settings.energy_interval_s, counts, wh, frame_count)
 

@@ -119,6 +119,14 @@ def energy_join(hi: Register, lo: Register, hi_raw: int, lo_raw: int) -> int:
     return (hi.to_signed(hi_raw) << (f.msb + 1)) | field_get(lo, "LSBS", lo_raw)
 
 
+def energy_delta(hi: Register, lo: Register, new: int, old: int) -> int:
+    """Energy accumulated from accumulator value ``old`` to ``new`` (as ``energy_join`` gives them): the signed
+    difference modulo the accumulator width, so one wrap between the two readings costs nothing."""
+    bits = hi.width + lo.field("LSBS").msb + 1
+    d = (new - old) & ((1 << bits) - 1)
+    return d - (1 << bits) if d >> (bits - 1) else d
+
+
 def energy_split(hi: Register, lo: Register, value: int) -> tuple[int, int]:
     """An accumulator value -> the raw (xHR_HI, xHR_LO) register values; wraps at the accumulator width."""
     f = lo.field("LSBS")

@@ -61,8 +61,10 @@ and the metrology service (`firmware/revenue/gapfill.py`, arithmetic in `metrolo
   energy_interval` plus {hold_margin_s:g} s, if longer), it is registered
   with what is known and the rest of the hole counts as an *unfilled gap*. A second wholly inside a hole is
   registered from the records alone. Without the `chip_intervals` ring nothing is held back and every hole
-  is unfilled. Records of another acquisition run (`epoch`) never fill this run's samples, and a record
-  flagged MISSED leaves the unread interval before it unfilled.
+  is unfilled. Records of another acquisition run (`epoch`) never fill this run's samples. The chip's
+  accumulators add up from its reset and are read without resetting them, so when EGYRDY interrupts went
+  unserved (a host stalled for seconds) the next record spans every interval since the last one: no chip
+  interval is ever left unread.
 - **Flags.** A second's `EnergyIncrement` carries `filled_s` (time filled from the chip) and `gap_s` (time
   still missing); the load-profile interval that holds it is flagged `gap_filled` or `gap_unfilled`. The
   `energy_gaps_filled`, `energy_gaps_unfilled` and `energy_fill_wh` points count them (and `metrology.info`).

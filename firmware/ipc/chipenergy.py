@@ -10,9 +10,11 @@ the chip's own (EGY_TIME + 1 DSP samples), exact. Energies are at the meter's in
 before PT/CT ratios), per phase A, B, C: Wh and varh signed (positive delivered / inductive), VAh positive.
 
 ``epoch`` identifies one run of the acquisition service: frame indices restart with it, so records of
-another epoch never combine with samples of this one. ``FLAG_MISSED`` says the chip latched at least one
-interval between the previous record and this one that nobody read: the energy of
-``[previous end_index, start_index)`` is unknown. ``FLAG_CHIP_RESET`` marks the first interval after a chip
+another epoch never combine with samples of this one. The chip's accumulators add up from its reset and are
+read without resetting, so a record holds everything since the previous one: when EGYRDY interrupts went
+unserved, one record spans several intervals (``interval_s`` says how long) and no energy is missing.
+``FLAG_MISSED`` (a span between two records whose energy is unknown) is kept in the format for readers of
+older records; this acquisition no longer writes it. ``FLAG_CHIP_RESET`` marks the first interval after a chip
 re-initialisation.
 """
 from __future__ import annotations

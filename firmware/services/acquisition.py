@@ -21,6 +21,8 @@ the frame index keeps counting across it so consumers see a gap, never spliced s
 """
 from __future__ import annotations
 
+import math
+
 import sys
 import time
 from dataclasses import dataclass
@@ -71,6 +73,9 @@ class Totals:
     intervals: int = 0
 
 
+REPORT_EARLY_FRACTION = 0.05   # a report may come this fraction of an interval before the grid's next latch
+
+
 class EnergyIntervals:
     """Locates each chip energy interval in the sample stream's frame numbering.
 
@@ -88,17 +93,19 @@ class EnergyIntervals:
         self.end = None
 
     def place(self, count: int) -> tuple[int, int, int]:
-        """(start, end, flags) of the interval reported at frame count ``count``."""
-        flags = 0
+        """(start, end, flags) of the energy reported at frame count ``count``: from the end of the previous
+        report (the accumulators add up, so latches nobody read are inside it), one interval for the first."""
         if self.end is None:
-            end = count
+            end = start = count
+            start -= self.frames
         else:
-            k = max(1, round((count - self.end) / self.frames))
-            if k > 1:
-                flags |= chipenergy.FLAG_MISSED
+            # the latches since the last report: a report comes just after its latch (or a little before the grid
+            # when an earlier report was late), never most of an interval after it unless interrupts went unserved
+            k = max(1, math.floor((count - self.end) / self.frames + REPORT_EARLY_FRACTION))
             end = min(self.end + k * self.frames, count)
+            start = end - k * self.frames
         self.end = end
-        return end - self.frames, end, flags
+        return start, end, 0
 
 
 class Acquisition:
@@ -169,8 +176,9 @@ class Acquisition:
         self.totals.intervals += 1
         if self.intervals is not None and r.frame_count >= 0:
             start, end, flags = self.egy.place(r.frame_count)
+            interval_s = r.interval_s * (end - start) / self.egy.frames
             record = chipenergy.ChipEnergyRecord(self.epoch, self.index_base + start, self.index_base + end,
-                                                 r.timestamp_ns, r.interval_s, r.wh[:, 0], r.wh[:, 1], r.wh[:, 2],
+                                                 r.timestamp_ns, interval_s, r.wh[:, 0], r.wh[:, 1], r.wh[:, 2],
                                                  flags | self._egy_flags)
             self._egy_flags = 0
             self.intervals.write(record.encode())

@@ -159,3 +159,35 @@ def test_chip_energy_intervals_name_the_frames_they_cover(shm):
     p = 230 * 5 * np.cos(np.radians(20))
     np.testing.assert_allclose(recs[-1].wh, p / 3600, rtol=2e-3)     # chip model: 0.1 % (its own tolerance)
     np.testing.assert_allclose(recs[-1].varh, 230 * 5 * np.sin(np.radians(20)) / 3600, rtol=5e-3)
+
+
+def test_a_host_stalled_past_several_energy_intervals_loses_no_chip_energy(shm):
+    """The host sleeps 2.5 s (EGYRDY of two intervals never served): the accumulators kept adding, so the next
+    record spans all three intervals, the records stay contiguous, and their energy is the signal's."""
+    from firmware.ipc import chipenergy
+
+    ring = Ring.create(f"test-acq-{uuid.uuid4().hex[:8]}.chip_intervals", chipenergy.RECORD_SIZE, 64)
+    try:
+        acq, reader, _ = make(shm, intervals=ring)
+        for k in range(2500):                         # ~10 s of virtual time
+            if k == 600:
+                acq.hw.sim.faults.late_pages = int(2.5 * 32_000) // 16
+            acq.pump()
+        rr = RingReader(ring, start="oldest")
+        recs = []
+        while (data := rr.read(0)) is not None:
+            recs.append(chipenergy.ChipEnergyRecord.decode(data))
+    finally:
+        ring.close()
+        ring.unlink()
+    spans = [r.end_index - r.start_index for r in recs]
+    assert not any(r.flags & chipenergy.FLAG_MISSED for r in recs)
+    wide = recs[spans.index(max(spans))]
+    k = (wide.end_index - wide.start_index) // 32_000
+    assert k >= 2 and wide.end_index - wide.start_index == k * 32_000 and wide.interval_s == pytest.approx(k)
+    for a, b in zip(recs[1:], recs[2:]):
+        assert b.start_index == a.end_index
+    p = 230 * 5 * np.cos(np.radians(20))
+    np.testing.assert_allclose(wide.wh, k * p / 3600, rtol=2e-3)
+    covered = (recs[-1].end_index - recs[1].start_index) / 32_000
+    np.testing.assert_allclose(sum(r.wh for r in recs[1:]), covered * p / 3600, rtol=2e-3)
