@@ -276,6 +276,7 @@ class SimAde9000:
         self._produced = end
         if self._capture_start is not None:
             self._fill_wfb(start, end, self.frames.codes(start, end))
+            self._update_pins()          # a completed half raises IRQ0 now, not after the measurement work below
         egy_due = (self._energy_on() and end > self._egy_start
                    and (end - self._egy_start) % self._egy_frames() == 0)
         if end % MEASURE_FRAMES == 0 or egy_due or end - self._measured >= MEASURE_STEP_FRAMES:

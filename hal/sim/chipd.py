@@ -5,14 +5,16 @@ full and overwrites the oldest half 4 ms later whether it was read or not. Run i
 the simulated chip only produced samples when the host asked, and its CPU time was charged to the host's
 deadline. Here it runs in its own process:
 
-- a **producer** thread wakes at each moment the chip raises an interrupt (``SimAde9000.next_event_ns``),
-  brings the chip up to the wall clock and so fills the buffer, sets STATUS0 and drives IRQ0. When the
-  process itself is late it produces everything due at once, in a burst: its frame count follows the wall
-  clock, never its own progress;
-- the signal is computed in chunks of 16 ms, by the producer one chunk ahead of the present (outside the lock
-  the host's reads take), and the measurement registers catch up in steps of 16 ms, so no step of the chip's
-  work delays an interrupt or a read for long;
-- the main thread answers the host over a ``SOCK_SEQPACKET`` socket, one message per SPI transaction
+- one thread (SCHED_FIFO where permitted) waits on the host's socket until the next moment the chip raises
+  an interrupt (``SimAde9000.next_event_ns``); then it brings the chip up to the wall clock and so fills the
+  buffer, sets STATUS0 and drives IRQ0. When the process itself is late it produces everything due at once,
+  in a burst: its frame count follows the wall clock, never its own progress. One thread and no lock: two
+  threads sharing the interpreter lock made the interrupts and the replies wait for each other by
+  milliseconds;
+- the signal is computed in chunks of 16 ms, one chunk ahead of the present, while the host is quiet and the
+  next interrupt is at least 2 ms away; the measurement registers catch up in steps of 16 ms, so no step of
+  the chip's work delays an interrupt or a read for long;
+- it answers the host over a ``SOCK_SEQPACKET`` socket, one message per SPI transaction
   (``X`` + the bytes clocked out; the reply is the bytes clocked in), several in one message as
   SPI_IOC_MESSAGE(n) does (``M``), plus line levels (``L``), the RESET line (``P``) and fault injection
   (``C``, JSON).
@@ -21,7 +23,7 @@ Each falling edge of IRQ0 or IRQ1 writes the edge's CLOCK_MONOTONIC time (8 byte
 which the host polls as it would poll a GPIO line's event file descriptor.
 
 Same deadline rule as the real chip on spidev: the host reads the buffer through transactions while the
-producer keeps writing it, so a host later than 4 ms loses the half. What this does not model beyond
+chip keeps writing it between them, so a host later than 4 ms loses the half. What this does not model beyond
 ``hal.sim.chip``: SPI clock time on the wire (a transaction costs a socket round trip, ~20-50 us).
 """
 from __future__ import annotations
@@ -31,12 +33,12 @@ import ctypes
 import json
 import os
 import pickle
+import select
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict
 from typing import Any
@@ -48,7 +50,9 @@ from hal.gpio import FALLING, RISING, Gpio
 OP_XFER, OP_MULTI, OP_LEVEL, OP_PIN, OP_CONTROL = ord("X"), ord("M"), ord("L"), ord("P"), ord("C")
 MAX_MESSAGE = 65536 + 1
 PRODUCER_PRIORITY = 60          # SCHED_FIFO, above the host's read loop: the chip is hardware
-SWITCH_INTERVAL_S = 0.0005      # the producer and the SPI side hand the GIL over within 0.5 ms
+IDLE_NS = 20_000_000            # longest sleep without a request or an interrupt due
+QUIET_NS = 500_000              # the host is taken as done with an interrupt after 0.5 ms without a request
+PREFETCH_SLACK_NS = 2_000_000   # ... and a chunk is computed ahead only with this long until the next one
 CHUNK_FRAMES = 512              # signal computed 16 ms at a time: ~0.6 ms of work, never a long pause
 _EDGE = struct.Struct("<q")
 _PR_SET_PDEATHSIG = 1
@@ -98,40 +102,29 @@ def _chip_main(sock: socket.socket, setup: dict[str, Any]) -> None:
     chip.frames.chunk_frames = CHUNK_FRAMES
     chip.frames.codes(0, 1)          # first use imports numpy.random (~20 ms): not while streaming
     chip.frames.restart(chip.frames.t0_ns)
-    lock = threading.Lock()
-    stop = threading.Event()
-    changed = threading.Event()         # the host wrote something that may move the next interrupt
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-
-    def producer() -> None:
-        while not stop.is_set():
-            with lock:
-                chip.sync()
-                nxt = chip.next_event_ns()
-                ahead = chip.frames_due() + CHUNK_FRAMES
-            # the next chunk of signal is computed now, outside the lock, so that neither the next interrupt nor
-            # a host's read waits for it (the frames are a pure function of their numbers: computed once)
-            chip.frames.prefetch(ahead)
-            now = time.monotonic_ns()
-            delay = 0.001 if nxt is None else min(max(nxt - now, 0), 20_000_000) / 1e9
-            if changed.wait(delay):
-                changed.clear()
-
     priority = _set_priority() if setup.get("priority", True) else "normal priority"
-    threading.Thread(target=producer, name="producer", daemon=True).start()
     sock.send(json.dumps({"ready": True, "priority": priority}).encode())
-    try:
-        while True:
-            msg = sock.recv(MAX_MESSAGE)
-            if not msg:
-                break
-            with lock:
-                reply = _serve(chip, lines, msg)
-                if msg[0] != OP_LEVEL:
-                    changed.set()
-            sock.send(reply)
-    finally:
-        stop.set()
+    last_request = 0
+    while True:
+        chip.sync()                                   # everything due by now, and the interrupt lines
+        nxt = chip.next_event_ns()
+        now = time.monotonic_ns()
+        wait_ns = IDLE_NS if nxt is None else min(max(nxt - now, 0), IDLE_NS)
+        # the next chunk of signal is computed while the host is quiet and the next interrupt is far, so that
+        # neither waits for it (the frames are a pure function of their numbers: computed once)
+        if (wait_ns > PREFETCH_SLACK_NS and now - last_request > QUIET_NS
+                and chip.frames.prefetch(chip.frames_due() + CHUNK_FRAMES)):
+            continue
+        if now - last_request <= QUIET_NS:
+            wait_ns = min(wait_ns, QUIET_NS)
+        ready, _, _ = select.select([sock], [], [], wait_ns / 1e9)
+        if not ready:
+            continue
+        msg = sock.recv(MAX_MESSAGE)
+        if not msg:
+            break
+        sock.send(_serve(chip, lines, msg))
+        last_request = time.monotonic_ns()
 
 
 def _serve(chip: Any, lines: _PipeLines, msg: bytes) -> bytes:

@@ -78,9 +78,14 @@ class FrameSource:
                         self._chunks.pop(old, None)
         return chunk
 
-    def prefetch(self, frame: int) -> None:
-        """Compute the chunk that holds ``frame`` now, ahead of the moment it is needed."""
-        self._chunk(max(frame, 0) // self.chunk_frames)
+    def prefetch(self, frame: int) -> bool:
+        """Compute the chunk that holds ``frame`` now, ahead of the moment it is needed; False when it was
+        already there."""
+        k = max(frame, 0) // self.chunk_frames
+        if (self.t0_ns, k) in self._chunks:
+            return False
+        self._chunk(k)
+        return True
 
     def codes(self, a: int, b: int) -> np.ndarray:
         k0, k1 = a // self.chunk_frames, (b - 1) // self.chunk_frames
