@@ -126,6 +126,7 @@ class Link:
             if self.connected.is_set():
                 self.client.publish(self.status_topic, b'{"online":false}', qos=1, retain=True).wait_for_publish(
                     timeout_s)
+            self.connected.clear()              # a disconnection we asked for is not worth a warning
             self.client.disconnect()
         except (RuntimeError, ValueError, OSError):
             pass

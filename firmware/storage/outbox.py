@@ -90,8 +90,11 @@ class Outbox:
             return
         with self._lock:
             try:
+                self._db.execute("BEGIN IMMEDIATE")           # one transaction (one fsync) per batch
                 self._db.executemany(f"DELETE FROM {self.table} WHERE id = ?", [(i,) for i in ids])
+                self._db.execute("COMMIT")
             except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
                 raise StorageError(f"outbox {self.path}: ack failed: {exc}") from exc
 
     def cursor(self, name: str, default: float = 0.0) -> float:

@@ -19,6 +19,19 @@ from firmware.timesync.chrony import Tracking
 
 UNSYNCHRONISED, DEGRADED, SYNCHRONISED = 0, 1, 2
 QUALITY_NAMES = {UNSYNCHRONISED: "unsynchronised", DEGRADED: "degraded", SYNCHRONISED: "synchronised"}
+# Every time event, with when it is recorded (docs/time.md is generated from this table).
+EVENTS = {
+    "sync": "the clock became synchronised (quality 2)",
+    "degraded": "chrony follows a source but a `[time]` threshold is crossed (reasons in `info`)",
+    "unsync": "chrony has no synchronised source, or cannot be asked",
+    "step": "a clock update found an offset of at least `step_threshold`: chrony steps it (one event per step)",
+    "slew": "a clock update corrected at least `log_threshold` by slewing",
+    "source": "chrony switched to another reference (`info.from`, `info.to`)",
+    "leap": "a leap second is announced",
+    "clock_set": "the system clock jumped against the monotonic clock between two polls (by anyone)",
+    "time_set": "a protocol or manual time set was handed to chrony",
+    "time_set_refused": "a time set was refused by `[time] priority` (`info.reason`)",
+}
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,7 @@ def snapshot_values(t: Tracking | None, quality: int, now_utc: float) -> dict[st
 
 @dataclass
 class Event:
-    event: str          # sync, unsync, degraded, step, slew, source, leap, clock_set, time_set, time_set_refused
+    event: str          # a key of EVENTS
     offset: float
     info: dict[str, Any] = field(default_factory=dict)
 

@@ -25,8 +25,9 @@ SECTIONS = [
                "chronyd's command socket (its `bindcmdaddress`); privileged commands (reload, settime) need it."),
         Option("poll", Duration(0.2, 600), 10.0, "How often chrony's tracking state is read.", "s"),
         Option("max_offset", Duration(0.000001, 3600), 0.1,
-               "Largest |offset| (system time against NTP time, plus the last correction still to apply) at "
-               "which the clock counts as synchronised.", "s"),
+               "Largest offset at which the clock counts as synchronised: the larger of the offset chrony is "
+               "still slewing away and the correction at its last update (so a step not yet applied counts).",
+               "s"),
         Option("max_error", Duration(0.000001, 3600), 0.5,
                "Largest root distance (root delay / 2 + root dispersion) at which the clock counts as "
                "synchronised.", "s"),
