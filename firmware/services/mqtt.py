@@ -20,7 +20,8 @@ from firmware.services.metrology import SNAPSHOT_NAME
 from firmware.storage.outbox import Outbox
 
 OUTBOX_DB = "mqtt.db"       # under data_dir
-LOOP_S = 0.02
+LOOP_S = 0.1                # idle wait between steps: the latency of a new record or acknowledgement
+STATS_S = 0.5               # the queue is counted this often (a COUNT over up to store_depth rows)
 
 
 class MqttService(Service):
@@ -37,6 +38,7 @@ class MqttService(Service):
         status = topics.topic(m.payload, m.topic_prefix, self.collector.meter, "status")
         self.link = Link(m, self.outbox, client_id, status)
         self.link.start()
+        self._stats_at = 0.0
         scheme = "mqtts" if m.tls else "mqtt"
         self.endpoints = [f"{scheme}://{m.host}:{m.port} as {client_id}"]
 
@@ -45,7 +47,12 @@ class MqttService(Service):
         if messages or cursors:
             self.outbox.put(messages, cursors)
         sent = self.link.pump()
-        self.heartbeat(**self.stats())
+        now = time.monotonic()
+        if now >= self._stats_at:
+            self._stats_at = now + STATS_S
+            self.heartbeat(**self.stats())
+        else:
+            self.heartbeat()
         if not sent:
             self.stopping.wait(LOOP_S)
 

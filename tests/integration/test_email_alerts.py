@@ -3,8 +3,6 @@ any mail, alarm mails from status points and recorded events, the scheduled load
 CSV, retries while the server is away, and no plain-text send to a server without STARTTLS."""
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import socket
 import ssl
 import threading
@@ -16,10 +14,6 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from firmware.config import meter_schema
 from firmware.ipc.snapshot import Snapshot
@@ -31,25 +25,9 @@ from firmware.services.email import EmailService
 from firmware.services.metrology import SNAPSHOT_NAME
 from firmware.storage.logstore import LogStore
 from firmware.timesync import EVENTS_COLUMNS, EVENTS_DB, EVENTS_TABLE
+from tests.support.certs import make_cert
 
 DEADLINE_S = 20.0
-
-
-def make_cert(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "smtp.pem", directory / "smtp.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 class Inbox:
@@ -199,10 +177,10 @@ def test_retries_until_the_server_is_back_and_log_mail(tmp_path, cert):
             server.stop()
 
 
-def test_no_plain_text_send_without_starttls(tmp_path):
+def _given_up_unsent(tmp_path: Path, server_cert: tuple[Path, Path] | None, ca_file: Path | None) -> None:
     inbox, port = Inbox(), free_port()
-    server = start_server(inbox, port, None)                  # offers no STARTTLS
-    rig = Rig(tmp_path, port, None, retries=0, log_mail_interval=0)
+    server = start_server(inbox, port, server_cert)
+    rig = Rig(tmp_path, port, ca_file, retries=0, log_mail_interval=0)
     try:
         rig.svc.cmd_test(user="commissioning")
         wait_for(lambda: rig.svc.counters["given_up"] == 1, "the mail given up")
@@ -210,18 +188,12 @@ def test_no_plain_text_send_without_starttls(tmp_path):
     finally:
         rig.close()
         server.stop()
+
+
+def test_no_plain_text_send_without_starttls(tmp_path):
+    _given_up_unsent(tmp_path, None, None)                    # the server offers no STARTTLS
 
 
 def test_wrong_certificate_is_refused(tmp_path, cert):
     (tmp_path / "other").mkdir()
-    other = make_cert(tmp_path / "other")
-    inbox, port = Inbox(), free_port()
-    server = start_server(inbox, port, cert)
-    rig = Rig(tmp_path, port, other[0], retries=0, log_mail_interval=0)
-    try:
-        rig.svc.cmd_test(user="commissioning")
-        wait_for(lambda: rig.svc.counters["given_up"] == 1, "the mail given up")
-        assert inbox.mails == []
-    finally:
-        rig.close()
-        server.stop()
+    _given_up_unsent(tmp_path, cert, make_cert(tmp_path / "other")[0])

@@ -1,7 +1,6 @@
 """E-mail alerts and scheduled log mails over SMTP with STARTTLS."""
 from firmware.config.schema import Bool, Duration, Int, ListOf, Option, Section, Str
-
-HOST = Str(253, r"[A-Za-z0-9._:-]{1,253}", "a host name or IP address")
+from firmware.config.sections.mqtt import HOST
 ADDRESS = Str(254, r"[^@\s<>]+@[^@\s<>]+", "an e-mail address (name@domain)")
 
 SECTIONS = [
