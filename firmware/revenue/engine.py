@@ -34,12 +34,13 @@ from firmware.revenue.settings import RevenueSettings
 from firmware.storage.logstore import LogStore
 from firmware.storage.records import RecordStore
 from metrology.energy import EnergyIncrement
-from metrology.registers import (QUANTITIES, UNCOMP, EnergyBank, IncrementalEnergy, MinMaxAvg, PeriodDelta,
-                                 self_read_due)
+from metrology.registers import QUANTITIES, UNCOMP, EnergyBank, IncrementalEnergy, MinMaxAvg, PeriodDelta, self_read_due
 from metrology.registers import average_pf as pf_of_energy
 from metrology.tou import TouState
 
 log = logging.getLogger("revenue")
+REVENUE_SUBDIR = "revenue"       # under data_dir: the register slots and REVENUE_DB
+REVENUE_DB = "revenue.db"        # log store: load profile, revenue audit, self-reads (read by mqtt and email)
 
 STATE_FORMAT = 1
 TIME_SET_TOLERANCE_S = 2.0     # a clock step larger than this between two seconds is a time set
@@ -55,17 +56,17 @@ class RevenueEngine:
     def __init__(self, settings: RevenueSettings, data_dir: str | Path, lock: LockSource | None = None,
                  clock: Any = time) -> None:
         self.s = settings
-        self.dir = Path(data_dir) / "revenue"
+        self.dir = Path(data_dir) / REVENUE_SUBDIR
         self.lock_source: LockSource = lock or (lambda: False)
         self.clock = clock                          # wall clock for command time stamps only
         self.mutex = threading.RLock()
         self.records = RecordStore(self.dir, "registers")
-        self.audit = LogStore(self.dir / "revenue.db", "revenue_audit",
+        self.audit = LogStore(self.dir / REVENUE_DB, "revenue_audit",
                               {"user": "TEXT", "action": "TEXT", "args": "JSON", "accepted": "INTEGER",
                                "reason": "TEXT"}, AUDIT_DEPTH)
-        self.self_reads = LogStore(self.dir / "revenue.db", "self_read",
+        self.self_reads = LogStore(self.dir / REVENUE_DB, "self_read",
                                    {"trigger": "TEXT", "registers": "JSON"}, SELF_READ_DEPTH)
-        self.lp = LoadProfile(self.dir / "revenue.db", settings.lp_channels, settings.lp_interval_s,
+        self.lp = LoadProfile(self.dir / REVENUE_DB, settings.lp_channels, settings.lp_interval_s,
                               settings.lp_depth)
         self.billing = Bank(settings)
         self.test: Bank | None = None

@@ -21,7 +21,6 @@ from typing import Any, Callable, Union
 from firmware.config.board import load_board
 from firmware.lockstate import file_lock_state
 
-
 NOT_FITTED = -1          # board file: [gpio] revenue_lock / power_fail = -1 when the line is not fitted
 # Digital-input functions of [revenue.inputs] (each names a digital input number, 0 = none)
 INPUT_FUNCTIONS = ("bpr_button", "demand_sync", "tou_override", "energy_gate")

@@ -32,6 +32,7 @@ from metrology.tou import TimeZone
 FLAGS = {"outage": 1, "time_set": 2, "dst": 4, "freeze": 8, "bpr": 16, "config": 32, "test_mode": 64,
          "partial": 128, "preset": 256, "demand_reset": 512, "energy_reset": 1024, "gap_filled": 2048,
          "gap_unfilled": 4096, "energy_mismatch": 8192}
+TABLE = "load_profile"
 COLUMNS = {"start": "REAL", "end_ts": "REAL", "kind": "TEXT", "event": "TEXT", "status": "INTEGER",
            "data": "JSON", "info": "JSON"}
 MAX_DAYS = 60          # JEM L2485: last N days, N = 0 ... 60
@@ -47,7 +48,7 @@ def record(kind: str, event: str, start: float, end: float, data: list[float | i
 
 class LoadProfile:
     def __init__(self, path: Path, channels: tuple[LpChannel, ...], interval_s: int, depth: int) -> None:
-        self.store = LogStore(path, "load_profile", COLUMNS, depth, "circular")
+        self.store = LogStore(path, TABLE, COLUMNS, depth, "circular")
         self.channels = channels
         self.interval_s = interval_s
         n = len(channels)

@@ -10,8 +10,18 @@ from typing import Any
 from hal.errors import ConfigError
 from metrology.demand import check_interval
 from metrology.registers import QUANTITIES, BillingSchedule
-from metrology.tou import (DAY_TYPES, HOLIDAY1, HOLIDAY2, RATES, DaySchedule, DstRule, Season, TimeZone,
-                           TouCalendar, flat_calendar)
+from metrology.tou import (
+    DAY_TYPES,
+    HOLIDAY1,
+    HOLIDAY2,
+    RATES,
+    DaySchedule,
+    DstRule,
+    Season,
+    TimeZone,
+    TouCalendar,
+    flat_calendar,
+)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 AVERAGE_CHANNELS = {"avg_p": ("p", 3), "avg_q": ("q", 3), "avg_s": ("s", 3), "avg_pf": ("pf", 3),

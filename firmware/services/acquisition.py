@@ -22,7 +22,6 @@ the frame index keeps counting across it so consumers see a gap, never spliced s
 from __future__ import annotations
 
 import math
-
 import sys
 import time
 from dataclasses import dataclass

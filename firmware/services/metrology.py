@@ -32,6 +32,8 @@ from firmware.points import snapshot_layout
 from firmware.revenue.gapfill import GapFill
 from firmware.revenue.runtime import GuardedRevenue, revenue_commands
 from firmware.service import Service, command, main
+from firmware.timesync import SNAPSHOT_NAME as TIME_SNAPSHOT_NAME
+from firmware.timesync.reader import STALE_S, TimeSynced
 from metrology import _kernels
 from metrology.pipeline import Pipeline
 from metrology.publish import publish
@@ -68,6 +70,8 @@ class MetrologyService(Service):
         self.gapfill = GapFill(s, self.config["revenue"].accuracy_class, self.revenue.on_second,
                                self.revenue.energy_paths, ring_name=self.ctx.shm_name(names.CHIP_INTERVALS),
                                logger=self.log, energy_interval_s=self.config["acquisition"].energy_interval)
+        self.time_synced = TimeSynced(self.ctx.shm_name(TIME_SNAPSHOT_NAME),
+                                      max(STALE_S, 3 * self.config["time"].poll))
         self.endpoints = [f"shm:{self.ctx.shm_name(names.MEASUREMENTS)}"]
 
     # ------------------------------------------------------------------ loop
@@ -137,6 +141,7 @@ class MetrologyService(Service):
         out = publish(dict(second.values), self.revenue.totals(), self.present)
         out.update({k: v for k, v in self.revenue.values().items() if k in self._layout_names})
         out.update(self.gapfill.values())
+        out["time_synced"] = self.time_synced.value()
         self.snapshot.publish(out, timestamp_ns=second.end_ns)
         self.counters["seconds"] += 1
 
@@ -145,7 +150,7 @@ class MetrologyService(Service):
             self.gapfill.close()
         if getattr(self, "revenue", None) is not None:
             self.revenue.close()          # persists the registers at once (SIGTERM costs nothing)
-        for name in ("snapshot", "ring"):
+        for name in ("snapshot", "ring", "time_synced"):
             obj = getattr(self, name, None)
             if obj is not None:
                 obj.close()

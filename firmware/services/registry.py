@@ -28,6 +28,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 essential=True),
     ServiceSpec("comms", "firmware.services.comms", "Modbus TCP/RTU servers"),
     ServiceSpec("upgrade", "firmware.services.upgrade", "signed firmware upgrade (A/B slots)"),
+    ServiceSpec("time", "firmware.services.timesync", "time quality from chrony, time events, time sets",
+                enabled=lambda c: c["time"].enabled),
+    ServiceSpec("mqtt", "firmware.services.mqtt", "MQTT publishing with store-and-forward",
+                enabled=lambda c: c["mqtt"].enabled),
+    ServiceSpec("email", "firmware.services.email", "e-mail alerts and scheduled log mails",
+                enabled=lambda c: c["email"].enabled),
 )
 
 

@@ -17,10 +17,10 @@ import sys
 import threading
 from typing import Any
 
+from firmware.lockstate import revenue_locked as meter_locked
 from firmware.service import Service, command, main
 from firmware.upgrade.errors import UpgradeRefused
 from firmware.upgrade.installer import Installer, new_attempt_id
-from firmware.lockstate import revenue_locked as meter_locked
 from firmware.upgrade.settings import UpgradeSettings
 from hal.errors import MeterError
 

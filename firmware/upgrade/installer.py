@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from firmware import __version__ as RUNNING_VERSION
+from firmware.lockstate import revenue_locked_at
 from firmware.storage.atomic import fsync_dir
 from firmware.upgrade.errors import UpgradeFailed, UpgradeRefused
 from firmware.upgrade.image import PRODUCT, FileEntry, Image, parse_version, sha256_file
-from firmware.lockstate import revenue_locked_at
 from firmware.upgrade.log import UpgradeLog
 from firmware.upgrade.settings import UpgradeSettings
 from firmware.upgrade.slots import SlotLayout

@@ -11,9 +11,9 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
 
 from firmware.control import ControlClient, ControlServer
+from firmware.ipc.names import instance_name
 from firmware.ipc.snapshot import Snapshot
 from firmware.points import snapshot_layout
-from firmware.ipc.names import instance_name
 from hal.errors import AccessDenied
 from tests.integration.modbus_support import VALUES, free_port, mbpoll
 

@@ -29,8 +29,8 @@ import pytest
 
 from firmware.control import ControlClient
 from firmware.ipc import shm
-from firmware.ipc.snapshot import Snapshot
 from firmware.ipc.names import instance_name
+from firmware.ipc.snapshot import Snapshot
 from firmware.storage.records import RecordStore
 from hal.errors import IPCError, MeterError
 from metrology.registers import QUANTITIES, TOTAL, UNCOMP

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from firmware.lockstate import set_file_lock
 from firmware.upgrade.errors import UpgradeRefused
 from firmware.upgrade.guard import Guard
-from firmware.lockstate import set_file_lock
 from tests.integration.upgrade_env import make_env, snapshot
 from tools.image.keys import keygen
 
@@ -104,9 +104,9 @@ def test_lock_published_by_its_owner_is_honoured(env):
     """On a real board the switch is a GPIO owned by the revenue registers, which publish it in the measurement
     snapshot; the upgrade checks (service and CLI) read it there through firmware.lockstate."""
     from firmware.config import meter_schema
+    from firmware.ipc.names import instance_name
     from firmware.ipc.snapshot import Snapshot
     from firmware.lockstate import revenue_locked
-    from firmware.ipc.names import instance_name
     from firmware.points import snapshot_layout
 
     run_dir = env.base / "run"

@@ -12,8 +12,20 @@ import tomllib
 import pytest
 
 from firmware.config import meter_schema
-from firmware.config.schema import (Bool, Duration, Enum, Float, Int, IPAddress, ListOf, Option, Schema, Section,
-                                    Str, Table)
+from firmware.config.schema import (
+    Bool,
+    Duration,
+    Enum,
+    Float,
+    Int,
+    IPAddress,
+    ListOf,
+    Option,
+    Schema,
+    Section,
+    Str,
+    Table,
+)
 from firmware.config.store import ConfigStore, load_file
 from hal.errors import ConfigError
 from tests.conftest import iterations

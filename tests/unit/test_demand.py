@@ -8,8 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrology.demand import (DEMAND_INTERVALS_MIN, DemandClock, PeakDemand, ThermalDemand, WindowDemand,
-                              check_interval, coincident_pf)
+from metrology.demand import (
+    DEMAND_INTERVALS_MIN,
+    DemandClock,
+    PeakDemand,
+    ThermalDemand,
+    WindowDemand,
+    check_interval,
+    coincident_pf,
+)
 
 # Float sums of at most a few thousand terms: 1e-9 relative is far above rounding and far below any
 # error a wrong method would make.

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from firmware.config.board import load_board
+from firmware.ipc.names import instance_name
 from firmware.ipc.ring import Ring, RingReader
 from firmware.ipc.samples import FLAG_CHIP_RESET, FLAG_GAP, FLAG_SIMULATED, SampleBlock, block_size
 from firmware.ipc.snapshot import Snapshot
-from firmware.ipc.names import instance_name
 from firmware.services.acquisition import ENERGY_LAYOUT, Acquisition
 from hal.ade9000 import ChipSettings
 from hal.sim.signals import steady

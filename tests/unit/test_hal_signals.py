@@ -4,8 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hal.sim.signals import (Flicker, Frequency, Harmonic, Interharmonic, RapidVoltageChange, ThreePhase, Transient,
-                             VoltageEvent, day_profile, steady)
+from hal.sim.signals import (
+    Flicker,
+    Frequency,
+    Harmonic,
+    Interharmonic,
+    RapidVoltageChange,
+    ThreePhase,
+    Transient,
+    VoltageEvent,
+    day_profile,
+    steady,
+)
 
 FS = 32000.0
 

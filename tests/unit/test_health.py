@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from firmware.health import (DEGRADED, EXIT_STATUS, HEALTHY, LOSS_WINDOW_S, NOT_HEALTHY, CounterWindow, SampleLoss,
-                             meter_state)
+from firmware.health import (
+    DEGRADED,
+    EXIT_STATUS,
+    HEALTHY,
+    LOSS_WINDOW_S,
+    NOT_HEALTHY,
+    CounterWindow,
+    SampleLoss,
+    meter_state,
+)
 
 T0 = 1000.0            # monotonic seconds at the first heartbeat
 UNIX0 = 1_750_000_000.0  # the same moment on the wall clock

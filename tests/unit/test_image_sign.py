@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from firmware.upgrade.errors import UpgradeRefused
-from firmware.upgrade.image import Image
+from firmware.upgrade.image import Image, key_id
 from firmware.upgrade.trust import TrustStore, load_public_key, public_raw, verify_signatures
-from firmware.upgrade.image import key_id
 from tests.unit.test_image_build import EPOCH, make_tree
 from tools.image.build import build_image
 from tools.image.keys import keygen, load_private_key, sign_image

@@ -25,8 +25,8 @@ from firmware.revenue.loadprofile import FLAGS
 from firmware.service import ServiceContext
 from firmware.services.metrology import MetrologyService
 from hal.board import default_channels
-from metrology.frequency import SETTLE_S
 from hal.sim import adc
+from metrology.frequency import SETTLE_S
 
 FS = 32000
 BLOCK = 128

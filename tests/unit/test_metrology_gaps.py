@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
+from metrology.energy import EnergyIncrement
 from metrology.frequency import BRIDGE_MAX_S, SETTLE_S
 from metrology.pipeline import Pipeline
 from metrology.publish import publish
-from metrology.energy import EnergyIncrement
 from metrology.settings import MetrologySettings
 from tests.conformance.signals import FS, balanced
 

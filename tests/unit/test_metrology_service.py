@@ -5,8 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metrology.frequency import SETTLE_S
-
 from firmware.config import meter_schema
 from firmware.ipc.names import MEASUREMENTS, SAMPLES, instance_name
 from firmware.ipc.ring import Ring
@@ -16,6 +14,7 @@ from firmware.service import ServiceContext
 from firmware.services.metrology import MetrologyService
 from hal.board import default_channels
 from hal.sim import adc
+from metrology.frequency import SETTLE_S
 from tests.conformance.signals import FS, balanced
 
 BLOCK = 128        # the acquisition's half-buffer blocks (4 ms)

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from firmware.comms.modbus.blocks import Block
-from firmware.comms.modbus.regmap import ILLEGAL_ADDRESS, ILLEGAL_VALUE, RegisterMap, WriteRefused, build_map, load_overlay
+from firmware.comms.modbus.regmap import (
+    ILLEGAL_ADDRESS,
+    ILLEGAL_VALUE,
+    RegisterMap,
+    WriteRefused,
+    build_map,
+    load_overlay,
+)
 from firmware.points import Point, load_points
 from hal.errors import ConfigError
 

@@ -8,8 +8,19 @@ import numpy as np
 import pytest
 
 from metrology.energy import EnergyIncrement
-from metrology.registers import (QUANTITIES, RATE_SLOT0, TOTAL, BillingSchedule, EnergyBank, IncrementalEnergy,
-                                 MinMaxAvg, PeriodDelta, average_pf, secondary_factor, self_read_due)
+from metrology.registers import (
+    QUANTITIES,
+    RATE_SLOT0,
+    TOTAL,
+    BillingSchedule,
+    EnergyBank,
+    IncrementalEnergy,
+    MinMaxAvg,
+    PeriodDelta,
+    average_pf,
+    secondary_factor,
+    self_read_due,
+)
 
 
 def increment(wh: float, vah: float) -> EnergyIncrement:

@@ -8,8 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrology.tou import (DAY_TYPES, HOLIDAY1, HOLIDAY2, DaySchedule, DstRule, Season, TimeZone, TouCalendar,
-                           epoch_seconds, flat_calendar)
+from metrology.tou import (
+    DAY_TYPES,
+    HOLIDAY1,
+    HOLIDAY2,
+    DaySchedule,
+    DstRule,
+    Season,
+    TimeZone,
+    TouCalendar,
+    epoch_seconds,
+    flat_calendar,
+)
 
 SUN = 6
 # EU: last Sunday of March 01:00 UTC to last Sunday of October 01:00 UTC (02:00 CET / 03:00 CEST)

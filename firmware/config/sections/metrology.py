@@ -1,6 +1,7 @@
 """Options of the metrology pipeline: wiring, nominal values, PT/CT, corrections, conventions, losses."""
 from firmware.config.schema import Bool, Enum, Float, ListOf, Option, Section
 from hal.board import CHANNELS as INPUTS
+
 _PCT = Float(0.0, 100.0)
 
 SECTIONS = [
