@@ -61,7 +61,7 @@ class Chronyd:
                 f"driftfile {self.dir / 'drift'}", *lines]
         (self.dir / "chrony.conf").write_text("\n".join(conf) + "\n")
         chronyd, _ = require_chrony()
-        self.log = open(self.dir / "chronyd.log", "w")
+        self.log = open(self.dir / "chronyd.log", "w")  # noqa: SIM115 - open while chronyd runs, closed in stop()
         self.proc = subprocess.Popen([chronyd, "-x", "-d", *_user_args(), "-f", str(self.dir / "chrony.conf")],
                                      stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
                                      start_new_session=True)

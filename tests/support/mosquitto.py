@@ -48,7 +48,7 @@ class Mosquitto:
         self.start()
 
     def start(self) -> None:
-        self.log = open(self.dir / "mosquitto.log", "a")
+        self.log = open(self.dir / "mosquitto.log", "a")  # noqa: SIM115 - open while the broker runs, closed in stop()
         self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 10
