@@ -39,7 +39,8 @@ from hal.sim.dsp import (BUFFER_FRAMES, FRAME_NS, FRAMES_PER_DSP_SAMPLE, GAIN_ON
                          PAGE_FRAMES, WORDS_PER_FRAME, FrameSource, Measurements, Source, normalise)
 
 RSTDONE_DELAY_NS = 1_000_000        # simulated reset-to-RSTDONE time (1 ms)
-MEASURE_STEP_FRAMES = 512           # the measurement path catches up in steps of 16 ms: small, cheap pauses
+MEASURE_STEP_FRAMES = 256           # the measurement path catches up in steps of 8 ms: small, cheap pauses
+MAX_MEASURE_LAG_FRAMES = 4096       # a deferred measurement path is brought up to date in sync() beyond this
 _RM = regmap()
 _WFB_START = int(_RM.waveform_buffer["start"])
 _SAMPLE_SHIFT = int(_RM.waveform_buffer["sample_shift"])
@@ -77,6 +78,8 @@ class SimAde9000:
         self.mode, self.max_speed_hz, self.bits_per_word = 0, 20_000_000, 8
         self.transactions = 0
         self.page_sync = False         # produce whole pages only (the chip's own process; see frames_due)
+        self.defer_measure = False     # the measurement path runs when catch_up() is called (the chip's own
+                                       # process calls it while the host is quiet), not inside sync()
         self._wfb = np.zeros((BUFFER_FRAMES, WORDS_PER_FRAME), dtype=np.int32)
         self._in_reset = False
         self._power_on_reset()
@@ -270,20 +273,37 @@ class SimAde9000:
         return min(marks)
 
     def _produce(self, end: int) -> None:
-        """Frames up to ``end`` into the waveform buffer; the measurements catch up in steps, and always at their
-        own boundaries (0.1-s registers, energy latch), where the host can see them."""
+        """Frames up to ``end`` into the waveform buffer, IRQ0 for a completed half at once; then the measurement
+        path catches up (unless deferred), in steps and always at its own boundaries (0.1-s registers, energy
+        latch)."""
         start = self._produced
         self._produced = end
         if self._capture_start is not None:
             self._fill_wfb(start, end, self.frames.codes(start, end))
-            self._update_pins()          # a completed half raises IRQ0 now, not after the measurement work below
-        egy_due = (self._energy_on() and end > self._egy_start
-                   and (end - self._egy_start) % self._egy_frames() == 0)
-        if end % MEASURE_FRAMES == 0 or egy_due or end - self._measured >= MEASURE_STEP_FRAMES:
-            self._measure(end)
+            self._update_pins()
+        if not self.defer_measure or end - self._measured > MAX_MEASURE_LAG_FRAMES:
+            while self.catch_up():
+                pass
+
+    def catch_up(self) -> bool:
+        """One step of the measurement path towards the frames produced (at most ``MEASURE_STEP_FRAMES``, never
+        across a 0.1-s or energy-latch boundary, latching at one); False when there was nothing to do."""
+        m = self._measured
+        if m >= self._produced:
+            return False
+        end = min(self._produced, (m // MEASURE_FRAMES + 1) * MEASURE_FRAMES, m + MEASURE_STEP_FRAMES)
+        egy_due = False
+        if self._energy_on():
+            egy = self._egy_frames()
+            latch = self._egy_start + ((m - self._egy_start) // egy + 1) * egy
+            end = min(end, latch)
+            egy_due = end == latch
+        self._measure(end)
         if egy_due:
             ep_cfg = self.regs[_RM["EP_CFG"].addr]
             self._latch_energy(overwrite=bool(field_get(_RM["EP_CFG"], "EGY_LD_ACCUM", ep_cfg)))
+            self._update_pins()
+        return True
 
     def _measure(self, end: int) -> None:
         if end <= self._measured:

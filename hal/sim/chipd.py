@@ -11,9 +11,10 @@ deadline. Here it runs in its own process:
   in a burst: its frame count follows the wall clock, never its own progress. One thread and no lock: two
   threads sharing the interpreter lock made the interrupts and the replies wait for each other by
   milliseconds;
-- the signal is computed in chunks of 16 ms, one chunk ahead of the present, while the host is quiet and the
-  next interrupt is at least 2 ms away; the measurement registers catch up in steps of 16 ms, so no step of
-  the chip's work delays an interrupt or a read for long;
+- a completed half raises IRQ0 at once; the work that is not the buffer (the measurement path: RMS, power,
+  period and energy registers, in steps of 8 ms, latching energy at its boundary; and the next 8-ms chunk
+  of signal) is done while the host is quiet and the next interrupt is at least 2 ms away, so the host's
+  reads never wait behind it (a real chip's DSP runs beside its SPI port);
 - it answers the host over a ``SOCK_SEQPACKET`` socket, one message per SPI transaction
   (``X`` + the bytes clocked out; the reply is the bytes clocked in), several in one message as
   SPI_IOC_MESSAGE(n) does (``M``), plus line levels (``L``), the RESET line (``P``) and fault injection
@@ -52,8 +53,8 @@ MAX_MESSAGE = 65536 + 1
 PRODUCER_PRIORITY = 60          # SCHED_FIFO, above the host's read loop: the chip is hardware
 IDLE_NS = 20_000_000            # longest sleep without a request or an interrupt due
 QUIET_NS = 500_000              # the host is taken as done with an interrupt after 0.5 ms without a request
-PREFETCH_SLACK_NS = 2_000_000   # ... and a chunk is computed ahead only with this long until the next one
-CHUNK_FRAMES = 512              # signal computed 16 ms at a time: ~0.6 ms of work, never a long pause
+PREFETCH_SLACK_NS = 2_500_000   # ... and work is done ahead only with this long until the next interrupt
+CHUNK_FRAMES = 256              # signal computed 8 ms at a time: well under a millisecond of work
 _EDGE = struct.Struct("<q")
 _PR_SET_PDEATHSIG = 1
 
@@ -99,6 +100,7 @@ def _chip_main(sock: socket.socket, setup: dict[str, Any]) -> None:
                       irq1_pin=setup["irq1_pin"], reset_pin=setup["reset_pin"], noise=setup["noise"],
                       seed=setup["seed"], nominal_hz=setup["nominal_hz"])
     chip.page_sync = True
+    chip.defer_measure = True
     chip.frames.chunk_frames = CHUNK_FRAMES
     chip.frames.codes(0, 1)          # first use imports numpy.random (~20 ms): not while streaming
     chip.frames.restart(chip.frames.t0_ns)
@@ -110,10 +112,10 @@ def _chip_main(sock: socket.socket, setup: dict[str, Any]) -> None:
         nxt = chip.next_event_ns()
         now = time.monotonic_ns()
         wait_ns = IDLE_NS if nxt is None else min(max(nxt - now, 0), IDLE_NS)
-        # the next chunk of signal is computed while the host is quiet and the next interrupt is far, so that
-        # neither waits for it (the frames are a pure function of their numbers: computed once)
+        # the measurement path and the next chunk of signal are computed while the host is quiet and the next
+        # interrupt is far, so that neither waits for them (frames are a pure function of their numbers)
         if (wait_ns > PREFETCH_SLACK_NS and now - last_request > QUIET_NS
-                and chip.frames.prefetch(chip.frames_due() + CHUNK_FRAMES)):
+                and (chip.catch_up() or chip.frames.prefetch(chip.frames_due() + CHUNK_FRAMES))):
             continue
         if now - last_request <= QUIET_NS:
             wait_ns = min(wait_ns, QUIET_NS)
