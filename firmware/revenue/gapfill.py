@@ -254,7 +254,9 @@ class GapFill:
         for hole, a, b in entry.pieces:
             shares = apportion(self.records.overlapping(a, b), a, b)
             fill, fill_comp = fill_energy(shares, self.fs, self.gain, ref, ref_comp, comp is not None)
-            missing_s = max(0.0, (b - a) / self.fs - fill.filled_s)
+            # before the first cycle after a start, what the chip did not record is part of the outage the start
+            # ends (the interval is flagged so), not a gap in the measurement
+            missing_s = 0.0 if hole.startup else max(0.0, (b - a) / self.fs - fill.filled_s)
             inc.add(fill)
             inc.gap_s += missing_s
             if comp is not None and fill_comp is not None:
