@@ -45,6 +45,28 @@ def make(shm, **kw):
     return acq, RingReader(ring, start="oldest"), snap
 
 
+def run_with_intervals(shm, pumps, before_pump=None):
+    """Acquisition with a chip_intervals ring, pumped ``pumps`` times (``before_pump(acq, k)`` first, if given):
+    (acquisition, sample-ring reader, the chip energy records written)."""
+    from firmware.ipc import chipenergy
+
+    ring = Ring.create(f"test-acq-{uuid.uuid4().hex[:8]}.chip_intervals", chipenergy.RECORD_SIZE, 64)
+    try:
+        acq, reader, _ = make(shm, intervals=ring)
+        for k in range(pumps):
+            if before_pump is not None:
+                before_pump(acq, k)
+            acq.pump()
+        rr = RingReader(ring, start="oldest")
+        recs = []
+        while (data := rr.read(0)) is not None:
+            recs.append(chipenergy.ChipEnergyRecord.decode(data))
+    finally:
+        ring.close()
+        ring.unlink()
+    return acq, reader, recs
+
+
 def drain(reader):
     out = []
     while (data := reader.read(0)) is not None:
@@ -135,20 +157,7 @@ def test_service_process_streams_in_real_time(tmp_path):
 def test_chip_energy_intervals_name_the_frames_they_cover(shm):
     """One record per EGYRDY on the chip_intervals ring: consecutive frame ranges of exactly one interval
     (32,000 frames at 1 s), the energy of 230 V x 5 A at 20 degrees per phase, and the run's epoch."""
-    from firmware.ipc import chipenergy
-
-    ring = Ring.create(f"test-acq-{uuid.uuid4().hex[:8]}.chip_intervals", chipenergy.RECORD_SIZE, 64)
-    try:
-        acq, reader, _ = make(shm, intervals=ring)
-        for _ in range(1260):                         # ~5 s of virtual time
-            acq.pump()
-        rr = RingReader(ring, start="oldest")
-        recs = []
-        while (data := rr.read(0)) is not None:
-            recs.append(chipenergy.ChipEnergyRecord.decode(data))
-    finally:
-        ring.close()
-        ring.unlink()
+    acq, reader, recs = run_with_intervals(shm, 1260)      # ~5 s of virtual time
     assert len(recs) >= 4
     for a, b in zip(recs, recs[1:]):
         assert b.start_index == a.end_index and b.end_index - b.start_index == 32_000 and not b.flags
@@ -166,20 +175,11 @@ def test_a_host_stalled_past_several_energy_intervals_loses_no_chip_energy(shm):
     record spans all three intervals, the records stay contiguous, and their energy is the signal's."""
     from firmware.ipc import chipenergy
 
-    ring = Ring.create(f"test-acq-{uuid.uuid4().hex[:8]}.chip_intervals", chipenergy.RECORD_SIZE, 64)
-    try:
-        acq, reader, _ = make(shm, intervals=ring)
-        for k in range(2500):                         # ~10 s of virtual time
-            if k == 600:
-                acq.hw.sim.faults.late_pages = int(2.5 * 32_000) // 16
-            acq.pump()
-        rr = RingReader(ring, start="oldest")
-        recs = []
-        while (data := rr.read(0)) is not None:
-            recs.append(chipenergy.ChipEnergyRecord.decode(data))
-    finally:
-        ring.close()
-        ring.unlink()
+    def stall(acq, k):
+        if k == 600:
+            acq.hw.sim.faults.late_pages = int(2.5 * 32_000) // 16
+
+    _, _, recs = run_with_intervals(shm, 2500, stall)       # ~10 s of virtual time
     spans = [r.end_index - r.start_index for r in recs]
     assert not any(r.flags & chipenergy.FLAG_MISSED for r in recs)
     wide = recs[spans.index(max(spans))]
