@@ -281,9 +281,11 @@ class SimAde9000:
         if self._capture_start is not None:
             self._fill_wfb(start, end, self.frames.codes(start, end))
             self._update_pins()
-        if not self.defer_measure or end - self._measured > MAX_MEASURE_LAG_FRAMES:
+        if not self.defer_measure:
             while self.catch_up():
                 pass
+        elif end - self._measured > MAX_MEASURE_LAG_FRAMES:
+            self.catch_up()              # behind: one bounded step here, never the whole backlog at once
 
     def catch_up(self) -> bool:
         """One step of the measurement path towards the frames produced (at most ``MEASURE_STEP_FRAMES``, never

@@ -53,7 +53,8 @@ MAX_MESSAGE = 65536 + 1
 PRODUCER_PRIORITY = 60          # SCHED_FIFO, above the host's read loop: the chip is hardware
 IDLE_NS = 20_000_000            # longest sleep without a request or an interrupt due
 QUIET_NS = 500_000              # the host is taken as done with an interrupt after 0.5 ms without a request
-PREFETCH_SLACK_NS = 2_500_000   # ... and work is done ahead only with this long until the next interrupt
+PREFETCH_SLACK_NS = 2_500_000   # ... and a step of work (up to ~2 ms on a loaded VM) only with this long until the next
+                                # interrupt, so that it never delays one
 CHUNK_FRAMES = 256              # signal computed 8 ms at a time: well under a millisecond of work
 _EDGE = struct.Struct("<q")
 _PR_SET_PDEATHSIG = 1
