@@ -100,12 +100,13 @@ class MetrologyService(Service):
         self.heartbeat(**self.counters, **self.gapfill.info())
 
     def _note_gap(self, lost_frames: int) -> None:
-        """One warning per GAP_LOG_INTERVAL_S at most, with what the gaps since the last one cost."""
+        """One line per GAP_LOG_INTERVAL_S at most, with what the gaps since the last one cost (the acquisition
+        service warns of the same losses; this says what metrology did about them)."""
         self._gaps_unlogged += 1
         self._frames_unlogged += lost_frames
         now = time.monotonic()
         if now - self._gap_logged_at >= GAP_LOG_INTERVAL_S:
-            self.log.warning("%d sample gaps (%d frames lost) since the last report: windows restarted, the gaps' "
+            self.log.info("%d sample gaps (%d frames lost) since the last report: windows restarted, the gaps' "
                              "energy is filled from the chip's accumulators", self._gaps_unlogged,
                              self._frames_unlogged)
             self._gaps_unlogged = self._frames_unlogged = 0

@@ -82,7 +82,7 @@ class TimeService(Service):
         except ChronyError as exc:
             self.counters["chrony_errors"] += 1
             if str(exc) != self.chrony_error:
-                self.log.error("%s: time_synced stays 0 until chronyd answers (Debian package chrony; docs/time.md)", exc)
+                self.log.warning("%s: time_synced stays 0 until chronyd answers (Debian package chrony; docs/time.md)", exc)
             self.chrony_error = str(exc)
             self.tracking = None
         now = time.time()
