@@ -90,7 +90,6 @@ class Pipeline:
         self.origin_ns = 0
         self.latest_window: dict[str, np.ndarray] = {}
         self.latest_frequency_10s = float("nan")
-        self.latest_frequency_10s_flagged = False
         # cycles wait in one log until both their window and their second have closed
         self.log = CycleLog()
         self._win_lo = 0           # log row of the open window's first cycle
@@ -112,7 +111,7 @@ class Pipeline:
         self._last_end: float | None = None   # sample index where the last cycle ended
         self._lost_s = 0.0         # time the HAL reported lost at the last gap (for a stream that restarted)
         self._sec_gap = False      # the open second has samples missing
-        self._gap_index: int | None = None    # first sample after the last gap, until a second holds it
+        self._gap_index: int | None = None    # first sample the last gap lost, until a second holds cycles past it
         self._win_gap = False      # the next window follows a gap
 
     # ------------------------------------------------------------------ input
@@ -167,7 +166,6 @@ class Pipeline:
         out.cycles, out.urms_half, out.cycle_start_ns = cm, urms, start_ns
         for t, f in self.ten_s.add(start_ns, end_ns, cm.duration_s, cm.real):
             self.latest_frequency_10s = f
-            self.latest_frequency_10s_flagged = self.ten_s.flagged
             out.frequency_10s.append((t, f))
         self._windows(batch.samples, base, start_ns, end_ns, flags_c, out)
         self._seconds(base, start_ns, flags_c, out)
@@ -302,7 +300,7 @@ class Pipeline:
         for key_h, v in self.latest_window.items():
             values.setdefault(key_h, v)
         values["freq_10s"] = np.array([self.latest_frequency_10s])
-        values["freq_10s_flagged"] = np.array([1.0 if self.latest_frequency_10s_flagged else 0.0])
+        values["freq_10s_flagged"] = np.array([1.0 if self.ten_s.flagged else 0.0])
         real_f = cm.freq[~np.isnan(cm.freq)]
         values["freq_1cycle"] = np.array([real_f[-1] if real_f.size else np.nan])
         energy, comp = self._energy(cm)
