@@ -1,7 +1,8 @@
 """The meter's durable record feeds for the services that forward them (MQTT, e-mail).
 
 One place names where each record lives: the load profile (interval and event records, written by the
-revenue registers in the metrology service) and the time events (written by the time service). Each is
+revenue registers in the metrology service), the time events (written by the time service) and the
+meter's event log (written by every service, firmware.storage.eventlog). Each is
 read through ``firmware.storage.feed.LogFeed`` after a record id the reader keeps.
 """
 from __future__ import annotations
@@ -10,6 +11,8 @@ from pathlib import Path
 
 from firmware.revenue.engine import REVENUE_DB, REVENUE_SUBDIR
 from firmware.revenue.loadprofile import TABLE as LP_TABLE
+from firmware.storage.eventlog import EVENTS_DB as EVENT_LOG_DB
+from firmware.storage.eventlog import TABLE as EVENT_LOG_TABLE
 from firmware.storage.feed import LogFeed
 from firmware.timesync import EVENTS_DB, EVENTS_TABLE
 
@@ -23,3 +26,7 @@ def load_profile(data_dir: str | Path) -> LogFeed:
 
 def time_events(data_dir: str | Path) -> LogFeed:
     return LogFeed(Path(data_dir) / EVENTS_DB, EVENTS_TABLE, ("info",))
+
+
+def event_log(data_dir: str | Path) -> LogFeed:
+    return LogFeed(Path(data_dir) / EVENT_LOG_DB, EVENT_LOG_TABLE, ("detail",))

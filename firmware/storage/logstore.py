@@ -128,6 +128,14 @@ class LogStore:
             out[c] = json.loads(value) if t == "JSON" and value is not None else value
         return out
 
+    def sql(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement on this log's database (a companion table kept beside the log); its rows."""
+        with self._lock:
+            try:
+                return self._db.execute(statement, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"log {self.table!r}: {exc}") from exc
+
     def clear(self) -> None:
         with self._lock:
             self._db.execute(f"DELETE FROM {self.table}")

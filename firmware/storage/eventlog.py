@@ -1,0 +1,114 @@
+"""The meter's event log: one circular log of prioritised events that every service writes and the revenue
+audit, the web page, the display and the protocols read (SPEC §5; ION7400 manual "Event log").
+
+An event has a priority 0-255 (alarm bands: None 0, Info 1-63, Low 64-127, Medium 128-191, High 192-255),
+the service that wrote it, a cause (what happened: ``sag``, ``login_invalid``, ``config_change``...), an
+effect (what the meter did or the value concerned), the user behind it when there is one, and a JSON detail.
+An event whose priority is not above the cutoff (default 5) is not recorded, as in the ION event log
+controller. The depth (default 5,000) bounds the log; the oldest record is overwritten.
+
+The log lives in ``data_dir/events.db`` (SQLite, WAL). Each process opens its own ``EventLog``; SQLite's
+locking serialises writers across processes and every append is on disk when it returns (an event must
+survive a power failure at once, SPEC §5). The unread counter counts records after the last one a reader
+acknowledged with ``mark_read``; the acknowledged id is stored beside the log, so it survives restarts.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from firmware.storage.logstore import LogStore
+from hal.errors import StorageError
+
+EVENTS_DB = "events.db"            # under data_dir
+TABLE = "event_log"
+COLUMNS = {"priority": "INTEGER", "source": "TEXT", "cause": "TEXT", "effect": "TEXT", "user": "TEXT",
+           "detail": "JSON"}
+DEFAULT_CUTOFF = 5                 # ION7400 manual: "The default event log cutoff value is 5"
+DEFAULT_DEPTH = 5000               # ION7400 manual: event log depth
+PRIORITY_MAX = 255
+
+# Alarm/event priority bands (ION7400 manual, alarm priorities), highest first.
+BANDS: tuple[tuple[str, int], ...] = (("high", 192), ("medium", 128), ("low", 64), ("info", 1), ("none", 0))
+
+
+def band(priority: int) -> str:
+    """The name of the band a priority falls in."""
+    for name, lowest in BANDS:
+        if priority >= lowest:
+            return name
+    return "none"
+
+
+@dataclass(frozen=True)
+class Event:
+    priority: int
+    source: str
+    cause: str
+    effect: str = ""
+    user: str = ""
+    detail: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= int(self.priority) <= PRIORITY_MAX:
+            raise StorageError(f"event {self.cause!r}: priority {self.priority} is outside 0..{PRIORITY_MAX}")
+        if not self.source or not self.cause:
+            raise StorageError("an event needs a source and a cause")
+
+
+class EventLog:
+    def __init__(self, data_dir: str | Path, cutoff: int = DEFAULT_CUTOFF, depth: int = DEFAULT_DEPTH) -> None:
+        if not 0 <= cutoff <= PRIORITY_MAX:
+            raise StorageError(f"event log cutoff {cutoff} is outside 0..{PRIORITY_MAX}")
+        self.path = Path(data_dir) / EVENTS_DB
+        self.cutoff = cutoff
+        self.store = LogStore(self.path, TABLE, COLUMNS, depth, "circular")
+        self.discarded = 0
+        self.store.sql("CREATE TABLE IF NOT EXISTS event_readers (reader TEXT PRIMARY KEY, last_id INTEGER NOT NULL)")
+
+    @classmethod
+    def from_config(cls, config: Any) -> EventLog:
+        """The event log of a meter configuration (``[meter] data_dir``, ``[events]``)."""
+        section = config["events"]
+        return cls(config.meter.data_dir, section.cutoff, section.depth)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def record(self, event: Event, ts: float | None = None) -> int | None:
+        """Append one event; its record id, or None when its priority is not above the cutoff."""
+        if event.priority <= self.cutoff:
+            self.discarded += 1
+            return None
+        return self.store.append(time.time() if ts is None else ts, {
+            "priority": int(event.priority), "source": event.source, "cause": event.cause,
+            "effect": event.effect, "user": event.user, "detail": dict(event.detail or {})})
+
+    def read(self, since_id: int = 0, limit: int | None = None, since_ts: float | None = None,
+             until_ts: float | None = None, min_priority: int = 0) -> list[dict[str, Any]]:
+        """Events oldest first, after ``since_id``, within [since_ts, until_ts], at least ``min_priority``."""
+        rows = self.store.read(since_id=since_id, since_ts=since_ts)
+        out = [r for r in rows if r["priority"] >= min_priority and (until_ts is None or r["ts"] <= until_ts)]
+        return out[:limit] if limit is not None else out
+
+    def last(self, n: int) -> list[dict[str, Any]]:
+        return self.store.last(n)
+
+    def _acknowledged(self, reader: str) -> int:
+        rows = self.store.sql("SELECT last_id FROM event_readers WHERE reader = ?", (reader,))
+        return int(rows[0][0]) if rows else 0
+
+    def unread(self, reader: str = "default") -> int:
+        """Records after the last one ``reader`` acknowledged (those overwritten are not counted)."""
+        return int(self.store.sql(f"SELECT COUNT(*) FROM {TABLE} WHERE id > ?", (self._acknowledged(reader),))[0][0])
+
+    def mark_read(self, reader: str = "default", up_to_id: int | None = None) -> int:
+        """Acknowledge every record up to ``up_to_id`` (default: the newest); the id acknowledged."""
+        if up_to_id is None:
+            up_to_id = int(self.store.sql(f"SELECT MAX(id) FROM {TABLE}")[0][0] or 0)
+        self.store.sql("INSERT INTO event_readers (reader, last_id) VALUES (?, ?) "
+                       "ON CONFLICT(reader) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)",
+                       (reader, int(up_to_id)))
+        return self._acknowledged(reader)
