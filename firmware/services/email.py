@@ -4,8 +4,9 @@ Alarms come from the measurement snapshot (a status point of ``compose.ALARM_POI
 and from the records of the log stores (load-profile events such as an outage, time set or energy
 mismatch; time events such as a step or lost sync). Each mail is queued in ``data_dir/email.db`` with
 the read positions of its sources, then a sender thread hands it to the server, ``[email] retries``
-more times at ``retry_interval`` doubling, each SMTP operation within ``[email] timeout`` (60 s); a mail
-that still fails is logged and given up. Sending never blocks the heartbeats. Beyond
+more times at ``retry_interval`` doubling, each SMTP operation within ``[email] timeout`` (60 s); the
+attempts and the next retry time are kept with the mail in the outbox, so a restart neither resets the count
+nor sends early. A mail that still fails is logged and given up. Sending never blocks the heartbeats. Beyond
 ``max_mails_per_hour`` alarms, the rest are summarised in one mail once the hour allows.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from hal.errors import IPCError
 
 OUTBOX_DB = "email.db"       # under data_dir
 OUTBOX_DEPTH = 10000
+OUTBOX_TABLE = "mail"
 LOG_MAIL_MAX_RECORDS = 20000
 HOUR_S = 3600.0
 
@@ -39,7 +41,7 @@ class EmailService(Service):
     def setup(self) -> None:
         self.e = self.config["email"]
         self.meter = self.config["meter"].name + " " + self.config["meter"].serial_number
-        self.outbox = Outbox(self.ctx.data_dir / OUTBOX_DB, OUTBOX_DEPTH, table="mail")
+        self.outbox = Outbox(self.ctx.data_dir / OUTBOX_DB, OUTBOX_DEPTH, table=OUTBOX_TABLE)
         self.lp = feeds.load_profile(self.ctx.data_dir)
         self.lp_log = feeds.load_profile(self.ctx.data_dir)
         self.tev = feeds.time_events(self.ctx.data_dir)
@@ -51,7 +53,6 @@ class EmailService(Service):
         if self.e.log_mail_interval and self.outbox.cursor("logmail_at", 0.0) == 0.0:
             self.outbox.put([], {"logmail_at": now})
         self.counters = {"queued": 0, "sent": 0, "failed_attempts": 0, "given_up": 0, "held": 0}
-        self._attempts: dict[int, tuple[int, float]] = {}
         self._wake = threading.Event()
         self._sender = threading.Thread(target=self._send_loop, name="smtp", daemon=True)
         self._sender.start()
@@ -148,9 +149,9 @@ class EmailService(Service):
         for msg in self.outbox.pending(0, 50):
             if self.stopping.is_set():
                 break
-            n, at = self._attempts.get(msg.id, (0, 0.0))
-            if time.time() < at:
-                next_due = min(next_due, at)
+            n = msg.attempts
+            if time.time() < msg.next_at:
+                next_due = min(next_due, msg.next_at)
                 continue
             try:
                 send(self.e, compose.to_message(compose.decode(msg.body), self.e.sender, self.e.recipients, msg.ts))
@@ -161,16 +162,14 @@ class EmailService(Service):
                                    compose.decode(msg.body)["subject"], n + 1, exc)
                     self.counters["given_up"] += 1
                     self.outbox.ack([msg.id])
-                    self._attempts.pop(msg.id, None)
                 else:
                     retry = time.time() + self.e.retry_interval * 2 ** n
-                    self._attempts[msg.id] = (n + 1, retry)
+                    self.outbox.defer(msg.id, n + 1, retry)
                     self.log.warning("mail not sent (attempt %d of %d, next in %.0f s): %s", n + 1,
                                      self.e.retries + 1, retry - time.time(), exc)
                     next_due = min(next_due, retry)
                 continue
             self.outbox.ack([msg.id])
-            self._attempts.pop(msg.id, None)
             self.counters["sent"] += 1
         return next_due
 

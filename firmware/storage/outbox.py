@@ -4,7 +4,8 @@ SQLite in WAL mode with ``synchronous=FULL``, in the same manner as the log stor
 id that only grows (``AUTOINCREMENT``: never reused, also after a restart), which is its sequence number
 for the receiver. ``put`` stores a batch together with the read positions (``cursors``) of the sources it
 came from in one transaction, so a source record is queued exactly once even across a crash. ``ack``
-removes what the receiver confirmed. The queue is bounded: past ``depth`` messages the oldest are dropped,
+removes what the receiver confirmed; ``defer`` records a failed delivery attempt and when to try again, in the
+file, so a sender that restarts keeps counting its retries rather than starting again. The queue is bounded: past ``depth`` messages the oldest are dropped,
 counted in ``dropped`` (kept in the file), never silently.
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ class Message(NamedTuple):
     body: str
     qos: int
     retain: bool
+    attempts: int = 0       # failed deliveries so far (``defer``)
+    next_at: float = 0.0    # wall-clock time before which it is not tried again
 
 
 class Outbox:
@@ -43,6 +46,10 @@ class Outbox:
                              "ts REAL NOT NULL, topic TEXT NOT NULL, body TEXT NOT NULL, qos INTEGER NOT NULL, "
                              "retain INTEGER NOT NULL)")
             self._db.execute(f"CREATE TABLE IF NOT EXISTS {table}_cursor (name TEXT PRIMARY KEY, value REAL)")
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for column, decl in (("attempts", "INTEGER NOT NULL DEFAULT 0"), ("next_at", "REAL NOT NULL DEFAULT 0")):
+                if column not in have:      # a file written before retries were kept
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         except sqlite3.Error as exc:
             raise StorageError(f"outbox {self.path}: {exc}") from exc
 
@@ -81,9 +88,18 @@ class Outbox:
     def pending(self, after_id: int = 0, limit: int = 100) -> list[Message]:
         """Queued messages with id > after_id, oldest first."""
         with self._lock:
-            rows = self._db.execute(f"SELECT id, ts, topic, body, qos, retain FROM {self.table} WHERE id > ? "
-                                    "ORDER BY id LIMIT ?", (after_id, int(limit))).fetchall()
-        return [Message(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+            rows = self._db.execute(f"SELECT id, ts, topic, body, qos, retain, attempts, next_at FROM {self.table} "
+                                    "WHERE id > ? ORDER BY id LIMIT ?", (after_id, int(limit))).fetchall()
+        return [Message(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7]) for r in rows]
+
+    def defer(self, message_id: int, attempts: int, next_at: float) -> None:
+        """Record that ``message_id`` failed ``attempts`` times and is not to be tried before ``next_at``."""
+        with self._lock:
+            try:
+                self._db.execute(f"UPDATE {self.table} SET attempts = ?, next_at = ? WHERE id = ?",
+                                 (int(attempts), float(next_at), int(message_id)))
+            except sqlite3.Error as exc:
+                raise StorageError(f"outbox {self.path}: defer failed: {exc}") from exc
 
     def ack(self, ids: Sequence[int]) -> None:
         if not ids:

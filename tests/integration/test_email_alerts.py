@@ -24,8 +24,9 @@ from firmware.revenue.loadprofile import COLUMNS as LP_COLUMNS
 from firmware.revenue.loadprofile import TABLE as LP_TABLE
 from firmware.revenue.loadprofile import record
 from firmware.service import ServiceContext, instance_name
-from firmware.services.email import EmailService
+from firmware.services.email import OUTBOX_DB, OUTBOX_TABLE, EmailService
 from firmware.storage.logstore import LogStore
+from firmware.storage.outbox import Outbox
 from firmware.timesync import EVENTS_COLUMNS, EVENTS_DB, EVENTS_TABLE
 from tests.support.certs import make_cert
 
@@ -199,3 +200,32 @@ def test_no_plain_text_send_without_starttls(tmp_path):
 def test_wrong_certificate_is_refused(tmp_path, cert):
     (tmp_path / "other").mkdir()
     _given_up_unsent(tmp_path, cert, make_cert(tmp_path / "other")[0])
+
+
+def test_retry_count_and_next_time_survive_a_restart(tmp_path, cert):
+    """A sender that restarts (a crash loop, a power cycle) goes on counting: retries=2 means three attempts
+    in all, however many times the service starts in between, and never one before its retry time."""
+    port = free_port()                                        # nothing listens: every attempt fails
+    rig = Rig(tmp_path, port, cert[0], retries=2, log_mail_interval=0, retry_interval=1.0)
+    try:
+        rig.svc.cmd_test(user="commissioning")
+        wait_for(lambda: rig.svc.counters["failed_attempts"] >= 1, "the first failed attempt")
+    finally:
+        rig.close()
+    outbox = Outbox(tmp_path / "data" / OUTBOX_DB, 10, table=OUTBOX_TABLE)
+    (pending,) = outbox.pending()
+    outbox.close()
+    assert pending.attempts == 1 and pending.next_at > time.time() - 0.5
+    attempts = 1
+    for _ in range(3):                                        # restarts until the mail is given up
+        rig = Rig(tmp_path, port, cert[0], retries=2, log_mail_interval=0, retry_interval=1.0)
+        try:
+            time.sleep(0.3)
+            assert rig.svc.counters["failed_attempts"] == 0   # the retry time is kept: not tried at once
+            wait_for(lambda r=rig: r.svc.counters["failed_attempts"] >= 1, "the next attempt")
+            attempts += rig.svc.counters["failed_attempts"]
+            if rig.svc.counters["given_up"]:
+                break
+        finally:
+            rig.close()
+    assert attempts == 3 and rig.svc.counters["given_up"] == 1
