@@ -23,7 +23,8 @@ KIND_TEXT = {
     "readings": "the newest 1-s values of `[mqtt] readings_points`, every `readings_interval`",
     "energy": "the energy registers (below), every `energy_interval`",
     "intervals": "one load-profile interval record, once it is closed",
-    "events": "one load-profile event record (outage, time set, freeze, reset, ...) or one time event",
+    "events": "one load-profile event record (outage, time set, freeze, reset, ...), one time event or one record "
+              "of the meter's event log (PQ event, alarm, security, configuration change)",
     "status": "`{\"online\":true}` retained on connection; `{\"online\":false}` as the last will and on stop",
 }
 

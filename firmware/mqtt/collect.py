@@ -4,7 +4,8 @@ records and events from the log stores, each turned into (ts, topic, body, qos, 
 Readings: the newest second of the measurement snapshot, every ``readings_interval``, when the snapshot
 has a new publish (a meter that stopped metering sends none). Energy: the energy registers of basic.toml
 every ``energy_interval``. Intervals and events: each load-profile record (``interval`` records are
-intervals, the others events) and each time event, once, in record order; their read positions are
+intervals, the others events), each time event and each record of the meter's event log (PQ events, alarms,
+security, configuration changes), once, in record order; their read positions are
 stored in the outbox with the messages (``Outbox.put``), so a record is queued exactly once.
 """
 from __future__ import annotations
@@ -40,7 +41,8 @@ class Collector:
         self.meter = topics.meter_id(serial or config["meter"].serial_number)
         self.snapshot_name = snapshot_name
         self.snapshot: Snapshot | None = None
-        self.feeds = {"lp": feeds.load_profile(data_dir), "time": feeds.time_events(data_dir)}
+        self.feeds = {"lp": feeds.load_profile(data_dir), "time": feeds.time_events(data_dir),
+                      "events": feeds.event_log(data_dir)}
         self.cursors = {name: int(cursor(name)) for name in self.feeds}
         self.last_count = -1
         self.next_readings = 0.0
@@ -93,6 +95,12 @@ class Collector:
                 out.append(self._msg("events", rec["ts"], {"offset": rec["offset"]},
                                      {"record": rec["id"], "kind": "time", "event": rec["event"],
                                       "info": rec["info"]}))
+            for rec in self.feeds["events"].read(self.cursors["events"], FEED_BATCH):
+                self.cursors["events"] = moved["events"] = rec["id"]
+                out.append(self._msg("events", rec["ts"], {"priority": rec["priority"]},
+                                     {"record": rec["id"], "kind": "event_log", "event": rec["cause"],
+                                      "info": {"source": rec["source"], "effect": rec["effect"],
+                                               "user": rec["user"], **(rec["detail"] or {})}}))
         return out, moved
 
     def close(self) -> None:

@@ -2,7 +2,8 @@
 
 Alarms come from the measurement snapshot (a status point of ``compose.ALARM_POINTS`` turning active)
 and from the records of the log stores (load-profile events such as an outage, time set or energy
-mismatch; time events such as a step or lost sync). Each mail is queued in ``data_dir/email.db`` with
+mismatch; time events such as a step or lost sync; records of the meter's event log at or above
+``[email] min_priority``). Each mail is queued in ``data_dir/email.db`` with
 the read positions of its sources, then a sender thread hands it to the server, ``[email] retries``
 more times at ``retry_interval`` doubling, each SMTP operation within ``[email] timeout`` (60 s); the
 attempts and the next retry time are kept with the mail in the outbox, so a restart neither resets the count
@@ -45,6 +46,7 @@ class EmailService(Service):
         self.lp = feeds.load_profile(self.ctx.data_dir)
         self.lp_log = feeds.load_profile(self.ctx.data_dir)
         self.tev = feeds.time_events(self.ctx.data_dir)
+        self.evl = feeds.event_log(self.ctx.data_dir)
         self.snapshot: Snapshot | None = None
         self.status: dict[str, float] = {}
         self.alarm_times: deque[float] = deque()
@@ -116,6 +118,12 @@ class EmailService(Service):
             if rec["event"] in compose.TIME_ALARMS:
                 out.append(compose.alarm(self.meter, rec["ts"], f"time {rec['event']}",
                                          {"offset_s": rec["offset"], **rec["info"]}))
+        for rec in self.evl.read(int(self.outbox.cursor("events", 0)), 500):
+            cursors["events"] = rec["id"]
+            if rec["priority"] >= self.e.min_priority:
+                what = f"{rec['source']} {rec['cause']} {rec['effect'] or ''}".strip()
+                out.append(compose.alarm(self.meter, rec["ts"], what,
+                                         {"priority": rec["priority"], "user": rec["user"], **(rec["detail"] or {})}))
         return out
 
     def _limit(self, now: float, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -179,7 +187,7 @@ class EmailService(Service):
         sender = getattr(self, "_sender", None)
         if sender is not None:
             sender.join(self.e.timeout + 1)
-        for name in ("lp", "lp_log", "tev", "outbox", "snapshot"):
+        for name in ("lp", "lp_log", "tev", "evl", "outbox", "snapshot"):
             obj = getattr(self, name, None)
             if obj is not None:
                 obj.close()

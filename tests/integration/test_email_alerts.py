@@ -25,6 +25,7 @@ from firmware.revenue.loadprofile import TABLE as LP_TABLE
 from firmware.revenue.loadprofile import record
 from firmware.service import ServiceContext, instance_name
 from firmware.services.email import OUTBOX_DB, OUTBOX_TABLE, EmailService
+from firmware.storage.eventlog import Event, EventLog
 from firmware.storage.logstore import LogStore
 from firmware.storage.outbox import Outbox
 from firmware.timesync import EVENTS_COLUMNS, EVENTS_DB, EVENTS_TABLE
@@ -133,13 +134,18 @@ def test_alarms_over_starttls_with_login(tmp_path, cert):
         rig.lp.append(1.7e9 + 900, record("interval", "", 1.7e9, 1.7e9 + 900, [1.0]))   # not an alarm
         rig.tev.append(1.7e9, {"event": "step", "offset": -5.0, "info": {"source": "ntp1"}})
         rig.tev.append(1.7e9, {"event": "slew", "offset": 0.02, "info": {}})            # routine
-        wait_for(lambda: len(inbox.mails) == 4, "four alarm mails")
+        events = EventLog(tmp_path / "data", cutoff=5)
+        events.record(Event(200, "pq", "sag", "Va 41 % for 0.12 s", detail={"residual_pct": 41.0}))
+        events.record(Event(70, "alarms", "over_thd_v", "picked up"))                     # Low: not mailed
+        events.close()
+        wait_for(lambda: len(inbox.mails) == 5, "five alarm mails")
         time.sleep(0.3)
         subjects = sorted(inbox.subjects())
         assert subjects == sorted(["[feeder-3 SIM-7] revenue registers unavailable",
                                    "[feeder-3 SIM-7] the clock lost synchronisation to its time source",
                                    "[feeder-3 SIM-7] load-profile outage outage",
-                                   "[feeder-3 SIM-7] time step"])
+                                   "[feeder-3 SIM-7] time step",
+                                   "[feeder-3 SIM-7] pq sag Va 41 % for 0.12 s"])
         for msg, encrypted, authenticated, rcpts in inbox.mails:
             assert encrypted, "sent before STARTTLS"
             assert authenticated
@@ -147,7 +153,9 @@ def test_alarms_over_starttls_with_login(tmp_path, cert):
             assert msg["From"] == "meter@example.net"
         step = next(m for m, *_ in inbox.mails if m["Subject"].endswith("time step"))
         assert "offset_s: -5.0" in step.get_content() and "source: ntp1" in step.get_content()
-        assert rig.svc.outbox.count() == 0 and rig.svc.counters["sent"] == 4
+        sag = next(m for m, *_ in inbox.mails if "pq sag" in m["Subject"])
+        assert "priority: 200" in sag.get_content() and "residual_pct: 41.0" in sag.get_content()
+        assert rig.svc.outbox.count() == 0 and rig.svc.counters["sent"] == 5
     finally:
         rig.close()
         server.stop()

@@ -23,6 +23,7 @@ from firmware.revenue.loadprofile import TABLE as LP_TABLE
 from firmware.revenue.loadprofile import record
 from firmware.service import ServiceContext, instance_name
 from firmware.services.mqtt import MqttService
+from firmware.storage.eventlog import Event, EventLog
 from firmware.storage.logstore import LogStore
 from firmware.timesync import EVENTS_COLUMNS, EVENTS_DB, EVENTS_TABLE
 from tests.support.certs import make_cert
@@ -164,23 +165,30 @@ def test_broker_restart_mid_stream_loses_nothing_and_keeps_order(tmp_path, broke
             time.sleep(0.1)
         wait_for(lambda: rig.svc.outbox.count() > 300, "records queued while the broker is away")
         rig.tev.append(time.time(), {"event": "step", "offset": -5.0, "info": {"source": "127.0.0.1"}})
+        events_log = EventLog(tmp_path / "data", cutoff=5)
+        events_log.record(Event(200, "pq", "sag", "Va 41 %", detail={"duration_s": 0.12}))
+        events_log.close()
         broker.start()
         for i in range(50, 70):
             rig.write_records(20)
             rig.publish_second(i)
             time.sleep(0.1)
         total_lp = rig.n_lp
-        wait_for(lambda: len(sub.data("intervals")) + len(sub.data("events")) >= total_lp + 1 and
+        wait_for(lambda: len(sub.data("intervals")) + len(sub.data("events")) >= total_lp + 2 and
                  rig.svc.outbox.count() == 0, "every record delivered")
         time.sleep(0.5)
         seqs = check_once_in_order(sub)
         assert rig.svc.link.stats["disconnects"] >= 1 and rig.svc.link.stats["connects"] >= 2
-        records = {p["record"] for p in sub.data("intervals") + sub.data("events") if p.get("kind") != "time"}
+        records = {p["record"] for p in sub.data("intervals") + sub.data("events")
+                   if p.get("kind") not in ("time", "event_log")}
         assert sorted(records) == list(range(1, total_lp + 1))
         events = list({p["seq"]: p for p in sub.data("events")}.values())
         assert sum(1 for p in events if p["kind"] == "event") == total_lp // 10
         step = [p for p in events if p["kind"] == "time"]
         assert len(step) == 1 and step[0]["event"] == "step" and step[0]["values"]["offset"] == -5.0
+        (sag,) = [p for p in events if p["kind"] == "event_log"]
+        assert sag["event"] == "sag" and sag["values"]["priority"] == 200
+        assert sag["info"] == {"source": "pq", "effect": "Va 41 %", "user": "", "duration_s": 0.12}
         interval = sub.data("intervals")[0]
         assert interval["values"]["data"] == [1.5, 2.0] and interval["end"] - interval["start"] == 900
         readings = sub.data("readings")

@@ -24,6 +24,9 @@ SECTIONS = [
         Option("alarms", Bool(), True,
                "Mail when an alarm begins (alarm, revenue fault, PQ event, lost time sync) and when "
                "load-profile events such as an outage, time set or energy mismatch are recorded."),
+        Option("min_priority", Int(0, 255), 128,
+               "Records of the meter's event log (PQ events, alarms, security) at or above this priority are "
+               "mailed as alarms (128: Medium and High, the ION alarm priority bands)."),
         Option("log_mail_interval", Duration(0, 31 * 86400), 86400.0,
                "Interval of the scheduled mail of the load profile (CSV attachment); 0: none.", "s"),
         Option("max_mails_per_hour", Int(1, 1000), 30,
