@@ -65,13 +65,15 @@ class Meter:
     """A real snapshot plus the Modbus handler reading it, and the commands that reached the 'owning service'."""
 
     def __init__(self, access: Access = Access.READ_WRITE,
-                 run_command: Callable[[Any], Awaitable[Any]] | None = None) -> None:
+                 run_command: Callable[[Any, dict[str, Any]], Awaitable[Any]] | None = None) -> None:
         self.snapshot = Snapshot.create(f"test-modbus-{uuid.uuid4().hex[:12]}", snapshot_layout())
         self.snapshot.publish(VALUES)
         self.ran: list[str] = []
+        self.args: list[dict[str, Any]] = []
 
-        async def record(cmd: Any) -> None:
+        async def record(cmd: Any, args: dict[str, Any]) -> None:
             self.ran.append(cmd.point)
+            self.args.append(args)
 
         self.handler = Handler(build_map(),
                                SnapshotFeed(self.snapshot, IDENTITY.register_values()).poll, IDENTITY, access,

@@ -95,6 +95,21 @@ def test_mbpoll_runs_a_command(running):
     assert running.meter.ran == ["cmd_demand_sync"]
 
 
+def test_time_set_takes_the_written_utc_seconds(running):
+    """The time set register (5004, u32, both words in one FC 16) hands the UTC seconds to time.set as a
+    protocol time set; a half write and a write of one word are refused, and nothing runs."""
+    utc = 1_780_000_000
+    proc = mbpoll_raw(*tcp(running.port, "-t", "4:int", "-B", "-r", "5004"), str(utc))
+    assert proc.returncode == 0, proc.stderr
+    assert running.meter.ran == ["cmd_time_set"]
+    assert running.meter.args == [{"source": "protocol", "utc": utc}]
+    client = running.client()
+    half = client.write_register(5004, 0x6A18)
+    assert isinstance(half, ExceptionResponse) and half.exception_code == 3
+    client.close()
+    assert running.meter.ran == ["cmd_time_set"]
+
+
 def test_block_read_and_new_values(running):
     client = running.client()
     rr = client.read_holding_registers(2999, count=112)
@@ -169,7 +184,7 @@ def test_revenue_lock_refuses_over_tcp(running):
 
 
 def test_refusal_from_the_owning_service():
-    async def refuse(cmd):
+    async def refuse(cmd, args):
         raise AccessDenied("revenue lock engaged")
 
     r = Running(run_command=refuse)

@@ -4,17 +4,22 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
+from firmware.comms.modbus.app import ModbusApp
 from firmware.config import meter_schema
+from firmware.control import ControlServer
 from firmware.ipc.snapshot import Snapshot
+from firmware.points import snapshot_layout
 from firmware.service import ServiceContext, instance_name
 from firmware.services.timesync import TimeService
 from firmware.timesync import SNAPSHOT_NAME
 from firmware.timesync.reader import TimeSynced
 from hal.errors import MeterError
+from tests.integration.modbus_support import LoopThread, free_port, mbpoll_raw
 from tests.support.chrony import MeterChronyd, SteppableServer, require_chrony
 
 POLL_S = 0.2
@@ -145,4 +150,42 @@ def test_chrony_unreachable_reads_unsynchronised(tmp_path):
         assert snap["time_synced"] == 0.0 and snap["time_quality"] == 0.0
         assert svc.chrony_error and svc.counters["chrony_errors"] == 1
     finally:
+        svc.teardown()
+
+
+def test_modbus_time_set_reaches_chrony(tmp_path, chrony):
+    """End to end: mbpoll writes UTC seconds to the time-set register (5004) of the real Modbus server, which
+    sends time.set over a real control socket to the time service, which sets chrony's manual reference."""
+    server, meter = chrony
+    svc = make_service(tmp_path, server, meter, priority=["protocol", "ntp"])
+    control = ControlServer(tmp_path / "run" / "control.sock", {"time.set": svc.cmd_set})
+    control.start()
+    config = meter_schema().load({"modbus": {"tcp_port": free_port(), "bind_address": "127.0.0.1",
+                                             "access": "read-write"}})
+    snapshot = Snapshot.create(f"test-time-set-{uuid.uuid4().hex[:12]}", snapshot_layout())
+    loop = LoopThread()
+    app = ModbusApp(config, snapshot, tmp_path / "run" / "control.sock")
+    try:
+        loop.run(app.start())
+        utc = int(time.time()) + 40
+        proc = mbpoll_raw("-m", "tcp", "-p", str(config["modbus"].tcp_port), "-t", "4:int", "-B", "-r", "5004",
+                          "127.0.0.1", str(utc))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        (event,) = [e for e in events(svc) if e["event"] == "time_set"]
+        assert event["info"]["source"] == "protocol" and event["info"]["utc"] == utc
+        assert event["info"]["user"] == "modbus"
+        assert event["offset"] == pytest.approx(40, abs=1.5)
+        assert "n_samples = 1" in svc.chrony.run("manual", "list")
+        # refused by priority: the Modbus client gets an exception reply, and the refusal is logged
+        svc.cfg = meter_schema().load({"time": {**svc.cfg.to_dict(), "priority": ["ntp"]}})["time"]
+        refused = mbpoll_raw("-m", "tcp", "-p", str(config["modbus"].tcp_port), "-t", "4:int", "-B", "-r",
+                             "5004", "127.0.0.1", str(utc + 60))
+        assert refused.returncode != 0
+        assert events(svc)[-1]["event"] == "time_set_refused"
+    finally:
+        loop.run(app.stop())
+        loop.close()
+        control.stop()
+        snapshot.close()
+        snapshot.unlink()
         svc.teardown()

@@ -23,7 +23,7 @@ class Meter:
         self.ran = []
         self.fail = fail
 
-        async def run(cmd):
+        async def run(cmd, args):
             if self.fail:
                 raise self.fail
             self.ran.append(cmd.point)
@@ -89,7 +89,7 @@ def test_exceptions(meter, pdu, code):
 @pytest.mark.parametrize("pdu", [
     req(6, 3007, 1),                                        # unmapped word inside a block
     req(6, 200, 1),                                         # outside every block
-    req(16, 5003, 2, fmt=">BHH") + bytes((4, 0, 1, 0, 1)),  # command then an unmapped register
+    req(16, 5004, 3, fmt=">BHH") + bytes((6, 0x6A, 0x18, 0, 0, 0, 1)),  # a command, then an unmapped register
     req(5, 9, 0xFF00),                                      # unmapped coil
     bytes((0x83, 0x01)), bytes((0x80,)), bytes((0, 1, 2)),  # not a request: exception-range or zero FC
     req(15, 3, 2, fmt=">BHH") + bytes((1, 3)),              # coil 3 then unmapped coil 4

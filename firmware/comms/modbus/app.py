@@ -42,9 +42,9 @@ class ControlCommands:
     def __init__(self, control_socket: Path, timeout_s: float) -> None:
         self.client = ControlClient(control_socket, timeout_s=timeout_s, user=COMMAND_USER)
 
-    async def __call__(self, command: Command) -> Any:
+    async def __call__(self, command: Command, args: dict[str, Any]) -> Any:
         try:
-            return await asyncio.to_thread(self.client.call, command.control)
+            return await asyncio.to_thread(self.client.call, command.control, **args)
         except ControlError as exc:
             if exc.kind == "AccessDenied":
                 raise AccessDenied(str(exc)) from None

@@ -56,12 +56,15 @@ DISCRETE_BLOCKS: tuple[Block, ...] = (
 
 @dataclass(frozen=True)
 class Command:
-    """A command a client runs by writing 1 to its register or coil."""
+    """A command a client runs by writing 1 to its register or coil, or, when ``arg`` is set, by writing the
+    value the command takes (as argument ``arg``, with the fixed arguments ``args``)."""
 
     point: str            # the command point's name in the point map
     control: str          # "<service>.<command>" on the control socket
     revenue: bool         # refused while the meter is revenue-locked (it changes revenue data)
     description: str
+    arg: str | None = None
+    args: tuple[tuple[str, str], ...] = ()
 
 
 # The owning service checks the revenue lock again; the comms service refuses early when the snapshot says
@@ -74,6 +77,9 @@ COMMANDS: tuple[Command, ...] = (
             "Billing-period reset: snapshot the billing registers (BPR) and start a new period"),
     Command("cmd_demand_sync", "metrology.demand_sync", False,
             "Demand synchronisation pulse: end the present demand subinterval now"),
+    Command("cmd_time_set", "time.set", False,
+            "Time set from the protocol: the UTC seconds written, accepted by [time] priority",
+            arg="utc", args=(("source", "protocol"),)),
 )
 
 # Value a client writes to a command register or coil to run it (ION: commands run on a written 1).

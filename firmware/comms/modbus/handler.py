@@ -53,9 +53,10 @@ class Access(str, enum.Enum):
 
 
 class CommandSink(Protocol):
-    """Runs a command in its owning service; raises AccessDenied when refused, another error when it failed."""
+    """Runs a command in its owning service with its arguments; raises AccessDenied when refused, another
+    error when it failed."""
 
-    def __call__(self, command: Command) -> Awaitable[Any]: ...
+    def __call__(self, command: Command, args: dict[str, Any]) -> Awaitable[Any]: ...
 
 
 # Values source: returns the latest values when they changed since the last call, else None.
@@ -188,37 +189,52 @@ class Handler:
             return ILLEGAL_ADDRESS
         return start, count, values
 
+    def _write_targets(self, fc: int, start: int, count: int, values: list[int]) -> list[tuple[str, Any]]:
+        """(point, value) for each whole value a write covers; WriteRefused when it may not be written."""
+        if fc in (FC_WRITE_COIL, FC_WRITE_COILS):
+            return [(bit.point, value) for bit, value in zip(self.regmap.check_coil_write(start, count), values)]
+        registers = self.regmap.check_write(start, count)
+        words = struct.pack(f">{count}H", *values)
+        return [(reg.point, reg.fmt.decode(words[2 * (reg.address - start):2 * (reg.end - start + 1)], reg.scale))
+                for reg in registers]
+
+    def _commands(self, fc: int, targets: list[tuple[str, Any]]) -> list[tuple[Command, dict[str, Any]]] | int:
+        """The commands a write runs with their arguments, or the exception code; nothing runs unless all may."""
+        if any(point not in self.commands for point, _ in targets):
+            return ILLEGAL_ADDRESS       # a writable point with no command behind it
+        to_run: list[tuple[Command, dict[str, Any]]] = []
+        for point, value in targets:
+            cmd = self.commands[point]
+            if cmd.arg is not None:      # a command that takes the written value
+                to_run.append((cmd, {**dict(cmd.args), cmd.arg: value}))
+            elif value == COMMAND_RUN_VALUE:
+                to_run.append((cmd, dict(cmd.args)))
+            elif fc in (FC_WRITE_REGISTER, FC_WRITE_REGISTERS):
+                return ILLEGAL_VALUE     # a trigger register takes 1 only; a coil written 0 runs nothing
+        return to_run
+
     async def _write(self, pdu: bytes) -> bytes | int | None:
         parsed = self._parse_write(pdu)
         if isinstance(parsed, int):
             return parsed
         start, count, values = parsed
-        fc = pdu[0]
         try:
-            if fc in (FC_WRITE_COIL, FC_WRITE_COILS):
-                targets = [(bit.point, value) for bit, value in zip(self.regmap.check_coil_write(start, count),
-                                                                     values)]
-            else:
-                registers = self.regmap.check_write(start, count)
-                targets = [(reg.point, values[reg.address - start]) for reg in registers]
+            targets = self._write_targets(pdu[0], start, count, values)
         except WriteRefused as refused:
             return refused.code
         if self.access is not Access.READ_WRITE:
             return ILLEGAL_ADDRESS
-        if fc in (FC_WRITE_REGISTER, FC_WRITE_REGISTERS) and any(v != COMMAND_RUN_VALUE for _, v in targets):
-            return ILLEGAL_VALUE
-        to_run = [self.commands.get(point) for point, value in targets if value]
-        if any(cmd is None for cmd in to_run):
-            return ILLEGAL_ADDRESS       # a writable point with no command behind it
+        to_run = self._commands(pdu[0], targets)
+        if isinstance(to_run, int):
+            return to_run
         self.refresh()
-        if self.revenue_locked and any(cmd.revenue for cmd in to_run if cmd):
+        if self.revenue_locked and any(cmd.revenue for cmd, _ in to_run):
             return ILLEGAL_ADDRESS
-        for cmd in to_run:
-            assert cmd is not None
+        for cmd, args in to_run:
             if self.run_command is None:
                 return DEVICE_FAILURE
             try:
-                await self.run_command(cmd)
+                await self.run_command(cmd, args)
             except AccessDenied as exc:
                 log.info("modbus: %s refused: %s", cmd.point, exc)
                 return ILLEGAL_ADDRESS
