@@ -31,6 +31,7 @@ from firmware.revenue.demandset import demand_integrals
 from firmware.revenue.inputs import InputState, LockSource
 from firmware.revenue.loadprofile import LoadProfile
 from firmware.revenue.settings import RevenueSettings
+from firmware.storage.eventlog import Event, EventLog
 from firmware.storage.logstore import LogStore
 from firmware.storage.records import RecordStore
 from metrology.energy import EnergyIncrement
@@ -47,6 +48,11 @@ TIME_SET_TOLERANCE_S = 2.0     # a clock step larger than this between two secon
 OUTAGE_MIN_S = 2.0             # a gap in registration longer than this on start-up is an outage
 SELF_READ_DEPTH = 96           # JEM L804
 AUDIT_DEPTH = 5000             # SPEC §5: event log depth
+# Priorities of the audited actions in the meter's event log (ION bands: 192+ high, 128+ medium, 64+ low):
+# what clears or overwrites billed energy is high, the routine billing actions medium.
+AUDIT_EVENT_PRIORITY = {"energy_reset": 192, "preset": 192, "test_mode_enter": 160, "test_mode_exit": 160}
+AUDIT_EVENT_PRIORITY_DEFAULT = 128
+AUDIT_REFUSED_PRIORITY = 128   # a refused attempt (revenue lock, reset lockout) is worth a look too
 MINMAX = ("v_a", "v_b", "v_c", "i_a", "i_b", "i_c", "p", "q", "s", "pf", "freq")
 _MINMAX_SRC = (("v_ln", 0), ("v_ln", 1), ("v_ln", 2), ("i", 0), ("i", 1), ("i", 2), ("p", 3), ("q", 3),
                ("s", 3), ("pf", 3), ("freq", 0))
@@ -54,7 +60,7 @@ _MINMAX_SRC = (("v_ln", 0), ("v_ln", 1), ("v_ln", 2), ("i", 0), ("i", 1), ("i", 
 
 class RevenueEngine:
     def __init__(self, settings: RevenueSettings, data_dir: str | Path, lock: LockSource | None = None,
-                 clock: Any = time) -> None:
+                 clock: Any = time, events: EventLog | None = None) -> None:
         self.s = settings
         self.dir = Path(data_dir) / REVENUE_SUBDIR
         self.lock_source: LockSource = lock or (lambda: False)
@@ -64,6 +70,8 @@ class RevenueEngine:
         self.audit = LogStore(self.dir / REVENUE_DB, "revenue_audit",
                               {"user": "TEXT", "action": "TEXT", "args": "JSON", "accepted": "INTEGER",
                                "reason": "TEXT"}, AUDIT_DEPTH)
+        # every audited action also goes to the meter's event log, so one log tells what happened to the meter
+        self.events = events if events is not None else EventLog(data_dir)
         self.self_reads = LogStore(self.dir / REVENUE_DB, "self_read",
                                    {"trigger": "TEXT", "registers": "JSON"}, SELF_READ_DEPTH)
         self.lp = LoadProfile(self.dir / REVENUE_DB, settings.lp_channels, settings.lp_interval_s,
@@ -173,6 +181,7 @@ class RevenueEngine:
         with self.mutex:
             self.lp.close()
             self.audit.close()
+            self.events.close()
             self.self_reads.close()
 
     # ------------------------------------------------------------------ per second
@@ -321,8 +330,13 @@ class RevenueEngine:
         return float(self.clock.time())
 
     def audit_event(self, user: str, action: str, args: dict[str, Any], accepted: bool, reason: str = "") -> None:
-        self.audit.append(self.now(), {"user": user, "action": action, "args": args,
-                                        "accepted": int(accepted), "reason": reason})
+        now = self.now()
+        self.audit.append(now, {"user": user, "action": action, "args": args,
+                                "accepted": int(accepted), "reason": reason})
+        priority = AUDIT_EVENT_PRIORITY.get(action, AUDIT_EVENT_PRIORITY_DEFAULT) if accepted else \
+            AUDIT_REFUSED_PRIORITY
+        self.events.record(Event(priority, "revenue", action, "accepted" if accepted else f"refused: {reason}",
+                                 user, args), now)
         if accepted:
             self.log_info("%s by %s accepted %s", action, user or "?", args)
         else:

@@ -30,6 +30,7 @@ from firmware.revenue import publish
 from firmware.revenue.engine import RevenueEngine
 from firmware.revenue.inputs import BoardInputs, InputState, open_inputs
 from firmware.revenue.settings import from_config
+from firmware.storage.eventlog import EventLog
 from hal.errors import MeterError
 from metrology.energy import EnergyIncrement
 
@@ -46,7 +47,9 @@ class RevenueRuntime:
                  ct_ratio: float = 1.0, clock: Any = time) -> None:
         self.settings = from_config(config, pt_ratio, ct_ratio)
         self.inputs = inputs
-        self.engine = RevenueEngine(self.settings, data_dir, self.inputs.locked, clock)
+        events = config["events"]
+        self.engine = RevenueEngine(self.settings, data_dir, self.inputs.locked, clock,
+                                    EventLog(data_dir, events.cutoff, events.depth))
         self._last = InputState()
         self._stop = threading.Event()
         self.power_failed = False

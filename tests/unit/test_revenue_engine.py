@@ -10,6 +10,7 @@ import pytest
 from firmware.config import meter_schema
 from firmware.revenue.engine import RevenueEngine
 from firmware.revenue.loadprofile import FLAGS
+from firmware.storage.eventlog import EventLog
 from firmware.revenue.settings import from_config
 from hal.errors import AccessDenied
 from metrology.energy import EnergyIncrement
@@ -140,6 +141,15 @@ def test_lock_refuses_resets_presets_and_test_mode_and_logs_every_attempt(tmp_pa
     result = rig.engine.cmd.preset(user="tech", register="wh_del", value=1e6)
     assert result["old"] == pytest.approx(10 * 3000.0 / 3600, rel=REL) and rig.reg() == 1e6
     assert rig.engine.cmd.audit_log(n=1)[0]["args"]["old"] == result["old"]
+    # the audit joins the meter's event log: every attempt, with its priority band, user and outcome
+    events = EventLog(tmp_path).read()
+    assert [(e["cause"], e["priority"], e["user"]) for e in events] == [
+        ("energy_reset", 128, "tech"), ("preset", 128, "tech"), ("test_mode_enter", 128, "tech"),
+        ("demand_reset", 128, "tech"), ("billing_reset", 128, "tech"), ("freeze", 128, "tech"),
+        ("preset", 192, "tech")]
+    assert events[0]["effect"].startswith("refused: ") and "revenue-locked" in events[0]["effect"]
+    assert events[-1]["effect"] == "accepted" and events[-1]["detail"]["old"] == result["old"]
+    assert all(e["source"] == "revenue" for e in events)
 
 
 def test_demand_reset_lockout(tmp_path):
