@@ -48,18 +48,29 @@ class MeterApplication(Application):
     """bacpypes3's application with the device-management services and ReadRange answered by the meter."""
 
     meter: BacnetDevice
+    # Communication control state (Clause 16.1): bacpypes3 0.0.110's own "disable" filter fails on every
+    # incoming PDU, so this application drops requests itself and leaves the stack's flag to initiation.
+    dcc_disabled = False
+
+    async def indication(self, apdu: Any) -> None:
+        if self.dcc_disabled and not isinstance(apdu, (DeviceCommunicationControlRequest,
+                                                       ReinitializeDeviceRequest)):
+            return                        # disabled: only DCC and RD are answered
+        await super().indication(apdu)
 
     async def do_DeviceCommunicationControlRequest(self, apdu: DeviceCommunicationControlRequest) -> None:
         self._check_password(apdu.password)
         self.meter._authorize("communication_control", str(apdu.enableDisable), revenue=False)
         state = str(apdu.enableDisable)
-        self.asap.dccEnableDisable = {"enable": "enable", "disable": "disable"}.get(state, "disableInitiation")
+        self.dcc_disabled = state == "disable"
+        self.asap.dccEnableDisable = "enable" if state == "enable" else "disableInitiation"
         if state != "enable" and apdu.timeDuration:
             asyncio.get_running_loop().call_later(int(apdu.timeDuration) * 60.0, self._enable)
         log.info("bacnet: communication control %s for %s min", state, apdu.timeDuration or "unlimited")
         await self.response(SimpleAckPDU(context=apdu))
 
     def _enable(self) -> None:
+        self.dcc_disabled = False
         self.asap.dccEnableDisable = "enable"
 
     def _check_password(self, given: Any) -> None:

@@ -150,7 +150,9 @@ class BacnetDevice:
         code = system_code(self.config)
         ll = s["system_voltage"]
         ln = ll if code == 10 else ll / (2.0 if code in (11, 12) else math.sqrt(3.0))
-        return Limits(code, ln, ll, s["ct_primary"], section.phase_loss_voltage / 100.0,
+        # the current range: the CT's primary rating, or In where that is larger (no CT: ratio 1:1)
+        rated_a = max(s["ct_primary"], float(self.config["metrology"].nominal_current))
+        return Limits(code, ln, ll, rated_a, section.phase_loss_voltage / 100.0,
                       section.phase_loss_imbalance / 100.0)
 
     def stale(self, now_ns: int | None = None) -> bool:
