@@ -46,8 +46,9 @@ class CommsService(Service):
     def teardown(self) -> None:
         if hasattr(self, "loop"):
             self.loop.run_until_complete(self.modbus.stop())
-            if getattr(self, "bacnet", None) is not None:
-                self.loop.run_until_complete(self.bacnet.stop())
+            bacnet = getattr(self, "bacnet", None)
+            if bacnet is not None:
+                self.loop.run_until_complete(bacnet.stop())
             self.loop.close()
         if hasattr(self, "snapshot"):
             self.snapshot.close()

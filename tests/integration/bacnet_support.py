@@ -104,10 +104,19 @@ async def bacnet_rig(tmp_path: Path, **bacnet: Any) -> AsyncIterator[Rig]:
     app = BacnetApp(load_file(config_path), config_path, snapshot, run_dir / "control.sock", tmp_path / "data")
     await app.start()
     client, _ = await client_app()
+
+    async def metrology_publishing() -> None:
+        # the metrology service publishes every second; a snapshot left alone turns stale after 5 s
+        while True:
+            await asyncio.sleep(0.5)
+            snapshot.publish({})
+
+    publisher = asyncio.get_running_loop().create_task(metrology_publishing())
     await asyncio.sleep(0.1)          # both UDP endpoints bound
     try:
         yield Rig(app, client, Address(f"127.0.0.1:{port}"), snapshot, config_path, calls, locked)
     finally:
+        publisher.cancel()
         client.close()
         await app.stop()
         control.stop()

@@ -26,7 +26,7 @@ from bacpypes3.apdu import (
 )
 from bacpypes3.app import Application
 from bacpypes3.basetypes import DateTime, LogRecord, LogRecordLogDatum, ResultFlags
-from bacpypes3.constructeddata import AnyAtomic, SequenceOf
+from bacpypes3.constructeddata import SequenceOf
 from bacpypes3.ipv4.link import NormalLinkLayer
 from bacpypes3.pdu import IPv4Address
 from bacpypes3.primitivedata import Date, Time

@@ -106,59 +106,87 @@ def _demand(config: Config, subintervals: int, sub_cs: int) -> dict[str, Any]:
     return changes
 
 
+def _system_type(value: float, config: Config) -> dict[str, dict[str, Any]]:
+    code = _integer(value, "AV2 System_Type")
+    if code not in SYSTEM_TYPE_CODES:
+        raise OutOfRange(f"AV2 System_Type must be one of 10, 11, 12, 31, 40, got {code}")
+    new_type = SYSTEM_TYPE_CODES[code]
+    # keep the system voltage (AV6) as it reads: nominal_voltage is L-N or L-L by system type
+    nominal = read_settings(config)["system_voltage"] / _ll_per_ln(new_type)
+    return {"metrology": {"system_type": new_type, "nominal_voltage": round(nominal, 6)}}
+
+
+def _ct_primary(value: float, config: Config) -> dict[str, dict[str, Any]]:
+    return {"metrology": {"ct_primary": _within(value, CT_PRIMARY_RANGE_A, "AV3 CT_Ratio_Primary")}}
+
+
+def _ct_secondary(value: float, config: Config) -> dict[str, dict[str, Any]]:
+    amps = _integer(value, "AV4 CT_Ratio_Secondary")
+    if amps not in CT_SECONDARIES_A:
+        raise OutOfRange(f"AV4 CT_Ratio_Secondary must be 1 or 5 (A; this meter takes current-output CTs), "
+                         f"got {amps}")
+    return {"metrology": {"ct_secondary": float(amps)}}
+
+
+def _pt_ratio(value: float, config: Config) -> dict[str, dict[str, Any]]:
+    m = config["metrology"]
+    ratio = _within(value, PT_RATIO_RANGE, "AV5 PT_Ratio")
+    primary = ratio * m.pt_secondary
+    if not 1.0 <= primary <= 999_999.0:
+        raise OutOfRange(f"AV5 PT_Ratio {ratio:g} with a {m.pt_secondary:g}-V secondary makes a "
+                         f"{primary:g}-V primary; [metrology] pt_primary allows 1 to 999999 V")
+    return {"metrology": {"pt_primary": primary}}
+
+
+def _system_voltage(value: float, config: Config) -> dict[str, dict[str, Any]]:
+    volts = _within(value, SYSTEM_VOLTAGE_RANGE_V, "AV6 System_Voltage")
+    per_pt = volts / read_settings(config)["pt_ratio"]
+    lo, hi = SYSTEM_VOLTAGE_PER_PT_RANGE_V
+    if not lo <= per_pt <= hi:
+        raise OutOfRange(f"AV6 System_Voltage / AV5 PT_Ratio must be from {lo:g} to {hi:g}, got "
+                         f"{per_pt:g} (set AV5 first)")
+    return {"metrology": {"nominal_voltage": round(volts / _ll_per_ln(config["metrology"].system_type), 6)}}
+
+
+def _display_units(value: float, config: Config) -> dict[str, dict[str, Any]]:
+    code = _integer(value, "AV7 Display_Units")
+    if code not in (0, 1):
+        raise OutOfRange(f"AV7 Display_Units must be 0 (IEC) or 1 (IEEE), got {code}")
+    return {"metrology": {"pf_convention": "IEEE" if code else "IEC"}}
+
+
+def _percent(setting: str, what: str) -> Any:
+    def plan(value: float, config: Config) -> dict[str, dict[str, Any]]:
+        return {"bacnet": {setting: _integer(_within(value, PERCENT_RANGE, what), what)}}
+    return plan
+
+
+def _subintervals(value: float, config: Config) -> dict[str, dict[str, Any]]:
+    n = _integer(_within(value, SUBINTERVALS_RANGE, "AV10 Subintervals"), "AV10 Subintervals")
+    if config["revenue"].demand_sync == "command":
+        return {"revenue": {"demand_subintervals": n}}     # sync to comms: the S4100 ignores AV10
+    return {"revenue": _demand(config, n, int(read_settings(config)["subinterval_length"]))}
+
+
+def _subinterval_length(value: float, config: Config) -> dict[str, dict[str, Any]]:
+    return {"revenue": subinterval_changes(value, config)}
+
+
+_PLANS = {
+    "system_type": _system_type, "ct_primary": _ct_primary, "ct_secondary": _ct_secondary, "pt_ratio": _pt_ratio,
+    "system_voltage": _system_voltage, "display_units": _display_units,
+    "phase_loss_voltage": _percent("phase_loss_voltage", "AV8 Phase_Loss_Voltage_Threshold"),
+    "phase_loss_imbalance": _percent("phase_loss_imbalance", "AV9 Phase_Loss_Imbalance_Threshold"),
+    "subintervals": _subintervals, "subinterval_length": _subinterval_length,
+}
+
+
 def plan_write(setting: str, value: float, config: Config) -> dict[str, dict[str, Any]]:
     """The configuration changes that writing ``value`` to the AV of ``setting`` makes; raises OutOfRange."""
-    m, r = config["metrology"], config["revenue"]
-    now = read_settings(config)
-    if setting == "system_type":
-        code = _integer(value, "AV2 System_Type")
-        if code not in SYSTEM_TYPE_CODES:
-            raise OutOfRange(f"AV2 System_Type must be one of 10, 11, 12, 31, 40, got {code}")
-        new_type = SYSTEM_TYPE_CODES[code]
-        # keep the system voltage (AV6) as it reads: nominal_voltage is L-N or L-L by system type
-        nominal = now["system_voltage"] / _ll_per_ln(new_type)
-        return {"metrology": {"system_type": new_type, "nominal_voltage": round(nominal, 6)}}
-    if setting == "ct_primary":
-        return {"metrology": {"ct_primary": _within(value, CT_PRIMARY_RANGE_A, "AV3 CT_Ratio_Primary")}}
-    if setting == "ct_secondary":
-        amps = _integer(value, "AV4 CT_Ratio_Secondary")
-        if amps not in CT_SECONDARIES_A:
-            raise OutOfRange(f"AV4 CT_Ratio_Secondary must be 1 or 5 (A; this meter takes current-output CTs), "
-                             f"got {amps}")
-        return {"metrology": {"ct_secondary": float(amps)}}
-    if setting == "pt_ratio":
-        ratio = _within(value, PT_RATIO_RANGE, "AV5 PT_Ratio")
-        primary = ratio * m.pt_secondary
-        if not 1.0 <= primary <= 999_999.0:
-            raise OutOfRange(f"AV5 PT_Ratio {ratio:g} with a {m.pt_secondary:g}-V secondary makes a "
-                             f"{primary:g}-V primary; [metrology] pt_primary allows 1 to 999999 V")
-        return {"metrology": {"pt_primary": primary}}
-    if setting == "system_voltage":
-        volts = _within(value, SYSTEM_VOLTAGE_RANGE_V, "AV6 System_Voltage")
-        per_pt = volts / now["pt_ratio"]
-        lo, hi = SYSTEM_VOLTAGE_PER_PT_RANGE_V
-        if not lo <= per_pt <= hi:
-            raise OutOfRange(f"AV6 System_Voltage / AV5 PT_Ratio must be from {lo:g} to {hi:g}, got "
-                             f"{per_pt:g} (set AV5 first)")
-        return {"metrology": {"nominal_voltage": round(volts / _ll_per_ln(m.system_type), 6)}}
-    if setting == "display_units":
-        code = _integer(value, "AV7 Display_Units")
-        if code not in (0, 1):
-            raise OutOfRange(f"AV7 Display_Units must be 0 (IEC) or 1 (IEEE), got {code}")
-        return {"metrology": {"pf_convention": "IEEE" if code else "IEC"}}
-    if setting in ("phase_loss_voltage", "phase_loss_imbalance"):
-        what = "AV8 Phase_Loss_Voltage_Threshold" if setting == "phase_loss_voltage" else \
-            "AV9 Phase_Loss_Imbalance_Threshold"
-        percent = _integer(_within(value, PERCENT_RANGE, what), what)
-        return {"bacnet": {setting: percent}}
-    if setting == "subintervals":
-        n = _integer(_within(value, SUBINTERVALS_RANGE, "AV10 Subintervals"), "AV10 Subintervals")
-        if r.demand_sync == "command":
-            return {"revenue": {"demand_subintervals": n}}     # sync to comms: the S4100 ignores AV10
-        return {"revenue": _demand(config, n, int(now["subinterval_length"]))}
-    if setting == "subinterval_length":
-        return {"revenue": subinterval_changes(value, config)}
-    raise OutOfRange(f"{setting} is not a writable setting")
+    plan = _PLANS.get(setting)
+    if plan is None:
+        raise OutOfRange(f"{setting} is not a writable setting")
+    return plan(value, config)
 
 
 def subinterval_changes(value: float, config: Config) -> dict[str, Any]:

@@ -8,6 +8,7 @@ as bacpypes3's BACnet/IP link does with IP addresses, so the same APDUs travel o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -52,10 +53,8 @@ class MstpLinkLayer(Server[PDU]):
         if self._task is not None:
             self._task.cancel()
         if self.serial is not None:
-            try:
+            with contextlib.suppress(RuntimeError):     # no running loop: nothing to remove
                 asyncio.get_running_loop().remove_reader(self.serial.fileno())
-            except RuntimeError:
-                pass
             self.serial.close()
             self.serial = None
 

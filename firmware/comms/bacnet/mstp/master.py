@@ -60,7 +60,7 @@ class MasterNode:
                                                               "reply_timeouts": 0, "lost_tokens": 0})
 
     def __post_init__(self) -> None:
-        if not 0 <= self.mac <= 127 or not self.mac <= self.max_master <= 127 or not 1 <= self.max_info_frames:
+        if not 0 <= self.mac <= 127 or not self.mac <= self.max_master <= 127 or self.max_info_frames < 1:
             raise ValueError(f"MS/TP master: MAC {self.mac} must be 0-127 and at most Max_Master "
                              f"{self.max_master} (1-127); Max_Info_Frames {self.max_info_frames} at least 1")
         self.next_station = self.mac
@@ -94,7 +94,15 @@ class MasterNode:
             if self.state is State.PASS_TOKEN:
                 self.state = State.IDLE   # the successor is using the token (Clause 9.5.6.8 SawTokenUser)
             return []
-        out: list[Frame] = []
+        answered = self._answer_in_state(frame, mine, now)
+        if answered is not None:
+            return answered
+        if self.state is State.PASS_TOKEN:
+            self.state = State.IDLE
+        return self._received_idle(frame, mine, now)
+
+    def _answer_in_state(self, frame: Frame, mine: bool, now: float) -> list[Frame] | None:
+        """The reply or the poll answer this node was waiting for; None for any other frame."""
         ftype = frame.type
         if self.state is State.WAIT_FOR_REPLY and mine and ftype in (FrameType.DATA_NOT_EXPECTING_REPLY,
                                                                      FrameType.TEST_RESPONSE,
@@ -112,8 +120,10 @@ class MasterNode:
             self.state = State.PASS_TOKEN
             self.counters["tokens_passed"] += 1
             return [self._send(now, FrameType.TOKEN, self.next_station)]
-        if self.state is State.PASS_TOKEN:
-            self.state = State.IDLE
+        return None
+
+    def _received_idle(self, frame: Frame, mine: bool, now: float) -> list[Frame]:
+        ftype = frame.type
         if ftype == FrameType.TOKEN and mine:
             self.counters["tokens_received"] += 1
             self.frame_count = 0
@@ -133,7 +143,7 @@ class MasterNode:
                 self.state = State.ANSWER_DATA_REQUEST
             else:
                 self._deliver(frame, False)   # a broadcast expects no reply
-        return out
+        return []
 
     def _deliver(self, frame: Frame, expecting_reply: bool) -> None:
         if frame.data:
@@ -200,64 +210,81 @@ class MasterNode:
 
     def timer(self, now: float) -> list[Frame]:
         silence = now - self.silence_from
-        if self.state is State.IDLE:
-            if silence >= T_NO_TOKEN_S + T_SLOT_S * self.mac:
-                # the token is lost: this station generates one and looks for a successor (NO_TOKEN)
-                self.counters["lost_tokens"] += 1
-                self.poll_station = self._next(self.mac)
-                self.next_station = self.mac
-                self.token_count = 0
-                self.frame_count = 0
-                self.state = State.POLL_FOR_MASTER
-                self.counters["polls"] += 1
-                return [self._send(now, FrameType.POLL_FOR_MASTER, self.poll_station)]
+        step = {State.IDLE: self._timer_idle, State.ANSWER_DATA_REQUEST: self._timer_answer,
+                State.WAIT_FOR_REPLY: self._timer_wait, State.PASS_TOKEN: self._timer_pass,
+                State.POLL_FOR_MASTER: self._timer_poll, State.DONE_WITH_TOKEN: self._timer_sole}.get(self.state)
+        return step(now, silence) if step is not None else []
+
+    def _timer_idle(self, now: float, silence: float) -> list[Frame]:
+        if silence < T_NO_TOKEN_S + T_SLOT_S * self.mac:
             return []
-        if self.state is State.ANSWER_DATA_REQUEST:
-            req = self.pending_request
-            if req is not None and self.queue and self.queue[0].destination == req.source:
-                item = self.queue.popleft()
-                self.pending_request = None
-                self.state = State.IDLE
-                self.counters["data_out"] += 1
-                return [self._send(now, FrameType.DATA_NOT_EXPECTING_REPLY, item.destination, item.data)]
-            if silence >= T_REPLY_DELAY_S and req is not None:
-                self.pending_request = None
-                self.state = State.IDLE
-                return [self._send(now, FrameType.REPLY_POSTPONED, req.source)]
-            return []
-        if self.state is State.WAIT_FOR_REPLY and silence >= T_REPLY_TIMEOUT_S:
-            self.counters["reply_timeouts"] += 1
-            self.state = State.DONE_WITH_TOKEN
-            return self._done(now)
-        if self.state is State.PASS_TOKEN and silence >= T_USAGE_TIMEOUT_S:
-            if self.retry_count < N_RETRY_TOKEN:
-                self.retry_count += 1
-                return [self._send(now, FrameType.TOKEN, self.next_station)]
-            # the successor is gone: poll for a new one after it
-            self.poll_station = self._next(self.next_station)
-            self.next_station = self.mac
-            self.state = State.POLL_FOR_MASTER
-            self.counters["polls"] += 1
-            if self.poll_station == self.mac:
-                self.sole_master = True
-                self.state = State.DONE_WITH_TOKEN
-                return []
-            return [self._send(now, FrameType.POLL_FOR_MASTER, self.poll_station)]
-        if self.state is State.POLL_FOR_MASTER and silence >= T_USAGE_TIMEOUT_S:
-            if self.next_station != self.mac:
-                return self._pass(now)    # a known successor: the poll round ends, the token moves on
-            self.poll_station = self._next(self.poll_station)
-            if self.poll_station == self.mac:
-                self.sole_master = True
-                self.state = State.USE_TOKEN
-                self.frame_count = 0
-                return self._use_token(now)
-            self.counters["polls"] += 1
-            return [self._send(now, FrameType.POLL_FOR_MASTER, self.poll_station)]
-        if self.state is State.DONE_WITH_TOKEN and self.sole_master and silence >= T_USAGE_TIMEOUT_S:
-            self.frame_count = 0
-            return self._done(now) if self.queue else self._sole_round(now)
+        # the token is lost: this station generates one and looks for a successor (NO_TOKEN)
+        self.counters["lost_tokens"] += 1
+        self.poll_station = self._next(self.mac)
+        self.next_station = self.mac
+        self.token_count = 0
+        self.frame_count = 0
+        self.state = State.POLL_FOR_MASTER
+        self.counters["polls"] += 1
+        return [self._send(now, FrameType.POLL_FOR_MASTER, self.poll_station)]
+
+    def _timer_answer(self, now: float, silence: float) -> list[Frame]:
+        req = self.pending_request
+        if req is not None and self.queue and self.queue[0].destination == req.source:
+            item = self.queue.popleft()
+            self.pending_request = None
+            self.state = State.IDLE
+            self.counters["data_out"] += 1
+            return [self._send(now, FrameType.DATA_NOT_EXPECTING_REPLY, item.destination, item.data)]
+        if silence >= T_REPLY_DELAY_S and req is not None:
+            self.pending_request = None
+            self.state = State.IDLE
+            return [self._send(now, FrameType.REPLY_POSTPONED, req.source)]
         return []
+
+    def _timer_wait(self, now: float, silence: float) -> list[Frame]:
+        if silence < T_REPLY_TIMEOUT_S:
+            return []
+        self.counters["reply_timeouts"] += 1
+        self.state = State.DONE_WITH_TOKEN
+        return self._done(now)
+
+    def _timer_pass(self, now: float, silence: float) -> list[Frame]:
+        if silence < T_USAGE_TIMEOUT_S:
+            return []
+        if self.retry_count < N_RETRY_TOKEN:
+            self.retry_count += 1
+            return [self._send(now, FrameType.TOKEN, self.next_station)]
+        # the successor is gone: poll for a new one after it
+        self.poll_station = self._next(self.next_station)
+        self.next_station = self.mac
+        self.counters["polls"] += 1
+        if self.poll_station == self.mac:
+            self.sole_master = True
+            self.state = State.DONE_WITH_TOKEN
+            return []
+        self.state = State.POLL_FOR_MASTER
+        return [self._send(now, FrameType.POLL_FOR_MASTER, self.poll_station)]
+
+    def _timer_poll(self, now: float, silence: float) -> list[Frame]:
+        if silence < T_USAGE_TIMEOUT_S:
+            return []
+        if self.next_station != self.mac:
+            return self._pass(now)        # a known successor: the poll round ends, the token moves on
+        self.poll_station = self._next(self.poll_station)
+        if self.poll_station == self.mac:
+            self.sole_master = True
+            self.state = State.USE_TOKEN
+            self.frame_count = 0
+            return self._use_token(now)
+        self.counters["polls"] += 1
+        return [self._send(now, FrameType.POLL_FOR_MASTER, self.poll_station)]
+
+    def _timer_sole(self, now: float, silence: float) -> list[Frame]:
+        if not self.sole_master or silence < T_USAGE_TIMEOUT_S:
+            return []
+        self.frame_count = 0
+        return self._done(now) if self.queue else self._sole_round(now)
 
     def _sole_round(self, now: float) -> list[Frame]:
         self.token_count += 1
