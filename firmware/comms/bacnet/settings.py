@@ -199,3 +199,26 @@ def subinterval_changes(value: float, config: Config) -> dict[str, Any]:
         raise OutOfRange(f"AV11 Subinterval_Length must be 0 or {lo} to {hi} in multiples of "
                          f"{SUBINTERVAL_STEP_CS} (hundredths of a second), got {cs}")
     return _demand(config, int(config["revenue"].demand_subintervals), cs)
+
+
+# What each AV reads and what a write accepts, for docs/bacnet.md.
+SETTING_DOCS: dict[str, tuple[str, str]] = {
+    "command": ("30078, 21211, 21212 (16498 refused: no pulse counters)", "runs a meter command; reads 0"),
+    "system_type": ("10, 11, 12, 31, 40", "`[metrology] system_type` (SINGLE, 2L, 2L+1n, DELTA, 4W-WYE; "
+                    "3W-WYE reads 31); `nominal_voltage` is kept so that AV6 reads the same"),
+    "ct_primary": ("5 to 32000", "`[metrology] ct_primary`"),
+    "ct_secondary": ("1, 5", "`[metrology] ct_secondary` (the S4100's 1 V / 1/3 V CT types do not apply: "
+                     "this meter takes current-output CTs)"),
+    "pt_ratio": ("0.01 to 320, and a primary of 1 to 999999 V", "`[metrology] pt_primary` / `pt_secondary` "
+                 "(a write sets `pt_primary`)"),
+    "system_voltage": ("82 to 32000, AV6 / AV5 from 82 to 660", "`[metrology] nominal_voltage` (L-L; L-N in "
+                       "type 10; converted to the L-N nominal for wye and split phase)"),
+    "display_units": ("0 (IEC), 1 (IEEE)", "`[metrology] pf_convention`"),
+    "phase_loss_voltage": ("1 to 99", "`[bacnet] phase_loss_voltage`"),
+    "phase_loss_imbalance": ("1 to 99", "`[bacnet] phase_loss_imbalance`"),
+    "subintervals": ("1 to 6, making an interval of " + ", ".join(str(m) for m in DEMAND_INTERVALS_MIN)
+                     + " min", "`[revenue] demand_subintervals` (1: block demand, more: rolling block)"),
+    "subinterval_length": ("0, or 1000 to 3276700 in steps of 100, making an allowed interval",
+                           "`[revenue] demand_interval` / `demand_subintervals` × 6000; 0 = `demand_sync = "
+                           "\"command\"` (sync to comms)"),
+}
