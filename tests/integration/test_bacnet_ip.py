@@ -278,3 +278,24 @@ def test_time_sync_dcc_reinitialize_discovery_and_cov(tmp_path):
             await asyncio.sleep(0.4)
             assert ("restart", "bacnet", {"service": "comms"}) in rig.calls
     run(body())
+
+
+def test_cov_subscriptions_are_bounded(tmp_path, monkeypatch):
+    from bacpypes3.apdu import SubscribeCOVRequest
+
+    from firmware.comms.bacnet import app as bacnet_app
+
+    monkeypatch.setattr(bacnet_app, "MAX_COV_SUBSCRIPTIONS", 3)
+
+    async def body():
+        async with bacnet_rig(tmp_path) as rig:
+            def subscribe(proc_id: int, instance: int) -> SubscribeCOVRequest:
+                return SubscribeCOVRequest(subscriberProcessIdentifier=proc_id,
+                                           monitoredObjectIdentifier=ObjectIdentifier(f"analog-input,{instance}"),
+                                           issueConfirmedNotifications=False, lifetime=0, destination=rig.target)
+            for proc_id in range(3):
+                await rig.client.request(subscribe(proc_id, 11 + proc_id))
+            with pytest.raises(ErrorRejectAbortNack, match="no-space-to-add-list-element"):
+                await rig.client.request(subscribe(99, 20))
+            await rig.client.request(subscribe(0, 11))        # renewing one is always accepted
+    run(body())

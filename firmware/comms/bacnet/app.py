@@ -42,6 +42,9 @@ log = logging.getLogger("comms.bacnet")
 
 REFRESH_INTERVAL_S = 1.0             # the S4100's "Data Update Rate 1 sec."
 REINITIALIZE_STATES = ("coldstart", "warmstart")
+# COV subscriptions the device keeps, all clients together: each costs a notification per change, and a
+# subscription may be indefinite (lifetime 0), so a hostile client must not be able to add them without end.
+MAX_COV_SUBSCRIPTIONS = 128
 
 
 class MeterApplication(Application):
@@ -57,6 +60,16 @@ class MeterApplication(Application):
                                                        ReinitializeDeviceRequest)):
             return                        # disabled: only DCC and RD are answered
         await super().indication(apdu)
+
+    async def do_SubscribeCOVRequest(self, apdu: Any) -> None:
+        cancel = apdu.issueConfirmedNotifications is None and apdu.lifetime is None
+        detections = getattr(self, "_cov_detections", {})
+        subscriptions = [c for d in detections.values() for c in d.cov_subscriptions]
+        renewal = any(c.client_addr == apdu.pduSource and c.proc_id == apdu.subscriberProcessIdentifier
+                      and c.obj_id == apdu.monitoredObjectIdentifier for c in subscriptions)
+        if not cancel and not renewal and len(subscriptions) >= MAX_COV_SUBSCRIPTIONS:
+            raise refuse("noSpaceToAddListElement", "resources")
+        await super().do_SubscribeCOVRequest(apdu)
 
     async def do_DeviceCommunicationControlRequest(self, apdu: DeviceCommunicationControlRequest) -> None:
         self._check_password(apdu.password)
