@@ -22,6 +22,7 @@ from bacpypes3.primitivedata import Date, ObjectIdentifier, Time
 from firmware.comms.bacnet.model import load_model
 from firmware.comms.bacnet.trendlog import records_per_apdu
 from firmware.points import points_by_name
+from firmware.storage.eventlog import EventLog
 from tests.integration.bacnet_support import BACNET_VALUES, DEVICE_INSTANCE, bacnet_rig
 
 # BACnet REAL is IEEE-754 single precision: relative error up to 2**-24; 1e-6 leaves room for the scale.
@@ -164,6 +165,10 @@ def test_writes_change_the_configuration_and_out_of_range_is_refused(tmp_path):
             await refused(rig, "trend-log,1", 5, "value-out-of-range", "record-count")
             saved = tomllib.loads(rig.config_path.read_text())
             assert saved["bacnet"]["trend_log_enabled"] == [False, True, True]
+            # every change is in the meter's event log with its user
+            changes = [e for e in EventLog(tmp_path / "data").read() if e["cause"] == "config_change"]
+            assert len(changes) >= len(accepted) and all(e["user"] == "bacnet" for e in changes)
+            assert changes[0]["effect"] == "AV2 System_Type = 31" and changes[0]["detail"]["version"] == 1
             assert saved["bacnet"]["location"] == "Plant room 2" and saved["bacnet"]["max_master"] == 64
     run(body())
 
@@ -190,6 +195,10 @@ def test_av1_runs_the_meter_commands_and_the_revenue_lock_refuses(tmp_path):
             rig.publish(revenue_locked=0.0)
             rig.locked["on"] = True
             await refused(rig, "analog-value,1", 21212.0, "write-access-denied")
+            causes = [e["cause"] for e in EventLog(tmp_path / "data").read()]
+            # refused by the lock here (30078), by the owning service (21212); the sealed AV3 write by the lock
+            assert causes.count("command") == 4 and causes.count("command_refused") == 2
+            assert causes.count("configure_refused") == 1
     run(body())
 
 

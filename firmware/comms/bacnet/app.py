@@ -31,7 +31,7 @@ from bacpypes3.ipv4.link import NormalLinkLayer
 from bacpypes3.pdu import IPv4Address
 from bacpypes3.primitivedata import Date, Time
 
-from firmware.comms.bacnet.device import BacnetDevice, refuse
+from firmware.comms.bacnet.device import EVENT_DEVICE_CONTROL, EVENT_REFUSED, BacnetDevice, refuse
 from firmware.comms.bacnet.objects import MeterTrendLog
 from firmware.comms.bacnet.trendlog import Record, records_per_apdu
 from firmware.comms.modbus.feed import SnapshotFeed
@@ -77,6 +77,7 @@ class MeterApplication(Application):
         state = str(apdu.enableDisable)
         self.dcc_disabled = state == "disable"
         self.asap.dccEnableDisable = "enable" if state == "enable" else "disableInitiation"
+        self.meter.event(EVENT_DEVICE_CONTROL, "communication_control", state, minutes=int(apdu.timeDuration or 0))
         if state != "enable" and apdu.timeDuration:
             asyncio.get_running_loop().call_later(int(apdu.timeDuration) * 60.0, self._enable)
         log.info("bacnet: communication control %s for %s min", state, apdu.timeDuration or "unlimited")
@@ -89,6 +90,7 @@ class MeterApplication(Application):
     def _check_password(self, given: Any) -> None:
         password = self.meter.config["bacnet"].password
         if password and (given is None or str(given) != password):
+            self.meter.event(EVENT_REFUSED, "password_invalid", "DeviceCommunicationControl or ReinitializeDevice")
             raise refuse("passwordFailure", "security")
 
     async def do_ReinitializeDeviceRequest(self, apdu: ReinitializeDeviceRequest) -> None:
@@ -100,6 +102,7 @@ class MeterApplication(Application):
         await self.response(SimpleAckPDU(context=apdu))
         # The BACnet device is the comms service: a cold or warm start restarts it (metering goes on).
         log.info("bacnet: reinitialize (%s) requested", state)
+        self.meter.event(EVENT_DEVICE_CONTROL, "reinitialize", state)
         asyncio.get_running_loop().call_later(0.2, self.meter.restart, "comms")
 
     async def do_TimeSynchronizationRequest(self, apdu: TimeSynchronizationRequest) -> None:

@@ -38,6 +38,7 @@ from firmware.config import Config
 from firmware.config.sections.bacnet import MAX_DEVICE_INSTANCE
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient, ControlError
+from firmware.storage.eventlog import Event, EventLog
 from hal.errors import AccessDenied, ConfigError
 
 log = logging.getLogger("comms.bacnet")
@@ -60,6 +61,9 @@ DEVICE_WRITABLE = {"objectIdentifier": "device_instance", "objectName": "device_
                    "maxMaster": "max_master"}
 MAX_TEXT_CHARS = 64                  # S4100: Location "limited to 64 characters"
 FIRST_DERIVED_INSTANCE, DERIVED_INSTANCES = 1_000_000, 2_097_152   # S4100 factory range 1,000,000-3,097,151
+# Event-log priorities (SPEC §5 bands: Info 1-63, Low 64-127, Medium 128-191): a change made over BACnet is
+# information; a refusal by the revenue lock or a wrong password is a security event, as an invalid login (128).
+EVENT_CHANGE, EVENT_COMMAND, EVENT_DEVICE_CONTROL, EVENT_REFUSED = 20, 30, 64, 128
 TREND_WRITABLE = ("enable", "stopWhenFull", "logDeviceObjectProperty", "logInterval", "recordCount",
                   "startTime", "stopTime")
 
@@ -112,6 +116,7 @@ class BacnetDevice:
         self.next_log_s = 0.0
         self.counters = {"writes": 0, "refused": 0, "commands": 0, "time_sets": 0, "trend_records": 0}
         self.restart: Callable[[str], None] = self._restart_service
+        self.events = EventLog.from_config(config)
         for cls in (bo.MeterDevice, bo.MeterAnalogInput, bo.MeterAnalogValue, bo.MeterBinaryInput,
                     bo.MeterTrendLog):
             cls._write_hook = self.write
@@ -203,7 +208,12 @@ class BacnetDevice:
         if revenue and self.revenue_locked:
             self.counters["refused"] += 1
             log.info("bacnet: %s of %s refused: the meter is revenue-locked", operation, target)
+            self.event(EVENT_REFUSED, f"{operation}_refused", target, reason="revenue lock")
             raise refuse("writeAccessDenied")
+
+    def event(self, priority: int, cause: str, effect: str, **detail: Any) -> None:
+        """One record in the meter's event log, from source "bacnet" as user "bacnet"."""
+        self.events.record(Event(priority, INTERFACE, cause, effect, USER, detail))
 
     # ------------------------------------------------------------------ writes
 
@@ -251,6 +261,7 @@ class BacnetDevice:
             log.info("bacnet: %s refused: %s", what, exc)
             raise refuse("valueOutOfRange") from None
         log.info("bacnet: %s saved as configuration version %d", what, self.config.version)
+        self.event(EVENT_CHANGE, "config_change", what, version=self.config.version, changes=changes)
         for service in sorted({RESTARTS_FOR[s] for s in changes if s in RESTARTS_FOR}):
             self.restart(service)
         for instance, store in self.trends.items():
@@ -303,6 +314,7 @@ class BacnetDevice:
                 raise refuse("valueOutOfRange")   # Clause 12.25.18: only 0 may be written (clears the buffer)
             self._authorize("clear", f"TL{instance}", revenue=False)
             self.trends[instance].clear()
+            self.event(EVENT_CHANGE, "trend_log_cleared", f"TL{instance}")
         elif attr in ("startTime", "stopTime"):
             self._authorize("configure", f"TL{instance} {attr}", revenue=False)
             start, stop = self.trend_window[instance]
@@ -350,12 +362,14 @@ class BacnetDevice:
         except ControlError as exc:
             log.info("bacnet: %s refused: %s", cmd.control, exc)
             if exc.kind == "AccessDenied":
+                self.event(EVENT_REFUSED, "command_refused", cmd.control, reason=str(exc))
                 raise refuse("writeAccessDenied") from None
             raise refuse("operationalProblem", "device") from None
         except OSError as exc:
             log.warning("bacnet: %s failed: %s", cmd.control, exc)
             raise refuse("operationalProblem", "device") from None
         self.counters["commands"] += 1
+        self.event(EVENT_COMMAND, "command", cmd.control)
 
     async def set_time(self, utc: float) -> None:
         """TimeSynchronization: to the time service, which applies it by [time] priority (source protocol)."""
@@ -401,6 +415,7 @@ class BacnetDevice:
     def close(self) -> None:
         for store in self.trends.values():
             store.close()
+        self.events.close()
 
 
 def _set_reading(obj: Any, value: Any, reliability: str) -> None:
