@@ -419,13 +419,17 @@ class BacnetDevice:
 
 
 def _set_reading(obj: Any, value: Any, reliability: str) -> None:
-    fault = reliability != "no-fault-detected"
-    if not (isinstance(value, float) and math.isnan(value) and math.isnan(float(obj.presentValue))) \
-            and obj.presentValue != value:
+    """Store a reading where it changed. What was stored last is kept beside the object: reading a property
+    back through bacpypes3 costs far more than comparing (its attribute access inspects the class each time)."""
+    last = obj.__dict__.get("_last_reading")
+    same_value = last is not None and (last[0] == value or (isinstance(value, float) and math.isnan(value)
+                                                            and isinstance(last[0], float) and math.isnan(last[0])))
+    if not same_value:
         obj.store("presentValue", value)
-    if str(obj.reliability) != reliability:
+    if last is None or last[1] != reliability:
         obj.store("reliability", reliability)
-        obj.store("statusFlags", [0, int(fault), 0, 0])
+        obj.store("statusFlags", [0, int(reliability != "no-fault-detected"), 0, 0])
+    obj.__dict__["_last_reading"] = (value, reliability)
 
 
 def _replace(items: tuple[Any, ...], index: int, value: Any) -> list[Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Mapping
 
 from firmware.comms.bacnet.model import AnalogInput, Model
@@ -97,6 +98,11 @@ def alerts(values: Mapping[str, Any], lim: Limits) -> dict[str, bool]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _kinds() -> dict[str, str]:
+    return {name: p.kind for name, p in points_by_name().items()}
+
+
 def alarm_bitmap(model: Model, active: Mapping[str, bool]) -> int:
     """AI83: BI1 in the least significant bit (seed 003)."""
     return sum(1 << (bi.instance - 1) for bi in model.binary_inputs if active.get(bi.alert))
@@ -127,8 +133,7 @@ def analog_input(ai: AnalogInput, values: Mapping[str, Any], active: Mapping[str
     value = raw * ai.scale
     if ai.valid is not None and not ai.valid[0] <= value <= ai.valid[1]:
         return Reading(QNAN, UNRELIABLE)
-    kind = points_by_name()[ai.point].kind
-    if kind in LIVE_KINDS and _measurement_alert(ai, active):
+    if _kinds()[ai.point] in LIVE_KINDS and _measurement_alert(ai, active):
         return Reading(value, UNRELIABLE)
     return Reading(value, NO_FAULT)
 
