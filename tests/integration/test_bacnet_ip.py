@@ -308,3 +308,40 @@ def test_cov_subscriptions_are_bounded(tmp_path, monkeypatch):
                 await rig.client.request(subscribe(99, 20))
             await rig.client.request(subscribe(0, 11))        # renewing one is always accepted
     run(body())
+
+
+def test_read_only_access_refuses_every_change(tmp_path):
+    async def body():
+        async with bacnet_rig(tmp_path, access="read-only") as rig:
+            assert await rp(rig, "analog-input,16") == pytest.approx(BACNET_VALUES["v_ln_avg"], rel=REAL_REL)
+            await refused(rig, "analog-value,1", 30078.0, "write-access-denied")
+            await refused(rig, "analog-value,8", 20.0, "write-access-denied")
+            await refused(rig, DEVICE, "Roof", "write-access-denied", "location")
+            with pytest.raises(ErrorRejectAbortNack, match="service-request-denied"):
+                await rig.client.request(ReinitializeDeviceRequest(reinitializedStateOfDevice="warmstart",
+                                                                   destination=rig.target))
+            utc = DateTime(date=Date((126, 12, 2, 3)), time=Time((12, 0, 0, 0)))
+            await rig.client.request(UTCTimeSynchronizationRequest(time=utc, destination=rig.target))
+            await asyncio.sleep(0.3)
+            assert rig.calls == []
+            assert "location" not in tomllib.loads(rig.config_path.read_text()).get("bacnet", {})
+    run(body())
+
+
+def test_object_identifier_write_and_read_range_by_time(tmp_path):
+    async def body():
+        async with bacnet_rig(tmp_path) as rig:
+            store = rig.app.device.trends[3]
+            base = time.mktime((2026, 6, 1, 12, 0, 0, 0, 0, -1))
+            for i in range(10):
+                store.append(base + 60 * i, float(i))
+            # records after 12:04:30 local time: 12:05 .. 12:09
+            records = await rig.client.read_range(rig.target, ObjectIdentifier("trend-log,3"), "log-buffer",
+                                                  range_params=("t", 0, "2026-06-01", "12:04:30", 3))
+            assert [r.logDatum.realValue for r in records] == [5.0, 6.0, 7.0]
+            await wp(rig, DEVICE, ObjectIdentifier("device,1234567"), "object-identifier")
+            assert await rp(rig, "device,1234567", "object-name")
+            with pytest.raises(ErrorRejectAbortNack, match="value-out-of-range"):
+                await wp(rig, "device,1234567", ObjectIdentifier("device,4194000"), "object-identifier")
+            assert tomllib.loads(rig.config_path.read_text())["bacnet"]["device_instance"] == 1234567
+    run(body())

@@ -64,6 +64,8 @@ FIRST_DERIVED_INSTANCE, DERIVED_INSTANCES = 1_000_000, 2_097_152   # S4100 facto
 # Event-log priorities (SPEC §5 bands: Info 1-63, Low 64-127, Medium 128-191): a change made over BACnet is
 # information; a refusal by the revenue lock or a wrong password is a security event, as an invalid login (128).
 EVENT_CHANGE, EVENT_COMMAND, EVENT_DEVICE_CONTROL, EVENT_REFUSED = 20, 30, 64, 128
+# Operations that are property writes (refused as WRITE_ACCESS_DENIED); the others are services.
+WRITE_OPERATIONS = ("configure", "command", "clear")
 TREND_WRITABLE = ("enable", "stopWhenFull", "logDeviceObjectProperty", "logInterval", "recordCount",
                   "startTime", "stopTime")
 
@@ -204,7 +206,13 @@ class BacnetDevice:
 
         ``revenue``: the change touches revenue data or sealed settings, refused while the meter is
         revenue-locked (as the Modbus server refuses its revenue commands; the owning service and the
-        configuration store check the lock again)."""
+        configuration store check the lock again). ``[bacnet] access = "read-only"`` refuses every one."""
+        if self.config["bacnet"].access != "read-write":
+            self.counters["refused"] += 1
+            self.event(EVENT_REFUSED, f"{operation}_refused", target, reason="[bacnet] access is read-only")
+            if operation in WRITE_OPERATIONS:
+                raise refuse("writeAccessDenied")
+            raise refuse("serviceRequestDenied", "services")
         if revenue and self.revenue_locked:
             self.counters["refused"] += 1
             log.info("bacnet: %s of %s refused: the meter is revenue-locked", operation, target)
@@ -376,7 +384,10 @@ class BacnetDevice:
         if not self.config["bacnet"].time_sync:
             log.info("bacnet: time synchronisation ignored ([bacnet] time_sync is off)")
             return
-        self._authorize("time_set", "clock", revenue=False)
+        try:
+            self._authorize("time_set", "clock", revenue=False)
+        except ExecutionError:
+            return                            # unconfirmed: nothing to answer; the refusal is in the event log
         try:
             await asyncio.to_thread(self.control.call, "time.set", utc=utc, source="protocol")
             self.counters["time_sets"] += 1

@@ -2,7 +2,7 @@
 trend logs (seed 003 "BACnet Default Settings" and PICS; SPEC §7)."""
 from __future__ import annotations
 
-from firmware.config.schema import Bool, Int, IPAddress, ListOf, Option, Section, Str
+from firmware.config.schema import Bool, Enum, Int, IPAddress, ListOf, Option, Section, Str
 from firmware.config.sections.modbus import IntChoice
 
 # MS/TP baud rates of the S4100 PICS ("baud rate(s): 9600, 19200, 38400, 76800, 115200") plus 57600, which
@@ -21,6 +21,10 @@ SECTIONS = [
         Option("device_name", Str(64), "", "Device Object_Name; empty: \"<[meter] name> - S/N: <serial>\"."),
         Option("location", Str(64), "Installed location not yet identified", "Device Location (writable "
                "over BACnet, up to 64 characters)."),
+        Option("access", Enum("read-only", "read-write"), "read-write",
+               "read-write (the S4100's behaviour): WriteProperty, AV1 commands, DeviceCommunicationControl, "
+               "ReinitializeDevice and time synchronisation are carried out, subject to the revenue lock; "
+               "read-only: every one of them is refused (WRITE_ACCESS_DENIED, SERVICE_REQUEST_DENIED)."),
         Option("ip_enabled", Bool(), True, "Serve BACnet/IP (Annex J) on UDP."),
         Option("ip_port", Int(1, 65535), 47808, "UDP port of BACnet/IP (47808 = 0xBAC0; `make run` uses 47809)."),
         Option("bind_address", IPAddress(), "0.0.0.0",

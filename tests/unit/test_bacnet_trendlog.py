@@ -1,0 +1,70 @@
+"""Trend logs: clock-aligned records at the log interval (AV11), the window, stop-when-full, and the ReadRange
+selection over the stored records."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from firmware.comms.bacnet.device import BacnetDevice
+from firmware.comms.bacnet.trendlog import TrendStore, records_per_apdu
+from firmware.config import meter_schema
+
+
+def device(tmp_path, **bacnet) -> BacnetDevice:
+    config = meter_schema().load({"meter": {"data_dir": str(tmp_path), "run_dir": str(tmp_path)},
+                                  "revenue": {"demand_interval": 15, "demand_subintervals": 3},   # 300-s logs
+                                  "bacnet": bacnet})
+    dev = BacnetDevice(config, tmp_path / "meter.toml", tmp_path / "control.sock", tmp_path)
+    dev.build_objects()
+    return dev
+
+
+def test_records_fall_on_multiples_of_the_log_interval(tmp_path):
+    dev = device(tmp_path)
+    dev.update({"wh_delivered": 2_000_000.0, "p_total": 1500.0, "p_demand_delivered": 1400.0},
+               time.time_ns())
+    t0 = 1_800_000_000.0                          # a multiple of 300 s
+    for t in (t0 + 10, t0 + 200, t0 + 299.9):
+        dev.tick(t)
+    assert all(s.count() == 0 for s in dev.trends.values())
+    dev.tick(t0 + 300.2)
+    dev.tick(t0 + 301)
+    dev.tick(t0 + 600.5)
+    rows, more = dev.trends[1].all(10)
+    assert [r.ts for r in rows] == [t0 + 300, t0 + 600] and not more
+    assert rows[0].value == pytest.approx(2000.0)                 # AI2 in kWh
+    assert dev.trends[2].all(10)[0][0].value == pytest.approx(1.5)   # AI11 in kW
+    dev.close()
+
+
+def test_a_disabled_log_or_one_outside_its_window_records_nothing(tmp_path):
+    dev = device(tmp_path, trend_log_enabled=[False, True, True])
+    dev.trend_window[3] = (None, 1_800_000_000.0)
+    dev.tick(1_800_000_000.0)
+    dev.tick(1_800_000_300.0)
+    assert dev.trends[1].count() == 0 and dev.trends[2].count() == 1 and dev.trends[3].count() == 0
+    dev.close()
+
+
+def test_stop_when_full_and_circular(tmp_path):
+    circular = TrendStore(tmp_path, 1, 5, stop_when_full=False)
+    stop = TrendStore(tmp_path, 2, 5, stop_when_full=True)
+    for i in range(8):
+        circular.append(1000.0 + i, float(i))
+        stop.append(1000.0 + i, float(i))
+    assert [r.value for r in circular.all(10)[0]] == [3.0, 4.0, 5.0, 6.0, 7.0] and circular.total() == 8
+    assert [r.value for r in stop.all(10)[0]] == [0.0, 1.0, 2.0, 3.0, 4.0] and stop.total() == 5
+    # by position counts from the oldest kept record; by sequence number from the first ever
+    assert [r.value for r in circular.by_position(2, 2, 10)[0]] == [4.0, 5.0]
+    assert [r.value for r in circular.by_sequence(8, -3, 10)[0]] == [5.0, 6.0, 7.0]
+    records, more = circular.by_sequence(4, 5, 2)
+    assert [r.sequence for r in records] == [4, 5] and more
+    assert [r.value for r in circular.by_time(1004.5, 10, 10)[0]] == [5.0, 6.0, 7.0]
+    circular.close()
+    stop.close()
+
+
+def test_records_per_apdu_fit_the_apdu():
+    # 480-octet APDU: 24 octets of ACK, 23 per record
+    assert records_per_apdu(480) == 19 and records_per_apdu(50) == 1
