@@ -2,6 +2,7 @@
 selection over the stored records."""
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -12,11 +13,18 @@ from firmware.config import meter_schema
 
 
 def device(tmp_path, **bacnet) -> BacnetDevice:
+    """A device with its objects, built on an asyncio loop as the comms service builds it (bacpypes3's local
+    objects finish their set-up in a task on the running loop)."""
     config = meter_schema().load({"meter": {"data_dir": str(tmp_path), "run_dir": str(tmp_path)},
                                   "revenue": {"demand_interval": 15, "demand_subintervals": 3},   # 300-s logs
                                   "bacnet": bacnet})
     dev = BacnetDevice(config, tmp_path / "meter.toml", tmp_path / "control.sock", tmp_path)
-    dev.build_objects()
+
+    async def build() -> None:
+        dev.build_objects()
+        await asyncio.sleep(0)
+
+    asyncio.run(build())
     return dev
 
 
