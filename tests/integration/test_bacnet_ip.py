@@ -56,6 +56,12 @@ def test_every_object_reads_as_the_s4100_model(tmp_path):
             assert len(objects) == 1 + 83 + 11 + 15 + 3
             assert str(await rp(rig, DEVICE, "segmentation-supported")) == "no-segmentation"
             assert await rp(rig, DEVICE, "max-apdu-length-accepted") == 480
+            services = set(str(await rp(rig, DEVICE, "protocol-services-supported")).split(";"))
+            assert services == {"read-property", "read-property-multiple", "write-property", "subscribe-cov",
+                                "device-communication-control", "reinitialize-device", "read-range", "who-is",
+                                "i-am", "who-has", "i-have", "time-synchronization", "utc-time-synchronization"}
+            types = set(str(await rp(rig, DEVICE, "protocol-object-types-supported")).split(";"))
+            assert types == {"device", "analog-input", "analog-value", "binary-input", "trend-log"}
             for ai in model.analog_inputs:
                 oid = f"analog-input,{ai.instance}"
                 got = await rig.client.read_property_multiple(

@@ -122,7 +122,8 @@ def test_mstp_token_passing_read_property_pcap_and_fuzz(tmp_path):
 
     async def body():
         async with bacnet_rig(tmp_path, ip_enabled=False, mstp_enabled=True, mstp_port=slave,
-                              mstp_mac=METER_MAC, mstp_baud=38400, max_master=MAX_MASTER) as rig:
+                              mstp_mac=METER_MAC, mstp_baud=38400, max_master=MAX_MASTER,
+                              mstp_rs485=False) as rig:
             line = LineMaster(master_fd, tmp_path / "mstp.pcap")
             try:
                 v = await line.read_property("analog-input,16", "present-value", 1, Real)

@@ -213,7 +213,7 @@ class BacnetApp:
 
             app = self._application()
             mstp = MstpLinkLayer(section.mstp_port, section.mstp_baud, section.mstp_mac, section.max_master,
-                                 section.max_info_frames)
+                                 section.max_info_frames, rs485=section.mstp_rs485)
             await mstp.start()
             app.link_layers[app.device_object.objectIdentifier] = mstp
             app.nsap.bind(mstp, address=mstp.address)

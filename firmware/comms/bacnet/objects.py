@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from bacpypes3.basetypes import EngineeringUnits, EventState, LoggingType, Polarity, Segmentation
+from bacpypes3.basetypes import (
+    EngineeringUnits,
+    EventState,
+    LoggingType,
+    ObjectTypesSupported,
+    Polarity,
+    Segmentation,
+    ServicesSupported,
+)
 from bacpypes3.errors import ExecutionError
 from bacpypes3.local.analog import AnalogInputObject, AnalogValueObject
 from bacpypes3.local.binary import BinaryInputObject
@@ -25,6 +33,13 @@ _vendor_id = VENDOR_IDENTIFIER
 # The S4100's COV increment is not published (it has no COV); 0 notifies every change of a published value.
 DEFAULT_COV_INCREMENT = 0.0
 TREND_LOG_BUFFER_SIZE = 5760                 # S4100: "each buffer holds 5760 time-stamped 32-bit entries"
+
+# What the device executes (docs/bacnet.md): bacpypes3 would otherwise report every service its classes
+# have a handler for, some of which this device does not offer.
+SERVICES_SUPPORTED = ("read-property", "read-property-multiple", "write-property", "subscribe-cov",
+                      "device-communication-control", "reinitialize-device", "read-range", "who-is", "i-am",
+                      "who-has", "i-have", "time-synchronization", "utc-time-synchronization")
+OBJECT_TYPES_SUPPORTED = ("device", "analog-input", "analog-value", "binary-input", "trend-log")
 
 WriteHook = Callable[[Any, str, Any, Optional[int], Optional[int]], Any]
 
@@ -55,6 +70,22 @@ class MeterDevice(_Routed, DeviceObject):
     protocolVersion = 1
     protocolRevision = 14
     databaseRevision = 0
+
+    @property
+    def protocolServicesSupported(self) -> ServicesSupported:  # type: ignore[override]
+        return ServicesSupported(list(SERVICES_SUPPORTED))
+
+    @protocolServicesSupported.setter
+    def protocolServicesSupported(self, value: Any) -> None:
+        """Fixed by what the device executes; a write is refused before it gets here."""
+
+    @property
+    def protocolObjectTypesSupported(self) -> ObjectTypesSupported:  # type: ignore[override]
+        return ObjectTypesSupported(list(OBJECT_TYPES_SUPPORTED))
+
+    @protocolObjectTypesSupported.setter
+    def protocolObjectTypesSupported(self, value: Any) -> None:
+        """Fixed by the object model."""
 
 
 class MeterAnalogInput(_Routed, AnalogInputObject):

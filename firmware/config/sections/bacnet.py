@@ -35,6 +35,7 @@ SECTIONS = [
         Option("mstp_port", Str(255), "/dev/ttyAMA1", "Serial device of the MS/TP RS-485 transceiver."),
         Option("mstp_mac", Int(0, 127), 1, "MS/TP MAC address of this node (master nodes 0-127)."),
         Option("mstp_baud", IntChoice(MSTP_BAUD_RATES), 76800, "MS/TP baud rate.", "bit/s"),
+        Option("mstp_rs485", Bool(), True, "Let the kernel drive the transceiver's direction (RTS) for RS-485."),
         Option("max_master", Int(1, 127), 127, "Highest MAC address polled for masters (Device Max_Master; "
                "writable over BACnet, 1 to 127)."),
         Option("max_info_frames", Int(1, 255), 1, "Frames this node may send each time it holds the token."),

@@ -24,6 +24,7 @@ from hal.serialport import open_serial
 log = logging.getLogger("comms.bacnet.mstp")
 
 TICK_S = 0.005                       # the node's timers are 10 ms and up (Tslot)
+TURNAROUND_BITS = 40                 # Clause 9.5.5.1: Tturnaround, the wait after the last octet received
 NPDU_EXPECTING_REPLY = 0x04          # NPDU control octet, Clause 6.2.2
 MAX_QUEUED = 64                      # NPDUs waiting for the token; more are dropped (the network layer retries)
 READ_CHUNK = 4096
@@ -33,8 +34,11 @@ Tap = Callable[[bytes, float], None]
 
 class MstpLinkLayer(Server[PDU]):
     def __init__(self, port: str, baud: int, mac: int, max_master: int, max_info_frames: int,
-                 tap: Tap | None = None) -> None:
-        self.port_name, self.baud = port, baud
+                 tap: Tap | None = None, rs485: bool = True) -> None:
+        self.port_name, self.baud, self.rs485 = port, baud, rs485
+        self.turnaround_s = TURNAROUND_BITS / baud
+        self._tx: list[bytes] = []
+        self._tx_scheduled = False
         self.node = MasterNode(mac, max_master, max_info_frames)
         self.receiver = Receiver(frame_abort_s(baud))
         self.address = LocalStation(bytes((mac,)))
@@ -44,7 +48,7 @@ class MstpLinkLayer(Server[PDU]):
         self.dropped = 0
 
     async def start(self) -> None:
-        self.serial = open_serial(self.port_name, self.baud, "8N1")
+        self.serial = open_serial(self.port_name, self.baud, "8N1", rs485=self.rs485)
         loop = asyncio.get_running_loop()
         loop.add_reader(self.serial.fileno(), self._readable)
         self._task = loop.create_task(self._ticks())
@@ -114,11 +118,26 @@ class MstpLinkLayer(Server[PDU]):
     def _write(self, frames: list[Frame]) -> None:
         if not frames or self.serial is None:
             return
-        for frame in frames:
-            raw = frame.encode()
+        self._tx += [f.encode() for f in frames]
+        if not self._tx_scheduled:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Send what is queued once Tturnaround has passed since the last octet received (the other node's
+        driver may still be on for that long)."""
+        self._tx_scheduled = False
+        if self.serial is None:
+            return
+        wait = self.turnaround_s - (time.monotonic() - self.receiver.last_byte_s)
+        if wait > 0:
+            self._tx_scheduled = True
+            asyncio.get_running_loop().call_later(wait, self._flush)
+            return
+        for raw in self._tx:
             if self.tap is not None:
                 self.tap(raw, time.time())
             self.serial.write(raw)
+        self._tx.clear()
 
     def stats(self) -> dict[str, Any]:
         return {**self.node.counters, **self.receiver.counters, "dropped": self.dropped,
