@@ -119,9 +119,6 @@ class BacnetDevice:
         self.counters = {"writes": 0, "refused": 0, "commands": 0, "time_sets": 0, "trend_records": 0}
         self.restart: Callable[[str], None] = self._restart_service
         self.events = EventLog.from_config(config)
-        for cls in (bo.MeterDevice, bo.MeterAnalogInput, bo.MeterAnalogValue, bo.MeterBinaryInput,
-                    bo.MeterTrendLog):
-            cls._write_hook = self.write
 
     # ------------------------------------------------------------------ objects
 
@@ -148,6 +145,8 @@ class BacnetDevice:
                                          section.trend_log_stop_when_full[tl.instance - 1])
                for tl in self.model.trend_logs}
         objs: list[Any] = [dev, *ais.values(), *avs.values(), *bis.values(), *tls.values()]
+        for obj in objs:
+            obj._write_hook = self.write     # every WriteProperty of these objects comes to this device
         self.sets.append(ObjectSet(dev, ais, avs, bis, tls, objs))
         self._refresh_set(self.sets[-1])
         return objs

@@ -52,7 +52,7 @@ class _Routed:
     async def write_property(self, attr: int | str, value: Any, index: int | None = None,
                              priority: int | None = None) -> None:
         name = self._property_identifier_class(attr).attr if isinstance(attr, int) else attr  # type: ignore[attr-defined]
-        hook = type(self)._write_hook
+        hook = self._write_hook
         if hook is None:
             raise ExecutionError(errorClass="property", errorCode="writeAccessDenied")
         await hook(self, name, value, index, priority)
