@@ -16,7 +16,7 @@ from bacpypes3.apdu import (
     TimeSynchronizationRequest,
     UTCTimeSynchronizationRequest,
 )
-from bacpypes3.basetypes import DateTime
+from bacpypes3.basetypes import DateTime, DeviceObjectPropertyReference
 from bacpypes3.primitivedata import Date, ObjectIdentifier, Time
 
 from firmware.comms.bacnet.model import load_model
@@ -28,6 +28,11 @@ from tests.integration.bacnet_support import BACNET_VALUES, DEVICE_INSTANCE, bac
 # BACnet REAL is IEEE-754 single precision: relative error up to 2**-24; 1e-6 leaves room for the scale.
 REAL_REL = 1e-6
 DEVICE = f"device,{DEVICE_INSTANCE}"
+
+
+def log_ref(oid: str, device: int = DEVICE_INSTANCE) -> DeviceObjectPropertyReference:
+    return DeviceObjectPropertyReference(objectIdentifier=ObjectIdentifier(oid), propertyIdentifier="present-value",
+                                         deviceIdentifier=ObjectIdentifier(f"device,{device}"))
 
 
 def run(coro):
@@ -169,8 +174,19 @@ def test_writes_change_the_configuration_and_out_of_range_is_refused(tmp_path):
                 in ("0", "False")
             await wp(rig, "trend-log,1", True, "stop-when-full")
             await refused(rig, "trend-log,1", 5, "value-out-of-range", "record-count")
+            # Log_DeviceObjectProperty: the Present_Value of AI1..AI75 of this device only (S4100 PICS)
+            await wp(rig, "trend-log,2", log_ref("analog-input,5"), "log-device-object-property")
+            got = await rp(rig, "trend-log,2", "log-device-object-property")
+            assert tuple(got.objectIdentifier) == (ObjectIdentifier("analog-input,5")[0], 5)
+            await refused(rig, "trend-log,2", log_ref("analog-input,80"), "value-out-of-range",
+                          "log-device-object-property")
+            await refused(rig, "trend-log,2", log_ref("analog-value,3"), "value-out-of-range",
+                          "log-device-object-property")
+            await refused(rig, "trend-log,2", log_ref("analog-input,5", device=99), "value-out-of-range",
+                          "log-device-object-property")
             saved = tomllib.loads(rig.config_path.read_text())
             assert saved["bacnet"]["trend_log_enabled"] == [False, True, True]
+            assert saved["bacnet"]["trend_log_inputs"] == [2, 5, 19]
             # every change is in the meter's event log with its user
             changes = [e for e in EventLog(tmp_path / "data").read() if e["cause"] == "config_change"]
             assert len(changes) >= len(accepted) and all(e["user"] == "bacnet" for e in changes)

@@ -331,8 +331,10 @@ class BacnetDevice:
                 objs.trend_logs[instance].store(attr, value)
         elif attr == "logDeviceObjectProperty":
             ref_kind, ref_instance = value.objectIdentifier
+            ref_device = value.deviceIdentifier
             if (str(ref_kind) != "analog-input" or int(ref_instance) not in self.model.loggable
-                    or str(value.propertyIdentifier) != "present-value"):
+                    or str(value.propertyIdentifier) != "present-value"
+                    or (ref_device is not None and tuple(ref_device)[1] != device_instance(self.config))):
                 raise refuse("valueOutOfRange")
             await self._save({"bacnet": {"trend_log_inputs": _replace(section.trend_log_inputs, index,
                                                                       int(ref_instance))}},
