@@ -4,7 +4,9 @@ bacpypes3 device with 83 static analog inputs, same run.
 The device does not segment (Max_APDU 480, as the S4100), so one poll of all 83 inputs is RPM requests of
 ``PER_REQUEST`` inputs each. ``POLLERS`` clients in this process poll back to back for a fixed time; each server
 runs in its own process, the meter's reading a real measurement snapshot republished once a second. Reported:
-complete 83-input polls per second. Target: at least 80 % of the bare device's rate.
+complete 83-input polls per second, the best of ``ROUNDS`` rounds that alternate between the two devices (both
+servers run throughout, so a machine whose load drifts, as a shared CI host does, loads both alike). Target: at
+least 80 % of the bare device's rate.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from benchmarks.bench_modbus import _free_port
 AI_COUNT = 83
 PER_REQUEST = 21              # 21 REAL results fit a 480-octet ReadPropertyMultiple-ACK; 4 requests a poll
 POLLERS = 4
-DURATION_S = float(os.environ.get("BENCH_BACNET_SECONDS", "5"))
+DURATION_S = float(os.environ.get("BENCH_BACNET_SECONDS", "3"))
+ROUNDS = 3
 TARGET_RATIO = 0.8
 DEVICE_INSTANCE = 4242
 
@@ -73,13 +76,10 @@ def _start(kind: str, port: int, snapshot_name: str, data_dir: str):
                             stdout=subprocess.DEVNULL, stderr=log), log
 
 
-async def _load(port: int) -> float:
+async def _load(client, port: int) -> float:
     from bacpypes3.pdu import Address
     from bacpypes3.primitivedata import ObjectIdentifier
 
-    from tests.integration.bacnet_support import client_app
-
-    client, _ = await client_app()
     target = Address(f"127.0.0.1:{port}")
     chunks = [list(range(first, min(first + PER_REQUEST, AI_COUNT + 1)))
               for first in range(1, AI_COUNT + 1, PER_REQUEST)]
@@ -111,19 +111,20 @@ async def _load(port: int) -> float:
 
     t0 = time.perf_counter()
     await asyncio.gather(*(poller(t0 + DURATION_S) for _ in range(POLLERS)))
-    rate = polls / (time.perf_counter() - t0)
-    client.close()
-    return rate
+    return polls / (time.perf_counter() - t0)
 
 
-def _measure(kind: str, snapshot=None) -> float:
+def _measure(snapshot) -> tuple[float, float]:
+    """(bare, ours): the best rate of each over alternating rounds."""
     import tempfile
 
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as data_dir:
-        proc, log = _start(kind, port, snapshot.name if snapshot is not None else "", data_dir)
+    from tests.integration.bacnet_support import client_app
 
-        async def run() -> float:
+    ports = {"bare": _free_port(), "ours": _free_port()}
+    with tempfile.TemporaryDirectory() as data_dir:
+        servers = {kind: _start(kind, port, snapshot.name, data_dir) for kind, port in ports.items()}
+
+        async def run() -> dict[str, float]:
             async def publish() -> None:
                 k = 0
                 while True:
@@ -131,22 +132,30 @@ def _measure(kind: str, snapshot=None) -> float:
                     snapshot.publish({"v_an": 230.0 + 0.01 * k, "i_a": 5.0, "wh_delivered": 1e6 + k})
                     await asyncio.sleep(1.0)
 
-            task = asyncio.get_running_loop().create_task(publish()) if snapshot is not None else None
+            task = asyncio.get_running_loop().create_task(publish())
+            client, _ = await client_app()
+            best = {"bare": 0.0, "ours": 0.0}
             try:
-                return await _load(port)
+                for _ in range(ROUNDS):
+                    for kind in ("bare", "ours"):
+                        best[kind] = max(best[kind], await _load(client, ports[kind]))
+                return best
             finally:
-                if task is not None:
-                    task.cancel()
+                task.cancel()
+                client.close()
 
         try:
-            return asyncio.run(run())
+            best = asyncio.run(run())
         except Exception:
-            log.seek(0)
-            print(log.read().decode()[-2000:], file=sys.stderr)
+            for proc, log in servers.values():
+                log.seek(0)
+                print(log.read().decode()[-2000:], file=sys.stderr)
             raise
         finally:
-            proc.terminate()
-            proc.wait(10)
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(10)
+    return best["bare"], best["ours"]
 
 
 def main() -> dict[str, float]:
@@ -156,13 +165,12 @@ def main() -> dict[str, float]:
     snapshot = Snapshot.create(f"bench-bacnet-{uuid.uuid4().hex[:10]}", snapshot_layout())
     try:
         snapshot.publish({"v_an": 230.0, "i_a": 5.0})
-        bare = _measure("bare")
-        ours = _measure("ours", snapshot)
+        bare, ours = _measure(snapshot)
     finally:
         snapshot.close()
         snapshot.unlink()
     print(f"{POLLERS} pollers, RPM of AI1..AI{AI_COUNT} Present_Value in requests of {PER_REQUEST}, "
-          f"{DURATION_S:g} s each")
+          f"best of {ROUNDS} alternating rounds of {DURATION_S:g} s")
     print(f"{'device':<30}{'polls/s':>10}{'AI values/s':>14}")
     for label, rate in (("bare bacpypes3 (static)", bare), ("meter (snapshot, 1 Hz)", ours)):
         print(f"{label:<30}{rate:>10.1f}{rate * AI_COUNT:>14.0f}")
