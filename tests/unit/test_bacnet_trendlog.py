@@ -48,7 +48,7 @@ def test_records_fall_on_multiples_of_the_log_interval(tmp_path):
 
 def test_a_disabled_log_or_one_outside_its_window_records_nothing(tmp_path):
     dev = device(tmp_path, trend_log_enabled=[False, True, True])
-    dev.trend_window[3] = (None, 1_800_000_000.0)
+    dev.trends.window[3] = (None, 1_800_000_000.0)
     dev.tick(1_800_000_000.0)
     dev.tick(1_800_000_300.0)
     assert dev.trends[1].count() == 0 and dev.trends[2].count() == 1 and dev.trends[3].count() == 0

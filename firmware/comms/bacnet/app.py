@@ -123,7 +123,6 @@ class MeterApplication(Application):
         limit = records_per_apdu(min(int(self.device_object.maxApduLengthAccepted),
                                      _client_max_apdu(apdu)))
         rng = apdu.range
-        first_item = True
         if rng is None:
             records, more = store.all(limit)
         elif rng.byPosition is not None:

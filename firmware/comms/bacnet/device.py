@@ -32,7 +32,7 @@ from firmware.comms.bacnet.settings import (
     subinterval_changes,
     system_code,
 )
-from firmware.comms.bacnet.trendlog import TrendStore
+from firmware.comms.bacnet.trendlog import TrendLogs
 from firmware.comms.modbus.blocks import COMMANDS, Command
 from firmware.config import Config
 from firmware.config.sections.bacnet import MAX_DEVICE_INSTANCE
@@ -111,11 +111,8 @@ class BacnetDevice:
         self.updated_ns = 0
         self.revenue_locked = False
         section = config["bacnet"]
-        self.trends = {tl.instance: TrendStore(data_dir, tl.instance, bo.TREND_LOG_BUFFER_SIZE,
-                                               section.trend_log_stop_when_full[tl.instance - 1])
-                       for tl in self.model.trend_logs}
-        self.trend_window: dict[int, tuple[float | None, float | None]] = {i: (None, None) for i in self.trends}
-        self.next_log_s = 0.0
+        self.trends = TrendLogs(data_dir, [tl.instance for tl in self.model.trend_logs],
+                                bo.TREND_LOG_BUFFER_SIZE, section.trend_log_stop_when_full)
         self.counters = {"writes": 0, "refused": 0, "commands": 0, "time_sets": 0, "trend_records": 0}
         self.restart: Callable[[str], None] = self._restart_service
         self.events = EventLog.from_config(config)
@@ -226,7 +223,6 @@ class BacnetDevice:
 
     async def write(self, obj: Any, attr: str, value: Any, index: int | None, priority: int | None) -> None:
         """WriteProperty of any object: refused (WRITE_ACCESS_DENIED, VALUE_OUT_OF_RANGE) or applied."""
-        kind, _ = obj.objectIdentifier
         try:
             if isinstance(obj, bo.MeterAnalogValue) and attr == "presentValue":
                 await self._write_av(obj, value)
@@ -324,9 +320,9 @@ class BacnetDevice:
             self.event(EVENT_CHANGE, "trend_log_cleared", f"TL{instance}")
         elif attr in ("startTime", "stopTime"):
             self._authorize("configure", f"TL{instance} {attr}", revenue=False)
-            start, stop = self.trend_window[instance]
+            start, stop = self.trends.window[instance]
             stamp = _datetime_to_epoch(value)
-            self.trend_window[instance] = (stamp, stop) if attr == "startTime" else (start, stamp)
+            self.trends.window[instance] = (stamp, stop) if attr == "startTime" else (start, stamp)
             for objs in self.sets:
                 objs.trend_logs[instance].store(attr, value)
         elif attr == "logDeviceObjectProperty":
@@ -399,34 +395,22 @@ class BacnetDevice:
 
     def tick(self, now: float) -> None:
         """Log a record on every enabled trend log at each multiple of the log interval (clock-aligned)."""
-        interval_s = read_settings(self.config)["subinterval_length"] / 100.0
-        if interval_s <= 0:
-            return                             # sync to comms: AV1 21211 logs
-        slot = math.floor(now / interval_s) * interval_s
-        if self.next_log_s == 0.0:
-            self.next_log_s = slot + interval_s
-        elif now >= self.next_log_s:
+        slot = self.trends.due(now, read_settings(self.config)["subinterval_length"] / 100.0)
+        if slot is not None:
             self.log_trends(slot)
-            self.next_log_s = slot + interval_s
 
     def log_trends(self, ts: float) -> None:
-        section = self.config["bacnet"]
         if not self.sets:
             return
-        readings = self.sets[0].analog_inputs
-        for instance, store in self.trends.items():
-            start, stop = self.trend_window[instance]
-            if not section.trend_log_enabled[instance - 1]:
-                continue
-            if (start is not None and ts < start) or (stop is not None and ts > stop):
-                continue
-            value = float(readings[section.trend_log_inputs[instance - 1]].presentValue)
-            if store.append(ts, value) is not None:
-                self.counters["trend_records"] += 1
+        section, readings = self.config["bacnet"], self.sets[0].analog_inputs
+
+        def value_of(instance: int) -> float:
+            return float(readings[section.trend_log_inputs[instance - 1]].presentValue)
+
+        self.counters["trend_records"] += self.trends.record(ts, section.trend_log_enabled, value_of)
 
     def close(self) -> None:
-        for store in self.trends.values():
-            store.close()
+        self.trends.close()
         self.events.close()
 
 

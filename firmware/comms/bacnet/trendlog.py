@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, ItemsView, Sequence, ValuesView
 
 from firmware.storage.logstore import LogStore
 
@@ -91,6 +92,55 @@ class TrendStore:
     def all(self, limit: int) -> tuple[list[Record], bool]:
         rows = self._rows("1 = 1", (), False, limit + 1)
         return rows[:limit], len(rows) > limit
+
+
+class TrendLogs:
+    """The logs' stores by instance, each log's Start_Time/Stop_Time window, and when the next clock-aligned
+    record is due."""
+
+    def __init__(self, data_dir: str | Path, instances: Sequence[int], depth: int,
+                 stop_when_full: Sequence[bool]) -> None:
+        self.stores = {i: TrendStore(data_dir, i, depth, stop_when_full[i - 1]) for i in instances}
+        self.window: dict[int, tuple[float | None, float | None]] = {i: (None, None) for i in instances}
+        self.next_log_s = 0.0
+
+    def __getitem__(self, instance: int) -> TrendStore:
+        return self.stores[instance]
+
+    def items(self) -> ItemsView[int, TrendStore]:
+        return self.stores.items()
+
+    def values(self) -> ValuesView[TrendStore]:
+        return self.stores.values()
+
+    def due(self, now: float, interval_s: float) -> float | None:
+        """The record time (a multiple of ``interval_s``) when a record is due at ``now``, else None. The
+        first call only sets the next slot: a start or an interval change does not log at once."""
+        if interval_s <= 0:
+            return None
+        slot = math.floor(now / interval_s) * interval_s
+        if self.next_log_s == 0.0:
+            self.next_log_s = slot + interval_s
+            return None
+        if now < self.next_log_s:
+            return None
+        self.next_log_s = slot + interval_s
+        return slot
+
+    def record(self, ts: float, enabled: Sequence[bool], value_of: Callable[[int], float]) -> int:
+        """One record at ``ts`` on every enabled log whose window holds ``ts``; how many were stored."""
+        stored = 0
+        for instance, store in self.stores.items():
+            start, stop = self.window[instance]
+            if not enabled[instance - 1] or (start is not None and ts < start) or (stop is not None and ts > stop):
+                continue
+            if store.append(ts, value_of(instance)) is not None:
+                stored += 1
+        return stored
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
 
 
 def records_per_apdu(max_apdu_bytes: int) -> int:
