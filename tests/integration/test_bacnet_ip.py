@@ -164,6 +164,9 @@ def test_writes_change_the_configuration_and_out_of_range_is_refused(tmp_path):
             await wp(rig, DEVICE, "Plant room 2", "location")
             assert await rp(rig, DEVICE, "location") == "Plant room 2"
             await refused(rig, DEVICE, "x" * 65, "value-out-of-range", "location")
+            await wp(rig, DEVICE, "Main switchboard meter", "object-name")
+            assert await rp(rig, DEVICE, "object-name") == "Main switchboard meter"
+            await refused(rig, DEVICE, "x" * 65, "value-out-of-range", "object-name")
             await wp(rig, DEVICE, 64, "max-master")
             assert await rp(rig, DEVICE, "max-master") == 64
             await refused(rig, DEVICE, 0, "value-out-of-range", "max-master")
@@ -173,6 +176,14 @@ def test_writes_change_the_configuration_and_out_of_range_is_refused(tmp_path):
             assert await rp(rig, "trend-log,1", "enable") is False or str(await rp(rig, "trend-log,1", "enable")) \
                 in ("0", "False")
             await wp(rig, "trend-log,1", True, "stop-when-full")
+            # Start_Time and Stop_Time bound what is logged
+            start = DateTime(date=Date((126, 6, 1, 1)), time=Time((12, 0, 0, 0)))
+            stop = DateTime(date=Date((126, 6, 1, 1)), time=Time((13, 0, 0, 0)))
+            await wp(rig, "trend-log,3", start, "start-time")
+            await wp(rig, "trend-log,3", stop, "stop-time")
+            assert (await rp(rig, "trend-log,3", "start-time")).time == start.time
+            window = rig.app.device.trends.window[3]
+            assert window[1] - window[0] == pytest.approx(3600.0)
             await refused(rig, "trend-log,1", 5, "value-out-of-range", "record-count")
             # Log_DeviceObjectProperty: the Present_Value of AI1..AI75 of this device only (S4100 PICS)
             await wp(rig, "trend-log,2", log_ref("analog-input,5"), "log-device-object-property")
