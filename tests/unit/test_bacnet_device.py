@@ -1,5 +1,5 @@
-"""Trend logs: clock-aligned records at the log interval (AV11), the window, stop-when-full, and the ReadRange
-selection over the stored records."""
+"""The device without a network: trend logs (clock-aligned records at the log interval AV11, the window,
+stop-when-full, the ReadRange selection) and the staleness of the snapshot's values."""
 from __future__ import annotations
 
 import asyncio
@@ -76,3 +76,18 @@ def test_stop_when_full_and_circular(tmp_path):
 def test_records_per_apdu_fit_the_apdu():
     # 480-octet APDU: 24 octets of ACK, 23 per record
     assert records_per_apdu(480) == 19 and records_per_apdu(50) == 1
+
+
+def test_values_turn_stale_when_the_snapshot_stops(tmp_path):
+    dev = device(tmp_path)
+    published = time.time_ns()
+    dev.update({"v_ln_avg": 230.0}, published)
+    assert not dev.stale(published + int(4.9e9))
+    assert dev.stale(published + int(5.1e9))            # STALE_AFTER_S = 5: metrology publishes every second
+    ai16 = dev.sets[0].analog_inputs[16]
+    dev.updated_ns = published - int(10e9)
+    dev.update(None, dev.updated_ns)
+    assert str(ai16.reliability) == "communication-failure" and list(ai16.statusFlags)[1] == 1
+    dev.update({"v_ln_avg": 231.0}, time.time_ns())
+    assert str(ai16.reliability) == "no-fault-detected" and float(ai16.presentValue) == pytest.approx(231.0)
+    dev.close()
