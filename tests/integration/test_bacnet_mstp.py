@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from bacpypes3.apdu import APCISequence, APDU, ReadPropertyACK, ReadPropertyRequest
+from bacpypes3.errors import ExecutionError
 from bacpypes3.pdu import PDU
 from bacpypes3.primitivedata import CharacterString, ObjectIdentifier, Real
 
@@ -148,6 +149,11 @@ def test_mstp_token_passing_read_property_pcap_and_fuzz(tmp_path):
                 # the token went round: each node received it and passed it on
                 assert link.node.counters["tokens_received"] > 0 and line.node.counters["tokens_received"] > 0
                 assert link.node.next_station == TEST_MAC and line.node.next_station == METER_MAC
+                # Max_Master written over BACnet reaches the running node; below its own MAC it is refused
+                await rig.app.device.write(rig.app.apps[0].device_object, "maxMaster", 2, None, None)
+                assert link.node.max_master == 2
+                with pytest.raises(ExecutionError):
+                    await rig.app.device.write(rig.app.apps[0].device_object, "maxMaster", 0, None, None)
                 pcap_frames = line.frames
                 line.pcap.flush()
                 # fuzz: hostile frames straight onto the line, then the node must still answer

@@ -214,6 +214,7 @@ class BacnetApp:
             mstp = MstpLinkLayer(section.mstp_port, section.mstp_baud, section.mstp_mac, section.max_master,
                                  section.max_info_frames, rs485=section.mstp_rs485)
             await mstp.start()
+            self.device.max_master_listeners.append(mstp.set_max_master)
             app.link_layers[app.device_object.objectIdentifier] = mstp
             app.nsap.bind(mstp, address=mstp.address)
             self.endpoints.append(f"bacnet-mstp:{section.mstp_port}@{section.mstp_baud}/mac{section.mstp_mac}")

@@ -115,6 +115,8 @@ class BacnetDevice:
                                 bo.TREND_LOG_BUFFER_SIZE, section.trend_log_stop_when_full)
         self.counters = {"writes": 0, "refused": 0, "commands": 0, "time_sets": 0, "trend_records": 0}
         self.restart: Callable[[str], None] = self._restart_service
+        # MS/TP nodes to tell of a new Max_Master (the links register themselves)
+        self.max_master_listeners: list[Callable[[int], None]] = []
         self.events = EventLog.from_config(config)
 
     # ------------------------------------------------------------------ objects
@@ -286,7 +288,9 @@ class BacnetDevice:
                 raise refuse("valueOutOfRange")
             new: Any = int(number)
         elif attr == "maxMaster":
-            if not 1 <= int(value) <= 127:
+            # 1-127 (S4100 PICS); never below this node's own MS/TP address, which it must poll past
+            lowest = self.config["bacnet"].mstp_mac if self.config["bacnet"].mstp_enabled else 1
+            if not max(1, lowest) <= int(value) <= 127:
                 raise refuse("valueOutOfRange")
             new = int(value)
         else:
@@ -294,6 +298,9 @@ class BacnetDevice:
             if not new or len(new) > MAX_TEXT_CHARS:
                 raise refuse("valueOutOfRange")
         await self._save({"bacnet": {option: new}}, f"Device {attr} = {new}")
+        if attr == "maxMaster":
+            for listener in self.max_master_listeners:
+                listener(new)
         for objs in self.sets:
             objs.device.store(attr, ("device", new) if attr == "objectIdentifier" else new)
             if attr == "objectIdentifier":

@@ -139,6 +139,10 @@ class MstpLinkLayer(Server[PDU]):
             self.serial.write(raw)
         self._tx.clear()
 
+    def set_max_master(self, max_master: int) -> None:
+        """A new Max_Master (Device property write): polls from now on stop there."""
+        self.node.max_master = max_master
+
     def stats(self) -> dict[str, Any]:
         return {**self.node.counters, **self.receiver.counters, "dropped": self.dropped,
                 "state": self.node.state.value}
