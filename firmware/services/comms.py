@@ -1,4 +1,4 @@
-"""The comms service: owns the Modbus TCP and RTU servers.
+"""The comms service: owns the Modbus TCP and RTU servers and the BACnet device (BACnet/IP, MS/TP).
 
 Values come only from the measurement snapshot that the metrology service publishes, so a request never
 waits on the metrology; commands (demand reset, energy reset, billing-period reset, demand sync) go to their
@@ -12,6 +12,7 @@ import asyncio
 import sys
 from typing import Any
 
+from firmware.comms.bacnet.app import BacnetApp
 from firmware.comms.modbus.app import ModbusApp
 from firmware.ipc import names
 from firmware.ipc.snapshot import Snapshot
@@ -28,29 +29,40 @@ class CommsService(Service):
         self.modbus = ModbusApp(self.config, self.snapshot, self.ctx.control_socket)
         self.loop = asyncio.new_event_loop()
         self.endpoints = self.loop.run_until_complete(self.modbus.start())
+        self.bacnet: BacnetApp | None = None
+        if self.config["bacnet"].enabled:
+            self.bacnet = BacnetApp(self.config, self.ctx.config_path, self.snapshot, self.ctx.control_socket,
+                                    self.ctx.data_dir, self.config["modbus"].command_timeout)
+            self.endpoints += self.loop.run_until_complete(self.bacnet.start())
 
     def run(self) -> None:
         self.loop.run_until_complete(self._serve())
 
     async def _serve(self) -> None:
         while not self.stopping.is_set():
-            self.heartbeat(modbus=self.modbus.stats())
+            self.heartbeat(modbus=self.modbus.stats(), **({"bacnet": self.bacnet.stats()} if self.bacnet else {}))
             await asyncio.sleep(HEARTBEAT_INTERVAL_S / 2)
 
     def teardown(self) -> None:
         if hasattr(self, "loop"):
             self.loop.run_until_complete(self.modbus.stop())
+            bacnet = getattr(self, "bacnet", None)
+            if bacnet is not None:
+                self.loop.run_until_complete(bacnet.stop())
             self.loop.close()
         if hasattr(self, "snapshot"):
             self.snapshot.close()
 
     def dump_config(self) -> dict[str, Any]:
         section = self.config["modbus"]
-        return {"access": section.access, "tcp_port": section.tcp_port, "rtu": self.config["modbus.rtu"].enabled}
+        bacnet = self.config["bacnet"]
+        return {"access": section.access, "tcp_port": section.tcp_port, "rtu": self.config["modbus.rtu"].enabled,
+                "bacnet": bacnet.enabled and {"ip_port": bacnet.ip_port if bacnet.ip_enabled else None,
+                                              "mstp": bacnet.mstp_port if bacnet.mstp_enabled else None}}
 
     @command("stats")
     def stats(self, user: str = "") -> dict[str, Any]:
-        return self.modbus.stats()
+        return {**self.modbus.stats(), **({"bacnet": self.bacnet.stats()} if self.bacnet else {})}
 
 
 if __name__ == "__main__":

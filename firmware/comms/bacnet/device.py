@@ -1,0 +1,451 @@
+"""The BACnet device: the S4100 objects kept current from the measurement snapshot, and every write and command
+decided in one place.
+
+``BacnetDevice.refresh`` copies one snapshot record into the objects (once a second, from the comms service's
+loop); ``BacnetDevice.write`` takes every WriteProperty of every object and link; ``BacnetDevice.command``
+runs AV1's command codes in their owning service through the control socket (the commands Modbus runs,
+``firmware.comms.modbus.blocks.COMMANDS``). Each write and command passes ``_authorize`` first: the one
+place that says yes or no to a change from BACnet.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from bacpypes3.errors import ExecutionError
+
+from firmware.comms.bacnet import objects as bo
+from firmware.comms.bacnet.model import Model, load_model
+from firmware.comms.bacnet.readings import Limits, read_all
+from firmware.comms.bacnet.settings import (
+    RESTARTS_FOR,
+    OutOfRange,
+    max_power_kw,
+    plan_write,
+    read_settings,
+    subinterval_changes,
+    system_code,
+)
+from firmware.comms.bacnet.trendlog import TrendLogs
+from firmware.comms.modbus.blocks import COMMANDS, Command
+from firmware.config import Config
+from firmware.config.sections.bacnet import MAX_DEVICE_INSTANCE
+from firmware.config.store import ConfigStore
+from firmware.control import ControlClient, ControlError
+from firmware.storage.eventlog import Event, EventLog
+from hal.errors import AccessDenied, ConfigError
+
+log = logging.getLogger("comms.bacnet")
+
+USER = "bacnet"
+INTERFACE = "bacnet"
+# A snapshot not refreshed for this long makes every value report COMMUNICATION_FAILURE (metrology publishes
+# once a second).
+STALE_AFTER_S = 5.0
+# AV1 command codes (seed 003, AV1) and the meter command each runs (None: the meter has no such thing).
+AV1_COMMANDS: dict[int, str | None] = {
+    30078: "cmd_energy_reset",       # "clear all energy accumulators to 0"
+    21211: "cmd_demand_sync",        # "begin new Demand Sub-Interval ... and log another data value on TL1-TL3"
+    21212: "cmd_demand_reset",       # "reset Max Demand values"
+    16498: None,                     # "clear pulse counters": this meter has no pulse-input counter
+}
+DEMAND_SYNC_CODE = 21211
+# Device properties the S4100 lets a client write (PICS "Writable Properties"), with their [bacnet] option.
+DEVICE_WRITABLE = {"objectIdentifier": "device_instance", "objectName": "device_name", "location": "location",
+                   "maxMaster": "max_master"}
+MAX_TEXT_CHARS = 64                  # S4100: Location "limited to 64 characters"
+FIRST_DERIVED_INSTANCE, DERIVED_INSTANCES = 1_000_000, 2_097_152   # S4100 factory range 1,000,000-3,097,151
+# Event-log priorities (SPEC §5 bands: Info 1-63, Low 64-127, Medium 128-191): a change made over BACnet is
+# information; a refusal by the revenue lock or a wrong password is a security event, as an invalid login (128).
+EVENT_CHANGE, EVENT_COMMAND, EVENT_DEVICE_CONTROL, EVENT_REFUSED = 20, 30, 64, 128
+# Operations that are property writes (refused as WRITE_ACCESS_DENIED); the others are services.
+WRITE_OPERATIONS = ("configure", "command", "clear")
+TREND_WRITABLE = ("enable", "stopWhenFull", "logDeviceObjectProperty", "logInterval", "recordCount",
+                  "startTime", "stopTime")
+
+
+def refuse(code: str, klass: str = "property") -> ExecutionError:
+    return ExecutionError(errorClass=klass, errorCode=code)
+
+
+def device_instance(config: Config) -> int:
+    """[bacnet] device_instance, or one derived from the serial number in the S4100's factory range."""
+    configured = int(config["bacnet"].device_instance)
+    if configured:
+        return configured
+    digest = hashlib.sha256(config["meter"].serial_number.encode()).digest()
+    return FIRST_DERIVED_INSTANCE + int.from_bytes(digest[:4], "big") % DERIVED_INSTANCES
+
+
+def device_name(config: Config) -> str:
+    return config["bacnet"].device_name or f"{config['meter'].name} - S/N: {config['meter'].serial_number}"
+
+
+@dataclass
+class ObjectSet:
+    """The objects one application (one link) serves."""
+
+    device: bo.MeterDevice
+    analog_inputs: dict[int, bo.MeterAnalogInput]
+    analog_values: dict[int, bo.MeterAnalogValue]
+    binary_inputs: dict[int, bo.MeterBinaryInput]
+    trend_logs: dict[int, bo.MeterTrendLog]
+    all: list[Any] = field(default_factory=list)
+
+
+class BacnetDevice:
+    def __init__(self, config: Config, config_path: Path, control_socket: Path, data_dir: Path,
+                 command_timeout_s: float = 5.0, model: Model | None = None) -> None:
+        self.config = config
+        self.store = ConfigStore(config_path)
+        self.model = model or load_model()
+        self.control = ControlClient(control_socket, timeout_s=command_timeout_s, user=USER)
+        self.sets: list[ObjectSet] = []
+        self.values: Mapping[str, Any] = {}
+        self.updated_ns = 0
+        self.revenue_locked = False
+        section = config["bacnet"]
+        self.trends = TrendLogs(data_dir, [tl.instance for tl in self.model.trend_logs],
+                                bo.TREND_LOG_BUFFER_SIZE, section.trend_log_stop_when_full)
+        self.counters = {"writes": 0, "refused": 0, "commands": 0, "time_sets": 0, "trend_records": 0}
+        self.restart: Callable[[str], None] = self._restart_service
+        # MS/TP nodes to tell of a new Max_Master (the links register themselves)
+        self.max_master_listeners: list[Callable[[int], None]] = []
+        self.events = EventLog.from_config(config)
+
+    # ------------------------------------------------------------------ objects
+
+    def build_objects(self) -> list[Any]:
+        """A new set of the device's objects for one application, kept current by ``refresh``."""
+        cfg, section = self.config, self.config["bacnet"]
+        instance = device_instance(cfg)
+        from firmware import __version__
+
+        dev = bo.MeterDevice(
+            objectIdentifier=("device", instance), objectName=device_name(cfg),
+            modelName=self.model.device["model_name"], firmwareRevision=__version__,
+            applicationSoftwareVersion=__version__, description=self.model.device["description"],
+            location=section.location, maxMaster=section.max_master, maxInfoFrames=section.max_info_frames,
+            apduTimeout=int(self.model.device["apdu_timeout_ms"]),
+            numberOfApduRetries=int(self.model.device["number_of_apdu_retries"]))
+        settings = read_settings(cfg)
+        ais = {ai.instance: bo.analog_input(ai) for ai in self.model.analog_inputs}
+        avs = {av.instance: bo.analog_value(av, settings[av.setting]) for av in self.model.analog_values}
+        bis = {bi.instance: bo.binary_input(bi) for bi in self.model.binary_inputs}
+        interval = int(settings["subinterval_length"])
+        tls = {tl.instance: bo.trend_log(tl, instance, section.trend_log_inputs[tl.instance - 1], interval,
+                                         section.trend_log_enabled[tl.instance - 1],
+                                         section.trend_log_stop_when_full[tl.instance - 1])
+               for tl in self.model.trend_logs}
+        objs: list[Any] = [dev, *ais.values(), *avs.values(), *bis.values(), *tls.values()]
+        for obj in objs:
+            obj._write_hook = self.write     # every WriteProperty of these objects comes to this device
+        self.sets.append(ObjectSet(dev, ais, avs, bis, tls, objs))
+        self._refresh_set(self.sets[-1])
+        return objs
+
+    def limits(self) -> Limits:
+        s, section = read_settings(self.config), self.config["bacnet"]
+        code = system_code(self.config)
+        ll = s["system_voltage"]
+        ln = ll if code == 10 else ll / (2.0 if code in (11, 12) else math.sqrt(3.0))
+        # the current range: the CT's primary rating, or In where that is larger (no CT: ratio 1:1)
+        rated_a = max(s["ct_primary"], float(self.config["metrology"].nominal_current))
+        return Limits(code, ln, ll, rated_a, section.phase_loss_voltage / 100.0,
+                      section.phase_loss_imbalance / 100.0)
+
+    def stale(self, now_ns: int | None = None) -> bool:
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        return not self.updated_ns or (now_ns - self.updated_ns) / 1e9 > STALE_AFTER_S
+
+    def update(self, values: Mapping[str, Any] | None, updated_ns: int) -> None:
+        """New snapshot values (None: unchanged since the last poll); refreshes every object set."""
+        if values is not None:
+            self.values = values
+            self.updated_ns = updated_ns
+            locked = values.get("revenue_locked")
+            self.revenue_locked = locked is not None and locked == locked and float(locked) >= 0.5
+        for objs in self.sets:
+            self._refresh_set(objs)
+
+    def _refresh_set(self, objs: ObjectSet) -> None:
+        ais, bis = read_all(self.model, self.values, self.limits(), max_power_kw(self.config), self.stale())
+        for instance, reading in ais.items():
+            _set_reading(objs.analog_inputs[instance], reading.value, reading.reliability)
+        for instance, reading in bis.items():
+            _set_reading(objs.binary_inputs[instance], "active" if reading.value else "inactive",
+                         reading.reliability)
+        settings = read_settings(self.config)
+        for av in self.model.analog_values:
+            obj = objs.analog_values[av.instance]
+            if obj.presentValue != settings[av.setting]:
+                obj.store("presentValue", settings[av.setting])
+        for instance, store in self.trends.items():
+            tl = objs.trend_logs[instance]
+            count, total = store.count(), store.total()
+            if tl.recordCount != count:
+                tl.store("recordCount", count)
+            if tl.totalRecordCount != total:
+                tl.store("totalRecordCount", total)
+            interval = int(settings["subinterval_length"])
+            if tl.logInterval != interval:
+                tl.store("logInterval", interval)
+
+    # ------------------------------------------------------------------ authorization
+
+    def _authorize(self, operation: str, target: str, revenue: bool) -> None:
+        """The one decision on a write or command from BACnet (interface "bacnet", user "bacnet").
+
+        ``revenue``: the change touches revenue data or sealed settings, refused while the meter is
+        revenue-locked (as the Modbus server refuses its revenue commands; the owning service and the
+        configuration store check the lock again). ``[bacnet] access = "read-only"`` refuses every one."""
+        if self.config["bacnet"].access != "read-write":
+            self.counters["refused"] += 1
+            self.event(EVENT_REFUSED, f"{operation}_refused", target, reason="[bacnet] access is read-only")
+            if operation in WRITE_OPERATIONS:
+                raise refuse("writeAccessDenied")
+            raise refuse("serviceRequestDenied", "services")
+        if revenue and self.revenue_locked:
+            self.counters["refused"] += 1
+            log.info("bacnet: %s of %s refused: the meter is revenue-locked", operation, target)
+            self.event(EVENT_REFUSED, f"{operation}_refused", target, reason="revenue lock")
+            raise refuse("writeAccessDenied")
+
+    def event(self, priority: int, cause: str, effect: str, **detail: Any) -> None:
+        """One record in the meter's event log, from source "bacnet" as user "bacnet"."""
+        self.events.record(Event(priority, INTERFACE, cause, effect, USER, detail))
+
+    # ------------------------------------------------------------------ writes
+
+    async def write(self, obj: Any, attr: str, value: Any, index: int | None, priority: int | None) -> None:
+        """WriteProperty of any object: refused (WRITE_ACCESS_DENIED, VALUE_OUT_OF_RANGE) or applied."""
+        try:
+            if isinstance(obj, bo.MeterAnalogValue) and attr == "presentValue":
+                await self._write_av(obj, value)
+            elif isinstance(obj, bo.MeterDevice) and attr in DEVICE_WRITABLE:
+                await self._write_device(attr, value)
+            elif isinstance(obj, bo.MeterTrendLog) and attr in TREND_WRITABLE:
+                await self._write_trend(obj, attr, value)
+            else:
+                raise refuse("writeAccessDenied")
+        except ExecutionError:
+            self.counters["refused"] += 1
+            raise
+        self.counters["writes"] += 1
+        self.update(None, self.updated_ns)
+
+    async def _write_av(self, obj: bo.MeterAnalogValue, value: Any) -> None:
+        instance = obj.objectIdentifier[1]
+        av = self.model.analog_values[instance - 1]
+        number = float(value)
+        if av.setting == "command":
+            await self.command(number)
+            return
+        try:
+            changes = plan_write(av.setting, number, self.config)
+        except OutOfRange as exc:
+            log.info("bacnet: AV%d write of %g refused: %s", instance, number, exc)
+            raise refuse("valueOutOfRange") from None
+        await self._save(changes, f"AV{instance} {av.name} = {number:g}")
+
+    async def _save(self, changes: dict[str, dict[str, Any]], what: str) -> None:
+        sealed = any(self.store.schema.section(s).sealed for s in changes)
+        self._authorize("configure", what, revenue=sealed)
+        try:
+            self.config = await asyncio.to_thread(self.store.update, changes, USER, f"BACnet write: {what}")
+        except AccessDenied as exc:
+            log.info("bacnet: %s refused: %s", what, exc)
+            raise refuse("writeAccessDenied") from None
+        except ConfigError as exc:
+            log.info("bacnet: %s refused: %s", what, exc)
+            raise refuse("valueOutOfRange") from None
+        log.info("bacnet: %s saved as configuration version %d", what, self.config.version)
+        self.event(EVENT_CHANGE, "config_change", what, version=self.config.version, changes=changes)
+        for service in sorted({RESTARTS_FOR[s] for s in changes if s in RESTARTS_FOR}):
+            self.restart(service)
+        for instance, store in self.trends.items():
+            store.set_stop_when_full(self.config["bacnet"].trend_log_stop_when_full[instance - 1])
+
+    def _restart_service(self, service: str) -> None:
+        """A saved metrology or revenue setting takes effect when its service starts again."""
+        try:
+            self.control.call("restart", service=service)
+        except (ControlError, OSError) as exc:
+            log.warning("bacnet: the new settings wait for %s to restart (the supervisor did not answer: %s)",
+                        service, exc)
+
+    async def _write_device(self, attr: str, value: Any) -> None:
+        option = DEVICE_WRITABLE[attr]
+        if attr == "objectIdentifier":
+            kind, number = value
+            if str(kind) != "device" or not 1 <= int(number) <= MAX_DEVICE_INSTANCE:
+                raise refuse("valueOutOfRange")
+            new: Any = int(number)
+        elif attr == "maxMaster":
+            # 1-127 (S4100 PICS); never below this node's own MS/TP address, which it must poll past
+            lowest = self.config["bacnet"].mstp_mac if self.config["bacnet"].mstp_enabled else 1
+            if not max(1, lowest) <= int(value) <= 127:
+                raise refuse("valueOutOfRange")
+            new = int(value)
+        else:
+            new = str(value)
+            if not new or len(new) > MAX_TEXT_CHARS:
+                raise refuse("valueOutOfRange")
+        await self._save({"bacnet": {option: new}}, f"Device {attr} = {new}")
+        if attr == "maxMaster":
+            for listener in self.max_master_listeners:
+                listener(new)
+        for objs in self.sets:
+            objs.device.store(attr, ("device", new) if attr == "objectIdentifier" else new)
+            if attr == "objectIdentifier":
+                app = objs.device._app
+                if app is not None:
+                    app.objectIdentifier.pop(next(k for k, v in app.objectIdentifier.items() if v is objs.device))
+                    app.objectIdentifier[objs.device.objectIdentifier] = objs.device
+
+    async def _write_trend(self, obj: bo.MeterTrendLog, attr: str, value: Any) -> None:
+        instance = obj.objectIdentifier[1]
+        index = instance - 1
+        section = self.config["bacnet"]
+        if attr == "logInterval":
+            try:
+                changes = subinterval_changes(float(value), self.config)
+            except OutOfRange:
+                raise refuse("valueOutOfRange") from None
+            await self._save({"revenue": changes}, f"TL{instance} Log_Interval = {int(value)}")
+        elif attr == "recordCount":
+            if int(value) != 0:
+                raise refuse("valueOutOfRange")   # Clause 12.25.18: only 0 may be written (clears the buffer)
+            self._authorize("clear", f"TL{instance}", revenue=False)
+            self.trends[instance].clear()
+            self.event(EVENT_CHANGE, "trend_log_cleared", f"TL{instance}")
+        elif attr in ("startTime", "stopTime"):
+            self._authorize("configure", f"TL{instance} {attr}", revenue=False)
+            start, stop = self.trends.window[instance]
+            stamp = _datetime_to_epoch(value)
+            self.trends.window[instance] = (stamp, stop) if attr == "startTime" else (start, stamp)
+            for objs in self.sets:
+                objs.trend_logs[instance].store(attr, value)
+        elif attr == "logDeviceObjectProperty":
+            ref_kind, ref_instance = value.objectIdentifier
+            ref_device = value.deviceIdentifier
+            if (str(ref_kind) != "analog-input" or int(ref_instance) not in self.model.loggable
+                    or str(value.propertyIdentifier) != "present-value"
+                    or (ref_device is not None and tuple(ref_device)[1] != device_instance(self.config))):
+                raise refuse("valueOutOfRange")
+            await self._save({"bacnet": {"trend_log_inputs": _replace(section.trend_log_inputs, index,
+                                                                      int(ref_instance))}},
+                             f"TL{instance} Log_DeviceObjectProperty = AI{ref_instance}")
+            for objs in self.sets:
+                objs.trend_logs[instance].store(attr, bo.log_reference(device_instance(self.config),
+                                                                       int(ref_instance)))
+        else:
+            option = "trend_log_enabled" if attr == "enable" else "trend_log_stop_when_full"
+            await self._save({"bacnet": {option: _replace(getattr(section, option), index, bool(value))}},
+                             f"TL{instance} {attr} = {bool(value)}")
+            for objs in self.sets:
+                objs.trend_logs[instance].store(attr, bool(value))
+
+    # ------------------------------------------------------------------ commands
+
+    async def command(self, value: float) -> None:
+        """AV1: run the command of a code, or refuse it (VALUE_OUT_OF_RANGE for a code the S4100 lacks)."""
+        code = int(value) if math.isfinite(value) and value == int(value) else -1
+        if code not in AV1_COMMANDS:
+            raise refuse("valueOutOfRange")
+        point = AV1_COMMANDS[code]
+        if point is None:
+            raise refuse("optionalFunctionalityNotSupported", "services")
+        cmd = next(c for c in COMMANDS if c.point == point)
+        self._authorize("command", cmd.control, revenue=cmd.revenue)
+        await self._run(cmd)
+        if code == DEMAND_SYNC_CODE and read_settings(self.config)["subinterval_length"] == 0:
+            self.log_trends(time.time())      # sync-to-comms: each 21211 also logs one record (seed 003, AV11)
+
+    async def _run(self, cmd: Command) -> None:
+        try:
+            await asyncio.to_thread(self.control.call, cmd.control)
+        except ControlError as exc:
+            log.info("bacnet: %s refused: %s", cmd.control, exc)
+            if exc.kind == "AccessDenied":
+                self.event(EVENT_REFUSED, "command_refused", cmd.control, reason=str(exc))
+                raise refuse("writeAccessDenied") from None
+            raise refuse("operationalProblem", "device") from None
+        except OSError as exc:
+            log.warning("bacnet: %s failed: %s", cmd.control, exc)
+            raise refuse("operationalProblem", "device") from None
+        self.counters["commands"] += 1
+        self.event(EVENT_COMMAND, "command", cmd.control)
+
+    async def set_time(self, utc: float) -> None:
+        """TimeSynchronization: to the time service, which applies it by [time] priority (source protocol)."""
+        if not self.config["bacnet"].time_sync:
+            log.info("bacnet: time synchronisation ignored ([bacnet] time_sync is off)")
+            return
+        try:
+            self._authorize("time_set", "clock", revenue=False)
+        except ExecutionError:
+            return                            # unconfirmed: nothing to answer; the refusal is in the event log
+        try:
+            await asyncio.to_thread(self.control.call, "time.set", utc=utc, source="protocol")
+            self.counters["time_sets"] += 1
+        except (ControlError, OSError) as exc:
+            log.info("bacnet: time synchronisation to %.3f not applied: %s", utc, exc)
+
+    # ------------------------------------------------------------------ trend logs
+
+    def tick(self, now: float) -> None:
+        """Log a record on every enabled trend log at each multiple of the log interval (clock-aligned)."""
+        slot = self.trends.due(now, read_settings(self.config)["subinterval_length"] / 100.0)
+        if slot is not None:
+            self.log_trends(slot)
+
+    def log_trends(self, ts: float) -> None:
+        if not self.sets:
+            return
+        section, readings = self.config["bacnet"], self.sets[0].analog_inputs
+
+        def value_of(instance: int) -> float:
+            return float(readings[section.trend_log_inputs[instance - 1]].presentValue)
+
+        self.counters["trend_records"] += self.trends.record(ts, section.trend_log_enabled, value_of)
+
+    def close(self) -> None:
+        self.trends.close()
+        self.events.close()
+
+
+def _set_reading(obj: Any, value: Any, reliability: str) -> None:
+    """Store a reading where it changed. What was stored last is kept beside the object: reading a property
+    back through bacpypes3 costs far more than comparing (its attribute access inspects the class each time)."""
+    last = obj.__dict__.get("_last_reading")
+    same_value = last is not None and (last[0] == value or (isinstance(value, float) and math.isnan(value)
+                                                            and isinstance(last[0], float) and math.isnan(last[0])))
+    if not same_value:
+        obj.store("presentValue", value)
+    if last is None or last[1] != reliability:
+        obj.store("reliability", reliability)
+        obj.store("statusFlags", [0, int(reliability != "no-fault-detected"), 0, 0])
+    obj.__dict__["_last_reading"] = (value, reliability)
+
+
+def _replace(items: tuple[Any, ...], index: int, value: Any) -> list[Any]:
+    out = list(items)
+    out[index] = value
+    return out
+
+
+def _datetime_to_epoch(value: Any) -> float | None:
+    """A BACnet DateTime in local time as seconds since 1970; None for an unspecified (all-wildcard) one."""
+    date, tod = value.date, value.time
+    year, month, day = date[0] + 1900, date[1], date[2]
+    if 255 in (date[0], month, day):
+        return None
+    hour, minute, second, hundredths = (0 if v == 255 else v for v in tod)
+    return time.mktime((year, month, day, hour, minute, second, 0, 0, -1)) + hundredths / 100.0

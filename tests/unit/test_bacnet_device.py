@@ -1,0 +1,93 @@
+"""The device without a network: trend logs (clock-aligned records at the log interval AV11, the window,
+stop-when-full, the ReadRange selection) and the staleness of the snapshot's values."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from firmware.comms.bacnet.device import BacnetDevice
+from firmware.comms.bacnet.trendlog import TrendStore, records_per_apdu
+from firmware.config import meter_schema
+
+
+def device(tmp_path, **bacnet) -> BacnetDevice:
+    """A device with its objects, built on an asyncio loop as the comms service builds it (bacpypes3's local
+    objects finish their set-up in a task on the running loop)."""
+    config = meter_schema().load({"meter": {"data_dir": str(tmp_path), "run_dir": str(tmp_path)},
+                                  "revenue": {"demand_interval": 15, "demand_subintervals": 3},   # 300-s logs
+                                  "bacnet": bacnet})
+    dev = BacnetDevice(config, tmp_path / "meter.toml", tmp_path / "control.sock", tmp_path)
+
+    async def build() -> None:
+        dev.build_objects()
+        await asyncio.sleep(0)
+
+    asyncio.run(build())
+    return dev
+
+
+def test_records_fall_on_multiples_of_the_log_interval(tmp_path):
+    dev = device(tmp_path)
+    dev.update({"wh_delivered": 2_000_000.0, "p_total": 1500.0, "p_demand_delivered": 1400.0},
+               time.time_ns())
+    t0 = 1_800_000_000.0                          # a multiple of 300 s
+    for t in (t0 + 10, t0 + 200, t0 + 299.9):
+        dev.tick(t)
+    assert all(s.count() == 0 for s in dev.trends.values())
+    dev.tick(t0 + 300.2)
+    dev.tick(t0 + 301)
+    dev.tick(t0 + 600.5)
+    rows, more = dev.trends[1].all(10)
+    assert [r.ts for r in rows] == [t0 + 300, t0 + 600] and not more
+    assert rows[0].value == pytest.approx(2000.0)                 # AI2 in kWh
+    assert dev.trends[2].all(10)[0][0].value == pytest.approx(1.5)   # AI11 in kW
+    dev.close()
+
+
+def test_a_disabled_log_or_one_outside_its_window_records_nothing(tmp_path):
+    dev = device(tmp_path, trend_log_enabled=[False, True, True])
+    dev.trends.window[3] = (None, 1_800_000_000.0)
+    dev.tick(1_800_000_000.0)
+    dev.tick(1_800_000_300.0)
+    assert dev.trends[1].count() == 0 and dev.trends[2].count() == 1 and dev.trends[3].count() == 0
+    dev.close()
+
+
+def test_stop_when_full_and_circular(tmp_path):
+    circular = TrendStore(tmp_path, 1, 5, stop_when_full=False)
+    stop = TrendStore(tmp_path, 2, 5, stop_when_full=True)
+    for i in range(8):
+        circular.append(1000.0 + i, float(i))
+        stop.append(1000.0 + i, float(i))
+    assert [r.value for r in circular.all(10)[0]] == [3.0, 4.0, 5.0, 6.0, 7.0] and circular.total() == 8
+    assert [r.value for r in stop.all(10)[0]] == [0.0, 1.0, 2.0, 3.0, 4.0] and stop.total() == 5
+    # by position counts from the oldest kept record; by sequence number from the first ever
+    assert [r.value for r in circular.by_position(2, 2, 10)[0]] == [4.0, 5.0]
+    assert [r.value for r in circular.by_sequence(8, -3, 10)[0]] == [5.0, 6.0, 7.0]
+    records, more = circular.by_sequence(4, 5, 2)
+    assert [r.sequence for r in records] == [4, 5] and more
+    assert [r.value for r in circular.by_time(1004.5, 10, 10)[0]] == [5.0, 6.0, 7.0]
+    circular.close()
+    stop.close()
+
+
+def test_records_per_apdu_fit_the_apdu():
+    # 480-octet APDU: 24 octets of ACK, 23 per record
+    assert records_per_apdu(480) == 19 and records_per_apdu(50) == 1
+
+
+def test_values_turn_stale_when_the_snapshot_stops(tmp_path):
+    dev = device(tmp_path)
+    published = time.time_ns()
+    dev.update({"v_ln_avg": 230.0}, published)
+    assert not dev.stale(published + int(4.9e9))
+    assert dev.stale(published + int(5.1e9))            # STALE_AFTER_S = 5: metrology publishes every second
+    ai16 = dev.sets[0].analog_inputs[16]
+    dev.updated_ns = published - int(10e9)
+    dev.update(None, dev.updated_ns)
+    assert str(ai16.reliability) == "communication-failure" and list(ai16.statusFlags)[1] == 1
+    dev.update({"v_ln_avg": 231.0}, time.time_ns())
+    assert str(ai16.reliability) == "no-fault-detected" and float(ai16.presentValue) == pytest.approx(231.0)
+    dev.close()
