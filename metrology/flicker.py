@@ -33,6 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
+from metrology.intervals import Interval
+from metrology.settings import MetrologySettings
+from metrology.systems import V_LL, V_LN
+
 NS_PER_S = 1_000_000_000
 DECIMATED_HZ = 1000.0          # target rate after the boxcar (block 2); exact rate is fs / round(fs / 1000)
 STATS_HZ = 100.0               # Pinst sampling for the statistics (IEC 61000-4-15 Ed.2 4.7.2: >= 50 Hz)
@@ -43,6 +47,7 @@ LOW_PASS_ORDER = 6
 SMOOTHING_TAU_S = 0.3          # block 4: first-order sliding mean, 300 ms
 REFERENCE_HZ = 8.8             # the reference fluctuation: sinusoidal 8.8 Hz, ΔV/V 0.250 % gives Pinst 1
 REFERENCE_DVV = 0.0025         # (Ed.2 Table 1a, 230 V lamp)
+BATCH_S = 0.5                  # the filters run on this much decimated signal at a time
 START_CYCLES = 10              # the filters start from the mean square of this many nominal cycles
 WARMUP_S = 5.0                 # Pinst after a (re)start is left out of the statistics while filters settle
 MIN_COVERAGE = 2.0 / 3.0       # a Pst needs Pinst for this fraction of its interval, else NaN
@@ -114,8 +119,9 @@ class FlickerMeter:
     ``process(v, t0_ns)`` takes a block (n, channels) of samples whose first sample is at clock time
     ``t0_ns`` and returns the Pst intervals the block closed. ``restart()`` after lost samples: the filters
     start over on the next block (and Pinst is left out of the statistics for ``WARMUP_S``); the open
-    interval goes on. ``pinst`` holds the latest Pinst per channel, ``history`` the Pst of recent intervals by
-    start time (enough for one Plt period), ``plt(start_ns)`` the Plt of the period starting there.
+    interval goes on. ``pinst`` holds the latest Pinst per channel, ``last_pst``/``last_plt`` the latest Pst and
+    Plt closed, ``history`` the Pst of recent intervals by start time (enough for one Plt period),
+    ``pst(start_ns)`` and ``plt(start_ns)`` those of the interval or Plt period starting there.
     """
 
     def __init__(self, fs: float, nominal_frequency: float = 50.0, lamp_v: int = 230, channels: int = 3,
@@ -134,24 +140,28 @@ class FlickerMeter:
         self._hp = signal.butter(1, HIGH_PASS_HZ, btype="high", fs=rate, output="sos")
         bw, aw = weighting_analog(lamp_v)
         self._weight = signal.tf2sos(*signal.bilinear(bw, aw, fs=rate))
-        self._chain = np.concatenate([self._hp, self._weight])
+        self._chain = np.concatenate([self._lp, self._hp, self._weight])
         self._adapt = math.exp(-1.0 / (rate * ADAPTOR_TAU_S))
         self._smooth = math.exp(-1.0 / (rate * SMOOTHING_TAU_S))
         self.gain = self._reference_gain(rate)
         self.pinst = np.full(channels, np.nan)
+        self.last_pst = np.full(channels, np.nan)     # of the latest interval closed
+        self.last_plt = np.full(channels, np.nan)     # of the latest Plt period closed
         self.history: dict[int, np.ndarray] = {}
         self._started = False
         # filter states, set by _start from the first samples
         self._zref = self._zsmooth = np.zeros((1, channels))
-        self._zlp = self._zchain = np.zeros((0, 2, channels))
+        self._zchain = np.zeros((0, 2, channels))
         self._carry = np.zeros((0, channels))
         self._carry_t0_ns = 0
         self._tick: int | None = None
         self._stats: list[np.ndarray] = []
         self._phase = 0            # decimated samples since the last Pinst taken for the statistics
         self._warm = 0             # decimated samples still to skip for the statistics
-        self._pending: list[tuple[np.ndarray, np.ndarray]] = []     # decimated squares before a start
+        self._queue: list[tuple[np.ndarray, np.ndarray]] = []     # decimated squares and their times
+        self._queued = 0
         self._start_len = int(round(START_CYCLES * rate / nominal_frequency))
+        self._batch_len = max(self._start_len, int(BATCH_S * rate))
 
     def _reference_gain(self, rate: float) -> float:
         """Block 4 scale: the reference fluctuation's Pinst maximum is 1 (230 V lamp: |H(8.8 Hz)| ~ 1.0017).
@@ -170,64 +180,71 @@ class FlickerMeter:
 
     # ------------------------------------------------------------------ streaming
 
-    def restart(self) -> None:
-        """Samples were lost: the next block starts the filters again."""
+    def restart(self) -> list[PstInterval]:
+        """Samples were lost: what is queued is measured, and the next block starts the filters again."""
+        out = self.drain()
         self._started = False
         self._carry = np.zeros((0, self.channels))
-        self._pending = []
+        return out
 
     def process(self, v: np.ndarray, t0_ns: int) -> list[PstInterval]:
-        """Feed ``v`` (n, channels) in volts; returns the Pst intervals that closed."""
-        if not self._carry.shape[0]:
-            self._carry_t0_ns = int(t0_ns)
-        sq = np.square(v)
+        """Feed ``v`` (n, channels) in volts; returns the Pst intervals that closed.
+
+        The decimated squares wait until ``BATCH_S`` of them are queued: the filters' cost is mostly per call,
+        so Pinst lags the input by up to that much (``drain()`` runs the queue at once)."""
         if self._carry.shape[0]:
-            sq = np.concatenate([self._carry, sq])
-        whole = sq.shape[0] // self.factor * self.factor
-        self._carry = sq[whole:]
+            v = np.concatenate([self._carry, v])
+        else:
+            self._carry_t0_ns = int(t0_ns)
+        d = self.factor
+        whole = v.shape[0] // d * d
+        self._carry = v[whole:].copy()
         t_first_ns = self._carry_t0_ns
         self._carry_t0_ns = int(t_first_ns + whole * NS_PER_S / self.fs)
         if whole == 0:
             return []
-        ms = sq[:whole].reshape(-1, self.factor, self.channels).mean(axis=1)
+        r = v[:whole].reshape(-1, d, self.channels)
+        ms = np.einsum("ijk,ijk->ik", r, r) / d         # block 2: squares, boxcar mean
         # time of each decimated sample (its boxcar's centre)
-        step_ns = self.factor * NS_PER_S / self.fs
-        t_ns = t_first_ns + (np.arange(ms.shape[0]) + 0.5) * step_ns
+        t_ns = t_first_ns + (np.arange(ms.shape[0]) + 0.5) * (d * NS_PER_S / self.fs)
+        self._queue.append((ms, t_ns))
+        self._queued += ms.shape[0]
+        return self.drain() if self._queued >= self._batch_len else []
+
+    def drain(self) -> list[PstInterval]:
+        """Run the queued samples through the filters and the statistics now."""
+        if not self._queue:
+            return []
+        ms = np.concatenate([q[0] for q in self._queue]) if len(self._queue) > 1 else self._queue[0][0]
+        t_ns = np.concatenate([q[1] for q in self._queue]) if len(self._queue) > 1 else self._queue[0][1]
         if not self._started:
+            if ms.shape[0] < self._start_len:
+                return []           # too few to start from: they stay queued
             # the squares swing at twice the mains frequency: the filters start from the mean of whole cycles
-            self._pending.append((ms, t_ns))
-            if sum(p[0].shape[0] for p in self._pending) < self._start_len:
-                return []
-            ms = np.concatenate([p[0] for p in self._pending])
-            t_ns = np.concatenate([p[1] for p in self._pending])
-            self._pending = []
             self._start(ms[:self._start_len].mean(axis=0))
+        self._queue, self._queued = [], 0
         pinst = self._filter(ms)
         self.pinst = pinst[-1].copy()
         return self._classify(pinst, t_ns)
 
     def _filter(self, ms: np.ndarray) -> np.ndarray:
-        # block 1 reference: first-order low-pass of the mean square, 1-min time constant
+        # block 1 reference: first-order low-pass of the mean square, 1-min time constant. The division by it
+        # comes after the (linear) block 3 band-pass and weighting, whose output is the fluctuation alone: the
+        # same as dividing before, as the reference moves slowly, and one filter call fewer
         ref, self._zref = signal.lfilter([1 - self._adapt], [1, -self._adapt], ms, axis=0, zi=self._zref)
-        x, self._zlp = signal.sosfilt(self._lp, ms, axis=0, zi=self._zlp)
+        x, self._zchain = signal.sosfilt(self._chain, ms, axis=0, zi=self._zchain)
         x /= np.where(ref > 0, ref, np.inf)
-        x, self._zchain = signal.sosfilt(self._chain, x, axis=0, zi=self._zchain)
         x *= x
         y, self._zsmooth = signal.lfilter([1 - self._smooth], [1, -self._smooth], x, axis=0, zi=self._zsmooth)
         y *= self.gain
         return y
 
     def _start(self, first: np.ndarray) -> None:
-        """Filters in the steady state of a constant signal equal to the first decimated mean square."""
-        c = self.channels
+        """Filters in the steady state of a constant signal equal to ``first``, the mean square."""
         first = np.where(first > 0, first, 1.0)
         self._zref = (self._adapt * first)[None, :]
-        self._zlp = signal.sosfilt_zi(self._lp)[:, :, None] * first[None, None, :]
-        # the normalised signal starts at 1: the high-pass holds 1 and outputs 0
-        zi = np.zeros((self._chain.shape[0], 2, c))
-        zi[0] = signal.sosfilt_zi(self._hp)[0][:, None] * np.ones(c)[None, :]
-        self._zchain = zi
-        self._zsmooth = np.zeros((1, c))
+        self._zchain = signal.sosfilt_zi(self._chain)[:, :, None] * first[None, None, :]
+        self._zsmooth = np.zeros((1, self.channels))
         self._started = True
         self._warm = int(WARMUP_S * self.rate)
 
@@ -254,8 +271,9 @@ class FlickerMeter:
         return out
 
     def flush(self) -> list[PstInterval]:
-        """Close the open interval (the end of a recording)."""
-        return [self._close()] if self._tick is not None and self._stats else []
+        """Measure what is queued and close the open interval (the end of a recording)."""
+        out = self.drain()
+        return out + ([self._close()] if self._tick is not None and self._stats else [])
 
     def _close(self) -> PstInterval:
         start = (self._tick or 0) * self.interval_ns
@@ -265,9 +283,12 @@ class FlickerMeter:
         enough = covered >= MIN_COVERAGE * self.interval_ns / NS_PER_S
         pst = np.array([pst_from_pinst(x[:, c]) if enough else math.nan for c in range(self.channels)])
         pmax = x.max(axis=0) if x.shape[0] else np.full(self.channels, np.nan)
-        self.history[start] = pst
+        self.history[start] = self.last_pst = pst
         for old in [t for t in self.history if t < start - self.plt_count * self.interval_ns]:
             del self.history[old]
+        period = self.plt_count * self.interval_ns
+        if (start + self.interval_ns) % period == 0:
+            self.last_plt = self.plt(start + self.interval_ns - period)
         return PstInterval(start, start + self.interval_ns, pst, pmax, covered)
 
     def pst(self, start_ns: int) -> np.ndarray:
@@ -280,3 +301,36 @@ class FlickerMeter:
         if any(r is None for r in rows):
             return np.full(self.channels, np.nan)
         return plt_from_pst(np.stack([r for r in rows if r is not None]), self.plt_count)
+
+
+class PipelineFlicker:
+    """The pipeline's flickermeter: the three phase voltages (L-L in systems without a neutral) from the input
+    samples, and the values it adds to the 1-s (``pinst``, ``pst``, ``plt``: the latest), 10-min (``pst``) and
+    2-h (``plt``) intervals; absent phases are NaN."""
+
+    def __init__(self, fs: float, s: MetrologySettings, matrix: np.ndarray, present: np.ndarray,
+                 line_ref: bool) -> None:
+        cols = V_LL if line_ref else V_LN
+        self.matrix = np.ascontiguousarray(matrix[:, cols])
+        self.absent = ~present[cols]
+        self.meter = FlickerMeter(fs, s.nominal_frequency, s.flicker_lamp, channels=3)
+
+    def process(self, x: np.ndarray, timestamp_ns: int) -> None:
+        self.meter.process(x @ self.matrix, timestamp_ns)
+
+    def restart(self) -> None:
+        self.meter.restart()
+
+    def _masked(self, v: np.ndarray) -> np.ndarray:
+        return np.where(self.absent, np.nan, v)
+
+    def annotate_second(self, values: dict[str, np.ndarray]) -> None:
+        m = self.meter
+        values.update(pinst=self._masked(m.pinst), pst=self._masked(m.last_pst), plt=self._masked(m.last_plt))
+
+    def annotate(self, item: Interval) -> None:
+        if item.kind == "10min":
+            self.meter.drain()      # the interval's last Pinst may still be queued
+            item.values["pst"] = self._masked(self.meter.pst(item.start_ns))
+        elif item.kind == "2h":
+            item.values["plt"] = self._masked(self.meter.plt(item.start_ns))
