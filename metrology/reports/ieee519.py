@@ -190,3 +190,11 @@ def report(records: Iterable[Record], start: float, end: float, bus_kv: float, i
         "current": current_entries,
         "compliant": overall([e["compliant"] for e in voltage_entries + current_entries]),
     }
+
+
+def series(records: Iterable[Record], start: float, end: float, il_a: float,
+           voltage: str = "v_ln") -> dict[str, np.ndarray]:
+    """The week's usable 10-min voltage THD and current TDD (%, per phase) for a plot."""
+    ten = [r for r in records if usable(r, "10min", start, end)]
+    q = _Quantities(slice(0, 3) if voltage == "v_ln" else slice(3, 6), il_a).of(ten)
+    return {"ts": np.array([float(r["ts"]) for r in ten]), "thd": q["thd"], "tdd": q["tdd"]}
