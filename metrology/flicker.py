@@ -49,7 +49,8 @@ REFERENCE_HZ = 8.8             # the reference fluctuation: sinusoidal 8.8 Hz, Î
 REFERENCE_DVV = 0.0025         # (Ed.2 Table 1a, 230 V lamp)
 BATCH_S = 0.5                  # the filters run on this much decimated signal at a time
 START_CYCLES = 10              # the filters start from the mean square of this many nominal cycles
-WARMUP_S = 5.0                 # Pinst after a (re)start is left out of the statistics while filters settle
+PRIME_S = 1.0                  # the band-pass runs this long on the first cycles before measuring (_start)
+WARMUP_S = 1.0                 # Pinst after a (re)start is left out of the statistics while filters settle
 MIN_COVERAGE = 2.0 / 3.0       # a Pst needs Pinst for this fraction of its interval, else NaN
 PST_INTERVAL_S = 600           # IEC 61000-4-15: Pst over 10 min
 PLT_COUNT = 12                 # Plt over 12 Pst (2 h)
@@ -221,8 +222,11 @@ class FlickerMeter:
             if ms.shape[0] < self._start_len:
                 return []           # too few to start from: they stay queued
             # the squares swing at twice the mains frequency: the filters start from the mean of whole cycles
-            self._start(ms[:self._start_len].mean(axis=0))
+            self._start(ms[:self._start_len])
+            ms, t_ns = ms[self._start_len:], t_ns[self._start_len:]
         self._queue, self._queued = [], 0
+        if ms.shape[0] == 0:
+            return []
         pinst = self._filter(ms)
         self.pinst = pinst[-1].copy()
         return self._classify(pinst, t_ns)
@@ -239,11 +243,24 @@ class FlickerMeter:
         y *= self.gain
         return y
 
-    def _start(self, first: np.ndarray) -> None:
-        """Filters in the steady state of a constant signal equal to ``first``, the mean square."""
-        first = np.where(first > 0, first, 1.0)
-        self._zref = (self._adapt * first)[None, :]
-        self._zchain = signal.sosfilt_zi(self._chain)[:, :, None] * first[None, None, :]
+    def _start(self, head: np.ndarray) -> None:
+        """Filters settled on ``head``, the first decimated squares (whole nominal cycles), which they then
+        continue from.
+
+        The squares swing at twice the mains frequency by their full mean; a band-pass started from a
+        constant would ring on that swing, for seconds of Pinst far above 1. So its states start at the
+        constant (the mean: the 0.05 Hz high-pass and the 1-min reference settle on it) and then run over
+        ``head`` repeated for PRIME_S, enough for the 35 Hz low-pass and the weighting to forget how they
+        started; the last copy ends where the signal goes on, so measuring resumes after ``head`` without a
+        jump. Copies join exactly at the nominal frequency; off it, the small jumps between them would stay
+        in the 300 ms smoothing for seconds, so that starts from zero after the priming (as the standard's
+        flickermeter starts), and WARMUP_S covers its rise."""
+        mean = head.mean(axis=0)
+        mean = np.where(mean > 0, mean, 1.0)
+        self._zref = (self._adapt * mean)[None, :]
+        self._zchain = signal.sosfilt_zi(self._chain)[:, :, None] * mean[None, None, :]
+        prime = np.tile(head, (max(1, int(np.ceil(PRIME_S * self.rate / head.shape[0]))), 1))
+        _, self._zchain = signal.sosfilt(self._chain, prime, axis=0, zi=self._zchain)
         self._zsmooth = np.zeros((1, self.channels))
         self._started = True
         self._warm = int(WARMUP_S * self.rate)
