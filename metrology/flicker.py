@@ -3,11 +3,12 @@
 The flickermeter chain, per voltage channel:
 
     block 1  input voltage adaptor: the signal is scaled by its own mean square, filtered first order with a
-             1-min time constant (on the decimated squares, which is the same division moved past the linear
-             low-pass of block 3)
+             1-min time constant (the division comes after block 3, whose filters are linear and whose
+             output is the fluctuation alone: the same, as the reference moves slowly)
     block 2  squaring demodulator: u², then a boxcar mean over ``D`` samples down to ~1 kHz
-    block 3  0.05 Hz first-order high-pass, 35 Hz 6th-order Butterworth low-pass, weighting filter of the
-             230 V or 120 V lamp model (bilinear transform of the standard's transfer function)
+    block 3  0.05 Hz first-order high-pass, 6th-order Butterworth low-pass (35 Hz at 50 Hz mains, 42 Hz at
+             60 Hz), weighting filter of the 230 V or 120 V lamp model (bilinear transform of the standard's
+             transfer function), one cascade of second-order sections
     block 4  squaring and a first-order low-pass with a 300 ms time constant, scaled so that the reference
              fluctuation (sinusoidal, 8.8 Hz, ΔV/V = 0.250 %, 230 V lamp) gives Pinst = 1 at its maximum
     block 5  statistics: Pinst sampled at 100 Hz (the standard asks >= 50 Hz); the percentiles are taken
@@ -20,6 +21,10 @@ multiple of the decimated rate (~1 kHz) fold into the flicker band, and there th
 a 1 % harmonic product 10 Hz away from a null arrives below 1e-4 of the carrier, a few % of the Pinst
 threshold's amplitude and 0.1 % of its Pinst. The boxcar's own droop at 35 Hz is 0.2 %. Running the
 35 Hz Butterworth at 32 kHz instead would cost more than the rest of the metrology pipeline.
+
+The filters run on 0.5-s batches of the decimated signal (their cost is per call more than per sample);
+a (re)start settles them on the first cycles (``FlickerMeter._start``). ``FlickerMeter`` is the streaming
+flickermeter; ``PipelineFlicker`` is the metrology pipeline's use of it (which voltages, which values).
 
 Pure numbers: time is passed in with every block (``t0_ns`` of its first sample), nothing here reads a
 clock. The lamp model (230 V or 120 V) and the mains frequency only select filters; the sample rate can

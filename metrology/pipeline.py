@@ -30,8 +30,8 @@ import numpy as np
 
 from metrology.cycle import CycleLog, CycleMeasures, CycleStage
 from metrology.energy import EnergyIncrement, EnergyRegisters, cycle_energy, loss_power
-from metrology.flicker import PipelineFlicker
 from metrology.flagging import EventFlagger
+from metrology.flicker import PipelineFlicker
 from metrology.frequency import CycleTracker, TenSecondFrequency
 from metrology.harmonics import HARMONIC_SIGNALS, spectrum_harmonics, spectrum_lines
 from metrology.intervals import (NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator, CountAggregator, Interval,
@@ -343,4 +343,3 @@ class Pipeline:
         comp = cycle_energy(pw_c, v_ms, i_ms, live, cm.duration_s, compensated=True)
         comp.start_ns = energy.start_ns
         return energy, comp
-

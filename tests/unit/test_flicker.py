@@ -6,8 +6,8 @@ Table 5 gives the rectangular changes (changes per minute, ΔV/V %) for which Ps
 ±5 %, the project aims at ±2 %. The ΔV/V figures are the Ed.2 values as transcribed in the CMI/QWTB
 flicker_sim verification script (verify_flicker_sim.m, IEC edition 3 = Ed.2 2010) and are the same for the
 four supplies where the standard gives them. Every point runs as one channel of one FlickerMeter, so a
-table is one pass over a few tens of seconds (Pinst) or 12 minutes (Pst) sampled at 4 kHz: the chain is
-rate-independent above 2 kHz, and one Table 5 point also runs at the meter's 32 kHz.
+table is one pass over a few tens of seconds (Pinst) or 12 minutes (Pst) sampled at 8 kHz (the chain
+decimates to ~1 kHz from any rate); two Table 5 points also run at the meter's 32 kHz.
 """
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from metrology.flicker import WARMUP_S, FlickerMeter, plt_from_pst, pst_from_pin
 from metrology.pipeline import Pipeline
 from metrology.settings import MetrologySettings
 
-FS_HZ = 4000.0
-# Table 5's fastest points (4000/4800 changes per minute, square waves at 33/40 Hz) come out 2-3 % high at
-# 4 kHz and within 1.3 % from 8 kHz up (sharper edges): Table 5 runs at 8 kHz
-PST_FS_HZ = 8000.0
+# The fastest rectangular points (square waves at 33-40 Hz) come out 2-6 % high at 4 kHz and within 2.6 % from
+# 8 kHz up (sharper edges): the tables run at 8 kHz
+FS_HZ = 8000.0
+PST_FS_HZ = FS_HZ
 NS = 1_000_000_000
 
 # Table 1a/1b and 2a/2b modulation frequencies (Hz); CPM = 120 * f (two changes per period)
