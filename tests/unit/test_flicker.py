@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from metrology.flicker import WARMUP_S, FlickerMeter, plt_from_pst, pst_from_pinst
+from metrology.intervals import Interval
 from metrology.pipeline import Pipeline
 from metrology.settings import MetrologySettings
 
@@ -268,3 +269,17 @@ def test_pipeline_flicker_of_absent_phases_is_nan():
     values: dict[str, np.ndarray] = {}
     pipeline.flicker.annotate_second(values)
     assert np.isnan(values["pinst"][1:]).all() and np.isnan(values["pst"]).all()
+
+
+def test_pipeline_puts_pst_on_ten_minute_and_plt_on_two_hour_values():
+    pipeline = Pipeline(MetrologySettings(system_type="SINGLE"))
+    meter = pipeline.flicker.meter
+    for k in range(12):
+        meter.history[k * 600 * NS] = np.array([0.5 + 0.1 * (k == 3), 0.0, 0.0])
+    ten = Interval("10min", 3 * 600 * NS, 4 * 600 * NS, 600.0, 30000)
+    pipeline.flicker.annotate(ten)
+    assert ten.values["pst"][0] == pytest.approx(0.6) and np.isnan(ten.values["pst"][1:]).all()
+    two = Interval("2h", 0, 7200 * NS, 7200.0, 360000)
+    pipeline.flicker.annotate(two)
+    assert two.values["plt"][0] == pytest.approx(((11 * 0.125 + 0.216) / 12) ** (1 / 3))
+    assert np.isnan(two.values["plt"][1:]).all()      # phases b and c absent in a single-phase system
