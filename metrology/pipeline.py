@@ -8,6 +8,8 @@ come from a file. Stages, in order:
     -> EventFlagger (Urms(1/2), dip/swell flags) -> 10/12-cycle windows (harmonics)
     -> 150/180-cycle, 10-min, 2-h aggregation; 1-s values with their EnergyIncrement
     -> TenSecondFrequency
+    inputs -> FlickerMeter (the phase voltages, L-L where the system has no neutral): Pinst on every
+    second, Pst on the 10-min and Plt on the 2-h values
 
 Cycles are computed a batch at a time (every cycle a block completes) and wait in one ``CycleLog``
 until their window and their second have closed; a window's DFT runs on the resampled inputs.
@@ -29,6 +31,7 @@ import numpy as np
 from metrology.cycle import CycleLog, CycleMeasures, CycleStage
 from metrology.energy import EnergyIncrement, EnergyRegisters, cycle_energy, loss_power
 from metrology.flagging import EventFlagger
+from metrology.flicker import PipelineFlicker
 from metrology.frequency import CycleTracker, TenSecondFrequency
 from metrology.harmonics import HARMONIC_SIGNALS, spectrum_harmonics, spectrum_lines
 from metrology.intervals import (NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator, CountAggregator, Interval,
@@ -80,6 +83,7 @@ class Pipeline:
         self.flagger = EventFlagger(s.nominal_voltage, watch, s.dip_pct, s.swell_pct, s.interruption_pct,
                                     s.hysteresis_pct)
         self.present = np.asarray(self.wiring.phases)
+        self.flicker = PipelineFlicker(self.fs, s, self.matrix, present, line_ref)
         self.creep = s.creep_fraction * s.nominal_current
         self.ten_s = TenSecondFrequency()
         self.three_s = CountAggregator(WINDOWS_PER_3S, "3s", s.pf_convention)
@@ -150,6 +154,7 @@ class Pipeline:
             self._restart(first_index, hard=self.next_index is not None and first_index <= self.next_index)
         self.next_index = first_index + x.shape[0]
         self.origin_ns = int(timestamp_ns) - int(round(first_index * 1e9 / self.fs))
+        self.flicker.process(x, int(timestamp_ns))
         bounds = self.tracker.process(x, first_index, self.reference)
         self.resampler.push(x, first_index)
         self.resampler.add_boundaries(bounds)
@@ -179,6 +184,7 @@ class Pipeline:
             self.tracker.restart(first_index)
         self.resampler.restart()
         self.flagger.restart()
+        self.flicker.restart()
         self._win_count = self._win_filled = 0
         self._win_flags = False
         # the open second's cycles stay: the second goes on after the gap; the rows before it only served
@@ -263,8 +269,11 @@ class Pipeline:
         out.windows.append(item)
         out.three_s.extend(self.three_s.add(item))
         for ten in self.ten_min.add(item):
+            self.flicker.annotate(ten)
             out.ten_min.append(ten)
-            out.two_h.extend(self.two_h.add(ten))
+            for two in self.two_h.add(ten):
+                self.flicker.annotate(two)
+                out.two_h.append(two)
         item.flat = None     # both aggregations have it: callers that keep windows do not keep this too
 
     # ------------------------------------------------------------------ seconds and energy
@@ -300,6 +309,7 @@ class Pipeline:
         for key_h, v in self.latest_window.items():
             values.setdefault(key_h, v)
         values["freq_10s"] = np.array([self.latest_frequency_10s])
+        self.flicker.annotate_second(values)
         values["freq_10s_flagged"] = np.array([1.0 if self.ten_s.flagged else 0.0])
         real_f = cm.freq[~np.isnan(cm.freq)]
         values["freq_1cycle"] = np.array([real_f[-1] if real_f.size else np.nan])

@@ -1,8 +1,8 @@
 """From pipeline results to the published keys of the point map (firmware/points/*.toml).
 
 ``PUBLISHED`` lists every key metrology publishes with how it is computed, its kind and size; its unit and
-description are declared once, in the point map (basic.toml for the basic set, measurements.toml for the
-rest), and ``tests/unit/test_metrology_publish.py`` checks that every key is there with the same kind and
+description are declared once, in the point map (basic.toml for the basic set, flicker.toml for flicker,
+measurements.toml for the rest), and ``tests/unit/test_metrology_publish.py`` checks that every key is there with the same kind and
 size. ``publish`` turns the values of
 one interval and the cumulative energy registers into ``{name: float | array}``; absent phases and
 quantities without a value are NaN (QNAN on the protocols).
@@ -47,6 +47,7 @@ def _table() -> list[Published]:
 
     _basic(add)
     _quality(add)
+    _flicker(add)
     _energy(add)
     return t
 
@@ -97,6 +98,13 @@ def _quality(add: Add) -> None:
     for name, key in (("v_ln_unbalance_worst", "v_unbal"), ("v_ll_unbalance_worst", "v_ll_unbal"),
                       ("i_unbalance_worst", "i_unbal")):
         add(name, lambda v, e, key=key: _f(v[key][0]))
+
+
+def _flicker(add: Add) -> None:
+    # points in flicker.toml; the pipeline sets absent phases to NaN
+    for key in ("pinst", "pst", "plt"):
+        for k, ph in enumerate(PHASES):
+            add(f"{key}_{ph}", lambda v, e, key=key, k=k: _f(v[key][k]))
 
 
 def _energy(add: Add) -> None:

@@ -64,6 +64,8 @@ class MetrologySettings:
     interruption_pct: float = 10.0
     hysteresis_pct: float = 2.0
     demand_current: float = 0.0         # I_L for TDD (IEEE 519); 0 means "use nominal_current"
+    # flicker lamp model (IEC 61000-4-15), 230 or 120 V; 0: by the mains, 120 V at 60 Hz, 230 V at 50 Hz
+    flicker_lamp_v: int = 0
     losses: LossCompensation = field(default_factory=LossCompensation)
 
     def __post_init__(self) -> None:
@@ -85,6 +87,10 @@ class MetrologySettings:
     def cycles_per_window(self) -> int:
         """10 cycles at 50 Hz, 12 at 60 Hz (IEC 61000-4-30 5.2: the 200 ms basic interval)."""
         return 10 if self.nominal_frequency == 50.0 else 12
+
+    @property
+    def flicker_lamp(self) -> int:
+        return self.flicker_lamp_v or (120 if self.nominal_frequency == 60.0 else 230)
 
     @property
     def pt_ratio(self) -> float:

@@ -43,6 +43,7 @@ REGISTER_BLOCKS: tuple[Block, ...] = (
     Block(5000, 5007, "Commands", OWN),
     Block(21299, 21360, "Power quality: THD, unbalance, K-factor, crest factor", OWN),
     Block(22000, 22999, "Harmonics (magnitude per order, fundamental first)", OWN),
+    Block(26000, 26017, "Flicker: Pinst, Pst, Plt per phase (IEC 61000-4-15)", OWN),
 )
 
 # Bit blocks: coils (FC 1, 5, 15) and discrete inputs (FC 2).

@@ -1,0 +1,152 @@
+"""EN 50160 weekly statistics: how much of one observation week each supply-voltage parameter kept within the
+standard's limits, per phase, and whether that meets the standard's percentage.
+
+Limits (EN 50160:2010, LV supply, synchronous connection to an interconnected system; the standard states
+frequency over a year, the meter states every parameter per week as ION meters do):
+
+==================  ======================================  ==========  ===============================
+parameter           limit                                   of values   values
+==================  ======================================  ==========  ===============================
+frequency           fn ± 1 % (49.5-50.5 Hz)                 99.5 %      3-s means (10-s in the standard;
+                    fn - 6 % / + 4 % (47-52 Hz)             100 %       10-min when no 3-s are stored)
+supply voltage      Un ± 10 %                               95 %        10-min RMS, per phase
+                    Un - 15 % / + 10 %                      100 %
+flicker             Plt <= 1                                95 %        2-h Plt, per phase
+unbalance           u2 <= 2 %                               95 %        10-min negative-sequence ratio
+THD                 <= 8 % (orders 2-40)                    95 %        10-min, per phase
+harmonics 2-25      Table 1 (below), % of the fundamental   95 %        10-min, per phase and order
+==================  ======================================  ==========  ===============================
+
+Records flagged by a dip, swell or interruption and records with lost samples are left out of every
+statistic (IEC 61000-4-30 4.7: flagged values are not used for EN 50160 assessment).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+from metrology.reports.common import WEEK_S, Record, nan_to_none, overall, pct_within, stack, usable, verdict, worst
+
+STANDARD = "EN 50160:2010"
+FREQ_NARROW_PCT, FREQ_NARROW_REQ = 1.0, 99.5          # fn ± 1 % during 99.5 %
+FREQ_WIDE_LO_PCT, FREQ_WIDE_HI_PCT = -6.0, 4.0        # fn - 6 % / + 4 % during 100 %
+VOLTAGE_NARROW_PCT, VOLTAGE_REQ = 10.0, 95.0          # Un ± 10 % for 95 % of the 10-min values
+VOLTAGE_WIDE_LO_PCT, VOLTAGE_WIDE_HI_PCT = -15.0, 10.0    # all 10-min values within Un - 15 % / + 10 %
+PLT_MAX, PLT_REQ = 1.0, 95.0
+UNBALANCE_MAX_PCT, UNBALANCE_REQ = 2.0, 95.0
+THD_MAX_PCT, THD_MAX_ORDER, HARMONIC_REQ = 8.0, 40, 95.0
+# Table 1: individual harmonic voltages, % of the fundamental (orders 2-25)
+HARMONIC_LIMITS_PCT: dict[int, float] = {
+    2: 2.0, 3: 5.0, 4: 1.0, 5: 6.0, 6: 0.5, 7: 5.0, 8: 0.5, 9: 1.5, 10: 0.5, 11: 3.5, 12: 0.5, 13: 3.0,
+    14: 0.5, 15: 0.5, 16: 0.5, 17: 2.0, 18: 0.5, 19: 1.5, 20: 0.5, 21: 0.5, 22: 0.5, 23: 1.5, 24: 0.5, 25: 1.5,
+}
+ORDERS = 64                    # h_mag columns: DC, fundamental, 2..63
+SIGNALS = 10                   # h_mag rows: va vb vc vab vbc vca ia ib ic in
+EXPECTED_10MIN = WEEK_S // 600
+
+
+def _entry(parameter: str, limit: str, required: float, per_phase: list[float | None], count: int) -> dict:
+    measured = worst(per_phase)
+    return {"parameter": parameter, "limit": limit, "required_pct": required, "measured_pct": measured,
+            "per_phase": per_phase, "values": count, "compliant": verdict(measured, required)}
+
+
+def harmonic_pct(records: list[Record], signals: slice) -> np.ndarray:
+    """(n, 3, 64) harmonic magnitudes of the voltage ``signals`` in % of their fundamental."""
+    h = stack(records, "h_mag", (SIGNALS, ORDERS))[:, signals, :]
+    fund = h[:, :, 1:2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(fund > 0, 100.0 * h / fund, np.nan)
+
+
+def thd_pct(h_pct: np.ndarray, max_order: int) -> np.ndarray:
+    """(n, 3) THD over orders 2..max_order from harmonics in % of the fundamental."""
+    return np.sqrt(np.sum(h_pct[:, :, 2:max_order + 1] ** 2, axis=2))
+
+
+def report(records: Iterable[Record], start: float, end: float, nominal_v: float, nominal_f: float,
+           voltage: str = "v_ln") -> dict[str, Any]:
+    """EN 50160 statistics of the week (start, end]; ``nominal_v`` is Un for the ``voltage`` values
+    ("v_ln" phase-to-neutral, "v_ll" phase-to-phase, primary V)."""
+    if voltage not in ("v_ln", "v_ll"):
+        raise ValueError(f"voltage must be v_ln or v_ll, got {voltage!r}")
+    records = list(records)
+    in_week = [r for r in records if start < float(r["ts"]) <= end]
+    ten = [r for r in in_week if usable(r, "10min", start, end)]
+    three = [r for r in in_week if usable(r, "3s", start, end)]
+    two = [r for r in in_week if usable(r, "2h", start, end)]
+    params: list[dict] = []
+
+    f_source = three if three else ten
+    freq = stack(f_source, "freq", (1,))
+    label = "3s" if three else "10min"
+    lo, hi = nominal_f * (1 - FREQ_NARROW_PCT / 100), nominal_f * (1 + FREQ_NARROW_PCT / 100)
+    params.append(_entry("frequency", f"{lo:g}..{hi:g} Hz ({label} values)", FREQ_NARROW_REQ,
+                         pct_within(freq, lo, hi), freq.shape[0]))
+    lo, hi = nominal_f * (1 + FREQ_WIDE_LO_PCT / 100), nominal_f * (1 + FREQ_WIDE_HI_PCT / 100)
+    params.append(_entry("frequency", f"{lo:g}..{hi:g} Hz ({label} values)", 100.0, pct_within(freq, lo, hi),
+                         freq.shape[0]))
+
+    v = stack(ten, voltage, (3,))
+    lo, hi = nominal_v * (1 - VOLTAGE_NARROW_PCT / 100), nominal_v * (1 + VOLTAGE_NARROW_PCT / 100)
+    params.append(_entry("supply voltage", f"{lo:g}..{hi:g} V", VOLTAGE_REQ, pct_within(v, lo, hi), v.shape[0]))
+    lo, hi = nominal_v * (1 + VOLTAGE_WIDE_LO_PCT / 100), nominal_v * (1 + VOLTAGE_WIDE_HI_PCT / 100)
+    params.append(_entry("supply voltage", f"{lo:g}..{hi:g} V", 100.0, pct_within(v, lo, hi), v.shape[0]))
+
+    plt = stack(two, "plt", (3,))
+    params.append(_entry("flicker Plt", f"<= {PLT_MAX:g}", PLT_REQ, pct_within(plt, 0.0, PLT_MAX), plt.shape[0]))
+
+    # the negative-sequence ratio u2 where stored, else the meter's maximum-deviation unbalance
+    unb = stack(ten, "v_u2", (1,))
+    if not np.isfinite(unb).any():
+        unb = stack(ten, "v_unbal", (1,))
+    params.append(_entry("voltage unbalance", f"<= {UNBALANCE_MAX_PCT:g} %", UNBALANCE_REQ,
+                         pct_within(unb, 0.0, UNBALANCE_MAX_PCT), unb.shape[0]))
+
+    signals = slice(0, 3) if voltage == "v_ln" else slice(3, 6)
+    h = harmonic_pct(ten, signals)
+    thd = thd_pct(h, THD_MAX_ORDER)
+    if not np.isfinite(thd).any():
+        thd = stack(ten, "thd", (SIGNALS,))[:, signals]
+    params.append(_entry("THD", f"<= {THD_MAX_PCT:g} % (orders 2-{THD_MAX_ORDER})", HARMONIC_REQ,
+                         pct_within(thd, 0.0, THD_MAX_PCT), thd.shape[0]))
+    for order, limit in HARMONIC_LIMITS_PCT.items():
+        entry = _entry(f"harmonic {order}", f"<= {limit:g} %", HARMONIC_REQ, pct_within(h[:, :, order], 0.0, limit),
+                       h.shape[0])
+        entry["order"] = order
+        params.append(entry)
+
+    flagged = sum(1 for r in in_week if r.get("kind") == "10min" and r.get("flagged"))
+    gaps = sum(1 for r in in_week if r.get("kind") == "10min" and r.get("gap"))
+    present = sum(1 for r in in_week if r.get("kind") == "10min")
+    return {
+        "standard": STANDARD,
+        "period": {"start": start, "end": end},
+        "nominal": {"voltage": nominal_v, "voltage_values": voltage, "frequency": nominal_f},
+        "records": {"10min": present, "10min_expected": EXPECTED_10MIN, "10min_flagged": flagged,
+                    "10min_gap": gaps, "10min_used": len(ten), "3s_used": len(three), "2h_used": len(two),
+                    "coverage_pct": round(100.0 * len(ten) / EXPECTED_10MIN, 2)},
+        "parameters": params,
+        "compliant": overall(p["compliant"] for p in params),
+        "summary": {"v_min": nan_to_none(np.nanmin(v)) if np.isfinite(v).any() else None,
+                    "v_max": nan_to_none(np.nanmax(v)) if np.isfinite(v).any() else None,
+                    "plt_max": nan_to_none(np.nanmax(plt)) if np.isfinite(plt).any() else None},
+    }
+
+
+def series(records: Iterable[Record], start: float, end: float, voltage: str = "v_ln") -> dict[str, Any]:
+    """The week's usable 10-min and 2-h values for a plot: times and per-phase voltage, THD, unbalance, Plt."""
+    records = list(records)
+    ten = [r for r in records if usable(r, "10min", start, end)]
+    two = [r for r in records if usable(r, "2h", start, end)]
+    signals = slice(0, 3) if voltage == "v_ln" else slice(3, 6)
+    thd = thd_pct(harmonic_pct(ten, signals), THD_MAX_ORDER)
+    unb = stack(ten, "v_u2", (1,))
+    return {"ts": np.array([float(r["ts"]) for r in ten]), "v": stack(ten, voltage, (3,)), "thd": thd,
+            "unbalance": unb[:, 0] if np.isfinite(unb).any() else stack(ten, "v_unbal", (1,))[:, 0],
+            "freq": stack(ten, "freq", (1,))[:, 0],
+            "ts_2h": np.array([float(r["ts"]) for r in two]), "plt": stack(two, "plt", (3,)),
+            "flagged_ts": np.array([float(r["ts"]) for r in records
+                                    if r.get("kind") == "10min" and start < float(r["ts"]) <= end
+                                    and r.get("flagged")])}
