@@ -9,7 +9,7 @@ from typing import Any
 
 from firmware.comms.modbus.blocks import Command
 from firmware.comms.modbus.feed import SnapshotFeed
-from firmware.comms.modbus.handler import Access, Handler
+from firmware.comms.modbus.handler import OPEN_IDENTITY, Access, Handler
 from firmware.comms.modbus.ident import Identity
 from firmware.comms.modbus.regmap import build_map
 from firmware.comms.modbus.rtu_server import ModbusRtuServer
@@ -17,6 +17,8 @@ from firmware.comms.modbus.tcp import ModbusTcpServer
 from firmware.config import Config
 from firmware.control import ControlClient, ControlError
 from firmware.ipc.snapshot import Snapshot
+from firmware.security.authorize import Identity as User
+from firmware.security.users import UserStore
 from hal.errors import AccessDenied
 
 log = logging.getLogger("comms.modbus")
@@ -51,6 +53,32 @@ class ControlCommands:
             raise
 
 
+def port_access(port_setting: str, modbus_access: str) -> Access:
+    """A port's access: its own [security] setting, or [modbus] access when that says ``modbus``."""
+    return Access(modbus_access if port_setting == "modbus" else port_setting)
+
+
+def command_user(config: Config) -> User | None:
+    """Whom Modbus commands run as: with security off, anyone the port's access lets write; with it on, the
+    ``[security] modbus_user`` when it exists and may use Modbus, else nobody (every command refused)."""
+    security = config["security"]
+    if not security.enabled:
+        return OPEN_IDENTITY
+    if not security.modbus_user:
+        log.warning("modbus: security is enabled and [security] modbus_user is empty: commands are refused")
+        return None
+    users = UserStore.from_config(config)
+    try:
+        user = users.get(security.modbus_user)
+    finally:
+        users.close()
+    if user is None or "modbus" not in user.protocols:
+        log.warning("modbus: [security] modbus_user %r %s: commands are refused", security.modbus_user,
+                    "does not exist" if user is None else "may not use Modbus (protocols)")
+        return None
+    return User.for_user(user, "modbus")
+
+
 class ModbusApp:
     def __init__(self, config: Config, snapshot: Snapshot, control_socket: Path) -> None:
         section, rtu = config["modbus"], config["modbus.rtu"]
@@ -58,10 +86,17 @@ class ModbusApp:
         self.regmap = build_map()
         self.feed = SnapshotFeed(snapshot, self.identity.register_values())
         self.handler = Handler(self.regmap, self.feed.poll, self.identity, Access(section.access),
-                               ControlCommands(control_socket, section.command_timeout))
+                               ControlCommands(control_socket, section.command_timeout),
+                               command_user=command_user(config),
+                               resets_when_locked=config["revenue"].demand_reset_when_locked)
+        security = config["security"]
         self.tcp = (ModbusTcpServer(self.handler, section.bind_address, section.tcp_port, section.max_connections,
-                                    section.idle_timeout) if section.tcp_enabled else None)
-        self.rtu = (ModbusRtuServer(self.handler, rtu.port, rtu.baud, rtu.framing, rtu.unit, rtu.rs485)
+                                    section.idle_timeout, section.max_connections_per_address,
+                                    section.frame_timeout, section.write_timeout,
+                                    port_access(security.modbus_tcp_access, section.access))
+                    if section.tcp_enabled else None)
+        self.rtu = (ModbusRtuServer(self.handler, rtu.port, rtu.baud, rtu.framing, rtu.unit, rtu.rs485,
+                                    access=port_access(security.modbus_rtu_access, section.access))
                     if rtu.enabled else None)
 
     async def start(self) -> list[str]:
