@@ -65,6 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     data_dir = Path(config.meter.data_dir)
     configure_logging(config, "supervisor", data_dir)
     config = check_seal(store, config)
+    _security_checklist(config)
     for stale in extensions.check():
         print(f"meter run: warning: stale C extension {stale}", file=sys.stderr)
         logging.getLogger("supervisor").warning("stale C extension %s", stale)
@@ -112,6 +113,19 @@ def check_seal(store: ConfigStore, config: Any) -> Any:
         audit.close()
 
 
+def _security_checklist(config: Any) -> None:
+    """Say at every start what the security checklist holds (the factory password, SPEC §8)."""
+    from firmware.security.users import UserStore
+
+    users = UserStore.from_config(config)
+    try:
+        for warning in users.checklist():
+            print(f"meter run: security: {warning}", file=sys.stderr)
+            logging.getLogger("security").warning("%s", warning)
+    finally:
+        users.close()
+
+
 def _print_ready(supervisor: Any) -> None:
     status = supervisor.status()
     lines = ["", f"meter {status['version']} running (configuration version {status['config_version']})",
@@ -133,6 +147,8 @@ def _status(args: argparse.Namespace) -> int:
         return EXIT_STATUS[state]
     print(f"meter {status['version']}  config v{status['config_version']}  "
           f"{'NOT HEALTHY' if state == NOT_HEALTHY else state}  up {status['uptime_s']:.0f} s")
+    for warning in status.get("security_checklist", []):
+        print(f"  security     {warning}")
     loss = _loss_line(status)
     if loss:
         print(f"  {'sample loss':12s} {loss}")
