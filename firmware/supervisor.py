@@ -101,7 +101,7 @@ class Supervisor:
             "status": self.cmd_status,
             "restart": self.cmd_restart,
             "shutdown": self.cmd_shutdown,
-        }, fallback=self.forward)
+        }, fallback=self.forward, gate=control_gate(config), mode=0o660)
         self.started = time.time()
 
     # ------------------------------------------------------------------ main loop
@@ -344,7 +344,16 @@ class Supervisor:
                 "lost_frames_per_min": loss["lost_frames_per_min"], "overruns_per_min": loss["overruns_per_min"],
                 "last_gap": loss["last_gap"], "version": __version__, "config_version": self.config.version,
                 "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1), "run_dir": str(self.run_dir),
-                "control_socket": str(self.control.path), "services": services}
+                "control_socket": str(self.control.path), "services": services,
+                "security_checklist": self._checklist()}
+
+    def _checklist(self) -> list[str]:
+        """Security warnings (a factory password still in use), for `meter status` and the status page."""
+        users = getattr(self.control.gate.policy, "users", None)
+        try:
+            return users.checklist() if users is not None else []
+        except MeterError as exc:
+            return [f"user accounts cannot be read: {exc}"]
 
     def _metering(self) -> bool | None:
         """True if the measurement snapshot is fresh, False if stale, None when no metrology service runs."""
@@ -388,6 +397,18 @@ class Supervisor:
         if not reply.get("ok"):
             raise ControlError(reply.get("error", "failed"), reply.get("kind", ""))
         return reply.get("result")
+
+
+def control_gate(config: Config) -> Any:
+    """The gate of control.sock: callers from SO_PEERCRED, mapped to meter users, every command authorized."""
+    from firmware.security.audit import SecurityAudit
+    from firmware.security.control_gate import ControlGate
+    from firmware.security.peer import PeerPolicy, parse_uid_map
+    from firmware.security.users import UserStore
+
+    users = UserStore.from_config(config)
+    return ControlGate(PeerPolicy(users, parse_uid_map(config.security.control_users)),
+                       SecurityAudit.from_config(config, source="control"))
 
 
 def _describe_exit(code: int) -> str:

@@ -25,6 +25,7 @@ from firmware.comms.bacnet.mstp import frame, master
 from firmware.comms.bacnet.objects import TREND_LOG_BUFFER_SIZE, VENDOR_IDENTIFIER
 from firmware.comms.bacnet.settings import SETTING_DOCS
 from firmware.comms.modbus.blocks import COMMANDS
+from firmware.security.authorize import REVENUE_LOCKED, REVENUE_LOCKED_RESETS, operation_for_command
 from firmware.config import meter_schema
 from firmware.config.sections.bacnet import MSTP_BAUD_RATES
 
@@ -138,7 +139,9 @@ def _commands() -> str:
     for code, point in AV1_COMMANDS.items():
         cmd = next((c for c in COMMANDS if c.point == point), None)
         runs = f"`{cmd.control}`" if cmd else "nothing: refused with OPTIONAL_FUNCTIONALITY_NOT_SUPPORTED"
-        locked = ("yes" if cmd.revenue else "no") if cmd else ""
+        op = operation_for_command(cmd.control) if cmd else ""
+        locked = ("yes" if op in REVENUE_LOCKED else "unless [revenue] demand_reset_when_locked"
+                  if op in REVENUE_LOCKED_RESETS else "no") if cmd else ""
         rows.append(f"| {code} | {meaning[code]} | {runs} | {locked} |")
     return "\n".join(rows)
 

@@ -38,6 +38,8 @@ from firmware.config import Config
 from firmware.config.sections.bacnet import MAX_DEVICE_INSTANCE
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient, ControlError
+from firmware.security.authorize import Access, decide, operation_for_command
+from firmware.security.protocol_user import protocol_user
 from firmware.storage.eventlog import Event, EventLog
 from hal.errors import AccessDenied, ConfigError
 
@@ -45,6 +47,10 @@ log = logging.getLogger("comms.bacnet")
 
 USER = "bacnet"
 INTERFACE = "bacnet"
+# The device's own operation names -> the authorization point's ("configure" and "command" are decided per
+# change and per command).
+_SECURITY_OPERATIONS = {"configure": "config_set", "clear": "config_set", "time_set": "time_set",
+                        "communication_control": "communication_control", "reinitialize": "restart"}
 # A snapshot not refreshed for this long makes every value report COMMUNICATION_FAILURE (metrology publishes
 # once a second).
 STALE_AFTER_S = 5.0
@@ -110,6 +116,7 @@ class BacnetDevice:
         self.values: Mapping[str, Any] = {}
         self.updated_ns = 0
         self.revenue_locked = False
+        self.user = protocol_user(config, INTERFACE)
         section = config["bacnet"]
         self.trends = TrendLogs(data_dir, [tl.instance for tl in self.model.trend_logs],
                                 bo.TREND_LOG_BUFFER_SIZE, section.trend_log_stop_when_full)
@@ -200,22 +207,29 @@ class BacnetDevice:
     # ------------------------------------------------------------------ authorization
 
     def _authorize(self, operation: str, target: str, revenue: bool) -> None:
-        """The one decision on a write or command from BACnet (interface "bacnet", user "bacnet").
+        """The one decision on a write or command from BACnet: ``firmware.security.authorize`` with interface
+        "bacnet", as the user ``[security] bacnet_user`` (everyone while security is off), the access mode
+        ``[bacnet] access`` and the revenue lock the snapshot shows.
 
-        ``revenue``: the change touches revenue data or sealed settings, refused while the meter is
-        revenue-locked (as the Modbus server refuses its revenue commands; the owning service and the
-        configuration store check the lock again). ``[bacnet] access = "read-only"`` refuses every one."""
-        if self.config["bacnet"].access != "read-write":
-            self.counters["refused"] += 1
-            self.event(EVENT_REFUSED, f"{operation}_refused", target, reason="[bacnet] access is read-only")
-            if operation in WRITE_OPERATIONS:
-                raise refuse("writeAccessDenied")
-            raise refuse("serviceRequestDenied", "services")
-        if revenue and self.revenue_locked:
-            self.counters["refused"] += 1
-            log.info("bacnet: %s of %s refused: the meter is revenue-locked", operation, target)
-            self.event(EVENT_REFUSED, f"{operation}_refused", target, reason="revenue lock")
+        ``revenue``: a configuration change that touches sealed (metrology or revenue) settings."""
+        name = _SECURITY_OPERATIONS.get(operation, operation)
+        if operation == "configure" and revenue:
+            name = "config_set_sealed"
+        elif operation == "command":
+            name = operation_for_command(target)
+        user = self.user
+        reason = ("security is enabled and no BACnet user is configured ([security] bacnet_user)" if user is None
+                  else decide(user, name, INTERFACE, revenue_locked=self.revenue_locked,
+                              resets_when_locked=self.config["revenue"].demand_reset_when_locked,
+                              access=Access(self.config["bacnet"].access)).reason)
+        if not reason:
+            return
+        self.counters["refused"] += 1
+        log.info("bacnet: %s of %s refused: %s", operation, target, reason)
+        self.event(EVENT_REFUSED, f"{operation}_refused", target, reason=reason)
+        if operation in WRITE_OPERATIONS:
             raise refuse("writeAccessDenied")
+        raise refuse("serviceRequestDenied", "services")
 
     def event(self, priority: int, cause: str, effect: str, **detail: Any) -> None:
         """One record in the meter's event log, from source "bacnet" as user "bacnet"."""
@@ -363,7 +377,7 @@ class BacnetDevice:
         if point is None:
             raise refuse("optionalFunctionalityNotSupported", "services")
         cmd = next(c for c in COMMANDS if c.point == point)
-        self._authorize("command", cmd.control, revenue=cmd.revenue)
+        self._authorize("command", cmd.control, revenue=False)
         await self._run(cmd)
         if code == DEMAND_SYNC_CODE and read_settings(self.config)["subinterval_length"] == 0:
             self.log_trends(time.time())      # sync-to-comms: each 21211 also logs one record (seed 003, AV11)

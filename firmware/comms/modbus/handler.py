@@ -11,7 +11,6 @@ or by the revenue lock gets 02.
 """
 from __future__ import annotations
 
-import enum
 import logging
 import struct
 from typing import Any, Awaitable, Callable, Mapping, Protocol
@@ -27,7 +26,11 @@ from firmware.comms.modbus.regmap import (
     RegisterMap,
     WriteRefused,
 )
+from firmware.security.authorize import Access, decide
+from firmware.security.authorize import Identity as User
 from hal.errors import AccessDenied
+
+__all__ = ["Access", "Handler", "exception"]
 
 log = logging.getLogger("comms.modbus")
 
@@ -44,12 +47,8 @@ FC_REPORT_SERVER_ID, FC_MEI = 17, 43
 SUPPORTED_FUNCTIONS = (1, 2, 3, 4, 5, 6, 15, 16, 17, 43)
 
 
-class Access(str, enum.Enum):
-    """Modbus access to the meter's map (ION "Modbus Access"; FW3 "What's new": None/Read-only/Read-write)."""
-
-    NONE = "none"
-    READ_ONLY = "read-only"
-    READ_WRITE = "read-write"
+# Who runs Modbus commands while [security] is disabled: the port's access mode alone decides.
+OPEN_IDENTITY = User.master("modbus", "modbus")
 
 
 class CommandSink(Protocol):
@@ -70,13 +69,18 @@ def exception(function: int, code: int) -> bytes:
 class Handler:
     def __init__(self, regmap: RegisterMap, poll: Poll, identity: Identity, access: Access = Access.READ_ONLY,
                  run_command: CommandSink | None = None,
-                 commands: tuple[Command, ...] = _blocks.COMMANDS) -> None:
+                 commands: tuple[Command, ...] = _blocks.COMMANDS, command_user: User | None = OPEN_IDENTITY,
+                 resets_when_locked: bool = False) -> None:
+        """``command_user``: the user commands run as (None: security is on and no Modbus user is set, so every
+        command is refused); ``resets_when_locked``: [revenue] demand_reset_when_locked."""
         self.regmap = regmap
         self.poll = poll
         self.identity = identity
         self.access = Access(access)
         self.run_command = run_command
         self.commands = {c.point: c for c in commands}
+        self.command_user = command_user
+        self.resets_when_locked = resets_when_locked
         self.revenue_locked = False
         self.counters = {"requests": 0, "exceptions": 0, "silent": 0, "commands": 0}
 
@@ -87,8 +91,9 @@ class Handler:
             locked = values.get("revenue_locked")
             self.revenue_locked = bool(locked) and locked == locked
 
-    async def handle(self, pdu: bytes, server_id: int = 1) -> bytes | None:
-        """The response PDU for ``pdu``, or None for no response."""
+    async def handle(self, pdu: bytes, server_id: int = 1, access: Access | None = None) -> bytes | None:
+        """The response PDU for ``pdu``, or None for no response; ``access`` is the port's (default: ours)."""
+        access = self.access if access is None else Access(access)
         self.counters["requests"] += 1
         if not pdu or not 1 <= pdu[0] <= 0x7F:
             # No function code, or one in the range the protocol keeps for exception responses (§5): this is
@@ -99,11 +104,11 @@ class Handler:
         reply: bytes | int | None
         try:
             if fc in (FC_READ_HOLDING, FC_READ_INPUT):
-                reply = self._read_registers(pdu)
+                reply = self._read_registers(pdu, access)
             elif fc in (FC_READ_COILS, FC_READ_DISCRETE):
-                reply = self._read_bits(pdu)
+                reply = self._read_bits(pdu, access)
             elif fc in (FC_WRITE_REGISTER, FC_WRITE_REGISTERS, FC_WRITE_COIL, FC_WRITE_COILS):
-                reply = await self._write(pdu)
+                reply = await self._write(pdu, access)
             elif fc == FC_REPORT_SERVER_ID:
                 reply = report_server_id(self.identity, server_id) if len(pdu) == 1 else ILLEGAL_VALUE
             elif fc == FC_MEI:
@@ -123,20 +128,20 @@ class Handler:
 
     # ------------------------------------------------------------------ reads
 
-    def _read_request(self, pdu: bytes, max_count: int) -> tuple[int, int, int] | int:
+    def _read_request(self, pdu: bytes, max_count: int, access: Access) -> tuple[int, int, int] | int:
         """(function, start, count) of a read request (FC 1-4), or the exception code it earns."""
         if len(pdu) != 5:
             return ILLEGAL_VALUE
         fc, start, count = struct.unpack(">BHH", pdu)
         if not 1 <= count <= max_count:
             return ILLEGAL_VALUE
-        if start + count > 0x10000 or self.access is Access.NONE:
+        if start + count > 0x10000 or access is Access.NONE:
             return ILLEGAL_ADDRESS
         self.refresh()
         return fc, start, count
 
-    def _read_registers(self, pdu: bytes) -> bytes | int:
-        request = self._read_request(pdu, MAX_READ_REGISTERS)
+    def _read_registers(self, pdu: bytes, access: Access) -> bytes | int:
+        request = self._read_request(pdu, MAX_READ_REGISTERS, access)
         if isinstance(request, int):
             return request
         fc, start, count = request
@@ -145,8 +150,8 @@ class Handler:
             return data
         return bytes((fc, 2 * count)) + data
 
-    def _read_bits(self, pdu: bytes) -> bytes | int:
-        request = self._read_request(pdu, MAX_READ_BITS)
+    def _read_bits(self, pdu: bytes, access: Access) -> bytes | int:
+        request = self._read_request(pdu, MAX_READ_BITS, access)
         if isinstance(request, int):
             return request
         fc, start, count = request
@@ -189,11 +194,19 @@ class Handler:
             return ILLEGAL_ADDRESS
         return start, count, values
 
-    def _write_targets(self, fc: int, start: int, count: int, values: list[int]) -> list[tuple[str, Any]]:
-        """(point, value) for each whole value a write covers; WriteRefused when it may not be written."""
-        if fc in (FC_WRITE_COIL, FC_WRITE_COILS):
-            return [(bit.point, value) for bit, value in zip(self.regmap.check_coil_write(start, count), values)]
-        registers = self.regmap.check_write(start, count)
+    def _write_targets(self, pdu: bytes) -> list[tuple[str, Any]] | int | None:
+        """(point, value) for each whole value a write request covers (a multi-word value decoded), the
+        exception it earns, or None for no reply."""
+        parsed = self._parse_write(pdu)
+        if isinstance(parsed, int):
+            return parsed
+        start, count, values = parsed
+        try:
+            if pdu[0] in (FC_WRITE_COIL, FC_WRITE_COILS):
+                return [(bit.point, value) for bit, value in zip(self.regmap.check_coil_write(start, count), values)]
+            registers = self.regmap.check_write(start, count)
+        except WriteRefused as refused:
+            return refused.code
         words = struct.pack(f">{count}H", *values)
         return [(reg.point, reg.fmt.decode(words[2 * (reg.address - start):2 * (reg.end - start + 1)], reg.scale))
                 for reg in registers]
@@ -213,36 +226,53 @@ class Handler:
                 return ILLEGAL_VALUE     # a trigger register takes 1 only; a coil written 0 runs nothing
         return to_run
 
-    async def _write(self, pdu: bytes) -> bytes | int | None:
-        parsed = self._parse_write(pdu)
-        if isinstance(parsed, int):
-            return parsed
-        start, count, values = parsed
-        try:
-            targets = self._write_targets(pdu[0], start, count, values)
-        except WriteRefused as refused:
-            return refused.code
-        if self.access is not Access.READ_WRITE:
+    async def _write(self, pdu: bytes, access: Access) -> bytes | int | None:
+        targets = self._write_targets(pdu)
+        if targets is None or isinstance(targets, int):
+            return targets
+        if access is not Access.READ_WRITE:
             return ILLEGAL_ADDRESS
         to_run = self._commands(pdu[0], targets)
         if isinstance(to_run, int):
             return to_run
+        # Commands run in other processes and cannot be undone: every one the request names is authorized
+        # before the first runs, so a refused one refuses the whole request rather than failing half-way.
         self.refresh()
-        if self.revenue_locked and any(cmd.revenue for cmd, _ in to_run):
-            return ILLEGAL_ADDRESS
-        for cmd, args in to_run:
-            if self.run_command is None:
-                return DEVICE_FAILURE
-            try:
-                await self.run_command(cmd, args)
-            except AccessDenied as exc:
-                log.info("modbus: %s refused: %s", cmd.point, exc)
+        for cmd, _ in to_run:
+            refusal = self._refusal(cmd, access)
+            if refusal:
+                log.info("modbus: %s refused (with the %d command(s) of its request): %s", cmd.point,
+                         len(to_run), refusal)
                 return ILLEGAL_ADDRESS
-            except Exception as exc:  # noqa: BLE001 - any failure of a command is a DEVICE_FAILURE reply, never a dead server
-                log.warning("modbus: %s failed: %s", cmd.point, exc)
-                return DEVICE_FAILURE
-            self.counters["commands"] += 1
+        for cmd, args in to_run:
+            code = await self._run(cmd, args)
+            if code is not None:
+                return code
         return pdu[:5]                  # FC 5/6 echo the request; FC 15/16 echo address and quantity
+
+    async def _run(self, cmd: Command, args: dict[str, Any]) -> int | None:
+        """Run one authorized command in its owning service; the exception code when it did not run."""
+        if self.run_command is None:
+            return DEVICE_FAILURE
+        try:
+            await self.run_command(cmd, args)
+        except AccessDenied as exc:
+            log.info("modbus: %s refused: %s", cmd.point, exc)
+            return ILLEGAL_ADDRESS
+        except Exception as exc:  # noqa: BLE001 - any failure of a command is a DEVICE_FAILURE reply, never a dead server
+            log.warning("modbus: %s failed: %s", cmd.point, exc)
+            return DEVICE_FAILURE
+        self.counters["commands"] += 1
+        return None
+
+    def _refusal(self, cmd: Command, access: Access) -> str:
+        """Why the authorization point refuses ``cmd`` over this port now ("" when it allows it)."""
+        user = self.command_user
+        if user is None:
+            return "security is enabled and no Modbus user is configured ([security] modbus_user)"
+        decision = decide(user, cmd.operation, "modbus", revenue_locked=self.revenue_locked,
+                          resets_when_locked=self.resets_when_locked, access=access)
+        return decision.reason
 
     # ------------------------------------------------------------------ identification
 
