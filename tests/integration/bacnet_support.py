@@ -53,13 +53,18 @@ class Rig:
         self.app._poll()
 
 
+def caller(user: str) -> str:
+    """The name a request gave, without the uid and pid the control socket adds for the audit."""
+    return user.split(" (uid ")[0]
+
+
 def _control(run_dir: Path, rig_calls: list[tuple[str, str, dict[str, Any]]],
              locked: dict[str, bool]) -> ControlServer:
     def handler(name: str, revenue: bool):
         def run(user: str = "", **args: Any) -> str:
             if revenue and locked["on"]:
                 raise AccessDenied("the meter is revenue-locked")
-            rig_calls.append((name, user, args))
+            rig_calls.append((name, caller(user), args))
             return "done"
         return run
 

@@ -17,7 +17,7 @@ from firmware.control import ControlServer
 from firmware.ipc.names import instance_name
 from firmware.ipc.snapshot import Snapshot
 from firmware.points import snapshot_layout
-from tests.integration.bacnet_support import BACNET_VALUES, client_app
+from tests.integration.bacnet_support import BACNET_VALUES, caller, client_app
 from tests.integration.modbus_support import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,7 +40,7 @@ def test_comms_service_serves_bacnet_ip(tmp_path):
     snapshot.publish(BACNET_VALUES)
     ran = []
     control = ControlServer(run_dir / "control.sock", {
-        "metrology.energy_reset": lambda user="": ran.append(("energy_reset", user)) or "done"})
+        "metrology.energy_reset": lambda user="": ran.append(("energy_reset", caller(user))) or "done"})
     control.start()
     proc = subprocess.Popen([sys.executable, "-m", "firmware.services.comms", "--config", str(config),
                              "--board", os.path.join(ROOT, "boards", "sim.toml"), "--run-dir", str(run_dir)],
