@@ -113,6 +113,7 @@ class Reader(threading.Thread):
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.join(10)
+        print(f"reader: {len(self.times)} reads, slowest {max(self.times or [0]):.3f} s")
         assert self.failures == [], self.failures[:5]
         assert len(self.times) >= ATTACK_S / 0.5
         assert max(self.times) < SERVED_WITHIN_S, f"slowest read {max(self.times):.3f} s"
@@ -164,6 +165,7 @@ def test_pipelined_reads_never_read_back_cost_bounded_memory_and_are_closed(comm
         s.close()
     stats = comms["stats"]()["tcp"]
     assert sent > 1_000_000, f"the attack sent only {sent} bytes"
+    print(f"pipelining: {sent / 1e6:.1f} MB sent, comms grew {peak - before} kB, {closed} connections closed")
     assert peak - before < RSS_GROWTH_MAX_KB, f"comms grew {peak - before} kB"
     assert stats["write_stalls"] >= 1 and closed >= 1, stats
 
@@ -268,6 +270,7 @@ def test_whole_meter_keeps_serving_through_both_attacks_at_once(tmp_path, repo, 
             mbpoll_reads(port)
         for s in loris + flood:
             s.close()
+        print(f"whole meter: comms grew {peak - before} kB")
         assert peak - before < RSS_GROWTH_MAX_KB, f"comms grew {peak - before} kB"
         status = client.call("status")
         assert status["services"]["comms"]["pid"] == comms_pid and status["services"]["comms"]["restarts"] == 0
