@@ -121,14 +121,16 @@ class MetrologyService(Service):
                     self._last_event = ev
             n += 1
         update: dict[str, float] = {}
-        for item in (*result.three_s, *result.ten_min, *result.two_h):
-            ring.write(pqrecords.aggregate_record(item))
+        aggregates = (*result.three_s, *result.ten_min, *result.two_h)
+        for item in aggregates:
             update.update(aggregate_points(item))
-            n += 1
         if result.events:
             update.update(self._pq_counters())
         if update:
             self.snapshot.publish(update)
+        for item in aggregates:        # after the snapshot: a recorder that reads it on this record sees these values
+            ring.write(pqrecords.aggregate_record(item))
+            n += 1
         self.counters["pq_records"] += n
 
     def _pq_counters(self) -> dict[str, float]:
