@@ -224,9 +224,9 @@ class VoltageEvents:
             if candidate and not self.active and np.all(np.abs(window - mean).max(axis=0) <= self.rvc_thr):
                 dev = np.abs(u - mean)
                 if dev.max() > self.rvc_thr:
+                    # no start notice: an RVC may still turn into a dip or swell, which is then no RVC (5.11)
                     self.open["rvc"] = _Open("rvc", ns, index, int(np.argmax(dev)), dev, dev > self.rvc_thr,
                                              mean_before=mean)
-                    out.append(EventStart("rvc", ns, index, self.names[int(np.argmax(dev))]))
             return
         assert ev.mean_before is not None
         ev.extreme = np.maximum(ev.extreme, np.abs(u - ev.mean_before))

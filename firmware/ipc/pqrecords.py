@@ -76,3 +76,16 @@ def aggregate_record(item: Any) -> bytes:
             "duration_s": float(item.duration_s), "cycles": int(item.cycles), "flagged": bool(item.flagged),
             "gap": bool(item.gap)}
     return encode("aggregate", meta, {k: np.asarray(v, dtype=np.float64) for k, v in item.values.items()})
+
+
+def feed_records(result: Any) -> list[bytes]:
+    """The records of one ``metrology.pipeline.FeedResult``, in the order the recorder needs them: the half-cycle
+    values, then events that started or ended, then the aggregates that closed."""
+    out = []
+    if result.urms_half is not None and result.half_end_ns is not None:
+        out.append(hsrms_record(result.half_end_ns, result.urms_half))
+    for ev in result.events:
+        out.append(encode("start", vars(ev)) if not hasattr(ev, "as_dict") else encode("event", ev.as_dict()))
+    for item in (*result.three_s, *result.ten_min, *result.two_h):
+        out.append(aggregate_record(item))
+    return out

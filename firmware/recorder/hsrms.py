@@ -18,7 +18,7 @@ from metrology.systems import I_PH, SIGNALS, V_LL, V_LN
 KEPT = tuple(range(V_LN.start, V_LN.stop)) + tuple(range(V_LL.start, V_LL.stop)) + tuple(range(I_PH.start,
                                                                                                  I_PH.stop))
 KEPT_NAMES = tuple(SIGNALS[k] for k in KEPT)
-MARGIN_S = 2.0          # events reach the recorder a batch or two after their values
+MARGIN_S = 4.0          # events reach the recorder a batch or two after their values, an RVC when it ends
 
 
 @dataclass

@@ -35,7 +35,7 @@ from firmware.service import Service, command, main
 from firmware.timesync import SNAPSHOT_NAME as TIME_SNAPSHOT_NAME
 from firmware.timesync.reader import STALE_S, TimeSynced
 from metrology import _kernels
-from metrology.events import EventStart, PqEvent
+from metrology.events import PqEvent
 from metrology.pipeline import FeedResult, Pipeline
 from metrology.pqpublish import aggregate_points, counter_points
 from metrology.publish import publish
@@ -107,31 +107,22 @@ class MetrologyService(Service):
         self.heartbeat(**self.counters, **self.gapfill.info())
 
     def _pq(self, result: FeedResult) -> None:
-        """PQ records to the recorder's ring; aggregates to the snapshot as they close."""
-        ring, n = self.pq_ring, 0
-        if result.urms_half is not None and result.half_end_ns is not None:
-            ring.write(pqrecords.hsrms_record(result.half_end_ns, result.urms_half))
-            n += 1
-        for ev in result.events:
-            if isinstance(ev, EventStart):
-                ring.write(pqrecords.encode("start", vars(ev)))
-            else:
-                ring.write(pqrecords.encode("event", ev.as_dict()))
-                if ev.kind in ("sag", "swell", "interruption"):
-                    self._last_event = ev
-            n += 1
+        """Aggregates and counters to the snapshot as they close, then the PQ records to the recorder's ring (a
+        recorder that reads the snapshot on such a record sees these values)."""
         update: dict[str, float] = {}
-        aggregates = (*result.three_s, *result.ten_min, *result.two_h)
-        for item in aggregates:
+        for item in (*result.three_s, *result.ten_min, *result.two_h):
             update.update(aggregate_points(item))
+        for ev in result.events:
+            if isinstance(ev, PqEvent) and ev.kind in ("sag", "swell", "interruption"):
+                self._last_event = ev
         if result.events:
             update.update(self._pq_counters())
         if update:
             self.snapshot.publish(update)
-        for item in aggregates:        # after the snapshot: a recorder that reads it on this record sees these values
-            ring.write(pqrecords.aggregate_record(item))
-            n += 1
-        self.counters["pq_records"] += n
+        records = pqrecords.feed_records(result)
+        for record in records:
+            self.pq_ring.write(record)
+        self.counters["pq_records"] += len(records)
 
     def _pq_counters(self) -> dict[str, float]:
         p = self.pipeline

@@ -39,7 +39,8 @@ from metrology.settings import SAMPLE_RATE_HZ
 ATTACH_TIMEOUT_S = 10.0
 SAVE_INTERVAL_S = 1.0              # the ring position is saved this often: a kill re-reads at most this much
 MAX_RECORDS_PER_STEP = 2000
-HISTORY_MARGIN_S = 3.0             # samples kept beyond a capture's span: events come a batch or two late
+HISTORY_MARGIN_S = 4.0             # samples kept beyond a capture's span: events come a batch or two late, an
+                                   # RVC only when it ends (a second of steady voltage after it)
 CAPTURE_WAIT_S = 5.0               # a capture whose post-trigger samples never come is written with what there is
 WAVEFORMS_DIR = "waveforms"        # under data_dir
 EVENTS_TABLE, HSRMS_TABLE = "pq_events", "pq_hsrms"
@@ -185,7 +186,9 @@ class RecorderService(Service):
                              ts=int(meta["end_ns"]) / 1e9)
         self.counters["events"] += 1
         self.recorders.on_event(meta, self._latest())
-        if kind == "transient":
+        if kind in ("transient", "rvc"):        # these come only when they end (an RVC may become a dip)
+            if kind == "rvc":
+                self.hsrms.trigger(kind, start_ns)
             self._trigger(kind, float(meta["start_index"]), start_ns)
 
     def _seen(self, kind: str, start_ns: int) -> bool:
