@@ -87,7 +87,7 @@ class RecorderService(Service):
         self._last_capture_ns = 0
         self.counters = {"records": 0, "events": 0, "aggregates": 0, "captures": 0, "captures_overwritten": 0,
                          "captures_held_off": 0, "captures_partial": 0, "bursts": 0, "duplicates": 0,
-                         "ring_lost": 0, "samples_lost": 0}
+                         "ring_lost": 0, "samples_lost": 0, "capture_write_s_max": 0.0, "capture_write_s_total": 0.0}
         self.pq_ring = Ring.attach(self.ctx.shm_name(names.PQ_EVENTS), timeout_s=ATTACH_TIMEOUT_S)
         self.reader = RingReader(self.pq_ring, start="oldest")
         saved = self._state("pq_position")
@@ -226,7 +226,11 @@ class RecorderService(Service):
             if first > lo or first + raw.shape[0] < hi:
                 self.counters["captures_partial"] += 1
             before = self.captures.overwritten
+            t0 = time.perf_counter()
             self.captures.write(p.name, self.format, raw, first, p.trigger_index, p.trigger_ns, p.ascii_)
+            took = time.perf_counter() - t0
+            self.counters["capture_write_s_max"] = max(self.counters["capture_write_s_max"], took)
+            self.counters["capture_write_s_total"] += took
             self.counters["captures"] += 1
             self.counters["captures_overwritten"] += self.captures.overwritten - before
         self.pending = keep

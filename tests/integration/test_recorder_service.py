@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 
 import comtrade
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 from firmware.recorder.store import read_aggregates
 from firmware.storage.eventlog import EventLog
 from hal.sim.signals import VoltageEvent, steady
-from tests.integration.recorder_feed import Feeder, start_recorder, wait_for, write_config
+from tests.support.recorder_feed import Feeder, start_recorder, wait_for, write_config
 
 UDIN = 230.0
 PQ = "[pq]\ncapture_samples_per_cycle = \"128\"\ncapture_pre_cycles = 4\ncapture_post_cycles = 60\n"
@@ -145,3 +146,40 @@ def test_sigkill_loses_nothing_and_corrupts_nothing(rig, repo, subprocess_env):
         con = sqlite3.connect(tmp / "var" / db)
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         con.close()
+
+
+def test_meter_pq_cli_through_the_supervisor(tmp_path, repo, subprocess_env):
+    """`meter run` supervises the recorder; `meter pq ...` reaches it through the control socket."""
+    cfg = write_config(tmp_path, PQ)
+    sig = dataclasses.replace(steady(UDIN, 5.0, 20.0), events=(VoltageEvent("sag", 0.6, 2.0, 0.1, "A", 0.0),))
+    feeder = Feeder(tmp_path / "run", sig)
+    out = open(tmp_path / "meter.out", "w+")  # noqa: SIM115 - the meter writes it while the test runs
+    meter = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--config", str(cfg), "--board",
+                              str(repo / "boards" / "sim.toml"), "--only", "recorder"], cwd=repo, env=subprocess_env,
+                             stdout=out, stderr=subprocess.STDOUT)
+
+    def cli(*args: str) -> object:
+        run = subprocess.run([sys.executable, "-m", "firmware.cli", "pq", "--config", str(cfg), *args], cwd=repo,
+                             env=subprocess_env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stdout + run.stderr
+        return json.loads(run.stdout)
+
+    try:
+        wait_for(lambda: (tmp_path / "run" / "recorder.sock").exists(), 90, "the recorder's socket")
+        time.sleep(1.0)
+        feeder.feed(4.0)
+        wait_for(lambda: any(e["kind"] == "sag" for e in cli("events")), 30, "the dip through `meter pq events`")
+        recorders = cli("recorders")
+        assert len(recorders) == 11 and recorders[4]["name"] == "Sag/Swell Log"
+        rows = cli("read", "5", "--since", "2000-01-01")
+        assert len(rows) == 1 and rows[0]["data"]["event.duration_s"] == pytest.approx(0.1, abs=0.0201)
+        assert cli("read", "5", "--until", "2000-01-01") == []
+        assert any(c.endswith("_sag") for c in cli("captures")["captures"])
+    finally:
+        meter.send_signal(signal.SIGTERM)
+        try:
+            meter.wait(30)
+        except subprocess.TimeoutExpired:
+            meter.kill()
+        out.close()
+        feeder.close()

@@ -38,20 +38,27 @@ class Feeder:
         self.t0_ns = t0_ns if t0_ns is not None else time.time_ns()
         self.index = 0
         self.results: list = []
+        self.pipeline_s = 0.0               # time in the metrology pipeline
+        self.write_s: list[float] = []      # time to write each block's PQ records (metrology's cost of the ring)
 
     def feed(self, seconds: float, speed: float = 2.0) -> None:
         """``seconds`` of signal at ``speed`` times real time."""
         start, done = time.monotonic(), 0.0
         end = self.index + int(seconds * FS)
         while self.index < end:
-            x = self.signal.sample_range(self.index, BLOCK, FS)
+            x = self.signal(self.index, BLOCK) if callable(self.signal) else self.signal.sample_range(self.index,
+                                                                                                     BLOCK, FS)
             ts = self.t0_ns + round(self.index * 1e9 / FS)
             block = SampleBlock(self.index, ts, FS, np.rint(x / SCALE).astype(np.int32), (SCALE,) * 7)
             self.samples.write(block.encode())
+            t0 = time.perf_counter()
             result = self.pipeline.feed_values(block.physical(), self.index, ts)
+            t1 = time.perf_counter()
             self.results.append(result)
             for rec in pqrecords.feed_records(result):
                 self.pq.write(rec)
+            self.pipeline_s += t1 - t0
+            self.write_s.append(time.perf_counter() - t1)
             self.index += BLOCK
             done += BLOCK / FS
             lag = done / speed - (time.monotonic() - start)
