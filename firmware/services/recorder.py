@@ -83,6 +83,11 @@ class RecorderService(Service):
         self.captures = CaptureDirectory(data / WAVEFORMS_DIR, cfg.capture_depth)
         self.hsrms = HsRms(cfg.hsrms_pre_s, cfg.hsrms_post_s)
         self.pending: list[PendingCapture] = []
+        # what one step read, written in one transaction per table (a burst of events costs one disk write each)
+        self._log_rows: list[tuple[Event, float]] = []
+        self._event_rows: list[tuple[float, dict[str, Any]]] = []
+        self._burst_rows: list[tuple[float, dict[str, Any]]] = []
+        self._batch_keys: set[tuple[str, int]] = set()
         self.requests: collections.deque[PendingCapture] = collections.deque()   # from the control thread
         self._last_capture_ns = 0
         self.counters = {"records": 0, "events": 0, "aggregates": 0, "captures": 0, "captures_overwritten": 0,
@@ -112,6 +117,7 @@ class RecorderService(Service):
             if n >= MAX_RECORDS_PER_STEP:
                 break
             first = self.reader.read(0.0)
+        self._flush()
         self.counters["records"] += n
         self.counters["ring_lost"] = self.reader.lost
         self._read_samples()
@@ -142,8 +148,8 @@ class RecorderService(Service):
             return
         if kind == "hsrms":
             for burst in self.hsrms.add(int(meta["t0_ns"]), arrays["dt_ns"], arrays["urms"]):
-                self.bursts.append(burst.start_ns / 1e9, {"kind": burst.kind, "start_ns": burst.start_ns,
-                                                           "detail": burst_detail(burst)})
+                self._burst_rows.append((burst.start_ns / 1e9, {"kind": burst.kind, "start_ns": burst.start_ns,
+                                                                 "detail": burst_detail(burst)}))
                 self.counters["bursts"] += 1
         elif kind == "aggregate":
             if self.aggregates.append(meta["kind"], meta["end_ns"] / 1e9, meta["flagged"], meta["gap"], arrays):
@@ -168,10 +174,9 @@ class RecorderService(Service):
         if self._seen(f"{kind}_start", start_ns):
             self.counters["duplicates"] += 1
             return
-        self.eventlog.record(Event(self._priority(kind), "pq", f"{kind}_start", f"{kind} started on "
-                                   f"{meta['initiator']}", detail=meta), ts=start_ns / 1e9)
-        self.events.append(start_ns / 1e9, {"kind": f"{kind}_start", "start_ns": start_ns, "duration_s": 0.0,
-                                            "detail": meta})
+        self._log_rows.append((Event(self._priority(kind), "pq", f"{kind}_start",
+                                     f"{kind} started on {meta['initiator']}", detail=meta), start_ns / 1e9))
+        self._store_event(f"{kind}_start", start_ns, 0.0, meta)
         self.hsrms.trigger(kind, start_ns)
         self._trigger(kind, float(meta["start_index"]), start_ns)
 
@@ -180,10 +185,9 @@ class RecorderService(Service):
         if self._seen(kind, start_ns):
             self.counters["duplicates"] += 1
             return
-        self.events.append(start_ns / 1e9, {"kind": kind, "start_ns": start_ns, "duration_s": meta["duration_s"],
-                                            "detail": meta})
-        self.eventlog.record(Event(self._priority(kind), "pq", kind, describe(meta), detail=meta),
-                             ts=int(meta["end_ns"]) / 1e9)
+        self._store_event(kind, start_ns, float(meta["duration_s"]), meta)
+        self._log_rows.append((Event(self._priority(kind), "pq", kind, describe(meta), detail=meta),
+                               int(meta["end_ns"]) / 1e9))
         self.counters["events"] += 1
         self.recorders.on_event(meta, self._latest())
         if kind in ("transient", "rvc"):        # these come only when they end (an RVC may become a dip)
@@ -191,7 +195,24 @@ class RecorderService(Service):
                 self.hsrms.trigger(kind, start_ns)
             self._trigger(kind, float(meta["start_index"]), start_ns)
 
+    def _store_event(self, kind: str, start_ns: int, duration_s: float, meta: dict[str, Any]) -> None:
+        self._event_rows.append((start_ns / 1e9, {"kind": kind, "start_ns": start_ns, "duration_s": duration_s,
+                                                  "detail": meta}))
+        self._batch_keys.add((kind, start_ns))
+
+    def _flush(self) -> None:
+        if self._event_rows:
+            self.events.append_many(self._event_rows)
+        if self._log_rows:
+            self.eventlog.record_many(self._log_rows)
+        if self._burst_rows:
+            self.bursts.append_many(self._burst_rows)
+        self._event_rows, self._log_rows, self._burst_rows = [], [], []
+        self._batch_keys.clear()
+
     def _seen(self, kind: str, start_ns: int) -> bool:
+        if (kind, start_ns) in self._batch_keys:
+            return True
         return bool(self.events.sql(f"SELECT 1 FROM {EVENTS_TABLE} WHERE kind = ? AND start_ns = ? LIMIT 1",
                                     (kind, start_ns)))
 
@@ -247,6 +268,7 @@ class RecorderService(Service):
 
     def teardown(self) -> None:
         if getattr(self, "reader", None) is not None and getattr(self, "events", None) is not None:
+            self._flush()
             self._save_position()
         for name in ("eventlog", "aggregates", "events", "bursts", "recorders", "pq_ring", "samples_ring",
                      "measurements"):
