@@ -59,8 +59,12 @@ def _run(dips: bool) -> dict:
             fed = time.monotonic() - t0
             finished = [e for r in feeder.results for e in r.events if hasattr(e, "as_dict")]
             want = sum(1 for e in finished if e.kind == "sag")
-            wait_for(lambda: client.call("info")["events"] >= len(finished), fed + 60.0,
-                     f"{len(finished)} events stored")
+            try:
+                wait_for(lambda: client.call("info")["events"] >= len(finished), fed + 60.0,
+                         f"{len(finished)} events stored")
+            except AssertionError:
+                print(f"recorder behind: {client.call('info')}")
+                raise
             done = time.monotonic() - t0
             info = client.call("info")
             stored = sum(1 for e in client.call("events", limit=10000) if e["kind"] == "sag")
