@@ -56,17 +56,17 @@ class TransientDetector:
         index = (start_index[:, None] + (end_index - start_index)[:, None] * frac).reshape(-1)
         ns = (start_ns[:, None] + (end_ns - start_ns)[:, None] * frac).reshape(-1)
         half_samples = float(np.mean(end_index - start_index)) / 2
+        idx = np.arange(m * spc)
         for ch in range(c):
-            # walk the exceeding samples in order; they are rare
-            run = int(self.run[ch])
-            last = -2
-            for k in np.flatnonzero(over[:, ch]).tolist():
-                run = run + 1 if k == last + 1 or (last == -2 and k == 0 and run) else 1
-                last = k
-                if run >= self.s.consecutive and index[k] >= self.quiet_until[ch]:
+            o = over[:, ch]
+            # length of the run of exceeding samples ending at each sample (carried over from the last batch)
+            last_below = np.maximum.accumulate(np.where(o, -1, idx))
+            run = np.where(last_below < 0, idx + 1 + self.run[ch], idx - last_below)
+            for k in np.flatnonzero(o & (run == self.s.consecutive)).tolist():    # each run reaches it once
+                if index[k] >= self.quiet_until[ch]:
                     self._trigger(ch, k, flat, index, ns, out)
                     self.quiet_until[ch] = index[k] + self.s.holdoff_halves * half_samples
-            self.run[ch] = run if last == m * spc - 1 else 0
+            self.run[ch] = int(run[-1]) if o[-1] else 0
 
     def _trigger(self, ch: int, k: int, diff: np.ndarray, index: np.ndarray, ns: np.ndarray, out: list) -> None:
         self.count += 1

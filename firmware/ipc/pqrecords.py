@@ -63,11 +63,13 @@ def create_ring(name: str) -> Ring:
     return Ring.create(name, SLOT_SIZE, N_SLOTS)
 
 
-def hsrms_record(end_ns: np.ndarray, urms: np.ndarray) -> bytes:
+def hsrms_record(end_ns: np.ndarray, urms: np.ndarray, end_index: float) -> bytes:
     """Urms(1/2) of every derived signal (n, 11), each stamped with its window's end; times relative to the
-    first, so float64 keeps them to the nanosecond."""
+    first, so float64 keeps them to the nanosecond. ``end_index``: the sample index metrology has measured up to
+    (the recorder reads the samples ring no further ahead than that, so its captures wait for it)."""
     t0 = int(end_ns[0])
-    return encode("hsrms", {"t0_ns": t0}, {"dt_ns": (end_ns - t0).astype(np.float64), "urms": urms})
+    return encode("hsrms", {"t0_ns": t0, "end_index": float(end_index)},
+                  {"dt_ns": (end_ns - t0).astype(np.float64), "urms": urms})
 
 
 def aggregate_record(item: Any) -> bytes:
@@ -82,8 +84,8 @@ def feed_records(result: Any) -> list[bytes]:
     """The records of one ``metrology.pipeline.FeedResult``, in the order the recorder needs them: the half-cycle
     values, then events that started or ended, then the aggregates that closed."""
     out = []
-    if result.urms_half is not None and result.half_end_ns is not None:
-        out.append(hsrms_record(result.half_end_ns, result.urms_half))
+    if result.urms_half is not None and result.half_end_ns is not None and result.cycles is not None:
+        out.append(hsrms_record(result.half_end_ns, result.urms_half, float(result.cycles.end[-1])))
     for ev in result.events:
         out.append(encode("start", vars(ev)) if not hasattr(ev, "as_dict") else encode("event", ev.as_dict()))
     for item in (*result.three_s, *result.ten_min, *result.two_h):

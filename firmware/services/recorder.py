@@ -90,6 +90,7 @@ class RecorderService(Service):
         self._batch_keys: set[tuple[str, int]] = set()
         self.requests: collections.deque[PendingCapture] = collections.deque()   # from the control thread
         self._last_capture_ns = 0
+        self._measured_index = 0.0           # the sample index metrology has measured up to (hsrms records)
         self.counters = {"records": 0, "events": 0, "aggregates": 0, "captures": 0, "captures_overwritten": 0,
                          "captures_held_off": 0, "captures_partial": 0, "bursts": 0, "duplicates": 0,
                          "ring_lost": 0, "samples_lost": 0, "capture_write_s_max": 0.0, "capture_write_s_total": 0.0}
@@ -120,9 +121,9 @@ class RecorderService(Service):
         self._flush()
         self.counters["records"] += n
         self.counters["ring_lost"] = self.reader.lost
-        self._read_samples()
         while self.requests:
             self.pending.append(self.requests.popleft())
+        self._read_samples()
         self._captures()
         self.recorders.poll(time.time(), self._latest)
         now = time.monotonic()
@@ -131,8 +132,12 @@ class RecorderService(Service):
         self.heartbeat(**self.counters, captures_overwritten_total=self.captures.overwritten)
 
     def _read_samples(self) -> None:
+        """Samples up to where metrology has measured, or further while a capture waits for its post-trigger
+        samples: the rest stays on the samples ring (seconds long), so a recorder that is behind with its records
+        still finds a trigger's samples there."""
         lost = self.samples.lost
-        while True:
+        until = max([self._measured_index, *(self.format.span(p.trigger_index)[1] for p in self.pending)])
+        while self.history.end < until or not self.history.count:
             data = self.samples.read(0.0)
             if data is None:
                 break
@@ -147,6 +152,7 @@ class RecorderService(Service):
             self.log.warning("events ring: unreadable record skipped (%s)", exc)
             return
         if kind == "hsrms":
+            self._measured_index = max(self._measured_index, float(meta.get("end_index", 0.0)))
             for burst in self.hsrms.add(int(meta["t0_ns"]), arrays["dt_ns"], arrays["urms"]):
                 self._burst_rows.append((burst.start_ns / 1e9, {"kind": burst.kind, "start_ns": burst.start_ns,
                                                                  "detail": burst_detail(burst)}))
@@ -286,7 +292,7 @@ class RecorderService(Service):
         """A waveform capture now: [pq] capture_pre_cycles before, capture_post_cycles after."""
         if not self.history.count:
             raise MeterError("recorder.capture: no samples received yet; is acquisition running?")
-        index = float(self.history.end)
+        index = max(float(self.history.end), self._measured_index)
         ns = time.time_ns()
         name = capture_name(ns, "command")
         self.requests.append(PendingCapture(name, "command", index, ns, bool(ascii), time.monotonic()))
