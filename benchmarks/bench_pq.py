@@ -65,8 +65,7 @@ def _run(dips: bool, seconds: float, speed: float) -> dict:
                 wait_for(lambda: client.call("info")["events"] >= len(finished), fed + 60.0,
                          f"{len(finished)} events stored")
             except AssertionError:
-                print(f"recorder behind: {client.call('info')}")
-                raise
+                print(f"the recorder had not stored all {len(finished)} events a minute after the feed ended")
             done = time.monotonic() - t0
             info = client.call("info")
             con = sqlite3.connect(f"file:{tmp / 'var' / 'recorder.db'}?mode=ro", uri=True)
@@ -80,7 +79,7 @@ def _run(dips: bool, seconds: float, speed: float) -> dict:
             proc.wait(20)
             feeder.close()
         w = np.array(feeder.write_s)
-        return {"dips": want, "stored": stored, "logged": logged, "fed_s": fed, "done_s": done, "info": info,
+        return {"finished": finished, "dips": want, "stored": stored, "logged": logged, "fed_s": fed, "done_s": done, "info": info,
                 "pipeline_per_s": feeder.pipeline_s / seconds, "write_p99": float(np.percentile(w, 99)),
                 "write_max": float(w.max())}
 
@@ -105,5 +104,5 @@ def main() -> None:
     print(f"events ring writes per block: p99 {burst['write_p99'] * 1e6:.0f} us (baseline "
           f"{base['write_p99'] * 1e6:.0f} us), max {burst['write_max'] * 1e6:.0f} us (target p99 < 1000 us)")
     ok = (burst["dips"] >= DIPS - 1 and burst["stored"] == burst["logged"] == burst["dips"] and info["ring_lost"] == 0
-          and burst["done_s"] <= burst["fed_s"] + 10.0)
+          and info["events"] >= len(burst["finished"]) and burst["done_s"] <= burst["fed_s"] + 10.0)
     print("nothing lost, recorder kept up" if ok else "TARGET MISSED: events lost or the recorder fell behind")

@@ -86,7 +86,10 @@ class Pipeline:
                                      s.hysteresis_pct, s.rvc_enabled, s.rvc_threshold_pct, s.rvc_hysteresis_pct,
                                      2 * int(s.nominal_frequency))
         self.flagger = EventFlagger(thresholds, watch, names)
-        self._watch = watch
+        # the inputs the watched voltages are made of, and how (wye: three inputs, a diagonal)
+        used = self.matrix[:, watch]
+        self._tr_inputs = np.flatnonzero(np.any(used != 0, axis=1))
+        self._tr_matrix = np.ascontiguousarray(used[self._tr_inputs])
         self.transients = TransientDetector(
             TransientSettings(s.transient_enabled, s.transient_threshold_pct / 100.0 * s.nominal_voltage,
                               s.transient_consecutive, s.transient_holdoff_halves), names, s.nominal_voltage)
@@ -177,7 +180,8 @@ class Pipeline:
         half_end_ns = self.origin_ns + np.round(half_end * (1e9 / self.fs)).astype(np.int64)
         urms, flags_c = self.flagger.process(cm.half_ms, half_end, half_end_ns, cm.vi.sum(axis=1), out.events)
         if self.transients.s.enabled:
-            v = batch.samples @ self.matrix[:, self._watch]
+            x = batch.samples[:, :, self._tr_inputs]
+            v = (x.reshape(-1, x.shape[2]) @ self._tr_matrix).reshape(x.shape[0], x.shape[1], -1)
             self.transients.process(v, cm.start, cm.end, start_ns, end_ns, out.events)
         out.cycles, out.urms_half, out.cycle_start_ns, out.half_end_ns = cm, urms, start_ns, half_end_ns
         for t, f in self.ten_s.add(start_ns, end_ns, cm.duration_s, cm.real):

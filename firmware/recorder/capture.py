@@ -94,10 +94,11 @@ class CaptureDirectory:
         self.depth = depth
         self.overwritten = 0
         self.written = 0
+        self._kept = sorted(self.dir.glob("*.cfg"))     # read once; this process is the directory's only writer
 
     def list(self) -> list[Path]:
         """The .cfg of every capture, oldest first (names start with the UTC time of the trigger)."""
-        return sorted(self.dir.glob("*.cfg"))
+        return list(self._kept)
 
     def write(self, name: str, fmt: CaptureFormat, raw: np.ndarray, raw_first: int, trigger_index: float,
               trigger_ns: int, ascii_: bool = False) -> Path:
@@ -131,11 +132,14 @@ class CaptureDirectory:
         os.replace(dat, self.dir / f"{name}.dat")
         os.replace(cfg, self.dir / f"{name}.cfg")
         self.written += 1
-        return self.dir / f"{name}.cfg"
+        final = self.dir / f"{name}.cfg"
+        self._kept.append(final)
+        self._kept.sort()            # a trigger can be older than the last capture's (an RVC reported at its end)
+        return final
 
     def _make_room(self) -> None:
-        captures = self.list()
-        for cfg in captures[:max(len(captures) - self.depth + 1, 0)]:
+        while len(self._kept) >= self.depth:
+            cfg = self._kept.pop(0)
             cfg.unlink(missing_ok=True)
             cfg.with_suffix(".dat").unlink(missing_ok=True)
             self.overwritten += 1

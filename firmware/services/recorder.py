@@ -227,10 +227,10 @@ class RecorderService(Service):
     def _trigger(self, kind: str, index: float, trigger_ns: int) -> None:
         if kind not in self.cfg.capture_on:
             return
-        if trigger_ns - self._last_capture_ns < self.cfg.capture_holdoff * 1e9:
+        if 0 <= trigger_ns - self._last_capture_ns < self.cfg.capture_holdoff * 1e9:
             self.counters["captures_held_off"] += 1
             return
-        self._last_capture_ns = trigger_ns
+        self._last_capture_ns = max(self._last_capture_ns, trigger_ns)
         name = capture_name(trigger_ns, kind)
         if (self.captures.dir / f"{name}.cfg").exists():
             return                    # written before a restart
