@@ -94,14 +94,17 @@ def main() -> None:
     print(f"recorder: {records} records in {burst['done_s']:.1f} s = {records / burst['done_s']:.0f} records/s, "
           f"{info['events']} events = {info['events'] / burst['done_s']:.1f} events/s "
           f"(fed for {burst['fed_s']:.1f} s, in real time)")
+    print(f"recorder CPU: {info['cpu_s']:.1f} s for the minute = {info['events'] / info['cpu_s']:.0f} events per CPU "
+          f"second, {info['cpu_s'] / burst['fed_s'] * 100:.0f} % of a core (baseline "
+          f"{base['info']['cpu_s'] / base['fed_s'] * 100:.0f} %)")
     n = max(info["captures"], 1)
     print(f"captures {info['captures']} written ({info['captures_overwritten']} overwritten at depth 100, "
           f"{info['captures_partial']} partial): write time mean {info['capture_write_s_total'] / n * 1e3:.1f} ms, "
           f"max {info['capture_write_s_max'] * 1e3:.1f} ms")
-    print(f"metrology pipeline per second of signal: {burst['pipeline_per_s'] * 1e3:.1f} ms with the burst, "
+    print(f"metrology pipeline CPU per second of signal: {burst['pipeline_per_s'] * 1e3:.1f} ms with the burst, "
           f"{base['pipeline_per_s'] * 1e3:.1f} ms baseline: ratio {burst['pipeline_per_s'] / base['pipeline_per_s']:.2f}"
           f" (target <= 1.5)")
-    print(f"events ring writes per block: p99 {burst['write_p99'] * 1e6:.0f} us (baseline "
+    print(f"events ring records, CPU per batch: p99 {burst['write_p99'] * 1e6:.0f} us (baseline "
           f"{base['write_p99'] * 1e6:.0f} us), max {burst['write_max'] * 1e6:.0f} us (target p99 < 1000 us)")
     ok = (burst["dips"] >= DIPS - 1 and burst["stored"] == burst["logged"] == burst["dips"] and info["ring_lost"] == 0
           and info["events"] >= len(burst["finished"]) and burst["done_s"] <= burst["fed_s"] + 10.0)

@@ -283,7 +283,8 @@ class RecorderService(Service):
                 obj.close()
 
     def dump_config(self) -> dict[str, Any]:
-        return {**getattr(self, "counters", {}), "pending_captures": len(getattr(self, "pending", []))}
+        return {**getattr(self, "counters", {}), "pending_captures": len(getattr(self, "pending", [])),
+                "cpu_s": time.process_time()}
 
     # ------------------------------------------------------------------ commands
 
