@@ -215,11 +215,11 @@ class VoltageEvents:
         return u < self.dip if kind == "sag" else u > self.swell if kind == "swell" else u < self.intr
 
     def _rvc(self, u: np.ndarray, index: float, ns: int, candidate: bool, out: list[PqEvent | EventStart]) -> None:
-        if len(self.history) < self.n_rvc:
-            return
+        ev = self.open.get("rvc")
+        if len(self.history) < self.n_rvc or (ev is None and (not candidate or self.active)):
+            return                    # the usual case, and every value of a dip or swell: nothing to look at
         window = np.asarray(self.history)
         mean = window.mean(axis=0)
-        ev = self.open.get("rvc")
         if ev is None:
             if candidate and not self.active and np.all(np.abs(window - mean).max(axis=0) <= self.rvc_thr):
                 dev = np.abs(u - mean)
