@@ -75,7 +75,9 @@ class PqEvent:
         return (self.end_ns - self.start_ns) / 1e9
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain values; a measurement that does not apply (NaN) is None, so the dict is standard JSON."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}
         d["duration_s"] = self.duration_s
         d["channels"], d["extreme_v"] = list(self.channels), list(self.extreme_v)
         return d

@@ -68,7 +68,10 @@ def signal_source(config: Config, line_hz: int) -> Any:
         source = steady(nominal_hz=line_hz)
     else:
         return ThreePhase(v_rms=(0.0,) * 3, i_rms=(0.0,) * 3, nominal_hz=line_hz)
-    dips = tuple(VoltageEvent("sag", SIM_DIP_RESIDUAL, t, SIM_DIP_S, "A", 0.0) for t in sim.dips)
+    # the simulated chip's signal runs on the monotonic clock (hal.sim.chip stamps frame 0 with it): dips count
+    # from now
+    now = time.monotonic()
+    dips = tuple(VoltageEvent("sag", SIM_DIP_RESIDUAL, now + t, SIM_DIP_S, "A", 0.0) for t in sim.dips)
     return dataclasses.replace(source, events=source.events + dips) if dips else source
 
 

@@ -41,7 +41,7 @@ SECTIONS = [
         Option("time_scale", Float(1, 10000), 1.0,
                "How many simulated seconds pass per real second in the day profile's load changes."),
         Option("dips", ListOf(Float(0, 1e7), 0, 1000), (),
-               "Times (s after the simulated board starts) of a 100-ms dip to 60 % on phase A, starting at a "
+               "Times (s after the acquisition service starts) of a 100-ms dip to 60 % on phase A, starting at a "
                "zero crossing: PQ events, captures and the recorder at work (docs/pq.md)."),
     ], "The simulated board used by `make run` and the tests."),
 ]
