@@ -38,7 +38,7 @@ from metrology.settings import SAMPLE_RATE_HZ
 
 ATTACH_TIMEOUT_S = 10.0
 SAVE_INTERVAL_S = 1.0              # the ring position is saved this often: a kill re-reads at most this much
-MAX_RECORDS_PER_STEP = 2000
+MAX_RECORDS_PER_STEP = 100         # a backlog is worked off in steps, captures and heartbeats between them
 HISTORY_MARGIN_S = 4.0             # samples kept beyond a capture's span: events come a batch or two late, an
                                    # RVC only when it ends (a second of steady voltage after it)
 CAPTURE_WAIT_S = 5.0               # a capture whose post-trigger samples never come is written with what there is
@@ -109,7 +109,8 @@ class RecorderService(Service):
     # ------------------------------------------------------------------ loop
 
     def step(self) -> None:
-        self._read_samples()
+        if not self.pending:           # captures read the samples they wait for themselves, oldest first
+            self._read_samples()
         first = self.reader.read(timeout_s=self.step_interval_s)
         n = 0
         while first is not None:
@@ -123,7 +124,6 @@ class RecorderService(Service):
         self.counters["ring_lost"] = self.reader.lost
         while self.requests:
             self.pending.append(self.requests.popleft())
-        self._read_samples()
         self._captures()
         self.recorders.poll(time.time(), self._latest)
         now = time.monotonic()
@@ -131,12 +131,12 @@ class RecorderService(Service):
             self._save_position()
         self.heartbeat(**self.counters, captures_overwritten_total=self.captures.overwritten)
 
-    def _read_samples(self) -> None:
-        """Samples up to where metrology has measured, or further while a capture waits for its post-trigger
-        samples: the rest stays on the samples ring (seconds long), so a recorder that is behind with its records
-        still finds a trigger's samples there."""
+    def _read_samples(self, until: float | None = None) -> None:
+        """Samples up to ``until`` (default: where metrology has measured): the rest stays on the samples ring
+        (seconds long), so a recorder that is behind with its records still finds a trigger's samples there."""
         lost = self.samples.lost
-        until = max([self._measured_index, *(self.format.span(p.trigger_index)[1] for p in self.pending)])
+        if until is None:
+            until = self._measured_index
         while self.history.end < until or not self.history.count:
             data = self.samples.read(0.0)
             if data is None:
@@ -237,9 +237,12 @@ class RecorderService(Service):
         self.pending.append(PendingCapture(name, kind, index, trigger_ns, False, time.monotonic()))
 
     def _captures(self) -> None:
+        """Write the waiting captures oldest first, reading the samples ring only as far as each needs: a backlog
+        of triggers still finds its samples, which stay on the ring until read."""
         keep = []
-        for p in self.pending:
+        for p in sorted(self.pending, key=lambda c: c.trigger_index):
             lo, hi = self.format.span(p.trigger_index)
+            self._read_samples(hi)
             if self.history.end < hi and time.monotonic() - p.queued_at < CAPTURE_WAIT_S:
                 keep.append(p)
                 continue
