@@ -17,8 +17,11 @@ from firmware.ipc.ring import Ring
 from hal.errors import IPCError
 
 KINDS = ("start", "event", "hsrms", "aggregate")
-SLOT_SIZE = 32768          # a 3-s aggregate with every harmonic array is about 17 kB
-N_SLOTS = 512              # ~60 s of records at the rate of a burst of 1,000 events a minute plus the RMS stream
+SLOT_SIZE = 16384          # a 10-min aggregate (harmonics and interharmonics, no angles) is about 12 kB
+N_SLOTS = 2048             # ~50 s of records at the rate of a burst of 1,000 events a minute plus the RMS stream
+# Interval values not sent (so not stored): an aggregate's harmonic angles are only its last window's; reports
+# use 3-s values for harmonics, not interharmonics (IEEE 519)
+NOT_SENT: dict[str, tuple[str, ...]] = {"3s": ("h_angle", "h_inter"), "10min": ("h_angle",), "2h": ("h_angle",)}
 _LEN = struct.Struct("<I")
 
 
@@ -77,7 +80,9 @@ def aggregate_record(item: Any) -> bytes:
     meta = {"kind": item.kind, "start_ns": int(item.start_ns), "end_ns": int(item.end_ns),
             "duration_s": float(item.duration_s), "cycles": int(item.cycles), "flagged": bool(item.flagged),
             "gap": bool(item.gap)}
-    return encode("aggregate", meta, {k: np.asarray(v, dtype=np.float64) for k, v in item.values.items()})
+    skip = NOT_SENT.get(item.kind, ())
+    return encode("aggregate", meta, {k: np.asarray(v, dtype=np.float64) for k, v in item.values.items()
+                                      if k not in skip})
 
 
 def feed_records(result: Any) -> list[bytes]:

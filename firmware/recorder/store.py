@@ -23,12 +23,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from firmware.ipc.pqrecords import NOT_SENT
 from hal.errors import StorageError
 
 RECORDER_DB = "recorder.db"          # under data_dir
 AGGREGATES_TABLE = "pq_aggregates"
 AGGREGATE_KINDS = ("3s", "10min", "2h")
-NOT_STORED: dict[str, tuple[str, ...]] = {"3s": ("h_angle", "h_inter"), "10min": ("h_angle",), "2h": ("h_angle",)}
+NOT_STORED = NOT_SENT                # what metrology does not send for each kind is not stored either
 SIGNIFICANT_DIGITS = 7               # float32 precision: what the meter's protocols publish
 
 
