@@ -10,8 +10,8 @@ and writes
 - the data recorders (``firmware.recorder.datarec``).
 
 It can be killed at any moment: the position in the events ring is saved every second with what it wrote, and
-on restart it reads again from there (the ring holds about a minute); a record seen twice is recognised (an
-aggregate by its kind and end, an event by its kind and start) and not stored twice. A capture waiting for its
+on restart it reads again from there (the ring holds 2,048 records, minutes at the usual rate); a record seen
+twice is recognised (an aggregate by its kind and end, an event by its kind and start) and not stored twice. A capture waiting for its
 post-trigger samples when the process dies is lost; the samples ring does not hold them long enough.
 """
 from __future__ import annotations
