@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "firmware.cli_run",       # run, status
     "firmware.cli_config",    # config validate/show/defaults/set
     "firmware.cli_user",      # user add/passwd/list/remove/unlock
+    "firmware.cli_recorder",  # pq events/capture/captures/recorders/read/aggregates
     "tools.replay",           # replay RECORDING.cfg
     "firmware.cli_report",    # report en50160|ieee519
     "tools.image.cli",        # image build/keygen/sign/verify/install

@@ -1,8 +1,7 @@
 """``meter report en50160|ieee519 [--week present|previous] [--png FILE]``: a week's compliance as JSON on stdout.
 
-The records are the power-quality aggregates the recorder keeps in ``data_dir/recorder.db`` (table
-``pq_aggregates``: id, ts REAL = interval end in s, kind TEXT "3s"/"10min"/"2h", flagged INTEGER, gap INTEGER,
-values JSON). ``read_aggregates`` is the one place that reads them. The installation (nominal voltage and
+The records are the power-quality aggregates the recorder keeps (``firmware.recorder.store``, read through
+``read_aggregates`` there). The installation (nominal voltage and
 frequency, wiring, I_L) comes from the configuration's ``[metrology]`` section; IEEE 519 also needs the
 short-circuit ratio at the point of common coupling, which only the user knows (``--isc-il``).
 
@@ -14,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -22,32 +20,16 @@ from typing import Any, Iterator
 
 from firmware.cli_config import DEFAULT_CONFIG
 from firmware.config.store import ConfigStore
-from hal.errors import ConfigError, StorageError
+from firmware.recorder import store
+from hal.errors import ConfigError
 from metrology.reports import en50160, ieee519
 from metrology.reports.common import DAY_S, WEEKS, week_bounds
 
-RECORDER_DB = "recorder.db"          # under data_dir, written by the recorder service
-TABLE = "pq_aggregates"
-
 
 def read_aggregates(data_dir: str | Path, kind: str, since_ts: float, until_ts: float) -> list[dict]:
-    """Records of ``kind`` with ``since_ts < ts <= until_ts``, oldest first, as dicts
-    ``{"ts", "kind", "flagged", "gap", "values"}``; none when the recorder has written nothing yet."""
-    path = Path(data_dir) / RECORDER_DB
-    if not path.exists():
-        return []
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-        try:
-            rows = db.execute(f'SELECT ts, kind, flagged, gap, "values" FROM {TABLE} '
-                              "WHERE kind = ? AND ts > ? AND ts <= ? ORDER BY ts", (kind, since_ts, until_ts))
-            return [{"ts": ts, "kind": k, "flagged": bool(f), "gap": bool(g), "values": json.loads(v)}
-                    for ts, k, f, g, v in rows]
-        finally:
-            db.close()
-    except (sqlite3.Error, json.JSONDecodeError) as exc:
-        raise StorageError(f"{path}: cannot read the power-quality records ({exc}); check that the file is the "
-                           f"recorder's database and is readable") from exc
+    """Records of ``kind`` with ``since_ts < ts <= until_ts`` (an interval ending on the week's first instant
+    belongs to the week before), oldest first, from the recorder's store."""
+    return [r for r in store.read_aggregates(data_dir, kind, since_ts, until_ts) if r["ts"] > since_ts]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -115,7 +97,7 @@ def _report(args: argparse.Namespace) -> int:
         if args.png:
             from firmware.report_plot import ieee519_png
             ieee519_png(args.png, out, ieee519.series(ten, start, end, il_a, inst["voltage"]))
-    out["source"] = str(Path(data_dir) / RECORDER_DB)
+    out["source"] = str(Path(data_dir) / store.RECORDER_DB)
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")
     return 0

@@ -5,7 +5,7 @@ come from a file. Stages, in order:
 
     inputs (V, A at the terminals) -> CycleTracker (boundaries) -> SyncResampler (512 samples/cycle)
     -> CycleStage (PT/CT ratio, polarity and wiring as one matrix; half-cycle sums, powers, phasors)
-    -> EventFlagger (Urms(1/2), dip/swell flags) -> 10/12-cycle windows (harmonics)
+    -> EventFlagger (Urms(1/2), PQ events, dip/swell flags), TransientDetector -> 10/12-cycle windows
     -> 150/180-cycle, 10-min, 2-h aggregation; 1-s values with their EnergyIncrement
     -> TenSecondFrequency
     inputs -> FlickerMeter (the phase voltages, L-L where the system has no neutral): Pinst on every
@@ -30,6 +30,7 @@ import numpy as np
 
 from metrology.cycle import CycleLog, CycleMeasures, CycleStage
 from metrology.energy import EnergyIncrement, EnergyRegisters, cycle_energy, loss_power
+from metrology.events import EventStart, EventThresholds, PqEvent
 from metrology.flagging import EventFlagger
 from metrology.flicker import PipelineFlicker
 from metrology.frequency import CycleTracker, TenSecondFrequency
@@ -39,7 +40,8 @@ from metrology.intervals import (NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator
 from metrology.power import compute_power
 from metrology.resample import SyncResampler
 from metrology.settings import SAMPLES_PER_CYCLE, MetrologySettings
-from metrology.systems import I_PH, INPUTS, V_LL, V_LN, wiring
+from metrology.systems import I_PH, INPUTS, SIGNALS, V_LL, V_LN, wiring
+from metrology.transients import TransientDetector, TransientSettings
 
 WINDOWS_PER_3S = 15        # 150/180 cycles = 15 windows of 10/12 (IEC 61000-4-30 4.5.2)
 
@@ -49,12 +51,14 @@ class FeedResult:
     cycles: CycleMeasures | None = None
     urms_half: np.ndarray | None = None        # (2m, 11) Urms(1/2) of the new cycles
     cycle_start_ns: np.ndarray | None = None   # (m,) clock time of each new cycle
+    half_end_ns: np.ndarray | None = None      # (2m,) clock time at the end of each Urms(1/2) window
     windows: list[Interval] = field(default_factory=list)     # 10/12-cycle values
     seconds: list[Interval] = field(default_factory=list)     # 1-s values, each with .energy
     three_s: list[Interval] = field(default_factory=list)
     ten_min: list[Interval] = field(default_factory=list)
     two_h: list[Interval] = field(default_factory=list)
     frequency_10s: list[tuple[int, float]] = field(default_factory=list)
+    events: list[PqEvent | EventStart] = field(default_factory=list)   # PQ events that started or ended
     gap: bool = False
 
 
@@ -80,8 +84,18 @@ class Pipeline:
         self.cycle_stage = CycleStage(self.matrix, SAMPLES_PER_CYCLE, self.fs)
         present = self.wiring.signal_present()
         watch = np.flatnonzero(present[V_LL]) + V_LL.start if line_ref else np.flatnonzero(present[V_LN])
-        self.flagger = EventFlagger(s.nominal_voltage, watch, s.dip_pct, s.swell_pct, s.interruption_pct,
-                                    s.hysteresis_pct)
+        names = tuple(SIGNALS[k] for k in watch)
+        thresholds = EventThresholds(s.nominal_voltage, s.dip_pct, s.swell_pct, s.interruption_pct,
+                                     s.hysteresis_pct, s.rvc_enabled, s.rvc_threshold_pct, s.rvc_hysteresis_pct,
+                                     2 * int(s.nominal_frequency))
+        self.flagger = EventFlagger(thresholds, watch, names)
+        # the inputs the watched voltages are made of, and how (wye: three inputs, a diagonal)
+        used = self.matrix[:, watch]
+        self._tr_inputs = np.flatnonzero(np.any(used != 0, axis=1))
+        self._tr_matrix = np.ascontiguousarray(used[self._tr_inputs])
+        self.transients = TransientDetector(
+            TransientSettings(s.transient_enabled, s.transient_threshold_pct / 100.0 * s.nominal_voltage,
+                              s.transient_consecutive, s.transient_holdoff_halves), names, s.nominal_voltage)
         self.present = np.asarray(self.wiring.phases)
         self.flicker = PipelineFlicker(self.fs, s, self.matrix, present, line_ref)
         self.creep = s.creep_fraction * s.nominal_current
@@ -165,10 +179,16 @@ class Pipeline:
         self._note_hole(float(cm.start[0]))
         self._last_end = float(cm.end[-1])
         base = self.log.append(cm)
-        urms, flags_c = self.flagger.process(cm.half_ms)
         start_ns = self.origin_ns + np.round(cm.start * (1e9 / self.fs)).astype(np.int64)
         end_ns = self.origin_ns + np.round(cm.end * (1e9 / self.fs)).astype(np.int64)
-        out.cycles, out.urms_half, out.cycle_start_ns = cm, urms, start_ns
+        half_end = np.stack(((cm.start + cm.end) / 2, cm.end), axis=1).reshape(-1)
+        half_end_ns = self.origin_ns + np.round(half_end * (1e9 / self.fs)).astype(np.int64)
+        urms, flags_c = self.flagger.process(cm.half_ms, half_end, half_end_ns, cm.vi.sum(axis=1), out.events)
+        if self.transients.s.enabled:
+            x = batch.samples[:, :, self._tr_inputs]
+            v = (x.reshape(-1, x.shape[2]) @ self._tr_matrix).reshape(x.shape[0], x.shape[1], -1)
+            self.transients.process(v, cm.start, cm.end, start_ns, end_ns, out.events)
+        out.cycles, out.urms_half, out.cycle_start_ns, out.half_end_ns = cm, urms, start_ns, half_end_ns
         for t, f in self.ten_s.add(start_ns, end_ns, cm.duration_s, cm.real):
             self.latest_frequency_10s = f
             out.frequency_10s.append((t, f))
@@ -185,6 +205,7 @@ class Pipeline:
         self.resampler.restart()
         self.flagger.restart()
         self.flicker.restart()
+        self.transients.restart()
         self._win_count = self._win_filled = 0
         self._win_flags = False
         # the open second's cycles stay: the second goes on after the gap; the rows before it only served

@@ -63,6 +63,13 @@ class MetrologySettings:
     swell_pct: float = 110.0
     interruption_pct: float = 10.0
     hysteresis_pct: float = 2.0
+    rvc_enabled: bool = True            # rapid voltage change (IEC 61000-4-30 5.11), % of Udin
+    rvc_threshold_pct: float = 5.0
+    rvc_hysteresis_pct: float = 2.5
+    transient_enabled: bool = True      # sample against the same sample one cycle earlier
+    transient_threshold_pct: float = 10.0   # % of Udin (JEMStar example: 10 V on 120 V secondary)
+    transient_consecutive: int = 3
+    transient_holdoff_halves: int = 120
     demand_current: float = 0.0         # I_L for TDD (IEEE 519); 0 means "use nominal_current"
     # flicker lamp model (IEC 61000-4-15), 230 or 120 V; 0: by the mains, 120 V at 60 Hz, 230 V at 50 Hz
     flicker_lamp_v: int = 0
@@ -105,8 +112,9 @@ class MetrologySettings:
         return self.demand_current or self.nominal_current
 
 
-def from_config(section: Any) -> MetrologySettings:
-    """Build settings from the ``[metrology]`` configuration section (attribute access)."""
+def from_config(section: Any, pq: Any = None) -> MetrologySettings:
+    """Build settings from the ``[metrology]`` configuration section and the event thresholds of ``[pq]``
+    (attribute access; without it the defaults)."""
     losses = LossCompensation(
         enabled=section.loss_compensation,
         va_rated=section.loss_va_rated, v_cal=section.loss_v_cal, i_cal=section.loss_i_cal,
@@ -129,4 +137,13 @@ def from_config(section: Any) -> MetrologySettings:
         creep_fraction=section.creep_fraction,
         demand_current=section.tdd_demand_current,
         losses=losses,
+        **(_pq_settings(pq) if pq is not None else {}),
     )
+
+
+def _pq_settings(pq: Any) -> dict[str, Any]:
+    return {"dip_pct": pq.sag_pct, "swell_pct": pq.swell_pct, "interruption_pct": pq.interruption_pct,
+            "hysteresis_pct": pq.hysteresis_pct, "rvc_enabled": pq.rvc_enabled,
+            "rvc_threshold_pct": pq.rvc_threshold_pct, "rvc_hysteresis_pct": pq.rvc_hysteresis_pct,
+            "transient_enabled": pq.transient_enabled, "transient_threshold_pct": pq.transient_threshold_pct,
+            "transient_consecutive": pq.transient_consecutive, "transient_holdoff_halves": pq.transient_holdoff}

@@ -50,20 +50,29 @@ ENERGY_LAYOUT = [
     ("blocks", 1), ("gaps", 1), ("lost_frames", 1), ("crc_errors", 1), ("chip_resets", 1),
     ("config_crc_changes", 1),
 ]
+SIM_DIP_RESIDUAL, SIM_DIP_S = 0.6, 0.1     # [simulation] dips: 100 ms to 60 % on phase A
 REALTIME_PRIORITY = 50        # SCHED_FIFO, below the kernel's threaded IRQ handlers (50 by default on PREEMPT_RT)
 FREEZE_MAX_S = 5.0            # longest pause the freeze test hook may ask for (the C ring holds 4 s)
 
 
 def signal_source(config: Config, line_hz: int) -> Any:
     """The simulated board's input: the configured load profile."""
-    from hal.sim.signals import ThreePhase, day_profile, steady
+    import dataclasses
+
+    from hal.sim.signals import ThreePhase, VoltageEvent, day_profile, steady
 
     sim = config["simulation"]
     if sim.profile == "day":
-        return day_profile(time_scale=sim.time_scale, nominal_hz=line_hz)
-    if sim.profile == "steady":
-        return steady(nominal_hz=line_hz)
-    return ThreePhase(v_rms=(0.0,) * 3, i_rms=(0.0,) * 3, nominal_hz=line_hz)
+        source = day_profile(time_scale=sim.time_scale, nominal_hz=line_hz)
+    elif sim.profile == "steady":
+        source = steady(nominal_hz=line_hz)
+    else:
+        return ThreePhase(v_rms=(0.0,) * 3, i_rms=(0.0,) * 3, nominal_hz=line_hz)
+    # the simulated chip's signal runs on the monotonic clock (hal.sim.chip stamps frame 0 with it): dips count
+    # from now
+    now = time.monotonic()
+    dips = tuple(VoltageEvent("sag", SIM_DIP_RESIDUAL, now + t, SIM_DIP_S, "A", 0.0) for t in sim.dips)
+    return dataclasses.replace(source, events=source.events + dips) if dips else source
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from firmware import extensions
-from firmware.ipc import names
+from firmware.ipc import names, pqrecords
 from firmware.ipc.ring import Ring, RingReader
 from firmware.ipc.samples import SampleBlock, physical
 from firmware.ipc.snapshot import Snapshot
@@ -35,7 +35,9 @@ from firmware.service import Service, command, main
 from firmware.timesync import SNAPSHOT_NAME as TIME_SNAPSHOT_NAME
 from firmware.timesync.reader import STALE_S, TimeSynced
 from metrology import _kernels
-from metrology.pipeline import Pipeline
+from metrology.events import PqEvent
+from metrology.pipeline import FeedResult, Pipeline
+from metrology.pqpublish import aggregate_points, counter_points
 from metrology.publish import publish
 from metrology.settings import from_config
 
@@ -50,7 +52,7 @@ class MetrologyService(Service):
     step_interval_s = 0.05
 
     def setup(self) -> None:
-        self.settings = from_config(self.config["metrology"])
+        self.settings = from_config(self.config["metrology"], self.config["pq"])
         for stale in extensions.check():       # a stale kernel extension is replaced by the numpy reference
             self.log.warning("stale C extension %s", stale)
         self.log.info(_kernels.BACKEND_NOTE)
@@ -60,10 +62,14 @@ class MetrologyService(Service):
         self._layout_names = {name for name, _ in layout}
         self.snapshot = Snapshot.create(self.ctx.shm_name(names.MEASUREMENTS), layout)
         self.pipeline = Pipeline(self.settings)
+        # PQ records for the recorder: a ring never waits for its reader, so metering cannot stall on it
+        self.pq_ring = pqrecords.create_ring(self.ctx.shm_name(names.PQ_EVENTS))
+        self._last_event: PqEvent | None = None
         self._gaps_unlogged = self._frames_unlogged = 0
         self._gap_logged_at = -GAP_LOG_INTERVAL_S
         self.present = self.pipeline.wiring.signal_present()
-        self.counters = {"blocks": 0, "frames": 0, "seconds": 0, "gaps": 0, "lost_s": 0.0, "overruns": 0}
+        self.counters = {"blocks": 0, "frames": 0, "seconds": 0, "gaps": 0, "lost_s": 0.0, "overruns": 0,
+                         "pq_records": 0}
         s = self.settings
         self.revenue = GuardedRevenue.for_service(self.config, self.ctx.data_dir, self.ctx.board_path, s.pt_ratio,
                                                   s.ct_ratio, self.log)
@@ -95,9 +101,33 @@ class MetrologyService(Service):
                 self._note_gap(first.lost_frames)
             # registers the seconds that are ready (with the chip's energy of any gap) before they publish
             self.gapfill.on_feed(result, first.first_index, x.shape[0], first.timestamp_ns)
+            self._pq(result)
             for second in result.seconds:
                 self._publish_second(second)
         self.heartbeat(**self.counters, **self.gapfill.info())
+
+    def _pq(self, result: FeedResult) -> None:
+        """Aggregates and counters to the snapshot as they close, then the PQ records to the recorder's ring (a
+        recorder that reads the snapshot on such a record sees these values)."""
+        update: dict[str, float] = {}
+        for item in (*result.three_s, *result.ten_min, *result.two_h):
+            update.update(aggregate_points(item))
+        for ev in result.events:
+            if isinstance(ev, PqEvent) and ev.kind in ("sag", "swell", "interruption"):
+                self._last_event = ev
+        if result.events:
+            update.update(self._pq_counters())
+        if update:
+            self.snapshot.publish(update)
+        records = pqrecords.feed_records(result)
+        for record in records:
+            self.pq_ring.write(record)
+        self.counters["pq_records"] += len(records)
+
+    def _pq_counters(self) -> dict[str, float]:
+        p = self.pipeline
+        counts = {**p.flagger.events.counts, "transient": p.transients.count}
+        return counter_points(counts, p.flagger.in_event, self._last_event)
 
     def _note_gap(self, lost_frames: int) -> None:
         """One line per GAP_LOG_INTERVAL_S at most, with what the gaps since the last one cost (the acquisition
@@ -143,6 +173,7 @@ class MetrologyService(Service):
         out.update({k: v for k, v in self.revenue.values().items() if k in self._layout_names})
         out.update(self.gapfill.values())
         out["time_synced"] = self.time_synced.value()
+        out.update(self._pq_counters())
         self.snapshot.publish(out, timestamp_ns=second.end_ns)
         self.counters["seconds"] += 1
 
@@ -151,7 +182,7 @@ class MetrologyService(Service):
             self.gapfill.close()
         if getattr(self, "revenue", None) is not None:
             self.revenue.close()          # persists the registers at once (SIGTERM costs nothing)
-        for name in ("snapshot", "ring", "time_synced"):
+        for name in ("snapshot", "ring", "time_synced", "pq_ring"):
             obj = getattr(self, name, None)
             if obj is not None:
                 obj.close()

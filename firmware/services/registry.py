@@ -26,6 +26,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 essential=True),
     ServiceSpec("metrology", "firmware.services.metrology", "measurements, energy and the measurement snapshot",
                 essential=True),
+    ServiceSpec("recorder", "firmware.services.recorder",
+                "PQ event log entries, waveform captures (COMTRADE), PQ aggregates and data recorders"),
     ServiceSpec("comms", "firmware.services.comms", "Modbus TCP/RTU servers, BACnet/IP and MS/TP device"),
     ServiceSpec("upgrade", "firmware.services.upgrade", "signed firmware upgrade (A/B slots)"),
     ServiceSpec("time", "firmware.services.timesync", "time quality from chrony, time events, time sets",

@@ -86,6 +86,17 @@ class EventLog:
             "priority": int(event.priority), "source": event.source, "cause": event.cause,
             "effect": event.effect, "user": event.user, "detail": dict(event.detail or {})})
 
+    def record_many(self, items: list[tuple[Event, float]]) -> list[int]:
+        """Append several (event, ts) in one transaction (one write to disk); the ids of those above the cutoff."""
+        rows = []
+        for event, ts in items:
+            if event.priority <= self.cutoff:
+                self.discarded += 1
+                continue
+            rows.append((ts, {"priority": int(event.priority), "source": event.source, "cause": event.cause,
+                              "effect": event.effect, "user": event.user, "detail": dict(event.detail or {})}))
+        return self.store.append_many(rows) if rows else []
+
     def read(self, since_id: int = 0, limit: int | None = None, since_ts: float | None = None,
              until_ts: float | None = None, min_priority: int = 0) -> list[dict[str, Any]]:
         """Events oldest first, after ``since_id``, within [since_ts, until_ts], at least ``min_priority``."""

@@ -31,7 +31,8 @@ def write_comtrade(base: str | Path, names: list[str], units: list[str], phases:
     trigger = trigger or start
     primary = primary or [1.0] * k
     secondary = secondary or [1.0] * k
-    limit = {"ASCII": 99999, "BINARY": 32767, "BINARY32": 2**31 - 1, "FLOAT32": 1}[fmt]
+    # 99999 in an ASCII file (IEEE C37.111-1999) and -32768 in a binary one mean "missing": full scale stays short
+    limit = {"ASCII": 99998, "BINARY": 32767, "BINARY32": 2**31 - 1, "FLOAT32": 1}[fmt]
     peak = np.maximum(np.nanmax(np.abs(data), axis=0), 1e-12) if n else np.ones(k)
     a = peak / limit if fmt != "FLOAT32" else np.ones(k)
     fmt_t = "%d/%m/%Y,%H:%M:%S.%f"

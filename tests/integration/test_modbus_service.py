@@ -90,3 +90,32 @@ def test_service_serves_the_snapshot_and_runs_commands(service):
     client.close()
     stats = ControlClient(service["run_dir"] / "comms.sock").call("stats")
     assert stats["requests"]["commands"] == 1 and stats["tcp"]["accepted"] >= 2
+
+
+def test_pq_aggregates_and_counters_on_modbus_25000(service):
+    """What the metrology service publishes for PQ (metrology.pqpublish) is read at 4004 and 25000-25313."""
+    import numpy as np
+
+    from metrology.intervals import Interval
+    from metrology.pqpublish import aggregate_points, counter_points
+
+    values = {"v_ln": np.array([229.5, 230.5, 231.0]), "v_ll": np.array([398.0, 399.0, 400.0]),
+              "i": np.array([5.0, 5.1, 5.2]), "freq": np.array([49.98]), "v_unbal": np.array([0.4]),
+              "thd": np.array([2.5, 2.6, 2.7] + [0.0] * 7)}
+    item = Interval("10min", 1_800_000_000 * 10**9 - 600 * 10**9, 1_800_000_000 * 10**9, 600.0, 30000, values,
+                    flagged=True)
+    service["snapshot"].publish({**aggregate_points(item), **counter_points(
+        {"sag": 3, "swell": 1, "interruption": 0, "rvc": 2, "transient": 7}, active=True)})
+    client = ModbusTcpClient("127.0.0.1", port=service["port"], timeout=3, retries=0)
+    assert client.connect()
+    f32, u32 = client.DATATYPE.FLOAT32, client.DATATYPE.UINT32
+    rr = client.read_holding_registers(25100, count=32)
+    regs = rr.registers
+    assert client.convert_from_registers(regs[0:2], f32) == pytest.approx(229.5)          # v_an_10min
+    assert client.convert_from_registers(regs[18:20], f32) == pytest.approx(49.98, abs=1e-4)  # frequency_10min
+    assert regs[28] == 1 and regs[29] == 0                                                 # flagged, gap
+    assert client.convert_from_registers(regs[30:32], u32) == 1_800_000_000                # end of the interval
+    rr = client.read_holding_registers(25300, count=10)
+    assert [client.convert_from_registers(rr.registers[k:k + 2], u32) for k in range(0, 10, 2)] == [3, 1, 0, 2, 7]
+    assert client.read_holding_registers(4004, count=1).registers == [1]                  # pq_event_active
+    client.close()

@@ -7,12 +7,12 @@ parameter for a span of 10-min (or 2-h) records, and flagged runs carry absurd v
 """
 from __future__ import annotations
 
-import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from firmware.recorder.store import AGGREGATE_KINDS, AggregateStore
 
 WEEK_START = 1_764_547_200.0      # Monday 2025-12-01 00:00 UTC
 TEN_MIN_S, TWO_H_S, DAY_S = 600.0, 7200.0, 86400.0
@@ -65,12 +65,11 @@ def week_records(start: float = WEEK_START, bad: tuple[Bad, ...] = (), three_s_p
 
 
 def write_db(data_dir: Path, records: list[dict]) -> Path:
-    """The records in ``data_dir/recorder.db``, table ``pq_aggregates``, as the recorder keeps them."""
-    path = Path(data_dir) / "recorder.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS pq_aggregates (id INTEGER PRIMARY KEY, ts REAL NOT NULL, "
-                   "kind TEXT NOT NULL, flagged INTEGER NOT NULL, gap INTEGER NOT NULL, \"values\" JSON NOT NULL)")
-        db.executemany("INSERT INTO pq_aggregates (ts, kind, flagged, gap, \"values\") VALUES (?, ?, ?, ?, ?)",
-                       [(r["ts"], r["kind"], int(r["flagged"]), int(r["gap"]), json.dumps(r["values"]))
-                        for r in records])
-    return path
+    """The records in the recorder's store (``data_dir/recorder.db``), written as the recorder writes them."""
+    aggregates = AggregateStore(data_dir, {kind: 10_000_000 for kind in AGGREGATE_KINDS})
+    try:
+        for r in records:
+            aggregates.append(r["kind"], r["ts"], r["flagged"], r["gap"], r["values"])
+    finally:
+        aggregates.close()
+    return aggregates.path

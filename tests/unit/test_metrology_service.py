@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from firmware.config import meter_schema
-from firmware.ipc.names import MEASUREMENTS, SAMPLES, instance_name
+from firmware.ipc import pqrecords
+from firmware.ipc.names import MEASUREMENTS, PQ_EVENTS, SAMPLES, instance_name
+from firmware.ipc.ring import RingReader
 from firmware.ipc.ring import Ring
 from firmware.ipc.samples import FLAG_GAP, FLAG_SIMULATED, SampleBlock, block_size
 from firmware.ipc.snapshot import Snapshot
@@ -15,6 +17,7 @@ from firmware.services.metrology import MetrologyService
 from hal.board import default_channels
 from hal.sim import adc
 from metrology.frequency import SETTLE_S
+from hal.sim.signals import VoltageEvent, steady
 from tests.conformance.signals import FS, balanced
 
 BLOCK = 128        # the acquisition's half-buffer blocks (4 ms)
@@ -35,6 +38,7 @@ def service(tmp_path):
     ring.close()
     ring.unlink()
     Snapshot.attach(ctx.shm_name(MEASUREMENTS)).unlink()
+    Ring.attach(ctx.shm_name(PQ_EVENTS)).unlink()
 
 
 def write_blocks(ring, sig, start, stop, t0_ns, flags_at=None, lost=0, offset=(0.0,) * 7, phase_deg=(0.0,) * 7):
@@ -112,3 +116,40 @@ def test_the_calibration_the_blocks_carry_is_applied_by_the_service(service):
     assert values["q_a"] == pytest.approx(230 * 5 * math.sin(math.radians(59.0)), rel=2e-4)
     assert values["i_a"] == pytest.approx(math.hypot(5.0, 0.5), rel=2e-4)
     assert values["p_b"] == pytest.approx(230 * 5 * 0.5, rel=2e-4)
+
+
+class _Generated:
+    """hal.sim's generator with the conformance signals' ``samples(first, n)``."""
+
+    def __init__(self, sig) -> None:
+        self.sig = sig
+
+    def samples(self, first: int, n: int) -> np.ndarray:
+        return self.sig.sample_range(first, n, FS)
+
+
+def test_a_dip_reaches_the_snapshot_and_the_events_ring(service):
+    """pq_event_active, the counters and the last dip in the snapshot; start, event and aggregate records on the
+    ring the recorder reads."""
+    svc, ring, ctx = service
+    pq = RingReader(Ring.attach(ctx.shm_name(PQ_EVENTS)), start="oldest")
+    sig = _Generated(__import__("dataclasses").replace(steady(230.0, 5.0), events=(
+        VoltageEvent("sag", 0.6, 2.0, 0.1, "A", 0.0),)))
+    t0 = 1_700_000_000_000_000_000
+    write_blocks(ring, sig, 0, int(4.5 * FS), t0)
+    drain(svc, 2000)
+    snap = Snapshot.attach(ctx.shm_name(MEASUREMENTS)).read()
+    assert snap["pq_sag_count"] == 1 and snap["pq_event_active"] == 0
+    # residual 60 % within 0.2 % of Udin (IEC 61000-4-30 Class A); ADC noise and quantisation are far below
+    assert snap["pq_last_extreme_pct"] == pytest.approx(60.0, abs=0.2)
+    assert snap["pq_last_duration_s"] == pytest.approx(0.1, abs=0.0201)
+    # the 3-s interval holding the dip is flagged (IEC 61000-4-30 4.7); 0.1 s at 60 % in 3 s lowers its RMS to
+    # 230 * sqrt(1 - 0.1 * 0.64 / 3) = 227.5 V
+    assert snap["pq_flagged_3s"] == 1.0
+    assert snap["v_an_3s"] == pytest.approx(230.0 * math.sqrt(1 - 0.1 * 0.64 / 3), rel=0.002)
+    kinds = []
+    while (data := pq.read(0.0)) is not None:
+        kind, meta, _ = pqrecords.decode(data)
+        kinds.append(kind if kind not in ("start", "event") else f"{kind}:{meta['kind']}")
+    assert "start:sag" in kinds and "event:sag" in kinds and kinds.index("start:sag") < kinds.index("event:sag")
+    assert kinds.count("aggregate") >= 1 and kinds.count("hsrms") > 10

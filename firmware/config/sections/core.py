@@ -1,5 +1,5 @@
 """Sections every meter has: metadata, identity, storage, logging, supervision, control socket."""
-from firmware.config.schema import Bool, Duration, Enum, Float, Int, Option, Section, Str
+from firmware.config.schema import Bool, Duration, Enum, Float, Int, ListOf, Option, Section, Str
 
 SECTIONS = [
     Section("meta", [
@@ -40,5 +40,8 @@ SECTIONS = [
                "Load the simulated board sees: a day-long commercial load profile, a steady load, or none."),
         Option("time_scale", Float(1, 10000), 1.0,
                "How many simulated seconds pass per real second in the day profile's load changes."),
+        Option("dips", ListOf(Float(0, 1e7), 0, 1000), (),
+               "Times (s after the acquisition service starts) of a 100-ms dip to 60 % on phase A, starting at a "
+               "zero crossing: PQ events, captures and the recorder at work (docs/pq.md)."),
     ], "The simulated board used by `make run` and the tests."),
 ]

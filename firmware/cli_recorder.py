@@ -1,0 +1,87 @@
+"""``meter pq``: the recorder's PQ events, captures and data recorders, through the running meter's control socket.
+
+    meter pq events [--since T] [--until T]        PQ events (dips, swells, interruptions, RVC, transients)
+    meter pq capture [--ascii]                     a waveform capture now (COMTRADE in data_dir/waveforms)
+    meter pq captures                              the captures kept
+    meter pq recorders                             the data recorders and their record counts
+    meter pq read N [--since T] [--until T]        records of data recorder N (1-16)
+    meter pq aggregates KIND [--since T] [--until T]   stored 3s, 10min or 2h values
+
+Times are seconds since 1970 (UTC) or ISO dates (2026-01-31T12:00); output is JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from firmware.cli_run import DEFAULT_CONFIG
+from firmware.config.store import ConfigStore
+from firmware.control import ControlClient
+from hal.errors import MeterError
+
+
+def _time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither seconds since 1970 nor an ISO date "
+                                         "(2026-01-31T12:00)") from None
+    return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pq", help="PQ events, waveform captures and data recorders of the running meter (JSON)")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.add_argument("--run-dir", default=None)
+    what = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+    ev = what.add_parser("events", help="PQ events in a time range")
+    cap = what.add_parser("capture", help="a waveform capture now")
+    cap.add_argument("--ascii", action="store_true", help="ASCII .dat instead of [pq] capture_format")
+    what.add_parser("captures", help="the captures kept")
+    what.add_parser("recorders", help="the data recorders")
+    rd = what.add_parser("read", help="records of a data recorder in a time range")
+    rd.add_argument("recorder", type=int, help="recorder number, 1-16")
+    ag = what.add_parser("aggregates", help="stored 3-s, 10-min or 2-h values in a time range")
+    ag.add_argument("kind", choices=("3s", "10min", "2h"))
+    for q in (ev, rd, ag):
+        q.add_argument("--since", type=_time, default=None, help="from this time (s since 1970 or ISO date)")
+        q.add_argument("--until", type=_time, default=None, help="up to this time")
+        q.add_argument("--limit", type=int, default=1000)
+    p.set_defaults(func=_pq)
+
+
+def _pq(args: argparse.Namespace) -> int:
+    config = ConfigStore(args.config).load()
+    run_dir = Path(args.run_dir or config.meter.run_dir)
+    client = ControlClient(run_dir / "control.sock")
+    w = args.what
+    call: dict[str, Any]
+    if w == "events":
+        call = {"cmd": "recorder.events", "since_ts": args.since, "until_ts": args.until, "limit": args.limit}
+    elif w == "capture":
+        call = {"cmd": "recorder.capture", "ascii": args.ascii}
+    elif w == "captures":
+        call = {"cmd": "recorder.captures"}
+    elif w == "recorders":
+        call = {"cmd": "recorder.recorders"}
+    elif w == "read":
+        call = {"cmd": "recorder.read", "recorder": args.recorder, "since_ts": args.since, "until_ts": args.until,
+                "limit": args.limit}
+    else:
+        call = {"cmd": "recorder.aggregates", "kind": args.kind, "since_ts": args.since, "until_ts": args.until,
+                "limit": args.limit}
+    cmd = call.pop("cmd")
+    try:
+        result = client.call(cmd, **call)
+    except OSError as exc:
+        raise MeterError(f"cannot reach the meter at {run_dir / 'control.sock'} ({exc}); is `meter run` running "
+                         "with this configuration?") from None
+    print(json.dumps(result, indent=1, default=str))
+    return 0

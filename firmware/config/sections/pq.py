@@ -1,0 +1,64 @@
+"""Power quality (SPEC §4): event thresholds (IEC 61000-4-30 Class A), their event-log priorities, waveform
+capture and the high-speed RMS burst, the recorder's stores."""
+from firmware.config.schema import Bool, Enum, Float, Int, ListOf, Option, Section
+from firmware.storage.eventlog import PRIORITY_MAX
+
+_PRIORITY = Int(0, PRIORITY_MAX)
+EVENT_KINDS = ("sag", "swell", "interruption", "rvc", "transient")
+SAMPLES_PER_CYCLE = ("16", "32", "64", "128", "256", "512")
+
+SECTIONS = [
+    Section("pq", [
+        Option("sag_pct", Float(1.0, 99.0), 90.0,
+               "Dip (sag) threshold, % of Udin ([metrology] nominal_voltage); ION7400 default 90 %.", "%"),
+        Option("swell_pct", Float(101.0, 200.0), 110.0, "Swell threshold, % of Udin; ION7400 default 110 %.", "%"),
+        Option("interruption_pct", Float(0.0, 50.0), 10.0,
+               "Interruption threshold, % of Udin, reached by every phase; ION7400 default 10 % (JEMStar 50 %).",
+               "%"),
+        Option("hysteresis_pct", Float(0.0, 10.0), 2.0,
+               "A dip ends at threshold + hysteresis, a swell at threshold - hysteresis; ION7400 default 2 %.", "%"),
+        Option("rvc_enabled", Bool(), True, "Detect rapid voltage changes (IEC 61000-4-30 5.11)."),
+        Option("rvc_threshold_pct", Float(0.5, 10.0), 5.0,
+               "RVC: deviation from the mean of the last second of Urms(1/2), % of Udin (JEMStar default 5 %).",
+               "%"),
+        Option("rvc_hysteresis_pct", Float(0.0, 5.0), 2.5,
+               "RVC ends when the voltage is steady within threshold - hysteresis (JEMStar reset 2.5 %).", "%"),
+        Option("transient_enabled", Bool(), True,
+               "Detect transients: each sample against the same sample one cycle earlier."),
+        Option("transient_threshold_pct", Float(1.0, 400.0), 10.0,
+               "Transient threshold: the sample difference, % of Udin (JEMStar example 10 V on 120 V).", "%"),
+        Option("transient_consecutive", Int(1, 256), 3,
+               "Samples in a row (of 512 per cycle) beyond the threshold that make a transient (JEMStar 3)."),
+        Option("transient_holdoff", Int(1, 432000), 120,
+               "Half cycles after a transient during which that phase does not trigger again (JEMStar 120)."),
+        Option("priority_sag", _PRIORITY, 255, "Event-log priority of sags (ION7400 Sag/Swell alarm: High)."),
+        Option("priority_swell", _PRIORITY, 255, "Event-log priority of swells (ION7400 Sag/Swell alarm: High)."),
+        Option("priority_interruption", _PRIORITY, 64,
+               "Event-log priority of interruptions (ION7400 4-30 Volt Intrp alarm: Low)."),
+        Option("priority_rvc", _PRIORITY, 64, "Event-log priority of rapid voltage changes (Low)."),
+        Option("priority_transient", _PRIORITY, 128, "Event-log priority of transients (Medium)."),
+        Option("capture_on", ListOf(Enum(*EVENT_KINDS), 0, 5), ("sag", "swell", "interruption", "rvc", "transient"),
+               "Event kinds that trigger a waveform capture (the pq.capture command always does)."),
+        Option("capture_samples_per_cycle", Enum(*SAMPLES_PER_CYCLE), "128",
+               "Samples per cycle of a waveform capture (at the nominal frequency)."),
+        Option("capture_pre_cycles", Int(0, 60), 4, "Cycles recorded before the trigger."),
+        Option("capture_post_cycles", Int(1, 600), 8, "Cycles recorded after the trigger."),
+        Option("capture_format", Enum("BINARY", "BINARY32", "FLOAT32", "ASCII"), "BINARY",
+               "COMTRADE 2013 data file type of captures."),
+        Option("capture_depth", Int(1, 10000), 100,
+               "Captures kept in data_dir/waveforms; the oldest is overwritten (and counted)."),
+        Option("capture_holdoff", Float(0.0, 60.0), 0.0,
+               "After a capture, event-triggered captures within this time are not started (counted).", "s"),
+        Option("hsrms_pre_s", Float(0.0, 0.5), 0.5, "High-speed RMS burst: half-cycle values before an event.", "s"),
+        Option("hsrms_post_s", Float(0.0, 1.0), 1.0, "High-speed RMS burst: half-cycle values after its start.",
+               "s"),
+        Option("hsrms_depth", Int(1, 100000), 100, "High-speed RMS bursts kept (circular)."),
+        Option("aggregate_depth_3s", Int(100, 1_000_000), 28_800,
+               "3-s values kept in data_dir/recorder.db (28,800: a day, for IEEE 519's daily percentiles)."),
+        Option("aggregate_depth_10min", Int(100, 1_000_000), 4032,
+               "10-min values kept (4,032: four weeks, for EN 50160's present and previous week)."),
+        Option("aggregate_depth_2h", Int(10, 100_000), 336, "2-h values kept (336: four weeks)."),
+        Option("event_depth", Int(10, 1_000_000), 10_000,
+               "PQ event records kept in data_dir/recorder.db with their full detail (circular)."),
+    ], "Power-quality events, waveform capture and the recorder service (docs/pq.md)."),
+]

@@ -1,0 +1,150 @@
+"""Waveform captures: the recorder's own copy of the last seconds of samples, cut around a trigger and written as
+COMTRADE 2013 (``hal.comtrade.write_comtrade``) in a bounded directory.
+
+The recorder reads the acquisition's samples ring as a reader of its own: a ring never waits for its readers, so
+capturing costs metering nothing, and metrology sends only the trigger (the sample index where an event
+started). The 32 kSPS samples are brought to ``samples_per_cycle`` times the nominal frequency (a polyphase
+anti-alias resampler) and written at the input terminals (secondary) with the PT/CT ratios in the .cfg, so
+``meter replay`` and any COMTRADE reader get primary values. The directory keeps ``depth`` captures; the oldest
+pair is deleted when a new one would exceed it, and ``overwritten`` counts them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from hal.board import CHANNELS
+from hal.comtrade import write_comtrade
+
+PHASES = ("A", "A", "B", "B", "C", "C", "N")
+UNITS = tuple("V" if name.startswith("V") else "A" for name in CHANNELS)
+PAD_CYCLES = 1          # samples beyond each end of the window, so the resampler's filter has settled there
+
+
+class SampleHistory:
+    """The last ``seconds`` of samples (n, 7) by absolute sample index; a discontinuity starts it over."""
+
+    def __init__(self, seconds: float, sample_rate_hz: float) -> None:
+        self.size = int(seconds * sample_rate_hz)
+        self.buf = np.zeros((self.size, len(CHANNELS)), dtype=np.float32)
+        self.end = 0            # index after the newest sample held
+        self.count = 0          # samples held (up to size)
+        self.restarts = 0
+
+    def add(self, first_index: int, x: np.ndarray) -> None:
+        if self.count and first_index != self.end:
+            self.restarts += 1
+            self.count = 0
+        n = x.shape[0]
+        if n >= self.size:
+            x, first_index, n = x[-self.size:], first_index + n - self.size, self.size
+        at = first_index % self.size
+        k = min(n, self.size - at)
+        self.buf[at:at + k] = x[:k]
+        self.buf[:n - k] = x[k:]
+        self.end = first_index + n
+        self.count = min(self.count + n, self.size)
+
+    @property
+    def start(self) -> int:
+        return self.end - self.count
+
+    def window(self, lo: int, hi: int) -> np.ndarray | None:
+        """Samples lo..hi-1, clipped to what is held; None when nothing of it is."""
+        lo, hi = max(lo, self.start), min(hi, self.end)
+        if hi <= lo:
+            return None
+        idx = np.arange(lo, hi) % self.size
+        return self.buf[idx].astype(np.float64)
+
+
+@dataclass(frozen=True)
+class CaptureFormat:
+    samples_per_cycle: int
+    pre_cycles: int
+    post_cycles: int
+    nominal_hz: float
+    sample_rate_hz: float
+    data_format: str = "BINARY"         # COMTRADE data file type
+    pt_ratio: tuple[float, float] = (1.0, 1.0)      # primary, secondary
+    ct_ratio: tuple[float, float] = (1.0, 1.0)
+
+    @property
+    def cycle_samples(self) -> float:
+        return self.sample_rate_hz / self.nominal_hz
+
+    def span(self, trigger_index: float) -> tuple[int, int]:
+        """The raw sample range a capture needs (with the resampler's padding)."""
+        n = self.cycle_samples
+        return (int(np.floor(trigger_index - (self.pre_cycles + PAD_CYCLES) * n)),
+                int(np.ceil(trigger_index + (self.post_cycles + PAD_CYCLES) * n)))
+
+
+class CaptureDirectory:
+    def __init__(self, directory: str | Path, depth: int) -> None:
+        self.dir = Path(directory)
+        self.tmp = self.dir / ".partial"      # a capture is written here, then renamed into the directory
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.depth = depth
+        self.overwritten = 0
+        self.written = 0
+        self._kept = sorted(self.dir.glob("*.cfg"))     # read once; this process is the directory's only writer
+
+    def list(self) -> list[Path]:
+        """The .cfg of every capture, oldest first (names start with the UTC time of the trigger)."""
+        return list(self._kept)
+
+    def write(self, name: str, fmt: CaptureFormat, raw: np.ndarray, raw_first: int, trigger_index: float,
+              trigger_ns: int, ascii_: bool = False) -> Path:
+        """Resample ``raw`` (samples from index ``raw_first``) and write ``name``.cfg/.dat; returns the .cfg."""
+        rate = fmt.samples_per_cycle * fmt.nominal_hz
+        ratio = Fraction(rate / fmt.sample_rate_hz).limit_denominator(10000)
+        y = resample_poly(raw, ratio.numerator, ratio.denominator, axis=0)
+        # cut the padding: whole output samples from (trigger - pre cycles) to (trigger + post cycles)
+        t_first = raw_first / fmt.sample_rate_hz
+        t_lo = (trigger_index - fmt.pre_cycles * fmt.cycle_samples) / fmt.sample_rate_hz
+        t_hi = (trigger_index + fmt.post_cycles * fmt.cycle_samples) / fmt.sample_rate_hz
+        k_lo = max(int(np.ceil((t_lo - t_first) * rate - 1e-9)), 0)
+        k_hi = min(int(np.floor((t_hi - t_first) * rate + 1e-9)), y.shape[0])
+        data = y[k_lo:k_hi]
+        start_s = t_first + k_lo / rate
+        trigger_s = trigger_index / fmt.sample_rate_hz
+        trigger_time = dt.datetime.fromtimestamp(trigger_ns / 1e9, dt.timezone.utc).replace(tzinfo=None)
+        start_time = trigger_time - dt.timedelta(seconds=trigger_s - start_s)
+        primary = [fmt.pt_ratio[0] if u == "V" else fmt.ct_ratio[0] for u in UNITS]
+        secondary = [fmt.pt_ratio[1] if u == "V" else fmt.ct_ratio[1] for u in UNITS]
+        self._make_room()
+        tmp = self.tmp / name
+        cfg, dat = write_comtrade(tmp, list(CHANNELS), list(UNITS), list(PHASES), data, rate, start=start_time,
+                                  trigger=trigger_time, station="openmeter", device="recorder", rev_year=2013,
+                                  line_hz=fmt.nominal_hz, fmt="ASCII" if ascii_ else fmt.data_format,
+                                  primary=primary, secondary=secondary, ps="S")
+        # the .dat first, then the .cfg: a capture is listed (by its .cfg) only when both are complete
+        for part in (dat, cfg):
+            with open(part, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(dat, self.dir / f"{name}.dat")
+        os.replace(cfg, self.dir / f"{name}.cfg")
+        self.written += 1
+        final = self.dir / f"{name}.cfg"
+        self._kept.append(final)
+        self._kept.sort()            # a trigger can be older than the last capture's (an RVC reported at its end)
+        return final
+
+    def _make_room(self) -> None:
+        while len(self._kept) >= self.depth:
+            cfg = self._kept.pop(0)
+            cfg.unlink(missing_ok=True)
+            cfg.with_suffix(".dat").unlink(missing_ok=True)
+            self.overwritten += 1
+
+
+def capture_name(trigger_ns: int, kind: str) -> str:
+    t = dt.datetime.fromtimestamp(trigger_ns / 1e9, dt.timezone.utc)
+    return f"{t:%Y%m%dT%H%M%S}{trigger_ns % 1_000_000_000:09d}Z_{kind}"

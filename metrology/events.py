@@ -1,0 +1,259 @@
+"""Voltage events of IEC 61000-4-30 Class A from Urms(1/2): dips (sags), swells, interruptions and rapid voltage
+changes, each with its start, end, duration and extreme values; the counters of each kind.
+
+Every Urms(1/2) value (a one-cycle window refreshed each half cycle, computed in ``metrology.flagging``) is
+stamped with the end of its window: the time it is known. Thresholds are in % of Udin (L-N for wye and single
+phase, L-L for delta) with a hysteresis, per channel:
+
+- dip (5.4.2): starts when the first channel falls below the dip threshold, ends when every channel is at or
+  above threshold + hysteresis; the residual voltage is the lowest Urms(1/2) of any channel during it;
+- swell (5.4.3): starts when the first channel rises above the swell threshold, ends when every channel is at or
+  below threshold - hysteresis; its extreme is the highest Urms(1/2);
+- interruption (5.5): starts when *every* channel is below the interruption threshold, ends when any channel is
+  at or above threshold + hysteresis. A dip goes on through an interruption, as the standard evaluates both;
+- RVC (5.11): in steady state (the last 100/120 Urms(1/2) values of every channel within the RVC threshold of
+  their mean), an event starts when a value moves beyond the threshold from the mean of the 100/120 values before
+  it; it ends when every channel is steady again, within threshold - hysteresis. Its end is the first value of
+  that steady run, so its duration does not include the 100/120 half cycles needed to confirm it. ΔUmax is the
+  largest deviation of any value during it from the mean before it, ΔUss the change of the 100/120-value mean
+  from before to after. An RVC that runs into a dip or swell is discarded: that is a dip or a swell.
+
+Finished events are classified (``metrology.pqclass``: ITIC and SEMI F47 for dips and swells, the disturbance
+direction from the change of the total active power). A ``start`` notice is returned when an event begins, so
+captures can be triggered at once, and the event itself when it ends.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from metrology.pqclass import direction, itic_region, semi_f47
+
+KINDS = ("sag", "swell", "interruption", "rvc", "transient")
+POWER_HISTORY_HALVES = 20          # pre-event active power: the mean of the last 10 cycles before the start
+
+
+@dataclass(frozen=True)
+class EventThresholds:
+    """The detection settings, in % of Udin (``metrology.settings.MetrologySettings`` carries them)."""
+    udin: float                    # V, of the watched channels (L-N, or L-L for delta and 2L)
+    sag_pct: float = 90.0          # IEC 61000-4-30 5.4.2; ION7400 default 90 %
+    swell_pct: float = 110.0       # 5.4.3; ION default 110 %
+    interruption_pct: float = 10.0  # 5.5; ION default 10 % (JEMStar: 50 %)
+    hysteresis_pct: float = 2.0    # ION default 2 %
+    rvc_enabled: bool = True
+    rvc_threshold_pct: float = 5.0     # JEMStar II RVC trigger 5 %
+    rvc_hysteresis_pct: float = 2.5    # JEMStar II RVC reset 2.5 %
+    halves_per_second: int = 100       # 100 at 50 Hz, 120 at 60 Hz: the RVC mean (5.11)
+
+
+@dataclass
+class PqEvent:
+    kind: str                      # one of KINDS
+    start_ns: int
+    end_ns: int
+    start_index: float             # sample index where it started (for captures)
+    channels: tuple[str, ...]      # the channels that took part
+    initiator: str                 # the channel that started it
+    extreme_v: tuple[float, ...]   # per watched channel: the lowest (sag, interruption) or highest (swell) Urms(1/2)
+    extreme_pct: float             # the worst of them, % of Udin (residual voltage for a dip)
+    number: int = 0                # this kind's count since the detector started
+    delta_umax_pct: float = math.nan   # RVC
+    delta_uss_pct: float = math.nan    # RVC
+    peak_v: float = math.nan           # transient: the largest sample change against the cycle before
+    itic: str = ""
+    semi_f47: str = ""
+    direction: str = ""
+    direction_confidence: float = math.nan
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e9
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values; a measurement that does not apply (NaN) is None, so the dict is standard JSON."""
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}
+        d["duration_s"] = self.duration_s
+        d["channels"], d["extreme_v"] = list(self.channels), list(self.extreme_v)
+        return d
+
+
+@dataclass
+class EventStart:
+    """An event has begun: enough to trigger a capture now; the event follows when it ends."""
+    kind: str
+    start_ns: int
+    start_index: float
+    initiator: str
+
+
+@dataclass
+class _Open:
+    kind: str
+    start_ns: int
+    start_index: float
+    initiator: int
+    extreme: np.ndarray
+    involved: np.ndarray
+    power: list[float] = field(default_factory=list)
+    mean_before: np.ndarray | None = None      # RVC
+    steady_since: int = 0                       # RVC: values in the current steady run
+
+
+class VoltageEvents:
+    """Dip, swell, interruption and RVC state over the watched channels (``names``: their signal names)."""
+
+    def __init__(self, thresholds: EventThresholds, names: tuple[str, ...]) -> None:
+        t = self.t = thresholds
+        self.names = names
+        u = t.udin / 100.0
+        self.dip, self.swell, self.intr = t.sag_pct * u, t.swell_pct * u, t.interruption_pct * u
+        self.hyst = t.hysteresis_pct * u
+        self.rvc_thr, self.rvc_end = t.rvc_threshold_pct * u, (t.rvc_threshold_pct - t.rvc_hysteresis_pct) * u
+        self.n_rvc = t.halves_per_second
+        self.counts = dict.fromkeys(KINDS, 0)
+        self._last_ns = 0
+        self.restart()
+
+    def restart(self) -> None:
+        """Samples were lost: an open dip, swell or interruption ends at the last value before the loss (it is
+        returned by the next ``process``), an open RVC is dropped, the RVC history starts over."""
+        self.pending: list[PqEvent | EventStart] = [
+            self._finish(ev, self._last_ns) for ev in getattr(self, "open", {}).values() if ev.kind != "rvc"]
+        self.open: dict[str, _Open] = {}
+        self.history: deque[np.ndarray] = deque(maxlen=self.n_rvc)     # the last Urms(1/2) values (RVC)
+        self.power_hist: deque[float] = deque(maxlen=POWER_HISTORY_HALVES)
+        self._last_ns = 0
+
+    @property
+    def active(self) -> bool:
+        """A dip, swell or interruption is in progress (what aggregation flags)."""
+        return any(k in self.open for k in ("sag", "swell", "interruption"))
+
+    def process(self, u: np.ndarray, end_index: np.ndarray, end_ns: np.ndarray, power: np.ndarray,
+                out: list[PqEvent | EventStart]) -> np.ndarray:
+        """``u`` (n, channels) Urms(1/2) in V, each stamped with the sample index and clock time at its window's
+        end; ``power`` (n,) total active power of the half cycle (W). Appends starts and finished events to
+        ``out``; returns the per-value flag (a dip, swell or interruption in progress)."""
+        n = u.shape[0]
+        if self.pending:
+            out.extend(self.pending)
+            self.pending = []
+        lo, hi = u.min(axis=1), u.max(axis=1)
+        maybe = (lo < self.dip) | (hi > self.swell)
+        rvc_maybe = self._rvc_candidates(u) if self.t.rvc_enabled else np.zeros(n, dtype=bool)
+        if not self.open and not maybe.any() and not rvc_maybe.any():    # the usual case: nothing happens
+            self._remember(u, power, end_ns)
+            return np.zeros(n, dtype=bool)
+        flags = np.empty(n, dtype=bool)
+        ul = u.tolist()
+        for k in range(n):
+            self._step(u[k], ul[k], float(end_index[k]), int(end_ns[k]), float(power[k]), bool(rvc_maybe[k]), out)
+            flags[k] = self.active
+        return flags
+
+    # ------------------------------------------------------------------ per value
+
+    def _remember(self, u: np.ndarray, power: np.ndarray, end_ns: np.ndarray) -> None:
+        for row in u[-self.n_rvc:]:
+            self.history.append(row)
+        for p in power[-POWER_HISTORY_HALVES:].tolist():
+            self.power_hist.append(p)
+        self._last_ns = int(end_ns[-1])
+
+    def _rvc_candidates(self, u: np.ndarray) -> np.ndarray:
+        """Values that differ from the mean of the 100/120 before them by more than the RVC threshold (a cheap
+        screen; ``_step`` checks steady state and the rest)."""
+        h = len(self.history)
+        full = np.concatenate((np.asarray(self.history).reshape(h, -1), u)) if h else u
+        if full.shape[0] <= self.n_rvc:
+            return np.zeros(u.shape[0], dtype=bool)
+        c = np.concatenate((np.zeros((1, full.shape[1])), np.cumsum(full, axis=0)))
+        idx = np.arange(h, full.shape[0])
+        ok = idx >= self.n_rvc
+        mean = (c[np.maximum(idx, self.n_rvc)] - c[np.maximum(idx, self.n_rvc) - self.n_rvc]) / self.n_rvc
+        dev = np.abs(full[idx] - mean).max(axis=1)
+        return ok & (dev > self.rvc_thr)
+
+    def _step(self, u: np.ndarray, ul: list[float], index: float, ns: int, power: float, rvc_maybe: bool,
+              out: list[PqEvent | EventStart]) -> None:
+        lo, hi = min(ul), max(ul)
+        self._dip_swell("sag", lo < self.dip, all(x >= self.dip + self.hyst for x in ul), u, index, ns, out,
+                        np.argmin(u), low=True)
+        self._dip_swell("swell", hi > self.swell, all(x <= self.swell - self.hyst for x in ul), u, index, ns, out,
+                        np.argmax(u), low=False)
+        self._dip_swell("interruption", hi < self.intr, any(x >= self.intr + self.hyst for x in ul), u, index, ns,
+                        out, np.argmax(u), low=True)
+        for ev in self.open.values():
+            ev.power.append(power)
+        if self.t.rvc_enabled:
+            self._rvc(u, index, ns, rvc_maybe, out)
+        self.history.append(u.copy())
+        if not self.open:
+            self.power_hist.append(power)
+        self._last_ns = ns
+
+    def _dip_swell(self, kind: str, start: bool, clear: bool, u: np.ndarray, index: float, ns: int,
+                   out: list[PqEvent | EventStart], initiator: Any, low: bool) -> None:
+        ev = self.open.get(kind)
+        if ev is None:
+            if start:
+                ev = self.open[kind] = _Open(kind, ns, index, int(initiator), u.copy(), self._beyond(kind, u))
+                out.append(EventStart(kind, ns, index, self.names[ev.initiator]))
+                self.open.pop("rvc", None)           # an RVC that becomes a dip or swell is no RVC
+            return
+        ev.extreme = np.minimum(ev.extreme, u) if low else np.maximum(ev.extreme, u)
+        ev.involved |= self._beyond(kind, u)
+        if clear:
+            del self.open[kind]
+            out.append(self._finish(ev, ns))
+
+    def _beyond(self, kind: str, u: np.ndarray) -> np.ndarray:
+        return u < self.dip if kind == "sag" else u > self.swell if kind == "swell" else u < self.intr
+
+    def _rvc(self, u: np.ndarray, index: float, ns: int, candidate: bool, out: list[PqEvent | EventStart]) -> None:
+        ev = self.open.get("rvc")
+        if len(self.history) < self.n_rvc or (ev is None and (not candidate or self.active)):
+            return                    # the usual case, and every value of a dip or swell: nothing to look at
+        window = np.asarray(self.history)
+        mean = window.mean(axis=0)
+        if ev is None:
+            if candidate and not self.active and np.all(np.abs(window - mean).max(axis=0) <= self.rvc_thr):
+                dev = np.abs(u - mean)
+                if dev.max() > self.rvc_thr:
+                    # no start notice: an RVC may still turn into a dip or swell, which is then no RVC (5.11)
+                    self.open["rvc"] = _Open("rvc", ns, index, int(np.argmax(dev)), dev, dev > self.rvc_thr,
+                                             mean_before=mean)
+            return
+        assert ev.mean_before is not None
+        ev.extreme = np.maximum(ev.extreme, np.abs(u - ev.mean_before))
+        ev.involved |= np.abs(u - ev.mean_before) > self.rvc_thr
+        # steady again once the last 100/120 values (this one included) all lie within threshold - hysteresis
+        recent = np.concatenate((window[1:], u[None, :]))
+        m = recent.mean(axis=0)
+        if np.all(np.abs(recent - m).max(axis=0) <= self.rvc_end):
+            del self.open["rvc"]
+            first_steady_ns = ns - int(round((self.n_rvc - 1) * (ns - self._last_ns)))
+            result = self._finish(ev, max(first_steady_ns, ev.start_ns))
+            result.delta_umax_pct = float(ev.extreme.max() / self.t.udin * 100.0)
+            result.delta_uss_pct = float(np.abs(m - ev.mean_before).max() / self.t.udin * 100.0)
+            out.append(result)
+
+    def _finish(self, ev: _Open, end_ns: int) -> PqEvent:
+        self.counts[ev.kind] += 1
+        involved = tuple(self.names[i] for i in np.flatnonzero(ev.involved))
+        worst = float(ev.extreme.max() if ev.kind in ("swell", "rvc") else ev.extreme.min())
+        result = PqEvent(ev.kind, ev.start_ns, end_ns, ev.start_index, involved, self.names[ev.initiator],
+                         tuple(float(x) for x in ev.extreme), worst / self.t.udin * 100.0, self.counts[ev.kind])
+        if ev.kind in ("sag", "swell", "interruption"):
+            result.itic = itic_region(result.extreme_pct, result.duration_s)
+            result.semi_f47 = semi_f47(result.extreme_pct, result.duration_s) if ev.kind != "swell" else ""
+            before = float(np.mean(self.power_hist)) if self.power_hist else math.nan
+            during = float(np.mean(ev.power)) if ev.power else math.nan
+            result.direction, result.direction_confidence = direction(before, during, rising=ev.kind == "swell")
+        return result
