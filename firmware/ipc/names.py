@@ -14,6 +14,8 @@ CHIP_ENERGY = "chip_energy"        # snapshot of the chip's energy registers: ac
 CHIP_INTERVALS = "chip_intervals"  # ring of chip energy intervals (firmware.ipc.chipenergy): acquisition -> metrology
 MEASUREMENTS = "measurements"      # snapshot of the published points: metrology writes; comms, the supervisor's
                                    # health check and the revenue-lock readers read
+IO = "io"                          # snapshot of the digital inputs, outputs and alarms (firmware.io): the io
+                                   # service writes; the revenue registers and metrology read
 TIME = "time"                      # snapshot of the time quality (firmware.timesync): the time service writes,
                                    # metrology copies time_synced from it
 

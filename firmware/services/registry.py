@@ -26,6 +26,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 essential=True),
     ServiceSpec("metrology", "firmware.services.metrology", "measurements, energy and the measurement snapshot",
                 essential=True),
+    ServiceSpec("io", "firmware.services.io", "digital inputs and outputs, energy pulsing, alarms",
+                enabled=lambda c: c["io"].enabled),
     ServiceSpec("comms", "firmware.services.comms", "Modbus TCP/RTU servers"),
     ServiceSpec("upgrade", "firmware.services.upgrade", "signed firmware upgrade (A/B slots)"),
     ServiceSpec("time", "firmware.services.timesync", "time quality from chrony, time events, time sets",
