@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "firmware.cli_config",    # config validate/show/defaults/set
     "tools.replay",           # replay RECORDING.cfg
     "tools.image.cli",        # image build/keygen/sign/verify/install
+    "tools.hil_pulses",       # hil pulses
 )
 
 

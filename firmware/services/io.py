@@ -62,6 +62,7 @@ class IoService(Service):
         self._attach_at = 0.0
         self._last_second = -1
         self._remaining = math.nan
+        self._registers: dict[int, tuple[float, float]] = {}   # energy output -> (register, its second's end)
         self._dirty = True
         self._published_at = 0.0
         self._saved_at = 0.0
@@ -123,7 +124,7 @@ class IoService(Service):
         if snap is None:
             return
         try:
-            data, _, count = snap.read_array()
+            data, updated_ns, count = snap.read_array()
         except IPCError:
             return
         if count == self._last_second or count == 0:
@@ -134,7 +135,9 @@ class IoService(Service):
         for ch in self.outputs.values():
             if ch.source == "energy" and ch.pulser is not None:
                 entry = self._output_entry(ch.number)
-                ch.energy(float(values.get(ENERGY_POINTS[entry.quantity][entry.integration], math.nan)))
+                register = float(values.get(ENERGY_POINTS[entry.quantity][entry.integration], math.nan))
+                ch.energy(register)
+                self._registers[ch.number] = (register, updated_ns / 1e9)
         remaining = float(values.get("demand_interval_remaining", math.nan))
         if math.isfinite(remaining) and math.isfinite(self._remaining) and remaining > self._remaining:
             for ch in self.outputs.values():
@@ -277,10 +280,21 @@ class IoService(Service):
                     "functions": self.functions.get(n, [])} for n, c in self.inputs.items()]
             outs = [{"number": n, "source": o.source, "mode": o.mode, "level": o.level, "forced": o.forced,
                      "pulses": o.pulses, "owed": o.owed, "suspended": o.suspended,
-                     "kt": o.pulser.kt if o.pulser else None} for n, o in self.outputs.items()]
+                     **self._pulser_status(n)} for n, o in self.outputs.items()]
             totals = {t.name: t.value(self.inputs) for t in self.totalizers}
             return {"inputs": ins, "outputs": outs, "totalizers": totals, **self.alarms.summary(),
-                    "persisted": self.store.writes}
+                    "persisted": self.store.writes, "now_ns": time.monotonic_ns()}
+
+    def _pulser_status(self, number: int) -> dict[str, Any]:
+        """An energy output's pulser: Kt, origin and pulses given since it, and the register it last took with
+        the end of that measurement second (what a meter-shop test compares the pulses with)."""
+        pulser = self.outputs[number].pulser
+        if pulser is None:
+            return {}
+        register, end_s = self._registers.get(number, (math.nan, math.nan))
+        return {"kt": pulser.kt, "origin": pulser.origin if math.isfinite(pulser.origin) else None,
+                "given": pulser.given, "register": register if math.isfinite(register) else None,
+                "register_end_s": end_s if math.isfinite(end_s) else None}
 
     def _output(self, output: Any) -> Any:
         if not isinstance(output, int) or output not in self.outputs:

@@ -36,6 +36,7 @@ run_dir = "{self.run_dir}"
 file = false
 level = "warning"
 [supervisor]
+heartbeat_timeout = 60
 restart_backoff_min = 0.05
 restart_backoff_max = 0.2
 [upgrade]
