@@ -26,6 +26,7 @@ from firmware.config.board import load_board
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient
 from hal.errors import MeterError
+from hal.sim.wire import RUN_DIR_NAME as SIM_WIRE_DIR
 from hal.sim.wire import Wire
 
 POLL_S = 0.02
@@ -96,7 +97,6 @@ def count_pulses(config_path: str | Path, board_path: str | Path, output: int, s
     pin = board.gpio.digital_outputs[output - 1]
     rd = Path(run_dir or config.meter.run_dir)
     client = ControlClient(rd / "control.sock", timeout_s=10.0, user="hil")
-    from firmware.services.io import SIM_WIRE_DIR
     wire = Wire(rd / SIM_WIRE_DIR)
     a = _quiet(client, output, 0.0, time.monotonic() + ATTACH_TIMEOUT_S)
     time.sleep(seconds)

@@ -32,11 +32,11 @@ from firmware.service import Service, command, main
 from firmware.storage.eventlog import Event, EventLog
 from hal.clock import SystemClock
 from hal.errors import IPCError, MeterError
+from hal.sim.wire import RUN_DIR_NAME as SIM_WIRE_DIR
 
 LOOP_S = 0.002                 # edge wait per loop: output pulse timing resolution (25 Hz pulses are 40 ms apart)
 PUBLISH_S = 0.1                # the io snapshot at least this often
 ATTACH_RETRY_S = 2.0
-SIM_WIRE_DIR = "sim-gpio"      # under the run directory: the simulated board's lines (hal.sim.wire)
 INPUT_EVENT_PRIORITY = 32      # digital-input state changes in the event log (Info, above the cutoff 5)
 
 

@@ -28,6 +28,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 essential=True),
     ServiceSpec("io", "firmware.services.io", "digital inputs and outputs, energy pulsing, alarms",
                 enabled=lambda c: c["io"].enabled),
+    ServiceSpec("display", "firmware.services.display", "front-panel screens (framebuffer or PNG) and buttons",
+                enabled=lambda c: c["display"].enabled),
     ServiceSpec("comms", "firmware.services.comms", "Modbus TCP/RTU servers"),
     ServiceSpec("upgrade", "firmware.services.upgrade", "signed firmware upgrade (A/B slots)"),
     ServiceSpec("time", "firmware.services.timesync", "time quality from chrony, time events, time sets",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 INPUTS = "inputs"
 OUTPUTS = "outputs"
+RUN_DIR_NAME = "sim-gpio"     # the wire of a running meter: <run_dir>/sim-gpio (the io and display services)
 
 
 def _line(pin: int, level: bool, stamp: int) -> bytes:

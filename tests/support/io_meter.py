@@ -13,8 +13,8 @@ from typing import Any, Callable
 from firmware.control import ControlClient
 from firmware.ipc import shm
 from firmware.ipc.names import instance_name
-from firmware.services.io import SIM_WIRE_DIR
 from hal.errors import MeterError
+from hal.sim.wire import RUN_DIR_NAME as SIM_WIRE_DIR
 from hal.sim.wire import Wire
 from tests.conftest import REPO
 
@@ -56,7 +56,8 @@ sim_dir = "{self.data / 'inputs'}"
                                           "--board", str(REPO / "boards" / "sim.toml"), "--only", self.services],
                                          cwd=REPO, env=env, start_new_session=True, stdout=out,
                                          stderr=subprocess.STDOUT)
-        self.wait(lambda: self.call("io.status") is not None)
+        first = self.services.split(",")[-1]
+        self.wait(lambda: self.call(f"{first}.ping") == "pong")
 
     def call(self, cmd: str, **args: Any) -> Any:
         return self.client.call(cmd, **args)
