@@ -114,8 +114,10 @@ class IoService(Service):
         self.counters["transitions"] += 1
         self._dirty = True
         t = time.time() - (time.monotonic_ns() - tr.timestamp_ns) / NS_PER_S
-        self._record(Event(INPUT_EVENT_PRIORITY, "io", "input_on" if tr.active else "input_off", f"di{tr.number}",
-                           detail={"time": round(t, 3), "count": self.inputs[tr.number].count}))
+        if self.settings[tr.number]["alarm"] == "off":
+            # an input with an alarm is logged by the alarm's pickup and dropout; this one by its own events
+            self._record(Event(INPUT_EVENT_PRIORITY, "io", "input_on" if tr.active else "input_off",
+                               f"di{tr.number}", detail={"time": round(t, 3), "count": self.inputs[tr.number].count}))
         self._alarm_events(self.alarms.input_changed(tr.number, tr.active, t))
 
     def _second(self) -> None:

@@ -79,6 +79,7 @@ def test_pulse_count_equals_registered_energy_within_one_pulse(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_pulse_count_equals_registered_energy_within_one_pulse_over_10_min(tmp_path):
     _check(tmp_path, 600)
 
