@@ -3,6 +3,7 @@ simulated board with a steady load (3 x 230 V x 5 A at PF 1: 3450 W), the io ser
 Kt = 0.1 Wh (9.6 pulses a second, under the 25 Hz cap), counted on the simulated wire."""
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -80,6 +81,7 @@ def test_pulse_count_equals_registered_energy_within_one_pulse(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
+@pytest.mark.skipif(not os.environ.get("METER_SOAK"), reason="the 10-min run: METER_SOAK=1 (CI runs the 30-s one)")
 def test_pulse_count_equals_registered_energy_within_one_pulse_over_10_min(tmp_path):
     _check(tmp_path, 600)
 
