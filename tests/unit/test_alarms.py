@@ -90,3 +90,36 @@ def test_ion_default_alarms_from_the_configuration():
     events = mgr.evaluate({**healthy, "v_bn": 5.0, "frequency": 50.6}, 1.0)
     assert sorted(e.alarm.name for e in events) == ["4-30 Volt Intrp Ph2", "Freq Setpoint"]
     assert mgr.summary()["alarm_highest_priority"] == 160.0
+
+
+def test_alarm_points_and_the_acknowledge_command_on_modbus():
+    """The alarm summary and list at 27177.. and 27200.. as Modbus reads them, and a write of 1 to 27190
+    running io.ack (the handler of the comms service, on the real register map)."""
+    import asyncio
+    import struct
+
+    from firmware.comms.modbus.feed import FunctionFeed
+    from firmware.comms.modbus.handler import Access, Handler
+    from firmware.comms.modbus.ident import Identity
+    from firmware.comms.modbus.regmap import build_map
+
+    ident = Identity("OpenMeter", "OM-1", "0.1.0", "https://example.invalid", "OpenMeter", "OM-CM4", "x", "SIM-1")
+    ids = [4.0, 12.0] + [0.0] * 14
+    values = {"alarm_active": 1.0, "alarm_active_count": 1.0, "alarm_unacknowledged_count": 2.0,
+              "alarm_highest_priority": 200.0, "alarm_list_id": ids, "revenue_locked": 1.0}
+    ran = []
+
+    async def run(cmd):
+        ran.append(cmd.control)
+
+    handler = Handler(build_map(), FunctionFeed(lambda: values, ident.register_values()).poll, ident,
+                      Access.READ_WRITE, run)
+    reply = asyncio.run(handler.handle(struct.pack(">BHH", 3, 27177, 3)))
+    assert struct.unpack(">3H", reply[2:]) == (1, 2, 200)
+    reply = asyncio.run(handler.handle(struct.pack(">BHH", 3, 27200, 3)))
+    assert struct.unpack(">3H", reply[2:]) == (4, 12, 0)
+    reply = asyncio.run(handler.handle(struct.pack(">BHH", 3, 4005, 1)))
+    assert struct.unpack(">H", reply[2:]) == (1,)                       # alarm_active, mapped before
+    # acknowledging changes no revenue data: allowed while revenue-locked
+    assert asyncio.run(handler.handle(struct.pack(">BHH", 6, 27190, 1))) == struct.pack(">BHH", 6, 27190, 1)
+    assert ran == ["io.ack"]

@@ -74,6 +74,7 @@ COMMANDS: tuple[Command, ...] = (
             "Billing-period reset: snapshot the billing registers (BPR) and start a new period"),
     Command("cmd_demand_sync", "metrology.demand_sync", False,
             "Demand synchronisation pulse: end the present demand subinterval now"),
+    Command("cmd_alarm_ack", "io.ack", False, "Acknowledge every active or unacknowledged alarm"),
 )
 
 # Value a client writes to a command register or coil to run it (ION: commands run on a written 1).
