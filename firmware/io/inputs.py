@@ -76,6 +76,11 @@ class InputChannel:
             self.count += 1
         return Transition(self.number, active, timestamp_ns)
 
+    @property
+    def settling(self) -> bool:
+        """A raw change waits for its debounce time."""
+        return self._pending is not None
+
     def total(self) -> float:
         """The metered quantity: count × Ke, wrapped at the rollover."""
         return (self.count * self.ke) % self.rollover if self.rollover > 0 else self.count * self.ke

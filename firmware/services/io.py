@@ -34,7 +34,8 @@ from hal.clock import SystemClock
 from hal.errors import IPCError, MeterError
 from hal.sim.wire import RUN_DIR_NAME as SIM_WIRE_DIR
 
-LOOP_S = 0.002                 # edge wait per loop: output pulse timing resolution (25 Hz pulses are 40 ms apart)
+LOOP_S = 0.002                 # edge wait while pulses are due or inputs settle: the timing resolution of both
+IDLE_S = 0.05                  # edge wait otherwise: how late a new measurement second's pulses may start
 PUBLISH_S = 0.1                # the io snapshot at least this often
 ATTACH_RETRY_S = 2.0
 INPUT_EVENT_PRIORITY = 32      # digital-input state changes in the event log (Info, above the cutoff 5)
@@ -92,7 +93,7 @@ class IoService(Service):
     def run(self) -> None:
         pin_to_input = {pin: n for n, pin in enumerate(self.in_pins, start=1)}
         while not self.stopping.is_set():
-            edges = self.gpio.read_edges(LOOP_S)
+            edges = self.gpio.read_edges(self._wait_s())
             with self._lock:
                 now_ns = time.monotonic_ns()
                 transitions: list[Transition] = []
@@ -109,6 +110,11 @@ class IoService(Service):
                 self._drive_outputs(now_ns)
                 self._persist_and_publish()
             self.heartbeat(**self.counters)
+
+    def _wait_s(self) -> float:
+        busy = any(o.owed > 0 or (o.level and o.mode == "pulse" and o.source != "alarm")
+                   for o in self.outputs.values())
+        return LOOP_S if busy or any(c.settling for c in self.inputs.values()) else IDLE_S
 
     def _on_transition(self, tr: Transition) -> None:
         self.counters["transitions"] += 1

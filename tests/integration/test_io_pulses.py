@@ -55,7 +55,9 @@ def _check(tmp_path, seconds: int) -> None:
         _check_alarm_path(meter)
     finally:
         meter.stop()
-    assert report.seconds >= seconds - 1.0
+    # measurement time between the two registers: the requested time less how far metrology lags behind at
+    # the end (seconds are published when their samples are processed; 8 s behind at load average 12)
+    assert report.seconds >= 0.9 * seconds
     # what left on the wire is exactly what the io service gave, and that equals the registered energy within
     # one pulse (the quantisation of the count)
     assert report.pulses == report.given, report
