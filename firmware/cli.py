@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "tools.replay",           # replay RECORDING.cfg
     "firmware.cli_report",    # report en50160|ieee519
     "tools.image.cli",        # image build/keygen/sign/verify/install
+    "tools.hil_pulses",       # hil pulses
 )
 
 

@@ -227,7 +227,9 @@ class Supervisor:
             log.warning("%s exited: %s", child.spec.name, child.last_exit)
             self._crashed(child, now)
             return
-        limit = START_GRACE_S if child.state == "starting" else self.sv.heartbeat_timeout
+        # a heartbeat timeout set longer than the start grace (a loaded host) applies to the start too
+        limit = (max(START_GRACE_S, self.sv.heartbeat_timeout) if child.state == "starting"
+                 else self.sv.heartbeat_timeout)
         if now - child.last_heartbeat > limit:
             child.last_exit = f"no heartbeat for {now - child.last_heartbeat:.1f} s (hung); killed"
             log.error("%s hung: %s", child.spec.name, child.last_exit)

@@ -80,6 +80,7 @@ class GpioParams:
     power_fail: int = 6
     digital_inputs: tuple[int, ...] = ()
     digital_outputs: tuple[int, ...] = ()
+    buttons: tuple[int, ...] = ()   # front panel: up, down, left, right, enter (active low)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,26 @@ level first and wait for a falling edge only while the line is high.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Iterable
 
 from hal.backends import backend
+from hal.errors import BusError
 
 FALLING = "falling"
 RISING = "rising"
 BOTH = "both"
+
+
+
+@dataclass(frozen=True)
+class EdgeEvent:
+    """One level change of an input line: the level after it and when it happened (CLOCK_MONOTONIC ns,
+    the clock the kernel stamps gpiod edge events with, so stamps from any process compare)."""
+    pin: int
+    level: bool
+    timestamp_ns: int
+
 
 class Gpio(ABC):
     """Digital lines: inputs with optional pull, outputs, and blocking edge waits with a timeout."""
@@ -39,6 +53,14 @@ class Gpio(ABC):
         if not self.read(pin):
             return True
         return self.wait_for_edge(pin, FALLING, timeout_s) or not self.read(pin)
+
+    def watch_edges(self, pins: Iterable[int], pull: str = "none") -> None:
+        """Request ``pins`` as inputs that report every level change with its time stamp."""
+        raise BusError(f"gpio backend {type(self).__name__} does not report edge events; use gpiod or sim")
+
+    def read_edges(self, timeout_s: float) -> list[EdgeEvent]:
+        """The edges of the watched pins since the last call, oldest first; waits up to ``timeout_s`` for one."""
+        raise BusError(f"gpio backend {type(self).__name__} does not report edge events; use gpiod or sim")
 
     def release(self, pin: int) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
         """Give one line up, so another owner (the C read loop's IRQ0 request) can take it."""

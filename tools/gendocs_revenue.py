@@ -163,9 +163,12 @@ ADE9000 and by tests), so no other process could set the switch. The switch is t
 {locked_words} (or exists but cannot be read), open when it is absent or holds anything else
 (`echo locked > var/revenue_lock`; `firmware.lockstate.set_file_lock` writes `locked` or `unlocked`). The metrology service reads it each second like the GPIO line and publishes
 `revenue_locked`; `firmware.lockstate` and the upgrade checks read the file as well, so the whole meter
-agrees. The power-fail input and the digital inputs of the simulated board are files in
-`[revenue.inputs] sim_dir`: `power_fail` and `di1` ... `di32` hold `1` or `0`, `pulseN` a running count.
-The GPIO code path of a real board (`GpioInputs`) is tested on simulated GPIO lines.
+agrees. The power-fail input of the simulated board is the file `[revenue.inputs] sim_dir`/`power_fail`
+holding `1` or `0`. The digital inputs (BPR button, demand sync, TOU override, energy gate, load-profile pulse
+and contact channels) belong to the io service on every board: the registers read their state, counts and
+activations from its `io` snapshot each second (`docs/io.md`); on the simulated board a test drives them
+through the simulated GPIO wire (`hal/sim/wire.py`). The GPIO code path of a real board (`GpioInputs`) is
+tested on simulated GPIO lines.
 
 While the lock is engaged, energy resets, presets, test mode and (unless `demand_reset_when_locked`) peak-demand and
 billing-period resets are refused with a reason. Every attempt, accepted or refused, is written to the

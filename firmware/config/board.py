@@ -76,6 +76,8 @@ SECTIONS = [
         Option("power_fail", OPTIONAL_PIN, 4, "Power-fail early warning input; -1 when not fitted."),
         Option("digital_inputs", ListOf(PIN, 0, 16), [5, 6, 12, 13], "Status/pulse inputs, in order."),
         Option("digital_outputs", ListOf(PIN, 0, 16), [16, 20, 21, 26], "Relay/pulse outputs, in order."),
+        Option("buttons", ListOf(PIN, 0, 5), [], "Front-panel buttons up, down, left, right, enter (active low, "
+               "pulled up); none for a board without a display."),
     ], "GPIO lines (BCM numbers)."),
     *[_channel_section(name) for name in CHANNELS],
     Section("calibration", [
@@ -121,7 +123,7 @@ def load_board(path: str | Path) -> Board:
         pin = gpio[name]
         if pin >= 0:
             _claim(used, pin, name, source)
-    for kind in ("digital_inputs", "digital_outputs"):
+    for kind in ("digital_inputs", "digital_outputs", "buttons"):
         for k, pin in enumerate(gpio[kind]):
             _claim(used, pin, f"{kind}[{k}]", source)
     channels = []
@@ -149,7 +151,8 @@ def load_board(path: str | Path) -> Board:
         spi=SpiParams(spi.backend, spi.bus, spi.chip_select, spi.max_speed_hz, spi.max_transfer),
         gpio=GpioParams(gpio.backend, gpio.chip, gpio.irq0, gpio.irq1, gpio.dready,
                         gpio.reset if gpio.reset >= 0 else None,
-                        gpio.revenue_lock, gpio.power_fail, tuple(gpio.digital_inputs), tuple(gpio.digital_outputs)),
+                        gpio.revenue_lock, gpio.power_fail, tuple(gpio.digital_inputs), tuple(gpio.digital_outputs),
+                        tuple(gpio.buttons)),
         channels=chans, calibration_file=cal_file, sim_seed=cfg["sim"].seed, sim_noise=cfg["sim"].noise)
 
 

@@ -16,6 +16,8 @@ MEASUREMENTS = "measurements"      # snapshot of the published points: metrology
                                    # health check and the revenue-lock readers read
 PQ_EVENTS = "pq_events"            # ring of PQ records (firmware.ipc.pqrecords): metrology writes, the recorder
                                    # reads (events, half-cycle RMS, aggregates, capture requests)
+IO = "io"                          # snapshot of the digital inputs, outputs and alarms (firmware.io): the io
+                                   # service writes; the revenue registers and metrology read
 TIME = "time"                      # snapshot of the time quality (firmware.timesync): the time service writes,
                                    # metrology copies time_synced from it
 

@@ -413,15 +413,20 @@ class RevenueEngine:
             word |= STATUS_BITS["configuration_change"]
         if self.paths_differ:
             word |= STATUS_BITS["energy_paths_differ"]
+        if self.inputs.pulse_overflow:
+            word |= STATUS_BITS["pulse_overflow"]
+        if self.inputs.alarm_active:
+            word |= STATUS_BITS["alarm_active"]
         return word
 
 
-# Status word (JEM L2532 system bits, bit n-1 for JEM bit n) and three bits of this meter.
+# Status word (JEM L2532 system bits, bit n-1 for JEM bit n) and four bits of this meter.
 STATUS_BITS = {"battery_failure": 1 << 0, "aux_power_loss": 1 << 1, "general_failure": 1 << 2,
                "lp_overflow": 1 << 3, "pulse_overflow": 1 << 4, "lost_time_sync": 1 << 5,
                "time_sync_drift": 1 << 6, "dst": 1 << 7, "cover_removed": 1 << 8,
                "manual_time_change": 1 << 9, "configuration_change": 1 << 10, "firmware_change": 1 << 11,
-               "test_mode": 1 << 12, "revenue_locked": 1 << 13, "energy_paths_differ": 1 << 14}
+               "test_mode": 1 << 12, "revenue_locked": 1 << 13, "energy_paths_differ": 1 << 14,
+               "alarm_active": 1 << 15}   # pulse_overflow: an energy pulse output is suspended (io service)
 
 
 # Published point names (metrology.publish) -> the interval value keys the registers read

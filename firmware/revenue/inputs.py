@@ -1,16 +1,18 @@
-"""Inputs of the revenue registers: revenue lock, power-fail, BPR button, demand sync, TOU override, gate.
+"""Inputs of the revenue registers: revenue lock, power-fail, and the digital inputs' functions (BPR button,
+demand sync, TOU override, energy gate) and pulse counts.
 
-On a real board the revenue lock and power-fail lines are the board's GPIO pins (``[gpio]
-revenue_lock`` and ``power_fail`` in the board file, read through ``hal.gpio`` by ``GpioInputs``;
-both active low: a closed sealed switch or a falling supply pulls the line down). The simulated
-board's GPIO (``hal.sim.gpio.SimGpio``) lives inside the acquisition process and its levels can be
-driven only from there (by the simulated chip and by tests), so no other process can set them: on
-the simulated board these inputs are files that other processes and tests set instead. The revenue
-lock is ``[upgrade] revenue_lock_file`` (the same file the upgrade checks and ``firmware.lockstate``
-read, so the whole meter agrees on it) and the others are files in ``[revenue.inputs] sim_dir``:
-``power_fail`` and ``di1`` ... ``di32`` hold 1 or 0, ``pulseN`` a running count. ``GpioInputs``
-itself is tested on ``SimGpio`` lines. A lock source that cannot be read counts as locked: a reset
-is refused rather than allowed by mistake.
+The digital inputs belong to the io service (``firmware.services.io``), the one process that holds their
+lines: it debounces them, time-stamps and counts them, and publishes levels, pulse counts and activations
+(off-to-on changes) in the ``io`` snapshot, which the registers read here each second
+(``firmware.io.reader``). A press or a sync pulse is an activation counted by the io service, so one shorter
+than a second is never missed. ``[revenue.inputs]`` names which input has which function.
+
+The revenue lock and power-fail lines stay with the registers: on a real board they are the board's GPIO pins
+(``[gpio] revenue_lock`` and ``power_fail`` in the board file, read through ``hal.gpio`` by
+``GpioInputs``; both active low). On the simulated board they are files other processes and tests set: the
+lock is ``[upgrade] revenue_lock_file`` (the same file the upgrade checks and ``firmware.lockstate`` read, so
+the whole meter agrees on it) and the power fail ``[revenue.inputs] sim_dir``/``power_fail`` holding 1 or 0.
+A lock source that cannot be read counts as locked: a reset is refused rather than allowed by mistake.
 """
 from __future__ import annotations
 
@@ -19,11 +21,13 @@ from pathlib import Path
 from typing import Any, Callable, Union
 
 from firmware.config.board import load_board
+from firmware.io.reader import IoReader
 from firmware.lockstate import file_lock_state
 
 NOT_FITTED = -1          # board file: [gpio] revenue_lock / power_fail = -1 when the line is not fitted
 # Digital-input functions of [revenue.inputs] (each names a digital input number, 0 = none)
 INPUT_FUNCTIONS = ("bpr_button", "demand_sync", "tou_override", "energy_gate")
+EDGE_FUNCTIONS = ("bpr_button", "demand_sync")       # act once per activation
 
 
 @dataclass
@@ -35,8 +39,11 @@ class InputState:
     demand_sync: bool = False
     tou_override: bool = False
     energy_gate: bool = False
+    pressed: set[str] = field(default_factory=set)             # edge functions activated since the last read
     pulses: dict[int, int] = field(default_factory=dict)      # digital input -> running count
     contacts: dict[int, bool] = field(default_factory=dict)   # digital input -> level
+    alarm_active: bool = False
+    pulse_overflow: bool = False                              # an energy pulse output is suspended
 
 
 def _read_flag(path: Path) -> bool:
@@ -46,20 +53,42 @@ def _read_flag(path: Path) -> bool:
         return False
 
 
-def _read_count(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip() or 0)
-    except (FileNotFoundError, ValueError, OSError):
-        return None
+class DigitalInputs:
+    """The digital inputs' functions from the io snapshot."""
+
+    def __init__(self, reader: IoReader | None, assignment: dict[str, int]) -> None:
+        self.reader = reader
+        self.assignment = {k: v for k, v in assignment.items() if v}
+        self._activations: dict[int, int] | None = None
+
+    def fill(self, state: InputState) -> InputState:
+        view = self.reader.read() if self.reader is not None else None
+        if view is None:
+            return state
+        state.contacts = dict(view.levels)
+        state.pulses = dict(view.counts)
+        state.alarm_active = view.flag("alarm_active")
+        state.pulse_overflow = view.flag("pulsing_suspended")
+        for function, number in self.assignment.items():
+            setattr(state, function, view.levels.get(number, False))
+        last = self._activations
+        if last is not None:
+            for function in EDGE_FUNCTIONS:
+                pin_number = self.assignment.get(function, 0)
+                now_count = view.activations.get(pin_number, 0)
+                if pin_number and now_count > last.get(pin_number, now_count):
+                    state.pressed.add(function)
+        self._activations = dict(view.activations)
+        return state
 
 
 class SimInputs:
-    """The simulated board's inputs, as files."""
+    """The simulated board's lock and power-fail lines, as files; digital inputs from the io snapshot."""
 
-    def __init__(self, lock_file: str | Path, sim_dir: str | Path, assignment: dict[str, int]) -> None:
+    def __init__(self, lock_file: str | Path, sim_dir: str | Path, digital: DigitalInputs) -> None:
         self.lock_file = Path(lock_file)
         self.dir = Path(sim_dir)
-        self.assignment = {k: v for k, v in assignment.items() if v}
+        self.digital = digital
 
     def locked(self) -> bool:
         return file_lock_state(self.lock_file)
@@ -68,29 +97,18 @@ class SimInputs:
         return _read_flag(self.dir / "power_fail")
 
     def read(self) -> InputState:
-        state = InputState(locked=self.locked(), power_fail=self.power_fail())
-        for function, number in self.assignment.items():
-            setattr(state, function, _read_flag(self.dir / f"di{number}"))
-        for path in self.dir.glob("pulse*") if self.dir.is_dir() else ():
-            suffix = path.name[5:]
-            count = _read_count(path)
-            if suffix.isdigit() and count is not None:
-                state.pulses[int(suffix)] = count
-        for path in self.dir.glob("di*") if self.dir.is_dir() else ():
-            if path.name[2:].isdigit():
-                state.contacts[int(path.name[2:])] = _read_flag(path)
-        return state
+        return self.digital.fill(InputState(locked=self.locked(), power_fail=self.power_fail()))
 
 
 class GpioInputs:
-    """A real board's inputs through ``hal.gpio`` (lock and power-fail active low)."""
+    """A real board's lock and power-fail lines through ``hal.gpio`` (active low); digital inputs from the io
+    snapshot."""
 
-    def __init__(self, gpio: Any, lock_pin: int, power_fail_pin: int, di_pins: tuple[int, ...],
-                 assignment: dict[str, int]) -> None:
+    def __init__(self, gpio: Any, lock_pin: int, power_fail_pin: int, digital: DigitalInputs) -> None:
         self.gpio = gpio
-        self.lock_pin, self.power_fail_pin, self.di_pins = lock_pin, power_fail_pin, di_pins
-        self.assignment = {k: v for k, v in assignment.items() if v}
-        for pin in (lock_pin, power_fail_pin, *di_pins):
+        self.lock_pin, self.power_fail_pin = lock_pin, power_fail_pin
+        self.digital = digital
+        for pin in (lock_pin, power_fail_pin):
             if pin != NOT_FITTED:
                 gpio.setup_input(pin, "up")
 
@@ -106,25 +124,22 @@ class GpioInputs:
         return self.power_fail_pin != NOT_FITTED and not self.gpio.read(self.power_fail_pin)
 
     def read(self) -> InputState:
-        state = InputState(locked=self.locked(), power_fail=self.power_fail())
-        for number, pin in enumerate(self.di_pins, start=1):
-            state.contacts[number] = not self.gpio.read(pin)
-        for function, number in self.assignment.items():
-            setattr(state, function, state.contacts.get(number, False))
-        return state
+        return self.digital.fill(InputState(locked=self.locked(), power_fail=self.power_fail()))
 
 
-def open_inputs(config: Any, board_path: str | Path | None) -> BoardInputs:
-    """The inputs for this board: GPIO on hardware, files on the simulated board."""
+def open_inputs(config: Any, board_path: str | Path | None, io_snapshot: str | None = None) -> BoardInputs:
+    """The inputs for this board: lock and power fail by GPIO on hardware, files on the simulated board;
+    digital inputs from the io snapshot named ``io_snapshot`` (none: no digital inputs)."""
     functions = config["revenue.inputs"]
     assignment = {name: getattr(functions, name) for name in INPUT_FUNCTIONS}
+    digital = DigitalInputs(IoReader(io_snapshot) if io_snapshot else None, assignment)
     board = load_board(board_path) if board_path is not None else None
     if board is not None and not board.simulated:
         from hal.gpio import open_gpio
         gp = board.gpio
         gpio = open_gpio(gp.backend, chip=gp.chip) if gp.backend == "gpiod" else open_gpio(gp.backend)
-        return GpioInputs(gpio, gp.revenue_lock, gp.power_fail, tuple(gp.digital_inputs), assignment)
-    return SimInputs(config["upgrade"].revenue_lock_file, functions.sim_dir, assignment)
+        return GpioInputs(gpio, gp.revenue_lock, gp.power_fail, digital)
+    return SimInputs(config["upgrade"].revenue_lock_file, functions.sim_dir, digital)
 
 
 LockSource = Callable[[], bool]

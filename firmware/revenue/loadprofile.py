@@ -90,7 +90,9 @@ class LoadProfile:
                     self.sum[k] += v
                     self.seconds[k] += 1.0
             elif ch.kind == "pulse":
-                count = int(pulses.get(ch.index, 0))
+                if ch.index not in pulses:      # the io service not publishing (yet): nothing counted, no jump
+                    continue
+                count = int(pulses[ch.index])
                 last = self.pulse_last.get(str(ch.index), count)
                 self.sum[k] += count - last if count >= last else count
                 self.pulse_last[str(ch.index)] = count

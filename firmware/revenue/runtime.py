@@ -1,8 +1,8 @@
 """The revenue engine inside the metrology service: inputs, power-fail watch, control commands, faults.
 
 ``RevenueRuntime`` wraps a ``RevenueEngine`` with what a running meter adds: the board inputs
-(revenue lock, power fail, BPR button, demand sync, TOU override, energy gate) sampled every
-second, a thread that watches the power-fail input every ``POWER_FAIL_POLL_S`` and persists the
+(revenue lock, power fail; BPR button, demand sync, TOU override and energy gate from the io service's
+snapshot) read every second, a thread that watches the power-fail input every ``POWER_FAIL_POLL_S`` and persists the
 registers at once when it goes active, and the control commands served as ``metrology.<name>``.
 
 ``GuardedRevenue`` is what the metrology service holds: the runtime behind a fault boundary, so
@@ -61,9 +61,9 @@ class RevenueRuntime:
     def on_second(self, inc: Any, comp: Any = None, values: Any = None, now_utc: float | None = None,
                   mono_s: float | None = None) -> None:
         state = self.inputs.read()
-        if state.bpr_button and not self._last.bpr_button:
+        if "bpr_button" in state.pressed:
             self._button("billing_reset", lambda: self.engine.cmd.billing_reset(user="button", source="button"))
-        if state.demand_sync and not self._last.demand_sync:
+        if "demand_sync" in state.pressed:
             self._button("demand_sync", lambda: self.engine.cmd.demand_sync(user="input"))
         self._last = state
         self.engine.on_second(inc, comp, values, now_utc, mono_s, state)
@@ -143,8 +143,8 @@ class GuardedRevenue:
 
     @classmethod
     def for_service(cls, config: Any, data_dir: str | Path, board_path: str | Path | None, pt_ratio: float,
-                    ct_ratio: float, logger: logging.Logger = log) -> GuardedRevenue:
-        return cls(lambda: open_inputs(config, board_path),
+                    ct_ratio: float, logger: logging.Logger = log, io_snapshot: str | None = None) -> GuardedRevenue:
+        return cls(lambda: open_inputs(config, board_path, io_snapshot),
                    lambda inputs: RevenueRuntime(config, data_dir, inputs, pt_ratio, ct_ratio), logger=logger)
 
     # ------------------------------------------------------------------ faults

@@ -66,6 +66,7 @@ OPERATIONS: dict[str, Operation] = _ops(
     ("demand_reset", Privilege.PEAK_DEMAND_RESET, W, "peak demand reset"),
     ("billing_reset", Privilege.PEAK_DEMAND_RESET, W, "billing-period reset (BPR)"),
     ("demand_sync", Privilege.PEAK_DEMAND_RESET, W, "demand synchronisation pulse"),
+    ("alarm_ack", Privilege.READ, W, "acknowledge alarms"),
     ("freeze", Privilege.PEAK_DEMAND_RESET, W, "freeze (snapshot) the billing registers"),
     ("time_set", Privilege.TIME_SYNC, W, "set the clock or time synchronisation"),
     ("energy_reset", Privilege.SETUP, W, "clear the energy registers"),
@@ -100,7 +101,7 @@ COMMAND_OPERATIONS: dict[str, str] = {
     "metrology.energy_reset": "energy_reset", "metrology.preset": "preset",
     "metrology.demand_sync": "demand_sync", "metrology.freeze": "freeze",
     "metrology.test_mode_enter": "test_mode_enter", "metrology.test_mode_exit": "test_mode_exit",
-    "time.set": "time_set", "upgrade.install": "upgrade_install", "email.test": "mail_test",
+    "time.set": "time_set", "io.ack": "alarm_ack", "upgrade.install": "upgrade_install", "email.test": "mail_test",
     "acquisition.freeze": "diagnostic", "acquisition.stall": "diagnostic",
 }
 READ_COMMANDS = frozenset({"status", "ping", "info", "stats", "registers", "energy", "events", "progress", "log",

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from firmware import extensions
+from firmware.io import PUBLISHED as IO_PUBLISHED
+from firmware.io.reader import IoReader
 from firmware.ipc import names, pqrecords
 from firmware.ipc.ring import Ring, RingReader
 from firmware.ipc.samples import SampleBlock, physical
@@ -72,7 +74,8 @@ class MetrologyService(Service):
                          "pq_records": 0}
         s = self.settings
         self.revenue = GuardedRevenue.for_service(self.config, self.ctx.data_dir, self.ctx.board_path, s.pt_ratio,
-                                                  s.ct_ratio, self.log)
+                                                  s.ct_ratio, self.log, io_snapshot=self.ctx.shm_name(names.IO))
+        self.io = IoReader(self.ctx.shm_name(names.IO))
         self.gapfill = GapFill(s, self.config["revenue"].accuracy_class, self.revenue.on_second,
                                self.revenue.energy_paths, ring_name=self.ctx.shm_name(names.CHIP_INTERVALS),
                                logger=self.log, energy_interval_s=self.config["acquisition"].energy_interval)
@@ -174,6 +177,9 @@ class MetrologyService(Service):
         out.update(self.gapfill.values())
         out["time_synced"] = self.time_synced.value()
         out.update(self._pq_counters())
+        io = self.io.read()            # the io service's inputs, outputs and alarms, for the protocols
+        if io is not None and not io.stale:
+            out.update({k: v for k, v in io.values.items() if k in IO_PUBLISHED and k in self._layout_names})
         self.snapshot.publish(out, timestamp_ns=second.end_ns)
         self.counters["seconds"] += 1
 
@@ -182,7 +188,7 @@ class MetrologyService(Service):
             self.gapfill.close()
         if getattr(self, "revenue", None) is not None:
             self.revenue.close()          # persists the registers at once (SIGTERM costs nothing)
-        for name in ("snapshot", "ring", "time_synced", "pq_ring"):
+        for name in ("snapshot", "ring", "time_synced", "pq_ring", "io"):
             obj = getattr(self, name, None)
             if obj is not None:
                 obj.close()

@@ -1,11 +1,17 @@
-"""GPIO through the libgpiod v2 Python bindings (character device), imported when opened."""
+"""GPIO through the libgpiod v2 Python bindings (character device), imported when opened.
+
+Watched inputs (``watch_edges``) are one line request with edge detection on both edges and the kernel's
+CLOCK_MONOTONIC event clock: the kernel stamps each edge when its interrupt arrives and queues it, so an
+edge is neither missed nor late-stamped while the reading process is busy (up to the kernel's event
+buffer, 16 events per line by default).
+"""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Iterable
 
 from hal.errors import BusError
-from hal.gpio import FALLING, RISING, Gpio
+from hal.gpio import FALLING, RISING, EdgeEvent, Gpio
 
 
 class GpiodGpio(Gpio):
@@ -18,6 +24,7 @@ class GpiodGpio(Gpio):
         self._chip_path = chip if chip.startswith("/") else f"/dev/{chip}"
         self._consumer = consumer
         self._requests: dict[int, Any] = {}
+        self._watch: Any = None
 
     def _request(self, pin: int, settings: object) -> None:
         old = self._requests.pop(pin, None)
@@ -53,12 +60,34 @@ class GpiodGpio(Gpio):
                     return True
         return False
 
+    def watch_edges(self, pins: Iterable[int], pull: str = "none") -> None:
+        ls = self._gpiod.line
+        pins = tuple(pins)
+        bias = {"none": ls.Bias.DISABLED, "up": ls.Bias.PULL_UP, "down": ls.Bias.PULL_DOWN}[pull]
+        settings = self._gpiod.LineSettings(direction=ls.Direction.INPUT, bias=bias, edge_detection=ls.Edge.BOTH,
+                                            event_clock=ls.Clock.MONOTONIC)
+        if self._watch is not None:
+            self._watch.release()
+        self._watch = self._gpiod.request_lines(self._chip_path, consumer=self._consumer, config={pins: settings})
+        for pin in pins:
+            self._requests[pin] = self._watch
+
+    def read_edges(self, timeout_s: float) -> list[EdgeEvent]:
+        if self._watch is None:
+            return []
+        if not self._watch.wait_edge_events(timedelta(seconds=max(timeout_s, 0.0))):
+            return []
+        rising = self._gpiod.EdgeEvent.Type.RISING_EDGE
+        return [EdgeEvent(int(e.line_offset), e.event_type == rising, int(e.timestamp_ns))
+                for e in self._watch.read_edge_events()]
+
     def release(self, pin: int) -> None:
         req = self._requests.pop(pin, None)
         if req is not None:
             req.release()
 
     def close(self) -> None:
-        for req in self._requests.values():
+        for req in {id(r): r for r in self._requests.values()}.values():
             req.release()
         self._requests.clear()
+        self._watch = None

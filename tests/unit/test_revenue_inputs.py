@@ -1,4 +1,5 @@
-"""The revenue registers' inputs: which source a board gets, and the levels the engine sees."""
+"""The revenue registers' inputs: which source a board gets, and the levels the engine sees (digital inputs
+from the io snapshot, as the io service publishes them)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -7,13 +8,15 @@ import pytest
 
 from firmware.config import meter_schema
 from firmware.config.board import load_board
-from firmware.revenue.inputs import NOT_FITTED, GpioInputs, SimInputs, open_inputs
+from firmware.revenue.inputs import NOT_FITTED, DigitalInputs, GpioInputs, SimInputs, open_inputs
 from firmware.revenue.publish import values as publish_values
 from firmware.revenue.runtime import RevenueRuntime
 from hal.clock import VirtualClock
 from hal.errors import BusError
 from hal.sim.gpio import SimGpio
+from firmware.io.reader import IoReader
 from tests.conftest import REPO
+from tests.support.io_snapshot import IoSnapshotWriter
 from tests.unit.test_revenue_engine import ALL_DAYS, REL, T0, FakeWallClock, inc
 
 
@@ -31,7 +34,7 @@ def test_board_file_decides_between_gpio_and_simulated_inputs(tmp_path):
 
 
 # ---------------------------------------------------------------------------- input-driven features
-# The runtime reads the simulated board's inputs (files) each second, as the metrology service does, and
+# The runtime reads the io snapshot each second, as the metrology service does, and
 # hands the engine seconds of a balanced 3 kW (1 kvar) load built by ``inc``: 3000 / 3600 Wh a second.
 
 WH_PER_S = 3000.0 / 3600
@@ -45,7 +48,7 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 class InputRig:
-    """A RevenueRuntime on the simulated board's input files, fed seconds from ``t0``."""
+    """A RevenueRuntime on an io snapshot written here, fed seconds from ``t0``."""
 
     def __init__(self, tmp_path, revenue: dict, t0: float = T0) -> None:
         self.dir = tmp_path / "inputs"
@@ -58,12 +61,13 @@ class InputRig:
         self.clock = FakeWallClock()
         self.t = self.clock.t = t0
         self.mono = 0.0
-        self.rt = RevenueRuntime(cfg, tmp_path / "var", open_inputs(cfg, REPO / "boards" / "sim.toml"),
+        self.io = IoSnapshotWriter()
+        self.rt = RevenueRuntime(cfg, tmp_path / "var", open_inputs(cfg, REPO / "boards" / "sim.toml", self.io.name),
                                  clock=self.clock)
         self.engine = self.rt.engine
 
     def input(self, number: int, on: bool) -> None:
-        (self.dir / f"di{number}").write_text("1\n" if on else "0\n")
+        self.io.set(number, on)
 
     def run(self, seconds: int, **load) -> None:
         for _ in range(seconds):
@@ -77,6 +81,8 @@ class InputRig:
 
     def close(self) -> None:
         self.rt.close()
+        self.rt.inputs.digital.reader.close()
+        self.io.close()
 
 
 @pytest.fixture
@@ -198,22 +204,57 @@ def test_season_change_snapshot_holds_the_registers_at_the_boundary(tmp_path, ri
 # ---------------------------------------------------------------------------- a real board's GPIO path
 
 def test_gpio_inputs_read_the_board_lines_active_low_on_simulated_gpio_lines():
-    """GpioInputs, the code a real board runs, on SimGpio lines driven as the board's switches would."""
+    """GpioInputs, the code a real board runs, on SimGpio lines driven as the board's switches would; the
+    digital inputs come from the io snapshot, not from lines of their own."""
     gp = load_board(REPO / "boards" / "cm4-ade9000.toml").gpio
     gpio = SimGpio(VirtualClock())
-    inputs = GpioInputs(gpio, gp.revenue_lock, gp.power_fail, tuple(gp.digital_inputs),
-                        {"bpr_button": 1, "demand_sync": 0, "energy_gate": 3})
-    assert not inputs.locked() and not inputs.power_fail()           # pulled up: switch open, supply good
-    gpio.drive(gp.revenue_lock, False)                               # the sealed switch closed
-    gpio.drive(gp.power_fail, False)                                 # the supply falling
-    gpio.drive(gp.digital_inputs[0], False)                          # DI1: the BPR button pressed
-    state = inputs.read()
-    assert state.locked and state.power_fail and state.bpr_button and not state.energy_gate
-    assert state.contacts == {1: True, 2: False, 3: False, 4: False}
-    gpio.drive(gp.digital_inputs[2], False)
-    assert inputs.read().energy_gate
-    gpio.drive(gp.revenue_lock, True)
-    assert not inputs.locked()
+    io = IoSnapshotWriter()
+    digital = DigitalInputs(IoReader(io.name), {"bpr_button": 1, "demand_sync": 0, "energy_gate": 3})
+    try:
+        inputs = GpioInputs(gpio, gp.revenue_lock, gp.power_fail, digital)
+        assert not inputs.locked() and not inputs.power_fail()           # pulled up: switch open, supply good
+        first = inputs.read()
+        assert first.pressed == set() and first.contacts == {1: False, 2: False, 3: False, 4: False}
+        gpio.drive(gp.revenue_lock, False)                               # the sealed switch closed
+        gpio.drive(gp.power_fail, False)                                 # the supply falling
+        io.set(1, True)                                                  # DI1: the BPR button pressed
+        state = inputs.read()
+        assert state.locked and state.power_fail and state.bpr_button and not state.energy_gate
+        assert state.pressed == {"bpr_button"}
+        assert state.contacts == {1: True, 2: False, 3: False, 4: False}
+        io.set(1, False)
+        io.set(1, True)                                                  # released and pressed within a second
+        io.set(1, False)
+        state = inputs.read()
+        assert state.pressed == {"bpr_button"} and not state.bpr_button and state.pulses[1] == 2
+        io.set(3, True)
+        assert inputs.read().energy_gate and inputs.read().pressed == set()
+        gpio.drive(gp.revenue_lock, True)
+        assert not inputs.locked()
+    finally:
+        digital.reader.close()
+        io.close()
+
+
+def test_press_shorter_than_a_second_is_one_reset(tmp_path, rigs):
+    """The button's activation counter, not its level once a second, triggers the reset."""
+    rig = rigs(tmp_path, {"inputs": {"bpr_button": 1}})
+    rig.run(10)
+    rig.input(1, True)
+    rig.input(1, False)                  # pressed and released between two seconds
+    rig.run(1)
+    assert rig.engine.counters["bpr"] == 1
+
+
+def test_alarm_and_pulse_overflow_from_the_io_snapshot_set_status_word_bits(tmp_path, rigs):
+    from firmware.revenue.engine import STATUS_BITS
+    rig = rigs(tmp_path, {})
+    rig.run(1)
+    assert not int(publish_values(rig.engine)["status_word"]) & (STATUS_BITS["alarm_active"] | STATUS_BITS["pulse_overflow"])
+    rig.io.publish(alarm_active=1.0, pulsing_suspended=1.0)
+    rig.run(1)
+    word = int(publish_values(rig.engine)["status_word"])
+    assert word & STATUS_BITS["alarm_active"] and word & STATUS_BITS["pulse_overflow"]
 
 
 def test_gpio_lock_that_cannot_be_read_counts_as_locked_and_a_missing_one_never_locks():
@@ -234,6 +275,6 @@ def test_gpio_lock_that_cannot_be_read_counts_as_locked_and_a_missing_one_never_
                 raise ValueError(f"no GPIO line {pin}")
             return super().read(pin)
 
-    assert GpioInputs(Failing(VirtualClock()), 17, 4, (), {}).locked()
-    none_fitted = GpioInputs(Strict(VirtualClock()), NOT_FITTED, NOT_FITTED, (), {})
+    assert GpioInputs(Failing(VirtualClock()), 17, 4, DigitalInputs(None, {})).locked()
+    none_fitted = GpioInputs(Strict(VirtualClock()), NOT_FITTED, NOT_FITTED, DigitalInputs(None, {}))
     assert not none_fitted.locked() and not none_fitted.power_fail()

@@ -88,6 +88,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("cmd_time_set", "time.set",
             "Time set from the protocol: the UTC seconds written, accepted by [time] priority",
             arg="utc", args=(("source", "protocol"),)),
+    Command("cmd_alarm_ack", "io.ack", "Acknowledge every active or unacknowledged alarm"),
 )
 
 # Value a client writes to a command register or coil to run it (ION: commands run on a written 1).

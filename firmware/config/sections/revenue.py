@@ -128,7 +128,8 @@ SECTIONS = [
         Option("energy_gate", Int(0, 32), 0,
                "Digital input gating the conditional energy registers (0 = none: they never run)."),
         Option("sim_dir", Str(255), "var/inputs",
-               "Simulated board: the inputs are files here (power_fail, di1..di32 holding 1 or 0; "
-               "pulseN holding a count); the revenue lock is [upgrade] revenue_lock_file."),
-    ], "Inputs the revenue registers use; the revenue lock and power-fail pins come from the board file.", sealed=True),
+               "Simulated board: the power-fail line is the file power_fail here, holding 1 or 0; the revenue "
+               "lock is [upgrade] revenue_lock_file. The digital inputs come from the io service (docs/io.md)."),
+    ], "Inputs the revenue registers use: the revenue lock and power-fail pins come from the board file, the "
+       "digital inputs' state, counts and activations from the io service.", sealed=True),
 ]

@@ -1,0 +1,174 @@
+"""The display service: the front panel's screens from the measurement snapshot, its modes and buttons.
+
+Every ``[display] refresh`` (and at once after a button) it reads the measurement snapshot, asks the panel
+(``firmware.display.panel``) which mode and screen to show, draws it (``firmware.display.screens``) and writes
+it to the framebuffer on the device or to PNG files in simulation (``firmware.display.output``). The five
+buttons are GPIO inputs (board file ``[gpio] buttons``: up, down, left, right, enter; active low), read as
+edge events and debounced like the digital inputs. Enter on the alarm screen acknowledges the alarms
+(``io.ack`` on the control socket, as the user "display").
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import threading
+import time
+from typing import Any
+
+from firmware import __version__
+from firmware.config.board import load_board
+from firmware.control import ControlClient
+from firmware.display import BUTTONS
+from firmware.display.output import FramebufferOutput, PngOutput
+from firmware.display.panel import Panel
+from firmware.display.screens import Context, render
+from firmware.io import build
+from firmware.io.inputs import InputChannel
+from firmware.ipc import names
+from firmware.ipc.snapshot import Snapshot
+from firmware.service import Service, command, main
+from firmware.upgrade.legal import SHORT_HEX, running_code_hash
+from hal.clock import SystemClock
+from hal.errors import IPCError, MeterError
+from hal.sim.wire import RUN_DIR_NAME as SIM_WIRE_DIR
+
+BUTTON_DEBOUNCE_S = 0.02
+EDGE_WAIT_S = 0.05
+ATTACH_RETRY_S = 2.0
+
+
+class DisplayService(Service):
+    name = "display"
+
+    def setup(self) -> None:
+        self.cfg = self.config["display"]
+        board = load_board(self.ctx.board_path)
+        self.gpio = self._open_gpio(board)
+        self.button_pins = dict(zip(board.gpio.buttons, BUTTONS))
+        self.buttons = {pin: InputChannel(k + 1, BUTTON_DEBOUNCE_S) for k, pin in enumerate(self.button_pins)}
+        if self.button_pins:
+            self.gpio.watch_edges(self.button_pins, "up")
+        use_fb = self.cfg.output == "framebuffer" or (self.cfg.output == "auto" and not board.simulated)
+        self.output = (FramebufferOutput(self.cfg.framebuffer) if use_fb
+                       else PngOutput(self.ctx.data_dir / self.cfg.png_dir))
+        self.panel = Panel(tuple(self.cfg.screens), self.cfg.scroll_interval, self.cfg.alt_timeout)
+        self.static = self._static(board)
+        self.measurements: Snapshot | None = None
+        self._attach_at = 0.0
+        self._drawn_at = -math.inf
+        self._shown: tuple[str, str] = ("", "")
+        self.counters = {"renders": 0, "presses": 0, "acks": 0}
+        self.endpoints = [f"display:{'fb ' + self.cfg.framebuffer if use_fb else self.ctx.data_dir / self.cfg.png_dir}"]
+
+    def _open_gpio(self, board: Any) -> Any:
+        if board.simulated:
+            from hal.sim.gpio import SimGpio
+            return SimGpio(SystemClock(), wire=self.ctx.run_dir / SIM_WIRE_DIR)
+        from hal.gpio import open_gpio
+        gp = board.gpio
+        return open_gpio(gp.backend, chip=gp.chip) if gp.backend == "gpiod" else open_gpio(gp.backend)
+
+    def _static(self, board: Any) -> dict[str, Any]:
+        """What does not change while the service runs: nameplate, nominals, alarm names, labels."""
+        met = self.config["metrology"]
+        kts = [f"{e.kt:g} {e.quantity}/p (DO{e.number})" for e in self.config["io"].output if e.source == "energy"]
+        nameplate = {
+            "Meter": f"{self.config['meter'].name}  {self.config['meter'].serial_number}",
+            "Firmware": __version__,
+            "Code SHA-256": running_code_hash()[:SHORT_HEX],
+            "Config": f"version {self.config['meta'].version}",
+            "Volts mode": str(met.system_type),
+            "PT": f"{met.pt_primary:g} : {met.pt_secondary:g} V",
+            "CT": f"{met.ct_primary:g} : {met.ct_secondary:g} A",
+            "Pulse Kt": ", ".join(kts) or "none",
+            "Nominal": f"{met.nominal_voltage:g} V  {met.nominal_current:g} A  {met.nominal_frequency} Hz",
+        }
+        alarms = build.alarms(self.config, build.input_settings(self.config, len(board.gpio.digital_inputs)))
+        return {"nameplate": nameplate, "alarm_names": {a.id: a.name for a in alarms.alarms},
+                "nominal_v": float(met.nominal_voltage), "nominal_i": float(met.nominal_current),
+                "labels": self.cfg.labels}
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            pressed = self._buttons()
+            now = time.monotonic()
+            if pressed or now - self._drawn_at >= self.cfg.refresh:
+                self.draw(now)
+            self.counters["presses"] += pressed      # counted once the screen it led to is shown
+            self.heartbeat(mode=self.panel.mode, screen=self.panel.screen, **self.counters)
+
+    def _buttons(self) -> int:
+        edges = self.gpio.read_edges(EDGE_WAIT_S) if self.button_pins else []
+        if not self.button_pins:
+            self.stopping.wait(EDGE_WAIT_S)
+        now_ns = time.monotonic_ns()
+        pressed = 0
+        for edge in edges:
+            ch = self.buttons.get(edge.pin)
+            if ch is not None:
+                for tr in ch.edge(edge.level, edge.timestamp_ns):
+                    pressed += self._press(edge.pin, tr.active)
+        for pin, ch in self.buttons.items():
+            for tr in ch.settle(now_ns):
+                pressed += self._press(pin, tr.active)
+        return pressed
+
+    def _press(self, pin: int, active: bool) -> int:
+        if not active:
+            return 0
+        if self.panel.press(self.button_pins[pin], time.monotonic()) == "ack":
+            self._acknowledge()
+        return 1
+
+    def _acknowledge(self) -> None:
+        self.counters["acks"] += 1
+
+        def send() -> None:
+            try:
+                ControlClient(self.ctx.control_socket, timeout_s=5.0, user="display").call("io.ack")
+            except (MeterError, OSError) as exc:
+                self.log.warning("alarm acknowledgement from the panel failed: %s", exc)
+
+        threading.Thread(target=send, name="ack", daemon=True).start()
+
+    def values(self) -> dict[str, Any]:
+        if self.measurements is None and time.monotonic() >= self._attach_at:
+            self._attach_at = time.monotonic() + ATTACH_RETRY_S
+            with contextlib.suppress(IPCError, OSError, ValueError):
+                self.measurements = Snapshot.attach(self.ctx.shm_name(names.MEASUREMENTS))
+        if self.measurements is None:
+            return {}
+        try:
+            return dict(self.measurements.read())
+        except IPCError:
+            return {}
+
+    def draw(self, now: float) -> None:
+        values = self.values()
+        test = values.get("test_mode", math.nan)
+        mode, screen = self.panel.update(now, isinstance(test, float) and test == 1.0)
+        s = self.static
+        ctx = Context(values, s["labels"], mode, time.strftime("%H:%M:%S"), s["nominal_v"], s["nominal_i"],
+                      s["nameplate"], s["alarm_names"])
+        self.output.show(render(screen, ctx), screen)
+        self._drawn_at = now
+        self._shown = (mode, screen)
+        self.counters["renders"] += 1
+
+    def teardown(self) -> None:
+        for name in ("output", "measurements", "gpio"):
+            obj = getattr(self, name, None)
+            if obj is not None:
+                with contextlib.suppress(Exception):
+                    obj.close()
+
+    @command("status")
+    def cmd_status(self, user: str = "") -> dict[str, Any]:
+        return {"mode": self._shown[0], "screen": self._shown[1], **self.counters}
+
+
+if __name__ == "__main__":
+    sys.exit(main(DisplayService))

@@ -1,0 +1,70 @@
+"""The display service as the supervisor runs it on the simulated board: PNG screens, NORM auto-scroll, the
+buttons driven through the simulated GPIO wire (ALT, browsing, enter on the alarm screen acknowledging the
+io service's alarms)."""
+from __future__ import annotations
+
+import time
+
+from PIL import Image
+
+from firmware.config.board import load_board
+from tests.conftest import REPO
+from tests.support.io_meter import IoMeter
+
+BUTTONS = dict(zip(("up", "down", "left", "right", "enter"), load_board(REPO / "boards" / "sim.toml").gpio.buttons))
+DI1 = load_board(REPO / "boards" / "sim.toml").gpio.digital_inputs[0]
+
+
+def _press(meter: IoMeter, button: str) -> None:
+    """A clean 60-ms press (the buttons are pulled up: pressed = low), returning once the button has been up
+    for longer than the 20-ms debounce: a press sooner after the release would be a bounce of it."""
+    pin = BUTTONS[button]
+    t = time.monotonic_ns()
+    meter.wire.drive(pin, False, t)
+    meter.wire.drive(pin, True, t + 60_000_000)
+    time.sleep(0.1)
+
+
+def test_display_scrolls_in_norm_and_the_buttons_browse_and_acknowledge(tmp_path):
+    meter = IoMeter(tmp_path, """
+[display]
+screens = ["energy", "vip", "nameplate"]
+scroll_interval = 1
+refresh = 0.2
+alt_timeout = 5
+[[io.input]]
+number = 1
+alarm_priority = 150
+""", services="io,display")
+    meter.start()
+    try:
+        status = meter.wait(lambda: (s := meter.call("display.status"))["renders"] > 0 and s, 60)
+        assert status["mode"] == "NORM"
+        seen = set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(seen) < 3:
+            seen.add(meter.call("display.status")["screen"])
+            time.sleep(0.1)
+        assert seen == {"energy", "vip", "nameplate"}          # NORM scrolls the configured screens
+        png = Image.open(meter.data / "display" / "display.png")
+        assert png.size == (320, 240)
+        # an alarm on DI1, then the panel: first press wakes ALT, then down to the alarm screen and enter
+        meter.wire.drive(DI1, False)
+        meter.wait(lambda: meter.call("io.alarms")["alarm_unacknowledged_count"] == 1, 10)
+        _press(meter, "down")
+        meter.wait(lambda: meter.call("display.status")["mode"] == "ALT", 10)
+        for _ in range(10):
+            if meter.call("display.status")["screen"] == "alarms":
+                break
+            before = meter.call("display.status")["presses"]
+            _press(meter, "down")
+            meter.wait(lambda b=before: meter.call("display.status")["presses"] > b, 10)
+        assert meter.call("display.status")["screen"] == "alarms"
+        assert (meter.data / "display" / "alarms.png").exists()
+        _press(meter, "enter")
+        alarms = meter.wait(lambda: (a := meter.call("io.alarms"))["alarm_unacknowledged_count"] == 0 and a, 10)
+        assert alarms["active"][0]["acknowledged_by"] == "display"
+        # no press for alt_timeout: back to NORM
+        meter.wait(lambda: meter.call("display.status")["mode"] == "NORM", 15)
+    finally:
+        meter.stop()

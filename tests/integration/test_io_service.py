@@ -1,0 +1,132 @@
+"""The io service as the supervisor runs it on the simulated board: input edges driven through the simulated
+wire with their time stamps, counted and published; SIGKILL and restart without losing a counted pulse;
+forced outputs on the wire; the io snapshot the revenue side reads; digital-input alarms and acknowledgement."""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+
+import pytest
+
+from firmware.io import SNAPSHOT_NAME
+from firmware.io.reader import IoReader
+from firmware.ipc.names import instance_name, shm_name
+from hal.errors import MeterError
+from tests.support.io_meter import IoMeter
+
+DI1, DI2 = 5, 6                 # boards/sim.toml [gpio] digital_inputs
+DO1 = 16                        # boards/sim.toml [gpio] digital_outputs
+MS = 1_000_000
+
+
+@pytest.fixture
+def meter(tmp_path):
+    m = IoMeter(tmp_path, extra_config="""
+[[io.input]]
+number = 1
+mode = "kyz"
+ke = 0.5
+unit = "m3"
+[[io.input]]
+number = 2
+alarm_priority = 200
+""")
+    m.start()
+    yield m
+    m.stop()
+
+
+def _pulses(meter: IoMeter, pin: int, n: int, period_ms: int = 30) -> None:
+    """``n`` clean KYZ half-cycles (each transition one count), stamped ``period_ms`` apart in the past,
+    so the whole train arrives at once as a kernel's queued edge events would."""
+    t0 = time.monotonic_ns() - n * period_ms * MS - 100 * MS
+    for k in range(n):
+        meter.wire.drive(pin, k % 2 == 1, t0 + k * period_ms * MS)   # the line falls first: pulled up, closes
+
+
+def _input(meter: IoMeter, number: int) -> dict:
+    return meter.call("io.status")["inputs"][number - 1]
+
+
+def test_counts_survive_sigkill_and_bounces_are_filtered(meter):
+    _pulses(meter, DI1, 40)
+    meter.wait(lambda: _input(meter, 1)["count"] == 40, 10)
+    # a bouncing closure: 3 ms spikes inside the 20-ms debounce count nothing more than the one change
+    t = time.monotonic_ns() - 500 * MS
+    for k, level in enumerate([False, True, False, True, False]):
+        meter.wire.drive(DI1, level, t + k * 3 * MS)
+    st = meter.wait(lambda: (s := _input(meter, 1))["count"] == 41 and s, 10)
+    assert st["bounces"] == 2 and st["total"] == pytest.approx(41 * 0.5)
+    pid = meter.call("io.info")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    # the supervisor restarts it; the counts come back from the record written before they were published
+    meter.wait(lambda: meter.call("io.info")["pid"] != pid, 30)
+    assert _input(meter, 1)["count"] == 41
+    meter.wire.drive(DI1, True)                          # the line opens again: one more KYZ count
+    meter.wait(lambda: _input(meter, 1)["count"] == 42, 10)
+
+
+def test_sigkill_while_pulses_stream_loses_none_that_was_published(meter):
+    """Kill in the middle of a stream of edges: whatever count was published before the kill is still there
+    after the restart, and the edges after the restart add to it one for one."""
+    reader = IoReader(shm_name(instance_name(meter.run_dir), SNAPSHOT_NAME))
+    try:
+        level = True
+        seen = 0
+        for _ in range(30):                              # ~30 transitions, 15 ms apart in real time
+            level = not level
+            meter.wire.drive(DI1, level)
+            time.sleep(0.03)
+            view = reader.read()
+            if view is not None:
+                seen = max(seen, view.counts.get(1, 0))
+        pid = meter.call("io.info")["pid"]
+        view = reader.read()
+        seen = max(seen, view.counts.get(1, 0) if view else 0)
+        os.kill(pid, signal.SIGKILL)
+        meter.wait(lambda: meter.call("io.info")["pid"] != pid, 30)
+        after = _input(meter, 1)["count"]
+        assert after >= seen and seen >= 25          # nothing published is lost; most edges were counted
+        for _ in range(6):
+            level = not level
+            meter.wire.drive(DI1, level)
+            time.sleep(0.03)
+        meter.wait(lambda: _input(meter, 1)["count"] == after + 6, 10)
+    finally:
+        reader.close()
+
+
+def test_snapshot_time_stamps_forced_output_and_input_alarm_with_acknowledgement(meter):
+    reader = IoReader(shm_name(instance_name(meter.run_dir), SNAPSHOT_NAME))
+    try:
+        stamp = meter.wire.drive(DI2, False)             # close the contact of DI2 (alarm priority 200)
+        st = meter.wait(lambda: (s := _input(meter, 2))["active"] and s, 10)
+        assert st["since_ns"] == stamp                   # the edge's own time stamp, not when it was read
+        view = meter.wait(lambda: (v := reader.read()) is not None and v.levels.get(2) and v, 10)
+        assert view.activations[2] == 1 and view.flag("alarm_active")
+        alarms = meter.call("io.alarms")
+        assert [(a["name"], a["priority"], a["acknowledged"]) for a in alarms["active"]] == [("Digital In 2", 200, False)]
+        assert alarms["alarm_highest_priority"] == 200
+        alarm_id = alarms["active"][0]["id"]
+        with pytest.raises(MeterError, match="no alarm with id"):
+            meter.call("io.ack", ids=[999])
+        assert meter.call("io.ack", ids=[alarm_id]) == {"acknowledged": [alarm_id]}
+        assert meter.call("io.alarms")["active"][0]["acknowledged_by"] == "tester"
+        # forced output: on the wire at once, and released back to its source (none: off)
+        assert meter.call("io.force", output=1, state="on")["old"] == "release"
+        meter.wait(lambda: any(e[0] == DO1 and e[1] for e in meter.wire.read_outputs()), 5)
+        assert meter.call("io.status")["outputs"][0]["level"] is True
+        meter.call("io.force", output=1, state="release")
+        meter.wait(lambda: any(e[0] == DO1 and not e[1] for e in meter.wire.read_outputs()), 5)
+        with pytest.raises(MeterError, match="outputs are 1..4"):
+            meter.call("io.force", output=9, state="on")
+        # every one of those went to the meter's event log, with the user
+        with sqlite3.connect(meter.data / "events.db") as db:
+            rows = db.execute("SELECT source, cause, effect, user FROM event_log ORDER BY id").fetchall()
+        assert ("alarms", "alarm_pickup", "Digital In 2", "") in rows
+        assert ("alarms", "alarm_ack", "Digital In 2", "tester") in rows
+        assert ("io", "output_forced", "do1", "tester") in rows
+    finally:
+        reader.close()
