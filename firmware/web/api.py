@@ -7,7 +7,6 @@ app serves exactly this table (``firmware.web.app``), ``GET /api/openapi.json`` 
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -250,8 +249,14 @@ def markdown(document: dict[str, Any], generator: str) -> str:
                 lines.append("")
             body = op.get("requestBody", {}).get("content", {})
             if "application/json" in body:
-                lines += ["Body (JSON):", "", "```json", json.dumps(body["application/json"]["schema"], indent=1),
-                          "```", ""]
+                schema = body["application/json"]["schema"]
+                lines += ["Body (JSON object):", "", "| field | type | required | description |", "|---|---|---|---|"]
+                for name, sub in schema.get("properties", {}).items():
+                    limit = f", at most {sub['maxLength']} characters" if "maxLength" in sub else (
+                        f", at most {sub['maxProperties']} entries" if "maxProperties" in sub else "")
+                    lines.append(f"| `{name}` | {sub['type']}{limit} | {'yes' if name in schema.get('required', []) else 'no'} "
+                                 f"| {sub.get('description', '')} |")
+                lines.append("")
             elif body:
                 lines += ["Body: the raw file (`application/octet-stream`).", ""]
             codes = [c for c in op["responses"] if c != "200"]

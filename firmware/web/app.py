@@ -27,6 +27,7 @@ from firmware.web import auth
 from firmware.web.api import ApiError, Call, Endpoint, check_json, openapi
 from firmware.web.context import WebContext
 from firmware.web.limits import TooLarge, TooSlow, read_body, stream_body
+from firmware.web.readings import harmonic_channels
 from firmware.web.routes import LOGGED_IN, endpoints
 from firmware.web.sessions import COOKIE, CSRF_HEADER
 from hal.errors import AccessDenied, ConfigError, IPCError, MeterError
@@ -34,6 +35,7 @@ from hal.errors import AccessDenied, ConfigError, IPCError, MeterError
 log = logging.getLogger("web")
 
 STATIC_DIR = Path(__file__).parent / "static"
+API_TITLE = "OpenMeter web API"
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                  b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
@@ -187,9 +189,14 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return _error(404, f"nothing at {request.url.path[:100]}; the API is listed at /api/openapi.json")
 
 
+def route_table(services: list[str]) -> tuple[list[Endpoint], dict[str, Any]]:
+    """The endpoints of a meter with these services, and their OpenAPI document."""
+    eps = endpoints(harmonic_channels(), services)
+    return eps, openapi(eps, API_TITLE, __version__)
+
+
 def build_app(ctx: WebContext, services: list[str]) -> Guard:
-    eps = endpoints(ctx.measurements.harmonic_channels, services)
-    ctx.document = openapi(eps, "OpenMeter web API", __version__)
+    eps, ctx.document = route_table(services)
     routes: list[Any] = [Route(ep.path, EndpointHandler(ctx, ep).handle, methods=[ep.method]) for ep in eps]
     routes += [Route("/", _index, methods=["GET"]),
                Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]

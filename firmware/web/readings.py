@@ -30,6 +30,11 @@ DIAGNOSTIC_POINTS = ("energy_check_wh", "energy_check_varh", "energy_check_vah",
                      "revenue_locked", "revenue_fault", "time_synced", "status_word", "test_mode")
 
 
+def harmonic_channels() -> list[str]:
+    """Channels with per-order harmonics in the point map (v_an, i_a, ...)."""
+    return [p.name[len(HARMONICS_PREFIX):] for p in load_points() if p.name.startswith(HARMONICS_PREFIX)]
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return [None if not math.isfinite(v) else round(float(v), 9) for v in value]
@@ -61,8 +66,6 @@ class Measurements:
         self.points = {p.name: p for p in points}
         self.reading_names = [p.name for p in points if p.kind in READING_KINDS and p.size == 1]
         self.energy_names = [p.name for p in points if p.kind in ENERGY_KINDS and p.size == 1]
-        self.harmonic_channels = [p.name[len(HARMONICS_PREFIX):] for p in points
-                                  if p.name.startswith(HARMONICS_PREFIX)]
 
     def _attach(self) -> Snapshot:
         if self._snap is None:
