@@ -11,6 +11,7 @@ from hal.errors import MeterError
 COMMAND_MODULES = (
     "firmware.cli_run",       # run, status
     "firmware.cli_config",    # config validate/show/defaults/set
+    "firmware.cli_user",      # user add/passwd/list/remove/unlock
     "tools.replay",           # replay RECORDING.cfg
     "tools.image.cli",        # image build/keygen/sign/verify/install
 )

@@ -5,6 +5,16 @@ Reply:    ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "why", "ki
 
 ``ControlServer`` serves a table of handlers on a background thread (one thread per connection,
 bounded); ``ControlClient`` is the synchronous client used by the CLI, the supervisor and tests.
+
+Who asks comes from the kernel (SO_PEERCRED), never from ``user``, which is kept as a note: a ``Gate``
+(``firmware.security.peer``) admits the connection and decides each command, and gives the handler the user
+label (name, uid, pid) that goes into every audit line. The default gate admits only root and the meter's
+own account (service sockets); the supervisor's ``control.sock`` uses ``ControlGate``.
+
+A connection has ``REQUEST_DEADLINE_S`` to deliver each request line, counted from when it connected or got
+its last reply; bytes that trickle in do not extend it. ``MAX_CONNECTIONS`` are shared by everyone, and
+``RESERVED_CONNECTIONS`` more are kept for root and the meter itself, so idle clients cannot keep
+``meter status`` or the supervisor out.
 """
 from __future__ import annotations
 
@@ -14,31 +24,41 @@ import logging
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from hal.errors import IPCError, MeterError
+from firmware.security.peer import Gate, PeerCred, peer_credentials
+from hal.errors import AccessDenied, IPCError, MeterError
 
 log = logging.getLogger("control")
 
 MAX_REQUEST_BYTES = 1 << 20
 MAX_CONNECTIONS = 16
+RESERVED_CONNECTIONS = 4          # only for root and the meter's own account
+REQUEST_DEADLINE_S = 5.0          # to deliver one request line (a CLI sends it at once)
+REPLY_DEADLINE_S = 30.0           # for a client to take its reply (a large log read) before it is dropped
 UNIX_PATH_MAX_BYTES = 107  # sockaddr_un.sun_path is 108 bytes including the terminating NUL (unix(7))
 Handler = Callable[..., Any]
 
 
 class ControlServer:
     def __init__(self, path: str | Path, handlers: dict[str, Handler] | None = None,
-                 fallback: Callable[[str, dict[str, Any], str], Any] | None = None) -> None:
+                 fallback: Callable[[str, dict[str, Any], str], Any] | None = None, gate: Gate | None = None,
+                 mode: int = 0o600) -> None:
         self.path = Path(path)
         self.handlers: dict[str, Handler] = dict(handlers or {})
         self.fallback = fallback
+        self.gate = gate or Gate()
+        self.mode = mode
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._reserve = threading.BoundedSemaphore(RESERVED_CONNECTIONS)
         self._stopping = False
+        self.stats = {"refused": 0, "timed_out": 0}
 
     def register(self, name: str, handler: Handler) -> None:
         self.handlers[name] = handler
@@ -52,7 +72,7 @@ class ControlServer:
             self.path.unlink()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(str(self.path))
-        os.chmod(self.path, 0o660)
+        os.chmod(self.path, self.mode)
         sock.listen(MAX_CONNECTIONS)
         self._sock = sock
         self._thread = threading.Thread(target=self._accept_loop, name=f"control:{self.path.name}", daemon=True)
@@ -74,31 +94,53 @@ class ControlServer:
                 conn, _ = self._sock.accept()
             except OSError:
                 return
-            if not self._slots.acquire(blocking=False):
-                _send(conn, {"ok": False, "error": "too many control connections", "kind": "IPCError"})
+            try:
+                cred = peer_credentials(conn)
+            except OSError:
                 conn.close()
                 continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            why = self.gate.admit(cred)
+            slot = None if why else self._take_slot(cred)
+            if slot is None:
+                self.stats["refused"] += 1
+                with contextlib.suppress(OSError):
+                    conn.settimeout(0.5)
+                    _send(conn, {"ok": False, "error": why or "too many control connections; try again",
+                                 "kind": "AccessDenied" if why else "IPCError"})
+                conn.close()
+                continue
+            threading.Thread(target=self._serve, args=(conn, cred, slot), daemon=True).start()
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _take_slot(self, cred: PeerCred) -> threading.BoundedSemaphore | None:
+        if self._slots.acquire(blocking=False):
+            return self._slots
+        if self.gate.trusted(cred) and self._reserve.acquire(blocking=False):
+            return self._reserve
+        return None
+
+    def _serve(self, conn: socket.socket, cred: PeerCred, slot: threading.BoundedSemaphore) -> None:
         try:
-            conn.settimeout(60.0)
-            reader = conn.makefile("rb")
+            pending = bytearray()
             while True:
-                line = reader.readline(MAX_REQUEST_BYTES + 1)
-                if not line:
+                line = _read_line(conn, pending, time.monotonic() + REQUEST_DEADLINE_S)
+                if line is None:
                     return
                 if len(line) > MAX_REQUEST_BYTES:
                     _send(conn, {"ok": False, "error": "request too large", "kind": "IPCError"})
                     return
-                _send(conn, self.dispatch_line(line))
+                reply = self.dispatch_line(line, cred)
+                conn.settimeout(REPLY_DEADLINE_S)
+                _send(conn, reply)
+        except socket.timeout:
+            self.stats["timed_out"] += 1
         except OSError:
             return
         finally:
             conn.close()
-            self._slots.release()
+            slot.release()
 
-    def dispatch_line(self, line: bytes) -> dict[str, Any]:
+    def dispatch_line(self, line: bytes, cred: PeerCred | None = None) -> dict[str, Any]:
+        """Run one request line; ``cred`` is the peer (None: this process itself, e.g. a test)."""
         try:
             request = json.loads(line)
             if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
@@ -106,9 +148,13 @@ class ControlServer:
         except ValueError as exc:
             return {"ok": False, "error": f"bad request: {exc}", "kind": "IPCError"}
         cmd, args = request["cmd"], request.get("args") or {}
-        user = str(request.get("user") or "")
+        note = str(request.get("user") or "")
         if not isinstance(args, dict):
             return {"ok": False, "error": "'args' must be an object", "kind": "IPCError"}
+        try:
+            user = self.gate.check(cred or PeerCred(os.getpid(), os.geteuid(), os.getegid()), cmd, note)
+        except AccessDenied as exc:
+            return {"ok": False, "error": str(exc), "kind": "AccessDenied"}
         try:
             handler = self.handlers.get(cmd)
             if handler is not None:
@@ -127,6 +173,25 @@ class ControlServer:
         except Exception as exc:  # a handler bug must not kill the server
             log.exception("control command %s failed", cmd)
             return {"ok": False, "error": f"{cmd!r} failed: {type(exc).__name__}: {exc}", "kind": "internal"}
+
+
+def _read_line(conn: socket.socket, pending: bytearray, deadline: float) -> bytes | None:
+    """The next request line, None at a clean end; socket.timeout when the deadline passes first."""
+    while True:
+        end = pending.find(b"\n")
+        if end >= 0 or len(pending) > MAX_REQUEST_BYTES:
+            cut = end + 1 if end >= 0 else len(pending)
+            line = bytes(pending[:cut])
+            del pending[:cut]
+            return line
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("request deadline passed")
+        conn.settimeout(remaining)
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        pending += chunk
 
 
 def _send(conn: socket.socket, reply: dict[str, Any]) -> None:

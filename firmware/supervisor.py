@@ -101,7 +101,7 @@ class Supervisor:
             "status": self.cmd_status,
             "restart": self.cmd_restart,
             "shutdown": self.cmd_shutdown,
-        }, fallback=self.forward)
+        }, fallback=self.forward, gate=control_gate(config), mode=0o660)
         self.started = time.time()
 
     # ------------------------------------------------------------------ main loop
@@ -388,6 +388,18 @@ class Supervisor:
         if not reply.get("ok"):
             raise ControlError(reply.get("error", "failed"), reply.get("kind", ""))
         return reply.get("result")
+
+
+def control_gate(config: Config) -> Any:
+    """The gate of control.sock: callers from SO_PEERCRED, mapped to meter users, every command authorized."""
+    from firmware.security.audit import SecurityAudit
+    from firmware.security.control_gate import ControlGate
+    from firmware.security.peer import PeerPolicy, parse_uid_map
+    from firmware.security.users import UserStore
+
+    users = UserStore.from_config(config)
+    return ControlGate(PeerPolicy(users, parse_uid_map(config.security.control_users)),
+                       SecurityAudit.from_config(config, source="control"))
 
 
 def _describe_exit(code: int) -> str:

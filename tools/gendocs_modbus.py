@@ -12,6 +12,7 @@ from pathlib import Path
 from firmware.comms.modbus.blocks import COMMANDS, REGISTER_BLOCKS, Block
 from firmware.comms.modbus.codecs import FORMATS
 from firmware.comms.modbus.regmap import Register, RegisterMap, build_map
+from firmware.security.authorize import OPERATIONS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "modbus.md"
 GENERATOR = "python -m tools.gendocs_modbus"
@@ -112,11 +113,21 @@ def render(regmap: RegisterMap | None = None) -> str:
     lines += [f"| {a} | `{b.point}` | {b.description} |" for a, b in sorted(regmap.coils.items())]
     lines += ["", "## Discrete inputs (FC 2)", "", "| input | point | description |", "|---|---|---|"]
     lines += [f"| {a} | `{b.point}` | {b.description} |" for a, b in sorted(regmap.discretes.items())]
-    lines += ["", "## Commands", "", "| point | runs | refused while revenue-locked | what it does |",
-              "|---|---|---|---|"]
-    lines += [f"| `{c.point}` | `{c.control}` | {'yes' if c.revenue else 'no'} | {c.description} |"
-              for c in COMMANDS]
+    lines += ["", "## Commands", "",
+              "Access read-write is needed on the port; with `[security] enabled` the command runs as "
+              "`[security] modbus_user`, which needs the privilege below (docs/security.md).", "",
+              "| point | runs | privilege | refused while revenue-locked | what it does |", "|---|---|---|---|---|"]
+    lines += [f"| `{c.point}` | `{c.control}` | {OPERATIONS[c.operation].privilege.value} | {_locked(c.operation)} "
+              f"| {c.description} |" for c in COMMANDS]
     return "\n".join(lines) + "\n"
+
+
+def _locked(operation: str) -> str:
+    from firmware.security.authorize import REVENUE_LOCKED_RESETS, blocked_by_revenue_lock
+
+    if operation in REVENUE_LOCKED_RESETS:
+        return "yes, unless `[revenue] demand_reset_when_locked`"
+    return "yes" if blocked_by_revenue_lock(operation) else "no"
 
 
 def main(argv: list[str] | None = None) -> int:

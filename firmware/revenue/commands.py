@@ -2,10 +2,10 @@
 
 Every attempt is written to the ``revenue_audit`` log with the user, the arguments, whether it was
 accepted and, if not, why. Refusals raise ``AccessDenied`` with a message that says what was
-refused and what to do. While the revenue lock is engaged (SPEC §3, §8; ION p.279: "Revenue-locked
-meters must be unlocked to perform resets that impact revenue data"), energy resets, presets and
-test mode are refused; peak-demand and billing-period resets are refused too unless
-``[revenue] demand_reset_when_locked`` allows them. Peak-demand and billing-period resets also
+refused and what to do. Which commands the revenue lock refuses is decided by
+``firmware.security.authorize.revenue_lock_refusal`` (the one list of them: energy resets, presets, test mode;
+peak-demand and billing-period resets unless ``[revenue] demand_reset_when_locked`` allows them); the
+commands ask it each time. Peak-demand and billing-period resets also
 respect the lockout (``demand_reset_lockout``; ION p.252) except when the schedule runs them.
 
 ``RevenueCommands`` is composed into ``RevenueEngine`` (``engine.cmd``): it holds no registers of its own and
@@ -20,6 +20,7 @@ from typing import Any, Callable, Protocol
 from firmware.revenue.bank import Bank
 from firmware.revenue.loadprofile import LoadProfile
 from firmware.revenue.settings import RevenueSettings
+from firmware.security.authorize import revenue_lock_refusal
 from firmware.storage.logstore import LogStore
 from hal.errors import AccessDenied
 from metrology.registers import COMP, QUANTITIES, RATE_SLOT0, SLOTS, UNCOMP, EnergyBank, MinMaxAvg, PeriodDelta
@@ -70,16 +71,14 @@ class RevenueCommands:
 
     # ------------------------------------------------------------------ helpers
 
-    # ------------------------------------------------------------------ helpers
-
     def _refuse(self, user: str, action: str, args: dict[str, Any], reason: str) -> None:
         self.e.audit_event(user, action, args, False, reason)
         raise AccessDenied(reason)
 
-    def _check_lock(self, user: str, action: str, args: dict[str, Any], what: str) -> None:
-        if self.e.lock_source():
-            self._refuse(user, action, args, f"{what} refused: the meter is revenue-locked; open the sealed "
-                                             "revenue lock switch to do this")
+    def _check_lock(self, user: str, action: str, args: dict[str, Any]) -> None:
+        reason = revenue_lock_refusal(action, bool(self.e.lock_source()), self.e.s.reset_when_locked)
+        if reason:
+            self._refuse(user, action, args, reason)
 
     def _check_lockout(self, user: str, action: str, args: dict[str, Any], now: float) -> None:
         lockout = self.e.s.reset_lockout_s
@@ -104,8 +103,7 @@ class RevenueCommands:
         args = {"source": source}
         with self.e.mutex:
             now = self.e.now()
-            if not self.e.s.reset_when_locked:
-                self._check_lock(user, "demand_reset", args, "peak demand reset")
+            self._check_lock(user, "demand_reset", args)
             self._check_lockout(user, "demand_reset", args, now)
 
             def body() -> dict[str, Any]:
@@ -121,14 +119,13 @@ class RevenueCommands:
         args = {"source": source}
         with self.e.mutex:
             now = self.e.now()
-            if not self.e.s.reset_when_locked:
-                self._check_lock(user, "billing_reset", args, "billing-period reset")
+            self._check_lock(user, "billing_reset", args)
             self._check_lockout(user, "billing_reset", args, now)
             return self._run(user, "billing_reset", args, lambda: self.e.billing_period_reset(now, user, source))
 
     def energy_reset(self, user: str = "") -> dict[str, Any]:
         with self.e.mutex:
-            self._check_lock(user, "energy_reset", {}, "energy reset")
+            self._check_lock(user, "energy_reset", {})
             now = self.e.now()
 
             def body() -> dict[str, Any]:
@@ -145,7 +142,7 @@ class RevenueCommands:
         """Set one energy register (primary units) to ``value``; only while unlocked."""
         args = {"register": register, "value": value, "phase": phase, "rate": rate, "compensated": compensated}
         with self.e.mutex:
-            self._check_lock(user, "preset", args, "energy register preset")
+            self._check_lock(user, "preset", args)
             if register not in QUANTITIES:
                 self._refuse(user, "preset", args, f"preset refused: register {register!r} is not one of "
                                                    f"{', '.join(QUANTITIES)}")
@@ -200,7 +197,7 @@ class RevenueCommands:
 
     def test_mode_enter(self, user: str = "") -> dict[str, Any]:
         with self.e.mutex:
-            self._check_lock(user, "test_mode_enter", {}, "test mode")
+            self._check_lock(user, "test_mode_enter", {})
             now = self.e.now()
 
             def body() -> dict[str, Any]:

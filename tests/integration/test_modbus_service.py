@@ -81,7 +81,9 @@ def test_service_serves_the_snapshot_and_runs_commands(service):
     rr = client.read_holding_registers(89, count=10)
     assert client.convert_from_registers(rr.registers, client.DATATYPE.STRING) == "SIM-123456"
     assert not client.write_register(5000, 1).isError()
-    assert service["ran"] == [("demand_reset", "modbus")]
+    # the audit name is what the comms service says it acts for, beside the uid and pid the kernel gives
+    assert [(cmd, user.partition(" (uid ")[0]) for cmd, user in service["ran"]] == [("demand_reset", "modbus")]
+    assert f"(uid {os.geteuid()}, pid " in service["ran"][0][1]
     service["locked"]["on"] = True                       # the owning service refuses: exception 02
     rr = client.write_register(5002, 1)
     assert isinstance(rr, ExceptionResponse) and rr.exception_code == 2

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from firmware.security.authorize import operation_for_command
+
 
 @dataclass(frozen=True)
 class Block:
@@ -60,19 +62,24 @@ class Command:
 
     point: str            # the command point's name in the point map
     control: str          # "<service>.<command>" on the control socket
-    revenue: bool         # refused while the meter is revenue-locked (it changes revenue data)
     description: str
 
+    @property
+    def operation(self) -> str:
+        """The operation ``firmware.security.authorize`` decides on (privilege, revenue lock)."""
+        return operation_for_command(self.control)
 
-# The owning service checks the revenue lock again; the comms service refuses early when the snapshot says
-# the meter is locked so that a locked meter answers at once.
+
+# The comms service asks firmware.security.authorize before it sends a command (so a locked meter answers at
+# once), and the owning service checks the revenue lock again. One request runs at most one command: commands
+# live in another process and cannot be undone, so a write that would run several is refused as a whole.
 COMMANDS: tuple[Command, ...] = (
-    Command("cmd_demand_reset", "metrology.demand_reset", True,
+    Command("cmd_demand_reset", "metrology.demand_reset",
             "Peak demand reset (subject to the reset lockout)"),
-    Command("cmd_energy_reset", "metrology.energy_reset", True, "Clear every energy register"),
-    Command("cmd_billing_reset", "metrology.billing_reset", True,
+    Command("cmd_energy_reset", "metrology.energy_reset", "Clear every energy register"),
+    Command("cmd_billing_reset", "metrology.billing_reset",
             "Billing-period reset: snapshot the billing registers (BPR) and start a new period"),
-    Command("cmd_demand_sync", "metrology.demand_sync", False,
+    Command("cmd_demand_sync", "metrology.demand_sync",
             "Demand synchronisation pulse: end the present demand subinterval now"),
 )
 

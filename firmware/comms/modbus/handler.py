@@ -11,7 +11,6 @@ or by the revenue lock gets 02.
 """
 from __future__ import annotations
 
-import enum
 import logging
 import struct
 from typing import Any, Awaitable, Callable, Mapping, Protocol
@@ -27,7 +26,11 @@ from firmware.comms.modbus.regmap import (
     RegisterMap,
     WriteRefused,
 )
+from firmware.security.authorize import Access, decide
+from firmware.security.authorize import Identity as User
 from hal.errors import AccessDenied
+
+__all__ = ["Access", "Handler", "exception"]
 
 log = logging.getLogger("comms.modbus")
 
@@ -44,12 +47,8 @@ FC_REPORT_SERVER_ID, FC_MEI = 17, 43
 SUPPORTED_FUNCTIONS = (1, 2, 3, 4, 5, 6, 15, 16, 17, 43)
 
 
-class Access(str, enum.Enum):
-    """Modbus access to the meter's map (ION "Modbus Access"; FW3 "What's new": None/Read-only/Read-write)."""
-
-    NONE = "none"
-    READ_ONLY = "read-only"
-    READ_WRITE = "read-write"
+# Who runs Modbus commands while [security] is disabled: the port's access mode alone decides.
+OPEN_IDENTITY = User.master("modbus", "modbus")
 
 
 class CommandSink(Protocol):
@@ -69,13 +68,18 @@ def exception(function: int, code: int) -> bytes:
 class Handler:
     def __init__(self, regmap: RegisterMap, poll: Poll, identity: Identity, access: Access = Access.READ_ONLY,
                  run_command: CommandSink | None = None,
-                 commands: tuple[Command, ...] = _blocks.COMMANDS) -> None:
+                 commands: tuple[Command, ...] = _blocks.COMMANDS, command_user: User | None = OPEN_IDENTITY,
+                 resets_when_locked: bool = False) -> None:
+        """``command_user``: the user commands run as (None: security is on and no Modbus user is set, so every
+        command is refused); ``resets_when_locked``: [revenue] demand_reset_when_locked."""
         self.regmap = regmap
         self.poll = poll
         self.identity = identity
         self.access = Access(access)
         self.run_command = run_command
         self.commands = {c.point: c for c in commands}
+        self.command_user = command_user
+        self.resets_when_locked = resets_when_locked
         self.revenue_locked = False
         self.counters = {"requests": 0, "exceptions": 0, "silent": 0, "commands": 0}
 
@@ -188,45 +192,71 @@ class Handler:
             return ILLEGAL_ADDRESS
         return start, count, values
 
-    async def _write(self, pdu: bytes) -> bytes | int | None:
+    def _write_targets(self, pdu: bytes) -> list[tuple[str, int]] | int | None:
+        """(point, value) of every register or coil a write request touches, the exception it earns, or None
+        for no reply."""
         parsed = self._parse_write(pdu)
         if isinstance(parsed, int):
             return parsed
         start, count, values = parsed
-        fc = pdu[0]
         try:
-            if fc in (FC_WRITE_COIL, FC_WRITE_COILS):
-                targets = [(bit.point, value) for bit, value in zip(self.regmap.check_coil_write(start, count),
-                                                                     values)]
-            else:
-                registers = self.regmap.check_write(start, count)
-                targets = [(reg.point, values[reg.address - start]) for reg in registers]
+            if pdu[0] in (FC_WRITE_COIL, FC_WRITE_COILS):
+                return [(bit.point, value) for bit, value in zip(self.regmap.check_coil_write(start, count), values)]
+            registers = self.regmap.check_write(start, count)
+            return [(reg.point, values[reg.address - start]) for reg in registers]
         except WriteRefused as refused:
             return refused.code
+
+    async def _write(self, pdu: bytes) -> bytes | int | None:
+        targets = self._write_targets(pdu)
+        if targets is None or isinstance(targets, int):
+            return targets
         if self.access is not Access.READ_WRITE:
             return ILLEGAL_ADDRESS
-        if fc in (FC_WRITE_REGISTER, FC_WRITE_REGISTERS) and any(v != COMMAND_RUN_VALUE for _, v in targets):
+        if pdu[0] in (FC_WRITE_REGISTER, FC_WRITE_REGISTERS) and any(v != COMMAND_RUN_VALUE for _, v in targets):
             return ILLEGAL_VALUE
         to_run = [self.commands.get(point) for point, value in targets if value]
         if any(cmd is None for cmd in to_run):
             return ILLEGAL_ADDRESS       # a writable point with no command behind it
+        commands = [cmd for cmd in to_run if cmd is not None]
+        # Commands run in other processes and cannot be undone: every one the request names is authorized
+        # before the first runs, so a refused one refuses the whole request rather than failing half-way.
         self.refresh()
-        if self.revenue_locked and any(cmd.revenue for cmd in to_run if cmd):
-            return ILLEGAL_ADDRESS
-        for cmd in to_run:
-            assert cmd is not None
-            if self.run_command is None:
-                return DEVICE_FAILURE
-            try:
-                await self.run_command(cmd)
-            except AccessDenied as exc:
-                log.info("modbus: %s refused: %s", cmd.point, exc)
+        for cmd in commands:
+            refusal = self._refusal(cmd)
+            if refusal:
+                log.info("modbus: %s refused (with the %d command(s) of its request): %s", cmd.point,
+                         len(commands), refusal)
                 return ILLEGAL_ADDRESS
-            except Exception as exc:  # noqa: BLE001 - any failure of a command is a DEVICE_FAILURE reply, never a dead server
-                log.warning("modbus: %s failed: %s", cmd.point, exc)
-                return DEVICE_FAILURE
-            self.counters["commands"] += 1
+        for cmd in commands:
+            code = await self._run(cmd)
+            if code is not None:
+                return code
         return pdu[:5]                  # FC 5/6 echo the request; FC 15/16 echo address and quantity
+
+    async def _run(self, cmd: Command) -> int | None:
+        """Run one authorized command in its owning service; the exception code when it did not run."""
+        if self.run_command is None:
+            return DEVICE_FAILURE
+        try:
+            await self.run_command(cmd)
+        except AccessDenied as exc:
+            log.info("modbus: %s refused: %s", cmd.point, exc)
+            return ILLEGAL_ADDRESS
+        except Exception as exc:  # noqa: BLE001 - any failure of a command is a DEVICE_FAILURE reply, never a dead server
+            log.warning("modbus: %s failed: %s", cmd.point, exc)
+            return DEVICE_FAILURE
+        self.counters["commands"] += 1
+        return None
+
+    def _refusal(self, cmd: Command) -> str:
+        """Why the authorization point refuses ``cmd`` over this port now ("" when it allows it)."""
+        user = self.command_user
+        if user is None:
+            return "security is enabled and no Modbus user is configured ([security] modbus_user)"
+        decision = decide(user, cmd.operation, "modbus", revenue_locked=self.revenue_locked,
+                          resets_when_locked=self.resets_when_locked, access=self.access)
+        return decision.reason
 
     # ------------------------------------------------------------------ identification
 

@@ -1,0 +1,207 @@
+"""The one authorization point: may this identity run this operation over this interface, now?
+
+Every interface asks here before it changes anything: the control socket (identity from the peer's
+credentials, ``firmware.security.peer``), Modbus (access mode per port, the configured Modbus user), and the
+web (HTTPS login), BACnet and display services, which log users in with ``UserStore.login`` and then call::
+
+    from firmware.security.authorize import Identity, authorize, decide, Access, operation_for_command
+
+    identity = Identity.for_user(user, interface="web")          # after a good login
+    decision = authorize(identity, "demand_reset", "web",        # raises AccessDenied when refused
+                         revenue_locked=lock_now, access=Access.READ_WRITE)
+
+``decide(...)`` takes the same arguments and returns the ``Decision`` without raising (for a page that greys out
+a button). ``operation_for_command("metrology.demand_reset")`` names the operation of a control command.
+
+The rules, in the order they are checked (the first that refuses gives the reason):
+
+1. the operation must be known (``OPERATIONS``); an unknown one needs ``master``;
+2. the interface's access mode: ``none`` refuses everything, ``read-only`` every operation that writes;
+3. the identity must hold the operation's privilege (``master`` holds all);
+4. the revenue lock: while it is engaged, the operations in ``REVENUE_LOCKED`` are refused for everyone,
+   and the peak-demand and billing-period resets too unless ``[revenue] demand_reset_when_locked`` is set
+   (ION p.279: "Revenue-locked meters must be unlocked to perform resets that impact revenue data").
+
+The revenue lock's list lives only here: the revenue commands, the Modbus command table, the upgrade service
+and the configuration store ask ``revenue_lock_refusal`` rather than keeping lists of their own.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from firmware.security.privileges import ALL, Privilege
+from firmware.security.users import User
+from hal.errors import AccessDenied
+
+INTERFACES = ("control", "modbus", "web", "bacnet", "display")
+
+
+class Access(str, enum.Enum):
+    """An interface's access mode (ION "Modbus Access"; FW3: None / Read-only / Read-write)."""
+
+    NONE = "none"
+    READ_ONLY = "read-only"
+    READ_WRITE = "read-write"
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    privilege: Privilege
+    writes: bool
+    description: str
+
+
+def _ops(*rows: tuple[str, Privilege, bool, str]) -> dict[str, Operation]:
+    return {r[0]: Operation(*r) for r in rows}
+
+
+R, W = False, True
+OPERATIONS: dict[str, Operation] = _ops(
+    ("read", Privilege.READ, R, "read measurements, registers, logs and status"),
+    ("demand_reset", Privilege.PEAK_DEMAND_RESET, W, "peak demand reset"),
+    ("billing_reset", Privilege.PEAK_DEMAND_RESET, W, "billing-period reset (BPR)"),
+    ("demand_sync", Privilege.PEAK_DEMAND_RESET, W, "demand synchronisation pulse"),
+    ("freeze", Privilege.PEAK_DEMAND_RESET, W, "freeze (snapshot) the billing registers"),
+    ("time_set", Privilege.TIME_SYNC, W, "set the clock or time synchronisation"),
+    ("energy_reset", Privilege.SETUP, W, "clear the energy registers"),
+    ("preset", Privilege.SETUP, W, "preset an energy register"),
+    ("test_mode_enter", Privilege.SETUP, W, "enter test mode"),
+    ("test_mode_exit", Privilege.SETUP, W, "leave test mode"),
+    ("config_set", Privilege.SETUP, W, "change configuration that is not sealed"),
+    ("config_set_sealed", Privilege.SETUP, W, "change metrology or revenue configuration (sealed sections)"),
+    ("web_files", Privilege.SETUP, W, "change the web server's files or certificate"),
+    ("mail_test", Privilege.SETUP, W, "send a test e-mail"),
+    ("user_admin", Privilege.SECURITY, W, "add, remove or change users and security settings"),
+    ("user_defined", Privilege.USER_DEFINED, W, "an operation an extension or site procedure defines"),
+    ("upgrade_install", Privilege.MASTER, W, "install a firmware image"),
+    ("restart", Privilege.MASTER, W, "restart a service"),
+    ("shutdown", Privilege.MASTER, W, "stop the meter"),
+    ("diagnostic", Privilege.MASTER, W, "fault injection of the simulated board (freeze, stall)"),
+)
+
+# Refused while the revenue lock is engaged, whoever asks (SPEC §3, §8).
+REVENUE_LOCKED: frozenset[str] = frozenset({"energy_reset", "preset", "test_mode_enter", "upgrade_install",
+                                            "config_set_sealed", "web_files"})
+# Refused while locked unless [revenue] demand_reset_when_locked allows them.
+REVENUE_LOCKED_RESETS: frozenset[str] = frozenset({"demand_reset", "billing_reset"})
+
+# Control commands ("<service>.<command>" as the supervisor's socket sees them) and their operations. Any
+# command not named here, nor matched by READ_COMMANDS, is the unknown operation: master only.
+COMMAND_OPERATIONS: dict[str, str] = {
+    "shutdown": "shutdown", "restart": "restart",
+    "metrology.demand_reset": "demand_reset", "metrology.billing_reset": "billing_reset",
+    "metrology.energy_reset": "energy_reset", "metrology.preset": "preset",
+    "metrology.demand_sync": "demand_sync", "metrology.freeze": "freeze",
+    "metrology.test_mode_enter": "test_mode_enter", "metrology.test_mode_exit": "test_mode_exit",
+    "timesync.set": "time_set", "upgrade.install": "upgrade_install", "email.test": "mail_test",
+    "acquisition.freeze": "diagnostic", "acquisition.stall": "diagnostic",
+}
+READ_COMMANDS = frozenset({"status", "ping", "info", "stats", "registers", "energy", "events", "progress", "log",
+                           "latency", "check", "load_profile", "self_reads", "revenue_audit"})
+
+
+def operation_for_command(cmd: str) -> str:
+    """The operation a control command performs (``metrology.demand_reset`` -> ``demand_reset``)."""
+    if cmd in COMMAND_OPERATIONS:
+        return COMMAND_OPERATIONS[cmd]
+    if cmd.rpartition(".")[2] in READ_COMMANDS:
+        return "read"
+    return cmd
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who asks: a user name, its privileges, and where the request came from (for the audit line)."""
+
+    user: str
+    privileges: frozenset[Privilege]
+    interface: str
+    uid: int | None = None
+    pid: int | None = None
+    note: str = ""                    # what the client said about itself; never used to decide
+    protocols: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def for_user(cls, user: User, interface: str, **where: object) -> Identity:
+        return cls(user.name, user.privileges, interface, protocols=user.protocols, **where)  # type: ignore[arg-type]
+
+    @classmethod
+    def master(cls, name: str, interface: str, **where: object) -> Identity:
+        return cls(name, ALL, interface, **where)  # type: ignore[arg-type]
+
+    @classmethod
+    def anonymous(cls, interface: str, **where: object) -> Identity:
+        return cls("", frozenset(), interface, **where)  # type: ignore[arg-type]
+
+    def label(self) -> str:
+        """The user as audit lines show it: ``alice (uid 1001, pid 4242)``, with what the client claimed."""
+        where = ", ".join(f"{k} {v}" for k, v in (("uid", self.uid), ("pid", self.pid)) if v is not None)
+        text = (self.user or "anonymous") + (f" ({where})" if where else "")
+        if self.note and self.note != self.user:
+            text += f" claiming {_printable(self.note)!r}"
+        return text
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    operation: str
+    interface: str
+    user: str
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def revenue_lock_refusal(operation: str, revenue_locked: bool, resets_when_locked: bool = False) -> str:
+    """Why the revenue lock refuses ``operation`` now ("" when it does not)."""
+    if not revenue_locked:
+        return ""
+    if operation in REVENUE_LOCKED or (operation in REVENUE_LOCKED_RESETS and not resets_when_locked):
+        what = OPERATIONS[operation].description if operation in OPERATIONS else operation
+        return (f"{what} refused: the meter is revenue-locked; open the sealed revenue lock switch to do this")
+    return ""
+
+
+def blocked_by_revenue_lock(operation: str, resets_when_locked: bool = False) -> bool:
+    """Whether the revenue lock (when engaged) refuses ``operation``."""
+    return bool(revenue_lock_refusal(operation, True, resets_when_locked))
+
+
+def decide(identity: Identity, operation: str, interface: str | None = None, *, revenue_locked: bool = False,
+           resets_when_locked: bool = False, access: Access | str = Access.READ_WRITE) -> Decision:
+    """The decision for ``identity`` to run ``operation`` over ``interface`` (default: the identity's)."""
+    interface = interface or identity.interface
+    op = OPERATIONS.get(operation)
+    refusal = ""
+    if Access(access) is Access.NONE:
+        refusal = f"{interface} access is set to none"
+    elif op is None and Privilege.MASTER not in identity.privileges:
+        refusal = f"operation {operation!r} is not known; only a master user may run it"
+    elif (op is None or op.writes) and Access(access) is Access.READ_ONLY:
+        refusal = f"{interface} access is read-only"
+    elif op is not None and op.privilege not in identity.privileges:
+        refusal = f"user {identity.user or 'anonymous'!r} lacks the {op.privilege.value} privilege"
+    else:
+        refusal = revenue_lock_refusal(operation, revenue_locked, resets_when_locked)
+    if refusal and not refusal.endswith("to do this"):
+        what = op.description if op is not None else operation
+        refusal = f"{what} refused over {interface}: {refusal}"
+    return Decision(not refusal, operation, interface, identity.user, refusal)
+
+
+def authorize(identity: Identity, operation: str, interface: str | None = None, *, revenue_locked: bool = False,
+              resets_when_locked: bool = False, access: Access | str = Access.READ_WRITE) -> Decision:
+    """``decide`` and raise ``AccessDenied`` (whose message is the reason) when it refuses."""
+    decision = decide(identity, operation, interface, revenue_locked=revenue_locked,
+                      resets_when_locked=resets_when_locked, access=access)
+    if not decision.allowed:
+        raise AccessDenied(decision.reason)
+    return decision
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text[:64])
