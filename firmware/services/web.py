@@ -66,7 +66,7 @@ class WebService(Service):
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def stats(self) -> dict[str, Any]:
-        return {**self.web.counters, "sessions": len(self.web.sessions), "streams": self.web.streams,
+        return {**self.web.counters, "streams": self.web.streams,
                 "connections": sum(self.limits.open.values()), "connections_refused": self.limits.refused,
                 "head_timeouts": self.limits.head_timeouts}
 

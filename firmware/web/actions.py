@@ -15,7 +15,7 @@ from typing import Any
 
 from firmware.comms.modbus.blocks import COMMANDS, Command
 from firmware.control import ControlError
-from firmware.web import auth
+from firmware.security.authorize import OPERATIONS, blocked_by_revenue_lock
 from firmware.web.api import ApiError, Call
 from firmware.web.context import WebContext
 from hal.errors import IPCError
@@ -32,18 +32,17 @@ def reset_name(command: Command) -> str:
 RESETS: dict[str, Command] = {reset_name(c): c for c in COMMANDS}
 
 
-def reset_privilege(command: Command) -> str:
-    return auth.PEAK_DEMAND_RESET if command.point == "cmd_demand_reset" else auth.SETUP
-
-
 async def resets(ctx: WebContext, call: Call) -> Any:
-    return {"resets": [{"name": name, "description": c.description, "revenue": c.revenue,
-                        "privilege": reset_privilege(c)} for name, c in RESETS.items()]}
+    when_locked = ctx.config["revenue"].demand_reset_when_locked
+    return {"resets": [{"name": name, "description": c.description, "operation": c.operation,
+                        "privilege": OPERATIONS[c.operation].privilege.value,
+                        "revenue": blocked_by_revenue_lock(c.operation, when_locked)} for name, c in RESETS.items()]}
 
 
 async def reset(ctx: WebContext, call: Call) -> Any:
     command = RESETS[call.params["name"]]
-    auth.authorize(auth.Principal(call.user, call.privileges), reset_privilege(command), revenue=command.revenue)
+    assert call.identity is not None
+    ctx.authorize(call.identity, command.operation)
     try:
         result = await ctx.control(call.user, command.control)
     except ControlError as exc:
@@ -65,7 +64,6 @@ def _clear_uploads(directory: Path, keep: Path | None = None) -> None:
 
 async def upgrade_upload(ctx: WebContext, call: Call) -> Any:
     """The body was streamed to ``call.body`` (a path) by the app; hand it to the installer."""
-    auth.authorize(auth.Principal(call.user, call.privileges), auth.SETUP, revenue=True)
     path: Path = call.body
     _clear_uploads(path.parent, keep=path)
     try:
@@ -109,7 +107,6 @@ async def upgrade_log(ctx: WebContext, call: Call) -> Any:
 # ---------------------------------------------------------------------- services
 
 async def service_restart(ctx: WebContext, call: Call) -> Any:
-    auth.authorize(auth.Principal(call.user, call.privileges), auth.SETUP)
     name = call.params["name"]
     if name == "web":
         # The answer would be lost with the process; say so and let the supervisor do it.

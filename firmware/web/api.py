@@ -11,7 +11,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from firmware.security.authorize import OPERATIONS, Identity
+
 API_VERSION = "1"
+LOGGED_IN = "logged-in"          # an endpoint any logged-in user may call (its handler may ask for more)
 ERROR_SCHEMA = {"type": "object", "required": ["error"],
                 "properties": {"error": {"type": "string", "description": "what was wrong, where, and what to do"}}}
 ERROR_TEXT = {400: "bad argument or refused value", 401: "not logged in (or the session ended)",
@@ -96,14 +99,17 @@ class Param:
 
 @dataclass
 class Call:
-    """One request as a handler sees it: who asks, the checked parameters, the body."""
+    """One request as a handler sees it: who asks (None before login), the checked parameters, the body."""
 
-    user: str
-    privileges: frozenset[str]
+    identity: Identity | None
     address: str
     params: dict[str, Any]
     body: Any = None
     request: Any = None
+
+    @property
+    def user(self) -> str:
+        return self.identity.user if self.identity is not None else ""
 
 
 Handler = Callable[[Any, Call], Awaitable[Any]]   # (the WebContext, the call)
@@ -116,7 +122,7 @@ class Endpoint:
     handler: Handler
     summary: str
     tag: str
-    privilege: str | None            # None: answered without a login
+    operation: str | None            # asked of the authorization point; None: no login; LOGGED_IN: any session
     params: tuple[Param, ...] = ()
     body: dict[str, Any] | None = None  # JSON schema of a JSON body
     upload: bool = False             # the body is a binary upload streamed to disk
@@ -136,7 +142,7 @@ class Endpoint:
 
     def error_codes(self) -> list[int]:
         codes = set(self.errors) | {400, 429}
-        if self.privilege is not None:
+        if self.operation is not None:
             codes |= {401, 403}
         if self.body is not None or self.upload:
             codes |= {413, 415}
@@ -191,10 +197,12 @@ def openapi(endpoints: list[Endpoint], title: str, version: str) -> dict[str, An
         for code in ep.error_codes():
             op["responses"][str(code)] = {"description": ERROR_TEXT.get(code, "refused"), "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-        if ep.privilege is None:
+        if ep.operation is None:
             op["security"] = []
         else:
-            op["x-privilege"] = ep.privilege
+            op["x-operation"] = ep.operation
+            if ep.operation in OPERATIONS:
+                op["x-privilege"] = OPERATIONS[ep.operation].privilege.value
             if ep.changes_state:
                 op["security"] = [{"session": [], "csrf": []}]
         paths.setdefault(ep.path, {})[ep.method.lower()] = op
@@ -232,13 +240,14 @@ def markdown(document: dict[str, Any], generator: str) -> str:
     for tag, ops in tags.items():
         lines += [f"## {tag}", ""]
         for method, path, op in ops:
-            privilege = op.get("x-privilege", "none (no login)")
+            privilege = (f"`{op['x-privilege']}` (operation `{op['x-operation']}`)" if "x-privilege" in op else
+                         "any logged-in user" if "x-operation" in op else "none (no login)")
             csrf = " + CSRF token" if op.get("security") and any("csrf" in s for s in op["security"]) else ""
             lines += [f"### `{method} {path}`", "", op["summary"] + ("" if op["summary"].endswith(".") else "."),
                       ""]
             if op.get("description"):
                 lines += [op["description"], ""]
-            lines += [f"Privilege: `{privilege}`{csrf}.", ""]
+            lines += [f"Privilege: {privilege}{csrf}.", ""]
             if op.get("parameters"):
                 lines += ["| parameter | in | type | allowed | description |", "|---|---|---|---|---|"]
                 for p in op["parameters"]:

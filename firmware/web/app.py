@@ -23,13 +23,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from firmware import __version__
-from firmware.web import auth
-from firmware.web.api import ApiError, Call, Endpoint, check_json, openapi
+from firmware.web.api import LOGGED_IN, ApiError, Call, Endpoint, check_json, openapi
+from firmware.web.auth import COOKIE, CSRF_HEADER
 from firmware.web.context import WebContext
 from firmware.web.limits import TooLarge, TooSlow, read_body, stream_body
 from firmware.web.readings import harmonic_channels
-from firmware.web.routes import LOGGED_IN, endpoints
-from firmware.web.sessions import COOKIE, CSRF_HEADER
+from firmware.web.routes import endpoints
 from hal.errors import AccessDenied, ConfigError, IPCError, MeterError
 
 log = logging.getLogger("web")
@@ -97,25 +96,25 @@ class EndpointHandler:
     async def _handle(self, request: Request) -> Response:
         ep, ctx = self.ep, self.ctx
         address = request.client.host if request.client else "?"
-        user, privileges = "", frozenset[str]()
-        if ep.privilege is not None:
-            session = ctx.sessions.get(request.cookies.get(COOKIE))
-            if session is None:
-                raise ApiError(401, "not logged in, or the session ended (no request for [web] session_timeout); "
-                                    "log in again")
-            request.state.session = session
-            user, privileges = session.user, session.privileges
-            if ep.changes_state and not session.csrf_ok(request.headers.get(CSRF_HEADER)):
+        identity = None
+        if ep.operation is not None:
+            token = request.cookies.get(COOKIE, "")
+            identity = ctx.auth.session(token)
+            if identity is None:
+                raise ApiError(401, "not logged in, or the session ended (no request for [security] "
+                                    "session_timeout); log in again")
+            request.state.token = token
+            if ep.changes_state and not ctx.auth.csrf_ok(token, request.headers.get(CSRF_HEADER)):
                 raise ApiError(403, "missing or wrong CSRF token: send the session's token (from the login "
                                     "answer or GET /api/session) in the X-CSRF-Token header")
-            if ep.privilege != LOGGED_IN:
-                auth.authorize(auth.Principal(user, privileges), ep.privilege)
+            if ep.operation != LOGGED_IN:
+                ctx.authorize(identity, ep.operation)
         if ep.changes_state and not _same_origin(request):
             raise ApiError(403, f"request from another site ({request.headers.get('origin', '')[:80]}) refused")
         params = {p.name: p.parse(request.path_params.get(p.name) if p.where == "path"
                                   else request.query_params.get(p.name)) for p in ep.params}
         body = await self._body(request)
-        result = await ep.handler(ctx, Call(user, privileges, address, params, body, request))
+        result = await ep.handler(ctx, Call(identity, address, params, body, request))
         if isinstance(result, Response):
             return result
         return JSONResponse(result, headers={"cache-control": "no-store"})

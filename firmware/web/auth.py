@@ -1,52 +1,87 @@
-"""Login and authorization for the web interface: the one place the web asks the meter's security core.
+"""Login, sessions and authorization for the web interface: the one place the web asks the meter's security core.
 
-``login`` checks a user name and password (with the users' lockout) for the interface ``web``; ``authorize``
-asks whether a logged-in user may carry out an operation. Both go to ``firmware.security``, the meter's one
-user store and one authorization point: the web keeps no users, passwords or privileges of its own.
+``WebAuth.login`` checks a user name and password with ``firmware.security.users`` over the protocol ``web``
+(its lockout counts per user and protocol), records the security event, and opens a session in
+``firmware.security.sessions`` (``[security] session_timeout``). ``WebAuth.authorize`` asks
+``firmware.security.authorize`` (privilege, interface, the revenue lock) for every operation. The web keeps no
+users, passwords, privileges or lock rules of its own.
+
+The session token travels in a ``__Host-`` cookie (Secure, Path=/, no Domain; HttpOnly; SameSite=Strict). Its CSRF
+token is an HMAC of the session token under a key this process draws at start: the page gets it at login and
+from ``GET /api/session`` and sends it in ``X-CSRF-Token`` on every request that changes something; a page of
+another site can read neither.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import hmac
+import secrets
+from typing import Any
 
+from firmware.lockstate import revenue_locked
+from firmware.security.audit import SecurityAudit
+from firmware.security.authorize import Identity, authorize
+from firmware.security.privileges import names
+from firmware.security.sessions import Sessions
+from firmware.security.users import UserStore
 from hal.errors import AccessDenied
 
 INTERFACE = "web"
-
-# Privileges (names of firmware.security.privileges.Privilege) the web's operations need.
-READ = "read"
-PEAK_DEMAND_RESET = "peak-demand-reset"
-SETUP = "setup"
-SECURITY = "security"
-TIME_SYNC = "time-sync"
+COOKIE = "__Host-meter_session"
+CSRF_HEADER = "x-csrf-token"
 
 
 class LoginRefused(AccessDenied):
-    """Wrong user or password, a locked-out user, or no security core: the message says which."""
+    """Wrong user or password, or a locked-out user: the message says which."""
 
 
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    privileges: frozenset[str]
+class WebAuth:
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.users = UserStore.from_config(config)
+        self.audit = SecurityAudit.from_config(config, source=INTERFACE)
+        self.sessions = Sessions(config["security"].session_timeout)
+        self._csrf_key = secrets.token_bytes(32)
+
+    def close(self) -> None:
+        self.users.close()
+        self.audit.close()
+
+    # ------------------------------------------------------------------ login
+
+    def login(self, user: str, password: str, address: str) -> tuple[str, Identity]:
+        """(session token, identity) of a good login from ``address``, or LoginRefused with the reason."""
+        result = self.users.login(user, password, INTERFACE)
+        self.audit.record(result.event, user, f"web login from {address}" + (f": {result.reason}" if result.reason
+                                                                             else ""), {"address": address})
+        if not result.ok or result.user is None:
+            raise LoginRefused(result.reason or "wrong user name or password")
+        identity = Identity.for_user(result.user, INTERFACE, note=address)
+        return self.sessions.open(identity), identity
+
+    def session(self, token: str | None) -> Identity | None:
+        """The identity of a live session (using it restarts its inactivity clock), or None."""
+        return self.sessions.get(token) if token else None
+
+    def logout(self, token: str) -> None:
+        self.sessions.close(token)
+
+    def csrf(self, token: str) -> str:
+        return hmac.new(self._csrf_key, token.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, token: str, presented: str | None) -> bool:
+        return bool(presented) and hmac.compare_digest(self.csrf(token), str(presented))
+
+    # ------------------------------------------------------------------ authorization
+
+    def authorize(self, identity: Identity, operation: str) -> None:
+        """Raise AccessDenied (with the reason) unless ``identity`` may run ``operation`` over the web now."""
+        authorize(identity, operation, INTERFACE, revenue_locked=revenue_locked(self.config),
+                  resets_when_locked=self.config["revenue"].demand_reset_when_locked)
+
+    def refuse(self, identity: Identity, operation: str, exc: AccessDenied) -> None:
+        self.audit.record("access_denied", identity.user, f"{operation} over web: {exc}", {"note": identity.note})
 
 
-def _core() -> object:
-    try:
-        import firmware.security as core
-    except ImportError:
-        raise LoginRefused("no one can log in: this firmware has no security core (firmware.security, the "
-                           "meter's users and passwords)") from None
-    return core
-
-
-def login(username: str, password: str, address: str) -> Principal:
-    """The user behind a name and password given to the web interface from ``address``, or LoginRefused."""
-    _core()
-    raise LoginRefused("no one can log in: the security core does not offer password logins yet")
-
-
-def authorize(principal: Principal, privilege: str, revenue: bool = False) -> None:
-    """Raise AccessDenied unless ``principal`` may do what needs ``privilege`` (``revenue``: changes revenue data,
-    refused while the meter is revenue-locked)."""
-    _core()
-    raise AccessDenied("refused: the security core does not decide web operations yet")
+def privilege_names(identity: Identity) -> list[str]:
+    return names(identity.privileges)

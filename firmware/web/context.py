@@ -15,11 +15,12 @@ from firmware.feeds import event_log, load_profile
 from firmware.ipc.names import MEASUREMENTS, instance_name, shm_name
 from firmware.storage.eventlog import Event, EventLog
 from firmware.storage.feed import LogFeed
+from firmware.web.auth import WebAuth
 from firmware.web.certs import Certificates, cert_dir
 from firmware.web.limits import RateLimiter
 from firmware.web.readings import Measurements
-from firmware.web.sessions import Sessions
-from hal.errors import MeterError, StorageError
+from firmware.security.authorize import Identity
+from hal.errors import AccessDenied, MeterError, StorageError
 
 log = logging.getLogger("web")
 
@@ -35,7 +36,7 @@ class WebContext:
     run_dir: Path
     data_dir: Path
     measurements: Measurements
-    sessions: Sessions
+    auth: WebAuth
     certs: Certificates
     limiter: RateLimiter
     login_limiter: RateLimiter
@@ -57,7 +58,7 @@ class WebContext:
         addresses = [web.bind_address]
         return cls(config=config, config_path=Path(config_path), run_dir=Path(run_dir), data_dir=data_dir,
                    measurements=Measurements(shm_name(instance_name(run_dir), MEASUREMENTS)),
-                   sessions=Sessions(web.session_timeout, web.max_sessions),
+                   auth=WebAuth(config),
                    certs=Certificates(cert_dir(config), config.meter.name, addresses),
                    limiter=RateLimiter(web.rate, web.burst),
                    login_limiter=RateLimiter(web.login_rate / 60.0, LOGIN_BURST),
@@ -77,6 +78,14 @@ class WebContext:
         client = ControlClient(self.run_dir / "control.sock", timeout_s=CONTROL_TIMEOUT_S, user=user)
         return await asyncio.to_thread(client.call, cmd, **args)
 
+    def authorize(self, identity: Identity, operation: str) -> None:
+        """The security core's decision; a refusal is recorded as a security event and raised (AccessDenied)."""
+        try:
+            self.auth.authorize(identity, operation)
+        except AccessDenied as exc:
+            self.auth.refuse(identity, operation, exc)
+            raise
+
     def record(self, priority: int, cause: str, effect: str, user: str, **detail: Any) -> None:
         """Write an event to the meter's event log; a log that cannot be written is logged, never fatal here."""
         try:
@@ -88,6 +97,7 @@ class WebContext:
 
     def close(self) -> None:
         self.measurements.close()
+        self.auth.close()
         self.events.close()
         self.profile.close()
         if self._event_log is not None:

@@ -61,7 +61,7 @@ async def load_profile(ctx: WebContext, call: Call) -> Any:
 
 async def diagnostics(ctx: WebContext, call: Call) -> Any:
     """Services from the supervisor, sample gaps, the cross-check of the two energy paths."""
-    out: dict[str, Any] = {"web": {**ctx.counters, "sessions": len(ctx.sessions), "streams": ctx.streams,
+    out: dict[str, Any] = {"web": {**ctx.counters, "streams": ctx.streams,
                                    "certificate": ctx.certs.active()}}
     try:
         status = await ctx.control(call.user, "status")

@@ -1,15 +1,17 @@
 """The JSON API's route table: every endpoint the meter serves under /api, in the order docs/web-api.md lists them.
 
-Privilege names are the security core's (``firmware.web.auth``); ``LOGGED_IN`` asks only for a session.
+Each endpoint names the operation the security core's authorization point decides on
+(``firmware.security.authorize.OPERATIONS``: its privilege, and whether the revenue lock refuses it); handlers of
+``LOGGED_IN`` endpoints ask for the operation of what they are given (which reset, which section).
 """
 from __future__ import annotations
 
 from firmware.web import actions, data, session, setup
-from firmware.web.api import Endpoint, Param
-from firmware.web.auth import READ, SECURITY, SETUP
+from firmware.web.api import LOGGED_IN, Endpoint, Param
 from firmware.web.readings import PHASOR_CHANNELS
 
-LOGGED_IN = "logged-in"
+READ = "read"
+WEB_FILES = "web_files"          # the certificate is one of the web server's files (refused while revenue-locked)
 MAX_CHANGES = 64                 # options one configuration write may change
 
 LAST_TIME_S = 7258118400        # 2200-01-01 in seconds since 1970: later times are typing errors
@@ -74,32 +76,33 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/diagnostics", data.diagnostics,
           "Services, sample gaps and the cross-check of the two energy paths", "diagnostics", READ),
         E("POST", "/api/services/{name}/restart", actions.service_restart, "Restart one service", "diagnostics",
-          SETUP, params=(Param("name", "string", "service name", where="path", enum=tuple(services)),),
+          "restart", params=(Param("name", "string", "service name", where="path", enum=tuple(services)),),
           errors=(404, 503)),
         E("GET", "/api/config", setup.config_read,
           "The configuration: every section and option with its value, default, bounds and help", "setup", READ),
         E("POST", "/api/config", setup.config_write,
           "Change options: validated, saved as a new version with the user; answers old and new values", "setup",
           LOGGED_IN, body=_CONFIG_BODY, errors=(403,),
-          description="Refusals carry the schema's message (section, option, what is allowed). Sections web and "
-                      "security need the 'security' privilege; sealed sections are refused while revenue-locked."),
+          description="Refusals carry the schema's message (section, option, what is allowed). The operation is "
+                      "config_set, config_set_sealed for the sealed (metrology, revenue) sections, which the revenue "
+                      "lock refuses, and user_admin for [security]."),
         E("GET", "/api/certificate", setup.certificate, "The HTTPS certificate in use", "setup", READ),
         E("POST", "/api/certificate", setup.certificate_upload, "Install an uploaded certificate and key", "setup",
-          SECURITY, body=_CERT_BODY),
+          WEB_FILES, body=_CERT_BODY),
         E("POST", "/api/certificate/regenerate", setup.certificate_regenerate,
-          "Make a new self-signed certificate", "setup", SECURITY),
+          "Make a new self-signed certificate", "setup", WEB_FILES),
         E("DELETE", "/api/certificate", setup.certificate_delete,
-          "Delete the uploaded certificate (the self-signed one is used again)", "setup", SECURITY, errors=(404,)),
+          "Delete the uploaded certificate (the self-signed one is used again)", "setup", WEB_FILES, errors=(404,)),
         E("GET", "/api/resets", actions.resets, "The resets and commands the meter offers", "resets", READ),
         E("POST", "/api/resets/{name}", actions.reset, "Run a reset (demand, energy, billing period) or demand sync",
           "resets", LOGGED_IN, params=(Param("name", "string", "which reset", where="path",
                                         enum=tuple(actions.RESETS)),), errors=(409, 503),
-          description="The privilege depends on the reset (GET /api/resets lists it); revenue resets are refused "
-                      "while the meter is revenue-locked."),
+          description="The operation is the reset's own (GET /api/resets lists each with its privilege); the "
+                      "revenue lock refuses the revenue resets."),
         E("GET", "/api/upgrade", actions.upgrade_status, "Slots, installed version, revenue lock", "upgrade", READ,
           errors=(409, 503)),
         E("POST", "/api/upgrade", actions.upgrade_upload, "Upload a signed firmware image and install it",
-          "upgrade", SETUP, upload=True, errors=(422, 503),
+          "upgrade", "upgrade_install", upload=True, errors=(422, 503),
           description="The raw image as the body (application/octet-stream), at most [web] max_upload bytes. The "
                       "upgrade service checks signature, version, board and revenue lock before it accepts; the "
                       "answer carries the attempt id to follow."),

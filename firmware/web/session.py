@@ -8,10 +8,10 @@ from typing import Any, AsyncIterator
 
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from firmware.web import auth
+from firmware.security.authorize import Identity
 from firmware.web.api import ApiError, Call
+from firmware.web.auth import COOKIE, LoginRefused, privilege_names
 from firmware.web.context import WebContext
-from firmware.web.sessions import COOKIE, Session
 from hal.errors import IPCError
 
 STREAM_POLL_S = 0.25           # how often a stream looks for a new publish (the snapshot is published each second)
@@ -25,9 +25,10 @@ def _cookie(token: str, max_age: int | None) -> str:
     return f"{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict{age}"
 
 
-def _whoami(ctx: WebContext, s: Session) -> dict[str, Any]:
-    return {"user": s.user, "privileges": sorted(s.privileges), "csrf": s.csrf,
-            "timeout_s": ctx.web.session_timeout, "meter": ctx.config.meter.name}
+def _whoami(ctx: WebContext, token: str, identity: Identity) -> dict[str, Any]:
+    return {"user": identity.user, "privileges": privilege_names(identity), "csrf": ctx.auth.csrf(token),
+            "timeout_s": ctx.config["security"].session_timeout, "meter": ctx.config.meter.name,
+            "checklist": ctx.auth.users.checklist()}
 
 
 async def login(ctx: WebContext, call: Call) -> Any:
@@ -37,24 +38,23 @@ async def login(ctx: WebContext, call: Call) -> Any:
                        retry_after=wait)
     user, password = call.body["user"], call.body["password"]
     try:
-        principal = await asyncio.to_thread(auth.login, user, password, call.address)
-    except auth.LoginRefused as exc:
+        token, identity = await asyncio.to_thread(ctx.auth.login, user, password, call.address)
+    except LoginRefused as exc:
         ctx.counters["logins_refused"] += 1
         raise ApiError(401, str(exc)) from None
     ctx.counters["logins"] += 1
-    s = ctx.sessions.create(principal.name, principal.privileges, call.address)
-    response = JSONResponse(_whoami(ctx, s))
-    response.headers["set-cookie"] = _cookie(s.token, None)
+    response = JSONResponse(_whoami(ctx, token, identity), headers={"cache-control": "no-store"})
+    response.headers["set-cookie"] = _cookie(token, None)
     return response
 
 
 async def whoami(ctx: WebContext, call: Call) -> Any:
-    s = call.request.state.session
-    return _whoami(ctx, s)
+    assert call.identity is not None
+    return _whoami(ctx, call.request.state.token, call.identity)
 
 
 async def logout(ctx: WebContext, call: Call) -> Any:
-    ctx.sessions.end(call.request.state.session.token)
+    ctx.auth.logout(call.request.state.token)
     response = JSONResponse({"logged_out": call.user})
     response.headers["set-cookie"] = _cookie("", 0)
     return response
@@ -65,7 +65,8 @@ async def openapi_document(ctx: WebContext, call: Call) -> Any:
 
 
 async def stream(ctx: WebContext, call: Call) -> Response:
-    """Server-sent events: the readings at each publish, until the session ends or the service stops."""
+    """Server-sent events: the readings at each publish, for at most the session timeout (watching is not
+    activity: the page asks the user before it goes on), or until the service stops."""
     mine = sum(1 for a in ctx.stream_addresses if a == call.address)
     if ctx.streams >= ctx.web.max_streams or mine >= STREAMS_PER_ADDRESS:
         raise ApiError(429, f"too many live streams open ({ctx.streams} of {ctx.web.max_streams}, {mine} from "
@@ -74,7 +75,7 @@ async def stream(ctx: WebContext, call: Call) -> Response:
         first = ctx.measurements.readings()
     except IPCError as exc:
         raise ApiError(503, str(exc)) from None
-    token = call.request.state.session.token
+    ends = time.monotonic() + ctx.config["security"].session_timeout
     ctx.streams += 1
     ctx.stream_addresses.append(call.address)
 
@@ -82,7 +83,7 @@ async def stream(ctx: WebContext, call: Call) -> Response:
         try:
             last, said = -1, time.monotonic()
             payload = first
-            while not ctx.stopping.is_set() and ctx.sessions.peek(token):
+            while not ctx.stopping.is_set() and time.monotonic() < ends:
                 if payload["count"] != last:
                     last, said = payload["count"], time.monotonic()
                     yield b"event: readings\ndata: " + json.dumps(payload).encode() + b"\n\n"

@@ -13,13 +13,13 @@ from typing import Any
 
 from firmware.config import meter_schema
 from firmware.config.schema import Bool, Duration, Enum, Float, Int, IPAddress, Kind, ListOf, Section, Str, Table
-from firmware.web import auth
+from firmware.security.authorize import OPERATIONS
 from firmware.web.api import ApiError, Call
 from firmware.web.context import WebContext
 from hal.errors import AccessDenied, ConfigError
 
-# Sections whose change is a security setting (ION "Security Config Access"): users, lockout, the web server.
-SECURITY_SECTIONS = ("security", "web")
+# Sections whose change is a security setting (ION "Security Config Access"): users, lockout, syslog.
+SECURITY_SECTIONS = ("security",)
 CONFIG_CHANGE_PRIORITY = 20        # Info band: a configuration change is recorded, not an alarm
 CERTIFICATE_PRIORITY = 64          # Low band: a certificate change alters what every client must trust
 
@@ -48,13 +48,17 @@ def _kind(kind: Kind) -> dict[str, Any]:
     return {"type": "value"}
 
 
-def section_privilege(section: str) -> str:
-    root = section.split(".")[0]
-    return auth.SECURITY if root in SECURITY_SECTIONS else auth.SETUP
+def section_operation(section: Section) -> str:
+    """The operation the authorization point decides on for a change of this section."""
+    if section.name.split(".")[0] in SECURITY_SECTIONS:
+        return "user_admin"
+    return "config_set_sealed" if section.sealed else "config_set"
 
 
 def _section_schema(sec: Section, values: dict[str, Any]) -> dict[str, Any]:
-    return {"name": sec.name, "doc": sec.doc, "sealed": sec.sealed, "privilege": section_privilege(sec.name),
+    operation = section_operation(sec)
+    return {"name": sec.name, "doc": sec.doc, "sealed": sec.sealed, "operation": operation,
+            "privilege": OPERATIONS[operation].privilege.value,
             "options": [{"name": o.name, "doc": o.doc, "unit": o.unit, "allowed": o.kind.allowed(),
                          "default": o.kind.to_toml(o.default), "value": values.get(o.name), **_kind(o.kind)}
                         for o in sec.options]}
@@ -92,9 +96,9 @@ async def config_write(ctx: WebContext, call: Call) -> Any:
     if not changes:
         raise ApiError(400, "config: 'changes' is empty; give at least one SECTION.OPTION and its new value")
     schema = meter_schema()
+    assert call.identity is not None
     for section in changes:
-        auth.authorize(auth.Principal(call.user, call.privileges), section_privilege(section),
-                       revenue=schema.section(section).sealed)
+        ctx.authorize(call.identity, section_operation(schema.section(section)))
     reason = call.body.get("reason") or "changed on the web page"
     store = ctx.store
     try:
@@ -104,7 +108,7 @@ async def config_write(ctx: WebContext, call: Call) -> Any:
         raise ApiError(400, str(exc).replace("(new configuration)", "").replace("config : ", "config: ")) from None
     except AccessDenied as exc:
         raise ApiError(403, str(exc)) from None
-    done = []
+    done: list[dict[str, Any]] = []
     for section, options in changes.items():
         for option in options:
             before, after = old[section].to_dict()[option], new[section].to_dict()[option]

@@ -20,10 +20,6 @@ SECTIONS = [
         Option("cert_dir", Str(255), "web",
                "Directory of the server certificate, relative to [meter] data_dir unless absolute: the self-signed "
                "certificate made on first start and an uploaded one, which is used while it is there."),
-        Option("session_timeout", Duration(60, 86400), 900.0,
-               "A logged-in session with no request for this long ends; the user logs in again.", "s"),
-        Option("max_sessions", Int(1, 256), 32,
-               "Sessions kept at once; a login beyond this ends the session idle the longest."),
         Option("max_body", Int(1024, 1 << 20), 64 * 1024,
                "Largest JSON request body; a larger one is refused with 413 before it is read.", "bytes"),
         Option("max_upload", Int(1 << 20, 1 << 31), 512 * 1024 * 1024,

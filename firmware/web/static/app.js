@@ -127,7 +127,12 @@ async function viewLive(view) {
   const es = new EventSource("/api/stream");
   state.stream = es;
   es.addEventListener("readings", e => updateLive(JSON.parse(e.data)));
-  es.addEventListener("end", () => { es.close(); api("GET", "/api/session").catch(() => {}); });
+  es.addEventListener("end", () => {
+    es.close();
+    const meta = $("#live-meta");
+    if (meta) meta.append(" · live updates paused (no activity for the session timeout) ",
+                          h("button", {type: "button", class: "plain", onclick: route}, "Resume"));
+  });
 }
 
 async function viewEnergy(view) {
