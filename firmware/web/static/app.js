@@ -14,6 +14,12 @@ function h(tag, attrs, ...children) {
   return node;
 }
 
+// Replace a node's children; arrays are flattened and null/undefined/false left out.
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat(Infinity).filter(c => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
 class ApiError extends Error { constructor(status, message) { super(message); this.status = status; } }
 
 async function api(method, path, body, raw) {
@@ -105,7 +111,7 @@ function grouped(names) {
 
 function renderLive(view, data) {
   const names = Object.keys(data.values);
-  view.replaceChildren(h("h1", {}, "Live readings"),
+  fill(view, h("h1", {}, "Live readings"),
     h("p", {class: "muted", id: "live-meta"}, ""),
     h("div", {class: "grid"}, grouped(names).map(([title, mine]) =>
       h("div", {class: "card"}, h("h2", {}, title), valueTable(mine, data.values, data.count)))));
@@ -138,7 +144,7 @@ async function viewLive(view) {
 async function viewEnergy(view) {
   const [data, resets] = await Promise.all([api("GET", "/api/energy"), api("GET", "/api/resets")]);
   const msg = h("p", {id: "reset-message"});
-  view.replaceChildren(h("h1", {}, "Energy and demand"), h("p", {class: "muted"}, `published ${when(data.updated)}`),
+  fill(view, h("h1", {}, "Energy and demand"), h("p", {class: "muted"}, `published ${when(data.updated)}`),
     h("div", {class: "grid"}, grouped(Object.keys(data.values)).map(([title, mine]) =>
       h("div", {class: "card"}, h("h2", {}, title === "Other" ? "Registers" : title), valueTable(mine, data.values, data.count)))),
     h("h2", {}, "Resets"), msg,
@@ -159,7 +165,7 @@ async function viewHarmonics(view) {
   const select = h("select", {id: "harmonics-channel"}, channels.map(c => h("option", {value: c}, c)));
   const svg = Charts.el("svg", {id: "harmonics-chart", role: "img", "aria-label": "harmonics bar chart"});
   const info = h("p", {class: "muted", id: "harmonics-info"});
-  view.replaceChildren(h("h1", {}, "Harmonics"), h("label", {}, "Channel ", select), info, svg);
+  fill(view, h("h1", {}, "Harmonics"), h("label", {}, "Channel ", select), info, svg);
   const draw = d => { Charts.harmonics(svg, d); info.textContent = `fundamental ${fmt("v", d.fundamental)} ${d.unit}, THD ${d.thd === null ? "—" : d.thd.toFixed(3)} % · ${when(d.updated)}`; };
   const load = async () => draw(await api("GET", `/api/harmonics?channel=${encodeURIComponent(select.value)}`));
   select.addEventListener("change", load);
@@ -170,12 +176,12 @@ async function viewHarmonics(view) {
 async function viewPhasors(view) {
   const svg = Charts.el("svg", {id: "phasor-diagram", role: "img", "aria-label": "phasor diagram", width: 360, height: 360});
   const table = h("table", {id: "phasor-table"});
-  view.replaceChildren(h("h1", {}, "Phasors"), h("p", {class: "muted"}, "Fundamental; V A-N at 0°, counter-clockwise positive."),
+  fill(view, h("h1", {}, "Phasors"), h("p", {class: "muted"}, "Fundamental; V A-N at 0°, counter-clockwise positive."),
     h("div", {class: "grid"}, h("div", {class: "card"}, svg), h("div", {class: "card"}, table)));
   const load = async () => {
     const d = await api("GET", "/api/phasors");
     Charts.phasors(svg, d);
-    table.replaceChildren(h("tr", {}, h("th", {}, "channel"), h("th", {}, "magnitude"), h("th", {}, "angle °")),
+    fill(table, h("tr", {}, h("th", {}, "channel"), h("th", {}, "magnitude"), h("th", {}, "angle °")),
       d.phasors.map(p => h("tr", {}, h("td", {}, p.channel), h("td", {class: "num"}, p.magnitude === null ? "—" : `${p.magnitude.toFixed(3)} ${p.unit}`),
         h("td", {class: "num"}, p.angle_deg === null ? "—" : p.angle_deg.toFixed(2)))));
   };
@@ -188,12 +194,12 @@ async function viewEvents(view) {
   const body = h("tbody");
   const load = async () => {
     const d = await api("GET", `/api/events?limit=200&min_priority=${prio.value || 0}`);
-    body.replaceChildren(...d.events.map(e => h("tr", {}, h("td", {}, when(e.ts)), h("td", {class: `num band-${e.band}`}, e.priority),
+    fill(body, ...d.events.map(e => h("tr", {}, h("td", {}, when(e.ts)), h("td", {class: `num band-${e.band}`}, e.priority),
       h("td", {}, e.source), h("td", {}, e.cause), h("td", {}, e.effect), h("td", {}, e.user))));
     if (!d.events.length) body.append(h("tr", {}, h("td", {colspan: 6, class: "muted"}, "no events")));
   };
   prio.addEventListener("change", load);
-  view.replaceChildren(h("h1", {}, "Event log"), h("label", {}, "Lowest priority ", prio),
+  fill(view, h("h1", {}, "Event log"), h("label", {}, "Lowest priority ", prio),
     h("table", {id: "events-table"}, h("thead", {}, h("tr", {}, ["time", "priority", "source", "cause", "effect", "user"].map(t => h("th", {}, t)))), body));
   await load();
 }
@@ -204,7 +210,7 @@ async function viewDiagnostics(view) {
     const m = d.meter || {};
     const gap = m.last_gap ? `${when(m.last_gap.unix_s)}, ${m.last_gap.frames} frames` : "none";
     const ep = d.energy_paths.values || {};
-    view.replaceChildren(h("h1", {}, "Diagnostics"),
+    fill(view, h("h1", {}, "Diagnostics"),
       h("p", {id: "meter-state"}, `Meter ${m.state || "?"} · firmware ${m.version || "?"} · configuration v${m.config_version ?? "?"} · up ${Math.round(m.uptime_s || 0)} s`),
       m.error ? h("p", {class: "error"}, m.error) : null,
       h("h2", {}, "Services"),
@@ -216,7 +222,7 @@ async function viewDiagnostics(view) {
           }}, "restart"))))),
       h("h2", {}, "Samples"),
       h("p", {}, `lost frames in the last minute: ${m.lost_frames_per_min ?? "—"} · metrology overruns: ${m.overruns_per_min ?? "—"} · last gap: ${gap}`),
-      h("p", {class: "muted"}, `metrology: ${Object.entries(d.metrology || {}).map(([k, v]) => `${k} ${v}`).join(" · ")}`),
+      h("p", {class: "muted"}, `metrology: ${Object.entries(d.metrology || {}).map(([k, v]) => `${k} ${typeof v === "number" ? +v.toFixed(3) : v}`).join(" · ")}`),
       h("h2", {}, "Energy paths (samples vs the ADE9000's accumulators)"),
       valueTable(Object.keys(ep), ep, d.energy_paths.count),
       h("h2", {}, "Web"), h("p", {class: "muted"}, Object.entries(d.web).map(([k, v]) => `${k} ${v}`).join(" · ")));
@@ -276,7 +282,7 @@ async function viewSetup(view) {
     });
     return box;
   });
-  view.replaceChildren(h("h1", {}, "Setup"),
+  fill(view, h("h1", {}, "Setup"),
     h("p", {class: "muted"}, `Configuration version ${cfg.version}, last changed by ${cfg.changed_by} ${cfg.changed_at}; the running meter started with version ${cfg.running_version}.`),
     msg, sections, await certificatePanel());
 }
@@ -316,7 +322,7 @@ async function viewUpgrade(view) {
     } catch (err) { result.className = "error"; result.textContent = err.message; }
     finally { submit.disabled = false; }
   });
-  view.replaceChildren(h("h1", {}, "Firmware upgrade"),
+  fill(view, h("h1", {}, "Firmware upgrade"),
     h("p", {class: "muted"}, "Only images signed by the manufacturer's key, newer than the installed version and built for this board are installed; never while the meter is revenue-locked."),
     file, " ", submit, result, h("h2", {}, "Status"), status);
   try { status.textContent = JSON.stringify(await api("GET", "/api/upgrade"), null, 1); }
@@ -347,9 +353,9 @@ async function route() {
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || "live";
   const view = $("#view");
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.getAttribute("href") === `#/${name}`);
-  view.replaceChildren(h("p", {class: "muted"}, "loading…"));
+  fill(view, h("p", {class: "muted"}, "loading…"));
   try { await (VIEWS[name] || viewLive)(view); }
-  catch (err) { if (err.status !== 401) view.replaceChildren(h("p", {class: "error"}, err.message)); }
+  catch (err) { if (err.status !== 401) fill(view, h("p", {class: "error"}, err.message)); }
 }
 
 window.addEventListener("hashchange", route);

@@ -36,7 +36,7 @@ const Charts = (() => {
 
   // Phasors: V A-N on +x, counter-clockwise positive; voltages and currents each scaled to their own largest.
   function phasors(svg, data) {
-    const S = 320, C = S / 2, R = C - 28;
+    const S = 340, C = S / 2, R = C - 44;
     svg.setAttribute("viewBox", `0 0 ${S} ${S}`);
     svg.replaceChildren();
     svg.append(el("circle", {cx: C, cy: C, r: R, fill: "none", stroke: "#d6dbe0"}));
