@@ -1,0 +1,286 @@
+"""The web interface of a running meter: a real Chromium (Debian's /usr/bin/chromium, driven by Playwright) and a
+real HTTPS client against the web service on loopback, with the acquisition, metrology and upgrade services
+behind it (tests/support/web_meter.py).
+
+Screenshots of each step are saved under the pytest base temporary directory, in ``artifacts/web`` (the path
+is printed), for a person to look at.
+"""
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+
+from firmware.config.store import ConfigStore
+from tests.support.web_meter import MAX_UPLOAD_BYTES, USERS, WebMeter
+
+CHROMIUM = "/usr/bin/chromium"          # Debian's chromium package (.ci/run installs it; docs/web.md)
+MATCH_TRIES = 20                        # reads until the page and the snapshot show the same publish
+
+
+@pytest.fixture(scope="module")
+def meter(tmp_path_factory):
+    m = WebMeter(tmp_path_factory.mktemp("web-meter"))
+    try:
+        m.wait_ready()
+        yield m
+    finally:
+        m.stop()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    out = tmp_path_factory.getbasetemp() / "artifacts" / "web"
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"\nweb test screenshots in {out}")
+    return out
+
+
+def tampered_image(meter: WebMeter) -> Path:
+    """A correctly signed image whose manifest was changed afterwards (version 0.2.0 -> 0.2.1)."""
+    img = meter.upgrade.image("0.2.0")
+    data = bytearray(img.read_bytes())
+    at = data.index(b'"version": "0.2.0"') + len('"version": "0.2.0"') - 2
+    data[at] ^= 0x01
+    img.write_bytes(bytes(data))
+    return img
+
+
+def snapshot_value(meter: WebMeter, name: str) -> tuple[float, int]:
+    assert meter.snapshot is not None
+    data, _, count = meter.snapshot.read_array()
+    return float(meter.snapshot.field(data, name)), count
+
+
+# ---------------------------------------------------------------------------------------------- the browser
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_browser_login_live_values_setting_refusal_and_tampered_image(meter, artifacts):
+    from playwright.sync_api import sync_playwright
+
+    base = f"https://127.0.0.1:{meter.https_port}"
+    password = USERS["alice"][0]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            # The certificate is the meter's own self-signed one: the browser is told to accept it, TLS stays on.
+            page = browser.new_page(ignore_https_errors=True, viewport={"width": 1200, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/")
+            page.wait_for_selector("#login-form")
+            page.fill("#login-user", "alice")
+            page.fill("#login-password", "wrong-password")
+            page.click("#login-submit")
+            page.wait_for_selector("#login-error:has-text('wrong user name or password')")
+            page.screenshot(path=artifacts / "01-login-refused.png")
+            page.fill("#login-password", password)
+            page.click("#login-submit")
+            page.wait_for_selector("td[data-point='v_an']")
+            cookie = next(c for c in page.context.cookies() if c["name"] == "__Host-meter_session")
+            assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+            # Live values are the snapshot's: same publish, same number (the page shows the value published).
+            for _ in range(MATCH_TRIES):
+                cell = page.locator("td[data-point='v_an']")
+                raw, shown = cell.get_attribute("data-raw"), cell.inner_text()
+                page_count = int(page.locator("#view table[data-count]").first.get_attribute("data-count"))
+                value, count = snapshot_value(meter, "v_an")
+                if count == page_count:
+                    break
+                time.sleep(0.2)
+            assert count == page_count, "the page never showed the snapshot's latest publish"
+            assert float(raw) == value                       # the same float64, through JSON and the DOM
+            assert abs(float(shown) - value) <= 0.005 + 1e-9  # shown to 2 decimals (DIGITS["V"] in app.js)
+            assert 50.0 < value < 500.0
+
+            # ... and they update without a reload: the marker set in this page survives three publishes.
+            page.evaluate("window.__same_page = true")
+            first = int(page.locator("#live-meta").get_attribute("data-count") or page_count)
+            deadline = time.monotonic() + 30
+            while int(page.locator("#live-meta").get_attribute("data-count") or 0) < first + 3:
+                assert time.monotonic() < deadline, "the live values stopped updating"
+                time.sleep(0.25)   # polled from here: the page's CSP refuses Playwright's evaluated predicates
+            assert page.evaluate("window.__same_page === true")
+            page.screenshot(path=artifacts / "02-live.png", full_page=True)
+
+            # A setting: saved, answered with the old and the new value, on disk as a new version by alice.
+            page.goto(base + "/#/setup")
+            page.click("details[data-section='meter'] > summary")
+            page.fill("[data-option='meter.name']", "feeder-7")
+            page.click("[data-save='meter']")
+            message = page.locator("#setup-message.ok")
+            message.wait_for()
+            assert 'meter.name: "web-test" → "feeder-7"' in message.inner_text()
+            store = ConfigStore(meter.config)
+            assert store.load().meter.name == "feeder-7"
+            assert store.history()[-1]["user"] == "alice"
+            page.screenshot(path=artifacts / "03-setting-saved.png")
+
+            # A bad value: refused with the schema's own message, nothing saved.
+            version = store.load().version
+            page.click("details[data-section='modbus'] > summary")
+            page.fill("[data-option='modbus.tcp_port']", "70000")
+            page.click("[data-save='modbus']")
+            refusal = page.locator("#setup-message.error")
+            refusal.wait_for()
+            assert "[modbus] option 'tcp_port': 70000 is out of range; allowed 1..65535" in refusal.inner_text()
+            assert store.load().version == version
+            page.screenshot(path=artifacts / "04-setting-refused.png")
+
+            # A tampered image: uploaded, refused by the upgrade service's signature check, reason shown.
+            page.goto(base + "/#/upgrade")
+            page.set_input_files("#upgrade-file", str(tampered_image(meter)))
+            page.click("#upgrade-submit")
+            result = page.locator("#upgrade-result.error")
+            result.wait_for(timeout=60000)
+            assert "refused (signature)" in result.inner_text()
+            assert "altered after signing" in result.inner_text()
+            page.screenshot(path=artifacts / "05-upgrade-refused.png")
+            assert not list((meter.data_dir / "web" / "uploads").glob("*.img")), "a refused image was kept"
+
+            for view in ("harmonics", "phasors", "energy", "events", "diagnostics"):
+                page.goto(f"{base}/#/{view}")
+                page.wait_for_selector("#view h1")
+                page.wait_for_timeout(1500)
+                assert not page.locator("#view p.error").count(), page.locator("#view").inner_text()
+                page.screenshot(path=artifacts / f"06-{view}.png", full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+# ---------------------------------------------------------------------------------------------- the API
+
+def test_login_is_needed_and_csrf_is_checked(meter):
+    client = meter.client()
+    status, _, answer = client.request("GET", "/api/readings")
+    assert status == 401 and "log in" in answer["error"]
+    client.login("reader", USERS["reader"][0])
+    status, _, answer = client.request("GET", "/api/readings")
+    assert status == 200 and answer["values"]["v_an"] is not None
+    change = {"changes": {"meter.name": "x"}}
+    status, _, answer = client.request("POST", "/api/config", change, csrf=False)
+    assert status == 403 and "CSRF" in answer["error"]
+    status, _, answer = client.request("POST", "/api/config", change)
+    assert status == 403 and "lacks the setup privilege" in answer["error"], answer
+    status, _, answer = client.request("POST", "/api/resets/demand_reset")
+    assert status == 403 and "peak-demand-reset" in answer["error"], answer
+    admin = meter.client()
+    admin.login("alice", USERS["alice"][0])
+    status, _, answer = admin.request("POST", "/api/config", change, headers={"Origin": "https://evil.example"})
+    assert status == 403 and "another site" in answer["error"]
+
+
+def test_cookie_and_security_headers(meter):
+    client = meter.client()
+    status, headers, _ = client.request("POST", "/api/session", {"user": "reader", "password": USERS["reader"][0]})
+    assert status == 200
+    cookie = [p.strip() for p in headers["set-cookie"].split(";")]
+    assert cookie[0].startswith("__Host-meter_session=") and len(cookie[0]) > 40
+    assert {"Path=/", "Secure", "HttpOnly", "SameSite=Strict"} <= set(cookie)
+    assert "default-src 'self'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+
+
+def test_plain_http_only_redirects(meter):
+    with socket.create_connection(("127.0.0.1", meter.http_port), timeout=10) as sock:
+        sock.sendall(b"GET /api/readings?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        reply = sock.makefile("rb").read().decode()
+    assert reply.startswith("HTTP/1.1 308")
+    assert f"location: https://127.0.0.1:{meter.https_port}/api/readings?x=1" in reply.lower()
+
+
+def test_readings_harmonics_phasors_are_the_snapshot(meter):
+    client = meter.client()
+    client.login("reader", USERS["reader"][0])
+    for _ in range(MATCH_TRIES):
+        _, _, readings = client.request("GET", "/api/readings")
+        _, _, harmonics = client.request("GET", "/api/harmonics?channel=v_an")
+        value, count = snapshot_value(meter, "p_total")
+        if readings["count"] == harmonics["count"] == count:
+            break
+    assert readings["count"] == count
+    assert readings["values"]["p_total"] == value                     # exact: the same float64 through JSON
+    assert harmonics["magnitude"][1] == pytest.approx(snapshot_value(meter, "v_an")[0], rel=0.01)  # fundamental
+    # ~ RMS: the simulated load's voltage THD is a few %, so H1 is within 1 % of the RMS.
+    _, _, phasors = client.request("GET", "/api/phasors")
+    angles = {p["channel"]: p["angle_deg"] for p in phasors["phasors"]}
+    assert angles["v_an"] == 0.0
+    assert angles["v_bn"] % 360 == pytest.approx(240.0, abs=1.0)     # ABC rotation: B lags A by 120 degrees
+    assert angles["v_cn"] % 360 == pytest.approx(120.0, abs=1.0)
+    status, _, answer = client.request("GET", "/api/harmonics?channel=nope")
+    assert status == 400 and "is not one of" in answer["error"]
+
+
+def test_config_write_old_and_new_values_and_event(meter):
+    client = meter.client()
+    client.login("alice", USERS["alice"][0])
+    status, _, answer = client.request("POST", "/api/config", {"changes": {"events.depth": 6000},
+                                                               "reason": "longer event log"})
+    assert status == 200, answer
+    assert answer["changes"] == [{"option": "events.depth", "old": 5000, "new": 6000}]
+    status, _, events = client.request("GET", "/api/events?limit=20")
+    assert any(e["cause"] == "config_change" and e["user"] == "alice" and "events.depth" in e["effect"]
+               for e in events["events"]), events
+    status, _, answer = client.request("POST", "/api/config", {"changes": {"modbus.nope": 1}})
+    assert status == 400 and "option 'nope' is not valid in section [modbus]" in answer["error"]
+
+
+def test_bounded_bodies(meter):
+    client = meter.client()
+    client.login("alice", USERS["alice"][0])
+    big = {"changes": {"meter.name": "x" * (70 * 1024)}}
+    status, _, answer = client.request("POST", "/api/config", big)
+    assert status == 413 and "max_body" in answer["error"]
+    status, _, answer = client.request("POST", "/api/upgrade", raw=b"\0" * (MAX_UPLOAD_BYTES + 4096))
+    assert status == 413 and "max_upload" in answer["error"]
+    assert not list((meter.data_dir / "web" / "uploads").glob("*.img"))
+    status, _, answer = client.request("POST", "/api/config", raw=b"{}")
+    assert status == 415
+
+
+def test_a_silent_connection_is_closed_after_the_head_timeout(meter):
+    context = ssl.create_default_context(cafile=str(meter.cert))
+    with socket.create_connection(("127.0.0.1", meter.https_port), timeout=15) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        started = time.monotonic()
+        tls.sendall(b"GET /api/readings HTTP/1.1\r\nHost: 127.0.0.1\r\n")   # never finished
+        assert tls.recv(1024) == b""
+        waited = time.monotonic() - started
+    assert 1.5 <= waited <= 10.0, waited      # [web] header_timeout = 2 s in this meter, plus scheduling slack
+
+
+def test_openapi_document_is_the_route_table(meter):
+    from firmware.services.registry import SERVICES
+    from firmware.web.app import route_table
+
+    status, _, served = meter.client().request("GET", "/api/openapi.json")
+    assert status == 200
+    _, document = route_table([s.name for s in SERVICES])
+    assert served == document
+    assert {"/api/readings", "/api/config", "/api/upgrade", "/api/events", "/api/load-profile"} <= set(served["paths"])
+
+
+def test_failed_logins_are_rate_limited_and_recorded(meter):
+    """Last in the module: it spends this address's login allowance."""
+    client = meter.client()
+    statuses = [client.request("POST", "/api/session", {"user": "mallory", "password": "x"})[0] for _ in range(40)]
+    assert statuses[0] == 401 and 429 in statuses
+    assert statuses.index(429) <= 6          # 5 at once (LOGIN_BURST), then [web] login_rate: 30 a minute
+    admin = meter.client()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:          # the allowance refills at 1 every 2 s
+        status, headers, answer = admin.request("POST", "/api/session",
+                                                {"user": "alice", "password": USERS["alice"][0]})
+        if status == 200:
+            admin.cookie, admin.csrf = headers["set-cookie"].split(";")[0], answer["csrf"]
+            break
+        assert status == 429 and "retry-after" in headers
+        time.sleep(1)
+    _, _, events = admin.request("GET", "/api/events?limit=100&min_priority=128")
+    invalid = [e for e in events["events"] if e["cause"] == "login_invalid" and e["user"] == "mallory"]
+    assert invalid and all(e["priority"] == 128 for e in invalid)
