@@ -10,11 +10,15 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from firmware.config.store import ConfigStore
+from tests.conftest import iterations
 from tests.support.web_meter import MAX_UPLOAD_BYTES, USERS, WebMeter
 
 CHROMIUM = "/usr/bin/chromium"          # Debian's chromium package (.ci/run installs it; docs/web.md)
@@ -263,6 +267,81 @@ def test_openapi_document_is_the_route_table(meter):
     _, document = route_table([s.name for s in SERVICES])
     assert served == document
     assert {"/api/readings", "/api/config", "/api/upgrade", "/api/events", "/api/load-profile"} <= set(served["paths"])
+
+
+# Calls the fuzz leaves out: they end the fuzzer's own session, restart services, or spend the login allowance.
+FUZZ_SKIP = {("DELETE", "/api/session"), ("POST", "/api/session"), ("POST", "/api/services/{name}/restart")}
+JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False),
+                      st.text(max_size=20))
+JSON_VALUE = st.recursive(JSON_LEAF, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                             st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+                          max_leaves=8)
+
+
+def _param(p: dict) -> st.SearchStrategy:
+    schema = p["schema"]
+    if "enum" in schema:
+        valid: st.SearchStrategy = st.sampled_from(schema["enum"])
+    elif schema["type"] == "integer":
+        valid = st.integers(int(schema.get("minimum", -2**31)) - 2, int(schema.get("maximum", 2**31)) + 2)
+    elif schema["type"] == "number":
+        valid = st.floats(schema.get("minimum", -1e12) - 1, schema.get("maximum", 1e12) + 1, allow_nan=False)
+    else:
+        valid = st.text(max_size=schema.get("maxLength", 50) + 2)
+    return st.one_of(valid.map(str), st.text(max_size=30))
+
+
+def _body(op: dict) -> st.SearchStrategy:
+    content = op.get("requestBody", {}).get("content", {})
+    if "application/octet-stream" in content:
+        return st.binary(max_size=2048).map(lambda b: ("raw", b))
+    if "application/json" not in content:
+        return st.just(("none", None))
+    props = content["application/json"]["schema"].get("properties", {})
+    changes = st.dictionaries(st.sampled_from(["meter.name", "events.depth", "modbus.tcp_port", "web.rate",
+                                               "metrology.nominal_voltage", "nope", "modbus.nope", "log.level"]),
+                              JSON_LEAF, max_size=3)
+    fields = {name: (changes if name == "changes" else JSON_VALUE) for name in props}
+    shaped = st.fixed_dictionaries({}, optional=fields)
+    return st.one_of(shaped, JSON_VALUE).map(lambda b: ("json", b))
+
+
+def test_api_fuzz_never_answers_500(meter):
+    """Every endpoint of the served OpenAPI document, with arguments drawn from its schemas and beyond them:
+    no request gets a 5xx, and every refusal is JSON with an "error" that says what was wrong."""
+    client = meter.client()
+    client.context = ssl._create_unverified_context()   # a regenerated certificate must not end the fuzz
+    client.login("alice", USERS["alice"][0])
+    _, _, document = client.request("GET", "/api/openapi.json")
+    operations = [(m.upper(), path, op) for path, ops in document["paths"].items() for m, op in ops.items()
+                  if (m.upper(), path) not in FUZZ_SKIP and "text/event-stream" not in op["responses"]["200"]["content"]]
+    seen: dict[int, int] = {}
+
+    @settings(max_examples=iterations(120, 300, 3000), deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def one(data):
+        method, path, op = data.draw(st.sampled_from(operations))
+        url = path
+        query = {}
+        for p in op.get("parameters", []):
+            value = data.draw(_param(p))
+            if p["in"] == "path":
+                url = url.replace("{" + p["name"] + "}", urllib.parse.quote(value, safe="") or "x")
+            elif data.draw(st.booleans()):
+                query[p["name"]] = value
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        kind, body = data.draw(_body(op))
+        status, _, answer = client.request(method, url, body=body if kind == "json" else None,
+                                           raw=body if kind == "raw" else None)
+        seen[status] = seen.get(status, 0) + 1
+        assert status < 500, f"{method} {url} {body!r:.200} -> {status} {answer}"
+        if status >= 400:
+            assert isinstance(answer, dict) and answer.get("error"), (method, url, status, answer)
+
+    one()
+    assert seen.get(200) and sum(v for k, v in seen.items() if 400 <= k < 500), seen
 
 
 def test_failed_logins_are_rate_limited_and_recorded(meter):
