@@ -20,7 +20,7 @@ from typing import Any
 
 from firmware.lockstate import revenue_locked
 from firmware.security.audit import SecurityAudit
-from firmware.security.authorize import Identity, authorize
+from firmware.security.authorize import Identity, authorize, blocked_by_revenue_lock
 from firmware.security.privileges import names
 from firmware.security.sessions import Sessions
 from firmware.security.users import UserStore
@@ -76,7 +76,9 @@ class WebAuth:
 
     def authorize(self, identity: Identity, operation: str) -> None:
         """Raise AccessDenied (with the reason) unless ``identity`` may run ``operation`` over the web now."""
-        authorize(identity, operation, INTERFACE, revenue_locked=revenue_locked(self.config),
+        # The lock is read only for operations it can refuse (a read would pay a snapshot attach for nothing).
+        locked = blocked_by_revenue_lock(operation) and revenue_locked(self.config)
+        authorize(identity, operation, INTERFACE, revenue_locked=locked,
                   resets_when_locked=self.config["revenue"].demand_reset_when_locked)
 
     def refuse(self, identity: Identity, operation: str, exc: AccessDenied) -> None:

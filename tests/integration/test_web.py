@@ -61,10 +61,10 @@ def snapshot_value(meter: WebMeter, name: str) -> tuple[float, int]:
 
 # ---------------------------------------------------------------------------------------------- the browser
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_browser_login_live_values_setting_refusal_and_tampered_image(meter, artifacts):
     from playwright.sync_api import sync_playwright
 
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does; docs/web.md)"
     base = f"https://127.0.0.1:{meter.https_port}"
     password = USERS["alice"][0]
     with sync_playwright() as p:
