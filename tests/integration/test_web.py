@@ -36,6 +36,21 @@ def meter(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def alice(meter):
+    """A session of the master user, kept for the module (logins are rate-limited per address)."""
+    client = meter.client()
+    client.login("alice", USERS["alice"][0])
+    return client
+
+
+@pytest.fixture(scope="module")
+def reader(meter):
+    client = meter.client()
+    client.login("reader", USERS["reader"][0])
+    return client
+
+
+@pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> Path:
     out = tmp_path_factory.getbasetemp() / "artifacts" / "web"
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +174,7 @@ def test_browser_login_live_values_setting_refusal_and_tampered_image(meter, art
 
 # ---------------------------------------------------------------------------------------------- the API
 
-def test_login_is_needed_and_csrf_is_checked(meter):
+def test_login_is_needed_and_csrf_is_checked(meter, alice):
     client = meter.client()
     status, _, answer = client.request("GET", "/api/readings")
     assert status == 401 and "log in" in answer["error"]
@@ -174,7 +189,7 @@ def test_login_is_needed_and_csrf_is_checked(meter):
     status, _, answer = client.request("POST", "/api/resets/demand_reset")
     assert status == 403 and "peak-demand-reset" in answer["error"], answer
     admin = meter.client()
-    admin.login("alice", USERS["alice"][0])
+    admin.cookie, admin.csrf = alice.cookie, alice.csrf
     status, _, answer = admin.request("POST", "/api/config", change, headers={"Origin": "https://evil.example"})
     assert status == 403 and "another site" in answer["error"]
 
@@ -198,9 +213,8 @@ def test_plain_http_only_redirects(meter):
     assert f"location: https://127.0.0.1:{meter.https_port}/api/readings?x=1" in reply.lower()
 
 
-def test_readings_harmonics_phasors_are_the_snapshot(meter):
-    client = meter.client()
-    client.login("reader", USERS["reader"][0])
+def test_readings_harmonics_phasors_are_the_snapshot(meter, reader):
+    client = reader
     for _ in range(MATCH_TRIES):
         _, _, readings = client.request("GET", "/api/readings")
         _, _, harmonics = client.request("GET", "/api/harmonics?channel=v_an")
@@ -220,9 +234,8 @@ def test_readings_harmonics_phasors_are_the_snapshot(meter):
     assert status == 400 and "is not one of" in answer["error"]
 
 
-def test_config_write_old_and_new_values_and_event(meter):
-    client = meter.client()
-    client.login("alice", USERS["alice"][0])
+def test_config_write_old_and_new_values_and_event(alice):
+    client = alice
     status, _, answer = client.request("POST", "/api/config", {"changes": {"events.depth": 6000},
                                                                "reason": "longer event log"})
     assert status == 200, answer
@@ -234,9 +247,39 @@ def test_config_write_old_and_new_values_and_event(meter):
     assert status == 400 and "option 'nope' is not valid in section [modbus]" in answer["error"]
 
 
-def test_bounded_bodies(meter):
-    client = meter.client()
-    client.login("alice", USERS["alice"][0])
+def test_resets_go_through_privileges_and_the_revenue_lock(meter, alice):
+    from firmware.lockstate import set_file_lock
+
+    client = alice
+    status, _, answer = client.request("POST", "/api/resets/demand_sync")
+    assert status == 200 and answer["done"] == "demand_sync", answer
+    lock = meter.upgrade.settings.revenue_lock_file
+    set_file_lock(lock, True)
+    try:
+        status, _, answer = client.request("POST", "/api/resets/energy_reset")
+        assert status == 403 and "revenue-locked" in answer["error"], answer
+        status, _, answer = client.request("POST", "/api/config", {"changes": {"metrology.nominal_voltage": 240}})
+        assert status == 403 and "revenue-locked" in answer["error"], answer
+    finally:
+        set_file_lock(lock, False)
+    _, _, events = client.request("GET", "/api/events?limit=50&min_priority=64")
+    assert any(e["cause"] == "access_denied" and e["user"] == "alice" for e in events["events"]), events
+
+
+def test_load_profile_and_events_by_time_range(reader):
+    client = reader
+    now = time.time()
+    status, _, answer = client.request("GET", f"/api/load-profile?since={now - 86400:.0f}&until={now + 60:.0f}")
+    assert status == 200 and answer["channels"] and isinstance(answer["records"], list)
+    assert all(now - 86400 <= r["ts"] <= now + 60 for r in answer["records"])
+    status, _, answer = client.request("GET", f"/api/load-profile?since={now:.0f}&until={now - 10:.0f}")
+    assert status == 400 and "before" in answer["error"]
+    status, _, answer = client.request("GET", f"/api/events?since={now + 3600:.0f}")
+    assert status == 200 and answer["events"] == []
+
+
+def test_bounded_bodies(meter, alice):
+    client = alice
     big = {"changes": {"meter.name": "x" * (70 * 1024)}}
     status, _, answer = client.request("POST", "/api/config", big)
     assert status == 413 and "max_body" in answer["error"]
@@ -306,12 +349,12 @@ def _body(op: dict) -> st.SearchStrategy:
     return st.one_of(shaped, JSON_VALUE).map(lambda b: ("json", b))
 
 
-def test_api_fuzz_never_answers_500(meter):
+def test_api_fuzz_never_answers_500(meter, alice):
     """Every endpoint of the served OpenAPI document, with arguments drawn from its schemas and beyond them:
     no request gets a 5xx, and every refusal is JSON with an "error" that says what was wrong."""
     client = meter.client()
     client.context = ssl._create_unverified_context()   # a regenerated certificate must not end the fuzz
-    client.login("alice", USERS["alice"][0])
+    client.cookie, client.csrf = alice.cookie, alice.csrf
     _, _, document = client.request("GET", "/api/openapi.json")
     operations = [(m.upper(), path, op) for path, ops in document["paths"].items() for m, op in ops.items()
                   if (m.upper(), path) not in FUZZ_SKIP and "text/event-stream" not in op["responses"]["200"]["content"]]

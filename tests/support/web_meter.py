@@ -79,8 +79,14 @@ class WebClient:
             parsed = text.decode(errors="replace")
         return resp.status, answer, parsed
 
-    def login(self, user: str, password: str) -> dict[str, Any]:
-        status, headers, answer = self.request("POST", "/api/session", {"user": user, "password": password})
+    def login(self, user: str, password: str, wait_s: float = 60.0) -> dict[str, Any]:
+        """Log in; a 429 (this address's login allowance is spent) is waited out as Retry-After says."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            status, headers, answer = self.request("POST", "/api/session", {"user": user, "password": password})
+            if status != 429 or time.monotonic() > deadline:
+                break
+            time.sleep(float(headers.get("retry-after", "1")))
         assert status == 200, answer
         self.cookie = headers["set-cookie"].split(";")[0]
         self.csrf = answer["csrf"]
