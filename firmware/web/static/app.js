@@ -265,6 +265,7 @@ async function viewSetup(view) {
         h("label", {}, o.name, o.unit ? h("span", {class: "muted"}, ` (${o.unit})`) : null), optionInput(sec.name, o),
         h("span", {class: "doc"}, `${o.doc} Allowed: ${o.allowed}. Default: ${JSON.stringify(o.default)}.`))), save);
     save.addEventListener("click", async () => {
+      save.after(msg);          // the answer appears beside the button that asked
       const changes = {};
       try {
         for (const input of box.querySelectorAll("[data-option]")) {
