@@ -6,13 +6,14 @@ import getpass
 import json
 import os
 import sys
-import tomllib
 from pathlib import Path
 
 import tomli_w
 
 from firmware.config import meter_schema
-from firmware.config.store import ConfigStore, load_file
+from firmware.config.checks import check_whole
+from firmware.config.store import ConfigStore, load_file, parse_toml
+from hal.errors import ConfigError
 
 DEFAULT_CONFIG = os.environ.get("METER_CONFIG", "var/meter.toml")
 
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     cfg = load_file(args.file)
+    check_whole(cfg)                  # what the revenue code would refuse at start is refused here
     print(f"{args.file}: valid (configuration version {cfg.version})")
     return 0
 
@@ -68,8 +70,10 @@ def _set(args: argparse.Namespace) -> int:
             print(f"meter config set: {item!r} is not SECTION.OPTION=VALUE", file=sys.stderr)
             return 2
         try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
+            value = parse_toml(f"v = {raw}", f"meter config set {key}")["v"]
+        except ConfigError:
+            if raw[:1] in "[{\"'" or raw[:1].isdigit():
+                raise                 # meant as TOML (a list, a table, a number) but not usable: say so
             value = raw  # bare words are taken as strings: level=debug
         changes.setdefault(section, {})[option] = value
     store = ConfigStore(Path(args.config))

@@ -58,11 +58,14 @@ def _run(args: argparse.Namespace) -> int:
     from firmware.services.registry import enabled_services
     from firmware.supervisor import Supervisor
 
-    config = ConfigStore(args.config).load()
+    store = ConfigStore(args.config)
+    config = store.load()
     board = Path(args.board)
     load_board(board)  # refuse a bad board file before any service starts
     data_dir = Path(config.meter.data_dir)
     configure_logging(config, "supervisor", data_dir)
+    config = check_seal(store, config)
+    _security_checklist(config)
     for stale in extensions.check():
         print(f"meter run: warning: stale C extension {stale}", file=sys.stderr)
         logging.getLogger("supervisor").warning("stale C extension %s", stale)
@@ -77,6 +80,50 @@ def _run(args: argparse.Namespace) -> int:
     supervisor = Supervisor(config, Path(args.config), board, services,
                             run_dir=Path(args.run_dir) if args.run_dir else None, on_ready=_print_ready)
     return supervisor.run()
+
+
+def check_seal(store: ConfigStore, config: Any) -> Any:
+    """At start: seal a file that has none; record and report a hand edit of sealed sections (firmware.config.seal)."""
+    from firmware.config.seal import read_seal
+    from firmware.security.audit import SecurityAudit
+
+    if not store.path.exists():
+        return config
+    if store.tamper is None:
+        if read_seal(store.path) is None:
+            store.seal_now(config)
+        return config
+    tamper = store.tamper
+    audit = SecurityAudit.from_config(config, source="config")
+    try:
+        if tamper.enforced:
+            message = (f"{store.path}: {', '.join(tamper.options)} edited by hand while the meter is revenue-locked; "
+                       "the sealed values stay in force. Restore the file, or open the revenue lock and change them "
+                       "with `meter config set`")
+            print(f"meter run: {message}", file=sys.stderr)
+            audit.record("config_tamper", "hand edit", message, {"changes": tamper.changes})
+            store.record_refused_hand_edit(tamper)
+            return config
+        audit.record("config_hand_edit", "hand edit", f"{', '.join(tamper.options)} edited by hand (unlocked): "
+                     "saved as a new version", {"changes": tamper.changes})
+        return store.save(store.load().to_dict(only_changed=True), user="hand edit",
+                          reason="sealed options edited by hand, found at start while unlocked",
+                          hand_edit=tamper.changes)
+    finally:
+        audit.close()
+
+
+def _security_checklist(config: Any) -> None:
+    """Say at every start what the security checklist holds (the factory password, SPEC §8)."""
+    from firmware.security.users import UserStore
+
+    users = UserStore.from_config(config)
+    try:
+        for warning in users.checklist():
+            print(f"meter run: security: {warning}", file=sys.stderr)
+            logging.getLogger("security").warning("%s", warning)
+    finally:
+        users.close()
 
 
 def _print_ready(supervisor: Any) -> None:
@@ -100,6 +147,8 @@ def _status(args: argparse.Namespace) -> int:
         return EXIT_STATUS[state]
     print(f"meter {status['version']}  config v{status['config_version']}  "
           f"{'NOT HEALTHY' if state == NOT_HEALTHY else state}  up {status['uptime_s']:.0f} s")
+    for warning in status.get("security_checklist", []):
+        print(f"  security     {warning}")
     loss = _loss_line(status)
     if loss:
         print(f"  {'sample loss':12s} {loss}")

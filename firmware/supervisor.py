@@ -344,7 +344,16 @@ class Supervisor:
                 "lost_frames_per_min": loss["lost_frames_per_min"], "overruns_per_min": loss["overruns_per_min"],
                 "last_gap": loss["last_gap"], "version": __version__, "config_version": self.config.version,
                 "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1), "run_dir": str(self.run_dir),
-                "control_socket": str(self.control.path), "services": services}
+                "control_socket": str(self.control.path), "services": services,
+                "security_checklist": self._checklist()}
+
+    def _checklist(self) -> list[str]:
+        """Security warnings (a factory password still in use), for `meter status` and the status page."""
+        users = getattr(self.control.gate.policy, "users", None)
+        try:
+            return users.checklist() if users is not None else []
+        except MeterError as exc:
+            return [f"user accounts cannot be read: {exc}"]
 
     def _metering(self) -> bool | None:
         """True if the measurement snapshot is fresh, False if stale, None when no metrology service runs."""

@@ -1,9 +1,11 @@
 """Loading and atomically saving the configuration file, with a version and a history of who changed what.
 
-Every save validates the whole new configuration first, bumps ``[meta] version``, records
-``changed_by``/``changed_at``, writes the file atomically and appends one line per saved
-change to ``<file>.history.jsonl`` (version, time, user, reason, and each changed option with
-its old and new value).
+Every save validates the whole new configuration first (the schema, then the owners' own checks,
+``firmware.config.checks``), bumps ``[meta] version``, records ``changed_by``/``changed_at``, writes the file
+atomically, rewrites its seal (``firmware.config.seal``) and appends one line per saved change to
+``<file>.history.jsonl`` (version, time, user, reason, and each changed option with its old and new value).
+``load`` compares the sealed sections with the seal and, while the revenue lock is engaged, keeps the sealed
+values in force (``ConfigStore.tamper`` says what differed).
 """
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from typing import Any, Callable, Mapping
 import tomli_w
 
 from firmware.config import meter_schema
+from firmware.config.checks import check_whole
 from firmware.config.schema import Config, Schema
+from firmware.config.seal import Tamper, compare, read_seal, with_sealed, write_seal
 from firmware.storage.atomic import append_durable, atomic_write
 from hal.errors import AccessDenied, ConfigError
 
@@ -31,10 +35,22 @@ def parse_toml_file(path: Path, what: str = "config") -> dict[str, Any]:
         raise ConfigError(f"{what} {path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what} {path}: cannot be read: {exc}") from None
+    return parse_toml(text, f"{what} {path}")
+
+
+# TOML nests arrays and inline tables without limit, and Python's int() refuses more than 4300 digits
+# (sys.int_info.default_max_str_digits): both reach tomllib as RecursionError/ValueError, not TOMLDecodeError.
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    """A TOML document; ConfigError (never a traceback) for anything tomllib cannot take."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{what} {path}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not usable TOML: arrays or tables nested too deeply") from None
+    except ValueError as exc:
+        raise ConfigError(f"{where}: not usable TOML: {exc} (a number far larger than any option allows?)") \
+            from None
 
 
 def load_file(path: str | Path, schema: Schema | None = None) -> Config:
@@ -66,18 +82,47 @@ class ConfigStore:
         self.schema = schema or meter_schema()
         self.history_path = self.path.with_name(self.path.name + ".history.jsonl")
         self.locked = locked
+        self.tamper: Tamper | None = None
 
     def load(self) -> Config:
+        """The configuration in force: the file, except sealed sections edited by hand while locked."""
+        self.tamper = None
         if not self.path.exists():
             return self.schema.defaults()
-        return load_file(self.path, self.schema)
+        config = load_file(self.path, self.schema)
+        seal = read_seal(self.path)
+        if seal is None:
+            return config
+        changes = compare(config, seal) if seal.intact() else [{"option": "(seal)", "sealed": "damaged",
+                                                                   "file": "?"}]
+        if not changes:
+            return config
+        locked = self._is_locked(config) or (bool(seal.lock_file) and _switch_locked(seal.lock_file))
+        self.tamper = Tamper(changes, enforced=locked and seal.intact(), seal=seal)
+        if self.tamper.enforced:
+            log.error("configuration: sealed options edited by hand while revenue-locked; the sealed values stay "
+                      "in force", extra={"fields": {"options": self.tamper.options}})
+            return with_sealed(config, seal)
+        return config
 
-    def save(self, document: Mapping[str, Any], user: str, reason: str = "") -> Config:
+    def record_refused_hand_edit(self, tamper: Tamper) -> None:
+        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        entry = {"version": tamper.seal.version if tamper.seal else -1, "time": now, "user": "hand edit",
+                 "reason": "sealed options edited by hand", "refused": "revenue lock", "changes": tamper.changes}
+        append_durable(self.history_path, (json.dumps(entry, sort_keys=True, default=str) + "\n").encode())
+
+    def seal_now(self, config: Config) -> None:
+        """Seal the file as it is (a meter whose file has no seal yet)."""
+        write_seal(self.path, config)
+
+    def save(self, document: Mapping[str, Any], user: str, reason: str = "",
+             hand_edit: list[dict[str, Any]] | None = None) -> Config:
         """Validate ``document`` (nested TOML-shaped dict), bump the version and write it atomically."""
         if not user:
             raise ConfigError("config: a change must name the user who made it")
         old = self.load()
         candidate = self.schema.load(_without_meta(document), source="(new configuration)")
+        check_whole(candidate)
         changes = diff(old, candidate)
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         sealed = [c["option"] for c in changes if self.schema.section(c["option"].rpartition(".")[0]).sealed]
@@ -94,8 +139,11 @@ class ConfigStore:
         data = tomli_w.dumps(_meta_first(out)).encode()
         new = self.schema.load(tomllib.loads(data.decode()), source=str(self.path))
         atomic_write(self.path, data)
+        write_seal(self.path, new)
         entry = {"version": new.version, "time": now, "user": user, "reason": reason, "changes": changes}
-        append_durable(self.history_path, (json.dumps(entry, sort_keys=True) + "\n").encode())
+        if hand_edit:
+            entry["hand_edit"] = hand_edit     # what the file held against its seal
+        append_durable(self.history_path, (json.dumps(entry, sort_keys=True, default=str) + "\n").encode())
         log.info("configuration saved", extra={"fields": {"version": new.version, "user": user,
                                                           "changes": len(changes), "reason": reason}})
         return new
@@ -121,6 +169,12 @@ class ConfigStore:
         if not self.history_path.exists():
             return []
         return [json.loads(line) for line in self.history_path.read_text().splitlines() if line.strip()]
+
+
+def _switch_locked(lock_file: str) -> bool:
+    from firmware.lockstate import file_lock_state
+
+    return file_lock_state(lock_file)
 
 
 def _without_meta(document: Mapping[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class Ring:
         magic, version, _, slot_size, n_slots, stride = _GEOMETRY.unpack_from(mapping, 0)
         if magic != MAGIC or version != FORMAT_VERSION:
             raise IPCError(f"shared memory {name!r} is not a ring of format {FORMAT_VERSION}")
+        if stride != _stride(slot_size) or HEADER_SIZE + n_slots * stride > len(mapping):
+            raise IPCError(f"shared memory {name!r} is {len(mapping)} bytes, shorter than its ring geometry needs "
+                           f"({HEADER_SIZE + n_slots * stride}); its writer must recreate it")
         self.slot_size = slot_size
         self.n_slots = n_slots
         self.stride = stride

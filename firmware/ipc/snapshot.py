@@ -62,9 +62,17 @@ class Snapshot:
         magic, version, _, layout_off, layout_len, data_off = _HEADER.unpack_from(mapping, 0)
         if magic != MAGIC or version != FORMAT_VERSION:
             raise IPCError(f"shared memory {name!r} is not a snapshot of format {FORMAT_VERSION}")
+        if layout_off + layout_len > len(mapping):
+            raise IPCError(f"shared memory {name!r}: the snapshot's layout lies past its end ({len(mapping)} bytes)")
         self.name = name
         self._mm = mapping
-        self.layout = Layout.from_json(mapping[layout_off: layout_off + layout_len])
+        try:
+            self.layout = Layout.from_json(mapping[layout_off: layout_off + layout_len])
+        except ValueError as exc:
+            raise IPCError(f"shared memory {name!r}: the snapshot's layout cannot be read: {exc}") from None
+        if data_off + 8 * self.layout.length > len(mapping):
+            raise IPCError(f"shared memory {name!r} is {len(mapping)} bytes, shorter than its layout needs "
+                           f"({data_off + 8 * self.layout.length}); its writer must recreate it")
         self._data = np.frombuffer(mapping, dtype="<f8", count=self.layout.length, offset=data_off)
 
     @classmethod

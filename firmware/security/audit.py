@@ -15,7 +15,7 @@ from firmware.storage.eventlog import Event, EventLog
 log = logging.getLogger("security")
 
 PRIORITY = {"login_valid": 0, "login_invalid": 128, "lockout": 255, "access_denied": 128,
-            "default_password": 192, "user_change": 128}
+            "default_password": 192, "user_change": 128, "config_tamper": 255, "config_hand_edit": 128}
 
 
 class SecurityAudit:

@@ -29,10 +29,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from firmware.security.privileges import ALL, Privilege
-from firmware.security.users import User
 from hal.errors import AccessDenied
+
+if TYPE_CHECKING:
+    from firmware.security.users import User
 
 INTERFACES = ("control", "modbus", "web", "bacnet", "display")
 

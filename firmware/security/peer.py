@@ -12,11 +12,14 @@ import os
 import socket
 import struct
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from firmware.security.authorize import Identity
 from firmware.security.privileges import Privilege
-from firmware.security.users import UserStore
 from hal.errors import ConfigError
+
+if TYPE_CHECKING:        # every service imports this module (control.py): argon2 only where users are read
+    from firmware.security.users import UserStore
 
 _UCRED = struct.Struct("3i")     # struct ucred {pid_t pid; uid_t uid; gid_t gid;} (socket(7))
 

@@ -45,8 +45,15 @@ _NAME_RE = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 # argon2id at the OWASP password storage minimum (19 MiB, 2 passes, 1 lane): about 30 ms on a CM4 core,
 # so a login costs little while an offline guess costs the same 19 MiB and 30 ms.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
-# Compared against when the user does not exist, so a wrong name costs the same time as a wrong password.
-_DUMMY_HASH = HASHER.hash("not a password of anyone")
+_dummy_hash = ""
+
+
+def _dummy() -> str:
+    """Compared against when the user does not exist, so a wrong name costs what a wrong password costs."""
+    global _dummy_hash
+    if not _dummy_hash:
+        _dummy_hash = HASHER.hash("not a password of anyone")
+    return _dummy_hash
 
 
 @dataclass(frozen=True)
@@ -223,7 +230,7 @@ class UserStore:
         now = time.time() if now is None else now
         with self._mutex:
             row = self._db.execute("SELECT hash FROM users WHERE name = ?", (name,)).fetchone()
-        stored = row[0] if row else _DUMMY_HASH
+        stored = row[0] if row else _dummy()
         failures, locked_until = self.lockout_state(name, protocol, now)
         if locked_until > now:
             return LoginResult(False, None, "login_invalid", f"user {name!r} is locked out of {protocol} until "

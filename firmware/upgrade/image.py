@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -222,6 +224,33 @@ class _Reader:
                                  "the image was altered")
 
 
+def open_regular(path: Path) -> IO[bytes]:
+    """``path`` opened for reading when it is a regular file. A FIFO or a device would block the reader (a FIFO's
+    open waits for a writer, its read for data) and hang the upgrade service, so they are refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UpgradeRefused("format", f"cannot read image {path}: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UpgradeRefused("format", f"image {path} is not a regular file (it is a "
+                                 f"{_file_kind(mode)}); give the path of the image file itself")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISDIR, "directory"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return kind
+    return "special file"
+
+
 @dataclass
 class Image:
     """An opened image: its manifest and signatures. Nothing in it is trusted until ``trust.verify``."""
@@ -233,10 +262,7 @@ class Image:
     @classmethod
     def open(cls, path: str | Path) -> "Image":
         path = Path(path)
-        try:
-            f = open(path, "rb")  # noqa: SIM115 - closed by the `with f` below; open's own error is told apart
-        except OSError as exc:
-            raise UpgradeRefused("format", f"cannot read image {path}: {exc.strerror}") from None
+        f = open_regular(path)
         with f:
             reader = _Reader(f, path.stat().st_size, path.name)
             manifest, signatures, _ = _read_head(reader)
@@ -248,7 +274,7 @@ class Image:
         ``sink(entry)`` returns an object with ``write(bytes)`` and ``close()`` (or None to skip).
         Raises ``UpgradeRefused`` on the first difference; a sink may have received partial data then.
         """
-        with open(self.path, "rb") as f:
+        with open_regular(self.path) as f:
             reader = _Reader(f, self.path.stat().st_size, self.path.name)
             manifest, _, info = _read_head(reader)
             if manifest.raw != self.manifest.raw:

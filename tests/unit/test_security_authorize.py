@@ -116,3 +116,25 @@ def test_syslog_refuses_host_names_and_never_raises_when_unreachable():
     sender.send(255, "lockout", "x")
     assert len(format_message(0, "m", "x" * 5000)) == 2048
     sender.close()
+
+
+def test_logins_record_each_attempt_and_lock_out_per_protocol(tmp_path):
+    from firmware.security.login import Logins
+    from firmware.security.users import UserStore
+
+    users = UserStore(tmp_path, lockout_attempts=3, lockout_duration_s=600)
+    users.add("bob", "right", frozenset({Privilege.READ, Privilege.PEAK_DEMAND_RESET}))
+    log = EventLog(tmp_path, cutoff=0)          # cutoff 0: the valid login (priority 0) is still not above it
+    logins = Logins(users, SecurityAudit(log, None, "web"))
+    identity = logins.login("bob", "right", "web", {"address": "192.0.2.7"})
+    assert identity.user == "bob" and authorize(identity, "demand_reset", "web").allowed
+    for _ in range(3):
+        with pytest.raises(AccessDenied, match="wrong user name or password|locked out"):
+            logins.login("bob", "guess", "bacnet")
+    with pytest.raises(AccessDenied, match="locked out of bacnet"):
+        logins.login("bob", "right", "bacnet")
+    assert logins.login("bob", "right", "display").user == "bob"
+    assert [(e["cause"], e["priority"]) for e in log.read()] == [
+        ("login_invalid", 128), ("login_invalid", 128), ("lockout", 255), ("login_invalid", 128)]
+    assert log.read()[2]["detail"] == {"protocol": "bacnet", "failures": 3}
+    logins.close()

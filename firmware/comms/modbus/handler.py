@@ -90,8 +90,9 @@ class Handler:
             locked = values.get("revenue_locked")
             self.revenue_locked = bool(locked) and locked == locked
 
-    async def handle(self, pdu: bytes, server_id: int = 1) -> bytes | None:
-        """The response PDU for ``pdu``, or None for no response."""
+    async def handle(self, pdu: bytes, server_id: int = 1, access: Access | None = None) -> bytes | None:
+        """The response PDU for ``pdu``, or None for no response; ``access`` is the port's (default: ours)."""
+        access = self.access if access is None else Access(access)
         self.counters["requests"] += 1
         if not pdu or not 1 <= pdu[0] <= 0x7F:
             # No function code, or one in the range the protocol keeps for exception responses (§5): this is
@@ -102,11 +103,11 @@ class Handler:
         reply: bytes | int | None
         try:
             if fc in (FC_READ_HOLDING, FC_READ_INPUT):
-                reply = self._read_registers(pdu)
+                reply = self._read_registers(pdu, access)
             elif fc in (FC_READ_COILS, FC_READ_DISCRETE):
-                reply = self._read_bits(pdu)
+                reply = self._read_bits(pdu, access)
             elif fc in (FC_WRITE_REGISTER, FC_WRITE_REGISTERS, FC_WRITE_COIL, FC_WRITE_COILS):
-                reply = await self._write(pdu)
+                reply = await self._write(pdu, access)
             elif fc == FC_REPORT_SERVER_ID:
                 reply = report_server_id(self.identity, server_id) if len(pdu) == 1 else ILLEGAL_VALUE
             elif fc == FC_MEI:
@@ -126,20 +127,20 @@ class Handler:
 
     # ------------------------------------------------------------------ reads
 
-    def _read_request(self, pdu: bytes, max_count: int) -> tuple[int, int, int] | int:
+    def _read_request(self, pdu: bytes, max_count: int, access: Access) -> tuple[int, int, int] | int:
         """(function, start, count) of a read request (FC 1-4), or the exception code it earns."""
         if len(pdu) != 5:
             return ILLEGAL_VALUE
         fc, start, count = struct.unpack(">BHH", pdu)
         if not 1 <= count <= max_count:
             return ILLEGAL_VALUE
-        if start + count > 0x10000 or self.access is Access.NONE:
+        if start + count > 0x10000 or access is Access.NONE:
             return ILLEGAL_ADDRESS
         self.refresh()
         return fc, start, count
 
-    def _read_registers(self, pdu: bytes) -> bytes | int:
-        request = self._read_request(pdu, MAX_READ_REGISTERS)
+    def _read_registers(self, pdu: bytes, access: Access) -> bytes | int:
+        request = self._read_request(pdu, MAX_READ_REGISTERS, access)
         if isinstance(request, int):
             return request
         fc, start, count = request
@@ -148,8 +149,8 @@ class Handler:
             return data
         return bytes((fc, 2 * count)) + data
 
-    def _read_bits(self, pdu: bytes) -> bytes | int:
-        request = self._read_request(pdu, MAX_READ_BITS)
+    def _read_bits(self, pdu: bytes, access: Access) -> bytes | int:
+        request = self._read_request(pdu, MAX_READ_BITS, access)
         if isinstance(request, int):
             return request
         fc, start, count = request
@@ -207,11 +208,11 @@ class Handler:
         except WriteRefused as refused:
             return refused.code
 
-    async def _write(self, pdu: bytes) -> bytes | int | None:
+    async def _write(self, pdu: bytes, access: Access) -> bytes | int | None:
         targets = self._write_targets(pdu)
         if targets is None or isinstance(targets, int):
             return targets
-        if self.access is not Access.READ_WRITE:
+        if access is not Access.READ_WRITE:
             return ILLEGAL_ADDRESS
         if pdu[0] in (FC_WRITE_REGISTER, FC_WRITE_REGISTERS) and any(v != COMMAND_RUN_VALUE for _, v in targets):
             return ILLEGAL_VALUE
@@ -223,7 +224,7 @@ class Handler:
         # before the first runs, so a refused one refuses the whole request rather than failing half-way.
         self.refresh()
         for cmd in commands:
-            refusal = self._refusal(cmd)
+            refusal = self._refusal(cmd, access)
             if refusal:
                 log.info("modbus: %s refused (with the %d command(s) of its request): %s", cmd.point,
                          len(commands), refusal)
@@ -249,13 +250,13 @@ class Handler:
         self.counters["commands"] += 1
         return None
 
-    def _refusal(self, cmd: Command) -> str:
+    def _refusal(self, cmd: Command, access: Access) -> str:
         """Why the authorization point refuses ``cmd`` over this port now ("" when it allows it)."""
         user = self.command_user
         if user is None:
             return "security is enabled and no Modbus user is configured ([security] modbus_user)"
         decision = decide(user, cmd.operation, "modbus", revenue_locked=self.revenue_locked,
-                          resets_when_locked=self.resets_when_locked, access=self.access)
+                          resets_when_locked=self.resets_when_locked, access=access)
         return decision.reason
 
     # ------------------------------------------------------------------ identification

@@ -18,7 +18,7 @@ import os
 import time
 from typing import Any
 
-from firmware.comms.modbus.handler import FC_WRITE_REGISTERS, Handler
+from firmware.comms.modbus.handler import FC_WRITE_REGISTERS, Access, Handler
 from firmware.comms.modbus.rtu import RtuFramer, crc_ok, silent_interval_s, with_crc
 from hal.errors import BusError
 
@@ -47,11 +47,13 @@ def bits_per_char(framing: str) -> int:
 
 class ModbusRtuServer:
     def __init__(self, handler: Handler, port: str, baud: int = 19200, framing: str = "8N1", unit: int = 1,
-                 rs485: bool = False, silent_interval: float | None = None) -> None:
-        """``silent_interval`` (s) overrides t3.5, for converters or links that stretch gaps inside a frame."""
+                 rs485: bool = False, silent_interval: float | None = None, access: Access | None = None) -> None:
+        """``silent_interval`` (s) overrides t3.5, for converters or links that stretch gaps inside a frame;
+        ``access`` is this port's access mode (None: the handler's)."""
         if not 1 <= unit <= 247:
             raise ValueError(f"unit id {unit} outside 1..247")
         self.handler = handler
+        self.access = access
         self.port, self.baud, self.framing, self.unit, self.rs485 = port, baud, framing, unit, rs485
         self.framer = RtuFramer(silent_interval or silent_interval_s(baud, bits_per_char(framing)))
         self.stats = collections.Counter({"frames": 0, "answered": 0, "other_units": 0, "broadcasts": 0,
@@ -149,12 +151,12 @@ class ModbusRtuServer:
         if unit == BROADCAST_UNIT:
             if pdu[:1] == bytes((FC_WRITE_REGISTERS,)):
                 self.stats["broadcasts"] += 1
-                await self.handler.handle(pdu, self.unit)
+                await self.handler.handle(pdu, self.unit, self.access)
             return
         if unit not in (self.unit, SINGLE_DEVICE_UNIT):
             self.stats["other_units"] += 1
             return
-        reply = await self.handler.handle(pdu, self.unit)
+        reply = await self.handler.handle(pdu, self.unit, self.access)
         if reply is not None:
             self.stats["answered"] += 1
             self._send(with_crc(bytes((unit,)) + reply))

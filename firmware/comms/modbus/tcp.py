@@ -1,24 +1,33 @@
-"""Modbus TCP server: MBAP framing over asyncio, a bounded pool of connections, an idle timeout.
+"""Modbus TCP server: MBAP framing over asyncio, a bounded pool of connections, deadlines, back-pressure.
 
 Framing per the Modbus Messaging on TCP/IP Implementation Guide v1.0b §3.1: a 7-byte MBAP header
 (transaction id, protocol id 0, length of unit id + PDU, unit id) then the PDU; an ADU is at most 260 bytes.
 A frame with another protocol id, or with no PDU (length under 2), is dropped; a length over 254 cannot
-be right and leaves no way to find the next frame, so the connection is closed. Requests on one connection are answered
-in order; a client may pipeline.
+be right and leaves no way to find the next frame, so the connection stops reading, answers the requests
+that came before it, and closes. Requests on one connection are answered in order; a client may pipeline.
 
-The pool is shared by every client: a connection beyond ``max_connections`` is closed as soon as it is
-accepted (ION7400 user manual: eight simultaneous connections), and a connection that sends nothing for
-``idle_timeout_s`` is closed (ION "Modbus TCP Timeout").
+Every connection is hostile until it behaves (SPEC §7 pool of 8; ION "Modbus TCP Timeout"):
+
+- the pool is shared: beyond ``max_connections`` a connection makes room for the newcomer, first one that
+  has not completed a single request in ``UNPROVEN_GRACE_S``, else the one quiet longest (at least
+  ``EVICT_AFTER_S``); if none qualifies the newcomer is closed at once. At most ``max_per_address``
+  connections come from one address;
+- a frame must be complete ``frame_deadline_s`` after its first byte (bytes that trickle in do not extend it),
+  and only a complete request resets the idle timer (``idle_timeout_s``);
+- replies are written under back-pressure: once a client's unsent replies pass ``WRITE_HIGH_BYTES`` the
+  server stops reading from it, and a client that takes none of them for ``write_stall_s`` is closed, so a
+  client that pipelines requests and never reads its replies costs a bounded amount of memory.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
 import logging
+import socket
 import struct
 import time
 
-from firmware.comms.modbus.handler import Handler
+from firmware.comms.modbus.handler import Access, Handler
 
 log = logging.getLogger("comms.modbus.tcp")
 
@@ -26,6 +35,12 @@ MBAP = struct.Struct(">HHHB")
 MBAP_LEN = 7
 MAX_LENGTH_FIELD = 254        # unit id + 253-byte PDU
 MAX_PENDING_FRAMES = 32       # pipelined requests held per connection before reading pauses
+WRITE_HIGH_BYTES = 64 * 1024  # unsent reply bytes per connection at which reading from it stops
+WRITE_LOW_BYTES = 16 * 1024
+KERNEL_SEND_BUFFER_BYTES = 64 * 1024
+EVICT_AFTER_S = 1.0           # a connection quiet this long may be closed to make room for a new one
+UNPROVEN_GRACE_S = 0.2        # ... or one this old that has not completed a single request
+REAPER_PERIOD_S = 0.25
 
 
 class _Connection(asyncio.Protocol):
@@ -35,82 +50,177 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.pending: collections.deque[tuple[int, int, bytes]] = collections.deque()
         self.worker: asyncio.Task[None] | None = None
-        self.last_active = time.monotonic()
+        self.connected = self.last_active = time.monotonic()   # last complete request (or the connect)
+        self.requests = 0
+        self.frame_started: float | None = None  # first byte of the frame still incomplete
+        self.write_stalled: float | None = None  # when the client stopped taking replies
+        self.can_write = asyncio.Event()
+        self.can_write.set()
+        self.address = ""
         self.peer = ""
-        self.paused = False
+        self.reading_paused = False
+        self.doomed = False                      # stop reading, answer what came before, close
+
+    # ------------------------------------------------------------------ asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if peer else "?"
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        if len(self.server.connections) >= self.server.max_connections:
+        why = self.server.admit(self)
+        if why:
             self.server.stats["refused"] += 1
-            log.warning("modbus tcp: refusing %s: all %d connections in use", self.peer,
-                        self.server.max_connections)
+            log.warning("modbus tcp: refusing %s: %s", self.peer, why)
             transport.abort()
             return
+        transport.set_write_buffer_limits(high=WRITE_HIGH_BYTES, low=WRITE_LOW_BYTES)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # A small kernel send buffer too, so a client that reads nothing is found stalled after a few
+            # hundred replies, not after the megabytes a loopback or LAN socket would otherwise take.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER_BYTES)
         self.server.connections.add(self)
         self.server.stats["accepted"] += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self.can_write.set()
         if self.worker is not None:
             self.worker.cancel()
 
+    def pause_writing(self) -> None:
+        self.can_write.clear()
+        self.write_stalled = time.monotonic()
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.can_write.set()
+        self.write_stalled = None
+        self._update_reading()
+
     def data_received(self, data: bytes) -> None:
-        self.last_active = time.monotonic()
+        if self.doomed:
+            return
+        if not self.buffer:
+            self.frame_started = time.monotonic()
+        self.buffer += data
+        self._parse()
+        if self.pending and self.worker is None:
+            self.worker = asyncio.get_running_loop().create_task(self._work())
+        self._update_reading()
+
+    # ------------------------------------------------------------------ framing and work
+
+    def _parse(self) -> None:
         buf = self.buffer
-        buf += data
-        while len(buf) >= MBAP_LEN:
+        consumed = False
+        while len(buf) >= MBAP_LEN and len(self.pending) <= MAX_PENDING_FRAMES:
             tid, pid, length, unit = MBAP.unpack_from(buf)
             if length > MAX_LENGTH_FIELD:
+                # No way to find the next frame: answer what came before, then close.
                 self.server.stats["bad_frames"] += 1
-                assert self.transport is not None
-                self.transport.abort()
+                self.doomed = True
+                buf.clear()
+                if not self.pending and self.worker is None and self.transport is not None:
+                    self.transport.close()
                 return
             if len(buf) < 6 + max(length, 1):
                 break
             pdu = bytes(buf[MBAP_LEN:6 + length])
             del buf[:6 + max(length, 1)]
+            consumed = True
+            self.requests += 1
+            self.last_active = time.monotonic()
             if pid != 0 or length < 2:
                 self.server.stats["bad_frames"] += 1
                 continue
             self.pending.append((tid, unit, pdu))
-        if self.pending and self.worker is None:
-            self.worker = asyncio.get_running_loop().create_task(self._work())
-        if len(self.pending) > MAX_PENDING_FRAMES and not self.paused and self.transport is not None:
-            self.paused = True
+        # What is left is the start of the next frame. Its deadline runs from when a frame last completed
+        # (it arrived after that), else from the first byte of the frame still incomplete.
+        if not buf:
+            self.frame_started = None
+        elif consumed or self.frame_started is None:
+            self.frame_started = time.monotonic()
+
+    def _update_reading(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        stop = self.doomed or len(self.pending) > MAX_PENDING_FRAMES or not self.can_write.is_set()
+        if stop and not self.reading_paused:
+            self.reading_paused = True
             self.transport.pause_reading()
+        elif not stop and self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+            if self.buffer and not self.doomed:
+                self._parse()          # frames that waited in the buffer while reading was paused
 
     async def _work(self) -> None:
         transport = self.transport
         assert transport is not None
-        handler = self.server.handler
+        handler, access = self.server.handler, self.server.access
         try:
             while self.pending:
+                await self.can_write.wait()
+                if transport.is_closing():
+                    return
                 tid, unit, pdu = self.pending.popleft()
-                reply = await handler.handle(pdu, unit)
+                reply = await handler.handle(pdu, unit, access)
                 if reply is not None and not transport.is_closing():
                     transport.write(MBAP.pack(tid, 0, len(reply) + 1, unit) + reply)
-                if self.paused and len(self.pending) <= MAX_PENDING_FRAMES // 2:
-                    self.paused = False
-                    transport.resume_reading()
+                if not self.pending and self.buffer and not self.doomed:
+                    self._parse()
+                self._update_reading()
+                # A read never awaits anything: without this a client that pipelines would keep the loop to
+                # itself, and every other client, the reaper and the heartbeat would wait for it.
+                await asyncio.sleep(0)
         finally:
             self.worker = None
+            if self.doomed and not transport.is_closing():
+                transport.close()          # close() sends the replies already written first
 
 
 class ModbusTcpServer:
     def __init__(self, handler: Handler, host: str = "0.0.0.0", port: int = 502, max_connections: int = 8,
-                 idle_timeout_s: float = 60.0) -> None:
+                 idle_timeout_s: float = 60.0, max_per_address: int | None = None, frame_deadline_s: float = 2.0,
+                 write_stall_s: float = 10.0, access: Access | None = None) -> None:
         self.handler = handler
         self.host, self.port = host, port
         self.max_connections = max_connections
+        self.max_per_address = max_per_address or max_connections
         self.idle_timeout_s = idle_timeout_s
+        self.frame_deadline_s = frame_deadline_s
+        self.write_stall_s = write_stall_s
+        self.access = access                 # this port's access (None: the handler's)
         self.connections: set[_Connection] = set()
-        self.stats = collections.Counter({"accepted": 0, "refused": 0, "idle_closed": 0, "bad_frames": 0})
+        self.stats = collections.Counter({"accepted": 0, "refused": 0, "idle_closed": 0, "bad_frames": 0,
+                                          "evicted": 0, "frame_timeouts": 0, "write_stalls": 0})
         self._server: asyncio.Server | None = None
         self._reaper: asyncio.Task[None] | None = None
+
+    def admit(self, conn: _Connection) -> str:
+        """"" to take ``conn``, else why not; may close a quiet connection to make room."""
+        same = sum(1 for c in self.connections if c.address == conn.address)
+        if same >= self.max_per_address:
+            return f"{same} connections from {conn.address} already (limit {self.max_per_address} per address)"
+        if len(self.connections) < self.max_connections:
+            return ""
+        now = time.monotonic()
+        # A connection that never completed a request (after a moment to send one), then the one quiet longest.
+        quiet = [c for c in self.connections if c.worker is None and (
+            (not c.requests and now - c.connected >= UNPROVEN_GRACE_S) or now - c.last_active >= EVICT_AFTER_S)]
+        if not quiet:
+            return f"all {self.max_connections} connections in use"
+        victim = min(quiet, key=lambda c: (c.requests > 0, c.last_active))
+        self.stats["evicted"] += 1
+        log.info("modbus tcp: closing %s (quiet %.1f s) to make room for %s", victim.peer,
+                 now - victim.last_active, conn.peer)
+        self.connections.discard(victim)
+        if victim.transport is not None:
+            victim.transport.abort()
+        return ""
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -118,9 +228,9 @@ class ModbusTcpServer:
                                                 reuse_address=True)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]     # the port actually bound (port 0 picks a free one)
-        self._reaper = loop.create_task(self._close_idle())
-        log.info("modbus tcp: listening on %s:%d (%d connections, idle timeout %g s)", self.host, self.port,
-                 self.max_connections, self.idle_timeout_s)
+        self._reaper = loop.create_task(self._reap())
+        log.info("modbus tcp: listening on %s:%d (%d connections, %d per address, idle timeout %g s)", self.host,
+                 self.port, self.max_connections, self.max_per_address, self.idle_timeout_s)
 
     async def stop(self) -> None:
         if self._reaper is not None:
@@ -133,13 +243,24 @@ class ModbusTcpServer:
         if self._server is not None:
             await self._server.wait_closed()
 
-    async def _close_idle(self) -> None:
-        period = min(1.0, self.idle_timeout_s / 4)
+    def _why_close(self, conn: _Connection, now: float) -> str:
+        if conn.write_stalled is not None and now - conn.write_stalled > self.write_stall_s:
+            return "write_stalls"
+        if (conn.frame_started is not None and not conn.reading_paused
+                and now - conn.frame_started > self.frame_deadline_s):
+            return "frame_timeouts"     # (a frame waiting while the server does not read is not the client's)
+        if now - conn.last_active > self.idle_timeout_s and conn.worker is None and not conn.buffer:
+            return "idle_closed"
+        return ""
+
+    async def _reap(self) -> None:
         while True:
-            await asyncio.sleep(period)
+            await asyncio.sleep(min(REAPER_PERIOD_S, self.idle_timeout_s / 4))
             now = time.monotonic()
             for conn in list(self.connections):
-                if now - conn.last_active > self.idle_timeout_s and conn.worker is None and conn.transport:
-                    self.stats["idle_closed"] += 1
-                    log.info("modbus tcp: closing %s after %g s idle", conn.peer, self.idle_timeout_s)
-                    conn.transport.close()
+                why = self._why_close(conn, now)
+                if why and conn.transport is not None:
+                    self.stats[why] += 1
+                    log.info("modbus tcp: closing %s (%s)", conn.peer, why.replace("_", " "))
+                    self.connections.discard(conn)
+                    conn.transport.abort()

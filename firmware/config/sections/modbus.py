@@ -39,8 +39,16 @@ SECTIONS = [
                "Address the TCP server listens on (0.0.0.0: every interface; 127.0.0.1: this host only)."),
         Option("max_connections", Int(1, 32), 8,
                "Simultaneous TCP connections; one more is closed as soon as it is accepted."),
+        Option("max_connections_per_address", Int(1, 32), 4,
+               "Simultaneous TCP connections from one IP address; more are closed as soon as they are accepted."),
         Option("idle_timeout", Duration(1, 86400), 100.0,
-               "A TCP connection that sends nothing for this long is closed.", "s"),
+               "A TCP connection that sends no complete request for this long is closed.", "s"),
+        Option("frame_timeout", Duration(0.1, 60), 2.0,
+               "A request frame must be complete this long after its first byte, or the connection is closed "
+               "(bytes trickling in do not extend it).", "s"),
+        Option("write_timeout", Duration(1, 600), 10.0,
+               "A client that takes none of its pending replies for this long is closed (the server stops "
+               "reading from it as soon as 64 KiB of replies wait).", "s"),
         Option("command_timeout", Duration(0.1, 60), 5.0,
                "Longest wait for the owning service to carry out a command before answering exception 04.",
                "s"),

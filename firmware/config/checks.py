@@ -1,0 +1,21 @@
+"""Checks of a whole configuration that its owners make at start, run at save and validate time too, so a
+setting the meter would reject when it starts is refused when it is set (``meter config set|validate``).
+
+Each check is ``module:function`` taking the loaded ``Config`` and raising ``ConfigError``; they are imported
+only when run, so the configuration package does not import the services that own the settings.
+"""
+from __future__ import annotations
+
+import importlib
+
+from firmware.config.schema import Config
+
+CHECKS = (
+    "firmware.revenue.settings:from_config",     # TOU calendar, holidays, load-profile channels, demand
+)
+
+
+def check_whole(config: Config) -> None:
+    for entry in CHECKS:
+        module, _, func = entry.partition(":")
+        getattr(importlib.import_module(module), func)(config)

@@ -1,0 +1,47 @@
+"""Logging a user in over an interface that has logins (web, BACnet, display): the password check, the lockout
+per user and protocol, and the security event, in one call.
+
+    gate = Logins.from_config(config)
+    identity = gate.login("alice", password, "web", where={"address": "192.0.2.7"})   # AccessDenied if refused
+    authorize(identity, "demand_reset", "web", revenue_locked=...)                    # then per operation
+
+Each attempt is one event: ``login_valid`` (priority 0), ``login_invalid`` (128) or ``lockout`` (255), in the
+event log and to syslog (``SecurityAudit``). A refused login says only that the name or password is wrong, or
+that the account is locked out of this protocol until when, never which of name or password was wrong.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from firmware.security.audit import SecurityAudit
+from firmware.security.authorize import Identity
+from firmware.security.users import UserStore
+from hal.errors import AccessDenied
+
+
+class Logins:
+    def __init__(self, users: UserStore, audit: SecurityAudit | None = None) -> None:
+        self.users = users
+        self.audit = audit
+
+    @classmethod
+    def from_config(cls, config: Any, source: str = "security") -> Logins:
+        return cls(UserStore.from_config(config), SecurityAudit.from_config(config, source))
+
+    def close(self) -> None:
+        self.users.close()
+        if self.audit is not None:
+            self.audit.close()
+
+    def login(self, name: str, password: str, protocol: str, where: Mapping[str, Any] | None = None) -> Identity:
+        """The identity of ``name`` over ``protocol`` (an interface name); AccessDenied when refused."""
+        result = self.users.login(name, password, protocol)
+        detail = {"protocol": protocol, **(where or {})}
+        if result.failures:
+            detail["failures"] = result.failures
+        if self.audit is not None:
+            effect = "logged in" if result.ok else result.reason
+            self.audit.record(result.event, name[:64], f"{effect} over {protocol}", detail)
+        if not result.ok or result.user is None:
+            raise AccessDenied(f"login refused: {result.reason}")
+        return Identity.for_user(result.user, protocol)
