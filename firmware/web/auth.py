@@ -1,7 +1,7 @@
 """Login, sessions and authorization for the web interface: the one place the web asks the meter's security core.
 
-``WebAuth.login`` checks a user name and password with ``firmware.security.users`` over the protocol ``web``
-(its lockout counts per user and protocol), records the security event, and opens a session in
+``WebAuth.login`` checks a user name and password with ``firmware.security.login`` over the protocol ``web``
+(password, the lockout per user and protocol, the security event) and opens a session in
 ``firmware.security.sessions`` (``[security] session_timeout``). ``WebAuth.authorize`` asks
 ``firmware.security.authorize`` (privilege, interface, the revenue lock) for every operation. The web keeps no
 users, passwords, privileges or lock rules of its own.
@@ -19,11 +19,10 @@ import secrets
 from typing import Any
 
 from firmware.lockstate import revenue_locked
-from firmware.security.audit import SecurityAudit
 from firmware.security.authorize import Identity, authorize, blocked_by_revenue_lock
+from firmware.security.login import Logins
 from firmware.security.privileges import names
 from firmware.security.sessions import Sessions
-from firmware.security.users import UserStore
 from hal.errors import AccessDenied
 
 INTERFACE = "web"
@@ -38,25 +37,22 @@ class LoginRefused(AccessDenied):
 class WebAuth:
     def __init__(self, config: Any) -> None:
         self.config = config
-        self.users = UserStore.from_config(config)
-        self.audit = SecurityAudit.from_config(config, source=INTERFACE)
+        self.logins = Logins.from_config(config, source=INTERFACE)
+        self.users = self.logins.users
         self.sessions = Sessions(config["security"].session_timeout)
         self._csrf_key = secrets.token_bytes(32)
 
     def close(self) -> None:
-        self.users.close()
-        self.audit.close()
+        self.logins.close()
 
     # ------------------------------------------------------------------ login
 
     def login(self, user: str, password: str, address: str) -> tuple[str, Identity]:
         """(session token, identity) of a good login from ``address``, or LoginRefused with the reason."""
-        result = self.users.login(user, password, INTERFACE)
-        self.audit.record(result.event, user, f"web login from {address}" + (f": {result.reason}" if result.reason
-                                                                             else ""), {"address": address})
-        if not result.ok or result.user is None:
-            raise LoginRefused(result.reason or "wrong user name or password")
-        identity = Identity.for_user(result.user, INTERFACE, note=address)
+        try:
+            identity = self.logins.login(user, password, INTERFACE, where={"address": address})
+        except AccessDenied as exc:
+            raise LoginRefused(str(exc)) from None
         return self.sessions.open(identity), identity
 
     def session(self, token: str | None) -> Identity | None:
@@ -82,7 +78,8 @@ class WebAuth:
                   resets_when_locked=self.config["revenue"].demand_reset_when_locked)
 
     def refuse(self, identity: Identity, operation: str, exc: AccessDenied) -> None:
-        self.audit.record("access_denied", identity.user, f"{operation} over web: {exc}", {"note": identity.note})
+        if self.logins.audit is not None:
+            self.logins.audit.record("access_denied", identity.user, f"{operation} over web: {exc}")
 
 
 def privilege_names(identity: Identity) -> list[str]:

@@ -40,15 +40,17 @@ def free_port() -> int:
 
 
 class WebClient:
-    def __init__(self, port: int, cafile: Path, timeout_s: float = 30.0) -> None:
+    def __init__(self, port: int, cafile: Path, timeout_s: float = 30.0, source: str = "127.0.0.1") -> None:
         self.port = port
+        self.source = source          # another loopback address is another client for the per-address limits
         self.context = ssl.create_default_context(cafile=str(cafile))
         self.timeout_s = timeout_s
         self.cookie = ""
         self.csrf = ""
 
     def connection(self) -> http.client.HTTPSConnection:
-        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=self.timeout_s)
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=self.timeout_s,
+                                           source_address=(self.source, 0))
 
     def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
                 headers: dict[str, str] | None = None, csrf: bool = True) -> tuple[int, dict[str, str], Any]:
@@ -132,8 +134,8 @@ class WebMeter:
     def cert(self) -> Path:
         return self.data_dir / "web" / "selfsigned.pem"
 
-    def client(self) -> WebClient:
-        return WebClient(self.https_port, self.cert)
+    def client(self, source: str = "127.0.0.1") -> WebClient:
+        return WebClient(self.https_port, self.cert, source=source)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
