@@ -278,6 +278,37 @@ def test_load_profile_and_events_by_time_range(reader):
     assert status == 200 and answer["events"] == []
 
 
+def _served_fingerprint(meter: WebMeter) -> str:
+    """SHA-256 of the certificate a new TLS connection is given (not verified: it is what is being checked)."""
+    import hashlib
+
+    with socket.create_connection(("127.0.0.1", meter.https_port), timeout=15) as raw, \
+            ssl._create_unverified_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        der = tls.getpeercert(binary_form=True)
+    return hashlib.sha256(der).hexdigest()
+
+
+def test_certificate_upload_is_served_at_once_and_deleted_again(meter, alice):
+    from firmware.web.certs import self_signed
+
+    before = _served_fingerprint(meter)
+    cert, key = self_signed("uploaded-by-test", ["127.0.0.1"])
+    other_cert, _ = self_signed("someone-else", [])
+    status, _, answer = alice.request("POST", "/api/certificate", {"certificate": other_cert.decode(),
+                                                                   "key": key.decode()})
+    assert status == 400 and "does not belong to the certificate" in answer["error"]
+    assert _served_fingerprint(meter) == before
+    status, _, answer = alice.request("POST", "/api/certificate", {"certificate": cert.decode(), "key": key.decode()})
+    assert status == 200 and answer["active"] == "custom", answer
+    served = _served_fingerprint(meter)           # new connections, no restart
+    assert served == answer["certificate"]["sha256"].replace(":", "") and served != before
+    alice.context = ssl._create_unverified_context()   # this client trusted the self-signed one only
+    status, _, answer = alice.request("DELETE", "/api/certificate")
+    alice.context = ssl.create_default_context(cafile=str(meter.cert))
+    assert status == 200 and answer["active"] == "selfsigned"
+    assert _served_fingerprint(meter) == before
+
+
 def test_bounded_bodies(meter, alice):
     client = alice
     big = {"changes": {"meter.name": "x" * (70 * 1024)}}
