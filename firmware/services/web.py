@@ -71,6 +71,9 @@ class WebService(Service):
                 "head_timeouts": self.limits.head_timeouts}
 
     def teardown(self) -> None:
+        for server in getattr(self, "servers", []):
+            for sock in server.sockets_in_use:
+                sock.close()             # closed by uvicorn when it served; not when setup failed after binding
         if hasattr(self, "web"):
             self.web.close()
         if hasattr(self, "loop"):
