@@ -188,6 +188,11 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return _error(404, f"nothing at {request.url.path[:100]}; the API is listed at /api/openapi.json")
 
 
+async def _wrong_method(request: Request, exc: Exception) -> Response:
+    return _error(405, f"{request.method} is not served at {request.url.path[:100]}; /api/openapi.json lists the "
+                       "methods of every path")
+
+
 def route_table(services: list[str]) -> tuple[list[Endpoint], dict[str, Any]]:
     """The endpoints of a meter with these services, and their OpenAPI document."""
     eps = endpoints(harmonic_channels(), services)
@@ -199,7 +204,7 @@ def build_app(ctx: WebContext, services: list[str]) -> Guard:
     routes: list[Any] = [Route(ep.path, EndpointHandler(ctx, ep).handle, methods=[ep.method]) for ep in eps]
     routes += [Route("/", _index, methods=["GET"]),
                Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
-    app = Starlette(routes=routes, exception_handlers={404: _not_found})
+    app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _wrong_method})
     return Guard(app, ctx)
 
 

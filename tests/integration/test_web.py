@@ -341,6 +341,10 @@ def test_openapi_document_is_the_route_table(meter):
     _, document = route_table([s.name for s in SERVICES])
     assert served == document
     assert {"/api/readings", "/api/config", "/api/upgrade", "/api/events", "/api/load-profile"} <= set(served["paths"])
+    status, _, answer = meter.client().request("PUT", "/api/readings", {})
+    assert status == 405 and "openapi.json" in answer["error"]
+    status, _, answer = meter.client().request("GET", "/api/nothing-here")
+    assert status == 404 and "openapi.json" in answer["error"]
 
 
 # Calls the fuzz leaves out: they end the fuzzer's own session, restart services, or spend the login allowance.
