@@ -13,7 +13,6 @@ from typing import Any, Awaitable, Callable
 
 from firmware.security.authorize import OPERATIONS, Identity
 
-API_VERSION = "1"
 LOGGED_IN = "logged-in"          # an endpoint any logged-in user may call (its handler may ask for more)
 ERROR_SCHEMA = {"type": "object", "required": ["error"],
                 "properties": {"error": {"type": "string", "description": "what was wrong, where, and what to do"}}}

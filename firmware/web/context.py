@@ -10,17 +10,17 @@ from typing import Any
 
 from firmware.config import Config
 from firmware.config.store import ConfigStore
-from firmware.control import ControlClient, ControlError
+from firmware.control import ControlClient
 from firmware.feeds import event_log, load_profile
 from firmware.ipc.names import MEASUREMENTS, instance_name, shm_name
+from firmware.security.authorize import Identity
 from firmware.storage.eventlog import Event, EventLog
 from firmware.storage.feed import LogFeed
 from firmware.web.auth import WebAuth
 from firmware.web.certs import Certificates, cert_dir
 from firmware.web.limits import RateLimiter
 from firmware.web.readings import Measurements
-from firmware.security.authorize import Identity
-from hal.errors import AccessDenied, MeterError, StorageError
+from hal.errors import AccessDenied, StorageError
 
 log = logging.getLogger("web")
 
@@ -103,5 +103,3 @@ class WebContext:
         if self._event_log is not None:
             self._event_log.close()
 
-
-__all__ = ["WebContext", "ControlError", "MeterError"]
