@@ -7,6 +7,7 @@ is printed), for a person to look at.
 """
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import time
@@ -232,6 +233,43 @@ def test_readings_harmonics_phasors_are_the_snapshot(meter, reader):
     assert angles["v_cn"] % 360 == pytest.approx(120.0, abs=1.0)
     status, _, answer = client.request("GET", "/api/harmonics?channel=nope")
     assert status == 400 and "is not one of" in answer["error"]
+
+
+def _open_stream(client) -> tuple[object, object]:
+    conn = client.connection()
+    conn.request("GET", "/api/stream", headers={"Cookie": client.cookie})
+    return conn, conn.getresponse()
+
+
+def _next_event(resp) -> tuple[str, dict]:
+    event, data = "", ""
+    while True:
+        line = resp.fp.readline().decode().rstrip("\n")
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif not line and event:
+            return event, json.loads(data)
+
+
+def test_live_stream_sends_each_publish_and_is_limited_per_address(meter, reader):
+    streams = [_open_stream(reader) for _ in range(2)]
+    try:
+        for _, resp in streams:
+            assert resp.status == 200 and resp.getheader("content-type").startswith("text/event-stream")
+        _, resp = streams[0]
+        first = _next_event(resp)
+        second = _next_event(resp)
+        assert first[0] == second[0] == "readings"
+        assert second[1]["count"] > first[1]["count"]        # a new event per publish, about one a second
+        value, count = snapshot_value(meter, "v_an")
+        assert count >= second[1]["count"] and 50.0 < second[1]["values"]["v_an"] < 500.0
+        status, _, answer = reader.request("GET", "/api/stream")     # a third from the same address
+        assert status == 429 and "too many live streams" in answer["error"]
+    finally:
+        for conn, _ in streams:
+            conn.close()
 
 
 def test_config_write_old_and_new_values_and_event(alice):
