@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 CLIENTS = 4
+ROUNDS = 2                 # alternating measurement windows per server
 DURATION_S = float(os.environ.get("BENCH_WEB_SECONDS", "5"))
 PUBLISH_HZ = 10.0
 TARGET_RATIO = 0.5
@@ -91,9 +92,9 @@ def _get(conn: http.client.HTTPSConnection, path: str, cookie: str) -> bytes:
     return data
 
 
-def _rate(port: int, cafile: Path, cookie: str) -> float:
+def _rate(port: int, cafile: Path, cookie: str, seconds: float) -> float:
     counts = [0] * CLIENTS
-    stop = time.monotonic() + DURATION_S
+    stop = time.monotonic() + seconds
 
     def run(i: int) -> None:
         conn = _client(port, cafile, cookie)
@@ -165,35 +166,41 @@ def main() -> None:
         publisher = threading.Thread(target=publish, daemon=True)
         publisher.start()
         cafile = base / "var" / "web" / "selfsigned.pem"
-        results: dict[str, float] = {}
+        results: dict[str, float] = {"ours": 0.0, "bare": 0.0}
         page_raw = page_gz = 0
+        procs: list[subprocess.Popen[bytes]] = []
         try:
-            for kind in ("ours", "bare"):
-                port = _free_port()
-                proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_web", "--serve", kind, str(base),
-                                         str(port)])
-                try:
-                    _wait(port, cafile, proc)
-                    cookie = _login(port, cafile) if kind == "ours" else ""
-                    if kind == "ours":
-                        conn = _client(port, cafile, cookie)
-                        (base / "readings.json").write_bytes(_get(conn, "/api/readings", cookie))
-                        for path in PAGE_ASSETS:
-                            data = _get(conn, path, "")
-                            page_raw += len(data)
-                            page_gz += len(gzip.compress(data, 9))
-                        conn.close()
-                    results[kind] = _rate(port, cafile, cookie)
-                finally:
-                    proc.terminate()
-                    proc.wait(10)
+            ports = {}
+            for kind in ("ours", "bare"):      # the bare app answers the body ours gave (read at its start)
+                ports[kind] = _free_port()
+                procs.append(subprocess.Popen([sys.executable, "-m", "benchmarks.bench_web", "--serve", kind,
+                                               str(base), str(ports[kind])]))
+                _wait(ports[kind], cafile, procs[-1])
+                if kind == "ours":
+                    cookie = _login(ports[kind], cafile)
+                    conn = _client(ports[kind], cafile, cookie)
+                    (base / "readings.json").write_bytes(_get(conn, "/api/readings", cookie))
+                    for path in PAGE_ASSETS:
+                        data = _get(conn, path, "")
+                        page_raw += len(data)
+                        page_gz += len(gzip.compress(data, 9))
+                    conn.close()
+            # Alternating windows, best of each: a busy neighbour on the machine hits both alike.
+            for _ in range(ROUNDS):
+                for kind in ("ours", "bare"):
+                    rate = _rate(ports[kind], cafile, cookie if kind == "ours" else "", DURATION_S / ROUNDS)
+                    results[kind] = max(results[kind], rate)
         finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(10)
             stop.set()
             publisher.join()
             snap.close()
             snap.unlink()
     ratio = results["ours"] / results["bare"]
-    print(f"GET /api/readings, {CLIENTS} HTTPS keep-alive clients, {DURATION_S:g} s each")
+    print(f"GET /api/readings, {CLIENTS} HTTPS keep-alive clients, {DURATION_S:g} s each in {ROUNDS} alternating "
+          "windows (best window)")
     print(f"  meter web app   {results['ours']:8.0f} requests/s")
     print(f"  bare Starlette  {results['bare']:8.0f} requests/s (same uvicorn, TLS and answer size)")
     print(f"  ratio           {ratio:8.2f}   (target >= {TARGET_RATIO:g}: {'met' if ratio >= TARGET_RATIO else 'MISSED'})")
