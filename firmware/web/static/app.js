@@ -98,9 +98,15 @@ const GROUPS = [
   ["Status", /locked|test_mode|time_synced|active|fault|status_word|dst/],
 ];
 
-function grouped(names) {
+const ENERGY_GROUPS = [
+  ["Test mode", /^test_/], ["Billing snapshots", /_bpr$|_frozen$|_season$|_prev_(hour|day)$|_incremental|_conditional/],
+  ["Demand", /demand/], ["Active energy", /^wh_|^energy_fill/], ["Reactive energy", /^varh_/],
+  ["Apparent energy", /^vah_/], ["Other energy", /^(qh|ah|v2h|i2h)_/],
+];
+
+function grouped(names, groups = GROUPS) {
   const left = new Set(names), out = [];
-  for (const [title, re] of GROUPS) {
+  for (const [title, re] of groups) {
     const mine = names.filter(n => left.has(n) && re.test(n));
     mine.forEach(n => left.delete(n));
     if (mine.length) out.push([title, mine]);
@@ -145,8 +151,8 @@ async function viewEnergy(view) {
   const [data, resets] = await Promise.all([api("GET", "/api/energy"), api("GET", "/api/resets")]);
   const msg = h("p", {id: "reset-message"});
   fill(view, h("h1", {}, "Energy and demand"), h("p", {class: "muted"}, `published ${when(data.updated)}`),
-    h("div", {class: "grid"}, grouped(Object.keys(data.values)).map(([title, mine]) =>
-      h("div", {class: "card"}, h("h2", {}, title === "Other" ? "Registers" : title), valueTable(mine, data.values, data.count)))),
+    h("div", {class: "grid"}, grouped(Object.keys(data.values), ENERGY_GROUPS).map(([title, mine]) =>
+      h("div", {class: "card"}, h("h2", {}, title), valueTable(mine, data.values, data.count)))),
     h("h2", {}, "Resets"), msg,
     resets.resets.map(r => h("p", {}, h("button", {type: "button", class: "plain", "data-reset": r.name, onclick: async () => {
       if (!confirm(`${r.description}?`)) return;
