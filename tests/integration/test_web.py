@@ -24,6 +24,10 @@ from tests.support.web_meter import MAX_UPLOAD_BYTES, USERS, WebMeter
 
 CHROMIUM = "/usr/bin/chromium"          # Debian's chromium package (.ci/run installs it; docs/web.md)
 MATCH_TRIES = 20                        # reads until the page and the snapshot show the same publish
+READ_CELL = """name => {
+    const cell = document.querySelector(`td[data-point='${name}']`);
+    return [cell.dataset.raw, cell.textContent, cell.closest("table").dataset.count];
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +109,10 @@ def test_browser_login_live_values_setting_refusal_and_tampered_image(meter, art
 
             # Live values are the snapshot's: same publish, same number (the page shows the value published).
             for _ in range(MATCH_TRIES):
-                cell = page.locator("td[data-point='v_an']")
-                raw, shown = cell.get_attribute("data-raw"), cell.inner_text()
-                page_count = int(page.locator("#view table[data-count]").first.get_attribute("data-count"))
+                # One evaluation reads the cell and its publish count together (the page cannot update between);
+                # the snapshot is read after it, so equal counts mean the same publish.
+                raw, shown, page_count = page.evaluate(READ_CELL, "v_an")
+                page_count = int(page_count)
                 value, count = snapshot_value(meter, "v_an")
                 if count == page_count:
                     break
