@@ -104,6 +104,10 @@ const ENERGY_GROUPS = [
   ["Apparent energy", /^vah_/], ["Other energy", /^(qh|ah|v2h|i2h)_/],
 ];
 
+// Matched in ENERGY_GROUPS' order (the narrower patterns first), shown in this one.
+const ENERGY_ORDER = ["Active energy", "Reactive energy", "Apparent energy", "Other energy", "Demand",
+                      "Billing snapshots", "Test mode", "Other"];
+
 function grouped(names, groups = GROUPS) {
   const left = new Set(names), out = [];
   for (const [title, re] of groups) {
@@ -151,7 +155,7 @@ async function viewEnergy(view) {
   const [data, resets] = await Promise.all([api("GET", "/api/energy"), api("GET", "/api/resets")]);
   const msg = h("p", {id: "reset-message"});
   fill(view, h("h1", {}, "Energy and demand"), h("p", {class: "muted"}, `published ${when(data.updated)}`),
-    h("div", {class: "grid"}, grouped(Object.keys(data.values), ENERGY_GROUPS).map(([title, mine]) =>
+    h("div", {class: "grid"}, grouped(Object.keys(data.values), ENERGY_GROUPS).sort((x, y) => ENERGY_ORDER.indexOf(x[0]) - ENERGY_ORDER.indexOf(y[0])).map(([title, mine]) =>
       h("div", {class: "card"}, h("h2", {}, title), valueTable(mine, data.values, data.count)))),
     h("h2", {}, "Resets"), msg,
     resets.resets.map(r => h("p", {}, h("button", {type: "button", class: "plain", "data-reset": r.name, onclick: async () => {
