@@ -147,8 +147,6 @@ def _status(args: argparse.Namespace) -> int:
         return EXIT_STATUS[state]
     print(f"meter {status['version']}  config v{status['config_version']}  "
           f"{'NOT HEALTHY' if state == NOT_HEALTHY else state}  up {status['uptime_s']:.0f} s")
-    for warning in status.get("security_checklist", []):
-        print(f"  security     {warning}")
     loss = _loss_line(status)
     if loss:
         print(f"  {'sample loss':12s} {loss}")
@@ -156,6 +154,8 @@ def _status(args: argparse.Namespace) -> int:
         extra = f"  last exit: {svc['last_exit']}" if svc["last_exit"] else ""
         print(f"  {name:12s} {svc['state']:8s} pid {svc['pid'] or '-':<7} restarts {svc['restarts']:<3} "
               f"{', '.join(svc['endpoints'])}{extra}")
+    for warning in status.get("security_checklist", []):
+        print(f"  {'security':12s} {warning}")
     return EXIT_STATUS[state]
 
 

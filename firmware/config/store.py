@@ -22,6 +22,7 @@ from firmware.config import meter_schema
 from firmware.config.checks import check_whole
 from firmware.config.schema import Config, Schema
 from firmware.config.seal import Tamper, compare, read_seal, with_sealed, write_seal
+from firmware.security.authorize import blocked_by_revenue_lock
 from firmware.storage.atomic import append_durable, atomic_write
 from hal.errors import AccessDenied, ConfigError
 
@@ -126,7 +127,7 @@ class ConfigStore:
         changes = diff(old, candidate)
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         sealed = [c["option"] for c in changes if self.schema.section(c["option"].rpartition(".")[0]).sealed]
-        if sealed and self._is_locked(old):
+        if sealed and blocked_by_revenue_lock("config_set_sealed") and self._is_locked(old):
             entry = {"version": old.version, "time": now, "user": user, "reason": reason, "refused": "revenue lock",
                      "changes": changes}
             append_durable(self.history_path, (json.dumps(entry, sort_keys=True) + "\n").encode())

@@ -18,6 +18,7 @@ privilege (ION's "User1"/"0"); its ``default_password`` flag stays set until the
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
 import threading
@@ -127,8 +128,17 @@ class UserStore:
                                 ",".join(PROTOCOLS)))
         except sqlite3.Error as exc:
             raise StorageError(f"user accounts {self.path}: cannot be opened: {exc}") from None
-        with contextlib.suppress(OSError):
-            self.path.chmod(0o600)
+        self._private()
+
+    def _private(self) -> None:
+        """0600, and owned by whoever owns data_dir: root running `meter user` must not leave the meter's
+        account a file it cannot open."""
+        owner = self.path.parent.stat()
+        for f in self.path.parent.glob(SECURITY_DB + "*"):
+            with contextlib.suppress(OSError):
+                f.chmod(0o600)
+                if os.geteuid() == 0 and f.stat().st_uid != owner.st_uid:
+                    os.chown(f, owner.st_uid, owner.st_gid)
 
     @classmethod
     def from_config(cls, config: object) -> UserStore:

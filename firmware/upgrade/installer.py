@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from firmware import __version__ as RUNNING_VERSION
 from firmware.lockstate import revenue_locked_at
+from firmware.security.authorize import blocked_by_revenue_lock
 from firmware.storage.atomic import fsync_dir
 from firmware.upgrade.errors import UpgradeFailed, UpgradeRefused
 from firmware.upgrade.image import PRODUCT, FileEntry, Image, parse_version, sha256_file
@@ -105,7 +106,7 @@ class Installer:
                                  f"later; install an intermediate version over {installed} first")
         if m.trust_update:
             self.trust.check_update(m.trust_update)
-        if self._locked():
+        if blocked_by_revenue_lock("upgrade_install") and self._locked():
             raise UpgradeRefused("locked", "the revenue lock is on; a sealed meter accepts no firmware. Have "
                                  "the lock opened by the authority that sealed it")
         current, good = layout.current(), layout.good()

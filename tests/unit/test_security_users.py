@@ -1,5 +1,6 @@
 """Users, argon2id hashes, lockout per user and protocol (persisted), sessions, the CLI (SPEC §8)."""
 import json
+import os
 import threading
 
 import pytest
@@ -159,3 +160,16 @@ def test_cli_add_passwd_list_remove(tmp_path, monkeypatch, capsys):
     from firmware.storage.eventlog import EventLog
     causes = [(e["cause"], e["priority"]) for e in EventLog(tmp_path / "data").read()]
     assert causes == [("user_change", 128)] * 3       # add, passwd, remove
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_root_leaves_the_accounts_file_to_the_owner_of_data_dir(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, 65534, 65534)                   # the meter's account on the device
+    store = UserStore(data)
+    store.add("alice", "pw", READ)
+    store.close()
+    for f in data.glob("security.db*"):
+        st = f.stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (65534, 0o600), f

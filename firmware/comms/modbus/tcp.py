@@ -8,10 +8,9 @@ that came before it, and closes. Requests on one connection are answered in orde
 
 Every connection is hostile until it behaves (SPEC §7 pool of 8; ION "Modbus TCP Timeout"):
 
-- the pool is shared: beyond ``max_connections`` a connection makes room for the newcomer, first one that
-  has not completed a single request in ``UNPROVEN_GRACE_S``, else the one quiet longest (at least
-  ``EVICT_AFTER_S``); if none qualifies the newcomer is closed at once. At most ``max_per_address``
-  connections come from one address;
+- the pool is shared: beyond ``max_connections`` a connection makes room for the newcomer: the oldest that
+  has not completed a single request, else the one quiet longest (at least ``EVICT_AFTER_S``); if none
+  qualifies the newcomer is closed at once. At most ``max_per_address`` connections come from one address;
 - a frame must be complete ``frame_deadline_s`` after its first byte (bytes that trickle in do not extend it),
   and only a complete request resets the idle timer (``idle_timeout_s``);
 - replies are written under back-pressure: once a client's unsent replies pass ``WRITE_HIGH_BYTES`` the
@@ -39,7 +38,6 @@ WRITE_HIGH_BYTES = 64 * 1024  # unsent reply bytes per connection at which readi
 WRITE_LOW_BYTES = 16 * 1024
 KERNEL_SEND_BUFFER_BYTES = 64 * 1024
 EVICT_AFTER_S = 1.0           # a connection quiet this long may be closed to make room for a new one
-UNPROVEN_GRACE_S = 0.2        # ... or one this old that has not completed a single request
 REAPER_PERIOD_S = 0.25
 
 
@@ -208,12 +206,17 @@ class ModbusTcpServer:
         if len(self.connections) < self.max_connections:
             return ""
         now = time.monotonic()
-        # A connection that never completed a request (after a moment to send one), then the one quiet longest.
-        quiet = [c for c in self.connections if c.worker is None and (
-            (not c.requests and now - c.connected >= UNPROVEN_GRACE_S) or now - c.last_active >= EVICT_AFTER_S)]
-        if not quiet:
+        # First the oldest connection that has not completed a single request (a client sends its request as
+        # soon as it connects, so a newcomer is the youngest of these and the last to go), else the one quiet
+        # longest, if it has been quiet for EVICT_AFTER_S.
+        unproven = [c for c in self.connections if not c.requests and c.worker is None]
+        quiet = [c for c in self.connections if c.worker is None and now - c.last_active >= EVICT_AFTER_S]
+        if unproven:
+            victim = min(unproven, key=lambda c: c.connected)
+        elif quiet:
+            victim = min(quiet, key=lambda c: c.last_active)
+        else:
             return f"all {self.max_connections} connections in use"
-        victim = min(quiet, key=lambda c: (c.requests > 0, c.last_active))
         self.stats["evicted"] += 1
         log.info("modbus tcp: closing %s (quiet %.1f s) to make room for %s", victim.peer,
                  now - victim.last_active, conn.peer)
