@@ -104,6 +104,8 @@ def test_browser_login_live_values_setting_refusal_and_tampered_image(meter, art
             page.fill("#login-password", password)
             page.click("#login-submit")
             page.wait_for_selector("td[data-point='v_an']")
+            # The factory account user1 still has its default password: the security core's checklist says so.
+            assert "user 'user1' still has its factory default password" in page.locator("#checklist").inner_text()
             cookie = next(c for c in page.context.cookies() if c["name"] == "__Host-meter_session")
             assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 

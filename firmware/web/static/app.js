@@ -60,6 +60,7 @@ function showLogin(message) {
   stopView();
   state.csrf = "";
   $("#nav").hidden = true; $("#logout").hidden = true; $("#view").hidden = true; $("#who").textContent = "";
+  fill($("#checklist"));
   $("#login").hidden = false;
   $("#login-error").textContent = message && !/^not logged in/.test(message) ? message : "";
 }
@@ -70,6 +71,7 @@ async function loggedIn(who) {
   document.title = who.meter || "Meter";
   $("#who").textContent = `${who.user} (${who.privileges.join(", ")})`;
   $("#login").hidden = true; $("#nav").hidden = false; $("#logout").hidden = false; $("#view").hidden = false;
+  fill($("#checklist"), (who.checklist || []).map(item => h("p", {class: "error"}, `Security: ${item}`)));
   if (!Object.keys(state.points).length) {
     const table = await api("GET", "/api/points");
     for (const p of table.points) state.points[p.name] = p;
