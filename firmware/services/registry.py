@@ -40,6 +40,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 enabled=lambda c: c["mqtt"].enabled),
     ServiceSpec("email", "firmware.services.email", "e-mail alerts and scheduled log mails",
                 enabled=lambda c: c["email"].enabled),
+    ServiceSpec("web", "firmware.services.web", "HTTPS pages and JSON API",
+                enabled=lambda c: c["web"].mode != "disabled"),
 )
 
 

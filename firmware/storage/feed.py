@@ -33,12 +33,33 @@ class LogFeed:
         return self._db
 
     def read(self, after_id: int, limit: int = 500) -> list[dict[str, Any]]:
+        return self._select("WHERE id > ? ORDER BY id LIMIT ?", (int(after_id), int(limit)))
+
+    def read_range(self, since_ts: float | None = None, until_ts: float | None = None, limit: int = 500,
+                   newest_first: bool = False, at_least: tuple[str, float] | None = None) -> list[dict[str, Any]]:
+        """Records with ``since_ts <= ts <= until_ts`` (either bound may be open), oldest or newest first, at most
+        ``limit``; ``at_least=(column, value)`` keeps only records whose column is at least the value."""
+        where, args = ["1"], []
+        if since_ts is not None:
+            where.append("ts >= ?")
+            args.append(float(since_ts))
+        if until_ts is not None:
+            where.append("ts <= ?")
+            args.append(float(until_ts))
+        if at_least is not None:
+            if not at_least[0].isidentifier():
+                raise StorageError(f"log feed: column {at_least[0]!r} is not an identifier")
+            where.append(f"{at_least[0]} >= ?")
+            args.append(at_least[1])
+        order = "DESC" if newest_first else "ASC"
+        return self._select(f"WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?", (*args, int(limit)))
+
+    def _select(self, clause: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
         db = self._connect()
         if db is None:
             return []
         try:
-            rows = db.execute(f"SELECT * FROM {self.table} WHERE id > ? ORDER BY id LIMIT ?",
-                              (int(after_id), int(limit))).fetchall()
+            rows = db.execute(f"SELECT * FROM {self.table} {clause}", args).fetchall()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return []

@@ -1,13 +1,16 @@
 """The whole meter as `make run` starts it: every service up, metering, Modbus answering, clean stop."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -36,7 +39,8 @@ def meter(tmp_path, repo, subprocess_env):
     port = _free_port()
     config = tmp_path / "meter.toml"
     config.write_text(f'[meter]\ndata_dir = "{tmp_path / "var"}"\nrun_dir = "{tmp_path / "run"}"\n'
-                      f'[modbus]\ntcp_port = {port}\nbind_address = "127.0.0.1"\n')
+                      f'[modbus]\ntcp_port = {port}\nbind_address = "127.0.0.1"\n'
+                      f'[web]\nhttps_port = {_free_port()}\nhttp_port = {_free_port()}\nbind_address = "127.0.0.1"\n')
     log = open(tmp_path / "meter.out", "w+")  # noqa: SIM115 - the meter writes it while the test reads it
     proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--config", str(config),
                              "--board", str(repo / "boards" / "sim.toml")], cwd=repo, env=subprocess_env,
@@ -47,6 +51,10 @@ def meter(tmp_path, repo, subprocess_env):
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+def tmp_path_of(client: ControlClient) -> Path:
+    return client.path.parent.parent          # the control socket is tmp_path/run/control.sock
 
 
 def _wait_healthy(proc, client) -> dict:
@@ -67,8 +75,13 @@ def _wait_healthy(proc, client) -> dict:
 def test_whole_meter_runs_meters_serves_modbus_and_stops_cleanly(meter):
     proc, client, port = meter
     status = _wait_healthy(proc, client)
-    for name in ("acquisition", "metrology", "comms"):
+    for name in ("acquisition", "metrology", "comms", "web"):
         assert status["services"][name]["state"] == "running", status
+    web_url = status["services"]["web"]["endpoints"][0]
+    assert re.fullmatch(r"https://127\.0\.0\.1:\d+/", web_url), web_url
+    context = ssl.create_default_context(cafile=str(tmp_path_of(client) / "var" / "web" / "selfsigned.pem"))
+    with urllib.request.urlopen(web_url + "api/openapi.json", context=context, timeout=30) as answer:
+        assert json.load(answer)["openapi"].startswith("3.")
     assert status["metering"] is True
     # Voltages A-N, B-N, C-N (ION layout 3027..3032, float32 high word first), read by libmodbus' mbpoll.
     assert shutil.which("mbpoll"), "mbpoll is not installed (Debian package 'mbpoll'; .ci/run installs it)"
@@ -86,6 +99,7 @@ def test_whole_meter_runs_meters_serves_modbus_and_stops_cleanly(meter):
     assert elapsed < STOP_DEADLINE_S, f"stop took {elapsed:.2f} s"
     assert [p for p in pids if _alive(p)] == [], "a process outlived the meter"
     assert "meter 0.1.0 running" in out or "running (configuration version" in out
+    assert web_url in out, "the banner does not say where the web interface listens"
     from firmware.ipc.names import instance_name
 
     assert not list(Path("/dev/shm").glob(instance_name(status["run_dir"]) + ".*")), "shared memory left behind"

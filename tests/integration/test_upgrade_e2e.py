@@ -54,7 +54,9 @@ def meter(tmp_path):
     config.write_text(
         f'[meter]\nrun_dir = "{run_dir}"\ndata_dir = "{data_dir}"\n'
         f'[upgrade]\nroot = "{s.root}"\nstate_dir = "{s.state_dir}"\ntrust_store = "{s.trust_store}"\n'
-        f'revenue_lock_file = "{s.revenue_lock_file}"\nhealth_deadline = {HEALTH_DEADLINE_S}\nhealth_poll = 0.2\n')
+        f'revenue_lock_file = "{s.revenue_lock_file}"\nhealth_deadline = {HEALTH_DEADLINE_S}\nhealth_poll = 0.2\n'
+        # Not the device's 443/80 on every interface in a test; the web has tests of its own.
+        '[web]\nmode = "disabled"\n')
     board = REPO / "boards" / "sim.toml"
     if not board.exists():
         board = tmp_path / "sim-board.toml"

@@ -1,0 +1,84 @@
+"""Handlers of the API's read-only data: measurements, events, load profile, diagnostics, the point map."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from firmware.control import ControlError
+from firmware.storage.eventlog import band
+from firmware.web.api import ApiError, Call
+from firmware.web.context import WebContext
+from hal.errors import IPCError
+
+MAX_ROWS = 1000               # records one request may return (events, load profile)
+
+
+async def _measured(ctx: WebContext, group: str, *args: Any) -> Any:
+    try:
+        return getattr(ctx.measurements, group)(*args)
+    except IPCError as exc:
+        raise ApiError(503, str(exc)) from None
+
+
+async def readings(ctx: WebContext, call: Call) -> Any:
+    return await _measured(ctx, "readings")
+
+
+async def energy(ctx: WebContext, call: Call) -> Any:
+    return await _measured(ctx, "energy")
+
+
+async def harmonics(ctx: WebContext, call: Call) -> Any:
+    return await _measured(ctx, "harmonics", call.params["channel"])
+
+
+async def phasors(ctx: WebContext, call: Call) -> Any:
+    return await _measured(ctx, "phasors")
+
+
+async def points(ctx: WebContext, call: Call) -> Any:
+    return {"points": ctx.measurements.point_table()}
+
+
+async def events(ctx: WebContext, call: Call) -> Any:
+    p = call.params
+    rows = await asyncio.to_thread(ctx.events.read_range, p["since"], p["until"], p["limit"], p["order"] == "newest",
+                                   ("priority", p["min_priority"]) if p["min_priority"] else None)
+    for row in rows:
+        row["band"] = band(int(row.get("priority") or 0))
+    return {"events": rows}
+
+
+async def load_profile(ctx: WebContext, call: Call) -> Any:
+    p = call.params
+    if p["since"] is not None and p["until"] is not None and p["until"] < p["since"]:
+        raise ApiError(400, f"parameter 'until' ({p['until']:g}) is before 'since' ({p['since']:g})")
+    rows = await asyncio.to_thread(ctx.profile.read_range, p["since"], p["until"], p["limit"], p["order"] == "newest")
+    channels = list(ctx.config["revenue.load_profile"].channels)
+    return {"channels": channels, "interval_min": ctx.config["revenue.load_profile"].interval, "records": rows}
+
+
+async def diagnostics(ctx: WebContext, call: Call) -> Any:
+    """Services from the supervisor, sample gaps, the cross-check of the two energy paths."""
+    out: dict[str, Any] = {"web": {**ctx.counters, "streams": ctx.streams,
+                                   "certificate": ctx.certs.active()}}
+    try:
+        status = await ctx.control(call.user, "status")
+        out["meter"] = {k: status.get(k) for k in ("state", "healthy", "metering", "lost_frames_per_min",
+                                                   "overruns_per_min", "last_gap", "version", "config_version",
+                                                   "uptime_s")}
+        out["services"] = {name: {k: svc.get(k) for k in ("state", "pid", "restarts", "endpoints", "last_exit",
+                                                          "essential", "description")}
+                           for name, svc in status.get("services", {}).items()}
+        out["metrology"] = {k: v for k, v in status.get("services", {}).get("metrology", {}).get("info", {}).items()
+                            if k in ("gaps", "lost_s", "overruns", "seconds")}
+    except (ControlError, IPCError) as exc:
+        out["meter"] = {"state": "unknown", "error": f"the supervisor did not answer: {exc}"}
+        out["services"] = {}
+    try:
+        out["energy_paths"] = ctx.measurements.diagnostics()
+    except IPCError as exc:
+        out["energy_paths"] = {"error": str(exc)}
+    out["time"] = time.time()
+    return out

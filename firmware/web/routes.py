@@ -1,0 +1,115 @@
+"""The JSON API's route table: every endpoint the meter serves under /api, in the order docs/web-api.md lists them.
+
+Each endpoint names the operation the security core's authorization point decides on
+(``firmware.security.authorize.OPERATIONS``: its privilege, and whether the revenue lock refuses it); handlers of
+``LOGGED_IN`` endpoints ask for the operation of what they are given (which reset, which section).
+"""
+from __future__ import annotations
+
+from firmware.web import actions, data, session, setup
+from firmware.web.api import LOGGED_IN, Endpoint, Param
+from firmware.web.readings import PHASOR_CHANNELS
+
+READ = "read"
+WEB_FILES = "web_files"          # the certificate is one of the web server's files (refused while revenue-locked)
+MAX_CHANGES = 64                 # options one configuration write may change
+
+LAST_TIME_S = 7258118400        # 2200-01-01 in seconds since 1970: later times are typing errors
+_SINCE = Param("since", "number", "from this time (seconds since 1970, UTC), inclusive", minimum=0,
+               maximum=LAST_TIME_S)
+_UNTIL = Param("until", "number", "up to this time (seconds since 1970, UTC), inclusive", minimum=0,
+               maximum=LAST_TIME_S)
+_LIMIT = Param("limit", "integer", "most records returned", default=100, minimum=1, maximum=data.MAX_ROWS)
+_ORDER = Param("order", "string", "oldest or newest records first", default="newest", enum=("newest", "oldest"))
+
+_VALUES = {"type": "object", "properties": {
+    "count": {"type": "integer", "description": "publishes of the measurement snapshot so far"},
+    "updated": {"type": ["number", "null"], "description": "when the values were published (s since 1970)"},
+    "age_s": {"type": ["number", "null"]},
+    "values": {"type": "object", "additionalProperties": {"type": ["number", "null"]},
+               "description": "point name -> value in the point's unit (null: not available)"}}}
+_LOGIN_BODY = {"type": "object", "required": ["user", "password"], "additionalProperties": False,
+               "properties": {"user": {"type": "string", "maxLength": 64},
+                              "password": {"type": "string", "maxLength": 64}}}
+_CONFIG_BODY = {"type": "object", "required": ["changes"], "additionalProperties": False, "properties": {
+    "changes": {"type": "object", "maxProperties": MAX_CHANGES,
+                "description": "SECTION.OPTION -> new value (JSON: number, true/false, text, list)"},
+    "reason": {"type": "string", "maxLength": 200}}}
+_CERT_BODY = {"type": "object", "required": ["certificate", "key"], "additionalProperties": False, "properties": {
+    "certificate": {"type": "string", "maxLength": 65536, "description": "PEM certificate (chain: leaf first)"},
+    "key": {"type": "string", "maxLength": 65536, "description": "PEM private key, unencrypted"}}}
+
+
+def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoint]:
+    harmonic_channels = harmonic_channels or ["v_an"]
+    services = services or ["metrology"]
+    E = Endpoint
+    return [
+        E("POST", "/api/session", session.login, "Log in: sets the session cookie, answers the CSRF token",
+          "session", None, body=_LOGIN_BODY, errors=(401,),
+          description="Checked by the meter's security core for the interface 'web' (failed logins count towards "
+                      "the user's lockout); at most [web] login_rate attempts a minute from one address."),
+        E("GET", "/api/session", session.whoami, "Who is logged in, with the session's CSRF token", "session",
+          LOGGED_IN),
+        E("DELETE", "/api/session", session.logout, "Log out", "session", LOGGED_IN),
+        E("GET", "/api/readings", data.readings, "Latest instantaneous readings and status values", "measurements",
+          READ, returns=_VALUES),
+        E("GET", "/api/energy", data.energy, "Energy registers, demands and peak demands", "measurements", READ,
+          returns=_VALUES),
+        E("GET", "/api/harmonics", data.harmonics, "Harmonic magnitudes of one channel by order", "measurements",
+          READ, params=(Param("channel", "string", "voltage or current channel", default=harmonic_channels[0],
+                              enum=tuple(harmonic_channels)),)),
+        E("GET", "/api/phasors", data.phasors, "Fundamental phasors (V A-N at 0 degrees, counter-clockwise)",
+          "measurements", READ, description="Channels " + ", ".join(PHASOR_CHANNELS) + "."),
+        E("GET", "/api/points", data.points, "The point map: name, unit, kind and description of every value",
+          "measurements", READ),
+        E("GET", "/api/stream", session.stream, "Live readings as server-sent events (event 'readings')",
+          "measurements", READ, stream=True, errors=(503,),
+          description="One event per publish of the measurement snapshot (about one a second); the stream ends "
+                      "when the session does. At most [web] max_streams at once."),
+        E("GET", "/api/events", data.events, "The meter's event log by time range", "logs", READ,
+          params=(_SINCE, _UNTIL, _LIMIT, _ORDER,
+                  Param("min_priority", "integer", "only events of at least this priority", default=0,
+                        minimum=0, maximum=255))),
+        E("GET", "/api/load-profile", data.load_profile, "Load-profile records by time range", "logs", READ,
+          params=(_SINCE, _UNTIL, _LIMIT, _ORDER)),
+        E("GET", "/api/diagnostics", data.diagnostics,
+          "Services, sample gaps and the cross-check of the two energy paths", "diagnostics", READ),
+        E("POST", "/api/services/{name}/restart", actions.service_restart, "Restart one service", "diagnostics",
+          "restart", params=(Param("name", "string", "service name", where="path", enum=tuple(services)),),
+          errors=(404, 503)),
+        E("GET", "/api/config", setup.config_read,
+          "The configuration: every section and option with its value, default, bounds and help", "setup", READ),
+        E("POST", "/api/config", setup.config_write,
+          "Change options: validated, saved as a new version with the user; answers old and new values", "setup",
+          LOGGED_IN, body=_CONFIG_BODY, errors=(403,),
+          description="Refusals carry the schema's message (section, option, what is allowed). The operation is "
+                      "config_set, config_set_sealed for the sealed (metrology, revenue) sections, which the revenue "
+                      "lock refuses, and user_admin for [security]."),
+        E("GET", "/api/certificate", setup.certificate, "The HTTPS certificate in use", "setup", READ),
+        E("POST", "/api/certificate", setup.certificate_upload, "Install an uploaded certificate and key", "setup",
+          WEB_FILES, body=_CERT_BODY),
+        E("POST", "/api/certificate/regenerate", setup.certificate_regenerate,
+          "Make a new self-signed certificate", "setup", WEB_FILES),
+        E("DELETE", "/api/certificate", setup.certificate_delete,
+          "Delete the uploaded certificate (the self-signed one is used again)", "setup", WEB_FILES, errors=(404,)),
+        E("GET", "/api/resets", actions.resets, "The resets and commands the meter offers", "resets", READ),
+        E("POST", "/api/resets/{name}", actions.reset, "Run a reset (demand, energy, billing period) or demand sync",
+          "resets", LOGGED_IN, params=(Param("name", "string", "which reset", where="path",
+                                        enum=tuple(actions.RESETS)),), errors=(409, 503),
+          description="The operation is the reset's own (GET /api/resets lists each with its privilege); the "
+                      "revenue lock refuses the revenue resets."),
+        E("GET", "/api/upgrade", actions.upgrade_status, "Slots, installed version, revenue lock", "upgrade", READ,
+          errors=(409, 503)),
+        E("POST", "/api/upgrade", actions.upgrade_upload, "Upload a signed firmware image and install it",
+          "upgrade", "upgrade_install", upload=True, errors=(422, 503),
+          description="The raw image as the body (application/octet-stream), at most [web] max_upload bytes. The "
+                      "upgrade service checks signature, version, board and revenue lock before it accepts; the "
+                      "answer carries the attempt id to follow."),
+        E("GET", "/api/upgrade/log", actions.upgrade_log, "The newest upgrade log rows", "upgrade", READ,
+          params=(Param("n", "integer", "rows", default=50, minimum=1, maximum=1000),), errors=(409, 503)),
+        E("GET", "/api/upgrade/{attempt}", actions.upgrade_progress, "Progress and outcome of one install attempt",
+          "upgrade", READ, params=(Param("attempt", "string", "attempt id from the upload's answer", where="path",
+                                         max_length=64),), errors=(404, 409, 503)),
+        E("GET", "/api/openapi.json", session.openapi_document, "This API as an OpenAPI 3.1 document", "meta", None),
+    ]

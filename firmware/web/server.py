@@ -1,0 +1,134 @@
+"""The web's listening sockets: uvicorn serving HTTPS (and the plain-HTTP redirect) on one asyncio loop.
+
+uvicorn's HTTP/1.1 protocol is used with two limits it does not have: connections at once, in all and per
+client address (a connection past either is closed as soon as it is accepted), and a deadline for a request
+head (a client that connects and sends nothing, or drips a head byte by byte, is closed after
+``[web] header_timeout``). Sockets are bound here, so a port that cannot be had is reported with the option
+that sets it, and the servers never install signal handlers: the service's own stop ends them.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+import ssl
+from collections import Counter
+from typing import Any, Callable, Iterator
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from hal.errors import ConfigError
+
+log = logging.getLogger("web")
+
+GRACEFUL_STOP_S = 1       # open requests (a live stream) get this long when the service stops
+KEEP_ALIVE_S = 5          # an idle keep-alive connection is closed after this
+MAX_HEAD_BYTES = 16 * 1024  # a request head (line and headers) larger than this is refused (h11 answers 400)
+
+
+class ConnectionLimits:
+    def __init__(self, total: int, per_address: int, head_timeout_s: float) -> None:
+        self.total = total
+        self.per_address = per_address
+        self.head_timeout_s = head_timeout_s
+        self.open: Counter[str] = Counter()
+        self.refused = 0
+        self.head_timeouts = 0
+
+
+class GuardedH11Protocol(H11Protocol):
+    limits: ConnectionLimits          # set on the subclass guarded_protocol() makes
+    _counted: str | None = None
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        limits = self.limits
+        address = self.client[0] if self.client else "?"
+        if sum(limits.open.values()) >= limits.total or limits.open[address] >= limits.per_address:
+            limits.refused += 1
+            transport.abort()
+            return
+        limits.open[address] += 1
+        self._counted = address
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.limits.head_timeout_s, self._head_expired)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_expired(self) -> None:
+        self._head_timer = None
+        self.limits.head_timeouts += 1
+        self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:
+            self._arm()          # a new request starts: its head must be complete in time
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._counted is not None:
+            open_ = self.limits.open
+            open_[self._counted] -= 1
+            if open_[self._counted] <= 0:
+                del open_[self._counted]
+            self._counted = None
+        super().connection_lost(exc)
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
+    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"limits": limits})
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield        # the service handles SIGTERM; uvicorn must not take it over
+
+
+def bind(address: str, port: int, option: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and without it
+    # a response written as head and body waits ~40 ms for the client's delayed ACK (measured: 49 ms a request).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address, port))
+    except OSError as exc:
+        sock.close()
+        hint = {errno.EACCES: "ports below 1024 need the meter's service privileges (CAP_NET_BIND_SERVICE)",
+                errno.EADDRINUSE: "another program (or another meter) listens there",
+                errno.EADDRNOTAVAIL: "this machine has no such address"}.get(exc.errno or 0, str(exc))
+        raise ConfigError(f"web: cannot listen on {address}:{port} ([web] {option}): {hint}; "
+                          f"choose another [web] {option} or bind_address") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def make_server(app: Callable[..., Any], sock: socket.socket, limits: ConnectionLimits,
+                ssl_context: ssl.SSLContext | None) -> _Server:
+    config = uvicorn.Config(app, http=guarded_protocol(limits), lifespan="off", log_config=None,
+                            access_log=False, server_header=False, timeout_keep_alive=KEEP_ALIVE_S,
+                            timeout_graceful_shutdown=GRACEFUL_STOP_S, h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+                            ssl_context_factory=(lambda cfg, default: ssl_context) if ssl_context else None)
+    server = _Server(config)
+    server.sockets_in_use = [sock]  # type: ignore[attr-defined]
+    return server
+
+
+async def serve(server: _Server) -> None:
+    await server.serve(sockets=server.sockets_in_use)  # type: ignore[attr-defined]
