@@ -40,6 +40,8 @@ MAX_CONNECTIONS = 16
 RESERVED_CONNECTIONS = 4          # only for root and the meter's own account
 REQUEST_DEADLINE_S = 5.0          # to deliver one request line (a CLI sends it at once)
 REPLY_DEADLINE_S = 30.0           # for a client to take its reply (a large log read) before it is dropped
+MAX_DRAINING = 8                  # refused connections read out at once (the rest are closed at once)
+DRAIN_S = 0.2                     # for a refused client to finish sending its request
 UNIX_PATH_MAX_BYTES = 107  # sockaddr_un.sun_path is 108 bytes including the terminating NUL (unix(7))
 Handler = Callable[..., Any]
 
@@ -59,6 +61,7 @@ class ControlServer:
         self._reserve = threading.BoundedSemaphore(RESERVED_CONNECTIONS)
         self._stopping = False
         self.stats = {"refused": 0, "timed_out": 0}
+        self._draining = threading.BoundedSemaphore(MAX_DRAINING)
 
     def register(self, name: str, handler: Handler) -> None:
         self.handlers[name] = handler
@@ -107,9 +110,34 @@ class ControlServer:
                     conn.settimeout(0.5)
                     _send(conn, {"ok": False, "error": why or "too many control connections; try again",
                                  "kind": "AccessDenied" if why else "IPCError"})
-                conn.close()
+                self._close_refused(conn)
                 continue
             threading.Thread(target=self._serve, args=(conn, cred, slot), daemon=True).start()
+
+    def _close_refused(self, conn: socket.socket) -> None:
+        """Close a refused connection once its client has read the refusal. A Unix socket closed while the
+        client's request is still unread resets the client (ECONNRESET), which would then never read why it was
+        refused; so the request is read and dropped first, on a short-lived thread (at most ``MAX_DRAINING`` at
+        once, each for at most ``DRAIN_S``: beyond that a connection is simply closed)."""
+        if not self._draining.acquire(blocking=False):
+            conn.close()
+            return
+
+        def drain() -> None:
+            try:
+                conn.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + DRAIN_S
+                while (left := deadline - time.monotonic()) > 0:
+                    conn.settimeout(left)
+                    if not conn.recv(65536):
+                        break
+            except OSError:
+                pass
+            finally:
+                conn.close()
+                self._draining.release()
+
+        threading.Thread(target=drain, name="control:refused", daemon=True).start()
 
     def _take_slot(self, cred: PeerCred) -> threading.BoundedSemaphore | None:
         if self._slots.acquire(blocking=False):

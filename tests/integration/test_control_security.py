@@ -148,7 +148,7 @@ def test_service_sockets_refuse_other_accounts(sock_dir):
     server.start()
     try:
         reply = as_uid(NOBODY, server.path, [{"cmd": "ping"}])[0]
-        assert reply["ok"] is False and "meter's own processes only" in reply["error"]
+        assert reply.get("ok") is False and "meter's own processes only" in reply["error"], reply
         assert ControlClient(server.path).call("ping") == "pong"
     finally:
         server.stop()

@@ -109,7 +109,7 @@ def test_alarm_points_and_the_acknowledge_command_on_modbus():
               "alarm_highest_priority": 200.0, "alarm_list_id": ids, "revenue_locked": 1.0}
     ran = []
 
-    async def run(cmd):
+    async def run(cmd, args):
         ran.append(cmd.control)
 
     handler = Handler(build_map(), FunctionFeed(lambda: values, ident.register_values()).poll, ident,
