@@ -1,0 +1,246 @@
+"""The web's power-quality API and pages against a running meter with its recorder service
+(tests/support/web_meter.py): what the API answers is what the recorder and its store hold; capture names are
+checked against the capture directory's own list; a real Chromium draws a waveform, the ITI curve and a report.
+
+The API fuzz of tests/integration/test_web.py draws its requests from the served OpenAPI document, so it covers
+these endpoints too.
+"""
+from __future__ import annotations
+
+import time
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware import cli_report
+from firmware.config.store import ConfigStore
+from firmware.control import ControlClient
+from firmware.recorder.capture import WAVEFORMS_DIR, capture_names
+from firmware.recorder.store import read_aggregates
+from hal.comtrade import read_comtrade
+from metrology.reports.common import week_bounds
+from tests.integration.test_web import CHROMIUM
+from tests.support.web_meter import USERS, WebMeter
+
+CAPTURE_WAIT_S = 60.0       # the recorder writes a capture once its post-trigger cycles are on the samples ring
+AGGREGATE_WAIT_S = 60.0     # 3-s aggregates come every 3 s once metrology runs
+ROUNDING = 1e-6             # the capture's JSON values are rounded to 6 decimals (firmware/web/pq.py)
+
+
+def wait_for(check, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not happen within {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def meter(tmp_path_factory):
+    m = WebMeter(tmp_path_factory.mktemp("web-pq-meter"))
+    try:
+        m.wait_ready()
+        yield m
+    finally:
+        m.stop()
+
+
+@pytest.fixture(scope="module")
+def reader(meter):
+    client = meter.client()
+    client.login("reader", USERS["reader"][0])
+    return client
+
+
+@pytest.fixture(scope="module")
+def control(meter) -> ControlClient:
+    return ControlClient(meter.run_dir / "control.sock", timeout_s=30.0)
+
+
+@pytest.fixture(scope="module")
+def capture(meter, control) -> str:
+    """A waveform capture triggered through the control socket, as `meter pq capture` does."""
+    name = wait_for(lambda: _try_capture(control), 60, "a capture request accepted (samples on the ring)")
+    wait_for(lambda: name in capture_names(meter.data_dir / WAVEFORMS_DIR), CAPTURE_WAIT_S, f"capture {name}")
+    return name
+
+
+def _try_capture(control: ControlClient) -> str | None:
+    try:
+        return control.call("recorder.capture")["name"]
+    except Exception:  # noqa: BLE001 - the recorder refuses until it has samples
+        return None
+
+
+def test_captures_list_json_and_comtrade_download_are_the_recorders(meter, reader, capture):
+    status, _, answer = reader.request("GET", "/api/captures")
+    assert status == 200
+    assert [c["name"] for c in answer["captures"]] == capture_names(meter.data_dir / WAVEFORMS_DIR)
+    assert {"name": capture, "kind": "command"} in answer["captures"]
+
+    cfg = meter.data_dir / WAVEFORMS_DIR / f"{capture}.cfg"
+    rec = read_comtrade(cfg)
+    status, _, wave = reader.request("GET", f"/api/captures/{capture}")
+    assert status == 200 and wave["decimation"] == 1
+    assert wave["sample_rate_hz"] == pytest.approx(rec.sample_rate_hz)
+    assert len(wave["times_s"]) == rec.analog.shape[0]
+    assert [c["name"] for c in wave["channels"]] == [a.name for a in rec.analogs]
+    for i, ch in enumerate(wave["channels"]):
+        np.testing.assert_allclose(ch["values"], rec.analog[:, i], rtol=0, atol=ROUNDING)
+    v_peak = max(abs(v) for c in wave["channels"] if c["unit"] == "V" for v in c["values"])
+    assert 50.0 < v_peak < 1000.0          # the simulated board's mains voltage, not zeros
+
+    for part in ("cfg", "dat"):
+        conn = reader.connection()
+        try:
+            conn.request("GET", f"/api/captures/{capture}/{part}", headers={"Cookie": reader.cookie})
+            resp = conn.getresponse()
+            body = resp.read()
+        finally:
+            conn.close()
+        assert resp.status == 200
+        assert body == cfg.with_suffix(f".{part}").read_bytes()
+        assert f'filename="{capture}.{part}"' in resp.getheader("content-disposition", "")
+
+
+@pytest.mark.parametrize("name", ["../meter", "..%2F..%2Fmeter.toml", "%2Fetc%2Fpasswd", "nope", "x" * 81,
+                                  "..", ".partial"])
+def test_a_capture_name_not_in_the_directory_is_refused(meter, reader, capture, name):
+    for path in (f"/api/captures/{name}", f"/api/captures/{name}/cfg", f"/api/captures/{name}/dat"):
+        status, _, answer = reader.request("GET", path)
+        assert status in (400, 404), (path, status, answer)
+        assert isinstance(answer, dict) and answer["error"], answer
+    status, _, answer = reader.request("GET", f"/api/captures/{capture}/{urllib.parse.quote('../x')}")
+    assert status in (400, 404) and answer["error"]
+    status, _, answer = reader.request("GET", f"/api/captures/{capture}/meter.toml")
+    assert status == 400 and "not one of cfg, dat" in answer["error"]
+
+
+def test_aggregates_are_the_stores(meter, reader):
+    wait_for(lambda: len(read_aggregates(meter.data_dir, "3s")) >= 2, AGGREGATE_WAIT_S, "two 3-s aggregates")
+    stored = read_aggregates(meter.data_dir, "3s")
+    since, until = stored[0]["ts"], stored[1]["ts"]
+    status, _, answer = reader.request("GET", f"/api/aggregates?kind=3s&since={since!r}&until={until!r}&order=oldest")
+    assert status == 200 and answer["kind"] == "3s"
+    assert [r["ts"] for r in answer["records"]] == [since, until]
+    for got, want in zip(answer["records"], stored[:2]):
+        assert got["flagged"] == want["flagged"] and got["gap"] == want["gap"]
+        assert set(got["values"]) == set(want["values"])
+        for name, value in want["values"].items():
+            # JSON has no NaN: a value the store holds as NaN is served as null
+            np.testing.assert_equal(np.asarray(got["values"][name], dtype=float), np.asarray(value, dtype=float))
+    status, _, answer = reader.request("GET", f"/api/aggregates?kind=3s&since={since!r}&until={until!r}&names=freq")
+    assert status == 200 and all(set(r["values"]) == {"freq"} for r in answer["records"])
+    assert 45.0 < answer["records"][0]["values"]["freq"][0] < 65.0      # the simulated mains: 50 or 60 Hz
+    status, _, answer = reader.request("GET", f"/api/aggregates?kind=1h")
+    assert status == 400 and "not one of 3s, 10min, 2h" in answer["error"]
+    status, _, answer = reader.request("GET", f"/api/aggregates?since={until}&until={since - 1}")
+    assert status == 400 and "before" in answer["error"]
+
+
+def test_pq_events_and_data_recorders_are_the_recorders(reader, control):
+    status, _, answer = reader.request("GET", "/api/pq/events?since=0&limit=50")
+    assert status == 200 and answer["events"] == control.call("recorder.events", since_ts=0, limit=50)
+    status, _, answer = reader.request("GET", "/api/recorders")
+    recorders = control.call("recorder.recorders")
+    assert status == 200 and answer["recorders"] == recorders and len(recorders) >= 1
+    number = recorders[0]["number"] if "number" in recorders[0] else 1
+    status, _, answer = reader.request("GET", f"/api/recorders/{number}?since=0")
+    assert status == 200
+    assert len(answer["records"]) <= len(control.call("recorder.read", recorder=number, since_ts=0))
+    status, _, answer = reader.request("GET", "/api/recorders/17")
+    assert status == 400 and "1..16" in answer["error"]
+
+
+def test_reports_are_meter_reports(meter, reader):
+    inst = cli_report.installation(ConfigStore(meter.config).load())
+    start, end = week_bounds(time.time(), "previous")
+    status, _, answer = reader.request("GET", "/api/reports/en50160?week=previous")
+    want, _ = cli_report.en50160_week(inst, start, end)
+    want.pop("source")
+    assert status == 200 and (answer["start"], answer["end"]) == (start, end)
+    assert answer["report"] == _json_form(want)
+    status, _, answer = reader.request("GET", "/api/reports/ieee519?week=previous&isc_il=35")
+    want, _ = cli_report.ieee519_week(inst, start, end, 35.0)
+    want.pop("source")
+    assert status == 200 and answer["report"] == _json_form(want)
+    status, _, answer = reader.request("GET", "/api/reports/ieee519")
+    assert status == 400 and "isc_il" in answer["error"]
+    status, _, answer = reader.request("GET", "/api/reports/en50160")
+    assert status == 200 and answer["week"] == "present" and answer["report"]
+
+
+def _json_form(value):
+    """The report as JSON carries it: NaN as null, tuples as lists."""
+    import json
+    import math
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+    return json.loads(json.dumps(clean(value)))
+
+
+def test_browser_waveform_iti_trends_and_report(meter, capture, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    artifacts = tmp_path_factory.getbasetemp() / "artifacts" / "web"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does; docs/web.md)"
+    base = f"https://127.0.0.1:{meter.https_port}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(ignore_https_errors=True, viewport={"width": 1200, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/")
+            page.wait_for_selector("#login-form")
+            page.fill("#login-user", "reader")
+            page.fill("#login-password", USERS["reader"][0])
+            page.click("#login-submit")
+            page.wait_for_selector("td[data-point='v_an']")
+
+            page.goto(f"{base}/#/waveforms")
+            page.wait_for_selector(f"[data-capture='{capture}']")
+            page.click(f"[data-capture='{capture}']")
+            canvas = page.locator("canvas#wave[data-drawn]")
+            canvas.wait_for()
+            drawn = int(canvas.get_attribute("data-drawn") or 0)
+            assert drawn == len(read_comtrade(meter.data_dir / WAVEFORMS_DIR / f"{capture}.cfg").analogs)
+            # the canvas holds drawn pixels: not one colour everywhere
+            assert page.evaluate("""() => { const c = document.querySelector('canvas#wave');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                const seen = new Set(); for (let i = 0; i < d.length; i += 4 * 97) seen.add(d[i] << 16 | d[i+1] << 8 | d[i+2]);
+                return seen.size; }""") > 2
+            page.uncheck("input[data-channel='IA']")
+            page.wait_for_selector(f"canvas#wave[data-drawn='{drawn - 1}']")
+            span = float(page.locator("canvas#wave").get_attribute("data-span") or 0)
+            page.click("#zoom-in")
+            assert float(page.locator("canvas#wave").get_attribute("data-span") or 0) == pytest.approx(span / 2)
+            page.screenshot(path=artifacts / "07-waveform.png", full_page=True)
+
+            page.goto(f"{base}/#/iti")
+            page.wait_for_selector("svg#iti path.iti-limit")
+            page.screenshot(path=artifacts / "08-iti.png", full_page=True)
+
+            page.goto(f"{base}/#/trends")
+            page.wait_for_selector("svg#trend polyline", timeout=30000)
+            page.screenshot(path=artifacts / "09-trends.png", full_page=True)
+
+            page.goto(f"{base}/#/report")
+            page.wait_for_selector("table#en50160 tbody tr")
+            page.screenshot(path=artifacts / "10-report.png", full_page=True)
+            assert not page.locator("#view p.error").count(), page.locator("#view").inner_text()
+            assert not errors, errors
+        finally:
+            browser.close()
