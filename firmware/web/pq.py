@@ -25,6 +25,7 @@ from firmware.web.api import ApiError, Call
 from firmware.web.context import WebContext
 from hal.comtrade import read_comtrade
 from hal.errors import ConfigError, IPCError, MeterError, StorageError
+from metrology.pqclass import ITIC_LOWER, ITIC_UPPER
 from metrology.reports.common import week_bounds
 
 MAX_WAVEFORM_POINTS = 200_000     # samples x channels one capture answer carries; longer ones are decimated
@@ -66,7 +67,9 @@ async def _recorder(ctx: WebContext, call: Call, cmd: str, **args: Any) -> Any:
 async def pq_events(ctx: WebContext, call: Call) -> Any:
     since, until = _range(call)
     rows = await _recorder(ctx, call, "events", since_ts=since, until_ts=until, limit=call.params["limit"])
-    return finite({"events": rows})
+    # the curve the page draws the events on, from the classifier that names each event's region (null: longer)
+    curve = {"upper": [list(p) for p in ITIC_UPPER], "lower": [list(p) for p in ITIC_LOWER]}
+    return finite({"events": rows, "itic": curve})
 
 
 def capture_dir(ctx: WebContext) -> Path:
