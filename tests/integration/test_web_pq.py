@@ -7,6 +7,7 @@ these endpoints too.
 """
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 from pathlib import Path
@@ -20,6 +21,7 @@ from firmware.control import ControlClient
 from firmware.recorder.capture import WAVEFORMS_DIR, capture_names
 from firmware.recorder.store import read_aggregates
 from hal.comtrade import read_comtrade
+from firmware.web.pq import finite
 from metrology.pqclass import ITIC_UPPER
 from metrology.reports.common import week_bounds
 from tests.integration.test_web import CHROMIUM
@@ -145,17 +147,17 @@ def test_aggregates_are_the_stores(meter, reader):
 
 def test_pq_events_and_data_recorders_are_the_recorders(reader, control):
     status, _, answer = reader.request("GET", "/api/pq/events?since=0&limit=50")
-    assert status == 200 and answer["events"] == control.call("recorder.events", since_ts=0, limit=50)
+    assert status == 200 and answer["events"] == finite(control.call("recorder.events", since_ts=0, limit=50))
     assert answer["itic"]["upper"][0] == list(ITIC_UPPER[0]) and answer["itic"]["lower"][-1][0] is None
     status, _, answer = reader.request("GET", "/api/recorders")
     recorders = control.call("recorder.recorders")
-    assert status == 200 and answer["recorders"] == recorders and len(recorders) >= 1
+    assert status == 200 and answer["recorders"] == finite(recorders) and len(recorders) >= 1
     until = time.time() - 5.0        # records up to a past instant: the same in both answers
     for number in range(1, len(recorders) + 1):
         status, _, answer = reader.request("GET", f"/api/recorders/{number}?since=0&until={until!r}")
         assert status == 200
-        assert answer["records"] == control.call("recorder.read", recorder=number, since_ts=0, until_ts=until,
-                                                 limit=1000)
+        assert answer["records"] == finite(control.call("recorder.read", recorder=number, since_ts=0, until_ts=until,
+                                                        limit=1000))
     status, _, answer = reader.request("GET", "/api/recorders/17")
     assert status == 400 and "1..16" in answer["error"]
 
@@ -180,18 +182,7 @@ def test_reports_are_meter_reports(meter, reader):
 
 def _json_form(value):
     """The report as JSON carries it: NaN as null, tuples as lists."""
-    import json
-    import math
-
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-    return json.loads(json.dumps(clean(value)))
+    return json.loads(json.dumps(finite(value)))
 
 
 def test_browser_waveform_iti_trends_and_report(meter, capture, tmp_path_factory):
