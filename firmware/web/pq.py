@@ -30,6 +30,11 @@ from metrology.reports.common import week_bounds
 
 MAX_WAVEFORM_POINTS = 200_000     # samples x channels one capture answer carries; longer ones are decimated
 COMTRADE_PARTS = ("cfg", "dat")
+MAX_WHOLE_RECORDS = 500           # aggregates with all their values (a 3-s one with harmonics is ~10 KB of JSON)
+REPORT_CACHE_S = 60.0             # a present week's report is computed again after this; a previous week's is kept
+REPORT_CACHE_SIZE = 16
+_report_lock = asyncio.Lock()     # one report computed at a time: reading a week of 3-s records is long
+_report_cache: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
 
 
 def finite(value: Any) -> Any:
@@ -125,15 +130,18 @@ async def capture_file(ctx: WebContext, call: Call) -> Any:
 async def aggregates(ctx: WebContext, call: Call) -> Any:
     since, until = _range(call)
     p = call.params
+    if not p["names"] and p["limit"] > MAX_WHOLE_RECORDS:
+        raise ApiError(400, f"parameter 'limit': at most {MAX_WHOLE_RECORDS} records with all their values; name "
+                            "the values wanted with 'names' (e.g. names=v_ln,freq) for up to 10000")
     try:
-        rows = await asyncio.to_thread(read_aggregates, ctx.data_dir, p["kind"], since, until)
+        rows = await asyncio.to_thread(read_aggregates, ctx.data_dir, p["kind"], since, until, p["limit"],
+                                       p["order"] == "newest")
     except StorageError as exc:
         raise ApiError(503, str(exc)) from None
     if p["names"]:
         keep = set(p["names"].split(","))
         for r in rows:
             r["values"] = {k: v for k, v in r["values"].items() if k in keep}
-    rows = rows[-p["limit"]:] if p["order"] == "newest" else rows[:p["limit"]]
     return finite({"kind": p["kind"], "records": rows})
 
 
@@ -152,6 +160,20 @@ async def report(ctx: WebContext, call: Call) -> Any:
     """The week's EN 50160 or IEEE 519 report, computed by the functions behind ``meter report``."""
     p = call.params
     start, end = week_bounds(time.time(), p["week"])
+    key = (p["standard"], start, p["isc_il"], p["il"], p["bus_kv"])
+    async with _report_lock:
+        cached = _report_cache.get(key)
+        if cached is not None and (p["week"] == "previous" or time.monotonic() - cached[0] < REPORT_CACHE_S):
+            return cached[1]
+        answer = finite({"standard": p["standard"], "week": p["week"], "start": start, "end": end,
+                         "report": await _compute(ctx, p, start, end)})
+        if len(_report_cache) >= REPORT_CACHE_SIZE:
+            _report_cache.pop(next(iter(_report_cache)))
+        _report_cache[key] = (time.monotonic(), answer)
+        return answer
+
+
+async def _compute(ctx: WebContext, p: dict[str, Any], start: float, end: float) -> dict[str, Any]:
     inst = cli_report.installation(ctx.config)
     try:
         if p["standard"] == "en50160":
@@ -165,4 +187,4 @@ async def report(ctx: WebContext, call: Call) -> Any:
     except StorageError as exc:
         raise ApiError(503, str(exc)) from None
     out.pop("source", None)       # a path on the meter says nothing to a browser
-    return finite({"standard": p["standard"], "week": p["week"], "start": start, "end": end, "report": out})
+    return out

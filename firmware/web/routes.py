@@ -38,6 +38,8 @@ _CONFIG_BODY = {"type": "object", "required": ["changes"], "additionalProperties
     "reason": {"type": "string", "maxLength": 200}}}
 _CAPTURE = Param("name", "string", "capture name, as GET /api/captures lists it", where="path", max_length=80)
 _PQ_LIMIT = Param("limit", "integer", "most records returned", default=1000, minimum=1, maximum=10000)
+_KEEP = Param("order", "string", "which end of the range the limit keeps (records are answered oldest first)",
+              default="newest", enum=("newest", "oldest"))
 RATIO_MIN, RATIO_MAX = 0.001, 1e6    # bounds of the IEEE 519 inputs: typing errors beyond
 
 _CERT_BODY = {"type": "object", "required": ["certificate", "key"], "additionalProperties": False, "properties": {
@@ -93,8 +95,9 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/aggregates", pq.aggregates, "Aggregated PQ values (IEC 61000-4-30 3 s, 10 min, 2 h) by time "
           "range: the trends", "power quality", READ, errors=(503,),
           params=(Param("kind", "string", "aggregation interval", default="10min", enum=AGGREGATE_KINDS),
-                  _SINCE, _UNTIL, _PQ_LIMIT, _ORDER,
-                  Param("names", "string", "only these values, comma-separated (e.g. v_rms,thd); all when empty",
+                  _SINCE, _UNTIL, _PQ_LIMIT, _KEEP,
+                  Param("names", "string", "only these values, comma-separated (e.g. v_ln,thd); all when empty "
+                        f"(then at most {pq.MAX_WHOLE_RECORDS} records)",
                         max_length=400))),
         E("GET", "/api/recorders", pq.recorders, "The data recorders: number, name, trigger, channels",
           "power quality", READ, errors=(503,)),

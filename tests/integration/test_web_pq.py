@@ -127,7 +127,7 @@ def test_aggregates_are_the_stores(meter, reader):
     wait_for(lambda: len(read_aggregates(meter.data_dir, "3s")) >= 2, AGGREGATE_WAIT_S, "two 3-s aggregates")
     stored = read_aggregates(meter.data_dir, "3s")
     since, until = stored[0]["ts"], stored[1]["ts"]
-    status, _, answer = reader.request("GET", f"/api/aggregates?kind=3s&since={since!r}&until={until!r}&order=oldest")
+    status, _, answer = reader.request("GET", f"/api/aggregates?kind=3s&since={since!r}&until={until!r}&limit=10")
     assert status == 200 and answer["kind"] == "3s"
     assert [r["ts"] for r in answer["records"]] == [since, until]
     for got, want in zip(answer["records"], stored[:2]):
@@ -139,6 +139,13 @@ def test_aggregates_are_the_stores(meter, reader):
     status, _, answer = reader.request("GET", f"/api/aggregates?kind=3s&since={since!r}&until={until!r}&names=freq")
     assert status == 200 and all(set(r["values"]) == {"freq"} for r in answer["records"])
     assert 45.0 < answer["records"][0]["values"]["freq"][0] < 65.0      # the simulated mains: 50 or 60 Hz
+    # the limit keeps the oldest or the newest of the range, chosen in the database
+    for order, want in (("oldest", stored[0]["ts"]), ("newest", stored[-1]["ts"])):
+        status, _, answer = reader.request("GET", f"/api/aggregates?kind=3s&names=freq&limit=1&order={order}"
+                                                  f"&until={stored[-1]['ts']!r}")
+        assert status == 200 and [r["ts"] for r in answer["records"]] == [want]
+    status, _, answer = reader.request("GET", "/api/aggregates?kind=3s")
+    assert status == 400 and "names=" in answer["error"]       # whole records: at most 500 at once
     status, _, answer = reader.request("GET", "/api/aggregates?kind=1h")
     assert status == 400 and "not one of 3s, 10min, 2h" in answer["error"]
     status, _, answer = reader.request("GET", f"/api/aggregates?since={until}&until={since - 1}")
@@ -228,8 +235,11 @@ def test_browser_waveform_iti_trends_and_report(meter, capture, tmp_path_factory
             page.wait_for_selector("svg#iti path.iti-limit")
             page.screenshot(path=artifacts / "08-iti.png", full_page=True)
 
+            wait_for(lambda: len(read_aggregates(meter.data_dir, "3s")) >= 2, AGGREGATE_WAIT_S, "two 3-s aggregates")
             page.goto(f"{base}/#/trends")
-            page.wait_for_selector("svg#trend polyline", timeout=30000)
+            # attached, not "visible": a steady phase draws a horizontal line, whose box has no height
+            line = page.wait_for_selector("svg#trend polyline[data-element='a']", state="attached", timeout=30000)
+            assert len((line.get_attribute("points") or "").split()) >= 2      # a line through the 3-s records
             page.screenshot(path=artifacts / "09-trends.png", full_page=True)
 
             page.goto(f"{base}/#/report")
