@@ -98,7 +98,7 @@ async def captures(ctx: WebContext, call: Call) -> Any:
 def _waveform(cfg: Path, name: str) -> dict[str, Any]:
     try:
         rec = read_comtrade(cfg)
-    except (ConfigError, MeterError, OSError, ValueError) as exc:
+    except (ConfigError, MeterError, OSError, ValueError) as exc:      # ComtradeError is a ConfigError
         raise ApiError(409, f"capture {name} cannot be read: {exc}") from None
     n, k = rec.analog.shape
     step = max(1, math.ceil(n * max(k, 1) / MAX_WAVEFORM_POINTS))

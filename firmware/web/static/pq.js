@@ -26,9 +26,10 @@ const PQ = (() => {
       ctx.textAlign = "left"; ctx.fillText((scale.A * k / 2).toPrecision(3) + " A", W - R + 4, y + 4);
     }
     ctx.textAlign = "center";
+    const zero = wave.trigger_s === null ? times[0] : wave.trigger_s;     // times are shown from the trigger
     for (let k = 0; k <= 10; k++) {
       const t = t0 + (t1 - t0) * k / 10;
-      ctx.fillText(`${(t * 1000).toFixed(1)} ms`, x(t), H - 6);
+      ctx.fillText(`${((t - zero) * 1000).toFixed(1)} ms`, x(t), H - 6);
     }
     if (wave.trigger_s !== null && wave.trigger_s >= t0 && wave.trigger_s <= t1) {
       ctx.strokeStyle = "#b3261e"; ctx.setLineDash([4, 3]);
@@ -112,7 +113,7 @@ const PQ = (() => {
     const y = p => H - B - (H - B - T) * Math.min(p, P_MAX) / P_MAX;
     for (let e = -4; e <= 2; e++) {
       svg.append(el("line", {x1: x(10 ** e), x2: x(10 ** e), y1: T, y2: H - B, stroke: "#eef0f2"}));
-      svg.append(el("text", {x: x(10 ** e), y: H - B + 14, "text-anchor": "middle"}, e < 0 ? `${10 ** e * 1000} ms` : `${10 ** e} s`));
+      svg.append(el("text", {x: x(10 ** e), y: H - B + 14, "text-anchor": e === 2 ? "end" : "middle"}, e < 0 ? `${10 ** e * 1000} ms` : `${10 ** e} s`));
     }
     for (let p = 0; p <= P_MAX; p += 50) {
       svg.append(el("line", {x1: L, x2: W - R, y1: y(p), y2: y(p), stroke: "#eef0f2"}));
@@ -152,7 +153,8 @@ const PQ = (() => {
         d.events.slice(-200).reverse().map(e => h("tr", {}, h("td", {}, when(e.ts)), h("td", {}, e.kind),
           h("td", {class: "num"}, (e.duration_s || 0).toFixed(3)),
           h("td", {class: "num"}, (e.detail || {}).extreme_pct === undefined ? "—" : e.detail.extreme_pct.toFixed(2)),
-          h("td", {}, (e.detail || {}).itic || "")))));
+          h("td", {}, (e.detail || {}).itic || ""))),
+        d.events.length ? null : h("tr", {}, h("td", {colspan: 5, class: "muted"}, "no PQ events recorded"))));
     viewItiDraw(svg, d);
   }
 
@@ -177,7 +179,9 @@ const PQ = (() => {
     if (!all.length) { svg.append(el("text", {x: W / 2, y: H / 2, "text-anchor": "middle"}, "no records in this range")); return; }
     const t0 = Math.min(...all.map(p => p[0])), t1 = Math.max(t0 + 1, ...all.map(p => p[0]));
     let lo = Math.min(...all.map(p => p[1])), hi = Math.max(...all.map(p => p[1]));
-    if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
+    // a steady value is drawn mid-plot with a range of 0.2 % around it, not stretched from digit noise
+    const pad = Math.max((hi - lo) * 0.05, (Math.abs(hi) + Math.abs(lo)) * 5e-4, 1e-6);
+    if (hi - lo < 20 * pad) { const m = (hi + lo) / 2; lo = m - 10 * pad; hi = m + 10 * pad; } else { lo -= pad; hi += pad; }
     const x = t => L + (W - L - R) * (t - t0) / (t1 - t0), y = v => H - B - (H - B - T) * (v - lo) / (hi - lo);
     for (let k = 0; k <= 4; k++) {
       const v = lo + (hi - lo) * k / 4;
@@ -186,7 +190,8 @@ const PQ = (() => {
     }
     for (let k = 0; k <= 4; k++) {
       const t = t0 + (t1 - t0) * k / 4;
-      svg.append(el("text", {x: x(t), y: H - 8, "text-anchor": "middle"}, new Date(t * 1000).toLocaleString()));
+      const at = new Date(t * 1000), label = t1 - t0 < 86400 ? at.toLocaleTimeString() : at.toLocaleString();
+      svg.append(el("text", {x: x(t), y: H - 8, "text-anchor": ["start", "middle", "middle", "middle", "end"][k]}, label));
     }
     series.forEach((pts, k) => {
       const ok = pts.filter(p => p[1] !== null && p[1] !== undefined);
@@ -200,10 +205,12 @@ const PQ = (() => {
     const what = h("select", {id: "trend-quantity"}, Object.entries(QUANTITIES).map(([k, t]) => h("option", {value: k}, t)));
     const span = h("select", {id: "trend-span"}, Object.entries(SPANS).map(([t, s]) => h("option", {value: s}, t)));
     const svg = el("svg", {id: "trend", role: "img", "aria-label": "trend of aggregated values"});
-    const info = h("p", {class: "muted"});
+    const info = h("p", {class: "muted", id: "trend-info"});
+    let asked = 0;
     const load = async () => {
-      const since = Date.now() / 1000 - Number(span.value);
+      const since = Date.now() / 1000 - Number(span.value), mine = ++asked;
       const d = await api("GET", `/api/aggregates?kind=${kind.value}&names=${what.value}&since=${since.toFixed(0)}&limit=10000`);
+      if (mine !== asked) return;          // a newer choice was made while this one was on its way
       info.textContent = `${d.records.length} ${kind.value} records (phases a, b, c in red, dark, blue)`;
       drawTrend(svg, d.records, what.value);
     };
