@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from starlette.responses import FileResponse
+from starlette.responses import Response
 
 from firmware import cli_report
 from firmware.control import ControlError
@@ -123,8 +123,17 @@ async def capture(ctx: WebContext, call: Call) -> Any:
 async def capture_file(ctx: WebContext, call: Call) -> Any:
     name, part = call.params["name"], call.params["part"]
     path = _capture(ctx, name).with_suffix(f".{part}")
-    return FileResponse(path, media_type="text/plain" if part == "cfg" else "application/octet-stream",
-                        filename=f"{name}.{part}", headers={"cache-control": "no-store"})
+    try:
+        # read whole (at most 660 cycles x 512 samples x 7 channels, ~12 MB at the largest [pq] settings): the
+        # recorder may delete the oldest capture
+        # at any moment, and then the answer is a 404, not a response cut short
+        content = await asyncio.to_thread(path.read_bytes)
+    except FileNotFoundError:
+        raise ApiError(404, f"waveform capture {name} was just overwritten by a newer one; GET /api/captures "
+                            "lists those kept") from None
+    return Response(content, media_type="text/plain" if part == "cfg" else "application/octet-stream",
+                    headers={"cache-control": "no-store",
+                             "content-disposition": f'attachment; filename="{name}.{part}"'})
 
 
 async def aggregates(ctx: WebContext, call: Call) -> Any:
