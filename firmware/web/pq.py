@@ -102,8 +102,10 @@ def _waveform(cfg: Path, name: str) -> dict[str, Any]:
         raise ApiError(409, f"capture {name} cannot be read: {exc}") from None
     n, k = rec.analog.shape
     step = max(1, math.ceil(n * max(k, 1) / MAX_WAVEFORM_POINTS))
-    analog = rec.analog[::step]
-    rows = np.round(analog.astype(np.float64), 6)
+    # primary values: the recorder writes at the terminals (ps = S) with the PT/CT ratios in the .cfg
+    ratio = np.array([a.primary / a.secondary if a.ps.upper() == "S" and a.primary and a.secondary else 1.0
+                      for a in rec.analogs])
+    rows = np.round(rec.analog[::step].astype(np.float64) * ratio, 6)
     return finite({
         "name": name, "station": rec.station, "device": rec.device, "line_hz": rec.line_hz,
         "sample_rate_hz": rec.sample_rate_hz / step if rec.sample_rate_hz else 0.0, "decimation": step,
@@ -111,7 +113,8 @@ def _waveform(cfg: Path, name: str) -> dict[str, Any]:
         "trigger": rec.trigger.isoformat() + "Z" if rec.trigger else None,
         "trigger_s": ((rec.trigger - rec.start).total_seconds() if rec.start and rec.trigger else None),
         "times_s": [round(float(t), 9) for t in rec.times_s[::step]],
-        "channels": [{"name": a.name, "unit": a.unit, "phase": a.phase, "values": rows[:, i].tolist()}
+        "channels": [{"name": a.name, "unit": a.unit, "phase": a.phase, "primary": a.primary,
+                      "secondary": a.secondary, "values": rows[:, i].tolist()}
                      for i, a in enumerate(rec.analogs)]})
 
 
@@ -125,8 +128,7 @@ async def capture_file(ctx: WebContext, call: Call) -> Any:
     path = _capture(ctx, name).with_suffix(f".{part}")
     try:
         # read whole (at most 660 cycles x 512 samples x 7 channels, ~12 MB at the largest [pq] settings): the
-        # recorder may delete the oldest capture
-        # at any moment, and then the answer is a 404, not a response cut short
+        # recorder may delete the oldest capture at any moment, and then the answer is a 404, not a cut response
         content = await asyncio.to_thread(path.read_bytes)
     except FileNotFoundError:
         raise ApiError(404, f"waveform capture {name} was just overwritten by a newer one; GET /api/captures "

@@ -101,7 +101,9 @@ def test_captures_list_json_and_comtrade_download_are_the_recorders(meter, reade
     assert len(wave["times_s"]) == rec.analog.shape[0]
     assert [c["name"] for c in wave["channels"]] == [a.name for a in rec.analogs]
     for i, ch in enumerate(wave["channels"]):
-        np.testing.assert_allclose(ch["values"], rec.analog[:, i], rtol=0, atol=ROUNDING)
+        a = rec.analogs[i]       # written at the terminals (ps = S): primary = secondary x primary/secondary
+        assert a.ps == "S" and (ch["primary"], ch["secondary"]) == (a.primary, a.secondary)
+        np.testing.assert_allclose(ch["values"], rec.analog[:, i] * a.primary / a.secondary, rtol=0, atol=ROUNDING)
     v_peak = max(abs(v) for c in wave["channels"] if c["unit"] == "V" for v in c["values"])
     assert 50.0 < v_peak < 1000.0          # the simulated board's mains voltage, not zeros
 
