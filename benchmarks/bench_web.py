@@ -31,7 +31,7 @@ PUBLISH_HZ = 10.0
 TARGET_RATIO = 0.5
 TARGET_PAGE_KB = 64.0
 USER, PASSWORD = "bench", "bench-pw-1"
-PAGE_ASSETS = ("/", "/static/app.js", "/static/charts.js", "/static/style.css")
+PAGE_ASSETS = ("/", "/static/app.js", "/static/charts.js", "/static/pq.js", "/static/style.css")
 
 
 def _free_port() -> int:

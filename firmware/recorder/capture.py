@@ -24,6 +24,7 @@ from hal.comtrade import write_comtrade
 
 PHASES = ("A", "A", "B", "B", "C", "C", "N")
 UNITS = tuple("V" if name.startswith("V") else "A" for name in CHANNELS)
+WAVEFORMS_DIR = "waveforms"     # under data_dir: the recorder writes there, the web service reads
 PAD_CYCLES = 1          # samples beyond each end of the window, so the resampler's filter has settled there
 
 
@@ -143,6 +144,13 @@ class CaptureDirectory:
             cfg.unlink(missing_ok=True)
             cfg.with_suffix(".dat").unlink(missing_ok=True)
             self.overwritten += 1
+
+
+def capture_names(directory: str | Path) -> list[str]:
+    """The names of the complete captures in ``directory`` (a .cfg written last, with its .dat), oldest first:
+    the list a reader checks a requested name against."""
+    d = Path(directory)
+    return sorted(p.stem for p in d.glob("*.cfg") if p.with_suffix(".dat").is_file())
 
 
 def capture_name(trigger_ns: int, kind: str) -> str:

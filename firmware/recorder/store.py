@@ -105,10 +105,12 @@ class AggregateStore:
 
 
 def read_aggregates(data_dir: str | Path, kind: str, since_ts: float | None = None,
-                    until_ts: float | None = None) -> list[dict[str, Any]]:
+                    until_ts: float | None = None, limit: int | None = None,
+                    newest: bool = False) -> list[dict[str, Any]]:
     """Stored intervals of ``kind`` ('3s' | '10min' | '2h') whose end ``ts`` lies in [since_ts, until_ts], oldest
     first: dicts with ``ts``, ``kind``, ``flagged`` and ``gap`` (bool) and ``values`` (names to floats/lists).
-    An absent database reads as no rows."""
+    ``limit`` keeps the first (or with ``newest`` the last) that many, chosen in the database so that a reader
+    asking for a few never holds them all. An absent database reads as no rows."""
     if kind not in AGGREGATE_KINDS:
         raise StorageError(f"aggregate kind {kind!r} is not one of {', '.join(AGGREGATE_KINDS)}")
     path = Path(data_dir) / RECORDER_DB
@@ -124,8 +126,13 @@ def read_aggregates(data_dir: str | Path, kind: str, since_ts: float | None = No
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
         try:
-            rows = db.execute(f'SELECT ts, kind, flagged, gap, "values" FROM {AGGREGATES_TABLE} '
-                              f"WHERE {' AND '.join(where)} ORDER BY ts", params).fetchall()
+            sql = (f'SELECT ts, kind, flagged, gap, "values" FROM {AGGREGATES_TABLE} '
+                   f"WHERE {' AND '.join(where)} ORDER BY ts{' DESC' if newest else ''}")
+            if limit is not None:
+                sql += f" LIMIT {int(limit)}"
+            rows = db.execute(sql, params).fetchall()
+            if newest:
+                rows.reverse()
         finally:
             db.close()
     except sqlite3.OperationalError as exc:

@@ -26,7 +26,7 @@ from firmware.ipc import names, pqrecords
 from firmware.ipc.ring import Ring, RingReader
 from firmware.ipc.samples import SampleBlock
 from firmware.ipc.snapshot import Snapshot
-from firmware.recorder.capture import PAD_CYCLES, CaptureDirectory, CaptureFormat, SampleHistory, capture_name
+from firmware.recorder.capture import PAD_CYCLES, WAVEFORMS_DIR, CaptureDirectory, CaptureFormat, SampleHistory, capture_name
 from firmware.recorder.datarec import DataRecorders
 from firmware.recorder.hsrms import HsRms, burst_detail
 from firmware.recorder.store import RECORDER_DB, AggregateStore, read_aggregates
@@ -42,7 +42,6 @@ MAX_RECORDS_PER_STEP = 100         # a backlog is worked off in steps, captures 
 HISTORY_MARGIN_S = 4.0             # samples kept beyond a capture's span: events come a batch or two late, an
                                    # RVC only when it ends (a second of steady voltage after it)
 CAPTURE_WAIT_S = 5.0               # a capture whose post-trigger samples never come is written with what there is
-WAVEFORMS_DIR = "waveforms"        # under data_dir
 EVENTS_TABLE, HSRMS_TABLE = "pq_events", "pq_hsrms"
 
 

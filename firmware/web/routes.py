@@ -6,7 +6,8 @@ Each endpoint names the operation the security core's authorization point decide
 """
 from __future__ import annotations
 
-from firmware.web import actions, data, session, setup
+from firmware.recorder.store import AGGREGATE_KINDS
+from firmware.web import actions, data, pq, session, setup
 from firmware.web.api import LOGGED_IN, Endpoint, Param
 from firmware.web.readings import PHASOR_CHANNELS
 
@@ -35,6 +36,12 @@ _CONFIG_BODY = {"type": "object", "required": ["changes"], "additionalProperties
     "changes": {"type": "object", "maxProperties": MAX_CHANGES,
                 "description": "SECTION.OPTION -> new value (JSON: number, true/false, text, list)"},
     "reason": {"type": "string", "maxLength": 200}}}
+_CAPTURE = Param("name", "string", "capture name, as GET /api/captures lists it", where="path", max_length=80)
+_PQ_LIMIT = Param("limit", "integer", "most records returned", default=1000, minimum=1, maximum=10000)
+_KEEP = Param("order", "string", "which end of the range the limit keeps (records are answered oldest first)",
+              default="newest", enum=("newest", "oldest"))
+RATIO_MIN, RATIO_MAX = 0.001, 1e6    # bounds of the IEEE 519 inputs: typing errors beyond
+
 _CERT_BODY = {"type": "object", "required": ["certificate", "key"], "additionalProperties": False, "properties": {
     "certificate": {"type": "string", "maxLength": 65536, "description": "PEM certificate (chain: leaf first)"},
     "key": {"type": "string", "maxLength": 65536, "description": "PEM private key, unencrypted"}}}
@@ -71,6 +78,44 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
           params=(_SINCE, _UNTIL, _LIMIT, _ORDER,
                   Param("min_priority", "integer", "only events of at least this priority", default=0,
                         minimum=0, maximum=255))),
+        E("GET", "/api/pq/events", pq.pq_events, "The recorder's PQ events (dips, swells, interruptions, "
+          "transients, RVC) by time range, oldest first", "power quality", READ, params=(_SINCE, _UNTIL, _PQ_LIMIT),
+          errors=(503,), description="Each event: kind, start time (ts), duration, residual or peak values, "
+                                     "phases, and the waveform capture it triggered."),
+        E("GET", "/api/captures", pq.captures, "The waveform captures kept (COMTRADE), oldest first",
+          "power quality", READ),
+        E("GET", "/api/captures/{name}", pq.capture, "One waveform capture as JSON: time axis and each channel's "
+          "values in primary units", "power quality", READ, params=(_CAPTURE,), errors=(404, 409),
+          description=f"At most {pq.MAX_WAVEFORM_POINTS} values: a longer capture is decimated (every "
+                      "'decimation'-th sample); the COMTRADE files carry all of them."),
+        E("GET", "/api/captures/{name}/{part}", pq.capture_file, "Download the COMTRADE .cfg or .dat of one capture",
+          "power quality", READ, params=(_CAPTURE, Param("part", "string", "which file", where="path",
+                                                          enum=pq.COMTRADE_PARTS)), errors=(404,),
+          returns={"type": "string", "format": "binary"}),
+        E("GET", "/api/aggregates", pq.aggregates, "Aggregated PQ values (IEC 61000-4-30 3 s, 10 min, 2 h) by time "
+          "range: the trends", "power quality", READ, errors=(503,),
+          params=(Param("kind", "string", "aggregation interval", default="10min", enum=AGGREGATE_KINDS),
+                  _SINCE, _UNTIL, _PQ_LIMIT, _KEEP,
+                  Param("names", "string", "only these values, comma-separated (e.g. v_ln,thd); all when empty "
+                        f"(then at most {pq.MAX_WHOLE_RECORDS} records)",
+                        max_length=400))),
+        E("GET", "/api/recorders", pq.recorders, "The data recorders: number, name, trigger, channels",
+          "power quality", READ, errors=(503,)),
+        E("GET", "/api/recorders/{number}", pq.recorder_read, "Records of one data recorder by time range",
+          "power quality", READ, errors=(503,),
+          params=(Param("number", "integer", "recorder number", where="path", minimum=1, maximum=16),
+                  _SINCE, _UNTIL, _PQ_LIMIT)),
+        E("GET", "/api/reports/{standard}", pq.report, "EN 50160 or IEEE 519 compliance of the present or previous "
+          "week (Monday 00:00 UTC)", "power quality", READ, errors=(503,),
+          params=(Param("standard", "string", "which standard", where="path", enum=("en50160", "ieee519")),
+                  Param("week", "string", "observation week", default="present", enum=("present", "previous")),
+                  Param("isc_il", "number", "IEEE 519: short-circuit ratio ISC/IL at the point of common "
+                        "coupling (required for ieee519)", minimum=RATIO_MIN, maximum=RATIO_MAX),
+                  Param("il", "number", "IEEE 519: maximum demand load current I_L, primary A (default: "
+                        "[metrology] tdd_demand_current, else nominal_current)", minimum=RATIO_MIN, maximum=RATIO_MAX),
+                  Param("bus_kv", "number", "IEEE 519: line-to-line kV at the PCC (default: from [metrology] "
+                        "nominal_voltage)", minimum=RATIO_MIN, maximum=RATIO_MAX)),
+          description="Computed as `meter report` does, from the recorder's aggregates."),
         E("GET", "/api/load-profile", data.load_profile, "Load-profile records by time range", "logs", READ,
           params=(_SINCE, _UNTIL, _LIMIT, _ORDER)),
         E("GET", "/api/diagnostics", data.diagnostics,

@@ -353,7 +353,8 @@ function follow(attempt, result) {
 }
 
 const VIEWS = {live: viewLive, energy: viewEnergy, harmonics: viewHarmonics, phasors: viewPhasors, events: viewEvents,
-               diagnostics: viewDiagnostics, setup: viewSetup, upgrade: viewUpgrade};
+               diagnostics: viewDiagnostics, setup: viewSetup, upgrade: viewUpgrade, waveforms: PQ.viewWaveforms,
+               iti: PQ.viewIti, trends: PQ.viewTrends, report: PQ.viewReport};
 
 function stopView() {
   clearInterval(state.timer);
