@@ -6,7 +6,6 @@ is stale). The whole file is generated.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from firmware.comms.modbus.blocks import COMMANDS
 from firmware.security.authorize import REVENUE_LOCKED, REVENUE_LOCKED_RESETS, operation_for_command
 from firmware.config import meter_schema
 from firmware.config.sections.bacnet import MSTP_BAUD_RATES
+from tools.docfile import generate
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bacnet.md"
 GENERATOR = "python -m tools.gendocs_bacnet"
@@ -203,17 +203,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=GENERATOR)
-    parser.add_argument("--check", action="store_true", help="exit 1 if docs/bacnet.md is out of date")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not DOC.exists() or DOC.read_text() != text:
-            print(f"out of date: {DOC.name}; run `{GENERATOR}`", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(text)
-    return 0
+    return generate(DOC, render, argv, GENERATOR)
 
 
 if __name__ == "__main__":

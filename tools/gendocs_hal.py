@@ -5,11 +5,11 @@ Run: ``python -m tools.gendocs_hal`` (writes the file) or ``python -m tools.gend
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from hal.regmap import MAP_PATH, RegisterMap, regmap
+from tools.docfile import generate
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "ade9000-registers.md"
 GENERATOR = "python -m tools.gendocs_hal"
@@ -77,18 +77,7 @@ def render(rm: RegisterMap) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail if the committed file is out of date")
-    args = parser.parse_args(argv)
-    text = render(regmap())
-    if args.check:
-        if not OUT.exists() or OUT.read_text(encoding="utf-8") != text:
-            print(f"{OUT} is stale; run {GENERATOR}", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUT}")
-    return 0
+    return generate(OUT, lambda: render(regmap()), argv, GENERATOR)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,14 @@ it is stale). The whole file is generated.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from firmware.comms.modbus.blocks import COMMANDS, REGISTER_BLOCKS, Block
+from firmware.comms.modbus.blocks import COMMANDS
 from firmware.comms.modbus.codecs import FORMATS
 from firmware.comms.modbus.regmap import Register, RegisterMap, build_map
 from firmware.security.authorize import OPERATIONS
+from tools.docfile import generate
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "modbus.md"
 GENERATOR = "python -m tools.gendocs_modbus"
@@ -131,20 +131,8 @@ def _locked(operation: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=GENERATOR)
-    parser.add_argument("--check", action="store_true", help="exit 1 if docs/modbus.md is out of date")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not DOC.exists() or DOC.read_text() != text:
-            print(f"out of date: {DOC.name}; run `{GENERATOR}`", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(text)
-    return 0
+    return generate(DOC, render, argv, GENERATOR)
 
-
-__all__ = ["render", "main", "Block", "REGISTER_BLOCKS"]
 
 if __name__ == "__main__":
     sys.exit(main())

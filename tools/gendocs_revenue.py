@@ -1,9 +1,10 @@
 """Write docs/revenue.md from the revenue registers' own tables (run by ``make docs``; ``--check`` verifies)."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+
+from tools.docfile import generate
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "revenue.md"
@@ -322,14 +323,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.gendocs_revenue")
-    parser.add_argument("--check", action="store_true")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        return 0 if DOC.exists() and DOC.read_text() == text else 1
-    DOC.write_text(text)
-    return 0
+    return generate(DOC, render, argv, "python -m tools.gendocs_revenue")
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ Run: ``python -m tools.gendocs_security`` (``make docs`` runs it) or ``--check``
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from tools.docfile import generate
 from firmware.security.audit import PRIORITY
 from firmware.security.authorize import (
     COMMAND_OPERATIONS,
@@ -141,17 +141,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=GENERATOR)
-    parser.add_argument("--check", action="store_true", help="exit 1 if docs/security.md is out of date")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not DOC.exists() or DOC.read_text() != text:
-            print(f"out of date: {DOC.name}; run `{GENERATOR}`", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(text)
-    return 0
+    return generate(DOC, render, argv, GENERATOR)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,13 @@ gives the OpenAPI document the meter serves at /api/openapi.json.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from firmware.services.registry import SERVICES
 from firmware.web.api import markdown
 from firmware.web.app import route_table
+from tools.docfile import generate
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "web-api.md"
 GENERATOR = "make docs (python -m tools.gendocs_web)"
@@ -23,18 +23,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.gendocs_web")
-    parser.add_argument("--check", action="store_true")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not DOC.exists() or DOC.read_text() != text:
-            print(f"out of date: {DOC.name}; run `make docs`", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(text)
-    print(f"wrote {DOC}")
-    return 0
+    return generate(DOC, render, argv, "python -m tools.gendocs_web")
 
 
 if __name__ == "__main__":
