@@ -245,6 +245,66 @@ def test_connection_pool_of_eight():
         r.close()
 
 
+def _connect_from(source, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(2)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def test_a_full_pool_makes_room_from_the_address_holding_the_most():
+    """A host holding one connection is not pushed out by hosts that open many, even when its connection
+    is the oldest that has not yet sent a request."""
+    r = Running(max_connections=4, max_per_address=4)
+    socks = []
+    try:
+        lone = _connect_from("127.0.0.1", r.port)          # oldest, and has not asked anything yet
+        socks.append(lone)
+        deadline = time.monotonic() + 5
+        while len(r.server.connections) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for _ in range(3):
+            socks.append(_connect_from("127.0.0.2", r.port))
+        while len(r.server.connections) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        socks.append(_connect_from("127.0.0.3", r.port))   # the pool is full: someone must go
+        while r.server.stats["evicted"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert r.server.stats["evicted"] == 1 and r.server.stats["refused"] == 0
+        assert _mbap_read(lone, 1)[4] == 3                 # the lone host is still served
+        assert _mbap_read(socks[-1], 2)[4] == 3            # and so is the newcomer
+        with contextlib.suppress(ConnectionResetError):
+            socks[1].sendall(struct.pack(">HHHBBHH", 3, 0, 6, 1, 3, 3027, 2))
+            assert socks[1].recv(64) == b""                # the crowded host's oldest was closed
+    finally:
+        for s in socks:
+            s.close()
+        r.close()
+
+
+def test_frames_that_are_dropped_do_not_hold_a_place_in_a_full_pool():
+    """A client trickling MBAP headers with no PDU (length 0) never made a request: a newcomer may take its
+    place, and the reaper does not count those frames as activity."""
+    r = Running(max_connections=1)
+    socks = []
+    try:
+        junk = _connect_from("127.0.0.2", r.port)
+        socks.append(junk)
+        junk.sendall(bytes(7))                  # transaction 0, protocol 0, length 0: dropped
+        deadline = time.monotonic() + 5
+        while r.server.stats["bad_frames"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        newcomer = _connect_from("127.0.0.3", r.port)
+        socks.append(newcomer)
+        assert _mbap_read(newcomer, 1)[4] == 3
+        assert r.server.stats["evicted"] == 1 and r.server.stats["refused"] == 0
+    finally:
+        for s in socks:
+            s.close()
+        r.close()
+
+
 def test_idle_connection_is_closed():
     r = Running(idle_timeout_s=0.3)
     try:

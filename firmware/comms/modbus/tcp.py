@@ -8,9 +8,9 @@ that came before it, and closes. Requests on one connection are answered in orde
 
 Every connection is hostile until it behaves (SPEC §7 pool of 8; ION "Modbus TCP Timeout"):
 
-- the pool is shared: beyond ``max_connections`` a connection makes room for the newcomer: the oldest that
-  has not completed a single request, else the one quiet longest (at least ``EVICT_AFTER_S``); if none
-  qualifies the newcomer is closed at once. At most ``max_per_address`` connections come from one address;
+- the pool is shared: beyond ``max_connections`` a connection makes room for the newcomer, taken from the
+  address that holds the most connections: its oldest that has not completed a single request, else its one
+  quiet longest (at least ``EVICT_AFTER_S``); if none qualifies the newcomer is closed at once. At most ``max_per_address`` connections come from one address;
 - a frame must be complete ``frame_deadline_s`` after its first byte (bytes that trickle in do not extend it),
   and only a complete request resets the idle timer (``idle_timeout_s``);
 - replies are written under back-pressure: once a client's unsent replies pass ``WRITE_HIGH_BYTES`` the
@@ -129,11 +129,12 @@ class _Connection(asyncio.Protocol):
             pdu = bytes(buf[MBAP_LEN:6 + length])
             del buf[:6 + max(length, 1)]
             consumed = True
-            self.requests += 1
-            self.last_active = time.monotonic()
             if pid != 0 or length < 2:
+                # dropped; it neither proves the client nor keeps its connection alive
                 self.server.stats["bad_frames"] += 1
                 continue
+            self.requests += 1
+            self.last_active = time.monotonic()
             self.pending.append((tid, unit, pdu))
         # What is left is the start of the next frame. Its deadline runs from when a frame last completed
         # (it arrived after that), else from the first byte of the frame still incomplete.
@@ -206,16 +207,8 @@ class ModbusTcpServer:
         if len(self.connections) < self.max_connections:
             return ""
         now = time.monotonic()
-        # First the oldest connection that has not completed a single request (a client sends its request as
-        # soon as it connects, so a newcomer is the youngest of these and the last to go), else the one quiet
-        # longest, if it has been quiet for EVICT_AFTER_S.
-        unproven = [c for c in self.connections if not c.requests and c.worker is None]
-        quiet = [c for c in self.connections if c.worker is None and now - c.last_active >= EVICT_AFTER_S]
-        if unproven:
-            victim = min(unproven, key=lambda c: c.connected)
-        elif quiet:
-            victim = min(quiet, key=lambda c: c.last_active)
-        else:
+        victim = self._victim(now)
+        if victim is None:
             return f"all {self.max_connections} connections in use"
         self.stats["evicted"] += 1
         log.info("modbus tcp: closing %s (quiet %.1f s) to make room for %s", victim.peer,
@@ -224,6 +217,26 @@ class ModbusTcpServer:
         if victim.transport is not None:
             victim.transport.abort()
         return ""
+
+    def _victim(self, now: float) -> _Connection | None:
+        """The connection to close for a newcomer when the pool is full, or None.
+
+        It comes from the address that holds the most connections, so that hosts opening many cannot push
+        out one that holds a single connection; within that address, the oldest connection that has not
+        completed a single request (a client sends its request as soon as it connects, so a newcomer is the
+        youngest of these and the last to go), else the one quiet longest, if it has been quiet for
+        ``EVICT_AFTER_S``. A connection whose request is being answered is never closed."""
+        held = collections.Counter(c.address for c in self.connections)
+        candidates = [c for c in self.connections if c.worker is None
+                      and (not c.requests or now - c.last_active >= EVICT_AFTER_S)]
+        if not candidates:
+            return None
+        most = max(held[c.address] for c in candidates)
+        mine = [c for c in candidates if held[c.address] == most]
+        unproven = [c for c in mine if not c.requests]
+        if unproven:
+            return min(unproven, key=lambda c: c.connected)
+        return min(mine, key=lambda c: c.last_active)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
