@@ -6,6 +6,7 @@
     meter pq recorders                             the data recorders and their record counts
     meter pq read N [--since T] [--until T]        records of data recorder N (1-16)
     meter pq aggregates KIND [--since T] [--until T]   stored 3s, 10min or 2h values
+    meter pq counters-reset                        set the disturbance counters back to zero (master user)
 
 Times are seconds since 1970 (UTC) or ISO dates (2026-01-31T12:00); output is JSON.
 """
@@ -50,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rd.add_argument("recorder", type=int, help="recorder number, 1-16")
     ag = what.add_parser("aggregates", help="stored 3-s, 10-min or 2-h values in a time range")
     ag.add_argument("kind", choices=("3s", "10min", "2h"))
+    what.add_parser("counters-reset", help="set the disturbance counters (dips, swells, ...) back to zero")
     for q in (ev, rd, ag):
         q.add_argument("--since", type=_time, default=None, help="from this time (s since 1970 or ISO date)")
         q.add_argument("--until", type=_time, default=None, help="up to this time")
@@ -71,6 +73,8 @@ def _pq(args: argparse.Namespace) -> int:
         call = {"cmd": "recorder.captures"}
     elif w == "recorders":
         call = {"cmd": "recorder.recorders"}
+    elif w == "counters-reset":
+        call = {"cmd": "metrology.pq_counters_reset"}
     elif w == "read":
         call = {"cmd": "recorder.read", "recorder": args.recorder, "since_ts": args.since, "until_ts": args.until,
                 "limit": args.limit}

@@ -83,7 +83,8 @@ def en50160_week(inst: dict[str, Any], start: float, end: float) -> tuple[dict[s
     data_dir = inst["data_dir"]
     records = (read_aggregates(data_dir, "10min", start, end) + read_aggregates(data_dir, "2h", start, end)
                + list(_three_s(data_dir, start, end, ("freq",))))
-    out = en50160.report(records, start, end, inst["nominal_v"], inst["nominal_f"], inst["voltage"])
+    out = en50160.report(records, start, end, inst["nominal_v"], inst["nominal_f"], inst["voltage"],
+                         store.read_events(data_dir, start, end))
     out["source"] = str(Path(data_dir) / store.RECORDER_DB)
     return out, records
 

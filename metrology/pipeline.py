@@ -199,6 +199,16 @@ class Pipeline:
         self._sec_lo -= dropped
         return out
 
+    def disturbance_counts(self) -> dict[str, int]:
+        """The disturbance counters: dips, swells, interruptions, RVCs and transients counted so far."""
+        return {**self.flagger.events.counts, "transient": self.transients.count}
+
+    def set_disturbance_counts(self, counts: dict[str, int]) -> None:
+        """Carry counters on from where they were (a service that restarts), or set them back to zero."""
+        for kind in self.flagger.events.counts:
+            self.flagger.events.counts[kind] = int(counts.get(kind, 0))
+        self.transients.count = int(counts.get("transient", 0))
+
     def _restart(self, first_index: int, hard: bool = True) -> None:
         if hard or self.next_index is None:
             self.tracker.restart(first_index)

@@ -6,7 +6,8 @@ capturing costs metering nothing, and metrology sends only the trigger (the samp
 started). The 32 kSPS samples are brought to ``samples_per_cycle`` times the nominal frequency (a polyphase
 anti-alias resampler) and written at the input terminals (secondary) with the PT/CT ratios in the .cfg, so
 ``meter replay`` and any COMTRADE reader get primary values. The directory keeps ``depth`` captures; the oldest
-pair is deleted when a new one would exceed it, and ``overwritten`` counts them.
+pair is deleted when a new one would exceed it, and ``overwritten`` counts them. Samples the acquisition lost
+inside a capture's window are written as COMTRADE's missing values, with the recorded samples either side.
 """
 from __future__ import annotations
 
@@ -29,26 +30,45 @@ PAD_CYCLES = 1          # samples beyond each end of the window, so the resample
 
 
 class SampleHistory:
-    """The last ``seconds`` of samples (n, 7) by absolute sample index; a discontinuity starts it over."""
+    """The last ``seconds`` of samples (n, 7) by absolute sample index.
+
+    Frames the acquisition lost (a block that starts beyond the newest sample held) are held as missing, so a
+    capture across a gap keeps the samples on both sides of it; a block that starts before the newest sample
+    (acquisition restarted its count) or a gap longer than the history starts it over."""
 
     def __init__(self, seconds: float, sample_rate_hz: float) -> None:
         self.size = int(seconds * sample_rate_hz)
         self.buf = np.zeros((self.size, len(CHANNELS)), dtype=np.float32)
+        self.valid = np.zeros(self.size, dtype=bool)
         self.end = 0            # index after the newest sample held
-        self.count = 0          # samples held (up to size)
+        self.count = 0          # samples held (up to size), missing ones included
         self.restarts = 0
+        self.missing = 0        # frames lost between blocks, held as missing
 
     def add(self, first_index: int, x: np.ndarray) -> None:
         if self.count and first_index != self.end:
-            self.restarts += 1
-            self.count = 0
+            lost = first_index - self.end
+            if 0 < lost < self.size:
+                self.missing += lost
+                self._put(self.end, None, lost)
+            else:
+                self.restarts += 1
+                self.count = 0
         n = x.shape[0]
         if n >= self.size:
             x, first_index, n = x[-self.size:], first_index + n - self.size, self.size
+        self._put(first_index, x, n)
+
+    def _put(self, first_index: int, x: np.ndarray | None, n: int) -> None:
         at = first_index % self.size
         k = min(n, self.size - at)
-        self.buf[at:at + k] = x[:k]
-        self.buf[:n - k] = x[k:]
+        for lo, hi, part in ((at, at + k, slice(0, k)), (0, n - k, slice(k, n))):
+            if x is None:
+                self.buf[lo:hi] = np.nan
+                self.valid[lo:hi] = False
+            else:
+                self.buf[lo:hi] = x[part]
+                self.valid[lo:hi] = True
         self.end = first_index + n
         self.count = min(self.count + n, self.size)
 
@@ -57,12 +77,29 @@ class SampleHistory:
         return self.end - self.count
 
     def window(self, lo: int, hi: int) -> np.ndarray | None:
-        """Samples lo..hi-1, clipped to what is held; None when nothing of it is."""
+        """Samples lo..hi-1, clipped to what is held, NaN where frames were lost; None when nothing of it is."""
         lo, hi = max(lo, self.start), min(hi, self.end)
         if hi <= lo:
             return None
         idx = np.arange(lo, hi) % self.size
+        if not self.valid[idx].any():
+            return None
         return self.buf[idx].astype(np.float64)
+
+
+def resample_with_gaps(raw: np.ndarray, up: int, down: int) -> np.ndarray:
+    """``resample_poly(raw, up, down)`` along axis 0, where rows of NaN (lost frames) come out as NaN rows
+    over the whole reach of the anti-alias filter, and the samples around them as if the gap were zero."""
+    missing = np.isnan(raw).any(axis=1)
+    if not missing.any():
+        return resample_poly(raw, up, down, axis=0)
+    y = resample_poly(np.where(missing[:, None], 0.0, raw), up, down, axis=0)
+    # scipy's filter has 10 * max(up, down) taps each side at the up-sampled rate: reach / up input samples
+    reach = int(np.ceil(10 * max(up, down) / up)) + 1
+    near = np.convolve(missing.astype(np.int32), np.ones(2 * reach + 1, dtype=np.int32), mode="same") > 0
+    centre = np.clip(np.rint(np.arange(y.shape[0]) * down / up).astype(np.int64), 0, len(near) - 1)
+    y[near[centre]] = np.nan
+    return y
 
 
 @dataclass(frozen=True)
@@ -106,7 +143,7 @@ class CaptureDirectory:
         """Resample ``raw`` (samples from index ``raw_first``) and write ``name``.cfg/.dat; returns the .cfg."""
         rate = fmt.samples_per_cycle * fmt.nominal_hz
         ratio = Fraction(rate / fmt.sample_rate_hz).limit_denominator(10000)
-        y = resample_poly(raw, ratio.numerator, ratio.denominator, axis=0)
+        y = resample_with_gaps(raw, ratio.numerator, ratio.denominator)
         # cut the padding: whole output samples from (trigger - pre cycles) to (trigger + post cycles)
         t_first = raw_first / fmt.sample_rate_hz
         t_lo = (trigger_index - fmt.pre_cycles * fmt.cycle_samples) / fmt.sample_rate_hz

@@ -9,7 +9,7 @@ interharmonics (reports use 3-s values for IEEE 519 harmonics only), which keeps
 200 MB. Each kind keeps its own depth, the oldest overwritten, so that a day of 3-s rows never pushes out the
 weeks of 10-min rows EN 50160 asks for.
 
-``read_aggregates`` is the reader the reports use; it opens the database read-only, so it never waits for or
+``read_aggregates`` and ``read_events`` are the readers the reports use; it opens the database read-only, so it never waits for or
 disturbs the recorder.
 """
 from __future__ import annotations
@@ -28,6 +28,8 @@ from hal.errors import StorageError
 
 RECORDER_DB = "recorder.db"          # under data_dir
 AGGREGATES_TABLE = "pq_aggregates"
+EVENTS_TABLE = "pq_events"           # written by the recorder service (a LogStore), read here
+EVENTS_COLUMNS = {"kind": "TEXT", "start_ns": "INTEGER", "duration_s": "REAL", "detail": "JSON"}
 AGGREGATE_KINDS = ("3s", "10min", "2h")
 NOT_STORED = NOT_SENT                # what metrology does not send for each kind is not stored either
 SIGNIFICANT_DIGITS = 7               # float32 precision: what the meter's protocols publish
@@ -113,9 +115,6 @@ def read_aggregates(data_dir: str | Path, kind: str, since_ts: float | None = No
     asking for a few never holds them all. An absent database reads as no rows."""
     if kind not in AGGREGATE_KINDS:
         raise StorageError(f"aggregate kind {kind!r} is not one of {', '.join(AGGREGATE_KINDS)}")
-    path = Path(data_dir) / RECORDER_DB
-    if not path.exists():
-        return []
     where, params = ["kind = ?"], list[Any]([kind])
     if since_ts is not None:
         where.append("ts >= ?")
@@ -123,21 +122,41 @@ def read_aggregates(data_dir: str | Path, kind: str, since_ts: float | None = No
     if until_ts is not None:
         where.append("ts <= ?")
         params.append(float(until_ts))
+    sql = (f'SELECT ts, kind, flagged, gap, "values" FROM {AGGREGATES_TABLE} '
+           f"WHERE {' AND '.join(where)} ORDER BY ts{' DESC' if newest else ''}")
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    rows = _read_only(data_dir, sql, params, f"reading {kind} aggregates")
+    if newest:
+        rows.reverse()
+    return [{"ts": ts, "kind": k, "flagged": bool(f), "gap": bool(g), "values": json.loads(v)}
+            for ts, k, f, g, v in rows]
+
+
+def read_events(data_dir: str | Path, since_ts: float, until_ts: float,
+                kinds: tuple[str, ...] = ("sag", "swell", "interruption")) -> list[dict[str, Any]]:
+    """The finished PQ events of ``kinds`` that started in [since_ts, until_ts), oldest first: dicts with ``ts``
+    (start, s since 1970), ``kind``, ``duration_s`` and ``detail`` (the event's record: extreme_pct, phases...)."""
+    marks = ",".join("?" * len(kinds))
+    rows = _read_only(data_dir, f"SELECT ts, kind, duration_s, detail FROM {EVENTS_TABLE} WHERE kind IN ({marks}) "
+                                "AND ts >= ? AND ts < ? ORDER BY ts", [*kinds, float(since_ts), float(until_ts)],
+                      "reading PQ events")
+    return [{"ts": ts, "kind": k, "duration_s": d, "detail": json.loads(detail) if detail else {}}
+            for ts, k, d, detail in rows]
+
+
+def _read_only(data_dir: str | Path, sql: str, params: list[Any], what: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` on recorder.db opened read-only; an absent database or table reads as no rows."""
+    path = Path(data_dir) / RECORDER_DB
+    if not path.exists():
+        return []
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
         try:
-            sql = (f'SELECT ts, kind, flagged, gap, "values" FROM {AGGREGATES_TABLE} '
-                   f"WHERE {' AND '.join(where)} ORDER BY ts{' DESC' if newest else ''}")
-            if limit is not None:
-                sql += f" LIMIT {int(limit)}"
-            rows = db.execute(sql, params).fetchall()
-            if newest:
-                rows.reverse()
+            return db.execute(sql, params).fetchall()
         finally:
             db.close()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return []
-        raise StorageError(f"{path}: reading {kind} aggregates failed: {exc}") from exc
-    return [{"ts": ts, "kind": k, "flagged": bool(f), "gap": bool(g), "values": json.loads(v)}
-            for ts, k, f, g, v in rows]
+        raise StorageError(f"{path}: {what} failed: {exc}") from exc

@@ -14,9 +14,13 @@ affected intervals carry the gap flag and the lost time is counted in ``gaps`` a
 order, holding back those around a gap until the ADE9000's record of that time has arrived on the
 ``chip_intervals`` ring, and adds the chip's energy of the frames no measured cycle covers; it also
 publishes the running cross-check of the two energy paths.
+
+The disturbance counters (``pq_*_count``) carry on across restarts: they are kept in ``data_dir/pq_counters.json``
+and set back to zero only by ``metrology.pq_counters_reset``.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -34,6 +38,7 @@ from firmware.points import snapshot_layout
 from firmware.revenue.gapfill import GapFill
 from firmware.revenue.runtime import GuardedRevenue, revenue_commands
 from firmware.service import Service, command, main
+from firmware.storage.atomic import atomic_write
 from firmware.timesync import SNAPSHOT_NAME as TIME_SNAPSHOT_NAME
 from firmware.timesync.reader import STALE_S, TimeSynced
 from metrology import _kernels
@@ -47,6 +52,8 @@ BATCH_FRAMES = 4096              # ~128 ms of samples per pipeline call
 BATCH_WAIT_S = 0.15              # after a first block, wait this long for the rest of a batch (latency bound)
 ATTACH_TIMEOUT_S = 10.0
 GAP_LOG_INTERVAL_S = 10.0        # sample gaps are summarised in the log at most this often
+PQ_COUNTERS_FILE = "pq_counters.json"   # under data_dir: the disturbance counters, carried across restarts
+PQ_COUNTERS_SYNC_S = 10.0        # saved whenever they change; synced to the medium at most this often
 
 
 class MetrologyService(Service):
@@ -67,6 +74,10 @@ class MetrologyService(Service):
         # PQ records for the recorder: a ring never waits for its reader, so metering cannot stall on it
         self.pq_ring = pqrecords.create_ring(self.ctx.shm_name(names.PQ_EVENTS))
         self._last_event: PqEvent | None = None
+        self._counts_path = self.ctx.data_dir / PQ_COUNTERS_FILE
+        self._counts_synced = time.monotonic()
+        self.pipeline.set_disturbance_counts(self._load_counts())
+        self.snapshot.publish(self._pq_counters())
         self._gaps_unlogged = self._frames_unlogged = 0
         self._gap_logged_at = -GAP_LOG_INTERVAL_S
         self.present = self.pipeline.wiring.signal_present()
@@ -120,6 +131,7 @@ class MetrologyService(Service):
                 self._last_event = ev
         if result.events:
             update.update(self._pq_counters())
+            self._save_counts()
         if update:
             self.snapshot.publish(update)
         records = pqrecords.feed_records(result)
@@ -129,8 +141,29 @@ class MetrologyService(Service):
 
     def _pq_counters(self) -> dict[str, float]:
         p = self.pipeline
-        counts = {**p.flagger.events.counts, "transient": p.transients.count}
-        return counter_points(counts, p.flagger.in_event, self._last_event)
+        return counter_points(p.disturbance_counts(), p.flagger.in_event, self._last_event)
+
+    def _load_counts(self) -> dict[str, int]:
+        try:
+            saved = json.loads(self._counts_path.read_text())
+            return {str(k): int(v) for k, v in saved.items() if isinstance(v, int) and v >= 0}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, AttributeError) as exc:
+            self.log.warning("%s unreadable (%s): the disturbance counters start from zero", self._counts_path, exc)
+            return {}
+
+    def _save_counts(self, sync: bool = False) -> None:
+        """Replaced whole each time (a killed process leaves the old or the new file, never half of one)."""
+        now = time.monotonic()
+        sync = sync or now - self._counts_synced >= PQ_COUNTERS_SYNC_S
+        try:
+            atomic_write(self._counts_path, json.dumps(self.pipeline.disturbance_counts()).encode(), sync=sync)
+        except OSError as exc:
+            self.log.warning("disturbance counters not saved: %s", exc)
+            return
+        if sync:
+            self._counts_synced = now
 
     def _note_gap(self, lost_frames: int) -> None:
         """One line per GAP_LOG_INTERVAL_S at most, with what the gaps since the last one cost (the acquisition
@@ -184,6 +217,8 @@ class MetrologyService(Service):
         self.counters["seconds"] += 1
 
     def teardown(self) -> None:
+        if getattr(self, "pipeline", None) is not None and getattr(self, "_counts_path", None) is not None:
+            self._save_counts(sync=True)
         if getattr(self, "gapfill", None) is not None:
             self.gapfill.close()
         if getattr(self, "revenue", None) is not None:
@@ -201,6 +236,16 @@ class MetrologyService(Service):
     def commands(self) -> dict[str, Any]:
         """Service commands plus the revenue registers' (demand_reset, billing_reset, test_mode_enter, ...)."""
         return {**revenue_commands(lambda: getattr(self, "revenue", None)), **super().commands()}
+
+    @command("pq_counters_reset")
+    def cmd_pq_counters_reset(self, user: str = "") -> dict[str, Any]:
+        """Set the disturbance counters (dips, swells, interruptions, RVCs, transients) back to zero."""
+        before = self.pipeline.disturbance_counts()
+        self.pipeline.set_disturbance_counts({})
+        self._save_counts(sync=True)
+        self.snapshot.publish(self._pq_counters())
+        self.log.info("disturbance counters reset by %s (were %s)", user or "?", before)
+        return {"before": before, "after": self.pipeline.disturbance_counts()}
 
     @command("energy")
     def cmd_energy(self, user: str = "") -> dict[str, Any]:

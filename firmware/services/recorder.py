@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from firmware.ipc import names, pqrecords
 from firmware.ipc.ring import Ring, RingReader
 from firmware.ipc.samples import SampleBlock
@@ -29,7 +31,7 @@ from firmware.ipc.snapshot import Snapshot
 from firmware.recorder.capture import PAD_CYCLES, WAVEFORMS_DIR, CaptureDirectory, CaptureFormat, SampleHistory, capture_name
 from firmware.recorder.datarec import DataRecorders
 from firmware.recorder.hsrms import HsRms, burst_detail
-from firmware.recorder.store import RECORDER_DB, AggregateStore, read_aggregates
+from firmware.recorder.store import EVENTS_COLUMNS, EVENTS_TABLE, RECORDER_DB, AggregateStore, read_aggregates
 from firmware.service import Service, command, main
 from firmware.storage.eventlog import Event, EventLog
 from firmware.storage.logstore import LogStore
@@ -42,7 +44,7 @@ MAX_RECORDS_PER_STEP = 100         # a backlog is worked off in steps, captures 
 HISTORY_MARGIN_S = 4.0             # samples kept beyond a capture's span: events come a batch or two late, an
                                    # RVC only when it ends (a second of steady voltage after it)
 CAPTURE_WAIT_S = 5.0               # a capture whose post-trigger samples never come is written with what there is
-EVENTS_TABLE, HSRMS_TABLE = "pq_events", "pq_hsrms"
+HSRMS_TABLE = "pq_hsrms"
 
 
 @dataclass
@@ -65,9 +67,7 @@ class RecorderService(Service):
         self.eventlog = EventLog.from_config(self.config)
         self.aggregates = AggregateStore(data, {"3s": cfg.aggregate_depth_3s, "10min": cfg.aggregate_depth_10min,
                                                 "2h": cfg.aggregate_depth_2h})
-        self.events = LogStore(data / RECORDER_DB, EVENTS_TABLE, {"kind": "TEXT", "start_ns": "INTEGER",
-                                                                   "duration_s": "REAL", "detail": "JSON"},
-                               cfg.event_depth)
+        self.events = LogStore(data / RECORDER_DB, EVENTS_TABLE, EVENTS_COLUMNS, cfg.event_depth)
         self.events.sql(f"CREATE INDEX IF NOT EXISTS {EVENTS_TABLE}_start ON {EVENTS_TABLE}(start_ns)")
         self.events.sql("CREATE TABLE IF NOT EXISTS recorder_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
         self.bursts = LogStore(data / RECORDER_DB, HSRMS_TABLE, {"kind": "TEXT", "start_ns": "INTEGER",
@@ -252,8 +252,8 @@ class RecorderService(Service):
                 self.counters["captures_partial"] += 1
                 continue
             first = max(lo, self.history.start)
-            if first > lo or first + raw.shape[0] < hi:
-                self.counters["captures_partial"] += 1
+            if first > lo or first + raw.shape[0] < hi or np.isnan(raw[:, 0]).any():
+                self.counters["captures_partial"] += 1      # cut short, or frames lost inside it (written missing)
             before = self.captures.overwritten
             t0 = time.perf_counter()
             self.captures.write(p.name, self.format, raw, first, p.trigger_index, p.trigger_ns, p.ascii_)

@@ -17,7 +17,9 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, sync: bool = True) -> None:
+    """``sync=False`` skips the fsyncs: the file is still replaced whole, and survives the process being killed,
+    but a power failure may bring back the content before (for state that is saved often and synced now and then)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.tmp-*"):
@@ -29,11 +31,13 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, target)
-    fsync_dir(target.parent)
+    if sync:
+        fsync_dir(target.parent)
 
 
 def append_durable(path: str | os.PathLike[str], line: bytes) -> None:

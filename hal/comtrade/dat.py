@@ -2,7 +2,7 @@
 
 A record is ``n, timestamp, A1..Ak, D1..Dm``: in ASCII one comma-separated line, in binary little-endian
 uint32 n, uint32 timestamp, the analog values (int16, int32 or float32) and the digital channels packed 16 to
-a uint16 word. Missing values are blank (ASCII), -32768 / -2^31 (BINARY / BINARY32) or NaN (FLOAT32); a
+a uint16 word. Missing values are blank (ASCII; 99999 in a 1999 file), -32768 / -2^31 (BINARY / BINARY32) or NaN (FLOAT32); a
 missing time stamp is blank or 0xFFFFFFFF.
 
 Checked against the .cfg: the number of records (the last ``endsamp``), the record size (binary) or the
@@ -19,6 +19,7 @@ import numpy as np
 
 from hal.comtrade.cfg import Config, fail
 
+ASCII_MISSING_1999 = 99999       # the 1999 revision's missing value in an ASCII file (2013: a blank field)
 BINARY = {"BINARY": ("<i2", -32768), "BINARY32": ("<i4", -(2**31)), "FLOAT32": ("<f4", None)}
 
 
@@ -85,6 +86,8 @@ def _ascii(config: Config, path: Path, data: bytes) -> Data:
     for j in range(n_a):
         raw[:, j] = _column(path, table[:, 2 + j], f"analog {j + 1} ({config.analogs[j].name})",
                             integral=False, missing_ok=True)
+    if config.rev_year < 2013:
+        raw[raw == ASCII_MISSING_1999] = np.nan
     dig = np.zeros((len(rows), n_d), dtype=np.uint8)
     for j in range(n_d):
         col = np.char.strip(table[:, 2 + n_a + j].astype(str))

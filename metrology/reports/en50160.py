@@ -19,10 +19,15 @@ harmonics 2-25      Table 1 (below), % of the fundamental   95 %        10-min, 
 
 Records flagged by a dip, swell or interruption and records with lost samples are left out of every
 statistic (IEC 61000-4-30 4.7: flagged values are not used for EN 50160 assessment).
+
+The week's dips and swells are counted in the standard's classification tables (EN 50160:2010 Tables 5 and 6:
+residual or maximum voltage in % of the declared voltage against duration), and its interruptions as short
+(up to 3 min) or long. The standard gives these as indicative values, not limits: they have no verdict.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+import math
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -46,6 +51,55 @@ SIGNALS = 10                   # h_mag rows: va vb vc vab vbc vca ia ib ic in
 EXPECTED_10MIN = WEEK_S // 600
 
 
+# EN 50160:2010 Table 5 (dips, by residual voltage u in % of the declared voltage) and Table 6 (swells, by
+# maximum voltage), each against the duration: (row label, test of u)
+Row = tuple[str, Callable[[float], bool]]
+DIP_ROWS: tuple[Row, ...] = (("90 > u >= 80", lambda u: 80 <= u < 90), ("80 > u >= 70", lambda u: 70 <= u < 80),
+                             ("70 > u >= 40", lambda u: 40 <= u < 70), ("40 > u >= 5", lambda u: 5 <= u < 40),
+                             ("5 > u", lambda u: u < 5))
+SWELL_ROWS: tuple[Row, ...] = (("u >= 120", lambda u: u >= 120), ("120 > u > 110", lambda u: 110 < u < 120))
+DURATION_COLUMNS = (("10 <= t <= 200 ms", 0.0, 0.2), ("200 < t <= 500 ms", 0.2, 0.5), ("500 ms < t <= 1 s", 0.5, 1.0),
+                    ("1 s < t <= 5 s", 1.0, 5.0), ("5 s < t <= 1 min", 5.0, 60.0))
+SHORT_INTERRUPTION_S = 180.0          # up to 3 min: short; longer: long
+
+
+def _column(duration_s: float) -> int | None:
+    for k, (_, lo, hi) in enumerate(DURATION_COLUMNS):
+        if lo < duration_s <= hi or (k == 0 and duration_s <= hi):
+            return k
+    return None
+
+
+def _table(events: list[dict[str, Any]], rows: tuple[Row, ...]) -> dict[str, Any]:
+    counts = [[0] * len(DURATION_COLUMNS) for _ in rows]
+    longer = unclassified = 0
+    for ev in events:
+        u = float(ev["detail"].get("extreme_pct", math.nan))
+        row = next((i for i, (_, within) in enumerate(rows) if within(u)), None)
+        if row is None:
+            unclassified += 1        # a threshold set beyond the table's (a dip at 92 %), or no residual stored
+            continue
+        col = _column(float(ev["duration_s"]))
+        if col is None:
+            longer += 1
+        else:
+            counts[row][col] += 1
+    return {"rows": [r[0] for r in rows], "columns": [c[0] for c in DURATION_COLUMNS], "counts": counts,
+            "total": len(events), "longer_than_1_min": longer, "not_in_table": unclassified}
+
+
+def events_summary(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The week's dips and swells in the EN 50160 classification tables and its interruptions, short and long.
+    ``events``: finished events (kind 'sag' | 'swell' | 'interruption', ``duration_s``, ``detail.extreme_pct``)."""
+    events = list(events)
+    intr = [e for e in events if e["kind"] == "interruption"]
+    short = sum(1 for e in intr if float(e["duration_s"]) <= SHORT_INTERRUPTION_S)
+    return {"dips": _table([e for e in events if e["kind"] == "sag"], DIP_ROWS),
+            "swells": _table([e for e in events if e["kind"] == "swell"], SWELL_ROWS),
+            "interruptions": {"short": short, "long": len(intr) - short, "short_up_to_s": SHORT_INTERRUPTION_S,
+                              "longest_s": max((float(e["duration_s"]) for e in intr), default=None)}}
+
+
 def _entry(parameter: str, limit: str, required: float, per_phase: list[float | None], count: int) -> dict:
     measured = worst(per_phase)
     return {"parameter": parameter, "limit": limit, "required_pct": required, "measured_pct": measured,
@@ -66,9 +120,10 @@ def thd_pct(h_pct: np.ndarray, max_order: int) -> np.ndarray:
 
 
 def report(records: Iterable[Record], start: float, end: float, nominal_v: float, nominal_f: float,
-           voltage: str = "v_ln") -> dict[str, Any]:
+           voltage: str = "v_ln", events: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
     """EN 50160 statistics of the week (start, end]; ``nominal_v`` is Un for the ``voltage`` values
-    ("v_ln" phase-to-neutral, "v_ll" phase-to-phase, primary V)."""
+    ("v_ln" phase-to-neutral, "v_ll" phase-to-phase, primary V); ``events``: the week's dips, swells and
+    interruptions (see ``events_summary``)."""
     if voltage not in ("v_ln", "v_ll"):
         raise ValueError(f"voltage must be v_ln or v_ll, got {voltage!r}")
     records = list(records)
@@ -129,6 +184,7 @@ def report(records: Iterable[Record], start: float, end: float, nominal_v: float
                     "coverage_pct": round(100.0 * len(ten) / EXPECTED_10MIN, 2)},
         "parameters": params,
         "compliant": overall(p["compliant"] for p in params),
+        "events": events_summary(events),
         "summary": {"v_min": nan_to_none(np.nanmin(v)) if np.isfinite(v).any() else None,
                     "v_max": nan_to_none(np.nanmax(v)) if np.isfinite(v).any() else None,
                     "plt_max": nan_to_none(np.nanmax(plt)) if np.isfinite(plt).any() else None},

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.support.pq_week import WEEK_START, Bad, week_records, write_db
+from tests.support.pq_week import WEEK_START, Bad, week_records, write_db, write_events
 
 BAD = (Bad(100, 101, "v", 200.0), Bad(400, 50, "flagged", 50.0), Bad(10, 5, "plt", 1.5),
        Bad(150, 101, "i5", 9.0))
@@ -32,6 +32,14 @@ def _png_size(path) -> tuple[int, int]:
 def week_db(tmp_path):
     # the week before: healthy; the generated week: bad runs
     write_db(tmp_path, week_records(WEEK_START - 7 * 86400) + week_records(bad=BAD))
+    # the generated week's dips, swells and interruptions; one dip the week before, one after
+    day = 86400
+    write_events(tmp_path, [(WEEK_START - 3600, "sag", 0.1, 60.0), (WEEK_START + 7 * day + 60, "sag", 0.1, 60.0),
+                            (WEEK_START + day, "sag", 0.1, 85.0), (WEEK_START + day + 60, "sag", 0.1, 85.0),
+                            (WEEK_START + 2 * day, "sag", 0.75, 45.0), (WEEK_START + 2 * day + 5, "sag", 2.0, 1.0),
+                            (WEEK_START + 3 * day, "swell", 0.05, 115.0), (WEEK_START + 3 * day + 9, "swell", 0.3, 125.0),
+                            (WEEK_START + 2 * day + 5, "interruption", 2.0, 1.0),
+                            (WEEK_START + 4 * day, "interruption", 600.0, 0.0)])
     return tmp_path
 
 
@@ -47,10 +55,17 @@ def test_en50160_present_and_previous_week_with_png(python, repo, week_db, tmp_p
     volts = next(p for p in out["parameters"] if p["parameter"] == "supply voltage" and p["required_pct"] == 95.0)
     assert volts["measured_pct"] == pytest.approx(100 * (958 - 101) / 958, abs=1e-3) and not volts["compliant"]
     assert _png_size(png) == (1100, 1000)
+    # EN 50160:2010 Tables 5 and 6, and the interruptions: short up to 3 min, long beyond
+    dips, swells = out["events"]["dips"], out["events"]["swells"]
+    assert dips["rows"][0] == "90 > u >= 80" and dips["columns"][0] == "10 <= t <= 200 ms"
+    assert dips["total"] == 4 and dips["counts"][0][0] == 2 and dips["counts"][2][2] == 1 and dips["counts"][4][3] == 1
+    assert swells["total"] == 2 and swells["counts"][1][0] == 1 and swells["counts"][0][1] == 1
+    assert out["events"]["interruptions"] == {"short": 1, "long": 1, "short_up_to_s": 180.0, "longest_s": 600.0}
 
     res = _meter(python, repo, "en50160", *common, "--week", "previous")
     prev = json.loads(res.stdout)
     assert prev["period"]["end"] == WEEK_START and prev["compliant"] is True
+    assert prev["events"]["dips"]["total"] == 1 and prev["events"]["dips"]["counts"][2][0] == 1
 
 
 def test_ieee519_with_png_and_the_missing_ratio(python, repo, week_db, tmp_path):

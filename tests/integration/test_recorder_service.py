@@ -18,6 +18,7 @@ import pytest
 
 from firmware.recorder.store import read_aggregates
 from firmware.storage.eventlog import EventLog
+from hal.comtrade import read_comtrade
 from hal.sim.signals import VoltageEvent, steady
 from tests.support.recorder_feed import Feeder, start_recorder, wait_for, write_config
 
@@ -99,6 +100,39 @@ def test_dip_reaches_event_log_capture_bursts_and_aggregates(rig, repo, subproce
     rows = client.call("read", recorder=5)
     assert len(rows) == 1 and rows[0]["data"]["event.extreme_pct"] == pytest.approx(60.0, abs=0.2)
     assert proc.poll() is None
+
+
+def test_a_capture_across_lost_frames_keeps_both_sides_and_marks_the_gap_missing(tmp_path, repo, subprocess_env):
+    """Frames lost 120-152 ms after the dip started (inside the capture's window): the capture still spans its
+    4 + 60 cycles, the lost stretch (and the resampler's reach around it) is COMTRADE's missing value, and the
+    samples either side are the signal's."""
+    cfg = write_config(tmp_path, PQ)
+    sig = dataclasses.replace(steady(UDIN, 5.0, 20.0), events=(VoltageEvent("sag", 0.6, 2.0, 0.1, "A", 0.0),))
+    feeder = Feeder(tmp_path / "run", sig, lose=(2.12, 2.15))
+    proc, client = start_recorder(repo, subprocess_env, cfg, tmp_path / "run", tmp_path / "recorder.out")
+    try:
+        feeder.feed(4.0)
+        wait_for(lambda: client.call("info")["captures"] >= 1, 30, "the dip's capture")
+        info = client.call("info")
+        assert info["captures_partial"] >= 1, info
+        name = [c for c in client.call("captures")["captures"] if c.endswith("_sag")][0]
+        rec = read_comtrade(tmp_path / "var" / "waveforms" / f"{name}.cfg")
+        va = rec.analog[:, [a.name for a in rec.analogs].index("VA")]
+        assert len(va) == pytest.approx(64 * 128, abs=2)
+        gone = np.flatnonzero(np.isnan(va))
+        # the dip starts 4 cycles (512 samples) in; the lost frames 120 to 152 ms later, within one block
+        # either side (the feeder loses whole 1,024-frame blocks), plus the anti-alias filter's reach
+        lost_from, lost_to = 512 + 0.120 * 6400, 512 + 0.152 * 6400
+        assert len(gone) and gone[0] >= lost_from - 32 * 6.4 - 20 and gone[-1] <= lost_to + 32 * 6.4 + 20
+        assert np.all(np.diff(gone) == 1)                                 # one stretch
+        assert _rms(va[:2 * 128]) == pytest.approx(UDIN, rel=0.002)      # before the dip
+        after = va[gone[-1] + 1:]
+        assert len(after) > 40 * 128 and _rms(after[-20 * 128:]) == pytest.approx(UDIN, rel=0.002)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        feeder.close()
 
 
 def test_command_capture_round_trip_through_meter_replay(rig, repo, subprocess_env):

@@ -273,6 +273,10 @@ def test_browser_waveform_iti_trends_and_report(meter, capture, ten_min, tmp_pat
 
             page.goto(f"{base}/#/report")
             page.wait_for_selector("table#en50160 tbody tr")
+            # the dip and swell tables of EN 50160:2010 (5 x 5 and 2 x 5) and the interruptions
+            assert page.locator("table#en50160-dips tbody tr").count() == 5
+            assert page.locator("table#en50160-swells tbody tr td").count() == 2 * 6
+            assert "short" in page.locator("#en50160-interruptions").inner_text()
             page.screenshot(path=artifacts / "10-report.png", full_page=True)
             assert not page.locator("#view p.error").count(), page.locator("#view").inner_text()
             assert not errors, errors

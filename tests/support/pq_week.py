@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware.recorder.store import AGGREGATE_KINDS, AggregateStore
+from firmware.recorder.store import AGGREGATE_KINDS, EVENTS_COLUMNS, EVENTS_TABLE, RECORDER_DB, AggregateStore
+from firmware.storage.logstore import LogStore
 
 WEEK_START = 1_764_547_200.0      # Monday 2025-12-01 00:00 UTC
 TEN_MIN_S, TWO_H_S, DAY_S = 600.0, 7200.0, 86400.0
@@ -73,3 +74,14 @@ def write_db(data_dir: Path, records: list[dict]) -> Path:
     finally:
         aggregates.close()
     return aggregates.path
+
+
+def write_events(data_dir: Path, events: list[tuple[float, str, float, float]]) -> None:
+    """(start ts, kind, duration s, extreme % of Udin) as the recorder stores finished PQ events."""
+    log = LogStore(data_dir / RECORDER_DB, EVENTS_TABLE, EVENTS_COLUMNS, 100_000)
+    try:
+        log.append_many([(ts, {"kind": kind, "start_ns": round(ts * 1e9), "duration_s": duration,
+                               "detail": {"kind": kind, "duration_s": duration, "extreme_pct": extreme}})
+                         for ts, kind, duration, extreme in events])
+    finally:
+        log.close()

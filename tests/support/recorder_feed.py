@@ -15,7 +15,7 @@ from firmware.control import ControlClient
 from firmware.ipc import names, pqrecords
 from firmware.ipc.names import instance_name, shm_name
 from firmware.ipc.ring import Ring
-from firmware.ipc.samples import SampleBlock, block_size
+from firmware.ipc.samples import FLAG_GAP, SampleBlock, block_size
 from firmware.ipc.snapshot import Snapshot
 from firmware.points import snapshot_layout
 from metrology.pipeline import Pipeline
@@ -28,13 +28,17 @@ SCALE = 1e-4                # V or A per code: 230 V peak 325 V = 3.25e6 codes, 
 
 
 class Feeder:
-    def __init__(self, run_dir: Path, signal, t0_ns: int | None = None) -> None:
+    def __init__(self, run_dir: Path, signal, t0_ns: int | None = None, lose: tuple[float, float] | None = None) -> None:
+        """``lose``: the blocks within this span (seconds of signal) never reach the samples ring, as frames the
+        acquisition lost; the next block written says how many (metrology is fed them all)."""
         inst = instance_name(run_dir)
         self.samples = Ring.create(shm_name(inst, names.SAMPLES), block_size(BLOCK), 1024)
         self.pq = pqrecords.create_ring(shm_name(inst, names.PQ_EVENTS))
         self.snapshot = Snapshot.create(shm_name(inst, names.MEASUREMENTS), snapshot_layout())
         self.snapshot.publish({"v_an": 230.0, "wh_delivered": 1.0})
         self.signal = signal
+        self.lose = (int(lose[0] * FS), int(lose[1] * FS)) if lose else None
+        self.lost_frames = 0
         self.pipeline = Pipeline(MetrologySettings())
         self.t0_ns = t0_ns if t0_ns is not None else time.time_ns()
         self.index = 0
@@ -54,8 +58,13 @@ class Feeder:
                 x = (self.signal(self.index, BLOCK) if callable(self.signal)
                      else self.signal.sample_range(self.index, BLOCK, FS))
                 ts = self.t0_ns + round(self.index * 1e9 / FS)
-                block = SampleBlock(self.index, ts, FS, np.rint(x / SCALE).astype(np.int32), (SCALE,) * 7)
-                self.samples.write(block.encode())
+                block = SampleBlock(self.index, ts, FS, np.rint(x / SCALE).astype(np.int32), (SCALE,) * 7,
+                                    flags=FLAG_GAP if self.lost_frames else 0, lost_frames=self.lost_frames)
+                if self.lose and self.lose[0] <= self.index + BLOCK and self.index < self.lose[1]:
+                    self.lost_frames += BLOCK
+                else:
+                    self.samples.write(block.encode())
+                    self.lost_frames = 0
                 parts.append(block.physical())
                 self.index += BLOCK
             # CPU time of this thread: what metering costs, whatever else the machine runs

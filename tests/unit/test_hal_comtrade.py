@@ -77,6 +77,21 @@ def test_writer_round_trip(fmt, rev, tmp_dir):
     assert rec.sample_rate_hz == RATE and rec.rev_year == rev
 
 
+@pytest.mark.parametrize("fmt,rev", [("ASCII", 1999), ("ASCII", 2013), ("BINARY", 2013), ("BINARY32", 2013),
+                                     ("FLOAT32", 2013)])
+def test_missing_samples_are_written_as_the_formats_missing_value(fmt, rev, tmp_dir):
+    n = 256
+    data = np.stack([wave(n, 5, -20), wave(n, 230, 0)], axis=1)
+    data[100:120] = np.nan                  # frames lost on both channels
+    data[:, 1][200] = np.nan                # one value of one channel
+    d = tmp_dir()
+    write_comtrade(d / "m", ["IA", "VA"], ["A", "V"], ["A", "A"], data, RATE, fmt=fmt, rev_year=rev)
+    rec = read_comtrade(d / "m")
+    assert np.array_equal(np.isnan(rec.analog), np.isnan(data))
+    ok = ~np.isnan(data)
+    assert np.abs(rec.analog[ok] - data[ok]).max() <= 1e-4 * 325
+
+
 def test_errors_name_the_file_and_the_problem(tmp_dir):
     d = tmp_dir()
     (d / "bad.cfg").write_text("S,D,1999\n2,1A,0D\n1,VA,A,,V,1,0,0,-1,1,1,1,S\n50\n1\n1000,1\nx\nx\nASCII\n1\n")

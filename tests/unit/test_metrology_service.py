@@ -153,3 +153,32 @@ def test_a_dip_reaches_the_snapshot_and_the_events_ring(service):
         kinds.append(kind if kind not in ("start", "event") else f"{kind}:{meta['kind']}")
     assert "start:sag" in kinds and "event:sag" in kinds and kinds.index("start:sag") < kinds.index("event:sag")
     assert kinds.count("aggregate") >= 1 and kinds.count("hsrms") > 10
+
+
+def test_the_disturbance_counters_carry_on_across_a_restart_and_reset_to_zero(service):
+    """A metrology service that restarts (crash, upgrade, power cycle) counts on from its last counts, as a
+    meter's disturbance counters do until someone resets them."""
+    svc, ring, ctx = service
+    sig = _Generated(__import__("dataclasses").replace(steady(230.0, 5.0), events=(
+        VoltageEvent("sag", 0.6, 2.0, 0.1, "A", 0.0),)))
+    t0 = 1_700_000_000_000_000_000
+    write_blocks(ring, sig, 0, int(3.0 * FS), t0)
+    drain(svc, 2000)
+    assert svc.pipeline.disturbance_counts()["sag"] == 1
+    svc.teardown()                                   # stopped (SIGTERM), then a new process starts
+    again = MetrologyService(ctx)
+    again.setup()
+    try:
+        snap = Snapshot.attach(ctx.shm_name(MEASUREMENTS)).read()
+        assert snap["pq_sag_count"] == 1                       # published at once, before any new event
+        # the same dip again, two seconds later on the new process's samples: the count goes on to 2
+        sig2 = _Generated(__import__("dataclasses").replace(steady(230.0, 5.0), events=(
+            VoltageEvent("sag", 0.6, 1.0, 0.1, "A", 0.0),)))
+        write_blocks(ring, sig2, 0, int(2.5 * FS), t0 + 10**10)
+        drain(again, 2000)
+        assert Snapshot.attach(ctx.shm_name(MEASUREMENTS)).read()["pq_sag_count"] == 2
+        assert again.cmd_pq_counters_reset(user="tester")["before"]["sag"] == 2
+        assert Snapshot.attach(ctx.shm_name(MEASUREMENTS)).read()["pq_sag_count"] == 0
+        assert (ctx.data_dir / "pq_counters.json").read_text().count(": 0") == 5
+    finally:
+        svc.__dict__.update(again.__dict__)          # the fixture tears down the running one

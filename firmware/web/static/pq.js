@@ -234,6 +234,20 @@ const PQ = (() => {
         h("td", {class: "num"}, (p.per_phase || []).map(pct).join(" / ")), h("td", {class: "num"}, p.values), verdict(p.compliant)))));
   }
 
+  // EN 50160:2010 Tables 5 and 6: dips and swells by voltage and duration; interruptions short and long
+  function en50160Events(ev) {
+    if (!ev) return h("p", {class: "muted"}, "no event counts in this report");
+    const table = (id, title, t) => h("table", {id},
+      h("thead", {}, h("tr", {}, [title, ...t.columns].map(c => h("th", {}, c)))),
+      h("tbody", {}, t.rows.map((row, i) => h("tr", {}, h("td", {}, row), ...t.counts[i].map(n => h("td", {class: "num"}, n))))));
+    const i = ev.interruptions;
+    return h("div", {},
+      h("h3", {}, `Dips: ${ev.dips.total}`), table("en50160-dips", "residual u %", ev.dips),
+      h("h3", {}, `Swells: ${ev.swells.total}`), table("en50160-swells", "maximum u %", ev.swells),
+      h("p", {id: "en50160-interruptions"}, `Interruptions: ${i.short} short (up to ${i.short_up_to_s / 60} min), ${i.long} long`,
+        i.longest_s === null ? "" : `; the longest ${i.longest_s.toFixed(1)} s`));
+  }
+
   function ieee519Table(r) {
     return h("table", {id: "ieee519"},
       h("thead", {}, h("tr", {}, ["quantity", "limit %", "95th pct 10 min", "99th pct 3 s worst day", "verdict"].map(t => h("th", {}, t)))),
@@ -250,7 +264,7 @@ const PQ = (() => {
       const d = await api("GET", `/api/reports/en50160?week=${week.value}`), r = d.report;
       fill(en, h("h2", {}, `EN 50160, ${span(d)}: `, verdict(r.compliant).textContent),
         h("p", {class: "muted"}, `${r.records["10min"]} of ${r.records["10min_expected"]} 10-min records (${r.records.coverage_pct} %), `,
-          `${r.records["10min_flagged"]} flagged`), en50160Table(r));
+          `${r.records["10min_flagged"]} flagged`), en50160Table(r), en50160Events(r.events));
     };
     const loadIeee = async () => {
       if (!isc.value) { fill(ieee, h("p", {class: "muted"}, "IEEE 519 needs the short-circuit ratio ISC/IL at the point of common coupling.")); return; }
