@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from firmware.ipc.pqrecords import NOT_SENT
+from firmware.storage.sqlite import open_db
 from hal.errors import StorageError
 
 RECORDER_DB = "recorder.db"          # under data_dir
@@ -64,11 +65,8 @@ class AggregateStore:
         self.path = Path(data_dir) / RECORDER_DB
         self.depths = {k: int(depths[k]) for k in AGGREGATE_KINDS}
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_db(self.path)
             self._db.execute(f'CREATE TABLE IF NOT EXISTS {AGGREGATES_TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT, '
                              'ts REAL NOT NULL, kind TEXT NOT NULL, flagged INTEGER NOT NULL, gap INTEGER NOT NULL, '
                              '"values" TEXT NOT NULL)')

@@ -31,6 +31,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from firmware.security.privileges import Privilege, from_mask, names, to_mask
+from firmware.storage.sqlite import open_db
 from hal.errors import AccessDenied, ConfigError, StorageError
 
 SECURITY_DB = "security.db"             # under data_dir
@@ -113,10 +114,7 @@ class UserStore:
         self.lockout_duration_s = float(lockout_duration_s)
         self._mutex = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_db(self.path)
             with self._tx() as db:
                 db.execute("CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, hash TEXT NOT NULL, "
                            "privileges INTEGER NOT NULL, protocols TEXT NOT NULL, default_password INTEGER NOT NULL)")

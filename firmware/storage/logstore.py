@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from firmware.storage.sqlite import open_db
 from hal.errors import StorageError
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -41,11 +42,8 @@ class LogStore:
         self.mode = mode
         self.refused = 0
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db = open_db(self.path, synchronous)
             cols = ", ".join(f"{c} {'TEXT' if t == 'JSON' else t}" for c, t in self.columns.items())
             self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                              f"ts REAL NOT NULL{', ' + cols if cols else ''})")

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
+from firmware.storage.sqlite import open_db
 from hal.errors import StorageError
 
 
@@ -37,11 +38,8 @@ class Outbox:
         self.table = table
         self.depth = depth
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_db(self.path)
             self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                              "ts REAL NOT NULL, topic TEXT NOT NULL, body TEXT NOT NULL, qos INTEGER NOT NULL, "
                              "retain INTEGER NOT NULL)")
