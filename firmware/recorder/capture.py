@@ -77,13 +77,12 @@ class SampleHistory:
         return self.end - self.count
 
     def window(self, lo: int, hi: int) -> np.ndarray | None:
-        """Samples lo..hi-1, clipped to what is held, NaN where frames were lost; None when nothing of it is."""
+        """Samples lo..hi-1, clipped to the span held, NaN where frames were lost (all NaN when every frame of it
+        was); None when the span held does not reach it."""
         lo, hi = max(lo, self.start), min(hi, self.end)
         if hi <= lo:
             return None
         idx = np.arange(lo, hi) % self.size
-        if not self.valid[idx].any():
-            return None
         return self.buf[idx].astype(np.float64)
 
 

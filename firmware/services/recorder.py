@@ -254,6 +254,9 @@ class RecorderService(Service):
             first = max(lo, self.history.start)
             if first > lo or first + raw.shape[0] < hi or np.isnan(raw[:, 0]).any():
                 self.counters["captures_partial"] += 1      # cut short, or frames lost inside it (written missing)
+                if np.isnan(raw[:, 0]).all():
+                    self.log.warning("capture %s: every sample of it was lost by the acquisition; written with "
+                                     "its samples missing", p.name)
             before = self.captures.overwritten
             t0 = time.perf_counter()
             self.captures.write(p.name, self.format, raw, first, p.trigger_index, p.trigger_ns, p.ascii_)

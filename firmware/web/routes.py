@@ -87,7 +87,8 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/captures/{name}", pq.capture, "One waveform capture as JSON: time axis and each channel's "
           "values in primary units", "power quality", READ, params=(_CAPTURE,), errors=(404, 409),
           description=f"At most {pq.MAX_WAVEFORM_POINTS} values: a longer capture is decimated (every "
-                      "'decimation'-th sample); the COMTRADE files carry all of them."),
+                      "'decimation'-th sample); the COMTRADE files carry all of them. Samples the meter lost "
+                      "(missing in the COMTRADE file) are null."),
         E("GET", "/api/captures/{name}/{part}", pq.capture_file, "Download the COMTRADE .cfg or .dat of one capture",
           "power quality", READ, params=(_CAPTURE, Param("part", "string", "which file", where="path",
                                                           enum=pq.COMTRADE_PARTS)), errors=(404,),

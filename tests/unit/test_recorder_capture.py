@@ -23,7 +23,8 @@ def test_lost_frames_are_held_as_missing_between_the_samples_either_side():
     w = h.window(0, 3072)
     assert np.isnan(w[1024:2048]).all() and np.allclose(w[:1024], block(0, 1024), atol=1e-3)
     assert np.allclose(w[2048:], block(2048, 1024), atol=1e-3)
-    assert h.window(1100, 1200) is None     # only missing frames there
+    assert np.isnan(h.window(1100, 1200)).all()     # only missing frames there: held as missing
+    assert h.window(3072, 4000) is None              # not reached yet
 
 
 def test_a_count_that_goes_back_or_a_gap_longer_than_the_history_starts_it_over():

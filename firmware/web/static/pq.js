@@ -41,9 +41,12 @@ const PQ = (() => {
       ctx.lineWidth = c.unit === "V" ? 1.6 : 1;
       ctx.setLineDash(c.unit === "V" ? [] : [5, 3]);
       ctx.beginPath();
+      let pen = false;           // samples the meter lost (null) leave a break in the trace, not a line at zero
       for (let i = i0; i < i1; i++) {
-        const y = mid - half * (c.values[i] || 0) / scale[c.unit === "V" ? "V" : "A"];
-        if (i === i0) ctx.moveTo(x(times[i]), y); else ctx.lineTo(x(times[i]), y);
+        if (c.values[i] === null) { pen = false; continue; }
+        const y = mid - half * c.values[i] / scale[c.unit === "V" ? "V" : "A"];
+        if (pen) ctx.lineTo(x(times[i]), y); else ctx.moveTo(x(times[i]), y);
+        pen = true;
       }
       ctx.stroke();
     }
