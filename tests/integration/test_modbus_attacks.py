@@ -8,6 +8,7 @@ limit applies to them and not to the reading client on 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -78,13 +79,16 @@ def rss_kb(pid: int) -> int:
 class Reader(threading.Thread):
     """A real client reading v_an every 0.2 s on a fresh connection; records how long each read took."""
 
-    def __init__(self, port: int, expected_v: float = VALUES["v_an"], rel: float = 1e-6) -> None:
-        """``rel``: 1e-6 for a published value (float32 keeps 24 bits); wider for a live meter's voltage."""
+    def __init__(self, port: int, expected_v: float = VALUES["v_an"], rel: float = 1e-6, live: bool = False) -> None:
+        """``rel``: 1e-6 for a published value (float32 keeps 24 bits); wider for a live meter's voltage. ``live``:
+        a live meter on a loaded test machine may publish NaN ("not available") for a second whose samples it
+        lost; that is an answer, counted, and at least one read must carry the voltage."""
         super().__init__(daemon=True)
         self.port = port
-        self.expected_v, self.rel = expected_v, rel
+        self.expected_v, self.rel, self.live = expected_v, rel, live
         self.times: list[float] = []
         self.failures: list[str] = []
+        self.not_available = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -96,8 +100,11 @@ class Reader(threading.Thread):
                     self.failures.append("connect refused")
                     continue
                 rr = client.read_holding_registers(3027, count=2)
-                if rr.isError() or client.convert_from_registers(rr.registers, client.DATATYPE.FLOAT32) != \
-                        pytest.approx(self.expected_v, rel=self.rel):
+                value = None if rr.isError() else client.convert_from_registers(rr.registers,
+                                                                                client.DATATYPE.FLOAT32)
+                if self.live and value is not None and math.isnan(value):
+                    self.not_available += 1
+                elif value is None or value != pytest.approx(self.expected_v, rel=self.rel):
                     self.failures.append(f"bad reply {rr}")
             except Exception as exc:  # noqa: BLE001 - every failure of the reading client is a finding
                 self.failures.append(repr(exc))
@@ -113,8 +120,10 @@ class Reader(threading.Thread):
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.join(10)
-        print(f"reader: {len(self.times)} reads, slowest {max(self.times or [0]):.3f} s")
+        print(f"reader: {len(self.times)} reads ({self.not_available} not available), "
+              f"slowest {max(self.times or [0]):.3f} s")
         assert self.failures == [], self.failures[:5]
+        assert self.not_available < len(self.times)
         assert len(self.times) >= ATTACK_S / 0.5
         assert max(self.times) < SERVED_WITHIN_S, f"slowest read {max(self.times):.3f} s"
 
@@ -245,7 +254,7 @@ def test_whole_meter_keeps_serving_through_both_attacks_at_once(tmp_path, repo, 
         loris: list[socket.socket] = []
         flood: list[socket.socket] = []
         # the simulated board's nominal 230 V; its day profile moves the voltage by a few percent
-        with Reader(port, expected_v=230.0, rel=0.1):
+        with Reader(port, expected_v=230.0, rel=0.1, live=True):
             end = time.monotonic() + ATTACK_S
             while time.monotonic() < end:
                 while len(loris) < 8:
