@@ -135,8 +135,11 @@ def render() -> str:
               "a regular file); an object another account created under a meter's name is refused with an error "
               "naming its owner.",
               "- Modbus TCP: a per-address connection limit (`max_connections_per_address`), a deadline to finish a "
-              "frame (`frame_timeout`), back-pressure on replies (`write_timeout`), and eviction of connections "
-              "that never completed a request when the pool is full (docs/modbus.md).", ""]
+              "frame (`frame_timeout`), back-pressure on replies (`write_timeout`), and, when the pool is full, "
+              "room made for a newcomer by closing a connection of the address that holds the most: first one "
+              "that never completed a request, else one quiet for a second or more. Frames that are dropped (no "
+              "PDU, another protocol id) neither count as a request nor keep a connection alive, so a host "
+              "trickling them cannot hold a place (`firmware/comms/modbus/tcp.py`).", ""]
     return "\n".join(lines)
 
 
