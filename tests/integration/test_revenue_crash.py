@@ -28,13 +28,13 @@ import numpy as np
 import pytest
 
 from firmware.control import ControlClient
-from firmware.ipc import shm
 from firmware.ipc.names import instance_name
 from firmware.ipc.snapshot import Snapshot
 from firmware.storage.records import RecordStore
 from hal.errors import IPCError, MeterError
 from metrology.registers import QUANTITIES, TOTAL, UNCOMP
 from tests.conftest import REPO, iterations
+from tests.support.shm_sweep import sweep_instance
 
 PERSIST_S = 2.0              # short, and longer than a second: some kills land between two writes
 START_TIMEOUT_S = 60.0
@@ -133,8 +133,7 @@ sim_dir = "{self.inputs}"
     def cleanup(self) -> None:
         """A killed meter leaves its shared memory behind (a clean stop removes it)."""
         self.stop(signal.SIGKILL)
-        for path in shm.SHM_DIR.glob(f"{instance_name(self.run_dir)}.*"):
-            shm.unlink(path.name)
+        sweep_instance(self.run_dir)
 
 
 def snapshot_values(meter: Meter) -> dict | None:

@@ -21,6 +21,7 @@ from firmware.timesync.reader import TimeSynced
 from hal.errors import MeterError
 from tests.integration.modbus_support import LoopThread, free_port, mbpoll_raw
 from tests.support.chrony import MeterChronyd, SteppableServer, require_chrony
+from tests.support.shm_sweep import sweep_instance
 
 POLL_S = 0.2
 DEADLINE_S = 20.0
@@ -38,6 +39,12 @@ def chrony(tmp_path: Path):
         if meter is not None:
             meter.stop()
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_shared_memory_left(tmp_path):
+    yield
+    sweep_instance(tmp_path / "run")
 
 
 def make_service(tmp_path: Path, server: SteppableServer, meter: MeterChronyd, **time_opts) -> TimeService:

@@ -27,6 +27,7 @@ from firmware.services.metrology import MetrologyService
 from hal.board import default_channels
 from hal.sim import adc
 from metrology.frequency import SETTLE_S
+from tests.support.shm_sweep import sweep_instance
 
 FS = 32000
 BLOCK = 128
@@ -159,6 +160,7 @@ class Rig:
                 ring.close()
                 ring.unlink()
         Snapshot.attach(self.ctx.shm_name(MEASUREMENTS)).unlink()
+        sweep_instance(self.ctx.run_dir)         # the events ring metrology made, and anything else of it
 
 
 @pytest.fixture(autouse=True)
