@@ -21,6 +21,7 @@ from firmware.ipc.snapshot import Snapshot
 from firmware.services.acquisition import ENERGY_LAYOUT, Acquisition
 from hal.ade9000 import ChipSettings
 from hal.sim.signals import steady
+from tests.support.shm_sweep import sweep_instance
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -146,12 +147,7 @@ def test_service_process_streams_in_real_time(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-        for n in (name, f"{instance_name(run_dir)}.chip_energy"):
-            try:
-                obj = Ring.attach(n) if n.endswith("samples") else Snapshot.attach(n)
-                obj.unlink()
-            except Exception:  # noqa: BLE001 - clean-up of whatever the test left
-                pass
+        sweep_instance(run_dir)          # the samples ring, the chip energy snapshot and intervals ring
 
 
 def test_chip_energy_intervals_name_the_frames_they_cover(shm):
