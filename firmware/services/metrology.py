@@ -76,8 +76,7 @@ class MetrologyService(Service):
         self._last_event: PqEvent | None = None
         self._counts_path = self.ctx.data_dir / PQ_COUNTERS_FILE
         self._counts_synced = time.monotonic()
-        self.pipeline.set_disturbance_counts(self._load_counts())
-        self.snapshot.publish(self._pq_counters())
+        self.pipeline.set_disturbance_counts(self._load_counts())   # published with every second
         self._gaps_unlogged = self._frames_unlogged = 0
         self._gap_logged_at = -GAP_LOG_INTERVAL_S
         self.present = self.pipeline.wiring.signal_present()

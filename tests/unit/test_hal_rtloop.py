@@ -74,7 +74,9 @@ def test_both_loops_deliver_the_chips_own_frames(read_loop):
     frames = len(blocks) * HALF_FRAMES
     # 1.5 s at 32 kSPS is 48,000 frames; allow the start and a loaded CI machine their share
     assert frames + lost >= 40_000
-    assert hw.stream.stats.lost_frames == lost
+    # the stream's count also holds a gap found after the last block collected (its next block never came)
+    extra = hw.stream.stats.lost_frames - lost
+    assert extra >= 0 and extra % HALF_FRAMES == 0
     assert len(energy) >= 1 and energy[0].frame_count > 0
     # 230 V x 5 A x cos 20 deg per phase, 1 s: the chip's own energy path (tolerance: 0.1 % of the chip model)
     assert energy[-1].wh[:, 0] == pytest.approx(230 * 5 * np.cos(np.radians(20)) / 3600, rel=2e-3)
@@ -152,7 +154,8 @@ def test_a_chip_that_stops_answering_stops_the_stream_with_the_reference_error()
     try:
         collect(hw, 0.1)
         hw.chip_process.control(faults={"absent": True})
-        with pytest.raises(MeterTimeoutError, match="no interrupt on IRQ0"):
+        # no interrupt comes; or one was raised just before, and its page reads all ones: either names the cause
+        with pytest.raises((MeterTimeoutError, ChipError), match="no interrupt on IRQ0|all ones"):
             collect(hw, 0.5)
         with pytest.raises(ChipError, match="all ones"):           # and bring-up names the cause
             hw.chip.bring_up()

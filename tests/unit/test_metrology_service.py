@@ -169,12 +169,15 @@ def test_the_disturbance_counters_carry_on_across_a_restart_and_reset_to_zero(se
     again = MetrologyService(ctx)
     again.setup()
     try:
-        snap = Snapshot.attach(ctx.shm_name(MEASUREMENTS)).read()
-        assert snap["pq_sag_count"] == 1                       # published at once, before any new event
-        # the same dip again, two seconds later on the new process's samples: the count goes on to 2
+        # the same dip again, a second into the new process's samples: its first second, published before the
+        # dip, carries the count as it was; then the count goes on to 2
         sig2 = _Generated(__import__("dataclasses").replace(steady(230.0, 5.0), events=(
             VoltageEvent("sag", 0.6, 1.0, 0.1, "A", 0.0),)))
-        write_blocks(ring, sig2, 0, int(2.5 * FS), t0 + 10**10)
+        write_blocks(ring, sig2, 0, int(0.9 * FS), t0 + 10**10)
+        drain(again, 2000)
+        snap = Snapshot.attach(ctx.shm_name(MEASUREMENTS)).read()
+        assert snap["pq_sag_count"] == 1 and not math.isnan(snap["v_an"])
+        write_blocks(ring, sig2, int(0.9 * FS) // BLOCK * BLOCK, int(2.5 * FS), t0 + 10**10)
         drain(again, 2000)
         assert Snapshot.attach(ctx.shm_name(MEASUREMENTS)).read()["pq_sag_count"] == 2
         assert again.cmd_pq_counters_reset(user="tester")["before"]["sag"] == 2
