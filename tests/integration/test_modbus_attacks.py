@@ -81,8 +81,8 @@ class Reader(threading.Thread):
 
     def __init__(self, port: int, expected_v: float = VALUES["v_an"], rel: float = 1e-6, live: bool = False) -> None:
         """``rel``: 1e-6 for a published value (float32 keeps 24 bits); wider for a live meter's voltage. ``live``:
-        a live meter on a loaded test machine may publish NaN ("not available") for a second whose samples it
-        lost; that is an answer, counted, and at least one read must carry the voltage."""
+        a live meter answers NaN ("not available") for a quantity it has not measured yet; that is an answer,
+        counted, and at least one read must carry the voltage."""
         super().__init__(daemon=True)
         self.port = port
         self.expected_v, self.rel, self.live = expected_v, rel, live
