@@ -39,7 +39,6 @@ class SampleHistory:
     def __init__(self, seconds: float, sample_rate_hz: float) -> None:
         self.size = int(seconds * sample_rate_hz)
         self.buf = np.zeros((self.size, len(CHANNELS)), dtype=np.float32)
-        self.valid = np.zeros(self.size, dtype=bool)
         self.end = 0            # index after the newest sample held
         self.count = 0          # samples held (up to size), missing ones included
         self.restarts = 0
@@ -63,12 +62,7 @@ class SampleHistory:
         at = first_index % self.size
         k = min(n, self.size - at)
         for lo, hi, part in ((at, at + k, slice(0, k)), (0, n - k, slice(k, n))):
-            if x is None:
-                self.buf[lo:hi] = np.nan
-                self.valid[lo:hi] = False
-            else:
-                self.buf[lo:hi] = x[part]
-                self.valid[lo:hi] = True
+            self.buf[lo:hi] = np.nan if x is None else x[part]      # NaN: a lost frame
         self.end = first_index + n
         self.count = min(self.count + n, self.size)
 

@@ -53,7 +53,7 @@ BATCH_WAIT_S = 0.15              # after a first block, wait this long for the r
 ATTACH_TIMEOUT_S = 10.0
 GAP_LOG_INTERVAL_S = 10.0        # sample gaps are summarised in the log at most this often
 PQ_COUNTERS_FILE = "pq_counters.json"   # under data_dir: the disturbance counters, carried across restarts
-PQ_COUNTERS_SYNC_S = 10.0        # saved whenever they change; synced to the medium at most this often
+PQ_COUNTERS_SYNC_S = 10.0        # saved whenever they change; a change this long after the last sync syncs
 
 
 class MetrologyService(Service):
