@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from firmware.config import meter_schema
 from tools.docfile import generate
 from firmware.security.audit import PRIORITY
 from firmware.security.authorize import (
@@ -114,9 +115,10 @@ def render() -> str:
     for lowest, sev in SEVERITY_BANDS:
         lines.append(f"| {lowest}-{upper} | {sev} ({SEVERITY_NAMES[sev]}) |")
         upper = lowest - 1
+    lines += config_lines()
     lines += ["", "## Sealed configuration", "",
               "Every saved change (`meter config set`) rewrites `meter.toml.seal` beside the configuration: the "
-              "values of the sealed sections (metrology and revenue). When a sealed option was edited by hand:", "",
+              "values of every revenue-locked option (above). When a sealed option was edited by hand:", "",
               "- **revenue-locked**: the edit does not take effect. Every process keeps the sealed values; "
               "`meter run` says so, records a `config_tamper` event (priority 255) and a refused entry in "
               "`meter.toml.history.jsonl`, at every start until the file is restored or the lock is opened. A "
@@ -141,6 +143,30 @@ def render() -> str:
               "PDU, another protocol id) neither count as a request nor keep a connection alive, so a host "
               "trickling them cannot hold a place (`firmware/comms/modbus/tcp.py`).", ""]
     return "\n".join(lines)
+
+
+def config_lines() -> list[str]:
+    """Who may change each configuration option: its rule in the schema (``firmware.config.schema.Rule``)."""
+    lines = ["", "## Configuration options", "",
+             "Every option's rule is in the schema (`firmware/config/sections/`), and every interface that changes "
+             "the configuration (the web's `POST /api/config`, BACnet writes, `meter config set`) goes by it:", "",
+             "- **privilege**: what a user needs to change it: `setup` (operation `config_set`), `security` "
+             "(`user_admin`) or `master` (`config_set_master`). Protocol access modes, passwords and the event "
+             "log's cutoff are `security`; upgrade settings and commands the meter runs as itself are `master`.",
+             "- **revenue-locked**: refused for everyone while the revenue lock is engaged, because the option "
+             "affects billing data, the lock itself or the logs; it is also sealed (below).",
+             "- **on the meter only**: a file, directory or program on the meter. A path set from the network "
+             "could point anywhere (a fresh user store with the factory account, a system file the time service "
+             "overwrites as root, another lock file), so no network interface changes it, whoever asks: it is "
+             "changed with `meter config set` on the meter, which needs write access to the configuration file "
+             "(root or the meter's account).",
+             "- **secret**: never returned by `GET /api/config` nor written to the history "
+             "(`(secret)` stands for it); `meter.toml`, its seal and its history are mode 0600 whatever the umask.",
+             "", "| option | privilege | revenue-locked | over the network | secret |", "|---|---|---|---|---|"]
+    for rule in meter_schema().rules():
+        lines.append(f"| `{rule.option}` | {rule.privilege} | {'yes' if rule.locked else 'no'} | "
+                     f"{'no (on the meter only)' if rule.local else 'yes'} | {'yes' if rule.secret else 'no'} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -269,7 +269,7 @@ class BacnetDevice:
         await self._save(changes, f"AV{instance} {av.name} = {number:g}")
 
     async def _save(self, changes: dict[str, dict[str, Any]], what: str) -> None:
-        sealed = any(self.store.schema.section(s).sealed for s in changes)
+        sealed = any(self.store.schema.section(s).rule(o).locked for s, options in changes.items() for o in options)
         self._authorize("configure", what, revenue=sealed)
         try:
             self.config = await asyncio.to_thread(self.store.update, changes, USER, f"BACnet write: {what}")
