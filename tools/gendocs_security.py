@@ -95,7 +95,16 @@ def render() -> str:
               "`modbus_rtu_access`, or `[modbus] access`): none, read-only, read-write; with `[security] enabled`, "
               "commands also need `[security] modbus_user` to be a user allowed over Modbus with the command's "
               "privilege |",
-              "| web, BACnet, display | a user who logs in (`firmware/security/login.py`) | that user's privileges "
+              "| BACnet/IP, MS/TP | nobody logs in over BACnet | `[bacnet] access` (read-only, read-write); with "
+              "`[security] enabled`, `[security] bacnet_user`'s privileges. The AV1 commands that change revenue "
+              "data (30078 energy reset, 21212 peak demand reset) run only with `[bacnet] revenue_commands` (a "
+              "security setting, off by default) and never while revenue-locked (the switch is read as well as "
+              "the snapshot). DeviceCommunicationControl and ReinitializeDevice need `[bacnet] password` (empty: "
+              "both refused); no password is checked within 1 s of a wrong one, and `[security] lockout_attempts` "
+              "wrong ones in a row lock both out for `lockout_duration`, across restarts. ReinitializeDevice "
+              "re-initialises the BACnet device inside the comms service (configuration read again, communication "
+              "control ended); Modbus goes on |",
+              "| web, display | a user who logs in (`firmware/security/login.py`) | that user's privileges "
               "and the lockout of that protocol |", "",
               "Control commands and their operations:", "", "| command | operation |", "|---|---|"]
     lines += [f"| `{cmd}` | `{op}` |" for cmd, op in sorted(COMMAND_OPERATIONS.items())]
@@ -108,6 +117,13 @@ def render() -> str:
               "event log keeps what is above its cutoff, `[events] cutoff`, default 5) and, when `[security] "
               "syslog_address` names a collector (an IP address: host names are refused), to syslog as RFC 5424 "
               "messages over UDP (facility 4, security/authorization).", "",
+              "Floods: what anyone who reaches a port can cause at will (failed logins, refused requests, wrong "
+              "BACnet passwords) is aggregated: a repeat of an event among the newest 256 records (same priority, "
+              "source, cause, effect and user, the last within 10 min) is counted into it, with `count`, `first` "
+              "and `last` in its detail, instead of adding a record. Events of the audit trail (user and "
+              "configuration changes, lockouts, tamper, certificate changes, commands run; IEC 62443-3-3 SR 2.8, "
+              "IEEE 1686) are also kept in a second table, `event_log_kept` in the same file, which no failed "
+              "attempt reaches, so no flood can overwrite them.", "",
               "| event | priority |", "|---|---|"]
     lines += [f"| `{cause}` | {priority} |" for cause, priority in PRIORITY.items()]
     lines += ["", "| priority | syslog severity |", "|---|---|"]

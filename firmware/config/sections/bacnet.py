@@ -51,7 +51,13 @@ SECTIONS = [
         Option("trend_log_stop_when_full", ListOf(Bool(), TREND_LOGS, TREND_LOGS), (False, False, False),
                "Stop_When_Full of TL1, TL2, TL3 (false: the oldest record is overwritten)."),
         Option("password", Str(20), "", "Password that DeviceCommunicationControl and ReinitializeDevice "
-               "must carry; empty: none asked.", privilege="security", secret=True),
+               "must carry; empty: both are refused. Wrong passwords are held to one a second and lock both "
+               "services out after [security] lockout_attempts in a row, for lockout_duration.",
+               privilege="security", secret=True),
+        Option("revenue_commands", Bool(), False, "Let AV1 run the commands that change revenue data: 30078 "
+               "(clear the energy registers) and 21212 (peak demand reset). Off: both are refused "
+               "(WRITE_ACCESS_DENIED); on: still refused while revenue-locked.", privilege="security",
+               locked=True),
         Option("time_sync", Bool(), True, "Pass TimeSynchronization and UTCTimeSynchronization to the time "
                "service (which applies them by [time] priority, source \"protocol\")."),
     ], "BACnet device: BACnet/IP and MS/TP, the S4100 object model (docs/bacnet.md)."),
