@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from firmware import __version__
+from firmware import __version__, powerup
 from firmware.config import Config
 from firmware.control import ControlClient, ControlError, ControlServer
 from firmware.health import SampleLoss, meter_state
@@ -126,6 +126,7 @@ class Supervisor:
             # before the control socket's threads start: the imports run with this thread alone
             preload([c.spec.module for c in self.children.values()])
         self.control.start()
+        self.power_up = powerup.record(self.config.meter.data_dir)   # before any service reads it
         log.info("supervisor started", extra={"fields": {"version": __version__, "run_dir": str(self.run_dir),
                                                          "services": list(self.children), "start": self.sv.start}})
         for child in self.children.values():

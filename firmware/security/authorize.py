@@ -71,6 +71,7 @@ OPERATIONS: dict[str, Operation] = _ops(
     ("time_set", Privilege.TIME_SYNC, W, "set the clock or time synchronisation"),
     ("energy_reset", Privilege.SETUP, W, "clear the energy registers"),
     ("preset", Privilege.SETUP, W, "preset an energy register"),
+    ("pulse_count_reset", Privilege.SETUP, W, "clear the digital inputs' pulse counts"),
     ("test_mode_enter", Privilege.SETUP, W, "enter test mode"),
     ("test_mode_exit", Privilege.SETUP, W, "leave test mode"),
     ("config_set", Privilege.SETUP, W, "change configuration that is not sealed"),
@@ -101,7 +102,7 @@ COMMAND_OPERATIONS: dict[str, str] = {
     "metrology.energy_reset": "energy_reset", "metrology.preset": "preset",
     "metrology.demand_sync": "demand_sync", "metrology.freeze": "freeze",
     "metrology.test_mode_enter": "test_mode_enter", "metrology.test_mode_exit": "test_mode_exit",
-    "time.set": "time_set", "io.ack": "alarm_ack", "upgrade.install": "upgrade_install", "email.test": "mail_test",
+    "time.set": "time_set", "io.ack": "alarm_ack", "io.reset_counts": "pulse_count_reset", "upgrade.install": "upgrade_install", "email.test": "mail_test",
     "acquisition.freeze": "diagnostic", "acquisition.stall": "diagnostic",
 }
 READ_COMMANDS = frozenset({"status", "ping", "info", "stats", "registers", "energy", "events", "progress", "log",

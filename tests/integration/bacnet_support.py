@@ -35,6 +35,7 @@ BACNET_VALUES = {
     "p_demand_delivered": 8_100.0, "q_demand_delivered": 1_200.0, "s_demand": 8_200.0,
     "p_demand_delivered_peak": 9_500.0, "q_demand_delivered_peak": 1_500.0, "s_demand_peak": 9_700.0,
     "p_demand_received_peak": 120.0, "q_demand_received_peak": 30.0, "time_synced": 1.0,
+    "di_count": [1234.0, 56.0] + [float("nan")] * 14, "power_up_count": 9.0,
 }
 
 
@@ -71,6 +72,7 @@ def _control(run_dir: Path, rig_calls: list[tuple[str, str, dict[str, Any]]],
     handlers = {f"metrology.{c}": handler(f"metrology.{c}", c != "demand_sync")
                 for c in ("demand_reset", "energy_reset", "billing_reset", "demand_sync")}
     handlers["time.set"] = handler("time.set", False)
+    handlers["io.reset_counts"] = handler("io.reset_counts", False)
     handlers["restart"] = handler("restart", False)
     server = ControlServer(run_dir / "control.sock", handlers)
     server.start()

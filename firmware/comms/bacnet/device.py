@@ -27,6 +27,7 @@ from firmware.comms.bacnet.settings import (
     RESTARTS_FOR,
     OutOfRange,
     max_power_kw,
+    output_config,
     plan_write,
     read_settings,
     subinterval_changes,
@@ -59,7 +60,7 @@ AV1_COMMANDS: dict[int, str | None] = {
     30078: "cmd_energy_reset",       # "clear all energy accumulators to 0"
     21211: "cmd_demand_sync",        # "begin new Demand Sub-Interval ... and log another data value on TL1-TL3"
     21212: "cmd_demand_reset",       # "reset Max Demand values"
-    16498: None,                     # "clear pulse counters": this meter has no pulse-input counter
+    16498: "cmd_pulse_count_reset",  # "clear pulse counters to 0"
 }
 DEMAND_SYNC_CODE = 21211
 # Device properties the S4100 lets a client write (PICS "Writable Properties"), with their [bacnet] option.
@@ -182,7 +183,8 @@ class BacnetDevice:
             self._refresh_set(objs)
 
     def _refresh_set(self, objs: ObjectSet) -> None:
-        ais, bis = read_all(self.model, self.values, self.limits(), max_power_kw(self.config), self.stale())
+        ais, bis = read_all(self.model, self.values, self.limits(), max_power_kw(self.config), self.stale(),
+                            output_config(self.config))
         for instance, reading in ais.items():
             _set_reading(objs.analog_inputs[instance], reading.value, reading.reliability)
         for instance, reading in bis.items():

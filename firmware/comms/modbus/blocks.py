@@ -89,6 +89,7 @@ COMMANDS: tuple[Command, ...] = (
             "Time set from the protocol: the UTC seconds written, accepted by [time] priority",
             arg="utc", args=(("source", "protocol"),)),
     Command("cmd_alarm_ack", "io.ack", "Acknowledge every active or unacknowledged alarm"),
+    Command("cmd_pulse_count_reset", "io.reset_counts", "Clear every digital input's pulse count"),
 )
 
 # Value a client writes to a command register or coil to run it (ION: commands run on a written 1).
