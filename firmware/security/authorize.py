@@ -75,7 +75,10 @@ OPERATIONS: dict[str, Operation] = _ops(
     ("test_mode_enter", Privilege.SETUP, W, "enter test mode"),
     ("test_mode_exit", Privilege.SETUP, W, "leave test mode"),
     ("config_set", Privilege.SETUP, W, "change configuration that is not sealed"),
-    ("config_set_sealed", Privilege.SETUP, W, "change metrology or revenue configuration (sealed sections)"),
+    ("config_set_sealed", Privilege.SETUP, W,
+     "change configuration that affects billing data, the revenue lock or the logs (revenue-locked options)"),
+    ("config_set_master", Privilege.MASTER, W, "change configuration only a master user may change (upgrade, "
+     "commands the meter runs as itself)"),
     ("web_files", Privilege.SETUP, W, "change the web server's files or certificate"),
     ("mail_test", Privilege.SETUP, W, "send a test e-mail"),
     ("user_admin", Privilege.SECURITY, W, "add, remove or change users and security settings"),
@@ -107,6 +110,16 @@ COMMAND_OPERATIONS: dict[str, str] = {
 }
 READ_COMMANDS = frozenset({"status", "ping", "info", "stats", "registers", "energy", "events", "progress", "log",
                            "latency", "check", "load_profile", "self_reads", "revenue_audit"})
+
+
+def config_operation(privilege: str, locked: bool) -> str:
+    """The operation a change of one configuration option is, from its rule in the schema
+    (``firmware.config.schema.Rule``: the privilege it needs and whether the revenue lock refuses it)."""
+    if privilege == "master":
+        return "config_set_master"
+    if privilege == "security":
+        return "user_admin"          # a locked security option is also refused by the store while locked
+    return "config_set_sealed" if locked else "config_set"
 
 
 def operation_for_command(cmd: str) -> str:

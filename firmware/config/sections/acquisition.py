@@ -5,11 +5,11 @@ SECTIONS = [
     Section("acquisition", [
         Option("line_frequency", Enum("50", "60"), "50",
                "Nominal line frequency the ADE9000 is configured for (ACCMODE.SELFREQ, 10/12-cycle windows); "
-               "keep it equal to the metering nominal frequency.", "Hz"),
+               "keep it equal to the metering nominal frequency.", "Hz", locked=True),
         Option("wiring", Enum("4W-WYE", "DELTA", "3W-WYE", "SINGLE", "2L", "2L+1n", "DEMO"), "4W-WYE",
-               "Wiring the chip's own energy accumulators assume (ACCMODE.VCONSEL)."),
+               "Wiring the chip's own energy accumulators assume (ACCMODE.VCONSEL).", locked=True),
         Option("energy_interval", Duration(0.1, 8.0), 1.0,
-               "Interval of the chip's energy accumulators (EGY_TIME, EGYRDY), published on 'chip_energy'.", "s"),
+               "Interval of the chip's energy accumulators (EGY_TIME, EGYRDY), published on 'chip_energy'.", "s", locked=True),
         Option("ring_slots", Int(64, 65536), 2048,
                "Sample blocks kept on the samples ring (2048 blocks of 4 ms = 8.2 s).", "blocks"),
         Option("read_loop", Enum("c", "python"), "c",

@@ -42,8 +42,9 @@ SECTIONS = [
         Option("setpoint", Table(SETPOINT, MAX_SETPOINTS), DEFAULT_SETPOINTS,
                "Setpoint alarms ([[alarms.setpoint]]); the defaults are the ION7400's enabled default alarms. "
                "Writing any [[alarms.setpoint]] replaces the whole list."),
-        Option("historic_depth", Int(10, 10000), 100, "Ended alarms kept in the historic list."),
+        Option("historic_depth", Int(10, 10000), 100, "Ended alarms kept in the historic list.", locked=True),
         Option("capture_command", Str(64), "capture.trigger",
-               "Control command sent for a waveform capture (served by the recorder when it runs)."),
+               "Control command sent for a waveform capture (served by the recorder when it runs); it runs with the "
+               "meter's own rights, hence master.", privilege="master"),
     ], "Alarms (docs/io.md): setpoints evaluated every second, priorities, acknowledgement, actions."),
 ]

@@ -70,7 +70,8 @@ SECTIONS = [
                "whose privileges they get). Root and the meter's own account are master; other accounts may "
                "only read."),
         Option("syslog_address", OptionalIP(), "",
-               "Send security events to this syslog collector (RFC 5424 over UDP); empty: off."),
-        Option("syslog_port", Int(1, 65535), 514, "UDP port of the syslog collector."),
-    ], "Users and privileges on every interface, login lockout, security events (docs/security.md)."),
+               "Send security events to this syslog collector (RFC 5424 over UDP); empty: off.", locked=True),
+        Option("syslog_port", Int(1, 65535), 514, "UDP port of the syslog collector.", locked=True),
+    ], "Users and privileges on every interface, login lockout, security events (docs/security.md).",
+       privilege="security"),
 ]
