@@ -10,7 +10,7 @@ and writes
 - the data recorders (``firmware.recorder.datarec``).
 
 It can be killed at any moment: the position in the events ring is saved every second with what it wrote, and
-on restart it reads again from there (the ring holds 2,048 records, minutes at the usual rate); a record seen
+on restart it reads again from there (the ring holds ``[pq] ring_records``, about a minute at the usual rate); a record seen
 twice is recognised (an aggregate by its kind and end, an event by its kind and start) and not stored twice. A capture waiting for its
 post-trigger samples when the process dies is lost; the samples ring does not hold them long enough.
 """
