@@ -84,7 +84,11 @@ def render() -> str:
               "BACnet (ION7400: lockout per user, protocol and connection type). The counts and lockouts are kept "
               "in `security.db`, so a restart does not end them; `meter user unlock` does. A good login clears the "
               "count. Failed logins with a name that does not exist are logged but not counted (nothing to lock, "
-              "and no table to grow). A login session (web, display) ends after `session_timeout` without use.", "",
+              "and no table to grow). A login session (web, display) ends after `session_timeout` without use, and "
+              "`session_max_age` after the login however busy; it also ends as soon as its user is removed or the "
+              "account changes (privileges, protocols, password: each session keeps a stamp of the account and "
+              "every request compares it), and the web's live-reading stream ends with its session (logout "
+              "included).", "",
               "## What each interface needs", "",
               "| interface | who asks | what decides |", "|---|---|---|",
               "| control socket (`meter` commands) | the connecting account, from the kernel (SO_PEERCRED); the "
