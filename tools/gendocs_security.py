@@ -146,9 +146,10 @@ def render() -> str:
               "seal remembers the switch file.",
               "- **unlocked**: the edit is saved at the next start as a new version by the user `hand edit`, with "
               "the old and new values in the history (`config_hand_edit`, priority 128).", "",
-              "`meter config set` and `meter config validate` also run the revenue code's own checks (holiday "
-              "dates, load-profile channels, demand intervals), so a setting the meter would refuse at start is "
-              "refused when it is set.", "",
+              "Every save (`meter config set`, the web, BACnet) and `meter config validate` also run the owning "
+              "services' own checks (`firmware/config/checks.py`: the revenue code's holiday dates, load-profile "
+              "channels and demand intervals; the alarms' points and nominals; the data recorders' channels), so a "
+              "setting a service would refuse at start is refused when it is set.", "",
               "## Hardening on the device", "",
               "- `meter.service` runs as `meter` with one capability, `CAP_NET_BIND_SERVICE` (Modbus on 502), "
               "`NoNewPrivileges`, `ProtectSystem=strict` (only the slots and `/var/lib/openmeter` writable), "

@@ -164,3 +164,16 @@ def test_the_live_stream_ends_at_logout(meter):
     conn.close()
     assert b"event: end" in seen, seen[-200:]
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("alarms.setpoint", [{"name": "bad", "point": "no_such_point", "pickup": 1.0}],
+     "point 'no_such_point' is not published"),
+    ("recorders.recorder", [{"name": "bad", "channels": ["no_such_point"]}],
+     "channel 'no_such_point' is not a point of the point map"),
+])
+def test_settings_a_service_would_refuse_at_start_are_refused_when_saved(meter, alice, option, value, message):
+    before = meter.config.read_text()
+    status, _, answer = change(alice, **{option.replace(".", "__"): value})
+    assert status == 400 and message in answer["error"], answer
+    assert meter.config.read_text() == before
