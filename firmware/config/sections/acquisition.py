@@ -16,7 +16,8 @@ SECTIONS = [
                "Who serves IRQ0 and reads the waveform buffer within the chip's 4-ms deadline: a C thread without "
                "the interpreter lock, SCHED_FIFO where permitted (c), or the Python reference driver (python)."),
         Option("lock_memory", Bool(), True,
-               "Lock the acquisition process in RAM (mlockall) so no page fault delays the read loop; when "
+               "Lock the acquisition process's pages in RAM as it uses them (mlockall, MCL_ONFAULT) so no page the "
+               "read loop touched is ever paged out; its buffers and stack are touched before it starts. When "
                "refused (no CAP_IPC_LOCK, low RLIMIT_MEMLOCK) only the loop's own ring is locked, and the log "
                "says so."),
         Option("max_restarts", Int(0, 1000), 10,

@@ -34,6 +34,10 @@ SECTIONS = [
         Option("restart_window", Duration(1, 86400), 60.0, "Window over which crashes are counted.", "s"),
         Option("stop_timeout", Duration(0.1, 30), 3.0,
                "Time a service gets to stop after SIGTERM before SIGKILL.", "s"),
+        Option("start", Enum("fork", "exec"), "fork",
+               "How a service process starts: forked from the supervisor, which imported the services' code once, "
+               "so that the processes share those pages (fork; docs/memory.md), or as a new interpreter that "
+               "imports everything again (exec)."),
     ], "How the supervisor starts, watches and restarts services."),
     Section("simulation", [
         Option("realtime", Bool(), True, "Run the simulated board in real time (false: as fast as read)."),
