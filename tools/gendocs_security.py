@@ -84,7 +84,11 @@ def render() -> str:
               "BACnet (ION7400: lockout per user, protocol and connection type). The counts and lockouts are kept "
               "in `security.db`, so a restart does not end them; `meter user unlock` does. A good login clears the "
               "count. Failed logins with a name that does not exist are logged but not counted (nothing to lock, "
-              "and no table to grow). A login session (web, display) ends after `session_timeout` without use.", "",
+              "and no table to grow). A login session (web, display) ends after `session_timeout` without use, and "
+              "`session_max_age` after the login however busy; it also ends as soon as its user is removed or the "
+              "account changes (privileges, protocols, password: each session keeps a stamp of the account and "
+              "every request compares it), and the web's live-reading stream ends with its session (logout "
+              "included).", "",
               "## What each interface needs", "",
               "| interface | who asks | what decides |", "|---|---|---|",
               "| control socket (`meter` commands) | the connecting account, from the kernel (SO_PEERCRED); the "
@@ -142,9 +146,10 @@ def render() -> str:
               "seal remembers the switch file.",
               "- **unlocked**: the edit is saved at the next start as a new version by the user `hand edit`, with "
               "the old and new values in the history (`config_hand_edit`, priority 128).", "",
-              "`meter config set` and `meter config validate` also run the revenue code's own checks (holiday "
-              "dates, load-profile channels, demand intervals), so a setting the meter would refuse at start is "
-              "refused when it is set.", "",
+              "Every save (`meter config set`, the web, BACnet) and `meter config validate` also run the owning "
+              "services' own checks (`firmware/config/checks.py`: the revenue code's holiday dates, load-profile "
+              "channels and demand intervals; the alarms' points and nominals; the data recorders' channels), so a "
+              "setting a service would refuse at start is refused when it is set.", "",
               "## Hardening on the device", "",
               "- `meter.service` runs as `meter` with one capability, `CAP_NET_BIND_SERVICE` (Modbus on 502), "
               "`NoNewPrivileges`, `ProtectSystem=strict` (only the slots and `/var/lib/openmeter` writable), "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 import tomllib
 
 import pytest
@@ -124,3 +125,55 @@ def test_secrets_are_never_read_back_and_the_file_is_private(meter, alice, sam):
     web = next(s for s in cfg["sections"] if s["name"] == "web")
     cert_dir = next(o for o in web["options"] if o["name"] == "cert_dir")
     assert cert_dir["web_writable"] is False and cert_dir["privilege"] == "master"
+
+
+def test_a_session_ends_with_its_user_and_with_a_change_of_privileges(meter):
+    users = UserStore(meter.data_dir)
+    try:
+        users.add("temp1", "temp-pw-1", frozenset({Privilege.SETUP}))
+        users.add("temp2", "temp-pw-2", frozenset({Privilege.SETUP}))
+        one, two = meter.client("127.0.0.3"), meter.client("127.0.0.3")
+        one.login("temp1", "temp-pw-1")
+        two.login("temp2", "temp-pw-2")
+        for client in (one, two):
+            status, _, answer = change(client, modbus__idle_timeout=80)
+            assert status == 200, answer
+        users.remove("temp1")
+        users.set_privileges("temp2", frozenset({Privilege.READ}))
+        for client in (one, two):
+            status, _, answer = change(client, modbus__idle_timeout=81)
+            assert status == 401 and "session ended" in answer["error"], answer
+            assert client.request("GET", "/api/session")[0] == 401
+    finally:
+        users.close()
+
+
+def test_the_live_stream_ends_at_logout(meter):
+    client = meter.client("127.0.0.4")
+    client.login("reader", USERS["reader"][0])
+    conn = client.connection()
+    conn.request("GET", "/api/stream", headers={"Cookie": client.cookie})
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.readline().startswith(b"event: readings")
+    started = time.monotonic()
+    assert client.request("DELETE", "/api/session")[0] == 200
+    seen = b""
+    while b"event: end" not in seen and time.monotonic() - started < 10:
+        seen += response.readline()
+    conn.close()
+    assert b"event: end" in seen, seen[-200:]
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("alarms.setpoint", [{"name": "bad", "point": "no_such_point", "pickup": 1.0}],
+     "point 'no_such_point' is not published"),
+    ("recorders.recorder", [{"name": "bad", "channels": ["no_such_point"]}],
+     "channel 'no_such_point' is not a point of the point map"),
+])
+def test_settings_a_service_would_refuse_at_start_are_refused_when_saved(meter, alice, option, value, message):
+    before = meter.config.read_text()
+    status, _, answer = change(alice, **{option.replace(".", "__"): value})
+    assert status == 400 and message in answer["error"], answer
+    assert meter.config.read_text() == before
