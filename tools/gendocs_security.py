@@ -173,8 +173,12 @@ def render() -> str:
               "naming its owner.",
               "- Modbus TCP: a per-address connection limit (`max_connections_per_address`), a deadline to finish a "
               "frame (`frame_timeout`), back-pressure on replies (`write_timeout`), and, when the pool is full, "
-              "room made for a newcomer by closing a connection of the address that holds the most: first one "
-              "that never completed a request, else one quiet for a second or more. Frames that are dropped (no "
+              "room made for a newcomer fairly: an address holding at least two connections more than the "
+              "newcomer's loses one, busy or not (first one whose client has taken no reply for a second, then "
+              "one that never completed a request, then the least recently active); else a connection quiet for "
+              "a second or more of the address holding the most. Hosts polling fast from several addresses, or "
+              "pipelining without reading, cannot keep out a client that polls now and then, and an address "
+              "holding a single connection never loses it to another address. Frames that are dropped (no "
               "PDU, another protocol id) neither count as a request nor keep a connection alive, so a host "
               "trickling them cannot hold a place (`firmware/comms/modbus/tcp.py`).", ""]
     return "\n".join(lines)
