@@ -165,6 +165,9 @@ def _status(args: argparse.Namespace) -> int:
         extra = f"  last exit: {svc['last_exit']}" if svc["last_exit"] else ""
         print(f"  {name:12s} {svc['state']:8s} pid {svc['pid'] or '-':<7} restarts {svc['restarts']:<3} "
               f"{', '.join(svc['endpoints'])}{extra}")
+    unread = status.get("events_unread")
+    if unread:
+        print(f"  {'events':12s} {unread} unread in the event log (the web's Event log page marks them read)")
     for warning in status.get("security_checklist", []):
         print(f"  {'security':12s} {warning}")
     return EXIT_STATUS[state]

@@ -43,6 +43,7 @@ from firmware.ipc import shm
 from firmware.ipc.names import MEASUREMENTS, instance_glob, instance_name, shm_name
 from firmware.preload import fork_service, preload
 from firmware.services.registry import ServiceSpec
+from firmware.storage.eventlog import EventLog
 from hal.errors import IPCError, MeterError
 
 log = logging.getLogger("supervisor")
@@ -123,6 +124,7 @@ class Supervisor:
             "shutdown": self.cmd_shutdown,
         }, fallback=self.forward, gate=control_gate(config), mode=0o660)
         self.started = time.time()
+        self._events: EventLog | None = None      # read for its unread counter only
 
     # ------------------------------------------------------------------ main loop
 
@@ -418,7 +420,18 @@ class Supervisor:
                 "last_gap": loss["last_gap"], "version": __version__, "config_version": self.config.version,
                 "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1), "run_dir": str(self.run_dir),
                 "control_socket": str(self.control.path), "services": services,
-                "security_checklist": self._checklist()}
+                "security_checklist": self._checklist(), "events_unread": self._events_unread()}
+
+    def _events_unread(self) -> int | None:
+        """The event log's unread counter (None when the log cannot be read)."""
+        try:
+            if self._events is None:
+                ev = self.config["events"]
+                self._events = EventLog(self.config.meter.data_dir, ev.cutoff, ev.depth)
+            return self._events.unread()
+        except MeterError as exc:
+            log.warning("event log unread counter: %s", exc)
+            return None
 
     def _checklist(self) -> list[str]:
         """Security warnings (a factory password still in use), for `meter status` and the status page."""

@@ -284,7 +284,15 @@ class IoService(Service):
             "alarm_list_value": [math.nan if r["value"] is None else float(r["value"]) for r in rows]
             + [math.nan] * pad,
             "power_up_count": float(self.power_up.count) if self.power_up.count else math.nan,
+            "events_unread": self._events_unread(),
         }
+
+    def _events_unread(self) -> float:
+        """The event log's unread counter (ION: the unread-events warning), for the display and Modbus."""
+        try:
+            return float(self.events.unread())
+        except MeterError:
+            return math.nan
 
     def teardown(self) -> None:
         store = getattr(self, "store", None)
