@@ -148,9 +148,17 @@ def _binary(config: Config, path: Path, data: bytes) -> Data:
         raise fail(path, f"{len(data)} bytes are not a whole number of {size}-byte records ({len(data) % size} bytes "
                          f"over): the .cfg declares {n_a} analog x {np.dtype(code).itemsize} bytes and {n_d} digital "
                          "per record; is it this .dat's .cfg?")
-    if len(data) != declared * size:
-        _count_note(config, path, f"{len(data) // size} records of {size} bytes", len(data) // size)
     arr = np.frombuffer(data[:min(len(data), declared * size)], dtype=rec)
+    if len(data) != declared * size:
+        found = f"{len(data) // size} records of {size} bytes"
+        if len(arr) > 1 and not (np.diff(arr["n"].astype(np.int64)) == 1).all():
+            # another count and sample numbers that do not run 1 by 1: records of another size than the
+            # .cfg's channels make (5 channels declared over 6 can still divide); nothing can be trusted
+            raise fail(path, f"{len(data)} bytes = {found}, but the .cfg (line {config.rates[-1].line}, field "
+                             f"endsamp) declares {declared} samples of {n_a} analog x {np.dtype(code).itemsize} "
+                             f"bytes and {n_d} digital, and the sample numbers do not count up: is it this .dat's "
+                             ".cfg?")
+        _count_note(config, path, found, len(data) // size)
     raw = arr["a"].astype(np.float64).reshape(len(arr), n_a)
     if missing is not None:
         raw[arr["a"].reshape(len(arr), n_a) == missing] = np.nan
