@@ -3,8 +3,8 @@ decided in one place.
 
 ``BacnetDevice.refresh`` copies one snapshot record into the objects (once a second, from the comms service's
 loop); ``BacnetDevice.write`` takes every WriteProperty of every object and link; ``BacnetDevice.command``
-runs AV1's command codes in their owning service through the control socket (the commands Modbus runs,
-``firmware.comms.modbus.blocks.COMMANDS``). Each write and command passes ``_authorize`` first: the one
+runs AV1's command codes in their owning service through the control socket (the catalogue's commands with a
+``bacnet_av1`` code, ``firmware/catalogue/table.py``). Each write and command passes ``_authorize`` first: the one
 place that says yes or no to a change from BACnet.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from firmware.comms.bacnet.settings import (
     system_code,
 )
 from firmware.comms.bacnet.trendlog import TrendLogs
-from firmware.comms.modbus.blocks import COMMANDS, Command
+from firmware.catalogue import Command, commands
 from firmware.config import Config
 from firmware.config.sections.bacnet import MAX_DEVICE_INSTANCE
 from firmware.config.store import ConfigStore
@@ -54,13 +54,11 @@ _SECURITY_OPERATIONS = {"configure": "config_set", "clear": "config_set", "time_
 # A snapshot not refreshed for this long makes every value report COMMUNICATION_FAILURE (metrology publishes
 # once a second).
 STALE_AFTER_S = 5.0
-# AV1 command codes (seed 003, AV1) and the meter command each runs (None: the meter has no such thing).
-AV1_COMMANDS: dict[int, str | None] = {
-    30078: "cmd_energy_reset",       # "clear all energy accumulators to 0"
-    21211: "cmd_demand_sync",        # "begin new Demand Sub-Interval ... and log another data value on TL1-TL3"
-    21212: "cmd_demand_reset",       # "reset Max Demand values"
-    16498: None,                     # "clear pulse counters": this meter has no pulse-input counter
-}
+# AV1 command codes (seed 003, AV1) and the catalogue command each runs (None: the meter has no such thing):
+# 30078 "clear all energy accumulators to 0", 21211 "begin new Demand Sub-Interval ... and log another data
+# value on TL1-TL3", 21212 "reset Max Demand values"; 16498 "clear pulse counters": no pulse-input counter here.
+AV1_COMMANDS: dict[int, Command | None] = {
+    **{c.bacnet_av1: c for c in commands() if c.bacnet_av1 is not None}, 16498: None}
 DEMAND_SYNC_CODE = 21211
 # Device properties the S4100 lets a client write (PICS "Writable Properties"), with their [bacnet] option.
 DEVICE_WRITABLE = {"objectIdentifier": "device_instance", "objectName": "device_name", "location": "location",
@@ -373,10 +371,9 @@ class BacnetDevice:
         code = int(value) if math.isfinite(value) and value == int(value) else -1
         if code not in AV1_COMMANDS:
             raise refuse("valueOutOfRange")
-        point = AV1_COMMANDS[code]
-        if point is None:
+        cmd = AV1_COMMANDS[code]
+        if cmd is None:
             raise refuse("optionalFunctionalityNotSupported", "services")
-        cmd = next(c for c in COMMANDS if c.point == point)
         self._authorize("command", cmd.control, revenue=False)
         await self._run(cmd)
         if code == DEMAND_SYNC_CODE and read_settings(self.config)["subinterval_length"] == 0:
@@ -384,7 +381,7 @@ class BacnetDevice:
 
     async def _run(self, cmd: Command) -> None:
         try:
-            await asyncio.to_thread(self.control.call, cmd.control)
+            await asyncio.to_thread(self.control.call, cmd.control, **dict(cmd.protocol_args))
         except ControlError as exc:
             log.info("bacnet: %s refused: %s", cmd.control, exc)
             if exc.kind == "AccessDenied":
