@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from firmware.catalogue.commands import Argument, Command, check
+from firmware.catalogue.commands import SERVICES, Argument, Command, check
 from firmware.catalogue.table import COMMANDS
 from firmware.points import Point, load_points
 from hal.errors import ConfigError
@@ -50,6 +50,11 @@ def command_for_control(control: str) -> Command | None:
             if c.control == "{service}." + verb and service in c.arg("service").choices:
                 return c
     return None
+
+
+def commands_module_services() -> tuple[str, ...]:
+    """The services commands may name (checked equal to ``firmware.services.registry`` by a test)."""
+    return SERVICES
 
 
 def quantities() -> tuple[Point, ...]:

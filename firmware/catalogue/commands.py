@@ -141,6 +141,9 @@ class Command:
             found.append("web")
         return tuple(found)
 
+    def required_args(self) -> list[str]:
+        return [a.name for a in self.args if a.required]
+
     def arg(self, name: str) -> Argument:
         for a in self.args:
             if a.name == name:
@@ -151,7 +154,7 @@ class Command:
     def bind(self, given: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The control command and its checked arguments for ``given`` (``service`` fills ``{service}``)."""
         out = {name: self.arg(name).check(value) for name, value in given.items()}
-        missing = [a.name for a in self.args if a.required and a.name not in out]
+        missing = [name for name in self.required_args() if name not in out]
         if missing:
             raise ConfigError(f"command {self.name}: argument(s) {', '.join(missing)} missing "
                               f"(meter do {self.name} {' '.join(m + '=...' for m in missing)})")

@@ -6,13 +6,11 @@ point, the docs and ``meter do`` take it from this table.
 from __future__ import annotations
 
 from firmware.catalogue.commands import SERVICES, Argument, Command
+from metrology.registers import QUANTITIES as ENERGY_REGISTERS
+from metrology.tou import RATES
 
 LAST_TIME_S = 7258118400           # 2200-01-01: later times are typing errors
 FIRST_TIME_S = 946684800           # 2000-01-01: the time service refuses earlier sets
-ENERGY_REGISTERS = ("wh_del", "wh_rec", "varh_del", "varh_rec", "varh_q1", "varh_q2", "varh_q3", "varh_q4",
-                    "vah_del", "vah_rec", "vah_vect_del", "vah_vect_rec", "qh_del", "qh_rec", "ah_del", "ah_rec",
-                    "v2h_del", "v2h_rec", "i2h_del", "i2h_rec")   # metrology.registers.QUANTITIES, checked by a test
-RATES = ("A", "B", "C", "D", "E", "F", "G", "H")                  # metrology.tou.RATES, checked by a test
 AGGREGATE_KINDS = ("3s", "10min", "2h")
 
 _SINCE = Argument("since_ts", "number", "from this time (seconds since 1970, UTC)", "s", 0, LAST_TIME_S, None)
@@ -66,7 +64,7 @@ COMMANDS: tuple[Command, ...] = (
                   Argument("value", "number", "new value, in the register's primary unit (Wh, varh, VAh, Ah, "
                            "V²h, A²h)", "", 0, 1e15),
                   Argument("phase", "choice", "phase slot", choices=("a", "b", "c", "total"), default="total"),
-                  Argument("rate", "choice", "TOU rate slot instead of a phase", choices=("", *RATES),
+                  Argument("rate", "choice", "TOU rate slot instead of a phase", choices=("", *tuple(RATES)),
                            default=""),
                   Argument("compensated", "bool", "the loss-compensated register", default=False)),
             title="preset an energy register"),
