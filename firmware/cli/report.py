@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from firmware.cli.config import DEFAULT_CONFIG
 from firmware.config.store import ConfigStore

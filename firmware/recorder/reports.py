@@ -17,7 +17,8 @@ from typing import Any, Iterator
 from firmware.config import Config
 from firmware.recorder import store
 from metrology.reports import en50160, ieee519
-from metrology.reports.common import DAY_S, WEEKS
+from metrology.reports.common import DAY_S
+from hal.errors import ConfigError
 
 def read_aggregates(data_dir: str | Path, kind: str, since_ts: float, until_ts: float) -> list[dict]:
     """Records of ``kind`` with ``since_ts < ts <= until_ts`` (an interval ending on the week's first instant
