@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from firmware import __version__
+from firmware import __version__, powerup
 from firmware.config import Config
 from firmware.control import ControlClient, ControlError, ControlServer
 from firmware.health import SampleLoss, meter_state
@@ -111,6 +111,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self.control.start()
+        self.power_up = powerup.record(self.config.meter.data_dir)   # before any service reads it
         log.info("supervisor started", extra={"fields": {"version": __version__, "run_dir": str(self.run_dir),
                                                          "services": list(self.children)}})
         for child in self.children.values():

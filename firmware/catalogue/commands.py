@@ -7,9 +7,10 @@ service answers (``ping``, ``info``). The interfaces are projections of this tab
 
 - the control socket and ``meter do NAME ARG=VALUE`` carry every command;
 - Modbus runs a command whose ``modbus`` names a command point of the point map (its register or coil is in that
-  point's ``modbus`` mapping), with the written value as ``modbus_arg`` and the fixed ``protocol_args``;
+  point's ``modbus`` mapping), with the written value as ``value_arg`` and the fixed ``protocol_args``;
 - BACnet runs a command whose ``bacnet_av1`` is its S4100 AV1 code;
-- the web API runs a command whose ``web`` is true at ``POST /api/resets/{name}``.
+- the web API runs a command whose ``web`` is true at ``POST /api/resets/{name}`` (``?value=`` gives
+  ``value_arg``).
 
 ``firmware.security.authorize`` builds its operations, the revenue lock's lists and the control command table
 from here, so a command's privilege and lock rule are said once. The slots ``dnp3``, ``obis`` and ``snmp`` are
@@ -114,8 +115,8 @@ class Command:
     audit: str = "control"             # where an attempt is recorded besides the control socket's audit line
     args: tuple[Argument, ...] = ()
     modbus: str = ""                   # the command point whose register or coil runs it
-    modbus_arg: str = ""               # the argument a written register value gives
-    protocol_args: tuple[tuple[str, Any], ...] = ()   # fixed arguments when a protocol write runs it
+    value_arg: str = ""                # the argument a protocol's value gives (a written register, ?value=)
+    protocol_args: tuple[tuple[str, Any], ...] = ()   # fixed arguments when Modbus, BACnet or the web run it
     bacnet_av1: int | None = None      # S4100 AV1 command code
     web: bool = False                  # POST /api/resets/{name}
     dnp3: int | None = None            # slot: DNP3 control point index
@@ -193,5 +194,5 @@ def check(commands: tuple[Command, ...]) -> None:
                 a.check(a.default) if a.default is not None else None
         if "{service}" in c.control and not any(a.name == "service" for a in c.args):
             raise ConfigError(f"{where}: a control of '{{service}}' needs a 'service' argument")
-        if c.modbus_arg and c.modbus_arg not in {a.name for a in c.args}:
-            raise ConfigError(f"{where}: modbus_arg {c.modbus_arg!r} is not one of its arguments")
+        if c.value_arg and c.value_arg not in {a.name for a in c.args}:
+            raise ConfigError(f"{where}: value_arg {c.value_arg!r} is not one of its arguments")

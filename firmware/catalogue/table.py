@@ -98,7 +98,7 @@ COMMANDS: tuple[Command, ...] = (
             args=(Argument("names", "text", "point names, comma-separated (meter read lists them)"),)),
     # ------------------------------------------------------------------ time, alarms, outputs
     Command("time_set", "time.set", "Set the clock: accepted by [time] priority", "time-sync", audit="time_log",
-            modbus="cmd_time_set", modbus_arg="utc", protocol_args=(("source", "protocol"),),
+            modbus="cmd_time_set", value_arg="utc", protocol_args=(("source", "protocol"),), web=True,
             args=(Argument("utc", "number", "UTC time", "s since 1970", FIRST_TIME_S, LAST_TIME_S),
                   Argument("source", "choice", "who sets it, as [time] priority ranks it",
                            choices=("protocol", "manual"), default="manual")),
@@ -112,6 +112,9 @@ COMMANDS: tuple[Command, ...] = (
             R, audit=EVENTS, modbus="cmd_alarm_ack", web=True,
             args=(Argument("ids", "integers", "alarm ids (io_alarms lists them)", default=None),),
             title="acknowledge alarms"),
+    Command("pulse_count_reset", "io.reset_counts", "Clear every digital input's pulse count", "setup",
+            audit=EVENTS, modbus="cmd_pulse_count_reset", bacnet_av1=16498, web=True,
+            title="clear the digital inputs' pulse counts"),
     Command("io_alarms", "io.alarms", "Active and historic alarms", R, operation="read", writes=False),
     Command("output_force", "io.force", "Force a digital output on or off, or release it to its source",
             "master", operation="output_force", audit=EVENTS,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from hal.errors import MeterError
@@ -32,7 +33,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a command ended by SIGPIPE (128 + 13): `meter status | head -1` reads as usual.
+CLOSED_PIPE_STATUS = 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a reader that closes the pipe early (``| head``) ends it quietly, as it does a C tool."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()       # inside the try: the last buffered output can meet the closed pipe too
+        return status
+    except BrokenPipeError:
+        # Python ignores SIGPIPE, so a write to a closed pipe raises; point stdout at /dev/null so the
+        # interpreter's own flush at exit does not raise again, and end with the shell's SIGPIPE status.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return CLOSED_PIPE_STATUS
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any
 
+from firmware import powerup
 from firmware.alarms.manager import AlarmEvent
 from firmware.config.board import load_board
 from firmware.control import ControlClient
@@ -57,6 +58,7 @@ class IoService(Service):
         self.alarms = build.alarms(self.config, self.settings)
         self.store = CountStore(self.ctx.data_dir / STATE_NAME, "counts")
         self.store.restore(self.inputs, self.outputs)
+        self.power_up = powerup.read(self.ctx.data_dir)
         self.events = EventLog.from_config(self.config)
         self.snapshot = Snapshot.create(self.ctx.shm_name(SNAPSHOT_NAME), LAYOUT)
         self.measurements: Snapshot | None = None
@@ -261,6 +263,7 @@ class IoService(Service):
             "alarm_list_since": [float(r["since"]) for r in rows] + [math.nan] * pad,
             "alarm_list_value": [math.nan if r["value"] is None else float(r["value"]) for r in rows]
             + [math.nan] * pad,
+            "power_up_count": float(self.power_up.count) if self.power_up.count else math.nan,
         }
 
     def teardown(self) -> None:
@@ -331,6 +334,20 @@ class IoService(Service):
         with self._lock:
             self._output(output).request_pulse(count)
         return {"output": output, "queued": count}
+
+    @command("reset_counts")
+    def cmd_reset_counts(self, user: str = "") -> dict[str, Any]:
+        """Clear every digital input's pulse count (BACnet AV1 16498, "clear pulse counters"); the input
+        metering totals follow the counts. On disk before the answer, so a restart never brings them back."""
+        with self._lock:
+            old = {n: ch.count for n, ch in self.inputs.items()}
+            for ch in self.inputs.values():
+                ch.count = 0
+            self.store.save(self.inputs, self.outputs)
+            self._record(Event(64, "io", "pulse_counts_reset", "digital inputs", user,
+                               {"old": {str(n): c for n, c in old.items()}}))
+            self._dirty = True
+        return {"reset": sorted(old), "old": old}
 
     @command("alarms")
     def cmd_alarms(self, user: str = "") -> dict[str, Any]:

@@ -30,7 +30,7 @@ RESETS: dict[str, Command] = {c.name: c for c in commands() if c.web}
 
 async def resets(ctx: WebContext, call: Call) -> Any:
     when_locked = ctx.config["revenue"].demand_reset_when_locked
-    return {"resets": [{"name": name, "description": c.description, "operation": c.op,
+    return {"resets": [{"name": name, "description": c.description, "operation": c.op, "takes": c.value_arg or None,
                         "privilege": OPERATIONS[c.op].privilege.value,
                         "revenue": blocked_by_revenue_lock(c.op, when_locked)} for name, c in RESETS.items()]}
 
@@ -39,8 +39,14 @@ async def reset(ctx: WebContext, call: Call) -> Any:
     command = RESETS[call.params["name"]]
     assert call.identity is not None
     ctx.authorize(call.identity, command.op)
+    args: dict[str, Any] = dict(command.protocol_args)
+    if command.value_arg:
+        # a command that sets something (time_set: the UTC seconds) takes the value; the page sends its clock
+        if call.params.get("value") is None:
+            raise ApiError(400, f"{call.params['name']}: give the value to set as ?value= ({command.description})")
+        args[command.value_arg] = call.params["value"]
     try:
-        result = await ctx.control(call.user, command.control)
+        result = await ctx.control(call.user, command.control, **args)
     except ControlError as exc:
         raise ApiError(403 if exc.kind == "AccessDenied" else 409, f"{call.params['name']}: {exc}") from None
     except IPCError as exc:

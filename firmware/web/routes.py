@@ -150,9 +150,11 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/resets", actions.resets, "The resets and commands the meter offers", "resets", READ),
         E("POST", "/api/resets/{name}", actions.reset, "Run a reset (demand, energy, billing period) or demand sync",
           "resets", LOGGED_IN, params=(Param("name", "string", "which reset", where="path",
-                                        enum=tuple(actions.RESETS)),), errors=(409, 503),
-          description="The operation is the reset's own (GET /api/resets lists each with its privilege); the "
-                      "revenue lock refuses the revenue resets."),
+                                        enum=tuple(actions.RESETS)),
+                                  Param("value", "number", "the value a command that sets something takes "
+                                        "(time_set: seconds since 1970, UTC)", minimum=0)), errors=(400, 409, 503),
+          description="The operation is the reset's own (GET /api/resets lists each with its privilege and, in "
+                      "`takes`, the value it needs); the revenue lock refuses the revenue resets."),
         E("GET", "/api/upgrade", actions.upgrade_status, "Slots, installed version, revenue lock", "upgrade", READ,
           errors=(409, 503)),
         E("POST", "/api/upgrade", actions.upgrade_upload, "Upload a signed firmware image and install it",

@@ -37,6 +37,7 @@ BACNET_VALUES = {
     "p_demand_received_peak": 120.0, "q_demand_received_peak": 30.0, "time_synced": 1.0,
     "s_demand_received_peak": 140.0, "energy_reset_count": 2.0,
     **{f"varh_q{n}_{ph}": 1000.0 * n + k for n in range(1, 5) for k, ph in enumerate("abc")},
+    "di_count": [1234.0, 56.0] + [float("nan")] * 14, "power_up_count": 9.0,
 }
 
 
@@ -73,6 +74,7 @@ def _control(run_dir: Path, rig_calls: list[tuple[str, str, dict[str, Any]]],
     handlers = {f"metrology.{c}": handler(f"metrology.{c}", c != "demand_sync")
                 for c in ("demand_reset", "energy_reset", "billing_reset", "demand_sync")}
     handlers["time.set"] = handler("time.set", False)
+    handlers["io.reset_counts"] = handler("io.reset_counts", False)
     handlers["restart"] = handler("restart", False)
     server = ControlServer(run_dir / "control.sock", handlers)
     server.start()

@@ -13,6 +13,7 @@ import pytest
 from firmware.io import SNAPSHOT_NAME
 from firmware.io.reader import IoReader
 from firmware.ipc.names import instance_name, shm_name
+from firmware.storage.eventlog import EventLog
 from hal.errors import MeterError
 from tests.support.io_meter import IoMeter
 
@@ -132,3 +133,32 @@ def test_snapshot_time_stamps_forced_output_and_input_alarm_with_acknowledgement
         assert ("io", "output_forced", "do1", "tester") in rows
     finally:
         reader.close()
+
+
+def _published(meter: IoMeter, name: str):
+    reader = IoReader(shm_name(instance_name(meter.run_dir), SNAPSHOT_NAME))
+    try:
+        view = meter.wait(lambda: reader.read(), 10)
+        return view.values[name]
+    finally:
+        reader.close()
+
+
+def test_pulse_counts_reset_is_persisted_and_power_ups_are_counted(meter):
+    """io.reset_counts (BACnet AV1 16498, the web's pulse_count_reset) clears the counts on disk before it
+    answers; each start of the meter is one power-up, a restarted service is none."""
+    _pulses(meter, DI1, 10)
+    meter.wait(lambda: _input(meter, 1)["count"] == 10, 10)
+    assert meter.call("io.reset_counts")["old"]["1"] == 10
+    assert _input(meter, 1)["count"] == 0 and _input(meter, 1)["total"] == 0
+    assert _published(meter, "power_up_count") == 1.0
+    pid = meter.call("io.info")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    meter.wait(lambda: meter.call("io.info")["pid"] != pid, 30)
+    assert _input(meter, 1)["count"] == 0                    # the reset was on disk
+    meter.wait(lambda: _published(meter, "power_up_count") == 1.0, 10)
+    meter.stop()
+    meter.start()
+    meter.wait(lambda: _published(meter, "power_up_count") == 2.0, 10)
+    rows = [r for r in EventLog(meter.data).read(min_priority=0) if r["cause"] == "pulse_counts_reset"]
+    assert len(rows) == 1 and rows[0]["user"].startswith("tester ") and rows[0]["detail"]["old"]["1"] == 10

@@ -169,6 +169,13 @@ def test_meter_status_cli_and_unknown_command(meter_factory, subprocess_env):
     assert run.returncode == 0, run.stderr
     assert "healthy" in run.stdout and "ticker" in run.stdout and "running" in run.stdout
     assert "sample loss" not in run.stdout, "a meter without an acquisition service has no frames to lose"
+    # `meter status | head -1`: the reader has gone before the first line is written
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed = subprocess.run([sys.executable, "-m", "firmware.cli", "status", "--config", str(meter.config)],
+                            stdout=write_end, stderr=subprocess.PIPE, text=True, env=subprocess_env)
+    os.close(write_end)
+    assert closed.returncode == 141 and closed.stderr == "", closed.stderr
     reply = meter.client.request("ticker.nosuch")
     assert reply["ok"] is False and "unknown command 'nosuch'" in reply["error"]
     reply = meter.client.request("nosuch.thing")

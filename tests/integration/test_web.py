@@ -175,6 +175,12 @@ def test_browser_login_live_values_setting_refusal_and_tampered_image(meter, art
                 page.wait_for_timeout(1500)
                 assert not page.locator("#view p.error").count(), page.locator("#view").inner_text()
                 page.screenshot(path=artifacts / f"06-{view}.png", full_page=True)
+
+            # The time-set button sets the meter's clock from this computer's (the time service accepts it)
+            page.goto(f"{base}/#/energy")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.click("button[data-reset='time_set']")
+            page.wait_for_selector("#reset-message.ok:has-text('time_set: done')")
             assert not errors, errors
         finally:
             browser.close()
@@ -298,6 +304,11 @@ def test_resets_go_through_privileges_and_the_revenue_lock(meter, alice):
     client = alice
     status, _, answer = client.request("POST", "/api/resets/demand_sync")
     assert status == 200 and answer["done"] == "demand_sync", answer
+    # time_set takes the UTC time to set; without it the request says so instead of failing in the time service
+    status, _, answer = client.request("POST", "/api/resets/time_set")
+    assert status == 400 and "give the value to set as ?value=" in answer["error"], answer
+    status, _, answer = client.request("POST", f"/api/resets/time_set?value={time.time():.3f}")
+    assert status == 200 and answer["result"]["accepted"], answer
     lock = meter.upgrade.settings.revenue_lock_file
     set_file_lock(lock, True)
     try:

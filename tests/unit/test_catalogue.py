@@ -83,7 +83,7 @@ def test_modbus_carries_exactly_the_catalogue():
     assert {(m.point, m.control, m.operation) for m in COMMANDS} == \
         {(c.modbus, c.control, c.op) for c in modbus_commands.values()}
     for c in modbus_commands.values():
-        if c.modbus_arg:
+        if c.value_arg:
             assert any(r.point == c.modbus and r.writable for r in regmap.registers), c.name
 
 

@@ -27,6 +27,7 @@ from firmware.comms.bacnet.settings import (
     RESTARTS_FOR,
     OutOfRange,
     max_power_kw,
+    output_config,
     plan_write,
     read_settings,
     subinterval_changes,
@@ -54,11 +55,11 @@ _SECURITY_OPERATIONS = {"configure": "config_set", "clear": "config_set", "time_
 # A snapshot not refreshed for this long makes every value report COMMUNICATION_FAILURE (metrology publishes
 # once a second).
 STALE_AFTER_S = 5.0
-# AV1 command codes (seed 003, AV1) and the catalogue command each runs (None: the meter has no such thing):
-# 30078 "clear all energy accumulators to 0", 21211 "begin new Demand Sub-Interval ... and log another data
-# value on TL1-TL3", 21212 "reset Max Demand values"; 16498 "clear pulse counters": no pulse-input counter here.
+# AV1 command codes (seed 003, AV1) and the catalogue command each runs: 30078 "clear all energy accumulators
+# to 0", 21211 "begin new Demand Sub-Interval ... and log another data value on TL1-TL3", 21212 "reset Max Demand
+# values", 16498 "clear pulse counters to 0". A code the S4100 defines and no command names would be None.
 AV1_COMMANDS: dict[int, Command | None] = {
-    **{c.bacnet_av1: c for c in commands() if c.bacnet_av1 is not None}, 16498: None}
+    **dict.fromkeys((30078, 21211, 21212, 16498)), **{c.bacnet_av1: c for c in commands() if c.bacnet_av1 is not None}}
 DEMAND_SYNC_CODE = 21211
 # Device properties the S4100 lets a client write (PICS "Writable Properties"), with their [bacnet] option.
 DEVICE_WRITABLE = {"objectIdentifier": "device_instance", "objectName": "device_name", "location": "location",
@@ -180,7 +181,8 @@ class BacnetDevice:
             self._refresh_set(objs)
 
     def _refresh_set(self, objs: ObjectSet) -> None:
-        ais, bis = read_all(self.model, self.values, self.limits(), max_power_kw(self.config), self.stale())
+        ais, bis = read_all(self.model, self.values, self.limits(), max_power_kw(self.config), self.stale(),
+                            output_config(self.config))
         for instance, reading in ais.items():
             _set_reading(objs.analog_inputs[instance], reading.value, reading.reliability)
         for instance, reading in bis.items():

@@ -76,7 +76,7 @@ class Command:
 # service checks the revenue lock again. One request runs at most one command: commands live in another process
 # and cannot be undone, so a write that would run several is refused as a whole.
 COMMANDS: tuple[Command, ...] = tuple(
-    Command(c.modbus, c.control, c.description, c.modbus_arg or None, c.protocol_args, c.op)
+    Command(c.modbus, c.control, c.description, c.value_arg or None, c.protocol_args, c.op)
     for c in commands() if c.modbus)
 
 # Value a client writes to a command register or coil to run it (ION: commands run on a written 1).

@@ -162,7 +162,9 @@ async function viewEnergy(view) {
     h("h2", {}, "Resets"), msg,
     resets.resets.map(r => h("p", {}, h("button", {type: "button", class: "plain", "data-reset": r.name, onclick: async () => {
       if (!confirm(`${r.description}?`)) return;
-      try { await api("POST", `/api/resets/${r.name}`); msg.className = "ok"; msg.textContent = `${r.name}: done`; }
+      // a command that sets something is given this computer's clock (time_set: the meter's time from the PC's)
+      const query = r.takes ? `?value=${Date.now() / 1000}` : "";
+      try { await api("POST", `/api/resets/${r.name}${query}`); msg.className = "ok"; msg.textContent = `${r.name}: done`; }
       catch (err) { msg.className = "error"; msg.textContent = err.message; }
     }}, r.name.replace(/_/g, " ")), " ", h("span", {class: "muted"}, `${r.description} (privilege ${r.privilege}${r.revenue ? ", revenue lock" : ""})`))));
   state.timer = setInterval(async () => {
