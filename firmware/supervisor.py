@@ -28,7 +28,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from firmware import __version__, powerup
 from firmware.config import Config
@@ -36,6 +36,7 @@ from firmware.control import ControlClient, ControlError, ControlServer
 from firmware.health import SampleLoss, meter_state
 from firmware.ipc import shm
 from firmware.ipc.names import MEASUREMENTS, instance_glob, instance_name, shm_name
+from firmware.preload import fork_service, preload
 from firmware.services.registry import ServiceSpec
 from hal.errors import IPCError, MeterError
 
@@ -48,11 +49,22 @@ SHUTDOWN_TICK_S = 0.02    # how often the meter's own stop looks for exited serv
 KILL_REAP_S = 1.0         # a process not gone this long after SIGKILL is stuck in uninterruptible I/O
 
 
+class Process(Protocol):
+    """What the supervisor uses of a child process: a ``subprocess.Popen`` (start = "exec") or a
+    ``firmware.preload.ForkedProcess`` (start = "fork")."""
+    pid: int
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def kill(self) -> None: ...
+    def send_signal(self, sig: int) -> None: ...
+
+
 @dataclass
 class Child:
     spec: ServiceSpec
     state: str = "stopped"            # starting | running | stopping | backoff | failed | stopped
-    proc: subprocess.Popen[bytes] | None = None
+    proc: Process | None = None
     pipe_r: int | None = None         # read end of the current process's heartbeat pipe
     started_at: float = 0.0
     stop_deadline: float = 0.0        # stopping: SIGKILL at this time, then the time to report it stuck
@@ -75,7 +87,7 @@ class Child:
 class Pipe:
     """The read end of one process's heartbeat pipe: it belongs to that process, not to its service."""
     child: Child
-    proc: subprocess.Popen[bytes]
+    proc: Process
     buffer: bytes = b""
 
 
@@ -93,7 +105,7 @@ class Supervisor:
         self.on_ready = on_ready
         self._ready_reported = False
         self._stop = False
-        self._unreaped: list[subprocess.Popen[bytes]] = []
+        self._unreaped: list[Process] = []
         self._selector = selectors.DefaultSelector()
         self._pipes: dict[int, Pipe] = {}
         self._restart_requests: queue.SimpleQueue[str] = queue.SimpleQueue()  # from control threads
@@ -110,10 +122,13 @@ class Supervisor:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        if self.sv.start == "fork":
+            # before the control socket's threads start: the imports run with this thread alone
+            preload([c.spec.module for c in self.children.values()])
         self.control.start()
         self.power_up = powerup.record(self.config.meter.data_dir)   # before any service reads it
         log.info("supervisor started", extra={"fields": {"version": __version__, "run_dir": str(self.run_dir),
-                                                         "services": list(self.children)}})
+                                                         "services": list(self.children), "start": self.sv.start}})
         for child in self.children.values():
             self._spawn(child)
         try:
@@ -129,12 +144,15 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         read_fd, write_fd = os.pipe()
-        cmd = [sys.executable, "-m", child.spec.module, "--config", str(self.config_path),
-               "--board", str(self.board_path), "--run-dir", str(self.run_dir),
-               "--heartbeat-fd", str(write_fd), "--parent-pid", str(os.getpid()),
-               "--name", child.spec.name]
+        args = ["--config", str(self.config_path), "--board", str(self.board_path), "--run-dir", str(self.run_dir),
+                "--heartbeat-fd", str(write_fd), "--parent-pid", str(os.getpid()), "--name", child.spec.name]
+        proc: Process
         try:
-            proc = subprocess.Popen(cmd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL)
+            if self.sv.start == "fork":
+                proc = fork_service(child.spec.module, child.spec.name, args, write_fd)
+            else:
+                proc = subprocess.Popen([sys.executable, "-m", child.spec.module, *args], pass_fds=(write_fd,),
+                                        stdin=subprocess.DEVNULL)
         except OSError as exc:
             os.close(read_fd)
             child.last_exit = f"could not start: {exc}"
@@ -238,7 +256,7 @@ class Supervisor:
             self._reap(child.proc)
             self._crashed(child, now)
 
-    def _reap(self, proc: subprocess.Popen[bytes]) -> int | None:
+    def _reap(self, proc: Process) -> int | None:
         """Collect a killed child, but never let one stuck in uninterruptible I/O stall supervision."""
         try:
             return proc.wait(timeout=1.0)

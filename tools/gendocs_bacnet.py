@@ -62,8 +62,8 @@ DM-UTC-B, DM-RD-B, T-VMT-I-B (ReadRange of the trend logs). DS-COV-B is an addit
 | WriteProperty | yes | only the properties below; every write passes the one authorization point |
 | SubscribeCOV | yes | analog and binary inputs and values; a change of a published value notifies; at most {max_cov} subscriptions in all (more: NO_SPACE_TO_ADD_LIST_ELEMENT) |
 | Who-Is / I-Am, Who-Has / I-Have | yes | by instance range, object name or identifier |
-| DeviceCommunicationControl | yes | `[bacnet] password` if set; disable answers only DCC and RD |
-| ReinitializeDevice | yes | cold and warm start restart the comms service (metering goes on); other states refused |
+| DeviceCommunicationControl | yes | needs `[bacnet] password` (empty: refused); a wrong one is held 1 s and a run of them locks DCC and RD out (docs/security.md); disable answers only DCC and RD |
+| ReinitializeDevice | yes | same password; cold and warm start re-initialise the BACnet device inside the comms service (configuration read again, communication control ended; Modbus and metering go on); other states refused |
 | TimeSynchronization, UTCTimeSynchronization | yes | passed to the time service as `time.set` with source `protocol`; it applies them by `[time] priority` |
 | ReadRange | yes | Log_Buffer of TL1-TL3, by position, sequence number or time |
 
@@ -73,13 +73,15 @@ Every write and command from BACnet (any object, either link) goes through one d
 in `firmware/comms/bacnet/device.py`), as user `bacnet` on interface `bacnet`. A change of revenue data or of a
 sealed setting (metrology and revenue sections: AV2-AV7, AV10, AV11, the trend logs' Log_Interval) is refused
 with WRITE_ACCESS_DENIED while the meter is revenue-locked; the owning service and the configuration store
-check the lock again. A value outside the S4100's range, or one this meter cannot represent, is refused with
+check the lock again. The AV1 codes that change revenue data (30078, 21212) run only with `[bacnet]
+revenue_commands` (a security setting, off by default) and never while locked. A value outside the S4100's range, or one this meter cannot represent, is refused with
 VALUE_OUT_OF_RANGE (the reason is in the comms log). A property that is not writable answers
 WRITE_ACCESS_DENIED.
 
 Every change made over BACnet, every command, and every refusal by the revenue lock or for a wrong password is
 recorded in the meter's event log (source and user `bacnet`; changes priority {p_change}, commands {p_cmd},
-communication control and reinitialize {p_dev}, refusals {p_ref}).
+communication control and reinitialize {p_dev}, refusals {p_ref}); a refusal repeating the one before it is
+counted into it (`count`, `first`, `last`), so a flood of them cannot push earlier events out.
 
 AV2-AV11 are views of the meter's configuration: reading one reads the configuration, writing one is a
 configuration change (versioned, logged in `meter.toml.history.jsonl` with user `bacnet`). A metrology or

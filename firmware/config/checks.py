@@ -12,6 +12,8 @@ from firmware.config.schema import Config
 
 CHECKS = (
     "firmware.revenue.settings:from_config",     # TOU calendar, holidays, load-profile channels, demand
+    "firmware.io.build:check",                   # setpoint alarms (points, nominals), totalizers
+    "firmware.recorder.datarec:check",           # data recorder channels
 )
 
 

@@ -32,7 +32,14 @@ def seal_path(config_path: Path) -> Path:
 
 
 def sealed_values(config: Config) -> dict[str, dict[str, Any]]:
-    return {sec.name: config.sections[sec.name].to_dict() for sec in config.schema.sections if sec.sealed}
+    """The values of every option the revenue lock protects (its rule says locked), by section."""
+    out: dict[str, dict[str, Any]] = {}
+    for sec in config.schema.sections:
+        values = config.sections[sec.name].to_dict()
+        kept = {o.name: values[o.name] for o in sec.options if sec.name != "meta" and sec.rule(o.name).locked}
+        if kept:
+            out[sec.name] = kept
+    return out
 
 
 def digest(values: dict[str, dict[str, Any]]) -> str:
@@ -67,7 +74,8 @@ def write_seal(config_path: Path, config: Config) -> None:
     values = sealed_values(config)
     data = {"version": config.version, "sha256": digest(values), "sections": values,
             "lock_file": str(config["upgrade"].revenue_lock_file)}
-    atomic_write(seal_path(config_path), (json.dumps(data, sort_keys=True, indent=1, default=str) + "\n").encode())
+    atomic_write(seal_path(config_path), (json.dumps(data, sort_keys=True, indent=1, default=str) + "\n").encode(),
+                 mode=0o600)
 
 
 def read_seal(config_path: Path) -> Seal | None:
@@ -88,6 +96,8 @@ def compare(config: Config, seal: Seal) -> list[dict[str, Any]]:
     for name, values in now.items():
         old = seal.sections.get(name, {})
         for key, value in values.items():
+            if key not in old:
+                continue                  # sealed since (a seal written before the option was locked)
             if json.dumps(old.get(key), default=str) != json.dumps(value, default=str):
                 changes.append({"option": f"{name}.{key}", "sealed": old.get(key), "file": value})
     return changes

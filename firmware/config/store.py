@@ -27,6 +27,9 @@ from firmware.storage.atomic import append_durable, atomic_write
 from hal.errors import AccessDenied, ConfigError
 
 log = logging.getLogger("config")
+# The file holds secrets (BACnet, e-mail, MQTT passwords): owner only, whatever the process's umask.
+FILE_MODE = 0o600
+SECRET = "(secret)"                # what the history, the web and the protocols show of a secret option
 
 
 def parse_toml_file(path: Path, what: str = "config") -> dict[str, Any]:
@@ -62,14 +65,17 @@ def load_file(path: str | Path, schema: Schema | None = None) -> Config:
 
 
 def diff(old: Config, new: Config) -> list[dict[str, Any]]:
-    changes = []
+    changes: list[dict[str, Any]] = []
     for sec in new.schema.sections:
         if sec.name == "meta":
             continue
         a, b = old.sections[sec.name].to_dict(), new.sections[sec.name].to_dict()
         for key in b:
             if a.get(key) != b[key]:
-                changes.append({"option": f"{sec.name}.{key}", "old": a.get(key), "new": b[key]})
+                if sec.option(key).secret:     # the history says a secret changed, never what it is
+                    changes.append({"option": f"{sec.name}.{key}", "old": SECRET, "new": SECRET})
+                else:
+                    changes.append({"option": f"{sec.name}.{key}", "old": a.get(key), "new": b[key]})
     return changes
 
 
@@ -110,7 +116,7 @@ class ConfigStore:
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         entry = {"version": tamper.seal.version if tamper.seal else -1, "time": now, "user": "hand edit",
                  "reason": "sealed options edited by hand", "refused": "revenue lock", "changes": tamper.changes}
-        append_durable(self.history_path, (json.dumps(entry, sort_keys=True, default=str) + "\n").encode())
+        append_durable(self.history_path, (json.dumps(entry, sort_keys=True, default=str) + "\n").encode(), FILE_MODE)
 
     def seal_now(self, config: Config) -> None:
         """Seal the file as it is (a meter whose file has no seal yet)."""
@@ -126,25 +132,26 @@ class ConfigStore:
         check_whole(candidate)
         changes = diff(old, candidate)
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        sealed = [c["option"] for c in changes if self.schema.section(c["option"].rpartition(".")[0]).sealed]
+        # every option whose rule says locked: billing data, the revenue lock itself, the logs
+        sealed = [c["option"] for c in changes if self.schema.rule(c["option"]).locked]
         if sealed and blocked_by_revenue_lock("config_set_sealed") and self._is_locked(old):
             entry = {"version": old.version, "time": now, "user": user, "reason": reason, "refused": "revenue lock",
                      "changes": changes}
-            append_durable(self.history_path, (json.dumps(entry, sort_keys=True) + "\n").encode())
+            append_durable(self.history_path, (json.dumps(entry, sort_keys=True) + "\n").encode(), FILE_MODE)
             log.warning("configuration change refused: revenue lock", extra={"fields": {"user": user,
                                                                                      "options": sealed}})
             raise AccessDenied(f"config: {', '.join(sealed)} cannot be changed while the meter is revenue-locked "
-                               "(metrology and revenue settings are sealed); release the revenue-lock switch first")
+                               "(they affect billing data, the lock or the logs); open the revenue-lock switch first")
         out = candidate.to_dict(only_changed=True)
         out["meta"] = {"version": old.version + 1, "changed_by": user, "changed_at": now}
         data = tomli_w.dumps(_meta_first(out)).encode()
         new = self.schema.load(tomllib.loads(data.decode()), source=str(self.path))
-        atomic_write(self.path, data)
+        atomic_write(self.path, data, mode=FILE_MODE)
         write_seal(self.path, new)
         entry = {"version": new.version, "time": now, "user": user, "reason": reason, "changes": changes}
         if hand_edit:
             entry["hand_edit"] = hand_edit     # what the file held against its seal
-        append_durable(self.history_path, (json.dumps(entry, sort_keys=True, default=str) + "\n").encode())
+        append_durable(self.history_path, (json.dumps(entry, sort_keys=True, default=str) + "\n").encode(), FILE_MODE)
         log.info("configuration saved", extra={"fields": {"version": new.version, "user": user,
                                                           "changes": len(changes), "reason": reason}})
         return new

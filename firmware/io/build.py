@@ -71,6 +71,14 @@ def _nominal(config: Any, point_unit: str) -> float:
     return float(config["metrology"][key])
 
 
+def check(config: Any) -> None:
+    """What the io service refuses at start, short of the board's input and output counts: the setpoint alarms'
+    points and nominals, the totalizers' inputs (``firmware.config.checks``, run when a change is saved)."""
+    from firmware.config.sections.io import MAX_CHANNELS
+    alarms(config, input_settings(config, MAX_CHANNELS))
+    totalizers(config)
+
+
 def alarms(config: Any, input_settings_by_number: dict[int, Any]) -> AlarmManager:
     from firmware.points import points_by_name
     points = points_by_name()

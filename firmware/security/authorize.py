@@ -64,7 +64,10 @@ R, W = False, True
 _OTHER_OPERATIONS: tuple[Operation, ...] = (
     Operation("read", Privilege.READ, R, "read measurements, registers, logs and status"),
     Operation("config_set", Privilege.SETUP, W, "change configuration that is not sealed"),
-    Operation("config_set_sealed", Privilege.SETUP, W, "change metrology or revenue configuration (sealed sections)"),
+    Operation("config_set_sealed", Privilege.SETUP, W,
+              "change configuration that affects billing data, the revenue lock or the logs (revenue-locked options)"),
+    Operation("config_set_master", Privilege.MASTER, W, "change configuration only a master user may change "
+              "(upgrade, commands the meter runs as itself)"),
     Operation("web_files", Privilege.SETUP, W, "change the web server's files or certificate"),
     Operation("user_admin", Privilege.SECURITY, W, "add, remove or change users and security settings"),
     Operation("communication_control", Privilege.SECURITY, W,
@@ -98,6 +101,16 @@ REVENUE_LOCKED_RESETS: frozenset[str] = frozenset(
 # Control commands ("<service>.<command>" as the supervisor's socket sees them) and their operations, from the
 # catalogue. A command the catalogue does not name is the unknown operation: master only.
 COMMAND_OPERATIONS: dict[str, str] = {c.control: c.op for c in commands() if "{service}" not in c.control}
+
+
+def config_operation(privilege: str, locked: bool) -> str:
+    """The operation a change of one configuration option is, from its rule in the schema
+    (``firmware.config.schema.Rule``: the privilege it needs and whether the revenue lock refuses it)."""
+    if privilege == "master":
+        return "config_set_master"
+    if privilege == "security":
+        return "user_admin"          # a locked security option is also refused by the store while locked
+    return "config_set_sealed" if locked else "config_set"
 
 
 def operation_for_command(cmd: str) -> str:

@@ -73,7 +73,7 @@ class MetrologyService(Service):
         self.snapshot = Snapshot.create(self.ctx.shm_name(names.MEASUREMENTS), layout)
         self.pipeline = Pipeline(self.settings)
         # PQ records for the recorder: a ring never waits for its reader, so metering cannot stall on it
-        self.pq_ring = pqrecords.create_ring(self.ctx.shm_name(names.PQ_EVENTS))
+        self.pq_ring = pqrecords.create_ring(self.ctx.shm_name(names.PQ_EVENTS), self.config["pq"].ring_records)
         self._last_event: PqEvent | None = None
         self._counts_path = self.ctx.data_dir / PQ_COUNTERS_FILE
         self._counts_synced = time.monotonic()

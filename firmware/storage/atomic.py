@@ -27,6 +27,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, s
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
+        if not mode & 0o077:
+            os.fchmod(fd, mode)    # a private file is private whatever the umask (the umask only narrows)
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
@@ -40,13 +42,15 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, s
         fsync_dir(target.parent)
 
 
-def append_durable(path: str | os.PathLike[str], line: bytes) -> None:
+def append_durable(path: str | os.PathLike[str], line: bytes, mode: int = 0o644) -> None:
     """Append one record and fsync it (for small, rarely written journals such as config history)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     new = not target.exists()
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
     try:
+        if not mode & 0o077:
+            os.fchmod(fd, mode)
         os.write(fd, line)
         os.fsync(fd)
     finally:

@@ -11,9 +11,19 @@ The log lives in ``data_dir/events.db`` (SQLite, WAL). Each process opens its ow
 locking serialises writers across processes and every append is on disk when it returns (an event must
 survive a power failure at once, SPEC §5). The unread counter counts records after the last one a reader
 acknowledged with ``mark_read``; the acknowledged id is stored beside the log, so it survives restarts.
+
+Floods. An event recorded with ``aggregate=True`` (failed logins, refused requests: what anyone who reaches a
+port can cause) that repeats one already among the newest records (same priority, source, cause, effect and
+user, the last one at most ``AGGREGATE_WINDOW_S`` ago) is counted into that record instead of added: its
+detail gets ``count``, ``first`` and ``last``. Events of the causes
+in ``KEPT_CAUSES`` (changes made by users, lockouts, tamper: the audit trail IEC 62443-3-3 SR 2.8 and IEEE 1686
+ask to keep) are also written to a second table, ``event_log_kept``, which only those causes reach: no flood of
+failed attempts can overwrite them.
 """
 from __future__ import annotations
 
+import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +39,13 @@ COLUMNS = {"priority": "INTEGER", "source": "TEXT", "cause": "TEXT", "effect": "
 DEFAULT_CUTOFF = 5                 # ION7400 manual: "The default event log cutoff value is 5"
 DEFAULT_DEPTH = 5000               # ION7400 manual: event log depth
 PRIORITY_MAX = 255
+KEPT_TABLE = "event_log_kept"
+# Causes only a user's own action or the meter's protection produces, never a stranger's failed attempt.
+KEPT_CAUSES = frozenset({"lockout", "user_change", "config_change", "config_tamper", "config_hand_edit",
+                         "certificate_change", "default_password", "provision", "command", "communication_control",
+                         "reinitialize", "trend_log_cleared", "password_lockout"})
+AGGREGATE_WINDOW_S = 600.0         # a repeat this long after the last one starts a new record
+AGGREGATE_SCAN = 256               # how many of the newest records a repeat is looked for among
 
 # Alarm/event priority bands (ION7400 manual, alarm priorities), highest first.
 BANDS: tuple[tuple[str, int], ...] = (("high", 192), ("medium", 128), ("low", 64), ("info", 1), ("none", 0))
@@ -65,7 +82,10 @@ class EventLog:
         self.path = Path(data_dir) / EVENTS_DB
         self.cutoff = cutoff
         self.store = LogStore(self.path, TABLE, COLUMNS, depth, "circular")
+        self.kept = LogStore(self.path, KEPT_TABLE, COLUMNS, depth, "circular")
         self.discarded = 0
+        self.aggregated = 0
+        self._aggregate_lock = threading.Lock()
         self.store.sql("CREATE TABLE IF NOT EXISTS event_readers (reader TEXT PRIMARY KEY, last_id INTEGER NOT NULL)")
 
     @classmethod
@@ -76,15 +96,55 @@ class EventLog:
 
     def close(self) -> None:
         self.store.close()
+        self.kept.close()
 
-    def record(self, event: Event, ts: float | None = None) -> int | None:
-        """Append one event; its record id, or None when its priority is not above the cutoff."""
+    def record(self, event: Event, ts: float | None = None, aggregate: bool = False) -> int | None:
+        """Append one event; its record id, or None when its priority is not above the cutoff. With
+        ``aggregate``, a repeat of a recent identical event is counted into it (its id is returned)."""
         if event.priority <= self.cutoff:
             self.discarded += 1
             return None
-        return self.store.append(time.time() if ts is None else ts, {
-            "priority": int(event.priority), "source": event.source, "cause": event.cause,
-            "effect": event.effect, "user": event.user, "detail": dict(event.detail or {})})
+        ts = time.time() if ts is None else ts
+        if aggregate:
+            merged = self._aggregate(event, ts)
+            if merged is not None:
+                self.aggregated += 1
+                return merged
+        row = {"priority": int(event.priority), "source": event.source, "cause": event.cause,
+               "effect": event.effect, "user": event.user, "detail": dict(event.detail or {})}
+        if event.cause in KEPT_CAUSES:
+            self.kept.append(ts, row)
+        return self.store.append(ts, row)
+
+    def _aggregate(self, event: Event, ts: float) -> int | None:
+        """Count ``event`` into the newest identical record within the window; its id, or None."""
+        with self._aggregate_lock:
+            self.store.sql("BEGIN IMMEDIATE")        # one writer across processes between read and update
+            try:
+                rows = self.store.sql(
+                    f"SELECT id, ts, detail FROM {TABLE} WHERE id > (SELECT COALESCE(MAX(id), 0) FROM {TABLE})"
+                    " - ? AND priority = ? AND source = ? AND cause = ? AND effect = ? AND user = ? ORDER BY id DESC LIMIT 1",
+                    (AGGREGATE_SCAN, int(event.priority), event.source, event.cause, event.effect, event.user))
+                if not rows:
+                    self.store.sql("COMMIT")
+                    return None
+                rid, first_ts, raw = rows[0]
+                detail = json.loads(raw) if raw else {}
+                if ts - float(detail.get("last", first_ts)) > AGGREGATE_WINDOW_S:
+                    self.store.sql("COMMIT")
+                    return None
+                detail.update(count=int(detail.get("count", 1)) + 1, first=float(detail.get("first", first_ts)),
+                              last=ts)
+                self.store.sql(f"UPDATE {TABLE} SET detail = ? WHERE id = ?", (json.dumps(detail), rid))
+                self.store.sql("COMMIT")
+                return int(rid)
+            except BaseException:
+                self.store.sql("ROLLBACK")
+                raise
+
+    def read_kept(self, since_id: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """The kept events (``KEPT_CAUSES``), oldest first."""
+        return self.kept.read(since_id=since_id, limit=limit)
 
     def record_many(self, items: list[tuple[Event, float]]) -> list[int]:
         """Append several (event, ts) in one transaction (one write to disk); the ids of those above the cutoff."""
@@ -95,6 +155,9 @@ class EventLog:
                 continue
             rows.append((ts, {"priority": int(event.priority), "source": event.source, "cause": event.cause,
                               "effect": event.effect, "user": event.user, "detail": dict(event.detail or {})}))
+        kept = [(ts, row) for ts, row in rows if row["cause"] in KEPT_CAUSES]
+        if kept:
+            self.kept.append_many(kept)
         return self.store.append_many(rows) if rows else []
 
     def read(self, since_id: int = 0, limit: int | None = None, since_ts: float | None = None,

@@ -101,8 +101,9 @@ class EndpointHandler:
             token = request.cookies.get(COOKIE, "")
             identity = ctx.auth.session(token)
             if identity is None:
-                raise ApiError(401, "not logged in, or the session ended (no request for [security] "
-                                    "session_timeout); log in again")
+                raise ApiError(401, "not logged in, or the session ended (logged out, no request for [security] "
+                                    "session_timeout, older than session_max_age, or the user was removed or "
+                                    "changed); log in again")
             request.state.token = token
             if ep.changes_state and not ctx.auth.csrf_ok(token, request.headers.get(CSRF_HEADER)):
                 raise ApiError(403, "missing or wrong CSRF token: send the session's token (from the login "

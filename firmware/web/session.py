@@ -83,7 +83,9 @@ async def stream(ctx: WebContext, call: Call) -> Response:
         try:
             last, said = -1, time.monotonic()
             payload = first
-            while not ctx.stopping.is_set() and time.monotonic() < ends:
+            token = call.request.state.token
+            # the stream ends with its session: logout, expiry, the user removed or changed
+            while not ctx.stopping.is_set() and time.monotonic() < ends and ctx.auth.alive(token):
                 if payload["count"] != last:
                     last, said = payload["count"], time.monotonic()
                     yield b"event: readings\ndata: " + json.dumps(payload).encode() + b"\n\n"

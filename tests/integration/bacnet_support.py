@@ -93,7 +93,9 @@ async def client_app(port: int | None = None) -> tuple[Application, int]:
 
 
 @contextlib.asynccontextmanager
-async def bacnet_rig(tmp_path: Path, **bacnet: Any) -> AsyncIterator[Rig]:
+async def bacnet_rig(tmp_path: Path, sections: dict[str, dict[str, Any]] | None = None,
+                     **bacnet: Any) -> AsyncIterator[Rig]:
+    """The device on a free loopback port; ``bacnet`` are [bacnet] options, ``sections`` any other ones."""
     run_dir = tmp_path / "run"
     run_dir.mkdir(exist_ok=True)
     port = free_port()
@@ -102,6 +104,8 @@ async def bacnet_rig(tmp_path: Path, **bacnet: Any) -> AsyncIterator[Rig]:
         "meter": {"data_dir": str(tmp_path / "data"), "run_dir": str(run_dir), "serial_number": "SIM-424242"},
         "log": {"file": False},
         "metrology": {"ct_primary": 100.0},
+        "upgrade": {"revenue_lock_file": str(tmp_path / "revenue_lock")},
+        **(sections or {}),
         "bacnet": {"enabled": True, "ip_port": port, "bind_address": "127.0.0.1", "ip_prefix": 32,
                    "device_instance": DEVICE_INSTANCE, **bacnet},
     }))

@@ -33,8 +33,9 @@ def test_comms_service_serves_bacnet_ip(tmp_path):
         "meter": {"data_dir": str(tmp_path / "data"), "run_dir": str(run_dir), "serial_number": "SIM-777"},
         "log": {"file": False},
         "modbus": {"tcp_port": modbus_port, "bind_address": "127.0.0.1"},
+        "upgrade": {"revenue_lock_file": str(tmp_path / "revenue_lock")},
         "bacnet": {"enabled": True, "ip_port": port, "bind_address": "127.0.0.1", "ip_prefix": 32,
-                   "device_instance": 77},
+                   "device_instance": 77, "revenue_commands": True},
     }))
     snapshot = Snapshot.create(f"{instance_name(run_dir)}.measurements", snapshot_layout())
     snapshot.publish(BACNET_VALUES)

@@ -39,13 +39,15 @@ def test_hand_edit_while_locked_does_not_take_effect_and_is_recorded(meter, tmp_
     hand_edit(path, f'revenue_lock_file = "{lock}"', f'revenue_lock_file = "{tmp_path}/elsewhere"')
     config = store.load()
     assert config.metrology.ct_primary == 200.0                       # the sealed value stays in force
-    assert store.tamper.enforced and store.tamper.options == ["metrology.ct_primary"]
+    # both are revenue-locked options: neither edit takes effect
+    assert store.tamper.enforced and store.tamper.options == ["metrology.ct_primary", "upgrade.revenue_lock_file"]
     assert ConfigStore(path).load().metrology.ct_primary == 200.0     # every process reads the same
+    assert ConfigStore(path).load().upgrade.revenue_lock_file == str(lock)
     version = config.version
     assert check_seal(store, config).metrology.ct_primary == 200.0
     events = EventLog(tmp_path / "data").read()
     assert [(e["cause"], e["priority"]) for e in events] == [("config_tamper", 255)]
-    assert "metrology.ct_primary edited by hand" in events[0]["effect"]
+    assert "metrology.ct_primary, upgrade.revenue_lock_file edited by hand" in events[0]["effect"]
     last = store.history()[-1]
     assert last["refused"] == "revenue lock" and last["changes"][0]["file"] == 400.0
     assert ConfigStore(path).load().version == version                 # no new version

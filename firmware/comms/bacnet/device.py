@@ -39,7 +39,10 @@ from firmware.config import Config
 from firmware.config.sections.bacnet import MAX_DEVICE_INSTANCE
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient, ControlError
+from firmware.lockstate import file_lock_state
+from firmware.security.audit import AGGREGATED
 from firmware.security.authorize import Access, decide, operation_for_command
+from firmware.security.guard import PasswordGuard
 from firmware.security.protocol_user import protocol_user
 from firmware.storage.eventlog import Event, EventLog
 from hal.errors import AccessDenied, ConfigError
@@ -61,6 +64,9 @@ STALE_AFTER_S = 5.0
 AV1_COMMANDS: dict[int, Command | None] = {
     **dict.fromkeys((30078, 21211, 21212, 16498)), **{c.bacnet_av1: c for c in commands() if c.bacnet_av1 is not None}}
 DEMAND_SYNC_CODE = 21211
+# Codes that change revenue data (their command's revenue-lock rule is not "allowed"): run only with [bacnet]
+# revenue_commands, and never while revenue-locked.
+REVENUE_CODES = frozenset(code for code, c in AV1_COMMANDS.items() if c is not None and c.revenue_lock != "allowed")
 # Device properties the S4100 lets a client write (PICS "Writable Properties"), with their [bacnet] option.
 DEVICE_WRITABLE = {"objectIdentifier": "device_instance", "objectName": "device_name", "location": "location",
                    "maxMaster": "max_master"}
@@ -68,7 +74,7 @@ MAX_TEXT_CHARS = 64                  # S4100: Location "limited to 64 characters
 FIRST_DERIVED_INSTANCE, DERIVED_INSTANCES = 1_000_000, 2_097_152   # S4100 factory range 1,000,000-3,097,151
 # Event-log priorities (SPEC §5 bands: Info 1-63, Low 64-127, Medium 128-191): a change made over BACnet is
 # information; a refusal by the revenue lock or a wrong password is a security event, as an invalid login (128).
-EVENT_CHANGE, EVENT_COMMAND, EVENT_DEVICE_CONTROL, EVENT_REFUSED = 20, 30, 64, 128
+EVENT_CHANGE, EVENT_COMMAND, EVENT_DEVICE_CONTROL, EVENT_REFUSED, EVENT_LOCKOUT = 20, 30, 64, 128, 255
 # Operations that are property writes (refused as WRITE_ACCESS_DENIED); the others are services.
 WRITE_OPERATIONS = ("configure", "command", "clear")
 TREND_WRITABLE = ("enable", "stopWhenFull", "logDeviceObjectProperty", "logInterval", "recordCount",
@@ -124,6 +130,9 @@ class BacnetDevice:
         # MS/TP nodes to tell of a new Max_Master (the links register themselves)
         self.max_master_listeners: list[Callable[[int], None]] = []
         self.events = EventLog.from_config(config)
+        security = config["security"]
+        self.password_guard = PasswordGuard(Path(data_dir) / "bacnet_password.json", security.lockout_attempts,
+                                            security.lockout_duration)
 
     # ------------------------------------------------------------------ objects
 
@@ -218,9 +227,11 @@ class BacnetDevice:
         elif operation == "command":
             name = operation_for_command(target)
         user = self.user
+        # the switch itself as well as the snapshot: a stale snapshot must not open the lock for BACnet; and no
+        # revenue reset over BACnet while locked, whatever [revenue] demand_reset_when_locked allows elsewhere
+        locked = self.revenue_locked or file_lock_state(self.config["upgrade"].revenue_lock_file)
         reason = ("security is enabled and no BACnet user is configured ([security] bacnet_user)" if user is None
-                  else decide(user, name, INTERFACE, revenue_locked=self.revenue_locked,
-                              resets_when_locked=self.config["revenue"].demand_reset_when_locked,
+                  else decide(user, name, INTERFACE, revenue_locked=locked, resets_when_locked=False,
                               access=Access(self.config["bacnet"].access)).reason)
         if not reason:
             return
@@ -232,8 +243,10 @@ class BacnetDevice:
         raise refuse("serviceRequestDenied", "services")
 
     def event(self, priority: int, cause: str, effect: str, **detail: Any) -> None:
-        """One record in the meter's event log, from source "bacnet" as user "bacnet"."""
-        self.events.record(Event(priority, INTERFACE, cause, effect, USER, detail))
+        """One record in the meter's event log, from source "bacnet" as user "bacnet"; a refusal repeating one
+        before it is counted into that record (anyone on the network can cause them at will)."""
+        self.events.record(Event(priority, INTERFACE, cause, effect, USER, detail),
+                           aggregate=cause in AGGREGATED or cause.endswith("_refused"))
 
     # ------------------------------------------------------------------ writes
 
@@ -269,7 +282,7 @@ class BacnetDevice:
         await self._save(changes, f"AV{instance} {av.name} = {number:g}")
 
     async def _save(self, changes: dict[str, dict[str, Any]], what: str) -> None:
-        sealed = any(self.store.schema.section(s).sealed for s in changes)
+        sealed = any(self.store.schema.section(s).rule(o).locked for s, options in changes.items() for o in options)
         self._authorize("configure", what, revenue=sealed)
         try:
             self.config = await asyncio.to_thread(self.store.update, changes, USER, f"BACnet write: {what}")
@@ -285,6 +298,19 @@ class BacnetDevice:
             self.restart(service)
         for instance, store in self.trends.items():
             store.set_stop_when_full(self.config["bacnet"].trend_log_stop_when_full[instance - 1])
+
+    def reinitialize(self) -> None:
+        """ReinitializeDevice: the configuration read again, communication control ended on every link."""
+        try:
+            self.config = self.store.load()
+        except ConfigError as exc:
+            log.warning("bacnet: reinitialize keeps the running configuration: %s", exc)
+        self.user = protocol_user(self.config, INTERFACE)
+        for objs in self.sets:
+            app = objs.device._app
+            if app is not None and hasattr(app, "dcc_disabled"):
+                app._enable()
+        self.update(None, self.updated_ns)
 
     def _restart_service(self, service: str) -> None:
         """A saved metrology or revenue setting takes effect when its service starts again."""
@@ -376,6 +402,13 @@ class BacnetDevice:
         cmd = AV1_COMMANDS[code]
         if cmd is None:
             raise refuse("optionalFunctionalityNotSupported", "services")
+        if code in REVENUE_CODES and not self.config["bacnet"].revenue_commands:
+            reason = (f"AV1 {code} ({cmd.control}) changes revenue data; BACnet runs it only with [bacnet] "
+                      "revenue_commands = true (a security setting)")
+            self.counters["refused"] += 1
+            log.info("bacnet: %s", reason)
+            self.event(EVENT_REFUSED, "command_refused", cmd.control, reason=reason)
+            raise refuse("writeAccessDenied")
         self._authorize("command", cmd.control, revenue=False)
         await self._run(cmd)
         if code == DEMAND_SYNC_CODE and read_settings(self.config)["subinterval_length"] == 0:

@@ -5,8 +5,9 @@ from firmware.storage.eventlog import DEFAULT_CUTOFF, DEFAULT_DEPTH, PRIORITY_MA
 SECTIONS = [
     Section("events", [
         Option("cutoff", Int(0, PRIORITY_MAX), DEFAULT_CUTOFF,
-               "Events with a priority at or below this are not recorded (ION event log controller)."),
+               "Events with a priority at or below this are not recorded (ION event log controller).", locked=True),
         Option("depth", Int(100, 1000000), DEFAULT_DEPTH,
-               "Events kept in data_dir/events.db; the oldest is overwritten."),
-    ], "The event log every service writes: PQ events, alarms, security, configuration changes."),
+               "Events kept in data_dir/events.db; the oldest is overwritten.", locked=True),
+    ], "The event log every service writes: PQ events, alarms, security, configuration changes.",
+       privilege="security"),
 ]

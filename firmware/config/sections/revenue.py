@@ -129,7 +129,7 @@ SECTIONS = [
                "Digital input gating the conditional energy registers (0 = none: they never run)."),
         Option("sim_dir", Str(255), "var/inputs",
                "Simulated board: the power-fail line is the file power_fail here, holding 1 or 0; the revenue "
-               "lock is [upgrade] revenue_lock_file. The digital inputs come from the io service (docs/io.md)."),
+               "lock is [upgrade] revenue_lock_file. The digital inputs come from the io service (docs/io.md).", local=True),
     ], "Inputs the revenue registers use: the revenue lock and power-fail pins come from the board file, the "
        "digital inputs' state, counts and activations from the io service.", sealed=True),
 ]

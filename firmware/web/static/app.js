@@ -257,6 +257,17 @@ function optionInput(section, o) {
   return h("input", {type: "text", "data-option": id, value: value});
 }
 
+// Who may change an option (its rule in the schema); a path on the meter is not changed from a browser.
+function who(o) {
+  return `Needs ${o.privilege}` + (o.revenue_locked ? "; refused while revenue-locked" : "") +
+    (o.web_writable ? "" : "; changed only on the meter itself (meter config set)") + ".";
+}
+
+function settable(input, o) {
+  if (!o.web_writable) input.disabled = true;
+  return input;
+}
+
 function readInput(input) {
   if (input.type === "checkbox") return input.checked;
   if (input.dataset.kind === "json") return JSON.parse(input.value);
@@ -276,8 +287,8 @@ async function viewSetup(view) {
     const save = h("button", {type: "button", "data-save": sec.name}, `Save [${sec.name}]`);
     const box = h("details", {"data-section": sec.name}, h("summary", {}, `[${sec.name}]`, sec.sealed ? " (sealed)" : ""),
       h("p", {class: "muted"}, sec.doc), sec.options.map(o => h("div", {class: "opt"},
-        h("label", {}, o.name, o.unit ? h("span", {class: "muted"}, ` (${o.unit})`) : null), optionInput(sec.name, o),
-        h("span", {class: "doc"}, `${o.doc} Allowed: ${o.allowed}. Default: ${JSON.stringify(o.default)}.`))), save);
+        h("label", {}, o.name, o.unit ? h("span", {class: "muted"}, ` (${o.unit})`) : null), settable(optionInput(sec.name, o), o),
+        h("span", {class: "doc"}, `${o.doc} Allowed: ${o.allowed}. Default: ${JSON.stringify(o.default)}. ${who(o)}`))), save);
     save.addEventListener("click", async () => {
       save.after(msg);          // the answer appears beside the button that asked
       const changes = {};
