@@ -146,6 +146,20 @@ def render() -> str:
               "seal remembers the switch file.",
               "- **unlocked**: the edit is saved at the next start as a new version by the user `hand edit`, with "
               "the old and new values in the history (`config_hand_edit`, priority 128).", "",
+              "The seal is signed (HMAC-SHA256) with a key of this meter kept out of the data directory "
+              "(`firmware/config/sealkey.py`): the file `METER_SEAL_KEY` names, `/etc/openmeter/seal.key` on the "
+              "device (made by root at the first start by `meter.service`, readable by the meter's group, not "
+              "writable by the meter), else `~/.local/state/openmeter/seal.key`. Editing `meter.toml` and its seal "
+              "together therefore does not pass: a seal that does not verify while the meter is revenue-locked is "
+              "a `config_tamper` event (255) at every start, and the file is not accepted as a change (there are no "
+              "sealed values left to trust, so the file's are in force and flagged). A seal written before seals "
+              "were signed passes until the key exists (the first save makes it).", "",
+              "What the CM4 offers: no TPM and no secure element. It has a 256-bit device-unique private key in "
+              "OTP (`rpi-otp-private-key`, read through the VideoCore mailbox by root) and secure boot (the boot "
+              "image signed, its key's hash in OTP). A key file on the root file system keeps the seal from being "
+              "forged by whoever can write the data partition, but not by whoever holds the eMMC; deriving the "
+              "seal key from the OTP key, with secure boot so nobody can boot a system of their own to read it, "
+              "is what keeps it off the storage medium.", "",
               "Every save (`meter config set`, the web, BACnet) and `meter config validate` also run the owning "
               "services' own checks (`firmware/config/checks.py`: the revenue code's holiday dates, load-profile "
               "channels and demand intervals; the alarms' points and nominals; the data recorders' channels), so a "
@@ -159,8 +173,12 @@ def render() -> str:
               "naming its owner.",
               "- Modbus TCP: a per-address connection limit (`max_connections_per_address`), a deadline to finish a "
               "frame (`frame_timeout`), back-pressure on replies (`write_timeout`), and, when the pool is full, "
-              "room made for a newcomer by closing a connection of the address that holds the most: first one "
-              "that never completed a request, else one quiet for a second or more. Frames that are dropped (no "
+              "room made for a newcomer fairly: an address holding at least two connections more than the "
+              "newcomer's loses one, busy or not (first one whose client has taken no reply for a second, then "
+              "one that never completed a request, then the least recently active); else a connection quiet for "
+              "a second or more of the address holding the most. Hosts polling fast from several addresses, or "
+              "pipelining without reading, cannot keep out a client that polls now and then, and an address "
+              "holding a single connection never loses it to another address. Frames that are dropped (no "
               "PDU, another protocol id) neither count as a request nor keep a connection alive, so a host "
               "trickling them cannot hold a place (`firmware/comms/modbus/tcp.py`).", ""]
     return "\n".join(lines)

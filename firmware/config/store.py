@@ -100,12 +100,12 @@ class ConfigStore:
         seal = read_seal(self.path)
         if seal is None:
             return config
-        changes = compare(config, seal) if seal.intact() else [{"option": "(seal)", "sealed": "damaged",
+        changes = compare(config, seal) if seal.intact() else [{"option": "(seal)", "sealed": "does not verify",
                                                                    "file": "?"}]
         if not changes:
             return config
         locked = self._is_locked(config) or (bool(seal.lock_file) and _switch_locked(seal.lock_file))
-        self.tamper = Tamper(changes, enforced=locked and seal.intact(), seal=seal)
+        self.tamper = Tamper(changes, enforced=locked and seal.intact(), locked=locked, seal=seal)
         if self.tamper.enforced:
             log.error("configuration: sealed options edited by hand while revenue-locked; the sealed values stay "
                       "in force", extra={"fields": {"options": self.tamper.options}})

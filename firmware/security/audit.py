@@ -46,6 +46,6 @@ class SecurityAudit:
         log.info("security event %s: %s %s", cause, user, effect, extra={"fields": fields})
         if self.eventlog is not None:
             self.eventlog.record(Event(priority, self.source, cause, effect, user, dict(detail or {})),
-                                 aggregate=cause in AGGREGATED)
+                                 aggregate=cause in AGGREGATED, syslog=False)      # sent below, facility auth
         if self.syslog is not None:
             self.syslog.send(priority, cause, f"{cause} {user}: {effect}".strip(), fields)

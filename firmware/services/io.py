@@ -2,7 +2,10 @@
 
 Inputs arrive as edge events with their time stamps (gpiod's kernel stamps on the device, the simulated
 wire's stamps in simulation; ``hal.gpio``), are debounced and counted (``firmware.io.inputs``) and published
-with the outputs and the alarm summary in the ``io`` snapshot every ``PUBLISH_S`` and at once after a change.
+with the outputs and the alarm summary in the ``io`` snapshot at once after a change and at least every
+``PUBLISH_S``. Between edges the service sleeps until its next deadline: a pulse edge, an input settling, the
+next measurement second (one second after the last, then looked for every ``IDLE_S`` until it comes), the
+next publication or heartbeat.
 Once a second, when the metrology service has published a new measurement second, the energy pulsers take the
 published energy registers, the end-of-demand-interval outputs look at ``demand_interval_remaining`` and the
 setpoint alarms are evaluated (``firmware.alarms``). Alarm pickups and dropouts go to the event log; alarm
@@ -29,15 +32,17 @@ from firmware.io.outputs import ENERGY_POINTS
 from firmware.io.state import CountStore
 from firmware.ipc import names
 from firmware.ipc.snapshot import Snapshot
-from firmware.service import Service, command, main
+from firmware.service import HEARTBEAT_INTERVAL_S, Service, command, main
 from firmware.storage.eventlog import Event, EventLog
 from hal.clock import SystemClock
 from hal.errors import IPCError, MeterError
 from hal.sim.wire import RUN_DIR_NAME as SIM_WIRE_DIR
 
 LOOP_S = 0.002                 # edge wait while pulses are due or inputs settle: the timing resolution of both
-IDLE_S = 0.05                  # edge wait otherwise: how late a new measurement second's pulses may start
-PUBLISH_S = 0.1                # the io snapshot at least this often
+IDLE_S = 0.05                  # a measurement second due and not there yet is looked for this often: how late its
+                               # pulses may start
+LATE_S = 2.0                   # a second this late (metrology stopped): looked for every HEARTBEAT_INTERVAL_S
+PUBLISH_S = 1.0                # the io snapshot at least this often (readers call it stale after 10 s)
 ATTACH_RETRY_S = 2.0
 INPUT_EVENT_PRIORITY = 32      # digital-input state changes in the event log (Info, above the cutoff 5)
 
@@ -64,6 +69,7 @@ class IoService(Service):
         self.measurements: Snapshot | None = None
         self._attach_at = 0.0
         self._last_second = -1
+        self._second_due = 0.0                # monotonic time the next measurement second is looked for
         self._remaining = math.nan
         self._registers: dict[int, tuple[float, float]] = {}   # energy output -> (register, its second's end)
         self._dirty = True
@@ -116,7 +122,11 @@ class IoService(Service):
     def _wait_s(self) -> float:
         busy = any(o.owed > 0 or (o.level and o.mode == "pulse" and o.source != "alarm")
                    for o in self.outputs.values())
-        return LOOP_S if busy or any(c.settling for c in self.inputs.values()) else IDLE_S
+        if busy or any(c.settling for c in self.inputs.values()):
+            return LOOP_S
+        now = time.monotonic()
+        due = min(self._second_due, self._published_at + PUBLISH_S, now + HEARTBEAT_INTERVAL_S)
+        return min(max(due - now, 0.0), HEARTBEAT_INTERVAL_S)
 
     def _on_transition(self, tr: Transition) -> None:
         self.counters["transitions"] += 1
@@ -130,15 +140,25 @@ class IoService(Service):
 
     def _second(self) -> None:
         """A new measurement second: energy pulsers, end of demand interval, setpoint alarms."""
+        now = time.monotonic()
+        if now < self._second_due:
+            return
+        self._second_due = now + IDLE_S
         snap = self._measurements()
         if snap is None:
+            self._second_due = now + ATTACH_RETRY_S
             return
         try:
             data, updated_ns, count = snap.read_array()
         except IPCError:
             return
+        age_s = (time.time_ns() - updated_ns) / 1e9
         if count == self._last_second or count == 0:
+            if age_s > 1.0 + LATE_S:
+                self._second_due = now + HEARTBEAT_INTERVAL_S
             return
+        # metrology publishes a second once a second: nothing to look for until the next is due
+        self._second_due = now + max(1.0 - age_s, IDLE_S)
         self._last_second = count
         self.counters["seconds"] += 1
         values = {name: snap.field(data, name) for name in snap.layout.offsets}
@@ -264,7 +284,15 @@ class IoService(Service):
             "alarm_list_value": [math.nan if r["value"] is None else float(r["value"]) for r in rows]
             + [math.nan] * pad,
             "power_up_count": float(self.power_up.count) if self.power_up.count else math.nan,
+            "events_unread": self._events_unread(),
         }
+
+    def _events_unread(self) -> float:
+        """The event log's unread counter (ION: the unread-events warning), for the display and Modbus."""
+        try:
+            return float(self.events.unread())
+        except MeterError:
+            return math.nan
 
     def teardown(self) -> None:
         store = getattr(self, "store", None)

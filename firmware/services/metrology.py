@@ -85,7 +85,8 @@ class MetrologyService(Service):
                          "pq_records": 0}
         s = self.settings
         self.revenue = GuardedRevenue.for_service(self.config, self.ctx.data_dir, self.ctx.board_path, s.pt_ratio,
-                                                  s.ct_ratio, self.log, io_snapshot=self.ctx.shm_name(names.IO))
+                                                  s.ct_ratio, self.log, io_snapshot=self.ctx.shm_name(names.IO),
+                                                  time_snapshot=self.ctx.shm_name(TIME_SNAPSHOT_NAME))
         self.io = IoReader(self.ctx.shm_name(names.IO))
         self.gapfill = GapFill(s, self.config["revenue"].accuracy_class, self.revenue.on_second,
                                self.revenue.energy_paths, ring_name=self.ctx.shm_name(names.CHIP_INTERVALS),

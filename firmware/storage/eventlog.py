@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from firmware.security.syslog import FACILITY_LOCAL0, SyslogSender
+
 from firmware.storage.logstore import LogStore
 from hal.errors import StorageError
 
@@ -39,6 +41,7 @@ COLUMNS = {"priority": "INTEGER", "source": "TEXT", "cause": "TEXT", "effect": "
 DEFAULT_CUTOFF = 5                 # ION7400 manual: "The default event log cutoff value is 5"
 DEFAULT_DEPTH = 5000               # ION7400 manual: event log depth
 PRIORITY_MAX = 255
+DEFAULT_SYSLOG_PRIORITY = 128     # Medium and above: alarms, PQ events, refusals; 256 sends none
 KEPT_TABLE = "event_log_kept"
 # Causes only a user's own action or the meter's protection produces, never a stranger's failed attempt.
 KEPT_CAUSES = frozenset({"lockout", "user_change", "config_change", "config_tamper", "config_hand_edit",
@@ -76,11 +79,15 @@ class Event:
 
 
 class EventLog:
-    def __init__(self, data_dir: str | Path, cutoff: int = DEFAULT_CUTOFF, depth: int = DEFAULT_DEPTH) -> None:
+    def __init__(self, data_dir: str | Path, cutoff: int = DEFAULT_CUTOFF, depth: int = DEFAULT_DEPTH,
+                 syslog: SyslogSender | None = None, syslog_priority: int = DEFAULT_SYSLOG_PRIORITY) -> None:
+        """``syslog``: where events at or above ``syslog_priority`` also go (recorded or not)."""
         if not 0 <= cutoff <= PRIORITY_MAX:
             raise StorageError(f"event log cutoff {cutoff} is outside 0..{PRIORITY_MAX}")
         self.path = Path(data_dir) / EVENTS_DB
         self.cutoff = cutoff
+        self.syslog = syslog
+        self.syslog_priority = syslog_priority
         self.store = LogStore(self.path, TABLE, COLUMNS, depth, "circular")
         self.kept = LogStore(self.path, KEPT_TABLE, COLUMNS, depth, "circular")
         self.discarded = 0
@@ -91,16 +98,26 @@ class EventLog:
     @classmethod
     def from_config(cls, config: Any) -> EventLog:
         """The event log of a meter configuration (``[meter] data_dir``, ``[events]``)."""
-        section = config["events"]
-        return cls(config.meter.data_dir, section.cutoff, section.depth)
+        section, sec = config["events"], config["security"]
+        sender = None
+        if sec.syslog_address and section.syslog_priority <= PRIORITY_MAX:
+            sender = SyslogSender(sec.syslog_address, sec.syslog_port, FACILITY_LOCAL0)
+        return cls(config.meter.data_dir, section.cutoff, section.depth, sender, section.syslog_priority)
 
     def close(self) -> None:
         self.store.close()
         self.kept.close()
+        if self.syslog is not None:
+            self.syslog.close()
 
-    def record(self, event: Event, ts: float | None = None, aggregate: bool = False) -> int | None:
+    def record(self, event: Event, ts: float | None = None, aggregate: bool = False,
+               syslog: bool = True) -> int | None:
         """Append one event; its record id, or None when its priority is not above the cutoff. With
-        ``aggregate``, a repeat of a recent identical event is counted into it (its id is returned)."""
+        ``aggregate``, a repeat of a recent identical event is counted into it (its id is returned).
+        ``syslog=False``: the caller sends it to syslog itself (security events, facility auth)."""
+        if syslog and self.syslog is not None and event.priority >= self.syslog_priority:
+            self.syslog.send(event.priority, event.cause, f"{event.source} {event.cause}: {event.effect}".strip(),
+                             {"source": event.source, "user": event.user, **dict(event.detail or {})})
         if event.priority <= self.cutoff:
             self.discarded += 1
             return None

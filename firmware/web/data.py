@@ -61,7 +61,16 @@ async def events(ctx: WebContext, call: Call) -> Any:
                                    ("priority", p["min_priority"]) if p["min_priority"] else None)
     for row in rows:
         row["band"] = band(int(row.get("priority") or 0))
-    return {"events": rows}
+    unread = await asyncio.to_thread(ctx.event_log().unread)
+    return {"events": rows, "unread": unread}
+
+
+async def events_read(ctx: WebContext, call: Call) -> Any:
+    """Mark every event read: the unread counter (web, display, `meter status`) goes back to 0."""
+    assert call.identity is not None
+    ctx.authorize(call.identity, "alarm_ack")
+    last = await asyncio.to_thread(ctx.event_log().mark_read)
+    return {"read_up_to": last, "unread": await asyncio.to_thread(ctx.event_log().unread)}
 
 
 async def revenue_registers(ctx: WebContext, call: Call) -> Any:

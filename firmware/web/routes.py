@@ -82,7 +82,10 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/events", data.events, "The meter's event log by time range", "logs", READ,
           params=(_SINCE, _UNTIL, _LIMIT, _ORDER,
                   Param("min_priority", "integer", "only events of at least this priority", default=0,
-                        minimum=0, maximum=255))),
+                        minimum=0, maximum=255)),
+          description="`unread` is the event log's unread counter: records after the last one marked read."),
+        E("POST", "/api/events/read", data.events_read, "Mark every event read (the unread counter to 0)", "logs",
+          LOGGED_IN, description="The operation is alarm_ack: acknowledging what the meter reported."),
         E("GET", "/api/pq/events", pq.pq_events, "The recorder's PQ events (dips, swells, interruptions, "
           "transients, RVC) by time range, oldest first", "power quality", READ, params=(_SINCE, _UNTIL, _PQ_LIMIT),
           errors=(503,), description="Each event: kind, start time (ts), duration, residual or peak values, "

@@ -36,8 +36,23 @@ class ConnectionLimits:
         self.per_address = per_address
         self.head_timeout_s = head_timeout_s
         self.open: Counter[str] = Counter()
+        self.held: dict[str, list[GuardedH11Protocol]] = {}    # by address, oldest first
         self.refused = 0
+        self.evicted = 0
         self.head_timeouts = 0
+
+    def victim(self, newcomer: str) -> GuardedH11Protocol | None:
+        """When every connection is taken: one of an address holding at least two more than ``newcomer``'s,
+        so hosts that fill the pool (slow heads, trickled bodies) cannot keep out one that opens a single
+        connection; the address holding the most gives its oldest connection with no request in progress, else
+        its oldest. None: no address holds that many (the newcomer is refused)."""
+        over = [a for a, n in self.open.items() if n >= self.open[newcomer] + 2]
+        if not over:
+            return None
+        conns = self.held.get(max(over, key=lambda a: self.open[a]), [])
+        idle = [c for c in conns if c.conn.their_state is h11.IDLE]
+        chosen = idle or conns
+        return chosen[0] if chosen else None
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -49,13 +64,32 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_made(transport)
         limits = self.limits
         address = self.client[0] if self.client else "?"
-        if sum(limits.open.values()) >= limits.total or limits.open[address] >= limits.per_address:
+        victim = limits.victim(address) if sum(limits.open.values()) >= limits.total else None
+        if (sum(limits.open.values()) >= limits.total and victim is None) or limits.open[address] >= limits.per_address:
             limits.refused += 1
             transport.abort()
             return
+        if victim is not None:
+            limits.evicted += 1
+            victim._uncount()
+            victim.transport.abort()
         limits.open[address] += 1
+        limits.held.setdefault(address, []).append(self)
         self._counted = address
         self._arm()
+
+    def _uncount(self) -> None:
+        if self._counted is None:
+            return
+        open_ = self.limits.open
+        open_[self._counted] -= 1
+        conns = self.limits.held.get(self._counted, [])
+        if self in conns:
+            conns.remove(self)
+        if open_[self._counted] <= 0:
+            del open_[self._counted]
+            self.limits.held.pop(self._counted, None)
+        self._counted = None
 
     def _arm(self) -> None:
         if self._head_timer is None:
@@ -80,12 +114,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        if self._counted is not None:
-            open_ = self.limits.open
-            open_[self._counted] -= 1
-            if open_[self._counted] <= 0:
-                del open_[self._counted]
-            self._counted = None
+        self._uncount()
         super().connection_lost(exc)
 
 

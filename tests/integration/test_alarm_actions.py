@@ -1,7 +1,10 @@
 """Alarm actions end to end on a running meter (acquisition, metrology, recorder, io on the simulated board):
 a setpoint alarm with ``capture = true`` picks up and the recorder writes a waveform capture for it, named
-..._alarm, readable as COMTRADE, its event naming the alarm; the alarm's output follows it."""
+..._alarm, readable as COMTRADE, its event naming the alarm; the alarm's output follows it; the pickup reaches
+a syslog collector."""
 from __future__ import annotations
+
+import socket
 
 import comtrade
 
@@ -32,7 +35,11 @@ alarm_priority = 0
 
 
 def test_setpoint_alarm_capture_action_writes_a_waveform(tmp_path):
-    meter = IoMeter(tmp_path, CONFIG, services="acquisition,metrology,recorder,io")
+    collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)      # a syslog collector on loopback
+    collector.bind(("127.0.0.1", 0))
+    collector.settimeout(30.0)
+    syslog = f'[security]\nsyslog_address = "127.0.0.1"\nsyslog_port = {collector.getsockname()[1]}\n'
+    meter = IoMeter(tmp_path, CONFIG + syslog, services="acquisition,metrology,recorder,io")
     meter.start()
     try:
         meter.wait(lambda: any(a["name"] == "V1 present" for a in meter.call("io.alarms")["active"]), 90)
@@ -47,5 +54,10 @@ def test_setpoint_alarm_capture_action_writes_a_waveform(tmp_path):
         assert len(capture) == 1 and capture[0]["detail"]["reason"] == "V1 present", capture
         assert any(e["cause"] == "alarm_pickup" and e["effect"] == "V1 present" for e in events)
         assert meter.call("io.status")["outputs"][0]["level"]           # the alarm's output action
+        # the pickup (priority 200, above [events] syslog_priority 128) reached syslog, facility local0
+        while b" alarm_pickup " not in (message := collector.recv(4096)):
+            pass
+        assert message.startswith(b"<130>1 ") and b"V1 present" in message
     finally:
         meter.stop()
+        collector.close()

@@ -176,6 +176,14 @@ def test_browser_login_live_values_setting_refusal_and_tampered_image(meter, art
                 assert not page.locator("#view p.error").count(), page.locator("#view").inner_text()
                 page.screenshot(path=artifacts / f"06-{view}.png", full_page=True)
 
+            # The event log page shows the unread counter and marks every event read
+            page.goto(f"{base}/#/events")
+            page.wait_for_selector("#events-unread.warn")
+            assert int(page.locator("#events-unread").inner_text().split()[0]) >= 1     # at least the refused login
+            page.click("#events-mark-read")
+            page.wait_for_selector("#events-unread:has-text('0 unread')")
+            page.screenshot(path=artifacts / "07-events-read.png")
+
             # The time-set button sets the meter's clock from this computer's (the time service accepts it)
             page.goto(f"{base}/#/energy")
             page.once("dialog", lambda dialog: dialog.accept())

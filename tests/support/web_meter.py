@@ -95,8 +95,13 @@ class WebClient:
         return answer
 
 
+# Generous limits for the tests' own request rate; the limits themselves are tested with their own.
+TEST_LIMITS = ('rate = 2000\nburst = 4000\nlogin_rate = 30\nheader_timeout = 2\nmax_connections_per_address = 64\n')
+
+
 class WebMeter:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, limits: str = TEST_LIMITS) -> None:
+        """``limits``: [web] lines in TOML (the defaults of the option table when empty)."""
         from tests.integration.upgrade_env import make_env
 
         self.base = base
@@ -109,9 +114,7 @@ class WebMeter:
         self.config.write_text(
             f'[meter]\nname = "web-test"\ndata_dir = "{self.data_dir}"\nrun_dir = "{self.run_dir}"\n'
             f'[web]\nbind_address = "127.0.0.1"\nhttps_port = {self.https_port}\nhttp_port = {self.http_port}\n'
-            # Generous limits for the tests' own request rate; the limits themselves are tested with their own.
-            'rate = 2000\nburst = 4000\nlogin_rate = 30\nheader_timeout = 2\nmax_connections_per_address = 64\n'
-            f'max_upload = {MAX_UPLOAD_BYTES}\n'
+            f'{limits}max_upload = {MAX_UPLOAD_BYTES}\n'
             f'[upgrade]\nroot = "{s.root}"\nstate_dir = "{s.state_dir}"\ntrust_store = "{s.trust_store}"\n'
             f'revenue_lock_file = "{s.revenue_lock_file}"\n')
         users = UserStore(self.data_dir)

@@ -108,3 +108,41 @@ def test_seal_file_is_written_with_every_save(meter):
     path, _, store = meter
     seal = json.loads(path.with_name("meter.toml.seal").read_text())
     assert seal["version"] == store.load().version and seal["sections"]["metrology"]["ct_primary"] == 200.0
+
+
+def forge(path, option: str, section: str, old, new, signature: str | None = None) -> None:
+    """What an offline editor can do without the key: change the file and the seal's values and SHA-256."""
+    from firmware.config.seal import digest
+
+    hand_edit(path, f"{option} = {old}", f"{option} = {new}")
+    seal_file = path.with_name("meter.toml.seal")
+    seal = json.loads(seal_file.read_text())
+    seal["sections"][section][option] = new
+    seal["sha256"] = digest(seal["sections"])
+    if signature is not None:
+        seal["hmac"] = signature
+    seal_file.write_text(json.dumps(seal))
+
+
+@pytest.mark.parametrize("signature", [None, "", "00" * 32])
+def test_file_and_seal_edited_together_do_not_pass_while_locked(meter, tmp_path, signature):
+    path, lock, store = meter
+    set_file_lock(lock, True)
+    version = store.load().version
+    forge(path, "ct_primary", "metrology", 200.0, 2000.0, signature)
+    config = store.load()
+    assert store.tamper is not None and store.tamper.locked and store.tamper.options == ["(seal)"]
+    assert check_seal(store, config).version == version               # not accepted as a change
+    events = EventLog(tmp_path / "data").read()
+    assert [(e["cause"], e["priority"]) for e in events] == [("config_tamper", 255)]
+    assert "does not verify against this meter's seal key" in events[0]["effect"]
+    assert store.history()[-1]["refused"] == "revenue lock"
+
+
+def test_the_seal_is_signed_with_a_key_kept_out_of_the_data_directory(meter, tmp_path):
+    from firmware.config.sealkey import key_path
+
+    path, _, store = meter
+    seal = json.loads(path.with_name("meter.toml.seal").read_text())
+    assert len(seal["hmac"]) == 64 and len(seal["key_id"]) == 16
+    assert tmp_path not in key_path().parents and key_path().stat().st_mode & 0o777 == 0o600

@@ -206,14 +206,19 @@ async function viewPhasors(view) {
 async function viewEvents(view) {
   const prio = h("input", {type: "number", min: 0, max: 255, value: 0, id: "events-priority"});
   const body = h("tbody");
+  const unread = h("span", {id: "events-unread"});
   const load = async () => {
     const d = await api("GET", `/api/events?limit=200&min_priority=${prio.value || 0}`);
+    unread.textContent = `${d.unread} unread`;
+    unread.className = d.unread ? "warn" : "muted";
     fill(body, ...d.events.map(e => h("tr", {}, h("td", {}, when(e.ts)), h("td", {class: `num band-${e.band}`}, e.priority),
       h("td", {}, e.source), h("td", {}, e.cause), h("td", {}, e.effect), h("td", {}, e.user))));
     if (!d.events.length) body.append(h("tr", {}, h("td", {colspan: 6, class: "muted"}, "no events")));
   };
   prio.addEventListener("change", load);
-  fill(view, h("h1", {}, "Event log"), h("label", {}, "Lowest priority ", prio),
+  const markRead = h("button", {type: "button", class: "plain", id: "events-mark-read", onclick: async () => {
+    await api("POST", "/api/events/read"); await load(); }}, "Mark all read");
+  fill(view, h("h1", {}, "Event log"), h("p", {}, unread, " ", markRead), h("label", {}, "Lowest priority ", prio),
     h("table", {id: "events-table"}, h("thead", {}, h("tr", {}, ["time", "priority", "source", "cause", "effect", "user"].map(t => h("th", {}, t)))), body));
   await load();
 }
