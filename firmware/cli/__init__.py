@@ -11,6 +11,7 @@ from hal.errors import MeterError
 # Modules that add subcommands.
 COMMAND_MODULES = (
     "firmware.cli.run",       # run, status
+    "firmware.cli.maintenance",  # reset master|factory|wipe
     "firmware.cli.config",    # config validate/show/defaults/set
     "firmware.cli.user",      # user add/passwd/list/remove/unlock
     "firmware.cli.recorder",  # pq events/capture/captures/recorders/read/aggregates

@@ -23,11 +23,13 @@ from hal.errors import ConfigError
 
 def _served() -> set[str]:
     """Every control command a service or the supervisor serves, as "<service>.<command>"."""
+    from firmware.maintenance import ACTIONS
     from firmware.revenue.runtime import COMMAND_NAMES
     from firmware.supervisor import Supervisor
 
     served = {"status", "restart", "shutdown"}
     assert all(hasattr(Supervisor, f"cmd_{name}") for name in served)
+    served |= set(ACTIONS)
     for spec in SERVICES:
         module = importlib.import_module(spec.module)
         classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
