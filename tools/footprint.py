@@ -133,14 +133,17 @@ def write_config(root: Path, start: str | None = None) -> Path:
 
 
 class RunningMeter:
-    """``meter run`` in the background on a scratch directory; a context manager that stops it."""
+    """``meter run`` of the firmware in ``tree`` (this one by default) in the background on a scratch
+    directory; a context manager that stops it."""
 
-    def __init__(self, root: Path, start: str | None = None) -> None:
+    def __init__(self, root: Path, start: str | None = None, tree: Path = REPO) -> None:
         self.root = root
         self.config = write_config(root, start)
         self.out = open(root / "meter.out", "w+b")  # noqa: SIM115 - closed in __exit__
+        # the tree's own packages first (the current directory), whatever the venv has installed
+        env = {**os.environ, "PYTHONPATH": str(tree)}
         self.proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--config", str(self.config),
-                                      "--board", str(REPO / "boards" / "sim.toml")], cwd=REPO,
+                                      "--board", str(tree / "boards" / "sim.toml")], cwd=tree, env=env,
                                      stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
         self.client = ControlClient(root / "run" / "control.sock", timeout_s=10)
 
@@ -174,8 +177,9 @@ class RunningMeter:
         raise RuntimeError(f"the meter was not healthy within {READY_TIMEOUT_S:g} s")
 
 
-def run_and_measure(start: str | None, settle_s: float, window_s: float) -> list[Usage]:
-    with tempfile.TemporaryDirectory(prefix="meter-footprint-") as tmp, RunningMeter(Path(tmp), start) as meter:
+def run_and_measure(start: str | None, settle_s: float, window_s: float, tree: Path = REPO) -> list[Usage]:
+    with tempfile.TemporaryDirectory(prefix="meter-footprint-") as tmp, \
+            RunningMeter(Path(tmp), start, tree) as meter:
         services = meter.wait_ready()
         time.sleep(settle_s)
         return measure(processes(meter.proc.pid, services), window_s)
