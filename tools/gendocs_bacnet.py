@@ -23,8 +23,7 @@ from firmware.comms.bacnet.model import load_model
 from firmware.comms.bacnet.mstp import frame, master
 from firmware.comms.bacnet.objects import TREND_LOG_BUFFER_SIZE, VENDOR_IDENTIFIER
 from firmware.comms.bacnet.settings import SETTING_DOCS
-from firmware.comms.modbus.blocks import COMMANDS
-from firmware.security.authorize import REVENUE_LOCKED, REVENUE_LOCKED_RESETS, operation_for_command
+from firmware.security.authorize import REVENUE_LOCKED, REVENUE_LOCKED_RESETS
 from firmware.config import meter_schema
 from firmware.config.sections.bacnet import MSTP_BAUD_RATES
 from tools.docfile import generate
@@ -82,7 +81,9 @@ WRITE_ACCESS_DENIED.
 Every change made over BACnet, every command, and every refusal by the revenue lock or for a wrong password is
 recorded in the meter's event log (source and user `bacnet`; changes priority {p_change}, commands {p_cmd},
 communication control and reinitialize {p_dev}, refusals {p_ref}); a refusal repeating the one before it is
-counted into it (`count`, `first`, `last`), so a flood of them cannot push earlier events out.
+counted into it (`count`, `first`, `last`), so a flood of them cannot push earlier events out. Saved changes
+(all clients together) are held to 20 at once, then one every 10 s; more are refused with DEVICE_BUSY, and the
+configuration history keeps its newest entries within 1 MiB.
 
 AV2-AV11 are views of the meter's configuration: reading one reads the configuration, writing one is a
 configuration change (versioned, logged in `meter.toml.history.jsonl` with user `bacnet`). A metrology or
@@ -138,10 +139,9 @@ def _commands() -> str:
     rows = []
     meaning = {30078: "clear all energy accumulators", 21211: "new demand subinterval; log a trend record "
                "(sync-to-comms mode)", 21212: "reset maximum demands", 16498: "clear pulse counters"}
-    for code, point in AV1_COMMANDS.items():
-        cmd = next((c for c in COMMANDS if c.point == point), None)
+    for code, cmd in AV1_COMMANDS.items():
         runs = f"`{cmd.control}`" if cmd else "nothing: refused with OPTIONAL_FUNCTIONALITY_NOT_SUPPORTED"
-        op = operation_for_command(cmd.control) if cmd else ""
+        op = cmd.op if cmd else ""
         locked = ("yes" if op in REVENUE_LOCKED else "unless [revenue] demand_reset_when_locked"
                   if op in REVENUE_LOCKED_RESETS else "no") if cmd else ""
         rows.append(f"| {code} | {meaning[code]} | {runs} | {locked} |")
