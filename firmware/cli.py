@@ -11,6 +11,7 @@ from hal.errors import MeterError
 # Modules that add subcommands.
 COMMAND_MODULES = (
     "firmware.cli_run",       # run, status
+    "firmware.cli_maintenance",  # reset master|factory|wipe
     "firmware.cli_config",    # config validate/show/defaults/set
     "firmware.cli_user",      # user add/passwd/list/remove/unlock
     "firmware.cli_recorder",  # pq events/capture/captures/recorders/read/aggregates

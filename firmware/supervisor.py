@@ -30,12 +30,13 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import Future
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from firmware import __version__, powerup
+from firmware import __version__, maintenance, powerup
 from firmware.config import Config
 from firmware.control import ControlClient, ControlError, ControlServer
 from firmware.health import SampleLoss, meter_state
@@ -54,6 +55,7 @@ HANG_MARGIN_S = 0.01      # looked at this long after a heartbeat timeout, so th
 METERING_STALE_S = 5.0    # measurement snapshot older than this: not metering
 SHUTDOWN_TICK_S = 0.02    # how often the meter's own stop looks for exited services
 KILL_REAP_S = 1.0         # a process not gone this long after SIGKILL is stuck in uninterruptible I/O
+MAINTENANCE_TIMEOUT_S = 120.0   # a master reset, factory defaults or wipe: every service stopped and started
 
 
 class Process(Protocol):
@@ -122,7 +124,9 @@ class Supervisor:
             "status": self.cmd_status,
             "restart": self.cmd_restart,
             "shutdown": self.cmd_shutdown,
+            **{action: self._maintenance_command(action) for action in maintenance.ACTIONS},
         }, fallback=self.forward, gate=control_gate(config), mode=0o660)
+        self._maintenance: queue.SimpleQueue[tuple[str, str, Future[Any]]] = queue.SimpleQueue()
         self.started = time.time()
         self._events: EventLog | None = None      # read for its unread counter only
 
@@ -263,6 +267,12 @@ class Supervisor:
         self._unreaped = [p for p in self._unreaped if p.poll() is None]
         while not self._restart_requests.empty():
             self._restart(self.children[self._restart_requests.get()], now)
+        while not self._maintenance.empty():
+            action, user, done = self._maintenance.get()
+            try:
+                done.set_result(maintenance.run(action, self, user))
+            except Exception as exc:  # noqa: BLE001 - the caller gets the reason
+                done.set_exception(exc)
         for child in self.children.values():
             if child.state == "stopping":
                 if self._advance_stop(child, now):
@@ -377,6 +387,25 @@ class Supervisor:
         return True
 
     def shutdown(self) -> None:
+        self.stop_services()
+        self.control.stop()
+        self._selector.unregister(self._wake_r)
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+        for path in shm.SHM_DIR.glob(instance_glob(self.instance)):
+            shm.unlink(path.name)
+        log.info("supervisor stopped")
+
+    def start_services(self) -> None:
+        for child in self.children.values():
+            child.crashes.clear()
+            self._spawn(child)
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    def stop_services(self) -> None:
+        """Stop every service and wait for each to be reaped (SIGKILL after stop_timeout)."""
         now = time.monotonic()
         stopping = [c for c in self.children.values() if c.proc is not None
                     and (c.state == "stopping" or c.proc.poll() is None)]
@@ -396,13 +425,6 @@ class Supervisor:
         for child in self.children.values():
             self._close_pipe(child)
             child.state = "stopped" if child.state != "failed" else "failed"
-        self.control.stop()
-        self._selector.unregister(self._wake_r)
-        for fd in (self._wake_r, self._wake_w):
-            os.close(fd)
-        for path in shm.SHM_DIR.glob(instance_glob(self.instance)):
-            shm.unlink(path.name)
-        log.info("supervisor stopped")
 
     # ------------------------------------------------------------------ control commands
 
@@ -468,6 +490,15 @@ class Supervisor:
         self._restart_requests.put(service)
         self._wake()
         return f"{service} restarting"
+
+    def _maintenance_command(self, action: str) -> Callable[..., Any]:
+        def run(user: str = "") -> Any:
+            """Queued for the main loop, which owns the services; the answer waits for the result."""
+            done: Future[Any] = Future()
+            self._maintenance.put((action, user, done))
+            self._wake()
+            return done.result(timeout=MAINTENANCE_TIMEOUT_S)
+        return run
 
     def cmd_shutdown(self, user: str = "") -> str:
         log.info("shutdown requested by %s", user or "?")

@@ -82,7 +82,9 @@ WRITE_ACCESS_DENIED.
 Every change made over BACnet, every command, and every refusal by the revenue lock or for a wrong password is
 recorded in the meter's event log (source and user `bacnet`; changes priority {p_change}, commands {p_cmd},
 communication control and reinitialize {p_dev}, refusals {p_ref}); a refusal repeating the one before it is
-counted into it (`count`, `first`, `last`), so a flood of them cannot push earlier events out.
+counted into it (`count`, `first`, `last`), so a flood of them cannot push earlier events out. Saved changes
+(all clients together) are held to 20 at once, then one every 10 s; more are refused with DEVICE_BUSY, and the
+configuration history keeps its newest entries within 1 MiB.
 
 AV2-AV11 are views of the meter's configuration: reading one reads the configuration, writing one is a
 configuration change (versioned, logged in `meter.toml.history.jsonl` with user `bacnet`). A metrology or

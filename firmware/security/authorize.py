@@ -88,19 +88,24 @@ OPERATIONS: dict[str, Operation] = _ops(
     ("upgrade_install", Privilege.MASTER, W, "install a firmware image"),
     ("restart", Privilege.MASTER, W, "restart a service"),
     ("shutdown", Privilege.MASTER, W, "stop the meter"),
+    ("master_reset", Privilege.MASTER, W, "clear every recorded and accumulated value (ION master reset)"),
+    ("factory_defaults", Privilege.MASTER, W, "set the configuration back to the factory defaults"),
+    ("device_wipe", Privilege.MASTER, W, "erase the meter's data, users and configuration, then stop it"),
     ("diagnostic", Privilege.MASTER, W, "fault injection of the simulated board (freeze, stall)"),
 )
 
 # Refused while the revenue lock is engaged, whoever asks (SPEC §3, §8).
 REVENUE_LOCKED: frozenset[str] = frozenset({"energy_reset", "preset", "test_mode_enter", "upgrade_install",
-                                            "config_set_sealed", "web_files"})
+                                            "config_set_sealed", "web_files", "master_reset", "factory_defaults",
+                                            "device_wipe"})
 # Refused while locked unless [revenue] demand_reset_when_locked allows them.
 REVENUE_LOCKED_RESETS: frozenset[str] = frozenset({"demand_reset", "billing_reset"})
 
 # Control commands ("<service>.<command>" as the supervisor's socket sees them) and their operations. Any
 # command not named here, nor matched by READ_COMMANDS, is the unknown operation: master only.
 COMMAND_OPERATIONS: dict[str, str] = {
-    "shutdown": "shutdown", "restart": "restart",
+    "shutdown": "shutdown", "restart": "restart", "master_reset": "master_reset",
+    "factory_defaults": "factory_defaults", "device_wipe": "device_wipe",
     "metrology.demand_reset": "demand_reset", "metrology.billing_reset": "billing_reset",
     "metrology.energy_reset": "energy_reset", "metrology.preset": "preset",
     "metrology.demand_sync": "demand_sync", "metrology.freeze": "freeze",

@@ -19,7 +19,7 @@ from bacpypes3.primitivedata import ObjectIdentifier
 from firmware.lockstate import set_file_lock
 from firmware.security.guard import PasswordGuard
 from firmware.storage.eventlog import Event, EventLog
-from tests.integration.bacnet_support import bacnet_rig
+from tests.integration.bacnet_support import DEVICE_INSTANCE, bacnet_rig
 from tests.integration.modbus_support import free_port
 
 FLOOD_REQUESTS = 600            # at most this many wrong passwords, all sources together
@@ -118,4 +118,33 @@ def test_password_guessing_is_held_and_locked_out_and_cannot_flush_the_log(tmp_p
             assert len(log.read_kept()) == EARLIER_EVENTS + 1           # and the lockout
             for client in clients:
                 client.close()
+    run(body())
+
+
+def test_a_stream_of_unauthenticated_writes_is_held_and_the_history_bounded(tmp_path, monkeypatch):
+    from firmware.config import store as config_store
+
+    monkeypatch.setattr(config_store, "HISTORY_MAX_BYTES", 2048)        # a small cap, reached within the test
+
+    async def body():
+        async with bacnet_rig(tmp_path) as rig:
+            outcomes = {"saved": 0, "device-busy": 0, "other": 0}
+            started = time.monotonic()
+            for i in range(300):                          # as many as 1,760 in 20 s were saved before
+                try:
+                    await rig.client.write_property(rig.target, ObjectIdentifier(f"device,{DEVICE_INSTANCE}"),
+                                                     "location", f"room {i}")
+                    outcomes["saved"] += 1
+                except ErrorRejectAbortNack as exc:
+                    outcomes["device-busy" if "device-busy" in str(exc) else "other"] += 1
+            print(f"\n300 Location writes in {time.monotonic() - started:.1f} s: {outcomes}")
+            assert outcomes["other"] == 0 and 20 <= outcomes["saved"] <= 25
+            history = rig.config_path.with_name("meter.toml.history.jsonl")
+            entries = history.read_text().splitlines()
+            assert history.stat().st_size <= 2048 and 0 < len(entries) < outcomes["saved"]
+            assert "room 19" in entries[-1]                   # the newest are kept
+            changes = [e for e in EventLog(tmp_path / "data").read() if e["cause"] == "config_change"]
+            assert len(changes) == outcomes["saved"]
+            busy = [e for e in EventLog(tmp_path / "data").read() if e["cause"] == "configure_refused"]
+            assert len(busy) == 1 and busy[0]["detail"]["count"] == outcomes["device-busy"]
     run(body())

@@ -33,7 +33,7 @@ from firmware.comms.bacnet.settings import (
     subinterval_changes,
     system_code,
 )
-from firmware.comms.bacnet.trendlog import TrendLogs
+from firmware.comms.bacnet.trendlog import TrendLogs, datetime_to_epoch
 from firmware.comms.modbus.blocks import COMMANDS, Command
 from firmware.config import Config
 from firmware.config.sections.bacnet import MAX_DEVICE_INSTANCE
@@ -45,6 +45,7 @@ from firmware.security.authorize import Access, decide, operation_for_command
 from firmware.security.guard import PasswordGuard
 from firmware.security.protocol_user import protocol_user
 from firmware.storage.eventlog import Event, EventLog
+from firmware.web.limits import RateLimiter
 from hal.errors import AccessDenied, ConfigError
 
 log = logging.getLogger("comms.bacnet")
@@ -72,6 +73,9 @@ REVENUE_CODES = frozenset({30078, 21212})
 DEVICE_WRITABLE = {"objectIdentifier": "device_instance", "objectName": "device_name", "location": "location",
                    "maxMaster": "max_master"}
 MAX_TEXT_CHARS = 64                  # S4100: Location "limited to 64 characters"
+# Saved changes over BACnet, all clients together (each is a new configuration version, an fsynced file, a
+# history line and an event): SAVE_BURST at once, then one every 60/SAVES_PER_MIN s; more are DEVICE_BUSY.
+SAVE_BURST, SAVES_PER_MIN = 20, 6
 FIRST_DERIVED_INSTANCE, DERIVED_INSTANCES = 1_000_000, 2_097_152   # S4100 factory range 1,000,000-3,097,151
 # Event-log priorities (SPEC §5 bands: Info 1-63, Low 64-127, Medium 128-191): a change made over BACnet is
 # information; a refusal by the revenue lock or a wrong password is a security event, as an invalid login (128).
@@ -132,6 +136,7 @@ class BacnetDevice:
         self.max_master_listeners: list[Callable[[int], None]] = []
         self.events = EventLog.from_config(config)
         security = config["security"]
+        self.save_limiter = RateLimiter(SAVES_PER_MIN / 60.0, SAVE_BURST)
         self.password_guard = PasswordGuard(Path(data_dir) / "bacnet_password.json", security.lockout_attempts,
                                             security.lockout_duration)
 
@@ -285,6 +290,14 @@ class BacnetDevice:
     async def _save(self, changes: dict[str, dict[str, Any]], what: str) -> None:
         sealed = any(self.store.schema.section(s).rule(o).locked for s, options in changes.items() for o in options)
         self._authorize("configure", what, revenue=sealed)
+        wait = self.save_limiter.allow(INTERFACE)
+        if wait:
+            self.counters["refused"] += 1
+            reason = (f"more than {SAVE_BURST} changes at once, then one every {60 / SAVES_PER_MIN:g} s, are "
+                      f"refused; try again in {wait:.0f} s")
+            log.info("bacnet: %s refused: %s", what, reason)
+            self.event(EVENT_REFUSED, "configure_refused", "rate limit", reason=reason)
+            raise refuse("deviceBusy", "device")
         try:
             self.config = await asyncio.to_thread(self.store.update, changes, USER, f"BACnet write: {what}")
         except AccessDenied as exc:
@@ -369,7 +382,7 @@ class BacnetDevice:
         elif attr in ("startTime", "stopTime"):
             self._authorize("configure", f"TL{instance} {attr}", revenue=False)
             start, stop = self.trends.window[instance]
-            stamp = _datetime_to_epoch(value)
+            stamp = datetime_to_epoch(value)
             self.trends.window[instance] = (stamp, stop) if attr == "startTime" else (start, stamp)
             for objs in self.sets:
                 objs.trend_logs[instance].store(attr, value)
@@ -487,13 +500,3 @@ def _replace(items: tuple[Any, ...], index: int, value: Any) -> list[Any]:
     out = list(items)
     out[index] = value
     return out
-
-
-def _datetime_to_epoch(value: Any) -> float | None:
-    """A BACnet DateTime in local time as seconds since 1970; None for an unspecified (all-wildcard) one."""
-    date, tod = value.date, value.time
-    year, month, day = date[0] + 1900, date[1], date[2]
-    if 255 in (date[0], month, day):
-        return None
-    hour, minute, second, hundredths = (0 if v == 255 else v for v in tod)
-    return time.mktime((year, month, day, hour, minute, second, 0, 0, -1)) + hundredths / 100.0
