@@ -111,6 +111,8 @@ COMMAND_OPERATIONS: dict[str, str] = {
     "metrology.demand_sync": "demand_sync", "metrology.freeze": "freeze",
     "metrology.test_mode_enter": "test_mode_enter", "metrology.test_mode_exit": "test_mode_exit",
     "time.set": "time_set", "io.ack": "alarm_ack", "io.reset_counts": "pulse_count_reset", "upgrade.install": "upgrade_install", "email.test": "mail_test",
+    # opens the path it is given as the meter's account: not a read of the meter's own data
+    "upgrade.check": "upgrade_install",
     "acquisition.freeze": "diagnostic", "acquisition.stall": "diagnostic",
 }
 READ_COMMANDS = frozenset({"status", "ping", "info", "stats", "registers", "energy", "events", "progress", "log",

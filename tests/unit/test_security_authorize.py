@@ -138,3 +138,11 @@ def test_logins_record_each_attempt_and_lock_out_per_protocol(tmp_path):
         ("login_invalid", 128), ("login_invalid", 128), ("lockout", 255), ("login_invalid", 128)]
     assert log.read()[2]["detail"] == {"protocol": "bacnet", "failures": 3}
     logins.close()
+
+
+def test_upgrade_check_is_not_a_read():
+    # it opens any path it is given as the meter's account: existence and size of files would leak to readers
+    from firmware.security.authorize import operation_for_command
+
+    assert operation_for_command("upgrade.check") == "upgrade_install"
+    assert operation_for_command("metrology.check") == "read"
