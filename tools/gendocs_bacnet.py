@@ -23,8 +23,7 @@ from firmware.comms.bacnet.model import load_model
 from firmware.comms.bacnet.mstp import frame, master
 from firmware.comms.bacnet.objects import TREND_LOG_BUFFER_SIZE, VENDOR_IDENTIFIER
 from firmware.comms.bacnet.settings import SETTING_DOCS
-from firmware.comms.modbus.blocks import COMMANDS
-from firmware.security.authorize import REVENUE_LOCKED, REVENUE_LOCKED_RESETS, operation_for_command
+from firmware.security.authorize import REVENUE_LOCKED, REVENUE_LOCKED_RESETS
 from firmware.config import meter_schema
 from firmware.config.sections.bacnet import MSTP_BAUD_RATES
 from tools.docfile import generate
@@ -140,10 +139,9 @@ def _commands() -> str:
     rows = []
     meaning = {30078: "clear all energy accumulators", 21211: "new demand subinterval; log a trend record "
                "(sync-to-comms mode)", 21212: "reset maximum demands", 16498: "clear pulse counters"}
-    for code, point in AV1_COMMANDS.items():
-        cmd = next((c for c in COMMANDS if c.point == point), None)
+    for code, cmd in AV1_COMMANDS.items():
         runs = f"`{cmd.control}`" if cmd else "nothing: refused with OPTIONAL_FUNCTIONALITY_NOT_SUPPORTED"
-        op = operation_for_command(cmd.control) if cmd else ""
+        op = cmd.op if cmd else ""
         locked = ("yes" if op in REVENUE_LOCKED else "unless [revenue] demand_reset_when_locked"
                   if op in REVENUE_LOCKED_RESETS else "no") if cmd else ""
         rows.append(f"| {code} | {meaning[code]} | {runs} | {locked} |")

@@ -15,7 +15,6 @@ from firmware.security.audit import PRIORITY
 from firmware.security.authorize import (
     COMMAND_OPERATIONS,
     OPERATIONS,
-    READ_COMMANDS,
     REVENUE_LOCKED,
     REVENUE_LOCKED_RESETS,
 )
@@ -112,7 +111,8 @@ def render() -> str:
               "and the lockout of that protocol |", "",
               "Control commands and their operations:", "", "| command | operation |", "|---|---|"]
     lines += [f"| `{cmd}` | `{op}` |" for cmd, op in sorted(COMMAND_OPERATIONS.items())]
-    lines += [f"| `status`, `<service>.{{{', '.join(sorted(READ_COMMANDS - {'status'}))}}}` | `read` |", "",
+    lines += ["", "The commands' privileges and revenue-lock rules are declared in the catalogue "
+              "(`firmware/catalogue/table.py`); docs/commands.md lists every command with its arguments.", "",
               "Every command that writes is logged with the user, uid and pid; a refused one is also a security "
               "event. The control socket gives each connection 5 s to send its request, and keeps 4 connections "
               "for root and the meter, so idle clients cannot lock `meter status` out.", "",

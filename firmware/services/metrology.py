@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from firmware import extensions
+from firmware.catalogue.values import pick, split_names
 from firmware.io import PUBLISHED as IO_PUBLISHED
 from firmware.io.reader import IoReader
 from firmware.ipc import names, pqrecords
@@ -246,6 +247,15 @@ class MetrologyService(Service):
         self.snapshot.publish(self._pq_counters())
         self.log.info("disturbance counters reset by %s (were %s)", user or "?", before)
         return {"before": before, "after": self.pipeline.disturbance_counts()}
+
+    @command("read")
+    def cmd_read(self, user: str = "", names: Any = "") -> dict[str, Any]:
+        """Latest published values of catalogue quantities by name (``meter read``), from this service's own
+        snapshot: the values every other interface reads."""
+        values = self.snapshot.read()
+        updated_ns = float(values.get("_updated_ns", 0.0))
+        return {"updated": updated_ns / 1e9 if updated_ns else None, "count": int(values.get("_count", 0)),
+                "values": pick(values, split_names(names))}
 
     @command("energy")
     def cmd_energy(self, user: str = "") -> dict[str, Any]:

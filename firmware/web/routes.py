@@ -68,6 +68,11 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
                               enum=tuple(harmonic_channels)),)),
         E("GET", "/api/phasors", data.phasors, "Fundamental phasors (V A-N at 0 degrees, counter-clockwise)",
           "measurements", READ, description="Channels " + ", ".join(PHASOR_CHANNELS) + "."),
+        E("GET", "/api/values", data.values, "Any quantity of the catalogue by name (as `meter read`)",
+          "measurements", READ, errors=(400, 503),
+          params=(Param("names", "string", "point names, comma-separated; name[i] for one element of an array "
+                        "(GET /api/points lists them)", required=True, max_length=8000),),
+          description="Values in the point's unit; null: not available; an array point is a list."),
         E("GET", "/api/points", data.points, "The point map: name, unit, kind and description of every value",
           "measurements", READ),
         E("GET", "/api/stream", session.stream, "Live readings as server-sent events (event 'readings')",
@@ -120,6 +125,9 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
                   Param("bus_kv", "number", "IEEE 519: line-to-line kV at the PCC (default: from [metrology] "
                         "nominal_voltage)", minimum=RATIO_MIN, maximum=RATIO_MAX)),
           description="Computed as `meter report` does, from the recorder's aggregates."),
+        E("GET", "/api/revenue", data.revenue_registers, "Every revenue register: energy by phase and TOU rate, "
+          "demands, peaks with their coincident values, cumulative demands, min/max, snapshots, counters", "logs",
+          READ, errors=(503,), description="As `meter revenue registers` shows them (metrology.registers)."),
         E("GET", "/api/load-profile", data.load_profile, "Load-profile records by time range", "logs", READ,
           params=(_SINCE, _UNTIL, _LIMIT, _ORDER)),
         E("GET", "/api/diagnostics", data.diagnostics,

@@ -35,6 +35,8 @@ BACNET_VALUES = {
     "p_demand_delivered": 8_100.0, "q_demand_delivered": 1_200.0, "s_demand": 8_200.0,
     "p_demand_delivered_peak": 9_500.0, "q_demand_delivered_peak": 1_500.0, "s_demand_peak": 9_700.0,
     "p_demand_received_peak": 120.0, "q_demand_received_peak": 30.0, "time_synced": 1.0,
+    "s_demand_received_peak": 140.0, "energy_reset_count": 2.0,
+    **{f"varh_q{n}_{ph}": 1000.0 * n + k for n in range(1, 5) for k, ph in enumerate("abc")},
     "di_count": [1234.0, 56.0] + [float("nan")] * 14, "power_up_count": 9.0,
 }
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from firmware.cli import main
-from firmware.cli_run import check_seal
+from firmware.cli.run import check_seal
 from firmware.config.store import ConfigStore
 from firmware.lockstate import set_file_lock
 from firmware.storage.eventlog import EventLog

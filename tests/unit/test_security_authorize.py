@@ -134,15 +134,15 @@ def test_logins_record_each_attempt_and_lock_out_per_protocol(tmp_path):
     with pytest.raises(AccessDenied, match="locked out of bacnet"):
         logins.login("bob", "right", "bacnet")
     assert logins.login("bob", "right", "display").user == "bob"
-    assert [(e["cause"], e["priority"]) for e in log.read()] == [
-        ("login_invalid", 128), ("login_invalid", 128), ("lockout", 255), ("login_invalid", 128)]
-    assert log.read()[2]["detail"] == {"protocol": "bacnet", "failures": 3}
+    # the two identical failures are one record counted twice (a flood of guesses is one record)
+    assert [(e["cause"], e["priority"], e["detail"].get("count", 1)) for e in log.read()] == [
+        ("login_invalid", 128, 2), ("lockout", 255, 1), ("login_invalid", 128, 1)]
+    assert log.read()[1]["detail"] == {"protocol": "bacnet", "failures": 3}
     logins.close()
 
 
 def test_upgrade_check_is_not_a_read():
     # it opens any path it is given as the meter's account: existence and size of files would leak to readers
-    from firmware.security.authorize import operation_for_command
+    from firmware.security.authorize import OPERATIONS, operation_for_command
 
-    assert operation_for_command("upgrade.check") == "upgrade_install"
-    assert operation_for_command("metrology.check") == "read"
+    assert OPERATIONS[operation_for_command("upgrade.check")].privilege is Privilege.MASTER

@@ -3,8 +3,8 @@ decided in one place.
 
 ``BacnetDevice.refresh`` copies one snapshot record into the objects (once a second, from the comms service's
 loop); ``BacnetDevice.write`` takes every WriteProperty of every object and link; ``BacnetDevice.command``
-runs AV1's command codes in their owning service through the control socket (the commands Modbus runs,
-``firmware.comms.modbus.blocks.COMMANDS``). Each write and command passes ``_authorize`` first: the one
+runs AV1's command codes in their owning service through the control socket (the catalogue's commands with a
+``bacnet_av1`` code, ``firmware/catalogue/table.py``). Each write and command passes ``_authorize`` first: the one
 place that says yes or no to a change from BACnet.
 """
 from __future__ import annotations
@@ -33,8 +33,8 @@ from firmware.comms.bacnet.settings import (
     subinterval_changes,
     system_code,
 )
+from firmware.catalogue import Command, commands
 from firmware.comms.bacnet.trendlog import TrendLogs, datetime_to_epoch
-from firmware.comms.modbus.blocks import COMMANDS, Command
 from firmware.config import Config
 from firmware.config.sections.bacnet import MAX_DEVICE_INSTANCE
 from firmware.config.store import ConfigStore
@@ -59,16 +59,15 @@ _SECURITY_OPERATIONS = {"configure": "config_set", "clear": "config_set", "time_
 # A snapshot not refreshed for this long makes every value report COMMUNICATION_FAILURE (metrology publishes
 # once a second).
 STALE_AFTER_S = 5.0
-# AV1 command codes (seed 003, AV1) and the meter command each runs (None: the meter has no such thing).
-AV1_COMMANDS: dict[int, str | None] = {
-    30078: "cmd_energy_reset",       # "clear all energy accumulators to 0"
-    21211: "cmd_demand_sync",        # "begin new Demand Sub-Interval ... and log another data value on TL1-TL3"
-    21212: "cmd_demand_reset",       # "reset Max Demand values"
-    16498: "cmd_pulse_count_reset",  # "clear pulse counters to 0"
-}
+# AV1 command codes (seed 003, AV1) and the catalogue command each runs: 30078 "clear all energy accumulators
+# to 0", 21211 "begin new Demand Sub-Interval ... and log another data value on TL1-TL3", 21212 "reset Max Demand
+# values", 16498 "clear pulse counters to 0". A code the S4100 defines and no command names would be None.
+AV1_COMMANDS: dict[int, Command | None] = {
+    **dict.fromkeys((30078, 21211, 21212, 16498)), **{c.bacnet_av1: c for c in commands() if c.bacnet_av1 is not None}}
 DEMAND_SYNC_CODE = 21211
-# Codes that change revenue data: run only with [bacnet] revenue_commands, and never while revenue-locked.
-REVENUE_CODES = frozenset({30078, 21212})
+# Codes that change revenue data (their command's revenue-lock rule is not "allowed"): run only with [bacnet]
+# revenue_commands, and never while revenue-locked.
+REVENUE_CODES = frozenset(code for code, c in AV1_COMMANDS.items() if c is not None and c.revenue_lock != "allowed")
 # Device properties the S4100 lets a client write (PICS "Writable Properties"), with their [bacnet] option.
 DEVICE_WRITABLE = {"objectIdentifier": "device_instance", "objectName": "device_name", "location": "location",
                    "maxMaster": "max_master"}
@@ -413,10 +412,9 @@ class BacnetDevice:
         code = int(value) if math.isfinite(value) and value == int(value) else -1
         if code not in AV1_COMMANDS:
             raise refuse("valueOutOfRange")
-        point = AV1_COMMANDS[code]
-        if point is None:
+        cmd = AV1_COMMANDS[code]
+        if cmd is None:
             raise refuse("optionalFunctionalityNotSupported", "services")
-        cmd = next(c for c in COMMANDS if c.point == point)
         if code in REVENUE_CODES and not self.config["bacnet"].revenue_commands:
             reason = (f"AV1 {code} ({cmd.control}) changes revenue data; BACnet runs it only with [bacnet] "
                       "revenue_commands = true (a security setting)")
@@ -431,7 +429,7 @@ class BacnetDevice:
 
     async def _run(self, cmd: Command) -> None:
         try:
-            await asyncio.to_thread(self.control.call, cmd.control)
+            await asyncio.to_thread(self.control.call, cmd.control, **dict(cmd.protocol_args))
         except ControlError as exc:
             log.info("bacnet: %s refused: %s", cmd.control, exc)
             if exc.kind == "AccessDenied":

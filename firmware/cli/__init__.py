@@ -10,13 +10,14 @@ from hal.errors import MeterError
 
 # Modules that add subcommands.
 COMMAND_MODULES = (
-    "firmware.cli_run",       # run, status
-    "firmware.cli_maintenance",  # reset master|factory|wipe
-    "firmware.cli_config",    # config validate/show/defaults/set
-    "firmware.cli_user",      # user add/passwd/list/remove/unlock
-    "firmware.cli_recorder",  # pq events/capture/captures/recorders/read/aggregates
+    "firmware.cli.run",       # run, status
+    "firmware.cli.maintenance",  # reset master|factory|wipe
+    "firmware.cli.config",    # config validate/show/defaults/set
+    "firmware.cli.user",      # user add/passwd/list/remove/unlock
+    "firmware.cli.recorder",  # pq events/capture/captures/recorders/read/aggregates
     "tools.replay",           # replay RECORDING.cfg
-    "firmware.cli_report",    # report en50160|ieee519
+    "firmware.cli.report",    # report en50160|ieee519
+    "firmware.cli.commands",  # read, do, revenue
     "tools.image.cli",        # image build/keygen/sign/verify/install
     "tools.hil_pulses",       # hil pulses
 )
