@@ -148,3 +148,36 @@ def test_a_stream_of_unauthenticated_writes_is_held_and_the_history_bounded(tmp_
             busy = [e for e in EventLog(tmp_path / "data").read() if e["cause"] == "configure_refused"]
             assert len(busy) == 1 and busy[0]["detail"]["count"] == outcomes["device-busy"]
     run(body())
+
+
+def test_one_client_cannot_take_every_cov_subscription_and_none_is_forever(tmp_path):
+    from bacpypes3.apdu import SubscribeCOVRequest
+
+    from firmware.comms.bacnet.app import MAX_COV_LIFETIME_S, MAX_COV_PER_CLIENT
+
+    async def body():
+        async with bacnet_rig(tmp_path) as rig:
+            def subscribe(proc_id: int, target_instance: int) -> SubscribeCOVRequest:
+                return SubscribeCOVRequest(subscriberProcessIdentifier=proc_id,
+                                           monitoredObjectIdentifier=ObjectIdentifier(f"analog-input,{target_instance}"),
+                                           issueConfirmedNotifications=False, lifetime=0, destination=rig.target)
+            taken = 0
+            for proc_id in range(40):
+                try:
+                    await rig.client.request(subscribe(proc_id, 1 + proc_id % 30))
+                    taken += 1
+                except ErrorRejectAbortNack as exc:
+                    assert "no-space-to-add-list-element" in str(exc)
+            assert taken == MAX_COV_PER_CLIENT
+            other = attacker("127.0.0.5", 999_200)
+            try:
+                await other.request(SubscribeCOVRequest(
+                    subscriberProcessIdentifier=1, monitoredObjectIdentifier=ObjectIdentifier("analog-input,16"),
+                    issueConfirmedNotifications=False, lifetime=0, destination=rig.target))
+            finally:
+                other.close()
+            app = rig.app.apps[0]
+            subs = [c for d in app._cov_detections.values() for c in d.cov_subscriptions]
+            assert len(subs) == MAX_COV_PER_CLIENT + 1
+            assert all(0 < c.lifetime <= MAX_COV_LIFETIME_S for c in subs)
+    run(body())
