@@ -48,7 +48,7 @@ class Meter:
             f'[web]\nbind_address = "127.0.0.1"\nhttps_port = {self.https}\nhttp_port = {self.http}\n'
             'rate = 2000\nburst = 4000\nlogin_rate = 30\n[revenue]\ndemand_reset_lockout = 0\n'
             f'[bacnet]\nenabled = true\nip_port = {self.bacnet}\nbind_address = "127.0.0.1"\nip_prefix = 32\n'
-            f'device_instance = {DEVICE_INSTANCE}\n')
+            f'device_instance = {DEVICE_INSTANCE}\nrevenue_commands = true\n')
         users = UserStore(self.data_dir)
         for name, (password, privileges) in USERS.items():
             users.add(name, password, privileges)
