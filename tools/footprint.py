@@ -8,7 +8,9 @@ process itself used, where wall-clock timings are not.
 
 ``python -m tools.footprint`` starts the meter on the simulated board in a scratch directory (ports chosen
 free, every service of ``make run`` on, BACnet/IP included), waits for it to settle, prints the table and
-stops it; ``benchmarks/bench_footprint.py`` runs it in both start modes side by side.
+stops it; ``--attach RUN_DIR`` measures the meter already running there instead (on a CM4, or in the emulated
+image: ``python -m tools.footprint --attach /run/openmeter``). ``benchmarks/bench_footprint.py`` runs it on
+this firmware and on the one before, side by side.
 """
 from __future__ import annotations
 
@@ -185,6 +187,13 @@ def run_and_measure(start: str | None, settle_s: float, window_s: float, tree: P
         return measure(processes(meter.proc.pid, services), window_s)
 
 
+def measure_running(run_dir: Path, window_s: float) -> list[Usage]:
+    """The meter running with ``run_dir`` (its control socket), as it is."""
+    status = ControlClient(run_dir / "control.sock", timeout_s=10).call("status")
+    services = {n: s["pid"] for n, s in status["services"].items()}
+    return measure(processes(int(status["pid"]), services), window_s)
+
+
 def table(columns: dict[str, list[Usage]]) -> Iterator[str]:
     """Rows of PSS (MB) and CPU (% of one core) per process, one pair of columns per run, and the totals of
     the firmware (the simulated chip, in parentheses, is the board's stand-in and not counted)."""
@@ -212,9 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start", default=None, help="[supervisor] start for this run (default: the default)")
     p.add_argument("--settle", type=float, default=30.0, help="seconds after healthy before measuring")
     p.add_argument("--window", type=float, default=30.0, help="seconds of CPU time measured")
+    p.add_argument("--attach", type=Path, default=None, metavar="RUN_DIR",
+                   help="measure the meter running with this run directory instead of starting one")
     args = p.parse_args(argv)
-    usage = run_and_measure(args.start, args.settle, args.window)
-    for line in table({args.start or "default": usage}):
+    if args.attach is not None:
+        usage = measure_running(args.attach, args.window)
+    else:
+        usage = run_and_measure(args.start, args.settle, args.window)
+    for line in table({"attached" if args.attach else args.start or "default": usage}):
         print(line)
     return 0
 

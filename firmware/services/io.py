@@ -64,6 +64,7 @@ class IoService(Service):
         self.store = CountStore(self.ctx.data_dir / STATE_NAME, "counts")
         self.store.restore(self.inputs, self.outputs)
         self.power_up = powerup.read(self.ctx.data_dir)
+        self._pq_counts: dict[str, float] = {}     # disturbance counters at the last second (alarms on a rise)
         self.events = EventLog.from_config(self.config)
         self.snapshot = Snapshot.create(self.ctx.shm_name(SNAPSHOT_NAME), LAYOUT)
         self.measurements: Snapshot | None = None
@@ -87,6 +88,11 @@ class IoService(Service):
             ch = self.inputs[n]
             ch.active, ch.since_ns = ch.level_active(self.gpio.read(pin)), now_ns
         self.endpoints = [f"shm:{self.ctx.shm_name(SNAPSHOT_NAME)}"]
+        if self.power_up.count > self.store.power_up_seen:
+            # a power-up this service has not raised yet (a restarted io service raises none)
+            self._alarm_events(self.alarms.happened("power_up", self.power_up.utc, float(self.power_up.count)))
+            self.store.power_up_seen = self.power_up.count
+            self.store.save(self.inputs, self.outputs)
 
     def _open_gpio(self, board: Any) -> Any:
         if board.simulated:
@@ -175,7 +181,20 @@ class IoService(Service):
                     ch.request_pulse()
         self._remaining = remaining
         self._alarm_events(self.alarms.evaluate(values, time.time()))
+        self._disturbances(values)
         self._dirty = True
+
+    def _disturbances(self, values: dict[str, Any]) -> None:
+        """A dip, swell or interruption counted since the last second raises its unary alarm (with the
+        residual or extreme in % of Udin); the first second only takes the counters as they are."""
+        for kind in build.DISTURBANCE_ALARMS:
+            count = float(values.get(f"pq_{kind}_count", math.nan))
+            last = self._pq_counts.get(kind)
+            if math.isfinite(count):
+                self._pq_counts[kind] = count
+            if last is not None and math.isfinite(count) and count > last:
+                extreme = float(values.get("pq_last_extreme_pct", math.nan))
+                self._alarm_events(self.alarms.happened(f"pq_{kind}", time.time(), extreme))
 
     def _output_entry(self, number: int) -> Any:
         for e in self.config["io"].output:
@@ -395,10 +414,13 @@ class IoService(Service):
                 raise MeterError(f"io.ack: no alarm with id {unknown}; io.alarms lists them")
             events = self.alarms.acknowledge(ids, user, time.time())
             for ev in events:
+                if ev.what != "ack":
+                    self._alarm_events([ev])            # a unary alarm ends when it is acknowledged
+                    continue
                 self._record(Event(max(ev.alarm.priority, 6), "alarms", "alarm_ack", ev.alarm.name, user,
                                    {"alarm": ev.alarm.id}))
             self._dirty = True
-        return {"acknowledged": [ev.alarm.id for ev in events]}
+        return {"acknowledged": [ev.alarm.id for ev in events if ev.what == "ack"]}
 
 
 if __name__ == "__main__":

@@ -45,6 +45,13 @@ SECTIONS = [
                "Setpoint alarms ([[alarms.setpoint]]); the defaults are the ION7400's enabled default alarms. "
                "Writing any [[alarms.setpoint]] replaces the whole list."),
         Option("historic_depth", Int(10, 10000), 100, "Ended alarms kept in the historic list.", locked=True),
+        Option("power_up_priority", Int(0, 255), 128,
+               "Priority of the Power Up unary alarm, raised when the meter has started (firmware.powerup); "
+               "like the disturbance alarms it stays active until acknowledged. 0: none."),
+        Option("power_up_output", Int(0, 16), 0, "Digital output held on while the Power Up alarm is active."),
+        Option("disturbance_output", Int(0, 16), 0,
+               "Digital output held on while a Sag, Swell or Interruption unary alarm is active (their priorities "
+               "are [pq] priority_sag, priority_swell, priority_interruption)."),
         Option("capture_command", Str(64, r"[a-z]+\.[a-z_]+", "service.command"), "recorder.capture",
                "Control command sent for an alarm's waveform capture, with the alarm's name as `reason` (the "
                "recorder's, when it runs); it runs with the meter's own rights, hence master.", privilege="master"),
