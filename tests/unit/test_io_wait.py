@@ -50,5 +50,5 @@ def test_a_new_second_is_not_looked_for_again_until_the_next_is_due(io):
     assert reads[0] == 1 and svc.counters["seconds"] == 1
     svc._persist_and_publish()
     # nothing owed, nothing settling: the next deadline is the next second or the heartbeat, not IDLE_S
-    assert svc._wait_s() > 4 * IDLE_S
+    assert svc._wait_s() > IDLE_S           # about 0.5 s; only a stall of the whole host near 1 s could shorten it
     assert svc._wait_s() <= HEARTBEAT_INTERVAL_S
