@@ -146,8 +146,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("upgrade_install", "upgrade.install", "Install a signed firmware image", "master", revenue_lock=LOCKED,
             audit="upgrade_log", args=(Argument("path", "text", "image file on the meter"),),
             title="install a firmware image"),
-    Command("upgrade_check", "upgrade.check", "Check a firmware image without installing it", R, operation="read",
-            writes=False, args=(Argument("path", "text", "image file on the meter"),)),
+    # master: it opens any path it is given with the meter's rights (a reader would learn which files exist)
+    Command("upgrade_check", "upgrade.check", "Check a firmware image without installing it", "master",
+            operation="upgrade_check", writes=False, args=(Argument("path", "text", "image file on the meter"),)),
     Command("upgrade_progress", "upgrade.progress", "Progress of one install attempt", R, operation="read",
             writes=False, args=(Argument("attempt", "text", "attempt id"),)),
     Command("upgrade_status", "upgrade.status", "Slots, installed version, revenue lock", R, operation="read",

@@ -7,7 +7,7 @@ Each endpoint names the operation the security core's authorization point decide
 from __future__ import annotations
 
 from firmware.recorder.store import AGGREGATE_KINDS
-from firmware.web import actions, data, pq, session, setup
+from firmware.web import actions, alarms, data, pq, session, setup
 from firmware.web.api import LOGGED_IN, Endpoint, Param
 from firmware.web.readings import PHASOR_CHANNELS
 
@@ -36,6 +36,11 @@ _CONFIG_BODY = {"type": "object", "required": ["changes"], "additionalProperties
     "changes": {"type": "object", "maxProperties": MAX_CHANGES,
                 "description": "SECTION.OPTION -> new value (JSON: number, true/false, text, list)"},
     "reason": {"type": "string", "maxLength": 200}}}
+_ACK_BODY = {"type": "object", "additionalProperties": False, "properties": {
+    "ids": {"type": "array", "maxItems": 64, "items": {"type": "integer", "minimum": 1},
+            "description": "alarm ids (GET /api/alarms); absent: every unacknowledged alarm"}}}
+_FORCE_BODY = {"type": "object", "required": ["state"], "additionalProperties": False, "properties": {
+    "state": {"type": "string", "enum": ["on", "off", "release"]}}}
 _CAPTURE = Param("name", "string", "capture name, as GET /api/captures lists it", where="path", max_length=80)
 _PQ_LIMIT = Param("limit", "integer", "most records returned", default=1000, minimum=1, maximum=10000)
 _KEEP = Param("order", "string", "which end of the range the limit keeps (records are answered oldest first)",
@@ -170,5 +175,17 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/upgrade/{attempt}", actions.upgrade_progress, "Progress and outcome of one install attempt",
           "upgrade", READ, params=(Param("attempt", "string", "attempt id from the upload's answer", where="path",
                                          max_length=64),), errors=(404, 409, 503)),
+        E("GET", "/api/alarms", alarms.alarms, "Active and historic alarms (io service), highest priority first",
+          "alarms and I/O", READ, errors=(503,)),
+        E("POST", "/api/alarms/ack", alarms.acknowledge, "Acknowledge alarms by id, or every one without ids",
+          "alarms and I/O", LOGGED_IN, body=_ACK_BODY, errors=(403, 409, 503),
+          description="The operation is alarm_ack. A unary alarm (Power Up, Sag, Swell, Interruption) ends with "
+                      "its acknowledgement."),
+        E("GET", "/api/io", alarms.io_status, "Digital inputs (state, counts, totals) and outputs (level, source, "
+          "forced, pulses)", "alarms and I/O", READ, errors=(503,)),
+        E("POST", "/api/io/outputs/{number}", alarms.force, "Force a digital output on or off, or release it",
+          "alarms and I/O", LOGGED_IN, body=_FORCE_BODY, errors=(403, 409, 503),
+          params=(Param("number", "integer", "output number, from 1", where="path", minimum=1, maximum=16),),
+          description="The operation is output_force; the change is in the event log with the user."),
         E("GET", "/api/openapi.json", session.openapi_document, "This API as an OpenAPI 3.1 document", "meta", None),
     ]

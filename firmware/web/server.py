@@ -59,6 +59,8 @@ class GuardedH11Protocol(H11Protocol):
     limits: ConnectionLimits          # set on the subclass guarded_protocol() makes
     _counted: str | None = None
     _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = 0
+    _head_tail = b""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -108,9 +110,22 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self.conn.their_state is h11.IDLE:
             self._arm()          # a new request starts: its head must be complete in time
+            # h11 bounds only a head that arrives in pieces; one that arrives whole is measured here, up to its
+            # blank line (what follows in the same read is the body)
+            seen = self._head_tail + data
+            end = seen.find(b"\r\n\r\n")
+            head = len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
+            self._head_bytes += head
+            self._head_tail = seen[-3:]
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n"
+                                     b"content-length: 0\r\n\r\n")
+                self.transport.close()
+                return
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:
             self._disarm()
+            self._head_bytes, self._head_tail = 0, b""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -150,7 +165,9 @@ def bind(address: str, port: int, option: str) -> socket.socket:
 
 def make_server(app: Callable[..., Any], sock: socket.socket, limits: ConnectionLimits,
                 ssl_context: ssl.SSLContext | None) -> _Server:
-    config = uvicorn.Config(app, http=guarded_protocol(limits), lifespan="off", log_config=None,
+    # proxy_headers off: no proxy stands before the meter, so X-Forwarded-For from any peer (127.0.0.1 included)
+    # must not change the address the limits and the audit see
+    config = uvicorn.Config(app, http=guarded_protocol(limits), lifespan="off", log_config=None, proxy_headers=False,
                             access_log=False, server_header=False, timeout_keep_alive=KEEP_ALIVE_S,
                             timeout_graceful_shutdown=GRACEFUL_STOP_S, h11_max_incomplete_event_size=MAX_HEAD_BYTES,
                             ssl_context_factory=(lambda cfg, default: ssl_context) if ssl_context else None)

@@ -4,7 +4,11 @@ the meter's files, the revenue lock over everything that affects billing data, t
 read back, and sessions that end with their user."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import socket
+import ssl
 import stat
 import time
 import tomllib
@@ -14,6 +18,7 @@ import pytest
 from firmware.lockstate import set_file_lock
 from firmware.security.privileges import Privilege
 from firmware.security.users import UserStore
+from firmware.storage.eventlog import EventLog
 from tests.support.web_meter import USERS, WebMeter
 
 SETUP_USER = ("sam", "sam-pw-1")
@@ -177,3 +182,49 @@ def test_settings_a_service_would_refuse_at_start_are_refused_when_saved(meter, 
     status, _, answer = change(alice, **{option.replace(".", "__"): value})
     assert status == 400 and message in answer["error"], answer
     assert meter.config.read_text() == before
+
+
+def _raw_https(meter, payload: bytes, source: str = "127.0.0.7") -> bytes:
+    context = ssl.create_default_context(cafile=str(meter.cert))
+    raw = socket.create_connection(("127.0.0.1", meter.https_port), timeout=10, source_address=(source, 0))
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        s.sendall(payload)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := s.recv(4096):
+                answer += chunk
+                if b"\r\n\r\n" in answer:
+                    break
+        return answer
+
+
+def test_a_request_head_is_bounded_even_when_it_arrives_whole(meter):
+    big = b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (30 * 1024) + b"\r\n\r\n"
+    assert _raw_https(meter, big).startswith(b"HTTP/1.1 431")
+    small = b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (12 * 1024) + b"\r\n\r\n"
+    assert _raw_https(meter, small).startswith(b"HTTP/1.1 200")
+    # a head followed by a larger body in the same write is not a large head
+    body = json.dumps({"user": "nobody", "password": "x" * 600}).encode()
+    login = (b"POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+             + str(len(body) + 20000).encode() + b"\r\n\r\n" + body + b" " * 20000)
+    assert not _raw_https(meter, login, "127.0.0.8").startswith(b"HTTP/1.1 431")
+
+
+def test_tls_offers_no_cbc_suites(meter):
+    context = ssl.create_default_context(cafile=str(meter.cert))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA:AES128-SHA:AES256-SHA:ECDHE-ECDSA-AES128-SHA:"
+                        "ECDHE-ECDSA-AES256-SHA")
+    raw = socket.create_connection(("127.0.0.1", meter.https_port), timeout=10, source_address=("127.0.0.9", 0))
+    with pytest.raises(ssl.SSLError):
+        context.wrap_socket(raw, server_hostname="127.0.0.1").close()
+    raw.close()
+
+
+def test_x_forwarded_for_does_not_change_the_client_address(meter):
+    client = meter.client("127.0.0.1")          # the address a proxy in front would have
+    status, _, _ = client.request("POST", "/api/session", {"user": "reader", "password": "wrong"},
+                                  headers={"X-Forwarded-For": "203.0.113.9"})
+    assert status == 401
+    events = [e for e in EventLog(meter.data_dir).read() if e["cause"] == "login_invalid" and e["user"] == "reader"]
+    assert events and {e["detail"]["address"] for e in events} == {"127.0.0.1"}

@@ -1,7 +1,7 @@
 """A real meter with its web service on loopback for the web tests, and an HTTPS client for its API.
 
-``WebMeter`` starts ``meter run --only acquisition,metrology,recorder,upgrade,time,web`` on the simulated board
-with free ports, two users made through the security core (``alice``: master; ``reader``: read only) and an upgrade
+``WebMeter`` starts ``meter run --only acquisition,metrology,recorder,upgrade,time,io,web`` on the simulated
+board with free ports, two users made through the security core (``alice``: master; ``reader``: read only) and an upgrade
 area with a vendor key (tests/integration/upgrade_env.py), waits until the web answers and the measurement
 snapshot is published, and stops everything at the end. ``WebClient`` speaks HTTPS to it, verifying the
 meter's own self-signed certificate (read from its certificate directory), keeps the session cookie and sends
@@ -125,7 +125,7 @@ class WebMeter:
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "firmware.cli", "run", "--config", str(self.config), "--board",
-             str(REPO / "boards" / "sim.toml"), "--only", "acquisition,metrology,recorder,upgrade,time,web"],
+             str(REPO / "boards" / "sim.toml"), "--only", "acquisition,metrology,recorder,upgrade,time,io,web"],
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.snapshot: Snapshot | None = None
 

@@ -45,6 +45,10 @@ REINITIALIZE_STATES = ("coldstart", "warmstart")
 # COV subscriptions the device keeps, all clients together: each costs a notification per change, and a
 # subscription may be indefinite (lifetime 0), so a hostile client must not be able to add them without end.
 MAX_COV_SUBSCRIPTIONS = 128
+# One client (address) may hold this many of them, and none lasts longer than MAX_COV_LIFETIME_S (an indefinite
+# one, lifetime 0, included): a client that wants more renews, one that went away frees its places.
+MAX_COV_PER_CLIENT = 16
+MAX_COV_LIFETIME_S = 3600
 
 
 class MeterApplication(Application):
@@ -67,8 +71,12 @@ class MeterApplication(Application):
         subscriptions = [c for d in detections.values() for c in d.cov_subscriptions]
         renewal = any(c.client_addr == apdu.pduSource and c.proc_id == apdu.subscriberProcessIdentifier
                       and c.obj_id == apdu.monitoredObjectIdentifier for c in subscriptions)
-        if not cancel and not renewal and len(subscriptions) >= MAX_COV_SUBSCRIPTIONS:
+        mine = sum(1 for c in subscriptions if c.client_addr == apdu.pduSource)
+        if not cancel and not renewal and (len(subscriptions) >= MAX_COV_SUBSCRIPTIONS
+                                           or mine >= MAX_COV_PER_CLIENT):
             raise refuse("noSpaceToAddListElement", "resources")
+        if not cancel and (not apdu.lifetime or apdu.lifetime > MAX_COV_LIFETIME_S):
+            apdu.lifetime = MAX_COV_LIFETIME_S
         await super().do_SubscribeCOVRequest(apdu)
 
     async def do_DeviceCommunicationControlRequest(self, apdu: DeviceCommunicationControlRequest) -> None:

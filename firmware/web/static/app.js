@@ -372,7 +372,7 @@ function follow(attempt, result) {
 
 const VIEWS = {live: viewLive, energy: viewEnergy, harmonics: viewHarmonics, phasors: viewPhasors, events: viewEvents,
                diagnostics: viewDiagnostics, setup: viewSetup, upgrade: viewUpgrade, waveforms: PQ.viewWaveforms,
-               iti: PQ.viewIti, trends: PQ.viewTrends, report: PQ.viewReport};
+               iti: PQ.viewIti, trends: PQ.viewTrends, report: PQ.viewReport, alarms: IO.viewAlarms};
 
 function stopView() {
   clearInterval(state.timer);
