@@ -31,6 +31,7 @@ AGGREGATE_VALUES: tuple[tuple[str, _Get], ...] = (
     ("i_a", _at("i", 0)), ("i_b", _at("i", 1)), ("i_c", _at("i", 2)),
     ("frequency", _at("freq", 0)), ("v_unbal", _at("v_unbal", 0)),
     ("thd_va", _at("thd", 0)), ("thd_vb", _at("thd", 1)), ("thd_vc", _at("thd", 2)),
+    *((f"{key}_{ph}", _at(key, k)) for key in ("under_dev", "over_dev") for k, ph in enumerate("abc")),
 )
 
 

@@ -20,6 +20,10 @@ harmonics 2-25      Table 1 (below), % of the fundamental   95 %        10-min, 
 Records flagged by a dip, swell or interruption and records with lost samples are left out of every
 statistic (IEC 61000-4-30 4.7: flagged values are not used for EN 50160 assessment).
 
+The week's under- and over-deviation (IEC 61000-4-30:2015 Annex D) per phase has no EN 50160 limit: the report
+gives it without a verdict, over the week (the Annex D formula over every usable 10-min value) and the highest
+10-min value.
+
 The week's dips and swells are counted in the standard's classification tables (EN 50160:2010 Tables 5 and 6:
 residual or maximum voltage in % of the declared voltage against duration), and its interruptions as short
 (up to 3 min) or long. The standard gives these as indicative values, not limits: they have no verdict.
@@ -119,6 +123,24 @@ def thd_pct(h_pct: np.ndarray, max_order: int) -> np.ndarray:
     return np.sqrt(np.sum(h_pct[:, :, 2:max_order + 1] ** 2, axis=2))
 
 
+def deviation_summary(ten: list[Record]) -> dict[str, Any]:
+    """The week's under- and over-deviation per phase (% of Udin) from the usable 10-min values: over the week,
+    the clipped values' mean square carried through (each 10-min value weighs equally, as 10-min values make a
+    2-h one), and the highest 10-min value."""
+    out: dict[str, Any] = {}
+    for key, sign in (("under_dev", -1.0), ("over_dev", 1.0)):
+        pct = stack(ten, key, (3,))
+        ok = np.isfinite(pct)
+        n = ok.sum(axis=0)
+        ratio = np.where(ok, 1.0 + sign * pct / 100.0, 0.0)          # Uunder/Udin, Uover/Udin
+        week = np.full(3, np.nan)
+        np.sqrt(np.divide((ratio ** 2).sum(axis=0), n, out=week, where=n > 0), out=week)
+        highest = np.where(n > 0, np.where(ok, pct, -np.inf).max(axis=0, initial=-np.inf), np.nan)
+        out[key] = {"week_pct": [nan_to_none(x) for x in (sign * (week - 1.0) * 100.0).tolist()],
+                    "max_10min_pct": [nan_to_none(x) for x in highest.tolist()]}
+    return out
+
+
 def report(records: Iterable[Record], start: float, end: float, nominal_v: float, nominal_f: float,
            voltage: str = "v_ln", events: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
     """EN 50160 statistics of the week (start, end]; ``nominal_v`` is Un for the ``voltage`` values
@@ -185,6 +207,7 @@ def report(records: Iterable[Record], start: float, end: float, nominal_v: float
         "parameters": params,
         "compliant": overall(p["compliant"] for p in params),
         "events": events_summary(events),
+        "deviation": deviation_summary(ten),
         "summary": {"v_min": nan_to_none(np.nanmin(v)) if np.isfinite(v).any() else None,
                     "v_max": nan_to_none(np.nanmax(v)) if np.isfinite(v).any() else None,
                     "plt_max": nan_to_none(np.nanmax(plt)) if np.isfinite(plt).any() else None},
