@@ -93,7 +93,7 @@ def test_a_setup_user_cannot_change_security_or_master_options(meter, sam, optio
 
 
 @pytest.mark.parametrize("option, value", [
-    ("events.depth", 7000), ("meter.serial_number", "OTHER-1"), ("acquisition.wiring", "DELTA"),
+    ("events.depth", 7000), ("meter.serial_number", "OTHER-1"), ("metrology.system_type", "DELTA"),
     ("time.event_depth", 100), ("metrology.ct_primary", 50.0),
 ])
 def test_the_revenue_lock_refuses_options_affecting_billing_data_or_logs(meter, alice, option, value):
