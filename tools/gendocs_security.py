@@ -128,7 +128,7 @@ def render() -> str:
               "and `last` in its detail, instead of adding a record. Events of the audit trail (user and "
               "configuration changes, lockouts, tamper, certificate changes, commands run; IEC 62443-3-3 SR 2.8, "
               "IEEE 1686) are also kept in a second table, `event_log_kept` in the same file, which no failed "
-              "attempt reaches, so no flood can overwrite them.", "",
+              "attempt reaches, so no flood can overwrite them (`GET /api/events?kept=true` reads it).", "",
               "| event | priority |", "|---|---|"]
     lines += [f"| `{cause}` | {priority} |" for cause, priority in PRIORITY.items()]
     lines += ["", "| priority | syslog severity |", "|---|---|"]
