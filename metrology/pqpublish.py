@@ -12,10 +12,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from metrology.events import KINDS
 from metrology.intervals import Interval
 
 SUFFIX = {"3s": "3s", "10min": "10min", "2h": "2h"}
-COUNTED = ("sag", "swell", "interruption", "rvc", "transient")
+COUNTED = KINDS
 
 _Get = Callable[[dict[str, np.ndarray]], float]
 

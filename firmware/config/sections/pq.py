@@ -2,9 +2,10 @@
 capture and the high-speed RMS burst, the recorder's stores."""
 from firmware.config.schema import Bool, Enum, Float, Int, ListOf, Option, Section
 from firmware.storage.eventlog import PRIORITY_MAX
+from metrology.events import KINDS
 
 _PRIORITY = Int(0, PRIORITY_MAX)
-EVENT_KINDS = ("sag", "swell", "interruption", "rvc", "transient")
+EVENT_KINDS = KINDS
 SAMPLES_PER_CYCLE = ("16", "32", "64", "128", "256", "512")
 
 SECTIONS = [
@@ -37,7 +38,7 @@ SECTIONS = [
                "Event-log priority of interruptions (ION7400 4-30 Volt Intrp alarm: Low)."),
         Option("priority_rvc", _PRIORITY, 64, "Event-log priority of rapid voltage changes (Low)."),
         Option("priority_transient", _PRIORITY, 128, "Event-log priority of transients (Medium)."),
-        Option("capture_on", ListOf(Enum(*EVENT_KINDS), 0, 5), ("sag", "swell", "interruption", "rvc", "transient"),
+        Option("capture_on", ListOf(Enum(*EVENT_KINDS), 0, 5), KINDS,
                "Event kinds that trigger a waveform capture (the pq.capture command always does)."),
         Option("capture_samples_per_cycle", Enum(*SAMPLES_PER_CYCLE), "128",
                "Samples per cycle of a waveform capture (at the nominal frequency)."),
