@@ -6,8 +6,8 @@ come from a file. Stages, in order:
     inputs (V, A at the terminals) -> CycleTracker (boundaries) -> SyncResampler (512 samples/cycle)
     -> CycleStage (PT/CT ratio, polarity and wiring as one matrix; half-cycle sums, powers, phasors)
     -> EventFlagger (Urms(1/2), PQ events, dip/swell flags), TransientDetector -> 10/12-cycle windows
-    -> under/over-deviation (metrology/deviation.py) -> 150/180-cycle, 10-min, 2-h aggregation;
-    1-s values with their EnergyIncrement
+    -> under/over-deviation, mains signalling voltage (metrology/deviation.py, signalling.py)
+    -> 150/180-cycle, 10-min, 2-h aggregation; 1-s values with their EnergyIncrement
     -> TenSecondFrequency
     inputs -> FlickerMeter (the phase voltages, L-L where the system has no neutral): Pinst on every
     second, Pst on the 10-min and Plt on the 2-h values
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metrology import deviation
+from metrology import deviation, signalling
 from metrology.cycle import CycleLog, CycleMeasures, CycleStage
 from metrology.energy import EnergyIncrement, EnergyRegisters, cycle_energy, loss_power
 from metrology.events import EventStart, EventThresholds, PqEvent
@@ -95,6 +95,8 @@ class Pipeline:
         self._dev_key = "v_ll" if line_ref else "v_ln"
         self._dev_nan = np.full(3, np.nan)
         self._dev_nan[watch - (V_LL.start if line_ref else V_LN.start)] = 0.0
+        # mains signalling voltage of the same channels, from their rows of the window spectrum
+        self._msv_rows = V_LL if line_ref else V_LN
         # the inputs the watched voltages are made of, and how (wye: three inputs, a diagonal)
         used = self.matrix[:, watch]
         self._tr_inputs = np.flatnonzero(np.any(used != 0, axis=1))
@@ -301,6 +303,10 @@ class Pipeline:
         values.update(harmonic_values(h))
         values.update(deviation.window_values(values[self._dev_key] + self._dev_nan, s.nominal_voltage))
         deviation.annotate(values, s.nominal_voltage)
+        if s.signalling_hz:
+            idx, use = signalling.bins(s.signalling_hz, s.nominal_frequency, n)
+            msv = signalling.window_values(spec[self._msv_rows], length, idx, use)
+            values["msv"] = msv + self._dev_nan[:, None]
         item = Interval("cycle10", self._win_start, self._win_end, float(cm.duration_s.sum()), n, values,
                         flagged, self._win_gap)
         self._win_gap = False

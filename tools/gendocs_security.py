@@ -25,6 +25,7 @@ from firmware.security.users import (
     DEFAULT_LOCKOUT_DURATION_S,
     FACTORY_PASSWORD,
     FACTORY_USER,
+    LOGIN_PROTOCOLS,
     MAX_PASSWORD_CHARS,
     MAX_USERS,
     PROTOCOLS,
@@ -56,7 +57,7 @@ def render() -> str:
              "connection), the operation's privilege, the interface's access mode and the revenue lock.", "",
              "## Users", "",
              f"Up to {MAX_USERS} users, each with a set of privileges and the protocols it may log in over "
-             f"({', '.join(PROTOCOLS)}). Passwords are 1 to {MAX_PASSWORD_CHARS} characters and are stored only as "
+             f"or whose privileges apply over it ({', '.join(PROTOCOLS)}). Passwords are 1 to {MAX_PASSWORD_CHARS} characters and are stored only as "
              "argon2id hashes (`data_dir/security.db`, mode 0600). A new meter has one user, "
              f"`{FACTORY_USER}`, password `{FACTORY_PASSWORD}`, with every privilege (as the ION7400); until its "
              "password is changed `meter run` and `meter status` warn about it (the security checklist).", "",
@@ -79,8 +80,15 @@ def render() -> str:
     lines += ["", "## Lockout and sessions", "",
               f"After `[security] lockout_attempts` (default {DEFAULT_LOCKOUT_ATTEMPTS}) failed logins in a row a "
               f"user is locked out for `lockout_duration` (default {DEFAULT_LOCKOUT_DURATION_S / 60:g} min), "
-              "separately per protocol: a user locked out of the web can still log in at the display or over "
-              "BACnet (ION7400: lockout per user, protocol and connection type). The counts and lockouts are kept "
+              "separately per protocol: a user locked out of the web can still log in at the display (ION7400: "
+              "lockout per user, protocol and connection type). Only "
+              f"{' and '.join(LOGIN_PROTOCOLS)} have a login, so only they have a user lockout: Modbus has access "
+              "modes and no login, BACnet's password (DCC, ReinitializeDevice) has its own lockout (below), and "
+              "the control socket maps local accounts; a user's `protocols` naming control, modbus or bacnet "
+              "says only whose privileges may apply there (`[security] modbus_user`, `bacnet_user`, "
+              f"`control_users`). `meter user unlock --protocol` takes {' or '.join(LOGIN_PROTOCOLS)}; asking for "
+              "the lockout of another protocol is refused with that reason, and an accounts file of an older "
+              "release holding counts for other protocols has them dropped when it is opened. The counts and lockouts are kept "
               "in `security.db`, so a restart does not end them; `meter user unlock` does. A good login clears the "
               "count. Failed logins with a name that does not exist are logged but not counted (nothing to lock, "
               "and no table to grow). Every refused login gets the same answer (wrong name or password, or locked "

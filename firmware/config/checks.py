@@ -16,6 +16,7 @@ CHECKS = (
     "firmware.recorder.datarec:check",           # data recorder channels
     "firmware.comms.modbus.usermap:check",       # the Modbus user map: points, formats, free addresses
     "firmware.config.ports:check",               # one protocol per port and serial line; one network path open
+    "firmware.config.sections.pq:check",         # ripple-control frequencies
 )
 
 

@@ -124,7 +124,7 @@ class MetrologyService(Service):
     def _pq(self, result: FeedResult) -> None:
         """Aggregates and counters to the snapshot as they close, then the PQ records to the recorder's ring (a
         recorder that reads the snapshot on such a record sees these values)."""
-        update: dict[str, float] = {}
+        update: dict[str, float | np.ndarray] = {}
         for item in (*result.three_s, *result.ten_min, *result.two_h):
             update.update(aggregate_points(item))
         for ev in result.events:

@@ -15,6 +15,8 @@ flicker             Plt <= 1                                95 %        2-h Plt,
 unbalance           u2 <= 2 %                               95 %        10-min negative-sequence ratio
 THD                 <= 8 % (orders 2-40)                    95 %        10-min, per phase
 harmonics 2-25      Table 1 (below), % of the fundamental   95 %        10-min, per phase and order
+mains signalling    Figure 1 (metrology/signalling.py)      99 %        3-s, per phase and frequency, of
+                                                                        each day (the worst day counts)
 ==================  ======================================  ==========  ===============================
 
 Records flagged by a dip, swell or interruption and records with lost samples are left out of every
@@ -35,7 +37,9 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from metrology.reports.common import WEEK_S, Record, nan_to_none, overall, pct_within, stack, usable, verdict, worst
+from metrology.signalling import MEISTER_DAY_PCT, meister_limit_pct
+
+from metrology.reports.common import DAY_S, WEEK_S, Record, nan_to_none, overall, pct_within, stack, usable, verdict, worst
 
 STANDARD = "EN 50160:2010"
 FREQ_NARROW_PCT, FREQ_NARROW_REQ = 1.0, 99.5          # fn ± 1 % during 99.5 %
@@ -123,6 +127,23 @@ def thd_pct(h_pct: np.ndarray, max_order: int) -> np.ndarray:
     return np.sqrt(np.sum(h_pct[:, :, 2:max_order + 1] ** 2, axis=2))
 
 
+def signalling_entries(three: list[Record], nominal_v: float, signalling_hz: tuple[float, ...]) -> list[dict]:
+    """One entry per signalling frequency: per phase, the lowest over the week's days of the % of that day's 3-s
+    values within EN 50160 Figure 1 (4.2.5: 99 % of each day); ``days`` counts the days that had values."""
+    msv = stack(three, "msv", (3, len(signalling_hz))) * (100.0 / nominal_v)
+    day = np.array([(float(r["ts"]) - 1e-9) // DAY_S for r in three])
+    out = []
+    for k, f in enumerate(signalling_hz):
+        limit = meister_limit_pct(f)
+        per_day = [pct_within(msv[day == d, :, k], 0.0, limit) for d in np.unique(day)]
+        per_phase = [worst([d[j] for d in per_day]) for j in range(3)]
+        entry = _entry(f"mains signalling {f:g} Hz", f"<= {limit:.2f} % of Un (Figure 1) each day", MEISTER_DAY_PCT,
+                       per_phase, msv.shape[0])
+        entry["frequency_hz"], entry["days"] = f, len(per_day)
+        out.append(entry)
+    return out
+
+
 def deviation_summary(ten: list[Record]) -> dict[str, Any]:
     """The week's under- and over-deviation per phase (% of Udin) from the usable 10-min values: over the week,
     the clipped values' mean square carried through (each 10-min value weighs equally, as 10-min values make a
@@ -142,10 +163,11 @@ def deviation_summary(ten: list[Record]) -> dict[str, Any]:
 
 
 def report(records: Iterable[Record], start: float, end: float, nominal_v: float, nominal_f: float,
-           voltage: str = "v_ln", events: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+           voltage: str = "v_ln", events: Iterable[dict[str, Any]] = (),
+           signalling_hz: tuple[float, ...] = ()) -> dict[str, Any]:
     """EN 50160 statistics of the week (start, end]; ``nominal_v`` is Un for the ``voltage`` values
     ("v_ln" phase-to-neutral, "v_ll" phase-to-phase, primary V); ``events``: the week's dips, swells and
-    interruptions (see ``events_summary``)."""
+    interruptions (see ``events_summary``); ``signalling_hz``: the frequencies of the 3-s ``msv`` values."""
     if voltage not in ("v_ln", "v_ll"):
         raise ValueError(f"voltage must be v_ln or v_ll, got {voltage!r}")
     records = list(records)
@@ -193,6 +215,7 @@ def report(records: Iterable[Record], start: float, end: float, nominal_v: float
                        h.shape[0])
         entry["order"] = order
         params.append(entry)
+    params.extend(signalling_entries(three, nominal_v, signalling_hz))
 
     flagged = sum(1 for r in in_week if r.get("kind") == "10min" and r.get("flagged"))
     gaps = sum(1 for r in in_week if r.get("kind") == "10min" and r.get("gap"))
