@@ -116,8 +116,9 @@ def render() -> str:
               "wrong ones in a row lock both out for `lockout_duration`, across restarts. ReinitializeDevice "
               "re-initialises the BACnet device inside the comms service (configuration read again, communication "
               "control ended); Modbus goes on |",
-              "| web, display | a user who logs in (`firmware/security/login.py`) | that user's privileges "
-              "and the lockout of that protocol |", "",
+              "| web, display | a user who logs in (`firmware/security/login.py`; the display's login is on "
+              "its Setup screen, docs/io.md) | that user's privileges and the lockout of that protocol; each "
+              "change made at the display is shown with its old and new value and made only when confirmed |", "",
               "Control commands and their operations:", "", "| command | operation |", "|---|---|"]
     lines += [f"| `{cmd}` | `{op}` |" for cmd, op in sorted(COMMAND_OPERATIONS.items())]
     lines += ["", "The commands' privileges and revenue-lock rules are declared in the catalogue "
