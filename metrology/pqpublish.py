@@ -13,11 +13,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from metrology.events import KINDS
 from metrology.intervals import Interval
 from metrology.signalling import MAX_FREQUENCIES as MSV_SIZE
 
 SUFFIX = {"3s": "3s", "10min": "10min", "2h": "2h"}
-COUNTED = ("sag", "swell", "interruption", "rvc", "transient")
+COUNTED = KINDS
 
 _Get = Callable[[dict[str, np.ndarray]], float]
 

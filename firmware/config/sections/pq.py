@@ -5,10 +5,11 @@ from typing import Any
 from firmware.config.schema import Bool, Enum, Float, Int, ListOf, Option, Section
 from firmware.storage.eventlog import PRIORITY_MAX
 from hal.errors import ConfigError
+from metrology.events import KINDS
 from metrology.signalling import MAX_FREQUENCIES, MSV_MAX_HZ, MSV_MIN_HZ, check_frequencies
 
 _PRIORITY = Int(0, PRIORITY_MAX)
-EVENT_KINDS = ("sag", "swell", "interruption", "rvc", "transient")
+EVENT_KINDS = KINDS
 SAMPLES_PER_CYCLE = ("16", "32", "64", "128", "256", "512")
 
 SECTIONS = [
@@ -45,7 +46,7 @@ SECTIONS = [
                "Event-log priority of interruptions (ION7400 4-30 Volt Intrp alarm: Low)."),
         Option("priority_rvc", _PRIORITY, 64, "Event-log priority of rapid voltage changes (Low)."),
         Option("priority_transient", _PRIORITY, 128, "Event-log priority of transients (Medium)."),
-        Option("capture_on", ListOf(Enum(*EVENT_KINDS), 0, 5), ("sag", "swell", "interruption", "rvc", "transient"),
+        Option("capture_on", ListOf(Enum(*EVENT_KINDS), 0, 5), KINDS,
                "Event kinds that trigger a waveform capture (the pq.capture command always does)."),
         Option("capture_samples_per_cycle", Enum(*SAMPLES_PER_CYCLE), "128",
                "Samples per cycle of a waveform capture (at the nominal frequency)."),
