@@ -5,7 +5,7 @@ import math
 from typing import Any
 
 from firmware.alarms.manager import Actions, AlarmManager, InputAlarm, UnaryAlarm
-from firmware.alarms.setpoint import Setpoint
+from firmware.alarms.setpoint import HALF_CYCLE_POINTS, Setpoint
 from firmware.io.inputs import INPUT_DEFAULTS, INPUT_FUNCTIONS, MAX_CHANNELS, InputChannel, Totalizer
 from firmware.io.outputs import EnergyPulser, OutputChannel
 from hal.errors import ConfigError
@@ -89,12 +89,16 @@ def alarms(config: Any, input_settings_by_number: dict[int, Any]) -> AlarmManage
         if e.index >= point.size:
             raise ConfigError(f"config: [[alarms.setpoint]] {e.name!r}: index {e.index} is past the {point.size} "
                               f"elements of {e.point}")
+        if e.high_speed and e.point not in HALF_CYCLE_POINTS:
+            raise ConfigError(f"config: [[alarms.setpoint]] {e.name!r}: high_speed = true needs a point with "
+                              f"half-cycle r.m.s. values ({', '.join(HALF_CYCLE_POINTS)}), not {e.point!r}; "
+                              "set high_speed = false to watch it every second")
         nominal = _nominal(config, point.unit)
         if (e.by == "percent" or e.kind == "deviation") and not math.isfinite(nominal):
             raise ConfigError(f"config: [[alarms.setpoint]] {e.name!r}: {e.point} is in {point.unit or 'no unit'}, "
                               "which has no nominal; use by = \"value\" and kind over or under")
         sp = Setpoint(e.name, e.point, e.kind, e.pickup, e.dropout, e.pickup_delay, e.dropout_delay,
-                      e.by == "percent", nominal, e.index, e.priority)
+                      e.by == "percent", nominal, e.index, e.priority, e.high_speed)
         setpoints.append((sp, Actions(e.output, e.capture, True)))
     input_alarms = [(InputAlarm(f"Digital In {n}", n, s["alarm"] == "on", s["alarm_priority"]), Actions())
                     for n, s in input_settings_by_number.items() if s["alarm"] != "off"]
