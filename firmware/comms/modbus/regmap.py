@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 from firmware.comms.modbus import blocks as _blocks
 from firmware.comms.modbus.blocks import Block
 from firmware.comms.modbus.codecs import UNMAPPED_WORD_BYTES, Format, get_format
+from firmware.comms.modbus.usermap import parse
 from hal.errors import ConfigError
 
 log = logging.getLogger("comms.modbus")
@@ -139,8 +140,6 @@ def build_map(points: Iterable[PointLike] | None = None, user_map: Sequence[str]
         points = load_points()
     if not user_map:
         return RegisterMap.from_points(points, load_overlay())
-    from firmware.comms.modbus.usermap import parse
-
     fixed = RegisterMap.from_points(points, load_overlay())
     extra = [reg for up in parse(user_map) for reg in _registers_of(up, up.modbus)]
     for reg in extra:
@@ -153,6 +152,12 @@ def build_map(points: Iterable[PointLike] | None = None, user_map: Sequence[str]
         return RegisterMap(fixed.registers + extra, fixed.coils.values(), fixed.discretes.values())
     except ConfigError as exc:
         raise ConfigError(f"config: [modbus] user_map: {exc}") from None
+
+
+def check_user_map(config: Any) -> None:
+    """The user map as the comms service builds it: every entry valid and no register on another
+    (``firmware.config.checks``, when the configuration is saved)."""
+    build_map(user_map=config["modbus"].user_map)
 
 
 def _registers_of(point: PointLike, mapping: Mapping[str, Any]) -> list[Register]:

@@ -5,7 +5,8 @@ chooses, so a client reads the values it needs in one request.
 (one element of an array point). Each entry is one register value of its format (float32 by default) at the
 protocol address given, in the point's own unit; the fixed map stays as it is. An entry naming something the
 catalogue does not have, a command, an unknown format, or registers that overlap the fixed map or another
-entry is refused with the entry and what to do; ``check`` runs at start and when the configuration is saved.
+entry is refused with the entry and what to do (``regmap.check_user_map`` at start and when the configuration
+is saved).
 """
 from __future__ import annotations
 
@@ -70,9 +71,3 @@ def parse(entries: Iterable[str]) -> list[UserPoint]:
         out.append(UserPoint(point.name, point.unit, point.kind, point.description, point.size, mapping))
     return out
 
-
-def check(config: Any) -> None:
-    """The user map as the comms service builds it: every entry valid and no register on another."""
-    from firmware.comms.modbus.regmap import build_map
-
-    build_map(user_map=config["modbus"].user_map)
