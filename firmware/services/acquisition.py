@@ -267,7 +267,7 @@ class AcquisitionService(Service):
         self.intervals = Ring.create(self.ctx.shm_name(names.CHIP_INTERVALS), chipenergy.RECORD_SIZE,
                                      chipenergy.RING_SLOTS)
         source = signal_source(self.config, line_hz) if board.simulated else None
-        realtime = self.config["simulation"].realtime or not board.simulated
+        realtime = (self.config["simulation"].realtime and board.sim_realtime) or not board.simulated
         read_loop = acq.read_loop if realtime else "python"
         self.acq = Acquisition(board, settings, self.ring, self.energy, source=source, realtime=realtime,
                                max_restarts=acq.max_restarts, intervals=self.intervals, read_loop=read_loop,

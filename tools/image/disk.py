@@ -103,7 +103,8 @@ def write_image(root: Path, out: Path) -> Path:
         for p in layout:
             offset = p.start_mib * MIB
             if p.name == "boot":
-                _run(["mkfs.vfat", "-F", "32", "-n", "RASPIFIRM", f"--offset={offset // 512}", str(tmp),
+                # one sector per cluster: FAT32 needs 65525 clusters at least, which mtools holds it to
+                _run(["mkfs.vfat", "-F", "32", "-s", "1", "-n", "RASPIFIRM", f"--offset={offset // 512}", str(tmp),
                       str(p.mib * 1024)], "mkfs.vfat")
                 files = sorted(str(f) for f in trees["boot"].iterdir())
                 _run(["mcopy", "-s", "-p", "-m", "-i", f"{tmp}@@{offset}", *files, "::/"], "copying the boot files")

@@ -44,6 +44,7 @@ from tools.image.keys import keygen, load_private_key, sign_image
 
 REPO = Path(__file__).resolve().parents[2]
 OS_FILES = Path(__file__).resolve().parent / "os"
+INITRAMFS = Path(__file__).resolve().parent / "initramfs"
 CACHE = Path(os.environ.get("OPENMETER_IMAGE_CACHE", "/var/cache/openmeter-image"))
 SUITE = "bookworm"
 COMPONENTS = "main,non-free-firmware"
@@ -135,7 +136,8 @@ def check_host() -> None:
 def base_tree(tree: Path) -> Path:
     """The Debian tree (cached as a tar keyed by the package list and mirrors), unpacked at ``tree``."""
     sources = apt_sources()
-    key = hashlib.sha256(repr((SUITE, COMPONENTS, PACKAGES, BUILD_ONLY, sources)).encode()).hexdigest()[:16]
+    initramfs = [(p.name, p.read_bytes()) for p in sorted(INITRAMFS.iterdir())]
+    key = hashlib.sha256(repr((SUITE, COMPONENTS, PACKAGES, BUILD_ONLY, sources, initramfs)).encode()).hexdigest()[:16]
     tar = CACHE / f"base-{key}.tar"
     if not tar.exists():
         (CACHE / "debs").mkdir(parents=True, exist_ok=True)
@@ -143,6 +145,11 @@ def base_tree(tree: Path) -> Path:
         run(["mmdebstrap", "--mode=root", "--arch=arm64", "--variant=minbase", f"--components={COMPONENTS}",
              "--include=" + ",".join(PACKAGES + BUILD_ONLY),
              "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives",
+             # before the kernel is installed: the initramfs holds only the modules that mount the root
+             "--essential-hook=mkdir -p \"$1\"/etc/initramfs-tools/conf.d \"$1\"/etc/initramfs-tools/hooks",
+             f"--essential-hook=copy-in {INITRAMFS}/openmeter.conf /etc/initramfs-tools/conf.d/",
+             f"--essential-hook=copy-in {INITRAMFS}/openmeter-hook /etc/initramfs-tools/hooks/",
+             "--essential-hook=mv \"$1\"/etc/initramfs-tools/hooks/openmeter-hook \"$1\"/etc/initramfs-tools/hooks/openmeter",
              f"--setup-hook=sync-in {CACHE}/debs /var/cache/apt/archives",
              f"--customize-hook=sync-out /var/cache/apt/archives {CACHE}/debs",
              "--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb",
@@ -189,7 +196,7 @@ def compile_extensions(root: Path, out: Path) -> list[Path]:
         shutil.copy(c, dest)
     chroot(root, "sh", "-c", "cd /tmp/openmeter-src && python3 setup.py -q build_ext --inplace",
            what="compiling the C extensions for aarch64")
-    built = sorted(src.rglob("*.so"))
+    built = sorted(p for p in src.rglob("*.so") if "build" not in p.relative_to(src).parts)
     expected = len(EXTENSIONS)
     if len(built) != expected:
         raise SystemExit(f"make image: {len(built)} of {expected} C extensions compiled for aarch64 "
