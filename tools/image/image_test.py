@@ -61,10 +61,10 @@ class ImageTest:
     # ------------------------------------------------------------------ helpers
 
     def status(self) -> dict[str, Any] | None:
-        done = self.guest.ssh("meter status --json", timeout_s=90, check=False)
         try:
+            done = self.guest.ssh("meter status --json", timeout_s=300, check=False)
             return json.loads(done.stdout)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, subprocess.TimeoutExpired):
             return None
 
     def wait_metering(self, timeout_s: float = BOOT_TIMEOUT_S) -> float:

@@ -254,7 +254,7 @@ def account(root: Path) -> tuple[int, int]:
     for group in ("spi", "gpio"):
         chroot(root, "groupadd", "--system", "-f", group, what=f"adding group {group}")
     chroot(root, "useradd", "--system", "--user-group", "--home-dir", "/var/lib/openmeter", "--no-create-home",
-           "--shell", "/bin/sh", "--groups", "spi,gpio,dialout", "meter", what="adding the meter account")
+           "--shell", "/bin/sh", "--groups", "spi,gpio,dialout,systemd-journal", "meter", what="adding the meter account")
     for line in (root / "etc" / "passwd").read_text().splitlines():
         fields = line.split(":")
         if fields[0] == "meter":
