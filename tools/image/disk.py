@@ -90,8 +90,8 @@ def write_image(root: Path, out: Path) -> Path:
             start += mib
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.unlink(missing_ok=True)
-        with open(tmp, "wb") as f:
-            f.truncate((start + 1) * MIB)
+        with open(tmp, "wb") as new:
+            new.truncate((start + 1) * MIB)
         table = [f"label: dos\nlabel-id: {DISK_ID}\nunit: sectors\n"]
         for p in layout:
             kind = "c, bootable" if p.name == "boot" else "83"
@@ -122,8 +122,8 @@ def write_image(root: Path, out: Path) -> Path:
                 shutil.move(str(src), str(root / mount))
     _run(["bmaptool", "-q", "create", "-o", str(out) + ".bmap", str(out)], "bmaptool create")
     digest = hashlib.sha256()
-    with open(out, "rb") as f:
-        for block in iter(lambda: f.read(8 * MIB), b""):
+    with open(out, "rb") as img:
+        for block in iter(lambda: img.read(8 * MIB), b""):
             digest.update(block)
     Path(str(out) + ".sha256").write_text(f"{digest.hexdigest()}  {out.name}\n")
     return out
