@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CSRC   := $(shell find firmware metrology hal -name '*.c' 2>/dev/null)
 
-.PHONY: run test bench docs lint clean venv image image-test
+.PHONY: run dev-config test bench docs lint clean venv image image-test
 
 venv: $(STAMP)
 
@@ -15,21 +15,20 @@ $(STAMP): pyproject.toml requirements.lock setup.py $(CSRC)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-# The development meter keeps its configuration in var/meter.toml. The first `make run` saves the
-# settings that differ from a device (Modbus TCP on 5020, BACnet/IP on 47809 and the web on 8443/8080,
-# on loopback, not 502, 47808, 443 and 80 on every interface) as ordinary, versioned configuration
-# changes; edit them later with `meter config set`. A file saved before the web existed gets the web's
-# settings added once.
+# The development meter keeps its configuration in var/meter.toml. `make run` saves the settings that
+# differ from a device (Modbus TCP on 5020, BACnet/IP on 47809 and the web on 8443/8080, on loopback, not 502,
+# 47808, 443 and 80 on every interface) as ordinary, versioned configuration changes, each only while its option
+# is still at the device default: what `meter config set` changed before, or since, stays as it was.
 RUN_CONFIG := var/meter.toml
-RUN_WEB := web.https_port=8443 web.http_port=8080 web.bind_address='"127.0.0.1"'
+RUN_SETTINGS := modbus.tcp_port=5020 modbus.bind_address='"127.0.0.1"' \
+	bacnet.enabled=true bacnet.ip_port=47809 bacnet.bind_address='"127.0.0.1"' bacnet.ip_prefix=32 \
+	web.https_port=8443 web.http_port=8080 web.bind_address='"127.0.0.1"'
 
-run: $(STAMP)
-	@test -f $(RUN_CONFIG) || $(BIN)/meter config set --config $(RUN_CONFIG) --user "make run" \
-		--reason "development meter on the simulated board" modbus.tcp_port=5020 modbus.bind_address='"127.0.0.1"' \
-		bacnet.enabled=true bacnet.ip_port=47809 bacnet.bind_address='"127.0.0.1"' bacnet.ip_prefix=32 \
-		$(RUN_WEB)
-	@grep -q '^\[web\]' $(RUN_CONFIG) || $(BIN)/meter config set --config $(RUN_CONFIG) --user "make run" \
-		--reason "development meter: the web interface on loopback" $(RUN_WEB)
+dev-config: $(STAMP)
+	@$(BIN)/meter config set --defaults-only --config $(RUN_CONFIG) --user "make run" \
+		--reason "development meter on the simulated board" $(RUN_SETTINGS) >/dev/null
+
+run: dev-config
 	$(BIN)/meter run --config $(RUN_CONFIG) --board boards/sim.toml
 
 test: $(STAMP)

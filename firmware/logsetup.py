@@ -150,11 +150,14 @@ class DroppingQueueHandler(logging.Handler):
 
     def close(self) -> None:
         """Write what is queued (bounded wait), then close the real handlers."""
-        try:
-            self.queue.put(None, timeout=1.0)
-            self._thread.join(timeout=2.0)
-        except queue.Full:
-            pass
+        # a process forked from this one (a service the supervisor starts) has the handler but not its writer
+        # thread, nor any lock that thread held on the queue: it only closes the real handlers
+        if self._thread.is_alive():
+            try:
+                self.queue.put(None, timeout=1.0)
+                self._thread.join(timeout=2.0)
+            except queue.Full:
+                pass
         for handler in self.handlers:
             handler.close()
         super().close()

@@ -12,9 +12,14 @@ sockets and shared memory. Services also die with the supervisor (PR_SET_PDEATHS
 
 Heartbeat pipes are kept by file descriptor, each with the process that holds its write end: the end
 of one process's pipe closes that pipe only, never the pipe of the process that replaced it.
+
+Between events the supervisor sleeps until its next deadline: a heartbeat timeout, a restart after backoff,
+the end of a stop. A heartbeat, a closed pipe, a signal, a restart or shutdown asked on the control socket
+(through a wake-up pipe) end the sleep; the services are looked at again after anything but a plain heartbeat.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -25,34 +30,50 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import Future
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
-from firmware import __version__
+from firmware import __version__, maintenance, powerup
 from firmware.config import Config
 from firmware.control import ControlClient, ControlError, ControlServer
 from firmware.health import SampleLoss, meter_state
 from firmware.ipc import shm
 from firmware.ipc.names import MEASUREMENTS, instance_glob, instance_name, shm_name
+from firmware.preload import fork_service, preload
 from firmware.services.registry import ServiceSpec
+from firmware.storage.eventlog import EventLog
 from hal.errors import IPCError, MeterError
 
 log = logging.getLogger("supervisor")
 
 START_GRACE_S = 20.0      # first heartbeat may take this long (imports, chip bring-up)
-TICK_S = 0.1
+IDLE_CHECK_S = 1.0        # the services are looked at at least this often, whatever is due
+HANG_MARGIN_S = 0.01      # looked at this long after a heartbeat timeout, so that it has passed, not just come
 METERING_STALE_S = 5.0    # measurement snapshot older than this: not metering
 SHUTDOWN_TICK_S = 0.02    # how often the meter's own stop looks for exited services
 KILL_REAP_S = 1.0         # a process not gone this long after SIGKILL is stuck in uninterruptible I/O
+MAINTENANCE_TIMEOUT_S = 120.0   # a master reset, factory defaults or wipe: every service stopped and started
+
+
+class Process(Protocol):
+    """What the supervisor uses of a child process: a ``subprocess.Popen`` (start = "exec") or a
+    ``firmware.preload.ForkedProcess`` (start = "fork")."""
+    pid: int
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def kill(self) -> None: ...
+    def send_signal(self, sig: int) -> None: ...
 
 
 @dataclass
 class Child:
     spec: ServiceSpec
     state: str = "stopped"            # starting | running | stopping | backoff | failed | stopped
-    proc: subprocess.Popen[bytes] | None = None
+    proc: Process | None = None
     pipe_r: int | None = None         # read end of the current process's heartbeat pipe
     started_at: float = 0.0
     stop_deadline: float = 0.0        # stopping: SIGKILL at this time, then the time to report it stuck
@@ -75,7 +96,7 @@ class Child:
 class Pipe:
     """The read end of one process's heartbeat pipe: it belongs to that process, not to its service."""
     child: Child
-    proc: subprocess.Popen[bytes]
+    proc: Process
     buffer: bytes = b""
 
 
@@ -93,16 +114,21 @@ class Supervisor:
         self.on_ready = on_ready
         self._ready_reported = False
         self._stop = False
-        self._unreaped: list[subprocess.Popen[bytes]] = []
+        self._unreaped: list[Process] = []
         self._selector = selectors.DefaultSelector()
         self._pipes: dict[int, Pipe] = {}
         self._restart_requests: queue.SimpleQueue[str] = queue.SimpleQueue()  # from control threads
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)      # ends the main loop's sleep
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
         self.control = ControlServer(self.run_dir / "control.sock", {
             "status": self.cmd_status,
             "restart": self.cmd_restart,
             "shutdown": self.cmd_shutdown,
+            **{action: self._maintenance_command(action) for action in maintenance.ACTIONS},
         }, fallback=self.forward, gate=control_gate(config), mode=0o660)
+        self._maintenance: queue.SimpleQueue[tuple[str, str, Future[Any]]] = queue.SimpleQueue()
         self.started = time.time()
+        self._events: EventLog | None = None      # read for its unread counter only
 
     # ------------------------------------------------------------------ main loop
 
@@ -110,30 +136,59 @@ class Supervisor:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        if self.sv.start == "fork":
+            # before the control socket's threads start: the imports run with this thread alone
+            preload([c.spec.module for c in self.children.values()])
         self.control.start()
+        self.power_up = powerup.record(self.config.meter.data_dir)   # before any service reads it
         log.info("supervisor started", extra={"fields": {"version": __version__, "run_dir": str(self.run_dir),
-                                                         "services": list(self.children)}})
+                                                         "services": list(self.children), "start": self.sv.start}})
         for child in self.children.values():
             self._spawn(child)
         try:
+            now = time.monotonic()
+            self._check(now)
             while not self._stop:
-                self._poll(TICK_S)
-                self._check(time.monotonic())
+                due = self._next_due(now)
+                event = self._poll(max(due - time.monotonic(), 0.0))
+                now = time.monotonic()
+                if event or now >= due:
+                    self._check(now)
         finally:
             self.shutdown()
         return 0
 
+    def _next_due(self, now: float) -> float:
+        """When the services must next be looked at if nothing happens before."""
+        due = now + IDLE_CHECK_S
+        for child in self.children.values():
+            if child.state in ("starting", "running"):
+                due = min(due, child.last_heartbeat + self._heartbeat_limit(child) + HANG_MARGIN_S)
+            elif child.state == "stopping":
+                due = min(due, now + SHUTDOWN_TICK_S)    # its exit may come without a pipe to close
+            elif child.state == "backoff":
+                due = min(due, child.restart_at)
+        return due
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):     # a wake-up pending already; or stopped
+            os.write(self._wake_w, b"!")
+
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop = True
+        self._wake()
 
     def _spawn(self, child: Child) -> None:
         read_fd, write_fd = os.pipe()
-        cmd = [sys.executable, "-m", child.spec.module, "--config", str(self.config_path),
-               "--board", str(self.board_path), "--run-dir", str(self.run_dir),
-               "--heartbeat-fd", str(write_fd), "--parent-pid", str(os.getpid()),
-               "--name", child.spec.name]
+        args = ["--config", str(self.config_path), "--board", str(self.board_path), "--run-dir", str(self.run_dir),
+                "--heartbeat-fd", str(write_fd), "--parent-pid", str(os.getpid()), "--name", child.spec.name]
+        proc: Process
         try:
-            proc = subprocess.Popen(cmd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL)
+            if self.sv.start == "fork":
+                proc = fork_service(child.spec.module, child.spec.name, args, write_fd)
+            else:
+                proc = subprocess.Popen([sys.executable, "-m", child.spec.module, *args], pass_fds=(write_fd,),
+                                        stdin=subprocess.DEVNULL)
         except OSError as exc:
             os.close(read_fd)
             child.last_exit = f"could not start: {exc}"
@@ -151,8 +206,19 @@ class Supervisor:
         self._selector.register(read_fd, selectors.EVENT_READ)
         log.info("started %s", child.spec.name, extra={"fields": {"pid": child.proc.pid}})
 
-    def _poll(self, timeout_s: float) -> None:
+    def _poll(self, timeout_s: float) -> bool:
+        """Read what came within ``timeout_s``; True if anything but plain heartbeats happened."""
+        event = False
         for key, _ in self._selector.select(timeout_s):
+            if key.fd == self._wake_r:
+                while True:
+                    try:
+                        if not os.read(self._wake_r, 4096):
+                            break
+                    except BlockingIOError:
+                        break
+                event = True
+                continue
             pipe = self._pipes[key.fd]
             try:
                 data = os.read(key.fd, 65536)
@@ -160,19 +226,22 @@ class Supervisor:
                 continue
             if not data:
                 self._close_fd(key.fd)
+                event = True
                 continue
             if pipe.proc is not pipe.child.proc:
                 continue  # a replaced process's last lines say nothing about its successor
             pipe.buffer += data
             *lines, pipe.buffer = pipe.buffer.split(b"\n")
             for line in lines:
-                self._heartbeat(pipe.child, line)
+                event = self._heartbeat(pipe.child, line) or event
+        return event
 
-    def _heartbeat(self, child: Child, line: bytes) -> None:
+    def _heartbeat(self, child: Child, line: bytes) -> bool:
+        """Take one heartbeat line; True if it changed the child's state (its first: now running)."""
         try:
             message = json.loads(line)
         except ValueError:
-            return
+            return False
         child.last_heartbeat = time.monotonic()
         child.endpoints = list(message.get("endpoints") or [])
         child.info = dict(message.get("info") or {})
@@ -180,6 +249,8 @@ class Supervisor:
         if child.state == "starting":
             child.state = "running"
             log.info("%s is running", child.spec.name, extra={"fields": {"endpoints": child.endpoints}})
+            return True
+        return False
 
     def _close_pipe(self, child: Child) -> None:
         if child.pipe_r is not None:
@@ -196,6 +267,12 @@ class Supervisor:
         self._unreaped = [p for p in self._unreaped if p.poll() is None]
         while not self._restart_requests.empty():
             self._restart(self.children[self._restart_requests.get()], now)
+        while not self._maintenance.empty():
+            action, user, done = self._maintenance.get()
+            try:
+                done.set_result(maintenance.run(action, self, user))
+            except Exception as exc:  # noqa: BLE001 - the caller gets the reason
+                done.set_exception(exc)
         for child in self.children.values():
             if child.state == "stopping":
                 if self._advance_stop(child, now):
@@ -227,9 +304,7 @@ class Supervisor:
             log.warning("%s exited: %s", child.spec.name, child.last_exit)
             self._crashed(child, now)
             return
-        # a heartbeat timeout set longer than the start grace (a loaded host) applies to the start too
-        limit = (max(START_GRACE_S, self.sv.heartbeat_timeout) if child.state == "starting"
-                 else self.sv.heartbeat_timeout)
+        limit = self._heartbeat_limit(child)
         if now - child.last_heartbeat > limit:
             child.last_exit = f"no heartbeat for {now - child.last_heartbeat:.1f} s (hung); killed"
             log.error("%s hung: %s", child.spec.name, child.last_exit)
@@ -237,7 +312,12 @@ class Supervisor:
             self._reap(child.proc)
             self._crashed(child, now)
 
-    def _reap(self, proc: subprocess.Popen[bytes]) -> int | None:
+    def _heartbeat_limit(self, child: Child) -> float:
+        # a heartbeat timeout set longer than the start grace (a loaded host) applies to the start too
+        return (max(START_GRACE_S, self.sv.heartbeat_timeout) if child.state == "starting"
+                else self.sv.heartbeat_timeout)
+
+    def _reap(self, proc: Process) -> int | None:
         """Collect a killed child, but never let one stuck in uninterruptible I/O stall supervision."""
         try:
             return proc.wait(timeout=1.0)
@@ -307,6 +387,25 @@ class Supervisor:
         return True
 
     def shutdown(self) -> None:
+        self.stop_services()
+        self.control.stop()
+        self._selector.unregister(self._wake_r)
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+        for path in shm.SHM_DIR.glob(instance_glob(self.instance)):
+            shm.unlink(path.name)
+        log.info("supervisor stopped")
+
+    def start_services(self) -> None:
+        for child in self.children.values():
+            child.crashes.clear()
+            self._spawn(child)
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    def stop_services(self) -> None:
+        """Stop every service and wait for each to be reaped (SIGKILL after stop_timeout)."""
         now = time.monotonic()
         stopping = [c for c in self.children.values() if c.proc is not None
                     and (c.state == "stopping" or c.proc.poll() is None)]
@@ -326,10 +425,6 @@ class Supervisor:
         for child in self.children.values():
             self._close_pipe(child)
             child.state = "stopped" if child.state != "failed" else "failed"
-        self.control.stop()
-        for path in shm.SHM_DIR.glob(instance_glob(self.instance)):
-            shm.unlink(path.name)
-        log.info("supervisor stopped")
 
     # ------------------------------------------------------------------ control commands
 
@@ -347,7 +442,18 @@ class Supervisor:
                 "last_gap": loss["last_gap"], "version": __version__, "config_version": self.config.version,
                 "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1), "run_dir": str(self.run_dir),
                 "control_socket": str(self.control.path), "services": services,
-                "security_checklist": self._checklist()}
+                "security_checklist": self._checklist(), "events_unread": self._events_unread()}
+
+    def _events_unread(self) -> int | None:
+        """The event log's unread counter (None when the log cannot be read)."""
+        try:
+            if self._events is None:
+                ev = self.config["events"]
+                self._events = EventLog(self.config.meter.data_dir, ev.cutoff, ev.depth)
+            return self._events.unread()
+        except MeterError as exc:
+            log.warning("event log unread counter: %s", exc)
+            return None
 
     def _checklist(self) -> list[str]:
         """Security warnings (a factory password still in use), for `meter status` and the status page."""
@@ -382,11 +488,22 @@ class Supervisor:
             raise MeterError(f"no service {service!r}; services: {', '.join(self.children)}")
         log.info("restart of %s requested by %s", service, user or "?")
         self._restart_requests.put(service)
+        self._wake()
         return f"{service} restarting"
+
+    def _maintenance_command(self, action: str) -> Callable[..., Any]:
+        def run(user: str = "") -> Any:
+            """Queued for the main loop, which owns the services; the answer waits for the result."""
+            done: Future[Any] = Future()
+            self._maintenance.put((action, user, done))
+            self._wake()
+            return done.result(timeout=MAINTENANCE_TIMEOUT_S)
+        return run
 
     def cmd_shutdown(self, user: str = "") -> str:
         log.info("shutdown requested by %s", user or "?")
         self._stop = True
+        self._wake()
         return "stopping"
 
     def forward(self, cmd: str, args: dict[str, Any], user: str) -> Any:

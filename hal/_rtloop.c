@@ -38,6 +38,13 @@
 #include <linux/gpio.h>
 #include <linux/spi/spidev.h>
 
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4          /* Linux 4.4; older C libraries do not name it */
+#endif
+/* The stack the thread may use, touched before the first interrupt so that no call deeper than any before it
+ * faults a page in at the deadline (the process is locked as it faults, not populated: see Loop_start). */
+#define STACK_PREFAULT_BYTES (64 * 1024)
+
 #define MAX_XFER 65536
 #define N_ENERGY_REGS 18
 #define ENERGY_SLOTS 64
@@ -558,8 +565,14 @@ static int irq_wait(Loop *L) {
     return 1;
 }
 
+static void prefault_stack(void) {
+    volatile unsigned char pad[STACK_PREFAULT_BYTES];
+    memset((void *)pad, 0, sizeof pad);
+}
+
 static void *loop_main(void *arg) {
     Loop *L = arg;
+    prefault_stack();
     if (L->priority > 0) {
         struct sched_param sp = {.sched_priority = L->priority};
         L->sched_err = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
@@ -663,6 +676,7 @@ static int Loop_init(Loop *self, PyObject *args, PyObject *kw) {
     if (!self->heads || !self->codes || !self->raw) { PyErr_NoMemory(); return -1; }
     /* touch every page now so the thread never faults one in at the deadline */
     memset(self->codes, 0, (size_t)(self->n_slots * half * n_ch) * sizeof(int32_t));
+    memset(self->raw, 0, (size_t)(half * self->words_per_frame * 4 + 16));
     init_pi_mutex(&self->mu);
     pthread_cond_init(&self->cv, NULL);
     return 0;
@@ -686,7 +700,11 @@ static PyObject *Loop_start(Loop *self, PyObject *args, PyObject *kw) {
     self->stop = 0;
     self->sched_err = 0;
     self->mlock_err = 0;
-    if (lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
+    /* Locked as faulted in (MCL_ONFAULT), not populated: what the loop uses is touched already (its ring and
+     * buffers above, its stack in loop_main) and stays resident; populating would also fault in every other
+     * thread's whole stack, the allocator's reserves, and break the copy-on-write sharing of the pages this
+     * process was forked with from the supervisor (docs/memory.md). */
+    if (lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) {
         self->mlock_err = errno;
         /* at least the ring: what the thread writes at the deadline */
         int64_t half = self->buffer_frames / 2;

@@ -84,15 +84,20 @@ class DriverStats:
 
 class Ade9000:
     def __init__(self, bus: SpiBus, gpio: Gpio, clock: Clock, settings: ChipSettings, *, irq0_pin: int,
-                 irq1_pin: int, reset_pin: int | None, where: str = "spi") -> None:
+                 irq1_pin: int, reset_pin: int | None, dready_pin: int | None = None, where: str = "spi") -> None:
         self.bus, self.gpio, self.clock, self.settings = bus, gpio, clock, settings
         self.irq0_pin, self.irq1_pin, self.reset_pin = irq0_pin, irq1_pin, reset_pin
+        self.dready_pin = dready_pin
         self.where = where
         self.stats = DriverStats()
         self.config_crc: int | None = None
         self._energy_prev: list[int] | None = None     # accumulators at the last energy reading
         gpio.setup_input(irq0_pin, "up")
         gpio.setup_input(irq1_pin, "up")
+        if dready_pin is not None:
+            # CF4/DREADY is the chip's output (an energy pulse by default): the line is taken as an input with no
+            # pull, so neither a GPIO left as output nor a pull-up fights it. Samples are read on PAGE_FULL (IRQ0).
+            gpio.setup_input(dready_pin, "none")
         if reset_pin is not None:
             gpio.setup_output(reset_pin, True)
 

@@ -70,16 +70,18 @@ class SpiParams:
 
 @dataclass(frozen=True)
 class GpioParams:
+    """The board's GPIO lines (BCM numbers). The pin defaults are the CM4 carrier's (boards/cm4-ade9000.toml)
+    and the board schema (firmware/config/board.py) takes its defaults from here: one place says them."""
     backend: str = "sim"             # "rpigpio", "gpiod" or "sim"
     chip: str = "gpiochip0"
-    irq0: int = 22
+    irq0: int = 24
     irq1: int = 23
-    dready: int = 24
-    reset: int | None = 25
-    revenue_lock: int = 5
-    power_fail: int = 6
-    digital_inputs: tuple[int, ...] = ()
-    digital_outputs: tuple[int, ...] = ()
+    dready: int | None = 22          # CF4/DREADY: held as an input (the chip drives it); None when not wired
+    reset: int | None = 27
+    revenue_lock: int = 17           # -1 when not fitted (firmware.revenue.inputs)
+    power_fail: int = 4
+    digital_inputs: tuple[int, ...] = (5, 6, 12, 13)
+    digital_outputs: tuple[int, ...] = (16, 20, 21, 26)
     buttons: tuple[int, ...] = ()   # front panel: up, down, left, right, enter (active low)
 
 

@@ -99,7 +99,7 @@ def open_hardware(board: BoardParams, settings: ChipSettings, *, source: Any = N
             transport = rtloop.transport("spidev", spidev.fileno(), spi.max_speed_hz, bus.max_transfer)
             bus.device = rtloop.TransportDevice(transport, owner=spidev)
     chip = Ade9000(bus, gpio, clock, settings, irq0_pin=pins.irq0, irq1_pin=pins.irq1, reset_pin=pins.reset,
-                   where=where)
+                   dready_pin=pins.dready, where=where)
     stream: Any = WaveformStream(chip)
     if read_loop == "c":
         from hal import rtloop

@@ -55,11 +55,12 @@ def _require() -> Any:
 
 
 def _lock_process_memory() -> int:
-    """mlockall(MCL_CURRENT | MCL_FUTURE); returns 0 or the errno of the refusal."""
+    """mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT): pages stay resident once used, none is populated
+    (hal/_rtloop.c, Loop_start, says why); returns 0 or the errno of the refusal."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
-    return 0 if libc.mlockall(1 | 2) == 0 else ctypes.get_errno()
+    return 0 if libc.mlockall(1 | 2 | 4) == 0 else ctypes.get_errno()
 
 
 def transport(kind: str, fd: int, speed_hz: int = 0, max_transfer: int = 4096) -> Any:
@@ -120,8 +121,8 @@ class RtStream:
         self.ref.start(chip_reset=chip_reset)
         r = self.ref
         self._fault = None
-        # the process was locked before capture (faulting ~100 MB in takes longer than the chip's deadline);
-        # where that was refused, the loop locks at least its ring
+        # the process was locked before capture (its pages as they are used, _lock_process_memory); where that
+        # was refused, the loop locks at least its ring
         flags, lost = r.take_pending()
         self.loop.start(*r.timing, r.next_index, flags, lost, self.priority, bool(self._mlock_errno))
         self._running = True

@@ -36,8 +36,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
+from metrology import _kernels
+from metrology.iir import bilinear_sos, butter_sos, first_order_sos, sos_response, sosfilt_zi
 from metrology.intervals import Interval
 from metrology.settings import MetrologySettings
 from metrology.systems import V_LL, V_LN
@@ -75,6 +76,16 @@ P3S = (2.2, 3.0, 4.0)
 P1S = (0.7, 1.0, 1.5)
 P01 = 0.1
 PST_WEIGHTS = (0.0314, 0.0525, 0.0657, 0.28, 0.08)      # P0.1, P1s, P3s, P10s, P50s
+
+
+def _sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sections ``sos`` along axis 0 of ``x`` (n, channels), each channel from its state ``zi`` (sections, 2,
+    channels): ``scipy.signal.sosfilt(sos, x, axis=0, zi=zi)``, on the C kernel."""
+    y = np.empty(x.shape)
+    zf = np.empty(zi.shape)
+    for c in range(x.shape[1]):
+        y[:, c], zf[:, :, c] = _kernels.sosfilt(sos, np.ascontiguousarray(x[:, c]), zi[:, :, c])
+    return y, zf
 
 
 def weighting_analog(lamp_v: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,13 +153,16 @@ class FlickerMeter:
         self.factor = max(1, int(round(fs / DECIMATED_HZ)))
         rate = self.rate = self.fs / self.factor
         self.stride = max(1, int(round(rate / STATS_HZ)))
-        self._lp = signal.butter(LOW_PASS_ORDER, LOW_PASS_HZ[float(nominal_frequency)], fs=rate, output="sos")
-        self._hp = signal.butter(1, HIGH_PASS_HZ, btype="high", fs=rate, output="sos")
+        self._lp = butter_sos(LOW_PASS_ORDER, LOW_PASS_HZ[float(nominal_frequency)], rate, "lowpass")
+        self._hp = butter_sos(1, HIGH_PASS_HZ, rate, "highpass")
         bw, aw = weighting_analog(lamp_v)
-        self._weight = signal.tf2sos(*signal.bilinear(bw, aw, fs=rate))
+        self._weight = bilinear_sos(bw, aw, rate)
         self._chain = np.concatenate([self._lp, self._hp, self._weight])
         self._adapt = math.exp(-1.0 / (rate * ADAPTOR_TAU_S))
         self._smooth = math.exp(-1.0 / (rate * SMOOTHING_TAU_S))
+        # blocks 1 and 4's first-order low-passes, y = (1 - a) x + a y[-1]
+        self._adapt_sos = first_order_sos(1.0 - self._adapt, -self._adapt)
+        self._smooth_sos = first_order_sos(1.0 - self._smooth, -self._smooth)
         self.gain = self._reference_gain(rate)
         self.pinst = np.full(channels, np.nan)
         self.last_pst = np.full(channels, np.nan)     # of the latest interval closed
@@ -156,7 +170,7 @@ class FlickerMeter:
         self.history: dict[int, np.ndarray] = {}
         self._started = False
         # filter states, set by _start from the first samples
-        self._zref = self._zsmooth = np.zeros((1, channels))
+        self._zref = self._zsmooth = np.zeros((1, 2, channels))
         self._zchain = np.zeros((0, 2, channels))
         self._carry = np.zeros((0, channels))
         self._carry_t0_ns = 0
@@ -179,8 +193,7 @@ class FlickerMeter:
         bw, aw = weighting_analog(230)
         w = 2 * math.pi * REFERENCE_HZ / rate
         z = np.exp(1j * w)
-        h = np.abs(signal.sosfreqz(self._lp, [w])[1][0] * signal.sosfreqz(self._hp, [w])[1][0]
-                   * signal.freqz(*signal.bilinear(bw, aw, fs=rate), [w])[1][0])
+        h = abs(sos_response(self._lp, w) * sos_response(self._hp, w) * sos_response(bilinear_sos(bw, aw, rate), w))
         ripple = abs((1 - self._smooth) / (1 - self._smooth / z ** 2))
         return float(2.0 / ((REFERENCE_DVV * h) ** 2 * (1.0 + ripple)))
 
@@ -240,11 +253,11 @@ class FlickerMeter:
         # block 1 reference: first-order low-pass of the mean square, 1-min time constant. The division by it
         # comes after the (linear) block 3 band-pass and weighting, whose output is the fluctuation alone: the
         # same as dividing before, as the reference moves slowly, and one filter call fewer
-        ref, self._zref = signal.lfilter([1 - self._adapt], [1, -self._adapt], ms, axis=0, zi=self._zref)
-        x, self._zchain = signal.sosfilt(self._chain, ms, axis=0, zi=self._zchain)
+        ref, self._zref = _sosfilt(self._adapt_sos, ms, self._zref)
+        x, self._zchain = _sosfilt(self._chain, ms, self._zchain)
         x /= np.where(ref > 0, ref, np.inf)
         x *= x
-        y, self._zsmooth = signal.lfilter([1 - self._smooth], [1, -self._smooth], x, axis=0, zi=self._zsmooth)
+        y, self._zsmooth = _sosfilt(self._smooth_sos, x, self._zsmooth)
         y *= self.gain
         return y
 
@@ -262,11 +275,12 @@ class FlickerMeter:
         flickermeter starts), and WARMUP_S covers its rise."""
         mean = head.mean(axis=0)
         mean = np.where(mean > 0, mean, 1.0)
-        self._zref = (self._adapt * mean)[None, :]
-        self._zchain = signal.sosfilt_zi(self._chain)[:, :, None] * mean[None, None, :]
+        self._zref = np.zeros((1, 2, self.channels))
+        self._zref[0, 0] = self._adapt * mean
+        self._zchain = sosfilt_zi(self._chain)[:, :, None] * mean[None, None, :]
         prime = np.tile(head, (max(1, int(np.ceil(PRIME_S * self.rate / head.shape[0]))), 1))
-        _, self._zchain = signal.sosfilt(self._chain, prime, axis=0, zi=self._zchain)
-        self._zsmooth = np.zeros((1, self.channels))
+        _, self._zchain = _sosfilt(self._chain, prime, self._zchain)
+        self._zsmooth = np.zeros((1, 2, self.channels))
         self._started = True
         self._warm = int(WARMUP_S * self.rate)
 

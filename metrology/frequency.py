@@ -36,9 +36,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 from metrology import _kernels
+from metrology.iir import butter_sos
 from metrology.settings import TRACK_MAX_HZ, TRACK_MIN_HZ
 
 LOWPASS_HZ = 150.0
@@ -52,7 +52,7 @@ BRIDGE_MAX_S = 0.05          # a gap up to this long is bridged for the referenc
 
 
 def reference_filter(sample_rate_hz: float) -> np.ndarray:
-    return signal.butter(LOWPASS_ORDER, LOWPASS_HZ, "lowpass", fs=sample_rate_hz, output="sos")
+    return butter_sos(LOWPASS_ORDER, LOWPASS_HZ, sample_rate_hz, "lowpass")
 
 
 def phase_delay_samples(sos: np.ndarray, freq_hz: float, sample_rate_hz: float) -> float:

@@ -16,6 +16,10 @@ with the polarity the pipeline applies (PT ratio x CT ratio, inverted inputs).
 The chip keeps no Ah, V²h or I²h, and no loss terms: over a hole these take the rate of a reference
 interval the sample path measured (the same second, or the last one measured before it).
 
+No creep: a phase whose share carries less apparent power than the no-load level (``no_load_va``: the creep
+current at the nominal phase voltage, the sample path's creep rule in power terms) registers nothing. With the
+current circuit open the chip still accumulates its noise floor; that is not energy.
+
 Pure computation: records are duck-typed (``start_index``, ``end_index``, ``wh``, ``varh``, ``vah``), no
 I/O, no clock.
 """
@@ -27,6 +31,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from metrology.crosscheck import nominal_flow
 from metrology.energy import S_PER_H, EnergyIncrement, cycle_energy
 from metrology.power import PowerValues
 from metrology.settings import MetrologySettings
@@ -87,6 +92,11 @@ def phase_gain(settings: MetrologySettings) -> np.ndarray:
     return settings.pt_ratio * settings.ct_ratio * sign * present
 
 
+def no_load_va(settings: MetrologySettings) -> float:
+    """Apparent power per phase (primary VA) below which a phase registers nothing: creep current x Udin."""
+    return settings.creep_fraction * nominal_flow(settings) / max(wiring(settings.system_type).n_phases, 1)
+
+
 def _rates(ref: EnergyIncrement | None) -> tuple[np.ndarray, np.ndarray]:
     """Mean V² and I² per phase over a reference interval (zeros without one)."""
     if ref is None or ref.duration_s <= 0:
@@ -112,19 +122,22 @@ def _power(p3: np.ndarray, q3: np.ndarray, s3: np.ndarray) -> PowerValues:
 
 
 def fill_energy(shares: list[ChipShare], fs: float, gain: np.ndarray, reference: EnergyIncrement | None = None,
-                reference_comp: EnergyIncrement | None = None,
-                compensated: bool = False) -> tuple[EnergyIncrement, EnergyIncrement | None]:
+                reference_comp: EnergyIncrement | None = None, compensated: bool = False,
+                no_load: float = 0.0) -> tuple[EnergyIncrement, EnergyIncrement | None]:
     """Energy of ``shares`` in primary units as an ``EnergyIncrement`` (and its loss-compensated twin when
-    ``compensated``); ``duration_s`` and ``filled_s`` are the time the shares cover."""
+    ``compensated``); ``duration_s`` and ``filled_s`` are the time the shares cover. A phase of a share below
+    ``no_load`` VA (``no_load_va``) registers nothing."""
     if not shares:
         return EnergyIncrement(), (EnergyIncrement(compensated=True) if compensated else None)
     dt = np.array([s.frames / fs for s in shares])
     per_s = S_PER_H / dt[:, None]
-    p3 = np.stack([s.wh for s in shares]) * gain * per_s
-    q3 = np.stack([s.varh for s in shares]) * gain * per_s
     s3 = np.stack([s.vah for s in shares]) * np.abs(gain) * per_s
+    loaded = s3 > no_load
+    p3 = np.where(loaded, np.stack([s.wh for s in shares]) * gain * per_s, 0.0)
+    q3 = np.where(loaded, np.stack([s.varh for s in shares]) * gain * per_s, 0.0)
+    s3 = np.where(loaded, s3, 0.0)
     v_ms, i_ms = (np.broadcast_to(x, p3.shape) for x in _rates(reference))
-    live = np.broadcast_to(np.abs(gain) > 0, p3.shape) & (i_ms > 0)
+    live = np.broadcast_to(np.abs(gain) > 0, p3.shape) & (i_ms > 0) & loaded
     inc = cycle_energy(_power(p3, q3, s3), v_ms, i_ms, live, dt)
     inc.filled_s = inc.duration_s
     if not compensated:

@@ -76,7 +76,7 @@ def cycles_values(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, c
         "quadrant": pw.quadrant.astype(np.float64), "p1": pw.p1,
         "freq": np.array([freq]),
     }
-    out.update(sequence_values(weights @ fund, phase_order))
+    out.update(sequence_values(weights @ fund, phase_order, all(pres)))
     lines = [pres[0] and pres[1], pres[1] and pres[2], pres[2] and pres[0]]
     r = rms.tolist()
     out["v_unbal"] = np.array([_unbalance(r[V_LN], pres)])
@@ -103,12 +103,15 @@ def _sequence_matrix(phase_order: str) -> np.ndarray:
 _SEQUENCE = {order: _sequence_matrix(order) for order in ("ABC", "ACB")}
 
 
-def sequence_values(fund: np.ndarray, phase_order: str) -> dict[str, np.ndarray]:
+def sequence_values(fund: np.ndarray, phase_order: str, three_phase: bool = True) -> dict[str, np.ndarray]:
+    """Symmetrical components and the u0/u2 unbalances; a system with fewer than three phases has no
+    unbalance (its missing phases would read as 100 % negative sequence), so u0 and u2 are NaN there."""
     seq = np.abs(fund[[[0, 1, 2], [6, 7, 8]]] @ _SEQUENCE[phase_order])    # (V, I) x (zero, pos, neg)
     out = {"v_seq": seq[0], "i_seq": seq[1]}
     for q, (zero, pos, neg) in zip("vi", seq.tolist()):
-        out[f"{q}_u0"] = np.array([100 * zero / pos if pos > 0 else math.nan])
-        out[f"{q}_u2"] = np.array([100 * neg / pos if pos > 0 else math.nan])
+        ok = three_phase and pos > 0
+        out[f"{q}_u0"] = np.array([100 * zero / pos if ok else math.nan])
+        out[f"{q}_u2"] = np.array([100 * neg / pos if ok else math.nan])
     return out
 
 

@@ -69,6 +69,9 @@ def _basic(add: Add) -> None:
         add(f"{key}_total", lambda v, e, key=key: _f(v[key][3]))
     add("s_vect_total", lambda v, e: _f(v["s_vect"][3]))
     for k, ph in enumerate(PHASES):
+        add(f"s_vect_{ph}", lambda v, e, k=k: _f(v["s_vect"][k]))
+        add(f"quadrant_{ph}", lambda v, e, k=k: _f(v["quadrant"][k]), "status")
+    for k, ph in enumerate(PHASES):
         add(f"pf_{ph}", lambda v, e, k=k: _f(v["pf"][k]))
         add(f"dpf_{ph}", lambda v, e, k=k: _f(v["dpf"][k]))
     add("pf_total", lambda v, e: _f(v["pf"][3]))
@@ -87,6 +90,10 @@ def _quality(add: Add) -> None:
         add(f"crest_factor_{name}", lambda v, e, j=j: _f(v["crest"][j]))
         if name != "v_an":
             add(f"angle_{name}", lambda v, e, j=j: _f(v["angle"][j]))
+        for form in ("rms", "odd", "even"):
+            add(f"thd_{form}_{name}", lambda v, e, j=j, form=form: _f(v[f"thd_{form}"][j]))
+        add(f"harmonic_angles_{name}", lambda v, e, j=j: np.asarray(v["h_angle"][j], dtype=np.float64), size=64)
+        add(f"interharmonics_{name}", lambda v, e, j=j: np.asarray(v["h_inter"][j], dtype=np.float64), size=64)
     for j, name in enumerate(("i_a", "i_b", "i_c"), start=6):
         add(f"tdd_{name}", lambda v, e, j=j: _f(v["tdd"][j]))
         add(f"k_factor_{name[2]}", lambda v, e, j=j: _f(v["k_factor"][j]))
@@ -118,9 +125,14 @@ def _energy(add: Add) -> None:
             add(f"{base}_received_{ph}", lambda v, e, b=base, k=k: _f(getattr(e, f"{b}_rec")[k]), "total")
     for n in range(1, 5):
         add(f"varh_q{n}", lambda v, e, n=n: _f(getattr(e, f"varh_q{n}")[3]), "total")
+        for k, ph in enumerate(PHASES):
+            add(f"varh_q{n}_{ph}", lambda v, e, n=n, k=k: _f(getattr(e, f"varh_q{n}")[k]), "total")
     for base in ("vah_vect", "qh", "ah", "v2h", "i2h"):
         add(f"{base}_delivered", lambda v, e, b=base: _f(getattr(e, f"{b}_del")[3]), "total")
         add(f"{base}_received", lambda v, e, b=base: _f(getattr(e, f"{b}_rec")[3]), "total")
+        for k, ph in enumerate(PHASES):
+            add(f"{base}_delivered_{ph}", lambda v, e, b=base, k=k: _f(getattr(e, f"{b}_del")[k]), "total")
+            add(f"{base}_received_{ph}", lambda v, e, b=base, k=k: _f(getattr(e, f"{b}_rec")[k]), "total")
 
 
 def _nanmean(x: np.ndarray, v: Values, ll: bool = False) -> float:
@@ -145,7 +157,7 @@ def publish(values: Values, totals: EnergyIncrement, present: np.ndarray | None 
             out[p.name] = np.full(p.size, math.nan) if p.size > 1 else math.nan
     if present is not None:
         absent = [n for n, ok in zip(SIGNAL_NAMES, present[:10]) if not ok]
-        absent += [f"{q}_{ph}" for ph, ok in zip(PHASES, present[:3]) if not ok for q in ("p", "q", "s", "pf", "dpf")]
+        absent += [f"{q}_{ph}" for ph, ok in zip(PHASES, present[:3]) if not ok for q in ("p", "q", "s", "s_vect", "pf", "dpf")]
         for p in PUBLISHED:
             if any(p.name == n or p.name.endswith("_" + n) for n in absent) and p.kind == "instantaneous":
                 out[p.name] = np.full(p.size, math.nan) if p.size > 1 else math.nan

@@ -34,7 +34,12 @@ Durations are a number of seconds or text with a unit (`"250 ms"`, `"15 min"`, `
 addresses are literal (no host names). `meter config show` prints the effective configuration, `meter config
 defaults` every default, and `meter config set SECTION.OPTION=VALUE --user NAME` saves a change atomically:
 each saved change increments `[meta] version` and appends who changed what (old and new value) to
-`FILE.history.jsonl`."""
+`FILE.history.jsonl`.
+
+A change is also checked against the whole configuration (`firmware/config/checks.py`): among others, two
+protocols on one TCP or UDP port of overlapping bind addresses, or on one serial line, are refused, and so is a
+configuration that closes every network path into the meter (Modbus TCP off or with access none, the web
+disabled and BACnet/IP off): one stays open, as on the ION7400."""
 
 
 def render_config() -> str:

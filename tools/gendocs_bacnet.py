@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from firmware.comms.bacnet import readings
-from firmware.comms.bacnet.app import MAX_COV_SUBSCRIPTIONS
+from firmware.comms.bacnet.app import MAX_COV_LIFETIME_S, MAX_COV_PER_CLIENT, MAX_COV_SUBSCRIPTIONS
 from firmware.comms.bacnet.device import (
     AV1_COMMANDS,
     EVENT_CHANGE,
@@ -23,8 +23,7 @@ from firmware.comms.bacnet.model import load_model
 from firmware.comms.bacnet.mstp import frame, master
 from firmware.comms.bacnet.objects import TREND_LOG_BUFFER_SIZE, VENDOR_IDENTIFIER
 from firmware.comms.bacnet.settings import SETTING_DOCS
-from firmware.comms.modbus.blocks import COMMANDS
-from firmware.security.authorize import REVENUE_LOCKED, REVENUE_LOCKED_RESETS, operation_for_command
+from firmware.security.authorize import REVENUE_LOCKED, REVENUE_LOCKED_RESETS
 from firmware.config import meter_schema
 from firmware.config.sections.bacnet import MSTP_BAUD_RATES
 from tools.docfile import generate
@@ -61,10 +60,10 @@ DM-UTC-B, DM-RD-B, T-VMT-I-B (ReadRange of the trend logs). DS-COV-B is an addit
 |---|---|---|
 | ReadProperty, ReadPropertyMultiple | yes | values refreshed from the measurement snapshot once a second |
 | WriteProperty | yes | only the properties below; every write passes the one authorization point |
-| SubscribeCOV | yes | analog and binary inputs and values; a change of a published value notifies; at most {max_cov} subscriptions in all (more: NO_SPACE_TO_ADD_LIST_ELEMENT) |
+| SubscribeCOV | yes | analog and binary inputs and values; a change of a published value notifies; at most {max_cov} subscriptions in all and {max_cov_client} per client address (more: NO_SPACE_TO_ADD_LIST_ELEMENT), each for at most {max_cov_life} s (an indefinite one too: renew it) |
 | Who-Is / I-Am, Who-Has / I-Have | yes | by instance range, object name or identifier |
-| DeviceCommunicationControl | yes | `[bacnet] password` if set; disable answers only DCC and RD |
-| ReinitializeDevice | yes | cold and warm start restart the comms service (metering goes on); other states refused |
+| DeviceCommunicationControl | yes | needs `[bacnet] password` (empty: refused); a wrong one is held 1 s and a run of them locks DCC and RD out (docs/security.md); disable answers only DCC and RD |
+| ReinitializeDevice | yes | same password; cold and warm start re-initialise the BACnet device inside the comms service (configuration read again, communication control ended; Modbus and metering go on); other states refused |
 | TimeSynchronization, UTCTimeSynchronization | yes | passed to the time service as `time.set` with source `protocol`; it applies them by `[time] priority` |
 | ReadRange | yes | Log_Buffer of TL1-TL3, by position, sequence number or time |
 
@@ -74,13 +73,17 @@ Every write and command from BACnet (any object, either link) goes through one d
 in `firmware/comms/bacnet/device.py`), as user `bacnet` on interface `bacnet`. A change of revenue data or of a
 sealed setting (metrology and revenue sections: AV2-AV7, AV10, AV11, the trend logs' Log_Interval) is refused
 with WRITE_ACCESS_DENIED while the meter is revenue-locked; the owning service and the configuration store
-check the lock again. A value outside the S4100's range, or one this meter cannot represent, is refused with
+check the lock again. The AV1 codes that change revenue data (30078, 21212) run only with `[bacnet]
+revenue_commands` (a security setting, off by default) and never while locked. A value outside the S4100's range, or one this meter cannot represent, is refused with
 VALUE_OUT_OF_RANGE (the reason is in the comms log). A property that is not writable answers
 WRITE_ACCESS_DENIED.
 
 Every change made over BACnet, every command, and every refusal by the revenue lock or for a wrong password is
 recorded in the meter's event log (source and user `bacnet`; changes priority {p_change}, commands {p_cmd},
-communication control and reinitialize {p_dev}, refusals {p_ref}).
+communication control and reinitialize {p_dev}, refusals {p_ref}); a refusal repeating the one before it is
+counted into it (`count`, `first`, `last`), so a flood of them cannot push earlier events out. Saved changes
+(all clients together) are held to 20 at once, then one every 10 s; more are refused with DEVICE_BUSY, and the
+configuration history keeps its newest entries within 1 MiB.
 
 AV2-AV11 are views of the meter's configuration: reading one reads the configuration, writing one is a
 configuration change (versioned, logged in `meter.toml.history.jsonl` with user `bacnet`). A metrology or
@@ -136,10 +139,9 @@ def _commands() -> str:
     rows = []
     meaning = {30078: "clear all energy accumulators", 21211: "new demand subinterval; log a trend record "
                "(sync-to-comms mode)", 21212: "reset maximum demands", 16498: "clear pulse counters"}
-    for code, point in AV1_COMMANDS.items():
-        cmd = next((c for c in COMMANDS if c.point == point), None)
+    for code, cmd in AV1_COMMANDS.items():
         runs = f"`{cmd.control}`" if cmd else "nothing: refused with OPTIONAL_FUNCTIONALITY_NOT_SUPPORTED"
-        op = operation_for_command(cmd.control) if cmd else ""
+        op = cmd.op if cmd else ""
         locked = ("yes" if op in REVENUE_LOCKED else "unless [revenue] demand_reset_when_locked"
                   if op in REVENUE_LOCKED_RESETS else "no") if cmd else ""
         rows.append(f"| {code} | {meaning[code]} | {runs} | {locked} |")
@@ -162,7 +164,7 @@ def render() -> str:
     lines = ["# BACnet device", "",
              f"<!-- Generated by `{GENERATOR}` from firmware/comms/bacnet (objects.toml, settings.py, readings.py) "
              "and the configuration schema; do not edit. -->", "",
-             INTRO.format(vendor=VENDOR_IDENTIFIER, p_change=EVENT_CHANGE, p_cmd=EVENT_COMMAND, p_dev=EVENT_DEVICE_CONTROL, p_ref=EVENT_REFUSED, max_cov=MAX_COV_SUBSCRIPTIONS, model=model.device["model_name"],
+             INTRO.format(vendor=VENDOR_IDENTIFIER, p_change=EVENT_CHANGE, p_cmd=EVENT_COMMAND, p_dev=EVENT_DEVICE_CONTROL, p_ref=EVENT_REFUSED, max_cov=MAX_COV_SUBSCRIPTIONS, max_cov_client=MAX_COV_PER_CLIENT, max_cov_life=MAX_COV_LIFETIME_S, model=model.device["model_name"],
                           max_apdu=model.device["max_apdu_length_accepted"], bauds=bauds,
                           commands=_commands(), fmin=readings.FREQUENCY_RANGE_HZ[0],
                           fmax=readings.FREQUENCY_RANGE_HZ[1], stale=STALE_AFTER_S,

@@ -221,8 +221,8 @@ bench_revenue.py) reports the time to write and read it and the file size.
 
 JEM system bits (JEM L2532) in bits 0-11 and three bits of this meter:
 
-| bit | meaning |
-|---|---|
+| bit | meaning | set when |
+|---|---|---|
 {status}
 
 ## Persistence
@@ -274,7 +274,7 @@ The energy-path points (`firmware/points/energypaths.toml`, Modbus 4320-4339):
 def render() -> str:
     from firmware.points import load_points
     from firmware.revenue.demandset import DEMAND_CHANNELS
-    from firmware.revenue.engine import MINMAX, OUTAGE_MIN_S, STATUS_BITS
+    from firmware.revenue.engine import MINMAX, OUTAGE_MIN_S, STATUS_BITS, STATUS_SOURCES
     from firmware.revenue.loadprofile import FLAGS
     from firmware.revenue.runtime import COMMAND_NAMES, POWER_FAIL_POLL_S, RETRY_MAX_S, RETRY_MIN_S
     from firmware.revenue.settings import AVERAGE_CHANNELS
@@ -314,7 +314,8 @@ def render() -> str:
         commands=commands, lp_intervals=", ".join(map(str, DEMAND_INTERVALS_MIN)),
         averages=", ".join(f"`{a}`" for a in AVERAGE_CHANNELS),
         flags="\n".join(f"| {k} | {v} |" for k, v in FLAGS.items()),
-        status="\n".join(f"| {v.bit_length() - 1} | {k.replace('_', ' ')} |" for k, v in STATUS_BITS.items()),
+        status="\n".join(f"| {v.bit_length() - 1} | {k.replace('_', ' ')} | {STATUS_SOURCES[k]} |"
+                          for k, v in STATUS_BITS.items()),
         lock_file=meter_schema().load({})["upgrade"].revenue_lock_file,
         locked_words=", ".join(f"`{w}`" for w in sorted(LOCKED_WORDS)),
         poll_ms=int(POWER_FAIL_POLL_S * 1000), retry_min=RETRY_MIN_S, retry_max=RETRY_MAX_S, outage_s=OUTAGE_MIN_S, points=points,

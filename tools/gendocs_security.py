@@ -9,12 +9,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from firmware.config import meter_schema
 from tools.docfile import generate
 from firmware.security.audit import PRIORITY
 from firmware.security.authorize import (
     COMMAND_OPERATIONS,
     OPERATIONS,
-    READ_COMMANDS,
     REVENUE_LOCKED,
     REVENUE_LOCKED_RESETS,
 )
@@ -83,7 +83,12 @@ def render() -> str:
               "BACnet (ION7400: lockout per user, protocol and connection type). The counts and lockouts are kept "
               "in `security.db`, so a restart does not end them; `meter user unlock` does. A good login clears the "
               "count. Failed logins with a name that does not exist are logged but not counted (nothing to lock, "
-              "and no table to grow). A login session (web, display) ends after `session_timeout` without use.", "",
+              "and no table to grow). Every refused login gets the same answer (wrong name or password, or locked "
+              "out), so the answer does not tell a guesser which names exist; the event log says which. A login session (web, display) ends after `session_timeout` without use, and "
+              "`session_max_age` after the login however busy; it also ends as soon as its user is removed or the "
+              "account changes (privileges, protocols, password: each session keeps a stamp of the account and "
+              "every request compares it), and the web's live-reading stream ends with its session (logout "
+              "included).", "",
               "## What each interface needs", "",
               "| interface | who asks | what decides |", "|---|---|---|",
               "| control socket (`meter` commands) | the connecting account, from the kernel (SO_PEERCRED); the "
@@ -94,11 +99,21 @@ def render() -> str:
               "`modbus_rtu_access`, or `[modbus] access`): none, read-only, read-write; with `[security] enabled`, "
               "commands also need `[security] modbus_user` to be a user allowed over Modbus with the command's "
               "privilege |",
-              "| web, BACnet, display | a user who logs in (`firmware/security/login.py`) | that user's privileges "
+              "| BACnet/IP, MS/TP | nobody logs in over BACnet | `[bacnet] access` (read-only, read-write); with "
+              "`[security] enabled`, `[security] bacnet_user`'s privileges. The AV1 commands that change revenue "
+              "data (30078 energy reset, 21212 peak demand reset) run only with `[bacnet] revenue_commands` (a "
+              "security setting, off by default) and never while revenue-locked (the switch is read as well as "
+              "the snapshot). DeviceCommunicationControl and ReinitializeDevice need `[bacnet] password` (empty: "
+              "both refused); no password is checked within 1 s of a wrong one, and `[security] lockout_attempts` "
+              "wrong ones in a row lock both out for `lockout_duration`, across restarts. ReinitializeDevice "
+              "re-initialises the BACnet device inside the comms service (configuration read again, communication "
+              "control ended); Modbus goes on |",
+              "| web, display | a user who logs in (`firmware/security/login.py`) | that user's privileges "
               "and the lockout of that protocol |", "",
               "Control commands and their operations:", "", "| command | operation |", "|---|---|"]
     lines += [f"| `{cmd}` | `{op}` |" for cmd, op in sorted(COMMAND_OPERATIONS.items())]
-    lines += [f"| `status`, `<service>.{{{', '.join(sorted(READ_COMMANDS - {'status'}))}}}` | `read` |", "",
+    lines += ["", "The commands' privileges and revenue-lock rules are declared in the catalogue "
+              "(`firmware/catalogue/table.py`); docs/commands.md lists every command with its arguments.", "",
               "Every command that writes is logged with the user, uid and pid; a refused one is also a security "
               "event. The control socket gives each connection 5 s to send its request, and keeps 4 connections "
               "for root and the meter, so idle clients cannot lock `meter status` out.", "",
@@ -107,6 +122,13 @@ def render() -> str:
               "event log keeps what is above its cutoff, `[events] cutoff`, default 5) and, when `[security] "
               "syslog_address` names a collector (an IP address: host names are refused), to syslog as RFC 5424 "
               "messages over UDP (facility 4, security/authorization).", "",
+              "Floods: what anyone who reaches a port can cause at will (failed logins, refused requests, wrong "
+              "BACnet passwords) is aggregated: a repeat of an event among the newest 256 records (same priority, "
+              "source, cause, effect and user, the last within 10 min) is counted into it, with `count`, `first` "
+              "and `last` in its detail, instead of adding a record. Events of the audit trail (user and "
+              "configuration changes, lockouts, tamper, certificate changes, commands run; IEC 62443-3-3 SR 2.8, "
+              "IEEE 1686) are also kept in a second table, `event_log_kept` in the same file, which no failed "
+              "attempt reaches, so no flood can overwrite them.", "",
               "| event | priority |", "|---|---|"]
     lines += [f"| `{cause}` | {priority} |" for cause, priority in PRIORITY.items()]
     lines += ["", "| priority | syslog severity |", "|---|---|"]
@@ -114,9 +136,10 @@ def render() -> str:
     for lowest, sev in SEVERITY_BANDS:
         lines.append(f"| {lowest}-{upper} | {sev} ({SEVERITY_NAMES[sev]}) |")
         upper = lowest - 1
+    lines += config_lines()
     lines += ["", "## Sealed configuration", "",
               "Every saved change (`meter config set`) rewrites `meter.toml.seal` beside the configuration: the "
-              "values of the sealed sections (metrology and revenue). When a sealed option was edited by hand:", "",
+              "values of every revenue-locked option (above). When a sealed option was edited by hand:", "",
               "- **revenue-locked**: the edit does not take effect. Every process keeps the sealed values; "
               "`meter run` says so, records a `config_tamper` event (priority 255) and a refused entry in "
               "`meter.toml.history.jsonl`, at every start until the file is restored or the lock is opened. A "
@@ -124,9 +147,24 @@ def render() -> str:
               "seal remembers the switch file.",
               "- **unlocked**: the edit is saved at the next start as a new version by the user `hand edit`, with "
               "the old and new values in the history (`config_hand_edit`, priority 128).", "",
-              "`meter config set` and `meter config validate` also run the revenue code's own checks (holiday "
-              "dates, load-profile channels, demand intervals), so a setting the meter would refuse at start is "
-              "refused when it is set.", "",
+              "The seal is signed (HMAC-SHA256) with a key of this meter kept out of the data directory "
+              "(`firmware/config/sealkey.py`): the file `METER_SEAL_KEY` names, `/etc/openmeter/seal.key` on the "
+              "device (made by root at the first start by `meter.service`, readable by the meter's group, not "
+              "writable by the meter), else `~/.local/state/openmeter/seal.key`. Editing `meter.toml` and its seal "
+              "together therefore does not pass: a seal that does not verify while the meter is revenue-locked is "
+              "a `config_tamper` event (255) at every start, and the file is not accepted as a change (there are no "
+              "sealed values left to trust, so the file's are in force and flagged). A seal written before seals "
+              "were signed passes until the key exists (the first save makes it).", "",
+              "What the CM4 offers: no TPM and no secure element. It has a 256-bit device-unique private key in "
+              "OTP (`rpi-otp-private-key`, read through the VideoCore mailbox by root) and secure boot (the boot "
+              "image signed, its key's hash in OTP). A key file on the root file system keeps the seal from being "
+              "forged by whoever can write the data partition, but not by whoever holds the eMMC; deriving the "
+              "seal key from the OTP key, with secure boot so nobody can boot a system of their own to read it, "
+              "is what keeps it off the storage medium.", "",
+              "Every save (`meter config set`, the web, BACnet) and `meter config validate` also run the owning "
+              "services' own checks (`firmware/config/checks.py`: the revenue code's holiday dates, load-profile "
+              "channels and demand intervals; the alarms' points and nominals; the data recorders' channels), so a "
+              "setting a service would refuse at start is refused when it is set.", "",
               "## Hardening on the device", "",
               "- `meter.service` runs as `meter` with one capability, `CAP_NET_BIND_SERVICE` (Modbus on 502), "
               "`NoNewPrivileges`, `ProtectSystem=strict` (only the slots and `/var/lib/openmeter` writable), "
@@ -136,11 +174,39 @@ def render() -> str:
               "naming its owner.",
               "- Modbus TCP: a per-address connection limit (`max_connections_per_address`), a deadline to finish a "
               "frame (`frame_timeout`), back-pressure on replies (`write_timeout`), and, when the pool is full, "
-              "room made for a newcomer by closing a connection of the address that holds the most: first one "
-              "that never completed a request, else one quiet for a second or more. Frames that are dropped (no "
+              "room made for a newcomer fairly: an address holding at least two connections more than the "
+              "newcomer's loses one, busy or not (first one whose client has taken no reply for a second, then "
+              "one that never completed a request, then the least recently active); else a connection quiet for "
+              "a second or more of the address holding the most. Hosts polling fast from several addresses, or "
+              "pipelining without reading, cannot keep out a client that polls now and then, and an address "
+              "holding a single connection never loses it to another address. Frames that are dropped (no "
               "PDU, another protocol id) neither count as a request nor keep a connection alive, so a host "
               "trickling them cannot hold a place (`firmware/comms/modbus/tcp.py`).", ""]
     return "\n".join(lines)
+
+
+def config_lines() -> list[str]:
+    """Who may change each configuration option: its rule in the schema (``firmware.config.schema.Rule``)."""
+    lines = ["", "## Configuration options", "",
+             "Every option's rule is in the schema (`firmware/config/sections/`), and every interface that changes "
+             "the configuration (the web's `POST /api/config`, BACnet writes, `meter config set`) goes by it:", "",
+             "- **privilege**: what a user needs to change it: `setup` (operation `config_set`), `security` "
+             "(`user_admin`) or `master` (`config_set_master`). Protocol access modes, passwords and the event "
+             "log's cutoff are `security`; upgrade settings and commands the meter runs as itself are `master`.",
+             "- **revenue-locked**: refused for everyone while the revenue lock is engaged, because the option "
+             "affects billing data, the lock itself or the logs; it is also sealed (below).",
+             "- **on the meter only**: a file, directory or program on the meter. A path set from the network "
+             "could point anywhere (a fresh user store with the factory account, a system file the time service "
+             "overwrites as root, another lock file), so no network interface changes it, whoever asks: it is "
+             "changed with `meter config set` on the meter, which needs write access to the configuration file "
+             "(root or the meter's account).",
+             "- **secret**: never returned by `GET /api/config` nor written to the history "
+             "(`(secret)` stands for it); `meter.toml`, its seal and its history are mode 0600 whatever the umask.",
+             "", "| option | privilege | revenue-locked | over the network | secret |", "|---|---|---|---|---|"]
+    for rule in meter_schema().rules():
+        lines.append(f"| `{rule.option}` | {rule.privilege} | {'yes' if rule.locked else 'no'} | "
+                     f"{'no (on the meter only)' if rule.local else 'yes'} | {'yes' if rule.secret else 'no'} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

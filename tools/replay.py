@@ -19,13 +19,15 @@ import argparse
 import json
 import math
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Sequence
 
 import numpy as np
 
-from hal.comtrade import ORDER, ComtradeSource, Mapping, parse_channel_map, read_comtrade
+from hal.comtrade import ORDER, Comtrade, ComtradeSource, Mapping, parse_channel_map, read_comtrade
 from hal.errors import ComtradeError
+from metrology.events import PqEvent
 from metrology.frequency import dominant_frequency
 from metrology.publish import publish
 from metrology.settings import SAMPLE_RATE_HZ, SYSTEM_TYPES, MetrologySettings
@@ -50,6 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel-map", default="", metavar="VA=NAME,IA=NAME,...",
                    help="which channel feeds which input (IA VA IB VB IC VC IN), by name or number (An, from 1); "
                         "INPUT=- for none; inputs not given are found by name, ph and unit")
+    p.add_argument("--events", action="store_true",
+                   help="print the PQ events found (dips, swells, interruptions, RVC, transients) instead of the "
+                        "intervals: kind, phases, start, duration, residual or extreme, ITI(CBEMA) and SEMI F47 "
+                        "class, direction")
     p.set_defaults(func=_run)
 
 
@@ -120,23 +126,35 @@ def settings_for(rec, args: argparse.Namespace, first: np.ndarray, line: float |
                              ct_primary=max(ct, 1.0), ct_secondary=max(1.0 / ct, 1.0) if ct < 1 else 1.0)
 
 
-def blocks(source: ComtradeSource, rate: float) -> Iterator[tuple[int, np.ndarray]]:
-    """(first index, (n, 7) samples) at the ADE9000 rate over the whole recording."""
+def runs(total: int, gaps: list[tuple[float, float]]) -> Iterator[tuple[int, int]]:
+    """[first, end) frame ranges at the ADE9000 rate outside the recording's gaps (each gap exclusive)."""
+    at = 0
+    for lo, hi in sorted(gaps):
+        end = min(total, int(math.floor(lo * SAMPLE_RATE_HZ)) + 1)      # frames at or before lo
+        if end > at:
+            yield at, end
+        at = max(at, int(math.ceil(hi * SAMPLE_RATE_HZ)))               # frames from hi on
+    if total > at:
+        yield at, total
+
+
+def blocks(source: ComtradeSource, rate: float,
+           gaps: Sequence[tuple[float, float]] = ()) -> Iterator[tuple[int, np.ndarray]]:
+    """(first index, (n, 7) samples) at the ADE9000 rate over the recording; frames inside a gap are not fed,
+    so the next block's index jumps and the pipeline treats the stretch as lost samples."""
     total = int(math.floor(source.duration_s * SAMPLE_RATE_HZ)) + 1
     native = source.uniform and abs(rate - SAMPLE_RATE_HZ) < 1e-6
-    for first in range(0, total, BLOCK_FRAMES):
-        n = min(BLOCK_FRAMES, total - first)
-        if native:
-            yield first, source.values[first:first + n]
-        else:
-            yield first, source.sample((first + np.arange(n)) / SAMPLE_RATE_HZ)
+    for start, end in runs(total, list(gaps)):
+        for first in range(start, end, BLOCK_FRAMES):
+            n = min(BLOCK_FRAMES, end - first)
+            if native:
+                yield first, source.values[first:first + n]
+            else:
+                yield first, source.sample((first + np.arange(n)) / SAMPLE_RATE_HZ)
 
 
-def replay(path: str, args: argparse.Namespace, out: IO[str], err: IO[str] | None = None) -> int:
-    # imported here: the pipeline pulls in scipy (~1.5 s), which every other `meter` command would pay for
-    from metrology.pipeline import Pipeline
-
-    err = err or sys.stderr
+def open_recording(path: str, args: argparse.Namespace, err: IO[str]) -> tuple[Comtrade, ComtradeSource]:
+    """The recording read and mapped, what the reader assumed and the mapping said on ``err``."""
     channel_map = parse_channel_map(getattr(args, "channel_map", "") or "")
     if not Path(path).exists():
         raise ComtradeError(f"{path}: no such file")
@@ -147,8 +165,17 @@ def replay(path: str, args: argparse.Namespace, out: IO[str], err: IO[str] | Non
     print(f"meter replay: {path}: {source.map.describe(rec)}", file=err)
     if source.duration_s <= 0:
         raise ComtradeError(f"{path}: the recording holds {len(rec.times_s)} sample(s); nothing to replay")
+    return rec, source
+
+
+def replay(path: str, args: argparse.Namespace, out: IO[str], err: IO[str] | None = None) -> int:
+    # imported here: the pipeline pulls in scipy (~1.5 s), which every other `meter` command would pay for
+    from metrology.pipeline import Pipeline
+
+    err = err or sys.stderr
+    rec, source = open_recording(path, args, err)
     line = line_frequency(rec, source, args, path, err)
-    stream = blocks(source, rec.sample_rate_hz)
+    stream = blocks(source, rec.sample_rate_hz, rec.gaps)
     first_index, first = next(stream)
     settings = settings_for(rec, args, first, line, source.map)
     pipeline = Pipeline(settings)
@@ -158,9 +185,16 @@ def replay(path: str, args: argparse.Namespace, out: IO[str], err: IO[str] | Non
         present[9] = False        # no IN in the recording: the measured neutral current is not available
     attr = INTERVALS[args.interval]
     lines = 0
+    events = bool(getattr(args, "events", False))
 
     def emit(result) -> None:
         nonlocal lines
+        if events:
+            for ev in result.events:
+                if isinstance(ev, PqEvent):
+                    out.write(json.dumps(event_row(ev, t0_ns, rec.start is not None), allow_nan=False) + "\n")
+                    lines += 1
+            return
         for item in getattr(result, attr):
             values = dict(item.values)
             values.setdefault("freq_10s", np.array([pipeline.latest_frequency_10s]))
@@ -174,10 +208,34 @@ def replay(path: str, args: argparse.Namespace, out: IO[str], err: IO[str] | Non
     emit(pipeline.feed_values(first, first_index, t0_ns))
     for index, x in stream:
         emit(pipeline.feed_values(x, index, t0_ns + round(index * 1e9 / SAMPLE_RATE_HZ)))
+    if events:
+        print(f"meter replay: {path}: {lines} PQ event(s) in {source.duration_s:.3f} s", file=err)
+        return 0
     if lines == 0:
         raise ComtradeError(f"{path}: the recording ({source.duration_s:.3f} s) is too short for one {args.interval} "
                             "interval")
     return 0
+
+
+def event_row(ev: PqEvent, t0_ns: int, dated: bool) -> dict[str, object]:
+    """One PQ event as a JSON object: ``t`` from the start of the recording, ``start`` in UTC when the .cfg
+    dates the recording, the residual (dips, interruptions) or the extreme (swells) in % of Udin."""
+    row: dict[str, object] = {"kind": ev.kind, "t": round((ev.start_ns - t0_ns) / 1e9, 6)}
+    if dated:
+        row["start"] = datetime.fromtimestamp(ev.start_ns / 1e9, timezone.utc).isoformat(timespec="microseconds")
+    row["duration_s"] = round(ev.duration_s, 6)
+    row["phases"] = list(ev.channels)
+    row["initiator"] = ev.initiator
+    key = "residual_pct" if ev.kind in ("sag", "interruption") else "extreme_pct"
+    fields: tuple[tuple[str, object], ...] = (
+        (key, ev.extreme_pct), ("extreme_v", np.asarray(ev.extreme_v, dtype=float)), ("itic", ev.itic),
+        ("semi_f47", ev.semi_f47), ("direction", ev.direction), ("direction_confidence", ev.direction_confidence),
+        ("delta_umax_pct", ev.delta_umax_pct), ("delta_uss_pct", ev.delta_uss_pct), ("peak_v", ev.peak_v))
+    for name, value in fields:
+        shown = value if isinstance(value, str) else _json_value(value)
+        if shown not in (None, "", []):            # what does not apply to this kind of event is left out
+            row[name] = shown
+    return row
 
 
 def _json_value(value: object) -> object:

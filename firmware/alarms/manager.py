@@ -39,6 +39,16 @@ class InputAlarm:
     priority: int = 32              # ION default "Digital In": Info Only
 
 
+@dataclass(frozen=True)
+class UnaryAlarm:
+    """An alarm of something that happens rather than a state (ION7400 unary alarms): the meter's power-up, a
+    dip, swell or interruption that ended. It is active from when it happens until it is acknowledged, so its
+    output action holds until someone has seen it."""
+    name: str
+    source: str                     # "power_up", "pq_sag" ...
+    priority: int
+
+
 @dataclass
 class AlarmState:
     id: int
@@ -54,6 +64,7 @@ class AlarmState:
     acked_by: str = ""
     value: float = math.nan
     setpoint: SetpointState | None = field(default=None, repr=False)
+    unary: bool = False
 
     @property
     def is_alarm(self) -> bool:
@@ -79,7 +90,8 @@ class AlarmEvent:
 
 class AlarmManager:
     def __init__(self, setpoints: Iterable[tuple[Setpoint, Actions]] = (),
-                 input_alarms: Iterable[tuple[InputAlarm, Actions]] = (), historic_depth: int = HISTORIC_DEPTH) -> None:
+                 input_alarms: Iterable[tuple[InputAlarm, Actions]] = (), historic_depth: int = HISTORIC_DEPTH,
+                 unary: Iterable[tuple[UnaryAlarm, Actions]] = ()) -> None:
         self.alarms: list[AlarmState] = []
         for sp, actions in setpoints:
             self.alarms.append(AlarmState(len(self.alarms) + 1, sp.name, sp.priority, sp.point, actions,
@@ -89,6 +101,11 @@ class AlarmManager:
             state = AlarmState(len(self.alarms) + 1, ia.name, ia.priority, f"di{ia.number}", actions)
             self.alarms.append(state)
             self._inputs.setdefault(ia.number, []).append((ia, state))
+        self._unary: dict[str, AlarmState] = {}
+        for ua, actions in unary:
+            state = AlarmState(len(self.alarms) + 1, ua.name, ua.priority, ua.source, actions, unary=True)
+            self.alarms.append(state)
+            self._unary[ua.source] = state
         self.historic: deque[dict[str, Any]] = deque(maxlen=historic_depth)
 
     # ------------------------------------------------------------------ evaluation
@@ -117,6 +134,16 @@ class AlarmManager:
                 out.append(self._change(alarm, on, t, 1.0 if active else 0.0))
         return out
 
+    def happened(self, source: str, t: float, value: float = math.nan) -> list[AlarmEvent]:
+        """The unary alarm of ``source`` occurred (again): a pickup that lasts until acknowledged."""
+        alarm = self._unary.get(source)
+        if alarm is None or alarm.priority == 0:
+            return []
+        if alarm.active:                        # not yet acknowledged: the same episode, its latest value
+            alarm.value = value
+            return []
+        return [self._change(alarm, True, t, value)]
+
     def _change(self, alarm: AlarmState, on: bool, t: float, value: float) -> AlarmEvent:
         alarm.active = on
         if on:
@@ -141,6 +168,8 @@ class AlarmManager:
                 if row["id"] == alarm.id and row["since"] == alarm.since:
                     row.update(acknowledged=True, acknowledged_at=t, acknowledged_by=user)
             out.append(AlarmEvent(alarm, "ack", t, user=user))
+            if alarm.unary and alarm.active:    # seen: a unary alarm ends with its acknowledgement
+                out.append(self._change(alarm, False, t, alarm.value))
         return out
 
     # ------------------------------------------------------------------ lists and summary

@@ -25,6 +25,11 @@ GENERATOR = "python -m tools.gendocs_hal"
 PIN = Int(0, 53)                     # BCM GPIO numbers on the CM4
 OPTIONAL_PIN = Int(-1, 53)           # -1: not fitted
 SPI_PINS = {7, 8, 9, 10, 11}         # SPI0 CE1, CE0, MISO, MOSI, SCLK: never usable as GPIO here
+_PINS = GpioParams()                 # hal.board owns the default pins (the CM4 carrier's)
+
+
+def _pin(pin: int | None) -> int:
+    return -1 if pin is None else pin
 
 
 def _channel_section(name: str) -> Section:
@@ -68,14 +73,16 @@ SECTIONS = [
     Section("gpio", [
         Option("backend", Enum(*GPIO_BACKENDS), "gpiod", "GPIO backend (hal.backends)."),
         Option("chip", Str(64), "gpiochip0", "gpiod character device."),
-        Option("irq0", PIN, 24, "ADE9000 IRQ0 (PAGE_FULL, EGYRDY), active low."),
-        Option("irq1", PIN, 23, "ADE9000 IRQ1 (RSTDONE, CRC_CHG), active low."),
-        Option("dready", OPTIONAL_PIN, 22, "ADE9000 CF4/DREADY; -1 when not wired."),
-        Option("reset", OPTIONAL_PIN, 27, "ADE9000 RESET, active low; -1 to use CONFIG1.SWRST."),
-        Option("revenue_lock", OPTIONAL_PIN, 17, "Sealable revenue-lock switch input; -1 when not fitted."),
-        Option("power_fail", OPTIONAL_PIN, 4, "Power-fail early warning input; -1 when not fitted."),
-        Option("digital_inputs", ListOf(PIN, 0, 16), [5, 6, 12, 13], "Status/pulse inputs, in order."),
-        Option("digital_outputs", ListOf(PIN, 0, 16), [16, 20, 21, 26], "Relay/pulse outputs, in order."),
+        Option("irq0", PIN, _PINS.irq0, "ADE9000 IRQ0 (PAGE_FULL, EGYRDY), active low."),
+        Option("irq1", PIN, _PINS.irq1, "ADE9000 IRQ1 (RSTDONE, CRC_CHG), active low."),
+        Option("dready", OPTIONAL_PIN, _pin(_PINS.dready),
+               "ADE9000 CF4/DREADY, held as an input so nothing drives the line the chip drives (the meter reads "
+               "the chip on IRQ0's PAGE_FULL, not per sample); -1 when not wired."),
+        Option("reset", OPTIONAL_PIN, _pin(_PINS.reset), "ADE9000 RESET, active low; -1 to use CONFIG1.SWRST."),
+        Option("revenue_lock", OPTIONAL_PIN, _PINS.revenue_lock, "Sealable revenue-lock switch input; -1 when not fitted."),
+        Option("power_fail", OPTIONAL_PIN, _PINS.power_fail, "Power-fail early warning input; -1 when not fitted."),
+        Option("digital_inputs", ListOf(PIN, 0, 16), list(_PINS.digital_inputs), "Status/pulse inputs, in order."),
+        Option("digital_outputs", ListOf(PIN, 0, 16), list(_PINS.digital_outputs), "Relay/pulse outputs, in order."),
         Option("buttons", ListOf(PIN, 0, 5), [], "Front-panel buttons up, down, left, right, enter (active low, "
                "pulled up); none for a board without a display."),
     ], "GPIO lines (BCM numbers)."),
@@ -153,7 +160,7 @@ def load_board(path: str | Path) -> Board:
     return BoardParams(
         name=b.name, description=b.description, simulated=simulated,
         spi=SpiParams(spi.backend, spi.bus, spi.chip_select, spi.max_speed_hz, spi.max_transfer),
-        gpio=GpioParams(gpio.backend, gpio.chip, gpio.irq0, gpio.irq1, gpio.dready,
+        gpio=GpioParams(gpio.backend, gpio.chip, gpio.irq0, gpio.irq1, gpio.dready if gpio.dready >= 0 else None,
                         gpio.reset if gpio.reset >= 0 else None,
                         gpio.revenue_lock, gpio.power_fail, tuple(gpio.digital_inputs), tuple(gpio.digital_outputs),
                         tuple(gpio.buttons)),

@@ -12,6 +12,9 @@ from firmware.config.schema import Config
 
 CHECKS = (
     "firmware.revenue.settings:from_config",     # TOU calendar, holidays, load-profile channels, demand
+    "firmware.io.build:check",                   # setpoint alarms (points, nominals), totalizers
+    "firmware.recorder.datarec:check",           # data recorder channels
+    "firmware.config.ports:check",               # one protocol per port and serial line; one network path open
 )
 
 

@@ -243,6 +243,13 @@ class Table(Kind):
 # --------------------------------------------------------------------------- schema
 
 
+# Who may change an option (docs/security.md, "Configuration options"): the privilege a user needs, on top of
+# which ``locked`` options are refused while the revenue lock is engaged, and ``local`` ones (a file, directory or
+# program on the meter: a path set from the network could point anywhere) are changed only on the meter itself,
+# by root or the meter's account (``meter config set``). ``secret`` values are never read back.
+CONFIG_PRIVILEGES = ("setup", "security", "master")
+
+
 @dataclass(frozen=True)
 class Option:
     name: str
@@ -250,8 +257,15 @@ class Option:
     default: Any
     doc: str
     unit: str = ""
+    privilege: str = ""          # "": the section's
+    locked: bool = False         # refused while revenue-locked: billing data, the lock itself, the logs
+    local: bool = False          # never over the network (master, on the meter only)
+    secret: bool = False         # never returned by a read (web, protocols)
 
     def __post_init__(self) -> None:
+        if self.privilege and self.privilege not in CONFIG_PRIVILEGES:
+            raise AssertionError(f"option {self.name!r}: privilege {self.privilege!r} is not one of "
+                                 f"{CONFIG_PRIVILEGES}")
         # A default that its own kind refuses is a programming error: fail at import.
         try:
             self.kind.parse(self.kind.to_toml(self.default) if isinstance(self.kind, (ListOf, Table))
@@ -264,29 +278,57 @@ class Option:
 class Section:
     """One TOML table. ``name`` may be dotted ("modbus.rtu") for a nested table.
 
-    A ``sealed`` section holds metrology or revenue settings: changes to it are refused while the
-    meter's revenue lock is engaged.
+    A ``sealed`` section holds metrology or revenue settings: every option of it is ``locked`` (refused while
+    the meter's revenue lock is engaged). ``privilege`` is what its options need unless they say otherwise.
     """
 
     name: str
     options: tuple[Option, ...]
     doc: str = ""
     sealed: bool = False
+    privilege: str = "setup"
 
-    def __init__(self, name: str, options: Iterable[Option], doc: str = "", sealed: bool = False) -> None:
+    def __init__(self, name: str, options: Iterable[Option], doc: str = "", sealed: bool = False,
+                 privilege: str = "setup") -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "options", tuple(options))
         object.__setattr__(self, "doc", doc)
         object.__setattr__(self, "sealed", sealed)
+        object.__setattr__(self, "privilege", privilege)
         names = [o.name for o in self.options]
         if len(set(names)) != len(names):
             raise AssertionError(f"section [{name}] defines an option twice")
+        if privilege not in CONFIG_PRIVILEGES:
+            raise AssertionError(f"section [{name}]: privilege {privilege!r} is not one of {CONFIG_PRIVILEGES}")
 
     def option(self, name: str) -> Option:
         for opt in self.options:
             if opt.name == name:
                 return opt
         raise KeyError(name)
+
+    def rule(self, name: str) -> Rule:
+        """Who may change option ``name`` of this section, and when."""
+        opt = self.option(name)
+        privilege = "master" if opt.local else opt.privilege or self.privilege
+        return Rule(f"{self.name}.{name}", privilege, self.sealed or opt.locked, opt.local, opt.secret)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The effective change rule of one option (``Section.rule``)."""
+
+    option: str                  # "section.option"
+    privilege: str               # "setup", "security" or "master"
+    locked: bool                 # refused while revenue-locked
+    local: bool                  # changed only on the meter itself, never over the network
+    secret: bool                 # never read back
+
+    def text(self) -> str:
+        """As docs and refusals say it: ``security, revenue-locked, on the meter only``."""
+        parts = [self.privilege] + (["revenue-locked"] if self.locked else []) + (
+            ["on the meter only"] if self.local else []) + (["secret"] if self.secret else [])
+        return ", ".join(parts)
 
 
 class ConfigSection(Mapping[str, Any]):
@@ -406,6 +448,14 @@ class Schema:
     def section(self, name: str) -> Section:
         return self._by_name[name]
 
+    def rule(self, option: str) -> Rule:
+        """The change rule of ``"section.option"`` (KeyError for an unknown one)."""
+        section, _, name = option.rpartition(".")
+        return self._by_name[section].rule(name)
+
+    def rules(self) -> list[Rule]:
+        return [sec.rule(o.name) for sec in self.sections if sec.name != "meta" for o in sec.options]
+
     def load(self, document: Mapping[str, Any], source: str = "") -> Config:
         """Validate a parsed TOML document; raise ConfigError naming the first problem found."""
         prefix = f"{self.what}" + (f" {source}" if source else "")
@@ -460,12 +510,14 @@ class Schema:
                 lines += [sec.doc, ""]
             if sec.sealed:
                 lines += ["Sealed: changes are refused while the revenue lock is engaged.", ""]
-            lines += ["| option | default | allowed | unit | description |", "|---|---|---|---|---|"]
+            lines += ["| option | default | allowed | unit | who may change it | description |",
+                      "|---|---|---|---|---|---|"]
             for opt in sec.options:
                 default = opt.kind.to_toml(opt.default)
+                shown = "(secret)" if opt.secret and default else f"`{_md_value(default)}`"
+                who = sec.rule(opt.name).text() if sec.name != "meta" else "the meter"
                 lines.append(
-                    f"| `{opt.name}` | `{_md_value(default)}` | {opt.kind.allowed()} | {opt.unit} | "
-                    f"{opt.doc} |"
+                    f"| `{opt.name}` | {shown} | {opt.kind.allowed()} | {opt.unit} | {who} | {opt.doc} |"
                 )
             lines.append("")
         return "\n".join(lines)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -27,6 +28,10 @@ from firmware.storage.atomic import append_durable, atomic_write
 from hal.errors import AccessDenied, ConfigError
 
 log = logging.getLogger("config")
+# The file holds secrets (BACnet, e-mail, MQTT passwords): owner only, whatever the process's umask.
+FILE_MODE = 0o600
+HISTORY_MAX_BYTES = 1 << 20        # meter.toml.history.jsonl: the newest half is kept past this
+SECRET = "(secret)"                # what the history, the web and the protocols show of a secret option
 
 
 def parse_toml_file(path: Path, what: str = "config") -> dict[str, Any]:
@@ -62,14 +67,17 @@ def load_file(path: str | Path, schema: Schema | None = None) -> Config:
 
 
 def diff(old: Config, new: Config) -> list[dict[str, Any]]:
-    changes = []
+    changes: list[dict[str, Any]] = []
     for sec in new.schema.sections:
         if sec.name == "meta":
             continue
         a, b = old.sections[sec.name].to_dict(), new.sections[sec.name].to_dict()
         for key in b:
             if a.get(key) != b[key]:
-                changes.append({"option": f"{sec.name}.{key}", "old": a.get(key), "new": b[key]})
+                if sec.option(key).secret:     # the history says a secret changed, never what it is
+                    changes.append({"option": f"{sec.name}.{key}", "old": SECRET, "new": SECRET})
+                else:
+                    changes.append({"option": f"{sec.name}.{key}", "old": a.get(key), "new": b[key]})
     return changes
 
 
@@ -84,6 +92,7 @@ class ConfigStore:
         self.history_path = self.path.with_name(self.path.name + ".history.jsonl")
         self.locked = locked
         self.tamper: Tamper | None = None
+        self._saving = threading.RLock()   # one change at a time per process (a protocol may retry a write)
 
     def load(self) -> Config:
         """The configuration in force: the file, except sealed sections edited by hand while locked."""
@@ -94,12 +103,12 @@ class ConfigStore:
         seal = read_seal(self.path)
         if seal is None:
             return config
-        changes = compare(config, seal) if seal.intact() else [{"option": "(seal)", "sealed": "damaged",
+        changes = compare(config, seal) if seal.intact() else [{"option": "(seal)", "sealed": "does not verify",
                                                                    "file": "?"}]
         if not changes:
             return config
         locked = self._is_locked(config) or (bool(seal.lock_file) and _switch_locked(seal.lock_file))
-        self.tamper = Tamper(changes, enforced=locked and seal.intact(), seal=seal)
+        self.tamper = Tamper(changes, enforced=locked and seal.intact(), locked=locked, seal=seal)
         if self.tamper.enforced:
             log.error("configuration: sealed options edited by hand while revenue-locked; the sealed values stay "
                       "in force", extra={"fields": {"options": self.tamper.options}})
@@ -110,7 +119,7 @@ class ConfigStore:
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         entry = {"version": tamper.seal.version if tamper.seal else -1, "time": now, "user": "hand edit",
                  "reason": "sealed options edited by hand", "refused": "revenue lock", "changes": tamper.changes}
-        append_durable(self.history_path, (json.dumps(entry, sort_keys=True, default=str) + "\n").encode())
+        self._history(json.dumps(entry, sort_keys=True, default=str))
 
     def seal_now(self, config: Config) -> None:
         """Seal the file as it is (a meter whose file has no seal yet)."""
@@ -121,33 +130,56 @@ class ConfigStore:
         """Validate ``document`` (nested TOML-shaped dict), bump the version and write it atomically."""
         if not user:
             raise ConfigError("config: a change must name the user who made it")
+        with self._saving:
+            return self._save(document, user, reason, hand_edit)
+
+    def _save(self, document: Mapping[str, Any], user: str, reason: str,
+              hand_edit: list[dict[str, Any]] | None) -> Config:
         old = self.load()
         candidate = self.schema.load(_without_meta(document), source="(new configuration)")
         check_whole(candidate)
         changes = diff(old, candidate)
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        sealed = [c["option"] for c in changes if self.schema.section(c["option"].rpartition(".")[0]).sealed]
+        # every option whose rule says locked: billing data, the revenue lock itself, the logs
+        sealed = [c["option"] for c in changes if self.schema.rule(c["option"]).locked]
         if sealed and blocked_by_revenue_lock("config_set_sealed") and self._is_locked(old):
             entry = {"version": old.version, "time": now, "user": user, "reason": reason, "refused": "revenue lock",
                      "changes": changes}
-            append_durable(self.history_path, (json.dumps(entry, sort_keys=True) + "\n").encode())
+            self._history(json.dumps(entry, sort_keys=True))
             log.warning("configuration change refused: revenue lock", extra={"fields": {"user": user,
                                                                                      "options": sealed}})
             raise AccessDenied(f"config: {', '.join(sealed)} cannot be changed while the meter is revenue-locked "
-                               "(metrology and revenue settings are sealed); release the revenue-lock switch first")
+                               "(they affect billing data, the lock or the logs); open the revenue-lock switch first")
         out = candidate.to_dict(only_changed=True)
         out["meta"] = {"version": old.version + 1, "changed_by": user, "changed_at": now}
         data = tomli_w.dumps(_meta_first(out)).encode()
         new = self.schema.load(tomllib.loads(data.decode()), source=str(self.path))
-        atomic_write(self.path, data)
+        atomic_write(self.path, data, mode=FILE_MODE)
         write_seal(self.path, new)
         entry = {"version": new.version, "time": now, "user": user, "reason": reason, "changes": changes}
         if hand_edit:
             entry["hand_edit"] = hand_edit     # what the file held against its seal
-        append_durable(self.history_path, (json.dumps(entry, sort_keys=True, default=str) + "\n").encode())
+        self._history(json.dumps(entry, sort_keys=True, default=str))
         log.info("configuration saved", extra={"fields": {"version": new.version, "user": user,
                                                           "changes": len(changes), "reason": reason}})
         return new
+
+    def _history(self, line: str) -> None:
+        """Append one history entry; past HISTORY_MAX_BYTES the oldest entries go (the newest half is kept), so
+        a stream of saves (a protocol writing a setting in a loop) cannot fill the disk."""
+        append_durable(self.history_path, (line + "\n").encode(), FILE_MODE)
+        if self.history_path.stat().st_size <= HISTORY_MAX_BYTES:
+            return
+        lines = self.history_path.read_bytes().splitlines(keepends=True)
+        kept, size = [], 0
+        for entry in reversed(lines):
+            size += len(entry)
+            if size > HISTORY_MAX_BYTES // 2:
+                break
+            kept.append(entry)
+        atomic_write(self.history_path, b"".join(reversed(kept)), mode=FILE_MODE)
+        log.info("configuration history: %d oldest entries dropped (over %d bytes)", len(lines) - len(kept),
+                 HISTORY_MAX_BYTES)
 
     def _is_locked(self, current: Config) -> bool:
         if self.locked is not None:
@@ -158,6 +190,10 @@ class ConfigStore:
 
     def update(self, changes: Mapping[str, Mapping[str, Any]], user: str, reason: str = "") -> Config:
         """Change some options (``{"modbus": {"tcp_port": 5021}}``) and save."""
+        with self._saving:
+            return self._update(changes, user, reason)
+
+    def _update(self, changes: Mapping[str, Mapping[str, Any]], user: str, reason: str) -> Config:
         document = self.load().to_dict(only_changed=True)
         for section, values in changes.items():
             node = document

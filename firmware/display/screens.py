@@ -247,6 +247,9 @@ def alarms(ctx: Context) -> Image.Image:
     count = ctx.v("alarm_active_count")
     d.text((10, 218), f"active {int(count) if math.isfinite(count) else '-'}   ! = not acknowledged",
            font=font(12), fill=DIM)
+    unread = ctx.v("events_unread")
+    if math.isfinite(unread):
+        d.text((10, 200), f"events unread {int(unread)}", font=font(12), fill=YELLOW if unread > 0 else DIM)
     return img
 
 

@@ -20,7 +20,8 @@ LAYOUT = [("di_state", CHANNELS), ("di_count", CHANNELS), ("di_activations", CHA
           ("pulsing_suspended", 1), ("alarm_active", 1), ("alarm_active_count", 1),
           ("alarm_unacknowledged_count", 1), ("alarm_highest_priority", 1),
           ("alarm_list_id", ALARM_LIST), ("alarm_list_priority", ALARM_LIST), ("alarm_list_state", ALARM_LIST),
-          ("alarm_list_since", ALARM_LIST), ("alarm_list_value", ALARM_LIST)]
+          ("alarm_list_since", ALARM_LIST), ("alarm_list_value", ALARM_LIST), ("power_up_count", 1),
+          ("events_unread", 1)]
 # The io points the metrology service copies into the measurement snapshot (points in firmware/points/io.toml
 # and alarm_active in modbus.toml).
 PUBLISHED = tuple(name for name, _ in LAYOUT)

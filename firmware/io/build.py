@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from firmware.alarms.manager import Actions, AlarmManager, InputAlarm
+from firmware.alarms.manager import Actions, AlarmManager, InputAlarm, UnaryAlarm
 from firmware.alarms.setpoint import Setpoint
 from firmware.io.inputs import InputChannel, Totalizer
 from firmware.io.outputs import EnergyPulser, OutputChannel
@@ -71,6 +71,14 @@ def _nominal(config: Any, point_unit: str) -> float:
     return float(config["metrology"][key])
 
 
+def check(config: Any) -> None:
+    """What the io service refuses at start, short of the board's input and output counts: the setpoint alarms'
+    points and nominals, the totalizers' inputs (``firmware.config.checks``, run when a change is saved)."""
+    from firmware.config.sections.io import MAX_CHANNELS
+    alarms(config, input_settings(config, MAX_CHANNELS))
+    totalizers(config)
+
+
 def alarms(config: Any, input_settings_by_number: dict[int, Any]) -> AlarmManager:
     from firmware.points import points_by_name
     points = points_by_name()
@@ -94,4 +102,13 @@ def alarms(config: Any, input_settings_by_number: dict[int, Any]) -> AlarmManage
         setpoints.append((sp, Actions(e.output, e.capture, True)))
     input_alarms = [(InputAlarm(f"Digital In {n}", n, s["alarm"] == "on", s["alarm_priority"]), Actions())
                     for n, s in input_settings_by_number.items() if s["alarm"] != "off"]
-    return AlarmManager(setpoints, input_alarms, config["alarms"].historic_depth)
+    al, pq = config["alarms"], config["pq"]
+    unary = [(UnaryAlarm("Power Up", "power_up", al.power_up_priority), Actions(al.power_up_output)),
+             *[(UnaryAlarm(name, f"pq_{kind}", getattr(pq, f"priority_{kind}")), Actions(al.disturbance_output))
+               for kind, name in DISTURBANCE_ALARMS.items()]]
+    return AlarmManager(setpoints, input_alarms, al.historic_depth, unary)
+
+
+# The disturbances that are unary alarms (ION7400 "Sag/Swell" and "4-30 Volt Intrp"), by PQ counter kind; their
+# priorities are the event-log priorities of [pq].
+DISTURBANCE_ALARMS = {"sag": "Sag", "swell": "Swell", "interruption": "Interruption"}

@@ -22,6 +22,7 @@ class CountStore:
         Path(directory).mkdir(parents=True, exist_ok=True)
         self.store = RecordStore(directory, name)
         self.writes = 0
+        self.power_up_seen = 0         # the last power-up the power-up alarm was raised for (firmware.powerup)
 
     def load(self) -> dict[str, Any]:
         rec = self.store.load()
@@ -29,6 +30,7 @@ class CountStore:
 
     def restore(self, inputs: dict[int, InputChannel], outputs: dict[int, OutputChannel]) -> None:
         doc = self.load()
+        self.power_up_seen = int(doc.get("power_up_seen", 0))
         for key, saved in doc.get("inputs", {}).items():
             ch = inputs.get(int(key))
             if ch is not None:
@@ -52,6 +54,6 @@ class CountStore:
                                     "pulser": None if o.pulser is None else {
                                         "kt": o.pulser.kt, "given": o.pulser.given,
                                         "origin": o.pulser.origin if math.isfinite(o.pulser.origin) else None}}
-                           for n, o in outputs.items()}}
+                           for n, o in outputs.items()}, "power_up_seen": self.power_up_seen}
         self.store.save(json.dumps(doc, sort_keys=True).encode())
         self.writes += 1

@@ -18,7 +18,6 @@ from hal.errors import IPCError
 
 KINDS = ("start", "event", "hsrms", "aggregate")
 SLOT_SIZE = 16384          # a 10-min aggregate (harmonics and interharmonics, no angles) is about 12 kB
-N_SLOTS = 2048             # ~50 s of records at the rate of a burst of 1,000 events a minute plus the RMS stream
 # Interval values not sent (so not stored): an aggregate's harmonic angles are only its last window's; reports
 # use 3-s values for harmonics, not interharmonics (IEEE 519)
 NOT_SENT: dict[str, tuple[str, ...]] = {"3s": ("h_angle", "h_inter"), "10min": ("h_angle",), "2h": ("h_angle",)}
@@ -62,8 +61,9 @@ def _plain(x: Any) -> Any:
     raise TypeError(f"{type(x).__name__} is not JSON serialisable")
 
 
-def create_ring(name: str) -> Ring:
-    return Ring.create(name, SLOT_SIZE, N_SLOTS)
+def create_ring(name: str, records: int) -> Ring:
+    """The ring of ``records`` slots (``[pq] ring_records``)."""
+    return Ring.create(name, SLOT_SIZE, records)
 
 
 def hsrms_record(end_ns: np.ndarray, urms: np.ndarray, end_index: float) -> bytes:

@@ -18,8 +18,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
+from firmware.recorder.polyphase import resample_poly
 from hal.board import CHANNELS
 from hal.comtrade import write_comtrade
 
@@ -85,9 +85,10 @@ def resample_with_gaps(raw: np.ndarray, up: int, down: int) -> np.ndarray:
     over the whole reach of the anti-alias filter, and the samples around them as if the gap were zero."""
     missing = np.isnan(raw).any(axis=1)
     if not missing.any():
-        return resample_poly(raw, up, down, axis=0)
-    y = resample_poly(np.where(missing[:, None], 0.0, raw), up, down, axis=0)
-    # scipy's filter has 10 * max(up, down) taps each side at the up-sampled rate: reach / up input samples
+        return resample_poly(raw, up, down)
+    y = resample_poly(np.where(missing[:, None], 0.0, raw), up, down)
+    # the filter has 10 * max(up, down) taps each side at the up-sampled rate (firmware.recorder.polyphase):
+    # reach / up input samples
     reach = int(np.ceil(10 * max(up, down) / up)) + 1
     near = np.convolve(missing.astype(np.int32), np.ones(2 * reach + 1, dtype=np.int32), mode="same") > 0
     centre = np.clip(np.rint(np.arange(y.shape[0]) * down / up).astype(np.int64), 0, len(near) - 1)

@@ -165,6 +165,13 @@ def _value(values: Mapping[str, Any], name: str, k: int | None) -> float:
         return math.nan
 
 
+def check(config: Any) -> None:
+    """The data recorders' channels as the recorder service checks them at start (``firmware.config.checks``)."""
+    points = points_by_name()
+    for number, cfg in enumerate(config["recorders"].recorder, start=1):
+        _check(number, cfg, points)
+
+
 def _check(number: int, cfg: Any, points: Mapping[str, Any]) -> None:
     """Every channel names a point (with an element inside its size) or, for an event trigger, an event field."""
     where = f"[[recorders.recorder]] {number} ({cfg.name})"

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from firmware import __version__
 from firmware.revenue.bank import Bank
 from firmware.revenue.commands import RevenueCommands
 from firmware.revenue.demandset import demand_integrals
@@ -34,6 +35,7 @@ from firmware.revenue.settings import RevenueSettings
 from firmware.storage.eventlog import Event, EventLog
 from firmware.storage.logstore import LogStore
 from firmware.storage.records import RecordStore
+from firmware.timesync.quality import DEGRADED, SYNCHRONISED
 from metrology.energy import EnergyIncrement
 from metrology.registers import QUANTITIES, UNCOMP, EnergyBank, IncrementalEnergy, MinMaxAvg, PeriodDelta, self_read_due
 from metrology.registers import average_pf as pf_of_energy
@@ -108,6 +110,8 @@ class RevenueEngine:
         self.pending_config_event = False
         self._lp_reconfigure = False
         self.restored_sequence = 0
+        self.pending_firmware: dict[str, str] | None = None
+        self.time_synced_once = False   # lost_time_sync: the clock was synchronised since start, and is not
         self._restore()
         self.cmd = RevenueCommands(self)
 
@@ -124,13 +128,14 @@ class RevenueEngine:
             "prev_hour": self.prev_hour.state(), "prev_day": self.prev_day.state(), "minmax": self.minmax.state(),
             "incremental": self.incremental.state() if self.incremental else None, "snapshots": self.snapshots,
             "counters": self.counters, "last_reset_utc": self.last_reset_utc, "last_bpr_key": self.last_bpr_key,
-            "season": self.season, "dst": self.dst, "lp": self.lp.state(),
+            "season": self.season, "dst": self.dst, "lp": self.lp.state(), "firmware": __version__,
         }
 
     def _restore(self) -> None:
         record = self.records.load()
         for slot, why in self.records.rejected.items():
             log.warning("revenue record slot %s rejected: %s", slot, why)
+            self.status_bits |= STATUS_BITS["general_failure"]      # a persisted record failed its check
         if record is None:
             self.pending_config_event = False
             return
@@ -155,6 +160,10 @@ class RevenueEngine:
             self.pending_config_event = True
             self._lp_reconfigure = True
         self.restored_sequence = record.sequence
+        if st.get("firmware", __version__) != __version__:
+            # another firmware wrote the registers: the bit and a load-profile event (with both versions)
+            self.status_bits |= STATUS_BITS["firmware_change"]
+            self.pending_firmware = {"old": st["firmware"], "new": __version__}
 
     def save(self) -> None:
         """Write every register now (A/B record, fsync'd)."""
@@ -226,6 +235,7 @@ class RevenueEngine:
             if self.last_local is not None:
                 for trig in self_read_due(self.s.self_read_triggers, self.last_local, local, closed, False):
                     self._self_read(trig, t)
+            self._status_sources()
             lp_index = self.lp.index
             self.lp.add(inc, comp, values, self.inputs.pulses, self.inputs.contacts, self.status_word(), t_std, t)
             if lp_index is not None and self.lp.index != lp_index:
@@ -290,6 +300,9 @@ class RevenueEngine:
             if self.pending_config_event:
                 self.lp.event("config", now_utc)
                 self.pending_config_event = False
+            if self.pending_firmware is not None:
+                self.lp.event("firmware", now_utc, self.pending_firmware)
+                self.pending_firmware = None
         elif (mono_s is not None and self.last_mono is not None and self.last_utc is not None
               and abs((now_utc - self.last_utc) - (mono_s - self.last_mono)) > TIME_SET_TOLERANCE_S):
             self.lp.event("time_set", now_utc, {"old": self.last_utc + (mono_s - self.last_mono), "new": now_utc})
@@ -401,6 +414,29 @@ class RevenueEngine:
                 "demand": d.present().tolist(), "peaks": d.peaks.value.tolist(), "peak_times": d.peaks.time_s.tolist(),
                 "cumulative": d.cumulative.tolist(), "avg_pf": self.average_pf()}
 
+    def general_failure(self) -> None:
+        """A self-check of the registers failed (they faulted and were restarted)."""
+        with self.mutex:
+            self.status_bits |= STATUS_BITS["general_failure"]
+
+    def _status_sources(self) -> None:
+        """The event bits whose sources are outside the registers, latched for the load-profile interval."""
+        i, bits = self.inputs, 0
+        if i.battery_low:
+            bits |= STATUS_BITS["battery_failure"]
+        if i.cover:
+            bits |= STATUS_BITS["cover_removed"]
+        if i.time_quality == SYNCHRONISED:
+            self.time_synced_once = True
+        elif i.time_quality == DEGRADED:
+            bits |= STATUS_BITS["time_sync_drift"]          # followed, but off the [time] limits
+        elif self.time_synced_once:
+            bits |= STATUS_BITS["lost_time_sync"]           # had a synchronised clock, now has none
+        if self.lp.overflowed:
+            bits |= STATUS_BITS["lp_overflow"]
+            self.lp.overflowed = False
+        self.status_bits |= bits
+
     def status_word(self) -> int:
         word = self.status_bits
         if self.dst:
@@ -427,6 +463,28 @@ STATUS_BITS = {"battery_failure": 1 << 0, "aux_power_loss": 1 << 1, "general_fai
                "manual_time_change": 1 << 9, "configuration_change": 1 << 10, "firmware_change": 1 << 11,
                "test_mode": 1 << 12, "revenue_locked": 1 << 13, "energy_paths_differ": 1 << 14,
                "alarm_active": 1 << 15}   # pulse_overflow: an energy pulse output is suspended (io service)
+# Where each bit comes from (docs/revenue.md). Event bits stay set for at least the load-profile interval.
+STATUS_SOURCES = {
+    "battery_failure": "the RTC reports its backup battery low or empty (RTC_VL_READ on /dev/rtc0; simulated "
+                       "board: the file battery_low in [revenue.inputs] sim_dir)",
+    "aux_power_loss": "an outage: registration resumed after more than 2 s",
+    "general_failure": "a persisted register record failed its check at start, or the registers faulted and "
+                       "were restarted",
+    "lp_overflow": "the load profile overwrote a record not yet read since the last read",
+    "pulse_overflow": "an energy pulse output is suspended (io service)",
+    "lost_time_sync": "the time service had the clock synchronised since start and has not now",
+    "time_sync_drift": "the time service follows a source but a [time] limit is crossed (degraded)",
+    "dst": "daylight saving time is in force",
+    "cover_removed": "the [revenue.inputs] cover digital input is on",
+    "manual_time_change": "the clock was set (it moved against the monotonic clock)",
+    "configuration_change": "the configuration changed since the registers last ran",
+    "firmware_change": "the registers were last written by another firmware version (with a load-profile "
+                       "firmware event naming both)",
+    "test_mode": "test mode is on",
+    "revenue_locked": "the revenue lock is engaged",
+    "energy_paths_differ": "the sample and chip energy paths differ beyond [revenue] accuracy_class",
+    "alarm_active": "an alarm of priority Low or above is active (io service)",
+}
 
 
 # Published point names (metrology.publish) -> the interval value keys the registers read

@@ -31,7 +31,7 @@ from firmware.ipc.ring import Ring, RingReader
 from hal.errors import IPCError
 from metrology.crosscheck import PathComparison, cycle_flows, nominal_flow
 from metrology.energy import EnergyIncrement
-from metrology.gapfill import NS_PER_S, apportion, fill_energy, phase_gain, split_by_second
+from metrology.gapfill import NS_PER_S, apportion, fill_energy, no_load_va, phase_gain, split_by_second
 from metrology.settings import MetrologySettings
 
 log = logging.getLogger("metrology")
@@ -117,6 +117,7 @@ class GapFill:
         self.settings = settings
         self.fs = settings.sample_rate_hz
         self.gain = phase_gain(settings)
+        self.no_load = no_load_va(settings)
         self.limit_pct = accuracy_class_pct
         self.hold_max_s = max(HOLD_MAX_S, energy_interval_s + HOLD_MARGIN_S)
         self.register = register
@@ -253,7 +254,7 @@ class GapFill:
         ref, ref_comp = self.reference if self.reference is not None else (None, None)
         for hole, a, b in entry.pieces:
             shares = apportion(self.records.overlapping(a, b), a, b)
-            fill, fill_comp = fill_energy(shares, self.fs, self.gain, ref, ref_comp, comp is not None)
+            fill, fill_comp = fill_energy(shares, self.fs, self.gain, ref, ref_comp, comp is not None, self.no_load)
             # before the first cycle after a start, what the chip did not record is part of the outage the start
             # ends (the interval is flagged so), not a gap in the measurement
             missing_s = 0.0 if hole.startup else max(0.0, (b - a) / self.fs - fill.filled_s)

@@ -16,6 +16,10 @@ A lock source that cannot be read counts as locked: a reset is refused rather th
 """
 from __future__ import annotations
 
+import fcntl
+import math
+import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -23,10 +27,16 @@ from typing import Any, Callable, Union
 from firmware.config.board import load_board
 from firmware.io.reader import IoReader
 from firmware.lockstate import file_lock_state
+from firmware.timesync.reader import TimeSynced
 
+# Linux RTC_VL_READ (include/uapi/linux/rtc.h): _IOR('p', 0x13, unsigned int), and the flags that mean the
+# backup battery cannot keep the clock (low, empty, or the time already lost with it)
+RTC_VL_READ = 0x80047013
+RTC_VL_BATTERY_BAD = 0x1 | 0x2 | 0x4     # RTC_VL_DATA_INVALID | RTC_VL_BACKUP_LOW | RTC_VL_BACKUP_EMPTY
+RTC_DEVICE = "/dev/rtc0"
 NOT_FITTED = -1          # board file: [gpio] revenue_lock / power_fail = -1 when the line is not fitted
 # Digital-input functions of [revenue.inputs] (each names a digital input number, 0 = none)
-INPUT_FUNCTIONS = ("bpr_button", "demand_sync", "tou_override", "energy_gate")
+INPUT_FUNCTIONS = ("bpr_button", "demand_sync", "tou_override", "energy_gate", "cover")
 EDGE_FUNCTIONS = ("bpr_button", "demand_sync")       # act once per activation
 
 
@@ -44,6 +54,9 @@ class InputState:
     contacts: dict[int, bool] = field(default_factory=dict)   # digital input -> level
     alarm_active: bool = False
     pulse_overflow: bool = False                              # an energy pulse output is suspended
+    cover: bool = False                                       # the terminal cover is off (its switch input)
+    battery_low: bool = False                                 # the RTC's backup battery is low or was empty
+    time_quality: float = math.nan                            # the time service's (0, 1, 2); NaN: none
 
 
 def _read_flag(path: Path) -> bool:
@@ -53,15 +66,33 @@ def _read_flag(path: Path) -> bool:
         return False
 
 
-class DigitalInputs:
-    """The digital inputs' functions from the io snapshot."""
+def rtc_battery_low(device: str = RTC_DEVICE) -> bool:
+    """The RTC says its backup battery is low or was empty (RTC_VL_READ); False where the RTC cannot say."""
+    try:
+        fd = os.open(device, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        flags = struct.unpack("I", fcntl.ioctl(fd, RTC_VL_READ, b"\0" * 4))[0]
+    except OSError:
+        return False          # an RTC without voltage monitoring (ENOTTY, EINVAL)
+    finally:
+        os.close(fd)
+    return bool(flags & RTC_VL_BATTERY_BAD)
 
-    def __init__(self, reader: IoReader | None, assignment: dict[str, int]) -> None:
+
+class DigitalInputs:
+    """The digital inputs' functions from the io snapshot, and the time quality from the time snapshot."""
+
+    def __init__(self, reader: IoReader | None, assignment: dict[str, int], time: TimeSynced | None = None) -> None:
         self.reader = reader
         self.assignment = {k: v for k, v in assignment.items() if v}
+        self.time = time
         self._activations: dict[int, int] | None = None
 
     def fill(self, state: InputState) -> InputState:
+        if self.time is not None:
+            state.time_quality = self.time.value("time_quality")
         view = self.reader.read() if self.reader is not None else None
         if view is None:
             return state
@@ -97,7 +128,8 @@ class SimInputs:
         return _read_flag(self.dir / "power_fail")
 
     def read(self) -> InputState:
-        return self.digital.fill(InputState(locked=self.locked(), power_fail=self.power_fail()))
+        return self.digital.fill(InputState(locked=self.locked(), power_fail=self.power_fail(),
+                                            battery_low=_read_flag(self.dir / "battery_low")))
 
 
 class GpioInputs:
@@ -124,15 +156,19 @@ class GpioInputs:
         return self.power_fail_pin != NOT_FITTED and not self.gpio.read(self.power_fail_pin)
 
     def read(self) -> InputState:
-        return self.digital.fill(InputState(locked=self.locked(), power_fail=self.power_fail()))
+        return self.digital.fill(InputState(locked=self.locked(), power_fail=self.power_fail(),
+                                            battery_low=rtc_battery_low()))
 
 
-def open_inputs(config: Any, board_path: str | Path | None, io_snapshot: str | None = None) -> BoardInputs:
+def open_inputs(config: Any, board_path: str | Path | None, io_snapshot: str | None = None,
+                time_snapshot: str | None = None) -> BoardInputs:
     """The inputs for this board: lock and power fail by GPIO on hardware, files on the simulated board;
-    digital inputs from the io snapshot named ``io_snapshot`` (none: no digital inputs)."""
+    digital inputs from the io snapshot named ``io_snapshot`` (none: no digital inputs), the time quality
+    from ``time_snapshot`` (none: NaN)."""
     functions = config["revenue.inputs"]
     assignment = {name: getattr(functions, name) for name in INPUT_FUNCTIONS}
-    digital = DigitalInputs(IoReader(io_snapshot) if io_snapshot else None, assignment)
+    digital = DigitalInputs(IoReader(io_snapshot) if io_snapshot else None, assignment,
+                            TimeSynced(time_snapshot) if time_snapshot else None)
     board = load_board(board_path) if board_path is not None else None
     if board is not None and not board.simulated:
         from hal.gpio import open_gpio

@@ -61,6 +61,7 @@ class LoadProfile:
         self.paused = False
         self.pulse_last: dict[str, int] = {}
         self.last_read_id = 0
+        self.overflowed = False        # a record not yet read since the last read was overwritten
 
     # ------------------------------------------------------------------ accumulation
 
@@ -127,7 +128,11 @@ class LoadProfile:
     def _write(self, kind: str, event: str, start: float, end: float, info: dict[str, Any] | None = None) -> int:
         if kind == "interval" and end - start < self.interval_s - 1:
             self.status |= FLAGS["partial"]
-        return int(self.store.append(end, record(kind, event, start, end, self._values(), self.status, info)) or 0)
+        new_id = int(self.store.append(end, record(kind, event, start, end, self._values(), self.status, info)) or 0)
+        if new_id - self.store.depth > self.last_read_id:
+            # the circular log dropped the oldest record, and it was not read yet (JEM "load profile overflow")
+            self.overflowed = True
+        return new_id
 
     # ------------------------------------------------------------------ events
 

@@ -26,6 +26,14 @@ def _scale(engine: Any, quantity: str) -> float:
     return secondary_factor(quantity, s.pt_ratio, s.ct_ratio) if s.secondary_units else 1.0
 
 
+def _rate_point(quantity: str) -> str:
+    """``wh_del`` -> ``wh_delivered_rate``; ``varh_q1`` -> ``varh_q1_rate``."""
+    base, _, side = quantity.rpartition("_")
+    if side in ("del", "rec"):
+        return f"{base}_{'delivered' if side == 'del' else 'received'}_rate"
+    return f"{quantity}_rate"
+
+
 def totals(engine: Any) -> EnergyIncrement:
     """The billing energy registers (phases a, b, c, total) as a cumulative increment."""
     c = COMP if engine.s.publish_compensated else UNCOMP
@@ -87,11 +95,12 @@ def values(engine: Any) -> dict[str, Any]:
         out["tou_active_season"] = tou.season + 1 if tou else nan
         out["tou_calendar_valid"] = float(tou.in_calendar) if tou else nan
         e = engine.billing.energy.values
-        for name, q in (("wh_delivered_rate", "wh_del"), ("wh_received_rate", "wh_rec"),
-                        ("varh_delivered_rate", "varh_del"), ("varh_received_rate", "varh_rec"),
-                        ("vah_delivered_rate", "vah_del")):
-            out[name] = e[UNCOMP, QUANTITIES.index(q), RATE_SLOT0:] * _scale(engine, q)
+        for q in QUANTITIES:          # every register family's rate slots: wh_delivered_rate, varh_q1_rate ...
+            out[_rate_point(q)] = e[UNCOMP, QUANTITIES.index(q), RATE_SLOT0:] * _scale(engine, q)
         out["p_demand_delivered_peak_rate"] = d.rate_peak[:, CH["p_del"]] * pw
+        out["p_demand_delivered_peak_rate_time"] = d.rate_peak_time[:, CH["p_del"]].copy()
+        out["s_demand_delivered_peak"] = d.peaks.value[CH["s_del"]] * pw
+        out["s_demand_received_peak"] = d.peaks.value[CH["s_rec"]] * pw
         out["p_demand_received_peak_rate"] = d.rate_peak[:, CH["p_rec"]] * pw
         # storage types
         bpr, season, frozen = (engine.snapshots.get(k) for k in ("bpr", "season", "freeze"))
@@ -109,6 +118,7 @@ def values(engine: Any) -> dict[str, Any]:
         out["bpr_count"] = engine.counters["bpr"]
         out["bpr_time"] = bpr["time"] if bpr else nan
         out["demand_reset_count"] = engine.counters["demand_reset"]
+        out["energy_reset_count"] = engine.counters["energy_reset"]
         out["demand_reset_time"] = engine.last_reset_utc if engine.last_reset_utc > 0 else nan
         out["freeze_time"] = frozen["time"] if frozen else nan
         # test mode, status, conditional and incremental energy

@@ -143,8 +143,9 @@ class GuardedRevenue:
 
     @classmethod
     def for_service(cls, config: Any, data_dir: str | Path, board_path: str | Path | None, pt_ratio: float,
-                    ct_ratio: float, logger: logging.Logger = log, io_snapshot: str | None = None) -> GuardedRevenue:
-        return cls(lambda: open_inputs(config, board_path, io_snapshot),
+                    ct_ratio: float, logger: logging.Logger = log, io_snapshot: str | None = None,
+                    time_snapshot: str | None = None) -> GuardedRevenue:
+        return cls(lambda: open_inputs(config, board_path, io_snapshot, time_snapshot),
                    lambda inputs: RevenueRuntime(config, data_dir, inputs, pt_ratio, ct_ratio), logger=logger)
 
     # ------------------------------------------------------------------ faults
@@ -160,6 +161,7 @@ class GuardedRevenue:
         if self.fault is not None:
             self.log.warning("revenue registers running again after %.0f s unavailable (%s)",
                              self.clock() - self.fault_since, self.fault)
+            self.runtime.engine.general_failure()      # the status word says the registers were down
         self.fault = None
         self.retry_s = RETRY_MIN_S
 

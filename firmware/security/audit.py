@@ -15,7 +15,11 @@ from firmware.storage.eventlog import Event, EventLog
 log = logging.getLogger("security")
 
 PRIORITY = {"login_valid": 0, "login_invalid": 128, "lockout": 255, "access_denied": 128,
-            "default_password": 192, "user_change": 128, "config_tamper": 255, "config_hand_edit": 128}
+            "default_password": 192, "user_change": 128, "config_tamper": 255, "config_hand_edit": 128,
+            "password_invalid": 128, "password_lockout": 255}
+# What anyone who reaches a port can cause at will: a repeat is counted into the record before it (EventLog's
+# aggregation), so a flood of guesses cannot push the audit trail out of the event log.
+AGGREGATED = frozenset({"login_invalid", "access_denied", "password_invalid"})
 
 
 class SecurityAudit:
@@ -41,6 +45,7 @@ class SecurityAudit:
         fields = {"cause": cause, "user": user, **(detail or {})}
         log.info("security event %s: %s %s", cause, user, effect, extra={"fields": fields})
         if self.eventlog is not None:
-            self.eventlog.record(Event(priority, self.source, cause, effect, user, dict(detail or {})))
+            self.eventlog.record(Event(priority, self.source, cause, effect, user, dict(detail or {})),
+                                 aggregate=cause in AGGREGATED, syslog=False)      # sent below, facility auth
         if self.syslog is not None:
             self.syslog.send(priority, cause, f"{cause} {user}: {effect}".strip(), fields)

@@ -15,15 +15,17 @@ a button). ``operation_for_command("metrology.demand_reset")`` names the operati
 
 The rules, in the order they are checked (the first that refuses gives the reason):
 
-1. the operation must be known (``OPERATIONS``); an unknown one needs ``master``;
+1. the operation must be known (``OPERATIONS``: the catalogue's commands, ``firmware.catalogue``, and the
+   operations on configuration, files and users); an unknown one needs ``master``;
 2. the interface's access mode: ``none`` refuses everything, ``read-only`` every operation that writes;
 3. the identity must hold the operation's privilege (``master`` holds all);
 4. the revenue lock: while it is engaged, the operations in ``REVENUE_LOCKED`` are refused for everyone,
    and the peak-demand and billing-period resets too unless ``[revenue] demand_reset_when_locked`` is set
    (ION p.279: "Revenue-locked meters must be unlocked to perform resets that impact revenue data").
 
-The revenue lock's list lives only here: the revenue commands, the Modbus command table, the upgrade service
-and the configuration store ask ``revenue_lock_refusal`` rather than keeping lists of their own.
+Each command's privilege and revenue-lock rule are declared in its catalogue entry and read from there; the
+revenue commands, the Modbus and BACnet commands, the upgrade service and the configuration store ask
+``revenue_lock_refusal`` rather than keeping lists of their own.
 """
 from __future__ import annotations
 
@@ -31,8 +33,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from firmware.catalogue import command_for_control, commands
 from firmware.security.privileges import ALL, Privilege
-from hal.errors import AccessDenied
+from hal.errors import AccessDenied, ConfigError
 
 if TYPE_CHECKING:
     from firmware.security.users import User
@@ -56,65 +59,64 @@ class Operation:
     description: str
 
 
-def _ops(*rows: tuple[str, Privilege, bool, str]) -> dict[str, Operation]:
-    return {r[0]: Operation(*r) for r in rows}
-
-
 R, W = False, True
-OPERATIONS: dict[str, Operation] = _ops(
-    ("read", Privilege.READ, R, "read measurements, registers, logs and status"),
-    ("demand_reset", Privilege.PEAK_DEMAND_RESET, W, "peak demand reset"),
-    ("billing_reset", Privilege.PEAK_DEMAND_RESET, W, "billing-period reset (BPR)"),
-    ("demand_sync", Privilege.PEAK_DEMAND_RESET, W, "demand synchronisation pulse"),
-    ("alarm_ack", Privilege.READ, W, "acknowledge alarms"),
-    ("freeze", Privilege.PEAK_DEMAND_RESET, W, "freeze (snapshot) the billing registers"),
-    ("time_set", Privilege.TIME_SYNC, W, "set the clock or time synchronisation"),
-    ("energy_reset", Privilege.SETUP, W, "clear the energy registers"),
-    ("preset", Privilege.SETUP, W, "preset an energy register"),
-    ("test_mode_enter", Privilege.SETUP, W, "enter test mode"),
-    ("test_mode_exit", Privilege.SETUP, W, "leave test mode"),
-    ("config_set", Privilege.SETUP, W, "change configuration that is not sealed"),
-    ("config_set_sealed", Privilege.SETUP, W, "change metrology or revenue configuration (sealed sections)"),
-    ("web_files", Privilege.SETUP, W, "change the web server's files or certificate"),
-    ("mail_test", Privilege.SETUP, W, "send a test e-mail"),
-    ("user_admin", Privilege.SECURITY, W, "add, remove or change users and security settings"),
-    ("communication_control", Privilege.SECURITY, W,
-     "disable or enable a protocol's communication (BACnet DeviceCommunicationControl)"),
-    ("user_defined", Privilege.USER_DEFINED, W, "an operation an extension or site procedure defines"),
-    ("upgrade_install", Privilege.MASTER, W, "install a firmware image"),
-    ("restart", Privilege.MASTER, W, "restart a service"),
-    ("shutdown", Privilege.MASTER, W, "stop the meter"),
-    ("diagnostic", Privilege.MASTER, W, "fault injection of the simulated board (freeze, stall)"),
+# Operations that are not commands of the catalogue: reading, configuration, the web's files, users.
+_OTHER_OPERATIONS: tuple[Operation, ...] = (
+    Operation("read", Privilege.READ, R, "read measurements, registers, logs and status"),
+    Operation("config_set", Privilege.SETUP, W, "change configuration that is not sealed"),
+    Operation("config_set_sealed", Privilege.SETUP, W,
+              "change configuration that affects billing data, the revenue lock or the logs (revenue-locked options)"),
+    Operation("config_set_master", Privilege.MASTER, W, "change configuration only a master user may change "
+              "(upgrade, commands the meter runs as itself)"),
+    Operation("web_files", Privilege.SETUP, W, "change the web server's files or certificate"),
+    Operation("user_admin", Privilege.SECURITY, W, "add, remove or change users and security settings"),
+    Operation("communication_control", Privilege.SECURITY, W,
+              "disable or enable a protocol's communication (BACnet DeviceCommunicationControl)"),
+    Operation("user_defined", Privilege.USER_DEFINED, W, "an operation an extension or site procedure defines"),
 )
+# Refused while the revenue lock is engaged, whoever asks (SPEC §3, §8), besides the commands whose catalogue
+# entry says so.
+_OTHER_REVENUE_LOCKED = ("config_set_sealed", "web_files")
 
-# Refused while the revenue lock is engaged, whoever asks (SPEC §3, §8).
-REVENUE_LOCKED: frozenset[str] = frozenset({"energy_reset", "preset", "test_mode_enter", "upgrade_install",
-                                            "config_set_sealed", "web_files"})
+
+def _command_operations() -> dict[str, Operation]:
+    """One operation per catalogue command (commands that share an operation must agree on it)."""
+    out: dict[str, Operation] = {}
+    for c in commands():
+        if c.op == "read":
+            continue
+        op = Operation(c.op, Privilege(c.privilege), c.writes, c.title or c.description[:1].lower() + c.description[1:])
+        if c.op in out and (out[c.op].privilege, out[c.op].writes) != (op.privilege, op.writes):
+            raise ConfigError(f"catalogue: commands of operation {c.op!r} disagree on its privilege")
+        out.setdefault(c.op, op)
+    return out
+
+
+OPERATIONS: dict[str, Operation] = {**{op.name: op for op in _OTHER_OPERATIONS}, **_command_operations()}
+REVENUE_LOCKED: frozenset[str] = frozenset(
+    {*_OTHER_REVENUE_LOCKED, *(c.op for c in commands() if c.revenue_lock == "refused")})
 # Refused while locked unless [revenue] demand_reset_when_locked allows them.
-REVENUE_LOCKED_RESETS: frozenset[str] = frozenset({"demand_reset", "billing_reset"})
+REVENUE_LOCKED_RESETS: frozenset[str] = frozenset(
+    c.op for c in commands() if c.revenue_lock == "refused-unless-resets-allowed")
+# Control commands ("<service>.<command>" as the supervisor's socket sees them) and their operations, from the
+# catalogue. A command the catalogue does not name is the unknown operation: master only.
+COMMAND_OPERATIONS: dict[str, str] = {c.control: c.op for c in commands() if "{service}" not in c.control}
 
-# Control commands ("<service>.<command>" as the supervisor's socket sees them) and their operations. Any
-# command not named here, nor matched by READ_COMMANDS, is the unknown operation: master only.
-COMMAND_OPERATIONS: dict[str, str] = {
-    "shutdown": "shutdown", "restart": "restart",
-    "metrology.demand_reset": "demand_reset", "metrology.billing_reset": "billing_reset",
-    "metrology.energy_reset": "energy_reset", "metrology.preset": "preset",
-    "metrology.demand_sync": "demand_sync", "metrology.freeze": "freeze",
-    "metrology.test_mode_enter": "test_mode_enter", "metrology.test_mode_exit": "test_mode_exit",
-    "time.set": "time_set", "io.ack": "alarm_ack", "upgrade.install": "upgrade_install", "email.test": "mail_test",
-    "acquisition.freeze": "diagnostic", "acquisition.stall": "diagnostic",
-}
-READ_COMMANDS = frozenset({"status", "ping", "info", "stats", "registers", "energy", "events", "progress", "log",
-                           "latency", "check", "load_profile", "self_reads", "revenue_audit"})
+
+def config_operation(privilege: str, locked: bool) -> str:
+    """The operation a change of one configuration option is, from its rule in the schema
+    (``firmware.config.schema.Rule``: the privilege it needs and whether the revenue lock refuses it)."""
+    if privilege == "master":
+        return "config_set_master"
+    if privilege == "security":
+        return "user_admin"          # a locked security option is also refused by the store while locked
+    return "config_set_sealed" if locked else "config_set"
 
 
 def operation_for_command(cmd: str) -> str:
     """The operation a control command performs (``metrology.demand_reset`` -> ``demand_reset``)."""
-    if cmd in COMMAND_OPERATIONS:
-        return COMMAND_OPERATIONS[cmd]
-    if cmd.rpartition(".")[2] in READ_COMMANDS:
-        return "read"
-    return cmd
+    found = command_for_control(cmd)
+    return found.op if found is not None else cmd
 
 
 @dataclass(frozen=True)

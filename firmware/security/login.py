@@ -6,8 +6,8 @@ per user and protocol, and the security event, in one call.
     authorize(identity, "demand_reset", "web", revenue_locked=...)                    # then per operation
 
 Each attempt is one event: ``login_valid`` (priority 0), ``login_invalid`` (128) or ``lockout`` (255), in the
-event log and to syslog (``SecurityAudit``). A refused login says only that the name or password is wrong, or
-that the account is locked out of this protocol until when, never which of name or password was wrong.
+event log and to syslog (``SecurityAudit``). A refused login gets one answer whatever the reason (wrong name,
+wrong password, locked out), so it does not tell a guesser which names exist; the event log says which.
 """
 from __future__ import annotations
 
@@ -43,5 +43,8 @@ class Logins:
             effect = "logged in" if result.ok else result.reason
             self.audit.record(result.event, name[:64], f"{effect} over {protocol}", detail)
         if not result.ok or result.user is None:
-            raise AccessDenied(f"login refused: {result.reason}")
+            # one answer for a wrong name, a wrong password and a locked-out account: the answer must not tell a
+            # guesser which names exist (the event log has the reason)
+            raise AccessDenied(f"login refused: wrong user name or password, or the account is locked out of "
+                               f"{protocol} after repeated failures (`meter user unlock` ends a lockout)")
         return Identity.for_user(result.user, protocol)

@@ -17,6 +17,7 @@ log = logging.getLogger("security.syslog")
 
 DEFAULT_PORT = 514                  # RFC 5426 §3.3
 FACILITY_AUTH = 4                   # RFC 5424 table 1: security/authorization messages
+FACILITY_LOCAL0 = 16                # RFC 5424 table 1: local use 0 (the meter's other events)
 APP_NAME = "meter"
 MAX_MESSAGE_BYTES = 2048            # RFC 5426 §3.2: receivers SHOULD accept 2048 octets
 SEVERITY_BANDS = ((192, 2), (128, 4), (64, 5), (0, 6))   # SPEC §5

@@ -18,6 +18,7 @@ privilege (ION's "User1"/"0"); its ``default_password`` flag stays set until the
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import sqlite3
@@ -164,6 +165,13 @@ class UserStore:
             row = self._db.execute("SELECT name, privileges, protocols, default_password FROM users WHERE name = ?",
                                    (name,)).fetchone()
         return _user(row) if row else None
+
+    def stamp(self, name: str) -> str | None:
+        """A digest of the account as it is now (password hash, privileges, protocols); None: no such user. A
+        session keeps the stamp of its login and ends when the account no longer has it."""
+        with self._mutex:
+            row = self._db.execute("SELECT hash, privileges, protocols FROM users WHERE name = ?", (name,)).fetchone()
+        return None if row is None else hashlib.sha256("\x00".join(map(str, row)).encode()).hexdigest()
 
     def all_users(self) -> list[User]:
         with self._mutex:

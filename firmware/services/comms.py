@@ -40,8 +40,9 @@ class CommsService(Service):
 
     async def _serve(self) -> None:
         while not self.stopping.is_set():
-            self.heartbeat(modbus=self.modbus.stats(), **({"bacnet": self.bacnet.stats()} if self.bacnet else {}))
-            await asyncio.sleep(HEARTBEAT_INTERVAL_S / 2)
+            # the servers' own tasks answer requests; this one only wakes to send the heartbeat
+            self.heartbeat(True, modbus=self.modbus.stats(), **({"bacnet": self.bacnet.stats()} if self.bacnet else {}))
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def teardown(self) -> None:
         if hasattr(self, "loop"):

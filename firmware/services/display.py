@@ -2,7 +2,9 @@
 
 Every ``[display] refresh`` (and at once after a button) it reads the measurement snapshot, asks the panel
 (``firmware.display.panel``) which mode and screen to show, draws it (``firmware.display.screens``) and writes
-it to the framebuffer on the device or to PNG files in simulation (``firmware.display.output``). The five
+it to the framebuffer on the device or to PNG files in simulation (``firmware.display.output``), unless
+nothing it shows changed since it last drew: the same screen, mode and clock minute, and the same value of
+every point that drawing read (``firmware.display.view``). Between refreshes it sleeps on the buttons. The five
 buttons are GPIO inputs (board file ``[gpio] buttons``: up, down, left, right, enter; active low), read as
 edge events and debounced like the digital inputs. Enter on the alarm screen acknowledges the alarms
 (``io.ack`` on the control socket, as the user "display").
@@ -23,19 +25,21 @@ from firmware.display import BUTTONS
 from firmware.display.output import FramebufferOutput, PngOutput
 from firmware.display.panel import Panel
 from firmware.display.screens import Context, render
+from firmware.display.view import Shown
 from firmware.io import build
 from firmware.io.inputs import InputChannel
 from firmware.ipc import names
 from firmware.ipc.snapshot import Snapshot
-from firmware.service import Service, command, main
+from firmware.service import HEARTBEAT_INTERVAL_S, Service, command, main
 from firmware.upgrade.legal import SHORT_HEX, running_code_hash
 from hal.clock import SystemClock
 from hal.errors import IPCError, MeterError
 from hal.sim.wire import RUN_DIR_NAME as SIM_WIRE_DIR
 
 BUTTON_DEBOUNCE_S = 0.02
-EDGE_WAIT_S = 0.05
+SETTLE_WAIT_S = 0.005          # button wait while a button settles: the debounce's resolution
 ATTACH_RETRY_S = 2.0
+CLOCK_FORMAT = "%H:%M"         # the panel's clock: seconds would make every screen change every second
 
 
 class DisplayService(Service):
@@ -58,7 +62,8 @@ class DisplayService(Service):
         self._attach_at = 0.0
         self._drawn_at = -math.inf
         self._shown: tuple[str, str] = ("", "")
-        self.counters = {"renders": 0, "presses": 0, "acks": 0}
+        self.shown = Shown()
+        self.counters = {"renders": 0, "unchanged": 0, "presses": 0, "acks": 0}
         self.endpoints = [f"display:{'fb ' + self.cfg.framebuffer if use_fb else self.ctx.data_dir / self.cfg.png_dir}"]
 
     def _open_gpio(self, board: Any) -> Any:
@@ -100,10 +105,18 @@ class DisplayService(Service):
             self.counters["presses"] += pressed      # counted once the screen it led to is shown
             self.heartbeat(mode=self.panel.mode, screen=self.panel.screen, **self.counters)
 
+    def _wait_s(self) -> float:
+        """Until the next refresh or heartbeat, or the debounce's resolution while a button settles."""
+        if any(ch.settling for ch in self.buttons.values()):
+            return SETTLE_WAIT_S
+        due = self._drawn_at + self.cfg.refresh - time.monotonic()
+        return min(max(due, 0.0), HEARTBEAT_INTERVAL_S)
+
     def _buttons(self) -> int:
-        edges = self.gpio.read_edges(EDGE_WAIT_S) if self.button_pins else []
+        wait = self._wait_s()
+        edges = self.gpio.read_edges(wait) if self.button_pins else []
         if not self.button_pins:
-            self.stopping.wait(EDGE_WAIT_S)
+            self.stopping.wait(wait)
         now_ns = time.monotonic_ns()
         pressed = 0
         for edge in edges:
@@ -150,12 +163,18 @@ class DisplayService(Service):
         values = self.values()
         test = values.get("test_mode", math.nan)
         mode, screen = self.panel.update(now, isinstance(test, float) and test == 1.0)
-        s = self.static
-        ctx = Context(values, s["labels"], mode, time.strftime("%H:%M:%S"), s["nominal_v"], s["nominal_i"],
-                      s["nameplate"], s["alarm_names"])
-        self.output.show(render(screen, ctx), screen)
         self._drawn_at = now
         self._shown = (mode, screen)
+        clock = time.strftime(CLOCK_FORMAT)
+        if not self.shown.changed((screen, mode, clock), values):
+            self.counters["unchanged"] += 1
+            return
+        s = self.static
+        reads = self.shown.recorder(values)
+        ctx = Context(reads, s["labels"], mode, clock, s["nominal_v"], s["nominal_i"], s["nameplate"],
+                      s["alarm_names"])
+        self.output.show(render(screen, ctx), screen)
+        self.shown.drawn((screen, mode, clock), reads)
         self.counters["renders"] += 1
 
     def teardown(self) -> None:

@@ -2,7 +2,10 @@
 
 Inputs arrive as edge events with their time stamps (gpiod's kernel stamps on the device, the simulated
 wire's stamps in simulation; ``hal.gpio``), are debounced and counted (``firmware.io.inputs``) and published
-with the outputs and the alarm summary in the ``io`` snapshot every ``PUBLISH_S`` and at once after a change.
+with the outputs and the alarm summary in the ``io`` snapshot at once after a change and at least every
+``PUBLISH_S``. Between edges the service sleeps until its next deadline: a pulse edge, an input settling, the
+next measurement second (one second after the last, then looked for every ``IDLE_S`` until it comes), the
+next publication or heartbeat.
 Once a second, when the metrology service has published a new measurement second, the energy pulsers take the
 published energy registers, the end-of-demand-interval outputs look at ``demand_interval_remaining`` and the
 setpoint alarms are evaluated (``firmware.alarms``). Alarm pickups and dropouts go to the event log; alarm
@@ -19,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from firmware import powerup
 from firmware.alarms.manager import AlarmEvent
 from firmware.config.board import load_board
 from firmware.control import ControlClient
@@ -28,15 +32,17 @@ from firmware.io.outputs import ENERGY_POINTS
 from firmware.io.state import CountStore
 from firmware.ipc import names
 from firmware.ipc.snapshot import Snapshot
-from firmware.service import Service, command, main
+from firmware.service import HEARTBEAT_INTERVAL_S, Service, command, main
 from firmware.storage.eventlog import Event, EventLog
 from hal.clock import SystemClock
 from hal.errors import IPCError, MeterError
 from hal.sim.wire import RUN_DIR_NAME as SIM_WIRE_DIR
 
 LOOP_S = 0.002                 # edge wait while pulses are due or inputs settle: the timing resolution of both
-IDLE_S = 0.05                  # edge wait otherwise: how late a new measurement second's pulses may start
-PUBLISH_S = 0.1                # the io snapshot at least this often
+IDLE_S = 0.05                  # a measurement second due and not there yet is looked for this often: how late its
+                               # pulses may start
+LATE_S = 2.0                   # a second this late (metrology stopped): looked for every HEARTBEAT_INTERVAL_S
+PUBLISH_S = 1.0                # the io snapshot at least this often (readers call it stale after 10 s)
 ATTACH_RETRY_S = 2.0
 INPUT_EVENT_PRIORITY = 32      # digital-input state changes in the event log (Info, above the cutoff 5)
 
@@ -57,11 +63,14 @@ class IoService(Service):
         self.alarms = build.alarms(self.config, self.settings)
         self.store = CountStore(self.ctx.data_dir / STATE_NAME, "counts")
         self.store.restore(self.inputs, self.outputs)
+        self.power_up = powerup.read(self.ctx.data_dir)
+        self._pq_counts: dict[str, float] = {}     # disturbance counters at the last second (alarms on a rise)
         self.events = EventLog.from_config(self.config)
         self.snapshot = Snapshot.create(self.ctx.shm_name(SNAPSHOT_NAME), LAYOUT)
         self.measurements: Snapshot | None = None
         self._attach_at = 0.0
         self._last_second = -1
+        self._second_due = 0.0                # monotonic time the next measurement second is looked for
         self._remaining = math.nan
         self._registers: dict[int, tuple[float, float]] = {}   # energy output -> (register, its second's end)
         self._dirty = True
@@ -79,6 +88,11 @@ class IoService(Service):
             ch = self.inputs[n]
             ch.active, ch.since_ns = ch.level_active(self.gpio.read(pin)), now_ns
         self.endpoints = [f"shm:{self.ctx.shm_name(SNAPSHOT_NAME)}"]
+        if self.power_up.count > self.store.power_up_seen:
+            # a power-up this service has not raised yet (a restarted io service raises none)
+            self._alarm_events(self.alarms.happened("power_up", self.power_up.utc, float(self.power_up.count)))
+            self.store.power_up_seen = self.power_up.count
+            self.store.save(self.inputs, self.outputs)
 
     def _open_gpio(self, board: Any) -> Any:
         if board.simulated:
@@ -114,7 +128,11 @@ class IoService(Service):
     def _wait_s(self) -> float:
         busy = any(o.owed > 0 or (o.level and o.mode == "pulse" and o.source != "alarm")
                    for o in self.outputs.values())
-        return LOOP_S if busy or any(c.settling for c in self.inputs.values()) else IDLE_S
+        if busy or any(c.settling for c in self.inputs.values()):
+            return LOOP_S
+        now = time.monotonic()
+        due = min(self._second_due, self._published_at + PUBLISH_S, now + HEARTBEAT_INTERVAL_S)
+        return min(max(due - now, 0.0), HEARTBEAT_INTERVAL_S)
 
     def _on_transition(self, tr: Transition) -> None:
         self.counters["transitions"] += 1
@@ -128,15 +146,25 @@ class IoService(Service):
 
     def _second(self) -> None:
         """A new measurement second: energy pulsers, end of demand interval, setpoint alarms."""
+        now = time.monotonic()
+        if now < self._second_due:
+            return
+        self._second_due = now + IDLE_S
         snap = self._measurements()
         if snap is None:
+            self._second_due = now + ATTACH_RETRY_S
             return
         try:
             data, updated_ns, count = snap.read_array()
         except IPCError:
             return
+        age_s = (time.time_ns() - updated_ns) / 1e9
         if count == self._last_second or count == 0:
+            if age_s > 1.0 + LATE_S:
+                self._second_due = now + HEARTBEAT_INTERVAL_S
             return
+        # metrology publishes a second once a second: nothing to look for until the next is due
+        self._second_due = now + max(1.0 - age_s, IDLE_S)
         self._last_second = count
         self.counters["seconds"] += 1
         values = {name: snap.field(data, name) for name in snap.layout.offsets}
@@ -153,7 +181,20 @@ class IoService(Service):
                     ch.request_pulse()
         self._remaining = remaining
         self._alarm_events(self.alarms.evaluate(values, time.time()))
+        self._disturbances(values)
         self._dirty = True
+
+    def _disturbances(self, values: dict[str, Any]) -> None:
+        """A dip, swell or interruption counted since the last second raises its unary alarm (with the
+        residual or extreme in % of Udin); the first second only takes the counters as they are."""
+        for kind in build.DISTURBANCE_ALARMS:
+            count = float(values.get(f"pq_{kind}_count", math.nan))
+            last = self._pq_counts.get(kind)
+            if math.isfinite(count):
+                self._pq_counts[kind] = count
+            if last is not None and math.isfinite(count) and count > last:
+                extreme = float(values.get("pq_last_extreme_pct", math.nan))
+                self._alarm_events(self.alarms.happened(f"pq_{kind}", time.time(), extreme))
 
     def _output_entry(self, number: int) -> Any:
         for e in self.config["io"].output:
@@ -261,7 +302,16 @@ class IoService(Service):
             "alarm_list_since": [float(r["since"]) for r in rows] + [math.nan] * pad,
             "alarm_list_value": [math.nan if r["value"] is None else float(r["value"]) for r in rows]
             + [math.nan] * pad,
+            "power_up_count": float(self.power_up.count) if self.power_up.count else math.nan,
+            "events_unread": self._events_unread(),
         }
+
+    def _events_unread(self) -> float:
+        """The event log's unread counter (ION: the unread-events warning), for the display and Modbus."""
+        try:
+            return float(self.events.unread())
+        except MeterError:
+            return math.nan
 
     def teardown(self) -> None:
         store = getattr(self, "store", None)
@@ -332,6 +382,20 @@ class IoService(Service):
             self._output(output).request_pulse(count)
         return {"output": output, "queued": count}
 
+    @command("reset_counts")
+    def cmd_reset_counts(self, user: str = "") -> dict[str, Any]:
+        """Clear every digital input's pulse count (BACnet AV1 16498, "clear pulse counters"); the input
+        metering totals follow the counts. On disk before the answer, so a restart never brings them back."""
+        with self._lock:
+            old = {n: ch.count for n, ch in self.inputs.items()}
+            for ch in self.inputs.values():
+                ch.count = 0
+            self.store.save(self.inputs, self.outputs)
+            self._record(Event(64, "io", "pulse_counts_reset", "digital inputs", user,
+                               {"old": {str(n): c for n, c in old.items()}}))
+            self._dirty = True
+        return {"reset": sorted(old), "old": old}
+
     @command("alarms")
     def cmd_alarms(self, user: str = "") -> dict[str, Any]:
         with self._lock:
@@ -350,10 +414,13 @@ class IoService(Service):
                 raise MeterError(f"io.ack: no alarm with id {unknown}; io.alarms lists them")
             events = self.alarms.acknowledge(ids, user, time.time())
             for ev in events:
+                if ev.what != "ack":
+                    self._alarm_events([ev])            # a unary alarm ends when it is acknowledged
+                    continue
                 self._record(Event(max(ev.alarm.priority, 6), "alarms", "alarm_ack", ev.alarm.name, user,
                                    {"alarm": ev.alarm.id}))
             self._dirty = True
-        return {"acknowledged": [ev.alarm.id for ev in events]}
+        return {"acknowledged": [ev.alarm.id for ev in events if ev.what == "ack"]}
 
 
 if __name__ == "__main__":

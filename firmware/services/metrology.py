@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from firmware import extensions
+from firmware.catalogue.values import pick, split_names
 from firmware.io import PUBLISHED as IO_PUBLISHED
 from firmware.io.reader import IoReader
 from firmware.ipc import names, pqrecords
@@ -72,7 +73,7 @@ class MetrologyService(Service):
         self.snapshot = Snapshot.create(self.ctx.shm_name(names.MEASUREMENTS), layout)
         self.pipeline = Pipeline(self.settings)
         # PQ records for the recorder: a ring never waits for its reader, so metering cannot stall on it
-        self.pq_ring = pqrecords.create_ring(self.ctx.shm_name(names.PQ_EVENTS))
+        self.pq_ring = pqrecords.create_ring(self.ctx.shm_name(names.PQ_EVENTS), self.config["pq"].ring_records)
         self._last_event: PqEvent | None = None
         self._counts_path = self.ctx.data_dir / PQ_COUNTERS_FILE
         self._counts_synced = time.monotonic()
@@ -84,7 +85,8 @@ class MetrologyService(Service):
                          "pq_records": 0}
         s = self.settings
         self.revenue = GuardedRevenue.for_service(self.config, self.ctx.data_dir, self.ctx.board_path, s.pt_ratio,
-                                                  s.ct_ratio, self.log, io_snapshot=self.ctx.shm_name(names.IO))
+                                                  s.ct_ratio, self.log, io_snapshot=self.ctx.shm_name(names.IO),
+                                                  time_snapshot=self.ctx.shm_name(TIME_SNAPSHOT_NAME))
         self.io = IoReader(self.ctx.shm_name(names.IO))
         self.gapfill = GapFill(s, self.config["revenue"].accuracy_class, self.revenue.on_second,
                                self.revenue.energy_paths, ring_name=self.ctx.shm_name(names.CHIP_INTERVALS),
@@ -245,6 +247,15 @@ class MetrologyService(Service):
         self.snapshot.publish(self._pq_counters())
         self.log.info("disturbance counters reset by %s (were %s)", user or "?", before)
         return {"before": before, "after": self.pipeline.disturbance_counts()}
+
+    @command("read")
+    def cmd_read(self, user: str = "", names: Any = "") -> dict[str, Any]:
+        """Latest published values of catalogue quantities by name (``meter read``), from this service's own
+        snapshot: the values every other interface reads."""
+        values = self.snapshot.read()
+        updated_ns = float(values.get("_updated_ns", 0.0))
+        return {"updated": updated_ns / 1e9 if updated_ns else None, "count": int(values.get("_count", 0)),
+                "values": pick(values, split_names(names))}
 
     @command("energy")
     def cmd_energy(self, user: str = "") -> dict[str, Any]:

@@ -10,7 +10,7 @@ and writes
 - the data recorders (``firmware.recorder.datarec``).
 
 It can be killed at any moment: the position in the events ring is saved every second with what it wrote, and
-on restart it reads again from there (the ring holds 2,048 records, minutes at the usual rate); a record seen
+on restart it reads again from there (the ring holds ``[pq] ring_records``, about a minute at the usual rate); a record seen
 twice is recognised (an aggregate by its kind and end, an event by its kind and start) and not stored twice. A capture waiting for its
 post-trigger samples when the process dies is lost; the samples ring does not hold them long enough.
 """
@@ -45,6 +45,7 @@ HISTORY_MARGIN_S = 4.0             # samples kept beyond a capture's span: event
                                    # RVC only when it ends (a second of steady voltage after it)
 CAPTURE_WAIT_S = 5.0               # a capture whose post-trigger samples never come is written with what there is
 HSRMS_TABLE = "pq_hsrms"
+MAX_REASON_CHARS = 64              # an alarm's name is at most 32 ([[alarms.setpoint]] name)
 
 
 @dataclass
@@ -294,15 +295,21 @@ class RecorderService(Service):
     # ------------------------------------------------------------------ commands
 
     @command("capture")
-    def cmd_capture(self, user: str = "", ascii: bool = False) -> dict[str, Any]:
-        """A waveform capture now: [pq] capture_pre_cycles before, capture_post_cycles after."""
+    def cmd_capture(self, user: str = "", ascii: bool = False, reason: str = "") -> dict[str, Any]:
+        """A waveform capture now: [pq] capture_pre_cycles before, capture_post_cycles after. ``reason`` is
+        why (an alarm's name, sent by the io service for an alarm's capture action): such a capture is named
+        ..._alarm and its event carries the reason."""
+        if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+            raise MeterError(f"recorder.capture: 'reason' must be text of at most {MAX_REASON_CHARS} characters")
         if not self.history.count:
             raise MeterError("recorder.capture: no samples received yet; is acquisition running?")
         index = max(float(self.history.end), self._measured_index)
         ns = time.time_ns()
-        name = capture_name(ns, "command")
-        self.requests.append(PendingCapture(name, "command", index, ns, bool(ascii), time.monotonic()))
-        self.eventlog.record(Event(self._priority("transient"), "pq", "capture_command", name, user=user))
+        kind = "alarm" if reason else "command"
+        name = capture_name(ns, kind)
+        self.requests.append(PendingCapture(name, kind, index, ns, bool(ascii), time.monotonic()))
+        self.eventlog.record(Event(self._priority("transient"), "pq", "capture_command", name, user=user,
+                                   detail={"reason": reason} if reason else None))
         return {"name": name, "cfg": str(self.captures.dir / f"{name}.cfg")}
 
     @command("captures")

@@ -15,14 +15,13 @@ import time
 from typing import Any
 
 from firmware.ipc.snapshot import Snapshot
-from firmware.service import Service, command, main
+from firmware.service import HEARTBEAT_INTERVAL_S, Service, command, main
 from firmware.storage.logstore import LogStore
 from firmware.timesync import EVENTS_COLUMNS, EVENTS_DB, EVENTS_TABLE, LAYOUT, SNAPSHOT_NAME
 from firmware.timesync.chrony import Chronyc, ChronyError, Tracking, source_lines, write_sources
 from firmware.timesync.quality import QUALITY_NAMES, SYNCHRONISED, Event, Limits, Watch, may_set, snapshot_values
 from hal.errors import MeterError
 
-LOOP_S = 0.25
 SOURCES_RETRY_S = 30.0
 
 
@@ -55,8 +54,8 @@ class TimeService(Service):
             if now >= self._next_poll:
                 self._next_poll = now + self.cfg.poll
                 self.poll()
-            self.heartbeat(quality=QUALITY_NAMES[self.quality], **self.counters)
-            self.stopping.wait(min(LOOP_S, max(self._next_poll - time.monotonic(), 0.0)))
+            self.heartbeat(True, quality=QUALITY_NAMES[self.quality], **self.counters)
+            self.stopping.wait(min(HEARTBEAT_INTERVAL_S, max(self._next_poll - time.monotonic(), 0.0)))
 
     def _write_sources(self) -> None:
         text = source_lines(self.cfg.ntp_servers, self.cfg.iburst, self.cfg.minpoll, self.cfg.maxpoll)

@@ -57,8 +57,8 @@ class WebService(Service):
                 if failed:
                     failed[0].result()          # a server that ended by itself: its error stops the service
                     raise RuntimeError("a web server stopped by itself")
-                self.heartbeat(**self.stats())
-                await asyncio.sleep(HEARTBEAT_INTERVAL_S / 2)
+                self.heartbeat(True, **self.stats())        # the servers' tasks answer; this one only beats
+                await asyncio.sleep(HEARTBEAT_INTERVAL_S)
         finally:
             self.web.stopping.set()
             for s in self.servers:

@@ -6,6 +6,7 @@ content, never a mix and never an empty file.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 
@@ -23,10 +24,13 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, s
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.tmp-*"):
-        stale.unlink(missing_ok=True)  # left by a writer killed mid-save
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        if not _writer_alive(stale.name.rpartition(".tmp-")[2]):
+            stale.unlink(missing_ok=True)  # left by a writer killed mid-save (not one writing now)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
+        if not mode & 0o077:
+            os.fchmod(fd, mode)    # a private file is private whatever the umask (the umask only narrows)
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
@@ -40,13 +44,29 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, s
         fsync_dir(target.parent)
 
 
-def append_durable(path: str | os.PathLike[str], line: bytes) -> None:
+def _writer_alive(tag: str) -> bool:
+    """Whether the process that named a temporary file ``...tmp-PID[-THREAD]`` still runs."""
+    pid = tag.partition("-")[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return int(pid) != os.getpid() or "-" in tag     # this process: only its threads' files are live
+
+
+def append_durable(path: str | os.PathLike[str], line: bytes, mode: int = 0o644) -> None:
     """Append one record and fsync it (for small, rarely written journals such as config history)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     new = not target.exists()
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
     try:
+        if not mode & 0o077:
+            os.fchmod(fd, mode)
         os.write(fd, line)
         os.fsync(fd)
     finally:

@@ -20,7 +20,8 @@ class TimeSynced:
         self.snapshot: Snapshot | None = None
         self._retry_at = 0.0
 
-    def value(self) -> float:
+    def value(self, field: str = "time_synced") -> float:
+        """``field`` of the time snapshot (time_synced, time_quality ...); a stale snapshot reads 0."""
         if self.snapshot is None:
             now = time.monotonic()
             if now < self._retry_at:
@@ -38,7 +39,7 @@ class TimeSynced:
             return math.nan
         if time.time() - updated_ns / 1e9 > self.stale_s:
             return 0.0
-        return float(self.snapshot.field(data, "time_synced"))
+        return float(self.snapshot.field(data, field))
 
     def close(self) -> None:
         if self.snapshot is not None:

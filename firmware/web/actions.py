@@ -1,7 +1,7 @@
 """Handlers that act: login and logout, resets, firmware upgrade upload, service restarts.
 
-Resets are the control-socket commands Modbus runs (``firmware.comms.modbus.blocks.COMMANDS``), sent as the
-logged-in user; the security core decides the privilege and the revenue lock first, and the owning service
+Resets are the catalogue's commands the web carries (``web = True`` in ``firmware/catalogue/table.py``), sent as
+the logged-in user; the security core decides the privilege and the revenue lock first, and the owning service
 checks the lock again. An upgrade image is streamed to ``data_dir/web/uploads`` under ``[web] max_upload`` and
 handed to the upgrade service's ``install``, which checks the signature, version, board and lock: a refusal
 comes back with its reason and the file is deleted.
@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from firmware.comms.modbus.blocks import COMMANDS, Command
+from firmware.catalogue import Command, commands
 from firmware.control import ControlError
 from firmware.security.authorize import OPERATIONS, blocked_by_revenue_lock
 from firmware.web.api import ApiError, Call
@@ -25,26 +25,28 @@ UPLOAD_PREFIX = "upload-"
 UPLOAD_SUFFIX = ".img"
 
 
-def reset_name(command: Command) -> str:
-    return command.point.removeprefix("cmd_")
-
-
-RESETS: dict[str, Command] = {reset_name(c): c for c in COMMANDS}
+RESETS: dict[str, Command] = {c.name: c for c in commands() if c.web}
 
 
 async def resets(ctx: WebContext, call: Call) -> Any:
     when_locked = ctx.config["revenue"].demand_reset_when_locked
-    return {"resets": [{"name": name, "description": c.description, "operation": c.operation,
-                        "privilege": OPERATIONS[c.operation].privilege.value,
-                        "revenue": blocked_by_revenue_lock(c.operation, when_locked)} for name, c in RESETS.items()]}
+    return {"resets": [{"name": name, "description": c.description, "operation": c.op, "takes": c.value_arg or None,
+                        "privilege": OPERATIONS[c.op].privilege.value,
+                        "revenue": blocked_by_revenue_lock(c.op, when_locked)} for name, c in RESETS.items()]}
 
 
 async def reset(ctx: WebContext, call: Call) -> Any:
     command = RESETS[call.params["name"]]
     assert call.identity is not None
-    ctx.authorize(call.identity, command.operation)
+    ctx.authorize(call.identity, command.op)
+    args: dict[str, Any] = dict(command.protocol_args)
+    if command.value_arg:
+        # a command that sets something (time_set: the UTC seconds) takes the value; the page sends its clock
+        if call.params.get("value") is None:
+            raise ApiError(400, f"{call.params['name']}: give the value to set as ?value= ({command.description})")
+        args[command.value_arg] = call.params["value"]
     try:
-        result = await ctx.control(call.user, command.control)
+        result = await ctx.control(call.user, command.control, **args)
     except ControlError as exc:
         raise ApiError(403 if exc.kind == "AccessDenied" else 409, f"{call.params['name']}: {exc}") from None
     except IPCError as exc:

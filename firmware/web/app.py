@@ -35,6 +35,10 @@ log = logging.getLogger("web")
 
 STATIC_DIR = Path(__file__).parent / "static"
 API_TITLE = "OpenMeter web API"
+# A body before login (the login's user and password) is small and sent at once: these bounds, not [web]
+# max_body and body_timeout, so a host trickling login bodies holds no connection for long.
+UNAUTHENTICATED_BODY_BYTES = 1024
+UNAUTHENTICATED_BODY_S = 5.0
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                  b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
@@ -68,15 +72,24 @@ class EndpointHandler:
         self.ep = ep
 
     async def handle(self, request: Request) -> Response:
+        response = await self._answer(request)
+        if (self.ep.body is not None or self.ep.upload) and not getattr(request.state, "body_read", False):
+            # answered before the body was read (refused, too large, too slow): close rather than wait for the
+            # rest of a body that may be trickled in forever
+            response.headers["connection"] = "close"
+        return response
+
+    async def _answer(self, request: Request) -> Response:
         try:
             return await self._handle(request)
         except ApiError as exc:
             return _error(exc.status, str(exc), **exc.extra)
         except TooLarge as exc:
             return _error(413, f"{self.ep.method} {self.ep.path}: the request body is larger than the {exc.limit} "
-                               "bytes allowed ([web] max_body, or max_upload for images)")
+                               "bytes allowed ([web] max_body, max_upload for images, 1024 before login)")
         except TooSlow as exc:
-            return _error(408, f"the request body did not arrive within {exc.deadline_s:g} s ([web] body_timeout)")
+            return _error(408, f"the request body did not arrive within {exc.deadline_s:g} s ([web] body_timeout; "
+                               f"{UNAUTHENTICATED_BODY_S:g} s before login)")
         except ConnectionResetError:
             return Response(status_code=400)
         except AccessDenied as exc:
@@ -101,8 +114,9 @@ class EndpointHandler:
             token = request.cookies.get(COOKIE, "")
             identity = ctx.auth.session(token)
             if identity is None:
-                raise ApiError(401, "not logged in, or the session ended (no request for [security] "
-                                    "session_timeout); log in again")
+                raise ApiError(401, "not logged in, or the session ended (logged out, no request for [security] "
+                                    "session_timeout, older than session_max_age, or the user was removed or "
+                                    "changed); log in again")
             request.state.token = token
             if ep.changes_state and not ctx.auth.csrf_ok(token, request.headers.get(CSRF_HEADER)):
                 raise ApiError(403, "missing or wrong CSRF token: send the session's token (from the login "
@@ -113,6 +127,12 @@ class EndpointHandler:
             raise ApiError(403, f"request from another site ({request.headers.get('origin', '')[:80]}) refused")
         params = {p.name: p.parse(request.path_params.get(p.name) if p.where == "path"
                                   else request.query_params.get(p.name)) for p in ep.params}
+        if ep.operation is None and ep.body is not None:
+            # a body from someone not logged in (the login): its rate limit before a byte of it is read
+            wait = ctx.login_limiter.allow(address)
+            if wait:
+                raise ApiError(429, f"too many login attempts from {address}; try again in {wait:.0f} s",
+                               retry_after=wait)
         body = await self._body(request)
         result = await ep.handler(ctx, Call(identity, address, params, body, request))
         if isinstance(result, Response):
@@ -127,7 +147,11 @@ class EndpointHandler:
         if ep.body is not None:
             if ctype != "application/json":
                 raise ApiError(415, f"{ep.method} {ep.path} takes a JSON body (Content-Type: application/json)")
-            raw = await read_body(request.receive, web.max_body, web.body_timeout, size)
+            # without a session, a body is a login: small, and sent at once by anyone who means it
+            limit, deadline = ((web.max_body, web.body_timeout) if ep.operation is not None
+                               else (UNAUTHENTICATED_BODY_BYTES, UNAUTHENTICATED_BODY_S))
+            raw = await read_body(request.receive, limit, deadline, size)
+            request.state.body_read = True
             try:
                 body = json.loads(raw)
             except (ValueError, RecursionError):
@@ -142,6 +166,7 @@ class EndpointHandler:
 
             path = upload_path(self.ctx)
             await stream_body(request.receive, path, web.max_upload, web.body_timeout, size)
+            request.state.body_read = True
             return path
         return None
 

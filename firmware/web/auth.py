@@ -39,7 +39,7 @@ class WebAuth:
         self.config = config
         self.logins = Logins.from_config(config, source=INTERFACE)
         self.users = self.logins.users
-        self.sessions = Sessions(config["security"].session_timeout)
+        self.sessions = Sessions(config["security"].session_timeout, max_age_s=config["security"].session_max_age)
         self._csrf_key = secrets.token_bytes(32)
 
     def close(self) -> None:
@@ -53,11 +53,25 @@ class WebAuth:
             identity = self.logins.login(user, password, INTERFACE, where={"address": address})
         except AccessDenied as exc:
             raise LoginRefused(str(exc)) from None
-        return self.sessions.open(identity), identity
+        return self.sessions.open(identity, self.users.stamp(identity.user) or ""), identity
 
     def session(self, token: str | None) -> Identity | None:
-        """The identity of a live session (using it restarts its inactivity clock), or None."""
-        return self.sessions.get(token) if token else None
+        """The identity of a live session (using it restarts its inactivity clock), or None: also when its
+        user was removed or changed since the login (privileges, protocols, password)."""
+        identity = self.sessions.get(token) if token else None
+        if identity is None or not self.alive(token or ""):
+            return None
+        return identity
+
+    def alive(self, token: str) -> bool:
+        """Whether the session is live and its account unchanged, without counting as use; a changed one ends."""
+        session = self.sessions.peek(token)
+        if session is None:
+            return False
+        if self.users.stamp(session.identity.user) != session.stamp:
+            self.sessions.close(token)
+            return False
+        return True
 
     def logout(self, token: str) -> None:
         self.sessions.close(token)

@@ -86,12 +86,16 @@ class WebContext:
             self.auth.refuse(identity, operation, exc)
             raise
 
+    def event_log(self) -> EventLog:
+        """The meter's event log, opened on first use (writes, the unread counter)."""
+        if self._event_log is None:
+            self._event_log = EventLog.from_config(self.config)
+        return self._event_log
+
     def record(self, priority: int, cause: str, effect: str, user: str, **detail: Any) -> None:
         """Write an event to the meter's event log; a log that cannot be written is logged, never fatal here."""
         try:
-            if self._event_log is None:
-                self._event_log = EventLog.from_config(self.config)
-            self._event_log.record(Event(priority, SOURCE, cause, effect, user, detail))
+            self.event_log().record(Event(priority, SOURCE, cause, effect, user, detail))
         except StorageError as exc:
             log.error("event log: %s (event %s by %s not recorded)", exc, cause, user)
 

@@ -5,11 +5,13 @@ import asyncio
 import time
 from typing import Any
 
+from firmware.catalogue.values import pick, split_names
 from firmware.control import ControlError
 from firmware.storage.eventlog import band
+from firmware.web.pq import finite
 from firmware.web.api import ApiError, Call
 from firmware.web.context import WebContext
-from hal.errors import IPCError
+from hal.errors import ConfigError, IPCError
 
 MAX_ROWS = 1000               # records one request may return (events, load profile)
 
@@ -37,6 +39,18 @@ async def phasors(ctx: WebContext, call: Call) -> Any:
     return await _measured(ctx, "phasors")
 
 
+async def values(ctx: WebContext, call: Call) -> Any:
+    """Any quantity of the catalogue by name, as ``meter read`` answers it."""
+    try:
+        names = split_names(call.params["names"])
+        frame = ctx.measurements.frame()
+        return {**frame.meta(), "values": pick(frame.values, names)}
+    except ConfigError as exc:
+        raise ApiError(400, f"parameter 'names': {exc}") from None
+    except IPCError as exc:
+        raise ApiError(503, str(exc)) from None
+
+
 async def points(ctx: WebContext, call: Call) -> Any:
     return {"points": ctx.measurements.point_table()}
 
@@ -47,7 +61,23 @@ async def events(ctx: WebContext, call: Call) -> Any:
                                    ("priority", p["min_priority"]) if p["min_priority"] else None)
     for row in rows:
         row["band"] = band(int(row.get("priority") or 0))
-    return {"events": rows}
+    unread = await asyncio.to_thread(ctx.event_log().unread)
+    return {"events": rows, "unread": unread}
+
+
+async def events_read(ctx: WebContext, call: Call) -> Any:
+    """Mark every event read: the unread counter (web, display, `meter status`) goes back to 0."""
+    assert call.identity is not None
+    ctx.authorize(call.identity, "alarm_ack")
+    last = await asyncio.to_thread(ctx.event_log().mark_read)
+    return {"read_up_to": last, "unread": await asyncio.to_thread(ctx.event_log().unread)}
+
+
+async def revenue_registers(ctx: WebContext, call: Call) -> Any:
+    try:
+        return finite(await ctx.control(call.user, "metrology.registers"))
+    except (ControlError, IPCError) as exc:
+        raise ApiError(503, f"the revenue registers did not answer: {exc}") from None
 
 
 async def load_profile(ctx: WebContext, call: Call) -> Any:

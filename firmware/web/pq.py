@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from starlette.responses import Response
 
-from firmware import cli_report
+from firmware.recorder import reports
 from firmware.control import ControlError
 from firmware.recorder.capture import WAVEFORMS_DIR, capture_names
 from firmware.recorder.store import read_aggregates
@@ -185,12 +185,12 @@ async def report(ctx: WebContext, call: Call) -> Any:
 
 
 async def _compute(ctx: WebContext, p: dict[str, Any], start: float, end: float) -> dict[str, Any]:
-    inst = cli_report.installation(ctx.config)
+    inst = reports.installation(ctx.config)
     try:
         if p["standard"] == "en50160":
-            out, _ = await asyncio.to_thread(cli_report.en50160_week, inst, start, end)
+            out, _ = await asyncio.to_thread(reports.en50160_week, inst, start, end)
         else:
-            out, _ = await asyncio.to_thread(cli_report.ieee519_week, inst, start, end, p["isc_il"], p["il"],
+            out, _ = await asyncio.to_thread(reports.ieee519_week, inst, start, end, p["isc_il"], p["il"],
                                              p["bus_kv"])
     except ConfigError as exc:
         raise ApiError(400, str(exc).replace("--isc-il", "isc_il").replace("--il", "il")

@@ -7,7 +7,7 @@ Each endpoint names the operation the security core's authorization point decide
 from __future__ import annotations
 
 from firmware.recorder.store import AGGREGATE_KINDS
-from firmware.web import actions, data, pq, session, setup
+from firmware.web import actions, alarms, data, pq, session, setup
 from firmware.web.api import LOGGED_IN, Endpoint, Param
 from firmware.web.readings import PHASOR_CHANNELS
 
@@ -36,6 +36,11 @@ _CONFIG_BODY = {"type": "object", "required": ["changes"], "additionalProperties
     "changes": {"type": "object", "maxProperties": MAX_CHANGES,
                 "description": "SECTION.OPTION -> new value (JSON: number, true/false, text, list)"},
     "reason": {"type": "string", "maxLength": 200}}}
+_ACK_BODY = {"type": "object", "additionalProperties": False, "properties": {
+    "ids": {"type": "array", "maxItems": 64, "items": {"type": "integer", "minimum": 1},
+            "description": "alarm ids (GET /api/alarms); absent: every unacknowledged alarm"}}}
+_FORCE_BODY = {"type": "object", "required": ["state"], "additionalProperties": False, "properties": {
+    "state": {"type": "string", "enum": ["on", "off", "release"]}}}
 _CAPTURE = Param("name", "string", "capture name, as GET /api/captures lists it", where="path", max_length=80)
 _PQ_LIMIT = Param("limit", "integer", "most records returned", default=1000, minimum=1, maximum=10000)
 _KEEP = Param("order", "string", "which end of the range the limit keeps (records are answered oldest first)",
@@ -68,6 +73,11 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
                               enum=tuple(harmonic_channels)),)),
         E("GET", "/api/phasors", data.phasors, "Fundamental phasors (V A-N at 0 degrees, counter-clockwise)",
           "measurements", READ, description="Channels " + ", ".join(PHASOR_CHANNELS) + "."),
+        E("GET", "/api/values", data.values, "Any quantity of the catalogue by name (as `meter read`)",
+          "measurements", READ, errors=(400, 503),
+          params=(Param("names", "string", "point names, comma-separated; name[i] for one element of an array "
+                        "(GET /api/points lists them)", required=True, max_length=8000),),
+          description="Values in the point's unit; null: not available; an array point is a list."),
         E("GET", "/api/points", data.points, "The point map: name, unit, kind and description of every value",
           "measurements", READ),
         E("GET", "/api/stream", session.stream, "Live readings as server-sent events (event 'readings')",
@@ -77,7 +87,10 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/events", data.events, "The meter's event log by time range", "logs", READ,
           params=(_SINCE, _UNTIL, _LIMIT, _ORDER,
                   Param("min_priority", "integer", "only events of at least this priority", default=0,
-                        minimum=0, maximum=255))),
+                        minimum=0, maximum=255)),
+          description="`unread` is the event log's unread counter: records after the last one marked read."),
+        E("POST", "/api/events/read", data.events_read, "Mark every event read (the unread counter to 0)", "logs",
+          LOGGED_IN, description="The operation is alarm_ack: acknowledging what the meter reported."),
         E("GET", "/api/pq/events", pq.pq_events, "The recorder's PQ events (dips, swells, interruptions, "
           "transients, RVC) by time range, oldest first", "power quality", READ, params=(_SINCE, _UNTIL, _PQ_LIMIT),
           errors=(503,), description="Each event: kind, start time (ts), duration, residual or peak values, "
@@ -117,6 +130,9 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
                   Param("bus_kv", "number", "IEEE 519: line-to-line kV at the PCC (default: from [metrology] "
                         "nominal_voltage)", minimum=RATIO_MIN, maximum=RATIO_MAX)),
           description="Computed as `meter report` does, from the recorder's aggregates."),
+        E("GET", "/api/revenue", data.revenue_registers, "Every revenue register: energy by phase and TOU rate, "
+          "demands, peaks with their coincident values, cumulative demands, min/max, snapshots, counters", "logs",
+          READ, errors=(503,), description="As `meter revenue registers` shows them (metrology.registers)."),
         E("GET", "/api/load-profile", data.load_profile, "Load-profile records by time range", "logs", READ,
           params=(_SINCE, _UNTIL, _LIMIT, _ORDER)),
         E("GET", "/api/diagnostics", data.diagnostics,
@@ -142,9 +158,11 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/resets", actions.resets, "The resets and commands the meter offers", "resets", READ),
         E("POST", "/api/resets/{name}", actions.reset, "Run a reset (demand, energy, billing period) or demand sync",
           "resets", LOGGED_IN, params=(Param("name", "string", "which reset", where="path",
-                                        enum=tuple(actions.RESETS)),), errors=(409, 503),
-          description="The operation is the reset's own (GET /api/resets lists each with its privilege); the "
-                      "revenue lock refuses the revenue resets."),
+                                        enum=tuple(actions.RESETS)),
+                                  Param("value", "number", "the value a command that sets something takes "
+                                        "(time_set: seconds since 1970, UTC)", minimum=0)), errors=(400, 409, 503),
+          description="The operation is the reset's own (GET /api/resets lists each with its privilege and, in "
+                      "`takes`, the value it needs); the revenue lock refuses the revenue resets."),
         E("GET", "/api/upgrade", actions.upgrade_status, "Slots, installed version, revenue lock", "upgrade", READ,
           errors=(409, 503)),
         E("POST", "/api/upgrade", actions.upgrade_upload, "Upload a signed firmware image and install it",
@@ -157,5 +175,17 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/upgrade/{attempt}", actions.upgrade_progress, "Progress and outcome of one install attempt",
           "upgrade", READ, params=(Param("attempt", "string", "attempt id from the upload's answer", where="path",
                                          max_length=64),), errors=(404, 409, 503)),
+        E("GET", "/api/alarms", alarms.alarms, "Active and historic alarms (io service), highest priority first",
+          "alarms and I/O", READ, errors=(503,)),
+        E("POST", "/api/alarms/ack", alarms.acknowledge, "Acknowledge alarms by id, or every one without ids",
+          "alarms and I/O", LOGGED_IN, body=_ACK_BODY, errors=(403, 409, 503),
+          description="The operation is alarm_ack. A unary alarm (Power Up, Sag, Swell, Interruption) ends with "
+                      "its acknowledgement."),
+        E("GET", "/api/io", alarms.io_status, "Digital inputs (state, counts, totals) and outputs (level, source, "
+          "forced, pulses)", "alarms and I/O", READ, errors=(503,)),
+        E("POST", "/api/io/outputs/{number}", alarms.force, "Force a digital output on or off, or release it",
+          "alarms and I/O", LOGGED_IN, body=_FORCE_BODY, errors=(403, 409, 503),
+          params=(Param("number", "integer", "output number, from 1", where="path", minimum=1, maximum=16),),
+          description="The operation is output_force; the change is in the event log with the user."),
         E("GET", "/api/openapi.json", session.openapi_document, "This API as an OpenAPI 3.1 document", "meta", None),
     ]

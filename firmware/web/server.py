@@ -36,26 +36,62 @@ class ConnectionLimits:
         self.per_address = per_address
         self.head_timeout_s = head_timeout_s
         self.open: Counter[str] = Counter()
+        self.held: dict[str, list[GuardedH11Protocol]] = {}    # by address, oldest first
         self.refused = 0
+        self.evicted = 0
         self.head_timeouts = 0
+
+    def victim(self, newcomer: str) -> GuardedH11Protocol | None:
+        """When every connection is taken: one of an address holding at least two more than ``newcomer``'s,
+        so hosts that fill the pool (slow heads, trickled bodies) cannot keep out one that opens a single
+        connection; the address holding the most gives its oldest connection with no request in progress, else
+        its oldest. None: no address holds that many (the newcomer is refused)."""
+        over = [a for a, n in self.open.items() if n >= self.open[newcomer] + 2]
+        if not over:
+            return None
+        conns = self.held.get(max(over, key=lambda a: self.open[a]), [])
+        idle = [c for c in conns if c.conn.their_state is h11.IDLE]
+        chosen = idle or conns
+        return chosen[0] if chosen else None
 
 
 class GuardedH11Protocol(H11Protocol):
     limits: ConnectionLimits          # set on the subclass guarded_protocol() makes
     _counted: str | None = None
     _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = 0
+    _head_tail = b""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         limits = self.limits
         address = self.client[0] if self.client else "?"
-        if sum(limits.open.values()) >= limits.total or limits.open[address] >= limits.per_address:
+        victim = limits.victim(address) if sum(limits.open.values()) >= limits.total else None
+        if (sum(limits.open.values()) >= limits.total and victim is None) or limits.open[address] >= limits.per_address:
             limits.refused += 1
             transport.abort()
             return
+        if victim is not None:
+            limits.evicted += 1
+            victim._uncount()
+            victim.transport.abort()
         limits.open[address] += 1
+        limits.held.setdefault(address, []).append(self)
         self._counted = address
         self._arm()
+
+    def _uncount(self) -> None:
+        if self._counted is None:
+            return
+        open_ = self.limits.open
+        open_[self._counted] -= 1
+        conns = self.limits.held.get(self._counted, [])
+        if self in conns:
+            conns.remove(self)
+        if open_[self._counted] <= 0:
+            del open_[self._counted]
+            self.limits.held.pop(self._counted, None)
+        self._counted = None
 
     def _arm(self) -> None:
         if self._head_timer is None:
@@ -74,18 +110,26 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self.conn.their_state is h11.IDLE:
             self._arm()          # a new request starts: its head must be complete in time
+            # h11 bounds only a head that arrives in pieces; one that arrives whole is measured here, up to its
+            # blank line (what follows in the same read is the body)
+            seen = self._head_tail + data
+            end = seen.find(b"\r\n\r\n")
+            head = len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
+            self._head_bytes += head
+            self._head_tail = seen[-3:]
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n"
+                                     b"content-length: 0\r\n\r\n")
+                self.transport.close()
+                return
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:
             self._disarm()
+            self._head_bytes, self._head_tail = 0, b""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        if self._counted is not None:
-            open_ = self.limits.open
-            open_[self._counted] -= 1
-            if open_[self._counted] <= 0:
-                del open_[self._counted]
-            self._counted = None
+        self._uncount()
         super().connection_lost(exc)
 
 
@@ -121,7 +165,9 @@ def bind(address: str, port: int, option: str) -> socket.socket:
 
 def make_server(app: Callable[..., Any], sock: socket.socket, limits: ConnectionLimits,
                 ssl_context: ssl.SSLContext | None) -> _Server:
-    config = uvicorn.Config(app, http=guarded_protocol(limits), lifespan="off", log_config=None,
+    # proxy_headers off: no proxy stands before the meter, so X-Forwarded-For from any peer (127.0.0.1 included)
+    # must not change the address the limits and the audit see
+    config = uvicorn.Config(app, http=guarded_protocol(limits), lifespan="off", log_config=None, proxy_headers=False,
                             access_log=False, server_header=False, timeout_keep_alive=KEEP_ALIVE_S,
                             timeout_graceful_shutdown=GRACEFUL_STOP_S, h11_max_incomplete_event_size=MAX_HEAD_BYTES,
                             ssl_context_factory=(lambda cfg, default: ssl_context) if ssl_context else None)

@@ -2,9 +2,11 @@
 
 A configuration write goes through the same store as ``meter config set`` (``firmware.config.store``): the
 whole new configuration is validated, saved atomically as a new version with the user and reason, and the
-refusal of a bad value carries the schema's own message (section, option, what is allowed). Sealed sections
-(metrology, revenue) are refused by the store while the meter is revenue-locked. Settings take effect when
-the services that read them restart.
+refusal of a bad value carries the schema's own message (section, option, what is allowed). Each option is
+authorized by its rule in the schema (``Section.rule``): the privilege it needs; options naming a file,
+directory or program on the meter are refused over the web whoever asks; the store refuses the revenue-locked
+ones while the lock is engaged. Secret options are never read back. Settings take effect when the services
+that read them restart.
 """
 from __future__ import annotations
 
@@ -12,14 +14,26 @@ import asyncio
 from typing import Any
 
 from firmware.config import meter_schema
-from firmware.config.schema import Bool, Duration, Enum, Float, Int, IPAddress, Kind, ListOf, Section, Str, Table
-from firmware.security.authorize import OPERATIONS
+from firmware.config.schema import (
+    Bool,
+    Duration,
+    Enum,
+    Float,
+    Int,
+    IPAddress,
+    Kind,
+    ListOf,
+    Rule,
+    Section,
+    Str,
+    Table,
+)
+from firmware.config.store import SECRET
+from firmware.security.authorize import OPERATIONS, config_operation
 from firmware.web.api import ApiError, Call
 from firmware.web.context import WebContext
 from hal.errors import AccessDenied, ConfigError
 
-# Sections whose change is a security setting (ION "Security Config Access"): users, lockout, syslog.
-SECURITY_SECTIONS = ("security",)
 CONFIG_CHANGE_PRIORITY = 20        # Info band: a configuration change is recorded, not an alarm
 CERTIFICATE_PRIORITY = 64          # Low band: a certificate change alters what every client must trust
 
@@ -48,19 +62,28 @@ def _kind(kind: Kind) -> dict[str, Any]:
     return {"type": "value"}
 
 
-def section_operation(section: Section) -> str:
-    """The operation the authorization point decides on for a change of this section."""
-    if section.name.split(".")[0] in SECURITY_SECTIONS:
-        return "user_admin"
-    return "config_set_sealed" if section.sealed else "config_set"
+def option_operation(rule: Rule) -> str:
+    """The operation the authorization point decides on for a change of one option."""
+    return config_operation(rule.privilege, rule.locked)
+
+
+def _rule_fields(rule: Rule) -> dict[str, Any]:
+    operation = option_operation(rule)
+    return {"operation": operation, "privilege": OPERATIONS[operation].privilege.value,
+            "revenue_locked": rule.locked, "web_writable": not rule.local, "secret": rule.secret}
+
+
+def _shown(rule: Rule, value: Any) -> Any:
+    """A value as a reader may see it: a secret only says whether it is set."""
+    return (SECRET if value else "") if rule.secret else value
 
 
 def _section_schema(sec: Section, values: dict[str, Any]) -> dict[str, Any]:
-    operation = section_operation(sec)
-    return {"name": sec.name, "doc": sec.doc, "sealed": sec.sealed, "operation": operation,
-            "privilege": OPERATIONS[operation].privilege.value,
+    return {"name": sec.name, "doc": sec.doc, "sealed": sec.sealed,
             "options": [{"name": o.name, "doc": o.doc, "unit": o.unit, "allowed": o.kind.allowed(),
-                         "default": o.kind.to_toml(o.default), "value": values.get(o.name), **_kind(o.kind)}
+                         "default": _shown(sec.rule(o.name), o.kind.to_toml(o.default)),
+                         "value": _shown(sec.rule(o.name), values.get(o.name)), **_kind(o.kind),
+                         **_rule_fields(sec.rule(o.name))}
                         for o in sec.options]}
 
 
@@ -97,8 +120,19 @@ async def config_write(ctx: WebContext, call: Call) -> Any:
         raise ApiError(400, "config: 'changes' is empty; give at least one SECTION.OPTION and its new value")
     schema = meter_schema()
     assert call.identity is not None
-    for section in changes:
-        ctx.authorize(call.identity, section_operation(schema.section(section)))
+    rules = [schema.section(section).rule(option) for section, options in changes.items() for option in options]
+    local = [r.option for r in rules if r.local]
+    if local:
+        # a path set from the network could point anywhere (another meter's data, a system file)
+        raise ApiError(403, f"config: {', '.join(local)} names a file, directory or program on the meter and cannot "
+                            "be changed over the network; change it on the meter itself as root or the meter's "
+                            f"account: meter config set {local[0]}=...")
+    for operation in sorted({option_operation(r) for r in rules}):
+        try:
+            ctx.authorize(call.identity, operation)
+        except AccessDenied as exc:
+            which = ", ".join(r.option for r in rules if option_operation(r) == operation)
+            raise AccessDenied(f"config: {which}: {exc}") from None
     reason = call.body.get("reason") or "changed on the web page"
     store = ctx.store
     try:
@@ -111,7 +145,11 @@ async def config_write(ctx: WebContext, call: Call) -> Any:
     done: list[dict[str, Any]] = []
     for section, options in changes.items():
         for option in options:
-            before, after = old[section].to_dict()[option], new[section].to_dict()[option]
+            rule = schema.section(section).rule(option)
+            before = _shown(rule, old[section].to_dict()[option])
+            after = _shown(rule, new[section].to_dict()[option])
+            if rule.secret and old[section][option] != new[section][option]:
+                before, after = "(previous)", SECRET
             done.append({"option": f"{section}.{option}", "old": before, "new": after})
             if before != after:
                 ctx.record(CONFIG_CHANGE_PRIORITY, "config_change", f"{section}.{option}: {before!r} -> {after!r}",

@@ -169,9 +169,9 @@ def read_cfg(cfg_path: Path) -> Config:
         raise fail(path, f"line {n}, field nrates: {nrates} sample rates; at most {MAX_RATES}")
     rates = [_rate(path, *lines.next(f"samp,endsamp (rate {k + 1} of {max(nrates, 1)})"))
              for k in range(max(nrates, 1))]
-    _check_rates(path, rates, nrates, line_hz)
+    rates, notes = _check_rates(path, rates, nrates, line_hz)
     config = Config(path, station, device, rev, analogs, digital_names, line_hz, lf_line, rates, None, None,
-                    "ASCII", 1.0)
+                    "ASCII", 1.0, notes)
     config.start = _date(config, *lines.next("start date and time"), "start")
     config.trigger = _date(config, *lines.next("trigger date and time"), "trigger")
     _tail(config, lines)
@@ -257,14 +257,22 @@ def _rate(path: Path, n: int, text: str) -> Rate:
     return Rate(samp, integer(path, n, "endsamp", f[1]), n)
 
 
-def _check_rates(path: Path, rates: list[Rate], nrates: int, line_hz: float) -> None:
-    """Sample numbers that grow and rates that carry the line frequency (a run never outlasts the recording)."""
-    previous = 0
+def _check_rates(path: Path, rates: list[Rate], nrates: int, line_hz: float) -> tuple[list[Rate], list[str]]:
+    """Sample numbers that grow and rates that carry the line frequency (a run never outlasts the recording).
+    A rate whose endsamp repeats the one before holds no sample: it is dropped with a note, as the common
+    readers do. Rates too slow for the fundamental are kept (``slow``) when others carry it."""
+    previous, kept, notes = 0, [], []
     for r in rates:
+        if r.endsamp == previous and previous > 0:
+            notes.append(f"{path}: line {r.line}, field endsamp: {r.endsamp} repeats the rate before; this "
+                         f"{r.samp:g} Hz rate holds no sample and is skipped")
+            continue
         if r.endsamp <= previous:
             raise fail(path, f"line {r.line}, field endsamp: {r.endsamp} does not follow {previous}; "
                              "each rate ends at a later sample")
         previous = r.endsamp
+        kept.append(r)
+    rates = kept
     zero = [r for r in rates if r.samp == 0]
     if zero and len(zero) != len(rates):
         raise fail(path, f"line {zero[0].line}, field samp: 0 (time stamps) mixed with fixed rates")
@@ -272,10 +280,17 @@ def _check_rates(path: Path, rates: list[Rate], nrates: int, line_hz: float) -> 
         raise fail(path, f"line {rates[0].line}, field samp: {rates[0].samp:g} Hz with nrates 0; "
                          "nrates 0 means the .dat's time stamps are the time base (samp 0)")
     floor = min_rate_hz(line_hz)
-    for r in rates:
-        if 0 < r.samp <= floor:
-            raise fail(path, f"line {r.line}, field samp: {r.samp:g} Hz does not carry a {max(line_hz, 50):g} Hz "
-                             f"fundamental (more than {floor:g} Hz needed)")
+    slow = [r for r in rates if 0 < r.samp <= floor]
+    if slow and len(slow) == len(rates):
+        r = slow[0]
+        raise fail(path, f"line {r.line}, field samp: {r.samp:g} Hz does not carry a {max(line_hz, 50):g} Hz "
+                         f"fundamental (more than {floor:g} Hz needed)")
+    return rates, notes
+
+
+def carries_fundamental(rate: Rate, line_hz: float) -> bool:
+    """A fixed rate fast enough to record the fundamental (time stamps as the time base are checked per step)."""
+    return rate.samp == 0 or rate.samp > min_rate_hz(line_hz)
 
 
 def min_rate_hz(line_hz: float) -> float:

@@ -5,10 +5,11 @@ uint32 n, uint32 timestamp, the analog values (int16, int32 or float32) and the 
 a uint16 word. Missing values are blank (ASCII; 99999 in a 1999 file), -32768 / -2^31 (BINARY / BINARY32) or NaN (FLOAT32); a
 missing time stamp is blank or 0xFFFFFFFF.
 
-Checked against the .cfg: the number of records (the last ``endsamp``), the record size (binary) or the
-number of fields (ASCII), sample numbers that increase, digital values of 0 or 1, and (when the time
-stamps are the time base) time stamps that are present and increase. A refusal names the file, the line
-(ASCII) or record (binary) and the field.
+Checked against the .cfg: the record size (binary: the file a whole number of records) or the number of
+fields (ASCII), sample numbers that increase, digital values of 0 or 1, and (when the time stamps are the time
+base) time stamps that are present and increase. A refusal names the file, the line (ASCII) or record
+(binary) and the field. More or fewer records than the .cfg declares (the last ``endsamp``) are read to the
+shorter of the two with a warning, as the common COMTRADE readers do.
 """
 from __future__ import annotations
 
@@ -68,8 +69,8 @@ def _ascii(config: Config, path: Path, data: bytes) -> Data:
     while rows and not rows[-1].strip():
         rows.pop()
     if len(rows) != config.n_samples:
-        raise fail(path, f"{len(rows)} lines, but the .cfg (line {config.rates[-1].line}, field endsamp) declares "
-                         f"{config.n_samples} samples")
+        _count_note(config, path, f"{len(rows)} lines", len(rows))
+        rows = rows[:config.n_samples]
     fields = []
     for k, row in enumerate(rows):
         f = row.split(",")
@@ -98,6 +99,12 @@ def _ascii(config: Config, path: Path, data: bytes) -> Data:
                              "allowed 0 or 1")
         dig[:, j] = col == "1"
     return Data(numbers, stamps, raw, dig)
+
+
+def _count_note(config: Config, path: Path, found: str, n: int) -> None:
+    """More or fewer records than the .cfg declares: read the shorter, as the common COMTRADE readers do."""
+    config.warnings.append(f"{path}: {found}, but the .cfg (line {config.rates[-1].line}, field endsamp) declares "
+                           f"{config.n_samples} samples; {min(n, config.n_samples)} read")
 
 
 def _column(path: Path, col: np.ndarray, name: str, *, integral: bool, missing_ok: bool) -> np.ndarray:
@@ -136,12 +143,22 @@ def _binary(config: Config, path: Path, data: bytes) -> Data:
     rec = np.dtype([("n", "<u4"), ("t", "<u4"), ("a", code, (n_a,)), ("d", "<u2", (n_words,))])
     size = rec.itemsize
     declared = config.n_samples
+    if len(data) % size:
+        # records of another size than the .cfg's channels make: nothing in the file can be trusted
+        raise fail(path, f"{len(data)} bytes are not a whole number of {size}-byte records ({len(data) % size} bytes "
+                         f"over): the .cfg declares {n_a} analog x {np.dtype(code).itemsize} bytes and {n_d} digital "
+                         "per record; is it this .dat's .cfg?")
+    arr = np.frombuffer(data[:min(len(data), declared * size)], dtype=rec)
     if len(data) != declared * size:
-        whole = "" if len(data) % size == 0 else f" (not a whole number of records: {len(data) % size} bytes over)"
-        raise fail(path, f"{len(data)} bytes = {len(data) // size} records of {size} bytes{whole}, but the .cfg "
-                         f"(line {config.rates[-1].line}, field endsamp) declares {declared} samples of {n_a} "
-                         f"analog x {np.dtype(code).itemsize} bytes and {n_d} digital ({declared * size} bytes)")
-    arr = np.frombuffer(data, dtype=rec)
+        found = f"{len(data) // size} records of {size} bytes"
+        if len(arr) > 1 and not (np.diff(arr["n"].astype(np.int64)) == 1).all():
+            # another count and sample numbers that do not run 1 by 1: records of another size than the
+            # .cfg's channels make (5 channels declared over 6 can still divide); nothing can be trusted
+            raise fail(path, f"{len(data)} bytes = {found}, but the .cfg (line {config.rates[-1].line}, field "
+                             f"endsamp) declares {declared} samples of {n_a} analog x {np.dtype(code).itemsize} "
+                             f"bytes and {n_d} digital, and the sample numbers do not count up: is it this .dat's "
+                             ".cfg?")
+        _count_note(config, path, found, len(data) // size)
     raw = arr["a"].astype(np.float64).reshape(len(arr), n_a)
     if missing is not None:
         raw[arr["a"].reshape(len(arr), n_a) == missing] = np.nan

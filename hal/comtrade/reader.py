@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hal.comtrade.cfg import AnalogChannel, Config, Rate, fail, min_rate_hz, read_cfg
+from hal.comtrade.cfg import AnalogChannel, Config, Rate, carries_fundamental, fail, min_rate_hz, read_cfg
 from hal.comtrade.dat import read_dat
 
 _UNIT_SCALE = {"v": 1.0, "kv": 1e3, "mv": 1e-3, "a": 1.0, "ka": 1e3, "ma": 1e-3}
@@ -38,6 +38,9 @@ class Comtrade:
     extra: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)   # what was read with an assumption, for the user
     line_hz_line: int = 0               # the .cfg line of lf
+    # (from, to) in seconds, exclusive: stretches between the usable samples around a rate too slow to carry
+    # the fundamental (a relay's slow segments between fault records); a replay treats them as lost samples
+    gaps: list[tuple[float, float]] = field(default_factory=list)
 
     def secondary(self, k: int) -> np.ndarray:
         """Channel k in secondary units (V or A at the meter's terminals), unit prefixes resolved."""
@@ -88,9 +91,27 @@ def read_comtrade(path: str | Path) -> Comtrade:
     else:
         times = multi_rate_times(config.rates, len(values))
         rate = 0.0
+    gaps = slow_gaps(config, cfg_path, times)
     return Comtrade(config.station, config.device, config.rev_year, config.line_hz, config.analogs,
                     config.digital_names, times, values, data.digital, config.start, config.trigger, rate,
-                    str(cfg_path), warnings=config.warnings, line_hz_line=config.line_hz_line)
+                    str(cfg_path), warnings=config.warnings, line_hz_line=config.line_hz_line, gaps=gaps)
+
+
+def slow_gaps(config: Config, cfg_path: Path, times: np.ndarray) -> list[tuple[float, float]]:
+    """The stretches of rates too slow for the fundamental, from the last usable sample before to the first
+    after (a note in ``config.warnings`` for each)."""
+    n, first, out = len(times), 0, []
+    for r in config.rates:
+        end = min(r.endsamp, n)
+        if end > first and not carries_fundamental(r, config.line_hz):
+            lo = times[first - 1] if first > 0 else times[first]
+            hi = times[end] if end < n else times[end - 1]
+            out.append((float(lo), float(hi)))
+            config.warnings.append(
+                f"{cfg_path}: samples {first + 1}-{end} at {r.samp:g} Hz (line {r.line}) cannot carry the "
+                f"{max(config.line_hz, 50):g} Hz fundamental: {hi - lo:.3f} s from {lo:.3f} s treated as a gap")
+        first = end
+    return out
 
 
 def multi_rate_times(rates: list[Rate], n: int) -> np.ndarray:

@@ -21,8 +21,6 @@ from hal.clock import Clock
 from hal.gpio import BOTH, FALLING, RISING, EdgeEvent, Gpio
 from hal.sim.wire import Wire
 
-WIRE_POLL_S = 0.002       # how often a waiting reader looks at the wire file (the simulated interrupt latency)
-
 
 class SimGpio(Gpio):
     def __init__(self, clock: Clock, wire: str | Path | None = None, **_: object) -> None:
@@ -50,6 +48,8 @@ class SimGpio(Gpio):
                 with self._cond:
                     self._queue.append(EdgeEvent(pin, level, stamp))
                     self._cond.notify_all()
+                if self.wire is not None:
+                    self.wire.wake()
         self.levels[pin] = level
 
     def watch_edges(self, pins: Iterable[int], pull: str = "none") -> None:
@@ -68,7 +68,10 @@ class SimGpio(Gpio):
                     out, self._queue = self._queue, []
                     return out
                 wait = deadline - time.monotonic()
-                self._cond.wait(min(wait, WIRE_POLL_S) if self.wire is not None else wait)
+                if self.wire is None:
+                    self._cond.wait(wait)
+            if self.wire is not None:
+                self.wire.wait_inputs(wait)      # an edge on the wire, or one driven here (drive wakes it)
 
     def setup_input(self, pin: int, pull: str = "none") -> None:
         if self.wire is not None and pin in self.wire.initial:
@@ -112,6 +115,10 @@ class SimGpio(Gpio):
                 return True
             if self.clock.monotonic_ns() >= deadline:
                 return False
+
+    def close(self) -> None:
+        if self.wire is not None:
+            self.wire.close()
 
     def _edge_seen(self, pin: int, edge: str, before: bool, edges: int) -> bool:
         level = self.levels.get(pin, True)

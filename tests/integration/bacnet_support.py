@@ -35,6 +35,9 @@ BACNET_VALUES = {
     "p_demand_delivered": 8_100.0, "q_demand_delivered": 1_200.0, "s_demand": 8_200.0,
     "p_demand_delivered_peak": 9_500.0, "q_demand_delivered_peak": 1_500.0, "s_demand_peak": 9_700.0,
     "p_demand_received_peak": 120.0, "q_demand_received_peak": 30.0, "time_synced": 1.0,
+    "s_demand_received_peak": 140.0, "energy_reset_count": 2.0,
+    **{f"varh_q{n}_{ph}": 1000.0 * n + k for n in range(1, 5) for k, ph in enumerate("abc")},
+    "di_count": [1234.0, 56.0] + [float("nan")] * 14, "power_up_count": 9.0,
 }
 
 
@@ -71,6 +74,7 @@ def _control(run_dir: Path, rig_calls: list[tuple[str, str, dict[str, Any]]],
     handlers = {f"metrology.{c}": handler(f"metrology.{c}", c != "demand_sync")
                 for c in ("demand_reset", "energy_reset", "billing_reset", "demand_sync")}
     handlers["time.set"] = handler("time.set", False)
+    handlers["io.reset_counts"] = handler("io.reset_counts", False)
     handlers["restart"] = handler("restart", False)
     server = ControlServer(run_dir / "control.sock", handlers)
     server.start()
@@ -89,7 +93,9 @@ async def client_app(port: int | None = None) -> tuple[Application, int]:
 
 
 @contextlib.asynccontextmanager
-async def bacnet_rig(tmp_path: Path, **bacnet: Any) -> AsyncIterator[Rig]:
+async def bacnet_rig(tmp_path: Path, sections: dict[str, dict[str, Any]] | None = None,
+                     **bacnet: Any) -> AsyncIterator[Rig]:
+    """The device on a free loopback port; ``bacnet`` are [bacnet] options, ``sections`` any other ones."""
     run_dir = tmp_path / "run"
     run_dir.mkdir(exist_ok=True)
     port = free_port()
@@ -98,6 +104,8 @@ async def bacnet_rig(tmp_path: Path, **bacnet: Any) -> AsyncIterator[Rig]:
         "meter": {"data_dir": str(tmp_path / "data"), "run_dir": str(run_dir), "serial_number": "SIM-424242"},
         "log": {"file": False},
         "metrology": {"ct_primary": 100.0},
+        "upgrade": {"revenue_lock_file": str(tmp_path / "revenue_lock")},
+        **(sections or {}),
         "bacnet": {"enabled": True, "ip_port": port, "bind_address": "127.0.0.1", "ip_prefix": 32,
                    "device_instance": DEVICE_INSTANCE, **bacnet},
     }))

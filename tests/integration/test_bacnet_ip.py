@@ -75,7 +75,8 @@ def test_every_object_reads_as_the_s4100_model(tmp_path):
                 value, reliability, units, name = (got[i][3] for i in range(4))
                 assert name == ai.name and str(units) == ai.units
                 if ai.point:
-                    expected = BACNET_VALUES[ai.point] * ai.scale
+                    published = BACNET_VALUES[ai.point]
+                    expected = (published[ai.element] if ai.element >= 0 else published) * ai.scale
                     assert value == pytest.approx(expected, rel=REAL_REL), oid
                     assert str(reliability) == "no-fault-detected", oid
                     assert points[ai.point]
@@ -85,7 +86,9 @@ def test_every_object_reads_as_the_s4100_model(tmp_path):
                     assert math.isnan(value) and str(reliability) == "no-fault-detected", oid
             # AI76: the S4100's formula, sqrt(3) * (sqrt(3) * 230 V L-N) * 100 A CT primary / 1000
             assert await rp(rig, "analog-input,76") == pytest.approx(3 * 230.0 * 100.0 / 1000, rel=REAL_REL)
-            assert await rp(rig, "analog-input,82") == 11.0
+            assert await rp(rig, "analog-input,29") == 1234.0          # pulse input 1's count (io's di_count)
+            assert await rp(rig, "analog-input,81") == 9.0             # power-ups
+            assert await rp(rig, "analog-input,82") == 0.0             # no [[io.output]] drives an output
             for bi in model.binary_inputs:
                 assert str(await rp(rig, f"binary-input,{bi.instance}")) in ("active", "inactive")
             expected_av = {1: 0.0, 2: 40.0, 3: 100.0, 4: 1.0, 5: 1.0, 6: 230.0 * math.sqrt(3), 7: 1.0, 8: 10.0,
@@ -208,29 +211,30 @@ def test_writes_change_the_configuration_and_out_of_range_is_refused(tmp_path):
 
 def test_av1_runs_the_meter_commands_and_the_revenue_lock_refuses(tmp_path):
     async def body():
-        async with bacnet_rig(tmp_path) as rig:
+        async with bacnet_rig(tmp_path, revenue_commands=True) as rig:
             await wp(rig, "analog-value,1", 30078.0)
             await wp(rig, "analog-value,1", 21212.0)
             await wp(rig, "analog-value,1", 21211.0)
+            await wp(rig, "analog-value,1", 16498.0)
             assert [c[0] for c in rig.calls] == ["metrology.energy_reset", "metrology.demand_reset",
-                                                 "metrology.demand_sync"]
+                                                 "metrology.demand_sync", "io.reset_counts"]
             assert all(c[1] == "bacnet" for c in rig.calls)
             assert await rp(rig, "analog-value,1") == 0.0          # always reads 0 (seed 003)
-            await refused(rig, "analog-value,1", 16498.0, "optional-functionality-not-supported")
+            await refused(rig, "analog-value,1", 16497.0, "value-out-of-range")
             # locked as published in the snapshot: refused here, never sent
             rig.publish(revenue_locked=1.0)
             await refused(rig, "analog-value,1", 30078.0, "write-access-denied")
             await refused(rig, "analog-value,3", 50.0, "write-access-denied")
             await wp(rig, "analog-value,1", 21211.0)               # demand sync is not a revenue change
             await wp(rig, "analog-value,8", 20.0)                  # an alert threshold is not sealed
-            assert len(rig.calls) == 4
+            assert len(rig.calls) == 5
             # the owning service refuses on its own (the lock switched after the last snapshot)
             rig.publish(revenue_locked=0.0)
             rig.locked["on"] = True
             await refused(rig, "analog-value,1", 21212.0, "write-access-denied")
             causes = [e["cause"] for e in EventLog(tmp_path / "data").read()]
             # refused by the lock here (30078), by the owning service (21212); the sealed AV3 write by the lock
-            assert causes.count("command") == 4 and causes.count("command_refused") == 2
+            assert causes.count("command") == 5 and causes.count("command_refused") == 2
             assert causes.count("configure_refused") == 1
     run(body())
 
@@ -307,6 +311,7 @@ def test_time_sync_dcc_reinitialize_discovery_and_cov(tmp_path):
                                                     destination=rig.target)
             with pytest.raises(ErrorRejectAbortNack, match="password-failure"):
                 await rig.client.request(bad)
+            await asyncio.sleep(1.1)              # no password is checked within 1 s of a wrong one
             await rig.client.request(DeviceCommunicationControlRequest(enableDisable="disable", password="secret",
                                                                        destination=rig.target))
             with pytest.raises((ErrorRejectAbortNack, asyncio.TimeoutError)):
@@ -318,7 +323,9 @@ def test_time_sync_dcc_reinitialize_discovery_and_cov(tmp_path):
                                                                        password="secret", destination=rig.target))
             assert "SimpleAck" in type(reply).__name__
             await asyncio.sleep(0.4)
-            assert ("restart", "bacnet", {"service": "comms"}) in rig.calls
+            # the BACnet device starts again inside comms: no restart of the service that also serves Modbus
+            assert not [c for c in rig.calls if c[0] == "restart"]
+            assert any(e["cause"] == "reinitialize" for e in EventLog(tmp_path / "data").read())
     run(body())
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from firmware.control import ControlClient
+from firmware.storage.eventlog import Event, EventLog
 
 RESTART_DEADLINE_S = 2.0  # requirement: a service killed with -9 is back within 2 s
 
@@ -169,6 +170,23 @@ def test_meter_status_cli_and_unknown_command(meter_factory, subprocess_env):
     assert run.returncode == 0, run.stderr
     assert "healthy" in run.stdout and "ticker" in run.stdout and "running" in run.stdout
     assert "sample loss" not in run.stdout, "a meter without an acquisition service has no frames to lose"
+    assert meter.status()["events_unread"] == 0 and "unread" not in run.stdout
+    log = EventLog(meter.config.parent / "var")
+    log.record(Event(200, "alarms", "alarm_pickup", "Over THD V1"))
+    log.record(Event(160, "pq", "sag", "residual 60.0 %"))
+    run = subprocess.run([sys.executable, "-m", "firmware.cli", "status", "--config", str(meter.config)],
+                         capture_output=True, text=True, env=subprocess_env)
+    assert "  events       2 unread in the event log" in run.stdout, run.stdout
+    log.mark_read()
+    assert meter.status()["events_unread"] == 0
+    log.close()
+    # `meter status | head -1`: the reader has gone before the first line is written
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed = subprocess.run([sys.executable, "-m", "firmware.cli", "status", "--config", str(meter.config)],
+                            stdout=write_end, stderr=subprocess.PIPE, text=True, env=subprocess_env)
+    os.close(write_end)
+    assert closed.returncode == 141 and closed.stderr == "", closed.stderr
     reply = meter.client.request("ticker.nosuch")
     assert reply["ok"] is False and "unknown command 'nosuch'" in reply["error"]
     reply = meter.client.request("nosuch.thing")

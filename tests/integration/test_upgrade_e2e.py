@@ -108,8 +108,7 @@ def test_upgrade_commit_and_automatic_fallbacks(meter):
     assert not refusal["ok"] and refusal["error"].startswith("refused (downgrade)")
 
     # 2. A slot whose meter exits at once: rolled back to b by the guard, from the command line.
-    crash = image("3.0.0", {"firmware/cli.py": "import sys\n\ndef main(argv=None):\n    return 3\n\n"
-                            "if __name__ == '__main__':\n    sys.exit(main())\n"})
+    crash = image("3.0.0", {"firmware/cli/__main__.py": "import sys\n\nsys.exit(3)\n"})
     done = subprocess.run([sys.executable, "-m", "firmware.cli", "image", "install", str(crash), "--config",
                            str(config), "--wait"], capture_output=True, text=True, timeout=180)
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -175,6 +175,33 @@ def test_browser_login_live_values_setting_refusal_and_tampered_image(meter, art
                 page.wait_for_timeout(1500)
                 assert not page.locator("#view p.error").count(), page.locator("#view").inner_text()
                 page.screenshot(path=artifacts / f"06-{view}.png", full_page=True)
+
+            # Alarms and I/O: the meter's Power Up alarm acknowledged on the page (a unary alarm: it ends then),
+            # the inputs and outputs listed, an output forced on and released
+            page.goto(f"{base}/#/alarms")
+            page.click("#alarms-active tr[data-alarm='Power Up'] button[data-ack]")
+            page.wait_for_selector("#alarms-historic tr[data-alarm='Power Up']")
+            assert not page.locator("#alarms-active tr[data-alarm='Power Up']").count()
+            assert page.locator("#io-inputs tr").count() == 4 and page.locator("#io-outputs tr").count() == 4
+            page.click("#io-outputs tr[data-output='1'] button[data-force='on']")
+            page.wait_for_selector("#io-outputs tr[data-output='1']:has-text('forced on')")
+            page.screenshot(path=artifacts / "07-alarms-io.png", full_page=True)
+            page.click("#io-outputs tr[data-output='1'] button[data-force='release']")
+            page.wait_for_selector("#io-outputs tr[data-output='1']:has-text('no')")
+
+            # The event log page shows the unread counter and marks every event read
+            page.goto(f"{base}/#/events")
+            page.wait_for_selector("#events-unread.warn")
+            assert int(page.locator("#events-unread").inner_text().split()[0]) >= 1     # at least the refused login
+            page.click("#events-mark-read")
+            page.wait_for_selector("#events-unread:has-text('0 unread')")
+            page.screenshot(path=artifacts / "08-events-read.png")
+
+            # The time-set button sets the meter's clock from this computer's (the time service accepts it)
+            page.goto(f"{base}/#/energy")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.click("button[data-reset='time_set']")
+            page.wait_for_selector("#reset-message.ok:has-text('time_set: done')")
             assert not errors, errors
         finally:
             browser.close()
@@ -298,6 +325,11 @@ def test_resets_go_through_privileges_and_the_revenue_lock(meter, alice):
     client = alice
     status, _, answer = client.request("POST", "/api/resets/demand_sync")
     assert status == 200 and answer["done"] == "demand_sync", answer
+    # time_set takes the UTC time to set; without it the request says so instead of failing in the time service
+    status, _, answer = client.request("POST", "/api/resets/time_set")
+    assert status == 400 and "give the value to set as ?value=" in answer["error"], answer
+    status, _, answer = client.request("POST", f"/api/resets/time_set?value={time.time():.3f}")
+    assert status == 200 and answer["result"]["accepted"], answer
     lock = meter.upgrade.settings.revenue_lock_file
     set_file_lock(lock, True)
     try:
@@ -309,6 +341,18 @@ def test_resets_go_through_privileges_and_the_revenue_lock(meter, alice):
         set_file_lock(lock, False)
     _, _, events = client.request("GET", "/api/events?limit=50&min_priority=64")
     assert any(e["cause"] == "access_denied" and e["user"] == "alice" for e in events["events"]), events
+
+
+def test_alarms_and_io_need_their_privileges(meter, reader, alice):
+    status, _, answer = reader.request("GET", "/api/io")
+    assert status == 200 and len(answer["outputs"]) == 4, answer
+    status, _, answer = reader.request("POST", "/api/io/outputs/1", {"state": "on"})
+    assert status == 403, answer                                      # output_force is the master's
+    status, _, answer = reader.request("GET", "/api/alarms")
+    assert status == 200 and {"active", "historic"} <= set(answer)
+    status, _, answer = alice.request("POST", "/api/io/outputs/1", {"state": "sideways"})
+    assert status == 409 and answer["error"] == 'io.force: state must be "on", "off" or "release", got \'sideways\'', \
+        answer
 
 
 def test_load_profile_and_events_by_time_range(reader):

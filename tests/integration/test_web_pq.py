@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware import cli_report
+from firmware.recorder import reports as cli_report
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient
 from firmware.recorder.capture import WAVEFORMS_DIR, capture_names

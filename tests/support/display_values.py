@@ -25,6 +25,6 @@ def sample_values() -> dict:
         "p_demand_delivered_peak": 5120.0, "q_demand_delivered": 110.0, "s_demand": 3410.0,
         "demand_interval_remaining": 421.0, "harmonics_v_an": h, "thd_v_an": 3.1,
         "alarm_list_id": ids, "alarm_list_priority": prio, "alarm_list_state": state, "alarm_active_count": 1.0,
-        "alarm_highest_priority": 200.0, "test_wh_delivered": 12.34, "test_wh_received": 0.0,
+        "alarm_highest_priority": 200.0, "events_unread": 3.0, "test_wh_delivered": 12.34, "test_wh_received": 0.0,
         "test_varh_delivered": 1.5, "test_p_demand_delivered": 3450.0, "test_mode_remaining": 1500.0,
     }

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from firmware.config import meter_schema
 from firmware.control import ControlClient
 from firmware.ipc import names, pqrecords
 from firmware.ipc.names import instance_name, shm_name
@@ -33,7 +34,7 @@ class Feeder:
         acquisition lost; the next block written says how many (metrology is fed them all)."""
         inst = instance_name(run_dir)
         self.samples = Ring.create(shm_name(inst, names.SAMPLES), block_size(BLOCK), 1024)
-        self.pq = pqrecords.create_ring(shm_name(inst, names.PQ_EVENTS))
+        self.pq = pqrecords.create_ring(shm_name(inst, names.PQ_EVENTS), meter_schema().defaults()["pq"].ring_records)
         self.snapshot = Snapshot.create(shm_name(inst, names.MEASUREMENTS), snapshot_layout())
         self.snapshot.publish({"v_an": 230.0, "wh_delivered": 1.0})
         self.signal = signal

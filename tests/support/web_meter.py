@@ -1,7 +1,7 @@
 """A real meter with its web service on loopback for the web tests, and an HTTPS client for its API.
 
-``WebMeter`` starts ``meter run --only acquisition,metrology,recorder,upgrade,web`` on the simulated board with free
-ports, two users made through the security core (``alice``: master; ``reader``: read only) and an upgrade
+``WebMeter`` starts ``meter run --only acquisition,metrology,recorder,upgrade,time,io,web`` on the simulated
+board with free ports, two users made through the security core (``alice``: master; ``reader``: read only) and an upgrade
 area with a vendor key (tests/integration/upgrade_env.py), waits until the web answers and the measurement
 snapshot is published, and stops everything at the end. ``WebClient`` speaks HTTPS to it, verifying the
 meter's own self-signed certificate (read from its certificate directory), keeps the session cookie and sends
@@ -95,8 +95,13 @@ class WebClient:
         return answer
 
 
+# Generous limits for the tests' own request rate; the limits themselves are tested with their own.
+TEST_LIMITS = ('rate = 2000\nburst = 4000\nlogin_rate = 30\nheader_timeout = 2\nmax_connections_per_address = 64\n')
+
+
 class WebMeter:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, limits: str = TEST_LIMITS) -> None:
+        """``limits``: [web] lines in TOML (the defaults of the option table when empty)."""
         from tests.integration.upgrade_env import make_env
 
         self.base = base
@@ -109,9 +114,7 @@ class WebMeter:
         self.config.write_text(
             f'[meter]\nname = "web-test"\ndata_dir = "{self.data_dir}"\nrun_dir = "{self.run_dir}"\n'
             f'[web]\nbind_address = "127.0.0.1"\nhttps_port = {self.https_port}\nhttp_port = {self.http_port}\n'
-            # Generous limits for the tests' own request rate; the limits themselves are tested with their own.
-            'rate = 2000\nburst = 4000\nlogin_rate = 30\nheader_timeout = 2\nmax_connections_per_address = 64\n'
-            f'max_upload = {MAX_UPLOAD_BYTES}\n'
+            f'{limits}max_upload = {MAX_UPLOAD_BYTES}\n'
             f'[upgrade]\nroot = "{s.root}"\nstate_dir = "{s.state_dir}"\ntrust_store = "{s.trust_store}"\n'
             f'revenue_lock_file = "{s.revenue_lock_file}"\n')
         users = UserStore(self.data_dir)
@@ -122,7 +125,7 @@ class WebMeter:
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "firmware.cli", "run", "--config", str(self.config), "--board",
-             str(REPO / "boards" / "sim.toml"), "--only", "acquisition,metrology,recorder,upgrade,web"],
+             str(REPO / "boards" / "sim.toml"), "--only", "acquisition,metrology,recorder,upgrade,time,io,web"],
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.snapshot: Snapshot | None = None
 

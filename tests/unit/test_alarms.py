@@ -83,7 +83,9 @@ def test_ion_default_alarms_from_the_configuration():
     names = [(a.name, a.priority) for a in mgr.alarms]
     assert names[:7] == [("Over THD V1", 160), ("Over THD V2", 160), ("Over THD V3", 160), ("Freq Setpoint", 160),
                          ("4-30 Volt Intrp Ph1", 96), ("4-30 Volt Intrp Ph2", 96), ("4-30 Volt Intrp Ph3", 96)]
-    assert [n for n, p in names[7:]] == [f"Digital In {n}" for n in range(1, 5)]   # ION: Info Only, enabled
+    assert [n for n, p in names[7:11]] == [f"Digital In {n}" for n in range(1, 5)]   # ION: Info Only, enabled
+    # the unary alarms: the meter's power-up and the disturbances at their [pq] event priorities
+    assert names[11:] == [("Power Up", 128), ("Sag", 255), ("Swell", 255), ("Interruption", 64)]
     healthy = {"thd_v_an": 2.0, "thd_v_bn": 2.0, "thd_v_cn": 2.0, "frequency": 50.01, "v_an": 230.0, "v_bn": 230.0,
                "v_cn": 230.0}
     assert mgr.evaluate(healthy, 0.0) == []
@@ -123,3 +125,21 @@ def test_alarm_points_and_the_acknowledge_command_on_modbus():
     # acknowledging changes no revenue data: allowed while revenue-locked
     assert asyncio.run(handler.handle(struct.pack(">BHH", 6, 27190, 1))) == struct.pack(">BHH", 6, 27190, 1)
     assert ran == ["io.ack"]
+
+
+def test_a_unary_alarm_lasts_until_acknowledged_and_holds_its_output():
+    from firmware.alarms.manager import Actions, AlarmManager, UnaryAlarm
+
+    m = AlarmManager(unary=[(UnaryAlarm("Sag", "pq_sag", 255), Actions(output=3)),
+                            (UnaryAlarm("Off", "pq_swell", 0), Actions())])
+    (ev,) = m.happened("pq_sag", 100.0, 41.5)
+    assert ev.what == "pickup" and ev.value == 41.5 and m.output_levels() == {3: True}
+    assert m.happened("pq_sag", 101.0, 38.0) == []             # the same episode until seen: its latest value
+    assert m.active_list()[0]["value"] == 38.0
+    assert m.happened("pq_swell", 101.0) == [] and m.happened("unknown", 101.0) == []   # priority 0, none
+    events = m.acknowledge(None, "op", 105.0)
+    assert [e.what for e in events] == ["ack", "dropout"] and m.output_levels() == {3: False}
+    assert m.active_list() == []
+    (row,) = m.historic_list()
+    assert row["name"] == "Sag" and row["duration_s"] == 5.0 and row["acknowledged_by"] == "op"
+    assert [e.what for e in m.happened("pq_sag", 200.0, 50.0)] == ["pickup"]      # a new one after it was seen

@@ -8,7 +8,7 @@ import pytest
 from firmware.comms.bacnet import readings
 from firmware.comms.bacnet.model import OBJECTS_FILE, load_model
 from firmware.comms.bacnet.readings import Limits
-from firmware.comms.bacnet.settings import OutOfRange, max_power_kw, plan_write, read_settings
+from firmware.comms.bacnet.settings import OutOfRange, max_power_kw, output_config, plan_write, read_settings
 from firmware.config import meter_schema
 from firmware.points import points_by_name
 from hal.errors import ConfigError
@@ -131,13 +131,27 @@ def test_bitmap_and_reliability():
     model = load_model()
     active = readings.alerts({**NORMAL, "v_an": 300.0, "frequency": 70.0}, LIMITS)
     assert readings.alarm_bitmap(model, active) == 0b1000001          # BI1 and BI7
-    ais, bis = readings.read_all(model, {**NORMAL, "v_an": 300.0, "p_a": 1500.0, "wh_delivered": 5e6},
-                                 LIMITS, 103.92, stale=False)
+    counts = [7.0, 3.0] + [math.nan] * 14
+    ais, bis = readings.read_all(model, {**NORMAL, "v_an": 300.0, "p_a": 1500.0, "wh_delivered": 5e6,
+                                         "di_count": counts, "power_up_count": 12.0},
+                                 LIMITS, 103.92, stale=False, output_config=0b1011)
     assert ais[70].reliability == "unreliable-other" and ais[55].reliability == "unreliable-other"
     assert ais[55].value == pytest.approx(1.5)                         # W to kW
     assert ais[2].value == pytest.approx(5000.0) and ais[2].reliability == "no-fault-detected"
     assert math.isnan(ais[28].value) and ais[28].reliability == "no-fault-detected"    # reserved
-    assert math.isnan(ais[29].value) and ais[29].reliability == "no-sensor"            # not measured
+    assert ais[29].value == 7.0 and ais[29].reliability == "no-fault-detected"      # pulse input 1's count
+    assert ais[81].value == 12.0                                                      # power-ups
     assert ais[76].value == 103.92 and ais[82].value == 11.0
-    stale_ais, stale_bis = readings.read_all(model, NORMAL, LIMITS, 1.0, stale=True)
+    assert math.isnan(readings.read_all(model, NORMAL, LIMITS, 1.0, False, 0)[0][29].value)   # io not running
+    stale_ais, stale_bis = readings.read_all(model, NORMAL, LIMITS, 1.0, stale=True, output_config=0)
     assert all(r.reliability == "communication-failure" for r in [*stale_ais.values(), *stale_bis.values()])
+
+
+def test_output_config_has_a_bit_per_driven_output():
+    def cfg(outputs):
+        return meter_schema().load({"io": {"output": outputs}}, source="test")
+
+    assert output_config(cfg([])) == 0
+    # outputs 1, 2 and 4 driven (energy, alarm, demand interval), 3 listed but without a source: 0b1011 = 11
+    assert output_config(cfg([{"number": 1, "source": "energy"}, {"number": 2, "source": "alarm"},
+                              {"number": 3, "source": "none"}, {"number": 4, "source": "demand_interval"}])) == 11

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from firmware.cli import main
-from firmware.cli_run import check_seal
+from firmware.cli.run import check_seal
 from firmware.config.store import ConfigStore
 from firmware.lockstate import set_file_lock
 from firmware.storage.eventlog import EventLog
@@ -39,13 +39,15 @@ def test_hand_edit_while_locked_does_not_take_effect_and_is_recorded(meter, tmp_
     hand_edit(path, f'revenue_lock_file = "{lock}"', f'revenue_lock_file = "{tmp_path}/elsewhere"')
     config = store.load()
     assert config.metrology.ct_primary == 200.0                       # the sealed value stays in force
-    assert store.tamper.enforced and store.tamper.options == ["metrology.ct_primary"]
+    # both are revenue-locked options: neither edit takes effect
+    assert store.tamper.enforced and store.tamper.options == ["metrology.ct_primary", "upgrade.revenue_lock_file"]
     assert ConfigStore(path).load().metrology.ct_primary == 200.0     # every process reads the same
+    assert ConfigStore(path).load().upgrade.revenue_lock_file == str(lock)
     version = config.version
     assert check_seal(store, config).metrology.ct_primary == 200.0
     events = EventLog(tmp_path / "data").read()
     assert [(e["cause"], e["priority"]) for e in events] == [("config_tamper", 255)]
-    assert "metrology.ct_primary edited by hand" in events[0]["effect"]
+    assert "metrology.ct_primary, upgrade.revenue_lock_file edited by hand" in events[0]["effect"]
     last = store.history()[-1]
     assert last["refused"] == "revenue lock" and last["changes"][0]["file"] == 400.0
     assert ConfigStore(path).load().version == version                 # no new version
@@ -106,3 +108,41 @@ def test_seal_file_is_written_with_every_save(meter):
     path, _, store = meter
     seal = json.loads(path.with_name("meter.toml.seal").read_text())
     assert seal["version"] == store.load().version and seal["sections"]["metrology"]["ct_primary"] == 200.0
+
+
+def forge(path, option: str, section: str, old, new, signature: str | None = None) -> None:
+    """What an offline editor can do without the key: change the file and the seal's values and SHA-256."""
+    from firmware.config.seal import digest
+
+    hand_edit(path, f"{option} = {old}", f"{option} = {new}")
+    seal_file = path.with_name("meter.toml.seal")
+    seal = json.loads(seal_file.read_text())
+    seal["sections"][section][option] = new
+    seal["sha256"] = digest(seal["sections"])
+    if signature is not None:
+        seal["hmac"] = signature
+    seal_file.write_text(json.dumps(seal))
+
+
+@pytest.mark.parametrize("signature", [None, "", "00" * 32])
+def test_file_and_seal_edited_together_do_not_pass_while_locked(meter, tmp_path, signature):
+    path, lock, store = meter
+    set_file_lock(lock, True)
+    version = store.load().version
+    forge(path, "ct_primary", "metrology", 200.0, 2000.0, signature)
+    config = store.load()
+    assert store.tamper is not None and store.tamper.locked and store.tamper.options == ["(seal)"]
+    assert check_seal(store, config).version == version               # not accepted as a change
+    events = EventLog(tmp_path / "data").read()
+    assert [(e["cause"], e["priority"]) for e in events] == [("config_tamper", 255)]
+    assert "does not verify against this meter's seal key" in events[0]["effect"]
+    assert store.history()[-1]["refused"] == "revenue lock"
+
+
+def test_the_seal_is_signed_with_a_key_kept_out_of_the_data_directory(meter, tmp_path):
+    from firmware.config.sealkey import key_path
+
+    path, _, store = meter
+    seal = json.loads(path.with_name("meter.toml.seal").read_text())
+    assert len(seal["hmac"]) == 64 and len(seal["key_id"]) == 16
+    assert tmp_path not in key_path().parents and key_path().stat().st_mode & 0o777 == 0o600

@@ -95,6 +95,7 @@ def test_what_the_screens_say_with_ieee_and_iec_labels():
     render("alarms", alarms)
     assert [t for t in alarms.drawn if t in (
         "Freq Setpoint", "ACTIVE !", "Digital In 2", "ended")] == ["Freq Setpoint", "ACTIVE !", "Digital In 2", "ended"]
+    assert "events unread 3" in alarms.drawn                # the event log's unread counter (io's events_unread)
     plate = _context()
     render("nameplate", plate)
     assert "0123456789abcdef" in plate.drawn and "version 3" in plate.drawn

@@ -89,3 +89,37 @@ def test_event_log_from_configuration(tmp_path):
     log = EventLog.from_config(load_file(cfg))
     assert log.cutoff == 20 and log.store.depth == 200
     assert log.path == tmp_path / "data" / "events.db"
+
+
+def test_events_at_or_above_the_syslog_priority_reach_a_collector(tmp_path):
+    """[events] syslog_priority: PQ events, alarms, changes go to the [security] syslog collector (facility
+    local0) whether the log records them or not; below it, nothing is sent."""
+    import re
+    import socket
+
+    from firmware.config import meter_schema
+
+    collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    collector.bind(("127.0.0.1", 0))
+    collector.settimeout(2.0)
+    config = meter_schema().load({"meter": {"data_dir": str(tmp_path)},
+                                  "security": {"syslog_address": "127.0.0.1",
+                                               "syslog_port": collector.getsockname()[1]},
+                                  "events": {"syslog_priority": 100, "cutoff": 150}})
+    log = EventLog.from_config(config)
+    try:
+        log.record(Event(255, "pq", "sag", "residual 60.0 % on A", detail={"duration_s": 0.1}))
+        log.record(Event(32, "io", "input_on", "di1"))                    # below the syslog priority
+        log.record(Event(120, "alarms", "alarm_pickup", "Over THD V1"))   # sent, though under the cutoff
+        got = [collector.recv(4096) for _ in range(2)]
+        with pytest.raises(socket.timeout):
+            collector.settimeout(0.5)
+            collector.recv(4096)
+    finally:
+        log.close()
+        collector.close()
+    pri = [int(re.match(rb"<(\d+)>1 ", m).group(1)) for m in got]
+    assert pri == [16 * 8 + 2, 16 * 8 + 5]                                 # local0, critical / notice
+    assert b" sag " in got[0] and b'duration_s="0.1"' in got[0] and b"pq sag: residual 60.0 % on A" in got[0]
+    assert b" alarm_pickup " in got[1]
+    assert [e["cause"] for e in EventLog(tmp_path).read()] == ["sag"]       # the cutoff still applies to the log

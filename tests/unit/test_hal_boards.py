@@ -30,6 +30,34 @@ def test_shipped_boards_load():
     assert sim.channels == real.channels and sim.gpio.irq0 == real.gpio.irq0
 
 
+def test_pin_defaults_have_one_owner_and_are_the_carriers():
+    """hal.board.GpioParams says the default pins; the board schema and the CM4 carrier's file agree with it."""
+    from dataclasses import asdict
+
+    from firmware.config.board import BOARD_SCHEMA
+    from hal.board import GpioParams
+
+    defaults, schema, real = GpioParams(), BOARD_SCHEMA.defaults()["gpio"], load_board(BOARDS / "cm4-ade9000.toml")
+    for name, value in asdict(defaults).items():
+        if name in ("backend", "buttons"):
+            continue
+        in_schema = getattr(schema, name)
+        as_written = tuple(in_schema) if isinstance(in_schema, (list, tuple)) else in_schema
+        assert as_written == (-1 if value is None else value), name             # -1: "not wired" in a file
+        assert getattr(real.gpio, name) == value, name
+
+
+def test_dready_is_held_as_an_input_or_absent(tmp_path):
+    board = load_board(BOARDS / "sim.toml")
+    hw = open_hardware(board, ChipSettings(board.channels), realtime=False)
+    gpio = hw.gpio
+    assert board.gpio.dready == 22 and hw.chip.dready_pin == 22
+    assert 22 in gpio.levels and 22 not in gpio.outputs              # configured, and never driven
+    unwired = load_board(edited(tmp_path, "dready = 22", "dready = -1"))
+    assert unwired.gpio.dready is None
+    assert open_hardware(unwired, ChipSettings(unwired.channels), realtime=False).chip.dready_pin is None
+
+
 def test_sim_board_brings_up(tmp_path):
     board = load_board(BOARDS / "sim.toml")
     hw = open_hardware(board, ChipSettings(board.channels), realtime=False)

@@ -6,6 +6,7 @@ each second at the meter terminals, written to the ``chip_intervals`` ring as th
 writes them: after the interval ends (here 0.8 s after, in stream time), while the service runs.
 """
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from firmware.services.metrology import MetrologyService
 from hal.board import default_channels
 from hal.sim import adc
 from metrology.frequency import SETTLE_S
+from metrology.gapfill import no_load_va
 from tests.support.shm_sweep import sweep_instance
 
 FS = 32000
@@ -345,3 +347,22 @@ def test_records_of_another_acquisition_run_never_fill_this_one():
     assert ledger.epoch == 3 and len(ledger.records) == 1
     ledger.stream_restarted()
     assert ledger.epoch == 3 and len(ledger.records) == 1
+
+
+def test_with_the_current_circuit_open_gaps_register_nothing(rig, monkeypatch):
+    """No creep through the fill: with no current the chip still accumulates its noise floor (here half the
+    no-load level, in a random quadrant per second); the holes are filled from those records and the
+    registers stay at zero, as the sample path's do."""
+    monkeypatch.setattr(sys.modules[__name__], "LOAD", [(0.0, 0.0)] * (SECONDS + 1), raising=True)
+    noise_va = 0.5 * no_load_va(rig.svc.gapfill.settings) / CT_RATIO        # terminal VA per phase
+    angles = np.random.default_rng(3).uniform(0, 2 * np.pi, (SECONDS + 1, 3))
+    floor = Truth(noise_va * np.cos(angles), noise_va * np.sin(angles), np.full((SECONDS + 1, 3), noise_va))
+    rig.run(int((SECONDS + 0.1) * FS), LOST, floor)
+    assert rig.svc.gapfill.info()["gaps_filled"] == len(LOST)
+    registers = billed(rig)
+    # V²h counts voltage-hours whatever the current (13 s of 230 V); every energy and current register is 0
+    v2h = registers["v2h_del"][0] + registers["v2h_rec"][0]
+    assert v2h == pytest.approx(V_RMS ** 2 * SECONDS / 3600, rel=0.01)
+    for name, values in registers.items():
+        if not name.startswith("v2h"):
+            assert not values.any(), (name, values)

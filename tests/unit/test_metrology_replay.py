@@ -173,7 +173,7 @@ def test_two_bays_need_a_channel_map_and_it_is_followed(tmp_path, capsys):
     assert rows[-1]["i_a"] == pytest.approx(2.0, rel=2e-3)
 
 
-@pytest.mark.parametrize("case", ["rate-without-comma", "tiny-rate", "bad-last-stamp", "count-mismatch",
+@pytest.mark.parametrize("case", ["rate-without-comma", "tiny-rate", "bad-last-stamp", "field-count",
                                   "bad-digital", "non-utf8", "too-short", "bad-map"])
 def test_broken_recordings_exit_1_naming_the_file_line_and_field(tmp_path, capsys, case):
     import numpy as np
@@ -191,7 +191,7 @@ def test_broken_recordings_exit_1_naming_the_file_line_and_field(tmp_path, capsy
         "rate-without-comma": "b.cfg: line 12: '4000 2000' is not 'samp,endsamp'",
         "tiny-rate": "b.cfg: line 12, field samp: 0.001 Hz does not carry a 50 Hz fundamental",
         "bad-last-stamp": "b.dat: line 2000, field timestamp: 4294000000 is 4293.5 s after the sample before",
-        "count-mismatch": "b.dat: 1999 lines, but the .cfg (line 12, field endsamp) declares 2000 samples",
+        "field-count": "b.dat: line 5 has 10 fields; the .cfg declares 9 (n, timestamp, 6 analog, 1 digital)",
         "bad-digital": "b.dat: line 7, field digital 1 (TRIP): '2'; allowed 0 or 1",
         "non-utf8": "b.dat: line 9, field analog 2 (VB): ",
         "too-short": "the recording (0.150 s) is too short for one 1s interval",
@@ -206,8 +206,9 @@ def test_broken_recordings_exit_1_naming_the_file_line_and_field(tmp_path, capsy
         rows[n - 1] = rows[n - 1].replace(b"1999,499750,", b"1999,4294000000,").replace(b"2000,499750,",
                                                                                          b"2000,4294000000,")
         dat.write_bytes(b"\r\n".join(rows))
-    elif case == "count-mismatch":
-        dat.write_bytes(b"\r\n".join(rows[:n - 1] + rows[n:]))
+    elif case == "field-count":
+        rows[4] += b",7"
+        dat.write_bytes(b"\r\n".join(rows))
     elif case == "bad-digital":
         rows[6] = rows[6][:-1] + b"2"
         dat.write_bytes(b"\r\n".join(rows))

@@ -49,7 +49,8 @@ def test_the_history_wraps_with_a_gap_across_its_end():
 def test_resampling_around_a_gap_marks_its_reach_missing_and_leaves_the_rest_as_without_it(up, down):
     x = block(0, 6400)[:, :2]
     y_full = resample_poly(x, up, down, axis=0)
-    assert np.array_equal(resample_with_gaps(x, up, down), y_full)
+    # the recorder's own polyphase filter is scipy's, summed in another order: equal to rounding (325 V peak)
+    assert np.allclose(resample_with_gaps(x, up, down), y_full, rtol=0, atol=1e-9)
     gapped = x.copy()
     gapped[3000:3100] = np.nan
     y = resample_with_gaps(gapped, up, down)

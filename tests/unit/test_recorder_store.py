@@ -84,5 +84,7 @@ def test_bad_channels_are_refused_with_the_recorder_named(tmp_path):
 def test_default_recorders_are_the_ion_logs(tmp_path):
     recs = _recorders(tmp_path, meter_schema().defaults()["recorders"].to_dict()["recorder"])
     names = [r["name"] for r in recs.describe()]
-    assert names[:5] == ["Revenue Log", "Hist Mean Log", "Hist High Log", "Hist Low Log", "Sag/Swell Log"]
+    assert names == ["Revenue Log", "Hist Mean Log", "Hist High Log", "Hist Low Log", "Sag/Swell Log",
+                     "Harm Mean Log", "Harm High Log", "EgyDmd Log", "PQ 10-min Log", "Harmonics Va Log", "RVC Log",
+                     "Loss Log"]
     assert all(len(r["channels"]) <= 16 for r in recs.describe()) and len(names) <= 16

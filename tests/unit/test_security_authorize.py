@@ -134,7 +134,36 @@ def test_logins_record_each_attempt_and_lock_out_per_protocol(tmp_path):
     with pytest.raises(AccessDenied, match="locked out of bacnet"):
         logins.login("bob", "right", "bacnet")
     assert logins.login("bob", "right", "display").user == "bob"
-    assert [(e["cause"], e["priority"]) for e in log.read()] == [
-        ("login_invalid", 128), ("login_invalid", 128), ("lockout", 255), ("login_invalid", 128)]
-    assert log.read()[2]["detail"] == {"protocol": "bacnet", "failures": 3}
+    events = log.read()
+    # The two wrong guesses before the lockout are one record that counts both (guesses are aggregated, so a
+    # flood of them cannot push the audit trail out of the log).
+    assert [(e["cause"], e["priority"]) for e in events] == [
+        ("login_invalid", 128), ("lockout", 255), ("login_invalid", 128)]
+    assert events[0]["detail"]["count"] == 2 and events[0]["detail"]["first"] < events[0]["detail"]["last"]
+    assert events[1]["detail"] == {"protocol": "bacnet", "failures": 3}
+    logins.close()
+
+
+def test_upgrade_check_is_not_a_read():
+    # it opens any path it is given as the meter's account: existence and size of files would leak to readers
+    from firmware.security.authorize import OPERATIONS, operation_for_command
+
+    assert OPERATIONS[operation_for_command("upgrade.check")].privilege is Privilege.MASTER
+
+
+def test_a_refused_login_does_not_tell_whether_the_name_exists(tmp_path):
+    from firmware.security.login import Logins
+    from firmware.security.users import UserStore
+
+    users = UserStore(tmp_path, lockout_attempts=2, lockout_duration_s=600)
+    users.add("bob", "right", frozenset({Privilege.READ}))
+    logins = Logins(users, SecurityAudit(EventLog(tmp_path), None, "web"))
+    answers = []
+    for name, password in (("bob", "guess"), ("bob", "guess"), ("bob", "right"), ("nobody", "x")):
+        with pytest.raises(AccessDenied) as refused:
+            logins.login(name, password, "web")
+        answers.append(str(refused.value))
+    assert len(set(answers)) == 1, answers          # locked out, wrong password, no such user: one answer
+    causes = [e["effect"] for e in EventLog(tmp_path).read()]
+    assert any("locked out" in c for c in causes)    # the event log says why
     logins.close()

@@ -173,3 +173,26 @@ def test_root_leaves_the_accounts_file_to_the_owner_of_data_dir(tmp_path):
     for f in data.glob("security.db*"):
         st = f.stat()
         assert (st.st_uid, st.st_mode & 0o777) == (65534, 0o600), f
+
+
+def test_a_busy_session_still_ends_at_its_maximum_age_and_a_stamp_follows_the_account(tmp_path):
+    now = [0.0]
+    sessions = Sessions(900.0, clock=lambda: now[0], max_age_s=3600.0)
+    token = sessions.open(Identity.master("alice", "web"), stamp="s1")
+    for _ in range(70):                     # a request every minute for 70 minutes
+        now[0] += 60.0
+        if sessions.get(token) is None:
+            break
+    assert now[0] == 3660.0                 # ended at the first request past the hour, not before
+    store = UserStore(tmp_path)
+    try:
+        store.add("bob", "bob-pw-1", frozenset({Privilege.SETUP}))
+        first = store.stamp("bob")
+        store.set_password("bob", "bob-pw-2")
+        second = store.stamp("bob")
+        store.set_privileges("bob", frozenset({Privilege.READ}))
+        assert len({first, second, store.stamp("bob")}) == 3
+        store.remove("bob")
+        assert store.stamp("bob") is None
+    finally:
+        store.close()

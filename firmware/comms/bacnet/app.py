@@ -31,7 +31,7 @@ from bacpypes3.ipv4.link import NormalLinkLayer
 from bacpypes3.pdu import IPv4Address
 from bacpypes3.primitivedata import Date, Time
 
-from firmware.comms.bacnet.device import EVENT_DEVICE_CONTROL, EVENT_REFUSED, BacnetDevice, refuse
+from firmware.comms.bacnet.device import EVENT_DEVICE_CONTROL, EVENT_LOCKOUT, EVENT_REFUSED, BacnetDevice, refuse
 from firmware.comms.bacnet.objects import MeterTrendLog
 from firmware.comms.bacnet.trendlog import Record, records_per_apdu
 from firmware.comms.modbus.feed import SnapshotFeed
@@ -45,6 +45,10 @@ REINITIALIZE_STATES = ("coldstart", "warmstart")
 # COV subscriptions the device keeps, all clients together: each costs a notification per change, and a
 # subscription may be indefinite (lifetime 0), so a hostile client must not be able to add them without end.
 MAX_COV_SUBSCRIPTIONS = 128
+# One client (address) may hold this many of them, and none lasts longer than MAX_COV_LIFETIME_S (an indefinite
+# one, lifetime 0, included): a client that wants more renews, one that went away frees its places.
+MAX_COV_PER_CLIENT = 16
+MAX_COV_LIFETIME_S = 3600
 
 
 class MeterApplication(Application):
@@ -67,12 +71,16 @@ class MeterApplication(Application):
         subscriptions = [c for d in detections.values() for c in d.cov_subscriptions]
         renewal = any(c.client_addr == apdu.pduSource and c.proc_id == apdu.subscriberProcessIdentifier
                       and c.obj_id == apdu.monitoredObjectIdentifier for c in subscriptions)
-        if not cancel and not renewal and len(subscriptions) >= MAX_COV_SUBSCRIPTIONS:
+        mine = sum(1 for c in subscriptions if c.client_addr == apdu.pduSource)
+        if not cancel and not renewal and (len(subscriptions) >= MAX_COV_SUBSCRIPTIONS
+                                           or mine >= MAX_COV_PER_CLIENT):
             raise refuse("noSpaceToAddListElement", "resources")
+        if not cancel and (not apdu.lifetime or apdu.lifetime > MAX_COV_LIFETIME_S):
+            apdu.lifetime = MAX_COV_LIFETIME_S
         await super().do_SubscribeCOVRequest(apdu)
 
     async def do_DeviceCommunicationControlRequest(self, apdu: DeviceCommunicationControlRequest) -> None:
-        self._check_password(apdu.password)
+        self._check_password(apdu.password, "DeviceCommunicationControl")
         self.meter._authorize("communication_control", str(apdu.enableDisable), revenue=False)
         state = str(apdu.enableDisable)
         self.dcc_disabled = state == "disable"
@@ -87,23 +95,34 @@ class MeterApplication(Application):
         self.dcc_disabled = False
         self.asap.dccEnableDisable = "enable"
 
-    def _check_password(self, given: Any) -> None:
+    def _check_password(self, given: Any, what: str) -> None:
+        """The [bacnet] password, through the guard that holds guessing to one a second and locks it out."""
         password = self.meter.config["bacnet"].password
-        if password and (given is None or str(given) != password):
-            self.meter.event(EVENT_REFUSED, "password_invalid", "DeviceCommunicationControl or ReinitializeDevice")
+        if not password:
+            # no password: nobody on the network may silence or restart the device
+            self.meter.event(EVENT_REFUSED, "password_invalid", what, reason="[bacnet] password is not set")
+            raise refuse("serviceRequestDenied", "services")
+        verdict = self.meter.password_guard.check(None if given is None else str(given), password, what)
+        if not verdict.ok:
+            log.info("bacnet: %s", verdict.reason)
+            if verdict.locked_now:
+                self.meter.event(EVENT_LOCKOUT, "password_lockout", what, reason=verdict.reason)
+            else:
+                self.meter.event(EVENT_REFUSED, "password_invalid", what, reason=verdict.reason)
             raise refuse("passwordFailure", "security")
 
     async def do_ReinitializeDeviceRequest(self, apdu: ReinitializeDeviceRequest) -> None:
-        self._check_password(apdu.password)
+        self._check_password(apdu.password, "ReinitializeDevice")
         state = str(apdu.reinitializedStateOfDevice)
         if state not in REINITIALIZE_STATES:
             raise refuse("optionalFunctionalityNotSupported", "services")
         self.meter._authorize("reinitialize", state, revenue=False)
         await self.response(SimpleAckPDU(context=apdu))
-        # The BACnet device is the comms service: a cold or warm start restarts it (metering goes on).
+        # A cold or warm start re-initialises the BACnet device inside the comms service (configuration read
+        # again, communication control ended); Modbus, served by the same process, goes on.
         log.info("bacnet: reinitialize (%s) requested", state)
         self.meter.event(EVENT_DEVICE_CONTROL, "reinitialize", state)
-        asyncio.get_running_loop().call_later(0.2, self.meter.restart, "comms")
+        asyncio.get_running_loop().call_later(0.2, self.meter.reinitialize)
 
     async def do_TimeSynchronizationRequest(self, apdu: TimeSynchronizationRequest) -> None:
         await self.meter.set_time(_local_to_utc(apdu.time))

@@ -3,8 +3,8 @@ decided in one place.
 
 ``BacnetDevice.refresh`` copies one snapshot record into the objects (once a second, from the comms service's
 loop); ``BacnetDevice.write`` takes every WriteProperty of every object and link; ``BacnetDevice.command``
-runs AV1's command codes in their owning service through the control socket (the commands Modbus runs,
-``firmware.comms.modbus.blocks.COMMANDS``). Each write and command passes ``_authorize`` first: the one
+runs AV1's command codes in their owning service through the control socket (the catalogue's commands with a
+``bacnet_av1`` code, ``firmware/catalogue/table.py``). Each write and command passes ``_authorize`` first: the one
 place that says yes or no to a change from BACnet.
 """
 from __future__ import annotations
@@ -27,20 +27,25 @@ from firmware.comms.bacnet.settings import (
     RESTARTS_FOR,
     OutOfRange,
     max_power_kw,
+    output_config,
     plan_write,
     read_settings,
     subinterval_changes,
     system_code,
 )
-from firmware.comms.bacnet.trendlog import TrendLogs
-from firmware.comms.modbus.blocks import COMMANDS, Command
+from firmware.catalogue import Command, commands
+from firmware.comms.bacnet.trendlog import TrendLogs, datetime_to_epoch
 from firmware.config import Config
 from firmware.config.sections.bacnet import MAX_DEVICE_INSTANCE
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient, ControlError
+from firmware.lockstate import file_lock_state
+from firmware.security.audit import AGGREGATED
 from firmware.security.authorize import Access, decide, operation_for_command
+from firmware.security.guard import PasswordGuard
 from firmware.security.protocol_user import protocol_user
 from firmware.storage.eventlog import Event, EventLog
+from firmware.web.limits import RateLimiter
 from hal.errors import AccessDenied, ConfigError
 
 log = logging.getLogger("comms.bacnet")
@@ -54,22 +59,26 @@ _SECURITY_OPERATIONS = {"configure": "config_set", "clear": "config_set", "time_
 # A snapshot not refreshed for this long makes every value report COMMUNICATION_FAILURE (metrology publishes
 # once a second).
 STALE_AFTER_S = 5.0
-# AV1 command codes (seed 003, AV1) and the meter command each runs (None: the meter has no such thing).
-AV1_COMMANDS: dict[int, str | None] = {
-    30078: "cmd_energy_reset",       # "clear all energy accumulators to 0"
-    21211: "cmd_demand_sync",        # "begin new Demand Sub-Interval ... and log another data value on TL1-TL3"
-    21212: "cmd_demand_reset",       # "reset Max Demand values"
-    16498: None,                     # "clear pulse counters": this meter has no pulse-input counter
-}
+# AV1 command codes (seed 003, AV1) and the catalogue command each runs: 30078 "clear all energy accumulators
+# to 0", 21211 "begin new Demand Sub-Interval ... and log another data value on TL1-TL3", 21212 "reset Max Demand
+# values", 16498 "clear pulse counters to 0". A code the S4100 defines and no command names would be None.
+AV1_COMMANDS: dict[int, Command | None] = {
+    **dict.fromkeys((30078, 21211, 21212, 16498)), **{c.bacnet_av1: c for c in commands() if c.bacnet_av1 is not None}}
 DEMAND_SYNC_CODE = 21211
+# Codes that change revenue data (their command's revenue-lock rule is not "allowed"): run only with [bacnet]
+# revenue_commands, and never while revenue-locked.
+REVENUE_CODES = frozenset(code for code, c in AV1_COMMANDS.items() if c is not None and c.revenue_lock != "allowed")
 # Device properties the S4100 lets a client write (PICS "Writable Properties"), with their [bacnet] option.
 DEVICE_WRITABLE = {"objectIdentifier": "device_instance", "objectName": "device_name", "location": "location",
                    "maxMaster": "max_master"}
 MAX_TEXT_CHARS = 64                  # S4100: Location "limited to 64 characters"
+# Saved changes over BACnet, all clients together (each is a new configuration version, an fsynced file, a
+# history line and an event): SAVE_BURST at once, then one every 60/SAVES_PER_MIN s; more are DEVICE_BUSY.
+SAVE_BURST, SAVES_PER_MIN = 20, 6
 FIRST_DERIVED_INSTANCE, DERIVED_INSTANCES = 1_000_000, 2_097_152   # S4100 factory range 1,000,000-3,097,151
 # Event-log priorities (SPEC §5 bands: Info 1-63, Low 64-127, Medium 128-191): a change made over BACnet is
 # information; a refusal by the revenue lock or a wrong password is a security event, as an invalid login (128).
-EVENT_CHANGE, EVENT_COMMAND, EVENT_DEVICE_CONTROL, EVENT_REFUSED = 20, 30, 64, 128
+EVENT_CHANGE, EVENT_COMMAND, EVENT_DEVICE_CONTROL, EVENT_REFUSED, EVENT_LOCKOUT = 20, 30, 64, 128, 255
 # Operations that are property writes (refused as WRITE_ACCESS_DENIED); the others are services.
 WRITE_OPERATIONS = ("configure", "command", "clear")
 TREND_WRITABLE = ("enable", "stopWhenFull", "logDeviceObjectProperty", "logInterval", "recordCount",
@@ -125,6 +134,10 @@ class BacnetDevice:
         # MS/TP nodes to tell of a new Max_Master (the links register themselves)
         self.max_master_listeners: list[Callable[[int], None]] = []
         self.events = EventLog.from_config(config)
+        security = config["security"]
+        self.save_limiter = RateLimiter(SAVES_PER_MIN / 60.0, SAVE_BURST)
+        self.password_guard = PasswordGuard(Path(data_dir) / "bacnet_password.json", security.lockout_attempts,
+                                            security.lockout_duration)
 
     # ------------------------------------------------------------------ objects
 
@@ -182,7 +195,8 @@ class BacnetDevice:
             self._refresh_set(objs)
 
     def _refresh_set(self, objs: ObjectSet) -> None:
-        ais, bis = read_all(self.model, self.values, self.limits(), max_power_kw(self.config), self.stale())
+        ais, bis = read_all(self.model, self.values, self.limits(), max_power_kw(self.config), self.stale(),
+                            output_config(self.config))
         for instance, reading in ais.items():
             _set_reading(objs.analog_inputs[instance], reading.value, reading.reliability)
         for instance, reading in bis.items():
@@ -218,9 +232,11 @@ class BacnetDevice:
         elif operation == "command":
             name = operation_for_command(target)
         user = self.user
+        # the switch itself as well as the snapshot: a stale snapshot must not open the lock for BACnet; and no
+        # revenue reset over BACnet while locked, whatever [revenue] demand_reset_when_locked allows elsewhere
+        locked = self.revenue_locked or file_lock_state(self.config["upgrade"].revenue_lock_file)
         reason = ("security is enabled and no BACnet user is configured ([security] bacnet_user)" if user is None
-                  else decide(user, name, INTERFACE, revenue_locked=self.revenue_locked,
-                              resets_when_locked=self.config["revenue"].demand_reset_when_locked,
+                  else decide(user, name, INTERFACE, revenue_locked=locked, resets_when_locked=False,
                               access=Access(self.config["bacnet"].access)).reason)
         if not reason:
             return
@@ -232,8 +248,10 @@ class BacnetDevice:
         raise refuse("serviceRequestDenied", "services")
 
     def event(self, priority: int, cause: str, effect: str, **detail: Any) -> None:
-        """One record in the meter's event log, from source "bacnet" as user "bacnet"."""
-        self.events.record(Event(priority, INTERFACE, cause, effect, USER, detail))
+        """One record in the meter's event log, from source "bacnet" as user "bacnet"; a refusal repeating one
+        before it is counted into that record (anyone on the network can cause them at will)."""
+        self.events.record(Event(priority, INTERFACE, cause, effect, USER, detail),
+                           aggregate=cause in AGGREGATED or cause.endswith("_refused"))
 
     # ------------------------------------------------------------------ writes
 
@@ -269,8 +287,16 @@ class BacnetDevice:
         await self._save(changes, f"AV{instance} {av.name} = {number:g}")
 
     async def _save(self, changes: dict[str, dict[str, Any]], what: str) -> None:
-        sealed = any(self.store.schema.section(s).sealed for s in changes)
+        sealed = any(self.store.schema.section(s).rule(o).locked for s, options in changes.items() for o in options)
         self._authorize("configure", what, revenue=sealed)
+        wait = self.save_limiter.allow(INTERFACE)
+        if wait:
+            self.counters["refused"] += 1
+            reason = (f"more than {SAVE_BURST} changes at once, then one every {60 / SAVES_PER_MIN:g} s, are "
+                      f"refused; try again in {wait:.0f} s")
+            log.info("bacnet: %s refused: %s", what, reason)
+            self.event(EVENT_REFUSED, "configure_refused", "rate limit", reason=reason)
+            raise refuse("deviceBusy", "device")
         try:
             self.config = await asyncio.to_thread(self.store.update, changes, USER, f"BACnet write: {what}")
         except AccessDenied as exc:
@@ -285,6 +311,19 @@ class BacnetDevice:
             self.restart(service)
         for instance, store in self.trends.items():
             store.set_stop_when_full(self.config["bacnet"].trend_log_stop_when_full[instance - 1])
+
+    def reinitialize(self) -> None:
+        """ReinitializeDevice: the configuration read again, communication control ended on every link."""
+        try:
+            self.config = self.store.load()
+        except ConfigError as exc:
+            log.warning("bacnet: reinitialize keeps the running configuration: %s", exc)
+        self.user = protocol_user(self.config, INTERFACE)
+        for objs in self.sets:
+            app = objs.device._app
+            if app is not None and hasattr(app, "dcc_disabled"):
+                app._enable()
+        self.update(None, self.updated_ns)
 
     def _restart_service(self, service: str) -> None:
         """A saved metrology or revenue setting takes effect when its service starts again."""
@@ -342,7 +381,7 @@ class BacnetDevice:
         elif attr in ("startTime", "stopTime"):
             self._authorize("configure", f"TL{instance} {attr}", revenue=False)
             start, stop = self.trends.window[instance]
-            stamp = _datetime_to_epoch(value)
+            stamp = datetime_to_epoch(value)
             self.trends.window[instance] = (stamp, stop) if attr == "startTime" else (start, stamp)
             for objs in self.sets:
                 objs.trend_logs[instance].store(attr, value)
@@ -373,10 +412,16 @@ class BacnetDevice:
         code = int(value) if math.isfinite(value) and value == int(value) else -1
         if code not in AV1_COMMANDS:
             raise refuse("valueOutOfRange")
-        point = AV1_COMMANDS[code]
-        if point is None:
+        cmd = AV1_COMMANDS[code]
+        if cmd is None:
             raise refuse("optionalFunctionalityNotSupported", "services")
-        cmd = next(c for c in COMMANDS if c.point == point)
+        if code in REVENUE_CODES and not self.config["bacnet"].revenue_commands:
+            reason = (f"AV1 {code} ({cmd.control}) changes revenue data; BACnet runs it only with [bacnet] "
+                      "revenue_commands = true (a security setting)")
+            self.counters["refused"] += 1
+            log.info("bacnet: %s", reason)
+            self.event(EVENT_REFUSED, "command_refused", cmd.control, reason=reason)
+            raise refuse("writeAccessDenied")
         self._authorize("command", cmd.control, revenue=False)
         await self._run(cmd)
         if code == DEMAND_SYNC_CODE and read_settings(self.config)["subinterval_length"] == 0:
@@ -384,7 +429,7 @@ class BacnetDevice:
 
     async def _run(self, cmd: Command) -> None:
         try:
-            await asyncio.to_thread(self.control.call, cmd.control)
+            await asyncio.to_thread(self.control.call, cmd.control, **dict(cmd.protocol_args))
         except ControlError as exc:
             log.info("bacnet: %s refused: %s", cmd.control, exc)
             if exc.kind == "AccessDenied":
@@ -453,13 +498,3 @@ def _replace(items: tuple[Any, ...], index: int, value: Any) -> list[Any]:
     out = list(items)
     out[index] = value
     return out
-
-
-def _datetime_to_epoch(value: Any) -> float | None:
-    """A BACnet DateTime in local time as seconds since 1970; None for an unspecified (all-wildcard) one."""
-    date, tod = value.date, value.time
-    year, month, day = date[0] + 1900, date[1], date[2]
-    if 255 in (date[0], month, day):
-        return None
-    hour, minute, second, hundredths = (0 if v == 255 else v for v in tod)
-    return time.mktime((year, month, day, hour, minute, second, 0, 0, -1)) + hundredths / 100.0

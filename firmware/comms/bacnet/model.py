@@ -19,7 +19,7 @@ from hal.errors import ConfigError
 OBJECTS_FILE = Path(__file__).with_name("objects.toml")
 # Instances the S4100 defines (seed 003, Device Object_List).
 AI_COUNT, AV_COUNT, BI_COUNT, TL_COUNT = 83, 11, 15, 3
-COMPUTED = ("max_power", "alarm_bitmap")
+COMPUTED = ("max_power", "alarm_bitmap", "output_config")
 SETTINGS = ("command", "system_type", "ct_primary", "ct_secondary", "pt_ratio", "system_voltage", "display_units",
             "phase_loss_voltage", "phase_loss_imbalance", "subintervals", "subinterval_length")
 ALERTS = ("volts_error_a", "volts_error_b", "volts_error_c", "current_error_a", "current_error_b",
@@ -34,6 +34,7 @@ class AnalogInput:
     description: str
     units: str
     point: str = ""
+    element: int = -1               # of an array point (di_count: element 0 is input 1); -1 for a single value
     scale: float = 1.0
     phase: str = ""
     valid: tuple[float, float] | None = None
@@ -46,7 +47,8 @@ class AnalogInput:
     def source(self) -> str:
         """What the value comes from, in words (docs)."""
         if self.point:
-            return f"`{self.point}`" + (f" × {self.scale:g}" if self.scale != 1.0 else "")
+            name = f"{self.point}[{self.element}]" if self.element >= 0 else self.point
+            return f"`{name}`" + (f" × {self.scale:g}" if self.scale != 1.0 else "")
         if self.compute:
             return f"computed: {self.compute}"
         if self.constant is not None:
@@ -117,6 +119,9 @@ def _analog_input(raw: dict[str, Any], where: str, points: dict[str, Any]) -> An
                           f"(found {kinds or 'none'})")
     if raw.get("point") and raw["point"] not in points:
         raise ConfigError(f"{here}: point {raw['point']!r} is not in the point map (firmware/points/*.toml)")
+    size = points[raw["point"]].size if raw.get("point") else 1
+    if raw.get("element", -1) >= max(size, 1) or (size > 1 and raw.get("element", -1) < 0):
+        raise ConfigError(f"{here}: point {raw['point']!r} has {size} elements: give element 0..{size - 1}")
     if raw.get("compute") and raw["compute"] not in COMPUTED:
         raise ConfigError(f"{here}: compute {raw['compute']!r} is not one of {', '.join(COMPUTED)}")
     valid = raw.get("valid")

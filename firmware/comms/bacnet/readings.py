@@ -61,8 +61,13 @@ class Limits:
         return self.system_code in (10, 12, 40)
 
 
-def _num(values: Mapping[str, Any], name: str) -> float:
+def _num(values: Mapping[str, Any], name: str, element: int = -1) -> float:
     v = values.get(name)
+    if element >= 0:
+        try:
+            v = v[element] if v is not None else None      # type: ignore[index]
+        except (TypeError, IndexError):
+            return QNAN
     try:
         return float(v) if v is not None else QNAN
     except (TypeError, ValueError):
@@ -127,7 +132,7 @@ def analog_input(ai: AnalogInput, values: Mapping[str, Any], active: Mapping[str
         return Reading(float(computed[ai.compute]), NO_FAULT)
     if ai.phase and ai.phase not in lim.phases:
         return Reading(QNAN, NO_FAULT)           # S4100: not valid in this system type
-    raw = _num(values, ai.point)
+    raw = _num(values, ai.point, ai.element)
     if not math.isfinite(raw):
         return Reading(QNAN, UNRELIABLE)
     value = raw * ai.scale
@@ -139,10 +144,11 @@ def analog_input(ai: AnalogInput, values: Mapping[str, Any], active: Mapping[str
 
 
 def read_all(model: Model, values: Mapping[str, Any], lim: Limits, max_power_kw: float,
-             stale: bool) -> tuple[dict[int, Reading], dict[int, Reading]]:
+             stale: bool, output_config: int) -> tuple[dict[int, Reading], dict[int, Reading]]:
     """(analog inputs, binary inputs) by instance; binary readings carry 1.0 (ACTIVE) or 0.0."""
     active = alerts(values, lim)
-    computed = {"max_power": max_power_kw, "alarm_bitmap": float(alarm_bitmap(model, active))}
+    computed = {"max_power": max_power_kw, "alarm_bitmap": float(alarm_bitmap(model, active)),
+                "output_config": float(output_config)}
     ais = {ai.instance: analog_input(ai, values, active, lim, computed) for ai in model.analog_inputs}
     bis = {bi.instance: Reading(1.0 if active.get(bi.alert) else 0.0, NO_FAULT) for bi in model.binary_inputs}
     if stale:

@@ -70,6 +70,16 @@ def read_settings(config: Config) -> dict[str, float]:
     }
 
 
+S4100_OUTPUTS = 4          # AI82 reads 0-15: one bit per output of the S4100's four
+
+
+def output_config(config: Config) -> int:
+    """AI82 Output_Config: bit n-1 set when digital output n (1-4) has a source ([[io.output]] source other
+    than none), so a front end sees which outputs the meter drives (the S4100's factory value is 11)."""
+    return sum(1 << (e.number - 1) for e in config["io"].output
+               if e.source != "none" and 1 <= e.number <= S4100_OUTPUTS)
+
+
 def max_power_kw(config: Config) -> float:
     """The S4100's theoretical maximum system power (AI76): system voltage, CT primary and system type at
     unity power factor (seed 003: 600 V L-L, 100 A, wye gives 103.92 kW)."""
@@ -203,7 +213,7 @@ def subinterval_changes(value: float, config: Config) -> dict[str, Any]:
 
 # What each AV reads and what a write accepts, for docs/bacnet.md.
 SETTING_DOCS: dict[str, tuple[str, str]] = {
-    "command": ("30078, 21211, 21212 (16498 refused: no pulse counters)", "runs a meter command; reads 0"),
+    "command": ("30078, 21211, 21212, 16498", "runs a meter command; reads 0"),
     "system_type": ("10, 11, 12, 31, 40", "`[metrology] system_type` (SINGLE, 2L, 2L+1n, DELTA, 4W-WYE; "
                     "3W-WYE reads 31); `nominal_voltage` is kept so that AV6 reads the same"),
     "ct_primary": ("5 to 32000", "`[metrology] ct_primary`"),

@@ -6,9 +6,10 @@ A record's BACnet sequence number is its row id, which only grows; Record_Count 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ItemsView, Sequence, ValuesView
+from typing import Any, Callable, ItemsView, Sequence, ValuesView
 
 from firmware.storage.logstore import LogStore
 
@@ -145,3 +146,13 @@ class TrendLogs:
 
 def records_per_apdu(max_apdu_bytes: int) -> int:
     return max(1, (max_apdu_bytes - ACK_OVERHEAD_BYTES) // RECORD_BYTES)
+
+
+def datetime_to_epoch(value: Any) -> float | None:
+    """A BACnet DateTime in local time as seconds since 1970; None for an unspecified (all-wildcard) one."""
+    date, tod = value.date, value.time
+    year, month, day = date[0] + 1900, date[1], date[2]
+    if 255 in (date[0], month, day):
+        return None
+    hour, minute, second, hundredths = (0 if v == 255 else v for v in tod)
+    return time.mktime((year, month, day, hour, minute, second, 0, 0, -1)) + hundredths / 100.0

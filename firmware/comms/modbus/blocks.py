@@ -1,4 +1,4 @@
-"""The fixed blocks of the Modbus register map and the command table.
+"""The fixed blocks of the Modbus register map, and the catalogue's commands as Modbus runs them.
 
 A block is a range of protocol addresses (0-based, inclusive) that a client may read in one request even where
 some words in it carry no value: such words read as 0x8000 (ION7400 user manual, "Modbus invalid read registers
@@ -11,8 +11,9 @@ only says where reads may span gaps, and gives each range the title that ``docs/
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from firmware.security.authorize import operation_for_command
+from firmware.catalogue import commands
 
 
 @dataclass(frozen=True)
@@ -66,30 +67,17 @@ class Command:
     control: str          # "<service>.<command>" on the control socket
     description: str
     arg: str | None = None
-    args: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def operation(self) -> str:
-        """The operation ``firmware.security.authorize`` decides on (privilege, revenue lock)."""
-        return operation_for_command(self.control)
+    args: tuple[tuple[str, Any], ...] = ()
+    operation: str = ""   # what firmware.security.authorize decides on (privilege, revenue lock)
 
 
-# The comms service asks firmware.security.authorize before it sends a command (so a locked meter answers at
-# once), and the owning service checks the revenue lock again. One request runs at most one command: commands
-# live in another process and cannot be undone, so a write that would run several is refused as a whole.
-COMMANDS: tuple[Command, ...] = (
-    Command("cmd_demand_reset", "metrology.demand_reset",
-            "Peak demand reset (subject to the reset lockout)"),
-    Command("cmd_energy_reset", "metrology.energy_reset", "Clear every energy register"),
-    Command("cmd_billing_reset", "metrology.billing_reset",
-            "Billing-period reset: snapshot the billing registers (BPR) and start a new period"),
-    Command("cmd_demand_sync", "metrology.demand_sync",
-            "Demand synchronisation pulse: end the present demand subinterval now"),
-    Command("cmd_time_set", "time.set",
-            "Time set from the protocol: the UTC seconds written, accepted by [time] priority",
-            arg="utc", args=(("source", "protocol"),)),
-    Command("cmd_alarm_ack", "io.ack", "Acknowledge every active or unacknowledged alarm"),
-)
+# The catalogue's commands that name a command point (firmware/catalogue/table.py). The comms service asks
+# firmware.security.authorize before it sends a command (so a locked meter answers at once), and the owning
+# service checks the revenue lock again. One request runs at most one command: commands live in another process
+# and cannot be undone, so a write that would run several is refused as a whole.
+COMMANDS: tuple[Command, ...] = tuple(
+    Command(c.modbus, c.control, c.description, c.value_arg or None, c.protocol_args, c.op)
+    for c in commands() if c.modbus)
 
 # Value a client writes to a command register or coil to run it (ION: commands run on a written 1).
 COMMAND_RUN_VALUE = 1

@@ -8,9 +8,13 @@ that came before it, and closes. Requests on one connection are answered in orde
 
 Every connection is hostile until it behaves (SPEC §7 pool of 8; ION "Modbus TCP Timeout"):
 
-- the pool is shared: beyond ``max_connections`` a connection makes room for the newcomer, taken from the
-  address that holds the most connections: its oldest that has not completed a single request, else its one
-  quiet longest (at least ``EVICT_AFTER_S``); if none qualifies the newcomer is closed at once. At most ``max_per_address`` connections come from one address;
+- the pool is shared fairly between addresses: beyond ``max_connections`` a connection makes room for the
+  newcomer, taken from an address that holds at least two more than the newcomer's (its client not taking its
+  replies first, then its oldest that has not completed a request, then its least recently active), else, as
+  before, from the address holding the most, a connection quiet for ``EVICT_AFTER_S``; if none qualifies the
+  newcomer is closed at once. So hosts that open many connections, busy or not, cannot keep out one that
+  polls now and then, and an address holding one connection is never the one to lose it to another address.
+  At most ``max_per_address`` connections come from one address;
 - a frame must be complete ``frame_deadline_s`` after its first byte (bytes that trickle in do not extend it),
   and only a complete request resets the idle timer (``idle_timeout_s``);
 - replies are written under back-pressure: once a client's unsent replies pass ``WRITE_HIGH_BYTES`` the
@@ -207,7 +211,7 @@ class ModbusTcpServer:
         if len(self.connections) < self.max_connections:
             return ""
         now = time.monotonic()
-        victim = self._victim(now)
+        victim = self._victim(now, conn.address)
         if victim is None:
             return f"all {self.max_connections} connections in use"
         self.stats["evicted"] += 1
@@ -218,25 +222,33 @@ class ModbusTcpServer:
             victim.transport.abort()
         return ""
 
-    def _victim(self, now: float) -> _Connection | None:
-        """The connection to close for a newcomer when the pool is full, or None.
+    def _victim(self, now: float, newcomer: str) -> _Connection | None:
+        """The connection to close for a newcomer from address ``newcomer`` when the pool is full, or None.
 
-        It comes from the address that holds the most connections, so that hosts opening many cannot push
-        out one that holds a single connection; within that address, the oldest connection that has not
-        completed a single request (a client sends its request as soon as it connects, so a newcomer is the
-        youngest of these and the last to go), else the one quiet longest, if it has been quiet for
-        ``EVICT_AFTER_S``. A connection whose request is being answered is never closed."""
+        First fairness: an address holding at least two connections more than the newcomer's loses one, busy
+        or not (the newcomer's address then holds at most as many), so several hosts polling fast cannot keep
+        out one polling slowly. Else, as a pool of idle connections is reused: a connection of the address
+        holding the most that has been quiet for ``EVICT_AFTER_S`` or has not completed a request. Within the
+        address: a client that has taken none of its replies for ``EVICT_AFTER_S`` (pipelining without
+        reading: its worker waits on back-pressure, which must not shield it), then the oldest that has not
+        completed a request (a client sends its request as soon as it connects, so a newcomer is the last of
+        these to go), then the least recently active. A connection whose reply is being written to a client
+        that reads is never closed."""
         held = collections.Counter(c.address for c in self.connections)
-        candidates = [c for c in self.connections if c.worker is None
-                      and (not c.requests or now - c.last_active >= EVICT_AFTER_S)]
+
+        def stalled(c: _Connection) -> bool:
+            return c.write_stalled is not None and now - c.write_stalled >= EVICT_AFTER_S
+
+        open_ = [c for c in self.connections if c.worker is None or stalled(c)]
+        fair = [c for c in open_ if held[c.address] >= held[newcomer] + 2]
+        candidates = fair or [c for c in open_ if stalled(c) or not c.requests
+                              or now - c.last_active >= EVICT_AFTER_S]
         if not candidates:
             return None
         most = max(held[c.address] for c in candidates)
         mine = [c for c in candidates if held[c.address] == most]
-        unproven = [c for c in mine if not c.requests]
-        if unproven:
-            return min(unproven, key=lambda c: c.connected)
-        return min(mine, key=lambda c: c.last_active)
+        return min(mine, key=lambda c: (not stalled(c), bool(c.requests),
+                                        c.connected if not c.requests else c.last_active))
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -5,18 +5,19 @@ SECTIONS = [
     Section("acquisition", [
         Option("line_frequency", Enum("50", "60"), "50",
                "Nominal line frequency the ADE9000 is configured for (ACCMODE.SELFREQ, 10/12-cycle windows); "
-               "keep it equal to the metering nominal frequency.", "Hz"),
+               "keep it equal to the metering nominal frequency.", "Hz", locked=True),
         Option("wiring", Enum("4W-WYE", "DELTA", "3W-WYE", "SINGLE", "2L", "2L+1n", "DEMO"), "4W-WYE",
-               "Wiring the chip's own energy accumulators assume (ACCMODE.VCONSEL)."),
+               "Wiring the chip's own energy accumulators assume (ACCMODE.VCONSEL).", locked=True),
         Option("energy_interval", Duration(0.1, 8.0), 1.0,
-               "Interval of the chip's energy accumulators (EGY_TIME, EGYRDY), published on 'chip_energy'.", "s"),
+               "Interval of the chip's energy accumulators (EGY_TIME, EGYRDY), published on 'chip_energy'.", "s", locked=True),
         Option("ring_slots", Int(64, 65536), 2048,
                "Sample blocks kept on the samples ring (2048 blocks of 4 ms = 8.2 s).", "blocks"),
         Option("read_loop", Enum("c", "python"), "c",
                "Who serves IRQ0 and reads the waveform buffer within the chip's 4-ms deadline: a C thread without "
                "the interpreter lock, SCHED_FIFO where permitted (c), or the Python reference driver (python)."),
         Option("lock_memory", Bool(), True,
-               "Lock the acquisition process in RAM (mlockall) so no page fault delays the read loop; when "
+               "Lock the acquisition process's pages in RAM as it uses them (mlockall, MCL_ONFAULT) so no page the "
+               "read loop touched is ever paged out; its buffers and stack are touched before it starts. When "
                "refused (no CAP_IPC_LOCK, low RLIMIT_MEMLOCK) only the loop's own ring is locked, and the log "
                "says so."),
         Option("max_restarts", Int(0, 1000), 10,

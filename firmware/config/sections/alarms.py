@@ -23,7 +23,9 @@ SETPOINT = (
     Option("priority", Int(0, 255), 128,
            "High 192-255, Medium 128-191, Low 64-127 are alarms; Info 1-63 only logs; None 0 does nothing."),
     Option("output", Int(0, 16), 0, "Digital output held on while the alarm is active (0: none)."),
-    Option("capture", Bool(), False, "Request a waveform capture (capture.trigger) when the alarm picks up."),
+    Option("capture", Bool(), False,
+           "Take a waveform capture when the alarm picks up ([alarms] capture_command; the recorder's capture, "
+           "named ..._alarm, its event naming the alarm)."),
 )
 
 # Over THD V: the EN 50160 limit for THD (8 %), 1 % hysteresis; frequency: the EN 50160 band for 99.5 % of a
@@ -42,8 +44,16 @@ SECTIONS = [
         Option("setpoint", Table(SETPOINT, MAX_SETPOINTS), DEFAULT_SETPOINTS,
                "Setpoint alarms ([[alarms.setpoint]]); the defaults are the ION7400's enabled default alarms. "
                "Writing any [[alarms.setpoint]] replaces the whole list."),
-        Option("historic_depth", Int(10, 10000), 100, "Ended alarms kept in the historic list."),
-        Option("capture_command", Str(64), "capture.trigger",
-               "Control command sent for a waveform capture (served by the recorder when it runs)."),
+        Option("historic_depth", Int(10, 10000), 100, "Ended alarms kept in the historic list.", locked=True),
+        Option("power_up_priority", Int(0, 255), 128,
+               "Priority of the Power Up unary alarm, raised when the meter has started (firmware.powerup); "
+               "like the disturbance alarms it stays active until acknowledged. 0: none."),
+        Option("power_up_output", Int(0, 16), 0, "Digital output held on while the Power Up alarm is active."),
+        Option("disturbance_output", Int(0, 16), 0,
+               "Digital output held on while a Sag, Swell or Interruption unary alarm is active (their priorities "
+               "are [pq] priority_sag, priority_swell, priority_interruption)."),
+        Option("capture_command", Str(64, r"[a-z]+\.[a-z_]+", "service.command"), "recorder.capture",
+               "Control command sent for an alarm's waveform capture, with the alarm's name as `reason` (the "
+               "recorder's, when it runs); it runs with the meter's own rights, hence master.", privilege="master"),
     ], "Alarms (docs/io.md): setpoints evaluated every second, priorities, acknowledgement, actions."),
 ]

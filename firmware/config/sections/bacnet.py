@@ -24,7 +24,8 @@ SECTIONS = [
         Option("access", Enum("read-only", "read-write"), "read-write",
                "read-write (the S4100's behaviour): WriteProperty, AV1 commands, DeviceCommunicationControl, "
                "ReinitializeDevice and time synchronisation are carried out, subject to the revenue lock; "
-               "read-only: every one of them is refused (WRITE_ACCESS_DENIED, SERVICE_REQUEST_DENIED)."),
+               "read-only: every one of them is refused (WRITE_ACCESS_DENIED, SERVICE_REQUEST_DENIED).",
+               privilege="security"),
         Option("ip_enabled", Bool(), True, "Serve BACnet/IP (Annex J) on UDP."),
         Option("ip_port", Int(1, 65535), 47808, "UDP port of BACnet/IP (47808 = 0xBAC0; `make run` uses 47809)."),
         Option("bind_address", IPAddress(), "0.0.0.0",
@@ -32,7 +33,7 @@ SECTIONS = [
         Option("ip_prefix", Int(0, 32), 24, "Network prefix length of bind_address, for the local broadcast "
                "address that I-Am and I-Have go to.", "bits"),
         Option("mstp_enabled", Bool(), False, "Run an MS/TP master node on the RS-485 port."),
-        Option("mstp_port", Str(255), "/dev/ttyAMA1", "Serial device of the MS/TP RS-485 transceiver."),
+        Option("mstp_port", Str(255), "/dev/ttyAMA1", "Serial device of the MS/TP RS-485 transceiver.", local=True),
         Option("mstp_mac", Int(0, 127), 1, "MS/TP MAC address of this node (master nodes 0-127)."),
         Option("mstp_baud", IntChoice(MSTP_BAUD_RATES), 76800, "MS/TP baud rate.", "bit/s"),
         Option("mstp_rs485", Bool(), True, "Let the kernel drive the transceiver's direction (RTS) for RS-485."),
@@ -50,7 +51,13 @@ SECTIONS = [
         Option("trend_log_stop_when_full", ListOf(Bool(), TREND_LOGS, TREND_LOGS), (False, False, False),
                "Stop_When_Full of TL1, TL2, TL3 (false: the oldest record is overwritten)."),
         Option("password", Str(20), "", "Password that DeviceCommunicationControl and ReinitializeDevice "
-               "must carry; empty: none asked."),
+               "must carry; empty: both are refused. Wrong passwords are held to one a second and lock both "
+               "services out after [security] lockout_attempts in a row, for lockout_duration.",
+               privilege="security", secret=True),
+        Option("revenue_commands", Bool(), False, "Let AV1 run the commands that change revenue data: 30078 "
+               "(clear the energy registers) and 21212 (peak demand reset). Off: both are refused "
+               "(WRITE_ACCESS_DENIED); on: still refused while revenue-locked.", privilege="security",
+               locked=True),
         Option("time_sync", Bool(), True, "Pass TimeSynchronization and UTCTimeSynchronization to the time "
                "service (which applies them by [time] priority, source \"protocol\")."),
     ], "BACnet device: BACnet/IP and MS/TP, the S4100 object model (docs/bacnet.md)."),

@@ -10,18 +10,19 @@ SECTIONS = [
     ], "Written by the meter on every saved change."),
     Section("meter", [
         Option("name", Str(64), "meter", "Device name shown on the display, web page and device identification."),
-        Option("serial_number", Str(32), "SIM-000001", "Serial number reported by every protocol."),
+        Option("serial_number", Str(32), "SIM-000001", "Serial number reported by every protocol.", locked=True),
         Option("data_dir", Str(255), "var", "Directory for revenue records, logs and recordings; relative "
-               "paths are taken from the working directory."),
-        Option("run_dir", Str(255), "var/run", "Directory for the control socket and shared-memory names."),
+               "paths are taken from the working directory.", local=True, locked=True),
+        Option("run_dir", Str(255), "var/run", "Directory for the control socket and shared-memory names.",
+               local=True, locked=True),
     ], "Identity and where the meter keeps its files."),
     Section("log", [
         Option("level", Enum("debug", "info", "warning", "error"), "info", "Lowest level written."),
         Option("format", Enum("json", "text"), "text", "Format of lines on stdout (journald on the device)."),
-        Option("file", Bool(), True, "Also write a rotating log file under data_dir/logs."),
+        Option("file", Bool(), True, "Also write a rotating log file under data_dir/logs.", locked=True),
         Option("file_max_bytes", Int(64 * 1024, 256 * 1024 * 1024), 4 * 1024 * 1024,
-               "Size at which the log file rotates.", "bytes"),
-        Option("file_count", Int(1, 100), 5, "Rotated log files kept."),
+               "Size at which the log file rotates.", "bytes", locked=True),
+        Option("file_count", Int(1, 100), 5, "Rotated log files kept.", locked=True),
     ], "Structured logging."),
     Section("supervisor", [
         Option("heartbeat_timeout", Duration(0.5, 600), 5.0,
@@ -33,6 +34,10 @@ SECTIONS = [
         Option("restart_window", Duration(1, 86400), 60.0, "Window over which crashes are counted.", "s"),
         Option("stop_timeout", Duration(0.1, 30), 3.0,
                "Time a service gets to stop after SIGTERM before SIGKILL.", "s"),
+        Option("start", Enum("fork", "exec"), "fork",
+               "How a service process starts: forked from the supervisor, which imported the services' code once, "
+               "so that the processes share those pages (fork; docs/memory.md), or as a new interpreter that "
+               "imports everything again (exec)."),
     ], "How the supervisor starts, watches and restarts services."),
     Section("simulation", [
         Option("realtime", Bool(), True, "Run the simulated board in real time (false: as fast as read)."),

@@ -12,9 +12,10 @@ SECTIONS = [
         Option("starttls", Bool(), True,
                "Upgrade the connection with STARTTLS before sending (certificate and host name verified); "
                "a server that does not offer it is an error, never a silent plain-text send."),
-        Option("ca_file", Str(255), "", "CA certificates (PEM) for the server; empty: the system's."),
+        Option("ca_file", Str(255), "", "CA certificates (PEM) for the server; empty: the system's.",
+               local=True),
         Option("username", Str(255), "", "SMTP AUTH user (empty: no login)."),
-        Option("password", Str(255), "", "SMTP AUTH password."),
+        Option("password", Str(255), "", "SMTP AUTH password.", secret=True),
         Option("sender", ADDRESS, "meter@localhost", "From address."),
         Option("recipients", ListOf(ADDRESS, 0, 20), (), "To addresses."),
         Option("timeout", Duration(1, 300), 60.0, "Deadline of each SMTP operation.", "s"),

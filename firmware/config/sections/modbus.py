@@ -31,7 +31,8 @@ SECTIONS = [
         Option("access", Enum("none", "read-only", "read-write"), "read-only",
                "Access to the meter's register map: none (every data request refused with exception 02), "
                "read-only, or read-write (command registers and coils run demand reset, energy reset, "
-               "billing-period reset and demand sync; revenue resets still obey the revenue lock)."),
+               "billing-period reset and demand sync; revenue resets still obey the revenue lock).",
+               privilege="security"),
         Option("tcp_enabled", Bool(), True, "Serve Modbus TCP."),
         Option("tcp_port", Int(1, 65535), 502,
                "Modbus TCP port. Ports below 1024 need the meter's service privileges; `make run` uses 5020."),
@@ -55,7 +56,7 @@ SECTIONS = [
     ], "Modbus TCP server and the register map's access (docs/modbus.md lists the registers)."),
     Section("modbus.rtu", [
         Option("enabled", Bool(), False, "Serve Modbus RTU on the serial port."),
-        Option("port", Str(255), "/dev/ttyAMA0", "Serial device of the RS-485 transceiver."),
+        Option("port", Str(255), "/dev/ttyAMA0", "Serial device of the RS-485 transceiver.", local=True),
         Option("baud", IntChoice(BAUD_RATES), 19200, "Baud rate.", "bit/s"),
         Option("framing", Enum(*FRAMINGS), "8N1", "Data bits, parity (None, Even, Odd) and stop bits."),
         Option("unit", Int(1, 247), 1, "Unit id on the line; the meter also answers 248 when it is the only "

@@ -14,11 +14,13 @@ SECTIONS = [
                "MQTT client id; empty: `openmeter-<serial_number>`. The session is persistent, so the id must "
                "be unique per meter."),
         Option("username", Str(255), "", "User name (empty: none)."),
-        Option("password", Str(255), "", "Password (sent only with a user name; use TLS)."),
+        Option("password", Str(255), "", "Password (sent only with a user name; use TLS).", secret=True),
         Option("tls", Bool(), False, "Connect with TLS (server certificate and host name verified)."),
-        Option("ca_file", Str(255), "", "CA certificates (PEM) for the broker; empty: the system's."),
-        Option("cert_file", Str(255), "", "Client certificate (PEM) for mutual TLS; empty: none."),
-        Option("key_file", Str(255), "", "Client private key (PEM) for mutual TLS."),
+        Option("ca_file", Str(255), "", "CA certificates (PEM) for the broker; empty: the system's.",
+               local=True),
+        Option("cert_file", Str(255), "", "Client certificate (PEM) for mutual TLS; empty: none.",
+               local=True),
+        Option("key_file", Str(255), "", "Client private key (PEM) for mutual TLS.", local=True),
         Option("keepalive", Duration(5, 3600), 30.0, "MQTT keep-alive.", "s"),
         Option("qos", Int(1, 2), 2,
                "QoS of published data: 2 (exactly once through a broker restart with persistence) or 1 (at "

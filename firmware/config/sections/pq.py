@@ -60,5 +60,9 @@ SECTIONS = [
         Option("aggregate_depth_2h", Int(10, 100_000), 336, "2-h values kept (336: four weeks)."),
         Option("event_depth", Int(10, 1_000_000), 10_000,
                "PQ event records kept in data_dir/recorder.db with their full detail (circular)."),
+        Option("ring_records", Int(64, 16384), 512,
+               "Records the PQ ring from metrology to the recorder holds, 16 kB of shared memory each: what a "
+               "restarted recorder catches up on (512: about a minute of the usual 8 records a second, 20 s of a "
+               "burst of 1,000 events a minute; docs/memory.md)."),
     ], "Power-quality events, waveform capture and the recorder service (docs/pq.md)."),
 ]

@@ -50,13 +50,17 @@ DEFAULT_RECORDERS = Table(RECORDER_OPTIONS, MAX_RECORDERS).parse([
      "channels": [f"harmonics_v_an[{k}]" for k in range(2, 18)]},
     {"name": "RVC Log", "trigger": "rvc", "depth": 100,
      "channels": ["event.delta_umax_pct", "event.delta_uss_pct", "event.duration_s"]},
+    # ION "Loss Log": the V²h and I²h registers transformer and line losses are computed from (iron ~ V²,
+    # copper ~ I²), whatever [revenue] loss compensation is set to
+    {"name": "Loss Log", "interval": 900, "stat": "last", "depth": 3360,
+     "channels": ["v2h_delivered", "v2h_received", "i2h_delivered", "i2h_received"]},
 ])
 
 SECTIONS = [
     Section("recorders", [
         Option("recorder", Table(RECORDER_OPTIONS, MAX_RECORDERS), DEFAULT_RECORDERS,
                "Up to 16 data recorders ([[recorders.recorder]]); the defaults are the ION7400's factory logs "
-               "(Revenue, Hist Mean/High/Low, Sag/Swell, Harm Mean/High, EgyDmd, RVC) plus a 10-min PQ log and "
+               "(Revenue, Hist Mean/High/Low, Sag/Swell, Harm Mean/High, EgyDmd, RVC, Loss) plus a 10-min PQ log and "
                "one of phase A's voltage harmonics 2-17. A recorder whose configuration changes starts empty."),
     ], "Data recorders: interval or triggered records of up to 16 channels (docs/pq.md)."),
 ]

@@ -127,9 +127,13 @@ SECTIONS = [
         Option("tou_override", Int(0, 32), 0, "Digital input forcing the override rate (0 = none)."),
         Option("energy_gate", Int(0, 32), 0,
                "Digital input gating the conditional energy registers (0 = none: they never run)."),
+        Option("cover", Int(0, 32), 0,
+               "Digital input of the terminal-cover switch, on while the cover is off (0 = none): status word "
+               "bit cover_removed."),
         Option("sim_dir", Str(255), "var/inputs",
-               "Simulated board: the power-fail line is the file power_fail here, holding 1 or 0; the revenue "
-               "lock is [upgrade] revenue_lock_file. The digital inputs come from the io service (docs/io.md)."),
+               "Simulated board: the power-fail line is the file power_fail here, holding 1 or 0, and the RTC "
+               "backup battery's state the file battery_low; the revenue lock is [upgrade] revenue_lock_file. The "
+               "digital inputs come from the io service (docs/io.md).", local=True),
     ], "Inputs the revenue registers use: the revenue lock and power-fail pins come from the board file, the "
        "digital inputs' state, counts and activations from the io service.", sealed=True),
 ]

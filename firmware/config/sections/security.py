@@ -54,6 +54,8 @@ SECTIONS = [
                "How long a lockout lasts.", "s"),
         Option("session_timeout", Duration(60, 86400), 900.0,
                "A login session (web, display) unused for this long ends.", "s"),
+        Option("session_max_age", Duration(300, 7 * 86400), 12 * 3600.0,
+               "A login session ends this long after the login however busy it is; log in again.", "s"),
         Option("modbus_tcp_access", Enum(*MODBUS_ACCESS), "modbus",
                "Access over Modbus TCP: none, read-only, read-write, or `modbus` to follow [modbus] access."),
         Option("modbus_rtu_access", Enum(*MODBUS_ACCESS), "modbus",
@@ -70,7 +72,8 @@ SECTIONS = [
                "whose privileges they get). Root and the meter's own account are master; other accounts may "
                "only read."),
         Option("syslog_address", OptionalIP(), "",
-               "Send security events to this syslog collector (RFC 5424 over UDP); empty: off."),
-        Option("syslog_port", Int(1, 65535), 514, "UDP port of the syslog collector."),
-    ], "Users and privileges on every interface, login lockout, security events (docs/security.md)."),
+               "Send security events to this syslog collector (RFC 5424 over UDP); empty: off.", locked=True),
+        Option("syslog_port", Int(1, 65535), 514, "UDP port of the syslog collector.", locked=True),
+    ], "Users and privileges on every interface, login lockout, security events (docs/security.md).",
+       privilege="security"),
 ]

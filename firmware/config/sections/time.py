@@ -19,10 +19,11 @@ SECTIONS = [
         Option("maxpoll", Int(-6, 24), 10, "chrony's maxpoll for these servers (log2 seconds; 10 = 1024 s)."),
         Option("chrony_sources_file", Str(255), "/etc/chrony/sources.d/openmeter.sources",
                "File the service writes the `server` lines to; chrony reads it through its `sourcedir` "
-               "directive (Debian's chrony.conf has `sourcedir /etc/chrony/sources.d`)."),
-        Option("chronyc", Str(255), "chronyc", "The chronyc program."),
+               "directive (Debian's chrony.conf has `sourcedir /etc/chrony/sources.d`).", local=True),
+        Option("chronyc", Str(255), "chronyc", "The chronyc program.", local=True),
         Option("chrony_socket", Str(255), "/run/chrony/chronyd.sock",
-               "chronyd's command socket (its `bindcmdaddress`); privileged commands (reload, settime) need it."),
+               "chronyd's command socket (its `bindcmdaddress`); privileged commands (reload, settime) need it.",
+               local=True),
         Option("poll", Duration(0.2, 600), 10.0, "How often chrony's tracking state is read.", "s"),
         Option("max_offset", Duration(0.000001, 3600), 0.1,
                "Largest offset at which the clock counts as synchronised: the larger of the offset chrony is "
@@ -43,7 +44,8 @@ SECTIONS = [
                "Time sources in priority order. A time set from a protocol (Modbus, BACnet) or by hand is "
                "refused while a source earlier in the list keeps the clock synchronised, and always when "
                "its source is not listed."),
-        Option("event_depth", Int(10, 1000000), 5000, "Time events kept (circular log in data_dir/time.db)."),
+        Option("event_depth", Int(10, 1000000), 5000, "Time events kept (circular log in data_dir/time.db).",
+               locked=True),
         Option("protocol_set_min_step", Float(0, 3600), 0.5,
                "A protocol time set that differs from the clock by less than this is acknowledged without "
                "touching the clock.", "s"),

@@ -19,7 +19,7 @@ SECTIONS = [
                "`make run` uses 8080."),
         Option("cert_dir", Str(255), "web",
                "Directory of the server certificate, relative to [meter] data_dir unless absolute: the self-signed "
-               "certificate made on first start and an uploaded one, which is used while it is there."),
+               "certificate made on first start and an uploaded one, which is used while it is there.", local=True),
         Option("max_body", Int(1024, 1 << 20), 64 * 1024,
                "Largest JSON request body; a larger one is refused with 413 before it is read.", "bytes"),
         Option("max_upload", Int(1 << 20, 1 << 31), 512 * 1024 * 1024,

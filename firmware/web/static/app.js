@@ -162,7 +162,9 @@ async function viewEnergy(view) {
     h("h2", {}, "Resets"), msg,
     resets.resets.map(r => h("p", {}, h("button", {type: "button", class: "plain", "data-reset": r.name, onclick: async () => {
       if (!confirm(`${r.description}?`)) return;
-      try { await api("POST", `/api/resets/${r.name}`); msg.className = "ok"; msg.textContent = `${r.name}: done`; }
+      // a command that sets something is given this computer's clock (time_set: the meter's time from the PC's)
+      const query = r.takes ? `?value=${Date.now() / 1000}` : "";
+      try { await api("POST", `/api/resets/${r.name}${query}`); msg.className = "ok"; msg.textContent = `${r.name}: done`; }
       catch (err) { msg.className = "error"; msg.textContent = err.message; }
     }}, r.name.replace(/_/g, " ")), " ", h("span", {class: "muted"}, `${r.description} (privilege ${r.privilege}${r.revenue ? ", revenue lock" : ""})`))));
   state.timer = setInterval(async () => {
@@ -204,14 +206,19 @@ async function viewPhasors(view) {
 async function viewEvents(view) {
   const prio = h("input", {type: "number", min: 0, max: 255, value: 0, id: "events-priority"});
   const body = h("tbody");
+  const unread = h("span", {id: "events-unread"});
   const load = async () => {
     const d = await api("GET", `/api/events?limit=200&min_priority=${prio.value || 0}`);
+    unread.textContent = `${d.unread} unread`;
+    unread.className = d.unread ? "warn" : "muted";
     fill(body, ...d.events.map(e => h("tr", {}, h("td", {}, when(e.ts)), h("td", {class: `num band-${e.band}`}, e.priority),
       h("td", {}, e.source), h("td", {}, e.cause), h("td", {}, e.effect), h("td", {}, e.user))));
     if (!d.events.length) body.append(h("tr", {}, h("td", {colspan: 6, class: "muted"}, "no events")));
   };
   prio.addEventListener("change", load);
-  fill(view, h("h1", {}, "Event log"), h("label", {}, "Lowest priority ", prio),
+  const markRead = h("button", {type: "button", class: "plain", id: "events-mark-read", onclick: async () => {
+    await api("POST", "/api/events/read"); await load(); }}, "Mark all read");
+  fill(view, h("h1", {}, "Event log"), h("p", {}, unread, " ", markRead), h("label", {}, "Lowest priority ", prio),
     h("table", {id: "events-table"}, h("thead", {}, h("tr", {}, ["time", "priority", "source", "cause", "effect", "user"].map(t => h("th", {}, t)))), body));
   await load();
 }
@@ -255,6 +262,17 @@ function optionInput(section, o) {
   return h("input", {type: "text", "data-option": id, value: value});
 }
 
+// Who may change an option (its rule in the schema); a path on the meter is not changed from a browser.
+function who(o) {
+  return `Needs ${o.privilege}` + (o.revenue_locked ? "; refused while revenue-locked" : "") +
+    (o.web_writable ? "" : "; changed only on the meter itself (meter config set)") + ".";
+}
+
+function settable(input, o) {
+  if (!o.web_writable) input.disabled = true;
+  return input;
+}
+
 function readInput(input) {
   if (input.type === "checkbox") return input.checked;
   if (input.dataset.kind === "json") return JSON.parse(input.value);
@@ -274,8 +292,8 @@ async function viewSetup(view) {
     const save = h("button", {type: "button", "data-save": sec.name}, `Save [${sec.name}]`);
     const box = h("details", {"data-section": sec.name}, h("summary", {}, `[${sec.name}]`, sec.sealed ? " (sealed)" : ""),
       h("p", {class: "muted"}, sec.doc), sec.options.map(o => h("div", {class: "opt"},
-        h("label", {}, o.name, o.unit ? h("span", {class: "muted"}, ` (${o.unit})`) : null), optionInput(sec.name, o),
-        h("span", {class: "doc"}, `${o.doc} Allowed: ${o.allowed}. Default: ${JSON.stringify(o.default)}.`))), save);
+        h("label", {}, o.name, o.unit ? h("span", {class: "muted"}, ` (${o.unit})`) : null), settable(optionInput(sec.name, o), o),
+        h("span", {class: "doc"}, `${o.doc} Allowed: ${o.allowed}. Default: ${JSON.stringify(o.default)}. ${who(o)}`))), save);
     save.addEventListener("click", async () => {
       save.after(msg);          // the answer appears beside the button that asked
       const changes = {};
@@ -354,7 +372,7 @@ function follow(attempt, result) {
 
 const VIEWS = {live: viewLive, energy: viewEnergy, harmonics: viewHarmonics, phasors: viewPhasors, events: viewEvents,
                diagnostics: viewDiagnostics, setup: viewSetup, upgrade: viewUpgrade, waveforms: PQ.viewWaveforms,
-               iti: PQ.viewIti, trends: PQ.viewTrends, report: PQ.viewReport};
+               iti: PQ.viewIti, trends: PQ.viewTrends, report: PQ.viewReport, alarms: IO.viewAlarms};
 
 function stopView() {
   clearInterval(state.timer);

@@ -104,6 +104,17 @@ def check_seal(store: ConfigStore, config: Any) -> Any:
             audit.record("config_tamper", "hand edit", message, {"changes": tamper.changes})
             store.record_refused_hand_edit(tamper)
             return config
+        if tamper.locked:
+            # the seal does not verify (forged, damaged, another key): there are no sealed values to trust, so the
+            # file's are in force, but they are not accepted as a change and the tamper is reported every start
+            message = (f"{store.path}.seal does not verify against this meter's seal key while the meter is "
+                       "revenue-locked (the file and its seal edited together, or the seal damaged); the file is "
+                       "not accepted as a change. Restore both files, or open the revenue lock and save the "
+                       "configuration (`meter config set`) to seal it again")
+            print(f"meter run: {message}", file=sys.stderr)
+            audit.record("config_tamper", "hand edit", message, {"changes": tamper.changes})
+            store.record_refused_hand_edit(tamper)
+            return config
         audit.record("config_hand_edit", "hand edit", f"{', '.join(tamper.options)} edited by hand (unlocked): "
                      "saved as a new version", {"changes": tamper.changes})
         return store.save(store.load().to_dict(only_changed=True), user="hand edit",
@@ -154,6 +165,9 @@ def _status(args: argparse.Namespace) -> int:
         extra = f"  last exit: {svc['last_exit']}" if svc["last_exit"] else ""
         print(f"  {name:12s} {svc['state']:8s} pid {svc['pid'] or '-':<7} restarts {svc['restarts']:<3} "
               f"{', '.join(svc['endpoints'])}{extra}")
+    unread = status.get("events_unread")
+    if unread:
+        print(f"  {'events':12s} {unread} unread in the event log (the web's Event log page marks them read)")
     for warning in status.get("security_checklist", []):
         print(f"  {'security':12s} {warning}")
     return EXIT_STATUS[state]

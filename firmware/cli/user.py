@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from firmware.cli_config import DEFAULT_CONFIG
+from firmware.cli.config import DEFAULT_CONFIG
 from firmware.config.store import ConfigStore
 from firmware.security.audit import SecurityAudit
 from firmware.security.privileges import names, parse_privileges

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from firmware.cli_run import DEFAULT_CONFIG
+from firmware.cli.run import DEFAULT_CONFIG
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient
 from hal.errors import MeterError

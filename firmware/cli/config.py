@@ -38,9 +38,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--config", default=DEFAULT_CONFIG)
     u.add_argument("--user", default=None, help="who makes the change (default: the login name)")
     u.add_argument("--reason", default="")
+    u.add_argument("--defaults-only", action="store_true",
+                   help="change only the options still at their default value; nothing is saved when none is "
+                        "(make run sets its development settings so, around what was set before)")
     u.add_argument("assignments", nargs="+", metavar="SECTION.OPTION=VALUE",
                    help="VALUE is TOML: 5021, true, \"text\", [1, 2]")
     u.set_defaults(func=_set)
+
+
+def _still_default(store: ConfigStore, changes: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    """The assignments whose option the file leaves at its default (the file holds only what differs)."""
+    saved = store.load().to_dict(only_changed=True)
+    out: dict[str, dict[str, object]] = {}
+    for section, values in changes.items():
+        node: object = saved
+        for part in section.split("."):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        for option, value in values.items():
+            if not isinstance(node, dict) or option not in node:
+                out.setdefault(section, {})[option] = value
+    return out
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -77,6 +94,12 @@ def _set(args: argparse.Namespace) -> int:
             value = raw  # bare words are taken as strings: level=debug
         changes.setdefault(section, {})[option] = value
     store = ConfigStore(Path(args.config))
+    if args.defaults_only:
+        changes = _still_default(store, changes)
+        if not changes:
+            cfg = store.load()
+            print(json.dumps({"saved": None, "version": cfg.version, "unchanged": str(store.path)}))
+            return 0
     cfg = store.update(changes, user=args.user or getpass.getuser(), reason=args.reason)
     print(json.dumps({"saved": str(store.path), "version": cfg.version}))
     return 0

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from hal.errors import MeterError
 
 # Modules that add subcommands.
 COMMAND_MODULES = (
-    "firmware.cli_run",       # run, status
-    "firmware.cli_config",    # config validate/show/defaults/set
-    "firmware.cli_user",      # user add/passwd/list/remove/unlock
-    "firmware.cli_recorder",  # pq events/capture/captures/recorders/read/aggregates
+    "firmware.cli.run",       # run, status
+    "firmware.cli.maintenance",  # reset master|factory|wipe
+    "firmware.cli.config",    # config validate/show/defaults/set
+    "firmware.cli.user",      # user add/passwd/list/remove/unlock
+    "firmware.cli.recorder",  # pq events/capture/captures/recorders/read/aggregates
     "tools.replay",           # replay RECORDING.cfg
-    "firmware.cli_report",    # report en50160|ieee519
+    "firmware.cli.report",    # report en50160|ieee519
+    "firmware.cli.commands",  # read, do, revenue
     "tools.image.cli",        # image build/keygen/sign/verify/install
     "tools.hil_pulses",       # hil pulses
 )
@@ -31,7 +34,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a command ended by SIGPIPE (128 + 13): `meter status | head -1` reads as usual.
+CLOSED_PIPE_STATUS = 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a reader that closes the pipe early (``| head``) ends it quietly, as it does a C tool."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()       # inside the try: the last buffered output can meet the closed pipe too
+        return status
+    except BrokenPipeError:
+        # Python ignores SIGPIPE, so a write to a closed pipe raises; point stdout at /dev/null so the
+        # interpreter's own flush at exit does not raise again, and end with the shell's SIGPIPE status.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return CLOSED_PIPE_STATUS
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -1,0 +1,260 @@
+"""The catalogue walked against a running meter with real peers: every quantity is answered by `meter read` and
+GET /api/values, every Modbus register a quantity maps is read with pymodbus, every BACnet analog input a
+quantity backs is read with bacpypes3, and every command an entry puts on Modbus, BACnet, the web or the command
+line reaches its owning service there (the revenue audit log shows who ran it over which interface).
+
+The tables' side (what each interface serves is what the catalogue names) is tests/unit/test_catalogue.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from bacpypes3.pdu import Address
+from bacpypes3.primitivedata import ObjectIdentifier
+from pymodbus.client import ModbusTcpClient
+
+from firmware.catalogue import commands, quantities
+from firmware.comms.bacnet.model import load_model
+from firmware.comms.modbus.regmap import build_map
+from firmware.ipc.names import MEASUREMENTS, instance_name, shm_name
+from firmware.ipc.snapshot import Snapshot
+from firmware.security.users import UserStore
+from tests.integration.bacnet_support import client_app
+from tests.support.web_meter import REPO, USERS, WebClient, free_port
+
+STARTUP_TIMEOUT_S = 120.0
+CHUNK = 150                       # names per `meter read` / GET /api/values request
+DEVICE_INSTANCE = 4711
+
+
+class Meter:
+    """`meter run` with metrology, comms (Modbus TCP, BACnet/IP) and the web on free loopback ports."""
+
+    def __init__(self, base: Path) -> None:
+        self.base, self.run_dir, self.data_dir = base, base / "run", base / "var"
+        self.https, self.http, self.modbus, self.bacnet = free_port(), free_port(), free_port(), free_port()
+        self.config = base / "meter.toml"
+        self.config.write_text(
+            f'[meter]\nname = "walk"\ndata_dir = "{self.data_dir}"\nrun_dir = "{self.run_dir}"\n'
+            f'[modbus]\ntcp_port = {self.modbus}\nbind_address = "127.0.0.1"\naccess = "read-write"\n'
+            f'[web]\nbind_address = "127.0.0.1"\nhttps_port = {self.https}\nhttp_port = {self.http}\n'
+            'rate = 2000\nburst = 4000\nlogin_rate = 30\n[revenue]\ndemand_reset_lockout = 0\n'
+            f'[bacnet]\nenabled = true\nip_port = {self.bacnet}\nbind_address = "127.0.0.1"\nip_prefix = 32\n'
+            f'device_instance = {DEVICE_INSTANCE}\n')
+        users = UserStore(self.data_dir)
+        for name, (password, privileges) in USERS.items():
+            users.add(name, password, privileges)
+        users.close()
+        self.log = open(base / "meter.out", "w+")  # noqa: SIM115 - the meter writes it while the tests read it
+        self.env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "firmware.cli", "run", "--config", str(self.config), "--board",
+             str(REPO / "boards" / "sim.toml"), "--only", "acquisition,metrology,comms,web"],
+            cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def web(self) -> WebClient:
+        return WebClient(self.https, self.data_dir / "web" / "selfsigned.pem")
+
+    def meter(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "firmware.cli", *args, "--config", str(self.config)],
+                              cwd=REPO, env=self.env, capture_output=True, text=True, timeout=60)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        name = shm_name(instance_name(self.run_dir), MEASUREMENTS)
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.output()[-4000:]
+            try:
+                snap = Snapshot.attach(name)
+                try:
+                    published = snap.read_array()[2]
+                finally:
+                    snap.close()
+                if published >= 3 and self.web().request("GET", "/api/openapi.json")[0] == 200 \
+                        and "bacnet-ip" in self.output():
+                    return
+            except Exception:  # noqa: BLE001 - polled until the meter answers
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"meter not ready within {STARTUP_TIMEOUT_S} s:\n{self.output()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def meter(tmp_path_factory):
+    m = Meter(tmp_path_factory.mktemp("walk"))
+    try:
+        m.wait_ready()
+        yield m
+    finally:
+        m.stop()
+
+
+@pytest.fixture(scope="module")
+def alice(meter):
+    client = meter.web()
+    client.login("alice", USERS["alice"][0])
+    return client
+
+
+def _shape_ok(point, value) -> bool:
+    if point.size == 1:
+        return value is None or isinstance(value, float)
+    return isinstance(value, list) and len(value) == point.size
+
+
+def test_every_quantity_is_answered_by_meter_read_and_the_web(meter, alice):
+    points = list(quantities())
+    for i in range(0, len(points), CHUNK):
+        chunk = points[i:i + CHUNK]
+        names = [p.name for p in chunk]
+        run = meter.meter("read", "--json", *names)
+        assert run.returncode == 0, run.stderr
+        cli = json.loads(run.stdout)["values"]
+        status, _, web = alice.request("GET", "/api/values?names=" + ",".join(names))
+        assert status == 200, web
+        for p in chunk:
+            assert _shape_ok(p, cli[p.name]) and _shape_ok(p, web["values"][p.name]), p.name
+    # a metered value is a number on both, and both read the same snapshot
+    run = meter.meter("read", "--json", "frequency", "v_an", "harmonic_angles_v_bn[1]", "s_vect_a")
+    got = json.loads(run.stdout)["values"]
+    assert got["frequency"] == pytest.approx(50.0, abs=0.05)          # the simulated board's mains
+    assert got["harmonic_angles_v_bn[1]"] == pytest.approx(-120.0, abs=1.0)   # B lags A by 120°
+    assert got["s_vect_a"] > 0
+    status, _, web = alice.request("GET", "/api/values?names=nope")
+    assert status == 400 and "not a quantity of the catalogue" in web["error"]
+
+
+def test_every_modbus_register_of_a_quantity_is_read_with_pymodbus(meter):
+    regmap = build_map()
+    client = ModbusTcpClient("127.0.0.1", port=meter.modbus, timeout=5, retries=0)
+    assert client.connect()
+    try:
+        read = 0
+        for reg in regmap.registers:
+            if reg.writable:
+                continue
+            rr = client.read_holding_registers(reg.address, count=reg.fmt.words)
+            assert not rr.isError(), f"{reg.label} at {reg.address}: {rr}"
+            read += 1
+        assert read == sum(1 for r in regmap.registers if not r.writable)
+    finally:
+        client.close()
+
+
+def test_every_bacnet_input_of_a_quantity_is_read_with_bacpypes3(meter):
+    async def walk() -> dict[int, tuple[float, str]]:
+        client, _ = await client_app()
+        try:
+            out = {}
+            target = Address(f"127.0.0.1:{meter.bacnet}")
+            for ai in load_model().analog_inputs:
+                if ai.point:
+                    oid = ObjectIdentifier(f"analog-input,{ai.instance}")
+                    value = await client.read_property(target, oid, "present-value")
+                    reliability = await client.read_property(target, oid, "reliability")
+                    out[ai.instance] = (float(value), str(reliability))
+            return out
+        finally:
+            client.close()
+
+    got = asyncio.run(walk())
+    assert len(got) == sum(1 for ai in load_model().analog_inputs if ai.point)
+    for instance in (27, *range(37, 49), 78):       # were "not measured" before the catalogue published them
+        assert got[instance][1] != "no-sensor", instance
+    assert got[78][0] == 0.0                        # no energy reset yet
+
+
+def _audit(meter) -> list[dict]:
+    run = meter.meter("do", "revenue_audit", "n=1000")
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+async def _av1(port: int, code: int) -> None:
+    client, _ = await client_app()
+    try:
+        await client.write_property(Address(f"127.0.0.1:{port}"), ObjectIdentifier("analog-value,1"),
+                                    "present-value", float(code))
+    finally:
+        client.close()
+
+
+def test_each_command_reaches_its_service_over_every_interface_it_names(meter, alice):
+    """Every command of the revenue registers that takes no argument, run over each interface its entry names;
+    the owning service's audit log shows each run with who asked (the lockout is 0 in this meter)."""
+    regmap = build_map()
+    seen = {r["id"] for r in _audit(meter)}
+    ran: list[tuple[str, str]] = []
+    for c in commands():
+        if c.audit != "revenue_audit" or not c.writes or c.required_args():
+            continue
+        if "web" in c.interfaces:
+            status, _, answer = alice.request("POST", f"/api/resets/{c.name}")
+            assert status == 200, (c.name, answer)
+            ran.append((c.op, "alice"))
+        if "modbus" in c.interfaces:
+            reg = next(r for r in regmap.registers if r.point == c.modbus)
+            client = ModbusTcpClient("127.0.0.1", port=meter.modbus, timeout=5, retries=0)
+            assert client.connect()
+            try:
+                assert not client.write_register(reg.address, 1).isError(), c.name
+            finally:
+                client.close()
+            ran.append((c.op, "modbus"))
+        if "bacnet" in c.interfaces:
+            assert c.bacnet_av1 is not None
+            asyncio.run(_av1(meter.bacnet, c.bacnet_av1))
+            ran.append((c.op, "bacnet"))
+        run = meter.meter("do", c.name)
+        assert run.returncode == 0, (c.name, run.stderr)
+        ran.append((c.op, "pid"))
+    rows = [r for r in _audit(meter) if r["id"] not in seen]
+    for op, who in ran:
+        assert any(r["action"] == op and r["accepted"] and who in r["user"] for r in rows), (op, who, rows)
+    assert len(rows) == len(ran)
+    # the energy reset reached the registers: the new point counts it, on BACnet AI78 as on meter read
+    run = meter.meter("read", "--json", "energy_reset_count")
+    resets = sum(1 for op, _ in ran if op == "energy_reset")
+    assert json.loads(run.stdout)["values"]["energy_reset_count"] == resets
+
+
+def test_every_read_command_answers_on_the_command_line(meter):
+    running = {"acquisition", "metrology", "comms", "web"}
+    for c in commands():
+        if c.writes or c.required_args():
+            continue
+        service = c.control.partition(".")[0]
+        args = []
+        if "{service}" in c.control:
+            choice = next((s for s in c.arg("service").choices if s in running), None)
+            if choice is None:
+                continue
+            args = [f"service={choice}"]
+        elif service not in running:
+            continue
+        run = meter.meter("do", c.name, *args)
+        assert run.returncode == 0, (c.name, run.stderr)
+    run = meter.meter("revenue", "minmax")
+    assert run.returncode == 0 and "v_a" in json.loads(run.stdout)["minmax"], run.stderr

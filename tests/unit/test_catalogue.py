@@ -1,0 +1,144 @@
+"""The catalogue walked against every interface's own tables: each quantity and command is carried where its entry
+says, and no interface carries anything the catalogue does not name.
+
+The protocol peers' side of the same walk (pymodbus, bacpypes3, HTTPS, the `meter` command against a running
+meter) is tests/integration/test_catalogue_walk.py.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+from firmware import catalogue
+from firmware.catalogue import NOT_MEASURED, commands, quantities
+from firmware.catalogue import table as cat_table
+from firmware.catalogue.values import pick
+from firmware.points import points_by_name
+from firmware.service import Service
+from firmware.services.registry import SERVICES
+from hal.errors import ConfigError
+
+
+def _served() -> set[str]:
+    """Every control command a service or the supervisor serves, as "<service>.<command>"."""
+    from firmware.maintenance import ACTIONS
+    from firmware.revenue.runtime import COMMAND_NAMES
+    from firmware.supervisor import Supervisor
+
+    served = {"status", "restart", "shutdown"}
+    assert all(hasattr(Supervisor, f"cmd_{name}") for name in served)
+    served |= set(ACTIONS)
+    for spec in SERVICES:
+        module = importlib.import_module(spec.module)
+        classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
+                   if issubclass(c, Service) and c is not Service and c.__module__ == module.__name__]
+        assert len(classes) == 1, spec.module
+        names = {getattr(f, "_control_command", None) for _, f in inspect.getmembers(classes[0])} - {None}
+        names |= {"ping", "info"}                        # every service answers these (firmware.service)
+        if spec.name == "metrology":
+            names |= set(COMMAND_NAMES)
+        served |= {f"{spec.name}.{n}" for n in names}
+    return served
+
+
+def _controls(cmd: catalogue.Command) -> list[str]:
+    if "{service}" in cmd.control:
+        return [cmd.control.format(service=s) for s in cmd.arg("service").choices]
+    return [cmd.control]
+
+
+def test_every_command_is_served_and_every_served_command_is_catalogued():
+    served = _served()
+    declared = {control for c in commands() for control in _controls(c)}
+    assert declared - served == set(), "catalogue commands no service serves"
+    assert served - declared == set(), "served commands the catalogue does not name"
+
+
+def test_the_authorization_point_takes_each_command_from_the_catalogue():
+    from firmware.security import authorize as az
+
+    for c in commands():
+        for control in _controls(c):
+            assert az.operation_for_command(control) == c.op
+        if c.op != "read":
+            op = az.OPERATIONS[c.op]
+            assert (op.privilege.value, op.writes) == (c.privilege, c.writes)
+        assert (c.op in az.REVENUE_LOCKED) == (c.revenue_lock == "refused")
+        assert (c.op in az.REVENUE_LOCKED_RESETS) == (c.revenue_lock == "refused-unless-resets-allowed")
+    assert az.operation_for_command("metrology.no_such_thing") == "metrology.no_such_thing"   # master only
+
+
+def test_modbus_carries_exactly_the_catalogue():
+    from firmware.comms.modbus.blocks import COMMANDS
+    from firmware.comms.modbus.regmap import build_map
+
+    regmap = build_map()
+    points = points_by_name()
+    mapped = {r.point for r in regmap.registers} | {b.point for b in regmap.coils.values()} | \
+        {b.point for b in regmap.discretes.values()}
+    assert mapped <= set(points), "Modbus maps names the point map does not have"
+    writable = {r.point for r in regmap.registers if r.writable} | {b.point for b in regmap.coils.values()}
+    modbus_commands = {c.modbus: c for c in commands() if c.modbus}
+    assert writable == set(modbus_commands), "a writable Modbus point with no catalogue command, or the reverse"
+    assert {(m.point, m.control, m.operation) for m in COMMANDS} == \
+        {(c.modbus, c.control, c.op) for c in modbus_commands.values()}
+    for c in modbus_commands.values():
+        if c.value_arg:
+            assert any(r.point == c.modbus and r.writable for r in regmap.registers), c.name
+
+
+def test_bacnet_carries_exactly_the_catalogue():
+    from firmware.comms.bacnet.device import AV1_COMMANDS
+    from firmware.comms.bacnet.model import load_model
+
+    names = {p.name for p in quantities()}
+    model = load_model()
+    assert {ai.point for ai in model.analog_inputs if ai.point} <= names
+    av1 = {code: c.name for code, c in AV1_COMMANDS.items() if c is not None}
+    assert av1 == {c.bacnet_av1: c.name for c in commands() if c.bacnet_av1 is not None}
+
+
+def test_web_and_cli_carry_every_quantity_and_their_commands():
+    from firmware.web import actions
+    from firmware.web.routes import endpoints
+
+    assert set(actions.RESETS) == {c.name for c in commands() if c.web}
+    reset_route = next(e for e in endpoints([], []) if e.path == "/api/resets/{name}")
+    assert set(reset_route.params[0].enum) == set(actions.RESETS)
+    # /api/values and `meter read` answer any quantity by name; nothing else
+    everything = pick({}, [p.name for p in quantities()])
+    assert set(everything) == {p.name for p in quantities()}
+    for kind_name in [p.name for p in points_by_name().values() if p.kind in NOT_MEASURED][:5]:
+        with pytest.raises(ConfigError, match="not a quantity of the catalogue"):
+            pick({}, [kind_name])
+
+
+def test_mqtt_publishes_only_catalogue_quantities():
+    from firmware.config import meter_schema
+    from firmware.mqtt.collect import energy_points
+
+    names = {p.name for p in quantities()}
+    assert set(energy_points()) <= names
+    option = next(o for o in meter_schema().section("mqtt").options if o.name == "readings_points")
+    assert set(option.default) <= names
+
+
+def test_each_domain_list_agrees_with_its_owner():
+    from firmware.recorder.store import AGGREGATE_KINDS
+    assert cat_table.AGGREGATE_KINDS == AGGREGATE_KINDS
+    assert set(catalogue.commands_module_services()) == {s.name for s in SERVICES}
+
+
+def test_arguments_are_checked_with_what_is_allowed():
+    preset = catalogue.command("preset")
+    with pytest.raises(ConfigError, match="outside 0..1e\\+15"):
+        preset.bind({"register": "wh_del", "value": -1.0})
+    with pytest.raises(ConfigError, match="not one of wh_del"):
+        preset.bind({"register": "nope", "value": 1.0})
+    with pytest.raises(ConfigError, match="missing"):
+        preset.bind({"value": 1.0})
+    assert preset.bind({"register": "wh_del", "value": 5}) == ("metrology.preset",
+                                                               {"register": "wh_del", "value": 5.0})
+    assert catalogue.command("ping").bind({"service": "web"}) == ("web.ping", {})
