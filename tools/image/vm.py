@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,24 @@ class Guest:
                 raise SystemExit(f"make image-test: the image's boot partition has no {prefix}*; rebuild with "
                                  "`make image`")
             subprocess.run(["mcopy", "-o", "-i", fat, f"::/{name}", str(self.work / dest)], check=True)
+
+    def configure(self, settings: list[str], reason: str) -> None:
+        """``meter config set`` on the copy's data partition before it boots (loop-mounted: needs root), the
+        files left owned by the meter account as the image made them."""
+        offset, size = disk.partition_offset(self.disk, 4)
+        mnt = self.work / "data-mnt"
+        mnt.mkdir(exist_ok=True)
+        subprocess.run(["mount", "-o", f"loop,offset={offset},sizelimit={size}", str(self.disk), str(mnt)],
+                       check=True, capture_output=True)
+        try:
+            owner = mnt.stat()
+            subprocess.run([sys.executable, "-m", "firmware.cli", "config", "set", "--config",
+                            str(mnt / "meter.toml"), "--user", "image-test", "--reason", reason, *settings],
+                           check=True, capture_output=True, timeout=120)
+            for p in mnt.glob("meter.toml*"):
+                os.chown(p, owner.st_uid, owner.st_gid)
+        finally:
+            subprocess.run(["umount", str(mnt)], check=True, capture_output=True)
 
     def cmdline(self) -> str:
         words = (self.work / "cmdline.txt").read_text().split()
