@@ -12,6 +12,7 @@ from pathlib import Path
 from firmware.revenue.engine import REVENUE_DB, REVENUE_SUBDIR
 from firmware.revenue.loadprofile import TABLE as LP_TABLE
 from firmware.storage.eventlog import EVENTS_DB as EVENT_LOG_DB
+from firmware.storage.eventlog import KEPT_TABLE
 from firmware.storage.eventlog import TABLE as EVENT_LOG_TABLE
 from firmware.storage.feed import LogFeed
 from firmware.timesync import EVENTS_DB, EVENTS_TABLE
@@ -30,3 +31,8 @@ def time_events(data_dir: str | Path) -> LogFeed:
 
 def event_log(data_dir: str | Path) -> LogFeed:
     return LogFeed(Path(data_dir) / EVENT_LOG_DB, EVENT_LOG_TABLE, ("detail",))
+
+
+def kept_events(data_dir: str | Path) -> LogFeed:
+    """The audit trail the event log keeps apart, where no flood of failed attempts reaches."""
+    return LogFeed(Path(data_dir) / EVENT_LOG_DB, KEPT_TABLE, ("detail",))

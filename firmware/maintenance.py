@@ -18,9 +18,11 @@ Each needs the master privilege (the control gate) and is refused while the reve
 from __future__ import annotations
 
 import logging
+import queue
 import shutil
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from firmware.storage.eventlog import EVENTS_DB, Event, EventLog
 from hal.errors import AccessDenied
@@ -28,6 +30,7 @@ from hal.errors import AccessDenied
 log = logging.getLogger("supervisor")
 
 EVENT_PRIORITY = 255            # High: a reset that clears billed or recorded values
+TIMEOUT_S = 120.0               # the answer waits this long for every service to stop and start again
 # What a master reset removes, under data_dir (files, directories, and SQLite's -wal/-shm beside a database)
 MASTER_RESET_PATHS = ("revenue", "recorder.db", "waveforms", "pq_counters.json", "io", "bacnet", "time.db")
 # [section] option kept by factory defaults: where this meter's data, sockets and lock switch are
@@ -114,3 +117,32 @@ def run(action: str, supervisor: Any, user: str) -> dict[str, Any]:
     else:
         supervisor.start_services()
     return result
+
+
+class Requests:
+    """The control commands (served on control threads) queued for the supervisor's main loop, which owns the
+    services; each answer waits for its result."""
+
+    def __init__(self, supervisor: Any) -> None:
+        self.supervisor = supervisor
+        self.queue: queue.SimpleQueue[tuple[str, str, Future[Any]]] = queue.SimpleQueue()
+
+    def handlers(self) -> dict[str, Callable[..., Any]]:
+        return {action: self._handler(action) for action in ACTIONS}
+
+    def _handler(self, action: str) -> Callable[..., Any]:
+        def handle(user: str = "") -> Any:
+            done: Future[Any] = Future()
+            self.queue.put((action, user, done))
+            self.supervisor._wake()
+            return done.result(timeout=TIMEOUT_S)
+        return handle
+
+    def drain(self) -> None:
+        """Carry out the queued requests (the main loop's thread)."""
+        while not self.queue.empty():
+            action, user, done = self.queue.get()
+            try:
+                done.set_result(run(action, self.supervisor, user))
+            except Exception as exc:  # noqa: BLE001 - the caller gets the reason
+                done.set_exception(exc)

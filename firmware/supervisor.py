@@ -30,7 +30,6 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import Future
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +54,6 @@ HANG_MARGIN_S = 0.01      # looked at this long after a heartbeat timeout, so th
 METERING_STALE_S = 5.0    # measurement snapshot older than this: not metering
 SHUTDOWN_TICK_S = 0.02    # how often the meter's own stop looks for exited services
 KILL_REAP_S = 1.0         # a process not gone this long after SIGKILL is stuck in uninterruptible I/O
-MAINTENANCE_TIMEOUT_S = 120.0   # a master reset, factory defaults or wipe: every service stopped and started
 
 
 class Process(Protocol):
@@ -120,13 +118,13 @@ class Supervisor:
         self._restart_requests: queue.SimpleQueue[str] = queue.SimpleQueue()  # from control threads
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)      # ends the main loop's sleep
         self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self.maintenance = maintenance.Requests(self)      # master reset, factory defaults, wipe
         self.control = ControlServer(self.run_dir / "control.sock", {
             "status": self.cmd_status,
             "restart": self.cmd_restart,
             "shutdown": self.cmd_shutdown,
-            **{action: self._maintenance_command(action) for action in maintenance.ACTIONS},
+            **self.maintenance.handlers(),
         }, fallback=self.forward, gate=control_gate(config), mode=0o660)
-        self._maintenance: queue.SimpleQueue[tuple[str, str, Future[Any]]] = queue.SimpleQueue()
         self.started = time.time()
         self._events: EventLog | None = None      # read for its unread counter only
 
@@ -267,12 +265,7 @@ class Supervisor:
         self._unreaped = [p for p in self._unreaped if p.poll() is None]
         while not self._restart_requests.empty():
             self._restart(self.children[self._restart_requests.get()], now)
-        while not self._maintenance.empty():
-            action, user, done = self._maintenance.get()
-            try:
-                done.set_result(maintenance.run(action, self, user))
-            except Exception as exc:  # noqa: BLE001 - the caller gets the reason
-                done.set_exception(exc)
+        self.maintenance.drain()
         for child in self.children.values():
             if child.state == "stopping":
                 if self._advance_stop(child, now):
@@ -490,15 +483,6 @@ class Supervisor:
         self._restart_requests.put(service)
         self._wake()
         return f"{service} restarting"
-
-    def _maintenance_command(self, action: str) -> Callable[..., Any]:
-        def run(user: str = "") -> Any:
-            """Queued for the main loop, which owns the services; the answer waits for the result."""
-            done: Future[Any] = Future()
-            self._maintenance.put((action, user, done))
-            self._wake()
-            return done.result(timeout=MAINTENANCE_TIMEOUT_S)
-        return run
 
     def cmd_shutdown(self, user: str = "") -> str:
         log.info("shutdown requested by %s", user or "?")

@@ -33,7 +33,9 @@ import numpy as np
 
 from metrology.pqclass import direction, itic_region, semi_f47
 
+# The PQ event kinds, the one list of them: the recorder, the counters, the configuration and the docs take it.
 KINDS = ("sag", "swell", "interruption", "rvc", "transient")
+VOLTAGE_KINDS = KINDS[:3]          # the RMS voltage events (IEC 61000-4-30 5.4): "disturbances"
 POWER_HISTORY_HALVES = 20          # pre-event active power: the mean of the last 10 cycles before the start
 
 
@@ -133,7 +135,7 @@ class VoltageEvents:
     @property
     def active(self) -> bool:
         """A dip, swell or interruption is in progress (what aggregation flags)."""
-        return any(k in self.open for k in ("sag", "swell", "interruption"))
+        return any(k in self.open for k in VOLTAGE_KINDS)
 
     def process(self, u: np.ndarray, end_index: np.ndarray, end_ns: np.ndarray, power: np.ndarray,
                 out: list[PqEvent | EventStart]) -> np.ndarray:
@@ -250,7 +252,7 @@ class VoltageEvents:
         worst = float(ev.extreme.max() if ev.kind in ("swell", "rvc") else ev.extreme.min())
         result = PqEvent(ev.kind, ev.start_ns, end_ns, ev.start_index, involved, self.names[ev.initiator],
                          tuple(float(x) for x in ev.extreme), worst / self.t.udin * 100.0, self.counts[ev.kind])
-        if ev.kind in ("sag", "swell", "interruption"):
+        if ev.kind in VOLTAGE_KINDS:
             result.itic = itic_region(result.extreme_pct, result.duration_s)
             result.semi_f47 = semi_f47(result.extreme_pct, result.duration_s) if ev.kind != "swell" else ""
             before = float(np.mean(self.power_hist)) if self.power_hist else math.nan

@@ -13,7 +13,9 @@ v_ln v_ll i (3), i_n i_res, p q s s_vect p1 pf dpf quadrant (4), freq, h_mag h_i
 (10, 64), thd thd_rms thd_odd thd_even tdd k_factor crest angle (10), v_seq i_seq (3 magnitudes:
 zero, positive, negative), v_u0 v_u2 i_u0 i_u2 v_unbal i_unbal (%); flicker (3, metrology/flicker.py):
 pinst (1-s values: the latest), pst (10-min values: that interval's; 2-h values: the highest; 1-s: the
-latest), plt (2-h values: that period's; 1-s: the latest).
+latest), plt (2-h values: that period's; 1-s: the latest); v_under v_over (3, V) and under_dev over_dev (3, % of
+Udin) of the voltage channels the events watch (metrology/deviation.py); msv (3, k) their mains signalling
+voltage, V, at each of the k configured frequencies (metrology/signalling.py; absent when none are).
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ from metrology.power import interval_power, quadrant, signed_pf
 from metrology.systems import I_N, I_PH, I_RES, V_LL, V_LN
 
 RMS_KEYS = ("v_ln", "v_ll", "i", "i_n", "i_res", "h_mag", "h_inter", "thd", "thd_rms", "thd_odd",
-            "thd_even", "tdd", "v_seq", "i_seq", "v_u0", "v_u2", "i_u0", "i_u2", "v_unbal", "v_ll_unbal", "i_unbal")
+            "thd_even", "tdd", "v_seq", "i_seq", "v_u0", "v_u2", "i_u0", "i_u2", "v_unbal", "v_ll_unbal", "i_unbal",
+            "v_under", "v_over", "msv")
 MEAN_KEYS = ("p", "q", "s", "s_vect", "p1", "freq", "k_factor")
 MAX_KEYS = ("crest", "pst")
 LAST_KEYS = ("h_angle", "angle")

@@ -6,6 +6,7 @@ come from a file. Stages, in order:
     inputs (V, A at the terminals) -> CycleTracker (boundaries) -> SyncResampler (512 samples/cycle)
     -> CycleStage (PT/CT ratio, polarity and wiring as one matrix; half-cycle sums, powers, phasors)
     -> EventFlagger (Urms(1/2), PQ events, dip/swell flags), TransientDetector -> 10/12-cycle windows
+    -> under/over-deviation, mains signalling voltage (metrology/deviation.py, signalling.py)
     -> 150/180-cycle, 10-min, 2-h aggregation; 1-s values with their EnergyIncrement
     -> TenSecondFrequency
     inputs -> FlickerMeter (the phase voltages, L-L where the system has no neutral): Pinst on every
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from metrology import deviation, signalling
 from metrology.cycle import CycleLog, CycleMeasures, CycleStage
 from metrology.energy import EnergyIncrement, EnergyRegisters, cycle_energy, loss_power
 from metrology.events import EventStart, EventThresholds, PqEvent
@@ -89,6 +91,12 @@ class Pipeline:
                                      s.hysteresis_pct, s.rvc_enabled, s.rvc_threshold_pct, s.rvc_hysteresis_pct,
                                      2 * int(s.nominal_frequency))
         self.flagger = EventFlagger(thresholds, watch, names)
+        # under/over-deviation of the voltages the events watch, NaN for the channels the system lacks
+        self._dev_key = "v_ll" if line_ref else "v_ln"
+        self._dev_nan = np.full(3, np.nan)
+        self._dev_nan[watch - (V_LL.start if line_ref else V_LN.start)] = 0.0
+        # mains signalling voltage of the same channels, from their rows of the window spectrum
+        self._msv_rows = V_LL if line_ref else V_LN
         # the inputs the watched voltages are made of, and how (wye: three inputs, a diagonal)
         used = self.matrix[:, watch]
         self._tr_inputs = np.flatnonzero(np.any(used != 0, axis=1))
@@ -293,17 +301,27 @@ class Pipeline:
         rms = np.sqrt(cm.ms[:, :HARMONIC_SIGNALS].mean(axis=0))
         h = spectrum_harmonics(spec, n, length, rms, cm.peak.max(axis=0), s.tdd_current)
         values.update(harmonic_values(h))
+        values.update(deviation.window_values(values[self._dev_key] + self._dev_nan, s.nominal_voltage))
+        deviation.annotate(values, s.nominal_voltage)
+        if s.signalling_hz:
+            idx, use = signalling.bins(s.signalling_hz, s.nominal_frequency, n)
+            msv = signalling.window_values(spec[self._msv_rows], length, idx, use)
+            values["msv"] = msv + self._dev_nan[:, None]
         item = Interval("cycle10", self._win_start, self._win_end, float(cm.duration_s.sum()), n, values,
                         flagged, self._win_gap)
         self._win_gap = False
         self.latest_window = values
         out.windows.append(item)
-        out.three_s.extend(self.three_s.add(item))
+        for three in self.three_s.add(item):
+            deviation.annotate(three.values, s.nominal_voltage)
+            out.three_s.append(three)
         for ten in self.ten_min.add(item):
             self.flicker.annotate(ten)
+            deviation.annotate(ten.values, s.nominal_voltage)
             out.ten_min.append(ten)
             for two in self.two_h.add(ten):
                 self.flicker.annotate(two)
+                deviation.annotate(two.values, s.nominal_voltage)
                 out.two_h.append(two)
         item.flat = None     # both aggregations have it: callers that keep windows do not keep this too
 

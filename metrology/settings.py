@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from metrology.signalling import check_frequencies
 from metrology.systems import INPUTS
 
 SAMPLE_RATE_HZ = 32000.0          # ADE9000 waveform buffer, WF_SRC=0 (sinc4 output), SPEC §1
@@ -73,6 +74,8 @@ class MetrologySettings:
     demand_current: float = 0.0         # I_L for TDD (IEEE 519); 0 means "use nominal_current"
     # flicker lamp model (IEC 61000-4-15), 230 or 120 V; 0: by the mains, 120 V at 60 Hz, 230 V at 50 Hz
     flicker_lamp_v: int = 0
+    # ripple-control frequencies whose mains signalling voltage is measured (IEC 61000-4-30 5.10), Hz
+    signalling_hz: tuple[float, ...] = ()
     losses: LossCompensation = field(default_factory=LossCompensation)
 
     def __post_init__(self) -> None:
@@ -86,6 +89,7 @@ class MetrologySettings:
             raise ValueError(f"pf_convention must be IEEE or IEC, got {self.pf_convention!r}")
         if len(self.invert) != 7 or len(self.phase_correction_deg) != 7:
             raise ValueError("invert and phase_correction_deg need one entry per input (7)")
+        check_frequencies(self.signalling_hz)
         for name in ("pt_primary", "pt_secondary", "ct_primary", "ct_secondary"):
             if not 1 <= getattr(self, name) <= 999_999:
                 raise ValueError(f"{name} must be 1..999999 (SPEC §2), got {getattr(self, name)}")
@@ -146,4 +150,5 @@ def _pq_settings(pq: Any) -> dict[str, Any]:
             "hysteresis_pct": pq.hysteresis_pct, "rvc_enabled": pq.rvc_enabled,
             "rvc_threshold_pct": pq.rvc_threshold_pct, "rvc_hysteresis_pct": pq.rvc_hysteresis_pct,
             "transient_enabled": pq.transient_enabled, "transient_threshold_pct": pq.transient_threshold_pct,
-            "transient_consecutive": pq.transient_consecutive, "transient_holdoff_halves": pq.transient_holdoff}
+            "transient_consecutive": pq.transient_consecutive, "transient_holdoff_halves": pq.transient_holdoff,
+            "signalling_hz": tuple(float(f) for f in pq.signalling_frequencies)}

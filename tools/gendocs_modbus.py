@@ -66,6 +66,23 @@ edges are found by the 3.5-character silence, so the meter can share a line with
 Access (`[modbus] access`): `none` refuses every data request (device identification still answers),
 `read-only` (default) refuses commands, `read-write` runs them. Demand reset, energy reset and billing-period
 reset change revenue data and are refused while the meter is revenue-locked; demand sync is not.
+
+## User map
+
+Any quantity of the catalogue (docs/catalogue.md), also those the fixed map below does not carry, can be laid
+out at addresses you choose, so that a client reads what it needs in one request (ION7400 "Modbus user map"):
+
+```toml
+[modbus]
+user_map = ["40000=v_an", "40002=p_total", "40004=wh_delivered:s64", "40008=harmonics_v_an[5]"]
+```
+
+Each entry is `ADDRESS=POINT`, optionally `[i]` for one element of an array and `:FORMAT` (any format of the
+table above but `string`; float32 by default). The value is in the point's own unit (W, not the fixed map's
+kW). Consecutive entries form one block a read may span. An entry naming something that is not a quantity, an
+array without its element, an unknown format, or registers on the fixed map or on another entry is refused when
+the configuration is saved (`meter config set`, the web's setup page), with the entry named. The user map is
+served on TCP and RTU alike.
 """
 
 

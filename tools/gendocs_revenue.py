@@ -191,8 +191,10 @@ resets, presets and test mode stay refused (ION L8187, L8213; test mode also JEM
 
 ## Control commands
 
-Served by the metrology service as `metrology.<command>` on the control socket (`meter` tools, the
-Modbus command registers of modbus.toml):
+Served by the metrology service as `metrology.<command>` on the control socket: `meter do NAME ARG=VALUE`,
+`meter revenue freeze|preset|test-mode|self-reads|registers|minmax`, the Modbus command registers, BACnet AV1
+and the web's resets (each command's interfaces, privilege and lock rule: docs/catalogue.md, from
+`firmware/catalogue/table.py`):
 
 | command | arguments | lock | what it does |
 |---|---|---|---|

@@ -25,6 +25,7 @@ from firmware.security.users import (
     DEFAULT_LOCKOUT_DURATION_S,
     FACTORY_PASSWORD,
     FACTORY_USER,
+    LOGIN_PROTOCOLS,
     MAX_PASSWORD_CHARS,
     MAX_USERS,
     PROTOCOLS,
@@ -56,7 +57,7 @@ def render() -> str:
              "connection), the operation's privilege, the interface's access mode and the revenue lock.", "",
              "## Users", "",
              f"Up to {MAX_USERS} users, each with a set of privileges and the protocols it may log in over "
-             f"({', '.join(PROTOCOLS)}). Passwords are 1 to {MAX_PASSWORD_CHARS} characters and are stored only as "
+             f"or whose privileges apply over it ({', '.join(PROTOCOLS)}). Passwords are 1 to {MAX_PASSWORD_CHARS} characters and are stored only as "
              "argon2id hashes (`data_dir/security.db`, mode 0600). A new meter has one user, "
              f"`{FACTORY_USER}`, password `{FACTORY_PASSWORD}`, with every privilege (as the ION7400); until its "
              "password is changed `meter run` and `meter status` warn about it (the security checklist).", "",
@@ -79,8 +80,15 @@ def render() -> str:
     lines += ["", "## Lockout and sessions", "",
               f"After `[security] lockout_attempts` (default {DEFAULT_LOCKOUT_ATTEMPTS}) failed logins in a row a "
               f"user is locked out for `lockout_duration` (default {DEFAULT_LOCKOUT_DURATION_S / 60:g} min), "
-              "separately per protocol: a user locked out of the web can still log in at the display or over "
-              "BACnet (ION7400: lockout per user, protocol and connection type). The counts and lockouts are kept "
+              "separately per protocol: a user locked out of the web can still log in at the display (ION7400: "
+              "lockout per user, protocol and connection type). Only "
+              f"{' and '.join(LOGIN_PROTOCOLS)} have a login, so only they have a user lockout: Modbus has access "
+              "modes and no login, BACnet's password (DCC, ReinitializeDevice) has its own lockout (below), and "
+              "the control socket maps local accounts; a user's `protocols` naming control, modbus or bacnet "
+              "says only whose privileges may apply there (`[security] modbus_user`, `bacnet_user`, "
+              f"`control_users`). `meter user unlock --protocol` takes {' or '.join(LOGIN_PROTOCOLS)}; asking for "
+              "the lockout of another protocol is refused with that reason, and an accounts file of an older "
+              "release holding counts for other protocols has them dropped when it is opened. The counts and lockouts are kept "
               "in `security.db`, so a restart does not end them; `meter user unlock` does. A good login clears the "
               "count. Failed logins with a name that does not exist are logged but not counted (nothing to lock, "
               "and no table to grow). Every refused login gets the same answer (wrong name or password, or locked "
@@ -108,8 +116,9 @@ def render() -> str:
               "wrong ones in a row lock both out for `lockout_duration`, across restarts. ReinitializeDevice "
               "re-initialises the BACnet device inside the comms service (configuration read again, communication "
               "control ended); Modbus goes on |",
-              "| web, display | a user who logs in (`firmware/security/login.py`) | that user's privileges "
-              "and the lockout of that protocol |", "",
+              "| web, display | a user who logs in (`firmware/security/login.py`; the display's login is on "
+              "its Setup screen, docs/io.md) | that user's privileges and the lockout of that protocol; each "
+              "change made at the display is shown with its old and new value and made only when confirmed |", "",
               "Control commands and their operations:", "", "| command | operation |", "|---|---|"]
     lines += [f"| `{cmd}` | `{op}` |" for cmd, op in sorted(COMMAND_OPERATIONS.items())]
     lines += ["", "The commands' privileges and revenue-lock rules are declared in the catalogue "
@@ -128,7 +137,7 @@ def render() -> str:
               "and `last` in its detail, instead of adding a record. Events of the audit trail (user and "
               "configuration changes, lockouts, tamper, certificate changes, commands run; IEC 62443-3-3 SR 2.8, "
               "IEEE 1686) are also kept in a second table, `event_log_kept` in the same file, which no failed "
-              "attempt reaches, so no flood can overwrite them.", "",
+              "attempt reaches, so no flood can overwrite them (`GET /api/events?kept=true` reads it).", "",
               "| event | priority |", "|---|---|"]
     lines += [f"| `{cause}` | {priority} |" for cause, priority in PRIORITY.items()]
     lines += ["", "| priority | syslog severity |", "|---|---|"]

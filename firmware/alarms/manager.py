@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from firmware.alarms.setpoint import Setpoint, SetpointState
+from firmware.alarms.setpoint import HALF_CYCLE_POINTS, Setpoint, SetpointState
 from firmware.storage.eventlog import band
 
 ALARM_MIN_PRIORITY = 64            # Low: the lowest priority that is an alarm (ION7400 manual)
@@ -115,7 +115,7 @@ class AlarmManager:
         out: list[AlarmEvent] = []
         for alarm in self.alarms:
             sp = alarm.setpoint
-            if sp is None or alarm.priority == 0:
+            if sp is None or alarm.priority == 0 or sp.spec.high_speed:
                 continue
             raw = values.get(sp.spec.point, math.nan)
             value = float(np.asarray(raw).reshape(-1)[sp.spec.index]) if np.ndim(raw) else float(raw)
@@ -124,6 +124,27 @@ class AlarmManager:
                 alarm.value = sp.extreme
             if what is not None:
                 out.append(self._change(alarm, what == "pickup", t, sp.extreme if what == "pickup" else value))
+        return out
+
+    @property
+    def high_speed(self) -> bool:
+        return any(a.setpoint is not None and a.setpoint.spec.high_speed for a in self.alarms)
+
+    def evaluate_half_cycles(self, t: np.ndarray, urms: np.ndarray) -> list[AlarmEvent]:
+        """The high-speed setpoints against a batch of half-cycle r.m.s. values: ``urms`` (n, signals) as
+        metrology sends them, ``t`` (n,) each value's time (epoch s, the end of its half-cycle window)."""
+        out: list[AlarmEvent] = []
+        for alarm in self.alarms:
+            sp = alarm.setpoint
+            if sp is None or alarm.priority == 0 or not sp.spec.high_speed:
+                continue
+            column = urms[:, HALF_CYCLE_POINTS[sp.spec.point]]
+            for tk, value in zip(t.tolist(), column.tolist()):
+                what = sp.update(value, tk)
+                if alarm.active:
+                    alarm.value = sp.extreme
+                if what is not None:
+                    out.append(self._change(alarm, what == "pickup", tk, sp.extreme if what == "pickup" else value))
         return out
 
     def input_changed(self, number: int, active: bool, t: float) -> list[AlarmEvent]:

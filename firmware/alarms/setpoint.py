@@ -6,6 +6,11 @@ it has stayed below the dropout for the dropout delay (``under``: below / above)
 watches |value - nominal|, so one alarm covers both sides of the frequency. With ``percent`` the values are
 in % of the nominal of the point's unit. A missing value (NaN) neither picks up nor drops out: a restarting
 measurement must not clear an alarm that is still true.
+
+A ``high_speed`` setpoint (ION7400 "high-speed setpoints") is evaluated on every half-cycle r.m.s. value
+(Urms(1/2), IEC 61000-4-30 5.4.2, refreshed each half cycle) with that value's own time, rather than on the
+one-second value: a dip of a few cycles that the one-second mean smooths away still picks it up, and its delays
+count in half cycles.
 """
 from __future__ import annotations
 
@@ -13,6 +18,10 @@ import math
 from dataclasses import dataclass, field
 
 KINDS = ("over", "under", "deviation")
+# The points a high-speed setpoint can watch: the columns of metrology's half-cycle r.m.s. records
+# (metrology.systems.SIGNALS: va, vb, vc, vab, vbc, vca, ia, ib, ic).
+HALF_CYCLE_POINTS = {"v_an": 0, "v_bn": 1, "v_cn": 2, "v_ab": 3, "v_bc": 4, "v_ca": 5, "i_a": 6, "i_b": 7,
+                     "i_c": 8}
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,7 @@ class Setpoint:
     nominal: float = math.nan       # nominal of the point's unit (V, A, Hz); needed by percent and deviation
     index: int = 0                  # element of an array point
     priority: int = 128
+    high_speed: bool = False        # on the half-cycle r.m.s. values (HALF_CYCLE_POINTS), not the 1-s value
 
     def measure(self, value: float) -> float:
         """The value compared with the limits: the deviation for ``deviation``, % of nominal with ``percent``."""

@@ -15,7 +15,7 @@ from firmware.cli.config import DEFAULT_CONFIG
 from firmware.config.store import ConfigStore
 from firmware.security.audit import SecurityAudit
 from firmware.security.privileges import names, parse_privileges
-from firmware.security.users import PROTOCOLS, UserStore, check_password, check_protocols
+from firmware.security.users import LOGIN_PROTOCOLS, PROTOCOLS, UserStore, check_password, check_protocols
 from hal.errors import ConfigError
 
 PASSWORD_ENV = "METER_PASSWORD"   # for scripts: the password without a prompt
@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--privileges", required=True,
                    help="comma-separated: read, peak-demand-reset, time-sync, setup, security, user-defined, master")
     a.add_argument("--protocols", default=",".join(PROTOCOLS),
-                   help="comma-separated protocols the user may log in over (default %(default)s)")
+                   help="comma-separated protocols the user may log in over (web, display) or whose privileges "
+                        "apply to it (control, modbus, bacnet: no login) (default %(default)s)")
     a.set_defaults(func=_add)
 
     w = usub.add_parser("passwd", help="change a user's password (prompts, or reads $METER_PASSWORD)")
@@ -45,9 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("name")
     r.set_defaults(func=_remove)
 
-    u = usub.add_parser("unlock", help="end a user's lockout (every protocol, or --protocol)")
+    u = usub.add_parser("unlock", help="end a user's lockout (every login protocol, or --protocol)")
     u.add_argument("name")
-    u.add_argument("--protocol", choices=PROTOCOLS)
+    u.add_argument("--protocol", choices=LOGIN_PROTOCOLS,
+                   help="only this one (Modbus, BACnet and control have no login, so no lockout)")
     u.set_defaults(func=_unlock)
 
 
@@ -91,7 +93,7 @@ def _list(args: argparse.Namespace) -> int:
     users, _ = _open(args)
     out = []
     for user in users.all_users():
-        locks = {p: users.lockout_state(user.name, p) for p in PROTOCOLS}
+        locks = {p: users.lockout_state(user.name, p) for p in LOGIN_PROTOCOLS}
         out.append({**user.to_dict(), "locked_out": {p: until for p, (_, until) in locks.items() if until},
                     "failures": {p: n for p, (n, _) in locks.items() if n}})
     print(json.dumps(out, indent=1))

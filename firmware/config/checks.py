@@ -14,7 +14,9 @@ CHECKS = (
     "firmware.revenue.settings:from_config",     # TOU calendar, holidays, load-profile channels, demand
     "firmware.io.build:check",                   # setpoint alarms (points, nominals), totalizers
     "firmware.recorder.datarec:check",           # data recorder channels
+    "firmware.comms.modbus.regmap:check_user_map",  # the Modbus user map: points, formats, free addresses
     "firmware.config.ports:check",               # one protocol per port and serial line; one network path open
+    "firmware.config.sections.pq:check",         # ripple-control frequencies
 )
 
 

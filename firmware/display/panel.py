@@ -1,8 +1,9 @@
 """Which screen the display shows: the NORM, ALT and TEST modes and the five buttons (ION7400 display modes).
 
 NORM scrolls through the configured screens, one every ``scroll_s``. Any button enters ALT: up/down (and
-left/right) step through every screen, enter on the alarm screen acknowledges the alarms; ALT returns to NORM
-after ``alt_timeout_s`` without a press. While the revenue registers are in test mode the display is in TEST:
+left/right) step through every screen and, last, the setup (login, then setup changes:
+``firmware.display.setup``), enter on the alarm screen acknowledges the alarms and enter on the setup screen
+opens the login; ALT returns to NORM after ``alt_timeout_s`` without a press. While the revenue registers are in test mode the display is in TEST:
 it shows the test registers, and the buttons browse the other screens as in ALT. Time is passed in.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from firmware.display import SCREENS
 
 NORM, ALT, TEST = "NORM", "ALT", "TEST"
+SETUP = "setup"             # the screen in ALT's order that leads to the login; never in NORM's scroll
 
 
 @dataclass
@@ -29,19 +31,25 @@ class Panel:
         self.screen = self.norm_screens[0] if self.norm_screens else self.screens[0]
 
     def press(self, button: str, t: float) -> str | None:
-        """A button press; returns "ack" when it asks to acknowledge the alarms."""
+        """A button press; returns "ack" when it asks to acknowledge the alarms, "setup" to open the login."""
         self._pressed_at = t
         if self.mode == NORM:
             self.mode = ALT
             return None                     # the first press wakes ALT on the screen shown
         if button == "enter" and self.screen == "alarms":
             return "ack"
+        if button == "enter" and self.screen == SETUP:
+            return SETUP
         if button in ("up", "left", "down", "right"):
-            order = self.screens + (("test",) if self.mode == TEST else ())
+            order = self.screens + (SETUP,) + (("test",) if self.mode == TEST else ())
             k = order.index(self.screen) if self.screen in order else 0
             step = -1 if button in ("up", "left") else 1
             self.screen = order[(k + step) % len(order)]
         return None
+
+    def touch(self, t: float) -> None:
+        """A press the setup dialogue took: ALT stays up while someone works the buttons."""
+        self._pressed_at = t
 
     def update(self, t: float, test_mode: bool) -> tuple[str, str]:
         """(mode, screen) at time ``t``."""

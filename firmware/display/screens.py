@@ -276,6 +276,14 @@ def test_mode(ctx: Context) -> Image.Image:
     return img
 
 
+def text_lines(ctx: Context, title: str, lines: list[str]) -> Image.Image:
+    """A screen of plain lines (the setup's login and changes, ``firmware.display.setup``)."""
+    img, d = _frame(ctx, title)
+    for k, line in enumerate(lines[:11]):
+        d.text((8, 30 + 19 * k), line, font=font(14), fill=YELLOW if line.startswith(("old:", "new:")) else FG)
+    return img
+
+
 DRAW: dict[str, Callable[[Context], Image.Image]] = {
     "energy": energy, "demand": demand, "vip": vip, "harmonics": harmonics, "phasors": phasors, "alarms": alarms,
     "nameplate": nameplate, "test": test_mode}

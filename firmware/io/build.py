@@ -5,10 +5,9 @@ import math
 from typing import Any
 
 from firmware.alarms.manager import Actions, AlarmManager, InputAlarm, UnaryAlarm
-from firmware.alarms.setpoint import Setpoint
-from firmware.io.inputs import InputChannel, Totalizer
+from firmware.alarms.setpoint import HALF_CYCLE_POINTS, Setpoint
+from firmware.io.inputs import INPUT_DEFAULTS, INPUT_FUNCTIONS, MAX_CHANNELS, InputChannel, Totalizer
 from firmware.io.outputs import EnergyPulser, OutputChannel
-from firmware.revenue.inputs import INPUT_FUNCTIONS
 from hal.errors import ConfigError
 
 UNIT_NOMINAL = {"V": "nominal_voltage", "A": "nominal_current", "Hz": "nominal_frequency"}
@@ -16,9 +15,7 @@ UNIT_NOMINAL = {"V": "nominal_voltage", "A": "nominal_current", "Hz": "nominal_f
 
 def input_settings(config: Any, count: int) -> dict[int, Any]:
     """The [[io.input]] entry of each of the board's ``count`` inputs (defaults where none is given)."""
-    from firmware.config.sections.io import INPUT
-    defaults = {o.name: o.default for o in INPUT}
-    out: dict[int, Any] = {n: dict(defaults, number=n) for n in range(1, count + 1)}
+    out: dict[int, Any] = {n: dict(INPUT_DEFAULTS, number=n) for n in range(1, count + 1)}
     for entry in config["io"].input:
         if entry.number > count:
             raise ConfigError(f"config: [[io.input]] number {entry.number}: the board has {count} digital inputs "
@@ -74,7 +71,6 @@ def _nominal(config: Any, point_unit: str) -> float:
 def check(config: Any) -> None:
     """What the io service refuses at start, short of the board's input and output counts: the setpoint alarms'
     points and nominals, the totalizers' inputs (``firmware.config.checks``, run when a change is saved)."""
-    from firmware.config.sections.io import MAX_CHANNELS
     alarms(config, input_settings(config, MAX_CHANNELS))
     totalizers(config)
 
@@ -93,12 +89,16 @@ def alarms(config: Any, input_settings_by_number: dict[int, Any]) -> AlarmManage
         if e.index >= point.size:
             raise ConfigError(f"config: [[alarms.setpoint]] {e.name!r}: index {e.index} is past the {point.size} "
                               f"elements of {e.point}")
+        if e.high_speed and e.point not in HALF_CYCLE_POINTS:
+            raise ConfigError(f"config: [[alarms.setpoint]] {e.name!r}: high_speed = true needs a point with "
+                              f"half-cycle r.m.s. values ({', '.join(HALF_CYCLE_POINTS)}), not {e.point!r}; "
+                              "set high_speed = false to watch it every second")
         nominal = _nominal(config, point.unit)
         if (e.by == "percent" or e.kind == "deviation") and not math.isfinite(nominal):
             raise ConfigError(f"config: [[alarms.setpoint]] {e.name!r}: {e.point} is in {point.unit or 'no unit'}, "
                               "which has no nominal; use by = \"value\" and kind over or under")
         sp = Setpoint(e.name, e.point, e.kind, e.pickup, e.dropout, e.pickup_delay, e.dropout_delay,
-                      e.by == "percent", nominal, e.index, e.priority)
+                      e.by == "percent", nominal, e.index, e.priority, e.high_speed)
         setpoints.append((sp, Actions(e.output, e.capture, True)))
     input_alarms = [(InputAlarm(f"Digital In {n}", n, s["alarm"] == "on", s["alarm_priority"]), Actions())
                     for n, s in input_settings_by_number.items() if s["alarm"] != "off"]

@@ -13,6 +13,13 @@ from dataclasses import dataclass, field
 
 NS_PER_S = 1_000_000_000
 MODES = ("pulse", "kyz")
+MAX_CHANNELS = 16                  # digital inputs (and outputs) a board may have
+# An [[io.input]] entry's options when the configuration gives none for an input (the schema's defaults).
+INPUT_DEFAULTS = {"mode": "pulse", "debounce": 0.02, "polarity": "non_inverting", "ke": 1.0, "unit": "pulses",
+                  "rollover": 1e9, "alarm": "on", "alarm_priority": 32}
+# Digital-input functions of [revenue.inputs] (each names a digital input number, 0 = none): the io service
+# marks the inputs that have one, the revenue registers act on them.
+INPUT_FUNCTIONS = ("bpr_button", "demand_sync", "tou_override", "energy_gate", "cover")
 # What an input does besides its state and count (SPEC §6; the revenue side reads them from the io snapshot).
 FUNCTIONS = ("status", "pulse", "demand_sync", "bpr", "tou_override", "energy_gate")
 

@@ -4,7 +4,8 @@ Points live in ``firmware/points/*.toml`` as ``[[point]]`` tables, one file per 
 ``name`` (snake_case, the key in the measurement snapshot and in replay output), ``unit`` (SI:
 V, A, W, var, VA, Hz, Wh, varh, VAh, %, ...), ``kind``, ``description``, optional ``size`` (array
 length, e.g. 64 for harmonics indexed by order), and optional mapping tables ``modbus``,
-``bacnet``, ``dnp3``, ``snmp`` whose keys belong to the service that reads them. Register tables,
+``bacnet``, ``dnp3`` (index), ``obis`` (DLMS/COSEM code), ``snmp`` (OID) whose keys belong to the
+service that reads them; the protocols without a service yet have their slot for when they come. Register tables,
 the snapshot layout and the docs are generated from these files.
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ from hal.errors import ConfigError
 POINTS_DIR = Path(__file__).parent
 KINDS = ("instantaneous", "total", "demand", "peak", "status", "identity", "command", "setting", "statistic")
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
-_KNOWN_KEYS = {"name", "unit", "kind", "description", "size", "interval", "modbus", "bacnet", "dnp3", "snmp"}
+PROTOCOLS = ("modbus", "bacnet", "dnp3", "obis", "snmp")
+_KNOWN_KEYS = {"name", "unit", "kind", "description", "size", "interval", *PROTOCOLS}
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def _parse(path: Path) -> list[Point]:
         size = raw.get("size", 1)
         if not isinstance(size, int) or not 1 <= size <= 4096:
             raise ConfigError(f"{where}: size must be an integer 1..4096")
-        mappings = {k: dict(raw[k]) for k in ("modbus", "bacnet", "dnp3", "snmp") if k in raw}
+        mappings = {k: dict(raw[k]) for k in PROTOCOLS if k in raw}
         out.append(Point(raw["name"], raw["unit"], raw["kind"], raw["description"], size,
                          raw.get("interval", ""), path.name, mappings))
     return out

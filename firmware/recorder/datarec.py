@@ -26,12 +26,12 @@ from firmware.points import points_by_name
 from firmware.recorder.store import RECORDER_DB
 from firmware.storage.logstore import LogStore
 from hal.errors import ConfigError
+from metrology.events import KINDS, VOLTAGE_KINDS
 from metrology.intervals import Interval
 from metrology.pqpublish import aggregate_points
 
 _CHANNEL = re.compile(r"(?P<name>[a-z][a-z0-9_.]*)(\[(?P<k>\d+)\])?")
-EVENT_TRIGGERS = {"sag": ("sag",), "swell": ("swell",), "interruption": ("interruption",), "rvc": ("rvc",),
-                  "transient": ("transient",), "disturbance": ("sag", "swell", "interruption")}
+EVENT_TRIGGERS = {**{kind: (kind,) for kind in KINDS}, "disturbance": VOLTAGE_KINDS}
 AGGREGATE_TRIGGERS = ("3s", "10min", "2h")
 Values = Mapping[str, Any]
 

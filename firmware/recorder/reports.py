@@ -34,7 +34,8 @@ def installation(config: Config, data_dir: str | None = None) -> dict[str, Any]:
     bus_v = m.nominal_voltage if line_values or m.system_type == "SINGLE" else m.nominal_voltage * math.sqrt(3)
     return {"data_dir": str(data_dir or config.meter.data_dir), "nominal_v": float(m.nominal_voltage),
             "nominal_f": float(m.nominal_frequency), "voltage": "v_ll" if line_values else "v_ln",
-            "bus_kv": bus_v / 1000.0, "il_a": float(m.tdd_demand_current or m.nominal_current)}
+            "bus_kv": bus_v / 1000.0, "il_a": float(m.tdd_demand_current or m.nominal_current),
+            "signalling_hz": tuple(float(f) for f in config.pq.signalling_frequencies)}
 
 
 def _three_s(data_dir: str, start: float, end: float, keep: tuple[str, ...]) -> Iterator[dict]:
@@ -51,9 +52,9 @@ def en50160_week(inst: dict[str, Any], start: float, end: float) -> tuple[dict[s
     """The EN 50160 report of the week (start, end] and the records it was computed from."""
     data_dir = inst["data_dir"]
     records = (read_aggregates(data_dir, "10min", start, end) + read_aggregates(data_dir, "2h", start, end)
-               + list(_three_s(data_dir, start, end, ("freq",))))
+               + list(_three_s(data_dir, start, end, ("freq", "msv"))))
     out = en50160.report(records, start, end, inst["nominal_v"], inst["nominal_f"], inst["voltage"],
-                         store.read_events(data_dir, start, end))
+                         store.read_events(data_dir, start, end), inst.get("signalling_hz", ()))
     out["source"] = str(Path(data_dir) / store.RECORDER_DB)
     return out, records
 

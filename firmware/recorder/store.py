@@ -26,6 +26,7 @@ import numpy as np
 from firmware.ipc.pqrecords import NOT_SENT
 from firmware.storage.sqlite import open_db
 from hal.errors import StorageError
+from metrology.events import VOLTAGE_KINDS
 
 RECORDER_DB = "recorder.db"          # under data_dir
 AGGREGATES_TABLE = "pq_aggregates"
@@ -132,7 +133,7 @@ def read_aggregates(data_dir: str | Path, kind: str, since_ts: float | None = No
 
 
 def read_events(data_dir: str | Path, since_ts: float, until_ts: float,
-                kinds: tuple[str, ...] = ("sag", "swell", "interruption")) -> list[dict[str, Any]]:
+                kinds: tuple[str, ...] = VOLTAGE_KINDS) -> list[dict[str, Any]]:
     """The finished PQ events of ``kinds`` that started in [since_ts, until_ts), oldest first: dicts with ``ts``
     (start, s since 1970), ``kind``, ``duration_s`` and ``detail`` (the event's record: extreme_pct, phases...)."""
     marks = ",".join("?" * len(kinds))

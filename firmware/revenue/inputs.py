@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Union
 
 from firmware.config.board import load_board
+from firmware.io.inputs import INPUT_FUNCTIONS
 from firmware.io.reader import IoReader
 from firmware.lockstate import file_lock_state
 from firmware.timesync.reader import TimeSynced
@@ -35,8 +36,6 @@ RTC_VL_READ = 0x80047013
 RTC_VL_BATTERY_BAD = 0x1 | 0x2 | 0x4     # RTC_VL_DATA_INVALID | RTC_VL_BACKUP_LOW | RTC_VL_BACKUP_EMPTY
 RTC_DEVICE = "/dev/rtc0"
 NOT_FITTED = -1          # board file: [gpio] revenue_lock / power_fail = -1 when the line is not fitted
-# Digital-input functions of [revenue.inputs] (each names a digital input number, 0 = none)
-INPUT_FUNCTIONS = ("bpr_button", "demand_sync", "tou_override", "energy_gate", "cover")
 EDGE_FUNCTIONS = ("bpr_button", "demand_sync")       # act once per activation
 
 

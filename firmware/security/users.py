@@ -7,7 +7,10 @@ change of parameters re-hashes at the next good login). Passwords are 1 to 16 ch
 Lockout is kept per user AND per protocol (ION: "Lockout is applied to each user, protocol and connection
 type ... serial and Ethernet protocols are locked out separately"): ``lockout_attempts`` failures in a row
 over one protocol lock that user out of that protocol for ``lockout_duration_s``, while the same user can still
-log in over another. A good login clears the count for its protocol. The counts and the lock times are in the
+log in over another. Only the protocols a user logs in over (``LOGIN_PROTOCOLS``: web, display) have a
+login and so a lockout; a user's ``protocols`` may also name control, Modbus and BACnet, which have no login
+and say only whose privileges apply there (``[security] modbus_user``, ``bacnet_user``, the control socket's
+uid map). BACnet's password (DCC, ReinitializeDevice) has its own lockout (``firmware.comms.bacnet``). A good login clears the count for its protocol. The counts and the lock times are in the
 same SQLite file (WAL, synchronous FULL), so a restart neither forgets a lockout nor resets a count: pulling
 the plug is no way around it.
 
@@ -43,6 +46,7 @@ DEFAULT_LOCKOUT_DURATION_S = 1440 * 60.0  # SPEC §8: 1440 min
 FACTORY_USER = "user1"                  # ION7400 firmware 3.0 troubleshooting: "Username: User1 and Password: 0"
 FACTORY_PASSWORD = "0"
 PROTOCOLS = ("control", "web", "modbus", "bacnet", "display")
+LOGIN_PROTOCOLS = ("web", "display")    # the protocols with a login, hence a lockout
 _NAME_RE = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 
 # argon2id at the OWASP password storage minimum (19 MiB, 2 passes, 1 lane): about 30 ms on a CM4 core,
@@ -98,6 +102,15 @@ def check_password(password: str) -> str:
     return password
 
 
+def check_login_protocol(protocol: str) -> str:
+    if protocol not in LOGIN_PROTOCOLS:
+        hint = (" (it names whose privileges apply there: [security] modbus_user, bacnet_user, control_users)"
+                if protocol in PROTOCOLS else "")
+        raise ConfigError(f"protocol {protocol!r} has no login, so no lockout{hint}; logins and lockouts are over "
+                          f"{', '.join(LOGIN_PROTOCOLS)}")
+    return protocol
+
+
 def check_protocols(protocols: set[str] | frozenset[str] | list[str] | tuple[str, ...]) -> frozenset[str]:
     unknown = set(protocols) - set(PROTOCOLS)
     if unknown:
@@ -121,6 +134,10 @@ class UserStore:
                            "privileges INTEGER NOT NULL, protocols TEXT NOT NULL, default_password INTEGER NOT NULL)")
                 db.execute("CREATE TABLE IF NOT EXISTS lockouts (name TEXT NOT NULL, protocol TEXT NOT NULL, "
                            "failures INTEGER NOT NULL, locked_until REAL NOT NULL, PRIMARY KEY (name, protocol))")
+                # security.db files of before LOGIN_PROTOCOLS may hold counts for protocols without a login:
+                # nothing could ever end such a lockout by a good login, and nothing reads them any more
+                db.execute(f"DELETE FROM lockouts WHERE protocol NOT IN ({','.join('?' * len(LOGIN_PROTOCOLS))})",
+                           LOGIN_PROTOCOLS)
                 if db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0:
                     db.execute("INSERT INTO users VALUES (?, ?, ?, ?, 1)",
                                (FACTORY_USER, HASHER.hash(FACTORY_PASSWORD), to_mask([Privilege.MASTER]),
@@ -240,9 +257,9 @@ class UserStore:
     # ------------------------------------------------------------------ login and lockout
 
     def login(self, name: str, password: str, protocol: str, now: float | None = None) -> LoginResult:
-        """Check a password over ``protocol``, keeping the lockout count of (name, protocol)."""
-        if protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol {protocol!r} not known; allowed: {', '.join(PROTOCOLS)}")
+        """Check a password over ``protocol`` (one of ``LOGIN_PROTOCOLS``), keeping the lockout count of (name,
+        protocol)."""
+        check_login_protocol(protocol)
         now = time.time() if now is None else now
         with self._mutex:
             row = self._db.execute("SELECT hash FROM users WHERE name = ?", (name,)).fetchone()
@@ -287,6 +304,7 @@ class UserStore:
 
     def lockout_state(self, name: str, protocol: str, now: float | None = None) -> tuple[int, float]:
         """(failures in a row, locked until [epoch s, 0 when not locked]) of ``name`` over ``protocol``."""
+        check_login_protocol(protocol)
         now = time.time() if now is None else now
         with self._mutex:
             row = self._db.execute("SELECT failures, locked_until FROM lockouts WHERE name = ? AND protocol = ?",
@@ -296,6 +314,8 @@ class UserStore:
         return int(row[0]), float(row[1]) if row[1] > now else 0.0
 
     def unlock(self, name: str, protocol: str | None = None) -> None:
+        if protocol is not None:
+            check_login_protocol(protocol)
         with self._tx() as db:
             if protocol is None:
                 db.execute("DELETE FROM lockouts WHERE name = ?", (name,))

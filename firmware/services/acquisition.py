@@ -262,9 +262,10 @@ class AcquisitionService(Service):
 
     def setup(self) -> None:
         board = load_board(self.ctx.board_path)
-        acq = self.config["acquisition"]
-        line_hz = int(acq.line_frequency)
-        settings = ChipSettings(board.channels, line_hz=line_hz, wiring=acq.wiring,
+        acq, metering = self.config["acquisition"], self.config["metrology"]
+        # the chip assumes the wiring and frequency metrology measures (one setting; a change restarts both)
+        line_hz = int(metering.nominal_frequency)
+        settings = ChipSettings(board.channels, line_hz=line_hz, wiring=metering.system_type,
                                 energy_interval_s=acq.energy_interval)
         self.ring = Ring.create(self.ctx.shm_name(names.SAMPLES), block_size(BLOCK_FRAMES), acq.ring_slots)
         self.energy = Snapshot.create(self.ctx.shm_name(names.CHIP_ENERGY), ENERGY_LAYOUT)

@@ -7,7 +7,11 @@ nothing it shows changed since it last drew: the same screen, mode and clock min
 every point that drawing read (``firmware.display.view``). Between refreshes it sleeps on the buttons. The five
 buttons are GPIO inputs (board file ``[gpio] buttons``: up, down, left, right, enter; active low), read as
 edge events and debounced like the digital inputs. Enter on the alarm screen acknowledges the alarms
-(``io.ack`` on the control socket, as the user "display").
+(``io.ack`` on the control socket, as the user "display"). Enter on the setup screen opens the login
+(``firmware.display.setup``): a meter user allowed over "display" logs in through the security core's login
+(lockout per user at the display, security events), then changes the settings in ``SETUP_OPTIONS``, each
+confirmed with its old and new value, authorized for the option's privilege, saved through the configuration
+store and recorded in the event log. The login ends when the panel returns to NORM.
 """
 from __future__ import annotations
 
@@ -23,14 +27,20 @@ from firmware.config.board import load_board
 from firmware.control import ControlClient
 from firmware.display import BUTTONS
 from firmware.display.output import FramebufferOutput, PngOutput
-from firmware.display.panel import Panel
-from firmware.display.screens import Context, render
+from firmware.config import meter_schema
+from firmware.config.store import ConfigStore
+from firmware.display.panel import ALT, SETUP, Panel
+from firmware.display.screens import Context, render, text_lines
+from firmware.display.setup import DisplaySetup, Setting, shown
 from firmware.display.view import Shown
 from firmware.io import build
 from firmware.io.inputs import InputChannel
 from firmware.ipc import names
 from firmware.ipc.snapshot import Snapshot
+from firmware.security.authorize import Identity, authorize, config_operation
+from firmware.security.login import Logins
 from firmware.service import HEARTBEAT_INTERVAL_S, Service, command, main
+from firmware.storage.eventlog import Event, EventLog
 from firmware.upgrade.legal import SHORT_HEX, running_code_hash
 from hal.clock import SystemClock
 from hal.errors import IPCError, MeterError
@@ -40,6 +50,10 @@ BUTTON_DEBOUNCE_S = 0.02
 SETTLE_WAIT_S = 0.005          # button wait while a button settles: the debounce's resolution
 ATTACH_RETRY_S = 2.0
 CLOCK_FORMAT = "%H:%M"         # the panel's clock: seconds would make every screen change every second
+# What the panel's setup changes: options the buttons can step (a choice, a duration) and that concern the
+# panel itself; the rest of the configuration is set on the web page or with `meter config set`.
+SETUP_OPTIONS = ("display.labels", "display.scroll_interval", "display.alt_timeout")
+CONFIG_CHANGE_PRIORITY = 20    # as the web's setup: a configuration change is recorded, not an alarm
 
 
 class DisplayService(Service):
@@ -63,7 +77,9 @@ class DisplayService(Service):
         self._drawn_at = -math.inf
         self._shown: tuple[str, str] = ("", "")
         self.shown = Shown()
-        self.counters = {"renders": 0, "unchanged": 0, "presses": 0, "acks": 0}
+        self.counters = {"renders": 0, "unchanged": 0, "presses": 0, "acks": 0, "changes": 0}
+        self.logins = Logins.from_config(self.config, source="display")
+        self.setup_dialog = DisplaySetup(self._login, self._settings, self._apply)
         self.endpoints = [f"display:{'fb ' + self.cfg.framebuffer if use_fb else self.ctx.data_dir / self.cfg.png_dir}"]
 
     def _open_gpio(self, board: Any) -> Any:
@@ -132,9 +148,45 @@ class DisplayService(Service):
     def _press(self, pin: int, active: bool) -> int:
         if not active:
             return 0
-        if self.panel.press(self.button_pins[pin], time.monotonic()) == "ack":
+        button, now = self.button_pins[pin], time.monotonic()
+        if self.setup_dialog.active:
+            self.panel.touch(now)
+            self.setup_dialog.press(button)
+            return 1
+        action = self.panel.press(button, now)
+        if action == "ack":
             self._acknowledge()
+        elif action == SETUP:
+            self.setup_dialog.open()
         return 1
+
+    # ------------------------------------------------------------------ setup (login, confirmed changes)
+
+    def _login(self, name: str, password: str) -> Identity:
+        return self.logins.login(name, password, "display", where={"panel": "front"})
+
+    def _settings(self) -> list[Setting]:
+        config, schema = ConfigStore(self.ctx.config_path).load(), meter_schema()
+        out = []
+        for key in SETUP_OPTIONS:
+            section, option = key.split(".")
+            kind = next(o.kind for o in schema.section(section).options if o.name == option)
+            out.append(Setting(key, kind, config[section][option]))
+        return out
+
+    def _apply(self, who: Identity, key: str, value: Any) -> str:
+        section, option = key.split(".")
+        rule = meter_schema().section(section).rule(option)
+        authorize(who, config_operation(rule.privilege, rule.locked), "display")   # AccessDenied: shown
+        store = ConfigStore(self.ctx.config_path)
+        before = store.load()[section][option]
+        new = store.update({section: {option: value}}, who.user, "changed at the display")
+        change = f"{key}: {shown(before)!s} -> {shown(new[section][option])!s}"
+        with contextlib.closing(EventLog.from_config(self.config)) as log:
+            log.record(Event(CONFIG_CHANGE_PRIORITY, "display", "config_change", change, who.user,
+                             {"version": new.version, "reason": "changed at the display"}))
+        self.counters["changes"] += 1
+        return f"{change} saved (version {new.version}); it applies when the display restarts"
 
     def _acknowledge(self) -> None:
         self.counters["acks"] += 1
@@ -163,22 +215,30 @@ class DisplayService(Service):
         values = self.values()
         test = values.get("test_mode", math.nan)
         mode, screen = self.panel.update(now, isinstance(test, float) and test == 1.0)
+        if self.setup_dialog.active and (mode != ALT or screen != SETUP):
+            self.setup_dialog.close()           # the panel timed out to NORM (or test mode took over): log out
         self._drawn_at = now
         self._shown = (mode, screen)
         clock = time.strftime(CLOCK_FORMAT)
-        if not self.shown.changed((screen, mode, clock), values):
+        dialog = tuple(self.setup_dialog.lines()) if screen == SETUP and self.setup_dialog.active else ()
+        key = (screen, mode, clock, dialog)
+        if not self.shown.changed(key, values):
             self.counters["unchanged"] += 1
             return
         s = self.static
         reads = self.shown.recorder(values)
         ctx = Context(reads, s["labels"], mode, clock, s["nominal_v"], s["nominal_i"], s["nameplate"],
                       s["alarm_names"])
-        self.output.show(render(screen, ctx), screen)
-        self.shown.drawn((screen, mode, clock), reads)
+        if screen == SETUP:
+            lines = list(dialog) or ["Setup", "", "enter: log in to change settings"]
+            self.output.show(text_lines(ctx, "Setup", lines), screen)
+        else:
+            self.output.show(render(screen, ctx), screen)
+        self.shown.drawn(key, reads)
         self.counters["renders"] += 1
 
     def teardown(self) -> None:
-        for name in ("output", "measurements", "gpio"):
+        for name in ("output", "measurements", "gpio", "logins"):
             obj = getattr(self, name, None)
             if obj is not None:
                 with contextlib.suppress(Exception):
@@ -186,7 +246,10 @@ class DisplayService(Service):
 
     @command("status")
     def cmd_status(self, user: str = "") -> dict[str, Any]:
-        return {"mode": self._shown[0], "screen": self._shown[1], **self.counters}
+        d = self.setup_dialog
+        return {"mode": self._shown[0], "screen": self._shown[1], **self.counters,
+                "setup": {"state": d.state, "user": d.name if d.who is not None else "", "lines": d.lines()}
+                if d.active else None}
 
 
 if __name__ == "__main__":

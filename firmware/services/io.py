@@ -27,6 +27,7 @@ from firmware.alarms.manager import AlarmEvent
 from firmware.config.board import load_board
 from firmware.control import ControlClient
 from firmware.io import ALARM_LIST, CHANNELS, LAYOUT, SNAPSHOT_NAME, STATE_NAME, build
+from firmware.io.halfcycles import POLL_S, HalfCycleFeed
 from firmware.io.inputs import NS_PER_S, Transition
 from firmware.io.outputs import ENERGY_POINTS
 from firmware.io.state import CountStore
@@ -61,6 +62,8 @@ class IoService(Service):
         self.functions = build.functions(self.config)
         self.totalizers = build.totalizers(self.config)
         self.alarms = build.alarms(self.config, self.settings)
+        # high-speed setpoints read metrology's half-cycle values from the PQ ring; none: no reader at all
+        self.half_cycles = HalfCycleFeed(self.ctx.shm_name(names.PQ_EVENTS)) if self.alarms.high_speed else None
         self.store = CountStore(self.ctx.data_dir / STATE_NAME, "counts")
         self.store.restore(self.inputs, self.outputs)
         self.power_up = powerup.read(self.ctx.data_dir)
@@ -121,6 +124,7 @@ class IoService(Service):
                 for tr in transitions:
                     self._on_transition(tr)
                 self._second()
+                self._half_cycle_setpoints()
                 self._drive_outputs(now_ns)
                 self._persist_and_publish()
             self.heartbeat(**self.counters)
@@ -131,7 +135,8 @@ class IoService(Service):
         if busy or any(c.settling for c in self.inputs.values()):
             return LOOP_S
         now = time.monotonic()
-        due = min(self._second_due, self._published_at + PUBLISH_S, now + HEARTBEAT_INTERVAL_S)
+        due = min(self._second_due, self._published_at + PUBLISH_S, now + HEARTBEAT_INTERVAL_S,
+                  now + (POLL_S if self.half_cycles is not None else HEARTBEAT_INTERVAL_S))
         return min(max(due - now, 0.0), HEARTBEAT_INTERVAL_S)
 
     def _on_transition(self, tr: Transition) -> None:
@@ -183,6 +188,11 @@ class IoService(Service):
         self._alarm_events(self.alarms.evaluate(values, time.time()))
         self._disturbances(values)
         self._dirty = True
+
+    def _half_cycle_setpoints(self) -> None:
+        if self.half_cycles is not None:
+            for t, urms in self.half_cycles.read():
+                self._alarm_events(self.alarms.evaluate_half_cycles(t, urms))
 
     def _disturbances(self, values: dict[str, Any]) -> None:
         """A dip, swell or interruption counted since the last second raises its unary alarm (with the
@@ -318,7 +328,7 @@ class IoService(Service):
         if store is not None and hasattr(self, "outputs"):
             with contextlib.suppress(MeterError, OSError):
                 store.save(self.inputs, self.outputs)
-        for name in ("snapshot", "measurements", "events", "gpio"):
+        for name in ("snapshot", "measurements", "events", "gpio", "half_cycles"):
             obj = getattr(self, name, None)
             if obj is not None:
                 with contextlib.suppress(Exception):
@@ -341,7 +351,8 @@ class IoService(Service):
                      **self._pulser_status(n)} for n, o in self.outputs.items()]
             totals = {t.name: t.value(self.inputs) for t in self.totalizers}
             return {"inputs": ins, "outputs": outs, "totalizers": totals, **self.alarms.summary(),
-                    "persisted": self.store.writes, "now_ns": time.monotonic_ns()}
+                    "persisted": self.store.writes, "now_ns": time.monotonic_ns(),
+                    "half_cycle_batches": self.half_cycles.batches if self.half_cycles is not None else 0}
 
     def _pulser_status(self, number: int) -> dict[str, Any]:
         """An energy output's pulser: Kt, origin and pulses given since it, and the register it last took with

@@ -43,7 +43,7 @@ from firmware.storage.atomic import atomic_write
 from firmware.timesync import SNAPSHOT_NAME as TIME_SNAPSHOT_NAME
 from firmware.timesync.reader import STALE_S, TimeSynced
 from metrology import _kernels
-from metrology.events import PqEvent
+from metrology.events import VOLTAGE_KINDS, PqEvent
 from metrology.pipeline import FeedResult, Pipeline
 from metrology.pqpublish import aggregate_points, counter_points
 from metrology.publish import publish
@@ -124,11 +124,11 @@ class MetrologyService(Service):
     def _pq(self, result: FeedResult) -> None:
         """Aggregates and counters to the snapshot as they close, then the PQ records to the recorder's ring (a
         recorder that reads the snapshot on such a record sees these values)."""
-        update: dict[str, float] = {}
+        update: dict[str, float | np.ndarray] = {}
         for item in (*result.three_s, *result.ten_min, *result.two_h):
             update.update(aggregate_points(item))
         for ev in result.events:
-            if isinstance(ev, PqEvent) and ev.kind in ("sag", "swell", "interruption"):
+            if isinstance(ev, PqEvent) and ev.kind in VOLTAGE_KINDS:
                 self._last_event = ev
         if result.events:
             update.update(self._pq_counters())

@@ -69,7 +69,9 @@ class Param:
         if self.enum and value not in self.enum:
             raise ApiError(400, f"parameter '{self.name}': {str(value)[:40]!r} is not one of {', '.join(self.enum)}")
         if self.minimum is not None and value < self.minimum or self.maximum is not None and value > self.maximum:
-            raise ApiError(400, f"parameter '{self.name}': {value} is outside {self.minimum:g}..{self.maximum:g}")
+            low = "" if self.minimum is None else f"{self.minimum:g}"
+            high = "" if self.maximum is None else f"{self.maximum:g}"
+            raise ApiError(400, f"parameter '{self.name}': {value} is outside {low}..{high}")
         return value
 
     def _convert(self, raw: str) -> Any:

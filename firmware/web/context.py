@@ -11,7 +11,7 @@ from typing import Any
 from firmware.config import Config
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient
-from firmware.feeds import event_log, load_profile
+from firmware.feeds import event_log, kept_events, load_profile
 from firmware.ipc.names import MEASUREMENTS, instance_name, shm_name
 from firmware.security.authorize import Identity
 from firmware.storage.eventlog import Event, EventLog
@@ -41,6 +41,7 @@ class WebContext:
     limiter: RateLimiter
     login_limiter: RateLimiter
     events: LogFeed
+    kept_events: LogFeed
     profile: LogFeed
     upload_dir: Path
     streams: int = 0
@@ -62,7 +63,7 @@ class WebContext:
                    certs=Certificates(cert_dir(config), config.meter.name, addresses),
                    limiter=RateLimiter(web.rate, web.burst),
                    login_limiter=RateLimiter(web.login_rate / 60.0, LOGIN_BURST),
-                   events=event_log(data_dir), profile=load_profile(data_dir),
+                   events=event_log(data_dir), kept_events=kept_events(data_dir), profile=load_profile(data_dir),
                    upload_dir=data_dir / "web" / "uploads")
 
     @property
@@ -103,6 +104,7 @@ class WebContext:
         self.measurements.close()
         self.auth.close()
         self.events.close()
+        self.kept_events.close()
         self.profile.close()
         if self._event_log is not None:
             self._event_log.close()

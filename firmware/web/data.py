@@ -57,7 +57,8 @@ async def points(ctx: WebContext, call: Call) -> Any:
 
 async def events(ctx: WebContext, call: Call) -> Any:
     p = call.params
-    rows = await asyncio.to_thread(ctx.events.read_range, p["since"], p["until"], p["limit"], p["order"] == "newest",
+    feed = ctx.kept_events if p["kept"] else ctx.events
+    rows = await asyncio.to_thread(feed.read_range, p["since"], p["until"], p["limit"], p["order"] == "newest",
                                    ("priority", p["min_priority"]) if p["min_priority"] else None)
     for row in rows:
         row["band"] = band(int(row.get("priority") or 0))

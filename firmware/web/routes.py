@@ -87,7 +87,9 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/events", data.events, "The meter's event log by time range", "logs", READ,
           params=(_SINCE, _UNTIL, _LIMIT, _ORDER,
                   Param("min_priority", "integer", "only events of at least this priority", default=0,
-                        minimum=0, maximum=255)),
+                        minimum=0, maximum=255),
+                  Param("kept", "boolean", "the audit trail kept apart (user and configuration changes, lockouts, "
+                        "tamper, commands), which no flood of failed attempts reaches", default=False)),
           description="`unread` is the event log's unread counter: records after the last one marked read."),
         E("POST", "/api/events/read", data.events_read, "Mark every event read (the unread counter to 0)", "logs",
           LOGGED_IN, description="The operation is alarm_ack: acknowledging what the meter reported."),

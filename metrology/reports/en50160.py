@@ -15,10 +15,16 @@ flicker             Plt <= 1                                95 %        2-h Plt,
 unbalance           u2 <= 2 %                               95 %        10-min negative-sequence ratio
 THD                 <= 8 % (orders 2-40)                    95 %        10-min, per phase
 harmonics 2-25      Table 1 (below), % of the fundamental   95 %        10-min, per phase and order
+mains signalling    Figure 1 (metrology/signalling.py)      99 %        3-s, per phase and frequency, of
+                                                                        each day (the worst day counts)
 ==================  ======================================  ==========  ===============================
 
 Records flagged by a dip, swell or interruption and records with lost samples are left out of every
 statistic (IEC 61000-4-30 4.7: flagged values are not used for EN 50160 assessment).
+
+The week's under- and over-deviation (IEC 61000-4-30:2015 Annex D) per phase has no EN 50160 limit: the report
+gives it without a verdict, over the week (the Annex D formula over every usable 10-min value) and the highest
+10-min value.
 
 The week's dips and swells are counted in the standard's classification tables (EN 50160:2010 Tables 5 and 6:
 residual or maximum voltage in % of the declared voltage against duration), and its interruptions as short
@@ -31,7 +37,9 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from metrology.reports.common import WEEK_S, Record, nan_to_none, overall, pct_within, stack, usable, verdict, worst
+from metrology.signalling import MEISTER_DAY_PCT, meister_limit_pct
+
+from metrology.reports.common import DAY_S, WEEK_S, Record, nan_to_none, overall, pct_within, stack, usable, verdict, worst
 
 STANDARD = "EN 50160:2010"
 FREQ_NARROW_PCT, FREQ_NARROW_REQ = 1.0, 99.5          # fn ± 1 % during 99.5 %
@@ -119,11 +127,47 @@ def thd_pct(h_pct: np.ndarray, max_order: int) -> np.ndarray:
     return np.sqrt(np.sum(h_pct[:, :, 2:max_order + 1] ** 2, axis=2))
 
 
+def signalling_entries(three: list[Record], nominal_v: float, signalling_hz: tuple[float, ...]) -> list[dict]:
+    """One entry per signalling frequency: per phase, the lowest over the week's days of the % of that day's 3-s
+    values within EN 50160 Figure 1 (4.2.5: 99 % of each day); ``days`` counts the days that had values."""
+    msv = stack(three, "msv", (3, len(signalling_hz))) * (100.0 / nominal_v)
+    day = np.array([(float(r["ts"]) - 1e-9) // DAY_S for r in three])
+    out = []
+    for k, f in enumerate(signalling_hz):
+        limit = meister_limit_pct(f)
+        per_day = [pct_within(msv[day == d, :, k], 0.0, limit) for d in np.unique(day)]
+        per_phase = [worst([d[j] for d in per_day]) for j in range(3)]
+        entry = _entry(f"mains signalling {f:g} Hz", f"<= {limit:.2f} % of Un (Figure 1) each day", MEISTER_DAY_PCT,
+                       per_phase, msv.shape[0])
+        entry["frequency_hz"], entry["days"] = f, len(per_day)
+        out.append(entry)
+    return out
+
+
+def deviation_summary(ten: list[Record]) -> dict[str, Any]:
+    """The week's under- and over-deviation per phase (% of Udin) from the usable 10-min values: over the week,
+    the clipped values' mean square carried through (each 10-min value weighs equally, as 10-min values make a
+    2-h one), and the highest 10-min value."""
+    out: dict[str, Any] = {}
+    for key, sign in (("under_dev", -1.0), ("over_dev", 1.0)):
+        pct = stack(ten, key, (3,))
+        ok = np.isfinite(pct)
+        n = ok.sum(axis=0)
+        ratio = np.where(ok, 1.0 + sign * pct / 100.0, 0.0)          # Uunder/Udin, Uover/Udin
+        week = np.full(3, np.nan)
+        np.sqrt(np.divide((ratio ** 2).sum(axis=0), n, out=week, where=n > 0), out=week)
+        highest = np.where(n > 0, np.where(ok, pct, -np.inf).max(axis=0, initial=-np.inf), np.nan)
+        out[key] = {"week_pct": [nan_to_none(x) for x in (sign * (week - 1.0) * 100.0).tolist()],
+                    "max_10min_pct": [nan_to_none(x) for x in highest.tolist()]}
+    return out
+
+
 def report(records: Iterable[Record], start: float, end: float, nominal_v: float, nominal_f: float,
-           voltage: str = "v_ln", events: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+           voltage: str = "v_ln", events: Iterable[dict[str, Any]] = (),
+           signalling_hz: tuple[float, ...] = ()) -> dict[str, Any]:
     """EN 50160 statistics of the week (start, end]; ``nominal_v`` is Un for the ``voltage`` values
     ("v_ln" phase-to-neutral, "v_ll" phase-to-phase, primary V); ``events``: the week's dips, swells and
-    interruptions (see ``events_summary``)."""
+    interruptions (see ``events_summary``); ``signalling_hz``: the frequencies of the 3-s ``msv`` values."""
     if voltage not in ("v_ln", "v_ll"):
         raise ValueError(f"voltage must be v_ln or v_ll, got {voltage!r}")
     records = list(records)
@@ -171,6 +215,7 @@ def report(records: Iterable[Record], start: float, end: float, nominal_v: float
                        h.shape[0])
         entry["order"] = order
         params.append(entry)
+    params.extend(signalling_entries(three, nominal_v, signalling_hz))
 
     flagged = sum(1 for r in in_week if r.get("kind") == "10min" and r.get("flagged"))
     gaps = sum(1 for r in in_week if r.get("kind") == "10min" and r.get("gap"))
@@ -185,6 +230,7 @@ def report(records: Iterable[Record], start: float, end: float, nominal_v: float
         "parameters": params,
         "compliant": overall(p["compliant"] for p in params),
         "events": events_summary(events),
+        "deviation": deviation_summary(ten),
         "summary": {"v_min": nan_to_none(np.nanmin(v)) if np.isfinite(v).any() else None,
                     "v_max": nan_to_none(np.nanmax(v)) if np.isfinite(v).any() else None,
                     "plt_max": nan_to_none(np.nanmax(plt)) if np.isfinite(plt).any() else None},

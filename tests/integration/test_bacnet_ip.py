@@ -149,6 +149,7 @@ def test_writes_change_the_configuration_and_out_of_range_is_refused(tmp_path):
             assert saved["revenue"]["demand_method"] == "block"
             assert saved["bacnet"]["phase_loss_voltage"] == 15
             assert ("restart", "bacnet", {"service": "metrology"}) in rig.calls
+            assert ("restart", "bacnet", {"service": "acquisition"}) in rig.calls    # the chip follows AV2
             # AV11 is the Log_Interval of every trend log, both ways
             assert await rp(rig, "trend-log,2", "log-interval") == 90000
             await wp(rig, "trend-log,3", 60000, "log-interval")

@@ -48,7 +48,7 @@ class Meter:
             f'[web]\nbind_address = "127.0.0.1"\nhttps_port = {self.https}\nhttp_port = {self.http}\n'
             'rate = 2000\nburst = 4000\nlogin_rate = 30\n[revenue]\ndemand_reset_lockout = 0\n'
             f'[bacnet]\nenabled = true\nip_port = {self.bacnet}\nbind_address = "127.0.0.1"\nip_prefix = 32\n'
-            f'device_instance = {DEVICE_INSTANCE}\n')
+            f'device_instance = {DEVICE_INSTANCE}\nrevenue_commands = true\n')
         users = UserStore(self.data_dir)
         for name, (password, privileges) in USERS.items():
             users.add(name, password, privileges)
@@ -258,3 +258,39 @@ def test_every_read_command_answers_on_the_command_line(meter):
         assert run.returncode == 0, (c.name, run.stderr)
     run = meter.meter("revenue", "minmax")
     assert run.returncode == 0 and "v_a" in json.loads(run.stdout)["minmax"], run.stderr
+
+
+def _accmode_vconsel(meter) -> int:
+    from hal.ade9000 import RM
+    from hal.regmap import field_get
+
+    run = meter.meter("do", "chip_registers")
+    assert run.returncode == 0, run.stderr
+    return field_get(RM["ACCMODE"], "VCONSEL", int(json.loads(run.stdout)["ACCMODE"], 16))
+
+
+def test_after_a_bacnet_system_type_write_the_chip_follows(meter):
+    """AV2 = 31 (DELTA) over BACnet: the wiring is [metrology] system_type alone, so the acquisition restarts with
+    the chip's VCONSEL for delta (runs last: it changes the module's meter)."""
+    from hal.ade9000 import WIRING_VCONSEL
+
+    assert _accmode_vconsel(meter) == WIRING_VCONSEL["4W-WYE"]
+
+    async def av2() -> None:
+        client, _ = await client_app()
+        try:
+            await client.write_property(Address(f"127.0.0.1:{meter.bacnet}"), ObjectIdentifier("analog-value,2"),
+                                        "present-value", 31.0)
+        finally:
+            client.close()
+
+    asyncio.run(av2())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if _accmode_vconsel(meter) == WIRING_VCONSEL["DELTA"]:
+                break
+        except (AssertionError, KeyError, ValueError):
+            pass                                  # the acquisition is restarting
+        time.sleep(1.0)
+    assert _accmode_vconsel(meter) == WIRING_VCONSEL["DELTA"]

@@ -68,3 +68,55 @@ alarm_priority = 150
         meter.wait(lambda: meter.call("display.status")["mode"] == "NORM", 15)
     finally:
         meter.stop()
+
+
+def _type(meter: IoMeter, text: str) -> None:
+    from firmware.display.setup import CHARSET
+    for c in text:
+        for _ in range(CHARSET.index(c)):       # the wheel starts at CHARSET[0] for each field
+            _press(meter, "up")
+        _press(meter, "right")
+    _press(meter, "enter")
+
+
+def test_display_login_and_a_setup_change_confirmed_with_old_and_new_value(tmp_path):
+    from firmware.config.store import ConfigStore
+    from firmware.security.privileges import Privilege
+    from firmware.security.users import UserStore
+    from firmware.storage.eventlog import EventLog
+
+    meter = IoMeter(tmp_path, "[display]\nscreens = [\"energy\"]\nrefresh = 0.2\nalt_timeout = 60\n",
+                    services="display")
+    meter.data.mkdir(parents=True, exist_ok=True)
+    users = UserStore(meter.data)
+    users.add("a", "1", frozenset({Privilege.SETUP}), frozenset({"display"}))
+    users.close()
+    meter.start()
+    try:
+        meter.wait(lambda: meter.call("display.status")["renders"] > 0, 60)
+        _press(meter, "down")                  # wakes ALT
+        _press(meter, "up")                    # from the first screen back to the last of ALT's: setup
+        meter.wait(lambda: meter.call("display.status")["screen"] == "setup", 10)
+        _press(meter, "enter")
+        _type(meter, "a")
+        _type(meter, "0")                      # a wrong password first: refused, counted at the display
+        status = meter.wait(lambda: (s := meter.call("display.status"))["setup"]["state"] == "user" and
+                            "login refused" in " ".join(s["setup"]["lines"]) and s, 10)
+        _type(meter, "a")
+        _type(meter, "1")
+        meter.wait(lambda: meter.call("display.status")["setup"]["user"] == "a", 10)
+        _press(meter, "enter")                 # edit display.labels
+        _press(meter, "up")
+        _press(meter, "enter")                 # asks to confirm, showing old and new
+        status = meter.wait(lambda: (s := meter.call("display.status"))["setup"]["state"] == "confirm" and s, 10)
+        assert status["setup"]["lines"][:3] == ["Change display.labels?", "old: ieee", "new: iec"]
+        assert ConfigStore(meter.config).load()["display"].labels == "ieee"      # not before the confirmation
+        _press(meter, "enter")
+        meter.wait(lambda: meter.call("display.status")["changes"] == 1, 10)
+        config = ConfigStore(meter.config).load()
+        assert config["display"].labels == "iec" and config["meta"].changed_by == "a"
+        events = [(e["cause"], e["user"], e["effect"]) for e in EventLog(meter.data).read()]
+        assert ("login_invalid", "a", "wrong user name or password over display") in events
+        assert ("config_change", "a", "display.labels: ieee -> iec") in events
+    finally:
+        meter.stop()

@@ -93,7 +93,7 @@ def test_a_setup_user_cannot_change_security_or_master_options(meter, sam, optio
 
 
 @pytest.mark.parametrize("option, value", [
-    ("events.depth", 7000), ("meter.serial_number", "OTHER-1"), ("acquisition.wiring", "DELTA"),
+    ("events.depth", 7000), ("meter.serial_number", "OTHER-1"), ("metrology.system_type", "DELTA"),
     ("time.event_depth", 100), ("metrology.ct_primary", 50.0),
 ])
 def test_the_revenue_lock_refuses_options_affecting_billing_data_or_logs(meter, alice, option, value):
@@ -228,3 +228,13 @@ def test_x_forwarded_for_does_not_change_the_client_address(meter):
     assert status == 401
     events = [e for e in EventLog(meter.data_dir).read() if e["cause"] == "login_invalid" and e["user"] == "reader"]
     assert events and {e["detail"]["address"] for e in events} == {"127.0.0.1"}
+
+
+def test_the_kept_audit_trail_is_read_over_the_web(meter, alice):
+    status, _, answer = change(alice, modbus__idle_timeout=77)
+    assert status == 200, answer
+    meter.client("127.0.0.11").request("POST", "/api/session", {"user": "alice", "password": "wrong"})
+    status, _, kept = alice.request("GET", "/api/events?kept=true&order=newest&limit=50")
+    assert status == 200, kept
+    causes = {e["cause"] for e in kept["events"]}
+    assert "config_change" in causes and "login_invalid" not in causes

@@ -128,6 +128,18 @@ def test_mqtt_publishes_only_catalogue_quantities():
 def test_each_domain_list_agrees_with_its_owner():
     from firmware.recorder.store import AGGREGATE_KINDS
     assert cat_table.AGGREGATE_KINDS == AGGREGATE_KINDS
+    # system types: metrology.settings owns them; the chip (hal, which imports no metrology) and BACnet map each
+    from firmware.comms.bacnet.settings import CODE_OF_SYSTEM_TYPE
+    from hal.ade9000 import WIRING_VCONSEL
+    from metrology.settings import SYSTEM_TYPES
+    assert set(SYSTEM_TYPES) <= set(WIRING_VCONSEL) and set(SYSTEM_TYPES) == set(CODE_OF_SYSTEM_TYPE)
+    # the io inputs own their defaults and the revenue functions an input may have; the schema shows them
+    from firmware.config import meter_schema
+    from firmware.config.sections.io import INPUT
+    from firmware.io.inputs import INPUT_DEFAULTS, INPUT_FUNCTIONS
+    assert {o.name: o.default for o in INPUT if o.name != "number"} == INPUT_DEFAULTS
+    functions = tuple(o.name for o in meter_schema().section("revenue.inputs").options if o.name != "sim_dir")
+    assert functions == INPUT_FUNCTIONS
     assert set(catalogue.commands_module_services()) == {s.name for s in SERVICES}
 
 

@@ -108,3 +108,20 @@ def test_ieee519_healthy_and_bad_weeks():
     assert bad["current"][0]["compliant"] is False      # TDD sqrt(9² + 2²) = 9.2 % > 8 %
     i7 = next(e for e in bad["current"] if e.get("order") == 7)
     assert i7["compliant"] is True and i7["p95_10min"] == pytest.approx(2.0)
+
+
+def test_en50160_reports_the_weeks_under_and_over_deviation_without_a_verdict():
+    """The week's value is the IEC 61000-4-30 Annex D formula carried through the 10-min values (their clipped
+    mean squares averaged, not their percentages): one 10-min value at 10 % under and eleven at none give
+    1 - sqrt((0.9² + 11) / 12) = 0.803 %; the flagged record is left out. Exact arithmetic: tolerance 1e-4 %
+    (the report rounds to 4 decimals)."""
+    recs = [{"kind": "10min", "ts": WEEK_START + 600.0 * (k + 1), "flagged": k == 12, "gap": False,
+             "values": {"under_dev": [10.0 if k in (0, 12) else 0.0, 0.0, None],
+                        "over_dev": [0.0, 2.0, None]}} for k in range(13)]
+    r = en50160.report(recs, WEEK_START, END, 230.0, 50.0)
+    dev = r["deviation"]
+    assert dev["under_dev"]["week_pct"][0] == pytest.approx(100 * (1 - np.sqrt((0.81 + 11) / 12)), abs=1e-4)
+    assert dev["under_dev"]["max_10min_pct"][:2] == [10.0, 0.0]
+    assert dev["over_dev"]["week_pct"][:2] == pytest.approx([0.0, 2.0], abs=1e-4)
+    assert dev["under_dev"]["week_pct"][2] is None and dev["over_dev"]["max_10min_pct"][2] is None
+    assert not any("deviation" in p["parameter"] for p in r["parameters"])

@@ -130,17 +130,17 @@ def test_logins_record_each_attempt_and_lock_out_per_protocol(tmp_path):
     assert identity.user == "bob" and authorize(identity, "demand_reset", "web").allowed
     for _ in range(3):
         with pytest.raises(AccessDenied, match="wrong user name or password|locked out"):
-            logins.login("bob", "guess", "bacnet")
-    with pytest.raises(AccessDenied, match="locked out of bacnet"):
-        logins.login("bob", "right", "bacnet")
-    assert logins.login("bob", "right", "display").user == "bob"
+            logins.login("bob", "guess", "display")
+    with pytest.raises(AccessDenied, match="locked out of display"):
+        logins.login("bob", "right", "display")
+    assert logins.login("bob", "right", "web").user == "bob"
     events = log.read()
     # The two wrong guesses before the lockout are one record that counts both (guesses are aggregated, so a
     # flood of them cannot push the audit trail out of the log).
     assert [(e["cause"], e["priority"]) for e in events] == [
         ("login_invalid", 128), ("lockout", 255), ("login_invalid", 128)]
     assert events[0]["detail"]["count"] == 2 and events[0]["detail"]["first"] < events[0]["detail"]["last"]
-    assert events[1]["detail"] == {"protocol": "bacnet", "failures": 3}
+    assert events[1]["detail"] == {"protocol": "display", "failures": 3}
     logins.close()
 
 

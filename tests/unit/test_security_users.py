@@ -59,15 +59,15 @@ def test_lockout_after_8_failures_is_per_protocol_and_survives_a_restart(tmp_pat
     store = UserStore(tmp_path, 8, 3600)
     store.add("alice", "right", READ)
     t0 = 1_000_000.0
-    results = [store.login("alice", "wrong", "modbus", now=t0 + i) for i in range(8)]
+    results = [store.login("alice", "wrong", "display", now=t0 + i) for i in range(8)]
     assert [r.event for r in results] == ["login_invalid"] * 7 + ["lockout"]
     assert results[-1].failures == 8 and results[-1].locked_until == pytest.approx(t0 + 7 + 3600)
     store.close()
     store = UserStore(tmp_path, 8, 3600)             # a restart does not forget the lockout
-    assert not store.login("alice", "right", "modbus", now=t0 + 60).ok
+    assert not store.login("alice", "right", "display", now=t0 + 60).ok
     assert store.login("alice", "right", "web", now=t0 + 60).ok        # other protocols are not locked
-    assert store.login("alice", "right", "modbus", now=t0 + 7 + 3601).ok  # the lockout ends after its duration
-    assert store.lockout_state("alice", "modbus", now=t0 + 7 + 3601) == (0, 0.0)
+    assert store.login("alice", "right", "display", now=t0 + 7 + 3601).ok  # the lockout ends after its duration
+    assert store.lockout_state("alice", "display", now=t0 + 7 + 3601) == (0, 0.0)
     store.close()
 
 
@@ -82,7 +82,7 @@ def test_a_good_login_clears_the_count(store):
 def test_brute_force_from_several_protocols_at_once_locks_each_protocol_separately(tmp_path):
     store = UserStore(tmp_path, 8, 3600)
     store.add("carol", "right", READ)
-    attacked = ("modbus", "bacnet", "web")
+    attacked = ("web", "display")
     events: dict[str, list[str]] = {p: [] for p in attacked}
 
     def attack(protocol):
@@ -99,7 +99,34 @@ def test_brute_force_from_several_protocols_at_once_locks_each_protocol_separate
         assert events[p].count("lockout") == 1 and events[p][7] == "lockout", events[p]
         assert store.lockout_state("carol", p)[0] == 8
         assert not store.login("carol", "right", p).ok
-    assert store.login("carol", "right", "display").ok
+    store.unlock("carol", "web")                     # ends the web's lockout only
+    assert store.login("carol", "right", "web").ok and not store.login("carol", "right", "display").ok
+    store.close()
+
+
+@pytest.mark.parametrize("protocol", ["modbus", "bacnet", "control"])
+def test_protocols_without_a_login_have_no_lockout(store, protocol):
+    store.add("gail", "right", READ)
+    for call in (lambda: store.login("gail", "wrong", protocol), lambda: store.lockout_state("gail", protocol),
+                 lambda: store.unlock("gail", protocol)):
+        with pytest.raises(ConfigError, match=f"protocol '{protocol}' has no login, so no lockout.*web, display"):
+            call()
+    assert store.get("gail").protocols >= {protocol}     # still says whose privileges apply over it
+
+
+def test_lockouts_of_protocols_without_a_login_are_dropped_from_an_old_accounts_file(tmp_path):
+    import sqlite3
+    store = UserStore(tmp_path)
+    store.add("hank", "right", READ)
+    store.login("hank", "wrong", "web")
+    store.close()
+    db = sqlite3.connect(tmp_path / "security.db")      # as a meter before LOGIN_PROTOCOLS left it
+    db.execute("INSERT INTO lockouts VALUES ('hank', 'modbus', 8, 9e18)")
+    db.commit()
+    db.close()
+    store = UserStore(tmp_path)
+    rows = store._db.execute("SELECT name, protocol, failures FROM lockouts").fetchall()
+    assert rows == [("hank", "web", 1)]
     store.close()
 
 
@@ -112,7 +139,7 @@ def test_unknown_names_are_refused_without_growing_the_lockout_table(store):
 def test_a_user_not_allowed_over_a_protocol_cannot_log_in_over_it(store):
     store.add("dave", "right", READ, frozenset({"web"}))
     assert store.login("dave", "right", "web").ok
-    assert not store.login("dave", "right", "modbus").ok
+    assert not store.login("dave", "right", "display").ok
 
 
 def test_sessions_end_after_the_inactivity_timeout():
@@ -155,7 +182,7 @@ def test_cli_add_passwd_list_remove(tmp_path, monkeypatch, capsys):
     assert code == 1 and "exists already" in err
     assert m("remove", "erin")[0] == 0
     store = UserStore(tmp_path / "data")
-    assert store.get("erin") is None and store.login(FACTORY_USER, "changed", "control").ok
+    assert store.get("erin") is None and store.login(FACTORY_USER, "changed", "web").ok
     store.close()
     from firmware.storage.eventlog import EventLog
     causes = [(e["cause"], e["priority"]) for e in EventLog(tmp_path / "data").read()]

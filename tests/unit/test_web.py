@@ -105,6 +105,9 @@ def test_parameters_are_checked_against_their_bounds():
     since = Param("since", "number", "from", minimum=0, maximum=10)
     with pytest.raises(ApiError, match="not a finite number"):
         since.parse("nan")
+    value = Param("value", "number", "a value with a lower bound only", minimum=0)
+    with pytest.raises(ApiError, match=r"-1.0 is outside 0\.\.$"):
+        value.parse("-1.0")
     order = Param("order", "string", "order", enum=("newest", "oldest"))
     with pytest.raises(ApiError, match="not one of newest, oldest"):
         order.parse("random")

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from bacpypes3.apdu import (
+    APDU,
     DeviceCommunicationControlRequest,
     ReadRangeACK,
+    ReadPropertyMultipleACK,
     ReadRangeRequest,
     ReinitializeDeviceRequest,
     SimpleAckPDU,
@@ -37,6 +39,7 @@ from firmware.comms.bacnet.trendlog import Record, records_per_apdu
 from firmware.comms.modbus.feed import SnapshotFeed
 from firmware.config import Config
 from firmware.ipc.snapshot import Snapshot
+from firmware.web.limits import RateLimiter
 
 log = logging.getLogger("comms.bacnet")
 
@@ -49,6 +52,10 @@ MAX_COV_SUBSCRIPTIONS = 128
 # one, lifetime 0, included): a client that wants more renews, one that went away frees its places.
 MAX_COV_PER_CLIENT = 16
 MAX_COV_LIFETIME_S = 3600
+# Answers that can be many times the size of their request (ReadPropertyMultiple, ReadRange) over UDP, whose
+# source address anyone can forge: per address, AMPLIFIED_BURST at once then AMPLIFIED_PER_S a second; more are
+# dropped, so the meter cannot be used to flood a forged address (at most ~1.5 KB x this a second).
+AMPLIFIED_BURST, AMPLIFIED_PER_S = 20, 10
 
 
 class MeterApplication(Application):
@@ -58,6 +65,16 @@ class MeterApplication(Application):
     # Communication control state (Clause 16.1): bacpypes3 0.0.110's own "disable" filter fails on every
     # incoming PDU, so this application drops requests itself and leaves the stack's flag to initiation.
     dcc_disabled = False
+    amplified: RateLimiter | None = None
+
+    async def response(self, apdu: APDU) -> None:
+        if isinstance(apdu, (ReadPropertyMultipleACK, ReadRangeACK)):
+            if self.amplified is None:
+                self.amplified = RateLimiter(AMPLIFIED_PER_S, AMPLIFIED_BURST)
+            if self.amplified.allow(str(apdu.pduDestination)):
+                self.meter.counters["amplified_dropped"] = self.meter.counters.get("amplified_dropped", 0) + 1
+                return
+        await super().response(apdu)
 
     async def indication(self, apdu: Any) -> None:
         if self.dcc_disabled and not isinstance(apdu, (DeviceCommunicationControlRequest,

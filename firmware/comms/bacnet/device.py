@@ -307,7 +307,7 @@ class BacnetDevice:
             raise refuse("valueOutOfRange") from None
         log.info("bacnet: %s saved as configuration version %d", what, self.config.version)
         self.event(EVENT_CHANGE, "config_change", what, version=self.config.version, changes=changes)
-        for service in sorted({RESTARTS_FOR[s] for s in changes if s in RESTARTS_FOR}):
+        for service in sorted({svc for s in changes for svc in RESTARTS_FOR.get(s, ())}):
             self.restart(service)
         for instance, store in self.trends.items():
             store.set_stop_when_full(self.config["bacnet"].trend_log_stop_when_full[instance - 1])

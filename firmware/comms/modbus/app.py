@@ -84,7 +84,7 @@ class ModbusApp:
     def __init__(self, config: Config, snapshot: Snapshot, control_socket: Path) -> None:
         section, rtu = config["modbus"], config["modbus.rtu"]
         self.identity = identity_from_config(config)
-        self.regmap = build_map()
+        self.regmap = build_map(user_map=section.user_map)
         self.feed = SnapshotFeed(snapshot, self.identity.register_values())
         self.handler = Handler(self.regmap, self.feed.poll, self.identity, Access(section.access),
                                ControlCommands(control_socket, section.command_timeout),

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 from firmware.comms.modbus import blocks as _blocks
 from firmware.comms.modbus.blocks import Block
 from firmware.comms.modbus.codecs import UNMAPPED_WORD_BYTES, Format, get_format
+from firmware.comms.modbus.usermap import parse
 from hal.errors import ConfigError
 
 log = logging.getLogger("comms.modbus")
@@ -130,13 +131,33 @@ def load_overlay(path: Path | None = None) -> dict[str, dict[str, Any]]:
     return out
 
 
-def build_map(points: Iterable[PointLike] | None = None) -> RegisterMap:
-    """The meter's register map: the point map plus ``mappings.toml``."""
+def build_map(points: Iterable[PointLike] | None = None, user_map: Sequence[str] = ()) -> RegisterMap:
+    """The meter's register map: the point map plus ``mappings.toml``, and the ``[modbus] user_map`` entries
+    (``firmware.comms.modbus.usermap``) at the addresses they give."""
     if points is None:
         from firmware.points import load_points
 
-        return RegisterMap.from_points(load_points(), load_overlay())
-    return RegisterMap.from_points(points, load_overlay())
+        points = load_points()
+    if not user_map:
+        return RegisterMap.from_points(points, load_overlay())
+    fixed = RegisterMap.from_points(points, load_overlay())
+    extra = [reg for up in parse(user_map) for reg in _registers_of(up, up.modbus)]
+    for reg in extra:
+        clash = fixed.register_at(reg.address) or fixed.register_at(reg.end)
+        if clash is not None or any(reg.address in b or reg.end in b for b in fixed.blocks):
+            raise ConfigError(f"config: [modbus] user_map: {reg.label} at {reg.address}..{reg.end} overlaps the "
+                              f"fixed register map" + (f" ({clash.label} at {clash.address})" if clash else "")
+                              + "; choose addresses outside the blocks docs/modbus.md lists")
+    try:
+        return RegisterMap(fixed.registers + extra, fixed.coils.values(), fixed.discretes.values())
+    except ConfigError as exc:
+        raise ConfigError(f"config: [modbus] user_map: {exc}") from None
+
+
+def check_user_map(config: Any) -> None:
+    """The user map as the comms service builds it: every entry valid and no register on another
+    (``firmware.config.checks``, when the configuration is saved)."""
+    build_map(user_map=config["modbus"].user_map)
 
 
 def _registers_of(point: PointLike, mapping: Mapping[str, Any]) -> list[Register]:
@@ -300,6 +321,9 @@ class RegisterMap:
     def _loose_bit_blocks(bits: Mapping[int, Bit], fixed: Sequence[Block]) -> list[Block]:
         return [Block(a, a, "Bit mapped outside the fixed blocks", _blocks.OWN)
                 for a in sorted(bits) if not any(a in b for b in fixed)]
+
+    def register_at(self, address: int) -> Register | None:
+        return self._by_address.get(address)
 
     def _span_of(self, address: int) -> _Span | None:
         i = bisect.bisect_right(self._span_starts, address) - 1

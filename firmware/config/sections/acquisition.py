@@ -1,13 +1,12 @@
-"""Options of the acquisition service (ADE9000 streaming and the chip's own energy path)."""
+"""Options of the acquisition service (ADE9000 streaming and the chip's own energy path).
+
+The wiring and the nominal frequency the chip is set up for (ACCMODE.VCONSEL, ACCMODE.SELFREQ) are
+``[metrology] system_type`` and ``nominal_frequency``: configured once, so the chip's energy path always assumes
+the wiring the sample path measures, whichever interface changes it."""
 from firmware.config.schema import Bool, Duration, Enum, Int, Option, Section
 
 SECTIONS = [
     Section("acquisition", [
-        Option("line_frequency", Enum("50", "60"), "50",
-               "Nominal line frequency the ADE9000 is configured for (ACCMODE.SELFREQ, 10/12-cycle windows); "
-               "keep it equal to the metering nominal frequency.", "Hz", locked=True),
-        Option("wiring", Enum("4W-WYE", "DELTA", "3W-WYE", "SINGLE", "2L", "2L+1n", "DEMO"), "4W-WYE",
-               "Wiring the chip's own energy accumulators assume (ACCMODE.VCONSEL).", locked=True),
         Option("energy_interval", Duration(0.1, 8.0), 1.0,
                "Interval of the chip's energy accumulators (EGY_TIME, EGYRDY), published on 'chip_energy'.", "s", locked=True),
         Option("ring_slots", Int(64, 65536), 2048,

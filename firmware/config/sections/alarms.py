@@ -2,7 +2,7 @@
 alarms": Over THD V1-3 Medium enabled, Freq Setpoint Medium enabled, 4-30 Volt Intrp Ph1-3 Low enabled).
 Evaluated every second by the io service; digital-input alarms are set per input in [[io.input]]."""
 from firmware.config.schema import Bool, Duration, Enum, Float, Int, Option, Section, Str, Table
-from firmware.alarms.setpoint import KINDS
+from firmware.alarms.setpoint import HALF_CYCLE_POINTS, KINDS
 
 MAX_SETPOINTS = 64                 # JEM: up to 64 triggers
 
@@ -26,6 +26,10 @@ SETPOINT = (
     Option("capture", Bool(), False,
            "Take a waveform capture when the alarm picks up ([alarms] capture_command; the recorder's capture, "
            "named ..._alarm, its event naming the alarm)."),
+    Option("high_speed", Bool(), False,
+           "Evaluate on every half-cycle r.m.s. value (Urms(1/2), the values metrology computes for the PQ "
+           "events) instead of the 1-s value, the delays counting from each value's own time; point one of "
+           f"{', '.join(HALF_CYCLE_POINTS)} (index 0)."),
 )
 
 # Over THD V: the EN 50160 limit for THD (8 %), 1 % hysteresis; frequency: the EN 50160 band for 99.5 % of a

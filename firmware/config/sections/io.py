@@ -1,26 +1,26 @@
 """Digital inputs and outputs: debounce, input modes and metering, energy pulsing, forced and alarm outputs
 (SPEC §6; ION7400 manual "Digital inputs", "Energy pulsing"). Run by the io service (docs/io.md)."""
 from firmware.config.schema import Bool, Duration, Enum, Float, Int, ListOf, Option, Section, Str, Table
-from firmware.io.inputs import MODES
+from firmware.io.inputs import INPUT_DEFAULTS as D
+from firmware.io.inputs import MAX_CHANNELS, MODES
 from firmware.io.outputs import ENERGY_INTEGRATIONS, ENERGY_POINTS, MAX_RATE_HZ, SOURCES
 
-MAX_CHANNELS = 16
 WEIGHTED_INPUT = Str(24, r"[0-9]{1,2}:[+-]?[0-9.]+(e[+-]?[0-9]+)?", "INPUT:WEIGHT, e.g. 1:+1 or 3:-0.5")
 
 INPUT = (
     Option("number", Int(1, MAX_CHANNELS), 1, "Digital input number (board file [gpio] digital_inputs, from 1)."),
-    Option("mode", Enum(*MODES), "pulse",
+    Option("mode", Enum(*MODES), D["mode"],
            "pulse: a whole pulse (off-on-off) counts one (Form A); kyz: every transition counts one (Form C)."),
-    Option("debounce", Duration(0, 1), 0.02,
+    Option("debounce", Duration(0, 1), D["debounce"],
            "How long the line must stay in a new state before it is a valid state change.", "s"),
-    Option("polarity", Enum("non_inverting", "inverting"), "non_inverting",
+    Option("polarity", Enum("non_inverting", "inverting"), D["polarity"],
            "non_inverting: a closed contact (line pulled low) is on; inverting: an open contact is on."),
-    Option("ke", Float(1e-9, 1e9), 1.0, "Units per counted pulse (input metering: pulse weight)."),
-    Option("unit", Str(16), "pulses", "Unit of the metered total (kWh, m3, kg ...)."),
-    Option("rollover", Float(0, 1e15), 1e9, "The metered total wraps to 0 at this value (0: never)."),
-    Option("alarm", Enum("off", "on", "off_state"), "on",
+    Option("ke", Float(1e-9, 1e9), D["ke"], "Units per counted pulse (input metering: pulse weight)."),
+    Option("unit", Str(16), D["unit"], "Unit of the metered total (kWh, m3, kg ...)."),
+    Option("rollover", Float(0, 1e15), D["rollover"], "The metered total wraps to 0 at this value (0: never)."),
+    Option("alarm", Enum("off", "on", "off_state"), D["alarm"],
            "Digital-input alarm: active while the input is on (on), while it is off (off_state), or none (off)."),
-    Option("alarm_priority", Int(0, 255), 32,
+    Option("alarm_priority", Int(0, 255), D["alarm_priority"],
            "Priority of the digital-input alarm (ION default Info Only: events, no alarm indication)."),
 )
 

@@ -1,12 +1,13 @@
 """Options of the metrology pipeline: wiring, nominal values, PT/CT, corrections, conventions, losses."""
 from firmware.config.schema import Bool, Enum, Float, ListOf, Option, Section
 from hal.board import CHANNELS as INPUTS
+from metrology.settings import SYSTEM_TYPES
 
 _PCT = Float(0.0, 100.0)
 
 SECTIONS = [
     Section("metrology", [
-        Option("system_type", Enum("4W-WYE", "DELTA", "3W-WYE", "SINGLE", "2L", "2L+1n"), "4W-WYE",
+        Option("system_type", Enum(*SYSTEM_TYPES), "4W-WYE",
                "Wiring (volts mode): which inputs carry which voltages and currents (docs in metrology/systems.py)."),
         Option("nominal_voltage", Float(1.0, 1_000_000.0), 230.0,
                "Udin, primary: L-N for wye, single and split phase, L-L for DELTA and 2L.", "V"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from firmware.config.schema import Bool, Duration, Enum, Int, IPAddress, Kind, Option, Section, Str
+from firmware.config.schema import Bool, Duration, Enum, Int, IPAddress, Kind, ListOf, Option, Section, Str
 
 # Serial settings the ION7400's RS-485 port offers (SPEC §7).
 BAUD_RATES = (2400, 4800, 9600, 19200, 38400, 57600, 115200)
@@ -25,6 +25,11 @@ class IntChoice(Kind):
     def allowed(self) -> str:
         return ", ".join(str(c) for c in self.choices)
 
+
+# [modbus] user_map entries: the form here, the meaning in firmware/comms/modbus/usermap.py (checked at save).
+USER_MAP_ENTRY = r"[0-9]{1,5}=[a-z][a-z0-9_]*(\[[0-9]{1,4}\])?(:[a-z0-9]+)?"
+USER_MAP_TEXT = "ADDRESS=POINT[:FORMAT], e.g. 40000=v_an"
+USER_MAP_MAX = 256
 
 SECTIONS = [
     Section("modbus", [
@@ -53,6 +58,11 @@ SECTIONS = [
         Option("command_timeout", Duration(0.1, 60), 5.0,
                "Longest wait for the owning service to carry out a command before answering exception 04.",
                "s"),
+        Option("user_map", ListOf(Str(64, USER_MAP_ENTRY, USER_MAP_TEXT), 0, USER_MAP_MAX), (),
+               "The user map: quantities of the catalogue at addresses you choose, each "
+               "\"ADDRESS=POINT[:FORMAT]\" (\"40000=v_an\", \"40002=harmonics_v_an[5]\", \"40004=wh_delivered:s64\"; "
+               "float32 by default, in the point's unit), outside the fixed blocks of docs/modbus.md; served on "
+               "TCP and RTU alike."),
     ], "Modbus TCP server and the register map's access (docs/modbus.md lists the registers)."),
     Section("modbus.rtu", [
         Option("enabled", Bool(), False, "Serve Modbus RTU on the serial port."),

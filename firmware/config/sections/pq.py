@@ -1,10 +1,15 @@
 """Power quality (SPEC §4): event thresholds (IEC 61000-4-30 Class A), their event-log priorities, waveform
 capture and the high-speed RMS burst, the recorder's stores."""
+from typing import Any
+
 from firmware.config.schema import Bool, Enum, Float, Int, ListOf, Option, Section
 from firmware.storage.eventlog import PRIORITY_MAX
+from hal.errors import ConfigError
+from metrology.events import KINDS
+from metrology.signalling import MAX_FREQUENCIES, MSV_MAX_HZ, MSV_MIN_HZ, check_frequencies
 
 _PRIORITY = Int(0, PRIORITY_MAX)
-EVENT_KINDS = ("sag", "swell", "interruption", "rvc", "transient")
+EVENT_KINDS = KINDS
 SAMPLES_PER_CYCLE = ("16", "32", "64", "128", "256", "512")
 
 SECTIONS = [
@@ -31,13 +36,17 @@ SECTIONS = [
                "Samples in a row (of 512 per cycle) beyond the threshold that make a transient (JEMStar 3)."),
         Option("transient_holdoff", Int(1, 432000), 120,
                "Half cycles after a transient during which that phase does not trigger again (JEMStar 120)."),
+        Option("signalling_frequencies", ListOf(Float(MSV_MIN_HZ, MSV_MAX_HZ), 0, MAX_FREQUENCIES), (),
+               "Ripple-control (mains signalling) frequencies whose voltage is measured (IEC 61000-4-30 5.10), Hz, "
+               "at most 4 (316.67, 1050 ...); the EN 50160 report checks them against its "
+               "Figure 1.", "Hz"),
         Option("priority_sag", _PRIORITY, 255, "Event-log priority of sags (ION7400 Sag/Swell alarm: High)."),
         Option("priority_swell", _PRIORITY, 255, "Event-log priority of swells (ION7400 Sag/Swell alarm: High)."),
         Option("priority_interruption", _PRIORITY, 64,
                "Event-log priority of interruptions (ION7400 4-30 Volt Intrp alarm: Low)."),
         Option("priority_rvc", _PRIORITY, 64, "Event-log priority of rapid voltage changes (Low)."),
         Option("priority_transient", _PRIORITY, 128, "Event-log priority of transients (Medium)."),
-        Option("capture_on", ListOf(Enum(*EVENT_KINDS), 0, 5), ("sag", "swell", "interruption", "rvc", "transient"),
+        Option("capture_on", ListOf(Enum(*EVENT_KINDS), 0, 5), KINDS,
                "Event kinds that trigger a waveform capture (the pq.capture command always does)."),
         Option("capture_samples_per_cycle", Enum(*SAMPLES_PER_CYCLE), "128",
                "Samples per cycle of a waveform capture (at the nominal frequency)."),
@@ -66,3 +75,12 @@ SECTIONS = [
                "burst of 1,000 events a minute; docs/memory.md)."),
     ], "Power-quality events, waveform capture and the recorder service (docs/pq.md)."),
 ]
+
+
+def check(config: Any) -> None:
+    """The signalling frequencies as the metrology service takes them at start (``firmware.config.checks``)."""
+    try:
+        check_frequencies(tuple(config["pq"].signalling_frequencies))
+    except ValueError as exc:
+        raise ConfigError(f"config: [pq] signalling_frequencies: {exc}; set them with "
+                          "`meter config set pq.signalling_frequencies=[316.67]`") from None

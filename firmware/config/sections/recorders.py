@@ -1,10 +1,11 @@
 """Data recorders (SPEC §5, ION7400 "Default data logging configuration"): up to 16 recorders of up to 16 channels,
 each interval or triggered, kept by the recorder service in data_dir/recorder.db (firmware.recorder.datarec)."""
 from firmware.config.schema import Bool, Enum, Int, ListOf, Option, Section, Str, Table
+from metrology.events import KINDS
 
 MAX_RECORDERS = 16
 MAX_CHANNELS = 16
-TRIGGERS = ("interval", "sag", "swell", "interruption", "rvc", "transient", "disturbance", "3s", "10min", "2h")
+TRIGGERS = ("interval", *KINDS, "disturbance", "3s", "10min", "2h")
 STATS = ("mean", "high", "low", "last")
 CHANNEL = Str(60, r"[a-z][a-z0-9_]*(\[[0-9]{1,4}\])?|event\.[a-z_]+(\[[0-2]\])?",
               "a point name (harmonics_v_an[3] for one element of an array), or event.FIELD for a triggered "

@@ -48,8 +48,9 @@ SECTIONS = [
                "over Modbus and holding the command's privilege. The control socket checks every caller's "
                "privileges whether or not this is set."),
         Option("lockout_attempts", Int(1, 100), DEFAULT_LOCKOUT_ATTEMPTS,
-               "Failed logins in a row, per user and protocol, after which that user is locked out of that "
-               "protocol."),
+               "Failed logins in a row, per user and login protocol (web, display), after which that user is "
+               "locked out of that protocol; also the wrong [bacnet] passwords in a row that lock BACnet's DCC "
+               "and ReinitializeDevice out. Modbus has no login, so no lockout: its access modes apply."),
         Option("lockout_duration", Duration(60, 30 * 86400), DEFAULT_LOCKOUT_DURATION_S,
                "How long a lockout lasts.", "s"),
         Option("session_timeout", Duration(60, 86400), 900.0,

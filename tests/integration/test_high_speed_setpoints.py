@@ -1,0 +1,78 @@
+"""High-speed setpoints: a generated 3-cycle dip run through the real metrology pipeline, whose half-cycle r.m.s.
+records go onto the real PQ ring, read there as the io service reads them (``firmware.io.halfcycles``) and
+evaluated by the alarm manager; the same setpoint on the one-second value does not see the dip."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from firmware.config.store import load_file
+from firmware.io import build
+from firmware.io.halfcycles import HalfCycleFeed
+from firmware.ipc.names import PQ_EVENTS, instance_name, shm_name
+from hal.errors import ConfigError
+from hal.sim.signals import VoltageEvent, steady
+from tests.support.recorder_feed import Feeder, write_config
+
+SETPOINTS = """
+[[alarms.setpoint]]
+name = "V1 dip fast"
+point = "v_an"
+kind = "under"
+by = "percent"
+pickup = 85.0
+dropout = 90.0
+high_speed = true
+[[alarms.setpoint]]
+name = "V1 dip 1 s"
+point = "v_an"
+kind = "under"
+by = "percent"
+pickup = 85.0
+dropout = 90.0
+"""
+
+
+def test_a_three_cycle_dip_picks_up_the_high_speed_setpoint_only(tmp_path):
+    config = load_file(write_config(tmp_path, SETPOINTS + '[metrology]\nnominal_voltage = 230.0\n'))
+    mgr = build.alarms(config, {})
+    fast, slow = mgr.alarms[0], mgr.alarms[1]
+    assert (fast.name, slow.name) == ("V1 dip fast", "V1 dip 1 s") and mgr.high_speed
+    start = 2.0
+    sig = dataclasses.replace(steady(230.0, 5.0, 20.0), events=(VoltageEvent("sag", 0.7, start, 0.06, "A", 0.0),))
+    feeder = Feeder(tmp_path / "run", sig)
+    feed = HalfCycleFeed(shm_name(instance_name(tmp_path / "run"), PQ_EVENTS))
+    try:
+        assert feed.read() == []                # attaches at the ring's head
+        feeder.feed(4.0, speed=40.0)
+        batches = feed.read()
+        assert feed.lost == 0 and len(batches) == feed.batches > 10
+        events = [e for t, urms in batches for e in mgr.evaluate_half_cycles(t, urms)]
+        t = np.concatenate([b[0] for b in batches])
+        va = np.concatenate([b[1][:, 0] for b in batches])
+    finally:
+        feed.close()
+        feeder.close()
+    t0 = feeder.t0_ns / 1e9
+    assert [(e.alarm.name, e.what) for e in events] == [("V1 dip fast", "pickup"), ("V1 dip fast", "dropout")]
+    pickup, dropout = events
+    # picked up within the dip's first cycle (Urms(1/2) is a one-cycle window refreshed each half cycle), its
+    # value the residual in % of the nominal; out within a cycle after the dip's end
+    assert start <= pickup.t - t0 <= start + 0.02 + 1e-3
+    assert pickup.alarm.value == pytest.approx(70.0, abs=1.5)
+    assert start + 0.06 <= dropout.t - t0 <= start + 0.06 + 0.02 + 1e-3
+    # the one-second r.m.s. of the second holding the dip stays above the pickup: the 1-s setpoint never sees it
+    second = (t - t0 >= 2.0) & (t - t0 < 3.0)
+    one_s = float(np.sqrt(np.mean(np.square(va[second]))))
+    assert 100 * one_s / 230.0 > 85.0
+    assert mgr.evaluate({"v_an": one_s}, t0 + 3.0) == [] and not slow.active
+
+
+def test_high_speed_needs_a_point_with_half_cycle_values(tmp_path):
+    config = load_file(write_config(tmp_path, '[[alarms.setpoint]]\nname = "f"\npoint = "frequency"\n'
+                                              'kind = "over"\npickup = 51.0\ndropout = 50.9\nhigh_speed = true\n'))
+    with pytest.raises(ConfigError, match="'f': high_speed = true needs a point with half-cycle r.m.s. values "
+                                          r"\(v_an, .*i_c\), not 'frequency'"):
+        build.alarms(config, {})
