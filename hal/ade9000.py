@@ -11,6 +11,7 @@ carry no CRC, so every configuration write is read back and compared.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -48,6 +49,9 @@ class ChipSettings:
     line_hz: int = 50
     wiring: str = "4W-WYE"
     energy_interval_s: float = 1.0
+    # Apparent power per phase at the meter's terminals (V x A) below which the chip's own accumulators register
+    # nothing (its no-load thresholds); 0 leaves the chip's reset thresholds.
+    no_load_va: float = 0.0
 
     def __post_init__(self) -> None:
         if self.line_hz not in (50, 60):
@@ -56,6 +60,30 @@ class ChipSettings:
             raise ConfigError(f"ade9000: wiring {self.wiring!r}; allowed {', '.join(WIRING_VCONSEL)}")
         if not 0.001 <= self.energy_interval_s <= 65536 / DSP_RATE_HZ:
             raise ConfigError(f"ade9000: energy interval {self.energy_interval_s} s; allowed 0.001..8.192 s")
+
+
+NO_LOAD_SAMPLES = 64     # EP_CFG.NOLOAD_TMR = 0: no-load judged over 64 samples at 8 kSPS (8 ms), the TRM default
+
+
+def no_load_level(channels: tuple[ChannelParams, ...], no_load_va: float) -> int:
+    """ACT/REACT/APP_NL_LVL for a no-load level of ``no_load_va`` per phase at the terminals.
+
+    TRM UG-1098 "No-Load Detection": xNL_LVL = xWATT_FULL_SCALE x 64 / X, X the ratio of full scale to the no-load
+    level, the energy being judged over 64 samples (NOLOAD_TMR = 0). Full scale is both pins at their +-1 V / PGA
+    peak, i.e. rms V and I at 1/sqrt(2) of it: X = VA_full_scale / no_load_va. The thresholds are one register
+    for three phases: the phase with the most sensitive front end sets it, so no phase loses energy above the
+    no-load level."""
+    levels = []
+    ch = {c.name: c for c in channels}
+    for phase in "ABC":
+        v, i = ch.get(f"V{phase}"), ch.get(f"I{phase}")
+        if v is None or i is None:
+            continue
+        va_full_scale = (1.0 / (math.sqrt(2) * v.pga_gain * v.pin_volts_per_unit())
+                         * 1.0 / (math.sqrt(2) * i.pga_gain * i.pin_volts_per_unit()))
+        levels.append(WATT_FS * NO_LOAD_SAMPLES * no_load_va / va_full_scale)
+    reg = RM["ACT_NL_LVL"]
+    return min(int(round(min(levels))), reg.value_mask) if levels else reg.reset
 
 
 @dataclass
@@ -225,6 +253,13 @@ class Ade9000:
             # the accumulators add every interval (EGY_LD_ACCUM = 0) and are never reset by a read: the energy of
             # any span is the difference of two readings, however many EGYRDY interrupts went unserved between them
             ("EP_CFG", field_prep(RM["EP_CFG"], "EGY_PWR_EN", 1) | field_prep(RM["EP_CFG"], "EGY_LD_ACCUM", 0)),
+        ]
+        if s.no_load_va > 0:
+            # no creep on the chip's own energy path as on the sample path: nothing registers with the current
+            # circuit open (the chip's gap fill books these accumulators)
+            level = no_load_level(s.channels, s.no_load_va)
+            seq += [("ACT_NL_LVL", level), ("REACT_NL_LVL", level), ("APP_NL_LVL", level)]
+        seq += [
             ("WFB_PG_IRQEN", (1 << (half_pages - 1)) | (1 << (2 * half_pages - 1))),
             ("WFB_CFG", wfb_cfg),
             ("EVENT_MASK", 0),

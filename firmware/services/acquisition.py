@@ -40,6 +40,8 @@ from firmware.ipc.snapshot import Snapshot
 from firmware.service import Service, command, main
 from hal import ade9000_stream as st
 from hal.ade9000 import ChipSettings, EnergyReading
+from metrology.gapfill import no_load_va
+from metrology.settings import from_config as metrology_settings
 from hal.clock import Clock
 from hal.errors import BusError, ChipError, MeterError, MeterTimeoutError
 from hal.hardware import Hardware, open_hardware
@@ -257,6 +259,13 @@ def isolated_cpus(path: str = "/sys/devices/system/cpu/isolated") -> set[int]:
     return cpus
 
 
+def terminal_no_load_va(metering: Any) -> float:
+    """The creep rule's no-load level per phase (``metrology.gapfill.no_load_va``, primary VA) at the meter's
+    terminals, behind the PT and CT: what the chip's no-load thresholds are set from."""
+    m = metrology_settings(metering)
+    return no_load_va(m) / (m.pt_ratio * m.ct_ratio)
+
+
 class AcquisitionService(Service):
     name = "acquisition"
 
@@ -266,7 +275,7 @@ class AcquisitionService(Service):
         # the chip assumes the wiring and frequency metrology measures (one setting; a change restarts both)
         line_hz = int(metering.nominal_frequency)
         settings = ChipSettings(board.channels, line_hz=line_hz, wiring=metering.system_type,
-                                energy_interval_s=acq.energy_interval)
+                                energy_interval_s=acq.energy_interval, no_load_va=terminal_no_load_va(metering))
         self.ring = Ring.create(self.ctx.shm_name(names.SAMPLES), block_size(BLOCK_FRAMES), acq.ring_slots)
         self.energy = Snapshot.create(self.ctx.shm_name(names.CHIP_ENERGY), ENERGY_LAYOUT)
         self.intervals = Ring.create(self.ctx.shm_name(names.CHIP_INTERVALS), chipenergy.RECORD_SIZE,

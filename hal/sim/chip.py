@@ -313,10 +313,17 @@ class SimAde9000:
         codes = self.frames.codes(self._measured, end)
         self._measured = end
         gains = self._gains()
-        if self.meas.add(normalise(codes), *gains, accumulate=self._energy_on()):
+        if self.meas.add(normalise(codes), *gains, accumulate=self._energy_on(), **self._no_load()):
             for name, value in self.meas.registers(gains[2]).items():
                 reg = _RM[name]
                 self.regs[reg.addr] = value & reg.value_mask
+
+    def _no_load(self) -> dict[str, Any]:
+        """The no-load gate as the registers set it: EP_CFG.NOLOAD_TMR (64 << n samples at 8 kSPS; 7 off) and the
+        three xNL_LVL thresholds."""
+        tmr = field_get(_RM["EP_CFG"], "NOLOAD_TMR", self.regs[_RM["EP_CFG"].addr])
+        levels = np.array([float(self.regs[_RM[n].addr]) for n in ("ACT_NL_LVL", "REACT_NL_LVL", "APP_NL_LVL")])
+        return {"nl_levels": levels, "nl_period_frames": 0 if tmr == 7 else (64 << tmr) * FRAMES_PER_DSP_SAMPLE}
 
     def _gains(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         def g(fmt: str) -> np.ndarray:

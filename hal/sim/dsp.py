@@ -111,10 +111,31 @@ class Measurements:
         self.var = np.zeros(3)
         self.period = np.full(3, np.nan)
         self.energy = np.zeros((3, 3))         # [phase, (watt, var, va)] in accumulator LSBs, this EGY interval
+        self._nl_window = np.zeros((3, 3))     # energy of the no-load period under way, not yet accumulated
+        self._nl_frames = 0
+
+    def _accumulate(self, e: np.ndarray, levels: np.ndarray, period_frames: int) -> None:
+        """Per-frame energies ``e`` (m, 3 phases, 3 kinds) into the accumulators through the no-load gate: each
+        NOLOAD_TMR period's energy of one phase and kind counts only if its magnitude reaches that kind's
+        xNL_LVL (TRM "No-Load Detection"); ``period_frames`` 0: no-load detection off."""
+        if period_frames <= 0:
+            self.energy += e.sum(axis=0)
+            return
+        k = 0
+        while k < len(e):
+            take = min(period_frames - self._nl_frames, len(e) - k)
+            self._nl_window += e[k:k + take].sum(axis=0)
+            self._nl_frames += take
+            k += take
+            if self._nl_frames >= period_frames:
+                self.energy += np.where(np.abs(self._nl_window) >= levels[None, :], self._nl_window, 0.0)
+                self._nl_window[:] = 0.0
+                self._nl_frames = 0
 
     def add(self, x: np.ndarray, vgain: np.ndarray, igain: np.ndarray, pgain: np.ndarray,
-            accumulate: bool) -> bool:
-        """Feed normalised frames (m, 7); returns True when a measurement window completed."""
+            accumulate: bool, nl_levels: np.ndarray | None = None, nl_period_frames: int = 0) -> bool:
+        """Feed normalised frames (m, 7); returns True when a measurement window completed. ``nl_levels``:
+        ACT, REACT, APP_NL_LVL; ``nl_period_frames``: the no-load period in frames (0: no gate)."""
         v = x[:, 1::2][:, :3] * vgain
         i = x[:, 0:6:2] * igain
         quarter = self.nominal_hz and WAVEFORM_RATE_HZ / self.nominal_hz / 4.0
@@ -124,9 +145,11 @@ class Measurements:
         self._hist = hist[-int(quarter) - 2:]
         if accumulate:
             k = 0.5 * WATT_FS * pgain           # per 32k frame: xWATT/4, xWATT = 2*WATT_FS*<v*i>
-            self.energy[:, 0] += k * np.sum(v * i, axis=0)
-            self.energy[:, 1] += k * np.sum(vq * i, axis=0)
-            self.energy[:, 2] += k * self.rms[1:6:2][:3] * self.rms[0:6:2] * len(x)
+            e = np.empty((len(x), 3, 3))
+            e[:, :, 0] = k * v * i
+            e[:, :, 1] = k * vq * i
+            e[:, :, 2] = k * self.rms[1:6:2][:3] * self.rms[0:6:2]
+            self._accumulate(e, nl_levels if nl_levels is not None else np.zeros(3), nl_period_frames)
         self._win.append(np.concatenate([x, v, i, vq], axis=1))
         self._win_frames += len(x)
         if self._win_frames < MEASURE_FRAMES:

@@ -109,3 +109,36 @@ def test_gain_offset_and_phase_errors_are_applied():
     lag = 0.5 / 360 / 50
     ideal = src.sample(t - lag)[:, 0] * 1.002 / base[0].ideal_scale() + 100.0
     assert np.abs(block.codes[:, 0] - ideal).max() <= 0.5 + 1e-6
+
+
+def _no_load_meter(i_rms: float, no_load_va: float, noise: bool = False):
+    channels = default_channels()
+    board = BoardParams("sim", channels=channels, sim_noise=noise)
+    hw = open_hardware(board, ChipSettings(channels, no_load_va=no_load_va), source=steady(230.0, i_rms),
+                       realtime=False)
+    hw.chip.bring_up()
+    return hw
+
+
+def test_no_load_thresholds_follow_the_trm_equation_and_are_written_at_configure():
+    from hal.ade9000 import no_load_level
+    # default board: +-1 V pins behind 1000:1 dividers and 1000:1 CTs into 50 ohm: full scale 707.1 V x 14.14 A
+    va_full_scale = (1000 / 2**0.5) * (1000 / 50 / 2**0.5)
+    assert no_load_level(default_channels(), 0.575) == round(20_694_066 * 64 * 0.575 / va_full_scale)
+    hw = _no_load_meter(0.0, 0.575)
+    assert [hw.chip.read(n) for n in ("ACT_NL_LVL", "REACT_NL_LVL", "APP_NL_LVL")] == [
+        no_load_level(default_channels(), 0.575)] * 3
+    assert _no_load_meter(0.0, 0.0).chip.read("ACT_NL_LVL") == RM["ACT_NL_LVL"].reset   # 0: left at reset
+
+
+def test_with_the_current_circuit_open_the_chip_accumulators_register_nothing():
+    hw = _no_load_meter(0.0, 0.575, noise=True)          # ADC noise on every channel, no current
+    for k in range(3):
+        assert not energy(hw, k).counts.any()
+
+
+def test_a_load_below_the_no_load_level_registers_nothing_and_one_above_registers_in_full():
+    # no_load_va 20 VA per phase: 0.05 A at 230 V (11.5 VA) is below it, 0.2 A (46 VA) above
+    assert not energy(_no_load_meter(0.05, 20.0), 1).counts.any()
+    assert energy(_no_load_meter(0.05, 0.0), 1).wh[:, 0] == pytest.approx(230 * 0.05 / 3600, rel=1e-3)
+    assert energy(_no_load_meter(0.2, 20.0), 1).wh[:, 0] == pytest.approx(230 * 0.2 / 3600, rel=1e-3)

@@ -27,7 +27,8 @@ SECTIONS = [
         Option("pf_convention", Enum("IEEE", "IEC"), "IEEE",
                "PF sign: IEEE + lagging / - leading; IEC: the sign of the active power."),
         Option("creep_fraction", Float(0.0, 0.01), 0.0005,
-               "No creep: a phase whose current is below this fraction of In registers no energy."),
+               "No creep: a phase whose current is below this fraction of In registers no energy; the ADE9000's "
+               "no-load thresholds (ACT/REACT/APP_NL_LVL, its own energy path) are set from it at start."),
         Option("tdd_demand_current", Float(0.0, 100_000.0), 0.0,
                "I_L for TDD (IEEE 519), primary; 0 uses the nominal current.", "A"),
         Option("loss_compensation", Bool(), False, "Compute the loss-compensated energy registers (EEI form)."),
