@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CSRC   := $(shell find firmware metrology hal -name '*.c' 2>/dev/null)
 
-.PHONY: run dev-config test bench docs lint clean venv
+.PHONY: run dev-config test bench docs lint clean venv image image-test
 
 venv: $(STAMP)
 
@@ -45,6 +45,17 @@ lint: $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-lint.lock
 	$(BIN)/python -m ruff check firmware hal metrology tools tests benchmarks
 	$(BIN)/python -m mypy firmware hal metrology tools
+
+# The disk image a CM4 is flashed with (docs/cm4.md), from Debian bookworm arm64 packages and the signed
+# firmware image: build/openmeter-cm4-VERSION.img (.bmap, .sha256). Needs root (mmdebstrap, chroot into the
+# arm64 tree under qemu-user). IMAGE_ARGS: e.g. --key vendor.key. Caches under /var/cache/openmeter-image.
+image: $(STAMP)
+	$(BIN)/python -m tools.image.system $(IMAGE_ARGS)
+
+# That image booted on emulated arm64 (qemu-system-aarch64 -M virt), used as a user would: metering, Modbus,
+# HTTPS, BACnet, upgrade, fallback, power cut. IMAGE_TEST_ARGS: e.g. --only modbus,https.
+image-test: image
+	$(BIN)/python -m tools.image.image_test $(IMAGE_TEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -96,6 +96,7 @@ class BoardParams:
     calibration_file: str = ""
     sim_seed: int = 1
     sim_noise: bool = True
+    sim_realtime: bool = True
 
     def channel(self, name: str) -> ChannelParams:
         for ch in self.channels:

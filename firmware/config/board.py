@@ -94,6 +94,10 @@ SECTIONS = [
     Section("sim", [
         Option("seed", Int(0, 2**31 - 1), 1, "Seed of the simulated ADC noise."),
         Option("noise", Bool(), True, "Simulate the ADC noise floor."),
+        Option("realtime", Bool(), True,
+               "Run the simulated chip by the wall clock (32 kSPS, the 4-ms deadline); false: it makes samples "
+               "as fast as the meter reads them, for a machine too slow for the chip's rate (an emulated CPU). "
+               "[simulation] realtime = false does the same for every simulated board."),
     ], "Simulated board only."),
 ]
 
@@ -160,7 +164,8 @@ def load_board(path: str | Path) -> Board:
                         gpio.reset if gpio.reset >= 0 else None,
                         gpio.revenue_lock, gpio.power_fail, tuple(gpio.digital_inputs), tuple(gpio.digital_outputs),
                         tuple(gpio.buttons)),
-        channels=chans, calibration_file=cal_file, sim_seed=cfg["sim"].seed, sim_noise=cfg["sim"].noise)
+        channels=chans, calibration_file=cal_file, sim_seed=cfg["sim"].seed, sim_noise=cfg["sim"].noise,
+        sim_realtime=cfg["sim"].realtime)
 
 
 def _claim(used: dict[int, str], pin: int, name: str, source: str) -> None:

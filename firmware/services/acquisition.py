@@ -26,6 +26,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -245,6 +246,19 @@ class Acquisition:
         self.hw.close()
 
 
+def isolated_cpus(path: str = "/sys/devices/system/cpu/isolated") -> set[int]:
+    """The CPUs the kernel keeps free of other tasks (isolcpus=), from its list such as ``3`` or ``2-3,5``."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return set()
+    cpus: set[int] = set()
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
 def terminal_no_load_va(metering: Any) -> float:
     """The creep rule's no-load level per phase (``metrology.gapfill.no_load_va``, primary VA) at the meter's
     terminals, behind the PT and CT: what the chip's no-load thresholds are set from."""
@@ -267,16 +281,32 @@ class AcquisitionService(Service):
         self.intervals = Ring.create(self.ctx.shm_name(names.CHIP_INTERVALS), chipenergy.RECORD_SIZE,
                                      chipenergy.RING_SLOTS)
         source = signal_source(self.config, line_hz) if board.simulated else None
-        realtime = self.config["simulation"].realtime or not board.simulated
+        realtime = (self.config["simulation"].realtime and board.sim_realtime) or not board.simulated
         read_loop = acq.read_loop if realtime else "python"
         self.acq = Acquisition(board, settings, self.ring, self.energy, source=source, realtime=realtime,
                                max_restarts=acq.max_restarts, intervals=self.intervals, read_loop=read_loop,
                                lock_memory=acq.lock_memory)
         self._freeze_s = 0.0
+        if not board.simulated:
+            self._pin_to_isolated_cpu()
         self.acq.start()
         if realtime:
             self._realtime_priority(read_loop)
         self.endpoints = [f"shm {self.ring.name}", f"shm {self.energy.name}", f"shm {self.intervals.name}"]
+
+    def _pin_to_isolated_cpu(self) -> None:
+        """On a kernel started with isolcpus= (the CM4 image: core 3), run this process, and so the read loop
+        thread it starts next, on the isolated core(s), where nothing else is scheduled."""
+        import os
+
+        cpus = isolated_cpus()
+        if not cpus:
+            return
+        try:
+            os.sched_setaffinity(0, cpus)
+            self.log.info("acquisition runs on the isolated CPU(s) %s", ",".join(map(str, sorted(cpus))))
+        except OSError as exc:
+            self.log.warning("acquisition could not move to the isolated CPU(s) %s (%s)", sorted(cpus), exc)
 
     def _realtime_priority(self, read_loop: str) -> None:
         """No cyclic GC pauses; with the Python read loop also SCHED_FIFO for the whole process (the C loop sets

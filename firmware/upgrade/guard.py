@@ -91,6 +91,7 @@ class Guard:
         self.env = env
         self.child: subprocess.Popen[bytes] | None = None
         self.running_slot: str | None = None
+        self.child_started = 0.0
         self._stop = False
         self._wake = threading.Event()
 
@@ -177,6 +178,7 @@ class Guard:
         env["METER_SLOT"] = slot
         env["PYTHONSAFEPATH"] = "1"   # `python -m` must not put the working directory before the slot
         self.child = subprocess.Popen(self.command(path), env=env, start_new_session=True)
+        self.child_started = time.monotonic()
         self.running_slot = slot
         log.info("started slot %s (pid %d)", slot, self.child.pid)
 
@@ -228,7 +230,10 @@ class Guard:
             if self.layout.current() != self.running_slot and self._trial_pending():
                 self.stop_child()
                 return None
-            if self.probe() is not None:
+            # The supervisor's start-up (every service imported and started: a minute on a slow CPU) is not a
+            # hang: for the health deadline after its start the guard vouches for it, as in a trial; after
+            # that only its answers to 'status' count.
+            if self.probe() is not None or time.monotonic() - self.child_started < self.settings.health_deadline_s:
                 sd_notify("WATCHDOG=1")
             self._sleep()
         return 0

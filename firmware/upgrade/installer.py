@@ -16,6 +16,7 @@ point leaves ``current`` on a complete slot; recovery tidies the rest.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -76,6 +77,8 @@ class Installer:
         self.log = log or UpgradeLog(settings.state_dir, settings.log_depth)
         self._locked = locked or (lambda: revenue_locked_at(settings.revenue_lock_file, settings.run_dir))
         self._progress = progress or (lambda step: None)
+        self.venv_maker: Callable[[Path], None] = (
+            lambda slot_dir: make_venv(slot_dir, system_site_packages=settings.system_site_packages))
 
     # ------------------------------------------------------------------ checks
 
@@ -183,7 +186,7 @@ class Installer:
             (sigdir / f"{kid}.sig").write_bytes(sig)
         if checked.image.manifest.data.get("dependencies") == "bundled":
             self._step(attempt, "deps", version, slot)
-            make_venv(staging)
+            self.venv_maker(staging)
         _fsync_tree(staging)
         self._step(attempt, "verify", version, slot)
         for entry in checked.image.manifest.files:
@@ -217,14 +220,21 @@ def new_attempt_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def provision(settings: UpgradeSettings, image_path: str | Path, slot: str = "a") -> dict[str, Any]:
-    """Factory step: verify an image with the trust store and make it the first, committed slot."""
+def provision(settings: UpgradeSettings, image_path: str | Path, slot: str = "a",
+              venv_maker: Callable[[Path], None] | None = None) -> dict[str, Any]:
+    """Factory step: verify an image with the trust store and make it the first, committed slot.
+
+    ``venv_maker`` replaces how the slot's venv is made (the image build makes it with the target's own
+    interpreter, inside its tree).
+    """
     layout = SlotLayout(settings.root, settings.state_dir)
     image = Image.open(image_path)
     kid = TrustStore(settings.trust_store).verify(image.manifest.raw, image.signatures)
     if settings.board not in image.manifest.boards:
         raise UpgradeRefused("board", f"image is for {', '.join(image.manifest.boards)}, not {settings.board}")
     installer = Installer(settings, locked=lambda: False)
+    if venv_maker is not None:
+        installer.venv_maker = venv_maker
     checked = CheckedImage(image, kid, slot, "")
     image.scan()
     installer._write_slot("provision", checked)
@@ -236,30 +246,47 @@ def provision(settings: UpgradeSettings, image_path: str | Path, slot: str = "a"
     return {"slot": slot, "version": image.manifest.version, "key_id": kid}
 
 
-def make_venv(slot_dir: Path, python: str = sys.executable) -> None:
+def make_venv(slot_dir: Path, python: str = sys.executable, *, system_site_packages: bool = False,
+              chroot: Path | None = None) -> None:
     """Install the image's bundled wheels (and source archives, built here) into ``slot_dir/venv``.
 
     Offline: pip sees only the slot's own ``wheels/``. The venv is created in the staging directory
     and renamed with it, so only ``venv/bin/python -m ...`` is used (script shebangs keep the
-    staging path).
+    staging path). ``system_site_packages`` lets the venv see the system's own Python packages (on the
+    CM4 image: Debian's python3-spidev). ``chroot``: ``slot_dir`` lies inside that system tree, whose own
+    interpreter makes the venv (the image build, on the target's arm64 tree under qemu-user).
     """
-    wheels = sorted(str(p) for p in (slot_dir / "wheels").glob("*") if p.is_file())
-    venv = slot_dir / "venv"
-    made = subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True,
-                          timeout=600)
-    if made.returncode != 0:
-        raise UpgradeFailed(f"creating the slot's Python environment failed: {made.stderr.strip()[-500:]}")
+    def run(argv: list[str], what: str) -> None:
+        if chroot is not None:
+            argv = ["chroot", str(chroot), *argv]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+        if done.returncode != 0:
+            raise UpgradeFailed(f"{what} failed: {done.stderr.strip()[-800:]}")
+
+    def inside(path: Path) -> str:
+        return "/" + path.resolve().relative_to(chroot.resolve()).as_posix() if chroot else str(path)
+
+    if chroot is not None:
+        python = "/usr/bin/python3"
+    wheels = sorted(inside(p) for p in (slot_dir / "wheels").glob("*") if p.is_file())
+    venv = inside(slot_dir / "venv")
+    # The installer's own pip, aimed at the new interpreter (pip --python), where it has one: no pip copy
+    # per slot. A slot's venv on the meter has none, so the new venv gets its own (ensurepip, offline).
+    own_pip = chroot is None and _has_pip(python)
+    flags = (["--without-pip"] if own_pip or not wheels else []) + (
+        ["--system-site-packages"] if system_site_packages else [])
+    run([python, "-m", "venv", *flags, venv], "creating the slot's Python environment")
     if not wheels:
         return
-    # The installer's own pip, aimed at the new interpreter (pip --python): no pip copy per slot.
-    pip = [python, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet",
-           "--disable-pip-version-check",
-           "--no-index", "--find-links", str(slot_dir / "wheels"), "--no-deps", *wheels]
-    done = subprocess.run(pip, capture_output=True, text=True, timeout=3600)
-    if done.returncode != 0:
-        raise UpgradeFailed(f"installing the bundled dependencies failed: {done.stderr.strip()[-800:]}")
+    pip = [python, "-m", "pip", "--python", f"{venv}/bin/python"] if own_pip else [f"{venv}/bin/python", "-m", "pip"]
+    run([*pip, "install", "--quiet", "--disable-pip-version-check", "--no-index",
+         "--find-links", inside(slot_dir / "wheels"), "--no-deps", *wheels], "installing the bundled dependencies")
 
 
+def _has_pip(python: str) -> bool:
+    if python == sys.executable:
+        return importlib.util.find_spec("pip") is not None
+    return subprocess.run([python, "-c", "import pip"], capture_output=True, timeout=60).returncode == 0
 
 
 def _fsync_tree(top: Path) -> None:

@@ -20,6 +20,7 @@ class UpgradeSettings:
     revenue_lock_file: Path = Path("var/revenue_lock")
     log_depth: int = 2000
     run_dir: Path = Path("var/run")          # [meter] run_dir: where the running meter publishes its lock
+    system_site_packages: bool = False
 
     @classmethod
     def from_config(cls, config: Config | None = None) -> "UpgradeSettings":
@@ -27,7 +28,7 @@ class UpgradeSettings:
         u = config.upgrade
         return cls(Path(u.root), Path(u.state_dir), Path(u.trust_store), u.board, u.health_deadline,
                    u.health_poll, u.max_trial_boots, u.free_space_margin, Path(u.revenue_lock_file),
-                   u.log_depth, Path(config.meter.run_dir))
+                   u.log_depth, Path(config.meter.run_dir), u.system_site_packages)
 
     @classmethod
     def under(cls, base: str | Path, **overrides: object) -> "UpgradeSettings":

@@ -54,8 +54,8 @@ def test_setpoint_alarm_capture_action_writes_a_waveform(tmp_path):
         assert len(capture) == 1 and capture[0]["detail"]["reason"] == "V1 present", capture
         assert any(e["cause"] == "alarm_pickup" and e["effect"] == "V1 present" for e in events)
         assert meter.call("io.status")["outputs"][0]["level"]           # the alarm's output action
-        # the pickup (priority 200, above [events] syslog_priority 128) reached syslog, facility local0
-        # (the Power Up alarm's pickup, priority 128, may come first)
+        # the pickup (priority 200, above [events] syslog_priority 128) reached syslog, facility local0; the
+        # Power Up alarm's pickup (priority 128) may come first
         while not (b" alarm_pickup " in (message := collector.recv(4096)) and b"V1 present" in message):
             pass
         assert message.startswith(b"<130>1 ")

@@ -12,6 +12,11 @@ Dependencies (``--deps``):
   constrained by requirements.lock, as wheels for the CM4 (manylinux aarch64 up to glibc 2.36, CPython 3.11)
   where PyPI has them and as source archives otherwise, into a cache directory, then bundled.
 - a directory: bundle the wheels and source archives already in it (an offline build).
+
+Compiled C extensions (``--extensions DIR``): the ``*.so`` files under DIR, at their paths relative to the
+application (``firmware/ipc/_atomics.cpython-311-aarch64-linux-gnu.so``), are added to ``app/``. The system
+image build (``tools.image.system``) compiles them for aarch64 in the target's own tree, so a slot carries
+its kernels signed like every other file and a meter never needs a compiler.
 """
 from __future__ import annotations
 
@@ -129,6 +134,21 @@ def download_dependencies(tree: Path, dest: Path, python: str = sys.executable) 
     return dest
 
 
+def collect_extensions(directory: Path) -> list[Source]:
+    """The compiled extension modules under ``directory``, each beside its C source in the application."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"extension directory {directory} does not exist")
+    found = []
+    for so in sorted(directory.rglob("*.so")):
+        rel = so.relative_to(directory).as_posix()
+        if rel.split("/")[0] not in APP_DIRS:
+            raise ValueError(f"{so}: an extension module must sit under one of {', '.join(APP_DIRS)}")
+        found.append(Source(f"app/{rel}", so, 0o755))
+    if not found:
+        raise FileNotFoundError(f"no compiled extension (*.so) under {directory}")
+    return found
+
+
 def collect_dependencies(directory: Path) -> list[Source]:
     if not directory.is_dir():
         raise FileNotFoundError(f"dependency directory {directory} does not exist")
@@ -141,7 +161,8 @@ def collect_dependencies(directory: Path) -> list[Source]:
 def build_image(tree: str | Path, out: str | Path, *, version: str | None = None,
                 boards: Iterable[str] = DEFAULT_BOARDS, min_from_version: str = "0.0.0",
                 deps: str = "none", epoch: int | None = None,
-                trust_update: dict[str, Any] | None = None) -> dict[str, Any]:
+                trust_update: dict[str, Any] | None = None,
+                extensions: str | Path | None = None) -> dict[str, Any]:
     """Write an unsigned image of ``tree`` to ``out``; return its manifest."""
     tree = Path(tree).resolve()
     project = tomllib.loads((tree / "pyproject.toml").read_text())["project"]
@@ -154,6 +175,8 @@ def build_image(tree: str | Path, out: str | Path, *, version: str | None = None
         sources += collect_dependencies(download_dependencies(tree, tree / "build" / "wheels-aarch64"))
     elif deps != "none":
         sources += collect_dependencies(Path(deps))
+    if extensions is not None:
+        sources += collect_extensions(Path(extensions))
     sources.sort(key=lambda s: s.path)
     files: list[dict[str, Any]] = []
     for s in sources:

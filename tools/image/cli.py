@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="'download' (pip download the pinned CM4 wheels, sources otherwise; what a release "
                         "image carries), a directory of wheels/source archives (offline build), or 'none' "
                         "(application only, for development slots) (default %(default)s)")
+    b.add_argument("--extensions", default=None, metavar="DIR",
+                   help="add the compiled C extensions (*.so) under DIR, at their paths in the application "
+                        "(built for the target, e.g. by `make image`)")
     b.add_argument("--source-date-epoch", type=int, default=None,
                    help="timestamp for every member (default: $SOURCE_DATE_EPOCH, else the last git commit)")
     b.add_argument("--trust-add", action="append", default=[], metavar="PUBKEY.pem",
@@ -84,7 +87,7 @@ def _build(args: argparse.Namespace) -> int:
         out = tree / "build" / f"openmeter-{version}.img"
     manifest = build_image(tree, out, version=args.version, boards=args.board or DEFAULT_BOARDS,
                            min_from_version=args.min_from, deps=args.deps, epoch=args.source_date_epoch,
-                           trust_update=trust or None)
+                           trust_update=trust or None, extensions=args.extensions)
     Image.open(out).scan()
     size = Path(out).stat().st_size
     print(json.dumps({"image": str(out), "version": manifest["version"], "files": len(manifest["files"]),

@@ -1,5 +1,5 @@
 """Field upgrade: where the A/B slots and the upgrade state live, the health deadline, the checks."""
-from firmware.config.schema import Duration, Int, Option, Section, Str
+from firmware.config.schema import Bool, Duration, Int, Option, Section, Str
 
 SECTIONS = [
     Section("upgrade", [
@@ -28,6 +28,10 @@ SECTIONS = [
                "Simulated revenue lock: the meter is locked while this file holds 'locked' (or 1, on, "
                "true). Used until the board's revenue-lock GPIO is read through the HAL.", local=True, locked=True),
         Option("log_depth", Int(10, 100000), 2000, "Upgrade log records kept (circular).", locked=True),
+        Option("system_site_packages", Bool(), False,
+               "Let each slot's Python environment also see the system's Python packages: on the CM4 image "
+               "the SPI binding comes from Debian (python3-spidev) rather than from the image.", local=True,
+               locked=True),
     ], "Signed firmware images installed to the inactive of two slots, with automatic fallback.",
        privilege="master"),
 ]
