@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from metrology.evstats import PHASE_CURRENTS, EventStats
 from metrology.pqclass import direction, itic_region, semi_f47
 
 # The PQ event kinds, the one list of them: the recorder, the counters, the configuration and the docs take it.
@@ -71,6 +72,7 @@ class PqEvent:
     semi_f47: str = ""
     direction: str = ""
     direction_confidence: float = math.nan
+    stats: dict[str, Any] = field(default_factory=dict)   # min/max/avg of V, I, THD, PF, f (metrology.evstats)
 
     @property
     def duration_s(self) -> float:
@@ -105,6 +107,7 @@ class _Open:
     power: list[float] = field(default_factory=list)
     mean_before: np.ndarray | None = None      # RVC
     steady_since: int = 0                       # RVC: values in the current steady run
+    stats: EventStats | None = None             # from the value that started it
 
 
 class VoltageEvents:
@@ -138,11 +141,15 @@ class VoltageEvents:
         return any(k in self.open for k in VOLTAGE_KINDS)
 
     def process(self, u: np.ndarray, end_index: np.ndarray, end_ns: np.ndarray, power: np.ndarray,
-                out: list[PqEvent | EventStart]) -> np.ndarray:
+                out: list[PqEvent | EventStart], extra: np.ndarray | None = None) -> np.ndarray:
         """``u`` (n, channels) Urms(1/2) in V, each stamped with the sample index and clock time at its window's
-        end; ``power`` (n,) total active power of the half cycle (W). Appends starts and finished events to
-        ``out``; returns the per-value flag (a dip, swell or interruption in progress)."""
+        end; ``power`` (n,) total active power of the half cycle (W); ``extra`` (n, 3 + channels + 2) the values
+        of the event statistics beside each Urms(1/2) (``metrology.evstats``: phase currents, THD, PF, f; NaN
+        when not given). Appends starts and finished events to ``out``; returns the per-value flag (a dip, swell
+        or interruption in progress)."""
         n = u.shape[0]
+        if extra is None:
+            extra = np.full((n, PHASE_CURRENTS + u.shape[1] + 2), np.nan)
         if self.pending:
             out.extend(self.pending)
             self.pending = []
@@ -155,7 +162,8 @@ class VoltageEvents:
         flags = np.empty(n, dtype=bool)
         ul = u.tolist()
         for k in range(n):
-            self._step(u[k], ul[k], float(end_index[k]), int(end_ns[k]), float(power[k]), bool(rvc_maybe[k]), out)
+            self._step(u[k], ul[k], float(end_index[k]), int(end_ns[k]), float(power[k]), bool(rvc_maybe[k]), out,
+                       extra[k])
             flags[k] = self.active
         return flags
 
@@ -183,7 +191,7 @@ class VoltageEvents:
         return ok & (dev > self.rvc_thr)
 
     def _step(self, u: np.ndarray, ul: list[float], index: float, ns: int, power: float, rvc_maybe: bool,
-              out: list[PqEvent | EventStart]) -> None:
+              out: list[PqEvent | EventStart], extra: np.ndarray) -> None:
         lo, hi = min(ul), max(ul)
         self._dip_swell("sag", lo < self.dip, all(x >= self.dip + self.hyst for x in ul), u, index, ns, out,
                         np.argmin(u), low=True)
@@ -193,6 +201,10 @@ class VoltageEvents:
                         out, np.argmax(u), low=True)
         for ev in self.open.values():
             ev.power.append(power)
+            if ev.stats is None:
+                ev.stats = EventStats(u, extra)
+            else:
+                ev.stats.add(u, extra)
         if self.t.rvc_enabled:
             self._rvc(u, index, ns, rvc_maybe, out)
         self.history.append(u.copy())
@@ -251,7 +263,8 @@ class VoltageEvents:
         involved = tuple(self.names[i] for i in np.flatnonzero(ev.involved))
         worst = float(ev.extreme.max() if ev.kind in ("swell", "rvc") else ev.extreme.min())
         result = PqEvent(ev.kind, ev.start_ns, end_ns, ev.start_index, involved, self.names[ev.initiator],
-                         tuple(float(x) for x in ev.extreme), worst / self.t.udin * 100.0, self.counts[ev.kind])
+                         tuple(float(x) for x in ev.extreme), worst / self.t.udin * 100.0, self.counts[ev.kind],
+                         stats=ev.stats.result() if ev.stats is not None else {})
         if ev.kind in VOLTAGE_KINDS:
             result.itic = itic_region(result.extreme_pct, result.duration_s)
             result.semi_f47 = semi_f47(result.extreme_pct, result.duration_s) if ev.kind != "swell" else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from metrology.events import EventStart, EventThresholds, PqEvent, VoltageEvents
+from metrology.systems import I_PH
 
 
 class EventFlagger:
@@ -27,9 +28,10 @@ class EventFlagger:
         return self.events.active
 
     def process(self, half_ms: np.ndarray, end_index: np.ndarray, end_ns: np.ndarray, power: np.ndarray,
-                out: list[PqEvent | EventStart]) -> tuple[np.ndarray, np.ndarray]:
+                out: list[PqEvent | EventStart], cycle_stats: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``half_ms``: (m, 2, 11); ``end_index``/``end_ns`` (2m,): sample index and clock time where each half
-        cycle ends; ``power`` (m,) total active power per cycle. Returns Urms(1/2) (2m, 11) and the per-cycle
+        cycle ends; ``power`` (m,) total active power per cycle; ``cycle_stats`` (m, channels + 2) THD, PF and f
+        of each cycle (``metrology.evstats.cycle_quantities``) for the event statistics. Returns Urms(1/2) (2m, 11) and the per-cycle
         flag (m,); events that start or end are appended to ``out``.
 
         The first value after a restart is the RMS of its half cycle alone.
@@ -40,5 +42,7 @@ class EventFlagger:
         shifted = np.concatenate((prev, halves[:-1]))
         urms = np.sqrt((shifted + halves) / 2)
         self.prev_half = halves[-1].copy()
-        flags = self.events.process(urms[:, self.channels], end_index, end_ns, np.repeat(power, 2), out)
+        per_cycle = np.full((m, self.channels.size + 2), np.nan) if cycle_stats is None else cycle_stats
+        extra = np.concatenate((urms[:, I_PH], np.repeat(per_cycle, 2, axis=0)), axis=1)
+        flags = self.events.process(urms[:, self.channels], end_index, end_ns, np.repeat(power, 2), out, extra)
         return urms, np.asarray(flags.reshape(m, 2).any(axis=1))

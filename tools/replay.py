@@ -219,7 +219,8 @@ def replay(path: str, args: argparse.Namespace, out: IO[str], err: IO[str] | Non
 
 def event_row(ev: PqEvent, t0_ns: int, dated: bool) -> dict[str, object]:
     """One PQ event as a JSON object: ``t`` from the start of the recording, ``start`` in UTC when the .cfg
-    dates the recording, the residual (dips, interruptions) or the extreme (swells) in % of Udin."""
+    dates the recording, the residual (dips, interruptions) or the extreme (swells) in % of Udin, and the
+    statistics during the event (``stats``: min/max/avg of V, I, THD, PF, f; ``metrology.evstats``)."""
     row: dict[str, object] = {"kind": ev.kind, "t": round((ev.start_ns - t0_ns) / 1e9, 6)}
     if dated:
         row["start"] = datetime.fromtimestamp(ev.start_ns / 1e9, timezone.utc).isoformat(timespec="microseconds")
@@ -230,9 +231,10 @@ def event_row(ev: PqEvent, t0_ns: int, dated: bool) -> dict[str, object]:
     fields: tuple[tuple[str, object], ...] = (
         (key, ev.extreme_pct), ("extreme_v", np.asarray(ev.extreme_v, dtype=float)), ("itic", ev.itic),
         ("semi_f47", ev.semi_f47), ("direction", ev.direction), ("direction_confidence", ev.direction_confidence),
-        ("delta_umax_pct", ev.delta_umax_pct), ("delta_uss_pct", ev.delta_uss_pct), ("peak_v", ev.peak_v))
+        ("delta_umax_pct", ev.delta_umax_pct), ("delta_uss_pct", ev.delta_uss_pct), ("peak_v", ev.peak_v),
+        ("stats", ev.stats))
     for name, value in fields:
-        shown = value if isinstance(value, str) else _json_value(value)
+        shown = value if isinstance(value, (str, dict)) else _json_value(value)
         if shown not in (None, "", []):            # what does not apply to this kind of event is left out
             row[name] = shown
     return row

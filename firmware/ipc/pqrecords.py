@@ -2,7 +2,9 @@
 
 A record is one of ``KINDS``: ``start`` (an event began: trigger captures now), ``event`` (a finished event with
 its measurements), ``hsrms`` (the half-cycle RMS values of a batch of cycles, for high-speed RMS bursts),
-``aggregate`` (a 3-s, 10-min or 2-h interval with its flags). Layout: u32 length of a JSON header, the header ``{"k": kind, "m": metadata, "a": [[name, shape],
+``aggregate`` (a 3-s, 10-min or 2-h interval with its flags). An ``event``'s metadata is
+``metrology.events.PqEvent.as_dict``; fields are only added to it (``stats``, the min/max/avg during the event),
+so a reader takes an older record without them. Layout: u32 length of a JSON header, the header ``{"k": kind, "m": metadata, "a": [[name, shape],
 ...]}``, then each array as little-endian float64 in that order: arrays cost no JSON encoding in metrology.
 """
 from __future__ import annotations

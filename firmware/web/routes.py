@@ -96,7 +96,8 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/pq/events", pq.pq_events, "The recorder's PQ events (dips, swells, interruptions, "
           "transients, RVC) by time range, oldest first", "power quality", READ, params=(_SINCE, _UNTIL, _PQ_LIMIT),
           errors=(503,), description="Each event: kind, start time (ts), duration, residual or peak values, "
-                                     "phases, and the waveform capture it triggered."),
+                                     "phases, min/max/avg of V, I, THD, PF and f during it (detail.stats), "
+                                     "and the waveform capture it triggered."),
         E("GET", "/api/captures", pq.captures, "The waveform captures kept (COMTRADE), oldest first",
           "power quality", READ),
         E("GET", "/api/captures/{name}", pq.capture, "One waveform capture as JSON: time axis and each channel's "

@@ -73,6 +73,12 @@ def test_dip_reaches_event_log_capture_bursts_and_aggregates(rig, repo, subproce
     # IEC 61000-4-30 Class A: duration within one cycle, residual within 0.2 % of Udin
     assert ev["duration_s"] == pytest.approx(0.1, abs=0.0201)
     assert ev["detail"]["extreme_pct"] == pytest.approx(60.0, abs=0.2)
+    # its statistics (metrology.evstats), stored in pq_events: VA down to the residual and phase B untouched
+    # (Urms(1/2), Class A 0.2 % of Udin), the 5 A load (Irms(1/2), 1 %), 50 Hz (Class A 10 mHz)
+    st = ev["detail"]["stats"]
+    assert st["v"]["min"][:2] == pytest.approx([0.6 * UDIN, UDIN], abs=0.002 * UDIN)
+    assert st["i"]["avg"] == pytest.approx([5.0] * 3, rel=0.01) and st["f"]["min"] == pytest.approx(50.0, abs=0.01)
+    assert (st["v"]["source"], st["pf"]["source"]) == ("half-cycle", "cycle")
     # the capture: 4 cycles before the dip's start and 60 after, 128 samples per cycle, read by the PyPI package
     name = [c for c in client.call("captures")["captures"] if c.endswith("_sag")][0]
     rec = comtrade.load(str(tmp / "var" / "waveforms" / f"{name}.cfg"), str(tmp / "var" / "waveforms" / f"{name}.dat"))
@@ -205,6 +211,8 @@ def test_meter_pq_cli_through_the_supervisor(tmp_path, repo, subprocess_env):
         time.sleep(1.0)
         feeder.feed(4.0)
         wait_for(lambda: any(e["kind"] == "sag" for e in cli("events")), 30, "the dip through `meter pq events`")
+        (dip,) = [e for e in cli("events") if e["kind"] == "sag"]
+        assert dip["detail"]["stats"]["v"]["min"][0] == pytest.approx(0.6 * UDIN, abs=0.002 * UDIN)   # Class A
         recorders = cli("recorders")
         assert len(recorders) == 12 and recorders[4]["name"] == "Sag/Swell Log"
         rows = cli("read", "5", "--since", "2000-01-01")

@@ -44,6 +44,15 @@ def test_events_prints_the_dip_with_its_class_and_direction(tmp_path, capsys):
     assert sag["residual_pct"] == pytest.approx(40.0, abs=0.5)
     assert sag["start"].startswith("2019-03-11T08:15:3")          # the .cfg's start date, in UTC
     assert sag["itic"] and sag["semi_f47"] and "direction" in sag
+    # the statistics during the dip (metrology.evstats): VA's Urms(1/2) goes down to the residual (Class A: 0.2 % of
+    # Udin), the currents stay at 1 A (1 %), the frequency at 50 Hz (Class A: 10 mHz); PF is cos 30° in the cycles
+    # wholly in the dip, the cycles holding a step pull it either way
+    st = sag["stats"]
+    assert st["v"]["min"][0] == pytest.approx(0.4 * UDIN, abs=0.002 * UDIN) and st["v"]["source"] == "half-cycle"
+    assert st["i"]["avg"] == pytest.approx([1.0] * 3, rel=0.01) and st["i"]["source"] == "half-cycle"
+    assert st["pf"]["min"] <= np.cos(np.radians(30.0)) <= st["pf"]["max"] and st["pf"]["source"] == "cycle"
+    assert [st["f"]["min"], st["f"]["max"]] == pytest.approx([50.0] * 2, abs=0.01) and st["f"]["source"] == "cycle"
+    assert st["thd_v"]["source"] == "cycle" and len(st["thd_v"]["avg"]) == 3
     assert "PQ event(s) in 3.000 s" in err
 
 

@@ -145,6 +145,17 @@ const PQ = (() => {
     }
   }
 
+  // an event's statistics (metrology/evstats.py) in one cell; null (no value during it) as "—"
+  function during(st) {
+    if (!st || !st.v) return "";
+    const n = (x, d) => (x === null || x === undefined ? "—" : x.toFixed(d));
+    const lo = a => Math.min(...a.filter(x => x !== null)), hi = a => Math.max(...a.filter(x => x !== null));
+    const span = (a, b, d) => `${n(isFinite(a) ? a : null, d)}-${n(isFinite(b) ? b : null, d)}`;
+    return `${span(lo(st.v.min), hi(st.v.max), 1)} V, ${n(isFinite(hi(st.i.max)) ? hi(st.i.max) : null, 2)} A, ` +
+      `${n(isFinite(hi(st.thd_v.max)) ? hi(st.thd_v.max) : null, 1)} %, PF ${n(st.pf.avg, 3)}, ` +
+      `${span(st.f.min, st.f.max, 3)} Hz`;
+  }
+
   async function viewIti(view) {
     const d = await api("GET", "/api/pq/events?limit=10000");
     const svg = el("svg", {id: "iti", role: "img", "aria-label": "ITI curve with the PQ events"});
@@ -152,12 +163,12 @@ const PQ = (() => {
     fill(view, h("h1", {}, "ITI (CBEMA) curve"),
       h("p", {class: "muted"}, `${plotted.length} dips, swells and interruptions (residual or highest voltage, % of Udin, `,
         "against duration); above the red line: prohibited region, below the blue: no-damage region."), svg,
-      h("table", {id: "pq-events"}, h("tr", {}, ["time", "kind", "duration s", "% of Udin", "ITIC"].map(t => h("th", {}, t))),
+      h("table", {id: "pq-events"}, h("tr", {}, ["time", "kind", "duration s", "% of Udin", "ITIC", "during: V min-max, I max, THD max, PF avg, f min-max"].map(t => h("th", {}, t))),
         d.events.slice(-200).reverse().map(e => h("tr", {}, h("td", {}, when(e.ts)), h("td", {}, e.kind),
           h("td", {class: "num"}, (e.duration_s || 0).toFixed(3)),
           h("td", {class: "num"}, (e.detail || {}).extreme_pct === undefined ? "—" : e.detail.extreme_pct.toFixed(2)),
-          h("td", {}, (e.detail || {}).itic || ""))),
-        d.events.length ? null : h("tr", {}, h("td", {colspan: 5, class: "muted"}, "no PQ events recorded"))));
+          h("td", {}, (e.detail || {}).itic || ""), h("td", {class: "num"}, during((e.detail || {}).stats)))),
+        d.events.length ? null : h("tr", {}, h("td", {colspan: 6, class: "muted"}, "no PQ events recorded"))));
     viewItiDraw(svg, d);
   }
 
