@@ -76,3 +76,22 @@ def test_high_speed_needs_a_point_with_half_cycle_values(tmp_path):
     with pytest.raises(ConfigError, match="'f': high_speed = true needs a point with half-cycle r.m.s. values "
                                           r"\(v_an, .*i_c\), not 'frequency'"):
         build.alarms(config, {})
+
+
+def test_the_io_service_picks_up_a_high_speed_setpoint_on_a_simulated_dip(tmp_path):
+    """End to end on a running meter: the simulated board's 100-ms dip to 60 % on phase A (metrology's half-cycle
+    values on the PQ ring, read by the io service) picks up the high-speed setpoint and not the 1-s one."""
+    from tests.support.io_meter import IoMeter
+
+    meter = IoMeter(tmp_path, SETPOINTS + "[simulation]\nprofile = \"steady\"\ndips = [10.0]\n",
+                    services="acquisition,metrology,io")
+    meter.start()
+    try:
+        historic = meter.wait(lambda: (h := meter.call("io.alarms")["historic"]) and h, 90)
+        assert [a["name"] for a in historic] == ["V1 dip fast"]
+        assert 55.0 <= historic[0]["value"] <= 65.0                  # the residual, in % of the nominal
+        assert 0.09 <= historic[0]["duration_s"] <= 0.13              # the 100-ms dip, to a half cycle or so
+        assert meter.call("io.status")["half_cycle_batches"] > 0
+        assert not any(a["name"] == "V1 dip 1 s" for a in meter.call("io.alarms")["active"])
+    finally:
+        meter.stop()
