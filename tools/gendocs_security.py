@@ -19,7 +19,7 @@ from firmware.security.authorize import (
     REVENUE_LOCKED_RESETS,
 )
 from firmware.security.privileges import Privilege
-from firmware.security.syslog import SEVERITY_BANDS
+from firmware.storage.syslog import SEVERITY_BANDS
 from firmware.security.users import (
     DEFAULT_LOCKOUT_ATTEMPTS,
     DEFAULT_LOCKOUT_DURATION_S,

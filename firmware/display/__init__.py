@@ -7,7 +7,8 @@ Linux framebuffer on the device or to PNG files in simulation. The display servi
 """
 from __future__ import annotations
 
+from firmware.config.sections.display import SCREENS  # noqa: F401  (the options validate against the same list)
+
 WIDTH = 320
 HEIGHT = 240
-SCREENS = ("energy", "demand", "vip", "harmonics", "phasors", "alarms", "nameplate")
 BUTTONS = ("up", "down", "left", "right", "enter")      # board file [gpio] buttons, in this order

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from firmware.security.syslog import SyslogSender
+from firmware.storage.syslog import SyslogSender
 from firmware.storage.eventlog import Event, EventLog
 
 log = logging.getLogger("security")

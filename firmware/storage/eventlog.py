@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from firmware.security.syslog import FACILITY_LOCAL0, SyslogSender
+from firmware.storage.syslog import FACILITY_LOCAL0, SyslogSender
 
 from firmware.storage.logstore import LogStore
 from hal.errors import StorageError

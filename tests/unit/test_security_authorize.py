@@ -16,7 +16,7 @@ from firmware.security.authorize import (
     operation_for_command,
 )
 from firmware.security.privileges import Privilege
-from firmware.security.syslog import SyslogSender, format_message, severity
+from firmware.storage.syslog import SyslogSender, format_message, severity
 from firmware.storage.eventlog import EventLog
 from hal.errors import AccessDenied
 

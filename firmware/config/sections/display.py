@@ -1,6 +1,8 @@
 """The front-panel display: screens, modes, labels (SPEC §6; ION7400 manual "Display")."""
 from firmware.config.schema import Bool, Duration, Enum, ListOf, Option, Section, Str
-from firmware.display import SCREENS
+
+# The panel's screens, in their default scroll order (firmware.display draws them; its panel browses them).
+SCREENS = ("energy", "demand", "vip", "harmonics", "phasors", "alarms", "nameplate")
 
 SECTIONS = [
     Section("display", [
