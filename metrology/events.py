@@ -201,6 +201,8 @@ class VoltageEvents:
                         out, np.argmax(u), low=True)
         for ev in self.open.values():
             ev.power.append(power)
+            if ev.kind == "rvc":        # its end is backdated to the steady run that confirms it: no statistics
+                continue
             if ev.stats is None:
                 ev.stats = EventStats(u, extra)
             else:

@@ -1,5 +1,5 @@
-"""The statistics of a PQ event (SPEC §4): minimum, maximum and average during the event of the watched voltages,
-the phase currents, the THD of the watched voltages, the total power factor and the frequency.
+"""The statistics of a dip, swell or interruption (SPEC §4): minimum, maximum and average during the event of the
+watched voltages, the phase currents, the THD of the watched voltages, the total power factor and the frequency.
 
 Each quantity comes from the finest value the pipeline has when the detector sees a Urms(1/2) value:
 

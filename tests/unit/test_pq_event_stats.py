@@ -142,3 +142,17 @@ def test_statistics_through_the_pq_ring_record_and_the_recorder_store(tmp_path):
     (row,) = read_events(tmp_path, 0.0, 2e9)
     assert row["detail"]["stats"] == dip.stats
     assert row["detail"]["stats"]["v"]["min"] == pytest.approx([UDIN_V * DIP_FRACTION] * 3, abs=2 * V_TOL_V)
+
+
+def test_only_dips_swells_and_interruptions_carry_statistics():
+    import dataclasses
+
+    from hal.sim.signals import RapidVoltageChange, steady
+
+    sig = dataclasses.replace(steady(UDIN_V, 5.0, 20.0), events=(RapidVoltageChange(0.06, 1.5, 0.1),))
+    pl = Pipeline(MetrologySettings(nominal_frequency=50.0, nominal_voltage=UDIN_V))
+    events = []
+    for first in range(0, int(4.0 * FS), BLOCK):
+        events += pl.feed_values(sig.sample_range(first, BLOCK, FS), first, T0_NS + round(first * 1e9 / FS)).events
+    (rvc,) = [e for e in events if isinstance(e, PqEvent) and e.kind == "rvc"]
+    assert rvc.stats == {} and run_dip().stats
