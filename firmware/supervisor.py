@@ -7,8 +7,8 @@ crash at once (the pipe closes, the process exits) and a hang when heartbeats st
 crashes within ``restart_window`` without touching the other services. One stop path serves both a
 requested restart and the meter's own stop: SIGTERM, up to ``stop_timeout`` to exit, SIGKILL, reap. A
 restarted service's new process starts only once the old one is reaped, so two processes never drive
-the same hardware. On SIGTERM or SIGINT the supervisor stops every service that way and removes its
-sockets and shared memory. Services also die with the supervisor (PR_SET_PDEATHSIG).
+the same hardware. On SIGTERM or SIGINT the supervisor stops every service that way and removes its sockets
+and shared memory (named anew at each start: firmware.ipc.instance). Services die with it (PR_SET_PDEATHSIG).
 
 Heartbeat pipes are kept by file descriptor, each with the process that holds its write end: the end
 of one process's pipe closes that pipe only, never the pipe of the process that replaced it.
@@ -40,6 +40,7 @@ from firmware.config import Config
 from firmware.control import ControlClient, ControlError, ControlServer
 from firmware.health import SampleLoss, meter_state
 from firmware.ipc import shm
+from firmware.ipc.instance import squat_reporter, start_instance
 from firmware.ipc.names import MEASUREMENTS, instance_glob, instance_name, shm_name
 from firmware.preload import fork_service, preload
 from firmware.services.registry import ServiceSpec
@@ -131,7 +132,7 @@ class Supervisor:
     # ------------------------------------------------------------------ main loop
 
     def run(self) -> int:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.instance = start_instance(self.run_dir, squat_reporter(self.config))   # before any service reads it
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         if self.sv.start == "fork":

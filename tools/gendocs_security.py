@@ -180,7 +180,15 @@ def render() -> str:
               "`RuntimeDirectory=openmeter` mode 0700 and `UMask=0077`.",
               "- Shared memory (`/dev/shm/meter-*`) is used only when it is the meter's own (owner, mode 0600/0640, "
               "a regular file); an object another account created under a meter's name is refused with an error "
-              "naming its owner.",
+              "naming its owner. So that no other account can take a name before the meter does, the names are "
+              "unguessable: the supervisor draws a 128-bit token at every start (`firmware/ipc/instance.py`) and "
+              "keeps it in `shm.token` in the run directory (mode 0600; the directory is 0700 on the device), where "
+              "the services, the CLI and the tests read it. A drawn name present anyway (taken by someone who read the token "
+              "file, or guessed 128 bits) is a `shm_squat` security event (192) naming the path and its owner, and "
+              "another token is drawn, so metering goes on. The previous start's objects (a supervisor killed "
+              "before it removed them) are removed at the next start. Names are listed in `/dev/shm` while the "
+              "meter runs: an object recreated during a run (a service restarted after its object was removed) "
+              "can still be refused, which stops that service until the next start.",
               "- Modbus TCP: a per-address connection limit (`max_connections_per_address`), a deadline to finish a "
               "frame (`frame_timeout`), back-pressure on replies (`write_timeout`), and, when the pool is full, "
               "room made for a newcomer fairly: an address holding at least two connections more than the "

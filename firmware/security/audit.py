@@ -16,7 +16,7 @@ log = logging.getLogger("security")
 
 PRIORITY = {"login_valid": 0, "login_invalid": 128, "lockout": 255, "access_denied": 128,
             "default_password": 192, "user_change": 128, "config_tamper": 255, "config_hand_edit": 128,
-            "password_invalid": 128, "password_lockout": 255}
+            "password_invalid": 128, "password_lockout": 255, "shm_squat": 192}
 # What anyone who reaches a port can cause at will: a repeat is counted into the record before it (EventLog's
 # aggregation), so a flood of guesses cannot push the audit trail out of the event log.
 AGGREGATED = frozenset({"login_invalid", "access_denied", "password_invalid"})

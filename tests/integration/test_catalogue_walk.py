@@ -73,8 +73,9 @@ class Meter:
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        name = shm_name(instance_name(self.run_dir), MEASUREMENTS)
         while time.monotonic() < deadline:
+            # read each time: the supervisor writes its token file (the names) only once it runs
+            name = shm_name(instance_name(self.run_dir), MEASUREMENTS)
             assert self.proc.poll() is None, self.output()[-4000:]
             try:
                 snap = Snapshot.attach(name)

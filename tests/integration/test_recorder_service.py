@@ -16,6 +16,7 @@ import comtrade
 import numpy as np
 import pytest
 
+from firmware.ipc.names import TOKEN_FILE
 from firmware.recorder.store import read_aggregates
 from firmware.storage.eventlog import EventLog
 from hal.comtrade import read_comtrade
@@ -194,11 +195,11 @@ def test_meter_pq_cli_through_the_supervisor(tmp_path, repo, subprocess_env):
     """`meter run` supervises the recorder; `meter pq ...` reaches it through the control socket."""
     cfg = write_config(tmp_path, PQ)
     sig = dataclasses.replace(steady(UDIN, 5.0, 20.0), events=(VoltageEvent("sag", 0.6, 2.0, 0.1, "A", 0.0),))
-    feeder = Feeder(tmp_path / "run", sig)
     out = open(tmp_path / "meter.out", "w+")  # noqa: SIM115 - the meter writes it while the test runs
     meter = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--config", str(cfg), "--board",
                               str(repo / "boards" / "sim.toml"), "--only", "recorder"], cwd=repo, env=subprocess_env,
                              stdout=out, stderr=subprocess.STDOUT)
+    feeder = None
 
     def cli(*args: str) -> object:
         run = subprocess.run([sys.executable, "-m", "firmware.cli", "pq", "--config", str(cfg), *args], cwd=repo,
@@ -207,6 +208,9 @@ def test_meter_pq_cli_through_the_supervisor(tmp_path, repo, subprocess_env):
         return json.loads(run.stdout)
 
     try:
+        # the rings are named by the token the supervisor draws as it starts: fed once it has written it
+        wait_for(lambda: (tmp_path / "run" / TOKEN_FILE).exists(), 90, "the supervisor's shared-memory token")
+        feeder = Feeder(tmp_path / "run", sig)
         wait_for(lambda: (tmp_path / "run" / "recorder.sock").exists(), 90, "the recorder's socket")
         time.sleep(1.0)
         feeder.feed(4.0)
@@ -226,4 +230,5 @@ def test_meter_pq_cli_through_the_supervisor(tmp_path, repo, subprocess_env):
         except subprocess.TimeoutExpired:
             meter.kill()
         out.close()
-        feeder.close()
+        if feeder is not None:
+            feeder.close()
