@@ -60,7 +60,7 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("POST", "/api/session", session.login, "Log in: sets the session cookie, answers the CSRF token",
           "session", None, body=_LOGIN_BODY, errors=(401,),
           description="Checked by the meter's security core for the interface 'web' (failed logins count towards "
-                      "the user's lockout); at most [web] login_rate attempts a minute from one address."),
+                      "the lockout of that user from that address); at most [web] login_rate attempts a minute from one address."),
         E("GET", "/api/session", session.whoami, "Who is logged in, with the session's CSRF token", "session",
           LOGGED_IN),
         E("DELETE", "/api/session", session.logout, "Log out", "session", LOGGED_IN),

@@ -100,8 +100,9 @@ TEST_LIMITS = ('rate = 2000\nburst = 4000\nlogin_rate = 30\nheader_timeout = 2\n
 
 
 class WebMeter:
-    def __init__(self, base: Path, limits: str = TEST_LIMITS) -> None:
-        """``limits``: [web] lines in TOML (the defaults of the option table when empty)."""
+    def __init__(self, base: Path, limits: str = TEST_LIMITS, extra: str = "") -> None:
+        """``limits``: [web] lines in TOML (the defaults of the option table when empty); ``extra``: further
+        sections in TOML."""
         from tests.integration.upgrade_env import make_env
 
         self.base = base
@@ -116,7 +117,7 @@ class WebMeter:
             f'[web]\nbind_address = "127.0.0.1"\nhttps_port = {self.https_port}\nhttp_port = {self.http_port}\n'
             f'{limits}max_upload = {MAX_UPLOAD_BYTES}\n'
             f'[upgrade]\nroot = "{s.root}"\nstate_dir = "{s.state_dir}"\ntrust_store = "{s.trust_store}"\n'
-            f'revenue_lock_file = "{s.revenue_lock_file}"\n')
+            f'revenue_lock_file = "{s.revenue_lock_file}"\n{extra}')
         users = UserStore(self.data_dir)
         for name, (password, privileges) in USERS.items():
             users.add(name, password, privileges)
