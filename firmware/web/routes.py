@@ -169,10 +169,13 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/upgrade", actions.upgrade_status, "Slots, installed version, revenue lock", "upgrade", READ,
           errors=(409, 503)),
         E("POST", "/api/upgrade", actions.upgrade_upload, "Upload a signed firmware image and install it",
-          "upgrade", "upgrade_install", upload=True, errors=(422, 503),
+          "upgrade", "upgrade_install", upload=True, errors=(409, 422, 503),
           description="The raw image as the body (application/octet-stream), at most [web] max_upload bytes. The "
-                      "upgrade service checks signature, version, board and revenue lock before it accepts; the "
-                      "answer carries the attempt id to follow."),
+                      "upgrade service checks the signature, the manifest, every payload file's SHA-256, version, "
+                      "board and revenue lock before it answers; the answer carries the attempt id to follow. A "
+                      "damaged, unsigned or tampered image is refused with 422 and its reason; while another "
+                      "install runs (or is on probation) the upload is refused with 409. A refused image is "
+                      "deleted; the running install's image is never touched."),
         E("GET", "/api/upgrade/log", actions.upgrade_log, "The newest upgrade log rows", "upgrade", READ,
           params=(Param("n", "integer", "rows", default=50, minimum=1, maximum=1000),), errors=(409, 503)),
         E("GET", "/api/upgrade/{attempt}", actions.upgrade_progress, "Progress and outcome of one install attempt",
