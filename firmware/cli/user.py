@@ -95,7 +95,9 @@ def _list(args: argparse.Namespace) -> int:
     for user in users.all_users():
         locks = {p: users.lockout_state(user.name, p) for p in LOGIN_PROTOCOLS}
         out.append({**user.to_dict(), "locked_out": {p: until for p, (_, until) in locks.items() if until},
-                    "failures": {p: n for p, (n, _) in locks.items() if n}})
+                    "failures": {p: n for p, (n, _) in locks.items() if n},
+                    # web lockouts are per address (the user is locked for everyone only briefly, above)
+                    "locked_out_addresses": users.locked_sources(user.name, "web")})
     print(json.dumps(out, indent=1))
     for warning in users.checklist():
         print(f"warning: {warning}", file=sys.stderr)

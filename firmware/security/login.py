@@ -1,5 +1,5 @@
 """Logging a user in over an interface that has logins (web, BACnet, display): the password check, the lockout
-per user and protocol, and the security event, in one call.
+per user and protocol (per user, protocol and address over the network), and the security event, in one call.
 
     gate = Logins.from_config(config)
     identity = gate.login("alice", password, "web", where={"address": "192.0.2.7"})   # AccessDenied if refused
@@ -33,9 +33,12 @@ class Logins:
         if self.audit is not None:
             self.audit.close()
 
-    def login(self, name: str, password: str, protocol: str, where: Mapping[str, Any] | None = None) -> Identity:
-        """The identity of ``name`` over ``protocol`` (an interface name); AccessDenied when refused."""
-        result = self.users.login(name, password, protocol)
+    def login(self, name: str, password: str, protocol: str, where: Mapping[str, Any] | None = None,
+              source: str | None = None) -> Identity:
+        """The identity of ``name`` over ``protocol`` (an interface name); AccessDenied when refused. With a
+        ``source`` (a network client's address) failures lock out that user from that address only, unless
+        many addresses fail (``UserStore.login``)."""
+        result = self.users.login(name, password, protocol, source=source)
         detail = {"protocol": protocol, **(where or {})}
         if result.failures:
             detail["failures"] = result.failures

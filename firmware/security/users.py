@@ -14,6 +14,15 @@ uid map). BACnet's password (DCC, ReinitializeDevice) has its own lockout (``fir
 same SQLite file (WAL, synchronous FULL), so a restart neither forgets a lockout nor resets a count: pulling
 the plug is no way around it.
 
+A login with a ``source`` (the web: the client's address) is counted per (user, protocol, source) instead, so
+that whoever knows a user name locks out only their own address, not the user: ``lockout_attempts`` failures
+in a row from one address lock that pair out for ``lockout_duration``. The user is locked out over that
+protocol for everyone only when failures come from ``lockout_sources`` distinct addresses (within
+``lockout_duration``, and since the user's last such lock ended), and then only for ``lockout_sources_duration``
+(at most an hour): many addresses failing at once is an attack no single pair lockout slows down, but a long
+lock would hand the attacker the victim's account again. While that lock lasts nothing is checked or counted,
+so it cannot be prolonged from within; the next one needs as many addresses failing again.
+
 A fresh meter has one factory account, ``FACTORY_USER`` with the password ``FACTORY_PASSWORD`` and every
 privilege (ION's "User1"/"0"); its ``default_password`` flag stays set until the password is changed, and
 ``UserStore.checklist()`` reports it.
@@ -43,6 +52,12 @@ MAX_USERS = 50                          # ION7400 firmware 3.0: "The maximum num
 MAX_PASSWORD_CHARS = 16                 # SPEC §8: passwords up to 16 characters
 DEFAULT_LOCKOUT_ATTEMPTS = 8            # SPEC §8
 DEFAULT_LOCKOUT_DURATION_S = 1440 * 60.0  # SPEC §8: 1440 min
+# Distinct addresses whose failures lock a user out for everyone: well above the few devices (phone, laptop,
+# office PC) one person mistypes from, yet a guesser must bring that many addresses per short lock.
+DEFAULT_LOCKOUT_SOURCES = 10
+DEFAULT_LOCKOUT_SOURCES_DURATION_S = 15 * 60.0
+MAX_LOCKOUT_SOURCES_DURATION_S = 3600.0   # the lock everyone suffers stays short whatever the configuration
+MAX_SOURCES_PER_USER = 1024             # pair counts kept per user and protocol: the table stays bounded
 FACTORY_USER = "user1"                  # ION7400 firmware 3.0 troubleshooting: "Username: User1 and Password: 0"
 FACTORY_PASSWORD = "0"
 PROTOCOLS = ("control", "web", "modbus", "bacnet", "display")
@@ -122,10 +137,14 @@ class UserStore:
     """Accounts and lockouts of one meter. Safe to share between threads; each process opens its own."""
 
     def __init__(self, data_dir: str | Path, lockout_attempts: int = DEFAULT_LOCKOUT_ATTEMPTS,
-                 lockout_duration_s: float = DEFAULT_LOCKOUT_DURATION_S) -> None:
+                 lockout_duration_s: float = DEFAULT_LOCKOUT_DURATION_S,
+                 lockout_sources: int = DEFAULT_LOCKOUT_SOURCES,
+                 lockout_sources_duration_s: float = DEFAULT_LOCKOUT_SOURCES_DURATION_S) -> None:
         self.path = Path(data_dir) / SECURITY_DB
         self.lockout_attempts = int(lockout_attempts)
         self.lockout_duration_s = float(lockout_duration_s)
+        self.lockout_sources = max(1, int(lockout_sources))
+        self.lockout_sources_duration_s = min(float(lockout_sources_duration_s), MAX_LOCKOUT_SOURCES_DURATION_S)
         self._mutex = threading.Lock()
         try:
             self._db = open_db(self.path)
@@ -134,6 +153,9 @@ class UserStore:
                            "privileges INTEGER NOT NULL, protocols TEXT NOT NULL, default_password INTEGER NOT NULL)")
                 db.execute("CREATE TABLE IF NOT EXISTS lockouts (name TEXT NOT NULL, protocol TEXT NOT NULL, "
                            "failures INTEGER NOT NULL, locked_until REAL NOT NULL, PRIMARY KEY (name, protocol))")
+                db.execute("CREATE TABLE IF NOT EXISTS source_lockouts (name TEXT NOT NULL, protocol TEXT NOT NULL, "
+                           "source TEXT NOT NULL, failures INTEGER NOT NULL, locked_until REAL NOT NULL, "
+                           "last_failure REAL NOT NULL, PRIMARY KEY (name, protocol, source))")
                 # security.db files of before LOGIN_PROTOCOLS may hold counts for protocols without a login:
                 # nothing could ever end such a lockout by a good login, and nothing reads them any more
                 db.execute(f"DELETE FROM lockouts WHERE protocol NOT IN ({','.join('?' * len(LOGIN_PROTOCOLS))})",
@@ -159,7 +181,8 @@ class UserStore:
     @classmethod
     def from_config(cls, config: object) -> UserStore:
         sec = config["security"]  # type: ignore[index]
-        return cls(config.meter.data_dir, sec.lockout_attempts, sec.lockout_duration)  # type: ignore[attr-defined]
+        return cls(config.meter.data_dir, sec.lockout_attempts, sec.lockout_duration,  # type: ignore[attr-defined]
+                   sec.lockout_sources, sec.lockout_sources_duration)
 
     def close(self) -> None:
         self._db.close()
@@ -222,6 +245,7 @@ class UserStore:
                               (digest, name)).rowcount:
                 raise ConfigError(f"no user {name!r}; `meter user list` shows the users")
             db.execute("DELETE FROM lockouts WHERE name = ?", (name,))
+            db.execute("DELETE FROM source_lockouts WHERE name = ?", (name,))
 
     def set_privileges(self, name: str, privileges: frozenset[Privilege],
                        protocols: frozenset[str] | None = None) -> None:
@@ -239,6 +263,7 @@ class UserStore:
             if not db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount:
                 raise ConfigError(f"no user {name!r}; `meter user list` shows the users")
             db.execute("DELETE FROM lockouts WHERE name = ?", (name,))
+            db.execute("DELETE FROM source_lockouts WHERE name = ?", (name,))
             self._keep_a_security_user(db)
 
     @staticmethod
@@ -256,9 +281,10 @@ class UserStore:
 
     # ------------------------------------------------------------------ login and lockout
 
-    def login(self, name: str, password: str, protocol: str, now: float | None = None) -> LoginResult:
+    def login(self, name: str, password: str, protocol: str, now: float | None = None,
+              source: str | None = None) -> LoginResult:
         """Check a password over ``protocol`` (one of ``LOGIN_PROTOCOLS``), keeping the lockout count of (name,
-        protocol)."""
+        protocol), or of (name, protocol, source) when ``source`` (the client's address) is given."""
         check_login_protocol(protocol)
         now = time.time() if now is None else now
         with self._mutex:
@@ -267,8 +293,12 @@ class UserStore:
         failures, locked_until = self.lockout_state(name, protocol, now)
         if locked_until > now:
             return LoginResult(False, None, "login_invalid", f"user {name!r} is locked out of {protocol} until "
-                               f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(locked_until))} UTC",
-                               failures, locked_until)
+                               f"{_utc(locked_until)} UTC", failures, locked_until)
+        if source is not None:
+            failures, locked_until = self.source_lockout_state(name, protocol, source, now)
+            if locked_until > now:
+                return LoginResult(False, None, "login_invalid", f"user {name!r} is locked out of {protocol} from "
+                                   f"{source} until {_utc(locked_until)} UTC", failures, locked_until)
         try:
             good = HASHER.verify(stored, password) and row is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -279,14 +309,82 @@ class UserStore:
         if good:
             assert user is not None
             with self._tx() as db:
-                db.execute("DELETE FROM lockouts WHERE name = ? AND protocol = ?", (name, protocol))
+                if source is None:
+                    db.execute("DELETE FROM lockouts WHERE name = ? AND protocol = ?", (name, protocol))
+                else:
+                    db.execute("DELETE FROM source_lockouts WHERE name = ? AND protocol = ? AND source = ?",
+                               (name, protocol, source))
                 if HASHER.check_needs_rehash(stored):
                     db.execute("UPDATE users SET hash = ? WHERE name = ?", (HASHER.hash(password), name))
             return LoginResult(True, user, "login_valid", "", 0, 0.0)
         if row is None:
             # Counting failures for names that do not exist would let anyone grow the table without bound.
             return LoginResult(False, None, "login_invalid", "wrong user name or password", 0, 0.0)
+        if source is not None:
+            return self._count_source_failure(name, protocol, source, now)
         return self._count_failure(name, protocol, now)
+
+    def _count_source_failure(self, name: str, protocol: str, source: str, now: float) -> LoginResult:
+        with self._tx() as db:
+            row = db.execute("SELECT failures, locked_until FROM source_lockouts WHERE name = ? AND protocol = ? "
+                             "AND source = ?", (name, protocol, source)).fetchone()
+            failures = (row[0] if row and row[1] <= now and row[0] < self.lockout_attempts else 0) + 1
+            locked_until = now + self.lockout_duration_s if failures >= self.lockout_attempts else 0.0
+            db.execute("INSERT INTO source_lockouts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name, protocol, source) "
+                       "DO UPDATE SET failures = excluded.failures, locked_until = excluded.locked_until, "
+                       "last_failure = excluded.last_failure", (name, protocol, source, failures, locked_until, now))
+            self._forget_old_sources(db, name, protocol, now)
+            # addresses that failed within lockout_duration and since the user's last lock for everyone ended:
+            # the addresses of one attack count once, however many locks for everyone they have caused before
+            user_row = db.execute("SELECT locked_until FROM lockouts WHERE name = ? AND protocol = ?",
+                                  (name, protocol)).fetchone()
+            since = max(now - self.lockout_duration_s, user_row[0] if user_row else 0.0)
+            sources = db.execute("SELECT COUNT(*) FROM source_lockouts WHERE name = ? AND protocol = ? AND "
+                                 "last_failure > ?", (name, protocol, since)).fetchone()[0]
+            user_until = now + self.lockout_sources_duration_s if sources >= self.lockout_sources else 0.0
+            if user_until:
+                db.execute("INSERT INTO lockouts VALUES (?, ?, ?, ?) ON CONFLICT(name, protocol) DO UPDATE SET "
+                           "failures = excluded.failures, locked_until = excluded.locked_until",
+                           (name, protocol, sources, user_until))
+        if user_until:
+            return LoginResult(False, None, "lockout", f"user {name!r} locked out of {protocol} for everyone after "
+                               f"failed logins from {sources} addresses, for {self.lockout_sources_duration_s / 60:g} "
+                               "min", failures, user_until)
+        if locked_until:
+            return LoginResult(False, None, "lockout", f"user {name!r} locked out of {protocol} from {source} after "
+                               f"{failures} failed logins, for {self.lockout_duration_s / 60:g} min", failures,
+                               locked_until)
+        return LoginResult(False, None, "login_invalid", "wrong user name or password", failures, 0.0)
+
+    def _forget_old_sources(self, db: sqlite3.Connection, name: str, protocol: str, now: float) -> None:
+        # a count whose lock has ended and whose last failure is older than lockout_duration cannot matter any
+        # more; past MAX_SOURCES_PER_USER the stalest go first, so addresses without end cannot grow the file
+        db.execute("DELETE FROM source_lockouts WHERE name = ? AND protocol = ? AND locked_until <= ? AND "
+                   "last_failure <= ?", (name, protocol, now, now - self.lockout_duration_s))
+        db.execute("DELETE FROM source_lockouts WHERE rowid IN (SELECT rowid FROM source_lockouts WHERE name = ? "
+                   "AND protocol = ? ORDER BY last_failure DESC LIMIT -1 OFFSET ?)",
+                   (name, protocol, MAX_SOURCES_PER_USER))
+
+    def source_lockout_state(self, name: str, protocol: str, source: str,
+                             now: float | None = None) -> tuple[int, float]:
+        """As ``lockout_state``, of ``name`` over ``protocol`` from the address ``source``."""
+        check_login_protocol(protocol)
+        now = time.time() if now is None else now
+        with self._mutex:
+            row = self._db.execute("SELECT failures, locked_until FROM source_lockouts WHERE name = ? AND "
+                                   "protocol = ? AND source = ?", (name, protocol, source)).fetchone()
+        if row is None:
+            return 0, 0.0
+        return int(row[0]), float(row[1]) if row[1] > now else 0.0
+
+    def locked_sources(self, name: str, protocol: str, now: float | None = None) -> dict[str, float]:
+        """{address: locked until} of the addresses ``name`` is locked out of ``protocol`` from now."""
+        check_login_protocol(protocol)
+        now = time.time() if now is None else now
+        with self._mutex:
+            rows = self._db.execute("SELECT source, locked_until FROM source_lockouts WHERE name = ? AND "
+                                    "protocol = ? AND locked_until > ? ORDER BY source", (name, protocol, now))
+            return {str(r[0]): float(r[1]) for r in rows.fetchall()}
 
     def _count_failure(self, name: str, protocol: str, now: float) -> LoginResult:
         with self._tx() as db:
@@ -319,8 +417,14 @@ class UserStore:
         with self._tx() as db:
             if protocol is None:
                 db.execute("DELETE FROM lockouts WHERE name = ?", (name,))
+                db.execute("DELETE FROM source_lockouts WHERE name = ?", (name,))
             else:
                 db.execute("DELETE FROM lockouts WHERE name = ? AND protocol = ?", (name, protocol))
+                db.execute("DELETE FROM source_lockouts WHERE name = ? AND protocol = ?", (name, protocol))
+
+
+def _utc(t: float) -> str:
+    return time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(t))
 
 
 def _user(row: tuple[str, int, str, int]) -> User:

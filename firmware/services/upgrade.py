@@ -2,10 +2,11 @@
 
 Commands (``"upgrade.<name>"`` on the meter's control socket):
 
-- ``install`` ``{"path": "/tmp/openmeter-0.2.0.img"}``: runs every check at once and replies with the
-  refusal and its reason, or accepts: the install (hash check, extract, switch) then goes on in the
-  background and the reply carries the ``attempt`` id to follow with ``progress``. The boot guard
-  then restarts the meter into the new slot and commits it or falls back.
+- ``install`` ``{"path": "/tmp/openmeter-0.2.0.img"}``: runs every check at once, the signature, the manifest
+  and every payload file's SHA-256 included, and replies with the refusal and its reason, or accepts: the
+  install (extract, re-check, switch) then goes on in the background and the reply carries the ``attempt``
+  id to follow with ``progress``. While one install runs, another is refused (``busy``) and its image is
+  left alone. The boot guard then restarts the meter into the new slot and commits it or falls back.
 - ``check`` ``{"path": ...}``: the same checks, nothing changed.
 - ``progress`` ``{"attempt": id}``: the attempt's log rows and its outcome so far.
 - ``status``: slots, pointers, trial, anti-rollback floor, installed version, board, revenue lock.
@@ -64,6 +65,9 @@ class UpgradeService(Service):
             raise UpgradeRefused("busy", f"refused (busy): attempt {self._current} is still being installed")
         try:
             checked = self.installer.check(path)
+            # The whole payload too, before answering: whoever uploaded a damaged image hears so now, not
+            # only later from the attempt's log.
+            checked.image.scan()
         except UpgradeRefused as exc:
             self._busy.release()
             attempt = new_attempt_id()

@@ -3,8 +3,10 @@
 Resets are the catalogue's commands the web carries (``web = True`` in ``firmware/catalogue/table.py``), sent as
 the logged-in user; the security core decides the privilege and the revenue lock first, and the owning service
 checks the lock again. An upgrade image is streamed to ``data_dir/web/uploads`` under ``[web] max_upload`` and
-handed to the upgrade service's ``install``, which checks the signature, version, board and lock: a refusal
-comes back with its reason and the file is deleted.
+handed to the upgrade service's ``install``, which checks the signature, manifest, every payload hash, version,
+board and lock before it answers: a refusal comes back with its reason (409 while another install is in
+progress, 422 for anything wrong with the image) and that file is deleted. An accepted image stays while its
+install reads it; the next accepted upload removes it.
 """
 from __future__ import annotations
 
@@ -57,32 +59,49 @@ async def reset(ctx: WebContext, call: Call) -> Any:
 
 # ---------------------------------------------------------------------- upgrade
 
-def _clear_uploads(directory: Path, keep: Path | None = None) -> None:
-    """An image stays while its install may still read it; the next upload removes it."""
-    for old in directory.glob(f"{UPLOAD_PREFIX}*{UPLOAD_SUFFIX}"):
-        if old != keep:
+def _clear_uploads(ctx: WebContext, keep: Path) -> None:
+    """Remove the images of earlier, finished installs. Called once ``keep``'s install was accepted: the
+    upgrade service runs one install at a time, so no other image on disk is still being installed, and
+    uploads still being received or checked (``ctx.uploads``) are left to their own requests."""
+    for old in ctx.upload_dir.glob(f"{UPLOAD_PREFIX}*{UPLOAD_SUFFIX}"):
+        if old != keep and old not in ctx.uploads:
             old.unlink(missing_ok=True)
+
+
+def _refusal_reason(exc: ControlError) -> str:
+    """The installer's reason (``busy``, ``damaged``, ...) from its "refused (reason): ..." message."""
+    text = str(exc)
+    if text.startswith("refused (") and ")" in text:
+        return text[len("refused ("):text.index(")")]
+    return ""
 
 
 async def upgrade_upload(ctx: WebContext, call: Call) -> Any:
     """The body was streamed to ``call.body`` (a path) by the app; hand it to the installer."""
     path: Path = call.body
-    _clear_uploads(path.parent, keep=path)
     try:
-        answer = await ctx.control(call.user, "upgrade.install", path=str(path.resolve()))
-    except ControlError as exc:
-        path.unlink(missing_ok=True)
-        ctx.record(RESET_PRIORITY, "upgrade_refused", str(exc)[:200], call.user)
-        raise ApiError(422, f"firmware image refused: {exc}") from None
-    except IPCError as exc:
-        path.unlink(missing_ok=True)
-        raise ApiError(503, f"firmware image not installed: {exc}") from None
+        try:
+            answer = await ctx.control(call.user, "upgrade.install", path=str(path.resolve()))
+        except ControlError as exc:
+            path.unlink(missing_ok=True)
+            ctx.record(RESET_PRIORITY, "upgrade_refused", str(exc)[:200], call.user)
+            if _refusal_reason(exc) == "busy":
+                raise ApiError(409, f"firmware image not taken, another install is in progress: {exc}") from None
+            raise ApiError(422, f"firmware image refused: {exc}") from None
+        except IPCError as exc:
+            path.unlink(missing_ok=True)
+            raise ApiError(503, f"firmware image not installed: {exc}") from None
+    finally:
+        ctx.uploads.discard(path)
+    _clear_uploads(ctx, keep=path)
     return answer
 
 
 def upload_path(ctx: WebContext) -> Path:
     ctx.upload_dir.mkdir(parents=True, exist_ok=True)
-    return ctx.upload_dir / f"{UPLOAD_PREFIX}{secrets.token_hex(8)}{UPLOAD_SUFFIX}"
+    path = ctx.upload_dir / f"{UPLOAD_PREFIX}{secrets.token_hex(8)}{UPLOAD_SUFFIX}"
+    ctx.uploads.add(path)
+    return path
 
 
 async def _upgrade_call(ctx: WebContext, call: Call, cmd: str, **args: Any) -> Any:

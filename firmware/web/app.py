@@ -165,7 +165,11 @@ class EndpointHandler:
             from firmware.web.actions import upload_path
 
             path = upload_path(self.ctx)
-            await stream_body(request.receive, path, web.max_upload, web.body_timeout, size)
+            try:
+                await stream_body(request.receive, path, web.max_upload, web.body_timeout, size)
+            except BaseException:
+                self.ctx.uploads.discard(path)
+                raise
             request.state.body_read = True
             return path
         return None

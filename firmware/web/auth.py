@@ -1,7 +1,7 @@
 """Login, sessions and authorization for the web interface: the one place the web asks the meter's security core.
 
 ``WebAuth.login`` checks a user name and password with ``firmware.security.login`` over the protocol ``web``
-(password, the lockout per user and protocol, the security event) and opens a session in
+(password, the lockout per user and client address, the security event) and opens a session in
 ``firmware.security.sessions`` (``[security] session_timeout``). ``WebAuth.authorize`` asks
 ``firmware.security.authorize`` (privilege, interface, the revenue lock) for every operation. The web keeps no
 users, passwords, privileges or lock rules of its own.
@@ -50,7 +50,8 @@ class WebAuth:
     def login(self, user: str, password: str, address: str) -> tuple[str, Identity]:
         """(session token, identity) of a good login from ``address``, or LoginRefused with the reason."""
         try:
-            identity = self.logins.login(user, password, INTERFACE, where={"address": address})
+            # counted per address: a stranger who knows the name locks out their own address, not the user
+            identity = self.logins.login(user, password, INTERFACE, where={"address": address}, source=address)
         except AccessDenied as exc:
             raise LoginRefused(str(exc)) from None
         return self.sessions.open(identity, self.users.stamp(identity.user) or ""), identity

@@ -44,6 +44,7 @@ class WebContext:
     kept_events: LogFeed
     profile: LogFeed
     upload_dir: Path
+    uploads: set[Path] = field(default_factory=set)     # images being received or checked: never cleared away
     streams: int = 0
     stream_addresses: list[str] = field(default_factory=list)
     document: dict[str, Any] = field(default_factory=dict)     # the OpenAPI document of the route table

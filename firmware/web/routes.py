@@ -60,7 +60,7 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("POST", "/api/session", session.login, "Log in: sets the session cookie, answers the CSRF token",
           "session", None, body=_LOGIN_BODY, errors=(401,),
           description="Checked by the meter's security core for the interface 'web' (failed logins count towards "
-                      "the user's lockout); at most [web] login_rate attempts a minute from one address."),
+                      "the lockout of that user from that address); at most [web] login_rate attempts a minute from one address."),
         E("GET", "/api/session", session.whoami, "Who is logged in, with the session's CSRF token", "session",
           LOGGED_IN),
         E("DELETE", "/api/session", session.logout, "Log out", "session", LOGGED_IN),
@@ -169,10 +169,13 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/upgrade", actions.upgrade_status, "Slots, installed version, revenue lock", "upgrade", READ,
           errors=(409, 503)),
         E("POST", "/api/upgrade", actions.upgrade_upload, "Upload a signed firmware image and install it",
-          "upgrade", "upgrade_install", upload=True, errors=(422, 503),
+          "upgrade", "upgrade_install", upload=True, errors=(409, 422, 503),
           description="The raw image as the body (application/octet-stream), at most [web] max_upload bytes. The "
-                      "upgrade service checks signature, version, board and revenue lock before it accepts; the "
-                      "answer carries the attempt id to follow."),
+                      "upgrade service checks the signature, the manifest, every payload file's SHA-256, version, "
+                      "board and revenue lock before it answers; the answer carries the attempt id to follow. A "
+                      "damaged, unsigned or tampered image is refused with 422 and its reason; while another "
+                      "install runs (or is on probation) the upload is refused with 409. A refused image is "
+                      "deleted; the running install's image is never touched."),
         E("GET", "/api/upgrade/log", actions.upgrade_log, "The newest upgrade log rows", "upgrade", READ,
           params=(Param("n", "integer", "rows", default=50, minimum=1, maximum=1000),), errors=(409, 503)),
         E("GET", "/api/upgrade/{attempt}", actions.upgrade_progress, "Progress and outcome of one install attempt",

@@ -100,8 +100,11 @@ TEST_LIMITS = ('rate = 2000\nburst = 4000\nlogin_rate = 30\nheader_timeout = 2\n
 
 
 class WebMeter:
-    def __init__(self, base: Path, limits: str = TEST_LIMITS) -> None:
-        """``limits``: [web] lines in TOML (the defaults of the option table when empty)."""
+    def __init__(self, base: Path, limits: str = TEST_LIMITS, max_upload: int = MAX_UPLOAD_BYTES,
+                 extra: str = "") -> None:
+        """``limits``: [web] lines in TOML (the defaults of the option table when empty); ``max_upload``: the
+        largest image accepted, raised where a test needs an image whose install takes a while; ``extra``:
+        further sections in TOML."""
         from tests.integration.upgrade_env import make_env
 
         self.base = base
@@ -114,9 +117,9 @@ class WebMeter:
         self.config.write_text(
             f'[meter]\nname = "web-test"\ndata_dir = "{self.data_dir}"\nrun_dir = "{self.run_dir}"\n'
             f'[web]\nbind_address = "127.0.0.1"\nhttps_port = {self.https_port}\nhttp_port = {self.http_port}\n'
-            f'{limits}max_upload = {MAX_UPLOAD_BYTES}\n'
+            f'{limits}max_upload = {max_upload}\n'
             f'[upgrade]\nroot = "{s.root}"\nstate_dir = "{s.state_dir}"\ntrust_store = "{s.trust_store}"\n'
-            f'revenue_lock_file = "{s.revenue_lock_file}"\n')
+            f'revenue_lock_file = "{s.revenue_lock_file}"\n{extra}')
         users = UserStore(self.data_dir)
         for name, (password, privileges) in USERS.items():
             users.add(name, password, privileges)

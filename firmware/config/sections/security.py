@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from firmware.config.schema import Bool, Duration, Enum, Int, Kind, ListOf, Option, Section, Str
-from firmware.security.users import DEFAULT_LOCKOUT_ATTEMPTS, DEFAULT_LOCKOUT_DURATION_S
+from firmware.security.users import (DEFAULT_LOCKOUT_ATTEMPTS, DEFAULT_LOCKOUT_DURATION_S, DEFAULT_LOCKOUT_SOURCES,
+                                     DEFAULT_LOCKOUT_SOURCES_DURATION_S, MAX_LOCKOUT_SOURCES_DURATION_S)
 
 MODBUS_ACCESS = ("modbus", "none", "read-only", "read-write")
 
@@ -48,11 +49,19 @@ SECTIONS = [
                "over Modbus and holding the command's privilege. The control socket checks every caller's "
                "privileges whether or not this is set."),
         Option("lockout_attempts", Int(1, 100), DEFAULT_LOCKOUT_ATTEMPTS,
-               "Failed logins in a row, per user and login protocol (web, display), after which that user is "
-               "locked out of that protocol; also the wrong [bacnet] passwords in a row that lock BACnet's DCC "
-               "and ReinitializeDevice out. Modbus has no login, so no lockout: its access modes apply."),
+               "Failed logins in a row after which a user is locked out: at the display, of the display; over "
+               "the web, from that client address only (see lockout_sources). Also the wrong [bacnet] passwords "
+               "in a row that lock BACnet's DCC and ReinitializeDevice out. Modbus has no login, so no lockout: "
+               "its access modes apply."),
         Option("lockout_duration", Duration(60, 30 * 86400), DEFAULT_LOCKOUT_DURATION_S,
-               "How long a lockout lasts.", "s"),
+               "How long a lockout lasts (a web lockout: of that user from that address).", "s"),
+        Option("lockout_sources", Int(2, 1000), DEFAULT_LOCKOUT_SOURCES,
+               "Distinct client addresses with failed web logins for one user (within lockout_duration) that lock "
+               "the user out of the web for everyone, for lockout_sources_duration only; the event is logged."),
+        Option("lockout_sources_duration", Duration(10, MAX_LOCKOUT_SOURCES_DURATION_S),
+               DEFAULT_LOCKOUT_SOURCES_DURATION_S,
+               "How long failures from lockout_sources addresses lock the user out of the web for everyone; kept "
+               "short (at most 1 h) so that nobody can keep a user out.", "s"),
         Option("session_timeout", Duration(60, 86400), 900.0,
                "A login session (web, display) unused for this long ends.", "s"),
         Option("session_max_age", Duration(300, 7 * 86400), 12 * 3600.0,
