@@ -138,8 +138,14 @@ def test_every_quantity_is_answered_by_meter_read_and_the_web(meter, alice):
         for p in chunk:
             assert _shape_ok(p, cli[p.name]) and _shape_ok(p, web["values"][p.name]), p.name
     # a metered value is a number on both, and both read the same snapshot
-    run = meter.meter("read", "--json", "frequency", "v_an", "harmonic_angles_v_bn[1]", "s_vect_a")
-    got = json.loads(run.stdout)["values"]
+    # (a second whose samples the VM's stalls lost reads "not available", null: read again, for a bounded time)
+    deadline = time.monotonic() + 20.0
+    while True:
+        run = meter.meter("read", "--json", "frequency", "v_an", "harmonic_angles_v_bn[1]", "s_vect_a")
+        got = json.loads(run.stdout)["values"]
+        if None not in got.values() or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert got["frequency"] == pytest.approx(50.0, abs=0.05)          # the simulated board's mains
     assert got["harmonic_angles_v_bn[1]"] == pytest.approx(-120.0, abs=1.0)   # B lags A by 120°
     assert got["s_vect_a"] > 0
