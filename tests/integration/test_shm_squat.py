@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware.health import EXIT_STATUS
 from firmware.ipc import shm
 from firmware.ipc.names import OBJECTS, shm_name
 from tests.integration.test_meter_run import _wait_healthy, meter  # noqa: F401 - the fixture is used by name
@@ -44,7 +45,8 @@ def test_squatted_names_do_not_stop_metering(squatted, meter, tmp_path, repo, su
     cli = [sys.executable, "-m", "firmware.cli"]
     answer = subprocess.run([*cli, "status", "--json", "--config", str(config)], cwd=repo, env=subprocess_env,
                             capture_output=True, text=True, timeout=60)
-    assert answer.returncode == 0, answer.stdout + answer.stderr
+    # Samples lost to a stalled host make the meter "degraded" (its own exit status); it still meters.
+    assert answer.returncode in (EXIT_STATUS["healthy"], EXIT_STATUS["degraded"]), answer.stdout + answer.stderr
     assert json.loads(answer.stdout)["metering"] is True, answer.stdout
     read = subprocess.run([*cli, "read", "--json", "--config", str(config), "v_an", "v_bn", "v_cn"], cwd=repo,
                           env=subprocess_env, capture_output=True, text=True, timeout=60)
