@@ -5,8 +5,10 @@ Points live in ``firmware/points/*.toml`` as ``[[point]]`` tables, one file per 
 V, A, W, var, VA, Hz, Wh, varh, VAh, %, ...), ``kind``, ``description``, optional ``size`` (array
 length, e.g. 64 for harmonics indexed by order), and optional mapping tables ``modbus``,
 ``bacnet``, ``dnp3`` (index), ``obis`` (DLMS/COSEM code), ``snmp`` (OID) whose keys belong to the
-service that reads them; the protocols without a service yet have their slot for when they come. Register tables,
-the snapshot layout and the docs are generated from these files.
+service that reads them. A protocol whose points are laid out as one list (DNP3 indexes, OBIS codes, SNMP OIDs)
+may keep that list in ``firmware/points/maps/PROTOCOL.toml`` instead: ``[[point]]`` tables holding only ``name``
+and the protocol's table, merged into the point of that name (a point mapped both inline and there is an error).
+Register tables, the snapshot layout and the docs are generated from these files.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Any
 from hal.errors import ConfigError
 
 POINTS_DIR = Path(__file__).parent
+MAPS_DIR = POINTS_DIR / "maps"
 KINDS = ("instantaneous", "total", "demand", "peak", "status", "identity", "command", "setting", "statistic")
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 PROTOCOLS = ("modbus", "bacnet", "dnp3", "obis", "snmp")
@@ -71,6 +74,29 @@ def _parse(path: Path) -> list[Point]:
     return out
 
 
+def _parse_map(path: Path) -> dict[str, dict[str, Any]]:
+    """One protocol's map file: point name -> that protocol's table."""
+    protocol = path.stem
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"point map {path}: the file name must be a protocol ({', '.join(PROTOCOLS)})")
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"point map {path}: not valid TOML: {exc}") from None
+    unknown = set(document) - {"point"}
+    if unknown:
+        raise ConfigError(f"point map {path}: unknown top-level keys {sorted(unknown)}; only [[point]] tables")
+    out: dict[str, dict[str, Any]] = {}
+    for i, raw in enumerate(document.get("point", [])):
+        where = f"point map {path.name} entry {i} ({raw.get('name', '?')})"
+        if set(raw) != {"name", protocol} or not isinstance(raw[protocol], dict):
+            raise ConfigError(f"{where}: holds exactly 'name' and a '{protocol}' table")
+        if raw["name"] in out:
+            raise ConfigError(f"{where}: {raw['name']!r} is mapped twice")
+        out[raw["name"]] = dict(raw[protocol])
+    return out
+
+
 @lru_cache(maxsize=1)
 def load_points() -> tuple[Point, ...]:
     """All points from every file, ``basic.toml`` first then by file name; names are unique."""
@@ -83,6 +109,17 @@ def load_points() -> tuple[Point, ...]:
                 raise ConfigError(f"point map: {point.name!r} is defined in both {seen[point.name]} and {path.name}")
             seen[point.name] = path.name
             points.append(point)
+    by_name = {p.name: p for p in points}
+    for path in sorted(MAPS_DIR.glob("*.toml")):
+        protocol = path.stem
+        for name, table in _parse_map(path).items():
+            target = by_name.get(name)
+            if target is None:
+                raise ConfigError(f"point map {path.name}: no point {name!r} in the point map")
+            if protocol in target.mappings:
+                raise ConfigError(f"point map: {name!r} has a {protocol} mapping both in {target.source} and "
+                                  f"in maps/{path.name}")
+            target.mappings[protocol] = table
     return tuple(points)
 
 
