@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -320,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         ("memory", t.t_memory), ("upgrade", t.t_upgrade), ("fallback", t.t_fallback),
         ("power_cut", t.t_power_cut), ("hil", t.t_hil)]
     only = {c for c in args.only.split(",") if c}
+    # a stopped test stops its emulator too (the finally below)
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     passed = failed = 0
     start = time.monotonic()
     try:
