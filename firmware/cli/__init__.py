@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "tools.replay",           # replay RECORDING.cfg
     "firmware.cli.report",    # report en50160|ieee519
     "firmware.cli.commands",  # read, do, revenue
+    "firmware.cli.dlms",      # dlms keys
     "tools.image.cli",        # image build/keygen/sign/verify/install
     "tools.hil_pulses",       # hil pulses
 )

@@ -35,6 +35,7 @@ VALUE_TYPES = {"float64": axdr.FLOAT64, "float32": axdr.FLOAT32, "long64": axdr.
                "long64_unsigned": axdr.LONG64_UNSIGNED, "double_long": axdr.DOUBLE_LONG,
                "double_long_unsigned": axdr.DOUBLE_LONG_UNSIGNED, "long_unsigned": axdr.LONG_UNSIGNED,
                "octet_string": axdr.OCTET_STRING}
+LP_SCALER = -2                     # load-profile channel values: hundredths of their unit
 POINT_CLASSES = (DATA, REGISTER, EXTENDED_REGISTER, DEMAND_REGISTER)
 _KEYS = {"code", "class", "scaler", "type", "public", "time"}
 
@@ -57,7 +58,7 @@ def point_objects() -> list[CosemObject]:
             raise ConfigError(f"{where}: unit {p.unit!r} has no COSEM unit (firmware/comms/dlms/objects.py UNITS)")
         if p.size != 1:
             raise ConfigError(f"{where}: array points are not carried")
-        default_type = "octet_string" if p.kind == "identity" else "float64"
+        default_type = "octet_string" if p.kind == "identity" else "double_long"
         vtype = VALUE_TYPES.get(m.get("type", default_type))
         if vtype is None:
             raise ConfigError(f"{where}: type {m.get('type')!r} is not one of {sorted(VALUE_TYPES)}")
@@ -110,7 +111,8 @@ def build_model(lp_channels: tuple[str, ...] = ()) -> Model:
                          public=True),
              CosemObject(ASSOCIATION_LN, MANAGEMENT_ASSOCIATION_LN, "Association LN of the management client (SAP 1)")]
     channels = [(name, CosemObject(REGISTER, lp_channel_ln(i), f"Load-profile channel {i + 1}: {name}",
-                                   unit=_lp_unit(name))) for i, name in enumerate(lp_channels)]
+                                   scaler=LP_SCALER, unit=_lp_unit(name), value_type=axdr.DOUBLE_LONG))
+                for i, name in enumerate(lp_channels)]
     objects = fixed + point_objects() + script_objects() + [c for _, c in channels]
     seen: dict[str, str] = {}
     for o in objects:

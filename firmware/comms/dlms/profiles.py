@@ -21,6 +21,7 @@ from firmware.comms.dlms.objects import (
     CosemObject,
     date_time_of,
     ln_bytes,
+    scaled,
 )
 
 MAX_ROWS = 10000                 # rows one read returns at most (the block transfer carries them)
@@ -121,14 +122,6 @@ class Profile:
         return records, max(first_col, 1) - 1, last_col or n
 
 
-def _number(value: Any) -> Typed:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return Typed(axdr.NULL, None)
-    return Typed(axdr.FLOAT64, v) if v == v else Typed(axdr.NULL, None)
-
-
 def load_profile(obj: CosemObject, channels: list[tuple[str, CosemObject]], read: Any, period_s: int,
                  depth: int) -> Profile:
     columns = [Column(CLOCK, CLOCK_LN, 2), Column(DATA, STATUS_LN, 2)] + \
@@ -139,7 +132,8 @@ def load_profile(obj: CosemObject, channels: list[tuple[str, CosemObject]], read
         data = list(record.get("data") or [])[:n]
         data += [None] * (n - len(data))
         return [date_time_of(record.get("end_ts")), Typed(axdr.DOUBLE_LONG_UNSIGNED, int(record.get("status") or 0)
-                                                           & 0xFFFFFFFF)] + [_number(v) for v in data]
+                                                           & 0xFFFFFFFF)] + [scaled(ch, v) for (_, ch), v in
+                                                                             zip(channels, data)]
 
     return Profile(obj, columns, row, read, period_s, depth)
 

@@ -25,6 +25,7 @@ from firmware.comms.dlms.objects import (
     CURRENT_ASSOCIATION_LN,
     HARDWARE_FAULT,
     MANAGEMENT_ASSOCIATION_LN,
+    NO_LONG_GET,
     PROFILE_GENERIC,
     PUBLIC_ASSOCIATION_LN,
     READ_WRITE_DENIED,
@@ -310,8 +311,7 @@ class Session:
         number = int.from_bytes(r.take(4), "big")
         if not self.blocks or number != self.block_number:
             self.blocks = []
-            # datablock-result with data-access-result long-get-aborted (16)... no-long-get-in-progress (17)
-            return bytes([GET_RESPONSE, 2, invoke, 1]) + number.to_bytes(4, "big") + bytes([1, 17])
+            return bytes([GET_RESPONSE, 2, invoke, 1]) + number.to_bytes(4, "big") + bytes([1, NO_LONG_GET])
         return self._next_block()
 
     def _get_list(self, invoke: int, r: Reader) -> bytes:
