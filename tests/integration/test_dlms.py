@@ -79,9 +79,8 @@ def test_management_clients_with_lls_and_hls_gmac(meter):
         assert value(c, I.REGISTER, "1.0.32.7.0.255", 3) == [-2, 35]        # 0.01 V
         assert value(c, I.DEMAND_REGISTER, "1.0.1.4.0.255", 4) == [-1, 27]  # 0.1 W
         assert value(c, I.DEMAND_REGISTER, "1.0.1.4.0.255", 8) == 15 * 60
-    with pytest.raises(DlmsClientException, match="REJECTED"):
-        with meter.lls(b"not-the-password").session():
-            pass
+    with pytest.raises(DlmsClientException, match="REJECTED"), meter.lls(b"not-the-password").session():
+        pass
 
 
 def test_hls_with_wrong_keys_is_refused(meter):
@@ -89,9 +88,8 @@ def test_hls_with_wrong_keys_is_refused(meter):
     ek, ak = bytes.fromhex(keys["ek"]), bytes.fromhex(keys["ak"])
     wrong = bytes(16)
     for bad_ek, bad_ak in ((wrong, ak), (ek, wrong), (wrong, wrong)):
-        with pytest.raises((DlmsClientException, HLSError)):
-            with meter.hls(bad_ek, bad_ak).session():
-                pass
+        with pytest.raises((DlmsClientException, HLSError)), meter.hls(bad_ek, bad_ak).session():
+            pass
     with meter.hls(ek, ak).session() as c:                      # the right keys still pass after the refusals
         assert value(c, I.DATA, "0.0.96.11.0.255") == b"SN-DLMS-7"
 

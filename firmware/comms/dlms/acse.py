@@ -48,6 +48,42 @@ class Initiate:
     dedicated_key: bool
 
 
+def _context(value: Reader, out: Aarq) -> None:
+    oid = value.rest()
+    if len(oid) != 9 or oid[:7] != b"\x06\x07\x60\x85\x74\x05\x08" or oid[7] != 1:
+        raise DecodeError("application context name")
+    out.context = oid[8]
+
+
+def _tagged(value: Reader, tag: int, what: str) -> bytes:
+    if value.byte() != tag:
+        raise DecodeError(what)
+    return value.take(value.length())
+
+
+def _title(value: Reader, out: Aarq) -> None:
+    out.calling_title = _tagged(value, 0x04, "calling AP title")
+
+
+def _mechanism(value: Reader, out: Aarq) -> None:
+    oid = value.rest()
+    if len(oid) != 7 or oid[:6] != b"\x60\x85\x74\x05\x08\x02":
+        raise DecodeError("mechanism name")
+    out.mechanism = oid[6]
+
+
+def _auth_value(value: Reader, out: Aarq) -> None:
+    out.auth_value = _tagged(value, 0x80, "authentication value")
+
+
+def _user_information(value: Reader, out: Aarq) -> None:
+    out.user_information = _tagged(value, 0x04, "user information")
+
+
+# AARQ fields read; anything else (protocol version, acse requirements, AE qualifiers, ...) is read past
+_FIELDS = {0xA1: _context, 0xA6: _title, 0x8B: _mechanism, 0xAC: _auth_value, 0xBE: _user_information}
+
+
 def parse_aarq(apdu: bytes) -> Aarq:
     r = Reader(apdu)
     if r.byte() != AARQ:
@@ -59,29 +95,9 @@ def parse_aarq(apdu: bytes) -> Aarq:
     while not body.done():
         tag = body.byte()
         value = Reader(body.take(body.length()))
-        if tag == 0xA1:                                  # application-context-name
-            oid = value.rest()
-            if len(oid) != 9 or oid[:7] != b"\x06\x07\x60\x85\x74\x05\x08" or oid[7] != 1:
-                raise DecodeError("application context name")
-            out.context = oid[8]
-        elif tag == 0xA6:                                # calling-AP-title
-            if value.byte() != 0x04:
-                raise DecodeError("calling AP title")
-            out.calling_title = value.take(value.length())
-        elif tag == 0x8B:                                # mechanism-name (implicit OID)
-            oid = value.rest()
-            if len(oid) != 7 or oid[:6] != b"\x60\x85\x74\x05\x08\x02":
-                raise DecodeError("mechanism name")
-            out.mechanism = oid[6]
-        elif tag == 0xAC:                                # calling-authentication-value
-            if value.byte() != 0x80:
-                raise DecodeError("authentication value")
-            out.auth_value = value.take(value.length())
-        elif tag == 0xBE:                                # user-information
-            if value.byte() != 0x04:
-                raise DecodeError("user information")
-            out.user_information = value.take(value.length())
-        # anything else (protocol version, acse requirements, AE qualifiers, ...) is read past
+        parse = _FIELDS.get(tag)
+        if parse is not None:
+            parse(value, out)
     return out
 
 

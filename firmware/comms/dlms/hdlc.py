@@ -52,7 +52,7 @@ def _crc_bytes(data: bytes) -> bytes:
 
 def parse_address(raw: bytes, pos: int) -> tuple[list[int], int]:
     """The address bytes' 7-bit values from ``pos`` up to the byte whose bit 0 is set (at most 4)."""
-    out = []
+    out: list[int] = []
     while pos < len(raw) and len(out) < 4:
         b = raw[pos]
         out.append(b >> 1)

@@ -73,7 +73,7 @@ def load_keys(data_dir: str | Path, create: bool = True) -> Keys:
                     bytes.fromhex(raw["system_title"]))
     except (KeyError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: DLMS keys malformed ({exc})") from None
-    if len(keys.ek) != 16 or len(keys.ak) != 16 or len(keys.system_title) != 8 or not 1 <= len(keys.lls_password):
+    if len(keys.ek) != 16 or len(keys.ak) != 16 or len(keys.system_title) != 8 or not len(keys.lls_password) >= 1:
         raise ConfigError(f"{path}: DLMS keys of the wrong length (EK and AK 16 bytes, system title 8)")
     return keys
 

@@ -26,8 +26,8 @@ from firmware.comms.dlms.objects import (
 
 MAX_ROWS = 10000                 # rows one read returns at most (the block transfer carries them)
 STATUS_LN = "0.0.96.10.1.255"    # the record's status flags (firmware.revenue.loadprofile FLAGS)
-EVENT_SOURCE_LN = "0.0.96.11.0.255"
-EVENT_TEXT_LN = "0.0.96.11.1.255"
+EVENT_SOURCE_LN = "0.128.99.98.1.255"   # manufacturer-specific columns of the event log
+EVENT_TEXT_LN = "0.128.99.98.2.255"
 SORT_FIFO = 1
 BY_RANGE, BY_ENTRY = 1, 2
 

@@ -167,8 +167,8 @@ class Session:
                 or initiate.dedicated_key:
             self.reset()
             return acse.aare(aarq.context, False, acse.DIAG_NO_REASON, user_information=acse.initiate_error())
-        if not association == "public":
-            conformance |= initiate.conformance & acse.CONF_GENERAL_PROTECTION if ciphered else 0
+        if ciphered:
+            conformance |= initiate.conformance & acse.CONF_GENERAL_PROTECTION
         self.association, self.ciphered, self.mechanism = association, ciphered, aarq.mechanism
         self.pending_hls = ciphered
         self.conformance = conformance

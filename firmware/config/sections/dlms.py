@@ -30,7 +30,8 @@ SECTIONS = [
                "Longest wait for the owning service to set the clock or run a script.", "s"),
         Option("lls", Bool(), False,
                "Also accept Low Level Security (a password, sent in clear) from the management client; "
-               "HLS-GMAC is always accepted. `meter dlms keys` shows the password and the keys."),
+               "HLS-GMAC is always accepted. `meter dlms keys` shows the password and the keys.",
+               privilege="security"),
     ], "DLMS/COSEM server (docs/dlms.md lists the objects)."),
     Section("dlms.hdlc", [
         Option("enabled", Bool(), False, "Serve DLMS over HDLC (IEC 62056-46) on the serial port."),
