@@ -14,7 +14,8 @@ import hmac
 import os
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.decrepit.ciphers.modes import CFB
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from firmware.comms.snmp.ber import Oid, oid
 from firmware.config.sections import snmp as section
@@ -90,9 +91,9 @@ class UserKeys:
             raise ValueError("msgPrivacyParameters is not an 8-byte salt")
         return self._cipher(boots, engine_time, salt).decryptor().update(data)
 
-    def _cipher(self, boots: int, engine_time: int, salt: bytes) -> Cipher[modes.CFB]:
+    def _cipher(self, boots: int, engine_time: int, salt: bytes) -> Cipher[CFB]:
         iv = (boots & 0xFFFFFFFF).to_bytes(4, "big") + (engine_time & 0xFFFFFFFF).to_bytes(4, "big") + salt
-        return Cipher(algorithms.AES(self.priv_key), modes.CFB(iv))
+        return Cipher(algorithms.AES(self.priv_key), CFB(iv))
 
 
 def in_time_window(boots: int, engine_time: int, my_boots: int, my_time: int) -> bool:
