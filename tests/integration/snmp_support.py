@@ -45,6 +45,7 @@ def free_udp_port() -> int:
 
 def tool_env(tmp: Path) -> dict[str, str]:
     """net-snmp's tools with no configuration or MIBs of the host, their persistent files under ``tmp``."""
+    (tmp / "persist" / "cert_indexes").mkdir(parents=True, exist_ok=True)
     return {**os.environ, "SNMPCONFPATH": str(tmp), "SNMP_PERSISTENT_DIR": str(tmp / "persist"), "MIBS": "",
             "MIBDIRS": str(tmp)}
 
@@ -148,7 +149,6 @@ class TrapReceiver:
         conf = tmp / f"trapd-{port}.conf"
         conf.write_text("\n".join(lines + ["disableAuthorization no", ""]))
         env = tool_env(tmp)
-        (tmp / "persist").mkdir(exist_ok=True)
         self.proc = subprocess.Popen(
             ["snmptrapd", "-f", "-C", "-c", str(conf), "-On", "-Lf", str(self.log), "-F",
              "NOTIFICATION %v\n", "-p", str(tmp / f"trapd-{port}.pid"), f"udp:127.0.0.1:{port}"],

@@ -11,6 +11,7 @@ table, whose size is bounded. v3 refusals are counted in the USM statistics and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import time
@@ -188,10 +189,8 @@ class Agent(asyncio.DatagramProtocol):
         """A Report PDU with the counter that refused the message (authNoPriv when ``user`` is given)."""
         request_id = 0
         if m.data_tag == ber.SEQUENCE:
-            try:
+            with contextlib.suppress(BerError):
                 request_id = P.decode_scoped(m.data)[2].request_id
-            except BerError:
-                pass
         value = ber.encode_unsigned(self.counters[counter] & 0xFFFFFFFF, ber.COUNTER32)
         report = P.Pdu(P.REPORT, request_id, 0, 0, [(mib.COUNTERS[counter], value)])
         return self._send_v3(m.msg_id, user, P.encode_scoped(self.engine_id, b"", report), m.usm.user, False)

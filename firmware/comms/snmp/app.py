@@ -37,9 +37,13 @@ def system_getters(config: Config, enterprise: ber.Oid, uptime: Callable[[], int
         4: mib.text(s.sys_contact), 5: mib.text(s.sys_name or meter.name), 6: mib.text(s.sys_location),
         7: ber.encode_int(SYS_SERVICES),
     }
-    out: dict[ber.Oid, mib.Getter] = {mib.MIB2_SYSTEM + (arc, 0): (lambda v=value: v) for arc, value in fixed.items()}
+    out: dict[ber.Oid, mib.Getter] = {mib.MIB2_SYSTEM + (arc, 0): _constant(value) for arc, value in fixed.items()}
     out[mib.SYS_UPTIME] = lambda: ber.encode_unsigned(uptime(), ber.TIMETICKS)
     return out
+
+
+def _constant(value: bytes) -> mib.Getter:
+    return lambda: value
 
 
 class SnmpApp:

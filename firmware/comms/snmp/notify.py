@@ -256,48 +256,56 @@ class Notifier:
     def on_message(self, data: bytes, message: Any, addr: Any) -> bool:
         """True when ``message`` answered one of the pending informs (the agent then does nothing more)."""
         if isinstance(message, P.CommunityMessage):
-            pending = self.pending.get(message.pdu.request_id)
-            if pending is None or pending.dest.version != "v2c" or not self._from(pending, addr) or \
-                    not hmac.compare_digest(message.community, pending.dest.community):
-                return False
-            if message.pdu.tag == P.RESPONSE:
-                self._done(message.pdu.request_id, pending)
-            return True
+            return self._v2c_answer(message, addr)
         pending = self.pending.get(message.msg_id)
         if pending is None or pending.dest.version != "v3" or not self._from(pending, addr):
             return False
-        usm = message.usm
         if pending.waiting_discovery:
-            if not usm.engine_id or message.flags & P.FLAG_AUTH:
-                return True
-            self._learn(pending.dest, usm.engine_id, usm.boots, usm.time)
-            pending.waiting_discovery = False
-            self._cancel(pending)
-            pending.tries = 0
-            self._attempt(pending)
+            self._discovered(pending, message)
             return True
-        keys = pending.dest.keys
-        if keys is None or usm.engine_id != pending.dest.engine_id or not message.flags & P.FLAG_AUTH or \
-                not keys.verify(data, message.auth_offset, usm.auth):
+        answer = self._v3_answer(pending, data, message)
+        if answer is None:
             return True                         # not from the receiver: ignored, the retries go on
-        if message.flags & P.FLAG_PRIV:
-            try:
-                plain = keys.decrypt(message.data, usm.boots, usm.time, usm.priv)
-                _, _, answer = P.decode_scoped(plain[:ber.Reader(plain).header()[2]])
-            except (ber.BerError, ValueError):
-                return True
-        else:
-            try:
-                _, _, answer = P.decode_scoped(message.data)
-            except ber.BerError:
-                return True
         if answer.tag == P.REPORT:              # not in time: take the receiver's boots and time, send again
-            pending.dest.boots, pending.dest.time_base = usm.boots, time.monotonic() - usm.time
+            pending.dest.boots, pending.dest.time_base = message.usm.boots, time.monotonic() - message.usm.time
             self._cancel(pending)
             self._attempt(pending)
         elif answer.tag == P.RESPONSE:
             self._done(message.msg_id, pending)
         return True
+
+    def _v2c_answer(self, message: P.CommunityMessage, addr: Any) -> bool:
+        pending = self.pending.get(message.pdu.request_id)
+        if pending is None or pending.dest.version != "v2c" or not self._from(pending, addr) or \
+                not hmac.compare_digest(message.community, pending.dest.community):
+            return False
+        if message.pdu.tag == P.RESPONSE:
+            self._done(message.pdu.request_id, pending)
+        return True
+
+    def _discovered(self, pending: Pending, message: P.V3Message) -> None:
+        usm = message.usm
+        if not usm.engine_id or message.flags & P.FLAG_AUTH:
+            return
+        self._learn(pending.dest, usm.engine_id, usm.boots, usm.time)
+        pending.waiting_discovery = False
+        self._cancel(pending)
+        pending.tries = 0
+        self._attempt(pending)
+
+    def _v3_answer(self, pending: Pending, data: bytes, message: P.V3Message) -> P.Pdu | None:
+        """The PDU of an authenticated answer from the receiver's engine, else None."""
+        keys, usm = pending.dest.keys, message.usm
+        if keys is None or usm.engine_id != pending.dest.engine_id or not message.flags & P.FLAG_AUTH or \
+                not keys.verify(data, message.auth_offset, usm.auth):
+            return None
+        try:
+            if message.flags & P.FLAG_PRIV:
+                plain = keys.decrypt(message.data, usm.boots, usm.time, usm.priv)
+                return P.decode_scoped(plain[:ber.Reader(plain).header()[2]])[2]
+            return P.decode_scoped(message.data)[2]
+        except (ber.BerError, ValueError):
+            return None
 
     def _from(self, pending: Pending, addr: Any) -> bool:
         return str(addr[0]) == pending.dest.address and int(addr[1]) == pending.dest.port
