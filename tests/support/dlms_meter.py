@@ -95,7 +95,7 @@ class DlmsMeter:
                     published = snap.read_array()[2]
                 finally:
                     snap.close()
-                if published >= 3 and "DLMS/COSEM TCP" in self.output():
+                if published >= 3 and "dlms-tcp:" in self.output():
                     with socket.create_connection(("127.0.0.1", self.port), timeout=2):
                         return
             except Exception:  # noqa: BLE001 - polled until the meter answers

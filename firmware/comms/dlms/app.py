@@ -143,10 +143,10 @@ class DlmsApp:
         endpoints = []
         if self.tcp is not None:
             await self.tcp.start()
-            endpoints.append(f"DLMS/COSEM TCP {self.tcp.host}:{self.tcp.port}")
+            endpoints.append(f"dlms-tcp:{self.tcp.host}:{self.tcp.port}")
         if self.hdlc is not None:
             await self.hdlc.start()
-            endpoints.append(f"DLMS/COSEM HDLC {self.hdlc.port}")
+            endpoints.append(f"dlms-hdlc:{self.hdlc.port}")
         return endpoints
 
     async def stop(self) -> None:
