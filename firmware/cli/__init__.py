@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "firmware.cli.maintenance",  # reset master|factory|wipe
     "firmware.cli.config",    # config validate/show/defaults/set
     "firmware.cli.user",      # user add/passwd/list/remove/unlock
+    "firmware.cli.snmp",      # snmp mib/secrets/set
     "firmware.cli.recorder",  # pq events/capture/captures/recorders/read/aggregates
     "firmware.cli.replay",    # replay RECORDING.cfg
     "firmware.cli.report",    # report en50160|ieee519

@@ -1,4 +1,5 @@
-"""The comms service: owns the Modbus TCP and RTU servers and the BACnet device (BACnet/IP, MS/TP).
+"""The comms service: owns the Modbus TCP and RTU servers, the BACnet device (BACnet/IP, MS/TP) and the SNMP
+agent.
 
 Values come only from the measurement snapshot that the metrology service publishes, so a request never
 waits on the metrology; commands (demand reset, energy reset, billing-period reset, demand sync) go to their
@@ -14,6 +15,7 @@ from typing import Any
 
 from firmware.comms.bacnet.app import BacnetApp
 from firmware.comms.modbus.app import ModbusApp
+from firmware.comms.snmp.app import SnmpApp
 from firmware.ipc import names
 from firmware.ipc.snapshot import Snapshot
 from firmware.service import HEARTBEAT_INTERVAL_S, Service, command, main
@@ -34,6 +36,10 @@ class CommsService(Service):
             self.bacnet = BacnetApp(self.config, self.ctx.config_path, self.snapshot, self.ctx.control_socket,
                                     self.ctx.data_dir, self.config["modbus"].command_timeout)
             self.endpoints += self.loop.run_until_complete(self.bacnet.start())
+        self.snmp: SnmpApp | None = None
+        if self.config["snmp"].enabled:
+            self.snmp = SnmpApp.from_snapshot(self.config, self.ctx.data_dir, self.snapshot)
+            self.endpoints += self.loop.run_until_complete(self.snmp.start())
 
     def run(self) -> None:
         self.loop.run_until_complete(self._serve())
@@ -41,7 +47,7 @@ class CommsService(Service):
     async def _serve(self) -> None:
         while not self.stopping.is_set():
             # the servers' own tasks answer requests; this one only wakes to send the heartbeat
-            self.heartbeat(True, modbus=self.modbus.stats(), **({"bacnet": self.bacnet.stats()} if self.bacnet else {}))
+            self.heartbeat(True, modbus=self.modbus.stats(), **self._others())
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def teardown(self) -> None:
@@ -50,6 +56,9 @@ class CommsService(Service):
             bacnet = getattr(self, "bacnet", None)
             if bacnet is not None:
                 self.loop.run_until_complete(bacnet.stop())
+            snmp = getattr(self, "snmp", None)
+            if snmp is not None:
+                self.loop.run_until_complete(snmp.stop())
             self.loop.close()
         if hasattr(self, "snapshot"):
             self.snapshot.close()
@@ -59,11 +68,16 @@ class CommsService(Service):
         bacnet = self.config["bacnet"]
         return {"access": section.access, "tcp_port": section.tcp_port, "rtu": self.config["modbus.rtu"].enabled,
                 "bacnet": bacnet.enabled and {"ip_port": bacnet.ip_port if bacnet.ip_enabled else None,
-                                              "mstp": bacnet.mstp_port if bacnet.mstp_enabled else None}}
+                                              "mstp": bacnet.mstp_port if bacnet.mstp_enabled else None},
+                "snmp": self.config["snmp"].enabled and {"port": self.config["snmp"].port}}
 
     @command("stats")
     def stats(self, user: str = "") -> dict[str, Any]:
-        return {**self.modbus.stats(), **({"bacnet": self.bacnet.stats()} if self.bacnet else {})}
+        return {**self.modbus.stats(), **self._others()}
+
+    def _others(self) -> dict[str, Any]:
+        return {**({"bacnet": self.bacnet.stats()} if self.bacnet else {}),
+                **({"snmp": self.snmp.stats()} if self.snmp else {})}
 
 
 if __name__ == "__main__":
