@@ -73,7 +73,7 @@ modules):
 | pysnmp 7.1.30: engine, transport, one v2c community and one v3 user, Get/GetNext/GetBulk responders, before any of the meter's objects | about 10 MB |
 
 `make bench` measures the agent's own figure at each run (the `snmp` rows). The own agent also keeps what it
-parses within fixed bounds (below) rather than in a general ASN.1 decoder, and maps the catalogue directly,
+parses within fixed bounds (Limits, above) rather than in a general ASN.1 decoder, and maps the catalogue directly,
 without a MIB compiler. Nothing is added to `requirements.lock`: the agent uses `cryptography` (pinned there) and
 the standard library only.
 """
