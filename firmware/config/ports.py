@@ -40,6 +40,11 @@ def listeners(config: Config) -> list[Listener]:
         out.append(Listener("Modbus RTU", "[modbus.rtu] port", "serial", "", config["modbus.rtu"].port))
     if bac.enabled and bac.mstp_enabled:
         out.append(Listener("BACnet MS/TP", "[bacnet] mstp_port", "serial", "", bac.mstp_port))
+    dnp = config["dnp3"]
+    if dnp.enabled and dnp.tcp_enabled:
+        out.append(Listener("DNP3 TCP", "[dnp3] tcp_port", "tcp", dnp.bind_address, dnp.tcp_port))
+    if dnp.enabled and dnp.serial_enabled:
+        out.append(Listener("DNP3 serial", "[dnp3] serial_port", "serial", "", dnp.serial_port))
     return out
 
 

@@ -1,4 +1,5 @@
-"""The comms service: owns the Modbus TCP and RTU servers and the BACnet device (BACnet/IP, MS/TP).
+"""The comms service: owns the Modbus TCP and RTU servers, the BACnet device (BACnet/IP, MS/TP) and the DNP3
+outstation (TCP, serial).
 
 Values come only from the measurement snapshot that the metrology service publishes, so a request never
 waits on the metrology; commands (demand reset, energy reset, billing-period reset, demand sync) go to their
@@ -13,6 +14,7 @@ import sys
 from typing import Any
 
 from firmware.comms.bacnet.app import BacnetApp
+from firmware.comms.dnp3.app import Dnp3App
 from firmware.comms.modbus.app import ModbusApp
 from firmware.ipc import names
 from firmware.ipc.snapshot import Snapshot
@@ -34,6 +36,10 @@ class CommsService(Service):
             self.bacnet = BacnetApp(self.config, self.ctx.config_path, self.snapshot, self.ctx.control_socket,
                                     self.ctx.data_dir, self.config["modbus"].command_timeout)
             self.endpoints += self.loop.run_until_complete(self.bacnet.start())
+        self.dnp3: Dnp3App | None = None
+        if self.config["dnp3"].enabled:
+            self.dnp3 = Dnp3App(self.config, self.snapshot, self.ctx.control_socket)
+            self.endpoints += self.loop.run_until_complete(self.dnp3.start())
 
     def run(self) -> None:
         self.loop.run_until_complete(self._serve())
@@ -41,7 +47,7 @@ class CommsService(Service):
     async def _serve(self) -> None:
         while not self.stopping.is_set():
             # the servers' own tasks answer requests; this one only wakes to send the heartbeat
-            self.heartbeat(True, modbus=self.modbus.stats(), **({"bacnet": self.bacnet.stats()} if self.bacnet else {}))
+            self.heartbeat(True, modbus=self.modbus.stats(), **self._others())
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def teardown(self) -> None:
@@ -50,6 +56,9 @@ class CommsService(Service):
             bacnet = getattr(self, "bacnet", None)
             if bacnet is not None:
                 self.loop.run_until_complete(bacnet.stop())
+            dnp3 = getattr(self, "dnp3", None)
+            if dnp3 is not None:
+                self.loop.run_until_complete(dnp3.stop())
             self.loop.close()
         if hasattr(self, "snapshot"):
             self.snapshot.close()
@@ -59,11 +68,22 @@ class CommsService(Service):
         bacnet = self.config["bacnet"]
         return {"access": section.access, "tcp_port": section.tcp_port, "rtu": self.config["modbus.rtu"].enabled,
                 "bacnet": bacnet.enabled and {"ip_port": bacnet.ip_port if bacnet.ip_enabled else None,
-                                              "mstp": bacnet.mstp_port if bacnet.mstp_enabled else None}}
+                                              "mstp": bacnet.mstp_port if bacnet.mstp_enabled else None},
+                "dnp3": self.config["dnp3"].enabled and {
+                    "tcp_port": self.config["dnp3"].tcp_port if self.config["dnp3"].tcp_enabled else None,
+                    "serial": self.config["dnp3"].serial_port if self.config["dnp3"].serial_enabled else None}}
+
+    def _others(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.bacnet is not None:
+            out["bacnet"] = self.bacnet.stats()
+        if self.dnp3 is not None:
+            out["dnp3"] = self.dnp3.stats()
+        return out
 
     @command("stats")
     def stats(self, user: str = "") -> dict[str, Any]:
-        return {**self.modbus.stats(), **({"bacnet": self.bacnet.stats()} if self.bacnet else {})}
+        return {**self.modbus.stats(), **self._others()}
 
 
 if __name__ == "__main__":
