@@ -199,10 +199,16 @@ def check(commands: tuple[Command, ...]) -> None:
             raise ConfigError(f"{where}: a control of '{{service}}' needs a 'service' argument")
         if c.value_arg and c.value_arg not in {a.name for a in c.args}:
             raise ConfigError(f"{where}: value_arg {c.value_arg!r} is not one of its arguments")
-        if c.dnp3 is not None:
-            if not 0 <= c.dnp3 <= 65535 or f"dnp3:{c.dnp3}" in seen:
-                raise ConfigError(f"{where}: dnp3 control index {c.dnp3} is outside 0..65535 or taken")
-            seen[f"dnp3:{c.dnp3}"] = c.name
-            fixed = {name for name, _ in c.protocol_args}
-            if [a for a in c.required_args() if a not in fixed]:
-                raise ConfigError(f"{where}: a DNP3 control carries no value; the command needs arguments")
+        _check_dnp3(c, seen)
+
+
+def _check_dnp3(c: Command, seen: dict[str, str]) -> None:
+    """A DNP3 control index is unique, and runs a command that needs no argument a control cannot carry."""
+    if c.dnp3 is None:
+        return
+    if not 0 <= c.dnp3 <= 65535 or f"dnp3:{c.dnp3}" in seen:
+        raise ConfigError(f"command {c.name!r}: dnp3 control index {c.dnp3} is outside 0..65535 or taken")
+    seen[f"dnp3:{c.dnp3}"] = c.name
+    fixed = {name for name, _ in c.protocol_args}
+    if [a for a in c.required_args() if a not in fixed]:
+        raise ConfigError(f"command {c.name!r}: a DNP3 control carries no value; the command needs arguments")

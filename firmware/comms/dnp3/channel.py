@@ -7,7 +7,6 @@ master address, and is closed (TCP) or reset (serial) when a frame stays incompl
 """
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
 from dataclasses import dataclass

@@ -88,70 +88,69 @@ def parse_headers(data: bytes, write_like: bool) -> list[Header]:
             raise ParseError("object header cut short")
         group, variation, qualifier = data[pos], data[pos + 1], data[pos + 2]
         pos += 3
-        size = REQUEST_SIZES.get((group, variation), 0) if write_like else 0
-        if write_like and (group, variation) == (80, 1):
-            size = -1                          # packed bits
-        if write_like and size == 0:
-            raise ParseError(f"g{group}v{variation} cannot be written here")
+        size = 0
+        if write_like:
+            size = -1 if (group, variation) == (80, 1) else REQUEST_SIZES.get((group, variation), 0)
+            if size == 0:
+                raise ParseError(f"g{group}v{variation} cannot be written here")
         if qualifier == Q_ALL:
-            out.append(Header(group, variation, qualifier))
-            continue
-        if qualifier in (Q_START_STOP_8, Q_START_STOP_16):
-            width = 1 if qualifier == Q_START_STOP_8 else 2
-            if pos + 2 * width > len(data):
-                raise ParseError("range cut short")
-            fmt = "<BB" if width == 1 else "<HH"
-            start, stop = struct.unpack_from(fmt, data, pos)
-            pos += 2 * width
-            if stop < start:
-                raise ParseError("range stop before start")
-            count = stop - start + 1
-            objects: tuple[tuple[int, bytes], ...] = ()
-            if write_like:
-                if size == -1:
-                    n = (count + 7) // 8
-                    if pos + n > len(data):
-                        raise ParseError("packed bits cut short")
-                    bits = data[pos:pos + n]
-                    pos += n
-                    objects = tuple((start + k, bytes(((bits[k // 8] >> (k % 8)) & 1,))) for k in range(count))
-                else:
-                    if pos + size * count > len(data):
-                        raise ParseError("objects cut short")
-                    objects = tuple((start + k, data[pos + k * size:pos + (k + 1) * size]) for k in range(count))
-                    pos += size * count
-            out.append(Header(group, variation, qualifier, start, stop, count, objects))
-            continue
-        if qualifier in (Q_COUNT_8, Q_COUNT_16, Q_INDEX_8, Q_INDEX_16):
-            width = 1 if qualifier in (Q_COUNT_8, Q_INDEX_8) else 2
-            if pos + width > len(data):
-                raise ParseError("count cut short")
-            count = data[pos] if width == 1 else struct.unpack_from("<H", data, pos)[0]
-            pos += width
-            if count == 0:
-                raise ParseError("count of zero")
-            if qualifier in (Q_COUNT_8, Q_COUNT_16):
-                objects = ()
-                if write_like:
-                    if size <= 0 or pos + size * count > len(data):
-                        raise ParseError("objects cut short")
-                    objects = tuple((k, data[pos + k * size:pos + (k + 1) * size]) for k in range(count))
-                    pos += size * count
-                out.append(Header(group, variation, qualifier, count=count, objects=objects))
-                continue
-            items = []
-            step = width + max(size, 0)
-            if pos + step * count > len(data):
-                raise ParseError("indexed objects cut short")
-            for k in range(count):
-                at = pos + k * step
-                index = data[at] if width == 1 else struct.unpack_from("<H", data, at)[0]
-                items.append((index, data[at + width:at + step]))
-            pos += step * count
-            out.append(Header(group, variation, qualifier, count=count, objects=tuple(items)))
-            continue
-        raise ParseError(f"qualifier 0x{qualifier:02X} not supported")
+            header = Header(group, variation, qualifier)
+        elif qualifier in (Q_START_STOP_8, Q_START_STOP_16):
+            header, pos = _start_stop(data, pos, group, variation, qualifier, size)
+        elif qualifier in (Q_COUNT_8, Q_COUNT_16, Q_INDEX_8, Q_INDEX_16):
+            header, pos = _counted(data, pos, group, variation, qualifier, size)
+        else:
+            raise ParseError(f"qualifier 0x{qualifier:02X} not supported")
+        out.append(header)
     return out
+
+
+def _take(data: bytes, pos: int, n: int, what: str) -> bytes:
+    if n < 0 or pos + n > len(data):
+        raise ParseError(f"{what} cut short")
+    return data[pos:pos + n]
+
+
+def _start_stop(data: bytes, pos: int, group: int, variation: int, qualifier: int,
+                size: int) -> tuple[Header, int]:
+    width = 1 if qualifier == Q_START_STOP_8 else 2
+    raw = _take(data, pos, 2 * width, "range")
+    start, stop = struct.unpack("<BB" if width == 1 else "<HH", raw)
+    pos += 2 * width
+    if stop < start:
+        raise ParseError("range stop before start")
+    count = stop - start + 1
+    objects: tuple[tuple[int, bytes], ...] = ()
+    if size == -1:                                   # packed bits
+        bits = _take(data, pos, (count + 7) // 8, "packed bits")
+        pos += len(bits)
+        objects = tuple((start + k, bytes(((bits[k // 8] >> (k % 8)) & 1,))) for k in range(count))
+    elif size > 0:
+        raw = _take(data, pos, size * count, "objects")
+        pos += len(raw)
+        objects = tuple((start + k, raw[k * size:(k + 1) * size]) for k in range(count))
+    return Header(group, variation, qualifier, start, stop, count, objects), pos
+
+
+def _counted(data: bytes, pos: int, group: int, variation: int, qualifier: int, size: int) -> tuple[Header, int]:
+    width = 1 if qualifier in (Q_COUNT_8, Q_INDEX_8) else 2
+    count = int.from_bytes(_take(data, pos, width, "count"), "little")
+    pos += width
+    if count == 0:
+        raise ParseError("count of zero")
+    if qualifier in (Q_COUNT_8, Q_COUNT_16):
+        objects: tuple[tuple[int, bytes], ...] = ()
+        if size:
+            raw = _take(data, pos, size * count, "objects")
+            pos += len(raw)
+            objects = tuple((k, raw[k * size:(k + 1) * size]) for k in range(count))
+        return Header(group, variation, qualifier, count=count, objects=objects), pos
+    step = width + max(size, 0)
+    raw = _take(data, pos, step * count, "indexed objects")
+    pos += len(raw)
+    items = tuple((int.from_bytes(raw[k * step:k * step + width], "little"), raw[k * step + width:(k + 1) * step])
+                  for k in range(count))
+    return Header(group, variation, qualifier, count=count, objects=items), pos
 
 
 # ---------------------------------------------------------------------------------------------- encoders

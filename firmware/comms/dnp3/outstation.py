@@ -9,14 +9,15 @@ command in its owning service.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol
 
 from firmware.comms.dnp3 import objects as o
+from firmware.comms.dnp3 import reads
 from firmware.comms.dnp3.database import Database, Event, EventBuffer
-from firmware.comms.dnp3.points import DnpPoint
 from firmware.comms.dnp3.response import ResponseWriter, TooSmall
 
 log = logging.getLogger("comms.dnp3")
@@ -28,11 +29,6 @@ FREEZE_COMMANDS = {o.IMMED_FREEZE: ("freeze",), o.IMMED_FREEZE_NR: ("freeze",),
 NO_RESPONSE = (o.DIRECT_OPERATE_NR, o.IMMED_FREEZE_NR, o.FREEZE_CLEAR_NR)
 RESTART_DELAY_MS = 1000
 PENDING_REQUESTS = 2                  # requests queued while one is handled; a master waits for each answer
-
-
-def scaled(value: float | None, variation: int, scale: float) -> float | None:
-    """An analog value as a variation carries it: integer variations (1-4) times the point's scale."""
-    return value * scale if value is not None and variation < 5 else value
 
 
 class Meter(Protocol):
@@ -104,10 +100,8 @@ class Session:
             self.meter.db.listeners.remove(self._on_events)
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # the session is going away
                 await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the session is going away
-                pass
 
     def _on_events(self, events: list[Event]) -> None:
         self.events.add(events)
@@ -153,10 +147,8 @@ class Session:
             if self._queue.empty():
                 self._wake.clear()
                 delay = self._unsol_due(loop.time())
-                try:
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
-                except asyncio.TimeoutError:
-                    pass
             if not self._queue.empty():
                 ac, fc, body = self._queue.get_nowait()
                 try:
@@ -206,7 +198,7 @@ class Session:
             wanted = set(ids)
             chosen = [e for q in self.events.classes.values() for e in q if e.id in wanted]
         if chosen:
-            self._write_events(writer, chosen)
+            reads.write_events(writer, chosen)
         fragment = writer.fragments[0]
         if len(writer.fragments) > 1:
             # what does not fit waits for the next unsolicited response
@@ -294,7 +286,8 @@ class Session:
 
     async def _handle(self, fc: int, seq: int, body: bytes, w: ResponseWriter) -> int:
         if fc == o.READ:
-            return self._read(o.parse_headers(body, write_like=False), w)
+            self.meter.refresh()
+            return reads.read(self.meter.db, self.events, o.parse_headers(body, write_like=False), w)
         if fc == o.WRITE:
             return await self._write(o.parse_headers(body, write_like=True))
         if fc in (o.SELECT, o.OPERATE, o.DIRECT_OPERATE, o.DIRECT_OPERATE_NR):
@@ -327,118 +320,6 @@ class Session:
         self._select = None
         self._unsol_wait = None
         self.unsol_initial_done = not self.settings.unsolicited
-
-    # ------------------------------------------------------------------ READ
-
-    def _read(self, headers: list[o.Header], w: ResponseWriter) -> int:
-        self.meter.refresh()
-        iin = 0
-        for h in headers:
-            if h.group == 60 and 1 <= h.variation <= 4:
-                if h.variation == 1:
-                    if not h.all:
-                        raise o.ParseError("class 0 is read with qualifier 06")
-                    for group in (1, 10, 20, 21, 30):
-                        self._static(w, group, 0, self.meter.db.groups[group], False)
-                else:
-                    self._write_events(w, self.events.select((h.variation - 1,), None, self._limit(h)))
-            elif h.group in o.STATIC_VARIATIONS:
-                if h.variation and h.variation not in o.STATIC_VARIATIONS[h.group] and (h.group, h.variation) != \
-                        (10, 1) and (h.group, h.variation) != (1, 1):
-                    iin |= o.IIN_OBJECT_UNKNOWN
-                    continue
-                chosen = self._pick(self.meter.db.groups[h.group], h)
-                if chosen is None:
-                    iin |= o.IIN_PARAMETER_ERROR
-                    continue
-                self._static(w, h.group, h.variation, chosen, h.qualifier in (o.Q_INDEX_8, o.Q_INDEX_16),
-                             h.qualifier == o.Q_INDEX_8)
-            elif h.group in o.EVENT_VARIATIONS:
-                if h.variation and h.variation not in o.EVENT_VARIATIONS[h.group]:
-                    iin |= o.IIN_OBJECT_UNKNOWN
-                    continue
-                events = self.events.select((1, 2, 3), (h.group,), self._limit(h))
-                self._write_events(w, events, h.variation)
-            elif (h.group, h.variation) in ((50, 1), (50, 0)):
-                w.raw(bytes((50, 1, o.Q_COUNT_8, 1)) + o.time48(int(time.time() * 1000)))
-            else:
-                iin |= o.IIN_OBJECT_UNKNOWN
-        return iin
-
-    @staticmethod
-    def _limit(h: o.Header) -> int | None:
-        if h.all:
-            return None
-        if h.qualifier in (o.Q_COUNT_8, o.Q_COUNT_16):
-            return h.count
-        raise o.ParseError("events are read with qualifier 06, 07 or 08")
-
-    @staticmethod
-    def _pick(points: list[DnpPoint], h: o.Header) -> list[DnpPoint] | None:
-        if h.all:
-            return points
-        if h.start is not None and h.stop is not None:
-            chosen = [d for d in points if h.start <= d.index <= h.stop]
-            return chosen if len(chosen) == h.stop - h.start + 1 else None
-        if h.qualifier in (o.Q_COUNT_8, o.Q_COUNT_16):
-            return points[:h.count]
-        by_index = {d.index: d for d in points}
-        picked = [by_index.get(i) for i, _ in h.objects]
-        return None if any(d is None for d in picked) else picked  # type: ignore[misc]
-
-    def _static(self, w: ResponseWriter, group: int, variation: int, points: list[DnpPoint], indexed: bool,
-                narrow: bool = False) -> None:
-        db = self.meter.db
-        runs: list[tuple[int, list[DnpPoint]]] = []
-        for d in points:
-            var = variation or d.variation
-            if runs and runs[-1][0] == var and runs[-1][1][-1].index + 1 == d.index and not indexed:
-                runs[-1][1].append(d)
-            else:
-                runs.append((var, [d]))
-        if indexed:
-            # answered with the qualifier of the request, in its order, one header per variation
-            merged: dict[int, list[DnpPoint]] = {}
-            for var, run in runs:
-                merged.setdefault(var, []).extend(run)
-            for var, run in merged.items():
-                w.indexed(group, var, [(d.index, self._encode(group, var, d)) for d in run], narrow=narrow)
-            return
-        for var, run in runs:
-            if var == 1 and group in (1, 10):
-                w.bits(group, 1, run[0].index, [bool(db.values[(group, d.index)]) for d in run])
-            else:
-                w.ranged(group, var, run[0].index, [self._encode(group, var, d) for d in run])
-
-    def _encode(self, group: int, var: int, d: DnpPoint) -> bytes:
-        db = self.meter.db
-        value = db.values[(group, d.index)]
-        flags = db.flags(d)
-        if group in (1, 10):
-            return bytes((flags,))
-        if group in (20, 21):
-            return o.counter(group, var, value or 0, flags, int((db.freeze_time or 0) * 1000))
-        return o.analog_static(var, scaled(value, var, d.scale), flags)
-
-    def _write_events(self, w: ResponseWriter, events: list[Event], variation: int = 0) -> None:
-        runs: list[tuple[int, int, list[Event]]] = []
-        for e in events:
-            var = variation or e.variation
-            if runs and runs[-1][0] == e.group and runs[-1][1] == var:
-                runs[-1][2].append(e)
-            else:
-                runs.append((e.group, var, [e]))
-        for group, var, run in runs:
-            items = []
-            for e in run:
-                if group == 2:
-                    item = bytes((e.flags,)) + (o.time48(e.ms) if var == 2 else b"")
-                elif group in (22, 23):
-                    item = o.counter(group, var, e.value or 0, e.flags, e.ms)
-                else:
-                    item = o.analog_event(var, scaled(e.value, var if var < 5 else 5, e.scale), e.flags, e.ms)
-                items.append((e.index, item))
-            w.indexed(group, var, items, [e.id for e in run])
 
     # ------------------------------------------------------------------ WRITE
 
@@ -500,6 +381,12 @@ class Session:
                 for k, (index, crob) in enumerate(h.objects):
                     if row[k] == o.ST_SUCCESS and crob[1] > 0:
                         row[k] = await self._operate(index)
+        self._echo(headers, statuses, body, w)
+        return 0
+
+    @staticmethod
+    def _echo(headers: list[o.Header], statuses: list[list[int]], body: bytes, w: ResponseWriter) -> None:
+        """The response to a control request: the request's objects, each with its status."""
         pos = 0
         for h, row in zip(headers, statuses):
             width = 1 if h.qualifier == o.Q_INDEX_8 else 2
@@ -509,7 +396,6 @@ class Session:
                 out += body[pos:pos + width + o.CROB_SIZE - 1] + bytes((row[k],))
                 pos += width + o.CROB_SIZE
             w.raw(bytes(out))
-        return 0
 
     def _check_crob(self, index: int, crob: bytes) -> int:
         code = crob[0]

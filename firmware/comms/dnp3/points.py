@@ -86,6 +86,18 @@ def _number(where: str, table: dict[str, Any], key: str, default: float) -> floa
     return float(value)
 
 
+def _slots(where: str, table: dict[str, Any], group: int, size: int) -> list[tuple[int | None, int | None]]:
+    """(array element, bit) of each DNP3 point one catalogue point gives."""
+    if table.get("bits") is not None:
+        bits = _int(where, table, "bits", None, 1, 32)
+        if group != 1:
+            raise ConfigError(f"{where}: dnp3 bits only for group 1")
+        return [(None, b) for b in range(bits)]
+    if size > 1:
+        return [(e, None) for e in range(_int(where, table, "count", size, 1, size))]
+    return [(None, None)]
+
+
 @lru_cache(maxsize=1)
 def load() -> tuple[DnpPoint, ...]:
     """Every DNP3 point, by group then index; a clash or a wrong key is a ``ConfigError`` naming the point."""
@@ -112,18 +124,7 @@ def load() -> tuple[DnpPoint, ...]:
             raise ConfigError(f"{where}: g{group} events of variation {event_variation} are not served")
         deadband = _number(where, table, "deadband", 0.0)
         scale = _number(where, table, "scale", 1.0)
-        bits = table.get("bits")
-        if bits is not None:
-            bits = _int(where, table, "bits", None, 1, 32)
-            if group != 1:
-                raise ConfigError(f"{where}: dnp3 bits only for group 1")
-            slots: list[tuple[int | None, int | None]] = [(None, b) for b in range(bits)]
-        elif p.size > 1:
-            count = _int(where, table, "count", p.size, 1, p.size)
-            slots = [(e, None) for e in range(count)]
-        else:
-            slots = [(None, None)]
-        for k, (element, bit) in enumerate(slots):
+        for k, (element, bit) in enumerate(_slots(where, table, group, p.size)):
             index = first + k
             if index > MAX_INDEX:
                 raise ConfigError(f"{where}: dnp3 index past {MAX_INDEX}")
