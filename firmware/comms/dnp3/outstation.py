@@ -153,10 +153,15 @@ class Session:
                 ac, fc, body = self._queue.get_nowait()
                 try:
                     await self._request(ac, fc, body)
+                except ConnectionError as exc:
+                    log.info("dnp3 %s: %s", self.label, exc)
                 except Exception:  # noqa: BLE001 - one bad request never ends the session
                     log.exception("dnp3 %s: request failed", self.label)
                 continue
-            await self._unsolicited(loop.time())
+            try:
+                await self._unsolicited(loop.time())
+            except ConnectionError as exc:
+                log.info("dnp3 %s: unsolicited response not sent: %s", self.label, exc)
 
     def _unsol_due(self, now: float) -> float | None:
         if not self.settings.unsolicited:

@@ -39,8 +39,16 @@ class _Connection:
         self.channel = Channel(server.meter, server.settings, server.link, self._write, self.peer, server.stats)
 
     async def _write(self, data: bytes) -> None:
+        """Send under a deadline: a master that takes no answers for WRITE_TIMEOUT_S loses its session."""
+        if self.writer.is_closing():
+            raise ConnectionResetError("the session is closed")
         self.writer.write(data)
-        await asyncio.wait_for(self.writer.drain(), WRITE_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(self.writer.drain(), WRITE_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            self.server.stats["write_timeouts"] += 1
+            self.writer.transport.abort()
+            raise ConnectionResetError("the master takes no answers") from None
 
     async def serve(self) -> None:
         link = self.server.link
