@@ -6,6 +6,7 @@ throughout, and the limits on sessions, addresses and master link addresses hold
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 import time
@@ -119,10 +120,8 @@ async def greedy(port: int, stop: asyncio.Event) -> int:
         while not stop.is_set():
             writer.write(request * 20)
             n += 20
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(writer.drain(), 0.05)
-            except asyncio.TimeoutError:
-                pass
             await asyncio.sleep(0)
     except (ConnectionError, OSError):
         pass
