@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml requirements.lock setup.py $(CSRC)
 
 # The development meter keeps its configuration in var/meter.toml. `make run` saves the settings that
 # differ from a device (Modbus TCP on 5020, BACnet/IP on 47809 and the web on 8443/8080, on loopback, not 502,
-# 47808, 443 and 80 on every interface) as ordinary, versioned configuration changes, each only while its option
+# 47808, 443 and 80 on every interface; DNP3 on, on 127.0.0.1:20000) as ordinary, versioned configuration changes, each only while its option
 # is still at the device default: what `meter config set` changed before, or since, stays as it was.
 RUN_CONFIG := var/meter.toml
 RUN_SETTINGS := modbus.tcp_port=5020 modbus.bind_address='"127.0.0.1"' \
 	bacnet.enabled=true bacnet.ip_port=47809 bacnet.bind_address='"127.0.0.1"' bacnet.ip_prefix=32 \
+	dnp3.enabled=true dnp3.bind_address='"127.0.0.1"' \
 	web.https_port=8443 web.http_port=8080 web.bind_address='"127.0.0.1"'
 
 dev-config: $(STAMP)
