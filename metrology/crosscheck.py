@@ -71,8 +71,11 @@ class PathComparison:
     """The running difference of the two paths (see the module docstring)."""
 
     def __init__(self, fs: float, gain: np.ndarray, min_flow: float, window_s: float = WINDOW_S,
-                 min_common_s: float = MIN_COMMON_S, history_s: float = HISTORY_S) -> None:
+                 min_common_s: float = MIN_COMMON_S, history_s: float = HISTORY_S, apparent: bool = True) -> None:
+        """``apparent`` False: the chip's apparent energy is not the system's (``Wiring.element_va``), VAh reads
+        NaN."""
         self.fs = fs
+        self.apparent = apparent
         self.gain = np.asarray(gain, float)
         self.min_flow = min_flow
         self.window_ns = int(window_s * NS_PER_S)
@@ -140,6 +143,7 @@ class PathComparison:
         a_c = np.sum([b[2] for b in self._bins], axis=0)
         common_s = float(sum(b[3] for b in self._bins))
         enough = (common_s >= self.min_common_s) & (a_c * S_PER_H >= self.min_flow * common_s) & (a_c > 0)
+        enough[2] &= self.apparent
         with np.errstate(invalid="ignore", divide="ignore"):
             pct = np.where(enough, 100.0 * diff / a_c, np.nan)
         return CheckResult(pct, common_s, len(self._bins))

@@ -84,11 +84,11 @@ def split_by_second(lo: float, hi: float, origin_ns: float, fs: float) -> list[t
 
 def phase_gain(settings: MetrologySettings) -> np.ndarray:
     """(3,) factor from the chip's per-phase terminal energy to the pipeline's primary energy of that phase:
-    PT ratio x CT ratio, negative where one of the phase's V and I inputs is inverted, 0 where the system type
-    has no such phase."""
+    PT ratio x CT ratio, negative where one of the phase's V and I inputs is inverted, 0 where the phase is no
+    element of the system type's meter (``Wiring.elements``: phase B of DELTA, the phases a system lacks)."""
     inv = dict(zip(INPUTS, settings.invert))
     sign = np.array([-1.0 if inv[f"V{p}"] != inv[f"I{p}"] else 1.0 for p in "ABC"])
-    present = np.asarray(wiring(settings.system_type).phases, dtype=float)
+    present = np.asarray(wiring(settings.system_type).elements, dtype=float)
     return settings.pt_ratio * settings.ct_ratio * sign * present
 
 

@@ -47,6 +47,11 @@ class Wiring:
     neutral_measured: bool
     reference: np.ndarray       # (7,): input weights of the frequency reference signal
     n_phases: int
+    # The meter's elements: the phases whose voltage input x current input (what an ADE9000 phase accumulates)
+    # add up to the system's power. DELTA is a two-element (Blondel) meter: V(A-B) x IA + V(C-B) x IC, phase B
+    # is no element; and there the elements' V x I do not add up to the system's apparent power.
+    elements: tuple[bool, bool, bool] = (True, True, True)
+    element_va: bool = True
 
     def signal_present(self) -> np.ndarray:
         """(11,) bool: which derived signals carry a real quantity in this system."""
@@ -98,4 +103,6 @@ def wiring(system_type: str) -> Wiring:
         ref = (m[:, 0] - m[:, 1]) / 2
     else:
         ref = m[:, 0].copy()
-    return Wiring(system_type, m, phases, line_pairs, neutral, ref, n)
+    elements = (True, False, True) if system_type == "DELTA" else (True, False, False) if system_type == "2L" \
+        else phases
+    return Wiring(system_type, m, phases, line_pairs, neutral, ref, n, elements, system_type != "DELTA")

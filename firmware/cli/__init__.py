@@ -1,10 +1,17 @@
-"""The ``meter`` command. Each subcommand lives in its own module exposing ``register(subparsers)``."""
+"""The ``meter`` command. Each subcommand lives in its own module exposing ``register(subparsers)``.
+
+Every subcommand is one the meter itself can run: on the device the firmware slot runs from ``PYTHONPATH``
+(``python -m firmware.cli``), so nothing here may need the host tools in ``tools/`` or an installed
+distribution's metadata. The host tools have entry points of their own (``[project.scripts]``: ``meter-image``
+builds and signs images); ``meter --help`` names those that are installed beside it.
+"""
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
 import sys
+from importlib import metadata
 
 from hal.errors import MeterError
 
@@ -14,19 +21,33 @@ COMMAND_MODULES = (
     "firmware.cli.maintenance",  # reset master|factory|wipe
     "firmware.cli.config",    # config validate/show/defaults/set
     "firmware.cli.user",      # user add/passwd/list/remove/unlock
+    "firmware.cli.snmp",      # snmp mib/secrets/set
     "firmware.cli.recorder",  # pq events/capture/captures/recorders/read/aggregates
-    "tools.replay",           # replay RECORDING.cfg
+    "firmware.cli.replay",    # replay RECORDING.cfg
     "firmware.cli.report",    # report en50160|ieee519
     "firmware.cli.commands",  # read, do, revenue
-    "tools.image.cli",        # image build/keygen/sign/verify/install
-    "tools.hil_pulses",       # hil pulses
+    "firmware.cli.image",     # image install/provision/status/log/trust/guard/verify/show
+    "firmware.cli.hil_pulses",  # hil pulses|run
 )
+DISTRIBUTION = "openmeter"
+
+
+def host_tools() -> list[str]:
+    """The other commands the installed distribution provides (none where the firmware runs from a slot)."""
+    try:
+        scripts = metadata.distribution(DISTRIBUTION).entry_points
+    except metadata.PackageNotFoundError:
+        return []
+    return sorted(e.name for e in scripts if e.group == "console_scripts" and e.name != "meter")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from firmware import __version__
 
-    parser = argparse.ArgumentParser(prog="meter", description="Open revenue and power-quality meter firmware.")
+    tools = host_tools()
+    epilog = f"Host tools installed beside it: {', '.join(tools)} (each with --help)." if tools else None
+    parser = argparse.ArgumentParser(prog="meter", description="Open revenue and power-quality meter firmware.",
+                                     epilog=epilog)
     parser.add_argument("--version", action="version", version=f"meter {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -39,9 +60,14 @@ CLOSED_PIPE_STATUS = 141
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; a reader that closes the pipe early (``| head``) ends it quietly, as it does a C tool."""
+    return run_command(build_parser(), argv)
+
+
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Run one command of ``parser``; a reader that closes the pipe early (``| head``) ends it quietly, as it does
+    a C tool."""
     try:
-        status = _main(argv)
+        status = _run(parser, argv)
         sys.stdout.flush()       # inside the try: the last buffered output can meet the closed pipe too
         return status
     except BrokenPipeError:
@@ -53,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return CLOSED_PIPE_STATUS
 
 
-def _main(argv: list[str] | None) -> int:
-    parser = build_parser()
+def _run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

@@ -36,6 +36,9 @@ def listeners(config: Config) -> list[Listener]:
         out.append(Listener("HTTP redirect", "[web] http_port", "tcp", web.bind_address, web.http_port))
     if bac.enabled and bac.ip_enabled:
         out.append(Listener("BACnet/IP", "[bacnet] ip_port", "udp", bac.bind_address, bac.ip_port))
+    snmp = config["snmp"]
+    if snmp.enabled:
+        out.append(Listener("SNMP", "[snmp] port", "udp", snmp.bind_address, snmp.port))
     if config["modbus.rtu"].enabled:
         out.append(Listener("Modbus RTU", "[modbus.rtu] port", "serial", "", config["modbus.rtu"].port))
     if bac.enabled and bac.mstp_enabled:

@@ -33,6 +33,7 @@ from metrology.crosscheck import PathComparison, cycle_flows, nominal_flow
 from metrology.energy import EnergyIncrement
 from metrology.gapfill import NS_PER_S, apportion, fill_energy, no_load_va, phase_gain, split_by_second
 from metrology.settings import MetrologySettings
+from metrology.systems import wiring
 
 log = logging.getLogger("metrology")
 
@@ -127,7 +128,8 @@ class GapFill:
         self.log = logger
         self.compensated = settings.losses.enabled
         self.records = ChipRecords(LEDGER_S * self.fs)
-        self.compare = PathComparison(self.fs, self.gain, MIN_FLOW_FRACTION * nominal_flow(settings))
+        self.compare = PathComparison(self.fs, self.gain, MIN_FLOW_FRACTION * nominal_flow(settings),
+                                      apparent=wiring(settings.system_type).element_va)
         self.ring: Ring | None = None
         self.reader: RingReader | None = None
         self._attach_at = 0.0

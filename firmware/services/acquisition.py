@@ -63,23 +63,24 @@ DRAIN_INTERVAL_S = 0.032
 
 
 def signal_source(config: Config, line_hz: int) -> Any:
-    """The simulated board's input: the configured load profile."""
+    """The simulated board's input: the configured load profile, connected as ``[metrology] system_type`` says
+    (a delta meter sees line-to-line voltages and no neutral current, as on a real delta installation)."""
     import dataclasses
 
-    from hal.sim.signals import ThreePhase, VoltageEvent, day_profile, steady
+    from hal.sim.signals import Connected, ThreePhase, VoltageEvent, day_profile, steady
 
-    sim = config["simulation"]
+    sim, wiring = config["simulation"], config["metrology"].system_type
     if sim.profile == "day":
         source = day_profile(time_scale=sim.time_scale, nominal_hz=line_hz)
     elif sim.profile == "steady":
         source = steady(nominal_hz=line_hz)
     else:
-        return ThreePhase(v_rms=(0.0,) * 3, i_rms=(0.0,) * 3, nominal_hz=line_hz)
+        return Connected(ThreePhase(v_rms=(0.0,) * 3, i_rms=(0.0,) * 3, nominal_hz=line_hz), wiring)
     # the simulated chip's signal runs on the monotonic clock (hal.sim.chip stamps frame 0 with it): dips count
     # from now
     now = time.monotonic()
     dips = tuple(VoltageEvent("sag", SIM_DIP_RESIDUAL, now + t, SIM_DIP_S, "A", 0.0) for t in sim.dips)
-    return dataclasses.replace(source, events=source.events + dips) if dips else source
+    return Connected(dataclasses.replace(source, events=source.events + dips) if dips else source, wiring)
 
 
 @dataclass

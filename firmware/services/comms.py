@@ -1,5 +1,5 @@
-"""The comms service: owns the Modbus TCP and RTU servers, the BACnet device (BACnet/IP, MS/TP) and the DNP3
-outstation (TCP, serial).
+"""The comms service: owns the Modbus TCP and RTU servers, the BACnet device (BACnet/IP, MS/TP), the SNMP
+agent and the DNP3 outstation (TCP, serial).
 
 Values come only from the measurement snapshot that the metrology service publishes, so a request never
 waits on the metrology; commands (demand reset, energy reset, billing-period reset, demand sync) go to their
@@ -16,6 +16,7 @@ from typing import Any
 from firmware.comms.bacnet.app import BacnetApp
 from firmware.comms.dnp3.app import Dnp3App
 from firmware.comms.modbus.app import ModbusApp
+from firmware.comms.snmp.app import SnmpApp
 from firmware.ipc import names
 from firmware.ipc.snapshot import Snapshot
 from firmware.service import HEARTBEAT_INTERVAL_S, Service, command, main
@@ -36,6 +37,10 @@ class CommsService(Service):
             self.bacnet = BacnetApp(self.config, self.ctx.config_path, self.snapshot, self.ctx.control_socket,
                                     self.ctx.data_dir, self.config["modbus"].command_timeout)
             self.endpoints += self.loop.run_until_complete(self.bacnet.start())
+        self.snmp: SnmpApp | None = None
+        if self.config["snmp"].enabled:
+            self.snmp = SnmpApp.from_snapshot(self.config, self.ctx.data_dir, self.snapshot)
+            self.endpoints += self.loop.run_until_complete(self.snmp.start())
         self.dnp3: Dnp3App | None = None
         if self.config["dnp3"].enabled:
             self.dnp3 = Dnp3App(self.config, self.snapshot, self.ctx.control_socket)
@@ -56,6 +61,9 @@ class CommsService(Service):
             bacnet = getattr(self, "bacnet", None)
             if bacnet is not None:
                 self.loop.run_until_complete(bacnet.stop())
+            snmp = getattr(self, "snmp", None)
+            if snmp is not None:
+                self.loop.run_until_complete(snmp.stop())
             dnp3 = getattr(self, "dnp3", None)
             if dnp3 is not None:
                 self.loop.run_until_complete(dnp3.stop())
@@ -69,6 +77,7 @@ class CommsService(Service):
         return {"access": section.access, "tcp_port": section.tcp_port, "rtu": self.config["modbus.rtu"].enabled,
                 "bacnet": bacnet.enabled and {"ip_port": bacnet.ip_port if bacnet.ip_enabled else None,
                                               "mstp": bacnet.mstp_port if bacnet.mstp_enabled else None},
+                "snmp": self.config["snmp"].enabled and {"port": self.config["snmp"].port},
                 "dnp3": self.config["dnp3"].enabled and {
                     "tcp_port": self.config["dnp3"].tcp_port if self.config["dnp3"].tcp_enabled else None,
                     "serial": self.config["dnp3"].serial_port if self.config["dnp3"].serial_enabled else None}}
@@ -77,6 +86,8 @@ class CommsService(Service):
         out: dict[str, Any] = {}
         if self.bacnet is not None:
             out["bacnet"] = self.bacnet.stats()
+        if self.snmp is not None:
+            out["snmp"] = self.snmp.stats()
         if self.dnp3 is not None:
             out["dnp3"] = self.dnp3.stats()
         return out

@@ -7,7 +7,7 @@ a revoked key stays listed so that no later image can bring it back. Keys change
 - by rotation: a manifest's ``trust`` field ({"add": [{"pem", "comment"}], "revoke": [keyid]}) is
   applied when that image is committed (reported healthy), so a failed upgrade changes no keys.
 
-The store never holds a private key; signing happens off the meter (``meter image sign``).
+The store never holds a private key; signing happens off the meter (``meter-image sign``).
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def verify_signatures(manifest_raw: bytes, signatures: dict[str, bytes],
     trusted key and does not verify is refused outright: the manifest or the signature was altered.
     """
     if not signatures:
-        raise UpgradeRefused("unsigned", "the image is not signed; sign it with `meter image sign --key KEY`")
+        raise UpgradeRefused("unsigned", "the image is not signed; sign it with `meter-image sign --key KEY`")
     known = [kid for kid in sorted(signatures) if kid in keys]
     for kid in known:
         try:

@@ -97,7 +97,9 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
           "transients, RVC) by time range, oldest first", "power quality", READ, params=(_SINCE, _UNTIL, _PQ_LIMIT),
           errors=(503,), description="Each event: kind, start time (ts), duration, residual or peak values, "
                                      "phases, min/max/avg of V, I, THD, PF and f during it (detail.stats), "
-                                     "and the waveform capture it triggered."),
+                                     "and the waveform capture it triggered. `counts`: the answer's events of "
+                                     "each kind; `itic`: the ITI (CBEMA) curve and the kinds that lie on it "
+                                     "(dips, swells, interruptions; not RVCs nor transients)."),
         E("GET", "/api/captures", pq.captures, "The waveform captures kept (COMTRADE), oldest first",
           "power quality", READ),
         E("GET", "/api/captures/{name}", pq.capture, "One waveform capture as JSON: time axis and each channel's "

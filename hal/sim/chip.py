@@ -313,7 +313,9 @@ class SimAde9000:
         codes = self.frames.codes(self._measured, end)
         self._measured = end
         gains = self._gains()
-        if self.meas.add(normalise(codes), *gains, accumulate=self._energy_on(), **self._no_load()):
+        vconsel = field_get(_RM["ACCMODE"], "VCONSEL", self.regs[_RM["ACCMODE"].addr])
+        if self.meas.add(normalise(codes), *gains, accumulate=self._energy_on(), vconsel=vconsel,
+                         **self._no_load()):
             for name, value in self.meas.registers(gains[2]).items():
                 reg = _RM[name]
                 self.regs[reg.addr] = value & reg.value_mask

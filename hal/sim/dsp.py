@@ -133,10 +133,12 @@ class Measurements:
                 self._nl_frames = 0
 
     def add(self, x: np.ndarray, vgain: np.ndarray, igain: np.ndarray, pgain: np.ndarray,
-            accumulate: bool, nl_levels: np.ndarray | None = None, nl_period_frames: int = 0) -> bool:
+            accumulate: bool, nl_levels: np.ndarray | None = None, nl_period_frames: int = 0,
+            vconsel: int = 0) -> bool:
         """Feed normalised frames (m, 7); returns True when a measurement window completed. ``nl_levels``:
-        ACT, REACT, APP_NL_LVL; ``nl_period_frames``: the no-load period in frames (0: no gate)."""
-        v = x[:, 1::2][:, :3] * vgain
+        ACT, REACT, APP_NL_LVL; ``nl_period_frames``: the no-load period in frames (0: no gate); ``vconsel``:
+        ACCMODE.VCONSEL, the phase voltages the chip computes from its inputs (``phase_voltages``)."""
+        v = phase_voltages(x[:, 1::2][:, :3], vconsel) * vgain
         i = x[:, 0:6:2] * igain
         quarter = self.nominal_hz and WAVEFORM_RATE_HZ / self.nominal_hz / 4.0
         hist = np.concatenate([self._hist, v])
@@ -184,6 +186,23 @@ class Measurements:
         out = np.floor(self.energy).astype(np.int64)
         self.energy = np.zeros((3, 3))
         return out
+
+
+def phase_voltages(v: np.ndarray, vconsel: int) -> np.ndarray:
+    """The three phase voltages the chip meters, from the VA, VB, VC inputs (m, 3), as ACCMODE.VCONSEL selects
+    (TRM UG-1098, "Applying the ADE9000 to ..." services): 0 4-wire wye, as measured; 1 3-wire delta, VB = VA - VC
+    (only phases A and C add up to the system's power); 2 4-wire wye non-Blondel, VB = -VA - VC; 3 4-wire delta
+    non-Blondel, VB = -VA; 4 3-wire delta with VB as reference: VA - VB, VA - VC, VC - VB."""
+    va, vb, vc = v[:, 0], v[:, 1], v[:, 2]
+    if vconsel == 1:
+        return np.stack((va, va - vc, vc), axis=1)
+    if vconsel == 2:
+        return np.stack((va, -va - vc, vc), axis=1)
+    if vconsel == 3:
+        return np.stack((va, -va, vc), axis=1)
+    if vconsel == 4:
+        return np.stack((va - vb, va - vc, vc - vb), axis=1)
+    return v
 
 
 def _period_frames(v: np.ndarray) -> float:

@@ -357,6 +357,71 @@ class ThreePhase:
         return steady.envelope(p, t)
 
 
+# The wirings a meter's inputs can be connected in: the system types of ``hal.ade9000.WIRING_VCONSEL``.
+THREE_WIRE = ("3W-WYE", "DELTA")
+
+
+def terminals(x: np.ndarray, wiring: str) -> np.ndarray:
+    """What the meter's seven inputs (IA VA IB VB IC VC IN, columns of ``x``: an installation's phase currents and
+    voltages to neutral, and its neutral current) see when the meter is wired as ``wiring``:
+
+    ========  =============================================================================================
+    4W-WYE    everything as it is (DEMO too)
+    3W-WYE    no neutral: the phase currents lose their zero-sequence part (it has no return), IN open
+    DELTA     no neutral as in 3W-WYE; VA = V(A-B), VC = V(C-B) (line B is the voltage reference), VB open
+    SINGLE    VA, IA of phase A; IN carries IA back
+    2L        VA = V(A-B), IA (it returns on line B); the other inputs open
+    2L+1n     VA, VB, IA, IB of phases A and B; IN carries both back
+    ========  =============================================================================================
+    """
+    ia, va, ib, vb, ic, vc, i_n = (x[:, k] for k in range(7))
+    if wiring in ("4W-WYE", "DEMO"):
+        return x
+    out = np.zeros_like(x)
+    if wiring in THREE_WIRE:
+        i0 = (ia + ib + ic) / 3.0
+        out[:, 0], out[:, 2], out[:, 4] = ia - i0, ib - i0, ic - i0
+        if wiring == "DELTA":
+            out[:, 1], out[:, 5] = va - vb, vc - vb
+        else:
+            out[:, 1], out[:, 3], out[:, 5] = va, vb, vc
+    elif wiring == "SINGLE":
+        out[:, 0], out[:, 1], out[:, 6] = ia, va, -ia
+    elif wiring == "2L":
+        out[:, 0], out[:, 1] = ia, va - vb
+    elif wiring == "2L+1n":
+        out[:, 0], out[:, 1], out[:, 2], out[:, 3], out[:, 6] = ia, va, ib, vb, -(ia + ib)
+    else:
+        raise ValueError(f"unknown wiring {wiring!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class Connected:
+    """An installation (a ``ThreePhase``) as a meter wired as ``wiring`` sees it (``terminals``): the simulated
+    board's input follows the configured system type, as a meter's connection follows its installation.
+    ``truth`` and ``noise`` are the installation's (noise is per input, whatever it is connected to)."""
+
+    source: ThreePhase
+    wiring: str = "4W-WYE"
+
+    def __post_init__(self) -> None:
+        terminals(np.zeros((1, 7)), self.wiring)        # an unknown wiring is refused here, not at the first frame
+
+    def sample(self, t: np.ndarray | Sequence[float]) -> np.ndarray:
+        return terminals(self.source.sample(t), self.wiring)
+
+    def noise(self, start_index: int, n: int) -> np.ndarray:
+        return self.source.noise(start_index, n)
+
+    def sample_range(self, start_index: int, n: int, rate_hz: float) -> np.ndarray:
+        t = (start_index + np.arange(n)) / rate_hz
+        return self.sample(t) + self.noise(start_index, n)
+
+    def truth(self, t: float) -> dict[str, object]:
+        return self.source.truth(t)
+
+
 def day_profile(time_scale: float = 1.0, seed: int = 7, v_rms: float = 230.0, i_peak: float = 5.0,
                 nominal_hz: float = 50.0) -> ThreePhase:
     """The default load of ``make run``: 230 V, up to 5 A, a commercial day with changing PF and harmonics."""
@@ -375,5 +440,5 @@ def steady(v_rms: float = 230.0, i_rms: float = 5.0, pf_angle_deg: float = 0.0, 
                       frequency=Frequency(nominal_hz), nominal_hz=nominal_hz, seed=seed)
 
 
-__all__ = ["CHANNELS", "DayLoadProfile", "Flicker", "Frequency", "Harmonic", "Interharmonic",
-           "RapidVoltageChange", "ThreePhase", "Transient", "VoltageEvent", "day_profile", "steady"]
+__all__ = ["CHANNELS", "Connected", "DayLoadProfile", "Flicker", "Frequency", "Harmonic", "Interharmonic",
+           "RapidVoltageChange", "ThreePhase", "Transient", "VoltageEvent", "day_profile", "steady", "terminals"]

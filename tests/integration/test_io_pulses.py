@@ -15,7 +15,7 @@ from firmware.ipc.snapshot import Snapshot
 from firmware.revenue.engine import STATUS_BITS
 from tests.conftest import REPO
 from tests.support.io_meter import IoMeter
-from tools.hil_pulses import count_pulses, reference_power
+from firmware.cli.hil_pulses import count_pulses, reference_power
 
 KT_WH = 0.1
 # IEC 62053-22 class 0.2S: +-0.2 % at PF 1 (SPEC §2) between the registered and the reference energy

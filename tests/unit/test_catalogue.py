@@ -7,6 +7,7 @@ meter) is tests/integration/test_catalogue_walk.py.
 from __future__ import annotations
 
 import importlib
+import re
 import inspect
 
 import pytest
@@ -176,3 +177,29 @@ def test_arguments_are_checked_with_what_is_allowed():
     assert preset.bind({"register": "wh_del", "value": 5}) == ("metrology.preset",
                                                                {"register": "wh_del", "value": 5.0})
     assert catalogue.command("ping").bind({"service": "web"}) == ("web.ping", {})
+
+
+def test_snmp_carries_exactly_the_catalogue():
+    from firmware.comms.snmp import ber, mib, mibtext
+    from firmware.comms.snmp.notify import EVENT_OBJECTS
+    from firmware.config.sections.snmp import DEFAULT_ENTERPRISE_OID
+
+    enterprise = ber.oid(DEFAULT_ENTERPRISE_OID)
+    mapped = {p.name for p in points_by_name().values() if p.mapping("snmp") is not None}
+    objects = mib.meter_objects(enterprise)
+    assert mapped <= {p.name for p in quantities()}, "an SNMP OID for something that is not a quantity"
+    assert {o.point.name for o in objects} == mapped
+    # the agent's tree below the meter's objects is those points and nothing else
+    encoded: dict = {}
+    tree = mib.Tree(mib.catalogue_getters(objects, encoded))
+    root = mib.objects_root(enterprise)
+    assert {o for o in tree.oids if o[:len(root)] == root} == {o.oid + (0,) for o in objects}
+    # ... and the MIB declares exactly those objects (plus what the notifications carry)
+    text = mibtext.render(enterprise)
+    declared = set(re.findall(r"^(\w+) OBJECT-TYPE$", text, re.M))
+    assert declared == {o.descriptor for o in objects} | {name for _, name, _, _ in EVENT_OBJECTS}
+    # the catalogue's groups are the MIB's: readings, energies, status, alarms
+    kinds = {mib.GROUPS[o.oid[len(root)]][0]: set() for o in objects}
+    for o in objects:
+        kinds[mib.GROUPS[o.oid[len(root)]][0]].add(o.point.kind)
+    assert kinds["meterReadings"] == {"instantaneous"} and kinds["meterEnergies"] == {"total"}

@@ -1,1 +1,1 @@
-"""Host-side firmware image tools: build, keygen, sign, verify (``meter image ...``)."""
+"""Host-side firmware image tools: ``meter-image build|keygen|sign`` and the system image (``make image``)."""

@@ -1,7 +1,7 @@
-"""``meter image build|keygen|sign|verify|show`` (host side) and the meter-side subcommands.
+"""``meter-image build|keygen|sign``: the host side of firmware images (``python -m tools.image``).
 
-The meter-side subcommands (install, status, trust, provision, guard) are in
-``tools.image.cli_meter`` and only call into ``firmware.upgrade``.
+An image is built from a source tree and signed on a build machine, where the signing key is; a meter only checks
+and installs it (``meter image install|verify|show|...``, ``firmware.cli.image``).
 """
 from __future__ import annotations
 
@@ -12,15 +12,14 @@ import os
 import sys
 from pathlib import Path
 
-from firmware.upgrade.errors import UpgradeRefused
-from firmware.upgrade.image import Image, key_id
-from firmware.upgrade.trust import TrustStore, load_public_key, public_raw, verify_signatures
-from tools.image import cli_meter
+from firmware.cli import run_command
+from firmware.upgrade.image import Image
+from firmware.upgrade.trust import load_public_key
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("image", help="build, sign, verify and install firmware images")
-    isub = p.add_subparsers(dest="image_command", metavar="ACTION", required=True)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meter-image", description="Build and sign firmware images (host side).")
+    isub = parser.add_subparsers(dest="image_command", metavar="ACTION")
 
     b = isub.add_parser("build", help="build an unsigned, reproducible image of a source tree")
     b.add_argument("--tree", default=".", help="source tree (default: the current directory)")
@@ -55,19 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--key", required=True, help="private key PEM (PREFIX.key)")
     s.add_argument("-o", "--output", default=None, help="signed image (default: replace IMAGE)")
     s.set_defaults(func=_sign)
+    return parser
 
-    v = isub.add_parser("verify", help="check an image's structure, every file's hash and its signature")
-    v.add_argument("image")
-    v.add_argument("--pubkey", action="append", default=[], help="trusted public key PEM, repeatable")
-    v.add_argument("--trust-store", default=None, help="or: a meter trust store directory")
-    v.add_argument("--json", action="store_true")
-    v.set_defaults(func=_verify)
 
-    m = isub.add_parser("show", help="print an image's manifest (not verified)")
-    m.add_argument("image")
-    m.set_defaults(func=_show)
-
-    cli_meter.register(isub)
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), argv)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -122,36 +113,5 @@ def _sign(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(args: argparse.Namespace) -> int:
-    image = Image.open(args.image)
-    try:
-        image.scan()
-        if args.trust_store:
-            store = TrustStore(args.trust_store)
-            kid = store.verify(image.manifest.raw, image.signatures)
-        else:
-            if not args.pubkey:
-                print("meter image verify: give --pubkey PEM or --trust-store DIR", file=sys.stderr)
-                return 2
-            keys = {}
-            for p in args.pubkey:
-                key = load_public_key(Path(p).read_bytes())
-                keys[key_id(public_raw(key))] = key
-            kid = verify_signatures(image.manifest.raw, image.signatures, keys)
-    except UpgradeRefused as exc:
-        if args.json:
-            print(json.dumps({"image": args.image, "valid": False, "reason": exc.reason, "error": str(exc)}))
-        else:
-            print(f"meter image verify: refused ({exc.reason}): {exc}", file=sys.stderr)
-        return 1
-    result = {"image": args.image, "valid": True, "version": image.manifest.version, "key_id": kid,
-              "boards": list(image.manifest.boards), "files": len(image.manifest.files),
-              "payload_bytes": image.manifest.payload_bytes}
-    print(json.dumps(result) if args.json else f"{args.image}: valid, version {image.manifest.version}, "
-          f"signed by {kid}, {len(image.manifest.files)} files")
-    return 0
-
-
-def _show(args: argparse.Namespace) -> int:
-    sys.stdout.write(Image.open(args.image).manifest.raw.decode())
-    return 0
+if __name__ == "__main__":
+    sys.exit(main())

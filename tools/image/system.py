@@ -9,7 +9,7 @@ Steps (each timed on stdout):
    list and the mirrors), so a second build does not run mmdebstrap again. Needs root and qemu-user's binfmt.
 2. **extensions**: the project's C extensions compiled for aarch64 by the target's own gcc (under
    qemu-user, in the target tree), then the compiler removed from the tree.
-3. **firmware**: the signed firmware image (``meter image build``): the application with those compiled
+3. **firmware**: the signed firmware image (``meter-image build``): the application with those compiled
    extensions and the locked dependencies as aarch64 wheels (``CACHE/wheels``); the device's SPI binding is
    Debian's (python3-spidev), so the slot's venv sees the system packages.
 4. **provision**: the ``meter`` account, the trust store, slot A made from the image by the target's own
@@ -59,7 +59,7 @@ PACKAGES = [
     "python3", "python3-venv", "python3-spidev", "python3-libgpiod",
 ]
 BUILD_ONLY = ["gcc", "libc6-dev", "python3-dev", "python3-setuptools"]
-# Bundled as sources by `meter image build --deps download` where PyPI has no aarch64 wheel; in the system
+# Bundled as sources by `meter-image build --deps download` where PyPI has no aarch64 wheel; in the system
 # image Debian provides them instead (python3-spidev), or the board does not use them (RPi.GPIO: the CM4
 # board's GPIO backend is gpiod, bundled as an aarch64 wheel).
 FROM_DEBIAN = {"spidev": "python3-spidev", "RPi.GPIO": "(not used: gpiod)"}

@@ -1,7 +1,8 @@
-"""``meter image install|provision|status|log|trust|guard``: the meter side of an upgrade.
+"""``meter image install|provision|status|log|trust|guard|verify|show``: the meter side of an upgrade.
 
 These run on the meter and only call ``firmware.upgrade``; the settings come from the meter's
-configuration file (``[upgrade]``).
+configuration file (``[upgrade]``). Building, signing and making signing keys happen off the meter, with the
+host tool ``meter-image`` (``tools.image.cli``).
 """
 from __future__ import annotations
 
@@ -14,12 +15,17 @@ from pathlib import Path
 
 from firmware.config.store import ConfigStore
 from firmware.upgrade.errors import UpgradeRefused
+from firmware.upgrade.image import Image, key_id
 from firmware.upgrade.settings import UpgradeSettings
+from firmware.upgrade.trust import TrustStore, load_public_key, public_raw, verify_signatures
 
 DEFAULT_CONFIG = os.environ.get("METER_CONFIG", "var/meter.toml")
 
 
-def register(isub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("image", help="install firmware images and check them (build and sign with meter-image)")
+    isub = p.add_subparsers(dest="image_command", metavar="ACTION", required=True)
+
     def config_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", default=DEFAULT_CONFIG, help="meter configuration (default %(default)s)")
 
@@ -58,6 +64,17 @@ def register(isub: argparse._SubParsersAction) -> None:
     b.add_argument("--run-dir", default=None)
     b.add_argument("--fallback", action="store_true", help="only fall back to the last good slot and exit")
     b.set_defaults(func=_guard)
+
+    v = isub.add_parser("verify", help="check an image's structure, every file's hash and its signature")
+    v.add_argument("image")
+    v.add_argument("--pubkey", action="append", default=[], help="trusted public key PEM, repeatable")
+    v.add_argument("--trust-store", default=None, help="or: a meter trust store directory")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=_verify)
+
+    m = isub.add_parser("show", help="print an image's manifest (not verified)")
+    m.add_argument("image")
+    m.set_defaults(func=_show)
 
 
 def _settings(args: argparse.Namespace) -> UpgradeSettings:
@@ -123,8 +140,6 @@ def _log(args: argparse.Namespace) -> int:
 
 
 def _trust(args: argparse.Namespace) -> int:
-    from firmware.upgrade.trust import TrustStore
-
     store = TrustStore(_settings(args).trust_store)
     if args.action == "add":
         if not args.key:
@@ -149,3 +164,38 @@ def _guard(args: argparse.Namespace) -> int:
 
     argv = ["--config", args.config, "--board", args.board] + (["--run-dir", args.run_dir] if args.run_dir else [])
     return main(argv + (["--fallback"] if args.fallback else []))
+
+
+def _verify(args: argparse.Namespace) -> int:
+    image = Image.open(args.image)
+    try:
+        image.scan()
+        if args.trust_store:
+            store = TrustStore(args.trust_store)
+            kid = store.verify(image.manifest.raw, image.signatures)
+        else:
+            if not args.pubkey:
+                print("meter image verify: give --pubkey PEM or --trust-store DIR", file=sys.stderr)
+                return 2
+            keys = {}
+            for p in args.pubkey:
+                key = load_public_key(Path(p).read_bytes())
+                keys[key_id(public_raw(key))] = key
+            kid = verify_signatures(image.manifest.raw, image.signatures, keys)
+    except UpgradeRefused as exc:
+        if args.json:
+            print(json.dumps({"image": args.image, "valid": False, "reason": exc.reason, "error": str(exc)}))
+        else:
+            print(f"meter image verify: refused ({exc.reason}): {exc}", file=sys.stderr)
+        return 1
+    result = {"image": args.image, "valid": True, "version": image.manifest.version, "key_id": kid,
+              "boards": list(image.manifest.boards), "files": len(image.manifest.files),
+              "payload_bytes": image.manifest.payload_bytes}
+    print(json.dumps(result) if args.json else f"{args.image}: valid, version {image.manifest.version}, "
+          f"signed by {kid}, {len(image.manifest.files)} files")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    sys.stdout.write(Image.open(args.image).manifest.raw.decode())
+    return 0

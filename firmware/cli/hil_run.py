@@ -1,4 +1,4 @@
-"""``meter hil run``: the ADE9000 driver suite (tools/hil_suite.py) against the board this meter has, and a report.
+"""``meter hil run``: the ADE9000 driver suite (hal/driver_suite.py) against the board this meter has, and a report.
 
 On a CM4 the suite talks to the real chip, so the meter must be stopped first (it owns the SPI bus and the
 interrupt lines): ``sudo systemctl stop meter``. On a simulated board (the emulated image of ``make
@@ -18,7 +18,7 @@ from typing import Any
 
 from hal.errors import MeterError
 
-HERE = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parents[2]
 
 
 def _board_path(name_or_path: str) -> Path:
@@ -42,21 +42,21 @@ def _open(board: Any, realtime: bool):
 
 def run_suite(board_file: Path) -> tuple[list[dict[str, Any]], dict[str, str]]:
     from firmware.config.board import load_board
-    from tools import hil_suite
+    from hal import driver_suite
 
     board = load_board(board_file)
     realtime = not board.simulated
     results, about = [], {"board": f"{board.name} ({board_file})", "kernel": platform.release(),
                           "machine": platform.machine(),
                           "chip time": "real time" if realtime else "virtual (simulated chip)"}
-    for name in hil_suite.__all__:
+    for name in driver_suite.__all__:
         t0 = time.monotonic()
         hw = None
         try:
             hw = _open(board, realtime)
             if "chip" not in about:
                 about["chip"] = f"PART_ID {hw.chip.read('PART_ID'):#x}"
-            getattr(hil_suite, name)(hw)
+            getattr(driver_suite, name)(hw)
             outcome, detail = "passed", ""
         except AssertionError as exc:
             outcome, detail = "failed", str(exc) or traceback.format_exc(limit=1).strip().splitlines()[-1]

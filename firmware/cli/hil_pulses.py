@@ -145,6 +145,6 @@ def register(sub: Any) -> None:
     p.add_argument("--seconds", type=float, default=600, help="how long to count (10 min default)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_run)
-    from tools import hil_run
+    from firmware.cli import hil_run
 
     hil_run.register(hsub)

@@ -1,5 +1,5 @@
 """The ADE9000 driver suite: the same tests on the simulated board (tests/unit/test_hal_driver.py), on a
-real CM4 + ADE9000 (tests/hil/test_hal_driver_hil.py) and by ``meter hil run`` on a meter (tools/hil_run.py).
+real CM4 + ADE9000 (tests/hil/test_hal_driver_hil.py) and by ``meter hil run`` on a meter (firmware/cli/hil_run.py).
 Each test takes a brought-up ``hw`` fixture (hal.hardware.Hardware) and must not depend on the signal applied
 beyond "the chip is running".
 """

@@ -1,0 +1,106 @@
+"""The meter's own packages stand on their own: nothing under firmware/, hal/ or metrology/ imports the host tools
+(tools/), by an import statement or by a module name handed to importlib, and the `meter` command works from a
+firmware slot: the packages on PYTHONPATH, no tools/ and no installed distribution's metadata."""
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+METER_PACKAGES = ("firmware", "hal", "metrology")
+MODULE_NAME = re.compile(r"tools(\.[A-Za-z_]\w*)*")
+
+
+def _imported_names(tree: ast.AST) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.append((node.lineno, node.module))
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name in ("import_module", "__import__", "find_spec"):
+                out.append((node.lineno, node.args[0].value))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME.fullmatch(node.value) \
+                and "." in node.value:
+            out.append((node.lineno, node.value))           # a module name kept for importlib (a table of them)
+    return out
+
+
+def _tools_imports(root: Path) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for line, name in _imported_names(ast.parse(path.read_text(), str(path))):
+            if name == "tools" or name.startswith("tools."):
+                found.append(f"{path.relative_to(REPO)}:{line}: {name}")
+    return found
+
+
+def test_the_scan_sees_every_form_of_import(tmp_path):
+    (tmp_path / "m.py").write_text("import tools.a\nfrom tools import b\n\n\ndef f():\n    from tools.c import d\n"
+                                   "    importlib.import_module('tools.e')\n    __import__('tools')\n"
+                                   "    import toolsmith\nCOMMANDS = ('tools.f', 'tools are here')\n")
+    names = [n for _, n in _imported_names(ast.parse((tmp_path / "m.py").read_text()))]
+    assert sorted(names) == ["tools", "tools", "tools.a", "tools.c", "tools.e", "tools.e", "tools.f",
+                            "toolsmith"]
+
+
+@pytest.mark.parametrize("package", METER_PACKAGES)
+def test_no_meter_package_imports_the_host_tools(package):
+    assert _tools_imports(REPO / package) == []
+
+
+# Run in a firmware slot's shape: the packages from a copy on PYTHONPATH, tools/ nowhere (the editable install's
+# finder is taken off, and the distribution's metadata hidden, as on the device), every subcommand's --help.
+SLOT_PROBE = r"""
+import importlib.metadata as md, sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
+def hidden(name):
+    raise md.PackageNotFoundError(name)
+md.distribution = hidden
+import firmware.cli as cli
+parser = cli.build_parser()
+sub = next(a for a in parser._actions if a.dest == "command")
+assert "Host tools" not in parser.format_help(), parser.format_help()
+for name in sub.choices:
+    try:
+        cli.build_parser().parse_args([name, "--help"])
+    except SystemExit:
+        pass
+bad = [m for m in sys.modules if m == "tools" or m.startswith("tools.")]
+foreign = [m for m, mod in sys.modules.items() if m.split(".")[0] in ("firmware", "hal", "metrology")
+           and getattr(mod, "__file__", None) and not mod.__file__.startswith(sys.argv[1])]
+print(sorted(sub.choices))
+assert not bad and not foreign, (bad, foreign)
+"""
+
+
+def test_the_meter_command_runs_from_a_slot_without_tools(tmp_path):
+    app = tmp_path / "app"
+    for d in (*METER_PACKAGES, "boards"):
+        shutil.copytree(REPO / d, app / d, ignore=shutil.ignore_patterns("__pycache__"))
+    run = subprocess.run([sys.executable, "-c", SLOT_PROBE, str(app)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, env={"PYTHONPATH": str(app), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    for command in ("run", "status", "read", "do", "revenue", "replay", "image", "hil", "pq", "config"):
+        assert f"'{command}'" in run.stdout
+
+
+def test_meter_help_names_the_host_tools_installed_beside_it():
+    from firmware.cli import build_parser, host_tools
+
+    assert "meter-image" in host_tools()                    # [project.scripts] of this checkout's install
+    assert "meter-image" in build_parser().format_help()
+    from tools.image.cli import build_parser as image_parser
+
+    help_text = image_parser().format_help()
+    assert all(action in help_text for action in ("build", "keygen", "sign"))

@@ -1,0 +1,5 @@
+import sys
+
+from tools.image.cli import main
+
+sys.exit(main())
