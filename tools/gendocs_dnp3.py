@@ -12,7 +12,6 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from firmware.catalogue import command
-from firmware.comms.dnp3 import objects as o
 from firmware.comms.dnp3.app import control_indexes
 from firmware.comms.dnp3.channel import MAX_BAD_FRAMES
 from firmware.comms.dnp3.database import FREEZE_TIME_POINT
