@@ -87,12 +87,15 @@ def render() -> str:
         lines.append(f"| `{c.name}` | `{c.control}` | {', '.join(_arg(a) for a in c.args) or '—'} | {c.privilege} "
                      f"| {LOCK[c.revenue_lock]} | {', '.join(extra) or '—'} | {c.description} |")
     lines += ["", f"## Quantities ({len(quantities())})", "",
-              "| name | unit | kind | size | Modbus | BACnet | description |", "|---|---|---|---|---|---|---|"]
+              "Labels are as the web pages show them with `[display] labels = \"ieee\"` (phases A, B, C); "
+              "`\"iec\"` names the phases L1, L2, L3. The area is the section of the pages a value is shown in.", "",
+              "| name | label | area | unit | kind | size | Modbus | BACnet | description |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for p in quantities():
         mb = str(first[p.name]) if p.name in first else ""
         bn = ", ".join(f"AI{i}" for i in bacnet.get(p.name, []))
-        lines.append(f"| `{p.name}` | {p.unit} | {p.kind} | {p.size if p.size > 1 else ''} | {mb} | {bn} | "
-                     f"{p.description} |")
+        lines.append(f"| `{p.name}` | {p.label()} | {p.area} | {p.unit} | {p.kind} | {p.size if p.size > 1 else ''} "
+                     f"| {mb} | {bn} | {p.description} |")
     return "\n".join(lines) + "\n"
 
 

@@ -118,3 +118,29 @@ def test_a_wrong_community_is_counted_and_not_answered():
     request = P.encode_community(P.V2C, b"public", P.Pdu(P.GET, 5, 0, 0, [(ber.oid("1.3.6.1"), ber.NULL_VALUE)]))
     assert agent.handle(request, ("127.0.0.1", 1)) is None
     assert agent.counters["snmpInBadCommunityNames"] == 1
+
+
+def test_v3_outside_the_time_window_gets_an_authenticated_report_with_the_engines_boots_and_time():
+    engine_id = b"\x80\x00\x7e\xd9\x05abcdefgh"
+    keys = UserKeys.make("monitor", SHA256, "authpassphrase", "privpassphrase", engine_id)
+    agent = _agent({"v_an": 230.0})
+    agent.engine_id, agent.boots, agent.users = engine_id, 5, {b"monitor": keys}
+    scoped = P.encode_scoped(engine_id, b"", P.Pdu(P.GET, 42, 0, 0, [(ber.oid("1.3.6.1.2.1.1.1.0"), ber.NULL_VALUE)]))
+
+    def request(boots: int, engine_time: int) -> bytes:
+        encrypted, salt = keys.encrypt(scoped, boots, engine_time)
+        params = P.UsmParameters(engine_id, boots, engine_time, b"monitor", bytes(24), salt)
+        message, offset = P.encode_v3(7, 1472, 7, params, encrypted, True)
+        return message[:offset] + keys.sign(message) + message[offset + 24:]
+
+    answer = agent.handle(request(4, 0), ("127.0.0.1", 1))          # an earlier start's boots
+    assert answer is not None
+    report = P.decode_v3(P.peek_version(answer)[0])
+    assert report.flags == P.FLAG_AUTH and report.usm.boots == 5 and keys.verify(answer, report.auth_offset,
+                                                                                  report.usm.auth)
+    pdu = P.decode_scoped(report.data)[2]
+    assert pdu.tag == P.REPORT and pdu.varbinds[0][0] == mib.COUNTERS["usmStatsNotInTimeWindows"]
+    assert agent.counters["usmStatsNotInTimeWindows"] == 1
+    # in time, the same request is answered, encrypted
+    answer = agent.handle(request(5, report.usm.time), ("127.0.0.1", 1))
+    assert answer is not None and P.decode_v3(P.peek_version(answer)[0]).flags == P.FLAG_AUTH | P.FLAG_PRIV

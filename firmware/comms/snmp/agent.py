@@ -212,10 +212,9 @@ class Agent(asyncio.DatagramProtocol):
             binds = [self._next(name) for name, _ in request.varbinds]
         else:
             return self._bulk(request, budget)
-        response = P.Pdu(P.RESPONSE, request.request_id, 0, 0, binds)
-        if len(P.encode_varbinds(binds)) > budget:
+        if sum(_bind_size(bind) for bind in binds) > budget:
             return P.Pdu(P.RESPONSE, request.request_id, P.TOO_BIG, 0, [])
-        return response
+        return P.Pdu(P.RESPONSE, request.request_id, 0, 0, binds)
 
     def _next(self, name: Oid) -> tuple[Oid, bytes]:
         found = self.tree.next(name)
@@ -230,7 +229,7 @@ class Agent(asyncio.DatagramProtocol):
 
         def add(bind: tuple[Oid, bytes]) -> bool:
             nonlocal size
-            cost = len(ber.sequence(ber.encode_oid(bind[0]), bind[1]))
+            cost = _bind_size(bind)
             if size + cost > budget:
                 return False
             binds.append(bind)
@@ -249,6 +248,12 @@ class Agent(asyncio.DatagramProtocol):
             if all(value[0] == ber.END_OF_MIB_VIEW for _, value in row):
                 break
         return P.Pdu(P.RESPONSE, request.request_id, 0, 0, binds)
+
+
+def _bind_size(bind: tuple[Oid, bytes]) -> int:
+    """Encoded size of one variable binding."""
+    inner = len(ber.encode_oid(bind[0])) + len(bind[1])
+    return inner + (2 if inner < 0x80 else 3 if inner < 0x100 else 4)
 
 
 def _strip_padding(plain: bytes) -> bytes:

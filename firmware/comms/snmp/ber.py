@@ -7,6 +7,7 @@ counts as snmpInASNParseErrs and drops. Encoding produces the definite, shortest
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Union
 
 INTEGER, OCTET_STRING, NULL, OID, SEQUENCE = 0x02, 0x04, 0x05, 0x06, 0x30
@@ -16,6 +17,7 @@ NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW = 0x80, 0x81, 0x82
 MAX_OID_ARCS = 128
 MAX_ARC = 0xFFFFFFFF
 MAX_DEPTH = 8
+OID_CACHE = 2048                # encoded and decoded OIDs kept: the MIB's own, a walk's, a manager's
 
 Oid = tuple[int, ...]
 
@@ -64,6 +66,7 @@ def encode_octets(value: bytes, tag: int = OCTET_STRING) -> bytes:
     return tlv(tag, value)
 
 
+@lru_cache(maxsize=OID_CACHE)
 def encode_oid(value: Oid) -> bytes:
     body = bytearray((40 * value[0] + value[1],)) if value[0] < 2 else bytearray()
     arcs = value[2:] if value[0] < 2 else (40 * value[0] + value[1], *value[2:])
@@ -160,6 +163,7 @@ def decode_int(body: bytes, signed: bool = True) -> int:
     return int.from_bytes(body, "big", signed=signed) if signed else int.from_bytes(body, "big")
 
 
+@lru_cache(maxsize=OID_CACHE)
 def decode_oid(body: bytes) -> Oid:
     if not body:
         raise BerError("empty object identifier")
