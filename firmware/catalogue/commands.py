@@ -12,11 +12,12 @@ service answers (``ping``, ``info``). The interfaces are projections of this tab
 - the web API runs a command whose ``web`` is true at ``POST /api/resets/{name}`` (``?value=`` gives
   ``value_arg``);
 - DNP3 runs a command whose ``dnp3`` is a control index by a control relay output block (group 12, pulse on or
-  latch on) at that index.
+  latch on) at that index;
+- DLMS/COSEM runs a command whose ``obis`` names a script of a Script table (``execute``).
 
 ``firmware.security.authorize`` builds its operations, the revenue lock's lists and the control command table
-from here, so a command's privilege and lock rule are said once. The slots ``obis`` and ``snmp`` are for the
-protocols that will carry commands (a DLMS/COSEM method's OBIS code, an SNMP OID); empty means not carried.
+from here, so a command's privilege and lock rule are said once. The slot ``snmp`` is for an SNMP OID that would
+carry a command; empty means not carried.
 """
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ class Command:
     bacnet_av1: int | None = None      # S4100 AV1 command code
     web: bool = False                  # POST /api/resets/{name}
     dnp3: int | None = None            # DNP3 control index (group 12)
-    obis: str = ""                     # slot: DLMS/COSEM method's OBIS code
+    obis: str = ""                     # DLMS/COSEM: the Script table (class 9) and script, "A.B.C.D.E.F#N"
     snmp: str = ""                     # slot: SNMP OID
     cli: str = ""                      # a named `meter` subcommand besides `meter do` ("revenue freeze")
     title: str = ""                    # what a refusal calls it ("peak demand reset"); default: the description
@@ -141,6 +142,8 @@ class Command:
             found.append("bacnet")
         if self.web:
             found.append("web")
+        if self.obis:
+            found.append("dlms")
         if self.dnp3 is not None:
             found.append("dnp3")
         return tuple(found)

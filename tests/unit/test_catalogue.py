@@ -179,6 +179,37 @@ def test_arguments_are_checked_with_what_is_allowed():
     assert catalogue.command("ping").bind({"service": "web"}) == ("web.ping", {})
 
 
+def test_dlms_carries_exactly_the_catalogue():
+    from firmware.comms.dlms.model import POINT_CLASSES, build_model, lp_channel_ln
+    from firmware.comms.dlms.objects import (
+        ASSOCIATION_LN,
+        CLOCK,
+        PROFILE_GENERIC,
+        SCRIPT_TABLE,
+        UNITS,
+    )
+
+    channels = ("wh_del", "varh_del")
+    model = build_model(channels)
+    points = points_by_name()
+    served = {o.point: o for o in model.objects if o.class_id in POINT_CLASSES and o.point}
+    assert set(served) == {p.name for p in points.values() if p.mapping("obis")}, \
+        "DLMS serves a point the obis map does not name, or the reverse"
+    for name, obj in served.items():
+        m = points[name].mapping("obis")
+        assert (obj.ln, obj.class_id, obj.scaler, obj.unit) == (m["code"], m.get("class", 3), m.get("scaler", 0),
+                                                                UNITS[points[name].unit])
+    scripts = {(o.ln, sid, cmd) for o in model.objects if o.class_id == SCRIPT_TABLE for sid, cmd in o.scripts.items()}
+    assert scripts == {(c.obis.partition("#")[0], int(c.obis.partition("#")[2] or 1), c.name)
+                       for c in commands() if c.obis}
+    assert all("dlms" in c.interfaces for c in commands() if c.obis)
+    # everything else is a fixed COSEM object of every meter, or a load-profile channel of the configuration
+    rest = [o for o in model.objects if o.class_id != SCRIPT_TABLE and not o.point]
+    lp = {lp_channel_ln(i) for i in range(len(channels))}
+    assert all(o.class_id in (CLOCK, PROFILE_GENERIC, ASSOCIATION_LN) or o.ln in lp for o in rest)
+    assert len(rest) == 5 + len(channels)
+
+
 def test_snmp_carries_exactly_the_catalogue():
     from firmware.comms.snmp import ber, mib, mibtext
     from firmware.comms.snmp.notify import EVENT_OBJECTS
