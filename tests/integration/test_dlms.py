@@ -9,6 +9,7 @@ import signal
 import struct
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from dlms_cosem import enumerations
@@ -224,7 +225,7 @@ def test_invocation_counter_survives_kill_9(meter):
 
 
 def _rss_kib(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status").read().splitlines():
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")
