@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from firmware.comms.snmp import agent, ber, mib, mibtext
+from firmware.comms.snmp import pdu as P
 from firmware.comms.snmp.ber import oid_text
 from firmware.comms.snmp.keystore import ENGINE_FILE, SECRETS_FILE, SUBDIR
 from firmware.comms.snmp.notify import EVENT_OBJECTS, MAX_PENDING, NOTIFICATIONS, notification_oid
@@ -142,8 +143,8 @@ def render() -> str:
             "Every datagram is hostile until it proves otherwise:", "",
             f"- a request larger than {agent.MAX_REQUEST} bytes, or not strict BER (one-byte tags, definite "
             f"lengths of at most four bytes that fit the message, integers of at most nine bytes, OIDs of at most "
-            f"{ber.MAX_OID_ARCS} arcs below 2^32, at most {ber.MAX_DEPTH} levels of nesting, at most 128 variable "
-            "bindings) is counted (snmpInASNParseErrs) and dropped;",
+            f"{ber.MAX_OID_ARCS} arcs below 2^32, at most {ber.MAX_DEPTH} levels of nesting, at most "
+            f"{P.MAX_VARBINDS} variable bindings) is counted (snmpInASNParseErrs) and dropped;",
             f"- an answer is at most {agent.MAX_RESPONSE} bytes (one Ethernet frame, no IP fragments) or the "
             "manager's msgMaxSize if smaller: a Get or GetNext that would not fit is answered tooBig, a GetBulk "
             f"stops at the last whole row that fits and at {agent.MAX_REPETITIONS} repetitions;",
