@@ -61,7 +61,7 @@ each start before the agent answers: a message captured in an earlier run is nev
 LIBRARY = """## Why the meter has its own agent
 
 The agent is the project's own: a strict BER codec of the subset SNMP uses, the v2c and v3 message formats and
-USM (HMAC from Python's `hmac`, AES from `cryptography`, both already dependencies), about 1,000 lines in
+USM (HMAC from Python's `hmac`, AES from `cryptography`, both already dependencies), about 1,700 lines in
 `firmware/comms/snmp`. The alternative was pysnmp (7.1.30, BSD, with pyasn1). Memory decided it: the whole
 firmware must stay within 250 MB PSS and the agent lives in the comms service beside Modbus and BACnet. Measured
 on the development PC (RSS added to a Python process that already holds `cryptography` and the comms service's
@@ -73,7 +73,7 @@ modules):
 | pysnmp 7.1.30: engine, transport, one v2c community and one v3 user, Get/GetNext/GetBulk responders, before any of the meter's objects | about 10 MB |
 
 `make bench` measures the agent's own figure at each run (the `snmp` rows). The own agent also keeps what it
-parses within fixed bounds (below) rather than in a general ASN.1 decoder, and maps the catalogue directly,
+parses within fixed bounds (Limits, above) rather than in a general ASN.1 decoder, and maps the catalogue directly,
 without a MIB compiler. Nothing is added to `requirements.lock`: the agent uses `cryptography` (pinned there) and
 the standard library only.
 """
