@@ -44,14 +44,20 @@ class MeterContext:
         self.lp_feed = feeds.load_profile(data_dir)
         self.event_feed = feeds.event_log(data_dir)
         self.lock = threading.Lock()          # the record feeds' SQLite connections are used by one thread at a time
+        self._values: dict[str, Any] = {}
+        self._count: int | None = None
         self.counters = {"time_sets": 0, "commands": 0, "refused": 0}
 
     def values(self) -> dict[str, Any]:
-        values = self.snapshot.read()
-        out: dict[str, Any] = dict(self.static)
-        for k, v in values.items():
-            out.setdefault(k, v)
-        return out
+        """The snapshot's values and the identity texts, decoded once per publish however many requests come."""
+        with self.lock:
+            data, _updated_ns, count = self.snapshot.read_array()
+            if count != self._count:
+                out: dict[str, Any] = dict(self.static)
+                for name, (start, size) in self.snapshot.layout.offsets.items():
+                    out.setdefault(name, float(data[start]) if size == 1 else data[start:start + size])
+                self._values, self._count = out, count
+            return self._values
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
