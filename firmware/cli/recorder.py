@@ -1,7 +1,8 @@
 """``meter pq``: the recorder's PQ events, captures and data recorders, through the running meter's control socket.
 
     meter pq events [--since T] [--until T]        PQ events (dips, swells, interruptions, RVC, transients)
-    meter pq capture [--ascii]                     a waveform capture now (COMTRADE in data_dir/waveforms)
+    meter pq capture [--ascii]                     a waveform capture now (COMTRADE in data_dir/waveforms); waits
+                                                   until it is written, and fails (exit 1) when it is not
     meter pq captures                              the captures kept
     meter pq recorders                             the data recorders and their record counts
     meter pq read N [--since T] [--until T]        records of data recorder N (1-16)
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,9 @@ from firmware.cli.run import DEFAULT_CONFIG
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient
 from hal.errors import MeterError
+
+CAPTURE_POLL_S = 0.2           # `meter pq capture` asks for the capture's outcome this often
+CAPTURE_MARGIN_S = 5.0         # beyond the recorder's own deadline (the control socket's round trips)
 
 
 def _time(text: str) -> float:
@@ -84,8 +89,29 @@ def _pq(args: argparse.Namespace) -> int:
     cmd = call.pop("cmd")
     try:
         result = client.call(cmd, **call)
+        if w == "capture":
+            result = _capture_outcome(client, result)
     except OSError as exc:
         raise MeterError(f"cannot reach the meter at {run_dir / 'control.sock'} ({exc}); is `meter run` running "
                          "with this configuration?") from None
     print(json.dumps(result, indent=1, default=str))
     return 0
+
+
+def _capture_outcome(client: ControlClient, asked: dict[str, Any]) -> dict[str, Any]:
+    """Wait (at most the recorder's ``wait_s`` and a margin) until the capture is written; MeterError when it
+    failed or did not come."""
+    name = asked["name"]
+    deadline = time.monotonic() + float(asked.get("wait_s", 10.0)) + CAPTURE_MARGIN_S
+    while True:
+        state = client.call("recorder.capture_status", name=name)
+        if state["status"] == "written":
+            return {**asked, **state}
+        if state["status"] == "failed":
+            raise MeterError(f"capture {name} failed: {state.get('reason', 'no reason given')}")
+        if state["status"] != "pending":
+            raise MeterError(f"capture {name}: the recorder no longer knows it (restarted?); no file was written")
+        if time.monotonic() >= deadline:
+            raise MeterError(f"capture {name} was not written by its deadline ({asked.get('wait_s')} s and "
+                             f"{CAPTURE_MARGIN_S:g} s); is acquisition running (meter status)?")
+        time.sleep(CAPTURE_POLL_S)
