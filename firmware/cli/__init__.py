@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "firmware.cli.replay",    # replay RECORDING.cfg
     "firmware.cli.report",    # report en50160|ieee519
     "firmware.cli.commands",  # read, do, revenue
+    "firmware.cli.dlms",      # dlms keys
     "firmware.cli.image",     # image install/provision/status/log/trust/guard/verify/show
     "firmware.cli.hil_pulses",  # hil pulses|run
 )
