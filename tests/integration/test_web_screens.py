@@ -35,8 +35,8 @@ MASK_COLOUR = "#ff00ff"
 # Frozen and masked on every page: the live numbers and the security checklist (which depends on the accounts).
 ALWAYS = ("td.num", "#live-meta", "#checklist")
 # page -> (what to wait for, what is frozen and masked on it besides ALWAYS, the whole page or the first screen).
-# How many points a folded area holds is frozen, and setup's first screen only is compared, so a point or a
-# configuration section added elsewhere changes no reference.
+# How many points a folded area holds is frozen, and setup shows its [meter] section open and no other, so a
+# point or a configuration section added elsewhere changes no reference.
 PAGES = {
     "live": ("td[data-point='v_an']", ("summary .muted",), True),
     "energy": ("td[data-point='wh_delivered']", ("#view > p.muted", "summary .muted"), True),
@@ -50,9 +50,12 @@ PAGES = {
     "events": ("#events-table tbody tr", ("#events-table tbody", "#events-unread"), False),
     "diagnostics": ("#services-table tr[data-service]", ("#meter-state", "#services-table td:not(:last-child)",
                                                          "#view p"), True),
-    "setup": ("details[data-section='meter']", ("#view > p.muted",), False),
+    "setup": ("details[data-section='meter']", ("#view > p.muted", "[data-option]"), True),
     "upgrade": ("#upgrade-status dd", ("#upgrade-status dd",), True),
 }
+# What a page shows before it is frozen: setup's form of one section (the others are a list that grows).
+PREPARE = {"setup": """() => { for (const d of document.querySelectorAll('#view details[data-section]')) {
+    d.hidden = d.dataset.section !== 'meter'; d.open = !d.hidden; } }"""}
 # Stops the page's updates (its live stream and timers: stopView in app.js), then gives every volatile element
 # the same text; a drawing keeps its size, a list becomes one placeholder row.
 FREEZE = """selectors => {
@@ -164,7 +167,11 @@ def test_every_page_looks_as_reviewed(meter, artifacts, width):
                     .map(t => t.textContent)""")
                 assert not broken, f"{name}: column headers broken across lines: {broken}"
                 path = artifacts / f"{name}-{width}.png"
+                if name in PREPARE:
+                    page.evaluate(PREPARE[name])
                 page.evaluate(FREEZE, [*ALWAYS, *masked])
+                page.wait_for_timeout(500)         # a refresh under way when the updates stopped has landed:
+                page.evaluate(FREEZE, [*ALWAYS, *masked])      # frozen again
                 page.screenshot(path=path, full_page=whole, animations="disabled", caret="hide",
                                 mask=[page.locator(f"{s} >> visible=true") for s in (*ALWAYS, *masked)],
                                 mask_color=MASK_COLOUR)
