@@ -28,7 +28,7 @@ def unsolicited_seqs(stream: bytes) -> list[tuple[float, int]]:
     10 header octets, then the transport octet, the application control and function octets)."""
     out = []
     pos = stream.find(b"\x05\x64")
-    while 0 <= pos and pos + 13 <= len(stream):
+    while pos >= 0 and pos + 13 <= len(stream):
         length = stream[pos + 2]
         user = length - 5
         size = 10 + user + 2 * ((user + 15) // 16)
