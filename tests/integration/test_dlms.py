@@ -179,6 +179,23 @@ def test_load_profile_by_range_and_by_entry(meter):
         assert _rows(c.get(attribute(I.PROFILE_GENERIC, LOAD_PROFILE, 2), access_descriptor=old)) == []
         entries = value(c, I.PROFILE_GENERIC, LOAD_PROFILE, 7)
         assert entries >= 2
+        # by entry: the last two records, columns 1 and 2 (time and status) only
+        by_entry = _rows(c.get(attribute(I.PROFILE_GENERIC, LOAD_PROFILE, 2),
+                               access_descriptor=Entries(entries - 1, entries, 1, 2)))
+        assert [len(r) for r in by_entry] == [2, 2]
+        assert [r[1] for r in by_entry] == flags[-2:]
+        # the event log holds the two resets' records too
+        events = _rows(c.get(attribute(I.PROFILE_GENERIC, "0.0.99.98.0.255", 2)))
+        assert events and all(len(r) == 3 for r in events)
+
+
+class Entries(selective_access.EntryDescriptor):
+    """dlms-cosem leaves the entry descriptor's encoding out: the structure of four numbers, here."""
+
+    def to_bytes(self) -> bytes:
+        return (bytes([self.ACCESS_DESCRIPTOR]) + b"\x02\x04" + b"\x06" + self.from_entry.to_bytes(4, "big")
+                + b"\x06" + self.to_entry.to_bytes(4, "big") + b"\x12" + self.from_selected_value.to_bytes(2, "big")
+                + b"\x12" + self.to_selected_value.to_bytes(2, "big"))
 
 
 def _script():

@@ -130,7 +130,7 @@ def test_engine_boots_count_each_start_and_the_engine_id_is_kept(tmp_path):
 def test_alarms_and_pq_events_reach_snmptrapd_as_traps_and_informs(tmp_path):
     traps, informs = free_udp_port(), free_udp_port()
     meter = SnmpMeter(tmp_path, {
-        "inform_timeout": 0.5, "inform_retries": 8,
+        "inform_timeout": 1.0, "inform_retries": 10,
         "destination": [
             {"address": "127.0.0.1", "port": traps, "version": "v2c", "type": "trap", "community": "traps-v2c"},
             {"address": "127.0.0.1", "port": traps, "version": "v3", "type": "trap", "user": "monitor"},
