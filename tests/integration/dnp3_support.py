@@ -24,6 +24,7 @@ from tests.integration.modbus_support import VALUES, free_port
 ROOT = Path(__file__).resolve().parents[2]
 OUTSTATION = 4
 MASTER = 3
+START_TIMEOUT_S = 90.0           # the comms service's start, on a machine shared with other jobs
 DNP3_VALUES = {**VALUES, "time_synced": 0.0, "test_mode": 0.0, "alarm_active": 0.0, "power_up_count": 7.0,
                "wh_delivered_frozen": 120_000_000.0, "wh_received_frozen": 1_000.0, "freeze_time": 1.7e9,
                "status_word": float(1 << 13), "di_state": [1.0, 0.0] * 8}
@@ -56,7 +57,7 @@ class Dnp3Meter:
         self.proc = subprocess.Popen([sys.executable, "-m", "firmware.services.comms", "--config", str(config),
                                       "--board", str(ROOT / "boards" / "sim.toml"), "--run-dir", str(self.run_dir)],
                                      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_TIMEOUT_S
         while not (self._listening() if wait_tcp else (self.run_dir / "comms.sock").exists()):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.close()
