@@ -19,6 +19,7 @@ from firmware.control import ControlServer
 from firmware.ipc.names import instance_name
 from firmware.ipc.snapshot import Snapshot
 from firmware.points import snapshot_layout
+from hal.errors import MeterError
 from tests.integration.modbus_support import VALUES, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +53,7 @@ class Dnp3Meter:
         self.snapshot = Snapshot.create(f"{instance_name(self.run_dir)}.measurements", snapshot_layout())
         self.snapshot.publish(DNP3_VALUES)
         self.ran: list[tuple[str, dict[str, Any]]] = []
+        self.refuse: dict[str, str] = {}          # control -> the error its owning service answers with
         self.control = ControlServer(self.run_dir / "control.sock", {name: self._handler(name) for name in SERVED})
         self.control.start()
         self.proc = subprocess.Popen([sys.executable, "-m", "firmware.services.comms", "--config", str(config),
@@ -66,6 +68,8 @@ class Dnp3Meter:
 
     def _handler(self, name: str) -> Any:
         def handler(user: str = "", **args: Any) -> str:
+            if name in self.refuse:
+                raise MeterError(self.refuse[name])
             self.ran.append((name, args))
             return "done"
         return handler

@@ -80,6 +80,8 @@ def _static(db: Database, w: ResponseWriter, group: int, variation: int, points:
     runs: list[tuple[int, list[DnpPoint]]] = []
     for d in points:
         var = variation or d.variation
+        if indexed and var == 1 and group in (1, 10):
+            var = 2                                          # packed bits carry no index: with flags instead
         if runs and runs[-1][0] == var and runs[-1][1][-1].index + 1 == d.index and not indexed:
             runs[-1][1].append(d)
         else:
