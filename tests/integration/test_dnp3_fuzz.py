@@ -27,7 +27,7 @@ BATCH = 10
 PADDING = bytes(300)
 # A request of link status (function 9) and the start of its answer (LINK_STATUS, 11, to the master)
 WARM_UP = 2_000
-POLL_DEADLINE_S = 3.0
+POLL_DEADLINE_S = 5.0
 MEMORY_GROWTH_KIB = 2048
 
 
