@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 ENTERPRISE = oid(DEFAULT_ENTERPRISE_OID)
 OBJECTS = mib.objects_root(ENTERPRISE)
 TOOL_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 90.0           # the comms service on a busy 2-core host
 SNMP_VALUE = re.compile(r"^(\.[0-9.]+) = (?:([A-Za-z0-9 -]+): )?(.*)$", re.M)
 
 
@@ -74,7 +75,7 @@ class SnmpMeter:
         self.proc = subprocess.Popen([sys.executable, "-m", "firmware.services.comms", "--config", str(self.config),
                                       "--board", str(ROOT / "boards" / "sim.toml"), "--run-dir", str(self.run_dir)],
                                      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_TIMEOUT_S
         while not (self.run_dir / "comms.sock").exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.proc.kill()
