@@ -19,7 +19,7 @@ from firmware.comms.bacnet.device import (
     EVENT_REFUSED,
     STALE_AFTER_S,
 )
-from firmware.comms.bacnet.model import load_model
+from firmware.comms.bacnet.model import Model, load_model
 from firmware.comms.bacnet.mstp import frame, master
 from firmware.comms.bacnet.objects import TREND_LOG_BUFFER_SIZE, VENDOR_IDENTIFIER
 from firmware.comms.bacnet.settings import SETTING_DOCS
@@ -76,7 +76,35 @@ with WRITE_ACCESS_DENIED while the meter is revenue-locked; the owning service a
 check the lock again. The AV1 codes that change revenue data (30078, 21212) run only with `[bacnet]
 revenue_commands` (a security setting, off by default) and never while locked. A value outside the S4100's range, or one this meter cannot represent, is refused with
 VALUE_OUT_OF_RANGE (the reason is in the comms log). A property that is not writable answers
-WRITE_ACCESS_DENIED.
+WRITE_ACCESS_DENIED; a value of a type the property cannot hold (a CharacterString for a REAL) answers Error
+PROPERTY / INVALID_DATA_TYPE. A value written as the property reads already (compared as the REAL it reads, so
+a front end that writes back what it read, or rewrites its setpoints, changes nothing) is acknowledged and is no
+change: no new configuration version, no event, no service restarted.
+
+## Malformed requests
+
+Confirmed requests the device cannot carry out as encoded are answered (ASHRAE 135 Clause 5.4.5, Clause 18):
+
+| request | answer |
+|---|---|
+| a service the device does not execute (one not in the table above) | Reject UNRECOGNIZED_SERVICE |
+| a tag whose length runs past the end of the request, opening and closing tags that do not pair | Reject INVALID_TAG |
+| a required parameter missing (ReadProperty without a property identifier) | Reject MISSING_REQUIRED_PARAMETER |
+| a parameter of the wrong type (a ReadRange count that is not a signed integer) | Reject INVALID_PARAMETER_DATA_TYPE |
+| a segmented request (the device accepts no segmentation) | Abort SEGMENTATION_NOT_SUPPORTED |
+| an APDU too short to carry an invoke ID | nothing: there is no request to answer |
+
+## COV
+
+Property_List of every object lists its properties except Object_Identifier, Object_Name, Object_Type and
+Property_List (Clause 12.1.1.4.1). COV_Increment (analog inputs and values) is the change of Present_Value that
+notifies a subscriber (Clause 13.1.4); it is writable (a REAL from 0 to 1e9; 0: every change notifies), saved
+as `[[bacnet.cov_increment]]` in the configuration. Until written, analog values notify every change (they are
+settings) and analog inputs have the default of their units:
+
+| units | default COV_Increment |
+|---|---|
+{cov}
 
 Every change made over BACnet, every command, and every refusal by the revenue lock or for a wrong password is
 recorded in the meter's event log (source and user `bacnet`; changes priority {p_change}, commands {p_cmd},
@@ -148,6 +176,10 @@ def _commands() -> str:
     return "\n".join(rows)
 
 
+def _cov(model: Model) -> str:
+    return "\n".join(f"| {units} | {inc:g} |" for units, inc in model.cov_increments.items())
+
+
 def _options() -> str:
     section = meter_schema().section("bacnet")
     rows = ["| option | default | meaning |", "|---|---|---|"]
@@ -166,7 +198,7 @@ def render() -> str:
              "and the configuration schema; do not edit. -->", "",
              INTRO.format(vendor=VENDOR_IDENTIFIER, p_change=EVENT_CHANGE, p_cmd=EVENT_COMMAND, p_dev=EVENT_DEVICE_CONTROL, p_ref=EVENT_REFUSED, amp_burst=AMPLIFIED_BURST, amp_rate=AMPLIFIED_PER_S, max_cov=MAX_COV_SUBSCRIPTIONS, max_cov_client=MAX_COV_PER_CLIENT, max_cov_life=MAX_COV_LIFETIME_S, model=model.device["model_name"],
                           max_apdu=model.device["max_apdu_length_accepted"], bauds=bauds,
-                          commands=_commands(), fmin=readings.FREQUENCY_RANGE_HZ[0],
+                          commands=_commands(), cov=_cov(model), fmin=readings.FREQUENCY_RANGE_HZ[0],
                           fmax=readings.FREQUENCY_RANGE_HZ[1], stale=STALE_AFTER_S,
                           over=readings.OVER_RANGE_FACTOR, lowpf=readings.LOW_PF,
                           pfi=readings.PF_MIN_CURRENT_FRACTION * 100),
@@ -178,7 +210,10 @@ def render() -> str:
              "| object | name | units | value from | description |", "|---|---|---|---|---|"]
     lines += [f"| AI{ai.instance} | {ai.name} | {ai.units} | {ai.source} | {ai.description} |"
               for ai in model.analog_inputs]
-    lines += ["", "## Analog values", "", "Present_Value is the only writable property.", "",
+    lines += ["", "AI76 Max_Power is the S4100's theoretical maximum: AV6 system voltage × rated current × √3 (three-"
+              "phase types) at unity power factor, in kW; the rated current is AV3 CT primary, or `[metrology] "
+              "nominal_current` where that is larger (a 1:1 connection, `ct_primary` 1).", ""]
+    lines += ["", "## Analog values", "", "Present_Value and COV_Increment are the writable properties.", "",
               "| object | name | units | accepts | reads and writes |", "|---|---|---|---|---|"]
     for av in model.analog_values:
         accepts, where = SETTING_DOCS[av.setting]

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from firmware import __version__
+from firmware.config.store import file_version
 from firmware.health import meter_state
 from firmware.ipc.names import MEASUREMENTS, shm_name
 from firmware.storage.eventlog import EventLog
@@ -38,10 +39,16 @@ class MeterReport:
         loss = sv.loss.summary(time.monotonic())
         return {"state": meter_state(healthy, loss["losing_samples"]), "healthy": healthy, "metering": metering,
                 "lost_frames_per_min": loss["lost_frames_per_min"], "overruns_per_min": loss["overruns_per_min"],
-                "last_gap": loss["last_gap"], "version": __version__, "config_version": sv.config.version,
+                "last_gap": loss["last_gap"], "version": __version__, "config_version": self._config_version(),
+                "config_started_version": sv.config.version,
                 "pid": os.getpid(), "uptime_s": round(time.time() - sv.started, 1), "run_dir": str(sv.run_dir),
                 "control_socket": str(sv.control.path), "services": services,
                 "security_checklist": self._checklist(), "events_unread": self._events_unread()}
+
+    def _config_version(self) -> int:
+        """The configuration file's version now (changes saved while running count); the started one without a file."""
+        version = file_version(self.supervisor.config_path)
+        return self.supervisor.config.version if version is None else version
 
     def _events_unread(self) -> int | None:
         """The event log's unread counter (None when the log cannot be read)."""

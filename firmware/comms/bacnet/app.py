@@ -17,24 +17,30 @@ from typing import Any
 
 from bacpypes3.apdu import (
     APDU,
+    AbortPDU,
     DeviceCommunicationControlRequest,
     ReadRangeACK,
     ReadPropertyMultipleACK,
     ReadRangeRequest,
     ReinitializeDeviceRequest,
+    RejectPDU,
     SimpleAckPDU,
     TimeSynchronizationRequest,
     UTCTimeSynchronizationRequest,
+    WritePropertyRequest,
 )
 from bacpypes3.app import Application
+from bacpypes3.appservice import ApplicationServiceAccessPoint
 from bacpypes3.basetypes import DateTime, LogRecord, LogRecordLogDatum, ResultFlags
 from bacpypes3.constructeddata import SequenceOf
+from bacpypes3.errors import DecodingError, RejectException
 from bacpypes3.ipv4.link import NormalLinkLayer
 from bacpypes3.pdu import IPv4Address
 from bacpypes3.primitivedata import Date, Time
 
 from firmware.comms.bacnet.device import EVENT_DEVICE_CONTROL, EVENT_LOCKOUT, EVENT_REFUSED, BacnetDevice, refuse
 from firmware.comms.bacnet.objects import MeterTrendLog
+from firmware.comms.bacnet.screen import screen
 from firmware.comms.bacnet.trendlog import Record, records_per_apdu
 from firmware.comms.modbus.feed import SnapshotFeed
 from firmware.config import Config
@@ -81,6 +87,15 @@ class MeterApplication(Application):
                                                        ReinitializeDeviceRequest)):
             return                        # disabled: only DCC and RD are answered
         await super().indication(apdu)
+
+    async def do_WritePropertyRequest(self, apdu: WritePropertyRequest) -> None:
+        """A value the property cannot hold (a CharacterString for a REAL) is an Error PROPERTY /
+        INVALID_DATA_TYPE (Clause 15.9.1.3.1), not a Reject: the request itself is well formed."""
+        try:
+            await super().do_WritePropertyRequest(apdu)
+        except (RejectException, DecodingError, TypeError, ValueError):
+            self.meter.counters["refused"] += 1
+            raise refuse("invalidDataType") from None
 
     async def do_SubscribeCOVRequest(self, apdu: Any) -> None:
         cancel = apdu.issueConfirmedNotifications is None and apdu.lifetime is None
@@ -183,6 +198,28 @@ class MeterApplication(Application):
         await self.response(ack)
 
 
+class MeterServiceAccessPoint(ApplicationServiceAccessPoint):
+    """bacpypes3's service access point, with the confirmed requests it would drop (malformed, segmented, a
+    service the device does not execute) answered by Reject or Abort (``screen.py``)."""
+
+    meter_app: MeterApplication | None = None
+
+    async def confirmation(self, pdu: Any) -> None:
+        answer = screen(bytes(pdu.pduData))
+        if answer is None:
+            await super().confirmation(pdu)
+            return
+        app = self.meter_app
+        if app is not None:
+            app.meter.counters["rejected"] = app.meter.counters.get("rejected", 0) + 1
+        if answer.invoke_id < 0 or (app is not None and app.dcc_disabled):
+            return
+        reply: APDU = (AbortPDU(srv=True, invoke_id=answer.invoke_id, reason=answer.reason) if answer.abort
+                       else RejectPDU(invoke_id=answer.invoke_id, reason=answer.reason))
+        reply.pduDestination = pdu.pduSource
+        await self.request(reply)
+
+
 def _client_max_apdu(apdu: ReadRangeRequest) -> int:
     # Clause 20.1.2.5: the encoded maximum the requester accepts
     return {0: 50, 1: 128, 2: 206, 3: 480, 4: 1024, 5: 1476}.get(int(getattr(apdu, "apduMaxResp", 3) or 0), 480)
@@ -230,6 +267,9 @@ class BacnetApp:
     def _application(self) -> MeterApplication:
         app = MeterApplication.from_object_list(self.device.build_objects())
         app.meter = self.device
+        # the stack's own access point, given the screening of malformed requests (same state, one more step)
+        app.asap.__class__ = MeterServiceAccessPoint
+        app.asap.meter_app = app    # type: ignore[attr-defined]
         self.apps.append(app)
         return app
 

@@ -10,17 +10,16 @@ place that says yes or no to a change from BACnet.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from bacpypes3.errors import ExecutionError
 
 from firmware.comms.bacnet import objects as bo
+from firmware.comms.bacnet.objects import as_real, device_instance, device_name, plain, refuse, set_reading
 from firmware.comms.bacnet.model import Model, load_model
 from firmware.comms.bacnet.readings import Limits, read_all
 from firmware.comms.bacnet.settings import (
@@ -29,6 +28,7 @@ from firmware.comms.bacnet.settings import (
     max_power_kw,
     output_config,
     plan_write,
+    rated_current_a,
     read_settings,
     subinterval_changes,
     system_code,
@@ -75,43 +75,14 @@ MAX_TEXT_CHARS = 64                  # S4100: Location "limited to 64 characters
 # Saved changes over BACnet, all clients together (each is a new configuration version, an fsynced file, a
 # history line and an event): SAVE_BURST at once, then one every 60/SAVES_PER_MIN s; more are DEVICE_BUSY.
 SAVE_BURST, SAVES_PER_MIN = 20, 6
-FIRST_DERIVED_INSTANCE, DERIVED_INSTANCES = 1_000_000, 2_097_152   # S4100 factory range 1,000,000-3,097,151
 # Event-log priorities (SPEC §5 bands: Info 1-63, Low 64-127, Medium 128-191): a change made over BACnet is
 # information; a refusal by the revenue lock or a wrong password is a security event, as an invalid login (128).
 EVENT_CHANGE, EVENT_COMMAND, EVENT_DEVICE_CONTROL, EVENT_REFUSED, EVENT_LOCKOUT = 20, 30, 64, 128, 255
 # Operations that are property writes (refused as WRITE_ACCESS_DENIED); the others are services.
 WRITE_OPERATIONS = ("configure", "command", "clear")
+MAX_COV_INCREMENT = 1e9
 TREND_WRITABLE = ("enable", "stopWhenFull", "logDeviceObjectProperty", "logInterval", "recordCount",
                   "startTime", "stopTime")
-
-
-def refuse(code: str, klass: str = "property") -> ExecutionError:
-    return ExecutionError(errorClass=klass, errorCode=code)
-
-
-def device_instance(config: Config) -> int:
-    """[bacnet] device_instance, or one derived from the serial number in the S4100's factory range."""
-    configured = int(config["bacnet"].device_instance)
-    if configured:
-        return configured
-    digest = hashlib.sha256(config["meter"].serial_number.encode()).digest()
-    return FIRST_DERIVED_INSTANCE + int.from_bytes(digest[:4], "big") % DERIVED_INSTANCES
-
-
-def device_name(config: Config) -> str:
-    return config["bacnet"].device_name or f"{config['meter'].name} - S/N: {config['meter'].serial_number}"
-
-
-@dataclass
-class ObjectSet:
-    """The objects one application (one link) serves."""
-
-    device: bo.MeterDevice
-    analog_inputs: dict[int, bo.MeterAnalogInput]
-    analog_values: dict[int, bo.MeterAnalogValue]
-    binary_inputs: dict[int, bo.MeterBinaryInput]
-    trend_logs: dict[int, bo.MeterTrendLog]
-    all: list[Any] = field(default_factory=list)
 
 
 class BacnetDevice:
@@ -121,7 +92,7 @@ class BacnetDevice:
         self.store = ConfigStore(config_path)
         self.model = model or load_model()
         self.control = ControlClient(control_socket, timeout_s=command_timeout_s, user=USER)
-        self.sets: list[ObjectSet] = []
+        self.sets: list[bo.ObjectSet] = []
         self.values: Mapping[str, Any] = {}
         self.updated_ns = 0
         self.revenue_locked = False
@@ -155,8 +126,10 @@ class BacnetDevice:
             apduTimeout=int(self.model.device["apdu_timeout_ms"]),
             numberOfApduRetries=int(self.model.device["number_of_apdu_retries"]))
         settings = read_settings(cfg)
-        ais = {ai.instance: bo.analog_input(ai) for ai in self.model.analog_inputs}
-        avs = {av.instance: bo.analog_value(av, settings[av.setting]) for av in self.model.analog_values}
+        ais = {ai.instance: bo.analog_input(ai, self.cov_increment("AI", ai.instance))
+               for ai in self.model.analog_inputs}
+        avs = {av.instance: bo.analog_value(av, settings[av.setting], self.cov_increment("AV", av.instance))
+               for av in self.model.analog_values}
         bis = {bi.instance: bo.binary_input(bi) for bi in self.model.binary_inputs}
         interval = int(settings["subinterval_length"])
         tls = {tl.instance: bo.trend_log(tl, instance, section.trend_log_inputs[tl.instance - 1], interval,
@@ -166,9 +139,20 @@ class BacnetDevice:
         objs: list[Any] = [dev, *ais.values(), *avs.values(), *bis.values(), *tls.values()]
         for obj in objs:
             obj._write_hook = self.write     # every WriteProperty of these objects comes to this device
-        self.sets.append(ObjectSet(dev, ais, avs, bis, tls, objs))
+        self.sets.append(bo.ObjectSet(dev, ais, avs, bis, tls, objs))
         self._refresh_set(self.sets[-1])
         return objs
+
+    def cov_increment(self, kind: str, instance: int) -> float:
+        """COV_Increment of AI or AV ``instance``: the one written ([bacnet] cov_increment), else the
+        default (by units for analog inputs)."""
+        key = f"{kind}{instance}"
+        for entry in self.config["bacnet"].cov_increment:
+            if entry.object == key:
+                return float(entry.increment)
+        if kind == "AI":
+            return self.model.cov_increments[self.model.analog_inputs[instance - 1].units]
+        return bo.DEFAULT_COV_INCREMENT
 
     def limits(self) -> Limits:
         s, section = read_settings(self.config), self.config["bacnet"]
@@ -176,8 +160,7 @@ class BacnetDevice:
         ll = s["system_voltage"]
         ln = ll if code == 10 else ll / (2.0 if code in (11, 12) else math.sqrt(3.0))
         # the current range: the CT's primary rating, or In where that is larger (no CT: ratio 1:1)
-        rated_a = max(s["ct_primary"], float(self.config["metrology"].nominal_current))
-        return Limits(code, ln, ll, rated_a, section.phase_loss_voltage / 100.0,
+        return Limits(code, ln, ll, rated_current_a(self.config), section.phase_loss_voltage / 100.0,
                       section.phase_loss_imbalance / 100.0)
 
     def stale(self, now_ns: int | None = None) -> bool:
@@ -194,13 +177,13 @@ class BacnetDevice:
         for objs in self.sets:
             self._refresh_set(objs)
 
-    def _refresh_set(self, objs: ObjectSet) -> None:
+    def _refresh_set(self, objs: bo.ObjectSet) -> None:
         ais, bis = read_all(self.model, self.values, self.limits(), max_power_kw(self.config), self.stale(),
                             output_config(self.config))
         for instance, reading in ais.items():
-            _set_reading(objs.analog_inputs[instance], reading.value, reading.reliability)
+            set_reading(objs.analog_inputs[instance], reading.value, reading.reliability)
         for instance, reading in bis.items():
-            _set_reading(objs.binary_inputs[instance], "active" if reading.value else "inactive",
+            set_reading(objs.binary_inputs[instance], "active" if reading.value else "inactive",
                          reading.reliability)
         settings = read_settings(self.config)
         for av in self.model.analog_values:
@@ -264,6 +247,8 @@ class BacnetDevice:
                 await self._write_device(attr, value)
             elif isinstance(obj, bo.MeterTrendLog) and attr in TREND_WRITABLE:
                 await self._write_trend(obj, attr, value)
+            elif isinstance(obj, (bo.MeterAnalogInput, bo.MeterAnalogValue)) and attr == "covIncrement":
+                await self._write_cov_increment(obj, value)
             else:
                 raise refuse("writeAccessDenied")
         except ExecutionError:
@@ -284,11 +269,35 @@ class BacnetDevice:
         except OutOfRange as exc:
             log.info("bacnet: AV%d write of %g refused: %s", instance, number, exc)
             raise refuse("valueOutOfRange") from None
-        await self._save(changes, f"AV{instance} {av.name} = {number:g}")
+        # the value it reads (as a REAL) is no change, though the setting it is kept as may round apart
+        unchanged = as_real(number) == as_real(read_settings(self.config)[av.setting])
+        await self._save(changes, f"AV{instance} {av.name} = {number:g}", unchanged)
 
-    async def _save(self, changes: dict[str, dict[str, Any]], what: str) -> None:
+    async def _write_cov_increment(self, obj: Any, value: Any) -> None:
+        kind = "AI" if isinstance(obj, bo.MeterAnalogInput) else "AV"
+        instance = obj.objectIdentifier[1]
+        number = float(value)
+        if not math.isfinite(number) or not 0.0 <= number <= MAX_COV_INCREMENT:
+            raise refuse("valueOutOfRange")
+        key = f"{kind}{instance}"
+        table = [e.to_dict() for e in self.config["bacnet"].cov_increment if e.object != key]
+        if as_real(number) != as_real(self.cov_increment(kind, instance)):
+            table.append({"object": key, "increment": number})
+        await self._save({"bacnet": {"cov_increment": table}}, f"{key} COV_Increment = {number:g}")
+        for objs in self.sets:
+            (objs.analog_inputs if kind == "AI" else objs.analog_values)[instance].store(
+                "covIncrement", self.cov_increment(kind, instance))
+
+    async def _save(self, changes: dict[str, dict[str, Any]], what: str, unchanged: bool = False) -> None:
+        """Authorize and save ``changes``; a value written as it is (``unchanged``, or equal to the option's)
+        makes no new configuration version and restarts nothing."""
         sealed = any(self.store.schema.section(s).rule(o).locked for s, options in changes.items() for o in options)
         self._authorize("configure", what, revenue=sealed)
+        if unchanged or all(plain(getattr(self.config[s], o)) == plain(v) for s, options in changes.items()
+                            for o, v in options.items()):
+            self.counters["unchanged"] = self.counters.get("unchanged", 0) + 1
+            log.debug("bacnet: %s: unchanged", what)
+            return
         wait = self.save_limiter.allow(INTERFACE)
         if wait:
             self.counters["refused"] += 1
@@ -478,20 +487,6 @@ class BacnetDevice:
     def close(self) -> None:
         self.trends.close()
         self.events.close()
-
-
-def _set_reading(obj: Any, value: Any, reliability: str) -> None:
-    """Store a reading where it changed. What was stored last is kept beside the object: reading a property
-    back through bacpypes3 costs far more than comparing (its attribute access inspects the class each time)."""
-    last = obj.__dict__.get("_last_reading")
-    same_value = last is not None and (last[0] == value or (isinstance(value, float) and math.isnan(value)
-                                                            and isinstance(last[0], float) and math.isnan(last[0])))
-    if not same_value:
-        obj.store("presentValue", value)
-    if last is None or last[1] != reliability:
-        obj.store("reliability", reliability)
-        obj.store("statusFlags", [0, int(reliability != "no-fault-detected"), 0, 0])
-    obj.__dict__["_last_reading"] = (value, reliability)
 
 
 def _replace(items: tuple[Any, ...], index: int, value: Any) -> list[Any]:

@@ -90,6 +90,7 @@ class Model:
     analog_values: tuple[AnalogValue, ...]
     binary_inputs: tuple[BinaryInput, ...]
     trend_logs: tuple[TrendLog, ...]
+    cov_increments: dict[str, float] = field(default_factory=dict)      # by analog input units
     by_point: dict[str, list[AnalogInput]] = field(default_factory=dict, compare=False)
 
     @property
@@ -148,8 +149,12 @@ def load_model(path: Path = OBJECTS_FILE) -> Model:
         if bi.alert not in ALERTS:
             raise ConfigError(f"{where}: binary_input {bi.instance}: alert {bi.alert!r} is not one of "
                               f"{', '.join(ALERTS)}")
+    increments = {str(k): float(v) for k, v in document.get("cov_increment", {}).items()}
+    for ai in ais:
+        if ai.units not in increments:
+            raise ConfigError(f"{where}: analog_input {ai.instance}: units {ai.units!r} have no [cov_increment]")
     by_point: dict[str, list[AnalogInput]] = {}
     for ai in ais:
         if ai.point:
             by_point.setdefault(ai.point, []).append(ai)
-    return Model(dict(document.get("device", {})), ais, avs, bis, tls, by_point)
+    return Model(dict(document.get("device", {})), ais, avs, bis, tls, increments, by_point)

@@ -7,6 +7,11 @@ the device (``device.BacnetDevice.write``), which refuses, checks the range, aut
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
+import math
+import struct
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from bacpypes3.basetypes import (
@@ -15,9 +20,11 @@ from bacpypes3.basetypes import (
     LoggingType,
     ObjectTypesSupported,
     Polarity,
+    PropertyIdentifier,
     Segmentation,
     ServicesSupported,
 )
+from bacpypes3.constructeddata import ArrayOf
 from bacpypes3.errors import ExecutionError
 from bacpypes3.local.analog import AnalogInputObject, AnalogValueObject
 from bacpypes3.local.binary import BinaryInputObject
@@ -25,13 +32,16 @@ from bacpypes3.local.device import DeviceObject
 from bacpypes3.object import TrendLogObject
 
 from firmware.comms.bacnet.model import AnalogInput, AnalogValue, BinaryInput, TrendLog
+from firmware.config import Config
 
 # Vendor identifier: this project has no ASHRAE-assigned identifier; 999 is the one bacpypes3 uses for local
 # objects, and what Vendor_Identifier reports.
 VENDOR_IDENTIFIER = 999
 _vendor_id = VENDOR_IDENTIFIER
-# The S4100's COV increment is not published (it has no COV); 0 notifies every change of a published value.
+# COV_Increment of the analog values (settings, which change only when written): every change notifies. The
+# analog inputs' defaults are by units, in objects.toml.
 DEFAULT_COV_INCREMENT = 0.0
+FIRST_DERIVED_INSTANCE, DERIVED_INSTANCES = 1_000_000, 2_097_152   # S4100 factory range 1,000,000-3,097,151
 TREND_LOG_BUFFER_SIZE = 5760                 # S4100: "each buffer holds 5760 time-stamped 32-bit entries"
 
 # What the device executes (docs/bacnet.md): bacpypes3 would otherwise report every service its classes
@@ -40,6 +50,26 @@ SERVICES_SUPPORTED = ("read-property", "read-property-multiple", "write-property
                       "device-communication-control", "reinitialize-device", "read-range", "who-is", "i-am",
                       "who-has", "i-have", "time-synchronization", "utc-time-synchronization")
 OBJECT_TYPES_SUPPORTED = ("device", "analog-input", "analog-value", "binary-input", "trend-log")
+
+# Clause 12.1.1.4.1: Property_List lists the object's properties except these four, which every object has.
+NOT_IN_PROPERTY_LIST = frozenset(("objectIdentifier", "objectName", "objectType", "propertyList"))
+
+def refuse(code: str, klass: str = "property") -> ExecutionError:
+    return ExecutionError(errorClass=klass, errorCode=code)
+
+
+def device_instance(config: Config) -> int:
+    """[bacnet] device_instance, or one derived from the serial number in the S4100's factory range."""
+    configured = int(config["bacnet"].device_instance)
+    if configured:
+        return configured
+    digest = hashlib.sha256(config["meter"].serial_number.encode()).digest()
+    return FIRST_DERIVED_INSTANCE + int.from_bytes(digest[:4], "big") % DERIVED_INSTANCES
+
+
+def device_name(config: Config) -> str:
+    return config["bacnet"].device_name or f"{config['meter'].name} - S/N: {config['meter'].serial_number}"
+
 
 WriteHook = Callable[[Any, str, Any, Optional[int], Optional[int]], Any]
 
@@ -60,6 +90,17 @@ class _Routed:
     def store(self, attr: str, value: Any) -> None:
         """Set a property from the device (bypassing the write route)."""
         setattr(self, attr, value)
+
+    @property
+    def propertyList(self) -> Any:
+        """The properties this object has a value for (Clause 12.1.1.4.1), in the class's order."""
+        names = [name for name in self._elements  # type: ignore[attr-defined]
+                 if name not in NOT_IN_PROPERTY_LIST and inspect.getattr_static(self, name, None) is not None]
+        return ArrayOf(PropertyIdentifier)([PropertyIdentifier(n) for n in names])
+
+    @propertyList.setter
+    def propertyList(self, value: Any) -> None:
+        """Derived from the object's properties."""
 
 
 class MeterDevice(_Routed, DeviceObject):
@@ -113,18 +154,18 @@ def _units(name: str) -> EngineeringUnits:
     return EngineeringUnits(name)
 
 
-def analog_input(ai: AnalogInput) -> MeterAnalogInput:
+def analog_input(ai: AnalogInput, cov_increment: float) -> MeterAnalogInput:
     return MeterAnalogInput(
         objectIdentifier=("analog-input", ai.instance), objectName=ai.name, description=ai.description,
         presentValue=0.0, statusFlags=[0, 0, 0, 0], eventState=EventState.normal, outOfService=False,
-        units=_units(ai.units), reliability="no-fault-detected", covIncrement=DEFAULT_COV_INCREMENT)
+        units=_units(ai.units), reliability="no-fault-detected", covIncrement=cov_increment)
 
 
-def analog_value(av: AnalogValue, value: float) -> MeterAnalogValue:
+def analog_value(av: AnalogValue, value: float, cov_increment: float) -> MeterAnalogValue:
     return MeterAnalogValue(
         objectIdentifier=("analog-value", av.instance), objectName=av.name, description=av.description,
         presentValue=value, statusFlags=[0, 0, 0, 0], eventState=EventState.normal, outOfService=False,
-        units=_units(av.units), reliability="no-fault-detected", covIncrement=DEFAULT_COV_INCREMENT)
+        units=_units(av.units), reliability="no-fault-detected", covIncrement=cov_increment)
 
 
 def binary_input(bi: BinaryInput) -> MeterBinaryInput:
@@ -147,3 +188,43 @@ def trend_log(tl: TrendLog, device_instance: int, input_instance: int, interval_
 def log_reference(device_instance: int, input_instance: int) -> dict[str, Any]:
     return {"objectIdentifier": ("analog-input", input_instance), "propertyIdentifier": "present-value",
             "deviceIdentifier": ("device", device_instance)}
+
+
+@dataclass
+class ObjectSet:
+    """The objects one application (one link) serves."""
+
+    device: MeterDevice
+    analog_inputs: dict[int, MeterAnalogInput]
+    analog_values: dict[int, MeterAnalogValue]
+    binary_inputs: dict[int, MeterBinaryInput]
+    trend_logs: dict[int, MeterTrendLog]
+    all: list[Any] = field(default_factory=list)
+
+
+def set_reading(obj: Any, value: Any, reliability: str) -> None:
+    """Store a reading where it changed. What was stored last is kept beside the object: reading a property
+    back through bacpypes3 costs far more than comparing (its attribute access inspects the class each time)."""
+    last = obj.__dict__.get("_last_reading")
+    same_value = last is not None and (last[0] == value or (isinstance(value, float) and math.isnan(value)
+                                                            and isinstance(last[0], float) and math.isnan(last[0])))
+    if not same_value:
+        obj.store("presentValue", value)
+    if last is None or last[1] != reliability:
+        obj.store("reliability", reliability)
+        obj.store("statusFlags", [0, int(reliability != "no-fault-detected"), 0, 0])
+    obj.__dict__["_last_reading"] = (value, reliability)
+
+
+def as_real(value: float) -> float:
+    """``value`` as a BACnet REAL (IEEE-754 single) carries it."""
+    return float(struct.unpack("<f", struct.pack("<f", value))[0])
+
+
+def plain(value: Any) -> Any:
+    """A configuration value as plain data (tuples as lists, table entries as dicts), to compare."""
+    if hasattr(value, "to_dict"):
+        return {k: plain(v) for k, v in value.to_dict().items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value

@@ -81,11 +81,17 @@ def output_config(config: Config) -> int:
                if e.source != "none" and 1 <= e.number <= S4100_OUTPUTS)
 
 
+def rated_current_a(config: Config) -> float:
+    """The current range: the CT's primary rating (AV3), or In where that is larger (no CT, or a CT whose
+    primary is below the rated current: [metrology] ct_primary 1 is a 1:1 connection)."""
+    return max(float(config["metrology"].ct_primary), float(config["metrology"].nominal_current))
+
+
 def max_power_kw(config: Config) -> float:
-    """The S4100's theoretical maximum system power (AI76): system voltage, CT primary and system type at
-    unity power factor (seed 003: 600 V L-L, 100 A, wye gives 103.92 kW)."""
+    """The S4100's theoretical maximum system power (AI76): system voltage, rated current (AV3, or In where
+    larger) and system type at unity power factor (seed 003: 600 V L-L, 100 A, wye gives 103.92 kW)."""
     s = read_settings(config)
-    code, volts, amps = int(s["system_type"]), s["system_voltage"], s["ct_primary"]
+    code, volts, amps = int(s["system_type"]), s["system_voltage"], rated_current_a(config)
     factor = math.sqrt(3.0) if code in (31, 40) else 1.0
     return factor * volts * amps / 1000.0
 

@@ -2,7 +2,7 @@
 trend logs (seed 003 "BACnet Default Settings" and PICS; SPEC §7)."""
 from __future__ import annotations
 
-from firmware.config.schema import Bool, Enum, Int, IPAddress, ListOf, Option, Section, Str
+from firmware.config.schema import Bool, Enum, Float, Int, IPAddress, ListOf, Option, Section, Str, Table
 from firmware.config.sections.modbus import IntChoice
 
 # MS/TP baud rates of the S4100 PICS ("baud rate(s): 9600, 19200, 38400, 76800, 115200") plus 57600, which
@@ -11,6 +11,12 @@ MSTP_BAUD_RATES = (9600, 19200, 38400, 57600, 76800, 115200)
 # Device instances the S4100 accepts for its Object_Identifier (PICS: "1 to 4,193,999"); 0 derives one.
 MAX_DEVICE_INSTANCE = 4_193_999
 TREND_LOGS = 3
+# A COV_Increment written by a client: the object ("AI1".."AI83", "AV1".."AV11") and the increment.
+COV_INCREMENT = (
+    Option("object", Str(4, r"A[IV][1-9][0-9]?", "AI or AV and an instance, e.g. AI16"), "AI1",
+           "Analog input or value."),
+    Option("increment", Float(0.0, 1e9), 0.0, "COV_Increment, in the object's units."),
+)
 
 SECTIONS = [
     Section("bacnet", [
@@ -50,6 +56,9 @@ SECTIONS = [
                "Log_Enable of TL1, TL2, TL3."),
         Option("trend_log_stop_when_full", ListOf(Bool(), TREND_LOGS, TREND_LOGS), (False, False, False),
                "Stop_When_Full of TL1, TL2, TL3 (false: the oldest record is overwritten)."),
+        Option("cov_increment", Table(COV_INCREMENT, 94), (),
+               "COV_Increment written over BACnet ([[bacnet.cov_increment]] object, increment); objects not "
+               "listed have their units' default (docs/bacnet.md)."),
         Option("password", Str(20), "", "Password that DeviceCommunicationControl and ReinitializeDevice "
                "must carry; empty: both are refused. Wrong passwords are held to one a second and lock both "
                "services out after [security] lockout_attempts in a row, for lockout_duration.",
