@@ -1,6 +1,7 @@
 """The meter's own packages stand on their own: nothing under firmware/, hal/ or metrology/ imports the host tools
-(tools/), by an import statement or by a module name handed to importlib, and the `meter` command works from a
-firmware slot: the packages on PYTHONPATH, no tools/ and no installed distribution's metadata."""
+(tools/), by an import statement or by a module name handed to importlib; the `meter` command works from a
+firmware slot: the packages on PYTHONPATH, no tools/ and no installed distribution's metadata; and no two of the
+meter's modules import each other, directly or round a loop."""
 from __future__ import annotations
 
 import ast
