@@ -89,6 +89,8 @@ STANDARD = [
      "snmpEngineMaxMessageSize"),
     ("1.3.6.1.6.3.11.2.1", "snmpMPDStats (RFC 3412)", "snmpUnknownSecurityModels, snmpInvalidMsgs, "
      "snmpUnknownPDUHandlers"),
+    ("1.3.6.1.6.3.12.1", "snmpTargetMIB statistics (RFC 3413)", "snmpUnavailableContexts, snmpUnknownContexts "
+     "(one context is served: the default, empty one)"),
     ("1.3.6.1.6.3.15.1.1", "usmStats (RFC 3414)", "usmStatsUnsupportedSecLevels, usmStatsNotInTimeWindows, "
      "usmStatsUnknownUserNames, usmStatsUnknownEngineIDs, usmStatsWrongDigests, usmStatsDecryptionErrors"),
 ]
@@ -151,7 +153,9 @@ def render() -> str:
             "- each source address may send `[snmp] rate` messages a second on average and `burst` at once; more "
             "are dropped unanswered (an answer can be many times its request, and UDP sources can be forged). A "
             f"wrong community or key costs the address {agent.AUTH_FAILURE_COST:g} messages' worth, so guessing "
-            "is slow while other managers go on being served. The table of addresses is bounded;",
+            "is slow while other managers go on being served. The table of addresses is bounded. Without the "
+            "community or a user's keys, the most a datagram gets back is a v3 Report of at most about twice its "
+            "size, so the agent is no useful amplifier for a forged source;",
             "- v3 refusals follow RFC 3414 3.2 and are counted in usmStats: an unknown engine ID is answered with "
             "a Report (discovery), an unknown user, a security level other than authPriv, a wrong digest or a "
             "message that cannot be decrypted with a Report of the counter, a message outside the 150-second time "

@@ -129,6 +129,9 @@ COMMANDS: tuple[Command, ...] = (
     # ------------------------------------------------------------------ recorder
     Command("capture", "recorder.capture", "A waveform capture now (COMTRADE)", "master", operation="capture",
             audit=EVENTS, args=(Argument("ascii", "bool", "ASCII .dat instead of binary", default=False),)),
+    Command("capture_status", "recorder.capture_status", "What became of a capture asked lately: pending, "
+            "written (its .cfg) or failed (why)", R, operation="read", writes=False,
+            args=(Argument("name", "text", "the capture's name, as `capture` answered it"),)),
     Command("captures", "recorder.captures", "The waveform captures kept", R, operation="read", writes=False),
     Command("pq_events", "recorder.events", "PQ events by time", R, operation="read", writes=False,
             args=(_SINCE, _UNTIL, _limit(1000, 10000))),
