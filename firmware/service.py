@@ -182,6 +182,10 @@ def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
         service.run()
         return 0
     except MeterError as exc:
+        if service.stopping.is_set():
+            # asked to stop, and a device or peer going away while it did: the stop asked for, not a failure
+            service.log.info("stopped (%s while stopping)", exc)
+            return 0
         service.log.error("stopped: %s", exc)
         return 1
     finally:
