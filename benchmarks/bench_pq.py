@@ -1,7 +1,7 @@
 """A burst of 1,000 PQ events in one minute: the recorder keeps up, loses nothing, and metering is not stalled.
 
 A 230 V supply dips to 60 % on phase A for one cycle every three cycles for 60 s (1,000 dips, each with a start
-and an end record, a waveform capture and a high-speed RMS burst, plus the transients at their edges). The
+and an end record, a waveform capture and a high-speed RMS burst). The
 signal goes through the real metrology pipeline onto the real events ring and samples ring, in real time, to a
 real recorder service process. Baseline, in the same run: 20 s of the same supply without dips.
 

@@ -37,6 +37,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from firmware import __version__, maintenance, powerup
 from firmware.config import Config
+from firmware.config.store import file_version
 from firmware.control import ControlClient, ControlError, ControlServer
 from firmware.health import SampleLoss, meter_state
 from firmware.ipc import shm
@@ -433,10 +434,16 @@ class Supervisor:
         loss = self.loss.summary(time.monotonic())
         return {"state": meter_state(healthy, loss["losing_samples"]), "healthy": healthy, "metering": metering,
                 "lost_frames_per_min": loss["lost_frames_per_min"], "overruns_per_min": loss["overruns_per_min"],
-                "last_gap": loss["last_gap"], "version": __version__, "config_version": self.config.version,
+                "last_gap": loss["last_gap"], "version": __version__, "config_version": self._config_version(),
+                "config_started_version": self.config.version,
                 "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1), "run_dir": str(self.run_dir),
                 "control_socket": str(self.control.path), "services": services,
                 "security_checklist": self._checklist(), "events_unread": self._events_unread()}
+
+    def _config_version(self) -> int:
+        """The configuration file's version now (changes saved while running count); the started one without a file."""
+        version = file_version(self.config_path)
+        return self.config.version if version is None else version
 
     def _events_unread(self) -> int | None:
         """The event log's unread counter (None when the log cannot be read)."""

@@ -215,8 +215,10 @@ class TenSecondFrequency:
 
     A gap in the samples (``mark_gap``) does not restart the interval: the cycles measured on either
     side still count, the lost ones are missing from both the count and the duration, and the
-    interval is flagged (IEC 61000-4-30 4.7: a value is kept and marked, never silently dropped).
-    ``flagged`` says whether the last closed interval was.
+    interval is flagged (IEC 61000-4-30 4.7: a value is kept and marked, never silently dropped). So is an
+    interval with a cycle that ``add``'s ``event`` flags (a dip, swell or interruption in progress: 4.7 names
+    frequency among the values such an event makes unreliable). ``flagged`` says whether the last closed
+    interval was.
     """
     INTERVAL_NS = 10_000_000_000
 
@@ -234,9 +236,10 @@ class TenSecondFrequency:
         self._pending = True
 
     def add(self, start_ns: np.ndarray, end_ns: np.ndarray, duration_s: np.ndarray,
-            valid: np.ndarray) -> list[tuple[int, float]]:
+            valid: np.ndarray, event: np.ndarray | None = None) -> list[tuple[int, float]]:
         out: list[tuple[int, float]] = []
-        for s, e, d, ok in zip(start_ns.tolist(), end_ns.tolist(), duration_s.tolist(), valid.tolist()):
+        flags = [False] * len(valid) if event is None else event.tolist()
+        for s, e, d, ok, ev in zip(start_ns.tolist(), end_ns.tolist(), duration_s.tolist(), valid.tolist(), flags):
             tick = int(s // self.INTERVAL_NS) * self.INTERVAL_NS
             if self.interval is None:
                 self.interval = tick
@@ -246,6 +249,7 @@ class TenSecondFrequency:
                 self.interval, self.count, self.duration_s = tick, 0, 0.0
             if self._pending:
                 self._gap, self._pending = True, False
+            self._gap |= bool(ev)
             if ok and e <= self.interval + self.INTERVAL_NS:
                 self.count += 1
                 self.duration_s += d

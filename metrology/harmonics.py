@@ -9,7 +9,9 @@ bins between are the 5 Hz interharmonic lines. Magnitudes are RMS values:
   (invariant to where the window starts; for h = 1 the plain angle difference to VA).
 
 Indices over orders 2..63 (SPEC §2, JEM "Formulas"): THD = HC/H1, thd = HC/RMS, odd and even THD
-(TOHD, TEHD), TDD = HC / I_L (IEEE 519), K-factor = sum h² I_h² / sum I_h², crest factor = peak /
+(TOHD, TEHD) -- the three ratios over H1 are not available (NaN) while H1 is below ``MIN_FUNDAMENTAL_PCT`` of
+the signal's nominal value (Udin for voltages, In for currents, the neutral's included): a neutral that carries
+almost no fundamental would otherwise read millions of percent of noise -- TDD = HC / I_L (IEEE 519), K-factor = sum h² I_h² / sum I_h², crest factor = peak /
 RMS. Symmetrical components use a = e^{j 120°} (JEM "Sequence Components"); with phase order ACB
 the roles of b and c swap so that V1 is the sequence the installation normally runs in.
 """
@@ -26,6 +28,7 @@ MAX_ORDER = 63
 N_ORDERS = MAX_ORDER + 1                 # index 0 is DC
 HARMONIC_SIGNALS = 10                    # va vb vc vab vbc vca ia ib ic in (residual excluded)
 A = np.exp(2j * math.pi / 3)
+MIN_FUNDAMENTAL_PCT = 1.0                # THD, odd and even THD need H1 of at least this % of nominal
 
 
 @dataclass
@@ -44,12 +47,22 @@ class HarmonicValues:
     crest: np.ndarray      # (10,)
 
 
-def window_harmonics(y: np.ndarray, n_cycles: int, peak: np.ndarray, tdd_current: float) -> HarmonicValues:
+def window_harmonics(y: np.ndarray, n_cycles: int, peak: np.ndarray, tdd_current: float,
+                     h1_min: np.ndarray | None = None) -> HarmonicValues:
     """``y``: (n_cycles * 512, >=10) derived signals of one synchronous window; ``peak``: (10,) max |x|."""
     x = y[:, :HARMONIC_SIGNALS]
     spec = np.fft.rfft(x, axis=0)[: spectrum_lines(n_cycles)].T
     rms = np.sqrt(np.mean(x * x, axis=0))
-    return spectrum_harmonics(spec, n_cycles, x.shape[0], rms, peak, tdd_current)
+    return spectrum_harmonics(spec, n_cycles, x.shape[0], rms, peak, tdd_current, h1_min)
+
+
+def fundamental_floor(nominal_voltage: float, nominal_current: float) -> np.ndarray:
+    """(10,) the least fundamental (RMS) a signal needs for its ratios over H1: ``MIN_FUNDAMENTAL_PCT`` of Udin
+    for the six voltages, of In for the four currents."""
+    floor = np.empty(HARMONIC_SIGNALS)
+    floor[:6] = nominal_voltage * MIN_FUNDAMENTAL_PCT / 100.0
+    floor[6:] = nominal_current * MIN_FUNDAMENTAL_PCT / 100.0
+    return floor
 
 
 def spectrum_lines(n_cycles: int) -> int:
@@ -58,10 +71,12 @@ def spectrum_lines(n_cycles: int) -> int:
 
 
 def spectrum_harmonics(spec: np.ndarray, n_cycles: int, length: int, rms: np.ndarray, peak: np.ndarray,
-                       tdd_current: float) -> HarmonicValues:
+                       tdd_current: float, h1_min: np.ndarray | None = None) -> HarmonicValues:
     """Harmonic values from the DFT lines ``spec`` (10, >= spectrum_lines) of a ``length``-sample window.
 
-    ``rms`` and ``peak`` (10,) are the window's RMS and max |x|, which the caller has from its cycles.
+    ``rms`` and ``peak`` (10,) are the window's RMS and max |x|, which the caller has from its cycles;
+    ``h1_min`` (10,) the least fundamental of each signal for THD, odd and even THD (``fundamental_floor``;
+    None: any fundamental above zero).
     """
     n = n_cycles
     # |X|^2 of the harmonic subgroups (centre line and one on each side) and of the centred
@@ -90,7 +105,10 @@ def spectrum_harmonics(spec: np.ndarray, n_cycles: int, length: int, rms: np.nda
     num = np.concatenate((num, peak[None, :HARMONIC_SIGNALS], (g2 @ _ORDERS_SQ)[None]))
     den = np.array((h1, rms, h1, h1, rms, g2.sum(axis=1)))
     ratio = np.full(num.shape, np.nan)
-    np.divide(num, den, out=ratio, where=den > 0)
+    usable = den > 0
+    if h1_min is not None:
+        usable[(0, 2, 3), :] &= h1 >= h1_min
+    np.divide(num, den, out=ratio, where=usable)
     thd, thd_rms, thd_odd, thd_even, crest, k_factor = ratio
     tdd = np.full(HARMONIC_SIGNALS, np.nan)
     if tdd_current > 0:

@@ -15,7 +15,10 @@ zero, positive, negative), v_u0 v_u2 i_u0 i_u2 v_unbal i_unbal (%); flicker (3, 
 pinst (1-s values: the latest), pst (10-min values: that interval's; 2-h values: the highest; 1-s: the
 latest), plt (2-h values: that period's; 1-s: the latest); v_under v_over (3, V) and under_dev over_dev (3, % of
 Udin) of the voltage channels the events watch (metrology/deviation.py); msv (3, k) their mains signalling
-voltage, V, at each of the k configured frequencies (metrology/signalling.py; absent when none are).
+voltage, V, at each of the k configured frequencies (metrology/signalling.py; absent when none are);
+freq_10s (``FREQ_10S_SLOTS``, 10-min values only): the 10-s frequencies of IEC 61000-4-30 5.1 inside the
+interval, slot k the one that starts k * 10 s after it, NaN when flagged (lost samples, a dip, swell or
+interruption) or not measured.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ LAST_KEYS = ("h_angle", "angle")
 
 NS_PER_S = 1_000_000_000
 TEN_MIN_NS = 600 * NS_PER_S
+FREQ_10S_SLOTS = 60              # 10-s frequency values of a 10-min interval
 TWO_H_NS = 7200 * NS_PER_S
 
 

@@ -25,6 +25,7 @@ frequency: ``frequency_10s_flagged``), as do the first intervals after it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,9 +38,9 @@ from metrology.evstats import cycle_quantities
 from metrology.flagging import EventFlagger
 from metrology.flicker import PipelineFlicker
 from metrology.frequency import CycleTracker, TenSecondFrequency
-from metrology.harmonics import HARMONIC_SIGNALS, spectrum_harmonics, spectrum_lines
-from metrology.intervals import (NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator, CountAggregator, Interval,
-                                 cycles_values, harmonic_values)
+from metrology.harmonics import HARMONIC_SIGNALS, fundamental_floor, spectrum_harmonics, spectrum_lines
+from metrology.intervals import (FREQ_10S_SLOTS, NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator,
+                                 CountAggregator, Interval, cycles_values, harmonic_values)
 from metrology.power import compute_power
 from metrology.resample import SyncResampler
 from metrology.settings import SAMPLES_PER_CYCLE, MetrologySettings
@@ -108,6 +109,7 @@ class Pipeline:
         self.present = np.asarray(self.wiring.phases)
         self.flicker = PipelineFlicker(self.fs, s, self.matrix, present, line_ref)
         self.creep = s.creep_fraction * s.nominal_current
+        self._h1_min = fundamental_floor(self.udin_ln, s.nominal_current)    # THD not available below
         self.ten_s = TenSecondFrequency()
         self.three_s = CountAggregator(WINDOWS_PER_3S, "3s", s.pf_convention)
         self.ten_min = ClockAggregator(TEN_MIN_NS, "10min", s.pf_convention)
@@ -117,6 +119,8 @@ class Pipeline:
         self.origin_ns = 0
         self.latest_window: dict[str, np.ndarray] = {}
         self.latest_frequency_10s = float("nan")
+        # the 10-s frequencies (interval start ns, Hz; NaN when flagged) the open 10-min interval will carry
+        self._freq_10s: list[tuple[int, float]] = []
         # cycles wait in one log until both their window and their second have closed
         self.log = CycleLog()
         self._win_lo = 0           # log row of the open window's first cycle
@@ -200,15 +204,28 @@ class Pipeline:
             v = (x.reshape(-1, x.shape[2]) @ self._tr_matrix).reshape(x.shape[0], x.shape[1], -1)
             self.transients.process(v, cm.start, cm.end, start_ns, end_ns, out.events)
         out.cycles, out.urms_half, out.cycle_start_ns, out.half_end_ns = cm, urms, start_ns, half_end_ns
-        for t, f in self.ten_s.add(start_ns, end_ns, cm.duration_s, cm.real):
+        for t, f in self.ten_s.add(start_ns, end_ns, cm.duration_s, cm.real, flags_c):
             self.latest_frequency_10s = f
             out.frequency_10s.append((t, f))
+            self._freq_10s.append((t, math.nan if self.ten_s.flagged else f))
         self._windows(batch.samples, base, start_ns, end_ns, flags_c, out)
         self._seconds(base, start_ns, flags_c, out)
         dropped = self.log.drop(min(self._win_lo if self._win_count else self.log.n, self._sec_lo))
         self._win_lo -= dropped
         self._sec_lo -= dropped
         return out
+
+    def _attach_frequency_10s(self, ten: Interval) -> None:
+        """``freq_10s`` (60,) of a closing 10-min interval: slot k the 10-s value of the interval starting k * 10 s
+        after it (IEC 61000-4-30 5.1), NaN when flagged or not measured; EN 50160 judges frequency on these."""
+        slots = np.full(FREQ_10S_SLOTS, np.nan)
+        step = TenSecondFrequency.INTERVAL_NS
+        for t, f in self._freq_10s:
+            k = (t - ten.start_ns) // step
+            if 0 <= k < FREQ_10S_SLOTS:
+                slots[k] = f
+        self._freq_10s = [(t, f) for t, f in self._freq_10s if t >= ten.start_ns + FREQ_10S_SLOTS * step]
+        ten.values["freq_10s"] = slots
 
     def disturbance_counts(self) -> dict[str, int]:
         """The disturbance counters: dips, swells, interruptions, RVCs and transients counted so far."""
@@ -302,7 +319,7 @@ class Pipeline:
         # real matrix times complex lines, as one real product on the (re, im) pairs
         spec = (self._fft_matrix @ lines.view(np.float64)).view(np.complex128)
         rms = np.sqrt(cm.ms[:, :HARMONIC_SIGNALS].mean(axis=0))
-        h = spectrum_harmonics(spec, n, length, rms, cm.peak.max(axis=0), s.tdd_current)
+        h = spectrum_harmonics(spec, n, length, rms, cm.peak.max(axis=0), s.tdd_current, self._h1_min)
         values.update(harmonic_values(h))
         values.update(deviation.window_values(values[self._dev_key] + self._dev_nan, s.nominal_voltage))
         deviation.annotate(values, s.nominal_voltage)
@@ -320,9 +337,11 @@ class Pipeline:
             out.three_s.append(three)
         for ten in self.ten_min.add(item):
             self.flicker.annotate(ten)
+            self._attach_frequency_10s(ten)
             deviation.annotate(ten.values, s.nominal_voltage)
             out.ten_min.append(ten)
             for two in self.two_h.add(ten):
+                two.values.pop("freq_10s", None)        # a 10-min interval's own: not a 2-h value
                 self.flicker.annotate(two)
                 deviation.annotate(two.values, s.nominal_voltage)
                 out.two_h.append(two)

@@ -4,14 +4,29 @@ The pipeline's resampled cycles hold exactly 512 samples per cycle, so sample ``
 of the cycle before are one cycle apart at any frequency. A transient is ``consecutive`` samples in a row whose
 difference exceeds the threshold (in V, at the primary); after one, the channel does not trigger again for
 ``holdoff_halves`` half cycles (the JEMStar's "reset", 120 half cycles by default).
+
+A transient is a disturbance the waveform comes back from. A step in the RMS value (the start or end of a dip,
+swell or interruption, an RVC) also makes each sample differ from the cycle before, but the difference stays:
+the cycle after compared with the cycle before still differs by more than the threshold on the same samples.
+Such a run is not a transient (the event flagging reports it as what it is), it starts no hold-off, and the
+decision waits for the next cycle (it may come in the next batch).
+
+The comparison holds while the cycles are equally long. When the tracker's cycle length jumps (its reference
+zero crossing moves as a phase dips), a steady waveform resampled over a cycle ``dL`` longer than the period
+``T`` (the median of the last ``PERIOD_CYCLES`` cycles) moves by up to ``2 pi peak |dL| / T`` against the cycle
+before: that much is added to the threshold of such a cycle, so a steady phase does not trigger when another
+one dips.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from metrology.events import PqEvent
+
+PERIOD_CYCLES = 9          # cycles whose median length is the period the time-base slack is measured from
 
 
 @dataclass(frozen=True)
@@ -32,22 +47,31 @@ class TransientDetector:
 
     def restart(self) -> None:
         self.prev: np.ndarray | None = None        # (512, channels) the last cycle seen
+        self.lengths = np.zeros(0)                 # the last cycles' lengths (samples), oldest first
+        # runs in the batch's last cycle that wait for the next one: (channel, samples of the run in that cycle,
+        # the cycle before at those samples,
+        # the trigger's sample index and event, the hold-off it starts)
+        self.pending: list[tuple[int, np.ndarray, np.ndarray, float, PqEvent, float]] = []
         self.run = np.zeros(len(self.names), dtype=np.int64)     # exceeding samples in a row at the batch end
         self.quiet_until = np.full(len(self.names), -np.inf)     # sample index before which a channel is held off
 
     def process(self, v: np.ndarray, start_index: np.ndarray, end_index: np.ndarray, start_ns: np.ndarray,
                 end_ns: np.ndarray, out: list) -> None:
         """``v`` (m, 512, channels): resampled voltages of ``m`` cycles with their first/last sample index and
-        clock time. Appends a ``PqEvent`` of kind 'transient' per trigger."""
+        clock time. Appends a ``PqEvent`` of kind 'transient' per trigger, once the cycle after it shows that the
+        waveform came back."""
         m, spc, c = v.shape
         if not self.s.enabled or m == 0:
             return
         prev = v[:1] if self.prev is None else self.prev[None]
-        diff = np.abs(v - np.concatenate((prev, v[:-1])))
+        hist = np.concatenate((prev, v))           # hist[j]: the cycle before batch cycle j
+        slack = self._slack(hist, end_index - start_index)
+        self._settle(v[0], out)
+        diff = np.abs(v - hist[:-1])
         if self.prev is None:
             diff[0] = 0.0
         self.prev = v[-1].copy()
-        over = (diff > self.s.threshold_v).reshape(m * spc, c)
+        over = (diff > self.s.threshold_v + slack[:, None, :]).reshape(m * spc, c)
         if not over.any():
             self.run[:] = 0
             return
@@ -63,15 +87,54 @@ class TransientDetector:
             last_below = np.maximum.accumulate(np.where(o, -1, idx))
             run = np.where(last_below < 0, idx + 1 + self.run[ch], idx - last_below)
             for k in np.flatnonzero(o & (run == self.s.consecutive)).tolist():    # each run reaches it once
-                if index[k] >= self.quiet_until[ch]:
-                    self._trigger(ch, k, flat, index, ns, out)
-                    self.quiet_until[ch] = index[k] + self.s.holdoff_halves * half_samples
+                if index[k] < self.quiet_until[ch]:
+                    continue
+                cycle, at = divmod(k, spc)
+                samples = np.arange(max(at - self.s.consecutive + 1, 0), at + 1)
+                ev = self._event(ch, k, flat, index, ns)
+                hold = index[k] + self.s.holdoff_halves * half_samples
+                if cycle + 1 < m:
+                    if self._returns(v[cycle + 1, samples, ch], hist[cycle, samples, ch]):
+                        self._emit(ev, ch, hold, out)
+                else:
+                    self.pending.append((ch, samples, hist[cycle, samples, ch].copy(), index[k], ev, hold))
             self.run[ch] = int(run[-1]) if o[-1] else 0
 
-    def _trigger(self, ch: int, k: int, diff: np.ndarray, index: np.ndarray, ns: np.ndarray, out: list) -> None:
+    def _slack(self, hist: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """(m, channels) V added to the threshold of each batch cycle for its time base (module docstring):
+        ``hist`` (m + 1, 512, channels) the cycle before the batch and the batch, ``lengths`` (m,) in samples."""
+        known = np.concatenate((self.lengths, lengths))
+        n0 = self.lengths.size
+        self.lengths = known[-PERIOD_CYCLES:]
+        dev = np.empty(lengths.size)
+        for j in range(lengths.size):
+            seen = known[max(0, n0 + j - PERIOD_CYCLES + 1):n0 + j + 1]
+            period = float(np.median(seen))
+            pair = known[max(0, n0 + j - 1):n0 + j + 1]
+            dev[j] = float(np.abs(pair - period).max()) / period if period > 0 else 0.0
+        peak = np.abs(hist).max(axis=1)                                  # (m + 1, channels)
+        return 2 * np.pi * dev[:, None] * np.maximum(peak[:-1], peak[1:])
+
+    def _returns(self, after: np.ndarray, before: np.ndarray) -> bool:
+        """The cycle after the run is back where the cycle before it was (within half the threshold) on the run's
+        samples; a step stays about as far off as it triggered."""
+        return bool((np.abs(after - before) <= self.s.threshold_v / 2).all())
+
+    def _settle(self, following: np.ndarray, out: list) -> None:
+        """Decide the runs of the last batch's last cycle with ``following`` (512, channels), the cycle after."""
+        pending, self.pending = self.pending, []
+        for ch, samples, before, at, ev, hold in pending:
+            if at >= self.quiet_until[ch] and self._returns(following[samples, ch], before):
+                self._emit(ev, ch, hold, out)
+
+    def _emit(self, ev: PqEvent, ch: int, hold: float, out: list) -> None:
         self.count += 1
+        out.append(dataclasses.replace(ev, number=self.count))
+        self.quiet_until[ch] = hold
+
+    def _event(self, ch: int, k: int, diff: np.ndarray, index: np.ndarray, ns: np.ndarray) -> PqEvent:
         peak = float(diff[k:k + 64, ch].max())
         first = k - self.s.consecutive + 1
         at_ns, at = int(ns[max(first, 0)]), float(index[max(first, 0)])
-        out.append(PqEvent("transient", at_ns, at_ns, at, (self.names[ch],), self.names[ch], (peak,),
-                           peak / self.udin * 100.0, self.count, peak_v=peak))
+        return PqEvent("transient", at_ns, at_ns, at, (self.names[ch],), self.names[ch], (peak,),
+                       peak / self.udin * 100.0, 0, peak_v=peak)

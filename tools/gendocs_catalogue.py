@@ -45,7 +45,8 @@ before anything is sent. The web API answers the same names: `GET /api/values?na
 
 Every quantity is carried by the control socket, `meter read` and `GET /api/values`; the table says which
 others carry it: Modbus (the first register address; docs/modbus.md), BACnet (the S4100 analog input;
-docs/bacnet.md). MQTT publishes the energy totals and the `[mqtt] readings_points` chosen (docs/fleet.md).
+docs/bacnet.md), DLMS/COSEM (the OBIS code; docs/dlms.md). MQTT publishes the energy totals and the
+`[mqtt] readings_points` chosen (docs/fleet.md).
 """
 
 
@@ -80,6 +81,9 @@ def render() -> str:
             extra.append(f"Modbus `{c.modbus}`")
         if c.bacnet_av1 is not None:
             extra.append(f"BACnet AV1 = {c.bacnet_av1}")
+        if c.obis:
+            ln, _, script = c.obis.partition("#")
+            extra.append(f"DLMS script {script or 1} of {ln}")
         if c.web:
             extra.append(f"web `{c.name}`")
         if c.cli:
@@ -87,12 +91,16 @@ def render() -> str:
         lines.append(f"| `{c.name}` | `{c.control}` | {', '.join(_arg(a) for a in c.args) or '—'} | {c.privilege} "
                      f"| {LOCK[c.revenue_lock]} | {', '.join(extra) or '—'} | {c.description} |")
     lines += ["", f"## Quantities ({len(quantities())})", "",
-              "| name | unit | kind | size | Modbus | BACnet | description |", "|---|---|---|---|---|---|---|"]
+              "Labels are as the web pages show them with `[display] labels = \"ieee\"` (phases A, B, C); "
+              "`\"iec\"` names the phases L1, L2, L3. The area is the section of the pages a value is shown in.", "",
+              "| name | label | area | unit | kind | size | Modbus | BACnet | DLMS | description |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for p in quantities():
         mb = str(first[p.name]) if p.name in first else ""
         bn = ", ".join(f"AI{i}" for i in bacnet.get(p.name, []))
-        lines.append(f"| `{p.name}` | {p.unit} | {p.kind} | {p.size if p.size > 1 else ''} | {mb} | {bn} | "
-                     f"{p.description} |")
+        obis = (p.mapping("obis") or {}).get("code", "")
+        lines.append(f"| `{p.name}` | {p.label()} | {p.area} | {p.unit} | {p.kind} | {p.size if p.size > 1 else ''} "
+                     f"| {mb} | {bn} | {obis} | {p.description} |")
     return "\n".join(lines) + "\n"
 
 

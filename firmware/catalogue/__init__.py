@@ -4,7 +4,8 @@ Quantities are the point map (``firmware/points/*.toml``: name, unit, kind, desc
 BACnet, DNP3, OBIS and SNMP carry them); commands are ``firmware/catalogue/table.py``. Every numeric quantity is
 carried by the control socket (``metrology.read``), ``meter read`` and the web API (``GET /api/values``, under
 the same name); Modbus carries those with a ``modbus`` mapping, BACnet those its object model
-(``firmware/comms/bacnet/objects.toml``) names, MQTT those its configuration lists. A protocol adapter translates
+(``firmware/comms/bacnet/objects.toml``) names, SNMP those with an ``snmp`` OID (``firmware/points/maps/snmp.toml``),
+MQTT those its configuration lists. A protocol adapter translates
 what is declared here; it declares nothing of its own, and ``tests/unit/test_catalogue.py`` walks this
 catalogue against every interface.
 

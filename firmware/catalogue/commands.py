@@ -120,7 +120,7 @@ class Command:
     bacnet_av1: int | None = None      # S4100 AV1 command code
     web: bool = False                  # POST /api/resets/{name}
     dnp3: int | None = None            # slot: DNP3 control point index
-    obis: str = ""                     # slot: DLMS/COSEM method's OBIS code
+    obis: str = ""                     # DLMS/COSEM: the Script table (class 9) and script, "A.B.C.D.E.F#N"
     snmp: str = ""                     # slot: SNMP OID
     cli: str = ""                      # a named `meter` subcommand besides `meter do` ("revenue freeze")
     title: str = ""                    # what a refusal calls it ("peak demand reset"); default: the description
@@ -140,6 +140,8 @@ class Command:
             found.append("bacnet")
         if self.web:
             found.append("web")
+        if self.obis:
+            found.append("dlms")
         return tuple(found)
 
     def required_args(self) -> list[str]:

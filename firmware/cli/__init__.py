@@ -21,10 +21,12 @@ COMMAND_MODULES = (
     "firmware.cli.maintenance",  # reset master|factory|wipe
     "firmware.cli.config",    # config validate/show/defaults/set
     "firmware.cli.user",      # user add/passwd/list/remove/unlock
+    "firmware.cli.snmp",      # snmp mib/secrets/set
     "firmware.cli.recorder",  # pq events/capture/captures/recorders/read/aggregates
     "firmware.cli.replay",    # replay RECORDING.cfg
     "firmware.cli.report",    # report en50160|ieee519
     "firmware.cli.commands",  # read, do, revenue
+    "firmware.cli.dlms",      # dlms keys
     "firmware.cli.image",     # image install/provision/status/log/trust/guard/verify/show
     "firmware.cli.hil_pulses",  # hil pulses|run
 )

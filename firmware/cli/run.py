@@ -147,6 +147,12 @@ def _print_ready(supervisor: Any) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _config_versions(status: dict[str, Any]) -> str:
+    """``10`` or, when changes were saved since the meter started, ``10 (started with v1)``."""
+    now, started = status["config_version"], status.get("config_started_version", status["config_version"])
+    return f"{now}" if now == started else f"{now} (started with v{started})"
+
+
 def _status(args: argparse.Namespace) -> int:
     config = ConfigStore(args.config).load()
     run_dir = Path(args.run_dir or config.meter.run_dir)
@@ -155,7 +161,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, indent=2))
         return EXIT_STATUS[state]
-    print(f"meter {status['version']}  config v{status['config_version']}  "
+    print(f"meter {status['version']}  config v{_config_versions(status)}  "
           f"{'NOT HEALTHY' if state == NOT_HEALTHY else state}  up {status['uptime_s']:.0f} s")
     loss = _loss_line(status)
     if loss:

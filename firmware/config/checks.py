@@ -17,6 +17,7 @@ CHECKS = (
     "firmware.comms.modbus.regmap:check_user_map",  # the Modbus user map: points, formats, free addresses
     "firmware.config.ports:check",               # one protocol per port and serial line; one network path open
     "firmware.config.sections.pq:check",         # ripple-control frequencies
+    "firmware.config.sections.snmp:check",       # SNMP users and notification destinations
 )
 
 

@@ -27,7 +27,7 @@ class Listener:
 def listeners(config: Config) -> list[Listener]:
     """Every port and serial line the configuration opens."""
     out = []
-    mb, web, bac = config["modbus"], config["web"], config["bacnet"]
+    mb, web, bac, dlms = config["modbus"], config["web"], config["bacnet"], config["dlms"]
     if mb.tcp_enabled:
         out.append(Listener("Modbus TCP", "[modbus] tcp_port", "tcp", mb.bind_address, mb.tcp_port))
     if web.mode != "disabled":
@@ -36,10 +36,17 @@ def listeners(config: Config) -> list[Listener]:
         out.append(Listener("HTTP redirect", "[web] http_port", "tcp", web.bind_address, web.http_port))
     if bac.enabled and bac.ip_enabled:
         out.append(Listener("BACnet/IP", "[bacnet] ip_port", "udp", bac.bind_address, bac.ip_port))
+    snmp = config["snmp"]
+    if snmp.enabled:
+        out.append(Listener("SNMP", "[snmp] port", "udp", snmp.bind_address, snmp.port))
     if config["modbus.rtu"].enabled:
         out.append(Listener("Modbus RTU", "[modbus.rtu] port", "serial", "", config["modbus.rtu"].port))
     if bac.enabled and bac.mstp_enabled:
         out.append(Listener("BACnet MS/TP", "[bacnet] mstp_port", "serial", "", bac.mstp_port))
+    if dlms.enabled and dlms.tcp_enabled:
+        out.append(Listener("DLMS/COSEM TCP", "[dlms] tcp_port", "tcp", dlms.bind_address, dlms.tcp_port))
+    if dlms.enabled and config["dlms.hdlc"].enabled:
+        out.append(Listener("DLMS/COSEM HDLC", "[dlms.hdlc] port", "serial", "", config["dlms.hdlc"].port))
     return out
 
 

@@ -66,6 +66,19 @@ def load_file(path: str | Path, schema: Schema | None = None) -> Config:
     return schema.load(parse_toml_file(p, schema.what), source=str(p))
 
 
+def file_version(path: str | Path) -> int | None:
+    """``[meta] version`` of the configuration file as it is on disk now (None: no file, or not readable TOML).
+
+    Only the version is read, not validated: what ``meter status`` and the diagnostics page show while the
+    running services may still hold an older version."""
+    try:
+        meta = parse_toml_file(Path(path)).get("meta", {})
+    except ConfigError:
+        return None
+    version = meta.get("version") if isinstance(meta, dict) else None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
 def diff(old: Config, new: Config) -> list[dict[str, Any]]:
     changes: list[dict[str, Any]] = []
     for sec in new.schema.sections:

@@ -1,4 +1,5 @@
-"""The comms service: owns the Modbus TCP and RTU servers and the BACnet device (BACnet/IP, MS/TP).
+"""The comms service: owns the Modbus TCP and RTU servers, the BACnet device (BACnet/IP, MS/TP), the SNMP agent
+and the DLMS/COSEM server (TCP wrapper, HDLC).
 
 Values come only from the measurement snapshot that the metrology service publishes, so a request never
 waits on the metrology; commands (demand reset, energy reset, billing-period reset, demand sync) go to their
@@ -13,7 +14,9 @@ import sys
 from typing import Any
 
 from firmware.comms.bacnet.app import BacnetApp
+from firmware.comms.dlms.app import DlmsApp
 from firmware.comms.modbus.app import ModbusApp
+from firmware.comms.snmp.app import SnmpApp
 from firmware.ipc import names
 from firmware.ipc.snapshot import Snapshot
 from firmware.service import HEARTBEAT_INTERVAL_S, Service, command, main
@@ -34,6 +37,14 @@ class CommsService(Service):
             self.bacnet = BacnetApp(self.config, self.ctx.config_path, self.snapshot, self.ctx.control_socket,
                                     self.ctx.data_dir, self.config["modbus"].command_timeout)
             self.endpoints += self.loop.run_until_complete(self.bacnet.start())
+        self.snmp: SnmpApp | None = None
+        if self.config["snmp"].enabled:
+            self.snmp = SnmpApp.from_snapshot(self.config, self.ctx.data_dir, self.snapshot)
+            self.endpoints += self.loop.run_until_complete(self.snmp.start())
+        self.dlms: DlmsApp | None = None
+        if self.config["dlms"].enabled:
+            self.dlms = DlmsApp(self.config, self.snapshot, self.ctx.control_socket, self.ctx.data_dir)
+            self.endpoints += self.loop.run_until_complete(self.dlms.start())
 
     def run(self) -> None:
         self.loop.run_until_complete(self._serve())
@@ -41,7 +52,7 @@ class CommsService(Service):
     async def _serve(self) -> None:
         while not self.stopping.is_set():
             # the servers' own tasks answer requests; this one only wakes to send the heartbeat
-            self.heartbeat(True, modbus=self.modbus.stats(), **({"bacnet": self.bacnet.stats()} if self.bacnet else {}))
+            self.heartbeat(True, modbus=self.modbus.stats(), **self._others())
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     def teardown(self) -> None:
@@ -50,6 +61,12 @@ class CommsService(Service):
             bacnet = getattr(self, "bacnet", None)
             if bacnet is not None:
                 self.loop.run_until_complete(bacnet.stop())
+            snmp = getattr(self, "snmp", None)
+            if snmp is not None:
+                self.loop.run_until_complete(snmp.stop())
+            dlms = getattr(self, "dlms", None)
+            if dlms is not None:
+                self.loop.run_until_complete(dlms.stop())
             self.loop.close()
         if hasattr(self, "snapshot"):
             self.snapshot.close()
@@ -59,11 +76,20 @@ class CommsService(Service):
         bacnet = self.config["bacnet"]
         return {"access": section.access, "tcp_port": section.tcp_port, "rtu": self.config["modbus.rtu"].enabled,
                 "bacnet": bacnet.enabled and {"ip_port": bacnet.ip_port if bacnet.ip_enabled else None,
-                                              "mstp": bacnet.mstp_port if bacnet.mstp_enabled else None}}
+                                              "mstp": bacnet.mstp_port if bacnet.mstp_enabled else None},
+                "snmp": self.config["snmp"].enabled and {"port": self.config["snmp"].port},
+                "dlms": self.config["dlms"].enabled and {
+                    "tcp_port": self.config["dlms"].tcp_port if self.config["dlms"].tcp_enabled else None,
+                    "hdlc": self.config["dlms.hdlc"].port if self.config["dlms.hdlc"].enabled else None}}
 
     @command("stats")
     def stats(self, user: str = "") -> dict[str, Any]:
-        return {**self.modbus.stats(), **({"bacnet": self.bacnet.stats()} if self.bacnet else {})}
+        return {**self.modbus.stats(), **self._others()}
+
+    def _others(self) -> dict[str, Any]:
+        return {**({"bacnet": self.bacnet.stats()} if self.bacnet else {}),
+                **({"snmp": self.snmp.stats()} if self.snmp else {}),
+                **({"dlms": self.dlms.stats()} if self.dlms else {})}
 
 
 if __name__ == "__main__":

@@ -18,12 +18,12 @@ from typing import Any, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from firmware import __version__
 from firmware.web.api import LOGGED_IN, ApiError, Call, Endpoint, check_json, openapi
+from firmware.web.assets import Assets
 from firmware.web.auth import COOKIE, CSRF_HEADER
 from firmware.web.context import WebContext
 from firmware.web.limits import TooLarge, TooSlow, read_body, stream_body
@@ -209,10 +209,6 @@ class Guard:
         await response(scope, receive, send)
 
 
-async def _index(request: Request) -> Response:
-    return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
-
-
 async def _not_found(request: Request, exc: Exception) -> Response:
     return _error(404, f"nothing at {request.url.path[:100]}; the API is listed at /api/openapi.json")
 
@@ -231,8 +227,16 @@ def route_table(services: list[str]) -> tuple[list[Endpoint], dict[str, Any]]:
 def build_app(ctx: WebContext, services: list[str]) -> Guard:
     eps, ctx.document = route_table(services)
     routes: list[Any] = [Route(ep.path, EndpointHandler(ctx, ep).handle, methods=[ep.method]) for ep in eps]
-    routes += [Route("/", _index, methods=["GET"]),
-               Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
+    assets = Assets(STATIC_DIR)
+
+    async def index(request: Request) -> Response:
+        return assets.response(request, "index.html") or await _not_found(request, KeyError())
+
+    async def static(request: Request) -> Response:
+        return assets.response(request, request.path_params["name"]) or await _not_found(request, KeyError())
+
+    routes += [Route("/", index, methods=["GET", "HEAD"]),
+               Route("/static/{name:path}", static, methods=["GET", "HEAD"])]
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _wrong_method})
     return Guard(app, ctx)
 

@@ -7,13 +7,17 @@ from typing import Any
 
 from firmware.catalogue.values import pick, split_names
 from firmware.control import ControlError
+from firmware.points import AREAS
+from firmware.revenue.settings import from_config as revenue_settings
 from firmware.storage.eventlog import band
 from firmware.web.pq import finite
 from firmware.web.api import ApiError, Call
 from firmware.web.context import WebContext
 from hal.errors import ConfigError, IPCError
+from metrology.tou import utc_datetime
 
 MAX_ROWS = 1000               # records one request may return (events, load profile)
+CLOCK_YEARS = 20              # years back the pages know the DST periods of (older times: standard time)
 
 
 async def _measured(ctx: WebContext, group: str, *args: Any) -> Any:
@@ -52,7 +56,25 @@ async def values(ctx: WebContext, call: Call) -> Any:
 
 
 async def points(ctx: WebContext, call: Call) -> Any:
-    return {"points": ctx.measurements.point_table()}
+    """The point map as the pages show it: labels in the configured convention, the areas, the meter's clock."""
+    labels = ctx.config["display"].labels
+    return {"labels": labels, "points": ctx.measurements.point_table(labels),
+            "areas": [{"name": a.name, "title": a.title, "page": a.page, "main": a.main} for a in AREAS],
+            "clock": local_clock(ctx.config, time.time())}
+
+
+def local_clock(config: Any, now: float) -> dict[str, Any]:
+    """The meter's local time ([revenue.time]: an offset and DST rules, no tz database) as a page applies it:
+    the standard offset, the DST offset and the DST periods (UTC seconds, from, to) of the last
+    ``CLOCK_YEARS`` years and the next."""
+    tz = revenue_settings(config).timezone
+    periods: list[list[float]] = []
+    if tz.has_dst:
+        year = utc_datetime(now).year
+        for y in range(year - CLOCK_YEARS, year + 2):
+            start, end = tz.transitions(y)
+            periods.append([start, end if start < end else tz.transitions(y + 1)[1]])
+    return {"offset_min": tz.offset_min, "dst_offset_min": tz.dst_offset_min if tz.has_dst else 0, "dst": periods}
 
 
 async def events(ctx: WebContext, call: Call) -> Any:
@@ -98,7 +120,7 @@ async def diagnostics(ctx: WebContext, call: Call) -> Any:
         status = await ctx.control(call.user, "status")
         out["meter"] = {k: status.get(k) for k in ("state", "healthy", "metering", "lost_frames_per_min",
                                                    "overruns_per_min", "last_gap", "version", "config_version",
-                                                   "uptime_s")}
+                                                   "config_started_version", "uptime_s")}
         out["services"] = {name: {k: svc.get(k) for k in ("state", "pid", "restarts", "endpoints", "last_exit",
                                                           "essential", "description")}
                            for name, svc in status.get("services", {}).items()}

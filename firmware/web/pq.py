@@ -25,6 +25,7 @@ from firmware.web.api import ApiError, Call
 from firmware.web.context import WebContext
 from hal.comtrade import read_comtrade
 from hal.errors import ConfigError, IPCError, MeterError, StorageError
+from metrology.events import KINDS, VOLTAGE_KINDS
 from metrology.pqclass import ITIC_LOWER, ITIC_UPPER
 from metrology.reports.common import week_bounds
 
@@ -72,9 +73,12 @@ async def _recorder(ctx: WebContext, call: Call, cmd: str, **args: Any) -> Any:
 async def pq_events(ctx: WebContext, call: Call) -> Any:
     since, until = _range(call)
     rows = await _recorder(ctx, call, "events", since_ts=since, until_ts=until, limit=call.params["limit"])
-    # the curve the page draws the events on, from the classifier that names each event's region (null: longer)
-    curve = {"upper": [list(p) for p in ITIC_UPPER], "lower": [list(p) for p in ITIC_LOWER]}
-    return finite({"events": rows, "itic": curve})
+    # the curve the page draws the events on, from the classifier that names each event's region (null: longer);
+    # only the RMS voltage events (dips, swells, interruptions) lie on it: an RVC or a transient is not one of them
+    curve = {"upper": [list(p) for p in ITIC_UPPER], "lower": [list(p) for p in ITIC_LOWER],
+             "kinds": list(VOLTAGE_KINDS)}
+    counts = {kind: sum(1 for r in rows if r.get("kind") == kind) for kind in KINDS}
+    return finite({"events": rows, "itic": curve, "counts": counts})
 
 
 def capture_dir(ctx: WebContext) -> Path:

@@ -1,8 +1,9 @@
 """The web's view of the measurement snapshot: the latest values, grouped as the pages and the API show them.
 
 Values come only from the snapshot the metrology service publishes (a seqlock read that never waits for the
-writer). A value not available (NaN) is JSON ``null``. The groups are the point map's: readings are the
-instantaneous and status scalars, energy the totals, demands and peaks; harmonics and phasors are built from
+writer). A value not available (NaN) is JSON ``null``. The groups are the point map's areas: readings are the
+scalars of the areas on the readings page (measurements, PQ, status, alarms and I/O), energy those of the
+energy page (energy registers, demands, peaks, billing and test-mode registers); harmonics and phasors are built from
 the per-order arrays and the fundamental angles (V A-N is the reference at 0°, counter-clockwise positive).
 One copy is decoded per publish however many clients ask.
 """
@@ -17,11 +18,9 @@ from typing import Any
 import numpy as np
 
 from firmware.ipc.snapshot import Snapshot
-from firmware.points import Point, load_points
+from firmware.points import AREAS, Point, load_points
 from hal.errors import IPCError
 
-READING_KINDS = ("instantaneous", "status")
-ENERGY_KINDS = ("total", "demand", "peak")
 HARMONICS_PREFIX = "harmonics_"
 # Phasor channels in drawing order: the angle point of each (V A-N has none: it is the reference).
 PHASOR_CHANNELS = ("v_an", "v_bn", "v_cn", "i_a", "i_b", "i_c")
@@ -64,8 +63,9 @@ class Measurements:
         self._lock = threading.Lock()
         points = load_points()
         self.points = {p.name: p for p in points}
-        self.reading_names = [p.name for p in points if p.kind in READING_KINDS and p.size == 1]
-        self.energy_names = [p.name for p in points if p.kind in ENERGY_KINDS and p.size == 1]
+        page = {a.name: a.page for a in AREAS}
+        self.reading_names = [p.name for p in points if page[p.area] == "readings" and p.size == 1]
+        self.energy_names = [p.name for p in points if page[p.area] == "energy" and p.size == 1]
 
     def _attach(self) -> Snapshot:
         if self._snap is None:
@@ -127,9 +127,11 @@ class Measurements:
     def diagnostics(self) -> dict[str, Any]:
         return self.pick([n for n in DIAGNOSTIC_POINTS if n in self.points])
 
-    def point_table(self) -> list[dict[str, Any]]:
-        return [_describe(p) for p in self.points.values() if p.kind not in ("identity", "command", "setting")]
+    def point_table(self, labels: str = "ieee") -> list[dict[str, Any]]:
+        """Every measured point with its label in the ``labels`` convention (ieee, iec), area and type."""
+        return [_describe(p, labels) for p in self.points.values() if p.kind not in ("identity", "command", "setting")]
 
 
-def _describe(p: Point) -> dict[str, Any]:
-    return {"name": p.name, "unit": p.unit, "kind": p.kind, "description": p.description, "size": p.size}
+def _describe(p: Point, labels: str) -> dict[str, Any]:
+    return {"name": p.name, "label": p.label(labels), "unit": p.unit, "kind": p.kind, "type": p.type,
+            "area": p.area, "description": p.description, "size": p.size}

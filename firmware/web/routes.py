@@ -64,10 +64,13 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
         E("GET", "/api/session", session.whoami, "Who is logged in, with the session's CSRF token", "session",
           LOGGED_IN),
         E("DELETE", "/api/session", session.logout, "Log out", "session", LOGGED_IN),
-        E("GET", "/api/readings", data.readings, "Latest instantaneous readings and status values", "measurements",
-          READ, returns=_VALUES),
-        E("GET", "/api/energy", data.energy, "Energy registers, demands and peak demands", "measurements", READ,
-          returns=_VALUES),
+        E("GET", "/api/readings", data.readings, "Latest readings: measurements, power quality, status, alarms and I/O",
+          "measurements", READ, returns=_VALUES,
+          description="The scalar points of the point map's areas on the readings page (GET /api/points: each "
+                      "point's area, the areas with their page)."),
+        E("GET", "/api/energy", data.energy, "Energy registers, demands, peak demands, billing and test-mode registers",
+          "measurements", READ, returns=_VALUES,
+          description="The scalar points of the point map's areas on the energy page."),
         E("GET", "/api/harmonics", data.harmonics, "Harmonic magnitudes of one channel by order", "measurements",
           READ, params=(Param("channel", "string", "voltage or current channel", default=harmonic_channels[0],
                               enum=tuple(harmonic_channels)),)),
@@ -78,8 +81,11 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
           params=(Param("names", "string", "point names, comma-separated; name[i] for one element of an array "
                         "(GET /api/points lists them)", required=True, max_length=8000),),
           description="Values in the point's unit; null: not available; an array point is a list."),
-        E("GET", "/api/points", data.points, "The point map: name, unit, kind and description of every value",
-          "measurements", READ),
+        E("GET", "/api/points", data.points, "The point map: name, label, unit, kind, type, area and description of "
+          "every value, the areas, the meter's local time", "measurements", READ,
+          description="Labels are in the convention of [display] labels (ieee: phases A, B, C; iec: L1, L2, L3). "
+                      "type: number, flag (0/1), count, code, time (seconds since 1970, UTC). clock: the "
+                      "[revenue.time] offset, DST offset and DST periods (UTC seconds) a page shows local time by."),
         E("GET", "/api/stream", session.stream, "Live readings as server-sent events (event 'readings')",
           "measurements", READ, stream=True, errors=(503,),
           description="One event per publish of the measurement snapshot (about one a second); the stream ends "
@@ -97,7 +103,9 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
           "transients, RVC) by time range, oldest first", "power quality", READ, params=(_SINCE, _UNTIL, _PQ_LIMIT),
           errors=(503,), description="Each event: kind, start time (ts), duration, residual or peak values, "
                                      "phases, min/max/avg of V, I, THD, PF and f during it (detail.stats), "
-                                     "and the waveform capture it triggered."),
+                                     "and the waveform capture it triggered. `counts`: the answer's events of "
+                                     "each kind; `itic`: the ITI (CBEMA) curve and the kinds that lie on it "
+                                     "(dips, swells, interruptions; not RVCs nor transients)."),
         E("GET", "/api/captures", pq.captures, "The waveform captures kept (COMTRADE), oldest first",
           "power quality", READ),
         E("GET", "/api/captures/{name}", pq.capture, "One waveform capture as JSON: time axis and each channel's "

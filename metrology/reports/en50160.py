@@ -7,8 +7,10 @@ frequency over a year, the meter states every parameter per week as ION meters d
 ==================  ======================================  ==========  ===============================
 parameter           limit                                   of values   values
 ==================  ======================================  ==========  ===============================
-frequency           fn ± 1 % (49.5-50.5 Hz)                 99.5 %      3-s means (10-s in the standard;
-                    fn - 6 % / + 4 % (47-52 Hz)             100 %       10-min when no 3-s are stored)
+frequency           fn ± 1 % (49.5-50.5 Hz)                 99.5 %      10-s means (IEC 61000-4-30 5.1),
+                    fn - 6 % / + 4 % (47-52 Hz)             100 %       those the 10-min records carry;
+                                                                        3-s, else 10-min values for records
+                                                                        stored without them
 supply voltage      Un ± 10 %                               95 %        10-min RMS, per phase
                     Un - 15 % / + 10 %                      100 %
 flicker             Plt <= 1                                95 %        2-h Plt, per phase
@@ -20,7 +22,10 @@ mains signalling    Figure 1 (metrology/signalling.py)      99 %        3-s, per
 ==================  ======================================  ==========  ===============================
 
 Records flagged by a dip, swell or interruption and records with lost samples are left out of every
-statistic (IEC 61000-4-30 4.7: flagged values are not used for EN 50160 assessment).
+statistic (IEC 61000-4-30 4.7: flagged values are not used for EN 50160 assessment). The 10-s frequencies carry
+their own flags (a flagged one is NaN), so those of every 10-min record of the week count but the flagged ones.
+The ``records`` header says how many values each statistic had: ``10min_used`` (the voltage, unbalance and
+harmonic rows), ``10s_used`` or ``3s_used`` (frequency), ``2h_used`` (Plt), beside the records stored.
 
 The week's under- and over-deviation (IEC 61000-4-30:2015 Annex D) per phase has no EN 50160 limit: the report
 gives it without a verdict, over the week (the Annex D formula over every usable 10-min value) and the highest
@@ -37,6 +42,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from metrology.intervals import FREQ_10S_SLOTS
 from metrology.signalling import MEISTER_DAY_PCT, meister_limit_pct
 
 from metrology.reports.common import DAY_S, WEEK_S, Record, nan_to_none, overall, pct_within, stack, usable, verdict, worst
@@ -127,6 +133,17 @@ def thd_pct(h_pct: np.ndarray, max_order: int) -> np.ndarray:
     return np.sqrt(np.sum(h_pct[:, :, 2:max_order + 1] ** 2, axis=2))
 
 
+def frequency_values(ten_all: list[Record], three: list[Record], ten: list[Record]) -> tuple[np.ndarray, str]:
+    """(n, 1) frequencies EN 50160 judges and what they are: the 10-s values (IEC 61000-4-30 5.1) of the week's
+    10-min records ``ten_all`` where stored, else the usable 3-s values, else the usable 10-min values."""
+    f10 = stack(ten_all, "freq_10s", (FREQ_10S_SLOTS,)).reshape(-1, 1)
+    if np.isfinite(f10).any():
+        return f10[np.isfinite(f10[:, 0])], "10s"
+    if three:
+        return stack(three, "freq", (1,)), "3s"
+    return stack(ten, "freq", (1,)), "10min"
+
+
 def signalling_entries(three: list[Record], nominal_v: float, signalling_hz: tuple[float, ...]) -> list[dict]:
     """One entry per signalling frequency: per phase, the lowest over the week's days of the % of that day's 3-s
     values within EN 50160 Figure 1 (4.2.5: 99 % of each day); ``days`` counts the days that had values."""
@@ -177,9 +194,7 @@ def report(records: Iterable[Record], start: float, end: float, nominal_v: float
     two = [r for r in in_week if usable(r, "2h", start, end)]
     params: list[dict] = []
 
-    f_source = three if three else ten
-    freq = stack(f_source, "freq", (1,))
-    label = "3s" if three else "10min"
+    freq, label = frequency_values([r for r in in_week if r.get("kind") == "10min"], three, ten)
     lo, hi = nominal_f * (1 - FREQ_NARROW_PCT / 100), nominal_f * (1 + FREQ_NARROW_PCT / 100)
     params.append(_entry("frequency", f"{lo:g}..{hi:g} Hz ({label} values)", FREQ_NARROW_REQ,
                          pct_within(freq, lo, hi), freq.shape[0]))
@@ -226,6 +241,7 @@ def report(records: Iterable[Record], start: float, end: float, nominal_v: float
         "nominal": {"voltage": nominal_v, "voltage_values": voltage, "frequency": nominal_f},
         "records": {"10min": present, "10min_expected": EXPECTED_10MIN, "10min_flagged": flagged,
                     "10min_gap": gaps, "10min_used": len(ten), "3s_used": len(three), "2h_used": len(two),
+                    "10s_used": int(np.isfinite(freq).sum()) if label == "10s" else 0, "frequency_values": label,
                     "coverage_pct": round(100.0 * len(ten) / EXPECTED_10MIN, 2)},
         "parameters": params,
         "compliant": overall(p["compliant"] for p in params),

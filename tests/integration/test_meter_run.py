@@ -40,6 +40,7 @@ def meter(tmp_path, repo, subprocess_env):
     config = tmp_path / "meter.toml"
     config.write_text(f'[meter]\ndata_dir = "{tmp_path / "var"}"\nrun_dir = "{tmp_path / "run"}"\n'
                       f'[modbus]\ntcp_port = {port}\nbind_address = "127.0.0.1"\n'
+                      f'[snmp]\nenabled = true\nport = {port}\nbind_address = "127.0.0.1"\n'
                       f'[web]\nhttps_port = {_free_port()}\nhttp_port = {_free_port()}\nbind_address = "127.0.0.1"\n')
     log = open(tmp_path / "meter.out", "w+")  # noqa: SIM115 - the meter writes it while the test reads it
     proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--config", str(config),
@@ -90,6 +91,16 @@ def test_whole_meter_runs_meters_serves_modbus_and_stops_cleanly(meter):
     assert run.returncode == 0, run.stdout + run.stderr
     volts = [float(m.group(1)) for m in re.finditer(r"^\[30\d\d\]:\s+(\S+)", run.stdout, re.M)]
     assert len(volts) == 3 and all(50.0 < v < 500.0 for v in volts), run.stdout
+    # The same voltage over SNMP (UDP, on the Modbus port's number), read by net-snmp's snmpget with this meter's
+    # own community: hundredths of a volt, within what one second's change of the simulated board can be.
+    assert shutil.which("snmpget"), "snmpget is not installed (Debian package 'snmp'; .ci/run installs it)"
+    community = json.loads((tmp_path_of(client) / "var" / "snmp" / "secrets.json").read_text())["community"]
+    run = subprocess.run(["snmpget", "-v2c", "-c", community, "-On", "-Oqv", f"udp:127.0.0.1:{port}",
+                          ".1.3.6.1.4.1.32473.1.1.1.10.0"], capture_output=True, text=True, timeout=30,
+                         env={"MIBS": "", "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert int(run.stdout) / 100 == pytest.approx(volts[0], abs=2.0), (run.stdout, volts)
+    assert f"snmp:127.0.0.1:{port}" in status["services"]["comms"]["endpoints"]
     pids = [svc["pid"] for svc in status["services"].values()] + [proc.pid]
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)

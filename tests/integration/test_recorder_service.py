@@ -60,13 +60,12 @@ def test_dip_reaches_event_log_capture_bursts_and_aggregates(rig, repo, subproce
     feeder.feed(7.0)
     wait_for(lambda: client.call("info")["captures"] >= 1 and client.call("info")["bursts"] >= 1, 30,
              "the dip's capture and burst")
-    # event log: the dip's start and end, priority 255 (ION7400 Sag/Swell alarm: High); the dip's edge is also a
-    # transient by the sample-against-the-cycle-before rule (a 40 % step is far beyond 10 % of Udin)
+    # event log: the dip's start and end, priority 255 (ION7400 Sag/Swell alarm: High); its edges, a 40 % step
+    # that stays, are no transient
     log = EventLog(tmp / "var")
     rows = log.read(min_priority=0)
     causes = [r["cause"] for r in rows if r["source"] == "pq"]
-    assert [c for c in causes if c != "transient"] == ["sag_start", "sag"], rows
-    assert causes.count("transient") == 1
+    assert causes == ["sag_start", "sag"], rows
     end = [r for r in rows if r["cause"] == "sag"][0]
     assert end["priority"] == 255 and "residual 60.0" in end["effect"]
     log.close()

@@ -7,9 +7,13 @@ is printed), for a person to look at.
 """
 from __future__ import annotations
 
+import gzip
 import json
+import re
 import socket
 import ssl
+import subprocess
+import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -20,7 +24,8 @@ from hypothesis import strategies as st
 
 from firmware.config.store import ConfigStore
 from tests.conftest import iterations
-from tests.support.web_meter import MAX_UPLOAD_BYTES, USERS, WebMeter
+from firmware.web.app import STATIC_DIR
+from tests.support.web_meter import MAX_UPLOAD_BYTES, REPO, USERS, WebMeter
 
 CHROMIUM = "/usr/bin/chromium"          # Debian's chromium package (.ci/run installs it; docs/web.md)
 MATCH_TRIES = 20                        # reads until the page and the snapshot show the same publish
@@ -123,6 +128,29 @@ def test_browser_login_live_values_setting_refusal_and_tampered_image(meter, art
             assert float(raw) == value                       # the same float64, through JSON and the DOM
             assert abs(float(shown) - value) <= 0.005 + 1e-9  # shown to 2 decimals (DIGITS["V"] in app.js)
             assert 50.0 < value < 500.0
+
+            # Rows read as the catalogue says: labels, not names; units scaled; flags, counts and times as such.
+            def row(name: str) -> tuple[str, str, str]:
+                cells = page.locator(f"tr:has(td[data-point='{name}'])")
+                return (cells.locator("th").inner_text(), cells.locator("td.num").inner_text(),
+                        cells.locator("td.unit").inner_text())
+
+            assert row("v_an")[0] == "Voltage A-N" and row("v_an")[2] == "V"
+            assert row("i_res")[0] == "Residual current"
+            label, power, unit = row("p_total")
+            assert label == "Active power total" and unit in ("W", "kW") and re.fullmatch(r"-?\d+\.\d{3}", power)
+            assert row("revenue_locked")[1:] == ("no", "")
+            assert row("time_synced")[1] in ("yes", "no")
+            assert page.locator("th", has_text="Alarms unacknowledged").count() == 1
+            page.click("details[data-area='pq_events'] > summary")
+            assert re.fullmatch(r"\d+", row("pq_sag_count")[1])                    # a count: no decimals
+            page.click("details[data-area='pq_3s'] > summary")
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d|—|not available", row("pq_end_3s")[1])
+            assert not page.locator("#view th", has_text="v_an").count()
+            assert page.locator("#view .cards > .card").count() >= 5          # the main areas open, the rest folded
+            assert page.locator("#view details.area:not([open])").count() >= 5
+            # the live page stays short: the folded areas take a line each
+            assert page.evaluate("document.documentElement.scrollHeight") < 2500
 
             # ... and they update without a reload: the marker set in this page survives three publishes.
             page.evaluate("window.__same_page = true")
@@ -304,6 +332,73 @@ def test_live_stream_sends_each_publish_and_is_limited_per_address(meter, reader
     finally:
         for conn, _ in streams:
             conn.close()
+
+
+def _curl(meter: WebMeter, path: str, *args: str, body: Path | None = None) -> tuple[int, dict[str, str]]:
+    """curl (Debian's, not this meter's HTTP code) fetching ``path``: status and headers; the body to ``body``."""
+    out = subprocess.run(["curl", "-sS", "--max-time", "20", "--cacert", str(meter.cert), "-D", "-",
+                          "-o", str(body or "/dev/null"), *args, f"https://127.0.0.1:{meter.https_port}{path}"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    status = int(out.split()[1])
+    headers = dict(line.split(": ", 1) for line in out.splitlines()[1:] if ": " in line)
+    return status, {k.lower(): v.strip() for k, v in headers.items()}
+
+
+def test_static_files_are_sent_compressed_and_revalidated(meter, tmp_path):
+    plain = (STATIC_DIR / "app.js").read_bytes()
+    status, headers = _curl(meter, "/static/app.js", "--compressed", body=tmp_path / "decoded")
+    assert status == 200 and headers["content-encoding"] == "gzip" and headers["vary"] == "Accept-Encoding"
+    assert headers["content-type"].startswith("text/javascript") and headers["cache-control"] == "no-cache"
+    assert (tmp_path / "decoded").read_bytes() == plain                         # curl decoded it
+    _, raw = _curl(meter, "/static/app.js", "-H", "Accept-Encoding: gzip", body=tmp_path / "raw")
+    packed = (tmp_path / "raw").read_bytes()
+    assert gzip.decompress(packed) == plain and len(packed) < 0.4 * len(plain), (len(packed), len(plain))
+    # unchanged: 304 without a body, for the encoding the ETag names
+    status, again = _curl(meter, "/static/app.js", "--compressed", "-H", f"If-None-Match: {raw['etag']}")
+    assert status == 304 and again["etag"] == raw["etag"]
+    # a client that takes no gzip gets the file as it is, under another ETag
+    status, identity = _curl(meter, "/static/app.js", "-H", "Accept-Encoding: gzip;q=0, identity",
+                             body=tmp_path / "identity")
+    assert status == 200 and "content-encoding" not in identity and identity["etag"] != raw["etag"]
+    assert (tmp_path / "identity").read_bytes() == plain
+    status, _ = _curl(meter, "/static/app.js", "-H", "Accept-Encoding: identity", "-H",
+                      f"If-None-Match: {raw['etag']}")
+    assert status == 200                      # the gzip ETag does not validate the uncompressed copy
+    status, page = _curl(meter, "/", "--compressed", body=tmp_path / "index")
+    assert status == 200 and page["content-encoding"] == "gzip" and b"<nav id=\"nav\" hidden>" in \
+        (tmp_path / "index").read_bytes()
+    status, _ = _curl(meter, "/static/nosuch.js")
+    assert status == 404
+
+
+def test_points_carry_labels_and_the_pages_their_areas(reader):
+    status, _, answer = reader.request("GET", "/api/points")
+    assert status == 200 and answer["labels"] == "ieee"
+    by_name = {p["name"]: p for p in answer["points"]}
+    assert by_name["v_an"]["label"] == "Voltage A-N" and by_name["v_an"]["area"] == "voltage"
+    assert by_name["revenue_locked"]["type"] == "flag" and by_name["pq_sag_count"]["type"] == "count"
+    assert by_name["p_demand_delivered_peak_time"]["type"] == "time"
+    assert {"name": "voltage", "title": "Voltage", "page": "readings", "main": True} in answer["areas"]
+    assert answer["clock"] == {"offset_min": 0, "dst_offset_min": 0, "dst": []}
+    _, _, readings = reader.request("GET", "/api/readings")
+    _, _, energy = reader.request("GET", "/api/energy")
+    assert {"pq_sag_count", "power_up_count", "v_an"} <= set(readings["values"])     # counts are readings
+    assert {"wh_delivered", "p_demand_delivered_peak"} <= set(energy["values"])
+    assert not set(readings["values"]) & set(energy["values"])
+
+
+def test_diagnostics_and_meter_status_show_the_saved_configuration_version(meter, alice):
+    started = ConfigStore(meter.config).load().version
+    status, _, answer = alice.request("POST", "/api/config", {"changes": {"display.scroll_interval": 9}})
+    assert status == 200, answer
+    saved = ConfigStore(meter.config).load().version
+    assert saved == answer["version"] > started
+    _, _, diagnostics = alice.request("GET", "/api/diagnostics")
+    assert diagnostics["meter"]["config_version"] == saved
+    assert diagnostics["meter"]["config_started_version"] <= started
+    out = subprocess.run([sys.executable, "-m", "firmware.cli", "status", "--config", str(meter.config)],
+                         capture_output=True, text=True, timeout=60, cwd=REPO).stdout
+    assert re.search(rf"config v{saved} \(started with v\d+\)", out), out
 
 
 def test_config_write_old_and_new_values_and_event(alice):

@@ -182,6 +182,10 @@ def test_pq_events_and_data_recorders_are_the_recorders(reader, control):
     status, _, answer = reader.request("GET", "/api/pq/events?since=0&limit=50")
     assert status == 200 and answer["events"] == finite(control.call("recorder.events", since_ts=0, limit=50))
     assert answer["itic"]["upper"][0] == list(ITIC_UPPER[0]) and answer["itic"]["lower"][-1][0] is None
+    # each kind counted as itself; only dips, swells and interruptions lie on the ITI curve
+    assert answer["itic"]["kinds"] == ["sag", "swell", "interruption"]
+    assert answer["counts"] == {k: sum(1 for e in answer["events"] if e["kind"] == k)
+                                for k in ("sag", "swell", "interruption", "rvc", "transient")}
     status, _, answer = reader.request("GET", "/api/recorders")
     recorders = control.call("recorder.recorders")
     assert status == 200 and answer["recorders"] == finite(recorders) and len(recorders) >= 1
@@ -259,6 +263,16 @@ def test_browser_waveform_iti_trends_and_report(meter, capture, ten_min, tmp_pat
 
             page.goto(f"{base}/#/iti")
             page.wait_for_selector("svg#iti path.iti-limit")
+            # the summary counts each kind as itself, the same as the API, and draws only those on the curve
+            counts = json.loads(page.evaluate("""async () => JSON.stringify((await (await fetch(
+                '/api/pq/events?limit=10000')).json()).counts)"""))
+            summary = page.locator("#iti-summary").inner_text()
+            for kind, word in (("sag", "dip"), ("swell", "swell"), ("interruption", "interruption"),
+                               ("transient", "transient")):
+                assert f"{counts[kind]} {word}" in summary, (summary, counts)
+            assert page.locator("svg#iti circle.iti-event[data-kind='transient']").count() == 0
+            assert page.locator("svg#iti circle.iti-event").count() <= counts["sag"] + counts["swell"] + \
+                counts["interruption"]
             page.screenshot(path=artifacts / "08-iti.png", full_page=True)
 
             page.goto(f"{base}/#/trends")
@@ -277,6 +291,13 @@ def test_browser_waveform_iti_trends_and_report(meter, capture, ten_min, tmp_pat
 
             page.goto(f"{base}/#/report")
             page.wait_for_selector("table#en50160 tbody tr")
+            # the header counts the records the rows used, as the rows do
+            report = json.loads(page.evaluate("""async () => JSON.stringify((await (await fetch(
+                '/api/reports/en50160?week=present')).json()).report)"""))
+            head = page.locator("#en50160-records").inner_text()
+            assert head.startswith(f"{report['records']['10min_used']} of {report['records']['10min_expected']} "
+                                   "10-min records used"), head
+            assert f"{report['records']['10min']} stored" in head
             # the dip and swell tables of EN 50160:2010 (5 x 5 and 2 x 5) and the interruptions
             assert page.locator("table#en50160-dips tbody tr").count() == 5
             assert page.locator("table#en50160-swells tbody tr td").count() == 2 * 6

@@ -7,6 +7,7 @@ meter) is tests/integration/test_catalogue_walk.py.
 from __future__ import annotations
 
 import importlib
+import re
 import inspect
 
 import pytest
@@ -154,3 +155,60 @@ def test_arguments_are_checked_with_what_is_allowed():
     assert preset.bind({"register": "wh_del", "value": 5}) == ("metrology.preset",
                                                                {"register": "wh_del", "value": 5.0})
     assert catalogue.command("ping").bind({"service": "web"}) == ("web.ping", {})
+
+
+def test_dlms_carries_exactly_the_catalogue():
+    from firmware.comms.dlms.model import POINT_CLASSES, build_model, lp_channel_ln
+    from firmware.comms.dlms.objects import (
+        ASSOCIATION_LN,
+        CLOCK,
+        PROFILE_GENERIC,
+        SCRIPT_TABLE,
+        UNITS,
+    )
+
+    channels = ("wh_del", "varh_del")
+    model = build_model(channels)
+    points = points_by_name()
+    served = {o.point: o for o in model.objects if o.class_id in POINT_CLASSES and o.point}
+    assert set(served) == {p.name for p in points.values() if p.mapping("obis")}, \
+        "DLMS serves a point the obis map does not name, or the reverse"
+    for name, obj in served.items():
+        m = points[name].mapping("obis")
+        assert (obj.ln, obj.class_id, obj.scaler, obj.unit) == (m["code"], m.get("class", 3), m.get("scaler", 0),
+                                                                UNITS[points[name].unit])
+    scripts = {(o.ln, sid, cmd) for o in model.objects if o.class_id == SCRIPT_TABLE for sid, cmd in o.scripts.items()}
+    assert scripts == {(c.obis.partition("#")[0], int(c.obis.partition("#")[2] or 1), c.name)
+                       for c in commands() if c.obis}
+    assert all("dlms" in c.interfaces for c in commands() if c.obis)
+    # everything else is a fixed COSEM object of every meter, or a load-profile channel of the configuration
+    rest = [o for o in model.objects if o.class_id != SCRIPT_TABLE and not o.point]
+    lp = {lp_channel_ln(i) for i in range(len(channels))}
+    assert all(o.class_id in (CLOCK, PROFILE_GENERIC, ASSOCIATION_LN) or o.ln in lp for o in rest)
+    assert len(rest) == 5 + len(channels)
+
+
+def test_snmp_carries_exactly_the_catalogue():
+    from firmware.comms.snmp import ber, mib, mibtext
+    from firmware.comms.snmp.notify import EVENT_OBJECTS
+    from firmware.config.sections.snmp import DEFAULT_ENTERPRISE_OID
+
+    enterprise = ber.oid(DEFAULT_ENTERPRISE_OID)
+    mapped = {p.name for p in points_by_name().values() if p.mapping("snmp") is not None}
+    objects = mib.meter_objects(enterprise)
+    assert mapped <= {p.name for p in quantities()}, "an SNMP OID for something that is not a quantity"
+    assert {o.point.name for o in objects} == mapped
+    # the agent's tree below the meter's objects is those points and nothing else
+    encoded: dict = {}
+    tree = mib.Tree(mib.catalogue_getters(objects, encoded))
+    root = mib.objects_root(enterprise)
+    assert {o for o in tree.oids if o[:len(root)] == root} == {o.oid + (0,) for o in objects}
+    # ... and the MIB declares exactly those objects (plus what the notifications carry)
+    text = mibtext.render(enterprise)
+    declared = set(re.findall(r"^(\w+) OBJECT-TYPE$", text, re.M))
+    assert declared == {o.descriptor for o in objects} | {name for _, name, _, _ in EVENT_OBJECTS}
+    # the catalogue's groups are the MIB's: readings, energies, status, alarms
+    kinds = {mib.GROUPS[o.oid[len(root)]][0]: set() for o in objects}
+    for o in objects:
+        kinds[mib.GROUPS[o.oid[len(root)]][0]].add(o.point.kind)
+    assert kinds["meterReadings"] == {"instantaneous"} and kinds["meterEnergies"] == {"total"}

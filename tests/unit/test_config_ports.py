@@ -27,6 +27,11 @@ def store(tmp_path):
     ({"modbus.rtu": {"enabled": True, "port": "/dev/ttyAMA1"}, "bacnet": {"enabled": True, "mstp_enabled": True}},
      r"Modbus RTU and BACnet MS/TP both use the serial line /dev/ttyAMA1 \(\[modbus.rtu\] port, \[bacnet\] "
      r"mstp_port\); one line carries one protocol"),
+    ({"modbus.rtu": {"enabled": True}, "dlms": {"enabled": True}, "dlms.hdlc": {"enabled": True}},
+     r"Modbus RTU and DLMS/COSEM HDLC both use the serial line /dev/ttyAMA0 \(\[modbus.rtu\] port, \[dlms.hdlc\] "
+     r"port\); one line carries one protocol"),
+    ({"dlms": {"enabled": True, "tcp_port": 502}},
+     r"Modbus TCP and DLMS/COSEM TCP both listen on TCP port 502"),
     ({"modbus": {"tcp_enabled": False}, "web": {"mode": "disabled"}},
      r"this would close every network path into the meter .* Keep one open"),
     ({"modbus": {"access": "none"}, "web": {"mode": "disabled"}}, r"close every network path"),
@@ -45,6 +50,9 @@ def test_refused_with_the_reason(store, changes, message):
     {"modbus": {"tcp_enabled": False}, "web": {"mode": "disabled"},
      "bacnet": {"enabled": True}},                                              # BACnet/IP stays open
     {"modbus.rtu": {"enabled": True}, "bacnet": {"enabled": True, "mstp_enabled": True}},   # two lines
+    {"modbus.rtu": {"enabled": True}, "dlms": {"enabled": True},
+     "dlms.hdlc": {"enabled": True, "port": "/dev/ttyAMA2"}},                  # DLMS on a line of its own
+    {"modbus.rtu": {"enabled": True}, "dlms.hdlc": {"enabled": True}},        # DLMS itself off: no HDLC opened
 ])
 def test_accepted(store, changes):
     store.update(changes, user="tester")

@@ -27,6 +27,7 @@ def test_dev_settings_reach_a_file_saved_before_the_first_run(repo, subprocess_e
     cfg = ConfigStore(config).load()
     assert cfg["modbus"].tcp_port == 5020 and cfg["modbus"].bind_address == "127.0.0.1"
     assert cfg["web"].https_port == 8443 and cfg["bacnet"].enabled
+    assert cfg["snmp"].enabled and cfg["snmp"].port == 1161 and cfg["snmp"].bind_address == "127.0.0.1"
     assert cfg["metrology"].nominal_voltage == 240 and cfg["bacnet"].ip_port == 47900   # set by hand: kept
     assert cfg.version == 2
     _make_dev_config(repo, config, subprocess_env)

@@ -100,3 +100,28 @@ def test_a_gap_restarts_the_windows_flags_the_intervals_and_reports_lost_time():
     wh = sum(s.energy.wh_del[3] for s in secs)
     assert wh == pytest.approx(3 * 230 * 5 * measured / 3600, rel=1e-9)
     assert measured < 160 * block / FS - lost + 1e-9
+
+
+def test_ten_minute_values_carry_their_ten_second_frequencies_flagged_ones_left_out():
+    """A 10-min value holds the 10-s frequencies (IEC 61000-4-30 5.1) of its slots; the slot with a dip is
+    flagged (4.7) and carries NaN, as do the slots before the signal began."""
+    tick_s = (1_700_000_000 // 600 + 1) * 600
+    t0 = tick_s * 10 ** 9 - 25 * 10 ** 9                # 25 s before a 10-min tick
+    sig = balanced(230.0, 5.0, 0.0, f0=49.9)
+
+    def dip(x, first=[0]):  # noqa: B006  (block counter)
+        n = np.arange(first[0], first[0] + x.shape[0])
+        first[0] += x.shape[0]
+        x = x.copy()
+        x[(n >= 12.0 * FS) & (n < 12.1 * FS), 1] *= 0.5      # 12 s in: inside the slot 20-10 s before the tick
+        return x
+
+    pl = Pipeline(MetrologySettings())
+    res = feed(pl, sig, 26.0, t0_ns=t0, transform=dip)
+    (ten,) = [t for r in res for t in r.ten_min]
+    f = ten.values["freq_10s"]
+    assert f.shape == (60,)
+    assert np.isnan(f[:57]).all() and math.isnan(f[58])
+    # IEC 61000-4-30 Class A: ±10 mHz
+    assert f[57] == pytest.approx(49.9, abs=0.01) and f[59] == pytest.approx(49.9, abs=0.01)
+    assert all("freq_10s" not in t.values for r in res for t in r.two_h)

@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from metrology.harmonics import max_deviation_unbalance, sequence, unbalance, window_harmonics
+from metrology.harmonics import fundamental_floor, max_deviation_unbalance, sequence, unbalance, window_harmonics
 from metrology.pipeline import Pipeline
 from metrology.settings import MetrologySettings
-from tests.conformance.signals import balanced, feed
+from tests.conformance.signals import Channel, balanced, feed
 
 
 def synchronous_window(parts, n_cycles=10, spc=512):
@@ -86,3 +86,42 @@ def test_pipeline_harmonics_with_angles_relative_to_va(f0, nominal):
     assert v["angle"][6] == pytest.approx(-30.0, abs=1e-4)     # I A lags V A-N by 30°
     assert v["thd"][0] == pytest.approx(100 * math.hypot(0.10, 0.05), rel=1e-5)
     assert v["v_u2"][0] < 1e-6 and v["v_seq"][1] == pytest.approx(230.0, rel=1e-6)
+
+
+def test_ratios_over_a_fundamental_below_the_floor_are_not_available():
+    # a balanced non-linear load: the neutral carries the phases' third harmonics (4.5 A) and almost no
+    # fundamental (0.2 mA, a ten-thousandth of the third): THD would read ~2,250,000 %
+    sig = balanced(230.0, 5.0, 0.0, i_harm=[(3, 0.3, 0.0)])
+    sig.channels["IN"] = Channel([(1, 2e-4, -90.0), (3, 4.5, -270.0)])
+    pl = Pipeline(MetrologySettings(nominal_current=5.0))
+    v = [w for r in feed(pl, sig, 0.5) for w in r.windows][-1].values
+    assert v["h_mag"][9, 3] == pytest.approx(4.5, rel=1e-5) and v["h_mag"][9, 1] < 1e-3
+    for key in ("thd", "thd_odd", "thd_even"):
+        assert math.isnan(v[key][9]), key
+        assert v[key][6] == pytest.approx(30.0 if key != "thd_even" else 0.0, abs=1e-3), key
+    assert v["thd_rms"][9] == pytest.approx(100.0, rel=1e-4)        # HC/RMS has its own denominator
+    # above the floor (1 % of In) the same neutral has a ratio again: 4.5 A / 0.06 A
+    sig.channels["IN"] = Channel([(1, 0.06, -90.0), (3, 4.5, -270.0)])
+    pl = Pipeline(MetrologySettings(nominal_current=5.0))
+    v = [w for r in feed(pl, sig, 0.5) for w in r.windows][-1].values
+    assert v["thd"][9] == pytest.approx(7500.0, rel=1e-3)
+
+
+def test_fundamental_floor_per_signal():
+    floor = fundamental_floor(230.0, 5.0)
+    np.testing.assert_allclose(floor, [2.3] * 6 + [0.05] * 4)
+    x = synchronous_window([(1, 1.0, 0.0), (3, 0.5, 0.0)])         # 1 V fundamental: below 1 % of 230 V
+    h = window_harmonics(x, 10, np.ones(10), 0.0, floor)
+    assert math.isnan(h.thd[0]) and h.thd[6] == pytest.approx(50.0, rel=1e-9)   # 1 A is above 1 % of 5 A
+
+
+def test_every_ratio_over_h1_documents_its_floor():
+    """The point map says when a THD reads "not available", with the floor metrology applies."""
+    from firmware.points import load_points
+    from metrology.harmonics import MIN_FUNDAMENTAL_PCT
+
+    ratios = [p for p in load_points() if "HC/H1" in p.description]
+    assert len(ratios) == 30                      # THD, odd and even THD of 6 voltages and 4 currents
+    for p in ratios:
+        nominal = "In" if p.name.endswith(("i_a", "i_b", "i_c", "i_n")) else "Udin"
+        assert f"not available while H1 < {MIN_FUNDAMENTAL_PCT:g} % of {nominal}" in p.description, p.name

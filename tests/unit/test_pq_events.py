@@ -57,12 +57,15 @@ def test_sag_duration_and_residual(f0, residual, duration_s, phases, pow_deg):
     assert len(starts) == 1 and starts[0].start_ns == ev.start_ns
     assert not finished(out, "interruption") and not finished(out, "swell")
     assert pl.flagger.events.counts["sag"] == 1 and not pl.flagger.in_event
+    # the step into and out of the dip makes each sample differ from the cycle before, but it stays: no transient
+    assert not finished(out, "transient") and pl.transients.count == 0
 
 
 @pytest.mark.parametrize("level,duration_s", [(1.2, 0.2), (1.15, 0.06)])
 def test_swell(level, duration_s):
     out, _ = run((VoltageEvent("swell", level, 1.0, duration_s, "ABC", 90.0),), 2.0)
     (ev,) = finished(out, "swell")
+    assert not finished(out, "transient")
     assert ev.duration_s == pytest.approx(duration_s, abs=CYCLE_TOL_S)
     assert max(ev.extreme_v) == pytest.approx(level * UDIN, abs=RESIDUAL_TOL_V)
 
@@ -77,6 +80,7 @@ def test_interruption_is_polyphase_and_also_a_dip():
     assert dip.duration_s == pytest.approx(0.5, abs=2 * CYCLE_TOL_S)
     assert max(intr.extreme_v) < 0.01 * UDIN
     assert intr.itic == "no_damage" and intr.semi_f47 == "fail"
+    assert not finished(out, "transient")
 
 
 def test_one_phase_to_zero_is_a_dip_not_an_interruption():
@@ -118,7 +122,7 @@ def test_rvc(delta, ramp_s):
     assert ev.delta_umax_pct >= ev.delta_uss_pct - 0.2
     assert 0.0 <= ev.duration_s <= ramp_s + CYCLE_TOL_S
     assert (ev.start_ns - T0_NS) / 1e9 >= 1.5 and (ev.end_ns - T0_NS) / 1e9 <= 1.5 + ramp_s + CYCLE_TOL_S
-    assert not finished(out, "sag") and not finished(out, "swell")
+    assert not finished(out, "sag") and not finished(out, "swell") and not finished(out, "transient")
 
 
 def test_small_step_is_no_rvc():
@@ -143,6 +147,22 @@ def test_transient_and_holdoff():
     assert [round((e.start_ns - T0_NS) / 1e9, 2) for e in tr] == [1.0, 2.5]
     assert all(e.channels == ("va",) and e.peak_v > 0.1 * UDIN for e in tr)
     assert pl.transients.count == 2
+
+
+@pytest.mark.parametrize("block", [BLOCK, 512, 700])
+def test_transient_during_a_dip_is_still_a_transient(block):
+    """The dip's own steps are no transients; an impulse inside the dip is one, whichever batch brings the cycle
+    after it (a 512-sample block decides every trigger with the next batch)."""
+    global BLOCK
+    saved, BLOCK = BLOCK, block
+    try:
+        out, pl = run((VoltageEvent("sag", 0.5, 1.0, 1.0, "A", 30.0), Transient("impulsive", 200.0, 1.5 + 0.0031)),
+                      2.5)
+    finally:
+        BLOCK = saved
+    (tr,) = finished(out, "transient")
+    assert tr.channels == ("va",) and (tr.start_ns - T0_NS) / 1e9 == pytest.approx(1.5031, abs=1e-3)
+    assert len(finished(out, "sag")) == 1 and pl.transients.count == 1
 
 
 def test_quiet_signal_has_no_events():

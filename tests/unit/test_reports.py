@@ -66,6 +66,41 @@ def test_en50160_bad_runs_fail_where_the_percentages_say():
     assert r["summary"]["v_min"] == 200.0       # the flagged 50 V never shows
 
 
+def test_en50160_judges_frequency_on_the_ten_second_values():
+    """EN 50160 4.2.1 (IEC 61000-4-30 5.1): mean over 10 s. The 10-min records carry their 60 10-s values; a
+    flagged one (NaN) is left out, and those of a record flagged by a dip elsewhere in it still count."""
+    records = week_records(bad=(Bad(400, 1, "flagged", 50.0),))
+    n = 0
+    for k, r in enumerate(x for x in records if x["kind"] == "10min"):
+        f10 = np.full(60, 50.0)
+        if k < 3:
+            f10[:10] = 49.4            # 30 10-s values outside 49.5..50.5 Hz, inside 47..52 Hz
+        if k == 5:
+            f10[7] = np.nan            # a flagged 10-s value
+        if k == 400:
+            f10[0] = 46.0              # in the record flagged by a dip: its 10-s value is outside even 47..52 Hz
+        r["values"]["freq_10s"] = f10.tolist()
+        n += int(np.isfinite(f10).sum())
+    r = en50160.report(records, WEEK_START, END, 230.0, 50.0)
+    assert r["records"]["frequency_values"] == "10s" and r["records"]["10s_used"] == n == N10 * 60 - 1
+    f = _by(r, "frequency", 99.5)
+    assert "10s values" in f["limit"] and f["values"] == n
+    assert f["measured_pct"] == pytest.approx(round(100 * (n - 31) / n, 3)) and f["compliant"] is True
+    assert _by(r, "frequency", 100.0)["measured_pct"] == pytest.approx(round(100 * (n - 1) / n, 3))
+
+
+def test_en50160_header_agrees_with_the_rows():
+    """A week of one stored 10-min record that lost samples: the header says it is stored and not used, and the
+    voltage rows have no data because of it, not despite a usable record."""
+    (rec,) = [r for r in week_records() if r["kind"] == "10min"][:1]
+    rec["gap"] = True
+    r = en50160.report([rec], WEEK_START, END, 230.0, 50.0)
+    assert r["records"]["10min"] == 1 and r["records"]["10min_gap"] == 1 and r["records"]["10min_used"] == 0
+    v = _by(r, "supply voltage", 95.0)
+    assert v["values"] == r["records"]["10min_used"] == 0 and v["measured_pct"] is None
+    assert r["records"]["coverage_pct"] == 0.0
+
+
 def test_en50160_without_records_says_unknown_not_compliant():
     r = en50160.report([], WEEK_START, END, 230.0, 50.0)
     assert r["compliant"] is None and r["records"]["coverage_pct"] == 0.0

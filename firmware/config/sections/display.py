@@ -18,7 +18,8 @@ SECTIONS = [
         Option("scroll_interval", Duration(1, 3600), 8.0, "NORM: time each screen is shown.", "s"),
         Option("alt_timeout", Duration(5, 3600), 60.0, "ALT returns to NORM after this long without a press.", "s"),
         Option("labels", Enum("ieee", "iec"), "ieee",
-               "Quantity labels: IEEE (Van, Ia, W, VAR, VA) or IEC (U1, I1, P, Q, S)."),
+               "Quantity labels on the display (IEEE: Van, Ia, W, VAR, VA; IEC: U1, I1, P, Q, S) and on the web "
+               "pages (phases A, B, C or L1, L2, L3)."),
         Option("refresh", Duration(0.2, 60), 1.0, "How often the shown screen is redrawn.", "s"),
     ], "Front-panel display (docs/io.md)."),
 ]

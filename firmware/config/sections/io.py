@@ -35,7 +35,7 @@ OUTPUT = (
            "received) register."),
     Option("kt", Float(1e-6, 1e12), 1000.0,
            "Energy per pulse in the register's unit (Wh, varh, VAh); kWh per pulse = max kW / 3600 / pulses per "
-           "s (SPEC §6)."),
+           "s."),
     Option("mode", Enum("pulse", "kyz"), "kyz",
            "pulse: a complete pulse (on for the width) per Kt; kyz: one transition per Kt."),
     Option("pulse_width", Duration(0.001, 2_000_000), 0.02,

@@ -43,5 +43,5 @@ SECTIONS = [
         Option("loss_rec_cu_w", _PCT, 0.0, "Received: copper watt loss at Ical, % of the rating.", "%"),
         Option("loss_rec_fe_var", _PCT, 0.0, "Received: iron var loss at Vcal, % of the rating.", "%"),
         Option("loss_rec_cu_var", _PCT, 0.0, "Received: copper var loss at Ical, % of the rating.", "%"),
-    ], "The metrology pipeline (SPEC §2): what is connected and how it is measured.", sealed=True),
+    ], "The metrology pipeline: what is connected and how it is measured.", sealed=True),
 ]

@@ -56,12 +56,10 @@ SECTIONS = [
                "scheduled resets are not subject to it.", "s"),
         Option("demand_reset_when_locked", Bool(), False,
                "Allow peak-demand and billing-period resets (command and BPR button) while the revenue lock "
-               "is engaged. false as the ION7400, whose revenue lock refuses resets (ION7400 manual, "
-               "seeds/000 L8337: \"When revenue-locked, you cannot perform resets\"; L7726: \"Revenue-locked "
-               "meters must be unlocked to perform resets that impact revenue data\", the peak demand reset "
-               "among them, L7752). true as the JEMStar II, whose metrology security key does not disable the "
-               "billing-period reset (seeds/002 L2158-2187) and whose reset button has a key of its own "
-               "(L2189). Scheduled resets run either way."),
+               "is engaged. false as the ION7400, whose revenue lock refuses resets that impact revenue data, the "
+               "peak demand reset among them; true as the JEMStar II, whose metrology security key does not "
+               "disable the billing-period reset and whose reset button has a key of its own. Scheduled resets "
+               "run either way."),
         Option("persist_interval", Duration(0.2, 3600), 1.0,
                "Registers are written to non-volatile storage at this interval, and at once on SIGTERM "
                "or the power-fail input; a sudden loss costs at most this much energy.", "s"),
@@ -82,7 +80,7 @@ SECTIONS = [
                "Largest difference allowed between the active energy of the sample path and of the ADE9000's own "
                "accumulators, over the last 15 min both measured, before the energy_paths_differ status bit and "
                "event. 0.5: the IEC 62053-22 class 0.5S limit at unity PF; each path alone meets class 0.2S "
-               "(SPEC), so two sound paths differ by at most 0.4 %.", "%"),
+               "(accuracy specification), so two sound paths differ by at most 0.4 %.", "%"),
         Option("incremental_start", HHMM, "00:00", "Incremental energy: start of the daily window."),
         Option("incremental_end", Str(5, r"([01]\d|2[0-3]):[0-5]\d|24:00", "HH:MM or 24:00"), "24:00",
                "Incremental energy: end of the daily window."),

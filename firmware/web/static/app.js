@@ -1,7 +1,7 @@
 // The meter's pages: one small hand-written script over the JSON API (docs/web-api.md). No framework, nothing
 // loaded from elsewhere. Views are chosen by the address's #fragment; the live view follows /api/stream.
 "use strict";
-const state = {csrf: "", user: "", privileges: [], points: {}, timer: 0, stream: null};
+const state = {csrf: "", user: "", privileges: [], points: {}, areas: [], clock: null, timer: 0, stream: null};
 const $ = sel => document.querySelector(sel);
 
 function h(tag, attrs, ...children) {
@@ -35,23 +35,102 @@ async function api(method, path, body, raw) {
 }
 
 // ------------------------------------------------------------------ formatting
+// Every value reads as the catalogue (GET /api/points) says: its label, its unit auto-scaled (W, kW, MW),
+// a flag as no/yes, a count or a code as a whole number, a time as the meter's local time, NaN as "not available".
 
-const DIGITS = {V: 2, A: 3, W: 1, var: 1, VA: 1, Hz: 3, "": 3, "%": 2, deg: 2, Wh: 1, varh: 1, VAh: 1, Ah: 2};
-function fmt(name, value) {
-  if (value === null || value === undefined) return "—";
-  const unit = (state.points[name] || {}).unit || "";
-  if (name.endsWith("_time") && value > 1e9) return new Date(value * 1000).toLocaleString();
-  const d = DIGITS[unit] !== undefined ? DIGITS[unit] : 3;
-  return value.toFixed(d);
+const NOT_AVAILABLE = "not available";
+const SCALED = new Set(["V", "A", "W", "var", "VA", "Wh", "varh", "VAh", "Qh", "Ah", "V2h", "A2h"]);
+const PREFIXES = [[1e9, "G"], [1e6, "M"], [1e3, "k"]];
+// Decimals after scaling, by unit; others 3.
+const DECIMALS = {V: 2, Hz: 3, "%": 2, deg: 1, s: 1};
+const UNIT_SHOWN = {deg: "°"};
+
+function scaled(value, unit) {
+  let shown = value, prefix = "";
+  if (SCALED.has(unit)) {
+    for (const [factor, p] of PREFIXES) if (Math.abs(value) >= factor) { shown = value / factor; prefix = p; break; }
+  }
+  const d = DECIMALS[unit] !== undefined ? DECIMALS[unit] : 3;
+  return [shown.toFixed(d), prefix + (UNIT_SHOWN[unit] || unit)];
 }
-const unitOf = name => (state.points[name] || {}).unit || "";
-const when = ts => ts ? new Date(ts * 1000).toLocaleString() : "—";
+
+// [text, unit] of one value of a point
+function shown(name, value) {
+  const p = state.points[name] || {};
+  const unit = p.unit || "";
+  if (value === null || value === undefined || Number.isNaN(value)) return [NOT_AVAILABLE, ""];
+  switch (p.type) {
+    case "flag": return [value ? "yes" : "no", ""];
+    case "count": case "code": return [String(Math.round(value)), ""];
+    case "time": return [value > 0 ? when(value) : "—", ""];
+    default: return scaled(value, unit);
+  }
+}
+const fmt = (name, value) => shown(name, value)[0];
+const labelOf = name => (state.points[name] || {}).label || name;
+
+// The meter's local time: [revenue.time]'s offset and DST periods, whatever this computer's zone is.
+function localOffsetMin(ts) {
+  const c = state.clock || {offset_min: 0, dst_offset_min: 0, dst: []};
+  return c.offset_min + (c.dst.some(([from, to]) => ts >= from && ts < to) ? c.dst_offset_min : 0);
+}
+function zoneName(ts) {
+  const m = localOffsetMin(ts), a = Math.abs(m);
+  return `UTC${m < 0 ? "−" : "+"}${String(Math.floor(a / 60)).padStart(2, "0")}:${String(a % 60).padStart(2, "0")}`;
+}
+function when(ts) {
+  if (!ts) return "—";
+  const d = new Date((ts + localOffsetMin(ts) * 60) * 1000);
+  return d.toISOString().slice(0, 19).replace("T", " ");
+}
+
+function valueRow(n, values) {
+  const [text, unit] = shown(n, values[n]);
+  return h("tr", {}, h("th", {title: `${(state.points[n] || {}).description || ""} (${n})`}, labelOf(n)),
+    h("td", {class: text === NOT_AVAILABLE ? "num na" : "num", "data-point": n,
+             "data-raw": values[n] === null || values[n] === undefined ? "" : values[n]}, text),
+    h("td", {class: "unit muted"}, unit));
+}
 
 function valueTable(names, values, count) {
-  return h("table", {"data-count": count}, h("tbody", {}, names.map(n => h("tr", {},
-    h("th", {title: (state.points[n] || {}).description || ""}, n),
-    h("td", {class: "num", "data-point": n, "data-raw": values[n] === null ? "" : values[n]}, fmt(n, values[n])),
-    h("td", {class: "muted"}, unitOf(n))))));
+  return h("table", {"data-count": count, class: "values"}, h("tbody", {}, names.map(n => valueRow(n, values))));
+}
+
+function updateCells(root, values) {
+  for (const cell of root.querySelectorAll("td[data-point]")) {
+    const v = values[cell.dataset.point];
+    const [text, unit] = shown(cell.dataset.point, v);
+    cell.textContent = text;
+    cell.classList.toggle("na", text === NOT_AVAILABLE);
+    cell.dataset.raw = v === null || v === undefined ? "" : v;
+    if (cell.nextElementSibling) cell.nextElementSibling.textContent = unit;
+  }
+}
+
+// The points of a page in the catalogue's areas, in the catalogue's order: main areas as open cards, the rest
+// folded below them.
+function areaSections(names, values, count) {
+  const byArea = new Map();
+  for (const n of names) {
+    const area = (state.points[n] || {}).area || "";
+    if (!byArea.has(area)) byArea.set(area, []);
+    byArea.get(area).push(n);
+  }
+  const main = [], folded = [];
+  for (const a of state.areas) {
+    const mine = byArea.get(a.name);
+    if (!mine) continue;
+    if (a.main) main.push(h("div", {class: "card", "data-area": a.name}, h("h2", {}, a.title), valueTable(mine, values, count)));
+    else {
+      // a long area in up to three side-by-side tables (one below the other on a phone)
+      const per = Math.ceil(mine.length / Math.min(3, Math.ceil(mine.length / 6)));
+      const parts = [];
+      for (let i = 0; i < mine.length; i += per) parts.push(valueTable(mine.slice(i, i + per), values, count));
+      folded.push(h("details", {class: "area", "data-area": a.name},
+        h("summary", {}, a.title, h("span", {class: "muted"}, ` · ${mine.length}`)), h("div", {class: "parts"}, parts)));
+    }
+  }
+  return [h("div", {class: "cards"}, main), folded];
 }
 
 // ------------------------------------------------------------------ session
@@ -69,12 +148,15 @@ async function loggedIn(who) {
   Object.assign(state, {csrf: who.csrf, user: who.user, privileges: who.privileges});
   $("#meter-name").textContent = who.meter || "Meter";
   document.title = who.meter || "Meter";
-  $("#who").textContent = `${who.user} (${who.privileges.join(", ")})`;
+  $("#who").textContent = who.user;
+  $("#who").title = `privileges: ${who.privileges.join(", ")}`;
   $("#login").hidden = true; $("#nav").hidden = false; $("#logout").hidden = false; $("#view").hidden = false;
   fill($("#checklist"), (who.checklist || []).map(item => h("p", {class: "error"}, `Security: ${item}`)));
   if (!Object.keys(state.points).length) {
     const table = await api("GET", "/api/points");
     for (const p of table.points) state.points[p.name] = p;
+    state.areas = table.areas;
+    state.clock = table.clock;
   }
   route();
 }
@@ -93,51 +175,20 @@ $("#logout").addEventListener("click", async () => {
 
 // ------------------------------------------------------------------ views
 
-const GROUPS = [
-  ["Voltage", /^v_(an|bn|cn|ln_avg|ab|bc|ca|ll_avg)$/], ["Current", /^i_(a|b|c|n|avg|res)$/],
-  ["Power", /^(p|q|s)_(a|b|c|total)$|^s_vect_total$/], ["Power factor", /^d?pf_(a|b|c|total)$/],
-  ["Frequency", /^frequency/], ["Quality", /^(thd|tdd|k_factor|crest_factor)_|unbalance|_seq_/],
-  ["Status", /locked|test_mode|time_synced|active|fault|status_word|dst/],
-];
-
-const ENERGY_GROUPS = [
-  ["Test mode", /^test_/], ["Billing snapshots", /_bpr$|_frozen$|_season$|_prev_(hour|day)$|_incremental|_conditional/],
-  ["Demand", /demand/], ["Active energy", /^wh_|^energy_fill/], ["Reactive energy", /^varh_/],
-  ["Apparent energy", /^vah_/], ["Other energy", /^(qh|ah|v2h|i2h)_/],
-];
-
-// Matched in ENERGY_GROUPS' order (the narrower patterns first), shown in this one.
-const ENERGY_ORDER = ["Active energy", "Reactive energy", "Apparent energy", "Other energy", "Demand",
-                      "Billing snapshots", "Test mode", "Other"];
-
-function grouped(names, groups = GROUPS) {
-  const left = new Set(names), out = [];
-  for (const [title, re] of groups) {
-    const mine = names.filter(n => left.has(n) && re.test(n));
-    mine.forEach(n => left.delete(n));
-    if (mine.length) out.push([title, mine]);
-  }
-  if (left.size) out.push(["Other", [...left]]);
-  return out;
-}
-
 function renderLive(view, data) {
-  const names = Object.keys(data.values);
   fill(view, h("h1", {}, "Live readings"),
     h("p", {class: "muted", id: "live-meta"}, ""),
-    h("div", {class: "grid"}, grouped(names).map(([title, mine]) =>
-      h("div", {class: "card"}, h("h2", {}, title), valueTable(mine, data.values, data.count)))));
+    areaSections(Object.keys(data.values), data.values, data.count));
 }
 
 function updateLive(data) {
-  for (const cell of document.querySelectorAll("#view td[data-point]")) {
-    const v = data.values[cell.dataset.point];
-    cell.textContent = fmt(cell.dataset.point, v);
-    cell.dataset.raw = v === null || v === undefined ? "" : v;
-  }
+  updateCells($("#view"), data.values);
   for (const t of document.querySelectorAll("#view table[data-count]")) t.dataset.count = data.count;
   const meta = $("#live-meta");
-  if (meta) { meta.dataset.count = data.count; meta.textContent = `published ${when(data.updated)} · update ${data.count}`; }
+  if (meta) {
+    meta.dataset.count = data.count;
+    meta.textContent = `published ${when(data.updated)} (meter time, ${zoneName(data.updated)}) · update ${data.count}`;
+  }
 }
 
 async function viewLive(view) {
@@ -157,8 +208,7 @@ async function viewEnergy(view) {
   const [data, resets] = await Promise.all([api("GET", "/api/energy"), api("GET", "/api/resets")]);
   const msg = h("p", {id: "reset-message"});
   fill(view, h("h1", {}, "Energy and demand"), h("p", {class: "muted"}, `published ${when(data.updated)}`),
-    h("div", {class: "grid"}, grouped(Object.keys(data.values), ENERGY_GROUPS).sort((x, y) => ENERGY_ORDER.indexOf(x[0]) - ENERGY_ORDER.indexOf(y[0])).map(([title, mine]) =>
-      h("div", {class: "card"}, h("h2", {}, title), valueTable(mine, data.values, data.count)))),
+    areaSections(Object.keys(data.values), data.values, data.count),
     h("h2", {}, "Resets"), msg,
     resets.resets.map(r => h("p", {}, h("button", {type: "button", class: "plain", "data-reset": r.name, onclick: async () => {
       if (!confirm(`${r.description}?`)) return;
@@ -169,18 +219,18 @@ async function viewEnergy(view) {
     }}, r.name.replace(/_/g, " ")), " ", h("span", {class: "muted"}, `${r.description} (privilege ${r.privilege}${r.revenue ? ", revenue lock" : ""})`))));
   state.timer = setInterval(async () => {
     const d = await api("GET", "/api/energy");
-    for (const cell of view.querySelectorAll("td[data-point]")) cell.textContent = fmt(cell.dataset.point, d.values[cell.dataset.point]);
+    updateCells(view, d.values);
   }, 5000);
 }
 
 async function viewHarmonics(view) {
   const first = await api("GET", "/api/harmonics");
   const channels = state.points ? Object.keys(state.points).filter(n => n.startsWith("harmonics_")).map(n => n.slice(10)) : [first.channel];
-  const select = h("select", {id: "harmonics-channel"}, channels.map(c => h("option", {value: c}, c)));
+  const select = h("select", {id: "harmonics-channel"}, channels.map(c => h("option", {value: c}, labelOf(c))));
   const svg = Charts.el("svg", {id: "harmonics-chart", role: "img", "aria-label": "harmonics bar chart"});
   const info = h("p", {class: "muted", id: "harmonics-info"});
   fill(view, h("h1", {}, "Harmonics"), h("label", {}, "Channel ", select), info, svg);
-  const draw = d => { Charts.harmonics(svg, d); info.textContent = `fundamental ${fmt("v", d.fundamental)} ${d.unit}, THD ${d.thd === null ? "—" : d.thd.toFixed(3)} % · ${when(d.updated)}`; };
+  const draw = d => { Charts.harmonics(svg, d); info.textContent = `fundamental ${d.fundamental === null ? NOT_AVAILABLE : scaled(d.fundamental, d.unit).join(" ")}, THD ${d.thd === null ? NOT_AVAILABLE : d.thd.toFixed(2) + " %"} · ${when(d.updated)}`; };
   const load = async () => draw(await api("GET", `/api/harmonics?channel=${encodeURIComponent(select.value)}`));
   select.addEventListener("change", load);
   draw(first);
@@ -188,16 +238,17 @@ async function viewHarmonics(view) {
 }
 
 async function viewPhasors(view) {
-  const svg = Charts.el("svg", {id: "phasor-diagram", role: "img", "aria-label": "phasor diagram", width: 360, height: 360});
+  const svg = Charts.el("svg", {id: "phasor-diagram", role: "img", "aria-label": "phasor diagram"});
   const table = h("table", {id: "phasor-table"});
   fill(view, h("h1", {}, "Phasors"), h("p", {class: "muted"}, "Fundamental; V A-N at 0°, counter-clockwise positive."),
     h("div", {class: "grid"}, h("div", {class: "card"}, svg), h("div", {class: "card"}, table)));
   const load = async () => {
     const d = await api("GET", "/api/phasors");
-    Charts.phasors(svg, d);
-    fill(table, h("tr", {}, h("th", {}, "channel"), h("th", {}, "magnitude"), h("th", {}, "angle °")),
-      d.phasors.map(p => h("tr", {}, h("td", {}, p.channel), h("td", {class: "num"}, p.magnitude === null ? "—" : `${p.magnitude.toFixed(3)} ${p.unit}`),
-        h("td", {class: "num"}, p.angle_deg === null ? "—" : p.angle_deg.toFixed(2)))));
+    Charts.phasors(svg, d, ch => labelOf(ch).replace(/^Voltage /, "V ").replace(/^Current /, "I "));
+    fill(table, h("thead", {}, h("tr", {}, h("th", {}, "phasor"), h("th", {}, "magnitude"), h("th", {}, "angle"))),
+      h("tbody", {}, d.phasors.map(p => h("tr", {"data-channel": p.channel}, h("td", {}, labelOf(p.channel)),
+        h("td", {class: "num"}, p.magnitude === null ? NOT_AVAILABLE : scaled(p.magnitude, p.unit).join(" ")),
+        h("td", {class: "num"}, p.angle_deg === null ? NOT_AVAILABLE : `${p.angle_deg.toFixed(1)}°`)))));
   };
   await load();
   state.timer = setInterval(load, 1000);
@@ -230,7 +281,9 @@ async function viewDiagnostics(view) {
     const gap = m.last_gap ? `${when(m.last_gap.unix_s)}, ${m.last_gap.frames} frames` : "none";
     const ep = d.energy_paths.values || {};
     fill(view, h("h1", {}, "Diagnostics"),
-      h("p", {id: "meter-state"}, `Meter ${m.state || "?"} · firmware ${m.version || "?"} · configuration v${m.config_version ?? "?"} · up ${Math.round(m.uptime_s || 0)} s`),
+      h("p", {id: "meter-state"}, `Meter ${m.state || "?"} · firmware ${m.version || "?"} · configuration version ${m.config_version ?? "?"}` +
+        (m.config_started_version !== undefined && m.config_started_version !== m.config_version ? ` (the services started with version ${m.config_started_version})` : "") +
+        ` · up ${Math.round(m.uptime_s || 0)} s`),
       m.error ? h("p", {class: "error"}, m.error) : null,
       h("h2", {}, "Services"),
       h("table", {id: "services-table"}, h("tr", {}, ["service", "state", "pid", "restarts", "listens", "last exit", ""].map(t => h("th", {}, t))),
@@ -242,7 +295,7 @@ async function viewDiagnostics(view) {
       h("h2", {}, "Samples"),
       h("p", {}, `lost frames in the last minute: ${m.lost_frames_per_min ?? "—"} · metrology overruns: ${m.overruns_per_min ?? "—"} · last gap: ${gap}`),
       h("p", {class: "muted"}, `metrology: ${Object.entries(d.metrology || {}).map(([k, v]) => `${k} ${typeof v === "number" ? +v.toFixed(3) : v}`).join(" · ")}`),
-      h("h2", {}, "Energy paths (samples vs the ADE9000's accumulators)"),
+      h("h2", {}, (state.areas.find(a => a.name === "energy_paths") || {}).title || "Energy paths"),
       valueTable(Object.keys(ep), ep, d.energy_paths.count),
       h("h2", {}, "Web"), h("p", {class: "muted"}, Object.entries(d.web).map(([k, v]) => `${k} ${v}`).join(" · ")));
   };
@@ -314,7 +367,7 @@ async function viewSetup(view) {
     return box;
   });
   fill(view, h("h1", {}, "Setup"),
-    h("p", {class: "muted"}, `Configuration version ${cfg.version}, last changed by ${cfg.changed_by} ${cfg.changed_at}; the running meter started with version ${cfg.running_version}.`),
+    h("p", {class: "muted"}, `Configuration version ${cfg.version}, last changed by ${cfg.changed_by}${cfg.changed_at ? " " + cfg.changed_at : ""}; the running meter started with version ${cfg.running_version}.`),
     msg, sections, await certificatePanel());
 }
 
@@ -340,7 +393,7 @@ async function certificatePanel() {
 async function viewUpgrade(view) {
   const file = h("input", {type: "file", id: "upgrade-file", accept: ".img"});
   const result = h("p", {id: "upgrade-result", role: "status"});
-  const status = h("pre", {id: "upgrade-status", class: "muted"});
+  const status = h("dl", {id: "upgrade-status", class: "fields"});
   const submit = h("button", {type: "button", id: "upgrade-submit"}, "Upload and install");
   submit.addEventListener("click", async () => {
     const f = file.files[0];
@@ -356,8 +409,20 @@ async function viewUpgrade(view) {
   fill(view, h("h1", {}, "Firmware upgrade"),
     h("p", {class: "muted"}, "Only images signed by the manufacturer's key, newer than the installed version and built for this board are installed; never while the meter is revenue-locked."),
     file, " ", submit, result, h("h2", {}, "Status"), status);
-  try { status.textContent = JSON.stringify(await api("GET", "/api/upgrade"), null, 1); }
-  catch (err) { status.textContent = err.message; }
+  try { fields(status, await api("GET", "/api/upgrade")); }
+  catch (err) { fill(status, h("dt", {}, "status"), h("dd", {class: "error"}, err.message)); }
+}
+
+// An answer's fields as a definition list: names as words, nested records as "name: value" lines, times local.
+function fields(dl, data) {
+  const text = (k, v) => v === null || v === undefined || v === "" ? "—"
+    : typeof v === "boolean" ? (v ? "yes" : "no")
+    : typeof v === "number" && /(^|_)(time|ts|at|since)$/.test(k) && v > 1e9 ? `${when(v)} (${zoneName(v)})`
+    : Array.isArray(v) ? (v.length ? v.map(x => text(k, x)).join(", ") : "none")
+    : typeof v === "object" ? Object.entries(v).map(([kk, vv]) => `${kk.replace(/_/g, " ")}: ${text(kk, vv)}`).join(" · ")
+    : String(v);
+  fill(dl, Object.entries(data).map(([k, v]) => [h("dt", {}, k.replace(/_/g, " ")), h("dd", {"data-field": k}, text(k, v))]));
+  return dl;
 }
 
 function follow(attempt, result) {
@@ -384,7 +449,10 @@ async function route() {
   stopView();
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || "live";
   const view = $("#view");
-  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.getAttribute("href") === `#/${name}`);
+  for (const a of document.querySelectorAll("#nav a")) {
+    a.classList.toggle("active", a.getAttribute("href") === `#/${name}`);
+    if (a.classList.contains("active")) a.scrollIntoView({block: "nearest", inline: "nearest"});   // a phone's short nav
+  }
   fill(view, h("p", {class: "muted"}, "loading…"));
   try { await (VIEWS[name] || viewLive)(view); }
   catch (err) { if (err.status !== 401) fill(view, h("p", {class: "error"}, err.message)); }

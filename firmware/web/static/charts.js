@@ -35,8 +35,9 @@ const Charts = (() => {
   }
 
   // Phasors: V A-N on +x, counter-clockwise positive; voltages and currents each scaled to their own largest.
-  function phasors(svg, data) {
-    const S = 340, C = S / 2, R = C - 44;
+  // Each is named at its tip, the name kept inside the drawing whatever the angle.
+  function phasors(svg, data, name = ch => ch) {
+    const S = 360, C = S / 2, R = C - 60;
     svg.setAttribute("viewBox", `0 0 ${S} ${S}`);
     svg.replaceChildren();
     svg.append(el("circle", {cx: C, cy: C, r: R, fill: "none", stroke: "#d6dbe0"}));
@@ -53,9 +54,12 @@ const Charts = (() => {
       const line = el("line", {x1: C, y1: C, x2: x, y2: y, stroke: colour[phase] || "#000",
                                "stroke-width": isV ? 3 : 2, "stroke-dasharray": isV ? "" : "5 3",
                                "data-channel": p.channel});
-      line.append(el("title", {}, `${p.channel}: ${p.magnitude.toFixed(3)} ${p.unit} ∠ ${p.angle_deg.toFixed(2)}°`));
+      line.append(el("title", {}, `${name(p.channel)}: ${p.magnitude.toFixed(3)} ${p.unit} ∠ ${p.angle_deg.toFixed(2)}°`));
       svg.append(line);
-      svg.append(el("text", {x: C + (len + 12) * Math.cos(a) - 8, y: C - (len + 12) * Math.sin(a) + 4}, p.channel));
+      // anchored on the side facing away from the centre, so the text grows outwards but stays in the box
+      const cos = Math.cos(a), anchor = cos > 0.3 ? "start" : cos < -0.3 ? "end" : "middle";
+      svg.append(el("text", {x: C + (len + 6) * cos, y: C - (len + 6) * Math.sin(a) + 4 - (Math.sin(a) > 0.3 ? 4 : 0)
+                               + (Math.sin(a) < -0.3 ? 8 : 0), "text-anchor": anchor, "data-label": p.channel}, name(p.channel)));
     }
   }
   return {harmonics, phasors, el};

@@ -137,7 +137,7 @@ const PQ = (() => {
     svg.append(el("path", {class: "iti-limit", d: steps(d.itic.lower), fill: "none", stroke: "#0b5cad", "stroke-width": 2}));
     for (const ev of d.events) {
       const pct = (ev.detail || {}).extreme_pct;
-      if (pct === undefined || pct === null || !ev.duration_s) continue;
+      if (!d.itic.kinds.includes(ev.kind) || pct === undefined || pct === null || !ev.duration_s) continue;
       const dot = el("circle", {cx: x(ev.duration_s), cy: y(pct), r: 5, class: "iti-event", "data-kind": ev.kind,
         fill: ev.detail.itic === "no_interruption" ? "#1e7b34" : "#b3261e", "fill-opacity": 0.75});
       dot.append(el("title", {}, `${ev.kind} ${pct.toFixed(1)} % for ${ev.duration_s.toFixed(3)} s, ${when(ev.ts)}`));
@@ -159,10 +159,14 @@ const PQ = (() => {
   async function viewIti(view) {
     const d = await api("GET", "/api/pq/events?limit=10000");
     const svg = el("svg", {id: "iti", role: "img", "aria-label": "ITI curve with the PQ events"});
-    const plotted = d.events.filter(e => (e.detail || {}).extreme_pct !== undefined);
+    // each kind counted as itself: only dips, swells and interruptions lie on the curve
+    const c = d.counts, plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
     fill(view, h("h1", {}, "ITI (CBEMA) curve"),
-      h("p", {class: "muted"}, `${plotted.length} dips, swells and interruptions (residual or highest voltage, % of Udin, `,
-        "against duration); above the red line: prohibited region, below the blue: no-damage region."), svg,
+      h("p", {class: "muted", id: "iti-summary"}, `${plural(c.sag, "dip", "dips")}, ${plural(c.swell, "swell", "swells")}, `,
+        `${plural(c.interruption, "interruption", "interruptions")} on the curve (residual or highest voltage, % of Udin, `,
+        "against duration); above the red line: prohibited region, below the blue: no-damage region. ",
+        `Listed below too: ${plural(c.rvc, "rapid voltage change", "rapid voltage changes")}, `,
+        `${plural(c.transient, "transient", "transients")}.`), svg,
       h("table", {id: "pq-events"}, h("tr", {}, ["time", "kind", "duration s", "% of Udin", "ITIC", "during: V min-max, I max, THD max, PF avg, f min-max"].map(t => h("th", {}, t))),
         d.events.slice(-200).reverse().map(e => h("tr", {}, h("td", {}, when(e.ts)), h("td", {}, e.kind),
           h("td", {class: "num"}, (e.duration_s || 0).toFixed(3)),
@@ -269,6 +273,14 @@ const PQ = (() => {
         h("td", {class: "num"}, pct(e.p95_10min)), h("td", {class: "num"}, pct(e.p99_3s_worst_day)), verdict(e.compliant)))));
   }
 
+  // the values each row had, as the rows count them: 10-min records used (not the ones stored), and the frequency's
+  function en50160Records(c) {
+    const freq = c.frequency_values === "10s" ? c["10s_used"] : c.frequency_values === "3s" ? c["3s_used"] : c["10min_used"];
+    return `${c["10min_used"]} of ${c["10min_expected"]} 10-min records used (${c.coverage_pct} %): ${c["10min"]} stored, ` +
+      `${c["10min_flagged"]} flagged by a dip, swell or interruption and ${c["10min_gap"]} with lost samples left out; ` +
+      `frequency on ${freq} ${c.frequency_values === "10s" ? "10-s" : c.frequency_values === "3s" ? "3-s" : "10-min"} values.`;
+  }
+
   async function viewReport(view) {
     const week = h("select", {id: "report-week"}, h("option", {value: "present"}, "present week"), h("option", {value: "previous"}, "previous week"));
     const isc = h("input", {type: "number", id: "report-isc-il", min: 0.001, step: "any", placeholder: "e.g. 35"});
@@ -277,8 +289,7 @@ const PQ = (() => {
     const loadEn = async () => {
       const d = await api("GET", `/api/reports/en50160?week=${week.value}`), r = d.report;
       fill(en, h("h2", {}, `EN 50160, ${span(d)}: `, verdict(r.compliant).textContent),
-        h("p", {class: "muted"}, `${r.records["10min"]} of ${r.records["10min_expected"]} 10-min records (${r.records.coverage_pct} %), `,
-          `${r.records["10min_flagged"]} flagged`), en50160Table(r), en50160Events(r.events));
+        h("p", {class: "muted", id: "en50160-records"}, en50160Records(r.records)), en50160Table(r), en50160Events(r.events));
     };
     const loadIeee = async () => {
       if (!isc.value) { fill(ieee, h("p", {class: "muted"}, "IEEE 519 needs the short-circuit ratio ISC/IL at the point of common coupling.")); return; }
