@@ -25,7 +25,10 @@ def test_ctrl_c_stops_make_run_cleanly(repo, subprocess_env, tmp_path):
     config.write_text(
         f'[meter]\ndata_dir = "{tmp_path / "var"}"\nrun_dir = "{tmp_path / "run"}"\n'
         f'[modbus]\ntcp_port = {free_port()}\n[bacnet]\nip_port = {free_port()}\n'
-        f'[web]\nhttps_port = {free_port()}\nhttp_port = {free_port()}\n')
+        f'[web]\nhttps_port = {free_port()}\nhttp_port = {free_port()}\n'
+        # a loaded test machine may need more than the default 3 s to stop a service: a SIGKILL then would be
+        # the machine's slowness, not what this test looks at
+        '[supervisor]\nstop_timeout = 20\n')
     subprocess.run(["make", "-s", "-C", str(repo), "dev-config", f"RUN_CONFIG={config}", "STAMP=",
                     f"BIN={Path(sys.executable).parent}"], check=True, env=subprocess_env, capture_output=True,
                    timeout=120)
@@ -48,9 +51,9 @@ def test_ctrl_c_stops_make_run_cleanly(repo, subprocess_env, tmp_path):
                 proc.wait()
     text = log.read_text()
     assert code == 0, text[-4000:]
-    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
-    exits = re.findall(r"supervisor: (\w+) stopped: exit status (\d+)", text)
-    assert len(exits) >= 8 and all(status == "0" for _, status in exits), exits
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[text.find("Traceback") - 2000:]
+    exits = dict(re.findall(r"supervisor: (\w+) stopped: (.+)", text))
+    assert len(exits) >= 8 and set(exits.values()) == {"exit status 0"}, exits
     assert "supervisor stopped" in text
     # the start says each thing once
     assert text.count("still has its factory default password") == 1, text[:3000]
