@@ -17,13 +17,15 @@ $(STAMP): pyproject.toml requirements.lock setup.py $(CSRC)
 
 # The development meter keeps its configuration in var/meter.toml. `make run` saves the settings that
 # differ from a device (Modbus TCP on 5020, BACnet/IP on 47809, the web on 8443/8080 and SNMP on 1161, on
-# loopback, not 502, 47808, 443, 80 and 161 on every interface; DLMS/COSEM on 127.0.0.1:4059) as ordinary,
+# loopback, not 502, 47808, 443, 80 and 161 on every interface; DLMS/COSEM on 127.0.0.1:4059; DNP3 on, on
+# 127.0.0.1:20000) as ordinary,
 # versioned configuration changes, each only while its option is still at the device default: what `meter config
 # set` changed before, or since, stays as it was. The simulated board's inputs are 5 A class, wired as through a 5:5 A CT (ratio 1): CT primary
 # 5 A, in the range a BACnet front end may write (AV3, 5 to 32000 A), and the maximum power (AI76) that of 5 A.
 RUN_CONFIG := var/meter.toml
 RUN_SETTINGS := metrology.ct_primary=5 metrology.ct_secondary=5 modbus.tcp_port=5020 modbus.bind_address='"127.0.0.1"' \
 	bacnet.enabled=true bacnet.ip_port=47809 bacnet.bind_address='"127.0.0.1"' bacnet.ip_prefix=32 \
+	dnp3.enabled=true dnp3.bind_address='"127.0.0.1"' \
 	web.https_port=8443 web.http_port=8080 web.bind_address='"127.0.0.1"' \
 	snmp.enabled=true snmp.port=1161 snmp.bind_address='"127.0.0.1"' \
 	dlms.enabled=true dlms.bind_address='"127.0.0.1"'

@@ -121,16 +121,19 @@ def _free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(root: Path, start: str | None = None) -> Path:
-    """The settings of ``make run`` (BACnet/IP on, the web on loopback) on free ports, under ``root``."""
+def write_config(root: Path, start: str | None = None, snmp: bool = True) -> Path:
+    """The settings of ``make run`` (BACnet/IP and SNMP on, the web on loopback) on free ports, under ``root``;
+    ``snmp`` off for a firmware older than its agent (whose configuration has no [snmp])."""
     config = root / "meter.toml"
     start_line = f'start = "{start}"\n' if start else ""
+    snmp_lines = f'[snmp]\nenabled = true\nport = {_free_udp_port()}\nbind_address = "127.0.0.1"\n' if snmp else ""
     config.write_text(
         f'[meter]\ndata_dir = "{root / "var"}"\nrun_dir = "{root / "run"}"\n'
         f'[supervisor]\n{start_line}'
         f'[modbus]\ntcp_port = {_free_port()}\nbind_address = "127.0.0.1"\n'
         f'[bacnet]\nenabled = true\nip_port = {_free_udp_port()}\nbind_address = "127.0.0.1"\nip_prefix = 32\n'
-        f'[web]\nhttps_port = {_free_port()}\nhttp_port = {_free_port()}\nbind_address = "127.0.0.1"\n')
+        f'[web]\nhttps_port = {_free_port()}\nhttp_port = {_free_port()}\nbind_address = "127.0.0.1"\n'
+        + snmp_lines)
     return config
 
 
@@ -140,7 +143,7 @@ class RunningMeter:
 
     def __init__(self, root: Path, start: str | None = None, tree: Path = REPO) -> None:
         self.root = root
-        self.config = write_config(root, start)
+        self.config = write_config(root, start, snmp=tree == REPO)
         self.out = open(root / "meter.out", "w+b")  # noqa: SIM115 - closed in __exit__
         # the tree's own packages first (the current directory), whatever the venv has installed
         env = {**os.environ, "PYTHONPATH": str(tree)}

@@ -116,6 +116,11 @@ def render() -> str:
               "wrong ones in a row lock both out for `lockout_duration`, across restarts. ReinitializeDevice "
               "re-initialises the BACnet device inside the comms service (configuration read again, communication "
               "control ended); Modbus goes on |",
+              "| SNMP | a v2c manager gives the community; a v3 manager authenticates as a `[[snmp.user]]` (USM, "
+              "HMAC-SHA-2 and AES-128, authPriv only) | read only, whoever asks: Set is answered noAccess and "
+              "no command runs. The community and the users' passphrases are this meter's own, drawn at random "
+              "(`meter snmp secrets`, docs/snmp.md); wrong communities and keys are counted (snmpInBadCommunityNames, "
+              "usmStats) and slow their source address down |",
               "| web, display | a user who logs in (`firmware/security/login.py`; the display's login is on "
               "its Setup screen, docs/io.md) | that user's privileges and the lockout of that protocol; each "
               "change made at the display is shown with its old and new value and made only when confirmed |", "",

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from firmware.comms.snmp import agent, ber, mib, mibtext
+from firmware.comms.snmp import pdu as P
 from firmware.comms.snmp.ber import oid_text
 from firmware.comms.snmp.keystore import ENGINE_FILE, SECRETS_FILE, SUBDIR
 from firmware.comms.snmp.notify import EVENT_OBJECTS, MAX_PENDING, NOTIFICATIONS, notification_oid
@@ -60,7 +61,7 @@ each start before the agent answers: a message captured in an earlier run is nev
 LIBRARY = """## Why the meter has its own agent
 
 The agent is the project's own: a strict BER codec of the subset SNMP uses, the v2c and v3 message formats and
-USM (HMAC from Python's `hmac`, AES from `cryptography`, both already dependencies), about 1,000 lines in
+USM (HMAC from Python's `hmac`, AES from `cryptography`, both already dependencies), about 1,700 lines in
 `firmware/comms/snmp`. The alternative was pysnmp (7.1.30, BSD, with pyasn1). Memory decided it: the whole
 firmware must stay within 250 MB PSS and the agent lives in the comms service beside Modbus and BACnet. Measured
 on the development PC (RSS added to a Python process that already holds `cryptography` and the comms service's
@@ -72,7 +73,7 @@ modules):
 | pysnmp 7.1.30: engine, transport, one v2c community and one v3 user, Get/GetNext/GetBulk responders, before any of the meter's objects | about 10 MB |
 
 `make bench` measures the agent's own figure at each run (the `snmp` rows). The own agent also keeps what it
-parses within fixed bounds (below) rather than in a general ASN.1 decoder, and maps the catalogue directly,
+parses within fixed bounds (Limits, above) rather than in a general ASN.1 decoder, and maps the catalogue directly,
 without a MIB compiler. Nothing is added to `requirements.lock`: the agent uses `cryptography` (pinned there) and
 the standard library only.
 """
@@ -88,6 +89,8 @@ STANDARD = [
      "snmpEngineMaxMessageSize"),
     ("1.3.6.1.6.3.11.2.1", "snmpMPDStats (RFC 3412)", "snmpUnknownSecurityModels, snmpInvalidMsgs, "
      "snmpUnknownPDUHandlers"),
+    ("1.3.6.1.6.3.12.1", "snmpTargetMIB statistics (RFC 3413)", "snmpUnavailableContexts, snmpUnknownContexts "
+     "(one context is served: the default, empty one)"),
     ("1.3.6.1.6.3.15.1.1", "usmStats (RFC 3414)", "usmStatsUnsupportedSecLevels, usmStatsNotInTimeWindows, "
      "usmStatsUnknownUserNames, usmStatsUnknownEngineIDs, usmStatsWrongDigests, usmStatsDecryptionErrors"),
 ]
@@ -142,15 +145,17 @@ def render() -> str:
             "Every datagram is hostile until it proves otherwise:", "",
             f"- a request larger than {agent.MAX_REQUEST} bytes, or not strict BER (one-byte tags, definite "
             f"lengths of at most four bytes that fit the message, integers of at most nine bytes, OIDs of at most "
-            f"{ber.MAX_OID_ARCS} arcs below 2^32, at most {ber.MAX_DEPTH} levels of nesting, at most 128 variable "
-            "bindings) is counted (snmpInASNParseErrs) and dropped;",
+            f"{ber.MAX_OID_ARCS} arcs below 2^32, at most {ber.MAX_DEPTH} levels of nesting, at most "
+            f"{P.MAX_VARBINDS} variable bindings) is counted (snmpInASNParseErrs) and dropped;",
             f"- an answer is at most {agent.MAX_RESPONSE} bytes (one Ethernet frame, no IP fragments) or the "
             "manager's msgMaxSize if smaller: a Get or GetNext that would not fit is answered tooBig, a GetBulk "
             f"stops at the last whole row that fits and at {agent.MAX_REPETITIONS} repetitions;",
             "- each source address may send `[snmp] rate` messages a second on average and `burst` at once; more "
             "are dropped unanswered (an answer can be many times its request, and UDP sources can be forged). A "
             f"wrong community or key costs the address {agent.AUTH_FAILURE_COST:g} messages' worth, so guessing "
-            "is slow while other managers go on being served. The table of addresses is bounded;",
+            "is slow while other managers go on being served. The table of addresses is bounded. Without the "
+            "community or a user's keys, the most a datagram gets back is a v3 Report of at most about twice its "
+            "size, so the agent is no useful amplifier for a forged source;",
             "- v3 refusals follow RFC 3414 3.2 and are counted in usmStats: an unknown engine ID is answered with "
             "a Report (discovery), an unknown user, a security level other than authPriv, a wrong digest or a "
             "message that cannot be decrypted with a Report of the counter, a message outside the 150-second time "

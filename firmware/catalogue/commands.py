@@ -10,12 +10,14 @@ service answers (``ping``, ``info``). The interfaces are projections of this tab
   point's ``modbus`` mapping), with the written value as ``value_arg`` and the fixed ``protocol_args``;
 - BACnet runs a command whose ``bacnet_av1`` is its S4100 AV1 code;
 - the web API runs a command whose ``web`` is true at ``POST /api/resets/{name}`` (``?value=`` gives
-  ``value_arg``).
+  ``value_arg``);
+- DNP3 runs a command whose ``dnp3`` is a control index by a control relay output block (group 12, pulse on or
+  latch on) at that index;
+- DLMS/COSEM runs a command whose ``obis`` names a script of a Script table (``execute``).
 
 ``firmware.security.authorize`` builds its operations, the revenue lock's lists and the control command table
-from here, so a command's privilege and lock rule are said once. The slots ``dnp3``, ``obis`` and ``snmp`` are
-for the protocols that will carry commands (a DNP3 control point index, a DLMS/COSEM method's OBIS code, an SNMP
-OID); empty means not carried.
+from here, so a command's privilege and lock rule are said once. The slot ``snmp`` is for an SNMP OID that would
+carry a command; empty means not carried.
 """
 from __future__ import annotations
 
@@ -119,7 +121,7 @@ class Command:
     protocol_args: tuple[tuple[str, Any], ...] = ()   # fixed arguments when Modbus, BACnet or the web run it
     bacnet_av1: int | None = None      # S4100 AV1 command code
     web: bool = False                  # POST /api/resets/{name}
-    dnp3: int | None = None            # slot: DNP3 control point index
+    dnp3: int | None = None            # DNP3 control index (group 12)
     obis: str = ""                     # DLMS/COSEM: the Script table (class 9) and script, "A.B.C.D.E.F#N"
     snmp: str = ""                     # slot: SNMP OID
     cli: str = ""                      # a named `meter` subcommand besides `meter do` ("revenue freeze")
@@ -142,6 +144,8 @@ class Command:
             found.append("web")
         if self.obis:
             found.append("dlms")
+        if self.dnp3 is not None:
+            found.append("dnp3")
         return tuple(found)
 
     def required_args(self) -> list[str]:
@@ -198,3 +202,16 @@ def check(commands: tuple[Command, ...]) -> None:
             raise ConfigError(f"{where}: a control of '{{service}}' needs a 'service' argument")
         if c.value_arg and c.value_arg not in {a.name for a in c.args}:
             raise ConfigError(f"{where}: value_arg {c.value_arg!r} is not one of its arguments")
+        _check_dnp3(c, seen)
+
+
+def _check_dnp3(c: Command, seen: dict[str, str]) -> None:
+    """A DNP3 control index is unique, and runs a command that needs no argument a control cannot carry."""
+    if c.dnp3 is None:
+        return
+    if not 0 <= c.dnp3 <= 65535 or f"dnp3:{c.dnp3}" in seen:
+        raise ConfigError(f"command {c.name!r}: dnp3 control index {c.dnp3} is outside 0..65535 or taken")
+    seen[f"dnp3:{c.dnp3}"] = c.name
+    fixed = {name for name, _ in c.protocol_args}
+    if [a for a in c.required_args() if a not in fixed]:
+        raise ConfigError(f"command {c.name!r}: a DNP3 control carries no value; the command needs arguments")

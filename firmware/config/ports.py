@@ -47,6 +47,11 @@ def listeners(config: Config) -> list[Listener]:
         out.append(Listener("DLMS/COSEM TCP", "[dlms] tcp_port", "tcp", dlms.bind_address, dlms.tcp_port))
     if dlms.enabled and config["dlms.hdlc"].enabled:
         out.append(Listener("DLMS/COSEM HDLC", "[dlms.hdlc] port", "serial", "", config["dlms.hdlc"].port))
+    dnp = config["dnp3"]
+    if dnp.enabled and dnp.tcp_enabled:
+        out.append(Listener("DNP3 TCP", "[dnp3] tcp_port", "tcp", dnp.bind_address, dnp.tcp_port))
+    if dnp.enabled and dnp.serial_enabled:
+        out.append(Listener("DNP3 serial", "[dnp3] serial_port", "serial", "", dnp.serial_port))
     return out
 
 

@@ -40,7 +40,7 @@ from hal.errors import AccessDenied, ConfigError
 if TYPE_CHECKING:
     from firmware.security.users import User
 
-INTERFACES = ("control", "modbus", "web", "bacnet", "display")
+INTERFACES = ("control", "modbus", "web", "bacnet", "display", "dnp3")
 
 
 class Access(str, enum.Enum):

@@ -60,7 +60,7 @@ MAX_LOCKOUT_SOURCES_DURATION_S = 3600.0   # the lock everyone suffers stays shor
 MAX_SOURCES_PER_USER = 1024             # pair counts kept per user and protocol: the table stays bounded
 FACTORY_USER = "user1"                  # ION7400 firmware 3.0 troubleshooting: "Username: User1 and Password: 0"
 FACTORY_PASSWORD = "0"
-PROTOCOLS = ("control", "web", "modbus", "bacnet", "display")
+PROTOCOLS = ("control", "web", "modbus", "bacnet", "display", "dnp3")
 LOGIN_PROTOCOLS = ("web", "display")    # the protocols with a login, hence a lockout
 _NAME_RE = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 

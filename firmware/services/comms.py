@@ -1,5 +1,5 @@
-"""The comms service: owns the Modbus TCP and RTU servers, the BACnet device (BACnet/IP, MS/TP), the SNMP agent
-and the DLMS/COSEM server (TCP wrapper, HDLC).
+"""The comms service: owns the Modbus TCP and RTU servers, the BACnet device (BACnet/IP, MS/TP), the SNMP agent,
+the DLMS/COSEM server (TCP wrapper, HDLC) and the DNP3 outstation (TCP, serial).
 
 Values come only from the measurement snapshot that the metrology service publishes, so a request never
 waits on the metrology; commands (demand reset, energy reset, billing-period reset, demand sync) go to their
@@ -15,6 +15,7 @@ from typing import Any
 
 from firmware.comms.bacnet.app import BacnetApp
 from firmware.comms.dlms.app import DlmsApp
+from firmware.comms.dnp3.app import Dnp3App
 from firmware.comms.modbus.app import ModbusApp
 from firmware.comms.snmp.app import SnmpApp
 from firmware.ipc import names
@@ -45,6 +46,10 @@ class CommsService(Service):
         if self.config["dlms"].enabled:
             self.dlms = DlmsApp(self.config, self.snapshot, self.ctx.control_socket, self.ctx.data_dir)
             self.endpoints += self.loop.run_until_complete(self.dlms.start())
+        self.dnp3: Dnp3App | None = None
+        if self.config["dnp3"].enabled:
+            self.dnp3 = Dnp3App(self.config, self.snapshot, self.ctx.control_socket)
+            self.endpoints += self.loop.run_until_complete(self.dnp3.start())
 
     def run(self) -> None:
         self.loop.run_until_complete(self._serve())
@@ -67,6 +72,9 @@ class CommsService(Service):
             dlms = getattr(self, "dlms", None)
             if dlms is not None:
                 self.loop.run_until_complete(dlms.stop())
+            dnp3 = getattr(self, "dnp3", None)
+            if dnp3 is not None:
+                self.loop.run_until_complete(dnp3.stop())
             self.loop.close()
         if hasattr(self, "snapshot"):
             self.snapshot.close()
@@ -80,16 +88,26 @@ class CommsService(Service):
                 "snmp": self.config["snmp"].enabled and {"port": self.config["snmp"].port},
                 "dlms": self.config["dlms"].enabled and {
                     "tcp_port": self.config["dlms"].tcp_port if self.config["dlms"].tcp_enabled else None,
-                    "hdlc": self.config["dlms.hdlc"].port if self.config["dlms.hdlc"].enabled else None}}
+                    "hdlc": self.config["dlms.hdlc"].port if self.config["dlms.hdlc"].enabled else None},
+                "dnp3": self.config["dnp3"].enabled and {
+                    "tcp_port": self.config["dnp3"].tcp_port if self.config["dnp3"].tcp_enabled else None,
+                    "serial": self.config["dnp3"].serial_port if self.config["dnp3"].serial_enabled else None}}
+
+    def _others(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.bacnet is not None:
+            out["bacnet"] = self.bacnet.stats()
+        if self.snmp is not None:
+            out["snmp"] = self.snmp.stats()
+        if self.dlms is not None:
+            out["dlms"] = self.dlms.stats()
+        if self.dnp3 is not None:
+            out["dnp3"] = self.dnp3.stats()
+        return out
 
     @command("stats")
     def stats(self, user: str = "") -> dict[str, Any]:
         return {**self.modbus.stats(), **self._others()}
-
-    def _others(self) -> dict[str, Any]:
-        return {**({"bacnet": self.bacnet.stats()} if self.bacnet else {}),
-                **({"snmp": self.snmp.stats()} if self.snmp else {}),
-                **({"dlms": self.dlms.stats()} if self.dlms else {})}
 
 
 if __name__ == "__main__":

@@ -9,6 +9,11 @@ and writes
   ``firmware.recorder.store``) into ``data_dir/recorder.db``;
 - the data recorders (``firmware.recorder.datarec``).
 
+When acquisition restarts (from the diagnostics page, or after a fault) its sample count starts again: the
+samples held and the index metrology has measured up to follow the new count, so captures go on; a capture
+that was waiting for samples of the old count fails (they are gone). Each capture's outcome (written, or failed and
+why) is kept for ``capture_status``, so ``meter pq capture`` reports a capture whose file never appears.
+
 It can be killed at any moment: the position in the events ring is saved every second with what it wrote, and
 on restart it reads again from there (the ring holds ``[pq] ring_records``, about a minute at the usual rate); a record seen
 twice is recognised (an aggregate by its kind and end, an event by its kind and start) and not stored twice. A capture waiting for its
@@ -17,7 +22,9 @@ post-trigger samples when the process dies is lost; the samples ring does not ho
 from __future__ import annotations
 
 import collections
+import math
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +51,7 @@ MAX_RECORDS_PER_STEP = 100         # a backlog is worked off in steps, captures 
 HISTORY_MARGIN_S = 4.0             # samples kept beyond a capture's span: events come a batch or two late, an
                                    # RVC only when it ends (a second of steady voltage after it)
 CAPTURE_WAIT_S = 5.0               # a capture whose post-trigger samples never come is written with what there is
+CAPTURE_OUTCOMES = 64              # outcomes of the latest captures kept for capture_status
 HSRMS_TABLE = "pq_hsrms"
 MAX_REASON_CHARS = 64              # an alarm's name is at most 32 ([[alarms.setpoint]] name)
 
@@ -83,6 +91,10 @@ class RecorderService(Service):
         self.captures = CaptureDirectory(data / WAVEFORMS_DIR, cfg.capture_depth)
         self.hsrms = HsRms(cfg.hsrms_pre_s, cfg.hsrms_post_s)
         self.pending: list[PendingCapture] = []
+        # name -> (status, detail) of the latest captures: "pending", "written" (the .cfg path) or "failed" (why);
+        # written by the loop and the control thread, read by capture_status
+        self.outcomes: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
+        self._outcomes_lock = threading.Lock()
         # what one step read, written in one transaction per table (a burst of events costs one disk write each)
         self._log_rows: list[tuple[Event, float]] = []
         self._event_rows: list[tuple[float, dict[str, Any]]] = []
@@ -93,7 +105,7 @@ class RecorderService(Service):
         self._measured_index = 0.0           # the sample index metrology has measured up to (hsrms records)
         self.counters = {"records": 0, "events": 0, "aggregates": 0, "captures": 0, "captures_overwritten": 0,
                          "captures_held_off": 0, "captures_partial": 0, "bursts": 0, "duplicates": 0,
-                         "ring_lost": 0, "samples_lost": 0, "capture_write_s_max": 0.0, "capture_write_s_total": 0.0}
+                         "ring_lost": 0, "samples_lost": 0, "captures_failed": 0, "acquisition_restarts": 0, "capture_write_s_max": 0.0, "capture_write_s_total": 0.0}
         self.pq_ring = Ring.attach(self.ctx.shm_name(names.PQ_EVENTS), timeout_s=ATTACH_TIMEOUT_S)
         self.reader = RingReader(self.pq_ring, start="oldest")
         saved = self._state("pq_position")
@@ -142,8 +154,22 @@ class RecorderService(Service):
             if data is None:
                 break
             block = SampleBlock.decode(data)
+            restarts = self.history.restarts
             self.history.add(block.first_index, block.physical())
+            if self.history.restarts != restarts and block.first_index < until:
+                self._count_restarted(block.first_index)
+                until = self._measured_index
         self.counters["samples_lost"] += self.samples.lost - lost
+
+    def _count_restarted(self, first_index: int) -> None:
+        """Acquisition started its sample count again: metrology measures from ``first_index`` on, and the
+        captures waiting for samples of the old count get none: they are decided now (and fail)."""
+        self.log.info("samples ring: acquisition restarted its sample count (now at %d); captures follow it",
+                      first_index)
+        self._measured_index = float(first_index)
+        self.counters["acquisition_restarts"] += 1
+        for p in self.pending:
+            p.queued_at = -math.inf
 
     def _handle(self, data: bytes) -> None:
         try:
@@ -152,7 +178,8 @@ class RecorderService(Service):
             self.log.warning("events ring: unreadable record skipped (%s)", exc)
             return
         if kind == "hsrms":
-            self._measured_index = max(self._measured_index, float(meta.get("end_index", 0.0)))
+            # the newest record's: it follows acquisition's count when that starts again
+            self._measured_index = float(meta.get("end_index", 0.0))
             for burst in self.hsrms.add(int(meta["t0_ns"]), arrays["dt_ns"], arrays["urms"]):
                 self._burst_rows.append((burst.start_ns / 1e9, {"kind": burst.kind, "start_ns": burst.start_ns,
                                                                  "detail": burst_detail(burst)}))
@@ -235,6 +262,14 @@ class RecorderService(Service):
         if (self.captures.dir / f"{name}.cfg").exists():
             return                    # written before a restart
         self.pending.append(PendingCapture(name, kind, index, trigger_ns, False, time.monotonic()))
+        self._outcome(name, "pending", "")
+
+    def _outcome(self, name: str, status: str, detail: str) -> None:
+        with self._outcomes_lock:
+            self.outcomes[name] = (status, detail)
+            self.outcomes.move_to_end(name)
+            while len(self.outcomes) > CAPTURE_OUTCOMES:
+                self.outcomes.popitem(last=False)
 
     def _captures(self) -> None:
         """Write the waiting captures oldest first, reading the samples ring only as far as each needs: a backlog
@@ -248,9 +283,11 @@ class RecorderService(Service):
                 continue
             raw = self.history.window(lo, hi)
             if raw is None:
-                self.log.warning("capture %s: its samples are no longer held (trigger %.0f, held %d..%d)", p.name,
-                                 p.trigger_index, self.history.start, self.history.end)
-                self.counters["captures_partial"] += 1
+                why = (f"its samples are no longer held (trigger at sample {p.trigger_index:.0f}, held "
+                       f"{self.history.start}..{self.history.end})")
+                self.log.warning("capture %s: %s", p.name, why)
+                self.counters["captures_failed"] += 1
+                self._outcome(p.name, "failed", why)
                 continue
             first = max(lo, self.history.start)
             if first > lo or first + raw.shape[0] < hi or np.isnan(raw[:, 0]).any():
@@ -266,6 +303,7 @@ class RecorderService(Service):
             self.counters["capture_write_s_total"] += took
             self.counters["captures"] += 1
             self.counters["captures_overwritten"] += self.captures.overwritten - before
+            self._outcome(p.name, "written", str(self.captures.dir / f"{p.name}.cfg"))
         self.pending = keep
 
     def _save_position(self) -> None:
@@ -303,14 +341,39 @@ class RecorderService(Service):
             raise MeterError(f"recorder.capture: 'reason' must be text of at most {MAX_REASON_CHARS} characters")
         if not self.history.count:
             raise MeterError("recorder.capture: no samples received yet; is acquisition running?")
-        index = max(float(self.history.end), self._measured_index)
+        index = float(self.history.end)
+        if index <= self._measured_index < index + self.history.size:
+            index = self._measured_index         # not one of an old count (acquisition restarted)
         ns = time.time_ns()
         kind = "alarm" if reason else "command"
         name = capture_name(ns, kind)
+        self._outcome(name, "pending", "")
         self.requests.append(PendingCapture(name, kind, index, ns, bool(ascii), time.monotonic()))
         self.eventlog.record(Event(self._priority("transient"), "pq", "capture_command", name, user=user,
                                    detail={"reason": reason} if reason else None))
-        return {"name": name, "cfg": str(self.captures.dir / f"{name}.cfg")}
+        return {"name": name, "cfg": str(self.captures.dir / f"{name}.cfg"), "status": "pending",
+                "wait_s": self.capture_wait_s()}
+
+    def capture_wait_s(self) -> float:
+        """The longest a capture asked now can take to be written or to fail: its post-trigger cycles, then
+        CAPTURE_WAIT_S for samples that never come."""
+        return round(self.cfg.capture_post_cycles / float(self.config["metrology"].nominal_frequency)
+                     + CAPTURE_WAIT_S + 2 * self.step_interval_s, 3)
+
+    @command("capture_status")
+    def cmd_capture_status(self, name: str, user: str = "") -> dict[str, Any]:
+        """What became of capture ``name`` (one of the latest CAPTURE_OUTCOMES): ``pending``, ``written`` (with
+        the .cfg path) or ``failed`` (with why); ``unknown`` for a name the recorder has not captured lately."""
+        if not isinstance(name, str) or len(name) > 80:
+            raise MeterError("recorder.capture_status: 'name' must be a capture name")
+        with self._outcomes_lock:
+            status, detail = self.outcomes.get(name, ("unknown", ""))
+        out = {"name": name, "status": status}
+        if status == "written":
+            out["cfg"] = detail
+        elif status == "failed":
+            out["reason"] = detail
+        return out
 
     @command("captures")
     def cmd_captures(self, user: str = "") -> dict[str, Any]:

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from firmware.recorder import reports
 from firmware.control import ControlError
 from firmware.recorder.capture import WAVEFORMS_DIR, capture_names
+from firmware.recorder.pqdif.export import export_from_config
 from firmware.recorder.store import read_aggregates
 from firmware.web.api import ApiError, Call
 from firmware.web.context import WebContext
@@ -34,6 +35,7 @@ COMTRADE_PARTS = ("cfg", "dat")
 MAX_WHOLE_RECORDS = 500           # aggregates with all their values (a 3-s one with harmonics is ~10 KB of JSON)
 REPORT_CACHE_S = 60.0             # a present week's report is computed again after this; a previous week's is kept
 REPORT_CACHE_SIZE = 16
+_export_lock = asyncio.Lock()     # one PQDIF file made at a time: each holds its captures in memory
 _report_lock = asyncio.Lock()     # one report computed at a time: reading a week of 3-s records is long
 _report_cache: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
 
@@ -203,3 +205,20 @@ async def _compute(ctx: WebContext, p: dict[str, Any], start: float, end: float)
         raise ApiError(503, str(exc)) from None
     out.pop("source", None)       # a path on the meter says nothing to a browser
     return out
+
+
+async def export(ctx: WebContext, call: Call) -> Any:
+    """Events, captures and 10-min values of a time range as a PQDIF file (``meter pq export``)."""
+    since, until = _range(call)
+    until = time.time() if until is None else until
+    parts = tuple(p for p in call.params["parts"].split(",") if p)
+    async with _export_lock:
+        try:
+            data = await asyncio.to_thread(export_from_config, ctx.config, since or 0.0, until, parts, ctx.data_dir)
+        except ConfigError as exc:
+            raise ApiError(400, str(exc)) from None
+        except StorageError as exc:
+            raise ApiError(503, str(exc)) from None
+    name = f"{ctx.config.meter.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(until))}.pqd"
+    return Response(data, media_type="application/octet-stream",
+                    headers={"cache-control": "no-store", "content-disposition": f'attachment; filename="{name}"'})

@@ -6,6 +6,9 @@ Each endpoint names the operation the security core's authorization point decide
 """
 from __future__ import annotations
 
+from firmware.recorder.pqdif.export import FORMATS as EXPORT_FORMATS
+from firmware.recorder.pqdif.export import MAX_CAPTURES as EXPORT_MAX_CAPTURES
+from firmware.recorder.pqdif.export import PARTS as EXPORT_PARTS
 from firmware.recorder.store import AGGREGATE_KINDS
 from firmware.web import actions, alarms, data, pq, session, setup
 from firmware.web.api import LOGGED_IN, Endpoint, Param
@@ -117,6 +120,14 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
           "power quality", READ, params=(_CAPTURE, Param("part", "string", "which file", where="path",
                                                           enum=pq.COMTRADE_PARTS)), errors=(404,),
           returns={"type": "string", "format": "binary"}),
+        E("GET", "/api/pq/export", pq.export, "Download PQ events, waveform captures and 10-min values as a PQDIF "
+          "file (IEEE 1159.3)", "power quality", READ, errors=(503,),
+          params=(Param("format", "string", "file format", default="pqdif", enum=EXPORT_FORMATS), _SINCE, _UNTIL,
+                  Param("parts", "string", f"what goes in, comma-separated: {', '.join(EXPORT_PARTS)}",
+                        default=",".join(EXPORT_PARTS), max_length=40)),
+          returns={"type": "string", "format": "binary"},
+          description=f"The events that started in the range, the newest {EXPORT_MAX_CAPTURES} captures "
+                      "triggered in it and its 10-min values; what `meter pq export --format pqdif` writes."),
         E("GET", "/api/aggregates", pq.aggregates, "Aggregated PQ values (IEC 61000-4-30 3 s, 10 min, 2 h) by time "
           "range: the trends", "power quality", READ, errors=(503,),
           params=(Param("kind", "string", "aggregation interval", default="10min", enum=AGGREGATE_KINDS),

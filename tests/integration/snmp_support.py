@@ -78,7 +78,8 @@ class SnmpMeter:
         while not (self.run_dir / "comms.sock").exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.proc.kill()
-                raise AssertionError(f"comms service did not start: {self.proc.stdout.read().decode()}")  # type: ignore[union-attr]
+                out = self.proc.stdout.read().decode()  # type: ignore[union-attr]
+                raise AssertionError(f"comms service did not start: {out}")
             time.sleep(0.05)
         stored = json.loads((self.data_dir / "snmp" / "secrets.json").read_text())
         self.community = stored["community"]

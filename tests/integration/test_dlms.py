@@ -9,6 +9,7 @@ import signal
 import struct
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from dlms_cosem import enumerations
@@ -92,6 +93,9 @@ def test_hls_with_wrong_keys_is_refused(meter):
             pass
     with meter.hls(ek, ak).session() as c:                      # the right keys still pass after the refusals
         assert value(c, I.DATA, "0.0.96.11.0.255") == b"SN-DLMS-7"
+        # each refusal is a security event of the meter's event log, which the event log profile carries
+        events = _rows(c.get(attribute(I.PROFILE_GENERIC, "0.0.99.98.0.255", 2)))
+        assert any(r[1] == "dlms" and "login_invalid" in r[2] for r in events), events[-5:]
 
 
 def _modbus_values(client: ModbusTcpClient, names: list[str]) -> dict[str, float]:
@@ -178,6 +182,23 @@ def test_load_profile_by_range_and_by_entry(meter):
         assert _rows(c.get(attribute(I.PROFILE_GENERIC, LOAD_PROFILE, 2), access_descriptor=old)) == []
         entries = value(c, I.PROFILE_GENERIC, LOAD_PROFILE, 7)
         assert entries >= 2
+        # by entry: the last two records, columns 1 and 2 (time and status) only
+        by_entry = _rows(c.get(attribute(I.PROFILE_GENERIC, LOAD_PROFILE, 2),
+                               access_descriptor=Entries(entries - 1, entries, 1, 2)))
+        assert [len(r) for r in by_entry] == [2, 2]
+        assert [r[1] for r in by_entry] == flags[-2:]
+        # the event log holds the two resets' records too
+        events = _rows(c.get(attribute(I.PROFILE_GENERIC, "0.0.99.98.0.255", 2)))
+        assert events and all(len(r) == 3 for r in events)
+
+
+class Entries(selective_access.EntryDescriptor):
+    """dlms-cosem leaves the entry descriptor's encoding out: the structure of four numbers, here."""
+
+    def to_bytes(self) -> bytes:
+        return (bytes([self.ACCESS_DESCRIPTOR]) + b"\x02\x04" + b"\x06" + self.from_entry.to_bytes(4, "big")
+                + b"\x06" + self.to_entry.to_bytes(4, "big") + b"\x12" + self.from_selected_value.to_bytes(2, "big")
+                + b"\x12" + self.to_selected_value.to_bytes(2, "big"))
 
 
 def _script():
@@ -221,3 +242,126 @@ def test_invocation_counter_survives_kill_9(meter):
             assert time.monotonic() < deadline, meter.output()[-3000:]
             time.sleep(1)
     assert client.dlms_connection.meter_invocation_counter > before
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _wrapper(apdu: bytes, source: int = 16) -> bytes:
+    return (1).to_bytes(2, "big") + source.to_bytes(2, "big") + (1).to_bytes(2, "big") + len(apdu).to_bytes(2, "big") \
+        + apdu
+
+
+FLOOD = 2_000 if os.environ.get("CI") else 10_000     # the 10,000 of each run in CI too: tests/unit/test_dlms_fuzz.py
+
+
+@pytest.mark.slow
+def test_malformed_apdus_and_frames_from_several_addresses_leave_the_server_serving(meter):
+    """``FLOOD`` malformed APDUs over TCP (from four loopback addresses) and as many malformed HDLC frames on the
+    line: the comms service neither dies nor grows, and answers a head-end afterwards."""
+    import random
+    import socket
+
+    rng = random.Random(4059)
+    pid = meter.comms_pid()
+    aarq = bytes.fromhex("601da109060760857405080101be10040e01000000065f1f040060fe9fffff")
+    seeds = [aarq, bytes.fromhex("c001c100080000010000ff0200"), bytes.fromhex("c001c100070100630100ff0201010204"),
+             bytes.fromhex("c301c100090000000a0001ff01011201"), bytes.fromhex("c101c100080000010000ff0200090c07")]
+
+    def mutated() -> bytes:
+        b = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            if b and rng.random() < 0.5:
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            elif b:
+                del b[rng.randrange(len(b)):]
+            else:
+                b += rng.randbytes(rng.randint(1, 16))
+        return bytes(b)
+
+    def read_frame(s: socket.socket) -> bytes:
+        got = b""
+        while len(got) < 8 or len(got) < 8 + int.from_bytes(got[6:8], "big"):
+            chunk = s.recv(65536)
+            assert chunk, "the server closed the connection"
+            got += chunk
+        return got
+
+    def flood_tcp(count: int, address: str) -> None:
+        sent = 0
+        deadline = time.monotonic() + 120
+        while sent < count:
+            assert time.monotonic() < deadline, f"{sent} of {count} sent"
+            with socket.socket() as s:
+                s.bind((address, 0))
+                s.settimeout(5)
+                s.connect(("127.0.0.1", meter.port))
+                for _ in range(min(500, count - sent)):
+                    s.sendall(_wrapper(aarq))
+                    read_frame(s)                            # the AARE
+                    s.sendall(_wrapper(mutated() or b"\x00"))  # every non-empty APDU is answered
+                    read_frame(s)
+                    sent += 1
+
+    flood_tcp(1000, "127.0.0.2")                     # warm up, then measure
+    before = _rss_kib(pid)
+    for k in range(4):
+        flood_tcp(FLOOD // 4, f"127.0.0.{k + 2}")
+    tcp_growth = _rss_kib(pid) - before
+
+    import serial
+
+    from firmware.comms.dlms import hdlc
+    line = serial.Serial(str(meter.client_tty), 115200, timeout=0.05)
+    try:
+        addr, client = hdlc.server_address(1, 17), bytes([(16 << 1) | 1])
+        frames = [hdlc.build_frame(addr, client, 0x93), hdlc.build_frame(addr, client, 0x10, hdlc.LLC_REQUEST + aarq),
+                  hdlc.build_frame(addr, client, 0x32, hdlc.LLC_REQUEST + seeds[1])]
+        before = _rss_kib(pid)
+        for i in range(FLOOD):
+            f = bytearray(rng.choice(frames))
+            f[rng.randrange(1, len(f) - 1)] = rng.randrange(256)
+            line.write(bytes(f))
+            if i % 100 == 0:
+                line.read(65536)
+        line.write(hdlc.build_frame(addr, client, 0x53))
+        time.sleep(1)
+        line.read(65536)
+    finally:
+        line.close()
+    hdlc_growth = _rss_kib(pid) - before
+    assert meter.comms_pid() == pid, "the comms service was restarted"
+    assert tcp_growth < 8 * 1024 and hdlc_growth < 8 * 1024, (tcp_growth, hdlc_growth)
+    with meter.public().session() as c:
+        assert value(c, I.DATA, "0.0.96.11.0.255") == b"SN-DLMS-7"
+    with meter.public(meter.hdlc(16)).session() as c:
+        assert value(c, I.DATA, "0.0.96.11.0.255") == b"SN-DLMS-7"
+
+
+def test_connections_are_limited_per_address(meter):
+    import socket
+
+    held = []
+    try:
+        for _ in range(2):
+            s = socket.socket()
+            s.bind(("127.0.0.9", 0))
+            s.connect(("127.0.0.1", meter.port))
+            held.append(s)
+        time.sleep(0.3)
+        extra = socket.socket()
+        extra.bind(("127.0.0.9", 0))
+        extra.settimeout(5)
+        extra.connect(("127.0.0.1", meter.port))
+        assert extra.recv(16) == b""                   # a third from the same address is closed at once
+        extra.close()
+        # another address is served meanwhile
+        with meter.public(meter.tcp(16)).session() as c:
+            assert value(c, I.DATA, "0.0.96.11.0.255") == b"SN-DLMS-7"
+    finally:
+        for s in held:
+            s.close()

@@ -10,12 +10,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import comtrade
 import numpy as np
 import pytest
 
+from firmware.control import ControlClient
 from firmware.ipc.names import TOKEN_FILE
 from firmware.recorder.store import read_aggregates
 from firmware.storage.eventlog import EventLog
@@ -167,6 +170,51 @@ def test_command_capture_round_trip_through_meter_replay(rig, repo, subprocess_e
     assert lines[-1]["p_a"] == pytest.approx(UDIN * 5.0 * math.cos(math.radians(20.0)), rel=0.005)
 
 
+def _outcome(client, name: str, timeout_s: float = 30.0) -> dict:
+    """The capture's outcome once it is no longer pending (the feeder must go on feeding meanwhile)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = client.call("capture_status", name=name)
+        if state["status"] != "pending":
+            return state
+        time.sleep(0.1)
+    raise AssertionError(f"capture {name} still pending after {timeout_s} s")
+
+
+def test_captures_go_on_after_acquisition_restarts_its_count(rig, repo, subprocess_env):
+    """A restarted acquisition counts samples from 0 again on the same ring: the recorder follows, so a command
+    capture and an event's capture after it are written, without restarting the recorder; a capture still
+    waiting for samples of the old count is reported failed, not silently dropped."""
+    feeder, start, tmp = rig
+    proc, client = start()
+    feeder.feed(1.0)
+    before = client.call("capture")
+    feeder.feed(1.5)
+    assert _outcome(client, before["name"])["status"] == "written"
+    stranded = client.call("capture")           # its post-trigger samples will never come
+    assert stranded["status"] == "pending" and stranded["wait_s"] > 0
+    dip_at = 2.0
+    feeder.restart_acquisition(dataclasses.replace(
+        steady(UDIN, 5.0, 20.0), events=(VoltageEvent("sag", 0.6, dip_at, 0.1, "A", 0.0),)))
+    feeder.feed(1.0)
+    state = _outcome(client, stranded["name"])
+    assert state["status"] == "failed" and "no longer held" in state["reason"], state
+    assert not (tmp / "var" / "waveforms" / f"{stranded['name']}.cfg").exists()
+    after = client.call("capture")
+    feeder.feed(2.5)
+    state = _outcome(client, after["name"])
+    assert state["status"] == "written" and (tmp / "var" / "waveforms" / f"{after['name']}.cfg").exists(), state
+    wait_for(lambda: any(c.endswith("_sag") for c in client.call("captures")["captures"]), 20, "the dip's capture")
+    sag = next(c for c in client.call("captures")["captures"] if c.endswith("_sag"))
+    rec = read_comtrade(tmp / "var" / "waveforms" / f"{sag}.cfg")
+    va = rec.analog[:, [a.name for a in rec.analogs].index("VA")]
+    pre = va[: 2 * 128]                     # 2 cycles well before the dip, at 128 samples a cycle: the new count's
+    assert not np.isnan(pre).any() and _rms(pre) == pytest.approx(UDIN, rel=0.002)
+    info = client.call("info")
+    assert info["acquisition_restarts"] == 1 and info["captures_failed"] == 1, info
+    assert client.call("capture_status", name="20000101T000000000000000Z_command")["status"] == "unknown"
+
+
 def test_sigkill_loses_nothing_and_corrupts_nothing(rig, repo, subprocess_env):
     feeder, start, tmp = rig
     proc, client = start()
@@ -222,6 +270,30 @@ def test_meter_pq_cli_through_the_supervisor(tmp_path, repo, subprocess_env):
         assert len(rows) == 1 and rows[0]["data"]["event.duration_s"] == pytest.approx(0.1, abs=0.0201)
         assert cli("read", "5", "--until", "2000-01-01") == []
         assert any(c.endswith("_sag") for c in cli("captures")["captures"])
+        # `meter pq capture` returns once its file is there
+        feeding = threading.Thread(target=feeder.feed, args=(3.0,))
+        feeding.start()
+        try:
+            got = cli("capture")
+        finally:
+            feeding.join()
+        assert got["status"] == "written" and Path(got["cfg"]).is_file() and got["cfg"].endswith(got["name"] + ".cfg")
+        # one whose samples never come (acquisition restarted its count meanwhile) fails, says why, and exits 1
+        waiting = subprocess.Popen([sys.executable, "-m", "firmware.cli", "pq", "--config", str(cfg), "capture"],
+                                   cwd=repo, env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        recorder = ControlClient(tmp_path / "run" / "recorder.sock", timeout_s=10)
+        try:
+            wait_for(lambda: recorder.call("info")["pending_captures"] >= 1, 60, "the capture asked")
+            feeder.restart_acquisition()
+            feeder.feed(1.5)
+            out_text, err_text = waiting.communicate(timeout=60)
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+                waiting.wait()
+        assert waiting.returncode == 1, out_text + err_text
+        assert "failed: its samples are no longer held" in err_text, err_text
     finally:
         meter.send_signal(signal.SIGTERM)
         try:

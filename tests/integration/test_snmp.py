@@ -96,6 +96,11 @@ def test_wrong_community_and_keys_are_refused_and_counted(meter):
     assert unknown.returncode != 0 and "Unknown user name" in unknown.stderr
     assert meter.counter("usmStatsUnknownUserNames") == 1
 
+    # one context is served, the default one
+    context = meter.tool("snmpget", [*meter.v3(), "-n", "other"], name, retries=0)
+    assert context.returncode != 0 and "context" in context.stderr.lower(), context.stderr
+    assert meter.counter("snmpUnknownContexts") == 1
+
     # a level below authPriv is not served: every user is authPriv
     no_priv = meter.tool("snmpget", ["-v3", "-l", "authNoPriv", "-u", "monitor", "-a", "SHA-256", "-A",
                                      meter.secrets["monitor"]["auth"]], name, retries=0)
@@ -130,7 +135,7 @@ def test_engine_boots_count_each_start_and_the_engine_id_is_kept(tmp_path):
 def test_alarms_and_pq_events_reach_snmptrapd_as_traps_and_informs(tmp_path):
     traps, informs = free_udp_port(), free_udp_port()
     meter = SnmpMeter(tmp_path, {
-        "inform_timeout": 0.5, "inform_retries": 8,
+        "inform_timeout": 1.0, "inform_retries": 10,
         "destination": [
             {"address": "127.0.0.1", "port": traps, "version": "v2c", "type": "trap", "community": "traps-v2c"},
             {"address": "127.0.0.1", "port": traps, "version": "v3", "type": "trap", "user": "monitor"},

@@ -135,8 +135,9 @@ def test_a_flooding_address_is_held_to_its_rate_while_another_is_served(tmp_path
         except BlockingIOError:
             pass
         flood.close()
-        # burst plus two seconds at the rate, a little slack for timing; far fewer than were sent
-        assert 100 <= answers <= 100 + 50 * 2.5 + 20, answers
+        # at most the burst plus two seconds at the rate (some slack for timing), far fewer than were sent; at
+        # least half the burst even on a loaded machine
+        assert 50 <= answers <= 100 + 50 * 2.5 + 20, answers
         got = meter.values("snmpget", meter.v2c(), instance("v_an"))
         assert got[instance("v_an")][1] == "23012"
     finally:

@@ -26,6 +26,7 @@ from firmware.web.pq import finite
 from metrology.pqclass import ITIC_UPPER
 from metrology.reports.common import week_bounds
 from tests.integration.test_web import CHROMIUM
+from tests.support import pqdif_reader as pqdif
 from tests.support.web_meter import USERS, WebMeter
 
 CAPTURE_WAIT_S = 60.0       # the recorder writes a capture once its post-trigger cycles are on the samples ring
@@ -122,6 +123,34 @@ def test_captures_list_json_and_comtrade_download_are_the_recorders(meter, reade
         assert resp.status == 200
         assert body == cfg.with_suffix(f".{part}").read_bytes()
         assert f'filename="{capture}.{part}"' in resp.getheader("content-disposition", "")
+
+
+def test_pqdif_download_holds_the_capture_read_by_an_independent_reader(meter, reader, capture, tmp_path):
+    """GET /api/pq/export: the PQDIF file of `meter pq export`, read back by tests/support/pqdif_reader.py."""
+    conn = reader.connection()
+    try:
+        conn.request("GET", "/api/pq/export?format=pqdif&parts=captures", headers={"Cookie": reader.cookie})
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    assert resp.status == 200, body[:300]
+    assert resp.getheader("content-disposition", "").endswith('.pqd"')
+    (tmp_path / "download.pqd").write_bytes(body)
+    records = pqdif.read(tmp_path / "download.pqd")
+    chans = pqdif.channels(records)
+    (obs,) = [o for o in pqdif.observations(records) if o["name"] == f"waveform capture {capture}"]
+    rec = read_comtrade(meter.data_dir / WAVEFORMS_DIR / f"{capture}.cfg")
+    got = {chans[i["channel"]]["name"]: i["series"] for i in obs["channels"]}
+    assert set(got) == {f"{a.name} waveform" for a in rec.analogs}
+    for k, a in enumerate(rec.analogs):
+        t, values = got[f"{a.name} waveform"]
+        np.testing.assert_allclose(t, rec.times_s, atol=1e-9)
+        np.testing.assert_allclose(values, rec.analog[:, k] * a.primary / a.secondary, rtol=1e-12)
+    status, _, answer = reader.request("GET", "/api/pq/export?parts=nothing")
+    assert status == 400 and "not one of events, captures, trends" in answer["error"]
+    status, _, answer = reader.request("GET", "/api/pq/export?format=comtrade")
+    assert status == 400 and "not one of pqdif" in answer["error"]
 
 
 @pytest.mark.parametrize("name", ["../meter", "..%2F..%2Fmeter.toml", "%2Fetc%2Fpasswd", "nope", "x" * 81,

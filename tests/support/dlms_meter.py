@@ -71,7 +71,7 @@ class DlmsMeter:
             f'[modbus]\ntcp_port = {self.modbus}\nbind_address = "127.0.0.1"\n'
             '[web]\nmode = "disabled"\n[revenue]\ndemand_reset_lockout = 0\n'
             f'[dlms]\nenabled = true\ntcp_port = {self.port}\nbind_address = "127.0.0.1"\nlls = true\n'
-            'max_connections_per_address = 4\n'
+            'max_connections = 8\nmax_connections_per_address = 2\n'
             f'[dlms.hdlc]\nenabled = true\nport = "{self.meter_tty}"\nrs485 = false\nbaud = 115200\n'
             f'physical_address = {PHYSICAL_ADDRESS}\n')
         self.log = open(base / "meter.out", "w+")  # noqa: SIM115 - the meter writes it while the tests read it

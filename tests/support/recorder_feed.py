@@ -16,7 +16,7 @@ from firmware.control import ControlClient
 from firmware.ipc import names, pqrecords
 from firmware.ipc.names import instance_name, shm_name
 from firmware.ipc.ring import Ring
-from firmware.ipc.samples import FLAG_GAP, SampleBlock, block_size
+from firmware.ipc.samples import FLAG_CHIP_RESET, FLAG_GAP, SampleBlock, block_size
 from firmware.ipc.snapshot import Snapshot
 from firmware.points import snapshot_layout
 from metrology.pipeline import Pipeline
@@ -43,6 +43,7 @@ class Feeder:
         self.pipeline = Pipeline(MetrologySettings())
         self.t0_ns = t0_ns if t0_ns is not None else time.time_ns()
         self.index = 0
+        self.restarted = False
         self.results: list = []
         self.pipeline_s = 0.0               # CPU time in the metrology pipeline
         self.write_s: list[float] = []      # CPU time to encode and write each batch's PQ records
@@ -59,8 +60,10 @@ class Feeder:
                 x = (self.signal(self.index, BLOCK) if callable(self.signal)
                      else self.signal.sample_range(self.index, BLOCK, FS))
                 ts = self.t0_ns + round(self.index * 1e9 / FS)
+                flags = (FLAG_GAP if self.lost_frames else 0) | (FLAG_CHIP_RESET if self.restarted else 0)
+                self.restarted = False
                 block = SampleBlock(self.index, ts, FS, np.rint(x / SCALE).astype(np.int32), (SCALE,) * 7,
-                                    flags=FLAG_GAP if self.lost_frames else 0, lost_frames=self.lost_frames)
+                                    flags=flags, lost_frames=self.lost_frames)
                 if self.lose and self.lose[0] <= self.index + BLOCK and self.index < self.lose[1]:
                     self.lost_frames += BLOCK
                 else:
@@ -81,6 +84,16 @@ class Feeder:
             lag = done / speed - (time.monotonic() - start)
             if lag > 0:
                 time.sleep(lag)
+
+    def restart_acquisition(self, signal=None) -> None:
+        """What a restarted acquisition service does: its sample count starts again at 0 (a chip-reset block), on
+        the same samples ring, and metrology's pipeline starts over with it; ``signal`` replaces the signal
+        (its time 0 is the restart)."""
+        self.signal = signal if signal is not None else self.signal
+        self.t0_ns = time.time_ns()
+        self.index = 0
+        self.pipeline = Pipeline(MetrologySettings())
+        self.restarted = True
 
     def close(self) -> None:
         for obj in (self.samples, self.pq, self.snapshot):

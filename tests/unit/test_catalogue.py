@@ -101,6 +101,28 @@ def test_bacnet_carries_exactly_the_catalogue():
     assert av1 == {c.bacnet_av1: c.name for c in commands() if c.bacnet_av1 is not None}
 
 
+def test_dnp3_carries_exactly_the_catalogue():
+    from firmware.comms.dnp3 import points as dnp3_points
+    from firmware.comms.dnp3.app import control_indexes
+    from firmware.comms.dnp3.database import Database
+    from firmware.comms.dnp3.outstation import FREEZE_COMMANDS
+
+    mapped = {p.name: p.mapping("dnp3") for p in points_by_name().values() if p.mapping("dnp3") is not None}
+    assert mapped, "the point map names no DNP3 point"
+    assert set(mapped) <= {p.name for p in quantities()}, "DNP3 maps a name that is not a quantity"
+    served = dnp3_points.load()
+    assert {d.name for d in served} == set(mapped), "a DNP3 point the point map does not name, or the reverse"
+    for d in served:
+        table = mapped[d.name]
+        assert (d.group, d.klass) == (table["group"], table.get("class", 0)), d.label
+        assert d.index - table["index"] == (d.bit if d.bit is not None else d.element or 0), d.label
+    db = Database()
+    assert {(d.group, d.index) for d in db.points} == {(d.group, d.index) for d in served}
+    assert control_indexes() == {c.dnp3: c.name for c in commands() if c.dnp3 is not None}
+    assert {name for names in FREEZE_COMMANDS.values() for name in names} <= {c.name for c in commands()}
+    assert all("dnp3" in c.interfaces for c in commands() if c.dnp3 is not None)
+
+
 def test_web_and_cli_carry_every_quantity_and_their_commands():
     from firmware.web import actions
     from firmware.web.routes import endpoints

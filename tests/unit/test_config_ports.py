@@ -32,6 +32,13 @@ def store(tmp_path):
      r"port\); one line carries one protocol"),
     ({"dlms": {"enabled": True, "tcp_port": 502}},
      r"Modbus TCP and DLMS/COSEM TCP both listen on TCP port 502"),
+    ({"modbus.rtu": {"enabled": True}, "dnp3": {"enabled": True, "serial_enabled": True}},
+     r"Modbus RTU and DNP3 serial both use the serial line /dev/ttyAMA0 \(\[modbus.rtu\] port, \[dnp3\] "
+     r"serial_port\); one line carries one protocol"),
+    ({"bacnet": {"enabled": True, "mstp_enabled": True}, "dnp3": {"enabled": True, "serial_enabled": True,
+                                                                  "serial_port": "/dev/ttyAMA1"}},
+     r"BACnet MS/TP and DNP3 serial both use the serial line /dev/ttyAMA1"),
+    ({"dnp3": {"enabled": True, "tcp_port": 502}}, r"Modbus TCP and DNP3 TCP both listen on TCP port 502"),
     ({"modbus": {"tcp_enabled": False}, "web": {"mode": "disabled"}},
      r"this would close every network path into the meter .* Keep one open"),
     ({"modbus": {"access": "none"}, "web": {"mode": "disabled"}}, r"close every network path"),

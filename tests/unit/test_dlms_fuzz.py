@@ -152,7 +152,7 @@ def _frames(rng: random.Random) -> list[bytes]:
 def test_malformed_hdlc_frames_neither_crash_nor_grow(server):
     rng = random.Random(4646)
     now = [0.0]
-    link = hdlc.HdlcLink(lambda c, s: Session(server, c, s), 17, 120.0, 1.0, clock=lambda: now[0])
+    link = hdlc.HdlcLink(lambda c, s, p: Session(server, c, s, p), 17, 120.0, 1.0, clock=lambda: now[0])
     seeds = _frames(rng)
 
     def drive(n: int) -> None:
@@ -187,7 +187,7 @@ def test_malformed_hdlc_frames_neither_crash_nor_grow(server):
 
 def test_partial_frame_is_discarded_after_the_inter_frame_timeout(server):
     now = [0.0]
-    link = hdlc.HdlcLink(lambda c, s: Session(server, c, s), 17, 120.0, 1.0, clock=lambda: now[0])
+    link = hdlc.HdlcLink(lambda c, s, p: Session(server, c, s, p), 17, 120.0, 1.0, clock=lambda: now[0])
     snrm = _frames(random.Random(1))[0]
     assert link.feed(snrm[:5]) == []
     now[0] += 2.0

@@ -24,6 +24,7 @@ from firmware.config import Config
 from firmware.control import ControlClient, ControlError
 from firmware.ipc.snapshot import Snapshot
 from firmware.lockstate import file_lock_state
+from firmware.security.audit import SecurityAudit
 from firmware.security.authorize import Access, Identity, decide
 
 log = logging.getLogger("comms.dlms")
@@ -44,14 +45,20 @@ class MeterContext:
         self.lp_feed = feeds.load_profile(data_dir)
         self.event_feed = feeds.event_log(data_dir)
         self.lock = threading.Lock()          # the record feeds' SQLite connections are used by one thread at a time
+        self._values: dict[str, Any] = {}
+        self._count: int | None = None
         self.counters = {"time_sets": 0, "commands": 0, "refused": 0}
 
     def values(self) -> dict[str, Any]:
-        values = self.snapshot.read()
-        out: dict[str, Any] = dict(self.static)
-        for k, v in values.items():
-            out.setdefault(k, v)
-        return out
+        """The snapshot's values and the identity texts, decoded once per publish however many requests come."""
+        with self.lock:
+            data, _updated_ns, count = self.snapshot.read_array()
+            if count != self._count:
+                out: dict[str, Any] = dict(self.static)
+                for name, (start, size) in self.snapshot.layout.offsets.items():
+                    out.setdefault(name, float(data[start]) if size == 1 else data[start:start + size])
+                self._values, self._count = out, count
+            return self._values
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
@@ -123,8 +130,9 @@ class DlmsApp:
             EVENT_LOG_LN: event_log(by_ln[EVENT_LOG_LN], self.ctx.events, int(config["events"].depth)),
         }
         demand_s = int(config["revenue"].demand_interval) * 60
+        self.audit = SecurityAudit.from_config(config, source=INTERFACE)
         self.server = Server(objects, profiles, self.ctx, load_keys(data_dir), InvocationCounter(data_dir),
-                             bool(section.lls), lambda: demand_s)
+                             bool(section.lls), lambda: demand_s, self._refused)
         self.tcp: WrapperServer | None = None
         if section.tcp_enabled:
             self.tcp = WrapperServer(self.session, section.bind_address, section.tcp_port,
@@ -136,8 +144,13 @@ class DlmsApp:
             self.hdlc = HdlcSerialServer(self.session, hdlc.port, hdlc.baud, hdlc.framing, hdlc.physical_address,
                                          section.inactivity_timeout, hdlc.inter_frame_timeout, hdlc.rs485)
 
-    def session(self, client_sap: int, server_sap: int) -> Session:
-        return Session(self.server, client_sap, server_sap)
+    def session(self, client_sap: int, server_sap: int, peer: str) -> Session:
+        return Session(self.server, client_sap, server_sap, peer)
+
+    def _refused(self, peer: str, why: str) -> None:
+        """A failed authentication of the management client: a security event (repeats are counted into it)."""
+        self.ctx.counters["refused"] += 1
+        self.audit.record("login_invalid", INTERFACE, f"{why} (from {peer})", {"peer": peer, "interface": INTERFACE})
 
     async def start(self) -> list[str]:
         endpoints = []
@@ -155,6 +168,7 @@ class DlmsApp:
         if self.hdlc is not None:
             await self.hdlc.stop()
         self.ctx.close()
+        self.audit.close()
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.ctx.counters)

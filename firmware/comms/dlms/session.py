@@ -61,13 +61,15 @@ class Server:
     counter: InvocationCounter
     lls: bool
     demand_period_s: Callable[[], int]
+    refused: Callable[[str, str], None] = lambda peer, why: None    # a failed authentication: the security audit
 
 
 class Session:
-    def __init__(self, server: Server, client_sap: int, server_sap: int = SERVER_SAP) -> None:
+    def __init__(self, server: Server, client_sap: int, server_sap: int = SERVER_SAP, peer: str = "") -> None:
         self.server = server
         self.client_sap = client_sap
         self.server_sap = server_sap
+        self.peer = peer
         self.reset()
 
     def reset(self) -> None:
@@ -137,7 +139,7 @@ class Session:
             return self._refuse(aarq.context, acse.DIAG_NO_REASON)
         if aarq.mechanism == acse.MECH_LLS and self.server.lls and aarq.context == acse.CONTEXT_LN:
             if not secrets.compare_digest(aarq.auth_value, keys.lls_password):
-                log.info("dlms: management client: wrong LLS password")
+                self.server.refused(self.peer, "LLS password wrong")
                 return self._refuse(aarq.context, acse.DIAG_AUTH_FAILURE)
             return self._accept(aarq, "management", aarq.user_information, acse.DIAG_NONE)
         if aarq.mechanism != acse.MECH_HLS_GMAC:
@@ -149,7 +151,7 @@ class Session:
             sc, ic, sealed = security.parse_glo_initiate(aarq.user_information)
             initiate = security.open_sealed(sc, aarq.calling_title, ic, keys.ek, keys.ak, sealed)
         except security.SecurityError:
-            log.info("dlms: management client: HLS association refused (keys do not verify)")
+            self.server.refused(self.peer, "HLS-GMAC association refused: the keys do not verify")
             return self._refuse(aarq.context, acse.DIAG_AUTH_FAILURE)
         self.client_title, self.client_ic, self.ctos = aarq.calling_title, ic, aarq.auth_value
         self.stoc = secrets.token_bytes(32)
@@ -376,7 +378,7 @@ class Session:
         try:
             ic = security.hls_check(bytes(params.value), self.client_title, keys.ek, keys.ak, self.stoc)
         except security.SecurityError:
-            log.info("dlms: management client: HLS reply does not verify; association ended")
+            self.server.refused(self.peer, "HLS-GMAC challenge reply does not verify")
             self.reset()
             raise AccessError(ACTION_DENIED) from None
         self.client_ic = max(self.client_ic, ic)

@@ -77,6 +77,9 @@ SECTIONS = [
                "Meter user whose privileges BACnet writes, commands, DCC, ReinitializeDevice and time syncs run "
                "with when security is enabled (BACnet has no login); empty: they are refused while security is "
                "enabled."),
+        Option("dnp3_user", Str(32), "",
+               "Meter user whose privileges DNP3 controls, freezes and time sets run with when security is "
+               "enabled (DNP3 has no login here); empty: they are refused while security is enabled."),
         Option("control_users", ListOf(UidUser(), 0, 64), (),
                "Local accounts allowed more than reading over the control socket, as UID=USER (the meter user "
                "whose privileges they get). Root and the meter's own account are master; other accounts may "

@@ -54,13 +54,15 @@ SECTIONS = [
         Option("sys_location", Str(255), "", "sysLocation: where the meter is installed.", privilege="setup"),
         Option("destination", Table(DESTINATION, MAX_DESTINATIONS), (),
                "Notification receivers ([[snmp.destination]]): alarms and PQ events as traps or informs."),
-        Option("notify_alarms", Bool(), True, "Send meterAlarm for alarm pickups, dropouts and acknowledgements.", privilege="setup"),
+        Option("notify_alarms", Bool(), True, "Send meterAlarm for alarm pickups, dropouts and acknowledgements.",
+               privilege="setup"),
         Option("notify_pq_events", Bool(), True, "Send meterPqEvent for dips, swells, interruptions, RVCs and "
                "transients.", privilege="setup"),
         Option("notify_priority", Int(0, 255), 1, "Only events of at least this priority are sent.", privilege="setup"),
         Option("inform_timeout", Duration(0.1, 60), 2.0, "Wait for an inform's acknowledgement before sending "
                "it again.", "s", privilege="setup"),
-        Option("inform_retries", Int(0, 10), 3, "An inform not acknowledged is sent again this many times.", privilege="setup"),
+        Option("inform_retries", Int(0, 10), 3, "An inform not acknowledged is sent again this many times.",
+               privilege="setup"),
         Option("rate", Int(1, 10000), 200, "Requests per second one manager address may make on average; more "
                "are dropped (an SNMP answer can be larger than its request).", "1/s"),
         Option("burst", Int(1, 10000), 400, "Requests one manager address may make at once above the rate."),
