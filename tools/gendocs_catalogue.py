@@ -45,7 +45,7 @@ before anything is sent. The web API answers the same names: `GET /api/values?na
 
 Every quantity is carried by the control socket, `meter read` and `GET /api/values`; the table says which
 others carry it: Modbus (the first register address; docs/modbus.md), BACnet (the S4100 analog input;
-docs/bacnet.md), DLMS/COSEM (the OBIS code; docs/dlms.md). MQTT publishes the energy totals and the
+docs/bacnet.md), DLMS/COSEM (the OBIS code; docs/dlms.md), DNP3 (group and index; docs/dnp3.md). MQTT publishes the energy totals and the
 `[mqtt] readings_points` chosen (docs/fleet.md).
 """
 
@@ -84,6 +84,8 @@ def render() -> str:
         if c.obis:
             ln, _, script = c.obis.partition("#")
             extra.append(f"DLMS script {script or 1} of {ln}")
+        if c.dnp3 is not None:
+            extra.append(f"DNP3 control {c.dnp3}")
         if c.web:
             extra.append(f"web `{c.name}`")
         if c.cli:
@@ -93,14 +95,16 @@ def render() -> str:
     lines += ["", f"## Quantities ({len(quantities())})", "",
               "Labels are as the web pages show them with `[display] labels = \"ieee\"` (phases A, B, C); "
               "`\"iec\"` names the phases L1, L2, L3. The area is the section of the pages a value is shown in.", "",
-              "| name | label | area | unit | kind | size | Modbus | BACnet | DLMS | description |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| name | label | area | unit | kind | size | Modbus | BACnet | DLMS | DNP3 | description |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in quantities():
         mb = str(first[p.name]) if p.name in first else ""
         bn = ", ".join(f"AI{i}" for i in bacnet.get(p.name, []))
         obis = (p.mapping("obis") or {}).get("code", "")
+        dnp = p.mapping("dnp3")
+        dnp3 = f"g{dnp['group']} {dnp['index']}" if dnp else ""
         lines.append(f"| `{p.name}` | {p.label()} | {p.area} | {p.unit} | {p.kind} | {p.size if p.size > 1 else ''} "
-                     f"| {mb} | {bn} | {obis} | {p.description} |")
+                     f"| {mb} | {bn} | {obis} | {dnp3} | {p.description} |")
     return "\n".join(lines) + "\n"
 
 

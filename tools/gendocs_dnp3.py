@@ -57,7 +57,13 @@ tests, pinned exactly (`{LIBRARY_PIN}` in requirements.lock). It was not chosen 
 
 The bindings of the C++ opendnp3 (`dnp3-python`, `yadnp3`) bring a native runtime with threads of its own
 beside the comms service's asyncio loop and several megabytes per process; `dnp3-outstation` serves Level 1
-only."""
+only.
+
+`make bench` (`benchmarks/bench_dnp3.py`) measures it against a bare responder that answers every poll with the
+outstation's own octets, in the same run: on the shared 2-core development VM, three masters polling class 1, 2,
+3 and 0 of the whole point list back to back got about 520 polls a second (p50 4.7 ms, p99 19 ms), 0.43 of the
+bare responder's rate (target 0.3), and each open session costs about 10 KiB. With DNP3 on, the comms process
+grows by about 0.2 MB PSS (docs/memory.md)."""
 
 SECURITY = f"""## Access and limits
 

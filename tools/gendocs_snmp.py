@@ -89,6 +89,8 @@ STANDARD = [
      "snmpEngineMaxMessageSize"),
     ("1.3.6.1.6.3.11.2.1", "snmpMPDStats (RFC 3412)", "snmpUnknownSecurityModels, snmpInvalidMsgs, "
      "snmpUnknownPDUHandlers"),
+    ("1.3.6.1.6.3.12.1", "snmpTargetMIB statistics (RFC 3413)", "snmpUnavailableContexts, snmpUnknownContexts "
+     "(one context is served: the default, empty one)"),
     ("1.3.6.1.6.3.15.1.1", "usmStats (RFC 3414)", "usmStatsUnsupportedSecLevels, usmStatsNotInTimeWindows, "
      "usmStatsUnknownUserNames, usmStatsUnknownEngineIDs, usmStatsWrongDigests, usmStatsDecryptionErrors"),
 ]

@@ -32,7 +32,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 enabled=lambda c: c["io"].enabled),
     ServiceSpec("display", "firmware.services.display", "front-panel screens (framebuffer or PNG) and buttons",
                 enabled=lambda c: c["display"].enabled),
-    ServiceSpec("comms", "firmware.services.comms", "Modbus TCP/RTU servers, BACnet/IP and MS/TP device"),
+    ServiceSpec("comms", "firmware.services.comms", "Modbus TCP/RTU servers, BACnet/IP and MS/TP device, DNP3 outstation"),
     ServiceSpec("upgrade", "firmware.services.upgrade", "signed firmware upgrade (A/B slots)"),
     ServiceSpec("time", "firmware.services.timesync", "time quality from chrony, time events, time sets",
                 enabled=lambda c: c["time"].enabled),

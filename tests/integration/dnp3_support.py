@@ -19,11 +19,13 @@ from firmware.control import ControlServer
 from firmware.ipc.names import instance_name
 from firmware.ipc.snapshot import Snapshot
 from firmware.points import snapshot_layout
+from hal.errors import MeterError
 from tests.integration.modbus_support import VALUES, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTSTATION = 4
 MASTER = 3
+START_TIMEOUT_S = 90.0           # the comms service's start, on a machine shared with other jobs
 DNP3_VALUES = {**VALUES, "time_synced": 0.0, "test_mode": 0.0, "alarm_active": 0.0, "power_up_count": 7.0,
                "wh_delivered_frozen": 120_000_000.0, "wh_received_frozen": 1_000.0, "freeze_time": 1.7e9,
                "status_word": float(1 << 13), "di_state": [1.0, 0.0] * 8}
@@ -35,7 +37,7 @@ SERVED = ("metrology.demand_reset", "metrology.billing_reset", "metrology.energy
 class Dnp3Meter:
     """The comms service with DNP3 on, fed by a real snapshot; ``ran`` lists (control, args) it sent."""
 
-    def __init__(self, tmp_path: Path, dnp3: dict[str, Any] | None = None) -> None:
+    def __init__(self, tmp_path: Path, dnp3: dict[str, Any] | None = None, wait_tcp: bool = True) -> None:
         self.run_dir = tmp_path / "run"
         self.run_dir.mkdir()
         self.port = free_port()
@@ -51,13 +53,14 @@ class Dnp3Meter:
         self.snapshot = Snapshot.create(f"{instance_name(self.run_dir)}.measurements", snapshot_layout())
         self.snapshot.publish(DNP3_VALUES)
         self.ran: list[tuple[str, dict[str, Any]]] = []
+        self.refuse: dict[str, str] = {}          # control -> the error its owning service answers with
         self.control = ControlServer(self.run_dir / "control.sock", {name: self._handler(name) for name in SERVED})
         self.control.start()
         self.proc = subprocess.Popen([sys.executable, "-m", "firmware.services.comms", "--config", str(config),
                                       "--board", str(ROOT / "boards" / "sim.toml"), "--run-dir", str(self.run_dir)],
                                      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not self._listening():
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (self._listening() if wait_tcp else (self.run_dir / "comms.sock").exists()):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.close()
                 raise AssertionError(f"comms service did not start: {self.output()}")
@@ -65,6 +68,8 @@ class Dnp3Meter:
 
     def _handler(self, name: str) -> Any:
         def handler(user: str = "", **args: Any) -> str:
+            if name in self.refuse:
+                raise MeterError(self.refuse[name])
             self.ran.append((name, args))
             return "done"
         return handler

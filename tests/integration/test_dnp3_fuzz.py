@@ -27,7 +27,7 @@ BATCH = 10
 PADDING = bytes(300)
 # A request of link status (function 9) and the start of its answer (LINK_STATUS, 11, to the master)
 WARM_UP = 2_000
-POLL_DEADLINE_S = 3.0
+POLL_DEADLINE_S = 5.0
 MEMORY_GROWTH_KIB = 2048
 
 
@@ -251,3 +251,39 @@ def test_noise_and_stalled_frames_close_the_connection(tmp_path):
         meter.close()
     assert noise_closed is not None and stats["closed_bad_frames"] >= 1, stats
     assert stall_closed is not None and 0.4 < stall_closed < 2.0 and stats["frame_timeouts"] >= 1, stats
+
+
+def test_only_allowed_hosts_are_served(tmp_path):
+    meter = Dnp3Meter(tmp_path, {"allowed_hosts": ["127.0.0.2"]}, wait_tcp=False)
+    try:
+        async def ask(address: str) -> bytes:
+            sock = socket.socket()
+            sock.bind((address, 0))
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", meter.port))
+            reader, writer = await asyncio.open_connection(sock=sock)
+            try:
+                writer.write(LINK_STATUS_REQUEST)
+                await writer.drain()
+                return await asyncio.wait_for(reader.read(4096), 5.0)
+            except ConnectionError:
+                return b""
+            finally:
+                writer.close()
+
+        async def go():
+            deadline = time.monotonic() + 60
+            while True:                          # the service is up once the allowed host is answered
+                try:
+                    allowed = await ask("127.0.0.2")
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+            return allowed, await ask("127.0.0.3")
+        allowed, other = run(go())
+    finally:
+        meter.close()
+    assert allowed.startswith(LINK_STATUS_ANSWER)
+    assert other == b""

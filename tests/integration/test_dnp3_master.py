@@ -224,3 +224,27 @@ def test_clearing_the_restart_indication(meter):
             return first, await runner.integrity_poll()
     first, after = run(go())
     assert first[0].iin & IIN.DEVICE_RESTART and not after[0].iin & IIN.DEVICE_RESTART
+
+
+def test_time_set_refused_by_the_time_service_keeps_need_time(meter):
+    meter.refuse["time.set"] = "time.set refused: ntp synchronised, priority ntp over protocol"
+
+    async def go():
+        async with master(meter.port) as (runner, _):
+            header = ObjectHeader.build(group=50, variation=1, prefix=PrefixCode.NONE,
+                                        range_code=RangeCode.UINT8_COUNT)
+            now = int(time.time() * 1000).to_bytes(6, "little")
+            written = await runner.request(build_write_request((ObjectBlock(header=header, data=b"\x01" + now),),
+                                                               seq=runner.master.next_request_sequence()))
+            return written, await runner.integrity_poll()
+    written, after = run(go())
+    assert written[0].iin & IIN.PARAMETER_ERROR
+    assert after[0].iin & IIN.NEED_TIME
+    # a clock synchronised by a better source needs no time from DNP3
+    meter.publish(time_synced=1.0)
+    time.sleep(0.4)
+
+    async def poll():
+        async with master(meter.port) as (runner, _):
+            return await runner.integrity_poll()
+    assert not run(poll())[0].iin & IIN.NEED_TIME

@@ -96,6 +96,11 @@ def test_wrong_community_and_keys_are_refused_and_counted(meter):
     assert unknown.returncode != 0 and "Unknown user name" in unknown.stderr
     assert meter.counter("usmStatsUnknownUserNames") == 1
 
+    # one context is served, the default one
+    context = meter.tool("snmpget", [*meter.v3(), "-n", "other"], name, retries=0)
+    assert context.returncode != 0 and "context" in context.stderr.lower(), context.stderr
+    assert meter.counter("snmpUnknownContexts") == 1
+
     # a level below authPriv is not served: every user is authPriv
     no_priv = meter.tool("snmpget", ["-v3", "-l", "authNoPriv", "-u", "monitor", "-a", "SHA-256", "-A",
                                      meter.secrets["monitor"]["auth"]], name, retries=0)

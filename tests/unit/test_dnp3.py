@@ -142,3 +142,22 @@ def test_analog_encodings_scale_integers_and_flag_over_range():
     assert o.analog_static(2, -1e6, o.ONLINE) == struct.pack("<Bh", o.ONLINE | o.OVER_RANGE, -2**15)
     assert o.analog_static(1, None, o.ONLINE) == struct.pack("<Bi", 0, 0)
     assert o.counter(20, 5, 2**32 + 7, o.ONLINE) == struct.pack("<I", 7)      # counters roll over
+
+
+def test_reads_by_index_answer_with_the_request_qualifier_and_refuse_unknown_indexes():
+    db = Database()
+    db.update({"v_an": 230.0, "revenue_locked": 1.0})
+    v_an = next(d.index for d in load() if d.name == "v_an")
+    locked = next(d.index for d in load() if d.name == "revenue_locked")
+    w = ResponseWriter(2048)
+    headers = o.parse_headers(bytes((30, 5, 0x17, 1, v_an, 1, 1, 0x28, 1, 0)) + struct.pack("<H", locked), False)
+    assert read(db, EventBuffer(10), headers, w) == 0
+    body = bytes(w.fragments[0].body)
+    assert body[:5] == bytes((30, 5, 0x17, 1, v_an)) and struct.unpack_from("<Bf", body, 5) == (1, 230.0)
+    # binary inputs asked for packed bits by index come with flags (g1v2): packed bits carry no index
+    assert body[10:13] == bytes((1, 2, 0x28)) and body[-1] == o.ONLINE | o.STATE
+    w = ResponseWriter(2048)
+    bad = o.parse_headers(bytes((30, 5, 0x28, 1, 0)) + struct.pack("<H", 60000), False)
+    assert read(db, EventBuffer(10), bad, w) == o.IIN_PARAMETER_ERROR
+    unknown = o.parse_headers(bytes((40, 1, 0x06, 30, 9, 0x06)), False)
+    assert read(db, EventBuffer(10), unknown, ResponseWriter(2048)) == o.IIN_OBJECT_UNKNOWN

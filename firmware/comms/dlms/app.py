@@ -24,6 +24,7 @@ from firmware.config import Config
 from firmware.control import ControlClient, ControlError
 from firmware.ipc.snapshot import Snapshot
 from firmware.lockstate import file_lock_state
+from firmware.security.audit import SecurityAudit
 from firmware.security.authorize import Access, Identity, decide
 
 log = logging.getLogger("comms.dlms")
@@ -129,8 +130,9 @@ class DlmsApp:
             EVENT_LOG_LN: event_log(by_ln[EVENT_LOG_LN], self.ctx.events, int(config["events"].depth)),
         }
         demand_s = int(config["revenue"].demand_interval) * 60
+        self.audit = SecurityAudit.from_config(config, source=INTERFACE)
         self.server = Server(objects, profiles, self.ctx, load_keys(data_dir), InvocationCounter(data_dir),
-                             bool(section.lls), lambda: demand_s)
+                             bool(section.lls), lambda: demand_s, self._refused)
         self.tcp: WrapperServer | None = None
         if section.tcp_enabled:
             self.tcp = WrapperServer(self.session, section.bind_address, section.tcp_port,
@@ -142,8 +144,13 @@ class DlmsApp:
             self.hdlc = HdlcSerialServer(self.session, hdlc.port, hdlc.baud, hdlc.framing, hdlc.physical_address,
                                          section.inactivity_timeout, hdlc.inter_frame_timeout, hdlc.rs485)
 
-    def session(self, client_sap: int, server_sap: int) -> Session:
-        return Session(self.server, client_sap, server_sap)
+    def session(self, client_sap: int, server_sap: int, peer: str) -> Session:
+        return Session(self.server, client_sap, server_sap, peer)
+
+    def _refused(self, peer: str, why: str) -> None:
+        """A failed authentication of the management client: a security event (repeats are counted into it)."""
+        self.ctx.counters["refused"] += 1
+        self.audit.record("login_invalid", INTERFACE, f"{why} (from {peer})", {"peer": peer, "interface": INTERFACE})
 
     async def start(self) -> list[str]:
         endpoints = []
@@ -161,6 +168,7 @@ class DlmsApp:
         if self.hdlc is not None:
             await self.hdlc.stop()
         self.ctx.close()
+        self.audit.close()
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.ctx.counters)

@@ -78,7 +78,7 @@ def build_frame(dest: bytes, src: bytes, control: int, info: bytes = b"", segmen
 
 
 class HdlcLink:
-    def __init__(self, new_session: Callable[[int, int], Session], physical_address: int,
+    def __init__(self, new_session: Callable[[int, int, str], Session], physical_address: int,
                  inactivity_timeout_s: float, inter_frame_timeout_s: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.new_session = new_session
@@ -201,7 +201,7 @@ class HdlcLink:
         if kind == SNRM:
             self._disconnect()
             self.connected, self.client = True, client
-            self.session = self.new_session(client, upper)
+            self.session = self.new_session(client, upper, "hdlc")
             self.counters["connects"] += 1
             self._negotiate(info)
             return [self._reply(UA | POLL, self._ua_info())]

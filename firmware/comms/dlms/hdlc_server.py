@@ -21,7 +21,7 @@ MAX_QUEUED = 256
 
 
 class HdlcSerialServer:
-    def __init__(self, new_session: Callable[[int, int], Session], port: str, baud: int, framing: str,
+    def __init__(self, new_session: Callable[[int, int, str], Session], port: str, baud: int, framing: str,
                  physical_address: int, inactivity_timeout_s: float, inter_frame_timeout_s: float,
                  rs485: bool = False) -> None:
         self.port, self.baud, self.framing, self.rs485 = port, baud, framing, rs485

@@ -61,13 +61,15 @@ class Server:
     counter: InvocationCounter
     lls: bool
     demand_period_s: Callable[[], int]
+    refused: Callable[[str, str], None] = lambda peer, why: None    # a failed authentication: the security audit
 
 
 class Session:
-    def __init__(self, server: Server, client_sap: int, server_sap: int = SERVER_SAP) -> None:
+    def __init__(self, server: Server, client_sap: int, server_sap: int = SERVER_SAP, peer: str = "") -> None:
         self.server = server
         self.client_sap = client_sap
         self.server_sap = server_sap
+        self.peer = peer
         self.reset()
 
     def reset(self) -> None:
@@ -111,6 +113,10 @@ class Session:
             return _exception(STATE_NOT_ALLOWED, SERVICE_NOT_POSSIBLE)
         except DecodeError:
             return _exception(STATE_UNKNOWN, SERVICE_NOT_SUPPORTED)
+        except Exception:  # noqa: BLE001 - whatever an APDU causes, the server answers and goes on serving
+            log.exception("dlms: client SAP %d: APDU %s", self.client_sap, apdu[:64].hex())
+            self.reset()
+            return _exception(STATE_NOT_ALLOWED, SERVICE_NOT_POSSIBLE)
 
     # ------------------------------------------------------------------ association
 
@@ -137,7 +143,7 @@ class Session:
             return self._refuse(aarq.context, acse.DIAG_NO_REASON)
         if aarq.mechanism == acse.MECH_LLS and self.server.lls and aarq.context == acse.CONTEXT_LN:
             if not secrets.compare_digest(aarq.auth_value, keys.lls_password):
-                log.info("dlms: management client: wrong LLS password")
+                self.server.refused(self.peer, "LLS password wrong")
                 return self._refuse(aarq.context, acse.DIAG_AUTH_FAILURE)
             return self._accept(aarq, "management", aarq.user_information, acse.DIAG_NONE)
         if aarq.mechanism != acse.MECH_HLS_GMAC:
@@ -149,7 +155,7 @@ class Session:
             sc, ic, sealed = security.parse_glo_initiate(aarq.user_information)
             initiate = security.open_sealed(sc, aarq.calling_title, ic, keys.ek, keys.ak, sealed)
         except security.SecurityError:
-            log.info("dlms: management client: HLS association refused (keys do not verify)")
+            self.server.refused(self.peer, "HLS-GMAC association refused: the keys do not verify")
             return self._refuse(aarq.context, acse.DIAG_AUTH_FAILURE)
         self.client_title, self.client_ic, self.ctos = aarq.calling_title, ic, aarq.auth_value
         self.stoc = secrets.token_bytes(32)
@@ -376,7 +382,7 @@ class Session:
         try:
             ic = security.hls_check(bytes(params.value), self.client_title, keys.ek, keys.ak, self.stoc)
         except security.SecurityError:
-            log.info("dlms: management client: HLS reply does not verify; association ended")
+            self.server.refused(self.peer, "HLS-GMAC challenge reply does not verify")
             self.reset()
             raise AccessError(ACTION_DENIED) from None
         self.client_ic = max(self.client_ic, ic)

@@ -38,7 +38,8 @@ def frame(source: int, destination: int, apdu: bytes) -> bytes:
 
 
 class WrapperServer:
-    def __init__(self, new_session: Callable[[int, int], Session], host: str, port: int, limits: Limits) -> None:
+    def __init__(self, new_session: Callable[[int, int, str], Session], host: str, port: int,
+                 limits: Limits) -> None:
         self.new_session = new_session
         self.host, self.port = host, port
         self.limits = limits
@@ -75,7 +76,7 @@ class WrapperServer:
         self.open[address] += 1
         self.counters["connections"] += 1
         try:
-            await self._serve(reader, writer)
+            await self._serve(reader, writer, address)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError):
             pass
         finally:
@@ -86,7 +87,7 @@ class WrapperServer:
                 self.tasks.discard(task)
             writer.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str) -> None:
         session: Session | None = None
         limits = self.limits
         while True:
@@ -99,7 +100,7 @@ class WrapperServer:
             apdu = await asyncio.wait_for(reader.readexactly(size), limits.frame_timeout_s)
             self.counters["requests"] += 1
             if session is None or (session.client_sap, session.server_sap) != (source, destination):
-                session = self.new_session(source, destination)
+                session = self.new_session(source, destination, address)
             reply = await asyncio.to_thread(session.handle, apdu)
             if reply:
                 writer.write(frame(destination, source, reply))

@@ -38,7 +38,8 @@ class Channel:
         self.stats = stats
         self.parser = link.FrameParser()
         self.reassembler = link.Reassembler(settings.max_fragment)
-        self.master: int | None = None
+        # where answers go: the master that sent the last frame; before any, the first configured master
+        self.master: int | None = link_settings.masters[0] if link_settings.masters else None
         self.fcb: bool | None = None
         self.bad_in_row = 0
         self.session = Session(meter, settings, self._send_fragment, label)

@@ -44,7 +44,8 @@ class Database:
         self.freeze_time: float | None = None
         self.listeners: list[Callable[[list[Event]], None]] = []
         self._ids = itertools.count(1)
-        self.updated = False
+        # static objects of a whole group as a read encodes them, by (group, variation): valid until the next update
+        self.encoded: dict[tuple[int, int], Any] = {}
 
     def flags(self, d: DnpPoint) -> int:
         value = self.values[(d.group, d.index)]
@@ -55,6 +56,7 @@ class Database:
     def update(self, values: Mapping[str, Any], now_ms: int | None = None) -> list[Event]:
         """Take new snapshot values; the events they make (also handed to every listener)."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        self.encoded.clear()
         events: list[Event] = []
         for d in self.points:
             key = (d.group, d.index)
@@ -73,7 +75,6 @@ class Database:
             events.append(Event(next(self._ids), EVENT_GROUP[d.group], d.index, d.event_variation, d.klass, new,
                                 flags, now_ms, d.scale))
         events += self._freeze(values)
-        self.updated = True
         if events:
             for listener in self.listeners:
                 listener(events)

@@ -80,6 +80,8 @@ def _static(db: Database, w: ResponseWriter, group: int, variation: int, points:
     runs: list[tuple[int, list[DnpPoint]]] = []
     for d in points:
         var = variation or d.variation
+        if indexed and var == 1 and group in (1, 10):
+            var = 2                                          # packed bits carry no index: with flags instead
         if runs and runs[-1][0] == var and runs[-1][1][-1].index + 1 == d.index and not indexed:
             runs[-1][1].append(d)
         else:
@@ -92,11 +94,18 @@ def _static(db: Database, w: ResponseWriter, group: int, variation: int, points:
         for var, run in merged.items():
             w.indexed(group, var, [(d.index, _encode(db, group, var, d)) for d in run], narrow=narrow)
         return
-    for var, run in runs:
+    whole = points is db.groups[group]
+    encoded = db.encoded.get((group, variation)) if whole else None
+    if encoded is None:
+        encoded = [(var, run[0].index, [bool(db.values[(group, d.index)]) for d in run] if var == 1 and group in
+                    (1, 10) else [_encode(db, group, var, d) for d in run]) for var, run in runs]
+        if whole:
+            db.encoded[(group, variation)] = encoded        # every point of a group: kept until the next update
+    for var, start, items in encoded:
         if var == 1 and group in (1, 10):
-            w.bits(group, 1, run[0].index, [bool(db.values[(group, d.index)]) for d in run])
+            w.bits(group, 1, start, items)  # type: ignore[arg-type]
         else:
-            w.ranged(group, var, run[0].index, [_encode(db, group, var, d) for d in run])
+            w.ranged(group, var, start, items)  # type: ignore[arg-type]
 
 
 def _encode(db: Database, group: int, var: int, d: DnpPoint) -> bytes:

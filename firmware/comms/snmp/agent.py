@@ -159,10 +159,16 @@ class Agent(asyncio.DatagramProtocol):
             if m.data_tag != ber.OCTET_STRING:
                 raise BerError("authPriv message with a plaintext scoped PDU")
             plain = user.decrypt(m.data, usm.boots, usm.time, usm.priv)
-            _context_engine, _context, request = P.decode_scoped(_strip_padding(plain))
+            context_engine, context, request = P.decode_scoped(_strip_padding(plain))
         except (BerError, ValueError):
             self._count("usmStatsDecryptionErrors")
             return self._report(m, "usmStatsDecryptionErrors") if reportable else None
+        # one context, the default ("") of this engine (RFC 3411 3.3): anything else is not served
+        refused = "snmpUnknownPDUHandlers" if context_engine not in (b"", self.engine_id) else \
+            "snmpUnknownContexts" if context else None
+        if refused is not None:
+            self._count(refused)
+            return self._report(m, refused, user, request.request_id, encrypt=True) if reportable else None
         if request.tag not in (P.GET, P.GET_NEXT, P.GET_BULK, P.SET):
             self._count("snmpUnknownPDUHandlers")
             return None
@@ -185,15 +191,16 @@ class Agent(asyncio.DatagramProtocol):
         mac = user.sign(message)
         return message[:offset] + mac + message[offset + len(mac):]
 
-    def _report(self, m: P.V3Message, counter: str, user: UserKeys | None = None) -> bytes:
-        """A Report PDU with the counter that refused the message (authNoPriv when ``user`` is given)."""
-        request_id = 0
+    def _report(self, m: P.V3Message, counter: str, user: UserKeys | None = None, request_id: int = 0,
+                encrypt: bool = False) -> bytes:
+        """A Report PDU with the counter that refused the message: noAuthNoPriv, or authenticated as ``user``
+        (and encrypted with ``encrypt``)."""
         if m.data_tag == ber.SEQUENCE:
             with contextlib.suppress(BerError):
                 request_id = P.decode_scoped(m.data)[2].request_id
         value = ber.encode_unsigned(self.counters[counter] & 0xFFFFFFFF, ber.COUNTER32)
         report = P.Pdu(P.REPORT, request_id, 0, 0, [(mib.COUNTERS[counter], value)])
-        return self._send_v3(m.msg_id, user, P.encode_scoped(self.engine_id, b"", report), m.usm.user, False)
+        return self._send_v3(m.msg_id, user, P.encode_scoped(self.engine_id, b"", report), m.usm.user, encrypt)
 
     # ------------------------------------------------------------------ PDUs
 

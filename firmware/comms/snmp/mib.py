@@ -40,6 +40,7 @@ MIB2_SNMP = ber.oid("1.3.6.1.2.1.11")
 SNMP_ENGINE = ber.oid("1.3.6.1.6.3.10.2.1")
 MPD_STATS = ber.oid("1.3.6.1.6.3.11.2.1")
 USM_STATS = ber.oid("1.3.6.1.6.3.15.1.1")
+TARGET_STATS = ber.oid("1.3.6.1.6.3.12.1")
 SYS_UPTIME = MIB2_SYSTEM + (3, 0)
 SNMP_TRAP_OID = ber.oid("1.3.6.1.6.3.1.1.4.1.0")
 
@@ -51,6 +52,7 @@ COUNTERS = {
     "snmpProxyDrops": MIB2_SNMP + (32, 0),
     "snmpUnknownSecurityModels": MPD_STATS + (1, 0), "snmpInvalidMsgs": MPD_STATS + (2, 0),
     "snmpUnknownPDUHandlers": MPD_STATS + (3, 0),
+    "snmpUnavailableContexts": TARGET_STATS + (4, 0), "snmpUnknownContexts": TARGET_STATS + (5, 0),
     "usmStatsUnsupportedSecLevels": USM_STATS + (1, 0), "usmStatsNotInTimeWindows": USM_STATS + (2, 0),
     "usmStatsUnknownUserNames": USM_STATS + (3, 0), "usmStatsUnknownEngineIDs": USM_STATS + (4, 0),
     "usmStatsWrongDigests": USM_STATS + (5, 0), "usmStatsDecryptionErrors": USM_STATS + (6, 0),

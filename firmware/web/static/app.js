@@ -286,12 +286,12 @@ async function viewDiagnostics(view) {
         ` · up ${Math.round(m.uptime_s || 0)} s`),
       m.error ? h("p", {class: "error"}, m.error) : null,
       h("h2", {}, "Services"),
-      h("table", {id: "services-table"}, h("tr", {}, ["service", "state", "pid", "restarts", "listens", "last exit", ""].map(t => h("th", {}, t))),
-        Object.entries(d.services).map(([name, s]) => h("tr", {"data-service": name}, h("td", {}, name), h("td", {}, s.state), h("td", {}, s.pid ?? "—"),
+      h("table", {id: "services-table"}, h("thead", {}, h("tr", {}, ["service", "state", "pid", "restarts", "listens", "last exit", ""].map(t => h("th", {}, t)))),
+        h("tbody", {}, Object.entries(d.services).map(([name, s]) => h("tr", {"data-service": name}, h("td", {}, name), h("td", {}, s.state), h("td", {}, s.pid ?? "—"),
           h("td", {class: "num"}, s.restarts), h("td", {}, (s.endpoints || []).join(", ")), h("td", {}, s.last_exit || ""),
           h("td", {}, h("button", {type: "button", class: "plain", onclick: async () => {
             if (confirm(`Restart ${name}?`)) { await api("POST", `/api/services/${name}/restart`).catch(err => alert(err.message)); }
-          }}, "restart"))))),
+          }}, "restart")))))),
       h("h2", {}, "Samples"),
       h("p", {}, `lost frames in the last minute: ${m.lost_frames_per_min ?? "—"} · metrology overruns: ${m.overruns_per_min ?? "—"} · last gap: ${gap}`),
       h("p", {class: "muted"}, `metrology: ${Object.entries(d.metrology || {}).map(([k, v]) => `${k} ${typeof v === "number" ? +v.toFixed(3) : v}`).join(" · ")}`),
