@@ -7,10 +7,11 @@ point (``firmware.security.authorize``) with the command's operation; a refusal 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from firmware.security.audit import SecurityAudit
 from firmware.security.authorize import decide, operation_for_command
-from firmware.security.peer import Gate, PeerCred, PeerPolicy
+from firmware.security.peer import Gate, PeerCred, PeerPolicy, parse_uid_map
 from hal.errors import AccessDenied
 
 log = logging.getLogger("control.audit")
@@ -41,3 +42,12 @@ class ControlGate(Gate):
             log.info("control: %s by %s", cmd, label,
                      extra={"fields": {"uid": cred.uid, "pid": cred.pid, "cmd": cmd}})
         return label
+
+
+def from_config(config: Any) -> ControlGate:
+    """The gate of control.sock: callers from SO_PEERCRED, mapped to meter users, every command authorized."""
+    from firmware.security.users import UserStore
+
+    users = UserStore.from_config(config)
+    return ControlGate(PeerPolicy(users, parse_uid_map(config.security.control_users)),
+                       SecurityAudit.from_config(config, source="control"))

@@ -28,7 +28,8 @@ from tests.integration.modbus_support import VALUES, free_port
 ROOT = Path(__file__).resolve().parent.parent.parent
 ENTERPRISE = oid(DEFAULT_ENTERPRISE_OID)
 OBJECTS = mib.objects_root(ENTERPRISE)
-TOOL_TIMEOUT_S = 20.0
+TOOL_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 90.0           # the comms service on a busy 2-core host
 SNMP_VALUE = re.compile(r"^(\.[0-9.]+) = (?:([A-Za-z0-9 -]+): )?(.*)$", re.M)
 
 
@@ -74,7 +75,7 @@ class SnmpMeter:
         self.proc = subprocess.Popen([sys.executable, "-m", "firmware.services.comms", "--config", str(self.config),
                                       "--board", str(ROOT / "boards" / "sim.toml"), "--run-dir", str(self.run_dir)],
                                      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_TIMEOUT_S
         while not (self.run_dir / "comms.sock").exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.proc.kill()
@@ -100,14 +101,14 @@ class SnmpMeter:
                 "-x", "AES", "-X", priv or self.secrets.get(user, {}).get("priv", "no-such-secret")]
 
     def tool(self, name: str, security: list[str], *args: str, retries: int = 1,
-             timeout: float = 2.0) -> subprocess.CompletedProcess:
+             timeout: float = 5.0) -> subprocess.CompletedProcess:
         need(name, "snmp")
         return subprocess.run([name, *security, "-On", "-t", str(timeout), "-r", str(retries), self.target, *args],
                               capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, env=self.env)
 
-    def values(self, name: str, security: list[str], *args: str) -> dict[str, tuple[str, str]]:
+    def values(self, name: str, security: list[str], *args: str, timeout: float = 5.0) -> dict[str, tuple[str, str]]:
         """{OID: (type, value)} that ``name`` printed; a failing tool is an assertion naming its output."""
-        proc = self.tool(name, security, *args)
+        proc = self.tool(name, security, *args, timeout=timeout)
         if proc.returncode != 0:
             raise AssertionError(f"{name} {' '.join(args)}: {proc.returncode} {proc.stdout}{proc.stderr}")
         return {o: (t or "", v) for o, t, v in SNMP_VALUE.findall(proc.stdout)}

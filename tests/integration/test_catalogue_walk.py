@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,99 +20,35 @@ from pymodbus.client import ModbusTcpClient
 from firmware.catalogue import commands, quantities
 from firmware.comms.bacnet.model import load_model
 from firmware.comms.modbus.regmap import build_map
-from firmware.ipc.names import MEASUREMENTS, instance_name, shm_name
-from firmware.ipc.snapshot import Snapshot
-from firmware.security.users import UserStore
 from tests.integration.bacnet_support import client_app
-from tests.support.web_meter import REPO, USERS, WebClient, free_port
+from tests.support.web_meter import WebMeter, free_port, running, session
 
-STARTUP_TIMEOUT_S = 120.0
 CHUNK = 150                       # names per `meter read` / GET /api/values request
 DEVICE_INSTANCE = 4711
 
 
-class Meter:
+class Meter(WebMeter):
     """`meter run` with metrology, comms (Modbus TCP, BACnet/IP) and the web on free loopback ports."""
 
     def __init__(self, base: Path) -> None:
-        self.base, self.run_dir, self.data_dir = base, base / "run", base / "var"
-        self.https, self.http, self.modbus, self.bacnet = free_port(), free_port(), free_port(), free_port()
-        self.config = base / "meter.toml"
-        self.config.write_text(
-            f'[meter]\nname = "walk"\ndata_dir = "{self.data_dir}"\nrun_dir = "{self.run_dir}"\n'
-            f'[modbus]\ntcp_port = {self.modbus}\nbind_address = "127.0.0.1"\naccess = "read-write"\n'
-            f'[web]\nbind_address = "127.0.0.1"\nhttps_port = {self.https}\nhttp_port = {self.http}\n'
-            'rate = 2000\nburst = 4000\nlogin_rate = 30\n[revenue]\ndemand_reset_lockout = 0\n'
-            f'[bacnet]\nenabled = true\nip_port = {self.bacnet}\nbind_address = "127.0.0.1"\nip_prefix = 32\n'
-            f'device_instance = {DEVICE_INSTANCE}\nrevenue_commands = true\n')
-        users = UserStore(self.data_dir)
-        for name, (password, privileges) in USERS.items():
-            users.add(name, password, privileges)
-        users.close()
-        self.log = open(base / "meter.out", "w+")  # noqa: SIM115 - the meter writes it while the tests read it
-        self.env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "firmware.cli", "run", "--config", str(self.config), "--board",
-             str(REPO / "boards" / "sim.toml"), "--only", "acquisition,metrology,comms,web"],
-            cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read()
-
-    def web(self) -> WebClient:
-        return WebClient(self.https, self.data_dir / "web" / "selfsigned.pem")
-
-    def meter(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "firmware.cli", *args, "--config", str(self.config)],
-                              cwd=REPO, env=self.env, capture_output=True, text=True, timeout=60)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            # read each time: the supervisor writes its token file (the names) only once it runs
-            name = shm_name(instance_name(self.run_dir), MEASUREMENTS)
-            assert self.proc.poll() is None, self.output()[-4000:]
-            try:
-                snap = Snapshot.attach(name)
-                try:
-                    published = snap.read_array()[2]
-                finally:
-                    snap.close()
-                if published >= 3 and self.web().request("GET", "/api/openapi.json")[0] == 200 \
-                        and "bacnet-ip" in self.output():
-                    return
-            except Exception:  # noqa: BLE001 - polled until the meter answers
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"meter not ready within {STARTUP_TIMEOUT_S} s:\n{self.output()[-4000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
+        self.modbus, self.bacnet = free_port(), free_port()
+        super().__init__(
+            base, services="acquisition,metrology,comms,web", ready_text="bacnet-ip",
+            extra=f'[modbus]\ntcp_port = {self.modbus}\nbind_address = "127.0.0.1"\naccess = "read-write"\n'
+                  '[revenue]\ndemand_reset_lockout = 0\n'
+                  f'[bacnet]\nenabled = true\nip_port = {self.bacnet}\nbind_address = "127.0.0.1"\nip_prefix = 32\n'
+                  f'device_instance = {DEVICE_INSTANCE}\nrevenue_commands = true\n')
 
 
 @pytest.fixture(scope="module")
 def meter(tmp_path_factory):
-    m = Meter(tmp_path_factory.mktemp("walk"))
-    try:
-        m.wait_ready()
+    with running(Meter(tmp_path_factory.mktemp("walk"))) as m:
         yield m
-    finally:
-        m.stop()
 
 
 @pytest.fixture(scope="module")
 def alice(meter):
-    client = meter.web()
-    client.login("alice", USERS["alice"][0])
-    return client
+    return session(meter, "alice")
 
 
 def _shape_ok(point, value) -> bool:
@@ -296,7 +228,7 @@ def _paths_agree(meter, system_type: str, before: dict[str, int | None]) -> tupl
     starts over with the metrology service); then they agree."""
     from hal.ade9000 import WIRING_VCONSEL
 
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 200          # under the test timeout (300 s), on a loaded machine
     check: tuple[float | None, float | None] = (None, None)
     while time.monotonic() < deadline:
         try:
@@ -326,25 +258,33 @@ async def _av2(port: int, code: int) -> None:
         client.close()
 
 
-def test_after_a_system_type_write_the_chip_follows_and_the_energy_paths_agree(meter, alice):
-    """Every system type over BACnet AV2 (3W-WYE, which AV2 has no code of, over the web's configuration): the
-    wiring is [metrology] system_type alone, so the acquisition restarts with the chip's VCONSEL for it, the
-    simulated board's input is wired the same way (line-to-line voltages and no neutral for DELTA), and the
-    chip's energy path agrees with the sample path again (runs last: it changes the module's meter)."""
-    from firmware.comms.bacnet.settings import SYSTEM_TYPE_CODES
+# Every system type the meter supports, the one of the start (4W-WYE) last; each written over BACnet AV2, or over
+# the web's configuration where AV2 has no code for it (3W-WYE).
+WIRINGS = ("DELTA", "SINGLE", "2L", "2L+1n", "3W-WYE", "4W-WYE")
+
+
+def test_the_wirings_are_every_system_type():
     from metrology.settings import SYSTEM_TYPES
 
-    agreed = {"4W-WYE": _paths_agree(meter, "4W-WYE", {})}
-    for code, system_type in sorted(SYSTEM_TYPE_CODES.items(), key=lambda kv: kv[1] == "4W-WYE"):
-        before = _pids(meter)
-        asyncio.run(_av2(meter.bacnet, code))
-        agreed[system_type] = _paths_agree(meter, system_type, before)
-    # the web saves the setting; it takes effect as the services start again (the page says so)
+    assert sorted(WIRINGS) == sorted(SYSTEM_TYPES)
+
+
+@pytest.mark.parametrize("system_type", WIRINGS)
+def test_after_a_system_type_write_the_chip_follows_and_the_energy_paths_agree(meter, alice, system_type):
+    """The wiring is [metrology] system_type alone: a write restarts the acquisition with the chip's VCONSEL for
+    it, the simulated board's input is wired the same way (line-to-line voltages and no neutral for DELTA), and
+    the chip's energy path agrees with the sample path again (runs last: it changes the module's meter)."""
+    from firmware.comms.bacnet.settings import CODE_OF_SYSTEM_TYPE, SYSTEM_TYPE_CODES
+
     before = _pids(meter)
-    status, _, answer = alice.request("POST", "/api/config", {"changes": {"metrology.system_type": "3W-WYE"}})
-    assert status == 200, answer
-    for service in ("acquisition", "metrology"):
-        status, _, answer = alice.request("POST", f"/api/services/{service}/restart")
+    code = CODE_OF_SYSTEM_TYPE[system_type]
+    if SYSTEM_TYPE_CODES[code] == system_type:
+        asyncio.run(_av2(meter.bacnet, code))
+    else:
+        # the web saves the setting; it takes effect as the services start again (the page says so)
+        status, _, answer = alice.request("POST", "/api/config", {"changes": {"metrology.system_type": system_type}})
         assert status == 200, answer
-    agreed["3W-WYE"] = _paths_agree(meter, "3W-WYE", before)
-    assert set(agreed) == set(SYSTEM_TYPES), agreed
+        for service in ("acquisition", "metrology"):
+            status, _, answer = alice.request("POST", f"/api/services/{service}/restart")
+            assert status == 200, answer
+    _paths_agree(meter, system_type, before)

@@ -28,7 +28,8 @@ import numpy as np
 import pytest
 
 from firmware.control import ControlClient
-from firmware.ipc.names import instance_name
+from firmware.ipc import shm
+from firmware.ipc.names import instance_glob, instance_name
 from firmware.ipc.snapshot import Snapshot
 from firmware.storage.records import RecordStore
 from hal.errors import IPCError, MeterError
@@ -77,6 +78,7 @@ sim_dir = "{self.inputs}"
 """)
         self.proc: subprocess.Popen[bytes] | None = None
         self.client = ControlClient(self.run_dir / "control.sock")
+        self.instances: list[str] = []          # of every start seen running
 
     def start(self, wait: bool = True) -> dict | None:
         """Start the meter; with ``wait``, return the registers once this run has registered a second."""
@@ -100,6 +102,7 @@ sim_dir = "{self.inputs}"
             try:
                 r = self.call("metrology.registers")
                 if r["time"] is not None and (after is None or r["time"] > after):
+                    self.instance()
                     return r
             except (MeterError, OSError, ValueError):
                 pass
@@ -130,10 +133,25 @@ sim_dir = "{self.inputs}"
             self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
 
+    def instance(self) -> str:
+        """The shared-memory instance of the running start (its token, drawn anew at each start)."""
+        name = instance_name(self.run_dir)
+        if name not in self.instances:
+            self.instances.append(name)
+        return name
+
     def cleanup(self) -> None:
-        """A killed meter leaves its shared memory behind (a clean stop removes it)."""
+        """A killed meter leaves its shared memory behind (a clean stop removes it): the last start's, which the
+        next start would sweep, is swept here; then no start of this meter left any object in /dev/shm."""
         self.stop(signal.SIGKILL)
+        self.instance()
         sweep_instance(self.run_dir)
+        assert leftovers(self.instances) == [], "shared memory left in /dev/shm"
+
+
+def leftovers(instances: list[str]) -> list[str]:
+    """The shared-memory objects of these instances still in /dev/shm."""
+    return sorted(p.name for i in instances for p in shm.SHM_DIR.glob(instance_glob(i)))
 
 
 def snapshot_values(meter: Meter) -> dict | None:
@@ -293,10 +311,14 @@ def test_whole_meter_killed_at_random_moments_loses_at_most_one_persist_interval
         floor = on_disk(meter)
         for k in range(kills):
             t0 = time.monotonic()
+            killed = meter.instances[-1:] if k else []    # the start killed last time round
             if k:
                 meter.start(wait=False)
             seen = run_and_watch(meter, floor, PERSIST_S, rng, f"kill {k}")
+            # this start swept what the killed start before it left in /dev/shm (its token, in the run directory)
+            assert meter.instances[-1] not in killed and leftovers(killed) == [], f"kill {k}: {leftovers(killed)}"
             meter.kill()
+            assert leftovers([meter.instances[-1]]), "a start killed with SIGKILL removed its shared memory"
             disk = on_disk(meter)
             lost.append(check_after_kill(seen, disk, floor, PERSIST_S, f"kill {k}"))
             torn += disk.torn

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from firmware.config.store import ConfigStore
 from tests.conftest import iterations
 from firmware.web.app import STATIC_DIR
-from tests.support.web_meter import MAX_UPLOAD_BYTES, REPO, USERS, WebMeter
+from tests.support.web_meter import MAX_UPLOAD_BYTES, REPO, USERS, WebMeter, running, session
 
 CHROMIUM = "/usr/bin/chromium"          # Debian's chromium package (.ci/run installs it; docs/web.md)
 MATCH_TRIES = 20                        # reads until the page and the snapshot show the same publish
@@ -39,27 +39,18 @@ READ_CELL = """name => {
 @pytest.fixture(scope="module")
 def meter(tmp_path_factory):
     # local time 5 h 30 min ahead of UTC: the pages show times on the meter's clock, not the browser's or UTC
-    m = WebMeter(tmp_path_factory.mktemp("web-meter"), extra='[revenue.time]\nzone = "+05:30"\n')
-    try:
-        m.wait_ready()
+    with running(WebMeter(tmp_path_factory.mktemp("web-meter"), extra='[revenue.time]\nzone = "+05:30"\n')) as m:
         yield m
-    finally:
-        m.stop()
 
 
 @pytest.fixture(scope="module")
 def alice(meter):
-    """A session of the master user, kept for the module (logins are rate-limited per address)."""
-    client = meter.client()
-    client.login("alice", USERS["alice"][0])
-    return client
+    return session(meter, "alice")
 
 
 @pytest.fixture(scope="module")
 def reader(meter):
-    client = meter.client()
-    client.login("reader", USERS["reader"][0])
-    return client
+    return session(meter, "reader")
 
 
 @pytest.fixture(scope="module")

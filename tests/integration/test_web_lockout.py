@@ -8,7 +8,7 @@ import time
 import pytest
 
 from firmware.storage.eventlog import EventLog
-from tests.support.web_meter import USERS, WebMeter
+from tests.support.web_meter import USERS, WebMeter, running
 
 ATTEMPTS = 3
 SHORT_LOCK_S = 10.0
@@ -16,14 +16,10 @@ SHORT_LOCK_S = 10.0
 
 @pytest.fixture(scope="module")
 def meter(tmp_path_factory):
-    m = WebMeter(tmp_path_factory.mktemp("web-lockout"),
+    with running(WebMeter(tmp_path_factory.mktemp("web-lockout"),
                  extra=f"[security]\nlockout_attempts = {ATTEMPTS}\nlockout_sources = 3\n"
-                       f"lockout_sources_duration = {SHORT_LOCK_S:g}\n")
-    try:
-        m.wait_ready()
+                       f"lockout_sources_duration = {SHORT_LOCK_S:g}\n")) as m:
         yield m
-    finally:
-        m.stop()
 
 
 def attempt(meter, source: str, user: str, password: str, wait_s: float = 60.0) -> int:

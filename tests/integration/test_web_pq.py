@@ -27,7 +27,7 @@ from metrology.pqclass import ITIC_UPPER
 from metrology.reports.common import week_bounds
 from tests.integration.test_web import CHROMIUM
 from tests.support import pqdif_reader as pqdif
-from tests.support.web_meter import USERS, WebMeter
+from tests.support.web_meter import USERS, WebMeter, running, session
 
 CAPTURE_WAIT_S = 60.0       # the recorder writes a capture once its post-trigger cycles are on the samples ring
 CAPTURE_TRIES = 5
@@ -46,19 +46,13 @@ def wait_for(check, timeout_s: float, what: str):
 
 @pytest.fixture(scope="module")
 def meter(tmp_path_factory):
-    m = WebMeter(tmp_path_factory.mktemp("web-pq-meter"))
-    try:
-        m.wait_ready()
+    with running(WebMeter(tmp_path_factory.mktemp("web-pq-meter"))) as m:
         yield m
-    finally:
-        m.stop()
 
 
 @pytest.fixture(scope="module")
 def reader(meter):
-    client = meter.client()
-    client.login("reader", USERS["reader"][0])
-    return client
+    return session(meter, "reader")
 
 
 @pytest.fixture(scope="module")

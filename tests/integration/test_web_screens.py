@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support.web_meter import USERS, WebMeter
+from tests.support.web_meter import USERS, WebMeter, running
 
 CHROMIUM = "/usr/bin/chromium"
 REFERENCES = Path(__file__).parent / "screens"
@@ -77,12 +77,8 @@ FREEZE = """selectors => {
 @pytest.fixture(scope="module")
 def meter(tmp_path_factory):
     # IEC labels (phases L1, L2, L3): the other convention than tests/integration/test_web.py's meter
-    m = WebMeter(tmp_path_factory.mktemp("web-screens"), extra='[display]\nlabels = "iec"\n')
-    try:
-        m.wait_ready()
+    with running(WebMeter(tmp_path_factory.mktemp("web-screens"), extra='[display]\nlabels = "iec"\n')) as m:
         yield m
-    finally:
-        m.stop()
 
 
 @pytest.fixture(scope="module")

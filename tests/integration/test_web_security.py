@@ -19,7 +19,7 @@ from firmware.lockstate import set_file_lock
 from firmware.security.privileges import Privilege
 from firmware.security.users import UserStore
 from firmware.storage.eventlog import EventLog
-from tests.support.web_meter import USERS, WebMeter
+from tests.support.web_meter import USERS, WebMeter, running, session
 
 SETUP_USER = ("sam", "sam-pw-1")
 
@@ -31,17 +31,16 @@ def meter(tmp_path_factory):
         users = UserStore(m.data_dir)
         users.add(SETUP_USER[0], SETUP_USER[1], frozenset({Privilege.SETUP, Privilege.READ}))
         users.close()
-        m.wait_ready()
-        yield m
-    finally:
+    except BaseException:
         m.stop()
+        raise
+    with running(m):
+        yield m
 
 
 @pytest.fixture(scope="module")
 def alice(meter):
-    client = meter.client()
-    client.login("alice", USERS["alice"][0])
-    return client
+    return session(meter, "alice")
 
 
 @pytest.fixture(scope="module")

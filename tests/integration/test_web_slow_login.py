@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.support.web_meter import USERS, WebClient, WebMeter
+from tests.support.web_meter import USERS, WebClient, WebMeter, running
 
 ATTACKERS = [f"127.0.0.{2 + i // 16}" for i in range(64)]
 DECLARED = (60000, 900)          # bytes announced: past any login body, and under the login body's bound
@@ -22,12 +22,8 @@ SUCCESS_MIN = 0.9
 
 @pytest.fixture(scope="module")
 def meter(tmp_path_factory):
-    m = WebMeter(tmp_path_factory.mktemp("web-slow-login"), limits="")
-    try:
-        m.wait_ready()
+    with running(WebMeter(tmp_path_factory.mktemp("web-slow-login"), limits="")) as m:
         yield m
-    finally:
-        m.stop()
 
 
 class Trickler(threading.Thread):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.web_meter import WebClient, WebMeter, USERS
+from tests.support.web_meter import WebClient, WebMeter, running, session
 
 BIG_UPLOAD_BYTES = 32 << 20        # room for an image of a few thousand files
 SLOW_FILES = 3000                  # each is written and fsynced twice by the install: it runs for a while
@@ -18,19 +18,13 @@ UPLOADS = "web/uploads"
 
 @pytest.fixture(scope="module")
 def meter(tmp_path_factory):
-    m = WebMeter(tmp_path_factory.mktemp("upload-meter"), max_upload=BIG_UPLOAD_BYTES)
-    try:
-        m.wait_ready()
+    with running(WebMeter(tmp_path_factory.mktemp("upload-meter"), max_upload=BIG_UPLOAD_BYTES)) as m:
         yield m
-    finally:
-        m.stop()
 
 
 @pytest.fixture(scope="module")
 def alice(meter) -> WebClient:
-    client = meter.client()
-    client.login("alice", USERS["alice"][0])
-    return client
+    return session(meter, "alice")
 
 
 def uploads(meter: WebMeter) -> list[Path]:

@@ -1,14 +1,15 @@
 """A real meter with its web service on loopback for the web tests, and an HTTPS client for its API.
 
-``WebMeter`` starts ``meter run --only acquisition,metrology,recorder,upgrade,time,io,web`` on the simulated
-board with free ports, two users made through the security core (``alice``: master; ``reader``: read only) and an upgrade
+``WebMeter`` starts ``meter run --only acquisition,metrology,recorder,upgrade,time,io,web`` (or the services a
+test names) on the simulated board with free ports, two users made through the security core (``alice``: master; ``reader``: read only) and an upgrade
 area with a vendor key (tests/integration/upgrade_env.py), waits until the web answers and the measurement
 snapshot is published, and stops everything at the end. ``WebClient`` speaks HTTPS to it, verifying the
 meter's own self-signed certificate (read from its certificate directory), keeps the session cookie and sends
-the CSRF token.
+the CSRF token. A module's fixtures are ``running(WebMeter(...))`` and ``session(meter, "alice")``.
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from firmware.ipc.names import MEASUREMENTS, instance_name, shm_name
 from firmware.ipc.snapshot import Snapshot
@@ -99,12 +100,16 @@ class WebClient:
 TEST_LIMITS = ('rate = 2000\nburst = 4000\nlogin_rate = 30\nheader_timeout = 2\nmax_connections_per_address = 64\n')
 
 
+WEB_SERVICES = "acquisition,metrology,recorder,upgrade,time,io,web"
+
+
 class WebMeter:
     def __init__(self, base: Path, limits: str = TEST_LIMITS, max_upload: int = MAX_UPLOAD_BYTES,
-                 extra: str = "") -> None:
+                 extra: str = "", services: str = WEB_SERVICES, ready_text: str = "") -> None:
         """``limits``: [web] lines in TOML (the defaults of the option table when empty); ``max_upload``: the
         largest image accepted, raised where a test needs an image whose install takes a while; ``extra``:
-        further sections in TOML."""
+        further sections in TOML; ``services``: what ``--only`` runs; ``ready_text``: a line the meter's output
+        must also have shown before it is ready (a protocol's listener)."""
         from tests.integration.upgrade_env import make_env
 
         self.base = base
@@ -125,11 +130,12 @@ class WebMeter:
             users.add(name, password, privileges)
         users.close()
         self.log = open(base / "meter.out", "w+")  # noqa: SIM115 - the meter writes it while the tests read it
-        env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.ready_text = ready_text
+        self.env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "firmware.cli", "run", "--config", str(self.config), "--board",
-             str(REPO / "boards" / "sim.toml"), "--only", "acquisition,metrology,recorder,upgrade,time,io,web"],
-            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+             str(REPO / "boards" / "sim.toml"), "--only", services],
+            cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.snapshot: Snapshot | None = None
 
     def output(self) -> str:
@@ -152,7 +158,7 @@ class WebMeter:
             if self.cert.exists():
                 try:
                     self.snapshot = self.snapshot or Snapshot.attach(name)
-                    if self.snapshot.read_array()[2] >= 2:
+                    if self.snapshot.read_array()[2] >= 2 and self.ready_text in self.output():
                         status, _, _ = self.client().request("GET", "/api/openapi.json")
                         if status == 200:
                             return
@@ -172,3 +178,25 @@ class WebMeter:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
+
+    def meter(self, *args: str) -> subprocess.CompletedProcess:
+        """`meter ARGS --config CONFIG` against this meter."""
+        return subprocess.run([sys.executable, "-m", "firmware.cli", *args, "--config", str(self.config)],
+                              cwd=REPO, env=self.env, capture_output=True, text=True, timeout=60)
+
+
+@contextlib.contextmanager
+def running(meter: WebMeter) -> Iterator[WebMeter]:
+    """The meter once it is ready, stopped at the end whatever happened (a module fixture yields from it)."""
+    try:
+        meter.wait_ready()
+        yield meter
+    finally:
+        meter.stop()
+
+
+def session(meter: WebMeter, user: str = "alice", source: str = "127.0.0.1") -> WebClient:
+    """A client logged in as ``user`` (of ``USERS``), kept for a module: logins are rate-limited per address."""
+    client = meter.client(source)
+    client.login(user, USERS[user][0])
+    return client

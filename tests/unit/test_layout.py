@@ -1,6 +1,7 @@
 """The meter's own packages stand on their own: nothing under firmware/, hal/ or metrology/ imports the host tools
-(tools/), by an import statement or by a module name handed to importlib, and the `meter` command works from a
-firmware slot: the packages on PYTHONPATH, no tools/ and no installed distribution's metadata."""
+(tools/), by an import statement or by a module name handed to importlib; the `meter` command works from a
+firmware slot: the packages on PYTHONPATH, no tools/ and no installed distribution's metadata; and no two of the
+meter's modules import each other, directly or round a loop."""
 from __future__ import annotations
 
 import ast
@@ -104,3 +105,75 @@ def test_meter_help_names_the_host_tools_installed_beside_it():
 
     help_text = image_parser().format_help()
     assert all(action in help_text for action in ("build", "keygen", "sign"))
+
+
+def _module_of(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the meter's modules it imports (every import, lazy ones and those for type checking too)."""
+    files = {_module_of(p): p for pkg in METER_PACKAGES for p in (REPO / pkg).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        targets = set()
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            for name in names:
+                while name and name not in files:
+                    name = name.rpartition(".")[0]
+                if name and name != module and not module.startswith(name + "."):
+                    targets.add(name)        # a package's own __init__ is no loop of its modules
+        graph[module] = targets
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(10000)
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_loop():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_two_modules_of_the_meter_import_each_other():
+    """No import loop between the meter's modules, however indirect (farm-studio look draws none)."""
+    assert _cycles(_import_graph()) == []

@@ -1,7 +1,7 @@
 """Association LN (class 15, version 1) attributes: the object list a client sees with its access rights."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from firmware.comms.dlms import acse, axdr
 from firmware.comms.dlms.axdr import Typed
@@ -14,8 +14,20 @@ from firmware.comms.dlms.objects import (
     CosemObject,
 )
 
-if TYPE_CHECKING:
-    from firmware.comms.dlms.session import Session
+
+
+class Session(Protocol):
+    """What the attributes read of the session asking (``firmware.comms.dlms.session.Session``)."""
+
+    server: Any
+    association: str
+    conformance: int
+    max_pdu: int
+    pending_hls: bool
+
+    def attribute_access(self, obj: CosemObject, attr: int) -> int: ...
+    def method_access(self, obj: CosemObject, method: int) -> Any: ...
+    def visible(self, obj: CosemObject) -> bool: ...
 
 METHOD_COUNTS = {15: 1, 9: 1}
 NON_ASSOCIATED, ASSOCIATION_PENDING, ASSOCIATED = 0, 1, 2

@@ -113,6 +113,10 @@ class Session:
             return _exception(STATE_NOT_ALLOWED, SERVICE_NOT_POSSIBLE)
         except DecodeError:
             return _exception(STATE_UNKNOWN, SERVICE_NOT_SUPPORTED)
+        except Exception:  # noqa: BLE001 - whatever an APDU causes, the server answers and goes on serving
+            log.exception("dlms: client SAP %d: APDU %s", self.client_sap, apdu[:64].hex())
+            self.reset()
+            return _exception(STATE_NOT_ALLOWED, SERVICE_NOT_POSSIBLE)
 
     # ------------------------------------------------------------------ association
 

@@ -37,23 +37,22 @@ from typing import Any, Callable, Protocol, Sequence
 
 from firmware import __version__, maintenance, powerup
 from firmware.config import Config
-from firmware.config.store import file_version
 from firmware.control import ControlClient, ControlError, ControlServer
-from firmware.health import SampleLoss, meter_state
+from firmware.health import SampleLoss
 from firmware.ipc import shm
 from firmware.ipc.instance import squat_reporter, start_instance
-from firmware.ipc.names import MEASUREMENTS, instance_glob, instance_name, shm_name
+from firmware.ipc.names import instance_glob, instance_name
 from firmware.preload import fork_service, preload
 from firmware.services.registry import ServiceSpec
-from firmware.storage.eventlog import EventLog
-from hal.errors import IPCError, MeterError
+from firmware.security.control_gate import from_config as control_gate
+from firmware.supervisor.report import MeterReport
+from hal.errors import MeterError
 
 log = logging.getLogger("supervisor")
 
 START_GRACE_S = 20.0      # first heartbeat may take this long (imports, chip bring-up)
 IDLE_CHECK_S = 1.0        # the services are looked at at least this often, whatever is due
 HANG_MARGIN_S = 0.01      # looked at this long after a heartbeat timeout, so that it has passed, not just come
-METERING_STALE_S = 5.0    # measurement snapshot older than this: not metering
 SHUTDOWN_TICK_S = 0.02    # how often the meter's own stop looks for exited services
 KILL_REAP_S = 1.0         # a process not gone this long after SIGKILL is stuck in uninterruptible I/O
 
@@ -128,7 +127,7 @@ class Supervisor:
             **self.maintenance.handlers(),
         }, fallback=self.forward, gate=control_gate(config), mode=0o660)
         self.started = time.time()
-        self._events: EventLog | None = None      # read for its unread counter only
+        self.report = MeterReport(self)
 
     # ------------------------------------------------------------------ main loop
 
@@ -424,61 +423,7 @@ class Supervisor:
     # ------------------------------------------------------------------ control commands
 
     def status(self) -> dict[str, Any]:
-        services = {name: c.status() for name, c in self.children.items()}
-        essential_ok = all(c.state == "running" for c in self.children.values() if c.spec.essential)
-        all_up = all(c.state == "running" for c in self.children.values())
-        metering = self._metering()
-        # healthy: every service running and metering (what an upgrade waits for before it commits);
-        # state adds whether the meter is losing samples
-        healthy = all_up and essential_ok and metering is not False
-        loss = self.loss.summary(time.monotonic())
-        return {"state": meter_state(healthy, loss["losing_samples"]), "healthy": healthy, "metering": metering,
-                "lost_frames_per_min": loss["lost_frames_per_min"], "overruns_per_min": loss["overruns_per_min"],
-                "last_gap": loss["last_gap"], "version": __version__, "config_version": self._config_version(),
-                "config_started_version": self.config.version,
-                "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1), "run_dir": str(self.run_dir),
-                "control_socket": str(self.control.path), "services": services,
-                "security_checklist": self._checklist(), "events_unread": self._events_unread()}
-
-    def _config_version(self) -> int:
-        """The configuration file's version now (changes saved while running count); the started one without a file."""
-        version = file_version(self.config_path)
-        return self.config.version if version is None else version
-
-    def _events_unread(self) -> int | None:
-        """The event log's unread counter (None when the log cannot be read)."""
-        try:
-            if self._events is None:
-                ev = self.config["events"]
-                self._events = EventLog(self.config.meter.data_dir, ev.cutoff, ev.depth)
-            return self._events.unread()
-        except MeterError as exc:
-            log.warning("event log unread counter: %s", exc)
-            return None
-
-    def _checklist(self) -> list[str]:
-        """Security warnings (a factory password still in use), for `meter status` and the status page."""
-        users = getattr(self.control.gate.policy, "users", None)
-        try:
-            return users.checklist() if users is not None else []
-        except MeterError as exc:
-            return [f"user accounts cannot be read: {exc}"]
-
-    def _metering(self) -> bool | None:
-        """True if the measurement snapshot is fresh, False if stale, None when no metrology service runs."""
-        if "metrology" not in self.children:
-            return None
-        try:
-            from firmware.ipc.snapshot import Snapshot
-
-            snap = Snapshot.attach(shm_name(self.instance, MEASUREMENTS))
-            try:
-                _, updated_ns, count = snap.read_array()
-            finally:
-                snap.close()
-        except (IPCError, OSError):
-            return False
-        return count > 0 and (time.time_ns() - updated_ns) / 1e9 < METERING_STALE_S
+        return self.report.status()
 
     def cmd_status(self, user: str = "") -> dict[str, Any]:
         return self.status()
@@ -508,18 +453,6 @@ class Supervisor:
         if not reply.get("ok"):
             raise ControlError(reply.get("error", "failed"), reply.get("kind", ""))
         return reply.get("result")
-
-
-def control_gate(config: Config) -> Any:
-    """The gate of control.sock: callers from SO_PEERCRED, mapped to meter users, every command authorized."""
-    from firmware.security.audit import SecurityAudit
-    from firmware.security.control_gate import ControlGate
-    from firmware.security.peer import PeerPolicy, parse_uid_map
-    from firmware.security.users import UserStore
-
-    users = UserStore.from_config(config)
-    return ControlGate(PeerPolicy(users, parse_uid_map(config.security.control_users)),
-                       SecurityAudit.from_config(config, source="control"))
 
 
 def _describe_exit(code: int) -> str:
