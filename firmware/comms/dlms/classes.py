@@ -39,6 +39,8 @@ def _identity(obj: CosemObject, values: dict[str, Any]) -> Typed:
     v = values.get(obj.point)
     if isinstance(v, str):
         return octets(v)
+    if isinstance(v, bytes):
+        return Typed(axdr.OCTET_STRING, v[:255])
     return scaled(obj, v)
 
 
