@@ -201,6 +201,19 @@ def test_aggregates_are_the_stores(meter, reader, ten_min):
     assert status == 400 and "before" in answer["error"]
 
 
+def test_trend_is_meter_pq_trend(meter, reader, ten_min):
+    """GET /api/pq/trend: the hourly intervals hold the stored 10-min frequencies (the fixture's and the meter's)."""
+    status, _, answer = reader.request("GET", "/api/pq/trend?target=frequency&interval=hourly")
+    assert status == 200 and answer["unit"] == "Hz" and len(answer["intervals"]) == 24
+    first = answer["intervals"][0]["start"]
+    stored = [r for r in read_aggregates(meter.data_dir, "10min", first + 1e-6, None)
+              if r["values"].get("freq") is not None and np.isfinite(np.asarray(r["values"]["freq"], float)).all()]
+    assert sum(i["count"] for i in answer["intervals"]) >= len([r for r in stored if r["ts"] <= time.time() - 5])
+    assert answer["forecast"]["next"] is None or 49.0 < answer["forecast"]["next"] < 51.0
+    status, _, answer = reader.request("GET", "/api/pq/trend?target=nothing")
+    assert status == 400 and "not one of" in answer["error"]
+
+
 def test_pq_events_and_data_recorders_are_the_recorders(reader, control):
     status, _, answer = reader.request("GET", "/api/pq/events?since=0&limit=50")
     assert status == 200 and answer["events"] == finite(control.call("recorder.events", since_ts=0, limit=50))
