@@ -39,4 +39,5 @@ def trend_of(data_dir: str | Path, target: str, interval: str, now: float | None
         arr = np.asarray(raw, dtype=np.float64).reshape(-1)
         if max(elements) < arr.size:
             samples.append((float(r["ts"]), float(np.mean(arr[list(elements)]))))
-    return {"target": target, "unit": unit, **trend(samples, now, interval)}
+    return {"target": target, "unit": unit, **trend(samples, now, interval), "targets": list(TARGETS),
+            "interval_names": list(INTERVALS)}

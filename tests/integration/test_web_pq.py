@@ -323,6 +323,11 @@ def test_browser_waveform_iti_trends_and_report(meter, capture, ten_min, tmp_pat
             line = page.locator("svg#trend polyline[data-element='b']")
             ys = [float(p.split(",")[1]) for p in (line.get_attribute("points") or "").split()]
             assert all(a < b for a, b in zip(ys[:6], ys[1:6]))
+            # trending and forecasting: the hourly frequency as the API answers it
+            page.select_option("#forecast-interval", "hourly")
+            page.select_option("#forecast-target", "frequency")
+            page.wait_for_function("""() => document.querySelectorAll('table#forecast tbody tr').length === 24
+                && document.querySelector('#forecast-summary').textContent.startsWith('frequency')""")
             page.screenshot(path=artifacts / "09-trends.png", full_page=True)
 
             page.goto(f"{base}/#/report")
