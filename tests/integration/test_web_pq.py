@@ -8,6 +8,8 @@ these endpoints too.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -348,3 +350,25 @@ def test_browser_waveform_iti_trends_and_report(meter, capture, ten_min, tmp_pat
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_captures_go_on_after_acquisition_is_restarted(meter, control, capture, repo, subprocess_env):
+    """The diagnostics page's restart of acquisition (the supervisor's `restart`): acquisition counts samples from
+    0 again, and `meter pq capture` still writes its file, without restarting the recorder (runs last: it restarts
+    the module's acquisition)."""
+    before = control.call("recorder.info")
+    control.call("restart", service="acquisition")
+    deadline, run = time.monotonic() + 120.0, None
+    while time.monotonic() < deadline:
+        run = subprocess.run([sys.executable, "-m", "firmware.cli", "pq", "--config", str(meter.config), "capture"],
+                             cwd=repo, env=subprocess_env, capture_output=True, text=True, timeout=60)
+        if run.returncode == 0:
+            break
+        time.sleep(2.0)                    # acquisition is starting again: the capture fails, and says why
+    assert run is not None and run.returncode == 0, (run.stdout + run.stderr if run else "", meter.output()[-3000:])
+    got = json.loads(run.stdout)
+    assert got["status"] == "written" and Path(got["cfg"]).is_file()
+    assert got["name"] in capture_names(meter.data_dir / WAVEFORMS_DIR)
+    # the same recorder process followed the new count (a restarted recorder would start at 0 restarts seen)
+    after = control.call("recorder.info")
+    assert after["acquisition_restarts"] >= before["acquisition_restarts"] + 1, after
