@@ -158,6 +158,15 @@ def context_from_args(name: str, args: argparse.Namespace) -> ServiceContext:
                           Path(config.meter.data_dir), instance_name(run_dir))
 
 
+def _stop_on_signal(service: Service) -> Callable[[int, Any], None]:
+    """SIGTERM (the supervisor) and SIGINT (Ctrl-C in a terminal reaches every process): stop. A handler runs
+    in the main thread between two bytecodes, possibly inside ``stopping.wait()`` while that holds the event's
+    own lock, where setting the event would wait for itself forever; a thread of its own sets it."""
+    def handler(signum: int, frame: Any) -> None:
+        threading.Thread(target=service.stop, name="stop", daemon=True).start()
+    return handler
+
+
 def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
     """Entry point of a service process (``if __name__ == "__main__": sys.exit(main(MyService))``)."""
     args = parse_args(argv)
@@ -171,8 +180,8 @@ def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
     if args.heartbeat_fd >= 0:
         os.set_blocking(args.heartbeat_fd, False)
         service._hb_fd = args.heartbeat_fd
-    signal.signal(signal.SIGTERM, lambda *_: service.stop())
-    signal.signal(signal.SIGINT, lambda *_: service.stop())
+    signal.signal(signal.SIGTERM, _stop_on_signal(service))
+    signal.signal(signal.SIGINT, _stop_on_signal(service))
     control = ControlServer(ctx.socket_path(), service.commands())
     try:
         service.setup()
@@ -182,6 +191,10 @@ def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
         service.run()
         return 0
     except MeterError as exc:
+        if service.stopping.is_set():
+            # asked to stop, and a device or peer going away while it did: the stop asked for, not a failure
+            service.log.info("stopped (%s while stopping)", exc)
+            return 0
         service.log.error("stopped: %s", exc)
         return 1
     finally:

@@ -104,8 +104,7 @@ Load-profile channels (default configuration; the list follows `[revenue.load_pr
 
 | JEMStar II object | OBIS | here |
 |---|---|---|
-| Metrology, service, PQ, FPGA, digital I/O, analog out/modem, CPLD firmware versions and signatures | 0.1–0.7.0.2.1/8.255 | one firmware image: its version is 0.0.0.2.1.255 |
-| Register firmware signature | 0.0.0.2.8.255 | not carried: the catalogue has no point for the signature of the running image |
+| Metrology, service, PQ, FPGA, digital I/O, analog out/modem, CPLD firmware versions and signatures | 0.1–0.7.0.2.1/8.255 | one firmware image: its version is 0.0.0.2.1.255, its signature 0.0.0.2.8.255 |
 | Meter administrator, location, configuration ID, account number | 0.0.96.11.2–5.255 | no such configuration options |
 | Transformer ratios (CT/VT primary and secondary) | 1.0.0.4.2/3/5/6.255 | not points of the catalogue |
 | Load profile group 2, recording intervals as codes, scaling factors (Km) | 1.0.0.8.4/5.255, 1.128.103/104.0.0.255 | one load profile, in engineering units: its capture period is the interval |

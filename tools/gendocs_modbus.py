@@ -50,10 +50,18 @@ one unchanged; the other blocks are this meter's own. The configuration options 
 | 6, 16 | write single / multiple registers | only command registers are writable; write 1 to run |
 | 17 | report server id | server id, run indicator 0xFF, then product, version and serial number as text |
 | 43 / 14 | read device identification | basic, regular and extended (0x80 = serial number), stream and individual |
+| 100 / 4 | read scattered holding registers | up to 100 addresses of one word each, in any order; see below |
+
+FC 100 is in the ION7400 manual's function-code table, which gives no frame; the meter follows Schneider
+Electric's definition of function 100, sub-function 4. Request: `100`, byte count (of what follows), `4`, a
+transmission number (any byte, echoed), then each address as two bytes. Answer: `100`, byte count, `4`, the
+transmission number, then one word per address in the order asked, all from one measurement record. Addresses
+that follow one another are read as one run under FC 3's rules: to read a float or an energy, list all its
+words; a run that starts or ends inside a multi-word value is refused (03), an address outside every block 02.
 
 | exception | when |
 |---|---|
-| 01 illegal function | any other function code, or FC 43 with an MEI type other than 14 |
+| 01 illegal function | any other function code, FC 43 with an MEI type other than 14, or FC 100 with a sub-function other than 4 |
 | 02 illegal address | an address outside every block; access `none`; a command refused by the access setting, by the revenue lock or by its owning service |
 | 03 illegal value | a quantity out of range or a length that does not match; a read or write that covers part of a multi-word value; a write to a read-only register; a command register written with anything but 1 |
 | 04 server failure | the owning service did not carry out a command (not running, or no answer within `[modbus] command_timeout`) |
@@ -66,6 +74,19 @@ edges are found by the 3.5-character silence, so the meter can share a line with
 Access (`[modbus] access`): `none` refuses every data request (device identification still answers),
 `read-only` (default) refuses commands, `read-write` runs them. Demand reset, energy reset and billing-period
 reset change revenue data and are refused while the meter is revenue-locked; demand sync is not.
+
+## Where the map differs from the PowerLogic layout
+
+- Power factor A, B, C and total read at 3077–3084 (the basic readings block) and at 3143–3150, where ION7400
+  clients read them; both are the same values (true power factor, signed by `[metrology] pf_convention`).
+- The demand block (3763–3830) is this meter's own layout. The PowerLogic meters put, for each demand
+  quantity, the last, present, predicted and peak demand (floats at 3763, 3765, 3767, 3769 for active power)
+  and the peak's date and time; this meter publishes no present (partial-interval) demand, so each quantity
+  has last (3763 for active power delivered, as PowerLogic), predicted (3765), peak (3767) and the peak's time
+  as UNIX seconds (3769, u32), then the received direction. A client set up for the PowerLogic layout reads the
+  last demand right and must take the others from the table below. The ION7400 user manual gives no register
+  addresses (it refers to the device's Modbus map), so the basic-readings and energy blocks follow the
+  published PowerLogic addresses and the demand block says where it does not.
 
 ## User map
 

@@ -67,7 +67,6 @@ def _run(args: argparse.Namespace) -> int:
     config = check_seal(store, config)
     _security_checklist(config)
     for stale in extensions.check():
-        print(f"meter run: warning: stale C extension {stale}", file=sys.stderr)
         logging.getLogger("supervisor").warning("stale C extension %s", stale)
     services = enabled_services(config)
     if args.only:
@@ -125,13 +124,13 @@ def check_seal(store: ConfigStore, config: Any) -> Any:
 
 
 def _security_checklist(config: Any) -> None:
-    """Say at every start what the security checklist holds (the factory password, SPEC §8)."""
+    """Say at every start what the security checklist holds (the factory password, SPEC §8), once: the log
+    writes to the console as well."""
     from firmware.security.users import UserStore
 
     users = UserStore.from_config(config)
     try:
         for warning in users.checklist():
-            print(f"meter run: security: {warning}", file=sys.stderr)
             logging.getLogger("security").warning("%s", warning)
     finally:
         users.close()

@@ -24,6 +24,13 @@ from hal.board import CHANNELS
 from hal.comtrade import write_comtrade
 
 PHASES = ("A", "A", "B", "B", "C", "C", "N")
+# ION7400 waveform capture modes (user guide, "Waveform capture"): standard, a record around the trigger (the
+# trigger position: pre cycles before it, post cycles after); delayed, that record moved delay cycles later;
+# extended, pre records and post records of the same length either side of the trigger's record
+CAPTURE_MODES = ("standard", "delayed", "extended")
+MAX_CAPTURE_CYCLES = 660    # the longest capture (before + after the trigger): about 12 MB of samples held
+# channel groups: each writes its own file per trigger (the ION7400 records voltages and currents separately)
+CHANNEL_GROUPS = {"all": CHANNELS, "voltages": ("VA", "VB", "VC"), "currents": ("IA", "IB", "IC", "IN")}
 UNITS = tuple("V" if name.startswith("V") else "A" for name in CHANNELS)
 WAVEFORMS_DIR = "waveforms"     # under data_dir: the recorder writes there, the web service reads
 PAD_CYCLES = 1          # samples beyond each end of the window, so the resampler's filter has settled there
@@ -106,16 +113,49 @@ class CaptureFormat:
     data_format: str = "BINARY"         # COMTRADE data file type
     pt_ratio: tuple[float, float] = (1.0, 1.0)      # primary, secondary
     ct_ratio: tuple[float, float] = (1.0, 1.0)
+    mode: str = "standard"              # CAPTURE_MODES
+    delay_cycles: int = 0               # delayed: the record starts this much later
+    pre_records: int = 0                # extended: records before and after the trigger's record
+    post_records: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in CAPTURE_MODES:
+            raise ValueError(f"capture mode {self.mode!r} is not one of {', '.join(CAPTURE_MODES)}")
 
     @property
     def cycle_samples(self) -> float:
         return self.sample_rate_hz / self.nominal_hz
 
+    @property
+    def cycles(self) -> tuple[int, int]:
+        """(cycles before the trigger, cycles after it) the capture holds; before is negative when a delayed
+        record starts after the trigger."""
+        if self.mode == "delayed":
+            return self.pre_cycles - self.delay_cycles, self.post_cycles + self.delay_cycles
+        if self.mode == "extended":
+            record = self.pre_cycles + self.post_cycles
+            return self.pre_cycles + self.pre_records * record, self.post_cycles + self.post_records * record
+        return self.pre_cycles, self.post_cycles
+
     def span(self, trigger_index: float) -> tuple[int, int]:
         """The raw sample range a capture needs (with the resampler's padding)."""
         n = self.cycle_samples
-        return (int(np.floor(trigger_index - (self.pre_cycles + PAD_CYCLES) * n)),
-                int(np.ceil(trigger_index + (self.post_cycles + PAD_CYCLES) * n)))
+        before, after = self.cycles
+        return (int(np.floor(trigger_index - (before + PAD_CYCLES) * n)),
+                int(np.ceil(trigger_index + (after + PAD_CYCLES) * n)))
+
+    def check(self) -> None:
+        """ValueError when the capture would be longer than MAX_CAPTURE_CYCLES."""
+        before, after = self.cycles
+        if before + after > MAX_CAPTURE_CYCLES:
+            raise ValueError(f"a {self.mode} capture of {before + after} cycles is longer than the "
+                             f"{MAX_CAPTURE_CYCLES} a capture may hold")
+
+    @property
+    def span_s(self) -> float:
+        """The longest stretch of samples a capture needs, padding included."""
+        before, after = self.cycles
+        return (before + after + 2 * PAD_CYCLES) / self.nominal_hz
 
 
 class CaptureDirectory:
@@ -133,15 +173,19 @@ class CaptureDirectory:
         return list(self._kept)
 
     def write(self, name: str, fmt: CaptureFormat, raw: np.ndarray, raw_first: int, trigger_index: float,
-              trigger_ns: int, ascii_: bool = False) -> Path:
-        """Resample ``raw`` (samples from index ``raw_first``) and write ``name``.cfg/.dat; returns the .cfg."""
+              trigger_ns: int, ascii_: bool = False, group: str = "all") -> Path:
+        """Resample ``raw`` (samples from index ``raw_first``) and write ``name``.cfg/.dat with the channels of
+        ``group`` (CHANNEL_GROUPS); returns the .cfg."""
+        cols = [CHANNELS.index(c) for c in CHANNEL_GROUPS[group]]
+        raw = raw[:, cols]
         rate = fmt.samples_per_cycle * fmt.nominal_hz
         ratio = Fraction(rate / fmt.sample_rate_hz).limit_denominator(10000)
         y = resample_with_gaps(raw, ratio.numerator, ratio.denominator)
         # cut the padding: whole output samples from (trigger - pre cycles) to (trigger + post cycles)
         t_first = raw_first / fmt.sample_rate_hz
-        t_lo = (trigger_index - fmt.pre_cycles * fmt.cycle_samples) / fmt.sample_rate_hz
-        t_hi = (trigger_index + fmt.post_cycles * fmt.cycle_samples) / fmt.sample_rate_hz
+        before, after = fmt.cycles
+        t_lo = (trigger_index - before * fmt.cycle_samples) / fmt.sample_rate_hz
+        t_hi = (trigger_index + after * fmt.cycle_samples) / fmt.sample_rate_hz
         k_lo = max(int(np.ceil((t_lo - t_first) * rate - 1e-9)), 0)
         k_hi = min(int(np.floor((t_hi - t_first) * rate + 1e-9)), y.shape[0])
         data = y[k_lo:k_hi]
@@ -149,11 +193,13 @@ class CaptureDirectory:
         trigger_s = trigger_index / fmt.sample_rate_hz
         trigger_time = dt.datetime.fromtimestamp(trigger_ns / 1e9, dt.timezone.utc).replace(tzinfo=None)
         start_time = trigger_time - dt.timedelta(seconds=trigger_s - start_s)
-        primary = [fmt.pt_ratio[0] if u == "V" else fmt.ct_ratio[0] for u in UNITS]
-        secondary = [fmt.pt_ratio[1] if u == "V" else fmt.ct_ratio[1] for u in UNITS]
+        units = [UNITS[k] for k in cols]
+        primary = [fmt.pt_ratio[0] if u == "V" else fmt.ct_ratio[0] for u in units]
+        secondary = [fmt.pt_ratio[1] if u == "V" else fmt.ct_ratio[1] for u in units]
         self._make_room()
         tmp = self.tmp / name
-        cfg, dat = write_comtrade(tmp, list(CHANNELS), list(UNITS), list(PHASES), data, rate, start=start_time,
+        cfg, dat = write_comtrade(tmp, list(CHANNEL_GROUPS[group]), units, [PHASES[k] for k in cols], data, rate,
+                                  start=start_time,
                                   trigger=trigger_time, station="openmeter", device="recorder", rev_year=2013,
                                   line_hz=fmt.nominal_hz, fmt="ASCII" if ascii_ else fmt.data_format,
                                   primary=primary, secondary=secondary, ps="S")
@@ -184,6 +230,8 @@ def capture_names(directory: str | Path) -> list[str]:
     return sorted(p.stem for p in d.glob("*.cfg") if p.with_suffix(".dat").is_file())
 
 
-def capture_name(trigger_ns: int, kind: str) -> str:
+def capture_name(trigger_ns: int, kind: str, group: str = "all") -> str:
+    """``YYYYMMDDTHHMMSS<ns>Z_kind``, or ``..Z_group_kind`` for a group other than all: the kind stays last."""
     t = dt.datetime.fromtimestamp(trigger_ns / 1e9, dt.timezone.utc)
-    return f"{t:%Y%m%dT%H%M%S}{trigger_ns % 1_000_000_000:09d}Z_{kind}"
+    middle = "" if group == "all" else f"{group}_"
+    return f"{t:%Y%m%dT%H%M%S}{trigger_ns % 1_000_000_000:09d}Z_{middle}{kind}"

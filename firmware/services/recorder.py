@@ -35,7 +35,8 @@ from firmware.ipc import names, pqrecords
 from firmware.ipc.ring import Ring, RingReader
 from firmware.ipc.samples import SampleBlock
 from firmware.ipc.snapshot import Snapshot
-from firmware.recorder.capture import PAD_CYCLES, WAVEFORMS_DIR, CaptureDirectory, CaptureFormat, SampleHistory, capture_name
+from firmware.config.sections.pq import capture_format
+from firmware.recorder.capture import WAVEFORMS_DIR, CaptureDirectory, SampleHistory, capture_name
 from firmware.recorder.datarec import DataRecorders
 from firmware.recorder.hsrms import HsRms, burst_detail
 from firmware.recorder.store import EVENTS_COLUMNS, EVENTS_TABLE, RECORDER_DB, AggregateStore, read_aggregates
@@ -82,12 +83,9 @@ class RecorderService(Service):
         self.bursts = LogStore(data / RECORDER_DB, HSRMS_TABLE, {"kind": "TEXT", "start_ns": "INTEGER",
                                                                  "detail": "JSON"}, cfg.hsrms_depth)
         self.recorders = DataRecorders(data, self.config["recorders"])
-        m = self.config["metrology"]
-        self.format = CaptureFormat(int(cfg.capture_samples_per_cycle), cfg.capture_pre_cycles,
-                                    cfg.capture_post_cycles, float(m.nominal_frequency), SAMPLE_RATE_HZ,
-                                    cfg.capture_format, (m.pt_primary, m.pt_secondary), (m.ct_primary, m.ct_secondary))
-        span_s = (cfg.capture_pre_cycles + cfg.capture_post_cycles + 2 * PAD_CYCLES) / float(m.nominal_frequency)
-        self.history = SampleHistory(span_s + HISTORY_MARGIN_S, SAMPLE_RATE_HZ)
+        self.format = capture_format(self.config, SAMPLE_RATE_HZ)
+        self.groups = tuple(cfg.capture_groups)
+        self.history = SampleHistory(self.format.span_s + HISTORY_MARGIN_S, SAMPLE_RATE_HZ)
         self.captures = CaptureDirectory(data / WAVEFORMS_DIR, cfg.capture_depth)
         self.hsrms = HsRms(cfg.hsrms_pre_s, cfg.hsrms_post_s)
         self.pending: list[PendingCapture] = []
@@ -258,7 +256,7 @@ class RecorderService(Service):
             self.counters["captures_held_off"] += 1
             return
         self._last_capture_ns = max(self._last_capture_ns, trigger_ns)
-        name = capture_name(trigger_ns, kind)
+        name = capture_name(trigger_ns, kind, self.groups[0])
         if (self.captures.dir / f"{name}.cfg").exists():
             return                    # written before a restart
         self.pending.append(PendingCapture(name, kind, index, trigger_ns, False, time.monotonic()))
@@ -297,7 +295,9 @@ class RecorderService(Service):
                                      "its samples missing", p.name)
             before = self.captures.overwritten
             t0 = time.perf_counter()
-            self.captures.write(p.name, self.format, raw, first, p.trigger_index, p.trigger_ns, p.ascii_)
+            for group in self.groups:        # the first group's file under the capture's own name
+                name = p.name if group == self.groups[0] else capture_name(p.trigger_ns, p.kind, group)
+                self.captures.write(name, self.format, raw, first, p.trigger_index, p.trigger_ns, p.ascii_, group)
             took = time.perf_counter() - t0
             self.counters["capture_write_s_max"] = max(self.counters["capture_write_s_max"], took)
             self.counters["capture_write_s_total"] += took
@@ -334,7 +334,7 @@ class RecorderService(Service):
 
     @command("capture")
     def cmd_capture(self, user: str = "", ascii: bool = False, reason: str = "") -> dict[str, Any]:
-        """A waveform capture now: [pq] capture_pre_cycles before, capture_post_cycles after. ``reason`` is
+        """A waveform capture now, as [pq] capture_mode sets it (one file per capture_groups). ``reason`` is
         why (an alarm's name, sent by the io service for an alarm's capture action): such a capture is named
         ..._alarm and its event carries the reason."""
         if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
@@ -346,7 +346,7 @@ class RecorderService(Service):
             index = self._measured_index         # not one of an old count (acquisition restarted)
         ns = time.time_ns()
         kind = "alarm" if reason else "command"
-        name = capture_name(ns, kind)
+        name = capture_name(ns, kind, self.groups[0])
         self._outcome(name, "pending", "")
         self.requests.append(PendingCapture(name, kind, index, ns, bool(ascii), time.monotonic()))
         self.eventlog.record(Event(self._priority("transient"), "pq", "capture_command", name, user=user,
@@ -357,8 +357,7 @@ class RecorderService(Service):
     def capture_wait_s(self) -> float:
         """The longest a capture asked now can take to be written or to fail: its post-trigger cycles, then
         CAPTURE_WAIT_S for samples that never come."""
-        return round(self.cfg.capture_post_cycles / float(self.config["metrology"].nominal_frequency)
-                     + CAPTURE_WAIT_S + 2 * self.step_interval_s, 3)
+        return round(self.format.cycles[1] / self.format.nominal_hz + CAPTURE_WAIT_S + 2 * self.step_interval_s, 3)
 
     @command("capture_status")
     def cmd_capture_status(self, name: str, user: str = "") -> dict[str, Any]:

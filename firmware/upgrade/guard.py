@@ -212,6 +212,12 @@ class Guard:
             if status and status.get("healthy") is True:
                 self.commit(trial)
                 return "committed"
+            given_up = sorted(n for n, s in ((status or {}).get("services") or {}).items() if s.get("state") == "failed")
+            if given_up:
+                # the supervisor stopped restarting them: the slot can no longer become healthy
+                self.rollback(trial, f"{', '.join(given_up)} failed (the supervisor gave up restarting) before the "
+                              "new slot reported healthy")
+                return "rolled_back"
             if time.monotonic() >= deadline:
                 self.rollback(trial, f"not healthy within {self.settings.health_deadline_s:g} s "
                               f"({describe_status(status)})")

@@ -165,6 +165,10 @@ def bind(address: str, port: int, option: str) -> socket.socket:
 
 def make_server(app: Callable[..., Any], sock: socket.socket, limits: ConnectionLimits,
                 ssl_context: ssl.SSLContext | None) -> _Server:
+    # uvicorn says "Started server process", "Shutting down", "Finished server process" at info level for each
+    # server (HTTPS and the redirect: each twice); the web service says once where it listens and when it stops.
+    # Its warnings and errors still reach the log.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     # proxy_headers off: no proxy stands before the meter, so X-Forwarded-For from any peer (127.0.0.1 included)
     # must not change the address the limits and the audit see
     config = uvicorn.Config(app, http=guarded_protocol(limits), lifespan="off", log_config=None, proxy_headers=False,

@@ -178,6 +178,9 @@ def main() -> int:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    # Ctrl-C in a terminal reaches every process of the meter; a chip does not stop on it: its host (the
+    # acquisition service) stops and closes it, as the host stopping stops the real chip's use
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=int(sys.argv[1]))
     setup = pickle.loads(sock.recv(1 << 20))
     _chip_main(sock, setup)

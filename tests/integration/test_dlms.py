@@ -20,7 +20,7 @@ from dlms_cosem.exceptions import CommunicationError, DlmsClientException
 from pymodbus.client import ModbusTcpClient
 
 from firmware.points import points_by_name
-from tests.support.dlms_meter import DlmsMeter, attribute, value
+from tests.support.dlms_meter import IMAGE_SIGNATURE, DlmsMeter, attribute, value
 
 I = enumerations.CosemInterface
 CLOCK = "0.0.1.0.0.255"
@@ -59,6 +59,7 @@ def test_public_client_reads_the_clock_and_identity_and_nothing_more(meter):
         now = datetime.now(timezone.utc)
         assert abs((_clock(value(c, I.CLOCK, CLOCK)) - now).total_seconds()) < 5
         assert value(c, I.DATA, "0.0.96.11.0.255") == b"SN-DLMS-7"
+        assert value(c, I.DATA, "0.0.0.2.8.255") == IMAGE_SIGNATURE          # the running image's signature
         visible = _object_list(c)
         assert (8, CLOCK) in visible and (15, "0.0.40.0.1.255") in visible
         assert (3, "1.0.1.8.0.255") not in visible

@@ -21,7 +21,7 @@ from firmware.comms.modbus.tcp import ModbusTcpServer
 from tests.integration.modbus_support import LoopThread, Meter, SocatPair
 
 FRAMES = max(10_000, int(os.environ.get("MODBUS_FUZZ_FRAMES", "0") or 0))
-SUPPORTED = {1, 2, 3, 4, 5, 6, 15, 16, 17, 43}
+SUPPORTED = {1, 2, 3, 4, 5, 6, 15, 16, 17, 43, 100}
 WRITES = {5, 6, 15, 16}
 INTERESTING = [0, 1, 29, 88, 100, 2998, 2999, 3000, 3007, 3027, 3108, 3109, 3110, 3111, 3203, 3205, 3250,
                3763, 4000, 4191, 5000, 5001, 5003, 5004, 21299, 22000, 22999, 65534, 65535]
@@ -31,7 +31,7 @@ def random_pdu(rng: random.Random) -> bytes:
     kind = rng.random()
     if kind < 0.15:                                      # pure noise
         return bytes(rng.randrange(256) for _ in range(rng.randrange(0, 24)))
-    fc = rng.choice([1, 2, 3, 4, 5, 6, 15, 16, 17, 43, 7, 8, 11, 12, 20, 22, 23, 24, 0, 0x80, 0x83, 255])
+    fc = rng.choice([1, 2, 3, 4, 5, 6, 15, 16, 17, 43, 100, 7, 8, 11, 12, 20, 22, 23, 24, 0, 0x80, 0x83, 255])
     address = rng.choice(INTERESTING) if rng.random() < 0.7 else rng.randrange(65536)
     count = rng.choice([0, 1, 2, 4, 112, 123, 124, 125, 126, 2000, 2001, 0xFFFF, rng.randrange(65536)])
     if fc in (15, 16):
@@ -43,6 +43,11 @@ def random_pdu(rng: random.Random) -> bytes:
         body = bytes((43, rng.choice([14, 14, 14, 13, 0]), rng.randrange(6), rng.choice([0, 1, 6, 0x80, 0x81])))
     elif fc == 17:
         body = bytes((17,))
+    elif fc == 100:                                      # read scattered: byte count, sub-function, addresses
+        addresses = [rng.choice(INTERESTING) + rng.choice([0, 0, 1]) for _ in range(rng.choice([0, 1, 2, 4, 100, 101]))]
+        rest = bytes((rng.choice([4, 4, 4, 1]), rng.randrange(256))) + b"".join(
+            struct.pack(">H", a & 0xFFFF) for a in addresses)
+        body = bytes((100, len(rest) & 0xFF if rng.random() < 0.8 else rng.randrange(256))) + rest
     else:
         value = rng.choice([0, 1, 0xFF00, 0x1234, rng.randrange(65536)])
         body = struct.pack(">BHH", fc, address, count if fc not in (5, 6) else value)
@@ -66,7 +71,8 @@ def oracle(pdu: bytes, reply: bytes | None) -> str | None:
         if len(reply) != 2:
             return "exception of the wrong length"
         code = reply[1]
-        illegal_function = fc not in SUPPORTED or (fc == 43 and (len(pdu) < 2 or pdu[1] != 14))
+        illegal_function = (fc not in SUPPORTED or (fc == 43 and (len(pdu) < 2 or pdu[1] != 14))
+                            or (fc == 100 and len(pdu) >= 3 and pdu[2] != 4))
         if code == 4:
             return "exception 04: a fault inside the server"
         if (code == 1) != illegal_function:
@@ -90,6 +96,11 @@ def oracle(pdu: bytes, reply: bytes | None) -> str | None:
         return None if len(pdu) == 1 and reply[1] == len(reply) - 2 else "bad report-server-id answer"
     if fc == 43:
         return None if len(pdu) == 4 and reply[:3] == pdu[:3] and pdu[2] in (1, 2, 3, 4) else "bad FC 43 answer"
+    if fc == 100:
+        well_formed = len(pdu) >= 6 and len(pdu) == 2 + pdu[1] and pdu[2] == 4 and pdu[1] % 2 == 0 \
+            and pdu[1] <= 202
+        return None if well_formed and reply[:4] == bytes((100, pdu[1], 4, pdu[3])) and len(reply) == len(pdu) \
+            else "bad FC 100 answer"
     return "unexpected"
 
 
@@ -191,7 +202,7 @@ def response_length(buf: bytes) -> int:
     fc = buf[1]
     if fc & 0x80:
         n = 5
-    elif fc in (1, 2, 3, 4, 17):
+    elif fc in (1, 2, 3, 4, 17, 100):
         n = 5 + buf[2]
     elif fc in (5, 6, 15, 16):
         n = 8

@@ -4,6 +4,7 @@ bursts, 3-s aggregates in recorder.db (``read_aggregates``), data recorders, and
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
 import signal
@@ -213,6 +214,39 @@ def test_captures_go_on_after_acquisition_restarts_its_count(rig, repo, subproce
     info = client.call("info")
     assert info["acquisition_restarts"] == 1 and info["captures_failed"] == 1, info
     assert client.call("capture_status", name="20000101T000000000000000Z_command")["status"] == "unknown"
+
+
+def test_a_delayed_capture_in_two_channel_groups(tmp_path, repo, subprocess_env):
+    """[pq] capture_mode delayed and capture_groups voltages, currents: the dip writes one file per group, each
+    with its channels, the record 5 cycles later than a standard one (the trigger stamp still the dip's start)."""
+    cfg = write_config(tmp_path, PQ.replace("capture_post_cycles = 60", "capture_post_cycles = 8")
+                       + 'capture_mode = "delayed"\ncapture_delay_cycles = 5\ncapture_groups = ["voltages", "currents"]\n')
+    sig = dataclasses.replace(steady(UDIN, 5.0, 20.0), events=(VoltageEvent("sag", 0.6, 1.0, 0.1, "A", 0.0),))
+    feeder = Feeder(tmp_path / "run", sig)
+    proc, client = start_recorder(repo, subprocess_env, cfg, tmp_path / "run", tmp_path / "recorder.out")
+    try:
+        feeder.feed(3.0)
+        wait_for(lambda: len([c for c in client.call("captures")["captures"] if c.endswith("_sag")]) == 2, 30,
+                 "the dip's two captures")
+        names = sorted(c for c in client.call("captures")["captures"] if c.endswith("_sag"))
+        assert [n.rpartition("Z_")[2] for n in names] == ["currents_sag", "voltages_sag"]
+        for name, channels in zip(names, (["IA", "IB", "IC", "IN"], ["VA", "VB", "VC"])):
+            path = tmp_path / "var" / "waveforms" / f"{name}.cfg"
+            rec = comtrade.load(str(path), str(path.with_suffix(".dat")))
+            assert rec.analog_channel_ids == channels
+            assert abs(len(rec.time) - 12 * 128) <= 1              # 4 + 8 cycles at 128 samples (whole samples)
+            # the record starts 4 - 5 = -1 cycles before the trigger: one cycle after it
+            assert (rec.trigger_timestamp - rec.start_timestamp).total_seconds() == pytest.approx(-0.02, abs=1 / 6400)
+        (ev,) = [e for e in client.call("events") if e["kind"] == "sag"]
+        assert rec.trigger_timestamp.replace(tzinfo=datetime.timezone.utc).timestamp() == pytest.approx(ev["ts"],
+                                                                                                         abs=1e-5)
+        va = np.asarray(comtrade.load(str(tmp_path / "var" / "waveforms" / f"{names[1]}.cfg"),
+                                      str(tmp_path / "var" / "waveforms" / f"{names[1]}.dat")).analog[0])
+        assert _rms(va[:256]) == pytest.approx(0.6 * UDIN, rel=0.01)   # inside the dip: it started 1 cycle before
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        feeder.close()
 
 
 def test_sigkill_loses_nothing_and_corrupts_nothing(rig, repo, subprocess_env):

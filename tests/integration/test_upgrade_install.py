@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -245,3 +246,22 @@ def test_bundled_wheels_are_installed_into_the_slot_venv(env, tmp_path):
                          text=True, timeout=60)
     assert out.stdout.strip() == "42", out.stderr
     assert env.layout.verify("b") == []
+
+
+def test_trial_rolls_back_at_once_when_a_service_of_the_new_slot_is_given_up(env):
+    env.installer().install(env.image("0.2.0"))
+    status = {"healthy": False, "services": {"comms": {"state": "running"}, "upgrade": {"state": "failed"}}}
+    guard = Guard(env.settings, command=lambda p: [sys.executable, "-c", "import time; time.sleep(60)"],
+                  probe=lambda: status)
+    trial = guard._trial_to_start()
+    guard.start_child(env.layout.current())
+    try:
+        t0 = time.monotonic()
+        assert guard.watch_trial(trial) == "rolled_back"
+        assert time.monotonic() - t0 < env.settings.health_deadline_s / 2
+    finally:
+        guard.stop_child()
+    layout = env.layout
+    assert (layout.current(), layout.good(), layout.trial()) == ("a", "a", None)
+    last = guard.log.entries()[-1]
+    assert last["event"] == "rolled_back" and "upgrade failed (the supervisor gave up" in last["message"]

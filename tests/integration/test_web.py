@@ -7,6 +7,7 @@ is printed), for a person to look at.
 """
 from __future__ import annotations
 
+import datetime
 import gzip
 import json
 import re
@@ -37,7 +38,8 @@ READ_CELL = """name => {
 
 @pytest.fixture(scope="module")
 def meter(tmp_path_factory):
-    with running(WebMeter(tmp_path_factory.mktemp("web-meter"))) as m:
+    # local time 5 h 30 min ahead of UTC: the pages show times on the meter's clock, not the browser's or UTC
+    with running(WebMeter(tmp_path_factory.mktemp("web-meter"), extra='[revenue.time]\nzone = "+05:30"\n')) as m:
         yield m
 
 
@@ -136,7 +138,15 @@ def test_browser_login_live_values_setting_refusal_and_tampered_image(meter, art
             page.click("details[data-area='pq_events'] > summary")
             assert re.fullmatch(r"\d+", row("pq_sag_count")[1])                    # a count: no decimals
             page.click("details[data-area='pq_3s'] > summary")
-            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d|—|not available", row("pq_end_3s")[1])
+            for _ in range(MATCH_TRIES):    # the end of the last 3-s interval, as the meter's local time
+                raw, shown = page.evaluate("""() => { const c = document.querySelector("td[data-point='pq_end_3s']");
+                    return [c.dataset.raw, c.textContent]; }""")
+                if raw and float(raw) > 0:
+                    break
+                time.sleep(0.5)
+            local = datetime.datetime.fromtimestamp(float(raw), datetime.timezone(datetime.timedelta(minutes=330)))
+            assert shown == local.strftime("%Y-%m-%d %H:%M:%S"), (raw, shown)
+            assert "(meter time, UTC+05:30)" in page.locator("#live-meta").inner_text()
             assert not page.locator("#view th", has_text="v_an").count()
             assert page.locator("#view .cards > .card").count() >= 5          # the main areas open, the rest folded
             assert page.locator("#view details.area:not([open])").count() >= 5
@@ -218,6 +228,10 @@ def test_browser_login_live_values_setting_refusal_and_tampered_image(meter, art
 
             # The time-set button sets the meter's clock from this computer's (the time service accepts it)
             page.goto(f"{base}/#/energy")
+            page.click("details[data-area='demand_peak'] > summary")
+            peak_time = page.locator("td[data-point='p_demand_delivered_peak_time']")
+            assert re.fullmatch(r"—|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", peak_time.inner_text())  # none yet: —
+            assert peak_time.get_attribute("data-raw") != "0" or peak_time.inner_text() == "—"
             page.once("dialog", lambda dialog: dialog.accept())
             page.click("button[data-reset='time_set']")
             page.wait_for_selector("#reset-message.ok:has-text('time_set: done')")
@@ -370,7 +384,7 @@ def test_points_carry_labels_and_the_pages_their_areas(reader):
     assert by_name["revenue_locked"]["type"] == "flag" and by_name["pq_sag_count"]["type"] == "count"
     assert by_name["p_demand_delivered_peak_time"]["type"] == "time"
     assert {"name": "voltage", "title": "Voltage", "page": "readings", "main": True} in answer["areas"]
-    assert answer["clock"] == {"offset_min": 0, "dst_offset_min": 0, "dst": []}
+    assert answer["clock"] == {"offset_min": 330, "dst_offset_min": 0, "dst": []}
     _, _, readings = reader.request("GET", "/api/readings")
     _, _, energy = reader.request("GET", "/api/energy")
     assert {"pq_sag_count", "power_up_count", "v_an"} <= set(readings["values"])     # counts are readings

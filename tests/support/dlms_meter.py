@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 120.0
 PHYSICAL_ADDRESS = 17
 CLIENT_TITLE = b"HEADEND1"
+IMAGE_SIGNATURE = bytes(range(64))
 
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
@@ -64,12 +65,18 @@ class DlmsMeter:
         while not (self.meter_tty.exists() and self.client_tty.exists()):
             assert time.monotonic() < deadline, "socat made no ptys"
             time.sleep(0.05)
+        # an installed image's slot, as the upgrade service leaves it: its signature is the firmware signature
+        slot = base / "upgrade" / "slots" / "a"
+        (slot / "signatures").mkdir(parents=True)
+        (slot / "signatures" / "0123456789abcdef.sig").write_bytes(IMAGE_SIGNATURE)
+        os.symlink(slot, base / "upgrade" / "current")
         self.config = base / "meter.toml"
         self.config.write_text(
             f'[meter]\nname = "dlms-test"\nserial_number = "SN-DLMS-7"\ndata_dir = "{self.data_dir}"\n'
             f'run_dir = "{self.run_dir}"\n'
             f'[modbus]\ntcp_port = {self.modbus}\nbind_address = "127.0.0.1"\n'
             '[web]\nmode = "disabled"\n[revenue]\ndemand_reset_lockout = 0\n'
+            f'[upgrade]\nroot = "{base / "upgrade"}"\nstate_dir = "{base / "upgrade" / "state"}"\n'
             f'[dlms]\nenabled = true\ntcp_port = {self.port}\nbind_address = "127.0.0.1"\nlls = true\n'
             'max_connections = 8\nmax_connections_per_address = 2\n'
             f'[dlms.hdlc]\nenabled = true\nport = "{self.meter_tty}"\nrs485 = false\nbaud = 115200\n'

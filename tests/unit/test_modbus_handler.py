@@ -68,7 +68,7 @@ def test_block_read_2999_to_3110(meter):
     (req(1, 100, 1), 2), (req(2, 40, 1), 2),
     (bytes((3, 0x0B, 0xB7, 0)), 3), (req(3, 2999, 2) + b"\0", 3),            # wrong length
     (bytes((7,)), 1), (bytes((8, 0, 0, 0xA5, 0x37)), 1), (bytes((0x18, 0, 0)), 1),   # unsupported FCs
-    (bytes((0x41,)), 1), (bytes((100, 0, 1)), 1),
+    (bytes((0x41,)), 1), (bytes((101, 0, 1)), 1),
     (bytes((43, 13, 0, 0)), 1),                                              # MEI type 13
     (bytes((43, 14, 5, 0)), 3), (bytes((43, 14, 0, 0)), 3),                  # bad read code
     (bytes((43, 14, 4, 0x42)), 2),                                           # no such object

@@ -141,3 +141,12 @@ def test_an_incomplete_frame_is_dropped_after_the_hold_and_a_damaged_complete_on
     assert framer.flush(1.0 + 1.01 * t35) == [] and framer.bad_frames == 2
     framer.feed(request, 2.0)
     assert framer.flush(2.0 + 1.01 * t35) == [request]
+
+
+def test_read_scattered_frames_are_framed_by_their_byte_count():
+    # FC 100 / 4 to unit 1, transmission 7, addresses 3143 and 3144; the answer, two words; then FC 3
+    request = with_crc(bytes.fromhex("01640604070c470c48"))
+    response = with_crc(bytes.fromhex("0164060407 3f7b 1234".replace(" ", "")))
+    assert candidate_lengths(request) == {len(request)}
+    frames, dropped = split_frames(request + response + with_crc(READ))
+    assert frames == [request, response, with_crc(READ)] and dropped == 0

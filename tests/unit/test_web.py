@@ -194,3 +194,36 @@ def test_log_feed_reads_by_time_range_priority_and_order(tmp_path):
     assert LogFeed(tmp_path / "absent.db", "event_log").read_range() == []
     store.close()
     feed.close()
+
+
+# ------------------------------------------------------------------------------------------------ local time
+
+def _utc(*args: int) -> float:
+    return datetime.datetime(*args, tzinfo=datetime.timezone.utc).timestamp()
+
+
+def test_the_pages_local_clock_carries_the_meters_dst_periods(tmp_path):
+    from firmware.config.store import ConfigStore
+    from firmware.web.data import CLOCK_YEARS, local_clock
+
+    store = ConfigStore(tmp_path / "meter.toml")
+    store.update({"revenue.time": {"zone": "+01:00", "dst_offset": "+01:00", "dst_start": "3-5-sun-02:00",
+                                   "dst_end": "10-5-sun-03:00"}}, "test")
+    clock = local_clock(store.load(), NOW.timestamp())
+    assert clock["offset_min"] == 60 and clock["dst_offset_min"] == 60
+    assert len(clock["dst"]) == CLOCK_YEARS + 2                    # back CLOCK_YEARS, this year and the next
+    # EU 2026: from 29 March 01:00 UTC to 25 October 01:00 UTC
+    assert [_utc(2026, 3, 29, 1), _utc(2026, 10, 25, 1)] in clock["dst"]
+    # the southern hemisphere's summer spans the new year: one period from its start to the next year's end
+    store.update({"revenue.time": {"zone": "+10:00", "dst_start": "10-1-sun-02:00", "dst_end": "4-1-sun-03:00"}},
+                 "test")
+    south = local_clock(store.load(), NOW.timestamp())
+    assert [_utc(2026, 10, 3, 16), _utc(2027, 4, 3, 16)] in south["dst"]
+
+
+def test_accept_encoding_is_read_with_its_weights():
+    from firmware.web.assets import accepts_gzip
+
+    assert accepts_gzip("gzip, deflate, br") and accepts_gzip("br;q=1.0, gzip;q=0.8") and accepts_gzip("*")
+    assert not accepts_gzip("") and not accepts_gzip("identity") and not accepts_gzip("gzip;q=0")
+    assert not accepts_gzip("*;q=0") and not accepts_gzip("gzip;q=nonsense")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -69,16 +70,18 @@ class ImageTest:
         except (json.JSONDecodeError, subprocess.TimeoutExpired):
             return None
 
-    def wait_metering(self, timeout_s: float = BOOT_TIMEOUT_S) -> float:
-        """Seconds from qemu's start until ``meter status`` says metering."""
+    def wait_metering(self, timeout_s: float = BOOT_TIMEOUT_S, booting: bool = True) -> float:
+        """Seconds from qemu's start (``booting``; else from now) until ``meter status`` says metering."""
+        since = self.guest.started if booting else time.monotonic()
         ssh_s = self.guest.wait_ssh(timeout_s)
-        deadline = self.guest.started + timeout_s
+        deadline = since + timeout_s
         last = None
         while time.monotonic() < deadline:
             last = self.status()
             if last and last.get("state") in METERING:
-                self.figures.setdefault("boot_to_ssh_s", []).append(round(ssh_s, 1))
-                return time.monotonic() - self.guest.started
+                if booting:
+                    self.figures.setdefault("boot_to_ssh_s", []).append(round(ssh_s, 1))
+                return time.monotonic() - since
             time.sleep(5)
         raise Failed(f"not metering {timeout_s:.0f} s after boot; last status: {json.dumps(last)[:600]}; "
                      f"journal: {self.guest.ssh('journalctl -u meter -n 15 --no-pager', check=False).stdout}")
@@ -197,21 +200,25 @@ class ImageTest:
         raise Failed("no I-Am answered 6 Who-Is in 30 s")
 
     def t_memory(self) -> str:
-        script = ("import json,subprocess\n"
-                  "s=json.loads(subprocess.run(['meter','status','--json'],capture_output=True,text=True).stdout)\n"
-                  "out={}\n"
-                  "for n,v in s['services'].items():\n"
-                  "  pid=v.get('pid')\n"
-                  "  if pid:\n"
-                  "    f=[l for l in open(f'/proc/{pid}/smaps_rollup') if l.startswith('Pss:')]\n"
-                  "    out[n]=int(f[0].split()[1])\n"
-                  "print(json.dumps(out))\n")
-        done = self.guest.ssh(f"meter-python -c \"{script}\"")
-        pss = json.loads(done.stdout)
-        check(len(pss) >= 5, f"PSS of too few services: {pss}")
+        services = {n: v["pid"] for n, v in (self.status() or {}).get("services", {}).items() if v.get("pid")}
+        check(len(services) >= 5, f"meter status names too few running services: {services}")
+        # The services hold a capability, so only root reads their smaps_rollup: the image's sudo rule.
+        done = self.guest.ssh("sudo -n /usr/local/sbin/meter-pss")
+        measured = json.loads(done.stdout)
+        by_pid = {row["pid"]: row["pss_kib"] for row in measured["processes"]}
+        missing = sorted(n for n, pid in services.items() if not by_pid.get(pid))
+        check(not missing, f"no PSS for the services {missing} (meter-pss: {done.stdout[:400]})")
+        pss = {n: by_pid[pid] for n, pid in services.items()}
         self.figures["pss_kib"] = pss
-        self.figures["pss_total_mib"] = round(sum(pss.values()) / 1024, 1)
-        return f"total {self.figures['pss_total_mib']} MiB: " + ", ".join(f"{k} {v // 1024}" for k, v in pss.items())
+        self.figures["pss_others_kib"] = {row["cmdline"][:60]: row["pss_kib"] for row in measured["processes"]
+                                          if row["pid"] not in services.values()}
+        self.figures["pss_total_mib"] = round(measured["total_kib"] / 1024, 1)
+        refused = self.guest.ssh("sudo -n /usr/local/sbin/meter-pss --all; sudo -n /bin/cat /etc/shadow",
+                                 check=False)
+        check(refused.returncode != 0 and "root:" not in refused.stdout,
+              f"the meter account runs more than meter-pss as root: {refused.stdout[-200:]}")
+        return (f"total {self.figures['pss_total_mib']} MiB ({len(measured['processes'])} processes): "
+                + ", ".join(f"{k} {v // 1024}" for k, v in pss.items()))
 
     def t_upgrade(self) -> str:
         new = bump(self.version, 1)
@@ -220,7 +227,9 @@ class ImageTest:
         took = self.power_cycle()
         slots = self.slots()
         running = self.status() or {}
-        check(slots.get("good_version", slots.get("version")) == new or new in json.dumps(slots),
+        good = slots.get("good")
+        check(good is not None and slots.get("current") == good and slots.get("trial") is None
+              and slots["slots"][good]["version"] == new,
               f"after a power cycle the committed slot is not {new}: {slots}")
         check(running.get("version") == new, f"the running meter is {running.get('version')}, not {new}")
         return f"{self.version} -> {new} committed in {self.figures[f'install_openmeter-{new}_s']:.0f} s; " \
@@ -231,35 +240,57 @@ class ImageTest:
         bad = bump(self.version, 2)
         result = self.install(self.image(bad, broken=True))
         check(result.get("outcome") == "rolled_back", f"install of broken {bad}: {result}")
-        self.wait_metering(timeout_s=300)
+        self.wait_metering(timeout_s=300, booting=False)
         running = self.status() or {}
         check(running.get("version") == before, f"after the fallback the meter runs {running.get('version')}, "
                                                 f"not {before}")
+        slots = self.slots()
+        check(slots.get("current") == slots.get("good") and slots.get("trial") is None
+              and slots["slots"][slots["good"]]["version"] == before,
+              f"after the fallback the slots are not back on {before}: {slots}")
         return f"broken {bad} rolled back ({result.get('message', '')[:80]}); {before} metering again"
+
+    def last_log_row(self) -> dict[str, Any]:
+        lines = self.guest.ssh("meter image log -n 1", check=False).stdout.strip().splitlines()
+        try:
+            return json.loads(lines[-1]) if lines else {}
+        except json.JSONDecodeError:
+            return {}
 
     def t_power_cut(self) -> str:
         good = (self.status() or {}).get("version")
         e0 = self.energy_wh()
         time.sleep(5)                       # more than [revenue] persist_interval: e0 is on the data partition
-        img = self.image(bump(self.version, 3))
+        new = bump(self.version, 3)
+        img = self.image(new)
         self.guest.ssh("mkdir -p /var/lib/openmeter/incoming")
         self.guest.scp(img, f"/var/lib/openmeter/incoming/{img.name}")
         self.guest.ssh(f"nohup meter image install /var/lib/openmeter/incoming/{img.name} >/dev/null 2>&1 &")
+        # Cut while the new slot's venv is being made (the longest step, before anything is switched).
         deadline = time.monotonic() + 300
-        step = ""
-        while time.monotonic() < deadline and step not in ("deps", "verify"):
-            log = self.guest.ssh("meter image log -n 3", check=False).stdout
-            step = "deps" if "deps" in log else "verify" if "verify" in log else ""
-            time.sleep(2)
-        check(step != "", "the install never reached its dependency step")
+        row: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            row = self.last_log_row()
+            if row.get("version") == new and row.get("event") == "step" and row.get("message") == "deps":
+                break
+            time.sleep(1)
+        check(row.get("message") == "deps", f"the install never reached its dependency step: {row}")
         took = self.power_cycle()
+        after = self.last_log_row()
+        check(after.get("attempt") == row.get("attempt") and after.get("message") == "deps",
+              f"the upgrade log's last row is not the cut install's 'deps' step: {after}")
         e1 = self.energy_wh()
         running = self.status() or {}
+        slots = self.slots()
         leftovers = self.guest.ssh("ls -a /opt/openmeter/slots", check=False).stdout.split()
         check(running.get("version") == good, f"after the power cut the meter runs {running.get('version')}, not {good}")
+        check(slots.get("current") == slots.get("good") and slots.get("trial") is None
+              and slots["slots"][slots["good"]]["version"] == good, f"after the power cut the slots moved: {slots}")
         check(e1 >= e0, f"delivered energy went backwards over the power cut: {e0} -> {e1} Wh")
-        check(not any(n.startswith(".staging") for n in leftovers), f"staging left in the slots: {leftovers}")
-        return f"cut at the '{step}' step; {good} metering {took:.0f} s after power-on; energy {e0} -> {e1} Wh"
+        check(not any(n.startswith((".staging", ".trash")) for n in leftovers),
+              f"the interrupted install's staging is left in the slots: {leftovers}")
+        return (f"cut at the 'deps' step of {new}; {good} metering {took:.0f} s after power-on; "
+                f"energy {e0} -> {e1} Wh")
 
     def t_hil(self) -> str:
         done = self.guest.ssh("meter hil run --output /var/lib/openmeter/hil-report.md", timeout_s=1800, check=False)
@@ -290,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         ("memory", t.t_memory), ("upgrade", t.t_upgrade), ("fallback", t.t_fallback),
         ("power_cut", t.t_power_cut), ("hil", t.t_hil)]
     only = {c for c in args.only.split(",") if c}
+    # a stopped test stops its emulator too (the finally below)
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     passed = failed = 0
     start = time.monotonic()
     try:

@@ -38,7 +38,7 @@ from firmware.extensions import EXTENSIONS
 from firmware.upgrade.installer import make_venv, provision
 from firmware.upgrade.settings import UpgradeSettings
 from firmware.upgrade.trust import TrustStore
-from tools.image import disk
+from tools.image import devicetree, disk
 from tools.image.build import DEFAULT_BOARDS, build_image, download_dependencies
 from tools.image.keys import keygen, load_private_key, sign_image
 
@@ -54,7 +54,7 @@ PACKAGES = [
     "linux-image-rt-arm64", "initramfs-tools", "raspi-firmware", "e2fsprogs", "dosfstools",
     # the system
     "systemd", "systemd-sysv", "udev", "dbus", "kmod", "iproute2", "netbase", "tzdata", "chrony",
-    "openssh-server", "ca-certificates",
+    "openssh-server", "ca-certificates", "sudo",
     # the meter's interpreter and the device's Python bindings from Debian
     "python3", "python3-venv", "python3-spidev", "python3-libgpiod",
 ]
@@ -118,11 +118,12 @@ def apt_sources(texts: list[str] | None = None) -> list[str]:
 def check_host() -> None:
     if os.geteuid() != 0:
         raise SystemExit("make image: needs root (mmdebstrap and chroot into the arm64 tree): run `sudo make image`")
-    missing = [t for t in ("mmdebstrap", "mkfs.ext4", "mkfs.vfat", "mcopy", "sfdisk", "bmaptool")
+    missing = [t for t in ("mmdebstrap", "mkfs.ext4", "mkfs.vfat", "mcopy", "sfdisk", "bmaptool", *devicetree.TOOLS)
                if shutil.which(t) is None]
     if missing:
         raise SystemExit(f"make image: missing {', '.join(missing)}; install the Debian packages mmdebstrap, "
-                         "e2fsprogs, dosfstools, mtools, fdisk, bmap-tools and qemu-user-static")
+                         "e2fsprogs, dosfstools, mtools, fdisk, bmap-tools, device-tree-compiler and "
+                         "qemu-user-static")
     binfmt = Path("/proc/sys/fs/binfmt_misc")
     if not (binfmt / "status").exists():
         subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt)], capture_output=True)
@@ -269,6 +270,7 @@ def install_os_files(root: Path) -> None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(src, dest)
             os.chmod(dest, src.stat().st_mode & 0o777)
+    os.chmod(root / "etc/sudoers.d/openmeter", 0o440)
     extra = root / "etc" / "default" / "raspi-firmware.openmeter"
     with open(root / "etc" / "default" / "raspi-firmware", "a") as f:
         f.write("\n" + extra.read_text())
@@ -313,6 +315,12 @@ def finish_system(root: Path) -> None:
     # config.txt and cmdline.txt from the settings above (raspi-firmware's own kernel hook)
     chroot(root, "env", "DEB_MAINT_PARAMS=configure", "/etc/kernel/postinst.d/z50-raspi-firmware",
            what="writing config.txt and cmdline.txt")
+    # Debian's CM4 device tree with the carrier's overlay, checked (SPI0 and the ADE9000, UART0, watchdog)
+    try:
+        for line in devicetree.install(root / "boot/firmware"):
+            print(f"make image: device tree: {line}", flush=True)
+    except devicetree.DeviceTreeError as exc:
+        raise SystemExit(f"make image: device tree: {exc}") from exc
     # Per-unit secrets are made at first boot (openmeter-firstboot): none leaves the build machine.
     for p in (root / "etc/ssh").glob("ssh_host_*"):
         p.unlink()

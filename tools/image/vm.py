@@ -97,7 +97,7 @@ class Guest:
 
     def cmdline(self) -> str:
         words = (self.work / "cmdline.txt").read_text().split()
-        # the virt machine's serial port is a PL011 (ttyAMA0), the CM4's console ttyS1
+        # the virt machine's serial port is a PL011 (ttyAMA0); the CM4's console is the screen (tty0)
         words = [w for w in words if not w.startswith("console=")]
         return " ".join(["console=ttyAMA0", *words, "openmeter.board=qemu-virt"])
 

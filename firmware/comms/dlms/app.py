@@ -25,6 +25,8 @@ from firmware.control import ControlClient, ControlError
 from firmware.ipc.snapshot import Snapshot
 from firmware.lockstate import file_lock_state
 from firmware.security.audit import SecurityAudit
+from firmware.upgrade.image import SIGNATURE_BYTES, SIGNATURE_DIR
+from firmware.upgrade.slots import SlotLayout
 from firmware.security.authorize import Access, Identity, decide
 
 log = logging.getLogger("comms.dlms")
@@ -33,13 +35,29 @@ INTERFACE = "dlms"
 TEMPORARY_FAILURE, READ_WRITE_DENIED = 2, 3
 
 
+def running_signature(config: Config) -> bytes:
+    """The running image's first signature (``signatures/<keyid>.sig`` of the current slot, sorted by key id);
+    empty when the firmware does not run from an installed image (a source tree)."""
+    upgrade = config["upgrade"]
+    layout = SlotLayout(upgrade.root, upgrade.state_dir)
+    slot = layout.current()
+    if slot is None:
+        return b""
+    try:
+        files = sorted((layout.slot_path(slot) / SIGNATURE_DIR).glob("*.sig"))
+        return files[0].read_bytes()[:SIGNATURE_BYTES] if files else b""
+    except OSError:
+        return b""
+
+
 class MeterContext:
     """What the COSEM objects read and do (``firmware.comms.dlms.objects.Context``)."""
 
     def __init__(self, config: Config, snapshot: Snapshot, control_socket: Path, data_dir: Path) -> None:
         self.config = config
         self.snapshot = snapshot
-        self.static = identity_from_config(config).register_values()
+        self.static: dict[str, Any] = {**identity_from_config(config).register_values(),
+                                       "firmware_signature": running_signature(config)}
         self.control = ControlClient(control_socket, timeout_s=config["dlms"].command_timeout, user=INTERFACE)
         self.identity = Identity.master(INTERFACE, INTERFACE)
         self.lp_feed = feeds.load_profile(data_dir)

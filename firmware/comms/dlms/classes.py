@@ -1,7 +1,6 @@
 """What each interface class's attributes read, and its writes and methods (IEC 62056-6-2 §4)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from firmware.comms.dlms import axdr
@@ -23,7 +22,6 @@ from firmware.comms.dlms.objects import (
     AccessError,
     Context,
     CosemObject,
-    capture_object,
     date_time_of,
     octets,
     scaled,
@@ -31,14 +29,14 @@ from firmware.comms.dlms.objects import (
 )
 
 CLOCK_BASE_CRYSTAL = 1
-MAX_PROFILE_ROWS = 10000           # rows one read of a profile's buffer returns at most
-SORT_FIFO = 1
 
 
 def _identity(obj: CosemObject, values: dict[str, Any]) -> Typed:
     v = values.get(obj.point)
     if isinstance(v, str):
         return octets(v)
+    if isinstance(v, bytes):
+        return Typed(axdr.OCTET_STRING, v[:255])
     return scaled(obj, v)
 
 
@@ -142,10 +140,3 @@ def read_plain(obj: CosemObject, attr: int, ctx: Context, period_s: int) -> Type
     if obj.class_id in (PROFILE_GENERIC, ASSOCIATION_LN):
         raise AccessError(READ_WRITE_DENIED)
     raise AccessError(UNAVAILABLE)
-
-
-def utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
-
-
-__all__ = ["read_plain", "write_clock", "run_script", "capture_object", "MAX_PROFILE_ROWS", "SORT_FIFO", "utc"]

@@ -3,13 +3,11 @@ and the associations (which client sees which objects with which rights)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from firmware.catalogue import commands
 from firmware.comms.dlms import axdr
 from firmware.comms.dlms.objects import (
     ASSOCIATION_LN,
-    CLASS_VERSIONS,
     CLOCK,
     CLOCK_LN,
     DATA,
@@ -130,16 +128,3 @@ def _lp_unit(name: str) -> int:
         if base.startswith(prefix):
             return UNITS[unit]
     return UNITS[""]
-
-
-def version(class_id: int) -> int:
-    return CLASS_VERSIONS[class_id]
-
-
-def describe(model: Model) -> list[dict[str, Any]]:
-    """Rows of docs/dlms.md's object list."""
-    rows = []
-    for o in model.objects:
-        rows.append({"obis": o.ln, "class": o.class_id, "point": o.point, "description": o.description,
-                     "scaler": o.scaler, "unit": o.unit, "public": o.public})
-    return rows

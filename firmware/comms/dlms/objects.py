@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from firmware.comms.dlms import axdr
 from firmware.comms.dlms.axdr import Typed
@@ -139,11 +139,3 @@ def date_time_of(ts: Any) -> Typed:
     if not math.isfinite(t) or t <= 0:
         return Typed(axdr.OCTET_STRING, axdr.date_time(None))
     return Typed(axdr.OCTET_STRING, axdr.date_time(datetime.fromtimestamp(t, timezone.utc)))
-
-
-def capture_object(obj: CosemObject, attribute: int) -> Typed:
-    return Typed(axdr.STRUCTURE, [Typed(axdr.LONG_UNSIGNED, obj.class_id), Typed(axdr.OCTET_STRING, obj.ln_raw),
-                                  Typed(axdr.INTEGER, attribute), Typed(axdr.LONG_UNSIGNED, 0)])
-
-
-Reader = Callable[[CosemObject, Any], Typed]

@@ -3,7 +3,6 @@ read from the meter's own record stores, with selective access by range (of the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Callable
 
 from firmware.comms.dlms import axdr
@@ -151,7 +150,3 @@ def event_log(obj: CosemObject, read: Any, depth: int) -> Profile:
 
 def _ascii(value: Any, most: int) -> str:
     return str(value or "").encode("ascii", "replace").decode("ascii")[:most]
-
-
-def stamp(when: datetime) -> float:
-    return when.timestamp()

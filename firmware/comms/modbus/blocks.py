@@ -38,6 +38,7 @@ OWN = "this meter"
 REGISTER_BLOCKS: tuple[Block, ...] = (
     Block(29, 108, "Identity", OWN),
     Block(2999, 3110, "Basic readings: current, voltage, power, power factor, frequency", ION),
+    Block(3143, 3150, "Power factor A, B, C, total (also at 3077-3084)", ION),
     Block(3203, 3250, "Energy (signed 64-bit Wh, varh, VAh)", ION),
     Block(3763, 3830, "Demand and peak demand", OWN),
     Block(4000, 4015, "Status", OWN),

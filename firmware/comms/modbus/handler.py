@@ -44,7 +44,11 @@ COIL_ON, COIL_OFF = 0xFF00, 0x0000
 FC_READ_COILS, FC_READ_DISCRETE, FC_READ_HOLDING, FC_READ_INPUT = 1, 2, 3, 4
 FC_WRITE_COIL, FC_WRITE_REGISTER, FC_WRITE_COILS, FC_WRITE_REGISTERS = 5, 6, 15, 16
 FC_REPORT_SERVER_ID, FC_MEI = 17, 43
-SUPPORTED_FUNCTIONS = (1, 2, 3, 4, 5, 6, 15, 16, 17, 43)
+# Read scattered holding registers (ION7400 function-code table; frame as Schneider Electric defines it, the
+# ION7400 manual giving none): FC 100, byte count, sub-function 4, transmission number (echoed), then up to 100
+# addresses of one word each; the answer carries the same header and one word per address.
+FC_READ_SCATTERED, SCATTERED_SUBFUNCTION, MAX_SCATTERED = 100, 4, 100
+SUPPORTED_FUNCTIONS = (1, 2, 3, 4, 5, 6, 15, 16, 17, 43, 100)
 
 
 # Who runs Modbus commands while [security] is disabled: the port's access mode alone decides.
@@ -113,6 +117,8 @@ class Handler:
                 reply = report_server_id(self.identity, server_id) if len(pdu) == 1 else ILLEGAL_VALUE
             elif fc == FC_MEI:
                 reply = self._mei(pdu)
+            elif fc == FC_READ_SCATTERED:
+                reply = self._read_scattered(pdu, access)
             else:
                 reply = ILLEGAL_FUNCTION
         except Exception:   # a fault here must cost one request, never the server
@@ -149,6 +155,34 @@ class Handler:
         if isinstance(data, int):
             return data
         return bytes((fc, 2 * count)) + data
+
+    def _read_scattered(self, pdu: bytes, access: Access) -> bytes | int:
+        """FC 100 / 4: one word for each address listed. Addresses that follow one another are read as one run,
+        under FC 3's rules (a run that starts or ends inside a multi-word value: 03), all from one snapshot."""
+        if len(pdu) < 3:
+            return ILLEGAL_VALUE
+        if pdu[2] != SCATTERED_SUBFUNCTION:
+            return ILLEGAL_FUNCTION
+        if len(pdu) != 2 + pdu[1]:
+            return ILLEGAL_VALUE
+        count, odd = divmod(pdu[1] - 2, 2)
+        if odd or not 1 <= count <= MAX_SCATTERED:
+            return ILLEGAL_VALUE
+        if access is Access.NONE:
+            return ILLEGAL_ADDRESS
+        addresses = struct.unpack(f">{count}H", pdu[4:])
+        self.refresh()
+        words = bytearray()
+        start = 0
+        for i in range(1, count + 1):
+            if i < count and addresses[i] == addresses[i - 1] + 1:
+                continue
+            data = self.regmap.read_registers(addresses[start], i - start)
+            if isinstance(data, int):
+                return data
+            words += data
+            start = i
+        return bytes((FC_READ_SCATTERED, 2 + 2 * count, SCATTERED_SUBFUNCTION, pdu[3])) + bytes(words)
 
     def _read_bits(self, pdu: bytes, access: Access) -> bytes | int:
         request = self._read_request(pdu, MAX_READ_BITS, access)

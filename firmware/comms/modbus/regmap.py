@@ -17,6 +17,8 @@ Mapping keys (all but ``address``/``coil``/``discrete`` optional)::
 ``scale``: register = value × scale; ``unit``: the register's unit when scale changes it (W -> kW).
 ``first``/``count``: which elements of an array point are mapped.
 ``length``: registers of a ``string``. ``access``: ``"r"`` (default) or ``"rw"`` (command points only).
+``also``: more addresses where the same value is read as well (``also = [3143]``: where another meter family's
+clients look for it), each with the same format and scale; read-only.
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ log = logging.getLogger("comms.modbus")
 
 MAX_ADDRESS = 0xFFFF
 OVERLAY_PATH = Path(__file__).with_name("mappings.toml")
-_MAPPING_KEYS = {"address", "format", "scale", "unit", "access", "length", "first", "count", "coil", "discrete"}
+_MAPPING_KEYS = {"address", "also", "format", "scale", "unit", "access", "length", "first", "count", "coil",
+                 "discrete"}
 
 # Exception codes (Modbus Application Protocol v1.1b3 §7; meaning per SPEC §7).
 ILLEGAL_FUNCTION = 0x01
@@ -179,15 +182,20 @@ def _registers_of(point: PointLike, mapping: Mapping[str, Any]) -> list[Register
         raise ConfigError(f"{where}: 'first'/'count' apply only to array points")
     if not (first >= 0 and count >= 1 and first + count <= size):
         raise ConfigError(f"{where}: elements {first}..{first + count - 1} outside the point's size {size}")
-    address = int(mapping["address"])
+    also = mapping.get("also", [])
+    if not isinstance(also, list) or not all(isinstance(a, int) and not isinstance(a, bool) for a in also):
+        raise ConfigError(f"{where}: modbus 'also' must be a list of addresses, got {also!r}")
+    if also and writable:
+        raise ConfigError(f"{where}: a writable point has one address; 'also' is for values read in two places")
     out = []
-    for k in range(count):
-        start = address + k * fmt.words
-        if not 0 <= start <= MAX_ADDRESS - fmt.words + 1:
-            raise ConfigError(f"{where}: register {start} is outside 0..{MAX_ADDRESS}")
-        out.append(Register(start, fmt, point.name, None if size == 1 else first + k,
-                            float(mapping.get("scale", 1.0)), writable, str(mapping.get("unit", point.unit)),
-                            point.kind, getattr(point, "description", "")))
+    for address in (int(mapping["address"]), *also):
+        for k in range(count):
+            start = address + k * fmt.words
+            if not 0 <= start <= MAX_ADDRESS - fmt.words + 1:
+                raise ConfigError(f"{where}: register {start} is outside 0..{MAX_ADDRESS}")
+            out.append(Register(start, fmt, point.name, None if size == 1 else first + k,
+                                float(mapping.get("scale", 1.0)), writable, str(mapping.get("unit", point.unit)),
+                                point.kind, getattr(point, "description", "")))
     return out
 
 

@@ -88,6 +88,8 @@ def candidate_lengths(buf: bytes | bytearray) -> set[int]:
             out.add(5 + buf[2])                      # response
     elif fc == 43:
         out.add(7)                                   # request (MEI 14)
+    elif fc == 100 and len(buf) > 2:
+        out.add(5 + buf[2])                          # read scattered, request and response: byte count
     return {n for n in out if MIN_FRAME <= n <= len(buf)}
 
 
@@ -102,6 +104,8 @@ def is_incomplete(buf: bytes | bytearray) -> bool:
         return True
     if fc == 43 and len(buf) < 7:
         return True
+    if fc == 100 and len(buf) < 5 + buf[2] and not _first_crc_prefix(bytes(buf)):
+        return True                                   # read scattered: its byte count says how much follows
     if fc in (15, 16) and len(buf) >= 7 and len(buf) < 9 + buf[6] and not crc_ok(buf[:8]):
         return True                                   # a write request still receiving its data
     # a read response still receiving its data

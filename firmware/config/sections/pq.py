@@ -3,6 +3,7 @@ capture and the high-speed RMS burst, the recorder's stores."""
 from typing import Any
 
 from firmware.config.schema import Bool, Enum, Float, Int, ListOf, Option, Section
+from firmware.recorder.capture import CAPTURE_MODES, CHANNEL_GROUPS, CaptureFormat
 from firmware.storage.eventlog import PRIORITY_MAX
 from hal.errors import ConfigError
 from metrology.events import KINDS
@@ -52,6 +53,16 @@ SECTIONS = [
                "Samples per cycle of a waveform capture (at the nominal frequency)."),
         Option("capture_pre_cycles", Int(0, 60), 4, "Cycles recorded before the trigger."),
         Option("capture_post_cycles", Int(1, 600), 8, "Cycles recorded after the trigger."),
+        Option("capture_mode", Enum(*CAPTURE_MODES), "standard",
+               "standard: capture_pre_cycles before the trigger and capture_post_cycles after it; delayed: that "
+               "record capture_delay_cycles later; extended: capture_pre_records and capture_post_records more "
+               "records of that length before and after it, in the same file (ION7400 waveform capture types)."),
+        Option("capture_delay_cycles", Int(0, 600), 0, "Delayed capture: cycles the record starts later."),
+        Option("capture_pre_records", Int(0, 10), 0, "Extended capture: records before the trigger's record."),
+        Option("capture_post_records", Int(0, 10), 0, "Extended capture: records after the trigger's record."),
+        Option("capture_groups", ListOf(Enum(*CHANNEL_GROUPS), 1, len(CHANNEL_GROUPS)), ["all"],
+               "Channel groups, each written as its own capture file per trigger: all (the seven inputs), "
+               "voltages (VA VB VC), currents (IA IB IC IN)."),
         Option("capture_format", Enum("BINARY", "BINARY32", "FLOAT32", "ASCII"), "BINARY",
                "COMTRADE 2013 data file type of captures."),
         Option("capture_depth", Int(1, 10000), 100,
@@ -78,9 +89,24 @@ SECTIONS = [
 
 
 def check(config: Any) -> None:
-    """The signalling frequencies as the metrology service takes them at start (``firmware.config.checks``)."""
+    """The signalling frequencies as the metrology service takes them at start, and the captures' length
+    (``firmware.config.checks``)."""
     try:
         check_frequencies(tuple(config["pq"].signalling_frequencies))
     except ValueError as exc:
         raise ConfigError(f"config: [pq] signalling_frequencies: {exc}; set them with "
                           "`meter config set pq.signalling_frequencies=[316.67]`") from None
+    try:
+        capture_format(config).check()
+    except ValueError as exc:
+        raise ConfigError(f"config: [pq] capture_*: {exc}; shorten capture_pre_cycles, capture_post_cycles, "
+                          "capture_delay_cycles or the extended records") from None
+
+
+def capture_format(config: Any, sample_rate_hz: float = 32000.0) -> CaptureFormat:
+    """The waveform captures as [pq] and [metrology] set them (the recorder's, and what the check checks)."""
+    cfg, m = config["pq"], config["metrology"]
+    return CaptureFormat(int(cfg.capture_samples_per_cycle), cfg.capture_pre_cycles, cfg.capture_post_cycles,
+                         float(m.nominal_frequency), sample_rate_hz, cfg.capture_format,
+                         (m.pt_primary, m.pt_secondary), (m.ct_primary, m.ct_secondary), cfg.capture_mode,
+                         cfg.capture_delay_cycles, cfg.capture_pre_records, cfg.capture_post_records)
