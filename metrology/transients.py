@@ -65,13 +65,17 @@ class TransientDetector:
             return
         prev = v[:1] if self.prev is None else self.prev[None]
         hist = np.concatenate((prev, v))           # hist[j]: the cycle before batch cycle j
-        slack = self._slack(hist, end_index - start_index)
+        known, n0 = np.concatenate((self.lengths, end_index - start_index)), self.lengths.size
+        self.lengths = known[-PERIOD_CYCLES:]
         self._settle(v[0], out)
         diff = np.abs(v - hist[:-1])
         if self.prev is None:
             diff[0] = 0.0
         self.prev = v[-1].copy()
-        over = (diff > self.s.threshold_v + slack[:, None, :]).reshape(m * spc, c)
+        over = diff > self.s.threshold_v
+        if over.any():          # the slack only raises the threshold: worked out when something exceeds it
+            over &= diff > self.s.threshold_v + self._slack(hist, known, n0, m)[:, None, :]
+        over = over.reshape(m * spc, c)
         if not over.any():
             self.run[:] = 0
             return
@@ -100,14 +104,12 @@ class TransientDetector:
                     self.pending.append((ch, samples, hist[cycle, samples, ch].copy(), index[k], ev, hold))
             self.run[ch] = int(run[-1]) if o[-1] else 0
 
-    def _slack(self, hist: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    def _slack(self, hist: np.ndarray, known: np.ndarray, n0: int, m: int) -> np.ndarray:
         """(m, channels) V added to the threshold of each batch cycle for its time base (module docstring):
-        ``hist`` (m + 1, 512, channels) the cycle before the batch and the batch, ``lengths`` (m,) in samples."""
-        known = np.concatenate((self.lengths, lengths))
-        n0 = self.lengths.size
-        self.lengths = known[-PERIOD_CYCLES:]
-        dev = np.empty(lengths.size)
-        for j in range(lengths.size):
+        ``hist`` (m + 1, 512, channels) the cycle before the batch and the batch, ``known`` the lengths of the
+        cycles before the batch (``n0`` of them) and of the batch's ``m``, in samples."""
+        dev = np.empty(m)
+        for j in range(m):
             seen = known[max(0, n0 + j - PERIOD_CYCLES + 1):n0 + j + 1]
             period = float(np.median(seen))
             pair = known[max(0, n0 + j - 1):n0 + j + 1]

@@ -10,6 +10,7 @@
     meter pq counters-reset                        set the disturbance counters back to zero (master user)
     meter pq export --format pqdif -o F [--since T] [--until T] [--parts events,captures,trends]
                                                    a PQDIF file (IEEE 1159.3) from the data directory
+    meter pq trend TARGET [--interval hourly|daily|weekly|monthly]   trend and forecast of a 10-min quantity
 
 Times are seconds since 1970 (UTC) or ISO dates (2026-01-31T12:00); output is JSON.
 """
@@ -27,6 +28,8 @@ from firmware.cli.run import DEFAULT_CONFIG
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient
 from firmware.recorder.pqdif.export import FORMATS, PARTS, export_from_config
+from firmware.recorder.trending import TARGETS, trend_of
+from metrology.reports.trend import INTERVALS
 from hal.errors import MeterError
 
 CAPTURE_POLL_S = 0.2           # `meter pq capture` asks for the capture's outcome this often
@@ -67,6 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--parts", default=",".join(PARTS),
                     help=f"what goes in, comma-separated (default: {','.join(PARTS)})")
     ex.add_argument("--data-dir", default=None, help="read this data directory (default: the configuration's)")
+    tr = what.add_parser("trend", help="trend and forecast of a quantity (ION7400 trending and forecasting)")
+    tr.add_argument("target", choices=tuple(TARGETS))
+    tr.add_argument("--interval", choices=tuple(INTERVALS), default="daily")
+    tr.add_argument("--data-dir", default=None, help="read this data directory (default: the configuration's)")
     for q in (ev, rd, ag, ex):
         q.add_argument("--since", type=_time, default=None, help="from this time (s since 1970 or ISO date)")
         q.add_argument("--until", type=_time, default=None, help="up to this time")
@@ -91,6 +98,9 @@ def _pq(args: argparse.Namespace) -> int:
     config = ConfigStore(args.config).load()
     if args.what == "export":
         return _export(args, config)
+    if args.what == "trend":
+        print(json.dumps(trend_of(args.data_dir or config.meter.data_dir, args.target, args.interval), indent=1))
+        return 0
     run_dir = Path(args.run_dir or config.meter.run_dir)
     client = ControlClient(run_dir / "control.sock")
     w = args.what

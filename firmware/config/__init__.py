@@ -9,6 +9,11 @@ from firmware.config.schema import Config, ConfigSection, Schema, Section
 
 GENERATOR = "make docs (python -m tools.gendocs)"
 
+# Sections the running meter applies by restarting the services that read them at start, whichever interface
+# saved the change (BACnet, the web): the acquisition sets the chip up for [metrology] system_type and
+# nominal_frequency, so the chip's wiring follows metrology's.
+RESTARTS_FOR = {"metrology": ("acquisition", "metrology"), "revenue": ("metrology",)}
+
 
 @lru_cache(maxsize=1)
 def meter_schema() -> Schema:
@@ -21,4 +26,4 @@ def meter_schema() -> Schema:
     return Schema(found, what="config")
 
 
-__all__ = ["Config", "ConfigSection", "Schema", "meter_schema", "GENERATOR"]
+__all__ = ["Config", "ConfigSection", "Schema", "meter_schema", "GENERATOR", "RESTARTS_FOR"]

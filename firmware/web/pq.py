@@ -21,6 +21,7 @@ from firmware.recorder import reports
 from firmware.control import ControlError
 from firmware.recorder.capture import WAVEFORMS_DIR, capture_names
 from firmware.recorder.pqdif.export import export_from_config
+from firmware.recorder.trending import trend_of
 from firmware.recorder.store import read_aggregates
 from firmware.web.api import ApiError, Call
 from firmware.web.context import WebContext
@@ -222,3 +223,14 @@ async def export(ctx: WebContext, call: Call) -> Any:
     name = f"{ctx.config.meter.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(until))}.pqd"
     return Response(data, media_type="application/octet-stream",
                     headers={"cache-control": "no-store", "content-disposition": f'attachment; filename="{name}"'})
+
+
+async def trend(ctx: WebContext, call: Call) -> Any:
+    """Trend and forecast of one target (``meter pq trend``)."""
+    try:
+        out = await asyncio.to_thread(trend_of, ctx.data_dir, call.params["target"], call.params["interval"])
+    except ConfigError as exc:
+        raise ApiError(400, str(exc)) from None
+    except StorageError as exc:
+        raise ApiError(503, str(exc)) from None
+    return finite(out)

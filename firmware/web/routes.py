@@ -10,6 +10,8 @@ from firmware.recorder.pqdif.export import FORMATS as EXPORT_FORMATS
 from firmware.recorder.pqdif.export import MAX_CAPTURES as EXPORT_MAX_CAPTURES
 from firmware.recorder.pqdif.export import PARTS as EXPORT_PARTS
 from firmware.recorder.store import AGGREGATE_KINDS
+from firmware.recorder.trending import TARGETS as TREND_TARGETS
+from metrology.reports.trend import INTERVALS as TREND_INTERVALS
 from firmware.web import actions, alarms, data, pq, session, setup
 from firmware.web.api import LOGGED_IN, Endpoint, Param
 from firmware.web.readings import PHASOR_CHANNELS
@@ -128,6 +130,13 @@ def endpoints(harmonic_channels: list[str], services: list[str]) -> list[Endpoin
           returns={"type": "string", "format": "binary"},
           description=f"The events that started in the range, the newest {EXPORT_MAX_CAPTURES} captures "
                       "triggered in it and its 10-min values; what `meter pq export --format pqdif` writes."),
+        E("GET", "/api/pq/trend", pq.trend, "Trend and forecast of a quantity from the 10-min values (ION7400 "
+          "trending and forecasting)", "power quality", READ, errors=(503,),
+          params=(Param("target", "string", "quantity", required=True, enum=tuple(TREND_TARGETS)),
+                  Param("interval", "string", "interval length", default="daily", enum=tuple(TREND_INTERVALS))),
+          description="The last 24 hours, 31 days, 8 weeks or 12 months: each one's mean, min and max, and a "
+                      "forecast of the present and the next (a straight line through the complete intervals' "
+                      "means, at least two); `meter pq trend` answers the same."),
         E("GET", "/api/aggregates", pq.aggregates, "Aggregated PQ values (IEC 61000-4-30 3 s, 10 min, 2 h) by time "
           "range: the trends", "power quality", READ, errors=(503,),
           params=(Param("kind", "string", "aggregation interval", default="10min", enum=AGGREGATE_KINDS),

@@ -6,14 +6,15 @@ refusal of a bad value carries the schema's own message (section, option, what i
 authorized by its rule in the schema (``Section.rule``): the privilege it needs; options naming a file,
 directory or program on the meter are refused over the web whoever asks; the store refuses the revenue-locked
 ones while the lock is engaged. Secret options are never read back. Settings take effect when the services
-that read them restart.
+that read them restart; those of ``firmware.config.RESTARTS_FOR`` (metrology, revenue) are applied at once by
+restarting their services, as over BACnet, so the chip's wiring follows metrology's whoever writes it.
 """
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from firmware.config import meter_schema
+from firmware.config import RESTARTS_FOR, meter_schema
 from firmware.config.schema import (
     Bool,
     Duration,
@@ -29,6 +30,7 @@ from firmware.config.schema import (
     Table,
 )
 from firmware.config.store import SECRET
+from firmware.control import ControlError
 from firmware.security.authorize import OPERATIONS, config_operation
 from firmware.web.api import ApiError, Call
 from firmware.web.context import WebContext
@@ -154,9 +156,35 @@ async def config_write(ctx: WebContext, call: Call) -> Any:
             if before != after:
                 ctx.record(CONFIG_CHANGE_PRIORITY, "config_change", f"{section}.{option}: {before!r} -> {after!r}",
                            call.user, version=new.version, reason=reason)
-    return {"version": new.version, "changes": done,
-            "note": "saved; services read their settings when they start: restart the meter (or the service "
-                    "concerned, on the diagnostics page) to apply them"}
+    restarted, waiting = await _restart_readers(ctx, call, old, new, changes)
+    return {"version": new.version, "changes": done, "restarted": restarted, "note": _note(restarted, waiting)}
+
+
+def _note(restarted: list[str], waiting: dict[str, str]) -> str:
+    if waiting:
+        first = next(iter(waiting))
+        return f"saved; restart {', '.join(waiting)} to apply them ({first} was not restarted: {waiting[first]})"
+    if restarted:
+        return f"saved; {', '.join(restarted)} restarted to apply them"
+    return ("saved; services read their settings when they start: restart the meter (or the service concerned, on "
+            "the diagnostics page) to apply them")
+
+
+async def _restart_readers(ctx: WebContext, call: Call, old: Any, new: Any,
+                           changes: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """Restart the services of ``RESTARTS_FOR`` whose sections changed; returns those restarted and, for those
+    not, why (the user may not restart services, or the service does not run)."""
+    services = sorted({svc for section in changes if old[section].to_dict() != new[section].to_dict()
+                       for svc in RESTARTS_FOR.get(section, ())})
+    restarted: list[str] = []
+    waiting: dict[str, str] = {}
+    for service in services:
+        try:
+            await ctx.control(call.user, "restart", service=service)
+            restarted.append(service)
+        except (ControlError, OSError) as exc:
+            waiting[service] = str(exc)
+    return restarted, waiting
 
 
 # ---------------------------------------------------------------------- certificate

@@ -8,6 +8,8 @@ these endpoints too.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -201,6 +203,19 @@ def test_aggregates_are_the_stores(meter, reader, ten_min):
     assert status == 400 and "before" in answer["error"]
 
 
+def test_trend_is_meter_pq_trend(meter, reader, ten_min):
+    """GET /api/pq/trend: the hourly intervals hold the stored 10-min frequencies (the fixture's and the meter's)."""
+    status, _, answer = reader.request("GET", "/api/pq/trend?target=frequency&interval=hourly")
+    assert status == 200 and answer["unit"] == "Hz" and len(answer["intervals"]) == 24
+    first = answer["intervals"][0]["start"]
+    stored = [r for r in read_aggregates(meter.data_dir, "10min", first + 1e-6, None)
+              if r["values"].get("freq") is not None and np.isfinite(np.asarray(r["values"]["freq"], float)).all()]
+    assert sum(i["count"] for i in answer["intervals"]) >= len([r for r in stored if r["ts"] <= time.time() - 5])
+    assert answer["forecast"]["next"] is None or 49.0 < answer["forecast"]["next"] < 51.0
+    status, _, answer = reader.request("GET", "/api/pq/trend?target=nothing")
+    assert status == 400 and "not one of" in answer["error"]
+
+
 def test_pq_events_and_data_recorders_are_the_recorders(reader, control):
     status, _, answer = reader.request("GET", "/api/pq/events?since=0&limit=50")
     assert status == 200 and answer["events"] == finite(control.call("recorder.events", since_ts=0, limit=50))
@@ -310,6 +325,11 @@ def test_browser_waveform_iti_trends_and_report(meter, capture, ten_min, tmp_pat
             line = page.locator("svg#trend polyline[data-element='b']")
             ys = [float(p.split(",")[1]) for p in (line.get_attribute("points") or "").split()]
             assert all(a < b for a, b in zip(ys[:6], ys[1:6]))
+            # trending and forecasting: the hourly frequency as the API answers it
+            page.select_option("#forecast-interval", "hourly")
+            page.select_option("#forecast-target", "frequency")
+            page.wait_for_function("""() => document.querySelectorAll('table#forecast tbody tr').length === 24
+                && document.querySelector('#forecast-summary').textContent.startsWith('frequency')""")
             page.screenshot(path=artifacts / "09-trends.png", full_page=True)
 
             page.goto(f"{base}/#/report")
@@ -330,3 +350,25 @@ def test_browser_waveform_iti_trends_and_report(meter, capture, ten_min, tmp_pat
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_captures_go_on_after_acquisition_is_restarted(meter, control, capture, repo, subprocess_env):
+    """The diagnostics page's restart of acquisition (the supervisor's `restart`): acquisition counts samples from
+    0 again, and `meter pq capture` still writes its file, without restarting the recorder (runs last: it restarts
+    the module's acquisition)."""
+    before = control.call("recorder.info")
+    control.call("restart", service="acquisition")
+    deadline, run = time.monotonic() + 120.0, None
+    while time.monotonic() < deadline:
+        run = subprocess.run([sys.executable, "-m", "firmware.cli", "pq", "--config", str(meter.config), "capture"],
+                             cwd=repo, env=subprocess_env, capture_output=True, text=True, timeout=60)
+        if run.returncode == 0:
+            break
+        time.sleep(2.0)                    # acquisition is starting again: the capture fails, and says why
+    assert run is not None and run.returncode == 0, (run.stdout + run.stderr if run else "", meter.output()[-3000:])
+    got = json.loads(run.stdout)
+    assert got["status"] == "written" and Path(got["cfg"]).is_file()
+    assert got["name"] in capture_names(meter.data_dir / WAVEFORMS_DIR)
+    # the same recorder process followed the new count (a restarted recorder would start at 0 restarts seen)
+    after = control.call("recorder.info")
+    assert after["acquisition_restarts"] >= before["acquisition_restarts"] + 1, after

@@ -125,3 +125,23 @@ def test_every_ratio_over_h1_documents_its_floor():
     for p in ratios:
         nominal = "In" if p.name.endswith(("i_a", "i_b", "i_c", "i_n")) else "Udin"
         assert f"not available while H1 < {MIN_FUNDAMENTAL_PCT:g} % of {nominal}" in p.description, p.name
+
+
+def test_the_neutral_thd_reads_not_available_on_modbus_21305():
+    """A balanced non-linear load through the pipeline to the published 1-s values and the Modbus register of
+    thd_i_n: the not-available pattern, not 2e6 %; I A's THD is its value."""
+    from firmware.comms.modbus.codecs import get_format
+    from firmware.comms.modbus.regmap import build_map
+    from metrology.publish import publish
+
+    sig = balanced(230.0, 5.0, 0.0, i_harm=[(3, 0.3, 0.0)])
+    sig.channels["IN"] = Channel([(1, 2e-4, -90.0), (3, 4.5, -270.0)])
+    pl = Pipeline(MetrologySettings(nominal_current=5.0))
+    second = [s for r in feed(pl, sig, 2.5) for s in r.seconds][-1]
+    out = publish(second.values, second.energy)
+    assert math.isnan(out["thd_i_n"]) and out["thd_i_a"] == pytest.approx(30.0, rel=1e-4)
+    regs = build_map()                      # the meter's register map, from the point map
+    regs.refresh(out)
+    fmt = get_format("float32")
+    assert regs.read_registers(21305, 2) == fmt.na                    # thd_i_n: not available
+    assert fmt.decode(regs.read_registers(21299, 2)) == pytest.approx(30.0, rel=1e-6)    # thd_i_a

@@ -10,8 +10,10 @@ place that says yes or no to a change from BACnet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -23,7 +25,6 @@ from firmware.comms.bacnet.objects import as_real, device_instance, device_name,
 from firmware.comms.bacnet.model import Model, load_model
 from firmware.comms.bacnet.readings import Limits, read_all
 from firmware.comms.bacnet.settings import (
-    RESTARTS_FOR,
     OutOfRange,
     max_power_kw,
     output_config,
@@ -35,7 +36,7 @@ from firmware.comms.bacnet.settings import (
 )
 from firmware.catalogue import Command, commands
 from firmware.comms.bacnet.trendlog import TrendLogs, datetime_to_epoch
-from firmware.config import Config
+from firmware.config import Config, RESTARTS_FOR
 from firmware.config.sections.bacnet import MAX_DEVICE_INSTANCE
 from firmware.config.store import ConfigStore
 from firmware.control import ControlClient, ControlError
@@ -90,6 +91,7 @@ class BacnetDevice:
                  command_timeout_s: float = 5.0, model: Model | None = None) -> None:
         self.config = config
         self.store = ConfigStore(config_path)
+        self._config_stamp: tuple[int, int, int] | None = None     # the file as last read (mtime, size, inode)
         self.model = model or load_model()
         self.control = ControlClient(control_socket, timeout_s=command_timeout_s, user=USER)
         self.sets: list[bo.ObjectSet] = []
@@ -240,6 +242,7 @@ class BacnetDevice:
 
     async def write(self, obj: Any, attr: str, value: Any, index: int | None, priority: int | None) -> None:
         """WriteProperty of any object: refused (WRITE_ACCESS_DENIED, VALUE_OUT_OF_RANGE) or applied."""
+        await self._reload()
         try:
             if isinstance(obj, bo.MeterAnalogValue) and attr == "presentValue":
                 await self._write_av(obj, value)
@@ -256,6 +259,15 @@ class BacnetDevice:
             raise
         self.counters["writes"] += 1
         self.update(None, self.updated_ns)
+
+    async def _reload(self) -> None:
+        """Read the configuration again when the file changed (another interface saved): writes are planned and
+        judged unchanged against what is saved, not against what this device read before."""
+        with contextlib.suppress(OSError, ConfigError):
+            st = os.stat(self.store.path)
+            if (st.st_mtime_ns, st.st_size, st.st_ino) != self._config_stamp:
+                self.config = await asyncio.to_thread(self.store.load)
+                self._config_stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
 
     async def _write_av(self, obj: bo.MeterAnalogValue, value: Any) -> None:
         instance = obj.objectIdentifier[1]

@@ -29,9 +29,6 @@ PERCENT_RANGE = (1, 99)                          # PICS: AV8, AV9
 SUBINTERVALS_RANGE = (1, 6)                      # PICS: AV10
 SUBINTERVAL_RANGE_CS = (1000, 3276700)           # PICS: AV11 "0 or 1000 to 3276700 in multiples of 100"
 SUBINTERVAL_STEP_CS = 100
-# Services that read a section at start: a change there reaches the meter when they restart (the acquisition
-# sets the chip up for [metrology] system_type and nominal_frequency).
-RESTARTS_FOR = {"metrology": ("acquisition", "metrology"), "revenue": ("metrology",)}
 
 
 class OutOfRange(ValueError):

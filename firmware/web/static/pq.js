@@ -233,9 +233,32 @@ const PQ = (() => {
       drawTrend(svg, d.records, what.value);
     };
     for (const s of [kind, what, span]) s.addEventListener("change", load);
+    // trending and forecasting (GET /api/pq/trend): the targets and intervals come with every answer
+    const target = h("select", {id: "forecast-target"}), period = h("select", {id: "forecast-interval"});
+    const box = h("div", {id: "forecast-box"});
+    const num = v => v === null || v === undefined ? "—" : Number(v).toPrecision(6);
+    const loadForecast = async () => {
+      const d = await api("GET", `/api/pq/trend?target=${target.value || "p_total"}&interval=${period.value || "daily"}`);
+      if (!target.options.length) {
+        d.targets.forEach(t => target.append(h("option", {value: t}, t)));
+        d.interval_names.forEach(t => period.append(h("option", {value: t}, t)));
+        target.value = d.target; period.value = d.interval;
+      }
+      const f = d.forecast;
+      fill(box, h("p", {class: "muted", id: "forecast-summary"}, f.next === null
+          ? `${d.target}: no forecast yet (it needs two complete ${d.interval} intervals with values)`
+          : `${d.target} forecast: ${num(f.present)} ${d.unit} this interval, ${num(f.next)} ${d.unit} the next`),
+        h("table", {id: "forecast"}, h("thead", {}, h("tr", {}, ["from (UTC)", `mean ${d.unit}`, "min", "max", "10-min values"].map(t => h("th", {}, t)))),
+          h("tbody", {}, d.intervals.map(i => h("tr", {}, h("td", {}, new Date(i.start * 1000).toISOString().slice(0, 16)),
+            h("td", {class: "num"}, num(i.mean)), h("td", {class: "num"}, num(i.min)), h("td", {class: "num"}, num(i.max)),
+            h("td", {class: "num"}, i.count))))));
+    };
+    for (const s of [target, period]) s.addEventListener("change", loadForecast);
     fill(view, h("h1", {}, "Trends"), h("div", {class: "buttons"}, h("label", {class: "inline"}, "Interval ", kind),
-      h("label", {class: "inline"}, " Value ", what), h("label", {class: "inline"}, " Last ", span)), info, svg);
-    await load();
+      h("label", {class: "inline"}, " Value ", what), h("label", {class: "inline"}, " Last ", span)), info, svg,
+      h("h2", {}, "Trending and forecasting"), h("div", {class: "buttons"}, h("label", {class: "inline"}, "Target ", target),
+        h("label", {class: "inline"}, " Interval ", period)), box);
+    await Promise.all([load(), loadForecast()]);
     state.timer = setInterval(load, 15000);
   }
 
