@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import signal
 import socket
@@ -99,8 +100,8 @@ class ImageTest:
     def mbpoll(self, *args: str) -> list[str]:
         done = subprocess.run(["mbpoll", "-m", "tcp", "-p", str(self.guest.ports.modbus), "-a", "1", "-0", "-1",
                                "-o", "5", *args, "127.0.0.1"], capture_output=True, text=True, timeout=60)
-        values = [line.split("=", 1)[1].split()[0] for line in done.stdout.splitlines()
-                  if line.startswith("[") and "=" in line]
+        # mbpoll prints one "[REFERENCE]: <tab>VALUE" line per value read
+        values = [m.group(1) for m in (re.match(r"\[\d+\]:\s+(\S+)", line) for line in done.stdout.splitlines()) if m]
         check(done.returncode == 0 and values != [], f"mbpoll {' '.join(args)}: {done.stdout[-300:]} {done.stderr}")
         return values
 
