@@ -295,6 +295,10 @@ def provision_slot(root: Path, fw: Path, key: Path, uid_gid: tuple[int, int], ve
     run([sys.executable, "-m", "firmware.cli", "config", "set", "--config", str(config), "--user", "image build",
          "--reason", f"openmeter-cm4 {version}: device paths, the slots, BACnet/IP on", *METER_SETTINGS],
         "writing meter.toml")
+    # Sealed by the meter itself at its first start, under the key made on it (firmware/config/seal.py); a
+    # seal signed here would be under the build machine's key.
+    with contextlib.suppress(FileNotFoundError):
+        (data / "meter.toml.seal").unlink()
     for top in (data, slots):
         for dirpath, _dirs, files in os.walk(top):
             for name in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
