@@ -14,7 +14,6 @@ import math
 from pathlib import Path
 from typing import Any, Iterator
 
-from firmware.config import Config
 from firmware.recorder import store
 from metrology.reports import en50160, ieee519
 from metrology.reports.common import DAY_S
@@ -26,8 +25,9 @@ def read_aggregates(data_dir: str | Path, kind: str, since_ts: float, until_ts: 
     return [r for r in store.read_aggregates(data_dir, kind, since_ts, until_ts) if r["ts"] > since_ts]
 
 
-def installation(config: Config, data_dir: str | None = None) -> dict[str, Any]:
-    """What the reports need of the installation, from the configuration's ``[metrology]`` section."""
+def installation(config: Any, data_dir: str | None = None) -> dict[str, Any]:
+    """What the reports need of the installation, from the configuration's ``[metrology]`` section (``config``: a
+    ``firmware.config.Config``, not imported: the configuration imports this package's capture modes)."""
     m = config.metrology
     line_values = m.system_type in ("DELTA", "2L")
     # Udin is L-L for DELTA and 2L, L-N otherwise; a single phase's bus voltage is its own

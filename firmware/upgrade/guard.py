@@ -281,10 +281,12 @@ class Guard:
 
     def request_stop(self, *_: Any) -> None:
         self._stop = True
-        self._wake.set()
+        self.wake()
 
     def wake(self, *_: Any) -> None:
-        self._wake.set()
+        # Called from signal handlers: the main thread may hold the event's lock inside its own wait, so the
+        # event is set from another thread rather than here.
+        threading.Thread(target=self._wake.set, name="wake", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
