@@ -10,13 +10,14 @@ the supervisor restarts the process. Methods decorated with ``@command("name")``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import logging
 import os
+import select
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,29 @@ class ServiceContext:
         return self.run_dir / "control.sock"
 
 
+class StopEvent:
+    """A one-way event that a signal handler may set: ``set()`` only writes a byte to a pipe (safe at any point
+    of the main thread, where a ``threading.Event`` may be inside its own lock), ``wait()`` waits for it with
+    ``select``. Once set it stays set."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+        with contextlib.suppress(OSError):  # the pipe already holds a byte: the flag says it
+            os.write(self._write, b"x")
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._set:
+            select.select([self._read], [], [], timeout)
+        return self._set
+
+
 class Service:
     name = ""
     step_interval_s = 0.5
@@ -73,7 +97,7 @@ class Service:
         self.config = ctx.config
         self.log = logging.getLogger(ctx.name)
         self.endpoints: list[str] = []
-        self.stopping = threading.Event()
+        self.stopping = StopEvent()
         self._hb_fd: int | None = None
         self._last_hb = 0.0
         self._info: dict[str, Any] = {}
@@ -160,10 +184,10 @@ def context_from_args(name: str, args: argparse.Namespace) -> ServiceContext:
 
 def _stop_on_signal(service: Service) -> Callable[[int, Any], None]:
     """SIGTERM (the supervisor) and SIGINT (Ctrl-C in a terminal reaches every process): stop. A handler runs
-    in the main thread between two bytecodes, possibly inside ``stopping.wait()`` while that holds the event's
-    own lock, where setting the event would wait for itself forever; a thread of its own sets it."""
+    in the main thread between two bytecodes, wherever that is (inside a lock it holds, too): it only sets the
+    stop event, which writes one byte to a pipe."""
     def handler(signum: int, frame: Any) -> None:
-        threading.Thread(target=service.stop, name="stop", daemon=True).start()
+        service.stopping.set()
     return handler
 
 
