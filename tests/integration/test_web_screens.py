@@ -44,7 +44,7 @@ PAGES = {
     "phasors": ("svg#phasor-diagram line[data-channel]", ("#phasor-diagram",), True),
     "waveforms": ("#view h1", ("#captures", "#view canvas", "#view p.muted"), False),
     "iti": ("svg#iti path.iti-limit", ("svg#iti", "#pq-events", "#view p"), False),
-    "trends": ("#trend-kind", ("svg#trend", "#trend-info"), False),
+    "trends": ("#trend-kind", ("svg#trend", "#trend-info", "#forecast-summary", "#forecast tbody"), False),
     "report": ("table#en50160 tbody tr", ("#view h2", "#view tbody", "#view p", "#view ul"), False),
     "alarms": ("#alarms-active", ("#alarms-active", "#alarms-historic", "#io-inputs", "#io-outputs"), False),
     "events": ("#events-table tbody tr", ("#events-table tbody", "#events-unread"), False),
