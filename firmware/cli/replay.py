@@ -29,7 +29,10 @@ from hal.comtrade import ORDER, Comtrade, ComtradeSource, Mapping, parse_channel
 from hal.errors import ComtradeError
 from metrology.events import PqEvent
 from metrology.frequency import dominant_frequency
+from metrology.pqpublish import SUFFIX as AGGREGATED
+from metrology.pqpublish import aggregate_points
 from metrology.publish import publish
+from metrology.signalling import check_frequencies
 from metrology.settings import SAMPLE_RATE_HZ, SYSTEM_TYPES, MetrologySettings
 
 INTERVALS = {"cycle10": "windows", "3s": "three_s", "1s": "seconds", "10min": "ten_min"}
@@ -52,11 +55,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel-map", default="", metavar="VA=NAME,IA=NAME,...",
                    help="which channel feeds which input (IA VA IB VB IC VC IN), by name or number (An, from 1); "
                         "INPUT=- for none; inputs not given are found by name, ph and unit")
+    p.add_argument("--signalling-frequencies", default="", metavar="HZ,...",
+                   help="ripple-control frequencies whose mains signalling voltage is measured (msv_* values), as "
+                        "[pq] signalling_frequencies configures the meter (the same limits)")
     p.add_argument("--events", action="store_true",
                    help="print the PQ events found (dips, swells, interruptions, RVC, transients) instead of the "
                         "intervals: kind, phases, start, duration, residual or extreme, ITI(CBEMA) and SEMI F47 "
                         "class, direction")
     p.set_defaults(func=_run)
+
+
+def signalling_frequencies(args: argparse.Namespace) -> tuple[float, ...]:
+    text = getattr(args, "signalling_frequencies", "") or ""
+    try:
+        freqs = tuple(float(f) for f in text.split(",") if f.strip())
+    except ValueError:
+        raise ComtradeError(f"--signalling-frequencies {text!r}: give frequencies in Hz separated by commas, "
+                            "e.g. 316.67,1050") from None
+    try:
+        check_frequencies(freqs)
+    except ValueError as exc:
+        raise ComtradeError(f"--signalling-frequencies: {exc}") from None
+    return freqs
 
 
 def _ratio(rec, mapping: Mapping | None, kind: str) -> float:
@@ -121,7 +141,7 @@ def settings_for(rec, args: argparse.Namespace, first: np.ndarray, line: float |
         rms = float(np.sqrt(np.mean(v * v, axis=0)).max()) * pt
         udin = rms if rms > 1.0 else 230.0
     return MetrologySettings(system_type=args.system_type, nominal_voltage=udin, nominal_current=args.nominal_current,
-                             nominal_frequency=line,
+                             nominal_frequency=line, signalling_hz=signalling_frequencies(args),
                              pt_primary=max(pt, 1.0), pt_secondary=max(1.0 / pt, 1.0) if pt < 1 else 1.0,
                              ct_primary=max(ct, 1.0), ct_secondary=max(1.0 / ct, 1.0) if ct < 1 else 1.0)
 
@@ -196,13 +216,7 @@ def replay(path: str, args: argparse.Namespace, out: IO[str], err: IO[str] | Non
                     lines += 1
             return
         for item in getattr(result, attr):
-            values = dict(item.values)
-            values.setdefault("freq_10s", np.array([pipeline.latest_frequency_10s]))
-            row: dict[str, object] = {"t": round(max(item.start_ns - t0_ns, 0) / 1e9, 6)}
-            for key, value in publish(values, pipeline.registers.total, present).items():
-                row[key] = _json_value(value)
-            row["flagged"] = item.flagged
-            out.write(json.dumps(row, allow_nan=False) + "\n")
+            out.write(json.dumps(interval_row(item, pipeline, present, t0_ns), allow_nan=False) + "\n")
             lines += 1
 
     emit(pipeline.feed_values(first, first_index, t0_ns))
@@ -215,6 +229,21 @@ def replay(path: str, args: argparse.Namespace, out: IO[str], err: IO[str] | Non
         raise ComtradeError(f"{path}: the recording ({source.duration_s:.3f} s) is too short for one {args.interval} "
                             "interval")
     return 0
+
+
+def interval_row(item, pipeline, present: np.ndarray, t0_ns: int) -> dict[str, object]:
+    """One interval as the live meter publishes it: the point map's keys, and for a 3-s or 10-min interval the
+    PQ aggregates (``v_an_3s``, ``msv_a_3s``, ...)."""
+    values = dict(item.values)
+    values.setdefault("freq_10s", np.array([pipeline.latest_frequency_10s]))
+    row: dict[str, object] = {"t": round(max(item.start_ns - t0_ns, 0) / 1e9, 6)}
+    for key, value in publish(values, pipeline.registers.total, present).items():
+        row[key] = _json_value(value)
+    if getattr(item, "kind", None) in AGGREGATED:
+        for key, value in aggregate_points(item).items():
+            row[key] = _json_value(value)
+    row["flagged"] = item.flagged
+    return row
 
 
 def event_row(ev: PqEvent, t0_ns: int, dated: bool) -> dict[str, object]:

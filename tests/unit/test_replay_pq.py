@@ -122,3 +122,21 @@ def test_a_record_size_that_does_not_divide_is_still_refused(tmp_path, capsys):
     code, rows, err = _cli(capsys, cfg)
     assert code == 1 and rows == []
     assert "w.dat: 120003 bytes are not a whole number of 20-byte records (3 bytes over)" in err, err
+
+
+def test_signalling_voltage_of_a_ripple_control_tone(tmp_path, capsys):
+    # IEC 61000-4-30 5.10: a 3 % tone at 316.67 Hz on VA, measured within Class A's 5 % of reading (tone >= 3 % Udin)
+    rate = 6400.0
+    t = np.arange(int(4.0 * rate)) / rate
+    values = standard_values(t)
+    tone_rms = 0.03 * UDIN
+    values[:, 0] += np.sqrt(2) * tone_rms * np.sin(2 * np.pi * 316.67 * t)
+    cfg = write(tmp_path / "ripple", standard_chans(), values, rates=[(rate, len(t))], fmt="FLOAT32")
+    code, rows, err = _cli(capsys, cfg, "--interval", "3s", "--nominal-voltage", str(UDIN), "--secondary",
+                           "--signalling-frequencies", "316.67")
+    assert code == 0, err
+    (row,) = [r for r in rows if r.get("msv_a_3s") is not None][:1]
+    assert row["msv_a_3s"][0] == pytest.approx(tone_rms, rel=0.05)
+    assert row["msv_b_3s"][0] < 0.001 * UDIN                          # VB carries no tone
+    code, rows, err = _cli(capsys, cfg, "--signalling-frequencies", "5000")
+    assert code == 1 and "--signalling-frequencies: signalling frequency 5000 Hz is outside" in err
