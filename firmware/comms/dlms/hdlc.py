@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from firmware.comms import crc16 as crc16_of
+
 from firmware.comms.dlms.session import Session
 
 FLAG = 0x7E
@@ -25,25 +27,7 @@ POLL = 0x10
 UPPER_ADDRESS = 1                  # the management logical device
 
 
-def _crc_table() -> list[int]:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x8408 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_TABLE = _crc_table()
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/X.25 (HDLC FCS)."""
-    crc = 0xFFFF
-    for b in data:
-        crc = (crc >> 8) ^ _TABLE[(crc ^ b) & 0xFF]
-    return crc ^ 0xFFFF
+crc16 = crc16_of.x25     # the HDLC frame check sequence
 
 
 def _crc_bytes(data: bytes) -> bytes:

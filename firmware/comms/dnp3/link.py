@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from firmware.comms import crc16 as crc16_of
+
 START = b"\x05\x64"
 MAX_USER_DATA = 250
 MAX_FRAME = 10 + MAX_USER_DATA + 2 * 16        # 292 octets (16 blocks, each with its CRC)
@@ -28,26 +30,7 @@ ACK, NACK, LINK_STATUS, NOT_SUPPORTED = 0, 1, 11, 15
 FIN, FIR = 0x80, 0x40
 
 
-def _table() -> list[int]:
-    out = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA6BC if crc & 1 else crc >> 1
-        out.append(crc)
-    return out
-
-
-_CRC_TABLE = _table()
-
-
-def crc(data: bytes | bytearray | memoryview) -> int:
-    """The DNP3 CRC-16 (polynomial 0x3D65, reflected, complemented)."""
-    value = 0
-    table = _CRC_TABLE
-    for byte in data:
-        value = (value >> 8) ^ table[(value ^ byte) & 0xFF]
-    return ~value & 0xFFFF
+crc = crc16_of.dnp3      # polynomial 0x3D65, reflected, complemented
 
 
 def _with_crc(data: bytes) -> bytes:

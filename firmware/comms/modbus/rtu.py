@@ -19,6 +19,9 @@ frames behind it. A run of complete length whose CRC fails is dropped at once.
 """
 from __future__ import annotations
 
+
+from firmware.comms import crc16 as crc16_of
+
 # Bits per character: start + 8 data + parity or second stop + stop (Modbus over Serial Line §2.5.1).
 BITS_PER_CHAR = 11
 FIXED_T35_S = 1.75e-3          # §2.5.1.1, for baud rates above 19200
@@ -29,26 +32,7 @@ MAX_FRAME = 256                # §2.5.1
 INCOMPLETE_HOLD_S = 0.05
 
 
-def _crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_TABLE = _crc_table()
-
-
-def crc16(data: bytes | bytearray | memoryview) -> int:
-    """Modbus CRC-16 (polynomial 0xA001 reflected, initial 0xFFFF); sent low byte first."""
-    crc = 0xFFFF
-    table = _TABLE
-    for byte in data:
-        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
-    return crc
+crc16 = crc16_of.modbus   # sent low byte first
 
 
 def with_crc(body: bytes) -> bytes:
@@ -119,7 +103,7 @@ def starts_with_frame(buf: bytes) -> bool:
 def _first_crc_prefix(buf: bytes) -> int:
     """Length of the shortest prefix of ``buf`` (at least MIN_FRAME bytes) that ends in its own CRC, or 0."""
     crc = 0xFFFF
-    table = _TABLE
+    table = crc16_of.MODBUS_TABLE
     limit = min(len(buf), MAX_FRAME) - 2
     for k in range(limit):
         crc = (crc >> 8) ^ table[(crc ^ buf[k]) & 0xFF]
