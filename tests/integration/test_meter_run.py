@@ -50,8 +50,12 @@ def meter(tmp_path, repo, subprocess_env):
     client = ControlClient(tmp_path / "run" / "control.sock", timeout_s=10)
     yield proc, client, port
     if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+        proc.terminate()              # a clean stop, which removes the meter's shared memory
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def tmp_path_of(client: ControlClient) -> Path:
