@@ -19,6 +19,7 @@ import select
 import struct
 import time
 from pathlib import Path
+from typing import Iterable
 
 INPUTS = "inputs"
 OUTPUTS = "outputs"
@@ -64,10 +65,14 @@ class Wire:
                 self.initial = {pin: level for pin, level, _ in events}
 
     def _append(self, name: str, pin: int, level: bool, stamp: int) -> None:
-        # one write() of a whole line to an O_APPEND file: lines of concurrent writers never interleave
+        self._append_lines(name, _line(pin, level, stamp))
+
+    def _append_lines(self, name: str, data: bytes) -> None:
+        # one write() of whole lines to an O_APPEND file: lines of concurrent writers never interleave, and a
+        # reader finds all of them or none
         fd = os.open(self.dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, _line(pin, level, stamp))
+            os.write(fd, data)
         finally:
             os.close(fd)
 
@@ -87,6 +92,11 @@ class Wire:
         stamp = time.monotonic_ns() if timestamp_ns is None else timestamp_ns
         self._append(INPUTS, pin, level, stamp)
         return stamp
+
+    def drive_train(self, events: Iterable[tuple[int, bool, int]]) -> None:
+        """Edges (pin, level, time stamp) that arrive together, as a kernel's queue of edge events does when its
+        reader wakes: the reader sees the whole train in one read."""
+        self._append_lines(INPUTS, b"".join(_line(pin, level, stamp) for pin, level, stamp in events))
 
     def read_outputs(self) -> list[tuple[int, bool, int]]:
         return self._read(OUTPUTS)

@@ -45,8 +45,8 @@ def _pulses(meter: IoMeter, pin: int, n: int, period_ms: int = 30) -> None:
     """``n`` clean KYZ half-cycles (each transition one count), stamped ``period_ms`` apart in the past,
     so the whole train arrives at once as a kernel's queued edge events would."""
     t0 = time.monotonic_ns() - n * period_ms * MS - 100 * MS
-    for k in range(n):
-        meter.wire.drive(pin, k % 2 == 1, t0 + k * period_ms * MS)   # the line falls first: pulled up, closes
+    # the line falls first: pulled up, closes
+    meter.wire.drive_train((pin, k % 2 == 1, t0 + k * period_ms * MS) for k in range(n))
 
 
 def _input(meter: IoMeter, number: int) -> dict:
@@ -58,8 +58,7 @@ def test_counts_survive_sigkill_and_bounces_are_filtered(meter):
     meter.wait(lambda: _input(meter, 1)["count"] == 40, 10)
     # a bouncing closure: 3 ms spikes inside the 20-ms debounce count nothing more than the one change
     t = time.monotonic_ns() - 500 * MS
-    for k, level in enumerate([False, True, False, True, False]):
-        meter.wire.drive(DI1, level, t + k * 3 * MS)
+    meter.wire.drive_train((DI1, level, t + k * 3 * MS) for k, level in enumerate([False, True, False, True, False]))
     st = meter.wait(lambda: (s := _input(meter, 1))["count"] == 41 and s, 10)
     assert st["bounces"] == 2 and st["total"] == pytest.approx(41 * 0.5)
     pid = meter.call("io.info")["pid"]
