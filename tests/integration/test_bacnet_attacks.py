@@ -1,0 +1,209 @@
+"""The BACnet attacks of issue 30 against a whole running meter (`meter run` with acquisition, metrology and comms:
+Modbus TCP and BACnet/IP on loopback), made with BACnet/IP frames encoded here byte by byte (ASHRAE 135 Clause
+20/21 and Annex J) and sent over plain UDP sockets from several 127.0.0.x addresses: nothing of the meter's code
+nor of the BACnet library it is built on takes part on the attacker's side. Energy is read back with mbpoll.
+
+- WriteProperty AV1 := 30078 (energy reset) and 21212 (peak demand reset) with the default [bacnet] settings:
+  refused, the registers go on counting;
+- ReinitializeDevice with no password configured: refused, Modbus TCP keeps answering throughout;
+- DeviceCommunicationControl password guessing from three addresses: held, locked out, and unable to push the
+  earlier security events out of the event log.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from pathlib import Path
+
+import pytest
+
+from firmware.storage.eventlog import Event, EventLog
+from tests.integration.modbus_support import mbpoll_raw
+from tests.support.web_meter import WebMeter, free_port, running
+
+PASSWORD = "right-one"           # [bacnet] password of the guessing test's meter
+EVENTS_DEPTH = 100                # [events] depth: the smallest the schema allows
+EARLIER_EVENTS = 60               # security events recorded before the guessing starts
+GUESSES = 900                     # wrong passwords sent, all addresses together, in at most GUESS_SECONDS
+GUESS_SECONDS = 8.0
+ATTACKERS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+
+# BACnet codes (ASHRAE 135 Clause 21)
+WRITE_PROPERTY, DCC, REINITIALIZE = 15, 17, 20
+ANALOG_VALUE, PRESENT_VALUE = 2, 85
+ERROR_CLASS = {2: "property", 4: "security", 5: "services"}
+ERROR_CODE = {40: "write-access-denied", 26: "password-failure", 29: "service-request-denied"}
+
+
+def _context(tag: int, data: bytes) -> bytes:
+    """A context-tagged primitive value (Clause 20.2.1)."""
+    if len(data) <= 4:
+        return bytes([(tag << 4) | 0x08 | len(data)]) + data
+    return bytes([(tag << 4) | 0x08 | 5, len(data)]) + data
+
+
+def _password(tag: int, text: str) -> bytes:
+    return _context(tag, b"\x00" + text.encode())           # CharacterString, ANSI X3.4
+
+
+def confirmed(invoke_id: int, service: int, body: bytes) -> bytes:
+    """A BVLL Original-Unicast-NPDU carrying a confirmed request that expects a reply."""
+    apdu = bytes([0x00, 0x05, invoke_id, service]) + body    # unsegmented, up to 1476 octets back
+    npdu = b"\x01\x04" + apdu
+    return b"\x81\x0a" + struct.pack(">H", 4 + len(npdu)) + npdu
+
+
+def write_av1(invoke_id: int, value: float) -> bytes:
+    return confirmed(invoke_id, WRITE_PROPERTY,
+                     _context(0, struct.pack(">I", (ANALOG_VALUE << 22) | 1)) + _context(1, bytes([PRESENT_VALUE]))
+                     + b"\x3e" + b"\x44" + struct.pack(">f", value) + b"\x3f")
+
+
+def dcc_disable(invoke_id: int, password: str) -> bytes:
+    return confirmed(invoke_id, DCC, _context(1, b"\x01") + _password(2, password))
+
+
+def reinitialize(invoke_id: int, password: str | None) -> bytes:
+    return confirmed(invoke_id, REINITIALIZE,
+                     _context(0, b"\x01") + (b"" if password is None else _password(1, password)))  # warmstart
+
+
+def answer(frame: bytes) -> tuple[int, str]:
+    """(invoke id, "ack" / "CLASS/CODE" of an Error / "reject" / "abort") of a reply (Clause 6.2: NPCI)."""
+    assert frame[:2] == b"\x81\x0a" and frame[4] == 0x01, frame.hex()
+    control, at = frame[5], 6
+    if control & 0x20:                                       # destination network, address and hop count
+        at += 3 + frame[at + 2] + 1
+    if control & 0x08:                                       # source network and address
+        at += 3 + frame[at + 2]
+    apdu = frame[at:]
+    kind, invoke_id = apdu[0] >> 4, apdu[1]
+    if kind in (2, 3):                                       # SimpleACK, ComplexACK
+        return invoke_id, "ack"
+    if kind == 5:                                            # Error: service, class, code (enumerated)
+        assert apdu[3] == 0x91 and apdu[5] == 0x91, apdu.hex()
+        return invoke_id, f"{ERROR_CLASS.get(apdu[4], apdu[4])}/{ERROR_CODE.get(apdu[6], apdu[6])}"
+    return invoke_id, {6: "reject", 7: "abort"}.get(kind, f"pdu type {kind}")
+
+
+def udp(source: str) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((source, 0))
+    s.settimeout(5.0)
+    return s
+
+
+def ask(meter: BacnetMeter, source: str, frame: bytes) -> str:
+    with udp(source) as s:
+        s.sendto(frame, ("127.0.0.1", meter.bacnet))
+        while True:
+            invoke_id, outcome = answer(s.recv(2048))
+            if invoke_id == frame[8]:
+                return outcome
+
+
+class BacnetMeter(WebMeter):
+    """`meter run` with acquisition, metrology and comms: Modbus TCP and BACnet/IP with the defaults of
+    [bacnet] (access read-write, no revenue commands) but for its ports and the given ``bacnet`` lines."""
+
+    def __init__(self, base: Path, bacnet: str = "", extra: str = "") -> None:
+        self.modbus, self.bacnet = free_port(), free_port()
+        super().__init__(
+            base, services="acquisition,metrology,comms,web", ready_text="bacnet-ip",
+            extra=f'[modbus]\ntcp_port = {self.modbus}\nbind_address = "127.0.0.1"\n'
+                  f'[bacnet]\nenabled = true\nip_port = {self.bacnet}\nbind_address = "127.0.0.1"\nip_prefix = 32\n'
+                  f'{bacnet}{extra}')
+
+    def wh_delivered(self) -> int | None:
+        """Active energy delivered (Wh, s64 at 3203-3206 of the ION map) read with mbpoll, or None."""
+        out = mbpoll_raw("-m", "tcp", "-p", str(self.modbus), "-o", "2", "-t", "4:hex", "-r", "3203", "-c", "4",
+                         "127.0.0.1")
+        words = [int(line.split(":", 1)[1], 16) for line in out.stdout.splitlines()
+                 if line.startswith("[32") and ":" in line]
+        if out.returncode != 0 or len(words) != 4:
+            return None
+        return struct.unpack(">q", struct.pack(">4H", *words))[0]
+
+
+@pytest.fixture(scope="module")
+def meter(tmp_path_factory):
+    with running(BacnetMeter(tmp_path_factory.mktemp("bacnet-attacks"))) as m:
+        yield m
+
+
+def test_revenue_commands_over_bacnet_are_refused_by_default(meter):
+    before = meter.wh_delivered()
+    assert before is not None and before > 0
+    for invoke_id, code in enumerate((30078.0, 21212.0), start=1):
+        assert ask(meter, "127.0.0.2", write_av1(invoke_id, code)) == "property/write-access-denied"
+    time.sleep(2.0)                                           # what a reset would have shown by now
+    after = meter.wh_delivered()
+    assert after is not None and after >= before, (before, after)
+    causes = [e["cause"] for e in EventLog(meter.data_dir).read() if e["source"] == "bacnet"]
+    assert causes.count("command_refused") >= 1 and "energy_reset" not in " ".join(causes)
+
+
+def test_reinitialize_without_a_configured_password_is_refused_and_modbus_serves(meter):
+    answered = 0
+    for i in range(10):
+        if i % 3 == 0:
+            for n, password in enumerate((None, "", "guess")):
+                assert ask(meter, "127.0.0.3", reinitialize(10 + 3 * i + n, password)) == \
+                    "services/service-request-denied"          # nobody may restart it while no password is set
+        answered += meter.wh_delivered() is not None
+    assert answered == 10
+
+
+@pytest.fixture
+def guarded(tmp_path):
+    with running(BacnetMeter(tmp_path, bacnet=f'password = "{PASSWORD}"\n',
+                             extra=f"[events]\ndepth = {EVENTS_DEPTH}\n[security]\nlockout_attempts = 4\n")) as m:
+        yield m
+
+
+def test_password_guessing_is_locked_out_and_cannot_flush_the_event_log(guarded):
+    log = EventLog(guarded.data_dir, depth=EVENTS_DEPTH)
+    for i in range(EARLIER_EVENTS):
+        log.record(Event(128, "security", "user_change", f"user u{i} added", "alice"))
+    sockets = [udp(source) for source in ATTACKERS]
+    outcomes: dict[str, int] = {}
+    sent, started = 0, time.monotonic()
+    try:
+        for s in sockets:
+            s.setblocking(False)
+        while sent < GUESSES and time.monotonic() - started < GUESS_SECONDS:
+            for s in sockets:
+                s.sendto(dcc_disable(sent % 256, f"guess{sent}"), ("127.0.0.1", guarded.bacnet))
+                sent += 1
+            time.sleep(0.005)
+            for s in sockets:
+                while True:
+                    try:
+                        outcome = answer(s.recv(2048))[1]
+                    except BlockingIOError:
+                        break
+                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        time.sleep(1.0)
+        for s in sockets:
+            while True:
+                try:
+                    outcome = answer(s.recv(2048))[1]
+                except BlockingIOError:
+                    break
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    finally:
+        for s in sockets:
+            s.close()
+    elapsed = time.monotonic() - started
+    print(f"\n{sent} wrong DCC passwords from {len(ATTACKERS)} addresses in {elapsed:.1f} s: {outcomes}")
+    assert set(outcomes) == {"security/password-failure"}, outcomes        # none carried out
+    time.sleep(1.1)
+    # locked out: the right password is refused now too, from any address
+    assert ask(guarded, "127.0.0.5", dcc_disable(1, PASSWORD)) == "security/password-failure"
+    events = log.read()
+    assert len([e for e in events if e["cause"] == "user_change"]) == EARLIER_EVENTS
+    guesses = [e for e in events if e["cause"] == "password_invalid"]
+    assert 0 < len(guesses) <= 5 and sum(e["detail"].get("count", 1) for e in guesses) >= sum(outcomes.values())
+    assert [e["cause"] for e in events].count("password_lockout") == 1
+    assert [e["cause"] for e in log.read_kept()].count("user_change") == EARLIER_EVENTS
