@@ -87,8 +87,18 @@ def c_track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, tabl
     return out_t[:count], out_real[:count]
 
 
+def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+    x, matrix = _f64(x), _f64(matrix)
+    m, s, c = x.shape
+    out = np.empty(m)
+    before = np.zeros(0) if prev is None else _f64(prev)
+    _ckernels.cycle_change(x, matrix, before, out, m, s, c, matrix.shape[1], prev is not None)
+    return out
+
+
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
-KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings")
+KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
+           "cycle_change")
 
 
 def _select(c: bool) -> None:
@@ -98,7 +108,7 @@ def _select(c: bool) -> None:
 
 resample_cycles, cycle_stats, sosfilt = reference.resample_cycles, reference.cycle_stats, reference.sosfilt
 harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
-track_crossings = reference.track_crossings
+track_crossings, cycle_change = reference.track_crossings, reference.cycle_change
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

@@ -585,12 +585,80 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(count);
 }
 
+/* cycle_change(x (m, s, c), matrix (c, k), prev (s, k), out (m,), m, s, c, k, has_prev): for each cycle j the
+ * largest |y[j] - y[j-1]| over its samples and signals, y = x @ matrix (zero weights left out), y[-1] = prev
+ * when has_prev, else cycle 0 gives 0; NaN differences count as 0 (reference.cycle_change). */
+static PyObject *k_cycle_change(PyObject *self, PyObject *args)
+{
+    PyObject *o[4];
+    buf_t b[4] = {{0}};
+    Py_ssize_t m, s, c, k;
+    int has_prev;
+    if (!PyArg_ParseTuple(args, "OOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &m, &s, &c, &k, &has_prev))
+        return NULL;
+    if (m < 0 || s < 1 || c < 1 || c > 8 || k < 1 || k > 64) {
+        PyErr_SetString(PyExc_ValueError, "cycle_change: bad dimensions (at most 8 inputs and 64 signals)");
+        return NULL;
+    }
+    if (get_buf(o[0], &b[0], 0, m * s * c, "x") || get_buf(o[1], &b[1], 0, c * k, "matrix") ||
+        get_buf(o[2], &b[2], 0, has_prev ? s * k : 0, "prev") || get_buf(o[3], &b[3], 1, m, "out")) {
+        release(b, 4);
+        return NULL;
+    }
+    double *y = PyMem_RawMalloc(2 * (size_t)(s * k) * sizeof(double));
+    if (y == NULL) {
+        release(b, 4);
+        return PyErr_NoMemory();
+    }
+    const double *x = b[0].view.buf, *mat = b[1].view.buf, *prev = b[2].view.buf;
+    double *out = b[3].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    int in[64 * 8];
+    double w[64 * 8];
+    int terms[64];
+    for (Py_ssize_t q = 0; q < k; q++) {
+        terms[q] = 0;
+        for (Py_ssize_t i = 0; i < c; i++)
+            if (mat[i * k + q] != 0.0) {
+                in[q * 8 + terms[q]] = (int)i;
+                w[q * 8 + terms[q]++] = mat[i * k + q];
+            }
+    }
+    double *cur = y, *before = y + s * k;
+    if (has_prev)
+        memcpy(before, prev, (size_t)(s * k) * sizeof(double));
+    for (Py_ssize_t j = 0; j < m; j++) {
+        const double *xj = x + j * s * c;
+        double mx = 0.0;
+        for (Py_ssize_t t = 0; t < s; t++) {
+            for (Py_ssize_t q = 0; q < k; q++) {
+                double v = 0.0;
+                for (int u = 0; u < terms[q]; u++)
+                    v += xj[t * c + in[q * 8 + u]] * w[q * 8 + u];
+                cur[t * k + q] = v;
+                if (j > 0 || has_prev) {
+                    const double d = fabs(v - before[t * k + q]);
+                    if (d > mx)
+                        mx = d;
+                }
+            }
+        }
+        out[j] = mx;
+        double *tmp = cur; cur = before; before = tmp;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(y);
+    release(b, 4);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
     {"sosfilt", k_sosfilt, METH_VARARGS, "Cascade of biquads (direct form II transposed) with state."},
     {"rising_crossings", k_rising_crossings, METH_VARARGS, "Rising zero crossings: index, cubic root, peak before."},
     {"track_crossings", k_track_crossings, METH_VARARGS, "The cycle tracker's crossings, delays and acceptance rules."},
+    {"cycle_change", k_cycle_change, METH_VARARGS, "Largest change of the derived signals from one cycle to the next."},
     {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
     {NULL, NULL, 0, NULL},
 };

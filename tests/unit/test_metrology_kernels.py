@@ -151,3 +151,27 @@ def test_track_crossings_drops_noise_crossings_and_updates_the_state_alike():
         np.testing.assert_array_equal(real_c, real_r)
         np.testing.assert_allclose(t_c, t_r, rtol=0, atol=1e-9)
         np.testing.assert_allclose(st_c, st_r, rtol=0, atol=1e-9)
+
+
+def test_cycle_change_agrees_for_every_wiring_with_and_without_a_previous_cycle():
+    from metrology.settings import SYSTEM_TYPES
+    from metrology.systems import V_LL, V_LN, wiring
+
+    rng = np.random.default_rng(13)
+    th = 2 * np.pi * (np.arange(6 * 512) / 512)
+    x = np.stack([325 * np.cos(th + k) for k in range(7)], axis=1).reshape(6, 512, 7)
+    x[3, 100:103, 1] += 60.0                                           # an impulse on VA in cycle 3
+    x[4:] *= 0.7                                                       # a step (a dip) from cycle 4
+    x += rng.normal(0, 0.5, x.shape)
+    x[2, 7, 6] = np.nan                                                # a NaN on an input no voltage uses
+    for system in SYSTEM_TYPES:
+        cols = V_LL if system in ("DELTA", "2L") else V_LN
+        matrix = wiring(system).matrix[:, cols] * 100.0                # a PT ratio
+        matrix[6] = 0.0
+        for prev in (None, rng.normal(0, 300, (512, 3))):
+            got = _kernels.c_cycle_change(x, matrix, prev)
+            want = reference.cycle_change(x, matrix, prev)
+            assert got.shape == (6,) and got[3] > got[2]
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+    with pytest.raises(ValueError):
+        _kernels._ckernels.cycle_change(np.zeros(9 * 4), np.zeros(9), np.zeros(0), np.zeros(1), 1, 4, 9, 1, False)
