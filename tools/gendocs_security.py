@@ -213,8 +213,9 @@ def config_lines() -> list[str]:
              "Every option's rule is in the schema (`firmware/config/sections/`), and every interface that changes "
              "the configuration (the web's `POST /api/config`, BACnet writes, `meter config set`) goes by it:", "",
              "- **privilege**: what a user needs to change it: `setup` (operation `config_set`), `security` "
-             "(`user_admin`) or `master` (`config_set_master`). Protocol access modes, passwords and the event "
-             "log's cutoff are `security`; upgrade settings and commands the meter runs as itself are `master`.",
+             "(`user_admin`) or `master` (`config_set_master`). Protocol access modes, passwords, the time sources "
+             "and the event log's cutoff are `security`; upgrade settings and commands the meter runs as itself are "
+             "`master`.",
              "- **revenue-locked**: refused for everyone while the revenue lock is engaged, because the option "
              "affects billing data, the lock itself or the logs; it is also sealed (below).",
              "- **on the meter only**: a file, directory or program on the meter. A path set from the network "

@@ -1,6 +1,6 @@
 """The BACnet attacks of issue 30 against a whole running meter (`meter run` with acquisition, metrology and comms:
-Modbus TCP and BACnet/IP on loopback), made with BACnet/IP frames encoded here byte by byte (ASHRAE 135 Clause
-20/21 and Annex J) and sent over plain UDP sockets from several 127.0.0.x addresses: nothing of the meter's code
+Modbus TCP and BACnet/IP on loopback), made with BACnet/IP frames encoded byte by byte (tests/integration/
+bacnet_frames.py, from ASHRAE 135 Clause 20/21 and Annex J) and sent over plain UDP sockets from several 127.0.0.x addresses: nothing of the meter's code
 nor of the BACnet library it is built on takes part on the attacker's side. Energy is read back with mbpoll.
 
 - WriteProperty AV1 := 30078 (energy reset) and 21212 (peak demand reset) with the default [bacnet] settings:
@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from firmware.storage.eventlog import Event, EventLog
+from tests.integration import bacnet_frames as frames
 from tests.integration.modbus_support import mbpoll_raw
 from tests.support.web_meter import WebMeter, free_port, running
 
@@ -36,85 +37,18 @@ ATTACKERS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 DEVICE_INSTANCE = 4711
 
-# BACnet codes (ASHRAE 135 Clause 21)
-SUBSCRIBE_COV, READ_PROPERTY, READ_PROPERTY_MULTIPLE, WRITE_PROPERTY, DCC, REINITIALIZE = 5, 12, 14, 15, 17, 20
-ANALOG_INPUT, ANALOG_VALUE, DEVICE = 0, 2, 8
-PRESENT_VALUE, LOCATION, ALL = 85, 58, 8
-ERROR_CLASS = {0: "device", 2: "property", 3: "resources", 4: "security", 5: "services"}
-ERROR_CODE = {3: "device-busy", 19: "no-space-to-add-list-element", 26: "password-failure",
-              29: "service-request-denied", 40: "write-access-denied"}
-
-
-def _context(tag: int, data: bytes) -> bytes:
-    """A context-tagged primitive value (Clause 20.2.1)."""
-    if len(data) <= 4:
-        return bytes([(tag << 4) | 0x08 | len(data)]) + data
-    return bytes([(tag << 4) | 0x08 | 5, len(data)]) + data
-
-
-def _password(tag: int, text: str) -> bytes:
-    return _context(tag, b"\x00" + text.encode())           # CharacterString, ANSI X3.4
-
-
-def confirmed(invoke_id: int, service: int, body: bytes) -> bytes:
-    """A BVLL Original-Unicast-NPDU carrying a confirmed request that expects a reply."""
-    apdu = bytes([0x00, 0x05, invoke_id, service]) + body    # unsegmented, up to 1476 octets back
-    npdu = b"\x01\x04" + apdu
-    return b"\x81\x0a" + struct.pack(">H", 4 + len(npdu)) + npdu
-
 
 def write_av1(invoke_id: int, value: float) -> bytes:
-    return confirmed(invoke_id, WRITE_PROPERTY,
-                     _context(0, struct.pack(">I", (ANALOG_VALUE << 22) | 1)) + _context(1, bytes([PRESENT_VALUE]))
-                     + b"\x3e" + b"\x44" + struct.pack(">f", value) + b"\x3f")
-
-
-def _object(kind: int, instance: int) -> bytes:
-    return struct.pack(">I", (kind << 22) | instance)
+    return frames.write_property(invoke_id, frames.ANALOG_VALUE, 1, frames.PRESENT_VALUE, frames.real(value))
 
 
 def write_location(invoke_id: int, text: str) -> bytes:
-    value = b"\x00" + text.encode()                          # CharacterString (application tag 7), ANSI X3.4
-    return confirmed(invoke_id, WRITE_PROPERTY, _context(0, _object(DEVICE, DEVICE_INSTANCE))
-                     + _context(1, bytes([LOCATION])) + b"\x3e" + bytes([0x75, len(value)]) + value + b"\x3f")
+    return frames.write_property(invoke_id, frames.DEVICE, DEVICE_INSTANCE, frames.LOCATION,
+                                 frames.application_string(text))
 
 
 def read_all_of_device(invoke_id: int) -> bytes:
-    return confirmed(invoke_id, READ_PROPERTY_MULTIPLE,
-                     _context(0, _object(DEVICE, DEVICE_INSTANCE)) + b"\x1e" + _context(0, bytes([ALL])) + b"\x1f")
-
-
-def subscribe_cov(invoke_id: int, process: int, instance: int) -> bytes:
-    """Unconfirmed notifications, lifetime 0 (indefinite, as the request says)."""
-    return confirmed(invoke_id, SUBSCRIBE_COV, _context(0, bytes([process])) + _context(
-        1, _object(ANALOG_INPUT, instance)) + _context(2, b"\x00") + _context(3, b"\x00"))
-
-
-def dcc_disable(invoke_id: int, password: str) -> bytes:
-    return confirmed(invoke_id, DCC, _context(1, b"\x01") + _password(2, password))
-
-
-def reinitialize(invoke_id: int, password: str | None) -> bytes:
-    return confirmed(invoke_id, REINITIALIZE,
-                     _context(0, b"\x01") + (b"" if password is None else _password(1, password)))  # warmstart
-
-
-def answer(frame: bytes) -> tuple[int, str]:
-    """(invoke id, "ack" / "CLASS/CODE" of an Error / "reject" / "abort") of a reply (Clause 6.2: NPCI)."""
-    assert frame[:2] == b"\x81\x0a" and frame[4] == 0x01, frame.hex()
-    control, at = frame[5], 6
-    if control & 0x20:                                       # destination network, address and hop count
-        at += 3 + frame[at + 2] + 1
-    if control & 0x08:                                       # source network and address
-        at += 3 + frame[at + 2]
-    apdu = frame[at:]
-    kind, invoke_id = apdu[0] >> 4, apdu[1]
-    if kind in (2, 3):                                       # SimpleACK, ComplexACK
-        return invoke_id, "ack"
-    if kind == 5:                                            # Error: service, class, code (enumerated)
-        assert apdu[3] == 0x91 and apdu[5] == 0x91, apdu.hex()
-        return invoke_id, f"{ERROR_CLASS.get(apdu[4], apdu[4])}/{ERROR_CODE.get(apdu[6], apdu[6])}"
-    return invoke_id, {1: "unconfirmed", 6: "reject", 7: "abort"}.get(kind, f"pdu type {kind}")
+    return frames.read_property_multiple_all(invoke_id, frames.DEVICE, DEVICE_INSTANCE)
 
 
 def udp(source: str) -> socket.socket:
@@ -128,9 +62,9 @@ def ask(meter: BacnetMeter, source: str, frame: bytes) -> str:
     with udp(source) as s:
         s.sendto(frame, ("127.0.0.1", meter.bacnet))
         while True:
-            invoke_id, outcome = answer(s.recv(2048))
+            invoke_id, result = frames.outcome(s.recv(2048))
             if invoke_id == frame[8]:
-                return outcome
+                return result
 
 
 def replies(s: socket.socket, outcomes: dict[str, int], wait_s: float = 0.0) -> int:
@@ -146,11 +80,11 @@ def replies(s: socket.socket, outcomes: dict[str, int], wait_s: float = 0.0) -> 
                 return received
             time.sleep(0.02)
             continue
-        outcome = answer(frame)[1]
-        if outcome == "unconfirmed":                         # a COV notification, not a reply
+        result = frames.outcome(frame)[1]
+        if result == "unconfirmed":                          # a COV notification, not a reply
             continue
         received += len(frame)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        outcomes[result] = outcomes.get(result, 0) + 1
 
 
 class BacnetMeter(WebMeter):
@@ -211,7 +145,7 @@ def test_reinitialize_without_a_configured_password_is_refused_and_modbus_serves
     for i in range(10):
         if i % 3 == 0:
             for n, password in enumerate((None, "", "guess")):
-                assert ask(meter, "127.0.0.3", reinitialize(10 + 3 * i + n, password)) == \
+                assert ask(meter, "127.0.0.3", frames.reinitialize_device(10 + 3 * i + n, password)) == \
                     "services/service-request-denied"          # nobody may restart it while no password is set
         answered += meter.wh_delivered() is not None
     assert answered == 10
@@ -256,11 +190,11 @@ def test_one_address_cannot_take_every_cov_subscription(meter):
     outcomes: dict[str, int] = {}
     with udp("127.0.0.7") as s:
         for process in range(40):
-            s.sendto(subscribe_cov(process, process, 1 + process % 30), ("127.0.0.1", meter.bacnet))
+            s.sendto(frames.subscribe_cov(process, process, frames.ANALOG_INPUT, 1 + process % 30), ("127.0.0.1", meter.bacnet))
             replies(s, outcomes, 0.05)
         replies(s, outcomes, 2.0)
     assert outcomes == {"ack": MAX_COV_PER_CLIENT, "resources/no-space-to-add-list-element": 40 - MAX_COV_PER_CLIENT}
-    assert ask(meter, "127.0.0.8", subscribe_cov(1, 1, 16)) == "ack"
+    assert ask(meter, "127.0.0.8", frames.subscribe_cov(1, 1, frames.ANALOG_INPUT, 16)) == "ack"
 
 
 @pytest.fixture
@@ -280,7 +214,7 @@ def test_password_guessing_is_locked_out_and_cannot_flush_the_event_log(guarded)
     try:
         while sent < GUESSES and time.monotonic() - started < GUESS_SECONDS:
             for s in sockets:
-                s.sendto(dcc_disable(sent % 256, f"guess{sent}"), ("127.0.0.1", guarded.bacnet))
+                s.sendto(frames.communication_control(sent % 256, False, f"guess{sent}"), ("127.0.0.1", guarded.bacnet))
                 sent += 1
             time.sleep(GUESS_EVERY_S)
             for s in sockets:
@@ -295,7 +229,7 @@ def test_password_guessing_is_locked_out_and_cannot_flush_the_event_log(guarded)
     assert set(outcomes) == {"security/password-failure"}, outcomes        # none carried out
     time.sleep(1.1)
     # locked out: the right password is refused now too, from any address
-    assert ask(guarded, "127.0.0.5", dcc_disable(1, PASSWORD)) == "security/password-failure"
+    assert ask(guarded, "127.0.0.5", frames.communication_control(1, False, PASSWORD)) == "security/password-failure"
     events = log.read()
     assert len([e for e in events if e["cause"] == "user_change"]) == EARLIER_EVENTS
     guesses = [e for e in events if e["cause"] == "password_invalid"]
