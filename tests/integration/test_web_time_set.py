@@ -1,6 +1,7 @@
-"""The web's time-set reset sets the clock: over HTTPS to a running meter (acquisition, metrology, time and web), through the
-catalogue's time_set command to the time service, which gives chronyd (on loopback, started here) the manual
-time; the page's button sends this computer's clock the same way (tests/integration/test_web.py)."""
+"""The web's time-set reset sets the clock: over HTTPS to a running meter (acquisition, metrology, time and
+web), through the catalogue's time_set command to the time service, which gives chronyd (on loopback, started
+here) the manual time; the page's button sends this computer's clock the same way (tests/integration/
+test_web.py)."""
 from __future__ import annotations
 
 import subprocess
