@@ -114,3 +114,116 @@ def rising_crossings(y: np.ndarray, lo: int, half: int) -> tuple[list[int], list
     roots = [cubic_root(*y[k - 1:k + 3].tolist()) for k in cand]
     peaks = [float(absy[max(k - half, 0):k + 1].max()) for k in cand]
     return cand, roots, peaks
+
+
+def track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, table: np.ndarray, params: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The cycle tracker's pass over a block of its filtered reference ``y``: each crossing of
+    ``rising_crossings(y, lo, half)`` becomes the time ``base + k + root - delay``, the filter's delay
+    interpolated linearly in ``table`` (sampled every ``step`` Hz from ``f0``) at the tracked frequency
+    ``fs / period``; crossings whose peak is below ``present`` or that come before ``settle`` (NaN: no such
+    limit) are skipped, and the rest are judged against the last boundary: a crossing sooner than
+    ``max(min_period, min_ratio * period)`` after a real one is noise (dropped); one whose period differs from
+    the last by more than ``max_step`` (relative), unless reacquiring, or lies outside ``min_period ..
+    max_period`` is kept but not real; after a virtual boundary a crossing sooner than ``after_virtual *
+    period`` waits for the next, and a later one starts reacquiring. A real crossing's period becomes the
+    tracked period.
+
+    ``params`` (11,): base, f0, step, fs, present, settle, min_period, max_period, min_ratio, max_step,
+    after_virtual. ``state`` (4,) is updated in place: period, last boundary (NaN: none), last_real,
+    reacquiring (0/1). Returns the accepted boundaries' times and whether each is real (1.0/0.0)."""
+    base, f0, step, fs, present, settle, min_period, max_period, min_ratio, max_step, after_virtual = \
+        params.tolist()
+    period, last, last_real, reacquiring = state.tolist()
+    out_t: list[float] = []
+    out_real: list[float] = []
+    for k, root, peak in zip(*rising_crossings(y, lo, half)):
+        kf = (fs / period - f0) / step
+        i = min(max(int(kf), 0), table.shape[0] - 2)
+        w = kf - i
+        delay = float(table[i]) * (1 - w) + float(table[i + 1]) * w
+        t = (base + k) + root - delay
+        if peak < present or (not np.isnan(settle) and t < settle):
+            continue
+        real = 1.0
+        if not np.isnan(last):
+            delta = t - last
+            if last_real:
+                if delta < max(min_period, min_ratio * period):
+                    continue                              # noise: a second crossing in one cycle
+                plausible = abs(delta / period - 1) <= max_step
+                if (plausible or reacquiring) and min_period <= delta <= max_period:
+                    period, reacquiring = delta, 0.0
+                else:
+                    real = 0.0       # a step no power system makes (the voltage just vanished):
+                                     # keep the boundary, do not trust the frequency around it
+            else:
+                if delta < after_virtual * period:
+                    continue
+                reacquiring = 1.0
+        last, last_real = t, real
+        out_t.append(t)
+        out_real.append(real)
+    state[:] = (period, last, last_real, reacquiring)
+    return np.asarray(out_t, dtype=np.float64), np.asarray(out_real, dtype=np.float64)
+
+
+def cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+    """For each cycle j of ``y = x @ matrix`` (x: (m, S, C) inputs, matrix (C, K)), the largest |y[j] - y[j-1]|
+    over its samples and signals, (m,); y[-1] is ``prev`` (S, K), or with None cycle 0 gives 0. NaN
+    differences count as 0."""
+    y = x @ matrix
+    before = np.concatenate((y[:1] if prev is None else prev[None], y[:-1]))
+    d = np.abs(y - before)
+    return np.where(np.isnan(d), 0.0, d).max(axis=(1, 2), initial=0.0)
+
+
+def harmonic_values(lines: np.ndarray, n: int, orders: int, length: int, rms: np.ndarray, peak: np.ndarray,
+                    tdd_current: float, tdd_from: int, h1_min: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The harmonic values of an ``n``-cycle window of ``length`` samples from its DFT lines (S, >= orders * n):
+    RMS of each harmonic subgroup (S, orders), [:, 0] the DC line; of each centred interharmonic subgroup (S,
+    orders), NaN when n < 4 and in the last column; each harmonic line's angle (S, orders), degrees in
+    [-180, 180) relative to signal 0's fundamental (times the order); the fundamental phasors (S,) complex RMS;
+    and (7, S): THD (%, harmonic content over H1), THD over the RMS ``rms``, odd and even THD (% of H1), crest
+    factor (``peak`` over ``rms``), K-factor, TDD (% of ``tdd_current``, signals ``tdd_from``.. only, NaN
+    elsewhere or when it is 0). A ratio whose denominator is not positive is NaN, as are THD, odd and even THD
+    of a signal whose H1 is below ``h1_min`` (None: no floor)."""
+    g2, inter2, phase = harmonic_groups(lines, n, orders)
+    s = lines.shape[0]
+    line_ms = 2.0 / (length * length)                 # |X|^2 -> squared RMS of a line
+    g2 *= line_ms
+    mag = np.empty((s, orders))
+    mag[:, 0] = np.abs(lines[:, 0]) / length
+    np.sqrt(g2, out=mag[:, 1:])
+    inter = np.full((s, orders), np.nan)
+    if n >= 4:
+        inter2 *= line_ms
+        np.sqrt(inter2, out=inter[:, :orders - 1])
+    angle = np.degrees(phase - np.arange(orders, dtype=np.float64) * phase[0, 1])
+    angle += 180.0
+    angle %= 360.0
+    angle -= 180.0
+    fund = lines[:, n] * (np.sqrt(2) / length)
+    hc2 = g2[:, 1:].sum(axis=1)                       # orders 2 and up
+    h1 = mag[:, 1]
+    num = np.array((hc2, hc2, g2[:, 2::2].sum(axis=1), g2[:, 1::2].sum(axis=1)))
+    np.sqrt(num, out=num)
+    num *= 100.0
+    num = np.concatenate((num, peak[None, :s], (g2 @ np.arange(1, orders, dtype=np.float64) ** 2)[None]))
+    den = np.array((h1, rms, h1, h1, rms, g2.sum(axis=1)))
+    ratio = np.full((7, s), np.nan)
+    usable = den > 0
+    if h1_min is not None:
+        usable[(0, 2, 3), :] &= h1 >= h1_min
+    np.divide(num, den, out=ratio[:6], where=usable)
+    if tdd_current > 0:
+        ratio[6, tdd_from:] = num[0, tdd_from:] / tdd_current
+    return mag, inter, angle, fund, ratio
+
+
+def block_squares(x: np.ndarray, matrix: np.ndarray, d: int) -> np.ndarray:
+    """The mean over each run of ``d`` rows of the squares of ``y = x @ matrix`` (x: (n, C), matrix (C, K)):
+    (n // d, K); rows past the last whole run are left out."""
+    y = (x[:x.shape[0] // d * d] @ matrix).reshape(-1, d, matrix.shape[1])
+    return np.einsum("ijk,ijk->ik", y, y) / d
