@@ -172,7 +172,8 @@ class FlickerMeter:
         # filter states, set by _start from the first samples
         self._zref = self._zsmooth = np.zeros((1, 2, channels))
         self._zchain = np.zeros((0, 2, channels))
-        self._carry = np.zeros((0, channels))
+        self._carry = np.zeros((0, channels))          # samples past the last whole boxcar, as process took them
+        self._identity = np.eye(channels)
         self._carry_t0_ns = 0
         self._tick: int | None = None
         self._stats: list[np.ndarray] = []
@@ -206,8 +207,9 @@ class FlickerMeter:
         self._carry = np.zeros((0, self.channels))
         return out
 
-    def process(self, v: np.ndarray, t0_ns: int) -> list[PstInterval]:
-        """Feed ``v`` (n, channels) in volts; returns the Pst intervals that closed.
+    def process(self, v: np.ndarray, t0_ns: int, matrix: np.ndarray | None = None) -> list[PstInterval]:
+        """Feed ``v`` (n, channels) in volts, or with ``matrix`` (C, channels) the inputs ``v`` (n, C) whose
+        voltages are ``v @ matrix``; returns the Pst intervals that closed.
 
         The decimated squares wait until ``BATCH_S`` of them are queued: the filters' cost is mostly per call,
         so Pinst lags the input by up to that much (``drain()`` runs the queue at once)."""
@@ -222,8 +224,8 @@ class FlickerMeter:
         self._carry_t0_ns = int(t_first_ns + whole * NS_PER_S / self.fs)
         if whole == 0:
             return []
-        r = v[:whole].reshape(-1, d, self.channels)
-        ms = np.einsum("ijk,ijk->ik", r, r) / d         # block 2: squares, boxcar mean
+        # block 2: squares, boxcar mean (one C pass over the inputs, reference.block_squares)
+        ms = _kernels.block_squares(v[:whole], self._identity if matrix is None else matrix, d)
         # time of each decimated sample (its boxcar's centre)
         t_ns = t_first_ns + (np.arange(ms.shape[0]) + 0.5) * (d * NS_PER_S / self.fs)
         self._queue.append((ms, t_ns))
@@ -352,7 +354,7 @@ class PipelineFlicker:
         self.meter = FlickerMeter(fs, s.nominal_frequency, s.flicker_lamp, channels=3)
 
     def process(self, x: np.ndarray, timestamp_ns: int) -> None:
-        self.meter.process(x @ self.matrix, timestamp_ns)
+        self.meter.process(x, timestamp_ns, self.matrix)
 
     def restart(self) -> None:
         self.meter.restart()

@@ -199,10 +199,8 @@ class Pipeline:
         urms, flags_c = self.flagger.process(
             cm.half_ms, half_end, half_end_ns, cm.vi.sum(axis=1), out.events,
             lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))
-        if self.transients.s.enabled:
-            x = batch.samples[:, :, self._tr_inputs]
-            v = (x.reshape(-1, x.shape[2]) @ self._tr_matrix).reshape(x.shape[0], x.shape[1], -1)
-            self.transients.process(v, cm.start, cm.end, start_ns, end_ns, out.events)
+        self.transients.process_inputs(batch.samples, self._tr_inputs, self._tr_matrix, cm.start, cm.end, start_ns,
+                                       end_ns, out.events)
         out.cycles, out.urms_half, out.cycle_start_ns, out.half_end_ns = cm, urms, start_ns, half_end_ns
         for t, f in self.ten_s.add(start_ns, end_ns, cm.duration_s, cm.real, flags_c):
             self.latest_frequency_10s = f

@@ -585,12 +585,275 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(count);
 }
 
+/* cycle_change(x (m, s, c), matrix (c, k), prev (s, k), out (m,), m, s, c, k, has_prev): for each cycle j the
+ * largest |y[j] - y[j-1]| over its samples and signals, y = x @ matrix (zero weights left out), y[-1] = prev
+ * when has_prev, else cycle 0 gives 0; NaN differences count as 0 (reference.cycle_change). */
+static PyObject *k_cycle_change(PyObject *self, PyObject *args)
+{
+    PyObject *o[4];
+    buf_t b[4] = {{0}};
+    Py_ssize_t m, s, c, k;
+    int has_prev;
+    if (!PyArg_ParseTuple(args, "OOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &m, &s, &c, &k, &has_prev))
+        return NULL;
+    if (m < 0 || s < 1 || c < 1 || c > 8 || k < 1 || k > 64) {
+        PyErr_SetString(PyExc_ValueError, "cycle_change: bad dimensions (at most 8 inputs and 64 signals)");
+        return NULL;
+    }
+    if (get_buf(o[0], &b[0], 0, m * s * c, "x") || get_buf(o[1], &b[1], 0, c * k, "matrix") ||
+        get_buf(o[2], &b[2], 0, has_prev ? s * k : 0, "prev") || get_buf(o[3], &b[3], 1, m, "out")) {
+        release(b, 4);
+        return NULL;
+    }
+    double *y = PyMem_RawMalloc(2 * (size_t)(s * k) * sizeof(double));
+    if (y == NULL) {
+        release(b, 4);
+        return PyErr_NoMemory();
+    }
+    const double *x = b[0].view.buf, *mat = b[1].view.buf, *prev = b[2].view.buf;
+    double *out = b[3].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    int in[64 * 8];
+    double w[64 * 8];
+    int terms[64];
+    for (Py_ssize_t q = 0; q < k; q++) {
+        terms[q] = 0;
+        for (Py_ssize_t i = 0; i < c; i++)
+            if (mat[i * k + q] != 0.0) {
+                in[q * 8 + terms[q]] = (int)i;
+                w[q * 8 + terms[q]++] = mat[i * k + q];
+            }
+    }
+    double *cur = y, *before = y + s * k;
+    if (has_prev)
+        memcpy(before, prev, (size_t)(s * k) * sizeof(double));
+    for (Py_ssize_t j = 0; j < m; j++) {
+        const double *xj = x + j * s * c;
+        double mx = 0.0;
+        for (Py_ssize_t t = 0; t < s; t++) {
+            for (Py_ssize_t q = 0; q < k; q++) {
+                double v = 0.0;
+                for (int u = 0; u < terms[q]; u++)
+                    v += xj[t * c + in[q * 8 + u]] * w[q * 8 + u];
+                cur[t * k + q] = v;
+                if (j > 0 || has_prev) {
+                    const double d = fabs(v - before[t * k + q]);
+                    if (d > mx)
+                        mx = d;
+                }
+            }
+        }
+        out[j] = mx;
+        double *tmp = cur; cur = before; before = tmp;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(y);
+    release(b, 4);
+    Py_RETURN_NONE;
+}
+
+/* numpy's sum of n doubles at stride st (the first, then the pairwise sum of the rest: numpy's reduction),
+ * for n <= 129 */
+static double np_sum(const double *a, Py_ssize_t n, Py_ssize_t st)
+{
+    if (n <= 0)
+        return 0.0;
+    double res = a[0];
+    a += st;
+    n -= 1;
+    if (n < 8) {
+        double r = -0.0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            r += a[i * st];
+        return res + r;
+    }
+    double r[8];
+    for (int j = 0; j < 8; j++)
+        r[j] = a[j * st];
+    Py_ssize_t i;
+    for (i = 8; i < n - (n % 8); i += 8)
+        for (int j = 0; j < 8; j++)
+            r[j] += a[(i + j) * st];
+    double sum = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; i++)
+        sum += a[i * st];
+    return res + sum;
+}
+
+/* harmonic_values(lines (ns, nl) complex, rms (ns,), peak (ns,), h1_min (ns,), mag (ns, no), inter (ns, no),
+ *                 angle (ns, no), fund (ns,) complex, ratio (7, ns), ns, nl, n, no, length, tdd_current,
+ *                 tdd_from, has_h1_min): the harmonic values of an n-cycle window of ``length`` samples from its
+ * DFT lines, as reference.harmonic_values defines them: subgroup and interharmonic RMS, angles relative to
+ * signal 0's fundamental, the fundamental phasors, and THD, THD over RMS, odd and even THD, crest factor,
+ * K-factor and TDD (signals tdd_from..). Needs no <= 128 and nl >= no * n. */
+static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
+{
+    PyObject *o[9];
+    buf_t b[9] = {{0}};
+    Py_ssize_t ns, nl, n, no, tdd_from;
+    double length, tdd_current;
+    int has_min;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnnddnp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
+                          &ns, &nl, &n, &no, &length, &tdd_current, &tdd_from, &has_min))
+        return NULL;
+    if (n < 1 || no < 2 || no > 128 || nl < no * n || ns < 1) {
+        PyErr_SetString(PyExc_ValueError, "harmonic_values: needs n >= 1, 2 <= no <= 128 and nl >= no * n");
+        return NULL;
+    }
+    if (get_buf(o[0], &b[0], 0, ns * 2 * nl, "lines") || get_buf(o[1], &b[1], 0, ns, "rms") ||
+        get_buf(o[2], &b[2], 0, ns, "peak") || get_buf(o[3], &b[3], 0, has_min ? ns : 0, "h1_min") ||
+        get_buf(o[4], &b[4], 1, ns * no, "mag") || get_buf(o[5], &b[5], 1, ns * no, "inter") ||
+        get_buf(o[6], &b[6], 1, ns * no, "angle") || get_buf(o[7], &b[7], 1, ns * 2, "fund") ||
+        get_buf(o[8], &b[8], 1, 7 * ns, "ratio")) {
+        release(b, 9);
+        return NULL;
+    }
+    const double *lines = b[0].view.buf, *rms = b[1].view.buf, *peak = b[2].view.buf, *h1_min = b[3].view.buf;
+    double *mag = b[4].view.buf, *inter = b[5].view.buf, *angle = b[6].view.buf, *fund = b[7].view.buf;
+    double *ratio = b[8].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    const double line_ms = 2.0 / (length * length);
+    const double deg = 180.0 / 3.14159265358979323846;
+    double ref = 0.0;
+    double g2[128], phase[128];
+    for (Py_ssize_t sg = 0; sg < ns; sg++) {
+        const double *x = lines + sg * 2 * nl;
+        double *mg = mag + sg * no, *it = inter + sg * no, *an = angle + sg * no;
+        for (Py_ssize_t h = 0; h < no; h++) {
+            const Py_ssize_t c = h * n;
+            phase[h] = atan2(x[2 * c + 1], x[2 * c]);
+            if (h >= 1) {
+                double g = x[2 * c] * x[2 * c] + x[2 * c + 1] * x[2 * c + 1];
+                if (n >= 2) {
+                    const double *l = x + 2 * (c - 1), *r = x + 2 * (c + 1);
+                    g += (l[0] * l[0] + l[1] * l[1]) + (r[0] * r[0] + r[1] * r[1]);
+                }
+                g2[h - 1] = g * line_ms;
+                mg[h] = sqrt(g2[h - 1]);
+            }
+            if (h < no - 1 && n >= 4) {
+                double acc = 0.0;
+                for (Py_ssize_t j = 2; j <= n - 2; j++) {
+                    const double *v = x + 2 * (c + j);
+                    acc += v[0] * v[0] + v[1] * v[1];
+                }
+                it[h] = sqrt(acc * line_ms);
+            } else {
+                it[h] = NAN;
+            }
+        }
+        mg[0] = hypot(x[0], x[1]) / length;
+        if (sg == 0)
+            ref = phase[1];
+        for (Py_ssize_t h = 0; h < no; h++) {
+            double a = (phase[h] - (double)h * ref) * deg + 180.0;
+            double r = fmod(a, 360.0);
+            if (r != 0.0) {
+                if (r < 0)
+                    r += 360.0;
+            } else {
+                r = 0.0;
+            }
+            an[h] = r - 180.0;
+        }
+        const double k = sqrt(2.0) / length;
+        fund[2 * sg] = x[2 * n] * k;
+        fund[2 * sg + 1] = x[2 * n + 1] * k;
+        const double hc2 = np_sum(g2 + 1, no - 2, 1);
+        const double odd = np_sum(g2 + 2, (no - 2) / 2, 2), even = np_sum(g2 + 1, (no - 1) / 2, 2);
+        double ksum = 0.0;
+        for (Py_ssize_t h = 0; h < no - 1; h++)
+            ksum += g2[h] * (double)((h + 1) * (h + 1));
+        const double gsum = np_sum(g2, no - 1, 1);
+        const double h1 = mg[1];
+        const double num[6] = {sqrt(hc2) * 100.0, sqrt(hc2) * 100.0, sqrt(odd) * 100.0, sqrt(even) * 100.0,
+                               peak[sg], ksum};
+        const double den[6] = {h1, rms[sg], h1, h1, rms[sg], gsum};
+        for (int q = 0; q < 6; q++) {
+            int usable = den[q] > 0;
+            if (has_min && (q == 0 || q == 2 || q == 3))
+                usable = usable && h1 >= h1_min[sg];
+            ratio[q * ns + sg] = usable ? num[q] / den[q] : NAN;
+        }
+        ratio[6 * ns + sg] = (tdd_current > 0 && sg >= tdd_from) ? num[0] / tdd_current : NAN;
+    }
+    Py_END_ALLOW_THREADS
+    release(b, 9);
+    Py_RETURN_NONE;
+}
+
+/* block_squares(x (n, c), matrix (c, k), out (n / d, k), n, c, k, d): the mean over each run of d rows of the
+ * squares of y = x @ matrix (zero weights left out), reference.block_squares. */
+static PyObject *k_block_squares(PyObject *self, PyObject *args)
+{
+    PyObject *o[3];
+    buf_t b[3] = {{0}};
+    Py_ssize_t n, c, k, d;
+    if (!PyArg_ParseTuple(args, "OOOnnnn", &o[0], &o[1], &o[2], &n, &c, &k, &d))
+        return NULL;
+    if (n < 0 || c < 1 || k < 1 || d < 1) {
+        PyErr_SetString(PyExc_ValueError, "block_squares: bad dimensions");
+        return NULL;
+    }
+    const Py_ssize_t nb = n / d;
+    if (get_buf(o[0], &b[0], 0, n * c, "x") || get_buf(o[1], &b[1], 0, c * k, "matrix") ||
+        get_buf(o[2], &b[2], 1, nb * k, "out")) {
+        release(b, 3);
+        return NULL;
+    }
+    /* per output: its nonzero weights and their inputs (terms[q] of them), and its running sum */
+    double *w = PyMem_RawMalloc((size_t)(k * c + k) * sizeof(double));
+    Py_ssize_t *in = PyMem_RawMalloc((size_t)(k * c + k) * sizeof(Py_ssize_t));
+    if (w == NULL || in == NULL) {
+        PyMem_RawFree(w);
+        PyMem_RawFree(in);
+        release(b, 3);
+        return PyErr_NoMemory();
+    }
+    const double *x = b[0].view.buf, *mat = b[1].view.buf;
+    double *out = b[2].view.buf, *acc = w + k * c;
+    Py_ssize_t *terms = in + k * c;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t q = 0; q < k; q++) {
+        terms[q] = 0;
+        for (Py_ssize_t i = 0; i < c; i++)
+            if (mat[i * k + q] != 0.0) {
+                in[q * c + terms[q]] = i;
+                w[q * c + terms[q]++] = mat[i * k + q];
+            }
+    }
+    for (Py_ssize_t blk = 0; blk < nb; blk++) {
+        const double *xb = x + blk * d * c;
+        for (Py_ssize_t q = 0; q < k; q++)
+            acc[q] = 0.0;
+        for (Py_ssize_t r = 0; r < d; r++) {
+            const double *row = xb + r * c;
+            for (Py_ssize_t q = 0; q < k; q++) {
+                double v = 0.0;
+                for (Py_ssize_t u = 0; u < terms[q]; u++)
+                    v += row[in[q * c + u]] * w[q * c + u];
+                acc[q] += v * v;
+            }
+        }
+        for (Py_ssize_t q = 0; q < k; q++)
+            out[blk * k + q] = acc[q] / (double)d;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(w);
+    PyMem_RawFree(in);
+    release(b, 3);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
     {"sosfilt", k_sosfilt, METH_VARARGS, "Cascade of biquads (direct form II transposed) with state."},
     {"rising_crossings", k_rising_crossings, METH_VARARGS, "Rising zero crossings: index, cubic root, peak before."},
     {"track_crossings", k_track_crossings, METH_VARARGS, "The cycle tracker's crossings, delays and acceptance rules."},
+    {"cycle_change", k_cycle_change, METH_VARARGS, "Largest change of the derived signals from one cycle to the next."},
+    {"harmonic_values", k_harmonic_values, METH_VARARGS, "Harmonic values of a window from its DFT lines."},
+    {"block_squares", k_block_squares, METH_VARARGS, "Mean square of x @ matrix over runs of d rows."},
     {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
     {NULL, NULL, 0, NULL},
 };

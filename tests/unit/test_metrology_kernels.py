@@ -151,3 +151,71 @@ def test_track_crossings_drops_noise_crossings_and_updates_the_state_alike():
         np.testing.assert_array_equal(real_c, real_r)
         np.testing.assert_allclose(t_c, t_r, rtol=0, atol=1e-9)
         np.testing.assert_allclose(st_c, st_r, rtol=0, atol=1e-9)
+
+
+def test_cycle_change_agrees_for_every_wiring_with_and_without_a_previous_cycle():
+    from metrology.settings import SYSTEM_TYPES
+    from metrology.systems import V_LL, V_LN, wiring
+
+    rng = np.random.default_rng(13)
+    th = 2 * np.pi * (np.arange(6 * 512) / 512)
+    x = np.stack([325 * np.cos(th + k) for k in range(7)], axis=1).reshape(6, 512, 7)
+    x[3, 100:103, 1] += 60.0                                           # an impulse on VA in cycle 3
+    x[4:] *= 0.7                                                       # a step (a dip) from cycle 4
+    x += rng.normal(0, 0.5, x.shape)
+    x[2, 7, 6] = np.nan                                                # a NaN on an input no voltage uses
+    for system in SYSTEM_TYPES:
+        cols = V_LL if system in ("DELTA", "2L") else V_LN
+        matrix = wiring(system).matrix[:, cols] * 100.0                # a PT ratio
+        matrix[6] = 0.0
+        for prev in (None, rng.normal(0, 300, (512, 3))):
+            got = _kernels.c_cycle_change(x, matrix, prev)
+            want = reference.cycle_change(x, matrix, prev)
+            assert got.shape == (6,) and got[3] > got[2]
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+    with pytest.raises(ValueError):
+        _kernels._ckernels.cycle_change(np.zeros(9 * 4), np.zeros(9), np.zeros(0), np.zeros(1), 1, 4, 9, 1, False)
+
+
+def test_harmonic_values_agrees_on_window_spectra_with_absent_and_weak_signals():
+    from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor, spectrum_lines
+
+    rng = np.random.default_rng(14)
+    floor = fundamental_floor(230.0, 5.0)
+    for n in (1, 2, 4, 10, 12):
+        length = n * 512
+        th = 2 * np.pi * np.arange(length) / 512 * (1 + 1e-4)                  # slightly off-synchronous
+        x = np.stack([a * (np.cos(th + k) + 0.05 * np.cos(5 * th) + 0.02 * np.cos(2.5 * th))
+                      for k, a in enumerate((325, 325, 310, 560, 560, 560, 7, 7, 0.01, 0.0))])
+        x += rng.normal(0, 0.01, x.shape)
+        x[9] = 0.0                                                               # an absent signal: ratios NaN
+        lines = np.fft.rfft(x, axis=1)[:, :spectrum_lines(n)]
+        rms, peak = np.sqrt((x * x).mean(axis=1)), np.abs(x).max(axis=1)
+        for h1_min, tdd_current in ((None, 5.0), (floor, 0.0)):
+            got = _kernels.c_harmonic_values(lines, n, N_ORDERS, length, rms, peak, tdd_current, 6, h1_min)
+            want = reference.harmonic_values(lines, n, N_ORDERS, length, rms, peak, tdd_current, 6, h1_min)
+            for a, b in zip(got, want):
+                assert a.shape == b.shape and a.shape[-1] in (HARMONIC_SIGNALS, N_ORDERS)
+                np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+            assert np.isnan(got[4][:6, 9]).all() and (np.isnan(got[4][0, 8]) == (h1_min is not None))
+
+
+def test_block_squares_agrees_for_the_flicker_voltages_of_every_wiring():
+    from metrology.settings import SYSTEM_TYPES
+    from metrology.systems import V_LL, V_LN, wiring
+
+    rng = np.random.default_rng(15)
+    t = np.arange(4100) / 32000.0
+    x = np.stack([325 * (1 + 0.01 * np.sin(2 * np.pi * 8.8 * t)) * np.cos(2 * np.pi * 50 * t + k) for k in range(7)],
+                 axis=1) + rng.normal(0, 1, (t.size, 7))
+    x[2000:2600] *= 0.3                                                      # a dip
+    for system in SYSTEM_TYPES:
+        cols = V_LL if system in ("DELTA", "2L") else V_LN
+        matrix = wiring(system).matrix[:, cols] * 100.0
+        for d in (1, 32, 33):
+            got, want = _kernels.c_block_squares(x, matrix, d), reference.block_squares(x, matrix, d)
+            assert got.shape == (x.shape[0] // d, 3)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(_kernels.c_block_squares(x[:, :3], np.eye(3), 32),
+                               reference.block_squares(x[:, :3], np.eye(3), 32), rtol=1e-12)
