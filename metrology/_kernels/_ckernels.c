@@ -845,6 +845,86 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* event_screen(u (n, ch), history (h, ch), cand (n,), params (4,), n, h, ch, n_rvc, rvc_enabled) -> maybe: the
+ * voltage events' screen of a batch of Urms(1/2) values (reference.event_screen). params: dip, swell, RVC
+ * threshold. maybe: some row has its least value below dip or its greatest above swell (a row with a NaN has
+ * neither); cand[i] (0/1): row i differs from the mean of the n_rvc rows before it (history, then u) by more
+ * than the RVC threshold in some channel (never with a NaN, nor before n_rvc rows are known). */
+static PyObject *k_event_screen(PyObject *self, PyObject *args)
+{
+    PyObject *o[4];
+    buf_t b[4] = {{0}};
+    Py_ssize_t n, h, ch, n_rvc;
+    int rvc_enabled;
+    if (!PyArg_ParseTuple(args, "OOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &n, &h, &ch, &n_rvc, &rvc_enabled))
+        return NULL;
+    if (n < 0 || h < 0 || ch < 1 || n_rvc < 1) {
+        PyErr_SetString(PyExc_ValueError, "event_screen: bad dimensions");
+        return NULL;
+    }
+    if (get_buf(o[0], &b[0], 0, n * ch, "u") || get_buf(o[1], &b[1], 0, h * ch, "history") ||
+        get_buf(o[2], &b[2], 1, n, "cand") || get_buf(o[3], &b[3], 0, 3, "params")) {
+        release(b, 4);
+        return NULL;
+    }
+    const double *u = b[0].view.buf, *hist = b[1].view.buf, *pr = b[3].view.buf;
+    double *cand = b[2].view.buf;
+    const double dip = pr[0], swell = pr[1], thr = pr[2];
+    const Py_ssize_t total = h + n;
+    double *c = NULL;
+    if (rvc_enabled && total > n_rvc) {
+        c = PyMem_RawMalloc((size_t)((total + 1) * ch) * sizeof(double));
+        if (c == NULL) {
+            release(b, 4);
+            return PyErr_NoMemory();
+        }
+    }
+    int maybe = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double *row = u + i * ch;
+        double lo = row[0], hi = row[0];
+        int nan = isnan(row[0]);
+        for (Py_ssize_t q = 1; q < ch; q++) {
+            nan |= isnan(row[q]);
+            lo = row[q] < lo ? row[q] : lo;
+            hi = row[q] > hi ? row[q] : hi;
+        }
+        if (!nan && (lo < dip || hi > swell))
+            maybe = 1;
+        cand[i] = 0.0;
+    }
+    if (c != NULL) {
+        /* running sums of history then u, row 0 zero: c[i] is the sum of the first i rows */
+        for (Py_ssize_t q = 0; q < ch; q++)
+            c[q] = 0.0;
+        for (Py_ssize_t i = 0; i < total; i++) {
+            const double *row = i < h ? hist + i * ch : u + (i - h) * ch;
+            for (Py_ssize_t q = 0; q < ch; q++)
+                c[(i + 1) * ch + q] = i == 0 ? row[q] : c[i * ch + q] + row[q];
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const Py_ssize_t idx = h + i;
+            if (idx < n_rvc)
+                continue;
+            const double *row = u + i * ch;
+            double dev = 0.0;
+            int nan = 0;
+            for (Py_ssize_t q = 0; q < ch; q++) {
+                const double mean = (c[idx * ch + q] - c[(idx - n_rvc) * ch + q]) / (double)n_rvc;
+                const double d = fabs(row[q] - mean);
+                nan |= isnan(d);
+                dev = d > dev ? d : dev;
+            }
+            cand[i] = (!nan && dev > thr) ? 1.0 : 0.0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(c);
+    release(b, 4);
+    return PyBool_FromLong(maybe);
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
@@ -854,6 +934,7 @@ static PyMethodDef methods[] = {
     {"cycle_change", k_cycle_change, METH_VARARGS, "Largest change of the derived signals from one cycle to the next."},
     {"harmonic_values", k_harmonic_values, METH_VARARGS, "Harmonic values of a window from its DFT lines."},
     {"block_squares", k_block_squares, METH_VARARGS, "Mean square of x @ matrix over runs of d rows."},
+    {"event_screen", k_event_screen, METH_VARARGS, "Dip/swell and RVC screen of a batch of Urms(1/2) values."},
     {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
     {NULL, NULL, 0, NULL},
 };

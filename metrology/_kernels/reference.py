@@ -227,3 +227,24 @@ def block_squares(x: np.ndarray, matrix: np.ndarray, d: int) -> np.ndarray:
     (n // d, K); rows past the last whole run are left out."""
     y = (x[:x.shape[0] // d * d] @ matrix).reshape(-1, d, matrix.shape[1])
     return np.einsum("ijk,ijk->ik", y, y) / d
+
+
+def event_screen(u: np.ndarray, history: np.ndarray, n_rvc: int, params: np.ndarray, rvc_enabled: bool
+                 ) -> tuple[bool, np.ndarray]:
+    """The voltage events' screen of a batch of Urms(1/2) values ``u`` (n, channels) after ``history`` (h, channels)
+    the values before them; ``params``: dip, swell and RVC thresholds (V). Returns whether some row's least value
+    is below dip or its greatest above swell (a row with a NaN has neither), and per row (bool) whether it differs
+    from the mean of the ``n_rvc`` rows before it by more than the RVC threshold in some channel (never with a
+    NaN, nor before ``n_rvc`` rows are known; all False unless ``rvc_enabled``)."""
+    dip, swell, thr = params.tolist()[:3]
+    maybe = bool(((u.min(axis=1) < dip) | (u.max(axis=1) > swell)).any())
+    h = history.shape[0]
+    full = np.concatenate((history, u)) if h else u
+    if not rvc_enabled or full.shape[0] <= n_rvc:
+        return maybe, np.zeros(u.shape[0], dtype=bool)
+    c = np.concatenate((np.zeros((1, full.shape[1])), np.cumsum(full, axis=0)))
+    idx = np.arange(h, full.shape[0])
+    ok = idx >= n_rvc
+    mean = (c[np.maximum(idx, n_rvc)] - c[np.maximum(idx, n_rvc) - n_rvc]) / n_rvc
+    dev = np.abs(full[idx] - mean).max(axis=1)
+    return maybe, ok & (dev > thr)
