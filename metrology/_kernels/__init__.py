@@ -118,13 +118,13 @@ def c_track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, tabl
     return out_t[:count], out_real[:count]
 
 
-def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     x, matrix = _f64(x), _f64(matrix)
     m, s, c = x.shape
-    out = np.empty(m)
+    out, last = np.empty(m), np.empty((s, matrix.shape[1]))
     before = np.zeros(0) if prev is None else _f64(prev)
-    _ckernels.cycle_change(x, matrix, before, out, m, s, c, matrix.shape[1], prev is not None)
-    return out
+    _ckernels.cycle_change(x, matrix, before, out, last, m, s, c, matrix.shape[1], prev is not None)
+    return out, last
 
 
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)

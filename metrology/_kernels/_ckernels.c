@@ -585,33 +585,35 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(count);
 }
 
-/* cycle_change(x (m, s, c), matrix (c, k), prev (s, k), out (m,), m, s, c, k, has_prev): for each cycle j the
- * largest |y[j] - y[j-1]| over its samples and signals, y = x @ matrix (zero weights left out), y[-1] = prev
- * when has_prev, else cycle 0 gives 0; NaN differences count as 0 (reference.cycle_change). */
+/* cycle_change(x (m, s, c), matrix (c, k), prev (s, k), out (m,), last (s, k), m, s, c, k, has_prev): for each
+ * cycle j the largest |y[j] - y[j-1]| over its samples and signals, y = x @ matrix (zero weights left out),
+ * y[-1] = prev when has_prev, else cycle 0 gives 0; NaN differences count as 0; last = y[m-1] (prev when m is
+ * 0) (reference.cycle_change). */
 static PyObject *k_cycle_change(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    PyObject *o[5];
+    buf_t b[5] = {{0}};
     Py_ssize_t m, s, c, k;
     int has_prev;
-    if (!PyArg_ParseTuple(args, "OOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &m, &s, &c, &k, &has_prev))
+    if (!PyArg_ParseTuple(args, "OOOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &o[4], &m, &s, &c, &k, &has_prev))
         return NULL;
     if (m < 0 || s < 1 || c < 1 || c > 8 || k < 1 || k > 64) {
         PyErr_SetString(PyExc_ValueError, "cycle_change: bad dimensions (at most 8 inputs and 64 signals)");
         return NULL;
     }
     if (get_buf(o[0], &b[0], 0, m * s * c, "x") || get_buf(o[1], &b[1], 0, c * k, "matrix") ||
-        get_buf(o[2], &b[2], 0, has_prev ? s * k : 0, "prev") || get_buf(o[3], &b[3], 1, m, "out")) {
-        release(b, 4);
+        get_buf(o[2], &b[2], 0, has_prev ? s * k : 0, "prev") || get_buf(o[3], &b[3], 1, m, "out") ||
+        get_buf(o[4], &b[4], 1, s * k, "last")) {
+        release(b, 5);
         return NULL;
     }
     double *y = PyMem_RawMalloc(2 * (size_t)(s * k) * sizeof(double));
     if (y == NULL) {
-        release(b, 4);
+        release(b, 5);
         return PyErr_NoMemory();
     }
     const double *x = b[0].view.buf, *mat = b[1].view.buf, *prev = b[2].view.buf;
-    double *out = b[3].view.buf;
+    double *out = b[3].view.buf, *last = b[4].view.buf;
     Py_BEGIN_ALLOW_THREADS
     int in[64 * 8];
     double w[64 * 8];
@@ -646,9 +648,13 @@ static PyObject *k_cycle_change(PyObject *self, PyObject *args)
         out[j] = mx;
         double *tmp = cur; cur = before; before = tmp;
     }
+    if (m > 0 || has_prev)
+        memcpy(last, before, (size_t)(s * k) * sizeof(double));
+    else
+        memset(last, 0, (size_t)(s * k) * sizeof(double));
     Py_END_ALLOW_THREADS
     PyMem_RawFree(y);
-    release(b, 4);
+    release(b, 5);
     Py_RETURN_NONE;
 }
 

@@ -168,14 +168,16 @@ def track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, table:
     return np.asarray(out_t, dtype=np.float64), np.asarray(out_real, dtype=np.float64)
 
 
-def cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+def cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """For each cycle j of ``y = x @ matrix`` (x: (m, S, C) inputs, matrix (C, K)), the largest |y[j] - y[j-1]|
     over its samples and signals, (m,); y[-1] is ``prev`` (S, K), or with None cycle 0 gives 0. NaN
-    differences count as 0."""
+    differences count as 0. Also returns the last cycle's y (S, K) (``prev`` when m is 0, zeros without it)."""
     y = x @ matrix
+    if y.shape[0] == 0:
+        return np.zeros(0), np.zeros((x.shape[1], matrix.shape[1])) if prev is None else prev.copy()
     before = np.concatenate((y[:1] if prev is None else prev[None], y[:-1]))
     d = np.abs(y - before)
-    return np.where(np.isnan(d), 0.0, d).max(axis=(1, 2), initial=0.0)
+    return np.where(np.isnan(d), 0.0, d).max(axis=(1, 2), initial=0.0), y[-1]
 
 
 def harmonic_values(lines: np.ndarray, n: int, orders: int, length: int, rms: np.ndarray, peak: np.ndarray,

@@ -169,12 +169,15 @@ def test_cycle_change_agrees_for_every_wiring_with_and_without_a_previous_cycle(
         matrix = wiring(system).matrix[:, cols] * 100.0                # a PT ratio
         matrix[6] = 0.0
         for prev in (None, rng.normal(0, 300, (512, 3))):
-            got = _kernels.c_cycle_change(x, matrix, prev)
-            want = reference.cycle_change(x, matrix, prev)
+            got, last = _kernels.c_cycle_change(x, matrix, prev)
+            want, want_last = reference.cycle_change(x, matrix, prev)
             assert got.shape == (6,) and got[3] > got[2]
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(last, want_last, rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(last, x[-1] @ matrix, rtol=1e-12, atol=1e-9)
     with pytest.raises(ValueError):
-        _kernels._ckernels.cycle_change(np.zeros(9 * 4), np.zeros(9), np.zeros(0), np.zeros(1), 1, 4, 9, 1, False)
+        _kernels._ckernels.cycle_change(np.zeros(9 * 4), np.zeros(9), np.zeros(0), np.zeros(1), np.zeros(4), 1, 4, 9, 1,
+                                        False)
 
 
 def test_harmonic_values_agrees_on_window_spectra_with_absent_and_weak_signals():
