@@ -626,22 +626,38 @@ static PyObject *k_cycle_change(PyObject *self, PyObject *args)
                 w[q * 8 + terms[q]++] = mat[i * k + q];
             }
     }
+    /* signal-major buffers (k, s): each signal's samples are formed and compared in a loop of their own */
     double *cur = y, *before = y + s * k;
     if (has_prev)
-        memcpy(before, prev, (size_t)(s * k) * sizeof(double));
+        for (Py_ssize_t t = 0; t < s; t++)
+            for (Py_ssize_t q = 0; q < k; q++)
+                before[q * s + t] = prev[t * k + q];
     for (Py_ssize_t j = 0; j < m; j++) {
         const double *xj = x + j * s * c;
         double mx = 0.0;
-        for (Py_ssize_t t = 0; t < s; t++) {
-            for (Py_ssize_t q = 0; q < k; q++) {
-                double v = 0.0;
-                for (int u = 0; u < terms[q]; u++)
-                    v += xj[t * c + in[q * 8 + u]] * w[q * 8 + u];
-                cur[t * k + q] = v;
-                if (j > 0 || has_prev) {
-                    const double d = fabs(v - before[t * k + q]);
-                    if (d > mx)
-                        mx = d;
+        for (Py_ssize_t q = 0; q < k; q++) {
+            double *cq = cur + q * s;
+            const int nt = terms[q];
+            const int *iq = in + q * 8;
+            const double *wq = w + q * 8;
+            if (nt == 1) {
+                const double w0 = wq[0];
+                const double *src = xj + iq[0];
+                for (Py_ssize_t t = 0; t < s; t++)
+                    cq[t] = 0.0 + src[t * c] * w0;
+            } else {
+                for (Py_ssize_t t = 0; t < s; t++) {
+                    double v = 0.0;
+                    for (int u = 0; u < nt; u++)
+                        v += xj[t * c + iq[u]] * wq[u];
+                    cq[t] = v;
+                }
+            }
+            if (j > 0 || has_prev) {
+                const double *bq = before + q * s;
+                for (Py_ssize_t t = 0; t < s; t++) {
+                    const double d = fabs(cq[t] - bq[t]);
+                    mx = d > mx ? d : mx;
                 }
             }
         }
@@ -649,7 +665,9 @@ static PyObject *k_cycle_change(PyObject *self, PyObject *args)
         double *tmp = cur; cur = before; before = tmp;
     }
     if (m > 0 || has_prev)
-        memcpy(last, before, (size_t)(s * k) * sizeof(double));
+        for (Py_ssize_t t = 0; t < s; t++)
+            for (Py_ssize_t q = 0; q < k; q++)
+                last[t * k + q] = before[q * s + t];
     else
         memset(last, 0, (size_t)(s * k) * sizeof(double));
     Py_END_ALLOW_THREADS
