@@ -453,6 +453,26 @@ static PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The rising crossing between y[k] < 0 <= y[k+1]: the root in [0, 1] of the cubic through (-1, y[k-1]) ..
+ * (2, y[k+2]) by three Newton steps from the linear estimate; *peak = max |y| over y[max(k-half, 0) .. k]. */
+static inline double crossing_root(const double *y, Py_ssize_t k, Py_ssize_t half, double *peak)
+{
+    const double ym = y[k - 1], y0 = y[k], y1 = y[k + 1], y2 = y[k + 2];
+    const double c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6;
+    const double c2 = (ym + y1) / 2 - y0;
+    const double c3 = (y2 - ym) / 6 + (y0 - y1) / 2;
+    double u = y0 / (y0 - y1);
+    for (int it = 0; it < 3; it++)
+        u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
+    double pk = 0.0;
+    for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
+        const double a = fabs(y[j]);
+        pk = a > pk ? a : pk;
+    }
+    *peak = pk;
+    return u;
+}
+
 /* rising_crossings(y (n,), idx (n,), root (n,), peak (n,), n, lo, half) -> count: every k in lo .. n-3 with
  * y[k] < 0 <= y[k+1] (k >= 1), the root in [0, 1] of the cubic through (-1, y[k-1]) .. (2, y[k+2]) by
  * three Newton steps from the linear estimate, and max |y| over y[max(k-half, 0) .. k]. */
@@ -475,18 +495,8 @@ static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
     for (Py_ssize_t k = lo < 1 ? 1 : lo; k + 2 < n; k++) {
         if (!(y[k] < 0 && y[k + 1] >= 0))
             continue;
-        const double ym = y[k - 1], y0 = y[k], y1 = y[k + 1], y2 = y[k + 2];
-        const double c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6;
-        const double c2 = (ym + y1) / 2 - y0;
-        const double c3 = (y2 - ym) / 6 + (y0 - y1) / 2;
-        double u = y0 / (y0 - y1);
-        for (int it = 0; it < 3; it++)
-            u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
-        double pk = 0.0;
-        for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
-            const double a = fabs(y[j]);
-            pk = a > pk ? a : pk;
-        }
+        double pk;
+        const double u = crossing_root(y, k, half, &pk);
         idx[count] = (double)k;
         root[count] = u;
         peak[count++] = pk;
@@ -531,18 +541,8 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
     for (Py_ssize_t k = lo < 1 ? 1 : lo; k + 2 < n; k++) {
         if (!(y[k] < 0 && y[k + 1] >= 0))
             continue;
-        double pk = 0.0;
-        for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
-            const double a = fabs(y[j]);
-            pk = a > pk ? a : pk;
-        }
-        const double ym = y[k - 1], y0 = y[k], y1 = y[k + 1], y2 = y[k + 2];
-        const double c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6;
-        const double c2 = (ym + y1) / 2 - y0;
-        const double c3 = (y2 - ym) / 6 + (y0 - y1) / 2;
-        double u = y0 / (y0 - y1);
-        for (int it = 0; it < 3; it++)
-            u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
+        double pk;
+        const double u = crossing_root(y, k, half, &pk);
         const double kf = (fs / period - f0) / step;
         Py_ssize_t i = (Py_ssize_t)kf;
         i = i < 0 ? 0 : i > nt - 2 ? nt - 2 : i;
@@ -585,6 +585,21 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(count);
 }
 
+/* The nonzero weights of each column q of mat (c, k), in row order: terms[q] of them, inputs in[q * c + u] and
+ * weights w[q * c + u]. */
+static void sparse_columns(const double *mat, Py_ssize_t c, Py_ssize_t k, Py_ssize_t *in, double *w,
+                           Py_ssize_t *terms)
+{
+    for (Py_ssize_t q = 0; q < k; q++) {
+        terms[q] = 0;
+        for (Py_ssize_t i = 0; i < c; i++)
+            if (mat[i * k + q] != 0.0) {
+                in[q * c + terms[q]] = i;
+                w[q * c + terms[q]++] = mat[i * k + q];
+            }
+    }
+}
+
 /* cycle_change(x (m, s, c), matrix (c, k), prev (s, k), out (m,), last (s, k), m, s, c, k, has_prev): for each
  * cycle j the largest |y[j] - y[j-1]| over its samples and signals, y = x @ matrix (zero weights left out),
  * y[-1] = prev when has_prev, else cycle 0 gives 0; NaN differences count as 0; last = y[m-1] (prev when m is
@@ -615,17 +630,9 @@ static PyObject *k_cycle_change(PyObject *self, PyObject *args)
     const double *x = b[0].view.buf, *mat = b[1].view.buf, *prev = b[2].view.buf;
     double *out = b[3].view.buf, *last = b[4].view.buf;
     Py_BEGIN_ALLOW_THREADS
-    int in[64 * 8];
+    Py_ssize_t in[64 * 8], terms[64];
     double w[64 * 8];
-    int terms[64];
-    for (Py_ssize_t q = 0; q < k; q++) {
-        terms[q] = 0;
-        for (Py_ssize_t i = 0; i < c; i++)
-            if (mat[i * k + q] != 0.0) {
-                in[q * 8 + terms[q]] = (int)i;
-                w[q * 8 + terms[q]++] = mat[i * k + q];
-            }
-    }
+    sparse_columns(mat, c, k, in, w, terms);
     /* signal-major buffers (k, s): each signal's samples are formed and compared in a loop of their own */
     double *cur = y, *before = y + s * k;
     if (has_prev)
@@ -637,9 +644,9 @@ static PyObject *k_cycle_change(PyObject *self, PyObject *args)
         double mx = 0.0;
         for (Py_ssize_t q = 0; q < k; q++) {
             double *cq = cur + q * s;
-            const int nt = terms[q];
-            const int *iq = in + q * 8;
-            const double *wq = w + q * 8;
+            const Py_ssize_t nt = terms[q];
+            const Py_ssize_t *iq = in + q * c;
+            const double *wq = w + q * c;
             if (nt == 1) {
                 const double w0 = wq[0];
                 const double *src = xj + iq[0];
@@ -648,7 +655,7 @@ static PyObject *k_cycle_change(PyObject *self, PyObject *args)
             } else {
                 for (Py_ssize_t t = 0; t < s; t++) {
                     double v = 0.0;
-                    for (int u = 0; u < nt; u++)
+                    for (Py_ssize_t u = 0; u < nt; u++)
                         v += xj[t * c + iq[u]] * wq[u];
                     cq[t] = v;
                 }
@@ -838,14 +845,7 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
     double *out = b[2].view.buf, *acc = w + k * c;
     Py_ssize_t *terms = in + k * c;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t q = 0; q < k; q++) {
-        terms[q] = 0;
-        for (Py_ssize_t i = 0; i < c; i++)
-            if (mat[i * k + q] != 0.0) {
-                in[q * c + terms[q]] = i;
-                w[q * c + terms[q]++] = mat[i * k + q];
-            }
-    }
+    sparse_columns(mat, c, k, in, w, terms);
     for (Py_ssize_t blk = 0; blk < nb; blk++) {
         const double *xb = x + blk * d * c;
         for (Py_ssize_t q = 0; q < k; q++)
@@ -869,7 +869,7 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* event_screen(u (n, ch), history (h, ch), cand (n,), params (4,), n, h, ch, n_rvc, rvc_enabled) -> maybe: the
+/* event_screen(u (n, ch), history (h, ch), cand (n,), params (3,), n, h, ch, n_rvc, rvc_enabled) -> maybe: the
  * voltage events' screen of a batch of Urms(1/2) values (reference.event_screen). params: dip, swell, RVC
  * threshold. maybe: some row has its least value below dip or its greatest above swell (a row with a NaN has
  * neither); cand[i] (0/1): row i differs from the mean of the n_rvc rows before it (history, then u) by more
