@@ -47,6 +47,8 @@ class TransientDetector:
         self.names = names
         self.udin = udin
         self.count = 0
+        self._matrix: np.ndarray | None = None
+        self._inputs, self._weights = np.zeros(0, dtype=np.intp), np.zeros((0, len(names)))
         self.restart()
 
     def restart(self) -> None:
@@ -59,25 +61,27 @@ class TransientDetector:
         self.run = np.zeros(len(self.names), dtype=np.int64)     # exceeding samples in a row at the batch end
         self.quiet_until = np.full(len(self.names), -np.inf)     # sample index before which a channel is held off
 
-    def process_inputs(self, x: np.ndarray, inputs: np.ndarray, matrix: np.ndarray, start_index: np.ndarray,
-                       end_index: np.ndarray, start_ns: np.ndarray, end_ns: np.ndarray, out: list) -> None:
-        """``process`` of the voltages ``x[:, :, inputs] @ matrix`` (x: (m, 512, C) resampled inputs). They are
-        derived in full only when a sample may exceed the threshold: ``_kernels.cycle_change`` screens the batch
-        (the largest change of a voltage from one cycle to the next), and a quiet batch needs only its first
-        cycle (for a decision left from the last batch) and its last (the next batch compares with it)."""
+    def process_inputs(self, x: np.ndarray, matrix: np.ndarray, start_index: np.ndarray, end_index: np.ndarray,
+                       start_ns: np.ndarray, end_ns: np.ndarray, out: list) -> None:
+        """``process`` of the voltages ``x @ matrix`` (x: (m, 512, C) resampled inputs, matrix (C, channels)).
+        They are derived in full only when a sample may exceed the threshold: ``_kernels.cycle_change`` screens
+        the batch (the largest change of a voltage from one cycle to the next, and the last cycle, which the
+        next batch compares with), and a quiet batch needs nothing else but its first cycle when a decision was
+        left from the last batch."""
         m = x.shape[0]
         if not self.s.enabled or m == 0:
             return
-        full = np.zeros((x.shape[2], matrix.shape[1]))
-        full[inputs] = matrix
-        change = _kernels.cycle_change(x, full, self.prev)
+        if self._matrix is not matrix:          # the inputs the voltages use, and their rows of the matrix
+            self._matrix, self._inputs = matrix, np.flatnonzero(np.any(matrix != 0, axis=1))
+            self._weights = np.ascontiguousarray(matrix[self._inputs])
+        change, last = _kernels.cycle_change(x, matrix, self.prev)
         if change.max() > self.s.threshold_v * (1 - SCREEN_MARGIN):
-            self.process(_derive(x, inputs, matrix), start_index, end_index, start_ns, end_ns, out)
+            self.process(_derive(x, self._inputs, self._weights), start_index, end_index, start_ns, end_ns, out)
             return
         self.lengths = np.concatenate((self.lengths, end_index - start_index))[-PERIOD_CYCLES:]
         if self.pending:
-            self._settle(_derive(x[:1], inputs, matrix)[0], out)
-        self.prev = _derive(x[-1:], inputs, matrix)[0]
+            self._settle(_derive(x[:1], self._inputs, self._weights)[0], out)
+        self.prev = last
         self.run[:] = 0
 
     def process(self, v: np.ndarray, start_index: np.ndarray, end_index: np.ndarray, start_ns: np.ndarray,

@@ -92,6 +92,15 @@ def c_block_squares(x: np.ndarray, matrix: np.ndarray, d: int) -> np.ndarray:
     return out
 
 
+def c_event_screen(u: np.ndarray, history: np.ndarray, n_rvc: int, params: np.ndarray, rvc_enabled: bool
+                   ) -> tuple[bool, np.ndarray]:
+    u, history = _f64(u), _f64(history)
+    n, ch = u.shape
+    cand = np.empty(n)
+    maybe = _ckernels.event_screen(u, history, cand, params, n, history.shape[0], ch, n_rvc, rvc_enabled)
+    return maybe, cand != 0
+
+
 def c_rising_crossings(y: np.ndarray, lo: int, half: int) -> tuple[list[int], list[float], list[float]]:
     y = _f64(y)
     n = y.shape[0]
@@ -109,18 +118,18 @@ def c_track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, tabl
     return out_t[:count], out_real[:count]
 
 
-def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     x, matrix = _f64(x), _f64(matrix)
     m, s, c = x.shape
-    out = np.empty(m)
+    out, last = np.empty(m), np.empty((s, matrix.shape[1]))
     before = np.zeros(0) if prev is None else _f64(prev)
-    _ckernels.cycle_change(x, matrix, before, out, m, s, c, matrix.shape[1], prev is not None)
-    return out
+    _ckernels.cycle_change(x, matrix, before, out, last, m, s, c, matrix.shape[1], prev is not None)
+    return out, last
 
 
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
-           "cycle_change", "harmonic_values", "block_squares")
+           "cycle_change", "harmonic_values", "block_squares", "event_screen")
 
 
 def _select(c: bool) -> None:
@@ -132,6 +141,7 @@ resample_cycles, cycle_stats, sosfilt = reference.resample_cycles, reference.cyc
 harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
 track_crossings, cycle_change = reference.track_crossings, reference.cycle_change
 harmonic_values, block_squares = reference.harmonic_values, reference.block_squares
+event_screen = reference.event_screen
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

@@ -453,6 +453,26 @@ static PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The rising crossing between y[k] < 0 <= y[k+1]: the root in [0, 1] of the cubic through (-1, y[k-1]) ..
+ * (2, y[k+2]) by three Newton steps from the linear estimate; *peak = max |y| over y[max(k-half, 0) .. k]. */
+static inline double crossing_root(const double *y, Py_ssize_t k, Py_ssize_t half, double *peak)
+{
+    const double ym = y[k - 1], y0 = y[k], y1 = y[k + 1], y2 = y[k + 2];
+    const double c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6;
+    const double c2 = (ym + y1) / 2 - y0;
+    const double c3 = (y2 - ym) / 6 + (y0 - y1) / 2;
+    double u = y0 / (y0 - y1);
+    for (int it = 0; it < 3; it++)
+        u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
+    double pk = 0.0;
+    for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
+        const double a = fabs(y[j]);
+        pk = a > pk ? a : pk;
+    }
+    *peak = pk;
+    return u;
+}
+
 /* rising_crossings(y (n,), idx (n,), root (n,), peak (n,), n, lo, half) -> count: every k in lo .. n-3 with
  * y[k] < 0 <= y[k+1] (k >= 1), the root in [0, 1] of the cubic through (-1, y[k-1]) .. (2, y[k+2]) by
  * three Newton steps from the linear estimate, and max |y| over y[max(k-half, 0) .. k]. */
@@ -475,18 +495,8 @@ static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
     for (Py_ssize_t k = lo < 1 ? 1 : lo; k + 2 < n; k++) {
         if (!(y[k] < 0 && y[k + 1] >= 0))
             continue;
-        const double ym = y[k - 1], y0 = y[k], y1 = y[k + 1], y2 = y[k + 2];
-        const double c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6;
-        const double c2 = (ym + y1) / 2 - y0;
-        const double c3 = (y2 - ym) / 6 + (y0 - y1) / 2;
-        double u = y0 / (y0 - y1);
-        for (int it = 0; it < 3; it++)
-            u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
-        double pk = 0.0;
-        for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
-            const double a = fabs(y[j]);
-            pk = a > pk ? a : pk;
-        }
+        double pk;
+        const double u = crossing_root(y, k, half, &pk);
         idx[count] = (double)k;
         root[count] = u;
         peak[count++] = pk;
@@ -531,18 +541,8 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
     for (Py_ssize_t k = lo < 1 ? 1 : lo; k + 2 < n; k++) {
         if (!(y[k] < 0 && y[k + 1] >= 0))
             continue;
-        double pk = 0.0;
-        for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
-            const double a = fabs(y[j]);
-            pk = a > pk ? a : pk;
-        }
-        const double ym = y[k - 1], y0 = y[k], y1 = y[k + 1], y2 = y[k + 2];
-        const double c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6;
-        const double c2 = (ym + y1) / 2 - y0;
-        const double c3 = (y2 - ym) / 6 + (y0 - y1) / 2;
-        double u = y0 / (y0 - y1);
-        for (int it = 0; it < 3; it++)
-            u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
+        double pk;
+        const double u = crossing_root(y, k, half, &pk);
         const double kf = (fs / period - f0) / step;
         Py_ssize_t i = (Py_ssize_t)kf;
         i = i < 0 ? 0 : i > nt - 2 ? nt - 2 : i;
@@ -585,70 +585,101 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(count);
 }
 
-/* cycle_change(x (m, s, c), matrix (c, k), prev (s, k), out (m,), m, s, c, k, has_prev): for each cycle j the
- * largest |y[j] - y[j-1]| over its samples and signals, y = x @ matrix (zero weights left out), y[-1] = prev
- * when has_prev, else cycle 0 gives 0; NaN differences count as 0 (reference.cycle_change). */
+/* The nonzero weights of each column q of mat (c, k), in row order: terms[q] of them, inputs in[q * c + u] and
+ * weights w[q * c + u]. */
+static void sparse_columns(const double *mat, Py_ssize_t c, Py_ssize_t k, Py_ssize_t *in, double *w,
+                           Py_ssize_t *terms)
+{
+    for (Py_ssize_t q = 0; q < k; q++) {
+        terms[q] = 0;
+        for (Py_ssize_t i = 0; i < c; i++)
+            if (mat[i * k + q] != 0.0) {
+                in[q * c + terms[q]] = i;
+                w[q * c + terms[q]++] = mat[i * k + q];
+            }
+    }
+}
+
+/* cycle_change(x (m, s, c), matrix (c, k), prev (s, k), out (m,), last (s, k), m, s, c, k, has_prev): for each
+ * cycle j the largest |y[j] - y[j-1]| over its samples and signals, y = x @ matrix (zero weights left out),
+ * y[-1] = prev when has_prev, else cycle 0 gives 0; NaN differences count as 0; last = y[m-1] (prev when m is
+ * 0) (reference.cycle_change). */
 static PyObject *k_cycle_change(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    PyObject *o[5];
+    buf_t b[5] = {{0}};
     Py_ssize_t m, s, c, k;
     int has_prev;
-    if (!PyArg_ParseTuple(args, "OOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &m, &s, &c, &k, &has_prev))
+    if (!PyArg_ParseTuple(args, "OOOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &o[4], &m, &s, &c, &k, &has_prev))
         return NULL;
     if (m < 0 || s < 1 || c < 1 || c > 8 || k < 1 || k > 64) {
         PyErr_SetString(PyExc_ValueError, "cycle_change: bad dimensions (at most 8 inputs and 64 signals)");
         return NULL;
     }
     if (get_buf(o[0], &b[0], 0, m * s * c, "x") || get_buf(o[1], &b[1], 0, c * k, "matrix") ||
-        get_buf(o[2], &b[2], 0, has_prev ? s * k : 0, "prev") || get_buf(o[3], &b[3], 1, m, "out")) {
-        release(b, 4);
+        get_buf(o[2], &b[2], 0, has_prev ? s * k : 0, "prev") || get_buf(o[3], &b[3], 1, m, "out") ||
+        get_buf(o[4], &b[4], 1, s * k, "last")) {
+        release(b, 5);
         return NULL;
     }
     double *y = PyMem_RawMalloc(2 * (size_t)(s * k) * sizeof(double));
     if (y == NULL) {
-        release(b, 4);
+        release(b, 5);
         return PyErr_NoMemory();
     }
     const double *x = b[0].view.buf, *mat = b[1].view.buf, *prev = b[2].view.buf;
-    double *out = b[3].view.buf;
+    double *out = b[3].view.buf, *last = b[4].view.buf;
     Py_BEGIN_ALLOW_THREADS
-    int in[64 * 8];
+    Py_ssize_t in[64 * 8], terms[64];
     double w[64 * 8];
-    int terms[64];
-    for (Py_ssize_t q = 0; q < k; q++) {
-        terms[q] = 0;
-        for (Py_ssize_t i = 0; i < c; i++)
-            if (mat[i * k + q] != 0.0) {
-                in[q * 8 + terms[q]] = (int)i;
-                w[q * 8 + terms[q]++] = mat[i * k + q];
-            }
-    }
+    sparse_columns(mat, c, k, in, w, terms);
+    /* signal-major buffers (k, s): each signal's samples are formed and compared in a loop of their own */
     double *cur = y, *before = y + s * k;
     if (has_prev)
-        memcpy(before, prev, (size_t)(s * k) * sizeof(double));
+        for (Py_ssize_t t = 0; t < s; t++)
+            for (Py_ssize_t q = 0; q < k; q++)
+                before[q * s + t] = prev[t * k + q];
     for (Py_ssize_t j = 0; j < m; j++) {
         const double *xj = x + j * s * c;
         double mx = 0.0;
-        for (Py_ssize_t t = 0; t < s; t++) {
-            for (Py_ssize_t q = 0; q < k; q++) {
-                double v = 0.0;
-                for (int u = 0; u < terms[q]; u++)
-                    v += xj[t * c + in[q * 8 + u]] * w[q * 8 + u];
-                cur[t * k + q] = v;
-                if (j > 0 || has_prev) {
-                    const double d = fabs(v - before[t * k + q]);
-                    if (d > mx)
-                        mx = d;
+        for (Py_ssize_t q = 0; q < k; q++) {
+            double *cq = cur + q * s;
+            const Py_ssize_t nt = terms[q];
+            const Py_ssize_t *iq = in + q * c;
+            const double *wq = w + q * c;
+            if (nt == 1) {
+                const double w0 = wq[0];
+                const double *src = xj + iq[0];
+                for (Py_ssize_t t = 0; t < s; t++)
+                    cq[t] = 0.0 + src[t * c] * w0;
+            } else {
+                for (Py_ssize_t t = 0; t < s; t++) {
+                    double v = 0.0;
+                    for (Py_ssize_t u = 0; u < nt; u++)
+                        v += xj[t * c + iq[u]] * wq[u];
+                    cq[t] = v;
+                }
+            }
+            if (j > 0 || has_prev) {
+                const double *bq = before + q * s;
+                for (Py_ssize_t t = 0; t < s; t++) {
+                    const double d = fabs(cq[t] - bq[t]);
+                    mx = d > mx ? d : mx;
                 }
             }
         }
         out[j] = mx;
         double *tmp = cur; cur = before; before = tmp;
     }
+    if (m > 0 || has_prev)
+        for (Py_ssize_t t = 0; t < s; t++)
+            for (Py_ssize_t q = 0; q < k; q++)
+                last[t * k + q] = before[q * s + t];
+    else
+        memset(last, 0, (size_t)(s * k) * sizeof(double));
     Py_END_ALLOW_THREADS
     PyMem_RawFree(y);
-    release(b, 4);
+    release(b, 5);
     Py_RETURN_NONE;
 }
 
@@ -814,14 +845,7 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
     double *out = b[2].view.buf, *acc = w + k * c;
     Py_ssize_t *terms = in + k * c;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t q = 0; q < k; q++) {
-        terms[q] = 0;
-        for (Py_ssize_t i = 0; i < c; i++)
-            if (mat[i * k + q] != 0.0) {
-                in[q * c + terms[q]] = i;
-                w[q * c + terms[q]++] = mat[i * k + q];
-            }
-    }
+    sparse_columns(mat, c, k, in, w, terms);
     for (Py_ssize_t blk = 0; blk < nb; blk++) {
         const double *xb = x + blk * d * c;
         for (Py_ssize_t q = 0; q < k; q++)
@@ -845,6 +869,86 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* event_screen(u (n, ch), history (h, ch), cand (n,), params (3,), n, h, ch, n_rvc, rvc_enabled) -> maybe: the
+ * voltage events' screen of a batch of Urms(1/2) values (reference.event_screen). params: dip, swell, RVC
+ * threshold. maybe: some row has its least value below dip or its greatest above swell (a row with a NaN has
+ * neither); cand[i] (0/1): row i differs from the mean of the n_rvc rows before it (history, then u) by more
+ * than the RVC threshold in some channel (never with a NaN, nor before n_rvc rows are known). */
+static PyObject *k_event_screen(PyObject *self, PyObject *args)
+{
+    PyObject *o[4];
+    buf_t b[4] = {{0}};
+    Py_ssize_t n, h, ch, n_rvc;
+    int rvc_enabled;
+    if (!PyArg_ParseTuple(args, "OOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &n, &h, &ch, &n_rvc, &rvc_enabled))
+        return NULL;
+    if (n < 0 || h < 0 || ch < 1 || n_rvc < 1) {
+        PyErr_SetString(PyExc_ValueError, "event_screen: bad dimensions");
+        return NULL;
+    }
+    if (get_buf(o[0], &b[0], 0, n * ch, "u") || get_buf(o[1], &b[1], 0, h * ch, "history") ||
+        get_buf(o[2], &b[2], 1, n, "cand") || get_buf(o[3], &b[3], 0, 3, "params")) {
+        release(b, 4);
+        return NULL;
+    }
+    const double *u = b[0].view.buf, *hist = b[1].view.buf, *pr = b[3].view.buf;
+    double *cand = b[2].view.buf;
+    const double dip = pr[0], swell = pr[1], thr = pr[2];
+    const Py_ssize_t total = h + n;
+    double *c = NULL;
+    if (rvc_enabled && total > n_rvc) {
+        c = PyMem_RawMalloc((size_t)((total + 1) * ch) * sizeof(double));
+        if (c == NULL) {
+            release(b, 4);
+            return PyErr_NoMemory();
+        }
+    }
+    int maybe = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double *row = u + i * ch;
+        double lo = row[0], hi = row[0];
+        int nan = isnan(row[0]);
+        for (Py_ssize_t q = 1; q < ch; q++) {
+            nan |= isnan(row[q]);
+            lo = row[q] < lo ? row[q] : lo;
+            hi = row[q] > hi ? row[q] : hi;
+        }
+        if (!nan && (lo < dip || hi > swell))
+            maybe = 1;
+        cand[i] = 0.0;
+    }
+    if (c != NULL) {
+        /* running sums of history then u, row 0 zero: c[i] is the sum of the first i rows */
+        for (Py_ssize_t q = 0; q < ch; q++)
+            c[q] = 0.0;
+        for (Py_ssize_t i = 0; i < total; i++) {
+            const double *row = i < h ? hist + i * ch : u + (i - h) * ch;
+            for (Py_ssize_t q = 0; q < ch; q++)
+                c[(i + 1) * ch + q] = i == 0 ? row[q] : c[i * ch + q] + row[q];
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const Py_ssize_t idx = h + i;
+            if (idx < n_rvc)
+                continue;
+            const double *row = u + i * ch;
+            double dev = 0.0;
+            int nan = 0;
+            for (Py_ssize_t q = 0; q < ch; q++) {
+                const double mean = (c[idx * ch + q] - c[(idx - n_rvc) * ch + q]) / (double)n_rvc;
+                const double d = fabs(row[q] - mean);
+                nan |= isnan(d);
+                dev = d > dev ? d : dev;
+            }
+            cand[i] = (!nan && dev > thr) ? 1.0 : 0.0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(c);
+    release(b, 4);
+    return PyBool_FromLong(maybe);
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
@@ -854,6 +958,7 @@ static PyMethodDef methods[] = {
     {"cycle_change", k_cycle_change, METH_VARARGS, "Largest change of the derived signals from one cycle to the next."},
     {"harmonic_values", k_harmonic_values, METH_VARARGS, "Harmonic values of a window from its DFT lines."},
     {"block_squares", k_block_squares, METH_VARARGS, "Mean square of x @ matrix over runs of d rows."},
+    {"event_screen", k_event_screen, METH_VARARGS, "Dip/swell and RVC screen of a batch of Urms(1/2) values."},
     {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
     {NULL, NULL, 0, NULL},
 };

@@ -168,14 +168,16 @@ def track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, table:
     return np.asarray(out_t, dtype=np.float64), np.asarray(out_real, dtype=np.float64)
 
 
-def cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+def cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """For each cycle j of ``y = x @ matrix`` (x: (m, S, C) inputs, matrix (C, K)), the largest |y[j] - y[j-1]|
     over its samples and signals, (m,); y[-1] is ``prev`` (S, K), or with None cycle 0 gives 0. NaN
-    differences count as 0."""
+    differences count as 0. Also returns the last cycle's y (S, K) (``prev`` when m is 0, zeros without it)."""
     y = x @ matrix
+    if y.shape[0] == 0:
+        return np.zeros(0), np.zeros((x.shape[1], matrix.shape[1])) if prev is None else prev.copy()
     before = np.concatenate((y[:1] if prev is None else prev[None], y[:-1]))
     d = np.abs(y - before)
-    return np.where(np.isnan(d), 0.0, d).max(axis=(1, 2), initial=0.0)
+    return np.where(np.isnan(d), 0.0, d).max(axis=(1, 2), initial=0.0), y[-1]
 
 
 def harmonic_values(lines: np.ndarray, n: int, orders: int, length: int, rms: np.ndarray, peak: np.ndarray,
@@ -227,3 +229,24 @@ def block_squares(x: np.ndarray, matrix: np.ndarray, d: int) -> np.ndarray:
     (n // d, K); rows past the last whole run are left out."""
     y = (x[:x.shape[0] // d * d] @ matrix).reshape(-1, d, matrix.shape[1])
     return np.einsum("ijk,ijk->ik", y, y) / d
+
+
+def event_screen(u: np.ndarray, history: np.ndarray, n_rvc: int, params: np.ndarray, rvc_enabled: bool
+                 ) -> tuple[bool, np.ndarray]:
+    """The voltage events' screen of a batch of Urms(1/2) values ``u`` (n, channels) after ``history`` (h, channels)
+    the values before them; ``params``: dip, swell and RVC thresholds (V). Returns whether some row's least value
+    is below dip or its greatest above swell (a row with a NaN has neither), and per row (bool) whether it differs
+    from the mean of the ``n_rvc`` rows before it by more than the RVC threshold in some channel (never with a
+    NaN, nor before ``n_rvc`` rows are known; all False unless ``rvc_enabled``)."""
+    dip, swell, thr = params.tolist()[:3]
+    maybe = bool(((u.min(axis=1) < dip) | (u.max(axis=1) > swell)).any())
+    h = history.shape[0]
+    full = np.concatenate((history, u)) if h else u
+    if not rvc_enabled or full.shape[0] <= n_rvc:
+        return maybe, np.zeros(u.shape[0], dtype=bool)
+    c = np.concatenate((np.zeros((1, full.shape[1])), np.cumsum(full, axis=0)))
+    idx = np.arange(h, full.shape[0])
+    ok = idx >= n_rvc
+    mean = (c[np.maximum(idx, n_rvc)] - c[np.maximum(idx, n_rvc) - n_rvc]) / n_rvc
+    dev = np.abs(full[idx] - mean).max(axis=1)
+    return maybe, ok & (dev > thr)

@@ -6,6 +6,7 @@ failure); lost time sync and time-sync drift from the time service's quality wit
 needs at least 100 records overwritten unread, 100 minutes (tests/unit/test_revenue_status.py)."""
 from __future__ import annotations
 
+import contextlib
 import json
 
 from firmware import __version__
@@ -29,8 +30,8 @@ def wait_bit(meter: IoMeter, name: str) -> None:
 
 def test_status_word_bits_follow_their_sources(tmp_path):
     meter = IoMeter(tmp_path, CONFIG, services="acquisition,metrology,io")
-    meter.start()
     try:
+        meter.start()
         meter.wait(lambda: meter.call("metrology.read", names="status_word")["values"]["status_word"] is not None)
         word = status_word(meter)
         for name in ("battery_failure", "cover_removed", "general_failure", "firmware_change"):
@@ -51,8 +52,8 @@ def test_status_word_bits_follow_their_sources(tmp_path):
     data = bytearray(older.read_bytes())
     data[-1] ^= 0xFF
     older.write_bytes(bytes(data))
-    meter.start()
     try:
+        meter.start()
         wait_bit(meter, "firmware_change")
         assert status_word(meter) & STATUS_BITS["general_failure"]
         events = [r for r in meter.call("metrology.load_profile") if r.get("event") == "firmware"]
@@ -65,12 +66,15 @@ def test_time_sync_bits_follow_the_time_service(tmp_path):
     """chronyd serves the meter's clock (a stratum-1 server on loopback whose time the test steps, and the
     meter's own chronyd, as in tests/integration/test_time_chrony.py): synchronised, neither bit; the served time
     5 s off, chrony follows it but the offset crosses [time] max_offset: time-sync drift (max_error wide enough
-    that the first updates' root distance is no drift); the meter's chronyd
-    gone, the time service cannot ask it: lost time sync."""
+    that the first updates' root distance is no drift); the meter's chronyd gone, the time service cannot ask
+    it: lost time sync."""
     require_chrony()
-    server = SteppableServer(tmp_path / "server")
-    chronyd = MeterChronyd(tmp_path / "chrony")
-    meter = IoMeter(tmp_path, f"""
+    with contextlib.ExitStack() as stack:
+        server = SteppableServer(tmp_path / "server")
+        stack.callback(server.stop)
+        chronyd = MeterChronyd(tmp_path / "chrony")
+        stack.callback(chronyd.stop)
+        meter = IoMeter(tmp_path, f"""
 [time]
 ntp_servers = ["127.0.0.1:{server.port}"]
 minpoll = -4
@@ -82,7 +86,7 @@ max_offset = 0.05
 max_error = 5.0
 step_threshold = 1.0
 """, services="acquisition,metrology,time")
-    try:
+        stack.callback(meter.stop)
         meter.start()
         meter.wait(lambda: meter.call("metrology.read", names="status_word")["values"]["status_word"] is not None)
         meter.wait(lambda: meter.call("time.status")["time_synced"], 60)
@@ -92,7 +96,3 @@ step_threshold = 1.0
         wait_bit(meter, "time_sync_drift")
         chronyd.stop()
         wait_bit(meter, "lost_time_sync")
-    finally:
-        meter.stop()
-        chronyd.stop()
-        server.stop()

@@ -169,12 +169,15 @@ def test_cycle_change_agrees_for_every_wiring_with_and_without_a_previous_cycle(
         matrix = wiring(system).matrix[:, cols] * 100.0                # a PT ratio
         matrix[6] = 0.0
         for prev in (None, rng.normal(0, 300, (512, 3))):
-            got = _kernels.c_cycle_change(x, matrix, prev)
-            want = reference.cycle_change(x, matrix, prev)
+            got, last = _kernels.c_cycle_change(x, matrix, prev)
+            want, want_last = reference.cycle_change(x, matrix, prev)
             assert got.shape == (6,) and got[3] > got[2]
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(last, want_last, rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(last, x[-1] @ matrix, rtol=1e-12, atol=1e-9)
     with pytest.raises(ValueError):
-        _kernels._ckernels.cycle_change(np.zeros(9 * 4), np.zeros(9), np.zeros(0), np.zeros(1), 1, 4, 9, 1, False)
+        _kernels._ckernels.cycle_change(np.zeros(9 * 4), np.zeros(9), np.zeros(0), np.zeros(1), np.zeros(4), 1, 4, 9, 1,
+                                        False)
 
 
 def test_harmonic_values_agrees_on_window_spectra_with_absent_and_weak_signals():
@@ -219,3 +222,24 @@ def test_block_squares_agrees_for_the_flicker_voltages_of_every_wiring():
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(_kernels.c_block_squares(x[:, :3], np.eye(3), 32),
                                reference.block_squares(x[:, :3], np.eye(3), 32), rtol=1e-12)
+
+
+def test_event_screen_agrees_through_dips_swells_rvc_steps_and_nan():
+    rng = np.random.default_rng(16)
+    u = 230.0 + rng.normal(0, 0.3, (400, 3))
+    u[150:160, 1] = 180.0                                                # a dip on one channel
+    u[200:210] = 260.0                                                   # a swell
+    u[260:] += 14.0                                                      # an RVC step (6 % of 230 V)
+    u[300, 2] = np.nan                                                   # a channel without a value
+    params = np.array([207.0, 253.0, 11.5])
+    for n_rvc in (100, 120):
+        for lo in range(0, 400, 16):
+            hist = u[max(lo - n_rvc, 0):lo]
+            for enabled in (True, False):
+                want = reference.event_screen(u[lo:lo + 16], hist, n_rvc, params, enabled)
+                got = _kernels.c_event_screen(u[lo:lo + 16], hist, n_rvc, params, enabled)
+                assert got[0] == want[0]
+                np.testing.assert_array_equal(got[1], want[1])
+    flagged = [lo for lo in range(0, 400, 16)
+               if _kernels.c_event_screen(u[lo:lo + 16], u[max(lo - 120, 0):lo], 120, params, True)[1].any()]
+    assert 256 in flagged and 144 in flagged and not set(range(0, 144, 16)) & set(flagged)    # steady: none
