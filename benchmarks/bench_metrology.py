@@ -3,9 +3,10 @@ numpy reference, and peak memory. Run by ``make bench`` (``python -m benchmarks`
 ``python -m benchmarks metrology``.
 
 The pipeline is fed 7 channels at 32 kSPS of a three-phase signal with 5th and 7th harmonics (60 Hz,
-then 50 Hz), in batches of 4096 frames as the metrology service feeds it; it tracks the frequency,
-resamples to 512 samples/cycle, runs half-cycle RMS, harmonics every 12 (10) cycles, aggregation and
-energy. Target: >= 100x real time at 60 Hz on one core.
+then 50 Hz), in batches of 4096 frames as the metrology service feeds it, with every feature on: it tracks
+the frequency, resamples to 512 samples/cycle, runs half-cycle RMS, PQ events (dips, swells, interruptions, RVC)
+and transients, flicker, harmonics and interharmonics every 12 (10) cycles, mains signalling voltage at four
+frequencies, aggregation and energy with loss compensation. Target: >= 450x real time at 60 Hz on one core.
 
 The process is pinned to one CPU for the measurement. Each figure is the median of ``RUNS`` runs, from
 the CPU time the process used (what the pipeline costs one core) and from the wall clock on that core
@@ -24,9 +25,9 @@ import numpy as np
 
 from metrology import _kernels
 from metrology._kernels import reference
-from metrology.frequency import reference_filter
+from metrology.frequency import CycleTracker, reference_filter
 from metrology.pipeline import Pipeline
-from metrology.settings import MetrologySettings
+from metrology.settings import LossCoefficients, LossCompensation, MetrologySettings
 from metrology.systems import wiring
 
 FS = 32000.0
@@ -34,7 +35,10 @@ SECONDS = 20.0
 BATCH = 4096             # firmware.services.metrology.BATCH_FRAMES
 SMALL_BLOCK = 128        # one acquisition block (4 ms), no batching
 RUNS = 5
-TARGET_RTF = 100.0
+TARGET_RTF = 450.0
+SIGNALLING_HZ = (175.0, 316.67, 1050.0, 2000.0)     # as many as [pq] signalling_frequencies takes
+LOSSES = LossCompensation(True, 1e6, 230.0, 1000.0, LossCoefficients(0.1, 0.3, 0.5, 1.0),
+                          LossCoefficients(0.1, 0.3, 0.5, 1.0))
 T0_NS = 1_700_000_000_000_000_000
 
 
@@ -55,7 +59,8 @@ PHASE_CORRECTION_DEG = (0.12, -0.05, 0.2, 0.03, -0.1, 0.07, 0.15)   # a calibrat
 
 def _run(x: np.ndarray, nominal: float, batch: int, phases: tuple[float, ...] = (0.0,) * 7) -> tuple[float, float]:
     """(CPU s, wall s) to feed ``x`` to a fresh pipeline in ``batch``-frame blocks."""
-    pl = Pipeline(MetrologySettings(nominal_frequency=nominal, phase_correction_deg=phases))
+    pl = Pipeline(MetrologySettings(nominal_frequency=nominal, phase_correction_deg=phases,
+                                    signalling_hz=SIGNALLING_HZ, losses=LOSSES))
     c0, t0 = time.process_time(), time.perf_counter()
     for first in range(0, x.shape[0], batch):
         pl.feed_values(x[first:first + batch], first, T0_NS + int(first * 1e9 / FS))
@@ -96,6 +101,9 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
     zi = np.zeros((sos.shape[0], 2))
     filtered = reference.sosfilt(sos, buf[:32768], zi, ref_w)[0] * 100
     lines = rng.normal(size=(10, 768)) + 1j * rng.normal(size=(10, 768))
+    tracker = CycleTracker(FS, 60.0, 30.0)
+    table, params = tracker._delay_table, tracker._params.copy()
+    state = np.array([FS / 60.0, np.nan, 0.0, 1.0])
     return [
         ("resample_cycles (1 s, 7 ch, 60 cycles of 512)",
          _best(lambda: reference.resample_cycles(buf, bounds, 512, 0, delays)),
@@ -107,6 +115,9 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
          _best(lambda: [_kernels.c_sosfilt(sos, b, zi, ref_w) for b in blocks])),
         ("rising_crossings (1 s, 60 crossings)", _best(lambda: reference.rising_crossings(filtered, 1, 266)),
          _best(lambda: _kernels.c_rising_crossings(filtered, 1, 266))),
+        ("track_crossings (1 s, 60 crossings: delays, acceptance)",
+         _best(lambda: reference.track_crossings(filtered, 1, 266, state.copy(), table, params)),
+         _best(lambda: _kernels.c_track_crossings(filtered, 1, 266, state.copy(), table, params))),
         ("harmonic_groups (5 windows of 12 cycles)",
          _best(lambda: [reference.harmonic_groups(lines, 12, 64) for _ in range(5)]),
          _best(lambda: [_kernels.c_harmonic_groups(lines, 12, 64) for _ in range(5)])),
@@ -116,8 +127,7 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
 @contextlib.contextmanager
 def _reference_kernels() -> Iterator[None]:
     """The pipeline on the numpy reference of every kernel while inside (what it runs without the C extension)."""
-    names = ("BACKEND", "BACKEND_NOTE", "resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups",
-             "rising_crossings")
+    names = ("BACKEND", "BACKEND_NOTE", *_kernels.KERNELS)
     saved = {n: getattr(_kernels, n) for n in names}
     _kernels.use_reference("benchmark baseline")
     try:

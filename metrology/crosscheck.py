@@ -71,12 +71,13 @@ class PathComparison:
     """The running difference of the two paths (see the module docstring)."""
 
     def __init__(self, fs: float, gain: np.ndarray, min_flow: float, window_s: float = WINDOW_S,
-                 min_common_s: float = MIN_COMMON_S, history_s: float = HISTORY_S, apparent: bool = True) -> None:
-        """``apparent`` False: the chip's apparent energy is not the system's (``Wiring.element_va``), VAh reads
-        NaN."""
+                 min_common_s: float = MIN_COMMON_S, history_s: float = HISTORY_S,
+                 apparent_gain: np.ndarray | None = None) -> None:
+        """``apparent_gain``: the chip's per-phase VAh to the system's (``metrology.gapfill.apparent_gain``;
+        None: ``|gain|``)."""
         self.fs = fs
-        self.apparent = apparent
         self.gain = np.asarray(gain, float)
+        self.apparent = np.abs(self.gain) if apparent_gain is None else np.asarray(apparent_gain, float)
         self.min_flow = min_flow
         self.window_ns = int(window_s * NS_PER_S)
         self.min_common_s = min_common_s
@@ -128,7 +129,7 @@ class PathComparison:
             return
         e_s = (self._flows * ov[:, None]).sum(axis=0) / self.fs / S_PER_H
         chip = np.array([float(np.dot(self.gain, r.wh)), float(np.dot(self.gain, r.varh)),
-                         float(np.dot(np.abs(self.gain), r.vah))]) * (common / length)
+                         float(np.dot(self.apparent, r.vah))]) * (common / length)
         newest = int(r.timestamp_ns)
         if self._bins and newest < self._bins[-1][0]:
             self._bins.clear()        # the clock was set back: the window restarts on the new clock
@@ -143,7 +144,6 @@ class PathComparison:
         a_c = np.sum([b[2] for b in self._bins], axis=0)
         common_s = float(sum(b[3] for b in self._bins))
         enough = (common_s >= self.min_common_s) & (a_c * S_PER_H >= self.min_flow * common_s) & (a_c > 0)
-        enough[2] &= self.apparent
         with np.errstate(invalid="ignore", divide="ignore"):
             pct = np.where(enough, 100.0 * diff / a_c, np.nan)
         return CheckResult(pct, common_s, len(self._bins))

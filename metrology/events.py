@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -131,7 +131,7 @@ class VoltageEvents:
         self.pending: list[PqEvent | EventStart] = [
             self._finish(ev, self._last_ns) for ev in getattr(self, "open", {}).values() if ev.kind != "rvc"]
         self.open: dict[str, _Open] = {}
-        self.history: deque[np.ndarray] = deque(maxlen=self.n_rvc)     # the last Urms(1/2) values (RVC)
+        self.history = np.zeros((0, len(self.names)))     # the last Urms(1/2) values (RVC), up to n_rvc rows
         self.power_hist: deque[float] = deque(maxlen=POWER_HISTORY_HALVES)
         self._last_ns = 0
 
@@ -141,15 +141,14 @@ class VoltageEvents:
         return any(k in self.open for k in VOLTAGE_KINDS)
 
     def process(self, u: np.ndarray, end_index: np.ndarray, end_ns: np.ndarray, power: np.ndarray,
-                out: list[PqEvent | EventStart], extra: np.ndarray | None = None) -> np.ndarray:
+                out: list[PqEvent | EventStart], extra: np.ndarray | Callable[[], np.ndarray] | None = None
+                ) -> np.ndarray:
         """``u`` (n, channels) Urms(1/2) in V, each stamped with the sample index and clock time at its window's
         end; ``power`` (n,) total active power of the half cycle (W); ``extra`` (n, 3 + channels + 2) the values
         of the event statistics beside each Urms(1/2) (``metrology.evstats``: phase currents, THD, PF, f; NaN
-        when not given). Appends starts and finished events to ``out``; returns the per-value flag (a dip, swell
+        when not given), or a function that makes them, called only when some value is looked at one by one. Appends starts and finished events to ``out``; returns the per-value flag (a dip, swell
         or interruption in progress)."""
         n = u.shape[0]
-        if extra is None:
-            extra = np.full((n, PHASE_CURRENTS + u.shape[1] + 2), np.nan)
         if self.pending:
             out.extend(self.pending)
             self.pending = []
@@ -159,6 +158,10 @@ class VoltageEvents:
         if not self.open and not maybe.any() and not rvc_maybe.any():    # the usual case: nothing happens
             self._remember(u, power, end_ns)
             return np.zeros(n, dtype=bool)
+        if extra is None:
+            extra = np.full((n, PHASE_CURRENTS + u.shape[1] + 2), np.nan)
+        elif callable(extra):
+            extra = extra()
         flags = np.empty(n, dtype=bool)
         ul = u.tolist()
         for k in range(n):
@@ -170,17 +173,15 @@ class VoltageEvents:
     # ------------------------------------------------------------------ per value
 
     def _remember(self, u: np.ndarray, power: np.ndarray, end_ns: np.ndarray) -> None:
-        for row in u[-self.n_rvc:]:
-            self.history.append(row)
-        for p in power[-POWER_HISTORY_HALVES:].tolist():
-            self.power_hist.append(p)
+        self.history = np.concatenate((self.history, u[-self.n_rvc:]))[-self.n_rvc:]
+        self.power_hist.extend(power[-POWER_HISTORY_HALVES:].tolist())
         self._last_ns = int(end_ns[-1])
 
     def _rvc_candidates(self, u: np.ndarray) -> np.ndarray:
         """Values that differ from the mean of the 100/120 before them by more than the RVC threshold (a cheap
         screen; ``_step`` checks steady state and the rest)."""
-        h = len(self.history)
-        full = np.concatenate((np.asarray(self.history).reshape(h, -1), u)) if h else u
+        h = self.history.shape[0]
+        full = np.concatenate((self.history, u)) if h else u
         if full.shape[0] <= self.n_rvc:
             return np.zeros(u.shape[0], dtype=bool)
         c = np.concatenate((np.zeros((1, full.shape[1])), np.cumsum(full, axis=0)))
@@ -209,7 +210,7 @@ class VoltageEvents:
                 ev.stats.add(u, extra)
         if self.t.rvc_enabled:
             self._rvc(u, index, ns, rvc_maybe, out)
-        self.history.append(u.copy())
+        self.history = np.concatenate((self.history, u[None, :]))[-self.n_rvc:]
         if not self.open:
             self.power_hist.append(power)
         self._last_ns = ns
@@ -234,9 +235,9 @@ class VoltageEvents:
 
     def _rvc(self, u: np.ndarray, index: float, ns: int, candidate: bool, out: list[PqEvent | EventStart]) -> None:
         ev = self.open.get("rvc")
-        if len(self.history) < self.n_rvc or (ev is None and (not candidate or self.active)):
+        if self.history.shape[0] < self.n_rvc or (ev is None and (not candidate or self.active)):
             return                    # the usual case, and every value of a dip or swell: nothing to look at
-        window = np.asarray(self.history)
+        window = self.history
         mean = window.mean(axis=0)
         if ev is None:
             if candidate and not self.active and np.all(np.abs(window - mean).max(axis=0) <= self.rvc_thr):

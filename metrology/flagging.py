@@ -7,6 +7,8 @@ aggregation puts on its intervals: a cycle is flagged when a dip, swell or inter
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from metrology.events import EventStart, EventThresholds, PqEvent, VoltageEvents
@@ -28,11 +30,13 @@ class EventFlagger:
         return self.events.active
 
     def process(self, half_ms: np.ndarray, end_index: np.ndarray, end_ns: np.ndarray, power: np.ndarray,
-                out: list[PqEvent | EventStart], cycle_stats: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                out: list[PqEvent | EventStart], cycle_stats: Callable[[], np.ndarray] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
         """``half_ms``: (m, 2, 11); ``end_index``/``end_ns`` (2m,): sample index and clock time where each half
-        cycle ends; ``power`` (m,) total active power per cycle; ``cycle_stats`` (m, channels + 2) THD, PF and f
-        of each cycle (``metrology.evstats.cycle_quantities``) for the event statistics. Returns Urms(1/2) (2m, 11) and the per-cycle
-        flag (m,); events that start or end are appended to ``out``.
+        cycle ends; ``power`` (m,) total active power per cycle; ``cycle_stats`` makes the (m, channels + 2) THD,
+        PF and f of each cycle (``metrology.evstats.cycle_quantities``) for the event statistics, called only when
+        the detector needs them. Returns Urms(1/2) (2m, 11) and the per-cycle flag (m,); events that start or end
+        are appended to ``out``.
 
         The first value after a restart is the RMS of its half cycle alone.
         """
@@ -42,7 +46,10 @@ class EventFlagger:
         shifted = np.concatenate((prev, halves[:-1]))
         urms = np.sqrt((shifted + halves) / 2)
         self.prev_half = halves[-1].copy()
-        per_cycle = np.full((m, self.channels.size + 2), np.nan) if cycle_stats is None else cycle_stats
-        extra = np.concatenate((urms[:, I_PH], np.repeat(per_cycle, 2, axis=0)), axis=1)
+
+        def extra() -> np.ndarray:
+            per_cycle = np.full((m, self.channels.size + 2), np.nan) if cycle_stats is None else cycle_stats()
+            return np.concatenate((urms[:, I_PH], np.repeat(per_cycle, 2, axis=0)), axis=1)
+
         flags = self.events.process(urms[:, self.channels], end_index, end_ns, np.repeat(power, 2), out, extra)
         return urms, np.asarray(flags.reshape(m, 2).any(axis=1))

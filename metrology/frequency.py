@@ -48,6 +48,7 @@ VIRTUAL_AFTER_PERIODS = 1.6  # free-run once no crossing came this many periods 
 MIN_REAL_AFTER_VIRTUAL = 0.5  # a real crossing this soon after a virtual boundary waits for the next one
 MIN_PERIOD_RATIO = 0.75      # a crossing sooner than this fraction of the last period is noise
 MAX_PERIOD_STEP = 0.02       # a period differing more from the last one is not trusted (2 %: 1 Hz at 50)
+DELAY_STEP_HZ = 0.01         # the filter delay is tabulated at this step and interpolated linearly
 BRIDGE_MAX_S = 0.05          # a gap up to this long is bridged for the reference filter (no settling after it)
 
 
@@ -85,17 +86,16 @@ class CycleTracker:
         self.max_period = sample_rate_hz / TRACK_MIN_HZ
         self.max_delay = phase_delay_samples(self.sos, TRACK_MIN_HZ, sample_rate_hz)
         # the delay is smooth in frequency: a 10 mHz table with linear interpolation is exact to < 1e-9 samples
-        self._delay_f = np.arange(TRACK_MIN_HZ - 1.0, TRACK_MAX_HZ + 1.0, 0.01)
-        self._delay_t = _phase_delays(self.sos, self._delay_f, sample_rate_hz).tolist()
-        self._delay_f0 = float(self._delay_f[0])
+        self._delay_f0 = TRACK_MIN_HZ - 1.0
+        self._delay_table = _phase_delays(self.sos, np.arange(self._delay_f0, TRACK_MAX_HZ + 1.0, DELAY_STEP_HZ),
+                                          sample_rate_hz)
+        # track_crossings' parameters: [0] and [5] (the block's base index, settle_until) change per block
+        self._params = np.array([0.0, self._delay_f0, DELAY_STEP_HZ, sample_rate_hz, present_peak, math.nan,
+                                 self.min_period, self.max_period, MIN_PERIOD_RATIO, MAX_PERIOD_STEP,
+                                 MIN_REAL_AFTER_VIRTUAL])
+        self._state = np.zeros(4)
         self.period = self.nominal_period
         self.restart(None)
-
-    def _delay(self, freq_hz: float) -> float:
-        k = (freq_hz - self._delay_f0) / 0.01
-        i = min(max(int(k), 0), len(self._delay_t) - 2)
-        u = k - i
-        return self._delay_t[i] * (1 - u) + self._delay_t[i + 1] * u
 
     def restart(self, first_index: int | None) -> None:
         """Forget everything (after a gap or at start-up); the next block starts at ``first_index``."""
@@ -129,18 +129,19 @@ class CycleTracker:
         # so the last pair waits for the next block (the tail keeps it)
         # with the peak of |y| over the half cycle before each (is there a voltage?) and the root of
         # the cubic through the four samples around it: linear interpolation would leave up to 1 ns of
-        # grid-dependent error at 65 Hz with a 5th harmonic (a few 1e-7 of the period), the cubic < 10 ps
-        cand, roots, peaks = _kernels.rising_crossings(yy, max(tail - 2, 1), int(self.period // 2))
-        out_t: list[float] = []
-        out_real: list[bool] = []
-        for k, root, peak in zip(cand, roots, peaks):
-            # the delay depends a little on frequency: use the
-            # period just measured, so a ramp shifts every crossing alike and the period stays true
-            delay = self._delay(self.fs / self.period)
-            t = first_index + k - tail + root - delay
-            if peak < self.present_peak or (self.settle_until is not None and t < self.settle_until):
-                continue
-            self._accept_real(t, out_t, out_real)
+        # grid-dependent error at 65 Hz with a 5th harmonic (a few 1e-7 of the period), the cubic < 10 ps.
+        # The delay depends a little on frequency: each crossing's is taken at the period just measured, so a
+        # ramp shifts every crossing alike and the period stays true (reference.track_crossings: the rules)
+        p = self._params
+        p[0], p[5] = first_index - tail, math.nan if self.settle_until is None else self.settle_until
+        st = self._state
+        st[:] = (self.period, math.nan if self.last is None else self.last, self.last_real, self.reacquiring)
+        found, real = _kernels.track_crossings(yy, max(tail - 2, 1), int(self.period // 2), st, self._delay_table, p)
+        self.period = float(st[0])
+        self.last = None if math.isnan(st[1]) else float(st[1])
+        self.last_real, self.reacquiring = bool(st[2]), bool(st[3])
+        out_t: list[float] = found.tolist()
+        out_real: list[bool] = (real != 0).tolist()
         end = first_index + n - self.max_delay
         if (self.last is None and self.resume_index is not None and self.settle_until is not None
                 and end - self.settle_until > VIRTUAL_AFTER_PERIODS * self.period):
@@ -181,28 +182,6 @@ class CycleTracker:
         self.resume_index = first_index
         self.last, self.last_real, self.reacquiring = None, False, True
         return True
-
-    def _accept_real(self, t: float, out_t: list[float], out_real: list[bool]) -> None:
-        real = True
-        if self.last is not None:
-            delta = t - self.last
-            if self.last_real:
-                if delta < max(self.min_period, MIN_PERIOD_RATIO * self.period):
-                    return                                    # noise: a second crossing in one cycle
-                plausible = abs(delta / self.period - 1) <= MAX_PERIOD_STEP
-                if (plausible or self.reacquiring) and self.min_period <= delta <= self.max_period:
-                    self.period = delta
-                    self.reacquiring = False
-                else:
-                    real = False     # a step no power system makes (the voltage just vanished):
-                                     # keep the boundary, do not trust the frequency around it
-            else:
-                if delta < MIN_REAL_AFTER_VIRTUAL * self.period:
-                    return
-                self.reacquiring = True
-        self.last, self.last_real = t, real
-        out_t.append(t)
-        out_real.append(real)
 
 
 class TenSecondFrequency:

@@ -11,7 +11,9 @@ Each record's share becomes a mean power over the overlap and goes through ``met
 exactly like one measured cycle, so direction, quadrants and totals follow the sample path's rules: the
 quadrant of a phase from the signs of its Wh and varh, the total's from the signs of their sums, VAh with
 the direction of Wh. Chip energies are at the input terminals; ``phase_gain`` takes them to primary units
-with the polarity the pipeline applies (PT ratio x CT ratio, inverted inputs).
+with the polarity the pipeline applies (PT ratio x CT ratio, inverted inputs). Apparent energy is the
+system's arithmetic VAh, each phase current against its phase voltage: ``apparent_gain`` takes the chip's
+there (a DELTA meter's chip meters line voltages, √3 times the phase voltages the sample path takes).
 
 The chip keeps no Ah, V²h or I²h, and no loss terms: over a hole these take the rate of a reference
 interval the sample path measured (the same second, or the last one measured before it).
@@ -92,6 +94,13 @@ def phase_gain(settings: MetrologySettings) -> np.ndarray:
     return settings.pt_ratio * settings.ct_ratio * sign * present
 
 
+def apparent_gain(settings: MetrologySettings) -> np.ndarray:
+    """(3,) factor from the chip's per-phase terminal VAh to the system's apparent energy (primary VAh):
+    PT ratio x CT ratio x ``Wiring.chip_va`` (a DELTA meter's chip phases meter line voltages: 1/√3 on each of
+    the three, phase B included; elsewhere the elements')."""
+    return settings.pt_ratio * settings.ct_ratio * np.asarray(wiring(settings.system_type).chip_va, dtype=float)
+
+
 def no_load_va(settings: MetrologySettings) -> float:
     """Apparent power per phase (primary VA) below which a phase registers nothing: creep current x Udin."""
     return settings.creep_fraction * nominal_flow(settings) / max(wiring(settings.system_type).n_phases, 1)
@@ -121,21 +130,36 @@ def _power(p3: np.ndarray, q3: np.ndarray, s3: np.ndarray) -> PowerValues:
                        qh=p4 / 2 + q4 * _SQRT3_2, p1=p4)
 
 
+def _on_elements(s3: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """Apparent power (m, 3) of phases that are no element (DELTA's B) moved onto the elements in proportion to
+    theirs (equally where they have none), so that it takes the direction of the elements' Wh; totals kept."""
+    element = np.abs(gain) > 0
+    if element.all() or not element.any():
+        return s3
+    rest = np.where(element, 0.0, s3).sum(axis=1, keepdims=True)
+    own = np.where(element, s3, 0.0)
+    mass = own.sum(axis=1, keepdims=True)
+    share = np.where(mass > 0, own / np.where(mass > 0, mass, 1.0), element / element.sum())
+    return own + rest * share
+
+
 def fill_energy(shares: list[ChipShare], fs: float, gain: np.ndarray, reference: EnergyIncrement | None = None,
                 reference_comp: EnergyIncrement | None = None, compensated: bool = False,
-                no_load: float = 0.0) -> tuple[EnergyIncrement, EnergyIncrement | None]:
+                no_load: float = 0.0, apparent: np.ndarray | None = None
+                ) -> tuple[EnergyIncrement, EnergyIncrement | None]:
     """Energy of ``shares`` in primary units as an ``EnergyIncrement`` (and its loss-compensated twin when
-    ``compensated``); ``duration_s`` and ``filled_s`` are the time the shares cover. A phase of a share below
-    ``no_load`` VA (``no_load_va``) registers nothing."""
+    ``compensated``); ``duration_s`` and ``filled_s`` are the time the shares cover. ``apparent``: the chip's
+    VAh to the system's (``apparent_gain``; None: ``|gain|``). A phase of a share below ``no_load`` VA
+    (``no_load_va``) registers nothing."""
     if not shares:
         return EnergyIncrement(), (EnergyIncrement(compensated=True) if compensated else None)
     dt = np.array([s.frames / fs for s in shares])
     per_s = S_PER_H / dt[:, None]
-    s3 = np.stack([s.vah for s in shares]) * np.abs(gain) * per_s
+    s3 = np.stack([s.vah for s in shares]) * (np.abs(gain) if apparent is None else apparent) * per_s
     loaded = s3 > no_load
     p3 = np.where(loaded, np.stack([s.wh for s in shares]) * gain * per_s, 0.0)
     q3 = np.where(loaded, np.stack([s.varh for s in shares]) * gain * per_s, 0.0)
-    s3 = np.where(loaded, s3, 0.0)
+    s3 = _on_elements(np.where(loaded, s3, 0.0), gain)
     v_ms, i_ms = (np.broadcast_to(x, p3.shape) for x in _rates(reference))
     live = np.broadcast_to(np.abs(gain) > 0, p3.shape) & (i_ms > 0) & loaded
     inc = cycle_energy(_power(p3, q3, s3), v_ms, i_ms, live, dt)

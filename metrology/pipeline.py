@@ -196,9 +196,9 @@ class Pipeline:
         end_ns = self.origin_ns + np.round(cm.end * (1e9 / self.fs)).astype(np.int64)
         half_end = np.stack(((cm.start + cm.end) / 2, cm.end), axis=1).reshape(-1)
         half_end_ns = self.origin_ns + np.round(half_end * (1e9 / self.fs)).astype(np.int64)
-        per_cycle = cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels)
-        urms, flags_c = self.flagger.process(cm.half_ms, half_end, half_end_ns, cm.vi.sum(axis=1), out.events,
-                                             per_cycle)
+        urms, flags_c = self.flagger.process(
+            cm.half_ms, half_end, half_end_ns, cm.vi.sum(axis=1), out.events,
+            lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))
         if self.transients.s.enabled:
             x = batch.samples[:, :, self._tr_inputs]
             v = (x.reshape(-1, x.shape[2]) @ self._tr_matrix).reshape(x.shape[0], x.shape[1], -1)

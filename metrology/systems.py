@@ -49,9 +49,14 @@ class Wiring:
     n_phases: int
     # The meter's elements: the phases whose voltage input x current input (what an ADE9000 phase accumulates)
     # add up to the system's power. DELTA is a two-element (Blondel) meter: V(A-B) x IA + V(C-B) x IC, phase B
-    # is no element; and there the elements' V x I do not add up to the system's apparent power.
+    # is no element.
     elements: tuple[bool, bool, bool] = (True, True, True)
-    element_va: bool = True
+    # What each chip phase's V x I (its apparent energy) counts for in the system's arithmetic apparent power,
+    # which takes each phase current against its phase voltage. The elements' own, except for DELTA: there the
+    # chip meters every phase current against a line voltage (ACCMODE.VCONSEL 1: V(A-B) x IA, V(A-C) x IB,
+    # V(C-B) x IC), √3 times the phase voltage from the virtual neutral, exactly so while the line voltages are
+    # balanced, whatever the currents.
+    chip_va: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     def signal_present(self) -> np.ndarray:
         """(11,) bool: which derived signals carry a real quantity in this system."""
@@ -105,4 +110,6 @@ def wiring(system_type: str) -> Wiring:
         ref = m[:, 0].copy()
     elements = (True, False, True) if system_type == "DELTA" else (True, False, False) if system_type == "2L" \
         else phases
-    return Wiring(system_type, m, phases, line_pairs, neutral, ref, n, elements, system_type != "DELTA")
+    a, b, c = (1 / 3 ** 0.5,) * 3 if system_type == "DELTA" else (float(e) for e in elements)
+    chip_va = (a, b, c)
+    return Wiring(system_type, m, phases, line_pairs, neutral, ref, n, elements, chip_va)

@@ -55,7 +55,13 @@ and the metrology service (`firmware/revenue/gapfill.py`, arithmetic in `metrolo
   VAh vectorial as hypot(Wh, varh); Qh. The chip has no Ah, V²h or I²h and no loss terms: those take the
   rate of the second's measured part (or the last measured second) over the hole. Per-phase fill follows
   the chip's phases: for DELTA and 2L its split between phases differs from the pipeline's virtual neutral,
-  the total does not.
+  the total does not. VAh is the system's arithmetic apparent energy, each phase current against its phase
+  voltage: a DELTA meter's chip meters every current against a line voltage, so its VAh of the three phases
+  is taken over √3 (exact while the line voltages are balanced) and booked on the elements A and C.
+- **No creep.** A phase whose share carries less apparent power than the creep current at the nominal
+  voltage (`[metrology] creep_fraction` x In x Udin) registers nothing, as in the sample path; the chip's
+  no-load thresholds are written from the same rule. With the current circuit open the meter registers no
+  energy across gaps (`[simulation] profile = "no_load"`; tests/integration/test_no_load.py).
 - **When.** The chip reports an interval after it ends, about a second after the samples. Seconds are
   registered in order, each when the cycles have passed its end and, if a hole touches it, when the
   records up to the hole's end have arrived; at most {hold_max_s:g} s after it was closed (or `[acquisition]

@@ -31,9 +31,9 @@ from firmware.ipc.ring import Ring, RingReader
 from hal.errors import IPCError
 from metrology.crosscheck import PathComparison, cycle_flows, nominal_flow
 from metrology.energy import EnergyIncrement
-from metrology.gapfill import NS_PER_S, apportion, fill_energy, no_load_va, phase_gain, split_by_second
+from metrology.gapfill import (NS_PER_S, apparent_gain, apportion, fill_energy, no_load_va, phase_gain,
+                              split_by_second)
 from metrology.settings import MetrologySettings
-from metrology.systems import wiring
 
 log = logging.getLogger("metrology")
 
@@ -118,6 +118,7 @@ class GapFill:
         self.settings = settings
         self.fs = settings.sample_rate_hz
         self.gain = phase_gain(settings)
+        self.apparent = apparent_gain(settings)
         self.no_load = no_load_va(settings)
         self.limit_pct = accuracy_class_pct
         self.hold_max_s = max(HOLD_MAX_S, energy_interval_s + HOLD_MARGIN_S)
@@ -129,7 +130,7 @@ class GapFill:
         self.compensated = settings.losses.enabled
         self.records = ChipRecords(LEDGER_S * self.fs)
         self.compare = PathComparison(self.fs, self.gain, MIN_FLOW_FRACTION * nominal_flow(settings),
-                                      apparent=wiring(settings.system_type).element_va)
+                                      apparent_gain=self.apparent)
         self.ring: Ring | None = None
         self.reader: RingReader | None = None
         self._attach_at = 0.0
@@ -256,7 +257,8 @@ class GapFill:
         ref, ref_comp = self.reference if self.reference is not None else (None, None)
         for hole, a, b in entry.pieces:
             shares = apportion(self.records.overlapping(a, b), a, b)
-            fill, fill_comp = fill_energy(shares, self.fs, self.gain, ref, ref_comp, comp is not None, self.no_load)
+            fill, fill_comp = fill_energy(shares, self.fs, self.gain, ref, ref_comp, comp is not None, self.no_load,
+                                          self.apparent)
             # before the first cycle after a start, what the chip did not record is part of the outage the start
             # ends (the interval is flagged so), not a gap in the measurement
             missing_s = 0.0 if hole.startup else max(0.0, (b - a) / self.fs - fill.filled_s)

@@ -74,6 +74,8 @@ def signal_source(config: Config, line_hz: int) -> Any:
         source = day_profile(time_scale=sim.time_scale, nominal_hz=line_hz)
     elif sim.profile == "steady":
         source = steady(nominal_hz=line_hz)
+    elif sim.profile == "no_load":
+        source = steady(i_rms=0.0, nominal_hz=line_hz)
     else:
         return Connected(ThreePhase(v_rms=(0.0,) * 3, i_rms=(0.0,) * 3, nominal_hz=line_hz), wiring)
     # the simulated chip's signal runs on the monotonic clock (hal.sim.chip stamps frame 0 with it): dips count

@@ -78,28 +78,43 @@ def c_rising_crossings(y: np.ndarray, lo: int, half: int) -> tuple[list[int], li
     return [int(k) for k in idx[:count].tolist()], root[:count].tolist(), peak[:count].tolist()
 
 
+def c_track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, table: np.ndarray, params: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    y = _f64(y)
+    n = y.shape[0]
+    out_t, out_real = np.empty(n), np.empty(n)
+    count = _ckernels.track_crossings(y, state, table, params, out_t, out_real, n, lo, half, table.shape[0])
+    return out_t[:count], out_real[:count]
+
+
+# the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
+KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings")
+
+
+def _select(c: bool) -> None:
+    for name in KERNELS:
+        globals()[name] = globals()[f"c_{name}"] if c else getattr(reference, name)
+
+
+resample_cycles, cycle_stats, sosfilt = reference.resample_cycles, reference.cycle_stats, reference.sosfilt
+harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
+track_crossings = reference.track_crossings
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"
-    resample_cycles, cycle_stats, sosfilt = c_resample_cycles, c_cycle_stats, c_sosfilt
-    harmonic_groups, rising_crossings = c_harmonic_groups, c_rising_crossings
+    _select(True)
 else:
     BACKEND = "numpy"
     BACKEND_NOTE = ("metrology kernels: numpy reference, the C extension is not built "
                     f"({_IMPORT_ERROR}); same results, lower throughput")
-    resample_cycles, cycle_stats, sosfilt = reference.resample_cycles, reference.cycle_stats, reference.sosfilt
-    harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
-
 
 
 def use_reference(why: str) -> None:
     """Run on the numpy reference from now on (the C extension does not match its source: ``why``)."""
-    global BACKEND, BACKEND_NOTE, resample_cycles, cycle_stats, sosfilt, harmonic_groups, rising_crossings
+    global BACKEND, BACKEND_NOTE
     BACKEND = "numpy"
     BACKEND_NOTE = f"metrology kernels: numpy reference, the C extension is stale ({why}); same results, lower throughput"
-    resample_cycles, cycle_stats, sosfilt = reference.resample_cycles, reference.cycle_stats, reference.sosfilt
-    harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
+    _select(False)
 
 
-__all__ = ["BACKEND", "BACKEND_NOTE", "resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups",
-           "rising_crossings", "reference", "use_reference"]
+__all__ = ["BACKEND", "BACKEND_NOTE", "KERNELS", "reference", "use_reference", *KERNELS]

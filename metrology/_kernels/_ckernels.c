@@ -496,11 +496,101 @@ static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(count);
 }
 
+/* track_crossings(y (n,), state (4,), table (nt,), params (11,), out_t (n,), out_real (n,), n, lo, half, nt) -> count:
+ * the cycle tracker's pass over one block of its filtered reference (reference.track_crossings is the definition).
+ * Each rising crossing of rising_crossings becomes a time base + k + root - delay, the delay interpolated in
+ * ``table`` (sampled every params[2] Hz from params[1]) at the frequency params[3] / period; crossings with a peak
+ * below params[4] or before params[5] (NaN: none) are skipped, the others go through the acceptance rules with
+ * the state (period, last (NaN: none), last_real, reacquiring) and the limits params[6..10] (min and max period,
+ * least fraction of the period, largest relative step, least fraction after a virtual boundary). */
+static PyObject *k_track_crossings(PyObject *self, PyObject *args)
+{
+    PyObject *o[6];
+    buf_t b[6] = {{0}};
+    Py_ssize_t n, lo, half, nt;
+    if (!PyArg_ParseTuple(args, "OOOOOOnnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &n, &lo, &half, &nt))
+        return NULL;
+    if (nt < 2) {
+        PyErr_SetString(PyExc_ValueError, "the delay table needs two entries");
+        return NULL;
+    }
+    if (get_buf(o[0], &b[0], 0, n, "y") || get_buf(o[1], &b[1], 1, 4, "state") || get_buf(o[2], &b[2], 0, nt, "table") ||
+        get_buf(o[3], &b[3], 0, 11, "params") || get_buf(o[4], &b[4], 1, n, "out_t") ||
+        get_buf(o[5], &b[5], 1, n, "out_real")) {
+        release(b, 6);
+        return NULL;
+    }
+    const double *y = b[0].view.buf, *table = b[2].view.buf, *pr = b[3].view.buf;
+    double *st = b[1].view.buf, *out_t = b[4].view.buf, *out_real = b[5].view.buf;
+    const double base = pr[0], f0 = pr[1], step = pr[2], fs = pr[3], present = pr[4], settle = pr[5];
+    const double min_period = pr[6], max_period = pr[7], min_ratio = pr[8], max_step = pr[9], after_virtual = pr[10];
+    double period = st[0], last = st[1];
+    int last_real = st[2] != 0.0, reacq = st[3] != 0.0;
+    Py_ssize_t count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = lo < 1 ? 1 : lo; k + 2 < n; k++) {
+        if (!(y[k] < 0 && y[k + 1] >= 0))
+            continue;
+        double pk = 0.0;
+        for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
+            const double a = fabs(y[j]);
+            pk = a > pk ? a : pk;
+        }
+        const double ym = y[k - 1], y0 = y[k], y1 = y[k + 1], y2 = y[k + 2];
+        const double c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6;
+        const double c2 = (ym + y1) / 2 - y0;
+        const double c3 = (y2 - ym) / 6 + (y0 - y1) / 2;
+        double u = y0 / (y0 - y1);
+        for (int it = 0; it < 3; it++)
+            u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
+        const double kf = (fs / period - f0) / step;
+        Py_ssize_t i = (Py_ssize_t)kf;
+        i = i < 0 ? 0 : i > nt - 2 ? nt - 2 : i;
+        const double w = kf - (double)i;
+        const double delay = table[i] * (1 - w) + table[i + 1] * w;
+        const double t = (base + (double)k) + u - delay;
+        if (pk < present || (!isnan(settle) && t < settle))
+            continue;
+        int real = 1;
+        if (!isnan(last)) {
+            const double delta = t - last;
+            if (last_real) {
+                const double least = min_ratio * period;
+                if (delta < (min_period >= least ? min_period : least))
+                    continue;                              /* noise: a second crossing in one cycle */
+                const int plausible = fabs(delta / period - 1) <= max_step;
+                if ((plausible || reacq) && min_period <= delta && delta <= max_period) {
+                    period = delta;
+                    reacq = 0;
+                } else {
+                    real = 0;
+                }
+            } else {
+                if (delta < after_virtual * period)
+                    continue;
+                reacq = 1;
+            }
+        }
+        last = t;
+        last_real = real;
+        out_t[count] = t;
+        out_real[count++] = real;
+    }
+    Py_END_ALLOW_THREADS
+    st[0] = period;
+    st[1] = last;
+    st[2] = last_real;
+    st[3] = reacq;
+    release(b, 6);
+    return PyLong_FromSsize_t(count);
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
     {"sosfilt", k_sosfilt, METH_VARARGS, "Cascade of biquads (direct form II transposed) with state."},
     {"rising_crossings", k_rising_crossings, METH_VARARGS, "Rising zero crossings: index, cubic root, peak before."},
+    {"track_crossings", k_track_crossings, METH_VARARGS, "The cycle tracker's crossings, delays and acceptance rules."},
     {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
     {NULL, NULL, 0, NULL},
 };

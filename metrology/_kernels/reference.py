@@ -114,3 +114,55 @@ def rising_crossings(y: np.ndarray, lo: int, half: int) -> tuple[list[int], list
     roots = [cubic_root(*y[k - 1:k + 3].tolist()) for k in cand]
     peaks = [float(absy[max(k - half, 0):k + 1].max()) for k in cand]
     return cand, roots, peaks
+
+
+def track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, table: np.ndarray, params: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The cycle tracker's pass over a block of its filtered reference ``y``: each crossing of
+    ``rising_crossings(y, lo, half)`` becomes the time ``base + k + root - delay``, the filter's delay
+    interpolated linearly in ``table`` (sampled every ``step`` Hz from ``f0``) at the tracked frequency
+    ``fs / period``; crossings whose peak is below ``present`` or that come before ``settle`` (NaN: no such
+    limit) are skipped, and the rest are judged against the last boundary: a crossing sooner than
+    ``max(min_period, min_ratio * period)`` after a real one is noise (dropped); one whose period differs from
+    the last by more than ``max_step`` (relative), unless reacquiring, or lies outside ``min_period ..
+    max_period`` is kept but not real; after a virtual boundary a crossing sooner than ``after_virtual *
+    period`` waits for the next, and a later one starts reacquiring. A real crossing's period becomes the
+    tracked period.
+
+    ``params`` (11,): base, f0, step, fs, present, settle, min_period, max_period, min_ratio, max_step,
+    after_virtual. ``state`` (4,) is updated in place: period, last boundary (NaN: none), last_real,
+    reacquiring (0/1). Returns the accepted boundaries' times and whether each is real (1.0/0.0)."""
+    base, f0, step, fs, present, settle, min_period, max_period, min_ratio, max_step, after_virtual = \
+        params.tolist()
+    period, last, last_real, reacquiring = state.tolist()
+    out_t: list[float] = []
+    out_real: list[float] = []
+    for k, root, peak in zip(*rising_crossings(y, lo, half)):
+        kf = (fs / period - f0) / step
+        i = min(max(int(kf), 0), table.shape[0] - 2)
+        w = kf - i
+        delay = float(table[i]) * (1 - w) + float(table[i + 1]) * w
+        t = (base + k) + root - delay
+        if peak < present or (not np.isnan(settle) and t < settle):
+            continue
+        real = 1.0
+        if not np.isnan(last):
+            delta = t - last
+            if last_real:
+                if delta < max(min_period, min_ratio * period):
+                    continue                              # noise: a second crossing in one cycle
+                plausible = abs(delta / period - 1) <= max_step
+                if (plausible or reacquiring) and min_period <= delta <= max_period:
+                    period, reacquiring = delta, 0.0
+                else:
+                    real = 0.0       # a step no power system makes (the voltage just vanished):
+                                     # keep the boundary, do not trust the frequency around it
+            else:
+                if delta < after_virtual * period:
+                    continue
+                reacquiring = 1.0
+        last, last_real = t, real
+        out_t.append(t)
+        out_real.append(real)
+    state[:] = (period, last, last_real, reacquiring)
+    return np.asarray(out_t, dtype=np.float64), np.asarray(out_real, dtype=np.float64)

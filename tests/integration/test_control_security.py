@@ -117,6 +117,16 @@ def test_root_is_master_and_an_unmapped_uid_may_only_read(meter, tmp_path):
     assert f"user 'uid{NOBODY}' lacks the peak-demand-reset privilege" in replies[1]["error"]
 
 
+def test_upgrade_check_is_no_read_command(meter):
+    """upgrade.check opens the path it is given as the upgrade service (root on the device): existence and size
+    of any file would leak to whoever may read."""
+    server, ran, events = meter
+    replies = as_uid(NOBODY, server.path, [{"cmd": "upgrade.check", "args": {"path": "/etc/shadow"}}])
+    assert replies[0]["ok"] is False and "lacks the master privilege" in replies[0]["error"], replies
+    assert ran == []
+    assert [e["cause"] for e in events.read()] == ["access_denied"]
+
+
 def test_sixteen_idle_connections_do_not_block_status(meter, monkeypatch):
     server, _, _ = meter
     monkeypatch.setattr(control, "REQUEST_DEADLINE_S", 1.0)

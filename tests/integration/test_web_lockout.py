@@ -22,16 +22,20 @@ def meter(tmp_path_factory):
         yield m
 
 
-def attempt(meter, source: str, user: str, password: str, wait_s: float = 60.0) -> int:
-    """The answer to one login attempt; the per-address login rate limit (429) is waited out, as it is not
-    what is tested here."""
+def answer(meter, source: str, user: str, password: str, wait_s: float = 60.0) -> tuple[int, object]:
+    """The status and answer to one login attempt; the per-address login rate limit (429) is waited out, as it
+    is not what is tested here."""
     deadline = time.monotonic() + wait_s
     while True:
-        status, headers, _ = meter.client(source).request("POST", "/api/session",
-                                                          {"user": user, "password": password})
+        status, headers, body = meter.client(source).request("POST", "/api/session",
+                                                             {"user": user, "password": password})
         if status != 429 or time.monotonic() > deadline:
-            return status
+            return status, body
         time.sleep(float(headers.get("retry-after", "1")))
+
+
+def attempt(meter, source: str, user: str, password: str) -> int:
+    return answer(meter, source, user, password)[0]
 
 
 def lockouts(meter, user: str) -> list[dict]:
@@ -63,3 +67,13 @@ def test_failures_from_many_addresses_lock_the_user_only_briefly(meter):
     # and the addresses of that attack alone do not lock the user again
     assert attempt(meter, "127.0.0.4", "reader", "wrong") == 401
     meter.client("127.0.0.8").login("reader", password)
+
+
+def test_a_refused_login_does_not_tell_whether_the_name_exists(meter):
+    source = "127.0.0.9"
+    for _ in range(ATTEMPTS):
+        assert attempt(meter, source, "alice", "wrong") == 401
+    answers = {(user, password): answer(meter, source, user, password)
+               for user, password in (("alice", USERS["alice"][0]), ("alice", "wrong"), ("no-such-user", "wrong"))}
+    # a locked-out name, a wrong password and a name that does not exist get the same answer
+    assert len(set(map(repr, answers.values()))) == 1 and next(iter(answers.values()))[0] == 401, answers

@@ -65,9 +65,11 @@ def change(client, **options):
     ("web.cert_dir", "/tmp/cert"),
     ("mqtt.key_file", "/etc/shadow"),
 ])
-def test_paths_are_not_writable_over_the_network_even_by_master(meter, alice, option, value):
+@pytest.mark.parametrize("who", ["sam", "alice"])
+def test_paths_are_not_writable_over_the_network_even_by_master(meter, request, who, option, value):
+    client = request.getfixturevalue(who)                       # a setup user, then the master
     before = meter.config.read_text()
-    status, _, answer = change(alice, **{option.replace(".", "__"): value})
+    status, _, answer = change(client, **{option.replace(".", "__"): value})
     assert status == 403, answer
     assert "cannot be changed over the network" in answer["error"] and f"meter config set {option}=" in \
         answer["error"], answer
@@ -78,6 +80,8 @@ def test_paths_are_not_writable_over_the_network_even_by_master(meter, alice, op
     ("bacnet.password", "guess", "security"),
     ("modbus.access", "read-write", "security"),
     ("bacnet.access", "read-write", "security"),
+    ("time.ntp_servers", ["203.0.113.5"], "security"),         # whose clock stamps the events and intervals
+    ("time.priority", ["protocol", "ntp"], "security"),       # an unauthenticated protocol setting the clock
     ("events.cutoff", 200, "security"),                       # would keep failed logins out of the event log
     ("upgrade.health_deadline", 60, "master"),
     ("alarms.capture_command", "metrology.energy_reset", "master"),   # run with the meter's own rights

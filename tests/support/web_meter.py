@@ -129,12 +129,17 @@ class WebMeter:
         for name, (password, privileges) in USERS.items():
             users.add(name, password, privileges)
         users.close()
-        self.log = open(base / "meter.out", "w+")  # noqa: SIM115 - the meter writes it while the tests read it
         self.ready_text = ready_text
+        self.services = services
         self.env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.start()
+
+    def start(self) -> None:
+        """Start `meter run` (again, after ``stop``: the same files, its output appended)."""
+        self.log = open(self.base / "meter.out", "a+")  # noqa: SIM115 - the meter writes it while the tests read it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "firmware.cli", "run", "--config", str(self.config), "--board",
-             str(REPO / "boards" / "sim.toml"), "--only", services],
+             str(REPO / "boards" / "sim.toml"), "--only", self.services],
             cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.snapshot: Snapshot | None = None
 
@@ -170,6 +175,7 @@ class WebMeter:
     def stop(self) -> None:
         if self.snapshot is not None:
             self.snapshot.close()
+            self.snapshot = None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

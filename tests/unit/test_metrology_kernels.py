@@ -89,3 +89,65 @@ def test_kernels_reject_wrong_dtypes():
     with pytest.raises(ValueError):
         _kernels._ckernels.resample_cycles(np.zeros((10, 2)), np.zeros(2), np.zeros(2), np.zeros((3, 2)),
                                            10, 2, 1, 4, 0.0)
+
+
+def _tracker_signal(fs: float) -> np.ndarray:
+    """6 s of a 230 V reference: 50 Hz with a 5th harmonic and noise, a step to 51.5 Hz, a ramp back, a dip to
+    60 %, an interruption (2 % of Udin: below the tracker's voltage threshold) and a phase jump."""
+    rng = np.random.default_rng(11)
+    n = int(6 * fs)
+    f = np.full(n, 50.0)
+    f[int(1.0 * fs):] = 51.5
+    ramp = slice(int(2.0 * fs), int(3.0 * fs))
+    f[ramp] = np.linspace(51.5, 49.2, ramp.stop - ramp.start)
+    f[int(3.0 * fs):] = 49.2
+    phase = 2 * np.pi * np.cumsum(f) / fs
+    phase[int(5.0 * fs):] += 1.1
+    amp = np.full(n, 325.0)
+    amp[int(3.5 * fs):int(3.8 * fs)] *= 0.6
+    amp[int(4.2 * fs):int(4.5 * fs)] *= 0.02
+    return amp * (np.sin(phase) + 0.05 * np.sin(5 * phase)) + rng.normal(0, 2.0, n)
+
+
+def _track(y: np.ndarray, fs: float, kernel, blocks: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    from metrology.frequency import CycleTracker
+
+    tracker = CycleTracker(fs, 50.0, 0.1 * 230 * np.sqrt(2))
+    tracker_kernel = _kernels.track_crossings
+    _kernels.track_crossings = kernel
+    try:
+        found = [tracker.process(y[a:b], a) for a, b in blocks]
+    finally:
+        _kernels.track_crossings = tracker_kernel
+    return np.concatenate([f.index for f in found]), np.concatenate([f.real for f in found])
+
+
+def test_track_crossings_agrees_through_steps_dips_interruptions_and_gaps():
+    fs = 32000.0
+    y = _tracker_signal(fs)
+    edges = list(range(0, y.size, 4096)) + [y.size]
+    blocks = [(a, b) for a, b in zip(edges, edges[1:])]
+    gapped = [blk for i, blk in enumerate(blocks) if i not in (9, 30, 31, 32)]     # a short and a long gap
+    for run in (blocks, gapped):
+        t_c, real_c = _track(y, fs, _kernels.c_track_crossings, run)
+        t_r, real_r = _track(y, fs, reference.track_crossings, run)
+        assert t_c.size > 250 and not real_c.all() and real_c.any()          # virtual boundaries in the interruption
+        np.testing.assert_array_equal(real_c, real_r)
+        np.testing.assert_allclose(t_c, t_r, rtol=0, atol=1e-9)
+
+
+def test_track_crossings_drops_noise_crossings_and_updates_the_state_alike():
+    fs = 32000.0
+    rng = np.random.default_rng(12)
+    t = np.arange(8000) / fs
+    y = 300 * np.sin(2 * np.pi * 57.3 * t) + rng.normal(0, 40, t.size)      # noisy: several crossings a cycle
+    params = np.array([1000.0, 39.0, 0.01, fs, 50.0, 1200.0, fs / 70, fs / 40, 0.75, 0.02, 0.5])
+    table = np.linspace(60.0, 40.0, 3201)
+    for start in ((fs / 57.3, np.nan, 0.0, 1.0), (fs / 50, 1100.0, 1.0, 0.0), (fs / 57.3, 1300.0, 0.0, 0.0)):
+        st_c, st_r = np.array(start), np.array(start)
+        t_c, real_c = _kernels.c_track_crossings(y, 1, 250, st_c, table, params)
+        t_r, real_r = reference.track_crossings(y, 1, 250, st_r, table, params)
+        assert 10 < t_c.size < len(reference.rising_crossings(y, 1, 250)[0])        # some dropped as noise
+        np.testing.assert_array_equal(real_c, real_r)
+        np.testing.assert_allclose(t_c, t_r, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(st_c, st_r, rtol=0, atol=1e-9)

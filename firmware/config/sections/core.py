@@ -41,8 +41,9 @@ SECTIONS = [
     ], "How the supervisor starts, watches and restarts services."),
     Section("simulation", [
         Option("realtime", Bool(), True, "Run the simulated board in real time (false: as fast as read)."),
-        Option("profile", Enum("day", "steady", "off"), "day",
-               "Load the simulated board sees: a day-long commercial load profile, a steady load, or none."),
+        Option("profile", Enum("day", "steady", "no_load", "off"), "day",
+               "Load the simulated board sees: a day-long commercial load profile, a steady load, the nominal "
+               "voltage with the current circuit open (no_load: the meter must register no energy), or none."),
         Option("time_scale", Float(1, 10000), 1.0,
                "How many simulated seconds pass per real second in the day profile's load changes."),
         Option("dips", ListOf(Float(0, 1e7), 0, 1000), (),

@@ -64,7 +64,7 @@ SECTIONS = [
                "short (at most 1 h) so that nobody can keep a user out.", "s"),
         Option("session_timeout", Duration(60, 86400), 900.0,
                "A login session (web, display) unused for this long ends.", "s"),
-        Option("session_max_age", Duration(300, 7 * 86400), 12 * 3600.0,
+        Option("session_max_age", Duration(60, 7 * 86400), 12 * 3600.0,
                "A login session ends this long after the login however busy it is; log in again.", "s"),
         Option("modbus_tcp_access", Enum(*MODBUS_ACCESS), "modbus",
                "Access over Modbus TCP: none, read-only, read-write, or `modbus` to follow [modbus] access."),

@@ -13,7 +13,9 @@ SECTIONS = [
                "Run the time service: write chrony's sources, read its tracking state into `time_synced`, "
                "log corrections, accept protocol time sets by priority."),
         Option("ntp_servers", ListOf(NTP_SERVER, 0, 8), (),
-               "NTP servers written as chrony `server` lines (none: chrony's own configuration is left as it is)."),
+               "NTP servers written as chrony `server` lines (none: chrony's own configuration is left as it is). "
+               "Who the meter takes its time from (its events' and intervals' time stamps): security.",
+               privilege="security"),
         Option("iburst", Bool(), True, "Send a burst of requests at start so the first sync takes seconds."),
         Option("minpoll", Int(-6, 24), 6, "chrony's minpoll for these servers (log2 seconds; 6 = 64 s)."),
         Option("maxpoll", Int(-6, 24), 10, "chrony's maxpoll for these servers (log2 seconds; 10 = 1024 s)."),
@@ -43,7 +45,8 @@ SECTIONS = [
         Option("priority", ListOf(Enum(*TIME_SOURCES), 1, 3), ("ntp", "protocol"),
                "Time sources in priority order. A time set from a protocol (Modbus, BACnet) or by hand is "
                "refused while a source earlier in the list keeps the clock synchronised, and always when "
-               "its source is not listed."),
+               "its source is not listed. Whether an unauthenticated protocol may set the clock: security.",
+               privilege="security"),
         Option("event_depth", Int(10, 1000000), 5000, "Time events kept (circular log in data_dir/time.db).",
                locked=True),
         Option("protocol_set_min_step", Float(0, 3600), 0.5,
