@@ -399,31 +399,70 @@ static int reg_from_rx(const uint8_t *rx, int nbytes, uint32_t *value) {
     return 0;
 }
 
+/* SPI clock time of n bytes at the transport's speed (0 on the simulated chip's socket). */
+static int64_t wire_ns(const Transport *t, size_t n) {
+    return t->speed_hz ? (int64_t)((double)n * 8e9 / t->speed_hz) : 0;
+}
+
+/* A half read ahead in the message that cleared PAGE_FULL: the frames from `start` in L->raw and the count read
+ * after them, used by read_pages when `start` is the half it reads first. */
+typedef struct {
+    int valid;
+    int64_t start, after_count, after_now;
+} Ahead;
+
 /* The served bits of STATUS0 cleared, then STATUS0 read back and, when a half is due, WFB_TRG_STAT read, in one
- * message (SPI_IOC_MESSAGE(3); the order on the wire is the order of separate transactions). `*irq` is what the
+ * message (SPI_IOC_MESSAGE(n); the order on the wire is the order of separate transactions). Where the transfer
+ * limit takes it, the same message goes on with the half buffer the stream reads next and a second WFB_TRG_STAT
+ * read (`ahead`): in the usual case, one half complete and not overtaken, that is the whole interrupt's work,
+ * checked by read_pages as a separate read would be (the count before it says the half was complete, the count
+ * after it that the chip did not overtake it); otherwise it is dropped and read again. `*irq` is what the
  * read-back says of IRQ0: 1 still asserted by a served source (set again before the clear: no falling edge will
  * come for it), 0 released (any new source makes an edge), -1 unknown (its CRC failed). Returns 1 with the count
  * snapped from the status read, 0 when it must be read alone (CRC, a stretched bracket, not asked), -1 on a fault. */
-static int clear_status(Loop *L, uint32_t handled, int want_count, int *irq, int64_t *count, int64_t *now) {
-    uint8_t wtx[6], wrx[6], stx[8] = {0}, srx[8], ttx[6] = {0}, trx[6];
+static int clear_status(Loop *L, uint32_t handled, int want_count, int *irq, int64_t *count, int64_t *now,
+                        Ahead *ahead) {
+    uint8_t wtx[6], wrx[6], stx[8] = {0}, srx[8], ttx[6] = {0}, trx[6], t2rx[6], htx[MAX_XFER];
+    const size_t half_bytes = (size_t)(L->buffer_frames / 2 * L->words_per_frame * 4);
     uint16_t cmd = cmd_word(L->status0, 0), scmd = cmd_word(L->status0, 1), tcmd = cmd_word(L->trg_stat, 1);
+    uint16_t hcmd = cmd_word((uint16_t)(L->wfb_start + (L->next_index % L->buffer_frames) * L->words_per_frame), 1);
     wtx[0] = cmd >> 8; wtx[1] = cmd & 0xFF;
     wtx[2] = handled >> 24; wtx[3] = (handled >> 16) & 0xFF; wtx[4] = (handled >> 8) & 0xFF; wtx[5] = handled & 0xFF;
     stx[0] = scmd >> 8; stx[1] = scmd & 0xFF;
     ttx[0] = tcmd >> 8; ttx[1] = tcmd & 0xFF;
-    uint8_t *tx[3] = {wtx, stx, ttx}, *rx[3] = {wrx, srx, trx};
-    size_t len[3] = {6, 8, 6};
+    uint8_t *tx[5] = {wtx, stx, ttx, htx, ttx}, *rx[5] = {wrx, srx, trx, L->raw, t2rx};
+    size_t len[5] = {6, 8, 6, half_bytes + 2, 6};
+    int n = want_count ? 3 : 2;
+    ahead->valid = 0;
+    ahead->start = L->next_index;
+    if (want_count && 6 + 8 + 6 + half_bytes + 2 + 6 <= (size_t)L->tr->max_transfer) {
+        memset(htx, 0, half_bytes + 2);
+        htx[0] = hcmd >> 8; htx[1] = hcmd & 0xFF;
+        n = 5;
+    }
     int64_t before = mono_ns();
-    int err = xfer_multi(L->tr, tx, rx, len, want_count ? 3 : 2);
+    int err = xfer_multi(L->tr, tx, rx, len, n);
     int64_t after = mono_ns();
     if (err) { set_fault(L, FAULT_BUS, "spi: transfer failed: %s", strerror(err)); return -1; }
-    uint32_t status, stat;
+    uint32_t status, stat, stat2;
     *irq = reg_from_rx(srx, 4, &status) ? -1 : (status & (L->page_full | L->egyrdy)) != 0;
     if (!want_count) return 0;
     if (reg_from_rx(trx, 2, &stat)) { __atomic_add_fetch(&L->crc_errors, 1, __ATOMIC_RELAXED); return 0; }
-    if (after - before > MAX_BRACKET_NS) { L->slow_reads++; return 0; }
-    *now = (before + after) / 2;
+    /* the first status read comes before the half on the wire: its bracket ends where the half begins */
+    int64_t tail = n == 5 ? wire_ns(L->tr, half_bytes + 2 + 6) : 0;
+    if (after - tail - before > MAX_BRACKET_NS) { L->slow_reads++; return 0; }
+    *now = (before + after - tail) / 2;
     *count = snap(L, stat, *now);
+    if (n == 5) {
+        memmove(L->raw, L->raw + 2, half_bytes);
+        if (reg_from_rx(t2rx, 2, &stat2)) __atomic_add_fetch(&L->crc_errors, 1, __ATOMIC_RELAXED);
+        else {
+            /* the second status read is the message's last transaction: read at `after` */
+            ahead->after_count = snap(L, stat2, after);
+            ahead->after_now = after;
+            ahead->valid = 1;
+        }
+    }
     return 1;
 }
 
@@ -440,11 +479,6 @@ static void wake_readers(Loop *L) {
     pthread_mutex_lock(&L->mu);
     pthread_cond_broadcast(&L->cv);
     pthread_mutex_unlock(&L->mu);
-}
-
-/* SPI clock time of n bytes at the transport's speed (0 on the simulated chip's socket). */
-static int64_t wire_ns(const Transport *t, size_t n) {
-    return t->speed_hz ? (int64_t)((double)n * 8e9 / t->speed_hz) : 0;
 }
 
 /* One half buffer of `half_bytes` from `addr` into L->raw. Where the transport takes the half and a WFB_TRG_STAT
@@ -492,7 +526,7 @@ static int read_half(Loop *L, uint16_t addr, size_t half_bytes, int64_t *after_c
 }
 
 /* Every complete half not yet delivered, from the count `count` snapped at `now` after PAGE_FULL was cleared. */
-static int read_pages(Loop *L, int64_t count, int64_t now) {
+static int read_pages(Loop *L, int64_t count, int64_t now, Ahead *ahead) {
     const int64_t half = L->buffer_frames / 2, bf = L->buffer_frames, safety = L->page_frames;
     const size_t half_bytes = (size_t)(half * L->words_per_frame * 4);
     while (count >= L->next_index + half) {
@@ -505,7 +539,15 @@ static int read_pages(Loop *L, int64_t count, int64_t now) {
         int64_t slot = start % bf;
         uint16_t addr = (uint16_t)(L->wfb_start + slot * L->words_per_frame);
         int64_t after_count, after_now;
-        int with_count = read_half(L, addr, half_bytes, &after_count, &after_now);
+        int with_count;
+        if (ahead->valid && ahead->start == start) {       /* read in the message that cleared PAGE_FULL */
+            after_count = ahead->after_count;
+            after_now = ahead->after_now;
+            with_count = 1;
+        } else {
+            with_count = read_half(L, addr, half_bytes, &after_count, &after_now);
+        }
+        ahead->valid = 0;
         if (with_count < 0) return -1;
         if (!with_count && produced(L, &after_count, &after_now)) return -1;
         if (after_count > start + bf - safety) {
@@ -683,16 +725,17 @@ static void *loop_main(void *arg) {
         uint32_t handled = status & (L->page_full | L->egyrdy);
         int64_t count = 0, now = 0;
         int snapped = 0;
+        Ahead ahead = {0};
         if (handled) {
             int irq;
-            snapped = clear_status(L, handled, (status & L->page_full) != 0, &irq, &count, &now);
+            snapped = clear_status(L, handled, (status & L->page_full) != 0, &irq, &count, &now, &ahead);
             if (snapped < 0) break;
             asserted = irq == 1;
             check_level = irq < 0;
         }
         if (status & L->page_full) {
             if (!snapped && produced(L, &count, &now)) break;
-            if (read_pages(L, count, now)) break;
+            if (read_pages(L, count, now, &ahead)) break;
         }
         if ((status & L->egyrdy) && read_energy(L)) break;
         if (!handled) {
