@@ -392,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     with step("disk", "partitions, file systems, bmap, SHA-256"):
         img = disk.write_image(root, build / f"openmeter-cm4-{version}.img")
     print(f"make image: {img} ({img.stat().st_size // 2**20} MiB, {disk.allocated(img) // 2**20} MiB written), "
-          f"{len(ext)} C extensions for aarch64, wheels: {len(list(deps.glob('*.whl')))} aarch64 wheels, "
+          f"{len(ext)} C extensions for aarch64, {len(list(deps.glob('*.whl')))} wheels "
+          f"({len(list(deps.glob('*aarch64*.whl')))} for aarch64, the others pure Python), "
           f"from Debian: {'; '.join(replaced) or 'none'}; firmware {fw.name}")
     print("make image: " + ", ".join(f"{k} {v:.0f} s" for k, v in step.times.items())
           + f"; total {time.monotonic() - step.start:.0f} s")
