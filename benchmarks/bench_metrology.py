@@ -25,10 +25,11 @@ import numpy as np
 
 from metrology import _kernels
 from metrology._kernels import reference
+from metrology.flicker import FlickerMeter
 from metrology.frequency import CycleTracker, reference_filter
 from metrology.pipeline import Pipeline
 from metrology.settings import LossCoefficients, LossCompensation, MetrologySettings
-from metrology.systems import wiring
+from metrology.systems import V_LN, wiring
 
 FS = 32000.0
 SECONDS = 20.0
@@ -101,6 +102,13 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
     zi = np.zeros((sos.shape[0], 2))
     filtered = reference.sosfilt(sos, buf[:32768], zi, ref_w)[0] * 100
     lines = rng.normal(size=(10, 768)) + 1j * rng.normal(size=(10, 768))
+    window = (rng.uniform(1, 300, 10), rng.uniform(1, 400, 10), 5.0, 6, np.full(10, 0.05))
+    volts = matrix[:, V_LN] * 100.0
+    urms = 230.0 + rng.normal(0, 0.5, (240, 3))
+    limits = np.array([207.0, 253.0, 11.5])
+    flicker = FlickerMeter(FS, 60.0, 120, channels=3)
+    squares = 14400.0 + rng.normal(0, 10.0, (int(flicker.rate), 3))
+    flicker_zi = np.zeros((flicker._filters.shape[0], 2, 3))
     tracker = CycleTracker(FS, 60.0, 30.0)
     table, params = tracker._delay_table, tracker._params.copy()
     state = np.array([FS / 60.0, np.nan, 0.0, 1.0])
@@ -121,6 +129,20 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
         ("harmonic_groups (5 windows of 12 cycles)",
          _best(lambda: [reference.harmonic_groups(lines, 12, 64) for _ in range(5)]),
          _best(lambda: [_kernels.c_harmonic_groups(lines, 12, 64) for _ in range(5)])),
+        ("harmonic_values (5 windows of 12 cycles: every harmonic value)",
+         _best(lambda: [reference.harmonic_values(lines, 12, 64, 6144, *window) for _ in range(5)]),
+         _best(lambda: [_kernels.c_harmonic_values(lines, 12, 64, 6144, *window) for _ in range(5)])),
+        ("cycle_change (transient screen, 60 cycles, 3 voltages)",
+         _best(lambda: reference.cycle_change(x7, volts, None)), _best(lambda: _kernels.c_cycle_change(x7, volts, None))),
+        ("block_squares (flicker input, 1 s, 3 voltages)",
+         _best(lambda: reference.block_squares(buf[:32000], volts, 32)),
+         _best(lambda: _kernels.c_block_squares(buf[:32000], volts, 32))),
+        ("flicker_chain (1 s of decimated squares, 3 voltages)",
+         _best(lambda: reference.flicker_chain(squares, flicker._filters, flicker_zi, 1.0)),
+         _best(lambda: _kernels.c_flicker_chain(squares, flicker._filters, flicker_zi, 1.0))),
+        ("event_screen (1 s of Urms(1/2), 3 voltages, in 8 batches)",
+         _best(lambda: [reference.event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)]),
+         _best(lambda: [_kernels.c_event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)])),
     ]
 
 

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from metrology import _kernels
 from metrology.evstats import PHASE_CURRENTS, EventStats
 from metrology.pqclass import direction, itic_region, semi_f47
 
@@ -121,6 +122,7 @@ class VoltageEvents:
         self.hyst = t.hysteresis_pct * u
         self.rvc_thr, self.rvc_end = t.rvc_threshold_pct * u, (t.rvc_threshold_pct - t.rvc_hysteresis_pct) * u
         self.n_rvc = t.halves_per_second
+        self._screen = np.array([self.dip, self.swell, self.rvc_thr])
         self.counts = dict.fromkeys(KINDS, 0)
         self._last_ns = 0
         self.restart()
@@ -152,10 +154,10 @@ class VoltageEvents:
         if self.pending:
             out.extend(self.pending)
             self.pending = []
-        lo, hi = u.min(axis=1), u.max(axis=1)
-        maybe = (lo < self.dip) | (hi > self.swell)
-        rvc_maybe = self._rvc_candidates(u) if self.t.rvc_enabled else np.zeros(n, dtype=bool)
-        if not self.open and not maybe.any() and not rvc_maybe.any():    # the usual case: nothing happens
+        # a value beyond the dip or swell threshold, or one far from the mean of the 100/120 before it (an RVC
+        # candidate: ``_step`` checks steady state and the rest), in one C pass (reference.event_screen)
+        maybe, rvc_maybe = _kernels.event_screen(u, self.history, self.n_rvc, self._screen, self.t.rvc_enabled)
+        if not self.open and not maybe and not rvc_maybe.any():    # the usual case: nothing happens
             self._remember(u, power, end_ns)
             return np.zeros(n, dtype=bool)
         if extra is None:
@@ -176,20 +178,6 @@ class VoltageEvents:
         self.history = np.concatenate((self.history, u[-self.n_rvc:]))[-self.n_rvc:]
         self.power_hist.extend(power[-POWER_HISTORY_HALVES:].tolist())
         self._last_ns = int(end_ns[-1])
-
-    def _rvc_candidates(self, u: np.ndarray) -> np.ndarray:
-        """Values that differ from the mean of the 100/120 before them by more than the RVC threshold (a cheap
-        screen; ``_step`` checks steady state and the rest)."""
-        h = self.history.shape[0]
-        full = np.concatenate((self.history, u)) if h else u
-        if full.shape[0] <= self.n_rvc:
-            return np.zeros(u.shape[0], dtype=bool)
-        c = np.concatenate((np.zeros((1, full.shape[1])), np.cumsum(full, axis=0)))
-        idx = np.arange(h, full.shape[0])
-        ok = idx >= self.n_rvc
-        mean = (c[np.maximum(idx, self.n_rvc)] - c[np.maximum(idx, self.n_rvc) - self.n_rvc]) / self.n_rvc
-        dev = np.abs(full[idx] - mean).max(axis=1)
-        return ok & (dev > self.rvc_thr)
 
     def _step(self, u: np.ndarray, ul: list[float], index: float, ns: int, power: float, rvc_maybe: bool,
               out: list[PqEvent | EventStart], extra: np.ndarray) -> None:

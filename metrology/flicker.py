@@ -163,6 +163,7 @@ class FlickerMeter:
         # blocks 1 and 4's first-order low-passes, y = (1 - a) x + a y[-1]
         self._adapt_sos = first_order_sos(1.0 - self._adapt, -self._adapt)
         self._smooth_sos = first_order_sos(1.0 - self._smooth, -self._smooth)
+        self._filters = np.concatenate((self._adapt_sos, self._chain, self._smooth_sos))    # as _filter runs them
         self.gain = self._reference_gain(rate)
         self.pinst = np.full(channels, np.nan)
         self.last_pst = np.full(channels, np.nan)     # of the latest interval closed
@@ -172,7 +173,8 @@ class FlickerMeter:
         # filter states, set by _start from the first samples
         self._zref = self._zsmooth = np.zeros((1, 2, channels))
         self._zchain = np.zeros((0, 2, channels))
-        self._carry = np.zeros((0, channels))
+        self._carry = np.zeros((0, channels))          # samples past the last whole boxcar, as process took them
+        self._identity = np.eye(channels)
         self._carry_t0_ns = 0
         self._tick: int | None = None
         self._stats: list[np.ndarray] = []
@@ -206,8 +208,9 @@ class FlickerMeter:
         self._carry = np.zeros((0, self.channels))
         return out
 
-    def process(self, v: np.ndarray, t0_ns: int) -> list[PstInterval]:
-        """Feed ``v`` (n, channels) in volts; returns the Pst intervals that closed.
+    def process(self, v: np.ndarray, t0_ns: int, matrix: np.ndarray | None = None) -> list[PstInterval]:
+        """Feed ``v`` (n, channels) in volts, or with ``matrix`` (C, channels) the inputs ``v`` (n, C) whose
+        voltages are ``v @ matrix``; returns the Pst intervals that closed.
 
         The decimated squares wait until ``BATCH_S`` of them are queued: the filters' cost is mostly per call,
         so Pinst lags the input by up to that much (``drain()`` runs the queue at once)."""
@@ -222,8 +225,8 @@ class FlickerMeter:
         self._carry_t0_ns = int(t_first_ns + whole * NS_PER_S / self.fs)
         if whole == 0:
             return []
-        r = v[:whole].reshape(-1, d, self.channels)
-        ms = np.einsum("ijk,ijk->ik", r, r) / d         # block 2: squares, boxcar mean
+        # block 2: squares, boxcar mean (one C pass over the inputs, reference.block_squares)
+        ms = _kernels.block_squares(v[:whole], self._identity if matrix is None else matrix, d)
         # time of each decimated sample (its boxcar's centre)
         t_ns = t_first_ns + (np.arange(ms.shape[0]) + 0.5) * (d * NS_PER_S / self.fs)
         self._queue.append((ms, t_ns))
@@ -253,12 +256,11 @@ class FlickerMeter:
         # block 1 reference: first-order low-pass of the mean square, 1-min time constant. The division by it
         # comes after the (linear) block 3 band-pass and weighting, whose output is the fluctuation alone: the
         # same as dividing before, as the reference moves slowly, and one filter call fewer
-        ref, self._zref = _sosfilt(self._adapt_sos, ms, self._zref)
-        x, self._zchain = _sosfilt(self._chain, ms, self._zchain)
-        x /= np.where(ref > 0, ref, np.inf)
-        x *= x
-        y, self._zsmooth = _sosfilt(self._smooth_sos, x, self._zsmooth)
-        y *= self.gain
+        # (one C pass per channel through the three filters, the division and the square: reference.flicker_chain)
+        zi = np.concatenate((self._zref, self._zchain, self._zsmooth))
+        y, zf = _kernels.flicker_chain(ms, self._filters, zi, self.gain)
+        k = self._chain.shape[0]
+        self._zref, self._zchain, self._zsmooth = zf[:1], zf[1:1 + k], zf[1 + k:]
         return y
 
     def _start(self, head: np.ndarray) -> None:
@@ -352,7 +354,7 @@ class PipelineFlicker:
         self.meter = FlickerMeter(fs, s.nominal_frequency, s.flicker_lamp, channels=3)
 
     def process(self, x: np.ndarray, timestamp_ns: int) -> None:
-        self.meter.process(x @ self.matrix, timestamp_ns)
+        self.meter.process(x, timestamp_ns, self.matrix)
 
     def restart(self) -> None:
         self.meter.restart()

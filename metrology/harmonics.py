@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metrology import _kernels
+from metrology.systems import I_PH
 
 MAX_ORDER = 63
 N_ORDERS = MAX_ORDER + 1                 # index 0 is DC
@@ -78,46 +79,14 @@ def spectrum_harmonics(spec: np.ndarray, n_cycles: int, length: int, rms: np.nda
     ``h1_min`` (10,) the least fundamental of each signal for THD, odd and even THD (``fundamental_floor``;
     None: any fundamental above zero).
     """
-    n = n_cycles
-    # |X|^2 of the harmonic subgroups (centre line and one on each side) and of the centred
-    # interharmonic subgroups, and each harmonic line's phase
-    g2, inter2, phase = _kernels.harmonic_groups(spec, n, N_ORDERS)
-    line_ms = 2.0 / (length * length)                 # |X|^2 -> squared RMS of a line
-    g2 *= line_ms
-    mag = np.empty((HARMONIC_SIGNALS, N_ORDERS))
-    mag[:, 0] = np.abs(spec[:, 0]) / length
-    np.sqrt(g2, out=mag[:, 1:])
-    inter = np.full((HARMONIC_SIGNALS, N_ORDERS), np.nan)
-    if n >= 4:
-        inter2 *= line_ms
-        np.sqrt(inter2, out=inter[:, :MAX_ORDER])
-    angle = np.degrees(phase - _ORDERS * phase[0, 1])  # relative to the VA fundamental
-    angle += 180.0
-    angle %= 360.0
-    angle -= 180.0
-    fund = spec[:, n] * (math.sqrt(2) / length)
-    hc2 = g2[:, 1:].sum(axis=1)                       # orders 2..63
-    h1 = mag[:, 1]
-    # ratios, NaN where the denominator is zero: THD, thd, odd THD, even THD (%), crest factor, K-factor
-    num = np.array((hc2, hc2, g2[:, 2::2].sum(axis=1), g2[:, 1::2].sum(axis=1)))
-    np.sqrt(num, out=num)
-    num *= 100.0
-    num = np.concatenate((num, peak[None, :HARMONIC_SIGNALS], (g2 @ _ORDERS_SQ)[None]))
-    den = np.array((h1, rms, h1, h1, rms, g2.sum(axis=1)))
-    ratio = np.full(num.shape, np.nan)
-    usable = den > 0
-    if h1_min is not None:
-        usable[(0, 2, 3), :] &= h1 >= h1_min
-    np.divide(num, den, out=ratio, where=usable)
-    thd, thd_rms, thd_odd, thd_even, crest, k_factor = ratio
-    tdd = np.full(HARMONIC_SIGNALS, np.nan)
-    if tdd_current > 0:
-        tdd[6:10] = num[0, 6:10] / tdd_current
+    # |X|^2 of the harmonic subgroups (centre line and one on each side) and of the centred interharmonic
+    # subgroups, each harmonic line's phase, and the ratios over them: one C pass (reference.harmonic_values)
+    mag, inter, angle, fund, ratio = _kernels.harmonic_values(spec, n_cycles, N_ORDERS, length, rms[:HARMONIC_SIGNALS],
+                                                              peak[:HARMONIC_SIGNALS], tdd_current, I_PH.start, h1_min)
+    thd, thd_rms, thd_odd, thd_even, crest, k_factor, tdd = ratio
     return HarmonicValues(mag, inter, angle, fund, rms, thd, thd_rms, thd_odd, thd_even, tdd, k_factor, crest)
 
 
-_ORDERS = np.arange(N_ORDERS, dtype=np.float64)
-_ORDERS_SQ = _ORDERS[1:] ** 2
 
 
 def sequence(a: complex | np.ndarray, b: complex | np.ndarray, c: complex | np.ndarray,

@@ -99,10 +99,8 @@ class Pipeline:
         self._dev_nan[watch - (V_LL.start if line_ref else V_LN.start)] = 0.0
         # mains signalling voltage of the same channels, from their rows of the window spectrum
         self._msv_rows = V_LL if line_ref else V_LN
-        # the inputs the watched voltages are made of, and how (wye: three inputs, a diagonal)
-        used = self.matrix[:, watch]
-        self._tr_inputs = np.flatnonzero(np.any(used != 0, axis=1))
-        self._tr_matrix = np.ascontiguousarray(used[self._tr_inputs])
+        # the watched voltages from the inputs (wye: three inputs, a diagonal)
+        self._tr_matrix = np.ascontiguousarray(self.matrix[:, watch])
         self.transients = TransientDetector(
             TransientSettings(s.transient_enabled, s.transient_threshold_pct / 100.0 * s.nominal_voltage,
                               s.transient_consecutive, s.transient_holdoff_halves), names, s.nominal_voltage)
@@ -199,10 +197,7 @@ class Pipeline:
         urms, flags_c = self.flagger.process(
             cm.half_ms, half_end, half_end_ns, cm.vi.sum(axis=1), out.events,
             lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))
-        if self.transients.s.enabled:
-            x = batch.samples[:, :, self._tr_inputs]
-            v = (x.reshape(-1, x.shape[2]) @ self._tr_matrix).reshape(x.shape[0], x.shape[1], -1)
-            self.transients.process(v, cm.start, cm.end, start_ns, end_ns, out.events)
+        self.transients.process_inputs(batch.samples, self._tr_matrix, cm.start, cm.end, start_ns, end_ns, out.events)
         out.cycles, out.urms_half, out.cycle_start_ns, out.half_end_ns = cm, urms, start_ns, half_end_ns
         for t, f in self.ten_s.add(start_ns, end_ns, cm.duration_s, cm.real, flags_c):
             self.latest_frequency_10s = f

@@ -24,9 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from metrology import _kernels
 from metrology.events import PqEvent
 
 PERIOD_CYCLES = 9          # cycles whose median length is the period the time-base slack is measured from
+# the screen (cycle_change) sums the inputs in its own order, which may round differently from the matrix
+# product in the last bits: a batch whose largest change comes this close to the threshold is derived in full
+SCREEN_MARGIN = 1e-9
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class TransientDetector:
         self.names = names
         self.udin = udin
         self.count = 0
+        self._matrix: np.ndarray | None = None
+        self._inputs, self._weights = np.zeros(0, dtype=np.intp), np.zeros((0, len(names)))
         self.restart()
 
     def restart(self) -> None:
@@ -54,6 +60,29 @@ class TransientDetector:
         self.pending: list[tuple[int, np.ndarray, np.ndarray, float, PqEvent, float]] = []
         self.run = np.zeros(len(self.names), dtype=np.int64)     # exceeding samples in a row at the batch end
         self.quiet_until = np.full(len(self.names), -np.inf)     # sample index before which a channel is held off
+
+    def process_inputs(self, x: np.ndarray, matrix: np.ndarray, start_index: np.ndarray, end_index: np.ndarray,
+                       start_ns: np.ndarray, end_ns: np.ndarray, out: list) -> None:
+        """``process`` of the voltages ``x @ matrix`` (x: (m, 512, C) resampled inputs, matrix (C, channels)).
+        They are derived in full only when a sample may exceed the threshold: ``_kernels.cycle_change`` screens
+        the batch (the largest change of a voltage from one cycle to the next, and the last cycle, which the
+        next batch compares with), and a quiet batch needs nothing else but its first cycle when a decision was
+        left from the last batch."""
+        m = x.shape[0]
+        if not self.s.enabled or m == 0:
+            return
+        if self._matrix is not matrix:          # the inputs the voltages use, and their rows of the matrix
+            self._matrix, self._inputs = matrix, np.flatnonzero(np.any(matrix != 0, axis=1))
+            self._weights = np.ascontiguousarray(matrix[self._inputs])
+        change, last = _kernels.cycle_change(x, matrix, self.prev)
+        if change.max() > self.s.threshold_v * (1 - SCREEN_MARGIN):
+            self.process(_derive(x, self._inputs, self._weights), start_index, end_index, start_ns, end_ns, out)
+            return
+        self.lengths = np.concatenate((self.lengths, end_index - start_index))[-PERIOD_CYCLES:]
+        if self.pending:
+            self._settle(_derive(x[:1], self._inputs, self._weights)[0], out)
+        self.prev = last
+        self.run[:] = 0
 
     def process(self, v: np.ndarray, start_index: np.ndarray, end_index: np.ndarray, start_ns: np.ndarray,
                 end_ns: np.ndarray, out: list) -> None:
@@ -140,3 +169,9 @@ class TransientDetector:
         at_ns, at = int(ns[max(first, 0)]), float(index[max(first, 0)])
         return PqEvent("transient", at_ns, at_ns, at, (self.names[ch],), self.names[ch], (peak,),
                        peak / self.udin * 100.0, 0, peak_v=peak)
+
+
+def _derive(x: np.ndarray, inputs: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """(m, 512, K) voltages ``x[:, :, inputs] @ matrix`` of the (m, 512, C) inputs."""
+    sub = x[:, :, inputs]
+    return (sub.reshape(-1, sub.shape[2]) @ matrix).reshape(x.shape[0], x.shape[1], -1)

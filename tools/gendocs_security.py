@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from firmware import maintenance
 from firmware.config import meter_schema
 from tools.docfile import generate
 from firmware.security.audit import PRIORITY
@@ -48,6 +49,20 @@ PRIVILEGE_TEXT = {
 
 SEVERITY_NAMES = {2: "critical", 4: "warning", 5: "notice", 6: "informational"}
 
+
+
+def maintenance_lines() -> list[str]:
+    """Master reset, factory defaults and device wipe: what each does (firmware.maintenance's own words)."""
+    doc = (maintenance.__doc__ or "").strip().split("\n\n")
+    paths = ", ".join(f"`{p}`" for p in maintenance.MASTER_RESET_PATHS)
+    return ["", "## Master reset, factory defaults and device wipe", "",
+            "`meter reset master --yes`, `meter reset factory --yes` and `meter reset wipe --yes` (ION7400 master "
+            "reset and factory defaults; a wipe before the meter leaves service) are run by the supervisor, which "
+            "stops every service, acts and starts them again (a wipe leaves the meter stopped):", "",
+            *doc[1].splitlines(), "",
+            f"A master reset removes, under `data_dir`: {paths}. Each needs the master privilege, is refused while "
+            f"the revenue lock is engaged, and is a High ({maintenance.EVENT_PRIORITY}) event in the event log and "
+            "to syslog (tests/integration/test_maintenance.py)."]
 
 def render() -> str:
     lines = ["# Security: users, privileges, lockout, security events", "",
@@ -151,6 +166,7 @@ def render() -> str:
         lines.append(f"| {lowest}-{upper} | {sev} ({SEVERITY_NAMES[sev]}) |")
         upper = lowest - 1
     lines += config_lines()
+    lines += maintenance_lines()
     lines += ["", "## Sealed configuration", "",
               "Every saved change (`meter config set`) rewrites `meter.toml.seal` beside the configuration: the "
               "values of every revenue-locked option (above). When a sealed option was edited by hand:", "",
@@ -213,8 +229,9 @@ def config_lines() -> list[str]:
              "Every option's rule is in the schema (`firmware/config/sections/`), and every interface that changes "
              "the configuration (the web's `POST /api/config`, BACnet writes, `meter config set`) goes by it:", "",
              "- **privilege**: what a user needs to change it: `setup` (operation `config_set`), `security` "
-             "(`user_admin`) or `master` (`config_set_master`). Protocol access modes, passwords and the event "
-             "log's cutoff are `security`; upgrade settings and commands the meter runs as itself are `master`.",
+             "(`user_admin`) or `master` (`config_set_master`). Protocol access modes, passwords, the time sources "
+             "and the event log's cutoff are `security`; upgrade settings and commands the meter runs as itself are "
+             "`master`.",
              "- **revenue-locked**: refused for everyone while the revenue lock is engaged, because the option "
              "affects billing data, the lock itself or the logs; it is also sealed (below).",
              "- **on the meter only**: a file, directory or program on the meter. A path set from the network "

@@ -246,33 +246,25 @@ def provision(settings: UpgradeSettings, image_path: str | Path, slot: str = "a"
     return {"slot": slot, "version": image.manifest.version, "key_id": kid}
 
 
-def make_venv(slot_dir: Path, python: str = sys.executable, *, system_site_packages: bool = False,
-              chroot: Path | None = None) -> None:
+def make_venv(slot_dir: Path, python: str = sys.executable, *, system_site_packages: bool = False) -> None:
     """Install the image's bundled wheels (and source archives, built here) into ``slot_dir/venv``.
 
     Offline: pip sees only the slot's own ``wheels/``. The venv is created in the staging directory
     and renamed with it, so only ``venv/bin/python -m ...`` is used (script shebangs keep the
     staging path). ``system_site_packages`` lets the venv see the system's own Python packages (on the
-    CM4 image: Debian's python3-spidev). ``chroot``: ``slot_dir`` lies inside that system tree, whose own
-    interpreter makes the venv (the image build, on the target's arm64 tree under qemu-user).
+    CM4 image: Debian's python3-spidev). The CM4 image's first slot is made by the image build instead
+    (``tools.image.hostbuild``).
     """
     def run(argv: list[str], what: str) -> None:
-        if chroot is not None:
-            argv = ["chroot", str(chroot), *argv]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
         if done.returncode != 0:
             raise UpgradeFailed(f"{what} failed: {done.stderr.strip()[-800:]}")
 
-    def inside(path: Path) -> str:
-        return "/" + path.resolve().relative_to(chroot.resolve()).as_posix() if chroot else str(path)
-
-    if chroot is not None:
-        python = "/usr/bin/python3"
-    wheels = sorted(inside(p) for p in (slot_dir / "wheels").glob("*") if p.is_file())
-    venv = inside(slot_dir / "venv")
+    wheels = sorted(str(p) for p in (slot_dir / "wheels").glob("*") if p.is_file())
+    venv = str(slot_dir / "venv")
     # The installer's own pip, aimed at the new interpreter (pip --python), where it has one: no pip copy
-    # per slot. A slot's venv on the meter has none, so the new venv gets its own (ensurepip, offline).
-    own_pip = chroot is None and _has_pip(python)
+    # per slot. A slot's venv without pip gives the new venv its own (ensurepip, offline).
+    own_pip = _has_pip(python)
     flags = (["--without-pip"] if own_pip or not wheels else []) + (
         ["--system-site-packages"] if system_site_packages else [])
     run([python, "-m", "venv", *flags, venv], "creating the slot's Python environment")
@@ -280,7 +272,7 @@ def make_venv(slot_dir: Path, python: str = sys.executable, *, system_site_packa
         return
     pip = [python, "-m", "pip", "--python", f"{venv}/bin/python"] if own_pip else [f"{venv}/bin/python", "-m", "pip"]
     run([*pip, "install", "--quiet", "--disable-pip-version-check", "--no-index",
-         "--find-links", inside(slot_dir / "wheels"), "--no-deps", *wheels], "installing the bundled dependencies")
+         "--find-links", str(slot_dir / "wheels"), "--no-deps", *wheels], "installing the bundled dependencies")
 
 
 def _has_pip(python: str) -> bool:

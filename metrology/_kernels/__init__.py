@@ -70,6 +70,46 @@ def c_harmonic_groups(lines: np.ndarray, n: int, orders: int) -> tuple[np.ndarra
     return g2, inter2, phase
 
 
+def c_harmonic_values(lines: np.ndarray, n: int, orders: int, length: int, rms: np.ndarray, peak: np.ndarray,
+                      tdd_current: float, tdd_from: int, h1_min: np.ndarray | None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    lines = np.ascontiguousarray(lines, dtype=np.complex128)
+    s, nl = lines.shape
+    mag, inter, angle = np.empty((s, orders)), np.empty((s, orders)), np.empty((s, orders))
+    fund, ratio = np.empty(s, dtype=np.complex128), np.empty((7, s))
+    floor = np.zeros(0) if h1_min is None else _f64(h1_min)
+    _ckernels.harmonic_values(lines.view(np.float64), _f64(rms), _f64(peak), floor, mag, inter, angle,
+                              fund.view(np.float64), ratio, s, nl, n, orders, float(length), float(tdd_current),
+                              tdd_from, h1_min is not None)
+    return mag, inter, angle, fund, ratio
+
+
+def c_block_squares(x: np.ndarray, matrix: np.ndarray, d: int) -> np.ndarray:
+    x, matrix = _f64(x), _f64(matrix)
+    n, c = x.shape
+    out = np.empty((n // d, matrix.shape[1]))
+    _ckernels.block_squares(x, matrix, out, n, c, matrix.shape[1], d)
+    return out
+
+
+def c_event_screen(u: np.ndarray, history: np.ndarray, n_rvc: int, params: np.ndarray, rvc_enabled: bool
+                   ) -> tuple[bool, np.ndarray]:
+    u, history = _f64(u), _f64(history)
+    n, ch = u.shape
+    cand = np.empty(n)
+    maybe = _ckernels.event_screen(u, history, cand, params, n, history.shape[0], ch, n_rvc, rvc_enabled)
+    return maybe, cand != 0
+
+
+def c_flicker_chain(ms: np.ndarray, sos: np.ndarray, zi: np.ndarray, gain: float) -> tuple[np.ndarray, np.ndarray]:
+    ms, sos = _f64(ms), _f64(sos)
+    zf = np.array(zi, dtype=np.float64, order="C")
+    n, ch = ms.shape
+    y = np.empty((n, ch))
+    _ckernels.flicker_chain(ms, sos, zf, y, n, sos.shape[0], ch, float(gain))
+    return y, zf
+
+
 def c_rising_crossings(y: np.ndarray, lo: int, half: int) -> tuple[list[int], list[float], list[float]]:
     y = _f64(y)
     n = y.shape[0]
@@ -87,8 +127,18 @@ def c_track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, tabl
     return out_t[:count], out_real[:count]
 
 
+def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    x, matrix = _f64(x), _f64(matrix)
+    m, s, c = x.shape
+    out, last = np.empty(m), np.empty((s, matrix.shape[1]))
+    before = np.zeros(0) if prev is None else _f64(prev)
+    _ckernels.cycle_change(x, matrix, before, out, last, m, s, c, matrix.shape[1], prev is not None)
+    return out, last
+
+
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
-KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings")
+KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
+           "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain")
 
 
 def _select(c: bool) -> None:
@@ -98,7 +148,9 @@ def _select(c: bool) -> None:
 
 resample_cycles, cycle_stats, sosfilt = reference.resample_cycles, reference.cycle_stats, reference.sosfilt
 harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
-track_crossings = reference.track_crossings
+track_crossings, cycle_change = reference.track_crossings, reference.cycle_change
+harmonic_values, block_squares = reference.harmonic_values, reference.block_squares
+event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

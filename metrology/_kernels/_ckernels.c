@@ -453,6 +453,26 @@ static PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The rising crossing between y[k] < 0 <= y[k+1]: the root in [0, 1] of the cubic through (-1, y[k-1]) ..
+ * (2, y[k+2]) by three Newton steps from the linear estimate; *peak = max |y| over y[max(k-half, 0) .. k]. */
+static inline double crossing_root(const double *y, Py_ssize_t k, Py_ssize_t half, double *peak)
+{
+    const double ym = y[k - 1], y0 = y[k], y1 = y[k + 1], y2 = y[k + 2];
+    const double c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6;
+    const double c2 = (ym + y1) / 2 - y0;
+    const double c3 = (y2 - ym) / 6 + (y0 - y1) / 2;
+    double u = y0 / (y0 - y1);
+    for (int it = 0; it < 3; it++)
+        u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
+    double pk = 0.0;
+    for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
+        const double a = fabs(y[j]);
+        pk = a > pk ? a : pk;
+    }
+    *peak = pk;
+    return u;
+}
+
 /* rising_crossings(y (n,), idx (n,), root (n,), peak (n,), n, lo, half) -> count: every k in lo .. n-3 with
  * y[k] < 0 <= y[k+1] (k >= 1), the root in [0, 1] of the cubic through (-1, y[k-1]) .. (2, y[k+2]) by
  * three Newton steps from the linear estimate, and max |y| over y[max(k-half, 0) .. k]. */
@@ -475,18 +495,8 @@ static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
     for (Py_ssize_t k = lo < 1 ? 1 : lo; k + 2 < n; k++) {
         if (!(y[k] < 0 && y[k + 1] >= 0))
             continue;
-        const double ym = y[k - 1], y0 = y[k], y1 = y[k + 1], y2 = y[k + 2];
-        const double c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6;
-        const double c2 = (ym + y1) / 2 - y0;
-        const double c3 = (y2 - ym) / 6 + (y0 - y1) / 2;
-        double u = y0 / (y0 - y1);
-        for (int it = 0; it < 3; it++)
-            u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
-        double pk = 0.0;
-        for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
-            const double a = fabs(y[j]);
-            pk = a > pk ? a : pk;
-        }
+        double pk;
+        const double u = crossing_root(y, k, half, &pk);
         idx[count] = (double)k;
         root[count] = u;
         peak[count++] = pk;
@@ -531,18 +541,8 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
     for (Py_ssize_t k = lo < 1 ? 1 : lo; k + 2 < n; k++) {
         if (!(y[k] < 0 && y[k + 1] >= 0))
             continue;
-        double pk = 0.0;
-        for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
-            const double a = fabs(y[j]);
-            pk = a > pk ? a : pk;
-        }
-        const double ym = y[k - 1], y0 = y[k], y1 = y[k + 1], y2 = y[k + 2];
-        const double c1 = -ym / 3 - y0 / 2 + y1 - y2 / 6;
-        const double c2 = (ym + y1) / 2 - y0;
-        const double c3 = (y2 - ym) / 6 + (y0 - y1) / 2;
-        double u = y0 / (y0 - y1);
-        for (int it = 0; it < 3; it++)
-            u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
+        double pk;
+        const double u = crossing_root(y, k, half, &pk);
         const double kf = (fs / period - f0) / step;
         Py_ssize_t i = (Py_ssize_t)kf;
         i = i < 0 ? 0 : i > nt - 2 ? nt - 2 : i;
@@ -585,12 +585,451 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(count);
 }
 
+/* The nonzero weights of each column q of mat (c, k), in row order: terms[q] of them, inputs in[q * c + u] and
+ * weights w[q * c + u]. */
+static void sparse_columns(const double *mat, Py_ssize_t c, Py_ssize_t k, Py_ssize_t *in, double *w,
+                           Py_ssize_t *terms)
+{
+    for (Py_ssize_t q = 0; q < k; q++) {
+        terms[q] = 0;
+        for (Py_ssize_t i = 0; i < c; i++)
+            if (mat[i * k + q] != 0.0) {
+                in[q * c + terms[q]] = i;
+                w[q * c + terms[q]++] = mat[i * k + q];
+            }
+    }
+}
+
+/* cycle_change(x (m, s, c), matrix (c, k), prev (s, k), out (m,), last (s, k), m, s, c, k, has_prev): for each
+ * cycle j the largest |y[j] - y[j-1]| over its samples and signals, y = x @ matrix (zero weights left out),
+ * y[-1] = prev when has_prev, else cycle 0 gives 0; NaN differences count as 0; last = y[m-1] (prev when m is
+ * 0) (reference.cycle_change). */
+static PyObject *k_cycle_change(PyObject *self, PyObject *args)
+{
+    PyObject *o[5];
+    buf_t b[5] = {{0}};
+    Py_ssize_t m, s, c, k;
+    int has_prev;
+    if (!PyArg_ParseTuple(args, "OOOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &o[4], &m, &s, &c, &k, &has_prev))
+        return NULL;
+    if (m < 0 || s < 1 || c < 1 || c > 8 || k < 1 || k > 64) {
+        PyErr_SetString(PyExc_ValueError, "cycle_change: bad dimensions (at most 8 inputs and 64 signals)");
+        return NULL;
+    }
+    if (get_buf(o[0], &b[0], 0, m * s * c, "x") || get_buf(o[1], &b[1], 0, c * k, "matrix") ||
+        get_buf(o[2], &b[2], 0, has_prev ? s * k : 0, "prev") || get_buf(o[3], &b[3], 1, m, "out") ||
+        get_buf(o[4], &b[4], 1, s * k, "last")) {
+        release(b, 5);
+        return NULL;
+    }
+    double *y = PyMem_RawMalloc(2 * (size_t)(s * k) * sizeof(double));
+    if (y == NULL) {
+        release(b, 5);
+        return PyErr_NoMemory();
+    }
+    const double *x = b[0].view.buf, *mat = b[1].view.buf, *prev = b[2].view.buf;
+    double *out = b[3].view.buf, *last = b[4].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t in[64 * 8], terms[64];
+    double w[64 * 8];
+    sparse_columns(mat, c, k, in, w, terms);
+    /* signal-major buffers (k, s): each signal's samples are formed and compared in a loop of their own */
+    double *cur = y, *before = y + s * k;
+    if (has_prev)
+        for (Py_ssize_t t = 0; t < s; t++)
+            for (Py_ssize_t q = 0; q < k; q++)
+                before[q * s + t] = prev[t * k + q];
+    for (Py_ssize_t j = 0; j < m; j++) {
+        const double *xj = x + j * s * c;
+        double mx = 0.0;
+        for (Py_ssize_t q = 0; q < k; q++) {
+            double *cq = cur + q * s;
+            const Py_ssize_t nt = terms[q];
+            const Py_ssize_t *iq = in + q * c;
+            const double *wq = w + q * c;
+            if (nt == 1) {
+                const double w0 = wq[0];
+                const double *src = xj + iq[0];
+                for (Py_ssize_t t = 0; t < s; t++)
+                    cq[t] = 0.0 + src[t * c] * w0;
+            } else {
+                for (Py_ssize_t t = 0; t < s; t++) {
+                    double v = 0.0;
+                    for (Py_ssize_t u = 0; u < nt; u++)
+                        v += xj[t * c + iq[u]] * wq[u];
+                    cq[t] = v;
+                }
+            }
+            if (j > 0 || has_prev) {
+                const double *bq = before + q * s;
+                for (Py_ssize_t t = 0; t < s; t++) {
+                    const double d = fabs(cq[t] - bq[t]);
+                    mx = d > mx ? d : mx;
+                }
+            }
+        }
+        out[j] = mx;
+        double *tmp = cur; cur = before; before = tmp;
+    }
+    if (m > 0 || has_prev)
+        for (Py_ssize_t t = 0; t < s; t++)
+            for (Py_ssize_t q = 0; q < k; q++)
+                last[t * k + q] = before[q * s + t];
+    else
+        memset(last, 0, (size_t)(s * k) * sizeof(double));
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(y);
+    release(b, 5);
+    Py_RETURN_NONE;
+}
+
+/* numpy's sum of n doubles at stride st (the first, then the pairwise sum of the rest: numpy's reduction),
+ * for n <= 129 */
+static double np_sum(const double *a, Py_ssize_t n, Py_ssize_t st)
+{
+    if (n <= 0)
+        return 0.0;
+    double res = a[0];
+    a += st;
+    n -= 1;
+    if (n < 8) {
+        double r = -0.0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            r += a[i * st];
+        return res + r;
+    }
+    double r[8];
+    for (int j = 0; j < 8; j++)
+        r[j] = a[j * st];
+    Py_ssize_t i;
+    for (i = 8; i < n - (n % 8); i += 8)
+        for (int j = 0; j < 8; j++)
+            r[j] += a[(i + j) * st];
+    double sum = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; i++)
+        sum += a[i * st];
+    return res + sum;
+}
+
+/* harmonic_values(lines (ns, nl) complex, rms (ns,), peak (ns,), h1_min (ns,), mag (ns, no), inter (ns, no),
+ *                 angle (ns, no), fund (ns,) complex, ratio (7, ns), ns, nl, n, no, length, tdd_current,
+ *                 tdd_from, has_h1_min): the harmonic values of an n-cycle window of ``length`` samples from its
+ * DFT lines, as reference.harmonic_values defines them: subgroup and interharmonic RMS, angles relative to
+ * signal 0's fundamental, the fundamental phasors, and THD, THD over RMS, odd and even THD, crest factor,
+ * K-factor and TDD (signals tdd_from..). Needs no <= 128 and nl >= no * n. */
+static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
+{
+    PyObject *o[9];
+    buf_t b[9] = {{0}};
+    Py_ssize_t ns, nl, n, no, tdd_from;
+    double length, tdd_current;
+    int has_min;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnnddnp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
+                          &ns, &nl, &n, &no, &length, &tdd_current, &tdd_from, &has_min))
+        return NULL;
+    if (n < 1 || no < 2 || no > 128 || nl < no * n || ns < 1) {
+        PyErr_SetString(PyExc_ValueError, "harmonic_values: needs n >= 1, 2 <= no <= 128 and nl >= no * n");
+        return NULL;
+    }
+    if (get_buf(o[0], &b[0], 0, ns * 2 * nl, "lines") || get_buf(o[1], &b[1], 0, ns, "rms") ||
+        get_buf(o[2], &b[2], 0, ns, "peak") || get_buf(o[3], &b[3], 0, has_min ? ns : 0, "h1_min") ||
+        get_buf(o[4], &b[4], 1, ns * no, "mag") || get_buf(o[5], &b[5], 1, ns * no, "inter") ||
+        get_buf(o[6], &b[6], 1, ns * no, "angle") || get_buf(o[7], &b[7], 1, ns * 2, "fund") ||
+        get_buf(o[8], &b[8], 1, 7 * ns, "ratio")) {
+        release(b, 9);
+        return NULL;
+    }
+    const double *lines = b[0].view.buf, *rms = b[1].view.buf, *peak = b[2].view.buf, *h1_min = b[3].view.buf;
+    double *mag = b[4].view.buf, *inter = b[5].view.buf, *angle = b[6].view.buf, *fund = b[7].view.buf;
+    double *ratio = b[8].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    const double line_ms = 2.0 / (length * length);
+    const double deg = 180.0 / 3.14159265358979323846;
+    double ref = 0.0;
+    double g2[128], phase[128];
+    for (Py_ssize_t sg = 0; sg < ns; sg++) {
+        const double *x = lines + sg * 2 * nl;
+        double *mg = mag + sg * no, *it = inter + sg * no, *an = angle + sg * no;
+        for (Py_ssize_t h = 0; h < no; h++) {
+            const Py_ssize_t c = h * n;
+            phase[h] = atan2(x[2 * c + 1], x[2 * c]);
+            if (h >= 1) {
+                double g = x[2 * c] * x[2 * c] + x[2 * c + 1] * x[2 * c + 1];
+                if (n >= 2) {
+                    const double *l = x + 2 * (c - 1), *r = x + 2 * (c + 1);
+                    g += (l[0] * l[0] + l[1] * l[1]) + (r[0] * r[0] + r[1] * r[1]);
+                }
+                g2[h - 1] = g * line_ms;
+                mg[h] = sqrt(g2[h - 1]);
+            }
+            if (h < no - 1 && n >= 4) {
+                double acc = 0.0;
+                for (Py_ssize_t j = 2; j <= n - 2; j++) {
+                    const double *v = x + 2 * (c + j);
+                    acc += v[0] * v[0] + v[1] * v[1];
+                }
+                it[h] = sqrt(acc * line_ms);
+            } else {
+                it[h] = NAN;
+            }
+        }
+        mg[0] = hypot(x[0], x[1]) / length;
+        if (sg == 0)
+            ref = phase[1];
+        for (Py_ssize_t h = 0; h < no; h++) {
+            double a = (phase[h] - (double)h * ref) * deg + 180.0;
+            double r = fmod(a, 360.0);
+            if (r != 0.0) {
+                if (r < 0)
+                    r += 360.0;
+            } else {
+                r = 0.0;
+            }
+            an[h] = r - 180.0;
+        }
+        const double k = sqrt(2.0) / length;
+        fund[2 * sg] = x[2 * n] * k;
+        fund[2 * sg + 1] = x[2 * n + 1] * k;
+        const double hc2 = np_sum(g2 + 1, no - 2, 1);
+        const double odd = np_sum(g2 + 2, (no - 2) / 2, 2), even = np_sum(g2 + 1, (no - 1) / 2, 2);
+        double ksum = 0.0;
+        for (Py_ssize_t h = 0; h < no - 1; h++)
+            ksum += g2[h] * (double)((h + 1) * (h + 1));
+        const double gsum = np_sum(g2, no - 1, 1);
+        const double h1 = mg[1];
+        const double num[6] = {sqrt(hc2) * 100.0, sqrt(hc2) * 100.0, sqrt(odd) * 100.0, sqrt(even) * 100.0,
+                               peak[sg], ksum};
+        const double den[6] = {h1, rms[sg], h1, h1, rms[sg], gsum};
+        for (int q = 0; q < 6; q++) {
+            int usable = den[q] > 0;
+            if (has_min && (q == 0 || q == 2 || q == 3))
+                usable = usable && h1 >= h1_min[sg];
+            ratio[q * ns + sg] = usable ? num[q] / den[q] : NAN;
+        }
+        ratio[6 * ns + sg] = (tdd_current > 0 && sg >= tdd_from) ? num[0] / tdd_current : NAN;
+    }
+    Py_END_ALLOW_THREADS
+    release(b, 9);
+    Py_RETURN_NONE;
+}
+
+/* block_squares(x (n, c), matrix (c, k), out (n / d, k), n, c, k, d): the mean over each run of d rows of the
+ * squares of y = x @ matrix (zero weights left out), reference.block_squares. */
+static PyObject *k_block_squares(PyObject *self, PyObject *args)
+{
+    PyObject *o[3];
+    buf_t b[3] = {{0}};
+    Py_ssize_t n, c, k, d;
+    if (!PyArg_ParseTuple(args, "OOOnnnn", &o[0], &o[1], &o[2], &n, &c, &k, &d))
+        return NULL;
+    if (n < 0 || c < 1 || k < 1 || d < 1) {
+        PyErr_SetString(PyExc_ValueError, "block_squares: bad dimensions");
+        return NULL;
+    }
+    const Py_ssize_t nb = n / d;
+    if (get_buf(o[0], &b[0], 0, n * c, "x") || get_buf(o[1], &b[1], 0, c * k, "matrix") ||
+        get_buf(o[2], &b[2], 1, nb * k, "out")) {
+        release(b, 3);
+        return NULL;
+    }
+    /* per output: its nonzero weights and their inputs (terms[q] of them), and its running sum */
+    double *w = PyMem_RawMalloc((size_t)(k * c + k) * sizeof(double));
+    Py_ssize_t *in = PyMem_RawMalloc((size_t)(k * c + k) * sizeof(Py_ssize_t));
+    if (w == NULL || in == NULL) {
+        PyMem_RawFree(w);
+        PyMem_RawFree(in);
+        release(b, 3);
+        return PyErr_NoMemory();
+    }
+    const double *x = b[0].view.buf, *mat = b[1].view.buf;
+    double *out = b[2].view.buf, *acc = w + k * c;
+    Py_ssize_t *terms = in + k * c;
+    Py_BEGIN_ALLOW_THREADS
+    sparse_columns(mat, c, k, in, w, terms);
+    for (Py_ssize_t blk = 0; blk < nb; blk++) {
+        const double *xb = x + blk * d * c;
+        for (Py_ssize_t q = 0; q < k; q++)
+            acc[q] = 0.0;
+        for (Py_ssize_t r = 0; r < d; r++) {
+            const double *row = xb + r * c;
+            for (Py_ssize_t q = 0; q < k; q++) {
+                double v = 0.0;
+                for (Py_ssize_t u = 0; u < terms[q]; u++)
+                    v += row[in[q * c + u]] * w[q * c + u];
+                acc[q] += v * v;
+            }
+        }
+        for (Py_ssize_t q = 0; q < k; q++)
+            out[blk * k + q] = acc[q] / (double)d;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(w);
+    PyMem_RawFree(in);
+    release(b, 3);
+    Py_RETURN_NONE;
+}
+
+/* event_screen(u (n, ch), history (h, ch), cand (n,), params (3,), n, h, ch, n_rvc, rvc_enabled) -> maybe: the
+ * voltage events' screen of a batch of Urms(1/2) values (reference.event_screen). params: dip, swell, RVC
+ * threshold. maybe: some row has its least value below dip or its greatest above swell (a row with a NaN has
+ * neither); cand[i] (0/1): row i differs from the mean of the n_rvc rows before it (history, then u) by more
+ * than the RVC threshold in some channel (never with a NaN, nor before n_rvc rows are known). */
+static PyObject *k_event_screen(PyObject *self, PyObject *args)
+{
+    PyObject *o[4];
+    buf_t b[4] = {{0}};
+    Py_ssize_t n, h, ch, n_rvc;
+    int rvc_enabled;
+    if (!PyArg_ParseTuple(args, "OOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &n, &h, &ch, &n_rvc, &rvc_enabled))
+        return NULL;
+    if (n < 0 || h < 0 || ch < 1 || n_rvc < 1) {
+        PyErr_SetString(PyExc_ValueError, "event_screen: bad dimensions");
+        return NULL;
+    }
+    if (get_buf(o[0], &b[0], 0, n * ch, "u") || get_buf(o[1], &b[1], 0, h * ch, "history") ||
+        get_buf(o[2], &b[2], 1, n, "cand") || get_buf(o[3], &b[3], 0, 3, "params")) {
+        release(b, 4);
+        return NULL;
+    }
+    const double *u = b[0].view.buf, *hist = b[1].view.buf, *pr = b[3].view.buf;
+    double *cand = b[2].view.buf;
+    const double dip = pr[0], swell = pr[1], thr = pr[2];
+    const Py_ssize_t total = h + n;
+    double *c = NULL;
+    if (rvc_enabled && total > n_rvc) {
+        c = PyMem_RawMalloc((size_t)((total + 1) * ch) * sizeof(double));
+        if (c == NULL) {
+            release(b, 4);
+            return PyErr_NoMemory();
+        }
+    }
+    int maybe = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double *row = u + i * ch;
+        double lo = row[0], hi = row[0];
+        int nan = isnan(row[0]);
+        for (Py_ssize_t q = 1; q < ch; q++) {
+            nan |= isnan(row[q]);
+            lo = row[q] < lo ? row[q] : lo;
+            hi = row[q] > hi ? row[q] : hi;
+        }
+        if (!nan && (lo < dip || hi > swell))
+            maybe = 1;
+        cand[i] = 0.0;
+    }
+    if (c != NULL) {
+        /* running sums of history then u, row 0 zero: c[i] is the sum of the first i rows */
+        for (Py_ssize_t q = 0; q < ch; q++)
+            c[q] = 0.0;
+        for (Py_ssize_t i = 0; i < total; i++) {
+            const double *row = i < h ? hist + i * ch : u + (i - h) * ch;
+            for (Py_ssize_t q = 0; q < ch; q++)
+                c[(i + 1) * ch + q] = i == 0 ? row[q] : c[i * ch + q] + row[q];
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const Py_ssize_t idx = h + i;
+            if (idx < n_rvc)
+                continue;
+            const double *row = u + i * ch;
+            double dev = 0.0;
+            int nan = 0;
+            for (Py_ssize_t q = 0; q < ch; q++) {
+                const double mean = (c[idx * ch + q] - c[(idx - n_rvc) * ch + q]) / (double)n_rvc;
+                const double d = fabs(row[q] - mean);
+                nan |= isnan(d);
+                dev = d > dev ? d : dev;
+            }
+            cand[i] = (!nan && dev > thr) ? 1.0 : 0.0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(c);
+    release(b, 4);
+    return PyBool_FromLong(maybe);
+}
+
+/* flicker_chain(ms (n, ch), sos (ns, 6), zi (ns, 2, ch), y (n, ch), n, ns, ch, gain): blocks 3 and 4 of the
+ * flickermeter on its decimated mean squares, per channel and sample (reference.flicker_chain): section 0 is the
+ * block 1 reference (a low-pass of ms), sections 1 .. ns-2 the band-pass and weighting chain on ms, whose output
+ * is divided by the reference (0 where the reference is not positive) and squared, section ns-1 the smoothing;
+ * y is that times gain. zi (each section's state, per channel) is updated in place. Sections as sosfilt. */
+static PyObject *k_flicker_chain(PyObject *self, PyObject *args)
+{
+    PyObject *o[4];
+    buf_t b[4] = {{0}};
+    Py_ssize_t n, ns, ch;
+    double gain;
+    if (!PyArg_ParseTuple(args, "OOOOnnnd", &o[0], &o[1], &o[2], &o[3], &n, &ns, &ch, &gain))
+        return NULL;
+    if (n < 0 || ns < 3 || ns > SOS_MAX_SECTIONS || ch < 1) {
+        PyErr_SetString(PyExc_ValueError, "flicker_chain: needs 3 to SOS_MAX_SECTIONS sections");
+        return NULL;
+    }
+    if (get_buf(o[0], &b[0], 0, n * ch, "ms") || get_buf(o[1], &b[1], 0, ns * 6, "sos") ||
+        get_buf(o[2], &b[2], 1, ns * 2 * ch, "zi") || get_buf(o[3], &b[3], 1, n * ch, "y")) {
+        release(b, 4);
+        return NULL;
+    }
+    const double *ms = b[0].view.buf, *sos = b[1].view.buf;
+    double *zi = b[2].view.buf, *y = b[3].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    double cb0[SOS_MAX_SECTIONS], cb1[SOS_MAX_SECTIONS], cb2[SOS_MAX_SECTIONS];
+    double ca1[SOS_MAX_SECTIONS], ca2[SOS_MAX_SECTIONS], z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
+    for (Py_ssize_t sct = 0; sct < ns; sct++) {
+        const double *c = sos + 6 * sct;
+        cb0[sct] = c[0] / c[3];
+        cb1[sct] = c[1] / c[3];
+        cb2[sct] = c[2] / c[3];
+        ca1[sct] = c[4] / c[3];
+        ca2[sct] = c[5] / c[3];
+    }
+    for (Py_ssize_t q = 0; q < ch; q++) {
+        for (Py_ssize_t sct = 0; sct < ns; sct++) {
+            z0[sct] = zi[(2 * sct) * ch + q];
+            z1[sct] = zi[(2 * sct + 1) * ch + q];
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const double x = ms[i * ch + q];
+            const double ref = cb0[0] * x + z0[0];
+            z0[0] = cb1[0] * x - ca1[0] * ref + z1[0];
+            z1[0] = cb2[0] * x - ca2[0] * ref;
+            double v = x;
+            for (Py_ssize_t sct = 1; sct < ns - 1; sct++) {
+                const double yi = cb0[sct] * v + z0[sct];
+                z0[sct] = cb1[sct] * v - ca1[sct] * yi + z1[sct];
+                z1[sct] = cb2[sct] * v - ca2[sct] * yi;
+                v = yi;
+            }
+            v /= ref > 0 ? ref : INFINITY;
+            v *= v;
+            const Py_ssize_t l = ns - 1;
+            const double yi = cb0[l] * v + z0[l];
+            z0[l] = cb1[l] * v - ca1[l] * yi + z1[l];
+            z1[l] = cb2[l] * v - ca2[l] * yi;
+            y[i * ch + q] = yi * gain;
+        }
+        for (Py_ssize_t sct = 0; sct < ns; sct++) {
+            zi[(2 * sct) * ch + q] = z0[sct];
+            zi[(2 * sct + 1) * ch + q] = z1[sct];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(b, 4);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
     {"sosfilt", k_sosfilt, METH_VARARGS, "Cascade of biquads (direct form II transposed) with state."},
     {"rising_crossings", k_rising_crossings, METH_VARARGS, "Rising zero crossings: index, cubic root, peak before."},
     {"track_crossings", k_track_crossings, METH_VARARGS, "The cycle tracker's crossings, delays and acceptance rules."},
+    {"cycle_change", k_cycle_change, METH_VARARGS, "Largest change of the derived signals from one cycle to the next."},
+    {"harmonic_values", k_harmonic_values, METH_VARARGS, "Harmonic values of a window from its DFT lines."},
+    {"block_squares", k_block_squares, METH_VARARGS, "Mean square of x @ matrix over runs of d rows."},
+    {"event_screen", k_event_screen, METH_VARARGS, "Dip/swell and RVC screen of a batch of Urms(1/2) values."},
+    {"flicker_chain", k_flicker_chain, METH_VARARGS, "The flickermeter's filters, division and squaring per sample."},
     {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
     {NULL, NULL, 0, NULL},
 };

@@ -166,3 +166,107 @@ def track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, table:
         out_real.append(real)
     state[:] = (period, last, last_real, reacquiring)
     return np.asarray(out_t, dtype=np.float64), np.asarray(out_real, dtype=np.float64)
+
+
+def cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """For each cycle j of ``y = x @ matrix`` (x: (m, S, C) inputs, matrix (C, K)), the largest |y[j] - y[j-1]|
+    over its samples and signals, (m,); y[-1] is ``prev`` (S, K), or with None cycle 0 gives 0. NaN
+    differences count as 0. Also returns the last cycle's y (S, K) (``prev`` when m is 0, zeros without it)."""
+    y = x @ matrix
+    if y.shape[0] == 0:
+        return np.zeros(0), np.zeros((x.shape[1], matrix.shape[1])) if prev is None else prev.copy()
+    before = np.concatenate((y[:1] if prev is None else prev[None], y[:-1]))
+    d = np.abs(y - before)
+    return np.where(np.isnan(d), 0.0, d).max(axis=(1, 2), initial=0.0), y[-1]
+
+
+def harmonic_values(lines: np.ndarray, n: int, orders: int, length: int, rms: np.ndarray, peak: np.ndarray,
+                    tdd_current: float, tdd_from: int, h1_min: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The harmonic values of an ``n``-cycle window of ``length`` samples from its DFT lines (S, >= orders * n):
+    RMS of each harmonic subgroup (S, orders), [:, 0] the DC line; of each centred interharmonic subgroup (S,
+    orders), NaN when n < 4 and in the last column; each harmonic line's angle (S, orders), degrees in
+    [-180, 180) relative to signal 0's fundamental (times the order); the fundamental phasors (S,) complex RMS;
+    and (7, S): THD (%, harmonic content over H1), THD over the RMS ``rms``, odd and even THD (% of H1), crest
+    factor (``peak`` over ``rms``), K-factor, TDD (% of ``tdd_current``, signals ``tdd_from``.. only, NaN
+    elsewhere or when it is 0). A ratio whose denominator is not positive is NaN, as are THD, odd and even THD
+    of a signal whose H1 is below ``h1_min`` (None: no floor)."""
+    g2, inter2, phase = harmonic_groups(lines, n, orders)
+    s = lines.shape[0]
+    line_ms = 2.0 / (length * length)                 # |X|^2 -> squared RMS of a line
+    g2 *= line_ms
+    mag = np.empty((s, orders))
+    mag[:, 0] = np.abs(lines[:, 0]) / length
+    np.sqrt(g2, out=mag[:, 1:])
+    inter = np.full((s, orders), np.nan)
+    if n >= 4:
+        inter2 *= line_ms
+        np.sqrt(inter2, out=inter[:, :orders - 1])
+    angle = np.degrees(phase - np.arange(orders, dtype=np.float64) * phase[0, 1])
+    angle += 180.0
+    angle %= 360.0
+    angle -= 180.0
+    fund = lines[:, n] * (np.sqrt(2) / length)
+    hc2 = g2[:, 1:].sum(axis=1)                       # orders 2 and up
+    h1 = mag[:, 1]
+    num = np.array((hc2, hc2, g2[:, 2::2].sum(axis=1), g2[:, 1::2].sum(axis=1)))
+    np.sqrt(num, out=num)
+    num *= 100.0
+    num = np.concatenate((num, peak[None, :s], (g2 @ np.arange(1, orders, dtype=np.float64) ** 2)[None]))
+    den = np.array((h1, rms, h1, h1, rms, g2.sum(axis=1)))
+    ratio = np.full((7, s), np.nan)
+    usable = den > 0
+    if h1_min is not None:
+        usable[(0, 2, 3), :] &= h1 >= h1_min
+    np.divide(num, den, out=ratio[:6], where=usable)
+    if tdd_current > 0:
+        ratio[6, tdd_from:] = num[0, tdd_from:] / tdd_current
+    return mag, inter, angle, fund, ratio
+
+
+def block_squares(x: np.ndarray, matrix: np.ndarray, d: int) -> np.ndarray:
+    """The mean over each run of ``d`` rows of the squares of ``y = x @ matrix`` (x: (n, C), matrix (C, K)):
+    (n // d, K); rows past the last whole run are left out."""
+    y = (x[:x.shape[0] // d * d] @ matrix).reshape(-1, d, matrix.shape[1])
+    return np.einsum("ijk,ijk->ik", y, y) / d
+
+
+def event_screen(u: np.ndarray, history: np.ndarray, n_rvc: int, params: np.ndarray, rvc_enabled: bool
+                 ) -> tuple[bool, np.ndarray]:
+    """The voltage events' screen of a batch of Urms(1/2) values ``u`` (n, channels) after ``history`` (h, channels)
+    the values before them; ``params``: dip, swell and RVC thresholds (V). Returns whether some row's least value
+    is below dip or its greatest above swell (a row with a NaN has neither), and per row (bool) whether it differs
+    from the mean of the ``n_rvc`` rows before it by more than the RVC threshold in some channel (never with a
+    NaN, nor before ``n_rvc`` rows are known; all False unless ``rvc_enabled``)."""
+    dip, swell, thr = params.tolist()[:3]
+    maybe = bool(((u.min(axis=1) < dip) | (u.max(axis=1) > swell)).any())
+    h = history.shape[0]
+    full = np.concatenate((history, u)) if h else u
+    if not rvc_enabled or full.shape[0] <= n_rvc:
+        return maybe, np.zeros(u.shape[0], dtype=bool)
+    c = np.concatenate((np.zeros((1, full.shape[1])), np.cumsum(full, axis=0)))
+    idx = np.arange(h, full.shape[0])
+    ok = idx >= n_rvc
+    mean = (c[np.maximum(idx, n_rvc)] - c[np.maximum(idx, n_rvc) - n_rvc]) / n_rvc
+    dev = np.abs(full[idx] - mean).max(axis=1)
+    return maybe, ok & (dev > thr)
+
+
+def flicker_chain(ms: np.ndarray, sos: np.ndarray, zi: np.ndarray, gain: float) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks 3 and 4 of the flickermeter on its decimated mean squares ``ms`` (n, channels): ``sos`` row 0 is
+    the block 1 reference (a low-pass of ``ms``), rows 1 .. -2 the band-pass and weighting on ``ms``, whose output
+    is divided by the reference (0 where the reference is not positive) and squared, the last row the smoothing;
+    returns that times ``gain`` (n, channels) and the sections' final states (like ``zi``: (sections, 2,
+    channels)), each section run as ``sosfilt``."""
+    y = np.empty(ms.shape)
+    zf = np.empty(zi.shape)
+    last = sos.shape[0] - 1
+    for c in range(ms.shape[1]):
+        x = np.ascontiguousarray(ms[:, c])
+        ref, zf[:1, :, c] = sosfilt(sos[:1], x, zi[:1, :, c])
+        v, zf[1:last, :, c] = sosfilt(sos[1:last], x, zi[1:last, :, c])
+        v = v / np.where(ref > 0, ref, np.inf)
+        v = v * v
+        out, zf[last:, :, c] = sosfilt(sos[last:], v, zi[last:, :, c])
+        y[:, c] = out * gain
+    return y, zf

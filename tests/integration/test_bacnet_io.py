@@ -71,8 +71,8 @@ alarm_priority = 0
 number = 4
 source = "demand_interval"
 """, services="acquisition,metrology,io,comms")
-    meter.start()
     try:
+        meter.start()
         # 12 KYZ transitions on input 1, stamped in the past as a kernel's queued edge events
         t0 = time.monotonic_ns() - 12 * 30 * MS - 100 * MS
         meter.wire.drive_train((DI1, k % 2 == 1, t0 + k * 30 * MS) for k in range(12))

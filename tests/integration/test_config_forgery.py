@@ -1,7 +1,8 @@
 """A revenue-locked meter's configuration file and its seal edited together offline (issue 30): the seal is
 recomputed as an unkeyed SHA-256 of the new values, as anyone with the files can, and the meter is started again
 on them (`meter run`, tests/support/web_meter.py). The seal is signed with the meter's key, kept out of the data
-directory, so the forgery does not pass: a `config_tamper` event (255) at the start, and no accepted change."""
+directory, so the forgery does not pass: a `config_tamper` event (255) at the start, and no accepted change. On
+the meter itself (`meter config set`) the lock refuses moving the data directory or the lock file."""
 from __future__ import annotations
 
 import hashlib
@@ -51,6 +52,12 @@ def test_a_file_and_seal_edited_together_offline_do_not_pass(tmp_path):
         assert history[-1]["refused"] == "revenue lock"
         # not accepted as a change: the seal is not renewed over the forged values
         assert json.loads(meter.config.with_name("meter.toml.seal").read_text())["version"] == version
+        # on the meter itself, the lock refuses moving the data (a fresh user store, zero registers) or the lock
+        for option in ("meter.data_dir", "upgrade.revenue_lock_file"):
+            before = meter.config.read_text()
+            out = meter.meter("config", "set", f"{option}={tmp_path / 'elsewhere'}")
+            assert out.returncode != 0 and "revenue-locked" in out.stdout + out.stderr, out.stdout + out.stderr
+            assert meter.config.read_text() == before
     finally:
         meter.stop()
 

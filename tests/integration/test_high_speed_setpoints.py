@@ -80,7 +80,8 @@ def test_high_speed_needs_a_point_with_half_cycle_values(tmp_path):
 
 def test_the_io_service_picks_up_a_high_speed_setpoint_on_a_simulated_dip(tmp_path):
     """End to end on a running meter: the simulated board's 100-ms dip to 60 % on phase A (metrology's half-cycle
-    values on the PQ ring, read by the io service) picks up the high-speed setpoint and not the 1-s one."""
+    values on the PQ ring, read by the io service) picks up the high-speed setpoint and not the 1-s one, and
+    raises the Sag disturbance alarm (metrology's sag counter) with its residual until it is acknowledged."""
     from tests.support.io_meter import IoMeter
 
     meter = IoMeter(tmp_path, SETPOINTS + "[simulation]\nprofile = \"steady\"\ndips = [10.0]\n",
@@ -93,5 +94,11 @@ def test_the_io_service_picks_up_a_high_speed_setpoint_on_a_simulated_dip(tmp_pa
         assert 0.09 <= historic[0]["duration_s"] <= 0.13              # the 100-ms dip, to a half cycle or so
         assert meter.call("io.status")["half_cycle_batches"] > 0
         assert not any(a["name"] == "V1 dip 1 s" for a in meter.call("io.alarms")["active"])
+        sag = meter.wait(lambda: [a for a in meter.call("io.alarms")["active"] if a["name"] == "Sag"], 30)[0]
+        assert sag["priority"] == 255 and 55.0 <= sag["value"] <= 65.0, sag          # [pq] priority_sag, residual
+        meter.call("io.ack", ids=[sag["id"]])
+        meter.wait(lambda: any(a["name"] == "Sag" and a["acknowledged"] for a in meter.call("io.alarms")["historic"]),
+                   10)
+        assert not any(a["name"] == "Sag" for a in meter.call("io.alarms")["active"])
     finally:
         meter.stop()

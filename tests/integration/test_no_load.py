@@ -25,8 +25,8 @@ def test_with_the_current_circuit_open_nothing_is_registered_even_across_gaps(tm
     def gaps_filled() -> float:
         return read("energy_gaps_filled")["energy_gaps_filled"] or 0.0        # None until first published
 
-    meter.start()
     try:
+        meter.start()
         meter.wait(lambda: (read("v_an")["v_an"] or 0.0) > 200.0, 60)
         meter.call("acquisition.stall", seconds=0.04, count=STALLS)
         meter.wait(lambda: gaps_filled() >= 1, 60)

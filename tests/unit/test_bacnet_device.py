@@ -3,10 +3,12 @@ stop-when-full, the ReadRange selection) and the staleness of the snapshot's val
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import pytest
 
+from firmware.comms.bacnet.app import ip_link_address
 from firmware.comms.bacnet.device import BacnetDevice
 from firmware.comms.bacnet.trendlog import TrendStore, records_per_apdu
 from firmware.config import meter_schema
@@ -123,3 +125,14 @@ def test_a_refresh_asks_sqlite_nothing_until_a_log_records_and_unchanged_values_
     assert float(ai16.presentValue) == pytest.approx(240.0)
     assert str(ai16.reliability) == "communication-failure"
     dev.close()
+
+
+def test_bacnet_ip_bound_to_every_interface_opens_no_broadcast_socket_the_kernel_refuses():
+    # bacpypes3 opens a second socket on the link's broadcast address when it differs from the bound one,
+    # and sends nothing until it is bound: "0.0.0.255" (0.0.0.0/24) never is
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s, pytest.raises(OSError):
+        s.bind(("0.0.0.255", 0))
+    wildcard = ip_link_address("0.0.0.0", 24, 47808)
+    assert wildcard.addrTuple == wildcard.addrBroadcastTuple == ("0.0.0.0", 47808)
+    one = ip_link_address("192.0.2.5", 24, 47808)
+    assert one.addrTuple == ("192.0.2.5", 47808) and one.addrBroadcastTuple == ("192.0.2.255", 47808)

@@ -16,3 +16,12 @@ def test_configuration_doc_lists_every_option():
         assert f"## [{section.name}]" in text
         for option in section.options:
             assert f"| `{option.name}` |" in text
+
+
+def test_security_doc_gives_every_option_its_rule():
+    from firmware.config import meter_schema
+    from tools import gendocs_security
+
+    text = gendocs_security.render()
+    for rule in meter_schema().rules():
+        assert f"| `{rule.option}` | {rule.privilege} | {'yes' if rule.locked else 'no'} |" in text, rule.option

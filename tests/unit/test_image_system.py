@@ -3,6 +3,7 @@ partitions written without mounting, the isolated CPU of the read loop."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,8 +14,8 @@ from firmware.services.acquisition import isolated_cpus
 from firmware.upgrade.image import Image
 from tests.unit.test_image_build import EPOCH, make_tree
 from tools.image import disk
-from tools.image.build import build_image
-from tools.image.system import apt_sources
+from tools.image.build import build_image, device_requirements
+from tools.image.system import FROM_DEBIAN, apt_sources
 
 DEB822 = """Types: deb
 URIs: http://mirror.example/debian
@@ -108,3 +109,14 @@ def test_disk_image_has_the_partitions_of_upgrade_md(tmp_path, monkeypatch):
     assert Path(str(img) + ".bmap").exists()
     digest = Path(str(img) + ".sha256").read_text().split()
     assert digest[1] == "disk.img" and len(digest[0]) == 64
+
+
+def test_cm4_md_says_where_each_python_dependency_of_the_image_comes_from():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cm4.md").read_text()
+    table = text[text.index("| dependency | in the image from |"):].split("\n\n", 1)[0]
+    named = {n.strip().lower().replace("_", "-") for row in table.splitlines()[2:]
+             for n in row.split("|")[1].split("(")[0].split(",")}
+    wanted = {re.split(r"[<>=!~ \[]", r, maxsplit=1)[0].lower().replace("_", "-")
+              for r in device_requirements(Path(__file__).resolve().parents[2])}
+    assert wanted - named == set()
+    assert {n.lower() for n in FROM_DEBIAN} <= named

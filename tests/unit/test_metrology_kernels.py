@@ -151,3 +151,119 @@ def test_track_crossings_drops_noise_crossings_and_updates_the_state_alike():
         np.testing.assert_array_equal(real_c, real_r)
         np.testing.assert_allclose(t_c, t_r, rtol=0, atol=1e-9)
         np.testing.assert_allclose(st_c, st_r, rtol=0, atol=1e-9)
+
+
+def test_cycle_change_agrees_for_every_wiring_with_and_without_a_previous_cycle():
+    from metrology.settings import SYSTEM_TYPES
+    from metrology.systems import V_LL, V_LN, wiring
+
+    rng = np.random.default_rng(13)
+    th = 2 * np.pi * (np.arange(6 * 512) / 512)
+    x = np.stack([325 * np.cos(th + k) for k in range(7)], axis=1).reshape(6, 512, 7)
+    x[3, 100:103, 1] += 60.0                                           # an impulse on VA in cycle 3
+    x[4:] *= 0.7                                                       # a step (a dip) from cycle 4
+    x += rng.normal(0, 0.5, x.shape)
+    x[2, 7, 6] = np.nan                                                # a NaN on an input no voltage uses
+    for system in SYSTEM_TYPES:
+        cols = V_LL if system in ("DELTA", "2L") else V_LN
+        matrix = wiring(system).matrix[:, cols] * 100.0                # a PT ratio
+        matrix[6] = 0.0
+        for prev in (None, rng.normal(0, 300, (512, 3))):
+            got, last = _kernels.c_cycle_change(x, matrix, prev)
+            want, want_last = reference.cycle_change(x, matrix, prev)
+            assert got.shape == (6,) and got[3] > got[2]
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(last, want_last, rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(last, x[-1] @ matrix, rtol=1e-12, atol=1e-9)
+    with pytest.raises(ValueError):
+        _kernels._ckernels.cycle_change(np.zeros(9 * 4), np.zeros(9), np.zeros(0), np.zeros(1), np.zeros(4), 1, 4, 9, 1,
+                                        False)
+
+
+def test_harmonic_values_agrees_on_window_spectra_with_absent_and_weak_signals():
+    from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor, spectrum_lines
+
+    rng = np.random.default_rng(14)
+    floor = fundamental_floor(230.0, 5.0)
+    for n in (1, 2, 4, 10, 12):
+        length = n * 512
+        th = 2 * np.pi * np.arange(length) / 512 * (1 + 1e-4)                  # slightly off-synchronous
+        x = np.stack([a * (np.cos(th + k) + 0.05 * np.cos(5 * th) + 0.02 * np.cos(2.5 * th))
+                      for k, a in enumerate((325, 325, 310, 560, 560, 560, 7, 7, 0.01, 0.0))])
+        x += rng.normal(0, 0.01, x.shape)
+        x[9] = 0.0                                                               # an absent signal: ratios NaN
+        lines = np.fft.rfft(x, axis=1)[:, :spectrum_lines(n)]
+        rms, peak = np.sqrt((x * x).mean(axis=1)), np.abs(x).max(axis=1)
+        for h1_min, tdd_current in ((None, 5.0), (floor, 0.0)):
+            got = _kernels.c_harmonic_values(lines, n, N_ORDERS, length, rms, peak, tdd_current, 6, h1_min)
+            want = reference.harmonic_values(lines, n, N_ORDERS, length, rms, peak, tdd_current, 6, h1_min)
+            for a, b in zip(got, want):
+                assert a.shape == b.shape and a.shape[-1] in (HARMONIC_SIGNALS, N_ORDERS)
+                np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+            assert np.isnan(got[4][:6, 9]).all() and (np.isnan(got[4][0, 8]) == (h1_min is not None))
+
+
+def test_block_squares_agrees_for_the_flicker_voltages_of_every_wiring():
+    from metrology.settings import SYSTEM_TYPES
+    from metrology.systems import V_LL, V_LN, wiring
+
+    rng = np.random.default_rng(15)
+    t = np.arange(4100) / 32000.0
+    x = np.stack([325 * (1 + 0.01 * np.sin(2 * np.pi * 8.8 * t)) * np.cos(2 * np.pi * 50 * t + k) for k in range(7)],
+                 axis=1) + rng.normal(0, 1, (t.size, 7))
+    x[2000:2600] *= 0.3                                                      # a dip
+    for system in SYSTEM_TYPES:
+        cols = V_LL if system in ("DELTA", "2L") else V_LN
+        matrix = wiring(system).matrix[:, cols] * 100.0
+        for d in (1, 32, 33):
+            got, want = _kernels.c_block_squares(x, matrix, d), reference.block_squares(x, matrix, d)
+            assert got.shape == (x.shape[0] // d, 3)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(_kernels.c_block_squares(x[:, :3], np.eye(3), 32),
+                               reference.block_squares(x[:, :3], np.eye(3), 32), rtol=1e-12)
+
+
+def test_event_screen_agrees_through_dips_swells_rvc_steps_and_nan():
+    rng = np.random.default_rng(16)
+    u = 230.0 + rng.normal(0, 0.3, (400, 3))
+    u[150:160, 1] = 180.0                                                # a dip on one channel
+    u[200:210] = 260.0                                                   # a swell
+    u[260:] += 14.0                                                      # an RVC step (6 % of 230 V)
+    u[300, 2] = np.nan                                                   # a channel without a value
+    params = np.array([207.0, 253.0, 11.5])
+    for n_rvc in (100, 120):
+        for lo in range(0, 400, 16):
+            hist = u[max(lo - n_rvc, 0):lo]
+            for enabled in (True, False):
+                want = reference.event_screen(u[lo:lo + 16], hist, n_rvc, params, enabled)
+                got = _kernels.c_event_screen(u[lo:lo + 16], hist, n_rvc, params, enabled)
+                assert got[0] == want[0]
+                np.testing.assert_array_equal(got[1], want[1])
+    flagged = [lo for lo in range(0, 400, 16)
+               if _kernels.c_event_screen(u[lo:lo + 16], u[max(lo - 120, 0):lo], 120, params, True)[1].any()]
+    assert 256 in flagged and 144 in flagged and not set(range(0, 144, 16)) & set(flagged)    # steady: none
+
+
+def test_flicker_chain_agrees_with_the_filters_run_one_by_one():
+    from metrology.flicker import FlickerMeter
+    from metrology.iir import sosfilt_zi
+
+    meter = FlickerMeter(32000.0, 50.0, 230, channels=3)
+    rng = np.random.default_rng(17)
+    t = np.arange(3000) / meter.rate
+    ms = 52900.0 * (1 + 0.02 * np.sin(2 * np.pi * 8.8 * t))[:, None] * np.array([1.0, 1.01, 0.99])
+    ms += rng.normal(0, 5.0, ms.shape)
+    ms[1000:1300] *= 0.5                                                   # a dip
+    ms[2000:2100, 2] = 0.0                                                 # a channel without voltage
+    sos = meter._filters
+    zi = np.zeros((sos.shape[0], 2, 3))
+    zi[1:-1] = sosfilt_zi(sos[1:-1])[:, :, None] * 52900.0
+    zi[0, 0] = meter._adapt * 52900.0
+    z_c = z_r = zi
+    for lo in range(0, ms.shape[0], 700):
+        y_c, z_c = _kernels.c_flicker_chain(ms[lo:lo + 700], sos, z_c, meter.gain)
+        y_r, z_r = reference.flicker_chain(ms[lo:lo + 700], sos, z_r, meter.gain)
+        np.testing.assert_allclose(y_c, y_r, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(z_c, z_r, rtol=1e-9, atol=1e-9)
+    assert np.all(y_c >= 0) and y_c.max() > 0.1

@@ -6,11 +6,14 @@
 3. https: the web's login page over HTTPS, with the certificate the guest made for itself.
 4. bacnet: a Who-Is from the host answered with an I-Am.
 5. memory: each service's PSS in the guest, and the total.
-6. upgrade: a newer signed image installed with ``meter image install --wait``: committed; a power cycle
-   later the meter runs it.
+6. upgrade: a newer signed image installed with ``meter image install --wait``: committed, the meter runs it.
 7. fallback: an image whose upgrade service fails at start: rolled back by itself, the old slot metering.
 8. power cut: qemu killed while an upgrade installs: the guest boots, meters, the committed slot is the
-   one before, and the delivered energy did not go backwards.
+   one before (after the checks above: the upgraded one, so this boot also shows the upgrade kept over a
+   power cycle), and the delivered energy did not go backwards.
+
+Each boot of the emulated CPU takes minutes, so the guest boots twice: the first boot, and after the power
+cut.
 9. hil: ``meter hil run`` in the guest (against the simulated chip) writes its report.
 
 Prints one line per check, then ``N passed, N failed``; exits 1 when any failed. The figures measured
@@ -225,16 +228,13 @@ class ImageTest:
         new = bump(self.version, 1)
         result = self.install(self.image(new))
         check(result.get("outcome") == "committed", f"install of {new}: {result}")
-        took = self.power_cycle()
         slots = self.slots()
         running = self.status() or {}
         good = slots.get("good")
         check(good is not None and slots.get("current") == good and slots.get("trial") is None
-              and slots["slots"][good]["version"] == new,
-              f"after a power cycle the committed slot is not {new}: {slots}")
+              and slots["slots"][good]["version"] == new, f"the committed slot is not {new}: {slots}")
         check(running.get("version") == new, f"the running meter is {running.get('version')}, not {new}")
-        return f"{self.version} -> {new} committed in {self.figures[f'install_openmeter-{new}_s']:.0f} s; " \
-               f"after a power cycle {new} metering in {took:.0f} s"
+        return f"{self.version} -> {new} committed in {self.figures[f'install_openmeter-{new}_s']:.0f} s, metering"
 
     def t_fallback(self) -> str:
         before = (self.status() or {}).get("version")
@@ -290,7 +290,7 @@ class ImageTest:
         check(e1 >= e0, f"delivered energy went backwards over the power cut: {e0} -> {e1} Wh")
         check(not any(n.startswith((".staging", ".trash")) for n in leftovers),
               f"the interrupted install's staging is left in the slots: {leftovers}")
-        return (f"cut at the 'deps' step of {new}; {good} metering {took:.0f} s after power-on; "
+        return (f"cut at the 'deps' step of {new}; committed {good} metering {took:.0f} s after power-on; "
                 f"energy {e0} -> {e1} Wh")
 
     def t_hil(self) -> str:

@@ -4,18 +4,23 @@ Steps (each timed on stdout):
 
 1. **base**: ``mmdebstrap`` of Debian bookworm arm64 (main and non-free-firmware: the Raspberry Pi boot
    firmware) with the RT kernel, systemd, chrony, OpenSSH, Python 3.11 and the Debian Python packages of
-   the device (python3-spidev, python3-libgpiod), plus the compiler used only in step 2. The downloaded
-   packages are kept in ``CACHE/debs`` and the resulting tree in ``CACHE/base-KEY.tar`` (KEY: the package
-   list and the mirrors), so a second build does not run mmdebstrap again. Needs root and qemu-user's binfmt.
-2. **extensions**: the project's C extensions compiled for aarch64 by the target's own gcc (under
-   qemu-user, in the target tree), then the compiler removed from the tree.
+   the device (python3-spidev, python3-libgpiod), without documentation or translations. The
+   downloaded packages (and the arm64 Python headers step 2 compiles against, downloaded, not installed)
+   are kept in ``CACHE/debs`` and the resulting tree in ``CACHE/base-KEY.tar`` (KEY: the package list and
+   the mirrors), so a second build does not run mmdebstrap again; what mmdebstrap printed, each line
+   timed, in ``CACHE/base-KEY.log``. Needs root and qemu-user's binfmt. The locked dependencies are
+   downloaded as aarch64 wheels (``CACHE/wheels``) meanwhile.
+2. **extensions**: the project's C extensions cross-compiled for aarch64 (``tools.image.hostbuild``).
 3. **firmware**: the signed firmware image (``meter-image build``): the application with those compiled
-   extensions and the locked dependencies as aarch64 wheels (``CACHE/wheels``); the device's SPI binding is
-   Debian's (python3-spidev), so the slot's venv sees the system packages.
-4. **provision**: the ``meter`` account, the trust store, slot A made from the image by the target's own
-   Python (its venv built here: nothing is compiled or downloaded on the meter), ``meter.toml``, the OS
-   files of ``tools/image/os`` and the units.
+   extensions and the locked dependencies as aarch64 wheels; the device's SPI binding is Debian's
+   (python3-spidev), so the slot's venv sees the system packages.
+4. **provision**: the ``meter`` account, the trust store, slot A made from the image (its venv and byte
+   code made here by the build machine's tools, ``tools.image.hostbuild``: nothing is compiled or
+   downloaded on the meter), ``meter.toml``, the OS files of ``tools/image/os`` and the units.
 5. **disk**: the partitions of docs/upgrade.md (``tools.image.disk``), a ``.bmap`` and a ``.sha256``.
+
+Only what must run on arm64 runs under qemu-user: the packages' maintainer scripts (in mmdebstrap), adding
+the account, enabling the units and raspi-firmware's hook.
 
 The signing key: ``--key`` (the vendor's, on the signing machine), else a development key made once in
 ``build/keys/`` (the image then trusts only that key).
@@ -31,14 +36,14 @@ import subprocess
 import sys
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
-from firmware.extensions import EXTENSIONS
-from firmware.upgrade.installer import make_venv, provision
+from firmware.upgrade.installer import provision
 from firmware.upgrade.settings import UpgradeSettings
 from firmware.upgrade.trust import TrustStore
-from tools.image import devicetree, disk
+from tools.image import devicetree, disk, hostbuild
 from tools.image.build import DEFAULT_BOARDS, build_image, download_dependencies
 from tools.image.keys import keygen, load_private_key, sign_image
 
@@ -58,7 +63,12 @@ PACKAGES = [
     # the meter's interpreter and the device's Python bindings from Debian
     "python3", "python3-venv", "python3-spidev", "python3-libgpiod",
 ]
-BUILD_ONLY = ["gcc", "libc6-dev", "python3-dev", "python3-setuptools"]
+# What the meter never reads: translated manual pages (the English ones stay: maintainer scripts register
+# some as alternatives), documentation (the licences stay), translations.
+DPKG_EXCLUDE = ["path-exclude=/usr/share/man/*", "path-include=/usr/share/man/man[1-9]/*",
+                "path-exclude=/usr/share/info/*", "path-exclude=/usr/share/doc/*",
+                "path-include=/usr/share/doc/*/copyright", "path-exclude=/usr/share/locale/*",
+                "path-include=/usr/share/locale/locale.alias"]
 # Bundled as sources by `meter-image build --deps download` where PyPI has no aarch64 wheel; in the system
 # image Debian provides them instead (python3-spidev), or the board does not use them (RPi.GPIO: the CM4
 # board's GPIO backend is gpiod, bundled as an aarch64 wheel).
@@ -118,11 +128,11 @@ def apt_sources(texts: list[str] | None = None) -> list[str]:
 def check_host() -> None:
     if os.geteuid() != 0:
         raise SystemExit("make image: needs root (mmdebstrap and chroot into the arm64 tree): run `sudo make image`")
-    missing = [t for t in ("mmdebstrap", "mkfs.ext4", "mkfs.vfat", "mcopy", "sfdisk", "bmaptool", *devicetree.TOOLS)
-               if shutil.which(t) is None]
+    missing = [t for t in ("mmdebstrap", "mkfs.ext4", "mkfs.vfat", "mcopy", "sfdisk", "bmaptool", "dpkg-deb",
+                           hostbuild.CROSS_CC, *devicetree.TOOLS) if shutil.which(t) is None]
     if missing:
         raise SystemExit(f"make image: missing {', '.join(missing)}; install the Debian packages mmdebstrap, "
-                         "e2fsprogs, dosfstools, mtools, fdisk, bmap-tools, device-tree-compiler and "
+                         "e2fsprogs, dosfstools, mtools, fdisk, bmap-tools, device-tree-compiler, gcc-aarch64-linux-gnu and "
                          "qemu-user-static")
     binfmt = Path("/proc/sys/fs/binfmt_misc")
     if not (binfmt / "status").exists():
@@ -134,27 +144,52 @@ def check_host() -> None:
                          "and enable qemu-aarch64 (update-binfmts --enable qemu-aarch64)")
 
 
-def base_tree(tree: Path) -> Path:
-    """The Debian tree (cached as a tar keyed by the package list and mirrors), unpacked at ``tree``."""
+def base_key() -> str:
     sources = apt_sources()
     initramfs = [(p.name, p.read_bytes()) for p in sorted(INITRAMFS.iterdir())]
-    key = hashlib.sha256(repr((SUITE, COMPONENTS, PACKAGES, BUILD_ONLY, sources, initramfs)).encode()).hexdigest()[:16]
+    return hashlib.sha256(repr((SUITE, COMPONENTS, PACKAGES, DPKG_EXCLUDE, hostbuild.HEADERS_PACKAGE, sources,
+                                initramfs)).encode()).hexdigest()[:16]
+
+
+def mmdebstrap(out: Path, log: Path) -> None:
+    """The Debian tree as a tar at ``out``; what mmdebstrap prints goes to ``log``, each line with the seconds
+    since its start (where the time of a build from nothing goes)."""
+    argv = ["mmdebstrap", "--verbose", "--mode=root", "--arch=arm64", "--variant=minbase",
+            f"--components={COMPONENTS}", "--include=" + ",".join(PACKAGES),
+            *(f"--dpkgopt={o}" for o in DPKG_EXCLUDE),
+            "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives",
+            # before the kernel is installed: the initramfs holds only the modules that mount the root
+            "--essential-hook=mkdir -p \"$1\"/etc/initramfs-tools/conf.d \"$1\"/etc/initramfs-tools/hooks",
+            f"--essential-hook=copy-in {INITRAMFS}/openmeter.conf /etc/initramfs-tools/conf.d/",
+            f"--essential-hook=copy-in {INITRAMFS}/openmeter-hook /etc/initramfs-tools/hooks/",
+            "--essential-hook=mv \"$1\"/etc/initramfs-tools/hooks/openmeter-hook \"$1\"/etc/initramfs-tools/hooks/openmeter",
+            f"--setup-hook=sync-in {CACHE}/debs /var/cache/apt/archives",
+            # the arm64 Python headers the extensions are cross-compiled against: downloaded, not installed
+            "--customize-hook=cd \"$1\"/var/cache/apt/archives && APT_CONFIG=\"$MMDEBSTRAP_APT_CONFIG\" "
+            f"apt-get download -q {hostbuild.HEADERS_PACKAGE}",
+            f"--customize-hook=sync-out /var/cache/apt/archives {CACHE}/debs",
+            "--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb",
+            "--skip=download/empty", "--format=tar", SUITE, str(out), *apt_sources()]
+    t0 = time.monotonic()
+    with open(log, "w") as f:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            f.write(f"{time.monotonic() - t0:7.1f} {line}")
+        status = proc.wait()
+    if status != 0:
+        tail = log.read_text().splitlines()[-40:]
+        raise SystemExit(f"make image: mmdebstrap failed (exit {status}); {log}:\n" + "\n".join(tail))
+
+
+def base_tree(tree: Path) -> Path:
+    """The Debian tree (cached as a tar keyed by the package list and mirrors), unpacked at ``tree``."""
+    key = base_key()
     tar = CACHE / f"base-{key}.tar"
     if not tar.exists():
         (CACHE / "debs").mkdir(parents=True, exist_ok=True)
         tmp = tar.with_suffix(".tar.tmp")
-        run(["mmdebstrap", "--mode=root", "--arch=arm64", "--variant=minbase", f"--components={COMPONENTS}",
-             "--include=" + ",".join(PACKAGES + BUILD_ONLY),
-             "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives",
-             # before the kernel is installed: the initramfs holds only the modules that mount the root
-             "--essential-hook=mkdir -p \"$1\"/etc/initramfs-tools/conf.d \"$1\"/etc/initramfs-tools/hooks",
-             f"--essential-hook=copy-in {INITRAMFS}/openmeter.conf /etc/initramfs-tools/conf.d/",
-             f"--essential-hook=copy-in {INITRAMFS}/openmeter-hook /etc/initramfs-tools/hooks/",
-             "--essential-hook=mv \"$1\"/etc/initramfs-tools/hooks/openmeter-hook \"$1\"/etc/initramfs-tools/hooks/openmeter",
-             f"--setup-hook=sync-in {CACHE}/debs /var/cache/apt/archives",
-             f"--customize-hook=sync-out /var/cache/apt/archives {CACHE}/debs",
-             "--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb",
-             "--skip=download/empty", "--format=tar", SUITE, str(tmp), *sources], "mmdebstrap", timeout=7200)
+        mmdebstrap(tmp, tar.with_suffix(".log"))
         tmp.replace(tar)
     if tree.exists():
         shutil.rmtree(tree)
@@ -186,30 +221,12 @@ def chroot(root: Path, *argv: str, what: str, timeout: int = 3600) -> subprocess
 
 
 def compile_extensions(root: Path, out: Path) -> list[Path]:
-    """setup.py build_ext in the target tree: the modules for aarch64 CPython 3.11, then the compiler goes."""
-    src = root / "tmp" / "openmeter-src"
-    shutil.rmtree(src, ignore_errors=True)
-    src.mkdir(parents=True)
-    shutil.copy(REPO / "setup.py", src / "setup.py")
-    for c in (p for d in ("firmware", "hal", "metrology") for p in (REPO / d).rglob("*") if p.suffix in (".c", ".h")):
-        dest = src / c.relative_to(REPO)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(c, dest)
-    chroot(root, "sh", "-c", "cd /tmp/openmeter-src && python3 setup.py -q build_ext --inplace",
-           what="compiling the C extensions for aarch64")
-    built = sorted(p for p in src.rglob("*.so") if "build" not in p.relative_to(src).parts)
-    expected = len(EXTENSIONS)
-    if len(built) != expected:
-        raise SystemExit(f"make image: {len(built)} of {expected} C extensions compiled for aarch64 "
-                         f"({', '.join(p.name for p in built) or 'none'}); see setup.py")
-    shutil.rmtree(out, ignore_errors=True)
-    for so in built:
-        dest = out / so.relative_to(src)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(so, dest)
-    shutil.rmtree(src)
-    chroot(root, "apt-get", "purge", "-y", "-q", "--auto-remove", *BUILD_ONLY, what="removing the compiler")
-    return [out / so.relative_to(src) for so in built]
+    """The C extensions for the tree's Python, cross-compiled on this machine."""
+    try:
+        include = hostbuild.python_headers(root, CACHE / "debs", CACHE / "work" / "python-headers")
+        return hostbuild.compile_extensions(REPO, include, out)
+    except hostbuild.HostBuildError as exc:
+        raise SystemExit(f"make image: {exc}") from exc
 
 
 def wheels(out: Path) -> tuple[Path, list[str]]:
@@ -287,10 +304,12 @@ def provision_slot(root: Path, fw: Path, key: Path, uid_gid: tuple[int, int], ve
     if not pub.exists():
         raise SystemExit(f"make image: {pub} (the public key of {key}) is missing: the meter's trust store needs it")
     TrustStore(settings.trust_store).add(pub.read_text(), comment=key.stem)
-    provision(settings, fw, venv_maker=lambda d: make_venv(d, system_site_packages=True, chroot=root))
-    # The application's byte code, made once here rather than by the first start on the meter.
-    chroot(root, "python3", "-m", "compileall", "-q", "-j", "0", "/opt/openmeter/slots/a/app",
-           what="compiling the application's byte code")
+    try:
+        provision(settings, fw, venv_maker=lambda d: hostbuild.make_venv(root, d, system_site_packages=True))
+        # The application's byte code, made once here rather than by the first start on the meter.
+        hostbuild.compile_byte_code(root, slots / "slots" / "a" / "app")
+    except hostbuild.HostBuildError as exc:
+        raise SystemExit(f"make image: slot A: {exc}") from exc
     config = data / "meter.toml"
     run([sys.executable, "-m", "firmware.cli", "config", "set", "--config", str(config), "--user", "image build",
          "--reason", f"openmeter-cm4 {version}: device paths, the slots, BACnet/IP on", *METER_SETTINGS],
@@ -353,13 +372,16 @@ def main(argv: list[str] | None = None) -> int:
     tree = CACHE / "work" / "root"
     version = args.version or tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     step = Step()
-    with step("base", f"Debian {SUITE} arm64 ({len(PACKAGES)} packages and their dependencies)"):
-        root = base_tree(tree)
+    with ThreadPoolExecutor(1) as pool:
+        # the wheels are downloaded while the Debian tree is made (network against qemu-user's CPU)
+        downloading = pool.submit(wheels, work / "wheels")
+        with step("base", f"Debian {SUITE} arm64 ({len(PACKAGES)} packages and their dependencies)"):
+            root = base_tree(tree)
+        deps, replaced = downloading.result()
+    with step("extensions", "C extensions cross-compiled for aarch64"):
+        ext = compile_extensions(root, work / "ext")
     with mounted(root):
-        with step("extensions", "C extensions compiled for aarch64 in the target tree"):
-            ext = compile_extensions(root, work / "ext")
         with step("firmware", f"signed firmware image {version}"):
-            deps, replaced = wheels(work / "wheels")
             key = signing_key(args.key, build)
             fw = firmware_image(version, deps, work / "ext", key, build / f"openmeter-{version}.img")
         with step("provision", "meter account, slot A and its venv, meter.toml, units"):
@@ -370,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     with step("disk", "partitions, file systems, bmap, SHA-256"):
         img = disk.write_image(root, build / f"openmeter-cm4-{version}.img")
     print(f"make image: {img} ({img.stat().st_size // 2**20} MiB, {disk.allocated(img) // 2**20} MiB written), "
-          f"{len(ext)} C extensions for aarch64, wheels: {len(list(deps.glob('*.whl')))} aarch64 wheels, "
+          f"{len(ext)} C extensions for aarch64, {len(list(deps.glob('*.whl')))} wheels "
+          f"({len(list(deps.glob('*aarch64*.whl')))} for aarch64, the others pure Python), "
           f"from Debian: {'; '.join(replaced) or 'none'}; firmware {fw.name}")
     print("make image: " + ", ".join(f"{k} {v:.0f} s" for k, v in step.times.items())
           + f"; total {time.monotonic() - step.start:.0f} s")

@@ -12,6 +12,7 @@ import asyncio
 import calendar
 import logging
 import time
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,16 @@ MAX_COV_LIFETIME_S = 3600
 # source address anyone can forge: per address, AMPLIFIED_BURST at once then AMPLIFIED_PER_S a second; more are
 # dropped, so the meter cannot be used to flood a forged address (at most ~1.5 KB x this a second).
 AMPLIFIED_BURST, AMPLIFIED_PER_S = 20, 10
+
+
+def ip_link_address(bind_address: str, prefix: int, port: int) -> IPv4Address:
+    """The BACnet/IP link's address. Bound to one address, the stack opens a second socket on that network's
+    broadcast address (Linux delivers broadcasts only there). Bound to every interface (0.0.0.0), the one
+    socket receives the broadcasts too, and a second one on "0.0.0.<broadcast>" cannot be bound: the stack
+    would wait for it forever and never send (no I-Am): the wildcard is its own network (/32)."""
+    if ip_address(bind_address).is_unspecified:
+        prefix = 32
+    return IPv4Address(f"{bind_address}/{prefix}:{port}")
 
 
 class MeterApplication(Application):
@@ -278,7 +289,7 @@ class BacnetApp:
         self._poll()
         if section.ip_enabled:
             app = self._application()
-            address = IPv4Address(f"{section.bind_address}/{section.ip_prefix}:{section.ip_port}")
+            address = ip_link_address(section.bind_address, section.ip_prefix, section.ip_port)
             link = NormalLinkLayer(address)
             app.link_layers[app.device_object.objectIdentifier] = link
             app.nsap.bind(link, address=address)

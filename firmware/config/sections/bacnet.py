@@ -37,7 +37,8 @@ SECTIONS = [
         Option("bind_address", IPAddress(), "0.0.0.0",
                "Address the BACnet/IP port binds (0.0.0.0: every interface)."),
         Option("ip_prefix", Int(0, 32), 24, "Network prefix length of bind_address, for the local broadcast "
-               "address that I-Am and I-Have go to.", "bits"),
+               "address that I-Am and I-Have go to (none when bound to 0.0.0.0: answers go to the asker).",
+               "bits"),
         Option("mstp_enabled", Bool(), False, "Run an MS/TP master node on the RS-485 port."),
         Option("mstp_port", Str(255), "/dev/ttyAMA1", "Serial device of the MS/TP RS-485 transceiver.", local=True),
         Option("mstp_mac", Int(0, 127), 1, "MS/TP MAC address of this node (master nodes 0-127)."),
