@@ -294,7 +294,10 @@ def test_simulated_power_fail_wait_ends_when_the_file_is_written_not_by_polling(
     writer.start()
     t0 = time.monotonic()
     try:
-        sim.wait_power_fail(3600.0, 3600.0)
+        for _ in range(5):            # the file's creation and its write each wake it, as in the watch's loop
+            sim.wait_power_fail(3600.0, 3600.0)
+            if sim.power_fail():
+                break
     finally:
         writer.cancel()
     assert time.monotonic() - t0 < 600            # woken by the write: neither limit ran out
