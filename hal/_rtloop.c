@@ -399,7 +399,7 @@ static int reg_from_rx(const uint8_t *rx, int nbytes, uint32_t *value) {
     return 0;
 }
 
-/* SPI clock time of n bytes at the transport's speed (0 on the simulated chip's socket). */
+/* SPI clock time of n bytes at the transport's speed (the simulated chip's socket is given the board's too). */
 static int64_t wire_ns(const Transport *t, size_t n) {
     return t->speed_hz ? (int64_t)((double)n * 8e9 / t->speed_hz) : 0;
 }
@@ -411,53 +411,68 @@ typedef struct {
     int64_t start, after_count, after_now;
 } Ahead;
 
-/* The served bits of STATUS0 cleared, then STATUS0 read back and, when a half is due, WFB_TRG_STAT read, in one
- * message (SPI_IOC_MESSAGE(n); the order on the wire is the order of separate transactions). Where the transfer
- * limit takes it, the same message goes on with the half buffer the stream reads next and a second WFB_TRG_STAT
- * read (`ahead`): in the usual case, one half complete and not overtaken, that is the whole interrupt's work,
- * checked by read_pages as a separate read would be (the count before it says the half was complete, the count
- * after it that the chip did not overtake it); otherwise it is dropped and read again. `*irq` is what the
- * read-back says of IRQ0: 1 still asserted by a served source (set again before the clear: no falling edge will
- * come for it), 0 released (any new source makes an edge), -1 unknown (its CRC failed). Returns 1 with the count
- * snapped from the status read, 0 when it must be read alone (CRC, a stretched bracket, not asked), -1 on a fault. */
-static int clear_status(Loop *L, uint32_t handled, int want_count, int *irq, int64_t *count, int64_t *now,
-                        Ahead *ahead) {
-    uint8_t wtx[6], wrx[6], stx[8] = {0}, srx[8], ttx[6] = {0}, trx[6], t2rx[6], htx[MAX_XFER];
+/* One message of an interrupt's service (SPI_IOC_MESSAGE(n); the order on the wire is the order of separate
+ * transactions): STATUS0 read first when `status` is given, then the bits `clear` of STATUS0 cleared, STATUS0 read
+ * back and, with `want_count`, a WFB_TRG_STAT snap. Where the transfer limit takes it, the message goes on with the
+ * half buffer the stream reads next and a second WFB_TRG_STAT read (`ahead`): in the usual case, one half complete
+ * and not overtaken, that is the whole interrupt's work, checked by read_pages as a separate read would be (the
+ * snap before it says the half was complete, the one after it that the chip did not overtake it); otherwise it is
+ * dropped and read again.
+ *
+ * `*status_ok` says whether `*status` was read (its CRC held). `*irq` is what the read-back says of IRQ0: 1 still
+ * asserted by a source the loop serves (set before the clear, or not cleared: no falling edge will come for it), 0
+ * released (any new source makes an edge), -1 unknown (its CRC failed). Returns 1 with the count snapped, 0 when
+ * it must be read alone (CRC, a stretched bracket, not asked), -1 on a fault. */
+static int exchange(Loop *L, uint32_t *status, int *status_ok, uint32_t clear, int want_count, int *irq,
+                    int64_t *count, int64_t *now, Ahead *ahead) {
+    uint8_t ftx[8] = {0}, frx[8], wtx[6], wrx[6], stx[8] = {0}, srx[8], ttx[6] = {0}, trx[6], t2rx[6], htx[MAX_XFER];
     const size_t half_bytes = (size_t)(L->buffer_frames / 2 * L->words_per_frame * 4);
     uint16_t cmd = cmd_word(L->status0, 0), scmd = cmd_word(L->status0, 1), tcmd = cmd_word(L->trg_stat, 1);
     uint16_t hcmd = cmd_word((uint16_t)(L->wfb_start + (L->next_index % L->buffer_frames) * L->words_per_frame), 1);
+    ftx[0] = stx[0] = scmd >> 8; ftx[1] = stx[1] = scmd & 0xFF;
     wtx[0] = cmd >> 8; wtx[1] = cmd & 0xFF;
-    wtx[2] = handled >> 24; wtx[3] = (handled >> 16) & 0xFF; wtx[4] = (handled >> 8) & 0xFF; wtx[5] = handled & 0xFF;
-    stx[0] = scmd >> 8; stx[1] = scmd & 0xFF;
+    wtx[2] = clear >> 24; wtx[3] = (clear >> 16) & 0xFF; wtx[4] = (clear >> 8) & 0xFF; wtx[5] = clear & 0xFF;
     ttx[0] = tcmd >> 8; ttx[1] = tcmd & 0xFF;
-    uint8_t *tx[5] = {wtx, stx, ttx, htx, ttx}, *rx[5] = {wrx, srx, trx, L->raw, t2rx};
-    size_t len[5] = {6, 8, 6, half_bytes + 2, 6};
-    int n = want_count ? 3 : 2;
-    ahead->valid = 0;
-    ahead->start = L->next_index;
-    if (want_count && 6 + 8 + 6 + half_bytes + 2 + 6 <= (size_t)L->tr->max_transfer) {
+    uint8_t *tx[6], *rx[6];
+    size_t len[6], total = 0;
+    int n = 0;
+#define PUT(t, r, l) do { tx[n] = (t); rx[n] = (r); len[n] = (l); total += (l); n++; } while (0)
+    if (status) PUT(ftx, frx, 8);
+    PUT(wtx, wrx, 6);
+    PUT(stx, srx, 8);
+    if (want_count) PUT(ttx, trx, 6);
+    int with_half = want_count && total + half_bytes + 2 + 6 <= (size_t)L->tr->max_transfer;
+    if (with_half) {
         memset(htx, 0, half_bytes + 2);
         htx[0] = hcmd >> 8; htx[1] = hcmd & 0xFF;
-        n = 5;
+        PUT(htx, L->raw, half_bytes + 2);
+        PUT(ttx, t2rx, 6);
     }
+#undef PUT
+    ahead->valid = 0;
+    ahead->start = L->next_index;
     int64_t before = mono_ns();
     int err = xfer_multi(L->tr, tx, rx, len, n);
     int64_t after = mono_ns();
     if (err) { set_fault(L, FAULT_BUS, "spi: transfer failed: %s", strerror(err)); return -1; }
-    uint32_t status, stat, stat2;
-    *irq = reg_from_rx(srx, 4, &status) ? -1 : (status & (L->page_full | L->egyrdy)) != 0;
+    uint32_t back, stat, stat2;
+    if (status) *status_ok = reg_from_rx(frx, 4, status) == 0;
+    *irq = reg_from_rx(srx, 4, &back) ? -1 : (back & (L->page_full | L->egyrdy)) != 0;
+    if ((status && !*status_ok) || *irq < 0)          /* each failed check counted, as read_reg counts them */
+        __atomic_add_fetch(&L->crc_errors, (status && !*status_ok) + (*irq < 0), __ATOMIC_RELAXED);
     if (!want_count) return 0;
     if (reg_from_rx(trx, 2, &stat)) { __atomic_add_fetch(&L->crc_errors, 1, __ATOMIC_RELAXED); return 0; }
-    /* the first status read comes before the half on the wire: its bracket ends where the half begins */
-    int64_t tail = n == 5 ? wire_ns(L->tr, half_bytes + 2 + 6) : 0;
+    /* the first snap comes before the half on the wire: its bracket ends where the half begins */
+    int64_t tail = with_half ? wire_ns(L->tr, half_bytes + 2 + 6) : 0;
     if (after - tail - before > MAX_BRACKET_NS) { L->slow_reads++; return 0; }
     *now = (before + after - tail) / 2;
+    if (*now < before) *now = before;
     *count = snap(L, stat, *now);
-    if (n == 5) {
+    if (with_half) {
         memmove(L->raw, L->raw + 2, half_bytes);
         if (reg_from_rx(t2rx, 2, &stat2)) __atomic_add_fetch(&L->crc_errors, 1, __ATOMIC_RELAXED);
         else {
-            /* the second status read is the message's last transaction: read at `after` */
+            /* the second snap is the message's last transaction: read at `after` */
             ahead->after_count = snap(L, stat2, after);
             ahead->after_now = after;
             ahead->valid = 1;
@@ -720,20 +735,40 @@ static void *loop_main(void *arg) {
             __atomic_sub_fetch(&L->stall_count, 1, __ATOMIC_ACQ_REL);
         }
         L->interrupts++;
-        uint32_t status;
-        if (read_reg(L, L->status0, 4, &status)) break;
-        uint32_t handled = status & (L->page_full | L->egyrdy);
+        uint32_t status = 0;
         int64_t count = 0, now = 0;
-        int snapped = 0;
-        Ahead ahead = {0};
-        if (handled) {
-            int irq;
-            snapped = clear_status(L, handled, (status & L->page_full) != 0, &irq, &count, &now, &ahead);
+        int snapped = 0, irq = -1, status_ok = 0;
+        Ahead ahead = {0}, unused;
+        const size_t half_bytes = (size_t)(L->buffer_frames / 2 * L->words_per_frame * 4);
+        const int one_message = 8 + 6 + 8 + 6 + half_bytes + 2 + 6 <= (size_t)L->tr->max_transfer;
+        int exchanged = one_message;
+        if (one_message) {
+            /* the whole usual interrupt in one message: STATUS0, PAGE_FULL cleared whether set or not (the halves
+             * are read by the count, which is snapped after the clear, so a page completing in between is read),
+             * the snap, the next half, the snap after it; EGYRDY is cleared only once seen, below */
+            snapped = exchange(L, &status, &status_ok, L->page_full, 1, &irq, &count, &now, &ahead);
             if (snapped < 0) break;
+            if (!status_ok && read_reg(L, L->status0, 4, &status)) break;     /* retried, counted */
+            if (status & L->egyrdy) {
+                int64_t c2, n2;
+                if (exchange(L, NULL, NULL, L->egyrdy, 0, &irq, &c2, &n2, &unused) < 0) break;
+            }
+        } else {
+            if (read_reg(L, L->status0, 4, &status)) break;
+            uint32_t served = status & (L->page_full | L->egyrdy);
+            if (served) {
+                snapped = exchange(L, NULL, NULL, served, (status & L->page_full) != 0, &irq, &count, &now, &ahead);
+                if (snapped < 0) break;
+                exchanged = 1;
+            }
+        }
+        uint32_t handled = status & (L->page_full | L->egyrdy);
+        if (exchanged) {
             asserted = irq == 1;
             check_level = irq < 0;
         }
-        if (status & L->page_full) {
+        /* with PAGE_FULL cleared unseen (one message), the halves are looked for by the count every time */
+        if ((status & L->page_full) || one_message) {
             if (!snapped && produced(L, &count, &now)) break;
             if (read_pages(L, count, now, &ahead)) break;
         }
@@ -742,6 +777,8 @@ static void *loop_main(void *arg) {
             /* IRQ0 held low by a source this loop does not serve: wait for it to change rather than spin */
             struct timespec ts = {0, 200000};
             nanosleep(&ts, NULL);
+            check_level = 1;
+            asserted = 0;
         }
     }
     wake_readers(L);
