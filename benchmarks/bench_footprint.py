@@ -69,13 +69,14 @@ def _summary(name: str, usage: list[Usage]) -> str:
 
 
 def main() -> None:
-    rev = os.environ.get("BENCH_BASELINE_REV", BASELINE_REV)
+    revs = {"base": os.environ.get("BENCH_BASELINE_REV", BASELINE_REV),
+            "before": os.environ.get("BENCH_BEFORE_REV", BEFORE_REV)}
     runs: dict[str, list[Usage]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:
         for name, start in (("fork", "fork"), ("exec", "exec")):
             runs[name] = run_and_measure(start, SETTLE_S, WINDOW_S)
             print(f"{name} measured (load average {os.getloadavg()[0]:.1f})", flush=True)
-        for name, rev in (("base", rev), ("before", os.environ.get("BENCH_BEFORE_REV", BEFORE_REV))):
+        for name, rev in revs.items():
             tree = _baseline_tree(rev, Path(tmp) / name)
             if tree is not None:
                 runs[name] = run_and_measure(None, SETTLE_S, WINDOW_S, tree)
