@@ -6,7 +6,11 @@
 - ``base``: the firmware of ``BASELINE_REV`` (``BENCH_BASELINE_REV`` overrides it), exported with ``git
   archive`` and its C extensions built beside it: each service a new interpreter importing everything, the
   acquisition's whole address space locked, the PQ ring of 32 MB, the io and display polling. Skipped, and
-  said so, where git or a C compiler is missing.
+  said so, where git or a C compiler is missing;
+- ``before``: the firmware of ``BEFORE_REV`` (``BENCH_BEFORE_REV`` overrides it), the same way: services
+  forked as now, but the C read loop's seven messages to the chip per interrupt, the power-fail input read
+  every 10 ms, the samples ring waking its readers at each block, BACnet counting its trend logs in SQLite
+  every second: the CPU baseline of those changes.
 
 Goals (docs/memory.md): firmware PSS <= 250 MB, each idle service (io, display, comms, upgrade, time, web,
 supervisor) <= 0.3 % of a core, the firmware <= 8 %. CPU is each process's own time over the window, so the
@@ -26,6 +30,7 @@ from pathlib import Path
 from tools.footprint import REPO, Usage, run_and_measure, table
 
 BASELINE_REV = "5379b93"     # the last revision whose services each imported everything and polled
+BEFORE_REV = "e42c7b2"       # the last revision before the idle-CPU changes (docs/memory.md, "Figures")
 SETTLE_S = 20.0               # after the meter is healthy: start-up work (imports, first seconds) is over
 WINDOW_S = 20.0
 GOAL_PSS_MB = 250.0
@@ -38,6 +43,7 @@ def _baseline_tree(rev: str, into: Path) -> Path | None:
     """The firmware of ``rev`` with its C extensions built in place, or None (and why) if it cannot be had."""
     archive = into / "base.tar"
     try:
+        into.mkdir(parents=True, exist_ok=True)
         with open(archive, "wb") as out:
             subprocess.run(["git", "-C", str(REPO), "archive", rev], stdout=out, check=True, stderr=subprocess.PIPE)
         with tarfile.open(archive) as tar:
@@ -63,16 +69,18 @@ def _summary(name: str, usage: list[Usage]) -> str:
 
 
 def main() -> None:
-    rev = os.environ.get("BENCH_BASELINE_REV", BASELINE_REV)
+    revs = {"base": os.environ.get("BENCH_BASELINE_REV", BASELINE_REV),
+            "before": os.environ.get("BENCH_BEFORE_REV", BEFORE_REV)}
     runs: dict[str, list[Usage]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:
         for name, start in (("fork", "fork"), ("exec", "exec")):
             runs[name] = run_and_measure(start, SETTLE_S, WINDOW_S)
             print(f"{name} measured (load average {os.getloadavg()[0]:.1f})", flush=True)
-        tree = _baseline_tree(rev, Path(tmp))
-        if tree is not None:
-            runs["base"] = run_and_measure(None, SETTLE_S, WINDOW_S, tree)
-            print(f"base ({rev}) measured (load average {os.getloadavg()[0]:.1f})", flush=True)
+        for name, rev in revs.items():
+            tree = _baseline_tree(rev, Path(tmp) / name)
+            if tree is not None:
+                runs[name] = run_and_measure(None, SETTLE_S, WINDOW_S, tree)
+                print(f"{name} ({rev}) measured (load average {os.getloadavg()[0]:.1f})", flush=True)
     print(f"\nPSS (MB) and CPU (% of one core over {WINDOW_S:g} s, {SETTLE_S:g} s after healthy), "
           f"{os.cpu_count()} CPUs:")
     for line in table(runs):
@@ -84,3 +92,8 @@ def main() -> None:
         base = sum(u.pss_kb for u in runs["base"] if not u.name.startswith("(")) / 1024
         now = sum(u.pss_kb for u in runs["fork"] if not u.name.startswith("(")) / 1024
         print(f"firmware PSS: {now:.1f} MB = {now / base:.2f} x the baseline's {base:.1f} MB")
+    if "before" in runs:
+        before = sum(u.cpu_percent for u in runs["before"] if not u.name.startswith("("))
+        now = sum(u.cpu_percent for u in runs["fork"] if not u.name.startswith("("))
+        print(f"firmware CPU: {now:.2f} % of a core = {now / before:.2f} x the {before:.2f} % before the idle-CPU "
+              "changes")

@@ -25,6 +25,7 @@ import numpy as np
 
 from metrology import _kernels
 from metrology._kernels import reference
+from metrology.flicker import FlickerMeter
 from metrology.frequency import CycleTracker, reference_filter
 from metrology.pipeline import Pipeline
 from metrology.settings import LossCoefficients, LossCompensation, MetrologySettings
@@ -105,6 +106,9 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
     volts = matrix[:, V_LN] * 100.0
     urms = 230.0 + rng.normal(0, 0.5, (240, 3))
     limits = np.array([207.0, 253.0, 11.5])
+    flicker = FlickerMeter(FS, 60.0, 120, channels=3)
+    squares = 14400.0 + rng.normal(0, 10.0, (int(flicker.rate), 3))
+    flicker_zi = np.zeros((flicker._filters.shape[0], 2, 3))
     tracker = CycleTracker(FS, 60.0, 30.0)
     table, params = tracker._delay_table, tracker._params.copy()
     state = np.array([FS / 60.0, np.nan, 0.0, 1.0])
@@ -133,6 +137,9 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
         ("block_squares (flicker input, 1 s, 3 voltages)",
          _best(lambda: reference.block_squares(buf[:32000], volts, 32)),
          _best(lambda: _kernels.c_block_squares(buf[:32000], volts, 32))),
+        ("flicker_chain (1 s of decimated squares, 3 voltages)",
+         _best(lambda: reference.flicker_chain(squares, flicker._filters, flicker_zi, 1.0)),
+         _best(lambda: _kernels.c_flicker_chain(squares, flicker._filters, flicker_zi, 1.0))),
         ("event_screen (1 s of Urms(1/2), 3 voltages, in 8 batches)",
          _best(lambda: [reference.event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)]),
          _best(lambda: [_kernels.c_event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)])),

@@ -88,7 +88,7 @@ typedef struct {
     int max_transfer;
     pthread_mutex_t mu;
     uint8_t buf[MAX_XFER + 1];
-    unsigned long long transfers, bytes;
+    unsigned long long transfers, bytes, messages;   /* messages: kernel calls (SPI_IOC_MESSAGE) or socket requests */
 } Transport;
 
 /* One chip-select transaction; the caller holds t->mu. Returns 0 or an errno. */
@@ -110,6 +110,7 @@ static int xfer_locked(Transport *t, const uint8_t *tx, uint8_t *rx, size_t n) {
         ssize_t got = recv(t->fd, rx, n, 0);
         if (got != (ssize_t)n) return got < 0 ? errno : EPROTO;
     }
+    t->messages++;
     t->transfers++;
     t->bytes += n;
     return 0;
@@ -135,6 +136,9 @@ static void init_pi_mutex(pthread_mutex_t *mu) {
 #define MAX_MULTI 32
 static int xfer_multi(Transport *t, uint8_t *const tx[], uint8_t *const rx[], const size_t len[], int n) {
     if (n < 1 || n > MAX_MULTI) return EINVAL;
+    size_t sum = 0;
+    for (int i = 0; i < n; i++) sum += len[i];
+    if (sum > (size_t)t->max_transfer) return EMSGSIZE;   /* spidev bounds a whole message by its bufsiz */
     pthread_mutex_lock(&t->mu);
     int err = 0;
     size_t total = 0;
@@ -170,7 +174,7 @@ static int xfer_multi(Transport *t, uint8_t *const tx[], uint8_t *const rx[], co
             else for (int i = 0, o = 0; i < n; o += (int)len[i], i++) memcpy(rx[i], t->buf + o, len[i]);
         }
     }
-    if (!err) { t->transfers += (unsigned long long)n; t->bytes += total; }
+    if (!err) { t->transfers += (unsigned long long)n; t->bytes += total; t->messages++; }
     pthread_mutex_unlock(&t->mu);
     return err;
 }
@@ -187,6 +191,7 @@ static ssize_t request(Transport *t, const uint8_t *msg, size_t n, uint8_t *repl
     pthread_mutex_lock(&t->mu);
     ssize_t got = -1;
     if (send(t->fd, msg, n, 0) == (ssize_t)n) got = recv(t->fd, reply, cap, 0);
+    t->messages++;
     pthread_mutex_unlock(&t->mu);
     return got;
 }
@@ -347,14 +352,18 @@ static int read_reg(Loop *L, uint16_t addr, int nbytes, uint32_t *value) {
     return -1;
 }
 
-static int write_reg32(Loop *L, uint16_t addr, uint32_t value) {
-    uint8_t tx[6], rx[6];
-    uint16_t cmd = cmd_word(addr, 0);
-    tx[0] = cmd >> 8; tx[1] = cmd & 0xFF;
-    tx[2] = value >> 24; tx[3] = (value >> 16) & 0xFF; tx[4] = (value >> 8) & 0xFF; tx[5] = value & 0xFF;
-    int err = xfer(L->tr, tx, rx, 6);
-    if (err) { set_fault(L, FAULT_BUS, "spi: transfer failed: %s", strerror(err)); return -1; }
-    return 0;
+/* The frame count at page resolution from a WFB_TRG_STAT value read at about `now`: the host clock's estimate
+ * since the anchor, snapped to the page the chip names (an estimate off by less than half a buffer snaps right). */
+static int64_t snap(Loop *L, uint32_t stat, int64_t now) {
+    int64_t last_page = (stat & L->last_page_mask) >> L->last_page_shift;
+    int64_t bf = L->buffer_frames;
+    int64_t base = ((last_page + 1) * L->page_frames) % bf;
+    double expected = (double)L->anchor_count + (double)(now - L->anchor_ns) / L->frame_ns;
+    int64_t count = base + bf * (int64_t)nearbyint((expected - (double)base) / (double)bf);
+    if (count < L->anchor_count) count = L->anchor_count;
+    L->anchor_count = count;
+    L->anchor_ns = now;
+    return count;
 }
 
 /* Frames produced since capture start, at page resolution, and the monotonic time of that count. */
@@ -375,17 +384,101 @@ static int produced(Loop *L, int64_t *count_out, int64_t *now_out) {
         return -1;
     }
     int64_t now = (before + after) / 2;
-    int64_t last_page = (stat & L->last_page_mask) >> L->last_page_shift;
-    int64_t bf = L->buffer_frames;
-    int64_t base = ((last_page + 1) * L->page_frames) % bf;
-    double expected = (double)L->anchor_count + (double)(now - L->anchor_ns) / L->frame_ns;
-    int64_t count = base + bf * (int64_t)nearbyint((expected - (double)base) / (double)bf);
-    if (count < L->anchor_count) count = L->anchor_count;
-    L->anchor_count = count;
-    L->anchor_ns = now;
-    *count_out = count;
+    *count_out = snap(L, stat, now);
     *now_out = now;
     return 0;
+}
+
+/* A register read as the last transaction of a message: its value when its CRC holds (0), else -1 (the caller
+ * reads it again alone, with retries). */
+static int reg_from_rx(const uint8_t *rx, int nbytes, uint32_t *value) {
+    uint32_t v = 0;
+    for (int i = 0; i < nbytes; i++) v = (v << 8) | rx[2 + i];
+    if (crc16(rx + 2, (size_t)nbytes) != (uint16_t)((rx[2 + nbytes] << 8) | rx[3 + nbytes])) return -1;
+    *value = v;
+    return 0;
+}
+
+/* SPI clock time of n bytes at the transport's speed (the simulated chip's socket is given the board's too). */
+static int64_t wire_ns(const Transport *t, size_t n) {
+    return t->speed_hz ? (int64_t)((double)n * 8e9 / t->speed_hz) : 0;
+}
+
+/* A half read ahead in the message that cleared PAGE_FULL: the frames from `start` in L->raw and the count read
+ * after them, used by read_pages when `start` is the half it reads first. */
+typedef struct {
+    int valid;
+    int64_t start, after_count, after_now;
+} Ahead;
+
+/* One message of an interrupt's service (SPI_IOC_MESSAGE(n); the order on the wire is the order of separate
+ * transactions): STATUS0 read first when `status` is given, then the bits `clear` of STATUS0 cleared, STATUS0 read
+ * back and, with `want_count`, a WFB_TRG_STAT snap. Where the transfer limit takes it, the message goes on with the
+ * half buffer the stream reads next and a second WFB_TRG_STAT read (`ahead`): in the usual case, one half complete
+ * and not overtaken, that is the whole interrupt's work, checked by read_pages as a separate read would be (the
+ * snap before it says the half was complete, the one after it that the chip did not overtake it); otherwise it is
+ * dropped and read again.
+ *
+ * `*status_ok` says whether `*status` was read (its CRC held). `*irq` is what the read-back says of IRQ0: 1 still
+ * asserted by a source the loop serves (set before the clear, or not cleared: no falling edge will come for it), 0
+ * released (any new source makes an edge), -1 unknown (its CRC failed). Returns 1 with the count snapped, 0 when
+ * it must be read alone (CRC, a stretched bracket, not asked), -1 on a fault. */
+static int exchange(Loop *L, uint32_t *status, int *status_ok, uint32_t clear, int want_count, int *irq,
+                    int64_t *count, int64_t *now, Ahead *ahead) {
+    uint8_t ftx[8] = {0}, frx[8], wtx[6], wrx[6], stx[8] = {0}, srx[8], ttx[6] = {0}, trx[6], t2rx[6], htx[MAX_XFER];
+    const size_t half_bytes = (size_t)(L->buffer_frames / 2 * L->words_per_frame * 4);
+    uint16_t cmd = cmd_word(L->status0, 0), scmd = cmd_word(L->status0, 1), tcmd = cmd_word(L->trg_stat, 1);
+    uint16_t hcmd = cmd_word((uint16_t)(L->wfb_start + (L->next_index % L->buffer_frames) * L->words_per_frame), 1);
+    ftx[0] = stx[0] = scmd >> 8; ftx[1] = stx[1] = scmd & 0xFF;
+    wtx[0] = cmd >> 8; wtx[1] = cmd & 0xFF;
+    wtx[2] = clear >> 24; wtx[3] = (clear >> 16) & 0xFF; wtx[4] = (clear >> 8) & 0xFF; wtx[5] = clear & 0xFF;
+    ttx[0] = tcmd >> 8; ttx[1] = tcmd & 0xFF;
+    uint8_t *tx[6], *rx[6];
+    size_t len[6], total = 0;
+    int n = 0;
+#define PUT(t, r, l) do { tx[n] = (t); rx[n] = (r); len[n] = (l); total += (l); n++; } while (0)
+    if (status) PUT(ftx, frx, 8);
+    PUT(wtx, wrx, 6);
+    PUT(stx, srx, 8);
+    if (want_count) PUT(ttx, trx, 6);
+    int with_half = want_count && total + half_bytes + 2 + 6 <= (size_t)L->tr->max_transfer;
+    if (with_half) {
+        memset(htx, 0, half_bytes + 2);
+        htx[0] = hcmd >> 8; htx[1] = hcmd & 0xFF;
+        PUT(htx, L->raw, half_bytes + 2);
+        PUT(ttx, t2rx, 6);
+    }
+#undef PUT
+    ahead->valid = 0;
+    ahead->start = L->next_index;
+    int64_t before = mono_ns();
+    int err = xfer_multi(L->tr, tx, rx, len, n);
+    int64_t after = mono_ns();
+    if (err) { set_fault(L, FAULT_BUS, "spi: transfer failed: %s", strerror(err)); return -1; }
+    uint32_t back, stat, stat2;
+    if (status) *status_ok = reg_from_rx(frx, 4, status) == 0;
+    *irq = reg_from_rx(srx, 4, &back) ? -1 : (back & (L->page_full | L->egyrdy)) != 0;
+    if ((status && !*status_ok) || *irq < 0)          /* each failed check counted, as read_reg counts them */
+        __atomic_add_fetch(&L->crc_errors, (status && !*status_ok) + (*irq < 0), __ATOMIC_RELAXED);
+    if (!want_count) return 0;
+    if (reg_from_rx(trx, 2, &stat)) { __atomic_add_fetch(&L->crc_errors, 1, __ATOMIC_RELAXED); return 0; }
+    /* the first snap comes before the half on the wire: its bracket ends where the half begins */
+    int64_t tail = with_half ? wire_ns(L->tr, half_bytes + 2 + 6) : 0;
+    if (after - tail - before > MAX_BRACKET_NS) { L->slow_reads++; return 0; }
+    *now = (before + after - tail) / 2;
+    if (*now < before) *now = before;
+    *count = snap(L, stat, *now);
+    if (with_half) {
+        memmove(L->raw, L->raw + 2, half_bytes);
+        if (reg_from_rx(t2rx, 2, &stat2)) __atomic_add_fetch(&L->crc_errors, 1, __ATOMIC_RELAXED);
+        else {
+            /* the second snap is the message's last transaction: read at `after` */
+            ahead->after_count = snap(L, stat2, after);
+            ahead->after_now = after;
+            ahead->valid = 1;
+        }
+    }
+    return 1;
 }
 
 static void lose(Loop *L, int64_t frames) {
@@ -403,11 +496,54 @@ static void wake_readers(Loop *L) {
     pthread_mutex_unlock(&L->mu);
 }
 
-static int read_pages(Loop *L) {
-    int64_t count, now;
+/* One half buffer of `half_bytes` from `addr` into L->raw. Where the transport takes the half and a WFB_TRG_STAT
+ * read in one message (spidev.bufsiz 8192, the simulated chip's socket), both go in one SPI_IOC_MESSAGE and the
+ * count after the read comes with it (1); else the half is split to the transfer limit and the count is left to
+ * the caller (0). -1 on a fault. */
+static int read_half(Loop *L, uint16_t addr, size_t half_bytes, int64_t *after_count, int64_t *after_now) {
+    uint8_t tx[MAX_XFER];
+    if (half_bytes + 2 + 6 <= (size_t)L->tr->max_transfer) {
+        uint8_t stx[6] = {0}, srx[6];
+        uint16_t cmd = cmd_word(addr, 1), scmd = cmd_word(L->trg_stat, 1);
+        memset(tx, 0, half_bytes + 2);
+        tx[0] = cmd >> 8; tx[1] = cmd & 0xFF;
+        stx[0] = scmd >> 8; stx[1] = scmd & 0xFF;
+        uint8_t *txs[2] = {tx, stx}, *rxs[2] = {L->raw, srx};
+        size_t lens[2] = {half_bytes + 2, 6};
+        int64_t before = mono_ns();
+        int err = xfer_multi(L->tr, txs, rxs, lens, 2);
+        int64_t after = mono_ns();
+        if (err) { set_fault(L, FAULT_BUS, "spi: transfer failed: %s", strerror(err)); return -1; }
+        memmove(L->raw, L->raw + 2, half_bytes);
+        uint32_t stat;
+        if (reg_from_rx(srx, 2, &stat)) { __atomic_add_fetch(&L->crc_errors, 1, __ATOMIC_RELAXED); return 0; }
+        /* the status read is the message's last transaction: read at `after`, less at most the bracket's slack */
+        if (after - before > MAX_BRACKET_NS + wire_ns(L->tr, half_bytes + 8)) { L->slow_reads++; return 0; }
+        *after_count = snap(L, stat, after);
+        *after_now = after;
+        return 1;
+    }
+    size_t done = 0, per = (size_t)((L->tr->max_transfer - 2) / 4) * 4;
+    uint8_t *rx = L->raw;
+    while (done < half_bytes) {
+        size_t k = half_bytes - done < per ? half_bytes - done : per;
+        uint16_t cmd = cmd_word(addr, 1);
+        memset(tx, 0, k + 2);
+        tx[0] = cmd >> 8; tx[1] = cmd & 0xFF;
+        int err = xfer(L->tr, tx, rx + done, k + 2);
+        if (err) { set_fault(L, FAULT_BUS, "spi: transfer failed: %s", strerror(err)); return -1; }
+        /* the two command bytes clocked in are dropped: shift the data down over them */
+        memmove(rx + done, rx + done + 2, k);
+        done += k;
+        addr = (uint16_t)(addr + k / 4);
+    }
+    return 0;
+}
+
+/* Every complete half not yet delivered, from the count `count` snapped at `now` after PAGE_FULL was cleared. */
+static int read_pages(Loop *L, int64_t count, int64_t now, Ahead *ahead) {
     const int64_t half = L->buffer_frames / 2, bf = L->buffer_frames, safety = L->page_frames;
     const size_t half_bytes = (size_t)(half * L->words_per_frame * 4);
-    if (produced(L, &count, &now)) return -1;
     while (count >= L->next_index + half) {
         if (count > L->next_index + bf - safety) {
             int64_t newest = (count / half) * half - half;
@@ -417,22 +553,18 @@ static int read_pages(Loop *L) {
         int64_t start = L->next_index;
         int64_t slot = start % bf;
         uint16_t addr = (uint16_t)(L->wfb_start + slot * L->words_per_frame);
-        size_t done = 0, per = (size_t)((L->tr->max_transfer - 2) / 4) * 4;
-        while (done < half_bytes) {
-            size_t k = half_bytes - done < per ? half_bytes - done : per;
-            uint8_t tx[MAX_XFER], *rx = L->raw;
-            uint16_t cmd = cmd_word(addr, 1);
-            memset(tx, 0, k + 2);
-            tx[0] = cmd >> 8; tx[1] = cmd & 0xFF;
-            int err = xfer(L->tr, tx, rx + done, k + 2);
-            if (err) { set_fault(L, FAULT_BUS, "spi: transfer failed: %s", strerror(err)); return -1; }
-            /* the two command bytes clocked in are dropped: shift the data down over them */
-            memmove(rx + done, rx + done + 2, k);
-            done += k;
-            addr = (uint16_t)(addr + k / 4);
-        }
         int64_t after_count, after_now;
-        if (produced(L, &after_count, &after_now)) return -1;
+        int with_count;
+        if (ahead->valid && ahead->start == start) {       /* read in the message that cleared PAGE_FULL */
+            after_count = ahead->after_count;
+            after_now = ahead->after_now;
+            with_count = 1;
+        } else {
+            with_count = read_half(L, addr, half_bytes, &after_count, &after_now);
+        }
+        ahead->valid = 0;
+        if (with_count < 0) return -1;
+        if (!with_count && produced(L, &after_count, &after_now)) return -1;
         if (after_count > start + bf - safety) {
             L->torn_reads++;
             lose(L, half);
@@ -551,9 +683,11 @@ static void drain_edges(Loop *L, int64_t wake) {
     }
 }
 
-/* Wait for IRQ0: 1 asserted, 0 timeout, -1 error. Records each edge's latency to the start of its service. */
-static int irq_wait(Loop *L) {
-    int low = irq_low(L);
+/* Wait for IRQ0: 1 asserted, 0 timeout, -1 error. Records each edge's latency to the start of its service. The
+ * line's level is read first only when `check_level`: after a service whose read-back of STATUS0 said IRQ0 was
+ * released, its next assertion is a falling edge, which the poll sees. */
+static int irq_wait(Loop *L, int check_level) {
+    int low = check_level ? irq_low(L) : 0;
     if (low < 0) { set_fault(L, FAULT_BUS, "IRQ0 line: cannot read its level: %s", strerror(errno)); return -1; }
     if (!low) {
         struct pollfd p = {.fd = L->irq_fd, .events = POLLIN};
@@ -577,9 +711,13 @@ static void *loop_main(void *arg) {
         struct sched_param sp = {.sched_priority = L->priority};
         L->sched_err = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
     }
-    int idle_ms = 0;
+    int idle_ms = 0, check_level = 1, asserted = 0;
     while (!__atomic_load_n(&L->stop, __ATOMIC_ACQUIRE)) {
-        int r = irq_wait(L);
+        int r = 1;
+        if (asserted) drain_edges(L, mono_ns());
+        else r = irq_wait(L, check_level);
+        asserted = 0;
+        check_level = 1;
         if (r < 0) break;
         if (r == 0) {
             idle_ms += L->timeout_ms;
@@ -597,16 +735,50 @@ static void *loop_main(void *arg) {
             __atomic_sub_fetch(&L->stall_count, 1, __ATOMIC_ACQ_REL);
         }
         L->interrupts++;
-        uint32_t status;
-        if (read_reg(L, L->status0, 4, &status)) break;
+        uint32_t status = 0;
+        int64_t count = 0, now = 0;
+        int snapped = 0, irq = -1, status_ok = 0;
+        Ahead ahead = {0}, unused;
+        const size_t half_bytes = (size_t)(L->buffer_frames / 2 * L->words_per_frame * 4);
+        const int one_message = 8 + 6 + 8 + 6 + half_bytes + 2 + 6 <= (size_t)L->tr->max_transfer;
+        int exchanged = one_message;
+        if (one_message) {
+            /* the whole usual interrupt in one message: STATUS0, PAGE_FULL cleared whether set or not (the halves
+             * are read by the count, which is snapped after the clear, so a page completing in between is read),
+             * the snap, the next half, the snap after it; EGYRDY is cleared only once seen, below */
+            snapped = exchange(L, &status, &status_ok, L->page_full, 1, &irq, &count, &now, &ahead);
+            if (snapped < 0) break;
+            if (!status_ok && read_reg(L, L->status0, 4, &status)) break;     /* retried, counted */
+            if (status & L->egyrdy) {
+                int64_t c2, n2;
+                if (exchange(L, NULL, NULL, L->egyrdy, 0, &irq, &c2, &n2, &unused) < 0) break;
+            }
+        } else {
+            if (read_reg(L, L->status0, 4, &status)) break;
+            uint32_t served = status & (L->page_full | L->egyrdy);
+            if (served) {
+                snapped = exchange(L, NULL, NULL, served, (status & L->page_full) != 0, &irq, &count, &now, &ahead);
+                if (snapped < 0) break;
+                exchanged = 1;
+            }
+        }
         uint32_t handled = status & (L->page_full | L->egyrdy);
-        if (handled && write_reg32(L, L->status0, handled)) break;
-        if ((status & L->page_full) && read_pages(L)) break;
+        if (exchanged) {
+            asserted = irq == 1;
+            check_level = irq < 0;
+        }
+        /* with PAGE_FULL cleared unseen (one message), the halves are looked for by the count every time */
+        if ((status & L->page_full) || one_message) {
+            if (!snapped && produced(L, &count, &now)) break;
+            if (read_pages(L, count, now, &ahead)) break;
+        }
         if ((status & L->egyrdy) && read_energy(L)) break;
         if (!handled) {
             /* IRQ0 held low by a source this loop does not serve: wait for it to change rather than spin */
             struct timespec ts = {0, 200000};
             nanosleep(&ts, NULL);
+            check_level = 1;
+            asserted = 0;
         }
     }
     wake_readers(L);
@@ -788,11 +960,12 @@ static PyObject *Loop_fault(Loop *self, PyObject *unused) {
 
 static PyObject *Loop_stats(Loop *self, PyObject *unused) {
     Transport *t = self->tr;
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsisisi}", "interrupts", self->interrupts, "blocks", self->blocks,
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsisisi}", "interrupts", self->interrupts, "blocks", self->blocks,
                          "frames", self->frames, "gaps", self->gaps, "lost_frames", self->lost_frames,
                          "torn_reads", self->torn_reads, "slow_reads", self->slow_reads, "crc_errors",
                          self->crc_errors, "ring_overflows", self->ring_overflows, "energy_reads",
-                         self->energy_reads, "transfers", t->transfers, "bytes", t->bytes, "sched_errno",
+                         self->energy_reads, "transfers", t->transfers, "bytes", t->bytes, "messages", t->messages,
+                         "sched_errno",
                          self->sched_err, "mlock_errno", self->mlock_err, "running", self->running);
 }
 

@@ -71,7 +71,8 @@ def open_hardware(board: BoardParams, settings: ChipSettings, *, source: Any = N
 
         clock = clock or SystemClock()
         proc = ChipProcess(source, settings.channels, irq0_pin=pins.irq0, irq1_pin=pins.irq1, reset_pin=pins.reset,
-                           noise=board.sim_noise, seed=board.sim_seed, nominal_hz=settings.line_hz)
+                           noise=board.sim_noise, seed=board.sim_seed, nominal_hz=settings.line_hz,
+                           max_transfer=spi.max_transfer, speed_hz=spi.max_speed_hz)
         transport = proc.transport
         gpio: Gpio = proc.lines
         bus = open_spi(spi.backend, device=rtloop.TransportDevice(transport), max_transfer=spi.max_transfer)

@@ -163,6 +163,7 @@ class FlickerMeter:
         # blocks 1 and 4's first-order low-passes, y = (1 - a) x + a y[-1]
         self._adapt_sos = first_order_sos(1.0 - self._adapt, -self._adapt)
         self._smooth_sos = first_order_sos(1.0 - self._smooth, -self._smooth)
+        self._filters = np.concatenate((self._adapt_sos, self._chain, self._smooth_sos))    # as _filter runs them
         self.gain = self._reference_gain(rate)
         self.pinst = np.full(channels, np.nan)
         self.last_pst = np.full(channels, np.nan)     # of the latest interval closed
@@ -255,12 +256,11 @@ class FlickerMeter:
         # block 1 reference: first-order low-pass of the mean square, 1-min time constant. The division by it
         # comes after the (linear) block 3 band-pass and weighting, whose output is the fluctuation alone: the
         # same as dividing before, as the reference moves slowly, and one filter call fewer
-        ref, self._zref = _sosfilt(self._adapt_sos, ms, self._zref)
-        x, self._zchain = _sosfilt(self._chain, ms, self._zchain)
-        x /= np.where(ref > 0, ref, np.inf)
-        x *= x
-        y, self._zsmooth = _sosfilt(self._smooth_sos, x, self._zsmooth)
-        y *= self.gain
+        # (one C pass per channel through the three filters, the division and the square: reference.flicker_chain)
+        zi = np.concatenate((self._zref, self._zchain, self._zsmooth))
+        y, zf = _kernels.flicker_chain(ms, self._filters, zi, self.gain)
+        k = self._chain.shape[0]
+        self._zref, self._zchain, self._zsmooth = zf[:1], zf[1:1 + k], zf[1 + k:]
         return y
 
     def _start(self, head: np.ndarray) -> None:

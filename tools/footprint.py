@@ -143,7 +143,7 @@ class RunningMeter:
 
     def __init__(self, root: Path, start: str | None = None, tree: Path = REPO) -> None:
         self.root = root
-        self.config = write_config(root, start, snmp=tree == REPO)
+        self.config = write_config(root, start, snmp=(tree / "firmware" / "config" / "sections" / "snmp.py").exists())
         self.out = open(root / "meter.out", "w+b")  # noqa: SIM115 - closed in __exit__
         # the tree's own packages first (the current directory), whatever the venv has installed
         env = {**os.environ, "PYTHONPATH": str(tree)}

@@ -10,8 +10,8 @@ record is counted as lost instead of returned torn.
 
 Readers never slow the writer down. A reader that falls more than ``n_slots - 1`` records
 behind jumps to the oldest record that cannot be in the middle of a rewrite and adds the skipped
-count to ``lost``, exactly. Readers sleep on a futex word the writer bumps after each record, so
-an idle reader costs nothing and wakes within the kernel's scheduling latency.
+count to ``lost``, exactly. Readers sleep on a futex word the writer bumps after each record (or once after a
+``batch`` of them), so an idle reader costs nothing and wakes within the kernel's scheduling latency.
 
 A writer that restarts re-opens the same ring and continues from ``head``; readers carry on.
 """
@@ -58,6 +58,8 @@ class Ring:
         self.stride = stride
         self._view = memoryview(mapping)
         self.native = at.NATIVE  # False forces the Python reference path (tests compare both)
+        self._batch_depth = 0    # inside batch(): records reserved are published, their readers woken at its end
+        self._unwoken = False
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -131,6 +133,25 @@ class Ring:
         struct.pack_into("<Q", self._mm, off + 8, slot.length)
         at.store_u64(self._mm, off, 2 * position + 2)
         at.store_u64(self._mm, OFF_HEAD, position + 1)
+        if self._batch_depth:
+            self._unwoken = True
+        else:
+            self._wake_readers()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Records reserved inside are each readable as soon as committed, but sleeping readers are woken once,
+        at the end: a writer that publishes several records at a time wakes each reader once for all of them."""
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if not self._batch_depth and self._unwoken:
+                self._unwoken = False
+                self._wake_readers()
+
+    def _wake_readers(self) -> None:
         at.add_u32(self._mm, OFF_WAKE, 1)
         if at.load_u32(self._mm, OFF_WAITERS):
             at.futex_wake(self._mm, OFF_WAKE, WAKE_ALL)

@@ -16,10 +16,13 @@ A lock source that cannot be read counts as locked: a reset is refused rather th
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import math
 import os
+import select
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -29,12 +32,14 @@ from firmware.io.inputs import INPUT_FUNCTIONS
 from firmware.io.reader import IoReader
 from firmware.lockstate import file_lock_state
 from firmware.timesync.reader import TimeSynced
+from hal.sim.wire import watch_directory, written_names
 
 # Linux RTC_VL_READ (include/uapi/linux/rtc.h): _IOR('p', 0x13, unsigned int), and the flags that mean the
 # backup battery cannot keep the clock (low, empty, or the time already lost with it)
 RTC_VL_READ = 0x80047013
 RTC_VL_BATTERY_BAD = 0x1 | 0x2 | 0x4     # RTC_VL_DATA_INVALID | RTC_VL_BACKUP_LOW | RTC_VL_BACKUP_EMPTY
 RTC_DEVICE = "/dev/rtc0"
+WATCH_RETRY_S = 1.0      # simulated board: how often a sim_dir that cannot be watched is tried again
 NOT_FITTED = -1          # board file: [gpio] revenue_lock / power_fail = -1 when the line is not fitted
 EDGE_FUNCTIONS = ("bpr_button", "demand_sync")       # act once per activation
 
@@ -119,12 +124,34 @@ class SimInputs:
         self.lock_file = Path(lock_file)
         self.dir = Path(sim_dir)
         self.digital = digital
+        self._notify = -1                 # inotify descriptor on sim_dir, made by the first wait
+        self._watch_tried = -math.inf
 
     def locked(self) -> bool:
         return file_lock_state(self.lock_file)
 
     def power_fail(self) -> bool:
         return _read_flag(self.dir / "power_fail")
+
+    def wait_power_fail(self, poll_s: float, idle_s: float) -> None:
+        """Until the power-fail file may have changed: a write in ``sim_dir`` wakes the wait (inotify, as a
+        GPIO line's edge does; the directory is made if missing, as the simulated wire makes its own), else it
+        ends after ``idle_s``; where the directory cannot be watched, after ``poll_s``."""
+        now = time.monotonic()
+        if self._notify < 0 and now - self._watch_tried >= WATCH_RETRY_S:
+            self._watch_tried = now
+            with contextlib.suppress(OSError):
+                self.dir.mkdir(parents=True, exist_ok=True)
+            self._notify = watch_directory(self.dir)
+        if self._notify < 0:
+            time.sleep(poll_s)
+            return
+        ready, _, _ = select.select([self._notify], [], [], idle_s)
+        if ready:
+            written_names(self._notify)
+        elif not self.dir.is_dir():          # removed: its watch went with it; watched again once it is back
+            os.close(self._notify)
+            self._notify = -1
 
     def read(self) -> InputState:
         return self.digital.fill(InputState(locked=self.locked(), power_fail=self.power_fail(),
@@ -153,6 +180,10 @@ class GpioInputs:
 
     def power_fail(self) -> bool:
         return self.power_fail_pin != NOT_FITTED and not self.gpio.read(self.power_fail_pin)
+
+    def wait_power_fail(self, poll_s: float, idle_s: float) -> None:
+        """The line is read again after ``poll_s`` (a GPIO read is one ioctl); without the line, ``idle_s``."""
+        time.sleep(poll_s if self.power_fail_pin != NOT_FITTED else idle_s)
 
     def read(self) -> InputState:
         return self.digital.fill(InputState(locked=self.locked(), power_fail=self.power_fail(),

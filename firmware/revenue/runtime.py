@@ -2,8 +2,9 @@
 
 ``RevenueRuntime`` wraps a ``RevenueEngine`` with what a running meter adds: the board inputs
 (revenue lock, power fail; BPR button, demand sync, TOU override and energy gate from the io service's
-snapshot) read every second, a thread that watches the power-fail input every ``POWER_FAIL_POLL_S`` and persists the
-registers at once when it goes active, and the control commands served as ``metrology.<name>``.
+snapshot) read every second, a thread that watches the power-fail input and persists the registers at once when it
+goes active (it sleeps until the line may have changed: on the simulated board a write of its file, on a GPIO line the
+next read ``POWER_FAIL_POLL_S`` later), and the control commands served as ``metrology.<name>``.
 
 ``GuardedRevenue`` is what the metrology service holds: the runtime behind a fault boundary, so
 that a fault of the registers never stops the measurements and never publishes a wrong billed
@@ -36,6 +37,7 @@ from metrology.energy import EnergyIncrement
 
 log = logging.getLogger("revenue")
 POWER_FAIL_POLL_S = 0.01        # the supply's hold-up time is tens of ms; one record write fits in it
+POWER_FAIL_IDLE_S = 0.5         # longest wait of the watch on a line that reports its changes (the stop is seen then)
 RETRY_MIN_S = 1.0               # first restart of faulted registers; a transient fault costs about a second
 RETRY_MAX_S = 60.0              # a persistent fault is retried (and costs a record load) at most once a minute
 COMMAND_NAMES = ("demand_reset", "billing_reset", "energy_reset", "demand_sync", "freeze", "preset",
@@ -101,11 +103,11 @@ class RevenueRuntime:
     # ------------------------------------------------------------------ power fail
 
     def _power_fail_watch(self) -> None:
-        while not self._stop.wait(POWER_FAIL_POLL_S):
+        while not self._stop.is_set():
             try:
                 failing = self.inputs.power_fail()
             except Exception:  # noqa: BLE001 - a failing power-fail line is read again next poll
-                continue
+                failing = self.power_failed
             if failing and not self.power_failed:
                 self.power_failed = True
                 try:
@@ -114,6 +116,7 @@ class RevenueRuntime:
                     log.exception("power-fail flush failed")
             elif not failing:
                 self.power_failed = False
+            self.inputs.wait_power_fail(POWER_FAIL_POLL_S, POWER_FAIL_IDLE_S)
 
     # ------------------------------------------------------------------ commands
 

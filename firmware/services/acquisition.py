@@ -167,12 +167,13 @@ class Acquisition:
             self._recover(exc)
             return 0
         written = 0
-        for item in items:
-            if isinstance(item, EnergyReading):
-                self._publish_energy(item)
-            else:
-                self._write_block(item)
-                written += 1
+        with self.ring.batch():          # the blocks of one drain wake metrology and the recorder once
+            for item in items:
+                if isinstance(item, EnergyReading):
+                    self._publish_energy(item)
+                else:
+                    self._write_block(item)
+                    written += 1
         return written
 
     def _write_block(self, raw: st.RawBlock) -> None:

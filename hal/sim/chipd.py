@@ -228,7 +228,8 @@ class ChipProcess:
     """The host's handle on the simulated ADE9000's process: its transport, its lines, fault injection."""
 
     def __init__(self, source: Any, channels: Any, *, irq0_pin: int, irq1_pin: int, reset_pin: int | None, noise: bool,
-                 seed: int, nominal_hz: float, priority: bool = True) -> None:
+                 seed: int, nominal_hz: float, priority: bool = True, max_transfer: int = 4096,
+                 speed_hz: int = 0) -> None:
         from hal import rtloop
 
         host, chip = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -260,7 +261,9 @@ class ChipProcess:
             self.close()
             raise BusError("simulated ADE9000: its process did not start")
         self.priority = hello.get("priority", "")
-        self.transport = rtloop.transport("socket", host.fileno())
+        # the board's SPI limits, as spidev would impose them: the transfer size, and the clock by which the read
+        # loop allows for a message's wire time
+        self.transport = rtloop.transport("socket", host.fileno(), speed_hz, max_transfer)
         self.lines = RemoteLines(self)
 
     def request(self, msg: bytes) -> bytes:

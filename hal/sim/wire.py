@@ -133,35 +133,45 @@ class Wire:
         return self._wake
 
     def _watch(self) -> int:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = int(libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
-        except (OSError, AttributeError):
-            return -1
-        if fd < 0:
-            return -1
-        if libc.inotify_add_watch(fd, os.fsencode(self.dir), IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0:
-            os.close(fd)
-            return -1
-        return fd
+        return watch_directory(self.dir)
 
     def _inputs_written(self) -> bool:
         """Drain the inotify events; whether one was about ``inputs`` (writes of ``outputs`` also arrive)."""
         assert self._notify is not None
-        data, seen = _drain(self._notify), False
-        at = 0
-        while at + _EVENT.size <= len(data):
-            _, _, _, n = _EVENT.unpack_from(data, at)
-            name = data[at + _EVENT.size:at + _EVENT.size + n].rstrip(b"\0")
-            seen = seen or name == INPUTS.encode()
-            at += _EVENT.size + n
-        return seen
+        return INPUTS in written_names(self._notify)
 
     def close(self) -> None:
         for fd in (self._notify, *(self._wake or ())):
             if fd is not None and fd >= 0:
                 os.close(fd)
         self._notify = self._wake = None
+
+
+def watch_directory(directory: str | Path) -> int:
+    """An inotify descriptor that turns readable when a file in ``directory`` is written, created or moved in
+    (non-blocking; ``written_names`` drains it), or -1 where inotify or the directory is missing."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = int(libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
+    except (OSError, AttributeError):
+        return -1
+    if fd < 0:
+        return -1
+    if libc.inotify_add_watch(fd, os.fsencode(directory), IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0:
+        os.close(fd)
+        return -1
+    return fd
+
+
+def written_names(fd: int) -> set[str]:
+    """Drain the events of a ``watch_directory`` descriptor: the names of the files they were about."""
+    data, names = _drain(fd), set()
+    at = 0
+    while at + _EVENT.size <= len(data):
+        _, _, _, n = _EVENT.unpack_from(data, at)
+        names.add(os.fsdecode(data[at + _EVENT.size:at + _EVENT.size + n].rstrip(b"\0")))
+        at += _EVENT.size + n
+    return names
 
 
 def _drain(fd: int) -> bytes:

@@ -101,6 +101,15 @@ def c_event_screen(u: np.ndarray, history: np.ndarray, n_rvc: int, params: np.nd
     return maybe, cand != 0
 
 
+def c_flicker_chain(ms: np.ndarray, sos: np.ndarray, zi: np.ndarray, gain: float) -> tuple[np.ndarray, np.ndarray]:
+    ms, sos = _f64(ms), _f64(sos)
+    zf = np.array(zi, dtype=np.float64, order="C")
+    n, ch = ms.shape
+    y = np.empty((n, ch))
+    _ckernels.flicker_chain(ms, sos, zf, y, n, sos.shape[0], ch, float(gain))
+    return y, zf
+
+
 def c_rising_crossings(y: np.ndarray, lo: int, half: int) -> tuple[list[int], list[float], list[float]]:
     y = _f64(y)
     n = y.shape[0]
@@ -129,7 +138,7 @@ def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -
 
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
-           "cycle_change", "harmonic_values", "block_squares", "event_screen")
+           "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain")
 
 
 def _select(c: bool) -> None:
@@ -141,7 +150,7 @@ resample_cycles, cycle_stats, sosfilt = reference.resample_cycles, reference.cyc
 harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
 track_crossings, cycle_change = reference.track_crossings, reference.cycle_change
 harmonic_values, block_squares = reference.harmonic_values, reference.block_squares
-event_screen = reference.event_screen
+event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

@@ -949,6 +949,76 @@ static PyObject *k_event_screen(PyObject *self, PyObject *args)
     return PyBool_FromLong(maybe);
 }
 
+/* flicker_chain(ms (n, ch), sos (ns, 6), zi (ns, 2, ch), y (n, ch), n, ns, ch, gain): blocks 3 and 4 of the
+ * flickermeter on its decimated mean squares, per channel and sample (reference.flicker_chain): section 0 is the
+ * block 1 reference (a low-pass of ms), sections 1 .. ns-2 the band-pass and weighting chain on ms, whose output
+ * is divided by the reference (0 where the reference is not positive) and squared, section ns-1 the smoothing;
+ * y is that times gain. zi (each section's state, per channel) is updated in place. Sections as sosfilt. */
+static PyObject *k_flicker_chain(PyObject *self, PyObject *args)
+{
+    PyObject *o[4];
+    buf_t b[4] = {{0}};
+    Py_ssize_t n, ns, ch;
+    double gain;
+    if (!PyArg_ParseTuple(args, "OOOOnnnd", &o[0], &o[1], &o[2], &o[3], &n, &ns, &ch, &gain))
+        return NULL;
+    if (n < 0 || ns < 3 || ns > SOS_MAX_SECTIONS || ch < 1) {
+        PyErr_SetString(PyExc_ValueError, "flicker_chain: needs 3 to SOS_MAX_SECTIONS sections");
+        return NULL;
+    }
+    if (get_buf(o[0], &b[0], 0, n * ch, "ms") || get_buf(o[1], &b[1], 0, ns * 6, "sos") ||
+        get_buf(o[2], &b[2], 1, ns * 2 * ch, "zi") || get_buf(o[3], &b[3], 1, n * ch, "y")) {
+        release(b, 4);
+        return NULL;
+    }
+    const double *ms = b[0].view.buf, *sos = b[1].view.buf;
+    double *zi = b[2].view.buf, *y = b[3].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    double cb0[SOS_MAX_SECTIONS], cb1[SOS_MAX_SECTIONS], cb2[SOS_MAX_SECTIONS];
+    double ca1[SOS_MAX_SECTIONS], ca2[SOS_MAX_SECTIONS], z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
+    for (Py_ssize_t sct = 0; sct < ns; sct++) {
+        const double *c = sos + 6 * sct;
+        cb0[sct] = c[0] / c[3];
+        cb1[sct] = c[1] / c[3];
+        cb2[sct] = c[2] / c[3];
+        ca1[sct] = c[4] / c[3];
+        ca2[sct] = c[5] / c[3];
+    }
+    for (Py_ssize_t q = 0; q < ch; q++) {
+        for (Py_ssize_t sct = 0; sct < ns; sct++) {
+            z0[sct] = zi[(2 * sct) * ch + q];
+            z1[sct] = zi[(2 * sct + 1) * ch + q];
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const double x = ms[i * ch + q];
+            const double ref = cb0[0] * x + z0[0];
+            z0[0] = cb1[0] * x - ca1[0] * ref + z1[0];
+            z1[0] = cb2[0] * x - ca2[0] * ref;
+            double v = x;
+            for (Py_ssize_t sct = 1; sct < ns - 1; sct++) {
+                const double yi = cb0[sct] * v + z0[sct];
+                z0[sct] = cb1[sct] * v - ca1[sct] * yi + z1[sct];
+                z1[sct] = cb2[sct] * v - ca2[sct] * yi;
+                v = yi;
+            }
+            v /= ref > 0 ? ref : INFINITY;
+            v *= v;
+            const Py_ssize_t l = ns - 1;
+            const double yi = cb0[l] * v + z0[l];
+            z0[l] = cb1[l] * v - ca1[l] * yi + z1[l];
+            z1[l] = cb2[l] * v - ca2[l] * yi;
+            y[i * ch + q] = yi * gain;
+        }
+        for (Py_ssize_t sct = 0; sct < ns; sct++) {
+            zi[(2 * sct) * ch + q] = z0[sct];
+            zi[(2 * sct + 1) * ch + q] = z1[sct];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(b, 4);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
@@ -959,6 +1029,7 @@ static PyMethodDef methods[] = {
     {"harmonic_values", k_harmonic_values, METH_VARARGS, "Harmonic values of a window from its DFT lines."},
     {"block_squares", k_block_squares, METH_VARARGS, "Mean square of x @ matrix over runs of d rows."},
     {"event_screen", k_event_screen, METH_VARARGS, "Dip/swell and RVC screen of a batch of Urms(1/2) values."},
+    {"flicker_chain", k_flicker_chain, METH_VARARGS, "The flickermeter's filters, division and squaring per sample."},
     {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
     {NULL, NULL, 0, NULL},
 };

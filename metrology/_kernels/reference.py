@@ -250,3 +250,23 @@ def event_screen(u: np.ndarray, history: np.ndarray, n_rvc: int, params: np.ndar
     mean = (c[np.maximum(idx, n_rvc)] - c[np.maximum(idx, n_rvc) - n_rvc]) / n_rvc
     dev = np.abs(full[idx] - mean).max(axis=1)
     return maybe, ok & (dev > thr)
+
+
+def flicker_chain(ms: np.ndarray, sos: np.ndarray, zi: np.ndarray, gain: float) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks 3 and 4 of the flickermeter on its decimated mean squares ``ms`` (n, channels): ``sos`` row 0 is
+    the block 1 reference (a low-pass of ``ms``), rows 1 .. -2 the band-pass and weighting on ``ms``, whose output
+    is divided by the reference (0 where the reference is not positive) and squared, the last row the smoothing;
+    returns that times ``gain`` (n, channels) and the sections' final states (like ``zi``: (sections, 2,
+    channels)), each section run as ``sosfilt``."""
+    y = np.empty(ms.shape)
+    zf = np.empty(zi.shape)
+    last = sos.shape[0] - 1
+    for c in range(ms.shape[1]):
+        x = np.ascontiguousarray(ms[:, c])
+        ref, zf[:1, :, c] = sosfilt(sos[:1], x, zi[:1, :, c])
+        v, zf[1:last, :, c] = sosfilt(sos[1:last], x, zi[1:last, :, c])
+        v = v / np.where(ref > 0, ref, np.inf)
+        v = v * v
+        out, zf[last:, :, c] = sosfilt(sos[last:], v, zi[last:, :, c])
+        y[:, c] = out * gain
+    return y, zf

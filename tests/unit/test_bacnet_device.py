@@ -95,6 +95,38 @@ def test_values_turn_stale_when_the_snapshot_stops(tmp_path):
     dev.close()
 
 
+def test_a_refresh_asks_sqlite_nothing_until_a_log_records_and_unchanged_values_refresh_nothing(tmp_path):
+    """Record_Count and Total_Record_Count come from the stores' own counts: refreshes of new values ask SQLite
+    nothing (its trace callback sees no statement) until a log records; a poll of an unchanged snapshot
+    refreshes no object, until the values turn stale."""
+    dev = device(tmp_path)
+    statements: list[str] = []
+    for store in dev.trends.values():
+        store.log._db.set_trace_callback(statements.append)
+    for k in range(5):
+        dev.update({"v_ln_avg": 230.0 + k}, time.time_ns(), force=False)
+    assert statements == []
+    t0 = 1_800_000_000.0                               # a multiple of the 300-s log interval
+    dev.tick(t0 + 10)
+    dev.tick(t0 + 300.2)
+    dev.update(None, dev.updated_ns, force=False)      # the logs' counts changed: shown at the next poll
+    tl1 = dev.sets[0].trend_logs[1]
+    assert int(tl1.recordCount) == 1 and int(tl1.totalRecordCount) == 1
+    statements.clear()
+    dev.update({"v_ln_avg": 240.0}, time.time_ns(), force=False)
+    assert statements == []
+    ai16 = dev.sets[0].analog_inputs[16]
+    ai16.__dict__["_last_reading"] = None                  # forget what was stored: a refresh stores again
+    ai16.store("presentValue", 0.0)
+    dev.update(None, dev.updated_ns, force=False)          # unchanged, fresh: nothing refreshed
+    assert float(ai16.presentValue) == 0.0
+    dev.updated_ns -= int(10e9)
+    dev.update(None, dev.updated_ns, force=False)          # turned stale: refreshed
+    assert float(ai16.presentValue) == pytest.approx(240.0)
+    assert str(ai16.reliability) == "communication-failure"
+    dev.close()
+
+
 def test_bacnet_ip_bound_to_every_interface_opens_no_broadcast_socket_the_kernel_refuses():
     # bacpypes3 opens a second socket on the link's broadcast address when it differs from the bound one,
     # and sends nothing until it is bound: "0.0.0.255" (0.0.0.0/24) never is

@@ -113,6 +113,34 @@ def test_ring_reader_waits_without_polling_and_wakes(ring_name):
     assert record is not None and _check(record) == 0
 
 
+def test_ring_batch_wakes_a_sleeping_reader_once_for_all_its_records(ring_name):
+    """Eight records written in one batch: each is readable at once, the futex word readers sleep on moves once
+    (one wake-up for the eight, not eight), and a reader sleeping in another thread gets all of them."""
+    import threading
+
+    from firmware.ipc import atomics as at
+    from firmware.ipc.ring import OFF_WAKE
+
+    ring = Ring.create(ring_name, SLOT, 16)
+    reader, sleeper = RingReader(ring), RingReader(ring)
+    got: list[bytes] = []
+    thread = threading.Thread(target=lambda: got.extend(r for r in [sleeper.read(timeout_s=30)] if r is not None))
+    thread.start()
+    word = at.load_u32(ring._mm, OFF_WAKE)
+    with ring.batch():
+        for k in range(8):
+            with ring.reserve() as slot:
+                data = _record(k)
+                slot.buffer[:len(data)] = data
+                slot.commit(len(data))
+            assert _check(reader.read(0)) == k          # published at once
+        assert at.load_u32(ring._mm, OFF_WAKE) == word
+    assert at.load_u32(ring._mm, OFF_WAKE) == word + 1
+    thread.join(30)
+    assert [_check(r) for r in got] == [0]
+    assert [_check(sleeper.read(0)) for _ in range(7)] == list(range(1, 8))
+
+
 def test_ring_writer_restart_continues_sequence(ring_name):
     ring = Ring.create(ring_name, SLOT, 8)
     reader = RingReader(ring, start="oldest")

@@ -243,3 +243,27 @@ def test_event_screen_agrees_through_dips_swells_rvc_steps_and_nan():
     flagged = [lo for lo in range(0, 400, 16)
                if _kernels.c_event_screen(u[lo:lo + 16], u[max(lo - 120, 0):lo], 120, params, True)[1].any()]
     assert 256 in flagged and 144 in flagged and not set(range(0, 144, 16)) & set(flagged)    # steady: none
+
+
+def test_flicker_chain_agrees_with_the_filters_run_one_by_one():
+    from metrology.flicker import FlickerMeter
+    from metrology.iir import sosfilt_zi
+
+    meter = FlickerMeter(32000.0, 50.0, 230, channels=3)
+    rng = np.random.default_rng(17)
+    t = np.arange(3000) / meter.rate
+    ms = 52900.0 * (1 + 0.02 * np.sin(2 * np.pi * 8.8 * t))[:, None] * np.array([1.0, 1.01, 0.99])
+    ms += rng.normal(0, 5.0, ms.shape)
+    ms[1000:1300] *= 0.5                                                   # a dip
+    ms[2000:2100, 2] = 0.0                                                 # a channel without voltage
+    sos = meter._filters
+    zi = np.zeros((sos.shape[0], 2, 3))
+    zi[1:-1] = sosfilt_zi(sos[1:-1])[:, :, None] * 52900.0
+    zi[0, 0] = meter._adapt * 52900.0
+    z_c = z_r = zi
+    for lo in range(0, ms.shape[0], 700):
+        y_c, z_c = _kernels.c_flicker_chain(ms[lo:lo + 700], sos, z_c, meter.gain)
+        y_r, z_r = reference.flicker_chain(ms[lo:lo + 700], sos, z_r, meter.gain)
+        np.testing.assert_allclose(y_c, y_r, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(z_c, z_r, rtol=1e-9, atol=1e-9)
+    assert np.all(y_c >= 0) and y_c.max() > 0.1

@@ -278,3 +278,27 @@ def test_gpio_lock_that_cannot_be_read_counts_as_locked_and_a_missing_one_never_
     assert GpioInputs(Failing(VirtualClock()), 17, 4, DigitalInputs(None, {})).locked()
     none_fitted = GpioInputs(Strict(VirtualClock()), NOT_FITTED, NOT_FITTED, DigitalInputs(None, {}))
     assert not none_fitted.locked() and not none_fitted.power_fail()
+
+
+def test_simulated_power_fail_wait_ends_when_the_file_is_written_not_by_polling(tmp_path):
+    """The power-fail watch sleeps until the simulated line's file is written (inotify, as a GPIO line's edge
+    wakes a reader): a wait with an hour's poll period and idle limit ends at the write, and the line reads
+    active after it. The directory is made by the first wait when missing."""
+    import threading
+    import time
+
+    sim = SimInputs(tmp_path / "lock", tmp_path / "inputs", DigitalInputs(None, {}))
+    sim.wait_power_fail(3600.0, 0.0)                 # the watch is set up (and the directory made)
+    assert (tmp_path / "inputs").is_dir() and not sim.power_fail()
+    writer = threading.Timer(0.2, lambda: (tmp_path / "inputs" / "power_fail").write_text("1"))
+    writer.start()
+    t0 = time.monotonic()
+    try:
+        for _ in range(5):            # the file's creation and its write each wake it, as in the watch's loop
+            sim.wait_power_fail(3600.0, 3600.0)
+            if sim.power_fail():
+                break
+    finally:
+        writer.cancel()
+    assert time.monotonic() - t0 < 600            # woken by the write: neither limit ran out
+    assert sim.power_fail()

@@ -310,7 +310,7 @@ class BacnetApp:
 
     def _poll(self) -> None:
         values = self.feed.poll()
-        self.device.update(values, self.feed.updated_ns)
+        self.device.update(values, self.feed.updated_ns, force=False)
 
     async def _refresh_loop(self) -> None:
         while True:

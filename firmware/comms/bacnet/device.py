@@ -97,6 +97,7 @@ class BacnetDevice:
         self.sets: list[bo.ObjectSet] = []
         self.values: Mapping[str, Any] = {}
         self.updated_ns = 0
+        self._shown_stale: bool | None = None       # the staleness the objects show (None: not refreshed yet)
         self.revenue_locked = False
         self.user = protocol_user(config, INTERFACE)
         section = config["bacnet"]
@@ -169,13 +170,18 @@ class BacnetDevice:
         now_ns = time.time_ns() if now_ns is None else now_ns
         return not self.updated_ns or (now_ns - self.updated_ns) / 1e9 > STALE_AFTER_S
 
-    def update(self, values: Mapping[str, Any] | None, updated_ns: int) -> None:
-        """New snapshot values (None: unchanged since the last poll); refreshes every object set."""
+    def update(self, values: Mapping[str, Any] | None, updated_ns: int, force: bool = True) -> None:
+        """New snapshot values (None: unchanged since the last poll); refreshes every object set. Unless
+        ``force`` (after a write), unchanged values refresh nothing until they turn stale."""
         if values is not None:
             self.values = values
             self.updated_ns = updated_ns
             locked = values.get("revenue_locked")
             self.revenue_locked = locked is not None and locked == locked and float(locked) >= 0.5
+        stale = self.stale()
+        if values is None and not force and stale == self._shown_stale:
+            return
+        self._shown_stale = stale
         for objs in self.sets:
             self._refresh_set(objs)
 
@@ -495,6 +501,7 @@ class BacnetDevice:
             return float(readings[section.trend_log_inputs[instance - 1]].presentValue)
 
         self.counters["trend_records"] += self.trends.record(ts, section.trend_log_enabled, value_of)
+        self._shown_stale = None         # the logs' counts changed: the next poll refreshes the objects
 
     def close(self) -> None:
         self.trends.close()

@@ -29,26 +29,38 @@ class Record:
 
 
 class TrendStore:
+    """One log's records. Record_Count and Total_Record_Count, which the device shows every second, are kept
+    here from what this store adds and clears (this process is the logs' only writer), not counted in SQLite
+    each time."""
+
     def __init__(self, data_dir: str | Path, instance: int, depth: int, stop_when_full: bool) -> None:
         self.log = LogStore(Path(data_dir) / SUBDIR / DB, f"tl{instance}", {"value": "REAL"}, depth,
                             "stop" if stop_when_full else "circular")
+        self._counts: tuple[int, int] | None = None    # (count, total) as last read from the store
 
     def set_stop_when_full(self, stop: bool) -> None:
         self.log.mode = "stop" if stop else "circular"
 
     def append(self, ts: float, value: float) -> int | None:
         # NaN is stored as NULL (SQLite has no NaN) and read back as NaN
+        self._counts = None
         return self.log.append(ts, {"value": value if math.isfinite(value) else None})
 
+    def _read_counts(self) -> tuple[int, int]:
+        if self._counts is None:
+            rows = self.log.sql(f"SELECT seq FROM sqlite_sequence WHERE name = '{self.log.table}'")
+            self._counts = (self.log.count(), int(rows[0][0]) if rows else 0)
+        return self._counts
+
     def count(self) -> int:
-        return self.log.count()
+        return self._read_counts()[0]
 
     def total(self) -> int:
         """Records ever added (Total_Record_Count): the newest sequence number."""
-        rows = self.log.sql(f"SELECT seq FROM sqlite_sequence WHERE name = '{self.log.table}'")
-        return int(rows[0][0]) if rows else 0
+        return self._read_counts()[1]
 
     def clear(self) -> None:
+        self._counts = None
         self.log.sql(f"DELETE FROM {self.log.table}")
 
     def close(self) -> None:
