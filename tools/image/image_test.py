@@ -251,12 +251,19 @@ class ImageTest:
               f"after the fallback the slots are not back on {before}: {slots}")
         return f"broken {bad} rolled back ({result.get('message', '')[:80]}); {before} metering again"
 
+    def log_rows(self, n: int) -> list[dict[str, Any]]:
+        """The last ``n`` rows of the upgrade log, oldest first."""
+        rows = []
+        for line in self.guest.ssh(f"meter image log -n {n}", check=False).stdout.strip().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
     def last_log_row(self) -> dict[str, Any]:
-        lines = self.guest.ssh("meter image log -n 1", check=False).stdout.strip().splitlines()
-        try:
-            return json.loads(lines[-1]) if lines else {}
-        except json.JSONDecodeError:
-            return {}
+        rows = self.log_rows(1)
+        return rows[-1] if rows else {}
 
     def t_power_cut(self) -> str:
         good = (self.status() or {}).get("version")
@@ -277,9 +284,13 @@ class ImageTest:
             time.sleep(1)
         check(row.get("message") == "deps", f"the install never reached its dependency step: {row}")
         took = self.power_cycle()
-        after = self.last_log_row()
-        check(after.get("attempt") == row.get("attempt") and after.get("message") == "deps",
-              f"the upgrade log's last row is not the cut install's 'deps' step: {after}")
+        rows = self.log_rows(6)
+        cut = [r for r in rows if r.get("attempt") == row.get("attempt")]
+        check(cut != [] and cut[-1].get("message") == "deps",
+              f"the cut install's last row in the upgrade log is not its 'deps' step: {rows}")
+        after = rows[rows.index(cut[-1]) + 1:]
+        check(any(r.get("event") == "recovered" for r in after),
+              f"no 'recovered' row: the boot guard did not tidy the interrupted install: {rows}")
         e1 = self.energy_wh()
         running = self.status() or {}
         slots = self.slots()
