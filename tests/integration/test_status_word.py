@@ -56,8 +56,9 @@ def test_status_word_bits_follow_their_sources(tmp_path):
         meter.start()
         wait_bit(meter, "firmware_change")
         assert status_word(meter) & STATUS_BITS["general_failure"]
-        events = [r for r in meter.call("metrology.load_profile") if r.get("event") == "firmware"]
-        assert events and events[-1]["info"] == {"old": "0.0.1", "new": __version__}, events
+        # the event is a load-profile record of its own, stored by the revenue engine after the bit is published
+        events = meter.wait(lambda: [r for r in meter.call("metrology.load_profile") if r.get("event") == "firmware"])
+        assert events[-1]["info"] == {"old": "0.0.1", "new": __version__}, events
     finally:
         meter.stop()
 
