@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 
 from firmware import __version__
 from firmware.revenue.engine import REVENUE_SUBDIR, STATUS_BITS
@@ -26,6 +27,16 @@ def status_word(meter: IoMeter) -> int:
 
 def wait_bit(meter: IoMeter, name: str) -> None:
     meter.wait(lambda: status_word(meter) & STATUS_BITS[name], 30)
+
+
+def synced_for(meter: IoMeter, seconds: float) -> None:
+    """Until the time service has said synchronised at every look for ``seconds``."""
+    deadline, since = time.monotonic() + 60.0, time.monotonic()
+    while time.monotonic() - since < seconds:
+        assert time.monotonic() < deadline, "the clock did not stay synchronised"
+        if not meter.call("time.status")["time_synced"]:
+            since = time.monotonic()
+        time.sleep(0.1)
 
 
 def test_status_word_bits_follow_their_sources(tmp_path):
@@ -91,8 +102,13 @@ step_threshold = 1.0
         meter.start()
         meter.wait(lambda: meter.call("metrology.read", names="status_word")["values"]["status_word"] is not None)
         meter.wait(lambda: meter.call("time.status")["time_synced"], 60)
+        synced_for(meter, 3.0)       # several of the revenue engine's once-a-second looks see the clock synchronised
         word = status_word(meter)
-        assert not word & STATUS_BITS["time_sync_drift"] and not word & STATUS_BITS["lost_time_sync"], word
+        assert not word & STATUS_BITS["lost_time_sync"], word
+        # the bits are latched for the load-profile interval: a drift the start went through (the first offset
+        # above max_offset, before chrony stepped the clock) may still be in the word
+        if not any(e.get("event") == "degraded" for e in meter.call("time.events")):
+            assert not word & STATUS_BITS["time_sync_drift"], word
         server.step(5.0)
         wait_bit(meter, "time_sync_drift")
         chronyd.stop()
