@@ -5,6 +5,7 @@ content, never a mix and never an empty file.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 from pathlib import Path
@@ -14,6 +15,22 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_filesystem(path: str | os.PathLike[str]) -> None:
+    """Everything written to the file system that holds ``path`` (files, directories, links) made durable by
+    one syncfs(2), in place of an fsync of each of thousands of files (each a journal commit where the file
+    was linked); sync(2) where the C library has no syncfs."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+        if syncfs is None:
+            os.sync()
+        elif syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs {path}: {os.strerror(err)}")
     finally:
         os.close(fd)
 

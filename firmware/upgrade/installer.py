@@ -10,10 +10,10 @@ version is not above the installed one (``downgrade``), is below the anti-rollba
 
 ``Installer.install`` then: extracts into ``slots/.staging-X`` checking each file's hash as it is
 written, makes its venv (``firmware.upgrade.venv``: the running slot's installed wheels shared, only
-those that differ installed), fsyncs, re-reads and re-checks every file from disk, renames the staging
-directory to ``slots/X``, writes ``trial.json``, switches ``current`` to X and wakes the boot guard, which
-starts the new slot and commits it or falls back (``firmware.upgrade.guard``). A kill at any
-point leaves ``current`` on a complete slot; recovery tidies the rest.
+those that differ installed), syncs its file system, re-reads and re-checks every file from disk,
+renames the staging directory to ``slots/X``, writes ``trial.json``, switches ``current`` to X and wakes
+the boot guard, which starts the new slot and commits it or falls back (``firmware.upgrade.guard``). A
+kill at any point leaves ``current`` on a complete slot; recovery tidies the rest.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from typing import Any, Callable
 from firmware import __version__ as RUNNING_VERSION
 from firmware.lockstate import revenue_locked_at
 from firmware.security.authorize import blocked_by_revenue_lock
-from firmware.storage.atomic import fsync_dir
+from firmware.storage.atomic import sync_filesystem
 from firmware.upgrade.errors import UpgradeFailed, UpgradeRefused
 from firmware.upgrade.image import PRODUCT, FileEntry, Image, parse_version, sha256_file
 from firmware.upgrade.log import UpgradeLog
@@ -192,7 +192,7 @@ class Installer:
         if checked.image.manifest.data.get("dependencies") == "bundled":
             self._step(attempt, "deps", version, slot)
             self.venv_maker(staging)
-        _fsync_tree(staging)
+        sync_filesystem(staging)
         self._step(attempt, "verify", version, slot)
         for entry in checked.image.manifest.files:
             if sha256_file(staging / entry.path) != entry.sha256:
@@ -249,14 +249,3 @@ def provision(settings: UpgradeSettings, image_path: str | Path, slot: str = "a"
     installer.log.record("provision", "committed", version=image.manifest.version, slot=slot,
                          message="provisioned")
     return {"slot": slot, "version": image.manifest.version, "key_id": kid}
-
-
-def _fsync_tree(top: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(top, topdown=False):
-        for name in filenames:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(dirpath)

@@ -161,14 +161,15 @@ def test_install_killed_while_sharing_the_running_slots_files_leaves_it_whole_an
     deps = wheel_dir(tmp_path, "0.2.0", [built["alpha", "2.0", 2], built["beta", "1.0", 10],
                                          built["gamma", "1.0", 100]])
     image = env.image("0.2.0", deps=deps)
+    # its own process group: the kill takes the pip it runs too, as a power cut does
     proc = subprocess.Popen([sys.executable, "-c", KILL_AT_DEPS, str(env.settings.root), str(image)],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.strip() == "deps":
             time.sleep(delay_s)
             break
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
     proc.stdout.close()
     Guard(env.settings, command=lambda p: [], probe=lambda: None).recover()
