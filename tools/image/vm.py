@@ -105,7 +105,9 @@ class Guest:
 
     def start(self) -> None:
         self.boots += 1
-        argv = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", str(self.cpus),
+        # one host thread per emulated CPU (MTTCG; qemu's default for this guest on x86-64, said outright)
+        argv = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-accel", "tcg,thread=multi",
+                "-smp", str(self.cpus),
                 "-m", str(self.memory_mib), "-nographic", "-no-reboot",
                 "-kernel", str(self.work / "vmlinuz"), "-initrd", str(self.work / "initrd.img"),
                 "-append", self.cmdline(),
