@@ -19,6 +19,21 @@ from typing import Any
 from hal.errors import MeterError
 
 HERE = Path(__file__).resolve().parents[2]
+CMDLINE = Path("/proc/cmdline")
+KERNEL_BOARD = "openmeter.board="       # the word of the kernel command line meter.service reads the board from
+DEFAULT_BOARD = "cm4-ade9000"
+
+
+def this_board(cmdline: Path = CMDLINE) -> str:
+    """The board this unit has: ``$METER_BOARD``, else the one the kernel command line names as meter.service
+    reads it (``openmeter.board=NAME``: the emulated image's qemu-virt, its simulated chip), else the CM4's."""
+    if os.environ.get("METER_BOARD"):
+        return os.environ["METER_BOARD"]
+    try:
+        words = cmdline.read_text().split()
+    except OSError:
+        words = []
+    return next((w[len(KERNEL_BOARD):] for w in words if w.startswith(KERNEL_BOARD)), DEFAULT_BOARD)
 
 
 def _board_path(name_or_path: str) -> Path:
@@ -82,7 +97,7 @@ def report(results: list[dict[str, Any]], about: dict[str, str]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    board_file = _board_path(args.board)
+    board_file = _board_path(args.board or this_board())
     results, about = run_suite(board_file)
     text = report(results, about)
     out = Path(args.output)
@@ -96,10 +111,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(hsub: Any) -> None:
-    default_board = os.environ.get("METER_BOARD", "cm4-ade9000")
     p = hsub.add_parser("run", help="run the ADE9000 driver suite against this meter's board and write a report")
-    p.add_argument("--board", default=default_board,
-                   help="board name in boards/ or a board file (default $METER_BOARD, else %(default)s); stop "
-                        "the meter first on a real board")
+    p.add_argument("--board", default="",
+                   help="board name in boards/ or a board file (default $METER_BOARD, else the kernel command "
+                        f"line's {KERNEL_BOARD}NAME as meter.service reads it, else {DEFAULT_BOARD}); stop the "
+                        "meter first on a real board")
     p.add_argument("--output", default="hil-report.md", help="report file (Markdown; default %(default)s)")
     p.set_defaults(func=_run)

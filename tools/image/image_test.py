@@ -346,9 +346,14 @@ class ImageTest:
     def t_hil(self) -> str:
         done = self.guest.ssh("meter hil run --output /var/lib/openmeter/hil-report.md", timeout_s=1800, check=False)
         report = self.guest.ssh("cat /var/lib/openmeter/hil-report.md", check=False).stdout
-        check("passed" in report, f"meter hil run wrote no report (exit {done.returncode}): {done.stderr[-600:]}")
         (self.build / "image-test" / "hil-report.md").write_text(report)
-        return report.strip().splitlines()[-1][:120]
+        last = report.strip().splitlines()[-1] if report.strip() else ""
+        counts = re.fullmatch(r"(\d+) passed, (\d+) failed", last)
+        check(done.returncode == 0 and counts is not None and int(counts[1]) > 0 and counts[2] == "0",
+              f"meter hil run (exit {done.returncode}): {last!r}; {done.stderr[-600:]}")
+        board = next((line for line in report.splitlines() if line.startswith("- board:")), "")
+        check("qemu-virt" in board, f"meter hil run did not test the emulated machine's simulated chip: {board!r}")
+        return f"{last} ({board[2:]})"
 
 
 def bump(version: str, patch: int) -> str:
