@@ -51,6 +51,38 @@ static void release(buf_t *b, int n)
             PyBuffer_Release(&b[i].view);
 }
 
+/* An array argument of a kernel: the name its errors give, whether the kernel writes it, the items it needs. */
+typedef struct {
+    const char *name;
+    int writable;
+    Py_ssize_t min_items;
+} array_arg;
+
+/* The buffers b[0 .. n-1] of the arrays o[0 .. n-1] as spec[] asks: 0, or -1 with the error set and none held. */
+static int get_arrays(PyObject *const *o, const array_arg *spec, int n, buf_t *b)
+{
+    for (int i = 0; i < n; i++)
+        if (get_buf(o[i], &b[i], spec[i].writable, spec[i].min_items, spec[i].name)) {
+            release(b, n);
+            return -1;
+        }
+    return 0;
+}
+
+/* The arguments' dimensions do not fit together: a ValueError saying why. */
+static PyObject *bad_args(const char *why)
+{
+    PyErr_SetString(PyExc_ValueError, why);
+    return NULL;
+}
+
+/* A scratch allocation failed: let go of the n buffers held. */
+static PyObject *no_memory(buf_t *b, int n)
+{
+    release(b, n);
+    return PyErr_NoMemory();
+}
+
 /* 6-point Lagrange weights for taps at -2..3 around floor(p), mu = p - floor(p): each weight is the
  * product of the five other factors (mu - offset) over a constant, formed from shared prefix and suffix
  * products (12 multiplications instead of 24 and six divisions). */
@@ -134,20 +166,15 @@ static PyObject *k_resample_cycles(PyObject *self, PyObject *args)
     double offset;
     if (!PyArg_ParseTuple(args, "OOOOnnnnd", &o[0], &o[1], &o[2], &o[3], &n, &c, &ncyc, &spc, &offset))
         return NULL;
-    if (spc < 1) {
-        PyErr_SetString(PyExc_ValueError, "resample_cycles: spc must be positive");
+    if (spc < 1)
+        return bad_args("resample_cycles: spc must be positive");
+    const array_arg spec[] = {{"buf", 0, n * c}, {"bounds", 0, ncyc + 1}, {"delays", 0, c},
+                              {"out", 1, ncyc * spc * c}};
+    if (get_arrays(o, spec, 4, b))
         return NULL;
-    }
-    if (get_buf(o[0], &b[0], 0, n * c, "buf") || get_buf(o[1], &b[1], 0, ncyc + 1, "bounds") ||
-        get_buf(o[2], &b[2], 0, c, "delays") || get_buf(o[3], &b[3], 1, ncyc * spc * c, "out")) {
-        release(b, 4);
-        return NULL;
-    }
     double *grid = PyMem_RawMalloc((size_t)spc * sizeof(double));
-    if (grid == NULL) {
-        release(b, 4);
-        return PyErr_NoMemory();
-    }
+    if (grid == NULL)
+        return no_memory(b, 4);
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t j = 0; j < spc; j++)
         grid[j] = (double)j / (double)spc;
@@ -250,24 +277,17 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnnnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
                           &o[8], &m, &s, &c, &k, &v0, &i0, &nvi))
         return NULL;
-    if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k) {
-        PyErr_SetString(PyExc_ValueError, "cycle_stats: too many signals or bad v/i indices");
+    if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
+        return bad_args("cycle_stats: too many signals or bad v/i indices");
+    const array_arg spec[] = {{"x", 0, m * s * c}, {"mat", 0, c * k}, {"cos", 0, s}, {"sin", 0, s},
+                              {"half_ms", 1, m * 2 * k}, {"ms", 1, m * k}, {"peak", 1, m * k}, {"vi", 1, m * nvi},
+                              {"fund", 1, m * 2 * k}};
+    if (get_arrays(o, spec, 9, b))
         return NULL;
-    }
-    if (get_buf(o[0], &b[0], 0, m * s * c, "x") || get_buf(o[1], &b[1], 0, c * k, "mat") ||
-        get_buf(o[2], &b[2], 0, s, "cos") || get_buf(o[3], &b[3], 0, s, "sin") ||
-        get_buf(o[4], &b[4], 1, m * 2 * k, "half_ms") || get_buf(o[5], &b[5], 1, m * k, "ms") ||
-        get_buf(o[6], &b[6], 1, m * k, "peak") || get_buf(o[7], &b[7], 1, m * nvi, "vi") ||
-        get_buf(o[8], &b[8], 1, m * 2 * k, "fund")) {
-        release(b, 9);
-        return NULL;
-    }
     const int kp = k <= CS_K12 ? CS_K12 : (int)(k + (k & 1));   /* even: the statistics go in pairs */
     double *y = PyMem_RawMalloc((size_t)(s > 0 ? s : 1) * kp * sizeof(double));
-    if (y == NULL) {
-        release(b, 9);
-        return PyErr_NoMemory();
-    }
+    if (y == NULL)
+        return no_memory(b, 9);
     const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
     double *sq = b[4].view.buf, *ms = b[5].view.buf, *peak = b[6].view.buf, *vi = b[7].view.buf;
     double *fund = b[8].view.buf;
@@ -338,16 +358,11 @@ static PyObject *k_sosfilt(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOnn|On", &o[0], &o[1], &o[2], &o[3], &ns, &n, &o[4], &c))
         return NULL;
     const int mixed = o[4] != Py_None;
-    if (ns > SOS_MAX_SECTIONS || c < 1 || c > SOS_MAX_COLUMNS || (!mixed && c != 1)) {
-        PyErr_SetString(PyExc_ValueError, "sosfilt: too many sections, or bad column count");
+    if (ns > SOS_MAX_SECTIONS || c < 1 || c > SOS_MAX_COLUMNS || (!mixed && c != 1))
+        return bad_args("sosfilt: too many sections, or bad column count");
+    const array_arg spec[] = {{"sos", 0, ns * 6}, {"x", 0, n * c}, {"zi", 1, ns * 2}, {"y", 1, n}, {"w", 0, c}};
+    if (get_arrays(o, spec, mixed ? 5 : 4, b))
         return NULL;
-    }
-    if (get_buf(o[0], &b[0], 0, ns * 6, "sos") || get_buf(o[1], &b[1], 0, n * c, "x") ||
-        get_buf(o[2], &b[2], 1, ns * 2, "zi") || get_buf(o[3], &b[3], 1, n, "y") ||
-        (mixed && get_buf(o[4], &b[4], 0, c, "w"))) {
-        release(b, 5);
-        return NULL;
-    }
     const double *sos = b[0].view.buf, *x = b[1].view.buf;
     double *zi = b[2].view.buf, *y = b[3].view.buf;
     double w[SOS_MAX_COLUMNS] = {1.0};
@@ -413,15 +428,12 @@ static PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
     Py_ssize_t ns, nl, n, no;
     if (!PyArg_ParseTuple(args, "OOOOnnnn", &o[0], &o[1], &o[2], &o[3], &ns, &nl, &n, &no))
         return NULL;
-    if (n < 1 || no < 2 || nl < no * n) {
-        PyErr_SetString(PyExc_ValueError, "harmonic_groups: needs n >= 1, no >= 2 and nl >= no * n");
+    if (n < 1 || no < 2 || nl < no * n)
+        return bad_args("harmonic_groups: needs n >= 1, no >= 2 and nl >= no * n");
+    const array_arg spec[] = {{"lines", 0, ns * 2 * nl}, {"g2", 1, ns * (no - 1)}, {"inter2", 1, ns * (no - 1)},
+                              {"phase", 1, ns * no}};
+    if (get_arrays(o, spec, 4, b))
         return NULL;
-    }
-    if (get_buf(o[0], &b[0], 0, ns * 2 * nl, "lines") || get_buf(o[1], &b[1], 1, ns * (no - 1), "g2") ||
-        get_buf(o[2], &b[2], 1, ns * (no - 1), "inter2") || get_buf(o[3], &b[3], 1, ns * no, "phase")) {
-        release(b, 4);
-        return NULL;
-    }
     const double *lines = b[0].view.buf;
     double *g2 = b[1].view.buf, *inter2 = b[2].view.buf, *phase = b[3].view.buf;
     Py_BEGIN_ALLOW_THREADS
@@ -483,11 +495,9 @@ static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
     Py_ssize_t n, lo, half;
     if (!PyArg_ParseTuple(args, "OOOOnnn", &o[0], &o[1], &o[2], &o[3], &n, &lo, &half))
         return NULL;
-    if (get_buf(o[0], &b[0], 0, n, "y") || get_buf(o[1], &b[1], 1, n, "idx") || get_buf(o[2], &b[2], 1, n, "root") ||
-        get_buf(o[3], &b[3], 1, n, "peak")) {
-        release(b, 4);
+    const array_arg spec[] = {{"y", 0, n}, {"idx", 1, n}, {"root", 1, n}, {"peak", 1, n}};
+    if (get_arrays(o, spec, 4, b))
         return NULL;
-    }
     const double *y = b[0].view.buf;
     double *idx = b[1].view.buf, *root = b[2].view.buf, *peak = b[3].view.buf;
     Py_ssize_t count = 0;
@@ -520,16 +530,12 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
     Py_ssize_t n, lo, half, nt;
     if (!PyArg_ParseTuple(args, "OOOOOOnnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &n, &lo, &half, &nt))
         return NULL;
-    if (nt < 2) {
-        PyErr_SetString(PyExc_ValueError, "the delay table needs two entries");
+    if (nt < 2)
+        return bad_args("the delay table needs two entries");
+    const array_arg spec[] = {{"y", 0, n}, {"state", 1, 4}, {"table", 0, nt}, {"params", 0, 11}, {"out_t", 1, n},
+                              {"out_real", 1, n}};
+    if (get_arrays(o, spec, 6, b))
         return NULL;
-    }
-    if (get_buf(o[0], &b[0], 0, n, "y") || get_buf(o[1], &b[1], 1, 4, "state") || get_buf(o[2], &b[2], 0, nt, "table") ||
-        get_buf(o[3], &b[3], 0, 11, "params") || get_buf(o[4], &b[4], 1, n, "out_t") ||
-        get_buf(o[5], &b[5], 1, n, "out_real")) {
-        release(b, 6);
-        return NULL;
-    }
     const double *y = b[0].view.buf, *table = b[2].view.buf, *pr = b[3].view.buf;
     double *st = b[1].view.buf, *out_t = b[4].view.buf, *out_real = b[5].view.buf;
     const double base = pr[0], f0 = pr[1], step = pr[2], fs = pr[3], present = pr[4], settle = pr[5];
@@ -612,21 +618,15 @@ static PyObject *k_cycle_change(PyObject *self, PyObject *args)
     int has_prev;
     if (!PyArg_ParseTuple(args, "OOOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &o[4], &m, &s, &c, &k, &has_prev))
         return NULL;
-    if (m < 0 || s < 1 || c < 1 || c > 8 || k < 1 || k > 64) {
-        PyErr_SetString(PyExc_ValueError, "cycle_change: bad dimensions (at most 8 inputs and 64 signals)");
+    if (m < 0 || s < 1 || c < 1 || c > 8 || k < 1 || k > 64)
+        return bad_args("cycle_change: bad dimensions (at most 8 inputs and 64 signals)");
+    const array_arg spec[] = {{"x", 0, m * s * c}, {"matrix", 0, c * k}, {"prev", 0, has_prev ? s * k : 0},
+                              {"out", 1, m}, {"last", 1, s * k}};
+    if (get_arrays(o, spec, 5, b))
         return NULL;
-    }
-    if (get_buf(o[0], &b[0], 0, m * s * c, "x") || get_buf(o[1], &b[1], 0, c * k, "matrix") ||
-        get_buf(o[2], &b[2], 0, has_prev ? s * k : 0, "prev") || get_buf(o[3], &b[3], 1, m, "out") ||
-        get_buf(o[4], &b[4], 1, s * k, "last")) {
-        release(b, 5);
-        return NULL;
-    }
     double *y = PyMem_RawMalloc(2 * (size_t)(s * k) * sizeof(double));
-    if (y == NULL) {
-        release(b, 5);
-        return PyErr_NoMemory();
-    }
+    if (y == NULL)
+        return no_memory(b, 5);
     const double *x = b[0].view.buf, *mat = b[1].view.buf, *prev = b[2].view.buf;
     double *out = b[3].view.buf, *last = b[4].view.buf;
     Py_BEGIN_ALLOW_THREADS
@@ -727,18 +727,13 @@ static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnnddnp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
                           &ns, &nl, &n, &no, &length, &tdd_current, &tdd_from, &has_min))
         return NULL;
-    if (n < 1 || no < 2 || no > 128 || nl < no * n || ns < 1) {
-        PyErr_SetString(PyExc_ValueError, "harmonic_values: needs n >= 1, 2 <= no <= 128 and nl >= no * n");
+    if (n < 1 || no < 2 || no > 128 || nl < no * n || ns < 1)
+        return bad_args("harmonic_values: needs n >= 1, 2 <= no <= 128 and nl >= no * n");
+    const array_arg spec[] = {{"lines", 0, ns * 2 * nl}, {"rms", 0, ns}, {"peak", 0, ns},
+                              {"h1_min", 0, has_min ? ns : 0}, {"mag", 1, ns * no}, {"inter", 1, ns * no},
+                              {"angle", 1, ns * no}, {"fund", 1, ns * 2}, {"ratio", 1, 7 * ns}};
+    if (get_arrays(o, spec, 9, b))
         return NULL;
-    }
-    if (get_buf(o[0], &b[0], 0, ns * 2 * nl, "lines") || get_buf(o[1], &b[1], 0, ns, "rms") ||
-        get_buf(o[2], &b[2], 0, ns, "peak") || get_buf(o[3], &b[3], 0, has_min ? ns : 0, "h1_min") ||
-        get_buf(o[4], &b[4], 1, ns * no, "mag") || get_buf(o[5], &b[5], 1, ns * no, "inter") ||
-        get_buf(o[6], &b[6], 1, ns * no, "angle") || get_buf(o[7], &b[7], 1, ns * 2, "fund") ||
-        get_buf(o[8], &b[8], 1, 7 * ns, "ratio")) {
-        release(b, 9);
-        return NULL;
-    }
     const double *lines = b[0].view.buf, *rms = b[1].view.buf, *peak = b[2].view.buf, *h1_min = b[3].view.buf;
     double *mag = b[4].view.buf, *inter = b[5].view.buf, *angle = b[6].view.buf, *fund = b[7].view.buf;
     double *ratio = b[8].view.buf;
@@ -822,24 +817,19 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
     Py_ssize_t n, c, k, d;
     if (!PyArg_ParseTuple(args, "OOOnnnn", &o[0], &o[1], &o[2], &n, &c, &k, &d))
         return NULL;
-    if (n < 0 || c < 1 || k < 1 || d < 1) {
-        PyErr_SetString(PyExc_ValueError, "block_squares: bad dimensions");
-        return NULL;
-    }
+    if (n < 0 || c < 1 || k < 1 || d < 1)
+        return bad_args("block_squares: bad dimensions");
     const Py_ssize_t nb = n / d;
-    if (get_buf(o[0], &b[0], 0, n * c, "x") || get_buf(o[1], &b[1], 0, c * k, "matrix") ||
-        get_buf(o[2], &b[2], 1, nb * k, "out")) {
-        release(b, 3);
+    const array_arg spec[] = {{"x", 0, n * c}, {"matrix", 0, c * k}, {"out", 1, nb * k}};
+    if (get_arrays(o, spec, 3, b))
         return NULL;
-    }
     /* per output: its nonzero weights and their inputs (terms[q] of them), and its running sum */
     double *w = PyMem_RawMalloc((size_t)(k * c + k) * sizeof(double));
     Py_ssize_t *in = PyMem_RawMalloc((size_t)(k * c + k) * sizeof(Py_ssize_t));
     if (w == NULL || in == NULL) {
         PyMem_RawFree(w);
         PyMem_RawFree(in);
-        release(b, 3);
-        return PyErr_NoMemory();
+        return no_memory(b, 3);
     }
     const double *x = b[0].view.buf, *mat = b[1].view.buf;
     double *out = b[2].view.buf, *acc = w + k * c;
@@ -882,15 +872,11 @@ static PyObject *k_event_screen(PyObject *self, PyObject *args)
     int rvc_enabled;
     if (!PyArg_ParseTuple(args, "OOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &n, &h, &ch, &n_rvc, &rvc_enabled))
         return NULL;
-    if (n < 0 || h < 0 || ch < 1 || n_rvc < 1) {
-        PyErr_SetString(PyExc_ValueError, "event_screen: bad dimensions");
+    if (n < 0 || h < 0 || ch < 1 || n_rvc < 1)
+        return bad_args("event_screen: bad dimensions");
+    const array_arg spec[] = {{"u", 0, n * ch}, {"history", 0, h * ch}, {"cand", 1, n}, {"params", 0, 3}};
+    if (get_arrays(o, spec, 4, b))
         return NULL;
-    }
-    if (get_buf(o[0], &b[0], 0, n * ch, "u") || get_buf(o[1], &b[1], 0, h * ch, "history") ||
-        get_buf(o[2], &b[2], 1, n, "cand") || get_buf(o[3], &b[3], 0, 3, "params")) {
-        release(b, 4);
-        return NULL;
-    }
     const double *u = b[0].view.buf, *hist = b[1].view.buf, *pr = b[3].view.buf;
     double *cand = b[2].view.buf;
     const double dip = pr[0], swell = pr[1], thr = pr[2];
@@ -962,15 +948,11 @@ static PyObject *k_flicker_chain(PyObject *self, PyObject *args)
     double gain;
     if (!PyArg_ParseTuple(args, "OOOOnnnd", &o[0], &o[1], &o[2], &o[3], &n, &ns, &ch, &gain))
         return NULL;
-    if (n < 0 || ns < 3 || ns > SOS_MAX_SECTIONS || ch < 1) {
-        PyErr_SetString(PyExc_ValueError, "flicker_chain: needs 3 to SOS_MAX_SECTIONS sections");
+    if (n < 0 || ns < 3 || ns > SOS_MAX_SECTIONS || ch < 1)
+        return bad_args("flicker_chain: needs 3 to SOS_MAX_SECTIONS sections");
+    const array_arg spec[] = {{"ms", 0, n * ch}, {"sos", 0, ns * 6}, {"zi", 1, ns * 2 * ch}, {"y", 1, n * ch}};
+    if (get_arrays(o, spec, 4, b))
         return NULL;
-    }
-    if (get_buf(o[0], &b[0], 0, n * ch, "ms") || get_buf(o[1], &b[1], 0, ns * 6, "sos") ||
-        get_buf(o[2], &b[2], 1, ns * 2 * ch, "zi") || get_buf(o[3], &b[3], 1, n * ch, "y")) {
-        release(b, 4);
-        return NULL;
-    }
     const double *ms = b[0].view.buf, *sos = b[1].view.buf;
     double *zi = b[2].view.buf, *y = b[3].view.buf;
     Py_BEGIN_ALLOW_THREADS
