@@ -9,19 +9,17 @@ version is not above the installed one (``downgrade``), is below the anti-rollba
 (``busy``). Only then is the whole payload read and every file's SHA-256 checked.
 
 ``Installer.install`` then: extracts into ``slots/.staging-X`` checking each file's hash as it is
-written, fsyncs, re-reads and re-checks every file from disk, renames the staging directory to
-``slots/X``, writes ``trial.json``, switches ``current`` to X and wakes the boot guard, which
+written, makes its venv (``firmware.upgrade.venv``: the running slot's installed wheels shared, only
+those that differ installed), fsyncs, re-reads and re-checks every file from disk, renames the staging
+directory to ``slots/X``, writes ``trial.json``, switches ``current`` to X and wakes the boot guard, which
 starts the new slot and commits it or falls back (``firmware.upgrade.guard``). A kill at any
 point leaves ``current`` on a complete slot; recovery tidies the rest.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from firmware.upgrade.log import UpgradeLog
 from firmware.upgrade.settings import UpgradeSettings
 from firmware.upgrade.slots import SlotLayout
 from firmware.upgrade.trust import TrustStore
+from firmware.upgrade.venv import make_venv
 
 FILE_OVERHEAD_BYTES = 4096     # one filesystem block per file at worst (ext4 default block size)
 
@@ -77,8 +76,9 @@ class Installer:
         self.log = log or UpgradeLog(settings.state_dir, settings.log_depth)
         self._locked = locked or (lambda: revenue_locked_at(settings.revenue_lock_file, settings.run_dir))
         self._progress = progress or (lambda step: None)
-        self.venv_maker: Callable[[Path], None] = (
-            lambda slot_dir: make_venv(slot_dir, system_site_packages=settings.system_site_packages))
+        self.venv_maker: Callable[[Path], object] = (
+            lambda slot_dir: make_venv(slot_dir, system_site_packages=settings.system_site_packages,
+                                       running=self._running_slot()))
 
     # ------------------------------------------------------------------ checks
 
@@ -167,6 +167,11 @@ class Installer:
         return {"attempt": attempt, "version": version, "slot": slot, "previous": previous,
                 "key_id": checked.key_id, "guard_pid": guard}
 
+    def _running_slot(self) -> Path | None:
+        """The committed slot, whose installed dependencies the new slot's venv shares where they are the same."""
+        good = self.layout.good()
+        return self.layout.slot_path(good) if good else None
+
     def _step(self, attempt: str, step: str, version: str, slot: str) -> None:
         self._progress(step)
         self.log.record(attempt, "step", version=version, slot=slot, message=step)
@@ -221,7 +226,7 @@ def new_attempt_id() -> str:
 
 
 def provision(settings: UpgradeSettings, image_path: str | Path, slot: str = "a",
-              venv_maker: Callable[[Path], None] | None = None) -> dict[str, Any]:
+              venv_maker: Callable[[Path], object] | None = None) -> dict[str, Any]:
     """Factory step: verify an image with the trust store and make it the first, committed slot.
 
     ``venv_maker`` replaces how the slot's venv is made (the image build makes it with the target's own
@@ -244,41 +249,6 @@ def provision(settings: UpgradeSettings, image_path: str | Path, slot: str = "a"
     installer.log.record("provision", "committed", version=image.manifest.version, slot=slot,
                          message="provisioned")
     return {"slot": slot, "version": image.manifest.version, "key_id": kid}
-
-
-def make_venv(slot_dir: Path, python: str = sys.executable, *, system_site_packages: bool = False) -> None:
-    """Install the image's bundled wheels (and source archives, built here) into ``slot_dir/venv``.
-
-    Offline: pip sees only the slot's own ``wheels/``. The venv is created in the staging directory
-    and renamed with it, so only ``venv/bin/python -m ...`` is used (script shebangs keep the
-    staging path). ``system_site_packages`` lets the venv see the system's own Python packages (on the
-    CM4 image: Debian's python3-spidev). The CM4 image's first slot is made by the image build instead
-    (``tools.image.hostbuild``).
-    """
-    def run(argv: list[str], what: str) -> None:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
-        if done.returncode != 0:
-            raise UpgradeFailed(f"{what} failed: {done.stderr.strip()[-800:]}")
-
-    wheels = sorted(str(p) for p in (slot_dir / "wheels").glob("*") if p.is_file())
-    venv = str(slot_dir / "venv")
-    # The installer's own pip, aimed at the new interpreter (pip --python), where it has one: no pip copy
-    # per slot. A slot's venv without pip gives the new venv its own (ensurepip, offline).
-    own_pip = _has_pip(python)
-    flags = (["--without-pip"] if own_pip or not wheels else []) + (
-        ["--system-site-packages"] if system_site_packages else [])
-    run([python, "-m", "venv", *flags, venv], "creating the slot's Python environment")
-    if not wheels:
-        return
-    pip = [python, "-m", "pip", "--python", f"{venv}/bin/python"] if own_pip else [f"{venv}/bin/python", "-m", "pip"]
-    run([*pip, "install", "--quiet", "--disable-pip-version-check", "--no-index",
-         "--find-links", str(slot_dir / "wheels"), "--no-deps", *wheels], "installing the bundled dependencies")
-
-
-def _has_pip(python: str) -> bool:
-    if python == sys.executable:
-        return importlib.util.find_spec("pip") is not None
-    return subprocess.run([python, "-c", "import pip"], capture_output=True, timeout=60).returncode == 0
 
 
 def _fsync_tree(top: Path) -> None:

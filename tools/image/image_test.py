@@ -8,7 +8,7 @@
 5. memory: each service's PSS in the guest, and the total.
 6. upgrade: a newer signed image installed with ``meter image install --wait``: committed, the meter runs it.
 7. fallback: an image whose upgrade service fails at start: rolled back by itself, the old slot metering.
-8. power cut: qemu killed while an upgrade installs: the guest boots, meters, the committed slot is the
+8. power cut: qemu killed while an upgrade installs (its venv made or read back): the guest boots, meters, the committed slot is the
    one before (after the checks above: the upgraded one, so this boot also shows the upgrade kept over a
    power cycle), and the delivered energy did not go backwards.
 
@@ -46,6 +46,9 @@ METERING = ("healthy", "degraded")
 # numpy and scipy at once take minutes to send their first heartbeat, and a new slot as long to report
 # healthy. Before the first boot the test gives the emulated meter that time (the CM4 defaults: 5 s, 120 s).
 EMULATED_HEALTH_DEADLINE = 900
+# the install steps a power cut is made in: after the image is written to the staging directory, before the
+# slot is placed (docs/upgrade.md)
+CUT_STEPS = ("deps", "verify")
 EMULATED_SETTINGS = ["supervisor.heartbeat_timeout=300", f"upgrade.health_deadline={EMULATED_HEALTH_DEADLINE}"]
 
 
@@ -234,7 +237,27 @@ class ImageTest:
         check(good is not None and slots.get("current") == good and slots.get("trial") is None
               and slots["slots"][good]["version"] == new, f"the committed slot is not {new}: {slots}")
         check(running.get("version") == new, f"the running meter is {running.get('version')}, not {new}")
-        return f"{self.version} -> {new} committed in {self.figures[f'install_openmeter-{new}_s']:.0f} s, metering"
+        steps = self.step_times(result.get("attempt", ""))
+        self.figures[f"install_steps_{new}_s"] = steps
+        # the same wheels as the slot before: none installed again, numpy's files are that slot's own
+        old = slots["slots"][next(s for s in slots["slots"] if s != good)]
+        site = "venv/lib/python3.11/site-packages/numpy/__init__.py"
+        inodes = self.guest.ssh(f"stat -c %i /opt/openmeter/slots/{good}/{site} /opt/openmeter/slots/"
+                                f"{'a' if good == 'b' else 'b'}/{site}", check=False).stdout.split()
+        check(len(inodes) == 2 and inodes[0] == inodes[1],
+              f"numpy in the new slot is not the previous slot's ({old.get('version')}) installed file: {inodes}")
+        return (f"{self.version} -> {new} committed in {self.figures[f'install_openmeter-{new}_s']:.0f} s "
+                f"({', '.join(f'{k} {v:.0f} s' for k, v in steps.items())}), numpy shared with the previous slot, "
+                "metering")
+
+    def step_times(self, attempt: str) -> dict[str, float]:
+        """Seconds from each of an attempt's rows in the upgrade log to the next (the last: to its outcome)."""
+        rows = [r for r in self.log_rows(40) if r.get("attempt") == attempt]
+        out: dict[str, float] = {}
+        for row, after in zip(rows, rows[1:]):
+            name = row.get("message") if row.get("event") == "step" else row.get("event")
+            out[str(name)] = round(float(after["ts"]) - float(row["ts"]), 1)
+        return out
 
     def t_fallback(self) -> str:
         before = (self.status() or {}).get("version")
@@ -274,20 +297,22 @@ class ImageTest:
         self.guest.ssh("mkdir -p /var/lib/openmeter/incoming")
         self.guest.scp(img, f"/var/lib/openmeter/incoming/{img.name}")
         self.guest.ssh(f"nohup meter image install /var/lib/openmeter/incoming/{img.name} >/dev/null 2>&1 &")
-        # Cut while the new slot's venv is being made (the longest step, before anything is switched).
-        deadline = time.monotonic() + 300
+        # Cut while the new slot's venv is made or read back (before anything is switched): its 'deps' step
+        # (the running slot's files linked) or, if that was over by the look, its 'verify' step.
+        deadline = time.monotonic() + 600
         row: dict[str, Any] = {}
         while time.monotonic() < deadline:
             row = self.last_log_row()
-            if row.get("version") == new and row.get("event") == "step" and row.get("message") == "deps":
+            if row.get("version") == new and row.get("event") == "step" and row.get("message") != "extract":
                 break
-            time.sleep(1)
-        check(row.get("message") == "deps", f"the install never reached its dependency step: {row}")
+            time.sleep(0.5)
+        at = row.get("message")
+        check(at in CUT_STEPS, f"the install was not cut before its switch (last row {row})")
         took = self.power_cycle()
         rows = self.log_rows(6)
         cut = [r for r in rows if r.get("attempt") == row.get("attempt")]
-        check(cut != [] and cut[-1].get("message") == "deps",
-              f"the cut install's last row in the upgrade log is not its 'deps' step: {rows}")
+        check(cut != [] and cut[-1].get("message") == at,
+              f"the cut install's last row in the upgrade log is not its {at!r} step: {rows}")
         after = rows[rows.index(cut[-1]) + 1:]
         check(any(r.get("event") == "recovered" for r in after),
               f"no 'recovered' row: the boot guard did not tidy the interrupted install: {rows}")
@@ -301,7 +326,8 @@ class ImageTest:
         check(e1 >= e0, f"delivered energy went backwards over the power cut: {e0} -> {e1} Wh")
         check(not any(n.startswith((".staging", ".trash")) for n in leftovers),
               f"the interrupted install's staging is left in the slots: {leftovers}")
-        return (f"cut at the 'deps' step of {new}; committed {good} metering {took:.0f} s after power-on; "
+        self.figures["power_cut_at"] = at
+        return (f"cut at the {at!r} step of {new}; committed {good} metering {took:.0f} s after power-on; "
                 f"energy {e0} -> {e1} Wh")
 
     def t_hil(self) -> str:
