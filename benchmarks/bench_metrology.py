@@ -27,6 +27,7 @@ from metrology import _kernels
 from metrology._kernels import reference
 from metrology.flicker import FlickerMeter
 from metrology.frequency import CycleTracker, reference_filter
+from metrology.intervals import sequence_matrix
 from metrology.pipeline import Pipeline
 from metrology.settings import LossCoefficients, LossCompensation, MetrologySettings
 from metrology.systems import V_LN, wiring
@@ -112,6 +113,15 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
     tracker = CycleTracker(FS, 60.0, 30.0)
     table, params = tracker._delay_table, tracker._params.copy()
     state = np.array([FS / 60.0, np.nan, 0.0, 1.0])
+    cyc = (rng.uniform(1, 5e4, (60, 11)), rng.normal(0, 1e3, (60, 3)), rng.normal(size=(60, 11)) * (1 + 1j),
+           np.full(60, 1 / 60.0), np.full(60, 60.0))
+    seq = sequence_matrix("ABC")
+    present = np.ones(3)
+
+    def intervals(kernel):
+        for lo in range(0, 60, 12):
+            kernel(*(a[lo:lo + 12] for a in cyc), np.full(12, 1 / 12), present, 0.05, True, seq)
+        kernel(*cyc, np.full(60, 1 / 60), present, 0.05, True, seq)
     return [
         ("resample_cycles (1 s, 7 ch, 60 cycles of 512)",
          _best(lambda: reference.resample_cycles(buf, bounds, 512, 0, delays)),
@@ -140,6 +150,8 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
         ("flicker_chain (1 s of decimated squares, 3 voltages)",
          _best(lambda: reference.flicker_chain(squares, flicker._filters, flicker_zi, 1.0)),
          _best(lambda: _kernels.c_flicker_chain(squares, flicker._filters, flicker_zi, 1.0))),
+        ("interval_values (1 s: 5 windows of 12 cycles and the second)",
+         _best(lambda: intervals(reference.interval_values)), _best(lambda: intervals(_kernels.c_interval_values))),
         ("event_screen (1 s of Urms(1/2), 3 voltages, in 8 batches)",
          _best(lambda: [reference.event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)]),
          _best(lambda: [_kernels.c_event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)])),

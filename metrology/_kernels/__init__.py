@@ -136,9 +136,20 @@ def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -
     return out, last
 
 
+def c_interval_values(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, freq: np.ndarray,
+                      weights: np.ndarray, present: np.ndarray, creep_current: float, ieee: bool, seq: np.ndarray
+                      ) -> np.ndarray:
+    out = np.empty(reference.INTERVAL_SIZE)
+    fund = np.ascontiguousarray(fund, dtype=np.complex128).view(np.float64)
+    seq = np.ascontiguousarray(seq, dtype=np.complex128).view(np.float64)
+    _ckernels.interval_values(_f64(ms), _f64(vi), fund, _f64(duration_s), _f64(freq), _f64(weights), _f64(present),
+                              seq, out, ms.shape[0], float(creep_current), ieee)
+    return out
+
+
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
-           "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain")
+           "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values")
 
 
 def _select(c: bool) -> None:
@@ -151,6 +162,7 @@ harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_
 track_crossings, cycle_change = reference.track_crossings, reference.cycle_change
 harmonic_values, block_squares = reference.harmonic_values, reference.block_squares
 event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
+interval_values = reference.interval_values
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

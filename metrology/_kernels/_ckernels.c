@@ -1001,6 +1001,172 @@ static PyObject *k_flicker_chain(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Max-deviation unbalance in % of the present values of x[0..2] (reference._unbalance): NaN with fewer than
+ * two, or a mean not positive. The mean adds them in order. */
+static double unbalance3(const double *x, const int *present)
+{
+    double sum = 0.0, v[3];
+    int n = 0;
+    for (int k = 0; k < 3; k++)
+        if (present[k])
+            v[n++] = x[k];
+    if (n < 2)
+        return NAN;
+    for (int k = 0; k < n; k++)
+        sum += v[k];
+    const double avg = sum / n;
+    double dev = fabs(v[0] - avg);
+    for (int k = 1; k < n; k++)
+        dev = fabs(v[k] - avg) > dev ? fabs(v[k] - avg) : dev;
+    return avg > 0 ? 100 * dev / avg : NAN;
+}
+
+/* |p| / s at most 1, NaN without s; negative when leading (IEEE: p * q < 0) or, IEC, when p < 0. */
+static double signed_pf1(double p, double q, double s, int ieee)
+{
+    double mag = NAN;
+    if (s > 0) {
+        mag = fabs(p) / s;
+        mag = mag < 1.0 ? mag : 1.0;
+    }
+    const int negative = ieee ? !(p * q >= 0) : !(p >= 0);
+    return negative ? -mag : mag;
+}
+
+/* Sum of n values in the order numpy's sum of a contiguous array adds them (pairwise, blocks of 8). */
+static double pairwise_sum(const double *a, Py_ssize_t n)
+{
+    if (n < 8) {
+        double res = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        Py_ssize_t i;
+        for (int j = 0; j < 8; j++)
+            r[j] = a[j];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++)
+                r[j] += a[i + j];
+        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
+}
+
+#define IV_SIGNALS 11
+#define IV_SIZE 57
+/* interval_values(ms (m, 11), vi (m, 3), fund (m, 11) complex as pairs, duration (m,), freq (m,), weights (m,),
+ *                 present (3,), seq (3, 3) complex as pairs, out (57,), m, creep, ieee): the values of the
+ *                 interval made of m cycles, flat in reference.INTERVAL_VALUES order (reference.interval_values):
+ *                 v_ln v_ll i i_n i_res (RMS of the weighted mean squares), p q s s_vect pf dpf quadrant p1 (a, b,
+ *                 c, total), freq, v_seq i_seq, v_u0 v_u2 i_u0 i_u2, v_unbal v_ll_unbal i_unbal. Weighted sums
+ *                 add the cycles in order. */
+static PyObject *k_interval_values(PyObject *self, PyObject *args)
+{
+    PyObject *o[9];
+    buf_t b[9] = {{0}};
+    Py_ssize_t m;
+    double creep;
+    int ieee;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOndp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8], &m,
+                          &creep, &ieee))
+        return NULL;
+    if (m < 0 || m > 1000000)
+        return bad_args("interval_values: bad cycle count");
+    const array_arg spec[] = {{"ms", 0, m * IV_SIGNALS}, {"vi", 0, m * 3}, {"fund", 0, m * 2 * IV_SIGNALS},
+                              {"duration", 0, m}, {"freq", 0, m}, {"weights", 0, m}, {"present", 0, 3},
+                              {"seq", 0, 18}, {"out", 1, IV_SIZE}};
+    if (get_arrays(o, spec, 9, b))
+        return NULL;
+    const double *ms = b[0].view.buf, *vi = b[1].view.buf, *fund = b[2].view.buf, *dur = b[3].view.buf;
+    const double *freq = b[4].view.buf, *w = b[5].view.buf, *pr = b[6].view.buf, *seq = b[7].view.buf;
+    double *out = b[8].view.buf;
+    double *valid_dur = PyMem_RawMalloc((size_t)(m > 0 ? m : 1) * sizeof(double));
+    if (valid_dur == NULL)
+        return no_memory(b, 9);
+    Py_BEGIN_ALLOW_THREADS
+    double wms[IV_SIGNALS] = {0}, wvi[3] = {0}, s1r[3] = {0}, s1i[3] = {0}, fr[IV_SIGNALS] = {0}, fi[IV_SIGNALS] = {0};
+    Py_ssize_t n_valid = 0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        const double wi = w[i];
+        const double *f = fund + 2 * IV_SIGNALS * i;
+        for (int q = 0; q < IV_SIGNALS; q++) {
+            wms[q] += wi * ms[i * IV_SIGNALS + q];
+            fr[q] += wi * f[2 * q];
+            fi[q] += wi * f[2 * q + 1];
+        }
+        for (int k = 0; k < 3; k++) {
+            wvi[k] += wi * vi[i * 3 + k];
+            const double vr = f[2 * k], vim = f[2 * k + 1], ir = f[2 * (6 + k)], ii = f[2 * (6 + k) + 1];
+            s1r[k] += wi * (vr * ir + vim * ii);          /* V conj(I) */
+            s1i[k] += wi * (vim * ir - vr * ii);
+        }
+        if (!isnan(freq[i]))
+            valid_dur[n_valid++] = dur[i];
+    }
+    int present[3], lines[3];
+    for (int k = 0; k < 3; k++)
+        present[k] = pr[k] != 0.0;
+    for (int k = 0; k < 3; k++)
+        lines[k] = present[k] && present[(k + 1) % 3];
+    double *o_rms = out, *o_p = out + 11, *o_q = out + 15, *o_s = out + 19, *o_sv = out + 23, *o_pf = out + 27;
+    double *o_dpf = out + 31, *o_quad = out + 35, *o_p1 = out + 39, *o_f = out + 43, *o_seq = out + 44;
+    double *o_u = out + 50, *o_unb = out + 54;
+    for (int q = 0; q < IV_SIGNALS; q++)
+        o_rms[q] = sqrt(wms[q]);
+    /* power as metrology.power.interval_power: a phase below the creep current carries nothing */
+    for (int k = 0; k < 3; k++) {
+        const int live = present[k] && sqrt(wms[6 + k]) >= creep;
+        o_p[k] = live ? wvi[k] : 0.0;
+        o_q[k] = live ? s1i[k] : 0.0;
+        o_p1[k] = live ? s1r[k] : 0.0;
+        o_s[k] = live ? sqrt(wms[k] * wms[6 + k]) : 0.0;
+    }
+    o_p[3] = o_p[0] + o_p[1] + o_p[2];
+    o_q[3] = o_q[0] + o_q[1] + o_q[2];
+    o_p1[3] = o_p1[0] + o_p1[1] + o_p1[2];
+    o_s[3] = o_s[0] + o_s[1] + o_s[2];
+    static const double quadrant[4] = {1, 2, 4, 3};
+    for (int k = 0; k < 4; k++) {
+        o_sv[k] = hypot(o_p[k], o_q[k]);
+        o_pf[k] = signed_pf1(o_p[k], o_q[k], o_s[k], ieee);
+        o_dpf[k] = signed_pf1(o_p1[k], o_q[k], hypot(o_p1[k], o_q[k]), ieee);
+        o_quad[k] = quadrant[!(o_p[k] >= 0) + 2 * !(o_q[k] >= 0)];
+    }
+    o_f[0] = n_valid ? (double)n_valid / pairwise_sum(valid_dur, n_valid) : NAN;
+    /* symmetrical components of the weighted fundamentals: (V, I) x (zero, positive, negative) */
+    for (int r = 0; r < 2; r++) {
+        const int s0 = r ? 6 : 0;
+        for (int j = 0; j < 3; j++) {
+            double re = 0.0, im = 0.0;
+            for (int k = 0; k < 3; k++) {
+                const double mr = seq[2 * (k * 3 + j)], mi = seq[2 * (k * 3 + j) + 1];
+                re += fr[s0 + k] * mr - fi[s0 + k] * mi;
+                im += fr[s0 + k] * mi + fi[s0 + k] * mr;
+            }
+            o_seq[r * 3 + j] = hypot(re, im);
+        }
+        const double zero = o_seq[r * 3], pos = o_seq[r * 3 + 1], neg = o_seq[r * 3 + 2];
+        const int ok = present[0] && present[1] && present[2] && pos > 0;
+        o_u[2 * r] = ok ? 100 * zero / pos : NAN;
+        o_u[2 * r + 1] = ok ? 100 * neg / pos : NAN;
+    }
+    o_unb[0] = unbalance3(o_rms, present);
+    o_unb[1] = unbalance3(o_rms + 3, lines);
+    o_unb[2] = unbalance3(o_rms + 6, present);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(valid_dur);
+    release(b, 9);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
@@ -1013,6 +1179,7 @@ static PyMethodDef methods[] = {
     {"event_screen", k_event_screen, METH_VARARGS, "Dip/swell and RVC screen of a batch of Urms(1/2) values."},
     {"flicker_chain", k_flicker_chain, METH_VARARGS, "The flickermeter's filters, division and squaring per sample."},
     {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
+    {"interval_values", k_interval_values, METH_VARARGS, "Every value of an interval from its cycles' measures."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -270,3 +270,52 @@ def flicker_chain(ms: np.ndarray, sos: np.ndarray, zi: np.ndarray, gain: float) 
         out, zf[last:, :, c] = sosfilt(sos[last:], v, zi[last:, :, c])
         y[:, c] = out * gain
     return y, zf
+
+
+# the values of an interval as interval_values returns them, one flat (INTERVAL_SIZE,) array: name and length,
+# in this order (signals as metrology.systems.SIGNALS: va vb vc vab vbc vca ia ib ic in ires)
+INTERVAL_VALUES = (("v_ln", 3), ("v_ll", 3), ("i", 3), ("i_n", 1), ("i_res", 1), ("p", 4), ("q", 4), ("s", 4),
+                   ("s_vect", 4), ("pf", 4), ("dpf", 4), ("quadrant", 4), ("p1", 4), ("freq", 1), ("v_seq", 3),
+                   ("i_seq", 3), ("v_u0", 1), ("v_u2", 1), ("i_u0", 1), ("i_u2", 1), ("v_unbal", 1),
+                   ("v_ll_unbal", 1), ("i_unbal", 1))
+INTERVAL_SIZE = sum(size for _, size in INTERVAL_VALUES)
+
+
+def interval_values(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, freq: np.ndarray,
+                    weights: np.ndarray, present: np.ndarray, creep_current: float, ieee: bool, seq: np.ndarray
+                    ) -> np.ndarray:
+    """The values of the interval made of m cycles (``ms`` (m, 11), ``vi`` (m, 3), ``fund`` (m, 11) complex,
+    ``duration_s`` and ``freq`` (m,)) with the given weights (sum 1), as one flat array in ``INTERVAL_VALUES``
+    order: RMS of the weighted mean squares, the phases' and total power (metrology.power.interval_power: creep,
+    PF by the IEEE convention or else IEC, quadrants), frequency (valid cycles over their duration), symmetrical
+    components of the weighted fundamentals (``seq`` (3, 3): (zero, positive, negative) = (a, b, c) @ seq) and
+    their u0/u2 in % (NaN unless all three phases are present), and the max-deviation unbalances in %."""
+    from metrology.power import interval_power     # power imports nothing of the kernels: no cycle
+
+    w = np.asarray(weights, dtype=np.float64)
+    pres = np.asarray(present, dtype=bool).tolist()
+    m = (w @ ms).tolist()
+    s1 = w @ (fund[:, 0:3] * np.conj(fund[:, 6:9]))
+    pw = interval_power(m[0:3], m[6:9], (w @ vi).tolist(), s1.tolist(), pres, creep_current,
+                        "IEEE" if ieee else "IEC")
+    valid = ~np.isnan(freq)
+    n_valid = int(np.count_nonzero(valid))
+    f = n_valid / float(duration_s[valid].sum()) if n_valid else np.nan
+    rms = np.sqrt(np.asarray(m))
+    comp = np.abs((w @ fund)[[[0, 1, 2], [6, 7, 8]]] @ seq).tolist()     # (V, I) x (zero, positive, negative)
+    u = [100 * c[k] / c[1] if all(pres) and c[1] > 0 else np.nan for c in comp for k in (0, 2)]
+    lines = [pres[0] and pres[1], pres[1] and pres[2], pres[2] and pres[0]]
+    r = rms.tolist()
+    unbal = [_unbalance(r[0:3], pres), _unbalance(r[3:6], lines), _unbalance(r[6:9], pres)]
+    assert pw.quadrant is not None and pw.pf is not None and pw.dpf is not None
+    return np.concatenate((rms, pw.p, pw.q, pw.s_arith, pw.s_vect, pw.pf, pw.dpf, pw.quadrant, pw.p1, [f],
+                           comp[0], comp[1], u, unbal)).astype(np.float64)
+
+
+def _unbalance(x: list[float], present: list[bool]) -> float:
+    """Max-deviation unbalance of the present values in %, NaN with fewer than two or a mean not positive."""
+    v = [a for a, ok in zip(x, present) if ok]
+    if len(v) < 2:
+        return np.nan
+    avg = sum(v) / len(v)
+    return 100 * max(abs(a - avg) for a in v) / avg if avg > 0 else np.nan

@@ -267,3 +267,53 @@ def test_flicker_chain_agrees_with_the_filters_run_one_by_one():
         np.testing.assert_allclose(y_c, y_r, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(z_c, z_r, rtol=1e-9, atol=1e-9)
     assert np.all(y_c >= 0) and y_c.max() > 0.1
+
+
+def _cycles_of_a_disturbed_run(system_type: str):
+    """Cycle measures of the pipeline on 3 s of three-phase 60 Hz with a sag on A, a step to 61.5 Hz, an
+    interruption, phase C without current, and two lost blocks."""
+    from metrology.cycle import CycleMeasures
+    from metrology.pipeline import Pipeline
+    from metrology.settings import MetrologySettings
+
+    fs, rng = 32000.0, np.random.default_rng(17)
+    n = int(3 * fs)
+    f = np.where(np.arange(n) < 1.5 * fs, 60.0, 61.5)
+    th = 2 * np.pi * np.cumsum(f) / fs
+    x = np.zeros((n, 7))
+    for p, (shift, amps) in enumerate(((0.0, 7.0), (-2 * np.pi / 3, 3.0), (2 * np.pi / 3, 0.0))):
+        a = th + shift
+        x[:, 2 * p + 1] = 325 * (np.cos(a) + 0.04 * np.cos(5 * a))
+        x[:, 2 * p] = amps * (np.cos(a - 0.6 + p) + 0.1 * np.cos(3 * a))
+    x[int(0.7 * fs):int(0.9 * fs), 1] *= 0.4                                  # sag on A
+    x[int(2.2 * fs):int(2.4 * fs), 1::2] *= 0.01                             # interruption: cycles not measured
+    x[:, 6] = -(x[:, 0] + x[:, 2] + x[:, 4])
+    x += rng.normal(0, 0.05, x.shape)
+    pl = Pipeline(MetrologySettings(system_type=system_type))
+    found = [pl.feed_values(x[i:i + 4096], i, 10**18 + int(i * 1e9 / fs)).cycles
+             for i in range(0, n, 4096) if i // 4096 not in (9, 10)]
+    return pl, CycleMeasures.concat([c for c in found if c is not None])
+
+
+def test_interval_values_agrees_on_windows_and_seconds_through_a_sag_an_interruption_a_frequency_step_and_a_gap():
+    from metrology.intervals import sequence_matrix
+    from metrology.settings import SYSTEM_TYPES
+
+    names = [name for name, size in reference.INTERVAL_VALUES for _ in range(size)]
+    u_index = [k for k, name in enumerate(names) if name in ("v_u0", "v_u2", "i_u0", "i_u2")]
+    for system_type in SYSTEM_TYPES:
+        pl, cm = _cycles_of_a_disturbed_run(system_type)
+        assert cm.count > 150 and np.isnan(cm.freq).any() and (cm.freq > 61).any()
+        runs = [(slice(lo, lo + 12), np.full(12, 1 / 12)) for lo in range(0, cm.count - 12, 12)]
+        runs.append((slice(0, cm.count), cm.duration_s / cm.duration_s.sum()))          # duration-weighted
+        for (rows, weights), ieee, order in zip(runs, (True, False) * len(runs), ("ABC", "ACB", "ACB") * len(runs)):
+            args = (cm.ms[rows], cm.vi[rows], cm.fund[rows], cm.duration_s[rows], cm.freq[rows], weights,
+                    pl.present, pl.creep, ieee, sequence_matrix(order))
+            got, want = _kernels.c_interval_values(*args), reference.interval_values(*args)
+            assert got.shape == want.shape == (reference.INTERVAL_SIZE,)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            # u0 and u2 divide by the positive sequence, a cancellation where the phase order is against the
+            # rotation (ACB here): its rounding grows by |V| / |V+|
+            loose = np.isin(np.arange(got.size), u_index)
+            np.testing.assert_allclose(got[~loose], want[~loose], rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(got[loose], want[loose], rtol=1e-7, atol=1e-9)
