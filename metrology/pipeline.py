@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metrology import deviation, signalling
+from metrology import _kernels, deviation, signalling
 from metrology.cycle import CycleLog, CycleMeasures, CycleStage
-from metrology.energy import EnergyIncrement, EnergyRegisters, cycle_energy, loss_power
+from metrology.energy import EnergyIncrement, EnergyRegisters
 from metrology.events import EventStart, EventThresholds, PqEvent
 from metrology.evstats import cycle_quantities
 from metrology.flagging import EventFlagger
@@ -41,12 +41,12 @@ from metrology.frequency import CycleTracker, TenSecondFrequency
 from metrology.harmonics import HARMONIC_SIGNALS, fundamental_floor, spectrum_harmonics, spectrum_lines
 from metrology.intervals import (FREQ_10S_SLOTS, NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator,
                                  CountAggregator, Interval, cycles_values, harmonic_values)
-from metrology.power import compute_power
 from metrology.resample import SyncResampler
 from metrology.settings import SAMPLES_PER_CYCLE, MetrologySettings
-from metrology.systems import I_PH, INPUTS, SIGNALS, V_LL, V_LN, wiring
+from metrology.systems import INPUTS, SIGNALS, V_LL, V_LN, wiring
 from metrology.transients import TransientDetector, TransientSettings
 
+ENERGY_QUANTITIES = EnergyIncrement.quantities()
 WINDOWS_PER_3S = 15        # 150/180 cycles = 15 windows of 10/12 (IEC 61000-4-30 4.5.2)
 
 
@@ -394,18 +394,12 @@ class Pipeline:
         return item
 
     def _energy(self, cm: CycleMeasures) -> tuple[EnergyIncrement, EnergyIncrement | None]:
+        """The energy of the cycles ``cm`` and, with loss compensation on, its compensated twin (one pass of the
+        interval_energy kernel, whose definition ``reference.interval_energy`` is compute_power and cycle_energy)."""
         s = self.settings
-        s1 = cm.fund[:, V_LN] * np.conj(cm.fund[:, I_PH])
-        v_ms, i_ms = cm.ms[:, V_LN], cm.ms[:, I_PH]
-        pw = compute_power(v_ms, i_ms, cm.vi, s1, self.present, self.creep, s.pf_convention, factors=False)
-        live = self.present & (np.sqrt(i_ms) >= self.creep)
-        energy = cycle_energy(pw, v_ms, i_ms, live, cm.duration_s)
+        table = _kernels.interval_energy(cm.ms, cm.vi, cm.fund, cm.duration_s, self.present, self.creep, s.losses)
+        duration = float(cm.duration_s.sum())
+        energy = EnergyIncrement(duration_s=duration, **dict(zip(ENERGY_QUANTITIES, table[0])))
         if not s.losses.enabled:
             return energy, None
-        w_loss, var_loss = loss_power(v_ms, i_ms, pw.p[:, :3] >= 0, self.present, s.losses)
-        vi_c = np.where(live, cm.vi, 0.0) + w_loss
-        s1_c = np.where(live, s1, 0.0) + 1j * var_loss
-        pw_c = compute_power(v_ms, i_ms, vi_c, s1_c, self.present, 0.0, s.pf_convention, factors=False)
-        comp = cycle_energy(pw_c, v_ms, i_ms, live, cm.duration_s, compensated=True)
-        comp.start_ns = energy.start_ns
-        return energy, comp
+        return energy, EnergyIncrement(duration_s=duration, compensated=True, **dict(zip(ENERGY_QUANTITIES, table[1])))

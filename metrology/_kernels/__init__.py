@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from metrology._kernels import reference
+from metrology.energy import EnergyIncrement     # imports nothing of the kernels
 
 try:
     from metrology._kernels import _ckernels  # type: ignore[attr-defined]
@@ -147,9 +148,22 @@ def c_interval_values(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration
     return out
 
 
+def c_interval_energy(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, present: np.ndarray,
+                      creep_current: float, losses) -> np.ndarray:
+    out = np.zeros((2, len(EnergyIncrement.quantities()), 4))
+    d, r = losses.delivered, losses.received
+    loss = np.array([losses.va_rated, losses.v_cal, losses.i_cal, d.fe_w_pct, d.cu_w_pct, d.fe_var_pct, d.cu_var_pct,
+                     r.fe_w_pct, r.cu_w_pct, r.fe_var_pct, r.cu_var_pct], dtype=np.float64)
+    fund = np.ascontiguousarray(fund, dtype=np.complex128).view(np.float64)
+    _ckernels.interval_energy(_f64(ms), _f64(vi), fund, _f64(duration_s), _f64(present), loss, out, ms.shape[0],
+                              float(creep_current), bool(losses.enabled))
+    return out
+
+
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
-           "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values")
+           "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values",
+           "interval_energy")
 
 
 def _select(c: bool) -> None:
@@ -162,7 +176,7 @@ harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_
 track_crossings, cycle_change = reference.track_crossings, reference.cycle_change
 harmonic_values, block_squares = reference.harmonic_values, reference.block_squares
 event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
-interval_values = reference.interval_values
+interval_values, interval_energy = reference.interval_values, reference.interval_energy
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

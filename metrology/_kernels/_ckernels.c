@@ -1167,6 +1167,123 @@ static PyObject *k_interval_values(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+#define IE_QUANTITIES 20
+/* One cycle's energy in hours (dt) into the sums e (IE_QUANTITIES, 4), as metrology.energy.cycle_energy:
+ * p, q, sa the phases' W, var and VA (creep applied), v and ia their mean squares (ia zero where not live).
+ * Quantities: wh_del wh_rec varh_del varh_rec varh_q1..q4 vah_del vah_rec vah_vect_del vah_vect_rec qh_del
+ * qh_rec ah_del ah_rec v2h_del v2h_rec i2h_del i2h_rec; the rec sums of W, var and Qh are kept negative. */
+static void add_cycle_energy(double e[IE_QUANTITIES][4], const double p3[3], const double q3[3], const double sa3[3],
+                             const double v3[3], const double ia3[3], double dt)
+{
+    static const double sqrt3_2 = 0.86602540378443864676;
+    double p[4], q[4], sa[4], v[4], ia[4], am[4];
+    for (int k = 0; k < 3; k++) {
+        p[k] = p3[k];
+        q[k] = q3[k];
+        sa[k] = sa3[k];
+        v[k] = v3[k];
+        ia[k] = ia3[k];
+        am[k] = sqrt(ia3[k]);
+    }
+    p[3] = p[0] + p[1] + p[2];
+    q[3] = q[0] + q[1] + q[2];
+    sa[3] = sa[0] + sa[1] + sa[2];
+    v[3] = v[0] + v[1] + v[2];
+    ia[3] = ia[0] + ia[1] + ia[2];
+    am[3] = am[0] + am[1] + am[2];
+    for (int c = 0; c < 4; c++) {
+        const double qh = p[c] / 2 + q[c] * sqrt3_2;
+        const double by_w[6] = {p[c] * dt, sa[c] * dt, hypot(p[c], q[c]) * dt, am[c] * dt, v[c] * dt, ia[c] * dt};
+        static const int del_row[6] = {0, 8, 10, 14, 16, 18};     /* wh vah vah_vect ah v2h i2h */
+        const int d = p[c] >= 0, pos_q = q[c] >= 0, pos_qh = qh >= 0;
+        for (int j = 0; j < 6; j++)
+            e[del_row[j] + !d][c] += by_w[j];
+        const double q_h = q[c] * dt, qh_h = qh * dt;
+        e[pos_q ? 2 : 3][c] += q_h;
+        e[4 + (d ? (pos_q ? 0 : 3) : (pos_q ? 1 : 2))][c] += fabs(q_h);
+        e[pos_qh ? 12 : 13][c] += qh_h;
+    }
+}
+
+/* interval_energy(ms (m, 11), vi (m, 3), fund (m, 11) complex as pairs, duration (m,), present (3,), loss (11,),
+ *                 out (2, 20, 4), m, creep, compensate): the energy of m cycles (reference.interval_energy): row 0
+ *                 uncompensated, row 1 with the losses added (when compensate; else left as it is). loss: rated VA
+ *                 (all phases), Vcal, Ical, then delivered and received fe_w cu_w fe_var cu_var in %. */
+static PyObject *k_interval_energy(PyObject *self, PyObject *args)
+{
+    PyObject *o[7];
+    buf_t b[7] = {{0}};
+    Py_ssize_t m;
+    double creep;
+    int compensate;
+    if (!PyArg_ParseTuple(args, "OOOOOOOndp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &m, &creep,
+                          &compensate))
+        return NULL;
+    if (m < 0)
+        return bad_args("interval_energy: bad cycle count");
+    const array_arg spec[] = {{"ms", 0, m * IV_SIGNALS}, {"vi", 0, m * 3}, {"fund", 0, m * 2 * IV_SIGNALS},
+                              {"duration", 0, m}, {"present", 0, 3}, {"loss", 0, 11}, {"out", 1, 2 * IE_QUANTITIES * 4}};
+    if (get_arrays(o, spec, 7, b))
+        return NULL;
+    const double *ms = b[0].view.buf, *vi = b[1].view.buf, *fund = b[2].view.buf, *dur = b[3].view.buf;
+    const double *pr = b[4].view.buf, *loss = b[5].view.buf;
+    double *out = b[6].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    double e[IE_QUANTITIES][4] = {{0}}, ec[IE_QUANTITIES][4] = {{0}};
+    int present[3], n_present = 0;
+    for (int k = 0; k < 3; k++) {
+        present[k] = pr[k] != 0.0;
+        n_present += present[k];
+    }
+    const double va_r = loss[0] / (n_present > 1 ? n_present : 1);
+    const double v_cal2 = loss[1] * loss[1], i_cal2 = loss[2] * loss[2];
+    for (Py_ssize_t i = 0; i < m; i++) {
+        const double dt = dur[i] / 3600.0;
+        const double *f = fund + 2 * IV_SIGNALS * i;
+        double p[3], q[3], sa[3], v[3], ia[3], s1r[3], s1i[3], im[3];
+        int live[3];
+        for (int k = 0; k < 3; k++) {
+            v[k] = ms[i * IV_SIGNALS + k];
+            im[k] = ms[i * IV_SIGNALS + 6 + k];
+            const double vr = f[2 * k], vim = f[2 * k + 1], ir = f[2 * (6 + k)], ii = f[2 * (6 + k) + 1];
+            s1r[k] = vr * ir + vim * ii;          /* V conj(I) */
+            s1i[k] = vim * ir - vr * ii;
+            live[k] = present[k] && sqrt(im[k]) >= creep;
+            p[k] = live[k] ? vi[i * 3 + k] : 0.0;
+            q[k] = live[k] ? s1i[k] : 0.0;
+            sa[k] = live[k] ? sqrt(v[k] * im[k]) : 0.0;
+            ia[k] = live[k] ? im[k] : 0.0;
+        }
+        add_cycle_energy(e, p, q, sa, v, ia, dt);
+        if (!compensate)
+            continue;
+        /* the losses of each phase (metrology.energy.loss_power) on W and var; every present phase is live */
+        double pc[3], qc[3], sac[3];
+        for (int k = 0; k < 3; k++) {
+            const double *coef = loss + (p[k] >= 0 ? 3 : 7);
+            const double v2 = loss[1] > 0 ? v[k] / v_cal2 : 0.0, i2 = loss[2] > 0 ? im[k] / i_cal2 : 0.0;
+            const double w_loss = present[k] ? (v2 * coef[0] + i2 * coef[1]) / 100 * va_r : 0.0;
+            const double var_loss = present[k] ? (v2 * v2 * coef[2] + i2 * coef[3]) / 100 * va_r : 0.0;
+            const int live_c = present[k] && sqrt(im[k]) >= 0.0;
+            pc[k] = live_c ? (live[k] ? vi[i * 3 + k] : 0.0) + w_loss : 0.0;
+            qc[k] = live_c ? (live[k] ? s1i[k] : 0.0) + var_loss : 0.0;
+            sac[k] = live_c ? sqrt(v[k] * im[k]) : 0.0;
+        }
+        add_cycle_energy(ec, pc, qc, sac, v, ia, dt);
+    }
+    for (int j = 0; j < IE_QUANTITIES; j++) {
+        const int negate = j == 1 || j == 3 || j == 13;       /* wh_rec varh_rec qh_rec: as positive amounts */
+        for (int c = 0; c < 4; c++) {
+            out[j * 4 + c] = negate ? -e[j][c] : e[j][c];
+            if (compensate)
+                out[(IE_QUANTITIES + j) * 4 + c] = negate ? -ec[j][c] : ec[j][c];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(b, 7);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
@@ -1180,6 +1297,7 @@ static PyMethodDef methods[] = {
     {"flicker_chain", k_flicker_chain, METH_VARARGS, "The flickermeter's filters, division and squaring per sample."},
     {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
     {"interval_values", k_interval_values, METH_VARARGS, "Every value of an interval from its cycles' measures."},
+    {"interval_energy", k_interval_energy, METH_VARARGS, "Energy of a run of cycles, uncompensated and compensated."},
     {NULL, NULL, 0, NULL},
 };
 

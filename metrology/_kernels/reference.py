@@ -319,3 +319,31 @@ def _unbalance(x: list[float], present: list[bool]) -> float:
         return np.nan
     avg = sum(v) / len(v)
     return 100 * max(abs(a - avg) for a in v) / avg if avg > 0 else np.nan
+
+
+def interval_energy(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, present: np.ndarray,
+                    creep_current: float, losses) -> np.ndarray:
+    """(2, Q, 4) energy of m cycles (``ms`` (m, 11), ``vi`` (m, 3), ``fund`` (m, 11) complex, ``duration_s``
+    (m,)): row 0 the quantities of ``metrology.energy.EnergyIncrement.quantities()`` (phases a, b, c, total), by
+    ``compute_power`` (creep) and ``cycle_energy``; row 1 the same with ``losses``
+    (metrology.settings.LossCompensation, ``loss_power``) added to W and var, zeros when it is not enabled."""
+    from metrology.energy import EnergyIncrement, cycle_energy, loss_power    # neither imports the kernels
+    from metrology.power import compute_power
+
+    present = np.asarray(present, dtype=bool)
+    names = EnergyIncrement.quantities()
+    out = np.zeros((2, len(names), 4))
+    s1 = fund[:, 0:3] * np.conj(fund[:, 6:9])
+    v_ms, i_ms = ms[:, 0:3], ms[:, 6:9]
+    pw = compute_power(v_ms, i_ms, vi, s1, present, creep_current, "IEEE", factors=False)
+    live = present & (np.sqrt(i_ms) >= creep_current)
+    energy = cycle_energy(pw, v_ms, i_ms, live, duration_s)
+    out[0] = [getattr(energy, name) for name in names]
+    if losses.enabled:
+        w_loss, var_loss = loss_power(v_ms, i_ms, pw.p[:, :3] >= 0, present, losses)
+        vi_c = np.where(live, vi, 0.0) + w_loss
+        s1_c = np.where(live, s1, 0.0) + 1j * var_loss
+        pw_c = compute_power(v_ms, i_ms, vi_c, s1_c, present, 0.0, "IEEE", factors=False)
+        comp = cycle_energy(pw_c, v_ms, i_ms, live, duration_s, compensated=True)
+        out[1] = [getattr(comp, name) for name in names]
+    return out

@@ -281,10 +281,11 @@ def _cycles_of_a_disturbed_run(system_type: str):
     f = np.where(np.arange(n) < 1.5 * fs, 60.0, 61.5)
     th = 2 * np.pi * np.cumsum(f) / fs
     x = np.zeros((n, 7))
-    for p, (shift, amps) in enumerate(((0.0, 7.0), (-2 * np.pi / 3, 3.0), (2 * np.pi / 3, 0.0))):
+    # A delivers with the current lagging (Q1), B receives (Q2), C carries no current
+    for p, (shift, amps, lag) in enumerate(((0.0, 7.0, 0.6), (-2 * np.pi / 3, 3.0, 2.5), (2 * np.pi / 3, 0.0, 0.0))):
         a = th + shift
         x[:, 2 * p + 1] = 325 * (np.cos(a) + 0.04 * np.cos(5 * a))
-        x[:, 2 * p] = amps * (np.cos(a - 0.6 + p) + 0.1 * np.cos(3 * a))
+        x[:, 2 * p] = amps * (np.cos(a - lag) + 0.1 * np.cos(3 * a))
     x[int(0.7 * fs):int(0.9 * fs), 1] *= 0.4                                  # sag on A
     x[int(2.2 * fs):int(2.4 * fs), 1::2] *= 0.01                             # interruption: cycles not measured
     x[:, 6] = -(x[:, 0] + x[:, 2] + x[:, 4])
@@ -317,3 +318,25 @@ def test_interval_values_agrees_on_windows_and_seconds_through_a_sag_an_interrup
             loose = np.isin(np.arange(got.size), u_index)
             np.testing.assert_allclose(got[~loose], want[~loose], rtol=1e-12, atol=1e-9)
             np.testing.assert_allclose(got[loose], want[loose], rtol=1e-7, atol=1e-9)
+
+
+def test_interval_energy_agrees_with_and_without_losses_delivered_and_received_through_disturbances():
+    from metrology.energy import EnergyIncrement
+    from metrology.settings import SYSTEM_TYPES, LossCoefficients, LossCompensation
+
+    losses = LossCompensation(True, 1e5, 230.0, 5.0, LossCoefficients(0.1, 0.3, 0.5, 1.0),
+                              LossCoefficients(0.2, 0.4, 0.7, 1.3))
+    names = EnergyIncrement.quantities()
+    for system_type in SYSTEM_TYPES:
+        pl, cm = _cycles_of_a_disturbed_run(system_type)
+        seconds = [slice(lo, lo + 61) for lo in range(0, cm.count, 61)]
+        for rows, loss in zip(seconds, (losses, LossCompensation(), losses)):
+            args = (cm.ms[rows], cm.vi[rows], cm.fund[rows], cm.duration_s[rows], pl.present, pl.creep, loss)
+            got, want = _kernels.c_interval_energy(*args), reference.interval_energy(*args)
+            assert got.shape == want.shape == (2, len(names), 4)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+            assert (got[1] != 0).any() == loss.enabled
+        if system_type == "4W-WYE":      # both directions and the losses' coefficients of each were exercised
+            assert (got[0, names.index("wh_del")][:2] > 0).tolist() == [True, False]
+            assert (got[0, names.index("wh_rec")][:2] > 0).tolist() == [False, True]
+            assert (got[1, names.index("wh_del")] > got[0, names.index("wh_del")])[0]
