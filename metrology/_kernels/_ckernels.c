@@ -711,33 +711,13 @@ static double np_sum(const double *a, Py_ssize_t n, Py_ssize_t st)
     return res + sum;
 }
 
-/* harmonic_values(lines (ns, nl) complex, rms (ns,), peak (ns,), h1_min (ns,), mag (ns, no), inter (ns, no),
- *                 angle (ns, no), fund (ns,) complex, ratio (7, ns), ns, nl, n, no, length, tdd_current,
- *                 tdd_from, has_h1_min): the harmonic values of an n-cycle window of ``length`` samples from its
- * DFT lines, as reference.harmonic_values defines them: subgroup and interharmonic RMS, angles relative to
- * signal 0's fundamental, the fundamental phasors, and THD, THD over RMS, odd and even THD, crest factor,
- * K-factor and TDD (signals tdd_from..). Needs no <= 128 and nl >= no * n. */
-static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
+/* The harmonic values of ns signals of an n-cycle window of length samples from their DFT lines (ns, nl)
+ * complex as pairs (harmonic_values, below, says what each is). */
+static void harmonic_core(const double *lines, const double *rms, const double *peak, const double *h1_min,
+                          Py_ssize_t ns, Py_ssize_t nl, Py_ssize_t n, Py_ssize_t no, double length, double tdd_current,
+                          Py_ssize_t tdd_from, int has_min, double *mag, double *inter, double *angle, double *fund,
+                          double *ratio)
 {
-    PyObject *o[9];
-    buf_t b[9] = {{0}};
-    Py_ssize_t ns, nl, n, no, tdd_from;
-    double length, tdd_current;
-    int has_min;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnnddnp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
-                          &ns, &nl, &n, &no, &length, &tdd_current, &tdd_from, &has_min))
-        return NULL;
-    if (n < 1 || no < 2 || no > 128 || nl < no * n || ns < 1)
-        return bad_args("harmonic_values: needs n >= 1, 2 <= no <= 128 and nl >= no * n");
-    const array_arg spec[] = {{"lines", 0, ns * 2 * nl}, {"rms", 0, ns}, {"peak", 0, ns},
-                              {"h1_min", 0, has_min ? ns : 0}, {"mag", 1, ns * no}, {"inter", 1, ns * no},
-                              {"angle", 1, ns * no}, {"fund", 1, ns * 2}, {"ratio", 1, 7 * ns}};
-    if (get_arrays(o, spec, 9, b))
-        return NULL;
-    const double *lines = b[0].view.buf, *rms = b[1].view.buf, *peak = b[2].view.buf, *h1_min = b[3].view.buf;
-    double *mag = b[4].view.buf, *inter = b[5].view.buf, *angle = b[6].view.buf, *fund = b[7].view.buf;
-    double *ratio = b[8].view.buf;
-    Py_BEGIN_ALLOW_THREADS
     const double line_ms = 2.0 / (length * length);
     const double deg = 180.0 / 3.14159265358979323846;
     double ref = 0.0;
@@ -803,8 +783,127 @@ static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
         }
         ratio[6 * ns + sg] = (tdd_current > 0 && sg >= tdd_from) ? num[0] / tdd_current : NAN;
     }
+}
+
+/* harmonic_values(lines (ns, nl) complex, rms (ns,), peak (ns,), h1_min (ns,), mag (ns, no), inter (ns, no),
+ *                 angle (ns, no), fund (ns,) complex, ratio (7, ns), ns, nl, n, no, length, tdd_current,
+ *                 tdd_from, has_h1_min): the harmonic values of an n-cycle window of ``length`` samples from its
+ * DFT lines, as reference.harmonic_values defines them: subgroup and interharmonic RMS, angles relative to
+ * signal 0's fundamental, the fundamental phasors, and THD, THD over RMS, odd and even THD, crest factor,
+ * K-factor and TDD (signals tdd_from..). Needs no <= 128 and nl >= no * n. */
+static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
+{
+    PyObject *o[9];
+    buf_t b[9] = {{0}};
+    Py_ssize_t ns, nl, n, no, tdd_from;
+    double length, tdd_current;
+    int has_min;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnnddnp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
+                          &ns, &nl, &n, &no, &length, &tdd_current, &tdd_from, &has_min))
+        return NULL;
+    if (n < 1 || no < 2 || no > 128 || nl < no * n || ns < 1)
+        return bad_args("harmonic_values: needs n >= 1, 2 <= no <= 128 and nl >= no * n");
+    const array_arg spec[] = {{"lines", 0, ns * 2 * nl}, {"rms", 0, ns}, {"peak", 0, ns},
+                              {"h1_min", 0, has_min ? ns : 0}, {"mag", 1, ns * no}, {"inter", 1, ns * no},
+                              {"angle", 1, ns * no}, {"fund", 1, ns * 2}, {"ratio", 1, 7 * ns}};
+    if (get_arrays(o, spec, 9, b))
+        return NULL;
+    const double *lines = b[0].view.buf, *rms = b[1].view.buf, *peak = b[2].view.buf, *h1_min = b[3].view.buf;
+    double *mag = b[4].view.buf, *inter = b[5].view.buf, *angle = b[6].view.buf, *fund = b[7].view.buf;
+    double *ratio = b[8].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    harmonic_core(lines, rms, peak, h1_min, ns, nl, n, no, length, tdd_current, tdd_from, has_min, mag, inter, angle,
+                  fund, ratio);
     Py_END_ALLOW_THREADS
     release(b, 9);
+    Py_RETURN_NONE;
+}
+
+/* window_harmonics(lines (ni, nl) complex as pairs, matrix (ns, ni), ms (n, k), peak (n, k), h1_min (ns,), idx (nk, 4),
+ *                  use (nk, 4), rms (ns,), mag (ns, no), inter (ns, no), angle (ns, no), fund (ns,) complex, ratio
+ *                  (7, ns), msv (3, nk), ni, nl, ns, n, no, k, length, tdd_current, tdd_from, has_h1_min, nk, msv_row):
+ *                  every spectral value of an n-cycle window from the DFT lines of its inputs
+ *                  (reference.window_harmonics): the ns derived signals' lines (matrix times the inputs' first
+ *                  no * n lines), their RMS and peak over the window from the cycles' mean squares and peaks (the
+ *                  first ns of k signals), harmonic_values of them, and the mains signalling voltage of signals
+ *                  msv_row .. msv_row + 2 at nk frequencies (the lines idx where use is 1). */
+static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
+{
+    PyObject *o[14];
+    buf_t b[14] = {{0}};
+    Py_ssize_t ni, nl, ns, n, no, k, tdd_from, nk, msv_row;
+    double length, tdd_current;
+    int has_min;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOOOnnnnnnddnpnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
+                          &o[8], &o[9], &o[10], &o[11], &o[12], &o[13], &ni, &nl, &ns, &n, &no, &k, &length,
+                          &tdd_current, &tdd_from, &has_min, &nk, &msv_row))
+        return NULL;
+    const Py_ssize_t used = no * n;
+    if (n < 1 || no < 2 || no > 128 || nl < used || ns < 1 || ns > k || ni < 1 || nk < 0 || msv_row < 0 ||
+        (nk > 0 && msv_row + 3 > ns))
+        return bad_args("window_harmonics: bad dimensions");
+    const array_arg spec[] = {{"lines", 0, ni * 2 * nl}, {"matrix", 0, ns * ni}, {"ms", 0, n * k}, {"peak", 0, n * k},
+                              {"h1_min", 0, has_min ? ns : 0}, {"idx", 0, nk * 4}, {"use", 0, nk * 4}, {"rms", 1, ns},
+                              {"mag", 1, ns * no}, {"inter", 1, ns * no}, {"angle", 1, ns * no}, {"fund", 1, ns * 2},
+                              {"ratio", 1, 7 * ns}, {"msv", 1, 3 * nk}};
+    if (get_arrays(o, spec, 14, b))
+        return NULL;
+    const double *lines = b[0].view.buf, *mat = b[1].view.buf, *ms = b[2].view.buf, *pk = b[3].view.buf;
+    const double *idx = b[5].view.buf, *use = b[6].view.buf;
+    double *rms = b[7].view.buf, *msv = b[13].view.buf;
+    for (Py_ssize_t j = 0; j < nk * 4; j++)
+        if (use[j] != 0.0 && (idx[j] < 0 || idx[j] >= (double)used))
+            return release(b, 14), bad_args("window_harmonics: a signalling line beyond the window's lines");
+    double *spec_lines = PyMem_RawMalloc((size_t)(ns * 2 * used) * sizeof(double));
+    double *peak = PyMem_RawMalloc((size_t)ns * sizeof(double));
+    if (spec_lines == NULL || peak == NULL) {
+        PyMem_RawFree(spec_lines);
+        PyMem_RawFree(peak);
+        return no_memory(b, 14);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    /* the derived signals' lines: the DFT is linear, the wiring matrix acts on the inputs' lines */
+    for (Py_ssize_t sg = 0; sg < ns; sg++) {
+        double *y = spec_lines + sg * 2 * used;
+        for (Py_ssize_t l = 0; l < 2 * used; l++)
+            y[l] = 0.0;
+        for (Py_ssize_t i = 0; i < ni; i++) {
+            const double w = mat[sg * ni + i];
+            if (w == 0.0)
+                continue;
+            const double *x = lines + i * 2 * nl;
+            for (Py_ssize_t l = 0; l < 2 * used; l++)
+                y[l] += w * x[l];
+        }
+    }
+    for (Py_ssize_t sg = 0; sg < ns; sg++) {
+        double acc = 0.0, top = pk[sg];
+        for (Py_ssize_t c = 0; c < n; c++) {
+            const double v = pk[c * k + sg];
+            acc += ms[c * k + sg];
+            top = !isnan(top) && (isnan(v) || v > top) ? v : top;      /* as numpy's max: NaN wins */
+        }
+        rms[sg] = sqrt(acc / (double)n);
+        peak[sg] = top;
+    }
+    harmonic_core(spec_lines, rms, peak, b[4].view.buf, ns, used, n, no, length, tdd_current, tdd_from, has_min,
+                  b[8].view.buf, b[9].view.buf, b[10].view.buf, b[11].view.buf, b[12].view.buf);
+    for (Py_ssize_t r = 0; r < (nk > 0 ? 3 : 0); r++) {
+        const double *y = spec_lines + (msv_row + r) * 2 * used;
+        for (Py_ssize_t j = 0; j < nk; j++) {
+            double acc = 0.0;
+            for (int t = 0; t < 4; t++) {
+                const Py_ssize_t l = (Py_ssize_t)idx[j * 4 + t];
+                const double power = use[j * 4 + t] != 0.0 ? y[2 * l] * y[2 * l] + y[2 * l + 1] * y[2 * l + 1] : 0.0;
+                acc += power;
+            }
+            msv[r * nk + j] = sqrt(acc * (2.0 / (length * length)));
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(spec_lines);
+    PyMem_RawFree(peak);
+    release(b, 14);
     Py_RETURN_NONE;
 }
 
@@ -1298,6 +1397,7 @@ static PyMethodDef methods[] = {
     {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
     {"interval_values", k_interval_values, METH_VARARGS, "Every value of an interval from its cycles' measures."},
     {"interval_energy", k_interval_energy, METH_VARARGS, "Energy of a run of cycles, uncompensated and compensated."},
+    {"window_harmonics", k_window_harmonics, METH_VARARGS, "Every spectral value of a window from its inputs' lines."},
     {NULL, NULL, 0, NULL},
 };
 
