@@ -171,3 +171,27 @@ def test_legal_hash_covers_the_metrology_and_revenue_code_and_changes_with_it(tm
     first = legal_hash(root)
     (root / "metrology" / "a.py").write_text("x = 2\n")
     assert legal_hash(root) != first
+
+
+def test_freetype_renders_each_text_once_and_the_pixels_stay_the_same():
+    """A screen drawn again with the same values renders no text again, one whose number changed renders only
+    that number, and every picture is the same, pixel for pixel, as one drawn with no rendered text kept."""
+    from firmware.display import screens
+
+    def misses() -> int:
+        return sum(f.misses for f in screens._FONTS.values())
+
+    for screen in sorted(DRAW):
+        screens._FONTS.clear()
+        first = render(screen, _context()).tobytes()
+        rendered = misses()
+        assert render(screen, _context()).tobytes() == first and misses() == rendered
+        changed = render(screen, _context(v_an=231.77, wh_delivered=123456.7, p_demand_delivered=4321.0))
+        screens._FONTS.clear()
+        assert render(screen, _context(v_an=231.77, wh_delivered=123456.7,
+                                       p_demand_delivered=4321.0)).tobytes() == changed.tobytes()
+    screens._FONTS.clear()
+    render("vip", _context())
+    rendered = misses()
+    render("vip", _context(v_an=231.77))
+    assert 0 < misses() - rendered <= 2              # the number (and its box), nothing else
