@@ -19,6 +19,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 
 typedef struct {
@@ -50,6 +51,32 @@ static void release(buf_t *b, int n)
         if (b[i].held)
             PyBuffer_Release(&b[i].view);
 }
+
+/* A kernel's arguments: its n arrays first, into o[] (borrowed), then the scalars that fmt (PyArg_ParseTuple's
+ * format) names, into the pointers that follow: 0, or -1 with the error set. */
+static int kernel_args(PyObject *args, PyObject **o, int n, const char *fmt, ...)
+{
+    if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) < n) {
+        PyErr_Format(PyExc_TypeError, "the kernel takes %d arrays, then its sizes", n);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        o[i] = PyTuple_GET_ITEM(args, i);
+    PyObject *rest = PyTuple_GetSlice(args, n, PyTuple_GET_SIZE(args));
+    if (rest == NULL)
+        return -1;
+    va_list va;
+    va_start(va, fmt);
+    const int ok = PyArg_VaParse(rest, fmt, va);
+    va_end(va);
+    Py_DECREF(rest);
+    return ok ? 0 : -1;
+}
+
+/* A kernel's N array arguments (o) and their buffers (b, none held yet). */
+#define KERNEL_ARRAYS(N) \
+    PyObject *o[N];      \
+    buf_t b[N] = {{0}}
 
 /* An array argument of a kernel: the name its errors give, whether the kernel writes it, the items it needs. */
 typedef struct {
@@ -160,11 +187,10 @@ static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const dou
  * resample with the positions of ncyc cycles of spc samples each between consecutive bounds. */
 static PyObject *k_resample_cycles(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t n, c, ncyc, spc;
     double offset;
-    if (!PyArg_ParseTuple(args, "OOOOnnnnd", &o[0], &o[1], &o[2], &o[3], &n, &c, &ncyc, &spc, &offset))
+    if (kernel_args(args, o, 4, "nnnnd", &n, &c, &ncyc, &spc, &offset))
         return NULL;
     if (spc < 1)
         return bad_args("resample_cycles: spc must be positive");
@@ -271,11 +297,9 @@ static void cycle_block_stats(const double *restrict y, Py_ssize_t s, int kp, co
 #define CS_K12 12
 static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
 {
-    PyObject *o[9];
-    buf_t b[9] = {{0}};
+    KERNEL_ARRAYS(9);
     Py_ssize_t m, s, c, k, v0, i0, nvi;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnnnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
-                          &o[8], &m, &s, &c, &k, &v0, &i0, &nvi))
+    if (kernel_args(args, o, 9, "nnnnnnn", &m, &s, &c, &k, &v0, &i0, &nvi))
         return NULL;
     if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
         return bad_args("cycle_stats: too many signals or bad v/i indices");
@@ -355,7 +379,7 @@ static PyObject *k_sosfilt(PyObject *self, PyObject *args)
     PyObject *o[5] = {NULL, NULL, NULL, NULL, Py_None};
     buf_t b[5] = {{0}};
     Py_ssize_t ns, n, c = 1;
-    if (!PyArg_ParseTuple(args, "OOOOnn|On", &o[0], &o[1], &o[2], &o[3], &ns, &n, &o[4], &c))
+    if (kernel_args(args, o, 4, "nn|On", &ns, &n, &o[4], &c))
         return NULL;
     const int mixed = o[4] != Py_None;
     if (ns > SOS_MAX_SECTIONS || c < 1 || c > SOS_MAX_COLUMNS || (!mixed && c != 1))
@@ -423,10 +447,9 @@ static PyObject *k_sosfilt(PyObject *self, PyObject *args)
  *                 when n < 4); phase[h] = atan2 of line h*n for h = 0 .. no-1. Needs nl >= no * n. */
 static PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t ns, nl, n, no;
-    if (!PyArg_ParseTuple(args, "OOOOnnnn", &o[0], &o[1], &o[2], &o[3], &ns, &nl, &n, &no))
+    if (kernel_args(args, o, 4, "nnnn", &ns, &nl, &n, &no))
         return NULL;
     if (n < 1 || no < 2 || nl < no * n)
         return bad_args("harmonic_groups: needs n >= 1, no >= 2 and nl >= no * n");
@@ -490,10 +513,9 @@ static inline double crossing_root(const double *y, Py_ssize_t k, Py_ssize_t hal
  * three Newton steps from the linear estimate, and max |y| over y[max(k-half, 0) .. k]. */
 static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t n, lo, half;
-    if (!PyArg_ParseTuple(args, "OOOOnnn", &o[0], &o[1], &o[2], &o[3], &n, &lo, &half))
+    if (kernel_args(args, o, 4, "nnn", &n, &lo, &half))
         return NULL;
     const array_arg spec[] = {{"y", 0, n}, {"idx", 1, n}, {"root", 1, n}, {"peak", 1, n}};
     if (get_arrays(o, spec, 4, b))
@@ -525,10 +547,9 @@ static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
  * least fraction of the period, largest relative step, least fraction after a virtual boundary). */
 static PyObject *k_track_crossings(PyObject *self, PyObject *args)
 {
-    PyObject *o[6];
-    buf_t b[6] = {{0}};
+    KERNEL_ARRAYS(6);
     Py_ssize_t n, lo, half, nt;
-    if (!PyArg_ParseTuple(args, "OOOOOOnnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &n, &lo, &half, &nt))
+    if (kernel_args(args, o, 6, "nnnn", &n, &lo, &half, &nt))
         return NULL;
     if (nt < 2)
         return bad_args("the delay table needs two entries");
@@ -612,11 +633,10 @@ static void sparse_columns(const double *mat, Py_ssize_t c, Py_ssize_t k, Py_ssi
  * 0) (reference.cycle_change). */
 static PyObject *k_cycle_change(PyObject *self, PyObject *args)
 {
-    PyObject *o[5];
-    buf_t b[5] = {{0}};
+    KERNEL_ARRAYS(5);
     Py_ssize_t m, s, c, k;
     int has_prev;
-    if (!PyArg_ParseTuple(args, "OOOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &o[4], &m, &s, &c, &k, &has_prev))
+    if (kernel_args(args, o, 5, "nnnnp", &m, &s, &c, &k, &has_prev))
         return NULL;
     if (m < 0 || s < 1 || c < 1 || c > 8 || k < 1 || k > 64)
         return bad_args("cycle_change: bad dimensions (at most 8 inputs and 64 signals)");
@@ -793,13 +813,11 @@ static void harmonic_core(const double *lines, const double *rms, const double *
  * K-factor and TDD (signals tdd_from..). Needs no <= 128 and nl >= no * n. */
 static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
 {
-    PyObject *o[9];
-    buf_t b[9] = {{0}};
+    KERNEL_ARRAYS(9);
     Py_ssize_t ns, nl, n, no, tdd_from;
     double length, tdd_current;
     int has_min;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnnddnp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
-                          &ns, &nl, &n, &no, &length, &tdd_current, &tdd_from, &has_min))
+    if (kernel_args(args, o, 9, "nnnnddnp", &ns, &nl, &n, &no, &length, &tdd_current, &tdd_from, &has_min))
         return NULL;
     if (n < 1 || no < 2 || no > 128 || nl < no * n || ns < 1)
         return bad_args("harmonic_values: needs n >= 1, 2 <= no <= 128 and nl >= no * n");
@@ -829,14 +847,12 @@ static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
  *                  msv_row .. msv_row + 2 at nk frequencies (the lines idx where use is 1). */
 static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
 {
-    PyObject *o[14];
-    buf_t b[14] = {{0}};
+    KERNEL_ARRAYS(14);
     Py_ssize_t ni, nl, ns, n, no, k, tdd_from, nk, msv_row;
     double length, tdd_current;
     int has_min;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOOOnnnnnnddnpnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
-                          &o[8], &o[9], &o[10], &o[11], &o[12], &o[13], &ni, &nl, &ns, &n, &no, &k, &length,
-                          &tdd_current, &tdd_from, &has_min, &nk, &msv_row))
+    if (kernel_args(args, o, 14, "nnnnnnddnpnn", &ni, &nl, &ns, &n, &no, &k, &length, &tdd_current, &tdd_from,
+                    &has_min, &nk, &msv_row))
         return NULL;
     const Py_ssize_t used = no * n;
     if (n < 1 || no < 2 || no > 128 || nl < used || ns < 1 || ns > k || ni < 1 || nk < 0 || msv_row < 0 ||
@@ -911,10 +927,9 @@ static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
  * squares of y = x @ matrix (zero weights left out), reference.block_squares. */
 static PyObject *k_block_squares(PyObject *self, PyObject *args)
 {
-    PyObject *o[3];
-    buf_t b[3] = {{0}};
+    KERNEL_ARRAYS(3);
     Py_ssize_t n, c, k, d;
-    if (!PyArg_ParseTuple(args, "OOOnnnn", &o[0], &o[1], &o[2], &n, &c, &k, &d))
+    if (kernel_args(args, o, 3, "nnnn", &n, &c, &k, &d))
         return NULL;
     if (n < 0 || c < 1 || k < 1 || d < 1)
         return bad_args("block_squares: bad dimensions");
@@ -965,11 +980,10 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
  * than the RVC threshold in some channel (never with a NaN, nor before n_rvc rows are known). */
 static PyObject *k_event_screen(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t n, h, ch, n_rvc;
     int rvc_enabled;
-    if (!PyArg_ParseTuple(args, "OOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &n, &h, &ch, &n_rvc, &rvc_enabled))
+    if (kernel_args(args, o, 4, "nnnnp", &n, &h, &ch, &n_rvc, &rvc_enabled))
         return NULL;
     if (n < 0 || h < 0 || ch < 1 || n_rvc < 1)
         return bad_args("event_screen: bad dimensions");
@@ -1041,11 +1055,10 @@ static PyObject *k_event_screen(PyObject *self, PyObject *args)
  * y is that times gain. zi (each section's state, per channel) is updated in place. Sections as sosfilt. */
 static PyObject *k_flicker_chain(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t n, ns, ch;
     double gain;
-    if (!PyArg_ParseTuple(args, "OOOOnnnd", &o[0], &o[1], &o[2], &o[3], &n, &ns, &ch, &gain))
+    if (kernel_args(args, o, 4, "nnnd", &n, &ns, &ch, &gain))
         return NULL;
     if (n < 0 || ns < 3 || ns > SOS_MAX_SECTIONS || ch < 1)
         return bad_args("flicker_chain: needs 3 to SOS_MAX_SECTIONS sections");
@@ -1160,6 +1173,37 @@ static double pairwise_sum(const double *a, Py_ssize_t n)
 }
 
 #define IV_SIGNALS 11
+/* The arguments of the kernels of a run of m cycles' measures (interval_values, interval_energy): the arrays ms
+ * (m, 11), vi (m, 3), fund (m, 11) complex as pairs and duration (m,), then the kernel's own n_own (spec), then
+ * m, the creep current and the kernel's switch. On success the buffers b[0 .. 4 + n_own - 1] are held. An own
+ * array of PER_CYCLE items has one per cycle. */
+#define RUN_MAX_ARRAYS 12
+#define PER_CYCLE (-1)
+typedef struct {
+    Py_ssize_t m;
+    double creep;
+    int flag;
+} cycle_run;
+
+static int cycle_run_args(PyObject *args, PyObject **o, const array_arg *own, int n_own, buf_t *b, cycle_run *run)
+{
+    if (kernel_args(args, o, 4 + n_own, "ndp", &run->m, &run->creep, &run->flag))
+        return -1;
+    const Py_ssize_t m = run->m;
+    if (m < 0 || n_own > RUN_MAX_ARRAYS - 4) {
+        bad_args("a run of cycles needs a cycle count of 0 or more");
+        return -1;
+    }
+    array_arg spec[RUN_MAX_ARRAYS] = {{"ms", 0, m * IV_SIGNALS}, {"vi", 0, m * 3}, {"fund", 0, m * 2 * IV_SIGNALS},
+                                      {"duration", 0, m}};
+    for (int i = 0; i < n_own; i++) {
+        spec[4 + i] = own[i];
+        if (own[i].min_items == PER_CYCLE)
+            spec[4 + i].min_items = m;
+    }
+    return get_arrays(o, spec, 4 + n_own, b);
+}
+
 #define IV_SIZE 57
 /* interval_values(ms (m, 11), vi (m, 3), fund (m, 11) complex as pairs, duration (m,), freq (m,), weights (m,),
  *                 present (3,), seq (3, 3) complex as pairs, out (57,), m, creep, ieee): the values of the
@@ -1169,21 +1213,13 @@ static double pairwise_sum(const double *a, Py_ssize_t n)
  *                 add the cycles in order. */
 static PyObject *k_interval_values(PyObject *self, PyObject *args)
 {
-    PyObject *o[9];
-    buf_t b[9] = {{0}};
-    Py_ssize_t m;
-    double creep;
-    int ieee;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOndp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8], &m,
-                          &creep, &ieee))
+    KERNEL_ARRAYS(9);
+    cycle_run run;
+    const array_arg own[] = {{"freq", 0, PER_CYCLE}, {"weights", 0, PER_CYCLE}, {"present", 0, 3}, {"seq", 0, 18},
+                             {"out", 1, IV_SIZE}};
+    if (cycle_run_args(args, o, own, 5, b, &run))
         return NULL;
-    if (m < 0 || m > 1000000)
-        return bad_args("interval_values: bad cycle count");
-    const array_arg spec[] = {{"ms", 0, m * IV_SIGNALS}, {"vi", 0, m * 3}, {"fund", 0, m * 2 * IV_SIGNALS},
-                              {"duration", 0, m}, {"freq", 0, m}, {"weights", 0, m}, {"present", 0, 3},
-                              {"seq", 0, 18}, {"out", 1, IV_SIZE}};
-    if (get_arrays(o, spec, 9, b))
-        return NULL;
+    const Py_ssize_t m = run.m;
     const double *ms = b[0].view.buf, *vi = b[1].view.buf, *fund = b[2].view.buf, *dur = b[3].view.buf;
     const double *freq = b[4].view.buf, *w = b[5].view.buf, *pr = b[6].view.buf, *seq = b[7].view.buf;
     double *out = b[8].view.buf;
@@ -1222,7 +1258,7 @@ static PyObject *k_interval_values(PyObject *self, PyObject *args)
         o_rms[q] = sqrt(wms[q]);
     /* power as metrology.power.interval_power: a phase below the creep current carries nothing */
     for (int k = 0; k < 3; k++) {
-        const int live = present[k] && sqrt(wms[6 + k]) >= creep;
+        const int live = present[k] && sqrt(wms[6 + k]) >= run.creep;
         o_p[k] = live ? wvi[k] : 0.0;
         o_q[k] = live ? s1i[k] : 0.0;
         o_p1[k] = live ? s1r[k] : 0.0;
@@ -1235,8 +1271,8 @@ static PyObject *k_interval_values(PyObject *self, PyObject *args)
     static const double quadrant[4] = {1, 2, 4, 3};
     for (int k = 0; k < 4; k++) {
         o_sv[k] = hypot(o_p[k], o_q[k]);
-        o_pf[k] = signed_pf1(o_p[k], o_q[k], o_s[k], ieee);
-        o_dpf[k] = signed_pf1(o_p1[k], o_q[k], hypot(o_p1[k], o_q[k]), ieee);
+        o_pf[k] = signed_pf1(o_p[k], o_q[k], o_s[k], run.flag);
+        o_dpf[k] = signed_pf1(o_p1[k], o_q[k], hypot(o_p1[k], o_q[k]), run.flag);
         o_quad[k] = quadrant[!(o_p[k] >= 0) + 2 * !(o_q[k] >= 0)];
     }
     o_f[0] = n_valid ? (double)n_valid / pairwise_sum(valid_dur, n_valid) : NAN;
@@ -1310,20 +1346,12 @@ static void add_cycle_energy(double e[IE_QUANTITIES][4], const double p3[3], con
  *                 (all phases), Vcal, Ical, then delivered and received fe_w cu_w fe_var cu_var in %. */
 static PyObject *k_interval_energy(PyObject *self, PyObject *args)
 {
-    PyObject *o[7];
-    buf_t b[7] = {{0}};
-    Py_ssize_t m;
-    double creep;
-    int compensate;
-    if (!PyArg_ParseTuple(args, "OOOOOOOndp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &m, &creep,
-                          &compensate))
+    KERNEL_ARRAYS(7);
+    cycle_run run;
+    const array_arg own[] = {{"present", 0, 3}, {"loss", 0, 11}, {"out", 1, 2 * IE_QUANTITIES * 4}};
+    if (cycle_run_args(args, o, own, 3, b, &run))
         return NULL;
-    if (m < 0)
-        return bad_args("interval_energy: bad cycle count");
-    const array_arg spec[] = {{"ms", 0, m * IV_SIGNALS}, {"vi", 0, m * 3}, {"fund", 0, m * 2 * IV_SIGNALS},
-                              {"duration", 0, m}, {"present", 0, 3}, {"loss", 0, 11}, {"out", 1, 2 * IE_QUANTITIES * 4}};
-    if (get_arrays(o, spec, 7, b))
-        return NULL;
+    const Py_ssize_t m = run.m;
     const double *ms = b[0].view.buf, *vi = b[1].view.buf, *fund = b[2].view.buf, *dur = b[3].view.buf;
     const double *pr = b[4].view.buf, *loss = b[5].view.buf;
     double *out = b[6].view.buf;
@@ -1347,14 +1375,14 @@ static PyObject *k_interval_energy(PyObject *self, PyObject *args)
             const double vr = f[2 * k], vim = f[2 * k + 1], ir = f[2 * (6 + k)], ii = f[2 * (6 + k) + 1];
             s1r[k] = vr * ir + vim * ii;          /* V conj(I) */
             s1i[k] = vim * ir - vr * ii;
-            live[k] = present[k] && sqrt(im[k]) >= creep;
+            live[k] = present[k] && sqrt(im[k]) >= run.creep;
             p[k] = live[k] ? vi[i * 3 + k] : 0.0;
             q[k] = live[k] ? s1i[k] : 0.0;
             sa[k] = live[k] ? sqrt(v[k] * im[k]) : 0.0;
             ia[k] = live[k] ? im[k] : 0.0;
         }
         add_cycle_energy(e, p, q, sa, v, ia, dt);
-        if (!compensate)
+        if (!run.flag)
             continue;
         /* the losses of each phase (metrology.energy.loss_power) on W and var; every present phase is live */
         double pc[3], qc[3], sac[3];
@@ -1374,7 +1402,7 @@ static PyObject *k_interval_energy(PyObject *self, PyObject *args)
         const int negate = j == 1 || j == 3 || j == 13;       /* wh_rec varh_rec qh_rec: as positive amounts */
         for (int c = 0; c < 4; c++) {
             out[j * 4 + c] = negate ? -e[j][c] : e[j][c];
-            if (compensate)
+            if (run.flag)
                 out[(IE_QUANTITIES + j) * 4 + c] = negate ? -ec[j][c] : ec[j][c];
         }
     }
