@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-from metrology import _kernels
+from metrology import _kernels, signalling
 from metrology._kernels import reference
 from metrology.flicker import FlickerMeter
 from metrology.frequency import CycleTracker, reference_filter
@@ -116,6 +116,9 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
     cyc = (rng.uniform(1, 5e4, (60, 11)), rng.normal(0, 1e3, (60, 3)), rng.normal(size=(60, 11)) * (1 + 1j),
            np.full(60, 1 / 60.0), np.full(60, 60.0))
     seq = sequence_matrix("ABC")
+    inputs = np.fft.rfft(rng.normal(size=(7, 12 * 512)), axis=1)
+    spectra = (inputs, np.ascontiguousarray(matrix[:, :10].T), cyc[0][:12], cyc[0][:12], 12, 64, 6144, 5.0, 6,
+               np.full(10, 0.05), *signalling.bins(SIGNALLING_HZ, 60.0, 12), 0)
     present = np.ones(3)
 
     def intervals(kernel):
@@ -142,6 +145,9 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
         ("harmonic_values (5 windows of 12 cycles: every harmonic value)",
          _best(lambda: [reference.harmonic_values(lines, 12, 64, 6144, *window) for _ in range(5)]),
          _best(lambda: [_kernels.c_harmonic_values(lines, 12, 64, 6144, *window) for _ in range(5)])),
+        ("window_harmonics (5 windows of 12 cycles: derived lines, harmonic values, 4 signalling frequencies)",
+         _best(lambda: [reference.window_harmonics(*spectra) for _ in range(5)]),
+         _best(lambda: [_kernels.c_window_harmonics(*spectra) for _ in range(5)])),
         ("cycle_change (transient screen, 60 cycles, 3 voltages)",
          _best(lambda: reference.cycle_change(x7, volts, None)), _best(lambda: _kernels.c_cycle_change(x7, volts, None))),
         ("block_squares (flicker input, 1 s, 3 voltages)",

@@ -38,12 +38,12 @@ from metrology.evstats import cycle_quantities
 from metrology.flagging import EventFlagger
 from metrology.flicker import PipelineFlicker
 from metrology.frequency import CycleTracker, TenSecondFrequency
-from metrology.harmonics import HARMONIC_SIGNALS, fundamental_floor, spectrum_harmonics, spectrum_lines
+from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor, harmonic_ratios
 from metrology.intervals import (FREQ_10S_SLOTS, NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator,
                                  CountAggregator, Interval, cycles_values, harmonic_values)
 from metrology.resample import SyncResampler
 from metrology.settings import SAMPLES_PER_CYCLE, MetrologySettings
-from metrology.systems import INPUTS, SIGNALS, V_LL, V_LN, wiring
+from metrology.systems import I_PH, INPUTS, SIGNALS, V_LL, V_LN, wiring
 from metrology.transients import TransientDetector, TransientSettings
 
 ENERGY_QUANTITIES = EnergyIncrement.quantities()
@@ -99,6 +99,7 @@ class Pipeline:
         self._dev_nan[watch - (V_LL.start if line_ref else V_LN.start)] = 0.0
         # mains signalling voltage of the same channels, from their rows of the window spectrum
         self._msv_rows = V_LL if line_ref else V_LN
+        self._no_bins = (np.zeros((0, signalling.BINS_OFF_CENTRE)), np.zeros((0, signalling.BINS_OFF_CENTRE)))
         # the watched voltages from the inputs (wye: three inputs, a diagonal)
         self._tr_matrix = np.ascontiguousarray(self.matrix[:, watch])
         self.transients = TransientDetector(
@@ -310,17 +311,15 @@ class Pipeline:
         length = n * SAMPLES_PER_CYCLE
         full = n == self.n_window       # a window cut short at the 10-min tick has its own length
         lines = np.fft.rfft(self._win_x[:, :length], axis=1, out=self._win_lines if full else None)
-        lines = lines[:, :spectrum_lines(n)]
-        # real matrix times complex lines, as one real product on the (re, im) pairs
-        spec = (self._fft_matrix @ lines.view(np.float64)).view(np.complex128)
-        rms = np.sqrt(cm.ms[:, :HARMONIC_SIGNALS].mean(axis=0))
-        h = spectrum_harmonics(spec, n, length, rms, cm.peak.max(axis=0), s.tdd_current, self._h1_min)
-        values.update(harmonic_values(h))
+        idx, use = signalling.bins(s.signalling_hz, s.nominal_frequency, n) if s.signalling_hz else self._no_bins
+        # the derived signals' lines, harmonic values and signalling voltages: one C pass (reference.window_harmonics)
+        rms, mag, inter, angle, fund, ratio, msv = _kernels.window_harmonics(
+            lines, self._fft_matrix, cm.ms, cm.peak, n, N_ORDERS, length, s.tdd_current, I_PH.start, self._h1_min,
+            idx, use, self._msv_rows.start)
+        values.update(harmonic_values(harmonic_ratios(mag, inter, angle, fund, rms, ratio)))
         values.update(deviation.window_values(values[self._dev_key] + self._dev_nan, s.nominal_voltage))
         deviation.annotate(values, s.nominal_voltage)
         if s.signalling_hz:
-            idx, use = signalling.bins(s.signalling_hz, s.nominal_frequency, n)
-            msv = signalling.window_values(spec[self._msv_rows], length, idx, use)
             values["msv"] = msv + self._dev_nan[:, None]
         item = Interval("cycle10", self._win_start, self._win_end, float(cm.duration_s.sum()), n, values,
                         flagged, self._win_gap)

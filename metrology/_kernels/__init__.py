@@ -160,10 +160,26 @@ def c_interval_energy(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration
     return out
 
 
+def c_window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, peak: np.ndarray, n: int, orders: int,
+                       length: int, tdd_current: float, tdd_from: int, h1_min: np.ndarray | None, idx: np.ndarray,
+                       use: np.ndarray, msv_row: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    lines = np.ascontiguousarray(lines, dtype=np.complex128)
+    ni, nl = lines.shape
+    s, k, nk = matrix.shape[0], ms.shape[1], idx.shape[0]
+    rms, mag, inter, angle = np.empty(s), np.empty((s, orders)), np.empty((s, orders)), np.empty((s, orders))
+    fund, ratio, msv = np.empty(s, dtype=np.complex128), np.empty((7, s)), np.empty((3, nk))
+    floor = np.zeros(0) if h1_min is None else _f64(h1_min)
+    _ckernels.window_harmonics(lines.view(np.float64), _f64(matrix), _f64(ms), _f64(peak), floor, _f64(idx), _f64(use),
+                               rms, mag, inter, angle, fund.view(np.float64), ratio, msv, ni, nl, s, n, orders, k,
+                               float(length), float(tdd_current), tdd_from, h1_min is not None, nk, msv_row)
+    return rms, mag, inter, angle, fund, ratio, msv
+
+
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
            "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values",
-           "interval_energy")
+           "interval_energy", "window_harmonics")
 
 
 def _select(c: bool) -> None:
@@ -177,6 +193,7 @@ track_crossings, cycle_change = reference.track_crossings, reference.cycle_chang
 harmonic_values, block_squares = reference.harmonic_values, reference.block_squares
 event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
 interval_values, interval_energy = reference.interval_values, reference.interval_energy
+window_harmonics = reference.window_harmonics
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

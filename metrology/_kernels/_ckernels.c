@@ -19,6 +19,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 
 typedef struct {
@@ -50,6 +51,32 @@ static void release(buf_t *b, int n)
         if (b[i].held)
             PyBuffer_Release(&b[i].view);
 }
+
+/* A kernel's arguments: its n arrays first, into o[] (borrowed), then the scalars that fmt (PyArg_ParseTuple's
+ * format) names, into the pointers that follow: 0, or -1 with the error set. */
+static int kernel_args(PyObject *args, PyObject **o, int n, const char *fmt, ...)
+{
+    if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) < n) {
+        PyErr_Format(PyExc_TypeError, "the kernel takes %d arrays, then its sizes", n);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        o[i] = PyTuple_GET_ITEM(args, i);
+    PyObject *rest = PyTuple_GetSlice(args, n, PyTuple_GET_SIZE(args));
+    if (rest == NULL)
+        return -1;
+    va_list va;
+    va_start(va, fmt);
+    const int ok = PyArg_VaParse(rest, fmt, va);
+    va_end(va);
+    Py_DECREF(rest);
+    return ok ? 0 : -1;
+}
+
+/* A kernel's N array arguments (o) and their buffers (b, none held yet). */
+#define KERNEL_ARRAYS(N) \
+    PyObject *o[N];      \
+    buf_t b[N] = {{0}}
 
 /* An array argument of a kernel: the name its errors give, whether the kernel writes it, the items it needs. */
 typedef struct {
@@ -160,11 +187,10 @@ static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const dou
  * resample with the positions of ncyc cycles of spc samples each between consecutive bounds. */
 static PyObject *k_resample_cycles(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t n, c, ncyc, spc;
     double offset;
-    if (!PyArg_ParseTuple(args, "OOOOnnnnd", &o[0], &o[1], &o[2], &o[3], &n, &c, &ncyc, &spc, &offset))
+    if (kernel_args(args, o, 4, "nnnnd", &n, &c, &ncyc, &spc, &offset))
         return NULL;
     if (spc < 1)
         return bad_args("resample_cycles: spc must be positive");
@@ -271,11 +297,9 @@ static void cycle_block_stats(const double *restrict y, Py_ssize_t s, int kp, co
 #define CS_K12 12
 static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
 {
-    PyObject *o[9];
-    buf_t b[9] = {{0}};
+    KERNEL_ARRAYS(9);
     Py_ssize_t m, s, c, k, v0, i0, nvi;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnnnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
-                          &o[8], &m, &s, &c, &k, &v0, &i0, &nvi))
+    if (kernel_args(args, o, 9, "nnnnnnn", &m, &s, &c, &k, &v0, &i0, &nvi))
         return NULL;
     if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
         return bad_args("cycle_stats: too many signals or bad v/i indices");
@@ -355,7 +379,7 @@ static PyObject *k_sosfilt(PyObject *self, PyObject *args)
     PyObject *o[5] = {NULL, NULL, NULL, NULL, Py_None};
     buf_t b[5] = {{0}};
     Py_ssize_t ns, n, c = 1;
-    if (!PyArg_ParseTuple(args, "OOOOnn|On", &o[0], &o[1], &o[2], &o[3], &ns, &n, &o[4], &c))
+    if (kernel_args(args, o, 4, "nn|On", &ns, &n, &o[4], &c))
         return NULL;
     const int mixed = o[4] != Py_None;
     if (ns > SOS_MAX_SECTIONS || c < 1 || c > SOS_MAX_COLUMNS || (!mixed && c != 1))
@@ -423,10 +447,9 @@ static PyObject *k_sosfilt(PyObject *self, PyObject *args)
  *                 when n < 4); phase[h] = atan2 of line h*n for h = 0 .. no-1. Needs nl >= no * n. */
 static PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t ns, nl, n, no;
-    if (!PyArg_ParseTuple(args, "OOOOnnnn", &o[0], &o[1], &o[2], &o[3], &ns, &nl, &n, &no))
+    if (kernel_args(args, o, 4, "nnnn", &ns, &nl, &n, &no))
         return NULL;
     if (n < 1 || no < 2 || nl < no * n)
         return bad_args("harmonic_groups: needs n >= 1, no >= 2 and nl >= no * n");
@@ -490,10 +513,9 @@ static inline double crossing_root(const double *y, Py_ssize_t k, Py_ssize_t hal
  * three Newton steps from the linear estimate, and max |y| over y[max(k-half, 0) .. k]. */
 static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t n, lo, half;
-    if (!PyArg_ParseTuple(args, "OOOOnnn", &o[0], &o[1], &o[2], &o[3], &n, &lo, &half))
+    if (kernel_args(args, o, 4, "nnn", &n, &lo, &half))
         return NULL;
     const array_arg spec[] = {{"y", 0, n}, {"idx", 1, n}, {"root", 1, n}, {"peak", 1, n}};
     if (get_arrays(o, spec, 4, b))
@@ -525,10 +547,9 @@ static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
  * least fraction of the period, largest relative step, least fraction after a virtual boundary). */
 static PyObject *k_track_crossings(PyObject *self, PyObject *args)
 {
-    PyObject *o[6];
-    buf_t b[6] = {{0}};
+    KERNEL_ARRAYS(6);
     Py_ssize_t n, lo, half, nt;
-    if (!PyArg_ParseTuple(args, "OOOOOOnnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &n, &lo, &half, &nt))
+    if (kernel_args(args, o, 6, "nnnn", &n, &lo, &half, &nt))
         return NULL;
     if (nt < 2)
         return bad_args("the delay table needs two entries");
@@ -612,11 +633,10 @@ static void sparse_columns(const double *mat, Py_ssize_t c, Py_ssize_t k, Py_ssi
  * 0) (reference.cycle_change). */
 static PyObject *k_cycle_change(PyObject *self, PyObject *args)
 {
-    PyObject *o[5];
-    buf_t b[5] = {{0}};
+    KERNEL_ARRAYS(5);
     Py_ssize_t m, s, c, k;
     int has_prev;
-    if (!PyArg_ParseTuple(args, "OOOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &o[4], &m, &s, &c, &k, &has_prev))
+    if (kernel_args(args, o, 5, "nnnnp", &m, &s, &c, &k, &has_prev))
         return NULL;
     if (m < 0 || s < 1 || c < 1 || c > 8 || k < 1 || k > 64)
         return bad_args("cycle_change: bad dimensions (at most 8 inputs and 64 signals)");
@@ -711,33 +731,13 @@ static double np_sum(const double *a, Py_ssize_t n, Py_ssize_t st)
     return res + sum;
 }
 
-/* harmonic_values(lines (ns, nl) complex, rms (ns,), peak (ns,), h1_min (ns,), mag (ns, no), inter (ns, no),
- *                 angle (ns, no), fund (ns,) complex, ratio (7, ns), ns, nl, n, no, length, tdd_current,
- *                 tdd_from, has_h1_min): the harmonic values of an n-cycle window of ``length`` samples from its
- * DFT lines, as reference.harmonic_values defines them: subgroup and interharmonic RMS, angles relative to
- * signal 0's fundamental, the fundamental phasors, and THD, THD over RMS, odd and even THD, crest factor,
- * K-factor and TDD (signals tdd_from..). Needs no <= 128 and nl >= no * n. */
-static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
+/* The harmonic values of ns signals of an n-cycle window of length samples from their DFT lines (ns, nl)
+ * complex as pairs (harmonic_values, below, says what each is). */
+static void harmonic_core(const double *lines, const double *rms, const double *peak, const double *h1_min,
+                          Py_ssize_t ns, Py_ssize_t nl, Py_ssize_t n, Py_ssize_t no, double length, double tdd_current,
+                          Py_ssize_t tdd_from, int has_min, double *mag, double *inter, double *angle, double *fund,
+                          double *ratio)
 {
-    PyObject *o[9];
-    buf_t b[9] = {{0}};
-    Py_ssize_t ns, nl, n, no, tdd_from;
-    double length, tdd_current;
-    int has_min;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnnddnp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
-                          &ns, &nl, &n, &no, &length, &tdd_current, &tdd_from, &has_min))
-        return NULL;
-    if (n < 1 || no < 2 || no > 128 || nl < no * n || ns < 1)
-        return bad_args("harmonic_values: needs n >= 1, 2 <= no <= 128 and nl >= no * n");
-    const array_arg spec[] = {{"lines", 0, ns * 2 * nl}, {"rms", 0, ns}, {"peak", 0, ns},
-                              {"h1_min", 0, has_min ? ns : 0}, {"mag", 1, ns * no}, {"inter", 1, ns * no},
-                              {"angle", 1, ns * no}, {"fund", 1, ns * 2}, {"ratio", 1, 7 * ns}};
-    if (get_arrays(o, spec, 9, b))
-        return NULL;
-    const double *lines = b[0].view.buf, *rms = b[1].view.buf, *peak = b[2].view.buf, *h1_min = b[3].view.buf;
-    double *mag = b[4].view.buf, *inter = b[5].view.buf, *angle = b[6].view.buf, *fund = b[7].view.buf;
-    double *ratio = b[8].view.buf;
-    Py_BEGIN_ALLOW_THREADS
     const double line_ms = 2.0 / (length * length);
     const double deg = 180.0 / 3.14159265358979323846;
     double ref = 0.0;
@@ -803,8 +803,123 @@ static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
         }
         ratio[6 * ns + sg] = (tdd_current > 0 && sg >= tdd_from) ? num[0] / tdd_current : NAN;
     }
+}
+
+/* harmonic_values(lines (ns, nl) complex, rms (ns,), peak (ns,), h1_min (ns,), mag (ns, no), inter (ns, no),
+ *                 angle (ns, no), fund (ns,) complex, ratio (7, ns), ns, nl, n, no, length, tdd_current,
+ *                 tdd_from, has_h1_min): the harmonic values of an n-cycle window of ``length`` samples from its
+ * DFT lines, as reference.harmonic_values defines them: subgroup and interharmonic RMS, angles relative to
+ * signal 0's fundamental, the fundamental phasors, and THD, THD over RMS, odd and even THD, crest factor,
+ * K-factor and TDD (signals tdd_from..). Needs no <= 128 and nl >= no * n. */
+static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(9);
+    Py_ssize_t ns, nl, n, no, tdd_from;
+    double length, tdd_current;
+    int has_min;
+    if (kernel_args(args, o, 9, "nnnnddnp", &ns, &nl, &n, &no, &length, &tdd_current, &tdd_from, &has_min))
+        return NULL;
+    if (n < 1 || no < 2 || no > 128 || nl < no * n || ns < 1)
+        return bad_args("harmonic_values: needs n >= 1, 2 <= no <= 128 and nl >= no * n");
+    const array_arg spec[] = {{"lines", 0, ns * 2 * nl}, {"rms", 0, ns}, {"peak", 0, ns},
+                              {"h1_min", 0, has_min ? ns : 0}, {"mag", 1, ns * no}, {"inter", 1, ns * no},
+                              {"angle", 1, ns * no}, {"fund", 1, ns * 2}, {"ratio", 1, 7 * ns}};
+    if (get_arrays(o, spec, 9, b))
+        return NULL;
+    const double *lines = b[0].view.buf, *rms = b[1].view.buf, *peak = b[2].view.buf, *h1_min = b[3].view.buf;
+    double *mag = b[4].view.buf, *inter = b[5].view.buf, *angle = b[6].view.buf, *fund = b[7].view.buf;
+    double *ratio = b[8].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    harmonic_core(lines, rms, peak, h1_min, ns, nl, n, no, length, tdd_current, tdd_from, has_min, mag, inter, angle,
+                  fund, ratio);
     Py_END_ALLOW_THREADS
     release(b, 9);
+    Py_RETURN_NONE;
+}
+
+/* window_harmonics(lines (ni, nl) complex as pairs, matrix (ns, ni), ms (n, k), peak (n, k), h1_min (ns,), idx (nk, 4),
+ *                  use (nk, 4), rms (ns,), mag (ns, no), inter (ns, no), angle (ns, no), fund (ns,) complex, ratio
+ *                  (7, ns), msv (3, nk), ni, nl, ns, n, no, k, length, tdd_current, tdd_from, has_h1_min, nk, msv_row):
+ *                  every spectral value of an n-cycle window from the DFT lines of its inputs
+ *                  (reference.window_harmonics): the ns derived signals' lines (matrix times the inputs' first
+ *                  no * n lines), their RMS and peak over the window from the cycles' mean squares and peaks (the
+ *                  first ns of k signals), harmonic_values of them, and the mains signalling voltage of signals
+ *                  msv_row .. msv_row + 2 at nk frequencies (the lines idx where use is 1). */
+static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(14);
+    Py_ssize_t ni, nl, ns, n, no, k, tdd_from, nk, msv_row;
+    double length, tdd_current;
+    int has_min;
+    if (kernel_args(args, o, 14, "nnnnnnddnpnn", &ni, &nl, &ns, &n, &no, &k, &length, &tdd_current, &tdd_from,
+                    &has_min, &nk, &msv_row))
+        return NULL;
+    const Py_ssize_t used = no * n;
+    if (n < 1 || no < 2 || no > 128 || nl < used || ns < 1 || ns > k || ni < 1 || nk < 0 || msv_row < 0 ||
+        (nk > 0 && msv_row + 3 > ns))
+        return bad_args("window_harmonics: bad dimensions");
+    const array_arg spec[] = {{"lines", 0, ni * 2 * nl}, {"matrix", 0, ns * ni}, {"ms", 0, n * k}, {"peak", 0, n * k},
+                              {"h1_min", 0, has_min ? ns : 0}, {"idx", 0, nk * 4}, {"use", 0, nk * 4}, {"rms", 1, ns},
+                              {"mag", 1, ns * no}, {"inter", 1, ns * no}, {"angle", 1, ns * no}, {"fund", 1, ns * 2},
+                              {"ratio", 1, 7 * ns}, {"msv", 1, 3 * nk}};
+    if (get_arrays(o, spec, 14, b))
+        return NULL;
+    const double *lines = b[0].view.buf, *mat = b[1].view.buf, *ms = b[2].view.buf, *pk = b[3].view.buf;
+    const double *idx = b[5].view.buf, *use = b[6].view.buf;
+    double *rms = b[7].view.buf, *msv = b[13].view.buf;
+    for (Py_ssize_t j = 0; j < nk * 4; j++)
+        if (use[j] != 0.0 && (idx[j] < 0 || idx[j] >= (double)used))
+            return release(b, 14), bad_args("window_harmonics: a signalling line beyond the window's lines");
+    double *spec_lines = PyMem_RawMalloc((size_t)(ns * 2 * used) * sizeof(double));
+    double *peak = PyMem_RawMalloc((size_t)ns * sizeof(double));
+    if (spec_lines == NULL || peak == NULL) {
+        PyMem_RawFree(spec_lines);
+        PyMem_RawFree(peak);
+        return no_memory(b, 14);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    /* the derived signals' lines: the DFT is linear, the wiring matrix acts on the inputs' lines */
+    for (Py_ssize_t sg = 0; sg < ns; sg++) {
+        double *y = spec_lines + sg * 2 * used;
+        for (Py_ssize_t l = 0; l < 2 * used; l++)
+            y[l] = 0.0;
+        for (Py_ssize_t i = 0; i < ni; i++) {
+            const double w = mat[sg * ni + i];
+            if (w == 0.0)
+                continue;
+            const double *x = lines + i * 2 * nl;
+            for (Py_ssize_t l = 0; l < 2 * used; l++)
+                y[l] += w * x[l];
+        }
+    }
+    for (Py_ssize_t sg = 0; sg < ns; sg++) {
+        double acc = 0.0, top = pk[sg];
+        for (Py_ssize_t c = 0; c < n; c++) {
+            const double v = pk[c * k + sg];
+            acc += ms[c * k + sg];
+            top = !isnan(top) && (isnan(v) || v > top) ? v : top;      /* as numpy's max: NaN wins */
+        }
+        rms[sg] = sqrt(acc / (double)n);
+        peak[sg] = top;
+    }
+    harmonic_core(spec_lines, rms, peak, b[4].view.buf, ns, used, n, no, length, tdd_current, tdd_from, has_min,
+                  b[8].view.buf, b[9].view.buf, b[10].view.buf, b[11].view.buf, b[12].view.buf);
+    for (Py_ssize_t r = 0; r < (nk > 0 ? 3 : 0); r++) {
+        const double *y = spec_lines + (msv_row + r) * 2 * used;
+        for (Py_ssize_t j = 0; j < nk; j++) {
+            double acc = 0.0;
+            for (int t = 0; t < 4; t++) {
+                const Py_ssize_t l = (Py_ssize_t)idx[j * 4 + t];
+                const double power = use[j * 4 + t] != 0.0 ? y[2 * l] * y[2 * l] + y[2 * l + 1] * y[2 * l + 1] : 0.0;
+                acc += power;
+            }
+            msv[r * nk + j] = sqrt(acc * (2.0 / (length * length)));
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(spec_lines);
+    PyMem_RawFree(peak);
+    release(b, 14);
     Py_RETURN_NONE;
 }
 
@@ -812,10 +927,9 @@ static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
  * squares of y = x @ matrix (zero weights left out), reference.block_squares. */
 static PyObject *k_block_squares(PyObject *self, PyObject *args)
 {
-    PyObject *o[3];
-    buf_t b[3] = {{0}};
+    KERNEL_ARRAYS(3);
     Py_ssize_t n, c, k, d;
-    if (!PyArg_ParseTuple(args, "OOOnnnn", &o[0], &o[1], &o[2], &n, &c, &k, &d))
+    if (kernel_args(args, o, 3, "nnnn", &n, &c, &k, &d))
         return NULL;
     if (n < 0 || c < 1 || k < 1 || d < 1)
         return bad_args("block_squares: bad dimensions");
@@ -866,11 +980,10 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
  * than the RVC threshold in some channel (never with a NaN, nor before n_rvc rows are known). */
 static PyObject *k_event_screen(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t n, h, ch, n_rvc;
     int rvc_enabled;
-    if (!PyArg_ParseTuple(args, "OOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &n, &h, &ch, &n_rvc, &rvc_enabled))
+    if (kernel_args(args, o, 4, "nnnnp", &n, &h, &ch, &n_rvc, &rvc_enabled))
         return NULL;
     if (n < 0 || h < 0 || ch < 1 || n_rvc < 1)
         return bad_args("event_screen: bad dimensions");
@@ -942,11 +1055,10 @@ static PyObject *k_event_screen(PyObject *self, PyObject *args)
  * y is that times gain. zi (each section's state, per channel) is updated in place. Sections as sosfilt. */
 static PyObject *k_flicker_chain(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t n, ns, ch;
     double gain;
-    if (!PyArg_ParseTuple(args, "OOOOnnnd", &o[0], &o[1], &o[2], &o[3], &n, &ns, &ch, &gain))
+    if (kernel_args(args, o, 4, "nnnd", &n, &ns, &ch, &gain))
         return NULL;
     if (n < 0 || ns < 3 || ns > SOS_MAX_SECTIONS || ch < 1)
         return bad_args("flicker_chain: needs 3 to SOS_MAX_SECTIONS sections");
@@ -1061,6 +1173,37 @@ static double pairwise_sum(const double *a, Py_ssize_t n)
 }
 
 #define IV_SIGNALS 11
+/* The arguments of the kernels of a run of m cycles' measures (interval_values, interval_energy): the arrays ms
+ * (m, 11), vi (m, 3), fund (m, 11) complex as pairs and duration (m,), then the kernel's own n_own (spec), then
+ * m, the creep current and the kernel's switch. On success the buffers b[0 .. 4 + n_own - 1] are held. An own
+ * array of PER_CYCLE items has one per cycle. */
+#define RUN_MAX_ARRAYS 12
+#define PER_CYCLE (-1)
+typedef struct {
+    Py_ssize_t m;
+    double creep;
+    int flag;
+} cycle_run;
+
+static int cycle_run_args(PyObject *args, PyObject **o, const array_arg *own, int n_own, buf_t *b, cycle_run *run)
+{
+    if (kernel_args(args, o, 4 + n_own, "ndp", &run->m, &run->creep, &run->flag))
+        return -1;
+    const Py_ssize_t m = run->m;
+    if (m < 0 || n_own > RUN_MAX_ARRAYS - 4) {
+        bad_args("a run of cycles needs a cycle count of 0 or more");
+        return -1;
+    }
+    array_arg spec[RUN_MAX_ARRAYS] = {{"ms", 0, m * IV_SIGNALS}, {"vi", 0, m * 3}, {"fund", 0, m * 2 * IV_SIGNALS},
+                                      {"duration", 0, m}};
+    for (int i = 0; i < n_own; i++) {
+        spec[4 + i] = own[i];
+        if (own[i].min_items == PER_CYCLE)
+            spec[4 + i].min_items = m;
+    }
+    return get_arrays(o, spec, 4 + n_own, b);
+}
+
 #define IV_SIZE 57
 /* interval_values(ms (m, 11), vi (m, 3), fund (m, 11) complex as pairs, duration (m,), freq (m,), weights (m,),
  *                 present (3,), seq (3, 3) complex as pairs, out (57,), m, creep, ieee): the values of the
@@ -1070,21 +1213,13 @@ static double pairwise_sum(const double *a, Py_ssize_t n)
  *                 add the cycles in order. */
 static PyObject *k_interval_values(PyObject *self, PyObject *args)
 {
-    PyObject *o[9];
-    buf_t b[9] = {{0}};
-    Py_ssize_t m;
-    double creep;
-    int ieee;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOndp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8], &m,
-                          &creep, &ieee))
+    KERNEL_ARRAYS(9);
+    cycle_run run;
+    const array_arg own[] = {{"freq", 0, PER_CYCLE}, {"weights", 0, PER_CYCLE}, {"present", 0, 3}, {"seq", 0, 18},
+                             {"out", 1, IV_SIZE}};
+    if (cycle_run_args(args, o, own, 5, b, &run))
         return NULL;
-    if (m < 0 || m > 1000000)
-        return bad_args("interval_values: bad cycle count");
-    const array_arg spec[] = {{"ms", 0, m * IV_SIGNALS}, {"vi", 0, m * 3}, {"fund", 0, m * 2 * IV_SIGNALS},
-                              {"duration", 0, m}, {"freq", 0, m}, {"weights", 0, m}, {"present", 0, 3},
-                              {"seq", 0, 18}, {"out", 1, IV_SIZE}};
-    if (get_arrays(o, spec, 9, b))
-        return NULL;
+    const Py_ssize_t m = run.m;
     const double *ms = b[0].view.buf, *vi = b[1].view.buf, *fund = b[2].view.buf, *dur = b[3].view.buf;
     const double *freq = b[4].view.buf, *w = b[5].view.buf, *pr = b[6].view.buf, *seq = b[7].view.buf;
     double *out = b[8].view.buf;
@@ -1123,7 +1258,7 @@ static PyObject *k_interval_values(PyObject *self, PyObject *args)
         o_rms[q] = sqrt(wms[q]);
     /* power as metrology.power.interval_power: a phase below the creep current carries nothing */
     for (int k = 0; k < 3; k++) {
-        const int live = present[k] && sqrt(wms[6 + k]) >= creep;
+        const int live = present[k] && sqrt(wms[6 + k]) >= run.creep;
         o_p[k] = live ? wvi[k] : 0.0;
         o_q[k] = live ? s1i[k] : 0.0;
         o_p1[k] = live ? s1r[k] : 0.0;
@@ -1136,8 +1271,8 @@ static PyObject *k_interval_values(PyObject *self, PyObject *args)
     static const double quadrant[4] = {1, 2, 4, 3};
     for (int k = 0; k < 4; k++) {
         o_sv[k] = hypot(o_p[k], o_q[k]);
-        o_pf[k] = signed_pf1(o_p[k], o_q[k], o_s[k], ieee);
-        o_dpf[k] = signed_pf1(o_p1[k], o_q[k], hypot(o_p1[k], o_q[k]), ieee);
+        o_pf[k] = signed_pf1(o_p[k], o_q[k], o_s[k], run.flag);
+        o_dpf[k] = signed_pf1(o_p1[k], o_q[k], hypot(o_p1[k], o_q[k]), run.flag);
         o_quad[k] = quadrant[!(o_p[k] >= 0) + 2 * !(o_q[k] >= 0)];
     }
     o_f[0] = n_valid ? (double)n_valid / pairwise_sum(valid_dur, n_valid) : NAN;
@@ -1211,20 +1346,12 @@ static void add_cycle_energy(double e[IE_QUANTITIES][4], const double p3[3], con
  *                 (all phases), Vcal, Ical, then delivered and received fe_w cu_w fe_var cu_var in %. */
 static PyObject *k_interval_energy(PyObject *self, PyObject *args)
 {
-    PyObject *o[7];
-    buf_t b[7] = {{0}};
-    Py_ssize_t m;
-    double creep;
-    int compensate;
-    if (!PyArg_ParseTuple(args, "OOOOOOOndp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &m, &creep,
-                          &compensate))
+    KERNEL_ARRAYS(7);
+    cycle_run run;
+    const array_arg own[] = {{"present", 0, 3}, {"loss", 0, 11}, {"out", 1, 2 * IE_QUANTITIES * 4}};
+    if (cycle_run_args(args, o, own, 3, b, &run))
         return NULL;
-    if (m < 0)
-        return bad_args("interval_energy: bad cycle count");
-    const array_arg spec[] = {{"ms", 0, m * IV_SIGNALS}, {"vi", 0, m * 3}, {"fund", 0, m * 2 * IV_SIGNALS},
-                              {"duration", 0, m}, {"present", 0, 3}, {"loss", 0, 11}, {"out", 1, 2 * IE_QUANTITIES * 4}};
-    if (get_arrays(o, spec, 7, b))
-        return NULL;
+    const Py_ssize_t m = run.m;
     const double *ms = b[0].view.buf, *vi = b[1].view.buf, *fund = b[2].view.buf, *dur = b[3].view.buf;
     const double *pr = b[4].view.buf, *loss = b[5].view.buf;
     double *out = b[6].view.buf;
@@ -1248,14 +1375,14 @@ static PyObject *k_interval_energy(PyObject *self, PyObject *args)
             const double vr = f[2 * k], vim = f[2 * k + 1], ir = f[2 * (6 + k)], ii = f[2 * (6 + k) + 1];
             s1r[k] = vr * ir + vim * ii;          /* V conj(I) */
             s1i[k] = vim * ir - vr * ii;
-            live[k] = present[k] && sqrt(im[k]) >= creep;
+            live[k] = present[k] && sqrt(im[k]) >= run.creep;
             p[k] = live[k] ? vi[i * 3 + k] : 0.0;
             q[k] = live[k] ? s1i[k] : 0.0;
             sa[k] = live[k] ? sqrt(v[k] * im[k]) : 0.0;
             ia[k] = live[k] ? im[k] : 0.0;
         }
         add_cycle_energy(e, p, q, sa, v, ia, dt);
-        if (!compensate)
+        if (!run.flag)
             continue;
         /* the losses of each phase (metrology.energy.loss_power) on W and var; every present phase is live */
         double pc[3], qc[3], sac[3];
@@ -1275,7 +1402,7 @@ static PyObject *k_interval_energy(PyObject *self, PyObject *args)
         const int negate = j == 1 || j == 3 || j == 13;       /* wh_rec varh_rec qh_rec: as positive amounts */
         for (int c = 0; c < 4; c++) {
             out[j * 4 + c] = negate ? -e[j][c] : e[j][c];
-            if (compensate)
+            if (run.flag)
                 out[(IE_QUANTITIES + j) * 4 + c] = negate ? -ec[j][c] : ec[j][c];
         }
     }
@@ -1298,6 +1425,7 @@ static PyMethodDef methods[] = {
     {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
     {"interval_values", k_interval_values, METH_VARARGS, "Every value of an interval from its cycles' measures."},
     {"interval_energy", k_interval_energy, METH_VARARGS, "Energy of a run of cycles, uncompensated and compensated."},
+    {"window_harmonics", k_window_harmonics, METH_VARARGS, "Every spectral value of a window from its inputs' lines."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -347,3 +347,25 @@ def interval_energy(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s
         comp = cycle_energy(pw_c, v_ms, i_ms, live, duration_s, compensated=True)
         out[1] = [getattr(comp, name) for name in names]
     return out
+
+
+def window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, peak: np.ndarray, n: int, orders: int,
+                     length: int, tdd_current: float, tdd_from: int, h1_min: np.ndarray | None, idx: np.ndarray,
+                     use: np.ndarray, msv_row: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every spectral value of an ``n``-cycle window of ``length`` samples from the DFT lines of its inputs
+    (``lines`` (I, >= orders * n) complex): the S derived signals' lines ``matrix`` (S, I) times the inputs' first
+    orders * n, their RMS and peak (S,) over the window from its cycles' mean squares ``ms`` and peaks ``peak``
+    (n, >= S), then ``harmonic_values`` of them, and the mains signalling voltage (3, k) of signals ``msv_row`` ..
+    ``msv_row`` + 2 at the k frequencies whose lines ``idx`` (k, 4) count where ``use`` (k, 4): V r.m.s.
+    Returns (rms, mag, inter, angle, fund, ratio, msv)."""
+    s = matrix.shape[0]
+    spec = matrix @ lines[:, :orders * n]
+    rms = np.sqrt(ms[:, :s].mean(axis=0))
+    top = peak[:, :s].max(axis=0)
+    mag, inter, angle, fund, ratio = harmonic_values(spec, n, orders, length, rms, top, tdd_current, tdd_from, h1_min)
+    rows = spec[msv_row:msv_row + 3]
+    idx = np.asarray(idx, dtype=np.intp)
+    power = rows[:, idx].real ** 2 + rows[:, idx].imag ** 2              # (3, k, 4) |X|²
+    msv = np.sqrt((power * np.asarray(use, dtype=bool)).sum(axis=2) * (2.0 / (length * length)))
+    return rms, mag, inter, angle, fund, ratio, msv

@@ -340,3 +340,39 @@ def test_interval_energy_agrees_with_and_without_losses_delivered_and_received_t
             assert (got[0, names.index("wh_del")][:2] > 0).tolist() == [True, False]
             assert (got[0, names.index("wh_rec")][:2] > 0).tolist() == [False, True]
             assert (got[1, names.index("wh_del")] > got[0, names.index("wh_del")])[0]
+
+
+def test_window_harmonics_agrees_for_every_wiring_window_length_and_signalling_set():
+    from metrology import signalling
+    from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor
+    from metrology.settings import SYSTEM_TYPES
+    from metrology.systems import V_LL, V_LN, wiring
+
+    rng = np.random.default_rng(18)
+    floor = fundamental_floor(230.0, 5.0)
+    for system_type in SYSTEM_TYPES:
+        matrix = wiring(system_type).matrix
+        used = np.flatnonzero(np.any(matrix[:, :HARMONIC_SIGNALS] != 0, axis=1))
+        fft_matrix = np.ascontiguousarray(matrix[used, :HARMONIC_SIGNALS].T)
+        for n, nominal, freqs in ((12, 60.0, (175.0, 316.67, 1050.0, 2000.0)), (10, 50.0, (110.0, 3000.0)),
+                                  (3, 60.0, ()), (1, 50.0, (500.0,))):
+            # the window's resampled inputs: 2 % off-synchronous (a frequency step), a 5th, an interharmonic, a sag
+            th = 2 * np.pi * np.arange(n * 512) / 512 * 1.02
+            x = np.stack([a * (np.cos(th - 2 * np.pi * (k // 2) / 3 - 0.4 * (k % 2 == 0))
+                               + 0.05 * np.cos(5 * th) + 0.01 * np.cos(7.5 * th)) for k, a in enumerate((7, 325, 3, 325, 0.0, 325, 2))], axis=1)
+            x[: 512 * max(n // 3, 1), 1] *= 0.5
+            x += rng.normal(0, 0.01, x.shape)
+            _, ms, peak, _, _ = reference.cycle_stats(x.reshape(n, 512, 7), matrix, 0, 6, 3)
+            lines = np.fft.rfft(x[:, used].T, axis=1)
+            idx, use = signalling.bins(freqs, nominal, n) if freqs else (np.zeros((0, 4)), np.zeros((0, 4)))
+            row = (V_LL if system_type in ("DELTA", "2L") else V_LN).start
+            for h1_min, tdd_current in ((None, 5.0), (floor, 0.0)):
+                args = (lines, fft_matrix, ms, peak, n, N_ORDERS, n * 512, tdd_current, 6, h1_min, idx, use, row)
+                got, want = _kernels.c_window_harmonics(*args), reference.window_harmonics(*args)
+                # an angle of exactly ±180° (opposite phases) may round to either end
+                got[3][:], want[3][:] = (got[3] - want[3] + 180.0) % 360.0 - 180.0, 0.0
+                for a, b in zip(got, want):
+                    assert a.shape == b.shape
+                    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+                    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+                assert got[-1].shape == (3, len(freqs)) and (not freqs or got[-1][0].min() > 0.0)
