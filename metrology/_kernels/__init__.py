@@ -176,10 +176,15 @@ def c_window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, pe
     return rms, mag, inter, angle, fund, ratio, msv
 
 
+def c_aggregate_add(x: np.ndarray, square: np.ndarray, total: np.ndarray, count: np.ndarray, peak: np.ndarray,
+                    finite: np.ndarray, latest: np.ndarray) -> None:
+    _ckernels.aggregate_add(_f64(x), _f64(square), total, count, peak, finite, latest, total.shape[0])
+
+
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
            "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values",
-           "interval_energy", "window_harmonics")
+           "interval_energy", "window_harmonics", "aggregate_add")
 
 
 def _select(c: bool) -> None:
@@ -193,7 +198,7 @@ track_crossings, cycle_change = reference.track_crossings, reference.cycle_chang
 harmonic_values, block_squares = reference.harmonic_values, reference.block_squares
 event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
 interval_values, interval_energy = reference.interval_values, reference.interval_energy
-window_harmonics = reference.window_harmonics
+window_harmonics, aggregate_add = reference.window_harmonics, reference.aggregate_add
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

@@ -1411,6 +1411,36 @@ static PyObject *k_interval_energy(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* aggregate_add(x (w,), square (w,), total (w,), count (w,), peak (w,), finite (w,), latest (w,), w): one
+ *               interval's values x into the running sums of an aggregation (reference.aggregate_add): x, squared
+ *               where square is 1, to total and count where not NaN; peak the greater of it and x ignoring NaN
+ *               (np.fmax); finite 1 where x is finite; latest x. */
+static PyObject *k_aggregate_add(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(7);
+    Py_ssize_t w;
+    if (kernel_args(args, o, 7, "n", &w))
+        return NULL;
+    const array_arg spec[] = {{"x", 0, w}, {"square", 0, w}, {"total", 1, w}, {"count", 1, w}, {"peak", 1, w},
+                              {"finite", 1, w}, {"latest", 1, w}};
+    if (get_arrays(o, spec, 7, b))
+        return NULL;
+    const double *x = b[0].view.buf, *sq = b[1].view.buf;
+    double *total = b[2].view.buf, *count = b[3].view.buf, *peak = b[4].view.buf, *finite = b[5].view.buf;
+    double *latest = b[6].view.buf;
+    for (Py_ssize_t j = 0; j < w; j++) {      /* selects, no branches: the compiler vectorises it */
+        const double v = x[j], y = sq[j] != 0.0 ? v * v : v, p = peak[j];
+        const int valid = y == y;
+        total[j] += valid ? y : 0.0;
+        count[j] += valid ? 1.0 : 0.0;
+        peak[j] = v == v && (p != p || v > p) ? v : p;
+        finite[j] = v - v == 0.0 ? 1.0 : finite[j];
+        latest[j] = v;
+    }
+    release(b, 7);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
@@ -1426,6 +1456,7 @@ static PyMethodDef methods[] = {
     {"interval_values", k_interval_values, METH_VARARGS, "Every value of an interval from its cycles' measures."},
     {"interval_energy", k_interval_energy, METH_VARARGS, "Energy of a run of cycles, uncompensated and compensated."},
     {"window_harmonics", k_window_harmonics, METH_VARARGS, "Every spectral value of a window from its inputs' lines."},
+    {"aggregate_add", k_aggregate_add, METH_VARARGS, "One interval into the running sums of an aggregation."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -369,3 +369,17 @@ def window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, peak
     power = rows[:, idx].real ** 2 + rows[:, idx].imag ** 2              # (3, k, 4) |X|²
     msv = np.sqrt((power * np.asarray(use, dtype=bool)).sum(axis=2) * (2.0 / (length * length)))
     return rms, mag, inter, angle, fund, ratio, msv
+
+
+def aggregate_add(x: np.ndarray, square: np.ndarray, total: np.ndarray, count: np.ndarray, peak: np.ndarray,
+                  finite: np.ndarray, latest: np.ndarray) -> None:
+    """One interval's values ``x`` (w,) into the running sums (w,) of an aggregation, in place: x, squared where
+    ``square`` is 1, to ``total`` and ``count`` where not NaN; ``peak`` the greater of it and x ignoring NaN;
+    ``finite`` 1 where x is finite; ``latest`` x."""
+    y = np.where(square != 0, x * x, x)
+    valid = ~np.isnan(y)
+    total += np.where(valid, y, 0.0)
+    count += valid
+    np.fmax(peak, x, out=peak)
+    finite[np.isfinite(x)] = 1.0
+    latest[:] = x

@@ -376,3 +376,33 @@ def test_window_harmonics_agrees_for_every_wiring_window_length_and_signalling_s
                     np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
                     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
                 assert got[-1].shape == (3, len(freqs)) and (not freqs or got[-1][0].min() > 0.0)
+
+
+def test_aggregate_add_agrees_over_the_windows_of_a_disturbed_run_with_absent_phases():
+    from metrology.intervals import RMS_KEYS
+    from metrology.pipeline import Pipeline
+    from metrology.settings import MetrologySettings
+
+    fs, rng = 32000.0, np.random.default_rng(19)
+    th = 2 * np.pi * 60.0 * np.arange(int(2 * fs)) / fs
+    x = np.zeros((th.size, 7))
+    x[:, 1], x[:, 0] = 325 * np.cos(th), 5 * np.cos(th - 0.3)         # SINGLE: phases B and C absent (NaN values)
+    x[int(0.8 * fs):int(1.0 * fs), 1] *= 0.05                           # an interruption
+    x += rng.normal(0, 0.05, x.shape)
+    pl = Pipeline(MetrologySettings(system_type="SINGLE", nominal_frequency=60.0))
+    windows = [w for i in range(0, th.size, 4096)
+               for w in pl.feed_values(x[i:i + 4096], i, 10**18 + int(i * 1e9 / fs)).windows]
+    keys = list(windows[0].values)
+    flats = [np.concatenate([w.values[k] for k in keys], axis=None, dtype=np.float64) for w in windows]
+    flats[3][:5] = (np.inf, -np.inf, np.nan, -0.0, 1e150)
+    square = np.repeat([1.0 if k in RMS_KEYS else 0.0 for k in keys], [np.size(windows[0].values[k]) for k in keys])
+    width = square.size
+    states = []
+    for add in (_kernels.c_aggregate_add, reference.aggregate_add):
+        st = [np.zeros(width), np.zeros(width), np.full(width, np.nan), np.zeros(width), np.empty(width)]
+        for flat in flats:
+            add(flat, square, *st)
+        states.append(st)
+    assert len(flats) >= 8 and np.isnan(flats[0]).any()
+    for got, want in zip(*states):
+        np.testing.assert_array_equal(got, want)
