@@ -69,7 +69,7 @@ class PendingCapture:
 
 class RecorderService(Service):
     name = "recorder"
-    step_interval_s = 0.05
+    step_interval_s = 0.25
 
     def setup(self) -> None:
         cfg = self.cfg = self.config["pq"]
