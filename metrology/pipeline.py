@@ -191,10 +191,7 @@ class Pipeline:
         self._note_hole(float(cm.start[0]))
         self._last_end = float(cm.end[-1])
         base = self.log.append(cm)
-        start_ns = self.origin_ns + np.round(cm.start * (1e9 / self.fs)).astype(np.int64)
-        end_ns = self.origin_ns + np.round(cm.end * (1e9 / self.fs)).astype(np.int64)
-        half_end = np.stack(((cm.start + cm.end) / 2, cm.end), axis=1).reshape(-1)
-        half_end_ns = self.origin_ns + np.round(half_end * (1e9 / self.fs)).astype(np.int64)
+        start_ns, end_ns, half_end, half_end_ns = _kernels.cycle_times(cm.start, cm.end, self.origin_ns, 1e9 / self.fs)
         urms, flags_c = self.flagger.process(
             cm.half_ms, half_end, half_end_ns, cm.vi.sum(axis=1), out.events,
             lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))

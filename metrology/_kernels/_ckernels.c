@@ -27,15 +27,17 @@ typedef struct {
     int held;
 } buf_t;
 
-static int get_buf(PyObject *obj, buf_t *b, int writable, Py_ssize_t min_items, const char *name)
+static int get_buf(PyObject *obj, buf_t *b, int writable, Py_ssize_t min_items, const char *name, int int64)
 {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     b->held = 0;
     if (PyObject_GetBuffer(obj, &b->view, flags) < 0)
         return -1;
     b->held = 1;
-    if (b->view.itemsize != 8 || b->view.format == NULL || strcmp(b->view.format, "d") != 0) {
-        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous float64 array", name);
+    const char *f = b->view.format;
+    const int ok = f != NULL && (int64 ? (strcmp(f, "l") == 0 || strcmp(f, "q") == 0) : strcmp(f, "d") == 0);
+    if (b->view.itemsize != 8 || !ok) {
+        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous %s array", name, int64 ? "int64" : "float64");
         return -1;
     }
     if (b->view.len / 8 < min_items) {
@@ -78,18 +80,20 @@ static int kernel_args(PyObject *args, PyObject **o, int n, const char *fmt, ...
     PyObject *o[N];      \
     buf_t b[N] = {{0}}
 
-/* An array argument of a kernel: the name its errors give, whether the kernel writes it, the items it needs. */
+/* An array argument of a kernel: the name its errors give, whether the kernel writes it, the items it needs, and
+ * whether it holds int64 (else float64). */
 typedef struct {
     const char *name;
     int writable;
     Py_ssize_t min_items;
+    int int64;
 } array_arg;
 
 /* The buffers b[0 .. n-1] of the arrays o[0 .. n-1] as spec[] asks: 0, or -1 with the error set and none held. */
 static int get_arrays(PyObject *const *o, const array_arg *spec, int n, buf_t *b)
 {
     for (int i = 0; i < n; i++)
-        if (get_buf(o[i], &b[i], spec[i].writable, spec[i].min_items, spec[i].name)) {
+        if (get_buf(o[i], &b[i], spec[i].writable, spec[i].min_items, spec[i].name, spec[i].int64)) {
             release(b, n);
             return -1;
         }
@@ -1441,6 +1445,39 @@ static PyObject *k_aggregate_add(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* cycle_times(start (m,), end (m,), half_end (2m,), start_ns (m,) int64, end_ns (m,) int64, half_end_ns (2m,) int64,
+ *             m, origin_ns, ns_per_sample): the clock times of m cycles from their boundaries (fractional sample
+ *             indices), reference.cycle_times: each index times ns_per_sample rounded half to even, plus origin_ns;
+ *             half_end the index where each half cycle ends (the middle of the cycle, its end). */
+static PyObject *k_cycle_times(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(6);
+    Py_ssize_t m;
+    long long origin;
+    double scale;
+    if (kernel_args(args, o, 6, "nLd", &m, &origin, &scale))
+        return NULL;
+    if (m < 0)
+        return bad_args("cycle_times: bad cycle count");
+    const array_arg spec[] = {{"start", 0, m, 0}, {"end", 0, m, 0}, {"half_end", 1, 2 * m, 0}, {"start_ns", 1, m, 1},
+                              {"end_ns", 1, m, 1}, {"half_end_ns", 1, 2 * m, 1}};
+    if (get_arrays(o, spec, 6, b))
+        return NULL;
+    const double *start = b[0].view.buf, *end = b[1].view.buf;
+    double *half = b[2].view.buf;
+    long long *start_ns = b[3].view.buf, *end_ns = b[4].view.buf, *half_ns = b[5].view.buf;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        half[2 * i] = (start[i] + end[i]) / 2;
+        half[2 * i + 1] = end[i];
+        start_ns[i] = origin + (long long)nearbyint(start[i] * scale);
+        end_ns[i] = origin + (long long)nearbyint(end[i] * scale);
+        half_ns[2 * i] = origin + (long long)nearbyint(half[2 * i] * scale);
+        half_ns[2 * i + 1] = end_ns[i];
+    }
+    release(b, 6);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
@@ -1457,6 +1494,7 @@ static PyMethodDef methods[] = {
     {"interval_energy", k_interval_energy, METH_VARARGS, "Energy of a run of cycles, uncompensated and compensated."},
     {"window_harmonics", k_window_harmonics, METH_VARARGS, "Every spectral value of a window from its inputs' lines."},
     {"aggregate_add", k_aggregate_add, METH_VARARGS, "One interval into the running sums of an aggregation."},
+    {"cycle_times", k_cycle_times, METH_VARARGS, "Clock times of cycles and half cycles from their boundaries."},
     {NULL, NULL, 0, NULL},
 };
 

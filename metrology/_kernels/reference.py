@@ -383,3 +383,15 @@ def aggregate_add(x: np.ndarray, square: np.ndarray, total: np.ndarray, count: n
     np.fmax(peak, x, out=peak)
     finite[np.isfinite(x)] = 1.0
     latest[:] = x
+
+
+def cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Clock times of cycles from their boundaries ``start``, ``end`` (m,) (fractional sample indices): each index
+    times ``ns_per_sample`` rounded half to even, plus ``origin_ns``. Returns (start_ns, end_ns, half_end,
+    half_end_ns): half_end (2m,) the index where each half cycle ends (the middle of its cycle, the cycle's end)."""
+    start_ns = origin_ns + np.round(start * ns_per_sample).astype(np.int64)
+    end_ns = origin_ns + np.round(end * ns_per_sample).astype(np.int64)
+    half_end = np.stack(((start + end) / 2, end), axis=1).reshape(-1)
+    half_end_ns = origin_ns + np.round(half_end * ns_per_sample).astype(np.int64)
+    return start_ns, end_ns, half_end, half_end_ns

@@ -406,3 +406,18 @@ def test_aggregate_add_agrees_over_the_windows_of_a_disturbed_run_with_absent_ph
     assert len(flats) >= 8 and np.isnan(flats[0]).any()
     for got, want in zip(*states):
         np.testing.assert_array_equal(got, want)
+
+
+def test_cycle_times_agree_on_the_cycles_of_a_disturbed_run_and_round_halves_to_even():
+    _, cm = _cycles_of_a_disturbed_run("4W-WYE")
+    origin = 1_700_000_000_123_456_789
+    for start, end, origin_ns, ns_per_sample in (
+            (cm.start, cm.end, origin, 1e9 / 32000.0),
+            (cm.start - cm.start[0] - 0.7, cm.end - cm.start[0] - 0.7, -origin, 1e9 / 32000.0),     # below index 0
+            (np.arange(-4, 8) + 0.25, np.arange(-4, 8) + 1.25, 0, 2.0)):                       # exact halves
+        got = _kernels.c_cycle_times(start, end, origin_ns, ns_per_sample)
+        want = reference.cycle_times(start, end, origin_ns, ns_per_sample)
+        for a, b in zip(got, want):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+    assert got[0].tolist() == [-8, -6, -4, -2, 0, 2, 4, 6, 8, 10, 12, 14]          # 2 j + 0.5 to the even one
