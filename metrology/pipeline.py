@@ -130,6 +130,7 @@ class Pipeline:
         # linear, so the 10 derived spectra are the wiring matrix applied to these inputs' spectra
         used = self.matrix[:, :HARMONIC_SIGNALS]
         self._fft_inputs = np.flatnonzero(np.any(used != 0, axis=1))
+        self._fft_input_rows = self._fft_inputs.astype(np.float64)      # as the window_append kernel takes them
         self._fft_matrix = np.ascontiguousarray(used[self._fft_inputs].T)     # (10, inputs used)
         self._win_x = np.zeros((self._fft_inputs.size, self.n_window * SAMPLES_PER_CYCLE))
         self._win_lines = np.empty((self._fft_inputs.size, self._win_x.shape[1] // 2 + 1), dtype=np.complex128)
@@ -291,9 +292,8 @@ class Pipeline:
 
     def _append_window(self, samples: np.ndarray, lo: int, hi: int, flags: np.ndarray) -> None:
         if hi > lo:
-            at = self._win_filled * SAMPLES_PER_CYCLE
-            x = samples[lo:hi] if self._fft_inputs.size == samples.shape[2] else samples[lo:hi, :, self._fft_inputs]
-            self._win_x[:, at:at + (hi - lo) * SAMPLES_PER_CYCLE] = x.reshape(-1, self._fft_inputs.size).T
+            _kernels.window_append(samples, self._fft_input_rows, self._win_x, lo, hi,
+                                   self._win_filled * SAMPLES_PER_CYCLE)
             self._win_filled += hi - lo
             self._win_flags |= bool(flags[lo:hi].any())
 

@@ -191,10 +191,17 @@ def c_cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sam
     return start_ns, end_ns, half_end, half_end_ns
 
 
+def c_window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:
+    samples = _f64(samples)
+    m, s, c = samples.shape
+    _ckernels.window_append(samples, _f64(inputs), win, m, s, c, inputs.shape[0], win.shape[1], lo, hi, at)
+
+
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
            "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values",
-           "interval_energy", "window_harmonics", "aggregate_add", "cycle_times")
+           "interval_energy", "window_harmonics", "aggregate_add", "cycle_times",
+           "window_append")
 
 
 def _select(c: bool) -> None:
@@ -209,7 +216,7 @@ harmonic_values, block_squares = reference.harmonic_values, reference.block_squa
 event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
 interval_values, interval_energy = reference.interval_values, reference.interval_energy
 window_harmonics, aggregate_add = reference.window_harmonics, reference.aggregate_add
-cycle_times = reference.cycle_times
+cycle_times, window_append = reference.cycle_times, reference.window_append
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

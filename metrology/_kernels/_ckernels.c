@@ -1478,6 +1478,42 @@ static PyObject *k_cycle_times(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* window_append(samples (m, s, c), inputs (ni,), win (ni, width), m, s, c, ni, width, lo, hi, at): cycles lo .. hi-1
+ *               of the resampled inputs into a window's rows, one row per input inputs[t], from column at on
+ *               (reference.window_append): win[t, at + (k - lo) * s + j] = samples[k, j, inputs[t]]. */
+static PyObject *k_window_append(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(3);
+    Py_ssize_t m, s, c, ni, width, lo, hi, at;
+    if (kernel_args(args, o, 3, "nnnnnnnn", &m, &s, &c, &ni, &width, &lo, &hi, &at))
+        return NULL;
+    if (lo < 0 || hi > m || hi < lo || at < 0 || at + (hi - lo) * s > width || ni > c || c > CS_MAX_C)
+        return bad_args("window_append: the cycles do not fit the window");
+    const array_arg spec[] = {{"samples", 0, m * s * c, 0}, {"inputs", 0, ni, 0}, {"win", 1, ni * width, 0}};
+    if (get_arrays(o, spec, 3, b))
+        return NULL;
+    const double *x = b[0].view.buf, *inputs = b[1].view.buf;
+    double *win = b[2].view.buf;
+    for (Py_ssize_t t = 0; t < ni; t++)
+        if (!(inputs[t] >= 0 && inputs[t] < (double)c)) {
+            release(b, 3);
+            return bad_args("window_append: an input index out of range");
+        }
+    Py_BEGIN_ALLOW_THREADS
+    /* row by row of the source (each read once), into ni streams of writes */
+    Py_ssize_t col[CS_MAX_C];
+    for (Py_ssize_t t = 0; t < ni; t++)
+        col[t] = (Py_ssize_t)inputs[t];
+    const double *src = x + lo * s * c;
+    double *dst = win + at;
+    for (Py_ssize_t j = 0; j < (hi - lo) * s; j++, src += c)
+        for (Py_ssize_t t = 0; t < ni; t++)
+            dst[t * width + j] = src[col[t]];
+    Py_END_ALLOW_THREADS
+    release(b, 3);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
@@ -1495,6 +1531,7 @@ static PyMethodDef methods[] = {
     {"window_harmonics", k_window_harmonics, METH_VARARGS, "Every spectral value of a window from its inputs' lines."},
     {"aggregate_add", k_aggregate_add, METH_VARARGS, "One interval into the running sums of an aggregation."},
     {"cycle_times", k_cycle_times, METH_VARARGS, "Clock times of cycles and half cycles from their boundaries."},
+    {"window_append", k_window_append, METH_VARARGS, "Cycles of resampled inputs into a window's rows."},
     {NULL, NULL, 0, NULL},
 };
 

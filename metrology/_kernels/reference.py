@@ -395,3 +395,10 @@ def cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sampl
     half_end = np.stack(((start + end) / 2, end), axis=1).reshape(-1)
     half_end_ns = origin_ns + np.round(half_end * ns_per_sample).astype(np.int64)
     return start_ns, end_ns, half_end, half_end_ns
+
+
+def window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:
+    """Cycles ``lo`` .. ``hi``-1 of the resampled inputs ``samples`` (m, S, C) into the rows of a window ``win``
+    (I, width), row t the input ``inputs[t]``, from column ``at`` on, in place."""
+    x = samples[lo:hi][:, :, np.asarray(inputs, dtype=np.intp)]
+    win[:, at:at + (hi - lo) * samples.shape[1]] = x.reshape(-1, x.shape[2]).T

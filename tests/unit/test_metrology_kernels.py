@@ -421,3 +421,22 @@ def test_cycle_times_agree_on_the_cycles_of_a_disturbed_run_and_round_halves_to_
             assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(a, b)
     assert got[0].tolist() == [-8, -6, -4, -2, 0, 2, 4, 6, 8, 10, 12, 14]          # 2 j + 0.5 to the even one
+
+
+def test_window_append_agrees_for_the_inputs_of_every_wiring_and_a_window_cut_short():
+    from metrology.harmonics import HARMONIC_SIGNALS
+    from metrology.settings import SYSTEM_TYPES
+    from metrology.systems import wiring
+
+    rng = np.random.default_rng(20)
+    samples = rng.normal(size=(9, 512, 7))
+    for system_type in SYSTEM_TYPES:
+        used = np.flatnonzero(np.any(wiring(system_type).matrix[:, :HARMONIC_SIGNALS] != 0, axis=1))
+        wins = [np.full((used.size, 12 * 512), np.nan) for _ in range(2)]
+        for lo, hi, at in ((0, 4, 0), (4, 9, 4 * 512), (2, 2, 9 * 512), (6, 9, 9 * 512)):     # the last fills it
+            _kernels.c_window_append(samples, used.astype(np.float64), wins[0], lo, hi, at)
+            reference.window_append(samples, used, wins[1], lo, hi, at)
+        np.testing.assert_array_equal(wins[0], wins[1])
+        assert not np.isnan(wins[0]).any() and wins[0][-1, 4 * 512 + 3] == samples[4, 3, used[-1]]
+    with pytest.raises(ValueError):
+        _kernels.c_window_append(samples, used.astype(np.float64), wins[0], 6, 9, 10 * 512)     # past its end
