@@ -116,6 +116,9 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
     cyc = (rng.uniform(1, 5e4, (60, 11)), rng.normal(0, 1e3, (60, 3)), rng.normal(size=(60, 11)) * (1 + 1j),
            np.full(60, 1 / 60.0), np.full(60, 60.0))
     seq = sequence_matrix("ABC")
+    rows, win = np.arange(7.0), np.empty((7, 12 * 512))
+    flat, square = rng.normal(size=2100), (rng.uniform(size=2100) < 0.5).astype(np.float64)
+    sums = (np.zeros(2100), np.zeros(2100), np.full(2100, np.nan), np.zeros(2100), np.empty(2100))
     inputs = np.fft.rfft(rng.normal(size=(7, 12 * 512)), axis=1)
     spectra = (inputs, np.ascontiguousarray(matrix[:, :10].T), cyc[0][:12], cyc[0][:12], 12, 64, 6144, 5.0, 6,
                np.full(10, 0.05), *signalling.bins(SIGNALLING_HZ, 60.0, 12), 0)
@@ -161,6 +164,15 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
         ("interval_energy (1 s of 60 cycles, with loss compensation)",
          _best(lambda: reference.interval_energy(cyc[0], cyc[1], cyc[2], cyc[3], present, 0.05, LOSSES)),
          _best(lambda: _kernels.c_interval_energy(cyc[0], cyc[1], cyc[2], cyc[3], present, 0.05, LOSSES))),
+        ("aggregate_add (5 windows of 2100 values into the 3-s and 10-min sums)",
+         _best(lambda: [reference.aggregate_add(flat, square, *sums) for _ in range(10)]),
+         _best(lambda: [_kernels.c_aggregate_add(flat, square, *sums) for _ in range(10)])),
+        ("cycle_times (1 s: 60 cycles in 8 batches)",
+         _best(lambda: [reference.cycle_times(b, b + 533.3, T0_NS, 1e9 / FS) for b in np.array_split(bounds[:60], 8)]),
+         _best(lambda: [_kernels.c_cycle_times(b, b + 533.3, T0_NS, 1e9 / FS) for b in np.array_split(bounds[:60], 8)])),
+        ("window_append (1 s: 60 cycles of 7 inputs into 5 windows)",
+         _best(lambda: [reference.window_append(x7, rows, win, k, k + 12, 0) for k in range(0, 60, 12)]),
+         _best(lambda: [_kernels.c_window_append(x7, rows, win, k, k + 12, 0) for k in range(0, 60, 12)])),
         ("event_screen (1 s of Urms(1/2), 3 voltages, in 8 batches)",
          _best(lambda: [reference.event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)]),
          _best(lambda: [_kernels.c_event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)])),

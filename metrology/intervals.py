@@ -57,8 +57,8 @@ class Interval:
     gap: bool = False         # acquisition lost samples inside or just before this interval
     energy: object | None = None   # EnergyIncrement for "1s" intervals
     energy_comp: object | None = None   # its loss-compensated twin, when loss compensation is on
-    # the values as RunningAggregate adds them, made once for every aggregation the interval enters
-    flat: tuple | None = field(default=None, repr=False, compare=False)
+    # (keys, the values flat in their order) as RunningAggregate adds them, made once for every aggregation it enters
+    flat: tuple[list[str], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
 
 def cycles_values(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, creep_current: float,
@@ -115,29 +115,23 @@ class RunningAggregate:
         self.shapes = [a.shape for a in arrays]
         sizes = [a.size for a in arrays]
         self.bounds = np.cumsum([0] + sizes).tolist()
-        self.square = np.repeat([k in RMS_KEYS for k in self.keys], sizes)
+        self.square = np.repeat([1.0 if k in RMS_KEYS else 0.0 for k in self.keys], sizes)
         width = self.bounds[-1]
         self.total = np.zeros(width)
-        self.n = np.zeros(width, dtype=np.int64)
+        self.n = np.zeros(width)
         self.peak = np.full(width, np.nan)
-        self.finite = np.zeros(width, dtype=bool)
+        self.finite = np.zeros(width)
+        self.latest = np.empty(width)
 
     def add(self, item: Interval) -> None:
         if self.count == 0:
             self._layout(item.values)
             self.start_ns, self.duration_s, self.cycles = item.start_ns, 0.0, 0
             self.flagged = self.gap = False
-        if item.flat is None or item.flat[0] != self.keys:
-            x = np.concatenate([item.values[k].ravel() for k in self.keys])
-            y = np.where(self.square, x * x, x)
-            valid = ~np.isnan(y)
-            item.flat = (self.keys, x, np.where(valid, y, 0.0), valid, np.isfinite(x))
-        _, x, y, valid, finite = item.flat
-        self.total += y
-        self.n += valid
-        np.fmax(self.peak, x, out=self.peak)
-        self.finite |= finite
-        self.latest = x
+        if item.flat is None or item.flat[0] is not self.keys and item.flat[0] != self.keys:
+            item.flat = (self.keys, np.concatenate([item.values[k] for k in self.keys], axis=None, dtype=np.float64))
+        # one pass over the values (reference.aggregate_add)
+        _kernels.aggregate_add(item.flat[1], self.square, self.total, self.n, self.peak, self.finite, self.latest)
         self.count += 1
         self.end_ns = item.end_ns
         self.duration_s += item.duration_s

@@ -130,6 +130,7 @@ class Pipeline:
         # linear, so the 10 derived spectra are the wiring matrix applied to these inputs' spectra
         used = self.matrix[:, :HARMONIC_SIGNALS]
         self._fft_inputs = np.flatnonzero(np.any(used != 0, axis=1))
+        self._fft_input_rows = self._fft_inputs.astype(np.float64)      # as the window_append kernel takes them
         self._fft_matrix = np.ascontiguousarray(used[self._fft_inputs].T)     # (10, inputs used)
         self._win_x = np.zeros((self._fft_inputs.size, self.n_window * SAMPLES_PER_CYCLE))
         self._win_lines = np.empty((self._fft_inputs.size, self._win_x.shape[1] // 2 + 1), dtype=np.complex128)
@@ -191,10 +192,7 @@ class Pipeline:
         self._note_hole(float(cm.start[0]))
         self._last_end = float(cm.end[-1])
         base = self.log.append(cm)
-        start_ns = self.origin_ns + np.round(cm.start * (1e9 / self.fs)).astype(np.int64)
-        end_ns = self.origin_ns + np.round(cm.end * (1e9 / self.fs)).astype(np.int64)
-        half_end = np.stack(((cm.start + cm.end) / 2, cm.end), axis=1).reshape(-1)
-        half_end_ns = self.origin_ns + np.round(half_end * (1e9 / self.fs)).astype(np.int64)
+        start_ns, end_ns, half_end, half_end_ns = _kernels.cycle_times(cm.start, cm.end, self.origin_ns, 1e9 / self.fs)
         urms, flags_c = self.flagger.process(
             cm.half_ms, half_end, half_end_ns, cm.vi.sum(axis=1), out.events,
             lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))
@@ -294,9 +292,8 @@ class Pipeline:
 
     def _append_window(self, samples: np.ndarray, lo: int, hi: int, flags: np.ndarray) -> None:
         if hi > lo:
-            at = self._win_filled * SAMPLES_PER_CYCLE
-            x = samples[lo:hi] if self._fft_inputs.size == samples.shape[2] else samples[lo:hi, :, self._fft_inputs]
-            self._win_x[:, at:at + (hi - lo) * SAMPLES_PER_CYCLE] = x.reshape(-1, self._fft_inputs.size).T
+            _kernels.window_append(samples, self._fft_input_rows, self._win_x, lo, hi,
+                                   self._win_filled * SAMPLES_PER_CYCLE)
             self._win_filled += hi - lo
             self._win_flags |= bool(flags[lo:hi].any())
 

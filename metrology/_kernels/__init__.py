@@ -176,10 +176,32 @@ def c_window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, pe
     return rms, mag, inter, angle, fund, ratio, msv
 
 
+def c_aggregate_add(x: np.ndarray, square: np.ndarray, total: np.ndarray, count: np.ndarray, peak: np.ndarray,
+                    finite: np.ndarray, latest: np.ndarray) -> None:
+    _ckernels.aggregate_add(_f64(x), _f64(square), total, count, peak, finite, latest, total.shape[0])
+
+
+def c_cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    m = start.shape[0]
+    start_ns, end_ns, half_end_ns = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(2 * m, np.int64)
+    half_end = np.empty(2 * m)
+    _ckernels.cycle_times(_f64(start), _f64(end), half_end, start_ns, end_ns, half_end_ns, m, int(origin_ns),
+                          float(ns_per_sample))
+    return start_ns, end_ns, half_end, half_end_ns
+
+
+def c_window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:
+    samples = _f64(samples)
+    m, s, c = samples.shape
+    _ckernels.window_append(samples, _f64(inputs), win, m, s, c, inputs.shape[0], win.shape[1], lo, hi, at)
+
+
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
            "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values",
-           "interval_energy", "window_harmonics")
+           "interval_energy", "window_harmonics", "aggregate_add", "cycle_times",
+           "window_append")
 
 
 def _select(c: bool) -> None:
@@ -193,7 +215,8 @@ track_crossings, cycle_change = reference.track_crossings, reference.cycle_chang
 harmonic_values, block_squares = reference.harmonic_values, reference.block_squares
 event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
 interval_values, interval_energy = reference.interval_values, reference.interval_energy
-window_harmonics = reference.window_harmonics
+window_harmonics, aggregate_add = reference.window_harmonics, reference.aggregate_add
+cycle_times, window_append = reference.cycle_times, reference.window_append
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

@@ -27,15 +27,17 @@ typedef struct {
     int held;
 } buf_t;
 
-static int get_buf(PyObject *obj, buf_t *b, int writable, Py_ssize_t min_items, const char *name)
+static int get_buf(PyObject *obj, buf_t *b, int writable, Py_ssize_t min_items, const char *name, int int64)
 {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     b->held = 0;
     if (PyObject_GetBuffer(obj, &b->view, flags) < 0)
         return -1;
     b->held = 1;
-    if (b->view.itemsize != 8 || b->view.format == NULL || strcmp(b->view.format, "d") != 0) {
-        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous float64 array", name);
+    const char *f = b->view.format;
+    const int ok = f != NULL && (int64 ? (strcmp(f, "l") == 0 || strcmp(f, "q") == 0) : strcmp(f, "d") == 0);
+    if (b->view.itemsize != 8 || !ok) {
+        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous %s array", name, int64 ? "int64" : "float64");
         return -1;
     }
     if (b->view.len / 8 < min_items) {
@@ -78,18 +80,20 @@ static int kernel_args(PyObject *args, PyObject **o, int n, const char *fmt, ...
     PyObject *o[N];      \
     buf_t b[N] = {{0}}
 
-/* An array argument of a kernel: the name its errors give, whether the kernel writes it, the items it needs. */
+/* An array argument of a kernel: the name its errors give, whether the kernel writes it, the items it needs, and
+ * whether it holds int64 (else float64). */
 typedef struct {
     const char *name;
     int writable;
     Py_ssize_t min_items;
+    int int64;
 } array_arg;
 
 /* The buffers b[0 .. n-1] of the arrays o[0 .. n-1] as spec[] asks: 0, or -1 with the error set and none held. */
 static int get_arrays(PyObject *const *o, const array_arg *spec, int n, buf_t *b)
 {
     for (int i = 0; i < n; i++)
-        if (get_buf(o[i], &b[i], spec[i].writable, spec[i].min_items, spec[i].name)) {
+        if (get_buf(o[i], &b[i], spec[i].writable, spec[i].min_items, spec[i].name, spec[i].int64)) {
             release(b, n);
             return -1;
         }
@@ -1411,6 +1415,105 @@ static PyObject *k_interval_energy(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* aggregate_add(x (w,), square (w,), total (w,), count (w,), peak (w,), finite (w,), latest (w,), w): one
+ *               interval's values x into the running sums of an aggregation (reference.aggregate_add): x, squared
+ *               where square is 1, to total and count where not NaN; peak the greater of it and x ignoring NaN
+ *               (np.fmax); finite 1 where x is finite; latest x. */
+static PyObject *k_aggregate_add(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(7);
+    Py_ssize_t w;
+    if (kernel_args(args, o, 7, "n", &w))
+        return NULL;
+    const array_arg spec[] = {{"x", 0, w}, {"square", 0, w}, {"total", 1, w}, {"count", 1, w}, {"peak", 1, w},
+                              {"finite", 1, w}, {"latest", 1, w}};
+    if (get_arrays(o, spec, 7, b))
+        return NULL;
+    const double *x = b[0].view.buf, *sq = b[1].view.buf;
+    double *total = b[2].view.buf, *count = b[3].view.buf, *peak = b[4].view.buf, *finite = b[5].view.buf;
+    double *latest = b[6].view.buf;
+    for (Py_ssize_t j = 0; j < w; j++) {      /* selects, no branches: the compiler vectorises it */
+        const double v = x[j], y = sq[j] != 0.0 ? v * v : v, p = peak[j];
+        const int valid = y == y;
+        total[j] += valid ? y : 0.0;
+        count[j] += valid ? 1.0 : 0.0;
+        peak[j] = v == v && (p != p || v > p) ? v : p;
+        finite[j] = v - v == 0.0 ? 1.0 : finite[j];
+        latest[j] = v;
+    }
+    release(b, 7);
+    Py_RETURN_NONE;
+}
+
+/* cycle_times(start (m,), end (m,), half_end (2m,), start_ns (m,) int64, end_ns (m,) int64, half_end_ns (2m,) int64,
+ *             m, origin_ns, ns_per_sample): the clock times of m cycles from their boundaries (fractional sample
+ *             indices), reference.cycle_times: each index times ns_per_sample rounded half to even, plus origin_ns;
+ *             half_end the index where each half cycle ends (the middle of the cycle, its end). */
+static PyObject *k_cycle_times(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(6);
+    Py_ssize_t m;
+    long long origin;
+    double scale;
+    if (kernel_args(args, o, 6, "nLd", &m, &origin, &scale))
+        return NULL;
+    if (m < 0)
+        return bad_args("cycle_times: bad cycle count");
+    const array_arg spec[] = {{"start", 0, m, 0}, {"end", 0, m, 0}, {"half_end", 1, 2 * m, 0}, {"start_ns", 1, m, 1},
+                              {"end_ns", 1, m, 1}, {"half_end_ns", 1, 2 * m, 1}};
+    if (get_arrays(o, spec, 6, b))
+        return NULL;
+    const double *start = b[0].view.buf, *end = b[1].view.buf;
+    double *half = b[2].view.buf;
+    long long *start_ns = b[3].view.buf, *end_ns = b[4].view.buf, *half_ns = b[5].view.buf;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        half[2 * i] = (start[i] + end[i]) / 2;
+        half[2 * i + 1] = end[i];
+        start_ns[i] = origin + (long long)nearbyint(start[i] * scale);
+        end_ns[i] = origin + (long long)nearbyint(end[i] * scale);
+        half_ns[2 * i] = origin + (long long)nearbyint(half[2 * i] * scale);
+        half_ns[2 * i + 1] = end_ns[i];
+    }
+    release(b, 6);
+    Py_RETURN_NONE;
+}
+
+/* window_append(samples (m, s, c), inputs (ni,), win (ni, width), m, s, c, ni, width, lo, hi, at): cycles lo .. hi-1
+ *               of the resampled inputs into a window's rows, one row per input inputs[t], from column at on
+ *               (reference.window_append): win[t, at + (k - lo) * s + j] = samples[k, j, inputs[t]]. */
+static PyObject *k_window_append(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(3);
+    Py_ssize_t m, s, c, ni, width, lo, hi, at;
+    if (kernel_args(args, o, 3, "nnnnnnnn", &m, &s, &c, &ni, &width, &lo, &hi, &at))
+        return NULL;
+    if (lo < 0 || hi > m || hi < lo || at < 0 || at + (hi - lo) * s > width || ni > c || c > CS_MAX_C)
+        return bad_args("window_append: the cycles do not fit the window");
+    const array_arg spec[] = {{"samples", 0, m * s * c, 0}, {"inputs", 0, ni, 0}, {"win", 1, ni * width, 0}};
+    if (get_arrays(o, spec, 3, b))
+        return NULL;
+    const double *x = b[0].view.buf, *inputs = b[1].view.buf;
+    double *win = b[2].view.buf;
+    for (Py_ssize_t t = 0; t < ni; t++)
+        if (!(inputs[t] >= 0 && inputs[t] < (double)c)) {
+            release(b, 3);
+            return bad_args("window_append: an input index out of range");
+        }
+    Py_BEGIN_ALLOW_THREADS
+    /* row by row of the source (each read once), into ni streams of writes */
+    Py_ssize_t col[CS_MAX_C];
+    for (Py_ssize_t t = 0; t < ni; t++)
+        col[t] = (Py_ssize_t)inputs[t];
+    const double *src = x + lo * s * c;
+    double *dst = win + at;
+    for (Py_ssize_t j = 0; j < (hi - lo) * s; j++, src += c)
+        for (Py_ssize_t t = 0; t < ni; t++)
+            dst[t * width + j] = src[col[t]];
+    Py_END_ALLOW_THREADS
+    release(b, 3);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
@@ -1426,6 +1529,9 @@ static PyMethodDef methods[] = {
     {"interval_values", k_interval_values, METH_VARARGS, "Every value of an interval from its cycles' measures."},
     {"interval_energy", k_interval_energy, METH_VARARGS, "Energy of a run of cycles, uncompensated and compensated."},
     {"window_harmonics", k_window_harmonics, METH_VARARGS, "Every spectral value of a window from its inputs' lines."},
+    {"aggregate_add", k_aggregate_add, METH_VARARGS, "One interval into the running sums of an aggregation."},
+    {"cycle_times", k_cycle_times, METH_VARARGS, "Clock times of cycles and half cycles from their boundaries."},
+    {"window_append", k_window_append, METH_VARARGS, "Cycles of resampled inputs into a window's rows."},
     {NULL, NULL, 0, NULL},
 };
 

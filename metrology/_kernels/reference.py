@@ -369,3 +369,36 @@ def window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, peak
     power = rows[:, idx].real ** 2 + rows[:, idx].imag ** 2              # (3, k, 4) |X|²
     msv = np.sqrt((power * np.asarray(use, dtype=bool)).sum(axis=2) * (2.0 / (length * length)))
     return rms, mag, inter, angle, fund, ratio, msv
+
+
+def aggregate_add(x: np.ndarray, square: np.ndarray, total: np.ndarray, count: np.ndarray, peak: np.ndarray,
+                  finite: np.ndarray, latest: np.ndarray) -> None:
+    """One interval's values ``x`` (w,) into the running sums (w,) of an aggregation, in place: x, squared where
+    ``square`` is 1, to ``total`` and ``count`` where not NaN; ``peak`` the greater of it and x ignoring NaN;
+    ``finite`` 1 where x is finite; ``latest`` x."""
+    y = np.where(square != 0, x * x, x)
+    valid = ~np.isnan(y)
+    total += np.where(valid, y, 0.0)
+    count += valid
+    np.fmax(peak, x, out=peak)
+    finite[np.isfinite(x)] = 1.0
+    latest[:] = x
+
+
+def cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Clock times of cycles from their boundaries ``start``, ``end`` (m,) (fractional sample indices): each index
+    times ``ns_per_sample`` rounded half to even, plus ``origin_ns``. Returns (start_ns, end_ns, half_end,
+    half_end_ns): half_end (2m,) the index where each half cycle ends (the middle of its cycle, the cycle's end)."""
+    start_ns = origin_ns + np.round(start * ns_per_sample).astype(np.int64)
+    end_ns = origin_ns + np.round(end * ns_per_sample).astype(np.int64)
+    half_end = np.stack(((start + end) / 2, end), axis=1).reshape(-1)
+    half_end_ns = origin_ns + np.round(half_end * ns_per_sample).astype(np.int64)
+    return start_ns, end_ns, half_end, half_end_ns
+
+
+def window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:
+    """Cycles ``lo`` .. ``hi``-1 of the resampled inputs ``samples`` (m, S, C) into the rows of a window ``win``
+    (I, width), row t the input ``inputs[t]``, from column ``at`` on, in place."""
+    x = samples[lo:hi][:, :, np.asarray(inputs, dtype=np.intp)]
+    win[:, at:at + (hi - lo) * samples.shape[1]] = x.reshape(-1, x.shape[2]).T

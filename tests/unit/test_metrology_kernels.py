@@ -376,3 +376,67 @@ def test_window_harmonics_agrees_for_every_wiring_window_length_and_signalling_s
                     np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
                     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
                 assert got[-1].shape == (3, len(freqs)) and (not freqs or got[-1][0].min() > 0.0)
+
+
+def test_aggregate_add_agrees_over_the_windows_of_a_disturbed_run_with_absent_phases():
+    from metrology.intervals import RMS_KEYS
+    from metrology.pipeline import Pipeline
+    from metrology.settings import MetrologySettings
+
+    fs, rng = 32000.0, np.random.default_rng(19)
+    th = 2 * np.pi * 60.0 * np.arange(int(2 * fs)) / fs
+    x = np.zeros((th.size, 7))
+    x[:, 1], x[:, 0] = 325 * np.cos(th), 5 * np.cos(th - 0.3)         # SINGLE: phases B and C absent (NaN values)
+    x[int(0.8 * fs):int(1.0 * fs), 1] *= 0.05                           # an interruption
+    x += rng.normal(0, 0.05, x.shape)
+    pl = Pipeline(MetrologySettings(system_type="SINGLE", nominal_frequency=60.0))
+    windows = [w for i in range(0, th.size, 4096)
+               for w in pl.feed_values(x[i:i + 4096], i, 10**18 + int(i * 1e9 / fs)).windows]
+    keys = list(windows[0].values)
+    flats = [np.concatenate([w.values[k] for k in keys], axis=None, dtype=np.float64) for w in windows]
+    flats[3][:5] = (np.inf, -np.inf, np.nan, -0.0, 1e150)
+    square = np.repeat([1.0 if k in RMS_KEYS else 0.0 for k in keys], [np.size(windows[0].values[k]) for k in keys])
+    width = square.size
+    states = []
+    for add in (_kernels.c_aggregate_add, reference.aggregate_add):
+        st = [np.zeros(width), np.zeros(width), np.full(width, np.nan), np.zeros(width), np.empty(width)]
+        for flat in flats:
+            add(flat, square, *st)
+        states.append(st)
+    assert len(flats) >= 8 and np.isnan(flats[0]).any()
+    for got, want in zip(*states):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_cycle_times_agree_on_the_cycles_of_a_disturbed_run_and_round_halves_to_even():
+    _, cm = _cycles_of_a_disturbed_run("4W-WYE")
+    origin = 1_700_000_000_123_456_789
+    for start, end, origin_ns, ns_per_sample in (
+            (cm.start, cm.end, origin, 1e9 / 32000.0),
+            (cm.start - cm.start[0] - 0.7, cm.end - cm.start[0] - 0.7, -origin, 1e9 / 32000.0),     # below index 0
+            (np.arange(-4, 8) + 0.25, np.arange(-4, 8) + 1.25, 0, 2.0)):                       # exact halves
+        got = _kernels.c_cycle_times(start, end, origin_ns, ns_per_sample)
+        want = reference.cycle_times(start, end, origin_ns, ns_per_sample)
+        for a, b in zip(got, want):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+    assert got[0].tolist() == [-8, -6, -4, -2, 0, 2, 4, 6, 8, 10, 12, 14]          # 2 j + 0.5 to the even one
+
+
+def test_window_append_agrees_for_the_inputs_of_every_wiring_and_a_window_cut_short():
+    from metrology.harmonics import HARMONIC_SIGNALS
+    from metrology.settings import SYSTEM_TYPES
+    from metrology.systems import wiring
+
+    rng = np.random.default_rng(20)
+    samples = rng.normal(size=(9, 512, 7))
+    for system_type in SYSTEM_TYPES:
+        used = np.flatnonzero(np.any(wiring(system_type).matrix[:, :HARMONIC_SIGNALS] != 0, axis=1))
+        wins = [np.full((used.size, 12 * 512), np.nan) for _ in range(2)]
+        for lo, hi, at in ((0, 4, 0), (4, 9, 4 * 512), (2, 2, 9 * 512), (6, 9, 9 * 512)):     # the last fills it
+            _kernels.c_window_append(samples, used.astype(np.float64), wins[0], lo, hi, at)
+            reference.window_append(samples, used, wins[1], lo, hi, at)
+        np.testing.assert_array_equal(wins[0], wins[1])
+        assert not np.isnan(wins[0]).any() and wins[0][-1, 4 * 512 + 3] == samples[4, 3, used[-1]]
+    with pytest.raises(ValueError):
+        _kernels.c_window_append(samples, used.astype(np.float64), wins[0], 6, 9, 10 * 512)     # past its end
