@@ -481,3 +481,16 @@ def test_the_pipeline_on_the_reference_kernels_gives_the_same_values(monkeypatch
         if c.urms_half is not None:
             np.testing.assert_allclose(c.urms_half, r.urms_half, rtol=1e-12)
             np.testing.assert_array_equal(c.half_end_ns, r.half_end_ns)
+
+
+def test_half_cycle_rms_agrees_with_and_without_the_half_before_through_a_sag_and_an_interruption():
+    _, cm = _cycles_of_a_disturbed_run("4W-WYE")
+    assert cm.half_ms.shape[1:] == (2, 11) and cm.half_ms[:, :, 0].min() < 0.2 * cm.half_ms[:, :, 0].max()
+    for lo, hi in ((0, 1), (0, 9), (9, cm.count)):
+        for prev in (None, cm.half_ms[lo - 1, 1] if lo else cm.half_ms[0, 0] * 0.5):
+            for channels in (np.array([0, 1, 2]), np.array([3, 5]), np.array([0])):
+                got = _kernels.c_half_cycle_rms(cm.half_ms[lo:hi], prev, channels.astype(np.float64))
+                want = reference.half_cycle_rms(cm.half_ms[lo:hi], prev, channels)
+                for a, b in zip(got, want):
+                    assert a.shape == b.shape
+                    np.testing.assert_array_equal(a, b)
