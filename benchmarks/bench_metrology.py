@@ -117,6 +117,7 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
            np.full(60, 1 / 60.0), np.full(60, 60.0))
     seq = sequence_matrix("ABC")
     rows, win = np.arange(7.0), np.empty((7, 12 * 512))
+    halves, watched = rng.uniform(5e4, 6e4, (60, 2, 11)), np.arange(3.0)
     flat, square = rng.normal(size=2100), (rng.uniform(size=2100) < 0.5).astype(np.float64)
     sums = (np.zeros(2100), np.zeros(2100), np.full(2100, np.nan), np.zeros(2100), np.empty(2100))
     inputs = np.fft.rfft(rng.normal(size=(7, 12 * 512)), axis=1)
@@ -173,6 +174,9 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
         ("window_append (1 s: 60 cycles of 7 inputs into 5 windows)",
          _best(lambda: [reference.window_append(x7, rows, win, k, k + 12, 0) for k in range(0, 60, 12)]),
          _best(lambda: [_kernels.c_window_append(x7, rows, win, k, k + 12, 0) for k in range(0, 60, 12)])),
+        ("half_cycle_rms (1 s: 60 cycles in 8 batches, 3 watched voltages)",
+         _best(lambda: [reference.half_cycle_rms(h, h[0, 0], watched) for h in np.array_split(halves, 8)]),
+         _best(lambda: [_kernels.c_half_cycle_rms(h, h[0, 0], watched) for h in np.array_split(halves, 8)])),
         ("event_screen (1 s of Urms(1/2), 3 voltages, in 8 batches)",
          _best(lambda: [reference.event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)]),
          _best(lambda: [_kernels.c_event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)])),

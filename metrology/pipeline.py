@@ -342,21 +342,17 @@ class Pipeline:
 
     def _seconds(self, base: int, start_ns: np.ndarray, flags: np.ndarray, out: FeedResult) -> None:
         """Close the 1-s intervals that the new cycles (log rows ``base``..) complete."""
-        keys = start_ns // NS_PER_S
-        m = keys.shape[0]
-        if m == 0:
+        keys = (start_ns // NS_PER_S).tolist()      # a batch holds a few cycles: plain numbers cost less
+        if not keys:
             return
         if self._sec_key is None:
-            self._sec_key = int(keys[0])
-        prev = np.concatenate(([self._sec_key], keys[:-1]))
-        lo = 0
-        for k in np.flatnonzero(keys != prev).tolist():
-            if k > lo:
-                self._sec_flag |= bool(flags[lo:k].any())
-            lo = k
-            out.seconds.append(self._close_second(base + k))
-            self._sec_key = int(keys[k])
-        self._sec_flag |= bool(flags[lo:].any())
+            self._sec_key = keys[0]
+        flag = flags.tolist()
+        for k, key in enumerate(keys):
+            if key != self._sec_key:
+                out.seconds.append(self._close_second(base + k))
+                self._sec_key = key
+            self._sec_flag |= flag[k]
 
     def _close_second(self, hi: int) -> Interval:
         """The 1-s interval made of log rows from the open second's first up to ``hi``."""

@@ -197,11 +197,21 @@ def c_window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo
     _ckernels.window_append(samples, _f64(inputs), win, m, s, c, inputs.shape[0], win.shape[1], lo, hi, at)
 
 
+def c_half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    half_ms = _f64(half_ms)
+    m, _, k = half_ms.shape
+    urms, watched = np.empty((2 * m, k)), np.empty((2 * m, channels.shape[0]))
+    before = np.zeros(0) if prev is None else _f64(prev)
+    _ckernels.half_cycle_rms(half_ms, before, _f64(channels), urms, watched, m, k, channels.shape[0], prev is not None)
+    return urms, watched
+
+
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
            "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values",
            "interval_energy", "window_harmonics", "aggregate_add", "cycle_times",
-           "window_append")
+           "window_append", "half_cycle_rms")
 
 
 def _select(c: bool) -> None:
@@ -217,6 +227,7 @@ event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
 interval_values, interval_energy = reference.interval_values, reference.interval_energy
 window_harmonics, aggregate_add = reference.window_harmonics, reference.aggregate_add
 cycle_times, window_append = reference.cycle_times, reference.window_append
+half_cycle_rms = reference.half_cycle_rms
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

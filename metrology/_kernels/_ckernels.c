@@ -1514,6 +1514,41 @@ static PyObject *k_window_append(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* half_cycle_rms(half_ms (m, 2, k), prev (k,), channels (nc,), urms (2m, k), watched (2m, nc), m, k, nc, has_prev):
+ *                Urms(1/2) of m cycles from their half-cycle mean squares (reference.half_cycle_rms): each value the
+ *                RMS of its half and the half before it (prev before the first; without it, the first half
+ *                alone), and the columns channels of them. */
+static PyObject *k_half_cycle_rms(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(5);
+    Py_ssize_t m, k, nc;
+    int has_prev;
+    if (kernel_args(args, o, 5, "nnnp", &m, &k, &nc, &has_prev))
+        return NULL;
+    if (m < 1 || k < 1 || nc < 0)
+        return bad_args("half_cycle_rms: needs a cycle and a signal");
+    const array_arg spec[] = {{"half_ms", 0, 2 * m * k, 0}, {"prev", 0, has_prev ? k : 0, 0}, {"channels", 0, nc, 0},
+                              {"urms", 1, 2 * m * k, 0}, {"watched", 1, 2 * m * nc, 0}};
+    if (get_arrays(o, spec, 5, b))
+        return NULL;
+    const double *half = b[0].view.buf, *prev = b[1].view.buf, *channels = b[2].view.buf;
+    double *urms = b[3].view.buf, *watched = b[4].view.buf;
+    for (Py_ssize_t q = 0; q < nc; q++)
+        if (!(channels[q] >= 0 && channels[q] < (double)k)) {
+            release(b, 5);
+            return bad_args("half_cycle_rms: a channel out of range");
+        }
+    for (Py_ssize_t r = 0; r < 2 * m; r++) {
+        const double *h = half + r * k, *before = r ? h - k : (has_prev ? prev : h);
+        for (Py_ssize_t q = 0; q < k; q++)
+            urms[r * k + q] = sqrt((before[q] + h[q]) / 2);
+        for (Py_ssize_t q = 0; q < nc; q++)
+            watched[r * nc + q] = urms[r * k + (Py_ssize_t)channels[q]];
+    }
+    release(b, 5);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
@@ -1532,6 +1567,7 @@ static PyMethodDef methods[] = {
     {"aggregate_add", k_aggregate_add, METH_VARARGS, "One interval into the running sums of an aggregation."},
     {"cycle_times", k_cycle_times, METH_VARARGS, "Clock times of cycles and half cycles from their boundaries."},
     {"window_append", k_window_append, METH_VARARGS, "Cycles of resampled inputs into a window's rows."},
+    {"half_cycle_rms", k_half_cycle_rms, METH_VARARGS, "Urms(1/2) from half-cycle mean squares."},
     {NULL, NULL, 0, NULL},
 };
 

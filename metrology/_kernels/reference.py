@@ -402,3 +402,14 @@ def window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: 
     (I, width), row t the input ``inputs[t]``, from column ``at`` on, in place."""
     x = samples[lo:hi][:, :, np.asarray(inputs, dtype=np.intp)]
     win[:, at:at + (hi - lo) * samples.shape[1]] = x.reshape(-1, x.shape[2]).T
+
+
+def half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Urms(1/2) (2m, K) of m cycles from their half-cycle mean squares ``half_ms`` (m, 2, K): the RMS over one
+    cycle refreshed every half cycle, each value its half and the half before it (``prev`` (K,) the one before
+    the first; None: the first half alone), and its columns ``channels`` (2m, len(channels))."""
+    m = half_ms.shape[0]
+    halves = half_ms.reshape(2 * m, -1)
+    before = halves[:1] if prev is None else prev[None, :]
+    urms = np.sqrt((np.concatenate((before, halves[:-1])) + halves) / 2)
+    return urms, urms[:, np.asarray(channels, dtype=np.intp)]

@@ -269,10 +269,9 @@ def test_flicker_chain_agrees_with_the_filters_run_one_by_one():
     assert np.all(y_c >= 0) and y_c.max() > 0.1
 
 
-def _cycles_of_a_disturbed_run(system_type: str):
-    """Cycle measures of the pipeline on 3 s of three-phase 60 Hz with a sag on A, a step to 61.5 Hz, an
-    interruption, phase C without current, and two lost blocks."""
-    from metrology.cycle import CycleMeasures
+def _disturbed_run(system_type: str, **settings):
+    """The pipeline's results on 3 s of three-phase 60 Hz with a sag on A, a step to 61.5 Hz, an interruption,
+    phase C without current, and two lost blocks."""
     from metrology.pipeline import Pipeline
     from metrology.settings import MetrologySettings
 
@@ -290,10 +289,18 @@ def _cycles_of_a_disturbed_run(system_type: str):
     x[int(2.2 * fs):int(2.4 * fs), 1::2] *= 0.01                             # interruption: cycles not measured
     x[:, 6] = -(x[:, 0] + x[:, 2] + x[:, 4])
     x += rng.normal(0, 0.05, x.shape)
-    pl = Pipeline(MetrologySettings(system_type=system_type))
-    found = [pl.feed_values(x[i:i + 4096], i, 10**18 + int(i * 1e9 / fs)).cycles
-             for i in range(0, n, 4096) if i // 4096 not in (9, 10)]
-    return pl, CycleMeasures.concat([c for c in found if c is not None])
+    pl = Pipeline(MetrologySettings(system_type=system_type, **settings))
+    results = [pl.feed_values(x[i:i + 4096], i, 10**18 + int(i * 1e9 / fs))
+               for i in range(0, n, 4096) if i // 4096 not in (9, 10)]
+    return pl, results
+
+
+def _cycles_of_a_disturbed_run(system_type: str):
+    """The cycle measures of ``_disturbed_run``."""
+    from metrology.cycle import CycleMeasures
+
+    pl, results = _disturbed_run(system_type)
+    return pl, CycleMeasures.concat([r.cycles for r in results if r.cycles is not None])
 
 
 def test_interval_values_agrees_on_windows_and_seconds_through_a_sag_an_interruption_a_frequency_step_and_a_gap():
@@ -440,3 +447,50 @@ def test_window_append_agrees_for_the_inputs_of_every_wiring_and_a_window_cut_sh
         assert not np.isnan(wins[0]).any() and wins[0][-1, 4 * 512 + 3] == samples[4, 3, used[-1]]
     with pytest.raises(ValueError):
         _kernels.c_window_append(samples, used.astype(np.float64), wins[0], 6, 9, 10 * 512)     # past its end
+
+
+
+def test_the_pipeline_on_the_reference_kernels_gives_the_same_values(monkeypatch):
+    """What the metrology service runs when the extension is stale: every window, second (with its energy) and
+    Urms(1/2) as on the C kernels, within rounding."""
+    from metrology.settings import LossCoefficients, LossCompensation
+
+    settings = dict(nominal_frequency=60.0, signalling_hz=(175.0, 1050.0),
+                    losses=LossCompensation(True, 1e5, 230.0, 5.0, LossCoefficients(0.1, 0.3, 0.5, 1.0),
+                                            LossCoefficients(0.2, 0.4, 0.7, 1.3)))
+    _, on_c = _disturbed_run("4W-WYE", **settings)
+    for attr in ("BACKEND", "BACKEND_NOTE", *_kernels.KERNELS):
+        monkeypatch.setattr(_kernels, attr, getattr(_kernels, attr))
+    _kernels.use_reference("test")
+    _, on_ref = _disturbed_run("4W-WYE", **settings)
+    windows = [(a, b) for c, r in zip(on_c, on_ref) for a, b in zip(c.windows, r.windows, strict=True)]
+    seconds = [(a, b) for c, r in zip(on_c, on_ref) for a, b in zip(c.seconds, r.seconds, strict=True)]
+    assert len(windows) >= 12 and len(seconds) >= 2
+    for a, b in windows + seconds:
+        assert (a.start_ns, a.flagged, a.gap) == (b.start_ns, b.flagged, b.gap) and list(a.values) == list(b.values)
+        for key, v in a.values.items():
+            w = b.values[key]
+            if key in ("h_angle", "angle"):          # ±180° may round to either end
+                v, w = (np.asarray(v) - w + 180.0) % 360.0 - 180.0, 0.0 * w
+            np.testing.assert_allclose(v, w, rtol=1e-7, atol=1e-7, equal_nan=True, err_msg=key)
+    for a, b in seconds:
+        for inc, ref in ((a.energy, b.energy), (a.energy_comp, b.energy_comp)):
+            for name in inc.quantities():
+                np.testing.assert_allclose(getattr(inc, name), getattr(ref, name), rtol=1e-9, atol=1e-12)
+    for c, r in zip(on_c, on_ref):
+        if c.urms_half is not None:
+            np.testing.assert_allclose(c.urms_half, r.urms_half, rtol=1e-12)
+            np.testing.assert_array_equal(c.half_end_ns, r.half_end_ns)
+
+
+def test_half_cycle_rms_agrees_with_and_without_the_half_before_through_a_sag_and_an_interruption():
+    _, cm = _cycles_of_a_disturbed_run("4W-WYE")
+    assert cm.half_ms.shape[1:] == (2, 11) and cm.half_ms[:, :, 0].min() < 0.2 * cm.half_ms[:, :, 0].max()
+    for lo, hi in ((0, 1), (0, 9), (9, cm.count)):
+        for prev in (None, cm.half_ms[lo - 1, 1] if lo else cm.half_ms[0, 0] * 0.5):
+            for channels in (np.array([0, 1, 2]), np.array([3, 5]), np.array([0])):
+                got = _kernels.c_half_cycle_rms(cm.half_ms[lo:hi], prev, channels.astype(np.float64))
+                want = reference.half_cycle_rms(cm.half_ms[lo:hi], prev, channels)
+                for a, b in zip(got, want):
+                    assert a.shape == b.shape
+                    np.testing.assert_array_equal(a, b)
