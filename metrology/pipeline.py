@@ -374,6 +374,8 @@ class Pipeline:
         energy, comp = self._energy(cm)
         energy.start_ns = key * NS_PER_S
         energy.gap_s, self._gap_s = self._gap_s, 0.0
+        if comp is not None:        # the same second, the same unmeasured time
+            comp.start_ns, comp.gap_s = energy.start_ns, energy.gap_s
         self.registers.add(energy, comp)
         # flagged when samples were lost inside it, or it holds the first cycles after a gap
         after = self._gap_index is not None and cm.count > 0 and cm.end[-1] > self._gap_index
