@@ -195,3 +195,27 @@ def test_freetype_renders_each_text_once_and_the_pixels_stay_the_same():
     rendered = misses()
     render("vip", _context(v_an=231.77))
     assert 0 < misses() - rendered <= 2              # the number (and its box), nothing else
+
+
+def test_the_simulated_panel_writes_each_picture_once_as_an_unfiltered_png(tmp_path):
+    """The picture decodes to the rendered screen pixel for pixel; its rows are stored unfiltered (no search of
+    the five PNG row filters per row, which was most of the display's time) and the screen's own file is a
+    second name of display.png, not a second write; the next picture leaves the last one's file as it was."""
+    import zlib
+
+    out = PngOutput(tmp_path)
+    img = render("vip", _context())
+    out.show(img, "vip")
+    shown, screen = tmp_path / "display.png", tmp_path / "vip.png"
+    assert np.array_equal(np.asarray(Image.open(shown).convert("RGB")), np.asarray(img.convert("RGB")))
+    assert os.stat(shown).st_ino == os.stat(screen).st_ino
+    data = shown.read_bytes()
+    idat = data.index(b"IDAT")
+    size = int.from_bytes(data[idat - 4:idat], "big")
+    rows = zlib.decompress(data[idat + 4:idat + 4 + size])
+    width = 1 + 3 * img.size[0]
+    assert len(rows) == width * img.size[1] and all(rows[k] == 0 for k in range(0, len(rows), width))
+    other = render("energy", _context())
+    out.show(other, "energy")
+    assert np.array_equal(np.asarray(Image.open(screen).convert("RGB")), np.asarray(img.convert("RGB")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["display.png", "energy.png", "vip.png"]
