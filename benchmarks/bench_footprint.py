@@ -10,7 +10,10 @@
 - ``before``: the firmware of ``BEFORE_REV`` (``BENCH_BEFORE_REV`` overrides it), the same way: services
   forked as now, but the C read loop's seven messages to the chip per interrupt, the power-fail input read
   every 10 ms, the samples ring waking its readers at each block, BACnet counting its trend logs in SQLite
-  every second: the CPU baseline of those changes.
+  every second: the CPU baseline of those changes;
+- ``prev``: the firmware of ``PREVIOUS_REV`` (``BENCH_PREVIOUS_REV`` overrides it), the same way: the last one
+  before BACnet worked its values out on read, the Modbus reaper and the web servers stopped ticking while
+  idle, the display kept its rendered texts and acquisition drained every 64 ms: the CPU baseline of those.
 
 Goals (docs/memory.md): firmware PSS <= 250 MB, each idle service (io, display, comms, upgrade, time, web,
 supervisor) <= 0.3 % of a core, the firmware <= 8 %. CPU is each process's own time over the window, so the
@@ -31,6 +34,7 @@ from tools.footprint import REPO, Usage, run_and_measure, table
 
 BASELINE_REV = "5379b93"     # the last revision whose services each imported everything and polled
 BEFORE_REV = "e42c7b2"       # the last revision before the idle-CPU changes (docs/memory.md, "Figures")
+PREVIOUS_REV = "27e3ab0"     # the last revision before the second round of them (docs/memory.md, "Figures")
 SETTLE_S = 20.0               # after the meter is healthy: start-up work (imports, first seconds) is over
 WINDOW_S = 20.0
 GOAL_PSS_MB = 250.0
@@ -70,7 +74,8 @@ def _summary(name: str, usage: list[Usage]) -> str:
 
 def main() -> None:
     revs = {"base": os.environ.get("BENCH_BASELINE_REV", BASELINE_REV),
-            "before": os.environ.get("BENCH_BEFORE_REV", BEFORE_REV)}
+            "before": os.environ.get("BENCH_BEFORE_REV", BEFORE_REV),
+            "prev": os.environ.get("BENCH_PREVIOUS_REV", PREVIOUS_REV)}
     runs: dict[str, list[Usage]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:
         for name, start in (("fork", "fork"), ("exec", "exec")):
@@ -92,8 +97,12 @@ def main() -> None:
         base = sum(u.pss_kb for u in runs["base"] if not u.name.startswith("(")) / 1024
         now = sum(u.pss_kb for u in runs["fork"] if not u.name.startswith("(")) / 1024
         print(f"firmware PSS: {now:.1f} MB = {now / base:.2f} x the baseline's {base:.1f} MB")
-    if "before" in runs:
-        before = sum(u.cpu_percent for u in runs["before"] if not u.name.startswith("("))
-        now = sum(u.cpu_percent for u in runs["fork"] if not u.name.startswith("("))
-        print(f"firmware CPU: {now:.2f} % of a core = {now / before:.2f} x the {before:.2f} % before the idle-CPU "
-              "changes")
+    now = _firmware_cpu(runs["fork"])
+    for name, what in (("before", "before the idle-CPU changes"), ("prev", f"of {revs['prev']}")):
+        if name in runs:
+            then = _firmware_cpu(runs[name])
+            print(f"firmware CPU: {now:.2f} % of a core = {now / then:.2f} x the {then:.2f} % {what}")
+
+
+def _firmware_cpu(usage: list[Usage]) -> float:
+    return sum(u.cpu_percent for u in usage if not u.name.startswith("("))

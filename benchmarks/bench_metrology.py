@@ -23,10 +23,11 @@ from typing import Iterator
 
 import numpy as np
 
-from metrology import _kernels
+from metrology import _kernels, signalling
 from metrology._kernels import reference
 from metrology.flicker import FlickerMeter
 from metrology.frequency import CycleTracker, reference_filter
+from metrology.intervals import sequence_matrix
 from metrology.pipeline import Pipeline
 from metrology.settings import LossCoefficients, LossCompensation, MetrologySettings
 from metrology.systems import V_LN, wiring
@@ -112,6 +113,22 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
     tracker = CycleTracker(FS, 60.0, 30.0)
     table, params = tracker._delay_table, tracker._params.copy()
     state = np.array([FS / 60.0, np.nan, 0.0, 1.0])
+    cyc = (rng.uniform(1, 5e4, (60, 11)), rng.normal(0, 1e3, (60, 3)), rng.normal(size=(60, 11)) * (1 + 1j),
+           np.full(60, 1 / 60.0), np.full(60, 60.0))
+    seq = sequence_matrix("ABC")
+    rows, win = np.arange(7.0), np.empty((7, 12 * 512))
+    halves, watched = rng.uniform(5e4, 6e4, (60, 2, 11)), np.arange(3.0)
+    flat, square = rng.normal(size=2100), (rng.uniform(size=2100) < 0.5).astype(np.float64)
+    sums = (np.zeros(2100), np.zeros(2100), np.full(2100, np.nan), np.zeros(2100), np.empty(2100))
+    inputs = np.fft.rfft(rng.normal(size=(7, 12 * 512)), axis=1)
+    spectra = (inputs, np.ascontiguousarray(matrix[:, :10].T), cyc[0][:12], cyc[0][:12], 12, 64, 6144, 5.0, 6,
+               np.full(10, 0.05), *signalling.bins(SIGNALLING_HZ, 60.0, 12), 0)
+    present = np.ones(3)
+
+    def intervals(kernel):
+        for lo in range(0, 60, 12):
+            kernel(*(a[lo:lo + 12] for a in cyc), np.full(12, 1 / 12), present, 0.05, True, seq)
+        kernel(*cyc, np.full(60, 1 / 60), present, 0.05, True, seq)
     return [
         ("resample_cycles (1 s, 7 ch, 60 cycles of 512)",
          _best(lambda: reference.resample_cycles(buf, bounds, 512, 0, delays)),
@@ -132,6 +149,9 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
         ("harmonic_values (5 windows of 12 cycles: every harmonic value)",
          _best(lambda: [reference.harmonic_values(lines, 12, 64, 6144, *window) for _ in range(5)]),
          _best(lambda: [_kernels.c_harmonic_values(lines, 12, 64, 6144, *window) for _ in range(5)])),
+        ("window_harmonics (5 windows of 12 cycles: derived lines, harmonic values, 4 signalling frequencies)",
+         _best(lambda: [reference.window_harmonics(*spectra) for _ in range(5)]),
+         _best(lambda: [_kernels.c_window_harmonics(*spectra) for _ in range(5)])),
         ("cycle_change (transient screen, 60 cycles, 3 voltages)",
          _best(lambda: reference.cycle_change(x7, volts, None)), _best(lambda: _kernels.c_cycle_change(x7, volts, None))),
         ("block_squares (flicker input, 1 s, 3 voltages)",
@@ -140,6 +160,23 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
         ("flicker_chain (1 s of decimated squares, 3 voltages)",
          _best(lambda: reference.flicker_chain(squares, flicker._filters, flicker_zi, 1.0)),
          _best(lambda: _kernels.c_flicker_chain(squares, flicker._filters, flicker_zi, 1.0))),
+        ("interval_values (1 s: 5 windows of 12 cycles and the second)",
+         _best(lambda: intervals(reference.interval_values)), _best(lambda: intervals(_kernels.c_interval_values))),
+        ("interval_energy (1 s of 60 cycles, with loss compensation)",
+         _best(lambda: reference.interval_energy(cyc[0], cyc[1], cyc[2], cyc[3], present, 0.05, LOSSES)),
+         _best(lambda: _kernels.c_interval_energy(cyc[0], cyc[1], cyc[2], cyc[3], present, 0.05, LOSSES))),
+        ("aggregate_add (5 windows of 2100 values into the 3-s and 10-min sums)",
+         _best(lambda: [reference.aggregate_add(flat, square, *sums) for _ in range(10)]),
+         _best(lambda: [_kernels.c_aggregate_add(flat, square, *sums) for _ in range(10)])),
+        ("cycle_times (1 s: 60 cycles in 8 batches)",
+         _best(lambda: [reference.cycle_times(b, b + 533.3, T0_NS, 1e9 / FS) for b in np.array_split(bounds[:60], 8)]),
+         _best(lambda: [_kernels.c_cycle_times(b, b + 533.3, T0_NS, 1e9 / FS) for b in np.array_split(bounds[:60], 8)])),
+        ("window_append (1 s: 60 cycles of 7 inputs into 5 windows)",
+         _best(lambda: [reference.window_append(x7, rows, win, k, k + 12, 0) for k in range(0, 60, 12)]),
+         _best(lambda: [_kernels.c_window_append(x7, rows, win, k, k + 12, 0) for k in range(0, 60, 12)])),
+        ("half_cycle_rms (1 s: 60 cycles in 8 batches, 3 watched voltages)",
+         _best(lambda: [reference.half_cycle_rms(h, h[0, 0], watched) for h in np.array_split(halves, 8)]),
+         _best(lambda: [_kernels.c_half_cycle_rms(h, h[0, 0], watched) for h in np.array_split(halves, 8)])),
         ("event_screen (1 s of Urms(1/2), 3 voltages, in 8 batches)",
          _best(lambda: [reference.event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)]),
          _best(lambda: [_kernels.c_event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)])),

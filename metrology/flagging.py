@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from metrology import _kernels
 from metrology.events import EventStart, EventThresholds, PqEvent, VoltageEvents
 from metrology.systems import I_PH
 
@@ -18,6 +19,7 @@ from metrology.systems import I_PH
 class EventFlagger:
     def __init__(self, thresholds: EventThresholds, channels: np.ndarray, names: tuple[str, ...]) -> None:
         self.channels = np.asarray(channels)         # indices of the derived voltage signals to watch
+        self._channel_columns = self.channels.astype(np.float64)     # as the half_cycle_rms kernel takes them
         self.events = VoltageEvents(thresholds, names)
         self.prev_half: np.ndarray | None = None     # mean square of the last half cycle seen
 
@@ -41,15 +43,12 @@ class EventFlagger:
         The first value after a restart is the RMS of its half cycle alone.
         """
         m = half_ms.shape[0]
-        halves = half_ms.reshape(2 * m, -1)
-        prev = halves[:1] if self.prev_half is None else self.prev_half[None, :]
-        shifted = np.concatenate((prev, halves[:-1]))
-        urms = np.sqrt((shifted + halves) / 2)
-        self.prev_half = halves[-1].copy()
+        urms, watched = _kernels.half_cycle_rms(half_ms, self.prev_half, self._channel_columns)
+        self.prev_half = half_ms[-1, 1].copy()
 
         def extra() -> np.ndarray:
             per_cycle = np.full((m, self.channels.size + 2), np.nan) if cycle_stats is None else cycle_stats()
             return np.concatenate((urms[:, I_PH], np.repeat(per_cycle, 2, axis=0)), axis=1)
 
-        flags = self.events.process(urms[:, self.channels], end_index, end_ns, np.repeat(power, 2), out, extra)
+        flags = self.events.process(watched, end_index, end_ns, np.repeat(power, 2), out, extra)
         return urms, np.asarray(flags.reshape(m, 2).any(axis=1))

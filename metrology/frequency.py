@@ -84,6 +84,7 @@ class CycleTracker:
         self.sos = reference_filter(sample_rate_hz)
         self.min_period = sample_rate_hz / TRACK_MAX_HZ
         self.max_period = sample_rate_hz / TRACK_MIN_HZ
+        self.history_len = int(self.max_period) + 4     # the reference's last period, for a bridge
         self.max_delay = phase_delay_samples(self.sos, TRACK_MIN_HZ, sample_rate_hz)
         # the delay is smooth in frequency: a 10 mHz table with linear interpolation is exact to < 1e-9 samples
         self._delay_f0 = TRACK_MIN_HZ - 1.0
@@ -119,9 +120,13 @@ class CycleTracker:
             self.restart(first_index)
         n = ref.shape[0]
         self.next_index = first_index + n
-        raw = ref if weights is None else ref @ weights
-        self._remember(raw)
-        y, self.zi = _kernels.sosfilt(self.sos, raw, self.zi)
+        if weights is None:
+            self._remember(ref)
+            y, self.zi = _kernels.sosfilt(self.sos, ref, self.zi)
+        else:
+            # the filter forms the weighted sum sample by sample; the history keeps the reference's last period
+            self._remember(ref[-self.history_len:] @ weights)
+            y, self.zi = _kernels.sosfilt(self.sos, ref, self.zi, weights)
         tail = self.tail.shape[0]
         yy = np.concatenate((self.tail, y))   # yy[tail] is sample first_index
         self.tail = yy[-self.tail_len:]
@@ -156,7 +161,7 @@ class CycleTracker:
         return Boundaries(np.asarray(out_t, dtype=np.float64), np.asarray(out_real, dtype=bool))
 
     def _remember(self, raw: np.ndarray) -> None:
-        keep = int(self.max_period) + 4
+        keep = self.history_len
         self.history = raw[-keep:].copy() if raw.shape[0] >= keep else np.concatenate((self.history, raw))[-keep:]
 
     def bridge(self, first_index: int) -> bool:

@@ -83,6 +83,13 @@ def spectrum_harmonics(spec: np.ndarray, n_cycles: int, length: int, rms: np.nda
     # subgroups, each harmonic line's phase, and the ratios over them: one C pass (reference.harmonic_values)
     mag, inter, angle, fund, ratio = _kernels.harmonic_values(spec, n_cycles, N_ORDERS, length, rms[:HARMONIC_SIGNALS],
                                                               peak[:HARMONIC_SIGNALS], tdd_current, I_PH.start, h1_min)
+    return harmonic_ratios(mag, inter, angle, fund, rms, ratio)
+
+
+def harmonic_ratios(mag: np.ndarray, inter: np.ndarray, angle: np.ndarray, fund: np.ndarray, rms: np.ndarray,
+                    ratio: np.ndarray) -> HarmonicValues:
+    """``HarmonicValues`` from the harmonic_values kernel's results (``ratio`` (7, 10): THD, THD over RMS, odd and
+    even THD, crest factor, K-factor, TDD)."""
     thd, thd_rms, thd_odd, thd_even, crest, k_factor, tdd = ratio
     return HarmonicValues(mag, inter, angle, fund, rms, thd, thd_rms, thd_odd, thd_even, tdd, k_factor, crest)
 

@@ -22,15 +22,15 @@ interruption) or not measured.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from metrology import _kernels
+from metrology._kernels import reference
 from metrology.cycle import CycleMeasures
 from metrology.harmonics import HarmonicValues, sequence
-from metrology.power import interval_power, quadrant, signed_pf
-from metrology.systems import I_N, I_PH, I_RES, V_LL, V_LN
+from metrology.power import quadrant, signed_pf
 
 RMS_KEYS = ("v_ln", "v_ll", "i", "i_n", "i_res", "h_mag", "h_inter", "thd", "thd_rms", "thd_odd",
             "thd_even", "tdd", "v_seq", "i_seq", "v_u0", "v_u2", "i_u0", "i_u2", "v_unbal", "v_ll_unbal", "i_unbal",
@@ -57,69 +57,30 @@ class Interval:
     gap: bool = False         # acquisition lost samples inside or just before this interval
     energy: object | None = None   # EnergyIncrement for "1s" intervals
     energy_comp: object | None = None   # its loss-compensated twin, when loss compensation is on
-    # the values as RunningAggregate adds them, made once for every aggregation the interval enters
-    flat: tuple | None = field(default=None, repr=False, compare=False)
+    # (keys, the values flat in their order) as RunningAggregate adds them, made once for every aggregation it enters
+    flat: tuple[list[str], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
 
 def cycles_values(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, creep_current: float,
                   convention: str, phase_order: str) -> dict[str, np.ndarray]:
-    """Values of the interval made of the cycles ``cm`` with the given weights (sum 1)."""
-    ms = weights @ cm.ms
-    vi = weights @ cm.vi
-    fund = cm.fund
-    s1 = weights @ (fund[:, V_LN] * np.conj(fund[:, I_PH]))
-    pres = present.tolist()
-    m = ms.tolist()
-    pw = interval_power(m[V_LN], m[I_PH], vi.tolist(), s1.tolist(), pres, creep_current, convention)
-    valid = ~np.isnan(cm.freq)
-    n_valid = int(np.count_nonzero(valid))
-    freq = n_valid / float(cm.duration_s[valid].sum()) if n_valid else math.nan
-    rms = np.sqrt(ms)
-    assert pw.quadrant is not None and pw.pf is not None and pw.dpf is not None     # asked for below
-    out: dict[str, np.ndarray] = {
-        "v_ln": rms[V_LN], "v_ll": rms[V_LL], "i": rms[I_PH],
-        "i_n": rms[I_N:I_N + 1], "i_res": rms[I_RES:I_RES + 1],
-        "p": pw.p, "q": pw.q, "s": pw.s_arith, "s_vect": pw.s_vect, "pf": pw.pf, "dpf": pw.dpf,
-        "quadrant": pw.quadrant.astype(np.float64), "p1": pw.p1,
-        "freq": np.array([freq]),
-    }
-    out.update(sequence_values(weights @ fund, phase_order, all(pres)))
-    lines = [pres[0] and pres[1], pres[1] and pres[2], pres[2] and pres[0]]
-    r = rms.tolist()
-    out["v_unbal"] = np.array([_unbalance(r[V_LN], pres)])
-    out["v_ll_unbal"] = np.array([_unbalance(r[V_LL], lines)])
-    out["i_unbal"] = np.array([_unbalance(r[I_PH], pres)])
-    return out
+    """Values of the interval made of the cycles ``cm`` with the given weights (sum 1): one pass of the
+    interval_values kernel (the definition is ``reference.interval_values``), named (views of its output)."""
+    flat = _kernels.interval_values(cm.ms, cm.vi, cm.fund, cm.duration_s, cm.freq, weights, present,
+                                    creep_current, convention == "IEEE", _SEQUENCE[phase_order])
+    return {key: flat[lo:hi] for key, lo, hi in _INTERVAL_SLICES}
 
 
-def _unbalance(x: list[float], present: list[bool]) -> float:
-    """``max_deviation_unbalance`` of the present values, NaN with fewer than two (plain floats: 3 values)."""
-    v = [a for a, ok in zip(x, present) if ok]
-    if len(v) < 2:
-        return math.nan
-    avg = sum(v) / len(v)
-    return 100 * max(abs(a - avg) for a in v) / avg if avg > 0 else math.nan
+_INTERVAL_SLICES = [(key, int(hi) - size, int(hi)) for (key, size), hi in
+                    zip(reference.INTERVAL_VALUES, np.cumsum([size for _, size in reference.INTERVAL_VALUES]))]
 
 
-def _sequence_matrix(phase_order: str) -> np.ndarray:
+def sequence_matrix(phase_order: str) -> np.ndarray:
     """(3, 3) M with (zero, positive, negative) = (a, b, c) @ M, as ``harmonics.sequence``."""
     one = np.eye(3, dtype=complex)
     return np.stack([sequence(one[0, k], one[1, k], one[2, k], phase_order) for k in range(3)])
 
 
-_SEQUENCE = {order: _sequence_matrix(order) for order in ("ABC", "ACB")}
-
-
-def sequence_values(fund: np.ndarray, phase_order: str, three_phase: bool = True) -> dict[str, np.ndarray]:
-    """Symmetrical components and the u0/u2 unbalances; a system with fewer than three phases has no
-    unbalance (its missing phases would read as 100 % negative sequence), so u0 and u2 are NaN there."""
-    seq = np.abs(fund[[[0, 1, 2], [6, 7, 8]]] @ _SEQUENCE[phase_order])    # (V, I) x (zero, pos, neg)
-    out = {"v_seq": seq[0], "i_seq": seq[1]}
-    for q, (zero, pos, neg) in zip("vi", seq.tolist()):
-        ok = three_phase and pos > 0
-        out[f"{q}_u0"] = np.array([100 * zero / pos if ok else math.nan])
-        out[f"{q}_u2"] = np.array([100 * neg / pos if ok else math.nan])
-    return out
+_SEQUENCE = {order: sequence_matrix(order) for order in ("ABC", "ACB")}
 
 
 def harmonic_values(h: HarmonicValues) -> dict[str, np.ndarray]:
@@ -154,29 +115,23 @@ class RunningAggregate:
         self.shapes = [a.shape for a in arrays]
         sizes = [a.size for a in arrays]
         self.bounds = np.cumsum([0] + sizes).tolist()
-        self.square = np.repeat([k in RMS_KEYS for k in self.keys], sizes)
+        self.square = np.repeat([1.0 if k in RMS_KEYS else 0.0 for k in self.keys], sizes)
         width = self.bounds[-1]
         self.total = np.zeros(width)
-        self.n = np.zeros(width, dtype=np.int64)
+        self.n = np.zeros(width)
         self.peak = np.full(width, np.nan)
-        self.finite = np.zeros(width, dtype=bool)
+        self.finite = np.zeros(width)
+        self.latest = np.empty(width)
 
     def add(self, item: Interval) -> None:
         if self.count == 0:
             self._layout(item.values)
             self.start_ns, self.duration_s, self.cycles = item.start_ns, 0.0, 0
             self.flagged = self.gap = False
-        if item.flat is None or item.flat[0] != self.keys:
-            x = np.concatenate([item.values[k].ravel() for k in self.keys])
-            y = np.where(self.square, x * x, x)
-            valid = ~np.isnan(y)
-            item.flat = (self.keys, x, np.where(valid, y, 0.0), valid, np.isfinite(x))
-        _, x, y, valid, finite = item.flat
-        self.total += y
-        self.n += valid
-        np.fmax(self.peak, x, out=self.peak)
-        self.finite |= finite
-        self.latest = x
+        if item.flat is None or item.flat[0] is not self.keys and item.flat[0] != self.keys:
+            item.flat = (self.keys, np.concatenate([item.values[k] for k in self.keys], axis=None, dtype=np.float64))
+        # one pass over the values (reference.aggregate_add)
+        _kernels.aggregate_add(item.flat[1], self.square, self.total, self.n, self.peak, self.finite, self.latest)
         self.count += 1
         self.end_ns = item.end_ns
         self.duration_s += item.duration_s

@@ -30,23 +30,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metrology import deviation, signalling
+from metrology import _kernels, deviation, signalling
 from metrology.cycle import CycleLog, CycleMeasures, CycleStage
-from metrology.energy import EnergyIncrement, EnergyRegisters, cycle_energy, loss_power
+from metrology.energy import EnergyIncrement, EnergyRegisters
 from metrology.events import EventStart, EventThresholds, PqEvent
 from metrology.evstats import cycle_quantities
 from metrology.flagging import EventFlagger
 from metrology.flicker import PipelineFlicker
 from metrology.frequency import CycleTracker, TenSecondFrequency
-from metrology.harmonics import HARMONIC_SIGNALS, fundamental_floor, spectrum_harmonics, spectrum_lines
+from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor, harmonic_ratios
 from metrology.intervals import (FREQ_10S_SLOTS, NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator,
                                  CountAggregator, Interval, cycles_values, harmonic_values)
-from metrology.power import compute_power
 from metrology.resample import SyncResampler
 from metrology.settings import SAMPLES_PER_CYCLE, MetrologySettings
 from metrology.systems import I_PH, INPUTS, SIGNALS, V_LL, V_LN, wiring
 from metrology.transients import TransientDetector, TransientSettings
 
+ENERGY_QUANTITIES = EnergyIncrement.quantities()
 WINDOWS_PER_3S = 15        # 150/180 cycles = 15 windows of 10/12 (IEC 61000-4-30 4.5.2)
 
 
@@ -99,6 +99,7 @@ class Pipeline:
         self._dev_nan[watch - (V_LL.start if line_ref else V_LN.start)] = 0.0
         # mains signalling voltage of the same channels, from their rows of the window spectrum
         self._msv_rows = V_LL if line_ref else V_LN
+        self._no_bins = (np.zeros((0, signalling.BINS_OFF_CENTRE)), np.zeros((0, signalling.BINS_OFF_CENTRE)))
         # the watched voltages from the inputs (wye: three inputs, a diagonal)
         self._tr_matrix = np.ascontiguousarray(self.matrix[:, watch])
         self.transients = TransientDetector(
@@ -129,6 +130,7 @@ class Pipeline:
         # linear, so the 10 derived spectra are the wiring matrix applied to these inputs' spectra
         used = self.matrix[:, :HARMONIC_SIGNALS]
         self._fft_inputs = np.flatnonzero(np.any(used != 0, axis=1))
+        self._fft_input_rows = self._fft_inputs.astype(np.float64)      # as the window_append kernel takes them
         self._fft_matrix = np.ascontiguousarray(used[self._fft_inputs].T)     # (10, inputs used)
         self._win_x = np.zeros((self._fft_inputs.size, self.n_window * SAMPLES_PER_CYCLE))
         self._win_lines = np.empty((self._fft_inputs.size, self._win_x.shape[1] // 2 + 1), dtype=np.complex128)
@@ -190,10 +192,7 @@ class Pipeline:
         self._note_hole(float(cm.start[0]))
         self._last_end = float(cm.end[-1])
         base = self.log.append(cm)
-        start_ns = self.origin_ns + np.round(cm.start * (1e9 / self.fs)).astype(np.int64)
-        end_ns = self.origin_ns + np.round(cm.end * (1e9 / self.fs)).astype(np.int64)
-        half_end = np.stack(((cm.start + cm.end) / 2, cm.end), axis=1).reshape(-1)
-        half_end_ns = self.origin_ns + np.round(half_end * (1e9 / self.fs)).astype(np.int64)
+        start_ns, end_ns, half_end, half_end_ns = _kernels.cycle_times(cm.start, cm.end, self.origin_ns, 1e9 / self.fs)
         urms, flags_c = self.flagger.process(
             cm.half_ms, half_end, half_end_ns, cm.vi.sum(axis=1), out.events,
             lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))
@@ -293,9 +292,8 @@ class Pipeline:
 
     def _append_window(self, samples: np.ndarray, lo: int, hi: int, flags: np.ndarray) -> None:
         if hi > lo:
-            at = self._win_filled * SAMPLES_PER_CYCLE
-            x = samples[lo:hi] if self._fft_inputs.size == samples.shape[2] else samples[lo:hi, :, self._fft_inputs]
-            self._win_x[:, at:at + (hi - lo) * SAMPLES_PER_CYCLE] = x.reshape(-1, self._fft_inputs.size).T
+            _kernels.window_append(samples, self._fft_input_rows, self._win_x, lo, hi,
+                                   self._win_filled * SAMPLES_PER_CYCLE)
             self._win_filled += hi - lo
             self._win_flags |= bool(flags[lo:hi].any())
 
@@ -310,17 +308,15 @@ class Pipeline:
         length = n * SAMPLES_PER_CYCLE
         full = n == self.n_window       # a window cut short at the 10-min tick has its own length
         lines = np.fft.rfft(self._win_x[:, :length], axis=1, out=self._win_lines if full else None)
-        lines = lines[:, :spectrum_lines(n)]
-        # real matrix times complex lines, as one real product on the (re, im) pairs
-        spec = (self._fft_matrix @ lines.view(np.float64)).view(np.complex128)
-        rms = np.sqrt(cm.ms[:, :HARMONIC_SIGNALS].mean(axis=0))
-        h = spectrum_harmonics(spec, n, length, rms, cm.peak.max(axis=0), s.tdd_current, self._h1_min)
-        values.update(harmonic_values(h))
+        idx, use = signalling.bins(s.signalling_hz, s.nominal_frequency, n) if s.signalling_hz else self._no_bins
+        # the derived signals' lines, harmonic values and signalling voltages: one C pass (reference.window_harmonics)
+        rms, mag, inter, angle, fund, ratio, msv = _kernels.window_harmonics(
+            lines, self._fft_matrix, cm.ms, cm.peak, n, N_ORDERS, length, s.tdd_current, I_PH.start, self._h1_min,
+            idx, use, self._msv_rows.start)
+        values.update(harmonic_values(harmonic_ratios(mag, inter, angle, fund, rms, ratio)))
         values.update(deviation.window_values(values[self._dev_key] + self._dev_nan, s.nominal_voltage))
         deviation.annotate(values, s.nominal_voltage)
         if s.signalling_hz:
-            idx, use = signalling.bins(s.signalling_hz, s.nominal_frequency, n)
-            msv = signalling.window_values(spec[self._msv_rows], length, idx, use)
             values["msv"] = msv + self._dev_nan[:, None]
         item = Interval("cycle10", self._win_start, self._win_end, float(cm.duration_s.sum()), n, values,
                         flagged, self._win_gap)
@@ -346,21 +342,17 @@ class Pipeline:
 
     def _seconds(self, base: int, start_ns: np.ndarray, flags: np.ndarray, out: FeedResult) -> None:
         """Close the 1-s intervals that the new cycles (log rows ``base``..) complete."""
-        keys = start_ns // NS_PER_S
-        m = keys.shape[0]
-        if m == 0:
+        keys = (start_ns // NS_PER_S).tolist()      # a batch holds a few cycles: plain numbers cost less
+        if not keys:
             return
         if self._sec_key is None:
-            self._sec_key = int(keys[0])
-        prev = np.concatenate(([self._sec_key], keys[:-1]))
-        lo = 0
-        for k in np.flatnonzero(keys != prev).tolist():
-            if k > lo:
-                self._sec_flag |= bool(flags[lo:k].any())
-            lo = k
-            out.seconds.append(self._close_second(base + k))
-            self._sec_key = int(keys[k])
-        self._sec_flag |= bool(flags[lo:].any())
+            self._sec_key = keys[0]
+        flag = flags.tolist()
+        for k, key in enumerate(keys):
+            if key != self._sec_key:
+                out.seconds.append(self._close_second(base + k))
+                self._sec_key = key
+            self._sec_flag |= flag[k]
 
     def _close_second(self, hi: int) -> Interval:
         """The 1-s interval made of log rows from the open second's first up to ``hi``."""
@@ -382,6 +374,8 @@ class Pipeline:
         energy, comp = self._energy(cm)
         energy.start_ns = key * NS_PER_S
         energy.gap_s, self._gap_s = self._gap_s, 0.0
+        if comp is not None:        # the same second, the same unmeasured time
+            comp.start_ns, comp.gap_s = energy.start_ns, energy.gap_s
         self.registers.add(energy, comp)
         # flagged when samples were lost inside it, or it holds the first cycles after a gap
         after = self._gap_index is not None and cm.count > 0 and cm.end[-1] > self._gap_index
@@ -394,18 +388,12 @@ class Pipeline:
         return item
 
     def _energy(self, cm: CycleMeasures) -> tuple[EnergyIncrement, EnergyIncrement | None]:
+        """The energy of the cycles ``cm`` and, with loss compensation on, its compensated twin (one pass of the
+        interval_energy kernel, whose definition ``reference.interval_energy`` is compute_power and cycle_energy)."""
         s = self.settings
-        s1 = cm.fund[:, V_LN] * np.conj(cm.fund[:, I_PH])
-        v_ms, i_ms = cm.ms[:, V_LN], cm.ms[:, I_PH]
-        pw = compute_power(v_ms, i_ms, cm.vi, s1, self.present, self.creep, s.pf_convention, factors=False)
-        live = self.present & (np.sqrt(i_ms) >= self.creep)
-        energy = cycle_energy(pw, v_ms, i_ms, live, cm.duration_s)
+        table = _kernels.interval_energy(cm.ms, cm.vi, cm.fund, cm.duration_s, self.present, self.creep, s.losses)
+        duration = float(cm.duration_s.sum())
+        energy = EnergyIncrement(duration_s=duration, **dict(zip(ENERGY_QUANTITIES, table[0])))
         if not s.losses.enabled:
             return energy, None
-        w_loss, var_loss = loss_power(v_ms, i_ms, pw.p[:, :3] >= 0, self.present, s.losses)
-        vi_c = np.where(live, cm.vi, 0.0) + w_loss
-        s1_c = np.where(live, s1, 0.0) + 1j * var_loss
-        pw_c = compute_power(v_ms, i_ms, vi_c, s1_c, self.present, 0.0, s.pf_convention, factors=False)
-        comp = cycle_energy(pw_c, v_ms, i_ms, live, cm.duration_s, compensated=True)
-        comp.start_ns = energy.start_ns
-        return energy, comp
+        return energy, EnergyIncrement(duration_s=duration, compensated=True, **dict(zip(ENERGY_QUANTITIES, table[1])))

@@ -17,8 +17,8 @@ from firmware.comms.bacnet.device import (
     EVENT_COMMAND,
     EVENT_DEVICE_CONTROL,
     EVENT_REFUSED,
-    STALE_AFTER_S,
 )
+from firmware.comms.bacnet.live import STALE_AFTER_S
 from firmware.comms.bacnet.model import Model, load_model
 from firmware.comms.bacnet.mstp import frame, master
 from firmware.comms.bacnet.objects import TREND_LOG_BUFFER_SIZE, VENDOR_IDENTIFIER
@@ -58,9 +58,9 @@ DM-UTC-B, DM-RD-B, T-VMT-I-B (ReadRange of the trend logs). DS-COV-B is an addit
 
 | service | answered | notes |
 |---|---|---|
-| ReadProperty, ReadPropertyMultiple | yes | values refreshed from the measurement snapshot once a second; ReadPropertyMultiple and ReadRange answers, which can be many times their request, go to one address at most {amp_burst} at once then {amp_rate} a second (more are dropped: a forged source address gets no flood) |
+| ReadProperty, ReadPropertyMultiple | yes | each value worked out from the latest measurement snapshot (published once a second) when it is read; ReadPropertyMultiple and ReadRange answers, which can be many times their request, go to one address at most {amp_burst} at once then {amp_rate} a second (more are dropped: a forged source address gets no flood) |
 | WriteProperty | yes | only the properties below; every write passes the one authorization point |
-| SubscribeCOV | yes | analog and binary inputs and values; a change of a published value notifies; at most {max_cov} subscriptions in all and {max_cov_client} per client address (more: NO_SPACE_TO_ADD_LIST_ELEMENT), each for at most {max_cov_life} s (an indefinite one too: renew it) |
+| SubscribeCOV | yes | analog and binary inputs and values; a change of a published value notifies (a subscribed object is refreshed from the snapshot each second, the others only when read); at most {max_cov} subscriptions in all and {max_cov_client} per client address (more: NO_SPACE_TO_ADD_LIST_ELEMENT), each for at most {max_cov_life} s (an indefinite one too: renew it) |
 | Who-Is / I-Am, Who-Has / I-Have | yes | by instance range, object name or identifier |
 | DeviceCommunicationControl | yes | needs `[bacnet] password` (empty: refused); a wrong one is held 1 s and a run of them locks DCC and RD out (docs/security.md); disable answers only DCC and RD |
 | ReinitializeDevice | yes | same password; cold and warm start re-initialise the BACnet device inside the comms service (configuration read again, communication control ended; Modbus and metering go on); other states refused |

@@ -238,7 +238,9 @@ JEM system bits (JEM L2532) in bits 0-11 and three bits of this meter:
 The registers (energy, demand windows, peaks, snapshots, load-profile accumulators) are one JSON
 record in a `RecordStore` (`<data_dir>/revenue/registers.a|b`: alternating slots, sequence number,
 CRC-32, fsync). They are written every `persist_interval` (default 1 s), at once after every
-command, on SIGTERM and within {poll_ms} ms of the power-fail input going active. After a sudden loss
+command, on SIGTERM and as soon as the power-fail input goes active (its edge wakes the watch: gpiod's edge
+events on a board, a write of the simulated line's file otherwise; with a GPIO backend that reports no
+edges the line is read every {poll_ms} ms). After a sudden loss
 the newest valid record is loaded: at most one persist interval of energy is lost and nothing is ever
 corrupt; the start-up after an outage writes the outage to the load profile. The integration test
 `tests/integration/test_revenue_crash.py` kills the whole meter (supervisor and services, one process

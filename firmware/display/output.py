@@ -5,7 +5,10 @@ The CM4's SPI or DPI 320x240 panel is a framebuffer device (``/dev/fb0``) in RGB
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,24 @@ from hal.errors import MeterError
 # zlib level of the simulated panel's pictures: a screen a second, written for tests and people to look at; level 1
 # encodes a 320x240 screen about four times faster than the default 6, in a file some 1.5 times larger
 PNG_COMPRESS_LEVEL = 1
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_bytes(img: Image.Image, level: int = PNG_COMPRESS_LEVEL) -> bytes:
+    """The image as an 8-bit RGB PNG whose rows are stored unfiltered (filter type 0), compressed at zlib
+    ``level``. Pillow tries the five row filters on every row; on the panel's flat colours and text the plain
+    rows compress as well (13.6 kB for the vip screen where Pillow's are 16.1 kB) in about half the time."""
+    a = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    h, w = a.shape[:2]
+    rows = np.zeros((h, 1 + 3 * w), dtype=np.uint8)          # each row: its filter type (0), then its pixels
+    rows[:, 1:] = a.reshape(h, 3 * w)
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)     # 8 bits, truecolour, deflate, no filter, no interlace
+    return (PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
+            + _chunk(b"IEND", b""))
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def rgb565(img: Image.Image) -> np.ndarray:
@@ -66,15 +87,23 @@ class PngOutput:
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def show(self, img: Image.Image, name: str) -> None:
-        import io
-        buf = io.BytesIO()
-        img.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-        data = buf.getvalue()
-        for target in (self.dir / "display.png", self.dir / f"{name}.png"):
-            # renamed into place: a reader never sees half a file (no fsync: a picture, not a record)
-            tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+        shown, screen = self.dir / "display.png", self.dir / f"{name}.png"
+        # renamed into place: a reader never sees half a file (no fsync: a picture, not a record); the screen's
+        # own file is a second name of the same picture (the next picture is a new file, so it keeps this one)
+        data = png_bytes(img)
+        tmp = shown.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, shown)
+        if screen == shown:
+            return
+        link = screen.with_suffix(".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+        try:
+            os.link(shown, link)
+        except OSError:                  # a file system without hard links: a copy
+            link.write_bytes(data)
+        os.replace(link, screen)
 
     def close(self) -> None:
         pass

@@ -9,8 +9,9 @@ show ``----``; values beyond the measuring range show OVER in red rather than a 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, cast
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -34,11 +35,56 @@ V_RANGE = 2.0
 I_RANGE = 2.0
 
 _FONTS: dict[int, Any] = {}
+# Rendered texts each font keeps: a screen's labels, units and title are the same every second while its
+# numbers change, and FreeType's rendering was most of the display's CPU. Enough for every text of every
+# screen (some 30 each) and their recent values; the oldest goes first.
+TEXT_CACHE_ENTRIES = 512
+
+
+class _CachedFont(ImageFont.FreeTypeFont):
+    """Pillow's FreeType font that keeps the masks (and boxes) of the texts it rendered: the same text in the
+    same mode, anchor and sub-pixel start is the same mask, which ``ImageDraw`` only reads."""
+
+    masks: OrderedDict[tuple[Any, ...], Any]
+    hits = 0
+    misses = 0
+
+    def getmask2(self, text: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if args and args[0] == "RGBA":  # a colour font's mask, which ImageDraw changes before it pastes it
+            return super().getmask2(text, *args, **kwargs)
+        return self._cached("mask", super().getmask2, text, args, kwargs)
+
+    def getbbox(self, text: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return self._cached("bbox", super().getbbox, text, args, kwargs)
+
+    def _cached(self, kind: str, render: Callable[..., Any], text: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        key = (kind, text, *(tuple(a) if isinstance(a, list) else a for a in args), *sorted(kwargs.items()))
+        try:
+            out = self.masks[key]
+        except KeyError:
+            pass
+        except TypeError:               # an argument that cannot be a key: rendered as it is
+            return render(text, *args, **kwargs)
+        else:
+            self.masks.move_to_end(key)
+            self.hits += 1
+            return out
+        out = render(text, *args, **kwargs)
+        self.misses += 1
+        self.masks[key] = out
+        if len(self.masks) > TEXT_CACHE_ENTRIES:
+            self.masks.popitem(last=False)
+        return out
 
 
 def font(size: int) -> Any:
     if size not in _FONTS:
-        _FONTS[size] = ImageFont.load_default(size=size)
+        loaded = ImageFont.load_default(size=size)
+        if isinstance(loaded, ImageFont.FreeTypeFont):
+            loaded.__class__ = _CachedFont
+            cast(_CachedFont, loaded).masks = OrderedDict()
+        _FONTS[size] = loaded
     return _FONTS[size]
 
 

@@ -32,6 +32,7 @@ from firmware.io.inputs import INPUT_FUNCTIONS
 from firmware.io.reader import IoReader
 from firmware.lockstate import file_lock_state
 from firmware.timesync.reader import TimeSynced
+from hal.errors import BusError
 from hal.sim.wire import watch_directory, written_names
 
 # Linux RTC_VL_READ (include/uapi/linux/rtc.h): _IOR('p', 0x13, unsigned int), and the flags that mean the
@@ -169,6 +170,16 @@ class GpioInputs:
         for pin in (lock_pin, power_fail_pin):
             if pin != NOT_FITTED:
                 gpio.setup_input(pin, "up")
+        # the power-fail line reports its edges (gpiod's edge events), so the watch sleeps until one; a backend
+        # without them has the line read every poll
+        self._edges = False
+        if power_fail_pin != NOT_FITTED:
+            try:
+                gpio.release(power_fail_pin)
+                gpio.watch_edges([power_fail_pin], "up")
+                self._edges = True
+            except BusError:
+                gpio.setup_input(power_fail_pin, "up")
 
     def locked(self) -> bool:
         if self.lock_pin == NOT_FITTED:      # a board without the switch cannot be sealed
@@ -182,8 +193,15 @@ class GpioInputs:
         return self.power_fail_pin != NOT_FITTED and not self.gpio.read(self.power_fail_pin)
 
     def wait_power_fail(self, poll_s: float, idle_s: float) -> None:
-        """The line is read again after ``poll_s`` (a GPIO read is one ioctl); without the line, ``idle_s``."""
-        time.sleep(poll_s if self.power_fail_pin != NOT_FITTED else idle_s)
+        """Until the line's next edge (either way), at most ``idle_s``; without edge events, ``poll_s`` (a GPIO
+        read is one ioctl); without the line, ``idle_s``."""
+        if self.power_fail_pin == NOT_FITTED or not self._edges:
+            time.sleep(poll_s if self.power_fail_pin != NOT_FITTED else idle_s)
+            return
+        try:
+            self.gpio.read_edges(idle_s)      # the watch reads the line's level after it
+        except Exception:  # noqa: BLE001 - a failing line is read again after a poll, as without edge events
+            time.sleep(poll_s)
 
     def read(self) -> InputState:
         return self.digital.fill(InputState(locked=self.locked(), power_fail=self.power_fail(),

@@ -3,8 +3,8 @@
 ``RevenueRuntime`` wraps a ``RevenueEngine`` with what a running meter adds: the board inputs
 (revenue lock, power fail; BPR button, demand sync, TOU override and energy gate from the io service's
 snapshot) read every second, a thread that watches the power-fail input and persists the registers at once when it
-goes active (it sleeps until the line may have changed: on the simulated board a write of its file, on a GPIO line the
-next read ``POWER_FAIL_POLL_S`` later), and the control commands served as ``metrology.<name>``.
+goes active (it sleeps until the line may have changed: on the simulated board a write of its file, on a GPIO line its
+next edge, gpiod's edge events; a backend without them has the line read every ``POWER_FAIL_POLL_S``), and the control commands served as ``metrology.<name>``.
 
 ``GuardedRevenue`` is what the metrology service holds: the runtime behind a fault boundary, so
 that a fault of the registers never stops the measurements and never publishes a wrong billed

@@ -33,7 +33,7 @@ import numpy as np
 
 from firmware.ipc import names, pqrecords
 from firmware.ipc.ring import Ring, RingReader
-from firmware.ipc.samples import SampleBlock
+from firmware.ipc.samples import SampleBlock, physical
 from firmware.ipc.snapshot import Snapshot
 from firmware.config.sections.pq import capture_format
 from firmware.recorder.capture import WAVEFORMS_DIR, CaptureDirectory, SampleHistory, capture_name
@@ -48,6 +48,9 @@ from metrology.settings import SAMPLE_RATE_HZ
 
 ATTACH_TIMEOUT_S = 10.0
 SAVE_INTERVAL_S = 1.0              # the ring position is saved this often: a kill re-reads at most this much
+# Sample blocks converted to V and A together (a drain of the acquisition brings 16; a backlog after a stall
+# is taken in runs of this many, so the conversion's memory stays small)
+RUN_BLOCKS = 32
 MAX_RECORDS_PER_STEP = 100         # a backlog is worked off in steps, captures and heartbeats between them
 HISTORY_MARGIN_S = 4.0             # samples kept beyond a capture's span: events come a batch or two late, an
                                    # RVC only when it ends (a second of steady voltage after it)
@@ -69,7 +72,7 @@ class PendingCapture:
 
 class RecorderService(Service):
     name = "recorder"
-    step_interval_s = 0.05
+    step_interval_s = 0.25
 
     def setup(self) -> None:
         cfg = self.cfg = self.config["pq"]
@@ -147,17 +150,38 @@ class RecorderService(Service):
         lost = self.samples.lost
         if until is None:
             until = self._measured_index
-        while self.history.end < until or not self.history.count:
+        run: list[SampleBlock] = []      # blocks that follow on from the history: converted and added together
+        while True:
+            end = run[-1].first_index + run[-1].n_frames if run else self.history.end
+            if (run or self.history.count) and end >= until:
+                break
             data = self.samples.read(0.0)
             if data is None:
                 break
             block = SampleBlock.decode(data)
+            if run and (block.first_index != end or block.scale != run[0].scale or block.offset != run[0].offset
+                        or len(run) >= RUN_BLOCKS):
+                self._add_samples(run)
+                run = []
+            if run or block.first_index == end or not self.history.count:
+                run.append(block)
+                continue
+            # frames lost before it, or acquisition counting again: the history decides, at once
             restarts = self.history.restarts
-            self.history.add(block.first_index, block.physical())
+            self._add_samples([block])
             if self.history.restarts != restarts and block.first_index < until:
                 self._count_restarted(block.first_index)
                 until = self._measured_index
+        if run:
+            self._add_samples(run)
         self.counters["samples_lost"] += self.samples.lost - lost
+
+    def _add_samples(self, run: list[SampleBlock]) -> None:
+        """Blocks that follow one another with one calibration, converted to V and A in one pass (one conversion
+        per block cost the recorder 0.2 % of a core)."""
+        first = run[0]
+        codes = np.concatenate([b.codes for b in run]) if len(run) > 1 else first.codes
+        self.history.add(first.first_index, physical(codes, first.scale, first.offset))
 
     def _count_restarted(self, first_index: int) -> None:
         """Acquisition started its sample count again: metrology measures from ``first_index`` on, and the

@@ -137,10 +137,38 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
     return type("GuardedH11Protocol", (GuardedH11Protocol,), {"limits": limits})
 
 
+# How often a server looks at its state when nothing asks it to stop: uvicorn renews the Date header once a
+# second, and would wake ten times a second to see whether to exit; here a stop wakes it at once instead.
+TICK_S = 1.0
+
+
 class _Server(uvicorn.Server):
+    _exit: asyncio.Event | None = None
+    _should_exit = False
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield        # the service handles SIGTERM; uvicorn must not take it over
+
+    @property  # type: ignore[override]
+    def should_exit(self) -> bool:
+        return self._should_exit
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._should_exit = value
+        if value and self._exit is not None:
+            self._exit.set()
+
+    async def main_loop(self) -> None:
+        """uvicorn's loop, waking once a second (each tick renews the Date header: the counter is a multiple of
+        ten) or at once when ``should_exit`` is set."""
+        self._exit = asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 10) % 864000
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._exit.wait(), TICK_S)
 
 
 def bind(address: str, port: int, option: str) -> socket.socket:

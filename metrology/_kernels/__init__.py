@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from metrology._kernels import reference
+from metrology.energy import EnergyIncrement     # imports nothing of the kernels
 
 try:
     from metrology._kernels import _ckernels  # type: ignore[attr-defined]
@@ -136,9 +137,81 @@ def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -
     return out, last
 
 
+def c_interval_values(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, freq: np.ndarray,
+                      weights: np.ndarray, present: np.ndarray, creep_current: float, ieee: bool, seq: np.ndarray
+                      ) -> np.ndarray:
+    out = np.empty(reference.INTERVAL_SIZE)
+    fund = np.ascontiguousarray(fund, dtype=np.complex128).view(np.float64)
+    seq = np.ascontiguousarray(seq, dtype=np.complex128).view(np.float64)
+    _ckernels.interval_values(_f64(ms), _f64(vi), fund, _f64(duration_s), _f64(freq), _f64(weights), _f64(present),
+                              seq, out, ms.shape[0], float(creep_current), ieee)
+    return out
+
+
+def c_interval_energy(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, present: np.ndarray,
+                      creep_current: float, losses) -> np.ndarray:
+    out = np.zeros((2, len(EnergyIncrement.quantities()), 4))
+    d, r = losses.delivered, losses.received
+    loss = np.array([losses.va_rated, losses.v_cal, losses.i_cal, d.fe_w_pct, d.cu_w_pct, d.fe_var_pct, d.cu_var_pct,
+                     r.fe_w_pct, r.cu_w_pct, r.fe_var_pct, r.cu_var_pct], dtype=np.float64)
+    fund = np.ascontiguousarray(fund, dtype=np.complex128).view(np.float64)
+    _ckernels.interval_energy(_f64(ms), _f64(vi), fund, _f64(duration_s), _f64(present), loss, out, ms.shape[0],
+                              float(creep_current), bool(losses.enabled))
+    return out
+
+
+def c_window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, peak: np.ndarray, n: int, orders: int,
+                       length: int, tdd_current: float, tdd_from: int, h1_min: np.ndarray | None, idx: np.ndarray,
+                       use: np.ndarray, msv_row: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    lines = np.ascontiguousarray(lines, dtype=np.complex128)
+    ni, nl = lines.shape
+    s, k, nk = matrix.shape[0], ms.shape[1], idx.shape[0]
+    rms, mag, inter, angle = np.empty(s), np.empty((s, orders)), np.empty((s, orders)), np.empty((s, orders))
+    fund, ratio, msv = np.empty(s, dtype=np.complex128), np.empty((7, s)), np.empty((3, nk))
+    floor = np.zeros(0) if h1_min is None else _f64(h1_min)
+    _ckernels.window_harmonics(lines.view(np.float64), _f64(matrix), _f64(ms), _f64(peak), floor, _f64(idx), _f64(use),
+                               rms, mag, inter, angle, fund.view(np.float64), ratio, msv, ni, nl, s, n, orders, k,
+                               float(length), float(tdd_current), tdd_from, h1_min is not None, nk, msv_row)
+    return rms, mag, inter, angle, fund, ratio, msv
+
+
+def c_aggregate_add(x: np.ndarray, square: np.ndarray, total: np.ndarray, count: np.ndarray, peak: np.ndarray,
+                    finite: np.ndarray, latest: np.ndarray) -> None:
+    _ckernels.aggregate_add(_f64(x), _f64(square), total, count, peak, finite, latest, total.shape[0])
+
+
+def c_cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    m = start.shape[0]
+    start_ns, end_ns, half_end_ns = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(2 * m, np.int64)
+    half_end = np.empty(2 * m)
+    _ckernels.cycle_times(_f64(start), _f64(end), half_end, start_ns, end_ns, half_end_ns, m, int(origin_ns),
+                          float(ns_per_sample))
+    return start_ns, end_ns, half_end, half_end_ns
+
+
+def c_window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:
+    samples = _f64(samples)
+    m, s, c = samples.shape
+    _ckernels.window_append(samples, _f64(inputs), win, m, s, c, inputs.shape[0], win.shape[1], lo, hi, at)
+
+
+def c_half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    half_ms = _f64(half_ms)
+    m, _, k = half_ms.shape
+    urms, watched = np.empty((2 * m, k)), np.empty((2 * m, channels.shape[0]))
+    before = np.zeros(0) if prev is None else _f64(prev)
+    _ckernels.half_cycle_rms(half_ms, before, _f64(channels), urms, watched, m, k, channels.shape[0], prev is not None)
+    return urms, watched
+
+
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
-           "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain")
+           "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values",
+           "interval_energy", "window_harmonics", "aggregate_add", "cycle_times",
+           "window_append", "half_cycle_rms")
 
 
 def _select(c: bool) -> None:
@@ -151,6 +224,10 @@ harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_
 track_crossings, cycle_change = reference.track_crossings, reference.cycle_change
 harmonic_values, block_squares = reference.harmonic_values, reference.block_squares
 event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
+interval_values, interval_energy = reference.interval_values, reference.interval_energy
+window_harmonics, aggregate_add = reference.window_harmonics, reference.aggregate_add
+cycle_times, window_append = reference.cycle_times, reference.window_append
+half_cycle_rms = reference.half_cycle_rms
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

@@ -19,6 +19,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 
 typedef struct {
@@ -26,15 +27,17 @@ typedef struct {
     int held;
 } buf_t;
 
-static int get_buf(PyObject *obj, buf_t *b, int writable, Py_ssize_t min_items, const char *name)
+static int get_buf(PyObject *obj, buf_t *b, int writable, Py_ssize_t min_items, const char *name, int int64)
 {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     b->held = 0;
     if (PyObject_GetBuffer(obj, &b->view, flags) < 0)
         return -1;
     b->held = 1;
-    if (b->view.itemsize != 8 || b->view.format == NULL || strcmp(b->view.format, "d") != 0) {
-        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous float64 array", name);
+    const char *f = b->view.format;
+    const int ok = f != NULL && (int64 ? (strcmp(f, "l") == 0 || strcmp(f, "q") == 0) : strcmp(f, "d") == 0);
+    if (b->view.itemsize != 8 || !ok) {
+        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous %s array", name, int64 ? "int64" : "float64");
         return -1;
     }
     if (b->view.len / 8 < min_items) {
@@ -51,18 +54,46 @@ static void release(buf_t *b, int n)
             PyBuffer_Release(&b[i].view);
 }
 
-/* An array argument of a kernel: the name its errors give, whether the kernel writes it, the items it needs. */
+/* A kernel's arguments: its n arrays first, into o[] (borrowed), then the scalars that fmt (PyArg_ParseTuple's
+ * format) names, into the pointers that follow: 0, or -1 with the error set. */
+static int kernel_args(PyObject *args, PyObject **o, int n, const char *fmt, ...)
+{
+    if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) < n) {
+        PyErr_Format(PyExc_TypeError, "the kernel takes %d arrays, then its sizes", n);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        o[i] = PyTuple_GET_ITEM(args, i);
+    PyObject *rest = PyTuple_GetSlice(args, n, PyTuple_GET_SIZE(args));
+    if (rest == NULL)
+        return -1;
+    va_list va;
+    va_start(va, fmt);
+    const int ok = PyArg_VaParse(rest, fmt, va);
+    va_end(va);
+    Py_DECREF(rest);
+    return ok ? 0 : -1;
+}
+
+/* A kernel's N array arguments (o) and their buffers (b, none held yet). */
+#define KERNEL_ARRAYS(N) \
+    PyObject *o[N];      \
+    buf_t b[N] = {{0}}
+
+/* An array argument of a kernel: the name its errors give, whether the kernel writes it, the items it needs, and
+ * whether it holds int64 (else float64). */
 typedef struct {
     const char *name;
     int writable;
     Py_ssize_t min_items;
+    int int64;
 } array_arg;
 
 /* The buffers b[0 .. n-1] of the arrays o[0 .. n-1] as spec[] asks: 0, or -1 with the error set and none held. */
 static int get_arrays(PyObject *const *o, const array_arg *spec, int n, buf_t *b)
 {
     for (int i = 0; i < n; i++)
-        if (get_buf(o[i], &b[i], spec[i].writable, spec[i].min_items, spec[i].name)) {
+        if (get_buf(o[i], &b[i], spec[i].writable, spec[i].min_items, spec[i].name, spec[i].int64)) {
             release(b, n);
             return -1;
         }
@@ -160,11 +191,10 @@ static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const dou
  * resample with the positions of ncyc cycles of spc samples each between consecutive bounds. */
 static PyObject *k_resample_cycles(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t n, c, ncyc, spc;
     double offset;
-    if (!PyArg_ParseTuple(args, "OOOOnnnnd", &o[0], &o[1], &o[2], &o[3], &n, &c, &ncyc, &spc, &offset))
+    if (kernel_args(args, o, 4, "nnnnd", &n, &c, &ncyc, &spc, &offset))
         return NULL;
     if (spc < 1)
         return bad_args("resample_cycles: spc must be positive");
@@ -271,11 +301,9 @@ static void cycle_block_stats(const double *restrict y, Py_ssize_t s, int kp, co
 #define CS_K12 12
 static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
 {
-    PyObject *o[9];
-    buf_t b[9] = {{0}};
+    KERNEL_ARRAYS(9);
     Py_ssize_t m, s, c, k, v0, i0, nvi;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnnnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
-                          &o[8], &m, &s, &c, &k, &v0, &i0, &nvi))
+    if (kernel_args(args, o, 9, "nnnnnnn", &m, &s, &c, &k, &v0, &i0, &nvi))
         return NULL;
     if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
         return bad_args("cycle_stats: too many signals or bad v/i indices");
@@ -355,7 +383,7 @@ static PyObject *k_sosfilt(PyObject *self, PyObject *args)
     PyObject *o[5] = {NULL, NULL, NULL, NULL, Py_None};
     buf_t b[5] = {{0}};
     Py_ssize_t ns, n, c = 1;
-    if (!PyArg_ParseTuple(args, "OOOOnn|On", &o[0], &o[1], &o[2], &o[3], &ns, &n, &o[4], &c))
+    if (kernel_args(args, o, 4, "nn|On", &ns, &n, &o[4], &c))
         return NULL;
     const int mixed = o[4] != Py_None;
     if (ns > SOS_MAX_SECTIONS || c < 1 || c > SOS_MAX_COLUMNS || (!mixed && c != 1))
@@ -423,10 +451,9 @@ static PyObject *k_sosfilt(PyObject *self, PyObject *args)
  *                 when n < 4); phase[h] = atan2 of line h*n for h = 0 .. no-1. Needs nl >= no * n. */
 static PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t ns, nl, n, no;
-    if (!PyArg_ParseTuple(args, "OOOOnnnn", &o[0], &o[1], &o[2], &o[3], &ns, &nl, &n, &no))
+    if (kernel_args(args, o, 4, "nnnn", &ns, &nl, &n, &no))
         return NULL;
     if (n < 1 || no < 2 || nl < no * n)
         return bad_args("harmonic_groups: needs n >= 1, no >= 2 and nl >= no * n");
@@ -490,10 +517,9 @@ static inline double crossing_root(const double *y, Py_ssize_t k, Py_ssize_t hal
  * three Newton steps from the linear estimate, and max |y| over y[max(k-half, 0) .. k]. */
 static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t n, lo, half;
-    if (!PyArg_ParseTuple(args, "OOOOnnn", &o[0], &o[1], &o[2], &o[3], &n, &lo, &half))
+    if (kernel_args(args, o, 4, "nnn", &n, &lo, &half))
         return NULL;
     const array_arg spec[] = {{"y", 0, n}, {"idx", 1, n}, {"root", 1, n}, {"peak", 1, n}};
     if (get_arrays(o, spec, 4, b))
@@ -525,10 +551,9 @@ static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
  * least fraction of the period, largest relative step, least fraction after a virtual boundary). */
 static PyObject *k_track_crossings(PyObject *self, PyObject *args)
 {
-    PyObject *o[6];
-    buf_t b[6] = {{0}};
+    KERNEL_ARRAYS(6);
     Py_ssize_t n, lo, half, nt;
-    if (!PyArg_ParseTuple(args, "OOOOOOnnnn", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &n, &lo, &half, &nt))
+    if (kernel_args(args, o, 6, "nnnn", &n, &lo, &half, &nt))
         return NULL;
     if (nt < 2)
         return bad_args("the delay table needs two entries");
@@ -612,11 +637,10 @@ static void sparse_columns(const double *mat, Py_ssize_t c, Py_ssize_t k, Py_ssi
  * 0) (reference.cycle_change). */
 static PyObject *k_cycle_change(PyObject *self, PyObject *args)
 {
-    PyObject *o[5];
-    buf_t b[5] = {{0}};
+    KERNEL_ARRAYS(5);
     Py_ssize_t m, s, c, k;
     int has_prev;
-    if (!PyArg_ParseTuple(args, "OOOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &o[4], &m, &s, &c, &k, &has_prev))
+    if (kernel_args(args, o, 5, "nnnnp", &m, &s, &c, &k, &has_prev))
         return NULL;
     if (m < 0 || s < 1 || c < 1 || c > 8 || k < 1 || k > 64)
         return bad_args("cycle_change: bad dimensions (at most 8 inputs and 64 signals)");
@@ -711,33 +735,13 @@ static double np_sum(const double *a, Py_ssize_t n, Py_ssize_t st)
     return res + sum;
 }
 
-/* harmonic_values(lines (ns, nl) complex, rms (ns,), peak (ns,), h1_min (ns,), mag (ns, no), inter (ns, no),
- *                 angle (ns, no), fund (ns,) complex, ratio (7, ns), ns, nl, n, no, length, tdd_current,
- *                 tdd_from, has_h1_min): the harmonic values of an n-cycle window of ``length`` samples from its
- * DFT lines, as reference.harmonic_values defines them: subgroup and interharmonic RMS, angles relative to
- * signal 0's fundamental, the fundamental phasors, and THD, THD over RMS, odd and even THD, crest factor,
- * K-factor and TDD (signals tdd_from..). Needs no <= 128 and nl >= no * n. */
-static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
+/* The harmonic values of ns signals of an n-cycle window of length samples from their DFT lines (ns, nl)
+ * complex as pairs (harmonic_values, below, says what each is). */
+static void harmonic_core(const double *lines, const double *rms, const double *peak, const double *h1_min,
+                          Py_ssize_t ns, Py_ssize_t nl, Py_ssize_t n, Py_ssize_t no, double length, double tdd_current,
+                          Py_ssize_t tdd_from, int has_min, double *mag, double *inter, double *angle, double *fund,
+                          double *ratio)
 {
-    PyObject *o[9];
-    buf_t b[9] = {{0}};
-    Py_ssize_t ns, nl, n, no, tdd_from;
-    double length, tdd_current;
-    int has_min;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnnddnp", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
-                          &ns, &nl, &n, &no, &length, &tdd_current, &tdd_from, &has_min))
-        return NULL;
-    if (n < 1 || no < 2 || no > 128 || nl < no * n || ns < 1)
-        return bad_args("harmonic_values: needs n >= 1, 2 <= no <= 128 and nl >= no * n");
-    const array_arg spec[] = {{"lines", 0, ns * 2 * nl}, {"rms", 0, ns}, {"peak", 0, ns},
-                              {"h1_min", 0, has_min ? ns : 0}, {"mag", 1, ns * no}, {"inter", 1, ns * no},
-                              {"angle", 1, ns * no}, {"fund", 1, ns * 2}, {"ratio", 1, 7 * ns}};
-    if (get_arrays(o, spec, 9, b))
-        return NULL;
-    const double *lines = b[0].view.buf, *rms = b[1].view.buf, *peak = b[2].view.buf, *h1_min = b[3].view.buf;
-    double *mag = b[4].view.buf, *inter = b[5].view.buf, *angle = b[6].view.buf, *fund = b[7].view.buf;
-    double *ratio = b[8].view.buf;
-    Py_BEGIN_ALLOW_THREADS
     const double line_ms = 2.0 / (length * length);
     const double deg = 180.0 / 3.14159265358979323846;
     double ref = 0.0;
@@ -803,8 +807,123 @@ static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
         }
         ratio[6 * ns + sg] = (tdd_current > 0 && sg >= tdd_from) ? num[0] / tdd_current : NAN;
     }
+}
+
+/* harmonic_values(lines (ns, nl) complex, rms (ns,), peak (ns,), h1_min (ns,), mag (ns, no), inter (ns, no),
+ *                 angle (ns, no), fund (ns,) complex, ratio (7, ns), ns, nl, n, no, length, tdd_current,
+ *                 tdd_from, has_h1_min): the harmonic values of an n-cycle window of ``length`` samples from its
+ * DFT lines, as reference.harmonic_values defines them: subgroup and interharmonic RMS, angles relative to
+ * signal 0's fundamental, the fundamental phasors, and THD, THD over RMS, odd and even THD, crest factor,
+ * K-factor and TDD (signals tdd_from..). Needs no <= 128 and nl >= no * n. */
+static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(9);
+    Py_ssize_t ns, nl, n, no, tdd_from;
+    double length, tdd_current;
+    int has_min;
+    if (kernel_args(args, o, 9, "nnnnddnp", &ns, &nl, &n, &no, &length, &tdd_current, &tdd_from, &has_min))
+        return NULL;
+    if (n < 1 || no < 2 || no > 128 || nl < no * n || ns < 1)
+        return bad_args("harmonic_values: needs n >= 1, 2 <= no <= 128 and nl >= no * n");
+    const array_arg spec[] = {{"lines", 0, ns * 2 * nl}, {"rms", 0, ns}, {"peak", 0, ns},
+                              {"h1_min", 0, has_min ? ns : 0}, {"mag", 1, ns * no}, {"inter", 1, ns * no},
+                              {"angle", 1, ns * no}, {"fund", 1, ns * 2}, {"ratio", 1, 7 * ns}};
+    if (get_arrays(o, spec, 9, b))
+        return NULL;
+    const double *lines = b[0].view.buf, *rms = b[1].view.buf, *peak = b[2].view.buf, *h1_min = b[3].view.buf;
+    double *mag = b[4].view.buf, *inter = b[5].view.buf, *angle = b[6].view.buf, *fund = b[7].view.buf;
+    double *ratio = b[8].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    harmonic_core(lines, rms, peak, h1_min, ns, nl, n, no, length, tdd_current, tdd_from, has_min, mag, inter, angle,
+                  fund, ratio);
     Py_END_ALLOW_THREADS
     release(b, 9);
+    Py_RETURN_NONE;
+}
+
+/* window_harmonics(lines (ni, nl) complex as pairs, matrix (ns, ni), ms (n, k), peak (n, k), h1_min (ns,), idx (nk, 4),
+ *                  use (nk, 4), rms (ns,), mag (ns, no), inter (ns, no), angle (ns, no), fund (ns,) complex, ratio
+ *                  (7, ns), msv (3, nk), ni, nl, ns, n, no, k, length, tdd_current, tdd_from, has_h1_min, nk, msv_row):
+ *                  every spectral value of an n-cycle window from the DFT lines of its inputs
+ *                  (reference.window_harmonics): the ns derived signals' lines (matrix times the inputs' first
+ *                  no * n lines), their RMS and peak over the window from the cycles' mean squares and peaks (the
+ *                  first ns of k signals), harmonic_values of them, and the mains signalling voltage of signals
+ *                  msv_row .. msv_row + 2 at nk frequencies (the lines idx where use is 1). */
+static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(14);
+    Py_ssize_t ni, nl, ns, n, no, k, tdd_from, nk, msv_row;
+    double length, tdd_current;
+    int has_min;
+    if (kernel_args(args, o, 14, "nnnnnnddnpnn", &ni, &nl, &ns, &n, &no, &k, &length, &tdd_current, &tdd_from,
+                    &has_min, &nk, &msv_row))
+        return NULL;
+    const Py_ssize_t used = no * n;
+    if (n < 1 || no < 2 || no > 128 || nl < used || ns < 1 || ns > k || ni < 1 || nk < 0 || msv_row < 0 ||
+        (nk > 0 && msv_row + 3 > ns))
+        return bad_args("window_harmonics: bad dimensions");
+    const array_arg spec[] = {{"lines", 0, ni * 2 * nl}, {"matrix", 0, ns * ni}, {"ms", 0, n * k}, {"peak", 0, n * k},
+                              {"h1_min", 0, has_min ? ns : 0}, {"idx", 0, nk * 4}, {"use", 0, nk * 4}, {"rms", 1, ns},
+                              {"mag", 1, ns * no}, {"inter", 1, ns * no}, {"angle", 1, ns * no}, {"fund", 1, ns * 2},
+                              {"ratio", 1, 7 * ns}, {"msv", 1, 3 * nk}};
+    if (get_arrays(o, spec, 14, b))
+        return NULL;
+    const double *lines = b[0].view.buf, *mat = b[1].view.buf, *ms = b[2].view.buf, *pk = b[3].view.buf;
+    const double *idx = b[5].view.buf, *use = b[6].view.buf;
+    double *rms = b[7].view.buf, *msv = b[13].view.buf;
+    for (Py_ssize_t j = 0; j < nk * 4; j++)
+        if (use[j] != 0.0 && (idx[j] < 0 || idx[j] >= (double)used))
+            return release(b, 14), bad_args("window_harmonics: a signalling line beyond the window's lines");
+    double *spec_lines = PyMem_RawMalloc((size_t)(ns * 2 * used) * sizeof(double));
+    double *peak = PyMem_RawMalloc((size_t)ns * sizeof(double));
+    if (spec_lines == NULL || peak == NULL) {
+        PyMem_RawFree(spec_lines);
+        PyMem_RawFree(peak);
+        return no_memory(b, 14);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    /* the derived signals' lines: the DFT is linear, the wiring matrix acts on the inputs' lines */
+    for (Py_ssize_t sg = 0; sg < ns; sg++) {
+        double *y = spec_lines + sg * 2 * used;
+        for (Py_ssize_t l = 0; l < 2 * used; l++)
+            y[l] = 0.0;
+        for (Py_ssize_t i = 0; i < ni; i++) {
+            const double w = mat[sg * ni + i];
+            if (w == 0.0)
+                continue;
+            const double *x = lines + i * 2 * nl;
+            for (Py_ssize_t l = 0; l < 2 * used; l++)
+                y[l] += w * x[l];
+        }
+    }
+    for (Py_ssize_t sg = 0; sg < ns; sg++) {
+        double acc = 0.0, top = pk[sg];
+        for (Py_ssize_t c = 0; c < n; c++) {
+            const double v = pk[c * k + sg];
+            acc += ms[c * k + sg];
+            top = !isnan(top) && (isnan(v) || v > top) ? v : top;      /* as numpy's max: NaN wins */
+        }
+        rms[sg] = sqrt(acc / (double)n);
+        peak[sg] = top;
+    }
+    harmonic_core(spec_lines, rms, peak, b[4].view.buf, ns, used, n, no, length, tdd_current, tdd_from, has_min,
+                  b[8].view.buf, b[9].view.buf, b[10].view.buf, b[11].view.buf, b[12].view.buf);
+    for (Py_ssize_t r = 0; r < (nk > 0 ? 3 : 0); r++) {
+        const double *y = spec_lines + (msv_row + r) * 2 * used;
+        for (Py_ssize_t j = 0; j < nk; j++) {
+            double acc = 0.0;
+            for (int t = 0; t < 4; t++) {
+                const Py_ssize_t l = (Py_ssize_t)idx[j * 4 + t];
+                const double power = use[j * 4 + t] != 0.0 ? y[2 * l] * y[2 * l] + y[2 * l + 1] * y[2 * l + 1] : 0.0;
+                acc += power;
+            }
+            msv[r * nk + j] = sqrt(acc * (2.0 / (length * length)));
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(spec_lines);
+    PyMem_RawFree(peak);
+    release(b, 14);
     Py_RETURN_NONE;
 }
 
@@ -812,10 +931,9 @@ static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
  * squares of y = x @ matrix (zero weights left out), reference.block_squares. */
 static PyObject *k_block_squares(PyObject *self, PyObject *args)
 {
-    PyObject *o[3];
-    buf_t b[3] = {{0}};
+    KERNEL_ARRAYS(3);
     Py_ssize_t n, c, k, d;
-    if (!PyArg_ParseTuple(args, "OOOnnnn", &o[0], &o[1], &o[2], &n, &c, &k, &d))
+    if (kernel_args(args, o, 3, "nnnn", &n, &c, &k, &d))
         return NULL;
     if (n < 0 || c < 1 || k < 1 || d < 1)
         return bad_args("block_squares: bad dimensions");
@@ -866,11 +984,10 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
  * than the RVC threshold in some channel (never with a NaN, nor before n_rvc rows are known). */
 static PyObject *k_event_screen(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t n, h, ch, n_rvc;
     int rvc_enabled;
-    if (!PyArg_ParseTuple(args, "OOOOnnnnp", &o[0], &o[1], &o[2], &o[3], &n, &h, &ch, &n_rvc, &rvc_enabled))
+    if (kernel_args(args, o, 4, "nnnnp", &n, &h, &ch, &n_rvc, &rvc_enabled))
         return NULL;
     if (n < 0 || h < 0 || ch < 1 || n_rvc < 1)
         return bad_args("event_screen: bad dimensions");
@@ -942,11 +1059,10 @@ static PyObject *k_event_screen(PyObject *self, PyObject *args)
  * y is that times gain. zi (each section's state, per channel) is updated in place. Sections as sosfilt. */
 static PyObject *k_flicker_chain(PyObject *self, PyObject *args)
 {
-    PyObject *o[4];
-    buf_t b[4] = {{0}};
+    KERNEL_ARRAYS(4);
     Py_ssize_t n, ns, ch;
     double gain;
-    if (!PyArg_ParseTuple(args, "OOOOnnnd", &o[0], &o[1], &o[2], &o[3], &n, &ns, &ch, &gain))
+    if (kernel_args(args, o, 4, "nnnd", &n, &ns, &ch, &gain))
         return NULL;
     if (n < 0 || ns < 3 || ns > SOS_MAX_SECTIONS || ch < 1)
         return bad_args("flicker_chain: needs 3 to SOS_MAX_SECTIONS sections");
@@ -1001,6 +1117,438 @@ static PyObject *k_flicker_chain(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Max-deviation unbalance in % of the present values of x[0..2] (reference._unbalance): NaN with fewer than
+ * two, or a mean not positive. The mean adds them in order. */
+static double unbalance3(const double *x, const int *present)
+{
+    double sum = 0.0, v[3];
+    int n = 0;
+    for (int k = 0; k < 3; k++)
+        if (present[k])
+            v[n++] = x[k];
+    if (n < 2)
+        return NAN;
+    for (int k = 0; k < n; k++)
+        sum += v[k];
+    const double avg = sum / n;
+    double dev = fabs(v[0] - avg);
+    for (int k = 1; k < n; k++)
+        dev = fabs(v[k] - avg) > dev ? fabs(v[k] - avg) : dev;
+    return avg > 0 ? 100 * dev / avg : NAN;
+}
+
+/* |p| / s at most 1, NaN without s; negative when leading (IEEE: p * q < 0) or, IEC, when p < 0. */
+static double signed_pf1(double p, double q, double s, int ieee)
+{
+    double mag = NAN;
+    if (s > 0) {
+        mag = fabs(p) / s;
+        mag = mag < 1.0 ? mag : 1.0;
+    }
+    const int negative = ieee ? !(p * q >= 0) : !(p >= 0);
+    return negative ? -mag : mag;
+}
+
+/* Sum of n values in the order numpy's sum of a contiguous array adds them (pairwise, blocks of 8). */
+static double pairwise_sum(const double *a, Py_ssize_t n)
+{
+    if (n < 8) {
+        double res = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        Py_ssize_t i;
+        for (int j = 0; j < 8; j++)
+            r[j] = a[j];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++)
+                r[j] += a[i + j];
+        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
+}
+
+#define IV_SIGNALS 11
+/* The arguments of the kernels of a run of m cycles' measures (interval_values, interval_energy): the arrays ms
+ * (m, 11), vi (m, 3), fund (m, 11) complex as pairs and duration (m,), then the kernel's own n_own (spec), then
+ * m, the creep current and the kernel's switch. On success the buffers b[0 .. 4 + n_own - 1] are held. An own
+ * array of PER_CYCLE items has one per cycle. */
+#define RUN_MAX_ARRAYS 12
+#define PER_CYCLE (-1)
+typedef struct {
+    Py_ssize_t m;
+    double creep;
+    int flag;
+} cycle_run;
+
+static int cycle_run_args(PyObject *args, PyObject **o, const array_arg *own, int n_own, buf_t *b, cycle_run *run)
+{
+    if (kernel_args(args, o, 4 + n_own, "ndp", &run->m, &run->creep, &run->flag))
+        return -1;
+    const Py_ssize_t m = run->m;
+    if (m < 0 || n_own > RUN_MAX_ARRAYS - 4) {
+        bad_args("a run of cycles needs a cycle count of 0 or more");
+        return -1;
+    }
+    array_arg spec[RUN_MAX_ARRAYS] = {{"ms", 0, m * IV_SIGNALS}, {"vi", 0, m * 3}, {"fund", 0, m * 2 * IV_SIGNALS},
+                                      {"duration", 0, m}};
+    for (int i = 0; i < n_own; i++) {
+        spec[4 + i] = own[i];
+        if (own[i].min_items == PER_CYCLE)
+            spec[4 + i].min_items = m;
+    }
+    return get_arrays(o, spec, 4 + n_own, b);
+}
+
+#define IV_SIZE 57
+/* interval_values(ms (m, 11), vi (m, 3), fund (m, 11) complex as pairs, duration (m,), freq (m,), weights (m,),
+ *                 present (3,), seq (3, 3) complex as pairs, out (57,), m, creep, ieee): the values of the
+ *                 interval made of m cycles, flat in reference.INTERVAL_VALUES order (reference.interval_values):
+ *                 v_ln v_ll i i_n i_res (RMS of the weighted mean squares), p q s s_vect pf dpf quadrant p1 (a, b,
+ *                 c, total), freq, v_seq i_seq, v_u0 v_u2 i_u0 i_u2, v_unbal v_ll_unbal i_unbal. Weighted sums
+ *                 add the cycles in order. */
+static PyObject *k_interval_values(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(9);
+    cycle_run run;
+    const array_arg own[] = {{"freq", 0, PER_CYCLE}, {"weights", 0, PER_CYCLE}, {"present", 0, 3}, {"seq", 0, 18},
+                             {"out", 1, IV_SIZE}};
+    if (cycle_run_args(args, o, own, 5, b, &run))
+        return NULL;
+    const Py_ssize_t m = run.m;
+    const double *ms = b[0].view.buf, *vi = b[1].view.buf, *fund = b[2].view.buf, *dur = b[3].view.buf;
+    const double *freq = b[4].view.buf, *w = b[5].view.buf, *pr = b[6].view.buf, *seq = b[7].view.buf;
+    double *out = b[8].view.buf;
+    double *valid_dur = PyMem_RawMalloc((size_t)(m > 0 ? m : 1) * sizeof(double));
+    if (valid_dur == NULL)
+        return no_memory(b, 9);
+    Py_BEGIN_ALLOW_THREADS
+    double wms[IV_SIGNALS] = {0}, wvi[3] = {0}, s1r[3] = {0}, s1i[3] = {0}, fr[IV_SIGNALS] = {0}, fi[IV_SIGNALS] = {0};
+    Py_ssize_t n_valid = 0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        const double wi = w[i];
+        const double *f = fund + 2 * IV_SIGNALS * i;
+        for (int q = 0; q < IV_SIGNALS; q++) {
+            wms[q] += wi * ms[i * IV_SIGNALS + q];
+            fr[q] += wi * f[2 * q];
+            fi[q] += wi * f[2 * q + 1];
+        }
+        for (int k = 0; k < 3; k++) {
+            wvi[k] += wi * vi[i * 3 + k];
+            const double vr = f[2 * k], vim = f[2 * k + 1], ir = f[2 * (6 + k)], ii = f[2 * (6 + k) + 1];
+            s1r[k] += wi * (vr * ir + vim * ii);          /* V conj(I) */
+            s1i[k] += wi * (vim * ir - vr * ii);
+        }
+        if (!isnan(freq[i]))
+            valid_dur[n_valid++] = dur[i];
+    }
+    int present[3], lines[3];
+    for (int k = 0; k < 3; k++)
+        present[k] = pr[k] != 0.0;
+    for (int k = 0; k < 3; k++)
+        lines[k] = present[k] && present[(k + 1) % 3];
+    double *o_rms = out, *o_p = out + 11, *o_q = out + 15, *o_s = out + 19, *o_sv = out + 23, *o_pf = out + 27;
+    double *o_dpf = out + 31, *o_quad = out + 35, *o_p1 = out + 39, *o_f = out + 43, *o_seq = out + 44;
+    double *o_u = out + 50, *o_unb = out + 54;
+    for (int q = 0; q < IV_SIGNALS; q++)
+        o_rms[q] = sqrt(wms[q]);
+    /* power as metrology.power.interval_power: a phase below the creep current carries nothing */
+    for (int k = 0; k < 3; k++) {
+        const int live = present[k] && sqrt(wms[6 + k]) >= run.creep;
+        o_p[k] = live ? wvi[k] : 0.0;
+        o_q[k] = live ? s1i[k] : 0.0;
+        o_p1[k] = live ? s1r[k] : 0.0;
+        o_s[k] = live ? sqrt(wms[k] * wms[6 + k]) : 0.0;
+    }
+    o_p[3] = o_p[0] + o_p[1] + o_p[2];
+    o_q[3] = o_q[0] + o_q[1] + o_q[2];
+    o_p1[3] = o_p1[0] + o_p1[1] + o_p1[2];
+    o_s[3] = o_s[0] + o_s[1] + o_s[2];
+    static const double quadrant[4] = {1, 2, 4, 3};
+    for (int k = 0; k < 4; k++) {
+        o_sv[k] = hypot(o_p[k], o_q[k]);
+        o_pf[k] = signed_pf1(o_p[k], o_q[k], o_s[k], run.flag);
+        o_dpf[k] = signed_pf1(o_p1[k], o_q[k], hypot(o_p1[k], o_q[k]), run.flag);
+        o_quad[k] = quadrant[!(o_p[k] >= 0) + 2 * !(o_q[k] >= 0)];
+    }
+    o_f[0] = n_valid ? (double)n_valid / pairwise_sum(valid_dur, n_valid) : NAN;
+    /* symmetrical components of the weighted fundamentals: (V, I) x (zero, positive, negative) */
+    for (int r = 0; r < 2; r++) {
+        const int s0 = r ? 6 : 0;
+        for (int j = 0; j < 3; j++) {
+            double re = 0.0, im = 0.0;
+            for (int k = 0; k < 3; k++) {
+                const double mr = seq[2 * (k * 3 + j)], mi = seq[2 * (k * 3 + j) + 1];
+                re += fr[s0 + k] * mr - fi[s0 + k] * mi;
+                im += fr[s0 + k] * mi + fi[s0 + k] * mr;
+            }
+            o_seq[r * 3 + j] = hypot(re, im);
+        }
+        const double zero = o_seq[r * 3], pos = o_seq[r * 3 + 1], neg = o_seq[r * 3 + 2];
+        const int ok = present[0] && present[1] && present[2] && pos > 0;
+        o_u[2 * r] = ok ? 100 * zero / pos : NAN;
+        o_u[2 * r + 1] = ok ? 100 * neg / pos : NAN;
+    }
+    o_unb[0] = unbalance3(o_rms, present);
+    o_unb[1] = unbalance3(o_rms + 3, lines);
+    o_unb[2] = unbalance3(o_rms + 6, present);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(valid_dur);
+    release(b, 9);
+    Py_RETURN_NONE;
+}
+
+#define IE_QUANTITIES 20
+/* One cycle's energy in hours (dt) into the sums e (IE_QUANTITIES, 4), as metrology.energy.cycle_energy:
+ * p, q, sa the phases' W, var and VA (creep applied), v and ia their mean squares (ia zero where not live).
+ * Quantities: wh_del wh_rec varh_del varh_rec varh_q1..q4 vah_del vah_rec vah_vect_del vah_vect_rec qh_del
+ * qh_rec ah_del ah_rec v2h_del v2h_rec i2h_del i2h_rec; the rec sums of W, var and Qh are kept negative. */
+static void add_cycle_energy(double e[IE_QUANTITIES][4], const double p3[3], const double q3[3], const double sa3[3],
+                             const double v3[3], const double ia3[3], double dt)
+{
+    static const double sqrt3_2 = 0.86602540378443864676;
+    double p[4], q[4], sa[4], v[4], ia[4], am[4];
+    for (int k = 0; k < 3; k++) {
+        p[k] = p3[k];
+        q[k] = q3[k];
+        sa[k] = sa3[k];
+        v[k] = v3[k];
+        ia[k] = ia3[k];
+        am[k] = sqrt(ia3[k]);
+    }
+    p[3] = p[0] + p[1] + p[2];
+    q[3] = q[0] + q[1] + q[2];
+    sa[3] = sa[0] + sa[1] + sa[2];
+    v[3] = v[0] + v[1] + v[2];
+    ia[3] = ia[0] + ia[1] + ia[2];
+    am[3] = am[0] + am[1] + am[2];
+    for (int c = 0; c < 4; c++) {
+        const double qh = p[c] / 2 + q[c] * sqrt3_2;
+        const double by_w[6] = {p[c] * dt, sa[c] * dt, hypot(p[c], q[c]) * dt, am[c] * dt, v[c] * dt, ia[c] * dt};
+        static const int del_row[6] = {0, 8, 10, 14, 16, 18};     /* wh vah vah_vect ah v2h i2h */
+        const int d = p[c] >= 0, pos_q = q[c] >= 0, pos_qh = qh >= 0;
+        for (int j = 0; j < 6; j++)
+            e[del_row[j] + !d][c] += by_w[j];
+        const double q_h = q[c] * dt, qh_h = qh * dt;
+        e[pos_q ? 2 : 3][c] += q_h;
+        e[4 + (d ? (pos_q ? 0 : 3) : (pos_q ? 1 : 2))][c] += fabs(q_h);
+        e[pos_qh ? 12 : 13][c] += qh_h;
+    }
+}
+
+/* interval_energy(ms (m, 11), vi (m, 3), fund (m, 11) complex as pairs, duration (m,), present (3,), loss (11,),
+ *                 out (2, 20, 4), m, creep, compensate): the energy of m cycles (reference.interval_energy): row 0
+ *                 uncompensated, row 1 with the losses added (when compensate; else left as it is). loss: rated VA
+ *                 (all phases), Vcal, Ical, then delivered and received fe_w cu_w fe_var cu_var in %. */
+static PyObject *k_interval_energy(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(7);
+    cycle_run run;
+    const array_arg own[] = {{"present", 0, 3}, {"loss", 0, 11}, {"out", 1, 2 * IE_QUANTITIES * 4}};
+    if (cycle_run_args(args, o, own, 3, b, &run))
+        return NULL;
+    const Py_ssize_t m = run.m;
+    const double *ms = b[0].view.buf, *vi = b[1].view.buf, *fund = b[2].view.buf, *dur = b[3].view.buf;
+    const double *pr = b[4].view.buf, *loss = b[5].view.buf;
+    double *out = b[6].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    double e[IE_QUANTITIES][4] = {{0}}, ec[IE_QUANTITIES][4] = {{0}};
+    int present[3], n_present = 0;
+    for (int k = 0; k < 3; k++) {
+        present[k] = pr[k] != 0.0;
+        n_present += present[k];
+    }
+    const double va_r = loss[0] / (n_present > 1 ? n_present : 1);
+    const double v_cal2 = loss[1] * loss[1], i_cal2 = loss[2] * loss[2];
+    for (Py_ssize_t i = 0; i < m; i++) {
+        const double dt = dur[i] / 3600.0;
+        const double *f = fund + 2 * IV_SIGNALS * i;
+        double p[3], q[3], sa[3], v[3], ia[3], s1r[3], s1i[3], im[3];
+        int live[3];
+        for (int k = 0; k < 3; k++) {
+            v[k] = ms[i * IV_SIGNALS + k];
+            im[k] = ms[i * IV_SIGNALS + 6 + k];
+            const double vr = f[2 * k], vim = f[2 * k + 1], ir = f[2 * (6 + k)], ii = f[2 * (6 + k) + 1];
+            s1r[k] = vr * ir + vim * ii;          /* V conj(I) */
+            s1i[k] = vim * ir - vr * ii;
+            live[k] = present[k] && sqrt(im[k]) >= run.creep;
+            p[k] = live[k] ? vi[i * 3 + k] : 0.0;
+            q[k] = live[k] ? s1i[k] : 0.0;
+            sa[k] = live[k] ? sqrt(v[k] * im[k]) : 0.0;
+            ia[k] = live[k] ? im[k] : 0.0;
+        }
+        add_cycle_energy(e, p, q, sa, v, ia, dt);
+        if (!run.flag)
+            continue;
+        /* the losses of each phase (metrology.energy.loss_power) on W and var; every present phase is live */
+        double pc[3], qc[3], sac[3];
+        for (int k = 0; k < 3; k++) {
+            const double *coef = loss + (p[k] >= 0 ? 3 : 7);
+            const double v2 = loss[1] > 0 ? v[k] / v_cal2 : 0.0, i2 = loss[2] > 0 ? im[k] / i_cal2 : 0.0;
+            const double w_loss = present[k] ? (v2 * coef[0] + i2 * coef[1]) / 100 * va_r : 0.0;
+            const double var_loss = present[k] ? (v2 * v2 * coef[2] + i2 * coef[3]) / 100 * va_r : 0.0;
+            const int live_c = present[k] && sqrt(im[k]) >= 0.0;
+            pc[k] = live_c ? (live[k] ? vi[i * 3 + k] : 0.0) + w_loss : 0.0;
+            qc[k] = live_c ? (live[k] ? s1i[k] : 0.0) + var_loss : 0.0;
+            sac[k] = live_c ? sqrt(v[k] * im[k]) : 0.0;
+        }
+        add_cycle_energy(ec, pc, qc, sac, v, ia, dt);
+    }
+    for (int j = 0; j < IE_QUANTITIES; j++) {
+        const int negate = j == 1 || j == 3 || j == 13;       /* wh_rec varh_rec qh_rec: as positive amounts */
+        for (int c = 0; c < 4; c++) {
+            out[j * 4 + c] = negate ? -e[j][c] : e[j][c];
+            if (run.flag)
+                out[(IE_QUANTITIES + j) * 4 + c] = negate ? -ec[j][c] : ec[j][c];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(b, 7);
+    Py_RETURN_NONE;
+}
+
+/* aggregate_add(x (w,), square (w,), total (w,), count (w,), peak (w,), finite (w,), latest (w,), w): one
+ *               interval's values x into the running sums of an aggregation (reference.aggregate_add): x, squared
+ *               where square is 1, to total and count where not NaN; peak the greater of it and x ignoring NaN
+ *               (np.fmax); finite 1 where x is finite; latest x. */
+static PyObject *k_aggregate_add(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(7);
+    Py_ssize_t w;
+    if (kernel_args(args, o, 7, "n", &w))
+        return NULL;
+    const array_arg spec[] = {{"x", 0, w}, {"square", 0, w}, {"total", 1, w}, {"count", 1, w}, {"peak", 1, w},
+                              {"finite", 1, w}, {"latest", 1, w}};
+    if (get_arrays(o, spec, 7, b))
+        return NULL;
+    const double *x = b[0].view.buf, *sq = b[1].view.buf;
+    double *total = b[2].view.buf, *count = b[3].view.buf, *peak = b[4].view.buf, *finite = b[5].view.buf;
+    double *latest = b[6].view.buf;
+    for (Py_ssize_t j = 0; j < w; j++) {      /* selects, no branches: the compiler vectorises it */
+        const double v = x[j], y = sq[j] != 0.0 ? v * v : v, p = peak[j];
+        const int valid = y == y;
+        total[j] += valid ? y : 0.0;
+        count[j] += valid ? 1.0 : 0.0;
+        peak[j] = v == v && (p != p || v > p) ? v : p;
+        finite[j] = v - v == 0.0 ? 1.0 : finite[j];
+        latest[j] = v;
+    }
+    release(b, 7);
+    Py_RETURN_NONE;
+}
+
+/* cycle_times(start (m,), end (m,), half_end (2m,), start_ns (m,) int64, end_ns (m,) int64, half_end_ns (2m,) int64,
+ *             m, origin_ns, ns_per_sample): the clock times of m cycles from their boundaries (fractional sample
+ *             indices), reference.cycle_times: each index times ns_per_sample rounded half to even, plus origin_ns;
+ *             half_end the index where each half cycle ends (the middle of the cycle, its end). */
+static PyObject *k_cycle_times(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(6);
+    Py_ssize_t m;
+    long long origin;
+    double scale;
+    if (kernel_args(args, o, 6, "nLd", &m, &origin, &scale))
+        return NULL;
+    if (m < 0)
+        return bad_args("cycle_times: bad cycle count");
+    const array_arg spec[] = {{"start", 0, m, 0}, {"end", 0, m, 0}, {"half_end", 1, 2 * m, 0}, {"start_ns", 1, m, 1},
+                              {"end_ns", 1, m, 1}, {"half_end_ns", 1, 2 * m, 1}};
+    if (get_arrays(o, spec, 6, b))
+        return NULL;
+    const double *start = b[0].view.buf, *end = b[1].view.buf;
+    double *half = b[2].view.buf;
+    long long *start_ns = b[3].view.buf, *end_ns = b[4].view.buf, *half_ns = b[5].view.buf;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        half[2 * i] = (start[i] + end[i]) / 2;
+        half[2 * i + 1] = end[i];
+        start_ns[i] = origin + (long long)nearbyint(start[i] * scale);
+        end_ns[i] = origin + (long long)nearbyint(end[i] * scale);
+        half_ns[2 * i] = origin + (long long)nearbyint(half[2 * i] * scale);
+        half_ns[2 * i + 1] = end_ns[i];
+    }
+    release(b, 6);
+    Py_RETURN_NONE;
+}
+
+/* window_append(samples (m, s, c), inputs (ni,), win (ni, width), m, s, c, ni, width, lo, hi, at): cycles lo .. hi-1
+ *               of the resampled inputs into a window's rows, one row per input inputs[t], from column at on
+ *               (reference.window_append): win[t, at + (k - lo) * s + j] = samples[k, j, inputs[t]]. */
+static PyObject *k_window_append(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(3);
+    Py_ssize_t m, s, c, ni, width, lo, hi, at;
+    if (kernel_args(args, o, 3, "nnnnnnnn", &m, &s, &c, &ni, &width, &lo, &hi, &at))
+        return NULL;
+    if (lo < 0 || hi > m || hi < lo || at < 0 || at + (hi - lo) * s > width || ni > c || c > CS_MAX_C)
+        return bad_args("window_append: the cycles do not fit the window");
+    const array_arg spec[] = {{"samples", 0, m * s * c, 0}, {"inputs", 0, ni, 0}, {"win", 1, ni * width, 0}};
+    if (get_arrays(o, spec, 3, b))
+        return NULL;
+    const double *x = b[0].view.buf, *inputs = b[1].view.buf;
+    double *win = b[2].view.buf;
+    for (Py_ssize_t t = 0; t < ni; t++)
+        if (!(inputs[t] >= 0 && inputs[t] < (double)c)) {
+            release(b, 3);
+            return bad_args("window_append: an input index out of range");
+        }
+    Py_BEGIN_ALLOW_THREADS
+    /* row by row of the source (each read once), into ni streams of writes */
+    Py_ssize_t col[CS_MAX_C];
+    for (Py_ssize_t t = 0; t < ni; t++)
+        col[t] = (Py_ssize_t)inputs[t];
+    const double *src = x + lo * s * c;
+    double *dst = win + at;
+    for (Py_ssize_t j = 0; j < (hi - lo) * s; j++, src += c)
+        for (Py_ssize_t t = 0; t < ni; t++)
+            dst[t * width + j] = src[col[t]];
+    Py_END_ALLOW_THREADS
+    release(b, 3);
+    Py_RETURN_NONE;
+}
+
+/* half_cycle_rms(half_ms (m, 2, k), prev (k,), channels (nc,), urms (2m, k), watched (2m, nc), m, k, nc, has_prev):
+ *                Urms(1/2) of m cycles from their half-cycle mean squares (reference.half_cycle_rms): each value the
+ *                RMS of its half and the half before it (prev before the first; without it, the first half
+ *                alone), and the columns channels of them. */
+static PyObject *k_half_cycle_rms(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(5);
+    Py_ssize_t m, k, nc;
+    int has_prev;
+    if (kernel_args(args, o, 5, "nnnp", &m, &k, &nc, &has_prev))
+        return NULL;
+    if (m < 1 || k < 1 || nc < 0)
+        return bad_args("half_cycle_rms: needs a cycle and a signal");
+    const array_arg spec[] = {{"half_ms", 0, 2 * m * k, 0}, {"prev", 0, has_prev ? k : 0, 0}, {"channels", 0, nc, 0},
+                              {"urms", 1, 2 * m * k, 0}, {"watched", 1, 2 * m * nc, 0}};
+    if (get_arrays(o, spec, 5, b))
+        return NULL;
+    const double *half = b[0].view.buf, *prev = b[1].view.buf, *channels = b[2].view.buf;
+    double *urms = b[3].view.buf, *watched = b[4].view.buf;
+    for (Py_ssize_t q = 0; q < nc; q++)
+        if (!(channels[q] >= 0 && channels[q] < (double)k)) {
+            release(b, 5);
+            return bad_args("half_cycle_rms: a channel out of range");
+        }
+    for (Py_ssize_t r = 0; r < 2 * m; r++) {
+        const double *h = half + r * k, *before = r ? h - k : (has_prev ? prev : h);
+        for (Py_ssize_t q = 0; q < k; q++)
+            urms[r * k + q] = sqrt((before[q] + h[q]) / 2);
+        for (Py_ssize_t q = 0; q < nc; q++)
+            watched[r * nc + q] = urms[r * k + (Py_ssize_t)channels[q]];
+    }
+    release(b, 5);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
@@ -1013,6 +1561,13 @@ static PyMethodDef methods[] = {
     {"event_screen", k_event_screen, METH_VARARGS, "Dip/swell and RVC screen of a batch of Urms(1/2) values."},
     {"flicker_chain", k_flicker_chain, METH_VARARGS, "The flickermeter's filters, division and squaring per sample."},
     {"harmonic_groups", k_harmonic_groups, METH_VARARGS, "Harmonic and interharmonic subgroup energies and line phases."},
+    {"interval_values", k_interval_values, METH_VARARGS, "Every value of an interval from its cycles' measures."},
+    {"interval_energy", k_interval_energy, METH_VARARGS, "Energy of a run of cycles, uncompensated and compensated."},
+    {"window_harmonics", k_window_harmonics, METH_VARARGS, "Every spectral value of a window from its inputs' lines."},
+    {"aggregate_add", k_aggregate_add, METH_VARARGS, "One interval into the running sums of an aggregation."},
+    {"cycle_times", k_cycle_times, METH_VARARGS, "Clock times of cycles and half cycles from their boundaries."},
+    {"window_append", k_window_append, METH_VARARGS, "Cycles of resampled inputs into a window's rows."},
+    {"half_cycle_rms", k_half_cycle_rms, METH_VARARGS, "Urms(1/2) from half-cycle mean squares."},
     {NULL, NULL, 0, NULL},
 };
 

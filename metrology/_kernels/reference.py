@@ -270,3 +270,146 @@ def flicker_chain(ms: np.ndarray, sos: np.ndarray, zi: np.ndarray, gain: float) 
         out, zf[last:, :, c] = sosfilt(sos[last:], v, zi[last:, :, c])
         y[:, c] = out * gain
     return y, zf
+
+
+# the values of an interval as interval_values returns them, one flat (INTERVAL_SIZE,) array: name and length,
+# in this order (signals as metrology.systems.SIGNALS: va vb vc vab vbc vca ia ib ic in ires)
+INTERVAL_VALUES = (("v_ln", 3), ("v_ll", 3), ("i", 3), ("i_n", 1), ("i_res", 1), ("p", 4), ("q", 4), ("s", 4),
+                   ("s_vect", 4), ("pf", 4), ("dpf", 4), ("quadrant", 4), ("p1", 4), ("freq", 1), ("v_seq", 3),
+                   ("i_seq", 3), ("v_u0", 1), ("v_u2", 1), ("i_u0", 1), ("i_u2", 1), ("v_unbal", 1),
+                   ("v_ll_unbal", 1), ("i_unbal", 1))
+INTERVAL_SIZE = sum(size for _, size in INTERVAL_VALUES)
+
+
+def interval_values(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, freq: np.ndarray,
+                    weights: np.ndarray, present: np.ndarray, creep_current: float, ieee: bool, seq: np.ndarray
+                    ) -> np.ndarray:
+    """The values of the interval made of m cycles (``ms`` (m, 11), ``vi`` (m, 3), ``fund`` (m, 11) complex,
+    ``duration_s`` and ``freq`` (m,)) with the given weights (sum 1), as one flat array in ``INTERVAL_VALUES``
+    order: RMS of the weighted mean squares, the phases' and total power (metrology.power.interval_power: creep,
+    PF by the IEEE convention or else IEC, quadrants), frequency (valid cycles over their duration), symmetrical
+    components of the weighted fundamentals (``seq`` (3, 3): (zero, positive, negative) = (a, b, c) @ seq) and
+    their u0/u2 in % (NaN unless all three phases are present), and the max-deviation unbalances in %."""
+    from metrology.power import interval_power     # power imports nothing of the kernels: no cycle
+
+    w = np.asarray(weights, dtype=np.float64)
+    pres = np.asarray(present, dtype=bool).tolist()
+    m = (w @ ms).tolist()
+    s1 = w @ (fund[:, 0:3] * np.conj(fund[:, 6:9]))
+    pw = interval_power(m[0:3], m[6:9], (w @ vi).tolist(), s1.tolist(), pres, creep_current,
+                        "IEEE" if ieee else "IEC")
+    valid = ~np.isnan(freq)
+    n_valid = int(np.count_nonzero(valid))
+    f = n_valid / float(duration_s[valid].sum()) if n_valid else np.nan
+    rms = np.sqrt(np.asarray(m))
+    comp = np.abs((w @ fund)[[[0, 1, 2], [6, 7, 8]]] @ seq).tolist()     # (V, I) x (zero, positive, negative)
+    u = [100 * c[k] / c[1] if all(pres) and c[1] > 0 else np.nan for c in comp for k in (0, 2)]
+    lines = [pres[0] and pres[1], pres[1] and pres[2], pres[2] and pres[0]]
+    r = rms.tolist()
+    unbal = [_unbalance(r[0:3], pres), _unbalance(r[3:6], lines), _unbalance(r[6:9], pres)]
+    assert pw.quadrant is not None and pw.pf is not None and pw.dpf is not None
+    return np.concatenate((rms, pw.p, pw.q, pw.s_arith, pw.s_vect, pw.pf, pw.dpf, pw.quadrant, pw.p1, [f],
+                           comp[0], comp[1], u, unbal)).astype(np.float64)
+
+
+def _unbalance(x: list[float], present: list[bool]) -> float:
+    """Max-deviation unbalance of the present values in %, NaN with fewer than two or a mean not positive."""
+    v = [a for a, ok in zip(x, present) if ok]
+    if len(v) < 2:
+        return np.nan
+    avg = sum(v) / len(v)
+    return 100 * max(abs(a - avg) for a in v) / avg if avg > 0 else np.nan
+
+
+def interval_energy(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, present: np.ndarray,
+                    creep_current: float, losses) -> np.ndarray:
+    """(2, Q, 4) energy of m cycles (``ms`` (m, 11), ``vi`` (m, 3), ``fund`` (m, 11) complex, ``duration_s``
+    (m,)): row 0 the quantities of ``metrology.energy.EnergyIncrement.quantities()`` (phases a, b, c, total), by
+    ``compute_power`` (creep) and ``cycle_energy``; row 1 the same with ``losses``
+    (metrology.settings.LossCompensation, ``loss_power``) added to W and var, zeros when it is not enabled."""
+    from metrology.energy import EnergyIncrement, cycle_energy, loss_power    # neither imports the kernels
+    from metrology.power import compute_power
+
+    present = np.asarray(present, dtype=bool)
+    names = EnergyIncrement.quantities()
+    out = np.zeros((2, len(names), 4))
+    s1 = fund[:, 0:3] * np.conj(fund[:, 6:9])
+    v_ms, i_ms = ms[:, 0:3], ms[:, 6:9]
+    pw = compute_power(v_ms, i_ms, vi, s1, present, creep_current, "IEEE", factors=False)
+    live = present & (np.sqrt(i_ms) >= creep_current)
+    energy = cycle_energy(pw, v_ms, i_ms, live, duration_s)
+    out[0] = [getattr(energy, name) for name in names]
+    if losses.enabled:
+        w_loss, var_loss = loss_power(v_ms, i_ms, pw.p[:, :3] >= 0, present, losses)
+        vi_c = np.where(live, vi, 0.0) + w_loss
+        s1_c = np.where(live, s1, 0.0) + 1j * var_loss
+        pw_c = compute_power(v_ms, i_ms, vi_c, s1_c, present, 0.0, "IEEE", factors=False)
+        comp = cycle_energy(pw_c, v_ms, i_ms, live, duration_s, compensated=True)
+        out[1] = [getattr(comp, name) for name in names]
+    return out
+
+
+def window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, peak: np.ndarray, n: int, orders: int,
+                     length: int, tdd_current: float, tdd_from: int, h1_min: np.ndarray | None, idx: np.ndarray,
+                     use: np.ndarray, msv_row: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every spectral value of an ``n``-cycle window of ``length`` samples from the DFT lines of its inputs
+    (``lines`` (I, >= orders * n) complex): the S derived signals' lines ``matrix`` (S, I) times the inputs' first
+    orders * n, their RMS and peak (S,) over the window from its cycles' mean squares ``ms`` and peaks ``peak``
+    (n, >= S), then ``harmonic_values`` of them, and the mains signalling voltage (3, k) of signals ``msv_row`` ..
+    ``msv_row`` + 2 at the k frequencies whose lines ``idx`` (k, 4) count where ``use`` (k, 4): V r.m.s.
+    Returns (rms, mag, inter, angle, fund, ratio, msv)."""
+    s = matrix.shape[0]
+    spec = matrix @ lines[:, :orders * n]
+    rms = np.sqrt(ms[:, :s].mean(axis=0))
+    top = peak[:, :s].max(axis=0)
+    mag, inter, angle, fund, ratio = harmonic_values(spec, n, orders, length, rms, top, tdd_current, tdd_from, h1_min)
+    rows = spec[msv_row:msv_row + 3]
+    idx = np.asarray(idx, dtype=np.intp)
+    power = rows[:, idx].real ** 2 + rows[:, idx].imag ** 2              # (3, k, 4) |X|²
+    msv = np.sqrt((power * np.asarray(use, dtype=bool)).sum(axis=2) * (2.0 / (length * length)))
+    return rms, mag, inter, angle, fund, ratio, msv
+
+
+def aggregate_add(x: np.ndarray, square: np.ndarray, total: np.ndarray, count: np.ndarray, peak: np.ndarray,
+                  finite: np.ndarray, latest: np.ndarray) -> None:
+    """One interval's values ``x`` (w,) into the running sums (w,) of an aggregation, in place: x, squared where
+    ``square`` is 1, to ``total`` and ``count`` where not NaN; ``peak`` the greater of it and x ignoring NaN;
+    ``finite`` 1 where x is finite; ``latest`` x."""
+    y = np.where(square != 0, x * x, x)
+    valid = ~np.isnan(y)
+    total += np.where(valid, y, 0.0)
+    count += valid
+    np.fmax(peak, x, out=peak)
+    finite[np.isfinite(x)] = 1.0
+    latest[:] = x
+
+
+def cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Clock times of cycles from their boundaries ``start``, ``end`` (m,) (fractional sample indices): each index
+    times ``ns_per_sample`` rounded half to even, plus ``origin_ns``. Returns (start_ns, end_ns, half_end,
+    half_end_ns): half_end (2m,) the index where each half cycle ends (the middle of its cycle, the cycle's end)."""
+    start_ns = origin_ns + np.round(start * ns_per_sample).astype(np.int64)
+    end_ns = origin_ns + np.round(end * ns_per_sample).astype(np.int64)
+    half_end = np.stack(((start + end) / 2, end), axis=1).reshape(-1)
+    half_end_ns = origin_ns + np.round(half_end * ns_per_sample).astype(np.int64)
+    return start_ns, end_ns, half_end, half_end_ns
+
+
+def window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:
+    """Cycles ``lo`` .. ``hi``-1 of the resampled inputs ``samples`` (m, S, C) into the rows of a window ``win``
+    (I, width), row t the input ``inputs[t]``, from column ``at`` on, in place."""
+    x = samples[lo:hi][:, :, np.asarray(inputs, dtype=np.intp)]
+    win[:, at:at + (hi - lo) * samples.shape[1]] = x.reshape(-1, x.shape[2]).T
+
+
+def half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Urms(1/2) (2m, K) of m cycles from their half-cycle mean squares ``half_ms`` (m, 2, K): the RMS over one
+    cycle refreshed every half cycle, each value its half and the half before it (``prev`` (K,) the one before
+    the first; None: the first half alone), and its columns ``channels`` (2m, len(channels))."""
+    m = half_ms.shape[0]
+    halves = half_ms.reshape(2 * m, -1)
+    before = halves[:1] if prev is None else prev[None, :]
+    urms = np.sqrt((np.concatenate((before, halves[:-1])) + halves) / 2)
+    return urms, urms[:, np.asarray(channels, dtype=np.intp)]

@@ -3,6 +3,7 @@
 Values are compared with what was published in a real measurement snapshot; float32 registers carry 24-bit
 mantissas, so floats compare to within 1e-6 relative (and mbpoll prints 6 significant digits).
 """
+import asyncio
 import contextlib
 import socket
 import struct
@@ -315,6 +316,28 @@ def test_idle_connection_is_closed():
         assert 0.25 <= time.monotonic() - t0 < 2.5
         assert r.server.stats["idle_closed"] == 1
         s.close()
+    finally:
+        r.close()
+
+
+def test_an_idle_server_sets_no_timer_until_a_client_connects():
+    """With no client connected the reaper (idle, frame and write-stall deadlines) waits without a timer, so an
+    unused Modbus server never wakes the comms process; a connection wakes it, and the idle deadline then closes
+    that connection."""
+    r = Running(idle_timeout_s=0.3)
+
+    async def timers():
+        await asyncio.sleep(0)                   # the reaper runs to its wait
+        return [h for h in asyncio.get_running_loop()._scheduled if not h.cancelled()]
+
+    try:
+        assert r.loop.run(timers()) == []
+        s = socket.create_connection(("127.0.0.1", r.port), timeout=3)
+        assert _mbap_read(s, 1)[4] == 3
+        assert s.recv(16) == b""                 # the server closes it
+        assert r.server.stats["idle_closed"] == 1
+        s.close()
+        assert r.loop.run(timers()) == []
     finally:
         r.close()
 

@@ -80,6 +80,11 @@ def test_records_per_apdu_fit_the_apdu():
     assert records_per_apdu(480) == 19 and records_per_apdu(50) == 1
 
 
+def read(obj, prop: str):
+    """A property as ReadProperty and ReadPropertyMultiple read it (through the object's read hook)."""
+    return asyncio.run(obj.read_property(prop))
+
+
 def test_values_turn_stale_when_the_snapshot_stops(tmp_path):
     dev = device(tmp_path)
     published = time.time_ns()
@@ -89,41 +94,51 @@ def test_values_turn_stale_when_the_snapshot_stops(tmp_path):
     ai16 = dev.sets[0].analog_inputs[16]
     dev.updated_ns = published - int(10e9)
     dev.update(None, dev.updated_ns)
-    assert str(ai16.reliability) == "communication-failure" and list(ai16.statusFlags)[1] == 1
+    assert str(read(ai16, "reliability")) == "communication-failure" and list(read(ai16, "statusFlags"))[1] == 1
     dev.update({"v_ln_avg": 231.0}, time.time_ns())
-    assert str(ai16.reliability) == "no-fault-detected" and float(ai16.presentValue) == pytest.approx(231.0)
+    assert str(read(ai16, "reliability")) == "no-fault-detected"
+    assert float(read(ai16, "presentValue")) == pytest.approx(231.0)
     dev.close()
 
 
-def test_a_refresh_asks_sqlite_nothing_until_a_log_records_and_unchanged_values_refresh_nothing(tmp_path):
-    """Record_Count and Total_Record_Count come from the stores' own counts: refreshes of new values ask SQLite
-    nothing (its trace callback sees no statement) until a log records; a poll of an unchanged snapshot
-    refreshes no object, until the values turn stale."""
+def test_new_snapshots_store_nothing_in_an_object_until_it_is_read_and_ask_sqlite_nothing(tmp_path):
+    """An object nobody reads or subscribed to is not refreshed by new snapshots; a read works its value out
+    from the latest one. Record_Count and Total_Record_Count come from the stores' own counts: refreshes ask
+    SQLite nothing (its trace callback sees no statement) until a log records."""
     dev = device(tmp_path)
     statements: list[str] = []
     for store in dev.trends.values():
         store.log._db.set_trace_callback(statements.append)
+    ai16, bi7 = dev.sets[0].analog_inputs[16], dev.sets[0].binary_inputs[7]
     for k in range(5):
-        dev.update({"v_ln_avg": 230.0 + k}, time.time_ns(), force=False)
-    assert statements == []
+        dev.update({"v_ln_avg": 230.0 + k, "frequency": 50.0}, time.time_ns(), force=False)
+    # what the objects hold (read past the hook): as built
+    assert float(ai16.presentValue) == 0.0 and str(bi7.presentValue) == "inactive" and statements == []
+    assert float(read(ai16, "presentValue")) == pytest.approx(234.0)
+    ai16.store("presentValue", -1.0)
+    assert float(read(ai16, "presentValue")) == -1.0     # the same snapshot: nothing worked out again
+    dev.update({"v_ln_avg": 240.0, "frequency": 70.0}, time.time_ns(), force=False)
+    assert float(ai16.presentValue) == -1.0 and str(bi7.presentValue) == "inactive"
+    assert float(read(ai16, "presentValue")) == pytest.approx(240.0)
+    assert str(read(bi7, "presentValue")) == "active"    # BI7: frequency error (45-65 Hz)
     t0 = 1_800_000_000.0                               # a multiple of the 300-s log interval
     dev.tick(t0 + 10)
     dev.tick(t0 + 300.2)
-    dev.update(None, dev.updated_ns, force=False)      # the logs' counts changed: shown at the next poll
     tl1 = dev.sets[0].trend_logs[1]
-    assert int(tl1.recordCount) == 1 and int(tl1.totalRecordCount) == 1
+    assert int(read(tl1, "recordCount")) == 1 and int(read(tl1, "totalRecordCount")) == 1
     statements.clear()
-    dev.update({"v_ln_avg": 240.0}, time.time_ns(), force=False)
-    assert statements == []
-    ai16 = dev.sets[0].analog_inputs[16]
-    ai16.__dict__["_last_reading"] = None                  # forget what was stored: a refresh stores again
-    ai16.store("presentValue", 0.0)
-    dev.update(None, dev.updated_ns, force=False)          # unchanged, fresh: nothing refreshed
-    assert float(ai16.presentValue) == 0.0
-    dev.updated_ns -= int(10e9)
-    dev.update(None, dev.updated_ns, force=False)          # turned stale: refreshed
-    assert float(ai16.presentValue) == pytest.approx(240.0)
-    assert str(ai16.reliability) == "communication-failure"
+    dev.update({"v_ln_avg": 241.0}, time.time_ns(), force=False)
+    assert int(read(tl1, "recordCount")) == 1 and statements == []
+    dev.close()
+
+
+def test_the_refresh_task_sleeps_until_the_next_trend_record_without_subscriptions(tmp_path):
+    dev = device(tmp_path)                              # 300-s log interval
+    t0 = 1_800_000_000.0
+    assert dev.next_wake_s(t0 + 10) == 1.0              # the first tick sets the next record's slot
+    dev.tick(t0 + 10)
+    assert dev.next_wake_s(t0 + 10) == 60.0             # IDLE_WAKE_S
+    assert dev.next_wake_s(t0 + 290) == pytest.approx(10.0)
     dev.close()
 
 

@@ -171,3 +171,51 @@ def test_legal_hash_covers_the_metrology_and_revenue_code_and_changes_with_it(tm
     first = legal_hash(root)
     (root / "metrology" / "a.py").write_text("x = 2\n")
     assert legal_hash(root) != first
+
+
+def test_freetype_renders_each_text_once_and_the_pixels_stay_the_same():
+    """A screen drawn again with the same values renders no text again, one whose number changed renders only
+    that number, and every picture is the same, pixel for pixel, as one drawn with no rendered text kept."""
+    from firmware.display import screens
+
+    def misses() -> int:
+        return sum(f.misses for f in screens._FONTS.values())
+
+    for screen in sorted(DRAW):
+        screens._FONTS.clear()
+        first = render(screen, _context()).tobytes()
+        rendered = misses()
+        assert render(screen, _context()).tobytes() == first and misses() == rendered
+        changed = render(screen, _context(v_an=231.77, wh_delivered=123456.7, p_demand_delivered=4321.0))
+        screens._FONTS.clear()
+        assert render(screen, _context(v_an=231.77, wh_delivered=123456.7,
+                                       p_demand_delivered=4321.0)).tobytes() == changed.tobytes()
+    screens._FONTS.clear()
+    render("vip", _context())
+    rendered = misses()
+    render("vip", _context(v_an=231.77))
+    assert 0 < misses() - rendered <= 2              # the number (and its box), nothing else
+
+
+def test_the_simulated_panel_writes_each_picture_once_as_an_unfiltered_png(tmp_path):
+    """The picture decodes to the rendered screen pixel for pixel; its rows are stored unfiltered (no search of
+    the five PNG row filters per row, which was most of the display's time) and the screen's own file is a
+    second name of display.png, not a second write; the next picture leaves the last one's file as it was."""
+    import zlib
+
+    out = PngOutput(tmp_path)
+    img = render("vip", _context())
+    out.show(img, "vip")
+    shown, screen = tmp_path / "display.png", tmp_path / "vip.png"
+    assert np.array_equal(np.asarray(Image.open(shown).convert("RGB")), np.asarray(img.convert("RGB")))
+    assert os.stat(shown).st_ino == os.stat(screen).st_ino
+    data = shown.read_bytes()
+    idat = data.index(b"IDAT")
+    size = int.from_bytes(data[idat - 4:idat], "big")
+    rows = zlib.decompress(data[idat + 4:idat + 4 + size])
+    width = 1 + 3 * img.size[0]
+    assert len(rows) == width * img.size[1] and all(rows[k] == 0 for k in range(0, len(rows), width))
+    other = render("energy", _context())
+    out.show(other, "energy")
+    assert np.array_equal(np.asarray(Image.open(screen).convert("RGB")), np.asarray(img.convert("RGB")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["display.png", "energy.png", "vip.png"]

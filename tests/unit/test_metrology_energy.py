@@ -103,3 +103,24 @@ def test_cycle_energy_with_mixed_directions():
     total.add(inc)
     total.add(inc)
     assert total.wh_del[3] == 60 and total.duration_s == 10800
+
+
+def test_the_compensated_increment_has_the_start_and_gap_of_its_second():
+    """The loss-compensated twin of a second's energy covers the same second: its clock start and its unmeasured
+    time (a gap of lost samples) are those of the uncompensated increment, in each increment and in the totals."""
+    st = MetrologySettings(losses=LossCompensation(True, 3 * 230 * 5.0, 230.0, 5.0,
+                                                   LossCoefficients(1.0, 2.0, 0.0, 0.0),
+                                                   LossCoefficients(1.0, 2.0, 0.0, 0.0)))
+    pl = Pipeline(st)
+    sig, t0, block, fs = balanced(230.0, 5.0, 0.0), 1_700_000_000_000_000_000, 1024, 32000.0
+    seconds = []
+    for first in range(0, int(4.0 * fs), block):
+        if 2 * block * 32 <= first < 2 * block * 32 + 4 * block:       # 4 blocks lost in the third second
+            continue
+        res = pl.feed_values(sig.samples(first, block), first, t0 + round(first * 1e9 / fs))
+        seconds += res.seconds
+    assert len(seconds) >= 3 and any(s.energy.gap_s > 0.1 for s in seconds)
+    for s in seconds:
+        assert s.energy.start_ns == s.start_ns
+        assert (s.energy_comp.start_ns, s.energy_comp.gap_s) == (s.energy.start_ns, s.energy.gap_s)
+    assert pl.registers.compensated.gap_s == pl.registers.total.gap_s > 0.1

@@ -267,3 +267,230 @@ def test_flicker_chain_agrees_with_the_filters_run_one_by_one():
         np.testing.assert_allclose(y_c, y_r, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(z_c, z_r, rtol=1e-9, atol=1e-9)
     assert np.all(y_c >= 0) and y_c.max() > 0.1
+
+
+def _disturbed_run(system_type: str, **settings):
+    """The pipeline's results on 3 s of three-phase 60 Hz with a sag on A, a step to 61.5 Hz, an interruption,
+    phase C without current, and two lost blocks."""
+    from metrology.pipeline import Pipeline
+    from metrology.settings import MetrologySettings
+
+    fs, rng = 32000.0, np.random.default_rng(17)
+    n = int(3 * fs)
+    f = np.where(np.arange(n) < 1.5 * fs, 60.0, 61.5)
+    th = 2 * np.pi * np.cumsum(f) / fs
+    x = np.zeros((n, 7))
+    # A delivers with the current lagging (Q1), B receives (Q2), C carries no current
+    for p, (shift, amps, lag) in enumerate(((0.0, 7.0, 0.6), (-2 * np.pi / 3, 3.0, 2.5), (2 * np.pi / 3, 0.0, 0.0))):
+        a = th + shift
+        x[:, 2 * p + 1] = 325 * (np.cos(a) + 0.04 * np.cos(5 * a))
+        x[:, 2 * p] = amps * (np.cos(a - lag) + 0.1 * np.cos(3 * a))
+    x[int(0.7 * fs):int(0.9 * fs), 1] *= 0.4                                  # sag on A
+    x[int(2.2 * fs):int(2.4 * fs), 1::2] *= 0.01                             # interruption: cycles not measured
+    x[:, 6] = -(x[:, 0] + x[:, 2] + x[:, 4])
+    x += rng.normal(0, 0.05, x.shape)
+    pl = Pipeline(MetrologySettings(system_type=system_type, **settings))
+    results = [pl.feed_values(x[i:i + 4096], i, 10**18 + int(i * 1e9 / fs))
+               for i in range(0, n, 4096) if i // 4096 not in (9, 10)]
+    return pl, results
+
+
+def _cycles_of_a_disturbed_run(system_type: str):
+    """The cycle measures of ``_disturbed_run``."""
+    from metrology.cycle import CycleMeasures
+
+    pl, results = _disturbed_run(system_type)
+    return pl, CycleMeasures.concat([r.cycles for r in results if r.cycles is not None])
+
+
+def test_interval_values_agrees_on_windows_and_seconds_through_a_sag_an_interruption_a_frequency_step_and_a_gap():
+    from metrology.intervals import sequence_matrix
+    from metrology.settings import SYSTEM_TYPES
+
+    names = [name for name, size in reference.INTERVAL_VALUES for _ in range(size)]
+    u_index = [k for k, name in enumerate(names) if name in ("v_u0", "v_u2", "i_u0", "i_u2")]
+    for system_type in SYSTEM_TYPES:
+        pl, cm = _cycles_of_a_disturbed_run(system_type)
+        assert cm.count > 150 and np.isnan(cm.freq).any() and (cm.freq > 61).any()
+        runs = [(slice(lo, lo + 12), np.full(12, 1 / 12)) for lo in range(0, cm.count - 12, 12)]
+        runs.append((slice(0, cm.count), cm.duration_s / cm.duration_s.sum()))          # duration-weighted
+        for (rows, weights), ieee, order in zip(runs, (True, False) * len(runs), ("ABC", "ACB", "ACB") * len(runs)):
+            args = (cm.ms[rows], cm.vi[rows], cm.fund[rows], cm.duration_s[rows], cm.freq[rows], weights,
+                    pl.present, pl.creep, ieee, sequence_matrix(order))
+            got, want = _kernels.c_interval_values(*args), reference.interval_values(*args)
+            assert got.shape == want.shape == (reference.INTERVAL_SIZE,)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            # u0 and u2 divide by the positive sequence, a cancellation where the phase order is against the
+            # rotation (ACB here): its rounding grows by |V| / |V+|
+            loose = np.isin(np.arange(got.size), u_index)
+            np.testing.assert_allclose(got[~loose], want[~loose], rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(got[loose], want[loose], rtol=1e-7, atol=1e-9)
+
+
+def test_interval_energy_agrees_with_and_without_losses_delivered_and_received_through_disturbances():
+    from metrology.energy import EnergyIncrement
+    from metrology.settings import SYSTEM_TYPES, LossCoefficients, LossCompensation
+
+    losses = LossCompensation(True, 1e5, 230.0, 5.0, LossCoefficients(0.1, 0.3, 0.5, 1.0),
+                              LossCoefficients(0.2, 0.4, 0.7, 1.3))
+    names = EnergyIncrement.quantities()
+    for system_type in SYSTEM_TYPES:
+        pl, cm = _cycles_of_a_disturbed_run(system_type)
+        seconds = [slice(lo, lo + 61) for lo in range(0, cm.count, 61)]
+        for rows, loss in zip(seconds, (losses, LossCompensation(), losses)):
+            args = (cm.ms[rows], cm.vi[rows], cm.fund[rows], cm.duration_s[rows], pl.present, pl.creep, loss)
+            got, want = _kernels.c_interval_energy(*args), reference.interval_energy(*args)
+            assert got.shape == want.shape == (2, len(names), 4)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+            assert (got[1] != 0).any() == loss.enabled
+        if system_type == "4W-WYE":      # both directions and the losses' coefficients of each were exercised
+            assert (got[0, names.index("wh_del")][:2] > 0).tolist() == [True, False]
+            assert (got[0, names.index("wh_rec")][:2] > 0).tolist() == [False, True]
+            assert (got[1, names.index("wh_del")] > got[0, names.index("wh_del")])[0]
+
+
+def test_window_harmonics_agrees_for_every_wiring_window_length_and_signalling_set():
+    from metrology import signalling
+    from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor
+    from metrology.settings import SYSTEM_TYPES
+    from metrology.systems import V_LL, V_LN, wiring
+
+    rng = np.random.default_rng(18)
+    floor = fundamental_floor(230.0, 5.0)
+    for system_type in SYSTEM_TYPES:
+        matrix = wiring(system_type).matrix
+        used = np.flatnonzero(np.any(matrix[:, :HARMONIC_SIGNALS] != 0, axis=1))
+        fft_matrix = np.ascontiguousarray(matrix[used, :HARMONIC_SIGNALS].T)
+        for n, nominal, freqs in ((12, 60.0, (175.0, 316.67, 1050.0, 2000.0)), (10, 50.0, (110.0, 3000.0)),
+                                  (3, 60.0, ()), (1, 50.0, (500.0,))):
+            # the window's resampled inputs: 2 % off-synchronous (a frequency step), a 5th, an interharmonic, a sag
+            th = 2 * np.pi * np.arange(n * 512) / 512 * 1.02
+            x = np.stack([a * (np.cos(th - 2 * np.pi * (k // 2) / 3 - 0.4 * (k % 2 == 0))
+                               + 0.05 * np.cos(5 * th) + 0.01 * np.cos(7.5 * th)) for k, a in enumerate((7, 325, 3, 325, 0.0, 325, 2))], axis=1)
+            x[: 512 * max(n // 3, 1), 1] *= 0.5
+            x += rng.normal(0, 0.01, x.shape)
+            _, ms, peak, _, _ = reference.cycle_stats(x.reshape(n, 512, 7), matrix, 0, 6, 3)
+            lines = np.fft.rfft(x[:, used].T, axis=1)
+            idx, use = signalling.bins(freqs, nominal, n) if freqs else (np.zeros((0, 4)), np.zeros((0, 4)))
+            row = (V_LL if system_type in ("DELTA", "2L") else V_LN).start
+            for h1_min, tdd_current in ((None, 5.0), (floor, 0.0)):
+                args = (lines, fft_matrix, ms, peak, n, N_ORDERS, n * 512, tdd_current, 6, h1_min, idx, use, row)
+                got, want = _kernels.c_window_harmonics(*args), reference.window_harmonics(*args)
+                # an angle of exactly ±180° (opposite phases) may round to either end
+                got[3][:], want[3][:] = (got[3] - want[3] + 180.0) % 360.0 - 180.0, 0.0
+                for a, b in zip(got, want):
+                    assert a.shape == b.shape
+                    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+                    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+                assert got[-1].shape == (3, len(freqs)) and (not freqs or got[-1][0].min() > 0.0)
+
+
+def test_aggregate_add_agrees_over_the_windows_of_a_disturbed_run_with_absent_phases():
+    from metrology.intervals import RMS_KEYS
+    from metrology.pipeline import Pipeline
+    from metrology.settings import MetrologySettings
+
+    fs, rng = 32000.0, np.random.default_rng(19)
+    th = 2 * np.pi * 60.0 * np.arange(int(2 * fs)) / fs
+    x = np.zeros((th.size, 7))
+    x[:, 1], x[:, 0] = 325 * np.cos(th), 5 * np.cos(th - 0.3)         # SINGLE: phases B and C absent (NaN values)
+    x[int(0.8 * fs):int(1.0 * fs), 1] *= 0.05                           # an interruption
+    x += rng.normal(0, 0.05, x.shape)
+    pl = Pipeline(MetrologySettings(system_type="SINGLE", nominal_frequency=60.0))
+    windows = [w for i in range(0, th.size, 4096)
+               for w in pl.feed_values(x[i:i + 4096], i, 10**18 + int(i * 1e9 / fs)).windows]
+    keys = list(windows[0].values)
+    flats = [np.concatenate([w.values[k] for k in keys], axis=None, dtype=np.float64) for w in windows]
+    flats[3][:5] = (np.inf, -np.inf, np.nan, -0.0, 1e150)
+    square = np.repeat([1.0 if k in RMS_KEYS else 0.0 for k in keys], [np.size(windows[0].values[k]) for k in keys])
+    width = square.size
+    states = []
+    for add in (_kernels.c_aggregate_add, reference.aggregate_add):
+        st = [np.zeros(width), np.zeros(width), np.full(width, np.nan), np.zeros(width), np.empty(width)]
+        for flat in flats:
+            add(flat, square, *st)
+        states.append(st)
+    assert len(flats) >= 8 and np.isnan(flats[0]).any()
+    for got, want in zip(*states):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_cycle_times_agree_on_the_cycles_of_a_disturbed_run_and_round_halves_to_even():
+    _, cm = _cycles_of_a_disturbed_run("4W-WYE")
+    origin = 1_700_000_000_123_456_789
+    for start, end, origin_ns, ns_per_sample in (
+            (cm.start, cm.end, origin, 1e9 / 32000.0),
+            (cm.start - cm.start[0] - 0.7, cm.end - cm.start[0] - 0.7, -origin, 1e9 / 32000.0),     # below index 0
+            (np.arange(-4, 8) + 0.25, np.arange(-4, 8) + 1.25, 0, 2.0)):                       # exact halves
+        got = _kernels.c_cycle_times(start, end, origin_ns, ns_per_sample)
+        want = reference.cycle_times(start, end, origin_ns, ns_per_sample)
+        for a, b in zip(got, want):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+    assert got[0].tolist() == [-8, -6, -4, -2, 0, 2, 4, 6, 8, 10, 12, 14]          # 2 j + 0.5 to the even one
+
+
+def test_window_append_agrees_for_the_inputs_of_every_wiring_and_a_window_cut_short():
+    from metrology.harmonics import HARMONIC_SIGNALS
+    from metrology.settings import SYSTEM_TYPES
+    from metrology.systems import wiring
+
+    rng = np.random.default_rng(20)
+    samples = rng.normal(size=(9, 512, 7))
+    for system_type in SYSTEM_TYPES:
+        used = np.flatnonzero(np.any(wiring(system_type).matrix[:, :HARMONIC_SIGNALS] != 0, axis=1))
+        wins = [np.full((used.size, 12 * 512), np.nan) for _ in range(2)]
+        for lo, hi, at in ((0, 4, 0), (4, 9, 4 * 512), (2, 2, 9 * 512), (6, 9, 9 * 512)):     # the last fills it
+            _kernels.c_window_append(samples, used.astype(np.float64), wins[0], lo, hi, at)
+            reference.window_append(samples, used, wins[1], lo, hi, at)
+        np.testing.assert_array_equal(wins[0], wins[1])
+        assert not np.isnan(wins[0]).any() and wins[0][-1, 4 * 512 + 3] == samples[4, 3, used[-1]]
+    with pytest.raises(ValueError):
+        _kernels.c_window_append(samples, used.astype(np.float64), wins[0], 6, 9, 10 * 512)     # past its end
+
+
+
+def test_the_pipeline_on_the_reference_kernels_gives_the_same_values(monkeypatch):
+    """What the metrology service runs when the extension is stale: every window, second (with its energy) and
+    Urms(1/2) as on the C kernels, within rounding."""
+    from metrology.settings import LossCoefficients, LossCompensation
+
+    settings = dict(nominal_frequency=60.0, signalling_hz=(175.0, 1050.0),
+                    losses=LossCompensation(True, 1e5, 230.0, 5.0, LossCoefficients(0.1, 0.3, 0.5, 1.0),
+                                            LossCoefficients(0.2, 0.4, 0.7, 1.3)))
+    _, on_c = _disturbed_run("4W-WYE", **settings)
+    for attr in ("BACKEND", "BACKEND_NOTE", *_kernels.KERNELS):
+        monkeypatch.setattr(_kernels, attr, getattr(_kernels, attr))
+    _kernels.use_reference("test")
+    _, on_ref = _disturbed_run("4W-WYE", **settings)
+    windows = [(a, b) for c, r in zip(on_c, on_ref) for a, b in zip(c.windows, r.windows, strict=True)]
+    seconds = [(a, b) for c, r in zip(on_c, on_ref) for a, b in zip(c.seconds, r.seconds, strict=True)]
+    assert len(windows) >= 12 and len(seconds) >= 2
+    for a, b in windows + seconds:
+        assert (a.start_ns, a.flagged, a.gap) == (b.start_ns, b.flagged, b.gap) and list(a.values) == list(b.values)
+        for key, v in a.values.items():
+            w = b.values[key]
+            if key in ("h_angle", "angle"):          # ±180° may round to either end
+                v, w = (np.asarray(v) - w + 180.0) % 360.0 - 180.0, 0.0 * w
+            np.testing.assert_allclose(v, w, rtol=1e-7, atol=1e-7, equal_nan=True, err_msg=key)
+    for a, b in seconds:
+        for inc, ref in ((a.energy, b.energy), (a.energy_comp, b.energy_comp)):
+            for name in inc.quantities():
+                np.testing.assert_allclose(getattr(inc, name), getattr(ref, name), rtol=1e-9, atol=1e-12)
+    for c, r in zip(on_c, on_ref):
+        if c.urms_half is not None:
+            np.testing.assert_allclose(c.urms_half, r.urms_half, rtol=1e-12)
+            np.testing.assert_array_equal(c.half_end_ns, r.half_end_ns)
+
+
+def test_half_cycle_rms_agrees_with_and_without_the_half_before_through_a_sag_and_an_interruption():
+    _, cm = _cycles_of_a_disturbed_run("4W-WYE")
+    assert cm.half_ms.shape[1:] == (2, 11) and cm.half_ms[:, :, 0].min() < 0.2 * cm.half_ms[:, :, 0].max()
+    for lo, hi in ((0, 1), (0, 9), (9, cm.count)):
+        for prev in (None, cm.half_ms[lo - 1, 1] if lo else cm.half_ms[0, 0] * 0.5):
+            for channels in (np.array([0, 1, 2]), np.array([3, 5]), np.array([0])):
+                got = _kernels.c_half_cycle_rms(cm.half_ms[lo:hi], prev, channels.astype(np.float64))
+                want = reference.half_cycle_rms(cm.half_ms[lo:hi], prev, channels)
+                for a, b in zip(got, want):
+                    assert a.shape == b.shape
+                    np.testing.assert_array_equal(a, b)

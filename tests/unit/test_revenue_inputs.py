@@ -302,3 +302,30 @@ def test_simulated_power_fail_wait_ends_when_the_file_is_written_not_by_polling(
         writer.cancel()
     assert time.monotonic() - t0 < 600            # woken by the write: neither limit ran out
     assert sim.power_fail()
+
+
+def test_gpio_power_fail_wait_ends_at_the_lines_edge_not_by_polling(tmp_path):
+    """On a real board the watch sleeps until the power-fail line's edge (gpiod's edge events; here the simulated
+    wire, which carries another process's edges as the kernel's queue does): a wait with an hour's poll period
+    and idle limit ends at the falling edge, and the line reads failing after it; the rising edge (the supply
+    back) ends the next wait and the line reads healthy."""
+    import threading
+
+    from hal.clock import SystemClock
+    from hal.sim.wire import Wire
+
+    pin = 4
+    inputs = GpioInputs(SimGpio(SystemClock(), wire=tmp_path / "wire"), NOT_FITTED, pin, DigitalInputs(None, {}))
+    line = Wire(tmp_path / "wire")
+    assert not inputs.power_fail()
+    for level, failing in ((False, True), (True, False)):
+        driver = threading.Timer(0.1, line.drive, (pin, level))
+        driver.start()
+        try:
+            inputs.wait_power_fail(3600.0, 3600.0)
+        finally:
+            driver.cancel()
+            driver.join()
+        assert inputs.power_fail() is failing
+    inputs.gpio.close()
+    line.close()

@@ -227,3 +227,33 @@ def test_accept_encoding_is_read_with_its_weights():
     assert accepts_gzip("gzip, deflate, br") and accepts_gzip("br;q=1.0, gzip;q=0.8") and accepts_gzip("*")
     assert not accepts_gzip("") and not accepts_gzip("identity") and not accepts_gzip("gzip;q=0")
     assert not accepts_gzip("*;q=0") and not accepts_gzip("gzip;q=nonsense")
+
+
+def test_a_web_server_wakes_only_to_renew_its_date_header_and_a_stop_wakes_it(monkeypatch):
+    """uvicorn's own loop wakes ten times a second to see whether to stop; the meter's servers wake to renew the
+    Date header (each tick's counter a multiple of ten, which renews it) and a stop wakes them at once: with the
+    tick an hour long, setting should_exit ends the server after its first tick and the stop's."""
+    from firmware.web.server import ConnectionLimits, bind, make_server, serve
+
+    monkeypatch.setattr("firmware.web.server.TICK_S", 3600.0)
+    server = make_server(redirect_app(8443), bind("127.0.0.1", 0, "http_port"), ConnectionLimits(4, 4, 5.0), None)
+    ticks: list[int] = []
+    on_tick = server.on_tick
+
+    async def counted(counter: int) -> bool:
+        ticks.append(counter)
+        return await on_tick(counter)
+
+    server.on_tick = counted
+
+    async def run() -> None:
+        task = asyncio.ensure_future(serve(server))
+        for _ in range(3000):                        # until the first tick (the server has started)
+            if ticks:
+                break
+            await asyncio.sleep(0.01)
+        server.should_exit = True
+        await asyncio.wait_for(task, 60)
+
+    asyncio.run(run())
+    assert ticks == [0, 10]

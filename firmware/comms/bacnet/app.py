@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import contextlib
 import logging
 import time
 from ipaddress import ip_address
@@ -39,6 +40,7 @@ from bacpypes3.ipv4.link import NormalLinkLayer
 from bacpypes3.pdu import IPv4Address
 from bacpypes3.primitivedata import Date, Time
 
+from firmware.comms.bacnet.live import REFRESH_INTERVAL_S
 from firmware.comms.bacnet.device import EVENT_DEVICE_CONTROL, EVENT_LOCKOUT, EVENT_REFUSED, BacnetDevice, refuse
 from firmware.comms.bacnet.objects import MeterTrendLog
 from firmware.comms.bacnet.screen import screen
@@ -50,7 +52,6 @@ from firmware.web.limits import RateLimiter
 
 log = logging.getLogger("comms.bacnet")
 
-REFRESH_INTERVAL_S = 1.0             # the S4100's "Data Update Rate 1 sec."
 REINITIALIZE_STATES = ("coldstart", "warmstart")
 # COV subscriptions the device keeps, all clients together: each costs a notification per change, and a
 # subscription may be indefinite (lifetime 0), so a hostile client must not be able to add them without end.
@@ -120,7 +121,12 @@ class MeterApplication(Application):
             raise refuse("noSpaceToAddListElement", "resources")
         if not cancel and (not apdu.lifetime or apdu.lifetime > MAX_COV_LIFETIME_S):
             apdu.lifetime = MAX_COV_LIFETIME_S
+        watched = self.get_object_id(apdu.monitoredObjectIdentifier)
+        if watched is not None:
+            self.meter.current(watched)       # the first notification carries the latest values
         await super().do_SubscribeCOVRequest(apdu)
+        if self.meter.wakeup is not None:
+            self.meter.wakeup.set()           # refreshed each second from now on
 
     async def do_DeviceCommunicationControlRequest(self, apdu: DeviceCommunicationControlRequest) -> None:
         self._check_password(apdu.password, "DeviceCommunicationControl")
@@ -264,13 +270,15 @@ def _utc_seconds(value: Any) -> float:
 
 
 class BacnetApp:
-    """What the comms service runs: the device, its applications, and the refresh and trend-log task."""
+    """What the comms service runs: the device, its applications, and the task that refreshes the subscribed
+    objects and logs the trend records (it sleeps until one of them is due)."""
 
     def __init__(self, config: Config, config_path: Path, snapshot: Snapshot, control_socket: Path,
                  data_dir: Path, command_timeout_s: float = 5.0) -> None:
         self.config = config
         self.device = BacnetDevice(config, config_path, control_socket, data_dir, command_timeout_s)
         self.feed = SnapshotFeed(snapshot)
+        self.device.pull = self._poll
         self.apps: list[MeterApplication] = []
         self._task: asyncio.Task[None] | None = None
         self.endpoints: list[str] = []
@@ -305,6 +313,7 @@ class BacnetApp:
             app.link_layers[app.device_object.objectIdentifier] = mstp
             app.nsap.bind(mstp, address=mstp.address)
             self.endpoints.append(f"bacnet-mstp:{section.mstp_port}@{section.mstp_baud}/mac{section.mstp_mac}")
+        self.device.wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._refresh_loop())
         return self.endpoints
 
@@ -313,13 +322,19 @@ class BacnetApp:
         self.device.update(values, self.feed.updated_ns, force=False)
 
     async def _refresh_loop(self) -> None:
+        wakeup = self.device.wakeup
+        assert wakeup is not None
         while True:
+            wait_s = REFRESH_INTERVAL_S
             try:
                 self._poll()
                 self.device.tick(time.time())
+                wait_s = self.device.next_wake_s(time.time())
             except Exception:   # noqa: BLE001 - a fault in one refresh must not stop the device's values for good
                 log.exception("bacnet: refresh failed")
-            await asyncio.sleep(REFRESH_INTERVAL_S)
+            wakeup.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), wait_s)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -1,8 +1,7 @@
-"""The BACnet device: the S4100 objects kept current from the measurement snapshot, and every write and command
-decided in one place.
+"""The BACnet device: the S4100 objects (their values from the measurement snapshot, ``live.py``), and every
+write and command decided in one place.
 
-``BacnetDevice.refresh`` copies one snapshot record into the objects (once a second, from the comms service's
-loop); ``BacnetDevice.write`` takes every WriteProperty of every object and link; ``BacnetDevice.command``
+``BacnetDevice.write`` takes every WriteProperty of every object and link; ``BacnetDevice.command``
 runs AV1's command codes in their owning service through the control socket (the catalogue's commands with a
 ``bacnet_av1`` code, ``firmware/catalogue/table.py``). Each write and command passes ``_authorize`` first: the one
 place that says yes or no to a change from BACnet.
@@ -21,18 +20,13 @@ from typing import Any, Callable, Mapping
 from bacpypes3.errors import ExecutionError
 
 from firmware.comms.bacnet import objects as bo
-from firmware.comms.bacnet.objects import as_real, device_instance, device_name, plain, refuse, set_reading
+from firmware.comms.bacnet.live import LiveObjects
+from firmware.comms.bacnet.objects import as_real, device_instance, plain, refuse
 from firmware.comms.bacnet.model import Model, load_model
-from firmware.comms.bacnet.readings import Limits, read_all
 from firmware.comms.bacnet.settings import (
     OutOfRange,
-    max_power_kw,
-    output_config,
     plan_write,
-    rated_current_a,
-    read_settings,
     subinterval_changes,
-    system_code,
 )
 from firmware.catalogue import Command, commands
 from firmware.comms.bacnet.trendlog import TrendLogs, datetime_to_epoch
@@ -57,9 +51,6 @@ INTERFACE = "bacnet"
 # change and per command).
 _SECURITY_OPERATIONS = {"configure": "config_set", "clear": "config_set", "time_set": "time_set",
                         "communication_control": "communication_control", "reinitialize": "restart"}
-# A snapshot not refreshed for this long makes every value report COMMUNICATION_FAILURE (metrology publishes
-# once a second).
-STALE_AFTER_S = 5.0
 # AV1 command codes (seed 003, AV1) and the catalogue command each runs: 30078 "clear all energy accumulators
 # to 0", 21211 "begin new Demand Sub-Interval ... and log another data value on TL1-TL3", 21212 "reset Max Demand
 # values", 16498 "clear pulse counters to 0". A code the S4100 defines and no command names would be None.
@@ -86,7 +77,7 @@ TREND_WRITABLE = ("enable", "stopWhenFull", "logDeviceObjectProperty", "logInter
                   "startTime", "stopTime")
 
 
-class BacnetDevice:
+class BacnetDevice(LiveObjects):
     def __init__(self, config: Config, config_path: Path, control_socket: Path, data_dir: Path,
                  command_timeout_s: float = 5.0, model: Model | None = None) -> None:
         self.config = config
@@ -97,7 +88,6 @@ class BacnetDevice:
         self.sets: list[bo.ObjectSet] = []
         self.values: Mapping[str, Any] = {}
         self.updated_ns = 0
-        self._shown_stale: bool | None = None       # the staleness the objects show (None: not refreshed yet)
         self.revenue_locked = False
         self.user = protocol_user(config, INTERFACE)
         section = config["bacnet"]
@@ -112,102 +102,6 @@ class BacnetDevice:
         self.save_limiter = RateLimiter(SAVES_PER_MIN / 60.0, SAVE_BURST)
         self.password_guard = PasswordGuard(Path(data_dir) / "bacnet_password.json", security.lockout_attempts,
                                             security.lockout_duration)
-
-    # ------------------------------------------------------------------ objects
-
-    def build_objects(self) -> list[Any]:
-        """A new set of the device's objects for one application, kept current by ``refresh``."""
-        cfg, section = self.config, self.config["bacnet"]
-        instance = device_instance(cfg)
-        from firmware import __version__
-
-        dev = bo.MeterDevice(
-            objectIdentifier=("device", instance), objectName=device_name(cfg),
-            modelName=self.model.device["model_name"], firmwareRevision=__version__,
-            applicationSoftwareVersion=__version__, description=self.model.device["description"],
-            location=section.location, maxMaster=section.max_master, maxInfoFrames=section.max_info_frames,
-            apduTimeout=int(self.model.device["apdu_timeout_ms"]),
-            numberOfApduRetries=int(self.model.device["number_of_apdu_retries"]))
-        settings = read_settings(cfg)
-        ais = {ai.instance: bo.analog_input(ai, self.cov_increment("AI", ai.instance))
-               for ai in self.model.analog_inputs}
-        avs = {av.instance: bo.analog_value(av, settings[av.setting], self.cov_increment("AV", av.instance))
-               for av in self.model.analog_values}
-        bis = {bi.instance: bo.binary_input(bi) for bi in self.model.binary_inputs}
-        interval = int(settings["subinterval_length"])
-        tls = {tl.instance: bo.trend_log(tl, instance, section.trend_log_inputs[tl.instance - 1], interval,
-                                         section.trend_log_enabled[tl.instance - 1],
-                                         section.trend_log_stop_when_full[tl.instance - 1])
-               for tl in self.model.trend_logs}
-        objs: list[Any] = [dev, *ais.values(), *avs.values(), *bis.values(), *tls.values()]
-        for obj in objs:
-            obj._write_hook = self.write     # every WriteProperty of these objects comes to this device
-        self.sets.append(bo.ObjectSet(dev, ais, avs, bis, tls, objs))
-        self._refresh_set(self.sets[-1])
-        return objs
-
-    def cov_increment(self, kind: str, instance: int) -> float:
-        """COV_Increment of AI or AV ``instance``: the one written ([bacnet] cov_increment), else the
-        default (by units for analog inputs)."""
-        key = f"{kind}{instance}"
-        for entry in self.config["bacnet"].cov_increment:
-            if entry.object == key:
-                return float(entry.increment)
-        if kind == "AI":
-            return self.model.cov_increments[self.model.analog_inputs[instance - 1].units]
-        return bo.DEFAULT_COV_INCREMENT
-
-    def limits(self) -> Limits:
-        s, section = read_settings(self.config), self.config["bacnet"]
-        code = system_code(self.config)
-        ll = s["system_voltage"]
-        ln = ll if code == 10 else ll / (2.0 if code in (11, 12) else math.sqrt(3.0))
-        # the current range: the CT's primary rating, or In where that is larger (no CT: ratio 1:1)
-        return Limits(code, ln, ll, rated_current_a(self.config), section.phase_loss_voltage / 100.0,
-                      section.phase_loss_imbalance / 100.0)
-
-    def stale(self, now_ns: int | None = None) -> bool:
-        now_ns = time.time_ns() if now_ns is None else now_ns
-        return not self.updated_ns or (now_ns - self.updated_ns) / 1e9 > STALE_AFTER_S
-
-    def update(self, values: Mapping[str, Any] | None, updated_ns: int, force: bool = True) -> None:
-        """New snapshot values (None: unchanged since the last poll); refreshes every object set. Unless
-        ``force`` (after a write), unchanged values refresh nothing until they turn stale."""
-        if values is not None:
-            self.values = values
-            self.updated_ns = updated_ns
-            locked = values.get("revenue_locked")
-            self.revenue_locked = locked is not None and locked == locked and float(locked) >= 0.5
-        stale = self.stale()
-        if values is None and not force and stale == self._shown_stale:
-            return
-        self._shown_stale = stale
-        for objs in self.sets:
-            self._refresh_set(objs)
-
-    def _refresh_set(self, objs: bo.ObjectSet) -> None:
-        ais, bis = read_all(self.model, self.values, self.limits(), max_power_kw(self.config), self.stale(),
-                            output_config(self.config))
-        for instance, reading in ais.items():
-            set_reading(objs.analog_inputs[instance], reading.value, reading.reliability)
-        for instance, reading in bis.items():
-            set_reading(objs.binary_inputs[instance], "active" if reading.value else "inactive",
-                         reading.reliability)
-        settings = read_settings(self.config)
-        for av in self.model.analog_values:
-            obj = objs.analog_values[av.instance]
-            if obj.presentValue != settings[av.setting]:
-                obj.store("presentValue", settings[av.setting])
-        for instance, store in self.trends.items():
-            tl = objs.trend_logs[instance]
-            count, total = store.count(), store.total()
-            if tl.recordCount != count:
-                tl.store("recordCount", count)
-            if tl.totalRecordCount != total:
-                tl.store("totalRecordCount", total)
-            interval = int(settings["subinterval_length"])
-            if tl.logInterval != interval:
-                tl.store("logInterval", interval)
 
     # ------------------------------------------------------------------ authorization
 
@@ -288,7 +182,7 @@ class BacnetDevice:
             log.info("bacnet: AV%d write of %g refused: %s", instance, number, exc)
             raise refuse("valueOutOfRange") from None
         # the value it reads (as a REAL) is no change, though the setting it is kept as may round apart
-        unchanged = as_real(number) == as_real(read_settings(self.config)[av.setting])
+        unchanged = as_real(number) == as_real(self.settings()[av.setting])
         await self._save(changes, f"AV{instance} {av.name} = {number:g}", unchanged)
 
     async def _write_cov_increment(self, obj: Any, value: Any) -> None:
@@ -451,7 +345,7 @@ class BacnetDevice:
             raise refuse("writeAccessDenied")
         self._authorize("command", cmd.control, revenue=False)
         await self._run(cmd)
-        if code == DEMAND_SYNC_CODE and read_settings(self.config)["subinterval_length"] == 0:
+        if code == DEMAND_SYNC_CODE and self.settings()["subinterval_length"] == 0:
             self.log_trends(time.time())      # sync-to-comms: each 21211 also logs one record (seed 003, AV11)
 
     async def _run(self, cmd: Command) -> None:
@@ -483,25 +377,6 @@ class BacnetDevice:
             self.counters["time_sets"] += 1
         except (ControlError, OSError) as exc:
             log.info("bacnet: time synchronisation to %.3f not applied: %s", utc, exc)
-
-    # ------------------------------------------------------------------ trend logs
-
-    def tick(self, now: float) -> None:
-        """Log a record on every enabled trend log at each multiple of the log interval (clock-aligned)."""
-        slot = self.trends.due(now, read_settings(self.config)["subinterval_length"] / 100.0)
-        if slot is not None:
-            self.log_trends(slot)
-
-    def log_trends(self, ts: float) -> None:
-        if not self.sets:
-            return
-        section, readings = self.config["bacnet"], self.sets[0].analog_inputs
-
-        def value_of(instance: int) -> float:
-            return float(readings[section.trend_log_inputs[instance - 1]].presentValue)
-
-        self.counters["trend_records"] += self.trends.record(ts, section.trend_log_enabled, value_of)
-        self._shown_stale = None         # the logs' counts changed: the next poll refreshes the objects
 
     def close(self) -> None:
         self.trends.close()

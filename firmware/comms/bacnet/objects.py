@@ -1,8 +1,9 @@
 """The bacpypes3 objects of the BACnet device, built from the object model (``model.py``).
 
 Each object holds its Present_Value, Reliability and Status_Flags as ordinary attributes that the device
-refreshes from the measurement snapshot once a second (so ReadProperty, ReadPropertyMultiple and COV all
-answer from the same copy). No property is writable by bacpypes3's default rules: every write is handed to
+brings up to the measurement snapshot before each read (the read hook, ``live.py``), and once a second while a
+client is subscribed to it (so ReadProperty, ReadPropertyMultiple and COV all answer from the same copy). No
+property is writable by bacpypes3's default rules: every write is handed to
 the device (``device.BacnetDevice.write``), which refuses, checks the range, authorizes and applies it.
 """
 from __future__ import annotations
@@ -75,9 +76,17 @@ WriteHook = Callable[[Any, str, Any, Optional[int], Optional[int]], Any]
 
 
 class _Routed:
-    """Hands every WriteProperty to the device instead of storing the value."""
+    """Hands every WriteProperty to the device instead of storing the value, and lets the device bring the
+    object up to date before every read."""
 
     _write_hook: WriteHook | None = None
+    _read_hook: Callable[[Any], None] | None = None
+
+    async def read_property(self, attr: int | str, index: int | None = None) -> Any:
+        hook = self._read_hook
+        if hook is not None:
+            hook(self)
+        return await super().read_property(attr, index)  # type: ignore[misc]
 
     async def write_property(self, attr: int | str, value: Any, index: int | None = None,
                              priority: int | None = None) -> None:

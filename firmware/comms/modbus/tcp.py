@@ -85,6 +85,7 @@ class _Connection(asyncio.Protocol):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER_BYTES)
         self.server.connections.add(self)
         self.server.stats["accepted"] += 1
+        self.server.client_came.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -202,6 +203,7 @@ class ModbusTcpServer:
                                           "evicted": 0, "frame_timeouts": 0, "write_stalls": 0})
         self._server: asyncio.Server | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self.client_came = asyncio.Event()        # wakes the reaper, which sleeps while no client is connected
 
     def admit(self, conn: _Connection) -> str:
         """"" to take ``conn``, else why not; may close a quiet connection to make room."""
@@ -283,6 +285,10 @@ class ModbusTcpServer:
 
     async def _reap(self) -> None:
         while True:
+            if not self.connections:
+                # nothing to close: no timer at all until a client connects
+                self.client_came.clear()
+                await self.client_came.wait()
             await asyncio.sleep(min(REAPER_PERIOD_S, self.idle_timeout_s / 4))
             now = time.monotonic()
             for conn in list(self.connections):
