@@ -20,7 +20,8 @@ Steps (each timed on stdout):
 5. **disk**: the partitions of docs/upgrade.md (``tools.image.disk``), a ``.bmap`` and a ``.sha256``.
 
 Only what must run on arm64 runs under qemu-user: the packages' maintainer scripts (in mmdebstrap), adding
-the account, enabling the units and raspi-firmware's hook.
+the account, enabling the units and raspi-firmware's hook. Of what those scripts run, ``update-initramfs``
+runs once, after every package, and the certificate store is written by this machine (``DEFERRED``).
 
 The signing key: ``--key`` (the vendor's, on the signing machine), else a development key made once in
 ``build/keys/`` (the image then trusts only that key).
@@ -50,6 +51,7 @@ from tools.image.keys import keygen, load_private_key, sign_image
 REPO = Path(__file__).resolve().parents[2]
 OS_FILES = Path(__file__).resolve().parent / "os"
 INITRAMFS = Path(__file__).resolve().parent / "initramfs"
+CERTS = Path(__file__).resolve().parent / "certs.py"        # writes the tree's certificate store (in its key)
 CACHE = Path(os.environ.get("OPENMETER_IMAGE_CACHE", "/var/cache/openmeter-image"))
 SUITE = "bookworm"
 COMPONENTS = "main,non-free-firmware"
@@ -148,7 +150,28 @@ def base_key() -> str:
     sources = apt_sources()
     initramfs = [(p.name, p.read_bytes()) for p in sorted(INITRAMFS.iterdir())]
     return hashlib.sha256(repr((SUITE, COMPONENTS, PACKAGES, DPKG_EXCLUDE, hostbuild.HEADERS_PACKAGE, sources,
-                                initramfs)).encode()).hexdigest()[:16]
+                                initramfs, DEFERRED, CERTS.read_bytes())).encode()).hexdigest()[:16]
+
+
+# Programs the packages' maintainer scripts run that take minutes under qemu-user: a no-op while the packages
+# are installed, then restored and run once (docs/cm4.md): the certificate store, written by this machine's
+# tools (tools.image.certs: update-ca-certificates ran three times, 230 s), and the initramfs, made once
+# when every hook and module is in place (the kernel's hook and initramfs-tools' trigger each made it).
+DEFERRED = ("/usr/sbin/update-ca-certificates", "/usr/sbin/update-initramfs")
+
+
+def deferred_hooks() -> list[str]:
+    """mmdebstrap options: each ``DEFERRED`` program diverted to a no-op after the essential packages, and
+    restored once every package is configured; then the certificate store and the initramfs made."""
+    hooks = []
+    for path in DEFERRED:
+        hooks += [f'--essential-hook=chroot "$1" dpkg-divert --quiet --local --rename --add {path}',
+                  f"--essential-hook=printf '#!/bin/sh\\nexit 0\\n' >\"$1\"{path} && chmod 755 \"$1\"{path}"]
+    for path in DEFERRED:
+        hooks += [f'--customize-hook=rm -f "$1"{path} && chroot "$1" dpkg-divert --quiet --local --rename --remove '
+                  f'{path}']
+    return hooks + [f'--customize-hook=PYTHONPATH={REPO} {sys.executable} -m tools.image.certs "$1"',
+                    '--customize-hook=chroot "$1" update-initramfs -c -k all']
 
 
 def mmdebstrap(out: Path, log: Path) -> None:
@@ -163,6 +186,7 @@ def mmdebstrap(out: Path, log: Path) -> None:
             f"--essential-hook=copy-in {INITRAMFS}/openmeter.conf /etc/initramfs-tools/conf.d/",
             f"--essential-hook=copy-in {INITRAMFS}/openmeter-hook /etc/initramfs-tools/hooks/",
             "--essential-hook=mv \"$1\"/etc/initramfs-tools/hooks/openmeter-hook \"$1\"/etc/initramfs-tools/hooks/openmeter",
+            *deferred_hooks(),
             f"--setup-hook=sync-in {CACHE}/debs /var/cache/apt/archives",
             # the arm64 Python headers the extensions are cross-compiled against: downloaded, not installed
             "--customize-hook=cd \"$1\"/var/cache/apt/archives && APT_CONFIG=\"$MMDEBSTRAP_APT_CONFIG\" "
