@@ -132,8 +132,15 @@ def fork_service(module: str, name: str, argv: list[str], heartbeat_fd: int) -> 
     """Fork a child that runs service ``module`` as ``python -m module *argv`` would; returns it at once."""
     sys.stdout.flush()          # else the child would write the supervisor's unflushed output a second time
     sys.stderr.flush()
+    # A stop signal that reached the child before the service's handlers are in place would run the
+    # supervisor's handler in the child (lost) or kill it half started: the child keeps them blocked (pending)
+    # until ``firmware.service.main`` has installed its handlers and unblocks them.
+    from firmware.service import STOP_SIGNALS
+
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     pid = os.fork()
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return ForkedProcess(pid)
     code = 1
     try:

@@ -182,6 +182,12 @@ def context_from_args(name: str, args: argparse.Namespace) -> ServiceContext:
                           Path(config.meter.data_dir), instance_name(run_dir))
 
 
+# What stops a service: SIGTERM (the supervisor), SIGINT (Ctrl-C in a terminal reaches every process), SIGHUP (the
+# terminal gone). A service forked from the supervisor starts with them blocked (``firmware.preload``): one sent
+# while it starts stays pending until ``main`` has installed its handlers.
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+
+
 def _stop_on_signal(service: Service) -> Callable[[int, Any], None]:
     """SIGTERM (the supervisor) and SIGINT (Ctrl-C in a terminal reaches every process): stop. A handler runs
     in the main thread between two bytecodes, wherever that is (inside a lock it holds, too): it only sets the
@@ -206,6 +212,7 @@ def main(service_cls: type[Service], argv: list[str] | None = None) -> int:
         service._hb_fd = args.heartbeat_fd
     signal.signal(signal.SIGTERM, _stop_on_signal(service))
     signal.signal(signal.SIGINT, _stop_on_signal(service))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)   # one that came while it started: handled now
     control = ControlServer(ctx.socket_path(), service.commands())
     try:
         service.setup()
