@@ -248,8 +248,12 @@ def _paths_agree(meter, system_type: str, before: dict[str, int | None]) -> tupl
                                                                      meter.output()[-3000:])
     # well inside the accuracy class (1 %) that raises energy_paths_differ. VAh too (a DELTA chip's line-voltage
     # products taken as the elements' own read -13 %): the simulated chip's first interval after a start
-    # integrates VA with no RMS yet for 0.1 s, so the sample path reads up to 1 % above it after 10 s
-    assert abs(wh) < 0.5 and abs(varh) < 2.0 and abs(vah) < 2.0, (system_type, wh, varh, vah)
+    # integrates VA with no RMS yet for 0.1 s, so the sample path reads up to 1 % above it after 10 s. varh: the
+    # simulated chip shifts the voltage by a quarter of a nominal cycle (hal/sim/dsp.py), which is -90 degrees for
+    # the 3rd and 7th harmonics, so their reactive power counts with the wrong sign; in the load's night hours
+    # (make run's day profile: PF angle 12 degrees, switch-mode share 0.6) that is about 2 % of the varh (2.02 to
+    # 2.14 % measured), less by day
+    assert abs(wh) < 0.5 and abs(varh) < 3.0 and abs(vah) < 2.0, (system_type, wh, varh, vah)
     return wh, varh, vah
 
 
