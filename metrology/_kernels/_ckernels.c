@@ -728,11 +728,72 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* sosfilt(sos (ns, 6), x (n, c), zi (ns, 2) in/out, y (n,), ns, n[, w (c,), c]): direct form II transposed
- * biquads, as scipy, on x or, with weights w, on the weighted sum of x's c columns (formed sample by
- * sample in column order). */
 #define SOS_MAX_SECTIONS 16
 #define SOS_MAX_COLUMNS 16
+
+/* A biquad section of a cascade: direct form II transposed, coefficients over a0, in scipy's order of operations
+ * (the tracker's boundaries, and everything resampled between them, follow its output to the last bit). */
+typedef struct {
+    double b0, b1, b2, a1, a2;
+} biquad;
+
+static void biquads(const double *sos, Py_ssize_t ns, biquad *q)
+{
+    for (Py_ssize_t s = 0; s < ns; s++) {
+        const double *c = sos + 6 * s;
+        q[s].b0 = c[0] / c[3];
+        q[s].b1 = c[1] / c[3];
+        q[s].b2 = c[2] / c[3];
+        q[s].a1 = c[4] / c[3];
+        q[s].a2 = c[5] / c[3];
+    }
+}
+
+static inline __attribute__((always_inline)) double biquad_step(const biquad *q, double *z0, double *z1, double v)
+{
+    const double y = q->b0 * v + *z0;
+    *z0 = q->b1 * v - q->a1 * y + *z1;
+    *z1 = q->b2 * v - q->a2 * y;
+    return y;
+}
+
+/* y[i] = the cascade of ns sections q on u[i], i < n, from and into the states z (ns, 2). Called with ns a
+ * constant, the states stay in registers and the sections of consecutive samples overlap. */
+static inline __attribute__((always_inline)) void cascade(const biquad *q, int ns, double *z, const double *u,
+                                                          double *y, Py_ssize_t n)
+{
+    double z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
+    for (int s = 0; s < ns; s++) {
+        z0[s] = z[2 * s];
+        z1[s] = z[2 * s + 1];
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double v = u[i];
+        for (int s = 0; s < ns; s++)
+            v = biquad_step(q + s, z0 + s, z1 + s, v);
+        y[i] = v;
+    }
+    for (int s = 0; s < ns; s++) {
+        z[2 * s] = z0[s];
+        z[2 * s + 1] = z1[s];
+    }
+}
+
+static void cascade_any(const biquad *q, Py_ssize_t ns, double *z, const double *u, double *y, Py_ssize_t n)
+{
+    switch (ns) {
+    case 1: cascade(q, 1, z, u, y, n); break;
+    case 2: cascade(q, 2, z, u, y, n); break;
+    case 3: cascade(q, 3, z, u, y, n); break;
+    case 4: cascade(q, 4, z, u, y, n); break;
+    default: cascade(q, (int)ns, z, u, y, n);
+    }
+}
+
+/* sosfilt(sos (ns, 6), x (n, c), zi (ns, 2) in/out, y (n,), ns, n[, w (c,), c]): direct form II transposed
+ * biquads as scipy, on x or, with weights w, on the weighted sum of x's c columns (formed sample by sample in
+ * column order, a chunk at a time ahead of the filter). */
+#define SOS_CHUNK 256
 static PyObject *k_sosfilt(PyObject *self, PyObject *args)
 {
     PyObject *o[5] = {NULL, NULL, NULL, NULL, Py_None};
@@ -741,12 +802,12 @@ static PyObject *k_sosfilt(PyObject *self, PyObject *args)
     if (kernel_args(args, o, 4, "nn|On", &ns, &n, &o[4], &c))
         return NULL;
     const int mixed = o[4] != Py_None;
-    if (ns > SOS_MAX_SECTIONS || c < 1 || c > SOS_MAX_COLUMNS || (!mixed && c != 1))
+    if (ns < 0 || ns > SOS_MAX_SECTIONS || c < 1 || c > SOS_MAX_COLUMNS || (!mixed && c != 1))
         return bad_args("sosfilt: too many sections, or bad column count");
     const array_arg spec[] = {{"sos", 0, ns * 6}, {"x", 0, n * c}, {"zi", 1, ns * 2}, {"y", 1, n}, {"w", 0, c}};
     if (get_arrays(o, spec, mixed ? 5 : 4, b))
         return NULL;
-    const double *sos = b[0].view.buf, *x = b[1].view.buf;
+    const double *x = b[1].view.buf;
     double *zi = b[2].view.buf, *y = b[3].view.buf;
     double w[SOS_MAX_COLUMNS] = {1.0};
     int nw = 0, wi[SOS_MAX_COLUMNS] = {0};   /* the nonzero weights, in column order */
@@ -758,41 +819,29 @@ static PyObject *k_sosfilt(PyObject *self, PyObject *args)
             }
     }
     Py_BEGIN_ALLOW_THREADS
-    /* Sample by sample through the whole cascade: each section's recursion is its own dependency
-     * chain, so the processor overlaps the sections of consecutive samples. Each section computes
-     * exactly what it would computing one section at a time over the block. */
-    double cb0[SOS_MAX_SECTIONS], cb1[SOS_MAX_SECTIONS], cb2[SOS_MAX_SECTIONS];
-    double ca1[SOS_MAX_SECTIONS], ca2[SOS_MAX_SECTIONS], z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
-    for (Py_ssize_t sct = 0; sct < ns; sct++) {
-        const double *c = sos + 6 * sct;
-        cb0[sct] = c[0] / c[3];
-        cb1[sct] = c[1] / c[3];
-        cb2[sct] = c[2] / c[3];
-        ca1[sct] = c[4] / c[3];
-        ca2[sct] = c[5] / c[3];
-        z0[sct] = zi[2 * sct];
-        z1[sct] = zi[2 * sct + 1];
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        double v;
-        if (mixed) {
-            v = 0.0;
-            for (int k = 0; k < nw; k++)
-                v += w[k] * x[i * c + wi[k]];
-        } else {
-            v = x[i];
+    biquad q[SOS_MAX_SECTIONS];
+    biquads(b[0].view.buf, ns, q);
+    if (!mixed) {
+        cascade_any(q, ns, zi, x, y, n);
+    } else {
+        double u[SOS_CHUNK];
+        for (Py_ssize_t lo = 0; lo < n; lo += SOS_CHUNK) {
+            const Py_ssize_t m = n - lo < SOS_CHUNK ? n - lo : SOS_CHUNK;
+            const double *xc = x + lo * c;
+            if (nw == 3) {      /* the reference of a three-phase wiring */
+                const double *x0 = xc + wi[0], *x1 = xc + wi[1], *x2 = xc + wi[2], w0 = w[0], w1 = w[1], w2 = w[2];
+                for (Py_ssize_t i = 0; i < m; i++)
+                    u[i] = ((0.0 + w0 * x0[i * c]) + w1 * x1[i * c]) + w2 * x2[i * c];
+            } else {
+                for (Py_ssize_t i = 0; i < m; i++) {
+                    double v = 0.0;
+                    for (int k = 0; k < nw; k++)
+                        v += w[k] * xc[i * c + wi[k]];
+                    u[i] = v;
+                }
+            }
+            cascade_any(q, ns, zi, u, y + lo, m);
         }
-        for (Py_ssize_t sct = 0; sct < ns; sct++) {
-            const double yi = cb0[sct] * v + z0[sct];
-            z0[sct] = cb1[sct] * v - ca1[sct] * yi + z1[sct];
-            z1[sct] = cb2[sct] * v - ca2[sct] * yi;
-            v = yi;
-        }
-        y[i] = v;
-    }
-    for (Py_ssize_t sct = 0; sct < ns; sct++) {
-        zi[2 * sct] = z0[sct];
-        zi[2 * sct + 1] = z1[sct];
     }
     Py_END_ALLOW_THREADS
     release(b, 5);
@@ -1090,6 +1139,22 @@ static double np_sum(const double *a, Py_ssize_t n, Py_ssize_t st)
     return res + sum;
 }
 
+/* fmod(a, 360), exactly: a - 360 q is exact for an integer q (both are multiples of a's last place), and q is
+ * trunc(a / 360) corrected by one where the quotient's rounding reached the next integer; beyond 2^40 (or NaN,
+ * infinity) fmod itself. A tenth of fmod's time. */
+static inline double fmod360(double a)
+{
+    if (!(fabs(a) < 1099511627776.0))
+        return fmod(a, 360.0);
+    const double q = (double)(long long)(a * (1.0 / 360.0));
+    const double r = a - 360.0 * q;
+    if (a >= 0 ? r < 0 : r > 0)
+        return a - 360.0 * (q - (a >= 0 ? 1.0 : -1.0));
+    if (fabs(r) >= 360.0)
+        return a - 360.0 * (q + (a >= 0 ? 1.0 : -1.0));
+    return r != 0.0 ? r : copysign(0.0, a);
+}
+
 /* The harmonic values of ns signals of an n-cycle window of length samples from their DFT lines (ns, nl)
  * complex as pairs (harmonic_values, below, says what each is). */
 static void harmonic_core(const double *lines, const double *rms, const double *peak, const double *h1_min,
@@ -1132,7 +1197,7 @@ static void harmonic_core(const double *lines, const double *rms, const double *
             ref = phase[1];
         for (Py_ssize_t h = 0; h < no; h++) {
             double a = (phase[h] - (double)h * ref) * deg + 180.0;
-            double r = fmod(a, 360.0);
+            double r = fmod360(a);
             if (r != 0.0) {
                 if (r < 0)
                     r += 360.0;
@@ -1196,6 +1261,30 @@ static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* y[l] (= 0 unless acc) += w[0] * x[0][l], then w[1] * x[1][l] .. w[nt-1] * x[nt-1][l] for l < len, nt <= 4: one pass
+ * over y with the terms in registers. */
+static inline __attribute__((always_inline)) void weighted_sum_n(const double *const *x, const double *w, int nt,
+                                                                 int acc, double *restrict y, Py_ssize_t len)
+{
+    for (Py_ssize_t l = 0; l < len; l++) {
+        double v = acc ? y[l] : 0.0;
+        for (int t = 0; t < nt; t++)
+            v += w[t] * x[t][l];
+        y[l] = v;
+    }
+}
+
+static void weighted_sum(const double *const *x, const double *w, int nt, int acc, double *restrict y, Py_ssize_t len)
+{
+    switch (nt) {
+    case 0: weighted_sum_n(x, w, 0, acc, y, len); break;
+    case 1: weighted_sum_n(x, w, 1, acc, y, len); break;
+    case 2: weighted_sum_n(x, w, 2, acc, y, len); break;
+    case 3: weighted_sum_n(x, w, 3, acc, y, len); break;
+    default: weighted_sum_n(x, w, 4, acc, y, len); break;
+    }
+}
+
 /* window_harmonics(lines (ni, nl) complex as pairs, matrix (ns, ni), ms (n, k), peak (n, k), h1_min (ns,), idx (nk, 4),
  *                  use (nk, 4), rms (ns,), mag (ns, no), inter (ns, no), angle (ns, no), fund (ns,) complex, ratio
  *                  (7, ns), msv (3, nk), ni, nl, ns, n, no, k, length, tdd_current, tdd_from, has_h1_min, nk, msv_row):
@@ -1237,19 +1326,25 @@ static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
         return no_memory(b, 14);
     }
     Py_BEGIN_ALLOW_THREADS
-    /* the derived signals' lines: the DFT is linear, the wiring matrix acts on the inputs' lines */
+    /* the derived signals' lines: the DFT is linear, the wiring matrix acts on the inputs' lines (each line the sum
+     * of its inputs' terms in input order, up to four terms a pass) */
     for (Py_ssize_t sg = 0; sg < ns; sg++) {
         double *y = spec_lines + sg * 2 * used;
-        for (Py_ssize_t l = 0; l < 2 * used; l++)
-            y[l] = 0.0;
-        for (Py_ssize_t i = 0; i < ni; i++) {
-            const double w = mat[sg * ni + i];
-            if (w == 0.0)
-                continue;
-            const double *x = lines + i * 2 * nl;
-            for (Py_ssize_t l = 0; l < 2 * used; l++)
-                y[l] += w * x[l];
-        }
+        const double *x[4];
+        double w[4];
+        int nt = 0, started = 0;
+        for (Py_ssize_t i = 0; i < ni; i++)
+            if (mat[sg * ni + i] != 0.0) {
+                x[nt] = lines + i * 2 * nl;
+                w[nt++] = mat[sg * ni + i];
+                if (nt == 4) {
+                    weighted_sum(x, w, nt, started, y, 2 * used);
+                    nt = 0;
+                    started = 1;
+                }
+            }
+        if (nt > 0 || !started)
+            weighted_sum(x, w, nt, started, y, 2 * used);
     }
     for (Py_ssize_t sg = 0; sg < ns; sg++) {
         double acc = 0.0, top = pk[sg];
