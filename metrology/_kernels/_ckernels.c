@@ -1022,8 +1022,37 @@ static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The mean over each run of d rows of x (n, c) of the square of sum_u w[u] x[row, in[u]] (nt terms, nt a constant
+ * when inlined), into out[blk * k] for nb runs: four partial sums over the run's rows (r mod 4) in registers. */
+static inline __attribute__((always_inline)) void run_squares(const double *x, Py_ssize_t c, Py_ssize_t d,
+                                                              Py_ssize_t nb, const Py_ssize_t *in, const double *w,
+                                                              int nt, double *out, Py_ssize_t k)
+{
+    for (Py_ssize_t blk = 0; blk < nb; blk++) {
+        const double *xb = x + blk * d * c;
+        double acc[4] = {0.0, 0.0, 0.0, 0.0};
+        Py_ssize_t r = 0;
+        for (; r + 4 <= d; r += 4)
+            for (int j = 0; j < 4; j++) {
+                const double *row = xb + (r + j) * c;
+                double v = 0.0;
+                for (int u = 0; u < nt; u++)
+                    v += row[in[u]] * w[u];
+                acc[j] += v * v;
+            }
+        for (; r < d; r++) {
+            const double *row = xb + r * c;
+            double v = 0.0;
+            for (int u = 0; u < nt; u++)
+                v += row[in[u]] * w[u];
+            acc[0] += v * v;
+        }
+        out[blk * k] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) / (double)d;
+    }
+}
+
 /* block_squares(x (n, c), matrix (c, k), out (n / d, k), n, c, k, d): the mean over each run of d rows of the
- * squares of y = x @ matrix (zero weights left out), reference.block_squares. */
+ * squares of y = x @ matrix (zero weights left out), reference.block_squares; one output at a time. */
 static PyObject *k_block_squares(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(3);
@@ -1036,8 +1065,8 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
     const array_arg spec[] = {{"x", 0, n * c}, {"matrix", 0, c * k}, {"out", 1, nb * k}};
     if (get_arrays(o, spec, 3, b))
         return NULL;
-    /* per output: its nonzero weights and their inputs (terms[q] of them), and its running sum */
-    double *w = PyMem_RawMalloc((size_t)(k * c + k) * sizeof(double));
+    /* per output: its nonzero weights and their inputs (terms[q] of them) */
+    double *w = PyMem_RawMalloc((size_t)(k * c) * sizeof(double));
     Py_ssize_t *in = PyMem_RawMalloc((size_t)(k * c + k) * sizeof(Py_ssize_t));
     if (w == NULL || in == NULL) {
         PyMem_RawFree(w);
@@ -1045,25 +1074,20 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
         return no_memory(b, 3);
     }
     const double *x = b[0].view.buf, *mat = b[1].view.buf;
-    double *out = b[2].view.buf, *acc = w + k * c;
+    double *out = b[2].view.buf;
     Py_ssize_t *terms = in + k * c;
     Py_BEGIN_ALLOW_THREADS
     sparse_columns(mat, c, k, in, w, terms);
-    for (Py_ssize_t blk = 0; blk < nb; blk++) {
-        const double *xb = x + blk * d * c;
-        for (Py_ssize_t q = 0; q < k; q++)
-            acc[q] = 0.0;
-        for (Py_ssize_t r = 0; r < d; r++) {
-            const double *row = xb + r * c;
-            for (Py_ssize_t q = 0; q < k; q++) {
-                double v = 0.0;
-                for (Py_ssize_t u = 0; u < terms[q]; u++)
-                    v += row[in[q * c + u]] * w[q * c + u];
-                acc[q] += v * v;
-            }
+    for (Py_ssize_t q = 0; q < k; q++) {
+        const Py_ssize_t *iq = in + q * c;
+        const double *wq = w + q * c;
+        switch (terms[q]) {
+        case 0: run_squares(x, c, d, nb, iq, wq, 0, out + q, k); break;
+        case 1: run_squares(x, c, d, nb, iq, wq, 1, out + q, k); break;
+        case 2: run_squares(x, c, d, nb, iq, wq, 2, out + q, k); break;
+        case 3: run_squares(x, c, d, nb, iq, wq, 3, out + q, k); break;
+        default: run_squares(x, c, d, nb, iq, wq, (int)terms[q], out + q, k);
         }
-        for (Py_ssize_t q = 0; q < k; q++)
-            out[blk * k + q] = acc[q] / (double)d;
     }
     Py_END_ALLOW_THREADS
     PyMem_RawFree(w);
