@@ -680,6 +680,40 @@ static void sparse_columns(const double *mat, Py_ssize_t c, Py_ssize_t k, Py_ssi
     }
 }
 
+/* One cycle of a derived signal, y[t] = sum_u x[t * c + in[u]] w[u] for t < s (nt terms, a constant when inlined),
+ * and, with the cycle before it (before, else NULL), the largest |y[t] - before[t]| (0 if none; NaN differences
+ * count as 0): four running maxima, t mod 4. */
+static inline __attribute__((always_inline)) double signal_change(const double *x, Py_ssize_t s, Py_ssize_t c,
+                                                                  const Py_ssize_t *in, const double *w, int nt,
+                                                                  const double *restrict before, double *restrict y)
+{
+    double mx[4] = {0.0, 0.0, 0.0, 0.0};
+    Py_ssize_t t = 0;
+    for (; t + 4 <= s; t += 4)
+        for (int j = 0; j < 4; j++) {
+            double v = 0.0;
+            for (int u = 0; u < nt; u++)
+                v += x[(t + j) * c + in[u]] * w[u];
+            y[t + j] = v;
+            if (before != NULL) {
+                const double d = fabs(v - before[t + j]);
+                mx[j] = d > mx[j] ? d : mx[j];
+            }
+        }
+    for (; t < s; t++) {
+        double v = 0.0;
+        for (int u = 0; u < nt; u++)
+            v += x[t * c + in[u]] * w[u];
+        y[t] = v;
+        if (before != NULL) {
+            const double d = fabs(v - before[t]);
+            mx[0] = d > mx[0] ? d : mx[0];
+        }
+    }
+    const double a = mx[0] > mx[1] ? mx[0] : mx[1], b = mx[2] > mx[3] ? mx[2] : mx[3];
+    return a > b ? a : b;
+}
+
 /* cycle_change(x (m, s, c), matrix (c, k), prev (s, k), out (m,), last (s, k), m, s, c, k, has_prev): for each
  * cycle j the largest |y[j] - y[j-1]| over its samples and signals, y = x @ matrix (zero weights left out),
  * y[-1] = prev when has_prev, else cycle 0 gives 0; NaN differences count as 0; last = y[m-1] (prev when m is
@@ -716,30 +750,14 @@ static PyObject *k_cycle_change(PyObject *self, PyObject *args)
         const double *xj = x + j * s * c;
         double mx = 0.0;
         for (Py_ssize_t q = 0; q < k; q++) {
-            double *cq = cur + q * s;
-            const Py_ssize_t nt = terms[q];
-            const Py_ssize_t *iq = in + q * c;
-            const double *wq = w + q * c;
-            if (nt == 1) {
-                const double w0 = wq[0];
-                const double *src = xj + iq[0];
-                for (Py_ssize_t t = 0; t < s; t++)
-                    cq[t] = 0.0 + src[t * c] * w0;
-            } else {
-                for (Py_ssize_t t = 0; t < s; t++) {
-                    double v = 0.0;
-                    for (Py_ssize_t u = 0; u < nt; u++)
-                        v += xj[t * c + iq[u]] * wq[u];
-                    cq[t] = v;
-                }
+            const double *bq = j > 0 || has_prev ? before + q * s : NULL;
+            double d;
+            switch (terms[q]) {
+            case 1: d = signal_change(xj, s, c, in + q * c, w + q * c, 1, bq, cur + q * s); break;
+            case 2: d = signal_change(xj, s, c, in + q * c, w + q * c, 2, bq, cur + q * s); break;
+            default: d = signal_change(xj, s, c, in + q * c, w + q * c, (int)terms[q], bq, cur + q * s);
             }
-            if (j > 0 || has_prev) {
-                const double *bq = before + q * s;
-                for (Py_ssize_t t = 0; t < s; t++) {
-                    const double d = fabs(cq[t] - bq[t]);
-                    mx = d > mx ? d : mx;
-                }
-            }
+            mx = d > mx ? d : mx;
         }
         out[j] = mx;
         double *tmp = cur; cur = before; before = tmp;
