@@ -20,7 +20,8 @@ def extension(name: str, source: str, **kw) -> Extension:
 EXTENSIONS = [
     extension("firmware.ipc._atomics", "firmware/ipc/_atomics.c"),
     extension("hal._rtloop", "hal/_rtloop.c", extra_compile_args=["-O2"], libraries=["pthread", "m"]),
-    extension("metrology._kernels._ckernels", "metrology/_kernels/_ckernels.c", extra_compile_args=["-O3"]),
+    extension("metrology._kernels._ckernels", "metrology/_kernels/_ckernels.c",
+              extra_compile_args=["-O3", "-ffp-contract=off"]),
 ]
 
 setup(ext_modules=EXTENSIONS)

@@ -117,6 +117,34 @@ static PyObject *no_memory(buf_t *b, int n)
     return PyErr_NoMemory();
 }
 
+/* Four doubles as one value: GCC/Clang vector extensions, lowered to whatever the target has (two SSE2 or NEON
+ * registers, one AVX register). Loads and stores go through memcpy: no alignment is assumed. */
+typedef double v4d __attribute__((vector_size(32)));
+typedef long long v4l __attribute__((vector_size(32)));
+
+#pragma GCC diagnostic ignored "-Wpsabi"     /* the v4d helpers are inlined: no ABI crosses a call */
+
+static inline v4d v4_load(const double *p)
+{
+    v4d v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void v4_store(double *p, v4d v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* The per-sample passes are compiled twice on x86-64, for the baseline and for x86-64-v3 (AVX2, FMA), and the
+ * loader picks the one the CPU runs; elsewhere (aarch64: NEON) once. setup.py builds with -ffp-contract=off: no
+ * multiply-add is fused, so every clone gives the same bits as the reference's order of operations does. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define PER_CPU __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define PER_CPU
+#endif
+
 /* 6-point Lagrange weights for taps at -2..3 around floor(p), mu = p - floor(p): each weight is the
  * product of the five other factors (mu - offset) over a constant, formed from shared prefix and suffix
  * products (12 multiplications instead of 24 and six divisions). */
@@ -136,6 +164,122 @@ static inline void lagrange6(double mu, double w[6])
 /* 6-point Lagrange interpolation of every column of x (n, c) at fractional rows p_i + delay[ch], i < m,
  * into out (m, c): p_i is grid[i % spc] of cycle k = i / spc stretched between bounds[k] and bounds[k + 1],
  * minus offset. */
+/* The taps of one output sample near the buffer edges, clamped as the reference does: columns lo .. hi-1. */
+static void resample_edge(const double *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t k0, const double w[6],
+                          Py_ssize_t lo, Py_ssize_t hi, double *out)
+{
+    for (Py_ssize_t cc = lo; cc < hi; cc++) {
+        double acc = 0.0;
+        for (int t = 0; t < 6; t++) {
+            Py_ssize_t k = k0 + t;
+            k = k < 0 ? 0 : (k >= n ? n - 1 : k);
+            acc += w[t] * x[k * c + cc];
+        }
+        out[cc] = acc;
+    }
+}
+
+/* lagrange6 of four positions at once. */
+static inline void lagrange6_v4(v4d mu, v4d w[6])
+{
+    const v4d a = mu + 2, b = mu + 1, c = mu, d = mu - 1, e = mu - 2, f = mu - 3;
+    const v4d ab = a * b, abc = ab * c, abcd = abc * d;
+    const v4d ef = e * f, def = d * ef, cdef = c * def;
+    w[0] = b * cdef * (-1.0 / 120.0);
+    w[1] = a * cdef * (1.0 / 24.0);
+    w[2] = ab * def * (-1.0 / 12.0);
+    w[3] = abc * ef * (1.0 / 12.0);
+    w[4] = abcd * f * (-1.0 / 24.0);
+    w[5] = abcd * e * (1.0 / 120.0);
+}
+
+/* floor(p) - 2, the first tap's row, and p - floor(p), without a libm call per sample. */
+static inline Py_ssize_t first_tap(double p, double *mu)
+{
+    double base = (double)(Py_ssize_t)p;
+    if (base > p)
+        base -= 1.0;
+    *mu = p - base;
+    return (Py_ssize_t)base - 2;
+}
+
+/* One output row of 4 to 8 columns from the six rows at r: columns 0..3 with the weights wl, columns c-4..c-1
+ * with wh (two vectors that overlap when c < 8, the shared columns computed alike). */
+static inline void taps_row(const double *r, Py_ssize_t c, const v4d wl[6], const v4d wh[6], double *o)
+{
+    const double *rh = r + (c - 4);
+    const v4d lo = wl[0] * v4_load(r) + wl[1] * v4_load(r + c) + wl[2] * v4_load(r + 2 * c) +
+                   wl[3] * v4_load(r + 3 * c) + wl[4] * v4_load(r + 4 * c) + wl[5] * v4_load(r + 5 * c);
+    const v4d hi = wh[0] * v4_load(rh) + wh[1] * v4_load(rh + c) + wh[2] * v4_load(rh + 2 * c) +
+                   wh[3] * v4_load(rh + 3 * c) + wh[4] * v4_load(rh + 4 * c) + wh[5] * v4_load(rh + 5 * c);
+    v4_store(o, lo);
+    v4_store(o + (c - 4), hi);
+}
+
+/* resample_core for 4 to 8 columns, every sum in the scalar form's order. One delay for all columns: the weights
+ * of four output samples at once, each row's taps as vectors of columns. A delay per column: each row's column
+ * weights as vectors, and its taps too where every column's first tap is the same row (delays within a sample
+ * of each other mostly are), else column by column. */
+static inline __attribute__((always_inline)) void resample_rows(
+    const double *x, Py_ssize_t n, Py_ssize_t c, const double *bounds, const double *grid, Py_ssize_t spc,
+    double offset, Py_ssize_t m, const double *delay, int same, double *out)
+{
+    const Py_ssize_t hc = c - 4;
+    for (Py_ssize_t i0 = 0; i0 < m; i0 += spc) {
+        const Py_ssize_t k = i0 / spc;
+        const double start = bounds[k], span = bounds[k + 1] - bounds[k];
+        if (same) {
+            for (Py_ssize_t j = 0; j < spc; j += 4) {
+                const int nj = spc - j < 4 ? (int)(spc - j) : 4;
+                double mu[4] = {0, 0, 0, 0};
+                Py_ssize_t k0[4] = {0, 0, 0, 0};
+                for (int l = 0; l < nj; l++)
+                    k0[l] = first_tap(((start + span * grid[j + l]) - offset) + delay[0], &mu[l]);
+                v4d w4[6];
+                lagrange6_v4(v4_load(mu), w4);
+                for (int l = 0; l < nj; l++) {
+                    double *o = out + (i0 + j + l) * c;
+                    if (k0[l] >= 0 && k0[l] + 5 < n) {
+                        v4d w[6];
+                        for (int t = 0; t < 6; t++)
+                            w[t] = (v4d){0, 0, 0, 0} + w4[t][l];
+                        taps_row(x + k0[l] * c, c, w, w, o);
+                    } else {
+                        const double wl[6] = {w4[0][l], w4[1][l], w4[2][l], w4[3][l], w4[4][l], w4[5][l]};
+                        resample_edge(x, n, c, k0[l], wl, 0, c, o);
+                    }
+                }
+            }
+            continue;
+        }
+        for (Py_ssize_t j = 0; j < spc; j++) {
+            const double pi = (start + span * grid[j]) - offset;
+            double mu[8];
+            Py_ssize_t k0[8];
+            int one_row = 1;
+            for (Py_ssize_t ch = 0; ch < c; ch++) {
+                k0[ch] = first_tap(pi + delay[ch], &mu[ch]);
+                one_row &= k0[ch] == k0[0];
+            }
+            v4d wl[6], wh[6];
+            lagrange6_v4(v4_load(mu), wl);
+            lagrange6_v4(v4_load(mu + hc), wh);
+            double *o = out + (i0 + j) * c;
+            if (one_row && k0[0] >= 0 && k0[0] + 5 < n) {
+                taps_row(x + k0[0] * c, c, wl, wh, o);
+                continue;
+            }
+            for (Py_ssize_t ch = 0; ch < c; ch++) {
+                const v4d *wv = ch < 4 ? wl : wh;
+                const int lane = (int)(ch < 4 ? ch : ch - hc);
+                const double w[6] = {wv[0][lane], wv[1][lane], wv[2][lane], wv[3][lane], wv[4][lane], wv[5][lane]};
+                resample_edge(x, n, c, k0[ch], w, ch, ch + 1, o);
+            }
+        }
+    }
+}
+
+PER_CPU
 static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const double *bounds, const double *grid,
                           Py_ssize_t spc, double offset, Py_ssize_t m, const double *delay, double *out)
 {
@@ -143,6 +287,10 @@ static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const dou
     for (Py_ssize_t ch = 1; ch < c; ch++)
         if (delay[ch] != delay[0])
             same = 0;
+    if (c >= 4 && c <= 8 && spc > 0 && m % spc == 0) {
+        resample_rows(x, n, c, bounds, grid, spc, offset, m, delay, same, out);
+        return;
+    }
     double w[6];
     double start = 0.0, span = 0.0;
     for (Py_ssize_t i = 0, j = spc; i < m; i++, j++) {
@@ -218,11 +366,16 @@ static PyObject *k_resample_cycles(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* y (kp, s) = (x (s, c) @ mat).T for one cycle, from mat's ELL form (p terms per derived signal, padded
- * with exact zeros): one signal at a time, so each one's inputs and weights sit in registers and it is
- * written contiguously; a plain copy (one term of weight 1) is the common case. Signals k..kp-1 are zero. */
-static void derive_block(const double *restrict x, Py_ssize_t s, Py_ssize_t c, Py_ssize_t k, int kp,
-                         int p, const int *restrict ell_in, const double *restrict ell_w, double *restrict y)
+#define CS_MAX_K 64
+#define CS_MAX_C 16
+#define CS_K12 12
+#define DERIVE_ROWS 32
+
+/* y (s, kp) = x (s, c) @ mat for one cycle, from mat's ELL form (p terms per derived signal, padded with exact
+ * zeros): one signal at a time, so each one's inputs and weights sit in registers; a plain copy (one term of
+ * weight 1) is the common case. Columns k..kp-1 are zero. */
+static inline void derive_block(const double *restrict x, Py_ssize_t s, Py_ssize_t c, Py_ssize_t k, int kp,
+                                int p, const int *restrict ell_in, const double *restrict ell_w, double *restrict y)
 {
     for (Py_ssize_t q = 0; q < k; q++) {
         const int *in = ell_in + q * p;
@@ -230,66 +383,293 @@ static void derive_block(const double *restrict x, Py_ssize_t s, Py_ssize_t c, P
         int n = p;
         while (n > 1 && w[n - 1] == 0.0)     /* the padding adds zeros: skip it */
             n--;
-        double *restrict col = y + q * s;
+        double *restrict col = y + q;
         if (n == 1 && w[0] == 1.0) {
             const double *restrict src = x + in[0];
             for (Py_ssize_t j = 0; j < s; j++)
-                col[j] = src[j * c];
+                col[j * kp] = src[j * c];
         } else if (n == 2) {
             const double *restrict a = x + in[0], *restrict b = x + in[1];
             const double wa = w[0], wb = w[1];
             for (Py_ssize_t j = 0; j < s; j++)
-                col[j] = (0.0 + wa * a[j * c]) + wb * b[j * c];
+                col[j * kp] = (0.0 + wa * a[j * c]) + wb * b[j * c];
         } else {
             for (Py_ssize_t j = 0; j < s; j++) {
                 double v = 0.0;
                 for (int t = 0; t < n; t++)
                     v += w[t] * x[j * c + in[t]];
-                col[j] = v;
+                col[j * kp] = v;
             }
         }
     }
-    for (Py_ssize_t j = k * s; j < kp * s; j++)
-        y[j] = 0.0;
+    for (Py_ssize_t j = 0; j < s; j++)
+        for (Py_ssize_t q = k; q < kp; q++)
+            y[j * kp + q] = 0.0;
 }
 
-/* Statistics of one cycle of derived signals y (kp, s), kp even: for each signal, the sums of squares
- * of each half, peak |y| and the DFT bin 1 sums. Two columns at a time with their sums in registers
- * (each column's sums add up in the same order as a plain loop would). */
-static void cycle_block_stats(const double *restrict y, Py_ssize_t s, int kp, const double *restrict cs,
-                              const double *restrict sn, double *restrict o_sq0, double *restrict o_sq1,
-                              double *restrict o_pk, double *restrict o_re, double *restrict o_im)
+/* One row's four signals into a group's sums: squares, peak |y| (a NaN never replaces the peak, as the scalar
+ * form's comparison), and the DFT bin 1 sums. */
+#define STATS_STEP(a, sq, pk, re, im)                                    \
+    do {                                                                 \
+        const v4d fa_ = (v4d)((v4l)(a) & abs_mask);                      \
+        const v4l up_ = fa_ > (pk);                                      \
+        (sq) += (a) * (a);                                               \
+        (pk) = (v4d)(((v4l)fa_ & up_) | ((v4l)(pk) & ~up_));             \
+        (re) += (a) * cj;                                                \
+        (im) += (a) * sj;                                                \
+    } while (0)
+
+/* Statistics of one cycle of derived signals y (s, kp), kp a multiple of 4: for each signal, the sums of squares
+ * of each half, peak |y| and the DFT bin 1 sums, four signals to a vector; each signal's sums add up over j in
+ * order, as a plain loop would. Twelve signals (the wiring's eleven) have their sums in registers. */
+static inline __attribute__((always_inline)) void cycle_block_stats(
+    const double *restrict y, Py_ssize_t s, int kp, const double *restrict cs, const double *restrict sn,
+    double *restrict o_sq0, double *restrict o_sq1, double *restrict o_pk, double *restrict o_re,
+    double *restrict o_im)
 {
     const Py_ssize_t half = s / 2;
-    for (int q = 0; q < kp; q += 2) {
-        double sq[2][2] = {{0}}, pka = 0, pkb = 0, rea = 0, reb = 0, ima = 0, imb = 0;
+    const v4l abs_mask = (v4l){0, 0, 0, 0} + 0x7fffffffffffffffLL;
+    const v4d zero = {0, 0, 0, 0};
+    if (kp == 12) {
+        v4d pk0 = zero, pk1 = zero, pk2 = zero, re0 = zero, re1 = zero, re2 = zero, im0 = zero, im1 = zero,
+            im2 = zero;
         for (int h = 0; h < 2; h++) {
-            double sqa = 0, sqb = 0;
+            v4d sq0 = zero, sq1 = zero, sq2 = zero;
             for (Py_ssize_t j = h ? half : 0; j < (h ? s : half); j++) {
-                const double a = y[q * s + j], b = y[(q + 1) * s + j], cj = cs[j], sj = sn[j];
-                const double fa = fabs(a), fb = fabs(b);
-                sqa += a * a;
-                sqb += b * b;
-                pka = fa > pka ? fa : pka;
-                pkb = fb > pkb ? fb : pkb;
-                rea += a * cj;
-                reb += b * cj;
-                ima += a * sj;
-                imb += b * sj;
+                const double cj = cs[j], sj = sn[j];
+                const double *row = y + j * 12;
+                const v4d a0 = v4_load(row), a1 = v4_load(row + 4), a2 = v4_load(row + 8);
+                STATS_STEP(a0, sq0, pk0, re0, im0);
+                STATS_STEP(a1, sq1, pk1, re1, im1);
+                STATS_STEP(a2, sq2, pk2, re2, im2);
             }
-            sq[h][0] = sqa;
-            sq[h][1] = sqb;
+            double *o = h ? o_sq1 : o_sq0;
+            v4_store(o, sq0);
+            v4_store(o + 4, sq1);
+            v4_store(o + 8, sq2);
         }
-        o_sq0[q] = sq[0][0];
-        o_sq0[q + 1] = sq[0][1];
-        o_sq1[q] = sq[1][0];
-        o_sq1[q + 1] = sq[1][1];
-        o_pk[q] = pka;
-        o_pk[q + 1] = pkb;
-        o_re[q] = rea;
-        o_re[q + 1] = reb;
-        o_im[q] = ima;
-        o_im[q + 1] = imb;
+        v4_store(o_pk, pk0), v4_store(o_pk + 4, pk1), v4_store(o_pk + 8, pk2);
+        v4_store(o_re, re0), v4_store(o_re + 4, re1), v4_store(o_re + 8, re2);
+        v4_store(o_im, im0), v4_store(o_im + 4, im1), v4_store(o_im + 8, im2);
+        return;
+    }
+    for (int g = 0; g < kp; g += 4) {
+        v4d pk = zero, re = zero, im = zero;
+        for (int h = 0; h < 2; h++) {
+            v4d sq = zero;
+            for (Py_ssize_t j = h ? half : 0; j < (h ? s : half); j++) {
+                const double cj = cs[j], sj = sn[j];
+                const v4d a = v4_load(y + j * kp + g);
+                STATS_STEP(a, sq, pk, re, im);
+            }
+            v4_store((h ? o_sq1 : o_sq0) + g, sq);
+        }
+        v4_store(o_pk + g, pk);
+        v4_store(o_re + g, re);
+        v4_store(o_im + g, im);
+    }
+}
+
+/* The derived signals as vectors of four, formed in registers row by row: group g < 3 is mat's columns 4g..4g+3,
+ * group 3 the products' voltages (columns v0.., nvi of them) where they are not one of those, group 4 the
+ * products' currents (columns i0..). Each group is the sum of its inputs' terms in input order (an input with
+ * no weight in the group is no term; within a term the other lanes add exact zeros: the same values as a sum
+ * per signal). The DFT bin 1 sums are taken of the inputs and carried through mat at the end (it is linear). */
+typedef struct {
+    int n[5];
+    int in[5][CS_MAX_C];
+    v4d w[5][CS_MAX_C];
+    v4d dense[CS_MAX_C][5];      /* every input's weights in every group, zeros included */
+    Py_ssize_t c, k;
+    int vgroup;
+    const double *mat;
+} groups12;
+
+static void groups12_init(groups12 *gr, const double *mat, Py_ssize_t c, Py_ssize_t k, Py_ssize_t v0, Py_ssize_t i0,
+                          Py_ssize_t nvi)
+{
+    gr->c = c;
+    gr->k = k;
+    gr->mat = mat;
+    gr->vgroup = v0 % 4 == 0 ? (int)(v0 / 4) : 3;
+    for (int g = 0; g < 5; g++) {
+        gr->n[g] = 0;
+        for (Py_ssize_t i = 0; i < c; i++) {
+            double w[4];
+            int any = 0;
+            for (int l = 0; l < 4; l++) {
+                const Py_ssize_t q = g < 3 ? 4 * g + l : (g == 3 ? v0 : i0) + l;
+                const int valid = g < 3 ? q < k : l < nvi;
+                w[l] = valid ? mat[i * k + q] : 0.0;
+                any |= w[l] != 0.0;
+            }
+            gr->dense[i][g] = v4_load(w);
+            if (any) {
+                gr->in[g][gr->n[g]] = (int)i;
+                gr->w[g][gr->n[g]++] = v4_load(w);
+            }
+        }
+    }
+}
+
+static inline v4d splat(double v)
+{
+    return (v4d){v, v, v, v};
+}
+
+/* Group g of the derived signals of the input row xr. */
+static inline __attribute__((always_inline)) v4d derive_group(const groups12 *gr, int g, const double *xr)
+{
+    v4d acc = {0, 0, 0, 0};
+    for (int t = 0; t < gr->n[g]; t++)
+        acc += splat(xr[gr->in[g][t]]) * gr->w[g][t];
+    return acc;
+}
+
+/* The same for the seven inputs of the board (c == 7), every input a term of every group, unrolled: a zero
+ * weight adds an exact zero, so the values are those of the sparse sum, with no index to load per term. */
+static inline __attribute__((always_inline)) void derive7(const v4d (*dense)[5], const double *xr, v4d *a0,
+                                                          v4d *a1, v4d *a2, v4d *ai)
+{
+    v4d s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s4 = s0;
+    for (int i = 0; i < 7; i++) {
+        const v4d xi = splat(xr[i]);
+        s0 += xi * dense[i][0];
+        s1 += xi * dense[i][1];
+        s2 += xi * dense[i][2];
+        s4 += xi * dense[i][4];
+    }
+    *a0 = s0, *a1 = s1, *a2 = s2, *ai = s4;
+}
+
+/* One cycle (s rows of c inputs at x, 4 <= c <= 8) of cycle_stats with at most 12 signals; vgroup is a constant
+ * where it is inlined: 0 the products' voltages are group 0, 3 their own group, 7 as 0 with c == 7 (derive7). */
+static inline __attribute__((always_inline)) void cycle_stats12(
+    const groups12 *gr, const int vgroup, const double *restrict x, Py_ssize_t s, const double *restrict cs,
+    const double *restrict sn, double *restrict o_sq0, double *restrict o_sq1, double *restrict o_pk,
+    double *restrict o_re, double *restrict o_im, double *restrict o_vi)
+{
+    const Py_ssize_t half = s / 2, c = gr->c, hc = c - 4;
+    const v4l abs_mask = (v4l){0, 0, 0, 0} + 0x7fffffffffffffffLL;
+    const v4d zero = {0, 0, 0, 0};
+    v4d pk0 = zero, pk1 = zero, pk2 = zero, rel = zero, reh = zero, iml = zero, imh = zero, vi = zero;
+    for (int h = 0; h < 2; h++) {
+        v4d sq0 = zero, sq1 = zero, sq2 = zero;
+        for (Py_ssize_t j = h ? half : 0; j < (h ? s : half); j++) {
+            const double *xr = x + j * c;
+            v4d a0, a1, a2, ai;
+            if (vgroup == 7) {
+                derive7(gr->dense, xr, &a0, &a1, &a2, &ai);
+            } else {
+                a0 = derive_group(gr, 0, xr), a1 = derive_group(gr, 1, xr), a2 = derive_group(gr, 2, xr);
+                ai = derive_group(gr, 4, xr);
+            }
+            const v4d av = vgroup == 0 || vgroup == 7 ? a0 : derive_group(gr, 3, xr);
+            const v4d f0 = (v4d)((v4l)a0 & abs_mask), f1 = (v4d)((v4l)a1 & abs_mask), f2 = (v4d)((v4l)a2 & abs_mask);
+            const v4l u0 = f0 > pk0, u1 = f1 > pk1, u2 = f2 > pk2;   /* a NaN never replaces the peak */
+            pk0 = (v4d)(((v4l)f0 & u0) | ((v4l)pk0 & ~u0));
+            pk1 = (v4d)(((v4l)f1 & u1) | ((v4l)pk1 & ~u1));
+            pk2 = (v4d)(((v4l)f2 & u2) | ((v4l)pk2 & ~u2));
+            sq0 += a0 * a0;
+            sq1 += a1 * a1;
+            sq2 += a2 * a2;
+            vi += av * ai;
+            const v4d cj = splat(cs[j]), sj = splat(sn[j]), xl = v4_load(xr), xh = v4_load(xr + hc);
+            rel += xl * cj;
+            reh += xh * cj;
+            iml += xl * sj;
+            imh += xh * sj;
+        }
+        double *o = h ? o_sq1 : o_sq0;
+        v4_store(o, sq0);
+        v4_store(o + 4, sq1);
+        v4_store(o + 8, sq2);
+    }
+    v4_store(o_pk, pk0), v4_store(o_pk + 4, pk1), v4_store(o_pk + 8, pk2);
+    v4_store(o_vi, vi);
+    double re_in[8], im_in[8];
+    v4_store(re_in, rel), v4_store(re_in + hc, reh);
+    v4_store(im_in, iml), v4_store(im_in + hc, imh);
+    for (Py_ssize_t q = 0; q < gr->k; q++) {
+        double re = 0.0, im = 0.0;
+        for (Py_ssize_t i = 0; i < c; i++) {
+            const double w = gr->mat[i * gr->k + q];
+            if (w != 0.0) {
+                re += w * re_in[i];
+                im += w * im_in[i];
+            }
+        }
+        o_re[q] = re;
+        o_im[q] = im;
+    }
+}
+
+/* Cycle cy's outputs of cycle_stats from its sums. */
+static inline void cycle_outputs(Py_ssize_t cy, Py_ssize_t k, Py_ssize_t half, double rms_dft, const double *acc_sq0,
+                                 const double *acc_sq1, const double *acc_pk, const double *acc_re,
+                                 const double *acc_im, double *sq, double *ms, double *peak, double *fund)
+{
+    for (Py_ssize_t q = 0; q < k; q++) {
+        const double h0 = acc_sq0[q] / (double)half, h1 = acc_sq1[q] / (double)half;
+        sq[(cy * 2) * k + q] = h0;
+        sq[(cy * 2 + 1) * k + q] = h1;
+        ms[cy * k + q] = (h0 + h1) / 2;
+        peak[cy * k + q] = acc_pk[q];
+        fund[2 * (cy * k + q)] = acc_re[q] * rms_dft;          /* RMS phasor, cosine reference */
+        fund[2 * (cy * k + q) + 1] = -acc_im[q] * rms_dft;
+    }
+}
+
+/* The cycle_stats pass over m cycles (see k_cycle_stats), y a scratch block (s, kp), kp a multiple of 4. */
+PER_CPU
+static void cycle_stats_core(const double *x, const double *mat, Py_ssize_t m, Py_ssize_t s, Py_ssize_t c,
+                             Py_ssize_t k, int kp, int p_max, const int *ell_in, const double *ell_w, const double *cs, const double *sn,
+                             Py_ssize_t v0, Py_ssize_t i0, Py_ssize_t nvi, double *y, double *sq, double *ms,
+                             double *peak, double *vi, double *fund)
+{
+    const Py_ssize_t half = s / 2;
+    const double rms_dft = sqrt(2.0) / (double)s;
+    const int vi_vec = nvi <= 4 && v0 + 4 <= kp && i0 + 4 <= kp;
+    const int in_registers = kp == 12 && nvi <= 4 && c >= 4 && c <= 8;
+    groups12 gr = {.c = 0};
+    if (in_registers)
+        groups12_init(&gr, mat, c, k, v0, i0, nvi);
+    for (Py_ssize_t cy = 0; cy < m; cy++) {
+        double acc_sq0[CS_MAX_K], acc_sq1[CS_MAX_K], acc_pk[CS_MAX_K], acc_re[CS_MAX_K], acc_im[CS_MAX_K];
+        double acc_vi[4];
+        if (in_registers) {
+            const double *xc = x + cy * s * c;
+            if (gr.vgroup == 0 && c == 7)     /* the board's inputs, the products' voltages the first group */
+                cycle_stats12(&gr, 7, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
+            else if (gr.vgroup == 0)
+                cycle_stats12(&gr, 0, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
+            else
+                cycle_stats12(&gr, 3, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
+            for (Py_ssize_t q = 0; q < nvi; q++)
+                vi[cy * nvi + q] = acc_vi[q] / (double)s;
+            cycle_outputs(cy, k, half, rms_dft, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, sq, ms, peak, fund);
+            continue;
+        }
+        for (Py_ssize_t j0 = 0; j0 < s; j0 += DERIVE_ROWS)    /* a few rows at a time: their lines stay in L1 */
+            derive_block(x + (cy * s + j0) * c, s - j0 < DERIVE_ROWS ? s - j0 : DERIVE_ROWS, c, k, kp, p_max,
+                         ell_in, ell_w, y + j0 * kp);
+        cycle_block_stats(y, s, kp, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im);
+        if (vi_vec) {
+            v4d acc = {0, 0, 0, 0};
+            for (Py_ssize_t j = 0; j < s; j++)
+                acc += v4_load(y + j * kp + v0) * v4_load(y + j * kp + i0);
+            v4_store(acc_vi, acc);
+        }
+        for (Py_ssize_t q = 0; q < nvi; q++) {
+            double acc = 0.0;
+            if (vi_vec)
+                acc = acc_vi[q];
+            else
+                for (Py_ssize_t j = 0; j < s; j++)
+                    acc += y[j * kp + v0 + q] * y[j * kp + i0 + q];
+            vi[cy * nvi + q] = acc / (double)s;
+        }
+        cycle_outputs(cy, k, half, rms_dft, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, sq, ms, peak, fund);
     }
 }
 
@@ -299,9 +679,6 @@ static void cycle_block_stats(const double *restrict y, Py_ssize_t s, int kp, co
  *             |y|, the mean of y[v0+q] * y[i0+q], and the RMS phasor of DFT bin 1 (cosine reference).
  *             Each cycle's derived signals are formed from the nonzero entries of mat (a wiring matrix
  *             is mostly zeros) into a scratch block, then reduced. */
-#define CS_MAX_K 64
-#define CS_MAX_C 16
-#define CS_K12 12
 static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(9);
@@ -315,15 +692,13 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
                               {"fund", 1, m * 2 * k}};
     if (get_arrays(o, spec, 9, b))
         return NULL;
-    const int kp = k <= CS_K12 ? CS_K12 : (int)(k + (k & 1));   /* even: the statistics go in pairs */
+    const int kp = k <= CS_K12 ? CS_K12 : (int)((k + 3) & ~(Py_ssize_t)3);   /* the statistics go in fours */
     double *y = PyMem_RawMalloc((size_t)(s > 0 ? s : 1) * kp * sizeof(double));
     if (y == NULL)
         return no_memory(b, 9);
     const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
     double *sq = b[4].view.buf, *ms = b[5].view.buf, *peak = b[6].view.buf, *vi = b[7].view.buf;
     double *fund = b[8].view.buf;
-    const Py_ssize_t half = s / 2;
-    const double rms_dft = sqrt(2.0) / (double)s;
     Py_BEGIN_ALLOW_THREADS
     /* mat as at most P terms per derived signal (ELL format), in input order; a column with fewer
      * terms is padded with weight 0 on its own first input, which adds exact zeros at the end */
@@ -349,27 +724,7 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
         for (; n < p_max; n++)
             ell_in[q * p_max + n] = first;
     }
-    for (Py_ssize_t cy = 0; cy < m; cy++) {
-        const double *cyc = x + cy * s * c;
-        derive_block(cyc, s, c, k, kp, p_max, ell_in, ell_w, y);
-        double acc_sq0[CS_MAX_K], acc_sq1[CS_MAX_K], acc_pk[CS_MAX_K], acc_re[CS_MAX_K], acc_im[CS_MAX_K];
-        cycle_block_stats(y, s, kp, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im);
-        for (Py_ssize_t q = 0; q < nvi; q++) {
-            double acc = 0.0;
-            for (Py_ssize_t j = 0; j < s; j++)
-                acc += y[(v0 + q) * s + j] * y[(i0 + q) * s + j];
-            vi[cy * nvi + q] = acc / (double)s;
-        }
-        for (Py_ssize_t q = 0; q < k; q++) {
-            const double h0 = acc_sq0[q] / (double)half, h1 = acc_sq1[q] / (double)half;
-            sq[(cy * 2) * k + q] = h0;
-            sq[(cy * 2 + 1) * k + q] = h1;
-            ms[cy * k + q] = (h0 + h1) / 2;
-            peak[cy * k + q] = acc_pk[q];
-            fund[2 * (cy * k + q)] = acc_re[q] * rms_dft;          /* RMS phasor, cosine reference */
-            fund[2 * (cy * k + q) + 1] = -acc_im[q] * rms_dft;
-        }
-    }
+    cycle_stats_core(x, mat, m, s, c, k, kp, p_max, ell_in, ell_w, cs, sn, v0, i0, nvi, y, sq, ms, peak, vi, fund);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(y);
     release(b, 9);

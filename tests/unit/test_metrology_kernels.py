@@ -33,6 +33,33 @@ def test_cycle_stats_agrees_for_every_wiring():
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-8)
 
 
+@pytest.mark.parametrize("c, k, v0, i0, nvi, s", [
+    (7, 11, 0, 6, 3, 512),      # the board: seven inputs, the products' voltages in the first four signals
+    (7, 11, 3, 6, 3, 512),      # the voltages elsewhere: a group of their own
+    (5, 12, 4, 8, 4, 64),       # another input count, twelve signals, short cycles
+    (9, 11, 0, 6, 3, 512),      # more inputs than a vector pair holds
+    (7, 14, 2, 9, 5, 510),      # more signals and products than the register form takes, odd half length
+    (3, 4, 0, 2, 2, 512),       # fewer inputs than a vector
+])
+def test_cycle_stats_agrees_for_any_shape(c, k, v0, i0, nvi, s):
+    rng = np.random.default_rng(c * 100 + k)
+    x = rng.normal(size=(4, s, c)) * 300
+    matrix = np.where(rng.uniform(size=(c, k)) < 0.4, rng.normal(size=(c, k)), 0.0)
+    for a, b in zip(_kernels.c_cycle_stats(x, matrix, v0, i0, nvi), reference.cycle_stats(x, matrix, v0, i0, nvi)):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-8)
+
+
+@pytest.mark.parametrize("c", [3, 4, 7, 8, 9])
+def test_resample_cycles_agrees_for_any_input_count(c):
+    rng = np.random.default_rng(c)
+    buf = rng.normal(size=(2000, c))
+    bounds = np.array([-3.0, 530.0, 1061.5, 1999.0])               # clamped taps at both ends
+    for delays in (np.zeros(c), rng.uniform(-2, 2, c), np.full(c, 0.4)):
+        want = reference.resample_cycles(buf, bounds, 512, 5, delays)
+        np.testing.assert_allclose(_kernels.c_resample_cycles(buf, bounds, 512, 5, delays), want,
+                                   rtol=1e-12, atol=1e-12)
+
+
 def test_sosfilt_agrees_across_blocks():
     from metrology.frequency import reference_filter
 
