@@ -22,6 +22,9 @@
 #include <stdarg.h>
 #include <string.h>
 
+/* two doubles, an SSE2 or NEON register: stores of two samples at a time where the compiler would not pair them */
+typedef double v2d __attribute__((vector_size(16)));
+
 typedef struct {
     Py_buffer view;
     int held;
@@ -1035,6 +1038,40 @@ static void sparse_columns(const double *mat, Py_ssize_t c, Py_ssize_t k, Py_ssi
     }
 }
 
+/* One cycle of a derived signal, y[t] = sum_u x[t * c + in[u]] w[u] for t < s (nt terms, a constant when inlined),
+ * and, with the cycle before it (before, else NULL), the largest |y[t] - before[t]| (0 if none; NaN differences
+ * count as 0): four running maxima, t mod 4. */
+static inline __attribute__((always_inline)) double signal_change(const double *x, Py_ssize_t s, Py_ssize_t c,
+                                                                  const Py_ssize_t *in, const double *w, int nt,
+                                                                  const double *restrict before, double *restrict y)
+{
+    double mx[4] = {0.0, 0.0, 0.0, 0.0};
+    Py_ssize_t t = 0;
+    for (; t + 4 <= s; t += 4)
+        for (int j = 0; j < 4; j++) {
+            double v = 0.0;
+            for (int u = 0; u < nt; u++)
+                v += x[(t + j) * c + in[u]] * w[u];
+            y[t + j] = v;
+            if (before != NULL) {
+                const double d = fabs(v - before[t + j]);
+                mx[j] = d > mx[j] ? d : mx[j];
+            }
+        }
+    for (; t < s; t++) {
+        double v = 0.0;
+        for (int u = 0; u < nt; u++)
+            v += x[t * c + in[u]] * w[u];
+        y[t] = v;
+        if (before != NULL) {
+            const double d = fabs(v - before[t]);
+            mx[0] = d > mx[0] ? d : mx[0];
+        }
+    }
+    const double a = mx[0] > mx[1] ? mx[0] : mx[1], b = mx[2] > mx[3] ? mx[2] : mx[3];
+    return a > b ? a : b;
+}
+
 /* cycle_change(x (m, s, c), matrix (c, k), prev (s, k), out (m,), last (s, k), m, s, c, k, has_prev): for each
  * cycle j the largest |y[j] - y[j-1]| over its samples and signals, y = x @ matrix (zero weights left out),
  * y[-1] = prev when has_prev, else cycle 0 gives 0; NaN differences count as 0; last = y[m-1] (prev when m is
@@ -1071,30 +1108,14 @@ static PyObject *k_cycle_change(PyObject *self, PyObject *args)
         const double *xj = x + j * s * c;
         double mx = 0.0;
         for (Py_ssize_t q = 0; q < k; q++) {
-            double *cq = cur + q * s;
-            const Py_ssize_t nt = terms[q];
-            const Py_ssize_t *iq = in + q * c;
-            const double *wq = w + q * c;
-            if (nt == 1) {
-                const double w0 = wq[0];
-                const double *src = xj + iq[0];
-                for (Py_ssize_t t = 0; t < s; t++)
-                    cq[t] = 0.0 + src[t * c] * w0;
-            } else {
-                for (Py_ssize_t t = 0; t < s; t++) {
-                    double v = 0.0;
-                    for (Py_ssize_t u = 0; u < nt; u++)
-                        v += xj[t * c + iq[u]] * wq[u];
-                    cq[t] = v;
-                }
+            const double *bq = j > 0 || has_prev ? before + q * s : NULL;
+            double d;
+            switch (terms[q]) {
+            case 1: d = signal_change(xj, s, c, in + q * c, w + q * c, 1, bq, cur + q * s); break;
+            case 2: d = signal_change(xj, s, c, in + q * c, w + q * c, 2, bq, cur + q * s); break;
+            default: d = signal_change(xj, s, c, in + q * c, w + q * c, (int)terms[q], bq, cur + q * s);
             }
-            if (j > 0 || has_prev) {
-                const double *bq = before + q * s;
-                for (Py_ssize_t t = 0; t < s; t++) {
-                    const double d = fabs(cq[t] - bq[t]);
-                    mx = d > mx ? d : mx;
-                }
-            }
+            mx = d > mx ? d : mx;
         }
         out[j] = mx;
         double *tmp = cur; cur = before; before = tmp;
@@ -1377,8 +1398,37 @@ static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The mean over each run of d rows of x (n, c) of the square of sum_u w[u] x[row, in[u]] (nt terms, nt a constant
+ * when inlined), into out[blk * k] for nb runs: four partial sums over the run's rows (r mod 4) in registers. */
+static inline __attribute__((always_inline)) void run_squares(const double *x, Py_ssize_t c, Py_ssize_t d,
+                                                              Py_ssize_t nb, const Py_ssize_t *in, const double *w,
+                                                              int nt, double *out, Py_ssize_t k)
+{
+    for (Py_ssize_t blk = 0; blk < nb; blk++) {
+        const double *xb = x + blk * d * c;
+        double acc[4] = {0.0, 0.0, 0.0, 0.0};
+        Py_ssize_t r = 0;
+        for (; r + 4 <= d; r += 4)
+            for (int j = 0; j < 4; j++) {
+                const double *row = xb + (r + j) * c;
+                double v = 0.0;
+                for (int u = 0; u < nt; u++)
+                    v += row[in[u]] * w[u];
+                acc[j] += v * v;
+            }
+        for (; r < d; r++) {
+            const double *row = xb + r * c;
+            double v = 0.0;
+            for (int u = 0; u < nt; u++)
+                v += row[in[u]] * w[u];
+            acc[0] += v * v;
+        }
+        out[blk * k] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) / (double)d;
+    }
+}
+
 /* block_squares(x (n, c), matrix (c, k), out (n / d, k), n, c, k, d): the mean over each run of d rows of the
- * squares of y = x @ matrix (zero weights left out), reference.block_squares. */
+ * squares of y = x @ matrix (zero weights left out), reference.block_squares; one output at a time. */
 static PyObject *k_block_squares(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(3);
@@ -1391,8 +1441,8 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
     const array_arg spec[] = {{"x", 0, n * c}, {"matrix", 0, c * k}, {"out", 1, nb * k}};
     if (get_arrays(o, spec, 3, b))
         return NULL;
-    /* per output: its nonzero weights and their inputs (terms[q] of them), and its running sum */
-    double *w = PyMem_RawMalloc((size_t)(k * c + k) * sizeof(double));
+    /* per output: its nonzero weights and their inputs (terms[q] of them) */
+    double *w = PyMem_RawMalloc((size_t)(k * c) * sizeof(double));
     Py_ssize_t *in = PyMem_RawMalloc((size_t)(k * c + k) * sizeof(Py_ssize_t));
     if (w == NULL || in == NULL) {
         PyMem_RawFree(w);
@@ -1400,25 +1450,20 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
         return no_memory(b, 3);
     }
     const double *x = b[0].view.buf, *mat = b[1].view.buf;
-    double *out = b[2].view.buf, *acc = w + k * c;
+    double *out = b[2].view.buf;
     Py_ssize_t *terms = in + k * c;
     Py_BEGIN_ALLOW_THREADS
     sparse_columns(mat, c, k, in, w, terms);
-    for (Py_ssize_t blk = 0; blk < nb; blk++) {
-        const double *xb = x + blk * d * c;
-        for (Py_ssize_t q = 0; q < k; q++)
-            acc[q] = 0.0;
-        for (Py_ssize_t r = 0; r < d; r++) {
-            const double *row = xb + r * c;
-            for (Py_ssize_t q = 0; q < k; q++) {
-                double v = 0.0;
-                for (Py_ssize_t u = 0; u < terms[q]; u++)
-                    v += row[in[q * c + u]] * w[q * c + u];
-                acc[q] += v * v;
-            }
+    for (Py_ssize_t q = 0; q < k; q++) {
+        const Py_ssize_t *iq = in + q * c;
+        const double *wq = w + q * c;
+        switch (terms[q]) {
+        case 0: run_squares(x, c, d, nb, iq, wq, 0, out + q, k); break;
+        case 1: run_squares(x, c, d, nb, iq, wq, 1, out + q, k); break;
+        case 2: run_squares(x, c, d, nb, iq, wq, 2, out + q, k); break;
+        case 3: run_squares(x, c, d, nb, iq, wq, 3, out + q, k); break;
+        default: run_squares(x, c, d, nb, iq, wq, (int)terms[q], out + q, k);
         }
-        for (Py_ssize_t q = 0; q < k; q++)
-            out[blk * k + q] = acc[q] / (double)d;
     }
     Py_END_ALLOW_THREADS
     PyMem_RawFree(w);
@@ -1950,13 +1995,22 @@ static PyObject *k_window_append(PyObject *self, PyObject *args)
             return bad_args("window_append: an input index out of range");
         }
     Py_BEGIN_ALLOW_THREADS
-    /* row by row of the source (each read once), into ni streams of writes */
+    /* four rows of the source at a time (each read once), into ni streams of writes, two samples a store */
     Py_ssize_t col[CS_MAX_C];
     for (Py_ssize_t t = 0; t < ni; t++)
         col[t] = (Py_ssize_t)inputs[t];
     const double *src = x + lo * s * c;
     double *dst = win + at;
-    for (Py_ssize_t j = 0; j < (hi - lo) * s; j++, src += c)
+    const Py_ssize_t len = (hi - lo) * s;
+    Py_ssize_t j = 0;
+    for (; j + 4 <= len; j += 4, src += 4 * c)
+        for (Py_ssize_t t = 0; t < ni; t++) {
+            const double *a = src + col[t];
+            const v2d lo2 = {a[0], a[c]}, hi2 = {a[2 * c], a[3 * c]};
+            memcpy(dst + t * width + j, &lo2, sizeof lo2);
+            memcpy(dst + t * width + j + 2, &hi2, sizeof hi2);
+        }
+    for (; j < len; j++, src += c)
         for (Py_ssize_t t = 0; t < ni; t++)
             dst[t * width + j] = src[col[t]];
     Py_END_ALLOW_THREADS
