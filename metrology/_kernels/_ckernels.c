@@ -24,6 +24,7 @@
 
 /* two doubles, an SSE2 or NEON register: stores of two samples at a time where the compiler would not pair them */
 typedef double v2d __attribute__((vector_size(16)));
+typedef long long v2l __attribute__((vector_size(16)));
 
 typedef struct {
     Py_buffer view;
@@ -1910,6 +1911,69 @@ static PyObject *k_interval_energy(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Whether any two of the n buffers share memory. */
+static int overlapping(const buf_t *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            const char *a0 = b[i].view.buf, *b0 = b[j].view.buf;
+            if (a0 < b0 + b[j].view.len && b0 < a0 + b[i].view.len)
+                return 1;
+        }
+    return 0;
+}
+
+/* a where the mask m is all ones, else b (m from a comparison of v2d: 0 or -1 in each lane) */
+static inline v2d select2(v2l m, v2d a, v2d b)
+{
+    return (v2d)(((v2l)a & m) | ((v2l)b & ~m));
+}
+
+/* aggregate_add's pass on item j (scalar). */
+static inline void aggregate_one(const double *x, const double *sq, double *total, double *count, double *peak,
+                                 double *finite, double *latest, Py_ssize_t j)
+{
+    const double v = x[j], y = sq[j] != 0.0 ? v * v : v, p = peak[j];
+    const int valid = y == y;
+    total[j] += valid ? y : 0.0;
+    count[j] += valid ? 1.0 : 0.0;
+    peak[j] = v == v && (p != p || v > p) ? v : p;
+    finite[j] = v - v == 0.0 ? 1.0 : finite[j];
+    latest[j] = v;
+}
+
+/* aggregate_add's pass, two items at a time: every operation done for both and the results selected by masks
+ * (the compiler does not turn the scalar selects, NaN tests among them, into vector code itself). On buffers
+ * that share memory, one item at a time in order. */
+static void aggregate_pass(const double *x, const double *sq, double *total, double *count, double *peak,
+                           double *finite, double *latest, Py_ssize_t w, int apart)
+{
+    Py_ssize_t j = 0;
+    const v2d zero = {0.0, 0.0}, one = {1.0, 1.0};
+    for (; apart && j + 2 <= w; j += 2) {
+        v2d v, s, p, f, t, n;
+        memcpy(&v, x + j, 16);
+        memcpy(&s, sq + j, 16);
+        memcpy(&p, peak + j, 16);
+        memcpy(&f, finite + j, 16);
+        memcpy(&t, total + j, 16);
+        memcpy(&n, count + j, 16);
+        const v2d y = select2(s != zero, v * v, v);
+        const v2l valid = y == y, greater = (v == v) & ((p != p) | (v > p));
+        t += select2(valid, y, zero);
+        n += select2(valid, one, zero);
+        p = select2(greater, v, p);
+        f = select2((v - v) == zero, one, f);
+        memcpy(total + j, &t, 16);
+        memcpy(count + j, &n, 16);
+        memcpy(peak + j, &p, 16);
+        memcpy(finite + j, &f, 16);
+        memcpy(latest + j, &v, 16);
+    }
+    for (; j < w; j++)
+        aggregate_one(x, sq, total, count, peak, finite, latest, j);
+}
+
 /* aggregate_add(x (w,), square (w,), total (w,), count (w,), peak (w,), finite (w,), latest (w,), w): one
  *               interval's values x into the running sums of an aggregation (reference.aggregate_add): x, squared
  *               where square is 1, to total and count where not NaN; peak the greater of it and x ignoring NaN
@@ -1927,15 +1991,7 @@ static PyObject *k_aggregate_add(PyObject *self, PyObject *args)
     const double *x = b[0].view.buf, *sq = b[1].view.buf;
     double *total = b[2].view.buf, *count = b[3].view.buf, *peak = b[4].view.buf, *finite = b[5].view.buf;
     double *latest = b[6].view.buf;
-    for (Py_ssize_t j = 0; j < w; j++) {      /* selects, no branches: the compiler vectorises it */
-        const double v = x[j], y = sq[j] != 0.0 ? v * v : v, p = peak[j];
-        const int valid = y == y;
-        total[j] += valid ? y : 0.0;
-        count[j] += valid ? 1.0 : 0.0;
-        peak[j] = v == v && (p != p || v > p) ? v : p;
-        finite[j] = v - v == 0.0 ? 1.0 : finite[j];
-        latest[j] = v;
-    }
+    aggregate_pass(x, sq, total, count, peak, finite, latest, w, !overlapping(b, 7));
     release(b, 7);
     Py_RETURN_NONE;
 }
