@@ -57,6 +57,7 @@ class CycleLog:
     def __init__(self, capacity: int = 256) -> None:
         self.n = 0
         self._cols: dict[str, np.ndarray] = {}
+        self._list: list[np.ndarray] = []
         self._capacity = capacity
 
     def append(self, cm: CycleMeasures) -> int:
@@ -65,8 +66,9 @@ class CycleLog:
         if not self._cols or self.n + m > self._capacity:
             self._grow(cm, self.n + m)
         first = self.n
-        for name, col in self._cols.items():
-            col[first:first + m] = getattr(cm, name)
+        for col, part in zip(self._list, (cm.start, cm.end, cm.duration_s, cm.freq, cm.real, cm.half_ms, cm.ms, cm.vi,
+                                          cm.fund, cm.peak)):
+            col[first:first + m] = part
         self.n += m
         return first
 
@@ -80,9 +82,12 @@ class CycleLog:
             if name in self._cols:
                 cols[name][:self.n] = self._cols[name][:self.n]
         self._cols = cols
+        self._list = [cols[name] for name in CycleMeasures.__dataclass_fields__]    # in the order of the fields
 
     def rows(self, lo: int, hi: int) -> CycleMeasures:
-        return CycleMeasures(*(self._cols[f][lo:hi] for f in CycleMeasures.__dataclass_fields__))
+        c = self._list
+        return CycleMeasures(c[0][lo:hi], c[1][lo:hi], c[2][lo:hi], c[3][lo:hi], c[4][lo:hi], c[5][lo:hi],
+                             c[6][lo:hi], c[7][lo:hi], c[8][lo:hi], c[9][lo:hi])
 
     def drop(self, k: int) -> int:
         """Rows before ``k`` are no longer needed. They are forgotten (row ``k`` becomes row 0) once they
@@ -91,7 +96,7 @@ class CycleLog:
         if k <= 0 or (rest > 0 and 2 * k < self._capacity):
             return 0
         if rest > 0:
-            for col in self._cols.values():
+            for col in self._list:
                 col[:rest] = col[k:self.n]
         self.n = max(rest, 0)
         return k
@@ -104,10 +109,13 @@ class CycleStage:
         self.fs = sample_rate_hz
 
     def process(self, batch: CycleBatch) -> CycleMeasures:
-        m = batch.count
         half_ms, ms, peak, vi, fund = _kernels.cycle_stats(batch.samples, self.matrix, V_LN.start, I_PH.start, 3)
-        duration = (batch.end - batch.start) / self.fs
-        freq = 1.0 / duration
-        freq = np.where(batch.real & (freq >= REPORT_MIN_HZ) & (freq <= REPORT_MAX_HZ), freq, math.nan)
-        assert half_ms.shape == (m, 2, N_SIGNALS)
+        duration = batch.end - batch.start
+        duration /= self.fs
+        freq = np.divide(1.0, duration)
+        keep = freq >= REPORT_MIN_HZ
+        keep &= freq <= REPORT_MAX_HZ
+        keep &= batch.real
+        np.copyto(freq, math.nan, where=np.logical_not(keep))
+        assert half_ms.shape[1:] == (2, N_SIGNALS)
         return CycleMeasures(batch.start, batch.end, duration, freq, batch.real, half_ms, ms, vi, fund, peak)

@@ -22,8 +22,18 @@ import numpy as np
 
 
 def window_values(v_rms: np.ndarray, udin_v: float) -> dict[str, np.ndarray]:
-    """The clipped 10/12-cycle values of the channels ``v_rms`` (V; NaN for an absent channel)."""
-    return {"v_under": np.minimum(v_rms, udin_v), "v_over": np.maximum(v_rms, udin_v)}
+    """The clipped 10/12-cycle values of the channels ``v_rms`` (V; NaN for an absent channel), and the window's
+    own ``under_dev`` and ``over_dev`` (what ``annotate`` adds), in one buffer."""
+    out = np.empty((4, np.shape(v_rms)[0]))
+    under, over, under_dev, over_dev = out
+    np.minimum(v_rms, udin_v, out=under)
+    np.maximum(v_rms, udin_v, out=over)
+    np.subtract(udin_v, under, out=under_dev)
+    np.subtract(over, udin_v, out=over_dev)
+    dev = out[2:]
+    dev /= udin_v
+    dev *= 100.0
+    return {"v_under": under, "v_over": over, "under_dev": under_dev, "over_dev": over_dev}
 
 
 def annotate(values: dict[str, np.ndarray], udin_v: float) -> None:

@@ -66,14 +66,14 @@ class EnergyIncrement:
 
     @classmethod
     def quantities(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls) if f.name.endswith(("_del", "_rec")) or "_q" in f.name)
+        return _QUANTITIES
 
     def add(self, other: EnergyIncrement) -> None:
         """Accumulate ``other`` into this increment (in place)."""
         self.duration_s += other.duration_s
         self.gap_s += other.gap_s
         self.filled_s += other.filled_s
-        for name in self.quantities():
+        for name in _QUANTITIES:
             getattr(self, name).__iadd__(getattr(other, name))
 
     def net(self, base: str) -> np.ndarray:
@@ -83,6 +83,9 @@ class EnergyIncrement:
     def absolute(self, base: str) -> np.ndarray:
         return getattr(self, f"{base}_del") + getattr(self, f"{base}_rec")
 
+
+
+_QUANTITIES = tuple(f.name for f in fields(EnergyIncrement) if f.name.endswith(("_del", "_rec")) or "_q" in f.name)
 
 def cycle_energy(pw: PowerValues, v_ms: np.ndarray, i_ms: np.ndarray, live: np.ndarray,
                  duration_s: np.ndarray, compensated: bool = False) -> EnergyIncrement:

@@ -51,4 +51,4 @@ class EventFlagger:
             return np.concatenate((urms[:, I_PH], np.repeat(per_cycle, 2, axis=0)), axis=1)
 
         flags = self.events.process(watched, end_index, end_ns, np.repeat(power, 2), out, extra)
-        return urms, np.asarray(flags.reshape(m, 2).any(axis=1))
+        return urms, np.logical_or(flags[0::2], flags[1::2])

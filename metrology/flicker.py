@@ -228,7 +228,9 @@ class FlickerMeter:
         # block 2: squares, boxcar mean (one C pass over the inputs, reference.block_squares)
         ms = _kernels.block_squares(v[:whole], self._identity if matrix is None else matrix, d)
         # time of each decimated sample (its boxcar's centre)
-        t_ns = t_first_ns + (np.arange(ms.shape[0]) + 0.5) * (d * NS_PER_S / self.fs)
+        t_ns = np.arange(0.5, ms.shape[0])
+        t_ns *= d * NS_PER_S / self.fs
+        t_ns += t_first_ns
         self._queue.append((ms, t_ns))
         self._queued += ms.shape[0]
         return self.drain() if self._queued >= self._batch_len else []

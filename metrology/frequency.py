@@ -145,9 +145,11 @@ class CycleTracker:
         self.period = float(st[0])
         self.last = None if math.isnan(st[1]) else float(st[1])
         self.last_real, self.reacquiring = bool(st[2]), bool(st[3])
+        end = first_index + n - self.max_delay
+        if self.last is not None and end - self.last <= VIRTUAL_AFTER_PERIODS * self.period:
+            return Boundaries(found, real != 0)         # the usual case: no virtual boundary to add
         out_t: list[float] = found.tolist()
         out_real: list[bool] = (real != 0).tolist()
-        end = first_index + n - self.max_delay
         if (self.last is None and self.resume_index is not None and self.settle_until is not None
                 and end - self.settle_until > VIRTUAL_AFTER_PERIODS * self.period):
             self.last, self.last_real = float(self.resume_index), False   # no voltage: free-run from the start
@@ -221,9 +223,14 @@ class TenSecondFrequency:
 
     def add(self, start_ns: np.ndarray, end_ns: np.ndarray, duration_s: np.ndarray,
             valid: np.ndarray, event: np.ndarray | None = None) -> list[tuple[int, float]]:
-        out: list[tuple[int, float]] = []
         flags = [False] * len(valid) if event is None else event.tolist()
-        for s, e, d, ok, ev in zip(start_ns.tolist(), end_ns.tolist(), duration_s.tolist(), valid.tolist(), flags):
+        return self.add_lists(start_ns.tolist(), end_ns.tolist(), duration_s.tolist(), valid.tolist(), flags)
+
+    def add_lists(self, start_ns: list[int], end_ns: list[int], duration_s: list[float], valid: list[bool],
+                  event: list[bool]) -> list[tuple[int, float]]:
+        """``add`` of cycles given as lists (what the pipeline has already made of a batch)."""
+        out: list[tuple[int, float]] = []
+        for s, e, d, ok, ev in zip(start_ns, end_ns, duration_s, valid, event):
             tick = int(s // self.INTERVAL_NS) * self.INTERVAL_NS
             if self.interval is None:
                 self.interval = tick

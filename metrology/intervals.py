@@ -29,7 +29,7 @@ import numpy as np
 from metrology import _kernels
 from metrology._kernels import reference
 from metrology.cycle import CycleMeasures
-from metrology.harmonics import HarmonicValues, sequence
+from metrology.harmonics import sequence
 from metrology.power import quadrant, signed_pf
 
 RMS_KEYS = ("v_ln", "v_ll", "i", "i_n", "i_res", "h_mag", "h_inter", "thd", "thd_rms", "thd_odd",
@@ -83,12 +83,21 @@ def sequence_matrix(phase_order: str) -> np.ndarray:
 _SEQUENCE = {order: sequence_matrix(order) for order in ("ABC", "ACB")}
 
 
-def harmonic_values(h: HarmonicValues) -> dict[str, np.ndarray]:
-    ref = np.angle(h.fund[0])
-    angle = (np.degrees(np.angle(h.fund) - ref) + 180.0) % 360.0 - 180.0
-    return {"h_mag": h.mag, "h_inter": h.inter, "h_angle": h.angle, "thd": h.thd, "thd_rms": h.thd_rms,
-            "thd_odd": h.thd_odd, "thd_even": h.thd_even, "tdd": h.tdd, "k_factor": h.k_factor,
-            "crest": h.crest, "angle": angle}
+def harmonic_values(mag: np.ndarray, inter: np.ndarray, angle: np.ndarray, fund: np.ndarray, ratio: np.ndarray
+                    ) -> dict[str, np.ndarray]:
+    """The harmonic values of a window from the harmonic_values (window_harmonics) kernel's results: ``ratio``
+    (7, signals) THD, THD over RMS, odd and even THD, crest factor, K-factor, TDD (``harmonics.harmonic_ratios``);
+    ``angle`` of each signal's fundamental from the first signal's, degrees in [-180, 180)."""
+    fundamental = np.arctan2(fund.imag, fund.real)          # np.angle, without its wrapper
+    fundamental -= fundamental[0]
+    np.degrees(fundamental, out=fundamental)
+    fundamental += 180.0
+    np.remainder(fundamental, 360.0, out=fundamental)
+    fundamental -= 180.0
+    thd, thd_rms, thd_odd, thd_even, crest, k_factor, tdd = ratio
+    return {"h_mag": mag, "h_inter": inter, "h_angle": angle, "thd": thd, "thd_rms": thd_rms,
+            "thd_odd": thd_odd, "thd_even": thd_even, "tdd": tdd, "k_factor": k_factor,
+            "crest": crest, "angle": fundamental}
 
 
 def aggregate(parts: list[Interval], kind: str, convention: str) -> Interval:
@@ -110,12 +119,9 @@ class RunningAggregate:
         self.count = 0
 
     def _layout(self, values: dict[str, np.ndarray]) -> None:
-        self.keys = list(values)
-        arrays = [np.asarray(values[k]) for k in self.keys]
-        self.shapes = [a.shape for a in arrays]
-        sizes = [a.size for a in arrays]
-        self.bounds = np.cumsum([0] + sizes).tolist()
-        self.square = np.repeat([1.0 if k in RMS_KEYS else 0.0 for k in self.keys], sizes)
+        layout = _layout(values)
+        self.keys, self.square, self.bounds, self.shapes = layout.keys, layout.square, layout.bounds, layout.shapes
+        self._plan = layout
         width = self.bounds[-1]
         self.total = np.zeros(width)
         self.n = np.zeros(width)
@@ -140,20 +146,21 @@ class RunningAggregate:
         self.gap |= item.gap
 
     def result(self, kind: str, convention: str) -> Interval:
+        plan = self._plan
+        # a value with no finite entry keeps its latest; else its maximum, root mean square or mean, by kind
+        seen = np.concatenate(([0.0], np.cumsum(self.finite)))
+        any_finite = seen[plan.his] > seen[plan.los]
+        flat = self.latest.copy()
+        take = np.repeat(any_finite, plan.sizes)
         mean = np.full(self.total.shape, np.nan)
         np.divide(self.total, self.n, out=mean, where=self.n > 0)
-        values: dict[str, np.ndarray] = {}
-        for j, key in enumerate(self.keys):
-            lo, hi = self.bounds[j], self.bounds[j + 1]
-            if key not in _AGGREGATED or not self.finite[lo:hi].any():
-                flat = self.latest[lo:hi]
-            elif key in MAX_KEYS:
-                flat = self.peak[lo:hi]
-            elif key in RMS_KEYS:
-                flat = np.sqrt(mean[lo:hi])
-            else:
-                flat = mean[lo:hi]
-            values[key] = flat.reshape(self.shapes[j])
+        rms = take & plan.rms
+        flat[rms] = np.sqrt(mean[rms])
+        mean_ = take & plan.mean
+        flat[mean_] = mean[mean_]
+        peak = take & plan.max
+        flat[peak] = self.peak[peak]
+        values = {key: flat[lo:hi].reshape(shape) for key, lo, hi, shape in plan.slices}
         if "p" in values:
             values["pf"] = signed_pf(values["p"], values["q"], values["s"], convention)
             values["dpf"] = signed_pf(values["p1"], values["q"], np.hypot(values["p1"], values["q"]), convention)
@@ -162,7 +169,45 @@ class RunningAggregate:
                         self.gap)
 
 
-_AGGREGATED = frozenset(RMS_KEYS + MEAN_KEYS + MAX_KEYS)
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each value sits in ``RunningAggregate``'s flat arrays, and how it aggregates (per entry)."""
+    keys: list[str]
+    shapes: list[tuple[int, ...]]
+    bounds: list[int]
+    sizes: np.ndarray
+    los: np.ndarray
+    his: np.ndarray
+    square: np.ndarray      # 1.0 for the entries of RMS values
+    rms: np.ndarray         # bool per entry: RMS, mean or maximum (else: the latest)
+    mean: np.ndarray
+    max: np.ndarray
+    slices: list[tuple[str, int, int, tuple[int, ...]]]
+
+
+_LAYOUTS: dict[tuple, _Layout] = {}
+
+
+def _layout(values: dict[str, np.ndarray]) -> _Layout:
+    """The layout of intervals with these values (their names and shapes), made once per set of names and shapes."""
+    arrays = [np.asarray(v) for v in values.values()]
+    shapes = [a.shape for a in arrays]
+    key = (tuple(values), tuple(shapes))
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        keys = list(values)
+        sizes = [a.size for a in arrays]
+        bounds = np.cumsum([0] + sizes).tolist()
+
+        def entries(names) -> np.ndarray:
+            return np.repeat([k in names for k in keys], sizes).astype(bool)
+        layout = _LAYOUTS[key] = _Layout(
+            keys, shapes, bounds, np.array(sizes, dtype=np.intp), np.array(bounds[:-1]), np.array(bounds[1:]),
+            np.repeat([1.0 if k in RMS_KEYS else 0.0 for k in keys], sizes), entries(RMS_KEYS),
+            entries(MEAN_KEYS), entries(MAX_KEYS), [(k, bounds[j], bounds[j + 1], shapes[j]) for j, k in enumerate(keys)])
+    return layout
+
 
 
 class ClockAggregator:

@@ -38,7 +38,7 @@ from metrology.evstats import cycle_quantities
 from metrology.flagging import EventFlagger
 from metrology.flicker import PipelineFlicker
 from metrology.frequency import CycleTracker, TenSecondFrequency
-from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor, harmonic_ratios
+from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor
 from metrology.intervals import (FREQ_10S_SLOTS, NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator,
                                  CountAggregator, Interval, cycles_values, harmonic_values)
 from metrology.resample import SyncResampler
@@ -100,6 +100,7 @@ class Pipeline:
         # mains signalling voltage of the same channels, from their rows of the window spectrum
         self._msv_rows = V_LL if line_ref else V_LN
         self._no_bins = (np.zeros((0, signalling.BINS_OFF_CENTRE)), np.zeros((0, signalling.BINS_OFF_CENTRE)))
+        self._window_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         # the watched voltages from the inputs (wye: three inputs, a diagonal)
         self._tr_matrix = np.ascontiguousarray(self.matrix[:, watch])
         self.transients = TransientDetector(
@@ -198,12 +199,14 @@ class Pipeline:
             lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))
         self.transients.process_inputs(batch.samples, self._tr_matrix, cm.start, cm.end, start_ns, end_ns, out.events)
         out.cycles, out.urms_half, out.cycle_start_ns, out.half_end_ns = cm, urms, start_ns, half_end_ns
-        for t, f in self.ten_s.add(start_ns, end_ns, cm.duration_s, cm.real, flags_c):
+        # the batch's few cycles as plain numbers: the loops below cost less on them than on arrays
+        starts, ends, flags = start_ns.tolist(), end_ns.tolist(), flags_c.tolist()
+        for t, f in self.ten_s.add_lists(starts, ends, cm.duration_s.tolist(), cm.real.tolist(), flags):
             self.latest_frequency_10s = f
             out.frequency_10s.append((t, f))
             self._freq_10s.append((t, math.nan if self.ten_s.flagged else f))
-        self._windows(batch.samples, base, start_ns, end_ns, flags_c, out)
-        self._seconds(base, start_ns, flags_c, out)
+        self._windows(batch.samples, base, starts, ends, flags, out)
+        self._seconds(base, starts, flags, out)
         dropped = self.log.drop(min(self._win_lo if self._win_count else self.log.n, self._sec_lo))
         self._win_lo -= dropped
         self._sec_lo -= dropped
@@ -268,20 +271,20 @@ class Pipeline:
 
     # ------------------------------------------------------------------ windows
 
-    def _windows(self, samples: np.ndarray, base: int, start_ns: np.ndarray, end_ns: np.ndarray,
-                 flags: np.ndarray, out: FeedResult) -> None:
-        """Assign the new cycles (log rows ``base``..) to windows; ``samples`` (m, 512, 7) resampled inputs."""
-        ticks = (start_ns // TEN_MIN_NS).tolist()
-        ends = end_ns.tolist()
-        m = len(ticks)
+    def _windows(self, samples: np.ndarray, base: int, starts: list[int], ends: list[int], flags: list[bool],
+                 out: FeedResult) -> None:
+        """Assign the new cycles (log rows ``base``..; their clock times ``starts``, ``ends`` and event flags) to
+        windows; ``samples`` (m, 512, 7) resampled inputs."""
+        m = len(starts)
         lo = 0
         for k in range(m):
-            if self._win_count and ticks[k] != self._win_tick:
+            tick = starts[k] // TEN_MIN_NS
+            if self._win_count and tick != self._win_tick:
                 self._append_window(samples, lo, k, flags)    # resynchronise at the 10-min tick:
                 lo = k                                        # the open window closes short
                 self._close_window(out)
             if self._win_count == 0:
-                self._win_tick, self._win_start, self._win_lo = ticks[k], int(start_ns[k]), base + k
+                self._win_tick, self._win_start, self._win_lo = tick, starts[k], base + k
             self._win_count += 1
             self._win_end = ends[k]
             if self._win_count == self.n_window:
@@ -290,12 +293,12 @@ class Pipeline:
                 self._close_window(out)
         self._append_window(samples, lo, m, flags)
 
-    def _append_window(self, samples: np.ndarray, lo: int, hi: int, flags: np.ndarray) -> None:
+    def _append_window(self, samples: np.ndarray, lo: int, hi: int, flags: list[bool]) -> None:
         if hi > lo:
             _kernels.window_append(samples, self._fft_input_rows, self._win_x, lo, hi,
                                    self._win_filled * SAMPLES_PER_CYCLE)
             self._win_filled += hi - lo
-            self._win_flags |= bool(flags[lo:hi].any())
+            self._win_flags |= any(flags[lo:hi])
 
     def _close_window(self, out: FeedResult) -> None:
         n = self._win_count
@@ -304,21 +307,20 @@ class Pipeline:
         self._win_count = self._win_filled = 0
         flagged, self._win_flags = self._win_flags, False
         s = self.settings
-        values = cycles_values(cm, np.full(n, 1.0 / n), self.present, self.creep, s.pf_convention, s.phase_order)
+        weights, idx, use = self._window_constants(n)
+        values = cycles_values(cm, weights, self.present, self.creep, s.pf_convention, s.phase_order)
         length = n * SAMPLES_PER_CYCLE
         full = n == self.n_window       # a window cut short at the 10-min tick has its own length
         lines = np.fft.rfft(self._win_x[:, :length], axis=1, out=self._win_lines if full else None)
-        idx, use = signalling.bins(s.signalling_hz, s.nominal_frequency, n) if s.signalling_hz else self._no_bins
         # the derived signals' lines, harmonic values and signalling voltages: one C pass (reference.window_harmonics)
         rms, mag, inter, angle, fund, ratio, msv = _kernels.window_harmonics(
             lines, self._fft_matrix, cm.ms, cm.peak, n, N_ORDERS, length, s.tdd_current, I_PH.start, self._h1_min,
             idx, use, self._msv_rows.start)
-        values.update(harmonic_values(harmonic_ratios(mag, inter, angle, fund, rms, ratio)))
+        values.update(harmonic_values(mag, inter, angle, fund, ratio))
         values.update(deviation.window_values(values[self._dev_key] + self._dev_nan, s.nominal_voltage))
-        deviation.annotate(values, s.nominal_voltage)
         if s.signalling_hz:
             values["msv"] = msv + self._dev_nan[:, None]
-        item = Interval("cycle10", self._win_start, self._win_end, float(cm.duration_s.sum()), n, values,
+        item = Interval("cycle10", self._win_start, self._win_end, float(np.add.reduce(cm.duration_s)), n, values,
                         flagged, self._win_gap)
         self._win_gap = False
         self.latest_window = values
@@ -338,21 +340,30 @@ class Pipeline:
                 out.two_h.append(two)
         item.flat = None     # both aggregations have it: callers that keep windows do not keep this too
 
+    def _window_constants(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A window of ``n`` cycles: the cycles' weights (equal) and the signalling frequencies' DFT lines."""
+        known = self._window_cache.get(n)
+        if known is None:
+            s = self.settings
+            idx, use = signalling.bins(s.signalling_hz, s.nominal_frequency, n) if s.signalling_hz else self._no_bins
+            known = self._window_cache[n] = (np.full(n, 1.0 / n), idx, use)
+        return known
+
     # ------------------------------------------------------------------ seconds and energy
 
-    def _seconds(self, base: int, start_ns: np.ndarray, flags: np.ndarray, out: FeedResult) -> None:
-        """Close the 1-s intervals that the new cycles (log rows ``base``..) complete."""
-        keys = (start_ns // NS_PER_S).tolist()      # a batch holds a few cycles: plain numbers cost less
-        if not keys:
+    def _seconds(self, base: int, starts: list[int], flags: list[bool], out: FeedResult) -> None:
+        """Close the 1-s intervals that the new cycles (log rows ``base``..; their clock times ``starts`` and event
+        flags) complete."""
+        if not starts:
             return
         if self._sec_key is None:
-            self._sec_key = keys[0]
-        flag = flags.tolist()
-        for k, key in enumerate(keys):
+            self._sec_key = starts[0] // NS_PER_S
+        for k, start in enumerate(starts):
+            key = start // NS_PER_S
             if key != self._sec_key:
                 out.seconds.append(self._close_second(base + k))
                 self._sec_key = key
-            self._sec_flag |= flag[k]
+            self._sec_flag |= flags[k]
 
     def _close_second(self, hi: int) -> Interval:
         """The 1-s interval made of log rows from the open second's first up to ``hi``."""
