@@ -24,6 +24,7 @@
 
 /* two doubles, an SSE2 or NEON register: stores of two samples at a time where the compiler would not pair them */
 typedef double v2d __attribute__((vector_size(16)));
+typedef long long v2l __attribute__((vector_size(16)));
 
 typedef struct {
     Py_buffer view;
@@ -1547,6 +1548,76 @@ static PyObject *k_event_screen(PyObject *self, PyObject *args)
     return PyBool_FromLong(maybe);
 }
 
+/* biquad_step on two channels at once (a two-double vector each), the same operations in each lane. */
+static inline __attribute__((always_inline)) v2d biquad_step2(const biquad *q, v2d *z0, v2d *z1, v2d v)
+{
+    const v2d y = q->b0 * v + *z0;
+    *z0 = q->b1 * v - q->a1 * y + *z1;
+    *z1 = q->b2 * v - q->a2 * y;
+    return y;
+}
+
+/* a where the mask m is all ones, else b (m from a comparison of v2d: 0 or -1 in each lane) */
+static inline v2d select2(v2l m, v2d a, v2d b)
+{
+    return (v2d)(((v2l)a & m) | ((v2l)b & ~m));
+}
+
+/* Two adjacent channels of flicker_chain at once, each lane as flicker_channel computes it: the chain's work is
+ * throughput-bound (the sections' recursions overlap), so a channel costs half. */
+static void flicker_pair(const double *ms, Py_ssize_t n, Py_ssize_t ch, const biquad *q, int ns, double *zi,
+                         double gain, double *y)
+{
+    v2d z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
+    for (int s = 0; s < ns; s++) {
+        memcpy(&z0[s], zi + (2 * s) * ch, sizeof(v2d));
+        memcpy(&z1[s], zi + (2 * s + 1) * ch, sizeof(v2d));
+    }
+    const v2d zero = {0.0, 0.0}, inf = {INFINITY, INFINITY};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        v2d x;
+        memcpy(&x, ms + i * ch, sizeof x);
+        const v2d ref = biquad_step2(q, z0, z1, x);
+        v2d v = x;
+        for (int s = 1; s < ns - 1; s++)
+            v = biquad_step2(q + s, z0 + s, z1 + s, v);
+        v /= select2(ref > zero, ref, inf);
+        v *= v;
+        const v2d out = biquad_step2(q + ns - 1, z0 + ns - 1, z1 + ns - 1, v) * gain;
+        memcpy(y + i * ch, &out, sizeof out);
+    }
+    for (int s = 0; s < ns; s++) {
+        memcpy(zi + (2 * s) * ch, &z0[s], sizeof(v2d));
+        memcpy(zi + (2 * s + 1) * ch, &z1[s], sizeof(v2d));
+    }
+}
+
+/* One channel of flicker_chain: its samples ms[i * ch], its states zi[(2 s + j) * ch], its output y[i * ch]. */
+static void flicker_channel(const double *ms, Py_ssize_t n, Py_ssize_t ch,
+                                                                  const biquad *q, int ns, double *zi, double gain,
+                                                                  double *y)
+{
+    double z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
+    for (int s = 0; s < ns; s++) {
+        z0[s] = zi[(2 * s) * ch];
+        z1[s] = zi[(2 * s + 1) * ch];
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double x = ms[i * ch];
+        const double ref = biquad_step(q, z0, z1, x);
+        double v = x;
+        for (int s = 1; s < ns - 1; s++)
+            v = biquad_step(q + s, z0 + s, z1 + s, v);
+        v /= ref > 0 ? ref : INFINITY;
+        v *= v;
+        y[i * ch] = biquad_step(q + ns - 1, z0 + ns - 1, z1 + ns - 1, v) * gain;
+    }
+    for (int s = 0; s < ns; s++) {
+        zi[(2 * s) * ch] = z0[s];
+        zi[(2 * s + 1) * ch] = z1[s];
+    }
+}
+
 /* flicker_chain(ms (n, ch), sos (ns, 6), zi (ns, 2, ch), y (n, ch), n, ns, ch, gain): blocks 3 and 4 of the
  * flickermeter on its decimated mean squares, per channel and sample (reference.flicker_chain): section 0 is the
  * block 1 reference (a low-pass of ms), sections 1 .. ns-2 the band-pass and weighting chain on ms, whose output
@@ -1567,46 +1638,13 @@ static PyObject *k_flicker_chain(PyObject *self, PyObject *args)
     const double *ms = b[0].view.buf, *sos = b[1].view.buf;
     double *zi = b[2].view.buf, *y = b[3].view.buf;
     Py_BEGIN_ALLOW_THREADS
-    double cb0[SOS_MAX_SECTIONS], cb1[SOS_MAX_SECTIONS], cb2[SOS_MAX_SECTIONS];
-    double ca1[SOS_MAX_SECTIONS], ca2[SOS_MAX_SECTIONS], z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
-    for (Py_ssize_t sct = 0; sct < ns; sct++) {
-        const double *c = sos + 6 * sct;
-        cb0[sct] = c[0] / c[3];
-        cb1[sct] = c[1] / c[3];
-        cb2[sct] = c[2] / c[3];
-        ca1[sct] = c[4] / c[3];
-        ca2[sct] = c[5] / c[3];
-    }
-    for (Py_ssize_t q = 0; q < ch; q++) {
-        for (Py_ssize_t sct = 0; sct < ns; sct++) {
-            z0[sct] = zi[(2 * sct) * ch + q];
-            z1[sct] = zi[(2 * sct + 1) * ch + q];
-        }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            const double x = ms[i * ch + q];
-            const double ref = cb0[0] * x + z0[0];
-            z0[0] = cb1[0] * x - ca1[0] * ref + z1[0];
-            z1[0] = cb2[0] * x - ca2[0] * ref;
-            double v = x;
-            for (Py_ssize_t sct = 1; sct < ns - 1; sct++) {
-                const double yi = cb0[sct] * v + z0[sct];
-                z0[sct] = cb1[sct] * v - ca1[sct] * yi + z1[sct];
-                z1[sct] = cb2[sct] * v - ca2[sct] * yi;
-                v = yi;
-            }
-            v /= ref > 0 ? ref : INFINITY;
-            v *= v;
-            const Py_ssize_t l = ns - 1;
-            const double yi = cb0[l] * v + z0[l];
-            z0[l] = cb1[l] * v - ca1[l] * yi + z1[l];
-            z1[l] = cb2[l] * v - ca2[l] * yi;
-            y[i * ch + q] = yi * gain;
-        }
-        for (Py_ssize_t sct = 0; sct < ns; sct++) {
-            zi[(2 * sct) * ch + q] = z0[sct];
-            zi[(2 * sct + 1) * ch + q] = z1[sct];
-        }
-    }
+    biquad q[SOS_MAX_SECTIONS];
+    biquads(sos, ns, q);
+    Py_ssize_t c = 0;
+    for (; c + 2 <= ch; c += 2)
+        flicker_pair(ms + c, n, ch, q, (int)ns, zi + c, gain, y + c);
+    for (; c < ch; c++)
+        flicker_channel(ms + c, n, ch, q, (int)ns, zi + c, gain, y + c);
     Py_END_ALLOW_THREADS
     release(b, 4);
     Py_RETURN_NONE;
@@ -1910,6 +1948,63 @@ static PyObject *k_interval_energy(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Whether any two of the n buffers share memory. */
+static int overlapping(const buf_t *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            const char *a0 = b[i].view.buf, *b0 = b[j].view.buf;
+            if (a0 < b0 + b[j].view.len && b0 < a0 + b[i].view.len)
+                return 1;
+        }
+    return 0;
+}
+
+/* aggregate_add's pass on item j (scalar). */
+static inline void aggregate_one(const double *x, const double *sq, double *total, double *count, double *peak,
+                                 double *finite, double *latest, Py_ssize_t j)
+{
+    const double v = x[j], y = sq[j] != 0.0 ? v * v : v, p = peak[j];
+    const int valid = y == y;
+    total[j] += valid ? y : 0.0;
+    count[j] += valid ? 1.0 : 0.0;
+    peak[j] = v == v && (p != p || v > p) ? v : p;
+    finite[j] = v - v == 0.0 ? 1.0 : finite[j];
+    latest[j] = v;
+}
+
+/* aggregate_add's pass, two items at a time: every operation done for both and the results selected by masks
+ * (the compiler does not turn the scalar selects, NaN tests among them, into vector code itself). On buffers
+ * that share memory, one item at a time in order. */
+static void aggregate_pass(const double *x, const double *sq, double *total, double *count, double *peak,
+                           double *finite, double *latest, Py_ssize_t w, int apart)
+{
+    Py_ssize_t j = 0;
+    const v2d zero = {0.0, 0.0}, one = {1.0, 1.0};
+    for (; apart && j + 2 <= w; j += 2) {
+        v2d v, s, p, f, t, n;
+        memcpy(&v, x + j, 16);
+        memcpy(&s, sq + j, 16);
+        memcpy(&p, peak + j, 16);
+        memcpy(&f, finite + j, 16);
+        memcpy(&t, total + j, 16);
+        memcpy(&n, count + j, 16);
+        const v2d y = select2(s != zero, v * v, v);
+        const v2l valid = y == y, greater = (v == v) & ((p != p) | (v > p));
+        t += select2(valid, y, zero);
+        n += select2(valid, one, zero);
+        p = select2(greater, v, p);
+        f = select2((v - v) == zero, one, f);
+        memcpy(total + j, &t, 16);
+        memcpy(count + j, &n, 16);
+        memcpy(peak + j, &p, 16);
+        memcpy(finite + j, &f, 16);
+        memcpy(latest + j, &v, 16);
+    }
+    for (; j < w; j++)
+        aggregate_one(x, sq, total, count, peak, finite, latest, j);
+}
+
 /* aggregate_add(x (w,), square (w,), total (w,), count (w,), peak (w,), finite (w,), latest (w,), w): one
  *               interval's values x into the running sums of an aggregation (reference.aggregate_add): x, squared
  *               where square is 1, to total and count where not NaN; peak the greater of it and x ignoring NaN
@@ -1927,15 +2022,7 @@ static PyObject *k_aggregate_add(PyObject *self, PyObject *args)
     const double *x = b[0].view.buf, *sq = b[1].view.buf;
     double *total = b[2].view.buf, *count = b[3].view.buf, *peak = b[4].view.buf, *finite = b[5].view.buf;
     double *latest = b[6].view.buf;
-    for (Py_ssize_t j = 0; j < w; j++) {      /* selects, no branches: the compiler vectorises it */
-        const double v = x[j], y = sq[j] != 0.0 ? v * v : v, p = peak[j];
-        const int valid = y == y;
-        total[j] += valid ? y : 0.0;
-        count[j] += valid ? 1.0 : 0.0;
-        peak[j] = v == v && (p != p || v > p) ? v : p;
-        finite[j] = v - v == 0.0 ? 1.0 : finite[j];
-        latest[j] = v;
-    }
+    aggregate_pass(x, sq, total, count, peak, finite, latest, w, !overlapping(b, 7));
     release(b, 7);
     Py_RETURN_NONE;
 }
