@@ -244,6 +244,18 @@ class TenSecondFrequency:
     def add_lists(self, start_ns: list[int], end_ns: list[int], duration_s: list[float], valid: list[bool],
                   event: list[bool]) -> list[tuple[int, float]]:
         """``add`` of cycles given as lists (what the pipeline has already made of a batch)."""
+        step, interval = self.INTERVAL_NS, self.interval
+        if (start_ns and interval is not None and not self._pending
+                and interval <= min(start_ns) and max(start_ns) < interval + step):
+            # the usual case: every cycle inside the open interval
+            count, total, limit = self.count, self.duration_s, interval + step
+            for e, d, ok in zip(end_ns, duration_s, valid):
+                if ok and e <= limit:
+                    count += 1
+                    total += d
+            self.count, self.duration_s = count, total
+            self._gap |= any(event)
+            return []
         out: list[tuple[int, float]] = []
         for s, e, d, ok, ev in zip(start_ns, end_ns, duration_s, valid, event):
             tick = int(s // self.INTERVAL_NS) * self.INTERVAL_NS
