@@ -50,5 +50,5 @@ class EventFlagger:
             per_cycle = np.full((m, self.channels.size + 2), np.nan) if cycle_stats is None else cycle_stats()
             return np.concatenate((urms[:, I_PH], np.repeat(per_cycle, 2, axis=0)), axis=1)
 
-        flags = self.events.process(watched, end_index, end_ns, np.repeat(power, 2), out, extra)
+        flags = self.events.process(watched, end_index, end_ns, power.repeat(2), out, extra)
         return urms, np.logical_or(flags[0::2], flags[1::2])

@@ -102,7 +102,9 @@ class CycleTracker:
         """Forget everything (after a gap or at start-up); the next block starts at ``first_index``."""
         self.zi = np.zeros((self.sos.shape[0], 2))
         self.tail = np.zeros(0)
-        self.history = np.zeros(0)      # the last raw reference samples (for a bridge), ending at next_index
+        self._history = np.zeros(0)
+        # the input rows and weights whose product ``history`` is, until a bridge or a short block asks for it
+        self._history_inputs: tuple[np.ndarray, np.ndarray] | None = None
         self.tail_len = int(self.max_period // 2) + 2
         self.next_index = first_index
         self.settle_until = None if first_index is None else first_index + SETTLE_S * self.fs
@@ -124,8 +126,12 @@ class CycleTracker:
             self._remember(ref)
             y, self.zi = _kernels.sosfilt(self.sos, ref, self.zi)
         else:
-            # the filter forms the weighted sum sample by sample; the history keeps the reference's last period
-            self._remember(ref[-self.history_len:] @ weights)
+            # the filter forms the weighted sum sample by sample; the history keeps the reference's last period, as
+            # the inputs it is made of while no bridge needs it
+            if n >= self.history_len:
+                self._history_inputs = (ref[-self.history_len:].copy(), weights)
+            else:
+                self._remember(ref @ weights)
             y, self.zi = _kernels.sosfilt(self.sos, ref, self.zi, weights)
         tail = self.tail.shape[0]
         yy = np.concatenate((self.tail, y))   # yy[tail] is sample first_index
@@ -162,9 +168,18 @@ class CycleTracker:
             out_real.append(False)
         return Boundaries(np.asarray(out_t, dtype=np.float64), np.asarray(out_real, dtype=bool))
 
+    @property
+    def history(self) -> np.ndarray:
+        """The last raw reference samples (for a bridge), ending at ``next_index``."""
+        if self._history_inputs is not None:
+            rows, weights = self._history_inputs
+            self._history, self._history_inputs = rows @ weights, None
+        return self._history
+
     def _remember(self, raw: np.ndarray) -> None:
         keep = self.history_len
-        self.history = raw[-keep:].copy() if raw.shape[0] >= keep else np.concatenate((self.history, raw))[-keep:]
+        self._history = raw[-keep:].copy() if raw.shape[0] >= keep else np.concatenate((self.history, raw))[-keep:]
+        self._history_inputs = None
 
     def bridge(self, first_index: int) -> bool:
         """The samples resume at ``first_index`` after a gap: run the filter over the reference one period
@@ -229,6 +244,18 @@ class TenSecondFrequency:
     def add_lists(self, start_ns: list[int], end_ns: list[int], duration_s: list[float], valid: list[bool],
                   event: list[bool]) -> list[tuple[int, float]]:
         """``add`` of cycles given as lists (what the pipeline has already made of a batch)."""
+        step, interval = self.INTERVAL_NS, self.interval
+        if (start_ns and interval is not None and not self._pending
+                and interval <= min(start_ns) and max(start_ns) < interval + step):
+            # the usual case: every cycle inside the open interval
+            count, total, limit = self.count, self.duration_s, interval + step
+            for e, d, ok in zip(end_ns, duration_s, valid):
+                if ok and e <= limit:
+                    count += 1
+                    total += d
+            self.count, self.duration_s = count, total
+            self._gap |= any(event)
+            return []
         out: list[tuple[int, float]] = []
         for s, e, d, ok, ev in zip(start_ns, end_ns, duration_s, valid, event):
             tick = int(s // self.INTERVAL_NS) * self.INTERVAL_NS
