@@ -1399,37 +1399,33 @@ static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* The mean over each run of d rows of x (n, c) of the square of sum_u w[u] x[row, in[u]] (nt terms, nt a constant
- * when inlined), into out[blk * k] for nb runs: four partial sums over the run's rows (r mod 4) in registers. */
-static inline __attribute__((always_inline)) void run_squares(const double *x, Py_ssize_t c, Py_ssize_t d,
-                                                              Py_ssize_t nb, const Py_ssize_t *in, const double *w,
-                                                              int nt, double *out, Py_ssize_t k)
+/* The mean over the d rows of xb (d, c) of the square of sum_u w[u] xb[row, in[u]] (nt terms, a constant when
+ * inlined): four partial sums over the rows (r mod 4) in registers. */
+static inline __attribute__((always_inline)) double run_square(const double *xb, Py_ssize_t c, Py_ssize_t d,
+                                                               const Py_ssize_t *in, const double *w, int nt)
 {
-    for (Py_ssize_t blk = 0; blk < nb; blk++) {
-        const double *xb = x + blk * d * c;
-        double acc[4] = {0.0, 0.0, 0.0, 0.0};
-        Py_ssize_t r = 0;
-        for (; r + 4 <= d; r += 4)
-            for (int j = 0; j < 4; j++) {
-                const double *row = xb + (r + j) * c;
-                double v = 0.0;
-                for (int u = 0; u < nt; u++)
-                    v += row[in[u]] * w[u];
-                acc[j] += v * v;
-            }
-        for (; r < d; r++) {
-            const double *row = xb + r * c;
+    double acc[4] = {0.0, 0.0, 0.0, 0.0};
+    Py_ssize_t r = 0;
+    for (; r + 4 <= d; r += 4)
+        for (int j = 0; j < 4; j++) {
+            const double *row = xb + (r + j) * c;
             double v = 0.0;
             for (int u = 0; u < nt; u++)
                 v += row[in[u]] * w[u];
-            acc[0] += v * v;
+            acc[j] += v * v;
         }
-        out[blk * k] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) / (double)d;
+    for (; r < d; r++) {
+        const double *row = xb + r * c;
+        double v = 0.0;
+        for (int u = 0; u < nt; u++)
+            v += row[in[u]] * w[u];
+        acc[0] += v * v;
     }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) / (double)d;
 }
 
 /* block_squares(x (n, c), matrix (c, k), out (n / d, k), n, c, k, d): the mean over each run of d rows of the
- * squares of y = x @ matrix (zero weights left out), reference.block_squares; one output at a time. */
+ * squares of y = x @ matrix (zero weights left out), reference.block_squares. */
 static PyObject *k_block_squares(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(3);
@@ -1455,15 +1451,20 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
     Py_ssize_t *terms = in + k * c;
     Py_BEGIN_ALLOW_THREADS
     sparse_columns(mat, c, k, in, w, terms);
-    for (Py_ssize_t q = 0; q < k; q++) {
-        const Py_ssize_t *iq = in + q * c;
-        const double *wq = w + q * c;
-        switch (terms[q]) {
-        case 0: run_squares(x, c, d, nb, iq, wq, 0, out + q, k); break;
-        case 1: run_squares(x, c, d, nb, iq, wq, 1, out + q, k); break;
-        case 2: run_squares(x, c, d, nb, iq, wq, 2, out + q, k); break;
-        case 3: run_squares(x, c, d, nb, iq, wq, 3, out + q, k); break;
-        default: run_squares(x, c, d, nb, iq, wq, (int)terms[q], out + q, k);
+    /* run by run, each output in turn: the run's rows are read from memory once, by the first output */
+    for (Py_ssize_t blk = 0; blk < nb; blk++) {
+        const double *xb = x + blk * d * c;
+        for (Py_ssize_t q = 0; q < k; q++) {
+            const Py_ssize_t *iq = in + q * c;
+            const double *wq = w + q * c;
+            double *o = out + blk * k + q;
+            switch (terms[q]) {
+            case 0: *o = run_square(xb, c, d, iq, wq, 0); break;
+            case 1: *o = run_square(xb, c, d, iq, wq, 1); break;
+            case 2: *o = run_square(xb, c, d, iq, wq, 2); break;
+            case 3: *o = run_square(xb, c, d, iq, wq, 3); break;
+            default: *o = run_square(xb, c, d, iq, wq, (int)terms[q]);
+            }
         }
     }
     Py_END_ALLOW_THREADS
