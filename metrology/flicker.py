@@ -180,7 +180,7 @@ class FlickerMeter:
         self._stats: list[np.ndarray] = []
         self._phase = 0            # decimated samples since the last Pinst taken for the statistics
         self._warm = 0             # decimated samples still to skip for the statistics
-        self._queue: list[tuple[np.ndarray, int]] = []     # decimated squares and the time of each block's first
+        self._queue: list[tuple[np.ndarray, np.ndarray]] = []     # decimated squares and their times
         self._queued = 0
         self._start_len = int(round(START_CYCLES * rate / nominal_frequency))
         self._batch_len = max(self._start_len, int(BATCH_S * rate))
@@ -227,7 +227,11 @@ class FlickerMeter:
             return []
         # block 2: squares, boxcar mean (one C pass over the inputs, reference.block_squares)
         ms = _kernels.block_squares(v[:whole], self._identity if matrix is None else matrix, d)
-        self._queue.append((ms, t_first_ns))
+        # time of each decimated sample (its boxcar's centre)
+        t_ns = np.arange(0.5, ms.shape[0])
+        t_ns *= d * NS_PER_S / self.fs
+        t_ns += t_first_ns
+        self._queue.append((ms, t_ns))
         self._queued += ms.shape[0]
         return self.drain() if self._queued >= self._batch_len else []
 
@@ -235,7 +239,8 @@ class FlickerMeter:
         """Run the queued samples through the filters and the statistics now."""
         if not self._queue:
             return []
-        ms, t_ns = self._queued_samples()
+        ms = np.concatenate([q[0] for q in self._queue]) if len(self._queue) > 1 else self._queue[0][0]
+        t_ns = np.concatenate([q[1] for q in self._queue]) if len(self._queue) > 1 else self._queue[0][1]
         if not self._started:
             if ms.shape[0] < self._start_len:
                 return []           # too few to start from: they stay queued
@@ -248,22 +253,6 @@ class FlickerMeter:
         pinst = self._filter(ms)
         self.pinst = pinst[-1].copy()
         return self._classify(pinst, t_ns)
-
-    def _queued_samples(self) -> tuple[np.ndarray, np.ndarray]:
-        """The queued decimated squares and the time of each (its boxcar's centre), worked out for the whole queue."""
-        step = self.factor * NS_PER_S / self.fs
-        if len(self._queue) == 1:
-            ms, t_first_ns = self._queue[0]
-            return ms, np.arange(0.5, ms.shape[0]) * step + t_first_ns
-        ms = np.concatenate([q[0] for q in self._queue])
-        counts = [q[0].shape[0] for q in self._queue]
-        # sample j of a block is at its first time + (j + 0.5) step
-        first = np.repeat(np.cumsum([0] + counts[:-1]), counts)
-        within = np.arange(ms.shape[0], dtype=np.float64)
-        within -= first
-        within += 0.5
-        within *= step
-        return ms, within + np.repeat(np.array([q[1] for q in self._queue], dtype=np.float64), counts)
 
     def _filter(self, ms: np.ndarray) -> np.ndarray:
         # block 1 reference: first-order low-pass of the mean square, 1-min time constant. The division by it
