@@ -124,6 +124,7 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
     spectra = (inputs, np.ascontiguousarray(matrix[:, :10].T), cyc[0][:12], cyc[0][:12], 12, 64, 6144, 5.0, 6,
                np.full(10, 0.05), *signalling.bins(SIGNALLING_HZ, 60.0, 12), 0)
     present = np.ones(3)
+    msv4 = rng.uniform(0.0, 5.0, (3, 4))
 
     def intervals(kernel):
         for lo in range(0, 60, 12):
@@ -177,6 +178,9 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
         ("half_cycle_rms (1 s: 60 cycles in 8 batches, 3 watched voltages)",
          _best(lambda: [reference.half_cycle_rms(h, h[0, 0], watched) for h in np.array_split(halves, 8)]),
          _best(lambda: [_kernels.c_half_cycle_rms(h, h[0, 0], watched) for h in np.array_split(halves, 8)])),
+        ("window_finish (1 s: 5 windows' angles, deviations and 4 signalling voltages)",
+         _best(lambda: [reference.window_finish(cyc[2][k], urms[k], present * 0.0, msv4, 230.0) for k in range(5)]),
+         _best(lambda: [_kernels.c_window_finish(cyc[2][k], urms[k], present * 0.0, msv4, 230.0) for k in range(5)])),
         ("event_screen (1 s of Urms(1/2), 3 voltages, in 8 batches)",
          _best(lambda: [reference.event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)]),
          _best(lambda: [_kernels.c_event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)])),

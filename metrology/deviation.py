@@ -21,6 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 
+WINDOW_KEYS = ("v_under", "v_over", "under_dev", "over_dev")     # the values a window has of them, in order
+
+
 def window_values(v_rms: np.ndarray, udin_v: float) -> dict[str, np.ndarray]:
     """The clipped 10/12-cycle values of the channels ``v_rms`` (V; NaN for an absent channel), and the window's
     own ``under_dev`` and ``over_dev`` (what ``annotate`` adds), in one buffer."""
@@ -33,7 +36,7 @@ def window_values(v_rms: np.ndarray, udin_v: float) -> dict[str, np.ndarray]:
     dev = out[2:]
     dev /= udin_v
     dev *= 100.0
-    return {"v_under": under, "v_over": over, "under_dev": under_dev, "over_dev": over_dev}
+    return dict(zip(WINDOW_KEYS, out))
 
 
 def annotate(values: dict[str, np.ndarray], udin_v: float) -> None:

@@ -83,17 +83,11 @@ def sequence_matrix(phase_order: str) -> np.ndarray:
 _SEQUENCE = {order: sequence_matrix(order) for order in ("ABC", "ACB")}
 
 
-def harmonic_values(mag: np.ndarray, inter: np.ndarray, angle: np.ndarray, fund: np.ndarray, ratio: np.ndarray
-                    ) -> dict[str, np.ndarray]:
+def harmonic_values(mag: np.ndarray, inter: np.ndarray, angle: np.ndarray, fundamental: np.ndarray,
+                    ratio: np.ndarray) -> dict[str, np.ndarray]:
     """The harmonic values of a window from the harmonic_values (window_harmonics) kernel's results: ``ratio``
     (7, signals) THD, THD over RMS, odd and even THD, crest factor, K-factor, TDD (``harmonics.harmonic_ratios``);
-    ``angle`` of each signal's fundamental from the first signal's, degrees in [-180, 180)."""
-    fundamental = np.arctan2(fund.imag, fund.real)          # np.angle, without its wrapper
-    fundamental -= fundamental[0]
-    np.degrees(fundamental, out=fundamental)
-    fundamental += 180.0
-    np.remainder(fundamental, 360.0, out=fundamental)
-    fundamental -= 180.0
+    ``fundamental`` the angle of each signal's fundamental from the first signal's (the window_finish kernel)."""
     thd, thd_rms, thd_odd, thd_even, crest, k_factor, tdd = ratio
     return {"h_mag": mag, "h_inter": inter, "h_angle": angle, "thd": thd, "thd_rms": thd_rms,
             "thd_odd": thd_odd, "thd_even": thd_even, "tdd": tdd, "k_factor": k_factor,

@@ -316,10 +316,13 @@ class Pipeline:
         rms, mag, inter, angle, fund, ratio, msv = _kernels.window_harmonics(
             lines, self._fft_matrix, cm.ms, cm.peak, n, N_ORDERS, length, s.tdd_current, I_PH.start, self._h1_min,
             idx, use, self._msv_rows.start)
-        values.update(harmonic_values(mag, inter, angle, fund, ratio))
-        values.update(deviation.window_values(values[self._dev_key] + self._dev_nan, s.nominal_voltage))
+        # the fundamentals' angles, the deviations and the channels' signalling voltages: one C pass
+        fundamental, dev, msv = _kernels.window_finish(fund, values[self._dev_key], self._dev_nan, msv,
+                                                       s.nominal_voltage)
+        values.update(harmonic_values(mag, inter, angle, fundamental, ratio))
+        values.update(zip(deviation.WINDOW_KEYS, dev))
         if s.signalling_hz:
-            values["msv"] = msv + self._dev_nan[:, None]
+            values["msv"] = msv
         item = Interval("cycle10", self._win_start, self._win_end, float(np.add.reduce(cm.duration_s)), n, values,
                         flagged, self._win_gap)
         self._win_gap = False

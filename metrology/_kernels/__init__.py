@@ -207,11 +207,20 @@ def c_half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.
     return urms, watched
 
 
+def c_window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.ndarray, udin: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    s, nc, nk = fund.shape[0], v.shape[0], msv.shape[1]
+    angle, dev, msv_out = np.empty(s), np.empty((4, nc)), np.empty((nc, nk))
+    _ckernels.window_finish(np.ascontiguousarray(fund, dtype=np.complex128).view(np.float64), _f64(v), _f64(absent),
+                            _f64(msv), angle, dev, msv_out, s, nc, nk, float(udin))
+    return angle, dev, msv_out
+
+
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
            "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values",
            "interval_energy", "window_harmonics", "aggregate_add", "cycle_times",
-           "window_append", "half_cycle_rms")
+           "window_append", "half_cycle_rms", "window_finish")
 
 
 def _select(c: bool) -> None:
@@ -227,7 +236,7 @@ event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
 interval_values, interval_energy = reference.interval_values, reference.interval_energy
 window_harmonics, aggregate_add = reference.window_harmonics, reference.aggregate_add
 cycle_times, window_append = reference.cycle_times, reference.window_append
-half_cycle_rms = reference.half_cycle_rms
+half_cycle_rms, window_finish = reference.half_cycle_rms, reference.window_finish
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

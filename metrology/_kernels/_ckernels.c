@@ -2145,6 +2145,60 @@ static PyObject *k_half_cycle_rms(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* window_finish(fund (s, 2), v (nc,), absent (nc,), msv (nc, nk), angle (s,), dev (4, nc), msv_out (nc, nk), s, nc, nk,
+ *               udin): the last values of a window (reference.window_finish): each signal's fundamental angle from
+ *               the first's, degrees in [-180, 180) (numpy's arctan2, degrees and remainder, step by step); the
+ *               voltages v plus absent (0, or NaN for a channel the system lacks) clipped at udin from below and from
+ *               above and their under- and over-deviation in % of udin (deviation.window_values); msv plus absent
+ *               per channel. */
+static double remainder_like_numpy(double a, double b)
+{
+    double mod = fmod(a, b);
+    if (mod != 0.0) {              /* NaN included, as numpy's divmod */
+        if ((b < 0) != (mod < 0))
+            mod += b;
+    } else {
+        mod = copysign(0.0, b);
+    }
+    return mod;
+}
+
+static PyObject *k_window_finish(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(7);
+    Py_ssize_t s, nc, nk;
+    double udin;
+    if (kernel_args(args, o, 7, "nnnd", &s, &nc, &nk, &udin))
+        return NULL;
+    if (s < 1 || nc < 0 || nk < 0)
+        return bad_args("window_finish: needs a signal");
+    const array_arg spec[] = {{"fund", 0, 2 * s, 0}, {"v", 0, nc, 0}, {"absent", 0, nc, 0}, {"msv", 0, nc * nk, 0},
+                              {"angle", 1, s, 0}, {"dev", 1, 4 * nc, 0}, {"msv_out", 1, nc * nk, 0}};
+    if (get_arrays(o, spec, 7, b))
+        return NULL;
+    const double *fund = b[0].view.buf, *v = b[1].view.buf, *absent = b[2].view.buf, *msv = b[3].view.buf;
+    double *angle = b[4].view.buf, *dev = b[5].view.buf, *msv_out = b[6].view.buf;
+    const double first = atan2(fund[1], fund[0]);
+    for (Py_ssize_t j = 0; j < s; j++) {
+        double a = atan2(fund[2 * j + 1], fund[2 * j]) - first;
+        a *= 180.0 / 3.141592653589793238462643383279502884;
+        a += 180.0;
+        angle[j] = remainder_like_numpy(a, 360.0) - 180.0;
+    }
+    for (Py_ssize_t q = 0; q < nc; q++) {
+        const double x = v[q] + absent[q];
+        const double under = isnan(x) || x <= udin ? x : udin, over = isnan(x) || x >= udin ? x : udin;
+        dev[q] = under;
+        dev[nc + q] = over;
+        dev[2 * nc + q] = (udin - under) / udin * 100.0;
+        dev[3 * nc + q] = (over - udin) / udin * 100.0;
+        for (Py_ssize_t k = 0; k < nk; k++)
+            msv_out[q * nk + k] = msv[q * nk + k] + absent[q];
+    }
+    release(b, 7);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
@@ -2164,6 +2218,7 @@ static PyMethodDef methods[] = {
     {"cycle_times", k_cycle_times, METH_VARARGS, "Clock times of cycles and half cycles from their boundaries."},
     {"window_append", k_window_append, METH_VARARGS, "Cycles of resampled inputs into a window's rows."},
     {"half_cycle_rms", k_half_cycle_rms, METH_VARARGS, "Urms(1/2) from half-cycle mean squares."},
+    {"window_finish", k_window_finish, METH_VARARGS, "A window's angles, deviations and signalling voltages."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -413,3 +413,22 @@ def half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.nd
     before = halves[:1] if prev is None else prev[None, :]
     urms = np.sqrt((np.concatenate((before, halves[:-1])) + halves) / 2)
     return urms, urms[:, np.asarray(channels, dtype=np.intp)]
+
+
+def window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.ndarray, udin: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The last values of a window from its spectral and interval values: ``angle`` (S,) the angle of each signal's
+    fundamental ``fund`` (S,) complex from the first's, degrees in [-180, 180); ``dev`` (4, C) the clipped voltages
+    and their deviations (``deviation.window_values``, in the order of ``deviation.WINDOW_KEYS``) of ``v + absent``
+    (C,), where ``absent`` is 0, or NaN for a channel the system lacks; and ``msv`` (C, k) plus ``absent`` per
+    channel."""
+    from metrology import deviation
+
+    angle = np.arctan2(fund.imag, fund.real)
+    angle -= angle[0]
+    np.degrees(angle, out=angle)
+    angle += 180.0
+    np.remainder(angle, 360.0, out=angle)
+    angle -= 180.0
+    dev = deviation.window_values(v + absent, udin)
+    return angle, np.stack([dev[key] for key in deviation.WINDOW_KEYS]), msv + absent[:, None]

@@ -521,3 +521,32 @@ def test_half_cycle_rms_agrees_with_and_without_the_half_before_through_a_sag_an
                 for a, b in zip(got, want):
                     assert a.shape == b.shape
                     np.testing.assert_array_equal(a, b)
+
+
+def test_window_finish_agrees_on_the_windows_of_a_disturbed_run_with_absent_channels_and_opposite_phases():
+    _, cm = _cycles_of_a_disturbed_run("4W-WYE")
+    rng = np.random.default_rng(21)
+    udin = 230.0
+    cases = []
+    for lo in range(0, cm.count - 12, 12):       # each window's fundamentals: the sag, the interruption, phase C
+        fund = cm.fund[lo:lo + 12, :10].mean(axis=0)
+        v = np.sqrt(cm.ms[lo:lo + 12, :3].mean(axis=0))
+        cases.append((fund, v))
+    opposite = np.array([1.0 + 0j, -1.0 + 0j, 0j, -2.0 - 0j, 1j, -1j, 3.0 + 1e-300j, -3.0 - 1e-300j, 5.0, 0j])
+    cases.append((opposite, np.array([udin, udin * 0.5, udin * 1.2])))      # exactly Udin, below, above
+    cases.append((np.zeros(10, dtype=complex), np.zeros(3)))
+    assert any(v.min() < 0.9 * udin for _, v in cases) and any(v.max() > udin for _, v in cases)
+    for fund, v in cases:
+        for absent in (np.zeros(3), np.array([0.0, np.nan, 0.0]), np.full(3, np.nan)):
+            for msv in (np.zeros((3, 0)), rng.uniform(0.0, 5.0, (3, 4))):
+                got = _kernels.c_window_finish(fund, v, absent, msv, udin)
+                want = reference.window_finish(fund, v, absent, msv, udin)
+                for a, b in zip(got, want):
+                    assert a.shape == b.shape
+                    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+                # numpy's arctan2 may use its own vectorised routine: the angles agree within rounding, and an angle
+                # of exactly ±180° may round to either end
+                np.testing.assert_allclose((got[0] - want[0] + 180.0) % 360.0 - 180.0, 0.0, atol=1e-9)
+                assert ((got[0] >= -180.0) & (got[0] < 180.0)).all()
+                np.testing.assert_array_equal(got[1], want[1])
+                np.testing.assert_array_equal(got[2], want[2])
