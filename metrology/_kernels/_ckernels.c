@@ -1400,20 +1400,24 @@ static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
 }
 
 /* The mean over the d rows of xb (d, c) of the square of sum_u w[u] xb[row, in[u]] (nt terms, a constant when
- * inlined): four partial sums over the rows (r mod 4) in registers. */
+ * inlined): four partial sums over the rows (r mod 4), the lanes of two two-double vectors. */
 static inline __attribute__((always_inline)) double run_square(const double *xb, Py_ssize_t c, Py_ssize_t d,
                                                                const Py_ssize_t *in, const double *w, int nt)
 {
-    double acc[4] = {0.0, 0.0, 0.0, 0.0};
+    v2d lo = {0.0, 0.0}, hi = {0.0, 0.0};          /* rows 0 and 1 mod 4, rows 2 and 3 mod 4 */
     Py_ssize_t r = 0;
-    for (; r + 4 <= d; r += 4)
-        for (int j = 0; j < 4; j++) {
-            const double *row = xb + (r + j) * c;
-            double v = 0.0;
-            for (int u = 0; u < nt; u++)
-                v += row[in[u]] * w[u];
-            acc[j] += v * v;
+    for (; r + 4 <= d; r += 4) {
+        v2d a = {0.0, 0.0}, b = {0.0, 0.0};
+        for (int u = 0; u < nt; u++) {
+            const double *row = xb + r * c + in[u];
+            const v2d p = {row[0], row[c]}, q = {row[2 * c], row[3 * c]};
+            a += p * w[u];
+            b += q * w[u];
         }
+        lo += a * a;
+        hi += b * b;
+    }
+    double acc[4] = {lo[0], lo[1], hi[0], hi[1]};
     for (; r < d; r++) {
         const double *row = xb + r * c;
         double v = 0.0;
