@@ -137,6 +137,11 @@ static inline void v4_store(double *p, v4d v)
     memcpy(p, &v, sizeof v);
 }
 
+static inline v4d splat(double v)
+{
+    return (v4d){v, v, v, v};
+}
+
 /* The per-sample passes are compiled twice on x86-64, for the baseline and for x86-64-v3 (AVX2, FMA), and the
  * loader picks the one the CPU runs; elsewhere (aarch64: NEON) once. setup.py builds with -ffp-contract=off: no
  * multiply-add is fused, so every clone gives the same bits as the reference's order of operations does. */
@@ -146,25 +151,6 @@ static inline void v4_store(double *p, v4d v)
 #define PER_CPU
 #endif
 
-/* 6-point Lagrange weights for taps at -2..3 around floor(p), mu = p - floor(p): each weight is the
- * product of the five other factors (mu - offset) over a constant, formed from shared prefix and suffix
- * products (12 multiplications instead of 24 and six divisions). */
-static inline void lagrange6(double mu, double w[6])
-{
-    const double a = mu + 2, b = mu + 1, c = mu, d = mu - 1, e = mu - 2, f = mu - 3;
-    const double ab = a * b, abc = ab * c, abcd = abc * d;
-    const double ef = e * f, def = d * ef, cdef = c * def;
-    w[0] = b * cdef * (-1.0 / 120.0);
-    w[1] = a * cdef * (1.0 / 24.0);
-    w[2] = ab * def * (-1.0 / 12.0);
-    w[3] = abc * ef * (1.0 / 12.0);
-    w[4] = abcd * f * (-1.0 / 24.0);
-    w[5] = abcd * e * (1.0 / 120.0);
-}
-
-/* 6-point Lagrange interpolation of every column of x (n, c) at fractional rows p_i + delay[ch], i < m,
- * into out (m, c): p_i is grid[i % spc] of cycle k = i / spc stretched between bounds[k] and bounds[k + 1],
- * minus offset. */
 /* The taps of one output sample near the buffer edges, clamped as the reference does: columns lo .. hi-1. */
 static void resample_edge(const double *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t k0, const double w[6],
                           Py_ssize_t lo, Py_ssize_t hi, double *out)
@@ -180,7 +166,9 @@ static void resample_edge(const double *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_
     }
 }
 
-/* lagrange6 of four positions at once. */
+/* 6-point Lagrange weights for taps at -2..3 around floor(p), mu = p - floor(p), of four positions at once: each
+ * weight is the product of the five other factors (mu - offset) over a constant, formed from shared prefix and
+ * suffix products (12 multiplications instead of 24 and six divisions). */
 static inline void lagrange6_v4(v4d mu, v4d w[6])
 {
     const v4d a = mu + 2, b = mu + 1, c = mu, d = mu - 1, e = mu - 2, f = mu - 3;
@@ -192,6 +180,15 @@ static inline void lagrange6_v4(v4d mu, v4d w[6])
     w[3] = abc * ef * (1.0 / 12.0);
     w[4] = abcd * f * (-1.0 / 24.0);
     w[5] = abcd * e * (1.0 / 120.0);
+}
+
+/* The same for one position. */
+static inline void lagrange6(double mu, double w[6])
+{
+    v4d w4[6];
+    lagrange6_v4(splat(mu), w4);
+    for (int t = 0; t < 6; t++)
+        w[t] = w4[t][0];
 }
 
 /* floor(p) - 2, the first tap's row, and p - floor(p), without a libm call per sample. */
@@ -280,6 +277,9 @@ static inline __attribute__((always_inline)) void resample_rows(
     }
 }
 
+/* 6-point Lagrange interpolation of every column of x (n, c) at fractional rows p_i + delay[ch], i < m,
+ * into out (m, c): p_i is grid[i % spc] of cycle k = i / spc stretched between bounds[k] and bounds[k + 1],
+ * minus offset. */
 PER_CPU
 static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const double *bounds, const double *grid,
                           Py_ssize_t spc, double offset, Py_ssize_t m, const double *delay, double *out)
@@ -511,11 +511,6 @@ static void groups12_init(groups12 *gr, const double *mat, Py_ssize_t c, Py_ssiz
             }
         }
     }
-}
-
-static inline v4d splat(double v)
-{
-    return (v4d){v, v, v, v};
 }
 
 /* Group g of the derived signals of the input row xr. */
@@ -1909,14 +1904,13 @@ static PyObject *k_interval_energy(PyObject *self, PyObject *args)
     for (Py_ssize_t i = 0; i < m; i++) {
         const double dt = dur[i] / 3600.0;
         const double *f = fund + 2 * IV_SIGNALS * i;
-        double p[3], q[3], sa[3], v[3], ia[3], s1r[3], s1i[3], im[3];
+        double p[3], q[3], sa[3], v[3], ia[3], s1i[3], im[3];
         int live[3];
         for (int k = 0; k < 3; k++) {
             v[k] = ms[i * IV_SIGNALS + k];
             im[k] = ms[i * IV_SIGNALS + 6 + k];
             const double vr = f[2 * k], vim = f[2 * k + 1], ir = f[2 * (6 + k)], ii = f[2 * (6 + k) + 1];
-            s1r[k] = vr * ir + vim * ii;          /* V conj(I) */
-            s1i[k] = vim * ir - vr * ii;
+            s1i[k] = vim * ir - vr * ii;          /* the imaginary part of V conj(I) */
             live[k] = present[k] && sqrt(im[k]) >= run.creep;
             p[k] = live[k] ? vi[i * 3 + k] : 0.0;
             q[k] = live[k] ? s1i[k] : 0.0;
