@@ -157,7 +157,7 @@ class VoltageEvents:
         # a value beyond the dip or swell threshold, or one far from the mean of the 100/120 before it (an RVC
         # candidate: ``_step`` checks steady state and the rest), in one C pass (reference.event_screen)
         maybe, rvc_maybe = _kernels.event_screen(u, self.history, self.n_rvc, self._screen, self.t.rvc_enabled)
-        if not self.open and not maybe and not rvc_maybe.any():    # the usual case: nothing happens
+        if not self.open and not maybe and not np.logical_or.reduce(rvc_maybe):    # the usual case: nothing happens
             self._remember(u, power, end_ns)
             return np.zeros(n, dtype=bool)
         if extra is None:

@@ -195,7 +195,7 @@ class Pipeline:
         base = self.log.append(cm)
         start_ns, end_ns, half_end, half_end_ns = _kernels.cycle_times(cm.start, cm.end, self.origin_ns, 1e9 / self.fs)
         urms, flags_c = self.flagger.process(
-            cm.half_ms, half_end, half_end_ns, cm.vi.sum(axis=1), out.events,
+            cm.half_ms, half_end, half_end_ns, np.add.reduce(cm.vi, axis=1), out.events,
             lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))
         self.transients.process_inputs(batch.samples, self._tr_matrix, cm.start, cm.end, start_ns, end_ns, out.events)
         out.cycles, out.urms_half, out.cycle_start_ns, out.half_end_ns = cm, urms, start_ns, half_end_ns
@@ -376,7 +376,8 @@ class Pipeline:
         key = self._sec_key if self._sec_key is not None else 0
         self._sec_key = None
         flagged, self._sec_flag = self._sec_flag, False
-        weights = cm.duration_s / cm.duration_s.sum()
+        duration = np.add.reduce(cm.duration_s)
+        weights = cm.duration_s / duration
         values = cycles_values(cm, weights, self.present, self.creep, s.pf_convention, s.phase_order)
         for key_h, v in self.latest_window.items():
             values.setdefault(key_h, v)
@@ -397,7 +398,7 @@ class Pipeline:
         self._sec_gap = False
         if after:
             self._gap_index = None
-        item = Interval("1s", key * NS_PER_S, (key + 1) * NS_PER_S, float(cm.duration_s.sum()), cm.count,
+        item = Interval("1s", key * NS_PER_S, (key + 1) * NS_PER_S, float(duration), cm.count,
                         values, flagged, gap, energy, comp)
         return item
 

@@ -75,7 +75,7 @@ class TransientDetector:
             self._matrix, self._inputs = matrix, np.flatnonzero(np.any(matrix != 0, axis=1))
             self._weights = np.ascontiguousarray(matrix[self._inputs])
         change, last = _kernels.cycle_change(x, matrix, self.prev)
-        if change.max() > self.s.threshold_v * (1 - SCREEN_MARGIN):
+        if np.maximum.reduce(change) > self.s.threshold_v * (1 - SCREEN_MARGIN):
             self.process(_derive(x, self._inputs, self._weights), start_index, end_index, start_ns, end_ns, out)
             return
         self.lengths = np.concatenate((self.lengths, end_index - start_index))[-PERIOD_CYCLES:]
