@@ -134,7 +134,6 @@ class Pipeline:
         self._fft_input_rows = self._fft_inputs.astype(np.float64)      # as the window_append kernel takes them
         self._fft_matrix = np.ascontiguousarray(used[self._fft_inputs].T)     # (10, inputs used)
         self._win_x = np.zeros((self._fft_inputs.size, self.n_window * SAMPLES_PER_CYCLE))
-        self._win_lines = np.empty((self._fft_inputs.size, self._win_x.shape[1] // 2 + 1), dtype=np.complex128)
         self._win_filled = 0       # cycles whose samples are in _win_x
         self._sec_lo = 0           # log row of the open second's first cycle
         self._sec_key: int | None = None
@@ -310,8 +309,8 @@ class Pipeline:
         weights, idx, use = self._window_constants(n)
         values = cycles_values(cm, weights, self.present, self.creep, s.pf_convention, s.phase_order)
         length = n * SAMPLES_PER_CYCLE
-        full = n == self.n_window       # a window cut short at the 10-min tick has its own length
-        lines = np.fft.rfft(self._win_x[:, :length], axis=1, out=self._win_lines if full else None)
+        # the lines the harmonic values use (a window cut short at the 10-min tick has its own length)
+        lines = _kernels.window_rfft(self._win_x[:, :length], N_ORDERS * n)
         # the derived signals' lines, harmonic values and signalling voltages: one C pass (reference.window_harmonics)
         rms, mag, inter, angle, fund, ratio, msv = _kernels.window_harmonics(
             lines, self._fft_matrix, cm.ms, cm.peak, n, N_ORDERS, length, s.tdd_current, I_PH.start, self._h1_min,

@@ -216,11 +216,20 @@ def c_window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np
     return angle, dev, msv_out
 
 
+def c_window_rfft(x: np.ndarray, nl: int) -> np.ndarray:
+    x = _f64(x)
+    ni, n = x.shape
+    out = np.empty((ni, nl), dtype=np.complex128)
+    if not _ckernels.window_rfft(x, out.view(np.float64), ni, n, nl):     # a length with a factor above 5
+        out[:] = np.fft.rfft(x, axis=1)[:, :nl]
+    return out
+
+
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
            "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values",
            "interval_energy", "window_harmonics", "aggregate_add", "cycle_times",
-           "window_append", "half_cycle_rms", "window_finish")
+           "window_append", "half_cycle_rms", "window_finish", "window_rfft")
 
 
 def _select(c: bool) -> None:
@@ -237,6 +246,7 @@ interval_values, interval_energy = reference.interval_values, reference.interval
 window_harmonics, aggregate_add = reference.window_harmonics, reference.aggregate_add
 cycle_times, window_append = reference.cycle_times, reference.window_append
 half_cycle_rms, window_finish = reference.half_cycle_rms, reference.window_finish
+window_rfft = reference.window_rfft
 if _ckernels is not None:
     BACKEND = "c"
     BACKEND_NOTE = "metrology kernels: C (metrology._kernels._ckernels)"

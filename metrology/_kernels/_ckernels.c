@@ -20,6 +20,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* two doubles, an SSE2 or NEON register: stores of two samples at a time where the compiler would not pair them */
@@ -2193,6 +2194,236 @@ static PyObject *k_window_finish(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- the window's real DFT ----
+ *
+ * The first nl lines of the real DFT of each row of x (ni, N), as numpy's rfft gives them, for N/2 a product of
+ * 2, 3, 4 and 5 (the 10/12-cycle windows: 512 samples a cycle): four rows at a time, one in each lane of a
+ * vector, so every butterfly works on four rows at once. The N real samples of a row are the N/2 complex ones
+ * z[n] = x[2n] + i x[2n+1]; a mixed-radix decimation-in-time FFT of z (its input read in digit-reversed order,
+ * then radix-p stages in place, the twiddles from a table of cos and sin); then X[k] = E[k] + W_N^k O[k] with
+ * E, O the even and odd samples' DFTs taken from Z[k] and conj(Z[N/2 - k]). */
+
+#define RFFT_MAX_STAGES 32
+typedef struct {
+    Py_ssize_t m;                  /* N / 2: the complex transform's length */
+    int ns, radix[RFFT_MAX_STAGES];
+    Py_ssize_t *perm;              /* input position i reads z[perm[i]] */
+    double *tw_re, *tw_im;         /* each stage's twiddles W_L^(j q), q = 1..p-1, j < L/p; then W_N^k, k <= m */
+    Py_ssize_t tw_at[RFFT_MAX_STAGES + 1];
+    v4d *work;                     /* (2, m) re, im */
+} rfft_plan;
+
+static rfft_plan rfft_plans[4];    /* the window lengths seen (10 and 12 cycles, and short windows) */
+
+static void rfft_plan_free(rfft_plan *p)
+{
+    PyMem_RawFree(p->perm);
+    PyMem_RawFree(p->tw_re);
+    PyMem_RawFree(p->tw_im);
+    free(p->work);
+    memset(p, 0, sizeof *p);
+}
+
+/* The plan for m complex points (made once, while the GIL is held): NULL when m has another prime factor. */
+static rfft_plan *rfft_plan_for(Py_ssize_t m)
+{
+    for (int i = 0; i < 4; i++)
+        if (rfft_plans[i].m == m)
+            return &rfft_plans[i];
+    int ns = 0, radix[RFFT_MAX_STAGES];
+    Py_ssize_t rest = m;
+    while (rest % 4 == 0 && ns < RFFT_MAX_STAGES)
+        radix[ns++] = 4, rest /= 4;
+    for (int p = 2; p <= 5 && ns < RFFT_MAX_STAGES; p++)
+        while (rest % p == 0 && ns < RFFT_MAX_STAGES)
+            radix[ns++] = p, rest /= p;
+    if (rest != 1 || m < 2)
+        return NULL;
+    rfft_plan *p = &rfft_plans[0];
+    for (int i = 0; i < 4; i++)
+        if (rfft_plans[i].m == 0) {
+            p = &rfft_plans[i];
+            break;
+        }
+    rfft_plan_free(p);
+    p->ns = ns;
+    memcpy(p->radix, radix, sizeof radix);
+    Py_ssize_t ntw = m + 1;
+    for (int s = 0, l = 1; s < ns; s++) {
+        p->tw_at[s] = ntw - (m + 1);
+        ntw += (Py_ssize_t)l * (radix[s] - 1);
+        l *= radix[s];
+    }
+    p->perm = PyMem_RawMalloc((size_t)m * sizeof(Py_ssize_t));
+    p->tw_re = PyMem_RawMalloc((size_t)ntw * sizeof(double));
+    p->tw_im = PyMem_RawMalloc((size_t)ntw * sizeof(double));
+    p->work = aligned_alloc(sizeof(v4d), (size_t)(2 * m) * sizeof(v4d));     /* vectors: their own alignment */
+    if (p->perm == NULL || p->tw_re == NULL || p->tw_im == NULL || p->work == NULL) {
+        rfft_plan_free(p);
+        return NULL;
+    }
+    /* digit reversal: position i = d_0 + p_0 (d_1 + p_1 (...)), its fastest digit the first stage's, reads
+     * z[d_0 m/p_0 + d_1 m/(p_0 p_1) + ...] */
+    for (Py_ssize_t i = 0; i < m; i++) {
+        Py_ssize_t rem = i, src = 0, span = m;
+        for (int s = 0; s < ns; s++) {
+            span /= radix[s];
+            src += (rem % radix[s]) * span;
+            rem /= radix[s];
+        }
+        p->perm[i] = src;
+    }
+    const double two_pi = 6.283185307179586476925286766559;
+    double *re = p->tw_re + m + 1, *im = p->tw_im + m + 1;
+    for (int s = 0, l = 1; s < ns; s++) {
+        const int r = radix[s];
+        const Py_ssize_t big = (Py_ssize_t)l * r;
+        for (Py_ssize_t j = 0; j < l; j++)
+            for (int q = 1; q < r; q++) {
+                const double a = -two_pi * (double)(j * q) / (double)big;
+                *re++ = cos(a);
+                *im++ = sin(a);
+            }
+        l *= r;
+    }
+    for (Py_ssize_t k = 0; k <= m; k++) {      /* W_N^k, N = 2m */
+        const double a = -two_pi * (double)k / (double)(2 * m);
+        p->tw_re[k] = cos(a);
+        p->tw_im[k] = sin(a);
+    }
+    p->m = m;
+    return p;
+}
+
+/* One stage's butterflies in place: radix r, l points per sub-transform before it (its twiddles tr, ti). */
+static inline __attribute__((always_inline)) void rfft_stage(v4d *restrict re, v4d *restrict im, Py_ssize_t m, int r,
+                                                             Py_ssize_t l, const double *tr, const double *ti)
+{
+    const Py_ssize_t big = l * r;
+    const double c3 = -0.5, s3 = 0.86602540378443864676;
+    const double c51 = 0.30901699437494742410, c52 = -0.80901699437494742410;
+    const double s51 = 0.95105651629515357212, s52 = 0.58778525229247312917;
+    for (Py_ssize_t b = 0; b < m; b += big)
+        for (Py_ssize_t j = 0; j < l; j++) {
+            v4d ar[5], ai[5];
+            const double *wr = tr + j * (r - 1), *wi = ti + j * (r - 1);
+            ar[0] = re[b + j], ai[0] = im[b + j];
+            for (int q = 1; q < r; q++) {
+                const v4d xr = re[b + j + q * l], xi = im[b + j + q * l];
+                if (j == 0) {
+                    ar[q] = xr, ai[q] = xi;
+                } else {
+                    const double c = wr[q - 1], s = wi[q - 1];
+                    ar[q] = xr * c - xi * s;
+                    ai[q] = xr * s + xi * c;
+                }
+            }
+            v4d *o_r = re + b + j, *o_i = im + b + j;
+            if (r == 4) {
+                const v4d t0r = ar[0] + ar[2], t0i = ai[0] + ai[2], t1r = ar[0] - ar[2], t1i = ai[0] - ai[2];
+                const v4d t2r = ar[1] + ar[3], t2i = ai[1] + ai[3];
+                const v4d t3r = ai[1] - ai[3], t3i = ar[3] - ar[1];          /* (a1 - a3) times -i */
+                o_r[0] = t0r + t2r, o_i[0] = t0i + t2i;
+                o_r[l] = t1r + t3r, o_i[l] = t1i + t3i;
+                o_r[2 * l] = t0r - t2r, o_i[2 * l] = t0i - t2i;
+                o_r[3 * l] = t1r - t3r, o_i[3 * l] = t1i - t3i;
+            } else if (r == 2) {
+                o_r[0] = ar[0] + ar[1], o_i[0] = ai[0] + ai[1];
+                o_r[l] = ar[0] - ar[1], o_i[l] = ai[0] - ai[1];
+            } else if (r == 3) {
+                const v4d sr = ar[1] + ar[2], si = ai[1] + ai[2], dr = ar[1] - ar[2], di = ai[1] - ai[2];
+                const v4d mr = ar[0] + c3 * sr, mi = ai[0] + c3 * si;
+                o_r[0] = ar[0] + sr, o_i[0] = ai[0] + si;
+                o_r[l] = mr + s3 * di, o_i[l] = mi - s3 * dr;
+                o_r[2 * l] = mr - s3 * di, o_i[2 * l] = mi + s3 * dr;
+            } else {   /* r == 5 */
+                const v4d b1r = ar[1] + ar[4], b1i = ai[1] + ai[4], b4r = ar[1] - ar[4], b4i = ai[1] - ai[4];
+                const v4d b2r = ar[2] + ar[3], b2i = ai[2] + ai[3], b3r = ar[2] - ar[3], b3i = ai[2] - ai[3];
+                const v4d t1r = ar[0] + c51 * b1r + c52 * b2r, t1i = ai[0] + c51 * b1i + c52 * b2i;
+                const v4d t2r = ar[0] + c52 * b1r + c51 * b2r, t2i = ai[0] + c52 * b1i + c51 * b2i;
+                const v4d u1r = s51 * b4r + s52 * b3r, u1i = s51 * b4i + s52 * b3i;
+                const v4d u2r = s52 * b4r - s51 * b3r, u2i = s52 * b4i - s51 * b3i;
+                o_r[0] = ar[0] + b1r + b2r, o_i[0] = ai[0] + b1i + b2i;
+                o_r[l] = t1r + u1i, o_i[l] = t1i - u1r;                      /* t1 - i u1 */
+                o_r[4 * l] = t1r - u1i, o_i[4 * l] = t1i + u1r;              /* t1 + i u1 */
+                o_r[2 * l] = t2r + u2i, o_i[2 * l] = t2i - u2r;
+                o_r[3 * l] = t2r - u2i, o_i[3 * l] = t2i + u2r;
+            }
+        }
+}
+
+/* The lines of four rows (x + g * N, rows >= nrows zero) into out. */
+PER_CPU
+static void rfft_rows(const rfft_plan *p, const double *x, Py_ssize_t big_n, Py_ssize_t nrows, Py_ssize_t nl,
+                      double *out)
+{
+    const Py_ssize_t m = p->m;
+    v4d *re = p->work, *im = p->work + m;
+    const double *row[4];
+    for (int l = 0; l < 4; l++)
+        row[l] = x + (l < nrows ? l : 0) * big_n;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        const Py_ssize_t n = 2 * p->perm[i];
+        re[i] = (v4d){row[0][n], row[1][n], row[2][n], row[3][n]};
+        im[i] = (v4d){row[0][n + 1], row[1][n + 1], row[2][n + 1], row[3][n + 1]};
+    }
+    for (int s = 0, l = 1; s < p->ns; s++) {
+        const int r = p->radix[s];
+        const double *tr = p->tw_re + m + 1 + p->tw_at[s], *ti = p->tw_im + m + 1 + p->tw_at[s];
+        if (r == 4)
+            rfft_stage(re, im, m, 4, l, tr, ti);
+        else if (r == 2)
+            rfft_stage(re, im, m, 2, l, tr, ti);
+        else if (r == 3)
+            rfft_stage(re, im, m, 3, l, tr, ti);
+        else
+            rfft_stage(re, im, m, 5, l, tr, ti);
+        l *= r;
+    }
+    for (Py_ssize_t k = 0; k < nl; k++) {
+        const Py_ssize_t kk = k == 0 ? 0 : m - k;     /* Z[m] is Z[0] */
+        const Py_ssize_t k0 = k == m ? 0 : k;
+        const v4d zr = re[k0], zi = im[k0], cr = re[kk], ci = -im[kk];   /* Z[k], conj(Z[m - k]) */
+        const v4d er = (zr + cr) * 0.5, ei = (zi + ci) * 0.5;            /* E[k] */
+        const v4d or_ = (zi - ci) * 0.5, oi = (cr - zr) * 0.5;           /* O[k] = (Z - conj) / 2i */
+        const double wr = p->tw_re[k], wi = p->tw_im[k];
+        const v4d xr = er + (or_ * wr - oi * wi), xi = ei + (or_ * wi + oi * wr);
+        for (int l = 0; l < 4 && l < nrows; l++) {
+            out[(l * nl + k) * 2] = xr[l];
+            out[(l * nl + k) * 2 + 1] = xi[l];
+        }
+    }
+}
+
+/* window_rfft(x (ni, N), out (ni, nl) complex as pairs, ni, N, nl) -> True, or False (out untouched) when N / 2
+ * has a prime factor above 5: the first nl <= N/2 + 1 lines of each row's real DFT. */
+static PyObject *k_window_rfft(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(2);
+    Py_ssize_t ni, big_n, nl;
+    if (kernel_args(args, o, 2, "nnn", &ni, &big_n, &nl))
+        return NULL;
+    if (ni < 0 || big_n < 4 || big_n % 2 || nl < 0 || nl > big_n / 2 + 1)
+        return bad_args("window_rfft: bad dimensions");
+    const array_arg spec[] = {{"x", 0, ni * big_n}, {"out", 1, ni * nl * 2}};
+    if (get_arrays(o, spec, 2, b))
+        return NULL;
+    rfft_plan *p = rfft_plan_for(big_n / 2);
+    if (p == NULL) {
+        release(b, 2);
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_FALSE;
+    }
+    const double *x = b[0].view.buf;
+    double *out = b[1].view.buf;
+    /* the plan's work area is shared: the GIL stays held */
+    for (Py_ssize_t g = 0; g < ni; g += 4)
+        rfft_rows(p, x + g * big_n, big_n, ni - g < 4 ? ni - g : 4, nl, out + g * nl * 2);
+    release(b, 2);
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
@@ -2213,6 +2444,7 @@ static PyMethodDef methods[] = {
     {"window_append", k_window_append, METH_VARARGS, "Cycles of resampled inputs into a window's rows."},
     {"half_cycle_rms", k_half_cycle_rms, METH_VARARGS, "Urms(1/2) from half-cycle mean squares."},
     {"window_finish", k_window_finish, METH_VARARGS, "A window's angles, deviations and signalling voltages."},
+    {"window_rfft", k_window_rfft, METH_VARARGS, "The first lines of the real DFT of each row of a window."},
     {NULL, NULL, 0, NULL},
 };
 

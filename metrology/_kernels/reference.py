@@ -432,3 +432,8 @@ def window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.n
     angle -= 180.0
     dev = deviation.window_values(v + absent, udin)
     return angle, np.stack([dev[key] for key in deviation.WINDOW_KEYS]), msv + absent[:, None]
+
+
+def window_rfft(x: np.ndarray, nl: int) -> np.ndarray:
+    """The first ``nl`` lines of the real DFT of each row of ``x`` (I, N) -> (I, nl) complex."""
+    return np.fft.rfft(x, axis=1)[:, :nl]

@@ -60,6 +60,20 @@ def test_resample_cycles_agrees_for_any_input_count(c):
                                    rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("cycles", range(1, 13))
+def test_window_rfft_agrees_for_every_window_length(cycles):
+    """512 samples a cycle: 1 to 12 cycles (10/12 and the windows cut short at the 10-min tick); the lengths with a
+    factor 7 or 11 take numpy's rfft."""
+    rng = np.random.default_rng(cycles)
+    for rows in (1, 3, 4, 7, 9):
+        x = rng.normal(size=(rows, 512 * cycles)) * 300 + 5.0
+        for nl in (64 * cycles, 256 * cycles + 1, 1):
+            want = reference.window_rfft(x, nl)
+            got = _kernels.c_window_rfft(x, nl)
+            assert got.shape == want.shape == (rows, nl)
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-13 * np.abs(want).max())
+
+
 def test_sosfilt_agrees_across_blocks():
     from metrology.frequency import reference_filter
 
