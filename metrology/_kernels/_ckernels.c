@@ -143,11 +143,12 @@ static inline v4d splat(double v)
     return (v4d){v, v, v, v};
 }
 
-/* The per-sample passes are compiled twice on x86-64, for the baseline and for x86-64-v3 (AVX2, FMA), and the
- * loader picks the one the CPU runs; elsewhere (aarch64: NEON) once. setup.py builds with -ffp-contract=off: no
- * multiply-add is fused, so every clone gives the same bits as the reference's order of operations does. */
+/* The per-sample passes are compiled three times on x86-64, for the baseline, x86-64-v3 (AVX2) and x86-64-v4
+ * (AVX-512: twice the vector registers), and the loader picks the one the CPU runs; elsewhere (aarch64: NEON) once.
+ * setup.py builds with -ffp-contract=off: no multiply-add is fused, so every clone gives the same bits as the
+ * reference's order of operations does. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define PER_CPU __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define PER_CPU __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define PER_CPU
 #endif
