@@ -169,11 +169,12 @@ static inline v4d splat(double v)
     return (v4d){v, v, v, v};
 }
 
-/* The per-sample passes are compiled twice on x86-64, for the baseline and for x86-64-v3 (AVX2, FMA), and the
- * loader picks the one the CPU runs; elsewhere (aarch64: NEON) once. setup.py builds with -ffp-contract=off: no
- * multiply-add is fused, so every clone gives the same bits as the reference's order of operations does. */
+/* The per-sample passes are compiled three times on x86-64, for the baseline, x86-64-v3 (AVX2) and x86-64-v4
+ * (AVX-512: twice the vector registers), and the loader picks the one the CPU runs; elsewhere (aarch64: NEON) once.
+ * setup.py builds with -ffp-contract=off: no multiply-add is fused, so every clone gives the same bits as the
+ * reference's order of operations does. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define PER_CPU __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define PER_CPU __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define PER_CPU
 #endif
@@ -235,6 +236,15 @@ static inline Py_ssize_t first_tap(double p, double *mu)
     return (Py_ssize_t)base - 2;
 }
 
+/* floor(p) of each lane, |p| < 2^51: adding and taking away 1.5 * 2^52 rounds to the nearest integer, one less
+ * where that is above p (no libm call, no conversion to an integer). */
+static inline v4d v4_floor(v4d p)
+{
+    const v4d magic = splat(6755399441055744.0);
+    const v4d r = (p + magic) - magic;
+    return r - (v4d)((v4l)splat(1.0) & (r > p));
+}
+
 /* One output row of 4 to 8 columns from the six rows at r: columns 0..3 with the weights wl, columns c-4..c-1
  * with wh (two vectors that overlap when c < 8, the shared columns computed alike). */
 static inline void taps_row(const double *r, Py_ssize_t c, const v4d wl[6], const v4d wh[6], double *o)
@@ -248,64 +258,102 @@ static inline void taps_row(const double *r, Py_ssize_t c, const v4d wl[6], cons
     v4_store(o + (c - 4), hi);
 }
 
+/* The six weights of each lane as seven, for the rows from the lowest first tap on: shifted by one row in the
+ * lanes (mask) whose first tap is the next row, a zero weight at the row they do not use. */
+static inline void seven_taps(const v4d w[6], v4l shifted, v4d w7[7])
+{
+    const v4d zero = {0, 0, 0, 0};
+    w7[0] = (v4d)(((v4l)w[0] & ~shifted));
+    for (int t = 1; t < 6; t++)
+        w7[t] = (v4d)(((v4l)w[t - 1] & shifted) | ((v4l)w[t] & ~shifted));
+    w7[6] = (v4d)(((v4l)w[5] & shifted) | ((v4l)zero & ~shifted));
+}
+
+/* taps_row where each column's first tap is row r or the next (the lanes of ml, mh: its columns 0..3 and c-4..c-1
+ * in the next): seven rows from r, a column's unused row with weight zero, which adds an exact zero where that
+ * sample is finite: the same sums. Reads seven rows. Returns whether an output is NaN: a NaN or infinite sample in
+ * a column's unused row makes it NaN where the column's own taps may not (the caller forms those anew). */
+static inline int taps_row7(const double *r, Py_ssize_t c, v4l ml, v4l mh, const v4d wl[6], const v4d wh[6],
+                             double *o)
+{
+    const Py_ssize_t hc = c - 4;
+    v4d l7[7], h7[7];
+    seven_taps(wl, ml, l7);
+    seven_taps(wh, mh, h7);
+    const double *rh = r + hc;
+    v4d a = l7[0] * v4_load(r), b = h7[0] * v4_load(rh);
+    for (int t = 1; t < 7; t++) {
+        a += l7[t] * v4_load(r + t * c);
+        b += h7[t] * v4_load(rh + t * c);
+    }
+    v4_store(o, a);
+    v4_store(o + hc, b);
+    const v4l nan = (a != a) | (b != b);
+    return (nan[0] | nan[1] | nan[2] | nan[3]) != 0;
+}
+
 /* resample_core for 4 to 8 columns, every sum in the scalar form's order. One delay for all columns: the weights
  * of four output samples at once, each row's taps as vectors of columns. A delay per column: each row's column
- * weights as vectors, and its taps too where every column's first tap is the same row (delays within a sample
- * of each other mostly are), else column by column. */
+ * weights as vectors, and its taps too where the columns' first taps are one row or two neighbouring rows (delays
+ * within a sample of each other are), else column by column. */
 static inline __attribute__((always_inline)) void resample_rows(
     const double *x, Py_ssize_t n, Py_ssize_t c, const double *bounds, const double *grid, Py_ssize_t spc,
     double offset, Py_ssize_t m, const double *delay, int same, double *out)
 {
     const Py_ssize_t hc = c - 4;
+    const v4d dl = v4_load(delay), dh = v4_load(delay + hc);
     for (Py_ssize_t i0 = 0; i0 < m; i0 += spc) {
         const Py_ssize_t k = i0 / spc;
         const double start = bounds[k], span = bounds[k + 1] - bounds[k];
         if (same) {
             for (Py_ssize_t j = 0; j < spc; j += 4) {
                 const int nj = spc - j < 4 ? (int)(spc - j) : 4;
-                double mu[4] = {0, 0, 0, 0};
-                Py_ssize_t k0[4] = {0, 0, 0, 0};
-                for (int l = 0; l < nj; l++)
-                    k0[l] = first_tap(((start + span * grid[j + l]) - offset) + delay[0], &mu[l]);
+                double g[4] = {0, 0, 0, 0};
+                memcpy(g, grid + j, (size_t)nj * sizeof(double));
+                const v4d p = ((splat(start) + splat(span) * v4_load(g)) - offset) + delay[0];
+                const v4d base = v4_floor(p);
                 v4d w4[6];
-                lagrange6_v4(v4_load(mu), w4);
+                lagrange6_v4(p - base, w4);
                 for (int l = 0; l < nj; l++) {
+                    const Py_ssize_t k0 = (Py_ssize_t)base[l] - 2;
                     double *o = out + (i0 + j + l) * c;
-                    if (k0[l] >= 0 && k0[l] + 5 < n) {
+                    if (k0 >= 0 && k0 + 5 < n) {
                         v4d w[6];
                         for (int t = 0; t < 6; t++)
-                            w[t] = (v4d){0, 0, 0, 0} + w4[t][l];
-                        taps_row(x + k0[l] * c, c, w, w, o);
+                            w[t] = splat(w4[t][l]);
+                        taps_row(x + k0 * c, c, w, w, o);
                     } else {
                         const double wl[6] = {w4[0][l], w4[1][l], w4[2][l], w4[3][l], w4[4][l], w4[5][l]};
-                        resample_edge(x, n, c, k0[l], wl, 0, c, o);
+                        resample_edge(x, n, c, k0, wl, 0, c, o);
                     }
                 }
             }
             continue;
         }
         for (Py_ssize_t j = 0; j < spc; j++) {
-            const double pi = (start + span * grid[j]) - offset;
-            double mu[8];
-            Py_ssize_t k0[8];
-            int one_row = 1;
-            for (Py_ssize_t ch = 0; ch < c; ch++) {
-                k0[ch] = first_tap(pi + delay[ch], &mu[ch]);
-                one_row &= k0[ch] == k0[0];
-            }
+            const v4d pi = splat((start + span * grid[j]) - offset);
+            const v4d pl = pi + dl, ph = pi + dh;
+            const v4d bl = v4_floor(pl), bh = v4_floor(ph);
             v4d wl[6], wh[6];
-            lagrange6_v4(v4_load(mu), wl);
-            lagrange6_v4(v4_load(mu + hc), wh);
+            lagrange6_v4(pl - bl, wl);
+            lagrange6_v4(ph - bh, wh);
+            double lo_b = bl[0], hi_b = bl[0];
+            for (int l = 0; l < 4; l++) {
+                lo_b = bl[l] < lo_b ? bl[l] : lo_b, hi_b = bl[l] > hi_b ? bl[l] : hi_b;
+                lo_b = bh[l] < lo_b ? bh[l] : lo_b, hi_b = bh[l] > hi_b ? bh[l] : hi_b;
+            }
+            const Py_ssize_t lo = (Py_ssize_t)lo_b - 2, hi = (Py_ssize_t)hi_b - 2;
             double *o = out + (i0 + j) * c;
-            if (one_row && k0[0] >= 0 && k0[0] + 5 < n) {
-                taps_row(x + k0[0] * c, c, wl, wh, o);
-                continue;
+            if (lo >= 0 && lo + 6 < n && hi <= lo + 1) {
+                if (!taps_row7(x + lo * c, c, bl > splat(lo_b), bh > splat(lo_b), wl, wh, o))
+                    continue;
             }
             for (Py_ssize_t ch = 0; ch < c; ch++) {
                 const v4d *wv = ch < 4 ? wl : wh;
                 const int lane = (int)(ch < 4 ? ch : ch - hc);
+                const Py_ssize_t k0 = (Py_ssize_t)(ch < 4 ? bl : bh)[lane] - 2;
                 const double w[6] = {wv[0][lane], wv[1][lane], wv[2][lane], wv[3][lane], wv[4][lane], wv[5][lane]};
-                resample_edge(x, n, c, k0[ch], w, ch, ch + 1, o);
+                resample_edge(x, n, c, k0, w, ch, ch + 1, o);
             }
         }
     }
@@ -322,7 +370,14 @@ static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const dou
     for (Py_ssize_t ch = 1; ch < c; ch++)
         if (delay[ch] != delay[0])
             same = 0;
-    if (c >= 4 && c <= 8 && spc > 0 && m % spc == 0) {
+    /* the vector forms take floors by rounding (|p| < 2^51) and make rows of them: every position well inside that
+     * (bounds, offset and delays within 2^48 rows, none NaN), else the scalar form, which takes any position */
+    int tame = fabs(offset) < 281474976710656.0;
+    for (Py_ssize_t ch = 0; ch < c; ch++)
+        tame &= fabs(delay[ch]) < 281474976710656.0;
+    for (Py_ssize_t k = 0; spc > 0 && k <= m / spc; k++)
+        tame &= fabs(bounds[k]) < 281474976710656.0;
+    if (tame && c >= 4 && c <= 8 && spc > 0 && m % spc == 0) {
         resample_rows(x, n, c, bounds, grid, spc, offset, m, delay, same, out);
         return;
     }

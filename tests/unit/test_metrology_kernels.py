@@ -54,7 +54,8 @@ def test_resample_cycles_agrees_for_any_input_count(c):
     rng = np.random.default_rng(c)
     buf = rng.normal(size=(2000, c))
     bounds = np.array([-3.0, 530.0, 1061.5, 1999.0])               # clamped taps at both ends
-    for delays in (np.zeros(c), rng.uniform(-2, 2, c), np.full(c, 0.4)):
+    # one delay; delays within a sample of each other (a calibrated board: first taps on one row or two); far apart
+    for delays in (np.zeros(c), np.full(c, 0.4), rng.uniform(-0.3, 0.3, c), rng.uniform(-2, 2, c)):
         want = reference.resample_cycles(buf, bounds, 512, 5, delays)
         np.testing.assert_allclose(_kernels.c_resample_cycles(buf, bounds, 512, 5, delays), want,
                                    rtol=1e-12, atol=1e-12)

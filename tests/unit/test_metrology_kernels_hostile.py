@@ -147,3 +147,19 @@ def test_resample_positions_past_the_integers_read_the_edge_rows_and_nan_positio
         got = _kernels.c_resample_cycles(buf, np.array(bounds), 512, 17, delays)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_resample_with_a_delay_per_input_gives_nan_only_where_an_input_s_own_taps_read_a_nan_sample():
+    # the inputs' taps as seven rows, each input's unused one weighted zero: zero times a NaN sample is NaN
+    buf = np.random.default_rng(4).normal(size=(3000, 7))
+    buf[1800, 3] = np.nan
+    buf[2000, 0] = np.inf
+    bounds = 1000.0 + np.cumsum(np.full(3, 533.37))
+    delays = np.array([0.0, 0.5, 0.3, 0.7, 0.1, 0.9, 0.2])         # within a sample of each other
+    got = _kernels.c_resample_cycles(buf, bounds, 512, 17, delays)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = reference.resample_cycles(buf, bounds, 512, 17, delays)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert np.isnan(want).sum() == 6 and np.isinf(want).sum() > 0
