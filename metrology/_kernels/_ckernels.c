@@ -173,7 +173,8 @@ static inline v4d splat(double v)
  * (AVX-512: twice the vector registers), and the loader picks the one the CPU runs; elsewhere (aarch64: NEON) once.
  * setup.py builds with -ffp-contract=off: no multiply-add is fused, so every clone gives the same bits as the
  * reference's order of operations does. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__linux__) && \
+    defined(__GLIBC__)      /* the x86-64-vN names are gcc 11's; the loader's choice is a glibc ifunc (not musl's) */
 #define PER_CPU __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define PER_CPU

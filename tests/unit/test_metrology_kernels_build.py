@@ -1,0 +1,20 @@
+"""The metrology C kernels compile without a warning for the meter (aarch64, Debian's gcc) and for x86-64, with
+setup.py's flags: a warning there is a defect the other target's build may not show."""
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+SOURCE = Path(__file__).resolve().parents[2] / "metrology" / "_kernels" / "_ckernels.c"
+
+
+@pytest.mark.parametrize("compiler", ["aarch64-linux-gnu-gcc", "gcc"])
+def test_the_kernels_compile_without_a_warning(compiler, tmp_path):
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} is not installed (.ci/run installs it)")
+    done = subprocess.run([compiler, "-O3", "-ffp-contract=off", "-Wall", "-Werror", "-fPIC",
+                           f"-I{sysconfig.get_paths()['include']}", "-c", str(SOURCE), "-o", str(tmp_path / "k.o")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
