@@ -20,6 +20,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,12 +46,37 @@ static int get_buf(PyObject *obj, buf_t *b, int writable, Py_ssize_t min_items, 
         PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous %s array", name, int64 ? "int64" : "float64");
         return -1;
     }
+    if (b->view.len > 0 && ((uintptr_t)b->view.buf & 7) != 0) {   /* vectorised loops assume a double's alignment */
+        PyErr_Format(PyExc_ValueError, "%s is not aligned to 8 bytes", name);
+        return -1;
+    }
+    if (min_items < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: a size is negative or too large", name);
+        return -1;
+    }
     if (b->view.len / 8 < min_items) {
         PyErr_Format(PyExc_ValueError, "%s has %zd items, needs %zd", name, b->view.len / 8, min_items);
         return -1;
     }
     return 0;
 }
+
+/* The product of n sizes, to be compared with a buffer's items: -1 (which get_buf refuses) when one is negative or
+ * the product of those that are not zero overflows, so that no size formed from them in a kernel overflows. */
+static Py_ssize_t items_of(const Py_ssize_t *f, int n)
+{
+    Py_ssize_t nonzero = 1;
+    int zero = 0;
+    for (int i = 0; i < n; i++) {
+        if (f[i] < 0 || (f[i] > 0 && __builtin_mul_overflow(nonzero, f[i], &nonzero)))
+            return -1;
+        zero |= f[i] == 0;
+    }
+    return zero ? 0 : nonzero;
+}
+
+#define ITEMS(...) \
+    items_of((const Py_ssize_t[]){__VA_ARGS__}, (int)(sizeof((Py_ssize_t[]){__VA_ARGS__}) / sizeof(Py_ssize_t)))
 
 static void release(buf_t *b, int n)
 {
@@ -83,7 +109,7 @@ static int kernel_args(PyObject *args, PyObject **o, int n, const char *fmt, ...
 /* A kernel's N array arguments (o) and their buffers (b, none held yet). */
 #define KERNEL_ARRAYS(N) \
     PyObject *o[N];      \
-    buf_t b[N] = {{0}}
+    buf_t b[N] = {{.held = 0}}
 
 /* An array argument of a kernel: the name its errors give, whether the kernel writes it, the items it needs, and
  * whether it holds int64 (else float64). */
@@ -193,6 +219,23 @@ static inline void lagrange6(double mu, double w[6])
         w[t] = w4[t][0];
 }
 
+/* floor(p) - 2, the first tap's row, and p - floor(p), without a libm call per sample. A position past 2^52 rows
+ * reads the first or last row (mu 0), and one that is NaN or infinite gives NaN: their rows are far enough out
+ * that no tap is inside the buffer and no row arithmetic overflows (converting them to an integer would not be
+ * defined). */
+static inline Py_ssize_t first_tap(double p, double *mu)
+{
+    if (!(fabs(p) < 4503599627370496.0)) {
+        *mu = p - p;
+        return p > 0 ? PY_SSIZE_T_MAX / 4 : -(PY_SSIZE_T_MAX / 4);
+    }
+    double base = (double)(Py_ssize_t)p;
+    if (base > p)
+        base -= 1.0;
+    *mu = p - base;
+    return (Py_ssize_t)base - 2;
+}
+
 /* floor(p) of each lane, |p| < 2^51: adding and taking away 1.5 * 2^52 rounds to the nearest integer, one less
  * where that is above p (no libm call, no conversion to an integer). */
 static inline v4d v4_floor(v4d p)
@@ -227,9 +270,10 @@ static inline void seven_taps(const v4d w[6], v4l shifted, v4d w7[7])
 }
 
 /* taps_row where each column's first tap is row r or the next (the lanes of ml, mh: its columns 0..3 and c-4..c-1
- * in the next): seven rows from r, a column's unused row with weight zero, which adds an exact zero (the samples
- * are finite): the same sums. Reads seven rows. */
-static inline void taps_row7(const double *r, Py_ssize_t c, v4l ml, v4l mh, const v4d wl[6], const v4d wh[6],
+ * in the next): seven rows from r, a column's unused row with weight zero, which adds an exact zero where that
+ * sample is finite: the same sums. Reads seven rows. Returns whether an output is NaN: a NaN or infinite sample in
+ * a column's unused row makes it NaN where the column's own taps may not (the caller forms those anew). */
+static inline int taps_row7(const double *r, Py_ssize_t c, v4l ml, v4l mh, const v4d wl[6], const v4d wh[6],
                              double *o)
 {
     const Py_ssize_t hc = c - 4;
@@ -244,6 +288,8 @@ static inline void taps_row7(const double *r, Py_ssize_t c, v4l ml, v4l mh, cons
     }
     v4_store(o, a);
     v4_store(o + hc, b);
+    const v4l nan = (a != a) | (b != b);
+    return (nan[0] | nan[1] | nan[2] | nan[3]) != 0;
 }
 
 /* resample_core for 4 to 8 columns, every sum in the scalar form's order. One delay for all columns: the weights
@@ -299,8 +345,8 @@ static inline __attribute__((always_inline)) void resample_rows(
             const Py_ssize_t lo = (Py_ssize_t)lo_b - 2, hi = (Py_ssize_t)hi_b - 2;
             double *o = out + (i0 + j) * c;
             if (lo >= 0 && lo + 6 < n && hi <= lo + 1) {
-                taps_row7(x + lo * c, c, bl > splat(lo_b), bh > splat(lo_b), wl, wh, o);
-                continue;
+                if (!taps_row7(x + lo * c, c, bl > splat(lo_b), bh > splat(lo_b), wl, wh, o))
+                    continue;
             }
             for (Py_ssize_t ch = 0; ch < c; ch++) {
                 const v4d *wv = ch < 4 ? wl : wh;
@@ -324,7 +370,14 @@ static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const dou
     for (Py_ssize_t ch = 1; ch < c; ch++)
         if (delay[ch] != delay[0])
             same = 0;
-    if (c >= 4 && c <= 8 && spc > 0 && m % spc == 0) {
+    /* the vector forms take floors by rounding (|p| < 2^51) and make rows of them: every position well inside that
+     * (bounds, offset and delays within 2^48 rows, none NaN), else the scalar form, which takes any position */
+    int tame = fabs(offset) < 281474976710656.0;
+    for (Py_ssize_t ch = 0; ch < c; ch++)
+        tame &= fabs(delay[ch]) < 281474976710656.0;
+    for (Py_ssize_t k = 0; spc > 0 && k <= m / spc; k++)
+        tame &= fabs(bounds[k]) < 281474976710656.0;
+    if (tame && c >= 4 && c <= 8 && spc > 0 && m % spc == 0) {
         resample_rows(x, n, c, bounds, grid, spc, offset, m, delay, same, out);
         return;
     }
@@ -340,12 +393,9 @@ static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const dou
         const double pi = (start + span * grid[j]) - offset;   /* as numpy: start + (end - start) * (j / spc) */
         for (Py_ssize_t ch = 0; ch < c; ch++) {
             if (ch == 0 || !same) {
-                const double p = pi + delay[ch];
-                double base = (double)(Py_ssize_t)p;        /* floor(p), without a libm call per sample */
-                if (base > p)
-                    base -= 1.0;
-                lagrange6(p - base, w);
-                Py_ssize_t k0 = (Py_ssize_t)base - 2;
+                double mu;
+                const Py_ssize_t k0 = first_tap(pi + delay[ch], &mu);
+                lagrange6(mu, w);
                 if (k0 >= 0 && k0 + 5 < n) {
                     const double *row = x + k0 * c;
                     if (same) {
@@ -384,10 +434,11 @@ static PyObject *k_resample_cycles(PyObject *self, PyObject *args)
     double offset;
     if (kernel_args(args, o, 4, "nnnnd", &n, &c, &ncyc, &spc, &offset))
         return NULL;
-    if (spc < 1)
-        return bad_args("resample_cycles: spc must be positive");
-    const array_arg spec[] = {{"buf", 0, n * c}, {"bounds", 0, ncyc + 1}, {"delays", 0, c},
-                              {"out", 1, ncyc * spc * c}};
+    if (spc < 1 || spc > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double) || ncyc < 0 || ncyc == PY_SSIZE_T_MAX ||
+        (n < 1 && ncyc > 0 && c > 0))
+        return bad_args("resample_cycles: spc must be positive, and a buffer needs a row to resample");
+    const array_arg spec[] = {{"buf", 0, ITEMS(n, c)}, {"bounds", 0, ncyc + 1}, {"delays", 0, ITEMS(c)},
+                              {"out", 1, ITEMS(ncyc, spc, c)}};
     if (get_arrays(o, spec, 4, b))
         return NULL;
     double *grid = PyMem_RawMalloc((size_t)spc * sizeof(double));
@@ -575,8 +626,9 @@ static inline __attribute__((always_inline)) void derive7(const v4d (*dense)[5],
 }
 
 /* One cycle (s rows of c inputs at x, 4 <= c <= 8) of cycle_stats with at most 12 signals; vgroup is a constant
- * where it is inlined: 0 the products' voltages are group 0, 3 their own group, 7 as 0 with c == 7 (derive7). */
-static inline __attribute__((always_inline)) void cycle_stats12(
+ * where it is inlined: 0 the products' voltages are group 0, 3 their own group, 7 as 0 with c == 7 (derive7).
+ * Returns 0 where an input of the cycle is NaN or infinite: its sums are then not those of the reference. */
+static inline __attribute__((always_inline)) int cycle_stats12(
     const groups12 *gr, const int vgroup, const double *restrict x, Py_ssize_t s, const double *restrict cs,
     const double *restrict sn, double *restrict o_sq0, double *restrict o_sq1, double *restrict o_pk,
     double *restrict o_re, double *restrict o_im, double *restrict o_vi)
@@ -634,6 +686,10 @@ static inline __attribute__((always_inline)) void cycle_stats12(
         o_re[q] = re;
         o_im[q] = im;
     }
+    int finite = 1;      /* an input's DFT sums are finite unless one of its samples is NaN or infinite */
+    for (Py_ssize_t i = 0; i < c; i++)
+        finite &= re_in[i] * 0.0 + im_in[i] * 0.0 == 0.0;
+    return finite;
 }
 
 /* Cycle cy's outputs of cycle_stats from its sums. */
@@ -649,6 +705,57 @@ static inline void cycle_outputs(Py_ssize_t cy, Py_ssize_t k, Py_ssize_t half, d
         peak[cy * k + q] = acc_pk[q];
         fund[2 * (cy * k + q)] = acc_re[q] * rms_dft;          /* RMS phasor, cosine reference */
         fund[2 * (cy * k + q) + 1] = -acc_im[q] * rms_dft;
+    }
+}
+
+/* Whether the n values at x are all finite (x * 0 is 0 for them, NaN for a NaN or an infinity). */
+static inline int all_finite(const double *x, Py_ssize_t n)
+{
+    v4d a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+    double tail = 0.0;
+    Py_ssize_t i = 0;
+    for (; i + 16 <= n; i += 16) {      /* four independent sums: no chain of dependent additions */
+        a0 += v4_load(x + i) * 0.0;
+        a1 += v4_load(x + i + 4) * 0.0;
+        a2 += v4_load(x + i + 8) * 0.0;
+        a3 += v4_load(x + i + 12) * 0.0;
+    }
+    for (; i < n; i++)
+        tail += x[i] * 0.0;
+    const v4d acc = (a0 + a1) + (a2 + a3);
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + tail == 0.0;
+}
+
+/* The sums of cycle_stats_core for one cycle (s rows of c inputs at x) with a NaN or infinite input, as the reference
+ * forms them: each derived signal the sum of every input's term, zero weights included (zero times NaN or infinity
+ * is NaN: such a sample is NaN in every signal), and the peak NaN where the signal has a NaN (numpy's max). The
+ * fast forms leave zero weights out, or take the peak of the numbers; they serve every cycle of finite inputs. */
+static __attribute__((noinline, cold)) void cycle_sums_nonfinite(const double *x, const double *mat, Py_ssize_t s, Py_ssize_t c, Py_ssize_t k,
+                                 const double *cs, const double *sn, Py_ssize_t v0, Py_ssize_t i0, Py_ssize_t nvi,
+                                 double *sq0, double *sq1, double *pk, double *re, double *im, double *vi)
+{
+    for (Py_ssize_t q = 0; q < k; q++)
+        sq0[q] = sq1[q] = pk[q] = re[q] = im[q] = 0.0;
+    for (Py_ssize_t q = 0; q < nvi; q++)
+        vi[q] = 0.0;
+    for (Py_ssize_t j = 0; j < s; j++) {
+        double y[CS_MAX_K];
+        for (Py_ssize_t q = 0; q < k; q++) {
+            double v = 0.0;
+            for (Py_ssize_t i = 0; i < c; i++)
+                v += x[j * c + i] * mat[i * k + q];
+            y[q] = v;
+        }
+        double *sq = j < s / 2 ? sq0 : sq1;
+        for (Py_ssize_t q = 0; q < k; q++) {
+            const double a = fabs(y[q]);
+            sq[q] += y[q] * y[q];
+            pk[q] = isnan(pk[q]) || !(isnan(a) || a > pk[q]) ? pk[q] : a;
+            re[q] += y[q] * cs[j];
+            im[q] += y[q] * sn[j];
+        }
+        for (Py_ssize_t q = 0; q < nvi; q++)
+            vi[q] += y[v0 + q] * y[i0 + q];
     }
 }
 
@@ -668,39 +775,39 @@ static void cycle_stats_core(const double *x, const double *mat, Py_ssize_t m, P
         groups12_init(&gr, mat, c, k, v0, i0, nvi);
     for (Py_ssize_t cy = 0; cy < m; cy++) {
         double acc_sq0[CS_MAX_K], acc_sq1[CS_MAX_K], acc_pk[CS_MAX_K], acc_re[CS_MAX_K], acc_im[CS_MAX_K];
-        double acc_vi[4];
+        double acc_vi[16];
+        const double *xc = x + cy * s * c;
+        int finite;
         if (in_registers) {
-            const double *xc = x + cy * s * c;
             if (gr.vgroup == 0 && c == 7)     /* the board's inputs, the products' voltages the first group */
-                cycle_stats12(&gr, 7, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
+                finite = cycle_stats12(&gr, 7, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
             else if (gr.vgroup == 0)
-                cycle_stats12(&gr, 0, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
+                finite = cycle_stats12(&gr, 0, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
             else
-                cycle_stats12(&gr, 3, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
-            for (Py_ssize_t q = 0; q < nvi; q++)
-                vi[cy * nvi + q] = acc_vi[q] / (double)s;
-            cycle_outputs(cy, k, half, rms_dft, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, sq, ms, peak, fund);
-            continue;
-        }
-        for (Py_ssize_t j0 = 0; j0 < s; j0 += DERIVE_ROWS)    /* a few rows at a time: their lines stay in L1 */
-            derive_block(x + (cy * s + j0) * c, s - j0 < DERIVE_ROWS ? s - j0 : DERIVE_ROWS, c, k, kp, p_max,
-                         ell_in, ell_w, y + j0 * kp);
-        cycle_block_stats(y, s, kp, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im);
-        if (vi_vec) {
-            v4d acc = {0, 0, 0, 0};
-            for (Py_ssize_t j = 0; j < s; j++)
-                acc += v4_load(y + j * kp + v0) * v4_load(y + j * kp + i0);
-            v4_store(acc_vi, acc);
-        }
-        for (Py_ssize_t q = 0; q < nvi; q++) {
-            double acc = 0.0;
-            if (vi_vec)
-                acc = acc_vi[q];
-            else
+                finite = cycle_stats12(&gr, 3, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
+        } else if ((finite = all_finite(xc, s * c))) {
+            for (Py_ssize_t j0 = 0; j0 < s; j0 += DERIVE_ROWS)    /* a few rows at a time: their lines stay in L1 */
+                derive_block(xc + j0 * c, s - j0 < DERIVE_ROWS ? s - j0 : DERIVE_ROWS, c, k, kp, p_max, ell_in, ell_w,
+                             y + j0 * kp);
+            cycle_block_stats(y, s, kp, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im);
+            if (vi_vec) {
+                v4d acc = {0, 0, 0, 0};
                 for (Py_ssize_t j = 0; j < s; j++)
-                    acc += y[j * kp + v0 + q] * y[j * kp + i0 + q];
-            vi[cy * nvi + q] = acc / (double)s;
+                    acc += v4_load(y + j * kp + v0) * v4_load(y + j * kp + i0);
+                v4_store(acc_vi, acc);
+            } else {
+                for (Py_ssize_t q = 0; q < nvi; q++) {
+                    acc_vi[q] = 0.0;
+                    for (Py_ssize_t j = 0; j < s; j++)
+                        acc_vi[q] += y[j * kp + v0 + q] * y[j * kp + i0 + q];
+                }
+            }
         }
+        if (!finite)
+            cycle_sums_nonfinite(xc, mat, s, c, k, cs, sn, v0, i0, nvi, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                 acc_vi);
+        for (Py_ssize_t q = 0; q < nvi; q++)
+            vi[cy * nvi + q] = acc_vi[q] / (double)s;
         cycle_outputs(cy, k, half, rms_dft, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, sq, ms, peak, fund);
     }
 }
@@ -719,13 +826,16 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
         return NULL;
     if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
         return bad_args("cycle_stats: too many signals or bad v/i indices");
-    const array_arg spec[] = {{"x", 0, m * s * c}, {"mat", 0, c * k}, {"cos", 0, s}, {"sin", 0, s},
-                              {"half_ms", 1, m * 2 * k}, {"ms", 1, m * k}, {"peak", 1, m * k}, {"vi", 1, m * nvi},
-                              {"fund", 1, m * 2 * k}};
+    const array_arg spec[] = {{"x", 0, ITEMS(m, s, c)}, {"mat", 0, ITEMS(c, k)}, {"cos", 0, ITEMS(s)},
+                              {"sin", 0, ITEMS(s)}, {"half_ms", 1, ITEMS(m, 2, k)}, {"ms", 1, ITEMS(m, k)},
+                              {"peak", 1, ITEMS(m, k)}, {"vi", 1, ITEMS(m, nvi)}, {"fund", 1, ITEMS(m, 2, k)}};
     if (get_arrays(o, spec, 9, b))
         return NULL;
     const int kp = k <= CS_K12 ? CS_K12 : (int)((k + 3) & ~(Py_ssize_t)3);   /* the statistics go in fours */
-    double *y = PyMem_RawMalloc((size_t)(s > 0 ? s : 1) * kp * sizeof(double));
+    const Py_ssize_t y_bytes = ITEMS(s > 0 ? s : 1, kp, sizeof(double));
+    if (y_bytes < 0)
+        return release(b, 9), bad_args("cycle_stats: bad dimensions");
+    double *y = PyMem_RawMalloc((size_t)y_bytes);
     if (y == NULL)
         return no_memory(b, 9);
     const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
@@ -832,14 +942,15 @@ static void cascade_any(const biquad *q, Py_ssize_t ns, double *z, const double 
 static PyObject *k_sosfilt(PyObject *self, PyObject *args)
 {
     PyObject *o[5] = {NULL, NULL, NULL, NULL, Py_None};
-    buf_t b[5] = {{0}};
+    buf_t b[5] = {{.held = 0}};
     Py_ssize_t ns, n, c = 1;
     if (kernel_args(args, o, 4, "nn|On", &ns, &n, &o[4], &c))
         return NULL;
     const int mixed = o[4] != Py_None;
     if (ns < 0 || ns > SOS_MAX_SECTIONS || c < 1 || c > SOS_MAX_COLUMNS || (!mixed && c != 1))
         return bad_args("sosfilt: too many sections, or bad column count");
-    const array_arg spec[] = {{"sos", 0, ns * 6}, {"x", 0, n * c}, {"zi", 1, ns * 2}, {"y", 1, n}, {"w", 0, c}};
+    const array_arg spec[] = {{"sos", 0, ITEMS(ns, 6)}, {"x", 0, ITEMS(n, c)}, {"zi", 1, ITEMS(ns, 2)}, {"y", 1, ITEMS(n)},
+                              {"w", 0, ITEMS(c)}};
     if (get_arrays(o, spec, mixed ? 5 : 4, b))
         return NULL;
     const double *x = b[1].view.buf;
@@ -894,10 +1005,10 @@ static PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
     Py_ssize_t ns, nl, n, no;
     if (kernel_args(args, o, 4, "nnnn", &ns, &nl, &n, &no))
         return NULL;
-    if (n < 1 || no < 2 || nl < no * n)
+    if (n < 1 || no < 2 || ITEMS(no, n) < 0 || nl < ITEMS(no, n))
         return bad_args("harmonic_groups: needs n >= 1, no >= 2 and nl >= no * n");
-    const array_arg spec[] = {{"lines", 0, ns * 2 * nl}, {"g2", 1, ns * (no - 1)}, {"inter2", 1, ns * (no - 1)},
-                              {"phase", 1, ns * no}};
+    const array_arg spec[] = {{"lines", 0, ITEMS(ns, 2, nl)}, {"g2", 1, ITEMS(ns, no - 1)},
+                              {"inter2", 1, ITEMS(ns, no - 1)}, {"phase", 1, ITEMS(ns, no)}};
     if (get_arrays(o, spec, 4, b))
         return NULL;
     const double *lines = b[0].view.buf;
@@ -932,7 +1043,8 @@ static PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
 }
 
 /* The rising crossing between y[k] < 0 <= y[k+1]: the root in [0, 1] of the cubic through (-1, y[k-1]) ..
- * (2, y[k+2]) by three Newton steps from the linear estimate; *peak = max |y| over y[max(k-half, 0) .. k]. */
+ * (2, y[k+2]) by three Newton steps from the linear estimate; *peak = max |y| over y[max(k-half, 0) .. k] (NaN if
+ * one is). */
 static inline double crossing_root(const double *y, Py_ssize_t k, Py_ssize_t half, double *peak)
 {
     const double ym = y[k - 1], y0 = y[k], y1 = y[k + 1], y2 = y[k + 2];
@@ -943,11 +1055,13 @@ static inline double crossing_root(const double *y, Py_ssize_t k, Py_ssize_t hal
     for (int it = 0; it < 3; it++)
         u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
     double pk = 0.0;
+    int nan = 0;
     for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
         const double a = fabs(y[j]);
         pk = a > pk ? a : pk;
+        nan |= a != a;
     }
-    *peak = pk;
+    *peak = nan ? NAN : pk;        /* numpy's max: a NaN is the peak */
     return u;
 }
 
@@ -960,7 +1074,7 @@ static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
     Py_ssize_t n, lo, half;
     if (kernel_args(args, o, 4, "nnn", &n, &lo, &half))
         return NULL;
-    const array_arg spec[] = {{"y", 0, n}, {"idx", 1, n}, {"root", 1, n}, {"peak", 1, n}};
+    const array_arg spec[] = {{"y", 0, ITEMS(n)}, {"idx", 1, ITEMS(n)}, {"root", 1, ITEMS(n)}, {"peak", 1, ITEMS(n)}};
     if (get_arrays(o, spec, 4, b))
         return NULL;
     const double *y = b[0].view.buf;
@@ -996,8 +1110,8 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
         return NULL;
     if (nt < 2)
         return bad_args("the delay table needs two entries");
-    const array_arg spec[] = {{"y", 0, n}, {"state", 1, 4}, {"table", 0, nt}, {"params", 0, 11}, {"out_t", 1, n},
-                              {"out_real", 1, n}};
+    const array_arg spec[] = {{"y", 0, ITEMS(n)}, {"state", 1, 4}, {"table", 0, nt}, {"params", 0, 11},
+                              {"out_t", 1, ITEMS(n)}, {"out_real", 1, ITEMS(n)}};
     if (get_arrays(o, spec, 6, b))
         return NULL;
     const double *y = b[0].view.buf, *table = b[2].view.buf, *pr = b[3].view.buf;
@@ -1014,8 +1128,8 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
         double pk;
         const double u = crossing_root(y, k, half, &pk);
         const double kf = (fs / period - f0) / step;
-        Py_ssize_t i = (Py_ssize_t)kf;
-        i = i < 0 ? 0 : i > nt - 2 ? nt - 2 : i;
+        /* int(kf) clamped to the table; NaN (a NaN period) and values past an integer's range are not converted */
+        const Py_ssize_t i = kf >= 1.0 ? (kf < (double)(nt - 2) ? (Py_ssize_t)kf : nt - 2) : 0;
         const double w = kf - (double)i;
         const double delay = table[i] * (1 - w) + table[i + 1] * w;
         const double t = (base + (double)k) + u - delay;
@@ -1117,8 +1231,8 @@ static PyObject *k_cycle_change(PyObject *self, PyObject *args)
         return NULL;
     if (m < 0 || s < 1 || c < 1 || c > 8 || k < 1 || k > 64)
         return bad_args("cycle_change: bad dimensions (at most 8 inputs and 64 signals)");
-    const array_arg spec[] = {{"x", 0, m * s * c}, {"matrix", 0, c * k}, {"prev", 0, has_prev ? s * k : 0},
-                              {"out", 1, m}, {"last", 1, s * k}};
+    const array_arg spec[] = {{"x", 0, ITEMS(m, s, c)}, {"matrix", 0, ITEMS(c, k)},
+                              {"prev", 0, has_prev ? ITEMS(s, k) : 0}, {"out", 1, ITEMS(m)}, {"last", 1, ITEMS(s, k)}};
     if (get_arrays(o, spec, 5, b))
         return NULL;
     double *y = PyMem_RawMalloc(2 * (size_t)(s * k) * sizeof(double));
@@ -1296,11 +1410,11 @@ static PyObject *k_harmonic_values(PyObject *self, PyObject *args)
     int has_min;
     if (kernel_args(args, o, 9, "nnnnddnp", &ns, &nl, &n, &no, &length, &tdd_current, &tdd_from, &has_min))
         return NULL;
-    if (n < 1 || no < 2 || no > 128 || nl < no * n || ns < 1)
+    if (n < 1 || no < 2 || no > 128 || ITEMS(no, n) < 0 || nl < ITEMS(no, n) || ns < 1)
         return bad_args("harmonic_values: needs n >= 1, 2 <= no <= 128 and nl >= no * n");
-    const array_arg spec[] = {{"lines", 0, ns * 2 * nl}, {"rms", 0, ns}, {"peak", 0, ns},
-                              {"h1_min", 0, has_min ? ns : 0}, {"mag", 1, ns * no}, {"inter", 1, ns * no},
-                              {"angle", 1, ns * no}, {"fund", 1, ns * 2}, {"ratio", 1, 7 * ns}};
+    const array_arg spec[] = {{"lines", 0, ITEMS(ns, 2, nl)}, {"rms", 0, ns}, {"peak", 0, ns},
+                              {"h1_min", 0, has_min ? ns : 0}, {"mag", 1, ITEMS(ns, no)}, {"inter", 1, ITEMS(ns, no)},
+                              {"angle", 1, ITEMS(ns, no)}, {"fund", 1, ITEMS(ns, 2)}, {"ratio", 1, ITEMS(7, ns)}};
     if (get_arrays(o, spec, 9, b))
         return NULL;
     const double *lines = b[0].view.buf, *rms = b[1].view.buf, *peak = b[2].view.buf, *h1_min = b[3].view.buf;
@@ -1355,23 +1469,27 @@ static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
     if (kernel_args(args, o, 14, "nnnnnnddnpnn", &ni, &nl, &ns, &n, &no, &k, &length, &tdd_current, &tdd_from,
                     &has_min, &nk, &msv_row))
         return NULL;
-    const Py_ssize_t used = no * n;
-    if (n < 1 || no < 2 || no > 128 || nl < used || ns < 1 || ns > k || ni < 1 || nk < 0 || msv_row < 0 ||
-        (nk > 0 && msv_row + 3 > ns))
+    const Py_ssize_t used = ITEMS(no, n);
+    if (used < 0 || n < 1 || no < 2 || no > 128 || nl < used || ns < 1 || ns > k || ni < 1 || nk < 0 || msv_row < 0 ||
+        (nk > 0 && msv_row > ns - 3))
         return bad_args("window_harmonics: bad dimensions");
-    const array_arg spec[] = {{"lines", 0, ni * 2 * nl}, {"matrix", 0, ns * ni}, {"ms", 0, n * k}, {"peak", 0, n * k},
-                              {"h1_min", 0, has_min ? ns : 0}, {"idx", 0, nk * 4}, {"use", 0, nk * 4}, {"rms", 1, ns},
-                              {"mag", 1, ns * no}, {"inter", 1, ns * no}, {"angle", 1, ns * no}, {"fund", 1, ns * 2},
-                              {"ratio", 1, 7 * ns}, {"msv", 1, 3 * nk}};
+    const array_arg spec[] = {{"lines", 0, ITEMS(ni, 2, nl)}, {"matrix", 0, ITEMS(ns, ni)}, {"ms", 0, ITEMS(n, k)},
+                              {"peak", 0, ITEMS(n, k)}, {"h1_min", 0, has_min ? ns : 0}, {"idx", 0, ITEMS(nk, 4)},
+                              {"use", 0, ITEMS(nk, 4)}, {"rms", 1, ns}, {"mag", 1, ITEMS(ns, no)},
+                              {"inter", 1, ITEMS(ns, no)}, {"angle", 1, ITEMS(ns, no)}, {"fund", 1, ITEMS(ns, 2)},
+                              {"ratio", 1, ITEMS(7, ns)}, {"msv", 1, ITEMS(3, nk)}};
     if (get_arrays(o, spec, 14, b))
         return NULL;
     const double *lines = b[0].view.buf, *mat = b[1].view.buf, *ms = b[2].view.buf, *pk = b[3].view.buf;
     const double *idx = b[5].view.buf, *use = b[6].view.buf;
     double *rms = b[7].view.buf, *msv = b[13].view.buf;
     for (Py_ssize_t j = 0; j < nk * 4; j++)
-        if (use[j] != 0.0 && (idx[j] < 0 || idx[j] >= (double)used))
+        if (use[j] != 0.0 && !(idx[j] >= 0 && idx[j] < (double)used))      /* NaN included */
             return release(b, 14), bad_args("window_harmonics: a signalling line beyond the window's lines");
-    double *spec_lines = PyMem_RawMalloc((size_t)(ns * 2 * used) * sizeof(double));
+    const Py_ssize_t n_spec = ITEMS(ns, 2, used);
+    if (n_spec < 0)
+        return release(b, 14), bad_args("window_harmonics: bad dimensions");
+    double *spec_lines = PyMem_RawMalloc((size_t)n_spec * sizeof(double));
     double *peak = PyMem_RawMalloc((size_t)ns * sizeof(double));
     if (spec_lines == NULL || peak == NULL) {
         PyMem_RawFree(spec_lines);
@@ -1470,7 +1588,7 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
     if (n < 0 || c < 1 || k < 1 || d < 1)
         return bad_args("block_squares: bad dimensions");
     const Py_ssize_t nb = n / d;
-    const array_arg spec[] = {{"x", 0, n * c}, {"matrix", 0, c * k}, {"out", 1, nb * k}};
+    const array_arg spec[] = {{"x", 0, ITEMS(n, c)}, {"matrix", 0, ITEMS(c, k)}, {"out", 1, ITEMS(nb, k)}};
     if (get_arrays(o, spec, 3, b))
         return NULL;
     /* per output: its nonzero weights and their inputs (terms[q] of them) */
@@ -1523,7 +1641,7 @@ static PyObject *k_event_screen(PyObject *self, PyObject *args)
         return NULL;
     if (n < 0 || h < 0 || ch < 1 || n_rvc < 1)
         return bad_args("event_screen: bad dimensions");
-    const array_arg spec[] = {{"u", 0, n * ch}, {"history", 0, h * ch}, {"cand", 1, n}, {"params", 0, 3}};
+    const array_arg spec[] = {{"u", 0, ITEMS(n, ch)}, {"history", 0, ITEMS(h, ch)}, {"cand", 1, n}, {"params", 0, 3}};
     if (get_arrays(o, spec, 4, b))
         return NULL;
     const double *u = b[0].view.buf, *hist = b[1].view.buf, *pr = b[3].view.buf;
@@ -1668,7 +1786,8 @@ static PyObject *k_flicker_chain(PyObject *self, PyObject *args)
         return NULL;
     if (n < 0 || ns < 3 || ns > SOS_MAX_SECTIONS || ch < 1)
         return bad_args("flicker_chain: needs 3 to SOS_MAX_SECTIONS sections");
-    const array_arg spec[] = {{"ms", 0, n * ch}, {"sos", 0, ns * 6}, {"zi", 1, ns * 2 * ch}, {"y", 1, n * ch}};
+    const array_arg spec[] = {{"ms", 0, ITEMS(n, ch)}, {"sos", 0, ITEMS(ns, 6)}, {"zi", 1, ITEMS(ns, 2, ch)},
+                              {"y", 1, ITEMS(n, ch)}};
     if (get_arrays(o, spec, 4, b))
         return NULL;
     const double *ms = b[0].view.buf, *sos = b[1].view.buf;
@@ -1767,8 +1886,8 @@ static int cycle_run_args(PyObject *args, PyObject **o, const array_arg *own, in
         bad_args("a run of cycles needs a cycle count of 0 or more");
         return -1;
     }
-    array_arg spec[RUN_MAX_ARRAYS] = {{"ms", 0, m * IV_SIGNALS}, {"vi", 0, m * 3}, {"fund", 0, m * 2 * IV_SIGNALS},
-                                      {"duration", 0, m}};
+    array_arg spec[RUN_MAX_ARRAYS] = {{"ms", 0, ITEMS(m, IV_SIGNALS)}, {"vi", 0, ITEMS(m, 3)},
+                                      {"fund", 0, ITEMS(m, 2, IV_SIGNALS)}, {"duration", 0, m}};
     for (int i = 0; i < n_own; i++) {
         spec[4 + i] = own[i];
         if (own[i].min_items == PER_CYCLE)
@@ -2050,8 +2169,8 @@ static PyObject *k_aggregate_add(PyObject *self, PyObject *args)
     Py_ssize_t w;
     if (kernel_args(args, o, 7, "n", &w))
         return NULL;
-    const array_arg spec[] = {{"x", 0, w}, {"square", 0, w}, {"total", 1, w}, {"count", 1, w}, {"peak", 1, w},
-                              {"finite", 1, w}, {"latest", 1, w}};
+    const array_arg spec[] = {{"x", 0, ITEMS(w)}, {"square", 0, ITEMS(w)}, {"total", 1, ITEMS(w)}, {"count", 1, ITEMS(w)},
+                              {"peak", 1, ITEMS(w)}, {"finite", 1, ITEMS(w)}, {"latest", 1, ITEMS(w)}};
     if (get_arrays(o, spec, 7, b))
         return NULL;
     const double *x = b[0].view.buf, *sq = b[1].view.buf;
@@ -2076,8 +2195,8 @@ static PyObject *k_cycle_times(PyObject *self, PyObject *args)
         return NULL;
     if (m < 0)
         return bad_args("cycle_times: bad cycle count");
-    const array_arg spec[] = {{"start", 0, m, 0}, {"end", 0, m, 0}, {"half_end", 1, 2 * m, 0}, {"start_ns", 1, m, 1},
-                              {"end_ns", 1, m, 1}, {"half_end_ns", 1, 2 * m, 1}};
+    const array_arg spec[] = {{"start", 0, m, 0}, {"end", 0, m, 0}, {"half_end", 1, ITEMS(2, m), 0}, {"start_ns", 1, m, 1},
+                              {"end_ns", 1, m, 1}, {"half_end_ns", 1, ITEMS(2, m), 1}};
     if (get_arrays(o, spec, 6, b))
         return NULL;
     const double *start = b[0].view.buf, *end = b[1].view.buf;
@@ -2104,9 +2223,11 @@ static PyObject *k_window_append(PyObject *self, PyObject *args)
     Py_ssize_t m, s, c, ni, width, lo, hi, at;
     if (kernel_args(args, o, 3, "nnnnnnnn", &m, &s, &c, &ni, &width, &lo, &hi, &at))
         return NULL;
-    if (lo < 0 || hi > m || hi < lo || at < 0 || at + (hi - lo) * s > width || ni > c || c > CS_MAX_C)
+    const Py_ssize_t len = ITEMS(hi - lo, s);
+    if (lo < 0 || hi > m || hi < lo || len < 0 || at < 0 || width < 0 || at > width - len || ni > c || c > CS_MAX_C)
         return bad_args("window_append: the cycles do not fit the window");
-    const array_arg spec[] = {{"samples", 0, m * s * c, 0}, {"inputs", 0, ni, 0}, {"win", 1, ni * width, 0}};
+    const array_arg spec[] = {{"samples", 0, ITEMS(m, s, c), 0}, {"inputs", 0, ITEMS(ni), 0},
+                              {"win", 1, ITEMS(ni, width), 0}};
     if (get_arrays(o, spec, 3, b))
         return NULL;
     const double *x = b[0].view.buf, *inputs = b[1].view.buf;
@@ -2123,7 +2244,6 @@ static PyObject *k_window_append(PyObject *self, PyObject *args)
         col[t] = (Py_ssize_t)inputs[t];
     const double *src = x + lo * s * c;
     double *dst = win + at;
-    const Py_ssize_t len = (hi - lo) * s;
     Py_ssize_t j = 0;
     for (; j + 4 <= len; j += 4, src += 4 * c)
         for (Py_ssize_t t = 0; t < ni; t++) {
@@ -2153,8 +2273,8 @@ static PyObject *k_half_cycle_rms(PyObject *self, PyObject *args)
         return NULL;
     if (m < 1 || k < 1 || nc < 0)
         return bad_args("half_cycle_rms: needs a cycle and a signal");
-    const array_arg spec[] = {{"half_ms", 0, 2 * m * k, 0}, {"prev", 0, has_prev ? k : 0, 0}, {"channels", 0, nc, 0},
-                              {"urms", 1, 2 * m * k, 0}, {"watched", 1, 2 * m * nc, 0}};
+    const array_arg spec[] = {{"half_ms", 0, ITEMS(2, m, k), 0}, {"prev", 0, has_prev ? k : 0, 0},
+                              {"channels", 0, nc, 0}, {"urms", 1, ITEMS(2, m, k), 0}, {"watched", 1, ITEMS(2, m, nc), 0}};
     if (get_arrays(o, spec, 5, b))
         return NULL;
     const double *half = b[0].view.buf, *prev = b[1].view.buf, *channels = b[2].view.buf;
@@ -2202,8 +2322,9 @@ static PyObject *k_window_finish(PyObject *self, PyObject *args)
         return NULL;
     if (s < 1 || nc < 0 || nk < 0)
         return bad_args("window_finish: needs a signal");
-    const array_arg spec[] = {{"fund", 0, 2 * s, 0}, {"v", 0, nc, 0}, {"absent", 0, nc, 0}, {"msv", 0, nc * nk, 0},
-                              {"angle", 1, s, 0}, {"dev", 1, 4 * nc, 0}, {"msv_out", 1, nc * nk, 0}};
+    const array_arg spec[] = {{"fund", 0, ITEMS(2, s), 0}, {"v", 0, nc, 0}, {"absent", 0, nc, 0},
+                              {"msv", 0, ITEMS(nc, nk), 0}, {"angle", 1, s, 0}, {"dev", 1, ITEMS(4, nc), 0},
+                              {"msv_out", 1, ITEMS(nc, nk), 0}};
     if (get_arrays(o, spec, 7, b))
         return NULL;
     const double *fund = b[0].view.buf, *v = b[1].view.buf, *absent = b[2].view.buf, *msv = b[3].view.buf;
@@ -2440,9 +2561,13 @@ static PyObject *k_window_rfft(PyObject *self, PyObject *args)
         return NULL;
     if (ni < 0 || big_n < 4 || big_n % 2 || nl < 0 || nl > big_n / 2 + 1)
         return bad_args("window_rfft: bad dimensions");
-    const array_arg spec[] = {{"x", 0, ni * big_n}, {"out", 1, ni * nl * 2}};
+    const array_arg spec[] = {{"x", 0, ITEMS(ni, big_n)}, {"out", 1, ITEMS(ni, nl, 2)}};
     if (get_arrays(o, spec, 2, b))
         return NULL;
+    if (ni == 0) {     /* no row: nothing to plan (N is then bounded by no buffer) */
+        release(b, 2);
+        Py_RETURN_TRUE;
+    }
     rfft_plan *p = rfft_plan_for(big_n / 2);
     if (p == NULL) {
         release(b, 2);

@@ -40,7 +40,8 @@ def resample(buf: np.ndarray, pos: np.ndarray, delays: np.ndarray) -> np.ndarray
         p = pos + delay
         base = np.floor(p)
         w = lagrange_weights(p - base)
-        idx = np.clip(base.astype(np.int64)[:, None] + LAGRANGE_OFFSETS[None, :], 0, n - 1)
+        rows = np.clip(base, -8, n + 8).astype(np.int64)      # a row past int64 reads the first or last as well
+        idx = np.clip(rows[:, None] + LAGRANGE_OFFSETS[None, :], 0, n - 1)
         sub = buf[:, chans]
         out[:, chans] = np.einsum("mt,mtc->mc", w, sub[idx])
     return out

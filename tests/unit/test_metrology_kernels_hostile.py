@@ -1,0 +1,165 @@
+"""The C kernels on arguments the pipeline does not normally give them: sizes that are negative or overflow, buffers
+that are not aligned, NaN and infinite samples and positions. Each either refuses the call with a ValueError or gives
+what its numpy reference gives; none reads or writes outside its buffers."""
+import json
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+from metrology import _kernels
+from metrology._kernels import reference
+
+pytestmark = pytest.mark.skipif(_kernels.BACKEND != "c", reason="C kernels not built: " + _kernels.BACKEND_NOTE)
+
+BIG = 2 ** 62
+# each call: its kernel's arrays (sizes in items, or "misaligned"), then its scalars; every one must raise ValueError
+HOSTILE_CALLS = {
+    # no * n overflows: the window's lines were taken as enough, line n read 2^62 doubles past them
+    "harmonic_values: orders times cycles overflow": ("harmonic_values", [8, 1, 1, 1, 2, 2, 2, 2, 7],
+                                                     [1, 0, BIG, 2, 512.0, 0.0, 0, False]),
+    "harmonic_groups: orders times cycles overflow": ("harmonic_groups", [8, 1, 1, 2], [1, 0, BIG, 2]),
+    "window_harmonics: orders times cycles overflow": ("window_harmonics", [8, 3, 3, 3, 0, 4, 4, 3, 6, 6, 6, 6, 21, 3],
+                                                       [1, 0, 3, BIG, 2, 3, 512.0, 0.0, 0, False, 1, 0]),
+    # a NaN signalling line passed the range check and became an index
+    "window_harmonics: a NaN signalling line": ("window_harmonics", [8, 3, 3, 3, 0, "nan_idx", "use_1", 3, 6, 6, 6,
+                                                                     6, 21, 3],
+                                                [1, 4, 3, 1, 2, 3, 512.0, 0.0, 0, False, 1, 0]),
+    "window_harmonics: a signalling row past the signals": ("window_harmonics", [8, 3, 3, 3, 0, 4, 4, 3, 6, 6, 6, 6,
+                                                                                 21, 3],
+                                                            [1, 4, 3, 1, 2, 3, 512.0, 0.0, 0, False, 1,
+                                                             2 ** 63 - 2]),
+    # a negative input count made the x buffer's size negative: rows read before the buffer
+    "cycle_stats: a negative input count": ("cycle_stats", [8, 8, 64, 64, 4, 2, 2, 1, 4],
+                                            [1, 64, -100_000_000, 2, 0, 0, 0]),
+    # m * s * c overflows to 0: a cycle read from an 8-item buffer
+    "window_append: cycles times samples overflow": ("window_append", [8, 1, 8], [BIG, 4, 4, 1, 8, 0, 1, 0]),
+    # at + the cycles' samples overflows: written 2^63 items past the window
+    "window_append: a column past the window": ("window_append", [4, 1, 8], [1, 4, 1, 1, 8, 0, 1, 2 ** 63 - 2]),
+    # no row to clamp to: the taps read the row before the buffer
+    "resample_cycles: an empty buffer": ("resample_cycles", [0, 2, 1, 4], [0, 1, 1, 4, 0.0]),
+    # spc doubles of scratch: the size overflowed to 0 bytes and spc were written
+    "resample_cycles: samples per cycle past memory": ("resample_cycles", [1, 1, 1, 0], [1, 1, 0, BIG, 0.0]),
+    "block_squares: rows times inputs overflow": ("block_squares", [8, 4, 1], [BIG, 4, 1, BIG]),
+    "rising_crossings: a buffer not aligned to 8 bytes": ("rising_crossings", ["misaligned", 8, 8, 8], [8, 0, 2]),
+}
+
+_RUNNER = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from metrology._kernels import _ckernels
+
+    def array(spec):
+        if spec == "misaligned":
+            return memoryview(bytearray(8 * 8 + 1))[1:].cast("d")     # numpy exports its own as "=d" (refused)
+        if spec == "nan_idx":
+            return np.array([np.nan, 0.0, 0.0, 0.0])
+        if spec == "use_1":
+            return np.array([1.0, 0.0, 0.0, 0.0])
+        return np.zeros(spec)
+
+    kernel, arrays, scalars = json.loads(sys.argv[1])
+    try:
+        getattr(_ckernels, kernel)(*[array(a) for a in arrays], *scalars)
+    except ValueError as exc:
+        print("ValueError", exc)
+    else:
+        print("accepted")
+""")
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_CALLS))
+def test_kernels_refuse_sizes_that_overflow_or_do_not_fit_and_buffers_not_aligned(case):
+    # each in a process of its own: a kernel that reads or writes past its buffers may take the process with it
+    done = subprocess.run([sys.executable, "-c", _RUNNER, json.dumps(HOSTILE_CALLS[case])], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, f"the kernel crashed ({done.returncode}): {done.stderr[-500:]}"
+    assert done.stdout.startswith("ValueError"), done.stdout
+
+
+def test_window_rfft_of_no_rows_plans_nothing():
+    # N is bounded by no buffer when there is no row: a plan of 2^61 points was sized past the address space
+    out = np.zeros(0)
+    assert _kernels._ckernels.window_rfft(np.zeros(0), out, 0, 2 ** 62, 1) is True
+
+
+def _nan_sample_inputs(c: int, s: int = 512) -> np.ndarray:
+    x = np.random.default_rng(c).normal(size=(4, s, c)) * 300
+    x[1, 100, c - 1] = np.nan           # an ADC glitch on the last input: an input of no signal in some wirings
+    x[2, 400, 0] = np.nan
+    x[3, 10, 1] = np.inf
+    return x
+
+
+@pytest.mark.parametrize("c, k, v0, i0, nvi", [
+    (7, 11, 0, 6, 3),      # the board's inputs: every signal formed from every input in registers
+    (5, 12, 4, 8, 4),      # the register form, each group from the inputs it weights
+    (9, 11, 0, 6, 3),      # the block form
+])
+def test_cycle_stats_of_a_nan_or_infinite_sample_agrees_with_the_reference_peaks_included(c, k, v0, i0, nvi):
+    from metrology.settings import SYSTEM_TYPES
+    from metrology.systems import wiring
+
+    rng = np.random.default_rng(k)
+    x = _nan_sample_inputs(c)
+    sparse = np.where(rng.uniform(size=(c, k)) < 0.4, rng.normal(size=(c, k)), 0.0)
+    sparse[c - 1] = 0.0                 # the glitching input weighs in no signal: x @ matrix is NaN all the same
+    matrices = [sparse] + ([wiring(t).matrix for t in SYSTEM_TYPES] if (c, k) == (7, 11) else [])
+    for matrix in matrices:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = reference.cycle_stats(x, matrix, v0, i0, nvi)
+        for name, a, b in zip(("half_ms", "ms", "peak", "vi", "fund"), _kernels.c_cycle_stats(x, matrix, v0, i0, nvi),
+                              want):
+            if name == "fund":          # numpy's complex product makes NaN of an infinite part: the finite agree
+                np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b), err_msg=name)
+                a, b = a[:3], b[:3]
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-8, err_msg=name)
+        assert np.isnan(want[2][1:3]).all() and np.isfinite(want[2][0]).all()
+
+
+def test_rising_crossings_peak_is_nan_where_the_half_cycle_before_has_a_nan_as_numpy_max():
+    t = np.arange(8000) / 32000.0
+    y = 300 * np.sin(2 * np.pi * 50 * t + 0.4)
+    y[1000] = np.nan
+    got, want = _kernels.c_rising_crossings(y, 0, 320), reference.rising_crossings(y, 0, 320)
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[2], want[2])
+    assert np.isnan(got[2]).sum() == 1
+
+
+def test_resample_positions_past_the_integers_read_the_edge_rows_and_nan_positions_give_nan():
+    buf = np.random.default_rng(3).normal(size=(3000, 7))
+    for bounds, row in (([1000.0, 1e19, 2e19], -1), ([-2e19, -1e300, 1000.0], 0)):
+        got = _kernels.c_resample_cycles(buf, np.array(bounds), 512, 17, np.zeros(7))
+        np.testing.assert_allclose(got, reference.resample_cycles(buf, np.array(bounds), 512, 17, np.zeros(7)),
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(got[1], np.broadcast_to(buf[row], (512, 7)))
+    for bounds, delays in (([1000.0, np.nan, 2000.0], np.zeros(7)), ([1000.0, np.inf, 2000.0], np.zeros(7)),
+                           ([1000.0, 1500.0, 2000.0], np.array([0, 0, 0, np.nan, 0, 0, -np.inf]))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = reference.resample_cycles(buf, np.array(bounds), 512, 17, delays)
+        got = _kernels.c_resample_cycles(buf, np.array(bounds), 512, 17, delays)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_resample_with_a_delay_per_input_gives_nan_only_where_an_input_s_own_taps_read_a_nan_sample():
+    # the inputs' taps as seven rows, each input's unused one weighted zero: zero times a NaN sample is NaN
+    buf = np.random.default_rng(4).normal(size=(3000, 7))
+    buf[1800, 3] = np.nan
+    buf[2000, 0] = np.inf
+    bounds = 1000.0 + np.cumsum(np.full(3, 533.37))
+    delays = np.array([0.0, 0.5, 0.3, 0.7, 0.1, 0.9, 0.2])         # within a sample of each other
+    got = _kernels.c_resample_cycles(buf, bounds, 512, 17, delays)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = reference.resample_cycles(buf, bounds, 512, 17, delays)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert np.isnan(want).sum() == 6 and np.isinf(want).sum() > 0
