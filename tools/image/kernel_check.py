@@ -1,7 +1,7 @@
 """``make image-kernels``: the image's metrology C kernels against their numpy references, on aarch64.
 
 The kernels are compiled for the CM4 by the cross compiler (NEON, no x86 clones) and the tests that hold them to
-their references (``tests/unit/test_metrology_kernels.py``) run in ``make test`` on the build machine only. This
+their references and to hostile sizes and samples (``TESTS``) run in ``make test`` on the build machine only. This
 runs those tests in the arm64 tree that ``make image`` provisioned (``CACHE/work/root``), under qemu-user: the
 image's own Python, numpy, scipy and extension, from slot A as ``meter.service`` starts it, with pytest copied in
 from the build machine (pure Python) and removed after. Needs root (chroot) and qemu-user's binfmt, as
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tools.image.system import CACHE, REPO
 
-TESTS = ("tests/unit/test_metrology_kernels.py",)
+TESTS = ("tests/unit/test_metrology_kernels.py", "tests/unit/test_metrology_kernels_hostile.py")
 SLOT = "/opt/openmeter/slots/a"
 # pytest and what it imports, all pure Python: copied from the build machine's environment
 PYTEST_MODULES = ("pytest", "_pytest", "py", "pluggy", "iniconfig", "packaging", "pygments")
