@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CSRC   := $(shell find firmware metrology hal -name '*.c' 2>/dev/null)
 
-.PHONY: run dev-config test bench docs lint clean venv image image-test
+.PHONY: run dev-config test bench docs lint clean venv image image-test image-kernels
 
 venv: $(STAMP)
 
@@ -62,6 +62,11 @@ image: $(STAMP)
 # HTTPS, BACnet, upgrade, fallback, power cut. IMAGE_TEST_ARGS: e.g. --only modbus,https.
 image-test: image
 	$(BIN)/python -m tools.image.image_test $(IMAGE_TEST_ARGS)
+
+# The image's metrology C kernels (cross-compiled for aarch64) against their numpy references, run in its arm64
+# tree under qemu-user.
+image-kernels: image
+	$(BIN)/python -m tools.image.kernel_check
 
 clean:
 	rm -rf $(VENV) build *.egg-info
