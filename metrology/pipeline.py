@@ -38,7 +38,7 @@ from metrology.evstats import cycle_quantities
 from metrology.flagging import EventFlagger
 from metrology.flicker import PipelineFlicker
 from metrology.frequency import CycleTracker, TenSecondFrequency
-from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor
+from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor, spectrum_lines
 from metrology.intervals import (FREQ_10S_SLOTS, NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator,
                                  CountAggregator, Interval, cycles_values, harmonic_values)
 from metrology.resample import SyncResampler
@@ -310,7 +310,7 @@ class Pipeline:
         values = cycles_values(cm, weights, self.present, self.creep, s.pf_convention, s.phase_order)
         length = n * SAMPLES_PER_CYCLE
         # the lines the harmonic values use (a window cut short at the 10-min tick has its own length)
-        lines = _kernels.window_rfft(self._win_x[:, :length], N_ORDERS * n)
+        lines = _kernels.window_rfft(self._win_x[:, :length], spectrum_lines(n))
         # the derived signals' lines, harmonic values and signalling voltages: one C pass (reference.window_harmonics)
         rms, mag, inter, angle, fund, ratio, msv = _kernels.window_harmonics(
             lines, self._fft_matrix, cm.ms, cm.peak, n, N_ORDERS, length, s.tdd_current, I_PH.start, self._h1_min,

@@ -510,7 +510,8 @@ static inline void derive_block(const double *restrict x, Py_ssize_t s, Py_ssize
 
 /* Statistics of one cycle of derived signals y (s, kp), kp a multiple of 4: for each signal, the sums of squares
  * of each half, peak |y| and the DFT bin 1 sums, four signals to a vector; each signal's sums add up over j in
- * order, as a plain loop would. Twelve signals (the wiring's eleven) have their sums in registers. */
+ * order, as a plain loop would. The form for the signal counts and inputs the register form (cycle_stats12) does
+ * not take. */
 static inline __attribute__((always_inline)) void cycle_block_stats(
     const double *restrict y, Py_ssize_t s, int kp, const double *restrict cs, const double *restrict sn,
     double *restrict o_sq0, double *restrict o_sq1, double *restrict o_pk, double *restrict o_re,
@@ -519,29 +520,6 @@ static inline __attribute__((always_inline)) void cycle_block_stats(
     const Py_ssize_t half = s / 2;
     const v4l abs_mask = (v4l){0, 0, 0, 0} + 0x7fffffffffffffffLL;
     const v4d zero = {0, 0, 0, 0};
-    if (kp == 12) {
-        v4d pk0 = zero, pk1 = zero, pk2 = zero, re0 = zero, re1 = zero, re2 = zero, im0 = zero, im1 = zero,
-            im2 = zero;
-        for (int h = 0; h < 2; h++) {
-            v4d sq0 = zero, sq1 = zero, sq2 = zero;
-            for (Py_ssize_t j = h ? half : 0; j < (h ? s : half); j++) {
-                const double cj = cs[j], sj = sn[j];
-                const double *row = y + j * 12;
-                const v4d a0 = v4_load(row), a1 = v4_load(row + 4), a2 = v4_load(row + 8);
-                STATS_STEP(a0, sq0, pk0, re0, im0);
-                STATS_STEP(a1, sq1, pk1, re1, im1);
-                STATS_STEP(a2, sq2, pk2, re2, im2);
-            }
-            double *o = h ? o_sq1 : o_sq0;
-            v4_store(o, sq0);
-            v4_store(o + 4, sq1);
-            v4_store(o + 8, sq2);
-        }
-        v4_store(o_pk, pk0), v4_store(o_pk + 4, pk1), v4_store(o_pk + 8, pk2);
-        v4_store(o_re, re0), v4_store(o_re + 4, re1), v4_store(o_re + 8, re2);
-        v4_store(o_im, im0), v4_store(o_im + 4, im1), v4_store(o_im + 8, im2);
-        return;
-    }
     for (int g = 0; g < kp; g += 4) {
         v4d pk = zero, re = zero, im = zero;
         for (int h = 0; h < 2; h++) {
@@ -580,7 +558,7 @@ static void groups12_init(groups12 *gr, const double *mat, Py_ssize_t c, Py_ssiz
     gr->c = c;
     gr->k = k;
     gr->mat = mat;
-    gr->vgroup = v0 % 4 == 0 ? (int)(v0 / 4) : 3;
+    gr->vgroup = v0 == 0 ? 0 : 3;
     for (int g = 0; g < 5; g++) {
         gr->n[g] = 0;
         for (Py_ssize_t i = 0; i < c; i++) {
@@ -817,8 +795,9 @@ static void cycle_stats_core(const double *x, const double *mat, Py_ssize_t m, P
  *             vi (m, nvi), fund (m, k) complex as (re, im) pairs, m, s, c, k, v0, i0, nvi): for the derived
  *             signals y = x @ mat of every cycle, the mean square of each half and of the cycle, the peak
  *             |y|, the mean of y[v0+q] * y[i0+q], and the RMS phasor of DFT bin 1 (cosine reference).
- *             Each cycle's derived signals are formed from the nonzero entries of mat (a wiring matrix
- *             is mostly zeros) into a scratch block, then reduced. */
+ *             Each cycle's derived signals are formed row by row in registers (cycle_stats12), or, for the
+ *             shapes that form does not take, from the nonzero entries of mat into a scratch block, then
+ *             reduced. */
 static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(9);

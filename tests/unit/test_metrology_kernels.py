@@ -72,6 +72,7 @@ def test_window_rfft_agrees_for_every_window_length(cycles):
             want = reference.window_rfft(x, nl)
             got = _kernels.c_window_rfft(x, nl)
             assert got.shape == want.shape == (rows, nl)
+            # another FFT's order of operations: rounding of about log2(N) ulps of the largest line, not more
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-13 * np.abs(want).max())
 
 
