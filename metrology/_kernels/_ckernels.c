@@ -834,37 +834,19 @@ static void cycle_stats_core(const double *x, const double *mat, Py_ssize_t m, P
     }
 }
 
-/* cycle_stats(x (m, s, c), mat (c, k), cos (s,), sin (s,), half_ms (m, 2, k), ms (m, k), peak (m, k),
- *             vi (m, nvi), fund (m, k) complex as (re, im) pairs, m, s, c, k, v0, i0, nvi): for the derived
- *             signals y = x @ mat of every cycle, the mean square of each half and of the cycle, the peak
- *             |y|, the mean of y[v0+q] * y[i0+q], and the RMS phasor of DFT bin 1 (cosine reference).
- *             Each cycle's derived signals are formed row by row in registers (cycle_stats12), or, for the
- *             shapes that form does not take, from the nonzero entries of mat into a scratch block, then
- *             reduced. */
-static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
+/* cycle_stats_core of m cycles with its scratch block and mat's ELL form: 0, -1 where the block's size overflows,
+ * -2 where it cannot be allocated. Takes no Python object: runs without the GIL. */
+static int cycle_stats_run(const double *x, const double *mat, Py_ssize_t m, Py_ssize_t s, Py_ssize_t c, Py_ssize_t k,
+                           const double *cs, const double *sn, Py_ssize_t v0, Py_ssize_t i0, Py_ssize_t nvi,
+                           double *sq, double *ms, double *peak, double *vi, double *fund)
 {
-    KERNEL_ARRAYS(9);
-    Py_ssize_t m, s, c, k, v0, i0, nvi;
-    if (kernel_args(args, o, 9, "nnnnnnn", &m, &s, &c, &k, &v0, &i0, &nvi))
-        return NULL;
-    if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
-        return bad_args("cycle_stats: too many signals or bad v/i indices");
-    const array_arg spec[] = {{"x", 0, ITEMS(m, s, c)}, {"mat", 0, ITEMS(c, k)}, {"cos", 0, ITEMS(s)},
-                              {"sin", 0, ITEMS(s)}, {"half_ms", 1, ITEMS(m, 2, k)}, {"ms", 1, ITEMS(m, k)},
-                              {"peak", 1, ITEMS(m, k)}, {"vi", 1, ITEMS(m, nvi)}, {"fund", 1, ITEMS(m, 2, k)}};
-    if (get_arrays(o, spec, 9, b))
-        return NULL;
     const int kp = k <= CS_K12 ? CS_K12 : (int)((k + 3) & ~(Py_ssize_t)3);   /* the statistics go in fours */
     const Py_ssize_t y_bytes = ITEMS(s > 0 ? s : 1, kp, sizeof(double));
     if (y_bytes < 0)
-        return release(b, 9), bad_args("cycle_stats: bad dimensions");
+        return -1;
     double *y = PyMem_RawMalloc((size_t)y_bytes);
     if (y == NULL)
-        return no_memory(b, 9);
-    const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
-    double *sq = b[4].view.buf, *ms = b[5].view.buf, *peak = b[6].view.buf, *vi = b[7].view.buf;
-    double *fund = b[8].view.buf;
-    Py_BEGIN_ALLOW_THREADS
+        return -2;
     /* mat as at most P terms per derived signal (ELL format), in input order; a column with fewer
      * terms is padded with weight 0 on its own first input, which adds exact zeros at the end */
     int ell_in[CS_MAX_K * CS_MAX_C] = {0};
@@ -890,9 +872,102 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
             ell_in[q * p_max + n] = first;
     }
     cycle_stats_core(x, mat, m, s, c, k, kp, p_max, ell_in, ell_w, cs, sn, v0, i0, nvi, y, sq, ms, peak, vi, fund);
-    Py_END_ALLOW_THREADS
     PyMem_RawFree(y);
+    return 0;
+}
+
+/* cycle_stats(x (m, s, c), mat (c, k), cos (s,), sin (s,), half_ms (m, 2, k), ms (m, k), peak (m, k),
+ *             vi (m, nvi), fund (m, k) complex as (re, im) pairs, m, s, c, k, v0, i0, nvi): for the derived
+ *             signals y = x @ mat of every cycle, the mean square of each half and of the cycle, the peak
+ *             |y|, the mean of y[v0+q] * y[i0+q], and the RMS phasor of DFT bin 1 (cosine reference).
+ *             Each cycle's derived signals are formed row by row in registers (cycle_stats12), or, for the
+ *             shapes that form does not take, from the nonzero entries of mat into a scratch block, then
+ *             reduced. */
+static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(9);
+    Py_ssize_t m, s, c, k, v0, i0, nvi;
+    if (kernel_args(args, o, 9, "nnnnnnn", &m, &s, &c, &k, &v0, &i0, &nvi))
+        return NULL;
+    if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
+        return bad_args("cycle_stats: too many signals or bad v/i indices");
+    const array_arg spec[] = {{"x", 0, ITEMS(m, s, c)}, {"mat", 0, ITEMS(c, k)}, {"cos", 0, ITEMS(s)},
+                              {"sin", 0, ITEMS(s)}, {"half_ms", 1, ITEMS(m, 2, k)}, {"ms", 1, ITEMS(m, k)},
+                              {"peak", 1, ITEMS(m, k)}, {"vi", 1, ITEMS(m, nvi)}, {"fund", 1, ITEMS(m, 2, k)}};
+    if (get_arrays(o, spec, 9, b))
+        return NULL;
+    const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
+    double *sq = b[4].view.buf, *ms = b[5].view.buf, *peak = b[6].view.buf, *vi = b[7].view.buf;
+    double *fund = b[8].view.buf;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = cycle_stats_run(x, mat, m, s, c, k, cs, sn, v0, i0, nvi, sq, ms, peak, vi, fund);
+    Py_END_ALLOW_THREADS
     release(b, 9);
+    if (ok < 0)
+        return ok == -1 ? bad_args("cycle_stats: bad dimensions") : PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* cycle_batch(buf (n, c), bounds (ncyc + 1,), real (ncyc + 1,), delays (c,), mat (c, k), cos (spc,), sin (spc,),
+ *             samples (ncyc, spc, c), start, end, duration, freq (cap,), half_ms (cap, 2, k), ms (cap, k),
+ *             peak (cap, k), vi (cap, nvi), fund (cap, k) complex as (re, im) pairs,
+ *             n, c, ncyc, spc, k, v0, i0, nvi, cap, row, offset, fs, fmin, fmax):
+ *             resample_cycles of the ncyc cycles between bounds into samples, cycle_stats of them into rows
+ *             row .. row + ncyc - 1 of half_ms .. fund, and each cycle's boundaries, its duration in seconds
+ *             ((end - start) / fs) and frequency (1 / duration; NaN unless it is within fmin .. fmax and both
+ *             its boundaries are measured crossings, real nonzero) into the same rows of start .. freq. One
+ *             call for the resampler and the per-cycle stage of a batch, writing into a cycle log's columns. */
+static PyObject *k_cycle_batch(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(17);
+    Py_ssize_t n, c, ncyc, spc, k, v0, i0, nvi, cap, row;
+    double offset, fs, fmin, fmax;
+    if (kernel_args(args, o, 17, "nnnnnnnnnndddd", &n, &c, &ncyc, &spc, &k, &v0, &i0, &nvi, &cap, &row, &offset,
+                    &fs, &fmin, &fmax))
+        return NULL;
+    if (spc < 1 || spc > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double) || ncyc < 0 || ncyc == PY_SSIZE_T_MAX ||
+        (n < 1 && ncyc > 0 && c > 0))
+        return bad_args("cycle_batch: spc must be positive, and a buffer needs a row to resample");
+    if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
+        return bad_args("cycle_batch: too many signals or bad v/i indices");
+    if (row < 0 || cap < 0 || row > cap || ncyc > cap - row)
+        return bad_args("cycle_batch: the cycles' rows are past the columns");
+    const array_arg spec[] = {{"buf", 0, ITEMS(n, c)}, {"bounds", 0, ncyc + 1}, {"real", 0, ncyc + 1},
+                              {"delays", 0, ITEMS(c)}, {"mat", 0, ITEMS(c, k)}, {"cos", 0, ITEMS(spc)},
+                              {"sin", 0, ITEMS(spc)}, {"samples", 1, ITEMS(ncyc, spc, c)}, {"start", 1, cap},
+                              {"end", 1, cap}, {"duration", 1, cap}, {"freq", 1, cap},
+                              {"half_ms", 1, ITEMS(cap, 2, k)}, {"ms", 1, ITEMS(cap, k)}, {"peak", 1, ITEMS(cap, k)},
+                              {"vi", 1, ITEMS(cap, nvi)}, {"fund", 1, ITEMS(cap, 2, k)}};
+    if (get_arrays(o, spec, 17, b))
+        return NULL;
+    double *grid = PyMem_RawMalloc((size_t)spc * sizeof(double));
+    if (grid == NULL)
+        return no_memory(b, 17);
+    const double *bounds = b[1].view.buf, *real = b[2].view.buf;
+    double *samples = b[7].view.buf, *start = b[8].view.buf, *end = b[9].view.buf, *duration = b[10].view.buf;
+    double *freq = b[11].view.buf;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < spc; j++)
+        grid[j] = (double)j / (double)spc;
+    resample_core(b[0].view.buf, n, c, bounds, grid, spc, offset, ncyc * spc, b[3].view.buf, samples);
+    ok = cycle_stats_run(samples, b[4].view.buf, ncyc, spc, c, k, b[5].view.buf, b[6].view.buf, v0, i0, nvi,
+                         (double *)b[12].view.buf + row * 2 * k, (double *)b[13].view.buf + row * k,
+                         (double *)b[14].view.buf + row * k, (double *)b[15].view.buf + row * nvi,
+                         (double *)b[16].view.buf + row * 2 * k);
+    for (Py_ssize_t q = 0; q < ncyc; q++) {       /* as numpy: (end - start) / fs, 1 / duration, NaN unless kept */
+        const double d = (bounds[q + 1] - bounds[q]) / fs, f = 1.0 / d;
+        start[row + q] = bounds[q];
+        end[row + q] = bounds[q + 1];
+        duration[row + q] = d;
+        freq[row + q] = f >= fmin && f <= fmax && real[q] != 0.0 && real[q + 1] != 0.0 ? f : NAN;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(grid);
+    release(b, 17);
+    if (ok < 0)
+        return ok == -1 ? bad_args("cycle_batch: bad dimensions") : PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
@@ -2610,6 +2685,7 @@ static PyObject *k_window_rfft(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
+    {"cycle_batch", k_cycle_batch, METH_VARARGS, "resample_cycles and cycle_stats of a batch into a cycle log's rows."},
     {"sosfilt", k_sosfilt, METH_VARARGS, "Cascade of biquads (direct form II transposed) with state."},
     {"rising_crossings", k_rising_crossings, METH_VARARGS, "Rising zero crossings: index, cubic root, peak before."},
     {"track_crossings", k_track_crossings, METH_VARARGS, "The cycle tracker's crossings, delays and acceptance rules."},

@@ -73,6 +73,27 @@ def cycle_stats(x: np.ndarray, matrix: np.ndarray, v0: int, i0: int, nvi: int
     return half_ms, ms, peak, vi, (fre - 1j * fim) * (np.sqrt(2) / s)
 
 
+def cycle_batch(buf: np.ndarray, bounds: np.ndarray, real: np.ndarray, spc: int, offset: float, delays: np.ndarray,
+                matrix: np.ndarray, v0: int, i0: int, nvi: int, fs: float, fmin: float, fmax: float,
+                samples: np.ndarray, columns: list[np.ndarray], row: int) -> None:
+    """The resampler and the per-cycle stage of a batch in one pass, in place: ``resample_cycles`` of the cycles
+    between ``bounds`` (m + 1,) into ``samples`` (m, spc, C), and into rows ``row .. row + m - 1`` of ``columns``
+    (a cycle log's, in the order of the fields of metrology.cycle.CycleMeasures): each cycle's opening and closing
+    boundary, its duration (end - start) / fs, its frequency 1 / duration (NaN unless within fmin .. fmax and both
+    its boundaries are measured crossings, ``real`` (m + 1,) nonzero), whether they are (bool), and the
+    ``cycle_stats`` of its samples."""
+    m = bounds.shape[0] - 1
+    samples[...] = resample_cycles(buf, bounds, spc, offset, delays)
+    half_ms, ms, peak, vi, fund = cycle_stats(samples, matrix, v0, i0, nvi)
+    start, end = bounds[:-1], bounds[1:]
+    duration = (end - start) / fs
+    freq = np.divide(1.0, duration)
+    both = (real[:-1] != 0) & (real[1:] != 0)
+    freq[~((freq >= fmin) & (freq <= fmax) & both)] = np.nan
+    for column, v in zip(columns, (start, end, duration, freq, both, half_ms, ms, vi, fund, peak)):
+        column[row:row + m] = v
+
+
 def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, weights: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
     """Cascade of biquads with state ``zi`` (n_sections, 2) on ``x`` (n,), or on ``x @ weights`` for

@@ -67,6 +67,48 @@ def test_resample_cycles_agrees_for_any_input_count(c):
                                    rtol=1e-12, atol=1e-12)
 
 
+def _log_columns(cap: int) -> list[np.ndarray]:
+    from metrology.cycle import CycleLog
+
+    log = CycleLog(cap)
+    for col in log.columns:
+        col.fill(-7)            # rows the kernel must not write keep this
+    return log.columns
+
+
+@pytest.mark.parametrize("delays", [np.zeros(7), np.array([0.18, -0.07, 0.3, 0.04, -0.15, 0.1, 0.22]),
+                                    np.array([0.3, 0, -1.7, 0, 2.2, 0, 0.05])])
+def test_cycle_batch_agrees_with_resample_cycles_and_cycle_stats_into_the_log_rows(delays):
+    from metrology.systems import wiring
+
+    rng = np.random.default_rng(11)
+    buf = rng.normal(size=(5000, 7)) * 300
+    buf[2500, 2] = np.nan
+    # cycles of 60 Hz, one of 40 Hz and one of 75 Hz (no frequency), one boundary not a measured crossing
+    bounds = 20.0 + np.cumsum([0.0, 533.3, 533.4, 800.0, 426.7, 533.2, 533.3, 533.3]) + rng.uniform(0, 1, 8)
+    real = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0])
+    matrix = np.array([200.0, 100.0, 200.0, 100.0, -200.0, 100.0, 50.0])[:, None] * wiring("4W-WYE").matrix
+    m = bounds.size - 1
+    got_x, want_x = np.empty((m, 512, 7)), np.empty((m, 512, 7))
+    got, want = _log_columns(12), _log_columns(12)
+    args = (buf, bounds, real, 512, 3.0, delays, matrix, 0, 6, 3, 32000.0, 42.5, 69.0)
+    _kernels.c_cycle_batch(*args, got_x, got, 3)
+    with np.errstate(invalid="ignore"):
+        reference.cycle_batch(*args, want_x, want, 3)
+    np.testing.assert_allclose(got_x, want_x, rtol=1e-12, atol=1e-12)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-8)
+        assert (a[:3] == a.dtype.type(-7)).all() and (a[3 + m:] == a.dtype.type(-7)).all()   # the rows around
+    np.testing.assert_array_equal(got[0][3:3 + m], bounds[:-1])
+    np.testing.assert_array_equal(got[4][3:3 + m], [True, True, True, True, True, False, False])
+    assert np.isnan(got[3][3:3 + m]).tolist() == [False, False, True, True, False, True, True]
+    # the same cycles as the separate kernels give them
+    np.testing.assert_array_equal(got_x, _kernels.c_resample_cycles(buf, bounds, 512, 3.0, delays))
+    for col, b in zip((got[5], got[6], got[9], got[7], got[8]), _kernels.c_cycle_stats(got_x, matrix, 0, 6, 3)):
+        np.testing.assert_array_equal(col[3:3 + m], b)
+
+
 @pytest.mark.parametrize("cycles", range(1, 13))
 def test_window_rfft_agrees_for_every_window_length(cycles):
     """512 samples a cycle: 1 to 12 cycles (10/12 and the windows cut short at the 10-min tick); the lengths with a

@@ -43,6 +43,14 @@ HOSTILE_CALLS = {
     "resample_cycles: an empty buffer": ("resample_cycles", [0, 2, 1, 4], [0, 1, 1, 4, 0.0]),
     # spc doubles of scratch: the size overflowed to 0 bytes and spc were written
     "resample_cycles: samples per cycle past memory": ("resample_cycles", [1, 1, 1, 0], [1, 1, 0, BIG, 0.0]),
+    # the cycles' rows past the log's columns: written after their end
+    "cycle_batch: rows past the columns": ("cycle_batch", [14, 2, 2, 7, 77, 8, 8, 56, 4, 4, 4, 4, 88, 44, 44, 12, 88],
+                                           [2, 7, 1, 8, 11, 0, 6, 3, 4, 4, 0.0, 32000.0, 42.5, 69.0]),
+    "cycle_batch: a row that overflows": ("cycle_batch", [14, 2, 2, 7, 77, 8, 8, 56, 4, 4, 4, 4, 88, 44, 44, 12, 88],
+                                          [2, 7, 1, 8, 11, 0, 6, 3, 4, 2 ** 63 - 1, 0.0, 32000.0, 42.5, 69.0]),
+    "cycle_batch: columns shorter than their capacity": ("cycle_batch", [14, 2, 2, 7, 77, 8, 8, 56, 4, 4, 4, 4, 88,
+                                                                         44, 44, 12, 8],
+                                                         [2, 7, 1, 8, 11, 0, 6, 3, 4, 0, 0.0, 32000.0, 42.5, 69.0]),
     "block_squares: rows times inputs overflow": ("block_squares", [8, 4, 1], [BIG, 4, 1, BIG]),
     "rising_crossings: a buffer not aligned to 8 bytes": ("rising_crossings", ["misaligned", 8, 8, 8], [8, 0, 2]),
 }
