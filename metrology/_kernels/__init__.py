@@ -194,7 +194,8 @@ def c_cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sam
 def c_window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:
     samples = _f64(samples)
     m, s, c = samples.shape
-    _ckernels.window_append(samples, _f64(inputs), win, m, s, c, inputs.shape[0], win.shape[1], lo, hi, at)
+    _ckernels.window_append(samples, _f64(inputs), win, m, s, c, inputs.shape[0], win.shape[0], win.shape[1], lo, hi,
+                            at)
 
 
 def c_half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.ndarray
@@ -216,12 +217,12 @@ def c_window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np
     return angle, dev, msv_out
 
 
-def c_window_rfft(x: np.ndarray, nl: int) -> np.ndarray:
+def c_window_rfft(x: np.ndarray, nl: int, ni: int) -> np.ndarray:
     x = _f64(x)
-    ni, n = x.shape
+    n, w = x.shape
     out = np.empty((ni, nl), dtype=np.complex128)
-    if not _ckernels.window_rfft(x, out.view(np.float64), ni, n, nl):     # a length with a factor above 5
-        out[:] = np.fft.rfft(x, axis=1)[:, :nl]
+    if not _ckernels.window_rfft(x, out.view(np.float64), ni, n, w, nl):     # a length with a factor above 5
+        out[:] = reference.window_rfft(x, nl, ni)
     return out
 
 

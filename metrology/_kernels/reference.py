@@ -400,9 +400,9 @@ def cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sampl
 
 def window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:
     """Cycles ``lo`` .. ``hi``-1 of the resampled inputs ``samples`` (m, S, C) into the rows of a window ``win``
-    (I, width), row t the input ``inputs[t]``, from column ``at`` on, in place."""
+    (width, >= I) from row ``at`` on, column t the input ``inputs[t]`` (the columns from I on untouched), in place."""
     x = samples[lo:hi][:, :, np.asarray(inputs, dtype=np.intp)]
-    win[:, at:at + (hi - lo) * samples.shape[1]] = x.reshape(-1, x.shape[2]).T
+    win[at:at + (hi - lo) * samples.shape[1], :x.shape[2]] = x.reshape(-1, x.shape[2])
 
 
 def half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -435,6 +435,7 @@ def window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.n
     return angle, np.stack([dev[key] for key in deviation.WINDOW_KEYS]), msv + absent[:, None]
 
 
-def window_rfft(x: np.ndarray, nl: int) -> np.ndarray:
-    """The first ``nl`` lines of the real DFT of each row of ``x`` (I, N) -> (I, nl) complex."""
-    return np.fft.rfft(x, axis=1)[:, :nl]
+def window_rfft(x: np.ndarray, nl: int, ni: int) -> np.ndarray:
+    """The first ``nl`` lines of the real DFT of each of the first ``ni`` columns of ``x`` (N, >= ni) -> (ni, nl)
+    complex."""
+    return np.fft.rfft(x[:, :ni], axis=0)[:nl].T
