@@ -246,6 +246,13 @@ static inline v4d v4_floor(v4d p)
     return r - (v4d)((v4l)splat(1.0) & (r > p));
 }
 
+/* floor(p), |p| < 2^51, as v4_floor gives it. */
+static inline double scalar_floor(double p)
+{
+    const double r = (double)(Py_ssize_t)p;
+    return r > p ? r - 1.0 : r;
+}
+
 /* One output row of 4 to 8 columns from the six rows at r: columns 0..3 with the weights wl, columns c-4..c-1
  * with wh (two vectors that overlap when c < 8, the shared columns computed alike). */
 static inline void taps_row(const double *r, Py_ssize_t c, const v4d wl[6], const v4d wh[6], double *o)
@@ -303,6 +310,9 @@ static inline __attribute__((always_inline)) void resample_rows(
 {
     const Py_ssize_t hc = c - 4;
     const v4d dl = v4_load(delay), dh = v4_load(delay + hc);
+    double d_min = delay[0], d_max = delay[0];
+    for (Py_ssize_t ch = 1; ch < c; ch++)
+        d_min = delay[ch] < d_min ? delay[ch] : d_min, d_max = delay[ch] > d_max ? delay[ch] : d_max;
     for (Py_ssize_t i0 = 0; i0 < m; i0 += spc) {
         const Py_ssize_t k = i0 / spc;
         const double start = bounds[k], span = bounds[k + 1] - bounds[k];
@@ -332,20 +342,23 @@ static inline __attribute__((always_inline)) void resample_rows(
             continue;
         }
         for (Py_ssize_t j = 0; j < spc; j++) {
-            const v4d pi = splat((start + span * grid[j]) - offset);
+            const double pj = (start + span * grid[j]) - offset;
+            const v4d pi = splat(pj);
             const v4d pl = pi + dl, ph = pi + dh;
             const v4d bl = v4_floor(pl), bh = v4_floor(ph);
             v4d wl[6], wh[6];
             lagrange6_v4(pl - bl, wl);
             lagrange6_v4(ph - bh, wh);
-            double lo_b = bl[0], hi_b = bl[0];
-            for (int l = 0; l < 4; l++) {
-                lo_b = bl[l] < lo_b ? bl[l] : lo_b, hi_b = bl[l] > hi_b ? bl[l] : hi_b;
-                lo_b = bh[l] < lo_b ? bh[l] : lo_b, hi_b = bh[l] > hi_b ? bh[l] : hi_b;
-            }
+            /* the columns' lowest and highest first taps: those of the least and the greatest delay (a sum rounds
+             * monotonically, and so does floor) */
+            const double lo_b = scalar_floor(pj + d_min), hi_b = scalar_floor(pj + d_max);
             const Py_ssize_t lo = (Py_ssize_t)lo_b - 2, hi = (Py_ssize_t)hi_b - 2;
             double *o = out + (i0 + j) * c;
-            if (lo >= 0 && lo + 6 < n && hi <= lo + 1) {
+            if (lo >= 0 && lo + 5 < n && hi == lo) {      /* every column's taps the same six rows */
+                taps_row(x + lo * c, c, wl, wh, o);
+                continue;
+            }
+            if (lo >= 0 && lo + 6 < n && hi == lo + 1) {
                 if (!taps_row7(x + lo * c, c, bl > splat(lo_b), bh > splat(lo_b), wl, wh, o))
                     continue;
             }
@@ -549,6 +562,7 @@ typedef struct {
     v4d dense[CS_MAX_C][5];      /* every input's weights in every group, zeros included */
     Py_ssize_t c, k;
     int vgroup;
+    unsigned used;               /* bit 7g + i: input i has a weight in group g (g < 3) or in the currents' (g == 3) */
     const double *mat;
 } groups12;
 
@@ -559,6 +573,7 @@ static void groups12_init(groups12 *gr, const double *mat, Py_ssize_t c, Py_ssiz
     gr->k = k;
     gr->mat = mat;
     gr->vgroup = v0 == 0 ? 0 : 3;
+    gr->used = 0;
     for (int g = 0; g < 5; g++) {
         gr->n[g] = 0;
         for (Py_ssize_t i = 0; i < c; i++) {
@@ -571,6 +586,8 @@ static void groups12_init(groups12 *gr, const double *mat, Py_ssize_t c, Py_ssiz
                 any |= w[l] != 0.0;
             }
             gr->dense[i][g] = v4_load(w);
+            if (any && g != 3 && i < 7)
+                gr->used |= 1u << (7 * (g < 3 ? g : 3) + i);
             if (any) {
                 gr->in[g][gr->n[g]] = (int)i;
                 gr->w[g][gr->n[g]++] = v4_load(w);
@@ -588,27 +605,39 @@ static inline __attribute__((always_inline)) v4d derive_group(const groups12 *gr
     return acc;
 }
 
-/* The same for the seven inputs of the board (c == 7), every input a term of every group, unrolled: a zero
- * weight adds an exact zero, so the values are those of the sparse sum, with no index to load per term. */
+/* The same for the seven inputs of the board (c == 7), unrolled: the terms of the inputs that ``used`` (a constant
+ * where it is inlined, groups12.used) names, or of every input (USED_ALL). A zero weight adds an exact zero, so the
+ * values are those of the sparse sum, with no index to load per term. */
+#define USED(g0, g1, g2, gi) ((unsigned)(g0) | (unsigned)(g1) << 7 | (unsigned)(g2) << 14 | (unsigned)(gi) << 21)
+#define USED_ALL USED(0x7f, 0x7f, 0x7f, 0x7f)
+#define USED_4W_WYE USED(0x2a, 0x2f, 0x55, 0x15)     /* the wiring matrices of systems.py: 4W-WYE, 3W-WYE, DELTA */
+#define USED_3W_WYE USED(0x2a, 0x2f, 0x15, 0x15)
+#define USED_DELTA USED(0x22, 0x27, 0x15, 0x15)
 static inline __attribute__((always_inline)) void derive7(const v4d (*dense)[5], const double *xr, v4d *a0,
-                                                          v4d *a1, v4d *a2, v4d *ai)
+                                                          v4d *a1, v4d *a2, v4d *ai, const unsigned used)
 {
     v4d s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s4 = s0;
+#pragma GCC unroll 7
     for (int i = 0; i < 7; i++) {
         const v4d xi = splat(xr[i]);
-        s0 += xi * dense[i][0];
-        s1 += xi * dense[i][1];
-        s2 += xi * dense[i][2];
-        s4 += xi * dense[i][4];
+        if (used >> i & 1)
+            s0 += xi * dense[i][0];
+        if (used >> (7 + i) & 1)
+            s1 += xi * dense[i][1];
+        if (used >> (14 + i) & 1)
+            s2 += xi * dense[i][2];
+        if (used >> (21 + i) & 1)
+            s4 += xi * dense[i][4];
     }
     *a0 = s0, *a1 = s1, *a2 = s2, *ai = s4;
 }
 
 /* One cycle (s rows of c inputs at x, 4 <= c <= 8) of cycle_stats with at most 12 signals; vgroup is a constant
- * where it is inlined: 0 the products' voltages are group 0, 3 their own group, 7 as 0 with c == 7 (derive7).
+ * where it is inlined: 0 the products' voltages are group 0, 3 their own group, 7 as 0 with c == 7 (derive7, with
+ * the terms of ``used``, also a constant).
  * Returns 0 where an input of the cycle is NaN or infinite: its sums are then not those of the reference. */
 static inline __attribute__((always_inline)) int cycle_stats12(
-    const groups12 *gr, const int vgroup, const double *restrict x, Py_ssize_t s, const double *restrict cs,
+    const groups12 *gr, const int vgroup, const unsigned used, const double *restrict x, Py_ssize_t s, const double *restrict cs,
     const double *restrict sn, double *restrict o_sq0, double *restrict o_sq1, double *restrict o_pk,
     double *restrict o_re, double *restrict o_im, double *restrict o_vi)
 {
@@ -622,7 +651,7 @@ static inline __attribute__((always_inline)) int cycle_stats12(
             const double *xr = x + j * c;
             v4d a0, a1, a2, ai;
             if (vgroup == 7) {
-                derive7(gr->dense, xr, &a0, &a1, &a2, &ai);
+                derive7(gr->dense, xr, &a0, &a1, &a2, &ai, used);
             } else {
                 a0 = derive_group(gr, 0, xr), a1 = derive_group(gr, 1, xr), a2 = derive_group(gr, 2, xr);
                 ai = derive_group(gr, 4, xr);
@@ -758,12 +787,26 @@ static void cycle_stats_core(const double *x, const double *mat, Py_ssize_t m, P
         const double *xc = x + cy * s * c;
         int finite;
         if (in_registers) {
-            if (gr.vgroup == 0 && c == 7)     /* the board's inputs, the products' voltages the first group */
-                finite = cycle_stats12(&gr, 7, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
+            /* the board's inputs, the products' voltages the first group: the terms of the system types' matrices
+             * (each its own copy of the loop, the others left out), or of every input */
+            if (gr.vgroup == 0 && c == 7 && gr.used == USED_4W_WYE)
+                finite = cycle_stats12(&gr, 7, USED_4W_WYE, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                       acc_vi);
+            else if (gr.vgroup == 0 && c == 7 && gr.used == USED_3W_WYE)
+                finite = cycle_stats12(&gr, 7, USED_3W_WYE, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                       acc_vi);
+            else if (gr.vgroup == 0 && c == 7 && gr.used == USED_DELTA)
+                finite = cycle_stats12(&gr, 7, USED_DELTA, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                       acc_vi);
+            else if (gr.vgroup == 0 && c == 7)
+                finite = cycle_stats12(&gr, 7, USED_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                       acc_vi);
             else if (gr.vgroup == 0)
-                finite = cycle_stats12(&gr, 0, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
+                finite = cycle_stats12(&gr, 0, USED_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                       acc_vi);
             else
-                finite = cycle_stats12(&gr, 3, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
+                finite = cycle_stats12(&gr, 3, USED_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                       acc_vi);
         } else if ((finite = all_finite(xc, s * c))) {
             for (Py_ssize_t j0 = 0; j0 < s; j0 += DERIVE_ROWS)    /* a few rows at a time: their lines stay in L1 */
                 derive_block(xc + j0 * c, s - j0 < DERIVE_ROWS ? s - j0 : DERIVE_ROWS, c, k, kp, p_max, ell_in, ell_w,

@@ -27,8 +27,14 @@ def test_cycle_stats_agrees_for_every_wiring():
 
     rng = np.random.default_rng(4)
     x = rng.normal(size=(5, 512, 7)) * 300
-    matrices = [wiring(t).matrix for t in SYSTEM_TYPES] + [rng.normal(size=(7, 11))]   # and a dense one
-    for matrix in matrices:
+    x[2, 40, 3] = np.nan                  # a cycle with a NaN input: the reference's sums, NaN where it reaches
+    # the system types' matrices, with PT/CT ratios and an inverted input (the kernel has a copy of its loop for
+    # the terms of some of them), one with an input of no weight (not a system type's terms), and a dense one
+    gain = np.array([200.0, 100.0, 200.0, 100.0, -200.0, 100.0, 50.0])
+    no_neutral = wiring("4W-WYE").matrix.copy()
+    no_neutral[6] = 0.0
+    matrices = [wiring(t).matrix for t in SYSTEM_TYPES] + [gain[:, None] * wiring(t).matrix for t in SYSTEM_TYPES]
+    for matrix in matrices + [no_neutral, rng.normal(size=(7, 11))]:
         for a, b in zip(_kernels.c_cycle_stats(x, matrix, 0, 6, 3), reference.cycle_stats(x, matrix, 0, 6, 3)):
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-8)
 
