@@ -183,8 +183,10 @@ class Pipeline:
             self._restart(first_index, hard=self.next_index is not None and first_index <= self.next_index)
         self.next_index = first_index + x.shape[0]
         self.origin_ns = int(timestamp_ns) - int(round(first_index * 1e9 / self.fs))
-        self.flicker.process(x, int(timestamp_ns))
+        # the tracker first: its filter's recursion leaves time for the batch to arrive from memory, which the
+        # flickermeter's squares (a few operations a row) would otherwise wait for
         bounds = self.tracker.process(x, first_index, self.reference)
+        self.flicker.process(x, int(timestamp_ns))
         self.resampler.push(x, first_index)
         self.resampler.add_boundaries(bounds)
         batch = self.resampler.take_cycles()

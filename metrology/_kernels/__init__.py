@@ -21,6 +21,7 @@ else:
     _IMPORT_ERROR = ""
 
 _COS_SIN: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_ONE = np.ones(1)       # the weight of a reference given as one column
 
 
 def _f64(a: np.ndarray) -> np.ndarray:
@@ -128,6 +129,19 @@ def c_track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, tabl
     return out_t[:count], out_real[:count]
 
 
+def c_track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: np.ndarray, tail: np.ndarray,
+                  hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    x = _f64(x)
+    n = x.shape[0]
+    c = 1 if weights is None else x.shape[1]
+    out = np.empty((2, n))
+    count = _ckernels.track_block(x, _ONE if weights is None else _f64(weights), sos, zi, tail, hist, state, table,
+                                  params, out[0], out[1], n, c, sos.shape[0], tail.shape[0], hist.shape[0],
+                                  table.shape[0], weights is not None)
+    return out[0, :count], out[1, :count]
+
+
 def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     x, matrix = _f64(x), _f64(matrix)
     m, s, c = x.shape
@@ -228,7 +242,7 @@ def c_window_rfft(x: np.ndarray, nl: int, ni: int) -> np.ndarray:
 
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
-           "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values",
+           "track_block", "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values",
            "interval_energy", "window_harmonics", "aggregate_add", "cycle_times",
            "window_append", "half_cycle_rms", "window_finish", "window_rfft")
 
@@ -241,6 +255,7 @@ def _select(c: bool) -> None:
 resample_cycles, cycle_stats, sosfilt = reference.resample_cycles, reference.cycle_stats, reference.sosfilt
 harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
 track_crossings, cycle_change = reference.track_crossings, reference.cycle_change
+track_block = reference.track_block
 harmonic_values, block_squares = reference.harmonic_values, reference.block_squares
 event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
 interval_values, interval_energy = reference.interval_values, reference.interval_energy

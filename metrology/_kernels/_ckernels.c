@@ -246,6 +246,13 @@ static inline v4d v4_floor(v4d p)
     return r - (v4d)((v4l)splat(1.0) & (r > p));
 }
 
+/* floor(p), |p| < 2^51, as v4_floor gives it. */
+static inline double scalar_floor(double p)
+{
+    const double r = (double)(Py_ssize_t)p;
+    return r > p ? r - 1.0 : r;
+}
+
 /* One output row of 4 to 8 columns from the six rows at r: columns 0..3 with the weights wl, columns c-4..c-1
  * with wh (two vectors that overlap when c < 8, the shared columns computed alike). */
 static inline void taps_row(const double *r, Py_ssize_t c, const v4d wl[6], const v4d wh[6], double *o)
@@ -303,6 +310,9 @@ static inline __attribute__((always_inline)) void resample_rows(
 {
     const Py_ssize_t hc = c - 4;
     const v4d dl = v4_load(delay), dh = v4_load(delay + hc);
+    double d_min = delay[0], d_max = delay[0];
+    for (Py_ssize_t ch = 1; ch < c; ch++)
+        d_min = delay[ch] < d_min ? delay[ch] : d_min, d_max = delay[ch] > d_max ? delay[ch] : d_max;
     for (Py_ssize_t i0 = 0; i0 < m; i0 += spc) {
         const Py_ssize_t k = i0 / spc;
         const double start = bounds[k], span = bounds[k + 1] - bounds[k];
@@ -332,20 +342,23 @@ static inline __attribute__((always_inline)) void resample_rows(
             continue;
         }
         for (Py_ssize_t j = 0; j < spc; j++) {
-            const v4d pi = splat((start + span * grid[j]) - offset);
+            const double pj = (start + span * grid[j]) - offset;
+            const v4d pi = splat(pj);
             const v4d pl = pi + dl, ph = pi + dh;
             const v4d bl = v4_floor(pl), bh = v4_floor(ph);
             v4d wl[6], wh[6];
             lagrange6_v4(pl - bl, wl);
             lagrange6_v4(ph - bh, wh);
-            double lo_b = bl[0], hi_b = bl[0];
-            for (int l = 0; l < 4; l++) {
-                lo_b = bl[l] < lo_b ? bl[l] : lo_b, hi_b = bl[l] > hi_b ? bl[l] : hi_b;
-                lo_b = bh[l] < lo_b ? bh[l] : lo_b, hi_b = bh[l] > hi_b ? bh[l] : hi_b;
-            }
+            /* the columns' lowest and highest first taps: those of the least and the greatest delay (a sum rounds
+             * monotonically, and so does floor) */
+            const double lo_b = scalar_floor(pj + d_min), hi_b = scalar_floor(pj + d_max);
             const Py_ssize_t lo = (Py_ssize_t)lo_b - 2, hi = (Py_ssize_t)hi_b - 2;
             double *o = out + (i0 + j) * c;
-            if (lo >= 0 && lo + 6 < n && hi <= lo + 1) {
+            if (lo >= 0 && lo + 5 < n && hi == lo) {      /* every column's taps the same six rows */
+                taps_row(x + lo * c, c, wl, wh, o);
+                continue;
+            }
+            if (lo >= 0 && lo + 6 < n && hi == lo + 1) {
                 if (!taps_row7(x + lo * c, c, bl > splat(lo_b), bh > splat(lo_b), wl, wh, o))
                     continue;
             }
@@ -549,6 +562,7 @@ typedef struct {
     v4d dense[CS_MAX_C][5];      /* every input's weights in every group, zeros included */
     Py_ssize_t c, k;
     int vgroup;
+    unsigned used;               /* bit 7g + i: input i has a weight in group g (g < 3) or in the currents' (g == 3) */
     const double *mat;
 } groups12;
 
@@ -559,6 +573,7 @@ static void groups12_init(groups12 *gr, const double *mat, Py_ssize_t c, Py_ssiz
     gr->k = k;
     gr->mat = mat;
     gr->vgroup = v0 == 0 ? 0 : 3;
+    gr->used = 0;
     for (int g = 0; g < 5; g++) {
         gr->n[g] = 0;
         for (Py_ssize_t i = 0; i < c; i++) {
@@ -571,6 +586,8 @@ static void groups12_init(groups12 *gr, const double *mat, Py_ssize_t c, Py_ssiz
                 any |= w[l] != 0.0;
             }
             gr->dense[i][g] = v4_load(w);
+            if (any && g != 3 && i < 7)
+                gr->used |= 1u << (7 * (g < 3 ? g : 3) + i);
             if (any) {
                 gr->in[g][gr->n[g]] = (int)i;
                 gr->w[g][gr->n[g]++] = v4_load(w);
@@ -588,27 +605,39 @@ static inline __attribute__((always_inline)) v4d derive_group(const groups12 *gr
     return acc;
 }
 
-/* The same for the seven inputs of the board (c == 7), every input a term of every group, unrolled: a zero
- * weight adds an exact zero, so the values are those of the sparse sum, with no index to load per term. */
+/* The same for the seven inputs of the board (c == 7), unrolled: the terms of the inputs that ``used`` (a constant
+ * where it is inlined, groups12.used) names, or of every input (USED_ALL). A zero weight adds an exact zero, so the
+ * values are those of the sparse sum, with no index to load per term. */
+#define USED(g0, g1, g2, gi) ((unsigned)(g0) | (unsigned)(g1) << 7 | (unsigned)(g2) << 14 | (unsigned)(gi) << 21)
+#define USED_ALL USED(0x7f, 0x7f, 0x7f, 0x7f)
+#define USED_4W_WYE USED(0x2a, 0x2f, 0x55, 0x15)     /* the wiring matrices of systems.py: 4W-WYE, 3W-WYE, DELTA */
+#define USED_3W_WYE USED(0x2a, 0x2f, 0x15, 0x15)
+#define USED_DELTA USED(0x22, 0x27, 0x15, 0x15)
 static inline __attribute__((always_inline)) void derive7(const v4d (*dense)[5], const double *xr, v4d *a0,
-                                                          v4d *a1, v4d *a2, v4d *ai)
+                                                          v4d *a1, v4d *a2, v4d *ai, const unsigned used)
 {
     v4d s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s4 = s0;
+#pragma GCC unroll 7
     for (int i = 0; i < 7; i++) {
         const v4d xi = splat(xr[i]);
-        s0 += xi * dense[i][0];
-        s1 += xi * dense[i][1];
-        s2 += xi * dense[i][2];
-        s4 += xi * dense[i][4];
+        if (used >> i & 1)
+            s0 += xi * dense[i][0];
+        if (used >> (7 + i) & 1)
+            s1 += xi * dense[i][1];
+        if (used >> (14 + i) & 1)
+            s2 += xi * dense[i][2];
+        if (used >> (21 + i) & 1)
+            s4 += xi * dense[i][4];
     }
     *a0 = s0, *a1 = s1, *a2 = s2, *ai = s4;
 }
 
 /* One cycle (s rows of c inputs at x, 4 <= c <= 8) of cycle_stats with at most 12 signals; vgroup is a constant
- * where it is inlined: 0 the products' voltages are group 0, 3 their own group, 7 as 0 with c == 7 (derive7).
+ * where it is inlined: 0 the products' voltages are group 0, 3 their own group, 7 as 0 with c == 7 (derive7, with
+ * the terms of ``used``, also a constant).
  * Returns 0 where an input of the cycle is NaN or infinite: its sums are then not those of the reference. */
 static inline __attribute__((always_inline)) int cycle_stats12(
-    const groups12 *gr, const int vgroup, const double *restrict x, Py_ssize_t s, const double *restrict cs,
+    const groups12 *gr, const int vgroup, const unsigned used, const double *restrict x, Py_ssize_t s, const double *restrict cs,
     const double *restrict sn, double *restrict o_sq0, double *restrict o_sq1, double *restrict o_pk,
     double *restrict o_re, double *restrict o_im, double *restrict o_vi)
 {
@@ -622,7 +651,7 @@ static inline __attribute__((always_inline)) int cycle_stats12(
             const double *xr = x + j * c;
             v4d a0, a1, a2, ai;
             if (vgroup == 7) {
-                derive7(gr->dense, xr, &a0, &a1, &a2, &ai);
+                derive7(gr->dense, xr, &a0, &a1, &a2, &ai, used);
             } else {
                 a0 = derive_group(gr, 0, xr), a1 = derive_group(gr, 1, xr), a2 = derive_group(gr, 2, xr);
                 ai = derive_group(gr, 4, xr);
@@ -758,12 +787,26 @@ static void cycle_stats_core(const double *x, const double *mat, Py_ssize_t m, P
         const double *xc = x + cy * s * c;
         int finite;
         if (in_registers) {
-            if (gr.vgroup == 0 && c == 7)     /* the board's inputs, the products' voltages the first group */
-                finite = cycle_stats12(&gr, 7, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
+            /* the board's inputs, the products' voltages the first group: the terms of the system types' matrices
+             * (each its own copy of the loop, the others left out), or of every input */
+            if (gr.vgroup == 0 && c == 7 && gr.used == USED_4W_WYE)
+                finite = cycle_stats12(&gr, 7, USED_4W_WYE, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                       acc_vi);
+            else if (gr.vgroup == 0 && c == 7 && gr.used == USED_3W_WYE)
+                finite = cycle_stats12(&gr, 7, USED_3W_WYE, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                       acc_vi);
+            else if (gr.vgroup == 0 && c == 7 && gr.used == USED_DELTA)
+                finite = cycle_stats12(&gr, 7, USED_DELTA, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                       acc_vi);
+            else if (gr.vgroup == 0 && c == 7)
+                finite = cycle_stats12(&gr, 7, USED_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                       acc_vi);
             else if (gr.vgroup == 0)
-                finite = cycle_stats12(&gr, 0, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
+                finite = cycle_stats12(&gr, 0, USED_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                       acc_vi);
             else
-                finite = cycle_stats12(&gr, 3, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im, acc_vi);
+                finite = cycle_stats12(&gr, 3, USED_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                       acc_vi);
         } else if ((finite = all_finite(xc, s * c))) {
             for (Py_ssize_t j0 = 0; j0 < s; j0 += DERIVE_ROWS)    /* a few rows at a time: their lines stay in L1 */
                 derive_block(xc + j0 * c, s - j0 < DERIVE_ROWS ? s - j0 : DERIVE_ROWS, c, k, kp, p_max, ell_in, ell_w,
@@ -919,6 +962,7 @@ static void cascade_any(const biquad *q, Py_ssize_t ns, double *z, const double 
  * biquads as scipy, on x or, with weights w, on the weighted sum of x's c columns (formed sample by sample in
  * column order, a chunk at a time ahead of the filter). */
 #define SOS_CHUNK 256
+#define TRACK_PREFETCH_ROWS 48    /* rows ahead of the tracker's filter: ~2.7 kB of seven inputs */
 static PyObject *k_sosfilt(PyObject *self, PyObject *args)
 {
     PyObject *o[5] = {NULL, NULL, NULL, NULL, Py_None};
@@ -1022,6 +1066,38 @@ static PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* max |y[j]| over lo <= j < hi (0 for none; NaN if one is, as numpy's max): four running maxima in two two-double
+ * vectors, then the rest one by one (the greatest is the same in any order). */
+static inline double abs_peak(const double *y, Py_ssize_t lo, Py_ssize_t hi)
+{
+    const v2l magnitude = {INT64_MAX, INT64_MAX};
+    v2d m0 = {0.0, 0.0}, m1 = {0.0, 0.0};
+    v2l nan2 = {0, 0};
+    Py_ssize_t j = lo;
+    for (; j + 4 <= hi; j += 4) {
+        v2d a, b;
+        memcpy(&a, y + j, sizeof a);
+        memcpy(&b, y + j + 2, sizeof b);
+        a = (v2d)((v2l)a & magnitude);
+        b = (v2d)((v2l)b & magnitude);
+        nan2 |= (a != a) | (b != b);
+        const v2l ga = a > m0, gb = b > m1;
+        m0 = (v2d)(((v2l)a & ga) | ((v2l)m0 & ~ga));
+        m1 = (v2d)(((v2l)b & gb) | ((v2l)m1 & ~gb));
+    }
+    const double lanes[4] = {m0[0], m0[1], m1[0], m1[1]};
+    double pk = 0.0;
+    int nan = (nan2[0] | nan2[1]) != 0;
+    for (int l = 0; l < 4; l++)
+        pk = lanes[l] > pk ? lanes[l] : pk;
+    for (; j < hi; j++) {
+        const double a = fabs(y[j]);
+        pk = a > pk ? a : pk;
+        nan |= a != a;
+    }
+    return nan ? NAN : pk;
+}
+
 /* The rising crossing between y[k] < 0 <= y[k+1]: the root in [0, 1] of the cubic through (-1, y[k-1]) ..
  * (2, y[k+2]) by three Newton steps from the linear estimate; *peak = max |y| over y[max(k-half, 0) .. k] (NaN if
  * one is). */
@@ -1034,14 +1110,7 @@ static inline double crossing_root(const double *y, Py_ssize_t k, Py_ssize_t hal
     double u = y0 / (y0 - y1);
     for (int it = 0; it < 3; it++)
         u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
-    double pk = 0.0;
-    int nan = 0;
-    for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
-        const double a = fabs(y[j]);
-        pk = a > pk ? a : pk;
-        nan |= a != a;
-    }
-    *peak = nan ? NAN : pk;        /* numpy's max: a NaN is the peak */
+    *peak = abs_peak(y, k - half > 0 ? k - half : 0, k + 1);
     return u;
 }
 
@@ -1075,13 +1144,81 @@ static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(count);
 }
 
+/* The cycle tracker's state between crossings: state (4,) of reference.track_crossings, and the boundaries found. */
+typedef struct {
+    double period, last;
+    int last_real, reacq;
+    Py_ssize_t count;
+} tracking;
+
+static inline void tracking_load(tracking *tr, const double *st)
+{
+    tr->period = st[0];
+    tr->last = st[1];
+    tr->last_real = st[2] != 0.0;
+    tr->reacq = st[3] != 0.0;
+    tr->count = 0;
+}
+
+static inline void tracking_store(const tracking *tr, double *st)
+{
+    st[0] = tr->period;
+    st[1] = tr->last;
+    st[2] = tr->last_real;
+    st[3] = tr->reacq;
+}
+
+/* The cycle tracker's step at the rising crossing y[k] < 0 <= y[k+1] (reference.track_crossings is the definition):
+ * the crossing becomes a time base + k + root - delay, the delay interpolated in ``table`` (nt entries, sampled every
+ * pr[2] Hz from pr[1]) at the frequency pr[3] / period; a crossing with a peak (over ``half`` samples before it)
+ * below pr[4] or before pr[5] (NaN: no such limit) is skipped, the others go through the acceptance rules with the
+ * limits pr[6..10] (min and max period, least fraction of the period, largest relative step, least fraction after a
+ * virtual boundary); an accepted one is written to out_t[count], out_real[count]. */
+static inline void track_crossing(const double *y, Py_ssize_t k, Py_ssize_t half, double base, tracking *tr,
+                                  const double *table, Py_ssize_t nt, const double *pr, double *out_t, double *out_real)
+{
+    const double f0 = pr[1], step = pr[2], fs = pr[3], present = pr[4], settle = pr[5];
+    const double min_period = pr[6], max_period = pr[7], min_ratio = pr[8], max_step = pr[9], after_virtual = pr[10];
+    double pk;
+    const double u = crossing_root(y, k, half, &pk);
+    const double kf = (fs / tr->period - f0) / step;
+    /* int(kf) clamped to the table; NaN (a NaN period) and values past an integer's range are not converted */
+    const Py_ssize_t i = kf >= 1.0 ? (kf < (double)(nt - 2) ? (Py_ssize_t)kf : nt - 2) : 0;
+    const double w = kf - (double)i;
+    const double delay = table[i] * (1 - w) + table[i + 1] * w;
+    const double t = (base + (double)k) + u - delay;
+    if (pk < present || (!isnan(settle) && t < settle))
+        return;
+    int real = 1;
+    if (!isnan(tr->last)) {
+        const double delta = t - tr->last;
+        if (tr->last_real) {
+            const double least = min_ratio * tr->period;
+            if (delta < (min_period >= least ? min_period : least))
+                return;                                    /* noise: a second crossing in one cycle */
+            const int plausible = fabs(delta / tr->period - 1) <= max_step;
+            if ((plausible || tr->reacq) && min_period <= delta && delta <= max_period) {
+                tr->period = delta;
+                tr->reacq = 0;
+            } else {
+                real = 0;
+            }
+        } else {
+            if (delta < after_virtual * tr->period)
+                return;
+            tr->reacq = 1;
+        }
+    }
+    tr->last = t;
+    tr->last_real = real;
+    out_t[tr->count] = t;
+    out_real[tr->count++] = real;
+}
+
 /* track_crossings(y (n,), state (4,), table (nt,), params (11,), out_t (n,), out_real (n,), n, lo, half, nt) -> count:
- * the cycle tracker's pass over one block of its filtered reference (reference.track_crossings is the definition).
- * Each rising crossing of rising_crossings becomes a time base + k + root - delay, the delay interpolated in
- * ``table`` (sampled every params[2] Hz from params[1]) at the frequency params[3] / period; crossings with a peak
- * below params[4] or before params[5] (NaN: none) are skipped, the others go through the acceptance rules with
- * the state (period, last (NaN: none), last_real, reacquiring) and the limits params[6..10] (min and max period,
- * least fraction of the period, largest relative step, least fraction after a virtual boundary). */
+ * the cycle tracker's pass over one block of its filtered reference (reference.track_crossings), track_crossing at
+ * each rising crossing y[k] < 0 <= y[k+1], k from max(lo, 1) while y[k+2] is there, params[0] the index of y[0];
+ * state (period, last (NaN: none), last_real, reacquiring) updated in place. */
 static PyObject *k_track_crossings(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(6);
@@ -1095,58 +1232,152 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
     if (get_arrays(o, spec, 6, b))
         return NULL;
     const double *y = b[0].view.buf, *table = b[2].view.buf, *pr = b[3].view.buf;
-    double *st = b[1].view.buf, *out_t = b[4].view.buf, *out_real = b[5].view.buf;
-    const double base = pr[0], f0 = pr[1], step = pr[2], fs = pr[3], present = pr[4], settle = pr[5];
-    const double min_period = pr[6], max_period = pr[7], min_ratio = pr[8], max_step = pr[9], after_virtual = pr[10];
-    double period = st[0], last = st[1];
-    int last_real = st[2] != 0.0, reacq = st[3] != 0.0;
-    Py_ssize_t count = 0;
+    double *st = b[1].view.buf;
+    tracking tr;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = lo < 1 ? 1 : lo; k + 2 < n; k++) {
-        if (!(y[k] < 0 && y[k + 1] >= 0))
-            continue;
-        double pk;
-        const double u = crossing_root(y, k, half, &pk);
-        const double kf = (fs / period - f0) / step;
-        /* int(kf) clamped to the table; NaN (a NaN period) and values past an integer's range are not converted */
-        const Py_ssize_t i = kf >= 1.0 ? (kf < (double)(nt - 2) ? (Py_ssize_t)kf : nt - 2) : 0;
-        const double w = kf - (double)i;
-        const double delay = table[i] * (1 - w) + table[i + 1] * w;
-        const double t = (base + (double)k) + u - delay;
-        if (pk < present || (!isnan(settle) && t < settle))
-            continue;
-        int real = 1;
-        if (!isnan(last)) {
-            const double delta = t - last;
-            if (last_real) {
-                const double least = min_ratio * period;
-                if (delta < (min_period >= least ? min_period : least))
-                    continue;                              /* noise: a second crossing in one cycle */
-                const int plausible = fabs(delta / period - 1) <= max_step;
-                if ((plausible || reacq) && min_period <= delta && delta <= max_period) {
-                    period = delta;
-                    reacq = 0;
-                } else {
-                    real = 0;
-                }
-            } else {
-                if (delta < after_virtual * period)
-                    continue;
-                reacq = 1;
-            }
-        }
-        last = t;
-        last_real = real;
-        out_t[count] = t;
-        out_real[count++] = real;
-    }
+    tracking_load(&tr, st);
+    for (Py_ssize_t k = lo < 1 ? 1 : lo; k + 2 < n; k++)
+        if (y[k] < 0 && y[k + 1] >= 0)
+            track_crossing(y, k, half, pr[0], &tr, table, nt, pr, b[4].view.buf, b[5].view.buf);
+    tracking_store(&tr, st);
     Py_END_ALLOW_THREADS
-    st[0] = period;
-    st[1] = last;
-    st[2] = last_real;
-    st[3] = reacq;
     release(b, 6);
-    return PyLong_FromSsize_t(count);
+    return PyLong_FromSsize_t(tr.count);
+}
+
+/* The reference filter over n rows of x (n, c) into y[0 .. n-1]: the weighted sum of the nw columns wi[] with weights
+ * w[] (formed as k_sosfilt forms it, in column order from 0.0; with nw < 0, x's single column itself), then the
+ * cascade of ns sections from and into the states z, sample by sample; each i with y[i-1] < 0 <= y[i] (``prev`` is
+ * y[-1]) is noted as the crossing k = i - 1 + at in cand[], and the count returned. The cascade's recursion bounds the
+ * loop: the weighted sum, the crossing test and the loads of the rows ahead (prefetched) run in its shadow. */
+static inline __attribute__((always_inline)) Py_ssize_t filter_rows(const biquad *q, int ns, double *z,
+                                                                    const double *x, Py_ssize_t c, const int *wi,
+                                                                    const double *w, int nw, double *restrict y,
+                                                                    Py_ssize_t n, double prev, Py_ssize_t at,
+                                                                    Py_ssize_t *restrict cand)
+{
+    Py_ssize_t nc = 0;
+    double z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
+    for (int s = 0; s < ns; s++) {
+        z0[s] = z[2 * s];
+        z1[s] = z[2 * s + 1];
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double *r = x + i * c;
+        if (i + TRACK_PREFETCH_ROWS < n)
+            __builtin_prefetch(r + TRACK_PREFETCH_ROWS * c);
+        double v;
+        if (nw < 0) {
+            v = r[0];
+        } else if (nw == 3) {
+            v = ((0.0 + w[0] * r[wi[0]]) + w[1] * r[wi[1]]) + w[2] * r[wi[2]];
+        } else {
+            v = 0.0;
+            for (int k = 0; k < nw; k++)
+                v += w[k] * r[wi[k]];
+        }
+        for (int s = 0; s < ns; s++)
+            v = biquad_step(q + s, z0 + s, z1 + s, v);
+        y[i] = v;
+        cand[nc] = i - 1 + at;
+        nc += prev < 0 && v >= 0;
+        prev = v;
+    }
+    for (int s = 0; s < ns; s++) {
+        z[2 * s] = z0[s];
+        z[2 * s + 1] = z1[s];
+    }
+    return nc;
+}
+
+/* track_block(x (n, c), w (c,), sos (ns, 6), zi (ns, 2), tail (tl,), hist (hl, c), state (5,), table (nt,),
+ *             params (11,), out_t (n,), out_real (n,), n, c, ns, tl, hl, nt, mixed) -> count: the cycle tracker's
+ * usual pass over a block (reference.track_block): the reference (the weighted sum of x's columns with mixed, else
+ * x's single column) through the filter from zi, after the last state[4] filtered samples kept right-aligned in
+ * tail; track_crossing at each rising crossing of the two from max(state[4] - 2, 1) while the sample two after it
+ * is there, half the peak's window floor(period / 2), params[0] the index of x's first row; zi, tail and state
+ * left for the next block, and hist the last hl rows of x when there are that many. */
+static PyObject *k_track_block(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(11);
+    Py_ssize_t n, c, ns, tl, hl, nt;
+    int mixed;
+    if (kernel_args(args, o, 11, "nnnnnnp", &n, &c, &ns, &tl, &hl, &nt, &mixed))
+        return NULL;
+    if (ns < 0 || ns > SOS_MAX_SECTIONS || c < 1 || c > SOS_MAX_COLUMNS || (!mixed && c != 1) || nt < 2)
+        return bad_args("track_block: bad section count, column count or delay table");
+    const array_arg spec[] = {{"x", 0, ITEMS(n, c)}, {"w", 0, ITEMS(c)}, {"sos", 0, ITEMS(ns, 6)},
+                              {"zi", 1, ITEMS(ns, 2)}, {"tail", 1, ITEMS(tl)}, {"hist", 1, ITEMS(hl, c)},
+                              {"state", 1, 5}, {"table", 0, nt}, {"params", 0, 11}, {"out_t", 1, ITEMS(n)},
+                              {"out_real", 1, ITEMS(n)}};
+    if (get_arrays(o, spec, 11, b))
+        return NULL;
+    double *st = b[6].view.buf;
+    const double kept = st[4];
+    if (!(kept >= 0.0 && kept <= (double)tl)) {
+        release(b, 11);
+        return bad_args("track_block: the tail count is not within the tail");
+    }
+    /* n and tl are at most their buffers' items: m and the scratch's size do not overflow */
+    const Py_ssize_t t = (Py_ssize_t)kept, m = t + n;
+    double *yy = PyMem_RawMalloc((size_t)m * sizeof(double) + (size_t)(m + 1) * sizeof(Py_ssize_t));
+    if (yy == NULL)
+        return no_memory(b, 11);
+    Py_ssize_t *cand = (Py_ssize_t *)(yy + m);     /* the rising crossings, in order */
+    const double *x = b[0].view.buf, *wv = b[1].view.buf, *pr = b[8].view.buf;
+    double *zi = b[3].view.buf, *tail = b[4].view.buf, *hist = b[5].view.buf;
+    tracking tr;
+    Py_BEGIN_ALLOW_THREADS
+    double w[SOS_MAX_COLUMNS];
+    int nw = -1, wi[SOS_MAX_COLUMNS];      /* the nonzero weights, in column order */
+    if (mixed) {
+        nw = 0;
+        for (Py_ssize_t k = 0; k < c; k++)
+            if (wv[k] != 0.0) {
+                wi[nw] = (int)k;
+                w[nw++] = wv[k];
+            }
+    }
+    biquad q[SOS_MAX_SECTIONS];
+    biquads(b[2].view.buf, ns, q);
+    if (t > 0)
+        memcpy(yy, tail + (tl - t), (size_t)t * sizeof(double));
+    /* the crossings whose pair is in the tail (the last ones of the block before waited for two samples more), then
+     * those the filter meets */
+    const Py_ssize_t lo = t - 2 > 1 ? t - 2 : 1;
+    Py_ssize_t nc = 0;
+    for (Py_ssize_t k = lo; k + 1 < t; k++)
+        if (yy[k] < 0 && yy[k + 1] >= 0)
+            cand[nc++] = k;
+    const double prev = t > 0 ? yy[t - 1] : 0.0;
+    if (ns == 2 && nw == 3)          /* the tracker's 4th-order filter on the reference of a three-phase wiring */
+        nc += filter_rows(q, 2, zi, x, c, wi, w, 3, yy + t, n, prev, t, cand + nc);
+    else if (ns == 2 && nw < 0)
+        nc += filter_rows(q, 2, zi, x, c, wi, w, -1, yy + t, n, prev, t, cand + nc);
+    else if (ns == 2)
+        nc += filter_rows(q, 2, zi, x, c, wi, w, nw, yy + t, n, prev, t, cand + nc);
+    else
+        nc += filter_rows(q, (int)ns, zi, x, c, wi, w, nw, yy + t, n, prev, t, cand + nc);
+    const double hp = floor(st[0] / 2);
+    const Py_ssize_t half = hp >= 0 ? (hp < (double)m ? (Py_ssize_t)hp : m) : 0;     /* NaN: 0 */
+    tracking_load(&tr, st);
+    for (Py_ssize_t j = 0; j < nc; j++) {
+        const Py_ssize_t k = cand[j];
+        if (k >= lo && k + 2 < m)
+            track_crossing(yy, k, half, pr[0] - (double)t, &tr, b[7].view.buf, nt, pr, b[9].view.buf,
+                           b[10].view.buf);
+    }
+    tracking_store(&tr, st);
+    const Py_ssize_t keep = m < tl ? m : tl;
+    if (keep > 0)
+        memmove(tail + (tl - keep), yy + (m - keep), (size_t)keep * sizeof(double));
+    st[4] = (double)keep;
+    if (n >= hl && hl > 0)
+        memcpy(hist, x + (n - hl) * c, (size_t)(hl * c) * sizeof(double));
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(yy);
+    release(b, 11);
+    return PyLong_FromSsize_t(tr.count);
 }
 
 /* The nonzero weights of each column q of mat (c, k), in row order: terms[q] of them, inputs in[q * c + u] and
@@ -2638,6 +2869,7 @@ static PyMethodDef methods[] = {
     {"sosfilt", k_sosfilt, METH_VARARGS, "Cascade of biquads (direct form II transposed) with state."},
     {"rising_crossings", k_rising_crossings, METH_VARARGS, "Rising zero crossings: index, cubic root, peak before."},
     {"track_crossings", k_track_crossings, METH_VARARGS, "The cycle tracker's crossings, delays and acceptance rules."},
+    {"track_block", k_track_block, METH_VARARGS, "The cycle tracker's filter, crossings and acceptance over a block."},
     {"cycle_change", k_cycle_change, METH_VARARGS, "Largest change of the derived signals from one cycle to the next."},
     {"harmonic_values", k_harmonic_values, METH_VARARGS, "Harmonic values of a window from its DFT lines."},
     {"block_squares", k_block_squares, METH_VARARGS, "Mean square of x @ matrix over runs of d rows."},

@@ -27,8 +27,14 @@ def test_cycle_stats_agrees_for_every_wiring():
 
     rng = np.random.default_rng(4)
     x = rng.normal(size=(5, 512, 7)) * 300
-    matrices = [wiring(t).matrix for t in SYSTEM_TYPES] + [rng.normal(size=(7, 11))]   # and a dense one
-    for matrix in matrices:
+    x[2, 40, 3] = np.nan                  # a cycle with a NaN input: the reference's sums, NaN where it reaches
+    # the system types' matrices, with PT/CT ratios and an inverted input (the kernel has a copy of its loop for
+    # the terms of some of them), one with an input of no weight (not a system type's terms), and a dense one
+    gain = np.array([200.0, 100.0, 200.0, 100.0, -200.0, 100.0, 50.0])
+    no_neutral = wiring("4W-WYE").matrix.copy()
+    no_neutral[6] = 0.0
+    matrices = [wiring(t).matrix for t in SYSTEM_TYPES] + [gain[:, None] * wiring(t).matrix for t in SYSTEM_TYPES]
+    for matrix in matrices + [no_neutral, rng.normal(size=(7, 11))]:
         for a, b in zip(_kernels.c_cycle_stats(x, matrix, 0, 6, 3), reference.cycle_stats(x, matrix, 0, 6, 3)):
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-8)
 
@@ -164,31 +170,79 @@ def _tracker_signal(fs: float) -> np.ndarray:
     return amp * (np.sin(phase) + 0.05 * np.sin(5 * phase)) + rng.normal(0, 2.0, n)
 
 
-def _track(y: np.ndarray, fs: float, kernel, blocks: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+def _track(y: np.ndarray, fs: float, kernel, blocks: list[tuple[int, int]], weights: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
     from metrology.frequency import CycleTracker
 
     tracker = CycleTracker(fs, 50.0, 0.1 * 230 * np.sqrt(2))
-    tracker_kernel = _kernels.track_crossings
-    _kernels.track_crossings = kernel
+    tracker_kernel = _kernels.track_block
+    _kernels.track_block = kernel
     try:
-        found = [tracker.process(y[a:b], a) for a, b in blocks]
+        found = [tracker.process(y[a:b], a, weights) for a, b in blocks]
     finally:
-        _kernels.track_crossings = tracker_kernel
+        _kernels.track_block = tracker_kernel
     return np.concatenate([f.index for f in found]), np.concatenate([f.real for f in found])
 
 
-def test_track_crossings_agrees_through_steps_dips_interruptions_and_gaps():
+def test_track_block_agrees_through_steps_dips_interruptions_and_gaps():
     fs = 32000.0
     y = _tracker_signal(fs)
     edges = list(range(0, y.size, 4096)) + [y.size]
     blocks = [(a, b) for a, b in zip(edges, edges[1:])]
     gapped = [blk for i, blk in enumerate(blocks) if i not in (9, 30, 31, 32)]     # a short and a long gap
     for run in (blocks, gapped):
-        t_c, real_c = _track(y, fs, _kernels.c_track_crossings, run)
-        t_r, real_r = _track(y, fs, reference.track_crossings, run)
+        t_c, real_c = _track(y, fs, _kernels.c_track_block, run)
+        t_r, real_r = _track(y, fs, reference.track_block, run)
         assert t_c.size > 250 and not real_c.all() and real_c.any()          # virtual boundaries in the interruption
         np.testing.assert_array_equal(real_c, real_r)
         np.testing.assert_allclose(t_c, t_r, rtol=0, atol=1e-9)
+
+
+def test_track_block_of_weighted_inputs_in_blocks_of_any_size_agrees():
+    from metrology.systems import wiring
+
+    fs = 32000.0
+    rng = np.random.default_rng(15)
+    y = _tracker_signal(fs)[:int(3 * fs)]
+    shifts = (0.0, -2 * np.pi / 3, 2 * np.pi / 3)
+    x = rng.normal(0, 1.0, (y.size, 7))
+    x[:, 1::2] += np.stack([np.roll(y, int(s * fs / (2 * np.pi * 50))) for s in shifts], axis=1)
+    # blocks shorter than the tail, than the history (a period), and long ones; a short gap (a bridge)
+    sizes = [3, 1, 2, 150, 700, 4096, 37, 5000, 290, 100]
+    edges, at, k = [], 0, 0
+    while at < y.size:
+        edges.append((at, min(at + sizes[k % len(sizes)], y.size)))
+        at = edges[-1][1] + (300 if k == 20 else 0)
+        k += 1
+    for weights in (wiring("4W-WYE").reference, wiring("2L").reference, rng.normal(size=7)):
+        t_c, real_c = _track(x, fs, _kernels.c_track_block, edges, weights)
+        t_r, real_r = _track(x, fs, reference.track_block, edges, weights)
+        assert t_c.size > 100
+        np.testing.assert_array_equal(real_c, real_r)
+        np.testing.assert_allclose(t_c, t_r, rtol=0, atol=1e-9)
+
+
+def test_track_block_keeps_the_tail_history_and_state_as_the_reference():
+    from metrology.frequency import CycleTracker
+
+    tracker = CycleTracker(32000.0, 50.0, 30.0)
+    y = _tracker_signal(32000.0)[:20000]
+    w = np.array([0.0, 1.0, 0.5])
+    x = np.stack([np.zeros(y.size), y, 0.1 * y], axis=1)
+    # zi, tail, history rows, state: one set for each
+    c_state, r_state = ([np.zeros((2, 2)), np.zeros(tracker.tail_len), np.zeros((tracker.history_len, 3)),
+                         np.array([640.0, np.nan, 0.0, 1.0, 0.0])] for _ in range(2))
+    p = tracker._params.copy()
+    found = 0
+    for lo, hi in ((0, 100), (100, 4196), (4196, 4200), (4200, 12000), (12000, 20000)):
+        p[0] = lo
+        got = _kernels.c_track_block(x[lo:hi], w, tracker.sos, *c_state, tracker._delay_table, p)
+        want = reference.track_block(x[lo:hi], w, tracker.sos, *r_state, tracker._delay_table, p)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+        for a, b in zip(c_state, r_state):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-9)
+        found += got[0].size
+    assert found > 25 and c_state[3][4] == tracker.tail_len and c_state[2][-1, 1] == y[-1]
 
 
 def test_track_crossings_drops_noise_crossings_and_updates_the_state_alike():

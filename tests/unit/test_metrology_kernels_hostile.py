@@ -52,6 +52,11 @@ HOSTILE_CALLS = {
     # spc doubles of scratch: the size overflowed to 0 bytes and spc were written
     "resample_cycles: samples per cycle past memory": ("resample_cycles", [1, 1, 1, 0], [1, 1, 0, BIG, 0.0]),
     "block_squares: rows times inputs overflow": ("block_squares", [8, 4, 1], [BIG, 4, 1, BIG]),
+    # n * c overflows: the filter read rows past the inputs
+    "track_block: rows times inputs overflow": ("track_block", [8, 4, 12, 4, 4, 4, 5, 4, 11, 8, 8],
+                                                [BIG, 4, 2, 4, 1, 4, True]),
+    "track_block: more sections than the filter holds": ("track_block", [8, 1, 17 * 6, 34, 4, 4, 5, 4, 11, 8, 8],
+                                                         [8, 1, 17, 4, 1, 4, False]),
     "rising_crossings: a buffer not aligned to 8 bytes": ("rising_crossings", ["misaligned", 8, 8, 8], [8, 0, 2]),
 }
 
@@ -171,3 +176,36 @@ def test_resample_with_a_delay_per_input_gives_nan_only_where_an_input_s_own_tap
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     assert np.isnan(want).sum() == 6 and np.isinf(want).sum() > 0
+
+
+def _track_block_args(x: np.ndarray, kept: float):
+    from metrology.frequency import CycleTracker
+
+    tracker = CycleTracker(32000.0, 50.0, 30.0)
+    params = tracker._params.copy()
+    return (x, None, tracker.sos, np.zeros((2, 2)), np.zeros(tracker.tail_len), np.zeros(tracker.history_len),
+            np.array([640.0, np.nan, 0.0, 1.0, kept]), tracker._delay_table, params)
+
+
+def test_track_block_refuses_a_tail_count_outside_the_tail_as_the_reference():
+    x = np.sin(np.arange(4000) * (2 * np.pi / 640))
+    for kept in (np.nan, -1.0, 1e6, 1e300):
+        for kernel in (_kernels.c_track_block, reference.track_block):
+            with pytest.raises(ValueError):
+                kernel(*_track_block_args(x, kept))
+
+
+def test_track_block_of_nan_and_infinite_samples_agrees_with_the_reference():
+    x = 300 * np.sin(np.arange(20000) * (2 * np.pi / 640))
+    x[3000] = np.nan                   # the filter's output is NaN from there on: no crossing after it
+    x[1000] = np.inf
+    for kept in (0.0, 100.0):
+        c_args, r_args = _track_block_args(x, kept), _track_block_args(x, kept)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = reference.track_block(*r_args)
+        got = _kernels.c_track_block(*c_args)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        for a, b in zip(c_args[3:7], r_args[3:7]):
+            np.testing.assert_array_equal(a, b)
