@@ -90,13 +90,62 @@ class CycleTracker:
         self._delay_f0 = TRACK_MIN_HZ - 1.0
         self._delay_table = _phase_delays(self.sos, np.arange(self._delay_f0, TRACK_MAX_HZ + 1.0, DELAY_STEP_HZ),
                                           sample_rate_hz)
-        # track_crossings' parameters: [0] and [5] (the block's base index, settle_until) change per block
+        # track_crossings' parameters: [0] and [5] (the block's first index, settle_until) change per block
         self._params = np.array([0.0, self._delay_f0, DELAY_STEP_HZ, sample_rate_hz, present_peak, math.nan,
                                  self.min_period, self.max_period, MIN_PERIOD_RATIO, MAX_PERIOD_STEP,
                                  MIN_REAL_AFTER_VIRTUAL])
-        self._state = np.zeros(4)
+        # the state the C pass (track_block) carries from block to block, in arrays it updates in place: period,
+        # last boundary (NaN: none), last_real, reacquiring, and how many filtered samples the tail holds
+        self._state = np.zeros(5)
+        self.tail_len = int(self.max_period // 2) + 2
+        self._tail = np.zeros(self.tail_len)     # the last filtered samples, right-aligned (``tail``)
+        self._rows = np.zeros(0)                 # the inputs' last history_len rows, as the last block gave them
         self.period = self.nominal_period
         self.restart(None)
+
+    @property
+    def period(self) -> float:
+        return float(self._state[0])
+
+    @period.setter
+    def period(self, value: float) -> None:
+        self._state[0] = value
+
+    @property
+    def last(self) -> float | None:
+        last = float(self._state[1])
+        return None if math.isnan(last) else last
+
+    @last.setter
+    def last(self, value: float | None) -> None:
+        self._state[1] = math.nan if value is None else value
+
+    @property
+    def last_real(self) -> bool:
+        return bool(self._state[2])
+
+    @last_real.setter
+    def last_real(self, value: bool) -> None:
+        self._state[2] = value
+
+    @property
+    def reacquiring(self) -> bool:
+        return bool(self._state[3])
+
+    @reacquiring.setter
+    def reacquiring(self, value: bool) -> None:
+        self._state[3] = value
+
+    @property
+    def tail(self) -> np.ndarray:
+        """The last filtered samples (up to ``tail_len``): the next block's crossings may begin in them."""
+        return self._tail[self.tail_len - int(self._state[4]):]
+
+    @tail.setter
+    def tail(self, value: np.ndarray) -> None:
+        keep = value[-self.tail_len:]
+        self._tail[self.tail_len - keep.shape[0]:] = keep
+        self._state[4] = keep.shape[0]
 
     def restart(self, first_index: int | None) -> None:
         """Forget everything (after a gap or at start-up); the next block starts at ``first_index``."""
@@ -104,12 +153,11 @@ class CycleTracker:
         self.tail = np.zeros(0)
         self._history = np.zeros(0)
         # the input rows and weights whose product ``history`` is, until a bridge or a short block asks for it
-        self._history_inputs: tuple[np.ndarray, np.ndarray] | None = None
-        self.tail_len = int(self.max_period // 2) + 2
+        self._history_inputs: tuple[np.ndarray, np.ndarray | None] | None = None
         self.next_index = first_index
         self.settle_until = None if first_index is None else first_index + SETTLE_S * self.fs
         self.resume_index = first_index     # where free-running starts if no real crossing comes
-        self.last: float | None = None
+        self.last = None
         self.last_real = False
         self.reacquiring = True      # the period is kept: the first crossings' filter delay follows it
 
@@ -122,44 +170,35 @@ class CycleTracker:
             self.restart(first_index)
         n = ref.shape[0]
         self.next_index = first_index + n
-        if weights is None:
-            self._remember(ref)
-            y, self.zi = _kernels.sosfilt(self.sos, ref, self.zi)
-        else:
-            # the filter forms the weighted sum sample by sample; the history keeps the reference's last period, as
-            # the inputs it is made of while no bridge needs it
-            if n >= self.history_len:
-                self._history_inputs = (ref[-self.history_len:].copy(), weights)
-            else:
-                self._remember(ref @ weights)
-            y, self.zi = _kernels.sosfilt(self.sos, ref, self.zi, weights)
-        tail = self.tail.shape[0]
-        yy = np.concatenate((self.tail, y))   # yy[tail] is sample first_index
-        self.tail = yy[-self.tail_len:]
-        # candidate k: yy[k] < 0 <= yy[k+1]; the cubic through yy[k-1..k+2] needs one sample more,
-        # so the last pair waits for the next block (the tail keeps it)
-        # with the peak of |y| over the half cycle before each (is there a voltage?) and the root of
-        # the cubic through the four samples around it: linear interpolation would leave up to 1 ns of
-        # grid-dependent error at 65 Hz with a 5th harmonic (a few 1e-7 of the period), the cubic < 10 ps.
-        # The delay depends a little on frequency: each crossing's is taken at the period just measured, so a
-        # ramp shifts every crossing alike and the period stays true (reference.track_crossings: the rules)
+        if self._rows.shape[1:] != ref.shape[1:] or self._rows.shape[0] != self.history_len:
+            self._rows = np.zeros((self.history_len,) + ref.shape[1:])
+        # one C pass (reference.track_block): the filter forms the weighted sum sample by sample after the filtered
+        # samples of the blocks before that the tail keeps (the last pair waits for the next block: the cubic
+        # through yy[k-1..k+2] needs one sample more); then the rising crossings, with the peak of |y| over the
+        # half cycle before each (is there a voltage?) and the root of the cubic through the four samples around
+        # it: linear interpolation would leave up to 1 ns of grid-dependent error at 65 Hz with a 5th harmonic (a
+        # few 1e-7 of the period), the cubic < 10 ps. The delay depends a little on frequency: each crossing's is
+        # taken at the period just measured, so a ramp shifts every crossing alike and the period stays true
+        # (reference.track_crossings: the rules)
         p = self._params
-        p[0], p[5] = first_index - tail, math.nan if self.settle_until is None else self.settle_until
-        st = self._state
-        st[:] = (self.period, math.nan if self.last is None else self.last, self.last_real, self.reacquiring)
-        found, real = _kernels.track_crossings(yy, max(tail - 2, 1), int(self.period // 2), st, self._delay_table, p)
-        self.period = float(st[0])
-        self.last = None if math.isnan(st[1]) else float(st[1])
-        self.last_real, self.reacquiring = bool(st[2]), bool(st[3])
+        p[0], p[5] = first_index, math.nan if self.settle_until is None else self.settle_until
+        found, real = _kernels.track_block(ref, weights, self.sos, self.zi, self._tail, self._rows, self._state,
+                                           self._delay_table, p)
+        # the history keeps the reference's last period, as the inputs it is made of while no bridge needs it
+        if n >= self.history_len:
+            self._history_inputs = (self._rows, weights)
+        else:
+            self._remember(ref if weights is None else ref @ weights)
+        period, last = self._state[:2].tolist()
         end = first_index + n - self.max_delay
-        if self.last is not None and end - self.last <= VIRTUAL_AFTER_PERIODS * self.period:
-            return Boundaries(found, real != 0)         # the usual case: no virtual boundary to add
+        if end - last <= VIRTUAL_AFTER_PERIODS * period:
+            return Boundaries(found, real != 0)         # the usual case: no virtual boundary to add (NaN: no last)
         out_t: list[float] = found.tolist()
         out_real: list[bool] = (real != 0).tolist()
         if (self.last is None and self.resume_index is not None and self.settle_until is not None
                 and end - self.settle_until > VIRTUAL_AFTER_PERIODS * self.period):
             self.last, self.last_real = float(self.resume_index), False   # no voltage: free-run from the start
-            out_t.append(self.last)
+            out_t.append(float(self.resume_index))
             out_real.append(False)
         while self.last is not None and end - self.last > VIRTUAL_AFTER_PERIODS * self.period:
             self.last += self.period
@@ -173,7 +212,7 @@ class CycleTracker:
         """The last raw reference samples (for a bridge), ending at ``next_index``."""
         if self._history_inputs is not None:
             rows, weights = self._history_inputs
-            self._history, self._history_inputs = rows @ weights, None
+            self._history, self._history_inputs = rows.copy() if weights is None else rows @ weights, None
         return self._history
 
     def _remember(self, raw: np.ndarray) -> None:

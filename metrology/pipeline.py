@@ -127,13 +127,15 @@ class Pipeline:
         self._win_count = 0        # cycles in the open window
         self._win_flags = False
         self._win_tick = self._win_start = self._win_end = 0
-        # the open window's resampled inputs, one row per input that a harmonic signal uses: the DFT is
+        # the open window's resampled inputs, one column per input that a harmonic signal uses: the DFT is
         # linear, so the 10 derived spectra are the wiring matrix applied to these inputs' spectra
         used = self.matrix[:, :HARMONIC_SIGNALS]
         self._fft_inputs = np.flatnonzero(np.any(used != 0, axis=1))
         self._fft_input_rows = self._fft_inputs.astype(np.float64)      # as the window_append kernel takes them
         self._fft_matrix = np.ascontiguousarray(used[self._fft_inputs].T)     # (10, inputs used)
-        self._win_x = np.zeros((self._fft_inputs.size, self.n_window * SAMPLES_PER_CYCLE))
+        # (samples, inputs), a sample's inputs side by side as the resampler gives them, padded with zero columns
+        # to whole groups of four: the DFT kernel loads four inputs of a sample as one vector
+        self._win_x = np.zeros((self.n_window * SAMPLES_PER_CYCLE, -(-self._fft_inputs.size // 4) * 4))
         self._win_filled = 0       # cycles whose samples are in _win_x
         self._sec_lo = 0           # log row of the open second's first cycle
         self._sec_key: int | None = None
@@ -181,8 +183,10 @@ class Pipeline:
             self._restart(first_index, hard=self.next_index is not None and first_index <= self.next_index)
         self.next_index = first_index + x.shape[0]
         self.origin_ns = int(timestamp_ns) - int(round(first_index * 1e9 / self.fs))
-        self.flicker.process(x, int(timestamp_ns))
+        # the tracker first: its filter's recursion leaves time for the batch to arrive from memory, which the
+        # flickermeter's squares (a few operations a row) would otherwise wait for
         bounds = self.tracker.process(x, first_index, self.reference)
+        self.flicker.process(x, int(timestamp_ns))
         self.resampler.push(x, first_index)
         self.resampler.add_boundaries(bounds)
         measured = self.cycle_stage.measure(self.resampler, self.log)
@@ -310,7 +314,7 @@ class Pipeline:
         values = cycles_values(cm, weights, self.present, self.creep, s.pf_convention, s.phase_order)
         length = n * SAMPLES_PER_CYCLE
         # the lines the harmonic values use (a window cut short at the 10-min tick has its own length)
-        lines = _kernels.window_rfft(self._win_x[:, :length], spectrum_lines(n))
+        lines = _kernels.window_rfft(self._win_x[:length], spectrum_lines(n), self._fft_inputs.size)
         # the derived signals' lines, harmonic values and signalling voltages: one C pass (reference.window_harmonics)
         rms, mag, inter, angle, fund, ratio, msv = _kernels.window_harmonics(
             lines, self._fft_matrix, cm.ms, cm.peak, n, N_ORDERS, length, s.tdd_current, I_PH.start, self._h1_min,

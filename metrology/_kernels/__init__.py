@@ -21,6 +21,7 @@ else:
     _IMPORT_ERROR = ""
 
 _COS_SIN: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_ONE = np.ones(1)       # the weight of a reference given as one column
 
 
 def _f64(a: np.ndarray) -> np.ndarray:
@@ -147,6 +148,19 @@ def c_track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, tabl
     return out_t[:count], out_real[:count]
 
 
+def c_track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: np.ndarray, tail: np.ndarray,
+                  hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    x = _f64(x)
+    n = x.shape[0]
+    c = 1 if weights is None else x.shape[1]
+    out = np.empty((2, n))
+    count = _ckernels.track_block(x, _ONE if weights is None else _f64(weights), sos, zi, tail, hist, state, table,
+                                  params, out[0], out[1], n, c, sos.shape[0], tail.shape[0], hist.shape[0],
+                                  table.shape[0], weights is not None)
+    return out[0, :count], out[1, :count]
+
+
 def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     x, matrix = _f64(x), _f64(matrix)
     m, s, c = x.shape
@@ -213,7 +227,8 @@ def c_cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sam
 def c_window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:
     samples = _f64(samples)
     m, s, c = samples.shape
-    _ckernels.window_append(samples, _f64(inputs), win, m, s, c, inputs.shape[0], win.shape[1], lo, hi, at)
+    _ckernels.window_append(samples, _f64(inputs), win, m, s, c, inputs.shape[0], win.shape[0], win.shape[1], lo, hi,
+                            at)
 
 
 def c_half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.ndarray
@@ -235,18 +250,19 @@ def c_window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np
     return angle, dev, msv_out
 
 
-def c_window_rfft(x: np.ndarray, nl: int) -> np.ndarray:
+def c_window_rfft(x: np.ndarray, nl: int, ni: int) -> np.ndarray:
     x = _f64(x)
-    ni, n = x.shape
+    n, w = x.shape
     out = np.empty((ni, nl), dtype=np.complex128)
-    if not _ckernels.window_rfft(x, out.view(np.float64), ni, n, nl):     # a length with a factor above 5
-        out[:] = np.fft.rfft(x, axis=1)[:, :nl]
+    if not _ckernels.window_rfft(x, out.view(np.float64), ni, n, w, nl):     # a length with a factor above 5
+        out[:] = reference.window_rfft(x, nl, ni)
     return out
 
 
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
-KERNELS = ("resample_cycles", "cycle_stats", "cycle_batch", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
-           "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values",
+KERNELS = ("resample_cycles", "cycle_stats", "cycle_batch", "sosfilt", "harmonic_groups", "rising_crossings",
+           "track_crossings", "track_block", "cycle_change", "harmonic_values", "block_squares", "event_screen",
+           "flicker_chain", "interval_values",
            "interval_energy", "window_harmonics", "aggregate_add", "cycle_times",
            "window_append", "half_cycle_rms", "window_finish", "window_rfft")
 
@@ -260,6 +276,7 @@ resample_cycles, cycle_stats, sosfilt = reference.resample_cycles, reference.cyc
 cycle_batch = reference.cycle_batch
 harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
 track_crossings, cycle_change = reference.track_crossings, reference.cycle_change
+track_block = reference.track_block
 harmonic_values, block_squares = reference.harmonic_values, reference.block_squares
 event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
 interval_values, interval_energy = reference.interval_values, reference.interval_energy

@@ -1037,6 +1037,7 @@ static void cascade_any(const biquad *q, Py_ssize_t ns, double *z, const double 
  * biquads as scipy, on x or, with weights w, on the weighted sum of x's c columns (formed sample by sample in
  * column order, a chunk at a time ahead of the filter). */
 #define SOS_CHUNK 256
+#define TRACK_PREFETCH_ROWS 48    /* rows ahead of the tracker's filter: ~2.7 kB of seven inputs */
 static PyObject *k_sosfilt(PyObject *self, PyObject *args)
 {
     PyObject *o[5] = {NULL, NULL, NULL, NULL, Py_None};
@@ -1140,6 +1141,38 @@ static PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* max |y[j]| over lo <= j < hi (0 for none; NaN if one is, as numpy's max): four running maxima in two two-double
+ * vectors, then the rest one by one (the greatest is the same in any order). */
+static inline double abs_peak(const double *y, Py_ssize_t lo, Py_ssize_t hi)
+{
+    const v2l magnitude = {INT64_MAX, INT64_MAX};
+    v2d m0 = {0.0, 0.0}, m1 = {0.0, 0.0};
+    v2l nan2 = {0, 0};
+    Py_ssize_t j = lo;
+    for (; j + 4 <= hi; j += 4) {
+        v2d a, b;
+        memcpy(&a, y + j, sizeof a);
+        memcpy(&b, y + j + 2, sizeof b);
+        a = (v2d)((v2l)a & magnitude);
+        b = (v2d)((v2l)b & magnitude);
+        nan2 |= (a != a) | (b != b);
+        const v2l ga = a > m0, gb = b > m1;
+        m0 = (v2d)(((v2l)a & ga) | ((v2l)m0 & ~ga));
+        m1 = (v2d)(((v2l)b & gb) | ((v2l)m1 & ~gb));
+    }
+    const double lanes[4] = {m0[0], m0[1], m1[0], m1[1]};
+    double pk = 0.0;
+    int nan = (nan2[0] | nan2[1]) != 0;
+    for (int l = 0; l < 4; l++)
+        pk = lanes[l] > pk ? lanes[l] : pk;
+    for (; j < hi; j++) {
+        const double a = fabs(y[j]);
+        pk = a > pk ? a : pk;
+        nan |= a != a;
+    }
+    return nan ? NAN : pk;
+}
+
 /* The rising crossing between y[k] < 0 <= y[k+1]: the root in [0, 1] of the cubic through (-1, y[k-1]) ..
  * (2, y[k+2]) by three Newton steps from the linear estimate; *peak = max |y| over y[max(k-half, 0) .. k] (NaN if
  * one is). */
@@ -1152,14 +1185,7 @@ static inline double crossing_root(const double *y, Py_ssize_t k, Py_ssize_t hal
     double u = y0 / (y0 - y1);
     for (int it = 0; it < 3; it++)
         u -= (y0 + u * (c1 + u * (c2 + u * c3))) / (c1 + u * (2 * c2 + 3 * u * c3));
-    double pk = 0.0;
-    int nan = 0;
-    for (Py_ssize_t j = k - half > 0 ? k - half : 0; j <= k; j++) {
-        const double a = fabs(y[j]);
-        pk = a > pk ? a : pk;
-        nan |= a != a;
-    }
-    *peak = nan ? NAN : pk;        /* numpy's max: a NaN is the peak */
+    *peak = abs_peak(y, k - half > 0 ? k - half : 0, k + 1);
     return u;
 }
 
@@ -1193,13 +1219,81 @@ static PyObject *k_rising_crossings(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(count);
 }
 
+/* The cycle tracker's state between crossings: state (4,) of reference.track_crossings, and the boundaries found. */
+typedef struct {
+    double period, last;
+    int last_real, reacq;
+    Py_ssize_t count;
+} tracking;
+
+static inline void tracking_load(tracking *tr, const double *st)
+{
+    tr->period = st[0];
+    tr->last = st[1];
+    tr->last_real = st[2] != 0.0;
+    tr->reacq = st[3] != 0.0;
+    tr->count = 0;
+}
+
+static inline void tracking_store(const tracking *tr, double *st)
+{
+    st[0] = tr->period;
+    st[1] = tr->last;
+    st[2] = tr->last_real;
+    st[3] = tr->reacq;
+}
+
+/* The cycle tracker's step at the rising crossing y[k] < 0 <= y[k+1] (reference.track_crossings is the definition):
+ * the crossing becomes a time base + k + root - delay, the delay interpolated in ``table`` (nt entries, sampled every
+ * pr[2] Hz from pr[1]) at the frequency pr[3] / period; a crossing with a peak (over ``half`` samples before it)
+ * below pr[4] or before pr[5] (NaN: no such limit) is skipped, the others go through the acceptance rules with the
+ * limits pr[6..10] (min and max period, least fraction of the period, largest relative step, least fraction after a
+ * virtual boundary); an accepted one is written to out_t[count], out_real[count]. */
+static inline void track_crossing(const double *y, Py_ssize_t k, Py_ssize_t half, double base, tracking *tr,
+                                  const double *table, Py_ssize_t nt, const double *pr, double *out_t, double *out_real)
+{
+    const double f0 = pr[1], step = pr[2], fs = pr[3], present = pr[4], settle = pr[5];
+    const double min_period = pr[6], max_period = pr[7], min_ratio = pr[8], max_step = pr[9], after_virtual = pr[10];
+    double pk;
+    const double u = crossing_root(y, k, half, &pk);
+    const double kf = (fs / tr->period - f0) / step;
+    /* int(kf) clamped to the table; NaN (a NaN period) and values past an integer's range are not converted */
+    const Py_ssize_t i = kf >= 1.0 ? (kf < (double)(nt - 2) ? (Py_ssize_t)kf : nt - 2) : 0;
+    const double w = kf - (double)i;
+    const double delay = table[i] * (1 - w) + table[i + 1] * w;
+    const double t = (base + (double)k) + u - delay;
+    if (pk < present || (!isnan(settle) && t < settle))
+        return;
+    int real = 1;
+    if (!isnan(tr->last)) {
+        const double delta = t - tr->last;
+        if (tr->last_real) {
+            const double least = min_ratio * tr->period;
+            if (delta < (min_period >= least ? min_period : least))
+                return;                                    /* noise: a second crossing in one cycle */
+            const int plausible = fabs(delta / tr->period - 1) <= max_step;
+            if ((plausible || tr->reacq) && min_period <= delta && delta <= max_period) {
+                tr->period = delta;
+                tr->reacq = 0;
+            } else {
+                real = 0;
+            }
+        } else {
+            if (delta < after_virtual * tr->period)
+                return;
+            tr->reacq = 1;
+        }
+    }
+    tr->last = t;
+    tr->last_real = real;
+    out_t[tr->count] = t;
+    out_real[tr->count++] = real;
+}
+
 /* track_crossings(y (n,), state (4,), table (nt,), params (11,), out_t (n,), out_real (n,), n, lo, half, nt) -> count:
- * the cycle tracker's pass over one block of its filtered reference (reference.track_crossings is the definition).
- * Each rising crossing of rising_crossings becomes a time base + k + root - delay, the delay interpolated in
- * ``table`` (sampled every params[2] Hz from params[1]) at the frequency params[3] / period; crossings with a peak
- * below params[4] or before params[5] (NaN: none) are skipped, the others go through the acceptance rules with
- * the state (period, last (NaN: none), last_real, reacquiring) and the limits params[6..10] (min and max period,
- * least fraction of the period, largest relative step, least fraction after a virtual boundary). */
+ * the cycle tracker's pass over one block of its filtered reference (reference.track_crossings), track_crossing at
+ * each rising crossing y[k] < 0 <= y[k+1], k from max(lo, 1) while y[k+2] is there, params[0] the index of y[0];
+ * state (period, last (NaN: none), last_real, reacquiring) updated in place. */
 static PyObject *k_track_crossings(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(6);
@@ -1213,58 +1307,152 @@ static PyObject *k_track_crossings(PyObject *self, PyObject *args)
     if (get_arrays(o, spec, 6, b))
         return NULL;
     const double *y = b[0].view.buf, *table = b[2].view.buf, *pr = b[3].view.buf;
-    double *st = b[1].view.buf, *out_t = b[4].view.buf, *out_real = b[5].view.buf;
-    const double base = pr[0], f0 = pr[1], step = pr[2], fs = pr[3], present = pr[4], settle = pr[5];
-    const double min_period = pr[6], max_period = pr[7], min_ratio = pr[8], max_step = pr[9], after_virtual = pr[10];
-    double period = st[0], last = st[1];
-    int last_real = st[2] != 0.0, reacq = st[3] != 0.0;
-    Py_ssize_t count = 0;
+    double *st = b[1].view.buf;
+    tracking tr;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = lo < 1 ? 1 : lo; k + 2 < n; k++) {
-        if (!(y[k] < 0 && y[k + 1] >= 0))
-            continue;
-        double pk;
-        const double u = crossing_root(y, k, half, &pk);
-        const double kf = (fs / period - f0) / step;
-        /* int(kf) clamped to the table; NaN (a NaN period) and values past an integer's range are not converted */
-        const Py_ssize_t i = kf >= 1.0 ? (kf < (double)(nt - 2) ? (Py_ssize_t)kf : nt - 2) : 0;
-        const double w = kf - (double)i;
-        const double delay = table[i] * (1 - w) + table[i + 1] * w;
-        const double t = (base + (double)k) + u - delay;
-        if (pk < present || (!isnan(settle) && t < settle))
-            continue;
-        int real = 1;
-        if (!isnan(last)) {
-            const double delta = t - last;
-            if (last_real) {
-                const double least = min_ratio * period;
-                if (delta < (min_period >= least ? min_period : least))
-                    continue;                              /* noise: a second crossing in one cycle */
-                const int plausible = fabs(delta / period - 1) <= max_step;
-                if ((plausible || reacq) && min_period <= delta && delta <= max_period) {
-                    period = delta;
-                    reacq = 0;
-                } else {
-                    real = 0;
-                }
-            } else {
-                if (delta < after_virtual * period)
-                    continue;
-                reacq = 1;
-            }
-        }
-        last = t;
-        last_real = real;
-        out_t[count] = t;
-        out_real[count++] = real;
-    }
+    tracking_load(&tr, st);
+    for (Py_ssize_t k = lo < 1 ? 1 : lo; k + 2 < n; k++)
+        if (y[k] < 0 && y[k + 1] >= 0)
+            track_crossing(y, k, half, pr[0], &tr, table, nt, pr, b[4].view.buf, b[5].view.buf);
+    tracking_store(&tr, st);
     Py_END_ALLOW_THREADS
-    st[0] = period;
-    st[1] = last;
-    st[2] = last_real;
-    st[3] = reacq;
     release(b, 6);
-    return PyLong_FromSsize_t(count);
+    return PyLong_FromSsize_t(tr.count);
+}
+
+/* The reference filter over n rows of x (n, c) into y[0 .. n-1]: the weighted sum of the nw columns wi[] with weights
+ * w[] (formed as k_sosfilt forms it, in column order from 0.0; with nw < 0, x's single column itself), then the
+ * cascade of ns sections from and into the states z, sample by sample; each i with y[i-1] < 0 <= y[i] (``prev`` is
+ * y[-1]) is noted as the crossing k = i - 1 + at in cand[], and the count returned. The cascade's recursion bounds the
+ * loop: the weighted sum, the crossing test and the loads of the rows ahead (prefetched) run in its shadow. */
+static inline __attribute__((always_inline)) Py_ssize_t filter_rows(const biquad *q, int ns, double *z,
+                                                                    const double *x, Py_ssize_t c, const int *wi,
+                                                                    const double *w, int nw, double *restrict y,
+                                                                    Py_ssize_t n, double prev, Py_ssize_t at,
+                                                                    Py_ssize_t *restrict cand)
+{
+    Py_ssize_t nc = 0;
+    double z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
+    for (int s = 0; s < ns; s++) {
+        z0[s] = z[2 * s];
+        z1[s] = z[2 * s + 1];
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double *r = x + i * c;
+        if (i + TRACK_PREFETCH_ROWS < n)
+            __builtin_prefetch(r + TRACK_PREFETCH_ROWS * c);
+        double v;
+        if (nw < 0) {
+            v = r[0];
+        } else if (nw == 3) {
+            v = ((0.0 + w[0] * r[wi[0]]) + w[1] * r[wi[1]]) + w[2] * r[wi[2]];
+        } else {
+            v = 0.0;
+            for (int k = 0; k < nw; k++)
+                v += w[k] * r[wi[k]];
+        }
+        for (int s = 0; s < ns; s++)
+            v = biquad_step(q + s, z0 + s, z1 + s, v);
+        y[i] = v;
+        cand[nc] = i - 1 + at;
+        nc += prev < 0 && v >= 0;
+        prev = v;
+    }
+    for (int s = 0; s < ns; s++) {
+        z[2 * s] = z0[s];
+        z[2 * s + 1] = z1[s];
+    }
+    return nc;
+}
+
+/* track_block(x (n, c), w (c,), sos (ns, 6), zi (ns, 2), tail (tl,), hist (hl, c), state (5,), table (nt,),
+ *             params (11,), out_t (n,), out_real (n,), n, c, ns, tl, hl, nt, mixed) -> count: the cycle tracker's
+ * usual pass over a block (reference.track_block): the reference (the weighted sum of x's columns with mixed, else
+ * x's single column) through the filter from zi, after the last state[4] filtered samples kept right-aligned in
+ * tail; track_crossing at each rising crossing of the two from max(state[4] - 2, 1) while the sample two after it
+ * is there, half the peak's window floor(period / 2), params[0] the index of x's first row; zi, tail and state
+ * left for the next block, and hist the last hl rows of x when there are that many. */
+static PyObject *k_track_block(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(11);
+    Py_ssize_t n, c, ns, tl, hl, nt;
+    int mixed;
+    if (kernel_args(args, o, 11, "nnnnnnp", &n, &c, &ns, &tl, &hl, &nt, &mixed))
+        return NULL;
+    if (ns < 0 || ns > SOS_MAX_SECTIONS || c < 1 || c > SOS_MAX_COLUMNS || (!mixed && c != 1) || nt < 2)
+        return bad_args("track_block: bad section count, column count or delay table");
+    const array_arg spec[] = {{"x", 0, ITEMS(n, c)}, {"w", 0, ITEMS(c)}, {"sos", 0, ITEMS(ns, 6)},
+                              {"zi", 1, ITEMS(ns, 2)}, {"tail", 1, ITEMS(tl)}, {"hist", 1, ITEMS(hl, c)},
+                              {"state", 1, 5}, {"table", 0, nt}, {"params", 0, 11}, {"out_t", 1, ITEMS(n)},
+                              {"out_real", 1, ITEMS(n)}};
+    if (get_arrays(o, spec, 11, b))
+        return NULL;
+    double *st = b[6].view.buf;
+    const double kept = st[4];
+    if (!(kept >= 0.0 && kept <= (double)tl)) {
+        release(b, 11);
+        return bad_args("track_block: the tail count is not within the tail");
+    }
+    /* n and tl are at most their buffers' items: m and the scratch's size do not overflow */
+    const Py_ssize_t t = (Py_ssize_t)kept, m = t + n;
+    double *yy = PyMem_RawMalloc((size_t)m * sizeof(double) + (size_t)(m + 1) * sizeof(Py_ssize_t));
+    if (yy == NULL)
+        return no_memory(b, 11);
+    Py_ssize_t *cand = (Py_ssize_t *)(yy + m);     /* the rising crossings, in order */
+    const double *x = b[0].view.buf, *wv = b[1].view.buf, *pr = b[8].view.buf;
+    double *zi = b[3].view.buf, *tail = b[4].view.buf, *hist = b[5].view.buf;
+    tracking tr;
+    Py_BEGIN_ALLOW_THREADS
+    double w[SOS_MAX_COLUMNS];
+    int nw = -1, wi[SOS_MAX_COLUMNS];      /* the nonzero weights, in column order */
+    if (mixed) {
+        nw = 0;
+        for (Py_ssize_t k = 0; k < c; k++)
+            if (wv[k] != 0.0) {
+                wi[nw] = (int)k;
+                w[nw++] = wv[k];
+            }
+    }
+    biquad q[SOS_MAX_SECTIONS];
+    biquads(b[2].view.buf, ns, q);
+    if (t > 0)
+        memcpy(yy, tail + (tl - t), (size_t)t * sizeof(double));
+    /* the crossings whose pair is in the tail (the last ones of the block before waited for two samples more), then
+     * those the filter meets */
+    const Py_ssize_t lo = t - 2 > 1 ? t - 2 : 1;
+    Py_ssize_t nc = 0;
+    for (Py_ssize_t k = lo; k + 1 < t; k++)
+        if (yy[k] < 0 && yy[k + 1] >= 0)
+            cand[nc++] = k;
+    const double prev = t > 0 ? yy[t - 1] : 0.0;
+    if (ns == 2 && nw == 3)          /* the tracker's 4th-order filter on the reference of a three-phase wiring */
+        nc += filter_rows(q, 2, zi, x, c, wi, w, 3, yy + t, n, prev, t, cand + nc);
+    else if (ns == 2 && nw < 0)
+        nc += filter_rows(q, 2, zi, x, c, wi, w, -1, yy + t, n, prev, t, cand + nc);
+    else if (ns == 2)
+        nc += filter_rows(q, 2, zi, x, c, wi, w, nw, yy + t, n, prev, t, cand + nc);
+    else
+        nc += filter_rows(q, (int)ns, zi, x, c, wi, w, nw, yy + t, n, prev, t, cand + nc);
+    const double hp = floor(st[0] / 2);
+    const Py_ssize_t half = hp >= 0 ? (hp < (double)m ? (Py_ssize_t)hp : m) : 0;     /* NaN: 0 */
+    tracking_load(&tr, st);
+    for (Py_ssize_t j = 0; j < nc; j++) {
+        const Py_ssize_t k = cand[j];
+        if (k >= lo && k + 2 < m)
+            track_crossing(yy, k, half, pr[0] - (double)t, &tr, b[7].view.buf, nt, pr, b[9].view.buf,
+                           b[10].view.buf);
+    }
+    tracking_store(&tr, st);
+    const Py_ssize_t keep = m < tl ? m : tl;
+    if (keep > 0)
+        memmove(tail + (tl - keep), yy + (m - keep), (size_t)keep * sizeof(double));
+    st[4] = (double)keep;
+    if (n >= hl && hl > 0)
+        memcpy(hist, x + (n - hl) * c, (size_t)(hl * c) * sizeof(double));
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(yy);
+    release(b, 11);
+    return PyLong_FromSsize_t(tr.count);
 }
 
 /* The nonzero weights of each column q of mat (c, k), in row order: terms[q] of them, inputs in[q * c + u] and
@@ -2312,47 +2500,65 @@ static PyObject *k_cycle_times(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* window_append(samples (m, s, c), inputs (ni,), win (ni, width), m, s, c, ni, width, lo, hi, at): cycles lo .. hi-1
- *               of the resampled inputs into a window's rows, one row per input inputs[t], from column at on
- *               (reference.window_append): win[t, at + (k - lo) * s + j] = samples[k, j, inputs[t]]. */
+/* len rows of the first ni items of src (rows c apart) into dst (rows w apart), two items a move. */
+static inline __attribute__((always_inline)) void copy_rows(const double *src, double *dst, Py_ssize_t len,
+                                                            Py_ssize_t c, Py_ssize_t w, Py_ssize_t ni)
+{
+    for (Py_ssize_t j = 0; j < len; j++, src += c, dst += w) {
+        Py_ssize_t t = 0;
+        for (; t + 2 <= ni; t += 2) {
+            v2d v;
+            memcpy(&v, src + t, sizeof v);
+            memcpy(dst + t, &v, sizeof v);
+        }
+        if (t < ni)
+            dst[t] = src[t];
+    }
+}
+
+/* window_append(samples (m, s, c), inputs (ni,), win (width, w), m, s, c, ni, width, w, lo, hi, at): cycles lo .. hi-1
+ *               of the resampled inputs into a window's rows from row at on, column t the input inputs[t]
+ *               (reference.window_append): win[at + (k - lo) * s + j, t] = samples[k, j, inputs[t]], t < ni; the
+ *               columns from ni on are left as they are. Each sample's inputs stay side by side, as the window's
+ *               DFT loads them (four to a vector). */
 static PyObject *k_window_append(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(3);
-    Py_ssize_t m, s, c, ni, width, lo, hi, at;
-    if (kernel_args(args, o, 3, "nnnnnnnn", &m, &s, &c, &ni, &width, &lo, &hi, &at))
+    Py_ssize_t m, s, c, ni, width, w, lo, hi, at;
+    if (kernel_args(args, o, 3, "nnnnnnnnn", &m, &s, &c, &ni, &width, &w, &lo, &hi, &at))
         return NULL;
     const Py_ssize_t len = ITEMS(hi - lo, s);
-    if (lo < 0 || hi > m || hi < lo || len < 0 || at < 0 || width < 0 || at > width - len || ni > c || c > CS_MAX_C)
+    if (lo < 0 || hi > m || hi < lo || len < 0 || at < 0 || width < 0 || at > width - len || ni < 0 || ni > w ||
+        ni > CS_MAX_C)
         return bad_args("window_append: the cycles do not fit the window");
     const array_arg spec[] = {{"samples", 0, ITEMS(m, s, c), 0}, {"inputs", 0, ITEMS(ni), 0},
-                              {"win", 1, ITEMS(ni, width), 0}};
+                              {"win", 1, ITEMS(width, w), 0}};
     if (get_arrays(o, spec, 3, b))
         return NULL;
     const double *x = b[0].view.buf, *inputs = b[1].view.buf;
     double *win = b[2].view.buf;
-    for (Py_ssize_t t = 0; t < ni; t++)
+    int in_order = ni <= c;       /* inputs 0 .. ni-1: each row a straight copy */
+    for (Py_ssize_t t = 0; t < ni; t++) {
         if (!(inputs[t] >= 0 && inputs[t] < (double)c)) {
             release(b, 3);
             return bad_args("window_append: an input index out of range");
         }
+        in_order &= inputs[t] == (double)t;
+    }
     Py_BEGIN_ALLOW_THREADS
-    /* four rows of the source at a time (each read once), into ni streams of writes, two samples a store */
     Py_ssize_t col[CS_MAX_C];
     for (Py_ssize_t t = 0; t < ni; t++)
         col[t] = (Py_ssize_t)inputs[t];
     const double *src = x + lo * s * c;
-    double *dst = win + at;
-    Py_ssize_t j = 0;
-    for (; j + 4 <= len; j += 4, src += 4 * c)
-        for (Py_ssize_t t = 0; t < ni; t++) {
-            const double *a = src + col[t];
-            const v2d lo2 = {a[0], a[c]}, hi2 = {a[2 * c], a[3 * c]};
-            memcpy(dst + t * width + j, &lo2, sizeof lo2);
-            memcpy(dst + t * width + j + 2, &hi2, sizeof hi2);
-        }
-    for (; j < len; j++, src += c)
-        for (Py_ssize_t t = 0; t < ni; t++)
-            dst[t * width + j] = src[col[t]];
+    double *dst = win + at * w;
+    if (in_order && ni == 7)        /* the board's seven inputs: the count known to the compiler */
+        copy_rows(src, dst, len, c, w, 7);
+    else if (in_order)
+        copy_rows(src, dst, len, c, w, ni);
+    else
+        for (Py_ssize_t j = 0; j < len; j++, src += c, dst += w)
+            for (Py_ssize_t t = 0; t < ni; t++)
+                dst[t] = src[col[t]];
     Py_END_ALLOW_THREADS
     release(b, 3);
     Py_RETURN_NONE;
@@ -2450,21 +2656,25 @@ static PyObject *k_window_finish(PyObject *self, PyObject *args)
 
 /* ---- the window's real DFT ----
  *
- * The first nl lines of the real DFT of each row of x (ni, N), as numpy's rfft gives them, for N/2 a product of
- * 2, 3, 4 and 5 (the 10/12-cycle windows: 512 samples a cycle): four rows at a time, one in each lane of a
- * vector, so every butterfly works on four rows at once. The N real samples of a row are the N/2 complex ones
+ * The first nl lines of the real DFT of each column of x (N, w), as numpy's rfft gives them, for N/2 a product of
+ * 2, 3, 4 and 5 (the 10/12-cycle windows: 512 samples a cycle): four columns at a time, one in each lane of a
+ * vector, so every butterfly works on four inputs at once. The N real samples of a column are the N/2 complex ones
  * z[n] = x[2n] + i x[2n+1]; a mixed-radix decimation-in-time FFT of z (its input read in digit-reversed order,
  * then radix-p stages in place, the twiddles from a table of cos and sin); then X[k] = E[k] + W_N^k O[k] with
  * E, O the even and odd samples' DFTs taken from Z[k] and conj(Z[N/2 - k]). */
 
 #define RFFT_MAX_STAGES 32
+#define RFFT_BLOCK 256             /* points of two groups' sub-transforms that stay in the first-level cache */
 typedef struct {
     Py_ssize_t m;                  /* N / 2: the complex transform's length */
     int ns, radix[RFFT_MAX_STAGES];
+    Py_ssize_t span[RFFT_MAX_STAGES];  /* each stage's points per sub-transform before it */
+    int in_block;                  /* the first stages, whose sub-transforms have at most RFFT_BLOCK points */
+    Py_ssize_t block;              /* their points: the work area is transformed this many at a time by them */
     Py_ssize_t *perm;              /* input position i reads z[perm[i]] */
     double *tw_re, *tw_im;         /* each stage's twiddles W_L^(j q), q = 1..p-1, j < L/p; then W_N^k, k <= m */
     Py_ssize_t tw_at[RFFT_MAX_STAGES + 1];
-    v4d *work;                     /* (2, m) re, im */
+    v4d *work;                     /* (2, 2, m): two groups' re, im */
 } rfft_plan;
 
 static rfft_plan rfft_plans[4];    /* the window lengths seen (10 and 12 cycles, and short windows) */
@@ -2503,7 +2713,12 @@ static rfft_plan *rfft_plan_for(Py_ssize_t m)
     p->ns = ns;
     memcpy(p->radix, radix, sizeof radix);
     Py_ssize_t ntw = m + 1;
+    p->in_block = 0;
+    p->block = 1;
     for (int s = 0, l = 1; s < ns; s++) {
+        p->span[s] = l;
+        if (p->in_block == s && (Py_ssize_t)l * radix[s] <= RFFT_BLOCK)
+            p->in_block = s + 1, p->block = (Py_ssize_t)l * radix[s];
         p->tw_at[s] = ntw - (m + 1);
         ntw += (Py_ssize_t)l * (radix[s] - 1);
         l *= radix[s];
@@ -2511,7 +2726,7 @@ static rfft_plan *rfft_plan_for(Py_ssize_t m)
     p->perm = PyMem_RawMalloc((size_t)m * sizeof(Py_ssize_t));
     p->tw_re = PyMem_RawMalloc((size_t)ntw * sizeof(double));
     p->tw_im = PyMem_RawMalloc((size_t)ntw * sizeof(double));
-    p->work = aligned_alloc(sizeof(v4d), (size_t)(2 * m) * sizeof(v4d));     /* vectors: their own alignment */
+    p->work = aligned_alloc(sizeof(v4d), (size_t)(4 * m) * sizeof(v4d));     /* vectors: their own alignment */
     if (p->perm == NULL || p->tw_re == NULL || p->tw_im == NULL || p->work == NULL) {
         rfft_plan_free(p);
         return NULL;
@@ -2606,63 +2821,99 @@ static inline __attribute__((always_inline)) void rfft_stage(v4d *restrict re, v
         }
 }
 
-/* The lines of four rows (x + g * N, rows >= nrows zero) into out. */
-PER_CPU
-static void rfft_rows(const rfft_plan *p, const double *x, Py_ssize_t big_n, Py_ssize_t nrows, Py_ssize_t nl,
-                      double *out)
+/* Stage s of the transform on the len points at re, im (a whole number of its sub-transforms). */
+static inline __attribute__((always_inline)) void rfft_run_stage(const rfft_plan *p, int s, v4d *re, v4d *im,
+                                                                 Py_ssize_t len)
 {
-    const Py_ssize_t m = p->m;
+    const int r = p->radix[s];
+    const Py_ssize_t l = p->span[s], at = p->m + 1 + p->tw_at[s];
+    if (r == 4)
+        rfft_stage(re, im, len, 4, l, p->tw_re + at, p->tw_im + at);
+    else if (r == 2)
+        rfft_stage(re, im, len, 2, l, p->tw_re + at, p->tw_im + at);
+    else if (r == 3)
+        rfft_stage(re, im, len, 3, l, p->tw_re + at, p->tw_im + at);
+    else
+        rfft_stage(re, im, len, 5, l, p->tw_re + at, p->tw_im + at);
+}
+
+/* The transforms of ng groups of four columns (x + g of a window x (N, w): group t its columns 4t .. 4t+3, the
+ * last group's ncols <= 4 of them, its lanes past them zero), group t in the work area at work + 2 t m, and the
+ * first nl lines of group t's first nrows[t] columns into out[t] ((nrows[t], nl) complex as pairs).
+ * A sample's columns are side by side: a full group is one load, the groups' loads of a sample share a cache line.
+ * The first stages (their sub-transforms of p->block points) run a block at a time as it is gathered, while it
+ * is in the first-level cache; the others over the whole work area. Each butterfly as the stage order has it. */
+PER_CPU
+static void rfft_groups(const rfft_plan *p, const double *x, Py_ssize_t w, int ng, Py_ssize_t ncols,
+                        const Py_ssize_t *nrows, Py_ssize_t nl, double *const *out)
+{
+    const Py_ssize_t m = p->m, blk = p->block;
     v4d *re = p->work, *im = p->work + m;
-    const double *row[4];
-    for (int l = 0; l < 4; l++)
-        row[l] = x + (l < nrows ? l : 0) * big_n;
-    for (Py_ssize_t i = 0; i < m; i++) {
-        const Py_ssize_t n = 2 * p->perm[i];
-        re[i] = (v4d){row[0][n], row[1][n], row[2][n], row[3][n]};
-        im[i] = (v4d){row[0][n + 1], row[1][n + 1], row[2][n + 1], row[3][n + 1]};
-    }
-    for (int s = 0, l = 1; s < p->ns; s++) {
-        const int r = p->radix[s];
-        const double *tr = p->tw_re + m + 1 + p->tw_at[s], *ti = p->tw_im + m + 1 + p->tw_at[s];
-        if (r == 4)
-            rfft_stage(re, im, m, 4, l, tr, ti);
-        else if (r == 2)
-            rfft_stage(re, im, m, 2, l, tr, ti);
-        else if (r == 3)
-            rfft_stage(re, im, m, 3, l, tr, ti);
+    for (Py_ssize_t b0 = 0; b0 < m; b0 += blk) {
+        if (ng == 2 && ncols == 4)
+            for (Py_ssize_t i = b0; i < b0 + blk; i++) {
+                const double *a = x + 2 * p->perm[i] * w;
+                re[i] = v4_load(a);
+                im[i] = v4_load(a + w);
+                re[2 * m + i] = v4_load(a + 4);
+                im[2 * m + i] = v4_load(a + w + 4);
+            }
+        else if (ng == 1 && ncols == 4)
+            for (Py_ssize_t i = b0; i < b0 + blk; i++) {
+                const double *a = x + 2 * p->perm[i] * w;
+                re[i] = v4_load(a);
+                im[i] = v4_load(a + w);
+            }
         else
-            rfft_stage(re, im, m, 5, l, tr, ti);
-        l *= r;
+            for (int t = 0; t < ng; t++) {
+                const Py_ssize_t nc = t == ng - 1 ? ncols : 4;
+                for (Py_ssize_t i = b0; i < b0 + blk; i++) {
+                    const double *a = x + 2 * p->perm[i] * w + 4 * t;
+                    v4d r = splat(0.0), q = splat(0.0);
+                    for (Py_ssize_t l = 0; l < nc; l++)
+                        r[l] = a[l], q[l] = a[w + l];
+                    re[2 * t * m + i] = r, im[2 * t * m + i] = q;
+                }
+            }
+        for (int t = 0; t < ng; t++)
+            for (int s = 0; s < p->in_block; s++)
+                rfft_run_stage(p, s, re + 2 * t * m + b0, im + 2 * t * m + b0, blk);
     }
-    for (Py_ssize_t k = 0; k < nl; k++) {
-        const Py_ssize_t kk = k == 0 ? 0 : m - k;     /* Z[m] is Z[0] */
-        const Py_ssize_t k0 = k == m ? 0 : k;
-        const v4d zr = re[k0], zi = im[k0], cr = re[kk], ci = -im[kk];   /* Z[k], conj(Z[m - k]) */
-        const v4d er = (zr + cr) * 0.5, ei = (zi + ci) * 0.5;            /* E[k] */
-        const v4d or_ = (zi - ci) * 0.5, oi = (cr - zr) * 0.5;           /* O[k] = (Z - conj) / 2i */
-        const double wr = p->tw_re[k], wi = p->tw_im[k];
-        const v4d xr = er + (or_ * wr - oi * wi), xi = ei + (or_ * wi + oi * wr);
-        for (int l = 0; l < 4 && l < nrows; l++) {
-            out[(l * nl + k) * 2] = xr[l];
-            out[(l * nl + k) * 2 + 1] = xi[l];
+    for (int t = 0; t < ng; t++) {
+        v4d *gr = re + 2 * t * m, *gi = im + 2 * t * m;
+        for (int s = p->in_block; s < p->ns; s++)
+            rfft_run_stage(p, s, gr, gi, m);
+        double *o = out[t];
+        for (Py_ssize_t k = 0; k < nl; k++) {
+            const Py_ssize_t kk = k == 0 ? 0 : m - k;     /* Z[m] is Z[0] */
+            const Py_ssize_t k0 = k == m ? 0 : k;
+            const v4d zr = gr[k0], zi = gi[k0], cr = gr[kk], ci = -gi[kk];   /* Z[k], conj(Z[m - k]) */
+            const v4d er = (zr + cr) * 0.5, ei = (zi + ci) * 0.5;            /* E[k] */
+            const v4d or_ = (zi - ci) * 0.5, oi = (cr - zr) * 0.5;           /* O[k] = (Z - conj) / 2i */
+            const double wr = p->tw_re[k], wi = p->tw_im[k];
+            const v4d xr = er + (or_ * wr - oi * wi), xi = ei + (or_ * wi + oi * wr);
+            for (int l = 0; l < 4 && l < nrows[t]; l++) {
+                o[(l * nl + k) * 2] = xr[l];
+                o[(l * nl + k) * 2 + 1] = xi[l];
+            }
         }
     }
 }
 
-/* window_rfft(x (ni, N), out (ni, nl) complex as pairs, ni, N, nl) -> True, or False (out untouched) when N / 2
- * has a prime factor above 5: the first nl <= N/2 + 1 lines of each row's real DFT. */
+/* window_rfft(x (N, w), out (ni, nl) complex as pairs, ni, N, w, nl) -> True, or False (out untouched) when N / 2
+ * has a prime factor above 5: the first nl <= N/2 + 1 lines of the real DFT of each of the first ni <= w columns. */
 static PyObject *k_window_rfft(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(2);
-    Py_ssize_t ni, big_n, nl;
-    if (kernel_args(args, o, 2, "nnn", &ni, &big_n, &nl))
+    Py_ssize_t ni, big_n, w, nl;
+    if (kernel_args(args, o, 2, "nnnn", &ni, &big_n, &w, &nl))
         return NULL;
-    if (ni < 0 || big_n < 4 || big_n % 2 || nl < 0 || nl > big_n / 2 + 1)
+    if (ni < 0 || w < ni || big_n < 4 || big_n % 2 || nl < 0 || nl > big_n / 2 + 1)
         return bad_args("window_rfft: bad dimensions");
-    const array_arg spec[] = {{"x", 0, ITEMS(ni, big_n)}, {"out", 1, ITEMS(ni, nl, 2)}};
+    const array_arg spec[] = {{"x", 0, ITEMS(big_n, w)}, {"out", 1, ITEMS(ni, nl, 2)}};
     if (get_arrays(o, spec, 2, b))
         return NULL;
-    if (ni == 0) {     /* no row: nothing to plan (N is then bounded by no buffer) */
+    if (ni == 0) {     /* no column: nothing to plan (N is then bounded by no buffer) */
         release(b, 2);
         Py_RETURN_TRUE;
     }
@@ -2675,9 +2926,14 @@ static PyObject *k_window_rfft(PyObject *self, PyObject *args)
     }
     const double *x = b[0].view.buf;
     double *out = b[1].view.buf;
-    /* the plan's work area is shared: the GIL stays held */
-    for (Py_ssize_t g = 0; g < ni; g += 4)
-        rfft_rows(p, x + g * big_n, big_n, ni - g < 4 ? ni - g : 4, nl, out + g * nl * 2);
+    /* the plan's work area is shared: the GIL stays held. Two groups of four columns at a time. */
+    for (Py_ssize_t g = 0; g < ni; g += 8) {
+        const int ng = ni - g > 4 ? 2 : 1;
+        const Py_ssize_t last = w - g - 4 * (ng - 1);     /* the last group's columns */
+        const Py_ssize_t nrows[2] = {ni - g < 4 ? ni - g : 4, ni - g - 4 < 4 ? ni - g - 4 : 4};
+        double *const outs[2] = {out + g * nl * 2, out + (g + 4) * nl * 2};
+        rfft_groups(p, x + g, w, ng, last < 4 ? last : 4, nrows, nl, outs);
+    }
     release(b, 2);
     Py_RETURN_TRUE;
 }
@@ -2689,6 +2945,7 @@ static PyMethodDef methods[] = {
     {"sosfilt", k_sosfilt, METH_VARARGS, "Cascade of biquads (direct form II transposed) with state."},
     {"rising_crossings", k_rising_crossings, METH_VARARGS, "Rising zero crossings: index, cubic root, peak before."},
     {"track_crossings", k_track_crossings, METH_VARARGS, "The cycle tracker's crossings, delays and acceptance rules."},
+    {"track_block", k_track_block, METH_VARARGS, "The cycle tracker's filter, crossings and acceptance over a block."},
     {"cycle_change", k_cycle_change, METH_VARARGS, "Largest change of the derived signals from one cycle to the next."},
     {"harmonic_values", k_harmonic_values, METH_VARARGS, "Harmonic values of a window from its DFT lines."},
     {"block_squares", k_block_squares, METH_VARARGS, "Mean square of x @ matrix over runs of d rows."},

@@ -190,6 +190,39 @@ def track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, table:
     return np.asarray(out_t, dtype=np.float64), np.asarray(out_real, dtype=np.float64)
 
 
+def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: np.ndarray, tail: np.ndarray,
+                hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The cycle tracker's usual pass over a block: its reference (``x`` (n,), or ``x`` (n, c) @ ``weights``) through
+    the filter ``sos`` from the states ``zi``, after the last ``state[4]`` filtered samples of the blocks before,
+    which ``tail`` (tl,) keeps right-aligned; then ``track_crossings`` over the two from index 1 of the block, or 2
+    before it, with ``half`` floor(period / 2) (0 for a NaN period, at most the samples there are) and the base
+    ``params[0]`` (the index of x's first row) minus the samples kept. In place: ``zi``, ``state`` (track_crossings'
+    four, then the samples now kept), ``tail`` (the last tl filtered samples, right-aligned), and ``hist`` (hl,) or
+    (hl, c) the last hl rows of ``x`` when it has that many (else unchanged). Returns track_crossings' result."""
+    kept = float(state[4])
+    if not 0 <= kept <= tail.shape[0]:
+        raise ValueError("track_block: the tail count is not within the tail")
+    t = int(kept)
+    y, zf = sosfilt(sos, x, zi, weights)
+    zi[:] = zf
+    yy = np.concatenate((tail[tail.shape[0] - t:], y))
+    p = params.copy()
+    p[0] -= t
+    st = state[:4].copy()
+    hp = st[0] // 2
+    half = int(min(hp, yy.shape[0])) if hp >= 0 else 0
+    found, real = track_crossings(yy, max(t - 2, 1), half, st, table, p)
+    state[:4] = st
+    keep = min(tail.shape[0], yy.shape[0])
+    if keep:
+        tail[tail.shape[0] - keep:] = yy[yy.shape[0] - keep:]
+    state[4] = keep
+    if x.shape[0] >= hist.shape[0] and hist.shape[0]:
+        hist[:] = x[x.shape[0] - hist.shape[0]:]
+    return found, real
+
+
 def cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """For each cycle j of ``y = x @ matrix`` (x: (m, S, C) inputs, matrix (C, K)), the largest |y[j] - y[j-1]|
     over its samples and signals, (m,); y[-1] is ``prev`` (S, K), or with None cycle 0 gives 0. NaN
@@ -421,9 +454,9 @@ def cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sampl
 
 def window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:
     """Cycles ``lo`` .. ``hi``-1 of the resampled inputs ``samples`` (m, S, C) into the rows of a window ``win``
-    (I, width), row t the input ``inputs[t]``, from column ``at`` on, in place."""
+    (width, >= I) from row ``at`` on, column t the input ``inputs[t]`` (the columns from I on untouched), in place."""
     x = samples[lo:hi][:, :, np.asarray(inputs, dtype=np.intp)]
-    win[:, at:at + (hi - lo) * samples.shape[1]] = x.reshape(-1, x.shape[2]).T
+    win[at:at + (hi - lo) * samples.shape[1], :x.shape[2]] = x.reshape(-1, x.shape[2])
 
 
 def half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -456,6 +489,7 @@ def window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.n
     return angle, np.stack([dev[key] for key in deviation.WINDOW_KEYS]), msv + absent[:, None]
 
 
-def window_rfft(x: np.ndarray, nl: int) -> np.ndarray:
-    """The first ``nl`` lines of the real DFT of each row of ``x`` (I, N) -> (I, nl) complex."""
-    return np.fft.rfft(x, axis=1)[:, :nl]
+def window_rfft(x: np.ndarray, nl: int, ni: int) -> np.ndarray:
+    """The first ``nl`` lines of the real DFT of each of the first ``ni`` columns of ``x`` (N, >= ni) -> (ni, nl)
+    complex."""
+    return np.fft.rfft(x[:, :ni], axis=0)[:nl].T

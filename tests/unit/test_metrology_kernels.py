@@ -112,16 +112,28 @@ def test_cycle_batch_agrees_with_resample_cycles_and_cycle_stats_into_the_log_ro
 @pytest.mark.parametrize("cycles", range(1, 13))
 def test_window_rfft_agrees_for_every_window_length(cycles):
     """512 samples a cycle: 1 to 12 cycles (10/12 and the windows cut short at the 10-min tick); the lengths with a
-    factor 7 or 11 take numpy's rfft."""
+    factor 7 or 11 take numpy's rfft. Columns in whole groups of four and not, all of them or the first few."""
     rng = np.random.default_rng(cycles)
-    for rows in (1, 3, 4, 7, 9):
-        x = rng.normal(size=(rows, 512 * cycles)) * 300 + 5.0
+    for width, cols in ((1, 1), (3, 3), (4, 4), (8, 7), (9, 9), (8, 5), (7, 4), (12, 9)):
+        x = rng.normal(size=(512 * cycles, width)) * 300 + 5.0
         for nl in (64 * cycles, 256 * cycles + 1, 1):
-            want = reference.window_rfft(x, nl)
-            got = _kernels.c_window_rfft(x, nl)
-            assert got.shape == want.shape == (rows, nl)
+            want = reference.window_rfft(x, nl, cols)
+            got = _kernels.c_window_rfft(x, nl, cols)
+            assert got.shape == want.shape == (cols, nl)
             # another FFT's order of operations: rounding of about log2(N) ulps of the largest line, not more
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-13 * np.abs(want).max())
+
+
+def test_window_rfft_columns_past_the_inputs_do_not_reach_their_lines():
+    """The window's padding columns (zero in the pipeline) are transformed in lanes of their own: NaN or infinite
+    there changes no input's lines."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(512 * 12, 8)) * 300
+    want = _kernels.c_window_rfft(x, 768, 7)
+    x[:, 7] = np.nan
+    x[5, 7] = np.inf
+    np.testing.assert_array_equal(_kernels.c_window_rfft(x, 768, 7), want)
+    np.testing.assert_array_equal(_kernels.c_window_rfft(x[:, :7].copy(), 768, 7), want)
 
 
 def test_sosfilt_agrees_across_blocks():
@@ -200,31 +212,79 @@ def _tracker_signal(fs: float) -> np.ndarray:
     return amp * (np.sin(phase) + 0.05 * np.sin(5 * phase)) + rng.normal(0, 2.0, n)
 
 
-def _track(y: np.ndarray, fs: float, kernel, blocks: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+def _track(y: np.ndarray, fs: float, kernel, blocks: list[tuple[int, int]], weights: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
     from metrology.frequency import CycleTracker
 
     tracker = CycleTracker(fs, 50.0, 0.1 * 230 * np.sqrt(2))
-    tracker_kernel = _kernels.track_crossings
-    _kernels.track_crossings = kernel
+    tracker_kernel = _kernels.track_block
+    _kernels.track_block = kernel
     try:
-        found = [tracker.process(y[a:b], a) for a, b in blocks]
+        found = [tracker.process(y[a:b], a, weights) for a, b in blocks]
     finally:
-        _kernels.track_crossings = tracker_kernel
+        _kernels.track_block = tracker_kernel
     return np.concatenate([f.index for f in found]), np.concatenate([f.real for f in found])
 
 
-def test_track_crossings_agrees_through_steps_dips_interruptions_and_gaps():
+def test_track_block_agrees_through_steps_dips_interruptions_and_gaps():
     fs = 32000.0
     y = _tracker_signal(fs)
     edges = list(range(0, y.size, 4096)) + [y.size]
     blocks = [(a, b) for a, b in zip(edges, edges[1:])]
     gapped = [blk for i, blk in enumerate(blocks) if i not in (9, 30, 31, 32)]     # a short and a long gap
     for run in (blocks, gapped):
-        t_c, real_c = _track(y, fs, _kernels.c_track_crossings, run)
-        t_r, real_r = _track(y, fs, reference.track_crossings, run)
+        t_c, real_c = _track(y, fs, _kernels.c_track_block, run)
+        t_r, real_r = _track(y, fs, reference.track_block, run)
         assert t_c.size > 250 and not real_c.all() and real_c.any()          # virtual boundaries in the interruption
         np.testing.assert_array_equal(real_c, real_r)
         np.testing.assert_allclose(t_c, t_r, rtol=0, atol=1e-9)
+
+
+def test_track_block_of_weighted_inputs_in_blocks_of_any_size_agrees():
+    from metrology.systems import wiring
+
+    fs = 32000.0
+    rng = np.random.default_rng(15)
+    y = _tracker_signal(fs)[:int(3 * fs)]
+    shifts = (0.0, -2 * np.pi / 3, 2 * np.pi / 3)
+    x = rng.normal(0, 1.0, (y.size, 7))
+    x[:, 1::2] += np.stack([np.roll(y, int(s * fs / (2 * np.pi * 50))) for s in shifts], axis=1)
+    # blocks shorter than the tail, than the history (a period), and long ones; a short gap (a bridge)
+    sizes = [3, 1, 2, 150, 700, 4096, 37, 5000, 290, 100]
+    edges, at, k = [], 0, 0
+    while at < y.size:
+        edges.append((at, min(at + sizes[k % len(sizes)], y.size)))
+        at = edges[-1][1] + (300 if k == 20 else 0)
+        k += 1
+    for weights in (wiring("4W-WYE").reference, wiring("2L").reference, rng.normal(size=7)):
+        t_c, real_c = _track(x, fs, _kernels.c_track_block, edges, weights)
+        t_r, real_r = _track(x, fs, reference.track_block, edges, weights)
+        assert t_c.size > 100
+        np.testing.assert_array_equal(real_c, real_r)
+        np.testing.assert_allclose(t_c, t_r, rtol=0, atol=1e-9)
+
+
+def test_track_block_keeps_the_tail_history_and_state_as_the_reference():
+    from metrology.frequency import CycleTracker
+
+    tracker = CycleTracker(32000.0, 50.0, 30.0)
+    y = _tracker_signal(32000.0)[:20000]
+    w = np.array([0.0, 1.0, 0.5])
+    x = np.stack([np.zeros(y.size), y, 0.1 * y], axis=1)
+    # zi, tail, history rows, state: one set for each
+    c_state, r_state = ([np.zeros((2, 2)), np.zeros(tracker.tail_len), np.zeros((tracker.history_len, 3)),
+                         np.array([640.0, np.nan, 0.0, 1.0, 0.0])] for _ in range(2))
+    p = tracker._params.copy()
+    found = 0
+    for lo, hi in ((0, 100), (100, 4196), (4196, 4200), (4200, 12000), (12000, 20000)):
+        p[0] = lo
+        got = _kernels.c_track_block(x[lo:hi], w, tracker.sos, *c_state, tracker._delay_table, p)
+        want = reference.track_block(x[lo:hi], w, tracker.sos, *r_state, tracker._delay_table, p)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+        for a, b in zip(c_state, r_state):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-9)
+        found += got[0].size
+    assert found > 25 and c_state[3][4] == tracker.tail_len and c_state[2][-1, 1] == y[-1]
 
 
 def test_track_crossings_drops_noise_crossings_and_updates_the_state_alike():
@@ -528,16 +588,20 @@ def test_window_append_agrees_for_the_inputs_of_every_wiring_and_a_window_cut_sh
 
     rng = np.random.default_rng(20)
     samples = rng.normal(size=(9, 512, 7))
-    for system_type in SYSTEM_TYPES:
-        used = np.flatnonzero(np.any(wiring(system_type).matrix[:, :HARMONIC_SIGNALS] != 0, axis=1))
-        wins = [np.full((used.size, 12 * 512), np.nan) for _ in range(2)]
+    orders = [np.flatnonzero(np.any(wiring(t).matrix[:, :HARMONIC_SIGNALS] != 0, axis=1)) for t in SYSTEM_TYPES]
+    for used in orders + [np.array([6, 0, 3]), np.array([2, 2, 5, 1])]:     # out of order, an input twice
+        width = -(-used.size // 4) * 4
+        wins = [np.full((12 * 512, width), np.nan) for _ in range(2)]
         for lo, hi, at in ((0, 4, 0), (4, 9, 4 * 512), (2, 2, 9 * 512), (6, 9, 9 * 512)):     # the last fills it
             _kernels.c_window_append(samples, used.astype(np.float64), wins[0], lo, hi, at)
             reference.window_append(samples, used, wins[1], lo, hi, at)
         np.testing.assert_array_equal(wins[0], wins[1])
-        assert not np.isnan(wins[0]).any() and wins[0][-1, 4 * 512 + 3] == samples[4, 3, used[-1]]
+        assert not np.isnan(wins[0][:, :used.size]).any() and np.isnan(wins[0][:, used.size:]).all()
+        assert wins[0][4 * 512 + 3, used.size - 1] == samples[4, 3, used[-1]]
     with pytest.raises(ValueError):
         _kernels.c_window_append(samples, used.astype(np.float64), wins[0], 6, 9, 10 * 512)     # past its end
+    with pytest.raises(ValueError):          # more inputs than the window has columns
+        _kernels.c_window_append(samples, np.arange(7.0), np.zeros((12 * 512, 4)), 0, 1, 0)
 
 
 

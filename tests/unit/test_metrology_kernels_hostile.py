@@ -36,9 +36,17 @@ HOSTILE_CALLS = {
     "cycle_stats: a negative input count": ("cycle_stats", [8, 8, 64, 64, 4, 2, 2, 1, 4],
                                             [1, 64, -100_000_000, 2, 0, 0, 0]),
     # m * s * c overflows to 0: a cycle read from an 8-item buffer
-    "window_append: cycles times samples overflow": ("window_append", [8, 1, 8], [BIG, 4, 4, 1, 8, 0, 1, 0]),
+    "window_append: cycles times samples overflow": ("window_append", [8, 1, 8], [BIG, 4, 4, 1, 8, 1, 0, 1, 0]),
     # at + the cycles' samples overflows: written 2^63 items past the window
-    "window_append: a column past the window": ("window_append", [4, 1, 8], [1, 4, 1, 1, 8, 0, 1, 2 ** 63 - 2]),
+    "window_append: a row past the window": ("window_append", [4, 1, 8], [1, 4, 1, 1, 8, 1, 0, 1, 2 ** 63 - 2]),
+    # rows times columns overflows: the window taken as its 8 items, rows written 2^62 columns apart
+    "window_append: rows times columns overflow": ("window_append", [4, 1, 8], [1, 4, 1, 1, 8, BIG, 0, 1, 0]),
+    # more inputs than the window has columns: each row's last inputs written into the next row, the last past it
+    "window_append: more inputs than columns": ("window_append", [28, 7, 8], [1, 4, 7, 7, 4, 2, 0, 1, 0]),
+    # N rows of w columns overflows: the transform read 2^62 rows of a 16-item buffer
+    "window_rfft: rows times columns overflow": ("window_rfft", [16, 2], [1, 8, BIG, 1]),
+    # more columns taken than the window has: the last ones read from the next row, the last row past the buffer
+    "window_rfft: more columns than the window has": ("window_rfft", [16, 12], [3, 8, 2, 2]),
     # no row to clamp to: the taps read the row before the buffer
     "resample_cycles: an empty buffer": ("resample_cycles", [0, 2, 1, 4], [0, 1, 1, 4, 0.0]),
     # spc doubles of scratch: the size overflowed to 0 bytes and spc were written
@@ -52,6 +60,11 @@ HOSTILE_CALLS = {
                                                                          44, 44, 12, 8],
                                                          [2, 7, 1, 8, 11, 0, 6, 3, 4, 0, 0.0, 32000.0, 42.5, 69.0]),
     "block_squares: rows times inputs overflow": ("block_squares", [8, 4, 1], [BIG, 4, 1, BIG]),
+    # n * c overflows: the filter read rows past the inputs
+    "track_block: rows times inputs overflow": ("track_block", [8, 4, 12, 4, 4, 4, 5, 4, 11, 8, 8],
+                                                [BIG, 4, 2, 4, 1, 4, True]),
+    "track_block: more sections than the filter holds": ("track_block", [8, 1, 17 * 6, 34, 4, 4, 5, 4, 11, 8, 8],
+                                                         [8, 1, 17, 4, 1, 4, False]),
     "rising_crossings: a buffer not aligned to 8 bytes": ("rising_crossings", ["misaligned", 8, 8, 8], [8, 0, 2]),
 }
 
@@ -91,7 +104,7 @@ def test_kernels_refuse_sizes_that_overflow_or_do_not_fit_and_buffers_not_aligne
 def test_window_rfft_of_no_rows_plans_nothing():
     # N is bounded by no buffer when there is no row: a plan of 2^61 points was sized past the address space
     out = np.zeros(0)
-    assert _kernels._ckernels.window_rfft(np.zeros(0), out, 0, 2 ** 62, 1) is True
+    assert _kernels._ckernels.window_rfft(np.zeros(0), out, 0, 2 ** 62, 0, 1) is True
 
 
 def _nan_sample_inputs(c: int, s: int = 512) -> np.ndarray:
@@ -171,3 +184,36 @@ def test_resample_with_a_delay_per_input_gives_nan_only_where_an_input_s_own_tap
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     assert np.isnan(want).sum() == 6 and np.isinf(want).sum() > 0
+
+
+def _track_block_args(x: np.ndarray, kept: float):
+    from metrology.frequency import CycleTracker
+
+    tracker = CycleTracker(32000.0, 50.0, 30.0)
+    params = tracker._params.copy()
+    return (x, None, tracker.sos, np.zeros((2, 2)), np.zeros(tracker.tail_len), np.zeros(tracker.history_len),
+            np.array([640.0, np.nan, 0.0, 1.0, kept]), tracker._delay_table, params)
+
+
+def test_track_block_refuses_a_tail_count_outside_the_tail_as_the_reference():
+    x = np.sin(np.arange(4000) * (2 * np.pi / 640))
+    for kept in (np.nan, -1.0, 1e6, 1e300):
+        for kernel in (_kernels.c_track_block, reference.track_block):
+            with pytest.raises(ValueError):
+                kernel(*_track_block_args(x, kept))
+
+
+def test_track_block_of_nan_and_infinite_samples_agrees_with_the_reference():
+    x = 300 * np.sin(np.arange(20000) * (2 * np.pi / 640))
+    x[3000] = np.nan                   # the filter's output is NaN from there on: no crossing after it
+    x[1000] = np.inf
+    for kept in (0.0, 100.0):
+        c_args, r_args = _track_block_args(x, kept), _track_block_args(x, kept)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = reference.track_block(*r_args)
+        got = _kernels.c_track_block(*c_args)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        for a, b in zip(c_args[3:7], r_args[3:7]):
+            np.testing.assert_array_equal(a, b)
