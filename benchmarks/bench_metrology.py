@@ -116,7 +116,7 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
     cyc = (rng.uniform(1, 5e4, (60, 11)), rng.normal(0, 1e3, (60, 3)), rng.normal(size=(60, 11)) * (1 + 1j),
            np.full(60, 1 / 60.0), np.full(60, 60.0))
     seq = sequence_matrix("ABC")
-    rows, win = np.arange(7.0), np.empty((7, 12 * 512))
+    rows, win = np.arange(7.0), np.zeros((12 * 512, 8))
     halves, watched = rng.uniform(5e4, 6e4, (60, 2, 11)), np.arange(3.0)
     flat, square = rng.normal(size=2100), (rng.uniform(size=2100) < 0.5).astype(np.float64)
     sums = (np.zeros(2100), np.zeros(2100), np.full(2100, np.nan), np.zeros(2100), np.empty(2100))
@@ -182,8 +182,8 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
          _best(lambda: [reference.window_finish(cyc[2][k], urms[k], present * 0.0, msv4, 230.0) for k in range(5)]),
          _best(lambda: [_kernels.c_window_finish(cyc[2][k], urms[k], present * 0.0, msv4, 230.0) for k in range(5)])),
         ("window_rfft (1 s: 5 windows of 12 cycles, 7 inputs, the 768 lines used)",
-         _best(lambda: [reference.window_rfft(win, 768) for _ in range(5)]),
-         _best(lambda: [_kernels.c_window_rfft(win, 768) for _ in range(5)])),
+         _best(lambda: [reference.window_rfft(win, 768, 7) for _ in range(5)]),
+         _best(lambda: [_kernels.c_window_rfft(win, 768, 7) for _ in range(5)])),
         ("event_screen (1 s of Urms(1/2), 3 voltages, in 8 batches)",
          _best(lambda: [reference.event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)]),
          _best(lambda: [_kernels.c_event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)])),

@@ -127,13 +127,15 @@ class Pipeline:
         self._win_count = 0        # cycles in the open window
         self._win_flags = False
         self._win_tick = self._win_start = self._win_end = 0
-        # the open window's resampled inputs, one row per input that a harmonic signal uses: the DFT is
+        # the open window's resampled inputs, one column per input that a harmonic signal uses: the DFT is
         # linear, so the 10 derived spectra are the wiring matrix applied to these inputs' spectra
         used = self.matrix[:, :HARMONIC_SIGNALS]
         self._fft_inputs = np.flatnonzero(np.any(used != 0, axis=1))
         self._fft_input_rows = self._fft_inputs.astype(np.float64)      # as the window_append kernel takes them
         self._fft_matrix = np.ascontiguousarray(used[self._fft_inputs].T)     # (10, inputs used)
-        self._win_x = np.zeros((self._fft_inputs.size, self.n_window * SAMPLES_PER_CYCLE))
+        # (samples, inputs), a sample's inputs side by side as the resampler gives them, padded with zero columns
+        # to whole groups of four: the DFT kernel loads four inputs of a sample as one vector
+        self._win_x = np.zeros((self.n_window * SAMPLES_PER_CYCLE, -(-self._fft_inputs.size // 4) * 4))
         self._win_filled = 0       # cycles whose samples are in _win_x
         self._sec_lo = 0           # log row of the open second's first cycle
         self._sec_key: int | None = None
@@ -187,18 +189,18 @@ class Pipeline:
         self.flicker.process(x, int(timestamp_ns))
         self.resampler.push(x, first_index)
         self.resampler.add_boundaries(bounds)
-        batch = self.resampler.take_cycles()
-        if batch is None:
+        measured = self.cycle_stage.measure(self.resampler, self.log)
+        if measured is None:
             return out
-        cm = self.cycle_stage.process(batch)
+        samples, base, m = measured
+        cm = self.log.rows(base, base + m)       # views: the log never writes a row twice
         self._note_hole(float(cm.start[0]))
         self._last_end = float(cm.end[-1])
-        base = self.log.append(cm)
         start_ns, end_ns, half_end, half_end_ns = _kernels.cycle_times(cm.start, cm.end, self.origin_ns, 1e9 / self.fs)
         urms, flags_c = self.flagger.process(
             cm.half_ms, half_end, half_end_ns, np.add.reduce(cm.vi, axis=1), out.events,
             lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))
-        self.transients.process_inputs(batch.samples, self._tr_matrix, cm.start, cm.end, start_ns, end_ns, out.events)
+        self.transients.process_inputs(samples, self._tr_matrix, cm.start, cm.end, start_ns, end_ns, out.events)
         out.cycles, out.urms_half, out.cycle_start_ns, out.half_end_ns = cm, urms, start_ns, half_end_ns
         # the batch's few cycles as plain numbers: the loops below cost less on them than on arrays
         starts, ends, flags = start_ns.tolist(), end_ns.tolist(), flags_c.tolist()
@@ -206,7 +208,7 @@ class Pipeline:
             self.latest_frequency_10s = f
             out.frequency_10s.append((t, f))
             self._freq_10s.append((t, math.nan if self.ten_s.flagged else f))
-        self._windows(batch.samples, base, starts, ends, flags, out)
+        self._windows(samples, base, starts, ends, flags, out)
         self._seconds(base, starts, flags, out)
         dropped = self.log.drop(min(self._win_lo if self._win_count else self.log.n, self._sec_lo))
         self._win_lo -= dropped
@@ -312,7 +314,7 @@ class Pipeline:
         values = cycles_values(cm, weights, self.present, self.creep, s.pf_convention, s.phase_order)
         length = n * SAMPLES_PER_CYCLE
         # the lines the harmonic values use (a window cut short at the 10-min tick has its own length)
-        lines = _kernels.window_rfft(self._win_x[:, :length], spectrum_lines(n))
+        lines = _kernels.window_rfft(self._win_x[:length], spectrum_lines(n), self._fft_inputs.size)
         # the derived signals' lines, harmonic values and signalling voltages: one C pass (reference.window_harmonics)
         rms, mag, inter, angle, fund, ratio, msv = _kernels.window_harmonics(
             lines, self._fft_matrix, cm.ms, cm.peak, n, N_ORDERS, length, s.tdd_current, I_PH.start, self._h1_min,

@@ -834,37 +834,19 @@ static void cycle_stats_core(const double *x, const double *mat, Py_ssize_t m, P
     }
 }
 
-/* cycle_stats(x (m, s, c), mat (c, k), cos (s,), sin (s,), half_ms (m, 2, k), ms (m, k), peak (m, k),
- *             vi (m, nvi), fund (m, k) complex as (re, im) pairs, m, s, c, k, v0, i0, nvi): for the derived
- *             signals y = x @ mat of every cycle, the mean square of each half and of the cycle, the peak
- *             |y|, the mean of y[v0+q] * y[i0+q], and the RMS phasor of DFT bin 1 (cosine reference).
- *             Each cycle's derived signals are formed row by row in registers (cycle_stats12), or, for the
- *             shapes that form does not take, from the nonzero entries of mat into a scratch block, then
- *             reduced. */
-static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
+/* cycle_stats_core of m cycles with its scratch block and mat's ELL form: 0, -1 where the block's size overflows,
+ * -2 where it cannot be allocated. Takes no Python object: runs without the GIL. */
+static int cycle_stats_run(const double *x, const double *mat, Py_ssize_t m, Py_ssize_t s, Py_ssize_t c, Py_ssize_t k,
+                           const double *cs, const double *sn, Py_ssize_t v0, Py_ssize_t i0, Py_ssize_t nvi,
+                           double *sq, double *ms, double *peak, double *vi, double *fund)
 {
-    KERNEL_ARRAYS(9);
-    Py_ssize_t m, s, c, k, v0, i0, nvi;
-    if (kernel_args(args, o, 9, "nnnnnnn", &m, &s, &c, &k, &v0, &i0, &nvi))
-        return NULL;
-    if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
-        return bad_args("cycle_stats: too many signals or bad v/i indices");
-    const array_arg spec[] = {{"x", 0, ITEMS(m, s, c)}, {"mat", 0, ITEMS(c, k)}, {"cos", 0, ITEMS(s)},
-                              {"sin", 0, ITEMS(s)}, {"half_ms", 1, ITEMS(m, 2, k)}, {"ms", 1, ITEMS(m, k)},
-                              {"peak", 1, ITEMS(m, k)}, {"vi", 1, ITEMS(m, nvi)}, {"fund", 1, ITEMS(m, 2, k)}};
-    if (get_arrays(o, spec, 9, b))
-        return NULL;
     const int kp = k <= CS_K12 ? CS_K12 : (int)((k + 3) & ~(Py_ssize_t)3);   /* the statistics go in fours */
     const Py_ssize_t y_bytes = ITEMS(s > 0 ? s : 1, kp, sizeof(double));
     if (y_bytes < 0)
-        return release(b, 9), bad_args("cycle_stats: bad dimensions");
+        return -1;
     double *y = PyMem_RawMalloc((size_t)y_bytes);
     if (y == NULL)
-        return no_memory(b, 9);
-    const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
-    double *sq = b[4].view.buf, *ms = b[5].view.buf, *peak = b[6].view.buf, *vi = b[7].view.buf;
-    double *fund = b[8].view.buf;
-    Py_BEGIN_ALLOW_THREADS
+        return -2;
     /* mat as at most P terms per derived signal (ELL format), in input order; a column with fewer
      * terms is padded with weight 0 on its own first input, which adds exact zeros at the end */
     int ell_in[CS_MAX_K * CS_MAX_C] = {0};
@@ -890,9 +872,102 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
             ell_in[q * p_max + n] = first;
     }
     cycle_stats_core(x, mat, m, s, c, k, kp, p_max, ell_in, ell_w, cs, sn, v0, i0, nvi, y, sq, ms, peak, vi, fund);
-    Py_END_ALLOW_THREADS
     PyMem_RawFree(y);
+    return 0;
+}
+
+/* cycle_stats(x (m, s, c), mat (c, k), cos (s,), sin (s,), half_ms (m, 2, k), ms (m, k), peak (m, k),
+ *             vi (m, nvi), fund (m, k) complex as (re, im) pairs, m, s, c, k, v0, i0, nvi): for the derived
+ *             signals y = x @ mat of every cycle, the mean square of each half and of the cycle, the peak
+ *             |y|, the mean of y[v0+q] * y[i0+q], and the RMS phasor of DFT bin 1 (cosine reference).
+ *             Each cycle's derived signals are formed row by row in registers (cycle_stats12), or, for the
+ *             shapes that form does not take, from the nonzero entries of mat into a scratch block, then
+ *             reduced. */
+static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(9);
+    Py_ssize_t m, s, c, k, v0, i0, nvi;
+    if (kernel_args(args, o, 9, "nnnnnnn", &m, &s, &c, &k, &v0, &i0, &nvi))
+        return NULL;
+    if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
+        return bad_args("cycle_stats: too many signals or bad v/i indices");
+    const array_arg spec[] = {{"x", 0, ITEMS(m, s, c)}, {"mat", 0, ITEMS(c, k)}, {"cos", 0, ITEMS(s)},
+                              {"sin", 0, ITEMS(s)}, {"half_ms", 1, ITEMS(m, 2, k)}, {"ms", 1, ITEMS(m, k)},
+                              {"peak", 1, ITEMS(m, k)}, {"vi", 1, ITEMS(m, nvi)}, {"fund", 1, ITEMS(m, 2, k)}};
+    if (get_arrays(o, spec, 9, b))
+        return NULL;
+    const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
+    double *sq = b[4].view.buf, *ms = b[5].view.buf, *peak = b[6].view.buf, *vi = b[7].view.buf;
+    double *fund = b[8].view.buf;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = cycle_stats_run(x, mat, m, s, c, k, cs, sn, v0, i0, nvi, sq, ms, peak, vi, fund);
+    Py_END_ALLOW_THREADS
     release(b, 9);
+    if (ok < 0)
+        return ok == -1 ? bad_args("cycle_stats: bad dimensions") : PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* cycle_batch(buf (n, c), bounds (ncyc + 1,), real (ncyc + 1,), delays (c,), mat (c, k), cos (spc,), sin (spc,),
+ *             samples (ncyc, spc, c), start, end, duration, freq (cap,), half_ms (cap, 2, k), ms (cap, k),
+ *             peak (cap, k), vi (cap, nvi), fund (cap, k) complex as (re, im) pairs,
+ *             n, c, ncyc, spc, k, v0, i0, nvi, cap, row, offset, fs, fmin, fmax):
+ *             resample_cycles of the ncyc cycles between bounds into samples, cycle_stats of them into rows
+ *             row .. row + ncyc - 1 of half_ms .. fund, and each cycle's boundaries, its duration in seconds
+ *             ((end - start) / fs) and frequency (1 / duration; NaN unless it is within fmin .. fmax and both
+ *             its boundaries are measured crossings, real nonzero) into the same rows of start .. freq. One
+ *             call for the resampler and the per-cycle stage of a batch, writing into a cycle log's columns. */
+static PyObject *k_cycle_batch(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(17);
+    Py_ssize_t n, c, ncyc, spc, k, v0, i0, nvi, cap, row;
+    double offset, fs, fmin, fmax;
+    if (kernel_args(args, o, 17, "nnnnnnnnnndddd", &n, &c, &ncyc, &spc, &k, &v0, &i0, &nvi, &cap, &row, &offset,
+                    &fs, &fmin, &fmax))
+        return NULL;
+    if (spc < 1 || spc > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double) || ncyc < 0 || ncyc == PY_SSIZE_T_MAX ||
+        (n < 1 && ncyc > 0 && c > 0))
+        return bad_args("cycle_batch: spc must be positive, and a buffer needs a row to resample");
+    if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
+        return bad_args("cycle_batch: too many signals or bad v/i indices");
+    if (row < 0 || cap < 0 || row > cap || ncyc > cap - row)
+        return bad_args("cycle_batch: the cycles' rows are past the columns");
+    const array_arg spec[] = {{"buf", 0, ITEMS(n, c)}, {"bounds", 0, ncyc + 1}, {"real", 0, ncyc + 1},
+                              {"delays", 0, ITEMS(c)}, {"mat", 0, ITEMS(c, k)}, {"cos", 0, ITEMS(spc)},
+                              {"sin", 0, ITEMS(spc)}, {"samples", 1, ITEMS(ncyc, spc, c)}, {"start", 1, cap},
+                              {"end", 1, cap}, {"duration", 1, cap}, {"freq", 1, cap},
+                              {"half_ms", 1, ITEMS(cap, 2, k)}, {"ms", 1, ITEMS(cap, k)}, {"peak", 1, ITEMS(cap, k)},
+                              {"vi", 1, ITEMS(cap, nvi)}, {"fund", 1, ITEMS(cap, 2, k)}};
+    if (get_arrays(o, spec, 17, b))
+        return NULL;
+    double *grid = PyMem_RawMalloc((size_t)spc * sizeof(double));
+    if (grid == NULL)
+        return no_memory(b, 17);
+    const double *bounds = b[1].view.buf, *real = b[2].view.buf;
+    double *samples = b[7].view.buf, *start = b[8].view.buf, *end = b[9].view.buf, *duration = b[10].view.buf;
+    double *freq = b[11].view.buf;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < spc; j++)
+        grid[j] = (double)j / (double)spc;
+    resample_core(b[0].view.buf, n, c, bounds, grid, spc, offset, ncyc * spc, b[3].view.buf, samples);
+    ok = cycle_stats_run(samples, b[4].view.buf, ncyc, spc, c, k, b[5].view.buf, b[6].view.buf, v0, i0, nvi,
+                         (double *)b[12].view.buf + row * 2 * k, (double *)b[13].view.buf + row * k,
+                         (double *)b[14].view.buf + row * k, (double *)b[15].view.buf + row * nvi,
+                         (double *)b[16].view.buf + row * 2 * k);
+    for (Py_ssize_t q = 0; q < ncyc; q++) {       /* as numpy: (end - start) / fs, 1 / duration, NaN unless kept */
+        const double d = (bounds[q + 1] - bounds[q]) / fs, f = 1.0 / d;
+        start[row + q] = bounds[q];
+        end[row + q] = bounds[q + 1];
+        duration[row + q] = d;
+        freq[row + q] = f >= fmin && f <= fmax && real[q] != 0.0 && real[q + 1] != 0.0 ? f : NAN;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(grid);
+    release(b, 17);
+    if (ok < 0)
+        return ok == -1 ? bad_args("cycle_batch: bad dimensions") : PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
@@ -2543,47 +2618,65 @@ static PyObject *k_cycle_times(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* window_append(samples (m, s, c), inputs (ni,), win (ni, width), m, s, c, ni, width, lo, hi, at): cycles lo .. hi-1
- *               of the resampled inputs into a window's rows, one row per input inputs[t], from column at on
- *               (reference.window_append): win[t, at + (k - lo) * s + j] = samples[k, j, inputs[t]]. */
+/* len rows of the first ni items of src (rows c apart) into dst (rows w apart), two items a move. */
+static inline __attribute__((always_inline)) void copy_rows(const double *src, double *dst, Py_ssize_t len,
+                                                            Py_ssize_t c, Py_ssize_t w, Py_ssize_t ni)
+{
+    for (Py_ssize_t j = 0; j < len; j++, src += c, dst += w) {
+        Py_ssize_t t = 0;
+        for (; t + 2 <= ni; t += 2) {
+            v2d v;
+            memcpy(&v, src + t, sizeof v);
+            memcpy(dst + t, &v, sizeof v);
+        }
+        if (t < ni)
+            dst[t] = src[t];
+    }
+}
+
+/* window_append(samples (m, s, c), inputs (ni,), win (width, w), m, s, c, ni, width, w, lo, hi, at): cycles lo .. hi-1
+ *               of the resampled inputs into a window's rows from row at on, column t the input inputs[t]
+ *               (reference.window_append): win[at + (k - lo) * s + j, t] = samples[k, j, inputs[t]], t < ni; the
+ *               columns from ni on are left as they are. Each sample's inputs stay side by side, as the window's
+ *               DFT loads them (four to a vector). */
 static PyObject *k_window_append(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(3);
-    Py_ssize_t m, s, c, ni, width, lo, hi, at;
-    if (kernel_args(args, o, 3, "nnnnnnnn", &m, &s, &c, &ni, &width, &lo, &hi, &at))
+    Py_ssize_t m, s, c, ni, width, w, lo, hi, at;
+    if (kernel_args(args, o, 3, "nnnnnnnnn", &m, &s, &c, &ni, &width, &w, &lo, &hi, &at))
         return NULL;
     const Py_ssize_t len = ITEMS(hi - lo, s);
-    if (lo < 0 || hi > m || hi < lo || len < 0 || at < 0 || width < 0 || at > width - len || ni > c || c > CS_MAX_C)
+    if (lo < 0 || hi > m || hi < lo || len < 0 || at < 0 || width < 0 || at > width - len || ni < 0 || ni > w ||
+        ni > CS_MAX_C)
         return bad_args("window_append: the cycles do not fit the window");
     const array_arg spec[] = {{"samples", 0, ITEMS(m, s, c), 0}, {"inputs", 0, ITEMS(ni), 0},
-                              {"win", 1, ITEMS(ni, width), 0}};
+                              {"win", 1, ITEMS(width, w), 0}};
     if (get_arrays(o, spec, 3, b))
         return NULL;
     const double *x = b[0].view.buf, *inputs = b[1].view.buf;
     double *win = b[2].view.buf;
-    for (Py_ssize_t t = 0; t < ni; t++)
+    int in_order = ni <= c;       /* inputs 0 .. ni-1: each row a straight copy */
+    for (Py_ssize_t t = 0; t < ni; t++) {
         if (!(inputs[t] >= 0 && inputs[t] < (double)c)) {
             release(b, 3);
             return bad_args("window_append: an input index out of range");
         }
+        in_order &= inputs[t] == (double)t;
+    }
     Py_BEGIN_ALLOW_THREADS
-    /* four rows of the source at a time (each read once), into ni streams of writes, two samples a store */
     Py_ssize_t col[CS_MAX_C];
     for (Py_ssize_t t = 0; t < ni; t++)
         col[t] = (Py_ssize_t)inputs[t];
     const double *src = x + lo * s * c;
-    double *dst = win + at;
-    Py_ssize_t j = 0;
-    for (; j + 4 <= len; j += 4, src += 4 * c)
-        for (Py_ssize_t t = 0; t < ni; t++) {
-            const double *a = src + col[t];
-            const v2d lo2 = {a[0], a[c]}, hi2 = {a[2 * c], a[3 * c]};
-            memcpy(dst + t * width + j, &lo2, sizeof lo2);
-            memcpy(dst + t * width + j + 2, &hi2, sizeof hi2);
-        }
-    for (; j < len; j++, src += c)
-        for (Py_ssize_t t = 0; t < ni; t++)
-            dst[t * width + j] = src[col[t]];
+    double *dst = win + at * w;
+    if (in_order && ni == 7)        /* the board's seven inputs: the count known to the compiler */
+        copy_rows(src, dst, len, c, w, 7);
+    else if (in_order)
+        copy_rows(src, dst, len, c, w, ni);
+    else
+        for (Py_ssize_t j = 0; j < len; j++, src += c, dst += w)
+            for (Py_ssize_t t = 0; t < ni; t++)
+                dst[t] = src[col[t]];
     Py_END_ALLOW_THREADS
     release(b, 3);
     Py_RETURN_NONE;
@@ -2681,21 +2774,25 @@ static PyObject *k_window_finish(PyObject *self, PyObject *args)
 
 /* ---- the window's real DFT ----
  *
- * The first nl lines of the real DFT of each row of x (ni, N), as numpy's rfft gives them, for N/2 a product of
- * 2, 3, 4 and 5 (the 10/12-cycle windows: 512 samples a cycle): four rows at a time, one in each lane of a
- * vector, so every butterfly works on four rows at once. The N real samples of a row are the N/2 complex ones
+ * The first nl lines of the real DFT of each column of x (N, w), as numpy's rfft gives them, for N/2 a product of
+ * 2, 3, 4 and 5 (the 10/12-cycle windows: 512 samples a cycle): four columns at a time, one in each lane of a
+ * vector, so every butterfly works on four inputs at once. The N real samples of a column are the N/2 complex ones
  * z[n] = x[2n] + i x[2n+1]; a mixed-radix decimation-in-time FFT of z (its input read in digit-reversed order,
  * then radix-p stages in place, the twiddles from a table of cos and sin); then X[k] = E[k] + W_N^k O[k] with
  * E, O the even and odd samples' DFTs taken from Z[k] and conj(Z[N/2 - k]). */
 
 #define RFFT_MAX_STAGES 32
+#define RFFT_BLOCK 256             /* points of two groups' sub-transforms that stay in the first-level cache */
 typedef struct {
     Py_ssize_t m;                  /* N / 2: the complex transform's length */
     int ns, radix[RFFT_MAX_STAGES];
+    Py_ssize_t span[RFFT_MAX_STAGES];  /* each stage's points per sub-transform before it */
+    int in_block;                  /* the first stages, whose sub-transforms have at most RFFT_BLOCK points */
+    Py_ssize_t block;              /* their points: the work area is transformed this many at a time by them */
     Py_ssize_t *perm;              /* input position i reads z[perm[i]] */
     double *tw_re, *tw_im;         /* each stage's twiddles W_L^(j q), q = 1..p-1, j < L/p; then W_N^k, k <= m */
     Py_ssize_t tw_at[RFFT_MAX_STAGES + 1];
-    v4d *work;                     /* (2, m) re, im */
+    v4d *work;                     /* (2, 2, m): two groups' re, im */
 } rfft_plan;
 
 static rfft_plan rfft_plans[4];    /* the window lengths seen (10 and 12 cycles, and short windows) */
@@ -2734,7 +2831,12 @@ static rfft_plan *rfft_plan_for(Py_ssize_t m)
     p->ns = ns;
     memcpy(p->radix, radix, sizeof radix);
     Py_ssize_t ntw = m + 1;
+    p->in_block = 0;
+    p->block = 1;
     for (int s = 0, l = 1; s < ns; s++) {
+        p->span[s] = l;
+        if (p->in_block == s && (Py_ssize_t)l * radix[s] <= RFFT_BLOCK)
+            p->in_block = s + 1, p->block = (Py_ssize_t)l * radix[s];
         p->tw_at[s] = ntw - (m + 1);
         ntw += (Py_ssize_t)l * (radix[s] - 1);
         l *= radix[s];
@@ -2742,7 +2844,7 @@ static rfft_plan *rfft_plan_for(Py_ssize_t m)
     p->perm = PyMem_RawMalloc((size_t)m * sizeof(Py_ssize_t));
     p->tw_re = PyMem_RawMalloc((size_t)ntw * sizeof(double));
     p->tw_im = PyMem_RawMalloc((size_t)ntw * sizeof(double));
-    p->work = aligned_alloc(sizeof(v4d), (size_t)(2 * m) * sizeof(v4d));     /* vectors: their own alignment */
+    p->work = aligned_alloc(sizeof(v4d), (size_t)(4 * m) * sizeof(v4d));     /* vectors: their own alignment */
     if (p->perm == NULL || p->tw_re == NULL || p->tw_im == NULL || p->work == NULL) {
         rfft_plan_free(p);
         return NULL;
@@ -2837,63 +2939,99 @@ static inline __attribute__((always_inline)) void rfft_stage(v4d *restrict re, v
         }
 }
 
-/* The lines of four rows (x + g * N, rows >= nrows zero) into out. */
-PER_CPU
-static void rfft_rows(const rfft_plan *p, const double *x, Py_ssize_t big_n, Py_ssize_t nrows, Py_ssize_t nl,
-                      double *out)
+/* Stage s of the transform on the len points at re, im (a whole number of its sub-transforms). */
+static inline __attribute__((always_inline)) void rfft_run_stage(const rfft_plan *p, int s, v4d *re, v4d *im,
+                                                                 Py_ssize_t len)
 {
-    const Py_ssize_t m = p->m;
+    const int r = p->radix[s];
+    const Py_ssize_t l = p->span[s], at = p->m + 1 + p->tw_at[s];
+    if (r == 4)
+        rfft_stage(re, im, len, 4, l, p->tw_re + at, p->tw_im + at);
+    else if (r == 2)
+        rfft_stage(re, im, len, 2, l, p->tw_re + at, p->tw_im + at);
+    else if (r == 3)
+        rfft_stage(re, im, len, 3, l, p->tw_re + at, p->tw_im + at);
+    else
+        rfft_stage(re, im, len, 5, l, p->tw_re + at, p->tw_im + at);
+}
+
+/* The transforms of ng groups of four columns (x + g of a window x (N, w): group t its columns 4t .. 4t+3, the
+ * last group's ncols <= 4 of them, its lanes past them zero), group t in the work area at work + 2 t m, and the
+ * first nl lines of group t's first nrows[t] columns into out[t] ((nrows[t], nl) complex as pairs).
+ * A sample's columns are side by side: a full group is one load, the groups' loads of a sample share a cache line.
+ * The first stages (their sub-transforms of p->block points) run a block at a time as it is gathered, while it
+ * is in the first-level cache; the others over the whole work area. Each butterfly as the stage order has it. */
+PER_CPU
+static void rfft_groups(const rfft_plan *p, const double *x, Py_ssize_t w, int ng, Py_ssize_t ncols,
+                        const Py_ssize_t *nrows, Py_ssize_t nl, double *const *out)
+{
+    const Py_ssize_t m = p->m, blk = p->block;
     v4d *re = p->work, *im = p->work + m;
-    const double *row[4];
-    for (int l = 0; l < 4; l++)
-        row[l] = x + (l < nrows ? l : 0) * big_n;
-    for (Py_ssize_t i = 0; i < m; i++) {
-        const Py_ssize_t n = 2 * p->perm[i];
-        re[i] = (v4d){row[0][n], row[1][n], row[2][n], row[3][n]};
-        im[i] = (v4d){row[0][n + 1], row[1][n + 1], row[2][n + 1], row[3][n + 1]};
-    }
-    for (int s = 0, l = 1; s < p->ns; s++) {
-        const int r = p->radix[s];
-        const double *tr = p->tw_re + m + 1 + p->tw_at[s], *ti = p->tw_im + m + 1 + p->tw_at[s];
-        if (r == 4)
-            rfft_stage(re, im, m, 4, l, tr, ti);
-        else if (r == 2)
-            rfft_stage(re, im, m, 2, l, tr, ti);
-        else if (r == 3)
-            rfft_stage(re, im, m, 3, l, tr, ti);
+    for (Py_ssize_t b0 = 0; b0 < m; b0 += blk) {
+        if (ng == 2 && ncols == 4)
+            for (Py_ssize_t i = b0; i < b0 + blk; i++) {
+                const double *a = x + 2 * p->perm[i] * w;
+                re[i] = v4_load(a);
+                im[i] = v4_load(a + w);
+                re[2 * m + i] = v4_load(a + 4);
+                im[2 * m + i] = v4_load(a + w + 4);
+            }
+        else if (ng == 1 && ncols == 4)
+            for (Py_ssize_t i = b0; i < b0 + blk; i++) {
+                const double *a = x + 2 * p->perm[i] * w;
+                re[i] = v4_load(a);
+                im[i] = v4_load(a + w);
+            }
         else
-            rfft_stage(re, im, m, 5, l, tr, ti);
-        l *= r;
+            for (int t = 0; t < ng; t++) {
+                const Py_ssize_t nc = t == ng - 1 ? ncols : 4;
+                for (Py_ssize_t i = b0; i < b0 + blk; i++) {
+                    const double *a = x + 2 * p->perm[i] * w + 4 * t;
+                    v4d r = splat(0.0), q = splat(0.0);
+                    for (Py_ssize_t l = 0; l < nc; l++)
+                        r[l] = a[l], q[l] = a[w + l];
+                    re[2 * t * m + i] = r, im[2 * t * m + i] = q;
+                }
+            }
+        for (int t = 0; t < ng; t++)
+            for (int s = 0; s < p->in_block; s++)
+                rfft_run_stage(p, s, re + 2 * t * m + b0, im + 2 * t * m + b0, blk);
     }
-    for (Py_ssize_t k = 0; k < nl; k++) {
-        const Py_ssize_t kk = k == 0 ? 0 : m - k;     /* Z[m] is Z[0] */
-        const Py_ssize_t k0 = k == m ? 0 : k;
-        const v4d zr = re[k0], zi = im[k0], cr = re[kk], ci = -im[kk];   /* Z[k], conj(Z[m - k]) */
-        const v4d er = (zr + cr) * 0.5, ei = (zi + ci) * 0.5;            /* E[k] */
-        const v4d or_ = (zi - ci) * 0.5, oi = (cr - zr) * 0.5;           /* O[k] = (Z - conj) / 2i */
-        const double wr = p->tw_re[k], wi = p->tw_im[k];
-        const v4d xr = er + (or_ * wr - oi * wi), xi = ei + (or_ * wi + oi * wr);
-        for (int l = 0; l < 4 && l < nrows; l++) {
-            out[(l * nl + k) * 2] = xr[l];
-            out[(l * nl + k) * 2 + 1] = xi[l];
+    for (int t = 0; t < ng; t++) {
+        v4d *gr = re + 2 * t * m, *gi = im + 2 * t * m;
+        for (int s = p->in_block; s < p->ns; s++)
+            rfft_run_stage(p, s, gr, gi, m);
+        double *o = out[t];
+        for (Py_ssize_t k = 0; k < nl; k++) {
+            const Py_ssize_t kk = k == 0 ? 0 : m - k;     /* Z[m] is Z[0] */
+            const Py_ssize_t k0 = k == m ? 0 : k;
+            const v4d zr = gr[k0], zi = gi[k0], cr = gr[kk], ci = -gi[kk];   /* Z[k], conj(Z[m - k]) */
+            const v4d er = (zr + cr) * 0.5, ei = (zi + ci) * 0.5;            /* E[k] */
+            const v4d or_ = (zi - ci) * 0.5, oi = (cr - zr) * 0.5;           /* O[k] = (Z - conj) / 2i */
+            const double wr = p->tw_re[k], wi = p->tw_im[k];
+            const v4d xr = er + (or_ * wr - oi * wi), xi = ei + (or_ * wi + oi * wr);
+            for (int l = 0; l < 4 && l < nrows[t]; l++) {
+                o[(l * nl + k) * 2] = xr[l];
+                o[(l * nl + k) * 2 + 1] = xi[l];
+            }
         }
     }
 }
 
-/* window_rfft(x (ni, N), out (ni, nl) complex as pairs, ni, N, nl) -> True, or False (out untouched) when N / 2
- * has a prime factor above 5: the first nl <= N/2 + 1 lines of each row's real DFT. */
+/* window_rfft(x (N, w), out (ni, nl) complex as pairs, ni, N, w, nl) -> True, or False (out untouched) when N / 2
+ * has a prime factor above 5: the first nl <= N/2 + 1 lines of the real DFT of each of the first ni <= w columns. */
 static PyObject *k_window_rfft(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(2);
-    Py_ssize_t ni, big_n, nl;
-    if (kernel_args(args, o, 2, "nnn", &ni, &big_n, &nl))
+    Py_ssize_t ni, big_n, w, nl;
+    if (kernel_args(args, o, 2, "nnnn", &ni, &big_n, &w, &nl))
         return NULL;
-    if (ni < 0 || big_n < 4 || big_n % 2 || nl < 0 || nl > big_n / 2 + 1)
+    if (ni < 0 || w < ni || big_n < 4 || big_n % 2 || nl < 0 || nl > big_n / 2 + 1)
         return bad_args("window_rfft: bad dimensions");
-    const array_arg spec[] = {{"x", 0, ITEMS(ni, big_n)}, {"out", 1, ITEMS(ni, nl, 2)}};
+    const array_arg spec[] = {{"x", 0, ITEMS(big_n, w)}, {"out", 1, ITEMS(ni, nl, 2)}};
     if (get_arrays(o, spec, 2, b))
         return NULL;
-    if (ni == 0) {     /* no row: nothing to plan (N is then bounded by no buffer) */
+    if (ni == 0) {     /* no column: nothing to plan (N is then bounded by no buffer) */
         release(b, 2);
         Py_RETURN_TRUE;
     }
@@ -2906,9 +3044,14 @@ static PyObject *k_window_rfft(PyObject *self, PyObject *args)
     }
     const double *x = b[0].view.buf;
     double *out = b[1].view.buf;
-    /* the plan's work area is shared: the GIL stays held */
-    for (Py_ssize_t g = 0; g < ni; g += 4)
-        rfft_rows(p, x + g * big_n, big_n, ni - g < 4 ? ni - g : 4, nl, out + g * nl * 2);
+    /* the plan's work area is shared: the GIL stays held. Two groups of four columns at a time. */
+    for (Py_ssize_t g = 0; g < ni; g += 8) {
+        const int ng = ni - g > 4 ? 2 : 1;
+        const Py_ssize_t last = w - g - 4 * (ng - 1);     /* the last group's columns */
+        const Py_ssize_t nrows[2] = {ni - g < 4 ? ni - g : 4, ni - g - 4 < 4 ? ni - g - 4 : 4};
+        double *const outs[2] = {out + g * nl * 2, out + (g + 4) * nl * 2};
+        rfft_groups(p, x + g, w, ng, last < 4 ? last : 4, nrows, nl, outs);
+    }
     release(b, 2);
     Py_RETURN_TRUE;
 }
@@ -2916,6 +3059,7 @@ static PyObject *k_window_rfft(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
+    {"cycle_batch", k_cycle_batch, METH_VARARGS, "resample_cycles and cycle_stats of a batch into a cycle log's rows."},
     {"sosfilt", k_sosfilt, METH_VARARGS, "Cascade of biquads (direct form II transposed) with state."},
     {"rising_crossings", k_rising_crossings, METH_VARARGS, "Rising zero crossings: index, cubic root, peak before."},
     {"track_crossings", k_track_crossings, METH_VARARGS, "The cycle tracker's crossings, delays and acceptance rules."},

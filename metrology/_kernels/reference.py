@@ -73,6 +73,27 @@ def cycle_stats(x: np.ndarray, matrix: np.ndarray, v0: int, i0: int, nvi: int
     return half_ms, ms, peak, vi, (fre - 1j * fim) * (np.sqrt(2) / s)
 
 
+def cycle_batch(buf: np.ndarray, bounds: np.ndarray, real: np.ndarray, spc: int, offset: float, delays: np.ndarray,
+                matrix: np.ndarray, v0: int, i0: int, nvi: int, fs: float, fmin: float, fmax: float,
+                samples: np.ndarray, columns: list[np.ndarray], row: int) -> None:
+    """The resampler and the per-cycle stage of a batch in one pass, in place: ``resample_cycles`` of the cycles
+    between ``bounds`` (m + 1,) into ``samples`` (m, spc, C), and into rows ``row .. row + m - 1`` of ``columns``
+    (a cycle log's, in the order of the fields of metrology.cycle.CycleMeasures): each cycle's opening and closing
+    boundary, its duration (end - start) / fs, its frequency 1 / duration (NaN unless within fmin .. fmax and both
+    its boundaries are measured crossings, ``real`` (m + 1,) nonzero), whether they are (bool), and the
+    ``cycle_stats`` of its samples."""
+    m = bounds.shape[0] - 1
+    samples[...] = resample_cycles(buf, bounds, spc, offset, delays)
+    half_ms, ms, peak, vi, fund = cycle_stats(samples, matrix, v0, i0, nvi)
+    start, end = bounds[:-1], bounds[1:]
+    duration = (end - start) / fs
+    freq = np.divide(1.0, duration)
+    both = (real[:-1] != 0) & (real[1:] != 0)
+    freq[~((freq >= fmin) & (freq <= fmax) & both)] = np.nan
+    for column, v in zip(columns, (start, end, duration, freq, both, half_ms, ms, vi, fund, peak)):
+        column[row:row + m] = v
+
+
 def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, weights: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
     """Cascade of biquads with state ``zi`` (n_sections, 2) on ``x`` (n,), or on ``x @ weights`` for
@@ -456,9 +477,9 @@ def cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sampl
 
 def window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:
     """Cycles ``lo`` .. ``hi``-1 of the resampled inputs ``samples`` (m, S, C) into the rows of a window ``win``
-    (I, width), row t the input ``inputs[t]``, from column ``at`` on, in place."""
+    (width, >= I) from row ``at`` on, column t the input ``inputs[t]`` (the columns from I on untouched), in place."""
     x = samples[lo:hi][:, :, np.asarray(inputs, dtype=np.intp)]
-    win[:, at:at + (hi - lo) * samples.shape[1]] = x.reshape(-1, x.shape[2]).T
+    win[at:at + (hi - lo) * samples.shape[1], :x.shape[2]] = x.reshape(-1, x.shape[2])
 
 
 def half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -491,6 +512,7 @@ def window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.n
     return angle, np.stack([dev[key] for key in deviation.WINDOW_KEYS]), msv + absent[:, None]
 
 
-def window_rfft(x: np.ndarray, nl: int) -> np.ndarray:
-    """The first ``nl`` lines of the real DFT of each row of ``x`` (I, N) -> (I, nl) complex."""
-    return np.fft.rfft(x, axis=1)[:, :nl]
+def window_rfft(x: np.ndarray, nl: int, ni: int) -> np.ndarray:
+    """The first ``nl`` lines of the real DFT of each of the first ``ni`` columns of ``x`` (N, >= ni) -> (ni, nl)
+    complex."""
+    return np.fft.rfft(x[:, :ni], axis=0)[:nl].T

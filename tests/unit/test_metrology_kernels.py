@@ -67,19 +67,73 @@ def test_resample_cycles_agrees_for_any_input_count(c):
                                    rtol=1e-12, atol=1e-12)
 
 
+def _log_columns(cap: int) -> list[np.ndarray]:
+    from metrology.cycle import CycleLog
+
+    log = CycleLog(cap)
+    for col in log.columns:
+        col.fill(-7)            # rows the kernel must not write keep this
+    return log.columns
+
+
+@pytest.mark.parametrize("delays", [np.zeros(7), np.array([0.18, -0.07, 0.3, 0.04, -0.15, 0.1, 0.22]),
+                                    np.array([0.3, 0, -1.7, 0, 2.2, 0, 0.05])])
+def test_cycle_batch_agrees_with_resample_cycles_and_cycle_stats_into_the_log_rows(delays):
+    from metrology.systems import wiring
+
+    rng = np.random.default_rng(11)
+    buf = rng.normal(size=(5000, 7)) * 300
+    buf[2500, 2] = np.nan
+    # cycles of 60 Hz, one of 40 Hz and one of 75 Hz (no frequency), one boundary not a measured crossing
+    bounds = 20.0 + np.cumsum([0.0, 533.3, 533.4, 800.0, 426.7, 533.2, 533.3, 533.3]) + rng.uniform(0, 1, 8)
+    real = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0])
+    matrix = np.array([200.0, 100.0, 200.0, 100.0, -200.0, 100.0, 50.0])[:, None] * wiring("4W-WYE").matrix
+    m = bounds.size - 1
+    got_x, want_x = np.empty((m, 512, 7)), np.empty((m, 512, 7))
+    got, want = _log_columns(12), _log_columns(12)
+    args = (buf, bounds, real, 512, 3.0, delays, matrix, 0, 6, 3, 32000.0, 42.5, 69.0)
+    _kernels.c_cycle_batch(*args, got_x, got, 3)
+    with np.errstate(invalid="ignore"):
+        reference.cycle_batch(*args, want_x, want, 3)
+    np.testing.assert_allclose(got_x, want_x, rtol=1e-12, atol=1e-12)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-8)
+        assert (a[:3] == a.dtype.type(-7)).all() and (a[3 + m:] == a.dtype.type(-7)).all()   # the rows around
+    np.testing.assert_array_equal(got[0][3:3 + m], bounds[:-1])
+    np.testing.assert_array_equal(got[4][3:3 + m], [True, True, True, True, True, False, False])
+    assert np.isnan(got[3][3:3 + m]).tolist() == [False, False, True, True, False, True, True]
+    # the same cycles as the separate kernels give them
+    np.testing.assert_array_equal(got_x, _kernels.c_resample_cycles(buf, bounds, 512, 3.0, delays))
+    for col, b in zip((got[5], got[6], got[9], got[7], got[8]), _kernels.c_cycle_stats(got_x, matrix, 0, 6, 3)):
+        np.testing.assert_array_equal(col[3:3 + m], b)
+
+
 @pytest.mark.parametrize("cycles", range(1, 13))
 def test_window_rfft_agrees_for_every_window_length(cycles):
     """512 samples a cycle: 1 to 12 cycles (10/12 and the windows cut short at the 10-min tick); the lengths with a
-    factor 7 or 11 take numpy's rfft."""
+    factor 7 or 11 take numpy's rfft. Columns in whole groups of four and not, all of them or the first few."""
     rng = np.random.default_rng(cycles)
-    for rows in (1, 3, 4, 7, 9):
-        x = rng.normal(size=(rows, 512 * cycles)) * 300 + 5.0
+    for width, cols in ((1, 1), (3, 3), (4, 4), (8, 7), (9, 9), (8, 5), (7, 4), (12, 9)):
+        x = rng.normal(size=(512 * cycles, width)) * 300 + 5.0
         for nl in (64 * cycles, 256 * cycles + 1, 1):
-            want = reference.window_rfft(x, nl)
-            got = _kernels.c_window_rfft(x, nl)
-            assert got.shape == want.shape == (rows, nl)
+            want = reference.window_rfft(x, nl, cols)
+            got = _kernels.c_window_rfft(x, nl, cols)
+            assert got.shape == want.shape == (cols, nl)
             # another FFT's order of operations: rounding of about log2(N) ulps of the largest line, not more
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-13 * np.abs(want).max())
+
+
+def test_window_rfft_columns_past_the_inputs_do_not_reach_their_lines():
+    """The window's padding columns (zero in the pipeline) are transformed in lanes of their own: NaN or infinite
+    there changes no input's lines."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(512 * 12, 8)) * 300
+    want = _kernels.c_window_rfft(x, 768, 7)
+    x[:, 7] = np.nan
+    x[5, 7] = np.inf
+    np.testing.assert_array_equal(_kernels.c_window_rfft(x, 768, 7), want)
+    np.testing.assert_array_equal(_kernels.c_window_rfft(x[:, :7].copy(), 768, 7), want)
 
 
 def test_sosfilt_agrees_across_blocks():
@@ -564,16 +618,20 @@ def test_window_append_agrees_for_the_inputs_of_every_wiring_and_a_window_cut_sh
 
     rng = np.random.default_rng(20)
     samples = rng.normal(size=(9, 512, 7))
-    for system_type in SYSTEM_TYPES:
-        used = np.flatnonzero(np.any(wiring(system_type).matrix[:, :HARMONIC_SIGNALS] != 0, axis=1))
-        wins = [np.full((used.size, 12 * 512), np.nan) for _ in range(2)]
+    orders = [np.flatnonzero(np.any(wiring(t).matrix[:, :HARMONIC_SIGNALS] != 0, axis=1)) for t in SYSTEM_TYPES]
+    for used in orders + [np.array([6, 0, 3]), np.array([2, 2, 5, 1])]:     # out of order, an input twice
+        width = -(-used.size // 4) * 4
+        wins = [np.full((12 * 512, width), np.nan) for _ in range(2)]
         for lo, hi, at in ((0, 4, 0), (4, 9, 4 * 512), (2, 2, 9 * 512), (6, 9, 9 * 512)):     # the last fills it
             _kernels.c_window_append(samples, used.astype(np.float64), wins[0], lo, hi, at)
             reference.window_append(samples, used, wins[1], lo, hi, at)
         np.testing.assert_array_equal(wins[0], wins[1])
-        assert not np.isnan(wins[0]).any() and wins[0][-1, 4 * 512 + 3] == samples[4, 3, used[-1]]
+        assert not np.isnan(wins[0][:, :used.size]).any() and np.isnan(wins[0][:, used.size:]).all()
+        assert wins[0][4 * 512 + 3, used.size - 1] == samples[4, 3, used[-1]]
     with pytest.raises(ValueError):
         _kernels.c_window_append(samples, used.astype(np.float64), wins[0], 6, 9, 10 * 512)     # past its end
+    with pytest.raises(ValueError):          # more inputs than the window has columns
+        _kernels.c_window_append(samples, np.arange(7.0), np.zeros((12 * 512, 4)), 0, 1, 0)
 
 
 

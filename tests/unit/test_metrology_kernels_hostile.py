@@ -36,13 +36,29 @@ HOSTILE_CALLS = {
     "cycle_stats: a negative input count": ("cycle_stats", [8, 8, 64, 64, 4, 2, 2, 1, 4],
                                             [1, 64, -100_000_000, 2, 0, 0, 0]),
     # m * s * c overflows to 0: a cycle read from an 8-item buffer
-    "window_append: cycles times samples overflow": ("window_append", [8, 1, 8], [BIG, 4, 4, 1, 8, 0, 1, 0]),
+    "window_append: cycles times samples overflow": ("window_append", [8, 1, 8], [BIG, 4, 4, 1, 8, 1, 0, 1, 0]),
     # at + the cycles' samples overflows: written 2^63 items past the window
-    "window_append: a column past the window": ("window_append", [4, 1, 8], [1, 4, 1, 1, 8, 0, 1, 2 ** 63 - 2]),
+    "window_append: a row past the window": ("window_append", [4, 1, 8], [1, 4, 1, 1, 8, 1, 0, 1, 2 ** 63 - 2]),
+    # rows times columns overflows: the window taken as its 8 items, rows written 2^62 columns apart
+    "window_append: rows times columns overflow": ("window_append", [4, 1, 8], [1, 4, 1, 1, 8, BIG, 0, 1, 0]),
+    # more inputs than the window has columns: each row's last inputs written into the next row, the last past it
+    "window_append: more inputs than columns": ("window_append", [28, 7, 8], [1, 4, 7, 7, 4, 2, 0, 1, 0]),
+    # N rows of w columns overflows: the transform read 2^62 rows of a 16-item buffer
+    "window_rfft: rows times columns overflow": ("window_rfft", [16, 2], [1, 8, BIG, 1]),
+    # more columns taken than the window has: the last ones read from the next row, the last row past the buffer
+    "window_rfft: more columns than the window has": ("window_rfft", [16, 12], [3, 8, 2, 2]),
     # no row to clamp to: the taps read the row before the buffer
     "resample_cycles: an empty buffer": ("resample_cycles", [0, 2, 1, 4], [0, 1, 1, 4, 0.0]),
     # spc doubles of scratch: the size overflowed to 0 bytes and spc were written
     "resample_cycles: samples per cycle past memory": ("resample_cycles", [1, 1, 1, 0], [1, 1, 0, BIG, 0.0]),
+    # the cycles' rows past the log's columns: written after their end
+    "cycle_batch: rows past the columns": ("cycle_batch", [14, 2, 2, 7, 77, 8, 8, 56, 4, 4, 4, 4, 88, 44, 44, 12, 88],
+                                           [2, 7, 1, 8, 11, 0, 6, 3, 4, 4, 0.0, 32000.0, 42.5, 69.0]),
+    "cycle_batch: a row that overflows": ("cycle_batch", [14, 2, 2, 7, 77, 8, 8, 56, 4, 4, 4, 4, 88, 44, 44, 12, 88],
+                                          [2, 7, 1, 8, 11, 0, 6, 3, 4, 2 ** 63 - 1, 0.0, 32000.0, 42.5, 69.0]),
+    "cycle_batch: columns shorter than their capacity": ("cycle_batch", [14, 2, 2, 7, 77, 8, 8, 56, 4, 4, 4, 4, 88,
+                                                                         44, 44, 12, 8],
+                                                         [2, 7, 1, 8, 11, 0, 6, 3, 4, 0, 0.0, 32000.0, 42.5, 69.0]),
     "block_squares: rows times inputs overflow": ("block_squares", [8, 4, 1], [BIG, 4, 1, BIG]),
     # n * c overflows: the filter read rows past the inputs
     "track_block: rows times inputs overflow": ("track_block", [8, 4, 12, 4, 4, 4, 5, 4, 11, 8, 8],
@@ -94,7 +110,7 @@ def test_kernels_refuse_sizes_that_overflow_or_do_not_fit_and_buffers_not_aligne
 def test_window_rfft_of_no_rows_plans_nothing():
     # N is bounded by no buffer when there is no row: a plan of 2^61 points was sized past the address space
     out = np.zeros(0)
-    assert _kernels._ckernels.window_rfft(np.zeros(0), out, 0, 2 ** 62, 1) is True
+    assert _kernels._ckernels.window_rfft(np.zeros(0), out, 0, 2 ** 62, 0, 1) is True
 
 
 def _nan_sample_inputs(c: int, s: int = 512) -> np.ndarray:
