@@ -113,6 +113,13 @@ def c_block_squares(x: np.ndarray, matrix: np.ndarray, d: int) -> np.ndarray:
     return out
 
 
+def c_flicker_squares(x: np.ndarray, matrix: np.ndarray, carry: np.ndarray, nc: int, t_first: float, step: float,
+                      out: np.ndarray, times: np.ndarray) -> int:
+    x = _f64(x)
+    return _ckernels.flicker_squares(x, _f64(matrix), carry, out, times, x.shape[0], x.shape[1], matrix.shape[1],
+                                     carry.shape[0], nc, out.shape[0], float(t_first), float(step))
+
+
 def c_event_screen(u: np.ndarray, history: np.ndarray, n_rvc: int, params: np.ndarray, rvc_enabled: bool
                    ) -> tuple[bool, np.ndarray]:
     u, history = _f64(u), _f64(history)
@@ -261,8 +268,8 @@ def c_window_rfft(x: np.ndarray, nl: int, ni: int) -> np.ndarray:
 
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
 KERNELS = ("resample_cycles", "cycle_stats", "cycle_batch", "sosfilt", "harmonic_groups", "rising_crossings",
-           "track_crossings", "track_block", "cycle_change", "harmonic_values", "block_squares", "event_screen",
-           "flicker_chain", "interval_values",
+           "track_crossings", "track_block", "cycle_change", "harmonic_values", "block_squares", "flicker_squares",
+           "event_screen", "flicker_chain", "interval_values",
            "interval_energy", "window_harmonics", "aggregate_add", "cycle_times",
            "window_append", "half_cycle_rms", "window_finish", "window_rfft")
 
@@ -278,6 +285,7 @@ harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_
 track_crossings, cycle_change = reference.track_crossings, reference.cycle_change
 track_block = reference.track_block
 harmonic_values, block_squares = reference.harmonic_values, reference.block_squares
+flicker_squares = reference.flicker_squares
 event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
 interval_values, interval_energy = reference.interval_values, reference.interval_energy
 window_harmonics, aggregate_add = reference.window_harmonics, reference.aggregate_add

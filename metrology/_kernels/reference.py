@@ -286,6 +286,29 @@ def block_squares(x: np.ndarray, matrix: np.ndarray, d: int) -> np.ndarray:
     return np.einsum("ijk,ijk->ik", y, y) / d
 
 
+def flicker_squares(x: np.ndarray, matrix: np.ndarray, carry: np.ndarray, nc: int, t_first: float, step: float,
+                    out: np.ndarray, times: np.ndarray) -> int:
+    """``block_squares`` of the rows ``carry[:nc]`` then ``x`` (n, C), d = ``carry.shape[0]`` (nc < d): the count =
+    (nc + n) // d runs into ``out[:count]`` (rows of K) and the time of each, ``(j + 0.5) * step + t_first``, into
+    ``times[:count]``; the rows past the last whole run into ``carry`` (the next call's first ones). Returns the
+    count; a ValueError when ``out`` or ``times`` has fewer rows."""
+    d = carry.shape[0]
+    if not 0 <= nc < d:
+        raise ValueError("flicker_squares: carried rows not fewer than a run")
+    v = np.concatenate((carry[:nc], x))
+    count = v.shape[0] // d
+    if count > min(out.shape[0], times.shape[0]):
+        raise ValueError("flicker_squares: the output has fewer rows than the runs")
+    out[:count] = block_squares(v, matrix, d)
+    t = np.arange(0.5, count)
+    t *= step
+    t += t_first
+    times[:count] = t
+    rest = v.shape[0] - count * d
+    carry[:rest] = v[count * d:]
+    return count
+
+
 def event_screen(u: np.ndarray, history: np.ndarray, n_rvc: int, params: np.ndarray, rvc_enabled: bool
                  ) -> tuple[bool, np.ndarray]:
     """The voltage events' screen of a batch of Urms(1/2) values ``u`` (n, channels) after ``history`` (h, channels)

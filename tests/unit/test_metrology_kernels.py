@@ -377,6 +377,36 @@ def test_block_squares_agrees_for_the_flicker_voltages_of_every_wiring():
                                reference.block_squares(x[:, :3], np.eye(3), 32), rtol=1e-12)
 
 
+def test_flicker_squares_agrees_with_block_squares_of_the_carried_rows_and_the_block():
+    from metrology.systems import V_LL, V_LN, wiring
+
+    rng = np.random.default_rng(16)
+    x = rng.normal(0, 300, (9200, 7))
+    for matrix in (wiring("4W-WYE").matrix[:, V_LN] * 100.0, wiring("DELTA").matrix[:, V_LL], rng.normal(size=(7, 5))):
+        k = matrix.shape[1]
+        for d in (1, 32, 33):
+            carry_c, carry_r = np.zeros((d, 7)), np.zeros((d, 7))
+            nc, lo, t_first = 0, 0, 1.7e18
+            for n in (0, 5, d - 1, 4096, 31, 3 * d, 2000, 7, 2857):
+                out_c, out_r = np.full((n // d + 2, k), -1.0), np.full((n // d + 2, k), -1.0)
+                times_c, times_r = np.full(n // d + 2, -1.0), np.full(n // d + 2, -1.0)
+                got = _kernels.c_flicker_squares(x[lo:lo + n], matrix, carry_c, nc, t_first, d * 1e9 / 32000,
+                                                 out_c, times_c)
+                want = reference.flicker_squares(x[lo:lo + n], matrix, carry_r, nc, t_first, d * 1e9 / 32000,
+                                                 out_r, times_r)
+                assert got == want == (nc + n) // d
+                np.testing.assert_allclose(out_c, out_r, rtol=1e-12, atol=1e-9)
+                np.testing.assert_array_equal(times_c, times_r)
+                nc = (nc + n) % d
+                np.testing.assert_array_equal(carry_c[:nc], carry_r[:nc])
+                np.testing.assert_array_equal(carry_c[:nc], x[lo + n - nc:lo + n])
+                lo, t_first = lo + n, t_first + got * d * 1e9 / 32000
+        # the squares of whole runs are block_squares' to the last bit
+        out = np.empty((9200 // 32, k))
+        assert _kernels.c_flicker_squares(x, matrix, np.zeros((32, 7)), 0, 0.0, 1.0, out, np.empty(9200 // 32)) == 287
+        np.testing.assert_array_equal(out, _kernels.c_block_squares(x, matrix, 32))
+
+
 def test_event_screen_agrees_through_dips_swells_rvc_steps_and_nan():
     rng = np.random.default_rng(16)
     u = 230.0 + rng.normal(0, 0.3, (400, 3))

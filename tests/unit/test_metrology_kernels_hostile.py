@@ -65,6 +65,12 @@ HOSTILE_CALLS = {
                                                 [BIG, 4, 2, 4, 1, 4, True]),
     "track_block: more sections than the filter holds": ("track_block", [8, 1, 17 * 6, 34, 4, 4, 5, 4, 11, 8, 8],
                                                          [8, 1, 17, 4, 1, 4, False]),
+    # the carried rows and the block make more runs than the output holds: rows written past it
+    "flicker_squares: more runs than output rows": ("flicker_squares", [64 * 7, 7 * 3, 32 * 7, 3, 1],
+                                                    [64, 7, 3, 32, 31, 1, 0.0, 1.0]),
+    "flicker_squares: carried rows not fewer than a run": ("flicker_squares", [7, 7 * 3, 32 * 7, 3, 1],
+                                                           [1, 7, 3, 32, 32, 1, 0.0, 1.0]),
+    "flicker_squares: rows times inputs overflow": ("flicker_squares", [8, 4, 8, 4, 4], [BIG, 4, 1, 2, 0, 4, 0.0, 1.0]),
     "rising_crossings: a buffer not aligned to 8 bytes": ("rising_crossings", ["misaligned", 8, 8, 8], [8, 0, 2]),
 }
 
