@@ -7,13 +7,12 @@ frequency. Nothing here depends on the system type: that was settled by the wiri
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from metrology import _kernels
-from metrology.resample import CycleBatch
+from metrology.resample import SyncResampler
 from metrology.settings import REPORT_MAX_HZ, REPORT_MIN_HZ
 from metrology.systems import I_PH, N_SIGNALS, V_LN
 
@@ -49,73 +48,75 @@ class CycleMeasures:
 class CycleLog:
     """The cycles not yet consumed by every interval, one preallocated column per field.
 
-    A 10/12-cycle window and a 1-s interval are each a run of consecutive rows; closing one is a
-    slice of views (``rows``), not a concatenation of copies. ``drop`` moves the rows still needed
-    to the front once the rows both intervals have moved past fill half the log.
+    A batch's cycles are written into their rows in place (``claim``, ``columns``). A 10/12-cycle window
+    and a 1-s interval are each a run of consecutive rows; closing one is a slice of views (``rows``),
+    not a concatenation of copies. A row once written is never written again: ``drop`` copies the rows
+    still needed to the front of new columns once the rows both intervals have moved past fill half the
+    log, so the views handed out (a batch's own cycles among them) keep their values.
     """
 
-    def __init__(self, capacity: int = 256) -> None:
+    def __init__(self, capacity: int = 256, signals: int = N_SIGNALS, products: int = 3) -> None:
         self.n = 0
-        self._cols: dict[str, np.ndarray] = {}
-        self._list: list[np.ndarray] = []
         self._capacity = capacity
+        shapes = {"half_ms": (2, signals), "ms": (signals,), "vi": (products,), "fund": (signals,),
+                  "peak": (signals,)}
+        types: dict[str, type] = {"real": np.bool_, "fund": np.complex128}
+        self._cols: dict[str, np.ndarray] = {name: np.empty((capacity, *shapes.get(name, ())), dtype=types.get(name, np.float64))
+                      for name in CycleMeasures.__dataclass_fields__}
+        self.columns = list(self._cols.values())     # in the order of the fields
 
-    def append(self, cm: CycleMeasures) -> int:
-        """Add the rows of ``cm``; returns the row index of its first cycle."""
-        m = cm.count
-        if not self._cols or self.n + m > self._capacity:
-            self._grow(cm, self.n + m)
+    def claim(self, m: int) -> int:
+        """Rows for ``m`` cycles at the end of the log, for the caller to write into ``columns``; returns the first."""
         first = self.n
-        for col, part in zip(self._list, (cm.start, cm.end, cm.duration_s, cm.freq, cm.real, cm.half_ms, cm.ms, cm.vi,
-                                          cm.fund, cm.peak)):
-            col[first:first + m] = part
-        self.n += m
+        if first + m > self._capacity:
+            while self._capacity < first + m:
+                self._capacity *= 2
+            self._renew(0, first)
+        self.n = first + m
         return first
 
-    def _grow(self, like: CycleMeasures, need: int) -> None:
-        while self._capacity < need:
-            self._capacity *= 2
-        cols = {}
-        for name in CycleMeasures.__dataclass_fields__:
-            a = getattr(like, name)
-            cols[name] = np.empty((self._capacity, *a.shape[1:]), dtype=a.dtype)
-            if name in self._cols:
-                cols[name][:self.n] = self._cols[name][:self.n]
+    def _renew(self, lo: int, hi: int) -> None:
+        """New columns of the log's capacity, holding rows lo .. hi - 1 of the present ones at the front."""
+        cols: dict[str, np.ndarray] = {}
+        for name, old in self._cols.items():
+            cols[name] = np.empty((self._capacity, *old.shape[1:]), dtype=old.dtype)
+            cols[name][:hi - lo] = old[lo:hi]
         self._cols = cols
-        self._list = [cols[name] for name in CycleMeasures.__dataclass_fields__]    # in the order of the fields
+        self.columns = list(cols.values())
 
     def rows(self, lo: int, hi: int) -> CycleMeasures:
-        c = self._list
+        c = self.columns
         return CycleMeasures(c[0][lo:hi], c[1][lo:hi], c[2][lo:hi], c[3][lo:hi], c[4][lo:hi], c[5][lo:hi],
                              c[6][lo:hi], c[7][lo:hi], c[8][lo:hi], c[9][lo:hi])
 
     def drop(self, k: int) -> int:
-        """Rows before ``k`` are no longer needed. They are forgotten (row ``k`` becomes row 0) once they
-        fill half the log, or when they are all the rows; returns how many rows were forgotten."""
-        rest = self.n - k
-        if k <= 0 or (rest > 0 and 2 * k < self._capacity):
+        """Rows before ``k`` are no longer needed. They are forgotten (row ``k`` becomes row 0 of new columns)
+        once they fill half the log; returns how many rows were forgotten."""
+        if k <= 0 or 2 * k < self._capacity:
             return 0
-        if rest > 0:
-            for col in self._list:
-                col[:rest] = col[k:self.n]
-        self.n = max(rest, 0)
+        k = min(k, self.n)
+        self._renew(k, self.n)
+        self.n -= k
         return k
 
 
 class CycleStage:
     def __init__(self, matrix: np.ndarray, samples_per_cycle: int, sample_rate_hz: float) -> None:
-        self.matrix = np.ascontiguousarray(matrix)
+        self.matrix = np.ascontiguousarray(matrix, dtype=np.float64)
         self.spc = samples_per_cycle
         self.fs = sample_rate_hz
 
-    def process(self, batch: CycleBatch) -> CycleMeasures:
-        half_ms, ms, peak, vi, fund = _kernels.cycle_stats(batch.samples, self.matrix, V_LN.start, I_PH.start, 3)
-        duration = batch.end - batch.start
-        duration /= self.fs
-        freq = np.divide(1.0, duration)
-        keep = freq >= REPORT_MIN_HZ
-        keep &= freq <= REPORT_MAX_HZ
-        keep &= batch.real
-        np.copyto(freq, math.nan, where=np.logical_not(keep))
-        assert half_ms.shape[1:] == (2, N_SIGNALS)
-        return CycleMeasures(batch.start, batch.end, duration, freq, batch.real, half_ms, ms, vi, fund, peak)
+    def measure(self, resampler: SyncResampler, log: CycleLog) -> tuple[np.ndarray, int, int] | None:
+        """The cycles the resampler has ready, resampled and measured into new rows of ``log``: (their samples
+        (m, 512, C), the first row, m), or None when no cycle is ready."""
+        taken = resampler.take()
+        if taken is None:
+            return None
+        buf, bounds, real, buf_start = taken
+        m = bounds.shape[0] - 1
+        samples = np.empty((m, self.spc, resampler.c))
+        first = log.claim(m)
+        # the durations and frequencies are those of the boundaries: (end - start) / fs, NaN unless reportable
+        _kernels.cycle_batch(buf, bounds, real, self.spc, buf_start, resampler.delays, self.matrix, V_LN.start,
+                             I_PH.start, 3, self.fs, REPORT_MIN_HZ, REPORT_MAX_HZ, samples, log.columns, first)
+        return samples, first, m

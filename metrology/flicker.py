@@ -173,17 +173,21 @@ class FlickerMeter:
         # filter states, set by _start from the first samples
         self._zref = self._zsmooth = np.zeros((1, 2, channels))
         self._zchain = np.zeros((0, 2, channels))
-        self._carry = np.zeros((0, channels))          # samples past the last whole boxcar, as process took them
+        # samples past the last whole boxcar, as process took them: the first _carried rows (the kernel fills it)
+        self._carry = np.zeros((self.factor, channels))
+        self._carried = 0
         self._identity = np.eye(channels)
         self._carry_t0_ns = 0
         self._tick: int | None = None
         self._stats: list[np.ndarray] = []
         self._phase = 0            # decimated samples since the last Pinst taken for the statistics
         self._warm = 0             # decimated samples still to skip for the statistics
-        self._queue: list[tuple[np.ndarray, np.ndarray]] = []     # decimated squares and their times
-        self._queued = 0
         self._start_len = int(round(START_CYCLES * rate / nominal_frequency))
         self._batch_len = max(self._start_len, int(BATCH_S * rate))
+        # the decimated squares and their times waiting for the filters: the first _queued rows
+        self._queue = np.zeros((2 * self._batch_len, channels))
+        self._queue_t = np.zeros(2 * self._batch_len)
+        self._queued = 0
 
     def _reference_gain(self, rate: float) -> float:
         """Block 4 scale: the reference fluctuation's Pinst maximum is 1 (230 V lamp: |H(8.8 Hz)| ~ 1.0017).
@@ -205,7 +209,7 @@ class FlickerMeter:
         """Samples were lost: what is queued is measured, and the next block starts the filters again."""
         out = self.drain()
         self._started = False
-        self._carry = np.zeros((0, self.channels))
+        self._carried = 0
         return out
 
     def process(self, v: np.ndarray, t0_ns: int, matrix: np.ndarray | None = None) -> list[PstInterval]:
@@ -214,40 +218,41 @@ class FlickerMeter:
 
         The decimated squares wait until ``BATCH_S`` of them are queued: the filters' cost is mostly per call,
         so Pinst lags the input by up to that much (``drain()`` runs the queue at once)."""
-        if self._carry.shape[0]:
-            v = np.concatenate([self._carry, v])
-        else:
-            self._carry_t0_ns = int(t0_ns)
         d = self.factor
-        whole = v.shape[0] // d * d
-        self._carry = v[whole:].copy()
+        if not self._carried:
+            self._carry_t0_ns = int(t0_ns)
+        if self._carry.shape[1] != v.shape[1]:
+            self._carry = np.zeros((d, v.shape[1]))       # inputs of another width: none carried (_carried is 0)
+        runs = (self._carried + v.shape[0]) // d
+        if self._queued + runs > self._queue.shape[0]:
+            size = max(2 * self._queue.shape[0], self._queued + runs)
+            self._queue = np.concatenate((self._queue[:self._queued], np.zeros((size - self._queued, self.channels))))
+            self._queue_t = np.concatenate((self._queue_t[:self._queued], np.zeros(size - self._queued)))
+        # block 2: squares, boxcar mean of the carried samples and v (one C pass over the inputs,
+        # reference.flicker_squares) into the queue, with the time of each decimated sample (its boxcar's centre)
         t_first_ns = self._carry_t0_ns
-        self._carry_t0_ns = int(t_first_ns + whole * NS_PER_S / self.fs)
-        if whole == 0:
+        _kernels.flicker_squares(v, self._identity if matrix is None else matrix, self._carry, self._carried,
+                                 t_first_ns, d * NS_PER_S / self.fs, self._queue[self._queued:],
+                                 self._queue_t[self._queued:])
+        self._carried = (self._carried + v.shape[0]) % d
+        self._carry_t0_ns = int(t_first_ns + runs * d * NS_PER_S / self.fs)
+        if runs == 0:
             return []
-        # block 2: squares, boxcar mean (one C pass over the inputs, reference.block_squares)
-        ms = _kernels.block_squares(v[:whole], self._identity if matrix is None else matrix, d)
-        # time of each decimated sample (its boxcar's centre)
-        t_ns = np.arange(0.5, ms.shape[0])
-        t_ns *= d * NS_PER_S / self.fs
-        t_ns += t_first_ns
-        self._queue.append((ms, t_ns))
-        self._queued += ms.shape[0]
+        self._queued += runs
         return self.drain() if self._queued >= self._batch_len else []
 
     def drain(self) -> list[PstInterval]:
         """Run the queued samples through the filters and the statistics now."""
-        if not self._queue:
+        if not self._queued:
             return []
-        ms = np.concatenate([q[0] for q in self._queue]) if len(self._queue) > 1 else self._queue[0][0]
-        t_ns = np.concatenate([q[1] for q in self._queue]) if len(self._queue) > 1 else self._queue[0][1]
+        ms, t_ns = self._queue[:self._queued], self._queue_t[:self._queued]
         if not self._started:
             if ms.shape[0] < self._start_len:
                 return []           # too few to start from: they stay queued
             # the squares swing at twice the mains frequency: the filters start from the mean of whole cycles
             self._start(ms[:self._start_len])
             ms, t_ns = ms[self._start_len:], t_ns[self._start_len:]
-        self._queue, self._queued = [], 0
+        self._queued = 0
         if ms.shape[0] == 0:
             return []
         pinst = self._filter(ms)
@@ -289,24 +294,26 @@ class FlickerMeter:
         self._warm = int(WARMUP_S * self.rate)
 
     def _classify(self, pinst: np.ndarray, t_ns: np.ndarray) -> list[PstInterval]:
-        n = pinst.shape[0]
-        # every stride-th decimated sample, continuing the count across blocks
-        take = np.arange((-self._phase) % self.stride, n, self.stride)
-        self._phase = (self._phase + n) % self.stride
+        n, stride = pinst.shape[0], self.stride
+        # every stride-th decimated sample, continuing the count across blocks, from the first past the warm-up
+        first = (-self._phase) % stride
+        self._phase = (self._phase + n) % stride
         skip = min(self._warm, n)
         self._warm -= skip
-        take = take[take >= skip]
+        if first < skip:
+            first += -(-(skip - first) // stride) * stride
         out: list[PstInterval] = []
-        if take.size == 0:
+        if first >= n:
             return out
-        ticks = (t_ns[take] // self.interval_ns).astype(np.int64)
+        taken = pinst[first::stride]
+        ticks = (t_ns[first::stride] // self.interval_ns).astype(np.int64)
         lo = 0
-        for k in np.flatnonzero(np.diff(ticks)).tolist() + [take.size - 1]:
+        for k in np.flatnonzero(np.diff(ticks)).tolist() + [ticks.shape[0] - 1]:
             tick = int(ticks[k])
             if self._tick is not None and tick != self._tick:
                 out.append(self._close())
             self._tick = tick
-            self._stats.append(pinst[take[lo:k + 1]])
+            self._stats.append(taken[lo:k + 1].copy())
             lo = k + 1
         return out
 

@@ -189,18 +189,18 @@ class Pipeline:
         self.flicker.process(x, int(timestamp_ns))
         self.resampler.push(x, first_index)
         self.resampler.add_boundaries(bounds)
-        batch = self.resampler.take_cycles()
-        if batch is None:
+        measured = self.cycle_stage.measure(self.resampler, self.log)
+        if measured is None:
             return out
-        cm = self.cycle_stage.process(batch)
+        samples, base, m = measured
+        cm = self.log.rows(base, base + m)       # views: the log never writes a row twice
         self._note_hole(float(cm.start[0]))
         self._last_end = float(cm.end[-1])
-        base = self.log.append(cm)
         start_ns, end_ns, half_end, half_end_ns = _kernels.cycle_times(cm.start, cm.end, self.origin_ns, 1e9 / self.fs)
         urms, flags_c = self.flagger.process(
             cm.half_ms, half_end, half_end_ns, np.add.reduce(cm.vi, axis=1), out.events,
             lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))
-        self.transients.process_inputs(batch.samples, self._tr_matrix, cm.start, cm.end, start_ns, end_ns, out.events)
+        self.transients.process_inputs(samples, self._tr_matrix, cm.start, cm.end, start_ns, end_ns, out.events)
         out.cycles, out.urms_half, out.cycle_start_ns, out.half_end_ns = cm, urms, start_ns, half_end_ns
         # the batch's few cycles as plain numbers: the loops below cost less on them than on arrays
         starts, ends, flags = start_ns.tolist(), end_ns.tolist(), flags_c.tolist()
@@ -208,7 +208,7 @@ class Pipeline:
             self.latest_frequency_10s = f
             out.frequency_10s.append((t, f))
             self._freq_10s.append((t, math.nan if self.ten_s.flagged else f))
-        self._windows(batch.samples, base, starts, ends, flags, out)
+        self._windows(samples, base, starts, ends, flags, out)
         self._seconds(base, starts, flags, out)
         dropped = self.log.drop(min(self._win_lo if self._win_count else self.log.n, self._sec_lo))
         self._win_lo -= dropped

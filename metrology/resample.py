@@ -101,18 +101,19 @@ class SyncResampler:
         self.bounds.extend(b.index.tolist())
         self.real.extend(b.real.tolist())
 
-    def take_cycles(self) -> CycleBatch | None:
-        """Every cycle whose closing boundary and interpolation taps are in the buffer."""
+    def take(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+        """Every cycle whose closing boundary and interpolation taps are in the buffer, taken: (the buffer,
+        their m + 1 boundaries, whether each is a measured crossing (1.0) or not (0.0), the buffer's first
+        absolute index), the buffer valid until the next ``push``; None when no cycle is complete."""
         available = self.buf_start + (self._hi - self._lo)
         n = 0
         while n + 1 < len(self.bounds) and self.bounds[n + 1] + self.reach < available:
             n += 1
         if n == 0:
             return None
-        b = np.asarray(self.bounds[: n + 1])
-        r = np.asarray(self.real[: n + 1])
-        start, end = b[:-1], b[1:]
-        out = _kernels.resample_cycles(self.buf, b, self.spc, self.buf_start, self.delays)
+        buf, buf_start = self.buf, self.buf_start
+        b = np.array(self.bounds[: n + 1])
+        r = np.array(self.real[: n + 1], dtype=np.float64)
         del self.bounds[:n], self.real[:n]
         # keep what the next cycle's left taps need
         keep_from = int(math.floor(self.bounds[0] - self.reach - TAPS_BEFORE)) - self.buf_start
@@ -120,4 +121,13 @@ class SyncResampler:
             keep_from = min(keep_from, self._hi - self._lo)
             self._lo += keep_from
             self.buf_start += keep_from
-        return CycleBatch(out, start, end, r[:-1] & r[1:])
+        return buf, b, r, buf_start
+
+    def take_cycles(self) -> CycleBatch | None:
+        """Every cycle whose closing boundary and interpolation taps are in the buffer, resampled."""
+        taken = self.take()
+        if taken is None:
+            return None
+        buf, b, r, buf_start = taken
+        out = _kernels.resample_cycles(buf, b, self.spc, buf_start, self.delays)
+        return CycleBatch(out, b[:-1], b[1:], (r[:-1] != 0) & (r[1:] != 0))

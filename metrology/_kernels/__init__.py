@@ -38,18 +38,37 @@ def c_resample_cycles(buf: np.ndarray, bounds: np.ndarray, spc: int, offset: flo
     return out
 
 
+def _cos_sin(s: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of 2 pi j / s, j < s: the DFT bin 1 of an s-sample cycle."""
+    if s not in _COS_SIN:
+        theta = 2 * np.pi * np.arange(s) / s
+        _COS_SIN[s] = (np.cos(theta), np.sin(theta))
+    return _COS_SIN[s]
+
+
 def c_cycle_stats(x: np.ndarray, matrix: np.ndarray, v0: int, i0: int, nvi: int):
     x, matrix = _f64(x), _f64(matrix)
     m, s, c = x.shape
     k = matrix.shape[1]
-    if s not in _COS_SIN:
-        theta = 2 * np.pi * np.arange(s) / s
-        _COS_SIN[s] = (np.cos(theta), np.sin(theta))
-    cos, sin = _COS_SIN[s]
+    cos, sin = _cos_sin(s)
     half_ms, ms, peak = np.empty((m, 2, k)), np.empty((m, k)), np.empty((m, k))
     vi, fund = np.empty((m, nvi)), np.empty((m, k), dtype=np.complex128)
     _ckernels.cycle_stats(x, matrix, cos, sin, half_ms, ms, peak, vi, fund.view(np.float64), m, s, c, k, v0, i0, nvi)
     return half_ms, ms, peak, vi, fund
+
+
+def c_cycle_batch(buf: np.ndarray, bounds: np.ndarray, real: np.ndarray, spc: int, offset: float,
+                  delays: np.ndarray, matrix: np.ndarray, v0: int, i0: int, nvi: int, fs: float, fmin: float,
+                  fmax: float, samples: np.ndarray, columns: list[np.ndarray], row: int) -> None:
+    # the arrays go to the kernel as they are (it refuses any that is not C-contiguous float64): the caller's own
+    start, end, duration, freq, both, half_ms, ms, vi, fund, peak = columns
+    n, c = buf.shape
+    m = bounds.shape[0] - 1
+    cos, sin = _cos_sin(spc)
+    _ckernels.cycle_batch(buf, bounds, real, delays, matrix, cos, sin, samples, start, end, duration, freq, half_ms,
+                          ms, peak, vi, fund.view(np.float64), n, c, m, spc, matrix.shape[1], v0, i0, nvi,
+                          start.shape[0], row, float(offset), float(fs), float(fmin), float(fmax))
+    np.logical_and(real[:-1], real[1:], out=both[row:row + m])
 
 
 def c_sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, weights: np.ndarray | None = None
@@ -92,6 +111,13 @@ def c_block_squares(x: np.ndarray, matrix: np.ndarray, d: int) -> np.ndarray:
     out = np.empty((n // d, matrix.shape[1]))
     _ckernels.block_squares(x, matrix, out, n, c, matrix.shape[1], d)
     return out
+
+
+def c_flicker_squares(x: np.ndarray, matrix: np.ndarray, carry: np.ndarray, nc: int, t_first: float, step: float,
+                      out: np.ndarray, times: np.ndarray) -> int:
+    x = _f64(x)
+    return _ckernels.flicker_squares(x, _f64(matrix), carry, out, times, x.shape[0], x.shape[1], matrix.shape[1],
+                                     carry.shape[0], nc, out.shape[0], float(t_first), float(step))
 
 
 def c_event_screen(u: np.ndarray, history: np.ndarray, n_rvc: int, params: np.ndarray, rvc_enabled: bool
@@ -241,8 +267,9 @@ def c_window_rfft(x: np.ndarray, nl: int, ni: int) -> np.ndarray:
 
 
 # the kernels, each with its C version (c_NAME) and its reference (reference.NAME)
-KERNELS = ("resample_cycles", "cycle_stats", "sosfilt", "harmonic_groups", "rising_crossings", "track_crossings",
-           "track_block", "cycle_change", "harmonic_values", "block_squares", "event_screen", "flicker_chain", "interval_values",
+KERNELS = ("resample_cycles", "cycle_stats", "cycle_batch", "sosfilt", "harmonic_groups", "rising_crossings",
+           "track_crossings", "track_block", "cycle_change", "harmonic_values", "block_squares", "flicker_squares",
+           "event_screen", "flicker_chain", "interval_values",
            "interval_energy", "window_harmonics", "aggregate_add", "cycle_times",
            "window_append", "half_cycle_rms", "window_finish", "window_rfft")
 
@@ -253,10 +280,12 @@ def _select(c: bool) -> None:
 
 
 resample_cycles, cycle_stats, sosfilt = reference.resample_cycles, reference.cycle_stats, reference.sosfilt
+cycle_batch = reference.cycle_batch
 harmonic_groups, rising_crossings = reference.harmonic_groups, reference.rising_crossings
 track_crossings, cycle_change = reference.track_crossings, reference.cycle_change
 track_block = reference.track_block
 harmonic_values, block_squares = reference.harmonic_values, reference.block_squares
+flicker_squares = reference.flicker_squares
 event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
 interval_values, interval_energy = reference.interval_values, reference.interval_energy
 window_harmonics, aggregate_add = reference.window_harmonics, reference.aggregate_add

@@ -834,37 +834,19 @@ static void cycle_stats_core(const double *x, const double *mat, Py_ssize_t m, P
     }
 }
 
-/* cycle_stats(x (m, s, c), mat (c, k), cos (s,), sin (s,), half_ms (m, 2, k), ms (m, k), peak (m, k),
- *             vi (m, nvi), fund (m, k) complex as (re, im) pairs, m, s, c, k, v0, i0, nvi): for the derived
- *             signals y = x @ mat of every cycle, the mean square of each half and of the cycle, the peak
- *             |y|, the mean of y[v0+q] * y[i0+q], and the RMS phasor of DFT bin 1 (cosine reference).
- *             Each cycle's derived signals are formed row by row in registers (cycle_stats12), or, for the
- *             shapes that form does not take, from the nonzero entries of mat into a scratch block, then
- *             reduced. */
-static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
+/* cycle_stats_core of m cycles with its scratch block and mat's ELL form: 0, -1 where the block's size overflows,
+ * -2 where it cannot be allocated. Takes no Python object: runs without the GIL. */
+static int cycle_stats_run(const double *x, const double *mat, Py_ssize_t m, Py_ssize_t s, Py_ssize_t c, Py_ssize_t k,
+                           const double *cs, const double *sn, Py_ssize_t v0, Py_ssize_t i0, Py_ssize_t nvi,
+                           double *sq, double *ms, double *peak, double *vi, double *fund)
 {
-    KERNEL_ARRAYS(9);
-    Py_ssize_t m, s, c, k, v0, i0, nvi;
-    if (kernel_args(args, o, 9, "nnnnnnn", &m, &s, &c, &k, &v0, &i0, &nvi))
-        return NULL;
-    if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
-        return bad_args("cycle_stats: too many signals or bad v/i indices");
-    const array_arg spec[] = {{"x", 0, ITEMS(m, s, c)}, {"mat", 0, ITEMS(c, k)}, {"cos", 0, ITEMS(s)},
-                              {"sin", 0, ITEMS(s)}, {"half_ms", 1, ITEMS(m, 2, k)}, {"ms", 1, ITEMS(m, k)},
-                              {"peak", 1, ITEMS(m, k)}, {"vi", 1, ITEMS(m, nvi)}, {"fund", 1, ITEMS(m, 2, k)}};
-    if (get_arrays(o, spec, 9, b))
-        return NULL;
     const int kp = k <= CS_K12 ? CS_K12 : (int)((k + 3) & ~(Py_ssize_t)3);   /* the statistics go in fours */
     const Py_ssize_t y_bytes = ITEMS(s > 0 ? s : 1, kp, sizeof(double));
     if (y_bytes < 0)
-        return release(b, 9), bad_args("cycle_stats: bad dimensions");
+        return -1;
     double *y = PyMem_RawMalloc((size_t)y_bytes);
     if (y == NULL)
-        return no_memory(b, 9);
-    const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
-    double *sq = b[4].view.buf, *ms = b[5].view.buf, *peak = b[6].view.buf, *vi = b[7].view.buf;
-    double *fund = b[8].view.buf;
-    Py_BEGIN_ALLOW_THREADS
+        return -2;
     /* mat as at most P terms per derived signal (ELL format), in input order; a column with fewer
      * terms is padded with weight 0 on its own first input, which adds exact zeros at the end */
     int ell_in[CS_MAX_K * CS_MAX_C] = {0};
@@ -890,14 +872,108 @@ static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
             ell_in[q * p_max + n] = first;
     }
     cycle_stats_core(x, mat, m, s, c, k, kp, p_max, ell_in, ell_w, cs, sn, v0, i0, nvi, y, sq, ms, peak, vi, fund);
-    Py_END_ALLOW_THREADS
     PyMem_RawFree(y);
+    return 0;
+}
+
+/* cycle_stats(x (m, s, c), mat (c, k), cos (s,), sin (s,), half_ms (m, 2, k), ms (m, k), peak (m, k),
+ *             vi (m, nvi), fund (m, k) complex as (re, im) pairs, m, s, c, k, v0, i0, nvi): for the derived
+ *             signals y = x @ mat of every cycle, the mean square of each half and of the cycle, the peak
+ *             |y|, the mean of y[v0+q] * y[i0+q], and the RMS phasor of DFT bin 1 (cosine reference).
+ *             Each cycle's derived signals are formed row by row in registers (cycle_stats12), or, for the
+ *             shapes that form does not take, from the nonzero entries of mat into a scratch block, then
+ *             reduced. */
+static PyObject *k_cycle_stats(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(9);
+    Py_ssize_t m, s, c, k, v0, i0, nvi;
+    if (kernel_args(args, o, 9, "nnnnnnn", &m, &s, &c, &k, &v0, &i0, &nvi))
+        return NULL;
+    if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
+        return bad_args("cycle_stats: too many signals or bad v/i indices");
+    const array_arg spec[] = {{"x", 0, ITEMS(m, s, c)}, {"mat", 0, ITEMS(c, k)}, {"cos", 0, ITEMS(s)},
+                              {"sin", 0, ITEMS(s)}, {"half_ms", 1, ITEMS(m, 2, k)}, {"ms", 1, ITEMS(m, k)},
+                              {"peak", 1, ITEMS(m, k)}, {"vi", 1, ITEMS(m, nvi)}, {"fund", 1, ITEMS(m, 2, k)}};
+    if (get_arrays(o, spec, 9, b))
+        return NULL;
+    const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
+    double *sq = b[4].view.buf, *ms = b[5].view.buf, *peak = b[6].view.buf, *vi = b[7].view.buf;
+    double *fund = b[8].view.buf;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = cycle_stats_run(x, mat, m, s, c, k, cs, sn, v0, i0, nvi, sq, ms, peak, vi, fund);
+    Py_END_ALLOW_THREADS
     release(b, 9);
+    if (ok < 0)
+        return ok == -1 ? bad_args("cycle_stats: bad dimensions") : PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* cycle_batch(buf (n, c), bounds (ncyc + 1,), real (ncyc + 1,), delays (c,), mat (c, k), cos (spc,), sin (spc,),
+ *             samples (ncyc, spc, c), start, end, duration, freq (cap,), half_ms (cap, 2, k), ms (cap, k),
+ *             peak (cap, k), vi (cap, nvi), fund (cap, k) complex as (re, im) pairs,
+ *             n, c, ncyc, spc, k, v0, i0, nvi, cap, row, offset, fs, fmin, fmax):
+ *             resample_cycles of the ncyc cycles between bounds into samples, cycle_stats of them into rows
+ *             row .. row + ncyc - 1 of half_ms .. fund, and each cycle's boundaries, its duration in seconds
+ *             ((end - start) / fs) and frequency (1 / duration; NaN unless it is within fmin .. fmax and both
+ *             its boundaries are measured crossings, real nonzero) into the same rows of start .. freq. One
+ *             call for the resampler and the per-cycle stage of a batch, writing into a cycle log's columns. */
+static PyObject *k_cycle_batch(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(17);
+    Py_ssize_t n, c, ncyc, spc, k, v0, i0, nvi, cap, row;
+    double offset, fs, fmin, fmax;
+    if (kernel_args(args, o, 17, "nnnnnnnnnndddd", &n, &c, &ncyc, &spc, &k, &v0, &i0, &nvi, &cap, &row, &offset,
+                    &fs, &fmin, &fmax))
+        return NULL;
+    if (spc < 1 || spc > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(double) || ncyc < 0 || ncyc == PY_SSIZE_T_MAX ||
+        (n < 1 && ncyc > 0 && c > 0))
+        return bad_args("cycle_batch: spc must be positive, and a buffer needs a row to resample");
+    if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
+        return bad_args("cycle_batch: too many signals or bad v/i indices");
+    if (row < 0 || cap < 0 || row > cap || ncyc > cap - row)
+        return bad_args("cycle_batch: the cycles' rows are past the columns");
+    const array_arg spec[] = {{"buf", 0, ITEMS(n, c)}, {"bounds", 0, ncyc + 1}, {"real", 0, ncyc + 1},
+                              {"delays", 0, ITEMS(c)}, {"mat", 0, ITEMS(c, k)}, {"cos", 0, ITEMS(spc)},
+                              {"sin", 0, ITEMS(spc)}, {"samples", 1, ITEMS(ncyc, spc, c)}, {"start", 1, cap},
+                              {"end", 1, cap}, {"duration", 1, cap}, {"freq", 1, cap},
+                              {"half_ms", 1, ITEMS(cap, 2, k)}, {"ms", 1, ITEMS(cap, k)}, {"peak", 1, ITEMS(cap, k)},
+                              {"vi", 1, ITEMS(cap, nvi)}, {"fund", 1, ITEMS(cap, 2, k)}};
+    if (get_arrays(o, spec, 17, b))
+        return NULL;
+    double *grid = PyMem_RawMalloc((size_t)spc * sizeof(double));
+    if (grid == NULL)
+        return no_memory(b, 17);
+    const double *bounds = b[1].view.buf, *real = b[2].view.buf;
+    double *samples = b[7].view.buf, *start = b[8].view.buf, *end = b[9].view.buf, *duration = b[10].view.buf;
+    double *freq = b[11].view.buf;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < spc; j++)
+        grid[j] = (double)j / (double)spc;
+    resample_core(b[0].view.buf, n, c, bounds, grid, spc, offset, ncyc * spc, b[3].view.buf, samples);
+    ok = cycle_stats_run(samples, b[4].view.buf, ncyc, spc, c, k, b[5].view.buf, b[6].view.buf, v0, i0, nvi,
+                         (double *)b[12].view.buf + row * 2 * k, (double *)b[13].view.buf + row * k,
+                         (double *)b[14].view.buf + row * k, (double *)b[15].view.buf + row * nvi,
+                         (double *)b[16].view.buf + row * 2 * k);
+    for (Py_ssize_t q = 0; q < ncyc; q++) {       /* as numpy: (end - start) / fs, 1 / duration, NaN unless kept */
+        const double d = (bounds[q + 1] - bounds[q]) / fs, f = 1.0 / d;
+        start[row + q] = bounds[q];
+        end[row + q] = bounds[q + 1];
+        duration[row + q] = d;
+        freq[row + q] = f >= fmin && f <= fmax && real[q] != 0.0 && real[q + 1] != 0.0 ? f : NAN;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(grid);
+    release(b, 17);
+    if (ok < 0)
+        return ok == -1 ? bad_args("cycle_batch: bad dimensions") : PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
 #define SOS_MAX_SECTIONS 16
 #define SOS_MAX_COLUMNS 16
+#define SQ_MAX_K 3          /* run_squares' outputs at most (the flickermeter's three voltages) */
 
 /* A biquad section of a cascade: direct form II transposed, coefficients over a0, in scipy's order of operations
  * (the tracker's boundaries, and everything resampled between them, follow its output to the last bit). */
@@ -1788,33 +1864,62 @@ static inline __attribute__((always_inline)) double run_square(const double *xb,
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) / (double)d;
 }
 
-/* block_squares(x (n, c), matrix (c, k), out (n / d, k), n, c, k, d): the mean over each run of d rows of the
- * squares of y = x @ matrix (zero weights left out), reference.block_squares. */
-static PyObject *k_block_squares(PyObject *self, PyObject *args)
+/* run_square for K outputs at once (K and NT, each output's term count, constants when inlined): each group of four
+ * rows read once for all of them, each output's sums and their order as run_square's. */
+static inline __attribute__((always_inline)) void run_squares(const double *xb, Py_ssize_t c, Py_ssize_t d,
+                                                              const Py_ssize_t *in, const double *w, int K, int NT,
+                                                              double *o)
 {
-    KERNEL_ARRAYS(3);
-    Py_ssize_t n, c, k, d;
-    if (kernel_args(args, o, 3, "nnnn", &n, &c, &k, &d))
-        return NULL;
-    if (n < 0 || c < 1 || k < 1 || d < 1)
-        return bad_args("block_squares: bad dimensions");
-    const Py_ssize_t nb = n / d;
-    const array_arg spec[] = {{"x", 0, ITEMS(n, c)}, {"matrix", 0, ITEMS(c, k)}, {"out", 1, ITEMS(nb, k)}};
-    if (get_arrays(o, spec, 3, b))
-        return NULL;
-    /* per output: its nonzero weights and their inputs (terms[q] of them) */
-    double *w = PyMem_RawMalloc((size_t)(k * c) * sizeof(double));
-    Py_ssize_t *in = PyMem_RawMalloc((size_t)(k * c + k) * sizeof(Py_ssize_t));
-    if (w == NULL || in == NULL) {
-        PyMem_RawFree(w);
-        PyMem_RawFree(in);
-        return no_memory(b, 3);
+    v2d lo[SQ_MAX_K], hi[SQ_MAX_K];
+    for (int q = 0; q < K; q++)
+        lo[q] = hi[q] = (v2d){0.0, 0.0};
+    Py_ssize_t r = 0;
+    for (; r + 4 <= d; r += 4) {
+        const double *row = xb + r * c;
+        for (int q = 0; q < K; q++) {
+            v2d a = {0.0, 0.0}, b = {0.0, 0.0};
+            for (int u = 0; u < NT; u++) {
+                const double *e = row + in[q * c + u];
+                const v2d p = {e[0], e[c]}, pq = {e[2 * c], e[3 * c]};
+                a += p * w[q * c + u];
+                b += pq * w[q * c + u];
+            }
+            lo[q] += a * a;
+            hi[q] += b * b;
+        }
     }
-    const double *x = b[0].view.buf, *mat = b[1].view.buf;
-    double *out = b[2].view.buf;
-    Py_ssize_t *terms = in + k * c;
-    Py_BEGIN_ALLOW_THREADS
-    sparse_columns(mat, c, k, in, w, terms);
+    for (int q = 0; q < K; q++) {
+        double acc[4] = {lo[q][0], lo[q][1], hi[q][0], hi[q][1]};
+        for (Py_ssize_t t = r; t < d; t++) {
+            const double *row = xb + t * c;
+            double v = 0.0;
+            for (int u = 0; u < NT; u++)
+                v += row[in[q * c + u]] * w[q * c + u];
+            acc[0] += v * v;
+        }
+        o[q] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) / (double)d;
+    }
+}
+
+/* The squares of nb runs of d rows of x (c columns) into out (nb, k): run_squares where every output has the same
+ * term count (the flickermeter's three voltages: one input each, or two for line-to-line), else run_square output
+ * by output. */
+static void squares_of_runs(const double *x, Py_ssize_t nb, Py_ssize_t c, Py_ssize_t d, Py_ssize_t k,
+                            const Py_ssize_t *in, const double *w, const Py_ssize_t *terms, double *out)
+{
+    Py_ssize_t same = terms[0];
+    for (Py_ssize_t q = 1; q < k; q++)
+        same = terms[q] == same ? same : -1;
+    if (k == 3 && same == 1) {
+        for (Py_ssize_t blk = 0; blk < nb; blk++)
+            run_squares(x + blk * d * c, c, d, in, w, 3, 1, out + blk * 3);
+        return;
+    }
+    if (k == 3 && same == 2) {
+        for (Py_ssize_t blk = 0; blk < nb; blk++)
+            run_squares(x + blk * d * c, c, d, in, w, 3, 2, out + blk * 3);
+        return;
+    }
     /* run by run, each output in turn: the run's rows are read from memory once, by the first output */
     for (Py_ssize_t blk = 0; blk < nb; blk++) {
         const double *xb = x + blk * d * c;
@@ -1831,11 +1936,99 @@ static PyObject *k_block_squares(PyObject *self, PyObject *args)
             }
         }
     }
+}
+
+/* The nonzero weights of each column of matrix (c, k) (sparse_columns) in one allocation: the weights, their inputs,
+ * then each column's term count; NULL when out of memory. */
+static double *sparse_alloc(const double *mat, Py_ssize_t c, Py_ssize_t k, Py_ssize_t **in, Py_ssize_t **terms)
+{
+    double *w = PyMem_RawMalloc((size_t)(k * c) * sizeof(double) + (size_t)(k * c + k) * sizeof(Py_ssize_t));
+    if (w == NULL)
+        return NULL;
+    *in = (Py_ssize_t *)(w + k * c);
+    *terms = *in + k * c;
+    sparse_columns(mat, c, k, *in, w, *terms);
+    return w;
+}
+
+/* block_squares(x (n, c), matrix (c, k), out (n / d, k), n, c, k, d): the mean over each run of d rows of the
+ * squares of y = x @ matrix (zero weights left out), reference.block_squares. */
+static PyObject *k_block_squares(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(3);
+    Py_ssize_t n, c, k, d;
+    if (kernel_args(args, o, 3, "nnnn", &n, &c, &k, &d))
+        return NULL;
+    if (n < 0 || c < 1 || k < 1 || d < 1)
+        return bad_args("block_squares: bad dimensions");
+    const Py_ssize_t nb = n / d;
+    const array_arg spec[] = {{"x", 0, ITEMS(n, c)}, {"matrix", 0, ITEMS(c, k)}, {"out", 1, ITEMS(nb, k)}};
+    if (get_arrays(o, spec, 3, b))
+        return NULL;
+    Py_ssize_t *in, *terms;
+    double *w = sparse_alloc(b[1].view.buf, c, k, &in, &terms);
+    if (w == NULL)
+        return no_memory(b, 3);
+    Py_BEGIN_ALLOW_THREADS
+    squares_of_runs(b[0].view.buf, nb, c, d, k, in, w, terms, b[2].view.buf);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(w);
-    PyMem_RawFree(in);
     release(b, 3);
     Py_RETURN_NONE;
+}
+
+/* flicker_squares(x (n, c), matrix (c, k), carry (d, c), out (nout, k), times (nout,), n, c, k, d, nc, nout, t_first,
+ *                 step) -> count: block_squares of the rows carry[:nc] then x (reference.flicker_squares): count =
+ * (nc + n) / d runs into out, each run's time ((j + 0.5) * step) + t_first into times, and the rows past the last
+ * whole run into carry (the next call's first rows). */
+static PyObject *k_flicker_squares(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(5);
+    Py_ssize_t n, c, k, d, nc, nout;
+    double t_first, step;
+    if (kernel_args(args, o, 5, "nnnnnndd", &n, &c, &k, &d, &nc, &nout, &t_first, &step))
+        return NULL;
+    if (n < 0 || c < 1 || k < 1 || d < 1 || nc < 0 || nc >= d)
+        return bad_args("flicker_squares: bad dimensions, or carried rows not fewer than a run");
+    const array_arg spec[] = {{"x", 0, ITEMS(n, c)}, {"matrix", 0, ITEMS(c, k)}, {"carry", 1, ITEMS(d, c)},
+                              {"out", 1, ITEMS(nout, k)}, {"times", 1, ITEMS(nout)}};
+    if (get_arrays(o, spec, 5, b))
+        return NULL;
+    /* n is at most x's items and nc below carry's: the sum does not overflow */
+    const Py_ssize_t count = (nc + n) / d;
+    if (count > nout) {
+        release(b, 5);
+        return bad_args("flicker_squares: the output has fewer rows than the runs");
+    }
+    Py_ssize_t *in, *terms;
+    double *w = sparse_alloc(b[1].view.buf, c, k, &in, &terms);
+    if (w == NULL)
+        return no_memory(b, 5);
+    const double *x = b[0].view.buf;
+    double *carry = b[2].view.buf, *out = b[3].view.buf, *times = b[4].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t used = 0, j = 0;         /* rows of x taken, runs written */
+    if (nc > 0) {                       /* the carried rows and the first of x make the first run, if enough */
+        used = d - nc < n ? d - nc : n;
+        memcpy(carry + nc * c, x, (size_t)(used * c) * sizeof(double));
+        if (nc + used == d) {
+            squares_of_runs(carry, 1, c, d, k, in, w, terms, out);
+            j = 1;
+        }
+    }
+    if (nc == 0 || nc + used == d) {
+        const Py_ssize_t nb = (n - used) / d;
+        squares_of_runs(x + used * c, nb, c, d, k, in, w, terms, out + j * k);
+        j += nb;
+        used += nb * d;
+        memcpy(carry, x + used * c, (size_t)((n - used) * c) * sizeof(double));
+    }
+    for (Py_ssize_t i = 0; i < count; i++)
+        times[i] = ((double)i + 0.5) * step + t_first;
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(w);
+    release(b, 5);
+    return PyLong_FromSsize_t(count);
 }
 
 /* event_screen(u (n, ch), history (h, ch), cand (n,), params (3,), n, h, ch, n_rvc, rvc_enabled) -> maybe: the
@@ -2866,10 +3059,12 @@ static PyObject *k_window_rfft(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"resample_cycles", k_resample_cycles, METH_VARARGS, "Lagrange resampling at spc positions per cycle."},
     {"cycle_stats", k_cycle_stats, METH_VARARGS, "Half-cycle sums of squares, peaks, v*i sums and DFT bin 1 of x @ mat."},
+    {"cycle_batch", k_cycle_batch, METH_VARARGS, "resample_cycles and cycle_stats of a batch into a cycle log's rows."},
     {"sosfilt", k_sosfilt, METH_VARARGS, "Cascade of biquads (direct form II transposed) with state."},
     {"rising_crossings", k_rising_crossings, METH_VARARGS, "Rising zero crossings: index, cubic root, peak before."},
     {"track_crossings", k_track_crossings, METH_VARARGS, "The cycle tracker's crossings, delays and acceptance rules."},
     {"track_block", k_track_block, METH_VARARGS, "The cycle tracker's filter, crossings and acceptance over a block."},
+    {"flicker_squares", k_flicker_squares, METH_VARARGS, "block_squares of carried rows and a block, with times."},
     {"cycle_change", k_cycle_change, METH_VARARGS, "Largest change of the derived signals from one cycle to the next."},
     {"harmonic_values", k_harmonic_values, METH_VARARGS, "Harmonic values of a window from its DFT lines."},
     {"block_squares", k_block_squares, METH_VARARGS, "Mean square of x @ matrix over runs of d rows."},

@@ -73,6 +73,27 @@ def cycle_stats(x: np.ndarray, matrix: np.ndarray, v0: int, i0: int, nvi: int
     return half_ms, ms, peak, vi, (fre - 1j * fim) * (np.sqrt(2) / s)
 
 
+def cycle_batch(buf: np.ndarray, bounds: np.ndarray, real: np.ndarray, spc: int, offset: float, delays: np.ndarray,
+                matrix: np.ndarray, v0: int, i0: int, nvi: int, fs: float, fmin: float, fmax: float,
+                samples: np.ndarray, columns: list[np.ndarray], row: int) -> None:
+    """The resampler and the per-cycle stage of a batch in one pass, in place: ``resample_cycles`` of the cycles
+    between ``bounds`` (m + 1,) into ``samples`` (m, spc, C), and into rows ``row .. row + m - 1`` of ``columns``
+    (a cycle log's, in the order of the fields of metrology.cycle.CycleMeasures): each cycle's opening and closing
+    boundary, its duration (end - start) / fs, its frequency 1 / duration (NaN unless within fmin .. fmax and both
+    its boundaries are measured crossings, ``real`` (m + 1,) nonzero), whether they are (bool), and the
+    ``cycle_stats`` of its samples."""
+    m = bounds.shape[0] - 1
+    samples[...] = resample_cycles(buf, bounds, spc, offset, delays)
+    half_ms, ms, peak, vi, fund = cycle_stats(samples, matrix, v0, i0, nvi)
+    start, end = bounds[:-1], bounds[1:]
+    duration = (end - start) / fs
+    freq = np.divide(1.0, duration)
+    both = (real[:-1] != 0) & (real[1:] != 0)
+    freq[~((freq >= fmin) & (freq <= fmax) & both)] = np.nan
+    for column, v in zip(columns, (start, end, duration, freq, both, half_ms, ms, vi, fund, peak)):
+        column[row:row + m] = v
+
+
 def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, weights: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
     """Cascade of biquads with state ``zi`` (n_sections, 2) on ``x`` (n,), or on ``x @ weights`` for
@@ -263,6 +284,29 @@ def block_squares(x: np.ndarray, matrix: np.ndarray, d: int) -> np.ndarray:
     (n // d, K); rows past the last whole run are left out."""
     y = (x[:x.shape[0] // d * d] @ matrix).reshape(-1, d, matrix.shape[1])
     return np.einsum("ijk,ijk->ik", y, y) / d
+
+
+def flicker_squares(x: np.ndarray, matrix: np.ndarray, carry: np.ndarray, nc: int, t_first: float, step: float,
+                    out: np.ndarray, times: np.ndarray) -> int:
+    """``block_squares`` of the rows ``carry[:nc]`` then ``x`` (n, C), d = ``carry.shape[0]`` (nc < d): the count =
+    (nc + n) // d runs into ``out[:count]`` (rows of K) and the time of each, ``(j + 0.5) * step + t_first``, into
+    ``times[:count]``; the rows past the last whole run into ``carry`` (the next call's first ones). Returns the
+    count; a ValueError when ``out`` or ``times`` has fewer rows."""
+    d = carry.shape[0]
+    if not 0 <= nc < d:
+        raise ValueError("flicker_squares: carried rows not fewer than a run")
+    v = np.concatenate((carry[:nc], x))
+    count = v.shape[0] // d
+    if count > min(out.shape[0], times.shape[0]):
+        raise ValueError("flicker_squares: the output has fewer rows than the runs")
+    out[:count] = block_squares(v, matrix, d)
+    t = np.arange(0.5, count)
+    t *= step
+    t += t_first
+    times[:count] = t
+    rest = v.shape[0] - count * d
+    carry[:rest] = v[count * d:]
+    return count
 
 
 def event_screen(u: np.ndarray, history: np.ndarray, n_rvc: int, params: np.ndarray, rvc_enabled: bool

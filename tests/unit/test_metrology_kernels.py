@@ -67,6 +67,48 @@ def test_resample_cycles_agrees_for_any_input_count(c):
                                    rtol=1e-12, atol=1e-12)
 
 
+def _log_columns(cap: int) -> list[np.ndarray]:
+    from metrology.cycle import CycleLog
+
+    log = CycleLog(cap)
+    for col in log.columns:
+        col.fill(-7)            # rows the kernel must not write keep this
+    return log.columns
+
+
+@pytest.mark.parametrize("delays", [np.zeros(7), np.array([0.18, -0.07, 0.3, 0.04, -0.15, 0.1, 0.22]),
+                                    np.array([0.3, 0, -1.7, 0, 2.2, 0, 0.05])])
+def test_cycle_batch_agrees_with_resample_cycles_and_cycle_stats_into_the_log_rows(delays):
+    from metrology.systems import wiring
+
+    rng = np.random.default_rng(11)
+    buf = rng.normal(size=(5000, 7)) * 300
+    buf[2500, 2] = np.nan
+    # cycles of 60 Hz, one of 40 Hz and one of 75 Hz (no frequency), one boundary not a measured crossing
+    bounds = 20.0 + np.cumsum([0.0, 533.3, 533.4, 800.0, 426.7, 533.2, 533.3, 533.3]) + rng.uniform(0, 1, 8)
+    real = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0])
+    matrix = np.array([200.0, 100.0, 200.0, 100.0, -200.0, 100.0, 50.0])[:, None] * wiring("4W-WYE").matrix
+    m = bounds.size - 1
+    got_x, want_x = np.empty((m, 512, 7)), np.empty((m, 512, 7))
+    got, want = _log_columns(12), _log_columns(12)
+    args = (buf, bounds, real, 512, 3.0, delays, matrix, 0, 6, 3, 32000.0, 42.5, 69.0)
+    _kernels.c_cycle_batch(*args, got_x, got, 3)
+    with np.errstate(invalid="ignore"):
+        reference.cycle_batch(*args, want_x, want, 3)
+    np.testing.assert_allclose(got_x, want_x, rtol=1e-12, atol=1e-12)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-8)
+        assert (a[:3] == a.dtype.type(-7)).all() and (a[3 + m:] == a.dtype.type(-7)).all()   # the rows around
+    np.testing.assert_array_equal(got[0][3:3 + m], bounds[:-1])
+    np.testing.assert_array_equal(got[4][3:3 + m], [True, True, True, True, True, False, False])
+    assert np.isnan(got[3][3:3 + m]).tolist() == [False, False, True, True, False, True, True]
+    # the same cycles as the separate kernels give them
+    np.testing.assert_array_equal(got_x, _kernels.c_resample_cycles(buf, bounds, 512, 3.0, delays))
+    for col, b in zip((got[5], got[6], got[9], got[7], got[8]), _kernels.c_cycle_stats(got_x, matrix, 0, 6, 3)):
+        np.testing.assert_array_equal(col[3:3 + m], b)
+
+
 @pytest.mark.parametrize("cycles", range(1, 13))
 def test_window_rfft_agrees_for_every_window_length(cycles):
     """512 samples a cycle: 1 to 12 cycles (10/12 and the windows cut short at the 10-min tick); the lengths with a
@@ -331,6 +373,36 @@ def test_block_squares_agrees_for_the_flicker_voltages_of_every_wiring():
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(_kernels.c_block_squares(x[:, :3], np.eye(3), 32),
                                reference.block_squares(x[:, :3], np.eye(3), 32), rtol=1e-12)
+
+
+def test_flicker_squares_agrees_with_block_squares_of_the_carried_rows_and_the_block():
+    from metrology.systems import V_LL, V_LN, wiring
+
+    rng = np.random.default_rng(16)
+    x = rng.normal(0, 300, (9200, 7))
+    for matrix in (wiring("4W-WYE").matrix[:, V_LN] * 100.0, wiring("DELTA").matrix[:, V_LL], rng.normal(size=(7, 5))):
+        k = matrix.shape[1]
+        for d in (1, 32, 33):
+            carry_c, carry_r = np.zeros((d, 7)), np.zeros((d, 7))
+            nc, lo, t_first = 0, 0, 1.7e18
+            for n in (0, 5, d - 1, 4096, 31, 3 * d, 2000, 7, 2857):
+                out_c, out_r = np.full((n // d + 2, k), -1.0), np.full((n // d + 2, k), -1.0)
+                times_c, times_r = np.full(n // d + 2, -1.0), np.full(n // d + 2, -1.0)
+                got = _kernels.c_flicker_squares(x[lo:lo + n], matrix, carry_c, nc, t_first, d * 1e9 / 32000,
+                                                 out_c, times_c)
+                want = reference.flicker_squares(x[lo:lo + n], matrix, carry_r, nc, t_first, d * 1e9 / 32000,
+                                                 out_r, times_r)
+                assert got == want == (nc + n) // d
+                np.testing.assert_allclose(out_c, out_r, rtol=1e-12, atol=1e-9)
+                np.testing.assert_array_equal(times_c, times_r)
+                nc = (nc + n) % d
+                np.testing.assert_array_equal(carry_c[:nc], carry_r[:nc])
+                np.testing.assert_array_equal(carry_c[:nc], x[lo + n - nc:lo + n])
+                lo, t_first = lo + n, t_first + got * d * 1e9 / 32000
+        # the squares of whole runs are block_squares' to the last bit
+        out = np.empty((9200 // 32, k))
+        assert _kernels.c_flicker_squares(x, matrix, np.zeros((32, 7)), 0, 0.0, 1.0, out, np.empty(9200 // 32)) == 287
+        np.testing.assert_array_equal(out, _kernels.c_block_squares(x, matrix, 32))
 
 
 def test_event_screen_agrees_through_dips_swells_rvc_steps_and_nan():

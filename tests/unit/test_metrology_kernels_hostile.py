@@ -51,12 +51,26 @@ HOSTILE_CALLS = {
     "resample_cycles: an empty buffer": ("resample_cycles", [0, 2, 1, 4], [0, 1, 1, 4, 0.0]),
     # spc doubles of scratch: the size overflowed to 0 bytes and spc were written
     "resample_cycles: samples per cycle past memory": ("resample_cycles", [1, 1, 1, 0], [1, 1, 0, BIG, 0.0]),
+    # the cycles' rows past the log's columns: written after their end
+    "cycle_batch: rows past the columns": ("cycle_batch", [14, 2, 2, 7, 77, 8, 8, 56, 4, 4, 4, 4, 88, 44, 44, 12, 88],
+                                           [2, 7, 1, 8, 11, 0, 6, 3, 4, 4, 0.0, 32000.0, 42.5, 69.0]),
+    "cycle_batch: a row that overflows": ("cycle_batch", [14, 2, 2, 7, 77, 8, 8, 56, 4, 4, 4, 4, 88, 44, 44, 12, 88],
+                                          [2, 7, 1, 8, 11, 0, 6, 3, 4, 2 ** 63 - 1, 0.0, 32000.0, 42.5, 69.0]),
+    "cycle_batch: columns shorter than their capacity": ("cycle_batch", [14, 2, 2, 7, 77, 8, 8, 56, 4, 4, 4, 4, 88,
+                                                                         44, 44, 12, 8],
+                                                         [2, 7, 1, 8, 11, 0, 6, 3, 4, 0, 0.0, 32000.0, 42.5, 69.0]),
     "block_squares: rows times inputs overflow": ("block_squares", [8, 4, 1], [BIG, 4, 1, BIG]),
     # n * c overflows: the filter read rows past the inputs
     "track_block: rows times inputs overflow": ("track_block", [8, 4, 12, 4, 4, 4, 5, 4, 11, 8, 8],
                                                 [BIG, 4, 2, 4, 1, 4, True]),
     "track_block: more sections than the filter holds": ("track_block", [8, 1, 17 * 6, 34, 4, 4, 5, 4, 11, 8, 8],
                                                          [8, 1, 17, 4, 1, 4, False]),
+    # the carried rows and the block make more runs than the output holds: rows written past it
+    "flicker_squares: more runs than output rows": ("flicker_squares", [64 * 7, 7 * 3, 32 * 7, 3, 1],
+                                                    [64, 7, 3, 32, 31, 1, 0.0, 1.0]),
+    "flicker_squares: carried rows not fewer than a run": ("flicker_squares", [7, 7 * 3, 32 * 7, 3, 1],
+                                                           [1, 7, 3, 32, 32, 1, 0.0, 1.0]),
+    "flicker_squares: rows times inputs overflow": ("flicker_squares", [8, 4, 8, 4, 4], [BIG, 4, 1, 2, 0, 4, 0.0, 1.0]),
     "rising_crossings: a buffer not aligned to 8 bytes": ("rising_crossings", ["misaligned", 8, 8, 8], [8, 0, 2]),
 }
 
