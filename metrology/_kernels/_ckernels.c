@@ -169,6 +169,20 @@ static inline v4d splat(double v)
     return (v4d){v, v, v, v};
 }
 
+/* The lanes i, j, k, l (constants) of the eight of a, b. */
+#if defined(__clang__)
+#define SHUFFLE2(a, b, i, j, k, l) __builtin_shufflevector((a), (b), (i), (j), (k), (l))
+#else
+#define SHUFFLE2(a, b, i, j, k, l) __builtin_shuffle((a), (b), (v4l){(i), (j), (k), (l)})
+#endif
+
+/* p[0] in every lane as one broadcast load (a vector built from a scalar takes a shuffle more in the per-CPU
+ * clones): reads p[0..3], which the caller keeps inside its buffers. */
+static inline v4d splat_at(const double *p)
+{
+    return SHUFFLE2(v4_load(p), v4_load(p), 0, 0, 0, 0);
+}
+
 /* The per-sample passes are compiled three times on x86-64, for the baseline, x86-64-v3 (AVX2) and x86-64-v4
  * (AVX-512: twice the vector registers), and the loader picks the one the CPU runs; elsewhere (aarch64: NEON) once.
  * setup.py builds with -ffp-contract=off: no multiply-add is fused, so every clone gives the same bits as the
@@ -300,6 +314,23 @@ static inline int taps_row7(const double *r, Py_ssize_t c, v4l ml, v4l mh, const
     return (nan[0] | nan[1] | nan[2] | nan[3]) != 0;
 }
 
+/* Output row o of resample_rows' one-delay form from lane l (a constant where it is inlined) of the four positions'
+ * floors (base) and weights (w4). */
+static inline __attribute__((always_inline)) void same_delay_row(const double *x, Py_ssize_t n, Py_ssize_t c,
+                                                                 v4d base, const v4d w4[6], const int l, double *o)
+{
+    const Py_ssize_t k0 = (Py_ssize_t)base[l] - 2;
+    if (k0 >= 0 && k0 + 5 < n) {
+        v4d w[6];
+        for (int t = 0; t < 6; t++)
+            w[t] = SHUFFLE2(w4[t], w4[t], l, l, l, l);
+        taps_row(x + k0 * c, c, w, w, o);
+    } else {
+        const double wl[6] = {w4[0][l], w4[1][l], w4[2][l], w4[3][l], w4[4][l], w4[5][l]};
+        resample_edge(x, n, c, k0, wl, 0, c, o);
+    }
+}
+
 /* resample_core for 4 to 8 columns, every sum in the scalar form's order. One delay for all columns: the weights
  * of four output samples at once, each row's taps as vectors of columns. A delay per column: each row's column
  * weights as vectors, and its taps too where the columns' first taps are one row or two neighbouring rows (delays
@@ -325,6 +356,14 @@ static inline __attribute__((always_inline)) void resample_rows(
                 const v4d base = v4_floor(p);
                 v4d w4[6];
                 lagrange6_v4(p - base, w4);
+                if (nj == 4) {        /* each row's weights a shuffle of the lane, a constant */
+                    double *o = out + (i0 + j) * c;
+                    same_delay_row(x, n, c, base, w4, 0, o);
+                    same_delay_row(x, n, c, base, w4, 1, o + c);
+                    same_delay_row(x, n, c, base, w4, 2, o + 2 * c);
+                    same_delay_row(x, n, c, base, w4, 3, o + 3 * c);
+                    continue;
+                }
                 for (int l = 0; l < nj; l++) {
                     const Py_ssize_t k0 = (Py_ssize_t)base[l] - 2;
                     double *o = out + (i0 + j + l) * c;
@@ -621,19 +660,15 @@ static inline __attribute__((always_inline)) v4d derive_group(const groups12 *gr
 #define USED_I6_3W_WYE USED(0x2a, 0x2f, 0x15, 0)
 #define USED_I6_DELTA USED(0x22, 0x27, 0x15, 0)
 
-/* The lanes i, j, k, l (constants) of the eight of a, b. */
-#if defined(__clang__)
-#define SHUFFLE2(a, b, i, j, k, l) __builtin_shufflevector((a), (b), (i), (j), (k), (l))
-#else
-#define SHUFFLE2(a, b, i, j, k, l) __builtin_shuffle((a), (b), (v4l){(i), (j), (k), (l)})
-#endif
+
+/* derive7 reads xr[0..9] (splat_at). */
 static inline __attribute__((always_inline)) void derive7(const v4d (*dense)[5], const double *xr, v4d *a0,
                                                           v4d *a1, v4d *a2, v4d *ai, const unsigned used)
 {
     v4d s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s4 = s0;
 #pragma GCC unroll 7
     for (int i = 0; i < 7; i++) {
-        const v4d xi = splat(xr[i]);
+        const v4d xi = splat_at(xr + i);
         if (used >> i & 1)
             s0 += xi * dense[i][0];
         if (used >> (7 + i) & 1)
@@ -648,11 +683,12 @@ static inline __attribute__((always_inline)) void derive7(const v4d (*dense)[5],
 
 /* One cycle (s rows of c inputs at x, 4 <= c <= 8) of cycle_stats with at most 12 signals; vgroup is a constant
  * where it is inlined: 0 the products' voltages are group 0, 3 their own group, 7 as 0 with c == 7 (derive7, with
- * the terms of ``used``, also a constant).
+ * the terms of ``used``, also a constant). Reads cs[0 .. s+2], sn[0 .. s+2] and three items past each row
+ * (splat_at): the last row from last_row where that is not NULL (a copy of it with three more items).
  * Returns 0 where an input of the cycle is NaN or infinite: its sums are then not those of the reference. */
 static inline __attribute__((always_inline)) int cycle_stats12(
-    const groups12 *gr, const int vgroup, const unsigned used, const double *restrict x, Py_ssize_t s, const double *restrict cs,
-    const double *restrict sn, double *restrict o_sq0, double *restrict o_sq1, double *restrict o_pk,
+    const groups12 *gr, const int vgroup, const unsigned used, const double *restrict x, const double *last_row,
+    Py_ssize_t s, const double *restrict cs, const double *restrict sn, double *restrict o_sq0, double *restrict o_sq1, double *restrict o_pk,
     double *restrict o_re, double *restrict o_im, double *restrict o_vi)
 {
     const Py_ssize_t half = s / 2, c = gr->c, hc = c - 4;
@@ -662,7 +698,7 @@ static inline __attribute__((always_inline)) int cycle_stats12(
     for (int h = 0; h < 2; h++) {
         v4d sq0 = zero, sq1 = zero, sq2 = zero;
         for (Py_ssize_t j = h ? half : 0; j < (h ? s : half); j++) {
-            const double *xr = x + j * c;
+            const double *xr = j == s - 1 && last_row != NULL ? last_row : x + j * c;
             v4d a0, a1, a2, ai;
             if (vgroup == 7) {
                 derive7(gr->dense, xr, &a0, &a1, &a2, &ai, used);
@@ -682,7 +718,7 @@ static inline __attribute__((always_inline)) int cycle_stats12(
             sq1 += a1 * a1;
             sq2 += a2 * a2;
             vi += av * ai;
-            const v4d cj = splat(cs[j]), sj = splat(sn[j]), xl = v4_load(xr), xh = v4_load(xr + hc);
+            const v4d cj = splat_at(cs + j), sj = splat_at(sn + j), xl = v4_load(xr), xh = v4_load(xr + hc);
             rel += xl * cj;
             reh += xh * cj;
             iml += xl * sj;
@@ -795,37 +831,50 @@ static void cycle_stats_core(const double *x, const double *mat, Py_ssize_t m, P
     const int vi_vec = nvi <= 4 && v0 + 4 <= kp && i0 + 4 <= kp;
     const int in_registers = kp == 12 && nvi <= 4 && c >= 4 && c <= 8;
     groups12 gr = {.c = 0};
-    if (in_registers)
+    double last[CS_MAX_C + 3] = {0};
+    if (in_registers) {
         groups12_init(&gr, mat, c, k, v0, i0, nvi);
+        /* cos and sin with three items more, and the last cycle's last row (its reads past the row are past x):
+         * the register form reads three items past each (splat_at). In y, which it does not use: s * kp >= 2s + 6 */
+        if (s > 0) {
+            memcpy(y, cs, (size_t)s * sizeof(double));
+            memcpy(y + s + 3, sn, (size_t)s * sizeof(double));
+            y[s] = y[s + 1] = y[s + 2] = y[2 * s + 3] = y[2 * s + 4] = y[2 * s + 5] = 0.0;
+            cs = y;
+            sn = y + s + 3;
+        }
+        if (m > 0 && s > 0)
+            memcpy(last, x + ((m - 1) * s + s - 1) * c, (size_t)c * sizeof(double));
+    }
     for (Py_ssize_t cy = 0; cy < m; cy++) {
         double acc_sq0[CS_MAX_K], acc_sq1[CS_MAX_K], acc_pk[CS_MAX_K], acc_re[CS_MAX_K], acc_im[CS_MAX_K];
         double acc_vi[16];
-        const double *xc = x + cy * s * c;
+        const double *xc = x + cy * s * c, *last_row = cy == m - 1 ? last : NULL;
         int finite;
         if (in_registers) {
             /* the board's inputs, the products' voltages the first group: the terms of the system types' matrices
              * (each its own copy of the loop, the others left out), or of every input */
             const unsigned used3 = gr.used & USED(0x7f, 0x7f, 0x7f, 0);
             if (gr.vgroup == 0 && c == 7 && i0 == 6 && used3 == USED_I6_4W_WYE)
-                finite = cycle_stats12(&gr, 7, USED_I6_4W_WYE, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 7, USED_I6_4W_WYE, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
             else if (gr.vgroup == 0 && c == 7 && i0 == 6 && used3 == USED_I6_3W_WYE)
-                finite = cycle_stats12(&gr, 7, USED_I6_3W_WYE, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 7, USED_I6_3W_WYE, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
             else if (gr.vgroup == 0 && c == 7 && i0 == 6 && used3 == USED_I6_DELTA)
-                finite = cycle_stats12(&gr, 7, USED_I6_DELTA, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 7, USED_I6_DELTA, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
             else if (gr.vgroup == 0 && c == 7 && i0 == 6)
-                finite = cycle_stats12(&gr, 7, USED_I6_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 7, USED_I6_ALL, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
             else if (gr.vgroup == 0 && c == 7)
-                finite = cycle_stats12(&gr, 7, USED_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 7, USED_ALL, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
             else if (gr.vgroup == 0)
-                finite = cycle_stats12(&gr, 0, USED_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 0, USED_ALL, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
             else
-                finite = cycle_stats12(&gr, 3, USED_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 3, USED_ALL, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
         } else if ((finite = all_finite(xc, s * c))) {
             for (Py_ssize_t j0 = 0; j0 < s; j0 += DERIVE_ROWS)    /* a few rows at a time: their lines stay in L1 */
