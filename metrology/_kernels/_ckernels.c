@@ -1865,31 +1865,31 @@ static inline __attribute__((always_inline)) double run_square(const double *xb,
 }
 
 /* run_square for K outputs at once (K and NT, each output's term count, constants when inlined): each group of four
- * rows read once for all of them, each output's sums and their order as run_square's. */
+ * rows read once for all of them, in one four-double vector (lane j: rows j mod 4, run_square's two pairs), each
+ * output's sums and their order as run_square's. */
 static inline __attribute__((always_inline)) void run_squares(const double *xb, Py_ssize_t c, Py_ssize_t d,
                                                               const Py_ssize_t *in, const double *w, int K, int NT,
                                                               double *o)
 {
-    v2d lo[SQ_MAX_K], hi[SQ_MAX_K];
+    v4d acc4[SQ_MAX_K];
     for (int q = 0; q < K; q++)
-        lo[q] = hi[q] = (v2d){0.0, 0.0};
+        acc4[q] = splat(0.0);
     Py_ssize_t r = 0;
     for (; r + 4 <= d; r += 4) {
         const double *row = xb + r * c;
         for (int q = 0; q < K; q++) {
-            v2d a = {0.0, 0.0}, b = {0.0, 0.0};
-            for (int u = 0; u < NT; u++) {
-                const double *e = row + in[q * c + u];
-                const v2d p = {e[0], e[c]}, pq = {e[2 * c], e[3 * c]};
-                a += p * w[q * c + u];
-                b += pq * w[q * c + u];
+            /* the first term without run_square's 0.0 + before it: that only turns -0.0 to 0.0, which squares alike */
+            const double *e = row + in[q * c];
+            v4d a = (v4d){e[0], e[c], e[2 * c], e[3 * c]} * w[q * c];
+            for (int u = 1; u < NT; u++) {
+                e = row + in[q * c + u];
+                a += (v4d){e[0], e[c], e[2 * c], e[3 * c]} * w[q * c + u];
             }
-            lo[q] += a * a;
-            hi[q] += b * b;
+            acc4[q] += a * a;
         }
     }
     for (int q = 0; q < K; q++) {
-        double acc[4] = {lo[q][0], lo[q][1], hi[q][0], hi[q][1]};
+        double acc[4] = {acc4[q][0], acc4[q][1], acc4[q][2], acc4[q][3]};
         for (Py_ssize_t t = r; t < d; t++) {
             const double *row = xb + t * c;
             double v = 0.0;
@@ -1904,6 +1904,7 @@ static inline __attribute__((always_inline)) void run_squares(const double *xb, 
 /* The squares of nb runs of d rows of x (c columns) into out (nb, k): run_squares where every output has the same
  * term count (the flickermeter's three voltages: one input each, or two for line-to-line), else run_square output
  * by output. */
+PER_CPU
 static void squares_of_runs(const double *x, Py_ssize_t nb, Py_ssize_t c, Py_ssize_t d, Py_ssize_t k,
                             const Py_ssize_t *in, const double *w, const Py_ssize_t *terms, double *out)
 {
@@ -2176,6 +2177,58 @@ static void flicker_channel(const double *ms, Py_ssize_t n, Py_ssize_t ch,
     }
 }
 
+static inline __attribute__((always_inline)) v4d biquad_step4(const biquad *q, v4d *z0, v4d *z1, v4d v)
+{
+    const v4d y = q->b0 * v + *z0;
+    *z0 = q->b1 * v - q->a1 * y + *z1;
+    *z1 = q->b2 * v - q->a2 * y;
+    return y;
+}
+
+/* Three channels of flicker_chain at once (the flickermeter's three voltages), each lane as flicker_channel computes
+ * it, the fourth lane a copy of the third; with ns a constant the states stay in registers where there are enough
+ * (AVX-512: 32). */
+static inline __attribute__((always_inline)) void flicker_three_ns(const double *ms, Py_ssize_t n, const biquad *q,
+                                                                   int ns, double *zi, double gain, double *y)
+{
+    v4d z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
+    for (int s = 0; s < ns; s++) {
+        const double *a = zi + (2 * s) * 3, *b = zi + (2 * s + 1) * 3;
+        z0[s] = (v4d){a[0], a[1], a[2], a[2]};
+        z1[s] = (v4d){b[0], b[1], b[2], b[2]};
+    }
+    const v4d zero = splat(0.0), inf = splat(INFINITY);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double *r = ms + i * 3;
+        const v4d x = {r[0], r[1], r[2], r[2]};
+        const v4d ref = biquad_step4(q, z0, z1, x);
+        v4d v = x;
+        for (int s = 1; s < ns - 1; s++)
+            v = biquad_step4(q + s, z0 + s, z1 + s, v);
+        const v4l pos = ref > zero;
+        v /= (v4d)(((v4l)ref & pos) | ((v4l)inf & ~pos));
+        v *= v;
+        const v4d out = biquad_step4(q + ns - 1, z0 + ns - 1, z1 + ns - 1, v) * gain;
+        double *o = y + i * 3;
+        o[0] = out[0];
+        o[1] = out[1];
+        o[2] = out[2];
+    }
+    for (int s = 0; s < ns; s++)
+        for (int l = 0; l < 3; l++) {
+            zi[(2 * s) * 3 + l] = z0[s][l];
+            zi[(2 * s + 1) * 3 + l] = z1[s][l];
+        }
+}
+
+/* flicker_three_ns with the flickermeter's eight sections (block 1's reference, the band-pass and weighting's six,
+ * the smoothing). */
+PER_CPU
+static void flicker_three8(const double *ms, Py_ssize_t n, const biquad *q, double *zi, double gain, double *y)
+{
+    flicker_three_ns(ms, n, q, 8, zi, gain, y);
+}
+
 /* flicker_chain(ms (n, ch), sos (ns, 6), zi (ns, 2, ch), y (n, ch), n, ns, ch, gain): blocks 3 and 4 of the
  * flickermeter on its decimated mean squares, per channel and sample (reference.flicker_chain): section 0 is the
  * block 1 reference (a low-pass of ms), sections 1 .. ns-2 the band-pass and weighting chain on ms, whose output
@@ -2200,6 +2253,10 @@ static PyObject *k_flicker_chain(PyObject *self, PyObject *args)
     biquad q[SOS_MAX_SECTIONS];
     biquads(sos, ns, q);
     Py_ssize_t c = 0;
+    if (ch == 3 && ns == 8) {
+        flicker_three8(ms, n, q, zi, gain, y);
+        c = ch;
+    }
     for (; c + 2 <= ch; c += 2)
         flicker_pair(ms + c, n, ch, q, (int)ns, zi + c, gain, y + c);
     for (; c < ch; c++)

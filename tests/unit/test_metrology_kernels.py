@@ -450,6 +450,29 @@ def test_flicker_chain_agrees_with_the_filters_run_one_by_one():
     assert np.all(y_c >= 0) and y_c.max() > 0.1
 
 
+def test_flicker_chain_of_three_channels_at_once_is_each_channel_alone_to_the_last_bit():
+    from metrology.flicker import FlickerMeter
+    from metrology.iir import sosfilt_zi
+
+    meter = FlickerMeter(32000.0, 60.0, 120, channels=3)
+    rng = np.random.default_rng(18)
+    ms = 14400.0 * (1 + 0.01 * np.sin(2 * np.pi * 8.8 * np.arange(2000) / meter.rate))[:, None] * np.ones(4)
+    ms += rng.normal(0, 5.0, ms.shape)
+    ms[500:600, 1] = 0.0                                                   # a channel without voltage
+    ms[900, 2] = np.nan
+    sos = meter._filters
+    zi = np.zeros((sos.shape[0], 2, 4))
+    zi[1:-1] = sosfilt_zi(sos[1:-1])[:, :, None] * 14400.0
+    zi[0, 0] = meter._adapt * 14400.0
+    for ch in (2, 3, 4):                    # a pair; the three-lane pass; two pairs
+        y, zf = _kernels.c_flicker_chain(ms[:, :ch], sos, zi[:, :, :ch], meter.gain)
+        for c in range(ch):
+            y1, z1 = _kernels.c_flicker_chain(ms[:, c:c + 1], sos, zi[:, :, c:c + 1], meter.gain)
+            np.testing.assert_array_equal(y[:, c], y1[:, 0])
+            np.testing.assert_array_equal(zf[:, :, c], z1[:, :, 0])
+        assert np.isfinite(y[:, :2]).all() and (ch == 2 or np.isnan(y[:, 2]).any())
+
+
 def _disturbed_run(system_type: str, **settings):
     """The pipeline's results on 3 s of three-phase 60 Hz with a sag on A, a step to 61.5 Hz, an interruption,
     phase C without current, and two lost blocks."""
