@@ -393,7 +393,10 @@ static void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const dou
     for (Py_ssize_t k = 0; spc > 0 && k <= m / spc; k++)
         tame &= fabs(bounds[k]) < 281474976710656.0;
     if (tame && c >= 4 && c <= 8 && spc > 0 && m % spc == 0) {
-        resample_rows(x, n, c, bounds, grid, spc, offset, m, delay, same, out);
+        if (c == 7)       /* the board's inputs: a copy of the loop with every row offset a constant */
+            resample_rows(x, n, 7, bounds, grid, spc, offset, m, delay, same, out);
+        else
+            resample_rows(x, n, c, bounds, grid, spc, offset, m, delay, same, out);
         return;
     }
     double w[6];
@@ -611,9 +614,20 @@ static inline __attribute__((always_inline)) v4d derive_group(const groups12 *gr
  * values are those of the sparse sum, with no index to load per term. */
 #define USED(g0, g1, g2, gi) ((unsigned)(g0) | (unsigned)(g1) << 7 | (unsigned)(g2) << 14 | (unsigned)(gi) << 21)
 #define USED_ALL USED(0x7f, 0x7f, 0x7f, 0x7f)
-#define USED_4W_WYE USED(0x2a, 0x2f, 0x55, 0x15)     /* the wiring matrices of systems.py: 4W-WYE, 3W-WYE, DELTA */
-#define USED_3W_WYE USED(0x2a, 0x2f, 0x15, 0x15)
-#define USED_DELTA USED(0x22, 0x27, 0x15, 0x15)
+/* the products' currents are signals 6.. (I_PH): lanes 2, 3 of group 1 and 0, 1 of group 2, taken from there
+ * (cycle_stats12), no terms of their own; every input in groups 0..2, or those of the wiring matrices of
+ * systems.py (4W-WYE, 3W-WYE, DELTA) */
+#define USED_I6_ALL USED(0x7f, 0x7f, 0x7f, 0)
+#define USED_I6_4W_WYE USED(0x2a, 0x2f, 0x55, 0)
+#define USED_I6_3W_WYE USED(0x2a, 0x2f, 0x15, 0)
+#define USED_I6_DELTA USED(0x22, 0x27, 0x15, 0)
+
+/* The lanes i, j, k, l (constants) of the eight of a, b. */
+#if defined(__clang__)
+#define SHUFFLE2(a, b, i, j, k, l) __builtin_shufflevector((a), (b), (i), (j), (k), (l))
+#else
+#define SHUFFLE2(a, b, i, j, k, l) __builtin_shuffle((a), (b), (v4l){(i), (j), (k), (l)})
+#endif
 static inline __attribute__((always_inline)) void derive7(const v4d (*dense)[5], const double *xr, v4d *a0,
                                                           v4d *a1, v4d *a2, v4d *ai, const unsigned used)
 {
@@ -653,6 +667,8 @@ static inline __attribute__((always_inline)) int cycle_stats12(
             v4d a0, a1, a2, ai;
             if (vgroup == 7) {
                 derive7(gr->dense, xr, &a0, &a1, &a2, &ai, used);
+                if ((used >> 21) == 0)      /* the currents (signals 6..9) as groups 1 and 2 have them: the same sums */
+                    ai = SHUFFLE2(a1, a2, 2, 3, 4, 5);
             } else {
                 a0 = derive_group(gr, 0, xr), a1 = derive_group(gr, 1, xr), a2 = derive_group(gr, 2, xr);
                 ai = derive_group(gr, 4, xr);
@@ -790,14 +806,18 @@ static void cycle_stats_core(const double *x, const double *mat, Py_ssize_t m, P
         if (in_registers) {
             /* the board's inputs, the products' voltages the first group: the terms of the system types' matrices
              * (each its own copy of the loop, the others left out), or of every input */
-            if (gr.vgroup == 0 && c == 7 && gr.used == USED_4W_WYE)
-                finite = cycle_stats12(&gr, 7, USED_4W_WYE, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+            const unsigned used3 = gr.used & USED(0x7f, 0x7f, 0x7f, 0);
+            if (gr.vgroup == 0 && c == 7 && i0 == 6 && used3 == USED_I6_4W_WYE)
+                finite = cycle_stats12(&gr, 7, USED_I6_4W_WYE, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
-            else if (gr.vgroup == 0 && c == 7 && gr.used == USED_3W_WYE)
-                finite = cycle_stats12(&gr, 7, USED_3W_WYE, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+            else if (gr.vgroup == 0 && c == 7 && i0 == 6 && used3 == USED_I6_3W_WYE)
+                finite = cycle_stats12(&gr, 7, USED_I6_3W_WYE, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
-            else if (gr.vgroup == 0 && c == 7 && gr.used == USED_DELTA)
-                finite = cycle_stats12(&gr, 7, USED_DELTA, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+            else if (gr.vgroup == 0 && c == 7 && i0 == 6 && used3 == USED_I6_DELTA)
+                finite = cycle_stats12(&gr, 7, USED_I6_DELTA, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                                       acc_vi);
+            else if (gr.vgroup == 0 && c == 7 && i0 == 6)
+                finite = cycle_stats12(&gr, 7, USED_I6_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
             else if (gr.vgroup == 0 && c == 7)
                 finite = cycle_stats12(&gr, 7, USED_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,

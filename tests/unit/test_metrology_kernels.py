@@ -42,6 +42,8 @@ def test_cycle_stats_agrees_for_every_wiring():
 @pytest.mark.parametrize("c, k, v0, i0, nvi, s", [
     (7, 11, 0, 6, 3, 512),      # the board: seven inputs, the products' voltages in the first four signals
     (7, 11, 3, 6, 3, 512),      # the voltages elsewhere: a group of their own
+    (7, 11, 0, 4, 3, 512),      # the currents elsewhere: terms of their own, not the lanes of signals 6..9
+    (7, 10, 0, 6, 4, 512),      # four products, the fourth current the last signal
     (5, 12, 4, 8, 4, 64),       # another input count, twelve signals, short cycles
     (9, 11, 0, 6, 3, 512),      # more inputs than a vector pair holds
     (7, 14, 2, 9, 5, 510),      # more signals and products than the register form takes, odd half length
