@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metrology import _kernels
+from metrology import _kernels, deviation
 from metrology._kernels import reference
 from metrology.cycle import CycleMeasures
 from metrology.harmonics import sequence
@@ -65,13 +65,20 @@ def cycles_values(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, c
                   convention: str, phase_order: str) -> dict[str, np.ndarray]:
     """Values of the interval made of the cycles ``cm`` with the given weights (sum 1): one pass of the
     interval_values kernel (the definition is ``reference.interval_values``), named (views of its output)."""
-    flat = _kernels.interval_values(cm.ms, cm.vi, cm.fund, cm.duration_s, cm.freq, weights, present,
+    flat = cycles_flat(cm, weights, present, creep_current, convention, phase_order)
+    return {key: flat[lo:hi] for key, lo, hi in INTERVAL_SLICES}
+
+
+def cycles_flat(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, creep_current: float,
+                convention: str, phase_order: str) -> np.ndarray:
+    """``cycles_values`` unnamed: the interval_values kernel's flat output, the values where ``INTERVAL_SLICES`` say."""
+    return _kernels.interval_values(cm.ms, cm.vi, cm.fund, cm.duration_s, cm.freq, weights, present,
                                     creep_current, convention == "IEEE", _SEQUENCE[phase_order])
-    return {key: flat[lo:hi] for key, lo, hi in _INTERVAL_SLICES}
 
 
-_INTERVAL_SLICES = [(key, int(hi) - size, int(hi)) for (key, size), hi in
-                    zip(reference.INTERVAL_VALUES, np.cumsum([size for _, size in reference.INTERVAL_VALUES]))]
+INTERVAL_SLICES = [(key, int(hi) - size, int(hi)) for (key, size), hi in
+                   zip(reference.INTERVAL_VALUES, np.cumsum([size for _, size in reference.INTERVAL_VALUES]))]
+INTERVAL_AT = {key: slice(lo, hi) for key, lo, hi in INTERVAL_SLICES}
 
 
 def sequence_matrix(phase_order: str) -> np.ndarray:
@@ -83,15 +90,46 @@ def sequence_matrix(phase_order: str) -> np.ndarray:
 _SEQUENCE = {order: sequence_matrix(order) for order in ("ABC", "ACB")}
 
 
-def harmonic_values(mag: np.ndarray, inter: np.ndarray, angle: np.ndarray, fundamental: np.ndarray,
-                    ratio: np.ndarray) -> dict[str, np.ndarray]:
-    """The harmonic values of a window from the harmonic_values (window_harmonics) kernel's results: ``ratio``
-    (7, signals) THD, THD over RMS, odd and even THD, crest factor, K-factor, TDD (``harmonics.harmonic_ratios``);
-    ``fundamental`` the angle of each signal's fundamental from the first signal's (the window_finish kernel)."""
-    thd, thd_rms, thd_odd, thd_even, crest, k_factor, tdd = ratio
-    return {"h_mag": mag, "h_inter": inter, "h_angle": angle, "thd": thd, "thd_rms": thd_rms,
-            "thd_odd": thd_odd, "thd_even": thd_even, "tdd": tdd, "k_factor": k_factor,
-            "crest": crest, "angle": fundamental}
+HARMONIC_KEYS = ("h_mag", "h_inter", "h_angle", "thd", "thd_rms", "thd_odd", "thd_even", "tdd", "k_factor", "crest",
+                 "angle")
+
+
+def window_values(interval: np.ndarray, mag: np.ndarray, inter: np.ndarray, angle: np.ndarray,
+                  fundamental: np.ndarray, ratio: np.ndarray, dev: np.ndarray, msv: np.ndarray | None
+                  ) -> tuple[dict[str, np.ndarray], tuple[list[str], np.ndarray]]:
+    """A window's values: its cycles' (``interval``, their ``cycles_flat``), its harmonic values from the
+    window_harmonics kernel's results (``ratio`` (7, signals): THD, THD over RMS, odd and even THD, crest factor,
+    K-factor, TDD, as ``harmonics.harmonic_ratios`` has them; ``fundamental`` the angle of each signal's fundamental
+    from the first signal's, the window_finish kernel's), its deviations ``dev`` (4, channels; ``deviation.WINDOW_KEYS``)
+    and signalling voltages ``msv`` (None: no frequency configured). Each value is a view of one flat array, which
+    comes with the keys in their order as ``Interval.flat``: the aggregations add it as it is."""
+    pieces = [interval, mag, inter, angle, ratio[:4], ratio[6], ratio[5], ratio[4], fundamental, dev]
+    if msv is not None:
+        pieces.append(msv)
+    flat = np.concatenate(pieces, axis=None, dtype=np.float64)
+    shapes = (mag.shape, ratio.shape, fundamental.shape, dev.shape, None if msv is None else msv.shape)
+    keys, slices = _WINDOW_PLANS.get(shapes) or _window_plan(shapes)
+    return {key: flat[lo:hi] if shape is None else flat[lo:hi].reshape(shape) for key, lo, hi, shape in slices}, (
+        keys, flat)
+
+
+_WINDOW_PLANS: dict[tuple, tuple[list[str], list[tuple[str, int, int, tuple[int, ...] | None]]]] = {}
+
+
+def _window_plan(shapes: tuple) -> tuple[list[str], list[tuple[str, int, int, tuple[int, ...] | None]]]:
+    """Where each of a window's values sits in its flat array (``window_values``), and its shape (None: 1-D)."""
+    mag, ratio, fundamental, dev, msv = shapes
+    parts: list[tuple[str, tuple[int, ...] | None, int]] = [(key, None, hi - lo) for key, lo, hi in INTERVAL_SLICES]
+    parts += [(key, mag, int(np.prod(mag))) for key in HARMONIC_KEYS[:3]]
+    parts += [(key, None, ratio[1]) for key in HARMONIC_KEYS[3:10]] + [("angle", None, fundamental[0])]
+    parts += [(key, None, dev[1]) for key in deviation.WINDOW_KEYS]
+    if msv is not None:
+        parts.append(("msv", msv, int(np.prod(msv))))
+    bounds = np.cumsum([0] + [size for _, _, size in parts]).tolist()
+    plan = ([key for key, _, _ in parts], [(key, bounds[j], bounds[j + 1], shape) for j, (key, shape, _) in
+                                           enumerate(parts)])
+    _WINDOW_PLANS[shapes] = plan
+    return plan
 
 
 def aggregate(parts: list[Interval], kind: str, convention: str) -> Interval:

@@ -40,7 +40,7 @@ from metrology.flicker import PipelineFlicker
 from metrology.frequency import CycleTracker, TenSecondFrequency
 from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor, spectrum_lines
 from metrology.intervals import (FREQ_10S_SLOTS, NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator,
-                                 CountAggregator, Interval, cycles_values, harmonic_values)
+                                 INTERVAL_AT, CountAggregator, Interval, cycles_flat, cycles_values, window_values)
 from metrology.resample import SyncResampler
 from metrology.settings import SAMPLES_PER_CYCLE, MetrologySettings
 from metrology.systems import I_PH, INPUTS, SIGNALS, V_LL, V_LN, wiring
@@ -311,7 +311,7 @@ class Pipeline:
         flagged, self._win_flags = self._win_flags, False
         s = self.settings
         weights, idx, use = self._window_constants(n)
-        values = cycles_values(cm, weights, self.present, self.creep, s.pf_convention, s.phase_order)
+        interval = cycles_flat(cm, weights, self.present, self.creep, s.pf_convention, s.phase_order)
         length = n * SAMPLES_PER_CYCLE
         # the lines the harmonic values use (a window cut short at the 10-min tick has its own length)
         lines = _kernels.window_rfft(self._win_x[:length], spectrum_lines(n), self._fft_inputs.size)
@@ -320,14 +320,12 @@ class Pipeline:
             lines, self._fft_matrix, cm.ms, cm.peak, n, N_ORDERS, length, s.tdd_current, I_PH.start, self._h1_min,
             idx, use, self._msv_rows.start)
         # the fundamentals' angles, the deviations and the channels' signalling voltages: one C pass
-        fundamental, dev, msv = _kernels.window_finish(fund, values[self._dev_key], self._dev_nan, msv,
+        fundamental, dev, msv = _kernels.window_finish(fund, interval[INTERVAL_AT[self._dev_key]], self._dev_nan, msv,
                                                        s.nominal_voltage)
-        values.update(harmonic_values(mag, inter, angle, fundamental, ratio))
-        values.update(zip(deviation.WINDOW_KEYS, dev))
-        if s.signalling_hz:
-            values["msv"] = msv
+        values, flat = window_values(interval, mag, inter, angle, fundamental, ratio, dev,
+                                     msv if s.signalling_hz else None)
         item = Interval("cycle10", self._win_start, self._win_end, float(np.add.reduce(cm.duration_s)), n, values,
-                        flagged, self._win_gap)
+                        flagged, self._win_gap, flat=flat)
         self._win_gap = False
         self.latest_window = values
         out.windows.append(item)

@@ -125,3 +125,25 @@ def test_ten_minute_values_carry_their_ten_second_frequencies_flagged_ones_left_
     # IEC 61000-4-30 Class A: ±10 mHz
     assert f[57] == pytest.approx(49.9, abs=0.01) and f[59] == pytest.approx(49.9, abs=0.01)
     assert all("freq_10s" not in t.values for r in res for t in r.two_h)
+
+
+@pytest.mark.parametrize("signalling", [(), (316.67, 1050.0)])
+def test_the_aggregations_add_the_flat_array_a_window_s_values_are_views_of(signalling):
+    """A window's values come as views of one flat array in the order of its keys, which the aggregations add as it
+    is: the 3-s values are those of its 15 windows aggregated from their values."""
+    from metrology import deviation
+
+    pl = Pipeline(MetrologySettings(nominal_frequency=50.0, signalling_hz=signalling))
+    results = feed(pl, balanced(230.0, v_harm=[(5, 0.05, 30.0)]), 4.0)
+    windows = [w for r in results for w in r.windows]
+    threes = [t for r in results for t in r.three_s]
+    assert len(threes) >= 1 and ("msv" in windows[0].values) == bool(signalling)
+    first = windows[0].values
+    assert all(v.base is not None and v.base is first["v_ln"].base for v in first.values())
+    assert first["h_mag"].shape == (10, 64) and first["thd"].shape == (10,) and first["v_under"].shape == (3,)
+    start = next(k for k, w in enumerate(windows) if w.start_ns == threes[0].start_ns)
+    want = aggregate(windows[start:start + 15], "3s", "IEEE")
+    deviation.annotate(want.values, pl.settings.nominal_voltage)      # as the pipeline does its 3-s values
+    assert list(threes[0].values) == list(want.values)
+    for k in want.values:
+        np.testing.assert_array_equal(threes[0].values[k], want.values[k])

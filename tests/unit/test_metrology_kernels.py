@@ -42,6 +42,8 @@ def test_cycle_stats_agrees_for_every_wiring():
 @pytest.mark.parametrize("c, k, v0, i0, nvi, s", [
     (7, 11, 0, 6, 3, 512),      # the board: seven inputs, the products' voltages in the first four signals
     (7, 11, 3, 6, 3, 512),      # the voltages elsewhere: a group of their own
+    (7, 11, 0, 4, 3, 512),      # the currents elsewhere: terms of their own, not the lanes of signals 6..9
+    (7, 10, 0, 6, 4, 512),      # four products, the fourth current the last signal
     (5, 12, 4, 8, 4, 64),       # another input count, twelve signals, short cycles
     (9, 11, 0, 6, 3, 512),      # more inputs than a vector pair holds
     (7, 14, 2, 9, 5, 510),      # more signals and products than the register form takes, odd half length
@@ -122,6 +124,20 @@ def test_window_rfft_agrees_for_every_window_length(cycles):
             assert got.shape == want.shape == (cols, nl)
             # another FFT's order of operations: rounding of about log2(N) ulps of the largest line, not more
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-13 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("cycles", [10, 12, 5])
+def test_window_rfft_gives_the_same_lines_at_eight_columns_a_vector_as_at_four(cycles):
+    """Where the CPU has AVX-512 the window's eight columns share a vector; the butterflies are the same, lane by lane,
+    so the lines are the same to the bit as those of two groups of four (the only form elsewhere)."""
+    rng = np.random.default_rng(cycles)
+    x = rng.normal(size=(512 * cycles, 8)) * 300
+    x[:, 7] = 0.0
+    for cols in (7, 8, 5):
+        wide, narrow = (np.empty((cols, 64 * cycles), dtype=np.complex128) for _ in range(2))
+        assert _kernels._ckernels.window_rfft(x, wide.view(np.float64), cols, x.shape[0], 8, 64 * cycles)
+        assert _kernels._ckernels.window_rfft(x, narrow.view(np.float64), cols, x.shape[0], 8, 64 * cycles, False)
+        np.testing.assert_array_equal(wide, narrow)
 
 
 def test_window_rfft_columns_past_the_inputs_do_not_reach_their_lines():
