@@ -2058,6 +2058,54 @@ static PyObject *k_flicker_squares(PyObject *self, PyObject *args)
  * threshold. maybe: some row has its least value below dip or its greatest above swell (a row with a NaN has
  * neither); cand[i] (0/1): row i differs from the mean of the n_rvc rows before it (history, then u) by more
  * than the RVC threshold in some channel (never with a NaN, nor before n_rvc rows are known). */
+/* The screen of n rows u (n, ch) after the h rows hist (h, ch) before them (event_screen's definition); c: a work
+ * area of (h + n + 1) * ch doubles, or NULL when the RVC screen is off or too few rows are known. Returns maybe. */
+static int screen_rows(const double *u, const double *hist, Py_ssize_t n, Py_ssize_t h, Py_ssize_t ch, Py_ssize_t n_rvc,
+                       double dip, double swell, double thr, double *cand, double *c)
+{
+    int maybe = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double *row = u + i * ch;
+        double lo = row[0], hi = row[0];
+        int nan = isnan(row[0]);
+        for (Py_ssize_t q = 1; q < ch; q++) {
+            nan |= isnan(row[q]);
+            lo = row[q] < lo ? row[q] : lo;
+            hi = row[q] > hi ? row[q] : hi;
+        }
+        if (!nan && (lo < dip || hi > swell))
+            maybe = 1;
+        cand[i] = 0.0;
+    }
+    if (c == NULL)
+        return maybe;
+    /* running sums of hist then u, row 0 zero: c[i] is the sum of the first i rows */
+    const Py_ssize_t total = h + n;
+    for (Py_ssize_t q = 0; q < ch; q++)
+        c[q] = 0.0;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        const double *row = i < h ? hist + i * ch : u + (i - h) * ch;
+        for (Py_ssize_t q = 0; q < ch; q++)
+            c[(i + 1) * ch + q] = i == 0 ? row[q] : c[i * ch + q] + row[q];
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const Py_ssize_t idx = h + i;
+        if (idx < n_rvc)
+            continue;
+        const double *row = u + i * ch;
+        double dev = 0.0;
+        int nan = 0;
+        for (Py_ssize_t q = 0; q < ch; q++) {
+            const double mean = (c[idx * ch + q] - c[(idx - n_rvc) * ch + q]) / (double)n_rvc;
+            const double d = fabs(row[q] - mean);
+            nan |= isnan(d);
+            dev = d > dev ? d : dev;
+        }
+        cand[i] = (!nan && dev > thr) ? 1.0 : 0.0;
+    }
+    return maybe;
+}
+
 static PyObject *k_event_screen(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(4);
@@ -2072,56 +2120,17 @@ static PyObject *k_event_screen(PyObject *self, PyObject *args)
         return NULL;
     const double *u = b[0].view.buf, *hist = b[1].view.buf, *pr = b[3].view.buf;
     double *cand = b[2].view.buf;
-    const double dip = pr[0], swell = pr[1], thr = pr[2];
-    const Py_ssize_t total = h + n;
     double *c = NULL;
-    if (rvc_enabled && total > n_rvc) {
-        c = PyMem_RawMalloc((size_t)((total + 1) * ch) * sizeof(double));
+    if (rvc_enabled && h + n > n_rvc) {
+        c = PyMem_RawMalloc((size_t)((h + n + 1) * ch) * sizeof(double));
         if (c == NULL) {
             release(b, 4);
             return PyErr_NoMemory();
         }
     }
-    int maybe = 0;
+    int maybe;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) {
-        const double *row = u + i * ch;
-        double lo = row[0], hi = row[0];
-        int nan = isnan(row[0]);
-        for (Py_ssize_t q = 1; q < ch; q++) {
-            nan |= isnan(row[q]);
-            lo = row[q] < lo ? row[q] : lo;
-            hi = row[q] > hi ? row[q] : hi;
-        }
-        if (!nan && (lo < dip || hi > swell))
-            maybe = 1;
-        cand[i] = 0.0;
-    }
-    if (c != NULL) {
-        /* running sums of history then u, row 0 zero: c[i] is the sum of the first i rows */
-        for (Py_ssize_t q = 0; q < ch; q++)
-            c[q] = 0.0;
-        for (Py_ssize_t i = 0; i < total; i++) {
-            const double *row = i < h ? hist + i * ch : u + (i - h) * ch;
-            for (Py_ssize_t q = 0; q < ch; q++)
-                c[(i + 1) * ch + q] = i == 0 ? row[q] : c[i * ch + q] + row[q];
-        }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            const Py_ssize_t idx = h + i;
-            if (idx < n_rvc)
-                continue;
-            const double *row = u + i * ch;
-            double dev = 0.0;
-            int nan = 0;
-            for (Py_ssize_t q = 0; q < ch; q++) {
-                const double mean = (c[idx * ch + q] - c[(idx - n_rvc) * ch + q]) / (double)n_rvc;
-                const double d = fabs(row[q] - mean);
-                nan |= isnan(d);
-                dev = d > dev ? d : dev;
-            }
-            cand[i] = (!nan && dev > thr) ? 1.0 : 0.0;
-        }
-    }
+    maybe = screen_rows(u, hist, n, h, ch, n_rvc, pr[0], pr[1], pr[2], cand, c);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(c);
     release(b, 4);
@@ -2764,6 +2773,29 @@ static PyObject *k_window_append(PyObject *self, PyObject *args)
  *                Urms(1/2) of m cycles from their half-cycle mean squares (reference.half_cycle_rms): each value the
  *                RMS of its half and the half before it (prev before the first; without it, the first half
  *                alone), and the columns channels of them. */
+/* Urms(1/2) (2m, k) of m cycles from their half-cycle mean squares half (m, 2, k), the half before the first prev
+ * (NULL: the first half alone), and its columns channels (nc) into watched (2m, nc) (half_cycle_rms' definition). */
+static void urms_rows(const double *half, const double *prev, const double *channels, double *urms, double *watched,
+                      Py_ssize_t m, Py_ssize_t k, Py_ssize_t nc)
+{
+    for (Py_ssize_t r = 0; r < 2 * m; r++) {
+        const double *h = half + r * k, *before = r ? h - k : (prev != NULL ? prev : h);
+        for (Py_ssize_t q = 0; q < k; q++)
+            urms[r * k + q] = sqrt((before[q] + h[q]) / 2);
+        for (Py_ssize_t q = 0; q < nc; q++)
+            watched[r * nc + q] = urms[r * k + (Py_ssize_t)channels[q]];
+    }
+}
+
+/* Every entry of channels (nc) a column index below k (NaN is not). */
+static int channels_in_range(const double *channels, Py_ssize_t nc, Py_ssize_t k)
+{
+    for (Py_ssize_t q = 0; q < nc; q++)
+        if (!(channels[q] >= 0 && channels[q] < (double)k))
+            return 0;
+    return 1;
+}
+
 static PyObject *k_half_cycle_rms(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(5);
@@ -2777,22 +2809,75 @@ static PyObject *k_half_cycle_rms(PyObject *self, PyObject *args)
                               {"channels", 0, nc, 0}, {"urms", 1, ITEMS(2, m, k), 0}, {"watched", 1, ITEMS(2, m, nc), 0}};
     if (get_arrays(o, spec, 5, b))
         return NULL;
-    const double *half = b[0].view.buf, *prev = b[1].view.buf, *channels = b[2].view.buf;
-    double *urms = b[3].view.buf, *watched = b[4].view.buf;
-    for (Py_ssize_t q = 0; q < nc; q++)
-        if (!(channels[q] >= 0 && channels[q] < (double)k)) {
-            release(b, 5);
-            return bad_args("half_cycle_rms: a channel out of range");
-        }
-    for (Py_ssize_t r = 0; r < 2 * m; r++) {
-        const double *h = half + r * k, *before = r ? h - k : (has_prev ? prev : h);
-        for (Py_ssize_t q = 0; q < k; q++)
-            urms[r * k + q] = sqrt((before[q] + h[q]) / 2);
-        for (Py_ssize_t q = 0; q < nc; q++)
-            watched[r * nc + q] = urms[r * k + (Py_ssize_t)channels[q]];
+    const double *channels = b[2].view.buf;
+    if (!channels_in_range(channels, nc, k)) {
+        release(b, 5);
+        return bad_args("half_cycle_rms: a channel out of range");
     }
+    urms_rows(b[0].view.buf, has_prev ? b[1].view.buf : NULL, channels, b[3].view.buf, b[4].view.buf, m, k, nc);
     release(b, 5);
     Py_RETURN_NONE;
+}
+
+/* half_cycle_events(half_ms (m, 2, k), prev (k,), channels (nc,), hist (n_rvc, nc), params (3,), urms (2m, k),
+ *                   watched (2m, nc), cand (2m,), m, k, nc, n_rvc, hist_n, has_prev, rvc_enabled, open) -> hist_n or -1:
+ * a batch's Urms(1/2) and the voltage events' screen in one pass (reference.half_cycle_events): half_cycle_rms from
+ * prev (when has_prev), then event_screen of the watched columns after the last hist_n rows of hist (right-aligned:
+ * rows n_rvc - hist_n ..). prev becomes the batch's last half. With no event open (open false), no value beyond the
+ * dip or swell threshold and no RVC candidate the batch is quiet: its watched rows join hist (its last n_rvc rows
+ * kept) and the new row count is returned; otherwise hist is left as it was and -1 says the values need looking at
+ * one by one. */
+static PyObject *k_half_cycle_events(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(8);
+    Py_ssize_t m, k, nc, n_rvc, hist_n;
+    int has_prev, rvc_enabled, open;
+    if (kernel_args(args, o, 8, "nnnnnppp", &m, &k, &nc, &n_rvc, &hist_n, &has_prev, &rvc_enabled, &open))
+        return NULL;
+    if (m < 1 || k < 1 || nc < 1 || n_rvc < 1 || hist_n < 0 || hist_n > n_rvc)
+        return bad_args("half_cycle_events: bad dimensions");
+    const array_arg spec[] = {{"half_ms", 0, ITEMS(2, m, k)}, {"prev", 1, k}, {"channels", 0, nc},
+                              {"hist", 1, ITEMS(n_rvc, nc)}, {"params", 0, 3}, {"urms", 1, ITEMS(2, m, k)},
+                              {"watched", 1, ITEMS(2, m, nc)}, {"cand", 1, ITEMS(2, m)}};
+    if (get_arrays(o, spec, 8, b))
+        return NULL;
+    const double *half = b[0].view.buf, *channels = b[2].view.buf, *pr = b[4].view.buf;
+    double *prev = b[1].view.buf, *hist = b[3].view.buf, *urms = b[5].view.buf, *watched = b[6].view.buf;
+    double *cand = b[7].view.buf;
+    if (!channels_in_range(channels, nc, k)) {
+        release(b, 8);
+        return bad_args("half_cycle_events: a channel out of range");
+    }
+    const Py_ssize_t n = 2 * m;
+    double *c = NULL;
+    if (rvc_enabled && hist_n + n > n_rvc) {
+        c = PyMem_RawMalloc((size_t)((hist_n + n + 1) * nc) * sizeof(double));
+        if (c == NULL)
+            return no_memory(b, 8);
+    }
+    Py_ssize_t result;
+    Py_BEGIN_ALLOW_THREADS
+    urms_rows(half, has_prev ? prev : NULL, channels, urms, watched, m, k, nc);
+    memcpy(prev, half + (n - 1) * k, (size_t)k * sizeof(double));
+    double *rows = hist + (n_rvc - hist_n) * nc;
+    const int maybe = screen_rows(watched, rows, n, hist_n, nc, n_rvc, pr[0], pr[1], pr[2], cand, c);
+    int quiet = !open && !maybe;
+    for (Py_ssize_t i = 0; quiet && i < n; i++)
+        quiet = cand[i] == 0.0;
+    result = -1;
+    if (quiet) {
+        /* the last n_rvc rows of the history then the batch, right-aligned */
+        const Py_ssize_t keep = hist_n + n < n_rvc ? hist_n + n : n_rvc;
+        const Py_ssize_t from_hist = keep - (n < keep ? n : keep);
+        memmove(hist + (n_rvc - keep) * nc, hist + (n_rvc - from_hist) * nc, (size_t)(from_hist * nc) * sizeof(double));
+        const Py_ssize_t from_new = keep - from_hist;
+        memcpy(hist + (n_rvc - from_new) * nc, watched + (n - from_new) * nc, (size_t)(from_new * nc) * sizeof(double));
+        result = keep;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(c);
+    release(b, 8);
+    return PyLong_FromSsize_t(result);
 }
 
 /* window_finish(fund (s, 2), v (nc,), absent (nc,), msv (nc, nk), angle (s,), dev (4, nc), msv_out (nc, nk), s, nc, nk,
@@ -3214,6 +3299,7 @@ static PyMethodDef methods[] = {
     {"cycle_times", k_cycle_times, METH_VARARGS, "Clock times of cycles and half cycles from their boundaries."},
     {"window_append", k_window_append, METH_VARARGS, "Cycles of resampled inputs into a window's rows."},
     {"half_cycle_rms", k_half_cycle_rms, METH_VARARGS, "Urms(1/2) from half-cycle mean squares."},
+    {"half_cycle_events", k_half_cycle_events, METH_VARARGS, "Urms(1/2) and the voltage events' screen of a batch."},
     {"window_finish", k_window_finish, METH_VARARGS, "A window's angles, deviations and signalling voltages."},
     {"window_rfft", k_window_rfft, METH_VARARGS, "The first lines of the real DFT of each row of a window."},
     {NULL, NULL, 0, NULL},

@@ -720,6 +720,48 @@ def test_half_cycle_rms_agrees_with_and_without_the_half_before_through_a_sag_an
                     np.testing.assert_array_equal(a, b)
 
 
+def test_half_cycle_events_agrees_batch_by_batch_through_a_sag_an_interruption_and_the_history_filling():
+    _, cm = _cycles_of_a_disturbed_run("4W-WYE")
+    channels = np.array([0.0, 1.0, 2.0])
+    nominal = float(np.sqrt(np.median(cm.half_ms[:, :, 0])))
+    params = np.array([0.9 * nominal, 1.1 * nominal, 0.05 * nominal])
+    quiet = steps = 0
+    for n_rvc in (100, 120):
+        for rvc_enabled in (True, False):
+            state = {name: (np.zeros(11), np.zeros((n_rvc, 3))) for name in ("c", "ref")}
+            hist_n, has_prev = 0, False
+            for lo in range(0, cm.count, 7):
+                half = cm.half_ms[lo:lo + 7]
+                got = _kernels.c_half_cycle_events(half, *state["c"][:1], has_prev, channels, state["c"][1], hist_n,
+                                                   params, rvc_enabled, False)
+                want = reference.half_cycle_events(half, *state["ref"][:1], has_prev, channels, state["ref"][1], hist_n,
+                                                   params, rvc_enabled, False)
+                for a, b in zip(got[:3], want[:3]):
+                    np.testing.assert_array_equal(a, b)
+                assert got[3] == want[3]
+                np.testing.assert_array_equal(state["c"][0], state["ref"][0])
+                np.testing.assert_array_equal(state["c"][1], state["ref"][1])
+                # the halves Urms(1/2) is made of: the half before the batch, then its own
+                np.testing.assert_array_equal(got[1], reference.half_cycle_rms(
+                    half, cm.half_ms[lo - 1, 1] if has_prev else None, channels.astype(np.intp))[1])
+                if got[3] >= 0:
+                    quiet += 1
+                    assert got[3] == min(hist_n + 2 * half.shape[0], n_rvc)
+                    np.testing.assert_array_equal(state["c"][1][n_rvc - 2 * half.shape[0]:],
+                                                  got[1][-n_rvc:])
+                    hist_n = got[3]
+                else:
+                    steps += 1
+                    hist_n = 0
+                has_prev = True
+            # an event open: never quiet, the history as it was
+            before = state["c"][1].copy()
+            assert _kernels.c_half_cycle_events(cm.half_ms[:3], state["c"][0], True, channels, state["c"][1], hist_n,
+                                                params, rvc_enabled, True)[3] == -1
+            np.testing.assert_array_equal(state["c"][1], before)
+    assert quiet > 20 and steps > 3          # the run has both: steady batches and the disturbed ones
+
+
 def test_window_finish_agrees_on_the_windows_of_a_disturbed_run_with_absent_channels_and_opposite_phases():
     _, cm = _cycles_of_a_disturbed_run("4W-WYE")
     rng = np.random.default_rng(21)
