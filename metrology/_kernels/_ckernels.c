@@ -190,6 +190,7 @@ static inline v4d splat_at(const double *p)
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__linux__) && \
     defined(__GLIBC__)      /* the x86-64-vN names are gcc 11's; the loader's choice is a glibc ifunc (not musl's) */
 #define PER_CPU __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define X86_CLONES 1
 #else
 #define PER_CPU
 #endif
@@ -1934,31 +1935,31 @@ static inline __attribute__((always_inline)) double run_square(const double *xb,
 }
 
 /* run_square for K outputs at once (K and NT, each output's term count, constants when inlined): each group of four
- * rows read once for all of them, each output's sums and their order as run_square's. */
+ * rows read once for all of them, in one four-double vector (lane j: rows j mod 4, run_square's two pairs), each
+ * output's sums and their order as run_square's. */
 static inline __attribute__((always_inline)) void run_squares(const double *xb, Py_ssize_t c, Py_ssize_t d,
                                                               const Py_ssize_t *in, const double *w, int K, int NT,
                                                               double *o)
 {
-    v2d lo[SQ_MAX_K], hi[SQ_MAX_K];
+    v4d acc4[SQ_MAX_K];
     for (int q = 0; q < K; q++)
-        lo[q] = hi[q] = (v2d){0.0, 0.0};
+        acc4[q] = splat(0.0);
     Py_ssize_t r = 0;
     for (; r + 4 <= d; r += 4) {
         const double *row = xb + r * c;
         for (int q = 0; q < K; q++) {
-            v2d a = {0.0, 0.0}, b = {0.0, 0.0};
-            for (int u = 0; u < NT; u++) {
-                const double *e = row + in[q * c + u];
-                const v2d p = {e[0], e[c]}, pq = {e[2 * c], e[3 * c]};
-                a += p * w[q * c + u];
-                b += pq * w[q * c + u];
+            /* the first term without run_square's 0.0 + before it: that only turns -0.0 to 0.0, which squares alike */
+            const double *e = row + in[q * c];
+            v4d a = (v4d){e[0], e[c], e[2 * c], e[3 * c]} * w[q * c];
+            for (int u = 1; u < NT; u++) {
+                e = row + in[q * c + u];
+                a += (v4d){e[0], e[c], e[2 * c], e[3 * c]} * w[q * c + u];
             }
-            lo[q] += a * a;
-            hi[q] += b * b;
+            acc4[q] += a * a;
         }
     }
     for (int q = 0; q < K; q++) {
-        double acc[4] = {lo[q][0], lo[q][1], hi[q][0], hi[q][1]};
+        double acc[4] = {acc4[q][0], acc4[q][1], acc4[q][2], acc4[q][3]};
         for (Py_ssize_t t = r; t < d; t++) {
             const double *row = xb + t * c;
             double v = 0.0;
@@ -1973,6 +1974,7 @@ static inline __attribute__((always_inline)) void run_squares(const double *xb, 
 /* The squares of nb runs of d rows of x (c columns) into out (nb, k): run_squares where every output has the same
  * term count (the flickermeter's three voltages: one input each, or two for line-to-line), else run_square output
  * by output. */
+PER_CPU
 static void squares_of_runs(const double *x, Py_ssize_t nb, Py_ssize_t c, Py_ssize_t d, Py_ssize_t k,
                             const Py_ssize_t *in, const double *w, const Py_ssize_t *terms, double *out)
 {
@@ -2105,6 +2107,54 @@ static PyObject *k_flicker_squares(PyObject *self, PyObject *args)
  * threshold. maybe: some row has its least value below dip or its greatest above swell (a row with a NaN has
  * neither); cand[i] (0/1): row i differs from the mean of the n_rvc rows before it (history, then u) by more
  * than the RVC threshold in some channel (never with a NaN, nor before n_rvc rows are known). */
+/* The screen of n rows u (n, ch) after the h rows hist (h, ch) before them (event_screen's definition); c: a work
+ * area of (h + n + 1) * ch doubles, or NULL when the RVC screen is off or too few rows are known. Returns maybe. */
+static int screen_rows(const double *u, const double *hist, Py_ssize_t n, Py_ssize_t h, Py_ssize_t ch, Py_ssize_t n_rvc,
+                       double dip, double swell, double thr, double *cand, double *c)
+{
+    int maybe = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double *row = u + i * ch;
+        double lo = row[0], hi = row[0];
+        int nan = isnan(row[0]);
+        for (Py_ssize_t q = 1; q < ch; q++) {
+            nan |= isnan(row[q]);
+            lo = row[q] < lo ? row[q] : lo;
+            hi = row[q] > hi ? row[q] : hi;
+        }
+        if (!nan && (lo < dip || hi > swell))
+            maybe = 1;
+        cand[i] = 0.0;
+    }
+    if (c == NULL)
+        return maybe;
+    /* running sums of hist then u, row 0 zero: c[i] is the sum of the first i rows */
+    const Py_ssize_t total = h + n;
+    for (Py_ssize_t q = 0; q < ch; q++)
+        c[q] = 0.0;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        const double *row = i < h ? hist + i * ch : u + (i - h) * ch;
+        for (Py_ssize_t q = 0; q < ch; q++)
+            c[(i + 1) * ch + q] = i == 0 ? row[q] : c[i * ch + q] + row[q];
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const Py_ssize_t idx = h + i;
+        if (idx < n_rvc)
+            continue;
+        const double *row = u + i * ch;
+        double dev = 0.0;
+        int nan = 0;
+        for (Py_ssize_t q = 0; q < ch; q++) {
+            const double mean = (c[idx * ch + q] - c[(idx - n_rvc) * ch + q]) / (double)n_rvc;
+            const double d = fabs(row[q] - mean);
+            nan |= isnan(d);
+            dev = d > dev ? d : dev;
+        }
+        cand[i] = (!nan && dev > thr) ? 1.0 : 0.0;
+    }
+    return maybe;
+}
+
 static PyObject *k_event_screen(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(4);
@@ -2119,56 +2169,17 @@ static PyObject *k_event_screen(PyObject *self, PyObject *args)
         return NULL;
     const double *u = b[0].view.buf, *hist = b[1].view.buf, *pr = b[3].view.buf;
     double *cand = b[2].view.buf;
-    const double dip = pr[0], swell = pr[1], thr = pr[2];
-    const Py_ssize_t total = h + n;
     double *c = NULL;
-    if (rvc_enabled && total > n_rvc) {
-        c = PyMem_RawMalloc((size_t)((total + 1) * ch) * sizeof(double));
+    if (rvc_enabled && h + n > n_rvc) {
+        c = PyMem_RawMalloc((size_t)((h + n + 1) * ch) * sizeof(double));
         if (c == NULL) {
             release(b, 4);
             return PyErr_NoMemory();
         }
     }
-    int maybe = 0;
+    int maybe;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) {
-        const double *row = u + i * ch;
-        double lo = row[0], hi = row[0];
-        int nan = isnan(row[0]);
-        for (Py_ssize_t q = 1; q < ch; q++) {
-            nan |= isnan(row[q]);
-            lo = row[q] < lo ? row[q] : lo;
-            hi = row[q] > hi ? row[q] : hi;
-        }
-        if (!nan && (lo < dip || hi > swell))
-            maybe = 1;
-        cand[i] = 0.0;
-    }
-    if (c != NULL) {
-        /* running sums of history then u, row 0 zero: c[i] is the sum of the first i rows */
-        for (Py_ssize_t q = 0; q < ch; q++)
-            c[q] = 0.0;
-        for (Py_ssize_t i = 0; i < total; i++) {
-            const double *row = i < h ? hist + i * ch : u + (i - h) * ch;
-            for (Py_ssize_t q = 0; q < ch; q++)
-                c[(i + 1) * ch + q] = i == 0 ? row[q] : c[i * ch + q] + row[q];
-        }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            const Py_ssize_t idx = h + i;
-            if (idx < n_rvc)
-                continue;
-            const double *row = u + i * ch;
-            double dev = 0.0;
-            int nan = 0;
-            for (Py_ssize_t q = 0; q < ch; q++) {
-                const double mean = (c[idx * ch + q] - c[(idx - n_rvc) * ch + q]) / (double)n_rvc;
-                const double d = fabs(row[q] - mean);
-                nan |= isnan(d);
-                dev = d > dev ? d : dev;
-            }
-            cand[i] = (!nan && dev > thr) ? 1.0 : 0.0;
-        }
-    }
+    maybe = screen_rows(u, hist, n, h, ch, n_rvc, pr[0], pr[1], pr[2], cand, c);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(c);
     release(b, 4);
@@ -2245,6 +2256,58 @@ static void flicker_channel(const double *ms, Py_ssize_t n, Py_ssize_t ch,
     }
 }
 
+static inline __attribute__((always_inline)) v4d biquad_step4(const biquad *q, v4d *z0, v4d *z1, v4d v)
+{
+    const v4d y = q->b0 * v + *z0;
+    *z0 = q->b1 * v - q->a1 * y + *z1;
+    *z1 = q->b2 * v - q->a2 * y;
+    return y;
+}
+
+/* Three channels of flicker_chain at once (the flickermeter's three voltages), each lane as flicker_channel computes
+ * it, the fourth lane a copy of the third; with ns a constant the states stay in registers where there are enough
+ * (AVX-512: 32). */
+static inline __attribute__((always_inline)) void flicker_three_ns(const double *ms, Py_ssize_t n, const biquad *q,
+                                                                   int ns, double *zi, double gain, double *y)
+{
+    v4d z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
+    for (int s = 0; s < ns; s++) {
+        const double *a = zi + (2 * s) * 3, *b = zi + (2 * s + 1) * 3;
+        z0[s] = (v4d){a[0], a[1], a[2], a[2]};
+        z1[s] = (v4d){b[0], b[1], b[2], b[2]};
+    }
+    const v4d zero = splat(0.0), inf = splat(INFINITY);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double *r = ms + i * 3;
+        const v4d x = {r[0], r[1], r[2], r[2]};
+        const v4d ref = biquad_step4(q, z0, z1, x);
+        v4d v = x;
+        for (int s = 1; s < ns - 1; s++)
+            v = biquad_step4(q + s, z0 + s, z1 + s, v);
+        const v4l pos = ref > zero;
+        v /= (v4d)(((v4l)ref & pos) | ((v4l)inf & ~pos));
+        v *= v;
+        const v4d out = biquad_step4(q + ns - 1, z0 + ns - 1, z1 + ns - 1, v) * gain;
+        double *o = y + i * 3;
+        o[0] = out[0];
+        o[1] = out[1];
+        o[2] = out[2];
+    }
+    for (int s = 0; s < ns; s++)
+        for (int l = 0; l < 3; l++) {
+            zi[(2 * s) * 3 + l] = z0[s][l];
+            zi[(2 * s + 1) * 3 + l] = z1[s][l];
+        }
+}
+
+/* flicker_three_ns with the flickermeter's eight sections (block 1's reference, the band-pass and weighting's six,
+ * the smoothing). */
+PER_CPU
+static void flicker_three8(const double *ms, Py_ssize_t n, const biquad *q, double *zi, double gain, double *y)
+{
+    flicker_three_ns(ms, n, q, 8, zi, gain, y);
+}
+
 /* flicker_chain(ms (n, ch), sos (ns, 6), zi (ns, 2, ch), y (n, ch), n, ns, ch, gain): blocks 3 and 4 of the
  * flickermeter on its decimated mean squares, per channel and sample (reference.flicker_chain): section 0 is the
  * block 1 reference (a low-pass of ms), sections 1 .. ns-2 the band-pass and weighting chain on ms, whose output
@@ -2269,6 +2332,10 @@ static PyObject *k_flicker_chain(PyObject *self, PyObject *args)
     biquad q[SOS_MAX_SECTIONS];
     biquads(sos, ns, q);
     Py_ssize_t c = 0;
+    if (ch == 3 && ns == 8) {
+        flicker_three8(ms, n, q, zi, gain, y);
+        c = ch;
+    }
     for (; c + 2 <= ch; c += 2)
         flicker_pair(ms + c, n, ch, q, (int)ns, zi + c, gain, y + c);
     for (; c < ch; c++)
@@ -2755,6 +2822,29 @@ static PyObject *k_window_append(PyObject *self, PyObject *args)
  *                Urms(1/2) of m cycles from their half-cycle mean squares (reference.half_cycle_rms): each value the
  *                RMS of its half and the half before it (prev before the first; without it, the first half
  *                alone), and the columns channels of them. */
+/* Urms(1/2) (2m, k) of m cycles from their half-cycle mean squares half (m, 2, k), the half before the first prev
+ * (NULL: the first half alone), and its columns channels (nc) into watched (2m, nc) (half_cycle_rms' definition). */
+static void urms_rows(const double *half, const double *prev, const double *channels, double *urms, double *watched,
+                      Py_ssize_t m, Py_ssize_t k, Py_ssize_t nc)
+{
+    for (Py_ssize_t r = 0; r < 2 * m; r++) {
+        const double *h = half + r * k, *before = r ? h - k : (prev != NULL ? prev : h);
+        for (Py_ssize_t q = 0; q < k; q++)
+            urms[r * k + q] = sqrt((before[q] + h[q]) / 2);
+        for (Py_ssize_t q = 0; q < nc; q++)
+            watched[r * nc + q] = urms[r * k + (Py_ssize_t)channels[q]];
+    }
+}
+
+/* Every entry of channels (nc) a column index below k (NaN is not). */
+static int channels_in_range(const double *channels, Py_ssize_t nc, Py_ssize_t k)
+{
+    for (Py_ssize_t q = 0; q < nc; q++)
+        if (!(channels[q] >= 0 && channels[q] < (double)k))
+            return 0;
+    return 1;
+}
+
 static PyObject *k_half_cycle_rms(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(5);
@@ -2768,22 +2858,75 @@ static PyObject *k_half_cycle_rms(PyObject *self, PyObject *args)
                               {"channels", 0, nc, 0}, {"urms", 1, ITEMS(2, m, k), 0}, {"watched", 1, ITEMS(2, m, nc), 0}};
     if (get_arrays(o, spec, 5, b))
         return NULL;
-    const double *half = b[0].view.buf, *prev = b[1].view.buf, *channels = b[2].view.buf;
-    double *urms = b[3].view.buf, *watched = b[4].view.buf;
-    for (Py_ssize_t q = 0; q < nc; q++)
-        if (!(channels[q] >= 0 && channels[q] < (double)k)) {
-            release(b, 5);
-            return bad_args("half_cycle_rms: a channel out of range");
-        }
-    for (Py_ssize_t r = 0; r < 2 * m; r++) {
-        const double *h = half + r * k, *before = r ? h - k : (has_prev ? prev : h);
-        for (Py_ssize_t q = 0; q < k; q++)
-            urms[r * k + q] = sqrt((before[q] + h[q]) / 2);
-        for (Py_ssize_t q = 0; q < nc; q++)
-            watched[r * nc + q] = urms[r * k + (Py_ssize_t)channels[q]];
+    const double *channels = b[2].view.buf;
+    if (!channels_in_range(channels, nc, k)) {
+        release(b, 5);
+        return bad_args("half_cycle_rms: a channel out of range");
     }
+    urms_rows(b[0].view.buf, has_prev ? b[1].view.buf : NULL, channels, b[3].view.buf, b[4].view.buf, m, k, nc);
     release(b, 5);
     Py_RETURN_NONE;
+}
+
+/* half_cycle_events(half_ms (m, 2, k), prev (k,), channels (nc,), hist (n_rvc, nc), params (3,), urms (2m, k),
+ *                   watched (2m, nc), cand (2m,), m, k, nc, n_rvc, hist_n, has_prev, rvc_enabled, open) -> hist_n or -1:
+ * a batch's Urms(1/2) and the voltage events' screen in one pass (reference.half_cycle_events): half_cycle_rms from
+ * prev (when has_prev), then event_screen of the watched columns after the last hist_n rows of hist (right-aligned:
+ * rows n_rvc - hist_n ..). prev becomes the batch's last half. With no event open (open false), no value beyond the
+ * dip or swell threshold and no RVC candidate the batch is quiet: its watched rows join hist (its last n_rvc rows
+ * kept) and the new row count is returned; otherwise hist is left as it was and -1 says the values need looking at
+ * one by one. */
+static PyObject *k_half_cycle_events(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(8);
+    Py_ssize_t m, k, nc, n_rvc, hist_n;
+    int has_prev, rvc_enabled, open;
+    if (kernel_args(args, o, 8, "nnnnnppp", &m, &k, &nc, &n_rvc, &hist_n, &has_prev, &rvc_enabled, &open))
+        return NULL;
+    if (m < 1 || k < 1 || nc < 1 || n_rvc < 1 || hist_n < 0 || hist_n > n_rvc)
+        return bad_args("half_cycle_events: bad dimensions");
+    const array_arg spec[] = {{"half_ms", 0, ITEMS(2, m, k)}, {"prev", 1, k}, {"channels", 0, nc},
+                              {"hist", 1, ITEMS(n_rvc, nc)}, {"params", 0, 3}, {"urms", 1, ITEMS(2, m, k)},
+                              {"watched", 1, ITEMS(2, m, nc)}, {"cand", 1, ITEMS(2, m)}};
+    if (get_arrays(o, spec, 8, b))
+        return NULL;
+    const double *half = b[0].view.buf, *channels = b[2].view.buf, *pr = b[4].view.buf;
+    double *prev = b[1].view.buf, *hist = b[3].view.buf, *urms = b[5].view.buf, *watched = b[6].view.buf;
+    double *cand = b[7].view.buf;
+    if (!channels_in_range(channels, nc, k)) {
+        release(b, 8);
+        return bad_args("half_cycle_events: a channel out of range");
+    }
+    const Py_ssize_t n = 2 * m;
+    double *c = NULL;
+    if (rvc_enabled && hist_n + n > n_rvc) {
+        c = PyMem_RawMalloc((size_t)((hist_n + n + 1) * nc) * sizeof(double));
+        if (c == NULL)
+            return no_memory(b, 8);
+    }
+    Py_ssize_t result;
+    Py_BEGIN_ALLOW_THREADS
+    urms_rows(half, has_prev ? prev : NULL, channels, urms, watched, m, k, nc);
+    memcpy(prev, half + (n - 1) * k, (size_t)k * sizeof(double));
+    double *rows = hist + (n_rvc - hist_n) * nc;
+    const int maybe = screen_rows(watched, rows, n, hist_n, nc, n_rvc, pr[0], pr[1], pr[2], cand, c);
+    int quiet = !open && !maybe;
+    for (Py_ssize_t i = 0; quiet && i < n; i++)
+        quiet = cand[i] == 0.0;
+    result = -1;
+    if (quiet) {
+        /* the last n_rvc rows of the history then the batch, right-aligned */
+        const Py_ssize_t keep = hist_n + n < n_rvc ? hist_n + n : n_rvc;
+        const Py_ssize_t from_hist = keep - (n < keep ? n : keep);
+        memmove(hist + (n_rvc - keep) * nc, hist + (n_rvc - from_hist) * nc, (size_t)(from_hist * nc) * sizeof(double));
+        const Py_ssize_t from_new = keep - from_hist;
+        memcpy(hist + (n_rvc - from_new) * nc, watched + (n - from_new) * nc, (size_t)(from_new * nc) * sizeof(double));
+        result = keep;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(c);
+    release(b, 8);
+    return PyLong_FromSsize_t(result);
 }
 
 /* window_finish(fund (s, 2), v (nc,), absent (nc,), msv (nc, nk), angle (s,), dev (4, nc), msv_out (nc, nk), s, nc, nk,
@@ -2913,7 +3056,7 @@ static rfft_plan *rfft_plan_for(Py_ssize_t m)
     p->perm = PyMem_RawMalloc((size_t)m * sizeof(Py_ssize_t));
     p->tw_re = PyMem_RawMalloc((size_t)ntw * sizeof(double));
     p->tw_im = PyMem_RawMalloc((size_t)ntw * sizeof(double));
-    p->work = aligned_alloc(sizeof(v4d), (size_t)(4 * m) * sizeof(v4d));     /* vectors: their own alignment */
+    p->work = aligned_alloc(64, (size_t)(4 * m) * sizeof(v4d));     /* vectors of up to eight: their alignment */
     if (p->perm == NULL || p->tw_re == NULL || p->tw_im == NULL || p->work == NULL) {
         rfft_plan_free(p);
         return NULL;
@@ -2951,78 +3094,85 @@ static rfft_plan *rfft_plan_for(Py_ssize_t m)
     return p;
 }
 
-/* One stage's butterflies in place: radix r, l points per sub-transform before it (its twiddles tr, ti). */
-static inline __attribute__((always_inline)) void rfft_stage(v4d *restrict re, v4d *restrict im, Py_ssize_t m, int r,
-                                                             Py_ssize_t l, const double *tr, const double *ti)
-{
-    const Py_ssize_t big = l * r;
-    const double c3 = -0.5, s3 = 0.86602540378443864676;
-    const double c51 = 0.30901699437494742410, c52 = -0.80901699437494742410;
-    const double s51 = 0.95105651629515357212, s52 = 0.58778525229247312917;
-    for (Py_ssize_t b = 0; b < m; b += big)
-        for (Py_ssize_t j = 0; j < l; j++) {
-            v4d ar[5], ai[5];
-            const double *wr = tr + j * (r - 1), *wi = ti + j * (r - 1);
-            ar[0] = re[b + j], ai[0] = im[b + j];
-            for (int q = 1; q < r; q++) {
-                const v4d xr = re[b + j + q * l], xi = im[b + j + q * l];
-                if (j == 0) {
-                    ar[q] = xr, ai[q] = xi;
-                } else {
-                    const double c = wr[q - 1], s = wi[q - 1];
-                    ar[q] = xr * c - xi * s;
-                    ai[q] = xr * s + xi * c;
-                }
-            }
-            v4d *o_r = re + b + j, *o_i = im + b + j;
-            if (r == 4) {
-                const v4d t0r = ar[0] + ar[2], t0i = ai[0] + ai[2], t1r = ar[0] - ar[2], t1i = ai[0] - ai[2];
-                const v4d t2r = ar[1] + ar[3], t2i = ai[1] + ai[3];
-                const v4d t3r = ai[1] - ai[3], t3i = ar[3] - ar[1];          /* (a1 - a3) times -i */
-                o_r[0] = t0r + t2r, o_i[0] = t0i + t2i;
-                o_r[l] = t1r + t3r, o_i[l] = t1i + t3i;
-                o_r[2 * l] = t0r - t2r, o_i[2 * l] = t0i - t2i;
-                o_r[3 * l] = t1r - t3r, o_i[3 * l] = t1i - t3i;
-            } else if (r == 2) {
-                o_r[0] = ar[0] + ar[1], o_i[0] = ai[0] + ai[1];
-                o_r[l] = ar[0] - ar[1], o_i[l] = ai[0] - ai[1];
-            } else if (r == 3) {
-                const v4d sr = ar[1] + ar[2], si = ai[1] + ai[2], dr = ar[1] - ar[2], di = ai[1] - ai[2];
-                const v4d mr = ar[0] + c3 * sr, mi = ai[0] + c3 * si;
-                o_r[0] = ar[0] + sr, o_i[0] = ai[0] + si;
-                o_r[l] = mr + s3 * di, o_i[l] = mi - s3 * dr;
-                o_r[2 * l] = mr - s3 * di, o_i[2 * l] = mi + s3 * dr;
-            } else {   /* r == 5 */
-                const v4d b1r = ar[1] + ar[4], b1i = ai[1] + ai[4], b4r = ar[1] - ar[4], b4i = ai[1] - ai[4];
-                const v4d b2r = ar[2] + ar[3], b2i = ai[2] + ai[3], b3r = ar[2] - ar[3], b3i = ai[2] - ai[3];
-                const v4d t1r = ar[0] + c51 * b1r + c52 * b2r, t1i = ai[0] + c51 * b1i + c52 * b2i;
-                const v4d t2r = ar[0] + c52 * b1r + c51 * b2r, t2i = ai[0] + c52 * b1i + c51 * b2i;
-                const v4d u1r = s51 * b4r + s52 * b3r, u1i = s51 * b4i + s52 * b3i;
-                const v4d u2r = s52 * b4r - s51 * b3r, u2i = s52 * b4i - s51 * b3i;
-                o_r[0] = ar[0] + b1r + b2r, o_i[0] = ai[0] + b1i + b2i;
-                o_r[l] = t1r + u1i, o_i[l] = t1i - u1r;                      /* t1 - i u1 */
-                o_r[4 * l] = t1r - u1i, o_i[4 * l] = t1i + u1r;              /* t1 + i u1 */
-                o_r[2 * l] = t2r + u2i, o_i[2 * l] = t2i - u2r;
-                o_r[3 * l] = t2r - u2i, o_i[3 * l] = t2i + u2r;
-            }
-        }
+/* One stage's butterflies in place: radix r, l points per sub-transform before it (its twiddles tr, ti); a
+ * function NAME for vectors of type V (the lanes independent: every lane's arithmetic the same at any width). */
+#define RFFT_STAGE(NAME, V)                                                                                 \
+static inline __attribute__((always_inline)) void NAME(V *restrict re, V *restrict im, Py_ssize_t m, int r, \
+                                                       Py_ssize_t l, const double *tr, const double *ti)    \
+{                                                                                                           \
+    const Py_ssize_t big = l * r;                                                                           \
+    const double c3 = -0.5, s3 = 0.86602540378443864676;                                                    \
+    const double c51 = 0.30901699437494742410, c52 = -0.80901699437494742410;                               \
+    const double s51 = 0.95105651629515357212, s52 = 0.58778525229247312917;                                \
+    for (Py_ssize_t b = 0; b < m; b += big)                                                                 \
+        for (Py_ssize_t j = 0; j < l; j++) {                                                                \
+            V ar[5], ai[5];                                                                                 \
+            const double *wr = tr + j * (r - 1), *wi = ti + j * (r - 1);                                    \
+            ar[0] = re[b + j], ai[0] = im[b + j];                                                           \
+            for (int q = 1; q < r; q++) {                                                                   \
+                const V xr = re[b + j + q * l], xi = im[b + j + q * l];                                     \
+                if (j == 0) {                                                                               \
+                    ar[q] = xr, ai[q] = xi;                                                                 \
+                } else {                                                                                    \
+                    const double c = wr[q - 1], s = wi[q - 1];                                              \
+                    ar[q] = xr * c - xi * s;                                                                \
+                    ai[q] = xr * s + xi * c;                                                                \
+                }                                                                                           \
+            }                                                                                               \
+            V *o_r = re + b + j, *o_i = im + b + j;                                                         \
+            if (r == 4) {                                                                                   \
+                const V t0r = ar[0] + ar[2], t0i = ai[0] + ai[2], t1r = ar[0] - ar[2], t1i = ai[0] - ai[2]; \
+                const V t2r = ar[1] + ar[3], t2i = ai[1] + ai[3];                                           \
+                const V t3r = ai[1] - ai[3], t3i = ar[3] - ar[1];          /* (a1 - a3) times -i */         \
+                o_r[0] = t0r + t2r, o_i[0] = t0i + t2i;                                                     \
+                o_r[l] = t1r + t3r, o_i[l] = t1i + t3i;                                                     \
+                o_r[2 * l] = t0r - t2r, o_i[2 * l] = t0i - t2i;                                             \
+                o_r[3 * l] = t1r - t3r, o_i[3 * l] = t1i - t3i;                                             \
+            } else if (r == 2) {                                                                            \
+                o_r[0] = ar[0] + ar[1], o_i[0] = ai[0] + ai[1];                                             \
+                o_r[l] = ar[0] - ar[1], o_i[l] = ai[0] - ai[1];                                             \
+            } else if (r == 3) {                                                                            \
+                const V sr = ar[1] + ar[2], si = ai[1] + ai[2], dr = ar[1] - ar[2], di = ai[1] - ai[2];     \
+                const V mr = ar[0] + c3 * sr, mi = ai[0] + c3 * si;                                         \
+                o_r[0] = ar[0] + sr, o_i[0] = ai[0] + si;                                                   \
+                o_r[l] = mr + s3 * di, o_i[l] = mi - s3 * dr;                                               \
+                o_r[2 * l] = mr - s3 * di, o_i[2 * l] = mi + s3 * dr;                                       \
+            } else {   /* r == 5 */                                                                         \
+                const V b1r = ar[1] + ar[4], b1i = ai[1] + ai[4], b4r = ar[1] - ar[4], b4i = ai[1] - ai[4]; \
+                const V b2r = ar[2] + ar[3], b2i = ai[2] + ai[3], b3r = ar[2] - ar[3], b3i = ai[2] - ai[3]; \
+                const V t1r = ar[0] + c51 * b1r + c52 * b2r, t1i = ai[0] + c51 * b1i + c52 * b2i;           \
+                const V t2r = ar[0] + c52 * b1r + c51 * b2r, t2i = ai[0] + c52 * b1i + c51 * b2i;           \
+                const V u1r = s51 * b4r + s52 * b3r, u1i = s51 * b4i + s52 * b3i;                           \
+                const V u2r = s52 * b4r - s51 * b3r, u2i = s52 * b4i - s51 * b3i;                           \
+                o_r[0] = ar[0] + b1r + b2r, o_i[0] = ai[0] + b1i + b2i;                                     \
+                o_r[l] = t1r + u1i, o_i[l] = t1i - u1r;                      /* t1 - i u1 */                \
+                o_r[4 * l] = t1r - u1i, o_i[4 * l] = t1i + u1r;              /* t1 + i u1 */                \
+                o_r[2 * l] = t2r + u2i, o_i[2 * l] = t2i - u2r;                                             \
+                o_r[3 * l] = t2r - u2i, o_i[3 * l] = t2i + u2r;                                             \
+            }                                                                                               \
+        }                                                                                                   \
 }
 
-/* Stage s of the transform on the len points at re, im (a whole number of its sub-transforms). */
-static inline __attribute__((always_inline)) void rfft_run_stage(const rfft_plan *p, int s, v4d *re, v4d *im,
-                                                                 Py_ssize_t len)
-{
-    const int r = p->radix[s];
-    const Py_ssize_t l = p->span[s], at = p->m + 1 + p->tw_at[s];
-    if (r == 4)
-        rfft_stage(re, im, len, 4, l, p->tw_re + at, p->tw_im + at);
-    else if (r == 2)
-        rfft_stage(re, im, len, 2, l, p->tw_re + at, p->tw_im + at);
-    else if (r == 3)
-        rfft_stage(re, im, len, 3, l, p->tw_re + at, p->tw_im + at);
-    else
-        rfft_stage(re, im, len, 5, l, p->tw_re + at, p->tw_im + at);
+RFFT_STAGE(rfft_stage, v4d)
+
+/* Stage s of the transform on the len points at re, im (a whole number of its sub-transforms): a function NAME for
+ * vectors of type V, STAGE the butterflies' function for them. */
+#define RFFT_RUN_STAGE(NAME, STAGE, V)                                                                          \
+static inline __attribute__((always_inline)) void NAME(const rfft_plan *p, int s, V *re, V *im, Py_ssize_t len) \
+{                                                                                                               \
+    const int r = p->radix[s];                                                                                  \
+    const Py_ssize_t l = p->span[s], at = p->m + 1 + p->tw_at[s];                                               \
+    if (r == 4)                                                                                                 \
+        STAGE(re, im, len, 4, l, p->tw_re + at, p->tw_im + at);                                                 \
+    else if (r == 2)                                                                                            \
+        STAGE(re, im, len, 2, l, p->tw_re + at, p->tw_im + at);                                                 \
+    else if (r == 3)                                                                                            \
+        STAGE(re, im, len, 3, l, p->tw_re + at, p->tw_im + at);                                                 \
+    else                                                                                                        \
+        STAGE(re, im, len, 5, l, p->tw_re + at, p->tw_im + at);                                                 \
 }
+
+RFFT_RUN_STAGE(rfft_run_stage, rfft_stage, v4d)
 
 /* The transforms of ng groups of four columns (x + g of a window x (N, w): group t its columns 4t .. 4t+3, the
  * last group's ncols <= 4 of them, its lanes past them zero), group t in the work area at work + 2 t m, and the
@@ -3087,13 +3237,58 @@ static void rfft_groups(const rfft_plan *p, const double *x, Py_ssize_t w, int n
     }
 }
 
-/* window_rfft(x (N, w), out (ni, nl) complex as pairs, ni, N, w, nl) -> True, or False (out untouched) when N / 2
- * has a prime factor above 5: the first nl <= N/2 + 1 lines of the real DFT of each of the first ni <= w columns. */
+#ifdef X86_CLONES
+/* On a CPU with AVX-512 (asked at run time), eight columns in the lanes of one 512-bit vector: half the
+ * instructions of two groups of four. Elsewhere the groups of four: without AVX-512 (and on aarch64's NEON) an
+ * eight-lane vector takes four or more registers, and a radix-4 or -5 butterfly's operands no longer fit in them. */
+#define RFFT_WIDE 1
+typedef double v8d __attribute__((vector_size(64)));
+RFFT_STAGE(rfft_stage8, v8d)
+RFFT_RUN_STAGE(rfft_run_stage8, rfft_stage8, v8d)
+
+/* rfft_groups for the eight columns of x (N, w) from x on, w >= 8: the first nl lines of the first nrows <= 8 of
+ * them into out ((nrows, nl) complex as pairs). The same stages in the same order, eight lanes a vector. */
+__attribute__((target("avx512f"))) static void rfft_wide(const rfft_plan *p, const double *x, Py_ssize_t w,
+                                                         Py_ssize_t nrows, Py_ssize_t nl, double *out)
+{
+    const Py_ssize_t m = p->m, blk = p->block;
+    v8d *re = (v8d *)p->work, *im = re + m;
+    for (Py_ssize_t b0 = 0; b0 < m; b0 += blk) {
+        for (Py_ssize_t i = b0; i < b0 + blk; i++) {
+            const double *a = x + 2 * p->perm[i] * w;
+            memcpy(&re[i], a, sizeof(v8d));
+            memcpy(&im[i], a + w, sizeof(v8d));
+        }
+        for (int s = 0; s < p->in_block; s++)
+            rfft_run_stage8(p, s, re + b0, im + b0, blk);
+    }
+    for (int s = p->in_block; s < p->ns; s++)
+        rfft_run_stage8(p, s, re, im, m);
+    for (Py_ssize_t k = 0; k < nl; k++) {
+        const Py_ssize_t kk = k == 0 ? 0 : m - k;     /* Z[m] is Z[0] */
+        const Py_ssize_t k0 = k == m ? 0 : k;
+        const v8d zr = re[k0], zi = im[k0], cr = re[kk], ci = -im[kk];   /* Z[k], conj(Z[m - k]) */
+        const v8d er = (zr + cr) * 0.5, ei = (zi + ci) * 0.5;            /* E[k] */
+        const v8d or_ = (zi - ci) * 0.5, oi = (cr - zr) * 0.5;           /* O[k] = (Z - conj) / 2i */
+        const double wr = p->tw_re[k], wi = p->tw_im[k];
+        const v8d xr = er + (or_ * wr - oi * wi), xi = ei + (or_ * wi + oi * wr);
+        for (int l = 0; l < 8 && l < nrows; l++) {
+            out[(l * nl + k) * 2] = xr[l];
+            out[(l * nl + k) * 2 + 1] = xi[l];
+        }
+    }
+}
+#endif
+
+/* window_rfft(x (N, w), out (ni, nl) complex as pairs, ni, N, w, nl[, wide]) -> True, or False (out untouched) when
+ * N / 2 has a prime factor above 5: the first nl <= N/2 + 1 lines of the real DFT of each of the first ni <= w
+ * columns. wide (default true): eight columns a vector where the CPU has AVX-512; false: four (the same lines). */
 static PyObject *k_window_rfft(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(2);
     Py_ssize_t ni, big_n, w, nl;
-    if (kernel_args(args, o, 2, "nnnn", &ni, &big_n, &w, &nl))
+    int wide = 1;
+    if (kernel_args(args, o, 2, "nnnn|p", &ni, &big_n, &w, &nl, &wide))
         return NULL;
     if (ni < 0 || w < ni || big_n < 4 || big_n % 2 || nl < 0 || nl > big_n / 2 + 1)
         return bad_args("window_rfft: bad dimensions");
@@ -3117,6 +3312,12 @@ static PyObject *k_window_rfft(PyObject *self, PyObject *args)
     for (Py_ssize_t g = 0; g < ni; g += 8) {
         const int ng = ni - g > 4 ? 2 : 1;
         const Py_ssize_t last = w - g - 4 * (ng - 1);     /* the last group's columns */
+#ifdef RFFT_WIDE
+        if (wide && ng == 2 && w - g >= 8 && __builtin_cpu_supports("avx512f")) {
+            rfft_wide(p, x + g, w, ni - g < 8 ? ni - g : 8, nl, out + g * nl * 2);
+            continue;
+        }
+#endif
         const Py_ssize_t nrows[2] = {ni - g < 4 ? ni - g : 4, ni - g - 4 < 4 ? ni - g - 4 : 4};
         double *const outs[2] = {out + g * nl * 2, out + (g + 4) * nl * 2};
         rfft_groups(p, x + g, w, ng, last < 4 ? last : 4, nrows, nl, outs);
@@ -3147,6 +3348,7 @@ static PyMethodDef methods[] = {
     {"cycle_times", k_cycle_times, METH_VARARGS, "Clock times of cycles and half cycles from their boundaries."},
     {"window_append", k_window_append, METH_VARARGS, "Cycles of resampled inputs into a window's rows."},
     {"half_cycle_rms", k_half_cycle_rms, METH_VARARGS, "Urms(1/2) from half-cycle mean squares."},
+    {"half_cycle_events", k_half_cycle_events, METH_VARARGS, "Urms(1/2) and the voltage events' screen of a batch."},
     {"window_finish", k_window_finish, METH_VARARGS, "A window's angles, deviations and signalling voltages."},
     {"window_rfft", k_window_rfft, METH_VARARGS, "The first lines of the real DFT of each row of a window."},
     {NULL, NULL, 0, NULL},

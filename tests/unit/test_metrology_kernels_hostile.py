@@ -71,6 +71,15 @@ HOSTILE_CALLS = {
     "flicker_squares: carried rows not fewer than a run": ("flicker_squares", [7, 7 * 3, 32 * 7, 3, 1],
                                                            [1, 7, 3, 32, 32, 1, 0.0, 1.0]),
     "flicker_squares: rows times inputs overflow": ("flicker_squares", [8, 4, 8, 4, 4], [BIG, 4, 1, 2, 0, 4, 0.0, 1.0]),
+    # a history count past its rows: the screen read rows before the history, the quiet batch moved them
+    "half_cycle_events: more history rows than it holds": ("half_cycle_events", [2 * 11, 11, 3, 120 * 3, 3, 2 * 11,
+                                                                                 2 * 3, 2],
+                                                           [1, 11, 3, 120, 121, True, True, False]),
+    # 2m * k overflows: Urms(1/2) written past its rows
+    "half_cycle_events: cycles times signals overflow": ("half_cycle_events", [8, 8, 1, 8, 3, 8, 8, 8],
+                                                         [BIG, 8, 1, 8, 0, True, True, False]),
+    "half_cycle_events: a NaN channel": ("half_cycle_events", [2 * 4, 4, "nan_idx", 8 * 4, 3, 2 * 4, 2 * 4, 2],
+                                         [1, 4, 4, 8, 0, True, True, False]),
     "rising_crossings: a buffer not aligned to 8 bytes": ("rising_crossings", ["misaligned", 8, 8, 8], [8, 0, 2]),
 }
 
