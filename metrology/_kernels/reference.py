@@ -195,11 +195,12 @@ def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: 
                 ) -> tuple[np.ndarray, np.ndarray]:
     """The cycle tracker's usual pass over a block: its reference (``x`` (n,), or ``x`` (n, c) @ ``weights``) through
     the filter ``sos`` from the states ``zi``, after the last ``state[4]`` filtered samples of the blocks before,
-    which ``tail`` (tl,) keeps right-aligned; then ``track_crossings`` over the two from index 1 of the block, or 2
-    before it, with ``half`` floor(period / 2) (0 for a NaN period, at most the samples there are) and the base
-    ``params[0]`` (the index of x's first row) minus the samples kept. In place: ``zi``, ``state`` (track_crossings'
-    four, then the samples now kept), ``tail`` (the last tl filtered samples, right-aligned), and ``hist`` (hl,) or
-    (hl, c) the last hl rows of ``x`` when it has that many (else unchanged). Returns track_crossings' result."""
+    which ``tail`` (tl,) keeps right-aligned; then ``track_crossings`` over the two from two samples before the block
+    (index 1 when fewer are kept), with ``half`` floor(period / 2) (0 for a NaN period, at most the samples there
+    are) and the base ``params[0]`` (the index of x's first row) minus the samples kept. In place: ``zi``, ``state``
+    (track_crossings' four, then how many filtered samples the tail holds), ``tail`` (the last tl filtered samples,
+    right-aligned), and ``hist`` (hl,) or (hl, c) the last hl rows of ``x`` when it has that many (else unchanged).
+    Returns track_crossings' result."""
     kept = float(state[4])
     if not 0 <= kept <= tail.shape[0]:
         raise ValueError("track_block: the tail count is not within the tail")
