@@ -187,6 +187,11 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
         ("event_screen (1 s of Urms(1/2), 3 voltages, in 8 batches)",
          _best(lambda: [reference.event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)]),
          _best(lambda: [_kernels.c_event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)])),
+        ("half_cycle_events (1 s: 60 cycles in 8 batches, Urms(1/2), the screen and the RVC history)",
+         _best(lambda: [reference.half_cycle_events(h, h[0, 0].copy(), True, watched, np.zeros((120, 3)), 0, limits,
+                                                    True, False) for h in np.array_split(halves, 8)]),
+         _best(lambda: [_kernels.c_half_cycle_events(h, h[0, 0].copy(), True, watched, np.zeros((120, 3)), 0, limits,
+                                                     True, False) for h in np.array_split(halves, 8)])),
     ]
 
 

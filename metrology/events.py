@@ -122,7 +122,10 @@ class VoltageEvents:
         self.hyst = t.hysteresis_pct * u
         self.rvc_thr, self.rvc_end = t.rvc_threshold_pct * u, (t.rvc_threshold_pct - t.rvc_hysteresis_pct) * u
         self.n_rvc = t.halves_per_second
-        self._screen = np.array([self.dip, self.swell, self.rvc_thr])
+        self.screen_params = np.array([self.dip, self.swell, self.rvc_thr])
+        # the last Urms(1/2) values (RVC), up to n_rvc rows, right-aligned: rows n_rvc - hist_n .. (``history``)
+        self.hist = np.zeros((self.n_rvc, len(names)))
+        self.hist_n = 0
         self.counts = dict.fromkeys(KINDS, 0)
         self._last_ns = 0
         self.restart()
@@ -133,9 +136,20 @@ class VoltageEvents:
         self.pending: list[PqEvent | EventStart] = [
             self._finish(ev, self._last_ns) for ev in getattr(self, "open", {}).values() if ev.kind != "rvc"]
         self.open: dict[str, _Open] = {}
-        self.history = np.zeros((0, len(self.names)))     # the last Urms(1/2) values (RVC), up to n_rvc rows
+        self.hist_n = 0
         self.power_hist: deque[float] = deque(maxlen=POWER_HISTORY_HALVES)
         self._last_ns = 0
+
+    @property
+    def history(self) -> np.ndarray:
+        """The last Urms(1/2) values (n, channels), n up to n_rvc, oldest first (a view of ``hist``)."""
+        return self.hist[self.n_rvc - self.hist_n:]
+
+    @history.setter
+    def history(self, rows: np.ndarray) -> None:
+        rows = rows[-self.n_rvc:]
+        self.hist[self.n_rvc - rows.shape[0]:] = rows
+        self.hist_n = rows.shape[0]
 
     @property
     def active(self) -> bool:
@@ -150,15 +164,27 @@ class VoltageEvents:
         of the event statistics beside each Urms(1/2) (``metrology.evstats``: phase currents, THD, PF, f; NaN
         when not given), or a function that makes them, called only when some value is looked at one by one. Appends starts and finished events to ``out``; returns the per-value flag (a dip, swell
         or interruption in progress)."""
+        # a value beyond the dip or swell threshold, or one far from the mean of the 100/120 before it (an RVC
+        # candidate: ``_step`` checks steady state and the rest), in one C pass (reference.event_screen)
+        maybe, rvc_maybe = _kernels.event_screen(u, self.history, self.n_rvc, self.screen_params, self.t.rvc_enabled)
+        quiet = not self.open and not maybe and not np.logical_or.reduce(rvc_maybe)
+        if quiet:
+            self.history = np.concatenate((self.history, u[-self.n_rvc:]))
+        return self.screened(u, rvc_maybe, end_index, end_ns, power, out, extra, quiet)
+
+    def screened(self, u: np.ndarray, rvc_maybe: np.ndarray, end_index: np.ndarray, end_ns: np.ndarray,
+                 power: np.ndarray, out: list[PqEvent | EventStart],
+                 extra: np.ndarray | Callable[[], np.ndarray] | None, quiet: bool) -> np.ndarray:
+        """``process`` after the screen (``rvc_maybe`` its RVC candidates): ``quiet`` (no event open, no value beyond
+        the dip or swell threshold, no RVC candidate) says the values need no look one by one, and that the
+        history already holds them."""
         n = u.shape[0]
         if self.pending:
             out.extend(self.pending)
             self.pending = []
-        # a value beyond the dip or swell threshold, or one far from the mean of the 100/120 before it (an RVC
-        # candidate: ``_step`` checks steady state and the rest), in one C pass (reference.event_screen)
-        maybe, rvc_maybe = _kernels.event_screen(u, self.history, self.n_rvc, self._screen, self.t.rvc_enabled)
-        if not self.open and not maybe and not np.logical_or.reduce(rvc_maybe):    # the usual case: nothing happens
-            self._remember(u, power, end_ns)
+        if quiet:                                     # the usual case: nothing happens
+            self.power_hist.extend(power[-POWER_HISTORY_HALVES:].tolist())
+            self._last_ns = int(end_ns[-1])
             return np.zeros(n, dtype=bool)
         if extra is None:
             extra = np.full((n, PHASE_CURRENTS + u.shape[1] + 2), np.nan)
@@ -173,11 +199,6 @@ class VoltageEvents:
         return flags
 
     # ------------------------------------------------------------------ per value
-
-    def _remember(self, u: np.ndarray, power: np.ndarray, end_ns: np.ndarray) -> None:
-        self.history = np.concatenate((self.history, u[-self.n_rvc:]))[-self.n_rvc:]
-        self.power_hist.extend(power[-POWER_HISTORY_HALVES:].tolist())
-        self._last_ns = int(end_ns[-1])
 
     def _step(self, u: np.ndarray, ul: list[float], index: float, ns: int, power: float, rvc_maybe: bool,
               out: list[PqEvent | EventStart], extra: np.ndarray) -> None:

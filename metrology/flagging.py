@@ -12,20 +12,26 @@ from typing import Callable
 import numpy as np
 
 from metrology import _kernels
-from metrology.events import EventStart, EventThresholds, PqEvent, VoltageEvents
+from metrology.events import POWER_HISTORY_HALVES, EventStart, EventThresholds, PqEvent, VoltageEvents
 from metrology.systems import I_PH
 
 
 class EventFlagger:
     def __init__(self, thresholds: EventThresholds, channels: np.ndarray, names: tuple[str, ...]) -> None:
         self.channels = np.asarray(channels)         # indices of the derived voltage signals to watch
-        self._channel_columns = self.channels.astype(np.float64)     # as the half_cycle_rms kernel takes them
+        self._channel_columns = self.channels.astype(np.float64)     # as the half_cycle_events kernel takes them
         self.events = VoltageEvents(thresholds, names)
-        self.prev_half: np.ndarray | None = None     # mean square of the last half cycle seen
+        self._prev = np.zeros(0)          # mean square of the last half cycle seen (its signals), once there is one
+        self._has_prev = False
 
     def restart(self) -> None:
-        self.prev_half = None
+        self._has_prev = False
         self.events.restart()
+
+    @property
+    def prev_half(self) -> np.ndarray | None:
+        """Mean square of the last half cycle seen (None after a restart)."""
+        return self._prev if self._has_prev else None
 
     @property
     def in_event(self) -> bool:
@@ -43,12 +49,24 @@ class EventFlagger:
         The first value after a restart is the RMS of its half cycle alone.
         """
         m = half_ms.shape[0]
-        urms, watched = _kernels.half_cycle_rms(half_ms, self.prev_half, self._channel_columns)
-        self.prev_half = half_ms[-1, 1].copy()
+        if self._prev.shape[0] != half_ms.shape[2]:
+            self._prev, self._has_prev = np.zeros(half_ms.shape[2]), False
+        ev = self.events
+        # Urms(1/2), the events' screen and, for a quiet batch, the RVC history: one C pass
+        # (reference.half_cycle_events)
+        urms, watched, rvc_maybe, rows = _kernels.half_cycle_events(
+            half_ms, self._prev, self._has_prev, self._channel_columns, ev.hist, ev.hist_n, ev.screen_params,
+            ev.t.rvc_enabled, bool(ev.open))
+        self._has_prev = True
+        if rows >= 0:                    # the usual case: nothing happens
+            ev.hist_n = rows
+            ev.screened(watched, rvc_maybe, end_index, end_ns, power[-((POWER_HISTORY_HALVES + 1) // 2):].repeat(2), out,
+                        None, True)
+            return urms, np.zeros(m, dtype=bool)
 
         def extra() -> np.ndarray:
             per_cycle = np.full((m, self.channels.size + 2), np.nan) if cycle_stats is None else cycle_stats()
             return np.concatenate((urms[:, I_PH], np.repeat(per_cycle, 2, axis=0)), axis=1)
 
-        flags = self.events.process(watched, end_index, end_ns, power.repeat(2), out, extra)
+        flags = ev.screened(watched, rvc_maybe, end_index, end_ns, power.repeat(2), out, extra, False)
         return urms, np.logical_or(flags[0::2], flags[1::2])

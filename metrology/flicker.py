@@ -305,16 +305,22 @@ class FlickerMeter:
         out: list[PstInterval] = []
         if first >= n:
             return out
-        taken = pinst[first::stride]
-        ticks = (t_ns[first::stride] // self.interval_ns).astype(np.int64)
+        taken, times = pinst[first::stride], t_ns[first::stride]
+        # the interval of each (its tick), as runs of equal ticks: one run when the earliest and the latest share it
+        # (the usual case: the floor division is monotonic)
+        tick_lo, tick_hi = times.min() // self.interval_ns, times.max() // self.interval_ns
+        if tick_lo == tick_hi:
+            runs = [(taken.shape[0], int(tick_lo))]
+        else:
+            ticks = (times // self.interval_ns).astype(np.int64)
+            runs = [(k + 1, int(ticks[k])) for k in np.flatnonzero(np.diff(ticks)).tolist() + [ticks.shape[0] - 1]]
         lo = 0
-        for k in np.flatnonzero(np.diff(ticks)).tolist() + [ticks.shape[0] - 1]:
-            tick = int(ticks[k])
+        for hi, tick in runs:
             if self._tick is not None and tick != self._tick:
                 out.append(self._close())
             self._tick = tick
-            self._stats.append(taken[lo:k + 1].copy())
-            lo = k + 1
+            self._stats.append(taken[lo:hi].copy())
+            lo = hi
         return out
 
     def flush(self) -> list[PstInterval]:

@@ -248,6 +248,18 @@ def c_half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.
     return urms, watched
 
 
+def c_half_cycle_events(half_ms: np.ndarray, prev: np.ndarray, has_prev: bool, channels: np.ndarray, hist: np.ndarray,
+                        hist_n: int, params: np.ndarray, rvc_enabled: bool, is_open: bool
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    half_ms = _f64(half_ms)
+    m, _, k = half_ms.shape
+    n_rvc, nc = hist.shape
+    urms, watched, cand = np.empty((2 * m, k)), np.empty((2 * m, nc)), np.empty(2 * m)
+    rows = _ckernels.half_cycle_events(half_ms, prev, channels, hist, params, urms, watched, cand, m, k, nc, n_rvc,
+                                       hist_n, has_prev, rvc_enabled, is_open)
+    return urms, watched, cand != 0, rows
+
+
 def c_window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.ndarray, udin: float
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     s, nc, nk = fund.shape[0], v.shape[0], msv.shape[1]
@@ -271,7 +283,7 @@ KERNELS = ("resample_cycles", "cycle_stats", "cycle_batch", "sosfilt", "harmonic
            "track_crossings", "track_block", "cycle_change", "harmonic_values", "block_squares", "flicker_squares",
            "event_screen", "flicker_chain", "interval_values",
            "interval_energy", "window_harmonics", "aggregate_add", "cycle_times",
-           "window_append", "half_cycle_rms", "window_finish", "window_rfft")
+           "window_append", "half_cycle_rms", "half_cycle_events", "window_finish", "window_rfft")
 
 
 def _select(c: bool) -> None:
@@ -291,6 +303,7 @@ interval_values, interval_energy = reference.interval_values, reference.interval
 window_harmonics, aggregate_add = reference.window_harmonics, reference.aggregate_add
 cycle_times, window_append = reference.cycle_times, reference.window_append
 half_cycle_rms, window_finish = reference.half_cycle_rms, reference.window_finish
+half_cycle_events = reference.half_cycle_events
 window_rfft = reference.window_rfft
 if _ckernels is not None:
     BACKEND = "c"

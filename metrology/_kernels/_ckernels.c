@@ -169,6 +169,20 @@ static inline v4d splat(double v)
     return (v4d){v, v, v, v};
 }
 
+/* The lanes i, j, k, l (constants) of the eight of a, b. */
+#if defined(__clang__)
+#define SHUFFLE2(a, b, i, j, k, l) __builtin_shufflevector((a), (b), (i), (j), (k), (l))
+#else
+#define SHUFFLE2(a, b, i, j, k, l) __builtin_shuffle((a), (b), (v4l){(i), (j), (k), (l)})
+#endif
+
+/* p[0] in every lane as one broadcast load (a vector built from a scalar takes a shuffle more in the per-CPU
+ * clones): reads p[0..3], which the caller keeps inside its buffers. */
+static inline v4d splat_at(const double *p)
+{
+    return SHUFFLE2(v4_load(p), v4_load(p), 0, 0, 0, 0);
+}
+
 /* The per-sample passes are compiled three times on x86-64, for the baseline, x86-64-v3 (AVX2) and x86-64-v4
  * (AVX-512: twice the vector registers), and the loader picks the one the CPU runs; elsewhere (aarch64: NEON) once.
  * setup.py builds with -ffp-contract=off: no multiply-add is fused, so every clone gives the same bits as the
@@ -301,6 +315,23 @@ static inline int taps_row7(const double *r, Py_ssize_t c, v4l ml, v4l mh, const
     return (nan[0] | nan[1] | nan[2] | nan[3]) != 0;
 }
 
+/* Output row o of resample_rows' one-delay form from lane l (a constant where it is inlined) of the four positions'
+ * floors (base) and weights (w4). */
+static inline __attribute__((always_inline)) void same_delay_row(const double *x, Py_ssize_t n, Py_ssize_t c,
+                                                                 v4d base, const v4d w4[6], const int l, double *o)
+{
+    const Py_ssize_t k0 = (Py_ssize_t)base[l] - 2;
+    if (k0 >= 0 && k0 + 5 < n) {
+        v4d w[6];
+        for (int t = 0; t < 6; t++)
+            w[t] = SHUFFLE2(w4[t], w4[t], l, l, l, l);
+        taps_row(x + k0 * c, c, w, w, o);
+    } else {
+        const double wl[6] = {w4[0][l], w4[1][l], w4[2][l], w4[3][l], w4[4][l], w4[5][l]};
+        resample_edge(x, n, c, k0, wl, 0, c, o);
+    }
+}
+
 /* resample_core for 4 to 8 columns, every sum in the scalar form's order. One delay for all columns: the weights
  * of four output samples at once, each row's taps as vectors of columns. A delay per column: each row's column
  * weights as vectors, and its taps too where the columns' first taps are one row or two neighbouring rows (delays
@@ -326,6 +357,14 @@ static inline __attribute__((always_inline)) void resample_rows(
                 const v4d base = v4_floor(p);
                 v4d w4[6];
                 lagrange6_v4(p - base, w4);
+                if (nj == 4) {        /* each row's weights a shuffle of the lane, a constant */
+                    double *o = out + (i0 + j) * c;
+                    same_delay_row(x, n, c, base, w4, 0, o);
+                    same_delay_row(x, n, c, base, w4, 1, o + c);
+                    same_delay_row(x, n, c, base, w4, 2, o + 2 * c);
+                    same_delay_row(x, n, c, base, w4, 3, o + 3 * c);
+                    continue;
+                }
                 for (int l = 0; l < nj; l++) {
                     const Py_ssize_t k0 = (Py_ssize_t)base[l] - 2;
                     double *o = out + (i0 + j + l) * c;
@@ -622,19 +661,15 @@ static inline __attribute__((always_inline)) v4d derive_group(const groups12 *gr
 #define USED_I6_3W_WYE USED(0x2a, 0x2f, 0x15, 0)
 #define USED_I6_DELTA USED(0x22, 0x27, 0x15, 0)
 
-/* The lanes i, j, k, l (constants) of the eight of a, b. */
-#if defined(__clang__)
-#define SHUFFLE2(a, b, i, j, k, l) __builtin_shufflevector((a), (b), (i), (j), (k), (l))
-#else
-#define SHUFFLE2(a, b, i, j, k, l) __builtin_shuffle((a), (b), (v4l){(i), (j), (k), (l)})
-#endif
+
+/* derive7 reads xr[0..9] (splat_at). */
 static inline __attribute__((always_inline)) void derive7(const v4d (*dense)[5], const double *xr, v4d *a0,
                                                           v4d *a1, v4d *a2, v4d *ai, const unsigned used)
 {
     v4d s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s4 = s0;
 #pragma GCC unroll 7
     for (int i = 0; i < 7; i++) {
-        const v4d xi = splat(xr[i]);
+        const v4d xi = splat_at(xr + i);
         if (used >> i & 1)
             s0 += xi * dense[i][0];
         if (used >> (7 + i) & 1)
@@ -649,11 +684,12 @@ static inline __attribute__((always_inline)) void derive7(const v4d (*dense)[5],
 
 /* One cycle (s rows of c inputs at x, 4 <= c <= 8) of cycle_stats with at most 12 signals; vgroup is a constant
  * where it is inlined: 0 the products' voltages are group 0, 3 their own group, 7 as 0 with c == 7 (derive7, with
- * the terms of ``used``, also a constant).
+ * the terms of ``used``, also a constant). Reads cs[0 .. s+2], sn[0 .. s+2] and three items past each row
+ * (splat_at): the last row from last_row where that is not NULL (a copy of it with three more items).
  * Returns 0 where an input of the cycle is NaN or infinite: its sums are then not those of the reference. */
 static inline __attribute__((always_inline)) int cycle_stats12(
-    const groups12 *gr, const int vgroup, const unsigned used, const double *restrict x, Py_ssize_t s, const double *restrict cs,
-    const double *restrict sn, double *restrict o_sq0, double *restrict o_sq1, double *restrict o_pk,
+    const groups12 *gr, const int vgroup, const unsigned used, const double *restrict x, const double *last_row,
+    Py_ssize_t s, const double *restrict cs, const double *restrict sn, double *restrict o_sq0, double *restrict o_sq1, double *restrict o_pk,
     double *restrict o_re, double *restrict o_im, double *restrict o_vi)
 {
     const Py_ssize_t half = s / 2, c = gr->c, hc = c - 4;
@@ -663,7 +699,7 @@ static inline __attribute__((always_inline)) int cycle_stats12(
     for (int h = 0; h < 2; h++) {
         v4d sq0 = zero, sq1 = zero, sq2 = zero;
         for (Py_ssize_t j = h ? half : 0; j < (h ? s : half); j++) {
-            const double *xr = x + j * c;
+            const double *xr = j == s - 1 && last_row != NULL ? last_row : x + j * c;
             v4d a0, a1, a2, ai;
             if (vgroup == 7) {
                 derive7(gr->dense, xr, &a0, &a1, &a2, &ai, used);
@@ -683,7 +719,7 @@ static inline __attribute__((always_inline)) int cycle_stats12(
             sq1 += a1 * a1;
             sq2 += a2 * a2;
             vi += av * ai;
-            const v4d cj = splat(cs[j]), sj = splat(sn[j]), xl = v4_load(xr), xh = v4_load(xr + hc);
+            const v4d cj = splat_at(cs + j), sj = splat_at(sn + j), xl = v4_load(xr), xh = v4_load(xr + hc);
             rel += xl * cj;
             reh += xh * cj;
             iml += xl * sj;
@@ -796,37 +832,50 @@ static void cycle_stats_core(const double *x, const double *mat, Py_ssize_t m, P
     const int vi_vec = nvi <= 4 && v0 + 4 <= kp && i0 + 4 <= kp;
     const int in_registers = kp == 12 && nvi <= 4 && c >= 4 && c <= 8;
     groups12 gr = {.c = 0};
-    if (in_registers)
+    double last[CS_MAX_C + 3] = {0};
+    if (in_registers) {
         groups12_init(&gr, mat, c, k, v0, i0, nvi);
+        /* cos and sin with three items more, and the last cycle's last row (its reads past the row are past x):
+         * the register form reads three items past each (splat_at). In y, which it does not use: s * kp >= 2s + 6 */
+        if (s > 0) {
+            memcpy(y, cs, (size_t)s * sizeof(double));
+            memcpy(y + s + 3, sn, (size_t)s * sizeof(double));
+            y[s] = y[s + 1] = y[s + 2] = y[2 * s + 3] = y[2 * s + 4] = y[2 * s + 5] = 0.0;
+            cs = y;
+            sn = y + s + 3;
+        }
+        if (m > 0 && s > 0)
+            memcpy(last, x + ((m - 1) * s + s - 1) * c, (size_t)c * sizeof(double));
+    }
     for (Py_ssize_t cy = 0; cy < m; cy++) {
         double acc_sq0[CS_MAX_K], acc_sq1[CS_MAX_K], acc_pk[CS_MAX_K], acc_re[CS_MAX_K], acc_im[CS_MAX_K];
         double acc_vi[16];
-        const double *xc = x + cy * s * c;
+        const double *xc = x + cy * s * c, *last_row = cy == m - 1 ? last : NULL;
         int finite;
         if (in_registers) {
             /* the board's inputs, the products' voltages the first group: the terms of the system types' matrices
              * (each its own copy of the loop, the others left out), or of every input */
             const unsigned used3 = gr.used & USED(0x7f, 0x7f, 0x7f, 0);
             if (gr.vgroup == 0 && c == 7 && i0 == 6 && used3 == USED_I6_4W_WYE)
-                finite = cycle_stats12(&gr, 7, USED_I6_4W_WYE, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 7, USED_I6_4W_WYE, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
             else if (gr.vgroup == 0 && c == 7 && i0 == 6 && used3 == USED_I6_3W_WYE)
-                finite = cycle_stats12(&gr, 7, USED_I6_3W_WYE, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 7, USED_I6_3W_WYE, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
             else if (gr.vgroup == 0 && c == 7 && i0 == 6 && used3 == USED_I6_DELTA)
-                finite = cycle_stats12(&gr, 7, USED_I6_DELTA, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 7, USED_I6_DELTA, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
             else if (gr.vgroup == 0 && c == 7 && i0 == 6)
-                finite = cycle_stats12(&gr, 7, USED_I6_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 7, USED_I6_ALL, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
             else if (gr.vgroup == 0 && c == 7)
-                finite = cycle_stats12(&gr, 7, USED_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 7, USED_ALL, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
             else if (gr.vgroup == 0)
-                finite = cycle_stats12(&gr, 0, USED_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 0, USED_ALL, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
             else
-                finite = cycle_stats12(&gr, 3, USED_ALL, xc, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
+                finite = cycle_stats12(&gr, 3, USED_ALL, xc, last_row, s, cs, sn, acc_sq0, acc_sq1, acc_pk, acc_re, acc_im,
                                        acc_vi);
         } else if ((finite = all_finite(xc, s * c))) {
             for (Py_ssize_t j0 = 0; j0 < s; j0 += DERIVE_ROWS)    /* a few rows at a time: their lines stay in L1 */
@@ -1899,31 +1948,31 @@ static inline __attribute__((always_inline)) double run_square(const double *xb,
 }
 
 /* run_square for K outputs at once (K and NT, each output's term count, constants when inlined): each group of four
- * rows read once for all of them, each output's sums and their order as run_square's. */
+ * rows read once for all of them, in one four-double vector (lane j: rows j mod 4, run_square's two pairs), each
+ * output's sums and their order as run_square's. */
 static inline __attribute__((always_inline)) void run_squares(const double *xb, Py_ssize_t c, Py_ssize_t d,
                                                               const Py_ssize_t *in, const double *w, int K, int NT,
                                                               double *o)
 {
-    v2d lo[SQ_MAX_K], hi[SQ_MAX_K];
+    v4d acc4[SQ_MAX_K];
     for (int q = 0; q < K; q++)
-        lo[q] = hi[q] = (v2d){0.0, 0.0};
+        acc4[q] = splat(0.0);
     Py_ssize_t r = 0;
     for (; r + 4 <= d; r += 4) {
         const double *row = xb + r * c;
         for (int q = 0; q < K; q++) {
-            v2d a = {0.0, 0.0}, b = {0.0, 0.0};
-            for (int u = 0; u < NT; u++) {
-                const double *e = row + in[q * c + u];
-                const v2d p = {e[0], e[c]}, pq = {e[2 * c], e[3 * c]};
-                a += p * w[q * c + u];
-                b += pq * w[q * c + u];
+            /* the first term without run_square's 0.0 + before it: that only turns -0.0 to 0.0, which squares alike */
+            const double *e = row + in[q * c];
+            v4d a = (v4d){e[0], e[c], e[2 * c], e[3 * c]} * w[q * c];
+            for (int u = 1; u < NT; u++) {
+                e = row + in[q * c + u];
+                a += (v4d){e[0], e[c], e[2 * c], e[3 * c]} * w[q * c + u];
             }
-            lo[q] += a * a;
-            hi[q] += b * b;
+            acc4[q] += a * a;
         }
     }
     for (int q = 0; q < K; q++) {
-        double acc[4] = {lo[q][0], lo[q][1], hi[q][0], hi[q][1]};
+        double acc[4] = {acc4[q][0], acc4[q][1], acc4[q][2], acc4[q][3]};
         for (Py_ssize_t t = r; t < d; t++) {
             const double *row = xb + t * c;
             double v = 0.0;
@@ -1938,6 +1987,7 @@ static inline __attribute__((always_inline)) void run_squares(const double *xb, 
 /* The squares of nb runs of d rows of x (c columns) into out (nb, k): run_squares where every output has the same
  * term count (the flickermeter's three voltages: one input each, or two for line-to-line), else run_square output
  * by output. */
+PER_CPU
 static void squares_of_runs(const double *x, Py_ssize_t nb, Py_ssize_t c, Py_ssize_t d, Py_ssize_t k,
                             const Py_ssize_t *in, const double *w, const Py_ssize_t *terms, double *out)
 {
@@ -2070,6 +2120,54 @@ static PyObject *k_flicker_squares(PyObject *self, PyObject *args)
  * threshold. maybe: some row has its least value below dip or its greatest above swell (a row with a NaN has
  * neither); cand[i] (0/1): row i differs from the mean of the n_rvc rows before it (history, then u) by more
  * than the RVC threshold in some channel (never with a NaN, nor before n_rvc rows are known). */
+/* The screen of n rows u (n, ch) after the h rows hist (h, ch) before them (event_screen's definition); c: a work
+ * area of (h + n + 1) * ch doubles, or NULL when the RVC screen is off or too few rows are known. Returns maybe. */
+static int screen_rows(const double *u, const double *hist, Py_ssize_t n, Py_ssize_t h, Py_ssize_t ch, Py_ssize_t n_rvc,
+                       double dip, double swell, double thr, double *cand, double *c)
+{
+    int maybe = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double *row = u + i * ch;
+        double lo = row[0], hi = row[0];
+        int nan = isnan(row[0]);
+        for (Py_ssize_t q = 1; q < ch; q++) {
+            nan |= isnan(row[q]);
+            lo = row[q] < lo ? row[q] : lo;
+            hi = row[q] > hi ? row[q] : hi;
+        }
+        if (!nan && (lo < dip || hi > swell))
+            maybe = 1;
+        cand[i] = 0.0;
+    }
+    if (c == NULL)
+        return maybe;
+    /* running sums of hist then u, row 0 zero: c[i] is the sum of the first i rows */
+    const Py_ssize_t total = h + n;
+    for (Py_ssize_t q = 0; q < ch; q++)
+        c[q] = 0.0;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        const double *row = i < h ? hist + i * ch : u + (i - h) * ch;
+        for (Py_ssize_t q = 0; q < ch; q++)
+            c[(i + 1) * ch + q] = i == 0 ? row[q] : c[i * ch + q] + row[q];
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const Py_ssize_t idx = h + i;
+        if (idx < n_rvc)
+            continue;
+        const double *row = u + i * ch;
+        double dev = 0.0;
+        int nan = 0;
+        for (Py_ssize_t q = 0; q < ch; q++) {
+            const double mean = (c[idx * ch + q] - c[(idx - n_rvc) * ch + q]) / (double)n_rvc;
+            const double d = fabs(row[q] - mean);
+            nan |= isnan(d);
+            dev = d > dev ? d : dev;
+        }
+        cand[i] = (!nan && dev > thr) ? 1.0 : 0.0;
+    }
+    return maybe;
+}
+
 static PyObject *k_event_screen(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(4);
@@ -2084,56 +2182,17 @@ static PyObject *k_event_screen(PyObject *self, PyObject *args)
         return NULL;
     const double *u = b[0].view.buf, *hist = b[1].view.buf, *pr = b[3].view.buf;
     double *cand = b[2].view.buf;
-    const double dip = pr[0], swell = pr[1], thr = pr[2];
-    const Py_ssize_t total = h + n;
     double *c = NULL;
-    if (rvc_enabled && total > n_rvc) {
-        c = PyMem_RawMalloc((size_t)((total + 1) * ch) * sizeof(double));
+    if (rvc_enabled && h + n > n_rvc) {
+        c = PyMem_RawMalloc((size_t)((h + n + 1) * ch) * sizeof(double));
         if (c == NULL) {
             release(b, 4);
             return PyErr_NoMemory();
         }
     }
-    int maybe = 0;
+    int maybe;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) {
-        const double *row = u + i * ch;
-        double lo = row[0], hi = row[0];
-        int nan = isnan(row[0]);
-        for (Py_ssize_t q = 1; q < ch; q++) {
-            nan |= isnan(row[q]);
-            lo = row[q] < lo ? row[q] : lo;
-            hi = row[q] > hi ? row[q] : hi;
-        }
-        if (!nan && (lo < dip || hi > swell))
-            maybe = 1;
-        cand[i] = 0.0;
-    }
-    if (c != NULL) {
-        /* running sums of history then u, row 0 zero: c[i] is the sum of the first i rows */
-        for (Py_ssize_t q = 0; q < ch; q++)
-            c[q] = 0.0;
-        for (Py_ssize_t i = 0; i < total; i++) {
-            const double *row = i < h ? hist + i * ch : u + (i - h) * ch;
-            for (Py_ssize_t q = 0; q < ch; q++)
-                c[(i + 1) * ch + q] = i == 0 ? row[q] : c[i * ch + q] + row[q];
-        }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            const Py_ssize_t idx = h + i;
-            if (idx < n_rvc)
-                continue;
-            const double *row = u + i * ch;
-            double dev = 0.0;
-            int nan = 0;
-            for (Py_ssize_t q = 0; q < ch; q++) {
-                const double mean = (c[idx * ch + q] - c[(idx - n_rvc) * ch + q]) / (double)n_rvc;
-                const double d = fabs(row[q] - mean);
-                nan |= isnan(d);
-                dev = d > dev ? d : dev;
-            }
-            cand[i] = (!nan && dev > thr) ? 1.0 : 0.0;
-        }
-    }
+    maybe = screen_rows(u, hist, n, h, ch, n_rvc, pr[0], pr[1], pr[2], cand, c);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(c);
     release(b, 4);
@@ -2210,6 +2269,58 @@ static void flicker_channel(const double *ms, Py_ssize_t n, Py_ssize_t ch,
     }
 }
 
+static inline __attribute__((always_inline)) v4d biquad_step4(const biquad *q, v4d *z0, v4d *z1, v4d v)
+{
+    const v4d y = q->b0 * v + *z0;
+    *z0 = q->b1 * v - q->a1 * y + *z1;
+    *z1 = q->b2 * v - q->a2 * y;
+    return y;
+}
+
+/* Three channels of flicker_chain at once (the flickermeter's three voltages), each lane as flicker_channel computes
+ * it, the fourth lane a copy of the third; with ns a constant the states stay in registers where there are enough
+ * (AVX-512: 32). */
+static inline __attribute__((always_inline)) void flicker_three_ns(const double *ms, Py_ssize_t n, const biquad *q,
+                                                                   int ns, double *zi, double gain, double *y)
+{
+    v4d z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
+    for (int s = 0; s < ns; s++) {
+        const double *a = zi + (2 * s) * 3, *b = zi + (2 * s + 1) * 3;
+        z0[s] = (v4d){a[0], a[1], a[2], a[2]};
+        z1[s] = (v4d){b[0], b[1], b[2], b[2]};
+    }
+    const v4d zero = splat(0.0), inf = splat(INFINITY);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double *r = ms + i * 3;
+        const v4d x = {r[0], r[1], r[2], r[2]};
+        const v4d ref = biquad_step4(q, z0, z1, x);
+        v4d v = x;
+        for (int s = 1; s < ns - 1; s++)
+            v = biquad_step4(q + s, z0 + s, z1 + s, v);
+        const v4l pos = ref > zero;
+        v /= (v4d)(((v4l)ref & pos) | ((v4l)inf & ~pos));
+        v *= v;
+        const v4d out = biquad_step4(q + ns - 1, z0 + ns - 1, z1 + ns - 1, v) * gain;
+        double *o = y + i * 3;
+        o[0] = out[0];
+        o[1] = out[1];
+        o[2] = out[2];
+    }
+    for (int s = 0; s < ns; s++)
+        for (int l = 0; l < 3; l++) {
+            zi[(2 * s) * 3 + l] = z0[s][l];
+            zi[(2 * s + 1) * 3 + l] = z1[s][l];
+        }
+}
+
+/* flicker_three_ns with the flickermeter's eight sections (block 1's reference, the band-pass and weighting's six,
+ * the smoothing). */
+PER_CPU
+static void flicker_three8(const double *ms, Py_ssize_t n, const biquad *q, double *zi, double gain, double *y)
+{
+    flicker_three_ns(ms, n, q, 8, zi, gain, y);
+}
+
 /* flicker_chain(ms (n, ch), sos (ns, 6), zi (ns, 2, ch), y (n, ch), n, ns, ch, gain): blocks 3 and 4 of the
  * flickermeter on its decimated mean squares, per channel and sample (reference.flicker_chain): section 0 is the
  * block 1 reference (a low-pass of ms), sections 1 .. ns-2 the band-pass and weighting chain on ms, whose output
@@ -2234,6 +2345,10 @@ static PyObject *k_flicker_chain(PyObject *self, PyObject *args)
     biquad q[SOS_MAX_SECTIONS];
     biquads(sos, ns, q);
     Py_ssize_t c = 0;
+    if (ch == 3 && ns == 8) {
+        flicker_three8(ms, n, q, zi, gain, y);
+        c = ch;
+    }
     for (; c + 2 <= ch; c += 2)
         flicker_pair(ms + c, n, ch, q, (int)ns, zi + c, gain, y + c);
     for (; c < ch; c++)
@@ -2720,6 +2835,29 @@ static PyObject *k_window_append(PyObject *self, PyObject *args)
  *                Urms(1/2) of m cycles from their half-cycle mean squares (reference.half_cycle_rms): each value the
  *                RMS of its half and the half before it (prev before the first; without it, the first half
  *                alone), and the columns channels of them. */
+/* Urms(1/2) (2m, k) of m cycles from their half-cycle mean squares half (m, 2, k), the half before the first prev
+ * (NULL: the first half alone), and its columns channels (nc) into watched (2m, nc) (half_cycle_rms' definition). */
+static void urms_rows(const double *half, const double *prev, const double *channels, double *urms, double *watched,
+                      Py_ssize_t m, Py_ssize_t k, Py_ssize_t nc)
+{
+    for (Py_ssize_t r = 0; r < 2 * m; r++) {
+        const double *h = half + r * k, *before = r ? h - k : (prev != NULL ? prev : h);
+        for (Py_ssize_t q = 0; q < k; q++)
+            urms[r * k + q] = sqrt((before[q] + h[q]) / 2);
+        for (Py_ssize_t q = 0; q < nc; q++)
+            watched[r * nc + q] = urms[r * k + (Py_ssize_t)channels[q]];
+    }
+}
+
+/* Every entry of channels (nc) a column index below k (NaN is not). */
+static int channels_in_range(const double *channels, Py_ssize_t nc, Py_ssize_t k)
+{
+    for (Py_ssize_t q = 0; q < nc; q++)
+        if (!(channels[q] >= 0 && channels[q] < (double)k))
+            return 0;
+    return 1;
+}
+
 static PyObject *k_half_cycle_rms(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(5);
@@ -2733,22 +2871,75 @@ static PyObject *k_half_cycle_rms(PyObject *self, PyObject *args)
                               {"channels", 0, nc, 0}, {"urms", 1, ITEMS(2, m, k), 0}, {"watched", 1, ITEMS(2, m, nc), 0}};
     if (get_arrays(o, spec, 5, b))
         return NULL;
-    const double *half = b[0].view.buf, *prev = b[1].view.buf, *channels = b[2].view.buf;
-    double *urms = b[3].view.buf, *watched = b[4].view.buf;
-    for (Py_ssize_t q = 0; q < nc; q++)
-        if (!(channels[q] >= 0 && channels[q] < (double)k)) {
-            release(b, 5);
-            return bad_args("half_cycle_rms: a channel out of range");
-        }
-    for (Py_ssize_t r = 0; r < 2 * m; r++) {
-        const double *h = half + r * k, *before = r ? h - k : (has_prev ? prev : h);
-        for (Py_ssize_t q = 0; q < k; q++)
-            urms[r * k + q] = sqrt((before[q] + h[q]) / 2);
-        for (Py_ssize_t q = 0; q < nc; q++)
-            watched[r * nc + q] = urms[r * k + (Py_ssize_t)channels[q]];
+    const double *channels = b[2].view.buf;
+    if (!channels_in_range(channels, nc, k)) {
+        release(b, 5);
+        return bad_args("half_cycle_rms: a channel out of range");
     }
+    urms_rows(b[0].view.buf, has_prev ? b[1].view.buf : NULL, channels, b[3].view.buf, b[4].view.buf, m, k, nc);
     release(b, 5);
     Py_RETURN_NONE;
+}
+
+/* half_cycle_events(half_ms (m, 2, k), prev (k,), channels (nc,), hist (n_rvc, nc), params (3,), urms (2m, k),
+ *                   watched (2m, nc), cand (2m,), m, k, nc, n_rvc, hist_n, has_prev, rvc_enabled, open) -> hist_n or -1:
+ * a batch's Urms(1/2) and the voltage events' screen in one pass (reference.half_cycle_events): half_cycle_rms from
+ * prev (when has_prev), then event_screen of the watched columns after the last hist_n rows of hist (right-aligned:
+ * rows n_rvc - hist_n ..). prev becomes the batch's last half. With no event open (open false), no value beyond the
+ * dip or swell threshold and no RVC candidate the batch is quiet: its watched rows join hist (its last n_rvc rows
+ * kept) and the new row count is returned; otherwise hist is left as it was and -1 says the values need looking at
+ * one by one. */
+static PyObject *k_half_cycle_events(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(8);
+    Py_ssize_t m, k, nc, n_rvc, hist_n;
+    int has_prev, rvc_enabled, open;
+    if (kernel_args(args, o, 8, "nnnnnppp", &m, &k, &nc, &n_rvc, &hist_n, &has_prev, &rvc_enabled, &open))
+        return NULL;
+    if (m < 1 || k < 1 || nc < 1 || n_rvc < 1 || hist_n < 0 || hist_n > n_rvc)
+        return bad_args("half_cycle_events: bad dimensions");
+    const array_arg spec[] = {{"half_ms", 0, ITEMS(2, m, k)}, {"prev", 1, k}, {"channels", 0, nc},
+                              {"hist", 1, ITEMS(n_rvc, nc)}, {"params", 0, 3}, {"urms", 1, ITEMS(2, m, k)},
+                              {"watched", 1, ITEMS(2, m, nc)}, {"cand", 1, ITEMS(2, m)}};
+    if (get_arrays(o, spec, 8, b))
+        return NULL;
+    const double *half = b[0].view.buf, *channels = b[2].view.buf, *pr = b[4].view.buf;
+    double *prev = b[1].view.buf, *hist = b[3].view.buf, *urms = b[5].view.buf, *watched = b[6].view.buf;
+    double *cand = b[7].view.buf;
+    if (!channels_in_range(channels, nc, k)) {
+        release(b, 8);
+        return bad_args("half_cycle_events: a channel out of range");
+    }
+    const Py_ssize_t n = 2 * m;
+    double *c = NULL;
+    if (rvc_enabled && hist_n + n > n_rvc) {
+        c = PyMem_RawMalloc((size_t)((hist_n + n + 1) * nc) * sizeof(double));
+        if (c == NULL)
+            return no_memory(b, 8);
+    }
+    Py_ssize_t result;
+    Py_BEGIN_ALLOW_THREADS
+    urms_rows(half, has_prev ? prev : NULL, channels, urms, watched, m, k, nc);
+    memcpy(prev, half + (n - 1) * k, (size_t)k * sizeof(double));
+    double *rows = hist + (n_rvc - hist_n) * nc;
+    const int maybe = screen_rows(watched, rows, n, hist_n, nc, n_rvc, pr[0], pr[1], pr[2], cand, c);
+    int quiet = !open && !maybe;
+    for (Py_ssize_t i = 0; quiet && i < n; i++)
+        quiet = cand[i] == 0.0;
+    result = -1;
+    if (quiet) {
+        /* the last n_rvc rows of the history then the batch, right-aligned */
+        const Py_ssize_t keep = hist_n + n < n_rvc ? hist_n + n : n_rvc;
+        const Py_ssize_t from_hist = keep - (n < keep ? n : keep);
+        memmove(hist + (n_rvc - keep) * nc, hist + (n_rvc - from_hist) * nc, (size_t)(from_hist * nc) * sizeof(double));
+        const Py_ssize_t from_new = keep - from_hist;
+        memcpy(hist + (n_rvc - from_new) * nc, watched + (n - from_new) * nc, (size_t)(from_new * nc) * sizeof(double));
+        result = keep;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(c);
+    release(b, 8);
+    return PyLong_FromSsize_t(result);
 }
 
 /* window_finish(fund (s, 2), v (nc,), absent (nc,), msv (nc, nk), angle (s,), dev (4, nc), msv_out (nc, nk), s, nc, nk,
@@ -3170,6 +3361,7 @@ static PyMethodDef methods[] = {
     {"cycle_times", k_cycle_times, METH_VARARGS, "Clock times of cycles and half cycles from their boundaries."},
     {"window_append", k_window_append, METH_VARARGS, "Cycles of resampled inputs into a window's rows."},
     {"half_cycle_rms", k_half_cycle_rms, METH_VARARGS, "Urms(1/2) from half-cycle mean squares."},
+    {"half_cycle_events", k_half_cycle_events, METH_VARARGS, "Urms(1/2) and the voltage events' screen of a batch."},
     {"window_finish", k_window_finish, METH_VARARGS, "A window's angles, deviations and signalling voltages."},
     {"window_rfft", k_window_rfft, METH_VARARGS, "The first lines of the real DFT of each row of a window."},
     {NULL, NULL, 0, NULL},

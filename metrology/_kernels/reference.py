@@ -195,11 +195,12 @@ def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: 
                 ) -> tuple[np.ndarray, np.ndarray]:
     """The cycle tracker's usual pass over a block: its reference (``x`` (n,), or ``x`` (n, c) @ ``weights``) through
     the filter ``sos`` from the states ``zi``, after the last ``state[4]`` filtered samples of the blocks before,
-    which ``tail`` (tl,) keeps right-aligned; then ``track_crossings`` over the two from index 1 of the block, or 2
-    before it, with ``half`` floor(period / 2) (0 for a NaN period, at most the samples there are) and the base
-    ``params[0]`` (the index of x's first row) minus the samples kept. In place: ``zi``, ``state`` (track_crossings'
-    four, then the samples now kept), ``tail`` (the last tl filtered samples, right-aligned), and ``hist`` (hl,) or
-    (hl, c) the last hl rows of ``x`` when it has that many (else unchanged). Returns track_crossings' result."""
+    which ``tail`` (tl,) keeps right-aligned; then ``track_crossings`` over the two from two samples before the block
+    (index 1 when fewer are kept), with ``half`` floor(period / 2) (0 for a NaN period, at most the samples there
+    are) and the base ``params[0]`` (the index of x's first row) minus the samples kept. In place: ``zi``, ``state``
+    (track_crossings' four, then how many filtered samples the tail holds), ``tail`` (the last tl filtered samples,
+    right-aligned), and ``hist`` (hl,) or (hl, c) the last hl rows of ``x`` when it has that many (else unchanged).
+    Returns track_crossings' result."""
     kept = float(state[4])
     if not 0 <= kept <= tail.shape[0]:
         raise ValueError("track_block: the tail count is not within the tail")
@@ -491,6 +492,28 @@ def half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.nd
     before = halves[:1] if prev is None else prev[None, :]
     urms = np.sqrt((np.concatenate((before, halves[:-1])) + halves) / 2)
     return urms, urms[:, np.asarray(channels, dtype=np.intp)]
+
+
+def half_cycle_events(half_ms: np.ndarray, prev: np.ndarray, has_prev: bool, channels: np.ndarray, hist: np.ndarray,
+                      hist_n: int, params: np.ndarray, rvc_enabled: bool, is_open: bool
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """A batch's Urms(1/2) and the voltage events' screen in one pass: ``half_cycle_rms`` of ``half_ms`` (m, 2, K)
+    after ``prev`` (K,) (the half before the first, when ``has_prev``), then ``event_screen`` of its ``channels``
+    columns after the last ``hist_n`` rows of ``hist`` (n_rvc, channels) (right-aligned: its rows n_rvc - hist_n ..)
+    with the thresholds ``params``. ``prev`` becomes the batch's last half (in place). Returns Urms(1/2) (2m, K), its
+    watched columns (2m, channels), the RVC candidates (2m,) bool and the history's new row count when the batch is
+    quiet (no event open per ``is_open``, no value beyond dip or swell, no RVC candidate: its watched rows then join
+    ``hist`` in place, its last n_rvc rows kept), else -1 (``hist`` as it was: the values need looking at one by
+    one)."""
+    n_rvc = hist.shape[0]
+    urms, watched = half_cycle_rms(half_ms, prev.copy() if has_prev else None, channels)
+    prev[:] = half_ms[-1, 1]
+    maybe, cand = event_screen(watched, hist[n_rvc - hist_n:], n_rvc, params, rvc_enabled)
+    if is_open or maybe or cand.any():
+        return urms, watched, cand, -1
+    rows = np.concatenate((hist[n_rvc - hist_n:], watched))[-n_rvc:]
+    hist[n_rvc - rows.shape[0]:] = rows
+    return urms, watched, cand, int(rows.shape[0])
 
 
 def window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.ndarray, udin: float

@@ -466,6 +466,29 @@ def test_flicker_chain_agrees_with_the_filters_run_one_by_one():
     assert np.all(y_c >= 0) and y_c.max() > 0.1
 
 
+def test_flicker_chain_of_three_channels_at_once_is_each_channel_alone_to_the_last_bit():
+    from metrology.flicker import FlickerMeter
+    from metrology.iir import sosfilt_zi
+
+    meter = FlickerMeter(32000.0, 60.0, 120, channels=3)
+    rng = np.random.default_rng(18)
+    ms = 14400.0 * (1 + 0.01 * np.sin(2 * np.pi * 8.8 * np.arange(2000) / meter.rate))[:, None] * np.ones(4)
+    ms += rng.normal(0, 5.0, ms.shape)
+    ms[500:600, 1] = 0.0                                                   # a channel without voltage
+    ms[900, 2] = np.nan
+    sos = meter._filters
+    zi = np.zeros((sos.shape[0], 2, 4))
+    zi[1:-1] = sosfilt_zi(sos[1:-1])[:, :, None] * 14400.0
+    zi[0, 0] = meter._adapt * 14400.0
+    for ch in (2, 3, 4):                    # a pair; the three-lane pass; two pairs
+        y, zf = _kernels.c_flicker_chain(ms[:, :ch], sos, zi[:, :, :ch], meter.gain)
+        for c in range(ch):
+            y1, z1 = _kernels.c_flicker_chain(ms[:, c:c + 1], sos, zi[:, :, c:c + 1], meter.gain)
+            np.testing.assert_array_equal(y[:, c], y1[:, 0])
+            np.testing.assert_array_equal(zf[:, :, c], z1[:, :, 0])
+        assert np.isfinite(y[:, :2]).all() and (ch == 2 or np.isnan(y[:, 2]).any())
+
+
 def _disturbed_run(system_type: str, **settings):
     """The pipeline's results on 3 s of three-phase 60 Hz with a sag on A, a step to 61.5 Hz, an interruption,
     phase C without current, and two lost blocks."""
@@ -695,6 +718,48 @@ def test_half_cycle_rms_agrees_with_and_without_the_half_before_through_a_sag_an
                 for a, b in zip(got, want):
                     assert a.shape == b.shape
                     np.testing.assert_array_equal(a, b)
+
+
+def test_half_cycle_events_agrees_batch_by_batch_through_a_sag_an_interruption_and_the_history_filling():
+    _, cm = _cycles_of_a_disturbed_run("4W-WYE")
+    channels = np.array([0.0, 1.0, 2.0])
+    nominal = float(np.sqrt(np.median(cm.half_ms[:, :, 0])))
+    params = np.array([0.9 * nominal, 1.1 * nominal, 0.05 * nominal])
+    quiet = steps = 0
+    for n_rvc in (100, 120):
+        for rvc_enabled in (True, False):
+            state = {name: (np.zeros(11), np.zeros((n_rvc, 3))) for name in ("c", "ref")}
+            hist_n, has_prev = 0, False
+            for lo in range(0, cm.count, 7):
+                half = cm.half_ms[lo:lo + 7]
+                got = _kernels.c_half_cycle_events(half, *state["c"][:1], has_prev, channels, state["c"][1], hist_n,
+                                                   params, rvc_enabled, False)
+                want = reference.half_cycle_events(half, *state["ref"][:1], has_prev, channels, state["ref"][1], hist_n,
+                                                   params, rvc_enabled, False)
+                for a, b in zip(got[:3], want[:3]):
+                    np.testing.assert_array_equal(a, b)
+                assert got[3] == want[3]
+                np.testing.assert_array_equal(state["c"][0], state["ref"][0])
+                np.testing.assert_array_equal(state["c"][1], state["ref"][1])
+                # the halves Urms(1/2) is made of: the half before the batch, then its own
+                np.testing.assert_array_equal(got[1], reference.half_cycle_rms(
+                    half, cm.half_ms[lo - 1, 1] if has_prev else None, channels.astype(np.intp))[1])
+                if got[3] >= 0:
+                    quiet += 1
+                    assert got[3] == min(hist_n + 2 * half.shape[0], n_rvc)
+                    np.testing.assert_array_equal(state["c"][1][n_rvc - 2 * half.shape[0]:],
+                                                  got[1][-n_rvc:])
+                    hist_n = got[3]
+                else:
+                    steps += 1
+                    hist_n = 0
+                has_prev = True
+            # an event open: never quiet, the history as it was
+            before = state["c"][1].copy()
+            assert _kernels.c_half_cycle_events(cm.half_ms[:3], state["c"][0], True, channels, state["c"][1], hist_n,
+                                                params, rvc_enabled, True)[3] == -1
+            np.testing.assert_array_equal(state["c"][1], before)
+    assert quiet > 20 and steps > 3          # the run has both: steady batches and the disturbed ones
 
 
 def test_window_finish_agrees_on_the_windows_of_a_disturbed_run_with_absent_channels_and_opposite_phases():

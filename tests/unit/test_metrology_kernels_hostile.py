@@ -71,6 +71,15 @@ HOSTILE_CALLS = {
     "flicker_squares: carried rows not fewer than a run": ("flicker_squares", [7, 7 * 3, 32 * 7, 3, 1],
                                                            [1, 7, 3, 32, 32, 1, 0.0, 1.0]),
     "flicker_squares: rows times inputs overflow": ("flicker_squares", [8, 4, 8, 4, 4], [BIG, 4, 1, 2, 0, 4, 0.0, 1.0]),
+    # a history count past its rows: the screen read rows before the history, the quiet batch moved them
+    "half_cycle_events: more history rows than it holds": ("half_cycle_events", [2 * 11, 11, 3, 120 * 3, 3, 2 * 11,
+                                                                                 2 * 3, 2],
+                                                           [1, 11, 3, 120, 121, True, True, False]),
+    # 2m * k overflows: Urms(1/2) written past its rows
+    "half_cycle_events: cycles times signals overflow": ("half_cycle_events", [8, 8, 1, 8, 3, 8, 8, 8],
+                                                         [BIG, 8, 1, 8, 0, True, True, False]),
+    "half_cycle_events: a NaN channel": ("half_cycle_events", [2 * 4, 4, "nan_idx", 8 * 4, 3, 2 * 4, 2 * 4, 2],
+                                         [1, 4, 4, 8, 0, True, True, False]),
     "rising_crossings: a buffer not aligned to 8 bytes": ("rising_crossings", ["misaligned", 8, 8, 8], [8, 0, 2]),
 }
 
@@ -223,3 +232,34 @@ def test_track_block_of_nan_and_infinite_samples_agrees_with_the_reference():
         np.testing.assert_array_equal(got[1], want[1])
         for a, b in zip(c_args[3:7], r_args[3:7]):
             np.testing.assert_array_equal(a, b)
+
+
+_GUARD_PAGE_RUNNER = textwrap.dedent("""
+    import ctypes, mmap, sys
+    import numpy as np
+    from metrology import _kernels
+    from metrology.systems import wiring
+
+    # one cycle of inputs (512 x 7 doubles: seven pages) ending where an unreadable page starts
+    page = mmap.PAGESIZE
+    size = 512 * 7 * 8
+    pages = -(-size // page) + 1
+    mem = mmap.mmap(-1, pages * page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(mem))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    assert libc.mprotect(base + (pages - 1) * page, page, 0) == 0
+    x = np.frombuffer(mem, dtype=np.float64, count=512 * 7, offset=(pages - 1) * page - size).reshape(1, 512, 7)
+    x[:] = np.random.default_rng(1).normal(size=(1, 512, 7))
+    for system in ("4W-WYE", "3W-WYE", "DELTA", "SINGLE"):
+        _kernels.c_cycle_stats(x, wiring(system).matrix, 0, 6, 3)
+    print("done")
+""")
+
+
+def test_cycle_stats_reads_nothing_past_the_last_sample():
+    # the register form reads three items past each row but the last (a copy of it): the last cycle's last row
+    # at the end of a page, the page after it unreadable
+    done = subprocess.run([sys.executable, "-c", _GUARD_PAGE_RUNNER], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"the kernel crashed ({done.returncode}): {done.stderr[-500:]}"
+    assert done.stdout.strip() == "done"
