@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-CSRC   := $(shell find firmware metrology hal -name '*.c' 2>/dev/null)
+CSRC   := $(shell find firmware metrology hal -name '*.c' -o -name '*.h' 2>/dev/null)
 
 .PHONY: run dev-config test bench docs lint clean venv image image-test image-kernels
 

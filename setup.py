@@ -3,8 +3,9 @@
 Each extension is optional: without a compiler the install still succeeds and the Python
 code falls back to its numpy/pure-Python reference, saying so once at start-up.
 
-Each extension carries the SHA-256 of the source it was built from (``SOURCE_SHA256``), so that a
-module built from an older source is noticed at start (``firmware.extensions``).
+Each extension is the C files of one folder, its module's own file first. It carries the SHA-256 of those files
+(``SOURCE_SHA256``: every ``.c`` and ``.h`` file of the folder, by name, each name then its bytes), so that a module
+built from an older source is noticed at start (``firmware.extensions.source_digest`` computes the same).
 """
 import hashlib
 from pathlib import Path
@@ -12,9 +13,16 @@ from pathlib import Path
 from setuptools import Extension, setup
 
 
+ROOT = Path(__file__).resolve().parent
+
+
 def extension(name: str, source: str, **kw) -> Extension:
-    digest = hashlib.sha256((Path(__file__).resolve().parent / source).read_bytes()).hexdigest()
-    return Extension(name, [source], define_macros=[("SOURCE_SHA256", f'"{digest}"')], optional=True, **kw)
+    main = ROOT / source
+    files = sorted(p for p in main.parent.iterdir() if p.suffix in (".c", ".h"))
+    digest = hashlib.sha256(b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in files)).hexdigest()
+    sources = [source] + [str(p.relative_to(ROOT)) for p in files if p.suffix == ".c" and p != main]
+    return Extension(name, sources, depends=[str(p.relative_to(ROOT)) for p in files],
+                     define_macros=[("SOURCE_SHA256", f'"{digest}"')], optional=True, **kw)
 
 
 EXTENSIONS = [

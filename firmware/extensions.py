@@ -1,6 +1,7 @@
 """The C extensions and whether each was built from the source beside it.
 
-``setup.py`` compiles the SHA-256 of each extension's C source into the module (``SOURCE_SHA256``). A
+``setup.py`` compiles the SHA-256 of each extension's C sources (every ``.c`` and ``.h`` file of its folder) into
+the module (``SOURCE_SHA256``). A
 module whose digest differs from its source's was built before the source was last edited (a stale
 ``.so`` left in the tree after editing the C file without ``make``): its code may no longer match what the
 Python side expects. ``check()`` names each such module at start; the metrology kernels then run on their
@@ -13,7 +14,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-# module -> its C source, beside the module
+# module -> its own C file, beside the module (the folder's other C files are built into it too)
 EXTENSIONS = {
     "firmware.ipc._atomics": "_atomics.c",
     "hal._rtloop": "_rtloop.c",
@@ -32,7 +33,10 @@ class Stale:
 
 
 def source_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The digest ``setup.py`` builds into the extension whose own C file is ``path``: every ``.c`` and ``.h`` file of
+    its folder, by name, each name then its bytes."""
+    files = sorted(p for p in path.parent.iterdir() if p.suffix in (".c", ".h"))
+    return hashlib.sha256(b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in files)).hexdigest()
 
 
 def stale_module(module_name: str, source_name: str) -> Stale | None:
@@ -48,7 +52,7 @@ def stale_module(module_name: str, source_name: str) -> Stale | None:
     if not built:
         return Stale(module_name, source, f"built without the digest of {source.name} (an older build)")
     if built != source_digest(source):
-        return Stale(module_name, source, f"built from another version of {source.name} than the one beside it")
+        return Stale(module_name, source, f"built from another version of {source.name} or of the C files beside it")
     return None
 
 

@@ -1684,6 +1684,78 @@ static inline double fmod360(double a)
     return r != 0.0 ? r : copysign(0.0, a);
 }
 
+/* The harmonic values of signal sg of ns of an n-cycle window of length samples from its DFT lines x (>= no * n
+ * complex as pairs) into row sg of mag, inter and angle, fund[sg] and column sg of ratio (harmonic_values, below,
+ * says what each is); *ref the phase of signal 0's fundamental, which signal 0 sets (it comes first). */
+static inline __attribute__((always_inline)) void harmonic_signal(
+    const double *x, Py_ssize_t sg, const double *rms, const double *peak, const double *h1_min, Py_ssize_t ns,
+    Py_ssize_t n, Py_ssize_t no, double length, double tdd_current, Py_ssize_t tdd_from, int has_min, double *mag,
+    double *inter, double *angle, double *fund, double *ratio, double *ref)
+{
+    const double line_ms = 2.0 / (length * length);
+    const double deg = 180.0 / 3.14159265358979323846;
+    double g2[128], phase[128];
+    double *mg = mag + sg * no, *it = inter + sg * no, *an = angle + sg * no;
+    phase[1] = 0.0;      /* (the callers ask for no >= 2 orders: the loop sets it) */
+    for (Py_ssize_t h = 0; h < no; h++) {
+        const Py_ssize_t c = h * n;
+        phase[h] = atan2(x[2 * c + 1], x[2 * c]);
+        if (h >= 1) {
+            double g = x[2 * c] * x[2 * c] + x[2 * c + 1] * x[2 * c + 1];
+            if (n >= 2) {
+                const double *l = x + 2 * (c - 1), *r = x + 2 * (c + 1);
+                g += (l[0] * l[0] + l[1] * l[1]) + (r[0] * r[0] + r[1] * r[1]);
+            }
+            g2[h - 1] = g * line_ms;
+            mg[h] = sqrt(g2[h - 1]);
+        }
+        if (h < no - 1 && n >= 4) {
+            double acc = 0.0;
+            for (Py_ssize_t j = 2; j <= n - 2; j++) {
+                const double *v = x + 2 * (c + j);
+                acc += v[0] * v[0] + v[1] * v[1];
+            }
+            it[h] = sqrt(acc * line_ms);
+        } else {
+            it[h] = NAN;
+        }
+    }
+    mg[0] = hypot(x[0], x[1]) / length;
+    if (sg == 0)
+        *ref = phase[1];
+    for (Py_ssize_t h = 0; h < no; h++) {
+        double a = (phase[h] - (double)h * *ref) * deg + 180.0;
+        double r = fmod360(a);
+        if (r != 0.0) {
+            if (r < 0)
+                r += 360.0;
+        } else {
+            r = 0.0;
+        }
+        an[h] = r - 180.0;
+    }
+    const double k = sqrt(2.0) / length;
+    fund[2 * sg] = x[2 * n] * k;
+    fund[2 * sg + 1] = x[2 * n + 1] * k;
+    const double hc2 = np_sum(g2 + 1, no - 2, 1);
+    const double odd = np_sum(g2 + 2, (no - 2) / 2, 2), even = np_sum(g2 + 1, (no - 1) / 2, 2);
+    double ksum = 0.0;
+    for (Py_ssize_t h = 0; h < no - 1; h++)
+        ksum += g2[h] * (double)((h + 1) * (h + 1));
+    const double gsum = np_sum(g2, no - 1, 1);
+    const double h1 = mg[1];
+    const double num[6] = {sqrt(hc2) * 100.0, sqrt(hc2) * 100.0, sqrt(odd) * 100.0, sqrt(even) * 100.0,
+                           peak[sg], ksum};
+    const double den[6] = {h1, rms[sg], h1, h1, rms[sg], gsum};
+    for (int q = 0; q < 6; q++) {
+        int usable = den[q] > 0;
+        if (has_min && (q == 0 || q == 2 || q == 3))
+            usable = usable && h1 >= h1_min[sg];
+        ratio[q * ns + sg] = usable ? num[q] / den[q] : NAN;
+    }
+    ratio[6 * ns + sg] = (tdd_current > 0 && sg >= tdd_from) ? num[0] / tdd_current : NAN;
+}
+
 /* The harmonic values of ns signals of an n-cycle window of length samples from their DFT lines (ns, nl)
  * complex as pairs (harmonic_values, below, says what each is). */
 static void harmonic_core(const double *lines, const double *rms, const double *peak, const double *h1_min,
@@ -1691,71 +1763,10 @@ static void harmonic_core(const double *lines, const double *rms, const double *
                           Py_ssize_t tdd_from, int has_min, double *mag, double *inter, double *angle, double *fund,
                           double *ratio)
 {
-    const double line_ms = 2.0 / (length * length);
-    const double deg = 180.0 / 3.14159265358979323846;
     double ref = 0.0;
-    double g2[128], phase[128];
-    for (Py_ssize_t sg = 0; sg < ns; sg++) {
-        const double *x = lines + sg * 2 * nl;
-        double *mg = mag + sg * no, *it = inter + sg * no, *an = angle + sg * no;
-        for (Py_ssize_t h = 0; h < no; h++) {
-            const Py_ssize_t c = h * n;
-            phase[h] = atan2(x[2 * c + 1], x[2 * c]);
-            if (h >= 1) {
-                double g = x[2 * c] * x[2 * c] + x[2 * c + 1] * x[2 * c + 1];
-                if (n >= 2) {
-                    const double *l = x + 2 * (c - 1), *r = x + 2 * (c + 1);
-                    g += (l[0] * l[0] + l[1] * l[1]) + (r[0] * r[0] + r[1] * r[1]);
-                }
-                g2[h - 1] = g * line_ms;
-                mg[h] = sqrt(g2[h - 1]);
-            }
-            if (h < no - 1 && n >= 4) {
-                double acc = 0.0;
-                for (Py_ssize_t j = 2; j <= n - 2; j++) {
-                    const double *v = x + 2 * (c + j);
-                    acc += v[0] * v[0] + v[1] * v[1];
-                }
-                it[h] = sqrt(acc * line_ms);
-            } else {
-                it[h] = NAN;
-            }
-        }
-        mg[0] = hypot(x[0], x[1]) / length;
-        if (sg == 0)
-            ref = phase[1];
-        for (Py_ssize_t h = 0; h < no; h++) {
-            double a = (phase[h] - (double)h * ref) * deg + 180.0;
-            double r = fmod360(a);
-            if (r != 0.0) {
-                if (r < 0)
-                    r += 360.0;
-            } else {
-                r = 0.0;
-            }
-            an[h] = r - 180.0;
-        }
-        const double k = sqrt(2.0) / length;
-        fund[2 * sg] = x[2 * n] * k;
-        fund[2 * sg + 1] = x[2 * n + 1] * k;
-        const double hc2 = np_sum(g2 + 1, no - 2, 1);
-        const double odd = np_sum(g2 + 2, (no - 2) / 2, 2), even = np_sum(g2 + 1, (no - 1) / 2, 2);
-        double ksum = 0.0;
-        for (Py_ssize_t h = 0; h < no - 1; h++)
-            ksum += g2[h] * (double)((h + 1) * (h + 1));
-        const double gsum = np_sum(g2, no - 1, 1);
-        const double h1 = mg[1];
-        const double num[6] = {sqrt(hc2) * 100.0, sqrt(hc2) * 100.0, sqrt(odd) * 100.0, sqrt(even) * 100.0,
-                               peak[sg], ksum};
-        const double den[6] = {h1, rms[sg], h1, h1, rms[sg], gsum};
-        for (int q = 0; q < 6; q++) {
-            int usable = den[q] > 0;
-            if (has_min && (q == 0 || q == 2 || q == 3))
-                usable = usable && h1 >= h1_min[sg];
-            ratio[q * ns + sg] = usable ? num[q] / den[q] : NAN;
-        }
-        ratio[6 * ns + sg] = (tdd_current > 0 && sg >= tdd_from) ? num[0] / tdd_current : NAN;
-    }
+    for (Py_ssize_t sg = 0; sg < ns; sg++)
+        harmonic_signal(lines + sg * 2 * nl, sg, rms, peak, h1_min, ns, n, no, length, tdd_current, tdd_from, has_min,
+                        mag, inter, angle, fund, ratio, &ref);
 }
 
 /* harmonic_values(lines (ns, nl) complex, rms (ns,), peak (ns,), h1_min (ns,), mag (ns, no), inter (ns, no),
@@ -1848,7 +1859,7 @@ static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
     for (Py_ssize_t j = 0; j < nk * 4; j++)
         if (use[j] != 0.0 && !(idx[j] >= 0 && idx[j] < (double)used))      /* NaN included */
             return release(b, 14), bad_args("window_harmonics: a signalling line beyond the window's lines");
-    const Py_ssize_t n_spec = ITEMS(ns, 2, used);
+    const Py_ssize_t n_spec = ITEMS(2, used);
     if (n_spec < 0)
         return release(b, 14), bad_args("window_harmonics: bad dimensions");
     double *spec_lines = PyMem_RawMalloc((size_t)n_spec * sizeof(double));
@@ -1859,10 +1870,22 @@ static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
         return no_memory(b, 14);
     }
     Py_BEGIN_ALLOW_THREADS
-    /* the derived signals' lines: the DFT is linear, the wiring matrix acts on the inputs' lines (each line the sum
-     * of its inputs' terms in input order, up to four terms a pass) */
     for (Py_ssize_t sg = 0; sg < ns; sg++) {
-        double *y = spec_lines + sg * 2 * used;
+        double acc = 0.0, top = pk[sg];
+        for (Py_ssize_t c = 0; c < n; c++) {
+            const double v = pk[c * k + sg];
+            acc += ms[c * k + sg];
+            top = !isnan(top) && (isnan(v) || v > top) ? v : top;      /* as numpy's max: NaN wins */
+        }
+        rms[sg] = sqrt(acc / (double)n);
+        peak[sg] = top;
+    }
+    /* a signal at a time, its lines in one buffer that stays in the cache: */
+    double ref = 0.0;
+    double *y = spec_lines;
+    for (Py_ssize_t sg = 0; sg < ns; sg++) {
+        /* the derived signal's lines: the DFT is linear, the wiring matrix acts on the inputs' lines (each line the
+         * sum of its inputs' terms in input order, up to four terms a pass) */
         const double *x[4];
         double w[4];
         int nt = 0, started = 0;
@@ -1878,22 +1901,12 @@ static PyObject *k_window_harmonics(PyObject *self, PyObject *args)
             }
         if (nt > 0 || !started)
             weighted_sum(x, w, nt, started, y, 2 * used);
-    }
-    for (Py_ssize_t sg = 0; sg < ns; sg++) {
-        double acc = 0.0, top = pk[sg];
-        for (Py_ssize_t c = 0; c < n; c++) {
-            const double v = pk[c * k + sg];
-            acc += ms[c * k + sg];
-            top = !isnan(top) && (isnan(v) || v > top) ? v : top;      /* as numpy's max: NaN wins */
-        }
-        rms[sg] = sqrt(acc / (double)n);
-        peak[sg] = top;
-    }
-    harmonic_core(spec_lines, rms, peak, b[4].view.buf, ns, used, n, no, length, tdd_current, tdd_from, has_min,
-                  b[8].view.buf, b[9].view.buf, b[10].view.buf, b[11].view.buf, b[12].view.buf);
-    for (Py_ssize_t r = 0; r < (nk > 0 ? 3 : 0); r++) {
-        const double *y = spec_lines + (msv_row + r) * 2 * used;
-        for (Py_ssize_t j = 0; j < nk; j++) {
+        /* its harmonic values */
+        harmonic_signal(y, sg, rms, peak, b[4].view.buf, ns, n, no, length, tdd_current, tdd_from, has_min,
+                        b[8].view.buf, b[9].view.buf, b[10].view.buf, b[11].view.buf, b[12].view.buf, &ref);
+        /* and, for the signals msv_row .. msv_row + 2, its signalling voltages */
+        const Py_ssize_t r = sg - msv_row;
+        for (Py_ssize_t j = 0; j < (nk > 0 && r >= 0 && r < 3 ? nk : 0); j++) {
             double acc = 0.0;
             for (int t = 0; t < 4; t++) {
                 const Py_ssize_t l = (Py_ssize_t)idx[j * 4 + t];

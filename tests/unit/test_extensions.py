@@ -19,6 +19,10 @@ def _copy_of_the_built_kernels(tmp_path, source_text: bytes):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     shutil.copy(ckernels.__file__, pkg / ckernels.__file__.rsplit("/", 1)[1])
+    here = extensions.Path(ckernels.__file__).parent
+    for part in here.iterdir():                     # the extension's other C files, as they are
+        if part.suffix in (".c", ".h") and part.name != "_ckernels.c":
+            shutil.copy(part, pkg / part.name)
     (pkg / "_ckernels.c").write_bytes(source_text)
     sys.path.insert(0, str(tmp_path))
     importlib.invalidate_caches()
@@ -40,6 +44,10 @@ def test_an_edited_source_makes_the_built_module_stale(tmp_path):
         assert "make venv" in str(stale)
         (tmp_path / "kernelcopy" / "_ckernels.c").write_bytes(source)
         assert extensions.stale_module(name, "_ckernels.c") is None
+        # a part of the extension beside its own file: a header edited, or a C file added, is another source
+        (tmp_path / "kernelcopy" / "part.h").write_text("/* a header the kernels include */\n")
+        stale = extensions.stale_module(name, "_ckernels.c")
+        assert stale is not None and "or of the C files beside it" in str(stale)
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop(name, None)
