@@ -54,6 +54,7 @@ class TransientDetector:
     def restart(self) -> None:
         self.prev: np.ndarray | None = None        # (512, channels) the last cycle seen
         self.lengths = np.zeros(0)                 # the last cycles' lengths (samples), oldest first
+        self._spans: list[np.ndarray] = []         # lengths of the quiet batches since, not yet joined to them
         # runs in the batch's last cycle that wait for the next one: (channel, samples of the run in that cycle,
         # the cycle before at those samples,
         # the trigger's sample index and event, the hold-off it starts)
@@ -75,10 +76,13 @@ class TransientDetector:
             self._matrix, self._inputs = matrix, np.flatnonzero(np.any(matrix != 0, axis=1))
             self._weights = np.ascontiguousarray(matrix[self._inputs])
         change, last = _kernels.cycle_change(x, matrix, self.prev)
-        if np.maximum.reduce(change) > self.s.threshold_v * (1 - SCREEN_MARGIN):
+        # the batch's few changes as plain numbers (never NaN: the screen counts a NaN difference as 0)
+        if max(change.tolist()) > self.s.threshold_v * (1 - SCREEN_MARGIN):
             self.process(_derive(x, self._inputs, self._weights), start_index, end_index, start_ns, end_ns, out)
             return
-        self.lengths = np.concatenate((self.lengths, end_index - start_index))[-PERIOD_CYCLES:]
+        self._spans.append(end_index - start_index)
+        if len(self._spans) >= PERIOD_CYCLES:       # each holds a cycle at least: enough for every length used
+            self._join_spans()
         if self.pending:
             self._settle(_derive(x[:1], self._inputs, self._weights)[0], out)
         self.prev = last
@@ -92,6 +96,7 @@ class TransientDetector:
         m, spc, c = v.shape
         if not self.s.enabled or m == 0:
             return
+        self._join_spans()
         prev = v[:1] if self.prev is None else self.prev[None]
         hist = np.concatenate((prev, v))           # hist[j]: the cycle before batch cycle j
         known, n0 = np.concatenate((self.lengths, end_index - start_index)), self.lengths.size
@@ -132,6 +137,12 @@ class TransientDetector:
                 else:
                     self.pending.append((ch, samples, hist[cycle, samples, ch].copy(), index[k], ev, hold))
             self.run[ch] = int(run[-1]) if o[-1] else 0
+
+    def _join_spans(self) -> None:
+        """``lengths`` with the lengths of the quiet batches since it was last brought up to date."""
+        if self._spans:
+            self.lengths = np.concatenate((self.lengths, *self._spans))[-PERIOD_CYCLES:]
+            self._spans = []
 
     def _slack(self, hist: np.ndarray, known: np.ndarray, n0: int, m: int) -> np.ndarray:
         """(m, channels) V added to the threshold of each batch cycle for its time base (module docstring):

@@ -11,6 +11,7 @@ import numpy as np
 
 from metrology._kernels import reference
 from metrology.energy import EnergyIncrement     # imports nothing of the kernels
+from metrology.settings import LossCompensation
 
 try:
     from metrology._kernels import _ckernels  # type: ignore[attr-defined]
@@ -24,8 +25,11 @@ _COS_SIN: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 _ONE = np.ones(1)       # the weight of a reference given as one column
 
 
-def _f64(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float64)
+def _f64(a: np.ndarray, _contiguous=np.ascontiguousarray, _float64=np.float64) -> np.ndarray:
+    """``a`` as a C-contiguous float64 array (itself when it is one). Every kernel call passes its arrays through
+    this: numpy's function and dtype are bound as defaults and the dtype passed by position, which numpy parses
+    with less work than a keyword."""
+    return _contiguous(a, _float64)
 
 
 def c_resample_cycles(buf: np.ndarray, bounds: np.ndarray, spc: int, offset: float, delays: np.ndarray
@@ -190,12 +194,25 @@ def c_interval_values(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration
     return out
 
 
-def c_interval_energy(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, present: np.ndarray,
-                      creep_current: float, losses) -> np.ndarray:
-    out = np.zeros((2, len(EnergyIncrement.quantities()), 4))
+_LOSS: list = [None, np.zeros(0)]      # the last LossCompensation (frozen) given to interval_energy and its array
+
+
+def _loss_array(losses) -> np.ndarray:
+    """The LossCompensation ``losses`` as interval_energy's (11,) argument; the same object gives the same array."""
+    if _LOSS[0] is losses:
+        return _LOSS[1]
     d, r = losses.delivered, losses.received
     loss = np.array([losses.va_rated, losses.v_cal, losses.i_cal, d.fe_w_pct, d.cu_w_pct, d.fe_var_pct, d.cu_var_pct,
                      r.fe_w_pct, r.cu_w_pct, r.fe_var_pct, r.cu_var_pct], dtype=np.float64)
+    if type(losses) is LossCompensation:        # frozen: the same object keeps its values
+        _LOSS[:] = losses, loss
+    return loss
+
+
+def c_interval_energy(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, present: np.ndarray,
+                      creep_current: float, losses) -> np.ndarray:
+    out = np.zeros((2, len(EnergyIncrement.quantities()), 4))
+    loss = _loss_array(losses)
     fund = np.ascontiguousarray(fund, dtype=np.complex128).view(np.float64)
     _ckernels.interval_energy(_f64(ms), _f64(vi), fund, _f64(duration_s), _f64(present), loss, out, ms.shape[0],
                               float(creep_current), bool(losses.enabled))
@@ -226,7 +243,8 @@ def c_aggregate_add(x: np.ndarray, square: np.ndarray, total: np.ndarray, count:
 def c_cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     m = start.shape[0]
-    start_ns, end_ns, half_end_ns = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(2 * m, np.int64)
+    ns = np.empty(4 * m, np.int64)          # start_ns, end_ns and half_end_ns: views of one allocation
+    start_ns, end_ns, half_end_ns = ns[:m], ns[m:2 * m], ns[2 * m:]
     half_end = np.empty(2 * m)
     _ckernels.cycle_times(_f64(start), _f64(end), half_end, start_ns, end_ns, half_end_ns, m, int(origin_ns),
                           float(ns_per_sample))
