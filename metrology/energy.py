@@ -134,13 +134,29 @@ def loss_power(v_ms: np.ndarray, i_ms: np.ndarray, delivering: np.ndarray, prese
 
 
 class EnergyRegisters:
-    """Cumulative energy since a start: the increments added up (uncompensated and compensated)."""
+    """Cumulative energy since a start: the increments added up (uncompensated and compensated). The quantities
+    of ``total`` and ``compensated`` are the rows of one (2, quantities, 4) array, in ``_QUANTITIES`` order, so
+    that ``add_table`` adds an interval's quantities in one operation."""
 
     def __init__(self) -> None:
-        self.total = EnergyIncrement()
-        self.compensated = EnergyIncrement(compensated=True)
+        self._table = np.zeros((2, len(_QUANTITIES), 4))
+        self.total = EnergyIncrement(**dict(zip(_QUANTITIES, self._table[0])))
+        self.compensated = EnergyIncrement(compensated=True, **dict(zip(_QUANTITIES, self._table[1])))
 
     def add(self, inc: EnergyIncrement, comp: EnergyIncrement | None = None) -> None:
         self.total.add(inc)
         if comp is not None:
             self.compensated.add(comp)
+
+    def add_table(self, inc: EnergyIncrement, comp: EnergyIncrement | None, table: np.ndarray) -> None:
+        """``add(inc, comp)`` for increments whose quantities are ``table[0]`` and ``table[1]`` ((2, quantities, 4),
+        ``_QUANTITIES`` order; the interval_energy kernel's output): the same sums, element by element."""
+        for reg, other in ((self.total, inc), (self.compensated, comp)):
+            if other is not None:
+                reg.duration_s += other.duration_s
+                reg.gap_s += other.gap_s
+                reg.filled_s += other.filled_s
+        if comp is None:
+            self._table[0] += table[0]
+        else:
+            self._table += table

@@ -380,19 +380,21 @@ class Pipeline:
         duration = np.add.reduce(cm.duration_s)
         weights = cm.duration_s / duration
         values = cycles_values(cm, weights, self.present, self.creep, s.pf_convention, s.phase_order)
-        for key_h, v in self.latest_window.items():
-            values.setdefault(key_h, v)
+        # the latest window's values that the second has not of its own, after the second's (in the window's order)
+        merged = {**values, **self.latest_window}
+        merged.update(values)
+        values = merged
         values["freq_10s"] = np.array([self.latest_frequency_10s])
         self.flicker.annotate_second(values)
         values["freq_10s_flagged"] = np.array([1.0 if self.ten_s.flagged else 0.0])
         real_f = cm.freq[~np.isnan(cm.freq)]
         values["freq_1cycle"] = np.array([real_f[-1] if real_f.size else np.nan])
-        energy, comp = self._energy(cm)
+        energy, comp, table = self._energy(cm)
         energy.start_ns = key * NS_PER_S
         energy.gap_s, self._gap_s = self._gap_s, 0.0
         if comp is not None:        # the same second, the same unmeasured time
             comp.start_ns, comp.gap_s = energy.start_ns, energy.gap_s
-        self.registers.add(energy, comp)
+        self.registers.add_table(energy, comp, table)
         # flagged when samples were lost inside it, or it holds the first cycles after a gap
         after = self._gap_index is not None and cm.count > 0 and cm.end[-1] > self._gap_index
         gap = self._sec_gap or after
@@ -403,13 +405,15 @@ class Pipeline:
                         values, flagged, gap, energy, comp)
         return item
 
-    def _energy(self, cm: CycleMeasures) -> tuple[EnergyIncrement, EnergyIncrement | None]:
+    def _energy(self, cm: CycleMeasures) -> tuple[EnergyIncrement, EnergyIncrement | None, np.ndarray]:
         """The energy of the cycles ``cm`` and, with loss compensation on, its compensated twin (one pass of the
-        interval_energy kernel, whose definition ``reference.interval_energy`` is compute_power and cycle_energy)."""
+        interval_energy kernel, whose definition ``reference.interval_energy`` is compute_power and cycle_energy),
+        and the kernel's table their quantities are rows of."""
         s = self.settings
         table = _kernels.interval_energy(cm.ms, cm.vi, cm.fund, cm.duration_s, self.present, self.creep, s.losses)
         duration = float(cm.duration_s.sum())
         energy = EnergyIncrement(duration_s=duration, **dict(zip(ENERGY_QUANTITIES, table[0])))
         if not s.losses.enabled:
-            return energy, None
-        return energy, EnergyIncrement(duration_s=duration, compensated=True, **dict(zip(ENERGY_QUANTITIES, table[1])))
+            return energy, None, table
+        comp = EnergyIncrement(duration_s=duration, compensated=True, **dict(zip(ENERGY_QUANTITIES, table[1])))
+        return energy, comp, table

@@ -169,12 +169,14 @@ def c_track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi
 
 
 def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel keeps a cycle's signals signal-major (K, S): ``last`` is the transpose of such an array, and a
+    ``prev`` that is one (the last call's ``last``) goes back as it is."""
     x, matrix = _f64(x), _f64(matrix)
     m, s, c = x.shape
-    out, last = np.empty(m), np.empty((s, matrix.shape[1]))
-    before = np.zeros(0) if prev is None else _f64(prev)
+    out, last = np.empty(m), np.empty((matrix.shape[1], s))
+    before = np.zeros(0) if prev is None else _f64(prev.T)
     _ckernels.cycle_change(x, matrix, before, out, last, m, s, c, matrix.shape[1], prev is not None)
-    return out, last
+    return out, last.T
 
 
 def c_interval_values(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, freq: np.ndarray,

@@ -1575,10 +1575,14 @@ static inline __attribute__((always_inline)) double signal_change(const double *
     return a > b ? a : b;
 }
 
-/* cycle_change(x (m, s, c), matrix (c, k), prev (s, k), out (m,), last (s, k), m, s, c, k, has_prev): for each
+static int overlapping(const buf_t *b, int n);
+
+/* cycle_change(x (m, s, c), matrix (c, k), prev (k, s), out (m,), last (k, s), m, s, c, k, has_prev): for each
  * cycle j the largest |y[j] - y[j-1]| over its samples and signals, y = x @ matrix (zero weights left out),
  * y[-1] = prev when has_prev, else cycle 0 gives 0; NaN differences count as 0; last = y[m-1] (prev when m is
- * 0) (reference.cycle_change). */
+ * 0, else zeros) (reference.cycle_change). prev and last are signal-major, the transposes of the reference's (s, k):
+ * each signal's samples are formed and compared in a loop of their own, and a batch's last cycle is the next
+ * batch's prev as it is. */
 static PyObject *k_cycle_change(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(5);
@@ -1589,11 +1593,16 @@ static PyObject *k_cycle_change(PyObject *self, PyObject *args)
     if (m < 0 || s < 1 || c < 1 || c > 8 || k < 1 || k > 64)
         return bad_args("cycle_change: bad dimensions (at most 8 inputs and 64 signals)");
     const array_arg spec[] = {{"x", 0, ITEMS(m, s, c)}, {"matrix", 0, ITEMS(c, k)},
-                              {"prev", 0, has_prev ? ITEMS(s, k) : 0}, {"out", 1, ITEMS(m)}, {"last", 1, ITEMS(s, k)}};
+                              {"prev", 0, has_prev ? ITEMS(k, s) : 0}, {"out", 1, ITEMS(m)}, {"last", 1, ITEMS(k, s)}};
     if (get_arrays(o, spec, 5, b))
         return NULL;
-    double *y = PyMem_RawMalloc(2 * (size_t)(s * k) * sizeof(double));
-    if (y == NULL)
+    if (overlapping(b, 5)) {        /* last is written while x and prev are read */
+        release(b, 5);
+        return bad_args("cycle_change: the arrays share memory");
+    }
+    /* the cycles' signals: the last one goes straight to last, the one before it (and so on, alternately) to y */
+    double *y = m > 1 ? PyMem_RawMalloc((size_t)(s * k) * sizeof(double)) : NULL;
+    if (m > 1 && y == NULL)
         return no_memory(b, 5);
     const double *x = b[0].view.buf, *mat = b[1].view.buf, *prev = b[2].view.buf;
     double *out = b[3].view.buf, *last = b[4].view.buf;
@@ -1601,17 +1610,13 @@ static PyObject *k_cycle_change(PyObject *self, PyObject *args)
     Py_ssize_t in[64 * 8], terms[64];
     double w[64 * 8];
     sparse_columns(mat, c, k, in, w, terms);
-    /* signal-major buffers (k, s): each signal's samples are formed and compared in a loop of their own */
-    double *cur = y, *before = y + s * k;
-    if (has_prev)
-        for (Py_ssize_t t = 0; t < s; t++)
-            for (Py_ssize_t q = 0; q < k; q++)
-                before[q * s + t] = prev[t * k + q];
+    const double *before = has_prev ? prev : NULL;
     for (Py_ssize_t j = 0; j < m; j++) {
         const double *xj = x + j * s * c;
+        double *cur = (m - 1 - j) % 2 ? y : last;
         double mx = 0.0;
         for (Py_ssize_t q = 0; q < k; q++) {
-            const double *bq = j > 0 || has_prev ? before + q * s : NULL;
+            const double *bq = before != NULL ? before + q * s : NULL;
             double d;
             switch (terms[q]) {
             case 1: d = signal_change(xj, s, c, in + q * c, w + q * c, 1, bq, cur + q * s); break;
@@ -1621,14 +1626,14 @@ static PyObject *k_cycle_change(PyObject *self, PyObject *args)
             mx = d > mx ? d : mx;
         }
         out[j] = mx;
-        double *tmp = cur; cur = before; before = tmp;
+        before = cur;
     }
-    if (m > 0 || has_prev)
-        for (Py_ssize_t t = 0; t < s; t++)
-            for (Py_ssize_t q = 0; q < k; q++)
-                last[t * k + q] = before[q * s + t];
-    else
-        memset(last, 0, (size_t)(s * k) * sizeof(double));
+    if (m == 0) {
+        if (has_prev)
+            memcpy(last, prev, (size_t)(s * k) * sizeof(double));
+        else
+            memset(last, 0, (size_t)(s * k) * sizeof(double));
+    }
     Py_END_ALLOW_THREADS
     PyMem_RawFree(y);
     release(b, 5);

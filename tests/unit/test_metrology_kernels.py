@@ -345,6 +345,12 @@ def test_cycle_change_agrees_for_every_wiring_with_and_without_a_previous_cycle(
     with pytest.raises(ValueError):
         _kernels._ckernels.cycle_change(np.zeros(9 * 4), np.zeros(9), np.zeros(0), np.zeros(1), np.zeros(4), 1, 4, 9, 1,
                                         False)
+    shared = np.zeros(4 * 2 + 4)                    # last is written while x is read: sharing memory is refused
+    with pytest.raises(ValueError):
+        _kernels._ckernels.cycle_change(shared, np.ones(2), np.zeros(0), np.zeros(1), shared[:4], 1, 4, 2, 1, False)
+    got, last = _kernels.c_cycle_change(x, matrix, None)        # the last cycle goes back as the next prev
+    again, _ = _kernels.c_cycle_change(x, matrix, last)
+    np.testing.assert_array_equal(again, _kernels.c_cycle_change(x, matrix, np.ascontiguousarray(last))[0])
 
 
 def test_harmonic_values_agrees_on_window_spectra_with_absent_and_weak_signals():
