@@ -117,7 +117,8 @@ _WINDOW_PLANS: dict[tuple, tuple[list[str], list[tuple[str, int, int, tuple[int,
 
 
 def _window_plan(shapes: tuple) -> tuple[list[str], list[tuple[str, int, int, tuple[int, ...] | None]]]:
-    """Where each of a window's values sits in its flat array (``window_values``), and its shape (None: 1-D)."""
+    """Where each of a window's values sits in its flat array (``window_values``), and its shape (None: 1-D). The
+    keys' list also names the values' aggregation layout (``RunningAggregate``), made here with the plan."""
     mag, ratio, fundamental, dev, msv = shapes
     parts: list[tuple[str, tuple[int, ...] | None, int]] = [(key, None, hi - lo) for key, lo, hi in INTERVAL_SLICES]
     parts += [(key, mag, int(np.prod(mag))) for key in HARMONIC_KEYS[:3]]
@@ -126,9 +127,11 @@ def _window_plan(shapes: tuple) -> tuple[list[str], list[tuple[str, int, int, tu
     if msv is not None:
         parts.append(("msv", msv, int(np.prod(msv))))
     bounds = np.cumsum([0] + [size for _, _, size in parts]).tolist()
-    plan = ([key for key, _, _ in parts], [(key, bounds[j], bounds[j + 1], shape) for j, (key, shape, _) in
-                                           enumerate(parts)])
+    keys = [key for key, _, _ in parts]
+    plan = (keys, [(key, bounds[j], bounds[j + 1], shape) for j, (key, shape, _) in enumerate(parts)])
     _WINDOW_PLANS[shapes] = plan
+    _FLAT_LAYOUTS[id(keys)] = (keys, _make_layout(keys, [(size,) if shape is None else shape for _, shape, size in parts],
+                                                  [size for _, _, size in parts]))
     return plan
 
 
@@ -150,20 +153,19 @@ class RunningAggregate:
     def __init__(self) -> None:
         self.count = 0
 
-    def _layout(self, values: dict[str, np.ndarray]) -> None:
-        layout = _layout(values)
+    def _layout(self, item: Interval) -> None:
+        # a window's flat keys name its layout (made with its plan); other intervals' from their values
+        keys = None if item.flat is None else item.flat[0]
+        known = _FLAT_LAYOUTS.get(id(keys))
+        layout = known[1] if known is not None and known[0] is keys else _layout(item.values)
         self.keys, self.square, self.bounds, self.shapes = layout.keys, layout.square, layout.bounds, layout.shapes
         self._plan = layout
-        width = self.bounds[-1]
-        self.total = np.zeros(width)
-        self.n = np.zeros(width)
-        self.peak = np.full(width, np.nan)
-        self.finite = np.zeros(width)
-        self.latest = np.empty(width)
+        # the sums, counts, maxima (NaN: none yet), finite counts and latest values: rows of one array
+        self.total, self.n, self.peak, self.finite, self.latest = layout.start.copy()
 
     def add(self, item: Interval) -> None:
         if self.count == 0:
-            self._layout(item.values)
+            self._layout(item)
             self.start_ns, self.duration_s, self.cycles = item.start_ns, 0.0, 0
             self.flagged = self.gap = False
         if item.flat is None or item.flat[0] is not self.keys and item.flat[0] != self.keys:
@@ -192,7 +194,7 @@ class RunningAggregate:
         flat[mean_] = mean[mean_]
         peak = take & plan.max
         flat[peak] = self.peak[peak]
-        values = {key: flat[lo:hi].reshape(shape) for key, lo, hi, shape in plan.slices}
+        values = {key: flat[lo:hi] if shape is None else flat[lo:hi].reshape(shape) for key, lo, hi, shape in plan.slices}
         if "p" in values:
             values["pf"] = signed_pf(values["p"], values["q"], values["s"], convention)
             values["dpf"] = signed_pf(values["p1"], values["q"], np.hypot(values["p1"], values["q"]), convention)
@@ -215,10 +217,12 @@ class _Layout:
     rms: np.ndarray         # bool per entry: RMS, mean or maximum (else: the latest)
     mean: np.ndarray
     max: np.ndarray
-    slices: list[tuple[str, int, int, tuple[int, ...]]]
+    slices: list[tuple[str, int, int, tuple[int, ...] | None]]    # shape None: 1-D, the slice as it is
+    start: np.ndarray       # (5, width): RunningAggregate's arrays before any interval (zeros; NaN maxima)
 
 
 _LAYOUTS: dict[tuple, _Layout] = {}
+_FLAT_LAYOUTS: dict[int, tuple[list[str], _Layout]] = {}    # by id of a window plan's keys: (the keys, layout)
 
 
 def _layout(values: dict[str, np.ndarray]) -> _Layout:
@@ -228,18 +232,24 @@ def _layout(values: dict[str, np.ndarray]) -> _Layout:
     key = (tuple(values), tuple(shapes))
     layout = _LAYOUTS.get(key)
     if layout is None:
-        keys = list(values)
-        sizes = [a.size for a in arrays]
-        bounds = np.cumsum([0] + sizes).tolist()
-
-        def entries(names) -> np.ndarray:
-            return np.repeat([k in names for k in keys], sizes).astype(bool)
-        layout = _LAYOUTS[key] = _Layout(
-            keys, shapes, bounds, np.array(sizes, dtype=np.intp), np.array(bounds[:-1]), np.array(bounds[1:]),
-            np.repeat([1.0 if k in RMS_KEYS else 0.0 for k in keys], sizes), entries(RMS_KEYS),
-            entries(MEAN_KEYS), entries(MAX_KEYS), [(k, bounds[j], bounds[j + 1], shapes[j]) for j, k in enumerate(keys)])
+        layout = _LAYOUTS[key] = _make_layout(list(values), shapes, [a.size for a in arrays])
     return layout
 
+
+def _make_layout(keys: list[str], shapes: list[tuple[int, ...]], sizes: list[int]) -> _Layout:
+    """The layout of values named ``keys``, of these shapes and sizes, in this order."""
+    bounds = np.cumsum([0] + sizes).tolist()
+
+    def entries(names) -> np.ndarray:
+        return np.repeat([k in names for k in keys], sizes).astype(bool)
+    start = np.zeros((5, bounds[-1]))
+    start[2] = np.nan
+    return _Layout(
+        keys, shapes, bounds, np.array(sizes, dtype=np.intp), np.array(bounds[:-1]), np.array(bounds[1:]),
+        np.repeat([1.0 if k in RMS_KEYS else 0.0 for k in keys], sizes), entries(RMS_KEYS),
+        entries(MEAN_KEYS), entries(MAX_KEYS),
+        [(k, bounds[j], bounds[j + 1], None if shapes[j] == (sizes[j],) else shapes[j]) for j, k in enumerate(keys)],
+        start)
 
 
 class ClockAggregator:
