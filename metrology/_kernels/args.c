@@ -107,3 +107,21 @@ int overlapping(const buf_t *b, int n)
         }
     return 0;
 }
+
+/* Whether a buffer that the kernel writes (spec[i].writable) shares memory with any other of the n: a kernel that
+ * writes one while it reads another would read what it wrote (and memcpy between them is undefined), where the
+ * reference reads its inputs as they were. */
+int written_shared(const buf_t *b, const array_arg *spec, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!spec[i].writable || b[i].view.len == 0)
+            continue;
+        const char *a0 = b[i].view.buf;
+        for (int j = 0; j < n; j++) {
+            const char *b0 = b[j].view.buf;
+            if (j != i && a0 < b0 + b[j].view.len && b0 < a0 + b[i].view.len)
+                return 1;
+        }
+    }
+    return 0;
+}

@@ -451,11 +451,17 @@ CK_HIDDEN PyObject *k_cycle_stats(PyObject *self, PyObject *args)
         return NULL;
     if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
         return bad_args("cycle_stats: too many signals or bad v/i indices");
+    if (s < 2 || s % 2)        /* two halves of s / 2 samples, as the reference's reshape takes them */
+        return bad_args("cycle_stats: the samples of a cycle are not two equal halves");
     const array_arg spec[] = {{"x", 0, ITEMS(m, s, c)}, {"mat", 0, ITEMS(c, k)}, {"cos", 0, ITEMS(s)},
                               {"sin", 0, ITEMS(s)}, {"half_ms", 1, ITEMS(m, 2, k)}, {"ms", 1, ITEMS(m, k)},
                               {"peak", 1, ITEMS(m, k)}, {"vi", 1, ITEMS(m, nvi)}, {"fund", 1, ITEMS(m, 2, k)}};
     if (get_arrays(o, spec, 9, b))
         return NULL;
+    if (written_shared(b, spec, 9)) {
+        release(b, 9);
+        return bad_args("cycle_stats: an array it writes shares memory with another");
+    }
     const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
     double *sq = b[4].view.buf, *ms = b[5].view.buf, *peak = b[6].view.buf, *vi = b[7].view.buf;
     double *fund = b[8].view.buf;
@@ -491,6 +497,8 @@ CK_HIDDEN PyObject *k_cycle_batch(PyObject *self, PyObject *args)
         return bad_args("cycle_batch: spc must be positive, and a buffer needs a row to resample");
     if (k > CS_MAX_K || c > CS_MAX_C || nvi > 16 || v0 < 0 || i0 < 0 || v0 + nvi > k || i0 + nvi > k)
         return bad_args("cycle_batch: too many signals or bad v/i indices");
+    if (spc % 2)               /* two halves of spc / 2 samples, as the reference's reshape takes them */
+        return bad_args("cycle_batch: the samples of a cycle are not two equal halves");
     if (row < 0 || cap < 0 || row > cap || ncyc > cap - row)
         return bad_args("cycle_batch: the cycles' rows are past the columns");
     const array_arg spec[] = {{"buf", 0, ITEMS(n, c)}, {"bounds", 0, ncyc + 1}, {"real", 0, ncyc + 1},
@@ -501,6 +509,10 @@ CK_HIDDEN PyObject *k_cycle_batch(PyObject *self, PyObject *args)
                               {"vi", 1, ITEMS(cap, nvi)}, {"fund", 1, ITEMS(cap, 2, k)}};
     if (get_arrays(o, spec, 17, b))
         return NULL;
+    if (written_shared(b, spec, 17)) {
+        release(b, 17);
+        return bad_args("cycle_batch: an array it writes shares memory with another");
+    }
     double *grid = PyMem_RawMalloc((size_t)spc * sizeof(double));
     if (grid == NULL)
         return no_memory(b, 17);

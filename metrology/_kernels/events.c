@@ -255,6 +255,10 @@ CK_HIDDEN PyObject *k_half_cycle_events(PyObject *self, PyObject *args)
                               {"watched", 1, ITEMS(2, m, nc)}, {"cand", 1, ITEMS(2, m)}};
     if (get_arrays(o, spec, 8, b))
         return NULL;
+    if (written_shared(b, spec, 8)) {
+        release(b, 8);
+        return bad_args("half_cycle_events: an array it writes shares memory with another");
+    }
     const double *half = b[0].view.buf, *channels = b[2].view.buf, *pr = b[4].view.buf;
     double *prev = b[1].view.buf, *hist = b[3].view.buf, *urms = b[5].view.buf, *watched = b[6].view.buf;
     double *cand = b[7].view.buf;

@@ -86,8 +86,10 @@ static inline v4d splat_at(const double *p)
  * (AVX-512: twice the vector registers), and the loader picks the one the CPU runs; elsewhere (aarch64: NEON) once.
  * setup.py builds with -ffp-contract=off: no multiply-add is fused, so every clone gives the same bits as the
  * reference's order of operations does. */
+/* -DNO_CLONES: the baseline form alone, neither the clones nor the AVX-512 DFT (a sanitizer's build: one form of
+ * each function, no ifunc). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__linux__) && \
-    defined(__GLIBC__)      /* the x86-64-vN names are gcc 11's; the loader's choice is a glibc ifunc (not musl's) */
+    defined(__GLIBC__) && !defined(NO_CLONES)   /* x86-64-vN: gcc 11's names; the loader's choice: a glibc ifunc */
 
 #define PER_CPU __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
@@ -189,6 +191,7 @@ CK_HIDDEN int get_arrays(PyObject *const *o, const array_arg *spec, int n, buf_t
 CK_HIDDEN PyObject *bad_args(const char *why);
 CK_HIDDEN PyObject *no_memory(buf_t *b, int n);
 CK_HIDDEN int overlapping(const buf_t *b, int n);
+CK_HIDDEN int written_shared(const buf_t *b, const array_arg *spec, int n);
 
 /* resample.c */
 CK_HIDDEN void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const double *bounds, const double *grid,

@@ -282,9 +282,16 @@ def harmonic_values(lines: np.ndarray, n: int, orders: int, length: int, rms: np
 
 def block_squares(x: np.ndarray, matrix: np.ndarray, d: int) -> np.ndarray:
     """The mean over each run of ``d`` rows of the squares of ``y = x @ matrix`` (x: (n, C), matrix (C, K)):
-    (n // d, K); rows past the last whole run are left out."""
-    y = (x[:x.shape[0] // d * d] @ matrix).reshape(-1, d, matrix.shape[1])
-    return np.einsum("ijk,ijk->ik", y, y) / d
+    (n // d, K); rows past the last whole run are left out. Each y[:, q] is the sum of the terms of the inputs with
+    a nonzero weight in matrix[:, q] only: a NaN or infinite sample of an input a signal does not use (a current's,
+    for a voltage) leaves that signal alone."""
+    xr = x[:x.shape[0] // d * d]
+    y = np.empty((xr.shape[0], matrix.shape[1]))
+    for q in range(matrix.shape[1]):
+        used = np.flatnonzero(matrix[:, q])
+        y[:, q] = xr[:, used] @ matrix[used, q]
+    runs = y.reshape(-1, d, matrix.shape[1])
+    return np.einsum("ijk,ijk->ik", runs, runs) / d
 
 
 def flicker_squares(x: np.ndarray, matrix: np.ndarray, carry: np.ndarray, nc: int, t_first: float, step: float,

@@ -249,6 +249,10 @@ CK_HIDDEN PyObject *k_track_block(PyObject *self, PyObject *args)
                               {"out_real", 1, ITEMS(n)}};
     if (get_arrays(o, spec, 11, b))
         return NULL;
+    if (written_shared(b, spec, 11)) {
+        release(b, 11);
+        return bad_args("track_block: an array it writes shares memory with another");
+    }
     double *st = b[6].view.buf;
     const double kept = st[4];
     if (!(kept >= 0.0 && kept <= (double)tl)) {

@@ -28,14 +28,19 @@ CK_HIDDEN PyObject *k_window_append(PyObject *self, PyObject *args)
     Py_ssize_t m, s, c, ni, width, w, lo, hi, at;
     if (kernel_args(args, o, 3, "nnnnnnnnn", &m, &s, &c, &ni, &width, &w, &lo, &hi, &at))
         return NULL;
+    if (lo < 0 || hi > m || hi < lo)     /* before hi - lo is formed: it cannot overflow */
+        return bad_args("window_append: the cycles do not fit the window");
     const Py_ssize_t len = ITEMS(hi - lo, s);
-    if (lo < 0 || hi > m || hi < lo || len < 0 || at < 0 || width < 0 || at > width - len || ni < 0 || ni > w ||
-        ni > CS_MAX_C)
+    if (len < 0 || at < 0 || width < 0 || at > width - len || ni < 0 || ni > w || ni > CS_MAX_C)
         return bad_args("window_append: the cycles do not fit the window");
     const array_arg spec[] = {{"samples", 0, ITEMS(m, s, c), 0}, {"inputs", 0, ITEMS(ni), 0},
                               {"win", 1, ITEMS(width, w), 0}};
     if (get_arrays(o, spec, 3, b))
         return NULL;
+    if (written_shared(b, spec, 3)) {
+        release(b, 3);
+        return bad_args("window_append: an array it writes shares memory with another");
+    }
     const double *x = b[0].view.buf, *inputs = b[1].view.buf;
     double *win = b[2].view.buf;
     int in_order = ni <= c;       /* inputs 0 .. ni-1: each row a straight copy */
@@ -367,6 +372,10 @@ CK_HIDDEN PyObject *k_window_rfft(PyObject *self, PyObject *args)
     const array_arg spec[] = {{"x", 0, ITEMS(big_n, w)}, {"out", 1, ITEMS(ni, nl, 2)}};
     if (get_arrays(o, spec, 2, b))
         return NULL;
+    if (written_shared(b, spec, 2)) {
+        release(b, 2);
+        return bad_args("window_rfft: an array it writes shares memory with another");
+    }
     if (ni == 0) {     /* no column: nothing to plan (N is then bounded by no buffer) */
         release(b, 2);
         Py_RETURN_TRUE;

@@ -81,6 +81,33 @@ HOSTILE_CALLS = {
     "half_cycle_events: a NaN channel": ("half_cycle_events", [2 * 4, 4, "nan_idx", 8 * 4, 3, 2 * 4, 2 * 4, 2],
                                          [1, 4, 4, 8, 0, True, True, False]),
     "rising_crossings: a buffer not aligned to 8 bytes": ("rising_crossings", ["misaligned", 8, 8, 8], [8, 0, 2]),
+    # hi - lo formed before lo was checked: a signed overflow (undefined; UBSan reports it)
+    "window_append: a negative first cycle": ("window_append", [8, 1, 8], [1, 4, 1, 1, 8, 1, -1, 2 ** 63 - 1, 0]),
+    # an odd cycle has no two equal halves (the reference's reshape refuses it): half means of s // 2 and s // 2 + 1
+    "cycle_stats: an odd number of samples a cycle": ("cycle_stats", [2 * 5 * 7, 49, 5, 5, 2 * 2 * 7, 14, 14, 0, 28],
+                                                      [2, 5, 7, 7, 0, 0, 0]),
+    "cycle_stats: one sample a cycle": ("cycle_stats", [7, 49, 1, 1, 2 * 7, 7, 7, 0, 14], [1, 1, 7, 7, 0, 0, 0]),
+    "cycle_batch: an odd number of samples a cycle": ("cycle_batch", [14, 2, 2, 7, 77, 7, 7, 49, 4, 4, 4, 4, 88, 44,
+                                                                      44, 12, 88],
+                                                      [2, 7, 1, 7, 11, 0, 6, 3, 4, 0, 0.0, 32000.0, 42.5, 69.0]),
+    # an array written while another that shares its memory is read ("alias N": the same array as argument N): the
+    # kernel read what it had written (memcpy between the two undefined), the reference reads the inputs as given
+    "track_block: the history is the input": ("track_block", [8, 1, 12, 4, 4, "alias 0", 5, 4, 11, 8, 8],
+                                              [8, 1, 2, 4, 8, 4, False]),
+    "flicker_squares: the carried rows are the input": ("flicker_squares", [32 * 7, 7 * 3, "alias 0", 3, 1],
+                                                        [8, 7, 3, 32, 4, 1, 0.0, 1.0]),
+    "block_squares: the output is the input": ("block_squares", [8 * 3, 9, "alias 0"], [8, 3, 3, 1]),
+    "cycle_stats: the outputs are the input": ("cycle_stats", [2 * 8 * 7, 49, 8, 8, "alias 0", 14, 14, 0, 28],
+                                               [2, 8, 7, 7, 0, 0, 0]),
+    "cycle_batch: the samples are the buffer": ("cycle_batch", [2 * 8 * 7, 2, 2, 7, 77, 8, 8, "alias 0", 4, 4, 4,
+                                                                4, 88, 44, 44, 12, 88],
+                                                [16, 7, 1, 8, 11, 0, 6, 3, 4, 0, 0.0, 32000.0, 42.5, 69.0]),
+    "window_append: the window is the samples": ("window_append", [64, 7, "alias 0"], [1, 8, 8, 7, 8, 8, 0, 1, 0]),
+    "window_rfft: the lines are the window": ("window_rfft", [16 * 8, "alias 0"], [8, 16, 8, 8]),
+    "half_cycle_events: the history is the Urms(1/2)": ("half_cycle_events", [2 * 4, 4, 1, 16, 3, "alias 3", 2, 2],
+                                                        [1, 4, 1, 8, 0, True, True, False]),
+    "flicker_chain: the states are the samples": ("flicker_chain", [8 * 2 * 3, 8 * 6, "alias 0", 8 * 3],
+                                                  [8, 8, 3, 1.0]),
 }
 
 _RUNNER = textwrap.dedent("""
@@ -97,9 +124,12 @@ _RUNNER = textwrap.dedent("""
             return np.array([1.0, 0.0, 0.0, 0.0])
         return np.zeros(spec)
 
-    kernel, arrays, scalars = json.loads(sys.argv[1])
+    kernel, specs, scalars = json.loads(sys.argv[1])
+    arrays = []
+    for a in specs:
+        arrays.append(arrays[int(a.split()[1])] if isinstance(a, str) and a.startswith("alias") else array(a))
     try:
-        getattr(_ckernels, kernel)(*[array(a) for a in arrays], *scalars)
+        getattr(_ckernels, kernel)(*arrays, *scalars)
     except ValueError as exc:
         print("ValueError", exc)
     else:
@@ -263,3 +293,23 @@ def test_cycle_stats_reads_nothing_past_the_last_sample():
     done = subprocess.run([sys.executable, "-c", _GUARD_PAGE_RUNNER], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"the kernel crashed ({done.returncode}): {done.stderr[-500:]}"
     assert done.stdout.strip() == "done"
+
+
+def test_block_squares_and_flicker_squares_of_a_nan_in_an_input_a_signal_does_not_use_agree_with_the_reference():
+    # the kernel leaves zero weights out: a NaN or infinite current sample leaves the voltages' squares finite,
+    # where a product with every input (NaN times 0) made them NaN
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((96, 7))
+    x[3, 4] = np.nan
+    x[40, 5] = np.inf
+    matrix = np.zeros((7, 3))
+    matrix[0, 0] = matrix[1, 1] = matrix[2, 2] = 1.0
+    matrix[4, 2] = 0.5
+    ref = reference.block_squares(x, matrix, 32)
+    assert np.isfinite(ref[:, :2]).all() and np.isnan(ref[0, 2])
+    np.testing.assert_allclose(_kernels.c_block_squares(x, matrix, 32), ref, rtol=1e-13)
+    carry_c, carry_r = np.zeros((32, 7)), np.zeros((32, 7))
+    out_c, out_r, times = np.zeros((4, 3)), np.zeros((4, 3)), np.zeros(4)
+    assert _kernels.c_flicker_squares(x[:50], matrix, carry_c, 0, 0.0, 1.0, out_c, times) == 1
+    assert reference.flicker_squares(x[:50], matrix, carry_r, 0, 0.0, 1.0, out_r, times) == 1
+    np.testing.assert_allclose(out_c, out_r, rtol=1e-13)
