@@ -26,6 +26,7 @@ frequency: ``frequency_10s_flagged``), as do the first intervals after it.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -278,23 +279,24 @@ class Pipeline:
                  out: FeedResult) -> None:
         """Assign the new cycles (log rows ``base``..; their clock times ``starts``, ``ends`` and event flags) to
         windows; ``samples`` (m, 512, 7) resampled inputs."""
-        m = len(starts)
-        lo = 0
-        for k in range(m):
-            tick = starts[k] // TEN_MIN_NS
-            if self._win_count and tick != self._win_tick:
-                self._append_window(samples, lo, k, flags)    # resynchronise at the 10-min tick:
-                lo = k                                        # the open window closes short
-                self._close_window(out)
+        m, size, k = len(starts), self.n_window, 0
+        while k < m:
+            if self._win_count and starts[k] // TEN_MIN_NS != self._win_tick:
+                self._close_window(out)       # resynchronise at the 10-min tick: the open window closes short
             if self._win_count == 0:
-                self._win_tick, self._win_start, self._win_lo = tick, starts[k], base + k
-            self._win_count += 1
-            self._win_end = ends[k]
-            if self._win_count == self.n_window:
-                self._append_window(samples, lo, k + 1, flags)
-                lo = k + 1
+                self._win_tick, self._win_start, self._win_lo = starts[k] // TEN_MIN_NS, starts[k], base + k
+            # cycles k..hi - 1 join the open window: up to its size, while they start in its 10-min tick (a batch's
+            # starts increase: the first one at or after the next tick is where the run ends)
+            hi = min(m, k + size - self._win_count)
+            limit = (self._win_tick + 1) * TEN_MIN_NS
+            if starts[hi - 1] >= limit:
+                hi = bisect_left(starts, limit, k, hi)
+            self._append_window(samples, k, hi, flags)
+            self._win_count += hi - k
+            self._win_end = ends[hi - 1]
+            k = hi
+            if self._win_count == size:
                 self._close_window(out)
-        self._append_window(samples, lo, m, flags)
 
     def _append_window(self, samples: np.ndarray, lo: int, hi: int, flags: list[bool]) -> None:
         if hi > lo:
