@@ -94,13 +94,29 @@ def cycle_batch(buf: np.ndarray, bounds: np.ndarray, real: np.ndarray, spc: int,
         column[row:row + m] = v
 
 
+def nonzero_terms(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``x @ matrix`` (x (n, C), matrix (C, K) or weights (C,)), each output the sum of the terms of the inputs with a
+    nonzero weight in it only: in a row with a NaN or infinite sample, that sample's zero-weight terms (NaN) are left
+    out (the other rows as x @ matrix)."""
+    with np.errstate(invalid="ignore"):          # those NaN terms, replaced below
+        y = x @ matrix
+    cols = matrix.reshape(matrix.shape[0], -1)
+    out = y.reshape(y.shape[0], cols.shape[1])
+    for r in np.flatnonzero(~np.isfinite(x).all(axis=1)):
+        for q in range(cols.shape[1]):
+            used = np.flatnonzero(cols[:, q])
+            out[r, q] = x[r, used] @ cols[used, q]
+    return y
+
+
 def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, weights: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
     """Cascade of biquads with state ``zi`` (n_sections, 2) on ``x`` (n,), or on ``x @ weights`` for
-    ``x`` (n, c): scipy.signal.sosfilt is the definition."""
+    ``x`` (n, c), the sum of the terms of the inputs with a nonzero weight only (a NaN sample of an input the
+    reference does not use, a current's, leaves the filter alone): scipy.signal.sosfilt is the definition."""
     from scipy import signal
 
-    return signal.sosfilt(sos, x if weights is None else x @ weights, zi=zi)
+    return signal.sosfilt(sos, x if weights is None else nonzero_terms(x, weights), zi=zi)
 
 
 def harmonic_groups(lines: np.ndarray, n: int, orders: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -285,12 +301,7 @@ def block_squares(x: np.ndarray, matrix: np.ndarray, d: int) -> np.ndarray:
     (n // d, K); rows past the last whole run are left out. Each y[:, q] is the sum of the terms of the inputs with
     a nonzero weight in matrix[:, q] only: a NaN or infinite sample of an input a signal does not use (a current's,
     for a voltage) leaves that signal alone."""
-    xr = x[:x.shape[0] // d * d]
-    y = np.empty((xr.shape[0], matrix.shape[1]))
-    for q in range(matrix.shape[1]):
-        used = np.flatnonzero(matrix[:, q])
-        y[:, q] = xr[:, used] @ matrix[used, q]
-    runs = y.reshape(-1, d, matrix.shape[1])
+    runs = nonzero_terms(x[:x.shape[0] // d * d], matrix).reshape(-1, d, matrix.shape[1])
     return np.einsum("ijk,ijk->ik", runs, runs) / d
 
 

@@ -313,3 +313,29 @@ def test_block_squares_and_flicker_squares_of_a_nan_in_an_input_a_signal_does_no
     assert _kernels.c_flicker_squares(x[:50], matrix, carry_c, 0, 0.0, 1.0, out_c, times) == 1
     assert reference.flicker_squares(x[:50], matrix, carry_r, 0, 0.0, 1.0, out_r, times) == 1
     np.testing.assert_allclose(out_c, out_r, rtol=1e-13)
+
+
+def test_track_block_and_sosfilt_of_a_nan_in_an_input_the_reference_does_not_use_agree_with_the_reference():
+    # the kernels leave zero weights out: a NaN current sample leaves the tracker's filter finite, where x @ weights
+    # (NaN times 0) left the reference's filter state NaN for good
+    from metrology.frequency import CycleTracker
+
+    tracker = CycleTracker(32000.0, 50.0, 30.0)
+    t = np.arange(4096) / 32000.0
+    x = np.zeros((4096, 7))
+    for q, shift in enumerate((0.0, -2.1, 2.1)):
+        x[:, q] = 300.0 * np.sin(2 * np.pi * 50.0 * t + shift)
+    x[1000, 5] = np.nan
+    w = np.array([1.0, -0.5, -0.5, 0.0, 0.0, 0.0, 0.0])
+    args = [(x, w, tracker.sos, np.zeros((2, 2)), np.zeros(tracker.tail_len), np.zeros((tracker.history_len, 7)),
+             np.array([640.0, np.nan, 0.0, 1.0, 0.0]), tracker._delay_table, tracker._params.copy()) for _ in "rc"]
+    found_r, real_r = reference.track_block(*args[0])
+    found_c, real_c = _kernels.c_track_block(*args[1])
+    assert np.isfinite(args[0][3]).all()
+    np.testing.assert_allclose(args[1][3], args[0][3], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(found_c, found_r, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(real_c, real_r)
+    y_r, z_r = reference.sosfilt(tracker.sos, x, np.zeros((2, 2)), w)
+    y_c, z_c = _kernels.c_sosfilt(tracker.sos, x, np.zeros((2, 2)), w)
+    assert np.isfinite(y_r).all()
+    np.testing.assert_allclose(y_c, y_r, rtol=1e-9, atol=1e-9)
