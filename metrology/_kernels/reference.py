@@ -243,8 +243,9 @@ def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: 
 def cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """For each cycle j of ``y = x @ matrix`` (x: (m, S, C) inputs, matrix (C, K)), the largest |y[j] - y[j-1]|
     over its samples and signals, (m,); y[-1] is ``prev`` (S, K), or with None cycle 0 gives 0. NaN
-    differences count as 0. Also returns the last cycle's y (S, K) (``prev`` when m is 0, zeros without it)."""
-    y = x @ matrix
+    differences count as 0. Also returns the last cycle's y (S, K) (``prev`` when m is 0, zeros without it). Each
+    signal the sum of its nonzero-weight inputs' terms (nonzero_terms)."""
+    y = nonzero_terms(x.reshape(-1, x.shape[2]), matrix).reshape(x.shape[0], x.shape[1], matrix.shape[1])
     if y.shape[0] == 0:
         return np.zeros(0), np.zeros((x.shape[1], matrix.shape[1])) if prev is None else prev.copy()
     before = np.concatenate((y[:1] if prev is None else prev[None], y[:-1]))

@@ -95,7 +95,8 @@ static void rfft_plan_free(rfft_plan *p)
     memset(p, 0, sizeof *p);
 }
 
-/* The plan for m complex points (made once, while the GIL is held): NULL when m has another prime factor. */
+/* The plan for m complex points (made once, while the GIL is held): NULL when m has another prime factor, or with a
+ * MemoryError set. */
 static rfft_plan *rfft_plan_for(Py_ssize_t m)
 {
     for (int i = 0; i < 4; i++)
@@ -136,6 +137,7 @@ static rfft_plan *rfft_plan_for(Py_ssize_t m)
     p->work = aligned_alloc(64, (size_t)(4 * m) * sizeof(v4d));     /* vectors of up to eight: their alignment */
     if (p->perm == NULL || p->tw_re == NULL || p->tw_im == NULL || p->work == NULL) {
         rfft_plan_free(p);
+        PyErr_NoMemory();          /* a MemoryError, not False (which says N / 2 has another prime factor) */
         return NULL;
     }
     /* digit reversal: position i = d_0 + p_0 (d_1 + p_1 (...)), its fastest digit the first stage's, reads

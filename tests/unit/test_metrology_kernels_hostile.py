@@ -339,3 +339,20 @@ def test_track_block_and_sosfilt_of_a_nan_in_an_input_the_reference_does_not_use
     y_c, z_c = _kernels.c_sosfilt(tracker.sos, x, np.zeros((2, 2)), w)
     assert np.isfinite(y_r).all()
     np.testing.assert_allclose(y_c, y_r, rtol=1e-9, atol=1e-9)
+
+
+def test_cycle_change_of_a_nan_in_an_input_a_signal_does_not_use_agrees_with_the_reference():
+    # the kernel leaves zero weights out: the current's NaN sample is no NaN in the voltages' change nor in last
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 16, 7))
+    x[1, 5, 4] = np.nan
+    x[2, 7, 4] = np.inf
+    x[2, 7, 0] = 50.0
+    matrix = np.zeros((7, 3))
+    matrix[0, 0] = matrix[1, 1] = matrix[2, 2] = 1.0
+    prev = rng.standard_normal((16, 3))
+    out_r, last_r = reference.cycle_change(x, matrix, prev)
+    out_c, last_c = _kernels.c_cycle_change(x, matrix, prev)
+    assert out_r[2] > 40.0 and np.isfinite(last_r).all()
+    np.testing.assert_allclose(out_c, out_r, rtol=1e-13)
+    np.testing.assert_allclose(last_c, last_r, rtol=1e-13)
