@@ -459,6 +459,10 @@ def window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, peak
     Returns (rms, mag, inter, angle, fund, ratio, msv)."""
     s = matrix.shape[0]
     spec = matrix @ lines[:, :orders * n]
+    for j in np.flatnonzero(~np.isfinite(lines[:, :orders * n]).all(axis=0)):   # an unused input's NaN: no term
+        for q in range(s):
+            used = np.flatnonzero(matrix[q])
+            spec[q, j] = matrix[q, used] @ lines[used, j]
     rms = np.sqrt(ms[:, :s].mean(axis=0))
     top = peak[:, :s].max(axis=0)
     mag, inter, angle, fund, ratio = harmonic_values(spec, n, orders, length, rms, top, tdd_current, tdd_from, h1_min)

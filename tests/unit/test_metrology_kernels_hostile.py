@@ -356,3 +356,26 @@ def test_cycle_change_of_a_nan_in_an_input_a_signal_does_not_use_agrees_with_the
     assert out_r[2] > 40.0 and np.isfinite(last_r).all()
     np.testing.assert_allclose(out_c, out_r, rtol=1e-13)
     np.testing.assert_allclose(last_c, last_r, rtol=1e-13)
+
+
+def test_window_harmonics_of_an_input_with_nan_lines_agrees_with_the_reference():
+    # the kernel leaves zero weights out: a current's NaN lines (a NaN sample in its window) leave the voltages' values
+    from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS
+    from metrology.systems import V_LN, wiring
+
+    matrix = wiring("4W-WYE").matrix
+    used = np.flatnonzero(np.any(matrix[:, :HARMONIC_SIGNALS] != 0, axis=1))
+    fft_matrix = np.ascontiguousarray(matrix[used, :HARMONIC_SIGNALS].T)
+    n = 10
+    th = 2 * np.pi * np.arange(n * 512) / 512
+    x = np.stack([325.0 * np.cos(th - k) + 0.05 * np.cos(5 * th) for k in range(7)], axis=1)
+    _, ms, peak, _, _ = reference.cycle_stats(x.reshape(n, 512, 7), matrix, 0, 6, 3)
+    lines = np.fft.rfft(x[:, used].T, axis=1)
+    lines[0] = np.nan        # input 0, a current (signal 6 alone)
+    args = (lines, fft_matrix, ms, peak, n, N_ORDERS, n * 512, 5.0, 6, None, np.zeros((0, 4)), np.zeros((0, 4)),
+            V_LN.start)
+    got, want = _kernels.c_window_harmonics(*args), reference.window_harmonics(*args)
+    assert np.isfinite(want[1][:6]).all() and np.isnan(want[1][6]).all()
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
