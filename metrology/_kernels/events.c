@@ -164,6 +164,10 @@ CK_HIDDEN PyObject *k_event_screen(PyObject *self, PyObject *args)
     const array_arg spec[] = {{"u", 0, ITEMS(n, ch)}, {"history", 0, ITEMS(h, ch)}, {"cand", 1, n}, {"params", 0, 3}};
     if (get_arrays(o, spec, 4, b))
         return NULL;
+    if (written_shared(b, spec, 4)) {
+        release(b, 4);
+        return bad_args("event_screen: an array it writes shares memory with another");
+    }
     const double *u = b[0].view.buf, *hist = b[1].view.buf, *pr = b[3].view.buf;
     double *cand = b[2].view.buf;
     double *c = NULL;
@@ -223,6 +227,10 @@ CK_HIDDEN PyObject *k_half_cycle_rms(PyObject *self, PyObject *args)
                               {"channels", 0, nc, 0}, {"urms", 1, ITEMS(2, m, k), 0}, {"watched", 1, ITEMS(2, m, nc), 0}};
     if (get_arrays(o, spec, 5, b))
         return NULL;
+    if (written_shared(b, spec, 5)) {
+        release(b, 5);
+        return bad_args("half_cycle_rms: an array it writes shares memory with another");
+    }
     const double *channels = b[2].view.buf;
     if (!channels_in_range(channels, nc, k)) {
         release(b, 5);
