@@ -198,13 +198,13 @@ class Pipeline:
         self._note_hole(float(cm.start[0]))
         self._last_end = float(cm.end[-1])
         start_ns, end_ns, half_end, half_end_ns = _kernels.cycle_times(cm.start, cm.end, self.origin_ns, 1e9 / self.fs)
-        urms, flags_c = self.flagger.process(
-            cm.half_ms, half_end, half_end_ns, np.add.reduce(cm.vi, axis=1), out.events,
+        urms, flags = self.flagger.process(
+            cm.half_ms, half_end, half_end_ns, cm.vi, out.events,
             lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))
         self.transients.process_inputs(samples, self._tr_matrix, cm.start, cm.end, start_ns, end_ns, out.events)
         out.cycles, out.urms_half, out.cycle_start_ns, out.half_end_ns = cm, urms, start_ns, half_end_ns
         # the batch's few cycles as plain numbers: the loops below cost less on them than on arrays
-        starts, ends, flags = start_ns.tolist(), end_ns.tolist(), flags_c.tolist()
+        starts, ends = start_ns.tolist(), end_ns.tolist()
         for t, f in self.ten_s.add_lists(starts, ends, cm.duration_s.tolist(), cm.real.tolist(), flags):
             self.latest_frequency_10s = f
             out.frequency_10s.append((t, f))

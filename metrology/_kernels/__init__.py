@@ -269,15 +269,13 @@ def c_half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.
 
 
 def c_half_cycle_events(half_ms: np.ndarray, prev: np.ndarray, has_prev: bool, channels: np.ndarray, hist: np.ndarray,
-                        hist_n: int, params: np.ndarray, rvc_enabled: bool, is_open: bool
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    half_ms = _f64(half_ms)
+                        hist_n: int, params: np.ndarray, rvc_enabled: bool, is_open: bool, urms: np.ndarray,
+                        watched: np.ndarray, cand: np.ndarray) -> int:
+    # the arrays go to the kernel as they are (it refuses any that is not C-contiguous float64): the caller's own
     m, _, k = half_ms.shape
     n_rvc, nc = hist.shape
-    urms, watched, cand = np.empty((2 * m, k)), np.empty((2 * m, nc)), np.empty(2 * m)
-    rows = _ckernels.half_cycle_events(half_ms, prev, channels, hist, params, urms, watched, cand, m, k, nc, n_rvc,
+    return _ckernels.half_cycle_events(half_ms, prev, channels, hist, params, urms, watched, cand, m, k, nc, n_rvc,
                                        hist_n, has_prev, rvc_enabled, is_open)
-    return urms, watched, cand != 0, rows
 
 
 def c_window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.ndarray, udin: float

@@ -518,25 +518,26 @@ def half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.nd
 
 
 def half_cycle_events(half_ms: np.ndarray, prev: np.ndarray, has_prev: bool, channels: np.ndarray, hist: np.ndarray,
-                      hist_n: int, params: np.ndarray, rvc_enabled: bool, is_open: bool
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                      hist_n: int, params: np.ndarray, rvc_enabled: bool, is_open: bool, urms: np.ndarray,
+                      watched: np.ndarray, cand: np.ndarray) -> int:
     """A batch's Urms(1/2) and the voltage events' screen in one pass: ``half_cycle_rms`` of ``half_ms`` (m, 2, K)
-    after ``prev`` (K,) (the half before the first, when ``has_prev``), then ``event_screen`` of its ``channels``
-    columns after the last ``hist_n`` rows of ``hist`` (n_rvc, channels) (right-aligned: its rows n_rvc - hist_n ..)
-    with the thresholds ``params``. ``prev`` becomes the batch's last half (in place). Returns Urms(1/2) (2m, K), its
-    watched columns (2m, channels), the RVC candidates (2m,) bool and the history's new row count when the batch is
-    quiet (no event open per ``is_open``, no value beyond dip or swell, no RVC candidate: its watched rows then join
-    ``hist`` in place, its last n_rvc rows kept), else -1 (``hist`` as it was: the values need looking at one by
-    one)."""
+    after ``prev`` (K,) (the half before the first, when ``has_prev``) into ``urms`` (2m, K) and its ``channels``
+    columns into ``watched`` (2m, channels), then ``event_screen`` of those after the last ``hist_n`` rows of
+    ``hist`` (n_rvc, channels) (right-aligned: its rows n_rvc - hist_n ..) with the thresholds ``params``, its RVC
+    candidates into ``cand`` (2m,) as 1.0 (else 0.0). ``prev`` becomes the batch's last half (in place). Returns the
+    history's new row count when the batch is quiet (no event open per ``is_open``, no value beyond dip or swell, no
+    RVC candidate: its watched rows then join ``hist`` in place, its last n_rvc rows kept), else -1 (``hist`` as it
+    was: the values need looking at one by one)."""
     n_rvc = hist.shape[0]
-    urms, watched = half_cycle_rms(half_ms, prev.copy() if has_prev else None, channels)
+    urms[:], watched[:] = half_cycle_rms(half_ms, prev.copy() if has_prev else None, channels)
     prev[:] = half_ms[-1, 1]
-    maybe, cand = event_screen(watched, hist[n_rvc - hist_n:], n_rvc, params, rvc_enabled)
-    if is_open or maybe or cand.any():
-        return urms, watched, cand, -1
+    maybe, rvc = event_screen(watched, hist[n_rvc - hist_n:], n_rvc, params, rvc_enabled)
+    cand[:] = rvc
+    if is_open or maybe or rvc.any():
+        return -1
     rows = np.concatenate((hist[n_rvc - hist_n:], watched))[-n_rvc:]
     hist[n_rvc - rows.shape[0]:] = rows
-    return urms, watched, cand, int(rows.shape[0])
+    return int(rows.shape[0])
 
 
 def window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.ndarray, udin: float

@@ -738,32 +738,36 @@ def test_half_cycle_events_agrees_batch_by_batch_through_a_sag_an_interruption_a
             hist_n, has_prev = 0, False
             for lo in range(0, cm.count, 7):
                 half = cm.half_ms[lo:lo + 7]
-                got = _kernels.c_half_cycle_events(half, *state["c"][:1], has_prev, channels, state["c"][1], hist_n,
-                                                   params, rvc_enabled, False)
-                want = reference.half_cycle_events(half, *state["ref"][:1], has_prev, channels, state["ref"][1], hist_n,
-                                                   params, rvc_enabled, False)
-                for a, b in zip(got[:3], want[:3]):
+                n = 2 * half.shape[0]
+                got = [np.full((n, 11), -1.0), np.full((n, 3), -1.0), np.full(n, -1.0)]
+                want = [np.full((n, 11), -2.0), np.full((n, 3), -2.0), np.full(n, -2.0)]
+                rows = _kernels.c_half_cycle_events(half, *state["c"][:1], has_prev, channels, state["c"][1], hist_n,
+                                                    params, rvc_enabled, False, *got)
+                ref_rows = reference.half_cycle_events(half, *state["ref"][:1], has_prev, channels, state["ref"][1],
+                                                       hist_n, params, rvc_enabled, False, *want)
+                for a, b in zip(got, want):
                     np.testing.assert_array_equal(a, b)
-                assert got[3] == want[3]
+                assert set(got[2].tolist()) <= {0.0, 1.0}
+                assert rows == ref_rows
                 np.testing.assert_array_equal(state["c"][0], state["ref"][0])
                 np.testing.assert_array_equal(state["c"][1], state["ref"][1])
                 # the halves Urms(1/2) is made of: the half before the batch, then its own
                 np.testing.assert_array_equal(got[1], reference.half_cycle_rms(
                     half, cm.half_ms[lo - 1, 1] if has_prev else None, channels.astype(np.intp))[1])
-                if got[3] >= 0:
+                if rows >= 0:
                     quiet += 1
-                    assert got[3] == min(hist_n + 2 * half.shape[0], n_rvc)
-                    np.testing.assert_array_equal(state["c"][1][n_rvc - 2 * half.shape[0]:],
-                                                  got[1][-n_rvc:])
-                    hist_n = got[3]
+                    assert rows == min(hist_n + n, n_rvc)
+                    np.testing.assert_array_equal(state["c"][1][n_rvc - n:], got[1][-n_rvc:])
+                    hist_n = rows
                 else:
                     steps += 1
                     hist_n = 0
                 has_prev = True
             # an event open: never quiet, the history as it was
             before = state["c"][1].copy()
-            assert _kernels.c_half_cycle_events(cm.half_ms[:3], state["c"][0], True, channels, state["c"][1], hist_n,
-                                                params, rvc_enabled, True)[3] == -1
+            outs = (np.empty((6, 11)), np.empty((6, 3)), np.empty(6))
+            assert _kernels.c_half_cycle_events(np.ascontiguousarray(cm.half_ms[:3]), state["c"][0], True, channels,
+                                                state["c"][1], hist_n, params, rvc_enabled, True, *outs) == -1
             np.testing.assert_array_equal(state["c"][1], before)
     assert quiet > 20 and steps > 3          # the run has both: steady batches and the disturbed ones
 
