@@ -47,7 +47,6 @@ from metrology.settings import SAMPLES_PER_CYCLE, MetrologySettings
 from metrology.systems import I_PH, INPUTS, SIGNALS, V_LL, V_LN, wiring
 from metrology.transients import TransientDetector, TransientSettings
 
-ENERGY_QUANTITIES = EnergyIncrement.quantities()
 WINDOWS_PER_3S = 15        # 150/180 cycles = 15 windows of 10/12 (IEC 61000-4-30 4.5.2)
 
 
@@ -364,6 +363,10 @@ class Pipeline:
             return
         if self._sec_key is None:
             self._sec_key = starts[0] // NS_PER_S
+        if starts[0] // NS_PER_S == self._sec_key == starts[-1] // NS_PER_S:
+            # the usual batch: every cycle in the open second (a batch's starts increase)
+            self._sec_flag |= True in flags
+            return
         for k, start in enumerate(starts):
             key = start // NS_PER_S
             if key != self._sec_key:
@@ -391,7 +394,7 @@ class Pipeline:
         values["freq_10s_flagged"] = np.array([1.0 if self.ten_s.flagged else 0.0])
         real_f = cm.freq[~np.isnan(cm.freq)]
         values["freq_1cycle"] = np.array([real_f[-1] if real_f.size else np.nan])
-        energy, comp, table = self._energy(cm)
+        energy, comp, table = self._energy(cm, float(duration))
         energy.start_ns = key * NS_PER_S
         energy.gap_s, self._gap_s = self._gap_s, 0.0
         if comp is not None:        # the same second, the same unmeasured time
@@ -407,15 +410,15 @@ class Pipeline:
                         values, flagged, gap, energy, comp)
         return item
 
-    def _energy(self, cm: CycleMeasures) -> tuple[EnergyIncrement, EnergyIncrement | None, np.ndarray]:
-        """The energy of the cycles ``cm`` and, with loss compensation on, its compensated twin (one pass of the
-        interval_energy kernel, whose definition ``reference.interval_energy`` is compute_power and cycle_energy),
-        and the kernel's table their quantities are rows of."""
+    def _energy(self, cm: CycleMeasures, duration: float
+                ) -> tuple[EnergyIncrement, EnergyIncrement | None, np.ndarray]:
+        """The energy of the cycles ``cm`` (``duration``: the sum of their durations) and, with loss compensation
+        on, its compensated twin (one pass of the interval_energy kernel, whose definition
+        ``reference.interval_energy`` is compute_power and cycle_energy), and the kernel's table their quantities
+        are rows of."""
         s = self.settings
         table = _kernels.interval_energy(cm.ms, cm.vi, cm.fund, cm.duration_s, self.present, self.creep, s.losses)
-        duration = float(cm.duration_s.sum())
-        energy = EnergyIncrement(duration_s=duration, **dict(zip(ENERGY_QUANTITIES, table[0])))
+        energy = EnergyIncrement.of_rows(table[0], duration)
         if not s.losses.enabled:
             return energy, None, table
-        comp = EnergyIncrement(duration_s=duration, compensated=True, **dict(zip(ENERGY_QUANTITIES, table[1])))
-        return energy, comp, table
+        return energy, EnergyIncrement.of_rows(table[1], duration, True), table

@@ -13,6 +13,7 @@ from metrology.events import EventStart, EventThresholds, PqEvent, VoltageEvents
 from metrology.pipeline import Pipeline
 from metrology.pqclass import direction, itic_region, semi_f47
 from metrology.settings import MetrologySettings
+from metrology.transients import PERIOD_CYCLES, TransientDetector, TransientSettings
 
 FS = 32000.0
 T0_NS = 1_700_000_000_000_000_000
@@ -214,3 +215,25 @@ def test_quiet_batches_leave_the_same_power_history_as_the_power_of_each_half_cy
     lazy.quiet(5, rng.uniform(0.0, 1.0, (2, 3)), [])
     lazy.restart()
     assert not lazy.power_hist and not lazy._quiet_power
+
+
+@pytest.mark.parametrize("sizes", [(8, 7, 8, 8), (1, 2, 3, 25, 1, 1, 9, 4), (12, 30), (3,), (9, 1, 8), (2,) * 12])
+def test_quiet_transient_batches_keep_the_lengths_of_the_last_cycles(sizes):
+    # a quiet batch keeps its cycles' first and last sample index; the lengths the time-base slack takes are the
+    # last PERIOD_CYCLES of every cycle's
+    det = TransientDetector(TransientSettings(threshold_v=1e9), ("va", "vb", "vc"), UDIN)
+    matrix = np.zeros((7, 3))
+    matrix[[1, 3, 5], [0, 1, 2]] = 1.0
+    rng = np.random.default_rng(sum(sizes))
+    lengths: list[float] = []
+    at = 0.0
+    for m in sizes:
+        span = rng.uniform(500.0, 560.0, m)
+        start = at + np.concatenate(([0.0], np.cumsum(span)[:-1]))
+        at = float(start[-1] + span[-1])
+        lengths += (start + span - start).tolist()
+        ns = (start * 31250).astype(np.int64)
+        det.process_inputs(rng.normal(0.0, 1.0, (m, 512, 7)), matrix, start, start + span, ns, ns + 1, [])
+    assert len(det._spans) <= len(sizes)
+    det._join_spans()
+    np.testing.assert_array_equal(det.lengths, lengths[-PERIOD_CYCLES:])
