@@ -63,10 +63,6 @@ CK_HIDDEN PyObject *k_rising_crossings(PyObject *self, PyObject *args)
     const array_arg spec[] = {{"y", 0, ITEMS(n)}, {"idx", 1, ITEMS(n)}, {"root", 1, ITEMS(n)}, {"peak", 1, ITEMS(n)}};
     if (get_arrays(o, spec, 4, b))
         return NULL;
-    if (written_shared(b, spec, 4)) {
-        release(b, 4);
-        return bad_args("rising_crossings: an array it writes shares memory with another");
-    }
     const double *y = b[0].view.buf;
     double *idx = b[1].view.buf, *root = b[2].view.buf, *peak = b[3].view.buf;
     Py_ssize_t count = 0;
@@ -172,10 +168,6 @@ CK_HIDDEN PyObject *k_track_crossings(PyObject *self, PyObject *args)
                               {"out_t", 1, ITEMS(n)}, {"out_real", 1, ITEMS(n)}};
     if (get_arrays(o, spec, 6, b))
         return NULL;
-    if (written_shared(b, spec, 6)) {
-        release(b, 6);
-        return bad_args("track_crossings: an array it writes shares memory with another");
-    }
     const double *y = b[0].view.buf, *table = b[2].view.buf, *pr = b[3].view.buf;
     double *st = b[1].view.buf;
     tracking tr;
@@ -257,10 +249,6 @@ CK_HIDDEN PyObject *k_track_block(PyObject *self, PyObject *args)
                               {"out_real", 1, ITEMS(n)}};
     if (get_arrays(o, spec, 11, b))
         return NULL;
-    if (written_shared(b, spec, 11)) {
-        release(b, 11);
-        return bad_args("track_block: an array it writes shares memory with another");
-    }
     double *st = b[6].view.buf;
     const double kept = st[4];
     if (!(kept >= 0.0 && kept <= (double)tl)) {

@@ -201,6 +201,35 @@ def test_harmonic_groups_agrees_for_every_window_length():
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
 
 
+def test_the_line_phases_are_libms_atan2_within_two_units_in_the_last_place_and_exact_at_its_special_values():
+    # the kernels take a row's phases four lanes at a time (vmath.c); harmonic_groups with one line per order gives
+    # them as they are. Every magnitude from 1e-300 to 1e300, ratios near the reduction's bounds (0.66, tan(3pi/8)),
+    # subnormals, and the zeros, infinities and NaN that libm's atan2 (math.atan2) defines.
+    import math
+    rng = np.random.default_rng(27)
+    n = 20000
+    ratio = np.concatenate([rng.uniform(0.0, 3.0, n), 0.66 + rng.uniform(-1e-9, 1e-9, n),
+                            2.414213562373095 + rng.uniform(-1e-9, 1e-9, n)])
+    z = np.concatenate([10.0 ** rng.uniform(-300, 300, n) * np.exp(1j * rng.uniform(-np.pi, np.pi, n)),
+                        (1 + 1j * ratio) * rng.choice([-1.0, 1.0], ratio.size) * 10.0 ** rng.integers(-300, 300, ratio.size),
+                        (rng.normal(size=n) + 1j * rng.normal(size=n)) * 5e-324 * rng.integers(1, 2 ** 20, n)])
+    special = (0.0, -0.0, 1.0, -1.0, math.inf, -math.inf, math.nan, 5e-324, -5e-324, 1e308, -1e308)
+    pairs = [(a, b) for a in special for b in special]
+    z = np.concatenate([z, np.array([complex(a, 0.0) for a, _ in pairs])])
+    z.imag[-len(pairs):] = [b for _, b in pairs]
+    _, _, got = _kernels.c_harmonic_groups(z.reshape(1, -1), 1, z.size)
+    want = np.array([math.atan2(v.imag, v.real) for v in z])
+    got = got[0]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = ~np.isnan(want)
+    assert (np.abs(got - want)[finite] <= 2 * np.spacing(np.abs(want[finite]))).all()
+    tail = slice(-len(pairs), None)
+    exact = [(a, b) for a, b in pairs if 5e-324 not in (abs(a), abs(b))]
+    for (a, b), g in zip(pairs, got[tail]):
+        if (a, b) in exact and not math.isnan(g):
+            assert g == math.atan2(b, a) and math.copysign(1.0, g) == math.copysign(1.0, math.atan2(b, a)), (a, b)
+
+
 def test_kernels_reject_wrong_dtypes():
     with pytest.raises(TypeError):
         _kernels._ckernels.resample_cycles(np.zeros((10, 2), np.float32), np.zeros(2), np.zeros(2),
@@ -799,3 +828,53 @@ def test_window_finish_agrees_on_the_windows_of_a_disturbed_run_with_absent_chan
                 assert ((got[0] >= -180.0) & (got[0] < 180.0)).all()
                 np.testing.assert_array_equal(got[1], want[1])
                 np.testing.assert_array_equal(got[2], want[2])
+
+
+def test_the_window_kernels_write_their_values_in_the_arrays_given_as_out_as_they_return_them():
+    """interval_values, window_harmonics and window_finish write into ``out`` (views of a window's flat array, as
+    the pipeline gives them) the values they return without it, C and reference alike, and return those arrays."""
+    from metrology import signalling
+    from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS
+    from metrology.intervals import Window, sequence_matrix, window_plan
+    from metrology.systems import wiring
+
+    pl, cm = _cycles_of_a_disturbed_run("4W-WYE")
+    matrix = wiring("4W-WYE").matrix
+    used = np.flatnonzero(np.any(matrix[:, :HARMONIC_SIGNALS] != 0, axis=1))
+    fft_matrix = np.ascontiguousarray(matrix[used, :HARMONIC_SIGNALS].T)
+    rng = np.random.default_rng(5)
+    for lo, freqs in ((0, (175.0, 316.67)), (36, ())):
+        rows = slice(lo, lo + 12)
+        idx, use = signalling.bins(freqs, 60.0, 12) if freqs else (np.zeros((0, 4)), np.zeros((0, 4)))
+        plan = window_plan(HARMONIC_SIGNALS, N_ORDERS, 3, len(freqs) if freqs else None)
+        lines = np.fft.rfft(rng.normal(0.0, 100.0, (used.size, 12 * 512)), axis=1)
+        iv = (cm.ms[rows], cm.vi[rows], cm.fund[rows], cm.duration_s[rows], cm.freq[rows], np.full(12, 1 / 12),
+              pl.present, pl.creep, False, sequence_matrix("ABC"))
+        wh = (lines, fft_matrix, cm.ms[rows], cm.peak[rows], 12, N_ORDERS, 12 * 512, 5.0, 6, None, idx, use, 0)
+        for kernels in ((_kernels.c_interval_values, _kernels.c_window_harmonics, _kernels.c_window_finish),
+                        (reference.interval_values, reference.window_harmonics, reference.window_finish)):
+            interval_values, window_harmonics, window_finish = kernels
+            flat = np.full(plan.size, 1e300)          # a value none of the kernels gives
+            interval, harmonics, finish = plan.views(flat)
+            got = interval_values(*iv, interval)
+            assert got is interval
+            np.testing.assert_array_equal(interval, interval_values(*iv))
+            whole = window_harmonics(*wh)
+            got_h = window_harmonics(*wh, harmonics)
+            assert all(a is b for a, b in zip((got_h[1], got_h[2], got_h[3], got_h[5]), harmonics, strict=True))
+            for a, b in zip(got_h, whole, strict=True):
+                np.testing.assert_array_equal(a, b)
+            wf = (got_h[4], interval[:3], np.zeros(3), got_h[6], 230.0)
+            got_f = window_finish(*wf, finish)
+            assert all(a is b for a, b in zip(got_f, finish, strict=True))
+            for a, b in zip(got_f, window_finish(*wf), strict=True):
+                np.testing.assert_array_equal(a, b)
+            assert not (flat == 1e300).any()          # every value written in its place
+            values = Window.of(0, 1, 0.2, 12, False, False, plan, flat).values
+            np.testing.assert_array_equal(values["thd"], got_h[5][0])
+            np.testing.assert_array_equal(values["tdd"], got_h[5][6])
+            np.testing.assert_array_equal(values["crest"], got_h[5][4])
+            np.testing.assert_array_equal(values["h_angle"], got_h[3])
+            np.testing.assert_array_equal(values["v_over"], got_f[1][1])
+            assert ("msv" in values) == bool(freqs)
+

@@ -116,6 +116,10 @@ HOSTILE_CALLS = {
                                                                    [16, 0, 2]),
     "flicker_chain: the states are the samples": ("flicker_chain", [8 * 2 * 3, 8 * 6, "alias 0", 8 * 3],
                                                   [8, 8, 3, 1.0]),
+    # every kernel refuses such a call in get_arrays, also those whose loops happen to read an input before they
+    # write the output that shares it
+    "sosfilt: the output is the input": ("sosfilt", [12, 8, 4, "alias 1"], [2, 8]),
+    "harmonic_groups: the phases are the lines": ("harmonic_groups", [2 * 8, 1, 1, "alias 0"], [1, 8, 4, 2]),
 }
 
 _RUNNER = textwrap.dedent("""
@@ -387,3 +391,23 @@ def test_window_harmonics_of_an_input_with_nan_lines_agrees_with_the_reference()
     for a, b in zip(got, want):
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_the_window_kernels_refuse_an_out_that_shares_an_input_s_memory_or_has_too_few_items():
+    """An ``out`` given to interval_values, window_harmonics or window_finish that overlaps an input would be read
+    after it was written: the C kernels refuse it, as they refuse an out too small (the reference one of another
+    shape)."""
+    fund, v, absent, msv = np.ones(10, dtype=complex), np.full(3, 230.0), np.zeros(3), np.zeros((3, 0))
+    flat = np.zeros(40)
+    with pytest.raises(ValueError):
+        _kernels.c_window_finish(fund, flat[0:3], absent, msv, 230.0, (flat[10:20], flat[2:14].reshape(4, 3), msv))
+    for finish in (_kernels.c_window_finish, reference.window_finish):
+        with pytest.raises(ValueError):
+            finish(fund, v, absent, msv, 230.0, (flat[:10], flat[10:16].reshape(2, 3), np.zeros((3, 0))))
+    ms = np.ones((12, 11))
+    args = (ms, np.ones((12, 3)), np.ones((12, 11), dtype=complex), np.full(12, 1 / 60), np.full(12, 60.0),
+            np.full(12, 1 / 12), np.ones(3), 0.0, False, np.eye(3, dtype=complex))
+    with pytest.raises(ValueError):
+        _kernels.c_interval_values(*args, ms.reshape(-1)[:reference.INTERVAL_SIZE])
+    with pytest.raises(ValueError):
+        _kernels.c_interval_values(*args, np.zeros(reference.INTERVAL_SIZE - 1))
