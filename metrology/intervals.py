@@ -96,21 +96,54 @@ HARMONIC_KEYS = ("h_mag", "h_inter", "h_angle", "thd", "thd_rms", "thd_odd", "th
 
 def window_values(interval: np.ndarray, mag: np.ndarray, inter: np.ndarray, angle: np.ndarray,
                   fundamental: np.ndarray, ratio: np.ndarray, dev: np.ndarray, msv: np.ndarray | None
-                  ) -> tuple[dict[str, np.ndarray], tuple[list[str], np.ndarray]]:
-    """A window's values: its cycles' (``interval``, their ``cycles_flat``), its harmonic values from the
-    window_harmonics kernel's results (``ratio`` (7, signals): THD, THD over RMS, odd and even THD, crest factor,
-    K-factor, TDD, as ``harmonics.harmonic_ratios`` has them; ``fundamental`` the angle of each signal's fundamental
-    from the first signal's, the window_finish kernel's), its deviations ``dev`` (4, channels; ``deviation.WINDOW_KEYS``)
-    and signalling voltages ``msv`` (None: no frequency configured). Each value is a view of one flat array, which
-    comes with the keys in their order as ``Interval.flat``: the aggregations add it as it is."""
+                  ) -> tuple[list[tuple[str, int, int, tuple[int, ...] | None]], tuple[list[str], np.ndarray]]:
+    """A window's values as one flat array: its cycles' (``interval``, their ``cycles_flat``), its harmonic values
+    from the window_harmonics kernel's results (``ratio`` (7, signals): THD, THD over RMS, odd and even THD, crest
+    factor, K-factor, TDD, as ``harmonics.harmonic_ratios`` has them; ``fundamental`` the angle of each signal's
+    fundamental from the first signal's, the window_finish kernel's), its deviations ``dev`` (4, channels;
+    ``deviation.WINDOW_KEYS``) and signalling voltages ``msv`` (None: no frequency configured). Returns where each
+    value sits in it (``Window``'s plan: name, bounds, shape) and the flat array with the keys in their order, as
+    ``Interval.flat``: the aggregations add it as it is."""
     pieces = [interval, mag, inter, angle, ratio[:4], ratio[6], ratio[5], ratio[4], fundamental, dev]
     if msv is not None:
         pieces.append(msv)
     flat = np.concatenate(pieces, axis=None, dtype=np.float64)
     shapes = (mag.shape, ratio.shape, fundamental.shape, dev.shape, None if msv is None else msv.shape)
     keys, slices = _WINDOW_PLANS.get(shapes) or _window_plan(shapes)
-    return {key: flat[lo:hi] if shape is None else flat[lo:hi].reshape(shape) for key, lo, hi, shape in slices}, (
-        keys, flat)
+    return slices, (keys, flat)
+
+
+class Window(Interval):
+    """A 10/12-cycle window ("cycle10"): its values are views of its flat array (``window_values``), named when first
+    asked for. Most windows only enter the aggregations, which add the flat array as it is."""
+
+    _plan: list[tuple[str, int, int, tuple[int, ...] | None]]
+    _array: np.ndarray
+    _named: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, start_ns: int, end_ns: int, duration_s: float, cycles: int, flagged: bool, gap: bool,
+           plan: list[tuple[str, int, int, tuple[int, ...] | None]], flat: tuple[list[str], np.ndarray]) -> Window:
+        """The window whose values ``window_values`` gave as ``plan`` and ``flat``."""
+        item = cls("cycle10", start_ns, end_ns, duration_s, cycles, _UNNAMED, flagged, gap, flat=flat)
+        item._plan, item._array = plan, flat[1]
+        return item
+
+    @property      # type: ignore[override]
+    def values(self) -> dict[str, np.ndarray]:
+        named = self._named
+        if named is _UNNAMED:
+            flat = self._array
+            named = self._named = {key: flat[lo:hi] if shape is None else flat[lo:hi].reshape(shape)
+                                   for key, lo, hi, shape in self._plan}
+        return named
+
+    @values.setter
+    def values(self, values: dict[str, np.ndarray]) -> None:
+        self._named = values
+
+
+_UNNAMED: dict[str, np.ndarray] = {}     # a Window's values not named yet
 
 
 _WINDOW_PLANS: dict[tuple, tuple[list[str], list[tuple[str, int, int, tuple[int, ...] | None]]]] = {}

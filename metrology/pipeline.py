@@ -41,7 +41,8 @@ from metrology.flicker import PipelineFlicker
 from metrology.frequency import CycleTracker, TenSecondFrequency
 from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor, spectrum_lines
 from metrology.intervals import (FREQ_10S_SLOTS, NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator,
-                                 INTERVAL_AT, CountAggregator, Interval, cycles_flat, cycles_values, window_values)
+                                 INTERVAL_AT, CountAggregator, Interval, Window, cycles_flat, cycles_values,
+                                 window_values)
 from metrology.resample import SyncResampler
 from metrology.settings import SAMPLES_PER_CYCLE, MetrologySettings
 from metrology.systems import I_PH, INPUTS, SIGNALS, V_LL, V_LN, wiring
@@ -118,7 +119,7 @@ class Pipeline:
         self.registers = EnergyRegisters()
         self.next_index: int | None = None
         self.origin_ns = 0
-        self.latest_window: dict[str, np.ndarray] = {}
+        self._latest_window: Interval | None = None
         self.latest_frequency_10s = float("nan")
         # the 10-s frequencies (interval start ns, Hz; NaN when flagged) the open 10-min interval will carry
         self._freq_10s: list[tuple[int, float]] = []
@@ -324,12 +325,11 @@ class Pipeline:
         # the fundamentals' angles, the deviations and the channels' signalling voltages: one C pass
         fundamental, dev, msv = _kernels.window_finish(fund, interval[INTERVAL_AT[self._dev_key]], self._dev_nan, msv,
                                                        s.nominal_voltage)
-        values, flat = window_values(interval, mag, inter, angle, fundamental, ratio, dev,
-                                     msv if s.signalling_hz else None)
-        item = Interval("cycle10", self._win_start, self._win_end, float(np.add.reduce(cm.duration_s)), n, values,
-                        flagged, self._win_gap, flat=flat)
+        plan, flat = window_values(interval, mag, inter, angle, fundamental, ratio, dev, msv if s.signalling_hz else None)
+        item = Window.of(self._win_start, self._win_end, float(np.add.reduce(cm.duration_s)), n, flagged, self._win_gap,
+                         plan, flat)
         self._win_gap = False
-        self.latest_window = values
+        self._latest_window = item
         out.windows.append(item)
         for three in self.three_s.add(item):
             deviation.annotate(three.values, s.nominal_voltage)
@@ -345,6 +345,11 @@ class Pipeline:
                 deviation.annotate(two.values, s.nominal_voltage)
                 out.two_h.append(two)
         item.flat = None     # both aggregations have it: callers that keep windows do not keep this too
+
+    @property
+    def latest_window(self) -> dict[str, np.ndarray]:
+        """The values of the latest window (none before the first): named when asked for, as ``Window`` has them."""
+        return {} if self._latest_window is None else self._latest_window.values
 
     def _window_constants(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A window of ``n`` cycles: the cycles' weights (equal) and the signalling frequencies' DFT lines."""

@@ -71,14 +71,38 @@ int kernel_args(PyObject *args, PyObject **o, int n, const char *fmt, ...)
     return ok ? 0 : -1;
 }
 
+/* The buffer of spec[] that the kernel writes (WRITTEN) and that shares memory with another of the n, or -1. A
+ * kernel that writes one array while it reads another would read what it had written (and memcpy between them is
+ * undefined), where the reference reads its inputs as they were given. */
+static int written_shared(const buf_t *b, const array_arg *spec, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (spec[i].writable != WRITTEN || b[i].view.len == 0)
+            continue;
+        const char *a0 = b[i].view.buf;
+        for (int j = 0; j < n; j++) {
+            const char *b0 = b[j].view.buf;
+            if (j != i && a0 < b0 + b[j].view.len && b0 < a0 + b[i].view.len)
+                return i;
+        }
+    }
+    return -1;
+}
+
 /* The buffers b[0 .. n-1] of the arrays o[0 .. n-1] as spec[] asks: 0, or -1 with the error set and none held. */
 int get_arrays(PyObject *const *o, const array_arg *spec, int n, buf_t *b)
 {
     for (int i = 0; i < n; i++)
-        if (get_buf(o[i], &b[i], spec[i].writable, spec[i].min_items, spec[i].name, spec[i].int64)) {
+        if (get_buf(o[i], &b[i], spec[i].writable != READ, spec[i].min_items, spec[i].name, spec[i].int64)) {
             release(b, n);
             return -1;
         }
+    const int shared = written_shared(b, spec, n);
+    if (shared >= 0) {
+        PyErr_Format(PyExc_ValueError, "%s is written and shares memory with another array", spec[shared].name);
+        release(b, n);
+        return -1;
+    }
     return 0;
 }
 
@@ -105,23 +129,5 @@ int overlapping(const buf_t *b, int n)
             if (a0 < b0 + b[j].view.len && b0 < a0 + b[i].view.len)
                 return 1;
         }
-    return 0;
-}
-
-/* Whether a buffer that the kernel writes (spec[i].writable) shares memory with any other of the n: a kernel that
- * writes one while it reads another would read what it wrote (and memcpy between them is undefined), where the
- * reference reads its inputs as they were. */
-int written_shared(const buf_t *b, const array_arg *spec, int n)
-{
-    for (int i = 0; i < n; i++) {
-        if (!spec[i].writable || b[i].view.len == 0)
-            continue;
-        const char *a0 = b[i].view.buf;
-        for (int j = 0; j < n; j++) {
-            const char *b0 = b[j].view.buf;
-            if (j != i && a0 < b0 + b[j].view.len && b0 < a0 + b[i].view.len)
-                return 1;
-        }
-    }
     return 0;
 }

@@ -458,10 +458,6 @@ CK_HIDDEN PyObject *k_cycle_stats(PyObject *self, PyObject *args)
                               {"peak", 1, ITEMS(m, k)}, {"vi", 1, ITEMS(m, nvi)}, {"fund", 1, ITEMS(m, 2, k)}};
     if (get_arrays(o, spec, 9, b))
         return NULL;
-    if (written_shared(b, spec, 9)) {
-        release(b, 9);
-        return bad_args("cycle_stats: an array it writes shares memory with another");
-    }
     const double *x = b[0].view.buf, *mat = b[1].view.buf, *cs = b[2].view.buf, *sn = b[3].view.buf;
     double *sq = b[4].view.buf, *ms = b[5].view.buf, *peak = b[6].view.buf, *vi = b[7].view.buf;
     double *fund = b[8].view.buf;
@@ -509,10 +505,6 @@ CK_HIDDEN PyObject *k_cycle_batch(PyObject *self, PyObject *args)
                               {"vi", 1, ITEMS(cap, nvi)}, {"fund", 1, ITEMS(cap, 2, k)}};
     if (get_arrays(o, spec, 17, b))
         return NULL;
-    if (written_shared(b, spec, 17)) {
-        release(b, 17);
-        return bad_args("cycle_batch: an array it writes shares memory with another");
-    }
     double *grid = PyMem_RawMalloc((size_t)spc * sizeof(double));
     if (grid == NULL)
         return no_memory(b, 17);

@@ -55,10 +55,6 @@ CK_HIDDEN PyObject *k_cycle_change(PyObject *self, PyObject *args)
                               {"prev", 0, has_prev ? ITEMS(k, s) : 0}, {"out", 1, ITEMS(m)}, {"last", 1, ITEMS(k, s)}};
     if (get_arrays(o, spec, 5, b))
         return NULL;
-    if (overlapping(b, 5)) {        /* last is written while x and prev are read */
-        release(b, 5);
-        return bad_args("cycle_change: the arrays share memory");
-    }
     /* the cycles' signals: the last one goes straight to last, the one before it (and so on, alternately) to y */
     double *y = m > 1 ? PyMem_RawMalloc((size_t)(s * k) * sizeof(double)) : NULL;
     if (m > 1 && y == NULL)
@@ -164,10 +160,6 @@ CK_HIDDEN PyObject *k_event_screen(PyObject *self, PyObject *args)
     const array_arg spec[] = {{"u", 0, ITEMS(n, ch)}, {"history", 0, ITEMS(h, ch)}, {"cand", 1, n}, {"params", 0, 3}};
     if (get_arrays(o, spec, 4, b))
         return NULL;
-    if (written_shared(b, spec, 4)) {
-        release(b, 4);
-        return bad_args("event_screen: an array it writes shares memory with another");
-    }
     const double *u = b[0].view.buf, *hist = b[1].view.buf, *pr = b[3].view.buf;
     double *cand = b[2].view.buf;
     double *c = NULL;
@@ -227,10 +219,6 @@ CK_HIDDEN PyObject *k_half_cycle_rms(PyObject *self, PyObject *args)
                               {"channels", 0, nc, 0}, {"urms", 1, ITEMS(2, m, k), 0}, {"watched", 1, ITEMS(2, m, nc), 0}};
     if (get_arrays(o, spec, 5, b))
         return NULL;
-    if (written_shared(b, spec, 5)) {
-        release(b, 5);
-        return bad_args("half_cycle_rms: an array it writes shares memory with another");
-    }
     const double *channels = b[2].view.buf;
     if (!channels_in_range(channels, nc, k)) {
         release(b, 5);
@@ -263,10 +251,6 @@ CK_HIDDEN PyObject *k_half_cycle_events(PyObject *self, PyObject *args)
                               {"watched", 1, ITEMS(2, m, nc)}, {"cand", 1, ITEMS(2, m)}};
     if (get_arrays(o, spec, 8, b))
         return NULL;
-    if (written_shared(b, spec, 8)) {
-        release(b, 8);
-        return bad_args("half_cycle_events: an array it writes shares memory with another");
-    }
     const double *half = b[0].view.buf, *channels = b[2].view.buf, *pr = b[4].view.buf;
     double *prev = b[1].view.buf, *hist = b[3].view.buf, *urms = b[5].view.buf, *watched = b[6].view.buf;
     double *cand = b[7].view.buf;

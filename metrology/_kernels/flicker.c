@@ -134,10 +134,6 @@ CK_HIDDEN PyObject *k_block_squares(PyObject *self, PyObject *args)
     const array_arg spec[] = {{"x", 0, ITEMS(n, c)}, {"matrix", 0, ITEMS(c, k)}, {"out", 1, ITEMS(nb, k)}};
     if (get_arrays(o, spec, 3, b))
         return NULL;
-    if (written_shared(b, spec, 3)) {
-        release(b, 3);
-        return bad_args("block_squares: an array it writes shares memory with another");
-    }
     Py_ssize_t *in, *terms;
     double *w = sparse_alloc(b[1].view.buf, c, k, &in, &terms);
     if (w == NULL)
@@ -167,10 +163,6 @@ CK_HIDDEN PyObject *k_flicker_squares(PyObject *self, PyObject *args)
                               {"out", 1, ITEMS(nout, k)}, {"times", 1, ITEMS(nout)}};
     if (get_arrays(o, spec, 5, b))
         return NULL;
-    if (written_shared(b, spec, 5)) {
-        release(b, 5);
-        return bad_args("flicker_squares: an array it writes shares memory with another");
-    }
     /* n is at most x's items and nc below carry's: the sum does not overflow */
     const Py_ssize_t count = (nc + n) / d;
     if (count > nout) {
@@ -333,10 +325,6 @@ CK_HIDDEN PyObject *k_flicker_chain(PyObject *self, PyObject *args)
                               {"y", 1, ITEMS(n, ch)}};
     if (get_arrays(o, spec, 4, b))
         return NULL;
-    if (written_shared(b, spec, 4)) {
-        release(b, 4);
-        return bad_args("flicker_chain: an array it writes shares memory with another");
-    }
     const double *ms = b[0].view.buf, *sos = b[1].view.buf;
     double *zi = b[2].view.buf, *y = b[3].view.buf;
     Py_BEGIN_ALLOW_THREADS

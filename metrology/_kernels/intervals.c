@@ -354,8 +354,9 @@ CK_HIDDEN PyObject *k_aggregate_add(PyObject *self, PyObject *args)
     Py_ssize_t w;
     if (kernel_args(args, o, 7, "n", &w))
         return NULL;
-    const array_arg spec[] = {{"x", 0, ITEMS(w)}, {"square", 0, ITEMS(w)}, {"total", 1, ITEMS(w)}, {"count", 1, ITEMS(w)},
-                              {"peak", 1, ITEMS(w)}, {"finite", 1, ITEMS(w)}, {"latest", 1, ITEMS(w)}};
+    const array_arg spec[] = {{"x", 0, ITEMS(w)}, {"square", 0, ITEMS(w)}, {"total", WRITTEN_SHARED, ITEMS(w)},
+                              {"count", WRITTEN_SHARED, ITEMS(w)}, {"peak", WRITTEN_SHARED, ITEMS(w)},
+                              {"finite", WRITTEN_SHARED, ITEMS(w)}, {"latest", WRITTEN_SHARED, ITEMS(w)}};
     if (get_arrays(o, spec, 7, b))
         return NULL;
     const double *x = b[0].view.buf, *sq = b[1].view.buf;

@@ -32,8 +32,11 @@ typedef struct {
     PyObject *o[N];      \
     buf_t b[N] = {{.held = 0}}
 
-/* An array argument of a kernel: the name its errors give, whether the kernel writes it, the items it needs, and
- * whether it holds int64 (else float64). */
+/* An array argument of a kernel: the name its errors give, whether the kernel writes it (READ, WRITTEN: no other of
+ * its arrays may share its memory, WRITTEN_SHARED: the kernel takes such sharing into account), the items it needs,
+ * and whether it holds int64 (else float64). */
+enum { READ = 0, WRITTEN = 1, WRITTEN_SHARED = 2 };
+
 typedef struct {
     const char *name;
     int writable;
@@ -191,7 +194,6 @@ CK_HIDDEN int get_arrays(PyObject *const *o, const array_arg *spec, int n, buf_t
 CK_HIDDEN PyObject *bad_args(const char *why);
 CK_HIDDEN PyObject *no_memory(buf_t *b, int n);
 CK_HIDDEN int overlapping(const buf_t *b, int n);
-CK_HIDDEN int written_shared(const buf_t *b, const array_arg *spec, int n);
 
 /* resample.c */
 CK_HIDDEN void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const double *bounds, const double *grid,

@@ -305,10 +305,6 @@ CK_HIDDEN PyObject *k_resample_cycles(PyObject *self, PyObject *args)
                               {"out", 1, ITEMS(ncyc, spc, c)}};
     if (get_arrays(o, spec, 4, b))
         return NULL;
-    if (written_shared(b, spec, 4)) {
-        release(b, 4);
-        return bad_args("resample_cycles: an array it writes shares memory with another");
-    }
     double *grid = PyMem_RawMalloc((size_t)spc * sizeof(double));
     if (grid == NULL)
         return no_memory(b, 4);

@@ -63,10 +63,6 @@ CK_HIDDEN PyObject *k_rising_crossings(PyObject *self, PyObject *args)
     const array_arg spec[] = {{"y", 0, ITEMS(n)}, {"idx", 1, ITEMS(n)}, {"root", 1, ITEMS(n)}, {"peak", 1, ITEMS(n)}};
     if (get_arrays(o, spec, 4, b))
         return NULL;
-    if (written_shared(b, spec, 4)) {
-        release(b, 4);
-        return bad_args("rising_crossings: an array it writes shares memory with another");
-    }
     const double *y = b[0].view.buf;
     double *idx = b[1].view.buf, *root = b[2].view.buf, *peak = b[3].view.buf;
     Py_ssize_t count = 0;
@@ -172,10 +168,6 @@ CK_HIDDEN PyObject *k_track_crossings(PyObject *self, PyObject *args)
                               {"out_t", 1, ITEMS(n)}, {"out_real", 1, ITEMS(n)}};
     if (get_arrays(o, spec, 6, b))
         return NULL;
-    if (written_shared(b, spec, 6)) {
-        release(b, 6);
-        return bad_args("track_crossings: an array it writes shares memory with another");
-    }
     const double *y = b[0].view.buf, *table = b[2].view.buf, *pr = b[3].view.buf;
     double *st = b[1].view.buf;
     tracking tr;
@@ -242,14 +234,15 @@ static inline __attribute__((always_inline)) Py_ssize_t filter_rows(const biquad
 }
 
 /* track_block(x (n, c), w (c,), sos (ns, 6), zi (ns, 2), tail (tl,), hist (hl, c), state (5,), table (nt,),
- *             params (11,), out_t (n,), out_real (n,), rows (n, c) if copy, n, c, ns, tl, hl, nt, mixed, copy) -> count:
- * the cycle tracker's
- * usual pass over a block (reference.track_block): the reference (the weighted sum of x's columns with mixed, else
- * x's single column) through the filter from zi, after the last state[4] filtered samples kept right-aligned in
- * tail; track_crossing at each rising crossing of the two from max(state[4] - 2, 1) while the sample two after it
- * is there, half the peak's window floor(period / 2), params[0] the index of x's first row; zi, tail and state
- * left for the next block, hist the last hl rows of x when there are that many, and with copy x's rows in rows (the
- * resampler's store: the filter's loop reads every row anyway, and the copy runs in the shadow of its recursion). */
+ *             params (11,), out_t (n,), out_real (n,), rows (n, c) if copy, n, c, ns, tl, hl, nt, mixed, copy)
+ *             -> count:
+ * the cycle tracker's usual pass over a block (reference.track_block): the reference (the weighted sum of x's
+ * columns with mixed, else x's single column) through the filter from zi, after the last state[4] filtered samples
+ * kept right-aligned in tail; track_crossing at each rising crossing of the two from max(state[4] - 2, 1) while the
+ * sample two after it is there, half the peak's window floor(period / 2), params[0] the index of x's first row; zi,
+ * tail and state left for the next block, hist the last hl rows of x when there are that many, and with copy x's
+ * rows in rows (the resampler's store: the filter's loop reads every row anyway, and the copy runs in the shadow of
+ * its recursion). */
 CK_HIDDEN PyObject *k_track_block(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(12);
@@ -265,10 +258,6 @@ CK_HIDDEN PyObject *k_track_block(PyObject *self, PyObject *args)
                               {"out_real", 1, ITEMS(n)}, {"rows", 1, copy ? ITEMS(n, c) : 0}};
     if (get_arrays(o, spec, 12, b))
         return NULL;
-    if (written_shared(b, spec, 12)) {
-        release(b, 12);
-        return bad_args("track_block: an array it writes shares memory with another");
-    }
     double *st = b[6].view.buf;
     const double kept = st[4];
     if (!(kept >= 0.0 && kept <= (double)tl)) {
