@@ -24,9 +24,9 @@ CK_HIDDEN PyObject *k_harmonic_groups(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t sg = 0; sg < ns; sg++) {
         const double *x = lines + sg * 2 * nl;
+        atan2_lines(x, n, no, phase + sg * no);
         for (Py_ssize_t h = 0; h < no; h++) {
             const Py_ssize_t c = h * n;
-            phase[sg * no + h] = atan2(x[2 * c + 1], x[2 * c]);
             if (h >= 1) {
                 double g = x[2 * c] * x[2 * c] + x[2 * c + 1] * x[2 * c + 1];
                 if (n >= 2) {
@@ -106,10 +106,9 @@ static inline __attribute__((always_inline)) void harmonic_signal(
     const double deg = 180.0 / 3.14159265358979323846;
     double g2[128], phase[128];
     double *mg = mag + sg * no, *it = inter + sg * no, *an = angle + sg * no;
-    phase[1] = 0.0;      /* (the callers ask for no >= 2 orders: the loop sets it) */
+    atan2_lines(x, n, no, phase);       /* (the callers ask for no >= 2 orders: phase[1] is set) */
     for (Py_ssize_t h = 0; h < no; h++) {
         const Py_ssize_t c = h * n;
-        phase[h] = atan2(x[2 * c + 1], x[2 * c]);
         if (h >= 1) {
             double g = x[2 * c] * x[2 * c] + x[2 * c + 1] * x[2 * c + 1];
             if (n >= 2) {
@@ -367,9 +366,10 @@ CK_HIDDEN PyObject *k_window_finish(PyObject *self, PyObject *args)
         return NULL;
     const double *fund = b[0].view.buf, *v = b[1].view.buf, *absent = b[2].view.buf, *msv = b[3].view.buf;
     double *angle = b[4].view.buf, *dev = b[5].view.buf, *msv_out = b[6].view.buf;
-    const double first = atan2(fund[1], fund[0]);
+    atan2_lines(fund, 1, s, angle);
+    const double first = angle[0];
     for (Py_ssize_t j = 0; j < s; j++) {
-        double a = atan2(fund[2 * j + 1], fund[2 * j]) - first;
+        double a = angle[j] - first;
         a *= 180.0 / 3.141592653589793238462643383279502884;
         a += 180.0;
         angle[j] = remainder_like_numpy(a, 360.0) - 180.0;

@@ -195,6 +195,9 @@ CK_HIDDEN PyObject *bad_args(const char *why);
 CK_HIDDEN PyObject *no_memory(buf_t *b, int n);
 CK_HIDDEN int overlapping(const buf_t *b, int n);
 
+/* vmath.c */
+CK_HIDDEN void atan2_lines(const double *x, Py_ssize_t stride, Py_ssize_t count, double *out);
+
 /* resample.c */
 CK_HIDDEN void resample_core(const double *x, Py_ssize_t n, Py_ssize_t c, const double *bounds, const double *grid,
                              Py_ssize_t spc, double offset, Py_ssize_t m, const double *delay, double *out);

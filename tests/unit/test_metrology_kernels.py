@@ -201,6 +201,35 @@ def test_harmonic_groups_agrees_for_every_window_length():
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
 
 
+def test_the_line_phases_are_libms_atan2_within_two_units_in_the_last_place_and_exact_at_its_special_values():
+    # the kernels take a row's phases four lanes at a time (vmath.c); harmonic_groups with one line per order gives
+    # them as they are. Every magnitude from 1e-300 to 1e300, ratios near the reduction's bounds (0.66, tan(3pi/8)),
+    # subnormals, and the zeros, infinities and NaN that libm's atan2 (math.atan2) defines.
+    import math
+    rng = np.random.default_rng(27)
+    n = 20000
+    ratio = np.concatenate([rng.uniform(0.0, 3.0, n), 0.66 + rng.uniform(-1e-9, 1e-9, n),
+                            2.414213562373095 + rng.uniform(-1e-9, 1e-9, n)])
+    z = np.concatenate([10.0 ** rng.uniform(-300, 300, n) * np.exp(1j * rng.uniform(-np.pi, np.pi, n)),
+                        (1 + 1j * ratio) * rng.choice([-1.0, 1.0], ratio.size) * 10.0 ** rng.integers(-300, 300, ratio.size),
+                        (rng.normal(size=n) + 1j * rng.normal(size=n)) * 5e-324 * rng.integers(1, 2 ** 20, n)])
+    special = (0.0, -0.0, 1.0, -1.0, math.inf, -math.inf, math.nan, 5e-324, -5e-324, 1e308, -1e308)
+    pairs = [(a, b) for a in special for b in special]
+    z = np.concatenate([z, np.array([complex(a, 0.0) for a, _ in pairs])])
+    z.imag[-len(pairs):] = [b for _, b in pairs]
+    _, _, got = _kernels.c_harmonic_groups(z.reshape(1, -1), 1, z.size)
+    want = np.array([math.atan2(v.imag, v.real) for v in z])
+    got = got[0]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = ~np.isnan(want)
+    assert (np.abs(got - want)[finite] <= 2 * np.spacing(np.abs(want[finite]))).all()
+    tail = slice(-len(pairs), None)
+    exact = [(a, b) for a, b in pairs if 5e-324 not in (abs(a), abs(b))]
+    for (a, b), g in zip(pairs, got[tail]):
+        if (a, b) in exact and not math.isnan(g):
+            assert g == math.atan2(b, a) and math.copysign(1.0, g) == math.copysign(1.0, math.atan2(b, a)), (a, b)
+
+
 def test_kernels_reject_wrong_dtypes():
     with pytest.raises(TypeError):
         _kernels._ckernels.resample_cycles(np.zeros((10, 2), np.float32), np.zeros(2), np.zeros(2),
