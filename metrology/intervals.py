@@ -70,10 +70,11 @@ def cycles_values(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, c
 
 
 def cycles_flat(cm: CycleMeasures, weights: np.ndarray, present: np.ndarray, creep_current: float,
-                convention: str, phase_order: str) -> np.ndarray:
-    """``cycles_values`` unnamed: the interval_values kernel's flat output, the values where ``INTERVAL_SLICES`` say."""
+                convention: str, phase_order: str, out: np.ndarray | None = None) -> np.ndarray:
+    """``cycles_values`` unnamed: the interval_values kernel's flat output (in ``out`` when given), the values where
+    ``INTERVAL_SLICES`` say."""
     return _kernels.interval_values(cm.ms, cm.vi, cm.fund, cm.duration_s, cm.freq, weights, present,
-                                    creep_current, convention == "IEEE", _SEQUENCE[phase_order])
+                                    creep_current, convention == "IEEE", _SEQUENCE[phase_order], out)
 
 
 INTERVAL_SLICES = [(key, int(hi) - size, int(hi)) for (key, size), hi in
@@ -94,28 +95,85 @@ HARMONIC_KEYS = ("h_mag", "h_inter", "h_angle", "thd", "thd_rms", "thd_odd", "th
                  "angle")
 
 
-def window_values(interval: np.ndarray, mag: np.ndarray, inter: np.ndarray, angle: np.ndarray,
-                  fundamental: np.ndarray, ratio: np.ndarray, dev: np.ndarray, msv: np.ndarray | None
-                  ) -> tuple[list[tuple[str, int, int, tuple[int, ...] | None]], tuple[list[str], np.ndarray]]:
-    """A window's values as one flat array: its cycles' (``interval``, their ``cycles_flat``), its harmonic values
-    from the window_harmonics kernel's results (``ratio`` (7, signals): THD, THD over RMS, odd and even THD, crest
-    factor, K-factor, TDD, as ``harmonics.harmonic_ratios`` has them; ``fundamental`` the angle of each signal's
-    fundamental from the first signal's, the window_finish kernel's), its deviations ``dev`` (4, channels;
-    ``deviation.WINDOW_KEYS``) and signalling voltages ``msv`` (None: no frequency configured). Returns where each
-    value sits in it (``Window``'s plan: name, bounds, shape) and the flat array with the keys in their order, as
-    ``Interval.flat``: the aggregations add it as it is."""
-    pieces = [interval, mag, inter, angle, ratio[:4], ratio[6], ratio[5], ratio[4], fundamental, dev]
-    if msv is not None:
-        pieces.append(msv)
-    flat = np.concatenate(pieces, axis=None, dtype=np.float64)
-    shapes = (mag.shape, ratio.shape, fundamental.shape, dev.shape, None if msv is None else msv.shape)
-    keys, slices = _WINDOW_PLANS.get(shapes) or _window_plan(shapes)
-    return slices, (keys, flat)
+Slot = tuple[int, int, tuple[int, ...]]      # bounds in a window's flat array and the shape of the view there
+
+
+@dataclass(frozen=True, eq=False)
+class WindowPlan:
+    """Where a window's values sit in its flat array, which the window's kernels write in place (``views``): its
+    cycles' (``cycles_flat``), then window_harmonics' mag, inter and angle (signals, orders) and ratio (7, signals)
+    (THD, THD over RMS, odd and even THD, crest factor, K-factor, TDD, as ``harmonics.harmonic_ratios`` has them),
+    then window_finish's angles of the fundamentals (signals,), deviations (4, channels; ``deviation.WINDOW_KEYS``)
+    and signalling voltages (channels, k; not in the array when no frequency is configured)."""
+    size: int
+    keys: list[str]          # the values in the array's order: the aggregations' layout (``RunningAggregate``)
+    named: list[tuple[str, int, int, tuple[int, ...] | None]]   # name, bounds and shape (None: 1-D) in the values' order
+    harmonics: Slot          # mag, inter and angle as one (3, signals, orders) view
+    ratio: Slot
+    angle: Slot
+    dev: Slot
+    msv: Slot | None
+    no_msv: np.ndarray       # (channels, 0): window_finish's signalling voltages when none is configured
+
+    def views(self, flat: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The views of ``flat`` the kernels write: the interval values (``cycles_flat``'s out), window_harmonics'
+        (mag, inter, angle, ratio) and window_finish's (angle, dev, msv)."""
+        lo, hi, shape = self.harmonics
+        mag, inter, angle = flat[lo:hi].reshape(shape)
+        lo, hi, shape = self.ratio
+        ratio = flat[lo:hi].reshape(shape)
+        lo, hi, _ = self.angle
+        fundamental = flat[lo:hi]
+        lo, hi, shape = self.dev
+        dev = flat[lo:hi].reshape(shape)
+        msv = self.no_msv
+        if self.msv is not None:
+            lo, hi, shape = self.msv
+            msv = flat[lo:hi].reshape(shape)
+        return flat[:reference.INTERVAL_SIZE], (mag, inter, angle, ratio), (fundamental, dev, msv)
+
+
+def window_plan(signals: int, orders: int, channels: int, msv: int | None) -> WindowPlan:
+    """The plan of windows of ``signals`` harmonic signals of ``orders`` orders, ``channels`` deviation channels and
+    ``msv`` signalling frequencies (None: none configured), made once per shape."""
+    shape = (signals, orders, channels, msv)
+    plan = _WINDOW_PLANS.get(shape)
+    return plan if plan is not None else _window_plan(shape)
+
+
+# a window's values in the ratio kernel output's row order (the 4th to 6th the other way round in a window's values)
+_RATIO_KEYS = ("thd", "thd_rms", "thd_odd", "thd_even", "crest", "k_factor", "tdd")
+_WINDOW_PLANS: dict[tuple, WindowPlan] = {}
+
+
+def _window_plan(shape: tuple[int, int, int, int | None]) -> WindowPlan:
+    s, orders, nc, nk = shape
+    # (name, shape, size) in the flat array's order
+    parts: list[tuple[str, tuple[int, ...] | None, int]] = [(key, None, hi - lo) for key, lo, hi in INTERVAL_SLICES]
+    parts += [(key, (s, orders), s * orders) for key in HARMONIC_KEYS[:3]]
+    parts += [(key, None, s) for key in _RATIO_KEYS] + [("angle", None, s)]
+    parts += [(key, None, nc) for key in deviation.WINDOW_KEYS]
+    if nk is not None:
+        parts.append(("msv", (nc, nk), nc * nk))
+    bounds = np.cumsum([0] + [size for _, _, size in parts]).tolist()
+    keys = [key for key, _, _ in parts]
+    at = {key: (bounds[j], bounds[j + 1], part_shape) for j, (key, part_shape, _) in enumerate(parts)}
+    order = [key for key, _, _ in INTERVAL_SLICES] + list(HARMONIC_KEYS) + list(deviation.WINDOW_KEYS)
+    order += ["msv"] if nk is not None else []
+    h0, r0, a0, d0 = at["h_mag"][0], at["thd"][0], at["angle"][0], at["v_under"][0]
+    plan = WindowPlan(bounds[-1], keys, [(key, *at[key]) for key in order], (h0, h0 + 3 * s * orders, (3, s, orders)),
+                      (r0, r0 + 7 * s, (7, s)), (a0, a0 + s, (s,)), (d0, d0 + 4 * nc, (4, nc)),
+                      None if nk is None else (at["msv"][0], at["msv"][1], (nc, nk)), np.empty((nc, 0)))
+    _WINDOW_PLANS[shape] = plan
+    _FLAT_LAYOUTS[id(keys)] = (keys, _make_layout(keys, [(size,) if part_shape is None else part_shape
+                                                         for _, part_shape, size in parts],
+                                                  [size for _, _, size in parts], order))
+    return plan
 
 
 class Window(Interval):
-    """A 10/12-cycle window ("cycle10"): its values are views of its flat array (``window_values``), named when first
-    asked for. Most windows only enter the aggregations, which add the flat array as it is."""
+    """A 10/12-cycle window ("cycle10"): its values are views of its flat array (``WindowPlan``), named when first
+    asked for. Most windows only enter the aggregations, which add the flat array as it is (``Interval.flat``)."""
 
     _plan: list[tuple[str, int, int, tuple[int, ...] | None]]
     _array: np.ndarray
@@ -123,10 +181,10 @@ class Window(Interval):
 
     @classmethod
     def of(cls, start_ns: int, end_ns: int, duration_s: float, cycles: int, flagged: bool, gap: bool,
-           plan: list[tuple[str, int, int, tuple[int, ...] | None]], flat: tuple[list[str], np.ndarray]) -> Window:
-        """The window whose values ``window_values`` gave as ``plan`` and ``flat``."""
-        item = cls("cycle10", start_ns, end_ns, duration_s, cycles, _UNNAMED, flagged, gap, flat=flat)
-        item._plan, item._array = plan, flat[1]
+           plan: WindowPlan, flat: np.ndarray) -> Window:
+        """The window whose values the kernels wrote in ``flat`` where ``plan`` says."""
+        item = cls("cycle10", start_ns, end_ns, duration_s, cycles, _UNNAMED, flagged, gap, flat=(plan.keys, flat))
+        item._plan, item._array = plan.named, flat
         return item
 
     @property      # type: ignore[override]
@@ -144,28 +202,6 @@ class Window(Interval):
 
 
 _UNNAMED: dict[str, np.ndarray] = {}     # a Window's values not named yet
-
-
-_WINDOW_PLANS: dict[tuple, tuple[list[str], list[tuple[str, int, int, tuple[int, ...] | None]]]] = {}
-
-
-def _window_plan(shapes: tuple) -> tuple[list[str], list[tuple[str, int, int, tuple[int, ...] | None]]]:
-    """Where each of a window's values sits in its flat array (``window_values``), and its shape (None: 1-D). The
-    keys' list also names the values' aggregation layout (``RunningAggregate``), made here with the plan."""
-    mag, ratio, fundamental, dev, msv = shapes
-    parts: list[tuple[str, tuple[int, ...] | None, int]] = [(key, None, hi - lo) for key, lo, hi in INTERVAL_SLICES]
-    parts += [(key, mag, int(np.prod(mag))) for key in HARMONIC_KEYS[:3]]
-    parts += [(key, None, ratio[1]) for key in HARMONIC_KEYS[3:10]] + [("angle", None, fundamental[0])]
-    parts += [(key, None, dev[1]) for key in deviation.WINDOW_KEYS]
-    if msv is not None:
-        parts.append(("msv", msv, int(np.prod(msv))))
-    bounds = np.cumsum([0] + [size for _, _, size in parts]).tolist()
-    keys = [key for key, _, _ in parts]
-    plan = (keys, [(key, bounds[j], bounds[j + 1], shape) for j, (key, shape, _) in enumerate(parts)])
-    _WINDOW_PLANS[shapes] = plan
-    _FLAT_LAYOUTS[id(keys)] = (keys, _make_layout(keys, [(size,) if shape is None else shape for _, shape, size in parts],
-                                                  [size for _, _, size in parts]))
-    return plan
 
 
 def aggregate(parts: list[Interval], kind: str, convention: str) -> Interval:
@@ -269,9 +305,14 @@ def _layout(values: dict[str, np.ndarray]) -> _Layout:
     return layout
 
 
-def _make_layout(keys: list[str], shapes: list[tuple[int, ...]], sizes: list[int]) -> _Layout:
-    """The layout of values named ``keys``, of these shapes and sizes, in this order."""
+def _make_layout(keys: list[str], shapes: list[tuple[int, ...]], sizes: list[int], order: list[str] | None = None
+                 ) -> _Layout:
+    """The layout of values named ``keys``, of these shapes and sizes, in this order; the aggregated values come in
+    ``order`` (None: the same)."""
     bounds = np.cumsum([0] + sizes).tolist()
+    slices = [(k, bounds[j], bounds[j + 1], None if shapes[j] == (sizes[j],) else shapes[j]) for j, k in enumerate(keys)]
+    if order is not None:
+        slices.sort(key=lambda item: order.index(item[0]))
 
     def entries(names) -> np.ndarray:
         return np.repeat([k in names for k in keys], sizes).astype(bool)
@@ -281,8 +322,7 @@ def _make_layout(keys: list[str], shapes: list[tuple[int, ...]], sizes: list[int
         keys, shapes, bounds, np.array(sizes, dtype=np.intp), np.array(bounds[:-1]), np.array(bounds[1:]),
         np.repeat([1.0 if k in RMS_KEYS else 0.0 for k in keys], sizes), entries(RMS_KEYS),
         entries(MEAN_KEYS), entries(MAX_KEYS),
-        [(k, bounds[j], bounds[j + 1], None if shapes[j] == (sizes[j],) else shapes[j]) for j, k in enumerate(keys)],
-        start)
+        slices, start)
 
 
 class ClockAggregator:

@@ -41,8 +41,8 @@ from metrology.flicker import PipelineFlicker
 from metrology.frequency import CycleTracker, TenSecondFrequency
 from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor, spectrum_lines
 from metrology.intervals import (FREQ_10S_SLOTS, NS_PER_S, TEN_MIN_NS, TWO_H_NS, ClockAggregator,
-                                 INTERVAL_AT, CountAggregator, Interval, Window, cycles_flat, cycles_values,
-                                 window_values)
+                                 INTERVAL_AT, CountAggregator, Interval, Window, WindowPlan, cycles_flat,
+                                 cycles_values, window_plan)
 from metrology.resample import SyncResampler
 from metrology.settings import SAMPLES_PER_CYCLE, MetrologySettings
 from metrology.systems import I_PH, INPUTS, SIGNALS, V_LL, V_LN, wiring
@@ -102,7 +102,7 @@ class Pipeline:
         # mains signalling voltage of the same channels, from their rows of the window spectrum
         self._msv_rows = V_LL if line_ref else V_LN
         self._no_bins = (np.zeros((0, signalling.BINS_OFF_CENTRE)), np.zeros((0, signalling.BINS_OFF_CENTRE)))
-        self._window_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._window_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, WindowPlan]] = {}
         # the watched voltages from the inputs (wye: three inputs, a diagonal)
         self._tr_matrix = np.ascontiguousarray(self.matrix[:, watch])
         self.transients = TransientDetector(
@@ -313,19 +313,20 @@ class Pipeline:
         self._win_count = self._win_filled = 0
         flagged, self._win_flags = self._win_flags, False
         s = self.settings
-        weights, idx, use = self._window_constants(n)
-        interval = cycles_flat(cm, weights, self.present, self.creep, s.pf_convention, s.phase_order)
+        weights, idx, use, plan = self._window_constants(n)
+        # the window's values: one flat array, which each kernel writes in its place
+        flat = np.empty(plan.size)
+        interval, harmonics, finish = plan.views(flat)
+        cycles_flat(cm, weights, self.present, self.creep, s.pf_convention, s.phase_order, interval)
         length = n * SAMPLES_PER_CYCLE
         # the lines the harmonic values use (a window cut short at the 10-min tick has its own length)
         lines = _kernels.window_rfft(self._win_x[:length], spectrum_lines(n), self._fft_inputs.size)
         # the derived signals' lines, harmonic values and signalling voltages: one C pass (reference.window_harmonics)
-        rms, mag, inter, angle, fund, ratio, msv = _kernels.window_harmonics(
+        _, _, _, _, fund, _, msv = _kernels.window_harmonics(
             lines, self._fft_matrix, cm.ms, cm.peak, n, N_ORDERS, length, s.tdd_current, I_PH.start, self._h1_min,
-            idx, use, self._msv_rows.start)
+            idx, use, self._msv_rows.start, harmonics)
         # the fundamentals' angles, the deviations and the channels' signalling voltages: one C pass
-        fundamental, dev, msv = _kernels.window_finish(fund, interval[INTERVAL_AT[self._dev_key]], self._dev_nan, msv,
-                                                       s.nominal_voltage)
-        plan, flat = window_values(interval, mag, inter, angle, fundamental, ratio, dev, msv if s.signalling_hz else None)
+        _kernels.window_finish(fund, interval[INTERVAL_AT[self._dev_key]], self._dev_nan, msv, s.nominal_voltage, finish)
         item = Window.of(self._win_start, self._win_end, float(np.add.reduce(cm.duration_s)), n, flagged, self._win_gap,
                          plan, flat)
         self._win_gap = False
@@ -351,13 +352,16 @@ class Pipeline:
         """The values of the latest window (none before the first): named when asked for, as ``Window`` has them."""
         return {} if self._latest_window is None else self._latest_window.values
 
-    def _window_constants(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A window of ``n`` cycles: the cycles' weights (equal) and the signalling frequencies' DFT lines."""
+    def _window_constants(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, WindowPlan]:
+        """A window of ``n`` cycles: the cycles' weights (equal), the signalling frequencies' DFT lines and where its
+        values sit in its flat array."""
         known = self._window_cache.get(n)
         if known is None:
             s = self.settings
             idx, use = signalling.bins(s.signalling_hz, s.nominal_frequency, n) if s.signalling_hz else self._no_bins
-            known = self._window_cache[n] = (np.full(n, 1.0 / n), idx, use)
+            plan = window_plan(self._fft_matrix.shape[0], N_ORDERS, self._dev_nan.shape[0],
+                               idx.shape[0] if s.signalling_hz else None)
+            known = self._window_cache[n] = (np.full(n, 1.0 / n), idx, use, plan)
         return known
 
     # ------------------------------------------------------------------ seconds and energy

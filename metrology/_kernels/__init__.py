@@ -188,9 +188,9 @@ def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -
 
 
 def c_interval_values(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, freq: np.ndarray,
-                      weights: np.ndarray, present: np.ndarray, creep_current: float, ieee: bool, seq: np.ndarray
-                      ) -> np.ndarray:
-    out = np.empty(reference.INTERVAL_SIZE)
+                      weights: np.ndarray, present: np.ndarray, creep_current: float, ieee: bool, seq: np.ndarray,
+                      out: np.ndarray | None = None) -> np.ndarray:
+    out = np.empty(reference.INTERVAL_SIZE) if out is None else out
     fund = np.ascontiguousarray(fund, dtype=np.complex128).view(np.float64)
     seq = np.ascontiguousarray(seq, dtype=np.complex128).view(np.float64)
     _ckernels.interval_values(_f64(ms), _f64(vi), fund, _f64(duration_s), _f64(freq), _f64(weights), _f64(present),
@@ -225,13 +225,16 @@ def c_interval_energy(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration
 
 def c_window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, peak: np.ndarray, n: int, orders: int,
                        length: int, tdd_current: float, tdd_from: int, h1_min: np.ndarray | None, idx: np.ndarray,
-                       use: np.ndarray, msv_row: int
+                       use: np.ndarray, msv_row: int, out: tuple[np.ndarray, ...] | None = None
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     lines = np.ascontiguousarray(lines, dtype=np.complex128)
     ni, nl = lines.shape
     s, k, nk = matrix.shape[0], ms.shape[1], idx.shape[0]
-    rms, mag, inter, angle = np.empty(s), np.empty((s, orders)), np.empty((s, orders)), np.empty((s, orders))
-    fund, ratio, msv = np.empty(s, dtype=np.complex128), np.empty((7, s)), np.empty((3, nk))
+    if out is None:
+        mag, inter, angle, ratio = np.empty((s, orders)), np.empty((s, orders)), np.empty((s, orders)), np.empty((7, s))
+    else:
+        mag, inter, angle, ratio = out
+    rms, fund, msv = np.empty(s), np.empty(s, dtype=np.complex128), np.empty((3, nk))
     floor = np.zeros(0) if h1_min is None else _f64(h1_min)
     _ckernels.window_harmonics(lines.view(np.float64), _f64(matrix), _f64(ms), _f64(peak), floor, _f64(idx), _f64(use),
                                rms, mag, inter, angle, fund.view(np.float64), ratio, msv, ni, nl, s, n, orders, k,
@@ -284,10 +287,11 @@ def c_half_cycle_events(half_ms: np.ndarray, prev: np.ndarray, has_prev: bool, c
     return urms, watched, cand != 0, rows
 
 
-def c_window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.ndarray, udin: float
+def c_window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.ndarray, udin: float,
+                    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     s, nc, nk = fund.shape[0], v.shape[0], msv.shape[1]
-    angle, dev, msv_out = np.empty(s), np.empty((4, nc)), np.empty((nc, nk))
+    angle, dev, msv_out = (np.empty(s), np.empty((4, nc)), np.empty((nc, nk))) if out is None else out
     _ckernels.window_finish(np.ascontiguousarray(fund, dtype=np.complex128).view(np.float64), _f64(v), _f64(absent),
                             _f64(msv), angle, dev, msv_out, s, nc, nk, float(udin))
     return angle, dev, msv_out

@@ -388,14 +388,15 @@ INTERVAL_SIZE = sum(size for _, size in INTERVAL_VALUES)
 
 
 def interval_values(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, freq: np.ndarray,
-                    weights: np.ndarray, present: np.ndarray, creep_current: float, ieee: bool, seq: np.ndarray
-                    ) -> np.ndarray:
+                    weights: np.ndarray, present: np.ndarray, creep_current: float, ieee: bool, seq: np.ndarray,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """The values of the interval made of m cycles (``ms`` (m, 11), ``vi`` (m, 3), ``fund`` (m, 11) complex,
     ``duration_s`` and ``freq`` (m,)) with the given weights (sum 1), as one flat array in ``INTERVAL_VALUES``
     order: RMS of the weighted mean squares, the phases' and total power (metrology.power.interval_power: creep,
     PF by the IEEE convention or else IEC, quadrants), frequency (valid cycles over their duration), symmetrical
     components of the weighted fundamentals (``seq`` (3, 3): (zero, positive, negative) = (a, b, c) @ seq) and
-    their u0/u2 in % (NaN unless all three phases are present), and the max-deviation unbalances in %."""
+    their u0/u2 in % (NaN unless all three phases are present), and the max-deviation unbalances in %. Written
+    in ``out`` (INTERVAL_SIZE,) and returned when it is given."""
     from metrology.power import interval_power     # power imports nothing of the kernels: no cycle
 
     w = np.asarray(weights, dtype=np.float64)
@@ -414,8 +415,17 @@ def interval_values(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s
     r = rms.tolist()
     unbal = [_unbalance(r[0:3], pres), _unbalance(r[3:6], lines), _unbalance(r[6:9], pres)]
     assert pw.quadrant is not None and pw.pf is not None and pw.dpf is not None
-    return np.concatenate((rms, pw.p, pw.q, pw.s_arith, pw.s_vect, pw.pf, pw.dpf, pw.quadrant, pw.p1, [f],
-                           comp[0], comp[1], u, unbal)).astype(np.float64)
+    values = np.concatenate((rms, pw.p, pw.q, pw.s_arith, pw.s_vect, pw.pf, pw.dpf, pw.quadrant, pw.p1, [f],
+                             comp[0], comp[1], u, unbal)).astype(np.float64)
+    return values if out is None else _written(out, values)
+
+
+def _written(out: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` copied into the caller's ``out`` of their shape (as the kernels write it), which is returned."""
+    if out.shape != values.shape:
+        raise ValueError(f"out has shape {out.shape}, needs {values.shape}")
+    out[...] = values
+    return out
 
 
 def _unbalance(x: list[float], present: list[bool]) -> float:
@@ -457,14 +467,15 @@ def interval_energy(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s
 
 def window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, peak: np.ndarray, n: int, orders: int,
                      length: int, tdd_current: float, tdd_from: int, h1_min: np.ndarray | None, idx: np.ndarray,
-                     use: np.ndarray, msv_row: int
+                     use: np.ndarray, msv_row: int, out: tuple[np.ndarray, ...] | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every spectral value of an ``n``-cycle window of ``length`` samples from the DFT lines of its inputs
     (``lines`` (I, >= orders * n) complex): the S derived signals' lines ``matrix`` (S, I) times the inputs' first
     orders * n, their RMS and peak (S,) over the window from its cycles' mean squares ``ms`` and peaks ``peak``
     (n, >= S), then ``harmonic_values`` of them, and the mains signalling voltage (3, k) of signals ``msv_row`` ..
     ``msv_row`` + 2 at the k frequencies whose lines ``idx`` (k, 4) count where ``use`` (k, 4): V r.m.s.
-    Returns (rms, mag, inter, angle, fund, ratio, msv)."""
+    Returns (rms, mag, inter, angle, fund, ratio, msv); mag, inter, angle and ratio written in ``out`` (those four
+    arrays) when it is given."""
     s = matrix.shape[0]
     spec = matrix @ lines[:, :orders * n]
     for j in np.flatnonzero(~np.isfinite(lines[:, :orders * n]).all(axis=0)):   # an unused input's NaN: no term
@@ -478,6 +489,8 @@ def window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, peak
     idx = np.asarray(idx, dtype=np.intp)
     power = rows[:, idx].real ** 2 + rows[:, idx].imag ** 2              # (3, k, 4) |X|²
     msv = np.sqrt((power * np.asarray(use, dtype=bool)).sum(axis=2) * (2.0 / (length * length)))
+    if out is not None:
+        mag, inter, angle, ratio = (_written(a, b) for a, b in zip(out, (mag, inter, angle, ratio), strict=True))
     return rms, mag, inter, angle, fund, ratio, msv
 
 
@@ -547,13 +560,14 @@ def half_cycle_events(half_ms: np.ndarray, prev: np.ndarray, has_prev: bool, cha
     return urms, watched, cand, int(rows.shape[0])
 
 
-def window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.ndarray, udin: float
+def window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.ndarray, udin: float,
+                  out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The last values of a window from its spectral and interval values: ``angle`` (S,) the angle of each signal's
     fundamental ``fund`` (S,) complex from the first's, degrees in [-180, 180); ``dev`` (4, C) the clipped voltages
     and their deviations (``deviation.window_values``, in the order of ``deviation.WINDOW_KEYS``) of ``v + absent``
     (C,), where ``absent`` is 0, or NaN for a channel the system lacks; and ``msv`` (C, k) plus ``absent`` per
-    channel."""
+    channel. Written in ``out`` (those three arrays) when it is given."""
     from metrology import deviation
 
     angle = np.arctan2(fund.imag, fund.real)
@@ -563,7 +577,11 @@ def window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.n
     np.remainder(angle, 360.0, out=angle)
     angle -= 180.0
     dev = deviation.window_values(v + absent, udin)
-    return angle, np.stack([dev[key] for key in deviation.WINDOW_KEYS]), msv + absent[:, None]
+    results = angle, np.stack([dev[key] for key in deviation.WINDOW_KEYS]), msv + absent[:, None]
+    if out is None:
+        return results
+    angle_out, dev_out, msv_out = (_written(a, b) for a, b in zip(out, results, strict=True))
+    return angle_out, dev_out, msv_out
 
 
 def window_rfft(x: np.ndarray, nl: int, ni: int) -> np.ndarray:

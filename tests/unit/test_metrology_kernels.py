@@ -835,3 +835,53 @@ def test_window_finish_agrees_on_the_windows_of_a_disturbed_run_with_absent_chan
                 assert ((got[0] >= -180.0) & (got[0] < 180.0)).all()
                 np.testing.assert_array_equal(got[1], want[1])
                 np.testing.assert_array_equal(got[2], want[2])
+
+
+def test_the_window_kernels_write_their_values_in_the_arrays_given_as_out_as_they_return_them():
+    """interval_values, window_harmonics and window_finish write into ``out`` (views of a window's flat array, as
+    the pipeline gives them) the values they return without it, C and reference alike, and return those arrays."""
+    from metrology import signalling
+    from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS
+    from metrology.intervals import Window, sequence_matrix, window_plan
+    from metrology.systems import wiring
+
+    pl, cm = _cycles_of_a_disturbed_run("4W-WYE")
+    matrix = wiring("4W-WYE").matrix
+    used = np.flatnonzero(np.any(matrix[:, :HARMONIC_SIGNALS] != 0, axis=1))
+    fft_matrix = np.ascontiguousarray(matrix[used, :HARMONIC_SIGNALS].T)
+    rng = np.random.default_rng(5)
+    for lo, freqs in ((0, (175.0, 316.67)), (36, ())):
+        rows = slice(lo, lo + 12)
+        idx, use = signalling.bins(freqs, 60.0, 12) if freqs else (np.zeros((0, 4)), np.zeros((0, 4)))
+        plan = window_plan(HARMONIC_SIGNALS, N_ORDERS, 3, len(freqs) if freqs else None)
+        lines = np.fft.rfft(rng.normal(0.0, 100.0, (used.size, 12 * 512)), axis=1)
+        iv = (cm.ms[rows], cm.vi[rows], cm.fund[rows], cm.duration_s[rows], cm.freq[rows], np.full(12, 1 / 12),
+              pl.present, pl.creep, False, sequence_matrix("ABC"))
+        wh = (lines, fft_matrix, cm.ms[rows], cm.peak[rows], 12, N_ORDERS, 12 * 512, 5.0, 6, None, idx, use, 0)
+        for kernels in ((_kernels.c_interval_values, _kernels.c_window_harmonics, _kernels.c_window_finish),
+                        (reference.interval_values, reference.window_harmonics, reference.window_finish)):
+            interval_values, window_harmonics, window_finish = kernels
+            flat = np.full(plan.size, 1e300)          # a value none of the kernels gives
+            interval, harmonics, finish = plan.views(flat)
+            got = interval_values(*iv, interval)
+            assert got is interval
+            np.testing.assert_array_equal(interval, interval_values(*iv))
+            whole = window_harmonics(*wh)
+            got_h = window_harmonics(*wh, harmonics)
+            assert all(a is b for a, b in zip((got_h[1], got_h[2], got_h[3], got_h[5]), harmonics, strict=True))
+            for a, b in zip(got_h, whole, strict=True):
+                np.testing.assert_array_equal(a, b)
+            wf = (got_h[4], interval[:3], np.zeros(3), got_h[6], 230.0)
+            got_f = window_finish(*wf, finish)
+            assert all(a is b for a, b in zip(got_f, finish, strict=True))
+            for a, b in zip(got_f, window_finish(*wf), strict=True):
+                np.testing.assert_array_equal(a, b)
+            assert not (flat == 1e300).any()          # every value written in its place
+            values = Window.of(0, 1, 0.2, 12, False, False, plan, flat).values
+            np.testing.assert_array_equal(values["thd"], got_h[5][0])
+            np.testing.assert_array_equal(values["tdd"], got_h[5][6])
+            np.testing.assert_array_equal(values["crest"], got_h[5][4])
+            np.testing.assert_array_equal(values["h_angle"], got_h[3])
+            np.testing.assert_array_equal(values["v_over"], got_f[1][1])
+            assert ("msv" in values) == bool(freqs)
+

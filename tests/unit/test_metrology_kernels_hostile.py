@@ -396,3 +396,23 @@ def test_window_harmonics_of_an_input_with_nan_lines_agrees_with_the_reference()
     for a, b in zip(got, want):
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_the_window_kernels_refuse_an_out_that_shares_an_input_s_memory_or_has_too_few_items():
+    """An ``out`` given to interval_values, window_harmonics or window_finish that overlaps an input would be read
+    after it was written: the C kernels refuse it, as they refuse an out too small (the reference one of another
+    shape)."""
+    fund, v, absent, msv = np.ones(10, dtype=complex), np.full(3, 230.0), np.zeros(3), np.zeros((3, 0))
+    flat = np.zeros(40)
+    with pytest.raises(ValueError):
+        _kernels.c_window_finish(fund, flat[0:3], absent, msv, 230.0, (flat[10:20], flat[2:14].reshape(4, 3), msv))
+    for finish in (_kernels.c_window_finish, reference.window_finish):
+        with pytest.raises(ValueError):
+            finish(fund, v, absent, msv, 230.0, (flat[:10], flat[10:16].reshape(2, 3), np.zeros((3, 0))))
+    ms = np.ones((12, 11))
+    args = (ms, np.ones((12, 3)), np.ones((12, 11), dtype=complex), np.full(12, 1 / 60), np.full(12, 60.0),
+            np.full(12, 1 / 12), np.ones(3), 0.0, False, np.eye(3, dtype=complex))
+    with pytest.raises(ValueError):
+        _kernels.c_interval_values(*args, ms.reshape(-1)[:reference.INTERVAL_SIZE])
+    with pytest.raises(ValueError):
+        _kernels.c_interval_values(*args, np.zeros(reference.INTERVAL_SIZE - 1))
