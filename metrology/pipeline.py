@@ -185,11 +185,11 @@ class Pipeline:
         self.next_index = first_index + x.shape[0]
         self.origin_ns = int(timestamp_ns) - int(round(first_index * 1e9 / self.fs))
         # the tracker first: its filter's recursion leaves time for the batch to arrive from memory, which the
-        # flickermeter's squares (a few operations a row) would otherwise wait for
-        bounds = self.tracker.process(x, first_index, self.reference)
+        # flickermeter's squares (a few operations a row) would otherwise wait for; its pass copies the batch into the
+        # resampler's buffer as it reads it, and writes the boundaries into the resampler's pending ones
+        resampler = self.resampler
+        self.tracker.feed(x, first_index, self.reference, resampler.reserve(x.shape[0], first_index), resampler)
         self.flicker.process(x, int(timestamp_ns))
-        self.resampler.push(x, first_index)
-        self.resampler.add_boundaries(bounds)
         measured = self.cycle_stage.measure(self.resampler, self.log)
         if measured is None:
             return out

@@ -23,6 +23,7 @@ else:
 
 _COS_SIN: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 _ONE = np.ones(1)       # the weight of a reference given as one column
+_EMPTY = np.zeros(0)    # an optional output not asked for
 
 
 def _f64(a: np.ndarray, _contiguous=np.ascontiguousarray, _float64=np.float64) -> np.ndarray:
@@ -160,16 +161,19 @@ def c_track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, tabl
 
 
 def c_track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: np.ndarray, tail: np.ndarray,
-                  hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray,
+                  rows: np.ndarray | None = None, out_t: np.ndarray | None = None,
+                  out_real: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     x = _f64(x)
     n = x.shape[0]
     c = 1 if weights is None else x.shape[1]
-    out = np.empty((2, n))
+    if out_t is None or out_real is None:
+        out = np.empty((2, n))
+        out_t, out_real = out[0], out[1]
     count = _ckernels.track_block(x, _ONE if weights is None else _f64(weights), sos, zi, tail, hist, state, table,
-                                  params, out[0], out[1], n, c, sos.shape[0], tail.shape[0], hist.shape[0],
-                                  table.shape[0], weights is not None)
-    return out[0, :count], out[1, :count]
+                                  params, out_t, out_real, _EMPTY if rows is None else rows, n, c, sos.shape[0],
+                                  tail.shape[0], hist.shape[0], table.shape[0], weights is not None, rows is not None)
+    return out_t[:count], out_real[:count]
 
 
 def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

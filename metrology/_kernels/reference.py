@@ -207,7 +207,8 @@ def track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, table:
 
 
 def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: np.ndarray, tail: np.ndarray,
-                hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray
+                hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray,
+                rows: np.ndarray | None = None, out_t: np.ndarray | None = None, out_real: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """The cycle tracker's usual pass over a block: its reference (``x`` (n,), or ``x`` (n, c) @ ``weights``) through
     the filter ``sos`` from the states ``zi``, after the last ``state[4]`` filtered samples of the blocks before,
@@ -215,8 +216,9 @@ def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: 
     (index 1 when fewer are kept), with ``half`` floor(period / 2) (0 for a NaN period, at most the samples there
     are) and the base ``params[0]`` (the index of x's first row) minus the samples kept. In place: ``zi``, ``state``
     (track_crossings' four, then how many filtered samples the tail holds), ``tail`` (the last tl filtered samples,
-    right-aligned), and ``hist`` (hl,) or (hl, c) the last hl rows of ``x`` when it has that many (else unchanged).
-    Returns track_crossings' result."""
+    right-aligned), ``hist`` (hl,) or (hl, c) the last hl rows of ``x`` when it has that many (else unchanged), and
+    ``rows`` (n, c), when given, a copy of ``x`` (the resampler's store). Returns track_crossings' result; with
+    ``out_t`` and ``out_real`` (at least n items each) written at their start and returned as views of them."""
     kept = float(state[4])
     if not 0 <= kept <= tail.shape[0]:
         raise ValueError("track_block: the tail count is not within the tail")
@@ -237,6 +239,12 @@ def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: 
     state[4] = keep
     if x.shape[0] >= hist.shape[0] and hist.shape[0]:
         hist[:] = x[x.shape[0] - hist.shape[0]:]
+    if rows is not None:
+        rows[:x.shape[0]] = x.reshape(x.shape[0], -1)
+    if out_t is not None and out_real is not None:
+        count = found.shape[0]
+        out_t[:count], out_real[:count] = found, real
+        return out_t[:count], out_real[:count]
     return found, real
 
 

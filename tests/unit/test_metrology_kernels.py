@@ -321,15 +321,26 @@ def test_track_block_keeps_the_tail_history_and_state_as_the_reference():
                          np.array([640.0, np.nan, 0.0, 1.0, 0.0])] for _ in range(2))
     p = tracker._params.copy()
     found = 0
-    for lo, hi in ((0, 100), (100, 4196), (4196, 4200), (4200, 12000), (12000, 20000)):
+    # the blocks' rows copied into a store, the boundaries written into arrays given (as the pipeline has it)
+    c_rows, r_rows = np.full((20000, 3), np.nan), np.full((20000, 3), np.nan)
+    c_out, r_out = np.full((2, 9000), np.nan), np.full((2, 9000), np.nan)
+    for i, (lo, hi) in enumerate(((0, 100), (100, 4196), (4196, 4200), (4200, 12000), (12000, 20000))):
         p[0] = lo
-        got = _kernels.c_track_block(x[lo:hi], w, tracker.sos, *c_state, tracker._delay_table, p)
-        want = reference.track_block(x[lo:hi], w, tracker.sos, *r_state, tracker._delay_table, p)
+        extra = ((c_rows[lo:hi], c_out[0, lo // 4:], c_out[1, lo // 4:]), (r_rows[lo:hi], r_out[0, lo // 4:],
+                                                                             r_out[1, lo // 4:])) if i % 2 else ((), ())
+        got = _kernels.c_track_block(x[lo:hi], w, tracker.sos, *c_state, tracker._delay_table, p, *extra[0])
+        want = reference.track_block(x[lo:hi], w, tracker.sos, *r_state, tracker._delay_table, p, *extra[1])
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
         for a, b in zip(c_state, r_state):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-9)
+        if i % 2:
+            assert np.shares_memory(got[0], c_out) and np.shares_memory(want[1], r_out)
+            np.testing.assert_array_equal(c_rows[lo:hi], x[lo:hi])
+            np.testing.assert_array_equal(r_rows[lo:hi], x[lo:hi])
         found += got[0].size
     assert found > 25 and c_state[3][4] == tracker.tail_len and c_state[2][-1, 1] == y[-1]
+    np.testing.assert_array_equal(c_out, r_out)
+    assert np.isnan(c_rows[:100]).all() and not np.isnan(c_rows[100:4196]).any()
 
 
 def test_track_crossings_drops_noise_crossings_and_updates_the_state_alike():
