@@ -87,6 +87,12 @@ def _best(fn, repeat: int = 5) -> float:
     return best
 
 
+def _event_outputs(half_ms: np.ndarray, watched: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """half_cycle_events' outputs for a batch of cycles: Urms(1/2), its watched columns, the RVC candidates."""
+    n = 2 * half_ms.shape[0]
+    return np.empty((n, half_ms.shape[2])), np.empty((n, watched.shape[0])), np.empty(n)
+
+
 def kernel_ratios() -> list[tuple[str, float, float]]:
     """(kernel, numpy seconds, C seconds) on one second of 60 Hz data (five windows for harmonic_groups)."""
     if _kernels.BACKEND != "c":
@@ -189,9 +195,11 @@ def kernel_ratios() -> list[tuple[str, float, float]]:
          _best(lambda: [_kernels.c_event_screen(u, urms[:120], 120, limits, True) for u in np.split(urms[120:], 8)])),
         ("half_cycle_events (1 s: 60 cycles in 8 batches, Urms(1/2), the screen and the RVC history)",
          _best(lambda: [reference.half_cycle_events(h, h[0, 0].copy(), True, watched, np.zeros((120, 3)), 0, limits,
-                                                    True, False) for h in np.array_split(halves, 8)]),
+                                                    True, False, *_event_outputs(h, watched))
+                        for h in np.array_split(halves, 8)]),
          _best(lambda: [_kernels.c_half_cycle_events(h, h[0, 0].copy(), True, watched, np.zeros((120, 3)), 0, limits,
-                                                     True, False) for h in np.array_split(halves, 8)])),
+                                                     True, False, *_event_outputs(h, watched))
+                        for h in np.array_split(halves, 8)])),
     ]
 
 

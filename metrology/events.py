@@ -138,6 +138,10 @@ class VoltageEvents:
         self.open: dict[str, _Open] = {}
         self.hist_n = 0
         self.power_hist: deque[float] = deque(maxlen=POWER_HISTORY_HALVES)
+        # the quiet batches' per-cycle power terms since power_hist was brought up to date (``quiet``), the
+        # latest last, as few as hold the last POWER_HISTORY_HALVES half cycles
+        self._quiet_power: list[np.ndarray] = []
+        self._quiet_cycles = 0          # their cycles, the first array's left out
         self._last_ns = 0
 
     @property
@@ -172,6 +176,30 @@ class VoltageEvents:
             self.history = np.concatenate((self.history, u[-self.n_rvc:]))
         return self.screened(u, rvc_maybe, end_index, end_ns, power, out, extra, quiet)
 
+    def quiet(self, last_ns: int, power_terms: np.ndarray, out: list[PqEvent | EventStart]) -> None:
+        """``screened`` of a quiet batch whose values already joined the history (``last_ns``: the clock time of its
+        last value), its power given as ``power_terms`` (m, j): each row's sum is a cycle's total active power, the
+        power of both its half cycles. The sums are made when an event needs the power before it
+        (``_power_history``)."""
+        if self.pending:
+            out.extend(self.pending)
+            self.pending = []
+        kept = self._quiet_power
+        kept.append(power_terms)
+        if len(kept) > 1:
+            self._quiet_cycles += power_terms.shape[0]
+            while self._quiet_cycles >= (POWER_HISTORY_HALVES + 1) // 2:     # the first array is no longer needed
+                kept.pop(0)
+                self._quiet_cycles -= kept[0].shape[0]
+        self._last_ns = last_ns
+
+    def _power_history(self) -> None:
+        """``power_hist`` with the power of the quiet batches' half cycles since it was brought up to date."""
+        if self._quiet_power:
+            power = np.add.reduce(np.concatenate(self._quiet_power), axis=1)
+            self.power_hist.extend(power[-((POWER_HISTORY_HALVES + 1) // 2):].repeat(2).tolist())
+            self._quiet_power, self._quiet_cycles = [], 0
+
     def screened(self, u: np.ndarray, rvc_maybe: np.ndarray, end_index: np.ndarray, end_ns: np.ndarray,
                  power: np.ndarray, out: list[PqEvent | EventStart],
                  extra: np.ndarray | Callable[[], np.ndarray] | None, quiet: bool) -> np.ndarray:
@@ -182,6 +210,7 @@ class VoltageEvents:
         if self.pending:
             out.extend(self.pending)
             self.pending = []
+        self._power_history()
         if quiet:                                     # the usual case: nothing happens
             self.power_hist.extend(power[-POWER_HISTORY_HALVES:].tolist())
             self._last_ns = int(end_ns[-1])
@@ -280,6 +309,7 @@ class VoltageEvents:
         if ev.kind in VOLTAGE_KINDS:
             result.itic = itic_region(result.extreme_pct, result.duration_s)
             result.semi_f47 = semi_f47(result.extreme_pct, result.duration_s) if ev.kind != "swell" else ""
+            self._power_history()
             before = float(np.mean(self.power_hist)) if self.power_hist else math.nan
             during = float(np.mean(ev.power)) if ev.power else math.nan
             result.direction, result.direction_confidence = direction(before, during, rising=ev.kind == "swell")

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from metrology import _kernels
-from metrology.events import POWER_HISTORY_HALVES, EventStart, EventThresholds, PqEvent, VoltageEvents
+from metrology.events import EventStart, EventThresholds, PqEvent, VoltageEvents
 from metrology.systems import I_PH
 
 
@@ -23,6 +23,7 @@ class EventFlagger:
         self.events = VoltageEvents(thresholds, names)
         self._prev = np.zeros(0)          # mean square of the last half cycle seen (its signals), once there is one
         self._has_prev = False
+        self._work: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def restart(self) -> None:
         self._has_prev = False
@@ -37,36 +38,42 @@ class EventFlagger:
     def in_event(self) -> bool:
         return self.events.active
 
-    def process(self, half_ms: np.ndarray, end_index: np.ndarray, end_ns: np.ndarray, power: np.ndarray,
+    def process(self, half_ms: np.ndarray, end_index: np.ndarray, end_ns: np.ndarray, vi: np.ndarray,
                 out: list[PqEvent | EventStart], cycle_stats: Callable[[], np.ndarray] | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """``half_ms``: (m, 2, 11); ``end_index``/``end_ns`` (2m,): sample index and clock time where each half
-        cycle ends; ``power`` (m,) total active power per cycle; ``cycle_stats`` makes the (m, channels + 2) THD,
-        PF and f of each cycle (``metrology.evstats.cycle_quantities``) for the event statistics, called only when
-        the detector needs them. Returns Urms(1/2) (2m, 11) and the per-cycle flag (m,); events that start or end
-        are appended to ``out``.
+                ) -> tuple[np.ndarray, list[bool]]:
+        """``half_ms``: (m, 2, 11) (C-contiguous float64, as the log holds it); ``end_index``/``end_ns`` (2m,): sample
+        index and clock time where each half cycle ends; ``vi`` (m, 3) mean v*i per phase of each cycle (their sum
+        is the cycle's total active power); ``cycle_stats`` makes the (m, channels + 2) THD, PF and f of each cycle
+        (``metrology.evstats.cycle_quantities``) for the event statistics, called only when the detector needs
+        them. Returns Urms(1/2) (2m, 11) and the per-cycle flag (m,); events that start or end are appended to
+        ``out``.
 
         The first value after a restart is the RMS of its half cycle alone.
         """
-        m = half_ms.shape[0]
-        if self._prev.shape[0] != half_ms.shape[2]:
-            self._prev, self._has_prev = np.zeros(half_ms.shape[2]), False
+        m, _, k = half_ms.shape
+        if self._prev.shape[0] != k:
+            self._prev, self._has_prev = np.zeros(k), False
+        work = self._work.get(m)
+        if work is None:          # the screen's work arrays, one pair per batch size (a batch has a few cycles)
+            work = self._work[m] = (np.empty((2 * m, self.channels.size)), np.empty(2 * m))
+        watched, cand = work
         ev = self.events
+        urms = np.empty((2 * m, k))
         # Urms(1/2), the events' screen and, for a quiet batch, the RVC history: one C pass
         # (reference.half_cycle_events)
-        urms, watched, rvc_maybe, rows = _kernels.half_cycle_events(
-            half_ms, self._prev, self._has_prev, self._channel_columns, ev.hist, ev.hist_n, ev.screen_params,
-            ev.t.rvc_enabled, bool(ev.open))
+        rows = _kernels.half_cycle_events(half_ms, self._prev, self._has_prev, self._channel_columns, ev.hist,
+                                          ev.hist_n, ev.screen_params, ev.t.rvc_enabled, bool(ev.open), urms,
+                                          watched, cand)
         self._has_prev = True
         if rows >= 0:                    # the usual case: nothing happens
             ev.hist_n = rows
-            ev.screened(watched, rvc_maybe, end_index, end_ns, power[-((POWER_HISTORY_HALVES + 1) // 2):].repeat(2), out,
-                        None, True)
-            return urms, np.zeros(m, dtype=bool)
+            ev.quiet(int(end_ns[-1]), vi, out)
+            return urms, [False] * m
 
         def extra() -> np.ndarray:
             per_cycle = np.full((m, self.channels.size + 2), np.nan) if cycle_stats is None else cycle_stats()
             return np.concatenate((urms[:, I_PH], np.repeat(per_cycle, 2, axis=0)), axis=1)
 
-        flags = ev.screened(watched, rvc_maybe, end_index, end_ns, power.repeat(2), out, extra, False)
-        return urms, np.logical_or(flags[0::2], flags[1::2])
+        power = np.add.reduce(vi, axis=1).repeat(2)
+        flags = ev.screened(watched.copy(), cand != 0, end_index, end_ns, power, out, extra, False)
+        return urms, np.logical_or(flags[0::2], flags[1::2]).tolist()

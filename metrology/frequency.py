@@ -34,12 +34,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from metrology import _kernels
 from metrology.iir import butter_sos
 from metrology.settings import TRACK_MAX_HZ, TRACK_MIN_HZ
+
+if TYPE_CHECKING:
+    from metrology.resample import SyncResampler
 
 LOWPASS_HZ = 150.0
 LOWPASS_ORDER = 4
@@ -99,7 +103,7 @@ class CycleTracker:
         self._state = np.zeros(5)
         self.tail_len = int(self.max_period // 2) + 2
         self._tail = np.zeros(self.tail_len)     # the last filtered samples, right-aligned (``tail``)
-        self._rows = np.zeros(0)                 # the inputs' last history_len rows, as the last block gave them
+        self._rows = np.zeros(self.history_len)  # the inputs' last history_len rows, as the last block gave them
         self.period = self.nominal_period
         self.restart(None)
 
@@ -161,16 +165,40 @@ class CycleTracker:
         self.last_real = False
         self.reacquiring = True      # the period is kept: the first crossings' filter delay follows it
 
-    def process(self, ref: np.ndarray, first_index: int, weights: np.ndarray | None = None) -> Boundaries:
+    def process(self, ref: np.ndarray, first_index: int, weights: np.ndarray | None = None,
+                rows: np.ndarray | None = None) -> Boundaries:
         """Feed the reference signal for samples ``first_index ..``; return the boundaries now known.
 
-        With ``weights``, ``ref`` is the (n, c) inputs and the reference is ``ref @ weights``.
+        With ``weights``, ``ref`` is the (n, c) inputs and the reference is ``ref @ weights``. With ``rows`` (n, c),
+        the pass that reads ``ref`` copies it there too (``SyncResampler.reserve``).
         """
-        if (self.next_index is None or first_index != self.next_index) and not self.bridge(first_index):
+        out = np.empty((2, ref.shape[0]))
+        count = self._block(ref, first_index, weights, rows, out[0], out[1])
+        found, real = out[0, :count], out[1, :count] != 0
+        virtual = self._virtual(first_index + ref.shape[0])
+        if not virtual:
+            return Boundaries(found, real)
+        return Boundaries(np.concatenate((found, virtual)), np.concatenate((real, np.zeros(len(virtual), bool))))
+
+    def feed(self, ref: np.ndarray, first_index: int, weights: np.ndarray | None, rows: np.ndarray | None,
+             resampler: SyncResampler) -> None:
+        """``process``, the boundaries written straight into ``resampler``'s pending ones."""
+        times, real = resampler.room(ref.shape[0])
+        resampler.added(self._block(ref, first_index, weights, rows, times, real))
+        period, last = self._state[:2].tolist()
+        if not first_index + ref.shape[0] - self.max_delay - last <= VIRTUAL_AFTER_PERIODS * period:
+            virtual = self._virtual(first_index + ref.shape[0])
+            if virtual:
+                resampler.add_boundaries(Boundaries(np.array(virtual), np.zeros(len(virtual), bool)))
+
+    def _block(self, ref: np.ndarray, first_index: int, weights: np.ndarray | None, rows: np.ndarray | None,
+               out_t: np.ndarray, out_real: np.ndarray) -> int:
+        """The crossings of a block, into ``out_t`` and ``out_real`` (at least n items each); returns their count."""
+        if first_index != self.next_index and not self.bridge(first_index):
             self.restart(first_index)
         n = ref.shape[0]
         self.next_index = first_index + n
-        if self._rows.shape[1:] != ref.shape[1:] or self._rows.shape[0] != self.history_len:
+        if self._rows.shape[1:] != ref.shape[1:]:
             self._rows = np.zeros((self.history_len,) + ref.shape[1:])
         # one C pass (reference.track_block): the filter forms the weighted sum sample by sample after the filtered
         # samples of the blocks before that the tail keeps (the last pair waits for the next block: the cubic
@@ -182,30 +210,31 @@ class CycleTracker:
         # (reference.track_crossings: the rules)
         p = self._params
         p[0], p[5] = first_index, math.nan if self.settle_until is None else self.settle_until
-        found, real = _kernels.track_block(ref, weights, self.sos, self.zi, self._tail, self._rows, self._state,
-                                           self._delay_table, p)
+        found, _ = _kernels.track_block(ref, weights, self.sos, self.zi, self._tail, self._rows, self._state,
+                                        self._delay_table, p, rows, out_t, out_real)
         # the history keeps the reference's last period, as the inputs it is made of while no bridge needs it
         if n >= self.history_len:
             self._history_inputs = (self._rows, weights)
         else:
             self._remember(ref if weights is None else ref @ weights)
+        return found.shape[0]
+
+    def _virtual(self, end_index: int) -> list[float]:
+        """The virtual boundaries (free-running) due once the samples before ``end_index`` are in."""
         period, last = self._state[:2].tolist()
-        end = first_index + n - self.max_delay
+        end = end_index - self.max_delay
         if end - last <= VIRTUAL_AFTER_PERIODS * period:
-            return Boundaries(found, real != 0)         # the usual case: no virtual boundary to add (NaN: no last)
-        out_t: list[float] = found.tolist()
-        out_real: list[bool] = (real != 0).tolist()
+            return []         # the usual case: no virtual boundary to add (NaN: no last)
+        out_t: list[float] = []
         if (self.last is None and self.resume_index is not None and self.settle_until is not None
                 and end - self.settle_until > VIRTUAL_AFTER_PERIODS * self.period):
             self.last, self.last_real = float(self.resume_index), False   # no voltage: free-run from the start
             out_t.append(float(self.resume_index))
-            out_real.append(False)
         while self.last is not None and end - self.last > VIRTUAL_AFTER_PERIODS * self.period:
             self.last += self.period
             self.last_real = False
             out_t.append(self.last)
-            out_real.append(False)
-        return Boundaries(np.asarray(out_t, dtype=np.float64), np.asarray(out_real, dtype=bool))
+        return out_t
 
     @property
     def history(self) -> np.ndarray:

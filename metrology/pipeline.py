@@ -48,7 +48,6 @@ from metrology.settings import SAMPLES_PER_CYCLE, MetrologySettings
 from metrology.systems import I_PH, INPUTS, SIGNALS, V_LL, V_LN, wiring
 from metrology.transients import TransientDetector, TransientSettings
 
-ENERGY_QUANTITIES = EnergyIncrement.quantities()
 WINDOWS_PER_3S = 15        # 150/180 cycles = 15 windows of 10/12 (IEC 61000-4-30 4.5.2)
 
 
@@ -186,11 +185,11 @@ class Pipeline:
         self.next_index = first_index + x.shape[0]
         self.origin_ns = int(timestamp_ns) - int(round(first_index * 1e9 / self.fs))
         # the tracker first: its filter's recursion leaves time for the batch to arrive from memory, which the
-        # flickermeter's squares (a few operations a row) would otherwise wait for
-        bounds = self.tracker.process(x, first_index, self.reference)
+        # flickermeter's squares (a few operations a row) would otherwise wait for; its pass copies the batch into the
+        # resampler's buffer as it reads it, and writes the boundaries into the resampler's pending ones
+        resampler = self.resampler
+        self.tracker.feed(x, first_index, self.reference, resampler.reserve(x.shape[0], first_index), resampler)
         self.flicker.process(x, int(timestamp_ns))
-        self.resampler.push(x, first_index)
-        self.resampler.add_boundaries(bounds)
         measured = self.cycle_stage.measure(self.resampler, self.log)
         if measured is None:
             return out
@@ -199,13 +198,13 @@ class Pipeline:
         self._note_hole(float(cm.start[0]))
         self._last_end = float(cm.end[-1])
         start_ns, end_ns, half_end, half_end_ns = _kernels.cycle_times(cm.start, cm.end, self.origin_ns, 1e9 / self.fs)
-        urms, flags_c = self.flagger.process(
-            cm.half_ms, half_end, half_end_ns, np.add.reduce(cm.vi, axis=1), out.events,
+        urms, flags = self.flagger.process(
+            cm.half_ms, half_end, half_end_ns, cm.vi, out.events,
             lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))
         self.transients.process_inputs(samples, self._tr_matrix, cm.start, cm.end, start_ns, end_ns, out.events)
         out.cycles, out.urms_half, out.cycle_start_ns, out.half_end_ns = cm, urms, start_ns, half_end_ns
         # the batch's few cycles as plain numbers: the loops below cost less on them than on arrays
-        starts, ends, flags = start_ns.tolist(), end_ns.tolist(), flags_c.tolist()
+        starts, ends = start_ns.tolist(), end_ns.tolist()
         for t, f in self.ten_s.add_lists(starts, ends, cm.duration_s.tolist(), cm.real.tolist(), flags):
             self.latest_frequency_10s = f
             out.frequency_10s.append((t, f))
@@ -373,6 +372,10 @@ class Pipeline:
             return
         if self._sec_key is None:
             self._sec_key = starts[0] // NS_PER_S
+        if starts[0] // NS_PER_S == self._sec_key == starts[-1] // NS_PER_S:
+            # the usual batch: every cycle in the open second (a batch's starts increase)
+            self._sec_flag |= True in flags
+            return
         for k, start in enumerate(starts):
             key = start // NS_PER_S
             if key != self._sec_key:
@@ -400,7 +403,7 @@ class Pipeline:
         values["freq_10s_flagged"] = np.array([1.0 if self.ten_s.flagged else 0.0])
         real_f = cm.freq[~np.isnan(cm.freq)]
         values["freq_1cycle"] = np.array([real_f[-1] if real_f.size else np.nan])
-        energy, comp, table = self._energy(cm)
+        energy, comp, table = self._energy(cm, float(duration))
         energy.start_ns = key * NS_PER_S
         energy.gap_s, self._gap_s = self._gap_s, 0.0
         if comp is not None:        # the same second, the same unmeasured time
@@ -416,15 +419,15 @@ class Pipeline:
                         values, flagged, gap, energy, comp)
         return item
 
-    def _energy(self, cm: CycleMeasures) -> tuple[EnergyIncrement, EnergyIncrement | None, np.ndarray]:
-        """The energy of the cycles ``cm`` and, with loss compensation on, its compensated twin (one pass of the
-        interval_energy kernel, whose definition ``reference.interval_energy`` is compute_power and cycle_energy),
-        and the kernel's table their quantities are rows of."""
+    def _energy(self, cm: CycleMeasures, duration: float
+                ) -> tuple[EnergyIncrement, EnergyIncrement | None, np.ndarray]:
+        """The energy of the cycles ``cm`` (``duration``: the sum of their durations) and, with loss compensation
+        on, its compensated twin (one pass of the interval_energy kernel, whose definition
+        ``reference.interval_energy`` is compute_power and cycle_energy), and the kernel's table their quantities
+        are rows of."""
         s = self.settings
         table = _kernels.interval_energy(cm.ms, cm.vi, cm.fund, cm.duration_s, self.present, self.creep, s.losses)
-        duration = float(cm.duration_s.sum())
-        energy = EnergyIncrement(duration_s=duration, **dict(zip(ENERGY_QUANTITIES, table[0])))
+        energy = EnergyIncrement.of_rows(table[0], duration)
         if not s.losses.enabled:
             return energy, None, table
-        comp = EnergyIncrement(duration_s=duration, compensated=True, **dict(zip(ENERGY_QUANTITIES, table[1])))
-        return energy, comp, table
+        return energy, EnergyIncrement.of_rows(table[1], duration, True), table

@@ -75,15 +75,31 @@ class SyncResampler:
         self._store = np.empty((0, self.c))   # buf is _store[_lo:_hi]: appended in place, moved down when full
         self._lo = self._hi = 0
         self.buf_start = 0              # absolute index of buf[0]
-        self.bounds: list[float] = []   # pending boundaries; bounds[0] opens the next cycle
-        self.real: list[bool] = []
+        # the pending boundaries, _times[_p0:_p1] (the first opens the next cycle), and whether each is a measured
+        # crossing (1.0) or not (0.0): appended in place (``room``, ``added``), into new arrays when full
+        self._times, self._real = np.empty(0), np.empty(0)
+        self._p0 = self._p1 = 0
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """The pending boundaries; ``bounds[0]`` opens the next cycle."""
+        return self._times[self._p0:self._p1]
+
+    @property
+    def real(self) -> np.ndarray:
+        """Whether each pending boundary is a measured crossing (1.0) or not (0.0)."""
+        return self._real[self._p0:self._p1]
 
     @property
     def buf(self) -> np.ndarray:
         return self._store[self._lo:self._hi]
 
     def push(self, x: np.ndarray, first_index: int) -> None:
-        n = x.shape[0]
+        self.reserve(x.shape[0], first_index)[:] = x
+
+    def reserve(self, n: int, first_index: int) -> np.ndarray:
+        """The buffer's rows for the ``n`` samples from ``first_index`` on, for the caller to fill before the next
+        ``take`` (the tracker's pass copies a batch's rows there as it reads them): ``push`` without the copy."""
         if self._hi == self._lo:
             self.buf_start = first_index
             self._lo = self._hi = 0
@@ -94,34 +110,61 @@ class SyncResampler:
                 store = np.empty((2 * (kept + n), self.c))
             store[:kept] = self._store[self._lo:self._hi]
             self._store, self._lo, self._hi = store, 0, kept
-        self._store[self._hi:self._hi + n] = x
-        self._hi += n
+        hi = self._hi
+        self._hi = hi + n
+        return self._store[hi:hi + n]
+
+    def room(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Space for ``n`` boundaries after the pending ones: (times, flags) arrays of at least ``n`` items, for the
+        caller to fill from the start (the tracker's pass writes its boundaries there) and count with ``added``."""
+        p1 = self._p1
+        if p1 + n > self._times.shape[0]:
+            p0 = self._p0
+            kept = p1 - p0
+            size = 2 * (kept + n)
+            times, real = np.empty(size), np.empty(size)
+            times[:kept], real[:kept] = self._times[p0:p1], self._real[p0:p1]
+            self._times, self._real, self._p0, self._p1 = times, real, 0, kept
+            p1 = kept
+        return self._times[p1:], self._real[p1:]
+
+    def added(self, count: int) -> None:
+        """The first ``count`` items of the last ``room`` were filled: pending boundaries now."""
+        self._p1 += count
 
     def add_boundaries(self, b: Boundaries) -> None:
-        self.bounds.extend(b.index.tolist())
-        self.real.extend(b.real.tolist())
+        m = b.index.shape[0]
+        times, real = self.room(m)
+        times[:m], real[:m] = b.index, b.real
+        self._p1 += m
 
     def take(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
         """Every cycle whose closing boundary and interpolation taps are in the buffer, taken: (the buffer,
         their m + 1 boundaries, whether each is a measured crossing (1.0) or not (0.0), the buffer's first
-        absolute index), the buffer valid until the next ``push``; None when no cycle is complete."""
-        available = self.buf_start + (self._hi - self._lo)
-        n = 0
-        while n + 1 < len(self.bounds) and self.bounds[n + 1] + self.reach < available:
+        absolute index), the buffer valid until the next ``push`` or ``reserve`` and the boundaries until the next
+        ``room`` or ``add_boundaries``; None when no cycle is complete."""
+        p0, p1 = self._p0, self._p1
+        if p1 - p0 < 2:
+            return None
+        available, reach = self.buf_start + (self._hi - self._lo), self.reach
+        n, last = 0, 0.0
+        for b in self._times[p0 + 1:p1].tolist():
+            if not b + reach < available:
+                break
             n += 1
+            last = b
         if n == 0:
             return None
         buf, buf_start = self.buf, self.buf_start
-        b = np.array(self.bounds[: n + 1])
-        r = np.array(self.real[: n + 1], dtype=np.float64)
-        del self.bounds[:n], self.real[:n]
+        p = self._p0 = p0 + n
+        bounds, real = self._times[p0:p + 1], self._real[p0:p + 1]
         # keep what the next cycle's left taps need
-        keep_from = int(math.floor(self.bounds[0] - self.reach - TAPS_BEFORE)) - self.buf_start
+        keep_from = int(math.floor(last - reach - TAPS_BEFORE)) - buf_start
         if keep_from > 0:
             keep_from = min(keep_from, self._hi - self._lo)
             self._lo += keep_from
             self.buf_start += keep_from
-        return buf, b, r, buf_start
+        return buf, bounds, real, buf_start
 
     def take_cycles(self) -> CycleBatch | None:
         """Every cycle whose closing boundary and interpolation taps are in the buffer, resampled."""
@@ -129,5 +172,6 @@ class SyncResampler:
         if taken is None:
             return None
         buf, b, r, buf_start = taken
+        b, r = b.copy(), r.copy()        # the batch keeps them: the pending arrays are filled again
         out = _kernels.resample_cycles(buf, b, self.spc, buf_start, self.delays)
         return CycleBatch(out, b[:-1], b[1:], (r[:-1] != 0) & (r[1:] != 0))

@@ -54,12 +54,16 @@ class TransientDetector:
     def restart(self) -> None:
         self.prev: np.ndarray | None = None        # (512, channels) the last cycle seen
         self.lengths = np.zeros(0)                 # the last cycles' lengths (samples), oldest first
-        self._spans: list[np.ndarray] = []         # lengths of the quiet batches since, not yet joined to them
+        # the first and last sample index of the quiet batches' cycles since, not yet joined to the lengths: as
+        # few batches as hold the last PERIOD_CYCLES cycles (``_spanned``: their cycles, the first batch's left out)
+        self._spans: list[tuple[np.ndarray, np.ndarray]] = []
+        self._spanned = 0
         # runs in the batch's last cycle that wait for the next one: (channel, samples of the run in that cycle,
         # the cycle before at those samples,
         # the trigger's sample index and event, the hold-off it starts)
         self.pending: list[tuple[int, np.ndarray, np.ndarray, float, PqEvent, float]] = []
         self.run = np.zeros(len(self.names), dtype=np.int64)     # exceeding samples in a row at the batch end
+        self._run_zero = True                      # every channel's run is 0
         self.quiet_until = np.full(len(self.names), -np.inf)     # sample index before which a channel is held off
 
     def process_inputs(self, x: np.ndarray, matrix: np.ndarray, start_index: np.ndarray, end_index: np.ndarray,
@@ -80,13 +84,19 @@ class TransientDetector:
         if max(change.tolist()) > self.s.threshold_v * (1 - SCREEN_MARGIN):
             self.process(_derive(x, self._inputs, self._weights), start_index, end_index, start_ns, end_ns, out)
             return
-        self._spans.append(end_index - start_index)
-        if len(self._spans) >= PERIOD_CYCLES:       # each holds a cycle at least: enough for every length used
-            self._join_spans()
+        spans = self._spans
+        spans.append((start_index, end_index))
+        if len(spans) > 1:
+            self._spanned += m
+            while self._spanned >= PERIOD_CYCLES:        # the first batch's cycles are no longer needed
+                spans.pop(0)
+                self._spanned -= spans[0][0].shape[0]
         if self.pending:
             self._settle(_derive(x[:1], self._inputs, self._weights)[0], out)
         self.prev = last
-        self.run[:] = 0
+        if not self._run_zero:
+            self.run[:] = 0
+            self._run_zero = True
 
     def process(self, v: np.ndarray, start_index: np.ndarray, end_index: np.ndarray, start_ns: np.ndarray,
                 end_ns: np.ndarray, out: list) -> None:
@@ -112,6 +122,7 @@ class TransientDetector:
         over = over.reshape(m * spc, c)
         if not over.any():
             self.run[:] = 0
+            self._run_zero = True
             return
         flat = diff.reshape(m * spc, c)
         frac = np.arange(spc) / spc
@@ -137,12 +148,13 @@ class TransientDetector:
                 else:
                     self.pending.append((ch, samples, hist[cycle, samples, ch].copy(), index[k], ev, hold))
             self.run[ch] = int(run[-1]) if o[-1] else 0
+        self._run_zero = not self.run.any()
 
     def _join_spans(self) -> None:
         """``lengths`` with the lengths of the quiet batches since it was last brought up to date."""
         if self._spans:
-            self.lengths = np.concatenate((self.lengths, *self._spans))[-PERIOD_CYCLES:]
-            self._spans = []
+            self.lengths = np.concatenate((self.lengths, *[end - start for start, end in self._spans]))[-PERIOD_CYCLES:]
+            self._spans, self._spanned = [], 0
 
     def _slack(self, hist: np.ndarray, known: np.ndarray, n0: int, m: int) -> np.ndarray:
         """(m, channels) V added to the threshold of each batch cycle for its time base (module docstring):

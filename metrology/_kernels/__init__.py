@@ -23,6 +23,7 @@ else:
 
 _COS_SIN: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 _ONE = np.ones(1)       # the weight of a reference given as one column
+_EMPTY = np.zeros(0)    # an optional output not asked for
 
 
 def _f64(a: np.ndarray, _contiguous=np.ascontiguousarray, _float64=np.float64) -> np.ndarray:
@@ -160,16 +161,19 @@ def c_track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, tabl
 
 
 def c_track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: np.ndarray, tail: np.ndarray,
-                  hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray,
+                  rows: np.ndarray | None = None, out_t: np.ndarray | None = None,
+                  out_real: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     x = _f64(x)
     n = x.shape[0]
     c = 1 if weights is None else x.shape[1]
-    out = np.empty((2, n))
+    if out_t is None or out_real is None:
+        out = np.empty((2, n))
+        out_t, out_real = out[0], out[1]
     count = _ckernels.track_block(x, _ONE if weights is None else _f64(weights), sos, zi, tail, hist, state, table,
-                                  params, out[0], out[1], n, c, sos.shape[0], tail.shape[0], hist.shape[0],
-                                  table.shape[0], weights is not None)
-    return out[0, :count], out[1, :count]
+                                  params, out_t, out_real, _EMPTY if rows is None else rows, n, c, sos.shape[0],
+                                  tail.shape[0], hist.shape[0], table.shape[0], weights is not None, rows is not None)
+    return out_t[:count], out_real[:count]
 
 
 def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -274,15 +278,13 @@ def c_half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.
 
 
 def c_half_cycle_events(half_ms: np.ndarray, prev: np.ndarray, has_prev: bool, channels: np.ndarray, hist: np.ndarray,
-                        hist_n: int, params: np.ndarray, rvc_enabled: bool, is_open: bool
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    half_ms = _f64(half_ms)
+                        hist_n: int, params: np.ndarray, rvc_enabled: bool, is_open: bool, urms: np.ndarray,
+                        watched: np.ndarray, cand: np.ndarray) -> int:
+    # the arrays go to the kernel as they are (it refuses any that is not C-contiguous float64): the caller's own
     m, _, k = half_ms.shape
     n_rvc, nc = hist.shape
-    urms, watched, cand = np.empty((2 * m, k)), np.empty((2 * m, nc)), np.empty(2 * m)
-    rows = _ckernels.half_cycle_events(half_ms, prev, channels, hist, params, urms, watched, cand, m, k, nc, n_rvc,
+    return _ckernels.half_cycle_events(half_ms, prev, channels, hist, params, urms, watched, cand, m, k, nc, n_rvc,
                                        hist_n, has_prev, rvc_enabled, is_open)
-    return urms, watched, cand != 0, rows
 
 
 def c_window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.ndarray, udin: float,

@@ -207,7 +207,8 @@ def track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, table:
 
 
 def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: np.ndarray, tail: np.ndarray,
-                hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray
+                hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray,
+                rows: np.ndarray | None = None, out_t: np.ndarray | None = None, out_real: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """The cycle tracker's usual pass over a block: its reference (``x`` (n,), or ``x`` (n, c) @ ``weights``) through
     the filter ``sos`` from the states ``zi``, after the last ``state[4]`` filtered samples of the blocks before,
@@ -215,8 +216,9 @@ def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: 
     (index 1 when fewer are kept), with ``half`` floor(period / 2) (0 for a NaN period, at most the samples there
     are) and the base ``params[0]`` (the index of x's first row) minus the samples kept. In place: ``zi``, ``state``
     (track_crossings' four, then how many filtered samples the tail holds), ``tail`` (the last tl filtered samples,
-    right-aligned), and ``hist`` (hl,) or (hl, c) the last hl rows of ``x`` when it has that many (else unchanged).
-    Returns track_crossings' result."""
+    right-aligned), ``hist`` (hl,) or (hl, c) the last hl rows of ``x`` when it has that many (else unchanged), and
+    ``rows`` (n, c), when given, a copy of ``x`` (the resampler's store). Returns track_crossings' result; with
+    ``out_t`` and ``out_real`` (at least n items each) written at their start and returned as views of them."""
     kept = float(state[4])
     if not 0 <= kept <= tail.shape[0]:
         raise ValueError("track_block: the tail count is not within the tail")
@@ -237,6 +239,12 @@ def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: 
     state[4] = keep
     if x.shape[0] >= hist.shape[0] and hist.shape[0]:
         hist[:] = x[x.shape[0] - hist.shape[0]:]
+    if rows is not None:
+        rows[:x.shape[0]] = x.reshape(x.shape[0], -1)
+    if out_t is not None and out_real is not None:
+        count = found.shape[0]
+        out_t[:count], out_real[:count] = found, real
+        return out_t[:count], out_real[:count]
     return found, real
 
 
@@ -533,25 +541,26 @@ def half_cycle_rms(half_ms: np.ndarray, prev: np.ndarray | None, channels: np.nd
 
 
 def half_cycle_events(half_ms: np.ndarray, prev: np.ndarray, has_prev: bool, channels: np.ndarray, hist: np.ndarray,
-                      hist_n: int, params: np.ndarray, rvc_enabled: bool, is_open: bool
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                      hist_n: int, params: np.ndarray, rvc_enabled: bool, is_open: bool, urms: np.ndarray,
+                      watched: np.ndarray, cand: np.ndarray) -> int:
     """A batch's Urms(1/2) and the voltage events' screen in one pass: ``half_cycle_rms`` of ``half_ms`` (m, 2, K)
-    after ``prev`` (K,) (the half before the first, when ``has_prev``), then ``event_screen`` of its ``channels``
-    columns after the last ``hist_n`` rows of ``hist`` (n_rvc, channels) (right-aligned: its rows n_rvc - hist_n ..)
-    with the thresholds ``params``. ``prev`` becomes the batch's last half (in place). Returns Urms(1/2) (2m, K), its
-    watched columns (2m, channels), the RVC candidates (2m,) bool and the history's new row count when the batch is
-    quiet (no event open per ``is_open``, no value beyond dip or swell, no RVC candidate: its watched rows then join
-    ``hist`` in place, its last n_rvc rows kept), else -1 (``hist`` as it was: the values need looking at one by
-    one)."""
+    after ``prev`` (K,) (the half before the first, when ``has_prev``) into ``urms`` (2m, K) and its ``channels``
+    columns into ``watched`` (2m, channels), then ``event_screen`` of those after the last ``hist_n`` rows of
+    ``hist`` (n_rvc, channels) (right-aligned: its rows n_rvc - hist_n ..) with the thresholds ``params``, its RVC
+    candidates into ``cand`` (2m,) as 1.0 (else 0.0). ``prev`` becomes the batch's last half (in place). Returns the
+    history's new row count when the batch is quiet (no event open per ``is_open``, no value beyond dip or swell, no
+    RVC candidate: its watched rows then join ``hist`` in place, its last n_rvc rows kept), else -1 (``hist`` as it
+    was: the values need looking at one by one)."""
     n_rvc = hist.shape[0]
-    urms, watched = half_cycle_rms(half_ms, prev.copy() if has_prev else None, channels)
+    urms[:], watched[:] = half_cycle_rms(half_ms, prev.copy() if has_prev else None, channels)
     prev[:] = half_ms[-1, 1]
-    maybe, cand = event_screen(watched, hist[n_rvc - hist_n:], n_rvc, params, rvc_enabled)
-    if is_open or maybe or cand.any():
-        return urms, watched, cand, -1
+    maybe, rvc = event_screen(watched, hist[n_rvc - hist_n:], n_rvc, params, rvc_enabled)
+    cand[:] = rvc
+    if is_open or maybe or rvc.any():
+        return -1
     rows = np.concatenate((hist[n_rvc - hist_n:], watched))[-n_rvc:]
     hist[n_rvc - rows.shape[0]:] = rows
-    return urms, watched, cand, int(rows.shape[0])
+    return int(rows.shape[0])
 
 
 def window_finish(fund: np.ndarray, v: np.ndarray, absent: np.ndarray, msv: np.ndarray, udin: float,

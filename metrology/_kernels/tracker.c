@@ -185,13 +185,14 @@ CK_HIDDEN PyObject *k_track_crossings(PyObject *self, PyObject *args)
 /* The reference filter over n rows of x (n, c) into y[0 .. n-1]: the weighted sum of the nw columns wi[] with weights
  * w[] (formed as k_sosfilt forms it, in column order from 0.0; with nw < 0, x's single column itself), then the
  * cascade of ns sections from and into the states z, sample by sample; each i with y[i-1] < 0 <= y[i] (``prev`` is
- * y[-1]) is noted as the crossing k = i - 1 + at in cand[], and the count returned. The cascade's recursion bounds the
- * loop: the weighted sum, the crossing test and the loads of the rows ahead (prefetched) run in its shadow. */
+ * y[-1]) is noted as the crossing k = i - 1 + at in cand[], and the count returned; with ``rows`` (not NULL) each row
+ * of x is copied there too. The cascade's recursion bounds the loop: the weighted sum, the crossing test, the row's
+ * copy and the loads of the rows ahead (prefetched) run in its shadow. */
 static inline __attribute__((always_inline)) Py_ssize_t filter_rows(const biquad *q, int ns, double *z,
                                                                     const double *x, Py_ssize_t c, const int *wi,
                                                                     const double *w, int nw, double *restrict y,
                                                                     Py_ssize_t n, double prev, Py_ssize_t at,
-                                                                    Py_ssize_t *restrict cand)
+                                                                    Py_ssize_t *restrict cand, double *restrict rows)
 {
     Py_ssize_t nc = 0;
     double z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
@@ -213,6 +214,11 @@ static inline __attribute__((always_inline)) Py_ssize_t filter_rows(const biquad
             for (int k = 0; k < nw; k++)
                 v += w[k] * r[wi[k]];
         }
+        if (rows != NULL) {
+            double *d = rows + i * c;
+            for (Py_ssize_t k = 0; k < c; k++)
+                d[k] = r[k];
+        }
         for (int s = 0; s < ns; s++)
             v = biquad_step(q + s, z0 + s, z1 + s, v);
         y[i] = v;
@@ -228,41 +234,45 @@ static inline __attribute__((always_inline)) Py_ssize_t filter_rows(const biquad
 }
 
 /* track_block(x (n, c), w (c,), sos (ns, 6), zi (ns, 2), tail (tl,), hist (hl, c), state (5,), table (nt,),
- *             params (11,), out_t (n,), out_real (n,), n, c, ns, tl, hl, nt, mixed) -> count: the cycle tracker's
- * usual pass over a block (reference.track_block): the reference (the weighted sum of x's columns with mixed, else
- * x's single column) through the filter from zi, after the last state[4] filtered samples kept right-aligned in
- * tail; track_crossing at each rising crossing of the two from max(state[4] - 2, 1) while the sample two after it
- * is there, half the peak's window floor(period / 2), params[0] the index of x's first row; zi, tail and state
- * left for the next block, and hist the last hl rows of x when there are that many. */
+ *             params (11,), out_t (n,), out_real (n,), rows (n, c) if copy, n, c, ns, tl, hl, nt, mixed, copy)
+ *             -> count:
+ * the cycle tracker's usual pass over a block (reference.track_block): the reference (the weighted sum of x's
+ * columns with mixed, else x's single column) through the filter from zi, after the last state[4] filtered samples
+ * kept right-aligned in tail; track_crossing at each rising crossing of the two from max(state[4] - 2, 1) while the
+ * sample two after it is there, half the peak's window floor(period / 2), params[0] the index of x's first row; zi,
+ * tail and state left for the next block, hist the last hl rows of x when there are that many, and with copy x's
+ * rows in rows (the resampler's store: the filter's loop reads every row anyway, and the copy runs in the shadow of
+ * its recursion). */
 CK_HIDDEN PyObject *k_track_block(PyObject *self, PyObject *args)
 {
-    KERNEL_ARRAYS(11);
+    KERNEL_ARRAYS(12);
     Py_ssize_t n, c, ns, tl, hl, nt;
-    int mixed;
-    if (kernel_args(args, o, 11, "nnnnnnp", &n, &c, &ns, &tl, &hl, &nt, &mixed))
+    int mixed, copy;
+    if (kernel_args(args, o, 12, "nnnnnnpp", &n, &c, &ns, &tl, &hl, &nt, &mixed, &copy))
         return NULL;
     if (ns < 0 || ns > SOS_MAX_SECTIONS || c < 1 || c > SOS_MAX_COLUMNS || (!mixed && c != 1) || nt < 2)
         return bad_args("track_block: bad section count, column count or delay table");
     const array_arg spec[] = {{"x", 0, ITEMS(n, c)}, {"w", 0, ITEMS(c)}, {"sos", 0, ITEMS(ns, 6)},
                               {"zi", 1, ITEMS(ns, 2)}, {"tail", 1, ITEMS(tl)}, {"hist", 1, ITEMS(hl, c)},
                               {"state", 1, 5}, {"table", 0, nt}, {"params", 0, 11}, {"out_t", 1, ITEMS(n)},
-                              {"out_real", 1, ITEMS(n)}};
-    if (get_arrays(o, spec, 11, b))
+                              {"out_real", 1, ITEMS(n)}, {"rows", 1, copy ? ITEMS(n, c) : 0}};
+    if (get_arrays(o, spec, 12, b))
         return NULL;
     double *st = b[6].view.buf;
     const double kept = st[4];
     if (!(kept >= 0.0 && kept <= (double)tl)) {
-        release(b, 11);
+        release(b, 12);
         return bad_args("track_block: the tail count is not within the tail");
     }
     /* n and tl are at most their buffers' items: m and the scratch's size do not overflow */
     const Py_ssize_t t = (Py_ssize_t)kept, m = t + n;
     double *yy = PyMem_RawMalloc((size_t)m * sizeof(double) + (size_t)(m + 1) * sizeof(Py_ssize_t));
     if (yy == NULL)
-        return no_memory(b, 11);
+        return no_memory(b, 12);
     Py_ssize_t *cand = (Py_ssize_t *)(yy + m);     /* the rising crossings, in order */
     const double *x = b[0].view.buf, *wv = b[1].view.buf, *pr = b[8].view.buf;
     double *zi = b[3].view.buf, *tail = b[4].view.buf, *hist = b[5].view.buf;
+    double *rows = copy ? b[11].view.buf : NULL;
     tracking tr;
     Py_BEGIN_ALLOW_THREADS
     double w[SOS_MAX_COLUMNS];
@@ -288,13 +298,13 @@ CK_HIDDEN PyObject *k_track_block(PyObject *self, PyObject *args)
             cand[nc++] = k;
     const double prev = t > 0 ? yy[t - 1] : 0.0;
     if (ns == 2 && nw == 3)          /* the tracker's 4th-order filter on the reference of a three-phase wiring */
-        nc += filter_rows(q, 2, zi, x, c, wi, w, 3, yy + t, n, prev, t, cand + nc);
+        nc += filter_rows(q, 2, zi, x, c, wi, w, 3, yy + t, n, prev, t, cand + nc, rows);
     else if (ns == 2 && nw < 0)
-        nc += filter_rows(q, 2, zi, x, c, wi, w, -1, yy + t, n, prev, t, cand + nc);
+        nc += filter_rows(q, 2, zi, x, c, wi, w, -1, yy + t, n, prev, t, cand + nc, rows);
     else if (ns == 2)
-        nc += filter_rows(q, 2, zi, x, c, wi, w, nw, yy + t, n, prev, t, cand + nc);
+        nc += filter_rows(q, 2, zi, x, c, wi, w, nw, yy + t, n, prev, t, cand + nc, rows);
     else
-        nc += filter_rows(q, (int)ns, zi, x, c, wi, w, nw, yy + t, n, prev, t, cand + nc);
+        nc += filter_rows(q, (int)ns, zi, x, c, wi, w, nw, yy + t, n, prev, t, cand + nc, rows);
     const double hp = floor(st[0] / 2);
     const Py_ssize_t half = hp >= 0 ? (hp < (double)m ? (Py_ssize_t)hp : m) : 0;     /* NaN: 0 */
     tracking_load(&tr, st);
@@ -313,6 +323,6 @@ CK_HIDDEN PyObject *k_track_block(PyObject *self, PyObject *args)
         memcpy(hist, x + (n - hl) * c, (size_t)(hl * c) * sizeof(double));
     Py_END_ALLOW_THREADS
     PyMem_RawFree(yy);
-    release(b, 11);
+    release(b, 12);
     return PyLong_FromSsize_t(tr.count);
 }

@@ -124,3 +124,18 @@ def test_the_compensated_increment_has_the_start_and_gap_of_its_second():
         assert s.energy.start_ns == s.start_ns
         assert (s.energy_comp.start_ns, s.energy_comp.gap_s) == (s.energy.start_ns, s.energy.gap_s)
     assert pl.registers.compensated.gap_s == pl.registers.total.gap_s > 0.1
+
+
+@pytest.mark.parametrize("compensated", [False, True])
+def test_an_increment_of_table_rows_is_the_one_the_constructor_makes(compensated):
+    rows = np.random.default_rng(3).normal(size=(len(EnergyIncrement.quantities()), 4))
+    got = EnergyIncrement.of_rows(rows, 0.9875, compensated)
+    want = EnergyIncrement(duration_s=0.9875, compensated=compensated,
+                           **dict(zip(EnergyIncrement.quantities(), rows)))
+    assert list(vars(got)) == list(vars(want))
+    for name, value in vars(want).items():
+        np.testing.assert_array_equal(getattr(got, name), value)
+        assert type(getattr(got, name)) is type(value)
+    assert np.shares_memory(got.wh_del, rows)
+    got.add(want)
+    np.testing.assert_array_equal(rows, 2 * np.random.default_rng(3).normal(size=rows.shape))

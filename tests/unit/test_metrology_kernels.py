@@ -321,15 +321,26 @@ def test_track_block_keeps_the_tail_history_and_state_as_the_reference():
                          np.array([640.0, np.nan, 0.0, 1.0, 0.0])] for _ in range(2))
     p = tracker._params.copy()
     found = 0
-    for lo, hi in ((0, 100), (100, 4196), (4196, 4200), (4200, 12000), (12000, 20000)):
+    # the blocks' rows copied into a store, the boundaries written into arrays given (as the pipeline has it)
+    c_rows, r_rows = np.full((20000, 3), np.nan), np.full((20000, 3), np.nan)
+    c_out, r_out = np.full((2, 9000), np.nan), np.full((2, 9000), np.nan)
+    for i, (lo, hi) in enumerate(((0, 100), (100, 4196), (4196, 4200), (4200, 12000), (12000, 20000))):
         p[0] = lo
-        got = _kernels.c_track_block(x[lo:hi], w, tracker.sos, *c_state, tracker._delay_table, p)
-        want = reference.track_block(x[lo:hi], w, tracker.sos, *r_state, tracker._delay_table, p)
+        extra = ((c_rows[lo:hi], c_out[0, lo // 4:], c_out[1, lo // 4:]), (r_rows[lo:hi], r_out[0, lo // 4:],
+                                                                             r_out[1, lo // 4:])) if i % 2 else ((), ())
+        got = _kernels.c_track_block(x[lo:hi], w, tracker.sos, *c_state, tracker._delay_table, p, *extra[0])
+        want = reference.track_block(x[lo:hi], w, tracker.sos, *r_state, tracker._delay_table, p, *extra[1])
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
         for a, b in zip(c_state, r_state):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-9)
+        if i % 2:
+            assert np.shares_memory(got[0], c_out) and np.shares_memory(want[1], r_out)
+            np.testing.assert_array_equal(c_rows[lo:hi], x[lo:hi])
+            np.testing.assert_array_equal(r_rows[lo:hi], x[lo:hi])
         found += got[0].size
     assert found > 25 and c_state[3][4] == tracker.tail_len and c_state[2][-1, 1] == y[-1]
+    np.testing.assert_array_equal(c_out, r_out)
+    assert np.isnan(c_rows[:100]).all() and not np.isnan(c_rows[100:4196]).any()
 
 
 def test_track_crossings_drops_noise_crossings_and_updates_the_state_alike():
@@ -773,32 +784,36 @@ def test_half_cycle_events_agrees_batch_by_batch_through_a_sag_an_interruption_a
             hist_n, has_prev = 0, False
             for lo in range(0, cm.count, 7):
                 half = cm.half_ms[lo:lo + 7]
-                got = _kernels.c_half_cycle_events(half, *state["c"][:1], has_prev, channels, state["c"][1], hist_n,
-                                                   params, rvc_enabled, False)
-                want = reference.half_cycle_events(half, *state["ref"][:1], has_prev, channels, state["ref"][1], hist_n,
-                                                   params, rvc_enabled, False)
-                for a, b in zip(got[:3], want[:3]):
+                n = 2 * half.shape[0]
+                got = [np.full((n, 11), -1.0), np.full((n, 3), -1.0), np.full(n, -1.0)]
+                want = [np.full((n, 11), -2.0), np.full((n, 3), -2.0), np.full(n, -2.0)]
+                rows = _kernels.c_half_cycle_events(half, *state["c"][:1], has_prev, channels, state["c"][1], hist_n,
+                                                    params, rvc_enabled, False, *got)
+                ref_rows = reference.half_cycle_events(half, *state["ref"][:1], has_prev, channels, state["ref"][1],
+                                                       hist_n, params, rvc_enabled, False, *want)
+                for a, b in zip(got, want):
                     np.testing.assert_array_equal(a, b)
-                assert got[3] == want[3]
+                assert set(got[2].tolist()) <= {0.0, 1.0}
+                assert rows == ref_rows
                 np.testing.assert_array_equal(state["c"][0], state["ref"][0])
                 np.testing.assert_array_equal(state["c"][1], state["ref"][1])
                 # the halves Urms(1/2) is made of: the half before the batch, then its own
                 np.testing.assert_array_equal(got[1], reference.half_cycle_rms(
                     half, cm.half_ms[lo - 1, 1] if has_prev else None, channels.astype(np.intp))[1])
-                if got[3] >= 0:
+                if rows >= 0:
                     quiet += 1
-                    assert got[3] == min(hist_n + 2 * half.shape[0], n_rvc)
-                    np.testing.assert_array_equal(state["c"][1][n_rvc - 2 * half.shape[0]:],
-                                                  got[1][-n_rvc:])
-                    hist_n = got[3]
+                    assert rows == min(hist_n + n, n_rvc)
+                    np.testing.assert_array_equal(state["c"][1][n_rvc - n:], got[1][-n_rvc:])
+                    hist_n = rows
                 else:
                     steps += 1
                     hist_n = 0
                 has_prev = True
             # an event open: never quiet, the history as it was
             before = state["c"][1].copy()
-            assert _kernels.c_half_cycle_events(cm.half_ms[:3], state["c"][0], True, channels, state["c"][1], hist_n,
-                                                params, rvc_enabled, True)[3] == -1
+            outs = (np.empty((6, 11)), np.empty((6, 3)), np.empty(6))
+            assert _kernels.c_half_cycle_events(np.ascontiguousarray(cm.half_ms[:3]), state["c"][0], True, channels,
+                                                state["c"][1], hist_n, params, rvc_enabled, True, *outs) == -1
             np.testing.assert_array_equal(state["c"][1], before)
     assert quiet > 20 and steps > 3          # the run has both: steady batches and the disturbed ones
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from hal.sim.signals import RapidVoltageChange, Transient, VoltageEvent, steady
-from metrology.events import EventStart, PqEvent
+from metrology.events import EventStart, EventThresholds, PqEvent, VoltageEvents
 from metrology.pipeline import Pipeline
 from metrology.pqclass import direction, itic_region, semi_f47
 from metrology.settings import MetrologySettings
+from metrology.transients import PERIOD_CYCLES, TransientDetector, TransientSettings
 
 FS = 32000.0
 T0_NS = 1_700_000_000_000_000_000
@@ -194,3 +195,45 @@ def test_dip_with_constant_current_load_is_upstream():
     (dip,) = finished(out, "sag")
     assert dip.direction == "upstream" and dip.direction_confidence > 0.3
     assert np.isfinite(dip.direction_confidence)
+
+
+@pytest.mark.parametrize("sizes", [(8, 7, 8, 8), (1, 2, 3, 25, 1, 1, 9, 4), (12, 30), (3,), (10, 10, 1)])
+def test_quiet_batches_leave_the_same_power_history_as_the_power_of_each_half_cycle(sizes):
+    # the pipeline hands a quiet batch's per-phase v*i to ``quiet``, whose sums wait until an event needs them:
+    # the power before it is what the half cycles' powers given one batch at a time would have made
+    rng = np.random.default_rng(len(sizes))
+    lazy, eager = (VoltageEvents(EventThresholds(UDIN), ("va", "vb", "vc")) for _ in range(2))
+    for k, m in enumerate(sizes):
+        terms = rng.uniform(-2e3, 2e3, (m, 3))
+        ns = np.arange(2 * m, dtype=np.int64) + 1000 * k
+        lazy.quiet(int(ns[-1]), terms, [])
+        eager.screened(np.zeros((2 * m, 3)), np.zeros(2 * m, dtype=bool), ns.astype(float), ns,
+                       np.add.reduce(terms, axis=1).repeat(2), [], None, True)
+        lazy._power_history()
+        assert list(lazy.power_hist) == list(eager.power_hist)
+        assert lazy._last_ns == eager._last_ns
+    lazy.quiet(5, rng.uniform(0.0, 1.0, (2, 3)), [])
+    lazy.restart()
+    assert not lazy.power_hist and not lazy._quiet_power
+
+
+@pytest.mark.parametrize("sizes", [(8, 7, 8, 8), (1, 2, 3, 25, 1, 1, 9, 4), (12, 30), (3,), (9, 1, 8), (2,) * 12])
+def test_quiet_transient_batches_keep_the_lengths_of_the_last_cycles(sizes):
+    # a quiet batch keeps its cycles' first and last sample index; the lengths the time-base slack takes are the
+    # last PERIOD_CYCLES of every cycle's
+    det = TransientDetector(TransientSettings(threshold_v=1e9), ("va", "vb", "vc"), UDIN)
+    matrix = np.zeros((7, 3))
+    matrix[[1, 3, 5], [0, 1, 2]] = 1.0
+    rng = np.random.default_rng(sum(sizes))
+    lengths: list[float] = []
+    at = 0.0
+    for m in sizes:
+        span = rng.uniform(500.0, 560.0, m)
+        start = at + np.concatenate(([0.0], np.cumsum(span)[:-1]))
+        at = float(start[-1] + span[-1])
+        lengths += (start + span - start).tolist()
+        ns = (start * 31250).astype(np.int64)
+        det.process_inputs(rng.normal(0.0, 1.0, (m, 512, 7)), matrix, start, start + span, ns, ns + 1, [])
+    assert len(det._spans) <= len(sizes)
+    det._join_spans()
+    np.testing.assert_array_equal(det.lengths, lengths[-PERIOD_CYCLES:])
