@@ -22,6 +22,7 @@ interruption) or not measured.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -212,15 +213,21 @@ def aggregate(parts: list[Interval], kind: str, convention: str) -> Interval:
     return run.result(kind, convention)
 
 
+ADD_ROWS = 15      # intervals a RunningAggregate holds before it adds them, in one aggregate_add call
+
+
 class RunningAggregate:
     """``aggregate`` of intervals added one at a time, without keeping them (a 10-min value is made of
     3000 windows). Per value: the sum and count of the non-NaN entries (squares for RMS quantities), the
     maximum ignoring NaN and the latest value; NaN columns (absent phases) stay NaN. The sums add the
-    intervals in order, as a reduction of their stack along its first axis does.
+    intervals in order, as a reduction of their stack along its first axis does. The flat arrays of up to
+    ``ADD_ROWS`` intervals wait (held, not copied: an added interval's values do not change) and go into the
+    sums as the rows of one aggregate_add call, which passes over the sums once for them all.
     """
 
     def __init__(self) -> None:
         self.count = 0
+        self.pending: list[np.ndarray] = []
 
     def _layout(self, item: Interval) -> None:
         # a window's flat keys name its layout (made with its plan); other intervals' from their values
@@ -239,8 +246,9 @@ class RunningAggregate:
             self.flagged = self.gap = False
         if item.flat is None or item.flat[0] is not self.keys and item.flat[0] != self.keys:
             item.flat = (self.keys, np.concatenate([item.values[k] for k in self.keys], axis=None, dtype=np.float64))
-        # one pass over the values (reference.aggregate_add)
-        _kernels.aggregate_add(item.flat[1], self.square, self.total, self.n, self.peak, self.finite, self.latest)
+        self.pending.append(item.flat[1])
+        if len(self.pending) == ADD_ROWS:
+            self._add_pending()
         self.count += 1
         self.end_ns = item.end_ns
         self.duration_s += item.duration_s
@@ -248,7 +256,16 @@ class RunningAggregate:
         self.flagged |= item.flagged
         self.gap |= item.gap
 
+    def _add_pending(self) -> None:
+        # the waiting intervals in one pass over the sums (reference.aggregate_add)
+        pending = self.pending
+        _kernels.aggregate_add(_stacked(pending) if len(pending) > 1 else pending[0], self.square, self.total,
+                               self.n, self.peak, self.finite, self.latest)
+        self.pending = []
+
     def result(self, kind: str, convention: str) -> Interval:
+        if self.pending:
+            self._add_pending()
         plan = self._plan
         # a value with no finite entry keeps its latest; else its maximum, root mean square or mean, by kind
         seen = np.concatenate(([0.0], np.cumsum(self.finite)))
@@ -271,6 +288,21 @@ class RunningAggregate:
         return Interval(kind, self.start_ns, self.end_ns, self.duration_s, self.cycles, values, self.flagged,
                         self.gap)
 
+
+
+def _stacked(rows: list[np.ndarray]) -> np.ndarray:
+    """``rows`` stacked: the last stack again when it was of the same arrays (the 3-s and 10-min aggregations add
+    the same windows, and wait for as many)."""
+    last_rows, last = _LAST_STACK[0]
+    if len(last_rows) == len(rows) and all(map(operator.is_, last_rows, rows)):
+        return last
+    stacked = np.stack(rows)
+    _LAST_STACK[0] = (rows, stacked)
+    return stacked
+
+
+# the rows of the last stack (held: their identity stays theirs) and the stack, as one tuple that is read at once
+_LAST_STACK: list[tuple[list[np.ndarray], np.ndarray]] = [([], np.zeros((0, 0)))]
 
 
 @dataclass(frozen=True)

@@ -244,7 +244,9 @@ def c_window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, pe
 
 def c_aggregate_add(x: np.ndarray, square: np.ndarray, total: np.ndarray, count: np.ndarray, peak: np.ndarray,
                     finite: np.ndarray, latest: np.ndarray) -> None:
-    _ckernels.aggregate_add(_f64(x), _f64(square), total, count, peak, finite, latest, total.shape[0])
+    x = _f64(x)
+    _ckernels.aggregate_add(x, _f64(square), total, count, peak, finite, latest, total.shape[0],
+                            1 if x.ndim == 1 else x.shape[0])
 
 
 def c_cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float

@@ -312,49 +312,54 @@ static inline void aggregate_one(const double *x, const double *sq, double *tota
     latest[j] = v;
 }
 
-/* aggregate_add's pass, two items at a time: every operation done for both and the results selected by masks
- * (the compiler does not turn the scalar selects, NaN tests among them, into vector code itself). On buffers
- * that share memory, one item at a time in order. */
-static void aggregate_pass(const double *x, const double *sq, double *total, double *count, double *peak,
-                           double *finite, double *latest, Py_ssize_t w, int apart)
+/* aggregate_add's pass over several rows on buffers apart: four items at a time, their sums held in vectors while
+ * every row of x is added to them in order (the same operations, in the same order, as a call a row), then stored;
+ * the items past the last four one row after the other. Per CPU: AVX2 takes the four in one register. */
+PER_CPU
+static void aggregate_rows(const double *x, const double *sq, double *total, double *count, double *peak,
+                           double *finite, double *latest, Py_ssize_t w, Py_ssize_t rows)
 {
+    const v4d zero = splat(0.0), one = splat(1.0);
     Py_ssize_t j = 0;
-    const v2d zero = {0.0, 0.0}, one = {1.0, 1.0};
-    for (; apart && j + 2 <= w; j += 2) {
-        v2d v, s, p, f, t, n;
-        memcpy(&v, x + j, 16);
-        memcpy(&s, sq + j, 16);
-        memcpy(&p, peak + j, 16);
-        memcpy(&f, finite + j, 16);
-        memcpy(&t, total + j, 16);
-        memcpy(&n, count + j, 16);
-        const v2d y = select2(s != zero, v * v, v);
-        const v2l valid = y == y, greater = (v == v) & ((p != p) | (v > p));
-        t += select2(valid, y, zero);
-        n += select2(valid, one, zero);
-        p = select2(greater, v, p);
-        f = select2((v - v) == zero, one, f);
-        memcpy(total + j, &t, 16);
-        memcpy(count + j, &n, 16);
-        memcpy(peak + j, &p, 16);
-        memcpy(finite + j, &f, 16);
-        memcpy(latest + j, &v, 16);
+    for (; j + 4 <= w; j += 4) {
+        v4d t = v4_load(total + j), n = v4_load(count + j), p = v4_load(peak + j), f = v4_load(finite + j);
+        v4d v = zero;
+        const v4l square = v4_load(sq + j) != zero;
+        for (Py_ssize_t r = 0; r < rows; r++) {
+            v = v4_load(x + r * w + j);
+            const v4d y = (v4d)(((v4l)(v * v) & square) | ((v4l)v & ~square));
+            const v4l valid = y == y, greater = (v == v) & ((p != p) | (v > p)), fin = (v - v) == zero;
+            t += (v4d)((v4l)y & valid);
+            n += (v4d)((v4l)one & valid);
+            p = (v4d)(((v4l)v & greater) | ((v4l)p & ~greater));
+            f = (v4d)(((v4l)one & fin) | ((v4l)f & ~fin));
+        }
+        v4_store(total + j, t);
+        v4_store(count + j, n);
+        v4_store(peak + j, p);
+        v4_store(finite + j, f);
+        v4_store(latest + j, v);
     }
-    for (; j < w; j++)
-        aggregate_one(x, sq, total, count, peak, finite, latest, j);
+    for (Py_ssize_t r = 0; r < rows; r++)
+        for (Py_ssize_t k = j; k < w; k++)
+            aggregate_one(x + r * w, sq, total, count, peak, finite, latest, k);
 }
 
-/* aggregate_add(x (w,), square (w,), total (w,), count (w,), peak (w,), finite (w,), latest (w,), w): one
- *               interval's values x into the running sums of an aggregation (reference.aggregate_add): x, squared
- *               where square is 1, to total and count where not NaN; peak the greater of it and x ignoring NaN
- *               (np.fmax); finite 1 where x is finite; latest x. */
+/* aggregate_add(x (rows, w), square (w,), total (w,), count (w,), peak (w,), finite (w,), latest (w,), w, rows):
+ *               the values x of rows intervals, one after the other, into the running sums of an aggregation
+ *               (reference.aggregate_add): each row's x, squared where square is 1, to total and count where not
+ *               NaN; peak the greater of it and x ignoring NaN (np.fmax); finite 1 where x is finite; latest x. An
+ *               item's sums take the rows in order, as a call a row would. On buffers that share memory, a row at
+ *               a time. */
 CK_HIDDEN PyObject *k_aggregate_add(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(7);
-    Py_ssize_t w;
-    if (kernel_args(args, o, 7, "n", &w))
+    Py_ssize_t w, rows;
+    if (kernel_args(args, o, 7, "nn", &w, &rows))
         return NULL;
-    const array_arg spec[] = {{"x", 0, ITEMS(w)}, {"square", 0, ITEMS(w)}, {"total", WRITTEN_SHARED, ITEMS(w)},
+    if (w < 0 || rows < 0)
+        return bad_args("aggregate_add: bad dimensions");
+    const array_arg spec[] = {{"x", 0, ITEMS(rows, w)}, {"square", 0, ITEMS(w)}, {"total", WRITTEN_SHARED, ITEMS(w)},
                               {"count", WRITTEN_SHARED, ITEMS(w)}, {"peak", WRITTEN_SHARED, ITEMS(w)},
                               {"finite", WRITTEN_SHARED, ITEMS(w)}, {"latest", WRITTEN_SHARED, ITEMS(w)}};
     if (get_arrays(o, spec, 7, b))
@@ -362,7 +367,12 @@ CK_HIDDEN PyObject *k_aggregate_add(PyObject *self, PyObject *args)
     const double *x = b[0].view.buf, *sq = b[1].view.buf;
     double *total = b[2].view.buf, *count = b[3].view.buf, *peak = b[4].view.buf, *finite = b[5].view.buf;
     double *latest = b[6].view.buf;
-    aggregate_pass(x, sq, total, count, peak, finite, latest, w, !overlapping(b, 7));
+    if (overlapping(b, 7))
+        for (Py_ssize_t r = 0; r < rows; r++)
+            for (Py_ssize_t j = 0; j < w; j++)
+                aggregate_one(x + r * w, sq, total, count, peak, finite, latest, j);
+    else if (rows > 0)
+        aggregate_rows(x, sq, total, count, peak, finite, latest, w, rows);
     release(b, 7);
     Py_RETURN_NONE;
 }

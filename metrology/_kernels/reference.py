@@ -496,16 +496,18 @@ def window_harmonics(lines: np.ndarray, matrix: np.ndarray, ms: np.ndarray, peak
 
 def aggregate_add(x: np.ndarray, square: np.ndarray, total: np.ndarray, count: np.ndarray, peak: np.ndarray,
                   finite: np.ndarray, latest: np.ndarray) -> None:
-    """One interval's values ``x`` (w,) into the running sums (w,) of an aggregation, in place: x, squared where
-    ``square`` is 1, to ``total`` and ``count`` where not NaN; ``peak`` the greater of it and x ignoring NaN;
-    ``finite`` 1 where x is finite; ``latest`` x."""
-    y = np.where(square != 0, x * x, x)
-    valid = ~np.isnan(y)
-    total += np.where(valid, y, 0.0)
-    count += valid
-    np.fmax(peak, x, out=peak)
-    finite[np.isfinite(x)] = 1.0
-    latest[:] = x
+    """The values ``x`` (w,) of one interval, or (rows, w) of several one after the other, into the running sums
+    (w,) of an aggregation, in place: x, squared where ``square`` is 1, to ``total`` and ``count`` where not NaN;
+    ``peak`` the greater of it and x ignoring NaN; ``finite`` 1 where x is finite; ``latest`` x."""
+    x = np.asarray(x)
+    for row in (x[None] if x.ndim == 1 else x):
+        y = np.where(square != 0, row * row, row)
+        valid = ~np.isnan(y)
+        total += np.where(valid, y, 0.0)
+        count += valid
+        np.fmax(peak, row, out=peak)
+        finite[np.isfinite(row)] = 1.0
+        latest[:] = row
 
 
 def cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float

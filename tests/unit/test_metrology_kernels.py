@@ -695,6 +695,12 @@ def test_aggregate_add_agrees_over_the_windows_of_a_disturbed_run_with_absent_ph
         for flat in flats:
             add(flat, square, *st)
         states.append(st)
+        # the same windows as rows, several to a call (blocks of items, every row into each): the same sums
+        rows = [np.zeros(width), np.zeros(width), np.full(width, np.nan), np.zeros(width), np.empty(width)]
+        for lo, hi in ((0, 1), (1, 6), (6, 6), (6, len(flats))):
+            add(np.stack(flats[lo:hi]) if hi > lo else np.zeros((0, width)), square, *rows)
+        for got, want in zip(rows, st):
+            np.testing.assert_array_equal(got, want)
     assert len(flats) >= 8 and np.isnan(flats[0]).any()
     for got, want in zip(*states):
         np.testing.assert_array_equal(got, want)

@@ -83,6 +83,9 @@ HOSTILE_CALLS = {
                                                          [BIG, 8, 1, 8, 0, True, True, False]),
     "half_cycle_events: a NaN channel": ("half_cycle_events", [2 * 4, 4, "nan_idx", 8 * 4, 3, 2 * 4, 2 * 4, 2],
                                          [1, 4, 4, 8, 0, True, True, False]),
+    # rows times items overflows: the rows read 2^62 items past an 8-item buffer
+    "aggregate_add: rows times items overflow": ("aggregate_add", [8, 8, 8, 8, 8, 8, 8], [8, BIG]),
+    "aggregate_add: a negative row count": ("aggregate_add", [8, 8, 8, 8, 8, 8, 8], [8, -1]),
     "rising_crossings: a buffer not aligned to 8 bytes": ("rising_crossings", ["misaligned", 8, 8, 8], [8, 0, 2]),
     # hi - lo formed before lo was checked: a signed overflow (undefined; UBSan reports it)
     "window_append: a negative first cycle": ("window_append", [8, 1, 8], [1, 4, 1, 1, 8, 1, -1, 2 ** 63 - 1, 0]),
