@@ -64,6 +64,12 @@ class CycleLog:
         self._cols: dict[str, np.ndarray] = {name: np.empty((capacity, *shapes.get(name, ())), dtype=types.get(name, np.float64))
                       for name in CycleMeasures.__dataclass_fields__}
         self.columns = list(self._cols.values())     # in the order of the fields
+        self._kernel_columns()
+
+    @property
+    def capacity(self) -> int:
+        """Rows the columns hold."""
+        return self._capacity
 
     def claim(self, m: int) -> int:
         """Rows for ``m`` cycles at the end of the log, for the caller to write into ``columns``; returns the first."""
@@ -83,6 +89,15 @@ class CycleLog:
             cols[name][:hi - lo] = old[lo:hi]
         self._cols = cols
         self.columns = list(cols.values())
+        self._kernel_columns()
+
+    def _kernel_columns(self) -> None:
+        """The columns as the cycle_batch kernel takes them (``kernel_columns``: start, end, duration, freq, half_ms,
+        ms, peak, vi, the fundamentals as float64 pairs) and the one it leaves to its caller (``both``)."""
+        c = self._cols
+        self.kernel_columns = (c["start"], c["end"], c["duration_s"], c["freq"], c["half_ms"], c["ms"], c["peak"],
+                               c["vi"], c["fund"].view(np.float64))
+        self.both = c["real"]
 
     def rows(self, lo: int, hi: int) -> CycleMeasures:
         c = self.columns
@@ -105,6 +120,11 @@ class CycleStage:
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float64)
         self.spc = samples_per_cycle
         self.fs = sample_rate_hz
+        # what the C kernel takes besides the batch, made once: bin 1's cosine and sine, the scalars
+        theta = 2 * np.pi * np.arange(samples_per_cycle) / samples_per_cycle
+        self._cos, self._sin = np.cos(theta), np.sin(theta)
+        self._kernel_scalars = (samples_per_cycle, self.matrix.shape[1], V_LN.start, I_PH.start, 3)
+        self._kernel_limits = (float(sample_rate_hz), float(REPORT_MIN_HZ), float(REPORT_MAX_HZ))
 
     def measure(self, resampler: SyncResampler, log: CycleLog) -> tuple[np.ndarray, int, int] | None:
         """The cycles the resampler has ready, resampled and measured into new rows of ``log``: (their samples
@@ -117,6 +137,15 @@ class CycleStage:
         samples = np.empty((m, self.spc, resampler.c))
         first = log.claim(m)
         # the durations and frequencies are those of the boundaries: (end - start) / fs, NaN unless reportable
-        _kernels.cycle_batch(buf, bounds, real, self.spc, buf_start, resampler.delays, self.matrix, V_LN.start,
-                             I_PH.start, 3, self.fs, REPORT_MIN_HZ, REPORT_MAX_HZ, samples, log.columns, first)
+        if _kernels.cycle_batch is _kernels.c_cycle_batch:
+            # the C kernel itself (c_cycle_batch without its wrapper): every array here is C-contiguous float64, the
+            # log's columns in the kernel's order; both boundaries measured crossings (bool) is the caller's
+            spc, k, v0, i0, nvi = self._kernel_scalars
+            _kernels._ckernels.cycle_batch(buf, bounds, real, resampler.delays, self.matrix, self._cos, self._sin,
+                                           samples, *log.kernel_columns, buf.shape[0], resampler.c, m, spc, k, v0, i0,
+                                           nvi, log.capacity, first, float(buf_start), *self._kernel_limits)
+            np.logical_and(real[:-1], real[1:], out=log.both[first:first + m])
+        else:
+            _kernels.cycle_batch(buf, bounds, real, self.spc, buf_start, resampler.delays, self.matrix, V_LN.start,
+                                 I_PH.start, 3, self.fs, REPORT_MIN_HZ, REPORT_MAX_HZ, samples, log.columns, first)
         return samples, first, m

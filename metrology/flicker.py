@@ -153,6 +153,7 @@ class FlickerMeter:
         self.factor = max(1, int(round(fs / DECIMATED_HZ)))
         rate = self.rate = self.fs / self.factor
         self.stride = max(1, int(round(rate / STATS_HZ)))
+        self._step_ns = self.factor * NS_PER_S / self.fs      # between the decimated samples
         self._lp = butter_sos(LOW_PASS_ORDER, LOW_PASS_HZ[float(nominal_frequency)], rate, "lowpass")
         self._hp = butter_sos(1, HIGH_PASS_HZ, rate, "highpass")
         bw, aw = weighting_analog(lamp_v)
@@ -230,10 +231,17 @@ class FlickerMeter:
             self._queue_t = np.concatenate((self._queue_t[:self._queued], np.zeros(size - self._queued)))
         # block 2: squares, boxcar mean of the carried samples and v (one C pass over the inputs,
         # reference.flicker_squares) into the queue, with the time of each decimated sample (its boxcar's centre)
-        t_first_ns = self._carry_t0_ns
-        _kernels.flicker_squares(v, self._identity if matrix is None else matrix, self._carry, self._carried,
-                                 t_first_ns, d * NS_PER_S / self.fs, self._queue[self._queued:],
-                                 self._queue_t[self._queued:])
+        t_first_ns, queued = self._carry_t0_ns, self._queued
+        if matrix is not None and v.ndim == 2 and _kernels.flicker_squares is _kernels.c_flicker_squares:
+            # the pipeline's call: the C kernel itself (c_flicker_squares without its wrapper)
+            v = np.ascontiguousarray(v, np.float64)
+            out = self._queue[queued:]
+            _kernels._ckernels.flicker_squares(v, np.ascontiguousarray(matrix, np.float64), self._carry, out,
+                                               self._queue_t[queued:], v.shape[0], v.shape[1], matrix.shape[1], d,
+                                               self._carried, out.shape[0], float(t_first_ns), self._step_ns)
+        else:
+            _kernels.flicker_squares(v, self._identity if matrix is None else matrix, self._carry, self._carried,
+                                     t_first_ns, self._step_ns, self._queue[queued:], self._queue_t[queued:])
         self._carried = (self._carried + v.shape[0]) % d
         self._carry_t0_ns = int(t_first_ns + runs * d * NS_PER_S / self.fs)
         if runs == 0:

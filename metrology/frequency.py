@@ -210,14 +210,22 @@ class CycleTracker:
         # (reference.track_crossings: the rules)
         p = self._params
         p[0], p[5] = first_index, math.nan if self.settle_until is None else self.settle_until
-        found, _ = _kernels.track_block(ref, weights, self.sos, self.zi, self._tail, self._rows, self._state,
-                                        self._delay_table, p, rows, out_t, out_real)
+        if weights is not None and rows is not None and _kernels.track_block is _kernels.c_track_block:
+            # the pipeline's call: the C kernel itself (c_track_block without its wrapper)
+            x = np.ascontiguousarray(ref, np.float64)
+            count = _kernels._ckernels.track_block(
+                x, np.ascontiguousarray(weights, np.float64), self.sos, self.zi, self._tail, self._rows, self._state,
+                self._delay_table, p, out_t, out_real, rows, n, x.shape[1], self.sos.shape[0], self.tail_len,
+                self.history_len, self._delay_table.shape[0], True, True)
+        else:
+            count = _kernels.track_block(ref, weights, self.sos, self.zi, self._tail, self._rows, self._state,
+                                         self._delay_table, p, rows, out_t, out_real)[0].shape[0]
         # the history keeps the reference's last period, as the inputs it is made of while no bridge needs it
         if n >= self.history_len:
             self._history_inputs = (self._rows, weights)
         else:
             self._remember(ref if weights is None else ref @ weights)
-        return found.shape[0]
+        return count
 
     def _virtual(self, end_index: int) -> list[float]:
         """The virtual boundaries (free-running) due once the samples before ``end_index`` are in."""

@@ -216,8 +216,11 @@ static inline __attribute__((always_inline)) Py_ssize_t filter_rows(const biquad
         }
         if (rows != NULL) {
             double *d = rows + i * c;
-            for (Py_ssize_t k = 0; k < c; k++)
-                d[k] = r[k];
+            if (c == 7)              /* the board's seven inputs: a copy of fixed size, a few moves */
+                memcpy(d, r, 7 * sizeof(double));
+            else
+                for (Py_ssize_t k = 0; k < c; k++)
+                    d[k] = r[k];
         }
         for (int s = 0; s < ns; s++)
             v = biquad_step(q + s, z0 + s, z1 + s, v);

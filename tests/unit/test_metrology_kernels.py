@@ -393,6 +393,25 @@ def test_cycle_change_agrees_for_every_wiring_with_and_without_a_previous_cycle(
     np.testing.assert_array_equal(again, _kernels.c_cycle_change(x, matrix, np.ascontiguousarray(last))[0])
 
 
+@pytest.mark.parametrize("s", [512, 31, 17, 16, 5, 1])
+def test_cycle_change_agrees_for_any_cycle_length_with_nan_on_a_voltage(s):
+    # the kernel takes sixteen samples a step and the rest one by one: every length, a NaN where a voltage reads it
+    from metrology.systems import V_LL, V_LN, wiring
+
+    rng = np.random.default_rng(s)
+    x = rng.normal(0, 300, (5, s, 7))
+    x[1, s // 2, 3] = np.nan
+    x[3, s - 1, 1] = np.nan
+    for system, cols in (("4W-WYE", V_LN), ("DELTA", V_LL)):
+        matrix = wiring(system).matrix[:, cols] * 100.0
+        for prev in (None, rng.normal(0, 300, (s, 3))):
+            got, last = _kernels.c_cycle_change(x, matrix, prev)
+            want, want_last = reference.cycle_change(x, matrix, prev)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(last, want_last, rtol=1e-12, atol=1e-9)
+            assert np.isfinite(got).all() and got.max() > 0
+
+
 def test_harmonic_values_agrees_on_window_spectra_with_absent_and_weak_signals():
     from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor, spectrum_lines
 
