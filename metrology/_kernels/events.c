@@ -2,26 +2,51 @@
  * screen. */
 #include "kernels.h"
 
+/* The larger of mx and d in each lane; a NaN d leaves mx (d > mx is false). */
+static inline __attribute__((always_inline)) v4d max_kept(v4d mx, v4d d)
+{
+    const v4l take = (v4l)(d > mx);
+    return (v4d)(((v4l)d & take) | ((v4l)mx & ~take));
+}
+
+/* |v - b| in each lane (the sign bit cleared). */
+static inline __attribute__((always_inline)) v4d abs_diff(v4d v, v4d b)
+{
+    const v4l magnitude = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
+    return (v4d)((v4l)(v - b) & magnitude);
+}
+
+/* Four samples t .. t + 3 of a derived signal, sum_u x[(t + j) * c + in[u]] w[u] in lane j (nt terms in order,
+ * from 0.0): each lane the sum the scalar loop forms. */
+static inline __attribute__((always_inline)) v4d signal4(const double *r, Py_ssize_t c, const Py_ssize_t *in,
+                                                         const double *w, int nt)
+{
+    v4d v = splat(0.0);
+    for (int u = 0; u < nt; u++) {
+        const double *p = r + in[u];
+        v += (v4d){p[0], p[c], p[2 * c], p[3 * c]} * splat(w[u]);
+    }
+    return v;
+}
+
 /* One cycle of a derived signal, y[t] = sum_u x[t * c + in[u]] w[u] for t < s (nt terms, a constant when inlined),
  * and, with the cycle before it (before, else NULL), the largest |y[t] - before[t]| (0 if none; NaN differences
- * count as 0): four running maxima, t mod 4. */
+ * count as 0): sixteen samples a step, four running maxima of four lanes (a maximum's compare and select wait for
+ * the last one's). */
 static inline __attribute__((always_inline)) double signal_change(const double *x, Py_ssize_t s, Py_ssize_t c,
                                                                   const Py_ssize_t *in, const double *w, int nt,
                                                                   const double *restrict before, double *restrict y)
 {
-    double mx[4] = {0.0, 0.0, 0.0, 0.0};
+    v4d mx[4] = {splat(0.0), splat(0.0), splat(0.0), splat(0.0)};
     Py_ssize_t t = 0;
-    for (; t + 4 <= s; t += 4)
+    for (; t + 16 <= s; t += 16)
         for (int j = 0; j < 4; j++) {
-            double v = 0.0;
-            for (int u = 0; u < nt; u++)
-                v += x[(t + j) * c + in[u]] * w[u];
-            y[t + j] = v;
-            if (before != NULL) {
-                const double d = fabs(v - before[t + j]);
-                mx[j] = d > mx[j] ? d : mx[j];
-            }
+            const v4d v = signal4(x + (t + 4 * j) * c, c, in, w, nt);
+            v4_store(y + t + 4 * j, v);
+            if (before != NULL)
+                mx[j] = max_kept(mx[j], abs_diff(v, v4_load(before + t + 4 * j)));
         }
+    double m = 0.0;
     for (; t < s; t++) {
         double v = 0.0;
         for (int u = 0; u < nt; u++)
@@ -29,11 +54,42 @@ static inline __attribute__((always_inline)) double signal_change(const double *
         y[t] = v;
         if (before != NULL) {
             const double d = fabs(v - before[t]);
-            mx[0] = d > mx[0] ? d : mx[0];
+            m = d > m ? d : m;
         }
     }
-    const double a = mx[0] > mx[1] ? mx[0] : mx[1], b = mx[2] > mx[3] ? mx[2] : mx[3];
-    return a > b ? a : b;
+    const v4d all = max_kept(max_kept(mx[0], mx[1]), max_kept(mx[2], mx[3]));
+    for (int j = 0; j < 4; j++)
+        m = all[j] > m ? all[j] : m;
+    return m;
+}
+
+/* cycle_change's pass over the m cycles of x (its definition below): the signals of cycle j into last when
+ * m - 1 - j is even, else into y (s * k doubles, used when m > 1), each compared with those of the cycle before
+ * (prev for the first when has_prev). */
+PER_CPU static void change_pass(const double *x, const double *mat, const double *prev, double *out, double *last,
+                                double *y, Py_ssize_t m, Py_ssize_t s, Py_ssize_t c, Py_ssize_t k, int has_prev)
+{
+    Py_ssize_t in[64 * 8], terms[64];
+    double w[64 * 8];
+    sparse_columns(mat, c, k, in, w, terms);
+    const double *before = has_prev ? prev : NULL;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        const double *xj = x + j * s * c;
+        double *cur = (m - 1 - j) % 2 ? y : last;
+        double mx = 0.0;
+        for (Py_ssize_t q = 0; q < k; q++) {
+            const double *bq = before != NULL ? before + q * s : NULL;
+            double d;
+            switch (terms[q]) {
+            case 1: d = signal_change(xj, s, c, in + q * c, w + q * c, 1, bq, cur + q * s); break;
+            case 2: d = signal_change(xj, s, c, in + q * c, w + q * c, 2, bq, cur + q * s); break;
+            default: d = signal_change(xj, s, c, in + q * c, w + q * c, (int)terms[q], bq, cur + q * s);
+            }
+            mx = d > mx ? d : mx;
+        }
+        out[j] = mx;
+        before = cur;
+    }
 }
 
 /* cycle_change(x (m, s, c), matrix (c, k), prev (k, s), out (m,), last (k, s), m, s, c, k, has_prev): for each
@@ -62,27 +118,7 @@ CK_HIDDEN PyObject *k_cycle_change(PyObject *self, PyObject *args)
     const double *x = b[0].view.buf, *mat = b[1].view.buf, *prev = b[2].view.buf;
     double *out = b[3].view.buf, *last = b[4].view.buf;
     Py_BEGIN_ALLOW_THREADS
-    Py_ssize_t in[64 * 8], terms[64];
-    double w[64 * 8];
-    sparse_columns(mat, c, k, in, w, terms);
-    const double *before = has_prev ? prev : NULL;
-    for (Py_ssize_t j = 0; j < m; j++) {
-        const double *xj = x + j * s * c;
-        double *cur = (m - 1 - j) % 2 ? y : last;
-        double mx = 0.0;
-        for (Py_ssize_t q = 0; q < k; q++) {
-            const double *bq = before != NULL ? before + q * s : NULL;
-            double d;
-            switch (terms[q]) {
-            case 1: d = signal_change(xj, s, c, in + q * c, w + q * c, 1, bq, cur + q * s); break;
-            case 2: d = signal_change(xj, s, c, in + q * c, w + q * c, 2, bq, cur + q * s); break;
-            default: d = signal_change(xj, s, c, in + q * c, w + q * c, (int)terms[q], bq, cur + q * s);
-            }
-            mx = d > mx ? d : mx;
-        }
-        out[j] = mx;
-        before = cur;
-    }
+    change_pass(x, mat, prev, out, last, y, m, s, c, k, has_prev);
     if (m == 0) {
         if (has_prev)
             memcpy(last, prev, (size_t)(s * k) * sizeof(double));

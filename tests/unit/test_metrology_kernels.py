@@ -435,6 +435,25 @@ def test_cycle_change_agrees_for_every_wiring_with_and_without_a_previous_cycle(
     np.testing.assert_array_equal(again, _kernels.c_cycle_change(x, matrix, np.ascontiguousarray(last))[0])
 
 
+@pytest.mark.parametrize("s", [512, 31, 17, 16, 5, 1])
+def test_cycle_change_agrees_for_any_cycle_length_with_nan_on_a_voltage(s):
+    # the kernel takes sixteen samples a step and the rest one by one: every length, a NaN where a voltage reads it
+    from metrology.systems import V_LL, V_LN, wiring
+
+    rng = np.random.default_rng(s)
+    x = rng.normal(0, 300, (5, s, 7))
+    x[1, s // 2, 3] = np.nan
+    x[3, s - 1, 1] = np.nan
+    for system, cols in (("4W-WYE", V_LN), ("DELTA", V_LL)):
+        matrix = wiring(system).matrix[:, cols] * 100.0
+        for prev in (None, rng.normal(0, 300, (s, 3))):
+            got, last = _kernels.c_cycle_change(x, matrix, prev)
+            want, want_last = reference.cycle_change(x, matrix, prev)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(last, want_last, rtol=1e-12, atol=1e-9)
+            assert np.isfinite(got).all() and got.max() > 0
+
+
 def test_harmonic_values_agrees_on_window_spectra_with_absent_and_weak_signals():
     from metrology.harmonics import HARMONIC_SIGNALS, N_ORDERS, fundamental_floor, spectrum_lines
 
@@ -727,6 +746,31 @@ def test_aggregate_add_agrees_over_the_windows_of_a_disturbed_run_with_absent_ph
     assert len(flats) >= 8 and np.isnan(flats[0]).any()
     for got, want in zip(*states):
         np.testing.assert_array_equal(got, want)
+
+
+def test_aggregate_result_agrees_on_sums_with_absent_values_infinities_and_empty_counts():
+    """Sums as aggregate_add leaves them, with values that have no finite item (NaN, or infinities: their latest
+    stays), items never counted (NaN mean), each kind, and values of one item and of none."""
+    rng = np.random.default_rng(23)
+    sizes = [3, 1, 640, 4, 1, 0, 10, 2, 7]
+    w = sum(sizes)
+    bounds = np.cumsum([0] + sizes).astype(np.float64)
+    kind = np.repeat([1.0, 2.0, 1.0, 3.0, 0.0, 1.0, 3.0, 2.0, 5.0], sizes)
+    for case in range(4):
+        total, count = rng.uniform(0.0, 100.0, w), rng.integers(0, 4, w).astype(np.float64)
+        peak, latest = rng.normal(0.0, 5.0, w), rng.normal(0.0, 5.0, w)
+        finite = (rng.random(w) < 0.7).astype(np.float64)
+        if case:
+            finite[:3] = finite[644:648] = 0.0                  # v_ln-like and a maximum with nothing finite
+            latest[644:646], peak[644:646], total[:2] = np.inf, -np.inf, np.inf
+            count[3] = 0.0
+            total[648 + case % 2] = np.nan
+        sums = np.stack([total, count, peak, finite, latest])
+        got, want = _kernels.c_aggregate_result(sums, kind, bounds), reference.aggregate_result(sums, kind, bounds)
+        assert got.shape == want.shape == (w,)
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError):
+        reference.aggregate_result(sums, kind, bounds[:-1])
 
 
 def test_cycle_times_agree_on_the_cycles_of_a_disturbed_run_and_round_halves_to_even():
