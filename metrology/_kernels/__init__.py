@@ -23,6 +23,7 @@ else:
 
 _COS_SIN: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 _ONE = np.ones(1)       # the weight of a reference given as one column
+_EMPTY = np.zeros(0)    # an array argument a kernel does not read
 _EMPTY = np.zeros(0)    # an optional output not asked for
 
 
@@ -176,15 +177,12 @@ def c_track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi
     return out_t[:count], out_real[:count]
 
 
-def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The kernel keeps a cycle's signals signal-major (K, S): ``last`` is the transpose of such an array, and a
-    ``prev`` that is one (the last call's ``last``) goes back as it is."""
-    x, matrix = _f64(x), _f64(matrix)
+def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None, out: np.ndarray, last: np.ndarray
+                   ) -> float:
+    # the arrays go to the kernel as they are (it refuses any that is not C-contiguous float64): the caller's own
     m, s, c = x.shape
-    out, last = np.empty(m), np.empty((matrix.shape[1], s))
-    before = np.zeros(0) if prev is None else _f64(prev.T)
-    _ckernels.cycle_change(x, matrix, before, out, last, m, s, c, matrix.shape[1], prev is not None)
-    return out, last.T
+    return _ckernels.cycle_change(x, matrix, _EMPTY if prev is None else prev, out, last, m, s, c, matrix.shape[1],
+                                  prev is not None)
 
 
 def c_interval_values(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, freq: np.ndarray,
