@@ -237,7 +237,8 @@ class RunningAggregate:
         self.keys, self.square, self.bounds, self.shapes = layout.keys, layout.square, layout.bounds, layout.shapes
         self._plan = layout
         # the sums, counts, maxima (NaN: none yet), finite counts and latest values: rows of one array
-        self.total, self.n, self.peak, self.finite, self.latest = layout.start.copy()
+        self.sums = layout.start.copy()
+        self.total, self.n, self.peak, self.finite, self.latest = self.sums
 
     def add(self, item: Interval) -> None:
         if self.count == 0:
@@ -268,18 +269,7 @@ class RunningAggregate:
             self._add_pending()
         plan = self._plan
         # a value with no finite entry keeps its latest; else its maximum, root mean square or mean, by kind
-        seen = np.concatenate(([0.0], np.cumsum(self.finite)))
-        any_finite = seen[plan.his] > seen[plan.los]
-        flat = self.latest.copy()
-        take = np.repeat(any_finite, plan.sizes)
-        mean = np.full(self.total.shape, np.nan)
-        np.divide(self.total, self.n, out=mean, where=self.n > 0)
-        rms = take & plan.rms
-        flat[rms] = np.sqrt(mean[rms])
-        mean_ = take & plan.mean
-        flat[mean_] = mean[mean_]
-        peak = take & plan.max
-        flat[peak] = self.peak[peak]
+        flat = _kernels.aggregate_result(self.sums, plan.kind, plan.edges)
         values = {key: flat[lo:hi] if shape is None else flat[lo:hi].reshape(shape) for key, lo, hi, shape in plan.slices}
         if "p" in values:
             values["pf"] = signed_pf(values["p"], values["q"], values["s"], convention)
@@ -311,15 +301,11 @@ class _Layout:
     keys: list[str]
     shapes: list[tuple[int, ...]]
     bounds: list[int]
-    sizes: np.ndarray
-    los: np.ndarray
-    his: np.ndarray
     square: np.ndarray      # 1.0 for the entries of RMS values
-    rms: np.ndarray         # bool per entry: RMS, mean or maximum (else: the latest)
-    mean: np.ndarray
-    max: np.ndarray
     slices: list[tuple[str, int, int, tuple[int, ...] | None]]    # shape None: 1-D, the slice as it is
     start: np.ndarray       # (5, width): RunningAggregate's arrays before any interval (zeros; NaN maxima)
+    kind: np.ndarray        # per entry, as aggregate_result takes it: 1 RMS, 2 mean, 3 maximum, 0 the latest
+    edges: np.ndarray       # the bounds as float64, as aggregate_result takes them
 
 
 _LAYOUTS: dict[tuple, _Layout] = {}
@@ -345,16 +331,11 @@ def _make_layout(keys: list[str], shapes: list[tuple[int, ...]], sizes: list[int
     slices = [(k, bounds[j], bounds[j + 1], None if shapes[j] == (sizes[j],) else shapes[j]) for j, k in enumerate(keys)]
     if order is not None:
         slices.sort(key=lambda item: order.index(item[0]))
-
-    def entries(names) -> np.ndarray:
-        return np.repeat([k in names for k in keys], sizes).astype(bool)
     start = np.zeros((5, bounds[-1]))
     start[2] = np.nan
-    return _Layout(
-        keys, shapes, bounds, np.array(sizes, dtype=np.intp), np.array(bounds[:-1]), np.array(bounds[1:]),
-        np.repeat([1.0 if k in RMS_KEYS else 0.0 for k in keys], sizes), entries(RMS_KEYS),
-        entries(MEAN_KEYS), entries(MAX_KEYS),
-        slices, start)
+    kind = [3.0 if k in MAX_KEYS else 2.0 if k in MEAN_KEYS else 1.0 if k in RMS_KEYS else 0.0 for k in keys]
+    return _Layout(keys, shapes, bounds, np.repeat([1.0 if k in RMS_KEYS else 0.0 for k in keys], sizes), slices, start,
+                   np.repeat(kind, sizes), np.array(bounds, dtype=np.float64))
 
 
 class ClockAggregator:

@@ -247,6 +247,14 @@ def c_aggregate_add(x: np.ndarray, square: np.ndarray, total: np.ndarray, count:
                             1 if x.ndim == 1 else x.shape[0])
 
 
+def c_aggregate_result(sums: np.ndarray, kind: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    sums = _f64(sums)
+    w = sums.shape[1]
+    out = np.empty(w)
+    _ckernels.aggregate_result(sums, _f64(kind), _f64(bounds), out, w, bounds.shape[0] - 1)
+    return out
+
+
 def c_cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     m = start.shape[0]
@@ -308,7 +316,7 @@ def c_window_rfft(x: np.ndarray, nl: int, ni: int) -> np.ndarray:
 KERNELS = ("resample_cycles", "cycle_stats", "cycle_batch", "sosfilt", "harmonic_groups", "rising_crossings",
            "track_crossings", "track_block", "cycle_change", "harmonic_values", "block_squares", "flicker_squares",
            "event_screen", "flicker_chain", "interval_values",
-           "interval_energy", "window_harmonics", "aggregate_add", "cycle_times",
+           "interval_energy", "window_harmonics", "aggregate_add", "aggregate_result", "cycle_times",
            "window_append", "half_cycle_rms", "half_cycle_events", "window_finish", "window_rfft")
 
 
@@ -327,6 +335,7 @@ flicker_squares = reference.flicker_squares
 event_screen, flicker_chain = reference.event_screen, reference.flicker_chain
 interval_values, interval_energy = reference.interval_values, reference.interval_energy
 window_harmonics, aggregate_add = reference.window_harmonics, reference.aggregate_add
+aggregate_result = reference.aggregate_result
 cycle_times, window_append = reference.cycle_times, reference.window_append
 half_cycle_rms, window_finish = reference.half_cycle_rms, reference.window_finish
 half_cycle_events = reference.half_cycle_events

@@ -377,6 +377,54 @@ CK_HIDDEN PyObject *k_aggregate_add(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* aggregate_result(sums (5, w), kind (w,), bounds (nk + 1,), out (w,), w, nk): the values of an aggregation from its
+ *                  running sums (rows: total, count, peak, finite, latest; reference.aggregate_result): a value (the
+ *                  items bounds[k] .. bounds[k + 1] - 1) with no finite item keeps its latest; else each item by its
+ *                  kind, 1: the square root of the mean total / count (NaN with no count), 2: the mean, 3: the peak,
+ *                  else the latest. */
+CK_HIDDEN PyObject *k_aggregate_result(PyObject *self, PyObject *args)
+{
+    KERNEL_ARRAYS(4);
+    Py_ssize_t w, nk;
+    if (kernel_args(args, o, 4, "nn", &w, &nk))
+        return NULL;
+    if (w < 0 || nk < 0)
+        return bad_args("aggregate_result: bad dimensions");
+    const array_arg spec[] = {{"sums", 0, ITEMS(5, w)}, {"kind", 0, ITEMS(w)}, {"bounds", 0, ITEMS(nk + 1)},
+                              {"out", 1, ITEMS(w)}};
+    if (get_arrays(o, spec, 4, b))
+        return NULL;
+    const double *sums = b[0].view.buf, *kind = b[1].view.buf, *bounds = b[2].view.buf;
+    double *out = b[3].view.buf;
+    /* the values tile the items: bounds from 0 to w, none going back (NaN refused) */
+    int tiled = bounds[0] == 0.0 && bounds[nk] == (double)w;
+    for (Py_ssize_t k = 0; k < nk; k++)
+        tiled &= bounds[k] <= bounds[k + 1] && bounds[k + 1] == floor(bounds[k + 1]);
+    if (!tiled) {
+        release(b, 4);
+        return bad_args("aggregate_result: the values' bounds do not tile the items");
+    }
+    const double *total = sums, *count = sums + w, *peak = sums + 2 * w, *finite = sums + 3 * w, *latest = sums + 4 * w;
+    for (Py_ssize_t k = 0; k < nk; k++) {
+        const Py_ssize_t lo = (Py_ssize_t)bounds[k], hi = (Py_ssize_t)bounds[k + 1];
+        int any = 0;
+        for (Py_ssize_t j = lo; j < hi; j++)
+            any |= finite[j] != 0.0;
+        for (Py_ssize_t j = lo; j < hi; j++) {
+            double v = latest[j];
+            if (any && (kind[j] == 1.0 || kind[j] == 2.0)) {
+                const double mean = count[j] > 0.0 ? total[j] / count[j] : NAN;
+                v = kind[j] == 1.0 ? sqrt(mean) : mean;
+            } else if (any && kind[j] == 3.0) {
+                v = peak[j];
+            }
+            out[j] = v;
+        }
+    }
+    release(b, 4);
+    Py_RETURN_NONE;
+}
+
 /* cycle_times(start (m,), end (m,), half_end (2m,), start_ns (m,) int64, end_ns (m,) int64, half_end_ns (2m,) int64,
  *             m, origin_ns, ns_per_sample): the clock times of m cycles from their boundaries (fractional sample
  *             indices), reference.cycle_times: each index times ns_per_sample rounded half to even, plus origin_ns;

@@ -236,6 +236,7 @@ CK_HIDDEN PyObject *k_flicker_chain(PyObject *self, PyObject *args);
 CK_HIDDEN PyObject *k_interval_values(PyObject *self, PyObject *args);
 CK_HIDDEN PyObject *k_interval_energy(PyObject *self, PyObject *args);
 CK_HIDDEN PyObject *k_aggregate_add(PyObject *self, PyObject *args);
+CK_HIDDEN PyObject *k_aggregate_result(PyObject *self, PyObject *args);
 CK_HIDDEN PyObject *k_cycle_times(PyObject *self, PyObject *args);
 
 /* window.c */

@@ -515,6 +515,28 @@ def aggregate_add(x: np.ndarray, square: np.ndarray, total: np.ndarray, count: n
         latest[:] = row
 
 
+def aggregate_result(sums: np.ndarray, kind: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """The values (w,) of an aggregation from its running sums ``sums`` (5, w) (rows: total, count, peak, finite,
+    latest, as ``aggregate_add`` keeps them): a value (the items ``bounds[k]`` .. ``bounds[k + 1]`` - 1; the bounds
+    go from 0 to w) with no finite item keeps its latest; else each item by its ``kind``, 1: the square root of the
+    mean total / count (NaN with no count), 2: the mean, 3: the peak, else the latest."""
+    total, count, peak, finite, latest = sums
+    w = latest.shape[0]
+    bounds = np.asarray(bounds, dtype=np.float64)
+    if not (bounds[0] == 0 and bounds[-1] == w and (np.diff(bounds) >= 0).all() and (bounds == np.floor(bounds)).all()):
+        raise ValueError("aggregate_result: the values' bounds do not tile the items")
+    edges = bounds.astype(np.intp)
+    seen = np.concatenate(([0], np.cumsum(finite != 0)))
+    take = np.repeat(seen[edges[1:]] > seen[edges[:-1]], np.diff(edges))
+    mean = np.full(w, np.nan)
+    np.divide(total, count, out=mean, where=count > 0)
+    out = latest.copy()
+    np.sqrt(mean, out=out, where=take & (kind == 1))
+    np.copyto(out, mean, where=take & (kind == 2))
+    np.copyto(out, peak, where=take & (kind == 3))
+    return out
+
+
 def cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Clock times of cycles from their boundaries ``start``, ``end`` (m,) (fractional sample indices): each index

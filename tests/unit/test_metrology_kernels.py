@@ -722,6 +722,31 @@ def test_aggregate_add_agrees_over_the_windows_of_a_disturbed_run_with_absent_ph
         np.testing.assert_array_equal(got, want)
 
 
+def test_aggregate_result_agrees_on_sums_with_absent_values_infinities_and_empty_counts():
+    """Sums as aggregate_add leaves them, with values that have no finite item (NaN, or infinities: their latest
+    stays), items never counted (NaN mean), each kind, and values of one item and of none."""
+    rng = np.random.default_rng(23)
+    sizes = [3, 1, 640, 4, 1, 0, 10, 2, 7]
+    w = sum(sizes)
+    bounds = np.cumsum([0] + sizes).astype(np.float64)
+    kind = np.repeat([1.0, 2.0, 1.0, 3.0, 0.0, 1.0, 3.0, 2.0, 5.0], sizes)
+    for case in range(4):
+        total, count = rng.uniform(0.0, 100.0, w), rng.integers(0, 4, w).astype(np.float64)
+        peak, latest = rng.normal(0.0, 5.0, w), rng.normal(0.0, 5.0, w)
+        finite = (rng.random(w) < 0.7).astype(np.float64)
+        if case:
+            finite[:3] = finite[644:648] = 0.0                  # v_ln-like and a maximum with nothing finite
+            latest[644:646], peak[644:646], total[:2] = np.inf, -np.inf, np.inf
+            count[3] = 0.0
+            total[648 + case % 2] = np.nan
+        sums = np.stack([total, count, peak, finite, latest])
+        got, want = _kernels.c_aggregate_result(sums, kind, bounds), reference.aggregate_result(sums, kind, bounds)
+        assert got.shape == want.shape == (w,)
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError):
+        reference.aggregate_result(sums, kind, bounds[:-1])
+
+
 def test_cycle_times_agree_on_the_cycles_of_a_disturbed_run_and_round_halves_to_even():
     _, cm = _cycles_of_a_disturbed_run("4W-WYE")
     origin = 1_700_000_000_123_456_789

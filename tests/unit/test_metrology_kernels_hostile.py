@@ -86,6 +86,10 @@ HOSTILE_CALLS = {
     # rows times items overflows: the rows read 2^62 items past an 8-item buffer
     "aggregate_add: rows times items overflow": ("aggregate_add", [8, 8, 8, 8, 8, 8, 8], [8, BIG]),
     "aggregate_add: a negative row count": ("aggregate_add", [8, 8, 8, 8, 8, 8, 8], [8, -1]),
+    # bounds that do not tile the items: a value's items read and written past the sums and the output
+    "aggregate_result: bounds that stop short of the items": ("aggregate_result", [5 * 4, 4, 3, 4], [4, 2]),
+    "aggregate_result: a NaN bound": ("aggregate_result", [5 * 4, 4, "nan_idx", 4], [4, 3]),
+    "aggregate_result: items times rows overflow": ("aggregate_result", [8, 8, 2, 8], [BIG, 1]),
     "rising_crossings: a buffer not aligned to 8 bytes": ("rising_crossings", ["misaligned", 8, 8, 8], [8, 0, 2]),
     # hi - lo formed before lo was checked: a signed overflow (undefined; UBSan reports it)
     "window_append: a negative first cycle": ("window_append", [8, 1, 8], [1, 4, 1, 1, 8, 1, -1, 2 ** 63 - 1, 0]),
