@@ -147,3 +147,25 @@ def test_the_aggregations_add_the_flat_array_a_window_s_values_are_views_of(sign
     assert list(threes[0].values) == list(want.values)
     for k in want.values:
         np.testing.assert_array_equal(threes[0].values[k], want.values[k])
+
+
+@pytest.mark.parametrize("convention", ["IEEE", "IEC"])
+def test_power_factors_are_signed_pf_and_quadrant_to_the_bit(convention):
+    """The aggregated power factors and quadrants, worked on Python floats, are power.signed_pf's and quadrant's:
+    signs of W and var, zero, NaN and infinite powers, VA zero or below |W|."""
+    from metrology.intervals import power_factors
+    from metrology.power import quadrant, signed_pf
+
+    specials = [0.0, -0.0, 1.0, -1.0, 3.5, -2.25, 1e-300, np.nan, np.inf, -np.inf]
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        p, q, p1 = (rng.choice(specials, 4) * rng.uniform(0.5, 2.0, 4) for _ in range(3))
+        s = np.abs(rng.choice(specials, 4)) * rng.choice([0.5, 1.0, 4.0], 4)
+        pf, dpf, quad = power_factors(p, q, s, p1, convention)
+        with np.errstate(all="ignore"):          # 0 * inf: NaN, as the floats give it
+            want = (signed_pf(p, q, s, convention), signed_pf(p1, q, np.hypot(p1, q), convention),
+                    quadrant(p, q).astype(np.float64))
+        for got, expected in zip((pf, dpf, quad), want, strict=True):
+            assert got.dtype == expected.dtype and got.shape == expected.shape
+            np.testing.assert_array_equal(got, expected)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
