@@ -178,7 +178,7 @@ class Window(Interval):
 
     _plan: list[tuple[str, int, int, tuple[int, ...] | None]]
     _array: np.ndarray
-    _named: dict[str, np.ndarray]
+    _named: dict[str, np.ndarray] | None      # None: not named yet (a copy or a pickle names its own)
 
     @classmethod
     def of(cls, start_ns: int, end_ns: int, duration_s: float, cycles: int, flagged: bool, gap: bool,
@@ -191,7 +191,7 @@ class Window(Interval):
     @property      # type: ignore[override]
     def values(self) -> dict[str, np.ndarray]:
         named = self._named
-        if named is _UNNAMED:
+        if named is None:
             flat = self._array
             named = self._named = {key: flat[lo:hi] if shape is None else flat[lo:hi].reshape(shape)
                                    for key, lo, hi, shape in self._plan}
@@ -199,10 +199,10 @@ class Window(Interval):
 
     @values.setter
     def values(self, values: dict[str, np.ndarray]) -> None:
-        self._named = values
+        self._named = None if values is _UNNAMED else values
 
 
-_UNNAMED: dict[str, np.ndarray] = {}     # a Window's values not named yet
+_UNNAMED: dict[str, np.ndarray] = {}     # Window.of's values: named when first asked for
 
 
 def aggregate(parts: list[Interval], kind: str, convention: str) -> Interval:

@@ -184,12 +184,13 @@ class Pipeline:
             self._restart(first_index, hard=self.next_index is not None and first_index <= self.next_index)
         self.next_index = first_index + x.shape[0]
         self.origin_ns = int(timestamp_ns) - int(round(first_index * 1e9 / self.fs))
-        # the tracker first: its filter's recursion leaves time for the batch to arrive from memory, which the
-        # flickermeter's squares (a few operations a row) would otherwise wait for; its pass copies the batch into the
-        # resampler's buffer as it reads it, and writes the boundaries into the resampler's pending ones
-        resampler = self.resampler
-        self.tracker.feed(x, first_index, self.reference, resampler.reserve(x.shape[0], first_index), resampler)
-        self.flicker.process(x, int(timestamp_ns))
+        # one pass over the batch, bound by the tracker's filter recursion: the rows' copy into the resampler's buffer
+        # and the flickermeter's squares (block 2) run in its shadow; the boundaries go into the resampler's pending
+        # ones
+        resampler, n = self.resampler, x.shape[0]
+        self.tracker.feed(x, first_index, self.reference, resampler.reserve(n, first_index), resampler,
+                          self.flicker.squares(n, x.shape[1], int(timestamp_ns)))
+        self.flicker.squares_taken(n)
         measured = self.cycle_stage.measure(self.resampler, self.log)
         if measured is None:
             return out

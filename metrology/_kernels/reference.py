@@ -208,8 +208,8 @@ def track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, table:
 
 def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: np.ndarray, tail: np.ndarray,
                 hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray,
-                rows: np.ndarray | None = None, out_t: np.ndarray | None = None, out_real: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+                rows: np.ndarray | None = None, out_t: np.ndarray | None = None, out_real: np.ndarray | None = None,
+                squares: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The cycle tracker's usual pass over a block: its reference (``x`` (n,), or ``x`` (n, c) @ ``weights``) through
     the filter ``sos`` from the states ``zi``, after the last ``state[4]`` filtered samples of the blocks before,
     which ``tail`` (tl,) keeps right-aligned; then ``track_crossings`` over the two from two samples before the block
@@ -218,10 +218,14 @@ def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: 
     (track_crossings' four, then how many filtered samples the tail holds), ``tail`` (the last tl filtered samples,
     right-aligned), ``hist`` (hl,) or (hl, c) the last hl rows of ``x`` when it has that many (else unchanged), and
     ``rows`` (n, c), when given, a copy of ``x`` (the resampler's store). Returns track_crossings' result; with
-    ``out_t`` and ``out_real`` (at least n items each) written at their start and returned as views of them."""
+    ``out_t`` and ``out_real`` (at least n items each) written at their start and returned as views of them. With
+    ``squares`` (matrix, carry, nc, t_first, step, out, times), also the flickermeter's block 2 of ``x``:
+    ``flicker_squares(x, *squares)`` (the C kernel takes its rows in the filter's loop)."""
     kept = float(state[4])
     if not 0 <= kept <= tail.shape[0]:
         raise ValueError("track_block: the tail count is not within the tail")
+    if squares is not None:
+        flicker_squares(x, *squares)
     t = int(kept)
     y, zf = sosfilt(sos, x, zi, weights)
     zi[:] = zf

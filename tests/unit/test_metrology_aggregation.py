@@ -169,3 +169,20 @@ def test_power_factors_are_signed_pf_and_quadrant_to_the_bit(convention):
             assert got.dtype == expected.dtype and got.shape == expected.shape
             np.testing.assert_array_equal(got, expected)
             np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+
+
+def test_a_window_copied_or_pickled_before_its_values_were_asked_for_has_them():
+    import copy
+    import pickle
+
+    pl = Pipeline(MetrologySettings(nominal_frequency=50.0))
+    windows = [w for r in feed(pl, balanced(230.0), 1.0) for w in r.windows]
+    fresh, named = windows[-1], windows[-2]
+    want = {k: v.copy() for k, v in named.values.items()}
+    assert len(want) > 30
+    for window in (fresh, named):
+        for twin in (copy.copy(window), copy.deepcopy(window), pickle.loads(pickle.dumps(window))):
+            assert list(twin.values) == list(want)
+            assert twin.kind == "cycle10" and twin.start_ns == window.start_ns
+    for k, v in want.items():
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(named)).values[k], v)
