@@ -265,14 +265,11 @@ def c_aggregate_result(sums: np.ndarray, kind: np.ndarray, bounds: np.ndarray) -
 
 
 def c_cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m = start.shape[0]
     ns = np.empty(4 * m, np.int64)          # start_ns, end_ns and half_end_ns: views of one allocation
-    start_ns, end_ns, half_end_ns = ns[:m], ns[m:2 * m], ns[2 * m:]
-    half_end = np.empty(2 * m)
-    _ckernels.cycle_times(_f64(start), _f64(end), half_end, start_ns, end_ns, half_end_ns, m, int(origin_ns),
-                          float(ns_per_sample))
-    return start_ns, end_ns, half_end, half_end_ns
+    _ckernels.cycle_times(_f64(start), _f64(end), ns, m, int(origin_ns), float(ns_per_sample))
+    return ns[:m], ns[m:2 * m], ns[2 * m:]
 
 
 def c_window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:

@@ -542,15 +542,20 @@ def aggregate_result(sums: np.ndarray, kind: np.ndarray, bounds: np.ndarray) -> 
 
 
 def cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Clock times of cycles from their boundaries ``start``, ``end`` (m,) (fractional sample indices): each index
-    times ``ns_per_sample`` rounded half to even, plus ``origin_ns``. Returns (start_ns, end_ns, half_end,
-    half_end_ns): half_end (2m,) the index where each half cycle ends (the middle of its cycle, the cycle's end)."""
+    times ``ns_per_sample`` rounded half to even, plus ``origin_ns``. Returns (start_ns, end_ns, half_end_ns):
+    half_end_ns (2m,) the times of ``half_ends``."""
     start_ns = origin_ns + np.round(start * ns_per_sample).astype(np.int64)
     end_ns = origin_ns + np.round(end * ns_per_sample).astype(np.int64)
-    half_end = np.stack(((start + end) / 2, end), axis=1).reshape(-1)
-    half_end_ns = origin_ns + np.round(half_end * ns_per_sample).astype(np.int64)
-    return start_ns, end_ns, half_end, half_end_ns
+    half_end_ns = origin_ns + np.round(half_ends(start, end) * ns_per_sample).astype(np.int64)
+    return start_ns, end_ns, half_end_ns
+
+
+def half_ends(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """(2m,) the sample index where each half cycle of the cycles ``start``..``end`` (m,) ends: the middle of its
+    cycle, then the cycle's end."""
+    return np.stack(((start + end) / 2, end), axis=1).reshape(-1)
 
 
 def window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:

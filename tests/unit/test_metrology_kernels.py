@@ -801,7 +801,15 @@ def test_cycle_times_agree_on_the_cycles_of_a_disturbed_run_and_round_halves_to_
         for a, b in zip(got, want):
             assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(a, b)
+        assert len(got) == 3 and got[0].base is got[1].base is got[2].base
+        np.testing.assert_array_equal(got[2][1::2], got[1])
     assert got[0].tolist() == [-8, -6, -4, -2, 0, 2, 4, 6, 8, 10, 12, 14]          # 2 j + 0.5 to the even one
+    assert reference.half_ends(np.array([0.0, 3.0]), np.array([3.0, 5.5])).tolist() == [1.5, 3.0, 4.25, 5.5]
+    with pytest.raises(ValueError):                 # the times are written while the boundaries are read
+        ns = np.zeros(8, dtype=np.int64)
+        _kernels._ckernels.cycle_times(ns[:2].view(np.float64), np.zeros(2), ns, 2, 0, 1.0)
+    with pytest.raises(ValueError):                 # times for 2 cycles need 8 items
+        _kernels._ckernels.cycle_times(np.zeros(2), np.zeros(2), np.zeros(7, dtype=np.int64), 2, 0, 1.0)
 
 
 def test_window_append_agrees_for_the_inputs_of_every_wiring_and_a_window_cut_short():
