@@ -197,9 +197,9 @@ class Pipeline:
         cm = self.log.rows(base, base + m)       # views: the log never writes a row twice
         self._note_hole(float(cm.start[0]))
         self._last_end = float(cm.end[-1])
-        start_ns, end_ns, half_end, half_end_ns = _kernels.cycle_times(cm.start, cm.end, self.origin_ns, 1e9 / self.fs)
+        start_ns, end_ns, half_end_ns = _kernels.cycle_times(cm.start, cm.end, self.origin_ns, 1e9 / self.fs)
         urms, flags = self.flagger.process(
-            cm.half_ms, half_end, half_end_ns, cm.vi, out.events,
+            cm.half_ms, cm.start, cm.end, half_end_ns, cm.vi, out.events,
             lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))
         self.transients.process_inputs(samples, self._tr_matrix, cm.start, cm.end, start_ns, end_ns, out.events)
         out.cycles, out.urms_half, out.cycle_start_ns, out.half_end_ns = cm, urms, start_ns, half_end_ns

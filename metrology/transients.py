@@ -20,6 +20,7 @@ one dips.
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,15 +50,19 @@ class TransientDetector:
         self.count = 0
         self._matrix: np.ndarray | None = None
         self._inputs, self._weights = np.zeros(0, dtype=np.intp), np.zeros((0, len(names)))
+        # the screen's outputs: the change of each cycle, one array per batch size (a batch has a few cycles), and
+        # two arrays for the last cycle, taken in turn (the one not written holds the cycle before)
+        self._change: dict[int, np.ndarray] = {}
+        self._last: list[np.ndarray] = []
         self.restart()
 
     def restart(self) -> None:
         self.prev: np.ndarray | None = None        # (512, channels) the last cycle seen
+        self._prev_t: np.ndarray | None = None      # the same, signal by signal (channels, 512), C-contiguous
         self.lengths = np.zeros(0)                 # the last cycles' lengths (samples), oldest first
-        # the first and last sample index of the quiet batches' cycles since, not yet joined to the lengths: as
-        # few batches as hold the last PERIOD_CYCLES cycles (``_spanned``: their cycles, the first batch's left out)
-        self._spans: list[tuple[np.ndarray, np.ndarray]] = []
-        self._spanned = 0
+        # the first and last sample index of the quiet batches' cycles since, not yet joined to the lengths: each
+        # batch holds a cycle at least, so the last PERIOD_CYCLES batches hold every length used
+        self._spans: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=PERIOD_CYCLES)
         # runs in the batch's last cycle that wait for the next one: (channel, samples of the run in that cycle,
         # the cycle before at those samples,
         # the trigger's sample index and event, the hold-off it starts)
@@ -79,21 +84,21 @@ class TransientDetector:
         if self._matrix is not matrix:          # the inputs the voltages use, and their rows of the matrix
             self._matrix, self._inputs = matrix, np.flatnonzero(np.any(matrix != 0, axis=1))
             self._weights = np.ascontiguousarray(matrix[self._inputs])
-        change, last = _kernels.cycle_change(x, matrix, self.prev)
-        # the batch's few changes as plain numbers (never NaN: the screen counts a NaN difference as 0)
-        if max(change.tolist()) > self.s.threshold_v * (1 - SCREEN_MARGIN):
+        change = self._change.get(m)
+        if change is None:
+            change = self._change[m] = np.empty(m)
+        shape = (matrix.shape[1], x.shape[1])
+        if not self._last or self._last[0].shape != shape:
+            self._last = [np.empty(shape), np.empty(shape)]
+        last = self._last[0] if self._prev_t is not self._last[0] else self._last[1]
+        # the largest change of the batch (never NaN: the screen counts a NaN difference as 0)
+        if _kernels.cycle_change(x, matrix, self._prev_t, change, last) > self.s.threshold_v * (1 - SCREEN_MARGIN):
             self.process(_derive(x, self._inputs, self._weights), start_index, end_index, start_ns, end_ns, out)
             return
-        spans = self._spans
-        spans.append((start_index, end_index))
-        if len(spans) > 1:
-            self._spanned += m
-            while self._spanned >= PERIOD_CYCLES:        # the first batch's cycles are no longer needed
-                spans.pop(0)
-                self._spanned -= spans[0][0].shape[0]
+        self._spans.append((start_index, end_index))
         if self.pending:
             self._settle(_derive(x[:1], self._inputs, self._weights)[0], out)
-        self.prev = last
+        self.prev, self._prev_t = last.T, last
         if not self._run_zero:
             self.run[:] = 0
             self._run_zero = True
@@ -115,7 +120,8 @@ class TransientDetector:
         diff = np.abs(v - hist[:-1])
         if self.prev is None:
             diff[0] = 0.0
-        self.prev = v[-1].copy()
+        self._prev_t = np.ascontiguousarray(v[-1].T)
+        self.prev = self._prev_t.T
         over = diff > self.s.threshold_v
         if over.any():          # the slack only raises the threshold: worked out when something exceeds it
             over &= diff > self.s.threshold_v + self._slack(hist, known, n0, m)[:, None, :]
@@ -154,7 +160,7 @@ class TransientDetector:
         """``lengths`` with the lengths of the quiet batches since it was last brought up to date."""
         if self._spans:
             self.lengths = np.concatenate((self.lengths, *[end - start for start, end in self._spans]))[-PERIOD_CYCLES:]
-            self._spans, self._spanned = [], 0
+            self._spans.clear()
 
     def _slack(self, hist: np.ndarray, known: np.ndarray, n0: int, m: int) -> np.ndarray:
         """(m, channels) V added to the threshold of each batch cycle for its time base (module docstring):

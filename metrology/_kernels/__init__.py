@@ -23,6 +23,7 @@ else:
 
 _COS_SIN: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 _ONE = np.ones(1)       # the weight of a reference given as one column
+_EMPTY = np.zeros(0)    # an array argument a kernel does not read
 _EMPTY = np.zeros(0)    # an optional output not asked for
 
 
@@ -176,15 +177,12 @@ def c_track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi
     return out_t[:count], out_real[:count]
 
 
-def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The kernel keeps a cycle's signals signal-major (K, S): ``last`` is the transpose of such an array, and a
-    ``prev`` that is one (the last call's ``last``) goes back as it is."""
-    x, matrix = _f64(x), _f64(matrix)
+def c_cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None, out: np.ndarray, last: np.ndarray
+                   ) -> float:
+    # the arrays go to the kernel as they are (it refuses any that is not C-contiguous float64): the caller's own
     m, s, c = x.shape
-    out, last = np.empty(m), np.empty((matrix.shape[1], s))
-    before = np.zeros(0) if prev is None else _f64(prev.T)
-    _ckernels.cycle_change(x, matrix, before, out, last, m, s, c, matrix.shape[1], prev is not None)
-    return out, last.T
+    return _ckernels.cycle_change(x, matrix, _EMPTY if prev is None else prev, out, last, m, s, c, matrix.shape[1],
+                                  prev is not None)
 
 
 def c_interval_values(ms: np.ndarray, vi: np.ndarray, fund: np.ndarray, duration_s: np.ndarray, freq: np.ndarray,
@@ -258,14 +256,11 @@ def c_aggregate_result(sums: np.ndarray, kind: np.ndarray, bounds: np.ndarray) -
 
 
 def c_cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m = start.shape[0]
     ns = np.empty(4 * m, np.int64)          # start_ns, end_ns and half_end_ns: views of one allocation
-    start_ns, end_ns, half_end_ns = ns[:m], ns[m:2 * m], ns[2 * m:]
-    half_end = np.empty(2 * m)
-    _ckernels.cycle_times(_f64(start), _f64(end), half_end, start_ns, end_ns, half_end_ns, m, int(origin_ns),
-                          float(ns_per_sample))
-    return start_ns, end_ns, half_end, half_end_ns
+    _ckernels.cycle_times(_f64(start), _f64(end), ns, m, int(origin_ns), float(ns_per_sample))
+    return ns[:m], ns[m:2 * m], ns[2 * m:]
 
 
 def c_window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:

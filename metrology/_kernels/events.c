@@ -92,12 +92,12 @@ PER_CPU static void change_pass(const double *x, const double *mat, const double
     }
 }
 
-/* cycle_change(x (m, s, c), matrix (c, k), prev (k, s), out (m,), last (k, s), m, s, c, k, has_prev): for each
- * cycle j the largest |y[j] - y[j-1]| over its samples and signals, y = x @ matrix (zero weights left out),
- * y[-1] = prev when has_prev, else cycle 0 gives 0; NaN differences count as 0; last = y[m-1] (prev when m is
- * 0, else zeros) (reference.cycle_change). prev and last are signal-major, the transposes of the reference's (s, k):
- * each signal's samples are formed and compared in a loop of their own, and a batch's last cycle is the next
- * batch's prev as it is. */
+/* cycle_change(x (m, s, c), matrix (c, k), prev (k, s), out (m,), last (k, s), m, s, c, k, has_prev) -> the largest
+ * of out (0 when m is 0): for each cycle j the largest |y[j] - y[j-1]| over its samples and signals, y = x @ matrix
+ * (zero weights left out), y[-1] = prev when has_prev, else cycle 0 gives 0; NaN differences count as 0;
+ * last = y[m-1] (prev when m is 0, else zeros) (reference.cycle_change). prev and last are signal-major (k, s): each
+ * signal's samples are formed and compared in a loop of their own, and a batch's last cycle is the next batch's prev
+ * as it is. */
 CK_HIDDEN PyObject *k_cycle_change(PyObject *self, PyObject *args)
 {
     KERNEL_ARRAYS(5);
@@ -126,9 +126,12 @@ CK_HIDDEN PyObject *k_cycle_change(PyObject *self, PyObject *args)
             memset(last, 0, (size_t)(s * k) * sizeof(double));
     }
     Py_END_ALLOW_THREADS
+    double largest = 0.0;
+    for (Py_ssize_t j = 0; j < m; j++)
+        largest = out[j] > largest ? out[j] : largest;
     PyMem_RawFree(y);
     release(b, 5);
-    Py_RETURN_NONE;
+    return PyFloat_FromDouble(largest);
 }
 
 /* event_screen(u (n, ch), history (h, ch), cand (n,), params (3,), n, h, ch, n_rvc, rvc_enabled) -> maybe: the

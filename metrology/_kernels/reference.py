@@ -248,17 +248,22 @@ def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: 
     return found, real
 
 
-def cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def cycle_change(x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None, out: np.ndarray, last: np.ndarray
+                 ) -> float:
     """For each cycle j of ``y = x @ matrix`` (x: (m, S, C) inputs, matrix (C, K)), the largest |y[j] - y[j-1]|
-    over its samples and signals, (m,); y[-1] is ``prev`` (S, K), or with None cycle 0 gives 0. NaN
-    differences count as 0. Also returns the last cycle's y (S, K) (``prev`` when m is 0, zeros without it). Each
-    signal the sum of its nonzero-weight inputs' terms (nonzero_terms)."""
+    over its samples and signals into ``out`` (m,); y[-1] is ``prev``, or with None cycle 0 gives 0. NaN
+    differences count as 0. ``last`` (K, S) gets the last cycle's y signal by signal (``prev`` when m is 0, zeros
+    without it), as ``prev`` (K, S) is given: a call's ``last`` is the next one's ``prev``. Returns the largest
+    value of ``out`` (0 when m is 0). Each signal the sum of its nonzero-weight inputs' terms (nonzero_terms)."""
     y = nonzero_terms(x.reshape(-1, x.shape[2]), matrix).reshape(x.shape[0], x.shape[1], matrix.shape[1])
     if y.shape[0] == 0:
-        return np.zeros(0), np.zeros((x.shape[1], matrix.shape[1])) if prev is None else prev.copy()
-    before = np.concatenate((y[:1] if prev is None else prev[None], y[:-1]))
+        last[:] = 0.0 if prev is None else prev
+        return 0.0
+    before = np.concatenate((y[:1] if prev is None else prev.T[None], y[:-1]))
     d = np.abs(y - before)
-    return np.where(np.isnan(d), 0.0, d).max(axis=(1, 2), initial=0.0), y[-1]
+    out[:] = np.where(np.isnan(d), 0.0, d).max(axis=(1, 2), initial=0.0)
+    last[:] = y[-1].T
+    return float(out.max())
 
 
 def harmonic_values(lines: np.ndarray, n: int, orders: int, length: int, rms: np.ndarray, peak: np.ndarray,
@@ -533,15 +538,20 @@ def aggregate_result(sums: np.ndarray, kind: np.ndarray, bounds: np.ndarray) -> 
 
 
 def cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Clock times of cycles from their boundaries ``start``, ``end`` (m,) (fractional sample indices): each index
-    times ``ns_per_sample`` rounded half to even, plus ``origin_ns``. Returns (start_ns, end_ns, half_end,
-    half_end_ns): half_end (2m,) the index where each half cycle ends (the middle of its cycle, the cycle's end)."""
+    times ``ns_per_sample`` rounded half to even, plus ``origin_ns``. Returns (start_ns, end_ns, half_end_ns):
+    half_end_ns (2m,) the times of ``half_ends``."""
     start_ns = origin_ns + np.round(start * ns_per_sample).astype(np.int64)
     end_ns = origin_ns + np.round(end * ns_per_sample).astype(np.int64)
-    half_end = np.stack(((start + end) / 2, end), axis=1).reshape(-1)
-    half_end_ns = origin_ns + np.round(half_end * ns_per_sample).astype(np.int64)
-    return start_ns, end_ns, half_end, half_end_ns
+    half_end_ns = origin_ns + np.round(half_ends(start, end) * ns_per_sample).astype(np.int64)
+    return start_ns, end_ns, half_end_ns
+
+
+def half_ends(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """(2m,) the sample index where each half cycle of the cycles ``start``..``end`` (m,) ends: the middle of its
+    cycle, then the cycle's end."""
+    return np.stack(((start + end) / 2, end), axis=1).reshape(-1)
 
 
 def window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:

@@ -8,6 +8,15 @@ from metrology._kernels import reference
 pytestmark = pytest.mark.skipif(_kernels.BACKEND != "c", reason="C kernels not built: " + _kernels.BACKEND_NOTE)
 
 
+def _change(fn, x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """cycle_change's changes (m,) and last cycle (S, K) from ``fn`` (the kernel or its reference), ``prev`` (S, K)
+    given signal by signal as they take it; the value returned is the largest change."""
+    out, last = np.full(x.shape[0], -1.0), np.full((matrix.shape[1], x.shape[1]), -1.0)
+    largest = fn(x, matrix, None if prev is None else np.ascontiguousarray(prev.T), out, last)
+    assert largest == (out.max() if out.size else 0.0)
+    return out, last.T
+
+
 def test_resample_cycles_agrees_including_edges_and_per_channel_delays():
     rng = np.random.default_rng(9)
     buf = rng.normal(size=(3000, 7))
@@ -376,8 +385,8 @@ def test_cycle_change_agrees_for_every_wiring_with_and_without_a_previous_cycle(
         matrix = wiring(system).matrix[:, cols] * 100.0                # a PT ratio
         matrix[6] = 0.0
         for prev in (None, rng.normal(0, 300, (512, 3))):
-            got, last = _kernels.c_cycle_change(x, matrix, prev)
-            want, want_last = reference.cycle_change(x, matrix, prev)
+            got, last = _change(_kernels.c_cycle_change, x, matrix, prev)
+            want, want_last = _change(reference.cycle_change, x, matrix, prev)
             assert got.shape == (6,) and got[3] > got[2]
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
             np.testing.assert_allclose(last, want_last, rtol=1e-12, atol=1e-9)
@@ -388,9 +397,16 @@ def test_cycle_change_agrees_for_every_wiring_with_and_without_a_previous_cycle(
     shared = np.zeros(4 * 2 + 4)                    # last is written while x is read: sharing memory is refused
     with pytest.raises(ValueError):
         _kernels._ckernels.cycle_change(shared, np.ones(2), np.zeros(0), np.zeros(1), shared[:4], 1, 4, 2, 1, False)
-    got, last = _kernels.c_cycle_change(x, matrix, None)        # the last cycle goes back as the next prev
-    again, _ = _kernels.c_cycle_change(x, matrix, last)
-    np.testing.assert_array_equal(again, _kernels.c_cycle_change(x, matrix, np.ascontiguousarray(last))[0])
+    out, last = np.empty(6), np.empty((3, 512))              # the last cycle goes back as the next prev
+    assert _kernels.c_cycle_change(x, matrix, None, out, last) == out.max()
+    again = np.empty(6)
+    _kernels.c_cycle_change(x, matrix, last, again, np.empty((3, 512)))
+    np.testing.assert_array_equal(again, _change(_kernels.c_cycle_change, x, matrix, last.T)[0])
+    np.testing.assert_allclose(again, _change(reference.cycle_change, x, matrix, last.T)[0], rtol=1e-12, atol=1e-9)
+    empty, kept = np.empty(0), np.empty((3, 512))               # no cycle: prev goes on, the change is 0
+    assert _kernels.c_cycle_change(x[:0], matrix, last, empty, kept) == 0.0
+    np.testing.assert_array_equal(kept, last)
+    assert reference.cycle_change(x[:0], matrix, None, empty, kept) == 0.0 and not kept.any()
 
 
 @pytest.mark.parametrize("s", [512, 31, 17, 16, 5, 1])
@@ -405,8 +421,8 @@ def test_cycle_change_agrees_for_any_cycle_length_with_nan_on_a_voltage(s):
     for system, cols in (("4W-WYE", V_LN), ("DELTA", V_LL)):
         matrix = wiring(system).matrix[:, cols] * 100.0
         for prev in (None, rng.normal(0, 300, (s, 3))):
-            got, last = _kernels.c_cycle_change(x, matrix, prev)
-            want, want_last = reference.cycle_change(x, matrix, prev)
+            got, last = _change(_kernels.c_cycle_change, x, matrix, prev)
+            want, want_last = _change(reference.cycle_change, x, matrix, prev)
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
             np.testing.assert_allclose(last, want_last, rtol=1e-12, atol=1e-9)
             assert np.isfinite(got).all() and got.max() > 0
@@ -743,7 +759,15 @@ def test_cycle_times_agree_on_the_cycles_of_a_disturbed_run_and_round_halves_to_
         for a, b in zip(got, want):
             assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(a, b)
+        assert len(got) == 3 and got[0].base is got[1].base is got[2].base
+        np.testing.assert_array_equal(got[2][1::2], got[1])
     assert got[0].tolist() == [-8, -6, -4, -2, 0, 2, 4, 6, 8, 10, 12, 14]          # 2 j + 0.5 to the even one
+    assert reference.half_ends(np.array([0.0, 3.0]), np.array([3.0, 5.5])).tolist() == [1.5, 3.0, 4.25, 5.5]
+    with pytest.raises(ValueError):                 # the times are written while the boundaries are read
+        ns = np.zeros(8, dtype=np.int64)
+        _kernels._ckernels.cycle_times(ns[:2].view(np.float64), np.zeros(2), ns, 2, 0, 1.0)
+    with pytest.raises(ValueError):                 # times for 2 cycles need 8 items
+        _kernels._ckernels.cycle_times(np.zeros(2), np.zeros(2), np.zeros(7, dtype=np.int64), 2, 0, 1.0)
 
 
 def test_window_append_agrees_for_the_inputs_of_every_wiring_and_a_window_cut_short():
