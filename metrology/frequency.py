@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Generic, TypeVar
 
 import numpy as np
 
@@ -80,6 +80,22 @@ class Boundaries:
     real: np.ndarray    # bool: a measured zero crossing (False: free-running)
 
 
+T = TypeVar("T")
+
+
+class _StateItem(Generic[T]):
+    """A tracker's state value that is an item of its ``_state`` array, converted on the way in and out."""
+
+    def __init__(self, index: int, out: Callable[[float], T], into: Callable[[T], float]) -> None:
+        self.index, self.out, self.into = index, out, into
+
+    def __get__(self, tracker: CycleTracker, owner: type | None = None) -> T:
+        return self.out(float(tracker._state[self.index]))
+
+    def __set__(self, tracker: CycleTracker, value: T) -> None:
+        tracker._state[self.index] = self.into(value)
+
+
 class CycleTracker:
     def __init__(self, sample_rate_hz: float, nominal_hz: float, present_peak: float) -> None:
         self.fs = sample_rate_hz
@@ -107,38 +123,12 @@ class CycleTracker:
         self.period = self.nominal_period
         self.restart(None)
 
-    @property
-    def period(self) -> float:
-        return float(self._state[0])
-
-    @period.setter
-    def period(self, value: float) -> None:
-        self._state[0] = value
-
-    @property
-    def last(self) -> float | None:
-        last = float(self._state[1])
-        return None if math.isnan(last) else last
-
-    @last.setter
-    def last(self, value: float | None) -> None:
-        self._state[1] = math.nan if value is None else value
-
-    @property
-    def last_real(self) -> bool:
-        return bool(self._state[2])
-
-    @last_real.setter
-    def last_real(self, value: bool) -> None:
-        self._state[2] = value
-
-    @property
-    def reacquiring(self) -> bool:
-        return bool(self._state[3])
-
-    @reacquiring.setter
-    def reacquiring(self, value: bool) -> None:
-        self._state[3] = value
+    # the state the C pass updates in place, as values: items 0..3 of ``_state``
+    period = _StateItem(0, float, float)
+    last = _StateItem[float | None](1, lambda v: None if math.isnan(v) else v,       # NaN: no boundary yet
+                                    lambda v: math.nan if v is None else v)
+    last_real = _StateItem(2, bool, float)
+    reacquiring = _StateItem(3, bool, float)
 
     @property
     def tail(self) -> np.ndarray:
