@@ -139,9 +139,8 @@ class VoltageEvents:
         self.hist_n = 0
         self.power_hist: deque[float] = deque(maxlen=POWER_HISTORY_HALVES)
         # the quiet batches' per-cycle power terms since power_hist was brought up to date (``quiet``), the
-        # latest last, as few as hold the last POWER_HISTORY_HALVES half cycles
-        self._quiet_power: list[np.ndarray] = []
-        self._quiet_cycles = 0          # their cycles, the first array's left out
+        # latest last: each holds a cycle at least, so the last POWER_HISTORY_HALVES hold every half cycle it keeps
+        self._quiet_power: deque[np.ndarray] = deque(maxlen=POWER_HISTORY_HALVES)
         self._last_ns = 0
 
     @property
@@ -184,13 +183,8 @@ class VoltageEvents:
         if self.pending:
             out.extend(self.pending)
             self.pending = []
-        kept = self._quiet_power
-        kept.append(power_terms)
-        if len(kept) > 1:
-            self._quiet_cycles += power_terms.shape[0]
-            while self._quiet_cycles >= (POWER_HISTORY_HALVES + 1) // 2:     # the first array is no longer needed
-                kept.pop(0)
-                self._quiet_cycles -= kept[0].shape[0]
+        if power_terms.shape[0]:
+            self._quiet_power.append(power_terms)
         self._last_ns = last_ns
 
     def _power_history(self) -> None:
@@ -198,7 +192,7 @@ class VoltageEvents:
         if self._quiet_power:
             power = np.add.reduce(np.concatenate(self._quiet_power), axis=1)
             self.power_hist.extend(power[-((POWER_HISTORY_HALVES + 1) // 2):].repeat(2).tolist())
-            self._quiet_power, self._quiet_cycles = [], 0
+            self._quiet_power.clear()
 
     def screened(self, u: np.ndarray, rvc_maybe: np.ndarray, end_index: np.ndarray, end_ns: np.ndarray,
                  power: np.ndarray, out: list[PqEvent | EventStart],

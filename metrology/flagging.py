@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from metrology import _kernels
+from metrology._kernels import reference
 from metrology.events import EventStart, EventThresholds, PqEvent, VoltageEvents
 from metrology.systems import I_PH
 
@@ -38,11 +39,11 @@ class EventFlagger:
     def in_event(self) -> bool:
         return self.events.active
 
-    def process(self, half_ms: np.ndarray, end_index: np.ndarray, end_ns: np.ndarray, vi: np.ndarray,
+    def process(self, half_ms: np.ndarray, start: np.ndarray, end: np.ndarray, end_ns: np.ndarray, vi: np.ndarray,
                 out: list[PqEvent | EventStart], cycle_stats: Callable[[], np.ndarray] | None = None
                 ) -> tuple[np.ndarray, list[bool]]:
-        """``half_ms``: (m, 2, 11) (C-contiguous float64, as the log holds it); ``end_index``/``end_ns`` (2m,): sample
-        index and clock time where each half cycle ends; ``vi`` (m, 3) mean v*i per phase of each cycle (their sum
+        """``half_ms``: (m, 2, 11) (C-contiguous float64, as the log holds it); ``start``, ``end`` (m,): the cycles'
+        first and last sample index; ``end_ns`` (2m,): clock time where each half cycle ends; ``vi`` (m, 3) mean v*i per phase of each cycle (their sum
         is the cycle's total active power); ``cycle_stats`` makes the (m, channels + 2) THD, PF and f of each cycle
         (``metrology.evstats.cycle_quantities``) for the event statistics, called only when the detector needs
         them. Returns Urms(1/2) (2m, 11) and the per-cycle flag (m,); events that start or end are appended to
@@ -75,5 +76,6 @@ class EventFlagger:
             return np.concatenate((urms[:, I_PH], np.repeat(per_cycle, 2, axis=0)), axis=1)
 
         power = np.add.reduce(vi, axis=1).repeat(2)
-        flags = ev.screened(watched.copy(), cand != 0, end_index, end_ns, power, out, extra, False)
+        flags = ev.screened(watched.copy(), cand != 0, reference.half_ends(start, end), end_ns, power, out, extra,
+                            False)
         return urms, np.logical_or(flags[0::2], flags[1::2]).tolist()

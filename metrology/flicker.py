@@ -219,37 +219,30 @@ class FlickerMeter:
 
         The decimated squares wait until ``BATCH_S`` of them are queued: the filters' cost is mostly per call,
         so Pinst lags the input by up to that much (``drain()`` runs the queue at once)."""
-        _kernels.flicker_squares(v, *self.squares(v.shape[0], v.shape[1], t0_ns,
-                                                  self._identity if matrix is None else matrix))
-        return self.squares_taken(v.shape[0])
-
-    def squares(self, n: int, c: int, t0_ns: int, matrix: np.ndarray) -> tuple:
-        """Block 2 of a block of ``n`` rows of ``c`` inputs whose first is at clock time ``t0_ns``, voltages ``matrix``
-        (c, channels): the arguments of ``flicker_squares`` after the block (the carried rows, the queue's free rows and
-        their times), for a kernel to fill; ``squares_taken`` then. ``process`` is the two around flicker_squares."""
         d = self.factor
         if not self._carried:
             self._carry_t0_ns = int(t0_ns)
-        if self._carry.shape[1] != c:
-            self._carry = np.zeros((d, c))       # inputs of another width: none carried (_carried is 0)
-        runs = (self._carried + n) // d
-        queued = self._queued
-        if queued + runs > self._queue.shape[0]:
-            size = max(2 * self._queue.shape[0], queued + runs)
-            self._queue = np.concatenate((self._queue[:queued], np.zeros((size - queued, self.channels))))
-            self._queue_t = np.concatenate((self._queue_t[:queued], np.zeros(size - queued)))
-        # block 2: squares, boxcar mean of the carried samples and the block (one C pass over the inputs,
+        if self._carry.shape[1] != v.shape[1]:
+            self._carry = np.zeros((d, v.shape[1]))       # inputs of another width: none carried (_carried is 0)
+        runs = (self._carried + v.shape[0]) // d
+        if self._queued + runs > self._queue.shape[0]:
+            size = max(2 * self._queue.shape[0], self._queued + runs)
+            self._queue = np.concatenate((self._queue[:self._queued], np.zeros((size - self._queued, self.channels))))
+            self._queue_t = np.concatenate((self._queue_t[:self._queued], np.zeros(size - self._queued)))
+        # block 2: squares, boxcar mean of the carried samples and v (one C pass over the inputs,
         # reference.flicker_squares) into the queue, with the time of each decimated sample (its boxcar's centre)
-        return (matrix, self._carry, self._carried, self._carry_t0_ns, self._step_ns, self._queue[queued:],
-                self._queue_t[queued:])
-
-    def squares_taken(self, n: int) -> list[PstInterval]:
-        """The ``n`` rows that ``squares`` gave the arguments for are in the queue; returns the Pst intervals that
-        closed."""
-        d = self.factor
-        t_first_ns = self._carry_t0_ns
-        runs = (self._carried + n) // d
-        self._carried = (self._carried + n) % d
+        t_first_ns, queued = self._carry_t0_ns, self._queued
+        if matrix is not None and v.ndim == 2 and _kernels.flicker_squares is _kernels.c_flicker_squares:
+            # the pipeline's call: the C kernel itself (c_flicker_squares without its wrapper)
+            v = np.ascontiguousarray(v, np.float64)
+            out = self._queue[queued:]
+            _kernels._ckernels.flicker_squares(v, np.ascontiguousarray(matrix, np.float64), self._carry, out,
+                                               self._queue_t[queued:], v.shape[0], v.shape[1], matrix.shape[1], d,
+                                               self._carried, out.shape[0], float(t_first_ns), self._step_ns)
+        else:
+            _kernels.flicker_squares(v, self._identity if matrix is None else matrix, self._carry, self._carried,
+                                     t_first_ns, self._step_ns, self._queue[queued:], self._queue_t[queued:])
+        self._carried = (self._carried + v.shape[0]) % d
         self._carry_t0_ns = int(t_first_ns + runs * d * NS_PER_S / self.fs)
         if runs == 0:
             return []
@@ -385,13 +378,6 @@ class PipelineFlicker:
 
     def process(self, x: np.ndarray, timestamp_ns: int) -> None:
         self.meter.process(x, timestamp_ns, self.matrix)
-
-    def squares(self, n: int, c: int, timestamp_ns: int) -> tuple:
-        """``FlickerMeter.squares`` of a block of the inputs (``squares_taken`` once a kernel has filled them)."""
-        return self.meter.squares(n, c, timestamp_ns, self.matrix)
-
-    def squares_taken(self, n: int) -> None:
-        self.meter.squares_taken(n)
 
     def restart(self) -> None:
         self.meter.restart()

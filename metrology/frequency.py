@@ -181,11 +181,10 @@ class CycleTracker:
         return Boundaries(np.concatenate((found, virtual)), np.concatenate((real, np.zeros(len(virtual), bool))))
 
     def feed(self, ref: np.ndarray, first_index: int, weights: np.ndarray | None, rows: np.ndarray | None,
-             resampler: SyncResampler, squares: tuple | None = None) -> None:
-        """``process``, the boundaries written straight into ``resampler``'s pending ones; with ``squares`` (the
-        flickermeter's, ``FlickerMeter.squares``) the same pass over the inputs takes their block 2 as well."""
+             resampler: SyncResampler) -> None:
+        """``process``, the boundaries written straight into ``resampler``'s pending ones."""
         times, real = resampler.room(ref.shape[0])
-        resampler.added(self._block(ref, first_index, weights, rows, times, real, squares))
+        resampler.added(self._block(ref, first_index, weights, rows, times, real))
         period, last = self._state[:2].tolist()
         if not first_index + ref.shape[0] - self.max_delay - last <= VIRTUAL_AFTER_PERIODS * period:
             virtual = self._virtual(first_index + ref.shape[0])
@@ -193,7 +192,7 @@ class CycleTracker:
                 resampler.add_boundaries(Boundaries(np.array(virtual), np.zeros(len(virtual), bool)))
 
     def _block(self, ref: np.ndarray, first_index: int, weights: np.ndarray | None, rows: np.ndarray | None,
-               out_t: np.ndarray, out_real: np.ndarray, squares: tuple | None = None) -> int:
+               out_t: np.ndarray, out_real: np.ndarray) -> int:
         """The crossings of a block, into ``out_t`` and ``out_real`` (at least n items each); returns their count."""
         if first_index != self.next_index and not self.bridge(first_index):
             self.restart(first_index)
@@ -211,20 +210,16 @@ class CycleTracker:
         # (reference.track_crossings: the rules)
         p = self._params
         p[0], p[5] = first_index, math.nan if self.settle_until is None else self.settle_until
-        if (weights is not None and rows is not None and squares is not None
-                and _kernels.track_block is _kernels.c_track_block):
+        if weights is not None and rows is not None and _kernels.track_block is _kernels.c_track_block:
             # the pipeline's call: the C kernel itself (c_track_block without its wrapper)
             x = np.ascontiguousarray(ref, np.float64)
-            matrix, carry, nr, t_first, step, sq_out, sq_times = squares
             count = _kernels._ckernels.track_block(
                 x, np.ascontiguousarray(weights, np.float64), self.sos, self.zi, self._tail, self._rows, self._state,
-                self._delay_table, p, out_t, out_real, rows, np.ascontiguousarray(matrix, np.float64), carry, sq_out,
-                sq_times, n, x.shape[1], self.sos.shape[0], self.tail_len, self.history_len,
-                self._delay_table.shape[0], True, True, matrix.shape[1], carry.shape[0], nr, sq_out.shape[0], True,
-                float(t_first), float(step))
+                self._delay_table, p, out_t, out_real, rows, n, x.shape[1], self.sos.shape[0], self.tail_len,
+                self.history_len, self._delay_table.shape[0], True, True)
         else:
             count = _kernels.track_block(ref, weights, self.sos, self.zi, self._tail, self._rows, self._state,
-                                         self._delay_table, p, rows, out_t, out_real, squares)[0].shape[0]
+                                         self._delay_table, p, rows, out_t, out_real)[0].shape[0]
         # the history keeps the reference's last period, as the inputs it is made of while no bridge needs it
         if n >= self.history_len:
             self._history_inputs = (self._rows, weights)

@@ -184,13 +184,12 @@ class Pipeline:
             self._restart(first_index, hard=self.next_index is not None and first_index <= self.next_index)
         self.next_index = first_index + x.shape[0]
         self.origin_ns = int(timestamp_ns) - int(round(first_index * 1e9 / self.fs))
-        # one pass over the batch, bound by the tracker's filter recursion: the rows' copy into the resampler's buffer
-        # and the flickermeter's squares (block 2) run in its shadow; the boundaries go into the resampler's pending
-        # ones
-        resampler, n = self.resampler, x.shape[0]
-        self.tracker.feed(x, first_index, self.reference, resampler.reserve(n, first_index), resampler,
-                          self.flicker.squares(n, x.shape[1], int(timestamp_ns)))
-        self.flicker.squares_taken(n)
+        # the tracker first: its filter's recursion leaves time for the batch to arrive from memory, which the
+        # flickermeter's squares (a few operations a row) would otherwise wait for; its pass copies the batch into the
+        # resampler's buffer as it reads it, and writes the boundaries into the resampler's pending ones
+        resampler = self.resampler
+        self.tracker.feed(x, first_index, self.reference, resampler.reserve(x.shape[0], first_index), resampler)
+        self.flicker.process(x, int(timestamp_ns))
         measured = self.cycle_stage.measure(self.resampler, self.log)
         if measured is None:
             return out
@@ -198,9 +197,9 @@ class Pipeline:
         cm = self.log.rows(base, base + m)       # views: the log never writes a row twice
         self._note_hole(float(cm.start[0]))
         self._last_end = float(cm.end[-1])
-        start_ns, end_ns, half_end, half_end_ns = _kernels.cycle_times(cm.start, cm.end, self.origin_ns, 1e9 / self.fs)
+        start_ns, end_ns, half_end_ns = _kernels.cycle_times(cm.start, cm.end, self.origin_ns, 1e9 / self.fs)
         urms, flags = self.flagger.process(
-            cm.half_ms, half_end, half_end_ns, cm.vi, out.events,
+            cm.half_ms, cm.start, cm.end, half_end_ns, cm.vi, out.events,
             lambda: cycle_quantities(cm.ms, cm.fund, cm.vi, cm.freq, self.flagger.channels))
         self.transients.process_inputs(samples, self._tr_matrix, cm.start, cm.end, start_ns, end_ns, out.events)
         out.cycles, out.urms_half, out.cycle_start_ns, out.half_end_ns = cm, urms, start_ns, half_end_ns

@@ -20,6 +20,7 @@ one dips.
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,10 +60,9 @@ class TransientDetector:
         self.prev: np.ndarray | None = None        # (512, channels) the last cycle seen
         self._prev_t: np.ndarray | None = None      # the same, signal by signal (channels, 512), C-contiguous
         self.lengths = np.zeros(0)                 # the last cycles' lengths (samples), oldest first
-        # the first and last sample index of the quiet batches' cycles since, not yet joined to the lengths: as
-        # few batches as hold the last PERIOD_CYCLES cycles (``_spanned``: their cycles, the first batch's left out)
-        self._spans: list[tuple[np.ndarray, np.ndarray]] = []
-        self._spanned = 0
+        # the first and last sample index of the quiet batches' cycles since, not yet joined to the lengths: each
+        # batch holds a cycle at least, so the last PERIOD_CYCLES batches hold every length used
+        self._spans: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=PERIOD_CYCLES)
         # runs in the batch's last cycle that wait for the next one: (channel, samples of the run in that cycle,
         # the cycle before at those samples,
         # the trigger's sample index and event, the hold-off it starts)
@@ -95,13 +95,7 @@ class TransientDetector:
         if _kernels.cycle_change(x, matrix, self._prev_t, change, last) > self.s.threshold_v * (1 - SCREEN_MARGIN):
             self.process(_derive(x, self._inputs, self._weights), start_index, end_index, start_ns, end_ns, out)
             return
-        spans = self._spans
-        spans.append((start_index, end_index))
-        if len(spans) > 1:
-            self._spanned += m
-            while self._spanned >= PERIOD_CYCLES:        # the first batch's cycles are no longer needed
-                spans.pop(0)
-                self._spanned -= spans[0][0].shape[0]
+        self._spans.append((start_index, end_index))
         if self.pending:
             self._settle(_derive(x[:1], self._inputs, self._weights)[0], out)
         self.prev, self._prev_t = last.T, last
@@ -166,7 +160,7 @@ class TransientDetector:
         """``lengths`` with the lengths of the quiet batches since it was last brought up to date."""
         if self._spans:
             self.lengths = np.concatenate((self.lengths, *[end - start for start, end in self._spans]))[-PERIOD_CYCLES:]
-            self._spans, self._spanned = [], 0
+            self._spans.clear()
 
     def _slack(self, hist: np.ndarray, known: np.ndarray, n0: int, m: int) -> np.ndarray:
         """(m, channels) V added to the threshold of each batch cycle for its time base (module docstring):

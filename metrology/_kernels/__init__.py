@@ -164,25 +164,16 @@ def c_track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, tabl
 def c_track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: np.ndarray, tail: np.ndarray,
                   hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray,
                   rows: np.ndarray | None = None, out_t: np.ndarray | None = None,
-                  out_real: np.ndarray | None = None, squares: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  out_real: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     x = _f64(x)
     n = x.shape[0]
     c = 1 if weights is None else x.shape[1]
     if out_t is None or out_real is None:
         out = np.empty((2, n))
         out_t, out_real = out[0], out[1]
-    if squares is None:
-        sq: tuple = (_EMPTY, _EMPTY, _EMPTY, _EMPTY)
-        sizes: tuple = (1, 1, 0, 0, False, 0.0, 0.0)
-    else:
-        matrix, carry, nr, t_first, step, sq_out, times = squares
-        matrix = _f64(matrix)
-        sq = (matrix, carry, sq_out, times)
-        sizes = (matrix.shape[1], carry.shape[0], nr, sq_out.shape[0], True, float(t_first), float(step))
     count = _ckernels.track_block(x, _ONE if weights is None else _f64(weights), sos, zi, tail, hist, state, table,
-                                  params, out_t, out_real, _EMPTY if rows is None else rows, *sq, n, c, sos.shape[0],
-                                  tail.shape[0], hist.shape[0], table.shape[0], weights is not None, rows is not None,
-                                  *sizes)
+                                  params, out_t, out_real, _EMPTY if rows is None else rows, n, c, sos.shape[0],
+                                  tail.shape[0], hist.shape[0], table.shape[0], weights is not None, rows is not None)
     return out_t[:count], out_real[:count]
 
 
@@ -265,14 +256,11 @@ def c_aggregate_result(sums: np.ndarray, kind: np.ndarray, bounds: np.ndarray) -
 
 
 def c_cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m = start.shape[0]
     ns = np.empty(4 * m, np.int64)          # start_ns, end_ns and half_end_ns: views of one allocation
-    start_ns, end_ns, half_end_ns = ns[:m], ns[m:2 * m], ns[2 * m:]
-    half_end = np.empty(2 * m)
-    _ckernels.cycle_times(_f64(start), _f64(end), half_end, start_ns, end_ns, half_end_ns, m, int(origin_ns),
-                          float(ns_per_sample))
-    return start_ns, end_ns, half_end, half_end_ns
+    _ckernels.cycle_times(_f64(start), _f64(end), ns, m, int(origin_ns), float(ns_per_sample))
+    return ns[:m], ns[m:2 * m], ns[2 * m:]
 
 
 def c_window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:

@@ -425,35 +425,31 @@ CK_HIDDEN PyObject *k_aggregate_result(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* cycle_times(start (m,), end (m,), half_end (2m,), start_ns (m,) int64, end_ns (m,) int64, half_end_ns (2m,) int64,
- *             m, origin_ns, ns_per_sample): the clock times of m cycles from their boundaries (fractional sample
- *             indices), reference.cycle_times: each index times ns_per_sample rounded half to even, plus origin_ns;
- *             half_end the index where each half cycle ends (the middle of the cycle, its end). */
+/* cycle_times(start (m,), end (m,), ns (4m,) int64, m, origin_ns, ns_per_sample): the clock times of m cycles from
+ *             their boundaries (fractional sample indices), reference.cycle_times: each index times ns_per_sample
+ *             rounded half to even, plus origin_ns; ns holds start_ns (m), end_ns (m) and half_end_ns (2m), the
+ *             times where each half cycle ends (the middle of the cycle, (start + end) / 2, then its end). */
 CK_HIDDEN PyObject *k_cycle_times(PyObject *self, PyObject *args)
 {
-    KERNEL_ARRAYS(6);
+    KERNEL_ARRAYS(3);
     Py_ssize_t m;
     long long origin;
     double scale;
-    if (kernel_args(args, o, 6, "nLd", &m, &origin, &scale))
+    if (kernel_args(args, o, 3, "nLd", &m, &origin, &scale))
         return NULL;
     if (m < 0)
         return bad_args("cycle_times: bad cycle count");
-    const array_arg spec[] = {{"start", 0, m, 0}, {"end", 0, m, 0}, {"half_end", 1, ITEMS(2, m), 0}, {"start_ns", 1, m, 1},
-                              {"end_ns", 1, m, 1}, {"half_end_ns", 1, ITEMS(2, m), 1}};
-    if (get_arrays(o, spec, 6, b))
+    const array_arg spec[] = {{"start", 0, m, 0}, {"end", 0, m, 0}, {"ns", 1, ITEMS(4, m), 1}};
+    if (get_arrays(o, spec, 3, b))
         return NULL;
     const double *start = b[0].view.buf, *end = b[1].view.buf;
-    double *half = b[2].view.buf;
-    long long *start_ns = b[3].view.buf, *end_ns = b[4].view.buf, *half_ns = b[5].view.buf;
+    long long *start_ns = b[2].view.buf, *end_ns = start_ns + m, *half_ns = start_ns + 2 * m;
     for (Py_ssize_t i = 0; i < m; i++) {
-        half[2 * i] = (start[i] + end[i]) / 2;
-        half[2 * i + 1] = end[i];
         start_ns[i] = origin + (long long)nearbyint(start[i] * scale);
         end_ns[i] = origin + (long long)nearbyint(end[i] * scale);
-        half_ns[2 * i] = origin + (long long)nearbyint(half[2 * i] * scale);
+        half_ns[2 * i] = origin + (long long)nearbyint((start[i] + end[i]) / 2 * scale);
         half_ns[2 * i + 1] = end_ns[i];
     }
-    release(b, 6);
+    release(b, 3);
     Py_RETURN_NONE;
 }

@@ -208,8 +208,8 @@ def track_crossings(y: np.ndarray, lo: int, half: int, state: np.ndarray, table:
 
 def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: np.ndarray, tail: np.ndarray,
                 hist: np.ndarray, state: np.ndarray, table: np.ndarray, params: np.ndarray,
-                rows: np.ndarray | None = None, out_t: np.ndarray | None = None, out_real: np.ndarray | None = None,
-                squares: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+                rows: np.ndarray | None = None, out_t: np.ndarray | None = None, out_real: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The cycle tracker's usual pass over a block: its reference (``x`` (n,), or ``x`` (n, c) @ ``weights``) through
     the filter ``sos`` from the states ``zi``, after the last ``state[4]`` filtered samples of the blocks before,
     which ``tail`` (tl,) keeps right-aligned; then ``track_crossings`` over the two from two samples before the block
@@ -218,14 +218,10 @@ def track_block(x: np.ndarray, weights: np.ndarray | None, sos: np.ndarray, zi: 
     (track_crossings' four, then how many filtered samples the tail holds), ``tail`` (the last tl filtered samples,
     right-aligned), ``hist`` (hl,) or (hl, c) the last hl rows of ``x`` when it has that many (else unchanged), and
     ``rows`` (n, c), when given, a copy of ``x`` (the resampler's store). Returns track_crossings' result; with
-    ``out_t`` and ``out_real`` (at least n items each) written at their start and returned as views of them. With
-    ``squares`` (matrix, carry, nc, t_first, step, out, times), also the flickermeter's block 2 of ``x``:
-    ``flicker_squares(x, *squares)`` (the C kernel takes its rows in the filter's loop)."""
+    ``out_t`` and ``out_real`` (at least n items each) written at their start and returned as views of them."""
     kept = float(state[4])
     if not 0 <= kept <= tail.shape[0]:
         raise ValueError("track_block: the tail count is not within the tail")
-    if squares is not None:
-        flicker_squares(x, *squares)
     t = int(kept)
     y, zf = sosfilt(sos, x, zi, weights)
     zi[:] = zf
@@ -542,15 +538,20 @@ def aggregate_result(sums: np.ndarray, kind: np.ndarray, bounds: np.ndarray) -> 
 
 
 def cycle_times(start: np.ndarray, end: np.ndarray, origin_ns: int, ns_per_sample: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Clock times of cycles from their boundaries ``start``, ``end`` (m,) (fractional sample indices): each index
-    times ``ns_per_sample`` rounded half to even, plus ``origin_ns``. Returns (start_ns, end_ns, half_end,
-    half_end_ns): half_end (2m,) the index where each half cycle ends (the middle of its cycle, the cycle's end)."""
+    times ``ns_per_sample`` rounded half to even, plus ``origin_ns``. Returns (start_ns, end_ns, half_end_ns):
+    half_end_ns (2m,) the times of ``half_ends``."""
     start_ns = origin_ns + np.round(start * ns_per_sample).astype(np.int64)
     end_ns = origin_ns + np.round(end * ns_per_sample).astype(np.int64)
-    half_end = np.stack(((start + end) / 2, end), axis=1).reshape(-1)
-    half_end_ns = origin_ns + np.round(half_end * ns_per_sample).astype(np.int64)
-    return start_ns, end_ns, half_end, half_end_ns
+    half_end_ns = origin_ns + np.round(half_ends(start, end) * ns_per_sample).astype(np.int64)
+    return start_ns, end_ns, half_end_ns
+
+
+def half_ends(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """(2m,) the sample index where each half cycle of the cycles ``start``..``end`` (m,) ends: the middle of its
+    cycle, then the cycle's end."""
+    return np.stack(((start + end) / 2, end), axis=1).reshape(-1)
 
 
 def window_append(samples: np.ndarray, inputs: np.ndarray, win: np.ndarray, lo: int, hi: int, at: int) -> None:

@@ -182,86 +182,23 @@ CK_HIDDEN PyObject *k_track_crossings(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(tr.count);
 }
 
-#define TRACK_SQ_MAX_K 8       /* the block squares' outputs at most (the flickermeter has three) */
-
-/* The flickermeter's block 2 in the tracker's pass (reference.flicker_squares is the definition): the squares of
- * the outputs of y = row @ matrix (each the sum of its nonzero terms, in row order) summed over runs of d rows, four
- * partial sums a run (its rows mod 4; the rows past its last four in the first) as flicker.c's run_square adds them,
- * then their mean into out[j]. A run's rows come one at a time (sq_row); they may start in the carried rows. */
-typedef struct {
-    Py_ssize_t from, to;                 /* the rows of x that sq_row takes (whole runs) */
-    Py_ssize_t k, d, rr, j;              /* outputs, rows a run, the row within the open run, runs written */
-    const Py_ssize_t *in, *terms;        /* sparse_columns of the matrix */
-    const double *w;
-    double *out;                         /* (runs, k) */
-    double acc[TRACK_SQ_MAX_K][4];
-} run_sums;
-
-static inline void sq_row(run_sums *sq, const double *r, Py_ssize_t c)
-{
-    const Py_ssize_t d = sq->d, rr = sq->rr, k = sq->k;
-    const int lane = rr < d - d % 4 ? (int)(rr & 3) : 0;
-    for (Py_ssize_t q = 0; q < k; q++) {
-        const Py_ssize_t *iq = sq->in + q * c;
-        const double *wq = sq->w + q * c;
-        double v = 0.0;
-        for (Py_ssize_t u = 0; u < sq->terms[q]; u++)
-            v += r[iq[u]] * wq[u];
-        sq->acc[q][lane] += v * v;
-    }
-    if (rr + 1 < d) {
-        sq->rr = rr + 1;
-        return;
-    }
-    double *o = sq->out + sq->j * k;
-    for (Py_ssize_t q = 0; q < k; q++) {
-        double *a = sq->acc[q];
-        o[q] = ((a[0] + a[1]) + (a[2] + a[3])) / (double)d;
-        a[0] = a[1] = a[2] = a[3] = 0.0;
-    }
-    sq->j++;
-    sq->rr = 0;
-}
-
 /* The reference filter over n rows of x (n, c) into y[0 .. n-1]: the weighted sum of the nw columns wi[] with weights
  * w[] (formed as k_sosfilt forms it, in column order from 0.0; with nw < 0, x's single column itself), then the
  * cascade of ns sections from and into the states z, sample by sample; each i with y[i-1] < 0 <= y[i] (``prev`` is
  * y[-1]) is noted as the crossing k = i - 1 + at in cand[], and the count returned; with ``rows`` (not NULL) each row
- * of x is copied there too, and with ``sq`` (not NULL) its rows from .. to - 1 go to the block squares. The cascade's
- * recursion bounds the loop: the weighted sum, the crossing test, the row's copy and squares and the loads of the rows
- * ahead (prefetched) run in its shadow. */
+ * of x is copied there too. The cascade's recursion bounds the loop: the weighted sum, the crossing test, the row's
+ * copy and the loads of the rows ahead (prefetched) run in its shadow. */
 static inline __attribute__((always_inline)) Py_ssize_t filter_rows(const biquad *q, int ns, double *z,
                                                                     const double *x, Py_ssize_t c, const int *wi,
                                                                     const double *w, int nw, double *restrict y,
                                                                     Py_ssize_t n, double prev, Py_ssize_t at,
-                                                                    Py_ssize_t *restrict cand, double *restrict rows,
-                                                                    run_sums *sq, int SQK)
+                                                                    Py_ssize_t *restrict cand, double *restrict rows)
 {
     Py_ssize_t nc = 0;
     double z0[SOS_MAX_SECTIONS], z1[SOS_MAX_SECTIONS];
     for (int s = 0; s < ns; s++) {
         z0[s] = z[2 * s];
         z1[s] = z[2 * s + 1];
-    }
-    /* the block squares' state in locals for the three-output forms (SQK > 0) */
-    Py_ssize_t sq_from = 0, sq_to = 0, sq_d = 1, sq_last4 = 0, rr = 0, sq_j = 0;
-    Py_ssize_t sq_in[3][2] = {{0}};
-    double sq_w[3][2] = {{0.0}}, acc[3][4];
-    if (SQK > 0) {
-        sq_from = sq->from;
-        sq_to = sq->to;
-        sq_d = sq->d;
-        sq_last4 = sq_d - sq_d % 4;
-        rr = sq->rr;
-        sq_j = sq->j;
-        for (int o = 0; o < 3; o++) {
-            for (int t = 0; t < SQK; t++) {
-                sq_in[o][t] = sq->in[o * c + t];
-                sq_w[o][t] = sq->w[o * c + t];
-            }
-            for (int l = 0; l < 4; l++)
-                acc[o][l] = sq->acc[o][l];
-        }
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         const double *r = x + i * c;
@@ -285,27 +222,6 @@ static inline __attribute__((always_inline)) Py_ssize_t filter_rows(const biquad
                 for (Py_ssize_t k = 0; k < c; k++)
                     d[k] = r[k];
         }
-        if (SQK > 0 && i >= sq_from && i < sq_to) {
-            /* three outputs of SQK terms each (constants): the sums in locals, in run_square's order */
-            const int lane = rr < sq_last4 ? (int)(rr & 3) : 0;
-            for (int o = 0; o < 3; o++) {
-                double u = 0.0;
-                for (int t = 0; t < SQK; t++)
-                    u += r[sq_in[o][t]] * sq_w[o][t];
-                acc[o][lane] += u * u;
-            }
-            if (++rr == sq_d) {
-                double *out = sq->out + sq_j * 3;
-                for (int o = 0; o < 3; o++) {
-                    out[o] = ((acc[o][0] + acc[o][1]) + (acc[o][2] + acc[o][3])) / (double)sq_d;
-                    acc[o][0] = acc[o][1] = acc[o][2] = acc[o][3] = 0.0;
-                }
-                sq_j++;
-                rr = 0;
-            }
-        } else if (SQK < 0 && i >= sq->from && i < sq->to) {
-            sq_row(sq, r, c);
-        }
         for (int s = 0; s < ns; s++)
             v = biquad_step(q + s, z0 + s, z1 + s, v);
         y[i] = v;
@@ -317,104 +233,51 @@ static inline __attribute__((always_inline)) Py_ssize_t filter_rows(const biquad
         z[2 * s] = z0[s];
         z[2 * s + 1] = z1[s];
     }
-    if (SQK > 0) {
-        sq->rr = rr;
-        sq->j = sq_j;
-        for (int o = 0; o < 3; o++)
-            for (int l = 0; l < 4; l++)
-                sq->acc[o][l] = acc[o][l];
-    }
     return nc;
 }
 
 /* track_block(x (n, c), w (c,), sos (ns, 6), zi (ns, 2), tail (tl,), hist (hl, c), state (5,), table (nt,),
- *             params (11,), out_t (n,), out_real (n,), rows (n, c) if copy, matrix (c, k), carry (d, c),
- *             out (nout, k), times (nout,) if squares, n, c, ns, tl, hl, nt, mixed, copy, k, d, nr, nout, squares,
- *             t_first, step) -> count:
+ *             params (11,), out_t (n,), out_real (n,), rows (n, c) if copy, n, c, ns, tl, hl, nt, mixed, copy)
+ *             -> count:
  * the cycle tracker's usual pass over a block (reference.track_block): the reference (the weighted sum of x's
  * columns with mixed, else x's single column) through the filter from zi, after the last state[4] filtered samples
  * kept right-aligned in tail; track_crossing at each rising crossing of the two from max(state[4] - 2, 1) while the
  * sample two after it is there, half the peak's window floor(period / 2), params[0] the index of x's first row; zi,
  * tail and state left for the next block, hist the last hl rows of x when there are that many, and with copy x's
  * rows in rows (the resampler's store: the filter's loop reads every row anyway, and the copy runs in the shadow of
- * its recursion); with squares, the flickermeter's block 2 of the nr carried rows and x (flicker_squares(x, matrix,
- * carry, nr, t_first, step, out, times), its runs' squares taken in the filter's loop as well). */
+ * its recursion). */
 CK_HIDDEN PyObject *k_track_block(PyObject *self, PyObject *args)
 {
-    KERNEL_ARRAYS(16);
-    Py_ssize_t n, c, ns, tl, hl, nt, k, d, nr, nout;
-    int mixed, copy, squares;
-    double t_first, step;
-    if (kernel_args(args, o, 16, "nnnnnnppnnnnpdd", &n, &c, &ns, &tl, &hl, &nt, &mixed, &copy, &k, &d, &nr, &nout,
-                    &squares, &t_first, &step))
+    KERNEL_ARRAYS(12);
+    Py_ssize_t n, c, ns, tl, hl, nt;
+    int mixed, copy;
+    if (kernel_args(args, o, 12, "nnnnnnpp", &n, &c, &ns, &tl, &hl, &nt, &mixed, &copy))
         return NULL;
     if (ns < 0 || ns > SOS_MAX_SECTIONS || c < 1 || c > SOS_MAX_COLUMNS || (!mixed && c != 1) || nt < 2)
         return bad_args("track_block: bad section count, column count or delay table");
-    if (squares && (n < 0 || k < 1 || k > TRACK_SQ_MAX_K || d < 1 || nr < 0 || nr >= d))
-        return bad_args("track_block: bad squares' outputs or run, or carried rows not fewer than a run");
     const array_arg spec[] = {{"x", 0, ITEMS(n, c)}, {"w", 0, ITEMS(c)}, {"sos", 0, ITEMS(ns, 6)},
                               {"zi", 1, ITEMS(ns, 2)}, {"tail", 1, ITEMS(tl)}, {"hist", 1, ITEMS(hl, c)},
                               {"state", 1, 5}, {"table", 0, nt}, {"params", 0, 11}, {"out_t", 1, ITEMS(n)},
-                              {"out_real", 1, ITEMS(n)}, {"rows", 1, copy ? ITEMS(n, c) : 0},
-                              {"matrix", 0, squares ? ITEMS(c, k) : 0}, {"carry", 1, squares ? ITEMS(d, c) : 0},
-                              {"out", 1, squares ? ITEMS(nout, k) : 0}, {"times", 1, squares ? ITEMS(nout) : 0}};
-    if (get_arrays(o, spec, 16, b))
+                              {"out_real", 1, ITEMS(n)}, {"rows", 1, copy ? ITEMS(n, c) : 0}};
+    if (get_arrays(o, spec, 12, b))
         return NULL;
     double *st = b[6].view.buf;
     const double kept = st[4];
     if (!(kept >= 0.0 && kept <= (double)tl)) {
-        release(b, 16);
+        release(b, 12);
         return bad_args("track_block: the tail count is not within the tail");
-    }
-    /* n is at most x's items and nr below carry's: the sum does not overflow */
-    const Py_ssize_t runs = squares ? (nr + n) / d : 0;
-    if (runs > nout) {
-        release(b, 16);
-        return bad_args("track_block: the squares' output has fewer rows than the runs");
     }
     /* n and tl are at most their buffers' items: m and the scratch's size do not overflow */
     const Py_ssize_t t = (Py_ssize_t)kept, m = t + n;
-    /* the filtered samples, the crossings, and the matrix's sparse columns (k * c weights, inputs, k term counts) */
-    const Py_ssize_t kc = squares ? k * c : 0;
-    double *yy = PyMem_RawMalloc((size_t)(m + kc) * sizeof(double) +
-                                 (size_t)(m + 1 + kc + (squares ? k : 0)) * sizeof(Py_ssize_t));
+    double *yy = PyMem_RawMalloc((size_t)m * sizeof(double) + (size_t)(m + 1) * sizeof(Py_ssize_t));
     if (yy == NULL)
-        return no_memory(b, 16);
-    Py_ssize_t *cand = (Py_ssize_t *)(yy + m + kc);     /* the rising crossings, in order */
+        return no_memory(b, 12);
+    Py_ssize_t *cand = (Py_ssize_t *)(yy + m);     /* the rising crossings, in order */
     const double *x = b[0].view.buf, *wv = b[1].view.buf, *pr = b[8].view.buf;
     double *zi = b[3].view.buf, *tail = b[4].view.buf, *hist = b[5].view.buf;
     double *rows = copy ? b[11].view.buf : NULL;
-    run_sums runs_of, *sq = NULL;
     tracking tr;
     Py_BEGIN_ALLOW_THREADS
-    if (squares) {
-        /* as flicker_squares: the carried rows and the first of x make the first run, if enough; then x's whole runs
-         * in the filter's loop; the rows past them carried */
-        double *carry = b[13].view.buf, *times = b[15].view.buf;
-        Py_ssize_t *in = cand + m + 1;
-        sq = &runs_of;
-        memset(sq, 0, sizeof *sq);
-        sq->k = k;
-        sq->d = d;
-        sq->in = in;
-        sq->terms = in + kc;
-        sq->w = yy + m;
-        sq->out = b[14].view.buf;
-        sparse_columns(b[12].view.buf, c, k, in, yy + m, in + kc);
-        Py_ssize_t used = 0;
-        if (nr > 0) {
-            used = d - nr < n ? d - nr : n;
-            memcpy(carry + nr * c, x, (size_t)(used * c) * sizeof(double));
-            if (nr + used == d)
-                for (Py_ssize_t r = 0; r < d; r++)
-                    sq_row(sq, carry + r * c, c);
-        }
-        sq->from = sq->to = used;
-        if (nr == 0 || nr + used == d)
-            sq->to = used + (n - used) / d * d;
-        for (Py_ssize_t j = 0; j < runs; j++)
-            times[j] = ((double)j + 0.5) * step + t_first;
-    }
     double w[SOS_MAX_COLUMNS];
     int nw = -1, wi[SOS_MAX_COLUMNS];      /* the nonzero weights, in column order */
     if (mixed) {
@@ -437,28 +300,14 @@ CK_HIDDEN PyObject *k_track_block(PyObject *self, PyObject *args)
         if (yy[k] < 0 && yy[k + 1] >= 0)
             cand[nc++] = k;
     const double prev = t > 0 ? yy[t - 1] : 0.0;
-    /* the squares' form: none, three outputs of one input each (wye) or two (line to line), or any */
-    int sqk = 0;
-    if (sq != NULL) {
-        sqk = -1;
-        if (k == 3 && sq->terms[0] == sq->terms[1] && sq->terms[1] == sq->terms[2] &&
-            (sq->terms[0] == 1 || sq->terms[0] == 2))
-            sqk = (int)sq->terms[0];
-    }
-    if (ns == 2 && nw == 3 && sqk == 1)     /* the tracker's 4th-order filter on a wye wiring's reference */
-        nc += filter_rows(q, 2, zi, x, c, wi, w, 3, yy + t, n, prev, t, cand + nc, rows, sq, 1);
-    else if (ns == 2 && nw == 3 && sqk == 2)
-        nc += filter_rows(q, 2, zi, x, c, wi, w, 3, yy + t, n, prev, t, cand + nc, rows, sq, 2);
-    else if (ns == 2 && nw == 3 && sqk == 0)
-        nc += filter_rows(q, 2, zi, x, c, wi, w, 3, yy + t, n, prev, t, cand + nc, rows, sq, 0);
-    else if (ns == 2 && sqk == 1)
-        nc += filter_rows(q, 2, zi, x, c, wi, w, nw, yy + t, n, prev, t, cand + nc, rows, sq, 1);
-    else if (ns == 2 && sqk == 2)
-        nc += filter_rows(q, 2, zi, x, c, wi, w, nw, yy + t, n, prev, t, cand + nc, rows, sq, 2);
-    else if (ns == 2 && nw < 0 && sqk == 0)
-        nc += filter_rows(q, 2, zi, x, c, wi, w, -1, yy + t, n, prev, t, cand + nc, rows, sq, 0);
+    if (ns == 2 && nw == 3)          /* the tracker's 4th-order filter on the reference of a three-phase wiring */
+        nc += filter_rows(q, 2, zi, x, c, wi, w, 3, yy + t, n, prev, t, cand + nc, rows);
+    else if (ns == 2 && nw < 0)
+        nc += filter_rows(q, 2, zi, x, c, wi, w, -1, yy + t, n, prev, t, cand + nc, rows);
+    else if (ns == 2)
+        nc += filter_rows(q, 2, zi, x, c, wi, w, nw, yy + t, n, prev, t, cand + nc, rows);
     else
-        nc += filter_rows(q, (int)ns, zi, x, c, wi, w, nw, yy + t, n, prev, t, cand + nc, rows, sq, sqk);
+        nc += filter_rows(q, (int)ns, zi, x, c, wi, w, nw, yy + t, n, prev, t, cand + nc, rows);
     const double hp = floor(st[0] / 2);
     const Py_ssize_t half = hp >= 0 ? (hp < (double)m ? (Py_ssize_t)hp : m) : 0;     /* NaN: 0 */
     tracking_load(&tr, st);
@@ -475,10 +324,8 @@ CK_HIDDEN PyObject *k_track_block(PyObject *self, PyObject *args)
     st[4] = (double)keep;
     if (n >= hl && hl > 0)
         memcpy(hist, x + (n - hl) * c, (size_t)(hl * c) * sizeof(double));
-    if (sq != NULL && (nr == 0 || nr + n >= d))      /* the rows past the last whole run (else added to carry) */
-        memcpy(b[13].view.buf, x + sq->to * c, (size_t)((n - sq->to) * c) * sizeof(double));
     Py_END_ALLOW_THREADS
     PyMem_RawFree(yy);
-    release(b, 16);
+    release(b, 12);
     return PyLong_FromSsize_t(tr.count);
 }

@@ -342,48 +342,6 @@ def test_track_block_of_weighted_inputs_in_blocks_of_any_size_agrees():
         np.testing.assert_allclose(t_c, t_r, rtol=0, atol=1e-9)
 
 
-def test_track_block_takes_the_flicker_squares_as_flicker_squares_does():
-    """The flickermeter's block 2 in the tracker's pass: for wye (one input a voltage), line-to-line (two) and other
-    matrices, runs of 32, 30 (rows past the last four) and 7, blocks shorter than a run and carried rows, the squares
-    and times are flicker_squares' to the last bit (C) and the reference's within rounding; the boundaries agree."""
-    from metrology.frequency import CycleTracker
-    from metrology.systems import wiring
-
-    rng = np.random.default_rng(3)
-    y = _tracker_signal(32000.0)[:40000]
-    x = np.stack([np.roll(y, 3 * k) * (0.03 if k % 2 == 0 else 1.0) for k in range(7)], axis=1)
-    w = wiring("4W-WYE").reference
-    edges = (5, 100, 4196, 4200, 4201, 12000, 12003, 20000, 20010, 33333, 40000)
-    ll = np.zeros((7, 3))
-    ll[[1, 3, 5], [0, 1, 2]], ll[[3, 5, 1], [0, 1, 2]] = 1.0, -1.0
-    for matrix in (np.eye(7)[:, [1, 3, 5]] * 1.3, ll, rng.normal(size=(7, 2)) * (rng.random((7, 2)) > 0.4)):
-        for d in (32, 30, 7):
-            tracker = CycleTracker(32000.0, 50.0, 30.0)
-            state = [[np.zeros((2, 2)), np.zeros(tracker.tail_len), np.zeros((tracker.history_len, 7)),
-                      np.array([640.0, np.nan, 0.0, 1.0, 0.0])] for _ in range(3)]
-            carry = [np.zeros((d, 7)) for _ in range(3)]
-            out = [np.full((6000, matrix.shape[1]), np.nan) for _ in range(3)]
-            times = [np.full(6000, np.nan) for _ in range(3)]
-            nr = q = lo = 0
-            p = tracker._params.copy()
-            for hi in edges:
-                p[0] = lo
-                t0, step = 1.7e18 + lo * 1e9 / 32000, d * 1e9 / 32000
-                got = _kernels.c_track_block(x[lo:hi], w, tracker.sos, *state[0], tracker._delay_table, p, None, None,
-                                             None, (matrix, carry[0], nr, t0, step, out[0][q:], times[0][q:]))
-                want = reference.track_block(x[lo:hi], w, tracker.sos, *state[1], tracker._delay_table, p, None,
-                                             None, None, (matrix, carry[1], nr, t0, step, out[1][q:], times[1][q:]))
-                runs = _kernels.c_flicker_squares(x[lo:hi], matrix, carry[2], nr, t0, step, out[2][q:], times[2][q:])
-                np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
-                nr, q, lo = (nr + hi - lo) % d, q + runs, hi
-                np.testing.assert_array_equal(carry[0][:nr], carry[2][:nr])
-            assert q == 40000 // d
-            np.testing.assert_array_equal(out[0], out[2])
-            np.testing.assert_array_equal(times[0], times[2])
-            np.testing.assert_allclose(out[0], out[1], rtol=1e-12)
-            np.testing.assert_array_equal(times[0], times[1])
-
-
 def test_track_block_keeps_the_tail_history_and_state_as_the_reference():
     from metrology.frequency import CycleTracker
 
@@ -825,7 +783,15 @@ def test_cycle_times_agree_on_the_cycles_of_a_disturbed_run_and_round_halves_to_
         for a, b in zip(got, want):
             assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(a, b)
+        assert len(got) == 3 and got[0].base is got[1].base is got[2].base
+        np.testing.assert_array_equal(got[2][1::2], got[1])
     assert got[0].tolist() == [-8, -6, -4, -2, 0, 2, 4, 6, 8, 10, 12, 14]          # 2 j + 0.5 to the even one
+    assert reference.half_ends(np.array([0.0, 3.0]), np.array([3.0, 5.5])).tolist() == [1.5, 3.0, 4.25, 5.5]
+    with pytest.raises(ValueError):                 # the times are written while the boundaries are read
+        ns = np.zeros(8, dtype=np.int64)
+        _kernels._ckernels.cycle_times(ns[:2].view(np.float64), np.zeros(2), ns, 2, 0, 1.0)
+    with pytest.raises(ValueError):                 # times for 2 cycles need 8 items
+        _kernels._ckernels.cycle_times(np.zeros(2), np.zeros(2), np.zeros(7, dtype=np.int64), 2, 0, 1.0)
 
 
 def test_window_append_agrees_for_the_inputs_of_every_wiring_and_a_window_cut_short():
