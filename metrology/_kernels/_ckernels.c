@@ -13,8 +13,9 @@
  * one core; the target is 100x. Each function here has a numpy definition in reference.py with the
  * same arguments, and tests/unit/test_metrology_kernels.py checks that both agree.
  *
- * Arrays are passed through the buffer protocol (C-contiguous float64), so the extension needs
- * neither numpy headers nor numpy at build time. Outputs are written into caller-allocated buffers.
+ * Arrays are C-contiguous float64 (or int64), read through numpy's C API where the build found numpy's headers,
+ * else through the buffer protocol (args.c): the extension builds without numpy. Outputs are written into
+ * caller-allocated buffers.
  *
  * This file is the module (its table of kernels); the kernels are in the C files beside it, one per stage
  * (resample.c, cycles.c, tracker.c, filters.c, flicker.c, events.c, window.c, harmonics.c, intervals.c),
@@ -58,6 +59,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ckernels", "Metrolo
 #endif
 
 PyMODINIT_FUNC PyInit__ckernels(void) {
+    if (kernel_args_init() < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m && PyModule_AddStringConstant(m, "SOURCE_SHA256", SOURCE_SHA256) < 0) { Py_DECREF(m); return NULL; }
     return m;

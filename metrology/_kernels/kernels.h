@@ -187,6 +187,7 @@ static inline v2d select2(v2l m, v2d a, v2d b)
 }
 
 /* args.c */
+CK_HIDDEN int kernel_args_init(void);
 CK_HIDDEN Py_ssize_t items_of(const Py_ssize_t *f, int n);
 CK_HIDDEN void release(buf_t *b, int n);
 CK_HIDDEN int kernel_args(PyObject *args, PyObject **o, int n, const char *fmt, ...);

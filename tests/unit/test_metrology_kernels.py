@@ -248,6 +248,30 @@ def test_kernels_reject_wrong_dtypes():
                                            10, 2, 1, 4, 0.0)
 
 
+def test_kernels_take_an_array_as_the_buffer_protocol_does_whichever_way_they_read_it():
+    # numpy arrays are read through numpy's C API (args.c), other objects through the buffer protocol: both accept
+    # a C-contiguous native float64 array, and refuse the same arrays with the same errors
+    def call(samples, win):
+        _kernels._ckernels.window_append(samples, np.arange(7.0), win, 1, 1, 7, 7, 1, 8, 0, 1, 0)
+        return win
+    samples = np.arange(7.0)
+    want = np.zeros((1, 8))
+    want[0, :7] = samples
+    np.testing.assert_array_equal(call(samples, np.zeros((1, 8))), want)
+    np.testing.assert_array_equal(call(memoryview(samples), np.zeros((1, 8))), want)
+    read_only = np.zeros((1, 8))
+    read_only.setflags(write=False)
+    for given, win, error in ((np.arange(14.0)[::2], np.zeros((1, 8)), ValueError),            # not contiguous
+                              (np.zeros((7, 2))[:, 0], np.zeros((1, 8)), ValueError),
+                              (samples, read_only, ValueError),
+                              (samples.astype(np.float32), np.zeros((1, 8)), TypeError),
+                              (samples.astype(">f8"), np.zeros((1, 8)), TypeError),           # not native
+                              (samples.astype(np.int64), np.zeros((1, 8)), TypeError),
+                              (list(samples), np.zeros((1, 8)), TypeError)):
+        with pytest.raises(error):
+            call(given, win)
+
+
 def _tracker_signal(fs: float) -> np.ndarray:
     """6 s of a 230 V reference: 50 Hz with a 5th harmonic and noise, a step to 51.5 Hz, a ramp back, a dip to
     60 %, an interruption (2 % of Udin: below the tracker's voltage threshold) and a phase jump."""
