@@ -34,16 +34,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Generic, TypeVar
+from typing import Callable, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from metrology import _kernels
 from metrology.iir import butter_sos
 from metrology.settings import TRACK_MAX_HZ, TRACK_MIN_HZ
-
-if TYPE_CHECKING:
-    from metrology.resample import SyncResampler
 
 LOWPASS_HZ = 150.0
 LOWPASS_ORDER = 4
@@ -54,6 +51,17 @@ MIN_PERIOD_RATIO = 0.75      # a crossing sooner than this fraction of the last 
 MAX_PERIOD_STEP = 0.02       # a period differing more from the last one is not trusted (2 %: 1 Hz at 50)
 DELAY_STEP_HZ = 0.01         # the filter delay is tabulated at this step and interpolated linearly
 BRIDGE_MAX_S = 0.05          # a gap up to this long is bridged for the reference filter (no settling after it)
+
+
+class BoundarySink(Protocol):
+    """What the tracker writes its boundaries into (``metrology.resample.SyncResampler``): ``room`` for ``n`` of them
+    as (times, flags) arrays to fill from the start, ``added`` the count filled, ``add_boundaries`` a few more."""
+
+    def room(self, n: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def added(self, count: int) -> None: ...
+
+    def add_boundaries(self, b: Boundaries) -> None: ...
 
 
 def reference_filter(sample_rate_hz: float) -> np.ndarray:
@@ -171,7 +179,7 @@ class CycleTracker:
         return Boundaries(np.concatenate((found, virtual)), np.concatenate((real, np.zeros(len(virtual), bool))))
 
     def feed(self, ref: np.ndarray, first_index: int, weights: np.ndarray | None, rows: np.ndarray | None,
-             resampler: SyncResampler) -> None:
+             resampler: BoundarySink) -> None:
         """``process``, the boundaries written straight into ``resampler``'s pending ones."""
         times, real = resampler.room(ref.shape[0])
         resampler.added(self._block(ref, first_index, weights, rows, times, real))
