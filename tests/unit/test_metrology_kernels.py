@@ -4,17 +4,9 @@ import pytest
 
 from metrology import _kernels
 from metrology._kernels import reference
+from tests.support.kernels import cycle_change_of
 
 pytestmark = pytest.mark.skipif(_kernels.BACKEND != "c", reason="C kernels not built: " + _kernels.BACKEND_NOTE)
-
-
-def _change(fn, x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """cycle_change's changes (m,) and last cycle (S, K) from ``fn`` (the kernel or its reference), ``prev`` (S, K)
-    given signal by signal as they take it; the value returned is the largest change."""
-    out, last = np.full(x.shape[0], -1.0), np.full((matrix.shape[1], x.shape[1]), -1.0)
-    largest = fn(x, matrix, None if prev is None else np.ascontiguousarray(prev.T), out, last)
-    assert largest == (out.max() if out.size else 0.0)
-    return out, last.T
 
 
 def test_resample_cycles_agrees_including_edges_and_per_channel_delays():
@@ -409,8 +401,8 @@ def test_cycle_change_agrees_for_every_wiring_with_and_without_a_previous_cycle(
         matrix = wiring(system).matrix[:, cols] * 100.0                # a PT ratio
         matrix[6] = 0.0
         for prev in (None, rng.normal(0, 300, (512, 3))):
-            got, last = _change(_kernels.c_cycle_change, x, matrix, prev)
-            want, want_last = _change(reference.cycle_change, x, matrix, prev)
+            got, last = cycle_change_of(_kernels.c_cycle_change, x, matrix, prev)
+            want, want_last = cycle_change_of(reference.cycle_change, x, matrix, prev)
             assert got.shape == (6,) and got[3] > got[2]
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
             np.testing.assert_allclose(last, want_last, rtol=1e-12, atol=1e-9)
@@ -425,8 +417,8 @@ def test_cycle_change_agrees_for_every_wiring_with_and_without_a_previous_cycle(
     assert _kernels.c_cycle_change(x, matrix, None, out, last) == out.max()
     again = np.empty(6)
     _kernels.c_cycle_change(x, matrix, last, again, np.empty((3, 512)))
-    np.testing.assert_array_equal(again, _change(_kernels.c_cycle_change, x, matrix, last.T)[0])
-    np.testing.assert_allclose(again, _change(reference.cycle_change, x, matrix, last.T)[0], rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(again, cycle_change_of(_kernels.c_cycle_change, x, matrix, last.T)[0])
+    np.testing.assert_allclose(again, cycle_change_of(reference.cycle_change, x, matrix, last.T)[0], rtol=1e-12, atol=1e-9)
     empty, kept = np.empty(0), np.empty((3, 512))               # no cycle: prev goes on, the change is 0
     assert _kernels.c_cycle_change(x[:0], matrix, last, empty, kept) == 0.0
     np.testing.assert_array_equal(kept, last)
@@ -445,8 +437,8 @@ def test_cycle_change_agrees_for_any_cycle_length_with_nan_on_a_voltage(s):
     for system, cols in (("4W-WYE", V_LN), ("DELTA", V_LL)):
         matrix = wiring(system).matrix[:, cols] * 100.0
         for prev in (None, rng.normal(0, 300, (s, 3))):
-            got, last = _change(_kernels.c_cycle_change, x, matrix, prev)
-            want, want_last = _change(reference.cycle_change, x, matrix, prev)
+            got, last = cycle_change_of(_kernels.c_cycle_change, x, matrix, prev)
+            want, want_last = cycle_change_of(reference.cycle_change, x, matrix, prev)
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
             np.testing.assert_allclose(last, want_last, rtol=1e-12, atol=1e-9)
             assert np.isfinite(got).all() and got.max() > 0

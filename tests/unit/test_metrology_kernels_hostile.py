@@ -12,6 +12,7 @@ import pytest
 
 from metrology import _kernels
 from metrology._kernels import reference
+from tests.support.kernels import cycle_change_of
 
 pytestmark = pytest.mark.skipif(_kernels.BACKEND != "c", reason="C kernels not built: " + _kernels.BACKEND_NOTE)
 
@@ -168,15 +169,6 @@ def test_kernels_refuse_sizes_that_overflow_or_do_not_fit_and_buffers_not_aligne
                           text=True, timeout=60)
     assert done.returncode == 0, f"the kernel crashed ({done.returncode}): {done.stderr[-500:]}"
     assert done.stdout.startswith("ValueError"), done.stdout
-
-
-def _change(fn, x: np.ndarray, matrix: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """cycle_change's changes (m,) and last cycle (S, K) from ``fn`` (the kernel or its reference), ``prev`` (S, K)
-    given signal by signal as they take it; the value returned is the largest change."""
-    out, last = np.full(x.shape[0], -1.0), np.full((matrix.shape[1], x.shape[1]), -1.0)
-    largest = fn(x, matrix, None if prev is None else np.ascontiguousarray(prev.T), out, last)
-    assert largest == (out.max() if out.size else 0.0)
-    return out, last.T
 
 
 def test_window_rfft_of_no_rows_plans_nothing():
@@ -384,8 +376,8 @@ def test_cycle_change_of_a_nan_in_an_input_a_signal_does_not_use_agrees_with_the
     matrix = np.zeros((7, 3))
     matrix[0, 0] = matrix[1, 1] = matrix[2, 2] = 1.0
     prev = rng.standard_normal((16, 3))
-    out_r, last_r = _change(reference.cycle_change, x, matrix, prev)
-    out_c, last_c = _change(_kernels.c_cycle_change, x, matrix, prev)
+    out_r, last_r = cycle_change_of(reference.cycle_change, x, matrix, prev)
+    out_c, last_c = cycle_change_of(_kernels.c_cycle_change, x, matrix, prev)
     assert out_r[2] > 40.0 and np.isfinite(last_r).all()
     np.testing.assert_allclose(out_c, out_r, rtol=1e-13)
     np.testing.assert_allclose(last_c, last_r, rtol=1e-13)

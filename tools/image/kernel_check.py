@@ -20,6 +20,7 @@ from pathlib import Path
 from tools.image.system import CACHE, REPO
 
 TESTS = ("tests/unit/test_metrology_kernels.py", "tests/unit/test_metrology_kernels_hostile.py")
+SUPPORT = ("tests/__init__.py", "tests/support/__init__.py", "tests/support/kernels.py")    # what the tests import
 SLOT = "/opt/openmeter/slots/a"
 # pytest and what it imports, all pure Python: copied from the build machine's environment
 PYTEST_MODULES = ("pytest", "_pytest", "py", "pluggy", "iniconfig", "packaging", "pygments")
@@ -51,7 +52,7 @@ def main() -> int:
     inside = "/" + str(work.relative_to(root))
     try:
         pytest_site(work / "site")
-        for test in TESTS:
+        for test in TESTS + SUPPORT:
             (work / test).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(REPO / test, work / test)
         env = ["PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", f"PYTHONPATH={SLOT}/app:{inside}/site",
