@@ -9,10 +9,23 @@
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
 
-/* numpy's C API for this file (the module's start calls it): 0, or -1 with the error set. */
+/* numpy's C API for this file (the module's start calls it): 0, or -1 with an ImportError set. numpy raises a
+ * RuntimeError for a numpy older than the one the module was built with; as an ImportError it makes the pipeline
+ * take its numpy references (metrology._kernels), as a module that does not load at all does. */
 int kernel_args_init(void)
 {
-    return _import_array() < 0 ? -1 : 0;
+    if (_import_array() >= 0)
+        return 0;
+    PyObject *type, *value, *trace;
+    PyErr_Fetch(&type, &value, &trace);
+    PyObject *text = value != NULL ? PyObject_Str(value) : NULL;
+    PyErr_Format(PyExc_ImportError, "the metrology kernels cannot use this numpy: %s",
+                 text != NULL ? PyUnicode_AsUTF8(text) : "numpy's C API did not load");
+    Py_XDECREF(text);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(trace);
+    return -1;
 }
 
 /* The numpy array a as a buffer in b, with the buffer protocol's errors in its order: 0, or -1 with the error set. */

@@ -30,8 +30,12 @@ static inline __attribute__((always_inline)) void atan2_v4(const double *yp, con
     const v4l mid = ~big & ~small;
     /* u's numerator and denominator: a zero y (or two infinities) gives u = 0 (a zero x too: no 0/0) */
     const v4l nought = (ay == zero) | both_inf;
-    v4d num = select4(big, -ax, select4(small, ay, ay - ax));
-    v4d den = select4(big, ay, select4(small, ax, ay + ax));
+    /* the middle branch's |y| - |x| and |y| + |x| of the two a quarter as large where one is above 2^1020 (exact, and
+     * the sum stays finite; the other is then above 2^1018: no bit is lost) */
+    const v4d quarter = select4((ay > splat(0x1p1020)) | (ax > splat(0x1p1020)), splat(0.25), one);
+    const v4d my = ay * quarter, mx = ax * quarter;
+    v4d num = select4(big, -ax, select4(small, ay, my - mx));
+    v4d den = select4(big, ay, select4(small, ax, my + mx));
     num = select4(nought, zero, num);
     den = select4(nought, one, den);
     const v4d u = num / den, z = u * u;

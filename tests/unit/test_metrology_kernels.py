@@ -211,9 +211,14 @@ def test_the_line_phases_are_libms_atan2_within_two_units_in_the_last_place_and_
     n = 20000
     ratio = np.concatenate([rng.uniform(0.0, 3.0, n), 0.66 + rng.uniform(-1e-9, 1e-9, n),
                             2.414213562373095 + rng.uniform(-1e-9, 1e-9, n)])
+    # near the largest double, ratios of the middle branch, where |y| + |x| would overflow
+    big = 10.0 ** rng.uniform(305.0, np.log10(8e307), n) * rng.choice([-1.0, 1.0], n)
+    big_y = np.abs(big) * rng.uniform(0.66, 2.2, n) * rng.choice([-1.0, 1.0], n)
     z = np.concatenate([10.0 ** rng.uniform(-300, 300, n) * np.exp(1j * rng.uniform(-np.pi, np.pi, n)),
                         (1 + 1j * ratio) * rng.choice([-1.0, 1.0], ratio.size) * 10.0 ** rng.integers(-300, 300, ratio.size),
-                        (rng.normal(size=n) + 1j * rng.normal(size=n)) * 5e-324 * rng.integers(1, 2 ** 20, n)])
+                        (rng.normal(size=n) + 1j * rng.normal(size=n)) * 5e-324 * rng.integers(1, 2 ** 20, n),
+                        big + 1j * big_y,
+                        np.array([1e308 + 1.5e308j, -1e308 + 1.7e308j, 1.7976931348623157e308 + 1.7e308j])])
     special = (0.0, -0.0, 1.0, -1.0, math.inf, -math.inf, math.nan, 5e-324, -5e-324, 1e308, -1e308)
     pairs = [(a, b) for a in special for b in special]
     z = np.concatenate([z, np.array([complex(a, 0.0) for a, _ in pairs])])
